@@ -1,0 +1,36 @@
+// Mirror of `QuantParams` in src/kernels/mod.rs: the uniform block every quantizer-family kernel
+// reads, and the index arithmetic they share.
+//
+// A tensor is viewed as [rows, cols], row-major, each row packed into `words_per_row` u32 words of
+// `per_word` codes. The scale group of element (row, col) is `row * row_mul + col / block_div`
+// (per tensor: row_mul = 0, block_div = 0xffffffff; per row: 1, 0xffffffff; per block of B:
+// groups_per_row, B). Workgroups are numbered flat over a 2-D dispatch (65535 per dimension).
+
+struct QuantParams {
+    rows: u32,
+    cols: u32,
+    words_per_row: u32,
+    per_word: u32,
+    row_mul: u32,
+    block_div: u32,
+    seg: u32,
+    tiles_per_row: u32,
+    total_tiles: u32,
+    key: u32,
+    stochastic: u32,
+    transposed: u32,
+    n_groups: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+const WG: u32 = 256u;
+
+fn group_of(p: QuantParams, row: u32, col: u32) -> u32 {
+    return row * p.row_mul + col / p.block_div;
+}
+
+fn flat_workgroup(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wg.x + wg.y * nwg.x;
+}

@@ -1,0 +1,113 @@
+// quantize_fused: one-pass quantizer for per-block and per-row scales. Each workgroup owns whole
+// scale groups, so the absmax reduction, the scale and the packing happen in one launch and x is
+// read from memory once. Same output as absmax -> scale -> quantize (reference:
+// src/reference/quantize_fused.rs).
+// Entry `main`: per-block groups of `seg` words (seg a power of two <= 256); tiles as in quantize.
+// Entry `main_row`: one workgroup per row (flat workgroup index = row), for per-row scales.
+// Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32),
+// 3 scales (read_write f32, n_groups).
+
+@group(0) @binding(0) var<uniform> p: QuantParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> codes: array<u32>;
+@group(0) @binding(3) var<storage, read_write> scales: array<f32>;
+
+var<workgroup> red: array<u32, 256>;
+var<workgroup> seg_inv: array<f32, 256>;
+
+fn pack_word(row: u32, word: u32, s_inv: f32) -> u32 {
+    let per_word = fmt_per_word();
+    let b = fmt_bits();
+    let stochastic = p.stochastic == 1u;
+    var packed = 0u;
+    for (var i = 0u; i < per_word; i++) {
+        let col = word * per_word + i;
+        if (col < p.cols) {
+            let idx = row * p.cols + col;
+            var r = 0u;
+            if (stochastic) {
+                r = rng_draw24(p.key, idx);
+            }
+            packed |= fmt_quantize(x[idx], s_inv, stochastic, r) << (i * b);
+        }
+    }
+    return packed;
+}
+
+fn word_amax(row: u32, word: u32) -> u32 {
+    let per_word = fmt_per_word();
+    var m = 0u;
+    for (var i = 0u; i < per_word; i++) {
+        let col = word * per_word + i;
+        if (col < p.cols) {
+            m = max(m, amax_bits(x[row * p.cols + col]));
+        }
+    }
+    return m;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let tile = flat_workgroup(wg, nwg);
+    let row = tile / p.tiles_per_row;
+    let word = (tile % p.tiles_per_row) * WG + lid;
+    let valid = tile < p.total_tiles && word < p.words_per_row;
+    var m = 0u;
+    if (valid) {
+        m = word_amax(row, word);
+    }
+    red[lid] = m;
+    workgroupBarrier();
+    for (var s = p.seg / 2u; s > 0u; s = s / 2u) {
+        if ((lid & (p.seg - 1u)) < s) {
+            red[lid] = max(red[lid], red[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    let leader = (lid & (p.seg - 1u)) == 0u;
+    if (leader) {
+        let si = fmt_scale_for_amax(bitcast<f32>(red[lid]));
+        seg_inv[lid / p.seg] = si.y;
+        if (valid) {
+            scales[group_of(p, row, word * fmt_per_word())] = si.x;
+        }
+    }
+    workgroupBarrier();
+    if (valid) {
+        codes[row * p.words_per_row + word] = pack_word(row, word, seg_inv[lid / p.seg]);
+    }
+}
+
+@compute @workgroup_size(256)
+fn main_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = flat_workgroup(wg, nwg);
+    let valid = row < p.rows;
+    var m = 0u;
+    if (valid) {
+        for (var word = lid; word < p.words_per_row; word += WG) {
+            m = max(m, word_amax(row, word));
+        }
+    }
+    red[lid] = m;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            red[lid] = max(red[lid], red[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let si = fmt_scale_for_amax(bitcast<f32>(red[0]));
+        seg_inv[0] = si.y;
+        if (valid) {
+            scales[row] = si.x;
+        }
+    }
+    workgroupBarrier();
+    let s_inv = seg_inv[0];
+    if (valid) {
+        for (var word = lid; word < p.words_per_row; word += WG) {
+            codes[row * p.words_per_row + word] = pack_word(row, word, s_inv);
+        }
+    }
+}

@@ -1,0 +1,39 @@
+// quantize_transpose: quantizes the transpose of x. x is [cols, rows] row-major; the output is the
+// logical tensor L = xᵀ of shape [rows, cols], packed along its rows (what the backward GEMMs need:
+// operands packed along the other dimension). Groups, scales and RNG indices are those of L, so
+// the result equals quantize(xᵀ) bit for bit (reference: src/reference/quantize_transpose.rs).
+// Threads of a workgroup take 256 consecutive rows of L (columns of x) at one word, so the reads of
+// x are coalesced. Tiles: tiles_per_row = ceil(rows / 256) row tiles, times words_per_row.
+// Bindings: 0 params (QuantParams), 1 x (read f32), 2 inv (read f32), 3 codes (read_write u32).
+
+@group(0) @binding(0) var<uniform> p: QuantParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> inv: array<f32>;
+@group(0) @binding(3) var<storage, read_write> codes: array<u32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let tile = flat_workgroup(wg, nwg);
+    let row = (tile % p.tiles_per_row) * WG + lid;
+    let word = tile / p.tiles_per_row;
+    if (tile >= p.total_tiles || row >= p.rows) {
+        return;
+    }
+    let per_word = fmt_per_word();
+    let b = fmt_bits();
+    let col0 = word * per_word;
+    let s_inv = inv[group_of(p, row, col0)];
+    let stochastic = p.stochastic == 1u;
+    var packed = 0u;
+    for (var i = 0u; i < per_word; i++) {
+        let col = col0 + i;
+        if (col < p.cols) {
+            var r = 0u;
+            if (stochastic) {
+                r = rng_draw24(p.key, row * p.cols + col);
+            }
+            packed |= fmt_quantize(x[col * p.rows + row], s_inv, stochastic, r) << (i * b);
+        }
+    }
+    codes[row * p.words_per_row + word] = packed;
+}

@@ -1,0 +1,304 @@
+//! Quantization formats as data: bit layouts, constants, and the scalar encode/decode that is the
+//! specification. Each file here has a WGSL mirror in `shaders/common/` with the same functions.
+//!
+//! | format | code bits | codes per u32 | values | scale `s` from the group's `amax` |
+//! |---|---|---|---|---|
+//! | [`Format::Int8`] | 8, two's complement | 4 | `q·s`, `q ∈ [-127, 127]` | `amax · (1/127)` |
+//! | [`Format::Int4`] | 4, two's complement | 8 | `q·s`, `q ∈ [-7, 7]` | `amax · (1/7)` |
+//! | [`Format::Fp8E4M3`] | 8, OCP E4M3 (finite only, max 448) | 4 | `fp8(c)·s` | `amax · (1/448)` |
+//! | [`Format::Fp8E5M2`] | 8, OCP E5M2 (inf/NaN) | 4 | `fp8(c)·s` | `amax · (1/57344)` |
+//! | [`Format::Log4`] | 4: sign + 3-bit level (LUQ) | 8 | `0` or `±2^(c-1)·α` | `α = amax · 2^-6` |
+//!
+//! Packing: code `i` of a word sits at bits `[i·b, i·b + b)` (low bits first), which for int8 is
+//! the lane order of WGSL's `dot4I8Packed`. Rows are padded to whole words with code 0.
+//!
+//! ## The quantization rule, shared by every format
+//! For an element `x` of a group with scale `s` and inverse `inv = recip_rne(s)`:
+//! 1. non-finite `x`: NaN gives the format's NaN code (FP8) or 0 (int, log4); ±inf gives the
+//!    format's ±inf (E5M2) or its largest magnitude (saturation);
+//! 2. subnormal `x`, and a subnormal product `y = x·inv`, are flushed to zero (GPUs may flush
+//!    subnormals on their own; lowbit does it explicitly so every backend agrees bit for bit);
+//! 3. `y = x·inv` (one correctly rounded f32 multiply), then rounded to the format's grid by
+//!    integer arithmetic on the bits of `y` ([`round_shift`]): to nearest, ties to even, or
+//!    stochastically with a 24-bit draw from [`crate::rng`]; magnitudes past the largest code
+//!    saturate.
+//!
+//! Groups whose `amax` is zero or whose scale would be subnormal (`amax` below ~2^-119) get
+//! `s = 0` and all-zero codes.
+
+pub mod fp8;
+pub mod int;
+pub mod log4;
+pub mod scale;
+
+pub use scale::{recip_rne, scale_for_amax};
+
+/// A packed low-bit number format.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Symmetric 8-bit integers, 4 per word.
+    Int8,
+    /// Symmetric 4-bit integers, 8 per word.
+    Int4,
+    /// OCP FP8 E4M3 (finite only, max 448), 4 per word.
+    Fp8E4M3,
+    /// OCP FP8 E5M2 (with inf/NaN, max 57344), 4 per word.
+    Fp8E5M2,
+    /// LUQ's 4-bit logarithmic format: sign + 3-bit level, 8 per word.
+    Log4,
+}
+
+impl Format {
+    /// Every format, in the order of their ids.
+    pub const ALL: [Format; 5] = [
+        Format::Int8,
+        Format::Int4,
+        Format::Fp8E4M3,
+        Format::Fp8E5M2,
+        Format::Log4,
+    ];
+
+    /// The id the shaders receive as their `FORMAT` override constant.
+    pub fn id(self) -> u32 {
+        match self {
+            Format::Int8 => 0,
+            Format::Int4 => 1,
+            Format::Fp8E4M3 => 2,
+            Format::Fp8E5M2 => 3,
+            Format::Log4 => 4,
+        }
+    }
+
+    /// A short stable name, as used on command lines and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Int8 => "int8",
+            Format::Int4 => "int4",
+            Format::Fp8E4M3 => "fp8-e4m3",
+            Format::Fp8E5M2 => "fp8-e5m2",
+            Format::Log4 => "log4",
+        }
+    }
+
+    /// Bits per code.
+    pub fn bits(self) -> u32 {
+        match self {
+            Format::Int8 | Format::Fp8E4M3 | Format::Fp8E5M2 => 8,
+            Format::Int4 | Format::Log4 => 4,
+        }
+    }
+
+    /// Codes per packed `u32` word.
+    pub fn per_word(self) -> u32 {
+        32 / self.bits()
+    }
+
+    /// Largest representable magnitude in the scaled domain (`amax` maps onto it).
+    pub fn qmax(self) -> f32 {
+        match self {
+            Format::Int8 => 127.0,
+            Format::Int4 => 7.0,
+            Format::Fp8E4M3 => fp8::E4M3.max_finite(),
+            Format::Fp8E5M2 => fp8::E5M2.max_finite(),
+            Format::Log4 => 64.0,
+        }
+    }
+
+    /// `1/qmax` rounded to f32: the factor that turns a group's `amax` into its scale.
+    /// The shaders receive these exact bits.
+    pub fn rcp_qmax(self) -> f32 {
+        1.0 / self.qmax()
+    }
+
+    /// Encodes a scaled value `y` (already multiplied by the group's inverse scale; finite and
+    /// not subnormal) to a code, rounding to nearest-even or stochastically with draw `r24`.
+    pub fn encode_scaled(self, y: f32, stochastic: bool, r24: u32) -> u32 {
+        match self {
+            Format::Int8 => int::encode(y, 127, 8, stochastic, r24),
+            Format::Int4 => int::encode(y, 7, 4, stochastic, r24),
+            Format::Fp8E4M3 => fp8::E4M3.encode(y, stochastic, r24),
+            Format::Fp8E5M2 => fp8::E5M2.encode(y, stochastic, r24),
+            Format::Log4 => log4::encode(y, stochastic, r24),
+        }
+    }
+
+    /// The code a non-finite input gets (the input's bits are passed).
+    pub fn encode_nonfinite(self, bits: u32) -> u32 {
+        let neg = bits >> 31 == 1;
+        let nan = bits & 0x007f_ffff != 0;
+        match self {
+            Format::Int8 => {
+                if nan {
+                    0
+                } else {
+                    int::to_code(if neg { -127 } else { 127 }, 8)
+                }
+            }
+            Format::Int4 => {
+                if nan {
+                    0
+                } else {
+                    int::to_code(if neg { -7 } else { 7 }, 4)
+                }
+            }
+            Format::Fp8E4M3 => fp8::E4M3.encode_nonfinite(bits),
+            Format::Fp8E5M2 => fp8::E5M2.encode_nonfinite(bits),
+            Format::Log4 => {
+                if nan {
+                    0
+                } else {
+                    log4::encode_level(neg, 7)
+                }
+            }
+        }
+    }
+
+    /// Decodes a code to its value in the scaled domain (multiply by `s` to dequantize).
+    pub fn decode(self, code: u32) -> f32 {
+        match self {
+            Format::Int8 => int::decode(code, 8) as f32,
+            Format::Int4 => int::decode(code, 4) as f32,
+            Format::Fp8E4M3 => fp8::E4M3.decode(code),
+            Format::Fp8E5M2 => fp8::E5M2.decode(code),
+            Format::Log4 => log4::decode(code),
+        }
+    }
+
+    /// The full quantization rule for one element (see the module docs).
+    pub fn quantize(self, x: f32, inv: f32, stochastic: bool, r24: u32) -> u32 {
+        let bits = x.to_bits();
+        if !is_finite_bits(bits) {
+            return self.encode_nonfinite(bits);
+        }
+        let y = ftz(ftz(x) * inv);
+        self.encode_scaled(y, stochastic, r24)
+    }
+
+    /// Dequantizes one code with its group's scale.
+    pub fn dequantize(self, code: u32, s: f32) -> f32 {
+        self.decode(code) * s
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                crate::Error::InvalidArgument(format!(
+                    "unknown format '{s}' (expected one of int8, int4, fp8-e4m3, fp8-e5m2, log4)"
+                ))
+            })
+    }
+}
+
+/// True if the f32 with these bits is finite.
+#[inline]
+pub fn is_finite_bits(bits: u32) -> bool {
+    bits & 0x7f80_0000 != 0x7f80_0000
+}
+
+/// Flushes a subnormal to (signed) zero; other values pass unchanged.
+#[inline]
+pub fn ftz(x: f32) -> f32 {
+    let b = x.to_bits();
+    if b & 0x7f80_0000 == 0 {
+        f32::from_bits(b & 0x8000_0000)
+    } else {
+        x
+    }
+}
+
+/// Rounds the integer `mant / 2^shift` to an integer: to nearest with ties to even, or
+/// stochastically (up with probability equal to the dropped fraction, resolved against the 24-bit
+/// draw `r24`). `mant` must be below 2^24; any `shift` is allowed.
+///
+/// Stochastic rounding is exactly unbiased when the dropped fraction has at most 24 bits
+/// (`shift <= 24`); beyond that the probability is rounded up to the next multiple of 2^-24.
+#[inline]
+pub fn round_shift(mant: u32, shift: u32, stochastic: bool, r24: u32) -> u32 {
+    if shift == 0 {
+        return mant;
+    }
+    let (q, rem) = if shift >= 32 {
+        (0, mant)
+    } else {
+        (mant >> shift, mant & ((1u32 << shift) - 1))
+    };
+    let up = if stochastic {
+        if shift <= 24 {
+            (rem << (24 - shift)) > r24
+        } else {
+            let k = shift - 24;
+            let c = if k >= 24 {
+                (rem != 0) as u32
+            } else {
+                (rem + ((1u32 << k) - 1)) >> k
+            };
+            c > r24
+        }
+    } else if shift > 24 {
+        false
+    } else {
+        let half = 1u32 << (shift - 1);
+        rem > half || (rem == half && q & 1 == 1)
+    };
+    q + up as u32
+}
+
+/// Splits a positive, normal f32's bits into its unbiased exponent and 24-bit mantissa
+/// (hidden bit included).
+#[inline]
+pub fn split(abs_bits: u32) -> (i32, u32) {
+    (
+        ((abs_bits >> 23) as i32) - 127,
+        (abs_bits & 0x007f_ffff) | 0x0080_0000,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_shift_nearest_even() {
+        assert_eq!(round_shift(0b1010, 1, false, 0), 0b101);
+        assert_eq!(round_shift(0b1011, 1, false, 0), 0b110); // 5.5 -> 6
+        assert_eq!(round_shift(0b1001, 1, false, 0), 0b100); // 4.5 -> 4
+        assert_eq!(round_shift(0b1101, 2, false, 0), 0b11); // 3.25 -> 3
+        assert_eq!(round_shift(0b1110, 2, false, 0), 0b100); // 3.5 -> 4
+        assert_eq!(round_shift(0x80_0000, 24, false, 0), 0); // 0.5 -> 0
+        assert_eq!(round_shift(0x80_0001, 24, false, 0), 1);
+        assert_eq!(round_shift(0xff_ffff, 25, false, 0), 0);
+        assert_eq!(round_shift(0xff_ffff, 200, false, 0), 0);
+    }
+
+    #[test]
+    fn round_shift_stochastic_probability_is_the_fraction() {
+        // 0b101.01 = 5.25: up iff 0.25 * 2^24 > r.
+        let quarter = 1u32 << 22;
+        assert_eq!(round_shift(0b10101, 2, true, quarter - 1), 6);
+        assert_eq!(round_shift(0b10101, 2, true, quarter), 5);
+        // Exact integers never move.
+        assert_eq!(round_shift(0b10100, 2, true, 0), 5);
+        // Tiny fractions beyond 24 bits: up only on the smallest draw.
+        assert_eq!(round_shift(1, 40, true, 0), 1);
+        assert_eq!(round_shift(1, 40, true, 1), 0);
+    }
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(f.name().parse::<Format>().unwrap(), f);
+        }
+        assert!("int3".parse::<Format>().is_err());
+    }
+}

@@ -1,0 +1,335 @@
+//! The GPU context: adapter choice, device creation, capability report, and pipeline building
+//! inside an error scope.
+
+use crate::{Error, Result};
+use std::borrow::Cow;
+
+/// What lowbit got from the adapter, printed by tests and reports.
+#[derive(Clone, Debug)]
+pub struct AdapterReport {
+    /// Adapter name, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 19.1.7, 256 bits)".
+    pub name: String,
+    /// "vulkan", "metal", "dx12", ...
+    pub backend: String,
+    /// Discrete / integrated / virtual / cpu / other.
+    pub device_type: String,
+    /// Driver name and version, as the adapter reports them.
+    pub driver: String,
+    /// `shader-f16` was enabled.
+    pub shader_f16: bool,
+    /// Subgroup operations were enabled.
+    pub subgroups: bool,
+    /// Timestamp queries were enabled.
+    pub timestamps: bool,
+    /// Packed 4×int8 dot products are hardware-accelerated (Vulkan's
+    /// `integerDotProduct4x8BitPackedSignedAccelerated`). `None` where the backend cannot say.
+    /// `dot4I8Packed` works everywhere; without acceleration it is emulated.
+    pub int_dot_accelerated: Option<bool>,
+    /// Largest storage buffer binding, bytes.
+    pub max_storage_binding: u64,
+    /// Largest buffer, bytes.
+    pub max_buffer: u64,
+}
+
+impl AdapterReport {
+    /// One-line JSON object, as `kernel_report` prints first.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "adapter": self.name,
+            "backend": self.backend,
+            "device_type": self.device_type,
+            "driver": self.driver,
+            "int_dot_accelerated": self.int_dot_accelerated,
+            "shader_f16": self.shader_f16,
+            "subgroups": self.subgroups,
+            "timestamps": self.timestamps,
+        })
+    }
+}
+
+impl std::fmt::Display for AdapterReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}, {}, driver {}; f16 {}, subgroups {}, timestamps {}, int8 dot accelerated {})",
+            self.name,
+            self.backend,
+            self.device_type,
+            self.driver,
+            self.shader_f16,
+            self.subgroups,
+            self.timestamps,
+            match self.int_dot_accelerated {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "unknown",
+            }
+        )
+    }
+}
+
+/// A device and queue with what lowbit knows about them. Kernels are built from a `&Gpu`.
+pub struct Gpu {
+    /// The wgpu device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    report: AdapterReport,
+    limits: wgpu::Limits,
+}
+
+fn backends_from_env() -> Result<wgpu::Backends> {
+    match std::env::var("LOWBIT_BACKEND") {
+        Err(_) => Ok(wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12),
+        Ok(v) => match v.to_ascii_lowercase().as_str() {
+            "vulkan" | "vk" => Ok(wgpu::Backends::VULKAN),
+            "metal" | "mtl" => Ok(wgpu::Backends::METAL),
+            "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
+            other => Err(Error::InvalidArgument(format!(
+                "LOWBIT_BACKEND={other}: expected vulkan, metal or dx12"
+            ))),
+        },
+    }
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+fn type_name(t: wgpu::DeviceType) -> &'static str {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => "discrete",
+        wgpu::DeviceType::IntegratedGpu => "integrated",
+        wgpu::DeviceType::VirtualGpu => "virtual",
+        wgpu::DeviceType::Cpu => "cpu",
+        wgpu::DeviceType::Other => "other",
+    }
+}
+
+#[cfg(not(any(target_arch = "wasm32", target_vendor = "apple")))]
+fn query_int_dot(adapter: &wgpu::Adapter) -> Option<bool> {
+    use ash::vk;
+    // SAFETY: the hal adapter is only borrowed for two read-only property queries, while the
+    // wgpu adapter is alive; no handle escapes this function.
+    unsafe {
+        let hal = adapter.as_hal::<wgpu::hal::api::Vulkan>()?;
+        let instance = hal.shared_instance().raw_instance();
+        let pd = hal.raw_physical_device();
+        let props = instance.get_physical_device_properties(pd);
+        if props.api_version < vk::API_VERSION_1_3 {
+            return Some(false);
+        }
+        let mut dot = vk::PhysicalDeviceShaderIntegerDotProductProperties::default();
+        let mut props2 = vk::PhysicalDeviceProperties2::default().push_next(&mut dot);
+        instance.get_physical_device_properties2(pd, &mut props2);
+        Some(dot.integer_dot_product4x8_bit_packed_signed_accelerated == vk::TRUE)
+    }
+}
+
+#[cfg(any(target_arch = "wasm32", target_vendor = "apple"))]
+fn query_int_dot(_adapter: &wgpu::Adapter) -> Option<bool> {
+    None
+}
+
+impl Gpu {
+    /// Finds the best adapter (discrete > integrated > virtual > cpu) and opens a device on it.
+    /// `LOWBIT_BACKEND` (vulkan, metal, dx12) restricts the backend; `LOWBIT_ADAPTER` picks the
+    /// first adapter whose name contains the given text (case-insensitive).
+    pub fn new() -> Result<Self> {
+        pollster::block_on(Self::new_async())
+    }
+
+    /// Async form of [`Gpu::new`].
+    pub async fn new_async() -> Result<Self> {
+        let backends = backends_from_env()?;
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = instance.enumerate_adapters(backends).await;
+        let found: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        if let Ok(want) = std::env::var("LOWBIT_ADAPTER") {
+            let w = want.to_ascii_lowercase();
+            adapters.retain(|a| a.get_info().name.to_ascii_lowercase().contains(&w));
+            if adapters.is_empty() {
+                return Err(Error::NoAdapter {
+                    detail: format!(" matching LOWBIT_ADAPTER={want:?} (found: {found:?})"),
+                });
+            }
+        }
+        adapters.sort_by_key(|a| type_rank(a.get_info().device_type));
+        let adapter = adapters
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NoAdapter {
+                detail: format!(" for backends {backends:?}"),
+            })?;
+        Self::from_adapter(adapter).await
+    }
+
+    /// Opens a device on an adapter the caller chose.
+    pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+        let info = adapter.get_info();
+        let available = adapter.features();
+        let wanted =
+            wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+        let features = available & wanted;
+        let limits = adapter.limits();
+        let int_dot_accelerated = query_int_dot(&adapter);
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("lowbit"),
+                required_features: features,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let report = AdapterReport {
+            name: info.name.clone(),
+            backend: info.backend.to_str().to_string(),
+            device_type: type_name(info.device_type).to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
+            shader_f16: features.contains(wgpu::Features::SHADER_F16),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            int_dot_accelerated,
+            max_storage_binding: limits.max_storage_buffer_binding_size as u64,
+            max_buffer: limits.max_buffer_size,
+        };
+        Ok(Gpu {
+            device,
+            queue,
+            report,
+            limits,
+        })
+    }
+
+    /// Wraps a device the application already has, so lowbit shares it. `info` describes its
+    /// adapter when known (the report then says which; otherwise the name is "external").
+    pub fn from_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: Option<wgpu::AdapterInfo>,
+    ) -> Self {
+        let limits = device.limits();
+        let features = device.features();
+        let (name, backend, device_type, driver) = match info {
+            Some(i) => (
+                i.name,
+                i.backend.to_str().to_string(),
+                type_name(i.device_type).to_string(),
+                format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+            ),
+            None => (
+                "external".into(),
+                "unknown".into(),
+                "unknown".into(),
+                String::new(),
+            ),
+        };
+        let report = AdapterReport {
+            name,
+            backend,
+            device_type,
+            driver,
+            shader_f16: features.contains(wgpu::Features::SHADER_F16),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            int_dot_accelerated: None,
+            max_storage_binding: limits.max_storage_buffer_binding_size as u64,
+            max_buffer: limits.max_buffer_size,
+        };
+        Gpu {
+            device,
+            queue,
+            report,
+            limits,
+        }
+    }
+
+    /// What the adapter is and what was enabled.
+    pub fn report(&self) -> &AdapterReport {
+        &self.report
+    }
+
+    /// The device's limits.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// Fails with [`Error::TooLarge`] if a storage binding of `bytes` exceeds the device limits.
+    pub fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
+        if bytes > self.report.max_storage_binding {
+            return Err(Error::TooLarge {
+                what: what.to_string(),
+                bytes,
+                limit: self.report.max_storage_binding,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        if bytes > self.report.max_buffer {
+            return Err(Error::TooLarge {
+                what: what.to_string(),
+                bytes,
+                limit: self.report.max_buffer,
+                limit_name: "max_buffer_size",
+            });
+        }
+        Ok(())
+    }
+
+    /// Blocks until all submitted work has finished.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Transfer(e.to_string()))
+    }
+
+    /// Builds a compute pipeline from WGSL inside a validation error scope; a failure comes back
+    /// as [`Error::Shader`] naming the kernel instead of reaching wgpu's panicking handler.
+    pub fn compute_pipeline(
+        &self,
+        name: &str,
+        source: &str,
+        entry: &str,
+        layout: &wgpu::PipelineLayout,
+        constants: &[(&str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(source)),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: Some(layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        match pollster::block_on(scope.pop()) {
+            Some(e) => Err(Error::Shader {
+                name: format!("{name}::{entry}"),
+                message: e.to_string(),
+            }),
+            None => Ok(pipeline),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! `absmax`: the largest finite, normal `|x|` of every scale group.
+//!
+//! Math: `amax[g] = max { |x[r][c]| : group(r, c) = g, x finite and normal }`, written as f32 bits
+//! (non-negative floats order like their bits, so `atomicMax` on `u32` is a float max).
+//! Layout: 256 threads per workgroup, each owning one packed word (`per_word` elements) of a row;
+//! a tree reduction over segments of `seg` words (one scale group, or the whole tile), then one
+//! `atomicMax` per segment. `transposed` reads the logical tensor from storage `[cols, rows]`.
+//! Bindings: 0 `QuantParams`, 1 x (read f32), 2 amax (read-write u32, `n_groups`).
+//! Reference: [`crate::reference::absmax`].
+
+use super::{bind, check_len, dispatch, layouts, pipeline, uniform, QuantParams, Slot};
+use crate::scheme::{QuantLayout, Rounding};
+use crate::tensor::GpuBuffer;
+use crate::{Gpu, Result};
+
+/// The absmax kernel.
+pub struct Absmax {
+    bgl: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl Absmax {
+    /// Builds the pipeline.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        let (bgl, pl) = layouts(gpu, "absmax", &[Slot::Uniform, Slot::Read, Slot::Write]);
+        Ok(Absmax {
+            pipeline: pipeline(gpu, "absmax", "main", &pl, &[])?,
+            bgl,
+        })
+    }
+
+    /// Records: zero `amax`, then reduce `x` (the logical tensor of `l`, or its transpose stored
+    /// `[cols, rows]` when `transposed`) into it.
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        x: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        transposed: bool,
+        amax: &GpuBuffer<u32>,
+    ) -> Result<()> {
+        check_len("absmax", "x", x.len(), (l.rows * l.cols) as usize)?;
+        check_len("absmax", "amax", amax.len(), l.n_groups as usize)?;
+        let mut p = QuantParams::row_tiles(l, Rounding::Nearest);
+        p.transposed = transposed as u32;
+        enc.clear_buffer(amax.buffer(), 0, None);
+        let params = uniform(gpu, "absmax params", &p);
+        let group = bind(
+            gpu,
+            "absmax",
+            &self.bgl,
+            &[&params, x.buffer(), amax.buffer()],
+        );
+        dispatch(enc, "absmax", &self.pipeline, &group, p.total_tiles)
+    }
+}

@@ -1,0 +1,220 @@
+//! Launchers: one struct per kernel, built once from a [`Gpu`] (pipelines and explicit layouts),
+//! whose `encode` records work into the caller's encoder and never submits.
+
+pub mod absmax;
+pub mod copy;
+pub mod dequantize;
+pub mod format_check;
+pub mod quantize;
+pub mod quantize_fused;
+pub mod quantize_transpose;
+pub mod scale;
+
+use crate::scheme::{QuantLayout, Rounding};
+use crate::{shaders, Error, Gpu, Result};
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+/// Threads per workgroup of every lowbit kernel.
+pub const WG: u32 = 256;
+/// Workgroups per dispatch dimension (WebGPU's guaranteed minimum of the limit).
+pub const MAX_DIM: u32 = 65535;
+
+/// Uniform block of the quantizer family, mirrored field for field by `QuantParams` in
+/// `shaders/common/layout.wgsl` (whose header documents the fields).
+#[allow(missing_docs)]
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, Pod, Zeroable)]
+pub struct QuantParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub words_per_row: u32,
+    pub per_word: u32,
+    pub row_mul: u32,
+    pub block_div: u32,
+    pub seg: u32,
+    pub tiles_per_row: u32,
+    pub total_tiles: u32,
+    pub key: u32,
+    pub stochastic: u32,
+    pub transposed: u32,
+    pub n_groups: u32,
+    pub pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<QuantParams>() == 64);
+
+impl QuantParams {
+    /// Params for `layout`, tiled as a row-major word grid (256 words of one row per workgroup).
+    pub fn row_tiles(l: &QuantLayout, rounding: Rounding) -> Self {
+        let (key, stochastic) = rounding.key();
+        let tiles_per_row = l.words_per_row.div_ceil(WG);
+        QuantParams {
+            rows: l.rows,
+            cols: l.cols,
+            words_per_row: l.words_per_row,
+            per_word: l.per_word(),
+            row_mul: l.row_mul,
+            block_div: l.block_div,
+            seg: l.seg(),
+            tiles_per_row,
+            total_tiles: tiles_per_row * l.rows,
+            key,
+            stochastic: stochastic as u32,
+            transposed: 0,
+            n_groups: l.n_groups,
+            pad: [0; 3],
+        }
+    }
+}
+
+/// Splits `n` workgroups over a 2-D grid within the per-dimension limit; shaders flatten
+/// `wg.x + wg.y * num_workgroups.x` and guard the tail.
+pub fn grid(n: u32) -> Result<(u32, u32)> {
+    if n == 0 {
+        return Ok((0, 0));
+    }
+    let x = n.min(MAX_DIM);
+    let y = n.div_ceil(x);
+    if y > MAX_DIM {
+        return Err(Error::InvalidArgument(format!(
+            "{n} workgroups exceed one dispatch ({MAX_DIM}^2)"
+        )));
+    }
+    Ok((x, y))
+}
+
+/// What a binding is.
+#[derive(Copy, Clone)]
+pub enum Slot {
+    /// A uniform block.
+    Uniform,
+    /// A read-only storage buffer.
+    Read,
+    /// A read-write storage buffer.
+    Write,
+}
+
+/// A bind group layout of `slots` (binding i = slots[i]) and its pipeline layout.
+pub fn layouts(
+    gpu: &Gpu,
+    name: &str,
+    slots: &[Slot],
+) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+    let entries: Vec<_> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: match s {
+                    Slot::Uniform => wgpu::BufferBindingType::Uniform,
+                    Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                    Slot::Write => wgpu::BufferBindingType::Storage { read_only: false },
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    let bgl = gpu
+        .device
+        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(name),
+            entries: &entries,
+        });
+    let pl = gpu
+        .device
+        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(name),
+            bind_group_layouts: &[Some(&bgl)],
+            immediate_size: 0,
+        });
+    (bgl, pl)
+}
+
+/// Builds kernel `name`'s pipeline for `entry` with override constants.
+pub fn pipeline(
+    gpu: &Gpu,
+    name: &str,
+    entry: &str,
+    layout: &wgpu::PipelineLayout,
+    constants: &[(&str, f64)],
+) -> Result<wgpu::ComputePipeline> {
+    let src = shaders::source(name).ok_or_else(|| Error::Shader {
+        name: name.into(),
+        message: "no such shader".into(),
+    })?;
+    gpu.compute_pipeline(name, &src, entry, layout, constants)
+}
+
+/// A uniform buffer holding `value`.
+pub fn uniform<T: Pod>(gpu: &Gpu, name: &str, value: &T) -> wgpu::Buffer {
+    gpu.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(name),
+            contents: bytemuck::bytes_of(value),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+}
+
+/// A bind group binding `buffers` in order.
+pub fn bind(
+    gpu: &Gpu,
+    name: &str,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let entries: Vec<_> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(name),
+        layout,
+        entries: &entries,
+    })
+}
+
+/// Records one compute pass dispatching `workgroups` (flattened onto a 2-D grid).
+pub fn dispatch(
+    enc: &mut wgpu::CommandEncoder,
+    name: &str,
+    pipeline: &wgpu::ComputePipeline,
+    group: &wgpu::BindGroup,
+    workgroups: u32,
+) -> Result<()> {
+    let (x, y) = grid(workgroups)?;
+    if x == 0 {
+        return Ok(());
+    }
+    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some(name),
+        timestamp_writes: None,
+    });
+    pass.set_pipeline(pipeline);
+    pass.set_bind_group(0, group, &[]);
+    pass.dispatch_workgroups(x, y, 1);
+    Ok(())
+}
+
+/// Fails unless `got == want` elements.
+pub fn check_len(op: &'static str, what: &str, got: usize, want: usize) -> Result<()> {
+    if got != want {
+        return Err(Error::Shape {
+            op,
+            detail: format!("{what} has {got} elements, expected {want}"),
+        });
+    }
+    Ok(())
+}
+
+/// The `FORMAT` override constant.
+pub fn format_constant(f: crate::format::Format) -> [(&'static str, f64); 1] {
+    [("FORMAT", f.id() as f64)]
+}

@@ -1,0 +1,98 @@
+//! `quantize_fused`: the one-pass quantizer for per-block and per-row scales.
+//!
+//! Math: identical to `absmax → scale → quantize` (reference:
+//! [`crate::reference::quantize_fused`]), but each workgroup owns whole scale groups, so the
+//! reduction, the scale and the packing happen in one launch and x is read from memory once.
+//! Layout: entry `main` for blocks of at most 256 words: one thread per word, segment tree
+//! reduction, the segment leader computes `(s, inv)` into workgroup memory. Entry `main_row`:
+//! one workgroup per row, looping over the row twice (the second read hits the cache for the
+//! row sizes of training). Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes (read-write u32),
+//! 3 scales (read-write f32).
+
+use super::{
+    bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot,
+};
+use crate::format::Format;
+use crate::scheme::{Granularity, QuantLayout, Rounding};
+use crate::tensor::GpuBuffer;
+use crate::{Error, Gpu, Result};
+
+/// The fused quantizer for one format.
+pub struct QuantizeFused {
+    format: Format,
+    bgl: wgpu::BindGroupLayout,
+    block: wgpu::ComputePipeline,
+    row: wgpu::ComputePipeline,
+}
+
+impl QuantizeFused {
+    /// Builds both pipelines for `format`.
+    pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
+        let (bgl, pl) = layouts(
+            gpu,
+            "quantize_fused",
+            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write],
+        );
+        let c = format_constant(format);
+        Ok(QuantizeFused {
+            format,
+            block: pipeline(gpu, "quantize_fused", "main", &pl, &c)?,
+            row: pipeline(gpu, "quantize_fused", "main_row", &pl, &c)?,
+            bgl,
+        })
+    }
+
+    /// Whether this kernel handles `l` (per-row, or per-block with blocks of at most 256 words).
+    pub fn supports(l: &QuantLayout) -> bool {
+        match l.granularity {
+            Granularity::PerTensor => false,
+            Granularity::PerRow => true,
+            Granularity::PerBlock(b) => b / l.per_word() <= 256,
+        }
+    }
+
+    /// Records `(codes, scales) ← quantize(x)`.
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        x: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        rounding: Rounding,
+        codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        if l.format != self.format {
+            return Err(Error::InvalidArgument(format!(
+                "quantize_fused: kernel built for {}, layout is {}",
+                self.format, l.format
+            )));
+        }
+        if !Self::supports(l) {
+            return Err(Error::InvalidArgument(format!(
+                "quantize_fused: {} scales need the two-pass quantizer",
+                l.granularity
+            )));
+        }
+        check_len("quantize_fused", "x", x.len(), (l.rows * l.cols) as usize)?;
+        check_len("quantize_fused", "codes", codes.len(), l.words())?;
+        check_len(
+            "quantize_fused",
+            "scales",
+            scales.len(),
+            l.n_groups as usize,
+        )?;
+        let p = QuantParams::row_tiles(l, rounding);
+        let params = uniform(gpu, "quantize_fused params", &p);
+        let group = bind(
+            gpu,
+            "quantize_fused",
+            &self.bgl,
+            &[&params, x.buffer(), codes.buffer(), scales.buffer()],
+        );
+        match l.granularity {
+            Granularity::PerRow => dispatch(enc, "quantize_fused", &self.row, &group, l.rows),
+            _ => dispatch(enc, "quantize_fused", &self.block, &group, p.total_tiles),
+        }
+    }
+}

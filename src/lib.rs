@@ -1,0 +1,52 @@
+//! # lowbit
+//!
+//! GPU compute kernels for low-bitwidth neural-network training, on wgpu (Vulkan, Metal, DX12).
+//!
+//! ## Architecture in one screen
+//! - **Formats are data** ([`format`]): INT8, INT4, FP8 E4M3/E5M2 and LUQ's 4-bit log format, each
+//!   a documented bit layout with a scalar encode/decode that *is* the specification. The WGSL
+//!   mirrors live in `shaders/common/`, function for function.
+//! - **Deterministic randomness** ([`rng`]): one counter hash of (seed, stream, element index),
+//!   identical in Rust and WGSL, so stochastic rounding is reproducible and testable bit for bit.
+//! - **One name per kernel, three files**: `shaders/<k>.wgsl`, its launcher
+//!   [`kernels`]`::<k>` (a struct built once from a [`Gpu`], whose `encode` records into the
+//!   caller's encoder and never submits) and its CPU reference [`reference`]`::<k>`.
+//! - **Schemes** ([`scheme`]): format × granularity (per tensor, per row = PSQ, per block) ×
+//!   rounding (nearest-even or stochastic), and the layout they give a tensor.
+//! - **The quantizer API** ([`quant::Quantizer`]): picks the one-pass fused kernel where every
+//!   workgroup can own whole scale groups, the two-pass `absmax → scale → quantize` elsewhere.
+//! - **Typed buffers** ([`tensor`]) and the **GPU context** ([`Gpu`]) with its capability report.
+//!
+//! Everything a kernel computes is specified bit for bit by its reference: rounding happens in
+//! integer arithmetic on f32 bit patterns and scales are inverted by an exact integer reciprocal,
+//! so results do not depend on a device's division accuracy or on FMA contraction.
+//!
+//! ```no_run
+//! use lowbit::{format::Format, quant::Quantizer, scheme::QuantScheme, Gpu, GpuTensor};
+//! let gpu = Gpu::new()?;
+//! let x = GpuTensor::from_slice(&gpu, &[0.5, -1.25, 3.0, 0.01], &[2, 2])?;
+//! let qz = Quantizer::new(&gpu)?;
+//! let mut enc = gpu.device.create_command_encoder(&Default::default());
+//! let q = qz.quantize(&gpu, &mut enc, &x, QuantScheme::per_row(Format::Int8).stochastic(42, 0))?;
+//! let back = qz.dequantize(&gpu, &mut enc, &q)?;
+//! gpu.queue.submit([enc.finish()]);
+//! println!("{:?}", back.read(&gpu)?);
+//! # Ok::<(), lowbit::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod error;
+pub mod format;
+pub mod gpu;
+pub mod kernels;
+pub mod quant;
+pub mod reference;
+pub mod rng;
+pub mod scheme;
+pub mod shaders;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::{AdapterReport, Gpu};
+pub use tensor::{GpuBuffer, GpuTensor};

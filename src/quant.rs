@@ -1,0 +1,196 @@
+//! The quantizer API: quantize, quantize-transposed and dequantize tensors under a
+//! [`QuantScheme`], choosing the one-pass or two-pass kernels, recording into the caller's encoder.
+
+use crate::format::Format;
+use crate::kernels::{
+    absmax::Absmax, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
+    quantize_transpose::QuantizeTranspose, scale::Scale,
+};
+use crate::scheme::{Granularity, QuantLayout, QuantScheme};
+use crate::tensor::{GpuBuffer, GpuTensor};
+use crate::{Error, Gpu, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A quantized tensor: packed codes `[rows, words_per_row]`, one scale per group, and the layout
+/// that says where everything is.
+pub struct QuantizedTensor {
+    /// Packed codes.
+    pub codes: GpuBuffer<u32>,
+    /// Group scales (`layout.n_groups`).
+    pub scales: GpuBuffer<f32>,
+    /// The layout (format, granularity, logical `[rows, cols]`).
+    pub layout: QuantLayout,
+}
+
+impl QuantizedTensor {
+    /// Bytes held on the GPU (codes + scales).
+    pub fn bytes(&self) -> u64 {
+        self.codes.bytes() + self.scales.bytes()
+    }
+}
+
+struct FormatKernels {
+    scale: Scale,
+    quantize: Quantize,
+    fused: QuantizeFused,
+    transpose: QuantizeTranspose,
+    dequantize: Dequantize,
+}
+
+/// All quantizer kernels; per-format pipelines are built on first use and cached.
+pub struct Quantizer {
+    absmax: Absmax,
+    per_format: Mutex<HashMap<Format, Arc<FormatKernels>>>,
+}
+
+/// Rows from which a per-row tensor uses the one-workgroup-per-row fused kernel; fewer rows would
+/// leave most of the GPU idle, so the two-pass kernels spread them instead.
+pub const FUSED_MIN_ROWS: u32 = 64;
+
+impl Quantizer {
+    /// Builds the format-independent kernels.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        Ok(Quantizer {
+            absmax: Absmax::new(gpu)?,
+            per_format: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn kernels(&self, gpu: &Gpu, f: Format) -> Result<Arc<FormatKernels>> {
+        let mut map = self.per_format.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = map.get(&f) {
+            return Ok(k.clone());
+        }
+        let k = Arc::new(FormatKernels {
+            scale: Scale::new(gpu, f)?,
+            quantize: Quantize::new(gpu, f)?,
+            fused: QuantizeFused::new(gpu, f)?,
+            transpose: QuantizeTranspose::new(gpu, f)?,
+            dequantize: Dequantize::new(gpu, f)?,
+        });
+        map.insert(f, k.clone());
+        Ok(k)
+    }
+
+    fn alloc(gpu: &Gpu, l: QuantLayout) -> Result<QuantizedTensor> {
+        gpu.check_binding("quantized codes", l.words() as u64 * 4)?;
+        Ok(QuantizedTensor {
+            codes: GpuBuffer::zeros(gpu, "lowbit codes", l.words())?,
+            scales: GpuBuffer::zeros(gpu, "lowbit scales", l.n_groups as usize)?,
+            layout: l,
+        })
+    }
+
+    /// Records the quantization of `x` (viewed as `[rows, cols]`, packed along `cols`). Uses the
+    /// one-pass kernel for per-block scales and for per-row scales of at least
+    /// [`FUSED_MIN_ROWS`] rows; the two-pass kernels otherwise.
+    pub fn quantize(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+    ) -> Result<QuantizedTensor> {
+        let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
+        let fused = QuantizeFused::supports(&l)
+            && (matches!(l.granularity, Granularity::PerBlock(_)) || l.rows >= FUSED_MIN_ROWS);
+        if fused {
+            self.quantize_one_pass(gpu, enc, x, scheme)
+        } else {
+            self.quantize_two_pass(gpu, enc, x, scheme)
+        }
+    }
+
+    /// Records the one-pass quantizer (per-row, or per-block of at most 256 words).
+    pub fn quantize_one_pass(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+    ) -> Result<QuantizedTensor> {
+        let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
+        let k = self.kernels(gpu, scheme.format)?;
+        let q = Self::alloc(gpu, l)?;
+        k.fused.encode(
+            gpu,
+            enc,
+            x.buffer(),
+            &l,
+            scheme.rounding,
+            &q.codes,
+            &q.scales,
+        )?;
+        Ok(q)
+    }
+
+    /// Records the two-pass quantizer `absmax → scale → quantize` (any granularity).
+    pub fn quantize_two_pass(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+    ) -> Result<QuantizedTensor> {
+        let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
+        let k = self.kernels(gpu, scheme.format)?;
+        let q = Self::alloc(gpu, l)?;
+        let amax = GpuBuffer::<u32>::zeros(gpu, "lowbit amax", l.n_groups as usize)?;
+        let inv = GpuBuffer::<f32>::zeros(gpu, "lowbit inv", l.n_groups as usize)?;
+        self.absmax.encode(gpu, enc, x.buffer(), &l, false, &amax)?;
+        k.scale.encode(gpu, enc, &amax, &q.scales, &inv)?;
+        k.quantize
+            .encode(gpu, enc, x.buffer(), &inv, &l, scheme.rounding, &q.codes)?;
+        Ok(q)
+    }
+
+    /// Records the quantization of `xᵀ`: `x` must be 2-D `[r, c]`; the result is the `[c, r]`
+    /// tensor packed along `r`, with groups, scales and random draws of the transposed tensor.
+    pub fn quantize_transposed(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+    ) -> Result<QuantizedTensor> {
+        if x.shape().len() != 2 {
+            return Err(Error::Shape {
+                op: "quantize_transposed",
+                detail: format!("needs a 2-D tensor, got shape {:?}", x.shape()),
+            });
+        }
+        let (r, c) = (x.shape()[0], x.shape()[1]);
+        let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
+        let k = self.kernels(gpu, scheme.format)?;
+        let q = Self::alloc(gpu, lt)?;
+        let amax = GpuBuffer::<u32>::zeros(gpu, "lowbit amax", lt.n_groups as usize)?;
+        let inv = GpuBuffer::<f32>::zeros(gpu, "lowbit inv", lt.n_groups as usize)?;
+        if scheme.granularity == Granularity::PerTensor {
+            // One group: reduce x in its own (coalesced) order.
+            let l = QuantLayout::new(r, c, scheme.format, scheme.granularity)?;
+            self.absmax.encode(gpu, enc, x.buffer(), &l, false, &amax)?;
+        } else {
+            self.absmax.encode(gpu, enc, x.buffer(), &lt, true, &amax)?;
+        }
+        k.scale.encode(gpu, enc, &amax, &q.scales, &inv)?;
+        k.transpose
+            .encode(gpu, enc, x.buffer(), &inv, &lt, scheme.rounding, &q.codes)?;
+        Ok(q)
+    }
+
+    /// Records the dequantization of `q` into a new `[rows, cols]` tensor.
+    pub fn dequantize(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        q: &QuantizedTensor,
+    ) -> Result<GpuTensor> {
+        let l = q.layout;
+        let k = self.kernels(gpu, l.format)?;
+        let out = GpuTensor::zeros(gpu, &[l.rows as usize, l.cols as usize])?;
+        k.dequantize
+            .encode(gpu, enc, &q.codes, &q.scales, &l, out.buffer())?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,12 @@
+//! CPU references: plain scalar Rust, no wgpu, one file per kernel with the kernel's name, index
+//! arithmetic mirroring the shader. They are the algorithmic specification each GPU kernel is
+//! tested against (bit for bit for integer, packed and stochastic outputs).
+
+pub mod absmax;
+pub mod copy;
+pub mod dequantize;
+pub mod format_check;
+pub mod quantize;
+pub mod quantize_fused;
+pub mod quantize_transpose;
+pub mod scale;

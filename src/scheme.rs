@@ -1,0 +1,191 @@
+//! Quantization schemes as small values: a format, a scale granularity and a rounding mode; and
+//! the layout (groups, words) they give a `[rows, cols]` tensor.
+
+use crate::format::Format;
+use crate::{rng, Error, Result};
+
+/// Which elements share a scale.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    /// One scale for the whole tensor.
+    PerTensor,
+    /// One scale per row (per sample: Chen et al.'s PSQ).
+    PerRow,
+    /// One scale per block of `n` consecutive elements of a row (`n` a power of two, at least 8).
+    PerBlock(u32),
+}
+
+impl std::fmt::Display for Granularity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Granularity::PerTensor => f.write_str("tensor"),
+            Granularity::PerRow => f.write_str("row"),
+            Granularity::PerBlock(n) => write!(f, "block{n}"),
+        }
+    }
+}
+
+/// How values between two codes are resolved.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Rounding {
+    /// Round to nearest, ties to even (LUQ's log4: ties up; see `format::log4`).
+    Nearest,
+    /// Stochastic rounding, unbiased, reproducible from `(seed, stream)`; element `i` of the
+    /// (logical, row-major) tensor uses draw `rng::draw24(rng::key(seed, stream), i)`.
+    Stochastic {
+        /// The run's seed.
+        seed: u32,
+        /// A stream id separating independent uses of one seed (layer, step, sample...).
+        stream: u32,
+    },
+}
+
+impl Rounding {
+    /// `(key, stochastic)` as the kernels receive them.
+    pub fn key(self) -> (u32, bool) {
+        match self {
+            Rounding::Nearest => (0, false),
+            Rounding::Stochastic { seed, stream } => (rng::key(seed, stream), true),
+        }
+    }
+}
+
+/// A complete quantization scheme.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct QuantScheme {
+    /// The number format.
+    pub format: Format,
+    /// The scale granularity.
+    pub granularity: Granularity,
+    /// The rounding mode.
+    pub rounding: Rounding,
+}
+
+impl QuantScheme {
+    /// Per-tensor scale, round to nearest.
+    pub fn per_tensor(format: Format) -> Self {
+        QuantScheme {
+            format,
+            granularity: Granularity::PerTensor,
+            rounding: Rounding::Nearest,
+        }
+    }
+    /// Per-row scale, round to nearest.
+    pub fn per_row(format: Format) -> Self {
+        QuantScheme {
+            format,
+            granularity: Granularity::PerRow,
+            rounding: Rounding::Nearest,
+        }
+    }
+    /// Per-block scale, round to nearest.
+    pub fn per_block(format: Format, block: u32) -> Self {
+        QuantScheme {
+            format,
+            granularity: Granularity::PerBlock(block),
+            rounding: Rounding::Nearest,
+        }
+    }
+    /// The same scheme with stochastic rounding.
+    pub fn stochastic(self, seed: u32, stream: u32) -> Self {
+        QuantScheme {
+            rounding: Rounding::Stochastic { seed, stream },
+            ..self
+        }
+    }
+}
+
+/// Where every element, word and scale of a quantized `[rows, cols]` tensor lives.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct QuantLayout {
+    /// Rows of the (logical) tensor.
+    pub rows: u32,
+    /// Columns: the packed dimension.
+    pub cols: u32,
+    /// The format.
+    pub format: Format,
+    /// The scale granularity.
+    pub granularity: Granularity,
+    /// Packed words per row, `ceil(cols / per_word)`; the tail of a row is padded with code 0.
+    pub words_per_row: u32,
+    /// Scale groups per row (per block: `ceil(cols / block)`; otherwise 1).
+    pub groups_per_row: u32,
+    /// Total number of scales.
+    pub n_groups: u32,
+    /// `group(row, col) = row * row_mul + col / block_div`.
+    pub row_mul: u32,
+    /// See `row_mul`.
+    pub block_div: u32,
+}
+
+impl QuantLayout {
+    /// Validates the combination and computes the layout.
+    pub fn new(rows: usize, cols: usize, format: Format, granularity: Granularity) -> Result<Self> {
+        if rows == 0 || cols == 0 {
+            return Err(Error::Empty("QuantLayout::new"));
+        }
+        if rows.checked_mul(cols).is_none_or(|n| n > u32::MAX as usize) {
+            return Err(Error::InvalidArgument(format!(
+                "{rows}x{cols} elements exceeds the 2^32 element index range"
+            )));
+        }
+        let (rows, cols) = (rows as u32, cols as u32);
+        let per_word = format.per_word();
+        let words_per_row = cols.div_ceil(per_word);
+        let (groups_per_row, n_groups, row_mul, block_div) = match granularity {
+            Granularity::PerTensor => (1, 1, 0, u32::MAX),
+            Granularity::PerRow => (1, rows, 1, u32::MAX),
+            Granularity::PerBlock(b) => {
+                if b < 8 || !b.is_power_of_two() {
+                    return Err(Error::InvalidArgument(format!("block size {b}: must be a power of two of at least 8 (so blocks hold whole packed words)")));
+                }
+                let g = cols.div_ceil(b);
+                (g, rows * g, g, b)
+            }
+        };
+        Ok(QuantLayout {
+            rows,
+            cols,
+            format,
+            granularity,
+            words_per_row,
+            groups_per_row,
+            n_groups,
+            row_mul,
+            block_div,
+        })
+    }
+
+    /// Codes per word.
+    pub fn per_word(&self) -> u32 {
+        self.format.per_word()
+    }
+
+    /// Total packed words.
+    pub fn words(&self) -> usize {
+        self.rows as usize * self.words_per_row as usize
+    }
+
+    /// Scale group of element `(row, col)`.
+    pub fn group(&self, row: u32, col: u32) -> u32 {
+        row * self.row_mul + col / self.block_div
+    }
+
+    /// Words per scale group that a workgroup segment reduces over (a power of two, at most 256).
+    pub fn seg(&self) -> u32 {
+        match self.granularity {
+            Granularity::PerBlock(b) => (b / self.per_word()).min(256),
+            _ => 256,
+        }
+    }
+
+    /// The same layout for the transposed tensor `[cols, rows]`.
+    pub fn transposed(&self) -> Result<Self> {
+        QuantLayout::new(
+            self.cols as usize,
+            self.rows as usize,
+            self.format,
+            self.granularity,
+        )
+    }
+}

@@ -1,0 +1,83 @@
+//! The flat list of shipped shader sources. A kernel's WGSL unit is its shared device files
+//! (`shaders/common/*.wgsl`, in dependency order) followed by `shaders/<name>.wgsl`; each unit is
+//! plain, valid WGSL, specialized only through `override` constants and uniforms, and validated
+//! with naga by the test suite exactly as shipped.
+
+/// Shared device functions, in dependency order.
+pub const COMMON: &[(&str, &str)] = &[
+    ("rng", include_str!("../shaders/common/rng.wgsl")),
+    ("quant", include_str!("../shaders/common/quant.wgsl")),
+    ("fp8", include_str!("../shaders/common/fp8.wgsl")),
+    ("log4", include_str!("../shaders/common/log4.wgsl")),
+    ("format", include_str!("../shaders/common/format.wgsl")),
+    ("layout", include_str!("../shaders/common/layout.wgsl")),
+];
+
+const QUANT_INCLUDES: &[&str] = &["rng", "quant", "fp8", "log4", "format", "layout"];
+
+/// A kernel's shader: its name (= file stem), the common files it includes, and its body.
+pub struct KernelSource {
+    /// `shaders/<name>.wgsl`, `src/kernels/<name>.rs`, `src/reference/<name>.rs`.
+    pub name: &'static str,
+    /// Names from [`COMMON`], in order.
+    pub includes: &'static [&'static str],
+    /// The kernel's own file.
+    pub body: &'static str,
+}
+
+/// Every kernel lowbit ships.
+pub const KERNELS: &[KernelSource] = &[
+    KernelSource {
+        name: "copy",
+        includes: &[],
+        body: include_str!("../shaders/copy.wgsl"),
+    },
+    KernelSource {
+        name: "absmax",
+        includes: &["quant", "layout"],
+        body: include_str!("../shaders/absmax.wgsl"),
+    },
+    KernelSource {
+        name: "scale",
+        includes: QUANT_INCLUDES,
+        body: include_str!("../shaders/scale.wgsl"),
+    },
+    KernelSource {
+        name: "quantize",
+        includes: QUANT_INCLUDES,
+        body: include_str!("../shaders/quantize.wgsl"),
+    },
+    KernelSource {
+        name: "quantize_fused",
+        includes: QUANT_INCLUDES,
+        body: include_str!("../shaders/quantize_fused.wgsl"),
+    },
+    KernelSource {
+        name: "quantize_transpose",
+        includes: QUANT_INCLUDES,
+        body: include_str!("../shaders/quantize_transpose.wgsl"),
+    },
+    KernelSource {
+        name: "dequantize",
+        includes: QUANT_INCLUDES,
+        body: include_str!("../shaders/dequantize.wgsl"),
+    },
+    KernelSource {
+        name: "format_check",
+        includes: &["rng", "quant", "fp8", "log4", "format"],
+        body: include_str!("../shaders/format_check.wgsl"),
+    },
+];
+
+/// The full WGSL unit of kernel `name`, or `None` if there is no such kernel.
+pub fn source(name: &str) -> Option<String> {
+    let k = KERNELS.iter().find(|k| k.name == name)?;
+    let mut s = String::new();
+    for inc in k.includes {
+        let (_, text) = COMMON.iter().find(|(n, _)| n == inc)?;
+        s.push_str(text);
+        s.push('\n');
+    }
+    s.push_str(k.body);
+    Some(s)
+}

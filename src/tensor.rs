@@ -1,0 +1,226 @@
+//! Typed GPU buffers and tensors: element count, shape, upload, and async read-back with a
+//! blocking convenience wrapper.
+
+use crate::{Error, Gpu, Result};
+use bytemuck::Pod;
+use std::marker::PhantomData;
+use wgpu::util::DeviceExt;
+
+/// Buffer sizes are padded to this many bytes, so vector copies and `COPY_BUFFER_ALIGNMENT` hold.
+pub const PAD_BYTES: u64 = 16;
+
+fn padded(bytes: u64) -> u64 {
+    bytes.div_ceil(PAD_BYTES).max(1) * PAD_BYTES
+}
+
+/// A storage buffer of `len` elements of `T` (its allocation padded to 16 bytes).
+pub struct GpuBuffer<T: Pod> {
+    buffer: wgpu::Buffer,
+    len: usize,
+    _t: PhantomData<T>,
+}
+
+const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl<T: Pod> GpuBuffer<T> {
+    /// Uploads `data`. Fails if it is larger than one binding may be.
+    pub fn from_slice(gpu: &Gpu, label: &str, data: &[T]) -> Result<Self> {
+        let bytes = std::mem::size_of_val(data) as u64;
+        gpu.check_binding(label, padded(bytes))?;
+        let mut contents = bytemuck::cast_slice::<T, u8>(data).to_vec();
+        contents.resize(padded(bytes) as usize, 0);
+        let buffer = gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: &contents,
+                usage: USAGE,
+            });
+        Ok(GpuBuffer {
+            buffer,
+            len: data.len(),
+            _t: PhantomData,
+        })
+    }
+
+    /// A zero-filled buffer of `len` elements.
+    pub fn zeros(gpu: &Gpu, label: &str, len: usize) -> Result<Self> {
+        let bytes = padded((len * std::mem::size_of::<T>()) as u64);
+        gpu.check_binding(label, bytes)?;
+        let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: USAGE,
+            mapped_at_creation: false,
+        });
+        Ok(GpuBuffer {
+            buffer,
+            len,
+            _t: PhantomData,
+        })
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when it holds no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The wgpu buffer (its size is padded to 16 bytes).
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// Bytes of element data (without padding).
+    pub fn bytes(&self) -> u64 {
+        (self.len * std::mem::size_of::<T>()) as u64
+    }
+
+    /// Overwrites the contents with `data`, which must have exactly `len` elements.
+    pub fn write(&self, gpu: &Gpu, data: &[T]) -> Result<()> {
+        if data.len() != self.len {
+            return Err(Error::Shape {
+                op: "GpuBuffer::write",
+                detail: format!("buffer holds {} elements, got {}", self.len, data.len()),
+            });
+        }
+        gpu.queue
+            .write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Reads the contents back, waiting for all work submitted so far.
+    pub async fn read_async(&self, gpu: &Gpu) -> Result<Vec<T>> {
+        let size = self.buffer.size();
+        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("lowbit read-back"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("lowbit read-back"),
+            });
+        enc.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
+        gpu.queue.submit([enc.finish()]);
+        let slice = staging.slice(..);
+        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        gpu.wait()?;
+        rx.receive()
+            .await
+            .ok_or_else(|| Error::Transfer("map callback dropped".into()))?
+            .map_err(|e| Error::Transfer(e.to_string()))?;
+        let data = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Transfer(e.to_string()))?;
+        let bytes = (self.len * std::mem::size_of::<T>()).min(data.len());
+        let out = bytemuck::pod_collect_to_vec::<u8, T>(&data[..bytes]);
+        drop(data);
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// Blocking [`GpuBuffer::read_async`].
+    pub fn read(&self, gpu: &Gpu) -> Result<Vec<T>> {
+        pollster::block_on(self.read_async(gpu))
+    }
+}
+
+/// An f32 tensor on the GPU with a shape. Kernels view it as `[rows, cols]` with `cols` the last
+/// dimension and `rows` the product of the others.
+pub struct GpuTensor {
+    buf: GpuBuffer<f32>,
+    shape: Vec<usize>,
+}
+
+fn check_shape(op: &'static str, shape: &[usize], len: usize) -> Result<()> {
+    if shape.is_empty() {
+        return Err(Error::Shape {
+            op,
+            detail: "a shape needs at least one dimension".into(),
+        });
+    }
+    let n: usize = shape.iter().product();
+    if n == 0 {
+        return Err(Error::Empty(op));
+    }
+    if n != len {
+        return Err(Error::Shape {
+            op,
+            detail: format!("shape {shape:?} has {n} elements, data has {len}"),
+        });
+    }
+    if n > u32::MAX as usize {
+        return Err(Error::InvalidArgument(format!(
+            "{op}: {n} elements exceeds the 2^32 element index range"
+        )));
+    }
+    Ok(())
+}
+
+impl GpuTensor {
+    /// Uploads `data` with `shape` (whose product must equal `data.len()`, and be non-zero).
+    pub fn from_slice(gpu: &Gpu, data: &[f32], shape: &[usize]) -> Result<Self> {
+        check_shape("GpuTensor::from_slice", shape, data.len())?;
+        Ok(GpuTensor {
+            buf: GpuBuffer::from_slice(gpu, "lowbit tensor", data)?,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// A zero tensor.
+    pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Self> {
+        let n = shape.iter().product();
+        check_shape("GpuTensor::zeros", shape, n)?;
+        Ok(GpuTensor {
+            buf: GpuBuffer::zeros(gpu, "lowbit tensor", n)?,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Always false: tensors are never empty.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Product of all dimensions but the last.
+    pub fn rows(&self) -> usize {
+        self.len() / self.cols()
+    }
+
+    /// The last dimension.
+    pub fn cols(&self) -> usize {
+        *self.shape.last().expect("shape checked non-empty")
+    }
+
+    /// The underlying buffer.
+    pub fn buffer(&self) -> &GpuBuffer<f32> {
+        &self.buf
+    }
+
+    /// Reads the data back (blocking).
+    pub fn read(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        self.buf.read(gpu)
+    }
+}

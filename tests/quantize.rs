@@ -1,0 +1,250 @@
+//! The quantizer kernels match their CPU references bit for bit (codes, scales, dequantized
+//! values) for every format × granularity × rounding, on awkward sizes and values; the transposing
+//! quantizer equals quantizing the transpose; bad input is an error, not a panic.
+
+mod common;
+use common::{assert_f32_bits_eq, assert_u32_eq, data, gpu};
+use lowbit::format::Format;
+use lowbit::kernels::quantize_fused::QuantizeFused;
+use lowbit::quant::{QuantizedTensor, Quantizer};
+use lowbit::scheme::{Granularity, QuantLayout, QuantScheme, Rounding};
+use lowbit::{reference, Error, GpuTensor};
+use std::sync::OnceLock;
+
+fn qz() -> &'static Quantizer {
+    static Q: OnceLock<Quantizer> = OnceLock::new();
+    Q.get_or_init(|| Quantizer::new(gpu()).unwrap())
+}
+
+const SHAPES: &[(usize, usize)] = &[(1, 1), (1, 1757), (33, 65), (3, 1000), (70, 129), (2, 5000)];
+const GRANULARITIES: &[Granularity] = &[
+    Granularity::PerTensor,
+    Granularity::PerRow,
+    Granularity::PerBlock(8),
+    Granularity::PerBlock(32),
+    Granularity::PerBlock(128),
+    Granularity::PerBlock(2048),
+];
+
+fn roundings() -> [Rounding; 2] {
+    [
+        Rounding::Nearest,
+        Rounding::Stochastic {
+            seed: 1234,
+            stream: 7,
+        },
+    ]
+}
+
+fn run(
+    f: impl FnOnce(&mut wgpu::CommandEncoder) -> lowbit::Result<QuantizedTensor>,
+) -> (Vec<u32>, Vec<f32>, QuantizedTensor) {
+    let g = gpu();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let q = f(&mut enc).unwrap();
+    g.queue.submit([enc.finish()]);
+    (q.codes.read(g).unwrap(), q.scales.read(g).unwrap(), q)
+}
+
+fn reference_quantize(x: &[f32], l: &QuantLayout, r: Rounding) -> (Vec<u32>, Vec<f32>) {
+    reference::quantize_fused::quantize_fused(x, l, r)
+}
+
+#[test]
+fn two_pass_and_fused_match_the_reference_bit_for_bit() {
+    let g = gpu();
+    let mut cases = 0;
+    for (si, &(rows, cols)) in SHAPES.iter().enumerate() {
+        let x = data(rows * cols, si as u32, true);
+        let xt = GpuTensor::from_slice(g, &x, &[rows, cols]).unwrap();
+        for f in Format::ALL {
+            for &gr in GRANULARITIES {
+                for r in roundings() {
+                    let scheme = QuantScheme {
+                        format: f,
+                        granularity: gr,
+                        rounding: r,
+                    };
+                    let l = QuantLayout::new(rows, cols, f, gr).unwrap();
+                    let (want_codes, want_scales) = reference_quantize(&x, &l, r);
+                    let what = format!("{rows}x{cols} {f} {gr} {r:?}");
+                    let (codes, scales, q) = run(|e| qz().quantize_two_pass(g, e, &xt, scheme));
+                    assert_u32_eq(&format!("two-pass codes {what}"), &codes, &want_codes);
+                    assert_f32_bits_eq(&format!("two-pass scales {what}"), &scales, &want_scales);
+                    if QuantizeFused::supports(&l) {
+                        let (codes, scales, _) = run(|e| qz().quantize_one_pass(g, e, &xt, scheme));
+                        assert_u32_eq(&format!("fused codes {what}"), &codes, &want_codes);
+                        assert_f32_bits_eq(&format!("fused scales {what}"), &scales, &want_scales);
+                    }
+                    // Dequantize the GPU's own codes and compare with the reference dequantizer.
+                    let mut enc = g.device.create_command_encoder(&Default::default());
+                    let back = qz().dequantize(g, &mut enc, &q).unwrap();
+                    g.queue.submit([enc.finish()]);
+                    let want_back =
+                        reference::dequantize::dequantize(&want_codes, &want_scales, &l);
+                    assert_f32_bits_eq(
+                        &format!("dequantize {what}"),
+                        &back.read(g).unwrap(),
+                        &want_back,
+                    );
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(cases, SHAPES.len() * 5 * GRANULARITIES.len() * 2);
+}
+
+#[test]
+fn transposed_quantization_equals_quantizing_the_transpose() {
+    let g = gpu();
+    for &(rows, cols) in &[(1usize, 1usize), (33, 65), (257, 9), (5, 300)] {
+        let x = data(rows * cols, 77, true);
+        let mut xt_host = vec![0f32; rows * cols];
+        for r in 0..rows {
+            for c in 0..cols {
+                xt_host[c * rows + r] = x[r * cols + c];
+            }
+        }
+        let xg = GpuTensor::from_slice(g, &x, &[rows, cols]).unwrap();
+        let xtg = GpuTensor::from_slice(g, &xt_host, &[cols, rows]).unwrap();
+        for f in Format::ALL {
+            for &gr in &[
+                Granularity::PerTensor,
+                Granularity::PerRow,
+                Granularity::PerBlock(32),
+            ] {
+                for r in roundings() {
+                    let scheme = QuantScheme {
+                        format: f,
+                        granularity: gr,
+                        rounding: r,
+                    };
+                    let what = format!("{rows}x{cols}ᵀ {f} {gr} {r:?}");
+                    let (codes, scales, q) = run(|e| qz().quantize_transposed(g, e, &xg, scheme));
+                    assert_eq!(
+                        (q.layout.rows as usize, q.layout.cols as usize),
+                        (cols, rows)
+                    );
+                    let l = q.layout;
+                    let amax = reference::absmax::absmax(&x, &l, true);
+                    let (want_scales, inv) = reference::scale::scale(&amax, f);
+                    let want = reference::quantize_transpose::quantize_transpose(&x, &inv, &l, r);
+                    assert_u32_eq(&format!("transpose codes {what}"), &codes, &want);
+                    assert_f32_bits_eq(&format!("transpose scales {what}"), &scales, &want_scales);
+                    let (codes2, scales2, _) = run(|e| qz().quantize_two_pass(g, e, &xtg, scheme));
+                    assert_u32_eq(
+                        &format!("transpose vs quantize(xᵀ) {what}"),
+                        &codes,
+                        &codes2,
+                    );
+                    assert_f32_bits_eq(
+                        &format!("transpose scales vs quantize(xᵀ) {what}"),
+                        &scales,
+                        &scales2,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn packing_order_is_low_bits_first() {
+    let g = gpu();
+    let x = [1.0f32, 2.0, 3.0, 4.0, -1.0, -2.0, -3.0, -4.0, 7.0];
+    let xg = GpuTensor::from_slice(g, &x, &[1, 9]).unwrap();
+    let (codes, scales, _) =
+        run(|e| qz().quantize(g, e, &xg, QuantScheme::per_tensor(Format::Int4)));
+    assert_eq!(scales, vec![1.0]);
+    assert_eq!(codes, vec![0xCDEF_4321, 0x0000_0007]);
+}
+
+#[test]
+fn all_zero_and_tiny_groups_quantize_to_zero() {
+    let g = gpu();
+    let x = [0.0f32, 0.0, 1e-39, -1e-40, 5.0, 0.0, 0.0, 0.0];
+    let xg = GpuTensor::from_slice(g, &x, &[2, 4]).unwrap();
+    for f in Format::ALL {
+        let (codes, scales, _) =
+            run(|e| qz().quantize_two_pass(g, e, &xg, QuantScheme::per_row(f)));
+        assert_eq!(
+            scales[0], 0.0,
+            "{f}: a row of zeros and subnormals has scale 0"
+        );
+        assert_eq!(codes[0], 0, "{f}");
+        assert!(scales[1] > 0.0);
+    }
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let g = gpu();
+    assert!(matches!(
+        GpuTensor::from_slice(g, &[1.0, 2.0, 3.0], &[2, 2]),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        GpuTensor::from_slice(g, &[], &[0, 4]),
+        Err(Error::Empty(_))
+    ));
+    assert!(matches!(
+        GpuTensor::from_slice(g, &[1.0], &[]),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        QuantLayout::new(4, 4, Format::Int8, Granularity::PerBlock(24)),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        QuantLayout::new(4, 4, Format::Int8, Granularity::PerBlock(4)),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        QuantLayout::new(0, 4, Format::Int8, Granularity::PerRow),
+        Err(Error::Empty(_))
+    ));
+    assert!(matches!(
+        QuantLayout::new(1 << 20, 1 << 13, Format::Int8, Granularity::PerRow),
+        Err(Error::InvalidArgument(_))
+    ));
+    // Larger than one binding: refused before any allocation, never truncated.
+    let huge = (g.report().max_storage_binding / 4 + 1) as usize;
+    assert!(matches!(
+        GpuTensor::zeros(g, &[huge]),
+        Err(Error::TooLarge { .. })
+    ));
+    // Kernels check what they are given.
+    let x = GpuTensor::from_slice(g, &[1.0; 12], &[3, 4]).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    assert!(matches!(
+        qz().quantize_transposed(
+            g,
+            &mut enc,
+            &GpuTensor::from_slice(g, &[1.0; 8], &[2, 2, 2]).unwrap(),
+            QuantScheme::per_row(Format::Int8)
+        ),
+        Err(Error::Shape { .. })
+    ));
+    let q = qz()
+        .quantize(g, &mut enc, &x, QuantScheme::per_row(Format::Int8))
+        .unwrap();
+    let wrong = QuantLayout::new(4, 3, Format::Int8, Granularity::PerRow).unwrap();
+    let k = lowbit::kernels::dequantize::Dequantize::new(g, Format::Int8).unwrap();
+    let out = lowbit::GpuBuffer::<f32>::zeros(g, "out", 12).unwrap();
+    assert!(matches!(
+        k.encode(g, &mut enc, &q.codes, &q.scales, &wrong, &out),
+        Err(Error::Shape { .. })
+    ));
+    let l4 = QuantLayout::new(3, 4, Format::Int4, Granularity::PerRow).unwrap();
+    assert!(matches!(
+        k.encode(g, &mut enc, &q.codes, &q.scales, &l4, &out),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        qz().quantize_one_pass(g, &mut enc, &x, QuantScheme::per_tensor(Format::Int8)),
+        Err(Error::InvalidArgument(_))
+    ));
+    g.queue.submit([enc.finish()]);
+    assert!("nope".parse::<Format>().is_err());
+}
