@@ -62,7 +62,9 @@ pub fn recip_rne(x: f32) -> f32 {
 /// Returns `(0, 0)` when the scale would be zero or subnormal.
 pub fn scale_for_amax(amax: f32, format: Format) -> (f32, f32) {
     let s = amax * format.rcp_qmax();
-    if !(s >= MIN_NORMAL) || !s.is_finite() {
+    // Written to also catch NaN (which compares false).
+    if s.partial_cmp(&MIN_NORMAL) == Some(std::cmp::Ordering::Less) || !s.is_finite() || s.is_nan()
+    {
         return (0.0, 0.0);
     }
     (s, recip_rne(s))

@@ -3,6 +3,7 @@
 use crate::scheme::QuantLayout;
 
 /// Ordered bits of `|x|`; non-finite and subnormal values count as 0 (mirrors `amax_bits`).
+#[allow(clippy::manual_range_contains)] // written as the shader writes it
 pub fn amax_bits(x: f32) -> u32 {
     let b = x.to_bits() & 0x7fff_ffff;
     if b >= 0x7f80_0000 || b < 0x0080_0000 {
