@@ -2,21 +2,36 @@
 //! bandwidth beside a plain copy kernel measured in the same run on the same number of elements
 //! (bytes counted as read + written: f32 input, packed codes, scales).
 //!
-//! cargo run --release --example kernel_report -- [--elements N] [--iters K] [--adapter-only]
+//! Then for every GEMM and shape `{"kernel", "m", "n", "k", "gops", "f32_gflops", "ratio"}` with
+//! lowbit's tiled f32 GEMM on the same shape in the same run as the baseline, and a line per shape
+//! comparing that f32 GEMM with the naive one-thread-per-output kernel.
+//!
+//! cargo run --release --example kernel_report -- [--elements N] [--iters K] [--max-square S]
+//!     [--skip-quant] [--skip-gemm] [--adapter-only]
 
 use lowbit::format::Format;
+use lowbit::kernels::gemm::Epilogue;
+use lowbit::kernels::gemm_f32::{GemmF32, GemmShape};
+use lowbit::kernels::gemm_f32_naive::GemmF32Naive;
+use lowbit::kernels::gemm_fp8::GemmFp8;
+use lowbit::kernels::gemm_int::GemmInt;
 use lowbit::kernels::{
-    absmax::Absmax, copy::Copy, dequantize::Dequantize, quantize::Quantize,
-    quantize_fused::QuantizeFused, quantize_transpose::QuantizeTranspose, scale::Scale,
+    absmax::Absmax, copy::Copy, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
+    quantize_transpose::QuantizeTranspose, scale::Scale,
 };
+use lowbit::quant::Quantizer;
+use lowbit::scheme::QuantScheme;
 use lowbit::scheme::{Granularity, QuantLayout, Rounding};
 use lowbit::timing::gpu_seconds;
-use lowbit::{Gpu, GpuBuffer, Result};
+use lowbit::{Gpu, GpuBuffer, GpuTensor, Result};
 use serde_json::json;
 
 struct Args {
     elements: usize,
     iters: u32,
+    max_square: Option<usize>,
+    skip_quant: bool,
+    skip_gemm: bool,
     adapter_only: bool,
 }
 
@@ -24,21 +39,22 @@ fn args() -> Args {
     let mut a = Args {
         elements: 16 << 20,
         iters: 10,
+        max_square: None,
+        skip_quant: false,
+        skip_gemm: false,
         adapter_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(s) = it.next() {
         match s.as_str() {
-            "--elements" => {
-                a.elements = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--elements N")
-            }
+            "--elements" => a.elements = it.next().and_then(|v| v.parse().ok()).expect("--elements N"),
             "--iters" => a.iters = it.next().and_then(|v| v.parse().ok()).expect("--iters K"),
             "--adapter-only" => a.adapter_only = true,
+            "--max-square" => a.max_square = Some(it.next().and_then(|v| v.parse().ok()).expect("--max-square S")),
+            "--skip-quant" => a.skip_quant = true,
+            "--skip-gemm" => a.skip_gemm = true,
             other => {
-                eprintln!("unknown argument {other}\nusage: kernel_report [--elements N] [--iters K] [--adapter-only]");
+                eprintln!("unknown argument {other}\nusage: kernel_report [--elements N] [--iters K] [--max-square S] [--skip-quant] [--skip-gemm] [--adapter-only]");
                 std::process::exit(2);
             }
         }
@@ -53,25 +69,97 @@ fn main() -> Result<()> {
     if a.adapter_only {
         return Ok(());
     }
+    if !a.skip_quant {
+        quantizers(&gpu, &a)?;
+    }
+    if !a.skip_gemm {
+        gemms(&gpu, &a)?;
+    }
+    Ok(())
+}
+
+fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
+    let cpu = gpu.report().device_type == "cpu";
+    let max = a.max_square.unwrap_or(if cpu { 1024 } else { 2048 });
+    let mut shapes: Vec<(&str, usize, usize, usize)> =
+        [256, 512, 1024, 2048, 4096].into_iter().filter(|&s| s <= max).map(|s| ("square", s, s, s)).collect();
+    // Layer shapes: MNIST MLP 784-256-256-10 at batch 128 (forward, dX, dW), and a small CIFAR CNN's
+    // 3x3 conv as an im2col GEMM (batch 32, 16x16 maps, 32 -> 64 channels).
+    shapes.extend([
+        ("mlp.fc1.fwd", 128, 256, 784),
+        ("mlp.fc1.dx", 128, 784, 256),
+        ("mlp.fc1.dw", 256, 784, 128),
+        ("mlp.fc3.fwd", 128, 10, 256),
+        ("cnn.conv2.fwd", 8192, 64, 288),
+        ("cnn.conv2.dw", 64, 288, 8192),
+    ]);
+    let f32k = GemmF32::new(gpu)?;
+    let naive = GemmF32Naive::new(gpu)?;
+    let qz = Quantizer::new(gpu)?;
+    let int_pairs = [(Format::Int8, Format::Int8), (Format::Int4, Format::Int4), (Format::Log4, Format::Int8)];
+    let int_kernels: Vec<GemmInt> = int_pairs.iter().map(|&(x, y)| GemmInt::new(gpu, x, y)).collect::<Result<_>>()?;
+    let fp8 = GemmFp8::new(gpu, Format::Fp8E4M3, Format::Fp8E4M3)?;
+    for (label, m, n, k) in shapes {
+        let flops = 2.0 * (m * n * k) as f64;
+        let iters = ((2e9 / flops) as u32).clamp(1, a.iters);
+        let av: Vec<f32> = (0..(m * k) as u32).map(|i| lowbit::rng::uniform(1, i) - 0.5).collect();
+        let bv: Vec<f32> = (0..(n * k) as u32).map(|i| lowbit::rng::uniform(2, i) - 0.5).collect();
+        let at = GpuTensor::from_slice(gpu, &av, &[m, k])?;
+        let bt = GpuTensor::from_slice(gpu, &bv, &[n, k])?;
+        let c = GpuBuffer::<f32>::zeros(gpu, "c", m * n)?;
+        let shape = GemmShape::nt(m, n, k);
+        let epi = Epilogue::default();
+        let t_f32 = gpu_seconds(gpu, iters, 3, |e| f32k.encode(gpu, e, at.buffer(), bt.buffer(), shape, &epi, &c))?;
+        let f32_gflops = flops / t_f32 / 1e9;
+        let emit = |kernel: &str, gops: f64| {
+            println!(
+                "{}",
+                json!({"kernel": kernel, "shape": label, "m": m, "n": n, "k": k, "gops": (gops * 100.0).round() / 100.0,
+                       "f32_gflops": (f32_gflops * 100.0).round() / 100.0, "ratio": (gops / f32_gflops * 1000.0).round() / 1000.0})
+            );
+        };
+        emit("gemm_f32", f32_gflops);
+        if flops <= 2.0 * 1024f64.powi(3) {
+            let t =
+                gpu_seconds(gpu, iters.min(3), 1, |e| naive.encode(gpu, e, at.buffer(), bt.buffer(), shape, &epi, &c))?;
+            emit("gemm_f32_naive", flops / t / 1e9);
+        }
+        for ((fa, fb), kern) in int_pairs.iter().zip(&int_kernels) {
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            let qa = qz.quantize(gpu, &mut enc, &at, QuantScheme::per_row(*fa))?;
+            let qb = qz.quantize(gpu, &mut enc, &bt, QuantScheme::per_row(*fb))?;
+            gpu.queue.submit([enc.finish()]);
+            let t = gpu_seconds(gpu, iters, 3, |e| kern.encode(gpu, e, &qa, &qb, &epi, &c))?;
+            emit(&format!("gemm_int_{fa}x{fb}"), flops / t / 1e9);
+        }
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let qa = qz.quantize(gpu, &mut enc, &at, QuantScheme::per_row(Format::Fp8E4M3))?;
+        let qb = qz.quantize(gpu, &mut enc, &bt, QuantScheme::per_row(Format::Fp8E4M3))?;
+        gpu.queue.submit([enc.finish()]);
+        let t = gpu_seconds(gpu, iters, 3, |e| fp8.encode(gpu, e, &qa, &qb, &epi, &c))?;
+        emit("gemm_fp8_e4m3xe4m3", flops / t / 1e9);
+    }
+    Ok(())
+}
+
+fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
     let cols = 4096usize;
     let rows = a.elements.div_ceil(cols);
     let n = rows * cols;
-    let x: Vec<f32> = (0..n as u32)
-        .map(|i| lowbit::rng::uniform(7, i) * 2.0 - 1.0)
-        .collect();
-    let xb = GpuBuffer::from_slice(&gpu, "x", &x)?;
-    let copy_dst = GpuBuffer::<f32>::zeros(&gpu, "copy dst", n)?;
-    let copy = Copy::new(&gpu)?;
-    let t_copy = gpu_seconds(&gpu, a.iters, 3, |e| copy.encode(&gpu, e, &xb, &copy_dst))?;
+    let x: Vec<f32> = (0..n as u32).map(|i| lowbit::rng::uniform(7, i) * 2.0 - 1.0).collect();
+    let xb = GpuBuffer::from_slice(gpu, "x", &x)?;
+    let copy_dst = GpuBuffer::<f32>::zeros(gpu, "copy dst", n)?;
+    let copy = Copy::new(gpu)?;
+    let t_copy = gpu_seconds(gpu, a.iters, 3, |e| copy.encode(gpu, e, &xb, &copy_dst))?;
     let copy_gbps = (8 * n) as f64 / t_copy / 1e9;
-    let absmax = Absmax::new(&gpu)?;
+    let absmax = Absmax::new(gpu)?;
     let sr = Rounding::Stochastic { seed: 1, stream: 0 };
     for f in Format::ALL {
-        let scale = Scale::new(&gpu, f)?;
-        let quant = Quantize::new(&gpu, f)?;
-        let fused = QuantizeFused::new(&gpu, f)?;
-        let transpose = QuantizeTranspose::new(&gpu, f)?;
-        let deq = Dequantize::new(&gpu, f)?;
+        let scale = Scale::new(gpu, f)?;
+        let quant = Quantize::new(gpu, f)?;
+        let fused = QuantizeFused::new(gpu, f)?;
+        let transpose = QuantizeTranspose::new(gpu, f)?;
+        let deq = Dequantize::new(gpu, f)?;
         let line = |kernel: &str, gran: Granularity, rounding: &str, bytes: f64, secs: f64| {
             let gbps = bytes / secs / 1e9;
             println!(
@@ -80,54 +168,40 @@ fn main() -> Result<()> {
                        "gbps": (gbps * 100.0).round() / 100.0, "copy_gbps": (copy_gbps * 100.0).round() / 100.0, "ratio": (gbps / copy_gbps * 1000.0).round() / 1000.0})
             );
         };
-        for gran in [
-            Granularity::PerRow,
-            Granularity::PerBlock(32),
-            Granularity::PerTensor,
-        ] {
+        for gran in [Granularity::PerRow, Granularity::PerBlock(32), Granularity::PerTensor] {
             let l = QuantLayout::new(rows, cols, f, gran)?;
-            let codes = GpuBuffer::<u32>::zeros(&gpu, "codes", l.words())?;
-            let scales = GpuBuffer::<f32>::zeros(&gpu, "scales", l.n_groups as usize)?;
-            let inv = GpuBuffer::<f32>::zeros(&gpu, "inv", l.n_groups as usize)?;
-            let amax = GpuBuffer::<u32>::zeros(&gpu, "amax", l.n_groups as usize)?;
+            let codes = GpuBuffer::<u32>::zeros(gpu, "codes", l.words())?;
+            let scales = GpuBuffer::<f32>::zeros(gpu, "scales", l.n_groups as usize)?;
+            let inv = GpuBuffer::<f32>::zeros(gpu, "inv", l.n_groups as usize)?;
+            let amax = GpuBuffer::<u32>::zeros(gpu, "amax", l.n_groups as usize)?;
             let bytes = (4 * n + 4 * l.words() + 4 * l.n_groups as usize) as f64;
             for (rname, r) in [("nearest", Rounding::Nearest), ("stochastic", sr)] {
                 if QuantizeFused::supports(&l) {
-                    let t = gpu_seconds(&gpu, a.iters, 3, |e| {
-                        fused.encode(&gpu, e, &xb, &l, r, &codes, &scales)
-                    })?;
+                    let t = gpu_seconds(gpu, a.iters, 3, |e| fused.encode(gpu, e, &xb, &l, r, &codes, &scales))?;
                     line("quantize_fused", gran, rname, bytes, t);
                 }
-                let t = gpu_seconds(&gpu, a.iters, 3, |e| {
-                    absmax.encode(&gpu, e, &xb, &l, false, &amax)?;
-                    scale.encode(&gpu, e, &amax, &scales, &inv)?;
-                    quant.encode(&gpu, e, &xb, &inv, &l, r, &codes)
+                let t = gpu_seconds(gpu, a.iters, 3, |e| {
+                    absmax.encode(gpu, e, &xb, &l, false, &amax)?;
+                    scale.encode(gpu, e, &amax, &scales, &inv)?;
+                    quant.encode(gpu, e, &xb, &inv, &l, r, &codes)
                 })?;
                 line("quantize_two_pass", gran, rname, bytes, t);
             }
             if gran == Granularity::PerRow {
-                let out = GpuBuffer::<f32>::zeros(&gpu, "out", n)?;
-                let t = gpu_seconds(&gpu, a.iters, 3, |e| {
-                    deq.encode(&gpu, e, &codes, &scales, &l, &out)
-                })?;
+                let out = GpuBuffer::<f32>::zeros(gpu, "out", n)?;
+                let t = gpu_seconds(gpu, a.iters, 3, |e| deq.encode(gpu, e, &codes, &scales, &l, &out))?;
                 line("dequantize", gran, "-", bytes, t);
             }
             if gran == Granularity::PerTensor {
                 // The transposing quantizer: x is [rows, cols], its transpose [cols, rows] is packed.
                 let lt = QuantLayout::new(cols, rows, f, gran)?;
-                let codes_t = GpuBuffer::<u32>::zeros(&gpu, "codes t", lt.words())?;
-                let t = gpu_seconds(&gpu, a.iters, 3, |e| {
-                    absmax.encode(&gpu, e, &xb, &l, false, &amax)?;
-                    scale.encode(&gpu, e, &amax, &scales, &inv)?;
-                    transpose.encode(&gpu, e, &xb, &inv, &lt, sr, &codes_t)
+                let codes_t = GpuBuffer::<u32>::zeros(gpu, "codes t", lt.words())?;
+                let t = gpu_seconds(gpu, a.iters, 3, |e| {
+                    absmax.encode(gpu, e, &xb, &l, false, &amax)?;
+                    scale.encode(gpu, e, &amax, &scales, &inv)?;
+                    transpose.encode(gpu, e, &xb, &inv, &lt, sr, &codes_t)
                 })?;
-                line(
-                    "quantize_transpose",
-                    gran,
-                    "stochastic",
-                    (4 * n + 4 * lt.words() + 4) as f64,
-                    t,
-                );
+                line("quantize_transpose", gran, "stochastic", (4 * n + 4 * lt.words() + 4) as f64, t);
             }
         }
     }

@@ -85,9 +85,7 @@ fn backends_from_env() -> Result<wgpu::Backends> {
             "vulkan" | "vk" => Ok(wgpu::Backends::VULKAN),
             "metal" | "mtl" => Ok(wgpu::Backends::METAL),
             "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
-            other => Err(Error::InvalidArgument(format!(
-                "LOWBIT_BACKEND={other}: expected vulkan, metal or dx12"
-            ))),
+            other => Err(Error::InvalidArgument(format!("LOWBIT_BACKEND={other}: expected vulkan, metal or dx12"))),
         },
     }
 }
@@ -166,9 +164,7 @@ impl Gpu {
         let adapter = adapters
             .into_iter()
             .next()
-            .ok_or_else(|| Error::NoAdapter {
-                detail: format!(" for backends {backends:?}"),
-            })?;
+            .ok_or_else(|| Error::NoAdapter { detail: format!(" for backends {backends:?}") })?;
         Self::from_adapter(adapter).await
     }
 
@@ -176,8 +172,7 @@ impl Gpu {
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let available = adapter.features();
-        let wanted =
-            wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
         let features = available & wanted;
         let limits = adapter.limits();
         let int_dot_accelerated = query_int_dot(&adapter);
@@ -194,9 +189,7 @@ impl Gpu {
             name: info.name.clone(),
             backend: info.backend.to_str().to_string(),
             device_type: type_name(info.device_type).to_string(),
-            driver: format!("{} {}", info.driver, info.driver_info)
-                .trim()
-                .to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
             shader_f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
@@ -204,21 +197,12 @@ impl Gpu {
             max_storage_binding: limits.max_storage_buffer_binding_size,
             max_buffer: limits.max_buffer_size,
         };
-        Ok(Gpu {
-            device,
-            queue,
-            report,
-            limits,
-        })
+        Ok(Gpu { device, queue, report, limits })
     }
 
     /// Wraps a device the application already has, so lowbit shares it. `info` describes its
     /// adapter when known (the report then says which; otherwise the name is "external").
-    pub fn from_device(
-        device: wgpu::Device,
-        queue: wgpu::Queue,
-        info: Option<wgpu::AdapterInfo>,
-    ) -> Self {
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: Option<wgpu::AdapterInfo>) -> Self {
         let limits = device.limits();
         let features = device.features();
         let (name, backend, device_type, driver) = match info {
@@ -228,12 +212,7 @@ impl Gpu {
                 type_name(i.device_type).to_string(),
                 format!("{} {}", i.driver, i.driver_info).trim().to_string(),
             ),
-            None => (
-                "external".into(),
-                "unknown".into(),
-                "unknown".into(),
-                String::new(),
-            ),
+            None => ("external".into(), "unknown".into(), "unknown".into(), String::new()),
         };
         let report = AdapterReport {
             name,
@@ -247,12 +226,7 @@ impl Gpu {
             max_storage_binding: limits.max_storage_buffer_binding_size,
             max_buffer: limits.max_buffer_size,
         };
-        Gpu {
-            device,
-            queue,
-            report,
-            limits,
-        }
+        Gpu { device, queue, report, limits }
     }
 
     /// What the adapter is and what was enabled.
@@ -288,10 +262,7 @@ impl Gpu {
 
     /// Blocks until all submitted work has finished.
     pub fn wait(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::Transfer(e.to_string()))
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map(|_| ()).map_err(|e| Error::Transfer(e.to_string()))
     }
 
     /// Builds a compute pipeline from WGSL inside a validation error scope; a failure comes back
@@ -305,30 +276,23 @@ impl Gpu {
         constants: &[(&str, f64)],
     ) -> Result<wgpu::ComputePipeline> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(source)),
-            });
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(name),
-                layout: Some(layout),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(source)),
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(name),
+            layout: Some(layout),
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
         match pollster::block_on(scope.pop()) {
-            Some(e) => Err(Error::Shader {
-                name: format!("{name}::{entry}"),
-                message: e.to_string(),
-            }),
+            Some(e) => Err(Error::Shader { name: format!("{name}::{entry}"), message: e.to_string() }),
             None => Ok(pipeline),
         }
     }

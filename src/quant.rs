@@ -6,7 +6,7 @@ use crate::kernels::{
     absmax::Absmax, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
     quantize_transpose::QuantizeTranspose, scale::Scale,
 };
-use crate::scheme::{Granularity, QuantLayout, QuantScheme};
+use crate::scheme::{Granularity, QuantLayout, QuantScheme, Rounding};
 use crate::tensor::{GpuBuffer, GpuTensor};
 use crate::{Error, Gpu, Result};
 use std::collections::HashMap;
@@ -21,6 +21,9 @@ pub struct QuantizedTensor {
     pub scales: GpuBuffer<f32>,
     /// The layout (format, granularity, logical `[rows, cols]`).
     pub layout: QuantLayout,
+    /// Independent stochastic samples stacked in `codes` and `scales` (1 unless made by
+    /// [`Quantizer::quantize_samples`] for SMP).
+    pub samples: u32,
 }
 
 impl QuantizedTensor {
@@ -51,10 +54,7 @@ pub const FUSED_MIN_ROWS: u32 = 64;
 impl Quantizer {
     /// Builds the format-independent kernels.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        Ok(Quantizer {
-            absmax: Absmax::new(gpu)?,
-            per_format: Mutex::new(HashMap::new()),
-        })
+        Ok(Quantizer { absmax: Absmax::new(gpu)?, per_format: Mutex::new(HashMap::new()) })
     }
 
     fn kernels(&self, gpu: &Gpu, f: Format) -> Result<Arc<FormatKernels>> {
@@ -79,6 +79,7 @@ impl Quantizer {
             codes: GpuBuffer::zeros(gpu, "lowbit codes", l.words())?,
             scales: GpuBuffer::zeros(gpu, "lowbit scales", l.n_groups as usize)?,
             layout: l,
+            samples: 1,
         })
     }
 
@@ -113,15 +114,7 @@ impl Quantizer {
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
         let q = Self::alloc(gpu, l)?;
-        k.fused.encode(
-            gpu,
-            enc,
-            x.buffer(),
-            &l,
-            scheme.rounding,
-            &q.codes,
-            &q.scales,
-        )?;
+        k.fused.encode(gpu, enc, x.buffer(), &l, scheme.rounding, &q.codes, &q.scales)?;
         Ok(q)
     }
 
@@ -140,8 +133,7 @@ impl Quantizer {
         let inv = GpuBuffer::<f32>::zeros(gpu, "lowbit inv", l.n_groups as usize)?;
         self.absmax.encode(gpu, enc, x.buffer(), &l, false, &amax)?;
         k.scale.encode(gpu, enc, &amax, &q.scales, &inv)?;
-        k.quantize
-            .encode(gpu, enc, x.buffer(), &inv, &l, scheme.rounding, &q.codes)?;
+        k.quantize.encode(gpu, enc, x.buffer(), &inv, &l, scheme.rounding, &q.codes)?;
         Ok(q)
     }
 
@@ -174,23 +166,53 @@ impl Quantizer {
             self.absmax.encode(gpu, enc, x.buffer(), &lt, true, &amax)?;
         }
         k.scale.encode(gpu, enc, &amax, &q.scales, &inv)?;
-        k.transpose
-            .encode(gpu, enc, x.buffer(), &inv, &lt, scheme.rounding, &q.codes)?;
+        k.transpose.encode(gpu, enc, x.buffer(), &inv, &lt, scheme.rounding, &q.codes)?;
         Ok(q)
     }
 
-    /// Records the dequantization of `q` into a new `[rows, cols]` tensor.
-    pub fn dequantize(
+    /// Records `k` independent stochastic quantizations of `x` (streams `stream, stream+1, …`),
+    /// stacked into one tensor for SMP: the integer GEMM averages the `k` products in its
+    /// epilogue. `scheme.rounding` must be stochastic.
+    pub fn quantize_samples(
         &self,
         gpu: &Gpu,
         enc: &mut wgpu::CommandEncoder,
-        q: &QuantizedTensor,
-    ) -> Result<GpuTensor> {
+        x: &GpuTensor,
+        scheme: QuantScheme,
+        k: u32,
+    ) -> Result<QuantizedTensor> {
+        let Rounding::Stochastic { seed, stream } = scheme.rounding else {
+            return Err(Error::InvalidArgument(
+                "quantize_samples: SMP needs stochastic rounding (nearest gives k identical samples)".into(),
+            ));
+        };
+        if k == 0 {
+            return Err(Error::InvalidArgument("quantize_samples: k must be at least 1".into()));
+        }
+        let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
+        let (words, groups) = (l.words() as u64 * 4, l.n_groups as u64 * 4);
+        gpu.check_binding("SMP codes", words * k as u64)?;
+        let out = QuantizedTensor {
+            codes: GpuBuffer::zeros(gpu, "lowbit smp codes", l.words() * k as usize)?,
+            scales: GpuBuffer::zeros(gpu, "lowbit smp scales", l.n_groups as usize * k as usize)?,
+            layout: l,
+            samples: k,
+        };
+        for j in 0..k {
+            let s = QuantScheme { rounding: Rounding::Stochastic { seed, stream: stream.wrapping_add(j) }, ..scheme };
+            let q = self.quantize(gpu, enc, x, s)?;
+            enc.copy_buffer_to_buffer(q.codes.buffer(), 0, out.codes.buffer(), j as u64 * words, words);
+            enc.copy_buffer_to_buffer(q.scales.buffer(), 0, out.scales.buffer(), j as u64 * groups, groups);
+        }
+        Ok(out)
+    }
+
+    /// Records the dequantization of `q` into a new `[rows, cols]` tensor (sample 0 of SMP).
+    pub fn dequantize(&self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder, q: &QuantizedTensor) -> Result<GpuTensor> {
         let l = q.layout;
         let k = self.kernels(gpu, l.format)?;
         let out = GpuTensor::zeros(gpu, &[l.rows as usize, l.cols as usize])?;
-        k.dequantize
-            .encode(gpu, enc, &q.codes, &q.scales, &l, out.buffer())?;
+        k.dequantize.encode(gpu, enc, &q.codes, &q.scales, &l, out.buffer())?;
         Ok(out)
     }
 }

@@ -75,15 +75,9 @@ mod tests {
         }
         let mean = sum / n as f64;
         // Standard error of the mean of U(0,1) is 1/sqrt(12 n) ~ 6.5e-4; allow 5 sigma.
-        assert!(
-            (mean - 0.5).abs() < 5.0 * (1.0 / (12.0 * n as f64)).sqrt(),
-            "mean {mean}"
-        );
+        assert!((mean - 0.5).abs() < 5.0 * (1.0 / (12.0 * n as f64)).sqrt(), "mean {mean}");
         let expect = n as f64 / 16.0;
-        let chi2: f64 = buckets
-            .iter()
-            .map(|&b| (b as f64 - expect).powi(2) / expect)
-            .sum();
+        let chi2: f64 = buckets.iter().map(|&b| (b as f64 - expect).powi(2) / expect).sum();
         // 15 degrees of freedom: P(chi2 > 37.7) ~ 0.001.
         assert!(chi2 < 37.7, "chi2 {chi2}");
     }

@@ -64,34 +64,19 @@ pub struct QuantScheme {
 impl QuantScheme {
     /// Per-tensor scale, round to nearest.
     pub fn per_tensor(format: Format) -> Self {
-        QuantScheme {
-            format,
-            granularity: Granularity::PerTensor,
-            rounding: Rounding::Nearest,
-        }
+        QuantScheme { format, granularity: Granularity::PerTensor, rounding: Rounding::Nearest }
     }
     /// Per-row scale, round to nearest.
     pub fn per_row(format: Format) -> Self {
-        QuantScheme {
-            format,
-            granularity: Granularity::PerRow,
-            rounding: Rounding::Nearest,
-        }
+        QuantScheme { format, granularity: Granularity::PerRow, rounding: Rounding::Nearest }
     }
     /// Per-block scale, round to nearest.
     pub fn per_block(format: Format, block: u32) -> Self {
-        QuantScheme {
-            format,
-            granularity: Granularity::PerBlock(block),
-            rounding: Rounding::Nearest,
-        }
+        QuantScheme { format, granularity: Granularity::PerBlock(block), rounding: Rounding::Nearest }
     }
     /// The same scheme with stochastic rounding.
     pub fn stochastic(self, seed: u32, stream: u32) -> Self {
-        QuantScheme {
-            rounding: Rounding::Stochastic { seed, stream },
-            ..self
-        }
+        QuantScheme { rounding: Rounding::Stochastic { seed, stream }, ..self }
     }
 }
 
@@ -125,9 +110,7 @@ impl QuantLayout {
             return Err(Error::Empty("QuantLayout::new"));
         }
         if rows.checked_mul(cols).is_none_or(|n| n > u32::MAX as usize) {
-            return Err(Error::InvalidArgument(format!(
-                "{rows}x{cols} elements exceeds the 2^32 element index range"
-            )));
+            return Err(Error::InvalidArgument(format!("{rows}x{cols} elements exceeds the 2^32 element index range")));
         }
         let (rows, cols) = (rows as u32, cols as u32);
         let per_word = format.per_word();
@@ -137,23 +120,15 @@ impl QuantLayout {
             Granularity::PerRow => (1, rows, 1, u32::MAX),
             Granularity::PerBlock(b) => {
                 if b < 8 || !b.is_power_of_two() {
-                    return Err(Error::InvalidArgument(format!("block size {b}: must be a power of two of at least 8 (so blocks hold whole packed words)")));
+                    return Err(Error::InvalidArgument(format!(
+                        "block size {b}: must be a power of two of at least 8 (so blocks hold whole packed words)"
+                    )));
                 }
                 let g = cols.div_ceil(b);
                 (g, rows * g, g, b)
             }
         };
-        Ok(QuantLayout {
-            rows,
-            cols,
-            format,
-            granularity,
-            words_per_row,
-            groups_per_row,
-            n_groups,
-            row_mul,
-            block_div,
-        })
+        Ok(QuantLayout { rows, cols, format, granularity, words_per_row, groups_per_row, n_groups, row_mul, block_div })
     }
 
     /// Codes per word.
@@ -181,11 +156,6 @@ impl QuantLayout {
 
     /// The same layout for the transposed tensor `[cols, rows]`.
     pub fn transposed(&self) -> Result<Self> {
-        QuantLayout::new(
-            self.cols as usize,
-            self.rows as usize,
-            self.format,
-            self.granularity,
-        )
+        QuantLayout::new(self.cols as usize, self.rows as usize, self.format, self.granularity)
     }
 }

@@ -11,9 +11,11 @@ pub const COMMON: &[(&str, &str)] = &[
     ("log4", include_str!("../shaders/common/log4.wgsl")),
     ("format", include_str!("../shaders/common/format.wgsl")),
     ("layout", include_str!("../shaders/common/layout.wgsl")),
+    ("gemm", include_str!("../shaders/common/gemm.wgsl")),
 ];
 
 const QUANT_INCLUDES: &[&str] = &["rng", "quant", "fp8", "log4", "format", "layout"];
+const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];
 
 /// A kernel's shader: its name (= file stem), the common files it includes, and its body.
 pub struct KernelSource {
@@ -27,26 +29,10 @@ pub struct KernelSource {
 
 /// Every kernel lowbit ships.
 pub const KERNELS: &[KernelSource] = &[
-    KernelSource {
-        name: "copy",
-        includes: &[],
-        body: include_str!("../shaders/copy.wgsl"),
-    },
-    KernelSource {
-        name: "absmax",
-        includes: &["quant", "layout"],
-        body: include_str!("../shaders/absmax.wgsl"),
-    },
-    KernelSource {
-        name: "scale",
-        includes: QUANT_INCLUDES,
-        body: include_str!("../shaders/scale.wgsl"),
-    },
-    KernelSource {
-        name: "quantize",
-        includes: QUANT_INCLUDES,
-        body: include_str!("../shaders/quantize.wgsl"),
-    },
+    KernelSource { name: "copy", includes: &[], body: include_str!("../shaders/copy.wgsl") },
+    KernelSource { name: "absmax", includes: &["quant", "layout"], body: include_str!("../shaders/absmax.wgsl") },
+    KernelSource { name: "scale", includes: QUANT_INCLUDES, body: include_str!("../shaders/scale.wgsl") },
+    KernelSource { name: "quantize", includes: QUANT_INCLUDES, body: include_str!("../shaders/quantize.wgsl") },
     KernelSource {
         name: "quantize_fused",
         includes: QUANT_INCLUDES,
@@ -57,11 +43,15 @@ pub const KERNELS: &[KernelSource] = &[
         includes: QUANT_INCLUDES,
         body: include_str!("../shaders/quantize_transpose.wgsl"),
     },
+    KernelSource { name: "dequantize", includes: QUANT_INCLUDES, body: include_str!("../shaders/dequantize.wgsl") },
+    KernelSource { name: "gemm_f32", includes: GEMM_INCLUDES, body: include_str!("../shaders/gemm_f32.wgsl") },
     KernelSource {
-        name: "dequantize",
-        includes: QUANT_INCLUDES,
-        body: include_str!("../shaders/dequantize.wgsl"),
+        name: "gemm_f32_naive",
+        includes: GEMM_INCLUDES,
+        body: include_str!("../shaders/gemm_f32_naive.wgsl"),
     },
+    KernelSource { name: "gemm_int", includes: GEMM_INCLUDES, body: include_str!("../shaders/gemm_int.wgsl") },
+    KernelSource { name: "gemm_fp8", includes: GEMM_INCLUDES, body: include_str!("../shaders/gemm_fp8.wgsl") },
     KernelSource {
         name: "format_check",
         includes: &["rng", "quant", "fp8", "log4", "format"],

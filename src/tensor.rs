@@ -20,9 +20,8 @@ pub struct GpuBuffer<T: Pod> {
     _t: PhantomData<T>,
 }
 
-const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+const USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 impl<T: Pod> GpuBuffer<T> {
     /// Uploads `data`. Fails if it is larger than one binding may be.
@@ -31,18 +30,12 @@ impl<T: Pod> GpuBuffer<T> {
         gpu.check_binding(label, padded(bytes))?;
         let mut contents = bytemuck::cast_slice::<T, u8>(data).to_vec();
         contents.resize(padded(bytes) as usize, 0);
-        let buffer = gpu
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: &contents,
-                usage: USAGE,
-            });
-        Ok(GpuBuffer {
-            buffer,
-            len: data.len(),
-            _t: PhantomData,
-        })
+        let buffer = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: &contents,
+            usage: USAGE,
+        });
+        Ok(GpuBuffer { buffer, len: data.len(), _t: PhantomData })
     }
 
     /// A zero-filled buffer of `len` elements.
@@ -55,11 +48,7 @@ impl<T: Pod> GpuBuffer<T> {
             usage: USAGE,
             mapped_at_creation: false,
         });
-        Ok(GpuBuffer {
-            buffer,
-            len,
-            _t: PhantomData,
-        })
+        Ok(GpuBuffer { buffer, len, _t: PhantomData })
     }
 
     /// Number of elements.
@@ -90,8 +79,7 @@ impl<T: Pod> GpuBuffer<T> {
                 detail: format!("buffer holds {} elements, got {}", self.len, data.len()),
             });
         }
-        gpu.queue
-            .write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+        gpu.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
         Ok(())
     }
 
@@ -104,11 +92,8 @@ impl<T: Pod> GpuBuffer<T> {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut enc = gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("lowbit read-back"),
-            });
+        let mut enc =
+            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lowbit read-back") });
         enc.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
         gpu.queue.submit([enc.finish()]);
         let slice = staging.slice(..);
@@ -121,9 +106,7 @@ impl<T: Pod> GpuBuffer<T> {
             .await
             .ok_or_else(|| Error::Transfer("map callback dropped".into()))?
             .map_err(|e| Error::Transfer(e.to_string()))?;
-        let data = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Transfer(e.to_string()))?;
+        let data = slice.get_mapped_range().map_err(|e| Error::Transfer(e.to_string()))?;
         let bytes = (self.len * std::mem::size_of::<T>()).min(data.len());
         let out = bytemuck::pod_collect_to_vec::<u8, T>(&data[..bytes]);
         drop(data);
@@ -146,25 +129,17 @@ pub struct GpuTensor {
 
 fn check_shape(op: &'static str, shape: &[usize], len: usize) -> Result<()> {
     if shape.is_empty() {
-        return Err(Error::Shape {
-            op,
-            detail: "a shape needs at least one dimension".into(),
-        });
+        return Err(Error::Shape { op, detail: "a shape needs at least one dimension".into() });
     }
     let n: usize = shape.iter().product();
     if n == 0 {
         return Err(Error::Empty(op));
     }
     if n != len {
-        return Err(Error::Shape {
-            op,
-            detail: format!("shape {shape:?} has {n} elements, data has {len}"),
-        });
+        return Err(Error::Shape { op, detail: format!("shape {shape:?} has {n} elements, data has {len}") });
     }
     if n > u32::MAX as usize {
-        return Err(Error::InvalidArgument(format!(
-            "{op}: {n} elements exceeds the 2^32 element index range"
-        )));
+        return Err(Error::InvalidArgument(format!("{op}: {n} elements exceeds the 2^32 element index range")));
     }
     Ok(())
 }
@@ -173,20 +148,14 @@ impl GpuTensor {
     /// Uploads `data` with `shape` (whose product must equal `data.len()`, and be non-zero).
     pub fn from_slice(gpu: &Gpu, data: &[f32], shape: &[usize]) -> Result<Self> {
         check_shape("GpuTensor::from_slice", shape, data.len())?;
-        Ok(GpuTensor {
-            buf: GpuBuffer::from_slice(gpu, "lowbit tensor", data)?,
-            shape: shape.to_vec(),
-        })
+        Ok(GpuTensor { buf: GpuBuffer::from_slice(gpu, "lowbit tensor", data)?, shape: shape.to_vec() })
     }
 
     /// A zero tensor.
     pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Self> {
         let n = shape.iter().product();
         check_shape("GpuTensor::zeros", shape, n)?;
-        Ok(GpuTensor {
-            buf: GpuBuffer::zeros(gpu, "lowbit tensor", n)?,
-            shape: shape.to_vec(),
-        })
+        Ok(GpuTensor { buf: GpuBuffer::zeros(gpu, "lowbit tensor", n)?, shape: shape.to_vec() })
     }
 
     /// The shape.

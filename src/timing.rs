@@ -12,11 +12,8 @@ pub fn gpu_seconds(
     mut record: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
 ) -> Result<f64> {
     let mut run = |n: u32| -> Result<f64> {
-        let mut enc = gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("lowbit timing"),
-            });
+        let mut enc =
+            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lowbit timing") });
         for _ in 0..n {
             record(&mut enc)?;
         }

@@ -15,11 +15,7 @@ fn fp8_spec(code: u32, ebits: u32, mbits: u32, bias: i32, has_inf: bool) -> f64 
     let m = (code & ((1 << mbits) - 1)) as f64;
     let emax = (1 << ebits) - 1;
     if has_inf && e == emax {
-        return if m == 0.0 {
-            s * f64::INFINITY
-        } else {
-            f64::NAN
-        };
+        return if m == 0.0 { s * f64::INFINITY } else { f64::NAN };
     }
     if !has_inf && code & 0x7f == 0x7f {
         return f64::NAN;
@@ -34,24 +30,15 @@ fn fp8_spec(code: u32, ebits: u32, mbits: u32, bias: i32, has_inf: bool) -> f64 
 
 #[test]
 fn fp8_all_256_codes_decode_to_the_spec_on_host_and_device() {
-    for (f, spec) in [
-        (Format::Fp8E4M3, (4, 3, 7, false)),
-        (Format::Fp8E5M2, (5, 2, 15, true)),
-    ] {
+    for (f, spec) in [(Format::Fp8E4M3, (4, 3, 7, false)), (Format::Fp8E5M2, (5, 2, 15, true))] {
         let codes: Vec<u32> = (0..256).collect();
         let host = reference::format_check::decode(&codes, f);
         for &c in &codes {
             let want = fp8_spec(c, spec.0, spec.1, spec.2, spec.3);
             let got = host[c as usize] as f64;
-            assert!(
-                got == want || (got.is_nan() && want.is_nan()),
-                "{f} code {c:#04x}: host {got} spec {want}"
-            );
+            assert!(got == want || (got.is_nan() && want.is_nan()), "{f} code {c:#04x}: host {got} spec {want}");
         }
-        let dev = FormatCheck::new(gpu(), f)
-            .unwrap()
-            .decode(gpu(), &codes)
-            .unwrap();
+        let dev = FormatCheck::new(gpu(), f).unwrap().decode(gpu(), &codes).unwrap();
         assert_f32_bits_eq(&format!("{f} device decode"), &dev, &host);
     }
 }
@@ -61,10 +48,7 @@ fn int_and_log4_codes_decode_on_device_as_on_host() {
     for f in [Format::Int8, Format::Int4, Format::Log4] {
         let codes: Vec<u32> = (0..(1u32 << f.bits())).collect();
         let host = reference::format_check::decode(&codes, f);
-        let dev = FormatCheck::new(gpu(), f)
-            .unwrap()
-            .decode(gpu(), &codes)
-            .unwrap();
+        let dev = FormatCheck::new(gpu(), f).unwrap().decode(gpu(), &codes).unwrap();
         assert_f32_bits_eq(&format!("{f} device decode"), &dev, &host);
     }
     assert_eq!(Format::Int8.decode(0x81), -127.0);
@@ -74,10 +58,8 @@ fn int_and_log4_codes_decode_on_device_as_on_host() {
 
 /// Brute-force round-to-nearest-even over all finite codes of a format, with saturation.
 fn oracle_rne(x: f32, f: Format) -> u32 {
-    let finite: Vec<(u32, f64)> = (0..(1u32 << f.bits()))
-        .map(|c| (c, f.decode(c) as f64))
-        .filter(|(_, v)| v.is_finite())
-        .collect();
+    let finite: Vec<(u32, f64)> =
+        (0..(1u32 << f.bits())).map(|c| (c, f.decode(c) as f64)).filter(|(_, v)| v.is_finite()).collect();
     // Saturation: magnitudes past the largest finite value clamp to it.
     let xv = (x as f64).clamp(-(f.qmax() as f64), f.qmax() as f64);
     let (mut best, mut best_d) = (0u32, f64::INFINITY);
@@ -105,22 +87,14 @@ fn oracle_rne(x: f32, f: Format) -> u32 {
 /// just off the midpoints, plus random mantissas, on both signs.
 fn sweep(f: Format) -> Vec<f32> {
     let mut xs = Vec::new();
-    let mut grid: Vec<f64> = (0..(1u32 << f.bits()))
-        .map(|c| f.decode(c) as f64)
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .collect();
+    let mut grid: Vec<f64> =
+        (0..(1u32 << f.bits())).map(|c| f.decode(c) as f64).filter(|v| v.is_finite() && *v >= 0.0).collect();
     grid.sort_by(|a, b| a.partial_cmp(b).unwrap());
     grid.dedup();
     for w in grid.windows(2) {
         let (a, b) = (w[0] as f32, w[1] as f32);
         let mid = ((w[0] + w[1]) / 2.0) as f32;
-        for v in [
-            a,
-            b,
-            mid,
-            f32::from_bits(mid.to_bits() + 1),
-            f32::from_bits(mid.to_bits() - 1),
-        ] {
+        for v in [a, b, mid, f32::from_bits(mid.to_bits() + 1), f32::from_bits(mid.to_bits() - 1)] {
             xs.push(v);
             xs.push(-v);
         }
@@ -135,15 +109,7 @@ fn sweep(f: Format) -> Vec<f32> {
             xs.push(-v);
         }
     }
-    xs.extend([
-        0.0,
-        -0.0,
-        f32::from_bits(1),
-        -f32::from_bits(0x7f_ffff),
-        top * 1.02,
-        -top * 4.0,
-        1e38,
-    ]);
+    xs.extend([0.0, -0.0, f32::from_bits(1), -f32::from_bits(0x7f_ffff), top * 1.02, -top * 4.0, 1e38]);
     xs
 }
 
@@ -162,10 +128,7 @@ fn fp8_and_int_encode_is_exact_rne_over_an_exponent_sweep() {
                 oracle_rne(x, f)
             );
         }
-        let dev = FormatCheck::new(gpu(), f)
-            .unwrap()
-            .encode(gpu(), &xs, false, 0)
-            .unwrap();
+        let dev = FormatCheck::new(gpu(), f).unwrap().encode(gpu(), &xs, false, 0).unwrap();
         assert_u32_eq(&format!("{f} device encode (nearest)"), &dev, &host);
     }
 }
@@ -184,17 +147,8 @@ fn log4_nearest_is_nearest_in_linear_domain_with_ties_up() {
         (48.0, 64.0),
         (70.0, 64.0),
     ] {
-        assert_eq!(
-            Format::Log4.decode(Format::Log4.quantize(y, 1.0, false, 0)),
-            want,
-            "log4 nearest of {y}"
-        );
-        assert_eq!(
-            Format::Log4.decode(Format::Log4.quantize(-y, 1.0, false, 0)),
-            -want,
-            "log4 nearest of {}",
-            -y
-        );
+        assert_eq!(Format::Log4.decode(Format::Log4.quantize(y, 1.0, false, 0)), want, "log4 nearest of {y}");
+        assert_eq!(Format::Log4.decode(Format::Log4.quantize(-y, 1.0, false, 0)), -want, "log4 nearest of {}", -y);
     }
 }
 
@@ -208,11 +162,7 @@ fn device_encode_matches_host_for_every_format_nearest_and_stochastic() {
             let key = rng::key(11, f.id());
             let host = reference::format_check::encode(&xs, f, stochastic, key);
             let dev = dev_kernel.encode(gpu(), &xs, stochastic, key).unwrap();
-            assert_u32_eq(
-                &format!("{f} device encode (stochastic={stochastic})"),
-                &dev,
-                &host,
-            );
+            assert_u32_eq(&format!("{f} device encode (stochastic={stochastic})"), &dev, &host);
         }
     }
 }
@@ -222,52 +172,23 @@ fn nonfinite_inputs_follow_the_documented_rule() {
     let q = |f: Format, x: f32| f.quantize(x, 1.0, false, 0);
     assert_eq!(q(Format::Int8, f32::NAN), 0);
     assert_eq!(Format::Int8.decode(q(Format::Int8, f32::INFINITY)), 127.0);
-    assert_eq!(
-        Format::Int4.decode(q(Format::Int4, f32::NEG_INFINITY)),
-        -7.0
-    );
+    assert_eq!(Format::Int4.decode(q(Format::Int4, f32::NEG_INFINITY)), -7.0);
     assert_eq!(q(Format::Fp8E4M3, f32::NAN), fp8::NAN_CODE);
-    assert_eq!(
-        Format::Fp8E4M3.decode(q(Format::Fp8E4M3, f32::INFINITY)),
-        448.0
-    );
-    assert_eq!(
-        Format::Fp8E5M2.decode(q(Format::Fp8E5M2, f32::NEG_INFINITY)),
-        f32::NEG_INFINITY
-    );
+    assert_eq!(Format::Fp8E4M3.decode(q(Format::Fp8E4M3, f32::INFINITY)), 448.0);
+    assert_eq!(Format::Fp8E5M2.decode(q(Format::Fp8E5M2, f32::NEG_INFINITY)), f32::NEG_INFINITY);
     assert_eq!(q(Format::Log4, f32::NAN), 0);
-    assert_eq!(
-        Format::Log4.decode(q(Format::Log4, f32::NEG_INFINITY)),
-        -64.0
-    );
+    assert_eq!(Format::Log4.decode(q(Format::Log4, f32::NEG_INFINITY)), -64.0);
 }
 
 #[test]
 fn device_recip_and_rng_match_the_host() {
     let k = FormatCheck::new(gpu(), Format::Int8).unwrap();
     let key = rng::key(3, 1);
-    let mut xs: Vec<f32> = (0..20_000u32)
-        .map(|i| f32::from_bits(((1 + i % 254) << 23) | (rng::draw(key, i) & 0x7f_ffff)))
-        .collect();
-    xs.extend([
-        0.0,
-        -1.0,
-        f32::from_bits(1),
-        f32::INFINITY,
-        f32::NAN,
-        2f32.powi(126),
-        2f32.powi(127) * 1.5,
-    ]);
-    assert_f32_bits_eq(
-        "device recip_rne",
-        &k.recip(gpu(), &xs).unwrap(),
-        &reference::format_check::recip(&xs),
-    );
+    let mut xs: Vec<f32> =
+        (0..20_000u32).map(|i| f32::from_bits(((1 + i % 254) << 23) | (rng::draw(key, i) & 0x7f_ffff))).collect();
+    xs.extend([0.0, -1.0, f32::from_bits(1), f32::INFINITY, f32::NAN, 2f32.powi(126), 2f32.powi(127) * 1.5]);
+    assert_f32_bits_eq("device recip_rne", &k.recip(gpu(), &xs).unwrap(), &reference::format_check::recip(&xs));
     for n in [1usize, 1757, 100_000] {
-        assert_u32_eq(
-            "device rng",
-            &k.rng(gpu(), key, n).unwrap(),
-            &reference::format_check::rng(key, n),
-        );
+        assert_u32_eq("device rng", &k.rng(gpu(), key, n).unwrap(), &reference::format_check::rng(key, n));
     }
 }

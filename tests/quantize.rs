@@ -27,13 +27,7 @@ const GRANULARITIES: &[Granularity] = &[
 ];
 
 fn roundings() -> [Rounding; 2] {
-    [
-        Rounding::Nearest,
-        Rounding::Stochastic {
-            seed: 1234,
-            stream: 7,
-        },
-    ]
+    [Rounding::Nearest, Rounding::Stochastic { seed: 1234, stream: 7 }]
 }
 
 fn run(
@@ -60,11 +54,7 @@ fn two_pass_and_fused_match_the_reference_bit_for_bit() {
         for f in Format::ALL {
             for &gr in GRANULARITIES {
                 for r in roundings() {
-                    let scheme = QuantScheme {
-                        format: f,
-                        granularity: gr,
-                        rounding: r,
-                    };
+                    let scheme = QuantScheme { format: f, granularity: gr, rounding: r };
                     let l = QuantLayout::new(rows, cols, f, gr).unwrap();
                     let (want_codes, want_scales) = reference_quantize(&x, &l, r);
                     let what = format!("{rows}x{cols} {f} {gr} {r:?}");
@@ -80,13 +70,8 @@ fn two_pass_and_fused_match_the_reference_bit_for_bit() {
                     let mut enc = g.device.create_command_encoder(&Default::default());
                     let back = qz().dequantize(g, &mut enc, &q).unwrap();
                     g.queue.submit([enc.finish()]);
-                    let want_back =
-                        reference::dequantize::dequantize(&want_codes, &want_scales, &l);
-                    assert_f32_bits_eq(
-                        &format!("dequantize {what}"),
-                        &back.read(g).unwrap(),
-                        &want_back,
-                    );
+                    let want_back = reference::dequantize::dequantize(&want_codes, &want_scales, &l);
+                    assert_f32_bits_eq(&format!("dequantize {what}"), &back.read(g).unwrap(), &want_back);
                     cases += 1;
                 }
             }
@@ -109,23 +94,12 @@ fn transposed_quantization_equals_quantizing_the_transpose() {
         let xg = GpuTensor::from_slice(g, &x, &[rows, cols]).unwrap();
         let xtg = GpuTensor::from_slice(g, &xt_host, &[cols, rows]).unwrap();
         for f in Format::ALL {
-            for &gr in &[
-                Granularity::PerTensor,
-                Granularity::PerRow,
-                Granularity::PerBlock(32),
-            ] {
+            for &gr in &[Granularity::PerTensor, Granularity::PerRow, Granularity::PerBlock(32)] {
                 for r in roundings() {
-                    let scheme = QuantScheme {
-                        format: f,
-                        granularity: gr,
-                        rounding: r,
-                    };
+                    let scheme = QuantScheme { format: f, granularity: gr, rounding: r };
                     let what = format!("{rows}x{cols}ᵀ {f} {gr} {r:?}");
                     let (codes, scales, q) = run(|e| qz().quantize_transposed(g, e, &xg, scheme));
-                    assert_eq!(
-                        (q.layout.rows as usize, q.layout.cols as usize),
-                        (cols, rows)
-                    );
+                    assert_eq!((q.layout.rows as usize, q.layout.cols as usize), (cols, rows));
                     let l = q.layout;
                     let amax = reference::absmax::absmax(&x, &l, true);
                     let (want_scales, inv) = reference::scale::scale(&amax, f);
@@ -133,16 +107,8 @@ fn transposed_quantization_equals_quantizing_the_transpose() {
                     assert_u32_eq(&format!("transpose codes {what}"), &codes, &want);
                     assert_f32_bits_eq(&format!("transpose scales {what}"), &scales, &want_scales);
                     let (codes2, scales2, _) = run(|e| qz().quantize_two_pass(g, e, &xtg, scheme));
-                    assert_u32_eq(
-                        &format!("transpose vs quantize(xᵀ) {what}"),
-                        &codes,
-                        &codes2,
-                    );
-                    assert_f32_bits_eq(
-                        &format!("transpose scales vs quantize(xᵀ) {what}"),
-                        &scales,
-                        &scales2,
-                    );
+                    assert_u32_eq(&format!("transpose vs quantize(xᵀ) {what}"), &codes, &codes2);
+                    assert_f32_bits_eq(&format!("transpose scales vs quantize(xᵀ) {what}"), &scales, &scales2);
                 }
             }
         }
@@ -154,8 +120,7 @@ fn packing_order_is_low_bits_first() {
     let g = gpu();
     let x = [1.0f32, 2.0, 3.0, 4.0, -1.0, -2.0, -3.0, -4.0, 7.0];
     let xg = GpuTensor::from_slice(g, &x, &[1, 9]).unwrap();
-    let (codes, scales, _) =
-        run(|e| qz().quantize(g, e, &xg, QuantScheme::per_tensor(Format::Int4)));
+    let (codes, scales, _) = run(|e| qz().quantize(g, e, &xg, QuantScheme::per_tensor(Format::Int4)));
     assert_eq!(scales, vec![1.0]);
     assert_eq!(codes, vec![0xCDEF_4321, 0x0000_0007]);
 }
@@ -166,12 +131,8 @@ fn all_zero_and_tiny_groups_quantize_to_zero() {
     let x = [0.0f32, 0.0, 1e-39, -1e-40, 5.0, 0.0, 0.0, 0.0];
     let xg = GpuTensor::from_slice(g, &x, &[2, 4]).unwrap();
     for f in Format::ALL {
-        let (codes, scales, _) =
-            run(|e| qz().quantize_two_pass(g, e, &xg, QuantScheme::per_row(f)));
-        assert_eq!(
-            scales[0], 0.0,
-            "{f}: a row of zeros and subnormals has scale 0"
-        );
+        let (codes, scales, _) = run(|e| qz().quantize_two_pass(g, e, &xg, QuantScheme::per_row(f)));
+        assert_eq!(scales[0], 0.0, "{f}: a row of zeros and subnormals has scale 0");
         assert_eq!(codes[0], 0, "{f}");
         assert!(scales[1] > 0.0);
     }
@@ -180,40 +141,19 @@ fn all_zero_and_tiny_groups_quantize_to_zero() {
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
     let g = gpu();
-    assert!(matches!(
-        GpuTensor::from_slice(g, &[1.0, 2.0, 3.0], &[2, 2]),
-        Err(Error::Shape { .. })
-    ));
-    assert!(matches!(
-        GpuTensor::from_slice(g, &[], &[0, 4]),
-        Err(Error::Empty(_))
-    ));
-    assert!(matches!(
-        GpuTensor::from_slice(g, &[1.0], &[]),
-        Err(Error::Shape { .. })
-    ));
-    assert!(matches!(
-        QuantLayout::new(4, 4, Format::Int8, Granularity::PerBlock(24)),
-        Err(Error::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        QuantLayout::new(4, 4, Format::Int8, Granularity::PerBlock(4)),
-        Err(Error::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        QuantLayout::new(0, 4, Format::Int8, Granularity::PerRow),
-        Err(Error::Empty(_))
-    ));
+    assert!(matches!(GpuTensor::from_slice(g, &[1.0, 2.0, 3.0], &[2, 2]), Err(Error::Shape { .. })));
+    assert!(matches!(GpuTensor::from_slice(g, &[], &[0, 4]), Err(Error::Empty(_))));
+    assert!(matches!(GpuTensor::from_slice(g, &[1.0], &[]), Err(Error::Shape { .. })));
+    assert!(matches!(QuantLayout::new(4, 4, Format::Int8, Granularity::PerBlock(24)), Err(Error::InvalidArgument(_))));
+    assert!(matches!(QuantLayout::new(4, 4, Format::Int8, Granularity::PerBlock(4)), Err(Error::InvalidArgument(_))));
+    assert!(matches!(QuantLayout::new(0, 4, Format::Int8, Granularity::PerRow), Err(Error::Empty(_))));
     assert!(matches!(
         QuantLayout::new(1 << 20, 1 << 13, Format::Int8, Granularity::PerRow),
         Err(Error::InvalidArgument(_))
     ));
     // Larger than one binding: refused before any allocation, never truncated.
     let huge = (g.report().max_storage_binding / 4 + 1) as usize;
-    assert!(matches!(
-        GpuTensor::zeros(g, &[huge]),
-        Err(Error::TooLarge { .. })
-    ));
+    assert!(matches!(GpuTensor::zeros(g, &[huge]), Err(Error::TooLarge { .. })));
     // Kernels check what they are given.
     let x = GpuTensor::from_slice(g, &[1.0; 12], &[3, 4]).unwrap();
     let mut enc = g.device.create_command_encoder(&Default::default());
@@ -226,21 +166,13 @@ fn bad_input_is_an_error_not_a_panic() {
         ),
         Err(Error::Shape { .. })
     ));
-    let q = qz()
-        .quantize(g, &mut enc, &x, QuantScheme::per_row(Format::Int8))
-        .unwrap();
+    let q = qz().quantize(g, &mut enc, &x, QuantScheme::per_row(Format::Int8)).unwrap();
     let wrong = QuantLayout::new(4, 3, Format::Int8, Granularity::PerRow).unwrap();
     let k = lowbit::kernels::dequantize::Dequantize::new(g, Format::Int8).unwrap();
     let out = lowbit::GpuBuffer::<f32>::zeros(g, "out", 12).unwrap();
-    assert!(matches!(
-        k.encode(g, &mut enc, &q.codes, &q.scales, &wrong, &out),
-        Err(Error::Shape { .. })
-    ));
+    assert!(matches!(k.encode(g, &mut enc, &q.codes, &q.scales, &wrong, &out), Err(Error::Shape { .. })));
     let l4 = QuantLayout::new(3, 4, Format::Int4, Granularity::PerRow).unwrap();
-    assert!(matches!(
-        k.encode(g, &mut enc, &q.codes, &q.scales, &l4, &out),
-        Err(Error::InvalidArgument(_))
-    ));
+    assert!(matches!(k.encode(g, &mut enc, &q.codes, &q.scales, &l4, &out), Err(Error::InvalidArgument(_))));
     assert!(matches!(
         qz().quantize_one_pass(g, &mut enc, &x, QuantScheme::per_tensor(Format::Int8)),
         Err(Error::InvalidArgument(_))

@@ -7,10 +7,7 @@ use std::path::Path;
 fn validate(name: &str, src: &str) {
     let module = naga::front::wgsl::parse_str(src)
         .unwrap_or_else(|e| panic!("{name}: WGSL parse error:\n{}", e.emit_to_string(src)));
-    let mut v = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
-    );
+    let mut v = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default());
     if let Err(e) = v.validate(&module) {
         panic!("{name}: naga validation failed:\n{}", e.emit_to_string(src));
     }
@@ -36,10 +33,7 @@ fn every_shader_has_a_launcher_and_a_reference() {
     on_disk.sort();
     let mut listed: Vec<String> = KERNELS.iter().map(|k| k.name.to_string()).collect();
     listed.sort();
-    assert_eq!(
-        on_disk, listed,
-        "shaders/*.wgsl and lowbit::shaders::KERNELS disagree"
-    );
+    assert_eq!(on_disk, listed, "shaders/*.wgsl and lowbit::shaders::KERNELS disagree");
     for name in &on_disk {
         assert!(
             root.join(format!("src/kernels/{name}.rs")).exists(),
@@ -52,22 +46,12 @@ fn every_shader_has_a_launcher_and_a_reference() {
     }
     let mut common_on_disk: Vec<String> = std::fs::read_dir(root.join("shaders/common"))
         .unwrap()
-        .map(|e| {
-            e.unwrap()
-                .path()
-                .file_stem()
-                .unwrap()
-                .to_string_lossy()
-                .to_string()
-        })
+        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().to_string())
         .collect();
     common_on_disk.sort();
     let mut common_listed: Vec<String> = COMMON.iter().map(|(n, _)| n.to_string()).collect();
     common_listed.sort();
-    assert_eq!(
-        common_on_disk, common_listed,
-        "shaders/common/*.wgsl and lowbit::shaders::COMMON disagree"
-    );
+    assert_eq!(common_on_disk, common_listed, "shaders/common/*.wgsl and lowbit::shaders::COMMON disagree");
 }
 
 #[test]
@@ -77,12 +61,9 @@ fn a_broken_shader_is_rejected_by_the_validator() {
     let module = naga::front::wgsl::parse_str(bad);
     let failed = match module {
         Err(_) => true,
-        Ok(m) => naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        )
-        .validate(&m)
-        .is_err(),
+        Ok(m) => naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+            .validate(&m)
+            .is_err(),
     };
     assert!(failed);
 }

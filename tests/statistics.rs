@@ -76,9 +76,7 @@ fn sample(format: Format, x: &[f32], rows: usize, cols: usize) -> (Stats, Vec<f3
     }
     let nn = N_SEEDS as f64;
     let mean: Vec<f64> = sum.iter().map(|s| s / nn).collect();
-    let var = (0..n)
-        .map(|i| ((sum2[i] - nn * mean[i] * mean[i]) / (nn - 1.0)).max(0.0))
-        .collect();
+    let var = (0..n).map(|i| ((sum2[i] - nn * mean[i] * mean[i]) / (nn - 1.0)).max(0.0)).collect();
     (Stats { mean, var }, scales[0].scales.read(g).unwrap())
 }
 
@@ -92,11 +90,7 @@ fn neighbours(format: Format, x: f32, s: f32) -> (f64, f64) {
 }
 
 fn check(format: Format, region: &str, idx: &[usize], x: &[f32], st: &Stats, lohi: &[(f64, f64)]) {
-    assert!(
-        idx.len() > 50,
-        "{format} {region}: too few elements ({}) to test",
-        idx.len()
-    );
+    assert!(idx.len() > 50, "{format} {region}: too few elements ({}) to test", idx.len());
     let nn = N_SEEDS as f64;
     let (mut bias_sum, mut var_th_sum, mut var_meas_sum) = (0f64, 0f64, 0f64);
     for &i in idx {
@@ -110,16 +104,13 @@ fn check(format: Format, region: &str, idx: &[usize], x: &[f32], st: &Stats, loh
         var_meas_sum += st.var[i];
     }
     let total_tol = Z * (var_th_sum / nn).sqrt() + RESOLUTION * idx.len() as f64;
-    assert!(
-        bias_sum.abs() <= total_tol,
-        "{format} {region}: summed bias {bias_sum:e} exceeds {total_tol:e}"
-    );
+    assert!(bias_sum.abs() <= total_tol, "{format} {region}: summed bias {bias_sum:e} exceeds {total_tol:e}");
     let ratio = var_meas_sum / var_th_sum;
-    assert!(
-        (ratio - 1.0).abs() <= VAR_TOL,
-        "{format} {region}: measured/theoretical variance = {ratio:.4}"
+    assert!((ratio - 1.0).abs() <= VAR_TOL, "{format} {region}: measured/theoretical variance = {ratio:.4}");
+    eprintln!(
+        "{format:>9} {region:<10} n={:>5}  summed bias {bias_sum:+.3e} (bound {total_tol:.1e})  var ratio {ratio:.4}",
+        idx.len()
     );
-    eprintln!("{format:>9} {region:<10} n={:>5}  summed bias {bias_sum:+.3e} (bound {total_tol:.1e})  var ratio {ratio:.4}", idx.len());
 }
 
 #[test]
@@ -128,24 +119,16 @@ fn stochastic_rounding_is_unbiased_with_the_theoretical_variance() {
     let x = test_data(rows, cols);
     for f in Format::ALL {
         let (st, scales) = sample(f, &x, rows, cols);
-        let lohi: Vec<(f64, f64)> = (0..x.len())
-            .map(|i| neighbours(f, x[i], scales[i / cols]))
-            .collect();
+        let lohi: Vec<(f64, f64)> = (0..x.len()).map(|i| neighbours(f, x[i], scales[i / cols])).collect();
         let all: Vec<usize> = (0..x.len()).collect();
         check(f, "all", &all, &x, &st, &lohi);
         if f == Format::Log4 {
             // LUQ's stochastic underflow: below α = amax·2^-6 values become 0 or ±α, unbiased.
-            let pruned: Vec<usize> = (0..x.len())
-                .filter(|&i| (x[i].abs() as f64) < scales[i / cols] as f64)
-                .collect();
+            let pruned: Vec<usize> = (0..x.len()).filter(|&i| (x[i].abs() as f64) < scales[i / cols] as f64).collect();
             for &i in &pruned {
                 let (lo, hi) = lohi[i];
                 let alpha = scales[i / cols] as f64;
-                assert!(
-                    lo == 0.0 || hi == 0.0,
-                    "log4: x={} below α must round between 0 and ±α, got {lo}..{hi}",
-                    x[i]
-                );
+                assert!(lo == 0.0 || hi == 0.0, "log4: x={} below α must round between 0 and ±α, got {lo}..{hi}", x[i]);
                 assert!((hi - lo - alpha).abs() < 1e-12 * alpha, "log4 pruning grid");
             }
             check(f, "pruned", &pruned, &x, &st, &lohi);
@@ -179,10 +162,7 @@ fn nearest_rounding_is_within_half_a_step() {
         let s = q.scales.read(g).unwrap();
         for (i, v) in back.read(g).unwrap().iter().enumerate() {
             let step = s[i / cols] as f64;
-            assert!(
-                ((*v as f64) - x[i] as f64).abs() <= 0.5 * step * (1.0 + 1e-6),
-                "{f}: element {i}"
-            );
+            assert!(((*v as f64) - x[i] as f64).abs() <= 0.5 * step * (1.0 + 1e-6), "{f}: element {i}");
         }
     }
 }

@@ -29,21 +29,9 @@ pub struct Fp8Spec {
 }
 
 /// OCP E4M3 ("FN": finite only).
-pub const E4M3: Fp8Spec = Fp8Spec {
-    ebits: 4,
-    mbits: 3,
-    bias: 7,
-    max_code: 0x7E,
-    has_inf: false,
-};
+pub const E4M3: Fp8Spec = Fp8Spec { ebits: 4, mbits: 3, bias: 7, max_code: 0x7E, has_inf: false };
 /// OCP E5M2.
-pub const E5M2: Fp8Spec = Fp8Spec {
-    ebits: 5,
-    mbits: 2,
-    bias: 15,
-    max_code: 0x7B,
-    has_inf: true,
-};
+pub const E5M2: Fp8Spec = Fp8Spec { ebits: 5, mbits: 2, bias: 15, max_code: 0x7B, has_inf: true };
 
 /// The canonical NaN code of both formats.
 pub const NAN_CODE: u32 = 0x7F;
@@ -101,11 +89,7 @@ impl Fp8Spec {
         let m = mag & ((1 << self.mbits) - 1);
         let emax = (1u32 << self.ebits) - 1;
         if self.has_inf && exp == emax {
-            return if m == 0 {
-                f32::from_bits(sign | 0x7f80_0000)
-            } else {
-                f32::NAN
-            };
+            return if m == 0 { f32::from_bits(sign | 0x7f80_0000) } else { f32::NAN };
         }
         if !self.has_inf && mag == 0x7f {
             return f32::NAN;
@@ -114,9 +98,7 @@ impl Fp8Spec {
             // m · 2^(1 - bias - mbits): exact, since every FP8 subnormal is an f32 normal.
             (m as f32) * f32::from_bits(((127 + 1 - self.bias - self.mbits as i32) as u32) << 23)
         } else {
-            f32::from_bits(
-                (((exp as i32 - self.bias + 127) as u32) << 23) | (m << (23 - self.mbits)),
-            )
+            f32::from_bits((((exp as i32 - self.bias + 127) as u32) << 23) | (m << (23 - self.mbits)))
         };
         f32::from_bits(abs.to_bits() | sign)
     }

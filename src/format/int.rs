@@ -25,16 +25,8 @@ pub fn encode(y: f32, qmax: u32, b: u32, stochastic: bool, r24: u32) -> u32 {
         return 0;
     }
     let (e, mant) = split(abs);
-    let mag = if e >= 23 {
-        qmax
-    } else {
-        round_shift(mant, (23 - e) as u32, stochastic, r24).min(qmax)
-    };
-    let q = if bits >> 31 == 1 {
-        -(mag as i32)
-    } else {
-        mag as i32
-    };
+    let mag = if e >= 23 { qmax } else { round_shift(mant, (23 - e) as u32, stochastic, r24).min(qmax) };
+    let q = if bits >> 31 == 1 { -(mag as i32) } else { mag as i32 };
     to_code(q, b)
 }
 

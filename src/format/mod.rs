@@ -50,13 +50,7 @@ pub enum Format {
 
 impl Format {
     /// Every format, in the order of their ids.
-    pub const ALL: [Format; 5] = [
-        Format::Int8,
-        Format::Int4,
-        Format::Fp8E4M3,
-        Format::Fp8E5M2,
-        Format::Log4,
-    ];
+    pub const ALL: [Format; 5] = [Format::Int8, Format::Int4, Format::Fp8E4M3, Format::Fp8E5M2, Format::Log4];
 
     /// The id the shaders receive as their `FORMAT` override constant.
     pub fn id(self) -> u32 {
@@ -189,14 +183,11 @@ impl std::fmt::Display for Format {
 impl std::str::FromStr for Format {
     type Err = crate::Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Format::ALL
-            .into_iter()
-            .find(|f| f.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                crate::Error::InvalidArgument(format!(
-                    "unknown format '{s}' (expected one of int8, int4, fp8-e4m3, fp8-e5m2, log4)"
-                ))
-            })
+        Format::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            crate::Error::InvalidArgument(format!(
+                "unknown format '{s}' (expected one of int8, int4, fp8-e4m3, fp8-e5m2, log4)"
+            ))
+        })
     }
 }
 
@@ -228,21 +219,13 @@ pub fn round_shift(mant: u32, shift: u32, stochastic: bool, r24: u32) -> u32 {
     if shift == 0 {
         return mant;
     }
-    let (q, rem) = if shift >= 32 {
-        (0, mant)
-    } else {
-        (mant >> shift, mant & ((1u32 << shift) - 1))
-    };
+    let (q, rem) = if shift >= 32 { (0, mant) } else { (mant >> shift, mant & ((1u32 << shift) - 1)) };
     let up = if stochastic {
         if shift <= 24 {
             (rem << (24 - shift)) > r24
         } else {
             let k = shift - 24;
-            let c = if k >= 24 {
-                (rem != 0) as u32
-            } else {
-                (rem + ((1u32 << k) - 1)) >> k
-            };
+            let c = if k >= 24 { (rem != 0) as u32 } else { (rem + ((1u32 << k) - 1)) >> k };
             c > r24
         }
     } else if shift > 24 {
@@ -258,10 +241,7 @@ pub fn round_shift(mant: u32, shift: u32, stochastic: bool, r24: u32) -> u32 {
 /// (hidden bit included).
 #[inline]
 pub fn split(abs_bits: u32) -> (i32, u32) {
-    (
-        ((abs_bits >> 23) as i32) - 127,
-        (abs_bits & 0x007f_ffff) | 0x0080_0000,
-    )
+    (((abs_bits >> 23) as i32) - 127, (abs_bits & 0x007f_ffff) | 0x0080_0000)
 }
 
 #[cfg(test)]

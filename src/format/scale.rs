@@ -24,11 +24,7 @@ pub fn recip_rne(x: f32) -> f32 {
     if m == 0x0080_0000 {
         // Power of two: exact.
         let re = -e;
-        return if re < -126 {
-            0.0
-        } else {
-            f32::from_bits(((re + 127) as u32) << 23)
-        };
+        return if re < -126 { 0.0 } else { f32::from_bits(((re + 127) as u32) << 23) };
     }
     // q = floor(2^48 / m), in [2^24, 2^25): 24 mantissa bits and a round bit; rem is the sticky.
     let mut q: u32 = 1;
@@ -63,8 +59,7 @@ pub fn recip_rne(x: f32) -> f32 {
 pub fn scale_for_amax(amax: f32, format: Format) -> (f32, f32) {
     let s = amax * format.rcp_qmax();
     // Written to also catch NaN (which compares false).
-    if s.partial_cmp(&MIN_NORMAL) == Some(std::cmp::Ordering::Less) || !s.is_finite() || s.is_nan()
-    {
+    if s.partial_cmp(&MIN_NORMAL) == Some(std::cmp::Ordering::Less) || !s.is_finite() || s.is_nan() {
         return (0.0, 0.0);
     }
     (s, recip_rne(s))
@@ -92,17 +87,8 @@ mod tests {
                 };
                 let x = f32::from_bits((exp << 23) | mant);
                 let want = 1.0f32 / x;
-                let want = if want.to_bits() & 0x7f80_0000 == 0 {
-                    0.0
-                } else {
-                    want
-                };
-                assert_eq!(
-                    recip_rne(x).to_bits(),
-                    want.to_bits(),
-                    "x = {x:e} ({:#x})",
-                    x.to_bits()
-                );
+                let want = if want.to_bits() & 0x7f80_0000 == 0 { 0.0 } else { want };
+                assert_eq!(recip_rne(x).to_bits(), want.to_bits(), "x = {x:e} ({:#x})", x.to_bits());
                 n += 1;
             }
         }

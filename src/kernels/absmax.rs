@@ -23,10 +23,7 @@ impl Absmax {
     /// Builds the pipeline.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "absmax", &[Slot::Uniform, Slot::Read, Slot::Write]);
-        Ok(Absmax {
-            pipeline: pipeline(gpu, "absmax", "main", &pl, &[])?,
-            bgl,
-        })
+        Ok(Absmax { pipeline: pipeline(gpu, "absmax", "main", &pl, &[])?, bgl })
     }
 
     /// Records: zero `amax`, then reduce `x` (the logical tensor of `l`, or its transpose stored
@@ -46,12 +43,7 @@ impl Absmax {
         p.transposed = transposed as u32;
         enc.clear_buffer(amax.buffer(), 0, None);
         let params = uniform(gpu, "absmax params", &p);
-        let group = bind(
-            gpu,
-            "absmax",
-            &self.bgl,
-            &[&params, x.buffer(), amax.buffer()],
-        );
+        let group = bind(gpu, "absmax", &self.bgl, &[&params, x.buffer(), amax.buffer()]);
         dispatch(enc, "absmax", &self.pipeline, &group, p.total_tiles)
     }
 }

@@ -26,10 +26,7 @@ impl Copy {
     /// Builds the pipeline.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "copy", &[Slot::Uniform, Slot::Read, Slot::Write]);
-        Ok(Copy {
-            pipeline: pipeline(gpu, "copy", "main", &pl, &[])?,
-            bgl,
-        })
+        Ok(Copy { pipeline: pipeline(gpu, "copy", "main", &pl, &[])?, bgl })
     }
 
     /// Records `dst ← src`; both must hold the same number of elements.
@@ -47,20 +44,8 @@ impl Copy {
             });
         }
         let n_vec4 = src.bytes().div_ceil(16) as u32;
-        let params = uniform(
-            gpu,
-            "copy params",
-            &CopyParams {
-                n_vec4,
-                pad: [0; 3],
-            },
-        );
-        let group = bind(
-            gpu,
-            "copy",
-            &self.bgl,
-            &[&params, src.buffer(), dst.buffer()],
-        );
+        let params = uniform(gpu, "copy params", &CopyParams { n_vec4, pad: [0; 3] });
+        let group = bind(gpu, "copy", &self.bgl, &[&params, src.buffer(), dst.buffer()]);
         dispatch(enc, "copy", &self.pipeline, &group, n_vec4.div_ceil(WG))
     }
 }

@@ -3,9 +3,7 @@
 //! Layout: one thread per packed word. Bindings: 0 `QuantParams`, 1 codes (read u32), 2 scales
 //! (read f32), 3 out (read-write f32). Reference: [`crate::reference::dequantize`].
 
-use super::{
-    bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot,
-};
+use super::{bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
 use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
@@ -21,16 +19,8 @@ pub struct Dequantize {
 impl Dequantize {
     /// Builds the pipeline for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
-        let (bgl, pl) = layouts(
-            gpu,
-            "dequantize",
-            &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write],
-        );
-        Ok(Dequantize {
-            format,
-            pipeline: pipeline(gpu, "dequantize", "main", &pl, &format_constant(format))?,
-            bgl,
-        })
+        let (bgl, pl) = layouts(gpu, "dequantize", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write]);
+        Ok(Dequantize { format, pipeline: pipeline(gpu, "dequantize", "main", &pl, &format_constant(format))?, bgl })
     }
 
     /// Records `out ← dequantize(codes, scales)`.
@@ -54,12 +44,7 @@ impl Dequantize {
         check_len("dequantize", "out", out.len(), (l.rows * l.cols) as usize)?;
         let p = QuantParams::row_tiles(l, Rounding::Nearest);
         let params = uniform(gpu, "dequantize params", &p);
-        let group = bind(
-            gpu,
-            "dequantize",
-            &self.bgl,
-            &[&params, codes.buffer(), scales.buffer(), out.buffer()],
-        );
+        let group = bind(gpu, "dequantize", &self.bgl, &[&params, codes.buffer(), scales.buffer(), out.buffer()]);
         dispatch(enc, "dequantize", &self.pipeline, &group, p.total_tiles)
     }
 }

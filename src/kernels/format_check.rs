@@ -31,20 +31,10 @@ pub struct FormatCheck {
 impl FormatCheck {
     /// Builds the four pipelines for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
-        let (bgl, pl) = layouts(
-            gpu,
-            "format_check",
-            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write],
-        );
+        let (bgl, pl) = layouts(gpu, "format_check", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write]);
         let c = format_constant(format);
         let p = |e| pipeline(gpu, "format_check", e, &pl, &c);
-        Ok(FormatCheck {
-            encode: p("encode")?,
-            decode: p("decode")?,
-            recip: p("recip")?,
-            rng: p("rng")?,
-            bgl,
-        })
+        Ok(FormatCheck { encode: p("encode")?, decode: p("decode")?, recip: p("recip")?, rng: p("rng")?, bgl })
     }
 
     fn run(
@@ -64,46 +54,23 @@ impl FormatCheck {
             GpuBuffer::from_slice(gpu, "check codes", codes)?
         };
         let vb = GpuBuffer::<f32>::zeros(gpu, "check vals", n)?;
-        let params = uniform(
-            gpu,
-            "check params",
-            &CheckParams {
-                n: n as u32,
-                key,
-                stochastic: stochastic as u32,
-                pad: 0,
-            },
-        );
-        let group = bind(
-            gpu,
-            "format_check",
-            &self.bgl,
-            &[&params, xb.buffer(), cb.buffer(), vb.buffer()],
-        );
+        let params =
+            uniform(gpu, "check params", &CheckParams { n: n as u32, key, stochastic: stochastic as u32, pad: 0 });
+        let group = bind(gpu, "format_check", &self.bgl, &[&params, xb.buffer(), cb.buffer(), vb.buffer()]);
         let mut enc = gpu.device.create_command_encoder(&Default::default());
-        dispatch(
-            &mut enc,
-            "format_check",
-            which,
-            &group,
-            (n as u32).div_ceil(WG),
-        )?;
+        dispatch(&mut enc, "format_check", which, &group, (n as u32).div_ceil(WG))?;
         gpu.queue.submit([enc.finish()]);
         Ok((cb.read(gpu)?, vb.read(gpu)?))
     }
 
     /// Unscaled device encode of every element.
     pub fn encode(&self, gpu: &Gpu, x: &[f32], stochastic: bool, key: u32) -> Result<Vec<u32>> {
-        Ok(self
-            .run(gpu, &self.encode, x, &[], x.len(), key, stochastic)?
-            .0)
+        Ok(self.run(gpu, &self.encode, x, &[], x.len(), key, stochastic)?.0)
     }
 
     /// Device decode of every code.
     pub fn decode(&self, gpu: &Gpu, codes: &[u32]) -> Result<Vec<f32>> {
-        Ok(self
-            .run(gpu, &self.decode, &[], codes, codes.len(), 0, false)?
-            .1)
+        Ok(self.run(gpu, &self.decode, &[], codes, codes.len(), 0, false)?.1)
     }
 
     /// Device `recip_rne` of every element.

@@ -5,6 +5,11 @@ pub mod absmax;
 pub mod copy;
 pub mod dequantize;
 pub mod format_check;
+pub mod gemm;
+pub mod gemm_f32;
+pub mod gemm_f32_naive;
+pub mod gemm_fp8;
+pub mod gemm_int;
 pub mod quantize;
 pub mod quantize_fused;
 pub mod quantize_transpose;
@@ -76,9 +81,7 @@ pub fn grid(n: u32) -> Result<(u32, u32)> {
     let x = n.min(MAX_DIM);
     let y = n.div_ceil(x);
     if y > MAX_DIM {
-        return Err(Error::InvalidArgument(format!(
-            "{n} workgroups exceed one dispatch ({MAX_DIM}^2)"
-        )));
+        return Err(Error::InvalidArgument(format!("{n} workgroups exceed one dispatch ({MAX_DIM}^2)")));
     }
     Ok((x, y))
 }
@@ -95,11 +98,7 @@ pub enum Slot {
 }
 
 /// A bind group layout of `slots` (binding i = slots[i]) and its pipeline layout.
-pub fn layouts(
-    gpu: &Gpu,
-    name: &str,
-    slots: &[Slot],
-) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+pub fn layouts(gpu: &Gpu, name: &str, slots: &[Slot]) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
     let entries: Vec<_> = slots
         .iter()
         .enumerate()
@@ -118,19 +117,13 @@ pub fn layouts(
             count: None,
         })
         .collect();
-    let bgl = gpu
-        .device
-        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(name),
-            entries: &entries,
-        });
-    let pl = gpu
-        .device
-        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(name),
-            bind_group_layouts: &[Some(&bgl)],
-            immediate_size: 0,
-        });
+    let bgl =
+        gpu.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries: &entries });
+    let pl = gpu.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(name),
+        bind_group_layouts: &[Some(&bgl)],
+        immediate_size: 0,
+    });
     (bgl, pl)
 }
 
@@ -142,43 +135,28 @@ pub fn pipeline(
     layout: &wgpu::PipelineLayout,
     constants: &[(&str, f64)],
 ) -> Result<wgpu::ComputePipeline> {
-    let src = shaders::source(name).ok_or_else(|| Error::Shader {
-        name: name.into(),
-        message: "no such shader".into(),
-    })?;
+    let src =
+        shaders::source(name).ok_or_else(|| Error::Shader { name: name.into(), message: "no such shader".into() })?;
     gpu.compute_pipeline(name, &src, entry, layout, constants)
 }
 
 /// A uniform buffer holding `value`.
 pub fn uniform<T: Pod>(gpu: &Gpu, name: &str, value: &T) -> wgpu::Buffer {
-    gpu.device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(name),
-            contents: bytemuck::bytes_of(value),
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
+    gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(name),
+        contents: bytemuck::bytes_of(value),
+        usage: wgpu::BufferUsages::UNIFORM,
+    })
 }
 
 /// A bind group binding `buffers` in order.
-pub fn bind(
-    gpu: &Gpu,
-    name: &str,
-    layout: &wgpu::BindGroupLayout,
-    buffers: &[&wgpu::Buffer],
-) -> wgpu::BindGroup {
+pub fn bind(gpu: &Gpu, name: &str, layout: &wgpu::BindGroupLayout, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
     let entries: Vec<_> = buffers
         .iter()
         .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: b.as_entire_binding(),
-        })
+        .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
         .collect();
-    gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(name),
-        layout,
-        entries: &entries,
-    })
+    gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(name), layout, entries: &entries })
 }
 
 /// Records one compute pass dispatching `workgroups` (flattened onto a 2-D grid).
@@ -193,10 +171,7 @@ pub fn dispatch(
     if x == 0 {
         return Ok(());
     }
-    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some(name),
-        timestamp_writes: None,
-    });
+    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes: None });
     pass.set_pipeline(pipeline);
     pass.set_bind_group(0, group, &[]);
     pass.dispatch_workgroups(x, y, 1);
@@ -206,10 +181,7 @@ pub fn dispatch(
 /// Fails unless `got == want` elements.
 pub fn check_len(op: &'static str, what: &str, got: usize, want: usize) -> Result<()> {
     if got != want {
-        return Err(Error::Shape {
-            op,
-            detail: format!("{what} has {got} elements, expected {want}"),
-        });
+        return Err(Error::Shape { op, detail: format!("{what} has {got} elements, expected {want}") });
     }
     Ok(())
 }

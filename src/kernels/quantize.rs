@@ -6,9 +6,7 @@
 //! workgroup. Bindings: 0 `QuantParams`, 1 x (read f32), 2 inv (read f32), 3 codes (read-write
 //! u32, `rows · words_per_row`). Reference: [`crate::reference::quantize`].
 
-use super::{
-    bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot,
-};
+use super::{bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
 use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
@@ -24,16 +22,8 @@ pub struct Quantize {
 impl Quantize {
     /// Builds the pipeline for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
-        let (bgl, pl) = layouts(
-            gpu,
-            "quantize",
-            &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write],
-        );
-        Ok(Quantize {
-            format,
-            pipeline: pipeline(gpu, "quantize", "main", &pl, &format_constant(format))?,
-            bgl,
-        })
+        let (bgl, pl) = layouts(gpu, "quantize", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write]);
+        Ok(Quantize { format, pipeline: pipeline(gpu, "quantize", "main", &pl, &format_constant(format))?, bgl })
     }
 
     /// Records `codes ← quantize(x, inv)`.
@@ -58,12 +48,7 @@ impl Quantize {
         check_len("quantize", "codes", codes.len(), l.words())?;
         let p = QuantParams::row_tiles(l, rounding);
         let params = uniform(gpu, "quantize params", &p);
-        let group = bind(
-            gpu,
-            "quantize",
-            &self.bgl,
-            &[&params, x.buffer(), inv.buffer(), codes.buffer()],
-        );
+        let group = bind(gpu, "quantize", &self.bgl, &[&params, x.buffer(), inv.buffer(), codes.buffer()]);
         dispatch(enc, "quantize", &self.pipeline, &group, p.total_tiles)
     }
 }

@@ -9,9 +9,7 @@
 //! row sizes of training). Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes (read-write u32),
 //! 3 scales (read-write f32).
 
-use super::{
-    bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot,
-};
+use super::{bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
 use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
@@ -28,11 +26,7 @@ pub struct QuantizeFused {
 impl QuantizeFused {
     /// Builds both pipelines for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
-        let (bgl, pl) = layouts(
-            gpu,
-            "quantize_fused",
-            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write],
-        );
+        let (bgl, pl) = layouts(gpu, "quantize_fused", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write]);
         let c = format_constant(format);
         Ok(QuantizeFused {
             format,
@@ -76,20 +70,10 @@ impl QuantizeFused {
         }
         check_len("quantize_fused", "x", x.len(), (l.rows * l.cols) as usize)?;
         check_len("quantize_fused", "codes", codes.len(), l.words())?;
-        check_len(
-            "quantize_fused",
-            "scales",
-            scales.len(),
-            l.n_groups as usize,
-        )?;
+        check_len("quantize_fused", "scales", scales.len(), l.n_groups as usize)?;
         let p = QuantParams::row_tiles(l, rounding);
         let params = uniform(gpu, "quantize_fused params", &p);
-        let group = bind(
-            gpu,
-            "quantize_fused",
-            &self.bgl,
-            &[&params, x.buffer(), codes.buffer(), scales.buffer()],
-        );
+        let group = bind(gpu, "quantize_fused", &self.bgl, &[&params, x.buffer(), codes.buffer(), scales.buffer()]);
         match l.granularity {
             Granularity::PerRow => dispatch(enc, "quantize_fused", &self.row, &group, l.rows),
             _ => dispatch(enc, "quantize_fused", &self.block, &group, p.total_tiles),

@@ -7,9 +7,7 @@
 //! f32, stored `[cols, rows]` of L), 2 inv (read f32), 3 codes (read-write u32).
 //! Reference: [`crate::reference::quantize_transpose`].
 
-use super::{
-    bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG,
-};
+use super::{bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG};
 use crate::format::Format;
 use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
@@ -25,20 +23,10 @@ pub struct QuantizeTranspose {
 impl QuantizeTranspose {
     /// Builds the pipeline for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
-        let (bgl, pl) = layouts(
-            gpu,
-            "quantize_transpose",
-            &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write],
-        );
+        let (bgl, pl) = layouts(gpu, "quantize_transpose", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write]);
         Ok(QuantizeTranspose {
             format,
-            pipeline: pipeline(
-                gpu,
-                "quantize_transpose",
-                "main",
-                &pl,
-                &format_constant(format),
-            )?,
+            pipeline: pipeline(gpu, "quantize_transpose", "main", &pl, &format_constant(format))?,
             bgl,
         })
     }
@@ -60,30 +48,14 @@ impl QuantizeTranspose {
                 self.format, l.format
             )));
         }
-        check_len(
-            "quantize_transpose",
-            "x",
-            x.len(),
-            (l.rows * l.cols) as usize,
-        )?;
+        check_len("quantize_transpose", "x", x.len(), (l.rows * l.cols) as usize)?;
         check_len("quantize_transpose", "inv", inv.len(), l.n_groups as usize)?;
         check_len("quantize_transpose", "codes", codes.len(), l.words())?;
         let mut p = QuantParams::row_tiles(l, rounding);
         p.tiles_per_row = l.rows.div_ceil(WG);
         p.total_tiles = p.tiles_per_row * l.words_per_row;
         let params = uniform(gpu, "quantize_transpose params", &p);
-        let group = bind(
-            gpu,
-            "quantize_transpose",
-            &self.bgl,
-            &[&params, x.buffer(), inv.buffer(), codes.buffer()],
-        );
-        dispatch(
-            enc,
-            "quantize_transpose",
-            &self.pipeline,
-            &group,
-            p.total_tiles,
-        )
+        let group = bind(gpu, "quantize_transpose", &self.bgl, &[&params, x.buffer(), inv.buffer(), codes.buffer()]);
+        dispatch(enc, "quantize_transpose", &self.pipeline, &group, p.total_tiles)
     }
 }

@@ -5,9 +5,7 @@
 //! Layout: one thread per group. Bindings: 0 `QuantParams` (`n_groups`), 1 amax (read u32),
 //! 2 scales (read-write f32), 3 inv (read-write f32). Reference: [`crate::reference::scale`].
 
-use super::{
-    bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG,
-};
+use super::{bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG};
 use crate::format::Format;
 use crate::tensor::GpuBuffer;
 use crate::{Gpu, Result};
@@ -22,16 +20,8 @@ pub struct Scale {
 impl Scale {
     /// Builds the pipeline for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
-        let (bgl, pl) = layouts(
-            gpu,
-            "scale",
-            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write],
-        );
-        Ok(Scale {
-            format,
-            pipeline: pipeline(gpu, "scale", "main", &pl, &format_constant(format))?,
-            bgl,
-        })
+        let (bgl, pl) = layouts(gpu, "scale", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write]);
+        Ok(Scale { format, pipeline: pipeline(gpu, "scale", "main", &pl, &format_constant(format))?, bgl })
     }
 
     /// The format it was built for.
@@ -51,23 +41,9 @@ impl Scale {
         let n = amax.len();
         check_len("scale", "scales", scales.len(), n)?;
         check_len("scale", "inv", inv.len(), n)?;
-        let p = QuantParams {
-            n_groups: n as u32,
-            ..Default::default()
-        };
+        let p = QuantParams { n_groups: n as u32, ..Default::default() };
         let params = uniform(gpu, "scale params", &p);
-        let group = bind(
-            gpu,
-            "scale",
-            &self.bgl,
-            &[&params, amax.buffer(), scales.buffer(), inv.buffer()],
-        );
-        dispatch(
-            enc,
-            "scale",
-            &self.pipeline,
-            &group,
-            (n as u32).div_ceil(WG),
-        )
+        let group = bind(gpu, "scale", &self.bgl, &[&params, amax.buffer(), scales.buffer(), inv.buffer()]);
+        dispatch(enc, "scale", &self.pipeline, &group, (n as u32).div_ceil(WG))
     }
 }

@@ -19,11 +19,7 @@ pub fn absmax(x: &[f32], l: &QuantLayout, transposed: bool) -> Vec<u32> {
     let mut out = vec![0u32; l.n_groups as usize];
     for row in 0..l.rows {
         for col in 0..l.cols {
-            let v = if transposed {
-                x[(col * l.rows + row) as usize]
-            } else {
-                x[(row * l.cols + col) as usize]
-            };
+            let v = if transposed { x[(col * l.rows + row) as usize] } else { x[(row * l.cols + col) as usize] };
             let g = l.group(row, col) as usize;
             out[g] = out[g].max(amax_bits(v));
         }

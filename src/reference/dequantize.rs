@@ -17,8 +17,7 @@ pub fn dequantize(codes: &[u32], scales: &[f32], l: &QuantLayout) -> Vec<f32> {
             for i in 0..per_word {
                 let col = col0 + i;
                 if col < l.cols {
-                    out[(row * l.cols + col) as usize] =
-                        ftz(l.format.decode((packed >> (i * b)) & mask) * s);
+                    out[(row * l.cols + col) as usize] = ftz(l.format.decode((packed >> (i * b)) & mask) * s);
                 }
             }
         }

@@ -7,18 +7,7 @@ use crate::rng;
 pub fn encode(x: &[f32], format: Format, stochastic: bool, key: u32) -> Vec<u32> {
     x.iter()
         .enumerate()
-        .map(|(i, &v)| {
-            format.quantize(
-                v,
-                1.0,
-                stochastic,
-                if stochastic {
-                    rng::draw24(key, i as u32)
-                } else {
-                    0
-                },
-            )
-        })
+        .map(|(i, &v)| format.quantize(v, 1.0, stochastic, if stochastic { rng::draw24(key, i as u32) } else { 0 }))
         .collect()
 }
 

@@ -5,18 +5,11 @@ use crate::scheme::{QuantLayout, Rounding};
 
 /// Quantizes the `[rows, cols]` tensor `x` into `rows * words_per_row` packed words.
 pub fn quantize(x: &[f32], inv: &[f32], l: &QuantLayout, rounding: Rounding) -> Vec<u32> {
-    quantize_with(l, rounding, inv, |row, col| {
-        x[(row * l.cols + col) as usize]
-    })
+    quantize_with(l, rounding, inv, |row, col| x[(row * l.cols + col) as usize])
 }
 
 /// The packing loop, reading element `(row, col)` of the logical tensor through `load`.
-pub fn quantize_with(
-    l: &QuantLayout,
-    rounding: Rounding,
-    inv: &[f32],
-    load: impl Fn(u32, u32) -> f32,
-) -> Vec<u32> {
+pub fn quantize_with(l: &QuantLayout, rounding: Rounding, inv: &[f32], load: impl Fn(u32, u32) -> f32) -> Vec<u32> {
     let (key, stochastic) = rounding.key();
     let per_word = l.per_word();
     let b = l.format.bits();
@@ -29,11 +22,7 @@ pub fn quantize_with(
             for i in 0..per_word {
                 let col = col0 + i;
                 if col < l.cols {
-                    let r = if stochastic {
-                        rng::draw24(key, row * l.cols + col)
-                    } else {
-                        0
-                    };
+                    let r = if stochastic { rng::draw24(key, row * l.cols + col) } else { 0 };
                     packed |= l.format.quantize(load(row, col), s_inv, stochastic, r) << (i * b);
                 }
             }

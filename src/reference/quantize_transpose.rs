@@ -6,7 +6,5 @@ use crate::scheme::{QuantLayout, Rounding};
 
 /// Packed words of the transposed tensor.
 pub fn quantize_transpose(x: &[f32], inv: &[f32], l: &QuantLayout, rounding: Rounding) -> Vec<u32> {
-    quantize_with(l, rounding, inv, |row, col| {
-        x[(col * l.rows + row) as usize]
-    })
+    quantize_with(l, rounding, inv, |row, col| x[(col * l.rows + row) as usize])
 }

@@ -4,7 +4,5 @@ use crate::format::{scale_for_amax, Format};
 
 /// Applies `format::scale_for_amax` to every group maximum (given as f32 bits).
 pub fn scale(amax: &[u32], format: Format) -> (Vec<f32>, Vec<f32>) {
-    amax.iter()
-        .map(|&a| scale_for_amax(f32::from_bits(a), format))
-        .unzip()
+    amax.iter().map(|&a| scale_for_amax(f32::from_bits(a), format)).unzip()
 }

@@ -19,17 +19,9 @@ pub fn assert_u32_eq(what: &str, got: &[u32], want: &[u32]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     let bad: Vec<usize> = (0..got.len()).filter(|&i| got[i] != want[i]).collect();
     if !bad.is_empty() {
-        let show: Vec<String> = bad
-            .iter()
-            .take(8)
-            .map(|&i| format!("[{i}] gpu {:#010x} ref {:#010x}", got[i], want[i]))
-            .collect();
-        panic!(
-            "{what}: {} of {} differ; first: {}",
-            bad.len(),
-            got.len(),
-            show.join(", ")
-        );
+        let show: Vec<String> =
+            bad.iter().take(8).map(|&i| format!("[{i}] gpu {:#010x} ref {:#010x}", got[i], want[i])).collect();
+        panic!("{what}: {} of {} differ; first: {}", bad.len(), got.len(), show.join(", "));
     }
 }
 
@@ -43,21 +35,10 @@ pub fn assert_f32_bits_eq(what: &str, got: &[f32], want: &[f32]) {
             .iter()
             .take(8)
             .map(|&i| {
-                format!(
-                    "[{i}] gpu {:e} ({:#x}) ref {:e} ({:#x})",
-                    got[i],
-                    got[i].to_bits(),
-                    want[i],
-                    want[i].to_bits()
-                )
+                format!("[{i}] gpu {:e} ({:#x}) ref {:e} ({:#x})", got[i], got[i].to_bits(), want[i], want[i].to_bits())
             })
             .collect();
-        panic!(
-            "{what}: {} of {} differ; first: {}",
-            bad.len(),
-            got.len(),
-            show.join(", ")
-        );
+        panic!("{what}: {} of {} differ; first: {}", bad.len(), got.len(), show.join(", "));
     }
 }
 

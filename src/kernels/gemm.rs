@@ -1,0 +1,124 @@
+//! What every GEMM launcher shares: the uniform block (mirrored by `GemmParams` in
+//! `shaders/common/gemm.wgsl`), the epilogue options, and shape checks.
+
+use super::{grid, Slot};
+use crate::tensor::GpuBuffer;
+use crate::{Error, Gpu, Result};
+use bytemuck::{Pod, Zeroable};
+
+/// Output tile edge of every GEMM kernel.
+pub const TILE: u32 = 64;
+
+/// Uniform block of the GEMMs (see `shaders/common/gemm.wgsl` for the fields).
+#[allow(missing_docs)]
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, Pod, Zeroable)]
+pub struct GemmParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub flags: u32,
+    pub trans_a: u32,
+    pub trans_b: u32,
+    pub tiles_n: u32,
+    pub total_tiles: u32,
+    pub a_words: u32,
+    pub b_words: u32,
+    pub a_row_mul: u32,
+    pub a_block_div: u32,
+    pub b_row_mul: u32,
+    pub b_block_div: u32,
+    pub chunk: u32,
+    pub samples: u32,
+}
+const _: () = assert!(std::mem::size_of::<GemmParams>() == 64);
+
+/// Epilogue flag bits (mirrors the WGSL constants).
+pub mod flags {
+    /// Add `bias[n]`.
+    pub const BIAS: u32 = 1;
+    /// Apply ReLU.
+    pub const RELU: u32 = 2;
+    /// Accumulate into C (C += result).
+    pub const ACCUMULATE: u32 = 4;
+    /// Integer GEMM: write the bits of the exact i32 sum, no scales or epilogue.
+    pub const RAW: u32 = 8;
+    /// Record the output's max finite |value| (f32 bits) in `amax[0]` (atomic max).
+    pub const AMAX: u32 = 16;
+}
+
+/// What happens to each output after the products are summed, in this order:
+/// `C = relu?( (accumulate ? C_old : 0) + A·Bᵀ + bias[n] )`, then `amax[0] = max(amax[0], |C|)`.
+#[derive(Default, Clone, Copy)]
+pub struct Epilogue<'a> {
+    /// Per-column bias (`n` elements).
+    pub bias: Option<&'a GpuBuffer<f32>>,
+    /// Apply ReLU.
+    pub relu: bool,
+    /// Add to C's current contents instead of overwriting.
+    pub accumulate: bool,
+    /// Record max |C| into element 0 (the caller zeroes it first), ready for the next quantizer.
+    pub amax: Option<&'a GpuBuffer<u32>>,
+}
+
+impl Epilogue<'_> {
+    /// The flag bits.
+    pub fn flags(&self) -> u32 {
+        let bit = |on: bool, f: u32| if on { f } else { 0 };
+        bit(self.bias.is_some(), flags::BIAS)
+            | bit(self.relu, flags::RELU)
+            | bit(self.accumulate, flags::ACCUMULATE)
+            | bit(self.amax.is_some(), flags::AMAX)
+    }
+
+    /// Checks the epilogue's buffers against `n` columns.
+    pub fn check(&self, op: &'static str, n: usize) -> Result<()> {
+        if let Some(b) = self.bias {
+            if b.len() != n {
+                return Err(Error::Shape { op, detail: format!("bias has {} elements, expected n = {n}", b.len()) });
+            }
+        }
+        if let Some(a) = self.amax {
+            if a.is_empty() {
+                return Err(Error::Shape { op, detail: "amax needs at least one element".into() });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Small placeholder buffers bound where an epilogue input is absent.
+pub struct Dummies {
+    /// Stands in for `bias`.
+    pub f32: GpuBuffer<f32>,
+    /// Stands in for `amax`.
+    pub u32: GpuBuffer<u32>,
+}
+
+impl Dummies {
+    /// Allocates them.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        Ok(Dummies {
+            f32: GpuBuffer::zeros(gpu, "gemm dummy f32", 4)?,
+            u32: GpuBuffer::zeros(gpu, "gemm dummy u32", 4)?,
+        })
+    }
+}
+
+/// `(tiles_n, total_tiles)` for an `m × n` output in `tile × tile` tiles, checked against one
+/// dispatch's reach.
+pub fn tiles(m: u32, n: u32, tile: u32) -> Result<(u32, u32)> {
+    let tn = n.div_ceil(tile);
+    let total = m
+        .div_ceil(tile)
+        .checked_mul(tn)
+        .ok_or_else(|| Error::InvalidArgument(format!("{m}x{n} output has too many tiles")))?;
+    grid(total)?;
+    Ok((tn, total))
+}
+
+/// Bind slots of the f32 GEMMs: params, a, b, bias, c, amax.
+pub const F32_SLOTS: &[Slot] = &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Write];
+/// Bind slots of the packed GEMMs: params, a codes, a scales, b codes, b scales, bias, c, amax.
+pub const PACKED_SLOTS: &[Slot] =
+    &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Write];

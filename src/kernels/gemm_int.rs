@@ -1,0 +1,182 @@
+//! `gemm_int`: integer GEMM on packed int8 / int4 / LUQ log4 operands with `dot4I8Packed` and a
+//! fused dequantization epilogue.
+//!
+//! Math: `C[m][n] = epilogue( (1/S) Σ_s Σ_chunks f32(Σ_{k∈chunk} a_s(m,k)·b(n,k)) · sa_s(m,chunk) · sb(n,chunk) )`
+//! where `a`, `b` are the integer code values (log4 levels as `±2^(c-1)`), chunks are scale blocks
+//! along K (the whole K for per-row or per-tensor scales), and `S` stacked stochastic samples of
+//! A are averaged (SMP). The integer sums are exact; with `raw` the kernel writes the exact i32
+//! total instead of the scaled result. Operands are packed along K: use the transposing
+//! quantizer for the backward products. Layout: 64×64 output tiles, 16×16 threads × 4×4
+//! outputs, K in steps of 32 through workgroup memory, every operand widened to int8 lanes on
+//! load. Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c,
+//! 7 amax. Reference: [`crate::reference::gemm_int`].
+
+use super::gemm::{flags, tiles, Dummies, Epilogue, GemmParams, PACKED_SLOTS, TILE};
+use super::{bind, check_len, dispatch, layouts, pipeline, uniform};
+use crate::format::Format;
+use crate::quant::QuantizedTensor;
+use crate::scheme::Granularity;
+use crate::tensor::GpuBuffer;
+use crate::{Error, Gpu, Result};
+
+/// Formats the integer GEMM takes.
+pub const INT_FORMATS: [Format; 3] = [Format::Int8, Format::Int4, Format::Log4];
+
+/// Checks two packed operands against each other and builds the params.
+pub(crate) fn packed_params(
+    op: &'static str,
+    a: &QuantizedTensor,
+    b: &QuantizedTensor,
+    flags: u32,
+) -> Result<GemmParams> {
+    let (la, lb) = (a.layout, b.layout);
+    if la.cols != lb.cols {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "A is [{}, {}] and B is [{}, {}]: both must be packed along the same K",
+                la.rows, la.cols, lb.rows, lb.cols
+            ),
+        });
+    }
+    if b.samples != 1 {
+        return Err(Error::InvalidArgument(format!("{op}: only A may hold several SMP samples")));
+    }
+    check_len(op, "A codes", a.codes.len(), la.words() * a.samples as usize)?;
+    check_len(op, "A scales", a.scales.len(), la.n_groups as usize * a.samples as usize)?;
+    check_len(op, "B codes", b.codes.len(), lb.words())?;
+    check_len(op, "B scales", b.scales.len(), lb.n_groups as usize)?;
+    let (tiles_n, total_tiles) = tiles(la.rows, lb.rows, TILE)?;
+    let block = |g: Granularity| match g {
+        Granularity::PerBlock(n) => Some(n),
+        _ => None,
+    };
+    let whole = la.cols.div_ceil(4) * 4;
+    let chunk = match (block(la.granularity), block(lb.granularity)) {
+        (Some(x), Some(y)) => x.min(y),
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => whole,
+    };
+    Ok(GemmParams {
+        m: la.rows,
+        n: lb.rows,
+        k: la.cols,
+        flags,
+        trans_a: 0,
+        trans_b: 0,
+        tiles_n,
+        total_tiles,
+        a_words: la.words_per_row,
+        b_words: lb.words_per_row,
+        a_row_mul: la.row_mul,
+        a_block_div: la.block_div,
+        b_row_mul: lb.row_mul,
+        b_block_div: lb.block_div,
+        chunk,
+        samples: a.samples,
+    })
+}
+
+/// The integer GEMM for one pair of operand formats.
+pub struct GemmInt {
+    fmt_a: Format,
+    fmt_b: Format,
+    bgl: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+    dummies: Dummies,
+}
+
+impl GemmInt {
+    /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (each int8, int4 or log4).
+    pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
+        for f in [fmt_a, fmt_b] {
+            if !INT_FORMATS.contains(&f) {
+                return Err(Error::InvalidArgument(format!(
+                    "gemm_int takes int8, int4 or log4 operands, not {f} (use gemm_fp8)"
+                )));
+            }
+        }
+        let (bgl, pl) = layouts(gpu, "gemm_int", PACKED_SLOTS);
+        let c = [("FMT_A", fmt_a.id() as f64), ("FMT_B", fmt_b.id() as f64)];
+        Ok(GemmInt {
+            fmt_a,
+            fmt_b,
+            pipeline: pipeline(gpu, "gemm_int", "main", &pl, &c)?,
+            bgl,
+            dummies: Dummies::new(gpu)?,
+        })
+    }
+
+    fn check_formats(&self, a: &QuantizedTensor, b: &QuantizedTensor) -> Result<()> {
+        if a.layout.format != self.fmt_a || b.layout.format != self.fmt_b {
+            return Err(Error::InvalidArgument(format!(
+                "gemm_int built for {} × {}, got {} × {}",
+                self.fmt_a, self.fmt_b, a.layout.format, b.layout.format
+            )));
+        }
+        Ok(())
+    }
+
+    fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        p: GemmParams,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        epi: &Epilogue,
+        c: &wgpu::Buffer,
+    ) -> Result<()> {
+        let params = uniform(gpu, "gemm_int", &p);
+        let bias = epi.bias.unwrap_or(&self.dummies.f32);
+        let amax = epi.amax.unwrap_or(&self.dummies.u32);
+        let group = bind(
+            gpu,
+            "gemm_int",
+            &self.bgl,
+            &[
+                &params,
+                a.codes.buffer(),
+                a.scales.buffer(),
+                b.codes.buffer(),
+                b.scales.buffer(),
+                bias.buffer(),
+                c,
+                amax.buffer(),
+            ],
+        );
+        dispatch(enc, "gemm_int", &self.pipeline, &group, p.total_tiles)
+    }
+
+    /// Records `c ← epilogue(A·Bᵀ)` with A `[M, K]`, B `[N, K]`, C `[M, N]`.
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        self.check_formats(a, b)?;
+        let p = packed_params("gemm_int", a, b, epi.flags())?;
+        check_len("gemm_int", "c", c.len(), p.m as usize * p.n as usize)?;
+        epi.check("gemm_int", p.n as usize)?;
+        self.record(gpu, enc, p, a, b, epi, c.buffer())
+    }
+
+    /// Records the exact i32 sums of products (over all K and samples), without scales.
+    pub fn encode_raw(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        c: &GpuBuffer<i32>,
+    ) -> Result<()> {
+        self.check_formats(a, b)?;
+        let p = packed_params("gemm_int", a, b, flags::RAW)?;
+        check_len("gemm_int", "c", c.len(), p.m as usize * p.n as usize)?;
+        self.record(gpu, enc, p, a, b, &Epilogue::default(), c.buffer())
+    }
+}

@@ -1,0 +1,356 @@
+//! GEMMs against their CPU references.
+//!
+//! Tolerances (declared here, all worst-case bounds, so they cannot flake):
+//! - f32 and FP8 GEMMs accumulate K products in f32: |gpu − ref| ≤ (K + 4)·2⁻²⁴·Σ|terms|
+//!   (`F32_BOUND`; the FP8 operands dequantize exactly as the reference's).
+//! - integer GEMMs: the i32 sums are exact (compared bit for bit in raw mode); the scaled epilogue
+//!   adds per chunk one conversion and two multiplies and one add per chunk and sample:
+//!   |gpu − ref| ≤ (chunks·samples + 6)·2⁻²³·Σ|terms| (`INT_EPILOGUE_BOUND`).
+
+mod common;
+use common::{assert_u32_eq, data, gpu};
+use lowbit::format::Format;
+use lowbit::kernels::gemm::Epilogue;
+use lowbit::kernels::gemm_f32::{GemmF32, GemmShape};
+use lowbit::kernels::gemm_f32_naive::GemmF32Naive;
+use lowbit::kernels::gemm_fp8::GemmFp8;
+use lowbit::kernels::gemm_int::GemmInt;
+use lowbit::quant::{QuantizedTensor, Quantizer};
+use lowbit::reference::gemm_f32::{EpilogueRef, RefOut};
+use lowbit::scheme::{Granularity, QuantScheme};
+use lowbit::{reference, Error, GpuBuffer, GpuTensor};
+use std::sync::OnceLock;
+
+const SHAPES: &[(usize, usize, usize)] = &[(1, 1, 1), (33, 65, 17), (257, 129, 300), (5, 70, 1000)];
+
+fn f32_bound(k: usize) -> f64 {
+    (k as f64 + 4.0) * 2f64.powi(-24)
+}
+
+fn int_epilogue_bound(chunks: usize, samples: usize) -> f64 {
+    (chunks * samples) as f64 * 2f64.powi(-23) + 6.0 * 2f64.powi(-23)
+}
+
+fn qz() -> &'static Quantizer {
+    static Q: OnceLock<Quantizer> = OnceLock::new();
+    Q.get_or_init(|| Quantizer::new(gpu()).unwrap())
+}
+
+fn check(what: &str, got: &[f32], want: &RefOut, rel: f64) {
+    let mut bad = Vec::new();
+    for (i, &g) in got.iter().enumerate() {
+        let tol = rel * want.magnitude[i] + 1e-30;
+        if ((g as f64) - want.value[i]).abs() > tol {
+            bad.push(format!("[{i}] gpu {g} ref {} (tol {tol:e})", want.value[i]));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{what}: {} of {} outside the bound; first: {}",
+        bad.len(),
+        got.len(),
+        bad.iter().take(6).cloned().collect::<Vec<_>>().join(", ")
+    );
+}
+
+fn submit(f: impl FnOnce(&mut wgpu::CommandEncoder)) {
+    let g = gpu();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    f(&mut enc);
+    g.queue.submit([enc.finish()]);
+}
+
+#[test]
+fn f32_gemms_match_the_reference_for_nt_nn_tn_and_every_epilogue() {
+    let g = gpu();
+    let tiled = GemmF32::new(g).unwrap();
+    let naive = GemmF32Naive::new(g).unwrap();
+    for &(m, n, k) in SHAPES {
+        let a = data(m * k, 1, false);
+        let b = data(n * k, 2, false);
+        let bias = data(n, 3, false);
+        let old = data(m * n, 4, false);
+        let (ab, bb) = (GpuBuffer::from_slice(g, "a", &a).unwrap(), GpuBuffer::from_slice(g, "b", &b).unwrap());
+        let biasb = GpuBuffer::from_slice(g, "bias", &bias).unwrap();
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let s = GemmShape { m, n, k, trans_a: ta, trans_b: tb };
+            for variant in 0..3 {
+                let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
+                let epi = match variant {
+                    0 => Epilogue::default(),
+                    1 => Epilogue { bias: Some(&biasb), relu: true, ..Default::default() },
+                    _ => Epilogue { accumulate: true, amax: Some(&amax), ..Default::default() },
+                };
+                let eref = match variant {
+                    0 => EpilogueRef::default(),
+                    1 => EpilogueRef { bias: Some(&bias), relu: true, ..Default::default() },
+                    _ => EpilogueRef { old: Some(&old), ..Default::default() },
+                };
+                let want = reference::gemm_f32::gemm_f32(&a, &b, m, n, k, ta, tb, &eref);
+                for (name, naive_kernel) in [("tiled", false), ("naive", true)] {
+                    let c2 = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                    let out = if naive_kernel { &c2 } else { &c };
+                    submit(|e| {
+                        if naive_kernel {
+                            naive.encode(g, e, &ab, &bb, s, &epi, out).unwrap()
+                        } else {
+                            tiled.encode(g, e, &ab, &bb, s, &epi, out).unwrap()
+                        }
+                    });
+                    let got = out.read(g).unwrap();
+                    check(
+                        &format!("gemm_f32 {name} {m}x{n}x{k} ta={ta} tb={tb} epilogue {variant}"),
+                        &got,
+                        &want,
+                        f32_bound(k),
+                    );
+                }
+                if variant == 2 {
+                    // amax = max |C| of the tiled kernel's own output (both kernels ran accumulate on
+                    // fresh copies, the atomic saw both; they agree within the bound, so compare
+                    // with the max of either).
+                    let got = c.read(g).unwrap();
+                    let want_max = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
+                    let am = f32::from_bits(amax.read(g).unwrap()[0]);
+                    assert!(
+                        am >= want_max && (am - want_max) as f64 <= f32_bound(k) * 4.0 * want_max as f64 + 1e-30,
+                        "amax {am} vs max |C| {want_max}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn quantized(x: &[f32], rows: usize, cols: usize, scheme: QuantScheme) -> QuantizedTensor {
+    let g = gpu();
+    let t = GpuTensor::from_slice(g, x, &[rows, cols]).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let q = qz().quantize(g, &mut enc, &t, scheme).unwrap();
+    g.queue.submit([enc.finish()]);
+    q
+}
+
+fn chunks(k: usize, ga: Granularity, gb: Granularity) -> usize {
+    let b = |g: Granularity| if let Granularity::PerBlock(n) = g { Some(n as usize) } else { None };
+    match (b(ga), b(gb)) {
+        (Some(x), Some(y)) => k.div_ceil(x.min(y)),
+        (Some(x), None) | (None, Some(x)) => k.div_ceil(x),
+        _ => 1,
+    }
+}
+
+#[test]
+fn integer_gemms_are_exact_before_the_epilogue_and_bounded_after() {
+    let g = gpu();
+    let pairs = [
+        (Format::Int8, Format::Int8),
+        (Format::Int4, Format::Int4),
+        (Format::Int8, Format::Int4),
+        (Format::Log4, Format::Int8),
+        (Format::Log4, Format::Int4),
+    ];
+    let grans = [
+        (Granularity::PerRow, Granularity::PerRow),
+        (Granularity::PerTensor, Granularity::PerRow),
+        (Granularity::PerBlock(32), Granularity::PerBlock(32)),
+        (Granularity::PerBlock(64), Granularity::PerRow),
+        (Granularity::PerBlock(8), Granularity::PerBlock(16)),
+    ];
+    for (fa, fb) in pairs {
+        let kernel = GemmInt::new(g, fa, fb).unwrap();
+        for &(m, n, k) in SHAPES {
+            let a = data(m * k, 5, false);
+            let b = data(n * k, 6, false);
+            let bias = data(n, 7, false);
+            let biasb = GpuBuffer::from_slice(g, "bias", &bias).unwrap();
+            for (ga, gb) in grans {
+                let sa = QuantScheme {
+                    format: fa,
+                    granularity: ga,
+                    rounding: lowbit::scheme::Rounding::Stochastic { seed: 3, stream: 1 },
+                };
+                let qa = quantized(&a, m, k, sa);
+                let qb = quantized(
+                    &b,
+                    n,
+                    k,
+                    QuantScheme { format: fb, granularity: gb, rounding: lowbit::scheme::Rounding::Nearest },
+                );
+                let (ac, asc, bc, bsc) = (
+                    qa.codes.read(g).unwrap(),
+                    qa.scales.read(g).unwrap(),
+                    qb.codes.read(g).unwrap(),
+                    qb.scales.read(g).unwrap(),
+                );
+                let what = format!("gemm_int {fa}x{fb} {m}x{n}x{k} {ga}/{gb}");
+                let raw = GpuBuffer::<i32>::zeros(g, "raw", m * n).unwrap();
+                submit(|e| kernel.encode_raw(g, e, &qa, &qb, &raw).unwrap());
+                let want_raw = reference::gemm_int::gemm_int_raw(&ac, &qa.layout, 1, &bc, &qb.layout);
+                let as_u = |v: Vec<i32>| v.into_iter().map(|x| x as u32).collect::<Vec<u32>>();
+                assert_u32_eq(&format!("{what} raw i32"), &as_u(raw.read(g).unwrap()), &as_u(want_raw));
+                let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
+                submit(|e| {
+                    kernel
+                        .encode(g, e, &qa, &qb, &Epilogue { bias: Some(&biasb), relu: true, ..Default::default() }, &c)
+                        .unwrap()
+                });
+                let want = reference::gemm_int::gemm_int(
+                    &ac,
+                    &asc,
+                    &qa.layout,
+                    1,
+                    &bc,
+                    &bsc,
+                    &qb.layout,
+                    &EpilogueRef { bias: Some(&bias), relu: true, old: None },
+                );
+                check(&format!("{what} scaled"), &c.read(g).unwrap(), &want, int_epilogue_bound(chunks(k, ga, gb), 1));
+            }
+        }
+    }
+}
+
+#[test]
+fn fp8_gemms_match_the_dequantized_reference() {
+    let g = gpu();
+    for (fa, fb) in [(Format::Fp8E4M3, Format::Fp8E4M3), (Format::Fp8E5M2, Format::Fp8E4M3)] {
+        let kernel = GemmFp8::new(g, fa, fb).unwrap();
+        for &(m, n, k) in SHAPES {
+            let a = data(m * k, 8, false);
+            let b = data(n * k, 9, false);
+            for (ga, gb) in
+                [(Granularity::PerRow, Granularity::PerRow), (Granularity::PerTensor, Granularity::PerBlock(32))]
+            {
+                let qa = quantized(
+                    &a,
+                    m,
+                    k,
+                    QuantScheme {
+                        format: fa,
+                        granularity: ga,
+                        rounding: lowbit::scheme::Rounding::Stochastic { seed: 9, stream: 0 },
+                    },
+                );
+                let qb = quantized(&b, n, k, QuantScheme::per_row(fb).stochastic(1, 1));
+                let qb = if gb == Granularity::PerRow {
+                    qb
+                } else {
+                    quantized(
+                        &b,
+                        n,
+                        k,
+                        QuantScheme { format: fb, granularity: gb, rounding: lowbit::scheme::Rounding::Nearest },
+                    )
+                };
+                let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
+                submit(|e| kernel.encode(g, e, &qa, &qb, &Epilogue::default(), &c).unwrap());
+                let want = reference::gemm_fp8::gemm_fp8(
+                    &qa.codes.read(g).unwrap(),
+                    &qa.scales.read(g).unwrap(),
+                    &qa.layout,
+                    &qb.codes.read(g).unwrap(),
+                    &qb.scales.read(g).unwrap(),
+                    &qb.layout,
+                    &EpilogueRef::default(),
+                );
+                check(&format!("gemm_fp8 {fa}x{fb} {m}x{n}x{k} {ga}/{gb}"), &c.read(g).unwrap(), &want, f32_bound(k));
+            }
+        }
+    }
+}
+
+#[test]
+fn smp_is_unbiased_and_divides_the_variance_by_k() {
+    // The weight-gradient product dW = G·Xᵀ with G (the neural gradient) in LUQ log4, stochastic,
+    // and X in int8 (nearest, so fixed). The unbiased target is G·deq(X)ᵀ. Over T seeds, SMP with k
+    // samples must stay unbiased (within Z = 6 standard errors) and its variance must be the
+    // single-sample variance divided by k (within ±VAR_TOL of 1/k, summed over all outputs).
+    const T: u32 = 64;
+    const Z: f64 = 6.0;
+    const VAR_TOL: f64 = 0.15;
+    let g = gpu();
+    let (m, n, k) = (16usize, 16usize, 256usize);
+    let gdata = data(m * k, 11, false);
+    let xdata = data(n * k, 12, false);
+    let qx = quantized(&xdata, n, k, QuantScheme::per_row(Format::Int8));
+    let deqx = reference::dequantize::dequantize(&qx.codes.read(g).unwrap(), &qx.scales.read(g).unwrap(), &qx.layout);
+    let target = reference::gemm_f32::gemm_f32(&gdata, &deqx, m, n, k, false, false, &EpilogueRef::default()).value;
+    let kernel = GemmInt::new(g, Format::Log4, Format::Int8).unwrap();
+    let gt = GpuTensor::from_slice(g, &gdata, &[m, k]).unwrap();
+    let mut total_var = Vec::new();
+    for samples in [1u32, 4] {
+        let (mut sum, mut sum2) = (vec![0f64; m * n], vec![0f64; m * n]);
+        for t in 0..T {
+            let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
+            submit(|e| {
+                let qg = qz()
+                    .quantize_samples(g, e, &gt, QuantScheme::per_row(Format::Log4).stochastic(t, 0), samples)
+                    .unwrap();
+                kernel.encode(g, e, &qg, &qx, &Epilogue::default(), &c).unwrap();
+            });
+            for (i, v) in c.read(g).unwrap().into_iter().enumerate() {
+                sum[i] += v as f64;
+                sum2[i] += (v as f64).powi(2);
+            }
+        }
+        let tt = T as f64;
+        let mut vsum = 0.0;
+        for i in 0..m * n {
+            let mean = sum[i] / tt;
+            let var = ((sum2[i] - tt * mean * mean) / (tt - 1.0)).max(0.0);
+            vsum += var;
+            let se = (var / tt).sqrt();
+            assert!(
+                (mean - target[i]).abs() <= Z * se + 1e-5 * target[i].abs() + 1e-7,
+                "SMP k={samples}: output {i}: mean {mean} target {} (se {se:e})",
+                target[i]
+            );
+        }
+        total_var.push(vsum);
+    }
+    let ratio = total_var[1] / total_var[0];
+    eprintln!("SMP variance ratio k=4 / k=1: {ratio:.4} (theory 0.25)");
+    assert!((ratio - 0.25).abs() <= VAR_TOL * 0.25, "SMP variance ratio {ratio}, expected 1/4 within ±{VAR_TOL}");
+}
+
+#[test]
+fn gemm_shape_and_format_errors_are_errors() {
+    let g = gpu();
+    let kernel = GemmInt::new(g, Format::Int8, Format::Int8).unwrap();
+    let qa = quantized(&data(4 * 8, 1, false), 4, 8, QuantScheme::per_row(Format::Int8));
+    let qb = quantized(&data(3 * 12, 1, false), 3, 12, QuantScheme::per_row(Format::Int8));
+    let q4 = quantized(&data(3 * 8, 1, false), 3, 8, QuantScheme::per_row(Format::Int4));
+    let c = GpuBuffer::<f32>::zeros(g, "c", 12).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    assert!(matches!(kernel.encode(g, &mut enc, &qa, &qb, &Epilogue::default(), &c), Err(Error::Shape { .. })));
+    assert!(matches!(kernel.encode(g, &mut enc, &qa, &q4, &Epilogue::default(), &c), Err(Error::InvalidArgument(_))));
+    assert!(matches!(GemmInt::new(g, Format::Fp8E4M3, Format::Int8), Err(Error::InvalidArgument(_))));
+    assert!(matches!(GemmFp8::new(g, Format::Int8, Format::Fp8E4M3), Err(Error::InvalidArgument(_))));
+    let f = GemmF32::new(g).unwrap();
+    let a = GpuBuffer::<f32>::zeros(g, "a", 6).unwrap();
+    assert!(matches!(
+        f.encode(g, &mut enc, &a, &a, GemmShape::nt(2, 2, 4), &Epilogue::default(), &c),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        f.encode(g, &mut enc, &a, &a, GemmShape::nt(0, 2, 3), &Epilogue::default(), &c),
+        Err(Error::Empty(_))
+    ));
+    let bad_bias = GpuBuffer::<f32>::zeros(g, "bias", 5).unwrap();
+    let c4 = GpuBuffer::<f32>::zeros(g, "c", 4).unwrap();
+    assert!(matches!(
+        f.encode(
+            g,
+            &mut enc,
+            &a,
+            &a,
+            GemmShape::nt(2, 2, 3),
+            &Epilogue { bias: Some(&bad_bias), ..Default::default() },
+            &c4
+        ),
+        Err(Error::Shape { .. })
+    ));
+    g.queue.submit([enc.finish()]);
+}
