@@ -52,6 +52,7 @@ pub const KERNELS: &[KernelSource] = &[
     },
     KernelSource { name: "gemm_int", includes: GEMM_INCLUDES, body: include_str!("../shaders/gemm_int.wgsl") },
     KernelSource { name: "gemm_fp8", includes: GEMM_INCLUDES, body: include_str!("../shaders/gemm_fp8.wgsl") },
+    KernelSource { name: "hadamard", includes: &[], body: include_str!("../shaders/hadamard.wgsl") },
     KernelSource {
         name: "format_check",
         includes: &["rng", "quant", "fp8", "log4", "format"],

@@ -10,6 +10,7 @@ pub mod gemm_f32;
 pub mod gemm_f32_naive;
 pub mod gemm_fp8;
 pub mod gemm_int;
+pub mod hadamard;
 pub mod quantize;
 pub mod quantize_fused;
 pub mod quantize_transpose;

@@ -1,0 +1,146 @@
+//! The block Hadamard rotation: bit-exact against its reference, orthogonal, invisible to a GEMM
+//! of two rotated operands, and (its purpose) lower variance for quantized gradients with
+//! outliers, while staying unbiased.
+
+mod common;
+use common::{assert_f32_bits_eq, data, gpu};
+use lowbit::format::Format;
+use lowbit::kernels::gemm::Epilogue;
+use lowbit::kernels::gemm_f32::{GemmF32, GemmShape};
+use lowbit::kernels::hadamard::{Axis, Hadamard};
+use lowbit::quant::Quantizer;
+use lowbit::scheme::QuantScheme;
+use lowbit::{reference, Error, GpuBuffer, GpuTensor};
+
+fn rotate(k: &Hadamard, x: &[f32], rows: usize, cols: usize, block: u32, axis: Axis) -> Vec<f32> {
+    let g = gpu();
+    let xb = GpuBuffer::from_slice(g, "x", x).unwrap();
+    let out = GpuBuffer::<f32>::zeros(g, "out", x.len()).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    k.encode(g, &mut enc, &xb, &out, rows, cols, block, axis).unwrap();
+    g.queue.submit([enc.finish()]);
+    out.read(g).unwrap()
+}
+
+#[test]
+fn matches_reference_and_is_orthogonal() {
+    let k = Hadamard::new(gpu()).unwrap();
+    for &(rows, cols, block, axis) in &[
+        (3, 64, 16, Axis::Cols),
+        (128, 10, 32, Axis::Rows),
+        (7, 256, 256, Axis::Cols),
+        (64, 5, 2, Axis::Rows),
+        (9, 96, 8, Axis::Cols),
+    ] {
+        let x = data(rows * cols, 21, false);
+        let y = rotate(&k, &x, rows, cols, block, axis);
+        assert_f32_bits_eq(
+            &format!("hadamard {rows}x{cols} B={block} {axis:?}"),
+            &y,
+            &reference::hadamard::hadamard(&x, rows, cols, block as usize, axis),
+        );
+        // H is symmetric and orthogonal: applying it twice gives x back (up to 2·log2(B) roundings).
+        let z = rotate(&k, &y, rows, cols, block, axis);
+        let norm: f32 = x.iter().map(|v| v.abs()).fold(0.0, f32::max);
+        for (a, b) in x.iter().zip(&z) {
+            assert!((a - b).abs() <= 1e-5 * norm, "H·H ≠ I: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn rotating_both_operands_along_k_leaves_the_product_unchanged() {
+    let g = gpu();
+    let (m, n, kd, block) = (20, 12, 128, 32);
+    let a = data(m * kd, 31, false);
+    let b = data(n * kd, 32, false);
+    let h = Hadamard::new(g).unwrap();
+    let ar = rotate(&h, &a, m, kd, block, Axis::Cols);
+    let br = rotate(&h, &b, n, kd, block, Axis::Cols);
+    let gemm = GemmF32::new(g).unwrap();
+    let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
+    let (ab, bb) = (GpuBuffer::from_slice(g, "a", &ar).unwrap(), GpuBuffer::from_slice(g, "b", &br).unwrap());
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    gemm.encode(g, &mut enc, &ab, &bb, GemmShape::nt(m, n, kd), &Epilogue::default(), &c).unwrap();
+    g.queue.submit([enc.finish()]);
+    let want = reference::gemm_f32::gemm_f32(&a, &b, m, n, kd, false, false, &Default::default());
+    for (i, v) in c.read(g).unwrap().iter().enumerate() {
+        // Rotation adds log2(B) roundings per operand element, the GEMM K + 4 (see tests/gemm.rs).
+        let tol = ((kd + 4 + 2 * 5) as f64) * 2f64.powi(-24) * want.magnitude[i] * 4.0;
+        assert!(((*v as f64) - want.value[i]).abs() <= tol, "output {i}: {v} vs {}", want.value[i]);
+    }
+}
+
+#[test]
+fn rotation_lowers_the_variance_of_a_quantized_gradient_with_outliers() {
+    // G has a few large outliers per row (as neural gradients do); int4 per-row stochastic
+    // quantization of G then spends its range on them. Estimator of G·Xᵀ over T seeds: plain
+    // Q(G)·Xᵀ versus rotated Q(G·H)·(X·H)ᵀ. Both must be unbiased (Z = 6 standard errors); the
+    // rotated one's summed variance must be below MAX_RATIO of the plain one.
+    const T: u32 = 48;
+    const Z: f64 = 6.0;
+    const MAX_RATIO: f64 = 0.5;
+    let g = gpu();
+    let (m, n, kd, block) = (8usize, 8usize, 256usize, 64u32);
+    let mut gd: Vec<f32> = data(m * kd, 41, false).iter().map(|v| v * 0.01).collect();
+    for r in 0..m {
+        gd[r * kd + (r * 37) % kd] = 3.0;
+        gd[r * kd + (r * 91 + 5) % kd] = -2.5;
+    }
+    let xd = data(n * kd, 42, false);
+    let target = reference::gemm_f32::gemm_f32(&gd, &xd, m, n, kd, false, false, &Default::default()).value;
+    let h = Hadamard::new(g).unwrap();
+    let qz = Quantizer::new(g).unwrap();
+    let gemm = GemmF32::new(g).unwrap();
+    let mut total = Vec::new();
+    for rotated in [false, true] {
+        let (gsrc, xsrc) = if rotated {
+            (rotate(&h, &gd, m, kd, block, Axis::Cols), rotate(&h, &xd, n, kd, block, Axis::Cols))
+        } else {
+            (gd.clone(), xd.clone())
+        };
+        let gt = GpuTensor::from_slice(g, &gsrc, &[m, kd]).unwrap();
+        let xb = GpuBuffer::from_slice(g, "x", &xsrc).unwrap();
+        let (mut s1, mut s2) = (vec![0f64; m * n], vec![0f64; m * n]);
+        for t in 0..T {
+            let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
+            let mut enc = g.device.create_command_encoder(&Default::default());
+            let q = qz.quantize(g, &mut enc, &gt, QuantScheme::per_row(Format::Int4).stochastic(t, 3)).unwrap();
+            let d = qz.dequantize(g, &mut enc, &q).unwrap();
+            gemm.encode(g, &mut enc, d.buffer(), &xb, GemmShape::nt(m, n, kd), &Epilogue::default(), &c).unwrap();
+            g.queue.submit([enc.finish()]);
+            for (i, v) in c.read(g).unwrap().into_iter().enumerate() {
+                s1[i] += v as f64;
+                s2[i] += (v as f64).powi(2);
+            }
+        }
+        let tt = T as f64;
+        let mut vsum = 0.0;
+        for i in 0..m * n {
+            let mean = s1[i] / tt;
+            let var = ((s2[i] - tt * mean * mean) / (tt - 1.0)).max(0.0);
+            vsum += var;
+            assert!(
+                (mean - target[i]).abs() <= Z * (var / tt).sqrt() + 1e-4 * target[i].abs() + 1e-6,
+                "rotated={rotated} output {i}: mean {mean} target {}",
+                target[i]
+            );
+        }
+        total.push(vsum);
+    }
+    let ratio = total[1] / total[0];
+    eprintln!("variance with rotation / without: {ratio:.3}");
+    assert!(ratio < MAX_RATIO, "rotation should cut the variance: ratio {ratio}");
+}
+
+#[test]
+fn bad_blocks_are_errors() {
+    let g = gpu();
+    let k = Hadamard::new(g).unwrap();
+    let x = GpuBuffer::<f32>::zeros(g, "x", 60).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    assert!(matches!(k.encode(g, &mut enc, &x, &x, 6, 10, 4, Axis::Cols), Err(Error::Shape { .. })));
+    assert!(matches!(k.encode(g, &mut enc, &x, &x, 6, 10, 3, Axis::Cols), Err(Error::InvalidArgument(_))));
+    assert!(matches!(k.encode(g, &mut enc, &x, &x, 6, 10, 512, Axis::Cols), Err(Error::InvalidArgument(_))));
+    g.queue.submit([enc.finish()]);
+}
