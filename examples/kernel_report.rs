@@ -109,6 +109,11 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
         let c = GpuBuffer::<f32>::zeros(gpu, "c", m * n)?;
         let shape = GemmShape::nt(m, n, k);
         let epi = Epilogue::default();
+        f32k.tune(gpu, shape)?;
+        for kern in &int_kernels {
+            kern.tune(gpu, m, n, k)?;
+        }
+        fp8.tune(gpu, m, n, k)?;
         let t_f32 = gpu_seconds(gpu, iters, 3, |e| f32k.encode(gpu, e, at.buffer(), bt.buffer(), shape, &epi, &c))?;
         let f32_gflops = flops / t_f32 / 1e9;
         let emit = |kernel: &str, gops: f64| {

@@ -1,6 +1,7 @@
 // gemm_f32: tiled, register-blocked f32 GEMM, C = epilogue(A·Bᵀ) (or with A/B transposed).
-// 64x64 output tile per workgroup of 16x16 threads, 4x4 outputs per thread, K in steps of 16
-// through workgroup memory. Tails in M, N and K are guarded (zero-filled tiles).
+// TILE x TILE output tile per workgroup of 16x16 threads, TPT x TPT outputs per thread
+// (TPT = 4: 64x64 tiles, TPT = 2: 32x32; chosen per adapter and shape by the launcher's tune),
+// K in steps of 16 through workgroup memory. Tails in M, N and K are guarded (zero-filled).
 // Reference: src/reference/gemm_f32.rs (f64 accumulation; compared within a stated bound).
 // Bindings: 0 params, 1 a (read), 2 b (read), 3 bias (read), 4 c (read-write), 5 amax (atomic).
 
@@ -11,7 +12,7 @@
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 @group(0) @binding(5) var<storage, read_write> amax: array<atomic<u32>>;
 
-const TM: u32 = 64u;
+override TPT: u32 = 4u;
 const TK: u32 = 16u;
 
 var<workgroup> As: array<f32, 1024>; // [TK][TM]
@@ -40,6 +41,7 @@ fn load_b(col: u32, k: u32) -> f32 {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let TM = 16u * TPT;
     let tile = wg.x + wg.y * nwg.x;
     let valid_tile = tile < p.total_tiles;
     let m0 = (tile / p.tiles_n) * TM;
@@ -54,7 +56,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         acc[i] = 0.0;
     }
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
-        for (var r = 0u; r < 4u; r++) {
+        // TILE * TK / 256 = TPT loads per thread and operand.
+        for (var r = 0u; r < TPT; r++) {
             let idx = lid + r * 256u;
             // Coalesce along whichever index is contiguous in memory.
             var kk = idx % TK;
@@ -74,23 +77,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            let av = vec4<f32>(As[kk * TM + ty * 4u], As[kk * TM + ty * 4u + 1u], As[kk * TM + ty * 4u + 2u], As[kk * TM + ty * 4u + 3u]);
-            let bv = vec4<f32>(Bs[kk * TM + tx * 4u], Bs[kk * TM + tx * 4u + 1u], Bs[kk * TM + tx * 4u + 2u], Bs[kk * TM + tx * 4u + 3u]);
-            for (var i = 0u; i < 4u; i++) {
-                acc[i * 4u] += av[i] * bv.x;
-                acc[i * 4u + 1u] += av[i] * bv.y;
-                acc[i * 4u + 2u] += av[i] * bv.z;
-                acc[i * 4u + 3u] += av[i] * bv.w;
+            var bv: array<f32, 4>;
+            for (var j = 0u; j < TPT; j++) {
+                bv[j] = Bs[kk * TM + tx * TPT + j];
+            }
+            for (var i = 0u; i < TPT; i++) {
+                let av = As[kk * TM + ty * TPT + i];
+                for (var j = 0u; j < TPT; j++) {
+                    acc[i * 4u + j] += av * bv[j];
+                }
             }
         }
         workgroupBarrier();
     }
     var local_amax = 0u;
     if (valid_tile) {
-        for (var i = 0u; i < 4u; i++) {
-            let row = m0 + ty * 4u + i;
-            for (var j = 0u; j < 4u; j++) {
-                let col = n0 + tx * 4u + j;
+        for (var i = 0u; i < TPT; i++) {
+            let row = m0 + ty * TPT + i;
+            for (var j = 0u; j < TPT; j++) {
+                let col = n0 + tx * TPT + j;
                 if (row < p.m && col < p.n) {
                     var bn = 0.0;
                     if ((p.flags & FLAG_BIAS) != 0u) {

@@ -2,7 +2,8 @@
 // (FMT_A, FMT_B: 2 = E4M3, 3 = E5M2; E4M3 × E4M3 forward, E5M2 gradient × E4M3 backward).
 // Codes are decoded and multiplied by their group scale on the way into workgroup memory, then
 // accumulated in f32: the product of exactly the values `dequantize` gives.
-// Tiles: 64x64 outputs, 16x16 threads with 4x4 each, K in steps of 16 (4 words per row).
+// Tiles: TILE x TILE outputs (TPT = 4: 64, TPT = 2: 32; chosen by the launcher's tune), 16x16
+// threads with TPT x TPT each, K in steps of 16 (4 words per row).
 // Reference: src/reference/gemm_fp8.rs (f64 accumulation of the dequantized operands, compared
 // within a stated bound). Bindings as gemm_int: 0 params, 1 a codes, 2 a scales, 3 b codes,
 // 4 b scales, 5 bias, 6 c (read-write), 7 amax (atomic).
@@ -19,7 +20,7 @@ override FMT_B: u32 = 2u;
 @group(0) @binding(6) var<storage, read_write> c: array<f32>;
 @group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
 
-const TM: u32 = 64u;
+override TPT: u32 = 4u;
 const TK: u32 = 16u;
 
 var<workgroup> As: array<f32, 1024>; // [TK][TM]
@@ -35,6 +36,7 @@ fn fp8_value(code: u32, fmt: u32) -> f32 {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let TM = 16u * TPT;
     let tile = wg.x + wg.y * nwg.x;
     let valid_tile = tile < p.total_tiles;
     let m0 = (tile / p.tiles_n) * TM;
@@ -50,43 +52,48 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     let mm = lid / 4u;
     let kw = lid % 4u;
+    let loader = mm < TM;
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
         let kbase = k0 + kw * 4u;
         var wa = 0u;
         var sa = 0.0;
-        if (m0 + mm < p.m && kbase < p.k) {
+        if (loader && m0 + mm < p.m && kbase < p.k) {
             wa = a_codes[(m0 + mm) * p.a_words + kbase / 4u];
             sa = a_scales[(m0 + mm) * p.a_row_mul + kbase / p.a_block_div];
         }
         var wb = 0u;
         var sb = 0.0;
-        if (n0 + mm < p.n && kbase < p.k) {
+        if (loader && n0 + mm < p.n && kbase < p.k) {
             wb = b_codes[(n0 + mm) * p.b_words + kbase / 4u];
             sb = b_scales[(n0 + mm) * p.b_row_mul + kbase / p.b_block_div];
         }
-        for (var i = 0u; i < 4u; i++) {
-            As[(kw * 4u + i) * TM + mm] = ftz(fp8_value((wa >> (8u * i)) & 0xffu, FMT_A) * sa);
-            Bs[(kw * 4u + i) * TM + mm] = ftz(fp8_value((wb >> (8u * i)) & 0xffu, FMT_B) * sb);
+        if (loader) {
+            for (var i = 0u; i < 4u; i++) {
+                As[(kw * 4u + i) * TM + mm] = ftz(fp8_value((wa >> (8u * i)) & 0xffu, FMT_A) * sa);
+                Bs[(kw * 4u + i) * TM + mm] = ftz(fp8_value((wb >> (8u * i)) & 0xffu, FMT_B) * sb);
+            }
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            let av = vec4<f32>(As[kk * TM + ty * 4u], As[kk * TM + ty * 4u + 1u], As[kk * TM + ty * 4u + 2u], As[kk * TM + ty * 4u + 3u]);
-            let bv = vec4<f32>(Bs[kk * TM + tx * 4u], Bs[kk * TM + tx * 4u + 1u], Bs[kk * TM + tx * 4u + 2u], Bs[kk * TM + tx * 4u + 3u]);
-            for (var i = 0u; i < 4u; i++) {
-                acc[i * 4u] += av[i] * bv.x;
-                acc[i * 4u + 1u] += av[i] * bv.y;
-                acc[i * 4u + 2u] += av[i] * bv.z;
-                acc[i * 4u + 3u] += av[i] * bv.w;
+            var bv: array<f32, 4>;
+            for (var j = 0u; j < TPT; j++) {
+                bv[j] = Bs[kk * TM + tx * TPT + j];
+            }
+            for (var i = 0u; i < TPT; i++) {
+                let av = As[kk * TM + ty * TPT + i];
+                for (var j = 0u; j < TPT; j++) {
+                    acc[i * 4u + j] += av * bv[j];
+                }
             }
         }
         workgroupBarrier();
     }
     var local_amax = 0u;
     if (valid_tile) {
-        for (var i = 0u; i < 4u; i++) {
-            let row = m0 + ty * 4u + i;
-            for (var j = 0u; j < 4u; j++) {
-                let col = n0 + tx * 4u + j;
+        for (var i = 0u; i < TPT; i++) {
+            let row = m0 + ty * TPT + i;
+            for (var j = 0u; j < TPT; j++) {
+                let col = n0 + tx * TPT + j;
                 if (row < p.m && col < p.n) {
                     var bn = 0.0;
                     if ((p.flags & FLAG_BIAS) != 0u) {

@@ -12,7 +12,8 @@
 // FLAG_RAW writes the bits of the exact i32 total instead (tests compare it exactly).
 // With `samples` = S > 1 (SMP), A holds S stacked stochastic samples [S, M, a_words] with scales
 // [S, groups]; the output is the mean of the S products, formed in the epilogue.
-// Tiles: 64x64 outputs, 16x16 threads with 4x4 outputs each, K in steps of 8 lane words (32).
+// Tiles: TILE x TILE outputs (TPT = 4: 64, TPT = 2: 32; chosen by the launcher's tune), 16x16
+// threads with TPT x TPT outputs each, K in steps of 8 lane words (32 elements).
 // Reference: src/reference/gemm_int.rs.
 // Bindings: 0 params, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c (read-write),
 // 7 amax (read-write atomic u32).
@@ -29,7 +30,7 @@ override FMT_B: u32 = 0u;
 @group(0) @binding(6) var<storage, read_write> c: array<f32>;
 @group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
 
-const TM: u32 = 64u;
+override TPT: u32 = 4u;
 const TKW: u32 = 8u; // lane words (4 int8 lanes each) per K step
 
 var<workgroup> As: array<u32, 512>; // [TKW][TM]
@@ -93,6 +94,7 @@ fn scale_b(col: u32, k: u32) -> f32 {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let TM = 16u * TPT;
     let tile = wg.x + wg.y * nwg.x;
     let valid_tile = tile < p.total_tiles;
     let m0 = (tile / p.tiles_n) * TM;
@@ -119,7 +121,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             acci[i] = 0;
         }
         for (var k0 = 0u; k0 < kwords; k0 += TKW) {
-            for (var r = 0u; r < 2u; r++) {
+            // TILE * TKW / 256 = TPT / 2 loads per thread and operand.
+            for (var r = 0u; r < TPT / 2u; r++) {
                 let idx = lid + r * 256u;
                 let kk = idx % TKW;
                 let mm = idx / TKW;
@@ -129,25 +132,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             workgroupBarrier();
             for (var kk = 0u; kk < TKW; kk++) {
                 let kw = k0 + kk;
-                let a0 = As[kk * TM + ty * 4u];
-                let a1 = As[kk * TM + ty * 4u + 1u];
-                let a2 = As[kk * TM + ty * 4u + 2u];
-                let a3 = As[kk * TM + ty * 4u + 3u];
-                for (var j = 0u; j < 4u; j++) {
-                    let bw = Bs[kk * TM + tx * 4u + j];
-                    acci[j] += dot4I8Packed(a0, bw);
-                    acci[4u + j] += dot4I8Packed(a1, bw);
-                    acci[8u + j] += dot4I8Packed(a2, bw);
-                    acci[12u + j] += dot4I8Packed(a3, bw);
+                var bw: array<u32, 4>;
+                for (var j = 0u; j < TPT; j++) {
+                    bw[j] = Bs[kk * TM + tx * TPT + j];
+                }
+                for (var i = 0u; i < TPT; i++) {
+                    let aw = As[kk * TM + ty * TPT + i];
+                    for (var j = 0u; j < TPT; j++) {
+                        acci[i * 4u + j] += dot4I8Packed(aw, bw[j]);
+                    }
                 }
                 // End of a scale chunk (or of K): fold the exact integer sums into f32.
                 if (kw < kwords && ((kw + 1u) % chunk_words == 0u || kw + 1u == kwords)) {
                     let kc = (kw / chunk_words) * p.chunk;
-                    for (var i = 0u; i < 4u; i++) {
-                        let row = min(m0 + ty * 4u + i, p.m - 1u);
+                    for (var i = 0u; i < TPT; i++) {
+                        let row = min(m0 + ty * TPT + i, p.m - 1u);
                         let sa = scale_a(s, row, kc, a_groups);
-                        for (var j = 0u; j < 4u; j++) {
-                            let col = min(n0 + tx * 4u + j, p.n - 1u);
+                        for (var j = 0u; j < TPT; j++) {
+                            let col = min(n0 + tx * TPT + j, p.n - 1u);
                             raw_acc[i * 4u + j] += acci[i * 4u + j];
                             accf[i * 4u + j] += (f32(acci[i * 4u + j]) * sa) * scale_b(col, kc);
                             acci[i * 4u + j] = 0;
@@ -161,10 +163,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let inv_samples = 1.0 / f32(p.samples);
     var local_amax = 0u;
     if (valid_tile) {
-        for (var i = 0u; i < 4u; i++) {
-            let row = m0 + ty * 4u + i;
-            for (var j = 0u; j < 4u; j++) {
-                let col = n0 + tx * 4u + j;
+        for (var i = 0u; i < TPT; i++) {
+            let row = m0 + ty * TPT + i;
+            for (var j = 0u; j < TPT; j++) {
+                let col = n0 + tx * TPT + j;
                 if (row < p.m && col < p.n) {
                     if (raw) {
                         c[row * p.n + col] = bitcast<f32>(raw_acc[i * 4u + j]);

@@ -10,7 +10,7 @@
 mod common;
 use common::{assert_u32_eq, data, gpu};
 use lowbit::format::Format;
-use lowbit::kernels::gemm::Epilogue;
+use lowbit::kernels::gemm::{Epilogue, Tile};
 use lowbit::kernels::gemm_f32::{GemmF32, GemmShape};
 use lowbit::kernels::gemm_f32_naive::GemmF32Naive;
 use lowbit::kernels::gemm_fp8::GemmFp8;
@@ -88,15 +88,12 @@ fn f32_gemms_match_the_reference_for_nt_nn_tn_and_every_epilogue() {
                     _ => EpilogueRef { old: Some(&old), ..Default::default() },
                 };
                 let want = reference::gemm_f32::gemm_f32(&a, &b, m, n, k, ta, tb, &eref);
-                for (name, naive_kernel) in [("tiled", false), ("naive", true)] {
+                for (name, tile) in [("tiled64", Some(Tile::T64)), ("naive", None), ("tiled32", Some(Tile::T32))] {
                     let c2 = GpuBuffer::from_slice(g, "c", &old).unwrap();
-                    let out = if naive_kernel { &c2 } else { &c };
-                    submit(|e| {
-                        if naive_kernel {
-                            naive.encode(g, e, &ab, &bb, s, &epi, out).unwrap()
-                        } else {
-                            tiled.encode(g, e, &ab, &bb, s, &epi, out).unwrap()
-                        }
+                    let out = if tile == Some(Tile::T64) { &c } else { &c2 };
+                    submit(|e| match tile {
+                        None => naive.encode(g, e, &ab, &bb, s, &epi, out).unwrap(),
+                        Some(t) => tiled.encode_with(g, e, t, &ab, &bb, s, &epi, out).unwrap(),
                     });
                     let got = out.read(g).unwrap();
                     check(
@@ -185,11 +182,13 @@ fn integer_gemms_are_exact_before_the_epilogue_and_bounded_after() {
                     qb.scales.read(g).unwrap(),
                 );
                 let what = format!("gemm_int {fa}x{fb} {m}x{n}x{k} {ga}/{gb}");
-                let raw = GpuBuffer::<i32>::zeros(g, "raw", m * n).unwrap();
-                submit(|e| kernel.encode_raw(g, e, &qa, &qb, &raw).unwrap());
-                let want_raw = reference::gemm_int::gemm_int_raw(&ac, &qa.layout, 1, &bc, &qb.layout);
-                let as_u = |v: Vec<i32>| v.into_iter().map(|x| x as u32).collect::<Vec<u32>>();
-                assert_u32_eq(&format!("{what} raw i32"), &as_u(raw.read(g).unwrap()), &as_u(want_raw));
+                for tile in Tile::ALL {
+                    let raw = GpuBuffer::<i32>::zeros(g, "raw", m * n).unwrap();
+                    submit(|e| kernel.encode_raw_with(g, e, tile, &qa, &qb, &raw).unwrap());
+                    let want_raw = reference::gemm_int::gemm_int_raw(&ac, &qa.layout, 1, &bc, &qb.layout);
+                    let as_u = |v: Vec<i32>| v.into_iter().map(|x| x as u32).collect::<Vec<u32>>();
+                    assert_u32_eq(&format!("{what} raw i32 {tile:?}"), &as_u(raw.read(g).unwrap()), &as_u(want_raw));
+                }
                 let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
                 submit(|e| {
                     kernel
@@ -206,7 +205,13 @@ fn integer_gemms_are_exact_before_the_epilogue_and_bounded_after() {
                     &qb.layout,
                     &EpilogueRef { bias: Some(&bias), relu: true, old: None },
                 );
-                check(&format!("{what} scaled"), &c.read(g).unwrap(), &want, int_epilogue_bound(chunks(k, ga, gb), 1));
+                for tile in Tile::ALL {
+                    let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
+                    let epi = Epilogue { bias: Some(&biasb), relu: true, ..Default::default() };
+                    submit(|e| kernel.encode_with(g, e, tile, &qa, &qb, &epi, &c).unwrap());
+                    let bound = int_epilogue_bound(chunks(k, ga, gb), 1);
+                    check(&format!("{what} scaled {tile:?}"), &c.read(g).unwrap(), &want, bound);
+                }
             }
         }
     }
@@ -244,8 +249,6 @@ fn fp8_gemms_match_the_dequantized_reference() {
                         QuantScheme { format: fb, granularity: gb, rounding: lowbit::scheme::Rounding::Nearest },
                     )
                 };
-                let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
-                submit(|e| kernel.encode(g, e, &qa, &qb, &Epilogue::default(), &c).unwrap());
                 let want = reference::gemm_fp8::gemm_fp8(
                     &qa.codes.read(g).unwrap(),
                     &qa.scales.read(g).unwrap(),
@@ -255,7 +258,16 @@ fn fp8_gemms_match_the_dequantized_reference() {
                     &qb.layout,
                     &EpilogueRef::default(),
                 );
-                check(&format!("gemm_fp8 {fa}x{fb} {m}x{n}x{k} {ga}/{gb}"), &c.read(g).unwrap(), &want, f32_bound(k));
+                for tile in Tile::ALL {
+                    let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
+                    submit(|e| kernel.encode_with(g, e, tile, &qa, &qb, &Epilogue::default(), &c).unwrap());
+                    check(
+                        &format!("gemm_fp8 {fa}x{fb} {m}x{n}x{k} {ga}/{gb} {tile:?}"),
+                        &c.read(g).unwrap(),
+                        &want,
+                        f32_bound(k),
+                    );
+                }
             }
         }
     }
@@ -353,4 +365,31 @@ fn gemm_shape_and_format_errors_are_errors() {
         Err(Error::Shape { .. })
     ));
     g.queue.submit([enc.finish()]);
+}
+
+#[test]
+fn tune_picks_a_candidate_caches_it_and_results_stay_correct() {
+    let g = gpu();
+    let (m, n, k) = (100, 10, 300);
+    let f = GemmF32::new(g).unwrap();
+    assert_eq!(f.tuned(m, n, k), None);
+    let (best, times) = f.tune(g, GemmShape::nt(m, n, k)).unwrap();
+    assert_eq!(times.len(), Tile::ALL.len());
+    assert!(times.iter().all(|(_, t)| *t > 0.0 && t.is_finite()));
+    assert_eq!(f.tuned(m, n, k), Some(best));
+    assert_eq!(f.tuned(m + 20, n + 3, k - 30), Some(best), "same shape class");
+    eprintln!("tuned {m}x{n}x{k}: {best:?} from {times:?}");
+    let a = data(m * k, 51, false);
+    let b = data(n * k, 52, false);
+    let (ab, bb) = (GpuBuffer::from_slice(g, "a", &a).unwrap(), GpuBuffer::from_slice(g, "b", &b).unwrap());
+    let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
+    submit(|e| f.encode(g, e, &ab, &bb, GemmShape::nt(m, n, k), &Epilogue::default(), &c).unwrap());
+    let want = reference::gemm_f32::gemm_f32(&a, &b, m, n, k, false, false, &EpilogueRef::default());
+    check("gemm_f32 after tune", &c.read(g).unwrap(), &want, f32_bound(k));
+    let gi = GemmInt::new(g, Format::Int8, Format::Int4).unwrap();
+    let (best_i, _) = gi.tune(g, m, n, k).unwrap();
+    assert_eq!(gi.tuned(m, n, k), Some(best_i));
+    let g8 = GemmFp8::new(g, Format::Fp8E5M2, Format::Fp8E4M3).unwrap();
+    let (best_f, _) = g8.tune(g, m, n, k).unwrap();
+    assert_eq!(g8.tuned(m, n, k), Some(best_f));
 }

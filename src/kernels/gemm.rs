@@ -6,8 +6,88 @@ use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
 
-/// Output tile edge of every GEMM kernel.
-pub const TILE: u32 = 64;
+/// Output tile candidates of the tiled GEMMs (16×16 threads; `TPT × TPT` outputs per thread).
+/// Large tiles reuse operands best; small tiles keep more workgroups busy on thin shapes such
+/// as a classifier's 10 outputs. [`TileCache`] remembers which one won per shape class.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Tile {
+    /// 64×64 outputs per workgroup.
+    T64,
+    /// 32×32 outputs per workgroup.
+    T32,
+}
+
+impl Tile {
+    /// Every candidate.
+    pub const ALL: [Tile; 2] = [Tile::T64, Tile::T32];
+
+    /// Outputs per thread along each edge (the shaders' `TPT` override).
+    pub fn tpt(self) -> u32 {
+        match self {
+            Tile::T64 => 4,
+            Tile::T32 => 2,
+        }
+    }
+
+    /// Tile edge.
+    pub fn edge(self) -> u32 {
+        16 * self.tpt()
+    }
+
+    /// Index into per-candidate arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Tile::T64 => 0,
+            Tile::T32 => 1,
+        }
+    }
+
+    /// The untuned choice: small tiles when large ones would leave fewer than 64 workgroups.
+    pub fn heuristic(m: usize, n: usize) -> Tile {
+        if m.div_ceil(64) * n.div_ceil(64) < 64 {
+            Tile::T32
+        } else {
+            Tile::T64
+        }
+    }
+}
+
+/// The shape class a tuning result applies to: `ceil(log2)` of M, N and K.
+pub fn shape_class(m: usize, n: usize, k: usize) -> (u32, u32, u32) {
+    let l = |v: usize| usize::BITS - v.max(1).saturating_sub(1).leading_zeros();
+    (l(m), l(n), l(k))
+}
+
+/// Tuning results per shape class (burn-style autotune cache), shared by a launcher's calls.
+#[derive(Default)]
+pub struct TileCache(std::sync::Mutex<std::collections::HashMap<(u32, u32, u32), Tile>>);
+
+impl TileCache {
+    /// The tuned tile for this shape's class, if `tune` ran for it.
+    pub fn get(&self, m: usize, n: usize, k: usize) -> Option<Tile> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&shape_class(m, n, k)).copied()
+    }
+
+    /// The tuned tile, or the heuristic one.
+    pub fn choose(&self, m: usize, n: usize, k: usize) -> Tile {
+        self.get(m, n, k).unwrap_or_else(|| Tile::heuristic(m, n))
+    }
+
+    /// Records a tuning result.
+    pub fn insert(&self, m: usize, n: usize, k: usize, t: Tile) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(shape_class(m, n, k), t);
+    }
+}
+
+/// Times every candidate with `time(tile)` (seconds) and returns the fastest.
+pub fn pick_fastest(mut time: impl FnMut(Tile) -> Result<f64>) -> Result<(Tile, Vec<(Tile, f64)>)> {
+    let mut results = Vec::new();
+    for t in Tile::ALL {
+        results.push((t, time(t)?));
+    }
+    let best = results.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|r| r.0).unwrap_or(Tile::T64);
+    Ok((best, results))
+}
 
 /// Uniform block of the GEMMs (see `shaders/common/gemm.wgsl` for the fields).
 #[allow(missing_docs)]
@@ -122,3 +202,20 @@ pub const F32_SLOTS: &[Slot] = &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Re
 /// Bind slots of the packed GEMMs: params, a codes, a scales, b codes, b scales, bias, c, amax.
 pub const PACKED_SLOTS: &[Slot] =
     &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Write];
+
+/// A `[rows, k]` operand of random codes and unit per-row scales, for timing (`tune`).
+pub fn scratch_operand(
+    gpu: &Gpu,
+    rows: usize,
+    k: usize,
+    format: crate::format::Format,
+) -> Result<crate::quant::QuantizedTensor> {
+    let layout = crate::scheme::QuantLayout::new(rows, k, format, crate::scheme::Granularity::PerRow)?;
+    let codes: Vec<u32> = (0..layout.words() as u32).map(|i| crate::rng::draw(0x5eed, i)).collect();
+    Ok(crate::quant::QuantizedTensor {
+        codes: GpuBuffer::from_slice(gpu, "tune codes", &codes)?,
+        scales: GpuBuffer::from_slice(gpu, "tune scales", &vec![1.0f32; rows])?,
+        layout,
+        samples: 1,
+    })
+}

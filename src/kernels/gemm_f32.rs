@@ -2,12 +2,14 @@
 //!
 //! Math: `C = epilogue(op(A)·op(B)ᵀ)`, `op(A)` `[M, K]` read from A stored `[M, K]`, or `[K, M]`
 //! when `trans_a`; `op(B)` `[N, K]` from B stored `[N, K]`, or `[K, N]` when `trans_b` (so NT, NN
-//! and TN products all run without a transpose pass). Layout: 64×64 output tile per workgroup,
-//! 16×16 threads with 4×4 outputs each, K in steps of 16 through workgroup memory.
+//! and TN products all run without a transpose pass). Layout: 64×64 or 32×32 output tile per
+//! workgroup ([`Tile`], picked per shape class by [`GemmF32::tune`] or a heuristic), 16×16
+//! threads with 4×4 or 2×2 outputs each, K in steps of 16 through workgroup memory.
 //! Bindings: 0 `GemmParams`, 1 a, 2 b, 3 bias, 4 c, 5 amax. Reference:
 //! [`crate::reference::gemm_f32`].
 
-use super::gemm::{tiles, Dummies, Epilogue, GemmParams, F32_SLOTS};
+use super::gemm::{pick_fastest, tiles, Dummies, Epilogue, GemmParams, Tile, TileCache, F32_SLOTS};
+use crate::timing::gpu_seconds;
 
 use super::{bind, check_len, dispatch, layouts, pipeline, uniform};
 use crate::tensor::GpuBuffer;
@@ -89,18 +91,23 @@ pub(crate) fn encode_f32(
 /// The tiled f32 GEMM.
 pub struct GemmF32 {
     bgl: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
+    pipelines: Vec<wgpu::ComputePipeline>,
     dummies: Dummies,
+    cache: TileCache,
 }
 
 impl GemmF32 {
-    /// Builds the pipeline.
+    /// Builds the pipelines of every tile candidate.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "gemm_f32", F32_SLOTS);
-        Ok(GemmF32 { pipeline: pipeline(gpu, "gemm_f32", "main", &pl, &[])?, bgl, dummies: Dummies::new(gpu)? })
+        let pipelines = Tile::ALL
+            .iter()
+            .map(|t| pipeline(gpu, "gemm_f32", "main", &pl, &[("TPT", t.tpt() as f64)]))
+            .collect::<Result<_>>()?;
+        Ok(GemmF32 { pipelines, bgl, dummies: Dummies::new(gpu)?, cache: TileCache::default() })
     }
 
-    /// Records `c ← epilogue(op(a)·op(b)ᵀ)`.
+    /// Records `c ← epilogue(op(a)·op(b)ᵀ)` with the tuned (or heuristic) tile for this shape.
     pub fn encode(
         &self,
         gpu: &Gpu,
@@ -111,6 +118,41 @@ impl GemmF32 {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        encode_f32(gpu, enc, "gemm_f32", &self.bgl, &self.pipeline, &self.dummies, super::gemm::TILE, a, b, s, epi, c)
+        self.encode_with(gpu, enc, self.cache.choose(s.m, s.n, s.k), a, b, s, epi, c)
+    }
+
+    /// Records with an explicit tile.
+    pub fn encode_with(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        tile: Tile,
+        a: &GpuBuffer<f32>,
+        b: &GpuBuffer<f32>,
+        s: GemmShape,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let p = &self.pipelines[tile.index()];
+        encode_f32(gpu, enc, "gemm_f32", &self.bgl, p, &self.dummies, tile.edge(), a, b, s, epi, c)
+    }
+
+    /// The tile `tune` chose for this shape's class, if it ran.
+    pub fn tuned(&self, m: usize, n: usize, k: usize) -> Option<Tile> {
+        self.cache.get(m, n, k)
+    }
+
+    /// Times every tile candidate on this shape (scratch operands; submits and waits) and caches
+    /// the fastest for the shape's class. Returns it with each candidate's seconds per call.
+    pub fn tune(&self, gpu: &Gpu, s: GemmShape) -> Result<(Tile, Vec<(Tile, f64)>)> {
+        let a = GpuBuffer::<f32>::zeros(gpu, "tune a", s.m * s.k)?;
+        let b = GpuBuffer::<f32>::zeros(gpu, "tune b", s.n * s.k)?;
+        let c = GpuBuffer::<f32>::zeros(gpu, "tune c", s.m * s.n)?;
+        let iters = ((2e8 / (2.0 * (s.m * s.n * s.k) as f64)) as u32).clamp(1, 10);
+        let r = pick_fastest(|t| {
+            gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, &a, &b, s, &Epilogue::default(), &c))
+        })?;
+        self.cache.insert(s.m, s.n, s.k, r.0);
+        Ok(r)
     }
 }

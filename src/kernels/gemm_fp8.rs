@@ -7,12 +7,13 @@
 //! 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c, 7 amax. Reference:
 //! [`crate::reference::gemm_fp8`].
 
-use super::gemm::{Dummies, Epilogue, PACKED_SLOTS};
+use super::gemm::{pick_fastest, scratch_operand, Dummies, Epilogue, Tile, TileCache, PACKED_SLOTS};
 use super::gemm_int::packed_params;
 use super::{bind, check_len, dispatch, layouts, pipeline, uniform};
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
 use crate::tensor::GpuBuffer;
+use crate::timing::gpu_seconds;
 use crate::{Error, Gpu, Result};
 
 /// The FP8 GEMM for one pair of operand formats.
@@ -20,8 +21,9 @@ pub struct GemmFp8 {
     fmt_a: Format,
     fmt_b: Format,
     bgl: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
+    pipelines: Vec<wgpu::ComputePipeline>,
     dummies: Dummies,
+    cache: TileCache,
 }
 
 impl GemmFp8 {
@@ -37,17 +39,55 @@ impl GemmFp8 {
         Ok(GemmFp8 {
             fmt_a,
             fmt_b,
-            pipeline: pipeline(gpu, "gemm_fp8", "main", &pl, &c)?,
+            pipelines: Tile::ALL
+                .iter()
+                .map(|t| pipeline(gpu, "gemm_fp8", "main", &pl, &[c[0], c[1], ("TPT", t.tpt() as f64)]))
+                .collect::<Result<_>>()?,
             bgl,
             dummies: Dummies::new(gpu)?,
+            cache: TileCache::default(),
         })
     }
 
-    /// Records `c ← epilogue(deq(A)·deq(B)ᵀ)`.
+    /// Records `c ← epilogue(deq(A)·deq(B)ᵀ)` with the tuned (or heuristic) tile.
     pub fn encode(
         &self,
         gpu: &Gpu,
         enc: &mut wgpu::CommandEncoder,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let tile = self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize);
+        self.encode_with(gpu, enc, tile, a, b, epi, c)
+    }
+
+    /// The tile `tune` chose for this shape's class, if it ran.
+    pub fn tuned(&self, m: usize, n: usize, k: usize) -> Option<Tile> {
+        self.cache.get(m, n, k)
+    }
+
+    /// Times every tile candidate on an `m × n × k` product (scratch operands; submits and
+    /// waits) and caches the fastest for the shape's class.
+    pub fn tune(&self, gpu: &Gpu, m: usize, n: usize, k: usize) -> Result<(Tile, Vec<(Tile, f64)>)> {
+        let a = scratch_operand(gpu, m, k, self.fmt_a)?;
+        let b = scratch_operand(gpu, n, k, self.fmt_b)?;
+        let c = GpuBuffer::<f32>::zeros(gpu, "tune c", m * n)?;
+        let iters = ((2e8 / (2.0 * (m * n * k) as f64)) as u32).clamp(1, 10);
+        let r = pick_fastest(|t| {
+            gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, &a, &b, &Epilogue::default(), &c))
+        })?;
+        self.cache.insert(m, n, k, r.0);
+        Ok(r)
+    }
+
+    /// Records with an explicit tile.
+    pub fn encode_with(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        tile: Tile,
         a: &QuantizedTensor,
         b: &QuantizedTensor,
         epi: &Epilogue,
@@ -62,7 +102,7 @@ impl GemmFp8 {
         if a.samples != 1 {
             return Err(Error::InvalidArgument("gemm_fp8: SMP samples are supported by gemm_int only".into()));
         }
-        let p = packed_params("gemm_fp8", a, b, epi.flags())?;
+        let p = packed_params("gemm_fp8", a, b, epi.flags(), tile)?;
         check_len("gemm_fp8", "c", c.len(), p.m as usize * p.n as usize)?;
         epi.check("gemm_fp8", p.n as usize)?;
         let params = uniform(gpu, "gemm_fp8", &p);
@@ -83,6 +123,6 @@ impl GemmFp8 {
                 amax.buffer(),
             ],
         );
-        dispatch(enc, "gemm_fp8", &self.pipeline, &group, p.total_tiles)
+        dispatch(enc, "gemm_fp8", &self.pipelines[tile.index()], &group, p.total_tiles)
     }
 }

@@ -11,12 +11,15 @@
 //! load. Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c,
 //! 7 amax. Reference: [`crate::reference::gemm_int`].
 
-use super::gemm::{flags, tiles, Dummies, Epilogue, GemmParams, PACKED_SLOTS, TILE};
+use super::gemm::{
+    flags, pick_fastest, scratch_operand, tiles, Dummies, Epilogue, GemmParams, Tile, TileCache, PACKED_SLOTS,
+};
 use super::{bind, check_len, dispatch, layouts, pipeline, uniform};
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
 use crate::scheme::Granularity;
 use crate::tensor::GpuBuffer;
+use crate::timing::gpu_seconds;
 use crate::{Error, Gpu, Result};
 
 /// Formats the integer GEMM takes.
@@ -28,6 +31,7 @@ pub(crate) fn packed_params(
     a: &QuantizedTensor,
     b: &QuantizedTensor,
     flags: u32,
+    tile: Tile,
 ) -> Result<GemmParams> {
     let (la, lb) = (a.layout, b.layout);
     if la.cols != lb.cols {
@@ -46,7 +50,7 @@ pub(crate) fn packed_params(
     check_len(op, "A scales", a.scales.len(), la.n_groups as usize * a.samples as usize)?;
     check_len(op, "B codes", b.codes.len(), lb.words())?;
     check_len(op, "B scales", b.scales.len(), lb.n_groups as usize)?;
-    let (tiles_n, total_tiles) = tiles(la.rows, lb.rows, TILE)?;
+    let (tiles_n, total_tiles) = tiles(la.rows, lb.rows, tile.edge())?;
     let block = |g: Granularity| match g {
         Granularity::PerBlock(n) => Some(n),
         _ => None,
@@ -82,8 +86,9 @@ pub struct GemmInt {
     fmt_a: Format,
     fmt_b: Format,
     bgl: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
+    pipelines: Vec<wgpu::ComputePipeline>,
     dummies: Dummies,
+    cache: TileCache,
 }
 
 impl GemmInt {
@@ -101,9 +106,13 @@ impl GemmInt {
         Ok(GemmInt {
             fmt_a,
             fmt_b,
-            pipeline: pipeline(gpu, "gemm_int", "main", &pl, &c)?,
+            pipelines: Tile::ALL
+                .iter()
+                .map(|t| pipeline(gpu, "gemm_int", "main", &pl, &[c[0], c[1], ("TPT", t.tpt() as f64)]))
+                .collect::<Result<_>>()?,
             bgl,
             dummies: Dummies::new(gpu)?,
+            cache: TileCache::default(),
         })
     }
 
@@ -121,6 +130,7 @@ impl GemmInt {
         &self,
         gpu: &Gpu,
         enc: &mut wgpu::CommandEncoder,
+        tile: Tile,
         p: GemmParams,
         a: &QuantizedTensor,
         b: &QuantizedTensor,
@@ -145,10 +155,11 @@ impl GemmInt {
                 amax.buffer(),
             ],
         );
-        dispatch(enc, "gemm_int", &self.pipeline, &group, p.total_tiles)
+        dispatch(enc, "gemm_int", &self.pipelines[tile.index()], &group, p.total_tiles)
     }
 
-    /// Records `c ← epilogue(A·Bᵀ)` with A `[M, K]`, B `[N, K]`, C `[M, N]`.
+    /// Records `c ← epilogue(A·Bᵀ)` with A `[M, K]`, B `[N, K]`, C `[M, N]`, with the tuned (or
+    /// heuristic) tile for this shape.
     pub fn encode(
         &self,
         gpu: &Gpu,
@@ -158,11 +169,45 @@ impl GemmInt {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
+        let tile = self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize);
+        self.encode_with(gpu, enc, tile, a, b, epi, c)
+    }
+
+    /// Records with an explicit tile.
+    pub fn encode_with(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        tile: Tile,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
         self.check_formats(a, b)?;
-        let p = packed_params("gemm_int", a, b, epi.flags())?;
+        let p = packed_params("gemm_int", a, b, epi.flags(), tile)?;
         check_len("gemm_int", "c", c.len(), p.m as usize * p.n as usize)?;
         epi.check("gemm_int", p.n as usize)?;
-        self.record(gpu, enc, p, a, b, epi, c.buffer())
+        self.record(gpu, enc, tile, p, a, b, epi, c.buffer())
+    }
+
+    /// The tile `tune` chose for this shape's class, if it ran.
+    pub fn tuned(&self, m: usize, n: usize, k: usize) -> Option<Tile> {
+        self.cache.get(m, n, k)
+    }
+
+    /// Times every tile candidate on an `m × n × k` product (scratch operands; submits and
+    /// waits) and caches the fastest for the shape's class.
+    pub fn tune(&self, gpu: &Gpu, m: usize, n: usize, k: usize) -> Result<(Tile, Vec<(Tile, f64)>)> {
+        let a = scratch_operand(gpu, m, k, self.fmt_a)?;
+        let b = scratch_operand(gpu, n, k, self.fmt_b)?;
+        let c = GpuBuffer::<f32>::zeros(gpu, "tune c", m * n)?;
+        let iters = ((2e8 / (2.0 * (m * n * k) as f64)) as u32).clamp(1, 10);
+        let r = pick_fastest(|t| {
+            gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, &a, &b, &Epilogue::default(), &c))
+        })?;
+        self.cache.insert(m, n, k, r.0);
+        Ok(r)
     }
 
     /// Records the exact i32 sums of products (over all K and samples), without scales.
@@ -174,9 +219,23 @@ impl GemmInt {
         b: &QuantizedTensor,
         c: &GpuBuffer<i32>,
     ) -> Result<()> {
+        let tile = self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize);
+        self.encode_raw_with(gpu, enc, tile, a, b, c)
+    }
+
+    /// [`GemmInt::encode_raw`] with an explicit tile.
+    pub fn encode_raw_with(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        tile: Tile,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        c: &GpuBuffer<i32>,
+    ) -> Result<()> {
         self.check_formats(a, b)?;
-        let p = packed_params("gemm_int", a, b, flags::RAW)?;
+        let p = packed_params("gemm_int", a, b, flags::RAW, tile)?;
         check_len("gemm_int", "c", c.len(), p.m as usize * p.n as usize)?;
-        self.record(gpu, enc, p, a, b, &Epilogue::default(), c.buffer())
+        self.record(gpu, enc, tile, p, a, b, &Epilogue::default(), c.buffer())
     }
 }
