@@ -39,6 +39,7 @@
 // what a kernel reads and writes is visible at the call site.
 #![allow(clippy::too_many_arguments)]
 
+pub mod data;
 mod error;
 pub mod format;
 pub mod gpu;

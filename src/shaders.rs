@@ -53,6 +53,12 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "gemm_int", includes: GEMM_INCLUDES, body: include_str!("../shaders/gemm_int.wgsl") },
     KernelSource { name: "gemm_fp8", includes: GEMM_INCLUDES, body: include_str!("../shaders/gemm_fp8.wgsl") },
     KernelSource { name: "hadamard", includes: &[], body: include_str!("../shaders/hadamard.wgsl") },
+    KernelSource { name: "relu_backward", includes: &[], body: include_str!("../shaders/relu_backward.wgsl") },
+    KernelSource { name: "col_sum", includes: &[], body: include_str!("../shaders/col_sum.wgsl") },
+    KernelSource { name: "softmax_xent", includes: &[], body: include_str!("../shaders/softmax_xent.wgsl") },
+    KernelSource { name: "sgd", includes: &[], body: include_str!("../shaders/sgd.wgsl") },
+    KernelSource { name: "im2col", includes: &[], body: include_str!("../shaders/im2col.wgsl") },
+    KernelSource { name: "maxpool", includes: &[], body: include_str!("../shaders/maxpool.wgsl") },
     KernelSource {
         name: "format_check",
         includes: &["rng", "quant", "fp8", "log4", "format"],

@@ -2,6 +2,7 @@
 //! whose `encode` records work into the caller's encoder and never submits.
 
 pub mod absmax;
+pub mod col_sum;
 pub mod copy;
 pub mod dequantize;
 pub mod format_check;
@@ -11,10 +12,15 @@ pub mod gemm_f32_naive;
 pub mod gemm_fp8;
 pub mod gemm_int;
 pub mod hadamard;
+pub mod im2col;
+pub mod maxpool;
 pub mod quantize;
 pub mod quantize_fused;
 pub mod quantize_transpose;
+pub mod relu_backward;
 pub mod scale;
+pub mod sgd;
+pub mod softmax_xent;
 
 use crate::scheme::{QuantLayout, Rounding};
 use crate::{shaders, Error, Gpu, Result};

@@ -1,0 +1,23 @@
+// relu_backward: dx = dy where the layer's output y > 0, else 0 (ReLU fused into a GEMM's
+// epilogue keeps only y, which carries the same mask as the pre-activation).
+// Reference: src/reference/relu_backward.rs. Bindings: 0 params {n}, 1 y, 2 dy, 3 dx.
+
+struct EwParams {
+    n: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: EwParams;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (i < p.n) {
+        dx[i] = select(0.0, dy[i], y[i] > 0.0);
+    }
+}

@@ -1,0 +1,25 @@
+// sgd: SGD with momentum and weight decay on fp32 master weights, in place:
+// v = momentum * v + (g + weight_decay * w); w = w - lr * v.
+// Reference: src/reference/sgd.rs. Bindings: 0 params, 1 w (read-write), 2 v (read-write), 3 g.
+
+struct SgdParams {
+    n: u32,
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: SgdParams;
+@group(0) @binding(1) var<storage, read_write> w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> v: array<f32>;
+@group(0) @binding(3) var<storage, read> g: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (i < p.n) {
+        let vi = p.momentum * v[i] + (g[i] + p.weight_decay * w[i]);
+        v[i] = vi;
+        w[i] = w[i] - p.lr * vi;
+    }
+}

@@ -1,0 +1,129 @@
+//! `maxpool`: k×k max pooling with stride k on NHWC tensors, forward (value and argmax) and
+//! backward (gather through the argmax). Bindings: 0 params, 1 src, 2 dst, 3 arg.
+//! Reference: [`crate::reference::maxpool`].
+
+use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use crate::tensor::GpuBuffer;
+use crate::{Error, Gpu, Result};
+use bytemuck::{Pod, Zeroable};
+
+/// Pooling geometry.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PoolGeom {
+    /// Batch.
+    pub batch: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Channels.
+    pub c: usize,
+    /// Window edge and stride.
+    pub k: usize,
+}
+
+impl PoolGeom {
+    /// Output height (a partial window at the edge is dropped).
+    pub fn oh(&self) -> usize {
+        self.h / self.k
+    }
+    /// Output width.
+    pub fn ow(&self) -> usize {
+        self.w / self.k
+    }
+    /// Output elements.
+    pub fn out_len(&self) -> usize {
+        self.batch * self.oh() * self.ow() * self.c
+    }
+    /// Input elements.
+    pub fn in_len(&self) -> usize {
+        self.batch * self.h * self.w * self.c
+    }
+}
+
+#[repr(C)]
+#[derive(Copy, Clone, Pod, Zeroable)]
+struct PoolParams {
+    batch: u32,
+    h: u32,
+    w: u32,
+    c: u32,
+    k: u32,
+    oh: u32,
+    ow: u32,
+    total: u32,
+}
+const _: () = assert!(std::mem::size_of::<PoolParams>() == 32);
+
+/// Both directions of max pooling.
+pub struct MaxPool {
+    bgl: wgpu::BindGroupLayout,
+    forward: wgpu::ComputePipeline,
+    backward: wgpu::ComputePipeline,
+}
+
+impl MaxPool {
+    /// Builds both pipelines.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        let (bgl, pl) = layouts(gpu, "maxpool", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write]);
+        Ok(MaxPool {
+            forward: pipeline(gpu, "maxpool", "forward", &pl, &[])?,
+            backward: pipeline(gpu, "maxpool", "backward", &pl, &[])?,
+            bgl,
+        })
+    }
+
+    fn params(g: &PoolGeom) -> Result<PoolParams> {
+        if g.k == 0 || g.oh() == 0 || g.ow() == 0 || g.batch == 0 || g.c == 0 {
+            return Err(Error::InvalidArgument(format!("pooling geometry gives an empty output: {g:?}")));
+        }
+        Ok(PoolParams {
+            batch: g.batch as u32,
+            h: g.h as u32,
+            w: g.w as u32,
+            c: g.c as u32,
+            k: g.k as u32,
+            oh: g.oh() as u32,
+            ow: g.ow() as u32,
+            total: g.out_len() as u32,
+        })
+    }
+
+    /// Records `(y, arg) ← maxpool(x)`.
+    pub fn encode_forward(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        g: &PoolGeom,
+        x: &GpuBuffer<f32>,
+        y: &GpuBuffer<f32>,
+        arg: &GpuBuffer<u32>,
+    ) -> Result<()> {
+        let p = Self::params(g)?;
+        check_len("maxpool", "x", x.len(), g.in_len())?;
+        check_len("maxpool", "y", y.len(), g.out_len())?;
+        check_len("maxpool", "arg", arg.len(), g.out_len())?;
+        let params = uniform(gpu, "maxpool", &p);
+        let group = bind(gpu, "maxpool", &self.bgl, &[&params, x.buffer(), y.buffer(), arg.buffer()]);
+        dispatch(enc, "maxpool", &self.forward, &group, p.total.div_ceil(WG))
+    }
+
+    /// Records `dx ← maxpoolᵀ(dy)` through the forward pass's `arg`.
+    pub fn encode_backward(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        g: &PoolGeom,
+        dy: &GpuBuffer<f32>,
+        arg: &GpuBuffer<u32>,
+        dx: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let p = Self::params(g)?;
+        check_len("maxpool", "dy", dy.len(), g.out_len())?;
+        check_len("maxpool", "arg", arg.len(), g.out_len())?;
+        check_len("maxpool", "dx", dx.len(), g.in_len())?;
+        let params = uniform(gpu, "maxpool", &p);
+        let group = bind(gpu, "maxpool", &self.bgl, &[&params, dy.buffer(), dx.buffer(), arg.buffer()]);
+        dispatch(enc, "maxpool", &self.backward, &group, (g.in_len() as u32).div_ceil(WG))
+    }
+}

@@ -1,0 +1,37 @@
+//! `relu_backward`: `dx = dy · [y > 0]` (the mask of a ReLU fused into a GEMM epilogue).
+//! Bindings: 0 params, 1 y, 2 dy, 3 dx. Reference: [`crate::reference::relu_backward`].
+
+use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use crate::tensor::GpuBuffer;
+use crate::{Gpu, Result};
+
+/// The ReLU backward kernel.
+pub struct ReluBackward {
+    bgl: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl ReluBackward {
+    /// Builds the pipeline.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        let (bgl, pl) = layouts(gpu, "relu_backward", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write]);
+        Ok(ReluBackward { pipeline: pipeline(gpu, "relu_backward", "main", &pl, &[])?, bgl })
+    }
+
+    /// Records `dx ← dy · [y > 0]`.
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        y: &GpuBuffer<f32>,
+        dy: &GpuBuffer<f32>,
+        dx: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let n = y.len();
+        check_len("relu_backward", "dy", dy.len(), n)?;
+        check_len("relu_backward", "dx", dx.len(), n)?;
+        let params = uniform(gpu, "relu_backward", &[n as u32, 0, 0, 0]);
+        let group = bind(gpu, "relu_backward", &self.bgl, &[&params, y.buffer(), dy.buffer(), dx.buffer()]);
+        dispatch(enc, "relu_backward", &self.pipeline, &group, (n as u32).div_ceil(WG))
+    }
+}

@@ -1,0 +1,62 @@
+//! `softmax_xent`: softmax cross-entropy forward and backward in one pass (one thread per row):
+//! per-row loss, whether the argmax was right, and `dz = (softmax(z) − onehot(t))·grad_scale`.
+//! Bindings: 0 params, 1 logits, 2 labels, 3 loss, 4 correct, 5 dz.
+//! Reference: [`crate::reference::softmax_xent`].
+
+use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use crate::tensor::GpuBuffer;
+use crate::{Error, Gpu, Result};
+use bytemuck::{Pod, Zeroable};
+
+#[repr(C)]
+#[derive(Copy, Clone, Pod, Zeroable)]
+struct XentParams {
+    rows: u32,
+    classes: u32,
+    grad_scale: f32,
+    pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<XentParams>() == 16);
+
+/// The loss kernel.
+pub struct SoftmaxXent {
+    bgl: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl SoftmaxXent {
+    /// Builds the pipeline.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        let slots = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Write, Slot::Write, Slot::Write];
+        let (bgl, pl) = layouts(gpu, "softmax_xent", &slots);
+        Ok(SoftmaxXent { pipeline: pipeline(gpu, "softmax_xent", "main", &pl, &[])?, bgl })
+    }
+
+    /// Records the loss of `logits` `[rows, classes]` against `labels`, and its gradient.
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        logits: &GpuBuffer<f32>,
+        labels: &GpuBuffer<u32>,
+        classes: usize,
+        grad_scale: f32,
+        loss: &GpuBuffer<f32>,
+        correct: &GpuBuffer<u32>,
+        dz: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        if classes == 0 || labels.is_empty() {
+            return Err(Error::Empty("softmax_xent"));
+        }
+        let rows = labels.len();
+        check_len("softmax_xent", "logits", logits.len(), rows * classes)?;
+        check_len("softmax_xent", "loss", loss.len(), rows)?;
+        check_len("softmax_xent", "correct", correct.len(), rows)?;
+        check_len("softmax_xent", "dz", dz.len(), rows * classes)?;
+        let p = XentParams { rows: rows as u32, classes: classes as u32, grad_scale, pad: 0 };
+        let params = uniform(gpu, "softmax_xent", &p);
+        let bufs = [&params, logits.buffer(), labels.buffer(), loss.buffer(), correct.buffer(), dz.buffer()];
+        let group = bind(gpu, "softmax_xent", &self.bgl, &bufs);
+        dispatch(enc, "softmax_xent", &self.pipeline, &group, (rows as u32).div_ceil(WG))
+    }
+}

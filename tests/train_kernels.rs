@@ -1,0 +1,150 @@
+//! The training kernels against their references: exact where the arithmetic order is the same
+//! (relu_backward, col_sum, im2col/col2im, maxpool), within stated tolerances where a device may
+//! fuse a multiply-add (sgd: 2 ulp of the larger operand) or evaluate exp/log to a few ulp
+//! (softmax_xent: 1e-5 relative + 1e-6 absolute).
+
+mod common;
+use common::{assert_f32_bits_eq, assert_u32_eq, data, gpu};
+use lowbit::kernels::col_sum::ColSum;
+use lowbit::kernels::im2col::{ConvGeom, Im2col};
+use lowbit::kernels::maxpool::{MaxPool, PoolGeom};
+use lowbit::kernels::relu_backward::ReluBackward;
+use lowbit::kernels::sgd::{Sgd, SgdStep};
+use lowbit::kernels::softmax_xent::SoftmaxXent;
+use lowbit::{reference, Error, GpuBuffer};
+
+const XENT_RTOL: f32 = 1e-5;
+const XENT_ATOL: f32 = 1e-6;
+const SGD_ULPS: f32 = 2.0;
+
+fn buf(x: &[f32]) -> GpuBuffer<f32> {
+    GpuBuffer::from_slice(gpu(), "t", x).unwrap()
+}
+
+fn run(f: impl FnOnce(&mut wgpu::CommandEncoder)) {
+    let g = gpu();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    f(&mut enc);
+    g.queue.submit([enc.finish()]);
+}
+
+#[test]
+fn relu_backward_and_col_sum_are_exact() {
+    let g = gpu();
+    let (rows, cols) = (129, 77);
+    let y = data(rows * cols, 1, false);
+    let dy = data(rows * cols, 2, false);
+    let dx = GpuBuffer::<f32>::zeros(g, "dx", rows * cols).unwrap();
+    let k = ReluBackward::new(g).unwrap();
+    run(|e| k.encode(g, e, &buf(&y), &buf(&dy), &dx).unwrap());
+    assert_f32_bits_eq("relu_backward", &dx.read(g).unwrap(), &reference::relu_backward::relu_backward(&y, &dy));
+    let s = GpuBuffer::<f32>::zeros(g, "s", cols).unwrap();
+    let k = ColSum::new(g).unwrap();
+    run(|e| k.encode(g, e, &buf(&dy), rows, cols, &s).unwrap());
+    assert_f32_bits_eq("col_sum", &s.read(g).unwrap(), &reference::col_sum::col_sum(&dy, rows, cols));
+}
+
+#[test]
+fn im2col_and_col2im_are_exact_and_adjoint() {
+    let g = gpu();
+    let k = Im2col::new(g).unwrap();
+    for geom in [
+        ConvGeom { batch: 2, h: 7, w: 5, c: 3, kh: 3, kw: 3, stride: 1, pad: 1 },
+        ConvGeom { batch: 3, h: 28, w: 28, c: 1, kh: 5, kw: 5, stride: 1, pad: 2 },
+        ConvGeom { batch: 1, h: 9, w: 8, c: 4, kh: 3, kw: 2, stride: 2, pad: 0 },
+    ] {
+        let x = data(geom.input_len(), 3, false);
+        let cols = GpuBuffer::<f32>::zeros(g, "cols", geom.rows() * geom.kdim()).unwrap();
+        run(|e| k.encode_unfold(g, e, &geom, &buf(&x), &cols).unwrap());
+        let want = reference::im2col::im2col(&x, &geom);
+        assert_f32_bits_eq(&format!("im2col {geom:?}"), &cols.read(g).unwrap(), &want);
+        let dcols = data(geom.rows() * geom.kdim(), 4, false);
+        let dx = GpuBuffer::<f32>::zeros(g, "dx", geom.input_len()).unwrap();
+        run(|e| k.encode_fold(g, e, &geom, &buf(&dcols), &dx).unwrap());
+        let got = dx.read(g).unwrap();
+        assert_f32_bits_eq(&format!("col2im {geom:?}"), &got, &reference::im2col::col2im(&dcols, &geom));
+        // Adjoint: <im2col(x), d> = <x, col2im(d)>.
+        let lhs: f64 = want.iter().zip(&dcols).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let rhs: f64 = x.iter().zip(&got).map(|(a, b)| *a as f64 * *b as f64).sum();
+        assert!((lhs - rhs).abs() <= 1e-4 * lhs.abs().max(1.0), "adjoint {lhs} vs {rhs}");
+    }
+}
+
+#[test]
+fn maxpool_forward_and_backward_are_exact() {
+    let g = gpu();
+    let k = MaxPool::new(g).unwrap();
+    for geom in [PoolGeom { batch: 2, h: 8, w: 6, c: 3, k: 2 }, PoolGeom { batch: 1, h: 7, w: 7, c: 5, k: 2 }] {
+        let x = data(geom.in_len(), 5, false);
+        let (y, arg) = (
+            GpuBuffer::<f32>::zeros(g, "y", geom.out_len()).unwrap(),
+            GpuBuffer::<u32>::zeros(g, "a", geom.out_len()).unwrap(),
+        );
+        run(|e| k.encode_forward(g, e, &geom, &buf(&x), &y, &arg).unwrap());
+        let (wy, wa) = reference::maxpool::forward(&x, &geom);
+        assert_f32_bits_eq("maxpool y", &y.read(g).unwrap(), &wy);
+        assert_u32_eq("maxpool arg", &arg.read(g).unwrap(), &wa);
+        let dy = data(geom.out_len(), 6, false);
+        let dx = GpuBuffer::<f32>::zeros(g, "dx", geom.in_len()).unwrap();
+        run(|e| k.encode_backward(g, e, &geom, &buf(&dy), &arg, &dx).unwrap());
+        assert_f32_bits_eq("maxpool dx", &dx.read(g).unwrap(), &reference::maxpool::backward(&dy, &wa, &geom));
+    }
+}
+
+#[test]
+fn sgd_and_softmax_xent_match_within_tolerance() {
+    let g = gpu();
+    let n = 1000;
+    let (mut w, mut v) = (data(n, 7, false), data(n, 8, false));
+    let grad = data(n, 9, false);
+    let (wb, vb) = (buf(&w), buf(&v));
+    let s = SgdStep { lr: 0.05, momentum: 0.9, weight_decay: 5e-4 };
+    let k = Sgd::new(g).unwrap();
+    run(|e| k.encode(g, e, &wb, &vb, &buf(&grad), s).unwrap());
+    reference::sgd::sgd(&mut w, &mut v, &grad, s);
+    for (name, got, want) in [("w", wb.read(g).unwrap(), w), ("v", vb.read(g).unwrap(), v)] {
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() <= SGD_ULPS * f32::EPSILON * a.abs().max(b.abs()).max(1.0), "sgd {name}: {a} vs {b}");
+        }
+    }
+    let (rows, classes) = (300, 10);
+    let z = data(rows * classes, 10, false);
+    let labels: Vec<u32> = (0..rows as u32).map(|i| (i * 7) % classes as u32).collect();
+    let lb = GpuBuffer::from_slice(g, "labels", &labels).unwrap();
+    let (loss, correct, dz) = (
+        GpuBuffer::<f32>::zeros(g, "l", rows).unwrap(),
+        GpuBuffer::<u32>::zeros(g, "c", rows).unwrap(),
+        GpuBuffer::<f32>::zeros(g, "dz", rows * classes).unwrap(),
+    );
+    let k = SoftmaxXent::new(g).unwrap();
+    run(|e| k.encode(g, e, &buf(&z), &lb, classes, 1.0 / rows as f32, &loss, &correct, &dz).unwrap());
+    let (wl, wc, wd) = reference::softmax_xent::softmax_xent(&z, &labels, classes, 1.0 / rows as f32);
+    assert_u32_eq("xent correct", &correct.read(g).unwrap(), &wc);
+    for (name, got, want) in [("loss", loss.read(g).unwrap(), wl), ("dz", dz.read(g).unwrap(), wd)] {
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() <= XENT_RTOL * b.abs() + XENT_ATOL, "xent {name}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn training_kernels_reject_bad_shapes() {
+    let g = gpu();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let a = GpuBuffer::<f32>::zeros(g, "a", 10).unwrap();
+    let b = GpuBuffer::<f32>::zeros(g, "b", 9).unwrap();
+    assert!(matches!(ReluBackward::new(g).unwrap().encode(g, &mut enc, &a, &b, &a), Err(Error::Shape { .. })));
+    assert!(matches!(ColSum::new(g).unwrap().encode(g, &mut enc, &a, 3, 3, &b), Err(Error::Shape { .. })));
+    let geom = ConvGeom { batch: 1, h: 2, w: 2, c: 1, kh: 5, kw: 5, stride: 1, pad: 0 };
+    assert!(matches!(
+        Im2col::new(g).unwrap().encode_unfold(g, &mut enc, &geom, &a, &b),
+        Err(Error::InvalidArgument(_))
+    ));
+    let pg = PoolGeom { batch: 1, h: 1, w: 4, c: 1, k: 2 };
+    let u = GpuBuffer::<u32>::zeros(g, "u", 2).unwrap();
+    assert!(matches!(
+        MaxPool::new(g).unwrap().encode_forward(g, &mut enc, &pg, &a, &b, &u),
+        Err(Error::InvalidArgument(_))
+    ));
+    g.queue.submit([enc.finish()]);
+}
