@@ -27,7 +27,7 @@ pub struct Cifar10 {
 
 /// Parses the records of one batch file.
 pub fn parse_batch(bytes: &[u8], path: &str) -> Result<Dataset> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(Error::Data {
             path: path.into(),
             detail: format!(

@@ -66,7 +66,7 @@ pub fn shuffled(n: usize, seed: u32, epoch: u32) -> Vec<usize> {
     let key = rng::key(seed, 0x5af0_0000 ^ epoch);
     let mut v: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
-        let j = (rng::draw(key, i as u32) as u64 * (i as u64 + 1) >> 32) as usize;
+        let j = ((rng::draw(key, i as u32) as u64 * (i as u64 + 1)) >> 32) as usize;
         v.swap(i, j);
     }
     v

@@ -40,12 +40,12 @@ pub fn col2im(dcols: &[f32], g: &ConvGeom) -> Vec<f32> {
                     let mut s = 0f32;
                     for ky in 0..g.kh {
                         let ty = (y + g.pad) as isize - ky as isize;
-                        if ty < 0 || ty as usize % g.stride != 0 || ty as usize / g.stride >= oh {
+                        if ty < 0 || !(ty as usize).is_multiple_of(g.stride) || ty as usize / g.stride >= oh {
                             continue;
                         }
                         for kx in 0..g.kw {
                             let tx = (x + g.pad) as isize - kx as isize;
-                            if tx < 0 || tx as usize % g.stride != 0 || tx as usize / g.stride >= ow {
+                            if tx < 0 || !(tx as usize).is_multiple_of(g.stride) || tx as usize / g.stride >= ow {
                                 continue;
                             }
                             let row = (b * oh + ty as usize / g.stride) * ow + tx as usize / g.stride;
