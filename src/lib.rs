@@ -44,6 +44,7 @@ mod error;
 pub mod format;
 pub mod gpu;
 pub mod kernels;
+pub mod nn;
 pub mod quant;
 pub mod reference;
 pub mod rng;

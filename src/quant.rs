@@ -207,6 +207,49 @@ impl Quantizer {
         Ok(out)
     }
 
+    /// [`Quantizer::quantize_samples`] for the transpose: `k` stochastic samples of `xᵀ`.
+    pub fn quantize_transposed_samples(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+        k: u32,
+    ) -> Result<QuantizedTensor> {
+        let Rounding::Stochastic { seed, stream } = scheme.rounding else {
+            return Err(Error::InvalidArgument("quantize_transposed_samples: SMP needs stochastic rounding".into()));
+        };
+        if k == 0 {
+            return Err(Error::InvalidArgument("quantize_transposed_samples: k must be at least 1".into()));
+        }
+        if k == 1 {
+            return self.quantize_transposed(gpu, enc, x, scheme);
+        }
+        let first = self.quantize_transposed(gpu, enc, x, scheme)?;
+        let l = first.layout;
+        let (words, groups) = (l.words() as u64 * 4, l.n_groups as u64 * 4);
+        gpu.check_binding("SMP codes", words * k as u64)?;
+        let out = QuantizedTensor {
+            codes: GpuBuffer::zeros(gpu, "lowbit smp codes", l.words() * k as usize)?,
+            scales: GpuBuffer::zeros(gpu, "lowbit smp scales", l.n_groups as usize * k as usize)?,
+            layout: l,
+            samples: k,
+        };
+        for j in 0..k {
+            let q = if j == 0 {
+                None
+            } else {
+                let s =
+                    QuantScheme { rounding: Rounding::Stochastic { seed, stream: stream.wrapping_add(j) }, ..scheme };
+                Some(self.quantize_transposed(gpu, enc, x, s)?)
+            };
+            let q = q.as_ref().unwrap_or(&first);
+            enc.copy_buffer_to_buffer(q.codes.buffer(), 0, out.codes.buffer(), j as u64 * words, words);
+            enc.copy_buffer_to_buffer(q.scales.buffer(), 0, out.scales.buffer(), j as u64 * groups, groups);
+        }
+        Ok(out)
+    }
+
     /// Records the dequantization of `q` into a new `[rows, cols]` tensor (sample 0 of SMP).
     pub fn dequantize(&self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder, q: &QuantizedTensor) -> Result<GpuTensor> {
         let l = q.layout;

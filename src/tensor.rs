@@ -120,6 +120,13 @@ impl<T: Pod> GpuBuffer<T> {
     }
 }
 
+impl<T: Pod> Clone for GpuBuffer<T> {
+    /// Another handle to the same GPU memory (no copy).
+    fn clone(&self) -> Self {
+        GpuBuffer { buffer: self.buffer.clone(), len: self.len, _t: PhantomData }
+    }
+}
+
 /// An f32 tensor on the GPU with a shape. Kernels view it as `[rows, cols]` with `cols` the last
 /// dimension and `rows` the product of the others.
 pub struct GpuTensor {
@@ -149,6 +156,12 @@ impl GpuTensor {
     pub fn from_slice(gpu: &Gpu, data: &[f32], shape: &[usize]) -> Result<Self> {
         check_shape("GpuTensor::from_slice", shape, data.len())?;
         Ok(GpuTensor { buf: GpuBuffer::from_slice(gpu, "lowbit tensor", data)?, shape: shape.to_vec() })
+    }
+
+    /// Views an existing buffer with `shape` (no copy).
+    pub fn from_buffer(buf: GpuBuffer<f32>, shape: &[usize]) -> Result<Self> {
+        check_shape("GpuTensor::from_buffer", shape, buf.len())?;
+        Ok(GpuTensor { buf, shape: shape.to_vec() })
     }
 
     /// A zero tensor.

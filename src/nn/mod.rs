@@ -1,0 +1,18 @@
+//! Quantized training: models, schemes, and the [`Trainer`].
+//!
+//! Every trainable layer (Linear, or Conv2d as im2col + GEMM on NHWC tensors) runs its three
+//! products on the operands its [`LayerScheme`] names: forward `Y = X·Wᵀ` on round-to-nearest
+//! quantized X and W with bias and ReLU fused into the GEMM epilogue; weight gradient
+//! `dW = dYᵀ·X` on the stochastically quantized neural gradient (packed along the batch by the
+//! transposing quantizer) and the activation saved *quantized* in the forward pass; input
+//! gradient `dX = dY·W` on the quantized gradient and the transposed quantized weights. Master
+//! weights, biases and the optimizer are fp32. A step is one recorded command buffer and is
+//! reproducible bit for bit from the seed on a given adapter.
+
+pub mod model;
+pub mod scheme;
+pub mod trainer;
+
+pub use model::{LayerSpec, ModelSpec};
+pub use scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme};
+pub use trainer::{cosine_lr, ActivationBytes, OptimConfig, StepStats, Trainer};

@@ -1,0 +1,118 @@
+//! Model descriptions: a sequence of layers on channels-last tensors.
+
+use crate::{Error, Result};
+
+/// One layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayerSpec {
+    /// Fully connected: flattens its input (`h·w·c` features) to `outputs`; optional fused ReLU.
+    Linear {
+        /// Output features.
+        outputs: usize,
+        /// ReLU after the layer (fused into the GEMM epilogue).
+        relu: bool,
+    },
+    /// 2-D convolution (square kernel), NHWC, as im2col + GEMM; optional fused ReLU.
+    Conv {
+        /// Output channels.
+        channels: usize,
+        /// Kernel edge.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Zero padding.
+        pad: usize,
+        /// ReLU after the layer.
+        relu: bool,
+    },
+    /// k×k max pooling with stride k.
+    MaxPool {
+        /// Window edge.
+        k: usize,
+    },
+}
+
+/// A model: input shape, layers, classes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// Short name ("mlp", "cnn").
+    pub name: String,
+    /// Input `(h, w, c)`.
+    pub input: (usize, usize, usize),
+    /// The layers, in order; the last must be a Linear with `classes` outputs and no ReLU.
+    pub layers: Vec<LayerSpec>,
+}
+
+impl ModelSpec {
+    /// A multi-layer perceptron with ReLU hidden layers.
+    pub fn mlp(input: (usize, usize, usize), hidden: &[usize], classes: usize) -> Self {
+        let mut layers: Vec<LayerSpec> = hidden.iter().map(|&h| LayerSpec::Linear { outputs: h, relu: true }).collect();
+        layers.push(LayerSpec::Linear { outputs: classes, relu: false });
+        ModelSpec { name: "mlp".into(), input, layers }
+    }
+
+    /// A small VGG-style CNN: per stage a 3×3 (5×5 on 28×28 inputs) convolution with ReLU and a
+    /// 2×2 max pool, then a linear classifier.
+    pub fn cnn(input: (usize, usize, usize), channels: &[usize], classes: usize) -> Self {
+        let k = if input.0 <= 28 { 5 } else { 3 };
+        let mut layers = Vec::new();
+        for &c in channels {
+            layers.push(LayerSpec::Conv { channels: c, kernel: k, stride: 1, pad: k / 2, relu: true });
+            layers.push(LayerSpec::MaxPool { k: 2 });
+        }
+        layers.push(LayerSpec::Linear { outputs: classes, relu: false });
+        ModelSpec { name: "cnn".into(), input, layers }
+    }
+
+    /// `mlp` (784-256-256-10 on MNIST) or `cnn` (two conv stages on MNIST, three on CIFAR).
+    pub fn by_name(name: &str, input: (usize, usize, usize), classes: usize) -> Result<Self> {
+        match name {
+            "mlp" => Ok(Self::mlp(input, &[256, 256], classes)),
+            "cnn" if input.0 <= 28 => Ok(Self::cnn(input, &[16, 32], classes)),
+            "cnn" => Ok(Self::cnn(input, &[32, 64, 128], classes)),
+            other => Err(Error::InvalidArgument(format!("unknown model '{other}' (mlp, cnn)"))),
+        }
+    }
+
+    /// Output shape `(h, w, c)` after every layer; fails on shapes that do not fit.
+    pub fn shapes(&self) -> Result<Vec<(usize, usize, usize)>> {
+        let mut s = self.input;
+        let mut out = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            s = match *l {
+                LayerSpec::Linear { outputs, .. } => (1, 1, outputs),
+                LayerSpec::Conv { channels, kernel, stride, pad, .. } => {
+                    if s.0 + 2 * pad < kernel || s.1 + 2 * pad < kernel || stride == 0 {
+                        return Err(Error::InvalidArgument(format!(
+                            "layer {i}: {kernel}x{kernel} convolution on a {}x{} input",
+                            s.0, s.1
+                        )));
+                    }
+                    ((s.0 + 2 * pad - kernel) / stride + 1, (s.1 + 2 * pad - kernel) / stride + 1, channels)
+                }
+                LayerSpec::MaxPool { k } => {
+                    if k == 0 || s.0 < k || s.1 < k {
+                        return Err(Error::InvalidArgument(format!(
+                            "layer {i}: {k}x{k} pooling on a {}x{} input",
+                            s.0, s.1
+                        )));
+                    }
+                    (s.0 / k, s.1 / k, s.2)
+                }
+            };
+            out.push(s);
+        }
+        match self.layers.last() {
+            Some(LayerSpec::Linear { relu: false, .. }) => Ok(out),
+            _ => Err(Error::InvalidArgument("the last layer must be a Linear without ReLU (the logits)".into())),
+        }
+    }
+
+    /// Number of classes (the last layer's outputs).
+    pub fn classes(&self) -> usize {
+        match self.layers.last() {
+            Some(LayerSpec::Linear { outputs, .. }) => *outputs,
+            _ => 0,
+        }
+    }
+}

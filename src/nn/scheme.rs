@@ -1,0 +1,241 @@
+//! Training schemes: which precision each layer's forward and backward products run in.
+//!
+//! Every trainable layer computes three products (forward `Y = X·Wᵀ`, input gradient
+//! `dX = dY·W`, weight gradient `dW = dYᵀ·X`). A [`LayerScheme`] picks the forward operands'
+//! format (X and W, round-to-nearest) and the neural gradient's format (dY, stochastic by
+//! default), plus SMP samples and a block-Hadamard rotation for the gradient. Master weights
+//! stay fp32.
+//!
+//! Presets ([`TrainScheme::preset`]):
+//! | name | forward (X, W) | gradient (dY) | GEMMs |
+//! |---|---|---|---|
+//! | `fp32` | fp32 | fp32 | f32 |
+//! | `int8` | int8, per row | int8, per row (per sample, PSQ) | `dot4I8Packed` |
+//! | `fp8` | fp8-e4m3, per row | fp8-e5m2, per row | FP8 decode + f32 |
+//! | `luq4` | int4, per row | LUQ log4, per row | `dot4I8Packed` (log4 levels as shifts) |
+//!
+//! `luq4` keeps the first and the last layer at 8 bits (int8 forward and gradient), the common
+//! policy for 4-bit training (LUQ, and most low-bit work before it); `+all4` turns it off.
+//! Modifiers appended with `+`: `smpK` (average K gradient samples, SMP), `rotB` (rotate the
+//! gradient and activations by a block-B Hadamard along the batch before the weight-gradient
+//! product), `nearest` (round the gradient to nearest instead of stochastically: biased,
+//! for ablations), `all4`. Example: `luq4+smp2`.
+
+use crate::format::Format;
+use crate::{Error, Result};
+
+/// Forward operand precision.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ForwardPrecision {
+    /// f32.
+    Fp32,
+    /// INT8, per-row scales.
+    Int8,
+    /// FP8 E4M3, per-row scales.
+    Fp8,
+    /// INT4, per-row scales.
+    Int4,
+}
+
+/// Neural-gradient precision.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum GradPrecision {
+    /// f32.
+    Fp32,
+    /// INT8 with per-sample scales.
+    Int8,
+    /// FP8 E5M2.
+    Fp8,
+    /// LUQ's 4-bit logarithmic format.
+    Luq4,
+}
+
+impl ForwardPrecision {
+    /// The packed format, if quantized.
+    pub fn format(self) -> Option<Format> {
+        match self {
+            ForwardPrecision::Fp32 => None,
+            ForwardPrecision::Int8 => Some(Format::Int8),
+            ForwardPrecision::Fp8 => Some(Format::Fp8E4M3),
+            ForwardPrecision::Int4 => Some(Format::Int4),
+        }
+    }
+}
+
+impl GradPrecision {
+    /// The packed format, if quantized.
+    pub fn format(self) -> Option<Format> {
+        match self {
+            GradPrecision::Fp32 => None,
+            GradPrecision::Int8 => Some(Format::Int8),
+            GradPrecision::Fp8 => Some(Format::Fp8E5M2),
+            GradPrecision::Luq4 => Some(Format::Log4),
+        }
+    }
+}
+
+/// One layer's precisions.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct LayerScheme {
+    /// Forward operands.
+    pub forward: ForwardPrecision,
+    /// Neural gradient.
+    pub gradient: GradPrecision,
+    /// Stochastic (unbiased) gradient rounding; `false` rounds to nearest.
+    pub stochastic: bool,
+    /// SMP: independent gradient samples averaged in the GEMM epilogue (1 = off).
+    pub smp: u32,
+    /// Block size of the Hadamard rotation along the batch for the weight gradient (BHQ-style).
+    pub rotate: Option<u32>,
+}
+
+impl LayerScheme {
+    /// Plain fp32.
+    pub const FP32: LayerScheme = LayerScheme {
+        forward: ForwardPrecision::Fp32,
+        gradient: GradPrecision::Fp32,
+        stochastic: true,
+        smp: 1,
+        rotate: None,
+    };
+    /// INT8 forward and gradient.
+    pub const INT8: LayerScheme =
+        LayerScheme { forward: ForwardPrecision::Int8, gradient: GradPrecision::Int8, ..LayerScheme::FP32 };
+
+    /// Fails for combinations no GEMM kernel runs.
+    pub fn check(&self) -> Result<()> {
+        use ForwardPrecision as F;
+        use GradPrecision as G;
+        let ok = matches!(
+            (self.forward, self.gradient),
+            (F::Fp32, G::Fp32)
+                | (F::Int8, G::Fp32)
+                | (F::Int4, G::Fp32)
+                | (F::Fp8, G::Fp32)
+                | (F::Int8, G::Int8)
+                | (F::Int8, G::Luq4)
+                | (F::Int4, G::Int8)
+                | (F::Int4, G::Luq4)
+                | (F::Fp8, G::Fp8)
+        );
+        if !ok {
+            return Err(Error::InvalidArgument(format!(
+                "no GEMM kernel multiplies a {:?} gradient with {:?} operands",
+                self.gradient, self.forward
+            )));
+        }
+        if self.smp == 0 {
+            return Err(Error::InvalidArgument("smp must be at least 1".into()));
+        }
+        if self.smp > 1 && !matches!(self.gradient, G::Int8 | G::Luq4) {
+            return Err(Error::InvalidArgument(
+                "SMP runs in the integer GEMM: it needs an int8 or luq4 gradient".into(),
+            ));
+        }
+        if self.rotate.is_some() && self.gradient == G::Fp32 {
+            return Err(Error::InvalidArgument("the rotation is for quantized gradients".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A model-wide scheme with per-layer overrides.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainScheme {
+    /// The name it was built from (e.g. `luq4+smp2`).
+    pub name: String,
+    /// What every trainable layer uses unless overridden.
+    pub default: LayerScheme,
+    /// Keep the first and last trainable layers at int8 forward and gradient (when the default
+    /// is below 8 bits).
+    pub first_last_8bit: bool,
+    /// `(trainable layer index, scheme)` overrides, applied last.
+    pub overrides: Vec<(usize, LayerScheme)>,
+}
+
+impl TrainScheme {
+    /// The preset names.
+    pub const PRESETS: [&'static str; 4] = ["fp32", "int8", "fp8", "luq4"];
+
+    /// A preset with optional `+` modifiers (see the module docs).
+    pub fn preset(spec: &str) -> Result<Self> {
+        let mut parts = spec.split('+');
+        let base = parts.next().unwrap_or_default();
+        let mut default = match base {
+            "fp32" => LayerScheme::FP32,
+            "int8" => LayerScheme::INT8,
+            "fp8" => LayerScheme { forward: ForwardPrecision::Fp8, gradient: GradPrecision::Fp8, ..LayerScheme::FP32 },
+            "luq4" => {
+                LayerScheme { forward: ForwardPrecision::Int4, gradient: GradPrecision::Luq4, ..LayerScheme::FP32 }
+            }
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown scheme '{other}' (presets: fp32, int8, fp8, luq4)"
+                )))
+            }
+        };
+        let mut first_last_8bit = base == "luq4";
+        for m in parts {
+            if let Some(k) = m.strip_prefix("smp") {
+                default.smp = k.parse().map_err(|_| Error::InvalidArgument(format!("bad modifier '{m}' (smpK)")))?;
+            } else if let Some(b) = m.strip_prefix("rot") {
+                default.rotate =
+                    Some(b.parse().map_err(|_| Error::InvalidArgument(format!("bad modifier '{m}' (rotB)")))?);
+            } else if m == "nearest" {
+                default.stochastic = false;
+            } else if m == "all4" {
+                first_last_8bit = false;
+            } else {
+                return Err(Error::InvalidArgument(format!("unknown modifier '{m}' (smpK, rotB, nearest, all4)")));
+            }
+        }
+        default.check()?;
+        Ok(TrainScheme { name: spec.to_string(), default, first_last_8bit, overrides: Vec::new() })
+    }
+
+    /// The same scheme with layer `i` (counting trainable layers) overridden.
+    pub fn with_layer(mut self, i: usize, s: LayerScheme) -> Result<Self> {
+        s.check()?;
+        self.overrides.push((i, s));
+        Ok(self)
+    }
+
+    /// The scheme of trainable layer `i` of `n`.
+    pub fn layer(&self, i: usize, n: usize) -> LayerScheme {
+        let mut s = self.default;
+        let low = matches!(s.forward, ForwardPrecision::Int4) || matches!(s.gradient, GradPrecision::Luq4);
+        if self.first_last_8bit && low && (i == 0 || i + 1 == n) {
+            s = LayerScheme { forward: ForwardPrecision::Int8, gradient: GradPrecision::Int8, ..s };
+        }
+        for &(j, o) in &self.overrides {
+            if j == i {
+                s = o;
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_and_modifiers() {
+        let s = TrainScheme::preset("luq4+smp2+rot32").unwrap();
+        assert_eq!(s.default.smp, 2);
+        assert_eq!(s.default.rotate, Some(32));
+        assert_eq!(s.layer(0, 3).forward, ForwardPrecision::Int8);
+        assert_eq!(s.layer(1, 3).forward, ForwardPrecision::Int4);
+        assert_eq!(s.layer(2, 3).gradient, GradPrecision::Int8);
+        assert_eq!(TrainScheme::preset("luq4+all4").unwrap().layer(0, 3).forward, ForwardPrecision::Int4);
+        assert!(TrainScheme::preset("int3").is_err());
+        assert!(TrainScheme::preset("fp8+smp2").is_err());
+        assert!(TrainScheme::preset("fp32+rot16").is_err());
+        let o = TrainScheme::preset("fp32").unwrap().with_layer(1, LayerScheme::INT8).unwrap();
+        assert_eq!(o.layer(1, 3), LayerScheme::INT8);
+        assert_eq!(o.layer(0, 3), LayerScheme::FP32);
+        let bad = LayerScheme { forward: ForwardPrecision::Fp8, gradient: GradPrecision::Luq4, ..LayerScheme::FP32 };
+        assert!(bad.check().is_err());
+    }
+}

@@ -1,0 +1,696 @@
+//! The training engine: GPU state of a [`ModelSpec`] under a [`TrainScheme`], one recorded
+//! command buffer per step (forward, loss, backward, SGD), evaluation, and checkpoints.
+
+use super::model::{LayerSpec, ModelSpec};
+use super::scheme::{GradPrecision, LayerScheme, TrainScheme};
+use crate::data::Dataset;
+use crate::format::Format;
+use crate::kernels::col_sum::ColSum;
+use crate::kernels::gemm::Epilogue;
+use crate::kernels::gemm_f32::{GemmF32, GemmShape};
+use crate::kernels::gemm_fp8::GemmFp8;
+use crate::kernels::gemm_int::GemmInt;
+use crate::kernels::hadamard::{Axis, Hadamard};
+use crate::kernels::im2col::{ConvGeom, Im2col};
+use crate::kernels::maxpool::{MaxPool, PoolGeom};
+use crate::kernels::relu_backward::ReluBackward;
+use crate::kernels::sgd::{Sgd, SgdStep};
+use crate::kernels::softmax_xent::SoftmaxXent;
+use crate::quant::{QuantizedTensor, Quantizer};
+use crate::scheme::{Granularity, QuantScheme, Rounding};
+use crate::tensor::{GpuBuffer, GpuTensor};
+use crate::{rng, Error, Gpu, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Optimizer and schedule.
+#[derive(Copy, Clone, Debug)]
+pub struct OptimConfig {
+    /// Peak learning rate (cosine-annealed to 0 over the run).
+    pub lr: f32,
+    /// SGD momentum.
+    pub momentum: f32,
+    /// L2 weight decay on weights (not biases).
+    pub weight_decay: f32,
+    /// Batch size.
+    pub batch: usize,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig { lr: 0.05, momentum: 0.9, weight_decay: 5e-4, batch: 128 }
+    }
+}
+
+/// Cosine learning rate at `step` of `total`.
+pub fn cosine_lr(peak: f32, step: usize, total: usize) -> f32 {
+    let t = step as f64 / total.max(1) as f64;
+    (peak as f64 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32
+}
+
+/// What one training step reports.
+#[derive(Copy, Clone, Debug)]
+pub struct StepStats {
+    /// Mean loss over the batch.
+    pub loss: f32,
+    /// Correct predictions in the batch.
+    pub correct: u32,
+}
+
+/// Memory held between forward and backward in one step, in bytes.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ActivationBytes {
+    /// As the scheme stores it (quantized saved GEMM operands, plus f32 layer outputs kept for
+    /// ReLU masks and pooling indices).
+    pub stored: u64,
+    /// The same with every saved operand in f32.
+    pub fp32: u64,
+}
+
+struct GemmLayer {
+    /// `[n, k]` master weights (f32), `[n]` bias, and their velocities.
+    w: GpuBuffer<f32>,
+    b: GpuBuffer<f32>,
+    vw: GpuBuffer<f32>,
+    vb: GpuBuffer<f32>,
+    n: usize,
+    k: usize,
+    relu: bool,
+    /// The convolution's geometry (with batch 1; the step sets the batch), if it is one.
+    conv: Option<ConvGeom>,
+    scheme: LayerScheme,
+    index: usize,
+}
+
+enum Layer {
+    Gemm(Box<GemmLayer>),
+    Pool { k: usize, input: (usize, usize, usize) },
+}
+
+#[allow(clippy::large_enum_variant)] // a handful per step; boxing buys nothing
+enum Saved {
+    Gemm {
+        rows: usize,
+        geom: Option<ConvGeom>,
+        cols_f32: Option<GpuBuffer<f32>>,
+        cols_q: Option<QuantizedTensor>,
+        y: GpuBuffer<f32>,
+    },
+    Pool {
+        geom: PoolGeom,
+        arg: GpuBuffer<u32>,
+    },
+}
+
+/// Lazily built kernels the engine needs.
+struct Kernels {
+    qz: Quantizer,
+    f32: GemmF32,
+    int: Mutex<HashMap<(Format, Format), Arc<GemmInt>>>,
+    fp8: Mutex<HashMap<(Format, Format), Arc<GemmFp8>>>,
+    im2col: Im2col,
+    pool: MaxPool,
+    relu: ReluBackward,
+    colsum: ColSum,
+    xent: SoftmaxXent,
+    sgd: Sgd,
+    hadamard: Hadamard,
+}
+
+impl Kernels {
+    fn new(gpu: &Gpu) -> Result<Self> {
+        Ok(Kernels {
+            qz: Quantizer::new(gpu)?,
+            f32: GemmF32::new(gpu)?,
+            int: Mutex::new(HashMap::new()),
+            fp8: Mutex::new(HashMap::new()),
+            im2col: Im2col::new(gpu)?,
+            pool: MaxPool::new(gpu)?,
+            relu: ReluBackward::new(gpu)?,
+            colsum: ColSum::new(gpu)?,
+            xent: SoftmaxXent::new(gpu)?,
+            sgd: Sgd::new(gpu)?,
+            hadamard: Hadamard::new(gpu)?,
+        })
+    }
+
+    /// `c ← epilogue(A·Bᵀ)` for packed operands, with whichever kernel multiplies their formats.
+    fn packed(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let key = (a.layout.format, b.layout.format);
+        if matches!(key.0, Format::Fp8E4M3 | Format::Fp8E5M2) {
+            let k = {
+                let mut m = self.fp8.lock().unwrap_or_else(|e| e.into_inner());
+                match m.get(&key) {
+                    Some(k) => k.clone(),
+                    None => m.entry(key).or_insert(Arc::new(GemmFp8::new(gpu, key.0, key.1)?)).clone(),
+                }
+            };
+            k.encode(gpu, enc, a, b, epi, c)
+        } else {
+            let k = {
+                let mut m = self.int.lock().unwrap_or_else(|e| e.into_inner());
+                match m.get(&key) {
+                    Some(k) => k.clone(),
+                    None => m.entry(key).or_insert(Arc::new(GemmInt::new(gpu, key.0, key.1)?)).clone(),
+                }
+            };
+            k.encode(gpu, enc, a, b, epi, c)
+        }
+    }
+}
+
+/// A model being trained on one GPU.
+pub struct Trainer<'g> {
+    gpu: &'g Gpu,
+    k: Kernels,
+    spec: ModelSpec,
+    scheme: TrainScheme,
+    opt: OptimConfig,
+    layers: Vec<Layer>,
+    seed: u32,
+    step: u64,
+    last_activation: ActivationBytes,
+}
+
+fn uniform_init(n: usize, bound: f32, key: u32) -> Vec<f32> {
+    (0..n as u32).map(|i| (rng::uniform(key, i) * 2.0 - 1.0) * bound).collect()
+}
+
+impl<'g> Trainer<'g> {
+    /// Builds the model on `gpu` with weights drawn from `seed` (He-uniform, zero biases).
+    pub fn new(gpu: &'g Gpu, spec: ModelSpec, scheme: TrainScheme, opt: OptimConfig, seed: u32) -> Result<Self> {
+        let shapes = spec.shapes()?;
+        if opt.batch == 0 {
+            return Err(Error::InvalidArgument("batch size must be at least 1".into()));
+        }
+        let n_train = spec.layers.iter().filter(|l| !matches!(l, LayerSpec::MaxPool { .. })).count();
+        let mut layers = Vec::new();
+        let mut input = spec.input;
+        let mut index = 0;
+        for (li, l) in spec.layers.iter().enumerate() {
+            match *l {
+                LayerSpec::MaxPool { k } => layers.push(Layer::Pool { k, input }),
+                LayerSpec::Linear { outputs, relu } | LayerSpec::Conv { channels: outputs, relu, .. } => {
+                    let (kdim, conv) = match *l {
+                        LayerSpec::Conv { kernel, stride, pad, .. } => {
+                            let g = ConvGeom {
+                                batch: 1,
+                                h: input.0,
+                                w: input.1,
+                                c: input.2,
+                                kh: kernel,
+                                kw: kernel,
+                                stride,
+                                pad,
+                            };
+                            (kernel * kernel * input.2, Some(g))
+                        }
+                        _ => (input.0 * input.1 * input.2, None),
+                    };
+                    let ls = scheme.layer(index, n_train);
+                    ls.check()?;
+                    if let Some(b) = ls.rotate {
+                        if !(2..=256).contains(&b) || !b.is_power_of_two() || opt.batch % b as usize != 0 {
+                            return Err(Error::InvalidArgument(format!(
+                                "rotation block {b} must be a power of two in 2..=256 dividing the batch ({})",
+                                opt.batch
+                            )));
+                        }
+                    }
+                    let bound = if relu { (6.0 / kdim as f32).sqrt() } else { (3.0 / kdim as f32).sqrt() };
+                    let w = uniform_init(outputs * kdim, bound, rng::key(seed, 0x1000 + li as u32));
+                    layers.push(Layer::Gemm(Box::new(GemmLayer {
+                        w: GpuBuffer::from_slice(gpu, "weight", &w)?,
+                        b: GpuBuffer::zeros(gpu, "bias", outputs)?,
+                        vw: GpuBuffer::zeros(gpu, "weight velocity", outputs * kdim)?,
+                        vb: GpuBuffer::zeros(gpu, "bias velocity", outputs)?,
+                        n: outputs,
+                        k: kdim,
+                        relu,
+                        conv,
+                        scheme: ls,
+                        index,
+                    })));
+                    index += 1;
+                }
+            }
+            input = shapes[li];
+        }
+        Ok(Trainer {
+            gpu,
+            k: Kernels::new(gpu)?,
+            spec,
+            scheme,
+            opt,
+            layers,
+            seed,
+            step: 0,
+            last_activation: ActivationBytes::default(),
+        })
+    }
+
+    /// The model.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The scheme.
+    pub fn scheme(&self) -> &TrainScheme {
+        &self.scheme
+    }
+
+    /// The optimizer settings.
+    pub fn optim(&self) -> &OptimConfig {
+        &self.opt
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// Activation memory of the last training step.
+    pub fn activation_bytes(&self) -> ActivationBytes {
+        self.last_activation
+    }
+
+    fn stream(&self, layer: usize, purpose: u32) -> u32 {
+        (self.step as u32).wrapping_mul(4096).wrapping_add(layer as u32 * 32 + purpose * 16)
+    }
+
+    /// Records the forward pass of `x` (`batch` samples); returns the logits and, when
+    /// `train`, what the backward pass needs.
+    fn forward(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        x: GpuBuffer<f32>,
+        batch: usize,
+        train: bool,
+    ) -> Result<(GpuBuffer<f32>, Vec<Saved>, ActivationBytes)> {
+        let gpu = self.gpu;
+        let mut cur = x;
+        let mut saved = Vec::new();
+        let mut bytes = ActivationBytes::default();
+        for layer in &self.layers {
+            match layer {
+                Layer::Pool { k, input } => {
+                    let geom = PoolGeom { batch, h: input.0, w: input.1, c: input.2, k: *k };
+                    let y = GpuBuffer::<f32>::zeros(gpu, "pool y", geom.out_len())?;
+                    let arg = GpuBuffer::<u32>::zeros(gpu, "pool arg", geom.out_len())?;
+                    self.k.pool.encode_forward(gpu, enc, &geom, &cur, &y, &arg)?;
+                    if train {
+                        bytes.stored += arg.bytes();
+                        bytes.fp32 += arg.bytes();
+                        saved.push(Saved::Pool { geom, arg });
+                    }
+                    cur = y;
+                }
+                Layer::Gemm(l) => {
+                    let (cols, rows, geom) = match l.conv {
+                        Some(g1) => {
+                            let g = ConvGeom { batch, ..g1 };
+                            let cols = GpuBuffer::<f32>::zeros(gpu, "im2col", g.rows() * g.kdim())?;
+                            self.k.im2col.encode_unfold(gpu, enc, &g, &cur, &cols)?;
+                            (cols, g.rows(), Some(g))
+                        }
+                        None => (cur.clone(), batch, None),
+                    };
+                    let y = GpuBuffer::<f32>::zeros(gpu, "layer y", rows * l.n)?;
+                    let epi = Epilogue { bias: Some(&l.b), relu: l.relu, ..Default::default() };
+                    let xt = GpuTensor::from_buffer(cols.clone(), &[rows, l.k])?;
+                    match l.scheme.forward.format() {
+                        None => self.k.f32.encode(gpu, enc, &cols, &l.w, GemmShape::nt(rows, l.n, l.k), &epi, &y)?,
+                        Some(f) => {
+                            let qa = self.k.qz.quantize(gpu, enc, &xt, QuantScheme::per_row(f))?;
+                            let wt = GpuTensor::from_buffer(l.w.clone(), &[l.n, l.k])?;
+                            let qw = self.k.qz.quantize(gpu, enc, &wt, QuantScheme::per_row(f))?;
+                            self.k.packed(gpu, enc, &qa, &qw, &epi, &y)?;
+                        }
+                    }
+                    if train {
+                        let f32_bytes = cols.bytes();
+                        let (cols_f32, cols_q) = match (l.scheme.gradient, l.scheme.forward.format()) {
+                            (GradPrecision::Fp32, _) | (_, None) => (Some(cols.clone()), None),
+                            (_, Some(f)) => {
+                                let src = match l.scheme.rotate {
+                                    Some(b) => {
+                                        let r = GpuBuffer::<f32>::zeros(gpu, "rotated x", rows * l.k)?;
+                                        self.k.hadamard.encode(gpu, enc, &cols, &r, rows, l.k, b, Axis::Rows)?;
+                                        GpuTensor::from_buffer(r, &[rows, l.k])?
+                                    }
+                                    None => xt,
+                                };
+                                (None, Some(self.k.qz.quantize_transposed(gpu, enc, &src, QuantScheme::per_row(f))?))
+                            }
+                        };
+                        bytes.stored +=
+                            cols_q.as_ref().map_or(f32_bytes, |q| q.bytes()) + if l.relu { y.bytes() } else { 0 };
+                        bytes.fp32 += f32_bytes + if l.relu { y.bytes() } else { 0 };
+                        saved.push(Saved::Gemm { rows, geom, cols_f32, cols_q, y: y.clone() });
+                    }
+                    cur = y;
+                }
+            }
+        }
+        Ok((cur, saved, bytes))
+    }
+
+    fn check_batch(&self, x: &[f32], labels: &[u32]) -> Result<usize> {
+        let dim = self.spec.input.0 * self.spec.input.1 * self.spec.input.2;
+        if labels.is_empty() {
+            return Err(Error::Empty("Trainer::step"));
+        }
+        if x.len() != labels.len() * dim {
+            return Err(Error::Shape {
+                op: "Trainer::step",
+                detail: format!(
+                    "{} labels need {} input values ({} per sample), got {}",
+                    labels.len(),
+                    labels.len() * dim,
+                    dim,
+                    x.len()
+                ),
+            });
+        }
+        let classes = self.spec.classes() as u32;
+        if let Some(bad) = labels.iter().find(|&&l| l >= classes) {
+            return Err(Error::InvalidArgument(format!("label {bad} out of range for {classes} classes")));
+        }
+        Ok(labels.len())
+    }
+
+    /// One SGD step on a batch (`x`: samples × `h·w·c` values, channels last) with learning rate
+    /// `lr`. Returns the batch's mean loss and correct count. The whole step is one submission.
+    pub fn step(&mut self, x: &[f32], labels: &[u32], lr: f32) -> Result<StepStats> {
+        let batch = self.check_batch(x, labels)?;
+        if let Some(l) = self.layers.iter().find_map(|l| match l {
+            Layer::Gemm(g) => g.scheme.rotate.filter(|b| batch % *b as usize != 0),
+            _ => None,
+        }) {
+            return Err(Error::InvalidArgument(format!(
+                "batch of {batch} is not a multiple of the rotation block {l}"
+            )));
+        }
+        let gpu = self.gpu;
+        let xb = GpuBuffer::from_slice(gpu, "batch x", x)?;
+        let lb = GpuBuffer::from_slice(gpu, "batch labels", labels)?;
+        let mut enc =
+            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lowbit train step") });
+        let (logits, saved, bytes) = self.forward(&mut enc, xb, batch, true)?;
+        let classes = self.spec.classes();
+        let loss = GpuBuffer::<f32>::zeros(gpu, "loss", batch)?;
+        let correct = GpuBuffer::<u32>::zeros(gpu, "correct", batch)?;
+        let mut grad = GpuBuffer::<f32>::zeros(gpu, "dlogits", batch * classes)?;
+        self.k.xent.encode(gpu, &mut enc, &logits, &lb, classes, 1.0 / batch as f32, &loss, &correct, &grad)?;
+        let sgd = |wd: f32| SgdStep { lr, momentum: self.opt.momentum, weight_decay: wd };
+        for (li, (layer, sv)) in self.layers.iter().zip(saved.iter()).enumerate().rev() {
+            let need_dx = li > 0;
+            match (layer, sv) {
+                (Layer::Pool { .. }, Saved::Pool { geom, arg }) => {
+                    let dx = GpuBuffer::<f32>::zeros(gpu, "pool dx", geom.in_len())?;
+                    self.k.pool.encode_backward(gpu, &mut enc, geom, &grad, arg, &dx)?;
+                    grad = dx;
+                }
+                (Layer::Gemm(l), Saved::Gemm { rows, geom, cols_f32, cols_q, y }) => {
+                    let rows = *rows;
+                    let g = if l.relu {
+                        let g = GpuBuffer::<f32>::zeros(gpu, "relu dy", rows * l.n)?;
+                        self.k.relu.encode(gpu, &mut enc, y, &grad, &g)?;
+                        g
+                    } else {
+                        grad.clone()
+                    };
+                    let db = GpuBuffer::<f32>::zeros(gpu, "db", l.n)?;
+                    self.k.colsum.encode(gpu, &mut enc, &g, rows, l.n, &db)?;
+                    let dw = GpuBuffer::<f32>::zeros(gpu, "dw", l.n * l.k)?;
+                    let dcols = if need_dx { Some(GpuBuffer::<f32>::zeros(gpu, "dcols", rows * l.k)?) } else { None };
+                    let none = Epilogue::default();
+                    match (l.scheme.gradient.format(), cols_f32) {
+                        (None, Some(cols)) | (Some(_), Some(cols)) => {
+                            self.k.f32.encode(
+                                gpu,
+                                &mut enc,
+                                &g,
+                                cols,
+                                GemmShape { m: l.n, n: l.k, k: rows, trans_a: true, trans_b: true },
+                                &none,
+                                &dw,
+                            )?;
+                            if let Some(dc) = &dcols {
+                                self.k.f32.encode(
+                                    gpu,
+                                    &mut enc,
+                                    &g,
+                                    &l.w,
+                                    GemmShape { m: rows, n: l.k, k: l.n, trans_a: false, trans_b: true },
+                                    &none,
+                                    dc,
+                                )?;
+                            }
+                        }
+                        (Some(gf), None) => {
+                            let ff = l.scheme.forward.format().expect("quantized saves imply a quantized forward");
+                            let rounding = |purpose| {
+                                if l.scheme.stochastic {
+                                    Rounding::Stochastic { seed: self.seed, stream: self.stream(l.index, purpose) }
+                                } else {
+                                    Rounding::Nearest
+                                }
+                            };
+                            let gscheme = |purpose| QuantScheme {
+                                format: gf,
+                                granularity: Granularity::PerRow,
+                                rounding: rounding(purpose),
+                            };
+                            let g_rot = match l.scheme.rotate {
+                                Some(b) => {
+                                    let r = GpuBuffer::<f32>::zeros(gpu, "rotated dy", rows * l.n)?;
+                                    self.k.hadamard.encode(gpu, &mut enc, &g, &r, rows, l.n, b, Axis::Rows)?;
+                                    r
+                                }
+                                None => g.clone(),
+                            };
+                            let gt = GpuTensor::from_buffer(g_rot, &[rows, l.n])?;
+                            let qgt = if l.scheme.smp > 1 {
+                                self.k.qz.quantize_transposed_samples(gpu, &mut enc, &gt, gscheme(0), l.scheme.smp)?
+                            } else {
+                                self.k.qz.quantize_transposed(gpu, &mut enc, &gt, gscheme(0))?
+                            };
+                            let saved_q = cols_q.as_ref().expect("quantized activation saved");
+                            self.k.packed(gpu, &mut enc, &qgt, saved_q, &none, &dw)?;
+                            if let Some(dc) = &dcols {
+                                let gplain = GpuTensor::from_buffer(g.clone(), &[rows, l.n])?;
+                                let qg = if l.scheme.smp > 1 {
+                                    self.k.qz.quantize_samples(gpu, &mut enc, &gplain, gscheme(1), l.scheme.smp)?
+                                } else {
+                                    self.k.qz.quantize(gpu, &mut enc, &gplain, gscheme(1))?
+                                };
+                                let wt = GpuTensor::from_buffer(l.w.clone(), &[l.n, l.k])?;
+                                let qwt =
+                                    self.k.qz.quantize_transposed(gpu, &mut enc, &wt, QuantScheme::per_row(ff))?;
+                                self.k.packed(gpu, &mut enc, &qg, &qwt, &none, dc)?;
+                            }
+                        }
+                        (None, None) => unreachable!("an fp32 gradient always saves f32 activations"),
+                    }
+                    self.k.sgd.encode(gpu, &mut enc, &l.w, &l.vw, &dw, sgd(self.opt.weight_decay))?;
+                    self.k.sgd.encode(gpu, &mut enc, &l.b, &l.vb, &db, sgd(0.0))?;
+                    if let Some(dc) = dcols {
+                        grad = match geom {
+                            Some(gm) => {
+                                let dx = GpuBuffer::<f32>::zeros(gpu, "conv dx", gm.input_len())?;
+                                self.k.im2col.encode_fold(gpu, &mut enc, gm, &dc, &dx)?;
+                                dx
+                            }
+                            None => dc,
+                        };
+                    }
+                }
+                _ => unreachable!("saved state matches its layer"),
+            }
+        }
+        gpu.queue.submit([enc.finish()]);
+        let losses = loss.read(gpu)?;
+        let correct = correct.read(gpu)?;
+        self.step += 1;
+        self.last_activation = bytes;
+        let mean = losses.iter().map(|&l| l as f64).sum::<f64>() / batch as f64;
+        if !mean.is_finite() {
+            return Err(Error::InvalidArgument(format!("training diverged at step {}: loss {mean}", self.step)));
+        }
+        Ok(StepStats { loss: mean as f32, correct: correct.iter().sum() })
+    }
+
+    /// Test accuracy and mean loss on `data`, forward only, in the scheme's forward precision.
+    pub fn evaluate(&self, data: &Dataset) -> Result<(f64, f64)> {
+        if data.is_empty() {
+            return Err(Error::Empty("Trainer::evaluate"));
+        }
+        let gpu = self.gpu;
+        let classes = self.spec.classes();
+        let (mut right, mut loss_sum) = (0u64, 0f64);
+        let chunk = self.opt.batch;
+        let order: Vec<usize> = (0..data.len()).collect();
+        for idx in order.chunks(chunk) {
+            let (x, labels) = data.gather(idx);
+            let batch = self.check_batch(&x, &labels)?;
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            let (logits, _, _) = self.forward(&mut enc, GpuBuffer::from_slice(gpu, "eval x", &x)?, batch, false)?;
+            let lb = GpuBuffer::from_slice(gpu, "eval labels", &labels)?;
+            let loss = GpuBuffer::<f32>::zeros(gpu, "loss", batch)?;
+            let correct = GpuBuffer::<u32>::zeros(gpu, "correct", batch)?;
+            let dz = GpuBuffer::<f32>::zeros(gpu, "dz", batch * classes)?;
+            self.k.xent.encode(gpu, &mut enc, &logits, &lb, classes, 0.0, &loss, &correct, &dz)?;
+            gpu.queue.submit([enc.finish()]);
+            right += correct.read(gpu)?.iter().map(|&c| c as u64).sum::<u64>();
+            loss_sum += loss.read(gpu)?.iter().map(|&l| l as f64).sum::<f64>();
+        }
+        Ok((right as f64 / data.len() as f64, loss_sum / data.len() as f64))
+    }
+
+    /// The logits of a batch (forward only).
+    pub fn logits(&self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        let dim = self.spec.input.0 * self.spec.input.1 * self.spec.input.2;
+        if batch == 0 || x.len() != batch * dim {
+            return Err(Error::Shape {
+                op: "Trainer::logits",
+                detail: format!("{batch} samples need {} values, got {}", batch * dim, x.len()),
+            });
+        }
+        let (logits, _, _) = self.forward(&mut enc, GpuBuffer::from_slice(self.gpu, "x", x)?, batch, false)?;
+        self.gpu.queue.submit([enc.finish()]);
+        logits.read(self.gpu)
+    }
+
+    /// Parameters as `(name, shape, values)`: `layers.{i}.weight` `[out, in]` (for convolutions
+    /// `[out, kh·kw·in_c]`, kernel-row-major and channels last) and `layers.{i}.bias` `[out]`,
+    /// with `i` the layer's position in the model.
+    pub fn parameters(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+        let mut out = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            if let Layer::Gemm(g) = l {
+                out.push((format!("layers.{i}.weight"), vec![g.n, g.k], g.w.read(self.gpu)?));
+                out.push((format!("layers.{i}.bias"), vec![g.n], g.b.read(self.gpu)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Overwrites one parameter (named as in [`Trainer::parameters`]) with `values`.
+    pub fn set_parameter(&mut self, name: &str, values: &[f32]) -> Result<()> {
+        for (i, l) in self.layers.iter().enumerate() {
+            if let Layer::Gemm(g) = l {
+                if name == format!("layers.{i}.weight") {
+                    return g.w.write(self.gpu, values);
+                }
+                if name == format!("layers.{i}.bias") {
+                    return g.b.write(self.gpu, values);
+                }
+            }
+        }
+        Err(Error::InvalidArgument(format!("no parameter named {name}")))
+    }
+
+    /// Writes the parameters to a safetensors file (readable by PyTorch's `safetensors.torch`
+    /// and numpy's `safetensors.numpy`), with the model, scheme and step in its metadata.
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let params = self.parameters()?;
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
+            params.into_iter().map(|(n, s, v)| (n, s, bytemuck::cast_slice::<f32, u8>(&v).to_vec())).collect();
+        let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+            .iter()
+            .map(|(n, s, b)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).map(|v| (n.clone(), v))
+            })
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::InvalidArgument(format!("safetensors: {e}")))?;
+        let meta: HashMap<String, String> = [
+            ("model".to_string(), format!("{:?}", self.spec)),
+            ("scheme".to_string(), self.scheme.name.clone()),
+            ("step".to_string(), self.step.to_string()),
+        ]
+        .into();
+        let path = path.as_ref();
+        safetensors::serialize_to_file(views, &Some(meta), path).map_err(|e| Error::Data {
+            path: path.display().to_string(),
+            detail: format!("could not write checkpoint: {e}"),
+        })
+    }
+
+    /// Loads parameters saved by [`Trainer::save`] for the same model. Velocities are reset.
+    /// Nothing is changed unless every tensor is present with the right shape.
+    pub fn load(&mut self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let path = path.as_ref();
+        let err = |d: String| Error::Data { path: path.display().to_string(), detail: d };
+        let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
+        let st =
+            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
+        let mut staged = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            if let Layer::Gemm(g) = l {
+                for (name, shape, buf) in [
+                    (format!("layers.{i}.weight"), vec![g.n, g.k], &g.w),
+                    (format!("layers.{i}.bias"), vec![g.n], &g.b),
+                ] {
+                    let t = st.tensor(&name).map_err(|_| err(format!("missing tensor {name}")))?;
+                    if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape.as_slice() {
+                        return Err(err(format!(
+                            "{name}: expected f32 {shape:?}, found {:?} {:?}",
+                            t.dtype(),
+                            t.shape()
+                        )));
+                    }
+                    staged.push((buf.clone(), bytemuck::pod_collect_to_vec::<u8, f32>(t.data())));
+                }
+            }
+        }
+        for (buf, data) in staged {
+            buf.write(self.gpu, &data)?;
+        }
+        for l in &self.layers {
+            if let Layer::Gemm(g) = l {
+                g.vw.write(self.gpu, &vec![0.0; g.vw.len()])?;
+                g.vb.write(self.gpu, &vec![0.0; g.vb.len()])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Trains one epoch over `data` in the seeded order of `epoch` (incomplete last batch
+    /// dropped), with the cosine schedule over `total_steps`; `on_step(step_in_epoch, stats)`
+    /// is called after every step. Returns `(mean loss, train accuracy)`.
+    pub fn train_epoch(
+        &mut self,
+        data: &Dataset,
+        epoch: u32,
+        total_steps: usize,
+        mut on_step: impl FnMut(usize, StepStats),
+    ) -> Result<(f64, f64)> {
+        let order = data.order(self.seed, epoch);
+        let b = self.opt.batch;
+        if data.len() < b {
+            return Err(Error::InvalidArgument(format!("{} samples is less than one batch of {b}", data.len())));
+        }
+        let (mut loss, mut right, mut seen) = (0f64, 0u64, 0usize);
+        for (i, idx) in order.chunks_exact(b).enumerate() {
+            let (x, labels) = data.gather(idx);
+            let lr = cosine_lr(self.opt.lr, self.step as usize, total_steps);
+            let s = self.step(&x, &labels, lr)?;
+            loss += s.loss as f64;
+            right += s.correct as u64;
+            seen += b;
+            on_step(i, s);
+        }
+        let steps = (data.len() / b).max(1);
+        Ok((loss / steps as f64, right as f64 / seen.max(1) as f64))
+    }
+}
