@@ -15,4 +15,4 @@ pub mod trainer;
 
 pub use model::{LayerSpec, ModelSpec};
 pub use scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme};
-pub use trainer::{cosine_lr, ActivationBytes, OptimConfig, StepStats, Trainer};
+pub use trainer::{cosine_lr, ActivationBytes, OptimConfig, Parameter, StepStats, Trainer};

@@ -48,6 +48,9 @@ pub fn cosine_lr(peak: f32, step: usize, total: usize) -> f32 {
     (peak as f64 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32
 }
 
+/// A named parameter: `(name, shape, values)`.
+pub type Parameter = (String, Vec<usize>, Vec<f32>);
+
 /// What one training step reports.
 #[derive(Copy, Clone, Debug)]
 pub struct StepStats {
@@ -218,7 +221,7 @@ impl<'g> Trainer<'g> {
                     let ls = scheme.layer(index, n_train);
                     ls.check()?;
                     if let Some(b) = ls.rotate {
-                        if !(2..=256).contains(&b) || !b.is_power_of_two() || opt.batch % b as usize != 0 {
+                        if !(2..=256).contains(&b) || !b.is_power_of_two() || !opt.batch.is_multiple_of(b as usize) {
                             return Err(Error::InvalidArgument(format!(
                                 "rotation block {b} must be a power of two in 2..=256 dividing the batch ({})",
                                 opt.batch
@@ -392,7 +395,7 @@ impl<'g> Trainer<'g> {
     pub fn step(&mut self, x: &[f32], labels: &[u32], lr: f32) -> Result<StepStats> {
         let batch = self.check_batch(x, labels)?;
         if let Some(l) = self.layers.iter().find_map(|l| match l {
-            Layer::Gemm(g) => g.scheme.rotate.filter(|b| batch % *b as usize != 0),
+            Layer::Gemm(g) => g.scheme.rotate.filter(|b| !batch.is_multiple_of(*b as usize)),
             _ => None,
         }) {
             return Err(Error::InvalidArgument(format!(
@@ -574,7 +577,7 @@ impl<'g> Trainer<'g> {
     /// Parameters as `(name, shape, values)`: `layers.{i}.weight` `[out, in]` (for convolutions
     /// `[out, kh·kw·in_c]`, kernel-row-major and channels last) and `layers.{i}.bias` `[out]`,
     /// with `i` the layer's position in the model.
-    pub fn parameters(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn parameters(&self) -> Result<Vec<Parameter>> {
         let mut out = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
             if let Layer::Gemm(g) = l {
