@@ -1,0 +1,15 @@
+//! Train a small VGG-style CNN (or the MLP) on CIFAR-10 with quantized weights, activations and
+//! gradients.
+//!
+//! cargo run --release --example cifar -- --data DIR [--scheme S] [--epochs N] [--model cnn|mlp]
+//!     [--batch B] [--lr LR] [--seed S] [--limit N] [--save FILE] [--json]
+//!
+//! DIR holds the official binary batches (data_batch_1.bin ... data_batch_5.bin, test_batch.bin,
+//! from cifar-10-binary.tar.gz), or their parent `cifar-10-batches-bin`. CIFAR-10 is not embedded.
+
+#[path = "shared/cli.rs"]
+mod cli;
+
+fn main() {
+    cli::main("cifar");
+}
