@@ -37,7 +37,7 @@ fn embedded_mnist_is_real_and_well_formed() {
 }
 
 /// Writes the embedded subset's four files (raw IDX) into a directory with a SHA256SUMS.
-fn write_subset(dir: &PathBuf, gzip: bool) -> Vec<Vec<u8>> {
+fn write_subset(dir: &std::path::Path, gzip: bool) -> Vec<Vec<u8>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
     let mut raws = Vec::new();
     let mut sums = String::new();
