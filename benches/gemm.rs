@@ -62,6 +62,37 @@ fn gemms(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // Layer shapes: MNIST MLP (784-256-256-10, batch 128: forward, dX, dW) and a small CIFAR
+    // CNN's 3x3 convolution as an im2col GEMM (batch 32, 16x16 maps, 32 -> 64 channels).
+    let mut g = c.benchmark_group("gemm_layers");
+    g.sample_size(10);
+    for (label, m, n, k) in [
+        ("mlp_fc1_fwd", 128, 256, 784),
+        ("mlp_fc1_dx", 128, 784, 256),
+        ("mlp_fc1_dw", 256, 784, 128),
+        ("cnn_conv2_fwd", 8192, 64, 288),
+    ] {
+        let a: Vec<f32> = (0..(m * k) as u32).map(|i| lowbit::rng::uniform(6, i) - 0.5).collect();
+        let b: Vec<f32> = (0..(n * k) as u32).map(|i| lowbit::rng::uniform(7, i) - 0.5).collect();
+        let at = GpuTensor::from_slice(&gpu, &a, &[m, k]).unwrap();
+        let bt = GpuTensor::from_slice(&gpu, &b, &[n, k]).unwrap();
+        let out = GpuBuffer::<f32>::zeros(&gpu, "c", m * n).unwrap();
+        let shape = GemmShape::nt(m, n, k);
+        let epi = Epilogue::default();
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let qa = qz.quantize(&gpu, &mut enc, &at, QuantScheme::per_row(Format::Int8)).unwrap();
+        let qb = qz.quantize(&gpu, &mut enc, &bt, QuantScheme::per_row(Format::Int8)).unwrap();
+        gpu.queue.submit([enc.finish()]);
+        g.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+        g.bench_function(format!("{label}/f32 (baseline)"), |bch| {
+            bch.iter(|| run(&gpu, |e| f32k.encode(&gpu, e, at.buffer(), bt.buffer(), shape, &epi, &out).unwrap()))
+        });
+        g.bench_function(format!("{label}/int8xint8"), |bch| {
+            bch.iter(|| run(&gpu, |e| i8k.encode(&gpu, e, &qa, &qb, &epi, &out).unwrap()))
+        });
+    }
+    g.finish();
 }
 
 criterion_group!(benches, gemms);

@@ -56,3 +56,8 @@ pub mod timing;
 pub use error::{Error, Result};
 pub use gpu::{AdapterReport, Gpu};
 pub use tensor::{GpuBuffer, GpuTensor};
+
+/// The README's Rust examples, compiled by `cargo test` so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
