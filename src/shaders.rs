@@ -58,6 +58,8 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "softmax_xent", includes: &[], body: include_str!("../shaders/softmax_xent.wgsl") },
     KernelSource { name: "sgd", includes: &[], body: include_str!("../shaders/sgd.wgsl") },
     KernelSource { name: "im2col", includes: &[], body: include_str!("../shaders/im2col.wgsl") },
+    KernelSource { name: "avgpool", includes: &[], body: include_str!("../shaders/avgpool.wgsl") },
+    KernelSource { name: "batchnorm", includes: &[], body: include_str!("../shaders/batchnorm.wgsl") },
     KernelSource { name: "maxpool", includes: &[], body: include_str!("../shaders/maxpool.wgsl") },
     KernelSource {
         name: "format_check",

@@ -83,6 +83,21 @@ impl<T: Pod> GpuBuffer<T> {
         Ok(())
     }
 
+    /// Overwrites elements `offset..offset + data.len()`, leaving the rest as it is.
+    pub fn write_at(&self, gpu: &Gpu, offset: usize, data: &[T]) -> Result<()> {
+        if offset.checked_add(data.len()).is_none_or(|end| end > self.len) {
+            return Err(Error::Shape {
+                op: "GpuBuffer::write_at",
+                detail: format!("{} elements at {offset} overrun a buffer of {}", data.len(), self.len),
+            });
+        }
+        if !data.is_empty() {
+            let at = (offset * std::mem::size_of::<T>()) as u64;
+            gpu.queue.write_buffer(&self.buffer, at, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
     /// Reads the contents back, waiting for all work submitted so far.
     pub async fn read_async(&self, gpu: &Gpu) -> Result<Vec<T>> {
         let size = self.buffer.size();

@@ -44,14 +44,23 @@ fn fd_check(spec: ModelSpec, batch: usize) {
     let g = gpu();
     let opt = OptimConfig { lr: 1.0, momentum: 0.0, weight_decay: 0.0, batch };
     let mut t = Trainer::new(g, spec.clone(), TrainScheme::preset("fp32").unwrap(), opt, 3).unwrap();
+    // Batch norm must see the same (batch) statistics in the probes as in the step.
+    t.set_batch_stats_in_eval(true);
     let dim = spec.input.0 * spec.input.1 * spec.input.2;
     let x = data(batch * dim, 61, false);
     let classes = spec.classes();
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % classes as u32).collect();
     let grads = gradients(&mut t, &x, &labels);
     let params = t.parameters().unwrap();
-    let h = 1e-3f32;
+    // Small enough that a batch-norm shift rarely moves a pre-ReLU value across 0 (β moves a
+    // whole channel), large enough that f32 rounding in the loss stays under 1e-3 absolute.
+    let h = 3e-4f32;
+    let mut checked = 0;
     for ((name, _, w), (_, gvec)) in params.iter().zip(&grads) {
+        if name.contains("running_") {
+            continue; // statistics, not parameters the loss depends on
+        }
+        checked += 1;
         let key = lowbit::rng::key(7, name.len() as u32);
         for j in 0..6u32 {
             let i = (lowbit::rng::draw(key, j) as usize) % w.len();
@@ -74,6 +83,7 @@ fn fd_check(spec: ModelSpec, batch: usize) {
             );
         }
     }
+    assert!(checked >= 2, "{}: no parameters checked", spec.name);
 }
 
 #[test]
@@ -87,13 +97,50 @@ fn cnn_backward_matches_finite_differences() {
         name: "tiny-cnn".into(),
         input: (6, 6, 2),
         layers: vec![
-            LayerSpec::Conv { channels: 3, kernel: 3, stride: 1, pad: 1, relu: true },
+            LayerSpec::Conv { channels: 3, kernel: 3, stride: 1, pad: 1, relu: false },
+            LayerSpec::BatchNorm { relu: true },
             LayerSpec::Conv { channels: 4, kernel: 3, stride: 2, pad: 1, relu: true },
             LayerSpec::MaxPool { k: 2 },
             LayerSpec::Linear { outputs: 3, relu: false },
         ],
     };
     fd_check(spec, 4);
+    let pooled = ModelSpec {
+        name: "tiny-avgpool".into(),
+        input: (4, 4, 2),
+        layers: vec![
+            LayerSpec::Conv { channels: 3, kernel: 3, stride: 1, pad: 1, relu: true },
+            LayerSpec::AvgPool { k: 2 },
+            LayerSpec::BatchNorm { relu: false },
+            LayerSpec::Linear { outputs: 3, relu: false },
+        ],
+    };
+    fd_check(pooled, 4);
+}
+
+#[test]
+fn batch_norm_running_statistics_are_checkpointed() {
+    let g = gpu();
+    let spec = ModelSpec::cnn((8, 8, 1), &[4], 3);
+    let opt = OptimConfig { batch: 4, ..Default::default() };
+    let scheme = TrainScheme::preset("int8").unwrap();
+    let x = data(4 * 64, 83, false);
+    let labels = [0, 1, 2, 0];
+    let mut a = Trainer::new(g, spec.clone(), scheme.clone(), opt, 2).unwrap();
+    for _ in 0..3 {
+        a.step(&x, &labels, 0.05).unwrap();
+    }
+    let params = a.parameters().unwrap();
+    let mean = &params.iter().find(|p| p.0 == "layers.1.running_mean").expect("running mean").2;
+    assert!(mean.iter().any(|&m| m != 0.0), "training steps must move the running mean");
+    let path = std::env::temp_dir().join(format!("lowbit-bn-{}.safetensors", std::process::id()));
+    a.save(&path).unwrap();
+    let mut b = Trainer::new(g, spec, scheme, opt, 9).unwrap();
+    b.load(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    // Evaluation normalizes with the running statistics, so equal logits need them loaded.
+    assert_eq!(a.logits(&x, 4).unwrap(), b.logits(&x, 4).unwrap());
+    assert!(matches!(b.set_parameter("layers.1.running_var", &[1.0; 3]), Err(Error::Shape { .. })));
 }
 
 #[test]

@@ -148,3 +148,87 @@ fn training_kernels_reject_bad_shapes() {
     ));
     g.queue.submit([enc.finish()]);
 }
+
+#[test]
+fn avgpool_is_exact() {
+    use lowbit::kernels::avgpool::AvgPool;
+    let g = gpu();
+    let k = AvgPool::new(g).unwrap();
+    for geom in [PoolGeom { batch: 2, h: 8, w: 6, c: 3, k: 2 }, PoolGeom { batch: 1, h: 7, w: 9, c: 2, k: 3 }] {
+        let x = data(geom.in_len(), 12, false);
+        let y = GpuBuffer::<f32>::zeros(g, "y", geom.out_len()).unwrap();
+        run(|e| k.encode_forward(g, e, &geom, &buf(&x), &y).unwrap());
+        assert_f32_bits_eq("avgpool y", &y.read(g).unwrap(), &reference::avgpool::forward(&x, &geom));
+        let dy = data(geom.out_len(), 13, false);
+        let dx = GpuBuffer::<f32>::zeros(g, "dx", geom.in_len()).unwrap();
+        run(|e| k.encode_backward(g, e, &geom, &buf(&dy), &dx).unwrap());
+        assert_f32_bits_eq("avgpool dx", &dx.read(g).unwrap(), &reference::avgpool::backward(&dy, &geom));
+    }
+}
+
+#[test]
+fn batchnorm_matches_the_f64_reference() {
+    // f32 sums over up to a few hundred rows and WGSL's sqrt (not correctly rounded): compare
+    // within BN_RTOL of the magnitude of each quantity.
+    const BN_RTOL: f32 = 2e-4;
+    use lowbit::kernels::batchnorm::{BatchNorm, NormBuffers};
+    let g = gpu();
+    let k = BatchNorm::new(g).unwrap();
+    let (rows, c) = (300, 7);
+    let x: Vec<f32> = data(rows * c, 14, false)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * (1.0 + (i % c) as f32) + (i % c) as f32)
+        .collect();
+    let affine: Vec<f32> = (0..2 * c).map(|i| 0.5 + 0.1 * i as f32).collect();
+    let running: Vec<f32> = (0..2 * c).map(|i| if i < c { 0.0 } else { 1.0 }).collect();
+    let dy = data(rows * c, 15, false);
+    for relu in [false, true] {
+        let (xb, ab, rb) = (buf(&x), buf(&affine), buf(&running));
+        let (st, y, dxb, sums) = (
+            GpuBuffer::<f32>::zeros(g, "st", 2 * c).unwrap(),
+            GpuBuffer::<f32>::zeros(g, "y", rows * c).unwrap(),
+            GpuBuffer::<f32>::zeros(g, "dx", rows * c).unwrap(),
+            GpuBuffer::<f32>::zeros(g, "s", 2 * c).unwrap(),
+        );
+        let dyb = buf(&dy);
+        let b = NormBuffers {
+            x: &xb,
+            stats: &st,
+            affine: &ab,
+            running: &rb,
+            y: &y,
+            dy: Some(&dyb),
+            dx: Some(&dxb),
+            sums: Some(&sums),
+        };
+        run(|e| {
+            k.encode_train_forward(g, e, &b, rows, c, relu).unwrap();
+            k.encode_backward(g, e, &b, rows, c, relu).unwrap();
+        });
+        let (wst, wrun) = reference::batchnorm::stats(&x, rows, c, &running);
+        let wy = reference::batchnorm::forward(&x, c, &wst, &affine, relu);
+        let gy = y.read(g).unwrap();
+        let (wsums, wdx) = reference::batchnorm::backward(&x, &gy, &dy, c, &st.read(g).unwrap(), &affine, relu);
+        let close = |name: &str, got: &[f32], want: &[f32]| {
+            let scale = want.iter().map(|v| v.abs()).fold(1e-3f32, f32::max);
+            for (i, (a, b)) in got.iter().zip(want).enumerate() {
+                assert!((a - b).abs() <= BN_RTOL * scale, "batchnorm {name}[{i}] (relu {relu}): {a} vs {b}");
+            }
+        };
+        close("stats", &st.read(g).unwrap(), &wst);
+        close("running", &rb.read(g).unwrap(), &wrun);
+        close("y", &gy, &wy);
+        close("sums", &sums.read(g).unwrap(), &wsums);
+        close("dx", &dxb.read(g).unwrap(), &wdx);
+        // Inference uses the running statistics.
+        let y2 = GpuBuffer::<f32>::zeros(g, "y2", rows * c).unwrap();
+        let b2 = NormBuffers { y: &y2, dy: None, dx: None, sums: None, ..b };
+        run(|e| k.encode_eval_forward(g, e, &b2, rows, c, relu).unwrap());
+        let run_now = rb.read(g).unwrap();
+        let st_eval: Vec<f32> = (0..2 * c)
+            .map(|i| if i < c { run_now[i] } else { 1.0 / (run_now[i] + lowbit::kernels::batchnorm::EPS).sqrt() })
+            .collect();
+        close("y (eval)", &y2.read(g).unwrap(), &reference::batchnorm::forward(&x, c, &st_eval, &affine, relu));
+    }
+}

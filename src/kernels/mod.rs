@@ -2,6 +2,8 @@
 //! whose `encode` records work into the caller's encoder and never submits.
 
 pub mod absmax;
+pub mod avgpool;
+pub mod batchnorm;
 pub mod col_sum;
 pub mod copy;
 pub mod dequantize;

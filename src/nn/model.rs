@@ -30,6 +30,24 @@ pub enum LayerSpec {
         /// Window edge.
         k: usize,
     },
+    /// k×k average pooling with stride k.
+    AvgPool {
+        /// Window edge.
+        k: usize,
+    },
+    /// Batch normalization over batch and space per channel (fp32, learnable γ and β; batch
+    /// statistics in training, running statistics in evaluation); optional ReLU after it.
+    BatchNorm {
+        /// ReLU after the normalization.
+        relu: bool,
+    },
+}
+
+impl LayerSpec {
+    /// Whether the layer is a GEMM layer (Linear or Conv), the ones a scheme quantizes.
+    pub fn is_gemm(&self) -> bool {
+        matches!(self, LayerSpec::Linear { .. } | LayerSpec::Conv { .. })
+    }
 }
 
 /// A model: input shape, layers, classes.
@@ -51,13 +69,14 @@ impl ModelSpec {
         ModelSpec { name: "mlp".into(), input, layers }
     }
 
-    /// A small VGG-style CNN: per stage a 3×3 (5×5 on 28×28 inputs) convolution with ReLU and a
-    /// 2×2 max pool, then a linear classifier.
+    /// A small VGG-style CNN: per stage a 3×3 (5×5 on 28×28 inputs) convolution, batch norm with
+    /// ReLU and a 2×2 max pool, then a linear classifier.
     pub fn cnn(input: (usize, usize, usize), channels: &[usize], classes: usize) -> Self {
         let k = if input.0 <= 28 { 5 } else { 3 };
         let mut layers = Vec::new();
         for &c in channels {
-            layers.push(LayerSpec::Conv { channels: c, kernel: k, stride: 1, pad: k / 2, relu: true });
+            layers.push(LayerSpec::Conv { channels: c, kernel: k, stride: 1, pad: k / 2, relu: false });
+            layers.push(LayerSpec::BatchNorm { relu: true });
             layers.push(LayerSpec::MaxPool { k: 2 });
         }
         layers.push(LayerSpec::Linear { outputs: classes, relu: false });
@@ -90,7 +109,8 @@ impl ModelSpec {
                     }
                     ((s.0 + 2 * pad - kernel) / stride + 1, (s.1 + 2 * pad - kernel) / stride + 1, channels)
                 }
-                LayerSpec::MaxPool { k } => {
+                LayerSpec::BatchNorm { .. } => s,
+                LayerSpec::MaxPool { k } | LayerSpec::AvgPool { k } => {
                     if k == 0 || s.0 < k || s.1 < k {
                         return Err(Error::InvalidArgument(format!(
                             "layer {i}: {k}x{k} pooling on a {}x{} input",

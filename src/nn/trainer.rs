@@ -5,6 +5,8 @@ use super::model::{LayerSpec, ModelSpec};
 use super::scheme::{GradPrecision, LayerScheme, TrainScheme};
 use crate::data::Dataset;
 use crate::format::Format;
+use crate::kernels::avgpool::AvgPool;
+use crate::kernels::batchnorm::{BatchNorm, NormBuffers};
 use crate::kernels::col_sum::ColSum;
 use crate::kernels::gemm::Epilogue;
 use crate::kernels::gemm_f32::{GemmF32, GemmShape};
@@ -85,9 +87,21 @@ struct GemmLayer {
     index: usize,
 }
 
+struct NormLayer {
+    channels: usize,
+    /// γ then β, their velocity, and the running mean then variance.
+    affine: GpuBuffer<f32>,
+    v_affine: GpuBuffer<f32>,
+    running: GpuBuffer<f32>,
+    relu: bool,
+    input: (usize, usize, usize),
+}
+
 enum Layer {
     Gemm(Box<GemmLayer>),
     Pool { k: usize, input: (usize, usize, usize) },
+    AvgPool { k: usize, input: (usize, usize, usize) },
+    Norm(NormLayer),
 }
 
 #[allow(clippy::large_enum_variant)] // a handful per step; boxing buys nothing
@@ -103,7 +117,19 @@ enum Saved {
         geom: PoolGeom,
         arg: GpuBuffer<u32>,
     },
+    AvgPool {
+        geom: PoolGeom,
+    },
+    Norm {
+        rows: usize,
+        x: GpuBuffer<f32>,
+        y: GpuBuffer<f32>,
+        stats: GpuBuffer<f32>,
+    },
 }
+
+/// Where a named parameter lives: `(name, shape, buffer, offset in elements)`.
+type Slot<'a> = (String, Vec<usize>, &'a GpuBuffer<f32>, usize);
 
 /// Lazily built kernels the engine needs.
 struct Kernels {
@@ -113,6 +139,8 @@ struct Kernels {
     fp8: Mutex<HashMap<(Format, Format), Arc<GemmFp8>>>,
     im2col: Im2col,
     pool: MaxPool,
+    avgpool: AvgPool,
+    norm: BatchNorm,
     relu: ReluBackward,
     colsum: ColSum,
     xent: SoftmaxXent,
@@ -129,6 +157,8 @@ impl Kernels {
             fp8: Mutex::new(HashMap::new()),
             im2col: Im2col::new(gpu)?,
             pool: MaxPool::new(gpu)?,
+            avgpool: AvgPool::new(gpu)?,
+            norm: BatchNorm::new(gpu)?,
             relu: ReluBackward::new(gpu)?,
             colsum: ColSum::new(gpu)?,
             xent: SoftmaxXent::new(gpu)?,
@@ -181,6 +211,8 @@ pub struct Trainer<'g> {
     seed: u32,
     step: u64,
     last_activation: ActivationBytes,
+    /// Evaluate batch norm with batch statistics (for gradient checks); normally false.
+    batch_stats_in_eval: bool,
 }
 
 fn uniform_init(n: usize, bound: f32, key: u32) -> Vec<f32> {
@@ -194,13 +226,27 @@ impl<'g> Trainer<'g> {
         if opt.batch == 0 {
             return Err(Error::InvalidArgument("batch size must be at least 1".into()));
         }
-        let n_train = spec.layers.iter().filter(|l| !matches!(l, LayerSpec::MaxPool { .. })).count();
+        let n_train = spec.layers.iter().filter(|l| l.is_gemm()).count();
         let mut layers = Vec::new();
         let mut input = spec.input;
         let mut index = 0;
         for (li, l) in spec.layers.iter().enumerate() {
             match *l {
                 LayerSpec::MaxPool { k } => layers.push(Layer::Pool { k, input }),
+                LayerSpec::AvgPool { k } => layers.push(Layer::AvgPool { k, input }),
+                LayerSpec::BatchNorm { relu } => {
+                    let c = input.2;
+                    let affine: Vec<f32> = (0..2 * c).map(|i| if i < c { 1.0 } else { 0.0 }).collect();
+                    let running: Vec<f32> = (0..2 * c).map(|i| if i < c { 0.0 } else { 1.0 }).collect();
+                    layers.push(Layer::Norm(NormLayer {
+                        channels: c,
+                        affine: GpuBuffer::from_slice(gpu, "bn affine", &affine)?,
+                        v_affine: GpuBuffer::zeros(gpu, "bn velocity", 2 * c)?,
+                        running: GpuBuffer::from_slice(gpu, "bn running", &running)?,
+                        relu,
+                        input,
+                    }));
+                }
                 LayerSpec::Linear { outputs, relu } | LayerSpec::Conv { channels: outputs, relu, .. } => {
                     let (kdim, conv) = match *l {
                         LayerSpec::Conv { kernel, stride, pad, .. } => {
@@ -257,6 +303,7 @@ impl<'g> Trainer<'g> {
             seed,
             step: 0,
             last_activation: ActivationBytes::default(),
+            batch_stats_in_eval: false,
         })
     }
 
@@ -278,6 +325,13 @@ impl<'g> Trainer<'g> {
     /// Steps taken.
     pub fn steps(&self) -> u64 {
         self.step
+    }
+
+    /// Makes forward-only passes ([`Trainer::logits`], [`Trainer::evaluate`]) normalize with the
+    /// batch's statistics instead of the running ones, as the training step does. Meant for
+    /// gradient checks: it also updates the running statistics on every such pass.
+    pub fn set_batch_stats_in_eval(&mut self, on: bool) {
+        self.batch_stats_in_eval = on;
     }
 
     /// Activation memory of the last training step.
@@ -313,6 +367,41 @@ impl<'g> Trainer<'g> {
                         bytes.stored += arg.bytes();
                         bytes.fp32 += arg.bytes();
                         saved.push(Saved::Pool { geom, arg });
+                    }
+                    cur = y;
+                }
+                Layer::AvgPool { k, input } => {
+                    let geom = PoolGeom { batch, h: input.0, w: input.1, c: input.2, k: *k };
+                    let y = GpuBuffer::<f32>::zeros(gpu, "avgpool y", geom.out_len())?;
+                    self.k.avgpool.encode_forward(gpu, enc, &geom, &cur, &y)?;
+                    if train {
+                        saved.push(Saved::AvgPool { geom });
+                    }
+                    cur = y;
+                }
+                Layer::Norm(n) => {
+                    let rows = batch * n.input.0 * n.input.1;
+                    let stats = GpuBuffer::<f32>::zeros(gpu, "bn stats", 2 * n.channels)?;
+                    let y = GpuBuffer::<f32>::zeros(gpu, "bn y", rows * n.channels)?;
+                    let b = NormBuffers {
+                        x: &cur,
+                        stats: &stats,
+                        affine: &n.affine,
+                        running: &n.running,
+                        y: &y,
+                        dy: None,
+                        dx: None,
+                        sums: None,
+                    };
+                    if train || self.batch_stats_in_eval {
+                        self.k.norm.encode_train_forward(gpu, enc, &b, rows, n.channels, n.relu)?;
+                    } else {
+                        self.k.norm.encode_eval_forward(gpu, enc, &b, rows, n.channels, n.relu)?;
+                    }
+                    if train {
+                        bytes.stored += cur.bytes() + y.bytes();
+                        bytes.fp32 += cur.bytes() + y.bytes();
+                        saved.push(Saved::Norm { rows, x: cur.clone(), y: y.clone(), stats });
                     }
                     cur = y;
                 }
@@ -420,6 +509,28 @@ impl<'g> Trainer<'g> {
                 (Layer::Pool { .. }, Saved::Pool { geom, arg }) => {
                     let dx = GpuBuffer::<f32>::zeros(gpu, "pool dx", geom.in_len())?;
                     self.k.pool.encode_backward(gpu, &mut enc, geom, &grad, arg, &dx)?;
+                    grad = dx;
+                }
+                (Layer::AvgPool { .. }, Saved::AvgPool { geom }) => {
+                    let dx = GpuBuffer::<f32>::zeros(gpu, "avgpool dx", geom.in_len())?;
+                    self.k.avgpool.encode_backward(gpu, &mut enc, geom, &grad, &dx)?;
+                    grad = dx;
+                }
+                (Layer::Norm(n), Saved::Norm { rows, x, y, stats }) => {
+                    let dx = GpuBuffer::<f32>::zeros(gpu, "bn dx", rows * n.channels)?;
+                    let sums = GpuBuffer::<f32>::zeros(gpu, "bn grads", 2 * n.channels)?;
+                    let b = NormBuffers {
+                        x,
+                        stats,
+                        affine: &n.affine,
+                        running: &n.running,
+                        y,
+                        dy: Some(&grad),
+                        dx: Some(&dx),
+                        sums: Some(&sums),
+                    };
+                    self.k.norm.encode_backward(gpu, &mut enc, &b, *rows, n.channels, n.relu)?;
+                    self.k.sgd.encode(gpu, &mut enc, &n.affine, &n.v_affine, &sums, sgd(0.0))?;
                     grad = dx;
                 }
                 (Layer::Gemm(l), Saved::Gemm { rows, geom, cols_f32, cols_q, y }) => {
@@ -574,33 +685,63 @@ impl<'g> Trainer<'g> {
         logits.read(self.gpu)
     }
 
-    /// Parameters as `(name, shape, values)`: `layers.{i}.weight` `[out, in]` (for convolutions
-    /// `[out, kh·kw·in_c]`, kernel-row-major and channels last) and `layers.{i}.bias` `[out]`,
-    /// with `i` the layer's position in the model.
-    pub fn parameters(&self) -> Result<Vec<Parameter>> {
+    /// Every named parameter and where it lives.
+    fn slots(&self) -> Vec<Slot<'_>> {
         let mut out = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
-            if let Layer::Gemm(g) = l {
-                out.push((format!("layers.{i}.weight"), vec![g.n, g.k], g.w.read(self.gpu)?));
-                out.push((format!("layers.{i}.bias"), vec![g.n], g.b.read(self.gpu)?));
+            match l {
+                Layer::Gemm(g) => {
+                    out.push((format!("layers.{i}.weight"), vec![g.n, g.k], &g.w, 0));
+                    out.push((format!("layers.{i}.bias"), vec![g.n], &g.b, 0));
+                }
+                Layer::Norm(n) => {
+                    let c = n.channels;
+                    out.push((format!("layers.{i}.weight"), vec![c], &n.affine, 0));
+                    out.push((format!("layers.{i}.bias"), vec![c], &n.affine, c));
+                    out.push((format!("layers.{i}.running_mean"), vec![c], &n.running, 0));
+                    out.push((format!("layers.{i}.running_var"), vec![c], &n.running, c));
+                }
+                Layer::Pool { .. } | Layer::AvgPool { .. } => {}
             }
+        }
+        out
+    }
+
+    /// Parameters as `(name, shape, values)`: `layers.{i}.weight` `[out, in]` (for convolutions
+    /// `[out, kh·kw·in_c]`, kernel-row-major and channels last) and `layers.{i}.bias` `[out]`,
+    /// with `i` the layer's position in the model; a batch norm has `weight` (γ), `bias` (β),
+    /// `running_mean` and `running_var`, each `[channels]`, as in PyTorch.
+    pub fn parameters(&self) -> Result<Vec<Parameter>> {
+        let mut out = Vec::new();
+        let mut cache: Vec<(&GpuBuffer<f32>, Vec<f32>)> = Vec::new();
+        for (name, shape, buf, off) in self.slots() {
+            let len: usize = shape.iter().product();
+            let pos = match cache.iter().position(|(b, _)| std::ptr::eq(*b, buf)) {
+                Some(p) => p,
+                None => {
+                    cache.push((buf, buf.read(self.gpu)?));
+                    cache.len() - 1
+                }
+            };
+            out.push((name, shape, cache[pos].1[off..off + len].to_vec()));
         }
         Ok(out)
     }
 
     /// Overwrites one parameter (named as in [`Trainer::parameters`]) with `values`.
     pub fn set_parameter(&mut self, name: &str, values: &[f32]) -> Result<()> {
-        for (i, l) in self.layers.iter().enumerate() {
-            if let Layer::Gemm(g) = l {
-                if name == format!("layers.{i}.weight") {
-                    return g.w.write(self.gpu, values);
-                }
-                if name == format!("layers.{i}.bias") {
-                    return g.b.write(self.gpu, values);
-                }
-            }
+        let slot = self.slots().into_iter().find(|s| s.0 == name);
+        let Some((_, shape, buf, off)) = slot else {
+            return Err(Error::InvalidArgument(format!("no parameter named {name}")));
+        };
+        let len: usize = shape.iter().product();
+        if values.len() != len {
+            return Err(Error::Shape {
+                op: "Trainer::set_parameter",
+                detail: format!("{name} has {len} values ({shape:?}), got {}", values.len()),
+            });
         }
-        Err(Error::InvalidArgument(format!("no parameter named {name}")))
+        buf.write_at(self.gpu, off, values)
     }
 
     /// Writes the parameters to a safetensors file (readable by PyTorch's `safetensors.torch`
@@ -638,31 +779,24 @@ impl<'g> Trainer<'g> {
         let st =
             safetensors::SafeTensors::deserialize(&bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
         let mut staged = Vec::new();
-        for (i, l) in self.layers.iter().enumerate() {
-            if let Layer::Gemm(g) = l {
-                for (name, shape, buf) in [
-                    (format!("layers.{i}.weight"), vec![g.n, g.k], &g.w),
-                    (format!("layers.{i}.bias"), vec![g.n], &g.b),
-                ] {
-                    let t = st.tensor(&name).map_err(|_| err(format!("missing tensor {name}")))?;
-                    if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape.as_slice() {
-                        return Err(err(format!(
-                            "{name}: expected f32 {shape:?}, found {:?} {:?}",
-                            t.dtype(),
-                            t.shape()
-                        )));
-                    }
-                    staged.push((buf.clone(), bytemuck::pod_collect_to_vec::<u8, f32>(t.data())));
-                }
+        for (name, shape, buf, off) in self.slots() {
+            let t = st.tensor(&name).map_err(|_| err(format!("missing tensor {name}")))?;
+            if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape.as_slice() {
+                return Err(err(format!("{name}: expected f32 {shape:?}, found {:?} {:?}", t.dtype(), t.shape())));
             }
+            staged.push((buf, off, bytemuck::pod_collect_to_vec::<u8, f32>(t.data())));
         }
-        for (buf, data) in staged {
-            buf.write(self.gpu, &data)?;
+        for (buf, off, data) in staged {
+            buf.write_at(self.gpu, off, &data)?;
         }
         for l in &self.layers {
-            if let Layer::Gemm(g) = l {
-                g.vw.write(self.gpu, &vec![0.0; g.vw.len()])?;
-                g.vb.write(self.gpu, &vec![0.0; g.vb.len()])?;
+            match l {
+                Layer::Gemm(g) => {
+                    g.vw.write(self.gpu, &vec![0.0; g.vw.len()])?;
+                    g.vb.write(self.gpu, &vec![0.0; g.vb.len()])?;
+                }
+                Layer::Norm(n) => n.v_affine.write(self.gpu, &vec![0.0; n.v_affine.len()])?,
+                Layer::Pool { .. } | Layer::AvgPool { .. } => {}
             }
         }
         Ok(())

@@ -3,6 +3,8 @@
 //! tested against (bit for bit for integer, packed and stochastic outputs).
 
 pub mod absmax;
+pub mod avgpool;
+pub mod batchnorm;
 pub mod col_sum;
 pub mod copy;
 pub mod dequantize;

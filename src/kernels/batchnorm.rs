@@ -1,0 +1,177 @@
+//! `batchnorm`: batch normalization of a channels-last `[rows, channels]` tensor with learnable
+//! γ, β and an optional fused ReLU; training (batch statistics, running-statistics update) and
+//! inference (running statistics) forward passes, and the backward pass (dγ, dβ, dx).
+//! Bindings: 0 params, 1 x, 2 stats, 3 affine, 4 running, 5 y, 6 dy, 7 dx, 8 sums; see the shader
+//! header for the math. Reference: [`crate::reference::batchnorm`].
+
+use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use crate::tensor::GpuBuffer;
+use crate::{Error, Gpu, Result};
+use bytemuck::{Pod, Zeroable};
+
+#[repr(C)]
+#[derive(Copy, Clone, Pod, Zeroable)]
+struct NormParams {
+    rows: u32,
+    channels: u32,
+    eps: f32,
+    momentum: f32,
+    relu: u32,
+    pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<NormParams>() == 32);
+
+/// ε added to the variance.
+pub const EPS: f32 = 1e-5;
+/// Weight of the new batch in the running statistics.
+pub const MOMENTUM: f32 = 0.1;
+
+/// The buffers of one batch-norm layer and step. `stats` `[2C]` (mean, invstd), `affine` `[2C]`
+/// (γ, β), `running` `[2C]` (mean, variance), `x`/`y` `[rows·C]`; the backward adds `dy`, `dx`
+/// `[rows·C]` and `sums` `[2C]` (dγ, dβ).
+pub struct NormBuffers<'a> {
+    /// Input.
+    pub x: &'a GpuBuffer<f32>,
+    /// Batch (or running) mean and inverse standard deviation.
+    pub stats: &'a GpuBuffer<f32>,
+    /// γ then β.
+    pub affine: &'a GpuBuffer<f32>,
+    /// Running mean then running variance.
+    pub running: &'a GpuBuffer<f32>,
+    /// Output.
+    pub y: &'a GpuBuffer<f32>,
+    /// Gradient of the output (backward).
+    pub dy: Option<&'a GpuBuffer<f32>>,
+    /// Gradient of the input (backward).
+    pub dx: Option<&'a GpuBuffer<f32>>,
+    /// dγ then dβ (backward).
+    pub sums: Option<&'a GpuBuffer<f32>>,
+}
+
+/// The batch-norm kernels.
+pub struct BatchNorm {
+    bgl: wgpu::BindGroupLayout,
+    stats: wgpu::ComputePipeline,
+    eval_stats: wgpu::ComputePipeline,
+    forward: wgpu::ComputePipeline,
+    reduce: wgpu::ComputePipeline,
+    backward: wgpu::ComputePipeline,
+    dummy: GpuBuffer<f32>,
+}
+
+impl BatchNorm {
+    /// Builds the five pipelines.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        let mut slots = vec![Slot::Uniform, Slot::Read];
+        slots.extend([Slot::Write; 7]);
+        let (bgl, pl) = layouts(gpu, "batchnorm", &slots);
+        let p = |e| pipeline(gpu, "batchnorm", e, &pl, &[]);
+        Ok(BatchNorm {
+            stats: p("stats_main")?,
+            eval_stats: p("eval_stats")?,
+            forward: p("forward")?,
+            reduce: p("reduce")?,
+            backward: p("backward")?,
+            bgl,
+            dummy: GpuBuffer::zeros(gpu, "batchnorm dummy", 4)?,
+        })
+    }
+
+    fn run(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        which: &wgpu::ComputePipeline,
+        b: &NormBuffers,
+        rows: usize,
+        channels: usize,
+        relu: bool,
+        per_channel: bool,
+    ) -> Result<()> {
+        if rows == 0 || channels == 0 {
+            return Err(Error::Empty("batchnorm"));
+        }
+        check_len("batchnorm", "x", b.x.len(), rows * channels)?;
+        check_len("batchnorm", "y", b.y.len(), rows * channels)?;
+        for (n, buf) in [("stats", b.stats), ("affine", b.affine), ("running", b.running)] {
+            check_len("batchnorm", n, buf.len(), 2 * channels)?;
+        }
+        if let Some(s) = b.sums {
+            check_len("batchnorm", "sums", s.len(), 2 * channels)?;
+        }
+        for (n, buf) in [("dy", b.dy), ("dx", b.dx)] {
+            if let Some(buf) = buf {
+                check_len("batchnorm", n, buf.len(), rows * channels)?;
+            }
+        }
+        let p = NormParams {
+            rows: rows as u32,
+            channels: channels as u32,
+            eps: EPS,
+            momentum: MOMENTUM,
+            relu: relu as u32,
+            pad: [0; 3],
+        };
+        let params = uniform(gpu, "batchnorm", &p);
+        let d = &self.dummy;
+        let bufs = [
+            &params,
+            b.x.buffer(),
+            b.stats.buffer(),
+            b.affine.buffer(),
+            b.running.buffer(),
+            b.y.buffer(),
+            b.dy.unwrap_or(d).buffer(),
+            b.dx.unwrap_or(d).buffer(),
+            b.sums.unwrap_or(d).buffer(),
+        ];
+        let group = bind(gpu, "batchnorm", &self.bgl, &bufs);
+        let n = if per_channel { channels } else { rows * channels };
+        dispatch(enc, "batchnorm", which, &group, (n as u32).div_ceil(WG))
+    }
+
+    /// Training forward: batch statistics (updating the running ones), then `y`.
+    pub fn encode_train_forward(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        b: &NormBuffers,
+        rows: usize,
+        channels: usize,
+        relu: bool,
+    ) -> Result<()> {
+        self.run(gpu, enc, &self.stats, b, rows, channels, relu, true)?;
+        self.run(gpu, enc, &self.forward, b, rows, channels, relu, false)
+    }
+
+    /// Inference forward with the running statistics.
+    pub fn encode_eval_forward(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        b: &NormBuffers,
+        rows: usize,
+        channels: usize,
+        relu: bool,
+    ) -> Result<()> {
+        self.run(gpu, enc, &self.eval_stats, b, rows, channels, relu, true)?;
+        self.run(gpu, enc, &self.forward, b, rows, channels, relu, false)
+    }
+
+    /// Backward: `sums ← (dγ, dβ)`, then `dx`. Needs `dy`, `dx` and `sums`.
+    pub fn encode_backward(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        b: &NormBuffers,
+        rows: usize,
+        channels: usize,
+        relu: bool,
+    ) -> Result<()> {
+        if b.dy.is_none() || b.dx.is_none() || b.sums.is_none() {
+            return Err(Error::InvalidArgument("batchnorm backward needs dy, dx and sums".into()));
+        }
+        self.run(gpu, enc, &self.reduce, b, rows, channels, relu, true)?;
+        self.run(gpu, enc, &self.backward, b, rows, channels, relu, false)
+    }
+}
