@@ -1,13 +1,18 @@
 // batchnorm: batch normalization over the rows of a channels-last [rows, channels] tensor
 // (rows = batch·height·width), with learnable scale γ and shift β and an optional ReLU after it.
-// stats:      mean[c] = Σ_r x / R, var[c] = Σ_r (x − mean)² / R, invstd[c] = 1/sqrt(var + eps);
+// training:   mean[c] = Σ_r x / R, var[c] = Σ_r (x − mean)² / R, invstd[c] = 1/sqrt(var + eps);
 //             running = (1 − momentum)·running + momentum·(mean, var·R/(R−1)).
 // eval_stats: mean, invstd from the running statistics (inference).
 // forward:    y = γ·(x − mean)·invstd + β, then ReLU if asked.
-// reduce:     per channel, with g = dy masked by y > 0 under ReLU and x̂ = (x − mean)·invstd:
+// backward sums, per channel, with g = dy masked by y > 0 under ReLU and x̂ = (x − mean)·invstd:
 //             sums = [Σ g·x̂ (= dγ), Σ g (= dβ)].
 // backward:   dx = γ·invstd/R · (R·g − Σg − x̂·Σg·x̂).
-// One thread per channel for the reductions (rows in order), one per element otherwise.
+// The per-channel sums are two-level reductions, as in col_sum: `partial_main` cuts the rows into
+// `chunks` chunks of `chunk_rows` (32 channels × 8 row lanes per workgroup, lanes added in order)
+// and writes per-chunk sums, `finish_*` adds the chunks in order. The partial sums need scratch
+// space of chunks·2C ≤ rows·C values (rows ≥ 2), and use a buffer the next pass overwrites anyway:
+// y in the forward pass (mode 0: Σx, mode 1: Σ(x − mean)²), dx in the backward (mode 2:
+// Σg·x̂ and Σg). Elementwise passes take one thread per element.
 // Reference: src/reference/batchnorm.rs (within a stated tolerance: sqrt is not exact in WGSL).
 // Bindings: 0 params, 1 x, 2 stats [mean(C), invstd(C)], 3 affine [γ(C), β(C)],
 // 4 running [mean(C), var(C)], 5 y, 6 dy, 7 dx, 8 sums [Σg·x̂(C), Σg(C)].
@@ -18,9 +23,9 @@ struct NormParams {
     eps: f32,
     momentum: f32,
     relu: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
+    chunk_rows: u32,
+    chunks: u32,
+    mode: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: NormParams;
@@ -37,28 +42,109 @@ fn flat(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wg.x + wg.y * nwg.x) * 256u + lid;
 }
 
+const COLS: u32 = 32u;
+const LANES: u32 = 8u;
+var<workgroup> acc: array<f32, 512>;
+
+fn masked_dy(i: u32) -> f32 {
+    if (p.relu == 1u && !(y[i] > 0.0)) {
+        return 0.0;
+    }
+    return dy[i];
+}
+
 @compute @workgroup_size(256)
-fn stats_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn partial_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let tiles = (p.channels + COLS - 1u) / COLS;
+    let wid = wg.x + wg.y * nwg.x;
+    if (wid >= tiles * p.chunks) {
+        return;
+    }
+    let chunk = wid / tiles;
+    let c = (wid % tiles) * COLS + lid % COLS;
+    let lane = lid / COLS;
+    let start = chunk * p.chunk_rows;
+    let end = min(start + p.chunk_rows, p.rows);
+    var s0 = 0.0;
+    var s1 = 0.0;
+    if (c < p.channels) {
+        for (var r = start + lane; r < end; r += LANES) {
+            let i = r * p.channels + c;
+            if (p.mode == 0u) {
+                s0 += x[i];
+            } else if (p.mode == 1u) {
+                let d = x[i] - stats[c];
+                s0 += d * d;
+            } else {
+                let g = masked_dy(i);
+                s0 += g * ((x[i] - stats[c]) * stats[p.channels + c]);
+                s1 += g;
+            }
+        }
+    }
+    acc[lid] = s0;
+    acc[256u + lid] = s1;
+    workgroupBarrier();
+    if (lane == 0u && c < p.channels) {
+        var t0 = acc[lid];
+        var t1 = acc[256u + lid];
+        for (var l = 1u; l < LANES; l++) {
+            t0 += acc[l * COLS + lid];
+            t1 += acc[256u + l * COLS + lid];
+        }
+        let o = chunk * 2u * p.channels + c;
+        if (p.mode == 2u) {
+            dx[o] = t0;
+            dx[o + p.channels] = t1;
+        } else {
+            y[o] = t0;
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn finish_mean(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let c = flat(wg, nwg, lid);
     if (c >= p.channels) {
         return;
     }
-    var s = 0.0;
-    for (var r = 0u; r < p.rows; r++) {
-        s += x[r * p.channels + c];
+    var s = y[c];
+    for (var k = 1u; k < p.chunks; k++) {
+        s += y[k * 2u * p.channels + c];
     }
-    let mean = s / f32(p.rows);
-    var v = 0.0;
-    for (var r = 0u; r < p.rows; r++) {
-        let d = x[r * p.channels + c] - mean;
-        v += d * d;
+    stats[c] = s / f32(p.rows);
+}
+
+@compute @workgroup_size(256)
+fn finish_var(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let c = flat(wg, nwg, lid);
+    if (c >= p.channels) {
+        return;
     }
-    let var_b = v / f32(p.rows);
-    stats[c] = mean;
-    stats[p.channels + c] = 1.0 / sqrt(var_b + p.eps);
+    var v = y[c];
+    for (var k = 1u; k < p.chunks; k++) {
+        v += y[k * 2u * p.channels + c];
+    }
+    stats[p.channels + c] = 1.0 / sqrt(v / f32(p.rows) + p.eps);
     let unbiased = v / f32(max(p.rows, 2u) - 1u);
-    running[c] = (1.0 - p.momentum) * running[c] + p.momentum * mean;
+    running[c] = (1.0 - p.momentum) * running[c] + p.momentum * stats[c];
     running[p.channels + c] = (1.0 - p.momentum) * running[p.channels + c] + p.momentum * unbiased;
+}
+
+@compute @workgroup_size(256)
+fn finish_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let c = flat(wg, nwg, lid);
+    if (c >= p.channels) {
+        return;
+    }
+    var t0 = dx[c];
+    var t1 = dx[p.channels + c];
+    for (var k = 1u; k < p.chunks; k++) {
+        t0 += dx[k * 2u * p.channels + c];
+        t1 += dx[k * 2u * p.channels + p.channels + c];
+    }
+    sums[c] = t0;
+    sums[p.channels + c] = t1;
 }
 
 @compute @workgroup_size(256)
@@ -86,37 +172,13 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 }
 
 @compute @workgroup_size(256)
-fn reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let c = flat(wg, nwg, lid);
-    if (c >= p.channels) {
-        return;
-    }
-    var sg = 0.0;
-    var sgx = 0.0;
-    for (var r = 0u; r < p.rows; r++) {
-        let i = r * p.channels + c;
-        var g = dy[i];
-        if (p.relu == 1u && !(y[i] > 0.0)) {
-            g = 0.0;
-        }
-        sg += g;
-        sgx += g * ((x[i] - stats[c]) * stats[p.channels + c]);
-    }
-    sums[c] = sgx;
-    sums[p.channels + c] = sg;
-}
-
-@compute @workgroup_size(256)
 fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = flat(wg, nwg, lid);
     if (i >= p.rows * p.channels) {
         return;
     }
     let c = i % p.channels;
-    var g = dy[i];
-    if (p.relu == 1u && !(y[i] > 0.0)) {
-        g = 0.0;
-    }
+    let g = masked_dy(i);
     let xh = (x[i] - stats[c]) * stats[p.channels + c];
     let n = f32(p.rows);
     dx[i] = affine[c] * stats[p.channels + c] / n * (n * g - sums[p.channels + c] - xh * sums[c]);

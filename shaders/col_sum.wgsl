@@ -1,27 +1,66 @@
-// col_sum: out[j] = sum_i x[i][j] over the rows of a [rows, cols] tensor, in row order (the bias
-// gradient of a layer whose output rows are samples or pixels). One thread per column, so reads
-// are coalesced across threads. Reference: src/reference/col_sum.rs (same order: exact).
-// Bindings: 0 params {rows, cols}, 1 x, 2 out.
+// col_sum: out[j] = Σ_i x[i][j] over the rows of a [rows, cols] tensor (the bias gradient of a
+// layer whose output rows are samples or pixels), as a two-level reduction so that tall inputs
+// (a convolution's batch·height·width rows) spread over the whole GPU:
+//   partial_main: the rows are cut into `chunks` chunks of `chunk_rows`; a workgroup takes 32
+//                 columns × one chunk, 8 lanes per column each summing every 8th row of the chunk
+//                 in row order, then the lanes are added in lane order: partial[chunk][j].
+//   finish:       out[j] = partial[0][j] + partial[1][j] + … in chunk order.
+// The order is fixed, so the reference (src/reference/col_sum.rs, same order) is exact.
+// Bindings: 0 params {rows, cols, chunk_rows, chunks}, 1 x, 2 out, 3 partial [chunks, cols].
 
 struct SumParams {
     rows: u32,
     cols: u32,
-    pad0: u32,
-    pad1: u32,
+    chunk_rows: u32,
+    chunks: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: SumParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partial: array<f32>;
+
+const COLS: u32 = 32u;
+const LANES: u32 = 8u;
+var<workgroup> acc: array<f32, 256>;
 
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn partial_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let tiles = (p.cols + COLS - 1u) / COLS;
+    let wid = wg.x + wg.y * nwg.x;
+    if (wid >= tiles * p.chunks) {
+        return;
+    }
+    let chunk = wid / tiles;
+    let j = (wid % tiles) * COLS + lid % COLS;
+    let lane = lid / COLS;
+    let start = chunk * p.chunk_rows;
+    let end = min(start + p.chunk_rows, p.rows);
+    var s = 0.0;
+    if (j < p.cols) {
+        for (var r = start + lane; r < end; r += LANES) {
+            s += x[r * p.cols + j];
+        }
+    }
+    acc[lid] = s;
+    workgroupBarrier();
+    if (lane == 0u && j < p.cols) {
+        var t = acc[lid];
+        for (var l = 1u; l < LANES; l++) {
+            t += acc[l * COLS + lid];
+        }
+        partial[chunk * p.cols + j] = t;
+    }
+}
+
+@compute @workgroup_size(256)
+fn finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let j = (wg.x + wg.y * nwg.x) * 256u + lid;
     if (j < p.cols) {
-        var s = 0.0;
-        for (var i = 0u; i < p.rows; i++) {
-            s += x[i * p.cols + j];
+        var t = partial[j];
+        for (var c = 1u; c < p.chunks; c++) {
+            t += partial[c * p.cols + j];
         }
-        out[j] = s;
+        out[j] = t;
     }
 }

@@ -18,9 +18,11 @@ const TK: u32 = 16u;
 var<workgroup> As: array<f32, 1024>; // [TK][TM]
 var<workgroup> Bs: array<f32, 1024>; // [TK][TN]
 var<workgroup> wg_amax: atomic<u32>;
+// End of this workgroup's K range (split-K).
+var<private> k_end: u32;
 
 fn load_a(row: u32, k: u32) -> f32 {
-    if (row >= p.m || k >= p.k) {
+    if (row >= p.m || k >= k_end) {
         return 0.0;
     }
     if (p.trans_a == 1u) {
@@ -30,7 +32,7 @@ fn load_a(row: u32, k: u32) -> f32 {
 }
 
 fn load_b(col: u32, k: u32) -> f32 {
-    if (col >= p.n || k >= p.k) {
+    if (col >= p.n || k >= k_end) {
         return 0.0;
     }
     if (p.trans_b == 1u) {
@@ -42,8 +44,10 @@ fn load_b(col: u32, k: u32) -> f32 {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let TM = 16u * TPT;
-    let tile = wg.x + wg.y * nwg.x;
-    let valid_tile = tile < p.total_tiles;
+    let st = split_tile(p, wg.x + wg.y * nwg.x);
+    let tile = st.tile;
+    let valid_tile = st.valid;
+    k_end = st.k_hi;
     let m0 = (tile / p.tiles_n) * TM;
     let n0 = (tile % p.tiles_n) * TM;
     let tx = lid % 16u;
@@ -55,7 +59,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     for (var i = 0u; i < 16u; i++) {
         acc[i] = 0.0;
     }
-    for (var k0 = 0u; k0 < p.k; k0 += TK) {
+    for (var k0 = st.k_lo; k0 < st.k_hi; k0 += TK) {
         // TILE * TK / 256 = TPT loads per thread and operand.
         for (var r = 0u; r < TPT; r++) {
             let idx = lid + r * 256u;
@@ -96,7 +100,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             let row = m0 + ty * TPT + i;
             for (var j = 0u; j < TPT; j++) {
                 let col = n0 + tx * TPT + j;
-                if (row < p.m && col < p.n) {
+                if (row < p.m && col < p.n && p.splits > 1u) {
+                    c[st.base + row * p.n + col] = acc[i * 4u + j];
+                } else if (row < p.m && col < p.n) {
                     var bn = 0.0;
                     if ((p.flags & FLAG_BIAS) != 0u) {
                         bn = bias[col];

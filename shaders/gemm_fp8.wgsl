@@ -37,8 +37,9 @@ fn fp8_value(code: u32, fmt: u32) -> f32 {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let TM = 16u * TPT;
-    let tile = wg.x + wg.y * nwg.x;
-    let valid_tile = tile < p.total_tiles;
+    let st = split_tile(p, wg.x + wg.y * nwg.x);
+    let tile = st.tile;
+    let valid_tile = st.valid;
     let m0 = (tile / p.tiles_n) * TM;
     let n0 = (tile % p.tiles_n) * TM;
     let tx = lid % 16u;
@@ -53,17 +54,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let mm = lid / 4u;
     let kw = lid % 4u;
     let loader = mm < TM;
-    for (var k0 = 0u; k0 < p.k; k0 += TK) {
+    for (var k0 = st.k_lo; k0 < st.k_hi; k0 += TK) {
         let kbase = k0 + kw * 4u;
         var wa = 0u;
         var sa = 0.0;
-        if (loader && m0 + mm < p.m && kbase < p.k) {
+        if (loader && m0 + mm < p.m && kbase < st.k_hi) {
             wa = a_codes[(m0 + mm) * p.a_words + kbase / 4u];
             sa = a_scales[(m0 + mm) * p.a_row_mul + kbase / p.a_block_div];
         }
         var wb = 0u;
         var sb = 0.0;
-        if (loader && n0 + mm < p.n && kbase < p.k) {
+        if (loader && n0 + mm < p.n && kbase < st.k_hi) {
             wb = b_codes[(n0 + mm) * p.b_words + kbase / 4u];
             sb = b_scales[(n0 + mm) * p.b_row_mul + kbase / p.b_block_div];
         }
@@ -94,7 +95,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             let row = m0 + ty * TPT + i;
             for (var j = 0u; j < TPT; j++) {
                 let col = n0 + tx * TPT + j;
-                if (row < p.m && col < p.n) {
+                if (row < p.m && col < p.n && p.splits > 1u) {
+                    c[st.base + row * p.n + col] = acc[i * 4u + j];
+                } else if (row < p.m && col < p.n) {
                     var bn = 0.0;
                     if ((p.flags & FLAG_BIAS) != 0u) {
                         bn = bias[col];

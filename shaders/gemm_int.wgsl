@@ -36,6 +36,8 @@ const TKW: u32 = 8u; // lane words (4 int8 lanes each) per K step
 var<workgroup> As: array<u32, 512>; // [TKW][TM]
 var<workgroup> Bs: array<u32, 512>; // [TKW][TN]
 var<workgroup> wg_amax: atomic<u32>;
+// End of this workgroup's K range (split-K).
+var<private> k_end: u32;
 
 // Four codes (4 or 8 bits each) as four int8 lanes.
 fn widen4(nibbles: u32, fmt: u32) -> u32 {
@@ -61,7 +63,7 @@ fn widen4(nibbles: u32, fmt: u32) -> u32 {
 
 // Lane word kw (elements 4kw .. 4kw+3) of row `row` of an operand with `words` words per row.
 fn lane_word_a(row: u32, kw: u32, sample: u32) -> u32 {
-    if (row >= p.m || kw * 4u >= p.k) {
+    if (row >= p.m || kw * 4u >= k_end) {
         return 0u;
     }
     let base = (sample * p.m + row) * p.a_words;
@@ -73,7 +75,7 @@ fn lane_word_a(row: u32, kw: u32, sample: u32) -> u32 {
 }
 
 fn lane_word_b(col: u32, kw: u32) -> u32 {
-    if (col >= p.n || kw * 4u >= p.k) {
+    if (col >= p.n || kw * 4u >= k_end) {
         return 0u;
     }
     let base = col * p.b_words;
@@ -95,8 +97,10 @@ fn scale_b(col: u32, k: u32) -> f32 {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let TM = 16u * TPT;
-    let tile = wg.x + wg.y * nwg.x;
-    let valid_tile = tile < p.total_tiles;
+    let st = split_tile(p, wg.x + wg.y * nwg.x);
+    let tile = st.tile;
+    let valid_tile = st.valid;
+    k_end = st.k_hi;
     let m0 = (tile / p.tiles_n) * TM;
     let n0 = (tile % p.tiles_n) * TM;
     let tx = lid % 16u;
@@ -104,7 +108,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (lid == 0u) {
         atomicStore(&wg_amax, 0u);
     }
-    let kwords = (p.k + 3u) / 4u;
+    // This workgroup's words of K (k_split is a multiple of 64 elements).
+    let kw_lo = st.k_lo / 4u;
+    let kwords = (st.k_hi + 3u) / 4u;
     let chunk_words = p.chunk / 4u;
     // Scale groups per sample of A: rows * row_mul + groups within a row.
     let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
@@ -120,7 +126,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         for (var i = 0u; i < 16u; i++) {
             acci[i] = 0;
         }
-        for (var k0 = 0u; k0 < kwords; k0 += TKW) {
+        for (var k0 = kw_lo; k0 < kwords; k0 += TKW) {
             // TILE * TKW / 256 = TPT / 2 loads per thread and operand.
             for (var r = 0u; r < TPT / 2u; r++) {
                 let idx = lid + r * 256u;
@@ -167,7 +173,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             let row = m0 + ty * TPT + i;
             for (var j = 0u; j < TPT; j++) {
                 let col = n0 + tx * TPT + j;
-                if (row < p.m && col < p.n) {
+                if (row < p.m && col < p.n && p.splits > 1u) {
+                    c[st.base + row * p.n + col] = accf[i * 4u + j] * inv_samples;
+                } else if (row < p.m && col < p.n) {
                     if (raw) {
                         c[row * p.n + col] = bitcast<f32>(raw_acc[i * 4u + j]);
                     } else {

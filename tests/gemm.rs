@@ -393,3 +393,80 @@ fn tune_picks_a_candidate_caches_it_and_results_stay_correct() {
     let (best_f, _) = g8.tune(g, m, n, k).unwrap();
     assert_eq!(g8.tuned(m, n, k), Some(best_f));
 }
+
+#[test]
+fn split_k_gemms_match_the_reference() {
+    // A small output over a long K (a convolution's weight gradient) is split along K; the
+    // splits' partial sums are added in order afterwards. Each split rounds its own partial sum,
+    // so the bounds grow by the number of splits.
+    let g = gpu();
+    let (m, n, k) = (7, 9, 5003);
+    let (splits, k_split) = lowbit::kernels::gemm::split_plan(1, k, 0);
+    assert!(splits > 1 && k_split as usize * (splits as usize - 1) < k, "{m}x{n}x{k} must split: {splits}");
+    let extra = splits as f64 * 2f64.powi(-23);
+    let a = data(m * k, 21, false);
+    let b = data(n * k, 22, false);
+    let (ab, bb) = (GpuBuffer::from_slice(g, "a", &a).unwrap(), GpuBuffer::from_slice(g, "b", &b).unwrap());
+    let tiled = GemmF32::new(g).unwrap();
+    for (ta, tb) in [(false, false), (true, true), (true, false)] {
+        let s = GemmShape { m, n, k, trans_a: ta, trans_b: tb };
+        let want = reference::gemm_f32::gemm_f32(&a, &b, m, n, k, ta, tb, &EpilogueRef::default());
+        for tile in Tile::ALL {
+            let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
+            submit(|e| tiled.encode_with(g, e, tile, &ab, &bb, s, &Epilogue::default(), &c).unwrap());
+            check(
+                &format!("split gemm_f32 ta={ta} tb={tb} {tile:?}"),
+                &c.read(g).unwrap(),
+                &want,
+                f32_bound(k) + extra,
+            );
+        }
+    }
+    for (fa, fb, ga) in
+        [(Format::Int8, Format::Int8, Granularity::PerRow), (Format::Log4, Format::Int4, Granularity::PerBlock(32))]
+    {
+        let qa = quantized(
+            &a,
+            m,
+            k,
+            QuantScheme {
+                format: fa,
+                granularity: ga,
+                rounding: lowbit::scheme::Rounding::Stochastic { seed: 5, stream: 2 },
+            },
+        );
+        let qb = quantized(&b, n, k, QuantScheme::per_row(fb));
+        let kernel = GemmInt::new(g, fa, fb).unwrap();
+        let (ac, asc, bc, bsc) = (
+            qa.codes.read(g).unwrap(),
+            qa.scales.read(g).unwrap(),
+            qb.codes.read(g).unwrap(),
+            qb.scales.read(g).unwrap(),
+        );
+        let want =
+            reference::gemm_int::gemm_int(&ac, &asc, &qa.layout, 1, &bc, &bsc, &qb.layout, &EpilogueRef::default());
+        for tile in Tile::ALL {
+            let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
+            submit(|e| kernel.encode_with(g, e, tile, &qa, &qb, &Epilogue::default(), &c).unwrap());
+            let bound = int_epilogue_bound(chunks(k, ga, Granularity::PerRow) + 2 * splits as usize, 1);
+            check(&format!("split gemm_int {fa}x{fb} {tile:?}"), &c.read(g).unwrap(), &want, bound);
+        }
+    }
+    let kernel = GemmFp8::new(g, Format::Fp8E5M2, Format::Fp8E4M3).unwrap();
+    let qa = quantized(&a, m, k, QuantScheme::per_row(Format::Fp8E5M2).stochastic(2, 3));
+    let qb = quantized(&b, n, k, QuantScheme::per_row(Format::Fp8E4M3));
+    let want = reference::gemm_fp8::gemm_fp8(
+        &qa.codes.read(g).unwrap(),
+        &qa.scales.read(g).unwrap(),
+        &qa.layout,
+        &qb.codes.read(g).unwrap(),
+        &qb.scales.read(g).unwrap(),
+        &qb.layout,
+        &EpilogueRef::default(),
+    );
+    for tile in Tile::ALL {
+        let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
+        submit(|e| kernel.encode_with(g, e, tile, &qa, &qb, &Epilogue::default(), &c).unwrap());
+        check(&format!("split gemm_fp8 {tile:?}"), &c.read(g).unwrap(), &want, f32_bound(k) + extra);
+    }
+}

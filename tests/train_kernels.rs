@@ -38,10 +38,24 @@ fn relu_backward_and_col_sum_are_exact() {
     let k = ReluBackward::new(g).unwrap();
     run(|e| k.encode(g, e, &buf(&y), &buf(&dy), &dx).unwrap());
     assert_f32_bits_eq("relu_backward", &dx.read(g).unwrap(), &reference::relu_backward::relu_backward(&y, &dy));
-    let s = GpuBuffer::<f32>::zeros(g, "s", cols).unwrap();
     let k = ColSum::new(g).unwrap();
-    run(|e| k.encode(g, e, &buf(&dy), rows, cols, &s).unwrap());
-    assert_f32_bits_eq("col_sum", &s.read(g).unwrap(), &reference::col_sum::col_sum(&dy, rows, cols));
+    // One chunk, several chunks with a ragged last one, many chunks of a tall thin tensor, and
+    // column counts off the 32-column tile.
+    for (rows, cols) in [(1, 1), (129, 77), (5, 40), (20011, 3)] {
+        let dy = data(rows * cols, 3 + rows as u32, false);
+        let s = GpuBuffer::<f32>::zeros(g, "s", cols).unwrap();
+        run(|e| k.encode(g, e, &buf(&dy), rows, cols, &s).unwrap());
+        let want = reference::col_sum::col_sum(&dy, rows, cols);
+        assert_f32_bits_eq(&format!("col_sum {rows}x{cols}"), &s.read(g).unwrap(), &want);
+        // The chunked order still sums: compare with an f64 sum.
+        for (j, &w) in want.iter().enumerate() {
+            let exact: f64 = (0..rows).map(|i| dy[i * cols + j] as f64).sum();
+            assert!(
+                (w as f64 - exact).abs() <= 1e-4 * (rows as f64).sqrt() * 4.0,
+                "col_sum reference {j}: {w} vs {exact}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -174,61 +188,70 @@ fn batchnorm_matches_the_f64_reference() {
     use lowbit::kernels::batchnorm::{BatchNorm, NormBuffers};
     let g = gpu();
     let k = BatchNorm::new(g).unwrap();
-    let (rows, c) = (300, 7);
-    let x: Vec<f32> = data(rows * c, 14, false)
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v * (1.0 + (i % c) as f32) + (i % c) as f32)
-        .collect();
-    let affine: Vec<f32> = (0..2 * c).map(|i| 0.5 + 0.1 * i as f32).collect();
-    let running: Vec<f32> = (0..2 * c).map(|i| if i < c { 0.0 } else { 1.0 }).collect();
-    let dy = data(rows * c, 15, false);
-    for relu in [false, true] {
-        let (xb, ab, rb) = (buf(&x), buf(&affine), buf(&running));
-        let (st, y, dxb, sums) = (
-            GpuBuffer::<f32>::zeros(g, "st", 2 * c).unwrap(),
-            GpuBuffer::<f32>::zeros(g, "y", rows * c).unwrap(),
-            GpuBuffer::<f32>::zeros(g, "dx", rows * c).unwrap(),
-            GpuBuffer::<f32>::zeros(g, "s", 2 * c).unwrap(),
-        );
-        let dyb = buf(&dy);
-        let b = NormBuffers {
-            x: &xb,
-            stats: &st,
-            affine: &ab,
-            running: &rb,
-            y: &y,
-            dy: Some(&dyb),
-            dx: Some(&dxb),
-            sums: Some(&sums),
-        };
-        run(|e| {
-            k.encode_train_forward(g, e, &b, rows, c, relu).unwrap();
-            k.encode_backward(g, e, &b, rows, c, relu).unwrap();
-        });
-        let (wst, wrun) = reference::batchnorm::stats(&x, rows, c, &running);
-        let wy = reference::batchnorm::forward(&x, c, &wst, &affine, relu);
-        let gy = y.read(g).unwrap();
-        let (wsums, wdx) = reference::batchnorm::backward(&x, &gy, &dy, c, &st.read(g).unwrap(), &affine, relu);
-        let close = |name: &str, got: &[f32], want: &[f32]| {
-            let scale = want.iter().map(|v| v.abs()).fold(1e-3f32, f32::max);
-            for (i, (a, b)) in got.iter().zip(want).enumerate() {
-                assert!((a - b).abs() <= BN_RTOL * scale, "batchnorm {name}[{i}] (relu {relu}): {a} vs {b}");
-            }
-        };
-        close("stats", &st.read(g).unwrap(), &wst);
-        close("running", &rb.read(g).unwrap(), &wrun);
-        close("y", &gy, &wy);
-        close("sums", &sums.read(g).unwrap(), &wsums);
-        close("dx", &dxb.read(g).unwrap(), &wdx);
-        // Inference uses the running statistics.
-        let y2 = GpuBuffer::<f32>::zeros(g, "y2", rows * c).unwrap();
-        let b2 = NormBuffers { y: &y2, dy: None, dx: None, sums: None, ..b };
-        run(|e| k.encode_eval_forward(g, e, &b2, rows, c, relu).unwrap());
-        let run_now = rb.read(g).unwrap();
-        let st_eval: Vec<f32> = (0..2 * c)
-            .map(|i| if i < c { run_now[i] } else { 1.0 / (run_now[i] + lowbit::kernels::batchnorm::EPS).sqrt() })
+    // Several chunks of the two-level sums; channels past one 32-channel tile; the smallest
+    // batch; a tall input with many chunks.
+    for (rows, c) in [(300, 7), (130, 41), (2, 3), (20011, 2)] {
+        let x: Vec<f32> = data(rows * c, 14, false)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * (1.0 + (i % c) as f32) + (i % c) as f32)
             .collect();
-        close("y (eval)", &y2.read(g).unwrap(), &reference::batchnorm::forward(&x, c, &st_eval, &affine, relu));
+        let affine: Vec<f32> = (0..2 * c).map(|i| 0.5 + 0.1 * i as f32).collect();
+        let running: Vec<f32> = (0..2 * c).map(|i| if i < c { 0.0 } else { 1.0 }).collect();
+        let dy = data(rows * c, 15, false);
+        for relu in [false, true] {
+            let (xb, ab, rb) = (buf(&x), buf(&affine), buf(&running));
+            let (st, y, dxb, sums) = (
+                GpuBuffer::<f32>::zeros(g, "st", 2 * c).unwrap(),
+                GpuBuffer::<f32>::zeros(g, "y", rows * c).unwrap(),
+                GpuBuffer::<f32>::zeros(g, "dx", rows * c).unwrap(),
+                GpuBuffer::<f32>::zeros(g, "s", 2 * c).unwrap(),
+            );
+            let dyb = buf(&dy);
+            let b = NormBuffers {
+                x: &xb,
+                stats: &st,
+                affine: &ab,
+                running: &rb,
+                y: &y,
+                dy: Some(&dyb),
+                dx: Some(&dxb),
+                sums: Some(&sums),
+            };
+            run(|e| {
+                k.encode_train_forward(g, e, &b, rows, c, relu).unwrap();
+                k.encode_backward(g, e, &b, rows, c, relu).unwrap();
+            });
+            let (wst, wrun) = reference::batchnorm::stats(&x, rows, c, &running);
+            let wy = reference::batchnorm::forward(&x, c, &wst, &affine, relu);
+            let gy = y.read(g).unwrap();
+            let (wsums, wdx) = reference::batchnorm::backward(&x, &gy, &dy, c, &st.read(g).unwrap(), &affine, relu);
+            let close = |name: &str, got: &[f32], want: &[f32]| {
+                let scale = want.iter().map(|v| v.abs()).fold(1e-3f32, f32::max);
+                for (i, (a, b)) in got.iter().zip(want).enumerate() {
+                    assert!((a - b).abs() <= BN_RTOL * scale, "batchnorm {name}[{i}] (relu {relu}): {a} vs {b}");
+                }
+            };
+            close("stats", &st.read(g).unwrap(), &wst);
+            close("running", &rb.read(g).unwrap(), &wrun);
+            close("y", &gy, &wy);
+            close("sums", &sums.read(g).unwrap(), &wsums);
+            close("dx", &dxb.read(g).unwrap(), &wdx);
+            // Inference uses the running statistics.
+            let y2 = GpuBuffer::<f32>::zeros(g, "y2", rows * c).unwrap();
+            let b2 = NormBuffers { y: &y2, dy: None, dx: None, sums: None, ..b };
+            run(|e| k.encode_eval_forward(g, e, &b2, rows, c, relu).unwrap());
+            let run_now = rb.read(g).unwrap();
+            let st_eval: Vec<f32> = (0..2 * c)
+                .map(|i| if i < c { run_now[i] } else { 1.0 / (run_now[i] + lowbit::kernels::batchnorm::EPS).sqrt() })
+                .collect();
+            close("y (eval)", &y2.read(g).unwrap(), &reference::batchnorm::forward(&x, c, &st_eval, &affine, relu));
+        }
     }
+    // One value per channel has no batch statistics.
+    let one = buf(&[1.0f32, 2.0]);
+    let (st, ab, rb, y) = (buf(&[0f32; 4]), buf(&[1f32, 1.0, 0.0, 0.0]), buf(&[0f32, 0.0, 1.0, 1.0]), buf(&[0f32; 2]));
+    let b = NormBuffers { x: &one, stats: &st, affine: &ab, running: &rb, y: &y, dy: None, dx: None, sums: None };
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    assert!(matches!(k.encode_train_forward(g, &mut enc, &b, 1, 2, false), Err(lowbit::Error::InvalidArgument(_))));
 }

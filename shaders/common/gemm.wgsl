@@ -22,6 +22,39 @@ struct GemmParams {
     b_block_div: u32,
     chunk: u32,
     samples: u32,
+    splits: u32,
+    k_split: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+// Split-K, for outputs too small to fill the GPU over a long K (a convolution's weight gradient
+// sums over batch·height·width): with splits > 1 the flat workgroup index runs over
+// total_tiles · splits, split s covers K elements [s·k_split, min((s + 1)·k_split, K)) and writes
+// its partial sum, without epilogue, to c[s·M·N + row·N + col]; the launcher adds the splits in
+// order (col_sum) into C.
+struct SplitTile {
+    tile: u32,
+    k_lo: u32,
+    k_hi: u32,
+    base: u32,
+    valid: bool,
+}
+
+fn split_tile(p: GemmParams, flat: u32) -> SplitTile {
+    var s: SplitTile;
+    s.valid = flat < p.total_tiles * max(p.splits, 1u);
+    s.tile = flat % p.total_tiles;
+    let split = flat / p.total_tiles;
+    s.k_lo = 0u;
+    s.k_hi = p.k;
+    s.base = 0u;
+    if (p.splits > 1u) {
+        s.k_lo = min(p.k, split * p.k_split);
+        s.k_hi = min(p.k, s.k_lo + p.k_split);
+        s.base = split * p.m * p.n;
+    }
+    return s;
 }
 
 const FLAG_BIAS: u32 = 1u;

@@ -4,7 +4,7 @@
 //! Bindings: 0 params, 1 x, 2 stats, 3 affine, 4 running, 5 y, 6 dy, 7 dx, 8 sums; see the shader
 //! header for the math. Reference: [`crate::reference::batchnorm`].
 
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{bind, check_len, dispatch, layouts, pipeline, reduce_chunks, uniform, Slot, REDUCE_COLS, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
@@ -17,7 +17,9 @@ struct NormParams {
     eps: f32,
     momentum: f32,
     relu: u32,
-    pad: [u32; 3],
+    chunk_rows: u32,
+    chunks: u32,
+    mode: u32,
 }
 const _: () = assert!(std::mem::size_of::<NormParams>() == 32);
 
@@ -48,29 +50,42 @@ pub struct NormBuffers<'a> {
     pub sums: Option<&'a GpuBuffer<f32>>,
 }
 
+/// Which grid a pass runs on.
+#[derive(Copy, Clone)]
+enum Pass {
+    /// Per-chunk partial sums (mode 0: Σx, 1: Σ(x − mean)², 2: Σg·x̂ and Σg).
+    Partial(u32),
+    PerChannel,
+    PerElement,
+}
+
 /// The batch-norm kernels.
 pub struct BatchNorm {
     bgl: wgpu::BindGroupLayout,
-    stats: wgpu::ComputePipeline,
+    partial: wgpu::ComputePipeline,
+    finish_mean: wgpu::ComputePipeline,
+    finish_var: wgpu::ComputePipeline,
+    finish_grad: wgpu::ComputePipeline,
     eval_stats: wgpu::ComputePipeline,
     forward: wgpu::ComputePipeline,
-    reduce: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
     dummy: GpuBuffer<f32>,
 }
 
 impl BatchNorm {
-    /// Builds the five pipelines.
+    /// Builds the seven pipelines.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let mut slots = vec![Slot::Uniform, Slot::Read];
         slots.extend([Slot::Write; 7]);
         let (bgl, pl) = layouts(gpu, "batchnorm", &slots);
         let p = |e| pipeline(gpu, "batchnorm", e, &pl, &[]);
         Ok(BatchNorm {
-            stats: p("stats_main")?,
+            partial: p("partial_main")?,
+            finish_mean: p("finish_mean")?,
+            finish_var: p("finish_var")?,
+            finish_grad: p("finish_grad")?,
             eval_stats: p("eval_stats")?,
             forward: p("forward")?,
-            reduce: p("reduce")?,
             backward: p("backward")?,
             bgl,
             dummy: GpuBuffer::zeros(gpu, "batchnorm dummy", 4)?,
@@ -86,7 +101,7 @@ impl BatchNorm {
         rows: usize,
         channels: usize,
         relu: bool,
-        per_channel: bool,
+        pass: Pass,
     ) -> Result<()> {
         if rows == 0 || channels == 0 {
             return Err(Error::Empty("batchnorm"));
@@ -110,7 +125,15 @@ impl BatchNorm {
             eps: EPS,
             momentum: MOMENTUM,
             relu: relu as u32,
-            pad: [0; 3],
+            chunk_rows: 0,
+            chunks: 0,
+            mode: 0,
+        };
+        let (chunk_rows, chunks) = reduce_chunks(rows);
+        let p = NormParams { chunk_rows: chunk_rows as u32, chunks: chunks as u32, ..p };
+        let p = match pass {
+            Pass::Partial(mode) => NormParams { mode, ..p },
+            _ => p,
         };
         let params = uniform(gpu, "batchnorm", &p);
         let d = &self.dummy;
@@ -126,8 +149,12 @@ impl BatchNorm {
             b.sums.unwrap_or(d).buffer(),
         ];
         let group = bind(gpu, "batchnorm", &self.bgl, &bufs);
-        let n = if per_channel { channels } else { rows * channels };
-        dispatch(enc, "batchnorm", which, &group, (n as u32).div_ceil(WG))
+        let workgroups = match pass {
+            Pass::Partial(_) => channels.div_ceil(REDUCE_COLS) * chunks,
+            Pass::PerChannel => channels.div_ceil(WG as usize),
+            Pass::PerElement => (rows * channels).div_ceil(WG as usize),
+        };
+        dispatch(enc, "batchnorm", which, &group, workgroups as u32)
     }
 
     /// Training forward: batch statistics (updating the running ones), then `y`.
@@ -140,8 +167,16 @@ impl BatchNorm {
         channels: usize,
         relu: bool,
     ) -> Result<()> {
-        self.run(gpu, enc, &self.stats, b, rows, channels, relu, true)?;
-        self.run(gpu, enc, &self.forward, b, rows, channels, relu, false)
+        if rows < 2 {
+            return Err(Error::InvalidArgument(format!(
+                "batch norm in training needs at least 2 values per channel, got {rows}"
+            )));
+        }
+        self.run(gpu, enc, &self.partial, b, rows, channels, relu, Pass::Partial(0))?;
+        self.run(gpu, enc, &self.finish_mean, b, rows, channels, relu, Pass::PerChannel)?;
+        self.run(gpu, enc, &self.partial, b, rows, channels, relu, Pass::Partial(1))?;
+        self.run(gpu, enc, &self.finish_var, b, rows, channels, relu, Pass::PerChannel)?;
+        self.run(gpu, enc, &self.forward, b, rows, channels, relu, Pass::PerElement)
     }
 
     /// Inference forward with the running statistics.
@@ -154,8 +189,8 @@ impl BatchNorm {
         channels: usize,
         relu: bool,
     ) -> Result<()> {
-        self.run(gpu, enc, &self.eval_stats, b, rows, channels, relu, true)?;
-        self.run(gpu, enc, &self.forward, b, rows, channels, relu, false)
+        self.run(gpu, enc, &self.eval_stats, b, rows, channels, relu, Pass::PerChannel)?;
+        self.run(gpu, enc, &self.forward, b, rows, channels, relu, Pass::PerElement)
     }
 
     /// Backward: `sums ← (dγ, dβ)`, then `dx`. Needs `dy`, `dx` and `sums`.
@@ -171,7 +206,11 @@ impl BatchNorm {
         if b.dy.is_none() || b.dx.is_none() || b.sums.is_none() {
             return Err(Error::InvalidArgument("batchnorm backward needs dy, dx and sums".into()));
         }
-        self.run(gpu, enc, &self.reduce, b, rows, channels, relu, true)?;
-        self.run(gpu, enc, &self.backward, b, rows, channels, relu, false)
+        if rows < 2 {
+            return Err(Error::InvalidArgument(format!("batch norm backward needs at least 2 rows, got {rows}")));
+        }
+        self.run(gpu, enc, &self.partial, b, rows, channels, relu, Pass::Partial(2))?;
+        self.run(gpu, enc, &self.finish_grad, b, rows, channels, relu, Pass::PerChannel)?;
+        self.run(gpu, enc, &self.backward, b, rows, channels, relu, Pass::PerElement)
     }
 }

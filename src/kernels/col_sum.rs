@@ -1,21 +1,27 @@
-//! `col_sum`: column sums of a `[rows, cols]` tensor in row order (bias gradients).
-//! Bindings: 0 params, 1 x, 2 out. Reference: [`crate::reference::col_sum`].
+//! `col_sum`: column sums of a `[rows, cols]` tensor (bias gradients), a two-level reduction over
+//! row chunks in a fixed order. Bindings: 0 params, 1 x, 2 out, 3 partial.
+//! Reference: [`crate::reference::col_sum`].
 
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{bind, check_len, dispatch, layouts, pipeline, reduce_chunks, uniform, Slot, REDUCE_COLS, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
 /// The column-sum kernel.
 pub struct ColSum {
     bgl: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
+    partial: wgpu::ComputePipeline,
+    finish: wgpu::ComputePipeline,
 }
 
 impl ColSum {
-    /// Builds the pipeline.
+    /// Builds the two pipelines.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        let (bgl, pl) = layouts(gpu, "col_sum", &[Slot::Uniform, Slot::Read, Slot::Write]);
-        Ok(ColSum { pipeline: pipeline(gpu, "col_sum", "main", &pl, &[])?, bgl })
+        let (bgl, pl) = layouts(gpu, "col_sum", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write]);
+        Ok(ColSum {
+            partial: pipeline(gpu, "col_sum", "partial_main", &pl, &[])?,
+            finish: pipeline(gpu, "col_sum", "finish", &pl, &[])?,
+            bgl,
+        })
     }
 
     /// Records `out[j] ← Σ_i x[i][j]`.
@@ -33,8 +39,12 @@ impl ColSum {
         }
         check_len("col_sum", "x", x.len(), rows * cols)?;
         check_len("col_sum", "out", out.len(), cols)?;
-        let params = uniform(gpu, "col_sum", &[rows as u32, cols as u32, 0, 0]);
-        let group = bind(gpu, "col_sum", &self.bgl, &[&params, x.buffer(), out.buffer()]);
-        dispatch(enc, "col_sum", &self.pipeline, &group, (cols as u32).div_ceil(WG))
+        let (chunk_rows, chunks) = reduce_chunks(rows);
+        let partial = GpuBuffer::<f32>::zeros(gpu, "col_sum partial", chunks * cols)?;
+        let params = uniform(gpu, "col_sum", &[rows as u32, cols as u32, chunk_rows as u32, chunks as u32]);
+        let group = bind(gpu, "col_sum", &self.bgl, &[&params, x.buffer(), out.buffer(), partial.buffer()]);
+        let tiles = cols.div_ceil(REDUCE_COLS);
+        dispatch(enc, "col_sum", &self.partial, &group, (tiles * chunks) as u32)?;
+        dispatch(enc, "col_sum", &self.finish, &group, (cols as u32).div_ceil(WG))
     }
 }

@@ -1,6 +1,7 @@
 //! What every GEMM launcher shares: the uniform block (mirrored by `GemmParams` in
 //! `shaders/common/gemm.wgsl`), the epilogue options, and shape checks.
 
+use super::col_sum::ColSum;
 use super::{grid, Slot};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
@@ -110,8 +111,57 @@ pub struct GemmParams {
     pub b_block_div: u32,
     pub chunk: u32,
     pub samples: u32,
+    pub splits: u32,
+    pub k_split: u32,
+    pub pad: [u32; 2],
 }
-const _: () = assert!(std::mem::size_of::<GemmParams>() == 64);
+const _: () = assert!(std::mem::size_of::<GemmParams>() == 80);
+
+/// Split-K: outputs of fewer tiles than this over a long K are split along K.
+pub const SPLIT_BELOW_TILES: u32 = 64;
+/// No split is shorter than this many K elements (a multiple of every kernel's K step).
+pub const SPLIT_MIN_K: usize = 1024;
+
+/// How a GEMM of `total_tiles` output tiles over `k` with epilogue `flags` is split along K:
+/// `(splits, k_split)`. Only plain products (no epilogue) split, into at most 256 pieces of at
+/// least [`SPLIT_MIN_K`], aiming at about 2·[`SPLIT_BELOW_TILES`] workgroups. The plan depends on
+/// the shape alone, so results are the same on every adapter.
+pub fn split_plan(total_tiles: u32, k: usize, flags: u32) -> (u32, u32) {
+    if flags != 0 || total_tiles >= SPLIT_BELOW_TILES || k < 2 * SPLIT_MIN_K {
+        return (1, 0);
+    }
+    let want = (2 * SPLIT_BELOW_TILES / total_tiles.max(1)) as usize;
+    let splits = want.min(k / SPLIT_MIN_K).clamp(1, 256);
+    let k_split = k.div_ceil(splits).next_multiple_of(64);
+    (k.div_ceil(k_split) as u32, k_split as u32)
+}
+
+/// Records a GEMM through `record(target, params)`, split along K where [`split_plan`] says so:
+/// the splits write `[splits, m·n]` partial sums that `sum` adds, in split order, into `c`.
+pub(crate) fn encode_split(
+    gpu: &Gpu,
+    enc: &mut wgpu::CommandEncoder,
+    sum: &ColSum,
+    mut p: GemmParams,
+    c: &GpuBuffer<f32>,
+    record: impl FnOnce(&mut wgpu::CommandEncoder, &wgpu::Buffer, GemmParams) -> Result<()>,
+) -> Result<()> {
+    let (splits, k_split) = split_plan(p.total_tiles, p.k as usize, p.flags);
+    if splits <= 1 {
+        return record(enc, c.buffer(), p);
+    }
+    p.splits = splits;
+    p.k_split = k_split;
+    let mn = p.m as usize * p.n as usize;
+    let partial = GpuBuffer::<f32>::zeros(gpu, "split-K partial sums", splits as usize * mn)?;
+    record(enc, partial.buffer(), p)?;
+    sum.encode(gpu, enc, &partial, splits as usize, mn, c)
+}
+
+/// Workgroups a GEMM dispatch needs: every tile of every split.
+pub fn workgroups(p: &GemmParams) -> u32 {
+    p.total_tiles * p.splits.max(1)
+}
 
 /// Epilogue flag bits (mirrors the WGSL constants).
 pub mod flags {
@@ -173,6 +223,8 @@ pub struct Dummies {
     pub f32: GpuBuffer<f32>,
     /// Stands in for `amax`.
     pub u32: GpuBuffer<u32>,
+    /// Adds split-K partial sums.
+    pub sum: ColSum,
 }
 
 impl Dummies {
@@ -181,6 +233,7 @@ impl Dummies {
         Ok(Dummies {
             f32: GpuBuffer::zeros(gpu, "gemm dummy f32", 4)?,
             u32: GpuBuffer::zeros(gpu, "gemm dummy u32", 4)?,
+            sum: ColSum::new(gpu)?,
         })
     }
 }

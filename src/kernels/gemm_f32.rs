@@ -8,7 +8,9 @@
 //! Bindings: 0 `GemmParams`, 1 a, 2 b, 3 bias, 4 c, 5 amax. Reference:
 //! [`crate::reference::gemm_f32`].
 
-use super::gemm::{pick_fastest, tiles, Dummies, Epilogue, GemmParams, Tile, TileCache, F32_SLOTS};
+use super::gemm::{
+    encode_split, pick_fastest, tiles, workgroups, Dummies, Epilogue, GemmParams, Tile, TileCache, F32_SLOTS,
+};
 use crate::timing::gpu_seconds;
 
 use super::{bind, check_len, dispatch, layouts, pipeline, uniform};
@@ -75,17 +77,25 @@ pub(crate) fn encode_f32(
     s: GemmShape,
     epi: &Epilogue,
     c: &GpuBuffer<f32>,
+    split: bool,
 ) -> Result<()> {
     let p = s.params(name, epi.flags(), tile)?;
     check_len(name, "a", a.len(), s.m * s.k)?;
     check_len(name, "b", b.len(), s.n * s.k)?;
     check_len(name, "c", c.len(), s.m * s.n)?;
     epi.check(name, s.n)?;
-    let params = uniform(gpu, name, &p);
     let bias = epi.bias.unwrap_or(&dummies.f32);
     let amax = epi.amax.unwrap_or(&dummies.u32);
-    let group = bind(gpu, name, bgl, &[&params, a.buffer(), b.buffer(), bias.buffer(), c.buffer(), amax.buffer()]);
-    dispatch(enc, name, pipeline, &group, p.total_tiles)
+    let go = |enc: &mut wgpu::CommandEncoder, target: &wgpu::Buffer, p: GemmParams| {
+        let params = uniform(gpu, name, &p);
+        let group = bind(gpu, name, bgl, &[&params, a.buffer(), b.buffer(), bias.buffer(), target, amax.buffer()]);
+        dispatch(enc, name, pipeline, &group, workgroups(&p))
+    };
+    if split {
+        encode_split(gpu, enc, &dummies.sum, p, c, go)
+    } else {
+        go(enc, c.buffer(), p)
+    }
 }
 
 /// The tiled f32 GEMM.
@@ -134,7 +144,7 @@ impl GemmF32 {
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
         let p = &self.pipelines[tile.index()];
-        encode_f32(gpu, enc, "gemm_f32", &self.bgl, p, &self.dummies, tile.edge(), a, b, s, epi, c)
+        encode_f32(gpu, enc, "gemm_f32", &self.bgl, p, &self.dummies, tile.edge(), a, b, s, epi, c, true)
     }
 
     /// The tile `tune` chose for this shape's class, if it ran.

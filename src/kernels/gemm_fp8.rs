@@ -7,7 +7,9 @@
 //! 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c, 7 amax. Reference:
 //! [`crate::reference::gemm_fp8`].
 
-use super::gemm::{pick_fastest, scratch_operand, Dummies, Epilogue, Tile, TileCache, PACKED_SLOTS};
+use super::gemm::{
+    encode_split, pick_fastest, scratch_operand, workgroups, Dummies, Epilogue, Tile, TileCache, PACKED_SLOTS,
+};
 use super::gemm_int::packed_params;
 use super::{bind, check_len, dispatch, layouts, pipeline, uniform};
 use crate::format::Format;
@@ -105,24 +107,26 @@ impl GemmFp8 {
         let p = packed_params("gemm_fp8", a, b, epi.flags(), tile)?;
         check_len("gemm_fp8", "c", c.len(), p.m as usize * p.n as usize)?;
         epi.check("gemm_fp8", p.n as usize)?;
-        let params = uniform(gpu, "gemm_fp8", &p);
         let bias = epi.bias.unwrap_or(&self.dummies.f32);
         let amax = epi.amax.unwrap_or(&self.dummies.u32);
-        let group = bind(
-            gpu,
-            "gemm_fp8",
-            &self.bgl,
-            &[
-                &params,
-                a.codes.buffer(),
-                a.scales.buffer(),
-                b.codes.buffer(),
-                b.scales.buffer(),
-                bias.buffer(),
-                c.buffer(),
-                amax.buffer(),
-            ],
-        );
-        dispatch(enc, "gemm_fp8", &self.pipelines[tile.index()], &group, p.total_tiles)
+        encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
+            let params = uniform(gpu, "gemm_fp8", &p);
+            let group = bind(
+                gpu,
+                "gemm_fp8",
+                &self.bgl,
+                &[
+                    &params,
+                    a.codes.buffer(),
+                    a.scales.buffer(),
+                    b.codes.buffer(),
+                    b.scales.buffer(),
+                    bias.buffer(),
+                    target,
+                    amax.buffer(),
+                ],
+            );
+            dispatch(enc, "gemm_fp8", &self.pipelines[tile.index()], &group, workgroups(&p))
+        })
     }
 }

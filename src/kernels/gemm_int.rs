@@ -12,7 +12,8 @@
 //! 7 amax. Reference: [`crate::reference::gemm_int`].
 
 use super::gemm::{
-    flags, pick_fastest, scratch_operand, tiles, Dummies, Epilogue, GemmParams, Tile, TileCache, PACKED_SLOTS,
+    encode_split, flags, pick_fastest, scratch_operand, tiles, workgroups, Dummies, Epilogue, GemmParams, Tile,
+    TileCache, PACKED_SLOTS,
 };
 use super::{bind, check_len, dispatch, layouts, pipeline, uniform};
 use crate::format::Format;
@@ -78,6 +79,7 @@ pub(crate) fn packed_params(
         b_block_div: lb.block_div,
         chunk,
         samples: a.samples,
+        ..Default::default()
     })
 }
 
@@ -155,7 +157,7 @@ impl GemmInt {
                 amax.buffer(),
             ],
         );
-        dispatch(enc, "gemm_int", &self.pipelines[tile.index()], &group, p.total_tiles)
+        dispatch(enc, "gemm_int", &self.pipelines[tile.index()], &group, workgroups(&p))
     }
 
     /// Records `c ← epilogue(A·Bᵀ)` with A `[M, K]`, B `[N, K]`, C `[M, N]`, with the tuned (or
@@ -188,7 +190,9 @@ impl GemmInt {
         let p = packed_params("gemm_int", a, b, epi.flags(), tile)?;
         check_len("gemm_int", "c", c.len(), p.m as usize * p.n as usize)?;
         epi.check("gemm_int", p.n as usize)?;
-        self.record(gpu, enc, tile, p, a, b, epi, c.buffer())
+        encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
+            self.record(gpu, enc, tile, p, a, b, epi, target)
+        })
     }
 
     /// The tile `tune` chose for this shape's class, if it ran.

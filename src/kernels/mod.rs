@@ -31,6 +31,18 @@ use wgpu::util::DeviceExt;
 
 /// Threads per workgroup of every lowbit kernel.
 pub const WG: u32 = 256;
+/// Row lanes per column in the two-level column reductions (`col_sum`, `batchnorm`).
+pub const REDUCE_LANES: usize = 8;
+/// Columns per workgroup in those reductions.
+pub const REDUCE_COLS: usize = 32;
+
+/// How the two-level column reductions cut `rows`: `(chunk_rows, chunks)`. At least 64 rows per
+/// chunk (a multiple of the lanes), at most 256 chunks, so the second level stays short.
+pub fn reduce_chunks(rows: usize) -> (usize, usize) {
+    let chunk_rows = rows.div_ceil(256).max(64).next_multiple_of(REDUCE_LANES);
+    (chunk_rows, rows.div_ceil(chunk_rows).max(1))
+}
+
 /// Workgroups per dispatch dimension (WebGPU's guaranteed minimum of the limit).
 pub const MAX_DIM: u32 = 65535;
 
