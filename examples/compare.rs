@@ -153,8 +153,13 @@ fn run() -> lowbit::Result<()> {
     Ok(())
 }
 
-/// Registers a system sans-serif TrueType font for plot text.
+/// Curve colours, and their names for a legend printed when the plot has no text.
+const COLORS: [RGBColor; 6] = [BLACK, BLUE, RED, GREEN, MAGENTA, CYAN];
+const COLOR_NAMES: [&str; 6] = ["black", "blue", "red", "green", "magenta", "cyan"];
+
+/// Registers a sans-serif TrueType font for plot text: `LOWBIT_FONT` if set, else a system font.
 fn font() -> Result<(), String> {
+    let own = std::env::var("LOWBIT_FONT").ok();
     let candidates = [
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         "/usr/share/fonts/TTF/DejaVuSans.ttf",
@@ -162,20 +167,31 @@ fn font() -> Result<(), String> {
         "/System/Library/Fonts/Supplemental/Arial.ttf",
         "C:\\Windows\\Fonts\\arial.ttf",
     ];
-    let path = candidates
-        .iter()
+    let path = own
+        .as_deref()
+        .into_iter()
+        .chain(candidates)
         .find(|p| std::path::Path::new(p).exists())
-        .ok_or("no TrueType font found for plot labels (install fonts-dejavu-core)")?;
+        .ok_or("no TrueType font found (install fonts-dejavu-core or set LOWBIT_FONT=path.ttf)")?;
     let bytes: &'static [u8] = Box::leak(std::fs::read(path).map_err(|e| e.to_string())?.into_boxed_slice());
     plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
         .map_err(|_| format!("{path} is not a usable font"))
 }
 
 fn plot(runs: &[Run], out: &str, title: &str) -> Result<(), Box<dyn std::error::Error>> {
-    font()?;
+    // Without a font the curves are still drawn, without text; the legend goes to stderr.
+    let text = match font() {
+        Ok(()) => true,
+        Err(e) => {
+            let legend: Vec<String> =
+                runs.iter().zip(COLOR_NAMES.iter().cycle()).map(|(r, c)| format!("{} = {c}", r.scheme)).collect();
+            eprintln!("plot without labels: {e}; left loss, right test accuracy; {}", legend.join(", "));
+            false
+        }
+    };
     let root = BitMapBackend::new(out, (1200, 500)).into_drawing_area();
     root.fill(&WHITE)?;
-    let root = root.titled(title, ("sans-serif", 20))?;
+    let root = if text { root.titled(title, ("sans-serif", 20))? } else { root };
     let (left, right) = root.split_horizontally(600);
     let epochs = runs.iter().map(|r| r.loss.len()).max().unwrap_or(1).max(2);
     let per_epoch = runs.iter().map(|r| r.step_loss.len() / r.loss.len().max(1)).max().unwrap_or(1).max(1);
@@ -190,28 +206,45 @@ fn plot(runs: &[Run], out: &str, title: &str) -> Result<(), Box<dyn std::error::
     };
     let lmax = runs.iter().flat_map(|r| smooth(&r.step_loss)).map(|p| p.1).fold(0.0, f64::max) * 1.05;
     let amin = runs.iter().flat_map(|r| r.acc.iter().cloned()).fold(1.0, f64::min) * 100.0;
-    let colors = [BLACK, BLUE, RED, GREEN, MAGENTA, CYAN];
-    let mut c = ChartBuilder::on(&left)
-        .caption("train loss (per step, 5-step mean)", ("sans-serif", 18))
+    let colors = COLORS;
+    let area = |a| if text { a } else { 0 };
+    let mut b = ChartBuilder::on(&left);
+    if text {
+        b.caption("train loss (per step, 5-step mean)", ("sans-serif", 18));
+    }
+    let mut c = b
         .margin(15)
-        .x_label_area_size(35)
-        .y_label_area_size(50)
+        .x_label_area_size(area(35))
+        .y_label_area_size(area(50))
         .build_cartesian_2d(0f64..epochs as f64, 0f64..lmax.max(1e-3))?;
-    c.configure_mesh().x_desc("epoch").y_desc("loss").draw()?;
+    if text {
+        c.configure_mesh().x_desc("epoch").y_desc("loss").draw()?;
+    } else {
+        c.configure_mesh().x_labels(0).y_labels(0).draw()?;
+    }
     for (i, r) in runs.iter().enumerate() {
         let col = colors[i % colors.len()];
         c.draw_series(LineSeries::new(smooth(&r.step_loss), col.stroke_width(2)))?
             .label(r.scheme.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
     }
-    c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
-    let mut c = ChartBuilder::on(&right)
-        .caption("test accuracy (%)", ("sans-serif", 18))
+    if text {
+        c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    }
+    let mut b = ChartBuilder::on(&right);
+    if text {
+        b.caption("test accuracy (%)", ("sans-serif", 18));
+    }
+    let mut c = b
         .margin(15)
-        .x_label_area_size(35)
-        .y_label_area_size(50)
+        .x_label_area_size(area(35))
+        .y_label_area_size(area(50))
         .build_cartesian_2d(1f64..epochs as f64, (amin - 1.0).max(0.0)..100f64)?;
-    c.configure_mesh().x_desc("epoch").y_desc("accuracy %").draw()?;
+    if text {
+        c.configure_mesh().x_desc("epoch").y_desc("accuracy %").draw()?;
+    } else {
+        c.configure_mesh().x_labels(0).y_labels(0).draw()?;
+    }
     for (i, r) in runs.iter().enumerate() {
         let col = colors[i % colors.len()];
         c.draw_series(LineSeries::new(
@@ -221,11 +254,13 @@ fn plot(runs: &[Run], out: &str, title: &str) -> Result<(), Box<dyn std::error::
         .label(r.scheme.clone())
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
     }
-    c.configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    if text {
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
     root.present()?;
     Ok(())
 }
