@@ -284,3 +284,69 @@ fn short_training_on_embedded_mnist_learns() {
         assert!(t.activation_bytes().stored <= t.activation_bytes().fp32);
     }
 }
+
+#[test]
+fn trainer_gradients_are_what_a_step_applies() {
+    let g = gpu();
+    let spec = ModelSpec::mlp((4, 4, 1), &[12], 3);
+    let opt = OptimConfig { lr: 1.0, momentum: 0.0, weight_decay: 0.0, batch: 8 };
+    let x = data(8 * 16, 71, false);
+    let labels: Vec<u32> = (0..8).map(|i| i % 3).collect();
+    let scheme = TrainScheme::preset("int8").unwrap();
+    let mut a = Trainer::new(g, spec.clone(), scheme.clone(), opt, 4).unwrap();
+    let mut b = Trainer::new(g, spec, scheme, opt, 4).unwrap();
+    // Same seed and step count: the same stochastic rounding, so old − new equals the gradient
+    // up to the rounding of the subtraction.
+    let stepped = gradients(&mut a, &x, &labels);
+    let direct = b.gradients(&x, &labels).unwrap();
+    assert_eq!(b.parameters().unwrap(), a.parameters().unwrap(), "gradients() must not update parameters");
+    for ((n, d), (m, _, v)) in stepped.iter().zip(&direct) {
+        assert_eq!(n, m);
+        for (p, q) in d.iter().zip(v) {
+            assert!((p - q).abs() <= 1e-6 * (1.0 + q.abs()), "{n}: step {p} vs gradients() {q}");
+        }
+    }
+}
+
+#[test]
+fn variance_meter_sees_unbiased_quantizers_and_smp_dividing_variance() {
+    use lowbit::nn::variance::{measure, standard_quantizers};
+    let g = gpu();
+    let spec = ModelSpec::mlp((6, 6, 1), &[32], 4);
+    let t = Trainer::new(g, spec.clone(), TrainScheme::preset("fp32").unwrap(), OptimConfig::default(), 8).unwrap();
+    let params = t.parameters().unwrap();
+    let batches: Vec<_> = (0..4u32)
+        .map(|b| (data(32 * 36, 90 + b, false), (0..32u32).map(|i| (i * 7 + b) % 4).collect::<Vec<_>>()))
+        .collect();
+    let qs = standard_quantizers(4, ForwardPrecision::Int8, 4, 8).unwrap();
+    let names: Vec<&str> = qs.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["uniform-tensor", "uniform-tensor+smp4", "psq", "psq+smp4", "bhq", "bhq+smp4", "luq", "luq+smp4"]
+    );
+    let samples = 48;
+    let mut calls = 0;
+    let rows = measure(g, &spec, &params, ForwardPrecision::Int8, &batches, &qs, samples, |_, _| calls += 1).unwrap();
+    assert_eq!(calls, batches.len() + qs.len() * samples);
+    assert_eq!(rows.len(), 2 * qs.len(), "two weight layers per quantizer");
+    let get = |layer: &str, q: &str| rows.iter().find(|r| r.layer == layer && r.quantizer == q).unwrap();
+    for r in &rows {
+        assert!(r.variance > 0.0 && r.minibatch_variance > 0.0, "{r:?}");
+        assert!((r.rel_variance - r.variance / r.minibatch_variance).abs() <= 1e-12 * r.rel_variance, "{r:?}");
+        // Unbiased: E‖mean − g‖² = variance / samples; allow 4× that.
+        assert!(
+            r.bias * r.bias <= 4.0 * r.variance / samples as f64,
+            "{} {}: bias {} vs variance {}",
+            r.layer,
+            r.quantizer,
+            r.bias,
+            r.variance
+        );
+    }
+    for layer in ["layers.0.weight", "layers.1.weight"] {
+        for q in ["uniform-tensor", "psq", "bhq", "luq"] {
+            let ratio = get(layer, &format!("{q}+smp4")).variance / get(layer, q).variance;
+            assert!((0.15..0.4).contains(&ratio), "{layer} {q}: SMP 4 variance ratio {ratio}, theory 0.25");
+        }
+    }
+}

@@ -12,7 +12,9 @@
 pub mod model;
 pub mod scheme;
 pub mod trainer;
+pub mod variance;
 
 pub use model::{LayerSpec, ModelSpec};
 pub use scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme};
 pub use trainer::{cosine_lr, ActivationBytes, OptimConfig, Parameter, StepStats, Trainer};
+pub use variance::{measure as measure_variance, standard_quantizers, LayerVariance, MeterQuantizer};

@@ -10,7 +10,7 @@
 //! | name | forward (X, W) | gradient (dY) | GEMMs |
 //! |---|---|---|---|
 //! | `fp32` | fp32 | fp32 | f32 |
-//! | `int8` | int8, per row | int8, per row (per sample, PSQ) | `dot4I8Packed` |
+//! | `int8` | int8, per row | int8, per row (see below) | `dot4I8Packed` |
 //! | `fp8` | fp8-e4m3, per row | fp8-e5m2, per row | FP8 decode + f32 |
 //! | `luq4` | int4, per row | LUQ log4, per row | `dot4I8Packed` (log4 levels as shifts) |
 //!
@@ -18,10 +18,16 @@
 //! policy for 4-bit training (LUQ, and most low-bit work before it); `+all4` turns it off.
 //! Modifiers appended with `+`: `smpK` (average K gradient samples, SMP), `rotB` (rotate the
 //! gradient and activations by a block-B Hadamard along the batch before the weight-gradient
-//! product), `nearest` (round the gradient to nearest instead of stochastically: biased,
-//! for ablations), `all4`. Example: `luq4+smp2`.
+//! product), `tensor` / `blockB` (one gradient scale per tensor / per B values, instead of per
+//! row), `nearest` (round the gradient to nearest instead of stochastically: biased, for
+//! ablations), `all4`. Example: `luq4+smp2`.
+//!
+//! "Per row" for the gradient means one scale per sample in the input-gradient product (PSQ)
+//! and one per output feature in the weight-gradient product, whose dYᵀ operand is packed
+//! along the batch; `blockB` gives that product a scale per feature and block of B samples.
 
 use crate::format::Format;
+use crate::scheme::Granularity;
 use crate::{Error, Result};
 
 /// Forward operand precision.
@@ -42,8 +48,10 @@ pub enum ForwardPrecision {
 pub enum GradPrecision {
     /// f32.
     Fp32,
-    /// INT8 with per-sample scales.
+    /// INT8 (stochastic, scales as `grad_granularity` says).
     Int8,
+    /// INT4 (stochastic, scales as `grad_granularity` says).
+    Int4,
     /// FP8 E5M2.
     Fp8,
     /// LUQ's 4-bit logarithmic format.
@@ -68,6 +76,7 @@ impl GradPrecision {
         match self {
             GradPrecision::Fp32 => None,
             GradPrecision::Int8 => Some(Format::Int8),
+            GradPrecision::Int4 => Some(Format::Int4),
             GradPrecision::Fp8 => Some(Format::Fp8E5M2),
             GradPrecision::Luq4 => Some(Format::Log4),
         }
@@ -87,6 +96,12 @@ pub struct LayerScheme {
     pub smp: u32,
     /// Block size of the Hadamard rotation along the batch for the weight gradient (BHQ-style).
     pub rotate: Option<u32>,
+    /// Scale groups of the quantized neural gradient dY `[samples, features]`. `PerRow` (the
+    /// default): for the input gradient dY·W one scale per sample (PSQ), for the weight gradient
+    /// dYᵀ·X, whose operand is packed along the batch, one per output feature. `PerTensor`: one
+    /// scale. `PerBlock(b)`: a scale per `b` consecutive values along the packed dimension
+    /// (for dYᵀ·X: per feature and block of `b` samples, the closest to per-sample scales there).
+    pub grad_granularity: Granularity,
 }
 
 impl LayerScheme {
@@ -97,6 +112,7 @@ impl LayerScheme {
         stochastic: true,
         smp: 1,
         rotate: None,
+        grad_granularity: Granularity::PerRow,
     };
     /// INT8 forward and gradient.
     pub const INT8: LayerScheme =
@@ -114,6 +130,8 @@ impl LayerScheme {
                 | (F::Fp8, G::Fp32)
                 | (F::Int8, G::Int8)
                 | (F::Int8, G::Luq4)
+                | (F::Int8, G::Int4)
+                | (F::Int4, G::Int4)
                 | (F::Int4, G::Int8)
                 | (F::Int4, G::Luq4)
                 | (F::Fp8, G::Fp8)
@@ -127,10 +145,17 @@ impl LayerScheme {
         if self.smp == 0 {
             return Err(Error::InvalidArgument("smp must be at least 1".into()));
         }
-        if self.smp > 1 && !matches!(self.gradient, G::Int8 | G::Luq4) {
+        if self.smp > 1 && !matches!(self.gradient, G::Int8 | G::Int4 | G::Luq4) {
             return Err(Error::InvalidArgument(
-                "SMP runs in the integer GEMM: it needs an int8 or luq4 gradient".into(),
+                "SMP runs in the integer GEMM: it needs an int8, int4 or luq4 gradient".into(),
             ));
+        }
+        if let Granularity::PerBlock(b) = self.grad_granularity {
+            if b < 8 || !b.is_power_of_two() {
+                return Err(Error::InvalidArgument(format!(
+                    "gradient scale blocks must be a power of two of at least 8 values, not {b}"
+                )));
+            }
         }
         if self.rotate.is_some() && self.gradient == G::Fp32 {
             return Err(Error::InvalidArgument("the rotation is for quantized gradients".into()));
@@ -181,12 +206,20 @@ impl TrainScheme {
             } else if let Some(b) = m.strip_prefix("rot") {
                 default.rotate =
                     Some(b.parse().map_err(|_| Error::InvalidArgument(format!("bad modifier '{m}' (rotB)")))?);
+            } else if m == "tensor" {
+                default.grad_granularity = Granularity::PerTensor;
+            } else if let Some(b) = m.strip_prefix("block") {
+                default.grad_granularity = Granularity::PerBlock(
+                    b.parse().map_err(|_| Error::InvalidArgument(format!("bad modifier '{m}' (blockB)")))?,
+                );
             } else if m == "nearest" {
                 default.stochastic = false;
             } else if m == "all4" {
                 first_last_8bit = false;
             } else {
-                return Err(Error::InvalidArgument(format!("unknown modifier '{m}' (smpK, rotB, nearest, all4)")));
+                return Err(Error::InvalidArgument(format!(
+                    "unknown modifier '{m}' (smpK, rotB, tensor, blockB, nearest, all4)"
+                )));
             }
         }
         default.check()?;

@@ -19,7 +19,7 @@ use crate::kernels::relu_backward::ReluBackward;
 use crate::kernels::sgd::{Sgd, SgdStep};
 use crate::kernels::softmax_xent::SoftmaxXent;
 use crate::quant::{QuantizedTensor, Quantizer};
-use crate::scheme::{Granularity, QuantScheme, Rounding};
+use crate::scheme::{QuantScheme, Rounding};
 use crate::tensor::{GpuBuffer, GpuTensor};
 use crate::{rng, Error, Gpu, Result};
 use std::collections::HashMap;
@@ -482,6 +482,32 @@ impl<'g> Trainer<'g> {
     /// One SGD step on a batch (`x`: samples × `h·w·c` values, channels last) with learning rate
     /// `lr`. Returns the batch's mean loss and correct count. The whole step is one submission.
     pub fn step(&mut self, x: &[f32], labels: &[u32], lr: f32) -> Result<StepStats> {
+        Ok(self.run_step(x, labels, lr, false)?.0)
+    }
+
+    /// The gradient of the batch's mean loss for every parameter, as the step computes it under
+    /// the scheme (quantized products, stochastic rounding), without updating anything but the
+    /// step counter (so the next call draws fresh rounding) and batch-norm running statistics.
+    /// Named and shaped as in [`Trainer::parameters`], without the running statistics.
+    pub fn gradients(&mut self, x: &[f32], labels: &[u32]) -> Result<Vec<Parameter>> {
+        let (_, grads) = self.run_step(x, labels, 0.0, true)?;
+        let mut out = Vec::new();
+        for (name, shape, buf, off) in grads {
+            let len: usize = shape.iter().product();
+            let v = buf.read(self.gpu)?;
+            out.push((name, shape, v[off..off + len].to_vec()));
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn run_step(
+        &mut self,
+        x: &[f32],
+        labels: &[u32],
+        lr: f32,
+        collect: bool,
+    ) -> Result<(StepStats, Vec<(String, Vec<usize>, GpuBuffer<f32>, usize)>)> {
         let batch = self.check_batch(x, labels)?;
         if let Some(l) = self.layers.iter().find_map(|l| match l {
             Layer::Gemm(g) => g.scheme.rotate.filter(|b| !batch.is_multiple_of(*b as usize)),
@@ -503,6 +529,7 @@ impl<'g> Trainer<'g> {
         let mut grad = GpuBuffer::<f32>::zeros(gpu, "dlogits", batch * classes)?;
         self.k.xent.encode(gpu, &mut enc, &logits, &lb, classes, 1.0 / batch as f32, &loss, &correct, &grad)?;
         let sgd = |wd: f32| SgdStep { lr, momentum: self.opt.momentum, weight_decay: wd };
+        let mut grads = Vec::new();
         for (li, (layer, sv)) in self.layers.iter().zip(saved.iter()).enumerate().rev() {
             let need_dx = li > 0;
             match (layer, sv) {
@@ -530,7 +557,13 @@ impl<'g> Trainer<'g> {
                         sums: Some(&sums),
                     };
                     self.k.norm.encode_backward(gpu, &mut enc, &b, *rows, n.channels, n.relu)?;
-                    self.k.sgd.encode(gpu, &mut enc, &n.affine, &n.v_affine, &sums, sgd(0.0))?;
+                    if collect {
+                        let c = n.channels;
+                        grads.push((format!("layers.{li}.bias"), vec![c], sums.clone(), c));
+                        grads.push((format!("layers.{li}.weight"), vec![c], sums.clone(), 0));
+                    } else {
+                        self.k.sgd.encode(gpu, &mut enc, &n.affine, &n.v_affine, &sums, sgd(0.0))?;
+                    }
                     grad = dx;
                 }
                 (Layer::Gemm(l), Saved::Gemm { rows, geom, cols_f32, cols_q, y }) => {
@@ -581,7 +614,7 @@ impl<'g> Trainer<'g> {
                             };
                             let gscheme = |purpose| QuantScheme {
                                 format: gf,
-                                granularity: Granularity::PerRow,
+                                granularity: l.scheme.grad_granularity,
                                 rounding: rounding(purpose),
                             };
                             let g_rot = match l.scheme.rotate {
@@ -615,8 +648,13 @@ impl<'g> Trainer<'g> {
                         }
                         (None, None) => unreachable!("an fp32 gradient always saves f32 activations"),
                     }
-                    self.k.sgd.encode(gpu, &mut enc, &l.w, &l.vw, &dw, sgd(self.opt.weight_decay))?;
-                    self.k.sgd.encode(gpu, &mut enc, &l.b, &l.vb, &db, sgd(0.0))?;
+                    if collect {
+                        grads.push((format!("layers.{li}.bias"), vec![l.n], db.clone(), 0));
+                        grads.push((format!("layers.{li}.weight"), vec![l.n, l.k], dw.clone(), 0));
+                    } else {
+                        self.k.sgd.encode(gpu, &mut enc, &l.w, &l.vw, &dw, sgd(self.opt.weight_decay))?;
+                        self.k.sgd.encode(gpu, &mut enc, &l.b, &l.vb, &db, sgd(0.0))?;
+                    }
                     if let Some(dc) = dcols {
                         grad = match geom {
                             Some(gm) => {
@@ -640,7 +678,8 @@ impl<'g> Trainer<'g> {
         if !mean.is_finite() {
             return Err(Error::InvalidArgument(format!("training diverged at step {}: loss {mean}", self.step)));
         }
-        Ok(StepStats { loss: mean as f32, correct: correct.iter().sum() })
+        grads.reverse();
+        Ok((StepStats { loss: mean as f32, correct: correct.iter().sum() }, grads))
     }
 
     /// Test accuracy and mean loss on `data`, forward only, in the scheme's forward precision.

@@ -1,0 +1,143 @@
+//! The variance meter: bias and variance that each gradient quantizer adds to every weight
+//! gradient, beside the gradient's own minibatch variance (Chen et al. 2020).
+//!
+//! cargo run --release --example variance -- [--data DIR] [--model mlp|cnn] [--bits 4|8]
+//!     [--samples N] [--smp K] [--rot B] [--batches N] [--pretrain STEPS] [--seed S] [--json]
+//!
+//! The model is first trained for `--pretrain` fp32 steps (gradients at initialization are not
+//! the ones training spends its time on), then measured on one batch of 128 with `--samples`
+//! draws per quantizer; the minibatch variance comes from `--batches` batches.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use lowbit::data::mnist::Mnist;
+use lowbit::nn::variance::{measure, standard_quantizers, Batch};
+use lowbit::nn::{cosine_lr, ForwardPrecision, ModelSpec, OptimConfig, TrainScheme, Trainer};
+use lowbit::Gpu;
+use serde_json::json;
+
+struct Args {
+    data: Option<String>,
+    model: String,
+    bits: u32,
+    samples: usize,
+    smp: u32,
+    rot: u32,
+    batches: usize,
+    pretrain: usize,
+    seed: u32,
+    json: bool,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("{msg}\nusage: variance [--data DIR] [--model mlp|cnn] [--bits 4|8] [--samples N] [--smp K] [--rot B] [--batches N] [--pretrain STEPS] [--seed S] [--json]");
+    std::process::exit(2)
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        data: None,
+        model: "mlp".into(),
+        bits: 4,
+        samples: 32,
+        smp: 4,
+        rot: 16,
+        batches: 8,
+        pretrain: 200,
+        seed: 1,
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(s) = it.next() {
+        let mut val = |n: &str| it.next().unwrap_or_else(|| usage(&format!("{n} needs a value")));
+        let mut num = |n: &str| -> usize {
+            let v = val(n);
+            v.parse().unwrap_or_else(|_| usage(&format!("{n} takes a whole number, got {v}")))
+        };
+        match s.as_str() {
+            "--data" => a.data = Some(val("--data")),
+            "--model" => a.model = val("--model"),
+            "--bits" => a.bits = num("--bits") as u32,
+            "--samples" => a.samples = num("--samples"),
+            "--smp" => a.smp = num("--smp") as u32,
+            "--rot" => a.rot = num("--rot") as u32,
+            "--batches" => a.batches = num("--batches"),
+            "--pretrain" => a.pretrain = num("--pretrain"),
+            "--seed" => a.seed = num("--seed") as u32,
+            "--json" => a.json = true,
+            "-h" | "--help" => usage("Measure gradient quantizers' bias and variance."),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    a
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> lowbit::Result<()> {
+    let a = args();
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}", gpu.report());
+    let mnist = match &a.data {
+        Some(d) => Mnist::load(d)?,
+        None => Mnist::embedded()?,
+    };
+    let train = mnist.train;
+    let spec = ModelSpec::by_name(&a.model, train.shape, train.classes)?;
+    let batch = 128;
+    let opt = OptimConfig { lr: if a.model == "cnn" { 0.02 } else { 0.05 }, batch, ..Default::default() };
+    let mut t = Trainer::new(&gpu, spec.clone(), TrainScheme::preset("fp32")?, opt, a.seed)?;
+    let order = train.order(a.seed, 0);
+    let mut chunks = order.chunks_exact(batch).cycle();
+    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} (eta {eta})")
+        .expect("valid template")
+        .progress_chars("=> ");
+    let bar = ProgressBar::new(a.pretrain as u64).with_style(style.clone()).with_prefix("fp32 pre-training");
+    for step in 0..a.pretrain {
+        let (x, labels) = train.gather(chunks.next().expect("cycle"));
+        t.step(&x, &labels, cosine_lr(opt.lr, step, 2 * a.pretrain))?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let params = t.parameters()?;
+    let batches: Vec<Batch> = (0..a.batches.max(2)).map(|_| train.gather(chunks.next().expect("cycle"))).collect();
+    let qs = standard_quantizers(a.bits, ForwardPrecision::Int8, a.smp, a.rot)?;
+    let total = batches.len() + qs.len() * a.samples;
+    let bar = ProgressBar::new(total as u64).with_style(style).with_prefix("gradients");
+    let rows = measure(&gpu, &spec, &params, ForwardPrecision::Int8, &batches, &qs, a.samples, |d, _| {
+        bar.set_position(d as u64)
+    })?;
+    bar.finish_and_clear();
+    eprintln!(
+        "{} after {} fp32 steps; forward int8; {}-bit gradients, {} samples per quantizer on one batch of {batch}; \
+         minibatch variance over {} batches",
+        a.model,
+        a.pretrain,
+        a.bits,
+        a.samples,
+        batches.len()
+    );
+    println!("{:<18} {:<20} {:>12} {:>12} {:>12}", "layer", "quantizer", "bias", "variance", "rel_variance");
+    for r in &rows {
+        println!(
+            "{:<18} {:<20} {:>12.4e} {:>12.4e} {:>12.4e}",
+            r.layer, r.quantizer, r.bias, r.variance, r.rel_variance
+        );
+    }
+    if a.json {
+        for r in &rows {
+            println!(
+                "{}",
+                json!({"layer": r.layer, "quantizer": r.quantizer, "bits": r.bits, "bias": r.bias,
+                       "variance": r.variance, "rel_variance": r.rel_variance, "grad_norm2": r.grad_norm2,
+                       "minibatch_variance": r.minibatch_variance, "model": a.model, "samples": a.samples,
+                       "adapter": gpu.report().name})
+            );
+        }
+    }
+    Ok(())
+}
