@@ -1,8 +1,7 @@
 // quantize_fused: one-pass quantizer for per-block and per-row scales. Each workgroup owns whole
-// scale groups, so the absmax reduction, the scale and the packing happen in one launch. Same
-// output as absmax -> scale -> quantize (reference: src/reference/quantize_fused.rs).
-// Loads are coalesced: a workgroup stages up to 2048 consecutive elements in workgroup memory
-// (thread t loads elements t, t + 256, …), and each thread then packs whole words from there.
+// scale groups, so the absmax reduction, the scale and the packing happen in one launch and x is
+// read from memory once. Same output as absmax -> scale -> quantize (reference:
+// src/reference/quantize_fused.rs).
 // Entry `main`: per-block groups of `seg` words (seg a power of two <= 256); tiles as in quantize.
 // Entry `main_row`: one workgroup per row (flat workgroup index = row), for per-row scales.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32),
@@ -15,47 +14,33 @@
 
 var<workgroup> red: array<u32, 256>;
 var<workgroup> seg_inv: array<f32, 256>;
-// Staged input: STAGE consecutive elements (256 words of int8, 256 of 4-bit codes).
-const STAGE: u32 = 2048u;
-var<workgroup> stage: array<f32, 2048>;
 
-// Stages elements [first, first + count) of x (count <= STAGE); zeros past count.
-fn stage_load(first: u32, count: u32, lid: u32) {
-    for (var j = 0u; j < STAGE / WG; j++) {
-        let i = j * WG + lid;
-        var v = 0.0;
-        if (i < count) {
-            v = x[first + i];
-        }
-        stage[i] = v;
-    }
-}
-
-// Packs staged word `w` (elements w·per_word … of the stage, column col0 + w·per_word of `row`).
-fn pack_staged(row: u32, col0: u32, w: u32, s_inv: f32) -> u32 {
+fn pack_word(row: u32, word: u32, s_inv: f32) -> u32 {
     let per_word = fmt_per_word();
     let b = fmt_bits();
     let stochastic = p.stochastic == 1u;
     var packed = 0u;
     for (var i = 0u; i < per_word; i++) {
-        let col = col0 + w * per_word + i;
+        let col = word * per_word + i;
         if (col < p.cols) {
+            let idx = row * p.cols + col;
             var r = 0u;
             if (stochastic) {
-                r = rng_draw24(p.key, row * p.cols + col);
+                r = rng_draw24(p.key, idx);
             }
-            packed |= fmt_quantize(stage[w * per_word + i], s_inv, stochastic, r) << (i * b);
+            packed |= fmt_quantize(x[idx], s_inv, stochastic, r) << (i * b);
         }
     }
     return packed;
 }
 
-fn staged_amax(col0: u32, w: u32) -> u32 {
+fn word_amax(row: u32, word: u32) -> u32 {
     let per_word = fmt_per_word();
     var m = 0u;
     for (var i = 0u; i < per_word; i++) {
-        if (col0 + w * per_word + i < p.cols) {
-            m = max(m, amax_bits(stage[w * per_word + i]));
+        let col = word * per_word + i;
+        if (col < p.cols) {
+            m = max(m, amax_bits(x[row * p.cols + col]));
         }
     }
     return m;
@@ -64,21 +49,12 @@ fn staged_amax(col0: u32, w: u32) -> u32 {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let tile = flat_workgroup(wg, nwg);
-    let in_range = tile < p.total_tiles;
     let row = tile / p.tiles_per_row;
-    let word0 = (tile % p.tiles_per_row) * WG;
-    let word = word0 + lid;
-    let valid = in_range && word < p.words_per_row;
-    let col0 = word0 * fmt_per_word();
-    var count = 0u;
-    if (in_range) {
-        count = min(WG * fmt_per_word(), p.cols - col0);
-    }
-    stage_load(row * p.cols + col0, count, lid);
-    workgroupBarrier();
+    let word = (tile % p.tiles_per_row) * WG + lid;
+    let valid = tile < p.total_tiles && word < p.words_per_row;
     var m = 0u;
     if (valid) {
-        m = staged_amax(col0, lid);
+        m = word_amax(row, word);
     }
     red[lid] = m;
     workgroupBarrier();
@@ -98,7 +74,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     workgroupBarrier();
     if (valid) {
-        codes[row * p.words_per_row + word] = pack_staged(row, col0, lid, seg_inv[lid / p.seg]);
+        codes[row * p.words_per_row + word] = pack_word(row, word, seg_inv[lid / p.seg]);
     }
 }
 
@@ -106,11 +82,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 fn main_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = flat_workgroup(wg, nwg);
     let valid = row < p.rows;
-    // Absmax: thread t reads elements t, t + 256, … (coalesced).
     var m = 0u;
     if (valid) {
-        for (var i = lid; i < p.cols; i += WG) {
-            m = max(m, amax_bits(x[row * p.cols + i]));
+        for (var word = lid; word < p.words_per_row; word += WG) {
+            m = max(m, word_amax(row, word));
         }
     }
     red[lid] = m;
@@ -130,21 +105,9 @@ fn main_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
     workgroupBarrier();
     let s_inv = seg_inv[0];
-    // Pack: the row again (from cache, mostly), STAGE elements at a time.
-    let words_per_stage = STAGE / fmt_per_word();
-    for (var col0 = 0u; col0 < p.cols; col0 += STAGE) {
-        var count = 0u;
-        if (valid) {
-            count = min(STAGE, p.cols - col0);
+    if (valid) {
+        for (var word = lid; word < p.words_per_row; word += WG) {
+            codes[row * p.words_per_row + word] = pack_word(row, word, s_inv);
         }
-        stage_load(row * p.cols + col0, count, lid);
-        workgroupBarrier();
-        for (var w = lid; w < words_per_stage; w += WG) {
-            let word = col0 / fmt_per_word() + w;
-            if (valid && word < p.words_per_row) {
-                codes[row * p.words_per_row + word] = pack_staged(row, col0, w, s_inv);
-            }
-        }
-        workgroupBarrier();
     }
 }
