@@ -52,6 +52,7 @@ pub mod scheme;
 pub mod shaders;
 pub mod tensor;
 pub mod timing;
+pub mod tinyscript;
 
 pub use error::{Error, Result};
 pub use gpu::{AdapterReport, Gpu};

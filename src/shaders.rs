@@ -59,6 +59,11 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "sgd", includes: &[], body: include_str!("../shaders/sgd.wgsl") },
     KernelSource { name: "im2col", includes: &[], body: include_str!("../shaders/im2col.wgsl") },
     KernelSource { name: "avgpool", includes: &[], body: include_str!("../shaders/avgpool.wgsl") },
+    KernelSource {
+        name: "tinyscript",
+        includes: &["rng", "quant", "layout"],
+        body: include_str!("../shaders/tinyscript.wgsl"),
+    },
     KernelSource { name: "batchnorm", includes: &[], body: include_str!("../shaders/batchnorm.wgsl") },
     KernelSource { name: "maxpool", includes: &[], body: include_str!("../shaders/maxpool.wgsl") },
     KernelSource {

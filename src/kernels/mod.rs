@@ -23,6 +23,7 @@ pub mod relu_backward;
 pub mod scale;
 pub mod sgd;
 pub mod softmax_xent;
+pub mod tinyscript;
 
 use crate::scheme::{QuantLayout, Rounding};
 use crate::{shaders, Error, Gpu, Result};

@@ -23,3 +23,4 @@ pub mod relu_backward;
 pub mod scale;
 pub mod sgd;
 pub mod softmax_xent;
+pub mod tinyscript;

@@ -1,0 +1,227 @@
+// tinyscript: TinyScript's non-uniform quantizer (spec: src/tinyscript.rs, which documents the
+// format and the integer arithmetic repeated here), and the moments its Weibull fit needs.
+// moments_partial: workgroup w sums |x| and x² over elements [w·CHUNK, (w+1)·CHUNK) (thread t
+//                  takes t, t + 256, …; then a tree over the threads) and takes their absmax;
+//                  partial[3w..3w+3] = (Σ|x|, Σx², absmax bits). Non-finite and subnormal values
+//                  count as 0, as in absmax.
+// moments_finish:  one workgroup adds the partials in the same tree order: out = (Σ|x|, Σx², max).
+// quantize_row:    one workgroup per row: absmax, scale = absmax (inv = recip_rne), codes.
+// dequantize:      one thread per element.
+// Reference: src/reference/tinyscript.rs (codes and scales bit-exact; moments within a bound).
+// Bindings: 0 params, 1 x (read), 2 codes, 3 scales, 4 levels (read, fixed point), 5 out.
+
+struct TsParams {
+    rows: u32,
+    cols: u32,
+    words_per_row: u32,
+    bits: u32,
+    n_levels: u32,
+    key: u32,
+    stochastic: u32,
+    n: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: TsParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> codes: array<u32>;
+@group(0) @binding(3) var<storage, read_write> scales: array<f32>;
+@group(0) @binding(4) var<storage, read> levels: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+const CHUNK: u32 = 4096u;
+const ONE: u32 = 16777216u;
+var<workgroup> s_abs: array<f32, 256>;
+var<workgroup> s_sq: array<f32, 256>;
+var<workgroup> s_max: array<u32, 256>;
+var<workgroup> row_inv: f32;
+
+fn tree(lid: u32) {
+    for (var s = 128u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            s_abs[lid] = s_abs[lid] + s_abs[lid + s];
+            s_sq[lid] = s_sq[lid] + s_sq[lid + s];
+            s_max[lid] = max(s_max[lid], s_max[lid + s]);
+        }
+        workgroupBarrier();
+    }
+}
+
+@compute @workgroup_size(256)
+fn moments_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let w = flat_workgroup(wg, nwg);
+    let first = w * CHUNK;
+    var a = 0.0;
+    var q = 0.0;
+    var m = 0u;
+    for (var i = first + lid; i < min(first + CHUNK, p.n); i += 256u) {
+        let b = amax_bits(x[i]);
+        let v = bitcast<f32>(b);
+        a = a + v;
+        q = q + v * v;
+        m = max(m, b);
+    }
+    s_abs[lid] = a;
+    s_sq[lid] = q;
+    s_max[lid] = m;
+    workgroupBarrier();
+    tree(lid);
+    if (lid == 0u && first < p.n) {
+        out[3u * w] = s_abs[0];
+        out[3u * w + 1u] = s_sq[0];
+        out[3u * w + 2u] = bitcast<f32>(s_max[0]);
+    }
+}
+
+@compute @workgroup_size(256)
+fn moments_finish(@builtin(local_invocation_index) lid: u32) {
+    // p.n = number of partials; they sit in x (bound to the partial buffer).
+    var a = 0.0;
+    var q = 0.0;
+    var m = 0u;
+    for (var i = lid; i < p.n; i += 256u) {
+        a = a + x[3u * i];
+        q = q + x[3u * i + 1u];
+        m = max(m, bitcast<u32>(x[3u * i + 2u]));
+    }
+    s_abs[lid] = a;
+    s_sq[lid] = q;
+    s_max[lid] = m;
+    workgroupBarrier();
+    tree(lid);
+    if (lid == 0u) {
+        out[0] = s_abs[0];
+        out[1] = s_sq[0];
+        out[2] = bitcast<f32>(s_max[0]);
+    }
+}
+
+fn fixed24(abs_bits: u32) -> u32 {
+    let e = abs_bits >> 23u;
+    if (e >= 127u) {
+        return ONE;
+    }
+    let shift = 126u - e;
+    if (shift >= 32u) {
+        return 0u;
+    }
+    return ((abs_bits & 0x007fffffu) | 0x00800000u) >> shift;
+}
+
+fn mul_hi24(a: u32, b: u32) -> u32 {
+    let ah = a >> 12u;
+    let al = a & 0xfffu;
+    let bh = b >> 12u;
+    let bl = b & 0xfffu;
+    let mid = ah * bl + al * bh + ((al * bl) >> 12u);
+    return ah * bh + (mid >> 12u);
+}
+
+fn ts_encode(v: f32, inv: f32, idx: u32) -> u32 {
+    let n = p.n_levels - 1u;
+    let sign_bit = 1u << (p.bits - 1u);
+    let xb = bitcast<u32>(v);
+    if ((xb & 0x7fffffffu) > 0x7f800000u) {
+        return 0u;
+    }
+    if ((xb & 0x7fffffffu) == 0x7f800000u) {
+        return select(n, sign_bit | n, (xb >> 31u) == 1u);
+    }
+    let y = ftz(ftz(v) * inv);
+    let bits = bitcast<u32>(y);
+    let abs = bits & 0x7fffffffu;
+    if (abs == 0u) {
+        return 0u;
+    }
+    let u = fixed24(abs);
+    // The last level <= u, by binary search over levels[0..=n].
+    var lo = 0u;
+    var hi = n;
+    while (lo < hi) {
+        let mid = (lo + hi + 1u) / 2u;
+        if (levels[mid] <= u) {
+            lo = mid;
+        } else {
+            hi = mid - 1u;
+        }
+    }
+    var k = lo;
+    if (k < n) {
+        let d = u - levels[k];
+        let g = levels[k + 1u] - levels[k];
+        var up = 2u * d > g;
+        if (p.stochastic == 1u) {
+            up = mul_hi24(rng_draw24(p.key, idx), g) < d;
+        }
+        k = k + select(0u, 1u, up);
+    }
+    if (k == 0u) {
+        return 0u;
+    }
+    return select(k, sign_bit | k, (bits >> 31u) == 1u);
+}
+
+@compute @workgroup_size(256)
+fn quantize_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = flat_workgroup(wg, nwg);
+    let valid = row < p.rows;
+    var m = 0u;
+    if (valid) {
+        for (var c = lid; c < p.cols; c += 256u) {
+            m = max(m, amax_bits(x[row * p.cols + c]));
+        }
+    }
+    s_max[lid] = m;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            s_max[lid] = max(s_max[lid], s_max[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let amax = bitcast<f32>(s_max[0]);
+        var inv = 0.0;
+        var scale = 0.0;
+        if (s_max[0] >= MIN_NORMAL_BITS) {
+            scale = amax;
+            inv = recip_rne(amax);
+        }
+        row_inv = inv;
+        if (valid) {
+            scales[row] = scale;
+        }
+    }
+    workgroupBarrier();
+    let inv = row_inv;
+    let per_word = 32u / p.bits;
+    if (valid) {
+        for (var w = lid; w < p.words_per_row; w += 256u) {
+            var packed = 0u;
+            for (var i = 0u; i < per_word; i++) {
+                let c = w * per_word + i;
+                if (c < p.cols) {
+                    let idx = row * p.cols + c;
+                    packed |= ts_encode(x[idx], inv, idx) << (i * p.bits);
+                }
+            }
+            codes[row * p.words_per_row + w] = packed;
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn dequantize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_workgroup(wg, nwg) * 256u + lid;
+    if (i >= p.rows * p.cols) {
+        return;
+    }
+    let row = i / p.cols;
+    let c = i % p.cols;
+    let per_word = 32u / p.bits;
+    let word = codes[row * p.words_per_row + c / per_word];
+    let code = (word >> ((c % per_word) * p.bits)) & ((1u << p.bits) - 1u);
+    let sign_bit = 1u << (p.bits - 1u);
+    let k = min(code & (sign_bit - 1u), p.n_levels - 1u);
+    let v = f32(levels[k]) * (1.0 / 16777216.0) * scales[row];
+    out[i] = select(v, -v, (code & sign_bit) != 0u);
+}

@@ -1,0 +1,218 @@
+//! `tinyscript`: TinyScript's non-uniform quantizer on the GPU ([`crate::tinyscript`] is the
+//! spec, the Weibull fit and the level search): the moments of |x| for the fit, per-row
+//! quantization onto a [`LevelTable`] with stochastic or nearest rounding, and dequantization.
+//! Bindings: 0 params, 1 x, 2 codes, 3 scales, 4 levels, 5 out. Reference:
+//! [`crate::reference::tinyscript`].
+
+use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use crate::scheme::Rounding;
+use crate::tensor::GpuBuffer;
+use crate::tinyscript::{levels_for, LevelTable, Weibull};
+use crate::{Error, Gpu, Result};
+use bytemuck::{Pod, Zeroable};
+
+#[repr(C)]
+#[derive(Copy, Clone, Default, Pod, Zeroable)]
+struct TsParams {
+    rows: u32,
+    cols: u32,
+    words_per_row: u32,
+    bits: u32,
+    n_levels: u32,
+    key: u32,
+    stochastic: u32,
+    n: u32,
+}
+
+/// Elements per workgroup in the moments pass.
+pub const MOMENTS_CHUNK: usize = 4096;
+
+/// `(Σ|x|, Σx², absmax)` of a tensor, as the moments pass returns them.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Moments {
+    /// Σ|x| over finite normal values.
+    pub sum_abs: f32,
+    /// Σx² over the same.
+    pub sum_sq: f32,
+    /// max |x| over the same.
+    pub amax: f32,
+}
+
+/// A tensor quantized by TinyScript: codes `[rows, words_per_row]`, one scale per row, and the
+/// level table it was quantized with.
+pub struct TinyScriptTensor {
+    /// Packed codes.
+    pub codes: GpuBuffer<u32>,
+    /// Per-row scales (the row's absmax).
+    pub scales: GpuBuffer<f32>,
+    /// The levels, on the GPU.
+    pub levels: GpuBuffer<u32>,
+    /// The levels, on the host.
+    pub table: LevelTable,
+    /// Rows.
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+}
+
+/// The TinyScript kernels.
+pub struct TinyScript {
+    bgl: wgpu::BindGroupLayout,
+    partial: wgpu::ComputePipeline,
+    finish: wgpu::ComputePipeline,
+    quantize: wgpu::ComputePipeline,
+    dequantize: wgpu::ComputePipeline,
+    /// Stand-ins for the bindings an entry point does not use (one per binding: a buffer may
+    /// not be bound read-only and writable in one dispatch).
+    dummies: Stand,
+}
+
+struct Stand(GpuBuffer<f32>, GpuBuffer<u32>, GpuBuffer<f32>, GpuBuffer<u32>, GpuBuffer<f32>);
+
+impl TinyScript {
+    /// Builds the four pipelines.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        let slots = [Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Read, Slot::Write];
+        let (bgl, pl) = layouts(gpu, "tinyscript", &slots);
+        let p = |e| pipeline(gpu, "tinyscript", e, &pl, &[]);
+        Ok(TinyScript {
+            partial: p("moments_partial")?,
+            finish: p("moments_finish")?,
+            quantize: p("quantize_row")?,
+            dequantize: p("dequantize")?,
+            bgl,
+            dummies: Stand(
+                GpuBuffer::zeros(gpu, "tinyscript dummy x", 4)?,
+                GpuBuffer::zeros(gpu, "tinyscript dummy codes", 4)?,
+                GpuBuffer::zeros(gpu, "tinyscript dummy scales", 4)?,
+                GpuBuffer::zeros(gpu, "tinyscript dummy levels", 4)?,
+                GpuBuffer::zeros(gpu, "tinyscript dummy out", 4)?,
+            ),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn group(
+        &self,
+        gpu: &Gpu,
+        p: &TsParams,
+        x: Option<&GpuBuffer<f32>>,
+        codes: Option<&GpuBuffer<u32>>,
+        scales: Option<&GpuBuffer<f32>>,
+        levels: Option<&GpuBuffer<u32>>,
+        out: Option<&GpuBuffer<f32>>,
+    ) -> wgpu::BindGroup {
+        let params = uniform(gpu, "tinyscript", p);
+        bind(
+            gpu,
+            "tinyscript",
+            &self.bgl,
+            &[
+                &params,
+                x.unwrap_or(&self.dummies.0).buffer(),
+                codes.unwrap_or(&self.dummies.1).buffer(),
+                scales.unwrap_or(&self.dummies.2).buffer(),
+                levels.unwrap_or(&self.dummies.3).buffer(),
+                out.unwrap_or(&self.dummies.4).buffer(),
+            ],
+        )
+    }
+
+    /// Records the moments of `x` into `out` `[3]`: `(Σ|x|, Σx², absmax)`.
+    pub fn encode_moments(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        x: &GpuBuffer<f32>,
+        out: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        if x.is_empty() {
+            return Err(Error::Empty("tinyscript moments"));
+        }
+        check_len("tinyscript moments", "out", out.len(), 3)?;
+        let groups = x.len().div_ceil(MOMENTS_CHUNK);
+        let partial = GpuBuffer::<f32>::zeros(gpu, "tinyscript partial moments", 3 * groups)?;
+        let p = TsParams { n: x.len() as u32, ..Default::default() };
+        let g = self.group(gpu, &p, Some(x), None, None, None, Some(&partial));
+        dispatch(enc, "tinyscript", &self.partial, &g, groups as u32)?;
+        let p = TsParams { n: groups as u32, ..Default::default() };
+        let g = self.group(gpu, &p, Some(&partial), None, None, None, Some(out));
+        dispatch(enc, "tinyscript", &self.finish, &g, 1)
+    }
+
+    /// Measures `x` on the GPU (submits and waits) and builds TinyScript's `bits`-bit table for
+    /// it: the Weibull fit of |x| and the variance-minimizing levels.
+    pub fn fit(&self, gpu: &Gpu, x: &GpuBuffer<f32>, bits: u32) -> Result<(Weibull, LevelTable)> {
+        let out = GpuBuffer::<f32>::zeros(gpu, "tinyscript moments", 3)?;
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        self.encode_moments(gpu, &mut enc, x, &out)?;
+        gpu.queue.submit([enc.finish()]);
+        let m = out.read(gpu)?;
+        let n = x.len() as f64;
+        levels_for(bits, m[0] as f64 / n, m[1] as f64 / n, m[2] as f64)
+    }
+
+    /// Records the per-row quantization of `x` `[rows, cols]` onto `table`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_quantize(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        x: &GpuBuffer<f32>,
+        rows: usize,
+        cols: usize,
+        table: &LevelTable,
+        rounding: Rounding,
+    ) -> Result<TinyScriptTensor> {
+        if rows == 0 || cols == 0 {
+            return Err(Error::Empty("tinyscript quantize"));
+        }
+        check_len("tinyscript quantize", "x", x.len(), rows * cols)?;
+        let table = LevelTable::new(table.bits, table.levels.clone())?;
+        let words_per_row = cols.div_ceil(table.per_word() as usize);
+        let t = TinyScriptTensor {
+            codes: GpuBuffer::zeros(gpu, "tinyscript codes", rows * words_per_row)?,
+            scales: GpuBuffer::zeros(gpu, "tinyscript scales", rows)?,
+            levels: GpuBuffer::from_slice(gpu, "tinyscript levels", &table.levels)?,
+            table,
+            rows,
+            cols,
+        };
+        let (key, stochastic) = rounding.key();
+        let p = TsParams {
+            rows: rows as u32,
+            cols: cols as u32,
+            words_per_row: words_per_row as u32,
+            bits: t.table.bits,
+            n_levels: t.table.levels.len() as u32,
+            key,
+            stochastic: stochastic as u32,
+            n: (rows * cols) as u32,
+        };
+        let g = self.group(gpu, &p, Some(x), Some(&t.codes), Some(&t.scales), Some(&t.levels), None);
+        dispatch(enc, "tinyscript", &self.quantize, &g, rows as u32)?;
+        Ok(t)
+    }
+
+    /// Records `out ← dequantize(t)` (`out` `[rows·cols]`).
+    pub fn encode_dequantize(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        t: &TinyScriptTensor,
+        out: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        check_len("tinyscript dequantize", "out", out.len(), t.rows * t.cols)?;
+        let p = TsParams {
+            rows: t.rows as u32,
+            cols: t.cols as u32,
+            words_per_row: t.cols.div_ceil(t.table.per_word() as usize) as u32,
+            bits: t.table.bits,
+            n_levels: t.table.levels.len() as u32,
+            n: (t.rows * t.cols) as u32,
+            ..Default::default()
+        };
+        let g = self.group(gpu, &p, None, Some(&t.codes), Some(&t.scales), Some(&t.levels), Some(out));
+        dispatch(enc, "tinyscript", &self.dequantize, &g, ((t.rows * t.cols) as u32).div_ceil(WG))
+    }
+}

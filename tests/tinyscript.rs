@@ -1,0 +1,154 @@
+//! TinyScript: the Weibull fit recovers known parameters from samples (moments taken on the GPU),
+//! the level search matches a brute-force search, the kernels match the spec bit for bit
+//! (special values included), stochastic rounding is unbiased, and the fitted levels have less
+//! variance than uniform ones on heavy-tailed data.
+
+mod common;
+use common::{assert_f32_bits_eq, assert_u32_eq, data, gpu};
+use lowbit::kernels::tinyscript::TinyScript;
+use lowbit::scheme::Rounding;
+use lowbit::tinyscript::{discretize, expected_variance, optimal_levels, LevelTable, Weibull};
+use lowbit::{reference, GpuBuffer};
+
+/// f32 sums of up to 2²⁰ values against f64: relative bound.
+const MOMENT_RTOL: f64 = 1e-4;
+
+fn weibull_samples(k: f64, lambda: f64, n: usize, seed: u32) -> Vec<f32> {
+    let key = lowbit::rng::key(seed, 5);
+    (0..n as u32)
+        .map(|i| {
+            let u = lowbit::rng::uniform(key, 2 * i) as f64;
+            let mag = lambda * (-(1.0 - u).ln()).powf(1.0 / k);
+            let s = if lowbit::rng::uniform(key, 2 * i + 1) < 0.5 { -1.0 } else { 1.0 };
+            (s * mag) as f32
+        })
+        .collect()
+}
+
+#[test]
+fn weibull_fit_recovers_known_parameters_from_gpu_moments() {
+    let g = gpu();
+    let ts = TinyScript::new(g).unwrap();
+    for (k, lambda) in [(0.7, 0.01), (1.5, 2.0), (3.0, 0.5)] {
+        let x = weibull_samples(k, lambda, 1 << 20, 3);
+        let xb = GpuBuffer::from_slice(g, "x", &x).unwrap();
+        let out = GpuBuffer::<f32>::zeros(g, "m", 3).unwrap();
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        ts.encode_moments(g, &mut enc, &xb, &out).unwrap();
+        g.queue.submit([enc.finish()]);
+        let m = out.read(g).unwrap();
+        let (a, q, amax) = reference::tinyscript::moments(&x);
+        assert!((m[0] as f64 - a).abs() <= MOMENT_RTOL * a, "Σ|x| {} vs {a}", m[0]);
+        assert!((m[1] as f64 - q).abs() <= MOMENT_RTOL * q, "Σx² {} vs {q}", m[1]);
+        assert_eq!(m[2] as f64, amax);
+        let n = x.len() as f64;
+        let fit = Weibull::fit(m[0] as f64 / n, m[1] as f64 / n).unwrap();
+        assert!((fit.shape / k - 1.0).abs() < 0.03, "shape {} vs {k}", fit.shape);
+        assert!((fit.scale / lambda - 1.0).abs() < 0.03, "scale {} vs {lambda}", fit.scale);
+    }
+    assert!(Weibull::fit(0.0, 1.0).is_err() && Weibull::fit(1.0, f64::NAN).is_err());
+}
+
+#[test]
+fn level_search_matches_brute_force_and_beats_uniform() {
+    for k in [0.6, 1.0, 2.5] {
+        let dist = Weibull { shape: k, scale: 0.3 };
+        let n = 128;
+        let (pts, w) = discretize(&dist, 1.0, n);
+        // 3 bits: levels 0, a, b, 1 with a < b on the grid.
+        let mut best = f64::INFINITY;
+        for a in 1..n {
+            for b in a + 1..n {
+                let l = [0.0, a as f64 / n as f64, b as f64 / n as f64, 1.0];
+                best = best.min(expected_variance(&l, &pts, &w));
+            }
+        }
+        let found = optimal_levels(3, &pts, &w).unwrap();
+        let v = expected_variance(&found, &pts, &w);
+        assert!(v <= best * (1.0 + 1e-12), "k {k}: search {v} vs brute force {best} ({found:?})");
+        // 4 bits: at most the uniform levels' variance; much less on a heavy tail.
+        let found4 = optimal_levels(4, &pts, &w).unwrap();
+        let uni: Vec<f64> = (0..8).map(|i| i as f64 / 7.0).collect();
+        let (vf, vu) = (expected_variance(&found4, &pts, &w), expected_variance(&uni, &pts, &w));
+        assert!(vf <= vu, "k {k}: {vf} vs uniform {vu}");
+        if k < 1.0 {
+            assert!(vf < 0.85 * vu, "k {k}: {vf} vs uniform {vu}");
+        }
+    }
+    assert!(optimal_levels(9, &[0.5; 1024], &[1.0; 1024]).is_err());
+    assert!(LevelTable::new(3, vec![0, 5, 3, 1 << 24]).is_err());
+    assert!(LevelTable::new(3, vec![0, 5, 9, 1 << 23]).is_err());
+}
+
+#[test]
+fn quantize_and_dequantize_match_the_spec_bit_for_bit() {
+    let g = gpu();
+    let ts = TinyScript::new(g).unwrap();
+    for bits in [2u32, 3, 4, 8] {
+        let (_, fitted) = lowbit::tinyscript::levels_for(bits, 0.2, 0.09, 1.0).unwrap();
+        for table in [LevelTable::uniform(bits).unwrap(), fitted] {
+            for (rows, cols) in [(1usize, 1usize), (3, 1000), (33, 65), (2, 5000)] {
+                let x = data(rows * cols, bits + rows as u32, true);
+                let xb = GpuBuffer::from_slice(g, "x", &x).unwrap();
+                for rounding in [Rounding::Nearest, Rounding::Stochastic { seed: 7, stream: bits }] {
+                    let mut enc = g.device.create_command_encoder(&Default::default());
+                    let q = ts.encode_quantize(g, &mut enc, &xb, rows, cols, &table, rounding).unwrap();
+                    let out = GpuBuffer::<f32>::zeros(g, "out", rows * cols).unwrap();
+                    ts.encode_dequantize(g, &mut enc, &q, &out).unwrap();
+                    g.queue.submit([enc.finish()]);
+                    let what = format!("tinyscript {bits}-bit {rows}x{cols} {rounding:?}");
+                    let (codes, scales) = reference::tinyscript::quantize(&x, rows, cols, &table, rounding);
+                    assert_u32_eq(&format!("{what} codes"), &q.codes.read(g).unwrap(), &codes);
+                    assert_f32_bits_eq(&format!("{what} scales"), &q.scales.read(g).unwrap(), &scales);
+                    let want = reference::tinyscript::dequantize(&codes, &scales, rows, cols, &table);
+                    assert_f32_bits_eq(&format!("{what} dequantized"), &out.read(g).unwrap(), &want);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn stochastic_rounding_is_unbiased_and_beats_uniform_levels_on_heavy_tails() {
+    let g = gpu();
+    let ts = TinyScript::new(g).unwrap();
+    let (rows, cols, seeds) = (8usize, 512usize, 200u32);
+    let x = weibull_samples(0.7, 1.0, rows * cols, 11);
+    let xb = GpuBuffer::from_slice(g, "x", &x).unwrap();
+    let (_, fitted) = ts.fit(g, &xb, 4).unwrap();
+    let mut total_var = Vec::new();
+    for table in [fitted, LevelTable::uniform(4).unwrap()] {
+        let (mut sum, mut sq) = (vec![0f64; x.len()], vec![0f64; x.len()]);
+        for s in 0..seeds {
+            let mut enc = g.device.create_command_encoder(&Default::default());
+            let q = ts
+                .encode_quantize(g, &mut enc, &xb, rows, cols, &table, Rounding::Stochastic { seed: s, stream: 1 })
+                .unwrap();
+            let out = GpuBuffer::<f32>::zeros(g, "out", x.len()).unwrap();
+            ts.encode_dequantize(g, &mut enc, &q, &out).unwrap();
+            g.queue.submit([enc.finish()]);
+            for (i, v) in out.read(g).unwrap().into_iter().enumerate() {
+                sum[i] += v as f64;
+                sq[i] += (v as f64) * (v as f64);
+            }
+        }
+        let scales = reference::tinyscript::quantize(&x, rows, cols, &table, Rounding::Nearest).1;
+        let mut var_sum = 0.0;
+        for i in 0..x.len() {
+            // Theory: between the two levels around x, variance (hi − x)(x − lo).
+            let s = scales[i / cols] as f64;
+            let u = (x[i].abs() as f64) / s;
+            let unit = table.unit();
+            let j = unit.partition_point(|&l| l <= u).clamp(1, unit.len() - 1);
+            let (lo, hi) = (unit[j - 1] * s, unit[j] * s);
+            let a = x[i].abs() as f64;
+            let var = ((hi - a) * (a - lo)).max(0.0);
+            let mean = sum[i] / seeds as f64;
+            let bound = 6.0 * (var / seeds as f64).sqrt() + 1e-6 * s;
+            assert!((mean - x[i] as f64).abs() <= bound, "element {i}: mean {mean} vs {} (bound {bound})", x[i]);
+            var_sum += var;
+        }
+        total_var.push(var_sum);
+    }
+    assert!(total_var[0] < 0.8 * total_var[1], "fitted {} vs uniform {}", total_var[0], total_var[1]);
+}
