@@ -10,8 +10,10 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use lowbit::data::mnist::Mnist;
-use lowbit::nn::variance::{measure, standard_quantizers, Batch};
+use lowbit::kernels::tinyscript::TinyScript;
+use lowbit::nn::variance::{level_quantizer_variance, measure, standard_quantizers, Batch};
 use lowbit::nn::{cosine_lr, ForwardPrecision, ModelSpec, OptimConfig, TrainScheme, Trainer};
+use lowbit::tinyscript::LevelTable;
 use lowbit::Gpu;
 use serde_json::json;
 
@@ -128,7 +130,43 @@ fn run() -> lowbit::Result<()> {
             r.layer, r.quantizer, r.bias, r.variance, r.rel_variance
         );
     }
+    // TinyScript against uniform levels at equal bits (and uniform with one bit more), on the
+    // real weight-gradient tensors of the measured batch, one scale per row in every case.
+    let ts = TinyScript::new(&gpu)?;
+    let grads = t.gradients(&batches[0].0, &batches[0].1)?;
+    let mut ts_rows = Vec::new();
+    for (name, shape, g) in grads.iter().filter(|p| p.1.len() == 2) {
+        let (r, c) = (shape[0], shape[1]);
+        let gb = lowbit::GpuBuffer::from_slice(&gpu, "gradient", g)?;
+        let (_, fitted) = ts.fit(&gpu, &gb, r, c, a.bits)?;
+        let mb = rows.iter().find(|x| &x.layer == name).map_or(f64::NAN, |x| x.minibatch_variance);
+        for (q, bits, table) in [
+            ("tinyscript", a.bits, fitted),
+            ("uniform-levels", a.bits, LevelTable::uniform(a.bits)?),
+            ("uniform-levels", a.bits + 1, LevelTable::uniform(a.bits + 1)?),
+        ] {
+            let (bias, var) = level_quantizer_variance(&gpu, &ts, g, r, c, &table, a.samples)?;
+            ts_rows.push((name.clone(), q, bits, bias, var, var / mb));
+        }
+    }
+    println!();
+    println!("weight-gradient tensors quantized directly (one scale per row):");
+    println!(
+        "{:<18} {:<20} {:>4} {:>12} {:>12} {:>12}",
+        "layer", "quantizer", "bits", "bias", "variance", "rel_variance"
+    );
+    for (l, q, b, bias, var, rel) in &ts_rows {
+        println!("{l:<18} {q:<20} {b:>4} {bias:>12.4e} {var:>12.4e} {rel:>12.4e}");
+    }
     if a.json {
+        for (l, q, b, bias, var, rel) in &ts_rows {
+            println!(
+                "{}",
+                json!({"layer": l, "quantizer": q, "bits": b, "bias": bias, "variance": var, "rel_variance": rel,
+                       "target": "weight_gradient_tensor", "model": a.model, "samples": a.samples,
+                       "adapter": gpu.report().name})
+            );
+        }
         for r in &rows {
             println!(
                 "{}",

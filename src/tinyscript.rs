@@ -298,6 +298,40 @@ pub fn optimal_levels(bits: u32, pts: &[f64], w: &[f64]) -> Result<Vec<f64>> {
     Ok(g.iter().map(|&j| j as f64 / n as f64).collect())
 }
 
+/// The cell masses (as [`discretize`]) of `|x| / rowmax` when |x| follows `dist` and each row is
+/// scaled by its own absmax: the mixture over rows of `dist` truncated to `[0, amax_r]` in units
+/// of `amax_r` (at most 1024 rows, evenly picked, enter the mixture).
+pub fn discretize_rows(dist: &Weibull, row_amax: &[f32], n: usize) -> (Vec<f64>, Vec<f64>) {
+    let live: Vec<f64> = row_amax.iter().filter(|a| a.is_finite() && **a > 0.0).map(|&a| a as f64).collect();
+    let step = live.len().div_ceil(1024).max(1);
+    let mut w = vec![0f64; n];
+    let mut pts = Vec::new();
+    let mut used = 0;
+    for &a in live.iter().step_by(step) {
+        let (p, wr) = discretize(dist, a, n);
+        pts = p;
+        for (acc, v) in w.iter_mut().zip(wr) {
+            *acc += v;
+        }
+        used += 1;
+    }
+    if used == 0 {
+        return discretize(dist, 1.0, n);
+    }
+    w.iter_mut().for_each(|v| *v /= used as f64);
+    (pts, w)
+}
+
+/// TinyScript's table for `bits` when every row is scaled by its own absmax (`row_amax`): the
+/// Weibull fit of |x| from its moments, the distribution of `|x| / rowmax` it implies
+/// ([`discretize_rows`], 4096 cells), then [`optimal_levels`].
+pub fn levels_for_rows(bits: u32, mean_abs: f64, mean_sq: f64, row_amax: &[f32]) -> Result<(Weibull, LevelTable)> {
+    let fit = Weibull::fit(mean_abs, mean_sq)?;
+    let (pts, w) = discretize_rows(&fit, row_amax, 4096);
+    let unit = optimal_levels(bits, &pts, &w)?;
+    Ok((fit, LevelTable::from_unit(bits, &unit)?))
+}
+
 /// TinyScript's table for `bits` from the moments of |x| (`E|x|`, `E x²`) and its absmax: the
 /// Weibull fit, discretized on 4096 cells of [0, absmax], then [`optimal_levels`].
 pub fn levels_for(bits: u32, mean_abs: f64, mean_sq: f64, amax: f64) -> Result<(Weibull, LevelTable)> {

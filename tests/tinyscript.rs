@@ -115,7 +115,7 @@ fn stochastic_rounding_is_unbiased_and_beats_uniform_levels_on_heavy_tails() {
     let (rows, cols, seeds) = (8usize, 512usize, 200u32);
     let x = weibull_samples(0.7, 1.0, rows * cols, 11);
     let xb = GpuBuffer::from_slice(g, "x", &x).unwrap();
-    let (_, fitted) = ts.fit(g, &xb, 4).unwrap();
+    let (_, fitted) = ts.fit(g, &xb, rows, cols, 4).unwrap();
     let mut total_var = Vec::new();
     for table in [fitted, LevelTable::uniform(4).unwrap()] {
         let (mut sum, mut sq) = (vec![0f64; x.len()], vec![0f64; x.len()]);

@@ -4,10 +4,12 @@
 //! Bindings: 0 params, 1 x, 2 codes, 3 scales, 4 levels, 5 out. Reference:
 //! [`crate::reference::tinyscript`].
 
+use super::absmax::Absmax;
 use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
-use crate::scheme::Rounding;
+use crate::format::Format;
+use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
-use crate::tinyscript::{levels_for, LevelTable, Weibull};
+use crate::tinyscript::{levels_for_rows, LevelTable, Weibull};
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
 
@@ -65,6 +67,7 @@ pub struct TinyScript {
     /// Stand-ins for the bindings an entry point does not use (one per binding: a buffer may
     /// not be bound read-only and writable in one dispatch).
     dummies: Stand,
+    absmax: Absmax,
 }
 
 struct Stand(GpuBuffer<f32>, GpuBuffer<u32>, GpuBuffer<f32>, GpuBuffer<u32>, GpuBuffer<f32>);
@@ -81,6 +84,7 @@ impl TinyScript {
             quantize: p("quantize_row")?,
             dequantize: p("dequantize")?,
             bgl,
+            absmax: Absmax::new(gpu)?,
             dummies: Stand(
                 GpuBuffer::zeros(gpu, "tinyscript dummy x", 4)?,
                 GpuBuffer::zeros(gpu, "tinyscript dummy codes", 4)?,
@@ -140,16 +144,32 @@ impl TinyScript {
         dispatch(enc, "tinyscript", &self.finish, &g, 1)
     }
 
-    /// Measures `x` on the GPU (submits and waits) and builds TinyScript's `bits`-bit table for
-    /// it: the Weibull fit of |x| and the variance-minimizing levels.
-    pub fn fit(&self, gpu: &Gpu, x: &GpuBuffer<f32>, bits: u32) -> Result<(Weibull, LevelTable)> {
+    /// Measures `x` `[rows, cols]` on the GPU (submits and waits: its moments and every row's
+    /// absmax) and builds TinyScript's `bits`-bit table for quantizing it one scale per row: the
+    /// Weibull fit of |x| and the levels that minimize the variance of `|x| / rowmax`.
+    pub fn fit(
+        &self,
+        gpu: &Gpu,
+        x: &GpuBuffer<f32>,
+        rows: usize,
+        cols: usize,
+        bits: u32,
+    ) -> Result<(Weibull, LevelTable)> {
+        if rows == 0 || cols == 0 {
+            return Err(Error::Empty("tinyscript fit"));
+        }
+        check_len("tinyscript fit", "x", x.len(), rows * cols)?;
         let out = GpuBuffer::<f32>::zeros(gpu, "tinyscript moments", 3)?;
+        let layout = QuantLayout::new(rows, cols, Format::Int8, Granularity::PerRow)?;
+        let amax = GpuBuffer::<u32>::zeros(gpu, "tinyscript row absmax", rows)?;
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         self.encode_moments(gpu, &mut enc, x, &out)?;
+        self.absmax.encode(gpu, &mut enc, x, &layout, false, &amax)?;
         gpu.queue.submit([enc.finish()]);
         let m = out.read(gpu)?;
+        let row_amax: Vec<f32> = amax.read(gpu)?.into_iter().map(f32::from_bits).collect();
         let n = x.len() as f64;
-        levels_for(bits, m[0] as f64 / n, m[1] as f64 / n, m[2] as f64)
+        levels_for_rows(bits, m[0] as f64 / n, m[1] as f64 / n, &row_amax)
     }
 
     /// Records the per-row quantization of `x` `[rows, cols]` onto `table`.

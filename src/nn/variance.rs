@@ -187,3 +187,43 @@ pub fn measure(
     }
     Ok(out)
 }
+
+/// Bias and variance of quantizing the tensor `x` (`[rows, cols]`, one scale per row) onto
+/// `table` with stochastic rounding, over `samples` seeds on the GPU: `(‖mean − x‖₂, Σ of the
+/// per-element variances)`. This is how the meter compares TinyScript's fitted levels with
+/// uniform ones at equal bits on real gradient tensors.
+pub fn level_quantizer_variance(
+    gpu: &Gpu,
+    ts: &crate::kernels::tinyscript::TinyScript,
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+    table: &crate::tinyscript::LevelTable,
+    samples: usize,
+) -> Result<(f64, f64)> {
+    if samples < 2 {
+        return Err(Error::InvalidArgument("the variance needs at least 2 samples".into()));
+    }
+    let xb = crate::tensor::GpuBuffer::from_slice(gpu, "meter tensor", x)?;
+    let out = crate::tensor::GpuBuffer::<f32>::zeros(gpu, "meter dequantized", x.len())?;
+    let (mut sum, mut sq) = (vec![0f64; x.len()], vec![0f64; x.len()]);
+    for s in 0..samples as u32 {
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let rounding = crate::scheme::Rounding::Stochastic { seed: 0x7157, stream: s };
+        let q = ts.encode_quantize(gpu, &mut enc, &xb, rows, cols, table, rounding)?;
+        ts.encode_dequantize(gpu, &mut enc, &q, &out)?;
+        gpu.queue.submit([enc.finish()]);
+        for (i, v) in out.read(gpu)?.into_iter().enumerate() {
+            sum[i] += v as f64;
+            sq[i] += v as f64 * v as f64;
+        }
+    }
+    let n = samples as f64;
+    let (mut bias2, mut var) = (0f64, 0f64);
+    for i in 0..x.len() {
+        let mean = sum[i] / n;
+        bias2 += (mean - x[i] as f64).powi(2);
+        var += ((sq[i] - n * mean * mean) / (n - 1.0)).max(0.0);
+    }
+    Ok((bias2.sqrt(), var))
+}
