@@ -5,7 +5,9 @@
 //                  partial[3w..3w+3] = (Σ|x|, Σx², absmax bits). Non-finite and subnormal values
 //                  count as 0, as in absmax.
 // moments_finish:  one workgroup adds the partials in the same tree order: out = (Σ|x|, Σx², max).
-// quantize_row:    one workgroup per row: absmax, scale = absmax (inv = recip_rne), codes.
+// quantize_row:    one workgroup per row: absmax, scale = absmax (inv = recip_rne), codes. With
+//                  `transposed`, x is stored [cols, rows] and its transpose is quantized (the
+//                  random draw of element (row, col) still uses index row·cols + col).
 // dequantize:      one thread per element.
 // Reference: src/reference/tinyscript.rs (codes and scales bit-exact; moments within a bound).
 // Bindings: 0 params, 1 x (read), 2 codes, 3 scales, 4 levels (read, fixed point), 5 out.
@@ -19,6 +21,10 @@ struct TsParams {
     key: u32,
     stochastic: u32,
     n: u32,
+    transposed: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: TsParams;
@@ -160,6 +166,13 @@ fn ts_encode(v: f32, inv: f32, idx: u32) -> u32 {
     return select(k, sign_bit | k, (bits >> 31u) == 1u);
 }
 
+fn src_index(row: u32, c: u32) -> u32 {
+    if (p.transposed == 1u) {
+        return c * p.rows + row;
+    }
+    return row * p.cols + c;
+}
+
 @compute @workgroup_size(256)
 fn quantize_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = flat_workgroup(wg, nwg);
@@ -167,7 +180,7 @@ fn quantize_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     var m = 0u;
     if (valid) {
         for (var c = lid; c < p.cols; c += 256u) {
-            m = max(m, amax_bits(x[row * p.cols + c]));
+            m = max(m, amax_bits(x[src_index(row, c)]));
         }
     }
     s_max[lid] = m;
@@ -200,8 +213,7 @@ fn quantize_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
             for (var i = 0u; i < per_word; i++) {
                 let c = w * per_word + i;
                 if (c < p.cols) {
-                    let idx = row * p.cols + c;
-                    packed |= ts_encode(x[idx], inv, idx) << (i * p.bits);
+                    packed |= ts_encode(x[src_index(row, c)], inv, row * p.cols + c) << (i * p.bits);
                 }
             }
             codes[row * p.words_per_row + w] = packed;

@@ -51,6 +51,7 @@ pub const KERNELS: &[KernelSource] = &[
         body: include_str!("../shaders/gemm_f32_naive.wgsl"),
     },
     KernelSource { name: "gemm_int", includes: GEMM_INCLUDES, body: include_str!("../shaders/gemm_int.wgsl") },
+    KernelSource { name: "gemm_levels", includes: GEMM_INCLUDES, body: include_str!("../shaders/gemm_levels.wgsl") },
     KernelSource { name: "gemm_fp8", includes: GEMM_INCLUDES, body: include_str!("../shaders/gemm_fp8.wgsl") },
     KernelSource { name: "hadamard", includes: &[], body: include_str!("../shaders/hadamard.wgsl") },
     KernelSource { name: "relu_backward", includes: &[], body: include_str!("../shaders/relu_backward.wgsl") },

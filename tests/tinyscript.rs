@@ -102,6 +102,15 @@ fn quantize_and_dequantize_match_the_spec_bit_for_bit() {
                     assert_f32_bits_eq(&format!("{what} scales"), &q.scales.read(g).unwrap(), &scales);
                     let want = reference::tinyscript::dequantize(&codes, &scales, rows, cols, &table);
                     assert_f32_bits_eq(&format!("{what} dequantized"), &out.read(g).unwrap(), &want);
+                    // The same tensor stored transposed, [cols, rows], quantized as [rows, cols].
+                    let xt: Vec<f32> = (0..rows * cols).map(|i| x[(i % rows) * cols + i / rows]).collect();
+                    let xtb = GpuBuffer::from_slice(g, "xt", &xt).unwrap();
+                    let mut enc = g.device.create_command_encoder(&Default::default());
+                    let qt = ts.encode_quantize_as(g, &mut enc, &xtb, rows, cols, true, &table, rounding).unwrap();
+                    g.queue.submit([enc.finish()]);
+                    let (tc, tsc) = reference::tinyscript::quantize_transposed(&xt, rows, cols, &table, rounding);
+                    assert_eq!((&tc, &tsc), (&codes, &scales), "{what}: transposed reference");
+                    assert_u32_eq(&format!("{what} transposed codes"), &qt.codes.read(g).unwrap(), &codes);
                 }
             }
         }
@@ -151,4 +160,64 @@ fn stochastic_rounding_is_unbiased_and_beats_uniform_levels_on_heavy_tails() {
         total_var.push(var_sum);
     }
     assert!(total_var[0] < 0.8 * total_var[1], "fitted {} vs uniform {}", total_var[0], total_var[1]);
+}
+
+#[test]
+fn gemm_levels_matches_the_decoded_reference() {
+    use lowbit::kernels::gemm::{Epilogue, Tile};
+    use lowbit::kernels::gemm_levels::GemmLevels;
+    use lowbit::reference::gemm_f32::EpilogueRef;
+    let g = gpu();
+    let ts = TinyScript::new(g).unwrap();
+    let gemm = GemmLevels::new(g).unwrap();
+    // Includes a long K that the launcher splits.
+    for (m, n, k) in [(1usize, 1usize, 1usize), (33, 65, 17), (70, 9, 300), (7, 5, 5003)] {
+        for bits in [3u32, 4] {
+            let a = data(m * k, 40 + bits, false);
+            let b = data(n * k, 41, false);
+            let table = LevelTable::uniform(bits).unwrap();
+            let ab = GpuBuffer::from_slice(g, "a", &a).unwrap();
+            let mut enc = g.device.create_command_encoder(&Default::default());
+            let q = ts
+                .encode_quantize(g, &mut enc, &ab, m, k, &table, Rounding::Stochastic { seed: 1, stream: 2 })
+                .unwrap();
+            g.queue.submit([enc.finish()]);
+            let (codes, scales) = (q.codes.read(g).unwrap(), q.scales.read(g).unwrap());
+            for trans_b in [false, true] {
+                let bstore: Vec<f32> =
+                    if trans_b { (0..n * k).map(|i| b[(i % n) * k + i / n]).collect() } else { b.clone() };
+                let bsb = GpuBuffer::from_slice(g, "b", &bstore).unwrap();
+                let want = reference::gemm_levels::gemm_levels(
+                    &codes,
+                    &scales,
+                    &table,
+                    m,
+                    k,
+                    &bstore,
+                    n,
+                    trans_b,
+                    &EpilogueRef::default(),
+                );
+                for tile in Tile::ALL {
+                    let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
+                    let mut enc = g.device.create_command_encoder(&Default::default());
+                    gemm.encode_with(g, &mut enc, tile, &q, &bsb, n, trans_b, &Epilogue::default(), &c).unwrap();
+                    g.queue.submit([enc.finish()]);
+                    let got = c.read(g).unwrap();
+                    // f32 accumulation over k terms (and split-K partials): (k + 8)·2⁻²⁴ of Σ|terms|.
+                    let bound = (k as f64 + 8.0) * 2f64.powi(-24);
+                    for (i, &gv) in got.iter().enumerate() {
+                        let tol = bound * want.magnitude[i] + 1e-30;
+                        let what = format!("gemm_levels {m}x{n}x{k} {bits}b tb={trans_b} {tile:?} [{i}]");
+                        assert!(((gv as f64) - want.value[i]).abs() <= tol, "{what}: {gv} vs {}", want.value[i]);
+                    }
+                }
+            }
+        }
+    }
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let x = GpuBuffer::from_slice(g, "x", &[1f32; 6]).unwrap();
+    let q = ts.encode_quantize(g, &mut enc, &x, 2, 3, &LevelTable::uniform(4).unwrap(), Rounding::Nearest).unwrap();
+    let c = GpuBuffer::<f32>::zeros(g, "c", 4).unwrap();
+    assert!(gemm.encode(g, &mut enc, &q, &x, 3, false, &Epilogue::default(), &c).is_err(), "b of the wrong size");
 }

@@ -24,8 +24,9 @@ struct GemmParams {
     samples: u32,
     splits: u32,
     k_split: u32,
-    pad0: u32,
-    pad1: u32,
+    // Kernel-specific: gemm_levels keeps A's bits per code and level count here.
+    aux0: u32,
+    aux1: u32,
 }
 
 // Split-K, for outputs too small to fill the GPU over a long K (a convolution's weight gradient

@@ -113,7 +113,8 @@ pub struct GemmParams {
     pub samples: u32,
     pub splits: u32,
     pub k_split: u32,
-    pub pad: [u32; 2],
+    /// Kernel-specific (gemm_levels: A's bits per code and level count).
+    pub aux: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<GemmParams>() == 80);
 

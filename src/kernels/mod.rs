@@ -13,6 +13,7 @@ pub mod gemm_f32;
 pub mod gemm_f32_naive;
 pub mod gemm_fp8;
 pub mod gemm_int;
+pub mod gemm_levels;
 pub mod hadamard;
 pub mod im2col;
 pub mod maxpool;

@@ -24,6 +24,8 @@ struct TsParams {
     key: u32,
     stochastic: u32,
     n: u32,
+    transposed: u32,
+    pad: [u32; 3],
 }
 
 /// Elements per workgroup in the moments pass.
@@ -155,6 +157,20 @@ impl TinyScript {
         cols: usize,
         bits: u32,
     ) -> Result<(Weibull, LevelTable)> {
+        self.fit_as(gpu, x, rows, cols, false, bits)
+    }
+
+    /// As [`TinyScript::fit`]; with `transposed`, `x` is stored `[cols, rows]` (the rows to be
+    /// scaled are its columns).
+    pub fn fit_as(
+        &self,
+        gpu: &Gpu,
+        x: &GpuBuffer<f32>,
+        rows: usize,
+        cols: usize,
+        transposed: bool,
+        bits: u32,
+    ) -> Result<(Weibull, LevelTable)> {
         if rows == 0 || cols == 0 {
             return Err(Error::Empty("tinyscript fit"));
         }
@@ -164,7 +180,7 @@ impl TinyScript {
         let amax = GpuBuffer::<u32>::zeros(gpu, "tinyscript row absmax", rows)?;
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         self.encode_moments(gpu, &mut enc, x, &out)?;
-        self.absmax.encode(gpu, &mut enc, x, &layout, false, &amax)?;
+        self.absmax.encode(gpu, &mut enc, x, &layout, transposed, &amax)?;
         gpu.queue.submit([enc.finish()]);
         let m = out.read(gpu)?;
         let row_amax: Vec<f32> = amax.read(gpu)?.into_iter().map(f32::from_bits).collect();
@@ -181,6 +197,23 @@ impl TinyScript {
         x: &GpuBuffer<f32>,
         rows: usize,
         cols: usize,
+        table: &LevelTable,
+        rounding: Rounding,
+    ) -> Result<TinyScriptTensor> {
+        self.encode_quantize_as(gpu, enc, x, rows, cols, false, table, rounding)
+    }
+
+    /// As [`TinyScript::encode_quantize`]; with `transposed`, `x` is stored `[cols, rows]` and
+    /// its transpose `[rows, cols]` is quantized (the operand layout of a weight gradient).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_quantize_as(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        x: &GpuBuffer<f32>,
+        rows: usize,
+        cols: usize,
+        transposed: bool,
         table: &LevelTable,
         rounding: Rounding,
     ) -> Result<TinyScriptTensor> {
@@ -208,6 +241,8 @@ impl TinyScript {
             key,
             stochastic: stochastic as u32,
             n: (rows * cols) as u32,
+            transposed: transposed as u32,
+            pad: [0; 3],
         };
         let g = self.group(gpu, &p, Some(x), Some(&t.codes), Some(&t.scales), Some(&t.levels), None);
         dispatch(enc, "tinyscript", &self.quantize, &g, rows as u32)?;

@@ -28,6 +28,18 @@ pub fn quantize(x: &[f32], rows: usize, cols: usize, table: &LevelTable, roundin
     (codes, scales)
 }
 
+/// As [`quantize`] for the transpose of `xt` (stored `[cols, rows]`).
+pub fn quantize_transposed(
+    xt: &[f32],
+    rows: usize,
+    cols: usize,
+    table: &LevelTable,
+    rounding: Rounding,
+) -> (Vec<u32>, Vec<f32>) {
+    let x: Vec<f32> = (0..rows * cols).map(|i| xt[(i % cols) * rows + i / cols]).collect();
+    quantize(&x, rows, cols, table, rounding)
+}
+
 /// The values of `codes` (`[rows, cols]`, packed) at `scales`.
 pub fn dequantize(codes: &[u32], scales: &[f32], rows: usize, cols: usize, table: &LevelTable) -> Vec<f32> {
     let per_word = table.per_word() as usize;

@@ -1,0 +1,23 @@
+//! Reference for `shaders/gemm_levels.wgsl`: decode A by the TinyScript spec, then the f32 GEMM
+//! reference in f64.
+
+use super::gemm_f32::{gemm_f32, EpilogueRef, RefOut};
+use super::tinyscript::dequantize;
+use crate::tinyscript::LevelTable;
+
+/// `A` = (`codes`, `scales`, `table`) `[m, k]`, `op(b)` `[n, k]` (stored `[k, n]` if `trans_b`).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_levels(
+    codes: &[u32],
+    scales: &[f32],
+    table: &LevelTable,
+    m: usize,
+    k: usize,
+    b: &[f32],
+    n: usize,
+    trans_b: bool,
+    e: &EpilogueRef,
+) -> RefOut {
+    let a = dequantize(codes, scales, m, k, table);
+    gemm_f32(&a, b, m, n, k, false, trans_b, e)
+}
