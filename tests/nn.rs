@@ -350,3 +350,50 @@ fn variance_meter_sees_unbiased_quantizers_and_smp_dividing_variance() {
         }
     }
 }
+
+#[test]
+fn tinyscript_gradients_are_unbiased_and_train() {
+    use lowbit::nn::variance::{measure, MeterQuantizer};
+    let g = gpu();
+    let spec = ModelSpec::mlp((6, 6, 1), &[32], 4);
+    let t = Trainer::new(g, spec.clone(), TrainScheme::preset("fp32").unwrap(), OptimConfig::default(), 8).unwrap();
+    let params = t.parameters().unwrap();
+    let batches: Vec<_> = (0..3u32)
+        .map(|b| (data(32 * 36, 95 + b, false), (0..32u32).map(|i| (i * 5 + b) % 4).collect::<Vec<_>>()))
+        .collect();
+    let qs: Vec<MeterQuantizer> = ["tinyscript4", "levels4", "tinyscript3"]
+        .iter()
+        .map(|n| MeterQuantizer { name: n.to_string(), bits: 4, scheme: TrainScheme::preset(n).unwrap().default })
+        .collect();
+    let samples = 48;
+    let rows = measure(g, &spec, &params, ForwardPrecision::Fp32, &batches, &qs, samples, |_, _| {}).unwrap();
+    for r in &rows {
+        assert!(r.variance > 0.0, "{r:?}");
+        assert!(
+            r.bias * r.bias <= 4.0 * r.variance / samples as f64,
+            "{} {}: bias {} vs variance {}",
+            r.layer,
+            r.quantizer,
+            r.bias,
+            r.variance
+        );
+    }
+    // Fewer bits, more variance.
+    for layer in ["layers.0.weight", "layers.1.weight"] {
+        let v = |q: &str| rows.iter().find(|r| r.layer == layer && r.quantizer == q).unwrap().variance;
+        assert!(v("tinyscript3") > v("tinyscript4"), "{layer}");
+    }
+    // It trains: a fixed batch is fitted (the levels are refit after the first step).
+    let opt = OptimConfig { batch: 32, ..Default::default() };
+    let mut tr = Trainer::new(g, spec, TrainScheme::preset("tinyscript4").unwrap(), opt, 3).unwrap();
+    let (x, labels) = &batches[0];
+    let first = tr.step(x, labels, 0.1).unwrap().loss;
+    let mut last = first;
+    for _ in 0..40 {
+        last = tr.step(x, labels, 0.1).unwrap().loss;
+    }
+    assert!(last < 0.5 * first, "loss {first} -> {last}");
+    assert!(TrainScheme::preset("tinyscript9").is_err() && TrainScheme::preset("levels1").is_err());
+    let bad = LayerScheme { forward: ForwardPrecision::Int8, ..TrainScheme::preset("tinyscript").unwrap().default };
+    assert!(bad.check().is_err(), "TinyScript gradients need an fp32 forward");
+}

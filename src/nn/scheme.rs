@@ -13,6 +13,8 @@
 //! | `int8` | int8, per row | int8, per row (see below) | `dot4I8Packed` |
 //! | `fp8` | fp8-e4m3, per row | fp8-e5m2, per row | FP8 decode + f32 |
 //! | `luq4` | int4, per row | LUQ log4, per row | `dot4I8Packed` (log4 levels as shifts) |
+//! | `tinyscript[B]` | fp32 | TinyScript B-bit (default 4), fitted levels, per row | `gemm_levels` |
+//! | `levels[B]` | fp32 | the same codes with evenly spaced levels | `gemm_levels` |
 //!
 //! `luq4` keeps the first and the last layer at 8 bits (int8 forward and gradient), the common
 //! policy for 4-bit training (LUQ, and most low-bit work before it); `+all4` turns it off.
@@ -56,7 +58,21 @@ pub enum GradPrecision {
     Fp8,
     /// LUQ's 4-bit logarithmic format.
     Luq4,
+    /// TinyScript's non-uniform levels (`bits` per value, sign included), one scale per row,
+    /// stochastic; with `fitted` the levels come from a Weibull fit of the layer's gradient,
+    /// refit every [`TINYSCRIPT_REFIT`] steps (the first step uses uniform levels), else they
+    /// stay uniform (the same kernels with evenly spaced levels: the baseline at equal bits).
+    /// Runs with an fp32 forward: the products decode the codes as tiles load (`gemm_levels`).
+    TinyScript {
+        /// Bits per value, 2 to 8.
+        bits: u32,
+        /// Fitted (TinyScript) or evenly spaced levels.
+        fitted: bool,
+    },
 }
+
+/// Steps between refits of TinyScript's gradient levels.
+pub const TINYSCRIPT_REFIT: u64 = 50;
 
 impl ForwardPrecision {
     /// The packed format, if quantized.
@@ -79,6 +95,7 @@ impl GradPrecision {
             GradPrecision::Int4 => Some(Format::Int4),
             GradPrecision::Fp8 => Some(Format::Fp8E5M2),
             GradPrecision::Luq4 => Some(Format::Log4),
+            GradPrecision::TinyScript { .. } => None,
         }
     }
 }
@@ -122,6 +139,20 @@ impl LayerScheme {
     pub fn check(&self) -> Result<()> {
         use ForwardPrecision as F;
         use GradPrecision as G;
+        if let G::TinyScript { bits, .. } = self.gradient {
+            if !(2..=8).contains(&bits) {
+                return Err(Error::InvalidArgument(format!("TinyScript gradients have 2 to 8 bits, not {bits}")));
+            }
+            if self.forward != F::Fp32 || self.smp != 1 || self.rotate.is_some() || !self.stochastic {
+                return Err(Error::InvalidArgument(
+                    "TinyScript gradients run with an fp32 forward, stochastic rounding, no SMP and no rotation".into(),
+                ));
+            }
+            if self.grad_granularity != Granularity::PerRow {
+                return Err(Error::InvalidArgument("TinyScript gradients have one scale per row".into()));
+            }
+            return Ok(());
+        }
         let ok = matches!(
             (self.forward, self.gradient),
             (F::Fp32, G::Fp32)
@@ -164,6 +195,17 @@ impl LayerScheme {
     }
 }
 
+/// `tinyscript[B]` (fitted levels) and `levels[B]` (evenly spaced), B bits (default 4).
+fn tinyscript_preset(name: &str) -> Option<GradPrecision> {
+    let (rest, fitted) = match (name.strip_prefix("tinyscript"), name.strip_prefix("levels")) {
+        (Some(r), _) => (r, true),
+        (_, Some(r)) => (r, false),
+        _ => return None,
+    };
+    let bits = if rest.is_empty() { 4 } else { rest.parse().ok()? };
+    Some(GradPrecision::TinyScript { bits, fitted })
+}
+
 /// A model-wide scheme with per-layer overrides.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainScheme {
@@ -193,11 +235,14 @@ impl TrainScheme {
             "luq4" => {
                 LayerScheme { forward: ForwardPrecision::Int4, gradient: GradPrecision::Luq4, ..LayerScheme::FP32 }
             }
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                    "unknown scheme '{other}' (presets: fp32, int8, fp8, luq4)"
-                )))
-            }
+            other => match tinyscript_preset(other) {
+                Some(g) => LayerScheme { gradient: g, ..LayerScheme::FP32 },
+                None => {
+                    return Err(Error::InvalidArgument(format!(
+                        "unknown scheme '{other}' (presets: fp32, int8, fp8, luq4, tinyscript[B], levels[B])"
+                    )))
+                }
+            },
         };
         let mut first_last_8bit = base == "luq4";
         for m in parts {

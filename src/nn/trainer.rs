@@ -2,7 +2,7 @@
 //! command buffer per step (forward, loss, backward, SGD), evaluation, and checkpoints.
 
 use super::model::{LayerSpec, ModelSpec};
-use super::scheme::{GradPrecision, LayerScheme, TrainScheme};
+use super::scheme::{GradPrecision, LayerScheme, TrainScheme, TINYSCRIPT_REFIT};
 use crate::data::Dataset;
 use crate::format::Format;
 use crate::kernels::avgpool::AvgPool;
@@ -12,15 +12,18 @@ use crate::kernels::gemm::Epilogue;
 use crate::kernels::gemm_f32::{GemmF32, GemmShape};
 use crate::kernels::gemm_fp8::GemmFp8;
 use crate::kernels::gemm_int::GemmInt;
+use crate::kernels::gemm_levels::GemmLevels;
 use crate::kernels::hadamard::{Axis, Hadamard};
 use crate::kernels::im2col::{ConvGeom, Im2col};
 use crate::kernels::maxpool::{MaxPool, PoolGeom};
 use crate::kernels::relu_backward::ReluBackward;
 use crate::kernels::sgd::{Sgd, SgdStep};
 use crate::kernels::softmax_xent::SoftmaxXent;
+use crate::kernels::tinyscript::TinyScript;
 use crate::quant::{QuantizedTensor, Quantizer};
 use crate::scheme::{QuantScheme, Rounding};
 use crate::tensor::{GpuBuffer, GpuTensor};
+use crate::tinyscript::LevelTable;
 use crate::{rng, Error, Gpu, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -85,6 +88,8 @@ struct GemmLayer {
     conv: Option<ConvGeom>,
     scheme: LayerScheme,
     index: usize,
+    /// TinyScript gradient levels: for the weight-gradient operand dYᵀ and for dY.
+    levels: Option<(LevelTable, LevelTable)>,
 }
 
 struct NormLayer {
@@ -146,6 +151,8 @@ struct Kernels {
     xent: SoftmaxXent,
     sgd: Sgd,
     hadamard: Hadamard,
+    ts: TinyScript,
+    levels: GemmLevels,
 }
 
 impl Kernels {
@@ -164,6 +171,8 @@ impl Kernels {
             xent: SoftmaxXent::new(gpu)?,
             sgd: Sgd::new(gpu)?,
             hadamard: Hadamard::new(gpu)?,
+            ts: TinyScript::new(gpu)?,
+            levels: GemmLevels::new(gpu)?,
         })
     }
 
@@ -287,6 +296,12 @@ impl<'g> Trainer<'g> {
                         conv,
                         scheme: ls,
                         index,
+                        levels: match ls.gradient {
+                            GradPrecision::TinyScript { bits, .. } => {
+                                Some((LevelTable::uniform(bits)?, LevelTable::uniform(bits)?))
+                            }
+                            _ => None,
+                        },
                     })));
                     index += 1;
                 }
@@ -530,6 +545,7 @@ impl<'g> Trainer<'g> {
         self.k.xent.encode(gpu, &mut enc, &logits, &lb, classes, 1.0 / batch as f32, &loss, &correct, &grad)?;
         let sgd = |wd: f32| SgdStep { lr, momentum: self.opt.momentum, weight_decay: wd };
         let mut grads = Vec::new();
+        let mut refit = Vec::new();
         for (li, (layer, sv)) in self.layers.iter().zip(saved.iter()).enumerate().rev() {
             let need_dx = li > 0;
             match (layer, sv) {
@@ -580,73 +596,97 @@ impl<'g> Trainer<'g> {
                     let dw = GpuBuffer::<f32>::zeros(gpu, "dw", l.n * l.k)?;
                     let dcols = if need_dx { Some(GpuBuffer::<f32>::zeros(gpu, "dcols", rows * l.k)?) } else { None };
                     let none = Epilogue::default();
-                    match (l.scheme.gradient.format(), cols_f32) {
-                        (None, Some(cols)) | (Some(_), Some(cols)) => {
-                            self.k.f32.encode(
-                                gpu,
-                                &mut enc,
-                                &g,
-                                cols,
-                                GemmShape { m: l.n, n: l.k, k: rows, trans_a: true, trans_b: true },
-                                &none,
-                                &dw,
-                            )?;
-                            if let Some(dc) = &dcols {
+                    if let (GradPrecision::TinyScript { fitted, .. }, Some(cols), Some((t_w, t_x))) =
+                        (l.scheme.gradient, cols_f32, &l.levels)
+                    {
+                        let r =
+                            |purpose| Rounding::Stochastic { seed: self.seed, stream: self.stream(l.index, purpose) };
+                        // dW = Q(dYᵀ)·X: dY [rows, n] read transposed; X [rows, k] is op(B) stored [K, N].
+                        let qgt = self.k.ts.encode_quantize_as(gpu, &mut enc, &g, l.n, rows, true, t_w, r(0))?;
+                        self.k.levels.encode(gpu, &mut enc, &qgt, cols, l.k, true, &none, &dw)?;
+                        if let Some(dc) = &dcols {
+                            // dX = Q(dY)·W: W [n, k] is op(B) stored [K, N].
+                            let qg = self.k.ts.encode_quantize(gpu, &mut enc, &g, rows, l.n, t_x, r(1))?;
+                            self.k.levels.encode(gpu, &mut enc, &qg, &l.w, l.k, true, &none, dc)?;
+                        }
+                        if fitted && self.step.is_multiple_of(TINYSCRIPT_REFIT) {
+                            refit.push((li, g.clone(), rows, l.n));
+                        }
+                    } else {
+                        match (l.scheme.gradient.format(), cols_f32) {
+                            (None, Some(cols)) | (Some(_), Some(cols)) => {
                                 self.k.f32.encode(
                                     gpu,
                                     &mut enc,
                                     &g,
-                                    &l.w,
-                                    GemmShape { m: rows, n: l.k, k: l.n, trans_a: false, trans_b: true },
+                                    cols,
+                                    GemmShape { m: l.n, n: l.k, k: rows, trans_a: true, trans_b: true },
                                     &none,
-                                    dc,
+                                    &dw,
                                 )?;
+                                if let Some(dc) = &dcols {
+                                    self.k.f32.encode(
+                                        gpu,
+                                        &mut enc,
+                                        &g,
+                                        &l.w,
+                                        GemmShape { m: rows, n: l.k, k: l.n, trans_a: false, trans_b: true },
+                                        &none,
+                                        dc,
+                                    )?;
+                                }
                             }
-                        }
-                        (Some(gf), None) => {
-                            let ff = l.scheme.forward.format().expect("quantized saves imply a quantized forward");
-                            let rounding = |purpose| {
-                                if l.scheme.stochastic {
-                                    Rounding::Stochastic { seed: self.seed, stream: self.stream(l.index, purpose) }
-                                } else {
-                                    Rounding::Nearest
-                                }
-                            };
-                            let gscheme = |purpose| QuantScheme {
-                                format: gf,
-                                granularity: l.scheme.grad_granularity,
-                                rounding: rounding(purpose),
-                            };
-                            let g_rot = match l.scheme.rotate {
-                                Some(b) => {
-                                    let r = GpuBuffer::<f32>::zeros(gpu, "rotated dy", rows * l.n)?;
-                                    self.k.hadamard.encode(gpu, &mut enc, &g, &r, rows, l.n, b, Axis::Rows)?;
-                                    r
-                                }
-                                None => g.clone(),
-                            };
-                            let gt = GpuTensor::from_buffer(g_rot, &[rows, l.n])?;
-                            let qgt = if l.scheme.smp > 1 {
-                                self.k.qz.quantize_transposed_samples(gpu, &mut enc, &gt, gscheme(0), l.scheme.smp)?
-                            } else {
-                                self.k.qz.quantize_transposed(gpu, &mut enc, &gt, gscheme(0))?
-                            };
-                            let saved_q = cols_q.as_ref().expect("quantized activation saved");
-                            self.k.packed(gpu, &mut enc, &qgt, saved_q, &none, &dw)?;
-                            if let Some(dc) = &dcols {
-                                let gplain = GpuTensor::from_buffer(g.clone(), &[rows, l.n])?;
-                                let qg = if l.scheme.smp > 1 {
-                                    self.k.qz.quantize_samples(gpu, &mut enc, &gplain, gscheme(1), l.scheme.smp)?
-                                } else {
-                                    self.k.qz.quantize(gpu, &mut enc, &gplain, gscheme(1))?
+                            (Some(gf), None) => {
+                                let ff = l.scheme.forward.format().expect("quantized saves imply a quantized forward");
+                                let rounding = |purpose| {
+                                    if l.scheme.stochastic {
+                                        Rounding::Stochastic { seed: self.seed, stream: self.stream(l.index, purpose) }
+                                    } else {
+                                        Rounding::Nearest
+                                    }
                                 };
-                                let wt = GpuTensor::from_buffer(l.w.clone(), &[l.n, l.k])?;
-                                let qwt =
-                                    self.k.qz.quantize_transposed(gpu, &mut enc, &wt, QuantScheme::per_row(ff))?;
-                                self.k.packed(gpu, &mut enc, &qg, &qwt, &none, dc)?;
+                                let gscheme = |purpose| QuantScheme {
+                                    format: gf,
+                                    granularity: l.scheme.grad_granularity,
+                                    rounding: rounding(purpose),
+                                };
+                                let g_rot = match l.scheme.rotate {
+                                    Some(b) => {
+                                        let r = GpuBuffer::<f32>::zeros(gpu, "rotated dy", rows * l.n)?;
+                                        self.k.hadamard.encode(gpu, &mut enc, &g, &r, rows, l.n, b, Axis::Rows)?;
+                                        r
+                                    }
+                                    None => g.clone(),
+                                };
+                                let gt = GpuTensor::from_buffer(g_rot, &[rows, l.n])?;
+                                let qgt = if l.scheme.smp > 1 {
+                                    self.k.qz.quantize_transposed_samples(
+                                        gpu,
+                                        &mut enc,
+                                        &gt,
+                                        gscheme(0),
+                                        l.scheme.smp,
+                                    )?
+                                } else {
+                                    self.k.qz.quantize_transposed(gpu, &mut enc, &gt, gscheme(0))?
+                                };
+                                let saved_q = cols_q.as_ref().expect("quantized activation saved");
+                                self.k.packed(gpu, &mut enc, &qgt, saved_q, &none, &dw)?;
+                                if let Some(dc) = &dcols {
+                                    let gplain = GpuTensor::from_buffer(g.clone(), &[rows, l.n])?;
+                                    let qg = if l.scheme.smp > 1 {
+                                        self.k.qz.quantize_samples(gpu, &mut enc, &gplain, gscheme(1), l.scheme.smp)?
+                                    } else {
+                                        self.k.qz.quantize(gpu, &mut enc, &gplain, gscheme(1))?
+                                    };
+                                    let wt = GpuTensor::from_buffer(l.w.clone(), &[l.n, l.k])?;
+                                    let qwt =
+                                        self.k.qz.quantize_transposed(gpu, &mut enc, &wt, QuantScheme::per_row(ff))?;
+                                    self.k.packed(gpu, &mut enc, &qg, &qwt, &none, dc)?;
+                                }
                             }
+                            (None, None) => unreachable!("an fp32 gradient always saves f32 activations"),
                         }
-                        (None, None) => unreachable!("an fp32 gradient always saves f32 activations"),
                     }
                     if collect {
                         grads.push((format!("layers.{li}.bias"), vec![l.n], db.clone(), 0));
@@ -670,6 +710,22 @@ impl<'g> Trainer<'g> {
             }
         }
         gpu.queue.submit([enc.finish()]);
+        // TinyScript: fit the levels to this step's gradients, for the steps that follow.
+        for (li, g, rows, n) in refit {
+            if let Layer::Gemm(l) = &mut self.layers[li] {
+                if let GradPrecision::TinyScript { bits, .. } = l.scheme.gradient {
+                    // A gradient with nothing to fit (all zero) keeps the levels it had.
+                    let fit = |t: bool, r: usize, c: usize| match self.k.ts.fit_as(gpu, &g, r, c, t, bits) {
+                        Ok((_, table)) => Ok(Some(table)),
+                        Err(Error::InvalidArgument(_)) => Ok(None),
+                        Err(e) => Err(e),
+                    };
+                    if let (Some(t_w), Some(t_x)) = (fit(true, n, rows)?, fit(false, rows, n)?) {
+                        l.levels = Some((t_w, t_x));
+                    }
+                }
+            }
+        }
         let losses = loss.read(gpu)?;
         let correct = correct.read(gpu)?;
         self.step += 1;
