@@ -112,6 +112,9 @@ pub struct LayerScheme {
     /// SMP: independent gradient samples averaged in the GEMM epilogue (1 = off).
     pub smp: u32,
     /// Block size of the Hadamard rotation along the batch for the weight gradient (BHQ-style).
+    /// With an fp32 gradient over a quantized forward it rotates the same way, so that the
+    /// weight gradient meets the operand a rotated quantized gradient would (the variance
+    /// meter's reference).
     pub rotate: Option<u32>,
     /// Scale groups of the quantized neural gradient dY `[samples, features]`. `PerRow` (the
     /// default): for the input gradient dY·W one scale per sample (PSQ), for the weight gradient
@@ -188,8 +191,10 @@ impl LayerScheme {
                 )));
             }
         }
-        if self.rotate.is_some() && self.gradient == G::Fp32 {
-            return Err(Error::InvalidArgument("the rotation is for quantized gradients".into()));
+        if self.rotate.is_some() && self.gradient == G::Fp32 && self.forward == F::Fp32 {
+            return Err(Error::InvalidArgument(
+                "the rotation is for quantized products (with an fp32 gradient it needs a quantized forward)".into(),
+            ));
         }
         Ok(())
     }

@@ -114,8 +114,14 @@ enum Saved {
     Gemm {
         rows: usize,
         geom: Option<ConvGeom>,
+        /// The activation for an f32 weight-gradient product: `[rows, k]`, or `[k, rows]` when
+        /// `cols_t` (the dequantized operand of a quantized forward, see `forward`).
         cols_f32: Option<GpuBuffer<f32>>,
+        cols_t: bool,
         cols_q: Option<QuantizedTensor>,
+        /// With a quantized forward and an fp32 gradient: the weights as the quantized backward
+        /// sees them, dequantized, `[k, n]`.
+        w_t: Option<GpuBuffer<f32>>,
         y: GpuBuffer<f32>,
     },
     Pool {
@@ -444,8 +450,29 @@ impl<'g> Trainer<'g> {
                     }
                     if train {
                         let f32_bytes = cols.bytes();
+                        let (mut cols_t, mut w_t) = (false, None);
                         let (cols_f32, cols_q) = match (l.scheme.gradient, l.scheme.forward.format()) {
-                            (GradPrecision::Fp32, _) | (_, None) => (Some(cols.clone()), None),
+                            (GradPrecision::Fp32, Some(f)) => {
+                                // The operands a quantized gradient would meet (X and W quantized
+                                // along the other dimension), dequantized: with them the fp32
+                                // gradient differs from the quantized one by the gradient
+                                // quantizer alone.
+                                let src = match l.scheme.rotate {
+                                    Some(b) => {
+                                        let r = GpuBuffer::<f32>::zeros(gpu, "rotated x", rows * l.k)?;
+                                        self.k.hadamard.encode(gpu, enc, &cols, &r, rows, l.k, b, Axis::Rows)?;
+                                        GpuTensor::from_buffer(r, &[rows, l.k])?
+                                    }
+                                    None => xt,
+                                };
+                                let qxt = self.k.qz.quantize_transposed(gpu, enc, &src, QuantScheme::per_row(f))?;
+                                let wt = GpuTensor::from_buffer(l.w.clone(), &[l.n, l.k])?;
+                                let qwt = self.k.qz.quantize_transposed(gpu, enc, &wt, QuantScheme::per_row(f))?;
+                                w_t = Some(self.k.qz.dequantize(gpu, enc, &qwt)?.buffer().clone());
+                                cols_t = true;
+                                (Some(self.k.qz.dequantize(gpu, enc, &qxt)?.buffer().clone()), None)
+                            }
+                            (GradPrecision::Fp32, None) | (_, None) => (Some(cols.clone()), None),
                             (_, Some(f)) => {
                                 let src = match l.scheme.rotate {
                                     Some(b) => {
@@ -461,7 +488,7 @@ impl<'g> Trainer<'g> {
                         bytes.stored +=
                             cols_q.as_ref().map_or(f32_bytes, |q| q.bytes()) + if l.relu { y.bytes() } else { 0 };
                         bytes.fp32 += f32_bytes + if l.relu { y.bytes() } else { 0 };
-                        saved.push(Saved::Gemm { rows, geom, cols_f32, cols_q, y: y.clone() });
+                        saved.push(Saved::Gemm { rows, geom, cols_f32, cols_t, cols_q, w_t, y: y.clone() });
                     }
                     cur = y;
                 }
@@ -582,7 +609,7 @@ impl<'g> Trainer<'g> {
                     }
                     grad = dx;
                 }
-                (Layer::Gemm(l), Saved::Gemm { rows, geom, cols_f32, cols_q, y }) => {
+                (Layer::Gemm(l), Saved::Gemm { rows, geom, cols_f32, cols_t, cols_q, w_t, y }) => {
                     let rows = *rows;
                     let g = if l.relu {
                         let g = GpuBuffer::<f32>::zeros(gpu, "relu dy", rows * l.n)?;
@@ -615,22 +642,36 @@ impl<'g> Trainer<'g> {
                     } else {
                         match (l.scheme.gradient.format(), cols_f32) {
                             (None, Some(cols)) | (Some(_), Some(cols)) => {
+                                // A rotated operand (meter reference) meets the gradient rotated the same way.
+                                let g_dw = match (l.scheme.rotate, *cols_t) {
+                                    (Some(b), true) => {
+                                        let r = GpuBuffer::<f32>::zeros(gpu, "rotated dy", rows * l.n)?;
+                                        self.k.hadamard.encode(gpu, &mut enc, &g, &r, rows, l.n, b, Axis::Rows)?;
+                                        r
+                                    }
+                                    _ => g.clone(),
+                                };
                                 self.k.f32.encode(
                                     gpu,
                                     &mut enc,
-                                    &g,
+                                    &g_dw,
                                     cols,
-                                    GemmShape { m: l.n, n: l.k, k: rows, trans_a: true, trans_b: true },
+                                    GemmShape { m: l.n, n: l.k, k: rows, trans_a: true, trans_b: !*cols_t },
                                     &none,
                                     &dw,
                                 )?;
                                 if let Some(dc) = &dcols {
+                                    // W stored [n, k] is op(B) as [K, N]; its dequantized transpose [k, n] is [N, K].
+                                    let (wb, tb) = match w_t {
+                                        Some(wt) => (wt, false),
+                                        None => (&l.w, true),
+                                    };
                                     self.k.f32.encode(
                                         gpu,
                                         &mut enc,
                                         &g,
-                                        &l.w,
-                                        GemmShape { m: rows, n: l.k, k: l.n, trans_a: false, trans_b: true },
+                                        wb,
+                                        GemmShape { m: rows, n: l.k, k: l.n, trans_a: false, trans_b: tb },
                                         &none,
                                         dc,
                                     )?;

@@ -3,8 +3,10 @@
 //! of Deep Neural Networks", NeurIPS 2020, made practical).
 //!
 //! For a model, its parameters and one batch, the reference is the weight gradient with the
-//! neural gradient kept in fp32 and the forward pass as the quantizers see it (so only the
-//! gradient quantizer differs). Each quantizer's weight gradient ĝ is then drawn `samples` times
+//! neural gradient kept in fp32 and everything else as the quantizers see it: the same quantized
+//! forward, and the same quantized X and W operands in the gradient products (the trainer's
+//! fp32-gradient path over a quantized forward uses them, dequantized), so only the gradient
+//! quantizer differs. Each quantizer's weight gradient ĝ is then drawn `samples` times
 //! (fresh stochastic rounding each time, same batch), and per weight layer:
 //! - `bias` = ‖mean(ĝ) − g‖₂ (an unbiased quantizer leaves only sampling noise, whose expected
 //!   square is `variance / samples`),
@@ -83,6 +85,9 @@ pub struct LayerVariance {
     pub minibatch_variance: f64,
 }
 
+/// A weight's name and gradient.
+type NamedGrad = (String, Vec<f32>);
+
 /// A batch: `(inputs, labels)` as [`Trainer::step`] takes them.
 pub type Batch = (Vec<f32>, Vec<u32>);
 
@@ -149,7 +154,21 @@ pub fn measure(
         mb_var.push(var);
     }
     let (x0, l0) = &batches[0];
+    // Rotated quantizers are compared with the reference that rotates the same way.
+    let mut rotated_refs: Vec<(u32, Vec<NamedGrad>)> = Vec::new();
     for q in quantizers {
+        let base = match q.scheme.rotate {
+            None => &per_batch[0],
+            Some(b) => {
+                if !rotated_refs.iter().any(|r| r.0 == b) {
+                    let s = LayerScheme { rotate: Some(b), ..reference_scheme };
+                    s.check()?;
+                    let mut t = trainer(s, "meter rotated reference")?;
+                    rotated_refs.push((b, weights(t.gradients(x0, l0)?)));
+                }
+                &rotated_refs.iter().find(|r| r.0 == b).expect("just added").1
+            }
+        };
         let mut t = trainer(q.scheme, &q.name)?;
         let mut sum: Vec<Vec<f64>> = per_batch[0].iter().map(|w| vec![0.0; w.1.len()]).collect();
         let mut sq = sum.clone();
@@ -165,7 +184,7 @@ pub fn measure(
         }
         let s = samples as f64;
         for (li, name) in layers.iter().enumerate() {
-            let g = &per_batch[0][li].1;
+            let g = &base[li].1;
             let (mut bias2, mut var, mut norm2) = (0f64, 0f64, 0f64);
             for i in 0..g.len() {
                 let mean = sum[li][i] / s;
