@@ -343,6 +343,20 @@ fn variance_meter_sees_unbiased_quantizers_and_smp_dividing_variance() {
             r.variance
         );
     }
+    // At 8 bits the variance is small: a reference that differed from the quantizers in anything
+    // but the gradient quantizer (the forward operands, the rotation) would show as bias.
+    let q8: Vec<_> = standard_quantizers(8, ForwardPrecision::Int8, 1, 8).unwrap();
+    let rows8 = measure(g, &spec, &params, ForwardPrecision::Int8, &batches, &q8, 32, |_, _| {}).unwrap();
+    for r in &rows8 {
+        assert!(
+            r.bias * r.bias <= 4.0 * r.variance / 32.0,
+            "8-bit {} {}: bias {} vs variance {}",
+            r.layer,
+            r.quantizer,
+            r.bias,
+            r.variance
+        );
+    }
     for layer in ["layers.0.weight", "layers.1.weight"] {
         for q in ["uniform-tensor", "psq", "bhq", "luq"] {
             let ratio = get(layer, &format!("{q}+smp4")).variance / get(layer, q).variance;
