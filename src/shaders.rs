@@ -56,6 +56,7 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "hadamard", includes: &[], body: include_str!("../shaders/hadamard.wgsl") },
     KernelSource { name: "relu_backward", includes: &[], body: include_str!("../shaders/relu_backward.wgsl") },
     KernelSource { name: "col_sum", includes: &[], body: include_str!("../shaders/col_sum.wgsl") },
+    KernelSource { name: "mse", includes: &[], body: include_str!("../shaders/mse.wgsl") },
     KernelSource { name: "softmax_xent", includes: &[], body: include_str!("../shaders/softmax_xent.wgsl") },
     KernelSource { name: "sgd", includes: &[], body: include_str!("../shaders/sgd.wgsl") },
     KernelSource { name: "im2col", includes: &[], body: include_str!("../shaders/im2col.wgsl") },

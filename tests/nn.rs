@@ -411,3 +411,49 @@ fn tinyscript_gradients_are_unbiased_and_train() {
     let bad = LayerScheme { forward: ForwardPrecision::Int8, ..TrainScheme::preset("tinyscript").unwrap().default };
     assert!(bad.check().is_err(), "TinyScript gradients need an fp32 forward");
 }
+
+#[test]
+fn dcq_sections_stitch_back_exactly_and_learn_the_teacher() {
+    use lowbit::data::Dataset;
+    use lowbit::nn::dcq::{section_spec, split, train_sections};
+    let g = gpu();
+    let spec = ModelSpec::cnn((8, 8, 1), &[4, 6], 3);
+    let sections = split(&spec, 3).unwrap();
+    assert_eq!(sections.len(), 3);
+    assert_eq!(sections.first().unwrap().0, 0);
+    assert_eq!(sections.last().unwrap().1, spec.layers.len());
+    assert!(sections.iter().all(|&(a, _)| a == 0 || spec.layers[a].is_gemm()), "{sections:?}");
+    assert!(split(&spec, 4).is_err() && section_spec(&spec, 2, 2).is_err());
+    let n = 64;
+    let data = Dataset {
+        images: data(n * 64, 31, false),
+        labels: (0..n as u8).map(|i| i % 3).collect(),
+        shape: (8, 8, 1),
+        classes: 3,
+    };
+    let opt = OptimConfig { batch: 16, lr: 0.05, ..Default::default() };
+    let mut teacher = Trainer::new(g, spec.clone(), TrainScheme::preset("fp32").unwrap(), opt, 1).unwrap();
+    teacher.train_epoch(&data, 0, 4, |_, _| {}).unwrap();
+    let tp = teacher.parameters().unwrap();
+    let (x, _) = data.gather(&(0..16).collect::<Vec<_>>());
+    // No training steps: the stitched student is the teacher, parameter for parameter.
+    let fp32 = TrainScheme::preset("fp32").unwrap();
+    let (same, _) = train_sections(g, &spec, &tp, &fp32, &sections, &data, 0, opt, 1, true, |_, _, _| {}).unwrap();
+    let mut stitched = Trainer::new(g, spec.clone(), fp32, opt, 9).unwrap();
+    for (name, _, v) in &same {
+        stitched.set_parameter(name, v).unwrap();
+    }
+    assert_eq!(stitched.logits(&x, 16).unwrap(), teacher.logits(&x, 16).unwrap());
+    // Quantized sections, from their own initialization, learn a trained teacher's features.
+    for e in 1..30 {
+        teacher.train_epoch(&data, e, 120, |_, _| {}).unwrap();
+    }
+    let tp = teacher.parameters().unwrap();
+    let scheme = TrainScheme::preset("luq4+all4").unwrap();
+    let opt = OptimConfig { lr: 0.01, ..opt };
+    let (_, reports) =
+        train_sections(g, &spec, &tp, &scheme, &sections, &data, 40, opt, 1, false, |_, _, _| {}).unwrap();
+    for r in &reports {
+        assert!(r.last_mse < 0.5 * r.first_mse, "section {:?}: mse {} -> {}", r.layers, r.first_mse, r.last_mse);
+    }
+}

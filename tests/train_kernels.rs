@@ -255,3 +255,27 @@ fn batchnorm_matches_the_f64_reference() {
     let mut enc = g.device.create_command_encoder(&Default::default());
     assert!(matches!(k.encode_train_forward(g, &mut enc, &b, 1, 2, false), Err(lowbit::Error::InvalidArgument(_))));
 }
+
+#[test]
+fn mse_gradient_is_exact_and_loss_within_tolerance() {
+    // The loss sums squares in f32 (possibly fused into FMAs): MSE_RTOL of its magnitude.
+    const MSE_RTOL: f64 = 1e-5;
+    use lowbit::kernels::mse::Mse;
+    let g = gpu();
+    let k = Mse::new(g).unwrap();
+    for (rows, cols) in [(1usize, 1usize), (300, 7), (3, 1000)] {
+        let y = data(rows * cols, 21, false);
+        let t = data(rows * cols, 22, false);
+        let (loss, dy) =
+            (GpuBuffer::<f32>::zeros(g, "l", rows).unwrap(), GpuBuffer::<f32>::zeros(g, "dy", rows * cols).unwrap());
+        run(|e| k.encode(g, e, &buf(&y), &buf(&t), rows, cols, 1.0 / rows as f32, &loss, &dy).unwrap());
+        let (wl, wdy) = reference::mse::mse(&y, &t, cols, 1.0 / rows as f32);
+        assert_f32_bits_eq(&format!("mse dy {rows}x{cols}"), &dy.read(g).unwrap(), &wdy);
+        for (a, b) in loss.read(g).unwrap().iter().zip(&wl) {
+            assert!((*a as f64 - b).abs() <= MSE_RTOL * b.max(1e-30), "mse loss {a} vs {b}");
+        }
+    }
+    let one = buf(&[1f32]);
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    assert!(k.encode(g, &mut enc, &one, &buf(&[1f32, 2.0]), 1, 1, 1.0, &one, &one).is_err());
+}

@@ -17,6 +17,7 @@ pub mod gemm_levels;
 pub mod hadamard;
 pub mod im2col;
 pub mod maxpool;
+pub mod mse;
 pub mod quantize;
 pub mod quantize_fused;
 pub mod quantize_transpose;

@@ -93,8 +93,22 @@ impl ModelSpec {
         }
     }
 
-    /// Output shape `(h, w, c)` after every layer; fails on shapes that do not fit.
+    /// Output shape `(h, w, c)` after every layer of a classifier; fails on shapes that do not
+    /// fit and unless the last layer is a Linear without ReLU (the logits).
     pub fn shapes(&self) -> Result<Vec<(usize, usize, usize)>> {
+        let out = self.layer_shapes()?;
+        match self.layers.last() {
+            Some(LayerSpec::Linear { relu: false, .. }) => Ok(out),
+            _ => Err(Error::InvalidArgument("the last layer must be a Linear without ReLU (the logits)".into())),
+        }
+    }
+
+    /// Output shape `(h, w, c)` after every layer of any stack of layers (a section of a model,
+    /// say); fails on shapes that do not fit or no layers.
+    pub fn layer_shapes(&self) -> Result<Vec<(usize, usize, usize)>> {
+        if self.layers.is_empty() {
+            return Err(Error::InvalidArgument("a model needs at least one layer".into()));
+        }
         let mut s = self.input;
         let mut out = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
@@ -122,10 +136,7 @@ impl ModelSpec {
             };
             out.push(s);
         }
-        match self.layers.last() {
-            Some(LayerSpec::Linear { relu: false, .. }) => Ok(out),
-            _ => Err(Error::InvalidArgument("the last layer must be a Linear without ReLU (the logits)".into())),
-        }
+        Ok(out)
     }
 
     /// Number of classes (the last layer's outputs).

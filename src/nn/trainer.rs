@@ -16,6 +16,7 @@ use crate::kernels::gemm_levels::GemmLevels;
 use crate::kernels::hadamard::{Axis, Hadamard};
 use crate::kernels::im2col::{ConvGeom, Im2col};
 use crate::kernels::maxpool::{MaxPool, PoolGeom};
+use crate::kernels::mse::Mse;
 use crate::kernels::relu_backward::ReluBackward;
 use crate::kernels::sgd::{Sgd, SgdStep};
 use crate::kernels::softmax_xent::SoftmaxXent;
@@ -139,6 +140,13 @@ enum Saved {
     },
 }
 
+/// What a step fits: class labels (softmax cross-entropy) or values (squared error).
+#[derive(Copy, Clone)]
+enum Target<'a> {
+    Labels(&'a [u32]),
+    Values(&'a [f32]),
+}
+
 /// Where a named parameter lives: `(name, shape, buffer, offset in elements)`.
 type Slot<'a> = (String, Vec<usize>, &'a GpuBuffer<f32>, usize);
 
@@ -155,6 +163,7 @@ struct Kernels {
     relu: ReluBackward,
     colsum: ColSum,
     xent: SoftmaxXent,
+    mse: Mse,
     sgd: Sgd,
     hadamard: Hadamard,
     ts: TinyScript,
@@ -175,6 +184,7 @@ impl Kernels {
             relu: ReluBackward::new(gpu)?,
             colsum: ColSum::new(gpu)?,
             xent: SoftmaxXent::new(gpu)?,
+            mse: Mse::new(gpu)?,
             sgd: Sgd::new(gpu)?,
             hadamard: Hadamard::new(gpu)?,
             ts: TinyScript::new(gpu)?,
@@ -237,7 +247,7 @@ fn uniform_init(n: usize, bound: f32, key: u32) -> Vec<f32> {
 impl<'g> Trainer<'g> {
     /// Builds the model on `gpu` with weights drawn from `seed` (He-uniform, zero biases).
     pub fn new(gpu: &'g Gpu, spec: ModelSpec, scheme: TrainScheme, opt: OptimConfig, seed: u32) -> Result<Self> {
-        let shapes = spec.shapes()?;
+        let shapes = spec.layer_shapes()?;
         if opt.batch == 0 {
             return Err(Error::InvalidArgument("batch size must be at least 1".into()));
         }
@@ -498,6 +508,9 @@ impl<'g> Trainer<'g> {
     }
 
     fn check_batch(&self, x: &[f32], labels: &[u32]) -> Result<usize> {
+        self.spec.shapes().map_err(|e| {
+            Error::InvalidArgument(format!("{e}: this model has no logits to classify with (use step_regression)"))
+        })?;
         let dim = self.spec.input.0 * self.spec.input.1 * self.spec.input.2;
         if labels.is_empty() {
             return Err(Error::Empty("Trainer::step"));
@@ -524,7 +537,39 @@ impl<'g> Trainer<'g> {
     /// One SGD step on a batch (`x`: samples × `h·w·c` values, channels last) with learning rate
     /// `lr`. Returns the batch's mean loss and correct count. The whole step is one submission.
     pub fn step(&mut self, x: &[f32], labels: &[u32], lr: f32) -> Result<StepStats> {
-        Ok(self.run_step(x, labels, lr, false)?.0)
+        Ok(self.run_step(x, Target::Labels(labels), lr, false)?.0)
+    }
+
+    /// One SGD step regressing the model's outputs onto `targets` (samples × output size) with
+    /// the squared error summed over each sample's outputs and averaged over the batch; returns
+    /// that loss. The training step of divide-and-conquer distillation ([`super::dcq`]).
+    pub fn step_regression(&mut self, x: &[f32], targets: &[f32], lr: f32) -> Result<f32> {
+        Ok(self.run_step(x, Target::Values(targets), lr, false)?.0.loss)
+    }
+
+    /// Values per sample of the model's output.
+    pub fn output_len(&self) -> usize {
+        self.spec.layer_shapes().ok().and_then(|s| s.last().copied()).map_or(0, |(h, w, c)| h * w * c)
+    }
+
+    fn check_regression(&self, x: &[f32], t: &[f32]) -> Result<usize> {
+        let dim = self.spec.input.0 * self.spec.input.1 * self.spec.input.2;
+        let out = self.output_len();
+        if x.is_empty() || dim == 0 || out == 0 {
+            return Err(Error::Empty("Trainer::step_regression"));
+        }
+        let batch = x.len() / dim;
+        if x.len() != batch * dim || t.len() != batch * out {
+            return Err(Error::Shape {
+                op: "Trainer::step_regression",
+                detail: format!(
+                    "inputs are samples of {dim} values and targets of {out}; got {} and {}",
+                    x.len(),
+                    t.len()
+                ),
+            });
+        }
+        Ok(batch)
     }
 
     /// The gradient of the batch's mean loss for every parameter, as the step computes it under
@@ -532,7 +577,7 @@ impl<'g> Trainer<'g> {
     /// step counter (so the next call draws fresh rounding) and batch-norm running statistics.
     /// Named and shaped as in [`Trainer::parameters`], without the running statistics.
     pub fn gradients(&mut self, x: &[f32], labels: &[u32]) -> Result<Vec<Parameter>> {
-        let (_, grads) = self.run_step(x, labels, 0.0, true)?;
+        let (_, grads) = self.run_step(x, Target::Labels(labels), 0.0, true)?;
         let mut out = Vec::new();
         for (name, shape, buf, off) in grads {
             let len: usize = shape.iter().product();
@@ -546,11 +591,14 @@ impl<'g> Trainer<'g> {
     fn run_step(
         &mut self,
         x: &[f32],
-        labels: &[u32],
+        target: Target,
         lr: f32,
         collect: bool,
     ) -> Result<(StepStats, Vec<(String, Vec<usize>, GpuBuffer<f32>, usize)>)> {
-        let batch = self.check_batch(x, labels)?;
+        let batch = match target {
+            Target::Labels(labels) => self.check_batch(x, labels)?,
+            Target::Values(t) => self.check_regression(x, t)?,
+        };
         if let Some(l) = self.layers.iter().find_map(|l| match l {
             Layer::Gemm(g) => g.scheme.rotate.filter(|b| !batch.is_multiple_of(*b as usize)),
             _ => None,
@@ -561,15 +609,24 @@ impl<'g> Trainer<'g> {
         }
         let gpu = self.gpu;
         let xb = GpuBuffer::from_slice(gpu, "batch x", x)?;
-        let lb = GpuBuffer::from_slice(gpu, "batch labels", labels)?;
         let mut enc =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lowbit train step") });
         let (logits, saved, bytes) = self.forward(&mut enc, xb, batch, true)?;
-        let classes = self.spec.classes();
+        let outputs = logits.len() / batch;
         let loss = GpuBuffer::<f32>::zeros(gpu, "loss", batch)?;
         let correct = GpuBuffer::<u32>::zeros(gpu, "correct", batch)?;
-        let mut grad = GpuBuffer::<f32>::zeros(gpu, "dlogits", batch * classes)?;
-        self.k.xent.encode(gpu, &mut enc, &logits, &lb, classes, 1.0 / batch as f32, &loss, &correct, &grad)?;
+        let mut grad = GpuBuffer::<f32>::zeros(gpu, "dlogits", batch * outputs)?;
+        match target {
+            Target::Labels(labels) => {
+                let lb = GpuBuffer::from_slice(gpu, "batch labels", labels)?;
+                let scale = 1.0 / batch as f32;
+                self.k.xent.encode(gpu, &mut enc, &logits, &lb, outputs, scale, &loss, &correct, &grad)?;
+            }
+            Target::Values(t) => {
+                let tb = GpuBuffer::from_slice(gpu, "batch targets", t)?;
+                self.k.mse.encode(gpu, &mut enc, &logits, &tb, batch, outputs, 1.0 / batch as f32, &loss, &grad)?;
+            }
+        }
         let sgd = |wd: f32| SgdStep { lr, momentum: self.opt.momentum, weight_decay: wd };
         let mut grads = Vec::new();
         let mut refit = Vec::new();
