@@ -541,7 +541,7 @@ impl<'g> Trainer<'g> {
     }
 
     /// One SGD step regressing the model's outputs onto `targets` (samples × output size) with
-    /// the squared error summed over each sample's outputs and averaged over the batch; returns
+    /// the mean squared error over every output of the batch (PyTorch's `MSELoss`); returns
     /// that loss. The training step of divide-and-conquer distillation ([`super::dcq`]).
     pub fn step_regression(&mut self, x: &[f32], targets: &[f32], lr: f32) -> Result<f32> {
         Ok(self.run_step(x, Target::Values(targets), lr, false)?.0.loss)
@@ -624,7 +624,8 @@ impl<'g> Trainer<'g> {
             }
             Target::Values(t) => {
                 let tb = GpuBuffer::from_slice(gpu, "batch targets", t)?;
-                self.k.mse.encode(gpu, &mut enc, &logits, &tb, batch, outputs, 1.0 / batch as f32, &loss, &grad)?;
+                let scale = 1.0 / (batch * outputs) as f32;
+                self.k.mse.encode(gpu, &mut enc, &logits, &tb, batch, outputs, scale, &loss, &grad)?;
             }
         }
         let sgd = |wd: f32| SgdStep { lr, momentum: self.opt.momentum, weight_decay: wd };
@@ -828,7 +829,11 @@ impl<'g> Trainer<'g> {
         let correct = correct.read(gpu)?;
         self.step += 1;
         self.last_activation = bytes;
-        let mean = losses.iter().map(|&l| l as f64).sum::<f64>() / batch as f64;
+        let per = match target {
+            Target::Labels(_) => batch,
+            Target::Values(_) => batch * outputs,
+        };
+        let mean = losses.iter().map(|&l| l as f64).sum::<f64>() / per as f64;
         if !mean.is_finite() {
             return Err(Error::InvalidArgument(format!("training diverged at step {}: loss {mean}", self.step)));
         }

@@ -1,0 +1,200 @@
+//! Divide-and-conquer quantization (DCQ) against direct quantized training, on MNIST.
+//!
+//! cargo run --release --example dcq -- [--data DIR] [--model mlp|cnn] [--scheme S]
+//!     [--teacher-epochs N] [--section-epochs N] [--finetune-epochs N] [--sections N]
+//!     [--limit N] [--seed S] [--json]
+//!
+//! 1. An fp32 teacher trains for `--teacher-epochs`.
+//! 2. Direct: the student scheme fine-tunes the teacher's weights for `--section-epochs` +
+//!    `--finetune-epochs` epochs (the same budget DCQ gets).
+//! 3. DCQ: the teacher is cut into `--sections` sections; each quantized student section learns
+//!    the teacher's section output from its input for `--section-epochs` epochs (squared
+//!    error), the sections are stitched, and the student fine-tunes for `--finetune-epochs`.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use lowbit::data::mnist::Mnist;
+use lowbit::data::Dataset;
+use lowbit::nn::dcq::{split, train_sections};
+use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
+use lowbit::Gpu;
+use serde_json::json;
+
+struct Args {
+    data: Option<String>,
+    model: String,
+    scheme: String,
+    teacher_epochs: u32,
+    section_epochs: u32,
+    finetune_epochs: u32,
+    sections: Option<usize>,
+    limit: Option<usize>,
+    seed: u32,
+    json: bool,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("{msg}\nusage: dcq [--data DIR] [--model mlp|cnn] [--scheme S] [--teacher-epochs N] [--section-epochs N] [--finetune-epochs N] [--sections N] [--limit N] [--seed S] [--json]");
+    std::process::exit(2)
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        data: None,
+        model: "mlp".into(),
+        scheme: "luq4+all4".into(),
+        teacher_epochs: 3,
+        section_epochs: 1,
+        finetune_epochs: 1,
+        sections: None,
+        limit: None,
+        seed: 1,
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(s) = it.next() {
+        let mut val = |n: &str| it.next().unwrap_or_else(|| usage(&format!("{n} needs a value")));
+        let mut num = |n: &str| -> usize {
+            let v = val(n);
+            v.parse().unwrap_or_else(|_| usage(&format!("{n} takes a whole number, got {v}")))
+        };
+        match s.as_str() {
+            "--data" => a.data = Some(val("--data")),
+            "--model" => a.model = val("--model"),
+            "--scheme" => a.scheme = val("--scheme"),
+            "--teacher-epochs" => a.teacher_epochs = num("--teacher-epochs") as u32,
+            "--section-epochs" => a.section_epochs = num("--section-epochs") as u32,
+            "--finetune-epochs" => a.finetune_epochs = num("--finetune-epochs") as u32,
+            "--sections" => a.sections = Some(num("--sections")),
+            "--limit" => a.limit = Some(num("--limit")),
+            "--seed" => a.seed = num("--seed") as u32,
+            "--json" => a.json = true,
+            "-h" | "--help" => usage("Divide-and-conquer quantization against direct quantized training."),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    a
+}
+
+fn bar(len: usize, prefix: String) -> ProgressBar {
+    let style = ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
+        .expect("valid template")
+        .progress_chars("=> ");
+    ProgressBar::new(len as u64).with_style(style).with_prefix(prefix)
+}
+
+/// Trains `t` for `epochs` epochs (cosine over them), with a bar per epoch.
+fn train(t: &mut Trainer, data: &Dataset, epochs: u32, name: &str) -> lowbit::Result<()> {
+    let steps = data.len() / t.optim().batch;
+    for e in 0..epochs {
+        let b = bar(steps, format!("{name} {}/{epochs}", e + 1));
+        t.train_epoch(data, e, steps * epochs as usize, |_, s| {
+            b.inc(1);
+            b.set_message(format!("loss {:.4}", s.loss));
+        })?;
+        b.finish_and_clear();
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> lowbit::Result<()> {
+    let a = args();
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}", gpu.report());
+    let mnist = match &a.data {
+        Some(d) => Mnist::load(d)?,
+        None => Mnist::embedded()?,
+    };
+    let train_set = match a.limit {
+        Some(n) => mnist.train.take(n),
+        None => mnist.train,
+    };
+    let test = mnist.test;
+    let spec = ModelSpec::by_name(&a.model, train_set.shape, train_set.classes)?;
+    let opt = OptimConfig { lr: if a.model == "cnn" { 0.02 } else { 0.05 }, ..Default::default() };
+    let student_scheme = TrainScheme::preset(&a.scheme)?;
+    let gemms = spec.layers.iter().filter(|l| l.is_gemm()).count();
+    let sections = split(&spec, a.sections.unwrap_or(gemms.min(3)))?;
+    eprintln!(
+        "{} on {} images; student {}; sections {sections:?}; teacher {} epochs, sections {} + fine-tune {}",
+        a.model,
+        train_set.len(),
+        a.scheme,
+        a.teacher_epochs,
+        a.section_epochs,
+        a.finetune_epochs
+    );
+    // 1. The fp32 teacher.
+    let mut teacher = Trainer::new(&gpu, spec.clone(), TrainScheme::preset("fp32")?, opt, a.seed)?;
+    train(&mut teacher, &train_set, a.teacher_epochs, "fp32 teacher")?;
+    let teacher_acc = teacher.evaluate(&test)?.0;
+    let tp = teacher.parameters()?;
+    let budget = a.section_epochs + a.finetune_epochs;
+    // 2. Direct quantized training from the teacher's weights, same budget.
+    let fine_opt = OptimConfig { lr: opt.lr * 0.2, ..opt };
+    let mut direct = Trainer::new(&gpu, spec.clone(), student_scheme.clone(), fine_opt, a.seed)?;
+    for (n, _, v) in &tp {
+        direct.set_parameter(n, v)?;
+    }
+    let direct_start = direct.evaluate(&test)?.0;
+    train(&mut direct, &train_set, budget, "direct")?;
+    let direct_acc = direct.evaluate(&test)?.0;
+    // 3. DCQ.
+    let steps = train_set.len() / opt.batch * a.section_epochs as usize;
+    let b = bar(steps * sections.len(), "DCQ sections".into());
+    let (params, reports) = train_sections(
+        &gpu,
+        &spec,
+        &tp,
+        &student_scheme,
+        &sections,
+        &train_set,
+        steps,
+        fine_opt,
+        a.seed,
+        true,
+        |s, _, l| {
+            b.inc(1);
+            b.set_message(format!("section {s} mse {l:.4}"));
+        },
+    )?;
+    b.finish_and_clear();
+    let mut student = Trainer::new(&gpu, spec.clone(), student_scheme, fine_opt, a.seed)?;
+    for (n, _, v) in &params {
+        student.set_parameter(n, v)?;
+    }
+    let stitched_acc = student.evaluate(&test)?.0;
+    train(&mut student, &train_set, a.finetune_epochs, "DCQ fine-tune")?;
+    let dcq_acc = student.evaluate(&test)?.0;
+    for r in &reports {
+        eprintln!("section {:?}: feature mse {:.5} -> {:.5}", r.layers, r.first_mse, r.last_mse);
+    }
+    let gap = teacher_acc - direct_acc;
+    let closed = if gap > 0.0 { Some((dcq_acc - direct_acc) / gap) } else { None };
+    println!("{:<34} {:>9}", "model", "test acc");
+    println!("{:<34} {:>8.2}%", "fp32 teacher", 100.0 * teacher_acc);
+    println!("{:<34} {:>8.2}%", format!("{} (teacher weights, no training)", a.scheme), 100.0 * direct_start);
+    println!("{:<34} {:>8.2}%", format!("direct {} ({budget} epochs)", a.scheme), 100.0 * direct_acc);
+    println!("{:<34} {:>8.2}%", "DCQ stitched", 100.0 * stitched_acc);
+    println!("{:<34} {:>8.2}%", format!("DCQ + {} fine-tune epochs", a.finetune_epochs), 100.0 * dcq_acc);
+    match closed {
+        Some(c) => println!("gap to fp32 closed by DCQ: {:.0}%", 100.0 * c),
+        None => println!("direct training left no gap to fp32 to close"),
+    }
+    if a.json {
+        println!(
+            "{}",
+            json!({"dataset": "mnist", "model": a.model, "scheme": a.scheme, "teacher_acc": teacher_acc,
+                   "direct_acc": direct_acc, "stitched_acc": stitched_acc, "dcq_acc": dcq_acc,
+                   "gap_closed": closed, "sections": sections, "train_images": train_set.len(),
+                   "adapter": gpu.report().name})
+        );
+    }
+    Ok(())
+}
