@@ -175,8 +175,9 @@ fn run() -> lowbit::Result<()> {
     for r in &reports {
         eprintln!("section {:?}: feature mse {:.5} -> {:.5}", r.layers, r.first_mse, r.last_mse);
     }
+    // Below 0.2 points (20 of MNIST's 10,000 test images) the gap is within run-to-run noise.
     let gap = teacher_acc - direct_acc;
-    let closed = if gap > 0.0 { Some((dcq_acc - direct_acc) / gap) } else { None };
+    let closed = if gap >= 0.002 { Some((dcq_acc - direct_acc) / gap) } else { None };
     println!("{:<34} {:>9}", "model", "test acc");
     println!("{:<34} {:>8.2}%", "fp32 teacher", 100.0 * teacher_acc);
     println!("{:<34} {:>8.2}%", format!("{} (teacher weights, no training)", a.scheme), 100.0 * direct_start);
@@ -185,7 +186,10 @@ fn run() -> lowbit::Result<()> {
     println!("{:<34} {:>8.2}%", format!("DCQ + {} fine-tune epochs", a.finetune_epochs), 100.0 * dcq_acc);
     match closed {
         Some(c) => println!("gap to fp32 closed by DCQ: {:.0}%", 100.0 * c),
-        None => println!("direct training left no gap to fp32 to close"),
+        None => println!(
+            "direct training left no gap to fp32 to close ({:+.2} points, under the 0.2 a run can move by)",
+            100.0 * gap
+        ),
     }
     if a.json {
         println!(
