@@ -130,21 +130,24 @@ fn run() -> lowbit::Result<()> {
             r.layer, r.quantizer, r.bias, r.variance, r.rel_variance
         );
     }
-    // TinyScript against uniform levels at equal bits (and uniform with one bit more), on the
-    // real weight-gradient tensors of the measured batch, one scale per row in every case.
+    // TinyScript against uniform levels at equal bits and with one bit fewer than uniform, on
+    // the real weight-gradient tensors of the measured batch, one scale per row in every case.
     let ts = TinyScript::new(&gpu)?;
     let grads = t.gradients(&batches[0].0, &batches[0].1)?;
     let mut ts_rows = Vec::new();
     for (name, shape, g) in grads.iter().filter(|p| p.1.len() == 2) {
         let (r, c) = (shape[0], shape[1]);
         let gb = lowbit::GpuBuffer::from_slice(&gpu, "gradient", g)?;
-        let (_, fitted) = ts.fit(&gpu, &gb, r, c, a.bits)?;
         let mb = rows.iter().find(|x| &x.layer == name).map_or(f64::NAN, |x| x.minibatch_variance);
-        for (q, bits, table) in [
-            ("tinyscript", a.bits, fitted),
-            ("uniform-levels", a.bits, LevelTable::uniform(a.bits)?),
-            ("uniform-levels", a.bits + 1, LevelTable::uniform(a.bits + 1)?),
-        ] {
+        // TinyScript at b − 1 and b bits, uniform levels at b and b + 1 (within 2..=8).
+        let mut candidates = Vec::new();
+        for bits in [a.bits - 1, a.bits].into_iter().filter(|b| (2..=8).contains(b)) {
+            candidates.push(("tinyscript", bits, ts.fit(&gpu, &gb, r, c, bits)?.1));
+        }
+        for bits in [a.bits, a.bits + 1].into_iter().filter(|b| (2..=8).contains(b)) {
+            candidates.push(("uniform-levels", bits, LevelTable::uniform(bits)?));
+        }
+        for (q, bits, table) in candidates {
             let (bias, var) = level_quantizer_variance(&gpu, &ts, g, r, c, &table, a.samples)?;
             ts_rows.push((name.clone(), q, bits, bias, var, var / mb));
         }
