@@ -457,3 +457,49 @@ fn dcq_sections_stitch_back_exactly_and_learn_the_teacher() {
         assert!(r.last_mse < 0.5 * r.first_mse, "section {:?}: mse {} -> {}", r.layers, r.first_mse, r.last_mse);
     }
 }
+
+#[test]
+fn set_bits_switches_kernels_and_transitional_batch_norm_keeps_a_state_per_pair() {
+    use lowbit::nn::bitmixer::{sample_bits, train_epoch_mixed};
+    let g = gpu();
+    let spec = ModelSpec::cnn((8, 8, 1), &[4], 3);
+    let opt = OptimConfig { batch: 8, ..Default::default() };
+    let x = data(8 * 64, 87, false);
+    let labels: Vec<u32> = (0..8).map(|i| i % 3).collect();
+    let mut t = Trainer::new(g, spec.clone(), TrainScheme::preset("int8").unwrap(), opt, 4).unwrap();
+    t.step(&x, &labels, 0.05).unwrap();
+    let params = t.parameters().unwrap();
+    let at8 = t.logits(&x, 8).unwrap();
+    t.set_bits(0, 4).unwrap();
+    assert_eq!(t.bits(), vec![4, 8]);
+    let at4 = t.logits(&x, 8).unwrap();
+    assert_ne!(at4, at8, "4-bit operands must change the output");
+    // The same as a model built with that layer at int4.
+    let int4 = LayerScheme { forward: ForwardPrecision::Int4, ..LayerScheme::INT8 };
+    let mut fixed =
+        Trainer::new(g, spec.clone(), TrainScheme::preset("int8").unwrap().with_layer(0, int4).unwrap(), opt, 9)
+            .unwrap();
+    for (n, _, v) in &params {
+        fixed.set_parameter(n, v).unwrap();
+    }
+    assert_eq!(fixed.logits(&x, 8).unwrap(), at4);
+    t.set_bits(0, 8).unwrap();
+    assert_eq!(t.logits(&x, 8).unwrap(), at8);
+    assert!(t.set_bits(0, 3).is_err() && t.set_bits(5, 4).is_err());
+    assert!(t.set_bits(0, 32).is_err(), "an int8 gradient needs a quantized forward");
+    // Transitional batch norm: training at (4, 8) moves that pair's state only.
+    t.enable_transitional_bn().unwrap();
+    t.set_bits(0, 4).unwrap();
+    t.step(&x, &labels, 0.05).unwrap();
+    let p = t.parameters().unwrap();
+    let get = |n: &str| p.iter().find(|q| q.0 == n).unwrap_or_else(|| panic!("no {n}")).2.clone();
+    let base = params.iter().find(|q| q.0 == "layers.1.running_mean").unwrap().2.clone();
+    assert_eq!(get("layers.1.running_mean"), base, "the base (8-bit) state is untouched");
+    assert_ne!(get("layers.1.tbn4_8.running_mean"), base, "the (4, 8) state trained");
+    // Mixed training runs and samples reproducibly.
+    assert_eq!(sample_bits(&[4, 8], 1, 7, 3), sample_bits(&[4, 8], 1, 7, 3));
+    let ds =
+        lowbit::data::Dataset { images: x.clone(), labels: vec![0, 1, 2, 0, 1, 2, 0, 1], shape: (8, 8, 1), classes: 3 };
+    train_epoch_mixed(&mut t, &ds, 0, 4, &[4, 8], |_, _| {}).unwrap();
+    assert!(train_epoch_mixed(&mut t, &ds, 0, 4, &[], |_, _| {}).is_err());
+}

@@ -9,6 +9,7 @@
 //! weights, biases and the optimizer are fp32. A step is one recorded command buffer and is
 //! reproducible bit for bit from the seed on a given adapter.
 
+pub mod bitmixer;
 pub mod dcq;
 pub mod model;
 pub mod scheme;

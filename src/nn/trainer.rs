@@ -101,6 +101,27 @@ struct NormLayer {
     running: GpuBuffer<f32>,
     relu: bool,
     input: (usize, usize, usize),
+    /// Transitional batch norm (Bit-Mixer): a state per (bits of the GEMM layer before, bits of
+    /// the GEMM layer after), the base state above serving the key the model was built with.
+    base_key: (u32, u32),
+    key: (u32, u32),
+    variants: Vec<((u32, u32), NormState)>,
+}
+
+struct NormState {
+    affine: GpuBuffer<f32>,
+    v_affine: GpuBuffer<f32>,
+    running: GpuBuffer<f32>,
+}
+
+impl NormLayer {
+    /// `(affine, velocity, running)` of the active state.
+    fn active(&self) -> (&GpuBuffer<f32>, &GpuBuffer<f32>, &GpuBuffer<f32>) {
+        match self.variants.iter().find(|v| v.0 == self.key) {
+            Some((_, st)) => (&st.affine, &st.v_affine, &st.running),
+            None => (&self.affine, &self.v_affine, &self.running),
+        }
+    }
 }
 
 enum Layer {
@@ -238,6 +259,8 @@ pub struct Trainer<'g> {
     last_activation: ActivationBytes,
     /// Evaluate batch norm with batch statistics (for gradient checks); normally false.
     batch_stats_in_eval: bool,
+    /// Transitional batch norm (Bit-Mixer).
+    transitional: bool,
 }
 
 fn uniform_init(n: usize, bound: f32, key: u32) -> Vec<f32> {
@@ -270,6 +293,9 @@ impl<'g> Trainer<'g> {
                         running: GpuBuffer::from_slice(gpu, "bn running", &running)?,
                         relu,
                         input,
+                        base_key: (0, 0),
+                        key: (0, 0),
+                        variants: Vec::new(),
                     }));
                 }
                 LayerSpec::Linear { outputs, relu } | LayerSpec::Conv { channels: outputs, relu, .. } => {
@@ -335,6 +361,7 @@ impl<'g> Trainer<'g> {
             step: 0,
             last_activation: ActivationBytes::default(),
             batch_stats_in_eval: false,
+            transitional: false,
         })
     }
 
@@ -353,6 +380,11 @@ impl<'g> Trainer<'g> {
         &self.opt
     }
 
+    /// The seed the trainer was built with.
+    pub fn seed(&self) -> u32 {
+        self.seed
+    }
+
     /// Steps taken.
     pub fn steps(&self) -> u64 {
         self.step
@@ -363,6 +395,117 @@ impl<'g> Trainer<'g> {
     /// gradient checks: it also updates the running statistics on every such pass.
     pub fn set_batch_stats_in_eval(&mut self, on: bool) {
         self.batch_stats_in_eval = on;
+    }
+
+    /// The forward bit-width of every trainable layer: 4 (int4), 8 (int8 or fp8) or 32 (fp32).
+    pub fn bits(&self) -> Vec<u32> {
+        self.layers
+            .iter()
+            .filter_map(|l| match l {
+                Layer::Gemm(g) => Some(match g.scheme.forward {
+                    super::scheme::ForwardPrecision::Int4 => 4,
+                    super::scheme::ForwardPrecision::Int8 | super::scheme::ForwardPrecision::Fp8 => 8,
+                    super::scheme::ForwardPrecision::Fp32 => 32,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Sets trainable layer `layer`'s forward bit-width at run time (Bit-Mixer): 4 → int4,
+    /// 8 → int8, 32 → fp32 operands; the gradient precision stays, so the combination must be
+    /// one a GEMM runs ([`LayerScheme::check`]). With transitional batch norm on, each batch norm
+    /// switches to the state of its (bits before, bits after) pair, created from its base state
+    /// the first time the pair is used.
+    pub fn set_bits(&mut self, layer: usize, bits: u32) -> Result<()> {
+        use super::scheme::ForwardPrecision as F;
+        let forward = match bits {
+            4 => F::Int4,
+            8 => F::Int8,
+            32 => F::Fp32,
+            b => return Err(Error::InvalidArgument(format!("run-time bit-widths are 4, 8 or 32, not {b}"))),
+        };
+        let g = self
+            .layers
+            .iter_mut()
+            .filter_map(|l| match l {
+                Layer::Gemm(g) => Some(g),
+                _ => None,
+            })
+            .nth(layer)
+            .ok_or_else(|| Error::InvalidArgument(format!("no trainable layer {layer}")))?;
+        let s = LayerScheme { forward, ..g.scheme };
+        s.check()?;
+        g.scheme = s;
+        self.update_norm_keys()
+    }
+
+    /// Turns transitional batch norm on: from now on each batch norm keeps a state per pair of
+    /// neighbouring bit-widths (see [`Trainer::set_bits`]).
+    pub fn enable_transitional_bn(&mut self) -> Result<()> {
+        self.transitional = true;
+        for l in &mut self.layers {
+            if let Layer::Norm(n) = l {
+                n.variants.clear();
+            }
+        }
+        let keys = self.norm_keys();
+        for (l, k) in self.layers.iter_mut().zip(keys) {
+            if let (Layer::Norm(n), Some(k)) = (l, k) {
+                n.base_key = k;
+                n.key = k;
+            }
+        }
+        Ok(())
+    }
+
+    /// Each batch norm's (bits of the GEMM layer before it, bits of the one after; 32 if none).
+    fn norm_keys(&self) -> Vec<Option<(u32, u32)>> {
+        let bits = self.bits();
+        let mut seen = 0usize;
+        self.layers
+            .iter()
+            .map(|l| match l {
+                Layer::Gemm(_) => {
+                    seen += 1;
+                    None
+                }
+                Layer::Norm(_) => {
+                    Some((if seen == 0 { 32 } else { bits[seen - 1] }, bits.get(seen).copied().unwrap_or(32)))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn update_norm_keys(&mut self) -> Result<()> {
+        if !self.transitional {
+            return Ok(());
+        }
+        let keys = self.norm_keys();
+        let gpu = self.gpu;
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        for (l, k) in self.layers.iter_mut().zip(keys) {
+            if let (Layer::Norm(n), Some(k)) = (l, k) {
+                n.key = k;
+                if k != n.base_key && !n.variants.iter().any(|v| v.0 == k) {
+                    let copy =
+                        |enc: &mut wgpu::CommandEncoder, src: &GpuBuffer<f32>, label| -> Result<GpuBuffer<f32>> {
+                            let dst = GpuBuffer::<f32>::zeros(gpu, label, src.len())?;
+                            enc.copy_buffer_to_buffer(src.buffer(), 0, dst.buffer(), 0, src.bytes());
+                            Ok(dst)
+                        };
+                    let st = NormState {
+                        affine: copy(&mut enc, &n.affine, "tbn affine")?,
+                        v_affine: GpuBuffer::zeros(gpu, "tbn velocity", n.v_affine.len())?,
+                        running: copy(&mut enc, &n.running, "tbn running")?,
+                    };
+                    n.variants.push((k, st));
+                }
+            }
+        }
+        gpu.queue.submit([enc.finish()]);
+        Ok(())
     }
 
     /// Activation memory of the last training step.
@@ -414,16 +557,9 @@ impl<'g> Trainer<'g> {
                     let rows = batch * n.input.0 * n.input.1;
                     let stats = GpuBuffer::<f32>::zeros(gpu, "bn stats", 2 * n.channels)?;
                     let y = GpuBuffer::<f32>::zeros(gpu, "bn y", rows * n.channels)?;
-                    let b = NormBuffers {
-                        x: &cur,
-                        stats: &stats,
-                        affine: &n.affine,
-                        running: &n.running,
-                        y: &y,
-                        dy: None,
-                        dx: None,
-                        sums: None,
-                    };
+                    let (affine, _, running) = n.active();
+                    let b =
+                        NormBuffers { x: &cur, stats: &stats, affine, running, y: &y, dy: None, dx: None, sums: None };
                     if train || self.batch_stats_in_eval {
                         self.k.norm.encode_train_forward(gpu, enc, &b, rows, n.channels, n.relu)?;
                     } else {
@@ -647,23 +783,16 @@ impl<'g> Trainer<'g> {
                 (Layer::Norm(n), Saved::Norm { rows, x, y, stats }) => {
                     let dx = GpuBuffer::<f32>::zeros(gpu, "bn dx", rows * n.channels)?;
                     let sums = GpuBuffer::<f32>::zeros(gpu, "bn grads", 2 * n.channels)?;
-                    let b = NormBuffers {
-                        x,
-                        stats,
-                        affine: &n.affine,
-                        running: &n.running,
-                        y,
-                        dy: Some(&grad),
-                        dx: Some(&dx),
-                        sums: Some(&sums),
-                    };
+                    let (affine, v_affine, running) = n.active();
+                    let b =
+                        NormBuffers { x, stats, affine, running, y, dy: Some(&grad), dx: Some(&dx), sums: Some(&sums) };
                     self.k.norm.encode_backward(gpu, &mut enc, &b, *rows, n.channels, n.relu)?;
                     if collect {
                         let c = n.channels;
                         grads.push((format!("layers.{li}.bias"), vec![c], sums.clone(), c));
                         grads.push((format!("layers.{li}.weight"), vec![c], sums.clone(), 0));
                     } else {
-                        self.k.sgd.encode(gpu, &mut enc, &n.affine, &n.v_affine, &sums, sgd(0.0))?;
+                        self.k.sgd.encode(gpu, &mut enc, affine, v_affine, &sums, sgd(0.0))?;
                     }
                     grad = dx;
                 }
@@ -894,10 +1023,14 @@ impl<'g> Trainer<'g> {
                 }
                 Layer::Norm(n) => {
                     let c = n.channels;
-                    out.push((format!("layers.{i}.weight"), vec![c], &n.affine, 0));
-                    out.push((format!("layers.{i}.bias"), vec![c], &n.affine, c));
-                    out.push((format!("layers.{i}.running_mean"), vec![c], &n.running, 0));
-                    out.push((format!("layers.{i}.running_var"), vec![c], &n.running, c));
+                    let states = std::iter::once((String::new(), &n.affine, &n.running))
+                        .chain(n.variants.iter().map(|((a, b), st)| (format!("tbn{a}_{b}."), &st.affine, &st.running)));
+                    for (tag, affine, running) in states {
+                        out.push((format!("layers.{i}.{tag}weight"), vec![c], affine, 0));
+                        out.push((format!("layers.{i}.{tag}bias"), vec![c], affine, c));
+                        out.push((format!("layers.{i}.{tag}running_mean"), vec![c], running, 0));
+                        out.push((format!("layers.{i}.{tag}running_var"), vec![c], running, c));
+                    }
                 }
                 Layer::Pool { .. } | Layer::AvgPool { .. } => {}
             }
@@ -993,7 +1126,12 @@ impl<'g> Trainer<'g> {
                     g.vw.write(self.gpu, &vec![0.0; g.vw.len()])?;
                     g.vb.write(self.gpu, &vec![0.0; g.vb.len()])?;
                 }
-                Layer::Norm(n) => n.v_affine.write(self.gpu, &vec![0.0; n.v_affine.len()])?,
+                Layer::Norm(n) => {
+                    n.v_affine.write(self.gpu, &vec![0.0; n.v_affine.len()])?;
+                    for (_, st) in &n.variants {
+                        st.v_affine.write(self.gpu, &vec![0.0; st.v_affine.len()])?;
+                    }
+                }
                 Layer::Pool { .. } | Layer::AvgPool { .. } => {}
             }
         }
