@@ -195,7 +195,13 @@ pub fn dispatch(
     if x == 0 {
         return Ok(());
     }
-    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes: None });
+    let timed = crate::profile::next_pass(name);
+    let timestamp_writes = timed.as_ref().map(|(set, i)| wgpu::ComputePassTimestampWrites {
+        query_set: set,
+        beginning_of_pass_write_index: Some(*i),
+        end_of_pass_write_index: Some(*i + 1),
+    });
+    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes });
     pass.set_pipeline(pipeline);
     pass.set_bind_group(0, group, &[]);
     pass.dispatch_workgroups(x, y, 1);

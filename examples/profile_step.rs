@@ -1,0 +1,86 @@
+//! Where a training step's GPU time goes: per-kernel GPU time (timestamp queries, see
+//! `lowbit::profile`) of a few training steps, per scheme, beside the step's wall time.
+//!
+//! cargo run --release --example profile_step -- [--model mlp|cnn] [--schemes a,b,...] [--steps N] [--json]
+
+use lowbit::data::mnist::Mnist;
+use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
+use lowbit::profile::Profile;
+use lowbit::Gpu;
+use serde_json::json;
+use std::time::Instant;
+
+fn usage(msg: &str) -> ! {
+    eprintln!("{msg}\nusage: profile_step [--model mlp|cnn] [--schemes a,b,...] [--steps N] [--json]");
+    std::process::exit(2)
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> lowbit::Result<()> {
+    let (mut model, mut schemes, mut steps, mut json_out) =
+        ("mlp".to_string(), "fp32,int8,luq4".to_string(), 10usize, false);
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| usage(&format!("{a} needs a value")));
+        match a.as_str() {
+            "--model" => model = val(),
+            "--schemes" => schemes = val(),
+            "--steps" => steps = val().parse().unwrap_or_else(|_| usage("--steps takes a number")),
+            "--json" => json_out = true,
+            "-h" | "--help" => usage("Per-kernel GPU time of training steps."),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}", gpu.report());
+    let mnist = Mnist::embedded()?;
+    let spec = ModelSpec::by_name(&model, mnist.train.shape, mnist.train.classes)?;
+    let opt = OptimConfig::default();
+    let order = mnist.train.order(1, 0);
+    let batches: Vec<_> = order.chunks_exact(opt.batch).take(steps.max(1) + 3).map(|b| mnist.train.gather(b)).collect();
+    for scheme in schemes.split(',') {
+        let mut t = Trainer::new(&gpu, spec.clone(), TrainScheme::preset(scheme)?, opt, 1)?;
+        for (x, l) in &batches[..3] {
+            t.step(x, l, 0.01)?;
+        }
+        let profile = Profile::start(&gpu, 2048)?;
+        let t0 = Instant::now();
+        for (x, l) in &batches[3..] {
+            t.step(x, l, 0.01)?;
+        }
+        let wall = t0.elapsed().as_secs_f64() / (batches.len() - 3) as f64;
+        let (kernels, dropped) = profile.finish(&gpu)?;
+        let n = (batches.len() - 3) as f64;
+        let total: f64 = kernels.iter().map(|k| k.seconds).sum();
+        println!(
+            "{model} {scheme}: wall {:.2} ms/step, GPU (sum of passes) {:.2} ms/step{}",
+            1e3 * wall,
+            1e3 * total / n,
+            if dropped > 0 { format!(", {dropped} passes not timed") } else { String::new() }
+        );
+        for k in &kernels {
+            println!(
+                "  {:<20} {:>8.3} ms/step {:>6.1} dispatches/step {:>5.1}%",
+                k.name,
+                1e3 * k.seconds / n,
+                k.dispatches as f64 / n,
+                100.0 * k.seconds / total.max(1e-12)
+            );
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"model": model, "scheme": scheme, "kernel": k.name, "ms_per_step": 1e3 * k.seconds / n,
+                           "dispatches_per_step": k.dispatches as f64 / n, "wall_ms_per_step": 1e3 * wall,
+                           "adapter": gpu.report().name})
+                );
+            }
+        }
+    }
+    Ok(())
+}

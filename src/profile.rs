@@ -1,0 +1,122 @@
+//! Per-kernel GPU time from timestamp queries. While a [`Profile`] is active, every compute pass
+//! lowbit records (one per dispatch) writes a GPU timestamp at its start and end;
+//! [`Profile::finish`] resolves them and sums the time per kernel name. Needs the adapter's
+//! `TIMESTAMP_QUERY` feature ([`crate::AdapterReport::timestamps`]). One profile at a time per
+//! process; passes recorded beyond its capacity are not timed (and counted as dropped).
+
+use crate::{Error, Gpu, Result};
+use std::sync::Mutex;
+
+struct Active {
+    set: wgpu::QuerySet,
+    names: Vec<String>,
+    capacity: u32,
+    dropped: u64,
+}
+
+static ACTIVE: Mutex<Option<Active>> = Mutex::new(None);
+
+/// Time spent in one kernel while the profile was active.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelTime {
+    /// The kernel's name (its shader's).
+    pub name: String,
+    /// Dispatches recorded.
+    pub dispatches: u64,
+    /// GPU seconds between the starts and ends of those passes.
+    pub seconds: f64,
+}
+
+/// An active profile; see the module docs.
+pub struct Profile {
+    _private: (),
+}
+
+impl Profile {
+    /// Starts timing, for at most `max_passes` passes.
+    pub fn start(gpu: &Gpu, max_passes: u32) -> Result<Profile> {
+        if !gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(Error::InvalidArgument(format!("{} has no timestamp queries", gpu.report().name)));
+        }
+        let capacity = max_passes.clamp(1, 2048); // 4096 queries per set at most
+        let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
+        if active.is_some() {
+            return Err(Error::InvalidArgument("a profile is already active".into()));
+        }
+        let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("lowbit profile"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2 * capacity,
+        });
+        *active = Some(Active { set, names: Vec::new(), capacity, dropped: 0 });
+        Ok(Profile { _private: () })
+    }
+
+    /// Stops timing (waiting for submitted work) and returns the time per kernel, longest first,
+    /// with the number of passes that did not fit.
+    pub fn finish(self, gpu: &Gpu) -> Result<(Vec<KernelTime>, u64)> {
+        let active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).take().expect("the profile is active");
+        let n = active.names.len() as u32;
+        if n == 0 {
+            return Ok((Vec::new(), active.dropped));
+        }
+        let size = 16 * n as u64;
+        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("lowbit profile resolve"),
+            size,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("lowbit profile read-back"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        enc.resolve_query_set(&active.set, 0..2 * n, &resolve, 0);
+        enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, size);
+        gpu.queue.submit([enc.finish()]);
+        let slice = staging.slice(..);
+        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        gpu.wait()?;
+        pollster::block_on(rx.receive())
+            .ok_or_else(|| Error::Transfer("map callback dropped".into()))?
+            .map_err(|e| Error::Transfer(e.to_string()))?;
+        let ticks: Vec<u64> = {
+            let data = slice.get_mapped_range().map_err(|e| Error::Transfer(e.to_string()))?;
+            bytemuck::pod_collect_to_vec::<u8, u64>(&data)
+        };
+        staging.unmap();
+        let period = gpu.queue.get_timestamp_period() as f64 * 1e-9;
+        let mut out: Vec<KernelTime> = Vec::new();
+        for (i, name) in active.names.iter().enumerate() {
+            let dt = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period;
+            match out.iter_mut().find(|k| &k.name == name) {
+                Some(k) => {
+                    k.dispatches += 1;
+                    k.seconds += dt;
+                }
+                None => out.push(KernelTime { name: name.clone(), dispatches: 1, seconds: dt }),
+            }
+        }
+        out.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        Ok((out, active.dropped))
+    }
+}
+
+/// For a pass about to be recorded for kernel `name`: the query set and the index of its first
+/// timestamp, while a profile with room is active.
+pub(crate) fn next_pass(name: &str) -> Option<(wgpu::QuerySet, u32)> {
+    let mut guard = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let a = guard.as_mut()?;
+    if a.names.len() as u32 >= a.capacity {
+        a.dropped += 1;
+        return None;
+    }
+    a.names.push(name.to_string());
+    Some((a.set.clone(), 2 * (a.names.len() as u32 - 1)))
+}
