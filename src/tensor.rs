@@ -129,6 +129,12 @@ impl<T: Pod> GpuBuffer<T> {
         Ok(out)
     }
 
+    /// Records a copy of the whole buffer into `staging` at byte `offset` (for reading several
+    /// buffers back with one submission; see [`map_read`]).
+    pub(crate) fn copy_into(&self, enc: &mut wgpu::CommandEncoder, staging: &wgpu::Buffer, offset: u64) {
+        enc.copy_buffer_to_buffer(&self.buffer, 0, staging, offset, self.buffer.size());
+    }
+
     /// Blocking [`GpuBuffer::read_async`].
     pub fn read(&self, gpu: &Gpu) -> Result<Vec<T>> {
         pollster::block_on(self.read_async(gpu))
@@ -220,4 +226,30 @@ impl GpuTensor {
     pub fn read(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         self.buf.read(gpu)
     }
+}
+
+/// A buffer to read `bytes` back into (`MAP_READ | COPY_DST`).
+pub(crate) fn staging(gpu: &Gpu, bytes: u64) -> wgpu::Buffer {
+    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("lowbit read-back"),
+        size: bytes.max(4),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// Waits for the submitted work that fills `staging` and returns its bytes.
+pub(crate) fn map_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+    let slice = staging.slice(..);
+    let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    gpu.wait()?;
+    pollster::block_on(rx.receive())
+        .ok_or_else(|| Error::Transfer("map callback dropped".into()))?
+        .map_err(|e| Error::Transfer(e.to_string()))?;
+    let out = slice.get_mapped_range().map_err(|e| Error::Transfer(e.to_string()))?.to_vec();
+    staging.unmap();
+    Ok(out)
 }

@@ -937,6 +937,11 @@ impl<'g> Trainer<'g> {
                 _ => unreachable!("saved state matches its layer"),
             }
         }
+        // Loss and correct counts come back with the step's own submission: one round trip.
+        let (lb, cb) = (loss.buffer().size(), correct.buffer().size());
+        let back = crate::tensor::staging(gpu, lb + cb);
+        loss.copy_into(&mut enc, &back, 0);
+        correct.copy_into(&mut enc, &back, lb);
         gpu.queue.submit([enc.finish()]);
         // TinyScript: fit the levels to this step's gradients, for the steps that follow.
         for (li, g, rows, n) in refit {
@@ -954,8 +959,9 @@ impl<'g> Trainer<'g> {
                 }
             }
         }
-        let losses = loss.read(gpu)?;
-        let correct = correct.read(gpu)?;
+        let raw = crate::tensor::map_read(gpu, &back)?;
+        let losses: Vec<f32> = bytemuck::pod_collect_to_vec(&raw[..4 * batch]);
+        let correct: Vec<u32> = bytemuck::pod_collect_to_vec(&raw[lb as usize..lb as usize + 4 * batch]);
         self.step += 1;
         self.last_activation = bytes;
         let per = match target {
@@ -990,9 +996,16 @@ impl<'g> Trainer<'g> {
             let correct = GpuBuffer::<u32>::zeros(gpu, "correct", batch)?;
             let dz = GpuBuffer::<f32>::zeros(gpu, "dz", batch * classes)?;
             self.k.xent.encode(gpu, &mut enc, &logits, &lb, classes, 0.0, &loss, &correct, &dz)?;
+            let lbytes = loss.buffer().size();
+            let back = crate::tensor::staging(gpu, lbytes + correct.buffer().size());
+            loss.copy_into(&mut enc, &back, 0);
+            correct.copy_into(&mut enc, &back, lbytes);
             gpu.queue.submit([enc.finish()]);
-            right += correct.read(gpu)?.iter().map(|&c| c as u64).sum::<u64>();
-            loss_sum += loss.read(gpu)?.iter().map(|&l| l as f64).sum::<f64>();
+            let raw = crate::tensor::map_read(gpu, &back)?;
+            let losses: Vec<f32> = bytemuck::pod_collect_to_vec(&raw[..4 * batch]);
+            let rights: Vec<u32> = bytemuck::pod_collect_to_vec(&raw[lbytes as usize..lbytes as usize + 4 * batch]);
+            right += rights.iter().map(|&c| c as u64).sum::<u64>();
+            loss_sum += losses.iter().map(|&l| l as f64).sum::<f64>();
         }
         Ok((right as f64 / data.len() as f64, loss_sum / data.len() as f64))
     }
