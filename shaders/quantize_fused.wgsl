@@ -4,6 +4,8 @@
 // src/reference/quantize_fused.rs).
 // Entry `main`: per-block groups of `seg` words (seg a power of two <= 256); tiles as in quantize.
 // Entry `main_row`: one workgroup per row (flat workgroup index = row), for per-row scales.
+// Entry `main_row_short`: one thread per row, for rows of few words (an im2col matrix of a
+// first convolution has rows of kh·kw·c values), where a workgroup per row would idle.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32),
 // 3 scales (read_write f32, n_groups).
 
@@ -109,5 +111,22 @@ fn main_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
         for (var word = lid; word < p.words_per_row; word += WG) {
             codes[row * p.words_per_row + word] = pack_word(row, word, s_inv);
         }
+    }
+}
+
+@compute @workgroup_size(256)
+fn main_row_short(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = flat_workgroup(wg, nwg) * WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    var m = 0u;
+    for (var word = 0u; word < p.words_per_row; word++) {
+        m = max(m, word_amax(row, word));
+    }
+    let si = fmt_scale_for_amax(bitcast<f32>(m));
+    scales[row] = si.x;
+    for (var word = 0u; word < p.words_per_row; word++) {
+        codes[row * p.words_per_row + word] = pack_word(row, word, si.y);
     }
 }

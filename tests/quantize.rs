@@ -16,7 +16,8 @@ fn qz() -> &'static Quantizer {
     Q.get_or_init(|| Quantizer::new(gpu()).unwrap())
 }
 
-const SHAPES: &[(usize, usize)] = &[(1, 1), (1, 1757), (33, 65), (3, 1000), (70, 129), (2, 5000)];
+// Includes many short rows (one thread per row) beside long ones (a workgroup per row).
+const SHAPES: &[(usize, usize)] = &[(1, 1), (1, 1757), (33, 65), (3, 1000), (70, 129), (2, 5000), (600, 25)];
 const GRANULARITIES: &[Granularity] = &[
     Granularity::PerTensor,
     Granularity::PerRow,

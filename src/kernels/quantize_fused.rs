@@ -6,7 +6,8 @@
 //! Layout: entry `main` for blocks of at most 256 words: one thread per word, segment tree
 //! reduction, the segment leader computes `(s, inv)` into workgroup memory. Entry `main_row`:
 //! one workgroup per row, looping over the row twice (the second read hits the cache for the
-//! row sizes of training). Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes (read-write u32),
+//! row sizes of training); rows of at most [`SHORT_ROW_WORDS`] words take entry
+//! `main_row_short`, one thread per row. Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes (read-write u32),
 //! 3 scales (read-write f32).
 
 use super::{bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
@@ -15,16 +16,20 @@ use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
+/// Rows of at most this many words are quantized one thread per row.
+pub const SHORT_ROW_WORDS: u32 = 16;
+
 /// The fused quantizer for one format.
 pub struct QuantizeFused {
     format: Format,
     bgl: wgpu::BindGroupLayout,
     block: wgpu::ComputePipeline,
     row: wgpu::ComputePipeline,
+    short: wgpu::ComputePipeline,
 }
 
 impl QuantizeFused {
-    /// Builds both pipelines for `format`.
+    /// Builds the three pipelines for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "quantize_fused", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write]);
         let c = format_constant(format);
@@ -32,6 +37,7 @@ impl QuantizeFused {
             format,
             block: pipeline(gpu, "quantize_fused", "main", &pl, &c)?,
             row: pipeline(gpu, "quantize_fused", "main_row", &pl, &c)?,
+            short: pipeline(gpu, "quantize_fused", "main_row_short", &pl, &c)?,
             bgl,
         })
     }
@@ -75,6 +81,9 @@ impl QuantizeFused {
         let params = uniform(gpu, "quantize_fused params", &p);
         let group = bind(gpu, "quantize_fused", &self.bgl, &[&params, x.buffer(), codes.buffer(), scales.buffer()]);
         match l.granularity {
+            Granularity::PerRow if l.words_per_row <= SHORT_ROW_WORDS => {
+                dispatch(enc, "quantize_fused", &self.short, &group, l.rows.div_ceil(super::WG))
+            }
             Granularity::PerRow => dispatch(enc, "quantize_fused", &self.row, &group, l.rows),
             _ => dispatch(enc, "quantize_fused", &self.block, &group, p.total_tiles),
         }
