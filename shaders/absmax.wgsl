@@ -2,6 +2,11 @@
 // The output must be zeroed before the launch. Reference: src/reference/absmax.rs.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 amax (read_write atomic u32, n_groups).
 // transposed = 1 reads the logical [rows, cols] tensor from x stored as [cols, rows].
+// Entry `main`: a workgroup per 256 words of a logical row. Entry `main_t`, for transposed
+// tensors whose groups are whole rows (per row, per tensor): reads along x's contiguous
+// dimension instead — a workgroup takes 32 logical rows × a chunk of `aux0` logical columns
+// (`aux1` chunks), 8 lanes per row each taking every 8th column, lanes combined, one atomicMax
+// per row and chunk. A max does not depend on order, so both entries give the same bits.
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -41,5 +46,37 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     if (valid && (lid & (p.seg - 1u)) == 0u) {
         atomicMax(&amax[group_of(p, row, word * p.per_word)], red[lid]);
+    }
+}
+
+const TROWS: u32 = 32u;
+const TLANES: u32 = 8u;
+
+@compute @workgroup_size(256)
+fn main_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let tiles = (p.rows + TROWS - 1u) / TROWS;
+    let wid = flat_workgroup(wg, nwg);
+    if (wid >= tiles * p.aux1) {
+        return;
+    }
+    let chunk = wid / tiles;
+    let row = (wid % tiles) * TROWS + lid % TROWS;
+    let lane = lid / TROWS;
+    let start = chunk * p.aux0;
+    let end = min(start + p.aux0, p.cols);
+    var m = 0u;
+    if (row < p.rows) {
+        for (var c = start + lane; c < end; c += TLANES) {
+            m = max(m, amax_bits(x[c * p.rows + row]));
+        }
+    }
+    red[lid] = m;
+    workgroupBarrier();
+    if (lane == 0u && row < p.rows) {
+        var t = red[lid];
+        for (var l = 1u; l < TLANES; l++) {
+            t = max(t, red[l * TROWS + lid]);
+        }
+        atomicMax(&amax[group_of(p, row, start)], t);
     }
 }

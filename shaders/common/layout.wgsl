@@ -20,9 +20,10 @@ struct QuantParams {
     stochastic: u32,
     transposed: u32,
     n_groups: u32,
+    // Kernel-specific: absmax's transposed entry keeps its chunk length and count here.
+    aux0: u32,
+    aux1: u32,
     pad0: u32,
-    pad1: u32,
-    pad2: u32,
 }
 
 const WG: u32 = 256u;

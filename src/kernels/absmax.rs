@@ -17,13 +17,18 @@ use crate::{Gpu, Result};
 pub struct Absmax {
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    transposed: wgpu::ComputePipeline,
 }
 
 impl Absmax {
     /// Builds the pipeline.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "absmax", &[Slot::Uniform, Slot::Read, Slot::Write]);
-        Ok(Absmax { pipeline: pipeline(gpu, "absmax", "main", &pl, &[])?, bgl })
+        Ok(Absmax {
+            pipeline: pipeline(gpu, "absmax", "main", &pl, &[])?,
+            transposed: pipeline(gpu, "absmax", "main_t", &pl, &[])?,
+            bgl,
+        })
     }
 
     /// Records: zero `amax`, then reduce `x` (the logical tensor of `l`, or its transpose stored
@@ -42,8 +47,19 @@ impl Absmax {
         let mut p = QuantParams::row_tiles(l, Rounding::Nearest);
         p.transposed = transposed as u32;
         enc.clear_buffer(amax.buffer(), 0, None);
+        // Transposed with whole-row groups: read along x's rows (see the shader).
+        let along = transposed && p.block_div == u32::MAX;
+        let (chunk, chunks) = super::reduce_chunks(l.cols as usize);
+        if along {
+            p.aux = [chunk as u32, chunks as u32, 0];
+        }
         let params = uniform(gpu, "absmax params", &p);
         let group = bind(gpu, "absmax", &self.bgl, &[&params, x.buffer(), amax.buffer()]);
-        dispatch(enc, "absmax", &self.pipeline, &group, p.total_tiles)
+        if along {
+            let tiles = (l.rows as usize).div_ceil(32);
+            dispatch(enc, "absmax", &self.transposed, &group, (tiles * chunks) as u32)
+        } else {
+            dispatch(enc, "absmax", &self.pipeline, &group, p.total_tiles)
+        }
     }
 }

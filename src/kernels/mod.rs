@@ -68,7 +68,8 @@ pub struct QuantParams {
     pub stochastic: u32,
     pub transposed: u32,
     pub n_groups: u32,
-    pub pad: [u32; 3],
+    /// Kernel-specific (absmax's transposed entry: chunk length and count), then padding.
+    pub aux: [u32; 3],
 }
 const _: () = assert!(std::mem::size_of::<QuantParams>() == 64);
 
@@ -91,7 +92,7 @@ impl QuantParams {
             stochastic: stochastic as u32,
             transposed: 0,
             n_groups: l.n_groups,
-            pad: [0; 3],
+            aux: [0; 3],
         }
     }
 }
