@@ -62,7 +62,11 @@ fn run() -> lowbit::Result<()> {
             "{model} {scheme}: wall {:.2} ms/step, GPU (sum of passes) {:.2} ms/step{}",
             1e3 * wall,
             1e3 * total / n,
-            if dropped > 0 { format!(", {dropped} passes not timed") } else { String::new() }
+            if dropped > 0 {
+                format!(" ({dropped} passes did not fit the profile and are not counted: use fewer --steps)")
+            } else {
+                String::new()
+            }
         );
         for k in &kernels {
             println!(
