@@ -213,6 +213,29 @@ impl Kernels {
         })
     }
 
+    /// `x` `[rows, cols]` rotated by a block-`block` Hadamard along the rows (BHQ), or `x`
+    /// itself without a block.
+    #[allow(clippy::too_many_arguments)]
+    fn rotated(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        x: &GpuBuffer<f32>,
+        rows: usize,
+        cols: usize,
+        block: Option<u32>,
+        label: &str,
+    ) -> Result<GpuBuffer<f32>> {
+        match block {
+            Some(b) => {
+                let r = GpuBuffer::<f32>::zeros(gpu, label, rows * cols)?;
+                self.hadamard.encode(gpu, enc, x, &r, rows, cols, b, Axis::Rows)?;
+                Ok(r)
+            }
+            None => Ok(x.clone()),
+        }
+    }
+
     /// `c ← epilogue(A·Bᵀ)` for packed operands, with whichever kernel multiplies their formats.
     fn packed(
         &self,
@@ -603,14 +626,8 @@ impl<'g> Trainer<'g> {
                                 // along the other dimension), dequantized: with them the fp32
                                 // gradient differs from the quantized one by the gradient
                                 // quantizer alone.
-                                let src = match l.scheme.rotate {
-                                    Some(b) => {
-                                        let r = GpuBuffer::<f32>::zeros(gpu, "rotated x", rows * l.k)?;
-                                        self.k.hadamard.encode(gpu, enc, &cols, &r, rows, l.k, b, Axis::Rows)?;
-                                        GpuTensor::from_buffer(r, &[rows, l.k])?
-                                    }
-                                    None => xt,
-                                };
+                                let r = self.k.rotated(gpu, enc, &cols, rows, l.k, l.scheme.rotate, "rotated x")?;
+                                let src = GpuTensor::from_buffer(r, &[rows, l.k])?;
                                 let qxt = self.k.qz.quantize_transposed(gpu, enc, &src, QuantScheme::per_row(f))?;
                                 let wt = GpuTensor::from_buffer(l.w.clone(), &[l.n, l.k])?;
                                 let qwt = self.k.qz.quantize_transposed(gpu, enc, &wt, QuantScheme::per_row(f))?;
@@ -620,14 +637,8 @@ impl<'g> Trainer<'g> {
                             }
                             (GradPrecision::Fp32, None) | (_, None) => (Some(cols.clone()), None),
                             (_, Some(f)) => {
-                                let src = match l.scheme.rotate {
-                                    Some(b) => {
-                                        let r = GpuBuffer::<f32>::zeros(gpu, "rotated x", rows * l.k)?;
-                                        self.k.hadamard.encode(gpu, enc, &cols, &r, rows, l.k, b, Axis::Rows)?;
-                                        GpuTensor::from_buffer(r, &[rows, l.k])?
-                                    }
-                                    None => xt,
-                                };
+                                let r = self.k.rotated(gpu, enc, &cols, rows, l.k, l.scheme.rotate, "rotated x")?;
+                                let src = GpuTensor::from_buffer(r, &[rows, l.k])?;
                                 (None, Some(self.k.qz.quantize_transposed(gpu, enc, &src, QuantScheme::per_row(f))?))
                             }
                         };
@@ -830,14 +841,8 @@ impl<'g> Trainer<'g> {
                         match (l.scheme.gradient.format(), cols_f32) {
                             (None, Some(cols)) | (Some(_), Some(cols)) => {
                                 // A rotated operand (meter reference) meets the gradient rotated the same way.
-                                let g_dw = match (l.scheme.rotate, *cols_t) {
-                                    (Some(b), true) => {
-                                        let r = GpuBuffer::<f32>::zeros(gpu, "rotated dy", rows * l.n)?;
-                                        self.k.hadamard.encode(gpu, &mut enc, &g, &r, rows, l.n, b, Axis::Rows)?;
-                                        r
-                                    }
-                                    _ => g.clone(),
-                                };
+                                let block = l.scheme.rotate.filter(|_| *cols_t);
+                                let g_dw = self.k.rotated(gpu, &mut enc, &g, rows, l.n, block, "rotated dy")?;
                                 self.k.f32.encode(
                                     gpu,
                                     &mut enc,
@@ -878,14 +883,8 @@ impl<'g> Trainer<'g> {
                                     granularity: l.scheme.grad_granularity,
                                     rounding: rounding(purpose),
                                 };
-                                let g_rot = match l.scheme.rotate {
-                                    Some(b) => {
-                                        let r = GpuBuffer::<f32>::zeros(gpu, "rotated dy", rows * l.n)?;
-                                        self.k.hadamard.encode(gpu, &mut enc, &g, &r, rows, l.n, b, Axis::Rows)?;
-                                        r
-                                    }
-                                    None => g.clone(),
-                                };
+                                let g_rot =
+                                    self.k.rotated(gpu, &mut enc, &g, rows, l.n, l.scheme.rotate, "rotated dy")?;
                                 let gt = GpuTensor::from_buffer(g_rot, &[rows, l.n])?;
                                 let qgt = if l.scheme.smp > 1 {
                                     self.k.qz.quantize_transposed_samples(
