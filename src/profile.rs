@@ -67,30 +67,12 @@ impl Profile {
             usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("lowbit profile read-back"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = crate::tensor::staging(gpu, size);
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         enc.resolve_query_set(&active.set, 0..2 * n, &resolve, 0);
         enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, size);
         gpu.queue.submit([enc.finish()]);
-        let slice = staging.slice(..);
-        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        gpu.wait()?;
-        pollster::block_on(rx.receive())
-            .ok_or_else(|| Error::Transfer("map callback dropped".into()))?
-            .map_err(|e| Error::Transfer(e.to_string()))?;
-        let ticks: Vec<u64> = {
-            let data = slice.get_mapped_range().map_err(|e| Error::Transfer(e.to_string()))?;
-            bytemuck::pod_collect_to_vec::<u8, u64>(&data)
-        };
-        staging.unmap();
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&crate::tensor::map_read(gpu, &staging)?);
         let period = gpu.queue.get_timestamp_period() as f64 * 1e-9;
         let mut out: Vec<KernelTime> = Vec::new();
         for (i, name) in active.names.iter().enumerate() {

@@ -100,33 +100,14 @@ impl<T: Pod> GpuBuffer<T> {
 
     /// Reads the contents back, waiting for all work submitted so far.
     pub async fn read_async(&self, gpu: &Gpu) -> Result<Vec<T>> {
-        let size = self.buffer.size();
-        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("lowbit read-back"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = staging(gpu, self.buffer.size());
         let mut enc =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lowbit read-back") });
-        enc.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
+        self.copy_into(&mut enc, &staging, 0);
         gpu.queue.submit([enc.finish()]);
-        let slice = staging.slice(..);
-        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        gpu.wait()?;
-        rx.receive()
-            .await
-            .ok_or_else(|| Error::Transfer("map callback dropped".into()))?
-            .map_err(|e| Error::Transfer(e.to_string()))?;
-        let data = slice.get_mapped_range().map_err(|e| Error::Transfer(e.to_string()))?;
+        let data = map_read_async(gpu, &staging).await?;
         let bytes = (self.len * std::mem::size_of::<T>()).min(data.len());
-        let out = bytemuck::pod_collect_to_vec::<u8, T>(&data[..bytes]);
-        drop(data);
-        staging.unmap();
-        Ok(out)
+        Ok(bytemuck::pod_collect_to_vec::<u8, T>(&data[..bytes]))
     }
 
     /// Records a copy of the whole buffer into `staging` at byte `offset` (for reading several
@@ -239,17 +220,23 @@ pub(crate) fn staging(gpu: &Gpu, bytes: u64) -> wgpu::Buffer {
 }
 
 /// Waits for the submitted work that fills `staging` and returns its bytes.
-pub(crate) fn map_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+pub(crate) async fn map_read_async(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
     let slice = staging.slice(..);
     let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
     gpu.wait()?;
-    pollster::block_on(rx.receive())
+    rx.receive()
+        .await
         .ok_or_else(|| Error::Transfer("map callback dropped".into()))?
         .map_err(|e| Error::Transfer(e.to_string()))?;
     let out = slice.get_mapped_range().map_err(|e| Error::Transfer(e.to_string()))?.to_vec();
     staging.unmap();
     Ok(out)
+}
+
+/// Blocking [`map_read_async`].
+pub(crate) fn map_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+    pollster::block_on(map_read_async(gpu, staging))
 }

@@ -16,6 +16,7 @@
 //! `⌈D·2²⁴/G⌉ / 2²⁴` (unbiased up to 2⁻²⁴ of the gap); round-to-nearest goes up iff `2D > G`.
 //! NaN encodes as 0, ±∞ as ±Lₙ; −0 and values flushing to zero as +0.
 
+use crate::format::ftz;
 use crate::format::scale::recip_rne;
 use crate::{Error, Result};
 
@@ -113,14 +114,6 @@ impl LevelTable {
         } else {
             v
         }
-    }
-}
-
-fn ftz(x: f32) -> f32 {
-    if x.to_bits() & 0x7f80_0000 == 0 {
-        f32::from_bits(x.to_bits() & 0x8000_0000)
-    } else {
-        x
     }
 }
 
