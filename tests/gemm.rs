@@ -8,7 +8,7 @@
 //!   |gpu − ref| ≤ (chunks·samples + 6)·2⁻²³·Σ|terms| (`INT_EPILOGUE_BOUND`).
 
 mod common;
-use common::{assert_u32_eq, data, gpu};
+use common::{assert_u32_eq, data, gpu, submit_with as submit};
 use lowbit::format::Format;
 use lowbit::kernels::gemm::{Epilogue, Tile};
 use lowbit::kernels::gemm_f32::{GemmF32, GemmShape};
@@ -51,13 +51,6 @@ fn check(what: &str, got: &[f32], want: &RefOut, rel: f64) {
         got.len(),
         bad.iter().take(6).cloned().collect::<Vec<_>>().join(", ")
     );
-}
-
-fn submit(f: impl FnOnce(&mut wgpu::CommandEncoder)) {
-    let g = gpu();
-    let mut enc = g.device.create_command_encoder(&Default::default());
-    f(&mut enc);
-    g.queue.submit([enc.finish()]);
 }
 
 #[test]

@@ -2,20 +2,10 @@
 //! only then. Its own test binary, so that no other test's dispatches run during the profile.
 
 mod common;
-use common::{data, gpu};
+use common::{buf, data, gpu, submit_with as run};
 use lowbit::kernels::col_sum::ColSum;
 use lowbit::GpuBuffer;
 
-fn buf(v: &[f32]) -> GpuBuffer<f32> {
-    GpuBuffer::from_slice(gpu(), "t", v).unwrap()
-}
-
-fn run(f: impl FnOnce(&mut wgpu::CommandEncoder)) {
-    let g = gpu();
-    let mut enc = g.device.create_command_encoder(&Default::default());
-    f(&mut enc);
-    g.queue.submit([enc.finish()]);
-}
 #[test]
 fn profile_times_every_dispatch_by_kernel_name() {
     use lowbit::profile::Profile;

@@ -4,7 +4,7 @@
 //! (softmax_xent: 1e-5 relative + 1e-6 absolute).
 
 mod common;
-use common::{assert_f32_bits_eq, assert_u32_eq, data, gpu};
+use common::{assert_f32_bits_eq, assert_u32_eq, buf, data, gpu, submit_with as run};
 use lowbit::kernels::col_sum::ColSum;
 use lowbit::kernels::im2col::{ConvGeom, Im2col};
 use lowbit::kernels::maxpool::{MaxPool, PoolGeom};
@@ -16,17 +16,6 @@ use lowbit::{reference, Error, GpuBuffer};
 const XENT_RTOL: f32 = 1e-5;
 const XENT_ATOL: f32 = 1e-6;
 const SGD_ULPS: f32 = 2.0;
-
-fn buf(x: &[f32]) -> GpuBuffer<f32> {
-    GpuBuffer::from_slice(gpu(), "t", x).unwrap()
-}
-
-fn run(f: impl FnOnce(&mut wgpu::CommandEncoder)) {
-    let g = gpu();
-    let mut enc = g.device.create_command_encoder(&Default::default());
-    f(&mut enc);
-    g.queue.submit([enc.finish()]);
-}
 
 #[test]
 fn relu_backward_and_col_sum_are_exact() {

@@ -71,3 +71,16 @@ pub fn data(n: usize, seed: u32, specials: bool) -> Vec<f32> {
         })
         .collect()
 }
+
+/// `v` uploaded to the test GPU.
+pub fn buf(v: &[f32]) -> lowbit::GpuBuffer<f32> {
+    lowbit::GpuBuffer::from_slice(gpu(), "t", v).unwrap()
+}
+
+/// Records with `f` into one encoder and submits it.
+pub fn submit_with(f: impl FnOnce(&mut wgpu::CommandEncoder)) {
+    let g = gpu();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    f(&mut enc);
+    g.queue.submit([enc.finish()]);
+}
