@@ -12,8 +12,9 @@
 // FLAG_RAW writes the bits of the exact i32 total instead (tests compare it exactly).
 // With `samples` = S > 1 (SMP), A holds S stacked stochastic samples [S, M, a_words] with scales
 // [S, groups]; the output is the mean of the S products, formed in the epilogue.
-// Tiles: TILE x TILE outputs (TPT = 4: 64, TPT = 2: 32; chosen by the launcher's tune), 16x16
-// threads with TPT x TPT outputs each, K in steps of 8 lane words (32 elements).
+// Tiles: TILE x TILE outputs (main: TPT = 4: 64, TPT = 2: 32; main_wide: 128, below; chosen by
+// the launcher's tune), 16x16 threads with TPT x TPT outputs each, K in steps of 8 lane words
+// (32 elements).
 // Reference: src/reference/gemm_int.rs.
 // Bindings: 0 params, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c (read-write),
 // 7 amax (read-write atomic u32).
@@ -31,6 +32,9 @@ override FMT_B: u32 = 0u;
 @group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
 
 override TPT: u32 = 4u;
+// main_wide only: one scale chunk over all of K and one sample (per-row or per-tensor scales,
+// no SMP), so the integer sums are scaled once at the end and no f32 accumulators are kept.
+override WHOLE_K: bool = false;
 const TKW: u32 = 8u; // lane words (4 int8 lanes each) per K step
 
 var<workgroup> As: array<u32, 512>; // [TKW][TM]
@@ -39,24 +43,20 @@ var<workgroup> wg_amax: atomic<u32>;
 // End of this workgroup's K range (split-K).
 var<private> k_end: u32;
 
-// Four codes (4 or 8 bits each) as four int8 lanes.
+// Four 4-bit codes (int4 or log4) as four int8 lanes.
 fn widen4(nibbles: u32, fmt: u32) -> u32 {
+    // Code i into the low nibble of byte i.
+    let x = (nibbles & 0xfu) | ((nibbles & 0xf0u) << 4u) | ((nibbles & 0xf00u) << 8u) | ((nibbles & 0xf000u) << 12u);
+    if (fmt == 1u) {
+        // int4: bit 3 set fills bits 4..7 of its byte (0x08 * 0x1e = 0xf0: no carry between bytes).
+        return x | ((x & 0x08080808u) * 0x1eu);
+    }
+    // log4: level l = code & 7 is 2^(l-1) (0 for l = 0), negated when bit 3 is set.
     var out = 0u;
     for (var i = 0u; i < 4u; i++) {
-        let code = (nibbles >> (4u * i)) & 0xfu;
-        var v = 0;
-        if (fmt == 1u) {
-            v = (i32(code) ^ 8) - 8;
-        } else {
-            let lvl = code & 7u;
-            if (lvl != 0u) {
-                v = i32(1u << (lvl - 1u));
-                if ((code & 8u) != 0u) {
-                    v = -v;
-                }
-            }
-        }
-        out |= (bitcast<u32>(v) & 0xffu) << (8u * i);
+        let code = (x >> (8u * i)) & 0xfu;
+        let mag = (1u << (code & 7u)) >> 1u;
+        out |= select(mag, (0u - mag) & 0xffu, (code & 8u) != 0u) << (8u * i);
     }
     return out;
 }
@@ -199,6 +199,228 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         atomicMax(&wg_amax, local_amax);
         workgroupBarrier();
         if (lid == 0u && valid_tile) {
+            atomicMax(&amax[0], atomicLoad(&wg_amax));
+        }
+    }
+}
+
+// Wide tile: 128x128 outputs per workgroup, 8x8 per thread as 16 vec4 accumulators, rows
+// {4ty..4ty+3, 64+4ty..64+4ty+3} and columns likewise with tx, so every K step reads four
+// vec4<u32> of workgroup memory and issues 64 dot4I8Packed. K runs in steps of 8 lane words;
+// the launcher picks this tile only when scale chunks are whole steps (chunk % 32 == 0 or one
+// chunk over all of K), so the integer sums are folded into f32 between steps, not inside one.
+// FLAG_RAW keeps the exact i32 sums over all chunks and samples instead of folding them.
+// K steps go through two workgroup buffers, the next step's words already loaded into registers
+// while the current one is multiplied out (one barrier per step).
+var<workgroup> Aw: array<vec4<u32>, 512>; // [2][TKW][128 / 4]
+var<workgroup> Bw: array<vec4<u32>, 512>;
+
+// This thread's four lane words of a K step of A (sample s) or B: word kw0 + idx % TKW of row
+// idx / TKW, idx = lid + 256 r.
+fn fetch_int_a(lid: u32, m0: u32, kw0: u32, s: u32) -> vec4<u32> {
+    return vec4<u32>(lane_word_a(m0 + lid / TKW, kw0 + lid % TKW, s),
+                     lane_word_a(m0 + 32u + lid / TKW, kw0 + lid % TKW, s),
+                     lane_word_a(m0 + 64u + lid / TKW, kw0 + lid % TKW, s),
+                     lane_word_a(m0 + 96u + lid / TKW, kw0 + lid % TKW, s));
+}
+
+fn fetch_int_b(lid: u32, n0: u32, kw0: u32) -> vec4<u32> {
+    return vec4<u32>(lane_word_b(n0 + lid / TKW, kw0 + lid % TKW),
+                     lane_word_b(n0 + 32u + lid / TKW, kw0 + lid % TKW),
+                     lane_word_b(n0 + 64u + lid / TKW, kw0 + lid % TKW),
+                     lane_word_b(n0 + 96u + lid / TKW, kw0 + lid % TKW));
+}
+
+fn put_int(buf: u32, lid: u32, va: vec4<u32>, vb: vec4<u32>) {
+    for (var r = 0u; r < 4u; r++) {
+        let f = buf * 1024u + (lid % TKW) * 128u + lid / TKW + 32u * r;
+        Aw[f / 4u][f % 4u] = va[r];
+        Bw[f / 4u][f % 4u] = vb[r];
+    }
+}
+
+fn dot4x4(a: u32, b: vec4<u32>) -> vec4<i32> {
+    return vec4<i32>(dot4I8Packed(a, b.x), dot4I8Packed(a, b.y), dot4I8Packed(a, b.z), dot4I8Packed(a, b.w));
+}
+
+fn fold_wide(accf: vec4<f32>, acci: vec4<i32>, sa: f32, col0: u32, kc: u32) -> vec4<f32> {
+    let last = p.n - 1u;
+    let sb = vec4<f32>(scale_b(min(col0, last), kc), scale_b(min(col0 + 1u, last), kc),
+                       scale_b(min(col0 + 2u, last), kc), scale_b(min(col0 + 3u, last), kc));
+    return fma(vec4<f32>(acci) * sa, sb, accf);
+}
+
+// The f32 result of a 4-output row segment: the folded sums, or with WHOLE_K the one scaling.
+fn whole_k(accf: vec4<f32>, acci: vec4<i32>, row: u32, col0: u32) -> vec4<f32> {
+    if (!WHOLE_K || (p.flags & FLAG_RAW) != 0u) {
+        return accf;
+    }
+    let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
+    return fold_wide(vec4<f32>(0.0), acci, scale_a(0u, min(row, p.m - 1u), 0u, a_groups), col0, 0u);
+}
+
+fn store_int_wide(accf: vec4<f32>, acci: vec4<i32>, row: u32, col0: u32, st: SplitTile, amax_in: u32) -> u32 {
+    var local_amax = amax_in;
+    let inv_samples = 1.0 / f32(p.samples);
+    for (var j = 0u; j < 4u; j++) {
+        let col = col0 + j;
+        if (row >= p.m || col >= p.n) {
+            continue;
+        }
+        if ((p.flags & FLAG_RAW) != 0u) {
+            c[row * p.n + col] = bitcast<f32>(acci[j]);
+        } else if (p.splits > 1u) {
+            c[st.base + row * p.n + col] = accf[j] * inv_samples;
+        } else {
+            var bn = 0.0;
+            if ((p.flags & FLAG_BIAS) != 0u) {
+                bn = bias[col];
+            }
+            var v0 = accf[j];
+            if (p.samples > 1u) {
+                v0 = v0 * inv_samples;
+            }
+            let v = epilogue_value(p, v0, c[row * p.n + col], bn);
+            c[row * p.n + col] = v;
+            local_amax = max(local_amax, amax_bits(v));
+        }
+    }
+    return local_amax;
+}
+
+@compute @workgroup_size(256)
+fn main_wide(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let st = split_tile(p, wg.x + wg.y * nwg.x);
+    k_end = st.k_hi;
+    let m0 = (st.tile / p.tiles_n) * 128u;
+    let n0 = (st.tile % p.tiles_n) * 128u;
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    if (lid == 0u) {
+        atomicStore(&wg_amax, 0u);
+    }
+    let kw_lo = st.k_lo / 4u;
+    let kwords = (st.k_hi + 3u) / 4u;
+    let chunk_words = p.chunk / 4u;
+    let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
+    let raw = (p.flags & FLAG_RAW) != 0u;
+    let last_row = p.m - 1u;
+    // Indexed by constants only (a dynamic index could push the accumulators out of registers).
+    var accf: array<vec4<f32>, 16>;
+    var acci: array<vec4<i32>, 16>;
+    for (var s = 0u; s < p.samples; s++) {
+        var ra = fetch_int_a(lid, m0, kw_lo, s);
+        var rb = fetch_int_b(lid, n0, kw_lo);
+        // (Every step ends with a barrier, so the previous sample is done with both buffers.)
+        put_int(0u, lid, ra, rb);
+        workgroupBarrier();
+        var buf = 0u;
+        for (var k0 = kw_lo; k0 < kwords; k0 += TKW) {
+            let more = k0 + TKW < kwords;
+            if (more) {
+                ra = fetch_int_a(lid, m0, k0 + TKW, s);
+                rb = fetch_int_b(lid, n0, k0 + TKW);
+            }
+            let base = buf * 256u;
+            for (var kk = 0u; kk < TKW; kk++) {
+                let a0 = Aw[base + kk * 32u + ty];
+                let a1 = Aw[base + kk * 32u + 16u + ty];
+                let b0 = Bw[base + kk * 32u + tx];
+                let b1 = Bw[base + kk * 32u + 16u + tx];
+                acci[0] += dot4x4(a0.x, b0);
+                acci[1] += dot4x4(a0.x, b1);
+                acci[2] += dot4x4(a0.y, b0);
+                acci[3] += dot4x4(a0.y, b1);
+                acci[4] += dot4x4(a0.z, b0);
+                acci[5] += dot4x4(a0.z, b1);
+                acci[6] += dot4x4(a0.w, b0);
+                acci[7] += dot4x4(a0.w, b1);
+                acci[8] += dot4x4(a1.x, b0);
+                acci[9] += dot4x4(a1.x, b1);
+                acci[10] += dot4x4(a1.y, b0);
+                acci[11] += dot4x4(a1.y, b1);
+                acci[12] += dot4x4(a1.z, b0);
+                acci[13] += dot4x4(a1.z, b1);
+                acci[14] += dot4x4(a1.w, b0);
+                acci[15] += dot4x4(a1.w, b1);
+            }
+            if (more) {
+                put_int(buf ^ 1u, lid, ra, rb);
+            }
+            workgroupBarrier();
+            buf ^= 1u;
+            // End of a scale chunk (or of K): fold the exact integer sums into f32.
+            let next = k0 + TKW;
+            if (!WHOLE_K && !raw && (next % chunk_words == 0u || next >= kwords)) {
+                let kc = (k0 / chunk_words) * p.chunk;
+                let c0 = n0 + tx * 4u;
+                let c1 = n0 + 64u + tx * 4u;
+                let sa0 = scale_a(s, min(m0 + 0u + ty * 4u, last_row), kc, a_groups);
+                accf[0] = fold_wide(accf[0], acci[0], sa0, c0, kc);
+                acci[0] = vec4<i32>(0);
+                accf[1] = fold_wide(accf[1], acci[1], sa0, c1, kc);
+                acci[1] = vec4<i32>(0);
+                let sa1 = scale_a(s, min(m0 + 1u + ty * 4u, last_row), kc, a_groups);
+                accf[2] = fold_wide(accf[2], acci[2], sa1, c0, kc);
+                acci[2] = vec4<i32>(0);
+                accf[3] = fold_wide(accf[3], acci[3], sa1, c1, kc);
+                acci[3] = vec4<i32>(0);
+                let sa2 = scale_a(s, min(m0 + 2u + ty * 4u, last_row), kc, a_groups);
+                accf[4] = fold_wide(accf[4], acci[4], sa2, c0, kc);
+                acci[4] = vec4<i32>(0);
+                accf[5] = fold_wide(accf[5], acci[5], sa2, c1, kc);
+                acci[5] = vec4<i32>(0);
+                let sa3 = scale_a(s, min(m0 + 3u + ty * 4u, last_row), kc, a_groups);
+                accf[6] = fold_wide(accf[6], acci[6], sa3, c0, kc);
+                acci[6] = vec4<i32>(0);
+                accf[7] = fold_wide(accf[7], acci[7], sa3, c1, kc);
+                acci[7] = vec4<i32>(0);
+                let sa4 = scale_a(s, min(m0 + 64u + ty * 4u, last_row), kc, a_groups);
+                accf[8] = fold_wide(accf[8], acci[8], sa4, c0, kc);
+                acci[8] = vec4<i32>(0);
+                accf[9] = fold_wide(accf[9], acci[9], sa4, c1, kc);
+                acci[9] = vec4<i32>(0);
+                let sa5 = scale_a(s, min(m0 + 65u + ty * 4u, last_row), kc, a_groups);
+                accf[10] = fold_wide(accf[10], acci[10], sa5, c0, kc);
+                acci[10] = vec4<i32>(0);
+                accf[11] = fold_wide(accf[11], acci[11], sa5, c1, kc);
+                acci[11] = vec4<i32>(0);
+                let sa6 = scale_a(s, min(m0 + 66u + ty * 4u, last_row), kc, a_groups);
+                accf[12] = fold_wide(accf[12], acci[12], sa6, c0, kc);
+                acci[12] = vec4<i32>(0);
+                accf[13] = fold_wide(accf[13], acci[13], sa6, c1, kc);
+                acci[13] = vec4<i32>(0);
+                let sa7 = scale_a(s, min(m0 + 67u + ty * 4u, last_row), kc, a_groups);
+                accf[14] = fold_wide(accf[14], acci[14], sa7, c0, kc);
+                acci[14] = vec4<i32>(0);
+                accf[15] = fold_wide(accf[15], acci[15], sa7, c1, kc);
+                acci[15] = vec4<i32>(0);
+            }
+        }
+    }
+    var local_amax = 0u;
+    if (st.valid) {
+        local_amax = store_int_wide(whole_k(accf[0], acci[0], m0 + 0u + ty * 4u, n0 + tx * 4u), acci[0], m0 + 0u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[1], acci[1], m0 + 0u + ty * 4u, n0 + 64u + tx * 4u), acci[1], m0 + 0u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[2], acci[2], m0 + 1u + ty * 4u, n0 + tx * 4u), acci[2], m0 + 1u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[3], acci[3], m0 + 1u + ty * 4u, n0 + 64u + tx * 4u), acci[3], m0 + 1u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[4], acci[4], m0 + 2u + ty * 4u, n0 + tx * 4u), acci[4], m0 + 2u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[5], acci[5], m0 + 2u + ty * 4u, n0 + 64u + tx * 4u), acci[5], m0 + 2u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[6], acci[6], m0 + 3u + ty * 4u, n0 + tx * 4u), acci[6], m0 + 3u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[7], acci[7], m0 + 3u + ty * 4u, n0 + 64u + tx * 4u), acci[7], m0 + 3u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[8], acci[8], m0 + 64u + ty * 4u, n0 + tx * 4u), acci[8], m0 + 64u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[9], acci[9], m0 + 64u + ty * 4u, n0 + 64u + tx * 4u), acci[9], m0 + 64u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[10], acci[10], m0 + 65u + ty * 4u, n0 + tx * 4u), acci[10], m0 + 65u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[11], acci[11], m0 + 65u + ty * 4u, n0 + 64u + tx * 4u), acci[11], m0 + 65u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[12], acci[12], m0 + 66u + ty * 4u, n0 + tx * 4u), acci[12], m0 + 66u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[13], acci[13], m0 + 66u + ty * 4u, n0 + 64u + tx * 4u), acci[13], m0 + 66u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[14], acci[14], m0 + 67u + ty * 4u, n0 + tx * 4u), acci[14], m0 + 67u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_int_wide(whole_k(accf[15], acci[15], m0 + 67u + ty * 4u, n0 + 64u + tx * 4u), acci[15], m0 + 67u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+    }
+    if ((p.flags & FLAG_AMAX) != 0u) {
+        atomicMax(&wg_amax, local_amax);
+        workgroupBarrier();
+        if (lid == 0u && st.valid) {
             atomicMax(&amax[0], atomicLoad(&wg_amax));
         }
     }

@@ -12,6 +12,9 @@ use bytemuck::{Pod, Zeroable};
 /// as a classifier's 10 outputs. [`TileCache`] remembers which one won per shape class.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Tile {
+    /// 128×128 outputs per workgroup, 8×8 per thread as vec4 registers (the shaders'
+    /// `main_wide` entry point; gemm_f32 and gemm_int only).
+    T128,
     /// 64×64 outputs per workgroup.
     T64,
     /// 32×32 outputs per workgroup.
@@ -19,12 +22,15 @@ pub enum Tile {
 }
 
 impl Tile {
-    /// Every candidate.
-    pub const ALL: [Tile; 2] = [Tile::T64, Tile::T32];
+    /// Every candidate (gemm_f32 and gemm_int).
+    pub const ALL: [Tile; 3] = [Tile::T128, Tile::T64, Tile::T32];
+    /// The candidates of the kernels without a wide entry point (gemm_fp8, gemm_levels).
+    pub const BASIC: [Tile; 2] = [Tile::T64, Tile::T32];
 
     /// Outputs per thread along each edge (the shaders' `TPT` override).
     pub fn tpt(self) -> u32 {
         match self {
+            Tile::T128 => 8,
             Tile::T64 => 4,
             Tile::T32 => 2,
         }
@@ -35,21 +41,48 @@ impl Tile {
         16 * self.tpt()
     }
 
-    /// Index into per-candidate arrays.
-    pub fn index(self) -> usize {
+    /// The shader entry point that runs this tile.
+    pub fn entry(self) -> &'static str {
         match self {
-            Tile::T64 => 0,
-            Tile::T32 => 1,
+            Tile::T128 => "main_wide",
+            _ => "main",
         }
     }
 
-    /// The untuned choice: small tiles when large ones would leave fewer than 64 workgroups.
-    pub fn heuristic(m: usize, n: usize) -> Tile {
-        if m.div_ceil(64) * n.div_ceil(64) < 64 {
-            Tile::T32
-        } else {
-            Tile::T64
-        }
+    /// The untuned choice among `cands`: the largest tile that still gives at least
+    /// [`SPLIT_BELOW_TILES`] workgroups (128×128 tiles: twice that, one per multiprocessor of a
+    /// large GPU), else the smallest.
+    pub fn heuristic(m: usize, n: usize, cands: &[Tile]) -> Tile {
+        let enough = |t: Tile| {
+            let e = t.edge() as usize;
+            let want = if t == Tile::T128 { 2 * SPLIT_BELOW_TILES } else { SPLIT_BELOW_TILES };
+            m.div_ceil(e) * n.div_ceil(e) >= want as usize
+        };
+        cands.iter().copied().find(|&t| enough(t)).unwrap_or(cands[cands.len() - 1])
+    }
+}
+
+/// One pipeline per tile candidate of a kernel.
+pub struct TilePipelines(Vec<(Tile, wgpu::ComputePipeline)>);
+
+impl TilePipelines {
+    /// Builds `build(tile)` for each of `cands`.
+    pub fn new(cands: &[Tile], build: impl Fn(Tile) -> Result<wgpu::ComputePipeline>) -> Result<Self> {
+        Ok(TilePipelines(cands.iter().map(|&t| Ok((t, build(t)?))).collect::<Result<_>>()?))
+    }
+
+    /// The candidates, in the order given.
+    pub fn tiles(&self) -> Vec<Tile> {
+        self.0.iter().map(|t| t.0).collect()
+    }
+
+    /// The pipeline for `tile`, or an error naming the kernel if it has none.
+    pub fn get(&self, op: &'static str, tile: Tile) -> Result<&wgpu::ComputePipeline> {
+        self.0
+            .iter()
+            .find(|t| t.0 == tile)
+            .map(|t| &t.1)
+            .ok_or_else(|| Error::InvalidArgument(format!("{op} has no {tile:?} tile")))
     }
 }
 
@@ -69,9 +102,9 @@ impl TileCache {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&shape_class(m, n, k)).copied()
     }
 
-    /// The tuned tile, or the heuristic one.
-    pub fn choose(&self, m: usize, n: usize, k: usize) -> Tile {
-        self.get(m, n, k).unwrap_or_else(|| Tile::heuristic(m, n))
+    /// The tuned tile, or the heuristic one among `cands`.
+    pub fn choose(&self, m: usize, n: usize, k: usize, cands: &[Tile]) -> Tile {
+        self.get(m, n, k).filter(|t| cands.contains(t)).unwrap_or_else(|| Tile::heuristic(m, n, cands))
     }
 
     /// Records a tuning result.
@@ -80,13 +113,13 @@ impl TileCache {
     }
 }
 
-/// Times every candidate with `time(tile)` (seconds) and returns the fastest.
-pub fn pick_fastest(mut time: impl FnMut(Tile) -> Result<f64>) -> Result<(Tile, Vec<(Tile, f64)>)> {
+/// Times each of `cands` with `time(tile)` (seconds) and returns the fastest.
+pub fn pick_fastest(cands: &[Tile], mut time: impl FnMut(Tile) -> Result<f64>) -> Result<(Tile, Vec<(Tile, f64)>)> {
     let mut results = Vec::new();
-    for t in Tile::ALL {
+    for &t in cands {
         results.push((t, time(t)?));
     }
-    let best = results.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|r| r.0).unwrap_or(Tile::T64);
+    let best = results.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|r| r.0).unwrap_or(cands[0]);
     Ok((best, results))
 }
 

@@ -2,14 +2,16 @@
 //!
 //! Math: `C = epilogue(op(A)·op(B)ᵀ)`, `op(A)` `[M, K]` read from A stored `[M, K]`, or `[K, M]`
 //! when `trans_a`; `op(B)` `[N, K]` from B stored `[N, K]`, or `[K, N]` when `trans_b` (so NT, NN
-//! and TN products all run without a transpose pass). Layout: 64×64 or 32×32 output tile per
-//! workgroup ([`Tile`], picked per shape class by [`GemmF32::tune`] or a heuristic), 16×16
-//! threads with 4×4 or 2×2 outputs each, K in steps of 16 through workgroup memory.
+//! and TN products all run without a transpose pass). Layout: 128×128, 64×64 or 32×32 output tile
+//! per workgroup ([`Tile`], picked per shape class by [`GemmF32::tune`] or a heuristic), 16×16
+//! threads with 8×8 (vec4 registers, K steps of 8), 4×4 or 2×2 outputs each (K steps of 16)
+//! through workgroup memory.
 //! Bindings: 0 `GemmParams`, 1 a, 2 b, 3 bias, 4 c, 5 amax. Reference:
 //! [`crate::reference::gemm_f32`].
 
 use super::gemm::{
-    encode_split, pick_fastest, tiles, workgroups, Dummies, Epilogue, GemmParams, Tile, TileCache, F32_SLOTS,
+    encode_split, pick_fastest, tiles, workgroups, Dummies, Epilogue, GemmParams, Tile, TileCache, TilePipelines,
+    F32_SLOTS,
 };
 use crate::timing::gpu_seconds;
 
@@ -101,7 +103,7 @@ pub(crate) fn encode_f32(
 /// The tiled f32 GEMM.
 pub struct GemmF32 {
     bgl: wgpu::BindGroupLayout,
-    pipelines: Vec<wgpu::ComputePipeline>,
+    pipelines: TilePipelines,
     dummies: Dummies,
     cache: TileCache,
 }
@@ -110,10 +112,9 @@ impl GemmF32 {
     /// Builds the pipelines of every tile candidate.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "gemm_f32", F32_SLOTS);
-        let pipelines = Tile::ALL
-            .iter()
-            .map(|t| pipeline(gpu, "gemm_f32", "main", &pl, &[("TPT", t.tpt() as f64)]))
-            .collect::<Result<_>>()?;
+        let pipelines = TilePipelines::new(&Tile::ALL, |t| {
+            pipeline(gpu, "gemm_f32", t.entry(), &pl, &[("TPT", t.tpt().min(4) as f64)])
+        })?;
         Ok(GemmF32 { pipelines, bgl, dummies: Dummies::new(gpu)?, cache: TileCache::default() })
     }
 
@@ -128,7 +129,7 @@ impl GemmF32 {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        self.encode_with(gpu, enc, self.cache.choose(s.m, s.n, s.k), a, b, s, epi, c)
+        self.encode_with(gpu, enc, self.cache.choose(s.m, s.n, s.k, &Tile::ALL), a, b, s, epi, c)
     }
 
     /// Records with an explicit tile.
@@ -143,7 +144,7 @@ impl GemmF32 {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        let p = &self.pipelines[tile.index()];
+        let p = self.pipelines.get("gemm_f32", tile)?;
         encode_f32(gpu, enc, "gemm_f32", &self.bgl, p, &self.dummies, tile.edge(), a, b, s, epi, c, true)
     }
 
@@ -159,7 +160,7 @@ impl GemmF32 {
         let b = GpuBuffer::<f32>::zeros(gpu, "tune b", s.n * s.k)?;
         let c = GpuBuffer::<f32>::zeros(gpu, "tune c", s.m * s.n)?;
         let iters = ((2e8 / (2.0 * (s.m * s.n * s.k) as f64)) as u32).clamp(1, 10);
-        let r = pick_fastest(|t| {
+        let r = pick_fastest(&Tile::ALL, |t| {
             gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, &a, &b, s, &Epilogue::default(), &c))
         })?;
         self.cache.insert(s.m, s.n, s.k, r.0);

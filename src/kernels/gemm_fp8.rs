@@ -8,7 +8,8 @@
 //! [`crate::reference::gemm_fp8`].
 
 use super::gemm::{
-    encode_split, pick_fastest, scratch_operand, workgroups, Dummies, Epilogue, Tile, TileCache, PACKED_SLOTS,
+    encode_split, pick_fastest, scratch_operand, workgroups, Dummies, Epilogue, Tile, TileCache, TilePipelines,
+    PACKED_SLOTS,
 };
 use super::gemm_int::packed_params;
 use super::{bind, check_len, dispatch, layouts, pipeline, uniform};
@@ -23,7 +24,7 @@ pub struct GemmFp8 {
     fmt_a: Format,
     fmt_b: Format,
     bgl: wgpu::BindGroupLayout,
-    pipelines: Vec<wgpu::ComputePipeline>,
+    pipelines: TilePipelines,
     dummies: Dummies,
     cache: TileCache,
 }
@@ -41,10 +42,9 @@ impl GemmFp8 {
         Ok(GemmFp8 {
             fmt_a,
             fmt_b,
-            pipelines: Tile::ALL
-                .iter()
-                .map(|t| pipeline(gpu, "gemm_fp8", "main", &pl, &[c[0], c[1], ("TPT", t.tpt() as f64)]))
-                .collect::<Result<_>>()?,
+            pipelines: TilePipelines::new(&Tile::BASIC, |t| {
+                pipeline(gpu, "gemm_fp8", "main", &pl, &[c[0], c[1], ("TPT", t.tpt() as f64)])
+            })?,
             bgl,
             dummies: Dummies::new(gpu)?,
             cache: TileCache::default(),
@@ -61,7 +61,8 @@ impl GemmFp8 {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        let tile = self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize);
+        let tile =
+            self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize, &Tile::BASIC);
         self.encode_with(gpu, enc, tile, a, b, epi, c)
     }
 
@@ -77,7 +78,7 @@ impl GemmFp8 {
         let b = scratch_operand(gpu, n, k, self.fmt_b)?;
         let c = GpuBuffer::<f32>::zeros(gpu, "tune c", m * n)?;
         let iters = ((2e8 / (2.0 * (m * n * k) as f64)) as u32).clamp(1, 10);
-        let r = pick_fastest(|t| {
+        let r = pick_fastest(&Tile::BASIC, |t| {
             gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, &a, &b, &Epilogue::default(), &c))
         })?;
         self.cache.insert(m, n, k, r.0);
@@ -126,7 +127,7 @@ impl GemmFp8 {
                     amax.buffer(),
                 ],
             );
-            dispatch(enc, "gemm_fp8", &self.pipelines[tile.index()], &group, workgroups(&p))
+            dispatch(enc, "gemm_fp8", self.pipelines.get("gemm_fp8", tile)?, &group, workgroups(&p))
         })
     }
 }

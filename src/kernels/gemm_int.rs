@@ -6,25 +6,57 @@
 //! along K (the whole K for per-row or per-tensor scales), and `S` stacked stochastic samples of
 //! A are averaged (SMP). The integer sums are exact; with `raw` the kernel writes the exact i32
 //! total instead of the scaled result. Operands are packed along K: use the transposing
-//! quantizer for the backward products. Layout: 64×64 output tiles, 16×16 threads × 4×4
-//! outputs, K in steps of 32 through workgroup memory, every operand widened to int8 lanes on
-//! load. Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c,
+//! quantizer for the backward products. Layout: 128×128, 64×64 or 32×32 output tiles
+//! ([`Tile`], tuned per shape class; 128 needs scale blocks of at least 32, see [`int_tiles`]),
+//! 16×16 threads × 8×8 (vec4 registers, double-buffered K steps, a variant without f32
+//! accumulators when one scale chunk spans K), 4×4 or 2×2 outputs, K in steps of 32 through
+//! workgroup memory, every operand widened to int8 lanes on load. Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c,
 //! 7 amax. Reference: [`crate::reference::gemm_int`].
 
 use super::gemm::{
     encode_split, flags, pick_fastest, scratch_operand, tiles, workgroups, Dummies, Epilogue, GemmParams, Tile,
-    TileCache, PACKED_SLOTS,
+    TileCache, TilePipelines, PACKED_SLOTS,
 };
 use super::{bind, check_len, dispatch, layouts, pipeline, uniform};
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
-use crate::scheme::Granularity;
+use crate::scheme::{Granularity, QuantLayout};
 use crate::tensor::GpuBuffer;
 use crate::timing::gpu_seconds;
 use crate::{Error, Gpu, Result};
 
 /// Formats the integer GEMM takes.
 pub const INT_FORMATS: [Format; 3] = [Format::Int8, Format::Int4, Format::Log4];
+
+/// Elements per scale chunk along K: the smaller scale block, or all of K (rounded up to whole
+/// lane words) when neither operand is block-scaled.
+fn scale_chunk(la: &QuantLayout, lb: &QuantLayout) -> u32 {
+    let block = |g: Granularity| match g {
+        Granularity::PerBlock(n) => Some(n),
+        _ => None,
+    };
+    match (block(la.granularity), block(lb.granularity)) {
+        (Some(x), Some(y)) => x.min(y),
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => la.cols.div_ceil(4) * 4,
+    }
+}
+
+/// Whether the 128×128 tile can run these operands: it folds scale chunks between K steps of
+/// 32 elements, so block scales must cover whole steps.
+fn wide_fits(la: &QuantLayout, lb: &QuantLayout) -> bool {
+    let chunk = scale_chunk(la, lb);
+    chunk.is_multiple_of(32) || chunk == la.cols.div_ceil(4) * 4
+}
+
+/// The tile candidates for this pair of operands.
+pub fn int_tiles(a: &QuantizedTensor, b: &QuantizedTensor) -> &'static [Tile] {
+    if wide_fits(&a.layout, &b.layout) {
+        &Tile::ALL
+    } else {
+        &Tile::BASIC
+    }
+}
 
 /// Checks two packed operands against each other and builds the params.
 pub(crate) fn packed_params(
@@ -52,16 +84,12 @@ pub(crate) fn packed_params(
     check_len(op, "B codes", b.codes.len(), lb.words())?;
     check_len(op, "B scales", b.scales.len(), lb.n_groups as usize)?;
     let (tiles_n, total_tiles) = tiles(la.rows, lb.rows, tile.edge())?;
-    let block = |g: Granularity| match g {
-        Granularity::PerBlock(n) => Some(n),
-        _ => None,
-    };
-    let whole = la.cols.div_ceil(4) * 4;
-    let chunk = match (block(la.granularity), block(lb.granularity)) {
-        (Some(x), Some(y)) => x.min(y),
-        (Some(x), None) | (None, Some(x)) => x,
-        (None, None) => whole,
-    };
+    let chunk = scale_chunk(&la, &lb);
+    if tile == Tile::T128 && !wide_fits(&la, &lb) {
+        return Err(Error::InvalidArgument(format!(
+            "{op}: the 128×128 tile needs scale blocks of at least 32 elements, not {chunk}"
+        )));
+    }
     Ok(GemmParams {
         m: la.rows,
         n: lb.rows,
@@ -88,7 +116,9 @@ pub struct GemmInt {
     fmt_a: Format,
     fmt_b: Format,
     bgl: wgpu::BindGroupLayout,
-    pipelines: Vec<wgpu::ComputePipeline>,
+    pipelines: TilePipelines,
+    /// The 128×128 tile specialized for one scale chunk over K and one sample.
+    whole_k: wgpu::ComputePipeline,
     dummies: Dummies,
     cache: TileCache,
 }
@@ -108,10 +138,10 @@ impl GemmInt {
         Ok(GemmInt {
             fmt_a,
             fmt_b,
-            pipelines: Tile::ALL
-                .iter()
-                .map(|t| pipeline(gpu, "gemm_int", "main", &pl, &[c[0], c[1], ("TPT", t.tpt() as f64)]))
-                .collect::<Result<_>>()?,
+            pipelines: TilePipelines::new(&Tile::ALL, |t| {
+                pipeline(gpu, "gemm_int", t.entry(), &pl, &[c[0], c[1], ("TPT", t.tpt().min(4) as f64)])
+            })?,
+            whole_k: pipeline(gpu, "gemm_int", "main_wide", &pl, &[c[0], c[1], ("WHOLE_K", 1.0)])?,
             bgl,
             dummies: Dummies::new(gpu)?,
             cache: TileCache::default(),
@@ -157,7 +187,12 @@ impl GemmInt {
                 amax.buffer(),
             ],
         );
-        dispatch(enc, "gemm_int", &self.pipelines[tile.index()], &group, workgroups(&p))
+        let pipe = if tile == Tile::T128 && p.samples == 1 && p.chunk >= p.k {
+            &self.whole_k
+        } else {
+            self.pipelines.get("gemm_int", tile)?
+        };
+        dispatch(enc, "gemm_int", pipe, &group, workgroups(&p))
     }
 
     /// Records `c ← epilogue(A·Bᵀ)` with A `[M, K]`, B `[N, K]`, C `[M, N]`, with the tuned (or
@@ -171,7 +206,8 @@ impl GemmInt {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        let tile = self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize);
+        let tile =
+            self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize, int_tiles(a, b));
         self.encode_with(gpu, enc, tile, a, b, epi, c)
     }
 
@@ -207,7 +243,7 @@ impl GemmInt {
         let b = scratch_operand(gpu, n, k, self.fmt_b)?;
         let c = GpuBuffer::<f32>::zeros(gpu, "tune c", m * n)?;
         let iters = ((2e8 / (2.0 * (m * n * k) as f64)) as u32).clamp(1, 10);
-        let r = pick_fastest(|t| {
+        let r = pick_fastest(&Tile::ALL, |t| {
             gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, &a, &b, &Epilogue::default(), &c))
         })?;
         self.cache.insert(m, n, k, r.0);
@@ -223,7 +259,8 @@ impl GemmInt {
         b: &QuantizedTensor,
         c: &GpuBuffer<i32>,
     ) -> Result<()> {
-        let tile = self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize);
+        let tile =
+            self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize, int_tiles(a, b));
         self.encode_raw_with(gpu, enc, tile, a, b, c)
     }
 

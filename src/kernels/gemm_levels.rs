@@ -5,7 +5,7 @@
 //! [`super::gemm_f32`]. Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 levels, 4 b, 5 bias,
 //! 6 c, 7 amax. Reference: [`crate::reference::gemm_levels`].
 
-use super::gemm::{encode_split, tiles, workgroups, Dummies, Epilogue, GemmParams, Tile, TileCache};
+use super::gemm::{encode_split, tiles, workgroups, Dummies, Epilogue, GemmParams, Tile, TileCache, TilePipelines};
 use super::tinyscript::TinyScriptTensor;
 use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot};
 use crate::tensor::GpuBuffer;
@@ -17,7 +17,7 @@ const SLOTS: &[Slot] =
 /// The TinyScript × f32 GEMM.
 pub struct GemmLevels {
     bgl: wgpu::BindGroupLayout,
-    pipelines: Vec<wgpu::ComputePipeline>,
+    pipelines: TilePipelines,
     dummies: Dummies,
     cache: TileCache,
 }
@@ -26,10 +26,9 @@ impl GemmLevels {
     /// Builds the pipelines of every tile candidate.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "gemm_levels", SLOTS);
-        let pipelines = Tile::ALL
-            .iter()
-            .map(|t| pipeline(gpu, "gemm_levels", "main", &pl, &[("TPT", t.tpt() as f64)]))
-            .collect::<Result<_>>()?;
+        let pipelines = TilePipelines::new(&Tile::BASIC, |t| {
+            pipeline(gpu, "gemm_levels", "main", &pl, &[("TPT", t.tpt() as f64)])
+        })?;
         Ok(GemmLevels { pipelines, bgl, dummies: Dummies::new(gpu)?, cache: TileCache::default() })
     }
 
@@ -46,7 +45,7 @@ impl GemmLevels {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        let tile = self.cache.choose(a.rows, n, a.cols);
+        let tile = self.cache.choose(a.rows, n, a.cols, &Tile::BASIC);
         self.encode_with(gpu, enc, tile, a, b, n, trans_b, epi, c)
     }
 
@@ -89,7 +88,7 @@ impl GemmLevels {
         };
         let bias = epi.bias.unwrap_or(&self.dummies.f32);
         let amax = epi.amax.unwrap_or(&self.dummies.u32);
-        let pipe = &self.pipelines[tile.index()];
+        let pipe = self.pipelines.get("gemm_levels", tile)?;
         encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
             let params = uniform(gpu, "gemm_levels", &p);
             let group = bind(
