@@ -10,7 +10,7 @@
 //!     [--skip-quant] [--skip-gemm] [--adapter-only]
 
 use lowbit::format::Format;
-use lowbit::kernels::gemm::Epilogue;
+use lowbit::kernels::gemm::{Epilogue, Tile};
 use lowbit::kernels::gemm_f32::{GemmF32, GemmShape};
 use lowbit::kernels::gemm_f32_naive::GemmF32Naive;
 use lowbit::kernels::gemm_fp8::GemmFp8;
@@ -116,18 +116,19 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
         fp8.tune(gpu, m, n, k)?;
         let t_f32 = gpu_seconds(gpu, iters, 3, |e| f32k.encode(gpu, e, at.buffer(), bt.buffer(), shape, &epi, &c))?;
         let f32_gflops = flops / t_f32 / 1e9;
-        let emit = |kernel: &str, gops: f64| {
+        let emit = |kernel: &str, gops: f64, tile: Option<Tile>| {
             println!(
                 "{}",
                 json!({"kernel": kernel, "shape": label, "m": m, "n": n, "k": k, "gops": (gops * 100.0).round() / 100.0,
-                       "f32_gflops": (f32_gflops * 100.0).round() / 100.0, "ratio": (gops / f32_gflops * 1000.0).round() / 1000.0})
+                       "f32_gflops": (f32_gflops * 100.0).round() / 100.0, "ratio": (gops / f32_gflops * 1000.0).round() / 1000.0,
+                       "tile": tile.map(|t| format!("{t:?}"))})
             );
         };
-        emit("gemm_f32", f32_gflops);
+        emit("gemm_f32", f32_gflops, f32k.tuned(m, n, k));
         if flops <= 2.0 * 1024f64.powi(3) {
             let t =
                 gpu_seconds(gpu, iters.min(3), 1, |e| naive.encode(gpu, e, at.buffer(), bt.buffer(), shape, &epi, &c))?;
-            emit("gemm_f32_naive", flops / t / 1e9);
+            emit("gemm_f32_naive", flops / t / 1e9, None);
         }
         for ((fa, fb), kern) in int_pairs.iter().zip(&int_kernels) {
             let mut enc = gpu.device.create_command_encoder(&Default::default());
@@ -135,14 +136,14 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
             let qb = qz.quantize(gpu, &mut enc, &bt, QuantScheme::per_row(*fb))?;
             gpu.queue.submit([enc.finish()]);
             let t = gpu_seconds(gpu, iters, 3, |e| kern.encode(gpu, e, &qa, &qb, &epi, &c))?;
-            emit(&format!("gemm_int_{fa}x{fb}"), flops / t / 1e9);
+            emit(&format!("gemm_int_{fa}x{fb}"), flops / t / 1e9, kern.tuned(m, n, k));
         }
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         let qa = qz.quantize(gpu, &mut enc, &at, QuantScheme::per_row(Format::Fp8E4M3))?;
         let qb = qz.quantize(gpu, &mut enc, &bt, QuantScheme::per_row(Format::Fp8E4M3))?;
         gpu.queue.submit([enc.finish()]);
         let t = gpu_seconds(gpu, iters, 3, |e| fp8.encode(gpu, e, &qa, &qb, &epi, &c))?;
-        emit("gemm_fp8_e4m3xe4m3", flops / t / 1e9);
+        emit("gemm_fp8_e4m3xe4m3", flops / t / 1e9, fp8.tuned(m, n, k));
     }
     Ok(())
 }
