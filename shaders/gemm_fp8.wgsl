@@ -2,8 +2,9 @@
 // (FMT_A, FMT_B: 2 = E4M3, 3 = E5M2; E4M3 × E4M3 forward, E5M2 gradient × E4M3 backward).
 // Codes are decoded and multiplied by their group scale on the way into workgroup memory, then
 // accumulated in f32: the product of exactly the values `dequantize` gives.
-// Tiles: TILE x TILE outputs (TPT = 4: 64, TPT = 2: 32; chosen by the launcher's tune), 16x16
-// threads with TPT x TPT each, K in steps of 16 (4 words per row).
+// Tiles: TILE x TILE outputs (main: TPT = 4: 64, TPT = 2: 32; main_wide: 128, shared with
+// gemm_f32 in shaders/common/gemm_wide.wgsl; chosen by the launcher's tune), 16x16 threads with
+// TPT x TPT each, K in steps of 16 (4 words per row).
 // Reference: src/reference/gemm_fp8.rs (f64 accumulation of the dequantized operands, compared
 // within a stated bound). Bindings as gemm_int: 0 params, 1 a codes, 2 a scales, 3 b codes,
 // 4 b scales, 5 bias, 6 c (read-write), 7 amax (atomic).
@@ -32,6 +33,27 @@ fn fp8_value(code: u32, fmt: u32) -> f32 {
         return fp8_decode(code, 5u, 2u, 15, true);
     }
     return fp8_decode(code, 4u, 3u, 7, false);
+}
+
+// End of this workgroup's K range (split-K; main_wide only).
+var<private> k_end: u32;
+
+// Dequantized elements for the shared 128x128 tile (shaders/common/gemm_wide.wgsl; operands are
+// never transposed here).
+fn load_a(row: u32, k: u32) -> f32 {
+    if (row >= p.m || k >= k_end) {
+        return 0.0;
+    }
+    let w = a_codes[row * p.a_words + k / 4u];
+    return ftz(fp8_value((w >> (8u * (k % 4u))) & 0xffu, FMT_A) * a_scales[row * p.a_row_mul + k / p.a_block_div]);
+}
+
+fn load_b(col: u32, k: u32) -> f32 {
+    if (col >= p.n || k >= k_end) {
+        return 0.0;
+    }
+    let w = b_codes[col * p.b_words + k / 4u];
+    return ftz(fp8_value((w >> (8u * (k % 4u))) & 0xffu, FMT_B) * b_scales[col * p.b_row_mul + k / p.b_block_div]);
 }
 
 @compute @workgroup_size(256)

@@ -264,7 +264,7 @@ fn fp8_gemms_match_the_dequantized_reference() {
                     &qb.layout,
                     &EpilogueRef::default(),
                 );
-                for tile in Tile::BASIC {
+                for tile in Tile::ALL {
                     let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
                     submit(|e| kernel.encode_with(g, e, tile, &qa, &qb, &Epilogue::default(), &c).unwrap());
                     check(
@@ -518,7 +518,7 @@ fn split_k_gemms_match_the_reference() {
         &qb.layout,
         &EpilogueRef::default(),
     );
-    for tile in Tile::BASIC {
+    for tile in Tile::ALL {
         let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
         submit(|e| kernel.encode_with(g, e, tile, &qa, &qb, &Epilogue::default(), &c).unwrap());
         check(&format!("split gemm_fp8 {tile:?}"), &c.read(g).unwrap(), &want, f32_bound(k) + extra);

@@ -198,7 +198,7 @@ fn gemm_levels_matches_the_decoded_reference() {
                     trans_b,
                     &EpilogueRef::default(),
                 );
-                for tile in Tile::BASIC {
+                for tile in Tile::ALL {
                     let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
                     let mut enc = g.device.create_command_encoder(&Default::default());
                     gemm.encode_with(g, &mut enc, tile, &q, &bsb, n, trans_b, &Epilogue::default(), &c).unwrap();

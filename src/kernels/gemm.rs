@@ -12,8 +12,9 @@ use bytemuck::{Pod, Zeroable};
 /// as a classifier's 10 outputs. [`TileCache`] remembers which one won per shape class.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Tile {
-    /// 128×128 outputs per workgroup, 8×8 per thread as vec4 registers (the shaders'
-    /// `main_wide` entry point; gemm_f32 and gemm_int only).
+    /// 128×128 outputs per workgroup, 8×8 per thread as vec4 registers, double-buffered K steps
+    /// (the shaders' `main_wide` entry point: gemm_int's own, the others' shared in
+    /// `shaders/common/gemm_wide.wgsl`).
     T128,
     /// 64×64 outputs per workgroup.
     T64,
@@ -22,9 +23,9 @@ pub enum Tile {
 }
 
 impl Tile {
-    /// Every candidate (gemm_f32 and gemm_int).
+    /// Every candidate.
     pub const ALL: [Tile; 3] = [Tile::T128, Tile::T64, Tile::T32];
-    /// The candidates of the kernels without a wide entry point (gemm_fp8, gemm_levels).
+    /// The candidates without the 128 tile (gemm_int with scale blocks shorter than its K step).
     pub const BASIC: [Tile; 2] = [Tile::T64, Tile::T32];
 
     /// Outputs per thread along each edge (the shaders' `TPT` override).

@@ -42,8 +42,8 @@ impl GemmFp8 {
         Ok(GemmFp8 {
             fmt_a,
             fmt_b,
-            pipelines: TilePipelines::new(&Tile::BASIC, |t| {
-                pipeline(gpu, "gemm_fp8", "main", &pl, &[c[0], c[1], ("TPT", t.tpt() as f64)])
+            pipelines: TilePipelines::new(&Tile::ALL, |t| {
+                pipeline(gpu, "gemm_fp8", t.entry(), &pl, &[c[0], c[1], ("TPT", t.tpt().min(4) as f64)])
             })?,
             bgl,
             dummies: Dummies::new(gpu)?,
@@ -62,7 +62,7 @@ impl GemmFp8 {
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
         let tile =
-            self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize, &Tile::BASIC);
+            self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize, &Tile::ALL);
         self.encode_with(gpu, enc, tile, a, b, epi, c)
     }
 
@@ -78,7 +78,7 @@ impl GemmFp8 {
         let b = scratch_operand(gpu, n, k, self.fmt_b)?;
         let c = GpuBuffer::<f32>::zeros(gpu, "tune c", m * n)?;
         let iters = ((2e8 / (2.0 * (m * n * k) as f64)) as u32).clamp(1, 10);
-        let r = pick_fastest(&Tile::BASIC, |t| {
+        let r = pick_fastest(&Tile::ALL, |t| {
             gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, &a, &b, &Epilogue::default(), &c))
         })?;
         self.cache.insert(m, n, k, r.0);

@@ -26,8 +26,8 @@ impl GemmLevels {
     /// Builds the pipelines of every tile candidate.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "gemm_levels", SLOTS);
-        let pipelines = TilePipelines::new(&Tile::BASIC, |t| {
-            pipeline(gpu, "gemm_levels", "main", &pl, &[("TPT", t.tpt() as f64)])
+        let pipelines = TilePipelines::new(&Tile::ALL, |t| {
+            pipeline(gpu, "gemm_levels", t.entry(), &pl, &[("TPT", t.tpt().min(4) as f64)])
         })?;
         Ok(GemmLevels { pipelines, bgl, dummies: Dummies::new(gpu)?, cache: TileCache::default() })
     }
@@ -45,7 +45,7 @@ impl GemmLevels {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        let tile = self.cache.choose(a.rows, n, a.cols, &Tile::BASIC);
+        let tile = self.cache.choose(a.rows, n, a.cols, &Tile::ALL);
         self.encode_with(gpu, enc, tile, a, b, n, trans_b, epi, c)
     }
 

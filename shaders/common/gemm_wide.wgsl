@@ -1,0 +1,153 @@
+// The wide GEMM tile shared by the kernels whose operands become f32 on load (gemm_f32,
+// gemm_fp8, gemm_levels). The including kernel declares `p: GemmParams`, `c`, `bias`, `amax`,
+// `wg_amax`, `var<private> k_end: u32` and
+//   fn load_a(row: u32, k: u32) -> f32   // op(A)[row][k], 0 outside [0, M) x [.., k_end)
+//   fn load_b(col: u32, k: u32) -> f32   // op(B)[col][k], 0 outside [0, N) x [.., k_end)
+// honouring p.trans_a / p.trans_b where the kernel supports them (the load coalesces along the
+// contiguous index accordingly).
+//
+// Wide tile: 128x128 outputs per workgroup, 8x8 per thread kept in 16 vec4 registers. Thread
+// (tx, ty) owns rows {4ty..4ty+3} and {64+4ty..64+4ty+3} and the same columns with tx, so each
+// K step reads its operands as four vec4s of workgroup memory, two of them shared with the
+// other threads of its row or column, without bank conflicts. K runs in steps of WK = 8 through
+// two workgroup buffers: while a step is multiplied out of one, the next step's elements are
+// already loaded into registers and are then stored into the other (one barrier per step).
+const WK: u32 = 8u;
+var<workgroup> Aw: array<vec4<f32>, 512>; // [2][WK][128 / 4]
+var<workgroup> Bw: array<vec4<f32>, 512>;
+
+// (k, row) within a step of this thread's element r (0..3) of an operand, coalesced along the
+// contiguous index: K for a stored [rows, K] operand, rows for a transposed one.
+fn wide_pos(lid: u32, r: u32, trans: u32) -> vec2<u32> {
+    let idx = lid + r * 256u;
+    if (trans == 1u) {
+        return vec2<u32>(idx / 128u, idx % 128u);
+    }
+    return vec2<u32>(idx % WK, idx / WK);
+}
+
+fn fetch_wide_a(lid: u32, r: u32, m0: u32, k0: u32) -> f32 {
+    let q = wide_pos(lid, r, p.trans_a);
+    return load_a(m0 + q.y, k0 + q.x);
+}
+
+fn fetch_wide_b(lid: u32, r: u32, n0: u32, k0: u32) -> f32 {
+    let q = wide_pos(lid, r, p.trans_b);
+    return load_b(n0 + q.y, k0 + q.x);
+}
+
+fn put_wide(buf: u32, lid: u32, va: vec4<f32>, vb: vec4<f32>) {
+    for (var r = 0u; r < 4u; r++) {
+        let qa = wide_pos(lid, r, p.trans_a);
+        let fa = buf * 1024u + qa.x * 128u + qa.y;
+        Aw[fa / 4u][fa % 4u] = va[r];
+        let qb = wide_pos(lid, r, p.trans_b);
+        let fb = buf * 1024u + qb.x * 128u + qb.y;
+        Bw[fb / 4u][fb % 4u] = vb[r];
+    }
+}
+
+fn store_wide(acc: vec4<f32>, row: u32, col0: u32, st: SplitTile, amax_in: u32) -> u32 {
+    var local_amax = amax_in;
+    for (var j = 0u; j < 4u; j++) {
+        let col = col0 + j;
+        if (row < p.m && col < p.n && p.splits > 1u) {
+            c[st.base + row * p.n + col] = acc[j];
+        } else if (row < p.m && col < p.n) {
+            var bn = 0.0;
+            if ((p.flags & FLAG_BIAS) != 0u) {
+                bn = bias[col];
+            }
+            let v = epilogue_value(p, acc[j], c[row * p.n + col], bn);
+            c[row * p.n + col] = v;
+            local_amax = max(local_amax, amax_bits(v));
+        }
+    }
+    return local_amax;
+}
+
+@compute @workgroup_size(256)
+fn main_wide(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let st = split_tile(p, wg.x + wg.y * nwg.x);
+    k_end = st.k_hi;
+    let m0 = (st.tile / p.tiles_n) * 128u;
+    let n0 = (st.tile % p.tiles_n) * 128u;
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    if (lid == 0u) {
+        atomicStore(&wg_amax, 0u);
+    }
+    // Indexed by constants only (a dynamic index could push the accumulators out of registers).
+    var acc: array<vec4<f32>, 16>;
+    var ra = vec4<f32>(fetch_wide_a(lid, 0u, m0, st.k_lo), fetch_wide_a(lid, 1u, m0, st.k_lo),
+                       fetch_wide_a(lid, 2u, m0, st.k_lo), fetch_wide_a(lid, 3u, m0, st.k_lo));
+    var rb = vec4<f32>(fetch_wide_b(lid, 0u, n0, st.k_lo), fetch_wide_b(lid, 1u, n0, st.k_lo),
+                       fetch_wide_b(lid, 2u, n0, st.k_lo), fetch_wide_b(lid, 3u, n0, st.k_lo));
+    put_wide(0u, lid, ra, rb);
+    workgroupBarrier();
+    var buf = 0u;
+    for (var k0 = st.k_lo; k0 < st.k_hi; k0 += WK) {
+        let next = k0 + WK;
+        let more = next < st.k_hi;
+        if (more) {
+            ra = vec4<f32>(fetch_wide_a(lid, 0u, m0, next), fetch_wide_a(lid, 1u, m0, next),
+                           fetch_wide_a(lid, 2u, m0, next), fetch_wide_a(lid, 3u, m0, next));
+            rb = vec4<f32>(fetch_wide_b(lid, 0u, n0, next), fetch_wide_b(lid, 1u, n0, next),
+                           fetch_wide_b(lid, 2u, n0, next), fetch_wide_b(lid, 3u, n0, next));
+        }
+        let base = buf * 256u;
+        for (var kk = 0u; kk < WK; kk++) {
+            let a0 = Aw[base + kk * 32u + ty];
+            let a1 = Aw[base + kk * 32u + 16u + ty];
+            let b0 = Bw[base + kk * 32u + tx];
+            let b1 = Bw[base + kk * 32u + 16u + tx];
+            acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
+            acc[1] = fma(vec4<f32>(a0.x), b1, acc[1]);
+            acc[2] = fma(vec4<f32>(a0.y), b0, acc[2]);
+            acc[3] = fma(vec4<f32>(a0.y), b1, acc[3]);
+            acc[4] = fma(vec4<f32>(a0.z), b0, acc[4]);
+            acc[5] = fma(vec4<f32>(a0.z), b1, acc[5]);
+            acc[6] = fma(vec4<f32>(a0.w), b0, acc[6]);
+            acc[7] = fma(vec4<f32>(a0.w), b1, acc[7]);
+            acc[8] = fma(vec4<f32>(a1.x), b0, acc[8]);
+            acc[9] = fma(vec4<f32>(a1.x), b1, acc[9]);
+            acc[10] = fma(vec4<f32>(a1.y), b0, acc[10]);
+            acc[11] = fma(vec4<f32>(a1.y), b1, acc[11]);
+            acc[12] = fma(vec4<f32>(a1.z), b0, acc[12]);
+            acc[13] = fma(vec4<f32>(a1.z), b1, acc[13]);
+            acc[14] = fma(vec4<f32>(a1.w), b0, acc[14]);
+            acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
+        }
+        if (more) {
+            put_wide(buf ^ 1u, lid, ra, rb);
+        }
+        workgroupBarrier();
+        buf ^= 1u;
+    }
+    var local_amax = 0u;
+    if (st.valid) {
+        local_amax = store_wide(acc[0], m0 + 0u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[1], m0 + 0u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[2], m0 + 1u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[3], m0 + 1u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[4], m0 + 2u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[5], m0 + 2u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[6], m0 + 3u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[7], m0 + 3u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[8], m0 + 64u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[9], m0 + 64u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[10], m0 + 65u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[11], m0 + 65u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[12], m0 + 66u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[13], m0 + 66u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[14], m0 + 67u + ty * 4u, n0 + tx * 4u, st, local_amax);
+        local_amax = store_wide(acc[15], m0 + 67u + ty * 4u, n0 + 64u + tx * 4u, st, local_amax);
+    }
+    if ((p.flags & FLAG_AMAX) != 0u) {
+        atomicMax(&wg_amax, local_amax);
+        workgroupBarrier();
+        if (lid == 0u && st.valid) {
+            atomicMax(&amax[0], atomicLoad(&wg_amax));
+        }
+    }
+}
