@@ -154,6 +154,21 @@ impl QuantLayout {
         }
     }
 
+    /// Elements per scale chunk along K of a product of this operand with `other` (both packed
+    /// along the same K): the smaller scale block, or all of K rounded up to whole 4-lane words
+    /// when neither is block-scaled. Integer GEMMs sum each chunk exactly, then scale it.
+    pub fn shared_chunk(&self, other: &QuantLayout) -> u32 {
+        let block = |g: Granularity| match g {
+            Granularity::PerBlock(n) => Some(n),
+            _ => None,
+        };
+        match (block(self.granularity), block(other.granularity)) {
+            (Some(x), Some(y)) => x.min(y),
+            (Some(x), None) | (None, Some(x)) => x,
+            (None, None) => self.cols.div_ceil(4) * 4,
+        }
+    }
+
     /// The same layout for the transposed tensor `[cols, rows]`.
     pub fn transposed(&self) -> Result<Self> {
         QuantLayout::new(self.cols as usize, self.rows as usize, self.format, self.granularity)

@@ -1,7 +1,7 @@
 // Mirror of `GemmParams` in src/kernels/gemm.rs: the uniform block of every GEMM, computing
 // C[m][n] = epilogue(sum_k A(m, k) * B(n, k)) with A [M, K] and B [N, K] (the "NT" form;
 // trans_a / trans_b read A as stored [K, M] / B as [K, N] in the f32 kernels).
-// Output tiles of 64x64, numbered flat over a 2-D dispatch: tile = tm * tiles_n + tn.
+// Output tiles (128, 64 or 32 square), numbered flat over a 2-D dispatch: tile = tm * tiles_n + tn.
 // flags: 1 bias[n] added, 2 ReLU, 4 accumulate into C, 8 raw (integer GEMM: write the i32 sum's
 // bits, no scales), 16 write max |out| (f32 bits) into amax[0] with atomicMax.
 

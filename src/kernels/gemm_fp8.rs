@@ -2,10 +2,10 @@
 //!
 //! Math: `C = epilogue(deq(A)·deq(B)ᵀ)` with f32 accumulation, where `deq` is exactly what the
 //! `dequantize` kernel computes (code value × group scale); A `[M, K]`, B `[N, K]` packed along K.
-//! Layout: codes decoded and scaled on their way into workgroup memory; 64×64 output tiles,
-//! 16×16 threads × 4×4 outputs, K in steps of 16. Bindings: 0 `GemmParams`, 1 a codes,
-//! 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c, 7 amax. Reference:
-//! [`crate::reference::gemm_fp8`].
+//! Layout: codes decoded and scaled on their way into workgroup memory; 128×128 (the tile
+//! shared with gemm_f32), 64×64 or 32×32 output tiles ([`Tile`], tuned per shape class), 16×16
+//! threads. Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c,
+//! 7 amax. Reference: [`crate::reference::gemm_fp8`].
 
 use super::gemm::{
     encode_split, pick_fastest, scratch_operand, workgroups, Dummies, Epilogue, Tile, TileCache, TilePipelines,

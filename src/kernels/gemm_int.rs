@@ -20,7 +20,7 @@ use super::gemm::{
 use super::{bind, check_len, dispatch, layouts, pipeline, uniform};
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
-use crate::scheme::{Granularity, QuantLayout};
+use crate::scheme::QuantLayout;
 use crate::tensor::GpuBuffer;
 use crate::timing::gpu_seconds;
 use crate::{Error, Gpu, Result};
@@ -28,24 +28,10 @@ use crate::{Error, Gpu, Result};
 /// Formats the integer GEMM takes.
 pub const INT_FORMATS: [Format; 3] = [Format::Int8, Format::Int4, Format::Log4];
 
-/// Elements per scale chunk along K: the smaller scale block, or all of K (rounded up to whole
-/// lane words) when neither operand is block-scaled.
-fn scale_chunk(la: &QuantLayout, lb: &QuantLayout) -> u32 {
-    let block = |g: Granularity| match g {
-        Granularity::PerBlock(n) => Some(n),
-        _ => None,
-    };
-    match (block(la.granularity), block(lb.granularity)) {
-        (Some(x), Some(y)) => x.min(y),
-        (Some(x), None) | (None, Some(x)) => x,
-        (None, None) => la.cols.div_ceil(4) * 4,
-    }
-}
-
 /// Whether the 128×128 tile can run these operands: it folds scale chunks between K steps of
 /// 32 elements, so block scales must cover whole steps.
 fn wide_fits(la: &QuantLayout, lb: &QuantLayout) -> bool {
-    let chunk = scale_chunk(la, lb);
+    let chunk = la.shared_chunk(lb);
     chunk.is_multiple_of(32) || chunk == la.cols.div_ceil(4) * 4
 }
 
@@ -84,7 +70,7 @@ pub(crate) fn packed_params(
     check_len(op, "B codes", b.codes.len(), lb.words())?;
     check_len(op, "B scales", b.scales.len(), lb.n_groups as usize)?;
     let (tiles_n, total_tiles) = tiles(la.rows, lb.rows, tile.edge())?;
-    let chunk = scale_chunk(&la, &lb);
+    let chunk = la.shared_chunk(&lb);
     if tile == Tile::T128 && !wide_fits(&la, &lb) {
         return Err(Error::InvalidArgument(format!(
             "{op}: the 128×128 tile needs scale blocks of at least 32 elements, not {chunk}"

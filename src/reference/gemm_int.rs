@@ -3,7 +3,7 @@
 
 use super::gemm_f32::{epilogue, EpilogueRef, RefOut};
 use crate::format::{int, Format};
-use crate::scheme::{Granularity, QuantLayout};
+use crate::scheme::QuantLayout;
 
 /// The integer value a code contributes to the dot product (log4: `±2^(c-1)`).
 pub fn lane_value(code: u32, f: Format) -> i32 {
@@ -33,18 +33,6 @@ pub fn row_values(codes: &[u32], l: &QuantLayout, sample: usize, row: u32) -> Ve
         .collect()
 }
 
-fn chunk(la: &QuantLayout, lb: &QuantLayout) -> u32 {
-    let block = |g: Granularity| match g {
-        Granularity::PerBlock(n) => Some(n),
-        _ => None,
-    };
-    match (block(la.granularity), block(lb.granularity)) {
-        (Some(x), Some(y)) => x.min(y),
-        (Some(x), None) | (None, Some(x)) => x,
-        (None, None) => la.cols.div_ceil(4) * 4,
-    }
-}
-
 /// Exact `Σ_s Σ_k a_s(m,k)·b(n,k)` for every output (what `raw` mode writes).
 pub fn gemm_int_raw(a_codes: &[u32], la: &QuantLayout, samples: usize, b_codes: &[u32], lb: &QuantLayout) -> Vec<i32> {
     let brows: Vec<Vec<i32>> = (0..lb.rows).map(|n| row_values(b_codes, lb, 0, n)).collect();
@@ -72,7 +60,7 @@ pub fn gemm_int(
     lb: &QuantLayout,
     e: &EpilogueRef,
 ) -> RefOut {
-    let ch = chunk(la, lb) as usize;
+    let ch = la.shared_chunk(lb) as usize;
     let k = la.cols as usize;
     let (m_rows, n_rows) = (la.rows as usize, lb.rows as usize);
     let brows: Vec<Vec<i32>> = (0..lb.rows).map(|n| row_values(b_codes, lb, 0, n)).collect();
