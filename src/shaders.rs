@@ -12,13 +12,13 @@ pub const COMMON: &[(&str, &str)] = &[
     ("format", include_str!("../shaders/common/format.wgsl")),
     ("layout", include_str!("../shaders/common/layout.wgsl")),
     ("gemm", include_str!("../shaders/common/gemm.wgsl")),
-    ("gemm_wide", include_str!("../shaders/common/gemm_wide.wgsl")),
+    ("gemm_tiled", include_str!("../shaders/common/gemm_tiled.wgsl")),
 ];
 
 const QUANT_INCLUDES: &[&str] = &["rng", "quant", "fp8", "log4", "format", "layout"];
 const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];
-/// The GEMMs whose operands become f32 on load also get the shared 128×128 tile.
-const WIDE_GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm", "gemm_wide"];
+/// The GEMMs whose operands become f32 on load share their tiled loops.
+const TILED_GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm", "gemm_tiled"];
 
 /// A kernel's shader: its name (= file stem), the common files it includes, and its body.
 pub struct KernelSource {
@@ -47,7 +47,7 @@ pub const KERNELS: &[KernelSource] = &[
         body: include_str!("../shaders/quantize_transpose.wgsl"),
     },
     KernelSource { name: "dequantize", includes: QUANT_INCLUDES, body: include_str!("../shaders/dequantize.wgsl") },
-    KernelSource { name: "gemm_f32", includes: WIDE_GEMM_INCLUDES, body: include_str!("../shaders/gemm_f32.wgsl") },
+    KernelSource { name: "gemm_f32", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_f32.wgsl") },
     KernelSource {
         name: "gemm_f32_naive",
         includes: GEMM_INCLUDES,
@@ -56,10 +56,10 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "gemm_int", includes: GEMM_INCLUDES, body: include_str!("../shaders/gemm_int.wgsl") },
     KernelSource {
         name: "gemm_levels",
-        includes: WIDE_GEMM_INCLUDES,
+        includes: TILED_GEMM_INCLUDES,
         body: include_str!("../shaders/gemm_levels.wgsl"),
     },
-    KernelSource { name: "gemm_fp8", includes: WIDE_GEMM_INCLUDES, body: include_str!("../shaders/gemm_fp8.wgsl") },
+    KernelSource { name: "gemm_fp8", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_fp8.wgsl") },
     KernelSource { name: "hadamard", includes: &[], body: include_str!("../shaders/hadamard.wgsl") },
     KernelSource { name: "relu_backward", includes: &[], body: include_str!("../shaders/relu_backward.wgsl") },
     KernelSource { name: "col_sum", includes: &[], body: include_str!("../shaders/col_sum.wgsl") },

@@ -14,7 +14,7 @@ use bytemuck::{Pod, Zeroable};
 pub enum Tile {
     /// 128×128 outputs per workgroup, 8×8 per thread as vec4 registers, double-buffered K steps
     /// (the shaders' `main_wide` entry point: gemm_int's own, the others' shared in
-    /// `shaders/common/gemm_wide.wgsl`).
+    /// `shaders/common/gemm_tiled.wgsl`).
     T128,
     /// 64×64 outputs per workgroup.
     T64,
