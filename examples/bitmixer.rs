@@ -9,9 +9,10 @@
 //! `--epochs` with a bit-width from {4, 8} drawn for every layer at every step; the CNN's batch
 //! norms are transitional (a state per pair of neighbouring bit-widths). Gradients are int8.
 
-use indicatif::{ProgressBar, ProgressStyle};
-use lowbit::data::mnist::Mnist;
-use lowbit::data::Dataset;
+#[path = "shared/cli.rs"]
+#[allow(dead_code)]
+mod cli;
+
 use lowbit::nn::bitmixer::{sample_bits, train_epoch_mixed};
 use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
 use lowbit::Gpu;
@@ -30,9 +31,10 @@ struct Args {
     json: bool,
 }
 
+const USAGE: &str = "bitmixer [--data DIR] [--model mlp|cnn] [--epochs N] [--high-epochs N] [--mixes N] [--limit N] [--seed S] [--json]";
+
 fn usage(msg: &str) -> ! {
-    eprintln!("{msg}\nusage: bitmixer [--data DIR] [--model mlp|cnn] [--epochs N] [--high-epochs N] [--mixes N] [--limit N] [--seed S] [--json]");
-    std::process::exit(2)
+    cli::fail(USAGE, msg)
 }
 
 fn args() -> Args {
@@ -46,21 +48,16 @@ fn args() -> Args {
         seed: 1,
         json: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(s) = it.next() {
-        let mut val = |n: &str| it.next().unwrap_or_else(|| usage(&format!("{n} needs a value")));
-        let mut num = |n: &str| -> usize {
-            let v = val(n);
-            v.parse().unwrap_or_else(|_| usage(&format!("{n} takes a whole number, got {v}")))
-        };
+    let mut f = cli::Flags::new(USAGE);
+    while let Some(s) = f.next() {
         match s.as_str() {
-            "--data" => a.data = Some(val("--data")),
-            "--model" => a.model = val("--model"),
-            "--epochs" => a.epochs = num("--epochs") as u32,
-            "--high-epochs" => a.high_epochs = num("--high-epochs") as u32,
-            "--mixes" => a.mixes = num("--mixes"),
-            "--limit" => a.limit = Some(num("--limit")),
-            "--seed" => a.seed = num("--seed") as u32,
+            "--data" => a.data = Some(f.value("--data")),
+            "--model" => a.model = f.value("--model"),
+            "--epochs" => a.epochs = f.whole("--epochs") as u32,
+            "--high-epochs" => a.high_epochs = f.whole("--high-epochs") as u32,
+            "--mixes" => a.mixes = f.whole("--mixes"),
+            "--limit" => a.limit = Some(f.whole("--limit")),
+            "--seed" => a.seed = f.whole("--seed") as u32,
             "--json" => a.json = true,
             "-h" | "--help" => usage("Train once, run at any per-layer bit-width (Bit-Mixer)."),
             other => usage(&format!("unknown argument {other}")),
@@ -72,13 +69,6 @@ fn args() -> Args {
     a
 }
 
-fn bar(len: usize, prefix: String) -> ProgressBar {
-    let style = ProgressStyle::with_template("{prefix:>22} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
-        .expect("valid template")
-        .progress_chars("=> ");
-    ProgressBar::new(len as u64).with_style(style).with_prefix(prefix)
-}
-
 fn set_all(t: &mut Trainer, bits: &[u32]) -> lowbit::Result<()> {
     for (l, &b) in bits.iter().enumerate() {
         t.set_bits(l, b)?;
@@ -87,27 +77,16 @@ fn set_all(t: &mut Trainer, bits: &[u32]) -> lowbit::Result<()> {
 }
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    cli::exit_on_error(run());
 }
 
 fn run() -> lowbit::Result<()> {
     let a = args();
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report());
-    let mnist = match &a.data {
-        Some(d) => Mnist::load(d)?,
-        None => Mnist::embedded()?,
-    };
-    let train: Dataset = match a.limit {
-        Some(n) => mnist.train.take(n),
-        None => mnist.train,
-    };
-    let test = mnist.test;
+    let (train, test) = cli::mnist(a.data.as_deref(), a.limit)?;
     let spec = ModelSpec::by_name(&a.model, train.shape, train.classes)?;
-    let opt = OptimConfig { lr: if a.model == "cnn" { 0.02 } else { 0.05 }, ..Default::default() };
+    let opt = OptimConfig { lr: cli::default_lr(&a.model), ..Default::default() };
     let steps = train.len() / opt.batch;
     let total = steps * a.epochs as usize;
     let scheme = TrainScheme::preset("int8")?;
@@ -116,7 +95,7 @@ fn run() -> lowbit::Result<()> {
     mixer.enable_transitional_bn()?;
     let layers = mixer.bits().len();
     for e in 0..a.epochs {
-        let b = bar(steps, format!("Bit-Mixer {}/{}", e + 1, a.epochs));
+        let b = cli::bar(steps, format!("Bit-Mixer {}/{}", e + 1, a.epochs));
         let on = |_: usize, s: lowbit::nn::StepStats| {
             b.inc(1);
             b.set_message(format!("loss {:.4}", s.loss));
@@ -134,14 +113,7 @@ fn run() -> lowbit::Result<()> {
     for bits in CHOICES {
         let mut t = Trainer::new(&gpu, spec.clone(), scheme.clone(), opt, a.seed)?;
         set_all(&mut t, &vec![bits; layers])?;
-        for e in 0..a.epochs {
-            let b = bar(steps, format!("dedicated {bits}-bit {}/{}", e + 1, a.epochs));
-            t.train_epoch(&train, e, total, |_, s| {
-                b.inc(1);
-                b.set_message(format!("loss {:.4}", s.loss));
-            })?;
-            b.finish_and_clear();
-        }
+        cli::train_epochs(&mut t, &train, a.epochs, &format!("dedicated {bits}-bit"))?;
         dedicated.push((bits, t.evaluate(&test)?.0));
     }
     // Evaluate the one model at uniform and random configurations.

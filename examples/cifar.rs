@@ -8,6 +8,7 @@
 //! from cifar-10-binary.tar.gz), or their parent `cifar-10-batches-bin`. CIFAR-10 is not embedded.
 
 #[path = "shared/cli.rs"]
+#[allow(dead_code)] // the helpers the other examples take
 mod cli;
 
 fn main() {

@@ -27,35 +27,28 @@ struct Run {
     fp32: u64,
 }
 
-fn usage(msg: &str) -> ! {
-    eprintln!("{msg}\nusage: compare --dataset mnist|cifar --epochs N [--data DIR] [--model mlp|cnn] [--schemes a,b,..] [--limit N] [--seed S] [--out FILE.png]");
-    std::process::exit(2)
-}
+const USAGE: &str = "compare --dataset mnist|cifar --epochs N [--data DIR] [--model mlp|cnn] [--schemes a,b,..] [--limit N] [--seed S] [--out FILE.png]";
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    cli::exit_on_error(run());
 }
 
 fn run() -> lowbit::Result<()> {
     let (mut dataset, mut epochs, mut data, mut model, mut limit, mut seed, mut out) =
         ("mnist".to_string(), 3u32, None, None, None, 1u32, "compare.png".to_string());
     let mut schemes: Vec<String> = TrainScheme::PRESETS.iter().map(|s| s.to_string()).collect();
-    let mut it = std::env::args().skip(1);
-    while let Some(s) = it.next() {
-        let mut val = || it.next().unwrap_or_else(|| usage(&format!("{s} needs a value")));
+    let mut f = cli::Flags::new(USAGE);
+    while let Some(s) = f.next() {
         match s.as_str() {
-            "--dataset" => dataset = val(),
-            "--epochs" => epochs = val().parse().unwrap_or_else(|_| usage("--epochs takes a number")),
-            "--data" => data = Some(val()),
-            "--model" => model = Some(val()),
-            "--limit" => limit = Some(val().parse::<usize>().unwrap_or_else(|_| usage("--limit takes a number"))),
-            "--seed" => seed = val().parse().unwrap_or_else(|_| usage("--seed takes a number")),
-            "--schemes" => schemes = val().split(',').map(str::to_string).collect(),
-            "--out" => out = val(),
-            other => usage(&format!("unknown argument {other}")),
+            "--dataset" => dataset = f.value("--dataset"),
+            "--epochs" => epochs = f.whole("--epochs") as u32,
+            "--data" => data = Some(f.value("--data")),
+            "--model" => model = Some(f.value("--model")),
+            "--limit" => limit = Some(f.whole("--limit")),
+            "--seed" => seed = f.whole("--seed") as u32,
+            "--schemes" => schemes = f.value("--schemes").split(',').map(str::to_string).collect(),
+            "--out" => out = f.value("--out"),
+            other => cli::fail(USAGE, &format!("unknown argument {other}")),
         }
     }
     if !schemes.iter().any(|s| s == "fp32") {
@@ -64,9 +57,9 @@ fn run() -> lowbit::Result<()> {
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report());
     let (train, test) = cli::load(&dataset, data.as_deref())?;
-    let train = limit.map_or(train.clone(), |n| train.take(n));
+    let train = cli::limit_to(train, limit);
     let model = model.unwrap_or_else(|| if dataset == "cifar" { "cnn".into() } else { "mlp".into() });
-    let opt = OptimConfig { lr: if model == "cnn" { 0.02 } else { 0.05 }, ..Default::default() };
+    let opt = OptimConfig { lr: cli::default_lr(&model), ..Default::default() };
     let steps = train.len() / opt.batch;
     eprintln!(
         "{dataset}: {} training / {} test images, {model}, {epochs} epochs x {steps} steps, seed {seed}",

@@ -11,9 +11,10 @@
 //!    the teacher's section output from its input for `--section-epochs` epochs (squared
 //!    error), the sections are stitched, and the student fine-tunes for `--finetune-epochs`.
 
-use indicatif::{ProgressBar, ProgressStyle};
-use lowbit::data::mnist::Mnist;
-use lowbit::data::Dataset;
+#[path = "shared/cli.rs"]
+#[allow(dead_code)]
+mod cli;
+
 use lowbit::nn::dcq::{split, train_sections};
 use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
 use lowbit::Gpu;
@@ -32,9 +33,10 @@ struct Args {
     json: bool,
 }
 
+const USAGE: &str = "dcq [--data DIR] [--model mlp|cnn] [--scheme S] [--teacher-epochs N] [--section-epochs N] [--finetune-epochs N] [--sections N] [--limit N] [--seed S] [--json]";
+
 fn usage(msg: &str) -> ! {
-    eprintln!("{msg}\nusage: dcq [--data DIR] [--model mlp|cnn] [--scheme S] [--teacher-epochs N] [--section-epochs N] [--finetune-epochs N] [--sections N] [--limit N] [--seed S] [--json]");
-    std::process::exit(2)
+    cli::fail(USAGE, msg)
 }
 
 fn args() -> Args {
@@ -50,23 +52,18 @@ fn args() -> Args {
         seed: 1,
         json: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(s) = it.next() {
-        let mut val = |n: &str| it.next().unwrap_or_else(|| usage(&format!("{n} needs a value")));
-        let mut num = |n: &str| -> usize {
-            let v = val(n);
-            v.parse().unwrap_or_else(|_| usage(&format!("{n} takes a whole number, got {v}")))
-        };
+    let mut f = cli::Flags::new(USAGE);
+    while let Some(s) = f.next() {
         match s.as_str() {
-            "--data" => a.data = Some(val("--data")),
-            "--model" => a.model = val("--model"),
-            "--scheme" => a.scheme = val("--scheme"),
-            "--teacher-epochs" => a.teacher_epochs = num("--teacher-epochs") as u32,
-            "--section-epochs" => a.section_epochs = num("--section-epochs") as u32,
-            "--finetune-epochs" => a.finetune_epochs = num("--finetune-epochs") as u32,
-            "--sections" => a.sections = Some(num("--sections")),
-            "--limit" => a.limit = Some(num("--limit")),
-            "--seed" => a.seed = num("--seed") as u32,
+            "--data" => a.data = Some(f.value("--data")),
+            "--model" => a.model = f.value("--model"),
+            "--scheme" => a.scheme = f.value("--scheme"),
+            "--teacher-epochs" => a.teacher_epochs = f.whole("--teacher-epochs") as u32,
+            "--section-epochs" => a.section_epochs = f.whole("--section-epochs") as u32,
+            "--finetune-epochs" => a.finetune_epochs = f.whole("--finetune-epochs") as u32,
+            "--sections" => a.sections = Some(f.whole("--sections")),
+            "--limit" => a.limit = Some(f.whole("--limit")),
+            "--seed" => a.seed = f.whole("--seed") as u32,
             "--json" => a.json = true,
             "-h" | "--help" => usage("Divide-and-conquer quantization against direct quantized training."),
             other => usage(&format!("unknown argument {other}")),
@@ -75,49 +72,17 @@ fn args() -> Args {
     a
 }
 
-fn bar(len: usize, prefix: String) -> ProgressBar {
-    let style = ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
-        .expect("valid template")
-        .progress_chars("=> ");
-    ProgressBar::new(len as u64).with_style(style).with_prefix(prefix)
-}
-
-/// Trains `t` for `epochs` epochs (cosine over them), with a bar per epoch.
-fn train(t: &mut Trainer, data: &Dataset, epochs: u32, name: &str) -> lowbit::Result<()> {
-    let steps = data.len() / t.optim().batch;
-    for e in 0..epochs {
-        let b = bar(steps, format!("{name} {}/{epochs}", e + 1));
-        t.train_epoch(data, e, steps * epochs as usize, |_, s| {
-            b.inc(1);
-            b.set_message(format!("loss {:.4}", s.loss));
-        })?;
-        b.finish_and_clear();
-    }
-    Ok(())
-}
-
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    cli::exit_on_error(run());
 }
 
 fn run() -> lowbit::Result<()> {
     let a = args();
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report());
-    let mnist = match &a.data {
-        Some(d) => Mnist::load(d)?,
-        None => Mnist::embedded()?,
-    };
-    let train_set = match a.limit {
-        Some(n) => mnist.train.take(n),
-        None => mnist.train,
-    };
-    let test = mnist.test;
+    let (train_set, test) = cli::mnist(a.data.as_deref(), a.limit)?;
     let spec = ModelSpec::by_name(&a.model, train_set.shape, train_set.classes)?;
-    let opt = OptimConfig { lr: if a.model == "cnn" { 0.02 } else { 0.05 }, ..Default::default() };
+    let opt = OptimConfig { lr: cli::default_lr(&a.model), ..Default::default() };
     let student_scheme = TrainScheme::preset(&a.scheme)?;
     let gemms = spec.layers.iter().filter(|l| l.is_gemm()).count();
     let sections = split(&spec, a.sections.unwrap_or(gemms.min(3)))?;
@@ -132,7 +97,7 @@ fn run() -> lowbit::Result<()> {
     );
     // 1. The fp32 teacher.
     let mut teacher = Trainer::new(&gpu, spec.clone(), TrainScheme::preset("fp32")?, opt, a.seed)?;
-    train(&mut teacher, &train_set, a.teacher_epochs, "fp32 teacher")?;
+    cli::train_epochs(&mut teacher, &train_set, a.teacher_epochs, "fp32 teacher")?;
     let teacher_acc = teacher.evaluate(&test)?.0;
     let tp = teacher.parameters()?;
     let budget = a.section_epochs + a.finetune_epochs;
@@ -143,11 +108,11 @@ fn run() -> lowbit::Result<()> {
         direct.set_parameter(n, v)?;
     }
     let direct_start = direct.evaluate(&test)?.0;
-    train(&mut direct, &train_set, budget, "direct")?;
+    cli::train_epochs(&mut direct, &train_set, budget, "direct")?;
     let direct_acc = direct.evaluate(&test)?.0;
     // 3. DCQ.
     let steps = train_set.len() / opt.batch * a.section_epochs as usize;
-    let b = bar(steps * sections.len(), "DCQ sections".into());
+    let b = cli::bar(steps * sections.len(), "DCQ sections".into());
     let (params, reports) = train_sections(
         &gpu,
         &spec,
@@ -170,7 +135,7 @@ fn run() -> lowbit::Result<()> {
         student.set_parameter(n, v)?;
     }
     let stitched_acc = student.evaluate(&test)?.0;
-    train(&mut student, &train_set, a.finetune_epochs, "DCQ fine-tune")?;
+    cli::train_epochs(&mut student, &train_set, a.finetune_epochs, "DCQ fine-tune")?;
     let dcq_acc = student.evaluate(&test)?.0;
     for r in &reports {
         eprintln!("section {:?}: feature mse {:.5} -> {:.5}", r.layers, r.first_mse, r.last_mse);

@@ -9,6 +9,7 @@
 //! Schemes: fp32, int8, fp8, luq4, with modifiers such as `luq4+smp2` (see `lowbit::nn::scheme`).
 
 #[path = "shared/cli.rs"]
+#[allow(dead_code)] // the helpers the other examples take
 mod cli;
 
 fn main() {

@@ -3,6 +3,10 @@
 //!
 //! cargo run --release --example profile_step -- [--model mlp|cnn] [--schemes a,b,...] [--steps N] [--json]
 
+#[path = "shared/cli.rs"]
+#[allow(dead_code)]
+mod cli;
+
 use lowbit::data::mnist::Mnist;
 use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
 use lowbit::profile::Profile;
@@ -10,31 +14,24 @@ use lowbit::Gpu;
 use serde_json::json;
 use std::time::Instant;
 
-fn usage(msg: &str) -> ! {
-    eprintln!("{msg}\nusage: profile_step [--model mlp|cnn] [--schemes a,b,...] [--steps N] [--json]");
-    std::process::exit(2)
-}
+const USAGE: &str = "profile_step [--model mlp|cnn] [--schemes a,b,...] [--steps N] [--json]";
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    cli::exit_on_error(run());
 }
 
 fn run() -> lowbit::Result<()> {
     let (mut model, mut schemes, mut steps, mut json_out) =
         ("mlp".to_string(), "fp32,int8,luq4".to_string(), 10usize, false);
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut val = || it.next().unwrap_or_else(|| usage(&format!("{a} needs a value")));
+    let mut f = cli::Flags::new(USAGE);
+    while let Some(a) = f.next() {
         match a.as_str() {
-            "--model" => model = val(),
-            "--schemes" => schemes = val(),
-            "--steps" => steps = val().parse().unwrap_or_else(|_| usage("--steps takes a number")),
+            "--model" => model = f.value("--model"),
+            "--schemes" => schemes = f.value("--schemes"),
+            "--steps" => steps = f.whole("--steps"),
             "--json" => json_out = true,
-            "-h" | "--help" => usage("Per-kernel GPU time of training steps."),
-            other => usage(&format!("unknown argument {other}")),
+            "-h" | "--help" => cli::fail(USAGE, "Per-kernel GPU time of training steps."),
+            other => cli::fail(USAGE, &format!("unknown argument {other}")),
         }
     }
     let gpu = Gpu::new()?;

@@ -8,8 +8,10 @@
 //! the ones training spends its time on), then measured on one batch of 128 with `--samples`
 //! draws per quantizer; the minibatch variance comes from `--batches` batches.
 
-use indicatif::{ProgressBar, ProgressStyle};
-use lowbit::data::mnist::Mnist;
+#[path = "shared/cli.rs"]
+#[allow(dead_code)]
+mod cli;
+
 use lowbit::kernels::tinyscript::TinyScript;
 use lowbit::nn::variance::{level_quantizer_variance, measure, standard_quantizers, Batch};
 use lowbit::nn::{cosine_lr, ForwardPrecision, ModelSpec, OptimConfig, TrainScheme, Trainer};
@@ -30,9 +32,10 @@ struct Args {
     json: bool,
 }
 
+const USAGE: &str = "variance [--data DIR] [--model mlp|cnn] [--bits 4|8] [--samples N] [--smp K] [--rot B] [--batches N] [--pretrain STEPS] [--seed S] [--json]";
+
 fn usage(msg: &str) -> ! {
-    eprintln!("{msg}\nusage: variance [--data DIR] [--model mlp|cnn] [--bits 4|8] [--samples N] [--smp K] [--rot B] [--batches N] [--pretrain STEPS] [--seed S] [--json]");
-    std::process::exit(2)
+    cli::fail(USAGE, msg)
 }
 
 fn args() -> Args {
@@ -48,23 +51,18 @@ fn args() -> Args {
         seed: 1,
         json: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(s) = it.next() {
-        let mut val = |n: &str| it.next().unwrap_or_else(|| usage(&format!("{n} needs a value")));
-        let mut num = |n: &str| -> usize {
-            let v = val(n);
-            v.parse().unwrap_or_else(|_| usage(&format!("{n} takes a whole number, got {v}")))
-        };
+    let mut f = cli::Flags::new(USAGE);
+    while let Some(s) = f.next() {
         match s.as_str() {
-            "--data" => a.data = Some(val("--data")),
-            "--model" => a.model = val("--model"),
-            "--bits" => a.bits = num("--bits") as u32,
-            "--samples" => a.samples = num("--samples"),
-            "--smp" => a.smp = num("--smp") as u32,
-            "--rot" => a.rot = num("--rot") as u32,
-            "--batches" => a.batches = num("--batches"),
-            "--pretrain" => a.pretrain = num("--pretrain"),
-            "--seed" => a.seed = num("--seed") as u32,
+            "--data" => a.data = Some(f.value("--data")),
+            "--model" => a.model = f.value("--model"),
+            "--bits" => a.bits = f.whole("--bits") as u32,
+            "--samples" => a.samples = f.whole("--samples"),
+            "--smp" => a.smp = f.whole("--smp") as u32,
+            "--rot" => a.rot = f.whole("--rot") as u32,
+            "--batches" => a.batches = f.whole("--batches"),
+            "--pretrain" => a.pretrain = f.whole("--pretrain"),
+            "--seed" => a.seed = f.whole("--seed") as u32,
             "--json" => a.json = true,
             "-h" | "--help" => usage("Measure gradient quantizers' bias and variance."),
             other => usage(&format!("unknown argument {other}")),
@@ -74,31 +72,21 @@ fn args() -> Args {
 }
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    cli::exit_on_error(run());
 }
 
 fn run() -> lowbit::Result<()> {
     let a = args();
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report());
-    let mnist = match &a.data {
-        Some(d) => Mnist::load(d)?,
-        None => Mnist::embedded()?,
-    };
-    let train = mnist.train;
+    let (train, _) = cli::mnist(a.data.as_deref(), None)?;
     let spec = ModelSpec::by_name(&a.model, train.shape, train.classes)?;
     let batch = 128;
-    let opt = OptimConfig { lr: if a.model == "cnn" { 0.02 } else { 0.05 }, batch, ..Default::default() };
+    let opt = OptimConfig { lr: cli::default_lr(&a.model), batch, ..Default::default() };
     let mut t = Trainer::new(&gpu, spec.clone(), TrainScheme::preset("fp32")?, opt, a.seed)?;
     let order = train.order(a.seed, 0);
     let mut chunks = order.chunks_exact(batch).cycle();
-    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} (eta {eta})")
-        .expect("valid template")
-        .progress_chars("=> ");
-    let bar = ProgressBar::new(a.pretrain as u64).with_style(style.clone()).with_prefix("fp32 pre-training");
+    let bar = cli::bar(a.pretrain, "fp32 pre-training".into());
     for step in 0..a.pretrain {
         let (x, labels) = train.gather(chunks.next().expect("cycle"));
         t.step(&x, &labels, cosine_lr(opt.lr, step, 2 * a.pretrain))?;
@@ -109,7 +97,7 @@ fn run() -> lowbit::Result<()> {
     let batches: Vec<Batch> = (0..a.batches.max(2)).map(|_| train.gather(chunks.next().expect("cycle"))).collect();
     let qs = standard_quantizers(a.bits, ForwardPrecision::Int8, a.smp, a.rot)?;
     let total = batches.len() + qs.len() * a.samples;
-    let bar = ProgressBar::new(total as u64).with_style(style).with_prefix("gradients");
+    let bar = cli::bar(total, "gradients".into());
     let rows = measure(&gpu, &spec, &params, ForwardPrecision::Int8, &batches, &qs, a.samples, |d, _| {
         bar.set_position(d as u64)
     })?;

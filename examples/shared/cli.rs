@@ -1,5 +1,6 @@
-//! The command line shared by the `mnist` and `cifar` examples: argument parsing, the dataset,
-//! and the training loop with a progress bar per epoch.
+//! The command line shared by the examples: `mnist` and `cifar` run entirely from here
+//! (argument parsing, the dataset, the training loop with a progress bar per epoch); the others
+//! take the pieces they need (flag reading, data loading, progress bars, the error exit).
 
 use indicatif::{ProgressBar, ProgressStyle};
 use lowbit::data::cifar::Cifar10;
@@ -8,6 +9,104 @@ use lowbit::data::Dataset;
 use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
 use lowbit::Gpu;
 use std::time::Instant;
+
+/// Prints `msg` and the usage line `line`, and exits with status 2.
+pub fn fail(line: &str, msg: &str) -> ! {
+    eprintln!("{msg}\nusage: {line}");
+    std::process::exit(2)
+}
+
+/// Reads an example's flags; a malformed one ends the program through [`fail`].
+pub struct Flags {
+    it: std::iter::Skip<std::env::Args>,
+    line: String,
+}
+
+impl Flags {
+    /// The process's arguments after the program name; `line` is the usage line.
+    pub fn new(line: impl Into<String>) -> Self {
+        Flags { it: std::env::args().skip(1), line: line.into() }
+    }
+
+    /// The next flag.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<String> {
+        self.it.next()
+    }
+
+    /// The value after `flag`.
+    pub fn value(&mut self, flag: &str) -> String {
+        match self.it.next() {
+            Some(v) => v,
+            None => fail(&self.line, &format!("{flag} needs a value")),
+        }
+    }
+
+    /// The whole number after `flag`.
+    pub fn whole(&mut self, flag: &str) -> usize {
+        let v = self.value(flag);
+        v.parse().unwrap_or_else(|_| fail(&self.line, &format!("{flag} takes a whole number, got {v}")))
+    }
+
+    /// The number after `flag`.
+    pub fn number(&mut self, flag: &str) -> f64 {
+        let v = self.value(flag);
+        v.parse().unwrap_or_else(|_| fail(&self.line, &format!("{flag} takes a number, got {v}")))
+    }
+}
+
+/// Runs an example's body; on an error prints it and exits non-zero.
+pub fn exit_on_error(r: lowbit::Result<()>) {
+    if let Err(e) = r {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// A progress bar of `len` steps named `prefix`, in the examples' one style.
+pub fn bar(len: usize, prefix: String) -> ProgressBar {
+    let style = ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
+        .expect("valid template")
+        .progress_chars("=> ");
+    ProgressBar::new(len as u64).with_style(style).with_prefix(prefix)
+}
+
+/// The learning rate the presets train with: 0.02 for the CNN, 0.05 for the MLP.
+pub fn default_lr(model: &str) -> f32 {
+    if model == "cnn" {
+        0.02
+    } else {
+        0.05
+    }
+}
+
+/// MNIST `(train, test)` from `dir` (or the embedded subset), the training set cut to `limit`.
+pub fn mnist(dir: Option<&str>, limit: Option<usize>) -> lowbit::Result<(Dataset, Dataset)> {
+    let (train, test) = load("mnist", dir)?;
+    Ok((limit_to(train, limit), test))
+}
+
+/// `data` cut to its first `limit` images.
+pub fn limit_to(data: Dataset, limit: Option<usize>) -> Dataset {
+    match limit {
+        Some(n) => data.take(n),
+        None => data,
+    }
+}
+
+/// Trains `t` for `epochs` epochs (cosine schedule over them), a progress bar per epoch.
+pub fn train_epochs(t: &mut Trainer, data: &Dataset, epochs: u32, name: &str) -> lowbit::Result<()> {
+    let steps = data.len() / t.optim().batch;
+    for e in 0..epochs {
+        let b = bar(steps, format!("{name} {}/{epochs}", e + 1));
+        t.train_epoch(data, e, steps * epochs as usize, |_, s| {
+            b.inc(1);
+            b.set_message(format!("loss {:.4}", s.loss));
+        })?;
+        b.finish_and_clear();
+    }
+    Ok(())
+}
 
 struct Args {
     data: Option<String>,
@@ -22,9 +121,12 @@ struct Args {
     json: bool,
 }
 
+fn usage_line(dataset: &str) -> String {
+    format!("{dataset} [--data DIR] [--scheme fp32|int8|fp8|luq4[+smpK][+rotB][+nearest][+all4]] [--epochs N] [--model mlp|cnn] [--batch B] [--lr LR] [--seed S] [--limit N] [--save FILE.safetensors] [--json]")
+}
+
 fn usage(dataset: &str, msg: &str) -> ! {
-    eprintln!("{msg}\nusage: {dataset} [--data DIR] [--scheme fp32|int8|fp8|luq4[+smpK][+rotB][+nearest][+all4]] [--epochs N] [--model mlp|cnn] [--batch B] [--lr LR] [--seed S] [--limit N] [--save FILE.safetensors] [--json]");
-    std::process::exit(2)
+    fail(&usage_line(dataset), msg)
 }
 
 fn parse(dataset: &str) -> Args {
@@ -41,22 +143,18 @@ fn parse(dataset: &str) -> Args {
         save: None,
         json: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(s) = it.next() {
-        let mut val = |name: &str| it.next().unwrap_or_else(|| usage(dataset, &format!("{name} needs a value")));
-        let num = |v: String, name: &str| -> f64 {
-            v.parse().unwrap_or_else(|_| usage(dataset, &format!("{name} takes a number, got {v}")))
-        };
+    let mut f = Flags::new(usage_line(dataset));
+    while let Some(s) = f.next() {
         match s.as_str() {
-            "--data" => a.data = Some(val("--data")),
-            "--scheme" => a.scheme = val("--scheme"),
-            "--epochs" => a.epochs = num(val("--epochs"), "--epochs") as u32,
-            "--model" => a.model = val("--model"),
-            "--batch" => a.batch = num(val("--batch"), "--batch") as usize,
-            "--lr" => a.lr = Some(num(val("--lr"), "--lr") as f32),
-            "--seed" => a.seed = num(val("--seed"), "--seed") as u32,
-            "--limit" => a.limit = Some(num(val("--limit"), "--limit") as usize),
-            "--save" => a.save = Some(val("--save")),
+            "--data" => a.data = Some(f.value("--data")),
+            "--scheme" => a.scheme = f.value("--scheme"),
+            "--epochs" => a.epochs = f.number("--epochs") as u32,
+            "--model" => a.model = f.value("--model"),
+            "--batch" => a.batch = f.number("--batch") as usize,
+            "--lr" => a.lr = Some(f.number("--lr") as f32),
+            "--seed" => a.seed = f.number("--seed") as u32,
+            "--limit" => a.limit = Some(f.number("--limit") as usize),
+            "--save" => a.save = Some(f.value("--save")),
             "--json" => a.json = true,
             "-h" | "--help" => usage(dataset, &format!("Train a {dataset} classifier with lowbit.")),
             other => usage(dataset, &format!("unknown argument {other}")),
@@ -86,10 +184,7 @@ pub fn load(dataset: &str, dir: Option<&str>) -> lowbit::Result<(Dataset, Datase
 
 /// Runs the example for `dataset` ("mnist" or "cifar"), exiting non-zero with the error.
 pub fn main(dataset: &str) {
-    if let Err(e) = run(dataset) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    exit_on_error(run(dataset));
 }
 
 fn run(dataset: &str) -> lowbit::Result<()> {
@@ -97,10 +192,7 @@ fn run(dataset: &str) -> lowbit::Result<()> {
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report());
     let (train, test) = load(dataset, a.data.as_deref())?;
-    let train = match a.limit {
-        Some(n) => train.take(n),
-        None => train,
-    };
+    let train = limit_to(train, a.limit);
     let embedded = dataset == "mnist" && a.data.is_none();
     eprintln!(
         "data: {} training / {} test images{}",
@@ -110,21 +202,14 @@ fn run(dataset: &str) -> lowbit::Result<()> {
     );
     let spec = ModelSpec::by_name(&a.model, train.shape, train.classes)?;
     let scheme = TrainScheme::preset(&a.scheme)?;
-    let default_lr = if a.model == "cnn" { 0.02 } else { 0.05 };
-    let opt = OptimConfig { lr: a.lr.unwrap_or(default_lr), batch: a.batch, ..Default::default() };
+    let opt = OptimConfig { lr: a.lr.unwrap_or(default_lr(&a.model)), batch: a.batch, ..Default::default() };
     let mut trainer = Trainer::new(&gpu, spec, scheme, opt, a.seed)?;
     let steps_per_epoch = train.len() / a.batch;
     let total = steps_per_epoch * a.epochs as usize;
     eprintln!("model {} | scheme {} | {} epochs x {steps_per_epoch} steps of {}", a.model, a.scheme, a.epochs, a.batch);
     let (mut test_acc, mut final_loss, mut step_secs) = (0.0, 0.0, 0.0);
     for epoch in 0..a.epochs {
-        let bar = ProgressBar::new(steps_per_epoch as u64);
-        bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{}/{}", epoch + 1, a.epochs));
+        let bar = bar(steps_per_epoch, format!("epoch {}/{}", epoch + 1, a.epochs));
         let t0 = Instant::now();
         let (loss, train_acc) = trainer.train_epoch(&train, epoch, total, |_, s| {
             bar.inc(1);
