@@ -7,17 +7,6 @@
 // Reference: src/reference/maxpool.rs (exact). Bindings: 0 params, 1 x or dy (read),
 // 2 y or dx (read-write), 3 arg (read-write u32).
 
-struct PoolParams {
-    batch: u32,
-    h: u32,
-    w: u32,
-    c: u32,
-    k: u32,
-    oh: u32,
-    ow: u32,
-    total: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: PoolParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
@@ -29,16 +18,17 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (i >= p.total) {
         return;
     }
-    let c = i % p.c;
-    let ox = (i / p.c) % p.ow;
-    let oy = (i / (p.c * p.ow)) % p.oh;
-    let b = i / (p.c * p.ow * p.oh);
+    let q = pool_out_coords(p, i);
+    let b = q.x;
+    let oy = q.y;
+    let ox = q.z;
+    let c = q.w;
     var best = -3.4028235e38;
     var best_i = 0u;
     var first = true;
     for (var ky = 0u; ky < p.k; ky++) {
         for (var kx = 0u; kx < p.k; kx++) {
-            let idx = ((b * p.h + oy * p.k + ky) * p.w + ox * p.k + kx) * p.c + c;
+            let idx = pool_in_index(p, b, oy * p.k + ky, ox * p.k + kx, c);
             let v = src[idx];
             if (first || v > best) {
                 best = v;
@@ -58,15 +48,16 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (i >= n_in) {
         return;
     }
-    let c = i % p.c;
-    let x = (i / p.c) % p.w;
-    let y = (i / (p.c * p.w)) % p.h;
-    let b = i / (p.c * p.w * p.h);
+    let q = pool_in_coords(p, i);
+    let b = q.x;
+    let y = q.y;
+    let x = q.z;
+    let c = q.w;
     var g = 0.0;
     let oy = y / p.k;
     let ox = x / p.k;
     if (oy < p.oh && ox < p.ow) {
-        let o = ((b * p.oh + oy) * p.ow + ox) * p.c + c;
+        let o = pool_out_index(p, b, oy, ox, c);
         if (arg[o] == i) {
             g = src[o];
         }

@@ -13,6 +13,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("layout", include_str!("../shaders/common/layout.wgsl")),
     ("gemm", include_str!("../shaders/common/gemm.wgsl")),
     ("gemm_tiled", include_str!("../shaders/common/gemm_tiled.wgsl")),
+    ("pool", include_str!("../shaders/common/pool.wgsl")),
 ];
 
 const QUANT_INCLUDES: &[&str] = &["rng", "quant", "fp8", "log4", "format", "layout"];
@@ -67,14 +68,14 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "softmax_xent", includes: &[], body: include_str!("../shaders/softmax_xent.wgsl") },
     KernelSource { name: "sgd", includes: &[], body: include_str!("../shaders/sgd.wgsl") },
     KernelSource { name: "im2col", includes: &[], body: include_str!("../shaders/im2col.wgsl") },
-    KernelSource { name: "avgpool", includes: &[], body: include_str!("../shaders/avgpool.wgsl") },
+    KernelSource { name: "avgpool", includes: &["pool"], body: include_str!("../shaders/avgpool.wgsl") },
     KernelSource {
         name: "tinyscript",
         includes: &["rng", "quant", "layout"],
         body: include_str!("../shaders/tinyscript.wgsl"),
     },
     KernelSource { name: "batchnorm", includes: &[], body: include_str!("../shaders/batchnorm.wgsl") },
-    KernelSource { name: "maxpool", includes: &[], body: include_str!("../shaders/maxpool.wgsl") },
+    KernelSource { name: "maxpool", includes: &["pool"], body: include_str!("../shaders/maxpool.wgsl") },
     KernelSource {
         name: "format_check",
         includes: &["rng", "quant", "fp8", "log4", "format"],

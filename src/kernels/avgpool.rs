@@ -5,7 +5,7 @@
 use super::maxpool::PoolGeom;
 use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::tensor::GpuBuffer;
-use crate::{Error, Gpu, Result};
+use crate::{Gpu, Result};
 
 /// Both directions of average pooling.
 pub struct AvgPool {
@@ -34,22 +34,10 @@ impl AvgPool {
         src: &GpuBuffer<f32>,
         dst: &GpuBuffer<f32>,
     ) -> Result<()> {
-        if g.k == 0 || g.oh() == 0 || g.ow() == 0 || g.batch == 0 || g.c == 0 {
-            return Err(Error::InvalidArgument(format!("pooling geometry gives an empty output: {g:?}")));
-        }
+        let p = g.params()?;
         let (sl, dl) = if back { (g.out_len(), g.in_len()) } else { (g.in_len(), g.out_len()) };
         check_len("avgpool", "src", src.len(), sl)?;
         check_len("avgpool", "dst", dst.len(), dl)?;
-        let p = [
-            g.batch as u32,
-            g.h as u32,
-            g.w as u32,
-            g.c as u32,
-            g.k as u32,
-            g.oh() as u32,
-            g.ow() as u32,
-            g.out_len() as u32,
-        ];
         let params = uniform(gpu, "avgpool", &p);
         let group = bind(gpu, "avgpool", &self.bgl, &[&params, src.buffer(), dst.buffer()]);
         dispatch(enc, "avgpool", if back { &self.backward } else { &self.forward }, &group, (dl as u32).div_ceil(WG))

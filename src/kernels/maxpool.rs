@@ -23,6 +23,23 @@ pub struct PoolGeom {
 }
 
 impl PoolGeom {
+    /// The kernels' uniform block; an error when the output would be empty.
+    pub(crate) fn params(&self) -> Result<PoolParams> {
+        if self.k == 0 || self.oh() == 0 || self.ow() == 0 || self.batch == 0 || self.c == 0 {
+            return Err(Error::InvalidArgument(format!("pooling geometry gives an empty output: {self:?}")));
+        }
+        Ok(PoolParams {
+            batch: self.batch as u32,
+            h: self.h as u32,
+            w: self.w as u32,
+            c: self.c as u32,
+            k: self.k as u32,
+            oh: self.oh() as u32,
+            ow: self.ow() as u32,
+            total: self.out_len() as u32,
+        })
+    }
+
     /// Output height (a partial window at the edge is dropped).
     pub fn oh(&self) -> usize {
         self.h / self.k
@@ -41,9 +58,10 @@ impl PoolGeom {
     }
 }
 
+/// The uniform block of both pooling kernels (`PoolParams` in `shaders/common/pool.wgsl`).
 #[repr(C)]
 #[derive(Copy, Clone, Pod, Zeroable)]
-struct PoolParams {
+pub(crate) struct PoolParams {
     batch: u32,
     h: u32,
     w: u32,
@@ -73,22 +91,6 @@ impl MaxPool {
         })
     }
 
-    fn params(g: &PoolGeom) -> Result<PoolParams> {
-        if g.k == 0 || g.oh() == 0 || g.ow() == 0 || g.batch == 0 || g.c == 0 {
-            return Err(Error::InvalidArgument(format!("pooling geometry gives an empty output: {g:?}")));
-        }
-        Ok(PoolParams {
-            batch: g.batch as u32,
-            h: g.h as u32,
-            w: g.w as u32,
-            c: g.c as u32,
-            k: g.k as u32,
-            oh: g.oh() as u32,
-            ow: g.ow() as u32,
-            total: g.out_len() as u32,
-        })
-    }
-
     /// Records `(y, arg) ← maxpool(x)`.
     pub fn encode_forward(
         &self,
@@ -99,7 +101,7 @@ impl MaxPool {
         y: &GpuBuffer<f32>,
         arg: &GpuBuffer<u32>,
     ) -> Result<()> {
-        let p = Self::params(g)?;
+        let p = g.params()?;
         check_len("maxpool", "x", x.len(), g.in_len())?;
         check_len("maxpool", "y", y.len(), g.out_len())?;
         check_len("maxpool", "arg", arg.len(), g.out_len())?;
@@ -118,7 +120,7 @@ impl MaxPool {
         arg: &GpuBuffer<u32>,
         dx: &GpuBuffer<f32>,
     ) -> Result<()> {
-        let p = Self::params(g)?;
+        let p = g.params()?;
         check_len("maxpool", "dy", dy.len(), g.out_len())?;
         check_len("maxpool", "arg", arg.len(), g.out_len())?;
         check_len("maxpool", "dx", dx.len(), g.in_len())?;
