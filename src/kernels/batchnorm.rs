@@ -92,16 +92,18 @@ impl BatchNorm {
         })
     }
 
-    fn run(
+    /// Checks the buffers once, then records `passes` in order (one uniform and bind group per
+    /// distinct partial-sum mode).
+    #[allow(clippy::too_many_arguments)]
+    fn record(
         &self,
         gpu: &Gpu,
         enc: &mut wgpu::CommandEncoder,
-        which: &wgpu::ComputePipeline,
         b: &NormBuffers,
         rows: usize,
         channels: usize,
         relu: bool,
-        pass: Pass,
+        passes: &[(&wgpu::ComputePipeline, Pass)],
     ) -> Result<()> {
         if rows == 0 || channels == 0 {
             return Err(Error::Empty("batchnorm"));
@@ -119,42 +121,48 @@ impl BatchNorm {
                 check_len("batchnorm", n, buf.len(), rows * channels)?;
             }
         }
-        let p = NormParams {
+        let (chunk_rows, chunks) = reduce_chunks(rows);
+        let base = NormParams {
             rows: rows as u32,
             channels: channels as u32,
             eps: EPS,
             momentum: MOMENTUM,
             relu: relu as u32,
-            chunk_rows: 0,
-            chunks: 0,
+            chunk_rows: chunk_rows as u32,
+            chunks: chunks as u32,
             mode: 0,
         };
-        let (chunk_rows, chunks) = reduce_chunks(rows);
-        let p = NormParams { chunk_rows: chunk_rows as u32, chunks: chunks as u32, ..p };
-        let p = match pass {
-            Pass::Partial(mode) => NormParams { mode, ..p },
-            _ => p,
-        };
-        let params = uniform(gpu, "batchnorm", &p);
         let d = &self.dummy;
-        let bufs = [
-            &params,
-            b.x.buffer(),
-            b.stats.buffer(),
-            b.affine.buffer(),
-            b.running.buffer(),
-            b.y.buffer(),
-            b.dy.unwrap_or(d).buffer(),
-            b.dx.unwrap_or(d).buffer(),
-            b.sums.unwrap_or(d).buffer(),
-        ];
-        let group = bind(gpu, "batchnorm", &self.bgl, &bufs);
-        let workgroups = match pass {
-            Pass::Partial(_) => channels.div_ceil(REDUCE_COLS) * chunks,
-            Pass::PerChannel => channels.div_ceil(WG as usize),
-            Pass::PerElement => (rows * channels).div_ceil(WG as usize),
-        };
-        dispatch(enc, "batchnorm", which, &group, workgroups as u32)
+        let mut groups: Vec<(u32, wgpu::BindGroup)> = Vec::new();
+        for (which, pass) in passes {
+            let mode = match *pass {
+                Pass::Partial(mode) => mode,
+                _ => 0,
+            };
+            if !groups.iter().any(|g| g.0 == mode) {
+                let params = uniform(gpu, "batchnorm", &NormParams { mode, ..base });
+                let bufs = [
+                    &params,
+                    b.x.buffer(),
+                    b.stats.buffer(),
+                    b.affine.buffer(),
+                    b.running.buffer(),
+                    b.y.buffer(),
+                    b.dy.unwrap_or(d).buffer(),
+                    b.dx.unwrap_or(d).buffer(),
+                    b.sums.unwrap_or(d).buffer(),
+                ];
+                groups.push((mode, bind(gpu, "batchnorm", &self.bgl, &bufs)));
+            }
+            let group = &groups.iter().find(|g| g.0 == mode).expect("just added").1;
+            let workgroups = match pass {
+                Pass::Partial(_) => channels.div_ceil(REDUCE_COLS) * chunks,
+                Pass::PerChannel => channels.div_ceil(WG as usize),
+                Pass::PerElement => (rows * channels).div_ceil(WG as usize),
+            };
+            dispatch(enc, "batchnorm", which, group, workgroups as u32)?;
+        }
+        Ok(())
     }
 
     /// Training forward: batch statistics (updating the running ones), then `y`.
@@ -172,11 +180,14 @@ impl BatchNorm {
                 "batch norm in training needs at least 2 values per channel, got {rows}"
             )));
         }
-        self.run(gpu, enc, &self.partial, b, rows, channels, relu, Pass::Partial(0))?;
-        self.run(gpu, enc, &self.finish_mean, b, rows, channels, relu, Pass::PerChannel)?;
-        self.run(gpu, enc, &self.partial, b, rows, channels, relu, Pass::Partial(1))?;
-        self.run(gpu, enc, &self.finish_var, b, rows, channels, relu, Pass::PerChannel)?;
-        self.run(gpu, enc, &self.forward, b, rows, channels, relu, Pass::PerElement)
+        let passes = [
+            (&self.partial, Pass::Partial(0)),
+            (&self.finish_mean, Pass::PerChannel),
+            (&self.partial, Pass::Partial(1)),
+            (&self.finish_var, Pass::PerChannel),
+            (&self.forward, Pass::PerElement),
+        ];
+        self.record(gpu, enc, b, rows, channels, relu, &passes)
     }
 
     /// Inference forward with the running statistics.
@@ -189,8 +200,8 @@ impl BatchNorm {
         channels: usize,
         relu: bool,
     ) -> Result<()> {
-        self.run(gpu, enc, &self.eval_stats, b, rows, channels, relu, Pass::PerChannel)?;
-        self.run(gpu, enc, &self.forward, b, rows, channels, relu, Pass::PerElement)
+        let passes = [(&self.eval_stats, Pass::PerChannel), (&self.forward, Pass::PerElement)];
+        self.record(gpu, enc, b, rows, channels, relu, &passes)
     }
 
     /// Backward: `sums ← (dγ, dβ)`, then `dx`. Needs `dy`, `dx` and `sums`.
@@ -209,8 +220,11 @@ impl BatchNorm {
         if rows < 2 {
             return Err(Error::InvalidArgument(format!("batch norm backward needs at least 2 rows, got {rows}")));
         }
-        self.run(gpu, enc, &self.partial, b, rows, channels, relu, Pass::Partial(2))?;
-        self.run(gpu, enc, &self.finish_grad, b, rows, channels, relu, Pass::PerChannel)?;
-        self.run(gpu, enc, &self.backward, b, rows, channels, relu, Pass::PerElement)
+        let passes = [
+            (&self.partial, Pass::Partial(2)),
+            (&self.finish_grad, Pass::PerChannel),
+            (&self.backward, Pass::PerElement),
+        ];
+        self.record(gpu, enc, b, rows, channels, relu, &passes)
     }
 }
