@@ -170,28 +170,18 @@ pub fn measure(
             }
         };
         let mut t = trainer(q.scheme, &q.name)?;
-        let mut sum: Vec<Vec<f64>> = per_batch[0].iter().map(|w| vec![0.0; w.1.len()]).collect();
-        let mut sq = sum.clone();
+        let mut moments: Vec<Moments> = per_batch[0].iter().map(|w| Moments::new(w.1.len())).collect();
         for _ in 0..samples {
             for (li, (_, g)) in weights(t.gradients(x0, l0)?).into_iter().enumerate() {
-                for (i, &v) in g.iter().enumerate() {
-                    sum[li][i] += v as f64;
-                    sq[li][i] += v as f64 * v as f64;
-                }
+                moments[li].add(&g);
             }
             done += 1;
             progress(done, total);
         }
-        let s = samples as f64;
         for (li, name) in layers.iter().enumerate() {
             let g = &base[li].1;
-            let (mut bias2, mut var, mut norm2) = (0f64, 0f64, 0f64);
-            for i in 0..g.len() {
-                let mean = sum[li][i] / s;
-                bias2 += (mean - g[i] as f64).powi(2);
-                var += ((sq[li][i] - s * mean * mean) / (s - 1.0)).max(0.0);
-                norm2 += (g[i] as f64).powi(2);
-            }
+            let (bias2, var) = moments[li].bias2_and_variance(g);
+            let norm2: f64 = g.iter().map(|&v| (v as f64).powi(2)).sum();
             out.push(LayerVariance {
                 layer: name.clone(),
                 quantizer: q.name.clone(),
@@ -225,24 +215,48 @@ pub fn level_quantizer_variance(
     }
     let xb = crate::tensor::GpuBuffer::from_slice(gpu, "meter tensor", x)?;
     let out = crate::tensor::GpuBuffer::<f32>::zeros(gpu, "meter dequantized", x.len())?;
-    let (mut sum, mut sq) = (vec![0f64; x.len()], vec![0f64; x.len()]);
+    let mut moments = Moments::new(x.len());
     for s in 0..samples as u32 {
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         let rounding = crate::scheme::Rounding::Stochastic { seed: 0x7157, stream: s };
         let q = ts.encode_quantize(gpu, &mut enc, &xb, rows, cols, table, rounding)?;
         ts.encode_dequantize(gpu, &mut enc, &q, &out)?;
         gpu.queue.submit([enc.finish()]);
-        for (i, v) in out.read(gpu)?.into_iter().enumerate() {
-            sum[i] += v as f64;
-            sq[i] += v as f64 * v as f64;
-        }
+        moments.add(&out.read(gpu)?);
     }
-    let n = samples as f64;
-    let (mut bias2, mut var) = (0f64, 0f64);
-    for i in 0..x.len() {
-        let mean = sum[i] / n;
-        bias2 += (mean - x[i] as f64).powi(2);
-        var += ((sq[i] - n * mean * mean) / (n - 1.0)).max(0.0);
-    }
+    let (bias2, var) = moments.bias2_and_variance(x);
     Ok((bias2.sqrt(), var))
+}
+
+/// Per-element running sums of repeated draws of a tensor, for its sample mean and variance.
+struct Moments {
+    draws: usize,
+    sum: Vec<f64>,
+    sq: Vec<f64>,
+}
+
+impl Moments {
+    fn new(len: usize) -> Self {
+        Moments { draws: 0, sum: vec![0.0; len], sq: vec![0.0; len] }
+    }
+
+    fn add(&mut self, draw: &[f32]) {
+        for (i, &v) in draw.iter().enumerate() {
+            self.sum[i] += v as f64;
+            self.sq[i] += v as f64 * v as f64;
+        }
+        self.draws += 1;
+    }
+
+    /// `(‖mean − target‖², Σ of the unbiased per-element variances)`.
+    fn bias2_and_variance(&self, target: &[f32]) -> (f64, f64) {
+        let n = self.draws as f64;
+        let (mut bias2, mut var) = (0f64, 0f64);
+        for (i, &t) in target.iter().enumerate() {
+            let mean = self.sum[i] / n;
+            bias2 += (mean - t as f64).powi(2);
+            var += ((self.sq[i] - n * mean * mean) / (n - 1.0)).max(0.0);
+        }
+        (bias2, var)
+    }
 }
