@@ -291,6 +291,39 @@ pub const F32_SLOTS: &[Slot] = &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Re
 pub const PACKED_SLOTS: &[Slot] =
     &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Write];
 
+/// Records one dispatch of a GEMM on packed operands (gemm_int, gemm_fp8) into `c`, with its
+/// buffers bound in [`PACKED_SLOTS`] order (absent epilogue inputs bound to `dummies`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dispatch_packed(
+    gpu: &Gpu,
+    enc: &mut wgpu::CommandEncoder,
+    name: &'static str,
+    bgl: &wgpu::BindGroupLayout,
+    pipeline: &wgpu::ComputePipeline,
+    dummies: &Dummies,
+    p: &GemmParams,
+    a: &crate::quant::QuantizedTensor,
+    b: &crate::quant::QuantizedTensor,
+    epi: &Epilogue,
+    c: &wgpu::Buffer,
+) -> Result<()> {
+    let params = super::uniform(gpu, name, p);
+    let bias = epi.bias.unwrap_or(&dummies.f32);
+    let amax = epi.amax.unwrap_or(&dummies.u32);
+    let buffers = [
+        &params,
+        a.codes.buffer(),
+        a.scales.buffer(),
+        b.codes.buffer(),
+        b.scales.buffer(),
+        bias.buffer(),
+        c,
+        amax.buffer(),
+    ];
+    let group = super::bind(gpu, name, bgl, &buffers);
+    super::dispatch(enc, name, pipeline, &group, workgroups(p))
+}
+
 /// A `[rows, k]` operand of random codes and unit per-row scales, for timing (`tune`).
 pub fn scratch_operand(
     gpu: &Gpu,

@@ -8,11 +8,11 @@
 //! 7 amax. Reference: [`crate::reference::gemm_fp8`].
 
 use super::gemm::{
-    encode_split, pick_fastest, scratch_operand, workgroups, Dummies, Epilogue, Tile, TileCache, TilePipelines,
+    dispatch_packed, encode_split, pick_fastest, scratch_operand, Dummies, Epilogue, Tile, TileCache, TilePipelines,
     PACKED_SLOTS,
 };
 use super::gemm_int::packed_params;
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform};
+use super::{check_len, layouts, pipeline};
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
 use crate::tensor::GpuBuffer;
@@ -108,26 +108,9 @@ impl GemmFp8 {
         let p = packed_params("gemm_fp8", a, b, epi.flags(), tile)?;
         check_len("gemm_fp8", "c", c.len(), p.m as usize * p.n as usize)?;
         epi.check("gemm_fp8", p.n as usize)?;
-        let bias = epi.bias.unwrap_or(&self.dummies.f32);
-        let amax = epi.amax.unwrap_or(&self.dummies.u32);
+        let pipe = self.pipelines.get("gemm_fp8", tile)?;
         encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
-            let params = uniform(gpu, "gemm_fp8", &p);
-            let group = bind(
-                gpu,
-                "gemm_fp8",
-                &self.bgl,
-                &[
-                    &params,
-                    a.codes.buffer(),
-                    a.scales.buffer(),
-                    b.codes.buffer(),
-                    b.scales.buffer(),
-                    bias.buffer(),
-                    target,
-                    amax.buffer(),
-                ],
-            );
-            dispatch(enc, "gemm_fp8", self.pipelines.get("gemm_fp8", tile)?, &group, workgroups(&p))
+            dispatch_packed(gpu, enc, "gemm_fp8", &self.bgl, pipe, &self.dummies, &p, a, b, epi, target)
         })
     }
 }

@@ -14,10 +14,10 @@
 //! 7 amax. Reference: [`crate::reference::gemm_int`].
 
 use super::gemm::{
-    encode_split, flags, pick_fastest, scratch_operand, tiles, workgroups, Dummies, Epilogue, GemmParams, Tile,
+    dispatch_packed, encode_split, flags, pick_fastest, scratch_operand, tiles, Dummies, Epilogue, GemmParams, Tile,
     TileCache, TilePipelines, PACKED_SLOTS,
 };
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform};
+use super::{check_len, layouts, pipeline};
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
 use crate::scheme::QuantLayout;
@@ -155,30 +155,12 @@ impl GemmInt {
         epi: &Epilogue,
         c: &wgpu::Buffer,
     ) -> Result<()> {
-        let params = uniform(gpu, "gemm_int", &p);
-        let bias = epi.bias.unwrap_or(&self.dummies.f32);
-        let amax = epi.amax.unwrap_or(&self.dummies.u32);
-        let group = bind(
-            gpu,
-            "gemm_int",
-            &self.bgl,
-            &[
-                &params,
-                a.codes.buffer(),
-                a.scales.buffer(),
-                b.codes.buffer(),
-                b.scales.buffer(),
-                bias.buffer(),
-                c,
-                amax.buffer(),
-            ],
-        );
         let pipe = if tile == Tile::T128 && p.samples == 1 && p.chunk >= p.k {
             &self.whole_k
         } else {
             self.pipelines.get("gemm_int", tile)?
         };
-        dispatch(enc, "gemm_int", pipe, &group, workgroups(&p))
+        dispatch_packed(gpu, enc, "gemm_int", &self.bgl, pipe, &self.dummies, &p, a, b, epi, c)
     }
 
     /// Records `c ← epilogue(A·Bᵀ)` with A `[M, K]`, B `[N, K]`, C `[M, N]`, with the tuned (or
