@@ -2,9 +2,10 @@
 // has integer dot products, emulated elsewhere) and a fused dequantization epilogue.
 //
 // A: codes [M, a_words] in format FMT_A, B: codes [N, b_words] in format FMT_B, both packed
-// along K; formats int8 (0), int4 (1) or log4 (4). Every operand is widened to int8 lanes on its
-// way into workgroup memory: int4 nibbles sign-extend, log4 levels become ±2^(c-1) (at most 64),
-// so log4 × int products are exact integer (shift) products.
+// along K; formats int8 (0), int4 (1), log4 (4), int3 (5, in int4's nibbles) or int2 (6, 16 per
+// word). Every operand is widened to int8 lanes on its way into workgroup memory: int4/int3
+// nibbles and int2 pairs sign-extend, log4 levels become ±2^(c-1) (at most 64), so log4 × int
+// products are exact integer (shift) products.
 // Math: for each K chunk of `chunk` elements (a scale block; K itself for per-row/per-tensor
 // scales) the i32 sum of products is formed exactly, then folded into f32 as
 //   acc += f32(isum) * sa(m, chunk) * sb(n, chunk),
@@ -43,11 +44,18 @@ var<workgroup> wg_amax: atomic<u32>;
 // End of this workgroup's K range (split-K).
 var<private> k_end: u32;
 
-// Four 4-bit codes (int4 or log4) as four int8 lanes.
+// Four 2-bit int2 codes (the low byte) as four int8 lanes.
+fn widen2(pairs: u32) -> u32 {
+    // Code i into the low two bits of byte i; bit 1 set fills bits 2..7 (0x02 * 0x7e = 0xfc).
+    let x = (pairs & 0x3u) | ((pairs & 0xcu) << 6u) | ((pairs & 0x30u) << 12u) | ((pairs & 0xc0u) << 18u);
+    return x | ((x & 0x02020202u) * 0x7eu);
+}
+
+// Four 4-bit codes (int4, int3 or log4) as four int8 lanes.
 fn widen4(nibbles: u32, fmt: u32) -> u32 {
     // Code i into the low nibble of byte i.
     let x = (nibbles & 0xfu) | ((nibbles & 0xf0u) << 4u) | ((nibbles & 0xf00u) << 8u) | ((nibbles & 0xf000u) << 12u);
-    if (fmt == 1u) {
+    if (fmt != 4u) {
         // int4: bit 3 set fills bits 4..7 of its byte (0x08 * 0x1e = 0xf0: no carry between bytes).
         return x | ((x & 0x08080808u) * 0x1eu);
     }
@@ -70,6 +78,9 @@ fn lane_word_a(row: u32, kw: u32, sample: u32) -> u32 {
     if (FMT_A == 0u) {
         return a_codes[base + kw];
     }
+    if (FMT_A == 6u) {
+        return widen2(a_codes[base + kw / 4u] >> (8u * (kw % 4u)));
+    }
     let w = a_codes[base + kw / 2u];
     return widen4((w >> (16u * (kw % 2u))) & 0xffffu, FMT_A);
 }
@@ -81,6 +92,9 @@ fn lane_word_b(col: u32, kw: u32) -> u32 {
     let base = col * p.b_words;
     if (FMT_B == 0u) {
         return b_codes[base + kw];
+    }
+    if (FMT_B == 6u) {
+        return widen2(b_codes[base + kw / 4u] >> (8u * (kw % 4u)));
     }
     let w = b_codes[base + kw / 2u];
     return widen4((w >> (16u * (kw % 2u))) & 0xffffu, FMT_B);

@@ -11,7 +11,8 @@ pub enum Granularity {
     PerTensor,
     /// One scale per row (per sample: Chen et al.'s PSQ).
     PerRow,
-    /// One scale per block of `n` consecutive elements of a row (`n` a power of two, at least 8).
+    /// One scale per block of `n` consecutive elements of a row (`n` a power of two, at least 8,
+    /// and at least 16 for int2, so that blocks hold whole words).
     PerBlock(u32),
 }
 
@@ -119,9 +120,10 @@ impl QuantLayout {
             Granularity::PerTensor => (1, 1, 0, u32::MAX),
             Granularity::PerRow => (1, rows, 1, u32::MAX),
             Granularity::PerBlock(b) => {
-                if b < 8 || !b.is_power_of_two() {
+                if b < per_word.max(8) || !b.is_power_of_two() {
                     return Err(Error::InvalidArgument(format!(
-                        "block size {b}: must be a power of two of at least 8 (so blocks hold whole packed words)"
+                        "block size {b}: must be a power of two of at least {} (so blocks hold whole packed {format} words)",
+                        per_word.max(8)
                     )));
                 }
                 let g = cols.div_ceil(b);

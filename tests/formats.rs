@@ -45,7 +45,7 @@ fn fp8_all_256_codes_decode_to_the_spec_on_host_and_device() {
 
 #[test]
 fn int_and_log4_codes_decode_on_device_as_on_host() {
-    for f in [Format::Int8, Format::Int4, Format::Log4] {
+    for f in [Format::Int8, Format::Int4, Format::Int3, Format::Int2, Format::Log4] {
         let codes: Vec<u32> = (0..(1u32 << f.bits())).collect();
         let host = reference::format_check::decode(&codes, f);
         let dev = FormatCheck::new(gpu(), f).unwrap().decode(gpu(), &codes).unwrap();
@@ -54,6 +54,8 @@ fn int_and_log4_codes_decode_on_device_as_on_host() {
     assert_eq!(Format::Int8.decode(0x81), -127.0);
     assert_eq!(Format::Int4.decode(0x9), -7.0);
     assert_eq!(Format::Log4.decode(0xF), -64.0);
+    assert_eq!(Format::Int3.decode(0xD), -3.0);
+    assert_eq!(Format::Int2.decode(0x3), -1.0);
 }
 
 /// Brute-force round-to-nearest-even over all finite codes of a format, with saturation.
@@ -115,7 +117,7 @@ fn sweep(f: Format) -> Vec<f32> {
 
 #[test]
 fn fp8_and_int_encode_is_exact_rne_over_an_exponent_sweep() {
-    for f in [Format::Fp8E4M3, Format::Fp8E5M2, Format::Int8, Format::Int4] {
+    for f in [Format::Fp8E4M3, Format::Fp8E5M2, Format::Int8, Format::Int4, Format::Int3, Format::Int2] {
         let xs = sweep(f);
         let host = reference::format_check::encode(&xs, f, false, 0);
         for (i, &x) in xs.iter().enumerate() {

@@ -17,7 +17,7 @@ use lowbit::kernels::gemm_fp8::GemmFp8;
 use lowbit::kernels::gemm_int::{int_tiles, GemmInt};
 use lowbit::quant::{QuantizedTensor, Quantizer};
 use lowbit::reference::gemm_f32::{EpilogueRef, RefOut};
-use lowbit::scheme::{Granularity, QuantScheme};
+use lowbit::scheme::{Granularity, QuantLayout, QuantScheme};
 use lowbit::{reference, Error, GpuBuffer, GpuTensor};
 use std::sync::OnceLock;
 
@@ -145,6 +145,9 @@ fn integer_gemms_are_exact_before_the_epilogue_and_bounded_after() {
         (Format::Int8, Format::Int4),
         (Format::Log4, Format::Int8),
         (Format::Log4, Format::Int4),
+        (Format::Int3, Format::Int2),
+        (Format::Int2, Format::Int3),
+        (Format::Log4, Format::Int2),
     ];
     let grans = [
         (Granularity::PerRow, Granularity::PerRow),
@@ -161,6 +164,12 @@ fn integer_gemms_are_exact_before_the_epilogue_and_bounded_after() {
             let bias = data(n, 7, false);
             let biasb = GpuBuffer::from_slice(g, "bias", &bias).unwrap();
             for (ga, gb) in grans {
+                let too_short = |f: Format, g: Granularity| matches!(g, Granularity::PerBlock(b) if b < f.per_word());
+                if too_short(fa, ga) || too_short(fb, gb) {
+                    // Blocks must hold whole words (int2: 16 codes).
+                    assert!(QuantLayout::new(m, k, fa, ga).is_err() || QuantLayout::new(n, k, fb, gb).is_err());
+                    continue;
+                }
                 let sa = QuantScheme {
                     format: fa,
                     granularity: ga,

@@ -1,13 +1,14 @@
 // Mirror of `Format` in src/format/mod.rs: dispatch on the FORMAT override constant
-// (0 int8, 1 int4, 2 fp8-e4m3, 3 fp8-e5m2, 4 log4), and the shared per-element rule.
+// (0 int8, 1 int4, 2 fp8-e4m3, 3 fp8-e5m2, 4 log4, 5 int3 in 4-bit lanes, 6 int2), and the shared per-element rule.
 
 override FORMAT: u32 = 0u;
 
 fn fmt_bits() -> u32 {
-    if (FORMAT == 1u || FORMAT == 4u) {
-        return 4u;
+    switch FORMAT {
+        case 1u, 4u, 5u: { return 4u; }
+        case 6u: { return 2u; }
+        default: { return 8u; }
     }
-    return 8u;
 }
 
 fn fmt_per_word() -> u32 {
@@ -21,6 +22,8 @@ fn fmt_rcp_qmax() -> f32 {
         case 1u: { return bitcast<f32>(0x3e124925u); }
         case 2u: { return bitcast<f32>(0x3b124925u); }
         case 3u: { return bitcast<f32>(0x37924925u); }
+        case 5u: { return bitcast<f32>(0x3eaaaaabu); }
+        case 6u: { return 1.0; }
         default: { return bitcast<f32>(0x3c800000u); }
     }
 }
@@ -31,6 +34,8 @@ fn fmt_encode_scaled(y: f32, stochastic: bool, r24: u32) -> u32 {
         case 1u: { return int_encode(y, 7u, 4u, stochastic, r24); }
         case 2u: { return fp8_encode(y, 4u, 3u, 7, 0x7eu, stochastic, r24); }
         case 3u: { return fp8_encode(y, 5u, 2u, 15, 0x7bu, stochastic, r24); }
+        case 5u: { return int_encode(y, 3u, 4u, stochastic, r24); }
+        case 6u: { return int_encode(y, 1u, 2u, stochastic, r24); }
         default: { return log4_encode(y, stochastic, r24); }
     }
 }
@@ -43,6 +48,8 @@ fn fmt_encode_nonfinite(bits: u32) -> u32 {
         case 1u: { return select(int_to_code(select(7, -7, neg), 4u), 0u, nan); }
         case 2u: { return fp8_encode_nonfinite(bits, 4u, 3u, 0x7eu, false); }
         case 3u: { return fp8_encode_nonfinite(bits, 5u, 2u, 0x7bu, true); }
+        case 5u: { return select(int_to_code(select(3, -3, neg), 4u), 0u, nan); }
+        case 6u: { return select(int_to_code(select(1, -1, neg), 2u), 0u, nan); }
         default: { return select(log4_encode_level(neg, 7u), 0u, nan); }
     }
 }
@@ -50,7 +57,8 @@ fn fmt_encode_nonfinite(bits: u32) -> u32 {
 fn fmt_decode(code: u32) -> f32 {
     switch FORMAT {
         case 0u: { return f32(int_decode(code, 8u)); }
-        case 1u: { return f32(int_decode(code, 4u)); }
+        case 1u, 5u: { return f32(int_decode(code, 4u)); }
+        case 6u: { return f32(int_decode(code, 2u)); }
         case 2u: { return fp8_decode(code, 4u, 3u, 7, false); }
         case 3u: { return fp8_decode(code, 5u, 2u, 15, true); }
         default: { return log4_decode(code); }

@@ -1,6 +1,7 @@
-//! Symmetric integer formats: INT8 (`q ∈ [-127, 127]`, 4 per word) and INT4 (`q ∈ [-7, 7]`,
-//! 8 per word), stored as two's complement in `b` bits. The code `-2^(b-1)` (-128, -8) is never
-//! produced, so the grid is symmetric; it still decodes to its two's complement value.
+//! Symmetric integer formats: INT8 (`q ∈ [-127, 127]`, 4 per word), INT4 (`q ∈ [-7, 7]`, 8 per
+//! word), INT3 (`q ∈ [-3, 3]`, in INT4's 4-bit lanes) and INT2 (`q ∈ [-1, 1]`, 16 per word),
+//! stored as two's complement in `b` bits. The code `-2^(b-1)` (-128, -8, -2) is never produced,
+//! so the grid is symmetric; it still decodes to its two's complement value.
 
 use super::{round_shift, split};
 

@@ -8,9 +8,14 @@
 //! | [`Format::Fp8E4M3`] | 8, OCP E4M3 (finite only, max 448) | 4 | `fp8(c)·s` | `amax · (1/448)` |
 //! | [`Format::Fp8E5M2`] | 8, OCP E5M2 (inf/NaN) | 4 | `fp8(c)·s` | `amax · (1/57344)` |
 //! | [`Format::Log4`] | 4: sign + 3-bit level (LUQ) | 8 | `0` or `±2^(c-1)·α` | `α = amax · 2^-6` |
+//! | [`Format::Int3`] | 4, two's complement (3-bit values) | 8 | `q·s`, `q ∈ [-3, 3]` | `amax · (1/3)` |
+//! | [`Format::Int2`] | 2, two's complement | 16 | `q·s`, `q ∈ [-1, 1]` | `amax · (1/1)` |
 //!
 //! Packing: code `i` of a word sits at bits `[i·b, i·b + b)` (low bits first), which for int8 is
 //! the lane order of WGSL's `dot4I8Packed`. Rows are padded to whole words with code 0.
+//! Int3's seven values are stored in int4's 4-bit lanes (3-bit codes do not tile a 32-bit word
+//! in the groups of four lanes the integer GEMM widens): it narrows the grid, not the memory;
+//! int2 is packed 16 to a word.
 //!
 //! ## The quantization rule, shared by every format
 //! For an element `x` of a group with scale `s` and inverse `inv = recip_rne(s)`:
@@ -46,11 +51,16 @@ pub enum Format {
     Fp8E5M2,
     /// LUQ's 4-bit logarithmic format: sign + 3-bit level, 8 per word.
     Log4,
+    /// Symmetric 3-bit integers (`q ∈ [-3, 3]`), stored in 4-bit lanes, 8 per word.
+    Int3,
+    /// Symmetric 2-bit integers (ternary, `q ∈ [-1, 1]`), 16 per word.
+    Int2,
 }
 
 impl Format {
     /// Every format, in the order of their ids.
-    pub const ALL: [Format; 5] = [Format::Int8, Format::Int4, Format::Fp8E4M3, Format::Fp8E5M2, Format::Log4];
+    pub const ALL: [Format; 7] =
+        [Format::Int8, Format::Int4, Format::Fp8E4M3, Format::Fp8E5M2, Format::Log4, Format::Int3, Format::Int2];
 
     /// The id the shaders receive as their `FORMAT` override constant.
     pub fn id(self) -> u32 {
@@ -60,6 +70,8 @@ impl Format {
             Format::Fp8E4M3 => 2,
             Format::Fp8E5M2 => 3,
             Format::Log4 => 4,
+            Format::Int3 => 5,
+            Format::Int2 => 6,
         }
     }
 
@@ -71,15 +83,42 @@ impl Format {
             Format::Fp8E4M3 => "fp8-e4m3",
             Format::Fp8E5M2 => "fp8-e5m2",
             Format::Log4 => "log4",
+            Format::Int3 => "int3",
+            Format::Int2 => "int2",
         }
     }
 
-    /// Bits per code.
+    /// Bits each code occupies in a packed word (int3: 4, see the module docs).
     pub fn bits(self) -> u32 {
         match self {
             Format::Int8 | Format::Fp8E4M3 | Format::Fp8E5M2 => 8,
-            Format::Int4 | Format::Log4 => 4,
+            Format::Int4 | Format::Log4 | Format::Int3 => 4,
+            Format::Int2 => 2,
         }
+    }
+
+    /// Bits of information per value: [`Format::bits`], except 3 for int3.
+    pub fn value_bits(self) -> u32 {
+        match self {
+            Format::Int3 => 3,
+            f => f.bits(),
+        }
+    }
+
+    /// The symmetric integer format with `bits`-bit values (2, 3, 4 or 8).
+    pub fn int(bits: u32) -> Option<Format> {
+        match bits {
+            2 => Some(Format::Int2),
+            3 => Some(Format::Int3),
+            4 => Some(Format::Int4),
+            8 => Some(Format::Int8),
+            _ => None,
+        }
+    }
+
+    /// True for the symmetric integer formats (int8, int4, int3, int2).
+    pub fn is_int(self) -> bool {
+        matches!(self, Format::Int8 | Format::Int4 | Format::Int3 | Format::Int2)
     }
 
     /// Codes per packed `u32` word.
@@ -95,6 +134,8 @@ impl Format {
             Format::Fp8E4M3 => fp8::E4M3.max_finite(),
             Format::Fp8E5M2 => fp8::E5M2.max_finite(),
             Format::Log4 => 64.0,
+            Format::Int3 => 3.0,
+            Format::Int2 => 1.0,
         }
     }
 
@@ -113,6 +154,8 @@ impl Format {
             Format::Fp8E4M3 => fp8::E4M3.encode(y, stochastic, r24),
             Format::Fp8E5M2 => fp8::E5M2.encode(y, stochastic, r24),
             Format::Log4 => log4::encode(y, stochastic, r24),
+            Format::Int3 => int::encode(y, 3, 4, stochastic, r24),
+            Format::Int2 => int::encode(y, 1, 2, stochastic, r24),
         }
     }
 
@@ -120,21 +163,12 @@ impl Format {
     pub fn encode_nonfinite(self, bits: u32) -> u32 {
         let neg = bits >> 31 == 1;
         let nan = bits & 0x007f_ffff != 0;
+        let int = |qmax: i32, b: u32| if nan { 0 } else { int::to_code(if neg { -qmax } else { qmax }, b) };
         match self {
-            Format::Int8 => {
-                if nan {
-                    0
-                } else {
-                    int::to_code(if neg { -127 } else { 127 }, 8)
-                }
-            }
-            Format::Int4 => {
-                if nan {
-                    0
-                } else {
-                    int::to_code(if neg { -7 } else { 7 }, 4)
-                }
-            }
+            Format::Int8 => int(127, 8),
+            Format::Int4 => int(7, 4),
+            Format::Int3 => int(3, 4),
+            Format::Int2 => int(1, 2),
             Format::Fp8E4M3 => fp8::E4M3.encode_nonfinite(bits),
             Format::Fp8E5M2 => fp8::E5M2.encode_nonfinite(bits),
             Format::Log4 => {
@@ -151,7 +185,8 @@ impl Format {
     pub fn decode(self, code: u32) -> f32 {
         match self {
             Format::Int8 => int::decode(code, 8) as f32,
-            Format::Int4 => int::decode(code, 4) as f32,
+            Format::Int4 | Format::Int3 => int::decode(code, 4) as f32,
+            Format::Int2 => int::decode(code, 2) as f32,
             Format::Fp8E4M3 => fp8::E4M3.decode(code),
             Format::Fp8E5M2 => fp8::E5M2.decode(code),
             Format::Log4 => log4::decode(code),
@@ -185,7 +220,7 @@ impl std::str::FromStr for Format {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Format::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
             crate::Error::InvalidArgument(format!(
-                "unknown format '{s}' (expected one of int8, int4, fp8-e4m3, fp8-e5m2, log4)"
+                "unknown format '{s}' (expected one of int8, int4, fp8-e4m3, fp8-e5m2, log4, int3, int2)"
             ))
         })
     }
@@ -279,6 +314,6 @@ mod tests {
         for f in Format::ALL {
             assert_eq!(f.name().parse::<Format>().unwrap(), f);
         }
-        assert!("int3".parse::<Format>().is_err());
+        assert!("int5".parse::<Format>().is_err());
     }
 }

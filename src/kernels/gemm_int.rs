@@ -1,4 +1,4 @@
-//! `gemm_int`: integer GEMM on packed int8 / int4 / LUQ log4 operands with `dot4I8Packed` and a
+//! `gemm_int`: integer GEMM on packed int8 / int4 / int3 / int2 / LUQ log4 operands with `dot4I8Packed` and a
 //! fused dequantization epilogue.
 //!
 //! Math: `C[m][n] = epilogue( (1/S) Σ_s Σ_chunks f32(Σ_{k∈chunk} a_s(m,k)·b(n,k)) · sa_s(m,chunk) · sb(n,chunk) )`
@@ -26,7 +26,7 @@ use crate::timing::gpu_seconds;
 use crate::{Error, Gpu, Result};
 
 /// Formats the integer GEMM takes.
-pub const INT_FORMATS: [Format; 3] = [Format::Int8, Format::Int4, Format::Log4];
+pub const INT_FORMATS: [Format; 5] = [Format::Int8, Format::Int4, Format::Int3, Format::Int2, Format::Log4];
 
 /// Whether the 128×128 tile can run these operands: it folds scale chunks between K steps of
 /// 32 elements, so block scales must cover whole steps.

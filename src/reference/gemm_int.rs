@@ -1,4 +1,5 @@
-//! Reference for `shaders/gemm_int.wgsl`: integer products of packed int8 / int4 / log4 codes,
+//! Reference for `shaders/gemm_int.wgsl`: integer products of packed int8 / int4 / int3 / int2 /
+//! log4 codes,
 //! exact i32 sums per scale chunk, folded with the group scales and averaged over SMP samples.
 
 use super::gemm_f32::{epilogue, EpilogueRef, RefOut};
@@ -9,7 +10,8 @@ use crate::scheme::QuantLayout;
 pub fn lane_value(code: u32, f: Format) -> i32 {
     match f {
         Format::Int8 => int::decode(code, 8),
-        Format::Int4 => int::decode(code, 4),
+        Format::Int4 | Format::Int3 => int::decode(code, 4),
+        Format::Int2 => int::decode(code, 2),
         Format::Log4 => {
             let c = code & 7;
             let v = if c == 0 { 0 } else { 1 << (c - 1) };
