@@ -63,7 +63,7 @@ fn oracle_rne(x: f32, f: Format) -> u32 {
     let finite: Vec<(u32, f64)> =
         (0..(1u32 << f.bits())).map(|c| (c, f.decode(c) as f64)).filter(|(_, v)| v.is_finite()).collect();
     // Saturation: magnitudes past the largest finite value clamp to it.
-    let xv = (x as f64).clamp(-(f.qmax() as f64), f.qmax() as f64);
+    let xv = (x as f64).clamp(-(f.top() as f64), f.top() as f64);
     let (mut best, mut best_d) = (0u32, f64::INFINITY);
     for &(c, v) in &finite {
         let d = (v - xv).abs();

@@ -22,8 +22,8 @@ fn fmt_rcp_qmax() -> f32 {
         case 1u: { return bitcast<f32>(0x3e124925u); }
         case 2u: { return bitcast<f32>(0x3b124925u); }
         case 3u: { return bitcast<f32>(0x37924925u); }
-        case 5u: { return bitcast<f32>(0x3eaaaaabu); }
-        case 6u: { return 1.0; }
+        case 5u: { return 0.25; }
+        case 6u: { return 0.5; }
         default: { return bitcast<f32>(0x3c800000u); }
     }
 }

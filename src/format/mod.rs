@@ -8,14 +8,20 @@
 //! | [`Format::Fp8E4M3`] | 8, OCP E4M3 (finite only, max 448) | 4 | `fp8(c)·s` | `amax · (1/448)` |
 //! | [`Format::Fp8E5M2`] | 8, OCP E5M2 (inf/NaN) | 4 | `fp8(c)·s` | `amax · (1/57344)` |
 //! | [`Format::Log4`] | 4: sign + 3-bit level (LUQ) | 8 | `0` or `±2^(c-1)·α` | `α = amax · 2^-6` |
-//! | [`Format::Int3`] | 4, two's complement (3-bit values) | 8 | `q·s`, `q ∈ [-3, 3]` | `amax · (1/3)` |
-//! | [`Format::Int2`] | 2, two's complement | 16 | `q·s`, `q ∈ [-1, 1]` | `amax · (1/1)` |
+//! | [`Format::Int3`] | 4, two's complement (3-bit values) | 8 | `q·s`, `q ∈ [-3, 3]` | `amax · (1/4)` (clips) |
+//! | [`Format::Int2`] | 2, two's complement | 16 | `q·s`, `q ∈ [-1, 1]` | `amax · (1/2)` (clips) |
 //!
 //! Packing: code `i` of a word sits at bits `[i·b, i·b + b)` (low bits first), which for int8 is
 //! the lane order of WGSL's `dot4I8Packed`. Rows are padded to whole words with code 0.
 //! Int3's seven values are stored in int4's 4-bit lanes (3-bit codes do not tile a 32-bit word
 //! in the groups of four lanes the integer GEMM widens): it narrows the grid, not the memory;
 //! int2 is packed 16 to a word.
+//!
+//! Int3 and int2 **clip**: their scale puts the top code at 0.75·amax and 0.5·amax, and larger
+//! magnitudes saturate there. With so few levels an absmax scale would send most of a row to zero
+//! (a ternary grid at ±amax rounds everything below amax/2 to 0); clipping near the
+//! MSE-optimal point for bell-shaped data keeps them useful as forward precisions. Stochastic
+//! rounding with them is unbiased only below the top level ([`Format::top`]).
 //!
 //! ## The quantization rule, shared by every format
 //! For an element `x` of a group with scale `s` and inverse `inv = recip_rne(s)`:
@@ -126,7 +132,18 @@ impl Format {
         32 / self.bits()
     }
 
-    /// Largest representable magnitude in the scaled domain (`amax` maps onto it).
+    /// The largest magnitude a code takes, in the scaled domain: [`Format::qmax`] except for the
+    /// clipping formats (int3: 3, int2: 1).
+    pub fn top(self) -> f32 {
+        match self {
+            Format::Int3 => 3.0,
+            Format::Int2 => 1.0,
+            f => f.qmax(),
+        }
+    }
+
+    /// Where a group's `amax` lands in the scaled domain (`s = amax / qmax`): the largest
+    /// representable magnitude, except for int3 (4) and int2 (2), which clip (module docs).
     pub fn qmax(self) -> f32 {
         match self {
             Format::Int8 => 127.0,
@@ -134,8 +151,8 @@ impl Format {
             Format::Fp8E4M3 => fp8::E4M3.max_finite(),
             Format::Fp8E5M2 => fp8::E5M2.max_finite(),
             Format::Log4 => 64.0,
-            Format::Int3 => 3.0,
-            Format::Int2 => 1.0,
+            Format::Int3 => 4.0,
+            Format::Int2 => 2.0,
         }
     }
 
