@@ -3,11 +3,12 @@
 //! and training budget.
 //!
 //! cargo run --release --example bitmixer -- [--data DIR] [--model mlp|cnn] [--epochs N]
-//!     [--high-epochs N] [--mixes N] [--limit N] [--seed S] [--json]
+//!     [--high-epochs N] [--choices 2,3,4,8] [--mixes N] [--limit N] [--seed S] [--json]
 //!
 //! Training is staged as in the paper: `--high-epochs` at 8 bits everywhere, then the rest of
-//! `--epochs` with a bit-width from {4, 8} drawn for every layer at every step; the CNN's batch
-//! norms are transitional (a state per pair of neighbouring bit-widths). Gradients are int8.
+//! `--epochs` with a bit-width from `--choices` (default {2, 3, 4, 8}) drawn for every layer at
+//! every step; the CNN's batch norms are transitional (a state per pair of neighbouring
+//! bit-widths). Gradients are int8; forward operands intB with one scale per row.
 
 #[path = "shared/cli.rs"]
 #[allow(dead_code)]
@@ -18,20 +19,19 @@ use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
 use lowbit::Gpu;
 use serde_json::json;
 
-const CHOICES: [u32; 2] = [4, 8];
-
 struct Args {
     data: Option<String>,
     model: String,
     epochs: u32,
     high_epochs: u32,
+    choices: Vec<u32>,
     mixes: usize,
     limit: Option<usize>,
     seed: u32,
     json: bool,
 }
 
-const USAGE: &str = "bitmixer [--data DIR] [--model mlp|cnn] [--epochs N] [--high-epochs N] [--mixes N] [--limit N] [--seed S] [--json]";
+const USAGE: &str = "bitmixer [--data DIR] [--model mlp|cnn] [--epochs N] [--high-epochs N] [--choices 2,3,4,8] [--mixes N] [--limit N] [--seed S] [--json]";
 
 fn usage(msg: &str) -> ! {
     cli::fail(USAGE, msg)
@@ -43,6 +43,7 @@ fn args() -> Args {
         model: "mlp".into(),
         epochs: 3,
         high_epochs: 1,
+        choices: vec![2, 3, 4, 8],
         mixes: 4,
         limit: None,
         seed: 1,
@@ -55,6 +56,18 @@ fn args() -> Args {
             "--model" => a.model = f.value("--model"),
             "--epochs" => a.epochs = f.whole("--epochs") as u32,
             "--high-epochs" => a.high_epochs = f.whole("--high-epochs") as u32,
+            "--choices" => {
+                let v = f.value("--choices");
+                a.choices = v
+                    .split(',')
+                    .map(|b| match b.trim().parse() {
+                        Ok(b @ (2 | 3 | 4 | 8)) => b,
+                        _ => usage(&format!("--choices {v}: bit-widths from 2, 3, 4, 8, comma-separated")),
+                    })
+                    .collect();
+                a.choices.sort_unstable();
+                a.choices.dedup();
+            }
             "--mixes" => a.mixes = f.whole("--mixes"),
             "--limit" => a.limit = Some(f.whole("--limit")),
             "--seed" => a.seed = f.whole("--seed") as u32,
@@ -104,24 +117,24 @@ fn run() -> lowbit::Result<()> {
             set_all(&mut mixer, &vec![8; layers])?;
             mixer.train_epoch(&train, e, total, on)?;
         } else {
-            train_epoch_mixed(&mut mixer, &train, e, total, &CHOICES, on)?;
+            train_epoch_mixed(&mut mixer, &train, e, total, &a.choices, on)?;
         }
         b.finish_and_clear();
     }
     // Dedicated models, trained at one bit-width for the same epochs.
     let mut dedicated = Vec::new();
-    for bits in CHOICES {
+    for &bits in &a.choices {
         let mut t = Trainer::new(&gpu, spec.clone(), scheme.clone(), opt, a.seed)?;
         set_all(&mut t, &vec![bits; layers])?;
         cli::train_epochs(&mut t, &train, a.epochs, &format!("dedicated {bits}-bit"))?;
         dedicated.push((bits, t.evaluate(&test)?.0));
     }
     // Evaluate the one model at uniform and random configurations.
-    let mut configs: Vec<Vec<u32>> = CHOICES.iter().map(|&b| vec![b; layers]).collect();
+    let mut configs: Vec<Vec<u32>> = a.choices.iter().map(|&b| vec![b; layers]).collect();
     // Distinct mixed configurations (as many as exist, up to --mixes).
     let mut m = 0u64;
-    while configs.len() < CHOICES.len() + a.mixes && m < 1000 {
-        let c = sample_bits(&CHOICES, a.seed ^ 0x5eed, m, layers);
+    while configs.len() < a.choices.len() + a.mixes && m < 1000 {
+        let c = sample_bits(&a.choices, a.seed ^ 0x5eed, m, layers);
         if !configs.contains(&c) {
             configs.push(c);
         }

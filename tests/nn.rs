@@ -483,9 +483,25 @@ fn set_bits_switches_kernels_and_transitional_batch_norm_keeps_a_state_per_pair(
         fixed.set_parameter(n, v).unwrap();
     }
     assert_eq!(fixed.logits(&x, 8).unwrap(), at4);
+    // 3 and 2 bits: each its own output, each the same as a model built at that precision.
+    let mut outs = vec![at8.clone(), at4.clone()];
+    for (bits, fp) in [(3, ForwardPrecision::Int3), (2, ForwardPrecision::Int2)] {
+        t.set_bits(0, bits).unwrap();
+        let out = t.logits(&x, 8).unwrap();
+        assert!(outs.iter().all(|o| *o != out), "{bits}-bit operands must change the output");
+        let ls = LayerScheme { forward: fp, ..LayerScheme::INT8 };
+        let mut fixed =
+            Trainer::new(g, spec.clone(), TrainScheme::preset("int8").unwrap().with_layer(0, ls).unwrap(), opt, 9)
+                .unwrap();
+        for (n, _, v) in &params {
+            fixed.set_parameter(n, v).unwrap();
+        }
+        assert_eq!(fixed.logits(&x, 8).unwrap(), out, "{bits} bits");
+        outs.push(out);
+    }
     t.set_bits(0, 8).unwrap();
     assert_eq!(t.logits(&x, 8).unwrap(), at8);
-    assert!(t.set_bits(0, 3).is_err() && t.set_bits(5, 4).is_err());
+    assert!(t.set_bits(0, 5).is_err() && t.set_bits(5, 4).is_err());
     assert!(t.set_bits(0, 32).is_err(), "an int8 gradient needs a quantized forward");
     // Transitional batch norm: training at (4, 8) moves that pair's state only.
     t.enable_transitional_bn().unwrap();

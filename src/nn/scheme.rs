@@ -13,16 +13,18 @@
 //! | `int8` | int8, per row | int8, per row (see below) | `dot4I8Packed` |
 //! | `fp8` | fp8-e4m3, per row | fp8-e5m2, per row | FP8 decode + f32 |
 //! | `luq4` | int4, per row | LUQ log4, per row | `dot4I8Packed` (log4 levels as shifts) |
+//! | `int4`, `int3`, `int2` | int4 / int3 / int2 (ternary), per row | int8, per row | `dot4I8Packed` |
 //! | `tinyscript[B]` | fp32 | TinyScript B-bit (default 4), fitted levels, per row | `gemm_levels` |
 //! | `levels[B]` | fp32 | the same codes with evenly spaced levels | `gemm_levels` |
 //!
-//! `luq4` keeps the first and the last layer at 8 bits (int8 forward and gradient), the common
-//! policy for 4-bit training (LUQ, and most low-bit work before it); `+all4` turns it off.
+//! `luq4` and `int4`/`int3`/`int2` keep the first and the last layer at 8 bits (int8 forward and
+//! gradient), the common policy for low-bit training (LUQ, and most work before it); `+all`
+//! (or `+all4`) turns it off.
 //! Modifiers appended with `+`: `smpK` (average K gradient samples, SMP), `rotB` (rotate the
 //! gradient and activations by a block-B Hadamard along the batch before the weight-gradient
 //! product), `tensor` / `blockB` (one gradient scale per tensor / per B values, instead of per
 //! row), `nearest` (round the gradient to nearest instead of stochastically: biased, for
-//! ablations), `all4`. Example: `luq4+smp2`.
+//! ablations), `all`. Example: `luq4+smp2`.
 //!
 //! "Per row" for the gradient means one scale per sample in the input-gradient product (PSQ)
 //! and one per output feature in the weight-gradient product, whose dYᵀ operand is packed
@@ -43,6 +45,10 @@ pub enum ForwardPrecision {
     Fp8,
     /// INT4, per-row scales.
     Int4,
+    /// INT3 (values in [-3, 3], in 4-bit lanes), per-row scales.
+    Int3,
+    /// INT2 (ternary), per-row scales.
+    Int2,
 }
 
 /// Neural-gradient precision.
@@ -82,7 +88,31 @@ impl ForwardPrecision {
             ForwardPrecision::Int8 => Some(Format::Int8),
             ForwardPrecision::Fp8 => Some(Format::Fp8E4M3),
             ForwardPrecision::Int4 => Some(Format::Int4),
+            ForwardPrecision::Int3 => Some(Format::Int3),
+            ForwardPrecision::Int2 => Some(Format::Int2),
         }
+    }
+
+    /// The integer precision with `bits`-bit values (2, 3, 4, 8), or fp32 for 32.
+    pub fn from_bits(bits: u32) -> Option<Self> {
+        Some(match bits {
+            2 => ForwardPrecision::Int2,
+            3 => ForwardPrecision::Int3,
+            4 => ForwardPrecision::Int4,
+            8 => ForwardPrecision::Int8,
+            32 => ForwardPrecision::Fp32,
+            _ => return None,
+        })
+    }
+
+    /// Bits per value: 2, 3, 4, 8 (int8 and fp8) or 32.
+    pub fn bits(self) -> u32 {
+        self.format().map_or(32, Format::value_bits)
+    }
+
+    /// Below 8 bits (int4, int3, int2).
+    pub fn is_low(self) -> bool {
+        self.bits() < 8
     }
 }
 
@@ -156,20 +186,10 @@ impl LayerScheme {
             }
             return Ok(());
         }
-        let ok = matches!(
-            (self.forward, self.gradient),
-            (F::Fp32, G::Fp32)
-                | (F::Int8, G::Fp32)
-                | (F::Int4, G::Fp32)
-                | (F::Fp8, G::Fp32)
-                | (F::Int8, G::Int8)
-                | (F::Int8, G::Luq4)
-                | (F::Int8, G::Int4)
-                | (F::Int4, G::Int4)
-                | (F::Int4, G::Int8)
-                | (F::Int4, G::Luq4)
-                | (F::Fp8, G::Fp8)
-        );
+        // Integer forwards meet integer (and log4) gradients in gemm_int; fp8 meets fp8.
+        let int_forward = matches!(self.forward, F::Int8 | F::Int4 | F::Int3 | F::Int2);
+        let ok = matches!((self.forward, self.gradient), (_, G::Fp32) | (F::Fp8, G::Fp8))
+            || (int_forward && matches!(self.gradient, G::Int8 | G::Int4 | G::Luq4));
         if !ok {
             return Err(Error::InvalidArgument(format!(
                 "no GEMM kernel multiplies a {:?} gradient with {:?} operands",
@@ -219,7 +239,7 @@ pub struct TrainScheme {
     /// What every trainable layer uses unless overridden.
     pub default: LayerScheme,
     /// Keep the first and last trainable layers at int8 forward and gradient (when the default
-    /// is below 8 bits).
+    /// is below 8 bits: an int4/int3/int2 forward or a log4 gradient).
     pub first_last_8bit: bool,
     /// `(trainable layer index, scheme)` overrides, applied last.
     pub overrides: Vec<(usize, LayerScheme)>,
@@ -227,7 +247,7 @@ pub struct TrainScheme {
 
 impl TrainScheme {
     /// The preset names.
-    pub const PRESETS: [&'static str; 4] = ["fp32", "int8", "fp8", "luq4"];
+    pub const PRESETS: [&'static str; 7] = ["fp32", "int8", "fp8", "luq4", "int4", "int3", "int2"];
 
     /// A preset with optional `+` modifiers (see the module docs).
     pub fn preset(spec: &str) -> Result<Self> {
@@ -240,16 +260,21 @@ impl TrainScheme {
             "luq4" => {
                 LayerScheme { forward: ForwardPrecision::Int4, gradient: GradPrecision::Luq4, ..LayerScheme::FP32 }
             }
+            "int4" | "int3" | "int2" => LayerScheme {
+                forward: ForwardPrecision::from_bits(base[3..].parse().unwrap_or_default())
+                    .expect("int4, int3 and int2 name integer precisions"),
+                ..LayerScheme::INT8
+            },
             other => match tinyscript_preset(other) {
                 Some(g) => LayerScheme { gradient: g, ..LayerScheme::FP32 },
                 None => {
                     return Err(Error::InvalidArgument(format!(
-                        "unknown scheme '{other}' (presets: fp32, int8, fp8, luq4, tinyscript[B], levels[B])"
+                        "unknown scheme '{other}' (presets: fp32, int8, fp8, luq4, int4, int3, int2, tinyscript[B], levels[B])"
                     )))
                 }
             },
         };
-        let mut first_last_8bit = base == "luq4";
+        let mut first_last_8bit = matches!(base, "luq4" | "int4" | "int3" | "int2");
         for m in parts {
             if let Some(k) = m.strip_prefix("smp") {
                 default.smp = k.parse().map_err(|_| Error::InvalidArgument(format!("bad modifier '{m}' (smpK)")))?;
@@ -264,11 +289,11 @@ impl TrainScheme {
                 );
             } else if m == "nearest" {
                 default.stochastic = false;
-            } else if m == "all4" {
+            } else if m == "all" || m == "all4" {
                 first_last_8bit = false;
             } else {
                 return Err(Error::InvalidArgument(format!(
-                    "unknown modifier '{m}' (smpK, rotB, tensor, blockB, nearest, all4)"
+                    "unknown modifier '{m}' (smpK, rotB, tensor, blockB, nearest, all)"
                 )));
             }
         }
@@ -286,7 +311,7 @@ impl TrainScheme {
     /// The scheme of trainable layer `i` of `n`.
     pub fn layer(&self, i: usize, n: usize) -> LayerScheme {
         let mut s = self.default;
-        let low = matches!(s.forward, ForwardPrecision::Int4) || matches!(s.gradient, GradPrecision::Luq4);
+        let low = s.forward.is_low() || matches!(s.gradient, GradPrecision::Luq4);
         if self.first_last_8bit && low && (i == 0 || i + 1 == n) {
             s = LayerScheme { forward: ForwardPrecision::Int8, gradient: GradPrecision::Int8, ..s };
         }
@@ -312,7 +337,12 @@ mod tests {
         assert_eq!(s.layer(1, 3).forward, ForwardPrecision::Int4);
         assert_eq!(s.layer(2, 3).gradient, GradPrecision::Int8);
         assert_eq!(TrainScheme::preset("luq4+all4").unwrap().layer(0, 3).forward, ForwardPrecision::Int4);
-        assert!(TrainScheme::preset("int3").is_err());
+        assert!(TrainScheme::preset("int5").is_err());
+        let t = TrainScheme::preset("int2").unwrap();
+        assert_eq!((t.layer(1, 3).forward, t.layer(1, 3).gradient), (ForwardPrecision::Int2, GradPrecision::Int8));
+        assert_eq!(t.layer(0, 3).forward, ForwardPrecision::Int8);
+        assert_eq!(TrainScheme::preset("int3+all").unwrap().layer(0, 3).forward, ForwardPrecision::Int3);
+        assert_eq!(ForwardPrecision::from_bits(3).map(ForwardPrecision::bits), Some(3));
         assert!(TrainScheme::preset("fp8+smp2").is_err());
         assert!(TrainScheme::preset("fp32+rot16").is_err());
         let o = TrainScheme::preset("fp32").unwrap().with_layer(1, LayerScheme::INT8).unwrap();

@@ -420,34 +420,26 @@ impl<'g> Trainer<'g> {
         self.batch_stats_in_eval = on;
     }
 
-    /// The forward bit-width of every trainable layer: 4 (int4), 8 (int8 or fp8) or 32 (fp32).
+    /// The forward bit-width of every trainable layer: 2, 3, 4 (int2/int3/int4), 8 (int8 or
+    /// fp8) or 32 (fp32).
     pub fn bits(&self) -> Vec<u32> {
         self.layers
             .iter()
             .filter_map(|l| match l {
-                Layer::Gemm(g) => Some(match g.scheme.forward {
-                    super::scheme::ForwardPrecision::Int4 => 4,
-                    super::scheme::ForwardPrecision::Int8 | super::scheme::ForwardPrecision::Fp8 => 8,
-                    super::scheme::ForwardPrecision::Fp32 => 32,
-                }),
+                Layer::Gemm(g) => Some(g.scheme.forward.bits()),
                 _ => None,
             })
             .collect()
     }
 
-    /// Sets trainable layer `layer`'s forward bit-width at run time (Bit-Mixer): 4 → int4,
-    /// 8 → int8, 32 → fp32 operands; the gradient precision stays, so the combination must be
-    /// one a GEMM runs ([`LayerScheme::check`]). With transitional batch norm on, each batch norm
-    /// switches to the state of its (bits before, bits after) pair, created from its base state
-    /// the first time the pair is used.
+    /// Sets trainable layer `layer`'s forward bit-width at run time (Bit-Mixer): 2, 3, 4, 8 →
+    /// int2, int3, int4, int8 operands, 32 → fp32; the gradient precision stays, so the
+    /// combination must be one a GEMM runs ([`LayerScheme::check`]). With transitional batch
+    /// norm on, each batch norm switches to the state of its (bits before, bits after) pair,
+    /// created from its base state the first time the pair is used.
     pub fn set_bits(&mut self, layer: usize, bits: u32) -> Result<()> {
-        use super::scheme::ForwardPrecision as F;
-        let forward = match bits {
-            4 => F::Int4,
-            8 => F::Int8,
-            32 => F::Fp32,
-            b => return Err(Error::InvalidArgument(format!("run-time bit-widths are 4, 8 or 32, not {b}"))),
-        };
+        let forward = super::scheme::ForwardPrecision::from_bits(bits)
+            .ok_or_else(|| Error::InvalidArgument(format!("run-time bit-widths are 2, 3, 4, 8 or 32, not {bits}")))?;
         let g = self
             .layers
             .iter_mut()
