@@ -1,40 +1,64 @@
-// gemm_levels: C = A·op(B)ᵀ with A in TinyScript codes (src/tinyscript.rs: `aux0`-bit codes,
-// ⌊32/bits⌋ per word, rows on word boundaries, one scale per row, levels in a fixed-point table
-// of `aux1` entries) decoded to f32 as tiles are loaded, B in f32 ([N, K], or [K, N] when
-// trans_b), f32 accumulation: the gradient products of a TinyScript-quantized neural gradient.
+// gemm_levels: C = A·op(B)ᵀ with A in TinyScript codes (src/tinyscript.rs: b-bit codes,
+// ⌊32/b⌋ per word, rows on word boundaries, one scale per row, magnitudes in a fixed-point level
+// table) decoded to f32 as tiles are loaded, and B either f32 ([N, K], or [K, N] when trans_b)
+// or, with B_CODES, TinyScript codes too (stored [N, K], or [K, N] when trans_b, scaled per
+// stored row); f32 accumulation. The products of a TinyScript-quantized network: the forward
+// Q(X)·Wᵀ and input gradient Q(dY)·W (B in f32), the weight gradient Q(dYᵀ)·Q(X) (B coded).
+// aux0 = A's bits | B's bits << 8; aux1 = A's level count | B's level count << 16; `levels`
+// holds A's table, then B's.
 // Tiling, split-K and epilogue as gemm_f32: shaders/common/gemm_tiled.wgsl over this file's
 // load_a / load_b (trans_a must be 0).
 // Reference: src/reference/gemm_levels.rs (decode, then f64; compared within a stated bound).
-// Bindings: 0 params, 1 a codes, 2 a scales, 3 levels, 4 b, 5 bias, 6 c, 7 amax.
+// Bindings: 0 params, 1 a codes, 2 a scales, 3 levels, 4 b (f32 bits or codes), 5 bias, 6 c,
+// 7 amax, 8 b scales.
+
+override B_CODES: bool = false;
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(1) var<storage, read> a_codes: array<u32>;
 @group(0) @binding(2) var<storage, read> a_scales: array<f32>;
 @group(0) @binding(3) var<storage, read> levels: array<u32>;
-@group(0) @binding(4) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read> b: array<u32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
 @group(0) @binding(6) var<storage, read_write> c: array<f32>;
 @group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
+@group(0) @binding(8) var<storage, read> b_scales: array<f32>;
+
+// Element `col` of a coded row starting at word `base`: ±level · scale (src/tinyscript.rs).
+fn level_value(codes_word: u32, col: u32, bits: u32, first: u32, count: u32, scale: f32) -> f32 {
+    let per_word = 32u / bits;
+    let code = (codes_word >> ((col % per_word) * bits)) & ((1u << bits) - 1u);
+    let sign_bit = 1u << (bits - 1u);
+    let v = f32(levels[first + min(code & (sign_bit - 1u), count - 1u)]) * (1.0 / 16777216.0) * scale;
+    return select(v, -v, (code & sign_bit) != 0u);
+}
 
 fn load_a(row: u32, k: u32) -> f32 {
     if (row >= p.m || k >= k_end) {
         return 0.0;
     }
-    let bits = p.aux0;
-    let per_word = 32u / bits;
-    let word = a_codes[row * p.a_words + k / per_word];
-    let code = (word >> ((k % per_word) * bits)) & ((1u << bits) - 1u);
-    let sign_bit = 1u << (bits - 1u);
-    let v = f32(levels[min(code & (sign_bit - 1u), p.aux1 - 1u)]) * (1.0 / 16777216.0) * a_scales[row];
-    return select(v, -v, (code & sign_bit) != 0u);
+    let bits = p.aux0 & 0xffu;
+    let word = a_codes[row * p.a_words + k / (32u / bits)];
+    return level_value(word, k, bits, 0u, p.aux1 & 0xffffu, a_scales[row]);
 }
 
 fn load_b(col: u32, k: u32) -> f32 {
     if (col >= p.n || k >= k_end) {
         return 0.0;
     }
+    // (stored row, stored column) of op(B)[col][k].
+    var r = col;
+    var s = k;
+    var width = p.k;
     if (p.trans_b == 1u) {
-        return b[k * p.n + col];
+        r = k;
+        s = col;
+        width = p.n;
     }
-    return b[col * p.k + k];
+    if (!B_CODES) {
+        return bitcast<f32>(b[r * width + s]);
+    }
+    let bits = p.aux0 >> 8u;
+    let word = b[r * p.b_words + s / (32u / bits)];
+    return level_value(word, s, bits, p.aux1 & 0xffffu, p.aux1 >> 16u, b_scales[r]);
 }

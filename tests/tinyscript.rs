@@ -198,17 +198,42 @@ fn gemm_levels_matches_the_decoded_reference() {
                     trans_b,
                     &EpilogueRef::default(),
                 );
-                for tile in Tile::ALL {
+                // B coded as well (3-bit fitted-looking levels beside A's table), scaled per stored row.
+                let (brows, bcols) = if trans_b { (k, n) } else { (n, k) };
+                let btable = LevelTable::from_unit(3, &[0.0, 0.05, 0.15, 1.0]).unwrap();
+                let mut enc = g.device.create_command_encoder(&Default::default());
+                let qb = ts.encode_quantize(g, &mut enc, &bsb, brows, bcols, &btable, Rounding::Nearest).unwrap();
+                g.queue.submit([enc.finish()]);
+                let want_coded = reference::gemm_levels::gemm_levels_coded(
+                    &codes,
+                    &scales,
+                    &table,
+                    m,
+                    k,
+                    &qb.codes.read(g).unwrap(),
+                    &qb.scales.read(g).unwrap(),
+                    &btable,
+                    n,
+                    trans_b,
+                    &EpilogueRef::default(),
+                );
+                for (tile, coded) in Tile::ALL.into_iter().flat_map(|t| [(t, false), (t, true)]) {
                     let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
                     let mut enc = g.device.create_command_encoder(&Default::default());
-                    gemm.encode_with(g, &mut enc, tile, &q, &bsb, n, trans_b, &Epilogue::default(), &c).unwrap();
+                    let none = Epilogue::default();
+                    if coded {
+                        gemm.encode_coded_with(g, &mut enc, tile, &q, &qb, trans_b, &none, &c).unwrap();
+                    } else {
+                        gemm.encode_with(g, &mut enc, tile, &q, &bsb, n, trans_b, &none, &c).unwrap();
+                    }
                     g.queue.submit([enc.finish()]);
                     let got = c.read(g).unwrap();
+                    let want = if coded { &want_coded } else { &want };
                     // f32 accumulation over k terms (and split-K partials): (k + 8)·2⁻²⁴ of Σ|terms|.
                     let bound = (k as f64 + 8.0) * 2f64.powi(-24);
                     for (i, &gv) in got.iter().enumerate() {
                         let tol = bound * want.magnitude[i] + 1e-30;
-                        let what = format!("gemm_levels {m}x{n}x{k} {bits}b tb={trans_b} {tile:?} [{i}]");
+                        let what = format!("gemm_levels {m}x{n}x{k} {bits}b tb={trans_b} coded={coded} {tile:?} [{i}]");
                         assert!(((gv as f64) - want.value[i]).abs() <= tol, "{what}: {gv} vs {}", want.value[i]);
                     }
                 }

@@ -24,7 +24,7 @@ struct GemmParams {
     samples: u32,
     splits: u32,
     k_split: u32,
-    // Kernel-specific: gemm_levels keeps A's bits per code and level count here.
+    // Kernel-specific: gemm_levels keeps A's and B's bits per code and level counts here.
     aux0: u32,
     aux1: u32,
 }

@@ -147,7 +147,7 @@ pub struct GemmParams {
     pub samples: u32,
     pub splits: u32,
     pub k_split: u32,
-    /// Kernel-specific (gemm_levels: A's bits per code and level count).
+    /// Kernel-specific (gemm_levels: A's and B's bits per code and level counts).
     pub aux: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<GemmParams>() == 80);

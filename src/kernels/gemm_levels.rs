@@ -1,9 +1,11 @@
 //! `gemm_levels`: `C = epilogue(A·op(B)ᵀ)` with A a TinyScript-quantized tensor
 //! ([`TinyScriptTensor`]: codes, one scale per row, a level table), decoded to f32 as tiles are
-//! loaded, and B in f32 (`[N, K]`, or `[K, N]` with `trans_b`). The gradient products of a
-//! TinyScript neural gradient: `dX = Q(dY)·W` and `dW = Q(dYᵀ)·X`. Tiling and split-K as
-//! [`super::gemm_f32`]. Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 levels, 4 b, 5 bias,
-//! 6 c, 7 amax. Reference: [`crate::reference::gemm_levels`].
+//! loaded, and B in f32 ([`GemmLevels::encode`]) or TinyScript-coded as well
+//! ([`GemmLevels::encode_coded`]); `op(B)` is `[N, K]`, stored `[K, N]` with `trans_b`. The
+//! products of a TinyScript network: the forward `Q(X)·Wᵀ`, the input gradient `Q(dY)·W` and the
+//! weight gradient `Q(dYᵀ)·Q(X)`. Tiling and split-K as [`super::gemm_f32`]. Bindings:
+//! 0 `GemmParams`, 1 a codes, 2 a scales, 3 levels (A's, then B's), 4 b (f32 or codes), 5 bias,
+//! 6 c, 7 amax, 8 b scales. Reference: [`crate::reference::gemm_levels`].
 
 use super::gemm::{encode_split, tiles, workgroups, Dummies, Epilogue, GemmParams, Tile, TileCache, TilePipelines};
 use super::tinyscript::TinyScriptTensor;
@@ -12,27 +14,44 @@ use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
 const SLOTS: &[Slot] =
-    &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Write];
+    &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Write, Slot::Read];
 
-/// The TinyScript × f32 GEMM.
+/// The B operand: f32 values or TinyScript codes.
+#[derive(Copy, Clone)]
+enum Operand<'a> {
+    F32(&'a GpuBuffer<f32>),
+    Codes(&'a TinyScriptTensor),
+}
+
+/// The TinyScript × f32 and TinyScript × TinyScript GEMMs.
 pub struct GemmLevels {
     bgl: wgpu::BindGroupLayout,
-    pipelines: TilePipelines,
+    f32_b: TilePipelines,
+    coded_b: TilePipelines,
     dummies: Dummies,
     cache: TileCache,
 }
 
 impl GemmLevels {
-    /// Builds the pipelines of every tile candidate.
+    /// Builds the pipelines of every tile candidate, for both kinds of B.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "gemm_levels", SLOTS);
-        let pipelines = TilePipelines::new(&Tile::ALL, |t| {
-            pipeline(gpu, "gemm_levels", t.entry(), &pl, &[("TPT", t.tpt().min(4) as f64)])
-        })?;
-        Ok(GemmLevels { pipelines, bgl, dummies: Dummies::new(gpu)?, cache: TileCache::default() })
+        let build = |coded: bool| {
+            TilePipelines::new(&Tile::ALL, |t| {
+                let b = if coded { 1.0 } else { 0.0 };
+                pipeline(gpu, "gemm_levels", t.entry(), &pl, &[("TPT", t.tpt().min(4) as f64), ("B_CODES", b)])
+            })
+        };
+        Ok(GemmLevels {
+            f32_b: build(false)?,
+            coded_b: build(true)?,
+            bgl,
+            dummies: Dummies::new(gpu)?,
+            cache: TileCache::default(),
+        })
     }
 
-    /// Records `c ← epilogue(A·op(b)ᵀ)`, `A` `[m, k]` = `a`, `op(b)` `[n, k]`.
+    /// Records `c ← epilogue(A·op(b)ᵀ)`, `A` `[m, k]` = `a`, `op(b)` `[n, k]` in f32.
     #[allow(clippy::too_many_arguments)]
     pub fn encode(
         &self,
@@ -63,15 +82,90 @@ impl GemmLevels {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
+        self.record(gpu, enc, tile, a, Operand::F32(b), n, trans_b, epi, c)
+    }
+
+    /// Records `c ← epilogue(A·op(B)ᵀ)` with both operands TinyScript-coded: `b` stored
+    /// `[n, k]`, or `[k, n]` with `trans_b` (then its scales run along K).
+    pub fn encode_coded(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        a: &TinyScriptTensor,
+        b: &TinyScriptTensor,
+        trans_b: bool,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let n = if trans_b { b.cols } else { b.rows };
+        let tile = self.cache.choose(a.rows, n, a.cols, &Tile::ALL);
+        self.encode_coded_with(gpu, enc, tile, a, b, trans_b, epi, c)
+    }
+
+    /// As [`GemmLevels::encode_coded`] with an explicit tile.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_coded_with(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        tile: Tile,
+        a: &TinyScriptTensor,
+        b: &TinyScriptTensor,
+        trans_b: bool,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let (n, k) = if trans_b { (b.cols, b.rows) } else { (b.rows, b.cols) };
+        if k != a.cols {
+            return Err(Error::Shape {
+                op: "gemm_levels",
+                detail: format!(
+                    "A is [{}, {}] but op(B) is [{n}, {k}] (B stored [{}, {}], trans_b {trans_b})",
+                    a.rows, a.cols, b.rows, b.cols
+                ),
+            });
+        }
+        self.record(gpu, enc, tile, a, Operand::Codes(b), n, trans_b, epi, c)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut wgpu::CommandEncoder,
+        tile: Tile,
+        a: &TinyScriptTensor,
+        b: Operand,
+        n: usize,
+        trans_b: bool,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
         let (m, k) = (a.rows, a.cols);
         if m == 0 || n == 0 || k == 0 {
             return Err(Error::Empty("gemm_levels"));
         }
-        check_len("gemm_levels", "b", b.len(), n * k)?;
         check_len("gemm_levels", "c", c.len(), m * n)?;
         epi.check("gemm_levels", n)?;
         let words = k.div_ceil(a.table.per_word() as usize);
         check_len("gemm_levels", "A codes", a.codes.len(), m * words)?;
+        check_len("gemm_levels", "A scales", a.scales.len(), m)?;
+        let a_levels = a.table.levels.len() as u32;
+        let (b_buf, b_scales, b_words, b_bits, b_levels, levels, pipes) = match b {
+            Operand::F32(buf) => {
+                check_len("gemm_levels", "b", buf.len(), n * k)?;
+                (buf.buffer(), self.dummies.f32.buffer(), 0, 0, 0, a.levels.clone(), &self.f32_b)
+            }
+            Operand::Codes(t) => {
+                let bw = t.cols.div_ceil(t.table.per_word() as usize);
+                check_len("gemm_levels", "B codes", t.codes.len(), t.rows * bw)?;
+                check_len("gemm_levels", "B scales", t.scales.len(), t.rows)?;
+                let both: Vec<u32> = a.table.levels.iter().chain(&t.table.levels).copied().collect();
+                let levels = GpuBuffer::from_slice(gpu, "gemm_levels tables", &both)?;
+                let bl = t.table.levels.len() as u32;
+                (t.codes.buffer(), t.scales.buffer(), bw as u32, t.table.bits, bl, levels, &self.coded_b)
+            }
+        };
         let (tiles_n, total_tiles) = tiles(m as u32, n as u32, tile.edge())?;
         let p = GemmParams {
             m: m as u32,
@@ -82,13 +176,14 @@ impl GemmLevels {
             tiles_n,
             total_tiles,
             a_words: words as u32,
+            b_words,
             samples: 1,
-            aux: [a.table.bits, a.table.levels.len() as u32],
+            aux: [a.table.bits | (b_bits << 8), a_levels | (b_levels << 16)],
             ..Default::default()
         };
         let bias = epi.bias.unwrap_or(&self.dummies.f32);
         let amax = epi.amax.unwrap_or(&self.dummies.u32);
-        let pipe = self.pipelines.get("gemm_levels", tile)?;
+        let pipe = pipes.get("gemm_levels", tile)?;
         encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
             let params = uniform(gpu, "gemm_levels", &p);
             let group = bind(
@@ -99,11 +194,12 @@ impl GemmLevels {
                     &params,
                     a.codes.buffer(),
                     a.scales.buffer(),
-                    a.levels.buffer(),
-                    b.buffer(),
+                    levels.buffer(),
+                    b_buf,
                     bias.buffer(),
                     target,
                     amax.buffer(),
+                    b_scales,
                 ],
             );
             dispatch(enc, "gemm_levels", pipe, &group, workgroups(&p))
