@@ -375,9 +375,14 @@ fn tinyscript_gradients_are_unbiased_and_train() {
     let batches: Vec<_> = (0..3u32)
         .map(|b| (data(32 * 36, 95 + b, false), (0..32u32).map(|i| (i * 5 + b) % 4).collect::<Vec<_>>()))
         .collect();
+    // The gradient quantizers alone (+fwd32: fp32 forward, as the reference).
     let qs: Vec<MeterQuantizer> = ["tinyscript4", "levels4", "tinyscript3"]
         .iter()
-        .map(|n| MeterQuantizer { name: n.to_string(), bits: 4, scheme: TrainScheme::preset(n).unwrap().default })
+        .map(|n| MeterQuantizer {
+            name: n.to_string(),
+            bits: 4,
+            scheme: TrainScheme::preset(&format!("{n}+fwd32")).unwrap().default,
+        })
         .collect();
     let samples = 48;
     let rows = measure(g, &spec, &params, ForwardPrecision::Fp32, &batches, &qs, samples, |_, _| {}).unwrap();
@@ -409,7 +414,74 @@ fn tinyscript_gradients_are_unbiased_and_train() {
     assert!(last < 0.5 * first, "loss {first} -> {last}");
     assert!(TrainScheme::preset("tinyscript9").is_err() && TrainScheme::preset("levels1").is_err());
     let bad = LayerScheme { forward: ForwardPrecision::Int8, ..TrainScheme::preset("tinyscript").unwrap().default };
-    assert!(bad.check().is_err(), "TinyScript gradients need an fp32 forward");
+    assert!(bad.check().is_err(), "TinyScript gradients need an fp32 or TinyScript forward");
+    let bad = LayerScheme { gradient: GradPrecision::Int8, ..TrainScheme::preset("tinyscript").unwrap().default };
+    assert!(bad.check().is_err(), "a TinyScript forward needs a TinyScript gradient");
+    assert!(TrainScheme::preset("int8+fwd32").is_err());
+}
+
+#[test]
+fn tinyscript_forward_quantizes_the_activations_and_checkpoints_its_levels() {
+    use lowbit::reference::gemm_f32::EpilogueRef;
+    use lowbit::tinyscript::LevelTable;
+    use lowbit::GpuBuffer;
+    let g = gpu();
+    // One linear layer: the logits are Q(X)·Wᵀ + b exactly as the references compute them.
+    let spec = ModelSpec::mlp((5, 7, 1), &[], 6);
+    let opt = OptimConfig { batch: 16, ..Default::default() };
+    let scheme = TrainScheme::preset("tinyscript3").unwrap();
+    assert_eq!(scheme.default.forward, ForwardPrecision::TinyScript { bits: 3, fitted: true });
+    let mut t = Trainer::new(g, spec.clone(), scheme, opt, 21).unwrap();
+    let x = data(16 * 35, 301, false);
+    let labels: Vec<u32> = (0..16).map(|i| i % 6).collect();
+    let check_logits = |t: &Trainer, table: &LevelTable, what: &str| {
+        let p = t.parameters().unwrap();
+        let (w, b) = (&p[0].2, &p[1].2);
+        let (codes, scales) = reference::tinyscript::quantize(&x, 16, 35, table, Rounding::Nearest);
+        let want = reference::gemm_levels::gemm_levels(
+            &codes,
+            &scales,
+            table,
+            16,
+            35,
+            w,
+            6,
+            false,
+            &EpilogueRef { bias: Some(b), relu: false, old: None },
+        );
+        let got = t.logits(&x, 16).unwrap();
+        for (i, &v) in got.iter().enumerate() {
+            let tol = 64.0 * 2f64.powi(-24) * want.magnitude[i] + 1e-30;
+            assert!((v as f64 - want.value[i]).abs() <= tol, "{what} [{i}]: {v} vs {}", want.value[i]);
+        }
+    };
+    // Before any step: evenly spaced levels, rounded to nearest in evaluation.
+    check_logits(&t, &LevelTable::uniform(3).unwrap(), "uniform levels");
+    let fp32 = {
+        let mut f = Trainer::new(g, spec.clone(), TrainScheme::preset("tinyscript3+fwd32").unwrap(), opt, 21).unwrap();
+        for (n, _, v) in t.parameters().unwrap() {
+            f.set_parameter(&n, &v).unwrap();
+        }
+        f.logits(&x, 16).unwrap()
+    };
+    assert_ne!(t.logits(&x, 16).unwrap(), fp32, "the forward must see quantized activations");
+    // The first step refits the activation levels to its input (the Weibull fit, here on the
+    // host as the kernel does it on the device).
+    t.step(&x, &labels, 0.05).unwrap();
+    let xb = GpuBuffer::from_slice(g, "x", &x).unwrap();
+    let (_, fitted) = lowbit::kernels::tinyscript::TinyScript::new(g).unwrap().fit(g, &xb, 16, 35, 3).unwrap();
+    assert_ne!(fitted, LevelTable::uniform(3).unwrap());
+    check_logits(&t, &fitted, "fitted levels");
+    // A checkpoint carries the levels: a fresh trainer that loads it computes the same logits.
+    let path = std::env::temp_dir().join(format!("lowbit-ts-fwd-{}.safetensors", std::process::id()));
+    t.save(&path).unwrap();
+    let mut u = Trainer::new(g, spec, TrainScheme::preset("tinyscript3").unwrap(), opt, 99).unwrap();
+    u.load(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    assert_eq!(u.logits(&x, 16).unwrap(), t.logits(&x, 16).unwrap());
+    // The saved activation is 3-bit codes plus a scale per row, not f32.
+    let a = t.activation_bytes();
+    assert!(a.stored < a.fp32 / 4, "{a:?}");
 }
 
 #[test]

@@ -14,8 +14,8 @@
 //! | `fp8` | fp8-e4m3, per row | fp8-e5m2, per row | FP8 decode + f32 |
 //! | `luq4` | int4, per row | LUQ log4, per row | `dot4I8Packed` (log4 levels as shifts) |
 //! | `int4`, `int3`, `int2` | int4 / int3 / int2 (ternary), per row | int8, per row | `dot4I8Packed` |
-//! | `tinyscript[B]` | fp32 | TinyScript B-bit (default 4), fitted levels, per row | `gemm_levels` |
-//! | `levels[B]` | fp32 | the same codes with evenly spaced levels | `gemm_levels` |
+//! | `tinyscript[B]` | X: TinyScript B-bit (default 4), fitted levels, per row; W: fp32 | TinyScript B-bit, fitted, per row | `gemm_levels` |
+//! | `levels[B]` | the same codes with evenly spaced levels | the same, evenly spaced | `gemm_levels` |
 //!
 //! `luq4` and `int4`/`int3`/`int2` keep the first and the last layer at 8 bits (int8 forward and
 //! gradient), the common policy for low-bit training (LUQ, and most work before it); `+all`
@@ -24,7 +24,8 @@
 //! gradient and activations by a block-B Hadamard along the batch before the weight-gradient
 //! product), `tensor` / `blockB` (one gradient scale per tensor / per B values, instead of per
 //! row), `nearest` (round the gradient to nearest instead of stochastically: biased, for
-//! ablations), `all`. Example: `luq4+smp2`.
+//! ablations), `all`, `fwd32` (TinyScript / levels presets: keep the forward in fp32 and quantize
+//! the gradient only). Example: `luq4+smp2`.
 //!
 //! "Per row" for the gradient means one scale per sample in the input-gradient product (PSQ)
 //! and one per output feature in the weight-gradient product, whose dYᵀ operand is packed
@@ -49,6 +50,19 @@ pub enum ForwardPrecision {
     Int3,
     /// INT2 (ternary), per-row scales.
     Int2,
+    /// TinyScript: the activations X quantized onto `bits`-bit non-uniform levels, one scale per
+    /// row (sample), stochastically in training (unbiased) and to nearest in evaluation; with
+    /// `fitted` the levels come from a Weibull fit of the layer's input, refit every
+    /// [`TINYSCRIPT_REFIT`] steps (the first steps use uniform levels), else they stay uniform.
+    /// Weights stay f32, as in the paper, which squeezes activations and gradients: the forward
+    /// is `Q(X)·Wᵀ` and the saved activation is the codes (`gemm_levels`). Needs a TinyScript
+    /// gradient.
+    TinyScript {
+        /// Bits per value, 2 to 8.
+        bits: u32,
+        /// Fitted (TinyScript) or evenly spaced levels.
+        fitted: bool,
+    },
 }
 
 /// Neural-gradient precision.
@@ -68,7 +82,8 @@ pub enum GradPrecision {
     /// stochastic; with `fitted` the levels come from a Weibull fit of the layer's gradient,
     /// refit every [`TINYSCRIPT_REFIT`] steps (the first step uses uniform levels), else they
     /// stay uniform (the same kernels with evenly spaced levels: the baseline at equal bits).
-    /// Runs with an fp32 forward: the products decode the codes as tiles load (`gemm_levels`).
+    /// Runs with an fp32 or a TinyScript forward: the products decode the codes as tiles load
+    /// (`gemm_levels`).
     TinyScript {
         /// Bits per value, 2 to 8.
         bits: u32,
@@ -81,10 +96,11 @@ pub enum GradPrecision {
 pub const TINYSCRIPT_REFIT: u64 = 50;
 
 impl ForwardPrecision {
-    /// The packed format, if quantized.
+    /// The packed format, if quantized by the packing quantizer (TinyScript is not: see
+    /// [`crate::kernels::tinyscript`]).
     pub fn format(self) -> Option<Format> {
         match self {
-            ForwardPrecision::Fp32 => None,
+            ForwardPrecision::Fp32 | ForwardPrecision::TinyScript { .. } => None,
             ForwardPrecision::Int8 => Some(Format::Int8),
             ForwardPrecision::Fp8 => Some(Format::Fp8E4M3),
             ForwardPrecision::Int4 => Some(Format::Int4),
@@ -105,14 +121,17 @@ impl ForwardPrecision {
         })
     }
 
-    /// Bits per value: 2, 3, 4, 8 (int8 and fp8) or 32.
+    /// Bits per value: 2, 3, 4, 8 (int8 and fp8), TinyScript's bits, or 32.
     pub fn bits(self) -> u32 {
-        self.format().map_or(32, Format::value_bits)
+        match self {
+            ForwardPrecision::TinyScript { bits, .. } => bits,
+            f => f.format().map_or(32, Format::value_bits),
+        }
     }
 
-    /// Below 8 bits (int4, int3, int2).
+    /// An integer forward below 8 bits (int4, int3, int2).
     pub fn is_low(self) -> bool {
-        self.bits() < 8
+        self.format().is_some_and(|f| f.is_int() && f.value_bits() < 8)
     }
 }
 
@@ -172,13 +191,24 @@ impl LayerScheme {
     pub fn check(&self) -> Result<()> {
         use ForwardPrecision as F;
         use GradPrecision as G;
+        if let F::TinyScript { bits, .. } = self.forward {
+            if !(2..=8).contains(&bits) {
+                return Err(Error::InvalidArgument(format!("TinyScript activations have 2 to 8 bits, not {bits}")));
+            }
+            if !matches!(self.gradient, G::TinyScript { .. }) {
+                return Err(Error::InvalidArgument(
+                    "a TinyScript forward runs with a TinyScript gradient (its products decode both)".into(),
+                ));
+            }
+        }
         if let G::TinyScript { bits, .. } = self.gradient {
             if !(2..=8).contains(&bits) {
                 return Err(Error::InvalidArgument(format!("TinyScript gradients have 2 to 8 bits, not {bits}")));
             }
-            if self.forward != F::Fp32 || self.smp != 1 || self.rotate.is_some() || !self.stochastic {
+            let forward_ok = matches!(self.forward, F::Fp32 | F::TinyScript { .. });
+            if !forward_ok || self.smp != 1 || self.rotate.is_some() || !self.stochastic {
                 return Err(Error::InvalidArgument(
-                    "TinyScript gradients run with an fp32 forward, stochastic rounding, no SMP and no rotation".into(),
+                    "TinyScript gradients run with an fp32 or TinyScript forward, stochastic rounding, no SMP and no rotation".into(),
                 ));
             }
             if self.grad_granularity != Granularity::PerRow {
@@ -266,6 +296,11 @@ impl TrainScheme {
                 ..LayerScheme::INT8
             },
             other => match tinyscript_preset(other) {
+                Some(g @ GradPrecision::TinyScript { bits, fitted }) => LayerScheme {
+                    forward: ForwardPrecision::TinyScript { bits, fitted },
+                    gradient: g,
+                    ..LayerScheme::FP32
+                },
                 Some(g) => LayerScheme { gradient: g, ..LayerScheme::FP32 },
                 None => {
                     return Err(Error::InvalidArgument(format!(
@@ -289,11 +324,18 @@ impl TrainScheme {
                 );
             } else if m == "nearest" {
                 default.stochastic = false;
+            } else if m == "fwd32" {
+                if !matches!(default.forward, ForwardPrecision::TinyScript { .. }) {
+                    return Err(Error::InvalidArgument(format!(
+                        "'+fwd32' is for the tinyscript and levels presets, not '{base}'"
+                    )));
+                }
+                default.forward = ForwardPrecision::Fp32;
             } else if m == "all" || m == "all4" {
                 first_last_8bit = false;
             } else {
                 return Err(Error::InvalidArgument(format!(
-                    "unknown modifier '{m}' (smpK, rotB, tensor, blockB, nearest, all)"
+                    "unknown modifier '{m}' (smpK, rotB, tensor, blockB, nearest, all, fwd32)"
                 )));
             }
         }

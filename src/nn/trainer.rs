@@ -2,7 +2,7 @@
 //! command buffer per step (forward, loss, backward, SGD), evaluation, and checkpoints.
 
 use super::model::{LayerSpec, ModelSpec};
-use super::scheme::{GradPrecision, LayerScheme, TrainScheme, TINYSCRIPT_REFIT};
+use super::scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme, TINYSCRIPT_REFIT};
 use crate::data::Dataset;
 use crate::format::Format;
 use crate::kernels::avgpool::AvgPool;
@@ -20,7 +20,7 @@ use crate::kernels::mse::Mse;
 use crate::kernels::relu_backward::ReluBackward;
 use crate::kernels::sgd::{Sgd, SgdStep};
 use crate::kernels::softmax_xent::SoftmaxXent;
-use crate::kernels::tinyscript::TinyScript;
+use crate::kernels::tinyscript::{TinyScript, TinyScriptTensor};
 use crate::quant::{QuantizedTensor, Quantizer};
 use crate::scheme::{QuantScheme, Rounding};
 use crate::tensor::{GpuBuffer, GpuTensor};
@@ -91,6 +91,8 @@ struct GemmLayer {
     index: usize,
     /// TinyScript gradient levels: for the weight-gradient operand dYᵀ and for dY.
     levels: Option<(LevelTable, LevelTable)>,
+    /// TinyScript activation levels (a TinyScript forward): for the input X.
+    act_levels: Option<LevelTable>,
 }
 
 struct NormLayer {
@@ -141,6 +143,10 @@ enum Saved {
         cols_f32: Option<GpuBuffer<f32>>,
         cols_t: bool,
         cols_q: Option<QuantizedTensor>,
+        /// A TinyScript forward's activation codes `[rows, k]`.
+        cols_ts: Option<TinyScriptTensor>,
+        /// The f32 input, kept for refitting the TinyScript activation levels after the step.
+        refit_x: Option<GpuBuffer<f32>>,
         /// With a quantized forward and an fp32 gradient: the weights as the quantized backward
         /// sees them, dequantized, `[k, n]`.
         w_t: Option<GpuBuffer<f32>>,
@@ -365,6 +371,10 @@ impl<'g> Trainer<'g> {
                             GradPrecision::TinyScript { bits, .. } => {
                                 Some((LevelTable::uniform(bits)?, LevelTable::uniform(bits)?))
                             }
+                            _ => None,
+                        },
+                        act_levels: match ls.forward {
+                            ForwardPrecision::TinyScript { bits, .. } => Some(LevelTable::uniform(bits)?),
                             _ => None,
                         },
                     })));
@@ -600,7 +610,21 @@ impl<'g> Trainer<'g> {
                     let y = GpuBuffer::<f32>::zeros(gpu, "layer y", rows * l.n)?;
                     let epi = Epilogue { bias: Some(&l.b), relu: l.relu, ..Default::default() };
                     let xt = GpuTensor::from_buffer(cols.clone(), &[rows, l.k])?;
+                    let mut cols_ts = None;
                     match l.scheme.forward.format() {
+                        None if l.act_levels.is_some() => {
+                            // TinyScript: Q(X)·Wᵀ, X stochastically rounded in training (unbiased),
+                            // to nearest in evaluation; W [n, k] is op(B) as stored.
+                            let table = l.act_levels.as_ref().expect("checked");
+                            let rounding = if train {
+                                Rounding::Stochastic { seed: self.seed, stream: self.stream(l.index, 2) }
+                            } else {
+                                Rounding::Nearest
+                            };
+                            let qx = self.k.ts.encode_quantize(gpu, enc, &cols, rows, l.k, table, rounding)?;
+                            self.k.levels.encode(gpu, enc, &qx, &l.w, l.n, false, &epi, &y)?;
+                            cols_ts = Some(qx);
+                        }
                         None => self.k.f32.encode(gpu, enc, &cols, &l.w, GemmShape::nt(rows, l.n, l.k), &epi, &y)?,
                         Some(f) => {
                             let qa = self.k.qz.quantize(gpu, enc, &xt, QuantScheme::per_row(f))?;
@@ -613,6 +637,7 @@ impl<'g> Trainer<'g> {
                         let f32_bytes = cols.bytes();
                         let (mut cols_t, mut w_t) = (false, None);
                         let (cols_f32, cols_q) = match (l.scheme.gradient, l.scheme.forward.format()) {
+                            _ if cols_ts.is_some() => (None, None),
                             (GradPrecision::Fp32, Some(f)) => {
                                 // The operands a quantized gradient would meet (X and W quantized
                                 // along the other dimension), dequantized: with them the fp32
@@ -634,10 +659,33 @@ impl<'g> Trainer<'g> {
                                 (None, Some(self.k.qz.quantize_transposed(gpu, enc, &src, QuantScheme::per_row(f))?))
                             }
                         };
-                        bytes.stored +=
-                            cols_q.as_ref().map_or(f32_bytes, |q| q.bytes()) + if l.relu { y.bytes() } else { 0 };
+                        let kept = match (&cols_q, &cols_ts) {
+                            (Some(q), _) => q.bytes(),
+                            (_, Some(t)) => t.codes.bytes() + t.scales.bytes(),
+                            _ => f32_bytes,
+                        };
+                        bytes.stored += kept + if l.relu { y.bytes() } else { 0 };
                         bytes.fp32 += f32_bytes + if l.relu { y.bytes() } else { 0 };
-                        saved.push(Saved::Gemm { rows, geom, cols_f32, cols_t, cols_q, w_t, y: y.clone() });
+                        // TinyScript: refit the activation levels from this step's input.
+                        let refit_x = match l.scheme.forward {
+                            ForwardPrecision::TinyScript { fitted: true, .. }
+                                if self.step.is_multiple_of(TINYSCRIPT_REFIT) =>
+                            {
+                                Some(cols.clone())
+                            }
+                            _ => None,
+                        };
+                        saved.push(Saved::Gemm {
+                            rows,
+                            geom,
+                            cols_f32,
+                            cols_t,
+                            cols_q,
+                            cols_ts,
+                            refit_x,
+                            w_t,
+                            y: y.clone(),
+                        });
                     }
                     cur = y;
                 }
@@ -770,6 +818,7 @@ impl<'g> Trainer<'g> {
         let sgd = |wd: f32| SgdStep { lr, momentum: self.opt.momentum, weight_decay: wd };
         let mut grads = Vec::new();
         let mut refit = Vec::new();
+        let mut refit_x_list = Vec::new();
         for (li, (layer, sv)) in self.layers.iter().zip(saved.iter()).enumerate().rev() {
             let need_dx = li > 0;
             match (layer, sv) {
@@ -799,7 +848,7 @@ impl<'g> Trainer<'g> {
                     }
                     grad = dx;
                 }
-                (Layer::Gemm(l), Saved::Gemm { rows, geom, cols_f32, cols_t, cols_q, w_t, y }) => {
+                (Layer::Gemm(l), Saved::Gemm { rows, geom, cols_f32, cols_t, cols_q, cols_ts, refit_x, w_t, y }) => {
                     let rows = *rows;
                     let g = if l.relu {
                         let g = GpuBuffer::<f32>::zeros(gpu, "relu dy", rows * l.n)?;
@@ -813,14 +862,20 @@ impl<'g> Trainer<'g> {
                     let dw = GpuBuffer::<f32>::zeros(gpu, "dw", l.n * l.k)?;
                     let dcols = if need_dx { Some(GpuBuffer::<f32>::zeros(gpu, "dcols", rows * l.k)?) } else { None };
                     let none = Epilogue::default();
-                    if let (GradPrecision::TinyScript { fitted, .. }, Some(cols), Some((t_w, t_x))) =
-                        (l.scheme.gradient, cols_f32, &l.levels)
+                    if let (GradPrecision::TinyScript { fitted, .. }, Some((t_w, t_x))) = (l.scheme.gradient, &l.levels)
                     {
                         let r =
                             |purpose| Rounding::Stochastic { seed: self.seed, stream: self.stream(l.index, purpose) };
-                        // dW = Q(dYᵀ)·X: dY [rows, n] read transposed; X [rows, k] is op(B) stored [K, N].
+                        // dW = Q(dYᵀ)·X: dY [rows, n] read transposed; X [rows, k] (f32, or the
+                        // TinyScript forward's codes) is op(B) stored [K, N].
                         let qgt = self.k.ts.encode_quantize_as(gpu, &mut enc, &g, l.n, rows, true, t_w, r(0))?;
-                        self.k.levels.encode(gpu, &mut enc, &qgt, cols, l.k, true, &none, &dw)?;
+                        match (cols_f32, cols_ts) {
+                            (_, Some(qx)) => self.k.levels.encode_coded(gpu, &mut enc, &qgt, qx, true, &none, &dw)?,
+                            (Some(cols), None) => {
+                                self.k.levels.encode(gpu, &mut enc, &qgt, cols, l.k, true, &none, &dw)?
+                            }
+                            (None, None) => unreachable!("a TinyScript gradient saves X as f32 or as codes"),
+                        }
                         if let Some(dc) = &dcols {
                             // dX = Q(dY)·W: W [n, k] is op(B) stored [K, N].
                             let qg = self.k.ts.encode_quantize(gpu, &mut enc, &g, rows, l.n, t_x, r(1))?;
@@ -828,6 +883,9 @@ impl<'g> Trainer<'g> {
                         }
                         if fitted && self.step.is_multiple_of(TINYSCRIPT_REFIT) {
                             refit.push((li, g.clone(), rows, l.n));
+                        }
+                        if let Some(x) = refit_x {
+                            refit_x_list.push((li, x.clone(), rows, l.k));
                         }
                     } else {
                         match (l.scheme.gradient.format(), cols_f32) {
@@ -946,6 +1004,18 @@ impl<'g> Trainer<'g> {
                     };
                     if let (Some(t_w), Some(t_x)) = (fit(true, n, rows)?, fit(false, rows, n)?) {
                         l.levels = Some((t_w, t_x));
+                    }
+                }
+            }
+        }
+        // And the activation levels to this step's inputs.
+        for (li, x, rows, k) in refit_x_list {
+            if let Layer::Gemm(l) = &mut self.layers[li] {
+                if let ForwardPrecision::TinyScript { bits, .. } = l.scheme.forward {
+                    match self.k.ts.fit(gpu, &x, rows, k, bits) {
+                        Ok((_, table)) => l.act_levels = Some(table),
+                        Err(Error::InvalidArgument(_)) => {} // nothing to fit (all zero): keep the levels
+                        Err(e) => return Err(e),
                     }
                 }
             }
@@ -1079,17 +1149,37 @@ impl<'g> Trainer<'g> {
         buf.write_at(self.gpu, off, values)
     }
 
+    /// The TinyScript activation level tables of a TinyScript forward, by checkpoint name
+    /// (`layers.{i}.activation_levels`, u32 fixed point as in [`LevelTable`]).
+    /// `(name, layer position, table)`.
+    fn level_slots(&self) -> Vec<(String, usize, &LevelTable)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| match l {
+                Layer::Gemm(g) => g.act_levels.as_ref().map(|t| (format!("layers.{i}.activation_levels"), i, t)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Writes the parameters to a safetensors file (readable by PyTorch's `safetensors.torch`
-    /// and numpy's `safetensors.numpy`), with the model, scheme and step in its metadata.
+    /// and numpy's `safetensors.numpy`), with the model, scheme and step in its metadata. A
+    /// TinyScript forward's activation levels go with them (u32 tensors
+    /// `layers.{i}.activation_levels`), so that a loaded model evaluates the same.
     pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         let params = self.parameters()?;
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
-            params.into_iter().map(|(n, s, v)| (n, s, bytemuck::cast_slice::<f32, u8>(&v).to_vec())).collect();
+        let mut bytes: Vec<(String, Vec<usize>, Vec<u8>, safetensors::Dtype)> = params
+            .into_iter()
+            .map(|(n, s, v)| (n, s, bytemuck::cast_slice::<f32, u8>(&v).to_vec(), safetensors::Dtype::F32))
+            .collect();
+        for (name, _, t) in self.level_slots() {
+            let b = bytemuck::cast_slice::<u32, u8>(&t.levels).to_vec();
+            bytes.push((name, vec![t.levels.len()], b, safetensors::Dtype::U32));
+        }
         let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
             .iter()
-            .map(|(n, s, b)| {
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).map(|v| (n.clone(), v))
-            })
+            .map(|(n, s, b, d)| safetensors::tensor::TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)))
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Error::InvalidArgument(format!("safetensors: {e}")))?;
         let meta: HashMap<String, String> = [
@@ -1121,8 +1211,25 @@ impl<'g> Trainer<'g> {
             }
             staged.push((buf, off, bytemuck::pod_collect_to_vec::<u8, f32>(t.data())));
         }
+        let mut tables = Vec::new();
+        for (name, i, have) in self.level_slots() {
+            let bits = have.bits;
+            let t = st.tensor(&name).map_err(|_| err(format!("missing tensor {name}")))?;
+            let want = [1usize << (bits - 1)];
+            if t.dtype() != safetensors::Dtype::U32 || t.shape() != want {
+                return Err(err(format!("{name}: expected u32 {want:?}, found {:?} {:?}", t.dtype(), t.shape())));
+            }
+            let table = LevelTable::new(bits, bytemuck::pod_collect_to_vec::<u8, u32>(t.data()))
+                .map_err(|e| err(format!("{name}: {e}")))?;
+            tables.push((i, table));
+        }
         for (buf, off, data) in staged {
             buf.write_at(self.gpu, off, &data)?;
+        }
+        for (i, table) in tables {
+            if let Layer::Gemm(g) = &mut self.layers[i] {
+                g.act_levels = Some(table);
+            }
         }
         for l in &self.layers {
             match l {
