@@ -43,7 +43,7 @@ fn args() -> Args {
     let mut a = Args {
         data: None,
         model: "mlp".into(),
-        scheme: "luq4+all4".into(),
+        scheme: "luq4+all".into(),
         teacher_epochs: 3,
         section_epochs: 1,
         finetune_epochs: 1,

@@ -96,7 +96,12 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
     let f32k = GemmF32::new(gpu)?;
     let naive = GemmF32Naive::new(gpu)?;
     let qz = Quantizer::new(gpu)?;
-    let int_pairs = [(Format::Int8, Format::Int8), (Format::Int4, Format::Int4), (Format::Log4, Format::Int8)];
+    let int_pairs = [
+        (Format::Int8, Format::Int8),
+        (Format::Int4, Format::Int4),
+        (Format::Int2, Format::Int2),
+        (Format::Log4, Format::Int8),
+    ];
     let int_kernels: Vec<GemmInt> = int_pairs.iter().map(|&(x, y)| GemmInt::new(gpu, x, y)).collect::<Result<_>>()?;
     let fp8 = GemmFp8::new(gpu, Format::Fp8E4M3, Format::Fp8E4M3)?;
     for (label, m, n, k) in shapes {

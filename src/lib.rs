@@ -3,8 +3,8 @@
 //! GPU compute kernels for low-bitwidth neural-network training, on wgpu (Vulkan, Metal, DX12).
 //!
 //! ## Architecture in one screen
-//! - **Formats are data** ([`format`]): INT8, INT4, FP8 E4M3/E5M2 and LUQ's 4-bit log format, each
-//!   a documented bit layout with a scalar encode/decode that *is* the specification. The WGSL
+//! - **Formats are data** ([`format`]): INT8, INT4, INT3, INT2, FP8 E4M3/E5M2 and LUQ's 4-bit log
+//!   format (TinyScript's fitted levels in [`tinyscript`]), each a documented bit layout with a scalar encode/decode that *is* the specification. The WGSL
 //!   mirrors live in `shaders/common/`, function for function.
 //! - **Deterministic randomness** ([`rng`]): one counter hash of (seed, stream, element index),
 //!   identical in Rust and WGSL, so stochastic rounding is reproducible and testable bit for bit.

@@ -122,7 +122,7 @@ struct Args {
 }
 
 fn usage_line(dataset: &str) -> String {
-    format!("{dataset} [--data DIR] [--scheme fp32|int8|fp8|luq4[+smpK][+rotB][+nearest][+all4]] [--epochs N] [--model mlp|cnn] [--batch B] [--lr LR] [--seed S] [--limit N] [--save FILE.safetensors] [--json]")
+    format!("{dataset} [--data DIR] [--scheme fp32|int8|fp8|luq4|int4|int3|int2|tinyscriptB|levelsB[+smpK][+rotB][+nearest][+all][+fwd32]] [--epochs N] [--model mlp|cnn] [--batch B] [--lr LR] [--seed S] [--limit N] [--save FILE.safetensors] [--json]")
 }
 
 fn usage(dataset: &str, msg: &str) -> ! {
