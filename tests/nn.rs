@@ -591,3 +591,23 @@ fn set_bits_switches_kernels_and_transitional_batch_norm_keeps_a_state_per_pair(
     train_epoch_mixed(&mut t, &ds, 0, 4, &[4, 8], |_, _| {}).unwrap();
     assert!(train_epoch_mixed(&mut t, &ds, 0, 4, &[], |_, _| {}).is_err());
 }
+
+#[test]
+fn feature_loss_is_the_per_sample_sum_of_the_regression_loss() {
+    let g = gpu();
+    let spec = ModelSpec::mlp((4, 4, 1), &[12], 7);
+    let opt = OptimConfig { batch: 8, weight_decay: 0.0, ..Default::default() };
+    let x = data(8 * 16, 404, false);
+    let t = data(8 * 7, 405, false);
+    let make = || Trainer::new(g, spec.clone(), TrainScheme::preset("fp32").unwrap(), opt, 5).unwrap();
+    let (mut a, mut b) = (make(), make());
+    // Summed over 7 outputs: 7 times the loss and the gradient, so lr/7 takes the same step.
+    let la = a.step_regression(&x, &t, 0.07).unwrap();
+    let lb = b.step_features(&x, &t, 0.01).unwrap();
+    assert!((lb as f64 - 7.0 * la as f64).abs() <= 1e-5 * lb.abs() as f64, "{lb} vs 7 × {la}");
+    for ((n, _, va), (_, _, vb)) in a.parameters().unwrap().iter().zip(b.parameters().unwrap()) {
+        for (p, q) in va.iter().zip(&vb) {
+            assert!((p - q).abs() <= 1e-6 * (1.0 + p.abs()), "{n}: {p} vs {q}");
+        }
+    }
+}

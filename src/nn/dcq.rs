@@ -1,7 +1,8 @@
 //! Divide-and-conquer quantization (DCQ, Elthakeb et al., ICML 2020): a trained full-precision
 //! teacher is cut into sections; each quantized student section learns, on its own, to map the
-//! teacher's input of that section to the teacher's output of it (squared error); the sections
-//! are then stitched into one student, which is fine-tuned briefly on the task.
+//! teacher's input of that section to the teacher's output of it (squared distance per sample,
+//! [`Trainer::step_features`]); the sections are then stitched into one student, which is
+//! fine-tuned briefly on the task.
 //!
 //! Here a section is a range of the model's layers. The student sections start from the
 //! teacher's weights and train under the student's scheme, each layer quantized as it would be
@@ -120,6 +121,7 @@ pub fn train_sections(
             sec_scheme = sec_scheme.with_layer(j, scheme.layer(first + j, n_train))?;
         }
         let mut student = Trainer::new(gpu, spec, sec_scheme, opt, seed)?;
+        let width = student.output_len().max(1);
         if from_teacher {
             for (n, _, v) in rename(teacher_params, start, 0, 0, end - start) {
                 student.set_parameter(&n, &v)?;
@@ -140,7 +142,10 @@ pub fn train_sections(
                 None => x.clone(),
             };
             let target = t_out.logits(&x, opt.batch)?;
-            let loss = student.step_regression(&input, &target, cosine_lr(opt.lr, step, steps))?;
+            // ‖f_s − f_t‖² per sample (gradients at a classification step's scale for any
+            // section width); reported per value, as a mean squared error.
+            let loss = student.step_features(&input, &target, cosine_lr(opt.lr, step, steps))?;
+            let loss = loss / width as f32;
             losses.push(loss as f64);
             progress(si, step, loss);
         }

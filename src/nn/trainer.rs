@@ -171,7 +171,12 @@ enum Saved {
 #[derive(Copy, Clone)]
 enum Target<'a> {
     Labels(&'a [u32]),
-    Values(&'a [f32]),
+    /// Squared error; with `per_sample` summed over each sample's outputs and averaged over the
+    /// batch, else averaged over every output.
+    Values {
+        t: &'a [f32],
+        per_sample: bool,
+    },
 }
 
 /// Where a named parameter lives: `(name, shape, buffer, offset in elements)`.
@@ -731,7 +736,16 @@ impl<'g> Trainer<'g> {
     /// the mean squared error over every output of the batch (PyTorch's `MSELoss`); returns
     /// that loss. The training step of divide-and-conquer distillation ([`super::dcq`]).
     pub fn step_regression(&mut self, x: &[f32], targets: &[f32], lr: f32) -> Result<f32> {
-        Ok(self.run_step(x, Target::Values(targets), lr, false)?.0.loss)
+        Ok(self.run_step(x, Target::Values { t: targets, per_sample: false }, lr, false)?.0.loss)
+    }
+
+    /// As [`Trainer::step_regression`] with the squared distance between a sample's output and
+    /// its target summed over the output's values and averaged over the batch (`‖f_s − f_t‖²`
+    /// per sample, the feature loss of DCQ): its gradients have the scale of a classification
+    /// step's whatever the output's width, so the same learning rate serves a 10-value and a
+    /// 256-value section. Returns that loss.
+    pub fn step_features(&mut self, x: &[f32], targets: &[f32], lr: f32) -> Result<f32> {
+        Ok(self.run_step(x, Target::Values { t: targets, per_sample: true }, lr, false)?.0.loss)
     }
 
     /// Values per sample of the model's output.
@@ -784,7 +798,7 @@ impl<'g> Trainer<'g> {
     ) -> Result<(StepStats, Vec<(String, Vec<usize>, GpuBuffer<f32>, usize)>)> {
         let batch = match target {
             Target::Labels(labels) => self.check_batch(x, labels)?,
-            Target::Values(t) => self.check_regression(x, t)?,
+            Target::Values { t, .. } => self.check_regression(x, t)?,
         };
         if let Some(l) = self.layers.iter().find_map(|l| match l {
             Layer::Gemm(g) => g.scheme.rotate.filter(|b| !batch.is_multiple_of(*b as usize)),
@@ -809,9 +823,9 @@ impl<'g> Trainer<'g> {
                 let scale = 1.0 / batch as f32;
                 self.k.xent.encode(gpu, &mut enc, &logits, &lb, outputs, scale, &loss, &correct, &grad)?;
             }
-            Target::Values(t) => {
+            Target::Values { t, per_sample } => {
                 let tb = GpuBuffer::from_slice(gpu, "batch targets", t)?;
-                let scale = 1.0 / (batch * outputs) as f32;
+                let scale = 1.0 / (batch * if per_sample { 1 } else { outputs }) as f32;
                 self.k.mse.encode(gpu, &mut enc, &logits, &tb, batch, outputs, scale, &loss, &grad)?;
             }
         }
@@ -1027,7 +1041,8 @@ impl<'g> Trainer<'g> {
         self.last_activation = bytes;
         let per = match target {
             Target::Labels(_) => batch,
-            Target::Values(_) => batch * outputs,
+            Target::Values { per_sample: true, .. } => batch,
+            Target::Values { per_sample: false, .. } => batch * outputs,
         };
         let mean = losses.iter().map(|&l| l as f64).sum::<f64>() / per as f64;
         if !mean.is_finite() {
