@@ -522,7 +522,8 @@ fn dcq_sections_stitch_back_exactly_and_learn_the_teacher() {
     }
     let tp = teacher.parameters().unwrap();
     let scheme = TrainScheme::preset("luq4+all4").unwrap();
-    let opt = OptimConfig { lr: 0.05, ..opt };
+    // The section loss sums each sample's squared feature error: a classification-scale step.
+    let opt = OptimConfig { lr: 0.01, ..opt };
     let (_, reports) =
         train_sections(g, &spec, &tp, &scheme, &sections, &data, 40, opt, 1, false, |_, _, _| {}).unwrap();
     for r in &reports {
