@@ -111,17 +111,6 @@ impl Format {
         }
     }
 
-    /// The symmetric integer format with `bits`-bit values (2, 3, 4 or 8).
-    pub fn int(bits: u32) -> Option<Format> {
-        match bits {
-            2 => Some(Format::Int2),
-            3 => Some(Format::Int3),
-            4 => Some(Format::Int4),
-            8 => Some(Format::Int8),
-            _ => None,
-        }
-    }
-
     /// True for the symmetric integer formats (int8, int4, int3, int2).
     pub fn is_int(self) -> bool {
         matches!(self, Format::Int8 | Format::Int4 | Format::Int3 | Format::Int2)
