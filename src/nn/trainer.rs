@@ -297,6 +297,24 @@ pub struct Trainer<'g> {
     transitional: bool,
 }
 
+/// TinyScript's `bits`-bit table fitted to `x` ([`TinyScript::fit_as`]), or `None` when there is
+/// nothing to fit (an all-zero tensor): the layer then keeps the levels it had.
+fn refit_levels(
+    ts: &TinyScript,
+    gpu: &Gpu,
+    x: &GpuBuffer<f32>,
+    rows: usize,
+    cols: usize,
+    transposed: bool,
+    bits: u32,
+) -> Result<Option<LevelTable>> {
+    match ts.fit_as(gpu, x, rows, cols, transposed, bits) {
+        Ok((_, table)) => Ok(Some(table)),
+        Err(Error::InvalidArgument(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn uniform_init(n: usize, bound: f32, key: u32) -> Vec<f32> {
     (0..n as u32).map(|i| (rng::uniform(key, i) * 2.0 - 1.0) * bound).collect()
 }
@@ -616,11 +634,10 @@ impl<'g> Trainer<'g> {
                     let epi = Epilogue { bias: Some(&l.b), relu: l.relu, ..Default::default() };
                     let xt = GpuTensor::from_buffer(cols.clone(), &[rows, l.k])?;
                     let mut cols_ts = None;
-                    match l.scheme.forward.format() {
-                        None if l.act_levels.is_some() => {
+                    match (&l.act_levels, l.scheme.forward.format()) {
+                        (Some(table), _) => {
                             // TinyScript: Q(X)·Wᵀ, X stochastically rounded in training (unbiased),
                             // to nearest in evaluation; W [n, k] is op(B) as stored.
-                            let table = l.act_levels.as_ref().expect("checked");
                             let rounding = if train {
                                 Rounding::Stochastic { seed: self.seed, stream: self.stream(l.index, 2) }
                             } else {
@@ -630,8 +647,10 @@ impl<'g> Trainer<'g> {
                             self.k.levels.encode(gpu, enc, &qx, &l.w, l.n, false, &epi, &y)?;
                             cols_ts = Some(qx);
                         }
-                        None => self.k.f32.encode(gpu, enc, &cols, &l.w, GemmShape::nt(rows, l.n, l.k), &epi, &y)?,
-                        Some(f) => {
+                        (None, None) => {
+                            self.k.f32.encode(gpu, enc, &cols, &l.w, GemmShape::nt(rows, l.n, l.k), &epi, &y)?
+                        }
+                        (None, Some(f)) => {
                             let qa = self.k.qz.quantize(gpu, enc, &xt, QuantScheme::per_row(f))?;
                             let wt = GpuTensor::from_buffer(l.w.clone(), &[l.n, l.k])?;
                             let qw = self.k.qz.quantize(gpu, enc, &wt, QuantScheme::per_row(f))?;
@@ -1010,12 +1029,7 @@ impl<'g> Trainer<'g> {
         for (li, g, rows, n) in refit {
             if let Layer::Gemm(l) = &mut self.layers[li] {
                 if let GradPrecision::TinyScript { bits, .. } = l.scheme.gradient {
-                    // A gradient with nothing to fit (all zero) keeps the levels it had.
-                    let fit = |t: bool, r: usize, c: usize| match self.k.ts.fit_as(gpu, &g, r, c, t, bits) {
-                        Ok((_, table)) => Ok(Some(table)),
-                        Err(Error::InvalidArgument(_)) => Ok(None),
-                        Err(e) => Err(e),
-                    };
+                    let fit = |t: bool, r: usize, c: usize| refit_levels(&self.k.ts, gpu, &g, r, c, t, bits);
                     if let (Some(t_w), Some(t_x)) = (fit(true, n, rows)?, fit(false, rows, n)?) {
                         l.levels = Some((t_w, t_x));
                     }
@@ -1026,10 +1040,8 @@ impl<'g> Trainer<'g> {
         for (li, x, rows, k) in refit_x_list {
             if let Layer::Gemm(l) = &mut self.layers[li] {
                 if let ForwardPrecision::TinyScript { bits, .. } = l.scheme.forward {
-                    match self.k.ts.fit(gpu, &x, rows, k, bits) {
-                        Ok((_, table)) => l.act_levels = Some(table),
-                        Err(Error::InvalidArgument(_)) => {} // nothing to fit (all zero): keep the levels
-                        Err(e) => return Err(e),
+                    if let Some(table) = refit_levels(&self.k.ts, gpu, &x, rows, k, false, bits)? {
+                        l.act_levels = Some(table);
                     }
                 }
             }
@@ -1164,9 +1176,8 @@ impl<'g> Trainer<'g> {
         buf.write_at(self.gpu, off, values)
     }
 
-    /// The TinyScript activation level tables of a TinyScript forward, by checkpoint name
-    /// (`layers.{i}.activation_levels`, u32 fixed point as in [`LevelTable`]).
-    /// `(name, layer position, table)`.
+    /// The activation level tables of the TinyScript-forward layers as `(checkpoint name
+    /// `layers.{i}.activation_levels`, layer position i, table)` (u32 fixed point, [`LevelTable`]).
     fn level_slots(&self) -> Vec<(String, usize, &LevelTable)> {
         self.layers
             .iter()
@@ -1228,13 +1239,12 @@ impl<'g> Trainer<'g> {
         }
         let mut tables = Vec::new();
         for (name, i, have) in self.level_slots() {
-            let bits = have.bits;
             let t = st.tensor(&name).map_err(|_| err(format!("missing tensor {name}")))?;
-            let want = [1usize << (bits - 1)];
+            let want = [have.levels.len()];
             if t.dtype() != safetensors::Dtype::U32 || t.shape() != want {
                 return Err(err(format!("{name}: expected u32 {want:?}, found {:?} {:?}", t.dtype(), t.shape())));
             }
-            let table = LevelTable::new(bits, bytemuck::pod_collect_to_vec::<u8, u32>(t.data()))
+            let table = LevelTable::new(have.bits, bytemuck::pod_collect_to_vec::<u8, u32>(t.data()))
                 .map_err(|e| err(format!("{name}: {e}")))?;
             tables.push((i, table));
         }
