@@ -3,18 +3,24 @@
 //! and training budget.
 //!
 //! cargo run --release --example bitmixer -- [--data DIR] [--model mlp|cnn] [--epochs N]
-//!     [--high-epochs N] [--choices 2,3,4,8] [--mixes N] [--limit N] [--seed S] [--json]
+//!     [--high-epochs E] [--network-epochs E] [--ramp-epochs E] [--choices 2,3,4,8]
+//!     [--weights 2,1,1,1] [--mixes N] [--limit N] [--seed S] [--json] [--no-dedicated]
 //!
-//! Training is staged as in the paper: `--high-epochs` at 8 bits everywhere, then the rest of
-//! `--epochs` with a bit-width from `--choices` (default {2, 3, 4, 8}) drawn for every layer at
-//! every step; the CNN's batch norms are transitional (a state per pair of neighbouring
-//! bit-widths). Gradients are int8; forward operands intB with one scale per row.
+//! Training is staged as in the paper (`lowbit::nn::bitmixer::MixSchedule`; stage lengths in
+//! epochs, fractions allowed): `--high-epochs` (default 0.5) at the highest choice everywhere,
+//! then `--network-epochs` (default 1) with one bit-width from `--choices` (default
+//! {2, 3, 4, 8}) drawn for the whole network per step, then the rest of `--epochs` with
+//! per-layer draws, phased in over its first `--ramp-epochs` (default: all of it). `--weights`
+//! (one per choice) sets how often each bit-width is drawn; by default the lowest, the one with
+//! the least slack, is drawn twice as often as each of the others. The CNN's batch norms are
+//! transitional (a state per pair of neighbouring bit-widths). Gradients are int8; forward
+//! operands intB with one scale per row. `--no-dedicated` skips the dedicated models.
 
 #[path = "shared/cli.rs"]
 #[allow(dead_code)]
 mod cli;
 
-use lowbit::nn::bitmixer::{sample_bits, train_epoch_mixed};
+use lowbit::nn::bitmixer::{sample_bits, train_epoch_mixed, MixSchedule};
 use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
 use lowbit::Gpu;
 use serde_json::json;
@@ -23,15 +29,21 @@ struct Args {
     data: Option<String>,
     model: String,
     epochs: u32,
-    high_epochs: u32,
+    high_epochs: f64,
+    network_epochs: f64,
+    ramp_epochs: Option<f64>,
     choices: Vec<u32>,
+    weights: Option<Vec<usize>>,
+    /// The choices as drawn in training: each repeated by its weight.
+    drawn: Vec<u32>,
     mixes: usize,
     limit: Option<usize>,
     seed: u32,
     json: bool,
+    dedicated: bool,
 }
 
-const USAGE: &str = "bitmixer [--data DIR] [--model mlp|cnn] [--epochs N] [--high-epochs N] [--choices 2,3,4,8] [--mixes N] [--limit N] [--seed S] [--json]";
+const USAGE: &str = "bitmixer [--data DIR] [--model mlp|cnn] [--epochs N] [--high-epochs E] [--network-epochs E] [--ramp-epochs E] [--choices 2,3,4,8] [--weights 2,1,1,1] [--mixes N] [--limit N] [--seed S] [--json] [--no-dedicated]";
 
 fn usage(msg: &str) -> ! {
     cli::fail(USAGE, msg)
@@ -42,12 +54,17 @@ fn args() -> Args {
         data: None,
         model: "mlp".into(),
         epochs: 3,
-        high_epochs: 1,
+        high_epochs: 0.5,
+        network_epochs: 1.0,
+        ramp_epochs: None,
         choices: vec![2, 3, 4, 8],
+        weights: None,
+        drawn: Vec::new(),
         mixes: 4,
         limit: None,
         seed: 1,
         json: false,
+        dedicated: true,
     };
     let mut f = cli::Flags::new(USAGE);
     while let Some(s) = f.next() {
@@ -55,7 +72,17 @@ fn args() -> Args {
             "--data" => a.data = Some(f.value("--data")),
             "--model" => a.model = f.value("--model"),
             "--epochs" => a.epochs = f.whole("--epochs") as u32,
-            "--high-epochs" => a.high_epochs = f.whole("--high-epochs") as u32,
+            "--high-epochs" => a.high_epochs = f.number("--high-epochs"),
+            "--network-epochs" => a.network_epochs = f.number("--network-epochs"),
+            "--ramp-epochs" => a.ramp_epochs = Some(f.number("--ramp-epochs")),
+            "--weights" => {
+                let v = f.value("--weights");
+                a.weights = Some(
+                    v.split(',')
+                        .map(|w| w.parse().unwrap_or_else(|_| usage(&format!("--weights {v}: whole numbers"))))
+                        .collect(),
+                );
+            }
             "--choices" => {
                 let v = f.value("--choices");
                 a.choices = v
@@ -65,20 +92,36 @@ fn args() -> Args {
                         _ => usage(&format!("--choices {v}: bit-widths from 2, 3, 4, 8, comma-separated")),
                     })
                     .collect();
-                a.choices.sort_unstable();
-                a.choices.dedup();
             }
             "--mixes" => a.mixes = f.whole("--mixes"),
             "--limit" => a.limit = Some(f.whole("--limit")),
             "--seed" => a.seed = f.whole("--seed") as u32,
             "--json" => a.json = true,
+            "--no-dedicated" => a.dedicated = false,
             "-h" | "--help" => usage("Train once, run at any per-layer bit-width (Bit-Mixer)."),
             other => usage(&format!("unknown argument {other}")),
         }
     }
-    if a.high_epochs > a.epochs {
-        usage("--high-epochs cannot exceed --epochs");
+    let stages = [a.high_epochs, a.network_epochs, a.ramp_epochs.unwrap_or(0.0)];
+    if stages.iter().any(|e| !(e.is_finite() && *e >= 0.0)) {
+        usage("stage lengths are epochs, 0 or more");
     }
+    if a.high_epochs + a.network_epochs > a.epochs as f64 {
+        usage("--high-epochs and --network-epochs together cannot exceed --epochs");
+    }
+    // Weights: by default the lowest bit-width, the one with the least slack, twice the others.
+    let low = a.choices.iter().copied().min().unwrap_or(2);
+    let weights = a.weights.take().unwrap_or_else(|| a.choices.iter().map(|&b| if b == low { 2 } else { 1 }).collect());
+    if weights.len() != a.choices.len() || weights.contains(&0) {
+        usage("--weights: one whole number of at least 1 per choice, in the order of --choices");
+    }
+    let mut pairs: Vec<(u32, usize)> = a.choices.iter().copied().zip(weights).collect();
+    pairs.sort_unstable();
+    if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
+        usage("--choices: each bit-width once (--weights sets how often one is drawn)");
+    }
+    a.choices = pairs.iter().map(|p| p.0).collect();
+    a.drawn = pairs.iter().flat_map(|&(b, n)| std::iter::repeat_n(b, n)).collect();
     a
 }
 
@@ -103,7 +146,16 @@ fn run() -> lowbit::Result<()> {
     let steps = train.len() / opt.batch;
     let total = steps * a.epochs as usize;
     let scheme = TrainScheme::preset("int8")?;
-    // The Bit-Mixer model: staged, then mixed.
+    // The Bit-Mixer model, trained in stages.
+    let to_steps = |e: f64| (e * steps as f64).round() as u64;
+    let (high, network) = (to_steps(a.high_epochs), to_steps(a.network_epochs));
+    let ramp = a.ramp_epochs.map_or((total as u64).saturating_sub(high + network), to_steps);
+    let schedule = MixSchedule { high, network, ramp };
+    eprintln!(
+        "stages: {high} steps at {} bits, {network} network-wide, then per-layer (phased in over {ramp} steps); drawn from {:?}",
+        a.choices.iter().max().unwrap_or(&8),
+        a.drawn
+    );
     let mut mixer = Trainer::new(&gpu, spec.clone(), scheme.clone(), opt, a.seed)?;
     mixer.enable_transitional_bn()?;
     let layers = mixer.bits().len();
@@ -113,17 +165,12 @@ fn run() -> lowbit::Result<()> {
             b.inc(1);
             b.set_message(format!("loss {:.4}", s.loss));
         };
-        if e < a.high_epochs {
-            set_all(&mut mixer, &vec![8; layers])?;
-            mixer.train_epoch(&train, e, total, on)?;
-        } else {
-            train_epoch_mixed(&mut mixer, &train, e, total, &a.choices, on)?;
-        }
+        train_epoch_mixed(&mut mixer, &train, e, total, &a.drawn, schedule, on)?;
         b.finish_and_clear();
     }
     // Dedicated models, trained at one bit-width for the same epochs.
     let mut dedicated = Vec::new();
-    for &bits in &a.choices {
+    for &bits in a.choices.iter().filter(|_| a.dedicated) {
         let mut t = Trainer::new(&gpu, spec.clone(), scheme.clone(), opt, a.seed)?;
         set_all(&mut t, &vec![bits; layers])?;
         cli::train_epochs(&mut t, &train, a.epochs, &format!("dedicated {bits}-bit"))?;

@@ -533,7 +533,7 @@ fn dcq_sections_stitch_back_exactly_and_learn_the_teacher() {
 
 #[test]
 fn set_bits_switches_kernels_and_transitional_batch_norm_keeps_a_state_per_pair() {
-    use lowbit::nn::bitmixer::{sample_bits, train_epoch_mixed};
+    use lowbit::nn::bitmixer::{sample_bits, train_epoch_mixed, MixSchedule};
     let g = gpu();
     let spec = ModelSpec::cnn((8, 8, 1), &[4], 3);
     let opt = OptimConfig { batch: 8, ..Default::default() };
@@ -589,8 +589,8 @@ fn set_bits_switches_kernels_and_transitional_batch_norm_keeps_a_state_per_pair(
     assert_eq!(sample_bits(&[4, 8], 1, 7, 3), sample_bits(&[4, 8], 1, 7, 3));
     let ds =
         lowbit::data::Dataset { images: x.clone(), labels: vec![0, 1, 2, 0, 1, 2, 0, 1], shape: (8, 8, 1), classes: 3 };
-    train_epoch_mixed(&mut t, &ds, 0, 4, &[4, 8], |_, _| {}).unwrap();
-    assert!(train_epoch_mixed(&mut t, &ds, 0, 4, &[], |_, _| {}).is_err());
+    train_epoch_mixed(&mut t, &ds, 0, 4, &[4, 8], MixSchedule::LAYERWISE, |_, _| {}).unwrap();
+    assert!(train_epoch_mixed(&mut t, &ds, 0, 4, &[], MixSchedule::LAYERWISE, |_, _| {}).is_err());
 }
 
 #[test]
