@@ -4,8 +4,8 @@
 // or, with B_CODES, TinyScript codes too (stored [N, K], or [K, N] when trans_b, scaled per
 // stored row); f32 accumulation. The products of a TinyScript-quantized network: the forward
 // Q(X)·Wᵀ and input gradient Q(dY)·W (B in f32), the weight gradient Q(dYᵀ)·Q(X) (B coded).
-// aux0 = A's bits | B's bits << 8; aux1 = A's level count | B's level count << 16; `levels`
-// holds A's table, then B's.
+// aux0 = A's bits | B's bits << 8 | A unsigned << 16 | B unsigned << 17; aux1 = A's level
+// count | B's level count << 16; `levels` holds A's table, then B's.
 // Tiling, split-K and epilogue as gemm_f32: shaders/common/gemm_tiled.wgsl over this file's
 // load_a / load_b (trans_a must be 0).
 // Reference: src/reference/gemm_levels.rs (decode, then f64; compared within a stated bound).
@@ -24,12 +24,13 @@ override B_CODES: bool = false;
 @group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
 @group(0) @binding(8) var<storage, read> b_scales: array<f32>;
 
-// Element `col` of a coded row starting at word `base`: ±level · scale (src/tinyscript.rs).
-fn level_value(codes_word: u32, col: u32, bits: u32, first: u32, count: u32, scale: f32) -> f32 {
+// Element `col` of a coded row from its word: ±level · scale (src/tinyscript.rs; an unsigned
+// table's codes have no sign bit).
+fn level_value(codes_word: u32, col: u32, bits: u32, signed: bool, first: u32, count: u32, scale: f32) -> f32 {
     let per_word = 32u / bits;
     let code = (codes_word >> ((col % per_word) * bits)) & ((1u << bits) - 1u);
-    let sign_bit = 1u << (bits - 1u);
-    let v = f32(levels[first + min(code & (sign_bit - 1u), count - 1u)]) * (1.0 / 16777216.0) * scale;
+    let sign_bit = select(0u, 1u << (bits - 1u), signed);
+    let v = f32(levels[first + min(code & ~sign_bit, count - 1u)]) * (1.0 / 16777216.0) * scale;
     return select(v, -v, (code & sign_bit) != 0u);
 }
 
@@ -39,7 +40,7 @@ fn load_a(row: u32, k: u32) -> f32 {
     }
     let bits = p.aux0 & 0xffu;
     let word = a_codes[row * p.a_words + k / (32u / bits)];
-    return level_value(word, k, bits, 0u, p.aux1 & 0xffffu, a_scales[row]);
+    return level_value(word, k, bits, (p.aux0 & 0x10000u) == 0u, 0u, p.aux1 & 0xffffu, a_scales[row]);
 }
 
 fn load_b(col: u32, k: u32) -> f32 {
@@ -58,7 +59,7 @@ fn load_b(col: u32, k: u32) -> f32 {
     if (!B_CODES) {
         return bitcast<f32>(b[r * width + s]);
     }
-    let bits = p.aux0 >> 8u;
+    let bits = (p.aux0 >> 8u) & 0xffu;
     let word = b[r * p.b_words + s / (32u / bits)];
-    return level_value(word, s, bits, p.aux1 & 0xffffu, p.aux1 >> 16u, b_scales[r]);
+    return level_value(word, s, bits, (p.aux0 & 0x20000u) == 0u, p.aux1 & 0xffffu, p.aux1 >> 16u, b_scales[r]);
 }

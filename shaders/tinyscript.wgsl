@@ -1,5 +1,6 @@
 // tinyscript: TinyScript's non-uniform quantizer (spec: src/tinyscript.rs, which documents the
-// format and the integer arithmetic repeated here), and the moments its Weibull fit needs.
+// format, signed and unsigned tables, and the integer arithmetic repeated here), and the moments
+// its Weibull fit needs.
 // moments_partial: workgroup w sums |x| and x² over elements [w·CHUNK, (w+1)·CHUNK) (thread t
 //                  takes t, t + 256, …; then a tree over the threads) and takes their absmax;
 //                  partial[3w..3w+3] = (Σ|x|, Σx², absmax bits). Non-finite and subnormal values
@@ -22,7 +23,7 @@ struct TsParams {
     stochastic: u32,
     n: u32,
     transposed: u32,
-    pad0: u32,
+    signed: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -122,11 +123,17 @@ fn mul_hi24(a: u32, b: u32) -> u32 {
     return ah * bh + (mid >> 12u);
 }
 
+// The code's sign bit; 0 for an unsigned table.
+fn sign_bit() -> u32 {
+    return select(0u, 1u << (p.bits - 1u), p.signed == 1u);
+}
+
 fn ts_encode(v: f32, inv: f32, idx: u32) -> u32 {
     let n = p.n_levels - 1u;
-    let sign_bit = 1u << (p.bits - 1u);
+    let sign_bit = sign_bit();
     let xb = bitcast<u32>(v);
-    if ((xb & 0x7fffffffu) > 0x7f800000u) {
+    // NaN, and for an unsigned table every negative value, encode as 0.
+    if ((xb & 0x7fffffffu) > 0x7f800000u || (p.signed == 0u && (xb >> 31u) == 1u)) {
         return 0u;
     }
     if ((xb & 0x7fffffffu) == 0x7f800000u) {
@@ -232,8 +239,8 @@ fn dequantize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let per_word = 32u / p.bits;
     let word = codes[row * p.words_per_row + c / per_word];
     let code = (word >> ((c % per_word) * p.bits)) & ((1u << p.bits) - 1u);
-    let sign_bit = 1u << (p.bits - 1u);
-    let k = min(code & (sign_bit - 1u), p.n_levels - 1u);
+    let sign_bit = sign_bit();
+    let k = min(code & (((1u << p.bits) - 1u) ^ sign_bit), p.n_levels - 1u);
     let v = f32(levels[k]) * (1.0 / 16777216.0) * scales[row];
     out[i] = select(v, -v, (code & sign_bit) != 0u);
 }

@@ -3,18 +3,21 @@
 //! unbiased stochastic rounding, and quantize with stochastic rounding between adjacent levels.
 //!
 //! ## Format (the spec; `shaders/tinyscript.wgsl` does the same integer arithmetic)
-//! A `b`-bit code (2 ≤ b ≤ 8) is a sign bit above a `b − 1`-bit index into a [`LevelTable`] of
-//! `2^(b−1)` magnitudes `0 = L₀ < L₁ < … < Lₙ = 2²⁴`, fixed point with 24 fractional bits, so
-//! level `i` stands for `Lᵢ / 2²⁴ · scale`. Codes are packed `⌊32 / b⌋` per u32 word, low bits
-//! first, each row starting on a new word. The scale of a row is its absmax (levels reach it:
-//! nothing is clipped).
+//! A `b`-bit code (2 ≤ b ≤ 8) of a signed [`LevelTable`] is a sign bit above a `b − 1`-bit index
+//! into `2^(b−1)` magnitudes `0 = L₀ < L₁ < … < Lₙ = 2²⁴`, fixed point with 24 fractional bits,
+//! so level `i` stands for `Lᵢ / 2²⁴ · scale`. An unsigned table, for data known to be
+//! nonnegative (the input of a layer that follows a ReLU), spends all `b` bits on the index:
+//! `2^b` levels, twice as many at the same width; negative values encode as 0 there. Codes are
+//! packed `⌊32 / b⌋` per u32 word, low bits first, each row starting on a new word. The scale of
+//! a row is its absmax (levels reach it: nothing is clipped).
 //!
 //! Encoding `x` with the row's `inv = 1/scale` (correctly rounded, [`recip_rne`]):
 //! `y = ftz(ftz(x)·inv)`; `U = ⌊|y|·2²⁴⌋` from y's bits (clamped to 2²⁴); `i` = the last level
 //! with `Lᵢ ≤ U`; with `D = U − Lᵢ`, `G = Lᵢ₊₁ − Lᵢ`, stochastic rounding goes up to `i + 1` iff
 //! `⌊r·G / 2²⁴⌋ < D` for the element's 24-bit draw `r`, which happens with probability
 //! `⌈D·2²⁴/G⌉ / 2²⁴` (unbiased up to 2⁻²⁴ of the gap); round-to-nearest goes up iff `2D > G`.
-//! NaN encodes as 0, ±∞ as ±Lₙ; −0 and values flushing to zero as +0.
+//! NaN encodes as 0, ±∞ as ±Lₙ; −0 and values flushing to zero as +0 (unsigned tables: every
+//! negative value, −∞ included, as 0).
 
 use crate::format::ftz;
 use crate::format::scale::recip_rne;
@@ -26,36 +29,66 @@ pub const ONE: u32 = 1 << 24;
 /// The magnitudes of a `bits`-bit TinyScript format.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LevelTable {
-    /// Bits per code, sign included.
+    /// Bits per code, sign included (if any).
     pub bits: u32,
-    /// `2^(bits−1)` increasing fixed-point magnitudes, `0` first and [`ONE`] last.
+    /// Whether codes carry a sign bit; unsigned tables are for nonnegative data.
+    pub signed: bool,
+    /// `2^(bits−1)` (signed) or `2^bits` (unsigned) increasing fixed-point magnitudes, `0` first
+    /// and [`ONE`] last.
     pub levels: Vec<u32>,
 }
 
+/// The number of levels of a `bits`-bit table: `2^(bits−1)` with a sign bit, `2^bits` without.
+pub fn level_count(bits: u32, signed: bool) -> Result<usize> {
+    if !(2..=8).contains(&bits) {
+        return Err(Error::InvalidArgument(format!("TinyScript codes have 2 to 8 bits, not {bits}")));
+    }
+    Ok(1usize << (bits - signed as u32))
+}
+
 impl LevelTable {
-    /// Checks and wraps `levels`.
+    /// Checks and wraps `levels` as a signed table.
     pub fn new(bits: u32, levels: Vec<u32>) -> Result<Self> {
-        if !(2..=8).contains(&bits) {
-            return Err(Error::InvalidArgument(format!("TinyScript codes have 2 to 8 bits, not {bits}")));
-        }
-        let n = 1usize << (bits - 1);
+        Self::with_sign(bits, true, levels)
+    }
+
+    /// Checks and wraps `levels`, signed or unsigned.
+    pub fn with_sign(bits: u32, signed: bool, levels: Vec<u32>) -> Result<Self> {
+        let n = level_count(bits, signed)?;
         if levels.len() != n || levels[0] != 0 || levels[n - 1] != ONE || levels.windows(2).any(|w| w[0] >= w[1]) {
+            let kind = if signed { "signed" } else { "unsigned" };
             return Err(Error::InvalidArgument(format!(
-                "a {bits}-bit level table is {n} strictly increasing values from 0 to 2^24, got {levels:?}"
+                "a {kind} {bits}-bit level table is {n} strictly increasing values from 0 to 2^24, got {levels:?}"
             )));
         }
-        Ok(LevelTable { bits, levels })
+        Ok(LevelTable { bits, signed, levels })
     }
 
-    /// Evenly spaced levels (the uniform quantizer in this format).
+    /// Evenly spaced levels (the uniform quantizer in this format), signed.
     pub fn uniform(bits: u32) -> Result<Self> {
-        let n = 1u64 << (bits.clamp(2, 8) - 1);
-        Self::new(bits, (0..n).map(|i| ((i * ONE as u64) / (n - 1)) as u32).collect())
+        Self::uniform_as(bits, true)
     }
 
-    /// From levels in `[0, 1]` (first 0, last 1), rounded to the fixed point.
+    /// Evenly spaced levels, signed or unsigned.
+    pub fn uniform_as(bits: u32, signed: bool) -> Result<Self> {
+        let n = level_count(bits, signed)? as u64;
+        Self::with_sign(bits, signed, (0..n).map(|i| ((i * ONE as u64) / (n - 1)) as u32).collect())
+    }
+
+    /// From levels in `[0, 1]` (first 0, last 1), rounded to the fixed point; signed when there
+    /// are `2^(bits−1)` of them, unsigned when there are `2^bits`.
     pub fn from_unit(bits: u32, unit: &[f64]) -> Result<Self> {
-        Self::new(bits, unit.iter().map(|&l| (l * ONE as f64).round() as u32).collect())
+        let signed = unit.len() != 1usize << bits.min(31);
+        Self::with_sign(bits, signed, unit.iter().map(|&l| (l * ONE as f64).round() as u32).collect())
+    }
+
+    /// The code's sign bit (0 for an unsigned table).
+    pub fn sign_bit(&self) -> u32 {
+        if self.signed {
+            1 << (self.bits - 1)
+        } else {
+            0
+        }
     }
 
     /// Codes per u32 word.
@@ -71,8 +104,8 @@ impl LevelTable {
     /// Encodes `x` with inverse scale `inv` (see the module docs).
     pub fn encode(&self, x: f32, inv: f32, stochastic: bool, r24: u32) -> u32 {
         let n = self.levels.len() as u32 - 1;
-        let sign_bit = 1u32 << (self.bits - 1);
-        if x.is_nan() {
+        let sign_bit = self.sign_bit();
+        if x.is_nan() || (!self.signed && x.is_sign_negative()) {
             return 0;
         }
         if x.is_infinite() {
@@ -106,8 +139,8 @@ impl LevelTable {
 
     /// The value of `code` at `scale`.
     pub fn decode(&self, code: u32, scale: f32) -> f32 {
-        let sign_bit = 1u32 << (self.bits - 1);
-        let idx = (code & (sign_bit - 1)) as usize;
+        let sign_bit = self.sign_bit();
+        let idx = (code & (((1u32 << self.bits) - 1) ^ sign_bit)) as usize;
         let v = self.levels[idx.min(self.levels.len() - 1)] as f32 * (1.0 / ONE as f32) * scale;
         if code & sign_bit != 0 {
             -v
@@ -251,16 +284,20 @@ pub fn expected_variance(levels: &[f64], pts: &[f64], w: &[f64]) -> f64 {
     levels.windows(2).map(|ab| p.cost(idx(ab[0]), idx(ab[1]), ab[0], ab[1])).sum()
 }
 
-/// The `2^(bits−1)` levels on the grid `{j / n}` that minimize [`expected_variance`] for values
-/// distributed as `(pts, w)` (from [`discretize`] with the same `n`), by coordinate descent from
-/// evenly spaced levels: each interior level in turn moves to the grid point between its
-/// neighbours with the least cost, until a sweep changes nothing.
+/// The `2^(bits−1)` levels (a signed table's) on the grid `{j / n}` that minimize
+/// [`expected_variance`] for values distributed as `(pts, w)` (from [`discretize`] with the same
+/// `n`): [`optimal_levels_as`].
 pub fn optimal_levels(bits: u32, pts: &[f64], w: &[f64]) -> Result<Vec<f64>> {
-    if !(2..=8).contains(&bits) {
-        return Err(Error::InvalidArgument(format!("TinyScript codes have 2 to 8 bits, not {bits}")));
-    }
+    optimal_levels_as(bits, true, pts, w)
+}
+
+/// The [`level_count`] levels of a signed or unsigned `bits`-bit table on the grid `{j / n}`
+/// that minimize [`expected_variance`] for values distributed as `(pts, w)`, by coordinate
+/// descent from evenly spaced levels: each interior level in turn moves to the grid point
+/// between its neighbours with the least cost, until a sweep changes nothing.
+pub fn optimal_levels_as(bits: u32, signed: bool, pts: &[f64], w: &[f64]) -> Result<Vec<f64>> {
+    let m = level_count(bits, signed)?;
     let n = pts.len();
-    let m = 1usize << (bits - 1);
     if n < 2 * m {
         return Err(Error::InvalidArgument(format!("{n} grid points are too few for {m} levels")));
     }
@@ -315,13 +352,19 @@ pub fn discretize_rows(dist: &Weibull, row_amax: &[f32], n: usize) -> (Vec<f64>,
     (pts, w)
 }
 
-/// TinyScript's table for `bits` when every row is scaled by its own absmax (`row_amax`): the
-/// Weibull fit of |x| from its moments, the distribution of `|x| / rowmax` it implies
-/// ([`discretize_rows`], 4096 cells), then [`optimal_levels`].
-pub fn levels_for_rows(bits: u32, mean_abs: f64, mean_sq: f64, row_amax: &[f32]) -> Result<(Weibull, LevelTable)> {
+/// TinyScript's signed or unsigned table for `bits` when every row is scaled by its own absmax
+/// (`row_amax`): the Weibull fit of |x| from its moments, the distribution of `|x| / rowmax` it
+/// implies ([`discretize_rows`], 4096 cells), then [`optimal_levels_as`].
+pub fn levels_for_rows(
+    bits: u32,
+    signed: bool,
+    mean_abs: f64,
+    mean_sq: f64,
+    row_amax: &[f32],
+) -> Result<(Weibull, LevelTable)> {
     let fit = Weibull::fit(mean_abs, mean_sq)?;
     let (pts, w) = discretize_rows(&fit, row_amax, 4096);
-    let unit = optimal_levels(bits, &pts, &w)?;
+    let unit = optimal_levels_as(bits, signed, &pts, &w)?;
     Ok((fit, LevelTable::from_unit(bits, &unit)?))
 }
 

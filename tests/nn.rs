@@ -485,6 +485,55 @@ fn tinyscript_forward_quantizes_the_activations_and_checkpoints_its_levels() {
 }
 
 #[test]
+fn tinyscript_quantizes_a_relu_output_with_an_unsigned_table() {
+    use lowbit::reference::gemm_f32::EpilogueRef;
+    use lowbit::tinyscript::LevelTable;
+    let g = gpu();
+    assert_eq!(ModelSpec::mlp((5, 7, 1), &[12, 9], 6).nonnegative_inputs(), vec![false, true, true]);
+    // conv, bn+relu, pool, conv, bn+relu, pool, linear.
+    let cnn = ModelSpec::cnn((8, 8, 1), &[4, 6], 3);
+    assert_eq!(cnn.nonnegative_inputs(), vec![false, false, true, true, false, true, true]);
+    // Layer 0 in fp32 with an identity-like weight, so the hidden layer is exactly relu(x[:, :12]);
+    // layer 1 quantizes it onto an unsigned 3-bit table: 8 levels from 0 to the row's max.
+    let spec = ModelSpec::mlp((5, 7, 1), &[12], 6);
+    let opt = OptimConfig { batch: 16, ..Default::default() };
+    let base = TrainScheme::preset("tinyscript3").unwrap();
+    let fwd32 = TrainScheme::preset("tinyscript3+fwd32").unwrap().default;
+    let mut t = Trainer::new(g, spec.clone(), base.with_layer(0, fwd32).unwrap(), opt, 5).unwrap();
+    let w0: Vec<f32> = (0..12 * 35).map(|i| if i % 35 == i / 35 { 1.0 } else { 0.0 }).collect();
+    t.set_parameter("layers.0.weight", &w0).unwrap();
+    let x = data(16 * 35, 302, false);
+    let h: Vec<f32> = (0..16 * 12).map(|i| x[(i / 12) * 35 + i % 12].max(0.0)).collect();
+    let p = t.parameters().unwrap();
+    let get = |n: &str| p.iter().find(|q| q.0 == n).unwrap().2.clone();
+    let (w1, b1) = (get("layers.1.weight"), get("layers.1.bias"));
+    let logits_with = |table: &LevelTable| {
+        let (codes, scales) = reference::tinyscript::quantize(&h, 16, 12, table, Rounding::Nearest);
+        let e = EpilogueRef { bias: Some(&b1), relu: false, old: None };
+        reference::gemm_levels::gemm_levels(&codes, &scales, table, 16, 12, &w1, 6, false, &e)
+    };
+    let want = logits_with(&LevelTable::uniform_as(3, false).unwrap());
+    let got = t.logits(&x, 16).unwrap();
+    for (i, &v) in got.iter().enumerate() {
+        let tol = 64.0 * 2f64.powi(-24) * want.magnitude[i] + 1e-30;
+        assert!((v as f64 - want.value[i]).abs() <= tol, "[{i}]: {v} vs {}", want.value[i]);
+    }
+    let signed = logits_with(&LevelTable::uniform(3).unwrap());
+    assert!(signed.value.iter().zip(&want.value).any(|(a, b)| (a - b).abs() > 1e-3), "a signed table loses levels");
+    // Refits keep the table unsigned, and a checkpoint carries its 8 levels.
+    t.step(&x, &(0..16).map(|i| i % 6).collect::<Vec<u32>>(), 0.05).unwrap();
+    let path = std::env::temp_dir().join(format!("lowbit-ts-unsigned-{}.safetensors", std::process::id()));
+    t.save(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let levels = st.tensor("layers.1.activation_levels").unwrap();
+    assert_eq!(levels.shape(), [8]);
+    let table = LevelTable::with_sign(3, false, bytemuck::pod_collect_to_vec::<u8, u32>(levels.data())).unwrap();
+    assert_ne!(table, LevelTable::uniform_as(3, false).unwrap(), "refit to the step's input");
+}
+
+#[test]
 fn dcq_sections_stitch_back_exactly_and_learn_the_teacher() {
     use lowbit::data::Dataset;
     use lowbit::nn::dcq::{section_spec, split, train_sections};

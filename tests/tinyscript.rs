@@ -7,7 +7,7 @@ mod common;
 use common::{assert_f32_bits_eq, assert_u32_eq, data, gpu};
 use lowbit::kernels::tinyscript::TinyScript;
 use lowbit::scheme::Rounding;
-use lowbit::tinyscript::{discretize, expected_variance, optimal_levels, LevelTable, Weibull};
+use lowbit::tinyscript::{discretize, expected_variance, optimal_levels, optimal_levels_as, LevelTable, Weibull};
 use lowbit::{reference, GpuBuffer};
 
 /// f32 sums of up to 2²⁰ values against f64: relative bound.
@@ -75,9 +75,18 @@ fn level_search_matches_brute_force_and_beats_uniform() {
             assert!(vf < 0.85 * vu, "k {k}: {vf} vs uniform {vu}");
         }
     }
+    // An unsigned 2-bit table has the 4 levels of a signed 3-bit one (and 3 bits unsigned the 8
+    // of 4 bits signed).
+    let (pts, w) = discretize(&Weibull { shape: 0.8, scale: 0.2 }, 1.0, 256);
+    assert_eq!(optimal_levels_as(2, false, &pts, &w).unwrap(), optimal_levels(3, &pts, &w).unwrap());
+    assert_eq!(optimal_levels_as(3, false, &pts, &w).unwrap(), optimal_levels(4, &pts, &w).unwrap());
     assert!(optimal_levels(9, &[0.5; 1024], &[1.0; 1024]).is_err());
     assert!(LevelTable::new(3, vec![0, 5, 3, 1 << 24]).is_err());
     assert!(LevelTable::new(3, vec![0, 5, 9, 1 << 23]).is_err());
+    assert!(LevelTable::with_sign(2, false, vec![0, 5, 1 << 24]).is_err(), "unsigned 2-bit tables have 4 levels");
+    let u = LevelTable::uniform_as(2, false).unwrap();
+    assert_eq!((u.levels.len(), u.signed), (4, false));
+    assert_eq!(LevelTable::from_unit(2, &u.unit()).unwrap(), u, "the level count tells the sign");
 }
 
 #[test]
@@ -86,7 +95,11 @@ fn quantize_and_dequantize_match_the_spec_bit_for_bit() {
     let ts = TinyScript::new(g).unwrap();
     for bits in [2u32, 3, 4, 8] {
         let (_, fitted) = lowbit::tinyscript::levels_for(bits, 0.2, 0.09, 1.0).unwrap();
-        for table in [LevelTable::uniform(bits).unwrap(), fitted] {
+        let (_, fitted_u) = lowbit::tinyscript::levels_for_rows(bits, false, 0.2, 0.09, &[1.0]).unwrap();
+        // Unsigned tables (for nonnegative data) encode the negative inputs as 0.
+        for table in
+            [LevelTable::uniform(bits).unwrap(), fitted, LevelTable::uniform_as(bits, false).unwrap(), fitted_u]
+        {
             for (rows, cols) in [(1usize, 1usize), (3, 1000), (33, 65), (2, 5000)] {
                 let x = data(rows * cols, bits + rows as u32, true);
                 let xb = GpuBuffer::from_slice(g, "x", &x).unwrap();
@@ -96,7 +109,7 @@ fn quantize_and_dequantize_match_the_spec_bit_for_bit() {
                     let out = GpuBuffer::<f32>::zeros(g, "out", rows * cols).unwrap();
                     ts.encode_dequantize(g, &mut enc, &q, &out).unwrap();
                     g.queue.submit([enc.finish()]);
-                    let what = format!("tinyscript {bits}-bit {rows}x{cols} {rounding:?}");
+                    let what = format!("tinyscript {bits}-bit signed={} {rows}x{cols} {rounding:?}", table.signed);
                     let (codes, scales) = reference::tinyscript::quantize(&x, rows, cols, &table, rounding);
                     assert_u32_eq(&format!("{what} codes"), &q.codes.read(g).unwrap(), &codes);
                     assert_f32_bits_eq(&format!("{what} scales"), &q.scales.read(g).unwrap(), &scales);
@@ -172,10 +185,14 @@ fn gemm_levels_matches_the_decoded_reference() {
     let gemm = GemmLevels::new(g).unwrap();
     // Includes a long K that the launcher splits.
     for (m, n, k) in [(1usize, 1usize, 1usize), (33, 65, 17), (70, 9, 300), (7, 5, 5003)] {
-        for bits in [3u32, 4] {
-            let a = data(m * k, 40 + bits, false);
+        // A signed, or unsigned on nonnegative data (a layer input after a ReLU).
+        for (bits, signed) in [(3u32, true), (4, true), (3, false)] {
+            let mut a = data(m * k, 40 + bits, false);
+            if !signed {
+                a.iter_mut().for_each(|v| *v = v.abs());
+            }
             let b = data(n * k, 41, false);
-            let table = LevelTable::uniform(bits).unwrap();
+            let table = LevelTable::uniform_as(bits, signed).unwrap();
             let ab = GpuBuffer::from_slice(g, "a", &a).unwrap();
             let mut enc = g.device.create_command_encoder(&Default::default());
             let q = ts
@@ -198,9 +215,15 @@ fn gemm_levels_matches_the_decoded_reference() {
                     trans_b,
                     &EpilogueRef::default(),
                 );
-                // B coded as well (3-bit fitted-looking levels beside A's table), scaled per stored row.
+                // B coded as well (fitted-looking levels beside A's table, signed beside an
+                // unsigned A and unsigned beside a signed one; B's negative values encode as 0
+                // in the unsigned table), scaled per stored row.
                 let (brows, bcols) = if trans_b { (k, n) } else { (n, k) };
-                let btable = LevelTable::from_unit(3, &[0.0, 0.05, 0.15, 1.0]).unwrap();
+                let btable = if signed {
+                    LevelTable::from_unit(2, &[0.0, 0.05, 0.15, 1.0]).unwrap()
+                } else {
+                    LevelTable::from_unit(3, &[0.0, 0.05, 0.15, 1.0]).unwrap()
+                };
                 let mut enc = g.device.create_command_encoder(&Default::default());
                 let qb = ts.encode_quantize(g, &mut enc, &bsb, brows, bcols, &btable, Rounding::Nearest).unwrap();
                 g.queue.submit([enc.finish()]);
@@ -233,7 +256,9 @@ fn gemm_levels_matches_the_decoded_reference() {
                     let bound = (k as f64 + 8.0) * 2f64.powi(-24);
                     for (i, &gv) in got.iter().enumerate() {
                         let tol = bound * want.magnitude[i] + 1e-30;
-                        let what = format!("gemm_levels {m}x{n}x{k} {bits}b tb={trans_b} coded={coded} {tile:?} [{i}]");
+                        let what = format!(
+                            "gemm_levels {m}x{n}x{k} {bits}b signed={signed} tb={trans_b} coded={coded} {tile:?} [{i}]"
+                        );
                         assert!(((gv as f64) - want.value[i]).abs() <= tol, "{what}: {gv} vs {}", want.value[i]);
                     }
                 }

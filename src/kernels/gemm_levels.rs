@@ -163,7 +163,8 @@ impl GemmLevels {
                 let both: Vec<u32> = a.table.levels.iter().chain(&t.table.levels).copied().collect();
                 let levels = GpuBuffer::from_slice(gpu, "gemm_levels tables", &both)?;
                 let bl = t.table.levels.len() as u32;
-                (t.codes.buffer(), t.scales.buffer(), bw as u32, t.table.bits, bl, levels, &self.coded_b)
+                let b_bits = t.table.bits | (!t.table.signed as u32) << 9;
+                (t.codes.buffer(), t.scales.buffer(), bw as u32, b_bits, bl, levels, &self.coded_b)
             }
         };
         let (tiles_n, total_tiles) = tiles(m as u32, n as u32, tile.edge())?;
@@ -178,7 +179,7 @@ impl GemmLevels {
             a_words: words as u32,
             b_words,
             samples: 1,
-            aux: [a.table.bits | (b_bits << 8), a_levels | (b_levels << 16)],
+            aux: [a.table.bits | (!a.table.signed as u32) << 16 | (b_bits << 8), a_levels | (b_levels << 16)],
             ..Default::default()
         };
         let bias = epi.bias.unwrap_or(&self.dummies.f32);

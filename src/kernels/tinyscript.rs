@@ -25,7 +25,8 @@ struct TsParams {
     stochastic: u32,
     n: u32,
     transposed: u32,
-    pad: [u32; 3],
+    signed: u32,
+    pad: [u32; 2],
 }
 
 /// Elements per workgroup in the moments pass.
@@ -147,7 +148,7 @@ impl TinyScript {
     }
 
     /// Measures `x` `[rows, cols]` on the GPU (submits and waits: its moments and every row's
-    /// absmax) and builds TinyScript's `bits`-bit table for quantizing it one scale per row: the
+    /// absmax) and builds TinyScript's signed `bits`-bit table for quantizing it one scale per row: the
     /// Weibull fit of |x| and the levels that minimize the variance of `|x| / rowmax`.
     pub fn fit(
         &self,
@@ -157,11 +158,12 @@ impl TinyScript {
         cols: usize,
         bits: u32,
     ) -> Result<(Weibull, LevelTable)> {
-        self.fit_as(gpu, x, rows, cols, false, bits)
+        self.fit_as(gpu, x, rows, cols, false, bits, true)
     }
 
     /// As [`TinyScript::fit`]; with `transposed`, `x` is stored `[cols, rows]` (the rows to be
-    /// scaled are its columns).
+    /// scaled are its columns); `signed: false` builds an unsigned table (for nonnegative `x`).
+    #[allow(clippy::too_many_arguments)]
     pub fn fit_as(
         &self,
         gpu: &Gpu,
@@ -170,6 +172,7 @@ impl TinyScript {
         cols: usize,
         transposed: bool,
         bits: u32,
+        signed: bool,
     ) -> Result<(Weibull, LevelTable)> {
         if rows == 0 || cols == 0 {
             return Err(Error::Empty("tinyscript fit"));
@@ -185,7 +188,7 @@ impl TinyScript {
         let m = out.read(gpu)?;
         let row_amax: Vec<f32> = amax.read(gpu)?.into_iter().map(f32::from_bits).collect();
         let n = x.len() as f64;
-        levels_for_rows(bits, m[0] as f64 / n, m[1] as f64 / n, &row_amax)
+        levels_for_rows(bits, signed, m[0] as f64 / n, m[1] as f64 / n, &row_amax)
     }
 
     /// Records the per-row quantization of `x` `[rows, cols]` onto `table`.
@@ -221,7 +224,7 @@ impl TinyScript {
             return Err(Error::Empty("tinyscript quantize"));
         }
         check_len("tinyscript quantize", "x", x.len(), rows * cols)?;
-        let table = LevelTable::new(table.bits, table.levels.clone())?;
+        let table = LevelTable::with_sign(table.bits, table.signed, table.levels.clone())?;
         let words_per_row = cols.div_ceil(table.per_word() as usize);
         let t = TinyScriptTensor {
             codes: GpuBuffer::zeros(gpu, "tinyscript codes", rows * words_per_row)?,
@@ -242,7 +245,8 @@ impl TinyScript {
             stochastic: stochastic as u32,
             n: (rows * cols) as u32,
             transposed: transposed as u32,
-            pad: [0; 3],
+            signed: t.table.signed as u32,
+            pad: [0; 2],
         };
         let g = self.group(gpu, &p, Some(x), Some(&t.codes), Some(&t.scales), Some(&t.levels), None);
         dispatch(enc, "tinyscript", &self.quantize, &g, rows as u32)?;
@@ -265,6 +269,7 @@ impl TinyScript {
             bits: t.table.bits,
             n_levels: t.table.levels.len() as u32,
             n: (t.rows * t.cols) as u32,
+            signed: t.table.signed as u32,
             ..Default::default()
         };
         let g = self.group(gpu, &p, None, Some(&t.codes), Some(&t.scales), Some(&t.levels), Some(out));

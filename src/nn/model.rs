@@ -139,6 +139,22 @@ impl ModelSpec {
         Ok(out)
     }
 
+    /// For every layer, whether its input is nonnegative whatever the model's input: it follows
+    /// a ReLU (fused into a Linear, Conv or BatchNorm), possibly through pooling layers. The
+    /// model's own input is not assumed nonnegative (datasets are normalized around 0).
+    pub fn nonnegative_inputs(&self) -> Vec<bool> {
+        let mut nonneg = false;
+        let mut out = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            out.push(nonneg);
+            nonneg = match *l {
+                LayerSpec::Linear { relu, .. } | LayerSpec::Conv { relu, .. } | LayerSpec::BatchNorm { relu } => relu,
+                LayerSpec::MaxPool { .. } | LayerSpec::AvgPool { .. } => nonneg,
+            };
+        }
+        out
+    }
+
     /// Number of classes (the last layer's outputs).
     pub fn classes(&self) -> usize {
         match self.layers.last() {

@@ -14,7 +14,7 @@
 //! | `fp8` | fp8-e4m3, per row | fp8-e5m2, per row | FP8 decode + f32 |
 //! | `luq4` | int4, per row | LUQ log4, per row | `dot4I8Packed` (log4 levels as shifts) |
 //! | `int4`, `int3`, `int2` | int4 / int3 / int2 (ternary), per row | int8, per row | `dot4I8Packed` |
-//! | `tinyscript[B]` | X: TinyScript B-bit (default 4), fitted levels, per row; W: fp32 | TinyScript B-bit, fitted, per row | `gemm_levels` |
+//! | `tinyscript[B]` | X: TinyScript B-bit (default 4; unsigned after a ReLU), fitted levels, per row; W: fp32 | TinyScript B-bit, fitted, per row | `gemm_levels` |
 //! | `levels[B]` | the same codes with evenly spaced levels | the same, evenly spaced | `gemm_levels` |
 //!
 //! `luq4` and `int4`/`int3`/`int2` keep the first and the last layer at 8 bits (int8 forward and
@@ -51,7 +51,9 @@ pub enum ForwardPrecision {
     /// INT2 (ternary), per-row scales.
     Int2,
     /// TinyScript: the activations X quantized onto `bits`-bit non-uniform levels, one scale per
-    /// row (sample), stochastically in training (unbiased) and to nearest in evaluation; with
+    /// row (sample), stochastically in training (unbiased) and to nearest in evaluation. A
+    /// layer whose input follows a ReLU uses an unsigned table (no sign bit: `2^bits` levels
+    /// instead of `2^(bits−1)`), the first layer a signed one. With
     /// `fitted` the levels come from a Weibull fit of the layer's input, refit every
     /// [`TINYSCRIPT_REFIT`] steps (the first steps use uniform levels), else they stay uniform.
     /// Weights stay f32, as in the paper, which squeezes activations and gradients: the forward

@@ -297,8 +297,8 @@ pub struct Trainer<'g> {
     transitional: bool,
 }
 
-/// TinyScript's `bits`-bit table fitted to `x` ([`TinyScript::fit_as`]), or `None` when there is
-/// nothing to fit (an all-zero tensor): the layer then keeps the levels it had.
+/// A TinyScript table of `old`'s kind (bits, sign) fitted to `x` ([`TinyScript::fit_as`]), or
+/// `None` when there is nothing to fit (an all-zero tensor): the layer then keeps `old`.
 fn refit_levels(
     ts: &TinyScript,
     gpu: &Gpu,
@@ -306,9 +306,9 @@ fn refit_levels(
     rows: usize,
     cols: usize,
     transposed: bool,
-    bits: u32,
+    old: &LevelTable,
 ) -> Result<Option<LevelTable>> {
-    match ts.fit_as(gpu, x, rows, cols, transposed, bits) {
+    match ts.fit_as(gpu, x, rows, cols, transposed, old.bits, old.signed) {
         Ok((_, table)) => Ok(Some(table)),
         Err(Error::InvalidArgument(_)) => Ok(None),
         Err(e) => Err(e),
@@ -329,6 +329,7 @@ impl<'g> Trainer<'g> {
         let n_train = spec.layers.iter().filter(|l| l.is_gemm()).count();
         let mut layers = Vec::new();
         let mut input = spec.input;
+        let nonneg_inputs = spec.nonnegative_inputs();
         let mut index = 0;
         for (li, l) in spec.layers.iter().enumerate() {
             match *l {
@@ -396,8 +397,11 @@ impl<'g> Trainer<'g> {
                             }
                             _ => None,
                         },
+                        // After a ReLU the input is nonnegative: an unsigned table, twice the levels.
                         act_levels: match ls.forward {
-                            ForwardPrecision::TinyScript { bits, .. } => Some(LevelTable::uniform(bits)?),
+                            ForwardPrecision::TinyScript { bits, .. } => {
+                                Some(LevelTable::uniform_as(bits, !nonneg_inputs[li])?)
+                            }
                             _ => None,
                         },
                     })));
@@ -1028,9 +1032,9 @@ impl<'g> Trainer<'g> {
         // TinyScript: fit the levels to this step's gradients, for the steps that follow.
         for (li, g, rows, n) in refit {
             if let Layer::Gemm(l) = &mut self.layers[li] {
-                if let GradPrecision::TinyScript { bits, .. } = l.scheme.gradient {
-                    let fit = |t: bool, r: usize, c: usize| refit_levels(&self.k.ts, gpu, &g, r, c, t, bits);
-                    if let (Some(t_w), Some(t_x)) = (fit(true, n, rows)?, fit(false, rows, n)?) {
+                if let Some((old_w, old_x)) = &l.levels {
+                    let fit = |t: bool, r: usize, c: usize, old| refit_levels(&self.k.ts, gpu, &g, r, c, t, old);
+                    if let (Some(t_w), Some(t_x)) = (fit(true, n, rows, old_w)?, fit(false, rows, n, old_x)?) {
                         l.levels = Some((t_w, t_x));
                     }
                 }
@@ -1039,8 +1043,8 @@ impl<'g> Trainer<'g> {
         // And the activation levels to this step's inputs.
         for (li, x, rows, k) in refit_x_list {
             if let Layer::Gemm(l) = &mut self.layers[li] {
-                if let ForwardPrecision::TinyScript { bits, .. } = l.scheme.forward {
-                    if let Some(table) = refit_levels(&self.k.ts, gpu, &x, rows, k, false, bits)? {
+                if let Some(old) = &l.act_levels {
+                    if let Some(table) = refit_levels(&self.k.ts, gpu, &x, rows, k, false, old)? {
                         l.act_levels = Some(table);
                     }
                 }
@@ -1244,8 +1248,9 @@ impl<'g> Trainer<'g> {
             if t.dtype() != safetensors::Dtype::U32 || t.shape() != want {
                 return Err(err(format!("{name}: expected u32 {want:?}, found {:?} {:?}", t.dtype(), t.shape())));
             }
-            let table = LevelTable::new(have.bits, bytemuck::pod_collect_to_vec::<u8, u32>(t.data()))
-                .map_err(|e| err(format!("{name}: {e}")))?;
+            let table =
+                LevelTable::with_sign(have.bits, have.signed, bytemuck::pod_collect_to_vec::<u8, u32>(t.data()))
+                    .map_err(|e| err(format!("{name}: {e}")))?;
             tables.push((i, table));
         }
         for (buf, off, data) in staged {
