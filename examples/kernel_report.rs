@@ -9,6 +9,10 @@
 //! cargo run --release --example kernel_report -- [--elements N] [--iters K] [--max-square S]
 //!     [--skip-quant] [--skip-gemm] [--adapter-only]
 
+#[path = "shared/cli.rs"]
+#[allow(dead_code)]
+mod cli;
+
 use lowbit::format::Format;
 use lowbit::kernels::gemm::{Epilogue, Tile};
 use lowbit::kernels::gemm_f32::{GemmF32, GemmShape};
@@ -35,6 +39,9 @@ struct Args {
     adapter_only: bool,
 }
 
+const USAGE: &str =
+    "kernel_report [--elements N] [--iters K] [--max-square S] [--skip-quant] [--skip-gemm] [--adapter-only]";
+
 fn args() -> Args {
     let mut a = Args {
         elements: 16 << 20,
@@ -44,20 +51,20 @@ fn args() -> Args {
         skip_gemm: false,
         adapter_only: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(s) = it.next() {
+    let mut f = cli::Flags::new(USAGE);
+    while let Some(s) = f.next() {
         match s.as_str() {
-            "--elements" => a.elements = it.next().and_then(|v| v.parse().ok()).expect("--elements N"),
-            "--iters" => a.iters = it.next().and_then(|v| v.parse().ok()).expect("--iters K"),
+            "--elements" => a.elements = f.whole("--elements"),
+            "--iters" => a.iters = f.whole("--iters") as u32,
             "--adapter-only" => a.adapter_only = true,
-            "--max-square" => a.max_square = Some(it.next().and_then(|v| v.parse().ok()).expect("--max-square S")),
+            "--max-square" => a.max_square = Some(f.whole("--max-square")),
             "--skip-quant" => a.skip_quant = true,
             "--skip-gemm" => a.skip_gemm = true,
-            other => {
-                eprintln!("unknown argument {other}\nusage: kernel_report [--elements N] [--iters K] [--max-square S] [--skip-quant] [--skip-gemm] [--adapter-only]");
-                std::process::exit(2);
-            }
+            other => cli::fail(USAGE, &format!("unknown argument {other}")),
         }
+    }
+    if a.elements == 0 || a.iters == 0 {
+        cli::fail(USAGE, "--elements and --iters must be at least 1");
     }
     a
 }
