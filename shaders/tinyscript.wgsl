@@ -240,7 +240,7 @@ fn dequantize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let word = codes[row * p.words_per_row + c / per_word];
     let code = (word >> ((c % per_word) * p.bits)) & ((1u << p.bits) - 1u);
     let sign_bit = sign_bit();
-    let k = min(code & (((1u << p.bits) - 1u) ^ sign_bit), p.n_levels - 1u);
+    let k = min(code & ~sign_bit, p.n_levels - 1u);
     let v = f32(levels[k]) * (1.0 / 16777216.0) * scales[row];
     out[i] = select(v, -v, (code & sign_bit) != 0u);
 }

@@ -150,11 +150,10 @@ impl GemmLevels {
         let words = k.div_ceil(a.table.per_word() as usize);
         check_len("gemm_levels", "A codes", a.codes.len(), m * words)?;
         check_len("gemm_levels", "A scales", a.scales.len(), m)?;
-        let a_levels = a.table.levels.len() as u32;
-        let (b_buf, b_scales, b_words, b_bits, b_levels, levels, pipes) = match b {
+        let (b_buf, b_scales, b_words, b_table, levels, pipes) = match b {
             Operand::F32(buf) => {
                 check_len("gemm_levels", "b", buf.len(), n * k)?;
-                (buf.buffer(), self.dummies.f32.buffer(), 0, 0, 0, a.levels.clone(), &self.f32_b)
+                (buf.buffer(), self.dummies.f32.buffer(), 0, None, a.levels.clone(), &self.f32_b)
             }
             Operand::Codes(t) => {
                 let bw = t.cols.div_ceil(t.table.per_word() as usize);
@@ -162,11 +161,14 @@ impl GemmLevels {
                 check_len("gemm_levels", "B scales", t.scales.len(), t.rows)?;
                 let both: Vec<u32> = a.table.levels.iter().chain(&t.table.levels).copied().collect();
                 let levels = GpuBuffer::from_slice(gpu, "gemm_levels tables", &both)?;
-                let bl = t.table.levels.len() as u32;
-                let b_bits = t.table.bits | (!t.table.signed as u32) << 9;
-                (t.codes.buffer(), t.scales.buffer(), bw as u32, b_bits, bl, levels, &self.coded_b)
+                (t.codes.buffer(), t.scales.buffer(), bw as u32, Some(&t.table), levels, &self.coded_b)
             }
         };
+        // aux0: bits of A and B, and which of them is unsigned; aux1: their level counts.
+        let (b_bits, b_unsigned, b_levels) =
+            b_table.map_or((0, 0, 0), |t| (t.bits, !t.signed as u32, t.levels.len() as u32));
+        let aux0 = a.table.bits | (b_bits << 8) | ((!a.table.signed as u32) << 16) | (b_unsigned << 17);
+        let aux1 = a.table.levels.len() as u32 | (b_levels << 16);
         let (tiles_n, total_tiles) = tiles(m as u32, n as u32, tile.edge())?;
         let p = GemmParams {
             m: m as u32,
@@ -179,7 +181,7 @@ impl GemmLevels {
             a_words: words as u32,
             b_words,
             samples: 1,
-            aux: [a.table.bits | (!a.table.signed as u32) << 16 | (b_bits << 8), a_levels | (b_levels << 16)],
+            aux: [aux0, aux1],
             ..Default::default()
         };
         let bias = epi.bias.unwrap_or(&self.dummies.f32);

@@ -148,8 +148,8 @@ impl TinyScript {
     }
 
     /// Measures `x` `[rows, cols]` on the GPU (submits and waits: its moments and every row's
-    /// absmax) and builds TinyScript's signed `bits`-bit table for quantizing it one scale per row: the
-    /// Weibull fit of |x| and the levels that minimize the variance of `|x| / rowmax`.
+    /// absmax) and builds TinyScript's signed `bits`-bit table for quantizing it one scale per
+    /// row: the Weibull fit of |x| and the levels that minimize the variance of `|x| / rowmax`.
     pub fn fit(
         &self,
         gpu: &Gpu,

@@ -11,8 +11,8 @@ use crate::data::Dataset;
 use crate::{rng, Error, Result};
 
 /// The bit-width of every trainable layer for training step `step`, drawn independently per
-/// layer from `choices` with the trainer's seed (reproducible). Every entry is equally likely:
-/// list a bit-width twice to draw it twice as often.
+/// layer from `choices` (not empty) with the trainer's seed (reproducible). Every entry is
+/// equally likely: list a bit-width twice to draw it twice as often.
 pub fn sample_bits(choices: &[u32], seed: u32, step: u64, layers: usize) -> Vec<u32> {
     let key = rng::key(seed, 0xb17_u32.wrapping_add(step as u32));
     (0..layers as u32).map(|l| choices[(rng::draw(key, l) as usize) % choices.len()]).collect()
