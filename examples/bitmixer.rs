@@ -206,7 +206,8 @@ fn run() -> lowbit::Result<()> {
             println!(
                 "{}",
                 json!({"dataset": "mnist", "model": a.model, "bits": c, "bitmixer_acc": acc, "dedicated_acc": ded,
-                       "epochs": a.epochs, "train_images": train.len(), "adapter": gpu.report().name})
+                       "epochs": a.epochs, "train_images": train.len(), "adapter": gpu.report().name,
+                       "schedule": {"high_steps": high, "network_steps": network, "ramp_steps": ramp}, "drawn": a.drawn})
             );
         }
     }
