@@ -271,3 +271,19 @@ fn gemm_levels_matches_the_decoded_reference() {
     let c = GpuBuffer::<f32>::zeros(g, "c", 4).unwrap();
     assert!(gemm.encode(g, &mut enc, &q, &x, 3, false, &Epilogue::default(), &c).is_err(), "b of the wrong size");
 }
+
+#[test]
+fn fitting_rows_and_columns_at_once_gives_the_tables_of_two_fits() {
+    let g = gpu();
+    let ts = TinyScript::new(g).unwrap();
+    let (rows, cols) = (37usize, 300usize);
+    let x = weibull_samples(0.8, 0.3, rows * cols, 21);
+    let xb = GpuBuffer::from_slice(g, "x", &x).unwrap();
+    let (fit, by_row, by_col) = ts.fit_rows_and_columns(g, &xb, (rows, cols), (3, true), (4, false)).unwrap();
+    let (fit_r, want_row) = ts.fit_as(g, &xb, rows, cols, false, 3, true).unwrap();
+    let (_, want_col) = ts.fit_as(g, &xb, cols, rows, true, 4, false).unwrap();
+    assert_eq!((fit, by_row, by_col), (fit_r, want_row, want_col));
+    let zeros = GpuBuffer::<f32>::zeros(g, "zeros", rows * cols).unwrap();
+    assert!(ts.fit_rows_and_columns(g, &zeros, (rows, cols), (3, true), (3, true)).is_err(), "nothing to fit");
+    assert!(ts.fit_rows_and_columns(g, &xb, (rows, cols + 1), (3, true), (3, true)).is_err(), "wrong size");
+}

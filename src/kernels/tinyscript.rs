@@ -191,6 +191,43 @@ impl TinyScript {
         levels_for_rows(bits, signed, m[0] as f64 / n, m[1] as f64 / n, &row_amax)
     }
 
+    /// The tables of two [`TinyScript::fit_as`] calls on `x` `[rows, cols]`, one for scaling
+    /// its rows (`(bits, signed)` = `row_kind`) and one for scaling its columns (the rows of xᵀ,
+    /// `col_kind`), with the moments measured once and one submission: a TinyScript gradient
+    /// quantizes dY both ways. Returns `(fit, row table, column table)`.
+    pub fn fit_rows_and_columns(
+        &self,
+        gpu: &Gpu,
+        x: &GpuBuffer<f32>,
+        (rows, cols): (usize, usize),
+        row_kind: (u32, bool),
+        col_kind: (u32, bool),
+    ) -> Result<(Weibull, LevelTable, LevelTable)> {
+        if rows == 0 || cols == 0 {
+            return Err(Error::Empty("tinyscript fit"));
+        }
+        check_len("tinyscript fit", "x", x.len(), rows * cols)?;
+        let out = GpuBuffer::<f32>::zeros(gpu, "tinyscript moments", 3)?;
+        let row_amax = GpuBuffer::<u32>::zeros(gpu, "tinyscript row absmax", rows)?;
+        let col_amax = GpuBuffer::<u32>::zeros(gpu, "tinyscript column absmax", cols)?;
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        self.encode_moments(gpu, &mut enc, x, &out)?;
+        let by_row = QuantLayout::new(rows, cols, Format::Int8, Granularity::PerRow)?;
+        self.absmax.encode(gpu, &mut enc, x, &by_row, false, &row_amax)?;
+        let by_col = QuantLayout::new(cols, rows, Format::Int8, Granularity::PerRow)?;
+        self.absmax.encode(gpu, &mut enc, x, &by_col, true, &col_amax)?;
+        gpu.queue.submit([enc.finish()]);
+        let m = out.read(gpu)?;
+        let bits_of =
+            |b: &GpuBuffer<u32>| -> Result<Vec<f32>> { Ok(b.read(gpu)?.into_iter().map(f32::from_bits).collect()) };
+        let (ra, ca) = (bits_of(&row_amax)?, bits_of(&col_amax)?);
+        let n = x.len() as f64;
+        let (mean_abs, mean_sq) = (m[0] as f64 / n, m[1] as f64 / n);
+        let (fit, row_table) = levels_for_rows(row_kind.0, row_kind.1, mean_abs, mean_sq, &ra)?;
+        let (_, col_table) = levels_for_rows(col_kind.0, col_kind.1, mean_abs, mean_sq, &ca)?;
+        Ok((fit, row_table, col_table))
+    }
+
     /// Records the per-row quantization of `x` `[rows, cols]` onto `table`.
     #[allow(clippy::too_many_arguments)]
     pub fn encode_quantize(

@@ -1033,9 +1033,12 @@ impl<'g> Trainer<'g> {
         for (li, g, rows, n) in refit {
             if let Layer::Gemm(l) = &mut self.layers[li] {
                 if let Some((old_w, old_x)) = &l.levels {
-                    let fit = |t: bool, r: usize, c: usize, old| refit_levels(&self.k.ts, gpu, &g, r, c, t, old);
-                    if let (Some(t_w), Some(t_x)) = (fit(true, n, rows, old_w)?, fit(false, rows, n, old_x)?) {
-                        l.levels = Some((t_w, t_x));
+                    // dY [rows, n]: scaled per row for dY·W (t_x), per column for dYᵀ·X (t_w).
+                    let kind = |t: &LevelTable| (t.bits, t.signed);
+                    match self.k.ts.fit_rows_and_columns(gpu, &g, (rows, n), kind(old_x), kind(old_w)) {
+                        Ok((_, t_x, t_w)) => l.levels = Some((t_w, t_x)),
+                        Err(Error::InvalidArgument(_)) => {} // nothing to fit: keep the levels
+                        Err(e) => return Err(e),
                     }
                 }
             }
