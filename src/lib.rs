@@ -3,14 +3,14 @@
 //! GPU compute kernels for low-bitwidth neural-network training, on wgpu (Vulkan, Metal, DX12).
 //!
 //! ## Architecture in one screen
-//! - **Formats are data** ([`format`]): INT8, INT4, INT3, INT2, FP8 E4M3/E5M2 and LUQ's 4-bit log
+//! - **Formats are data** ([`format`](mod@format)): INT8, INT4, INT3, INT2, FP8 E4M3/E5M2 and LUQ's 4-bit log
 //!   format (TinyScript's fitted levels in [`tinyscript`]), each a documented bit layout with a scalar encode/decode that *is* the specification. The WGSL
 //!   mirrors live in `shaders/common/`, function for function.
 //! - **Deterministic randomness** ([`rng`]): one counter hash of (seed, stream, element index),
 //!   identical in Rust and WGSL, so stochastic rounding is reproducible and testable bit for bit.
 //! - **One name per kernel, three files**: `shaders/<k>.wgsl`, its launcher
 //!   [`kernels`]`::<k>` (a struct built once from a [`Gpu`], whose `encode` records into the
-//!   caller's encoder and never submits) and its CPU reference [`reference`]`::<k>`.
+//!   caller's encoder and never submits) and its CPU reference [`reference`](mod@reference)`::<k>`.
 //! - **Schemes** ([`scheme`]): format × granularity (per tensor, per row = PSQ, per block) ×
 //!   rounding (nearest-even or stochastic), and the layout they give a tensor.
 //! - **The quantizer API** ([`quant::Quantizer`]): picks the one-pass fused kernel where every

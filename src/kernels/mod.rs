@@ -122,7 +122,7 @@ pub enum Slot {
     Write,
 }
 
-/// A bind group layout of `slots` (binding i = slots[i]) and its pipeline layout.
+/// A bind group layout of `slots` (binding i = `slots[i]`) and its pipeline layout.
 pub fn layouts(gpu: &Gpu, name: &str, slots: &[Slot]) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
     let entries: Vec<_> = slots
         .iter()
