@@ -174,21 +174,43 @@ impl TinyScript {
         bits: u32,
         signed: bool,
     ) -> Result<(Weibull, LevelTable)> {
-        if rows == 0 || cols == 0 {
-            return Err(Error::Empty("tinyscript fit"));
+        let (mean_abs, mean_sq, amax) = self.measure(gpu, x, &[(rows, cols, transposed)])?;
+        levels_for_rows(bits, signed, mean_abs, mean_sq, &amax[0])
+    }
+
+    /// What a fit needs of `x`, in one submission: `(E|x|, E x², absmax of every row of each
+    /// view)`, a view `(rows, cols, transposed)` being `x` read as `[rows, cols]` (stored
+    /// `[cols, rows]` when transposed).
+    fn measure(
+        &self,
+        gpu: &Gpu,
+        x: &GpuBuffer<f32>,
+        views: &[(usize, usize, bool)],
+    ) -> Result<(f64, f64, Vec<Vec<f32>>)> {
+        for &(rows, cols, _) in views {
+            if rows == 0 || cols == 0 {
+                return Err(Error::Empty("tinyscript fit"));
+            }
+            check_len("tinyscript fit", "x", x.len(), rows * cols)?;
         }
-        check_len("tinyscript fit", "x", x.len(), rows * cols)?;
         let out = GpuBuffer::<f32>::zeros(gpu, "tinyscript moments", 3)?;
-        let layout = QuantLayout::new(rows, cols, Format::Int8, Granularity::PerRow)?;
-        let amax = GpuBuffer::<u32>::zeros(gpu, "tinyscript row absmax", rows)?;
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         self.encode_moments(gpu, &mut enc, x, &out)?;
-        self.absmax.encode(gpu, &mut enc, x, &layout, transposed, &amax)?;
+        let mut amax = Vec::new();
+        for &(rows, cols, transposed) in views {
+            let layout = QuantLayout::new(rows, cols, Format::Int8, Granularity::PerRow)?;
+            let a = GpuBuffer::<u32>::zeros(gpu, "tinyscript row absmax", rows)?;
+            self.absmax.encode(gpu, &mut enc, x, &layout, transposed, &a)?;
+            amax.push(a);
+        }
         gpu.queue.submit([enc.finish()]);
         let m = out.read(gpu)?;
-        let row_amax: Vec<f32> = amax.read(gpu)?.into_iter().map(f32::from_bits).collect();
+        let amax = amax
+            .iter()
+            .map(|a| Ok(a.read(gpu)?.into_iter().map(f32::from_bits).collect()))
+            .collect::<Result<Vec<Vec<f32>>>>()?;
         let n = x.len() as f64;
-        levels_for_rows(bits, signed, m[0] as f64 / n, m[1] as f64 / n, &row_amax)
+        Ok((m[0] as f64 / n, m[1] as f64 / n, amax))
     }
 
     /// The tables of two [`TinyScript::fit_as`] calls on `x` `[rows, cols]`, one for scaling
@@ -203,28 +225,10 @@ impl TinyScript {
         row_kind: (u32, bool),
         col_kind: (u32, bool),
     ) -> Result<(Weibull, LevelTable, LevelTable)> {
-        if rows == 0 || cols == 0 {
-            return Err(Error::Empty("tinyscript fit"));
-        }
-        check_len("tinyscript fit", "x", x.len(), rows * cols)?;
-        let out = GpuBuffer::<f32>::zeros(gpu, "tinyscript moments", 3)?;
-        let row_amax = GpuBuffer::<u32>::zeros(gpu, "tinyscript row absmax", rows)?;
-        let col_amax = GpuBuffer::<u32>::zeros(gpu, "tinyscript column absmax", cols)?;
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        self.encode_moments(gpu, &mut enc, x, &out)?;
-        let by_row = QuantLayout::new(rows, cols, Format::Int8, Granularity::PerRow)?;
-        self.absmax.encode(gpu, &mut enc, x, &by_row, false, &row_amax)?;
-        let by_col = QuantLayout::new(cols, rows, Format::Int8, Granularity::PerRow)?;
-        self.absmax.encode(gpu, &mut enc, x, &by_col, true, &col_amax)?;
-        gpu.queue.submit([enc.finish()]);
-        let m = out.read(gpu)?;
-        let bits_of =
-            |b: &GpuBuffer<u32>| -> Result<Vec<f32>> { Ok(b.read(gpu)?.into_iter().map(f32::from_bits).collect()) };
-        let (ra, ca) = (bits_of(&row_amax)?, bits_of(&col_amax)?);
-        let n = x.len() as f64;
-        let (mean_abs, mean_sq) = (m[0] as f64 / n, m[1] as f64 / n);
-        let (fit, row_table) = levels_for_rows(row_kind.0, row_kind.1, mean_abs, mean_sq, &ra)?;
-        let (_, col_table) = levels_for_rows(col_kind.0, col_kind.1, mean_abs, mean_sq, &ca)?;
+        let (mean_abs, mean_sq, amax) = self.measure(gpu, x, &[(rows, cols, false), (cols, rows, true)])?;
+        let (ra, ca) = (&amax[0], &amax[1]);
+        let (fit, row_table) = levels_for_rows(row_kind.0, row_kind.1, mean_abs, mean_sq, ra)?;
+        let (_, col_table) = levels_for_rows(col_kind.0, col_kind.1, mean_abs, mean_sq, ca)?;
         Ok((fit, row_table, col_table))
     }
 
