@@ -297,19 +297,11 @@ pub struct Trainer<'g> {
     transitional: bool,
 }
 
-/// A TinyScript table of `old`'s kind (bits, sign) fitted to `x` ([`TinyScript::fit_as`]), or
-/// `None` when there is nothing to fit (an all-zero tensor): the layer then keeps `old`.
-fn refit_levels(
-    ts: &TinyScript,
-    gpu: &Gpu,
-    x: &GpuBuffer<f32>,
-    rows: usize,
-    cols: usize,
-    transposed: bool,
-    old: &LevelTable,
-) -> Result<Option<LevelTable>> {
-    match ts.fit_as(gpu, x, rows, cols, transposed, old.bits, old.signed) {
-        Ok((_, table)) => Ok(Some(table)),
+/// A TinyScript fit's result, or `None` when there was nothing to fit (an all-zero tensor: the
+/// layer then keeps the levels it had).
+fn fitted<T>(fit: Result<T>) -> Result<Option<T>> {
+    match fit {
+        Ok(t) => Ok(Some(t)),
         Err(Error::InvalidArgument(_)) => Ok(None),
         Err(e) => Err(e),
     }
@@ -1035,10 +1027,9 @@ impl<'g> Trainer<'g> {
                 if let Some((old_w, old_x)) = &l.levels {
                     // dY [rows, n]: scaled per row for dY·W (t_x), per column for dYᵀ·X (t_w).
                     let kind = |t: &LevelTable| (t.bits, t.signed);
-                    match self.k.ts.fit_rows_and_columns(gpu, &g, (rows, n), kind(old_x), kind(old_w)) {
-                        Ok((_, t_x, t_w)) => l.levels = Some((t_w, t_x)),
-                        Err(Error::InvalidArgument(_)) => {} // nothing to fit: keep the levels
-                        Err(e) => return Err(e),
+                    let fit = self.k.ts.fit_rows_and_columns(gpu, &g, (rows, n), kind(old_x), kind(old_w));
+                    if let Some((_, t_x, t_w)) = fitted(fit)? {
+                        l.levels = Some((t_w, t_x));
                     }
                 }
             }
@@ -1047,7 +1038,7 @@ impl<'g> Trainer<'g> {
         for (li, x, rows, k) in refit_x_list {
             if let Layer::Gemm(l) = &mut self.layers[li] {
                 if let Some(old) = &l.act_levels {
-                    if let Some(table) = refit_levels(&self.k.ts, gpu, &x, rows, k, false, old)? {
+                    if let Some((_, table)) = fitted(self.k.ts.fit_as(gpu, &x, rows, k, false, old.bits, old.signed))? {
                         l.act_levels = Some(table);
                     }
                 }
