@@ -4,7 +4,10 @@
 //!
 //! Then for every GEMM and shape `{"kernel", "m", "n", "k", "gops", "f32_gflops", "ratio"}` with
 //! lowbit's tiled f32 GEMM on the same shape in the same run as the baseline, and a line per shape
-//! comparing that f32 GEMM with the naive one-thread-per-output kernel.
+//! comparing that f32 GEMM with the naive one-thread-per-output kernel. Before the GEMMs, the
+//! adapter's measured f32 FMA and int8 dot-product rates (`peak_f32`, `peak_dot4i8`, from the
+//! `peak` kernel: no memory traffic), and each GEMM line's `peak_fraction` is its throughput over
+//! the rate of the unit it runs on (int GEMMs: dot products; f32, FP8, naive: f32 FMA).
 //!
 //! cargo run --release --example kernel_report -- [--elements N] [--iters K] [--max-square S]
 //!     [--skip-quant] [--skip-gemm] [--adapter-only]
@@ -19,6 +22,7 @@ use lowbit::kernels::gemm_f32::{GemmF32, GemmShape};
 use lowbit::kernels::gemm_f32_naive::GemmF32Naive;
 use lowbit::kernels::gemm_fp8::GemmFp8;
 use lowbit::kernels::gemm_int::GemmInt;
+use lowbit::kernels::peak::{Peak, PeakOp};
 use lowbit::kernels::{
     absmax::Absmax, copy::Copy, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
     quantize_transpose::QuantizeTranspose, scale::Scale,
@@ -85,8 +89,29 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// The adapter's f32 FMA and int8 dot-product rates in Gop/s, printed as two lines.
+fn peaks(gpu: &Gpu, cpu: bool) -> Result<(f64, f64)> {
+    let peak = Peak::new(gpu)?;
+    let (threads, rounds) = if cpu { (4096, 64) } else { (1 << 20, 256) };
+    let out = GpuBuffer::<u32>::zeros(gpu, "peak out", threads)?;
+    let rate = |op: PeakOp| -> Result<f64> {
+        let t = gpu_seconds(gpu, 5, 3, |e| peak.encode(gpu, e, op, rounds, &out))?;
+        Ok(op.ops_per_round() * rounds as f64 * threads as f64 / t / 1e9)
+    };
+    let f = rate(PeakOp::F32Fma { m: 1.0, c: 0.5 })?;
+    let d = rate(PeakOp::Dot4I8 { b: 0x0102_fd7f })?;
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
+    println!("{}", json!({"kernel": "peak_f32", "unit": "f32 fma", "gops": round2(f)}));
+    println!(
+        "{}",
+        json!({"kernel": "peak_dot4i8", "unit": "dot4I8Packed", "gops": round2(d), "ratio": (d / f * 1000.0).round() / 1000.0})
+    );
+    Ok((f, d))
+}
+
 fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
     let cpu = gpu.report().device_type == "cpu";
+    let (peak_f32, peak_dot) = peaks(gpu, cpu)?;
     let max = a.max_square.unwrap_or(if cpu { 1024 } else { 2048 });
     let mut shapes: Vec<(&str, usize, usize, usize)> =
         [256, 512, 1024, 2048, 4096].into_iter().filter(|&s| s <= max).map(|s| ("square", s, s, s)).collect();
@@ -129,10 +154,12 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
         let t_f32 = gpu_seconds(gpu, iters, 3, |e| f32k.encode(gpu, e, at.buffer(), bt.buffer(), shape, &epi, &c))?;
         let f32_gflops = flops / t_f32 / 1e9;
         let emit = |kernel: &str, gops: f64, tile: Option<Tile>| {
+            let peak = if kernel.starts_with("gemm_int") { peak_dot } else { peak_f32 };
             println!(
                 "{}",
                 json!({"kernel": kernel, "shape": label, "m": m, "n": n, "k": k, "gops": (gops * 100.0).round() / 100.0,
                        "f32_gflops": (f32_gflops * 100.0).round() / 100.0, "ratio": (gops / f32_gflops * 1000.0).round() / 1000.0,
+                       "peak_fraction": (gops / peak * 1000.0).round() / 1000.0,
                        "tile": tile.map(|t| format!("{t:?}"))})
             );
         };

@@ -34,6 +34,7 @@ pub struct KernelSource {
 /// Every kernel lowbit ships.
 pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "copy", includes: &[], body: include_str!("../shaders/copy.wgsl") },
+    KernelSource { name: "peak", includes: &[], body: include_str!("../shaders/peak.wgsl") },
     KernelSource { name: "absmax", includes: &["quant", "layout"], body: include_str!("../shaders/absmax.wgsl") },
     KernelSource { name: "scale", includes: QUANT_INCLUDES, body: include_str!("../shaders/scale.wgsl") },
     KernelSource { name: "quantize", includes: QUANT_INCLUDES, body: include_str!("../shaders/quantize.wgsl") },

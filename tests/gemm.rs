@@ -533,3 +533,24 @@ fn split_k_gemms_match_the_reference() {
         check(&format!("split gemm_fp8 {tile:?}"), &c.read(g).unwrap(), &want, f32_bound(k) + extra);
     }
 }
+
+#[test]
+fn the_peak_probe_does_all_of_its_arithmetic() {
+    use lowbit::kernels::peak::{Peak, PeakOp};
+    let g = gpu();
+    let peak = Peak::new(g).unwrap();
+    let threads = 512u32;
+    let out = GpuBuffer::<u32>::zeros(g, "out", threads as usize).unwrap();
+    // m = 1: the f32 chains count up by c, so a skipped round changes every checksum.
+    for (iters, c) in [(1, 0.5f32), (7, 0.375)] {
+        submit(|e| peak.encode(g, e, PeakOp::F32Fma { m: 1.0, c }, iters, &out).unwrap());
+        assert_u32_eq("peak f32", &out.read(g).unwrap(), &reference::peak::peak_f32(threads, iters, 1.0, c));
+    }
+    for (iters, b) in [(1, 0x01ff_7f80u32), (5, 0x0302_fd01)] {
+        submit(|e| peak.encode(g, e, PeakOp::Dot4I8 { b }, iters, &out).unwrap());
+        assert_u32_eq("peak dot4I8", &out.read(g).unwrap(), &reference::peak::peak_dot(threads, iters, b));
+    }
+    let odd = GpuBuffer::<u32>::zeros(g, "odd", 100).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    assert!(matches!(peak.encode(g, &mut enc, PeakOp::Dot4I8 { b: 1 }, 1, &odd), Err(Error::Shape { .. })));
+}

@@ -18,6 +18,7 @@ pub mod hadamard;
 pub mod im2col;
 pub mod maxpool;
 pub mod mse;
+pub mod peak;
 pub mod quantize;
 pub mod quantize_fused;
 pub mod quantize_transpose;
