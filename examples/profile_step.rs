@@ -43,8 +43,15 @@ fn run() -> lowbit::Result<()> {
     let batches: Vec<_> = order.chunks_exact(opt.batch).take(steps.max(1) + 3).map(|b| mnist.train.gather(b)).collect();
     for scheme in schemes.split(',') {
         let mut t = Trainer::new(&gpu, spec.clone(), TrainScheme::preset(scheme)?, opt, 1)?;
-        for (x, l) in &batches[..3] {
+        // Warm-up: three steps, and on a GPU at least 1.5 s of them — a freshly built pipeline ran
+        // 2–5× below its steady speed for its first half-second or so on the H100's driver.
+        let warm_for = if gpu.report().device_type == "cpu" { 0.0 } else { 1.5 };
+        let start = Instant::now();
+        let mut i = 0;
+        while i < 3 || start.elapsed().as_secs_f64() < warm_for {
+            let (x, l) = &batches[i % 3];
             t.step(x, l, 0.01)?;
+            i += 1;
         }
         let profile = Profile::start(&gpu, 2048)?;
         let t0 = Instant::now();

@@ -6,6 +6,9 @@
 // Reference: src/reference/gemm_f32.rs (f64 accumulation; compared within a stated bound).
 // Bindings: 0 params, 1 a (read), 2 b (read), 3 bias (read), 4 c (read-write), 5 amax (atomic).
 // The loops (main, main_wide) are shaders/common/gemm_tiled.wgsl over this file's load_a/load_b.
+// Compiled without naga's runtime checks (lowbit::shaders::UNCHECKED): the tiled loops' indices
+// are bounded in gemm_tiled.wgsl; load_a / load_b read only rows < M, columns < N, k < k_end,
+// within the buffers the launcher checked.
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;

@@ -2,6 +2,8 @@
 // the tiled kernel (STYLE: keep the naive kernel), and the "naive" rung of the benchmark ladder.
 // Reference: src/reference/gemm_f32_naive.rs. Bindings as gemm_f32: 0 params, 1 a, 2 b, 3 bias,
 // 4 c (read-write), 5 amax (read-write atomic u32).
+// Compiled without naga's runtime checks (lowbit::shaders::UNCHECKED): a thread returns unless
+// row < M and col < N, and reads k < K only, within the buffers the launcher checked.
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;

@@ -7,6 +7,9 @@
 // Reference: src/reference/gemm_fp8.rs (f64 accumulation of the dequantized operands, compared
 // within a stated bound). Bindings as gemm_int: 0 params, 1 a codes, 2 a scales, 3 b codes,
 // 4 b scales, 5 bias, 6 c (read-write), 7 amax (atomic).
+// Compiled without naga's runtime checks (lowbit::shaders::UNCHECKED): the tiled loops' indices
+// are bounded in gemm_tiled.wgsl; load_a / load_b read only rows < M, columns < N, k < k_end,
+// within the buffers the launcher checked.
 
 override FMT_A: u32 = 2u;
 override FMT_B: u32 = 2u;

@@ -19,6 +19,12 @@
 // Reference: src/reference/gemm_int.rs.
 // Bindings: 0 params, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c (read-write),
 // 7 amax (read-write atomic u32).
+// Compiled without naga's runtime checks (lowbit::shaders::UNCHECKED): As/Bs[kk * TM + mm] with
+// kk < TKW = 8 and mm < TM = 16 * TPT stay below 8 * 64 = 512 for TPT <= 4 (the launcher's 2 or
+// 4), bw[j] and acci/accf/raw_acc[i * 4 + j] have i, j < TPT; main_wide indexes Aw/Bw as
+// gemm_tiled's main_wide does (at most 511) and its accumulators by constants. Codes and scales
+// are read only for rows < M, columns < N and lane words below k_end (words the launcher checked
+// the buffers hold); scale rows are clamped to the last row/column.
 
 override FMT_A: u32 = 0u;
 override FMT_B: u32 = 0u;

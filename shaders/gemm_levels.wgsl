@@ -11,6 +11,10 @@
 // Reference: src/reference/gemm_levels.rs (decode, then f64; compared within a stated bound).
 // Bindings: 0 params, 1 a codes, 2 a scales, 3 levels, 4 b (f32 bits or codes), 5 bias, 6 c,
 // 7 amax, 8 b scales.
+// Compiled without naga's runtime checks (lowbit::shaders::UNCHECKED): the tiled loops' indices
+// are bounded in gemm_tiled.wgsl; load_a / load_b read only rows < M, columns < N, k < k_end,
+// within the buffers the launcher checked (a level index is clamped to its table's count,
+// at least 1).
 
 override B_CODES: bool = false;
 

@@ -10,6 +10,8 @@
 // (i32); out[i] is the sum over chains (f32: vec4s in order 0..7, then x + y + z + w; i32: wrapping).
 // Reference: src/reference/peak.rs.
 // Bindings: 0 params, 1 out (read-write, one word per thread).
+// Compiled without naga's runtime checks (lowbit::shaders::UNCHECKED): no arrays; out[i] is written
+// only for i < threads (the launcher's out.len()); the loop runs `iters` rounds.
 
 struct PeakParams {
     threads: u32,

@@ -275,11 +275,32 @@ impl Gpu {
         layout: &wgpu::PipelineLayout,
         constants: &[(&str, f64)],
     ) -> Result<wgpu::ComputePipeline> {
+        // SAFETY: every runtime check is on.
+        unsafe {
+            self.compute_pipeline_with(name, source, entry, layout, constants, wgpu::ShaderRuntimeChecks::checked())
+        }
+    }
+
+    /// [`Gpu::compute_pipeline`] with the given runtime checks.
+    ///
+    /// # Safety
+    /// Where `checks` turns a check off, the shader must not need it: with `bounds_checks` off,
+    /// no index it forms may leave its array or buffer; with `force_loop_bounding` off, every
+    /// loop must end (see [`wgpu::ShaderRuntimeChecks`]).
+    pub unsafe fn compute_pipeline_with(
+        &self,
+        name: &str,
+        source: &str,
+        entry: &str,
+        layout: &wgpu::PipelineLayout,
+        constants: &[(&str, f64)],
+        checks: wgpu::ShaderRuntimeChecks,
+    ) -> Result<wgpu::ComputePipeline> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(source)),
-        });
+        let desc =
+            wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(source)) };
+        // SAFETY: the caller's contract.
+        let module = unsafe { self.device.create_shader_module_trusted(desc, checks) };
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(name),
             layout: Some(layout),

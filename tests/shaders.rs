@@ -1,7 +1,7 @@
 //! Every shipped shader parses and validates with naga exactly as shipped, and every kernel has
 //! its three files: shader, launcher, CPU reference.
 
-use lowbit::shaders::{source, COMMON, KERNELS};
+use lowbit::shaders::{source, COMMON, KERNELS, UNCHECKED};
 use std::path::Path;
 
 fn validate(name: &str, src: &str) {
@@ -52,6 +52,22 @@ fn every_shader_has_a_launcher_and_a_reference() {
     let mut common_listed: Vec<String> = COMMON.iter().map(|(n, _)| n.to_string()).collect();
     common_listed.sort();
     assert_eq!(common_on_disk, common_listed, "shaders/common/*.wgsl and lowbit::shaders::COMMON disagree");
+}
+
+#[test]
+fn every_kernel_compiled_unchecked_says_why_its_indices_stay_in_range() {
+    const NOTE: &str = "Compiled without naga's runtime checks";
+    for name in UNCHECKED {
+        let k = KERNELS.iter().find(|k| k.name == *name).unwrap_or_else(|| panic!("UNCHECKED names {name}, no kernel"));
+        assert!(k.body.contains(NOTE), "shaders/{name}.wgsl is compiled unchecked but its header does not say why");
+    }
+    for k in KERNELS {
+        assert!(
+            !k.body.contains(NOTE) || UNCHECKED.contains(&k.name),
+            "shaders/{}.wgsl says it is compiled unchecked but lowbit::shaders::UNCHECKED does not list it",
+            k.name
+        );
+    }
 }
 
 #[test]

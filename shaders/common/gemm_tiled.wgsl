@@ -6,6 +6,14 @@
 //   fn load_b(col: u32, k: u32) -> f32   // op(B)[col][k], 0 outside [0, N) x [.., k_end)
 // honouring p.trans_a / p.trans_b where the kernel supports them (the loads coalesce along the
 // contiguous index accordingly).
+// Compiled without naga's runtime checks (lowbit::shaders::UNCHECKED), so every index is in range
+// by construction: `main` stores As/Bs[kk * TM + mm] with kk < TK and mm < TM = 16 * TPT (idx <
+// 256 * TPT), < TK * TM = 256 * TPT <= 1024 for the launcher's TPT of 2 or 4, and reads
+// [kk * TM + tx * TPT + j] with tx < 16, j < TPT; acc[i * 4 + j] and bv[j] have i, j < TPT <= 4.
+// `main_wide` reads Aw/Bw[buf * 256 + kk * 32 + 16 + t] <= 511 (buf < 2, kk < WK = 8, t < 16) and
+// stores at (buf * 1024 + k * 128 + row) / 4 with k < 8, row < 128; its accumulators take
+// constant indices. The loads are the including kernel's, guarded there; loops run to uniform
+// bounds in constant steps.
 
 override TPT: u32 = 4u;
 const TK: u32 = 16u;

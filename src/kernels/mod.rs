@@ -163,7 +163,15 @@ pub fn pipeline(
 ) -> Result<wgpu::ComputePipeline> {
     let src =
         shaders::source(name).ok_or_else(|| Error::Shader { name: name.into(), message: "no such shader".into() })?;
-    gpu.compute_pipeline(name, &src, entry, layout, constants)
+    if !shaders::runs_unchecked(name) {
+        return gpu.compute_pipeline(name, &src, entry, layout, constants);
+    }
+    let mut checks = wgpu::ShaderRuntimeChecks::checked();
+    checks.bounds_checks = false;
+    checks.force_loop_bounding = false;
+    // SAFETY: the kernels in `shaders::UNCHECKED` keep every index in range and every loop finite
+    // (each shader's header says why); the other checks stay on.
+    unsafe { gpu.compute_pipeline_with(name, &src, entry, layout, constants, checks) }
 }
 
 /// A uniform buffer holding `value`.
