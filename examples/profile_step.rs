@@ -55,10 +55,15 @@ fn run() -> lowbit::Result<()> {
         }
         let profile = Profile::start(&gpu, 2048)?;
         let t0 = Instant::now();
+        let mut host = [0f64; 3];
         for (x, l) in &batches[3..] {
-            t.step(x, l, 0.01)?;
+            let h = t.step(x, l, 0.01)?.host;
+            for (sum, v) in host.iter_mut().zip([h.record, h.submit, h.wait]) {
+                *sum += v;
+            }
         }
         let wall = t0.elapsed().as_secs_f64() / (batches.len() - 3) as f64;
+        let host = host.map(|v| v / (batches.len() - 3) as f64);
         let (kernels, dropped) = profile.finish(&gpu)?;
         let n = (batches.len() - 3) as f64;
         let total: f64 = kernels.iter().map(|k| k.seconds).sum();
@@ -71,6 +76,13 @@ fn run() -> lowbit::Result<()> {
             } else {
                 String::new()
             }
+        );
+        println!(
+            "  host: record {:.2} ms, submit {:.2} ms, wait for the loss {:.2} ms, rest {:.2} ms (freeing the step's buffers)",
+            1e3 * host[0],
+            1e3 * host[1],
+            1e3 * host[2],
+            1e3 * (wall - host.iter().sum::<f64>())
         );
         for k in &kernels {
             println!(
@@ -85,6 +97,7 @@ fn run() -> lowbit::Result<()> {
                     "{}",
                     json!({"model": model, "scheme": scheme, "kernel": k.name, "ms_per_step": 1e3 * k.seconds / n,
                            "dispatches_per_step": k.dispatches as f64 / n, "wall_ms_per_step": 1e3 * wall,
+                           "host_record_ms": 1e3 * host[0], "host_submit_ms": 1e3 * host[1], "host_wait_ms": 1e3 * host[2],
                            "adapter": gpu.report().name})
                 );
             }

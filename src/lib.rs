@@ -29,7 +29,7 @@
 //! let mut enc = gpu.device.create_command_encoder(&Default::default());
 //! let q = qz.quantize(&gpu, &mut enc, &x, QuantScheme::per_row(Format::Int8).stochastic(42, 0))?;
 //! let back = qz.dequantize(&gpu, &mut enc, &q)?;
-//! gpu.queue.submit([enc.finish()]);
+//! gpu.submit([enc.finish()]);
 //! println!("{:?}", back.read(&gpu)?);
 //! # Ok::<(), lowbit::Error>(())
 //! ```

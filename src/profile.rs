@@ -71,7 +71,7 @@ impl Profile {
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         enc.resolve_query_set(&active.set, 0..2 * n, &resolve, 0);
         enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, size);
-        gpu.queue.submit([enc.finish()]);
+        gpu.submit([enc.finish()]);
         let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&crate::tensor::map_read(gpu, &staging)?);
         let period = gpu.queue.get_timestamp_period() as f64 * 1e-9;
         let mut out: Vec<KernelTime> = Vec::new();

@@ -4,7 +4,7 @@
 use crate::{Error, Gpu, Result};
 use bytemuck::Pod;
 use std::marker::PhantomData;
-use wgpu::util::DeviceExt;
+use std::sync::Arc;
 
 /// Buffer sizes are padded to this many bytes, so vector copies and `COPY_BUFFER_ALIGNMENT` hold.
 pub const PAD_BYTES: u64 = 16;
@@ -15,7 +15,7 @@ fn padded(bytes: u64) -> u64 {
 
 /// A storage buffer of `len` elements of `T` (its allocation padded to 16 bytes).
 pub struct GpuBuffer<T: Pod> {
-    buffer: wgpu::Buffer,
+    buffer: Arc<wgpu::Buffer>,
     len: usize,
     _t: PhantomData<T>,
 }
@@ -30,11 +30,7 @@ impl<T: Pod> GpuBuffer<T> {
         gpu.check_binding(label, padded(bytes))?;
         let mut contents = bytemuck::cast_slice::<T, u8>(data).to_vec();
         contents.resize(padded(bytes) as usize, 0);
-        let buffer = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: &contents,
-            usage: USAGE,
-        });
+        let buffer = gpu.storage_buffer(label, padded(bytes), USAGE, crate::gpu::Init::Data(&contents));
         Ok(GpuBuffer { buffer, len: data.len(), _t: PhantomData })
     }
 
@@ -42,12 +38,7 @@ impl<T: Pod> GpuBuffer<T> {
     pub fn zeros(gpu: &Gpu, label: &str, len: usize) -> Result<Self> {
         let bytes = padded((len * std::mem::size_of::<T>()) as u64);
         gpu.check_binding(label, bytes)?;
-        let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes,
-            usage: USAGE,
-            mapped_at_creation: false,
-        });
+        let buffer = gpu.storage_buffer(label, bytes, USAGE, crate::gpu::Init::Zeroed);
         Ok(GpuBuffer { buffer, len, _t: PhantomData })
     }
 
@@ -104,7 +95,7 @@ impl<T: Pod> GpuBuffer<T> {
         let mut enc =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lowbit read-back") });
         self.copy_into(&mut enc, &staging, 0);
-        gpu.queue.submit([enc.finish()]);
+        gpu.submit([enc.finish()]);
         let data = map_read_async(gpu, &staging).await?;
         let bytes = (self.len * std::mem::size_of::<T>()).min(data.len());
         Ok(bytemuck::pod_collect_to_vec::<u8, T>(&data[..bytes]))

@@ -20,7 +20,7 @@ pub fn gpu_seconds(
         let cmd = enc.finish();
         gpu.wait()?;
         let t0 = Instant::now();
-        gpu.queue.submit([cmd]);
+        gpu.submit([cmd]);
         gpu.wait()?;
         Ok(t0.elapsed().as_secs_f64())
     };

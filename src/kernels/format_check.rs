@@ -59,7 +59,7 @@ impl FormatCheck {
         let group = bind(gpu, "format_check", &self.bgl, &[&params, xb.buffer(), cb.buffer(), vb.buffer()]);
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         dispatch(&mut enc, "format_check", which, &group, (n as u32).div_ceil(WG))?;
-        gpu.queue.submit([enc.finish()]);
+        gpu.submit([enc.finish()]);
         Ok((cb.read(gpu)?, vb.read(gpu)?))
     }
 

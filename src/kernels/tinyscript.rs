@@ -203,7 +203,7 @@ impl TinyScript {
             self.absmax.encode(gpu, &mut enc, x, &layout, transposed, &a)?;
             amax.push(a);
         }
-        gpu.queue.submit([enc.finish()]);
+        gpu.submit([enc.finish()]);
         let m = out.read(gpu)?;
         let amax = amax
             .iter()

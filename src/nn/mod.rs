@@ -18,5 +18,5 @@ pub mod variance;
 
 pub use model::{LayerSpec, ModelSpec};
 pub use scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme};
-pub use trainer::{cosine_lr, ActivationBytes, OptimConfig, Parameter, StepStats, Trainer};
+pub use trainer::{cosine_lr, ActivationBytes, OptimConfig, Parameter, StepHostTime, StepStats, Trainer};
 pub use variance::{measure as measure_variance, standard_quantizers, LayerVariance, MeterQuantizer};

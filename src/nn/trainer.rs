@@ -64,6 +64,22 @@ pub struct StepStats {
     pub loss: f32,
     /// Correct predictions in the batch.
     pub correct: u32,
+    /// Where the step's wall time went on the host, in seconds.
+    pub host: StepHostTime,
+}
+
+/// A training step's wall time on the host, by phase: what a GPU time far below the wall time
+/// leaves unexplained.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct StepHostTime {
+    /// Uploading the batch, allocating the step's buffers and recording every pass (until the
+    /// command buffer is finished).
+    pub record: f64,
+    /// `Queue::submit`.
+    pub submit: f64,
+    /// From the submission until the loss is read back (the GPU's work, TinyScript refits, and
+    /// whatever the driver and wgpu do meanwhile).
+    pub wait: f64,
 }
 
 /// Memory held between forward and backward in one step, in bytes.
@@ -548,7 +564,7 @@ impl<'g> Trainer<'g> {
                 }
             }
         }
-        gpu.queue.submit([enc.finish()]);
+        gpu.submit([enc.finish()]);
         Ok(())
     }
 
@@ -824,6 +840,9 @@ impl<'g> Trainer<'g> {
             )));
         }
         let gpu = self.gpu;
+        let t_start = std::time::Instant::now();
+        // The step's buffers are the last step's (same shapes), not fresh allocations.
+        let _recycle = gpu.recycling();
         let xb = GpuBuffer::from_slice(gpu, "batch x", x)?;
         let mut enc =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lowbit train step") });
@@ -1020,7 +1039,10 @@ impl<'g> Trainer<'g> {
         let back = crate::tensor::staging(gpu, lb + cb);
         loss.copy_into(&mut enc, &back, 0);
         correct.copy_into(&mut enc, &back, lb);
-        gpu.queue.submit([enc.finish()]);
+        let cmd = enc.finish();
+        let t_recorded = std::time::Instant::now();
+        gpu.submit([cmd]);
+        let t_submitted = std::time::Instant::now();
         // TinyScript: fit the levels to this step's gradients, for the steps that follow.
         for (li, g, rows, n) in refit {
             if let Layer::Gemm(l) = &mut self.layers[li] {
@@ -1045,6 +1067,11 @@ impl<'g> Trainer<'g> {
             }
         }
         let raw = crate::tensor::map_read(gpu, &back)?;
+        let host = StepHostTime {
+            record: (t_recorded - t_start).as_secs_f64(),
+            submit: (t_submitted - t_recorded).as_secs_f64(),
+            wait: t_submitted.elapsed().as_secs_f64(),
+        };
         let losses: Vec<f32> = bytemuck::pod_collect_to_vec(&raw[..4 * batch]);
         let correct: Vec<u32> = bytemuck::pod_collect_to_vec(&raw[lb as usize..lb as usize + 4 * batch]);
         self.step += 1;
@@ -1059,7 +1086,7 @@ impl<'g> Trainer<'g> {
             return Err(Error::InvalidArgument(format!("training diverged at step {}: loss {mean}", self.step)));
         }
         grads.reverse();
-        Ok((StepStats { loss: mean as f32, correct: correct.iter().sum() }, grads))
+        Ok((StepStats { loss: mean as f32, correct: correct.iter().sum(), host }, grads))
     }
 
     /// Test accuracy and mean loss on `data`, forward only, in the scheme's forward precision.
@@ -1086,7 +1113,7 @@ impl<'g> Trainer<'g> {
             let back = crate::tensor::staging(gpu, lbytes + correct.buffer().size());
             loss.copy_into(&mut enc, &back, 0);
             correct.copy_into(&mut enc, &back, lbytes);
-            gpu.queue.submit([enc.finish()]);
+            gpu.submit([enc.finish()]);
             let raw = crate::tensor::map_read(gpu, &back)?;
             let losses: Vec<f32> = bytemuck::pod_collect_to_vec(&raw[..4 * batch]);
             let rights: Vec<u32> = bytemuck::pod_collect_to_vec(&raw[lbytes as usize..lbytes as usize + 4 * batch]);
@@ -1107,7 +1134,7 @@ impl<'g> Trainer<'g> {
             });
         }
         let (logits, _, _) = self.forward(&mut enc, GpuBuffer::from_slice(self.gpu, "x", x)?, batch, false)?;
-        self.gpu.queue.submit([enc.finish()]);
+        self.gpu.submit([enc.finish()]);
         logits.read(self.gpu)
     }
 

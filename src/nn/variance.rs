@@ -221,7 +221,7 @@ pub fn level_quantizer_variance(
         let rounding = crate::scheme::Rounding::Stochastic { seed: 0x7157, stream: s };
         let q = ts.encode_quantize(gpu, &mut enc, &xb, rows, cols, table, rounding)?;
         ts.encode_dequantize(gpu, &mut enc, &q, &out)?;
-        gpu.queue.submit([enc.finish()]);
+        gpu.submit([enc.finish()]);
         moments.add(&out.read(gpu)?);
     }
     let (bias2, var) = moments.bias2_and_variance(x);
