@@ -1102,6 +1102,8 @@ impl<'g> Trainer<'g> {
         for idx in order.chunks(chunk) {
             let (x, labels) = data.gather(idx);
             let batch = self.check_batch(&x, &labels)?;
+            // Each batch reuses the last one's buffers (see `run_step`).
+            let _recycle = gpu.recycling();
             let mut enc = gpu.device.create_command_encoder(&Default::default());
             let (logits, _, _) = self.forward(&mut enc, GpuBuffer::from_slice(gpu, "eval x", &x)?, batch, false)?;
             let lb = GpuBuffer::from_slice(gpu, "eval labels", &labels)?;
