@@ -103,9 +103,11 @@ pub(crate) enum Init<'a> {
     Data(&'a [u8]),
 }
 
-/// An open [`Gpu::recycling`] scope; closes when dropped.
+/// An open [`Gpu::recycling`] scope; closes when dropped (on the thread that opened it: it is
+/// not `Send`).
 pub struct Recycling<'a> {
     gpu: &'a Gpu,
+    _thread_bound: std::marker::PhantomData<*const ()>,
 }
 
 impl Drop for Recycling<'_> {
@@ -330,7 +332,17 @@ impl Gpu {
                 }
             }
         });
-        Recycling { gpu: self }
+        Recycling { gpu: self, _thread_bound: std::marker::PhantomData }
+    }
+
+    /// Lets go of the buffers the calling thread's recycler keeps for its next scope (one
+    /// training step's worth after training), so their memory is freed once nothing else holds
+    /// them.
+    pub fn release_recycled(&self) {
+        self.with_recycler(|r| {
+            r.free.clear();
+            r.lent.clear();
+        });
     }
 
     /// Runs `f` on the calling thread's recycler.

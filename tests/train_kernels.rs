@@ -308,5 +308,10 @@ fn recycled_buffers_come_back_zeroed_or_holding_their_new_data_and_only_once_fre
     // Outside a scope every buffer is new.
     let fresh = GpuBuffer::<f32>::zeros(g, "fresh", 100).unwrap();
     assert!(*fresh.buffer() != a_raw);
+    // Released buffers are not handed out again.
+    g.release_recycled();
+    let _scope = g.recycling();
+    let after = GpuBuffer::<f32>::zeros(g, "after", 100).unwrap();
+    assert!(*after.buffer() != a_raw);
     assert_eq!(kept.read(g).unwrap(), vec![0.0; 100]);
 }
