@@ -47,6 +47,7 @@ pub mod kernels;
 pub mod nn;
 pub mod profile;
 pub mod quant;
+pub mod record;
 pub mod reference;
 pub mod rng;
 pub mod scheme;
@@ -57,6 +58,7 @@ pub mod tinyscript;
 
 pub use error::{Error, Result};
 pub use gpu::{AdapterReport, Gpu};
+pub use record::{Record, Recorder};
 pub use tensor::{GpuBuffer, GpuTensor};
 
 /// The README's Rust examples, compiled by `cargo test` so they stay true.

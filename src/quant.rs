@@ -89,7 +89,7 @@ impl Quantizer {
     pub fn quantize(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
@@ -107,7 +107,7 @@ impl Quantizer {
     pub fn quantize_one_pass(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
@@ -122,7 +122,7 @@ impl Quantizer {
     pub fn quantize_two_pass(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
@@ -142,7 +142,7 @@ impl Quantizer {
     pub fn quantize_transposed(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
@@ -176,7 +176,7 @@ impl Quantizer {
     pub fn quantize_samples(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuTensor,
         scheme: QuantScheme,
         k: u32,
@@ -201,8 +201,8 @@ impl Quantizer {
         for j in 0..k {
             let s = QuantScheme { rounding: Rounding::Stochastic { seed, stream: stream.wrapping_add(j) }, ..scheme };
             let q = self.quantize(gpu, enc, x, s)?;
-            enc.copy_buffer_to_buffer(q.codes.buffer(), 0, out.codes.buffer(), j as u64 * words, words);
-            enc.copy_buffer_to_buffer(q.scales.buffer(), 0, out.scales.buffer(), j as u64 * groups, groups);
+            enc.encoder().copy_buffer_to_buffer(q.codes.buffer(), 0, out.codes.buffer(), j as u64 * words, words);
+            enc.encoder().copy_buffer_to_buffer(q.scales.buffer(), 0, out.scales.buffer(), j as u64 * groups, groups);
         }
         Ok(out)
     }
@@ -211,7 +211,7 @@ impl Quantizer {
     pub fn quantize_transposed_samples(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuTensor,
         scheme: QuantScheme,
         k: u32,
@@ -244,14 +244,14 @@ impl Quantizer {
                 Some(self.quantize_transposed(gpu, enc, x, s)?)
             };
             let q = q.as_ref().unwrap_or(&first);
-            enc.copy_buffer_to_buffer(q.codes.buffer(), 0, out.codes.buffer(), j as u64 * words, words);
-            enc.copy_buffer_to_buffer(q.scales.buffer(), 0, out.scales.buffer(), j as u64 * groups, groups);
+            enc.encoder().copy_buffer_to_buffer(q.codes.buffer(), 0, out.codes.buffer(), j as u64 * words, words);
+            enc.encoder().copy_buffer_to_buffer(q.scales.buffer(), 0, out.scales.buffer(), j as u64 * groups, groups);
         }
         Ok(out)
     }
 
     /// Records the dequantization of `q` into a new `[rows, cols]` tensor (sample 0 of SMP).
-    pub fn dequantize(&self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder, q: &QuantizedTensor) -> Result<GpuTensor> {
+    pub fn dequantize(&self, gpu: &Gpu, enc: &mut impl crate::Record, q: &QuantizedTensor) -> Result<GpuTensor> {
         let l = q.layout;
         let k = self.kernels(gpu, l.format)?;
         let out = GpuTensor::zeros(gpu, &[l.rows as usize, l.cols as usize])?;

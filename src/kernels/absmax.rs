@@ -36,7 +36,7 @@ impl Absmax {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuBuffer<f32>,
         l: &QuantLayout,
         transposed: bool,
@@ -46,7 +46,7 @@ impl Absmax {
         check_len("absmax", "amax", amax.len(), l.n_groups as usize)?;
         let mut p = QuantParams::row_tiles(l, Rounding::Nearest);
         p.transposed = transposed as u32;
-        enc.clear_buffer(amax.buffer(), 0, None);
+        enc.encoder().clear_buffer(amax.buffer(), 0, None);
         // Transposed with whole-row groups: read along x's rows (see the shader).
         let along = transposed && p.block_div == u32::MAX;
         let (chunk, chunks) = super::reduce_chunks(l.cols as usize);

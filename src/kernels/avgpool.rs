@@ -28,7 +28,7 @@ impl AvgPool {
     fn run(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         g: &PoolGeom,
         back: bool,
         src: &GpuBuffer<f32>,
@@ -47,7 +47,7 @@ impl AvgPool {
     pub fn encode_forward(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         g: &PoolGeom,
         x: &GpuBuffer<f32>,
         y: &GpuBuffer<f32>,
@@ -59,7 +59,7 @@ impl AvgPool {
     pub fn encode_backward(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         g: &PoolGeom,
         dy: &GpuBuffer<f32>,
         dx: &GpuBuffer<f32>,

@@ -98,7 +98,7 @@ impl BatchNorm {
     fn record(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         b: &NormBuffers,
         rows: usize,
         channels: usize,
@@ -169,7 +169,7 @@ impl BatchNorm {
     pub fn encode_train_forward(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         b: &NormBuffers,
         rows: usize,
         channels: usize,
@@ -194,7 +194,7 @@ impl BatchNorm {
     pub fn encode_eval_forward(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         b: &NormBuffers,
         rows: usize,
         channels: usize,
@@ -208,7 +208,7 @@ impl BatchNorm {
     pub fn encode_backward(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         b: &NormBuffers,
         rows: usize,
         channels: usize,

@@ -28,7 +28,7 @@ impl ColSum {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuBuffer<f32>,
         rows: usize,
         cols: usize,

@@ -33,7 +33,7 @@ impl Copy {
     pub fn encode<T: Pod>(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         src: &GpuBuffer<T>,
         dst: &GpuBuffer<T>,
     ) -> Result<()> {

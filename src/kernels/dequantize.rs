@@ -27,7 +27,7 @@ impl Dequantize {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
         l: &QuantLayout,

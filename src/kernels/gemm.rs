@@ -173,13 +173,13 @@ pub fn split_plan(total_tiles: u32, k: usize, flags: u32) -> (u32, u32) {
 
 /// Records a GEMM through `record(target, params)`, split along K where [`split_plan`] says so:
 /// the splits write `[splits, m·n]` partial sums that `sum` adds, in split order, into `c`.
-pub(crate) fn encode_split(
+pub(crate) fn encode_split<R: crate::Record>(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut R,
     sum: &ColSum,
     mut p: GemmParams,
     c: &GpuBuffer<f32>,
-    record: impl FnOnce(&mut wgpu::CommandEncoder, &wgpu::Buffer, GemmParams) -> Result<()>,
+    record: impl FnOnce(&mut R, &wgpu::Buffer, GemmParams) -> Result<()>,
 ) -> Result<()> {
     let (splits, k_split) = split_plan(p.total_tiles, p.k as usize, p.flags);
     if splits <= 1 {
@@ -296,7 +296,7 @@ pub const PACKED_SLOTS: &[Slot] =
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn dispatch_packed(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut impl crate::Record,
     name: &'static str,
     bgl: &wgpu::BindGroupLayout,
     pipeline: &wgpu::ComputePipeline,

@@ -66,9 +66,9 @@ impl GemmShape {
 }
 
 /// Records an f32 GEMM with `pipeline` (shared by the tiled and naive kernels).
-pub(crate) fn encode_f32(
+pub(crate) fn encode_f32<R: crate::Record>(
     gpu: &Gpu,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut R,
     name: &'static str,
     bgl: &wgpu::BindGroupLayout,
     pipeline: &wgpu::ComputePipeline,
@@ -88,7 +88,7 @@ pub(crate) fn encode_f32(
     epi.check(name, s.n)?;
     let bias = epi.bias.unwrap_or(&dummies.f32);
     let amax = epi.amax.unwrap_or(&dummies.u32);
-    let go = |enc: &mut wgpu::CommandEncoder, target: &wgpu::Buffer, p: GemmParams| {
+    let go = |enc: &mut R, target: &wgpu::Buffer, p: GemmParams| {
         let params = uniform(gpu, name, &p);
         let group = bind(gpu, name, bgl, &[&params, a.buffer(), b.buffer(), bias.buffer(), target, amax.buffer()]);
         dispatch(enc, name, pipeline, &group, workgroups(&p))
@@ -122,7 +122,7 @@ impl GemmF32 {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         a: &GpuBuffer<f32>,
         b: &GpuBuffer<f32>,
         s: GemmShape,
@@ -136,7 +136,7 @@ impl GemmF32 {
     pub fn encode_with(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         tile: Tile,
         a: &GpuBuffer<f32>,
         b: &GpuBuffer<f32>,

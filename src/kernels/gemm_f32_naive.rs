@@ -31,7 +31,7 @@ impl GemmF32Naive {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         a: &GpuBuffer<f32>,
         b: &GpuBuffer<f32>,
         s: GemmShape,

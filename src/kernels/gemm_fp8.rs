@@ -55,7 +55,7 @@ impl GemmFp8 {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         a: &QuantizedTensor,
         b: &QuantizedTensor,
         epi: &Epilogue,
@@ -89,7 +89,7 @@ impl GemmFp8 {
     pub fn encode_with(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         tile: Tile,
         a: &QuantizedTensor,
         b: &QuantizedTensor,

@@ -147,7 +147,7 @@ impl GemmInt {
     fn record(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         tile: Tile,
         p: GemmParams,
         a: &QuantizedTensor,
@@ -168,7 +168,7 @@ impl GemmInt {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         a: &QuantizedTensor,
         b: &QuantizedTensor,
         epi: &Epilogue,
@@ -183,7 +183,7 @@ impl GemmInt {
     pub fn encode_with(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         tile: Tile,
         a: &QuantizedTensor,
         b: &QuantizedTensor,
@@ -222,7 +222,7 @@ impl GemmInt {
     pub fn encode_raw(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         a: &QuantizedTensor,
         b: &QuantizedTensor,
         c: &GpuBuffer<i32>,
@@ -236,7 +236,7 @@ impl GemmInt {
     pub fn encode_raw_with(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         tile: Tile,
         a: &QuantizedTensor,
         b: &QuantizedTensor,

@@ -56,7 +56,7 @@ impl GemmLevels {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         a: &TinyScriptTensor,
         b: &GpuBuffer<f32>,
         n: usize,
@@ -73,7 +73,7 @@ impl GemmLevels {
     pub fn encode_with(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         tile: Tile,
         a: &TinyScriptTensor,
         b: &GpuBuffer<f32>,
@@ -90,7 +90,7 @@ impl GemmLevels {
     pub fn encode_coded(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         a: &TinyScriptTensor,
         b: &TinyScriptTensor,
         trans_b: bool,
@@ -107,7 +107,7 @@ impl GemmLevels {
     pub fn encode_coded_with(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         tile: Tile,
         a: &TinyScriptTensor,
         b: &TinyScriptTensor,
@@ -132,7 +132,7 @@ impl GemmLevels {
     fn record(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         tile: Tile,
         a: &TinyScriptTensor,
         b: Operand,

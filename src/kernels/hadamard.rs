@@ -42,7 +42,7 @@ impl Hadamard {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuBuffer<f32>,
         out: &GpuBuffer<f32>,
         rows: usize,

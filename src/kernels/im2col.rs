@@ -100,7 +100,7 @@ impl Im2col {
     fn run(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         g: &ConvGeom,
         fold: bool,
         src: &GpuBuffer<f32>,
@@ -134,7 +134,7 @@ impl Im2col {
     pub fn encode_unfold(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         g: &ConvGeom,
         x: &GpuBuffer<f32>,
         cols: &GpuBuffer<f32>,
@@ -146,7 +146,7 @@ impl Im2col {
     pub fn encode_fold(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         g: &ConvGeom,
         dcols: &GpuBuffer<f32>,
         dx: &GpuBuffer<f32>,

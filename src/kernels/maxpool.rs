@@ -95,7 +95,7 @@ impl MaxPool {
     pub fn encode_forward(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         g: &PoolGeom,
         x: &GpuBuffer<f32>,
         y: &GpuBuffer<f32>,
@@ -114,7 +114,7 @@ impl MaxPool {
     pub fn encode_backward(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         g: &PoolGeom,
         dy: &GpuBuffer<f32>,
         arg: &GpuBuffer<u32>,

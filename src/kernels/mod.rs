@@ -193,9 +193,9 @@ pub fn bind(gpu: &Gpu, name: &str, layout: &wgpu::BindGroupLayout, buffers: &[&w
     gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(name), layout, entries: &entries })
 }
 
-/// Records one compute pass dispatching `workgroups` (flattened onto a 2-D grid).
+/// Records a dispatch of `workgroups` (flattened onto a 2-D grid) into `rec`.
 pub fn dispatch(
-    enc: &mut wgpu::CommandEncoder,
+    rec: &mut impl crate::Record,
     name: &str,
     pipeline: &wgpu::ComputePipeline,
     group: &wgpu::BindGroup,
@@ -205,16 +205,7 @@ pub fn dispatch(
     if x == 0 {
         return Ok(());
     }
-    let timed = crate::profile::next_pass(name);
-    let timestamp_writes = timed.as_ref().map(|(set, i)| wgpu::ComputePassTimestampWrites {
-        query_set: set,
-        beginning_of_pass_write_index: Some(*i),
-        end_of_pass_write_index: Some(*i + 1),
-    });
-    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes });
-    pass.set_pipeline(pipeline);
-    pass.set_bind_group(0, group, &[]);
-    pass.dispatch_workgroups(x, y, 1);
+    rec.dispatch(name, pipeline, group, x, y);
     Ok(())
 }
 

@@ -35,7 +35,7 @@ impl Mse {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         y: &GpuBuffer<f32>,
         t: &GpuBuffer<f32>,
         rows: usize,

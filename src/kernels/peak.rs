@@ -75,7 +75,7 @@ impl Peak {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         op: PeakOp,
         iters: u32,
         out: &GpuBuffer<u32>,

@@ -55,7 +55,7 @@ impl QuantizeFused {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuBuffer<f32>,
         l: &QuantLayout,
         rounding: Rounding,

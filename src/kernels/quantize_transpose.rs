@@ -35,7 +35,7 @@ impl QuantizeTranspose {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuBuffer<f32>,
         inv: &GpuBuffer<f32>,
         l: &QuantLayout,

@@ -22,7 +22,7 @@ impl ReluBackward {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         y: &GpuBuffer<f32>,
         dy: &GpuBuffer<f32>,
         dx: &GpuBuffer<f32>,

@@ -33,7 +33,7 @@ impl Scale {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         amax: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
         inv: &GpuBuffer<f32>,

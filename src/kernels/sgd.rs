@@ -45,7 +45,7 @@ impl Sgd {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         w: &GpuBuffer<f32>,
         v: &GpuBuffer<f32>,
         g: &GpuBuffer<f32>,

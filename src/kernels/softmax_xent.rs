@@ -36,7 +36,7 @@ impl SoftmaxXent {
     pub fn encode(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         logits: &GpuBuffer<f32>,
         labels: &GpuBuffer<u32>,
         classes: usize,

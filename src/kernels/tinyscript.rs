@@ -129,7 +129,7 @@ impl TinyScript {
     pub fn encode_moments(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuBuffer<f32>,
         out: &GpuBuffer<f32>,
     ) -> Result<()> {
@@ -237,7 +237,7 @@ impl TinyScript {
     pub fn encode_quantize(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuBuffer<f32>,
         rows: usize,
         cols: usize,
@@ -253,7 +253,7 @@ impl TinyScript {
     pub fn encode_quantize_as(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuBuffer<f32>,
         rows: usize,
         cols: usize,
@@ -298,7 +298,7 @@ impl TinyScript {
     pub fn encode_dequantize(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         t: &TinyScriptTensor,
         out: &GpuBuffer<f32>,
     ) -> Result<()> {

@@ -25,6 +25,7 @@ use crate::quant::{QuantizedTensor, Quantizer};
 use crate::scheme::{QuantScheme, Rounding};
 use crate::tensor::{GpuBuffer, GpuTensor};
 use crate::tinyscript::LevelTable;
+use crate::Record;
 use crate::{rng, Error, Gpu, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -246,7 +247,7 @@ impl Kernels {
     fn rotated(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: &GpuBuffer<f32>,
         rows: usize,
         cols: usize,
@@ -267,7 +268,7 @@ impl Kernels {
     fn packed(
         &self,
         gpu: &Gpu,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         a: &QuantizedTensor,
         b: &QuantizedTensor,
         epi: &Epilogue,
@@ -581,7 +582,7 @@ impl<'g> Trainer<'g> {
     /// `train`, what the backward pass needs.
     fn forward(
         &self,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut impl crate::Record,
         x: GpuBuffer<f32>,
         batch: usize,
         train: bool,
@@ -844,8 +845,8 @@ impl<'g> Trainer<'g> {
         // The step's buffers are the last step's (same shapes), not fresh allocations.
         let _recycle = gpu.recycling();
         let xb = GpuBuffer::from_slice(gpu, "batch x", x)?;
-        let mut enc =
-            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lowbit train step") });
+        // Consecutive kernels share compute passes (a pass per dispatch cost the H100 ~35 µs).
+        let mut enc = crate::Recorder::new(gpu, "lowbit train step");
         let (logits, saved, bytes) = self.forward(&mut enc, xb, batch, true)?;
         let outputs = logits.len() / batch;
         let loss = GpuBuffer::<f32>::zeros(gpu, "loss", batch)?;
@@ -1037,8 +1038,8 @@ impl<'g> Trainer<'g> {
         // Loss and correct counts come back with the step's own submission: one round trip.
         let (lb, cb) = (loss.buffer().size(), correct.buffer().size());
         let back = crate::tensor::staging(gpu, lb + cb);
-        loss.copy_into(&mut enc, &back, 0);
-        correct.copy_into(&mut enc, &back, lb);
+        loss.copy_into(enc.encoder(), &back, 0);
+        correct.copy_into(enc.encoder(), &back, lb);
         let cmd = enc.finish();
         let t_recorded = std::time::Instant::now();
         gpu.submit([cmd]);
@@ -1104,7 +1105,7 @@ impl<'g> Trainer<'g> {
             let batch = self.check_batch(&x, &labels)?;
             // Each batch reuses the last one's buffers (see `run_step`).
             let _recycle = gpu.recycling();
-            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            let mut enc = crate::Recorder::new(gpu, "lowbit evaluation");
             let (logits, _, _) = self.forward(&mut enc, GpuBuffer::from_slice(gpu, "eval x", &x)?, batch, false)?;
             let lb = GpuBuffer::from_slice(gpu, "eval labels", &labels)?;
             let loss = GpuBuffer::<f32>::zeros(gpu, "loss", batch)?;
@@ -1113,8 +1114,8 @@ impl<'g> Trainer<'g> {
             self.k.xent.encode(gpu, &mut enc, &logits, &lb, classes, 0.0, &loss, &correct, &dz)?;
             let lbytes = loss.buffer().size();
             let back = crate::tensor::staging(gpu, lbytes + correct.buffer().size());
-            loss.copy_into(&mut enc, &back, 0);
-            correct.copy_into(&mut enc, &back, lbytes);
+            loss.copy_into(enc.encoder(), &back, 0);
+            correct.copy_into(enc.encoder(), &back, lbytes);
             gpu.submit([enc.finish()]);
             let raw = crate::tensor::map_read(gpu, &back)?;
             let losses: Vec<f32> = bytemuck::pod_collect_to_vec(&raw[..4 * batch]);
