@@ -315,3 +315,22 @@ fn recycled_buffers_come_back_zeroed_or_holding_their_new_data_and_only_once_fre
     assert!(*after.buffer() != a_raw);
     assert_eq!(kept.read(g).unwrap(), vec![0.0; 100]);
 }
+
+#[test]
+fn a_recorder_chains_dependent_dispatches_and_copies_in_order() {
+    use lowbit::kernels::copy::Copy;
+    use lowbit::{Record, Recorder};
+    let g = gpu();
+    let copy = Copy::new(g).unwrap();
+    let x = data(1000, 5, false);
+    let a = buf(&x);
+    let [b, c, d, e] = ["b", "c", "d", "e"].map(|l| GpuBuffer::<f32>::zeros(g, l, x.len()).unwrap());
+    let mut rec = Recorder::new(g, "chain");
+    // b and c in one pass (c reads what the dispatch before wrote), a copy outside it, then e.
+    copy.encode(g, &mut rec, &a, &b).unwrap();
+    copy.encode(g, &mut rec, &b, &c).unwrap();
+    rec.encoder().copy_buffer_to_buffer(c.buffer(), 0, d.buffer(), 0, c.bytes());
+    copy.encode(g, &mut rec, &d, &e).unwrap();
+    g.submit([rec.finish()]);
+    assert_f32_bits_eq("a -> b -> c -> d -> e", &e.read(g).unwrap(), &x);
+}
