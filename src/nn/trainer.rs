@@ -247,7 +247,7 @@ impl Kernels {
     fn rotated(
         &self,
         gpu: &Gpu,
-        enc: &mut impl crate::Record,
+        enc: &mut impl Record,
         x: &GpuBuffer<f32>,
         rows: usize,
         cols: usize,
@@ -268,7 +268,7 @@ impl Kernels {
     fn packed(
         &self,
         gpu: &Gpu,
-        enc: &mut impl crate::Record,
+        enc: &mut impl Record,
         a: &QuantizedTensor,
         b: &QuantizedTensor,
         epi: &Epilogue,
@@ -582,7 +582,7 @@ impl<'g> Trainer<'g> {
     /// `train`, what the backward pass needs.
     fn forward(
         &self,
-        enc: &mut impl crate::Record,
+        enc: &mut impl Record,
         x: GpuBuffer<f32>,
         batch: usize,
         train: bool,
