@@ -4,6 +4,7 @@
 use crate::{Error, Result};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What lowbit got from the adapter, printed by tests and reports.
@@ -71,15 +72,64 @@ impl std::fmt::Display for AdapterReport {
 }
 
 /// A device and queue with what lowbit knows about them. Kernels are built from a `&Gpu`.
+///
+/// Cheap to clone: the device and queue are wgpu's shared handles and everything lowbit keeps
+/// beside them (the report, creation counters, the profiler slot) is shared too, so a
+/// [`crate::nn::Trainer`] or an application can each hold one.
+#[derive(Clone)]
 pub struct Gpu {
     /// The wgpu device.
     pub device: wgpu::Device,
     /// Its queue.
     pub queue: wgpu::Queue,
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a [`Gpu`] shares.
+struct Shared {
     report: AdapterReport,
     limits: wgpu::Limits,
+    counters: Counters,
+    /// The [`StepState`](crate::record::StepState) of work recorded outside a step plan: stream
+    /// base 0, learning-rate factor 1.
+    unit_step: wgpu::Buffer,
+    /// The active [`crate::profile::Profile`] of this device, if any (checked without locking
+    /// through `profiling`).
+    pub(crate) profile: Mutex<Option<crate::profile::Active>>,
+    profiling: std::sync::atomic::AtomicBool,
     /// Per thread: scopes are a thread's own, so another thread's work never meets its buffers.
     recycler: Mutex<HashMap<std::thread::ThreadId, Recycler>>,
+}
+
+/// GPU objects lowbit has created on one device, by kind ([`Gpu::creations`]): a planned
+/// training step creates none, and tests read these counters to prove it.
+#[derive(Default)]
+struct Counters {
+    buffers: AtomicU64,
+    uniforms: AtomicU64,
+    bind_groups: AtomicU64,
+}
+
+/// A snapshot of [`Gpu::creations`].
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Creations {
+    /// Storage, staging and placeholder buffers.
+    pub buffers: u64,
+    /// Uniform buffers (kernel parameters).
+    pub uniforms: u64,
+    /// Bind groups.
+    pub bind_groups: u64,
+}
+
+impl std::ops::Sub for Creations {
+    type Output = Creations;
+    fn sub(self, o: Creations) -> Creations {
+        Creations {
+            buffers: self.buffers - o.buffers,
+            uniforms: self.uniforms - o.uniforms,
+            bind_groups: self.bind_groups - o.bind_groups,
+        }
+    }
 }
 
 /// One thread's storage buffers handed out inside [`Gpu::recycling`] scopes, for its next scope.
@@ -235,7 +285,7 @@ impl Gpu {
             max_storage_binding: limits.max_storage_buffer_binding_size,
             max_buffer: limits.max_buffer_size,
         };
-        Ok(Gpu { device, queue, report, limits, recycler: Mutex::default() })
+        Ok(Self::assemble(device, queue, report, limits))
     }
 
     /// Wraps a device the application already has, so lowbit shares it. `info` describes its
@@ -264,34 +314,122 @@ impl Gpu {
             max_storage_binding: limits.max_storage_buffer_binding_size,
             max_buffer: limits.max_buffer_size,
         };
-        Gpu { device, queue, report, limits, recycler: Mutex::default() }
+        Self::assemble(device, queue, report, limits)
+    }
+
+    fn assemble(device: wgpu::Device, queue: wgpu::Queue, report: AdapterReport, limits: wgpu::Limits) -> Self {
+        use wgpu::util::DeviceExt;
+        let unit_step = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("lowbit unit step state"),
+            contents: bytemuck::bytes_of(&crate::record::StepState::UNIT),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let shared = Shared {
+            report,
+            limits,
+            counters: Counters::default(),
+            unit_step,
+            profile: Mutex::new(None),
+            profiling: std::sync::atomic::AtomicBool::new(false),
+            recycler: Mutex::default(),
+        };
+        Gpu { device, queue, shared: Arc::new(shared) }
     }
 
     /// What the adapter is and what was enabled.
     pub fn report(&self) -> &AdapterReport {
-        &self.report
+        &self.shared.report
     }
 
     /// The device's limits.
     pub fn limits(&self) -> &wgpu::Limits {
-        &self.limits
+        &self.shared.limits
+    }
+
+    /// How many buffers, uniform buffers and bind groups lowbit has created on this device so
+    /// far (every clone of this `Gpu` counts into the same totals).
+    pub fn creations(&self) -> Creations {
+        let c = &self.shared.counters;
+        Creations {
+            buffers: c.buffers.load(Ordering::Relaxed),
+            uniforms: c.uniforms.load(Ordering::Relaxed),
+            bind_groups: c.bind_groups.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The [`StepState`](crate::record::StepState) bound by work recorded outside a step plan.
+    pub(crate) fn unit_step(&self) -> &wgpu::Buffer {
+        &self.shared.unit_step
+    }
+
+    /// Whether a profile is active on this device (no lock taken).
+    pub(crate) fn profiling(&self) -> bool {
+        self.shared.profiling.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` on this device's profiler slot, recording whether a profile is active after it.
+    pub(crate) fn with_profile<R>(&self, f: impl FnOnce(&mut Option<crate::profile::Active>) -> R) -> R {
+        let mut slot = self.shared.profile.lock().unwrap_or_else(|e| e.into_inner());
+        let r = f(&mut slot);
+        self.shared.profiling.store(slot.is_some(), Ordering::Release);
+        r
+    }
+
+    /// A plain buffer (counted in [`Gpu::creations`]).
+    pub(crate) fn create_buffer(&self, desc: &wgpu::BufferDescriptor) -> wgpu::Buffer {
+        let counter = if desc.usage.contains(wgpu::BufferUsages::UNIFORM) {
+            &self.shared.counters.uniforms
+        } else {
+            &self.shared.counters.buffers
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.device.create_buffer(desc)
+    }
+
+    /// A buffer holding `contents` (counted in [`Gpu::creations`]).
+    pub(crate) fn create_buffer_init(&self, label: &str, contents: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        let counter = if usage.contains(wgpu::BufferUsages::UNIFORM) {
+            &self.shared.counters.uniforms
+        } else {
+            &self.shared.counters.buffers
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage })
+    }
+
+    /// A bind group of `layout` binding `buffers` whole, in binding order (counted in
+    /// [`Gpu::creations`]).
+    pub(crate) fn bind_group(
+        &self,
+        name: &str,
+        layout: &wgpu::BindGroupLayout,
+        buffers: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        self.shared.counters.bind_groups.fetch_add(1, Ordering::Relaxed);
+        let entries: Vec<_> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(name), layout, entries: &entries })
     }
 
     /// Fails with [`Error::TooLarge`] if a storage binding of `bytes` exceeds the device limits.
     pub fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
-        if bytes > self.report.max_storage_binding {
+        if bytes > self.shared.report.max_storage_binding {
             return Err(Error::TooLarge {
                 what: what.to_string(),
                 bytes,
-                limit: self.report.max_storage_binding,
+                limit: self.shared.report.max_storage_binding,
                 limit_name: "max_storage_buffer_binding_size",
             });
         }
-        if bytes > self.report.max_buffer {
+        if bytes > self.shared.report.max_buffer {
             return Err(Error::TooLarge {
                 what: what.to_string(),
                 bytes,
-                limit: self.report.max_buffer,
+                limit: self.shared.report.max_buffer,
                 limit_name: "max_buffer_size",
             });
         }
@@ -347,7 +485,7 @@ impl Gpu {
 
     /// Runs `f` on the calling thread's recycler.
     fn with_recycler<R>(&self, f: impl FnOnce(&mut Recycler) -> R) -> R {
-        let mut all = self.recycler.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.shared.recycler.lock().unwrap_or_else(|e| e.into_inner());
         f(all.entry(std::thread::current().id()).or_default())
     }
 
@@ -380,7 +518,6 @@ impl Gpu {
         usage: wgpu::BufferUsages,
         init: Init<'_>,
     ) -> Arc<wgpu::Buffer> {
-        use wgpu::util::DeviceExt;
         let reused = self.with_recycler(|r| {
             if r.depth == 0 {
                 return None;
@@ -399,17 +536,13 @@ impl Gpu {
             return b;
         }
         let b = Arc::new(match init {
-            Init::Zeroed => self.device.create_buffer(&wgpu::BufferDescriptor {
+            Init::Zeroed => self.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: bytes,
                 usage,
                 mapped_at_creation: false,
             }),
-            Init::Data(d) => self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: d,
-                usage,
-            }),
+            Init::Data(d) => self.create_buffer_init(label, d, usage),
         });
         self.with_recycler(|r| {
             if r.depth > 0 {

@@ -2,19 +2,19 @@
 //! lowbit records (one per dispatch) writes a GPU timestamp at its start and end;
 //! [`Profile::finish`] resolves them and sums the time per kernel name. Needs the adapter's
 //! `TIMESTAMP_QUERY` feature ([`crate::AdapterReport::timestamps`]). One profile at a time per
-//! process; passes recorded beyond its capacity are not timed (and counted as dropped).
+//! device (each [`Gpu`] has its own slot, so two devices in one process profile independently);
+//! passes recorded beyond its capacity are not timed (and counted as dropped). While no profile
+//! is active, recording a dispatch reads one atomic flag and takes no lock.
 
 use crate::{Error, Gpu, Result};
-use std::sync::Mutex;
 
-struct Active {
+/// The state of an active profile (kept in its [`Gpu`]).
+pub(crate) struct Active {
     set: wgpu::QuerySet,
     names: Vec<String>,
     capacity: u32,
     dropped: u64,
 }
-
-static ACTIVE: Mutex<Option<Active>> = Mutex::new(None);
 
 /// Time spent in one kernel while the profile was active.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,29 +39,32 @@ impl Profile {
             return Err(Error::InvalidArgument(format!("{} has no timestamp queries", gpu.report().name)));
         }
         let capacity = max_passes.clamp(1, 2048); // 4096 queries per set at most
-        let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
-        if active.is_some() {
-            return Err(Error::InvalidArgument("a profile is already active".into()));
-        }
-        let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("lowbit profile"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 2 * capacity,
-        });
-        *active = Some(Active { set, names: Vec::new(), capacity, dropped: 0 });
-        Ok(Profile { _private: () })
+        gpu.with_profile(|active| {
+            if active.is_some() {
+                return Err(Error::InvalidArgument("a profile is already active on this device".into()));
+            }
+            let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("lowbit profile"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2 * capacity,
+            });
+            *active = Some(Active { set, names: Vec::new(), capacity, dropped: 0 });
+            Ok(Profile { _private: () })
+        })
     }
 
     /// Stops timing (waiting for submitted work) and returns the time per kernel, longest first,
     /// with the number of passes that did not fit.
     pub fn finish(self, gpu: &Gpu) -> Result<(Vec<KernelTime>, u64)> {
-        let active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).take().expect("the profile is active");
+        let active = gpu
+            .with_profile(|a| a.take())
+            .ok_or_else(|| Error::InvalidArgument("no profile is active on this device".into()))?;
         let n = active.names.len() as u32;
         if n == 0 {
             return Ok((Vec::new(), active.dropped));
         }
         let size = 16 * n as u64;
-        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        let resolve = gpu.create_buffer(&wgpu::BufferDescriptor {
             label: Some("lowbit profile resolve"),
             size,
             usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
@@ -90,15 +93,19 @@ impl Profile {
     }
 }
 
-/// For a pass about to be recorded for kernel `name`: the query set and the index of its first
-/// timestamp, while a profile with room is active.
-pub(crate) fn next_pass(name: &str) -> Option<(wgpu::QuerySet, u32)> {
-    let mut guard = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
-    let a = guard.as_mut()?;
-    if a.names.len() as u32 >= a.capacity {
-        a.dropped += 1;
+/// For a pass about to be recorded for kernel `name` on `gpu`: the query set and the index of its
+/// first timestamp, while a profile with room is active there.
+pub(crate) fn next_pass(gpu: &Gpu, name: &str) -> Option<(wgpu::QuerySet, u32)> {
+    if !gpu.profiling() {
         return None;
     }
-    a.names.push(name.to_string());
-    Some((a.set.clone(), 2 * (a.names.len() as u32 - 1)))
+    gpu.with_profile(|slot| {
+        let a = slot.as_mut()?;
+        if a.names.len() as u32 >= a.capacity {
+            a.dropped += 1;
+            return None;
+        }
+        a.names.push(name.to_string());
+        Some((a.set.clone(), 2 * (a.names.len() as u32 - 1)))
+    })
 }

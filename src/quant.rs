@@ -8,7 +8,7 @@ use crate::kernels::{
 };
 use crate::scheme::{Granularity, QuantLayout, QuantScheme, Rounding};
 use crate::tensor::{GpuBuffer, GpuTensor};
-use crate::{Error, Gpu, Result};
+use crate::{Error, Gpu, Record, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -73,11 +73,11 @@ impl Quantizer {
         Ok(k)
     }
 
-    fn alloc(gpu: &Gpu, l: QuantLayout) -> Result<QuantizedTensor> {
+    fn alloc(gpu: &Gpu, enc: &mut impl Record, l: QuantLayout) -> Result<QuantizedTensor> {
         gpu.check_binding("quantized codes", l.words() as u64 * 4)?;
         Ok(QuantizedTensor {
-            codes: GpuBuffer::zeros(gpu, "lowbit codes", l.words())?,
-            scales: GpuBuffer::zeros(gpu, "lowbit scales", l.n_groups as usize)?,
+            codes: enc.scratch(gpu, "lowbit codes", l.words())?,
+            scales: enc.scratch(gpu, "lowbit scales", l.n_groups as usize)?,
             layout: l,
             samples: 1,
         })
@@ -89,7 +89,7 @@ impl Quantizer {
     pub fn quantize(
         &self,
         gpu: &Gpu,
-        enc: &mut impl crate::Record,
+        enc: &mut impl Record,
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
@@ -107,13 +107,13 @@ impl Quantizer {
     pub fn quantize_one_pass(
         &self,
         gpu: &Gpu,
-        enc: &mut impl crate::Record,
+        enc: &mut impl Record,
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
-        let q = Self::alloc(gpu, l)?;
+        let q = Self::alloc(gpu, enc, l)?;
         k.fused.encode(gpu, enc, x.buffer(), &l, scheme.rounding, &q.codes, &q.scales)?;
         Ok(q)
     }
@@ -122,15 +122,15 @@ impl Quantizer {
     pub fn quantize_two_pass(
         &self,
         gpu: &Gpu,
-        enc: &mut impl crate::Record,
+        enc: &mut impl Record,
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
-        let q = Self::alloc(gpu, l)?;
-        let amax = GpuBuffer::<u32>::zeros(gpu, "lowbit amax", l.n_groups as usize)?;
-        let inv = GpuBuffer::<f32>::zeros(gpu, "lowbit inv", l.n_groups as usize)?;
+        let q = Self::alloc(gpu, enc, l)?;
+        let amax = enc.scratch::<u32>(gpu, "lowbit amax", l.n_groups as usize)?;
+        let inv = enc.scratch::<f32>(gpu, "lowbit inv", l.n_groups as usize)?;
         self.absmax.encode(gpu, enc, x.buffer(), &l, false, &amax)?;
         k.scale.encode(gpu, enc, &amax, &q.scales, &inv)?;
         k.quantize.encode(gpu, enc, x.buffer(), &inv, &l, scheme.rounding, &q.codes)?;
@@ -142,7 +142,7 @@ impl Quantizer {
     pub fn quantize_transposed(
         &self,
         gpu: &Gpu,
-        enc: &mut impl crate::Record,
+        enc: &mut impl Record,
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
@@ -155,9 +155,9 @@ impl Quantizer {
         let (r, c) = (x.shape()[0], x.shape()[1]);
         let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
-        let q = Self::alloc(gpu, lt)?;
-        let amax = GpuBuffer::<u32>::zeros(gpu, "lowbit amax", lt.n_groups as usize)?;
-        let inv = GpuBuffer::<f32>::zeros(gpu, "lowbit inv", lt.n_groups as usize)?;
+        let q = Self::alloc(gpu, enc, lt)?;
+        let amax = enc.scratch::<u32>(gpu, "lowbit amax", lt.n_groups as usize)?;
+        let inv = enc.scratch::<f32>(gpu, "lowbit inv", lt.n_groups as usize)?;
         if scheme.granularity == Granularity::PerTensor {
             // One group: reduce x in its own (coalesced) order.
             let l = QuantLayout::new(r, c, scheme.format, scheme.granularity)?;
@@ -176,7 +176,7 @@ impl Quantizer {
     pub fn quantize_samples(
         &self,
         gpu: &Gpu,
-        enc: &mut impl crate::Record,
+        enc: &mut impl Record,
         x: &GpuTensor,
         scheme: QuantScheme,
         k: u32,
@@ -193,16 +193,16 @@ impl Quantizer {
         let (words, groups) = (l.words() as u64 * 4, l.n_groups as u64 * 4);
         gpu.check_binding("SMP codes", words * k as u64)?;
         let out = QuantizedTensor {
-            codes: GpuBuffer::zeros(gpu, "lowbit smp codes", l.words() * k as usize)?,
-            scales: GpuBuffer::zeros(gpu, "lowbit smp scales", l.n_groups as usize * k as usize)?,
+            codes: enc.scratch(gpu, "lowbit smp codes", l.words() * k as usize)?,
+            scales: enc.scratch(gpu, "lowbit smp scales", l.n_groups as usize * k as usize)?,
             layout: l,
             samples: k,
         };
         for j in 0..k {
             let s = QuantScheme { rounding: Rounding::Stochastic { seed, stream: stream.wrapping_add(j) }, ..scheme };
             let q = self.quantize(gpu, enc, x, s)?;
-            enc.encoder().copy_buffer_to_buffer(q.codes.buffer(), 0, out.codes.buffer(), j as u64 * words, words);
-            enc.encoder().copy_buffer_to_buffer(q.scales.buffer(), 0, out.scales.buffer(), j as u64 * groups, groups);
+            enc.copy(q.codes.buffer(), 0, out.codes.buffer(), j as u64 * words, words);
+            enc.copy(q.scales.buffer(), 0, out.scales.buffer(), j as u64 * groups, groups);
         }
         Ok(out)
     }
@@ -211,7 +211,7 @@ impl Quantizer {
     pub fn quantize_transposed_samples(
         &self,
         gpu: &Gpu,
-        enc: &mut impl crate::Record,
+        enc: &mut impl Record,
         x: &GpuTensor,
         scheme: QuantScheme,
         k: u32,
@@ -230,8 +230,8 @@ impl Quantizer {
         let (words, groups) = (l.words() as u64 * 4, l.n_groups as u64 * 4);
         gpu.check_binding("SMP codes", words * k as u64)?;
         let out = QuantizedTensor {
-            codes: GpuBuffer::zeros(gpu, "lowbit smp codes", l.words() * k as usize)?,
-            scales: GpuBuffer::zeros(gpu, "lowbit smp scales", l.n_groups as usize * k as usize)?,
+            codes: enc.scratch(gpu, "lowbit smp codes", l.words() * k as usize)?,
+            scales: enc.scratch(gpu, "lowbit smp scales", l.n_groups as usize * k as usize)?,
             layout: l,
             samples: k,
         };
@@ -244,17 +244,20 @@ impl Quantizer {
                 Some(self.quantize_transposed(gpu, enc, x, s)?)
             };
             let q = q.as_ref().unwrap_or(&first);
-            enc.encoder().copy_buffer_to_buffer(q.codes.buffer(), 0, out.codes.buffer(), j as u64 * words, words);
-            enc.encoder().copy_buffer_to_buffer(q.scales.buffer(), 0, out.scales.buffer(), j as u64 * groups, groups);
+            enc.copy(q.codes.buffer(), 0, out.codes.buffer(), j as u64 * words, words);
+            enc.copy(q.scales.buffer(), 0, out.scales.buffer(), j as u64 * groups, groups);
         }
         Ok(out)
     }
 
     /// Records the dequantization of `q` into a new `[rows, cols]` tensor (sample 0 of SMP).
-    pub fn dequantize(&self, gpu: &Gpu, enc: &mut impl crate::Record, q: &QuantizedTensor) -> Result<GpuTensor> {
+    pub fn dequantize(&self, gpu: &Gpu, enc: &mut impl Record, q: &QuantizedTensor) -> Result<GpuTensor> {
         let l = q.layout;
         let k = self.kernels(gpu, l.format)?;
-        let out = GpuTensor::zeros(gpu, &[l.rows as usize, l.cols as usize])?;
+        let out = GpuTensor::from_buffer(
+            enc.scratch(gpu, "lowbit dequantized", (l.rows * l.cols) as usize)?,
+            &[l.rows as usize, l.cols as usize],
+        )?;
         k.dequantize.encode(gpu, enc, &q.codes, &q.scales, &l, out.buffer())?;
         Ok(out)
     }

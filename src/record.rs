@@ -1,6 +1,13 @@
-//! Where launchers record their work: a `wgpu::CommandEncoder` (one compute pass per dispatch,
-//! as wgpu users expect) or a [`Recorder`], which keeps one compute pass open across
-//! consecutive dispatches.
+//! Where launchers record their work.
+//!
+//! A launcher never creates a bind group or submits: it hands each dispatch (pipeline, layout and
+//! the buffers to bind, in binding order), each copy and each clear to a [`Record`], and asks it
+//! for scratch storage and for the per-step state its kernel reads. Three recorders exist:
+//! - a `wgpu::CommandEncoder`: one compute pass per dispatch, as wgpu users expect;
+//! - a [`Recorder`], which keeps consecutive dispatches in one compute pass;
+//! - a step plan's tape ([`crate::plan::Tape`]), which records nothing on the GPU: it keeps the
+//!   list, so a training step can be built once and replayed with no bind group, buffer or
+//!   uniform created per step.
 //!
 //! A pass per dispatch is expensive where a step has many small kernels: on the H100 (Vulkan,
 //! driver 580) `CommandEncoder::finish` took ~21 µs per pass and the GPU ~16 µs per tiny pass,
@@ -8,15 +15,81 @@
 //! every dispatch with the ones before it (each dispatch is its own usage scope), so results are
 //! the same.
 
-/// A target that launchers record into (see the module docs).
-pub trait Record {
-    /// Records one dispatch of `pipeline` with bind group 0 = `group` on an `x × y` grid.
-    fn dispatch(&mut self, name: &str, pipeline: &wgpu::ComputePipeline, group: &wgpu::BindGroup, x: u32, y: u32);
-    /// The encoder itself, for copies and clears (a [`Recorder`] first ends its open pass).
-    fn encoder(&mut self) -> &mut wgpu::CommandEncoder;
+use crate::tensor::GpuBuffer;
+use crate::{Gpu, Result};
+use bytemuck::{Pod, Zeroable};
+
+/// What changes from one training step to the next, in one small uniform block that every kernel
+/// with a per-step input binds (mirrored by `StepState` in `shaders/common/step.wgsl`).
+///
+/// - `stream_base` is added to the stream of every stochastic rounding: a kernel with
+///   `Rounding::Stochastic { seed, stream }` draws with `rng::key(seed, stream + stream_base)`.
+///   Outside a step plan it is 0, so a launcher's draws are exactly those its `Rounding` names;
+///   a plan numbers its random uses `0..U` and sets `stream_base` to the step's first stream
+///   (see [`crate::rng`] for the construction).
+/// - `lr` multiplies the learning rate of the SGD kernel's parameters: 1 outside a plan; a plan
+///   builds its SGD dispatches with rate 1 and writes the step's rate here.
+/// - `step` is the step's number (for kernels that need it; informational otherwise).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Pod, Zeroable)]
+pub struct StepState {
+    /// Added to every stochastic stream.
+    pub stream_base: u32,
+    /// Learning-rate factor.
+    pub lr: f32,
+    /// The step's number (low 32 bits).
+    pub step: u32,
+    /// Padding.
+    pub pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<StepState>() == 16);
+
+impl StepState {
+    /// The state of work recorded outside a plan: stream base 0, rate factor 1.
+    pub const UNIT: StepState = StepState { stream_base: 0, lr: 1.0, step: 0, pad: 0 };
 }
 
-/// One compute pass per dispatch; a dispatch the profiler times gets its timestamps.
+/// One dispatch as a launcher asks for it: bind group 0 binds `buffers` whole, in binding order,
+/// in `layout`; the grid is `x × y` workgroups.
+pub struct Dispatch<'a> {
+    /// The kernel's name (its shader's), for profiles and labels.
+    pub name: &'a str,
+    /// The pipeline.
+    pub pipeline: &'a wgpu::ComputePipeline,
+    /// Its bind group layout.
+    pub layout: &'a wgpu::BindGroupLayout,
+    /// The buffers, binding 0 first.
+    pub buffers: &'a [&'a wgpu::Buffer],
+    /// Workgroups along x.
+    pub x: u32,
+    /// Workgroups along y.
+    pub y: u32,
+}
+
+/// A target that launchers record into (see the module docs).
+pub trait Record {
+    /// Records one dispatch.
+    fn dispatch(&mut self, gpu: &Gpu, d: &Dispatch);
+    /// Records a copy of `size` bytes.
+    fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, size: u64);
+    /// Records a clear (zero fill) of the whole buffer.
+    fn clear(&mut self, buffer: &wgpu::Buffer);
+    /// Storage of `len` elements for results produced while recording (a launcher's
+    /// intermediates, or outputs it allocates). Its contents are undefined until recorded work
+    /// writes them: a kernel that accumulates into it must have it cleared first
+    /// ([`Record::clear`]). Outside a plan this is a new zero-filled buffer; a plan's tape hands
+    /// out storage from its arena, shared with other values whose lifetimes do not overlap.
+    fn scratch<T: Pod>(&mut self, gpu: &Gpu, label: &str, len: usize) -> Result<GpuBuffer<T>> {
+        GpuBuffer::zeros(gpu, label, len)
+    }
+    /// The [`StepState`] uniform the recorded kernels bind: the unit state outside a plan, the
+    /// plan's own buffer (written once per step) inside one.
+    fn step_state<'a>(&'a self, gpu: &'a Gpu) -> &'a wgpu::Buffer {
+        gpu.unit_step()
+    }
+}
+
+/// One compute pass for one dispatch; a dispatch the profiler times gets its timestamps.
 fn single_pass(
     enc: &mut wgpu::CommandEncoder,
     name: &str,
@@ -38,30 +111,37 @@ fn single_pass(
 }
 
 impl Record for wgpu::CommandEncoder {
-    fn dispatch(&mut self, name: &str, pipeline: &wgpu::ComputePipeline, group: &wgpu::BindGroup, x: u32, y: u32) {
-        single_pass(self, name, pipeline, group, x, y, crate::profile::next_pass(name));
+    fn dispatch(&mut self, gpu: &Gpu, d: &Dispatch) {
+        let group = gpu.bind_group(d.name, d.layout, d.buffers);
+        single_pass(self, d.name, d.pipeline, &group, d.x, d.y, crate::profile::next_pass(gpu, d.name));
     }
 
-    fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
-        self
+    fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, size: u64) {
+        self.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, size);
+    }
+
+    fn clear(&mut self, buffer: &wgpu::Buffer) {
+        self.clear_buffer(buffer, 0, None);
     }
 }
 
 /// A command encoder that records consecutive dispatches into one compute pass, ending it only
-/// for copies and clears ([`Record::encoder`]), for dispatches the profiler times (those keep a
-/// pass each, with timestamps), and at [`Recorder::finish`]. Lowbit's trainer records its steps
-/// with one.
+/// for copies and clears, for dispatches the profiler times (those keep a pass each, with
+/// timestamps), and at [`Recorder::finish`]. Step plans replay into one; it counts the passes
+/// it began.
 pub struct Recorder {
     // Declared first: dropped (ended) before the encoder it records into.
     pass: Option<wgpu::ComputePass<'static>>,
     enc: wgpu::CommandEncoder,
+    passes: u64,
+    dispatches: u64,
 }
 
 impl Recorder {
     /// A new command encoder labelled `label`.
-    pub fn new(gpu: &crate::Gpu, label: &str) -> Self {
+    pub fn new(gpu: &Gpu, label: &str) -> Self {
         let enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-        Recorder { pass: None, enc }
+        Recorder { pass: None, enc, passes: 0, dispatches: 0 }
     }
 
     /// Ends the open pass and finishes the command buffer.
@@ -69,14 +149,43 @@ impl Recorder {
         self.pass = None;
         self.enc.finish()
     }
-}
 
-impl Record for Recorder {
-    fn dispatch(&mut self, name: &str, pipeline: &wgpu::ComputePipeline, group: &wgpu::BindGroup, x: u32, y: u32) {
-        if let Some(timed) = crate::profile::next_pass(name) {
+    /// Compute passes begun so far.
+    pub fn passes(&self) -> u64 {
+        self.passes
+    }
+
+    /// Dispatches recorded so far.
+    pub fn dispatches(&self) -> u64 {
+        self.dispatches
+    }
+
+    /// The encoder, with the open pass ended (for work a [`Record`] does not express, such as
+    /// query resolution).
+    pub fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        self.pass = None;
+        &mut self.enc
+    }
+
+    /// Records a dispatch with a bind group made beforehand (a step plan's replay).
+    pub fn dispatch_bound(
+        &mut self,
+        gpu: &Gpu,
+        name: &str,
+        pipeline: &wgpu::ComputePipeline,
+        group: &wgpu::BindGroup,
+        x: u32,
+        y: u32,
+    ) {
+        self.dispatches += 1;
+        if let Some(timed) = crate::profile::next_pass(gpu, name) {
             self.pass = None;
+            self.passes += 1;
             single_pass(&mut self.enc, name, pipeline, group, x, y, Some(timed));
             return;
+        }
+        if self.pass.is_none() {
+            self.passes += 1;
         }
         let pass = self.pass.get_or_insert_with(|| {
             self.enc
@@ -87,9 +196,19 @@ impl Record for Recorder {
         pass.set_bind_group(0, group, &[]);
         pass.dispatch_workgroups(x, y, 1);
     }
+}
 
-    fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
-        self.pass = None;
-        &mut self.enc
+impl Record for Recorder {
+    fn dispatch(&mut self, gpu: &Gpu, d: &Dispatch) {
+        let group = gpu.bind_group(d.name, d.layout, d.buffers);
+        self.dispatch_bound(gpu, d.name, d.pipeline, &group, d.x, d.y);
+    }
+
+    fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, size: u64) {
+        self.encoder().copy_buffer_to_buffer(src, src_offset, dst, dst_offset, size);
+    }
+
+    fn clear(&mut self, buffer: &wgpu::Buffer) {
+        self.encoder().clear_buffer(buffer, 0, None);
     }
 }

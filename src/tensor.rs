@@ -202,7 +202,7 @@ impl GpuTensor {
 
 /// A buffer to read `bytes` back into (`MAP_READ | COPY_DST`).
 pub(crate) fn staging(gpu: &Gpu, bytes: u64) -> wgpu::Buffer {
-    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+    gpu.create_buffer(&wgpu::BufferDescriptor {
         label: Some("lowbit read-back"),
         size: bytes.max(4),
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,

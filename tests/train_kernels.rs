@@ -329,7 +329,7 @@ fn a_recorder_chains_dependent_dispatches_and_copies_in_order() {
     // b and c in one pass (c reads what the dispatch before wrote), a copy outside it, then e.
     copy.encode(g, &mut rec, &a, &b).unwrap();
     copy.encode(g, &mut rec, &b, &c).unwrap();
-    rec.encoder().copy_buffer_to_buffer(c.buffer(), 0, d.buffer(), 0, c.bytes());
+    rec.copy(c.buffer(), 0, d.buffer(), 0, c.bytes());
     copy.encode(g, &mut rec, &d, &e).unwrap();
     g.submit([rec.finish()]);
     assert_f32_bits_eq("a -> b -> c -> d -> e", &e.read(g).unwrap(), &x);

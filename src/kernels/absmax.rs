@@ -8,7 +8,7 @@
 //! Bindings: 0 `QuantParams`, 1 x (read f32), 2 amax (read-write u32, `n_groups`).
 //! Reference: [`crate::reference::absmax`].
 
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform, QuantParams, Slot};
+use super::{check_len, dispatch, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
 use crate::{Gpu, Result};
@@ -46,7 +46,7 @@ impl Absmax {
         check_len("absmax", "amax", amax.len(), l.n_groups as usize)?;
         let mut p = QuantParams::row_tiles(l, Rounding::Nearest);
         p.transposed = transposed as u32;
-        enc.encoder().clear_buffer(amax.buffer(), 0, None);
+        enc.clear(amax.buffer());
         // Transposed with whole-row groups: read along x's rows (see the shader).
         let along = transposed && p.block_div == u32::MAX;
         let (chunk, chunks) = super::reduce_chunks(l.cols as usize);
@@ -54,12 +54,12 @@ impl Absmax {
             p.aux = [chunk as u32, chunks as u32, 0];
         }
         let params = uniform(gpu, "absmax params", &p);
-        let group = bind(gpu, "absmax", &self.bgl, &[&params, x.buffer(), amax.buffer()]);
+        let buffers = [&params, x.buffer(), amax.buffer()];
         if along {
             let tiles = (l.rows as usize).div_ceil(32);
-            dispatch(enc, "absmax", &self.transposed, &group, (tiles * chunks) as u32)
+            dispatch(gpu, enc, "absmax", &self.transposed, &self.bgl, &buffers, (tiles * chunks) as u32)
         } else {
-            dispatch(enc, "absmax", &self.pipeline, &group, p.total_tiles)
+            dispatch(gpu, enc, "absmax", &self.pipeline, &self.bgl, &buffers, p.total_tiles)
         }
     }
 }

@@ -3,7 +3,7 @@
 //! Reference: [`crate::reference::avgpool`].
 
 use super::maxpool::PoolGeom;
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Gpu, Result};
 
@@ -39,8 +39,15 @@ impl AvgPool {
         check_len("avgpool", "src", src.len(), sl)?;
         check_len("avgpool", "dst", dst.len(), dl)?;
         let params = uniform(gpu, "avgpool", &p);
-        let group = bind(gpu, "avgpool", &self.bgl, &[&params, src.buffer(), dst.buffer()]);
-        dispatch(enc, "avgpool", if back { &self.backward } else { &self.forward }, &group, (dl as u32).div_ceil(WG))
+        dispatch(
+            gpu,
+            enc,
+            "avgpool",
+            if back { &self.backward } else { &self.forward },
+            &self.bgl,
+            &[&params, src.buffer(), dst.buffer()],
+            (dl as u32).div_ceil(WG),
+        )
     }
 
     /// Records `y ← avgpool(x)`.

@@ -4,7 +4,7 @@
 //! Bindings: 0 params, 1 x, 2 stats, 3 affine, 4 running, 5 y, 6 dy, 7 dx, 8 sums; see the shader
 //! header for the math. Reference: [`crate::reference::batchnorm`].
 
-use super::{bind, check_len, dispatch, layouts, pipeline, reduce_chunks, uniform, Slot, REDUCE_COLS, WG};
+use super::{check_len, dispatch, layouts, pipeline, reduce_chunks, uniform, Slot, REDUCE_COLS, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
@@ -92,8 +92,8 @@ impl BatchNorm {
         })
     }
 
-    /// Checks the buffers once, then records `passes` in order (one uniform and bind group per
-    /// distinct partial-sum mode).
+    /// Checks the buffers once, then records `passes` in order (one uniform per distinct
+    /// partial-sum mode).
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
@@ -133,34 +133,33 @@ impl BatchNorm {
             mode: 0,
         };
         let d = &self.dummy;
-        let mut groups: Vec<(u32, wgpu::BindGroup)> = Vec::new();
+        let mut params: Vec<(u32, wgpu::Buffer)> = Vec::new();
         for (which, pass) in passes {
             let mode = match *pass {
                 Pass::Partial(mode) => mode,
                 _ => 0,
             };
-            if !groups.iter().any(|g| g.0 == mode) {
-                let params = uniform(gpu, "batchnorm", &NormParams { mode, ..base });
-                let bufs = [
-                    &params,
-                    b.x.buffer(),
-                    b.stats.buffer(),
-                    b.affine.buffer(),
-                    b.running.buffer(),
-                    b.y.buffer(),
-                    b.dy.unwrap_or(d).buffer(),
-                    b.dx.unwrap_or(d).buffer(),
-                    b.sums.unwrap_or(d).buffer(),
-                ];
-                groups.push((mode, bind(gpu, "batchnorm", &self.bgl, &bufs)));
+            if !params.iter().any(|g| g.0 == mode) {
+                params.push((mode, uniform(gpu, "batchnorm", &NormParams { mode, ..base })));
             }
-            let group = &groups.iter().find(|g| g.0 == mode).expect("just added").1;
+            let uniform = &params.iter().find(|g| g.0 == mode).expect("just added").1;
+            let bufs = [
+                uniform,
+                b.x.buffer(),
+                b.stats.buffer(),
+                b.affine.buffer(),
+                b.running.buffer(),
+                b.y.buffer(),
+                b.dy.unwrap_or(d).buffer(),
+                b.dx.unwrap_or(d).buffer(),
+                b.sums.unwrap_or(d).buffer(),
+            ];
             let workgroups = match pass {
                 Pass::Partial(_) => channels.div_ceil(REDUCE_COLS) * chunks,
                 Pass::PerChannel => channels.div_ceil(WG as usize),
                 Pass::PerElement => (rows * channels).div_ceil(WG as usize),
             };
-            dispatch(enc, "batchnorm", which, group, workgroups as u32)?;
+            dispatch(gpu, enc, "batchnorm", which, &self.bgl, &bufs, workgroups as u32)?;
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! row chunks in a fixed order. Bindings: 0 params, 1 x, 2 out, 3 partial.
 //! Reference: [`crate::reference::col_sum`].
 
-use super::{bind, check_len, dispatch, layouts, pipeline, reduce_chunks, uniform, Slot, REDUCE_COLS, WG};
+use super::{check_len, dispatch, layouts, pipeline, reduce_chunks, uniform, Slot, REDUCE_COLS, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
@@ -40,11 +40,11 @@ impl ColSum {
         check_len("col_sum", "x", x.len(), rows * cols)?;
         check_len("col_sum", "out", out.len(), cols)?;
         let (chunk_rows, chunks) = reduce_chunks(rows);
-        let partial = GpuBuffer::<f32>::zeros(gpu, "col_sum partial", chunks * cols)?;
+        let partial = enc.scratch::<f32>(gpu, "col_sum partial", chunks * cols)?;
         let params = uniform(gpu, "col_sum", &[rows as u32, cols as u32, chunk_rows as u32, chunks as u32]);
-        let group = bind(gpu, "col_sum", &self.bgl, &[&params, x.buffer(), out.buffer(), partial.buffer()]);
+        let buffers = [&params, x.buffer(), out.buffer(), partial.buffer()];
         let tiles = cols.div_ceil(REDUCE_COLS);
-        dispatch(enc, "col_sum", &self.partial, &group, (tiles * chunks) as u32)?;
-        dispatch(enc, "col_sum", &self.finish, &group, (cols as u32).div_ceil(WG))
+        dispatch(gpu, enc, "col_sum", &self.partial, &self.bgl, &buffers, (tiles * chunks) as u32)?;
+        dispatch(gpu, enc, "col_sum", &self.finish, &self.bgl, &buffers, (cols as u32).div_ceil(WG))
     }
 }

@@ -3,7 +3,7 @@
 //! `dst[i] = src[i]` over 16-byte vectors (buffers are padded to 16 bytes).
 //! Bindings: 0 params, 1 src (read), 2 dst (read-write). Reference: [`crate::reference::copy`].
 
-use super::{bind, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
@@ -45,7 +45,14 @@ impl Copy {
         }
         let n_vec4 = src.bytes().div_ceil(16) as u32;
         let params = uniform(gpu, "copy params", &CopyParams { n_vec4, pad: [0; 3] });
-        let group = bind(gpu, "copy", &self.bgl, &[&params, src.buffer(), dst.buffer()]);
-        dispatch(enc, "copy", &self.pipeline, &group, n_vec4.div_ceil(WG))
+        dispatch(
+            gpu,
+            enc,
+            "copy",
+            &self.pipeline,
+            &self.bgl,
+            &[&params, src.buffer(), dst.buffer()],
+            n_vec4.div_ceil(WG),
+        )
     }
 }

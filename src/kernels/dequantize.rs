@@ -3,7 +3,7 @@
 //! Layout: one thread per packed word. Bindings: 0 `QuantParams`, 1 codes (read u32), 2 scales
 //! (read f32), 3 out (read-write f32). Reference: [`crate::reference::dequantize`].
 
-use super::{bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
+use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
 use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
@@ -44,7 +44,14 @@ impl Dequantize {
         check_len("dequantize", "out", out.len(), (l.rows * l.cols) as usize)?;
         let p = QuantParams::row_tiles(l, Rounding::Nearest);
         let params = uniform(gpu, "dequantize params", &p);
-        let group = bind(gpu, "dequantize", &self.bgl, &[&params, codes.buffer(), scales.buffer(), out.buffer()]);
-        dispatch(enc, "dequantize", &self.pipeline, &group, p.total_tiles)
+        dispatch(
+            gpu,
+            enc,
+            "dequantize",
+            &self.pipeline,
+            &self.bgl,
+            &[&params, codes.buffer(), scales.buffer(), out.buffer()],
+            p.total_tiles,
+        )
     }
 }

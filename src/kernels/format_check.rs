@@ -3,7 +3,7 @@
 //! code. Bindings: 0 params `{n, key, stochastic}`, 1 x (read f32), 2 codes (read-write u32),
 //! 3 vals (read-write f32). Reference: [`crate::reference::format_check`].
 
-use super::{bind, dispatch, format_constant, layouts, pipeline, uniform, Slot, WG};
+use super::{dispatch, format_constant, layouts, pipeline, uniform, Slot, WG};
 use crate::format::Format;
 use crate::tensor::GpuBuffer;
 use crate::{Gpu, Result};
@@ -56,9 +56,9 @@ impl FormatCheck {
         let vb = GpuBuffer::<f32>::zeros(gpu, "check vals", n)?;
         let params =
             uniform(gpu, "check params", &CheckParams { n: n as u32, key, stochastic: stochastic as u32, pad: 0 });
-        let group = bind(gpu, "format_check", &self.bgl, &[&params, xb.buffer(), cb.buffer(), vb.buffer()]);
+        let buffers = [&params, xb.buffer(), cb.buffer(), vb.buffer()];
         let mut enc = gpu.device.create_command_encoder(&Default::default());
-        dispatch(&mut enc, "format_check", which, &group, (n as u32).div_ceil(WG))?;
+        dispatch(gpu, &mut enc, "format_check", which, &self.bgl, &buffers, (n as u32).div_ceil(WG))?;
         gpu.submit([enc.finish()]);
         Ok((cb.read(gpu)?, vb.read(gpu)?))
     }

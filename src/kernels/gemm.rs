@@ -188,7 +188,7 @@ pub(crate) fn encode_split<R: crate::Record>(
     p.splits = splits;
     p.k_split = k_split;
     let mn = p.m as usize * p.n as usize;
-    let partial = GpuBuffer::<f32>::zeros(gpu, "split-K partial sums", splits as usize * mn)?;
+    let partial = enc.scratch::<f32>(gpu, "split-K partial sums", splits as usize * mn)?;
     record(enc, partial.buffer(), p)?;
     sum.encode(gpu, enc, &partial, splits as usize, mn, c)
 }
@@ -320,8 +320,7 @@ pub(crate) fn dispatch_packed(
         c,
         amax.buffer(),
     ];
-    let group = super::bind(gpu, name, bgl, &buffers);
-    super::dispatch(enc, name, pipeline, &group, workgroups(p))
+    super::dispatch(gpu, enc, name, pipeline, bgl, &buffers, workgroups(p))
 }
 
 /// A `[rows, k]` operand of random codes and unit per-row scales, for timing (`tune`).

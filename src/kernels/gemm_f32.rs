@@ -15,7 +15,7 @@ use super::gemm::{
 };
 use crate::timing::gpu_seconds;
 
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform};
+use super::{check_len, dispatch, layouts, pipeline, uniform};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
@@ -90,8 +90,15 @@ pub(crate) fn encode_f32<R: crate::Record>(
     let amax = epi.amax.unwrap_or(&dummies.u32);
     let go = |enc: &mut R, target: &wgpu::Buffer, p: GemmParams| {
         let params = uniform(gpu, name, &p);
-        let group = bind(gpu, name, bgl, &[&params, a.buffer(), b.buffer(), bias.buffer(), target, amax.buffer()]);
-        dispatch(enc, name, pipeline, &group, workgroups(&p))
+        dispatch(
+            gpu,
+            enc,
+            name,
+            pipeline,
+            bgl,
+            &[&params, a.buffer(), b.buffer(), bias.buffer(), target, amax.buffer()],
+            workgroups(&p),
+        )
     };
     if split {
         encode_split(gpu, enc, &dummies.sum, p, c, go)

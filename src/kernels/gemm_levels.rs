@@ -9,7 +9,7 @@
 
 use super::gemm::{encode_split, tiles, workgroups, Dummies, Epilogue, GemmParams, Tile, TileCache, TilePipelines};
 use super::tinyscript::TinyScriptTensor;
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
@@ -189,23 +189,18 @@ impl GemmLevels {
         let pipe = pipes.get("gemm_levels", tile)?;
         encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
             let params = uniform(gpu, "gemm_levels", &p);
-            let group = bind(
-                gpu,
-                "gemm_levels",
-                &self.bgl,
-                &[
-                    &params,
-                    a.codes.buffer(),
-                    a.scales.buffer(),
-                    levels.buffer(),
-                    b_buf,
-                    bias.buffer(),
-                    target,
-                    amax.buffer(),
-                    b_scales,
-                ],
-            );
-            dispatch(enc, "gemm_levels", pipe, &group, workgroups(&p))
+            let buffers = [
+                &params,
+                a.codes.buffer(),
+                a.scales.buffer(),
+                levels.buffer(),
+                b_buf,
+                bias.buffer(),
+                target,
+                amax.buffer(),
+                b_scales,
+            ];
+            dispatch(gpu, enc, "gemm_levels", pipe, &self.bgl, &buffers, workgroups(&p))
         })
     }
 }

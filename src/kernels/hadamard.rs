@@ -6,7 +6,7 @@
 //! quantized. Layout: 256/B vectors per workgroup, butterflies in workgroup memory.
 //! Bindings: 0 params, 1 x (read), 2 out (read-write). Reference: [`crate::reference::hadamard`].
 
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot};
 pub use crate::reference::hadamard::{scale, Axis};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
@@ -73,7 +73,14 @@ impl Hadamard {
             pad: [0; 2],
         };
         let params = uniform(gpu, "hadamard", &p);
-        let group = bind(gpu, "hadamard", &self.bgl, &[&params, x.buffer(), out.buffer()]);
-        dispatch(enc, "hadamard", &self.pipeline, &group, n_vectors.div_ceil(256 / block))
+        dispatch(
+            gpu,
+            enc,
+            "hadamard",
+            &self.pipeline,
+            &self.bgl,
+            &[&params, x.buffer(), out.buffer()],
+            n_vectors.div_ceil(256 / block),
+        )
     }
 }

@@ -2,7 +2,7 @@
 //! on NHWC tensors into a GEMM: `cols[B·OH·OW, KH·KW·C] · W[OC, KH·KW·C]ᵀ = y[B·OH·OW, OC]`.
 //! Bindings: 0 params, 1 src, 2 dst. Reference: [`crate::reference::im2col`].
 
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
@@ -126,8 +126,15 @@ impl Im2col {
             pad0: 0,
         };
         let params = uniform(gpu, "im2col", &p);
-        let group = bind(gpu, "im2col", &self.bgl, &[&params, src.buffer(), dst.buffer()]);
-        dispatch(enc, "im2col", if fold { &self.fold } else { &self.unfold }, &group, (dst_len as u32).div_ceil(WG))
+        dispatch(
+            gpu,
+            enc,
+            "im2col",
+            if fold { &self.fold } else { &self.unfold },
+            &self.bgl,
+            &[&params, src.buffer(), dst.buffer()],
+            (dst_len as u32).div_ceil(WG),
+        )
     }
 
     /// Records `cols ← im2col(x)`.

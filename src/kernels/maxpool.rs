@@ -2,7 +2,7 @@
 //! backward (gather through the argmax). Bindings: 0 params, 1 src, 2 dst, 3 arg.
 //! Reference: [`crate::reference::maxpool`].
 
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
@@ -106,8 +106,15 @@ impl MaxPool {
         check_len("maxpool", "y", y.len(), g.out_len())?;
         check_len("maxpool", "arg", arg.len(), g.out_len())?;
         let params = uniform(gpu, "maxpool", &p);
-        let group = bind(gpu, "maxpool", &self.bgl, &[&params, x.buffer(), y.buffer(), arg.buffer()]);
-        dispatch(enc, "maxpool", &self.forward, &group, p.total.div_ceil(WG))
+        dispatch(
+            gpu,
+            enc,
+            "maxpool",
+            &self.forward,
+            &self.bgl,
+            &[&params, x.buffer(), y.buffer(), arg.buffer()],
+            p.total.div_ceil(WG),
+        )
     }
 
     /// Records `dx ← maxpoolᵀ(dy)` through the forward pass's `arg`.
@@ -125,7 +132,7 @@ impl MaxPool {
         check_len("maxpool", "arg", arg.len(), g.out_len())?;
         check_len("maxpool", "dx", dx.len(), g.in_len())?;
         let params = uniform(gpu, "maxpool", &p);
-        let group = bind(gpu, "maxpool", &self.bgl, &[&params, dy.buffer(), dx.buffer(), arg.buffer()]);
-        dispatch(enc, "maxpool", &self.backward, &group, (g.in_len() as u32).div_ceil(WG))
+        let buffers = [&params, dy.buffer(), dx.buffer(), arg.buffer()];
+        dispatch(gpu, enc, "maxpool", &self.backward, &self.bgl, &buffers, (g.in_len() as u32).div_ceil(WG))
     }
 }

@@ -31,7 +31,6 @@ pub mod tinyscript;
 use crate::scheme::{QuantLayout, Rounding};
 use crate::{shaders, Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
-use wgpu::util::DeviceExt;
 
 /// Threads per workgroup of every lowbit kernel.
 pub const WG: u32 = 256;
@@ -176,36 +175,25 @@ pub fn pipeline(
 
 /// A uniform buffer holding `value`.
 pub fn uniform<T: Pod>(gpu: &Gpu, name: &str, value: &T) -> wgpu::Buffer {
-    gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some(name),
-        contents: bytemuck::bytes_of(value),
-        usage: wgpu::BufferUsages::UNIFORM,
-    })
+    gpu.create_buffer_init(name, bytemuck::bytes_of(value), wgpu::BufferUsages::UNIFORM)
 }
 
-/// A bind group binding `buffers` in order.
-pub fn bind(gpu: &Gpu, name: &str, layout: &wgpu::BindGroupLayout, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
-    let entries: Vec<_> = buffers
-        .iter()
-        .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
-        .collect();
-    gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(name), layout, entries: &entries })
-}
-
-/// Records a dispatch of `workgroups` (flattened onto a 2-D grid) into `rec`.
+/// Records a dispatch of `workgroups` (flattened onto a 2-D grid) into `rec`, with bind group 0
+/// binding `buffers` in `layout`'s binding order.
 pub fn dispatch(
+    gpu: &Gpu,
     rec: &mut impl crate::Record,
     name: &str,
     pipeline: &wgpu::ComputePipeline,
-    group: &wgpu::BindGroup,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[&wgpu::Buffer],
     workgroups: u32,
 ) -> Result<()> {
     let (x, y) = grid(workgroups)?;
     if x == 0 {
         return Ok(());
     }
-    rec.dispatch(name, pipeline, group, x, y);
+    rec.dispatch(gpu, &crate::record::Dispatch { name, pipeline, layout, buffers, x, y });
     Ok(())
 }
 

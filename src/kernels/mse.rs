@@ -2,7 +2,7 @@
 //! (the loss of divide-and-conquer distillation, [`crate::nn::dcq`]). Bindings: 0 params, 1 y,
 //! 2 t, 3 loss, 4 dy. Reference: [`crate::reference::mse`].
 
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
@@ -53,7 +53,14 @@ impl Mse {
         check_len("mse", "loss", loss.len(), rows)?;
         let p = MseParams { rows: rows as u32, cols: cols as u32, grad_scale2: 2.0 * grad_scale, pad: 0 };
         let params = uniform(gpu, "mse", &p);
-        let group = bind(gpu, "mse", &self.bgl, &[&params, y.buffer(), t.buffer(), loss.buffer(), dy.buffer()]);
-        dispatch(enc, "mse", &self.pipeline, &group, (rows as u32).div_ceil(WG))
+        dispatch(
+            gpu,
+            enc,
+            "mse",
+            &self.pipeline,
+            &self.bgl,
+            &[&params, y.buffer(), t.buffer(), loss.buffer(), dy.buffer()],
+            (rows as u32).div_ceil(WG),
+        )
     }
 }

@@ -5,7 +5,7 @@
 //! Entry points `main_f32` (f32 FMA chains) and `main_dot` (`dot4I8Packed` chains); the shader's
 //! header gives the arithmetic. Reference: [`crate::reference::peak`].
 
-use super::{bind, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::reference::peak::{CHAINS, STEPS};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
@@ -93,7 +93,6 @@ impl Peak {
         };
         let params = PeakParams { threads: threads as u32, iters, b, pad0: 0, m, c, pad1: [0; 2] };
         let params = uniform(gpu, "peak params", &params);
-        let group = bind(gpu, "peak", &self.bgl, &[&params, out.buffer()]);
-        dispatch(enc, "peak", pipe, &group, (threads / WG as usize) as u32)
+        dispatch(gpu, enc, "peak", pipe, &self.bgl, &[&params, out.buffer()], (threads / WG as usize) as u32)
     }
 }

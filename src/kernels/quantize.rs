@@ -6,7 +6,7 @@
 //! workgroup. Bindings: 0 `QuantParams`, 1 x (read f32), 2 inv (read f32), 3 codes (read-write
 //! u32, `rows · words_per_row`). Reference: [`crate::reference::quantize`].
 
-use super::{bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
+use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
 use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
@@ -48,7 +48,14 @@ impl Quantize {
         check_len("quantize", "codes", codes.len(), l.words())?;
         let p = QuantParams::row_tiles(l, rounding);
         let params = uniform(gpu, "quantize params", &p);
-        let group = bind(gpu, "quantize", &self.bgl, &[&params, x.buffer(), inv.buffer(), codes.buffer()]);
-        dispatch(enc, "quantize", &self.pipeline, &group, p.total_tiles)
+        dispatch(
+            gpu,
+            enc,
+            "quantize",
+            &self.pipeline,
+            &self.bgl,
+            &[&params, x.buffer(), inv.buffer(), codes.buffer()],
+            p.total_tiles,
+        )
     }
 }

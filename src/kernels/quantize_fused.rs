@@ -10,7 +10,7 @@
 //! `main_row_short`, one thread per row. Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes (read-write u32),
 //! 3 scales (read-write f32).
 
-use super::{bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
+use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
 use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
@@ -79,13 +79,12 @@ impl QuantizeFused {
         check_len("quantize_fused", "scales", scales.len(), l.n_groups as usize)?;
         let p = QuantParams::row_tiles(l, rounding);
         let params = uniform(gpu, "quantize_fused params", &p);
-        let group = bind(gpu, "quantize_fused", &self.bgl, &[&params, x.buffer(), codes.buffer(), scales.buffer()]);
-        match l.granularity {
-            Granularity::PerRow if l.words_per_row <= SHORT_ROW_WORDS => {
-                dispatch(enc, "quantize_fused", &self.short, &group, l.rows.div_ceil(super::WG))
-            }
-            Granularity::PerRow => dispatch(enc, "quantize_fused", &self.row, &group, l.rows),
-            _ => dispatch(enc, "quantize_fused", &self.block, &group, p.total_tiles),
-        }
+        let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer()];
+        let (pipe, workgroups) = match l.granularity {
+            Granularity::PerRow if l.words_per_row <= SHORT_ROW_WORDS => (&self.short, l.rows.div_ceil(super::WG)),
+            Granularity::PerRow => (&self.row, l.rows),
+            _ => (&self.block, p.total_tiles),
+        };
+        dispatch(gpu, enc, "quantize_fused", pipe, &self.bgl, &buffers, workgroups)
     }
 }

@@ -7,7 +7,7 @@
 //! f32, stored `[cols, rows]` of L), 2 inv (read f32), 3 codes (read-write u32).
 //! Reference: [`crate::reference::quantize_transpose`].
 
-use super::{bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG};
+use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG};
 use crate::format::Format;
 use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
@@ -55,7 +55,14 @@ impl QuantizeTranspose {
         p.tiles_per_row = l.rows.div_ceil(WG);
         p.total_tiles = p.tiles_per_row * l.words_per_row;
         let params = uniform(gpu, "quantize_transpose params", &p);
-        let group = bind(gpu, "quantize_transpose", &self.bgl, &[&params, x.buffer(), inv.buffer(), codes.buffer()]);
-        dispatch(enc, "quantize_transpose", &self.pipeline, &group, p.total_tiles)
+        dispatch(
+            gpu,
+            enc,
+            "quantize_transpose",
+            &self.pipeline,
+            &self.bgl,
+            &[&params, x.buffer(), inv.buffer(), codes.buffer()],
+            p.total_tiles,
+        )
     }
 }

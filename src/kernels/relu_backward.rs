@@ -1,7 +1,7 @@
 //! `relu_backward`: `dx = dy · [y > 0]` (the mask of a ReLU fused into a GEMM epilogue).
 //! Bindings: 0 params, 1 y, 2 dy, 3 dx. Reference: [`crate::reference::relu_backward`].
 
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Gpu, Result};
 
@@ -31,7 +31,14 @@ impl ReluBackward {
         check_len("relu_backward", "dy", dy.len(), n)?;
         check_len("relu_backward", "dx", dx.len(), n)?;
         let params = uniform(gpu, "relu_backward", &[n as u32, 0, 0, 0]);
-        let group = bind(gpu, "relu_backward", &self.bgl, &[&params, y.buffer(), dy.buffer(), dx.buffer()]);
-        dispatch(enc, "relu_backward", &self.pipeline, &group, (n as u32).div_ceil(WG))
+        dispatch(
+            gpu,
+            enc,
+            "relu_backward",
+            &self.pipeline,
+            &self.bgl,
+            &[&params, y.buffer(), dy.buffer(), dx.buffer()],
+            (n as u32).div_ceil(WG),
+        )
     }
 }

@@ -5,7 +5,7 @@
 //! Layout: one thread per group. Bindings: 0 `QuantParams` (`n_groups`), 1 amax (read u32),
 //! 2 scales (read-write f32), 3 inv (read-write f32). Reference: [`crate::reference::scale`].
 
-use super::{bind, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG};
+use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG};
 use crate::format::Format;
 use crate::tensor::GpuBuffer;
 use crate::{Gpu, Result};
@@ -43,7 +43,14 @@ impl Scale {
         check_len("scale", "inv", inv.len(), n)?;
         let p = QuantParams { n_groups: n as u32, ..Default::default() };
         let params = uniform(gpu, "scale params", &p);
-        let group = bind(gpu, "scale", &self.bgl, &[&params, amax.buffer(), scales.buffer(), inv.buffer()]);
-        dispatch(enc, "scale", &self.pipeline, &group, (n as u32).div_ceil(WG))
+        dispatch(
+            gpu,
+            enc,
+            "scale",
+            &self.pipeline,
+            &self.bgl,
+            &[&params, amax.buffer(), scales.buffer(), inv.buffer()],
+            (n as u32).div_ceil(WG),
+        )
     }
 }

@@ -2,7 +2,7 @@
 //! `v = μ·v + (g + λ·w)`, `w = w − lr·v`. Bindings: 0 params, 1 w, 2 v, 3 g.
 //! Reference: [`crate::reference::sgd`].
 
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Gpu, Result};
 use bytemuck::{Pod, Zeroable};
@@ -56,7 +56,14 @@ impl Sgd {
         check_len("sgd", "g", g.len(), n)?;
         let p = SgdParams { n: n as u32, lr: s.lr, momentum: s.momentum, weight_decay: s.weight_decay };
         let params = uniform(gpu, "sgd", &p);
-        let group = bind(gpu, "sgd", &self.bgl, &[&params, w.buffer(), v.buffer(), g.buffer()]);
-        dispatch(enc, "sgd", &self.pipeline, &group, (n as u32).div_ceil(WG))
+        dispatch(
+            gpu,
+            enc,
+            "sgd",
+            &self.pipeline,
+            &self.bgl,
+            &[&params, w.buffer(), v.buffer(), g.buffer()],
+            (n as u32).div_ceil(WG),
+        )
     }
 }

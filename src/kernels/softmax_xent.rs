@@ -3,7 +3,7 @@
 //! Bindings: 0 params, 1 logits, 2 labels, 3 loss, 4 correct, 5 dz.
 //! Reference: [`crate::reference::softmax_xent`].
 
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
@@ -56,7 +56,6 @@ impl SoftmaxXent {
         let p = XentParams { rows: rows as u32, classes: classes as u32, grad_scale, pad: 0 };
         let params = uniform(gpu, "softmax_xent", &p);
         let bufs = [&params, logits.buffer(), labels.buffer(), loss.buffer(), correct.buffer(), dz.buffer()];
-        let group = bind(gpu, "softmax_xent", &self.bgl, &bufs);
-        dispatch(enc, "softmax_xent", &self.pipeline, &group, (rows as u32).div_ceil(WG))
+        dispatch(gpu, enc, "softmax_xent", &self.pipeline, &self.bgl, &bufs, (rows as u32).div_ceil(WG))
     }
 }

@@ -5,7 +5,7 @@
 //! [`crate::reference::tinyscript`].
 
 use super::absmax::Absmax;
-use super::{bind, check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::format::Format;
 use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
@@ -98,31 +98,32 @@ impl TinyScript {
         })
     }
 
+    /// Records one dispatch of `pipe` with params `p` on the given buffers (stand-ins for the
+    /// absent ones).
     #[allow(clippy::too_many_arguments)]
-    fn group(
+    fn run(
         &self,
         gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        pipe: &wgpu::ComputePipeline,
         p: &TsParams,
         x: Option<&GpuBuffer<f32>>,
         codes: Option<&GpuBuffer<u32>>,
         scales: Option<&GpuBuffer<f32>>,
         levels: Option<&GpuBuffer<u32>>,
         out: Option<&GpuBuffer<f32>>,
-    ) -> wgpu::BindGroup {
+        workgroups: u32,
+    ) -> Result<()> {
         let params = uniform(gpu, "tinyscript", p);
-        bind(
-            gpu,
-            "tinyscript",
-            &self.bgl,
-            &[
-                &params,
-                x.unwrap_or(&self.dummies.0).buffer(),
-                codes.unwrap_or(&self.dummies.1).buffer(),
-                scales.unwrap_or(&self.dummies.2).buffer(),
-                levels.unwrap_or(&self.dummies.3).buffer(),
-                out.unwrap_or(&self.dummies.4).buffer(),
-            ],
-        )
+        let buffers = [
+            &params,
+            x.unwrap_or(&self.dummies.0).buffer(),
+            codes.unwrap_or(&self.dummies.1).buffer(),
+            scales.unwrap_or(&self.dummies.2).buffer(),
+            levels.unwrap_or(&self.dummies.3).buffer(),
+            out.unwrap_or(&self.dummies.4).buffer(),
+        ];
+        dispatch(gpu, enc, "tinyscript", pipe, &self.bgl, &buffers, workgroups)
     }
 
     /// Records the moments of `x` into `out` `[3]`: `(Σ|x|, Σx², absmax)`.
@@ -138,13 +139,11 @@ impl TinyScript {
         }
         check_len("tinyscript moments", "out", out.len(), 3)?;
         let groups = x.len().div_ceil(MOMENTS_CHUNK);
-        let partial = GpuBuffer::<f32>::zeros(gpu, "tinyscript partial moments", 3 * groups)?;
+        let partial = enc.scratch::<f32>(gpu, "tinyscript partial moments", 3 * groups)?;
         let p = TsParams { n: x.len() as u32, ..Default::default() };
-        let g = self.group(gpu, &p, Some(x), None, None, None, Some(&partial));
-        dispatch(enc, "tinyscript", &self.partial, &g, groups as u32)?;
+        self.run(gpu, enc, &self.partial, &p, Some(x), None, None, None, Some(&partial), groups as u32)?;
         let p = TsParams { n: groups as u32, ..Default::default() };
-        let g = self.group(gpu, &p, Some(&partial), None, None, None, Some(out));
-        dispatch(enc, "tinyscript", &self.finish, &g, 1)
+        self.run(gpu, enc, &self.finish, &p, Some(&partial), None, None, None, Some(out), 1)
     }
 
     /// Measures `x` `[rows, cols]` on the GPU (submits and waits: its moments and every row's
@@ -268,8 +267,8 @@ impl TinyScript {
         let table = LevelTable::with_sign(table.bits, table.signed, table.levels.clone())?;
         let words_per_row = cols.div_ceil(table.per_word() as usize);
         let t = TinyScriptTensor {
-            codes: GpuBuffer::zeros(gpu, "tinyscript codes", rows * words_per_row)?,
-            scales: GpuBuffer::zeros(gpu, "tinyscript scales", rows)?,
+            codes: enc.scratch(gpu, "tinyscript codes", rows * words_per_row)?,
+            scales: enc.scratch(gpu, "tinyscript scales", rows)?,
             levels: GpuBuffer::from_slice(gpu, "tinyscript levels", &table.levels)?,
             table,
             rows,
@@ -289,8 +288,18 @@ impl TinyScript {
             signed: t.table.signed as u32,
             pad: [0; 2],
         };
-        let g = self.group(gpu, &p, Some(x), Some(&t.codes), Some(&t.scales), Some(&t.levels), None);
-        dispatch(enc, "tinyscript", &self.quantize, &g, rows as u32)?;
+        self.run(
+            gpu,
+            enc,
+            &self.quantize,
+            &p,
+            Some(x),
+            Some(&t.codes),
+            Some(&t.scales),
+            Some(&t.levels),
+            None,
+            rows as u32,
+        )?;
         Ok(t)
     }
 
@@ -313,7 +322,7 @@ impl TinyScript {
             signed: t.table.signed as u32,
             ..Default::default()
         };
-        let g = self.group(gpu, &p, None, Some(&t.codes), Some(&t.scales), Some(&t.levels), Some(out));
-        dispatch(enc, "tinyscript", &self.dequantize, &g, ((t.rows * t.cols) as u32).div_ceil(WG))
+        let n = ((t.rows * t.cols) as u32).div_ceil(WG);
+        self.run(gpu, enc, &self.dequantize, &p, None, Some(&t.codes), Some(&t.scales), Some(&t.levels), Some(out), n)
     }
 }
