@@ -7,12 +7,13 @@
 // Entry `main_row_short`: one thread per row, for rows of few words (an im2col matrix of a
 // first convolution has rows of kh·kw·c values), where a workgroup per row would idle.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32),
-// 3 scales (read_write f32, n_groups).
+// 3 scales (read_write f32, n_groups), 4 step (StepState: the stream base of stochastic draws).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> codes: array<u32>;
 @group(0) @binding(3) var<storage, read_write> scales: array<f32>;
+@group(0) @binding(4) var<uniform> st: StepState;
 
 var<workgroup> red: array<u32, 256>;
 var<workgroup> seg_inv: array<f32, 256>;
@@ -21,6 +22,7 @@ fn pack_word(row: u32, word: u32, s_inv: f32) -> u32 {
     let per_word = fmt_per_word();
     let b = fmt_bits();
     let stochastic = p.stochastic == 1u;
+    let key = rng_key(p.seed, p.stream + st.stream_base);
     var packed = 0u;
     for (var i = 0u; i < per_word; i++) {
         let col = word * per_word + i;
@@ -28,7 +30,7 @@ fn pack_word(row: u32, word: u32, s_inv: f32) -> u32 {
             let idx = row * p.cols + col;
             var r = 0u;
             if (stochastic) {
-                r = rng_draw24(p.key, idx);
+                r = rng_draw24(key, idx);
             }
             packed |= fmt_quantize(x[idx], s_inv, stochastic, r) << (i * b);
         }

@@ -10,6 +10,7 @@
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> inv: array<f32>;
 @group(0) @binding(3) var<storage, read_write> codes: array<u32>;
+@group(0) @binding(4) var<uniform> st: StepState;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -30,7 +31,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         if (col < p.cols) {
             var r = 0u;
             if (stochastic) {
-                r = rng_draw24(p.key, row * p.cols + col);
+                r = rng_draw24(rng_key(p.seed, p.stream + st.stream_base), row * p.cols + col);
             }
             packed |= fmt_quantize(x[col * p.rows + row], s_inv, stochastic, r) << (i * b);
         }

@@ -1,6 +1,8 @@
 // sgd: SGD with momentum and weight decay on fp32 master weights, in place:
-// v = momentum * v + (g + weight_decay * w); w = w - lr * v.
-// Reference: src/reference/sgd.rs. Bindings: 0 params, 1 w (read-write), 2 v (read-write), 3 g.
+// v = momentum * v + (g + weight_decay * w); w = w - lr * v, with lr = params.lr * step.lr (the
+// step's factor is 1 outside a step plan, which builds its dispatches with params.lr = 1).
+// Reference: src/reference/sgd.rs. Bindings: 0 params, 1 w (read-write), 2 v (read-write), 3 g,
+// 4 step (StepState).
 
 struct SgdParams {
     n: u32,
@@ -13,6 +15,7 @@ struct SgdParams {
 @group(0) @binding(1) var<storage, read_write> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> v: array<f32>;
 @group(0) @binding(3) var<storage, read> g: array<f32>;
+@group(0) @binding(4) var<uniform> st: StepState;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -20,6 +23,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (i < p.n) {
         let vi = p.momentum * v[i] + (g[i] + p.weight_decay * w[i]);
         v[i] = vi;
-        w[i] = w[i] - p.lr * vi;
+        w[i] = w[i] - (p.lr * st.lr) * vi;
     }
 }

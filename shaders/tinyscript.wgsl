@@ -11,7 +11,9 @@
 //                  random draw of element (row, col) still uses index row·cols + col).
 // dequantize:      one thread per element.
 // Reference: src/reference/tinyscript.rs (codes and scales bit-exact; moments within a bound).
-// Bindings: 0 params, 1 x (read), 2 codes, 3 scales, 4 levels (read, fixed point), 5 out.
+// Stochastic draws use key rng_key(seed, stream + StepState.stream_base).
+// Bindings: 0 params, 1 x (read), 2 codes, 3 scales, 4 levels (read, fixed point), 5 out,
+// 6 step (StepState).
 
 struct TsParams {
     rows: u32,
@@ -19,12 +21,12 @@ struct TsParams {
     words_per_row: u32,
     bits: u32,
     n_levels: u32,
-    key: u32,
+    seed: u32,
     stochastic: u32,
     n: u32,
     transposed: u32,
     signed: u32,
-    pad1: u32,
+    stream: u32,
     pad2: u32,
 }
 
@@ -34,6 +36,7 @@ struct TsParams {
 @group(0) @binding(3) var<storage, read_write> scales: array<f32>;
 @group(0) @binding(4) var<storage, read> levels: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<uniform> st: StepState;
 
 const CHUNK: u32 = 4096u;
 const ONE: u32 = 16777216u;
@@ -163,7 +166,7 @@ fn ts_encode(v: f32, inv: f32, idx: u32) -> u32 {
         let g = levels[k + 1u] - levels[k];
         var up = 2u * d > g;
         if (p.stochastic == 1u) {
-            up = mul_hi24(rng_draw24(p.key, idx), g) < d;
+            up = mul_hi24(rng_draw24(rng_key(p.seed, p.stream + st.stream_base), idx), g) < d;
         }
         k = k + select(0u, 1u, up);
     }

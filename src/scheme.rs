@@ -42,11 +42,20 @@ pub enum Rounding {
 }
 
 impl Rounding {
-    /// `(key, stochastic)` as the kernels receive them.
+    /// `(key, stochastic)`: the key the draws use outside a step plan (the references' view).
     pub fn key(self) -> (u32, bool) {
         match self {
             Rounding::Nearest => (0, false),
             Rounding::Stochastic { seed, stream } => (rng::key(seed, stream), true),
+        }
+    }
+
+    /// `(seed, stream, stochastic)` as the kernels receive them (they add the recorder's
+    /// [`crate::record::StepState::stream_base`] to the stream).
+    pub fn seed_stream(self) -> (u32, u32, bool) {
+        match self {
+            Rounding::Nearest => (0, 0, false),
+            Rounding::Stochastic { seed, stream } => (seed, stream, true),
         }
     }
 }

@@ -6,6 +6,7 @@
 /// Shared device functions, in dependency order.
 pub const COMMON: &[(&str, &str)] = &[
     ("rng", include_str!("../shaders/common/rng.wgsl")),
+    ("step", include_str!("../shaders/common/step.wgsl")),
     ("quant", include_str!("../shaders/common/quant.wgsl")),
     ("fp8", include_str!("../shaders/common/fp8.wgsl")),
     ("log4", include_str!("../shaders/common/log4.wgsl")),
@@ -16,7 +17,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("pool", include_str!("../shaders/common/pool.wgsl")),
 ];
 
-const QUANT_INCLUDES: &[&str] = &["rng", "quant", "fp8", "log4", "format", "layout"];
+const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "log4", "format", "layout"];
 const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];
 /// The GEMMs whose operands become f32 on load share their tiled loops.
 const TILED_GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm", "gemm_tiled"];
@@ -67,12 +68,12 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "col_sum", includes: &[], body: include_str!("../shaders/col_sum.wgsl") },
     KernelSource { name: "mse", includes: &[], body: include_str!("../shaders/mse.wgsl") },
     KernelSource { name: "softmax_xent", includes: &[], body: include_str!("../shaders/softmax_xent.wgsl") },
-    KernelSource { name: "sgd", includes: &[], body: include_str!("../shaders/sgd.wgsl") },
+    KernelSource { name: "sgd", includes: &["step"], body: include_str!("../shaders/sgd.wgsl") },
     KernelSource { name: "im2col", includes: &[], body: include_str!("../shaders/im2col.wgsl") },
     KernelSource { name: "avgpool", includes: &["pool"], body: include_str!("../shaders/avgpool.wgsl") },
     KernelSource {
         name: "tinyscript",
-        includes: &["rng", "quant", "layout"],
+        includes: &["rng", "step", "quant", "layout"],
         body: include_str!("../shaders/tinyscript.wgsl"),
     },
     KernelSource { name: "batchnorm", includes: &[], body: include_str!("../shaders/batchnorm.wgsl") },

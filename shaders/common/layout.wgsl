@@ -16,14 +16,15 @@ struct QuantParams {
     seg: u32,
     tiles_per_row: u32,
     total_tiles: u32,
-    key: u32,
+    // Stochastic rounding draws with rng_key(seed, stream + StepState.stream_base).
+    seed: u32,
     stochastic: u32,
     transposed: u32,
     n_groups: u32,
     // Kernel-specific: absmax's transposed entry keeps its chunk length and count here.
     aux0: u32,
     aux1: u32,
-    pad0: u32,
+    stream: u32,
 }
 
 const WG: u32 = 256u;

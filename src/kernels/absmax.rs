@@ -51,7 +51,7 @@ impl Absmax {
         let along = transposed && p.block_div == u32::MAX;
         let (chunk, chunks) = super::reduce_chunks(l.cols as usize);
         if along {
-            p.aux = [chunk as u32, chunks as u32, 0];
+            p.aux = [chunk as u32, chunks as u32];
         }
         let params = uniform(gpu, "absmax params", &p);
         let buffers = [&params, x.buffer(), amax.buffer()];

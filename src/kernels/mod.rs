@@ -64,19 +64,21 @@ pub struct QuantParams {
     pub seg: u32,
     pub tiles_per_row: u32,
     pub total_tiles: u32,
-    pub key: u32,
+    /// Stochastic draws use `rng::key(seed, stream + StepState::stream_base)`.
+    pub seed: u32,
     pub stochastic: u32,
     pub transposed: u32,
     pub n_groups: u32,
-    /// Kernel-specific (absmax's transposed entry: chunk length and count), then padding.
-    pub aux: [u32; 3],
+    /// Kernel-specific (absmax's transposed entry: chunk length and count).
+    pub aux: [u32; 2],
+    pub stream: u32,
 }
 const _: () = assert!(std::mem::size_of::<QuantParams>() == 64);
 
 impl QuantParams {
     /// Params for `layout`, tiled as a row-major word grid (256 words of one row per workgroup).
     pub fn row_tiles(l: &QuantLayout, rounding: Rounding) -> Self {
-        let (key, stochastic) = rounding.key();
+        let (seed, stream, stochastic) = rounding.seed_stream();
         let tiles_per_row = l.words_per_row.div_ceil(WG);
         QuantParams {
             rows: l.rows,
@@ -88,11 +90,12 @@ impl QuantParams {
             seg: l.seg(),
             tiles_per_row,
             total_tiles: tiles_per_row * l.rows,
-            key,
+            seed,
             stochastic: stochastic as u32,
             transposed: 0,
             n_groups: l.n_groups,
-            aux: [0; 3],
+            aux: [0; 2],
+            stream,
         }
     }
 }

@@ -22,7 +22,7 @@ pub struct Quantize {
 impl Quantize {
     /// Builds the pipeline for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
-        let (bgl, pl) = layouts(gpu, "quantize", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write]);
+        let (bgl, pl) = layouts(gpu, "quantize", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write, Slot::Uniform]);
         Ok(Quantize { format, pipeline: pipeline(gpu, "quantize", "main", &pl, &format_constant(format))?, bgl })
     }
 
@@ -47,6 +47,7 @@ impl Quantize {
         check_len("quantize", "inv", inv.len(), l.n_groups as usize)?;
         check_len("quantize", "codes", codes.len(), l.words())?;
         let p = QuantParams::row_tiles(l, rounding);
+        let step = enc.step_state(gpu).clone();
         let params = uniform(gpu, "quantize params", &p);
         dispatch(
             gpu,
@@ -54,7 +55,7 @@ impl Quantize {
             "quantize",
             &self.pipeline,
             &self.bgl,
-            &[&params, x.buffer(), inv.buffer(), codes.buffer()],
+            &[&params, x.buffer(), inv.buffer(), codes.buffer(), &step],
             p.total_tiles,
         )
     }

@@ -31,7 +31,8 @@ pub struct QuantizeFused {
 impl QuantizeFused {
     /// Builds the three pipelines for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
-        let (bgl, pl) = layouts(gpu, "quantize_fused", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write]);
+        let (bgl, pl) =
+            layouts(gpu, "quantize_fused", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform]);
         let c = format_constant(format);
         Ok(QuantizeFused {
             format,
@@ -79,7 +80,8 @@ impl QuantizeFused {
         check_len("quantize_fused", "scales", scales.len(), l.n_groups as usize)?;
         let p = QuantParams::row_tiles(l, rounding);
         let params = uniform(gpu, "quantize_fused params", &p);
-        let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer()];
+        let step = enc.step_state(gpu).clone();
+        let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer(), &step];
         let (pipe, workgroups) = match l.granularity {
             Granularity::PerRow if l.words_per_row <= SHORT_ROW_WORDS => (&self.short, l.rows.div_ceil(super::WG)),
             Granularity::PerRow => (&self.row, l.rows),

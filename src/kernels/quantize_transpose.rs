@@ -23,7 +23,8 @@ pub struct QuantizeTranspose {
 impl QuantizeTranspose {
     /// Builds the pipeline for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
-        let (bgl, pl) = layouts(gpu, "quantize_transpose", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write]);
+        let (bgl, pl) =
+            layouts(gpu, "quantize_transpose", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write, Slot::Uniform]);
         Ok(QuantizeTranspose {
             format,
             pipeline: pipeline(gpu, "quantize_transpose", "main", &pl, &format_constant(format))?,
@@ -54,6 +55,7 @@ impl QuantizeTranspose {
         let mut p = QuantParams::row_tiles(l, rounding);
         p.tiles_per_row = l.rows.div_ceil(WG);
         p.total_tiles = p.tiles_per_row * l.words_per_row;
+        let step = enc.step_state(gpu).clone();
         let params = uniform(gpu, "quantize_transpose params", &p);
         dispatch(
             gpu,
@@ -61,7 +63,7 @@ impl QuantizeTranspose {
             "quantize_transpose",
             &self.pipeline,
             &self.bgl,
-            &[&params, x.buffer(), inv.buffer(), codes.buffer()],
+            &[&params, x.buffer(), inv.buffer(), codes.buffer(), &step],
             p.total_tiles,
         )
     }

@@ -37,7 +37,7 @@ pub struct Sgd {
 impl Sgd {
     /// Builds the pipeline.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        let (bgl, pl) = layouts(gpu, "sgd", &[Slot::Uniform, Slot::Write, Slot::Write, Slot::Read]);
+        let (bgl, pl) = layouts(gpu, "sgd", &[Slot::Uniform, Slot::Write, Slot::Write, Slot::Read, Slot::Uniform]);
         Ok(Sgd { pipeline: pipeline(gpu, "sgd", "main", &pl, &[])?, bgl })
     }
 
@@ -55,6 +55,7 @@ impl Sgd {
         check_len("sgd", "v", v.len(), n)?;
         check_len("sgd", "g", g.len(), n)?;
         let p = SgdParams { n: n as u32, lr: s.lr, momentum: s.momentum, weight_decay: s.weight_decay };
+        let step = enc.step_state(gpu).clone();
         let params = uniform(gpu, "sgd", &p);
         dispatch(
             gpu,
@@ -62,7 +63,7 @@ impl Sgd {
             "sgd",
             &self.pipeline,
             &self.bgl,
-            &[&params, w.buffer(), v.buffer(), g.buffer()],
+            &[&params, w.buffer(), v.buffer(), g.buffer(), &step],
             (n as u32).div_ceil(WG),
         )
     }

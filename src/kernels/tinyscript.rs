@@ -21,12 +21,13 @@ struct TsParams {
     words_per_row: u32,
     bits: u32,
     n_levels: u32,
-    key: u32,
+    seed: u32,
     stochastic: u32,
     n: u32,
     transposed: u32,
     signed: u32,
-    pad: [u32; 2],
+    stream: u32,
+    pad: u32,
 }
 
 /// Elements per workgroup in the moments pass.
@@ -78,7 +79,7 @@ struct Stand(GpuBuffer<f32>, GpuBuffer<u32>, GpuBuffer<f32>, GpuBuffer<u32>, Gpu
 impl TinyScript {
     /// Builds the four pipelines.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        let slots = [Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Read, Slot::Write];
+        let slots = [Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Read, Slot::Write, Slot::Uniform];
         let (bgl, pl) = layouts(gpu, "tinyscript", &slots);
         let p = |e| pipeline(gpu, "tinyscript", e, &pl, &[]);
         Ok(TinyScript {
@@ -115,6 +116,7 @@ impl TinyScript {
         workgroups: u32,
     ) -> Result<()> {
         let params = uniform(gpu, "tinyscript", p);
+        let step = enc.step_state(gpu).clone();
         let buffers = [
             &params,
             x.unwrap_or(&self.dummies.0).buffer(),
@@ -122,6 +124,7 @@ impl TinyScript {
             scales.unwrap_or(&self.dummies.2).buffer(),
             levels.unwrap_or(&self.dummies.3).buffer(),
             out.unwrap_or(&self.dummies.4).buffer(),
+            &step,
         ];
         dispatch(gpu, enc, "tinyscript", pipe, &self.bgl, &buffers, workgroups)
     }
@@ -274,19 +277,20 @@ impl TinyScript {
             rows,
             cols,
         };
-        let (key, stochastic) = rounding.key();
+        let (seed, stream, stochastic) = rounding.seed_stream();
         let p = TsParams {
             rows: rows as u32,
             cols: cols as u32,
             words_per_row: words_per_row as u32,
             bits: t.table.bits,
             n_levels: t.table.levels.len() as u32,
-            key,
+            seed,
             stochastic: stochastic as u32,
             n: (rows * cols) as u32,
             transposed: transposed as u32,
             signed: t.table.signed as u32,
-            pad: [0; 2],
+            stream,
+            pad: 0,
         };
         self.run(
             gpu,
