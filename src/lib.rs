@@ -45,6 +45,7 @@ pub mod format;
 pub mod gpu;
 pub mod kernels;
 pub mod nn;
+pub mod plan;
 pub mod profile;
 pub mod quant;
 pub mod record;

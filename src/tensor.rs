@@ -13,14 +13,27 @@ fn padded(bytes: u64) -> u64 {
     bytes.div_ceil(PAD_BYTES).max(1) * PAD_BYTES
 }
 
+/// The bytes of `len` elements of `T`, padded, or an error naming `what` if that overflows.
+fn padded_len<T>(what: &str, len: usize) -> Result<u64> {
+    len.checked_mul(std::mem::size_of::<T>())
+        .and_then(|b| u64::try_from(b).ok())
+        .and_then(|b| b.checked_next_multiple_of(PAD_BYTES))
+        .map(|b| b.max(PAD_BYTES))
+        .ok_or_else(|| Error::InvalidArgument(format!("{what}: {len} elements overflow the size of a buffer")))
+}
+
 /// A storage buffer of `len` elements of `T` (its allocation padded to 16 bytes).
 pub struct GpuBuffer<T: Pod> {
     buffer: Arc<wgpu::Buffer>,
     len: usize,
+    /// A step plan's scratch placeholder ([`crate::plan::Tape`]): it stands for storage the
+    /// plan assigns later, holds no data, and cannot be read or written from the host.
+    scratch: bool,
     _t: PhantomData<T>,
 }
 
-const USAGE: wgpu::BufferUsages =
+/// The usages of every lowbit storage buffer.
+pub(crate) const USAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 impl<T: Pod> GpuBuffer<T> {
@@ -31,15 +44,66 @@ impl<T: Pod> GpuBuffer<T> {
         let mut contents = bytemuck::cast_slice::<T, u8>(data).to_vec();
         contents.resize(padded(bytes) as usize, 0);
         let buffer = gpu.storage_buffer(label, padded(bytes), USAGE, crate::gpu::Init::Data(&contents));
-        Ok(GpuBuffer { buffer, len: data.len(), _t: PhantomData })
+        Ok(GpuBuffer { buffer, len: data.len(), scratch: false, _t: PhantomData })
     }
 
     /// A zero-filled buffer of `len` elements.
     pub fn zeros(gpu: &Gpu, label: &str, len: usize) -> Result<Self> {
-        let bytes = padded((len * std::mem::size_of::<T>()) as u64);
+        let bytes = padded_len::<T>(label, len)?;
         gpu.check_binding(label, bytes)?;
         let buffer = gpu.storage_buffer(label, bytes, USAGE, crate::gpu::Init::Zeroed);
-        Ok(GpuBuffer { buffer, len, _t: PhantomData })
+        Ok(GpuBuffer { buffer, len, scratch: false, _t: PhantomData })
+    }
+
+    /// Views a buffer the application created as `len` elements of `T`, so lowbit's kernels can
+    /// read and write it in place. It must have `STORAGE`, `COPY_SRC` and `COPY_DST` usage and
+    /// hold at least `len` elements; the kernels bind it whole.
+    pub fn from_wgpu(buffer: wgpu::Buffer, len: usize) -> Result<Self> {
+        // Overflow is an error before anything is compared.
+        padded_len::<T>("GpuBuffer::from_wgpu", len)?;
+        if !buffer.usage().contains(USAGE) {
+            return Err(Error::InvalidArgument(format!(
+                "GpuBuffer::from_wgpu: the buffer's usage {:?} lacks some of {USAGE:?}",
+                buffer.usage()
+            )));
+        }
+        let need = (len * std::mem::size_of::<T>()) as u64;
+        if buffer.size() < need {
+            return Err(Error::Shape {
+                op: "GpuBuffer::from_wgpu",
+                detail: format!("{len} elements need {need} bytes, the buffer has {}", buffer.size()),
+            });
+        }
+        Ok(GpuBuffer { buffer: Arc::new(buffer), len, scratch: false, _t: PhantomData })
+    }
+
+    /// A scratch placeholder of `len` elements (see [`crate::plan::Tape`]): a tiny buffer whose
+    /// identity stands for the storage a plan assigns to it, and the padded bytes it will need.
+    pub(crate) fn placeholder(gpu: &Gpu, label: &str, len: usize) -> Result<(Self, u64)> {
+        let bytes = padded_len::<T>(label, len)?;
+        gpu.check_binding(label, bytes)?;
+        let buffer = gpu.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: PAD_BYTES,
+            usage: USAGE,
+            mapped_at_creation: false,
+        });
+        Ok((GpuBuffer { buffer: Arc::new(buffer), len, scratch: true, _t: PhantomData }, bytes))
+    }
+
+    /// Whether this is a step plan's scratch placeholder (no data of its own).
+    pub fn is_scratch(&self) -> bool {
+        self.scratch
+    }
+
+    fn check_host_access(&self, op: &'static str) -> Result<()> {
+        if self.scratch {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: this buffer is a step plan's scratch storage (shared with other values within \
+                 a step); copy what you need into a buffer of your own inside the plan"
+            )));
+        }
+        Ok(())
     }
 
     /// Number of elements.
@@ -64,6 +128,7 @@ impl<T: Pod> GpuBuffer<T> {
 
     /// Overwrites the contents with `data`, which must have exactly `len` elements.
     pub fn write(&self, gpu: &Gpu, data: &[T]) -> Result<()> {
+        self.check_host_access("GpuBuffer::write")?;
         if data.len() != self.len {
             return Err(Error::Shape {
                 op: "GpuBuffer::write",
@@ -76,6 +141,7 @@ impl<T: Pod> GpuBuffer<T> {
 
     /// Overwrites elements `offset..offset + data.len()`, leaving the rest as it is.
     pub fn write_at(&self, gpu: &Gpu, offset: usize, data: &[T]) -> Result<()> {
+        self.check_host_access("GpuBuffer::write_at")?;
         if offset.checked_add(data.len()).is_none_or(|end| end > self.len) {
             return Err(Error::Shape {
                 op: "GpuBuffer::write_at",
@@ -91,6 +157,7 @@ impl<T: Pod> GpuBuffer<T> {
 
     /// Reads the contents back, waiting for all work submitted so far.
     pub async fn read_async(&self, gpu: &Gpu) -> Result<Vec<T>> {
+        self.check_host_access("GpuBuffer::read")?;
         let staging = staging(gpu, self.buffer.size());
         let mut enc =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lowbit read-back") });
@@ -116,7 +183,7 @@ impl<T: Pod> GpuBuffer<T> {
 impl<T: Pod> Clone for GpuBuffer<T> {
     /// Another handle to the same GPU memory (no copy).
     fn clone(&self) -> Self {
-        GpuBuffer { buffer: self.buffer.clone(), len: self.len, _t: PhantomData }
+        GpuBuffer { buffer: self.buffer.clone(), len: self.len, scratch: self.scratch, _t: PhantomData }
     }
 }
 
