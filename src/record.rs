@@ -30,6 +30,9 @@ use bytemuck::{Pod, Zeroable};
 /// - `lr` multiplies the learning rate of the SGD kernel's parameters: 1 outside a plan; a plan
 ///   builds its SGD dispatches with rate 1 and writes the step's rate here.
 /// - `step` is the step's number (for kernels that need it; informational otherwise).
+/// - `slot` says where per-step outputs go in a ring: the loss kernels write a step's losses and
+///   correct counts at row block `slot % ring` of their outputs, so a plan's losses accumulate
+///   on the GPU and the host reads them every few steps. 0 outside a plan.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, PartialEq, Pod, Zeroable)]
 pub struct StepState {
@@ -39,14 +42,14 @@ pub struct StepState {
     pub lr: f32,
     /// The step's number (low 32 bits).
     pub step: u32,
-    /// Padding.
-    pub pad: u32,
+    /// Ring slot of the step's per-step outputs.
+    pub slot: u32,
 }
 const _: () = assert!(std::mem::size_of::<StepState>() == 16);
 
 impl StepState {
     /// The state of work recorded outside a plan: stream base 0, rate factor 1.
-    pub const UNIT: StepState = StepState { stream_base: 0, lr: 1.0, step: 0, pad: 0 };
+    pub const UNIT: StepState = StepState { stream_base: 0, lr: 1.0, step: 0, slot: 0 };
 }
 
 /// One dispatch as a launcher asks for it: bind group 0 binds `buffers` whole, in binding order,

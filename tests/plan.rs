@@ -5,6 +5,7 @@
 
 mod common;
 use common::{assert_f32_bits_eq, data, gpu};
+
 use lowbit::format::Format;
 use lowbit::kernels::col_sum::ColSum;
 use lowbit::kernels::sgd::{Sgd, SgdStep};
@@ -62,7 +63,10 @@ fn params(g: &Gpu) -> Params {
 
 #[test]
 fn a_plan_replays_what_the_launchers_record_and_creates_nothing_per_step() {
-    let g = gpu();
+    // A device of its own: the creation counters count every thread's work on a device, and the
+    // other tests of this binary run beside this one.
+    let own = Gpu::new().unwrap();
+    let g = &own;
     let k = Kernels { qz: Quantizer::new(g).unwrap(), sum: ColSum::new(g).unwrap(), sgd: Sgd::new(g).unwrap() };
     let x = GpuTensor::from_slice(g, &data(ROWS * COLS, 7, true), &[ROWS, COLS]).unwrap();
     let steps = [(0u32, 0.1f32), (7, 0.05), (19, 0.2), (7, 0.05)];
@@ -84,7 +88,7 @@ fn a_plan_replays_what_the_launchers_record_and_creates_nothing_per_step() {
         assert!(stats.dispatches >= 10 && stats.scratch_values >= 8, "{stats:?}");
         for (i, &(base, lr)) in steps.iter().enumerate() {
             let before = g.creations();
-            plan.set_step(StepState { stream_base: base, lr, step: i as u32, pad: 0 });
+            plan.set_step(StepState { stream_base: base, lr, step: i as u32, slot: 0 });
             let mut rec = Recorder::new(g, "replay");
             plan.record(&mut rec);
             g.submit([rec.finish()]);

@@ -334,3 +334,27 @@ fn a_recorder_chains_dependent_dispatches_and_copies_in_order() {
     g.submit([rec.finish()]);
     assert_f32_bits_eq("a -> b -> c -> d -> e", &e.read(g).unwrap(), &x);
 }
+
+#[test]
+fn add_and_relu_are_exact_with_nan_mapped_to_zero_by_relu() {
+    use lowbit::kernels::add::Add;
+    let g = gpu();
+    let k = Add::new(g).unwrap();
+    let n = 1757;
+    let (a, b) = (data(n, 41, true), data(n, 42, true));
+    for (with_b, relu) in [(true, false), (true, true), (false, true), (false, false)] {
+        let y = GpuBuffer::<f32>::zeros(g, "y", n).unwrap();
+        let (ab, bb) = (buf(&a), buf(&b));
+        run(|e| k.encode(g, e, &ab, with_b.then_some(&bb), relu, &y).unwrap());
+        let want = reference::add::add(&a, with_b.then_some(&b[..]), relu);
+        let got = y.read(g).unwrap();
+        assert_f32_bits_eq(&format!("add (b {with_b}, relu {relu})"), &got, &want);
+        if relu {
+            // NaN inputs (the data has some) come out as 0 under ReLU, never as NaN.
+            assert!(a.iter().any(|v| v.is_nan()) && got.iter().all(|v| !v.is_nan()));
+        }
+    }
+    let short = GpuBuffer::<f32>::zeros(g, "short", n - 1).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    assert!(matches!(k.encode(g, &mut enc, &buf(&a), Some(&short), false, &short), Err(Error::Shape { .. })));
+}

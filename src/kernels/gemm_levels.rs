@@ -16,11 +16,11 @@ use crate::{Error, Gpu, Result};
 const SLOTS: &[Slot] =
     &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Write, Slot::Read];
 
-/// The B operand: f32 values or TinyScript codes.
+/// The B operand: f32 values, or TinyScript codes (with both tables in one buffer, if given).
 #[derive(Copy, Clone)]
 enum Operand<'a> {
     F32(&'a GpuBuffer<f32>),
-    Codes(&'a TinyScriptTensor),
+    Codes(&'a TinyScriptTensor, Option<&'a GpuBuffer<u32>>),
 }
 
 /// The TinyScript × f32 and TinyScript × TinyScript GEMMs.
@@ -125,7 +125,33 @@ impl GemmLevels {
                 ),
             });
         }
-        self.record(gpu, enc, tile, a, Operand::Codes(b), n, trans_b, epi, c)
+        self.record(gpu, enc, tile, a, Operand::Codes(b, None), n, trans_b, epi, c)
+    }
+
+    /// As [`GemmLevels::encode_coded`] with both tables already on the GPU: `tables` holds A's
+    /// levels followed by B's (a buffer the caller owns and may rewrite between submissions).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_coded_tables(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        a: &TinyScriptTensor,
+        b: &TinyScriptTensor,
+        trans_b: bool,
+        tables: &GpuBuffer<u32>,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        check_len("gemm_levels", "tables", tables.len(), a.table.levels.len() + b.table.levels.len())?;
+        let (n, k) = if trans_b { (b.cols, b.rows) } else { (b.rows, b.cols) };
+        if k != a.cols {
+            return Err(Error::Shape {
+                op: "gemm_levels",
+                detail: format!("A is [{}, {}] but op(B) is [{n}, {k}] (trans_b {trans_b})", a.rows, a.cols),
+            });
+        }
+        let tile = self.cache.choose(a.rows, n, a.cols, &Tile::ALL);
+        self.record(gpu, enc, tile, a, Operand::Codes(b, Some(tables)), n, trans_b, epi, c)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -155,12 +181,17 @@ impl GemmLevels {
                 check_len("gemm_levels", "b", buf.len(), n * k)?;
                 (buf.buffer(), self.dummies.f32.buffer(), 0, None, a.levels.clone(), &self.f32_b)
             }
-            Operand::Codes(t) => {
+            Operand::Codes(t, tables) => {
                 let bw = t.cols.div_ceil(t.table.per_word() as usize);
                 check_len("gemm_levels", "B codes", t.codes.len(), t.rows * bw)?;
                 check_len("gemm_levels", "B scales", t.scales.len(), t.rows)?;
-                let both: Vec<u32> = a.table.levels.iter().chain(&t.table.levels).copied().collect();
-                let levels = GpuBuffer::from_slice(gpu, "gemm_levels tables", &both)?;
+                let levels = match tables {
+                    Some(both) => both.clone(),
+                    None => {
+                        let both: Vec<u32> = a.table.levels.iter().chain(&t.table.levels).copied().collect();
+                        GpuBuffer::from_slice(gpu, "gemm_levels tables", &both)?
+                    }
+                };
                 (t.codes.buffer(), t.scales.buffer(), bw as u32, Some(&t.table), levels, &self.coded_b)
             }
         };

@@ -2,6 +2,7 @@
 //! whose `encode` records work into the caller's encoder and never submits.
 
 pub mod absmax;
+pub mod add;
 pub mod avgpool;
 pub mod batchnorm;
 pub mod col_sum;
@@ -206,6 +207,17 @@ pub fn check_len(op: &'static str, what: &str, got: usize, want: usize) -> Resul
         return Err(Error::Shape { op, detail: format!("{what} has {got} elements, expected {want}") });
     }
     Ok(())
+}
+
+/// How many blocks of `rows` values a ring output of `len` values holds (at least one, whole).
+pub fn ring_blocks(op: &'static str, what: &str, len: usize, rows: usize) -> Result<usize> {
+    if rows == 0 || len == 0 || !len.is_multiple_of(rows) || len / rows > u32::MAX as usize {
+        return Err(Error::Shape {
+            op,
+            detail: format!("{what} has {len} elements: not a whole number of {rows}-row blocks"),
+        });
+    }
+    Ok(len / rows)
 }
 
 /// The `FORMAT` override constant.

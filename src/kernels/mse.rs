@@ -1,6 +1,7 @@
 //! `mse`: squared-error loss against real-valued targets with its gradient, one thread per row
 //! (the loss of divide-and-conquer distillation, [`crate::nn::dcq`]). Bindings: 0 params, 1 y,
-//! 2 t, 3 loss, 4 dy. Reference: [`crate::reference::mse`].
+//! 2 t, 3 loss, 4 dy, 5 step. `loss` may hold several blocks of `rows` values, as
+//! [`super::softmax_xent`]'s. Reference: [`crate::reference::mse`].
 
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::tensor::GpuBuffer;
@@ -13,7 +14,7 @@ struct MseParams {
     rows: u32,
     cols: u32,
     grad_scale2: f32,
-    pad: u32,
+    ring: u32,
 }
 
 /// The squared-error kernel.
@@ -25,7 +26,8 @@ pub struct Mse {
 impl Mse {
     /// Builds the pipeline.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        let (bgl, pl) = layouts(gpu, "mse", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write, Slot::Write]);
+        let (bgl, pl) =
+            layouts(gpu, "mse", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform]);
         Ok(Mse { pipeline: pipeline(gpu, "mse", "main", &pl, &[])?, bgl })
     }
 
@@ -50,16 +52,17 @@ impl Mse {
         for (n, b) in [("y", y), ("t", t), ("dy", dy)] {
             check_len("mse", n, b.len(), rows * cols)?;
         }
-        check_len("mse", "loss", loss.len(), rows)?;
-        let p = MseParams { rows: rows as u32, cols: cols as u32, grad_scale2: 2.0 * grad_scale, pad: 0 };
+        let ring = super::ring_blocks("mse", "loss", loss.len(), rows)?;
+        let p = MseParams { rows: rows as u32, cols: cols as u32, grad_scale2: 2.0 * grad_scale, ring: ring as u32 };
         let params = uniform(gpu, "mse", &p);
+        let step = enc.step_state(gpu).clone();
         dispatch(
             gpu,
             enc,
             "mse",
             &self.pipeline,
             &self.bgl,
-            &[&params, y.buffer(), t.buffer(), loss.buffer(), dy.buffer()],
+            &[&params, y.buffer(), t.buffer(), loss.buffer(), dy.buffer(), &step],
             (rows as u32).div_ceil(WG),
         )
     }

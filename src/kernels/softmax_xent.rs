@@ -1,6 +1,8 @@
 //! `softmax_xent`: softmax cross-entropy forward and backward in one pass (one thread per row):
 //! per-row loss, whether the argmax was right, and `dz = (softmax(z) − onehot(t))·grad_scale`.
-//! Bindings: 0 params, 1 logits, 2 labels, 3 loss, 4 correct, 5 dz.
+//! `loss` and `correct` may hold several blocks of `rows` values (a ring): a step writes block
+//! [`crate::record::StepState::slot`] modulo their count (block 0 outside a step plan).
+//! Bindings: 0 params, 1 logits, 2 labels, 3 loss, 4 correct, 5 dz, 6 step.
 //! Reference: [`crate::reference::softmax_xent`].
 
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
@@ -14,7 +16,7 @@ struct XentParams {
     rows: u32,
     classes: u32,
     grad_scale: f32,
-    pad: u32,
+    ring: u32,
 }
 const _: () = assert!(std::mem::size_of::<XentParams>() == 16);
 
@@ -27,12 +29,13 @@ pub struct SoftmaxXent {
 impl SoftmaxXent {
     /// Builds the pipeline.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        let slots = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Write, Slot::Write, Slot::Write];
+        let slots = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Write, Slot::Write, Slot::Write, Slot::Uniform];
         let (bgl, pl) = layouts(gpu, "softmax_xent", &slots);
         Ok(SoftmaxXent { pipeline: pipeline(gpu, "softmax_xent", "main", &pl, &[])?, bgl })
     }
 
-    /// Records the loss of `logits` `[rows, classes]` against `labels`, and its gradient.
+    /// Records the loss of `logits` `[rows, classes]` against `labels`, and its gradient;
+    /// `loss` and `correct` hold a whole number of blocks of `rows` values (see the module docs).
     pub fn encode(
         &self,
         gpu: &Gpu,
@@ -50,12 +53,13 @@ impl SoftmaxXent {
         }
         let rows = labels.len();
         check_len("softmax_xent", "logits", logits.len(), rows * classes)?;
-        check_len("softmax_xent", "loss", loss.len(), rows)?;
-        check_len("softmax_xent", "correct", correct.len(), rows)?;
+        let ring = super::ring_blocks("softmax_xent", "loss", loss.len(), rows)?;
+        check_len("softmax_xent", "correct", correct.len(), ring * rows)?;
         check_len("softmax_xent", "dz", dz.len(), rows * classes)?;
-        let p = XentParams { rows: rows as u32, classes: classes as u32, grad_scale, pad: 0 };
+        let p = XentParams { rows: rows as u32, classes: classes as u32, grad_scale, ring: ring as u32 };
         let params = uniform(gpu, "softmax_xent", &p);
-        let bufs = [&params, logits.buffer(), labels.buffer(), loss.buffer(), correct.buffer(), dz.buffer()];
+        let step = enc.step_state(gpu).clone();
+        let bufs = [&params, logits.buffer(), labels.buffer(), loss.buffer(), correct.buffer(), dz.buffer(), &step];
         dispatch(gpu, enc, "softmax_xent", &self.pipeline, &self.bgl, &bufs, (rows as u32).div_ceil(WG))
     }
 }

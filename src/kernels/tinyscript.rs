@@ -263,17 +263,38 @@ impl TinyScript {
         table: &LevelTable,
         rounding: Rounding,
     ) -> Result<TinyScriptTensor> {
+        let table = LevelTable::with_sign(table.bits, table.signed, table.levels.clone())?;
+        let levels = GpuBuffer::from_slice(gpu, "tinyscript levels", &table.levels)?;
+        self.encode_quantize_with(gpu, enc, x, rows, cols, transposed, &table, &levels, rounding)
+    }
+
+    /// As [`TinyScript::encode_quantize_as`] onto levels already on the GPU: `levels` holds
+    /// `table`'s levels (a buffer the caller owns and may rewrite between submissions, as a
+    /// training step plan does when it refits its tables; `table` gives their kind and count).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_quantize_with(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        rows: usize,
+        cols: usize,
+        transposed: bool,
+        table: &LevelTable,
+        levels: &GpuBuffer<u32>,
+        rounding: Rounding,
+    ) -> Result<TinyScriptTensor> {
         if rows == 0 || cols == 0 {
             return Err(Error::Empty("tinyscript quantize"));
         }
         check_len("tinyscript quantize", "x", x.len(), rows * cols)?;
-        let table = LevelTable::with_sign(table.bits, table.signed, table.levels.clone())?;
+        check_len("tinyscript quantize", "levels", levels.len(), table.levels.len())?;
         let words_per_row = cols.div_ceil(table.per_word() as usize);
         let t = TinyScriptTensor {
             codes: enc.scratch(gpu, "tinyscript codes", rows * words_per_row)?,
             scales: enc.scratch(gpu, "tinyscript scales", rows)?,
-            levels: GpuBuffer::from_slice(gpu, "tinyscript levels", &table.levels)?,
-            table,
+            levels: levels.clone(),
+            table: table.clone(),
             rows,
             cols,
         };
