@@ -3,7 +3,6 @@
 
 use crate::{Error, Result};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -97,8 +96,6 @@ struct Shared {
     /// through `profiling`).
     pub(crate) profile: Mutex<Option<crate::profile::Active>>,
     profiling: std::sync::atomic::AtomicBool,
-    /// Per thread: scopes are a thread's own, so another thread's work never meets its buffers.
-    recycler: Mutex<HashMap<std::thread::ThreadId, Recycler>>,
 }
 
 /// GPU objects lowbit has created on one device, by kind ([`Gpu::creations`]): a planned
@@ -132,38 +129,12 @@ impl std::ops::Sub for Creations {
     }
 }
 
-/// One thread's storage buffers handed out inside [`Gpu::recycling`] scopes, for its next scope.
-#[derive(Default)]
-struct Recycler {
-    /// Open scopes (nested ones share the outermost).
-    depth: u32,
-    /// Handed out since the outermost scope began.
-    lent: Vec<Arc<wgpu::Buffer>>,
-    /// Reusable, by size in bytes.
-    free: HashMap<u64, Vec<Arc<wgpu::Buffer>>>,
-    /// Reused buffers promised zeroed: cleared by the next [`Gpu::submit`], before its work.
-    clears: Vec<Arc<wgpu::Buffer>>,
-}
-
 /// What a storage buffer starts with.
 pub(crate) enum Init<'a> {
     /// Zeros.
     Zeroed,
     /// These bytes (the buffer's whole padded size).
     Data(&'a [u8]),
-}
-
-/// An open [`Gpu::recycling`] scope; closes when dropped (on the thread that opened it: it is
-/// not `Send`).
-pub struct Recycling<'a> {
-    gpu: &'a Gpu,
-    _thread_bound: std::marker::PhantomData<*const ()>,
-}
-
-impl Drop for Recycling<'_> {
-    fn drop(&mut self) {
-        self.gpu.with_recycler(|r| r.depth = r.depth.saturating_sub(1));
-    }
 }
 
 fn backends_from_env() -> Result<wgpu::Backends> {
@@ -331,7 +302,6 @@ impl Gpu {
             unit_step,
             profile: Mutex::new(None),
             profiling: std::sync::atomic::AtomicBool::new(false),
-            recycler: Mutex::default(),
         };
         Gpu { device, queue, shared: Arc::new(shared) }
     }
@@ -436,81 +406,12 @@ impl Gpu {
         Ok(())
     }
 
-    /// Opens a recycling scope for the calling thread (until the returned guard drops). Inside
-    /// one, the storage buffers of [`crate::GpuBuffer::zeros`] and
-    /// [`crate::GpuBuffer::from_slice`] (and so of every launcher that allocates its outputs) may
-    /// be buffers of the same size that the thread's previous scope handed out, instead of new
-    /// allocations: a training step's buffers are the last step's. When a scope begins, a buffer
-    /// from the previous one is reused only if nothing but the recycler holds it any more, so
-    /// begin a scope only after the work recorded on the previous scope's buffers was submitted.
-    /// A reused `zeros` buffer is cleared on the GPU by the thread's next [`Gpu::submit`], so
-    /// work on buffers from a scope must be submitted with [`Gpu::submit`], not `Queue::submit`.
-    /// Nested scopes share the outermost one. A new allocation of a large buffer can cost the
-    /// driver milliseconds, and freeing it as much again.
-    pub fn recycling(&self) -> Recycling<'_> {
-        let pending = self.with_recycler(|r| {
-            let pending = if r.depth == 0 { std::mem::take(&mut r.clears) } else { Vec::new() };
-            r.depth += 1;
-            pending
-        });
-        // Clears still pending (buffers handed out but not yet submitted) go first, so the count
-        // below sees only outside holders.
-        if !pending.is_empty() {
-            self.queue.submit([self.clear_commands(&pending)]);
-        }
-        drop(pending);
-        self.with_recycler(|r| {
-            if r.depth == 1 {
-                let lent = std::mem::take(&mut r.lent);
-                r.free.clear();
-                for b in lent {
-                    if Arc::strong_count(&b) == 1 {
-                        r.free.entry(b.size()).or_default().push(b);
-                    }
-                }
-            }
-        });
-        Recycling { gpu: self, _thread_bound: std::marker::PhantomData }
-    }
-
-    /// Lets go of the buffers the calling thread's recycler keeps for its next scope (one
-    /// training step's worth after training), so their memory is freed once nothing else holds
-    /// them.
-    pub fn release_recycled(&self) {
-        self.with_recycler(|r| {
-            r.free.clear();
-            r.lent.clear();
-        });
-    }
-
-    /// Runs `f` on the calling thread's recycler.
-    fn with_recycler<R>(&self, f: impl FnOnce(&mut Recycler) -> R) -> R {
-        let mut all = self.shared.recycler.lock().unwrap_or_else(|e| e.into_inner());
-        f(all.entry(std::thread::current().id()).or_default())
-    }
-
-    fn clear_commands(&self, buffers: &[Arc<wgpu::Buffer>]) -> wgpu::CommandBuffer {
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lowbit recycled buffers") });
-        for b in buffers {
-            enc.clear_buffer(b, 0, None);
-        }
-        enc.finish()
-    }
-
-    /// Submits `commands` after clearing the reused buffers promised zeroed (see
-    /// [`Gpu::recycling`]); outside recycling scopes, `Queue::submit`.
+    /// Submits `commands` to the queue.
     pub fn submit<I: IntoIterator<Item = wgpu::CommandBuffer>>(&self, commands: I) -> wgpu::SubmissionIndex {
-        let clears = self.with_recycler(|r| std::mem::take(&mut r.clears));
-        if clears.is_empty() {
-            return self.queue.submit(commands);
-        }
-        self.queue.submit(std::iter::once(self.clear_commands(&clears)).chain(commands))
+        self.queue.submit(commands)
     }
 
-    /// A storage buffer of `bytes` (a multiple of 4) with `usage`, holding `init`: reused inside a
-    /// recycling scope when one of that size is free, else new.
+    /// A new buffer of `bytes` (a multiple of 4) with `usage`, holding `init`.
     pub(crate) fn storage_buffer(
         &self,
         label: &str,
@@ -518,24 +419,7 @@ impl Gpu {
         usage: wgpu::BufferUsages,
         init: Init<'_>,
     ) -> Arc<wgpu::Buffer> {
-        let reused = self.with_recycler(|r| {
-            if r.depth == 0 {
-                return None;
-            }
-            let b = r.free.get_mut(&bytes).and_then(|v| v.pop())?;
-            if matches!(init, Init::Zeroed) {
-                r.clears.push(b.clone());
-            }
-            r.lent.push(b.clone());
-            Some(b)
-        });
-        if let Some(b) = reused {
-            if let Init::Data(d) = init {
-                self.queue.write_buffer(&b, 0, d);
-            }
-            return b;
-        }
-        let b = Arc::new(match init {
+        Arc::new(match init {
             Init::Zeroed => self.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: bytes,
@@ -543,13 +427,7 @@ impl Gpu {
                 mapped_at_creation: false,
             }),
             Init::Data(d) => self.create_buffer_init(label, d, usage),
-        });
-        self.with_recycler(|r| {
-            if r.depth > 0 {
-                r.lent.push(b.clone());
-            }
-        });
-        b
+        })
     }
 
     /// Blocks until all submitted work has finished.

@@ -7,6 +7,70 @@
 //! The mixer is Chris Wellons' `lowbias32` (a 32-bit integer hash with low avalanche bias).
 //! A draw is `lowbias32(lowbias32(index) ^ key)` with `key = lowbias32(lowbias32(seed) ^ stream)`:
 //! different seeds or streams give independent-looking sequences for the same element.
+//!
+//! ## Streams of a training run
+//! `lowbias32` is a bijection of `u32` (xor-shifts and multiplications by odd constants are
+//! invertible), so for one seed [`key`] maps distinct streams to distinct keys: two uses share
+//! their draws exactly when they share a stream. A run therefore numbers its streams in disjoint
+//! ranges ([`streams`]), injectively within each:
+//! - training draws, `0 .. 2^31`: a trainer numbers its random uses within a step `0 .. U`
+//!   (for each GEMM layer in order, for each of its three products, a block of as many
+//!   streams as the scheme's largest SMP sample count) and step `s` uses streams
+//!   `s·U .. s·U + U` — distinct for every `(step, layer, product, sample)` while `s·U < 2^31`
+//!   (the trainer refuses a step past that);
+//! - parameter initialisation, `2^31 + 16·node + parameter`;
+//! - data order per epoch, Bit-Mixer's per-step bit-width draws and its ramp, each a range of
+//!   its own above them.
+
+/// The stream ranges of a training run (see the module docs).
+pub mod streams {
+    /// Training draws occupy `0..TRAINING_END`.
+    pub const TRAINING_END: u32 = 1 << 31;
+    /// Initialisation streams start here (`init`).
+    pub const INIT: u32 = 0x8000_0000;
+    /// Data-order streams start here (`data_order`).
+    pub const DATA_ORDER: u32 = 0xC000_0000;
+    /// Bit-Mixer's per-step bit-width streams start here (`bit_widths`).
+    pub const BIT_WIDTHS: u32 = 0xD000_0000;
+    /// Bit-Mixer's ramp draws (one stream, drawn at index = step).
+    pub const BIT_RAMP: u32 = 0xE000_0000;
+    /// Streams from here on are free for applications and tools.
+    pub const USER: u32 = 0xF000_0000;
+
+    /// The stream of random use `u` (of `uses` per step) at training step `step`, or `None` once
+    /// the run has used the training range up.
+    pub fn training(step: u64, uses: u32, u: u32) -> Option<u32> {
+        if u >= uses {
+            return None;
+        }
+        let s = step.checked_mul(uses as u64)?.checked_add(u as u64)?;
+        (s < TRAINING_END as u64).then_some(s as u32)
+    }
+
+    /// The first stream of step `step` (what a step plan's kernels add to their use numbers), or
+    /// `None` once the step's uses would leave the training range.
+    pub fn step_base(step: u64, uses: u32) -> Option<u32> {
+        let end = step.checked_add(1)?.checked_mul(uses as u64)?;
+        (end <= TRAINING_END as u64).then(|| (step * uses as u64) as u32)
+    }
+
+    /// The initialisation stream of parameter buffer `param` (< 16) of graph node `node`
+    /// (< 2^26).
+    pub fn init(node: usize, param: usize) -> u32 {
+        debug_assert!(node < 1 << 26 && param < 16);
+        INIT + ((node as u32 & ((1 << 26) - 1)) << 4) + (param as u32 & 15)
+    }
+
+    /// The stream of epoch `epoch`'s data order (epochs repeat after 2^28).
+    pub fn data_order(epoch: u32) -> u32 {
+        DATA_ORDER + (epoch & 0x0fff_ffff)
+    }
+
+    /// The stream of Bit-Mixer's bit-width draws at step `step` (steps repeat after 2^28).
+    pub fn bit_widths(step: u64) -> u32 {
+        BIT_WIDTHS + (step as u32 & 0x0fff_ffff)
+    }
+}
 
 /// The 32-bit integer hash both sides use.
 #[inline]

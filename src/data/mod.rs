@@ -63,7 +63,7 @@ impl Dataset {
 
 /// `0..n` shuffled by `(seed, epoch)`.
 pub fn shuffled(n: usize, seed: u32, epoch: u32) -> Vec<usize> {
-    let key = rng::key(seed, 0x5af0_0000 ^ epoch);
+    let key = rng::key(seed, rng::streams::data_order(epoch));
     let mut v: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         let j = ((rng::draw(key, i as u32) as u64 * (i as u64 + 1)) >> 32) as usize;

@@ -14,7 +14,7 @@ use crate::{rng, Error, Result};
 /// layer from `choices` (not empty) with the trainer's seed (reproducible). Every entry is
 /// equally likely: list a bit-width twice to draw it twice as often.
 pub fn sample_bits(choices: &[u32], seed: u32, step: u64, layers: usize) -> Vec<u32> {
-    let key = rng::key(seed, 0xb17_u32.wrapping_add(step as u32));
+    let key = rng::key(seed, rng::streams::bit_widths(step));
     (0..layers as u32).map(|l| choices[(rng::draw(key, l) as usize) % choices.len()]).collect()
 }
 
@@ -50,7 +50,8 @@ impl MixSchedule {
         } else {
             let r = s - self.network;
             // P(per-layer) = r / ramp, from a draw of its own stream.
-            r >= self.ramp || (rng::draw24(rng::key(seed, 0x7a3f_0000), step as u32) as u64 * self.ramp) < (r << 24)
+            r >= self.ramp
+                || (rng::draw24(rng::key(seed, rng::streams::BIT_RAMP), step as u32) as u64 * self.ramp) < (r << 24)
         };
         let per_layer = sample_bits(choices, seed, step, layers);
         if layerwise {

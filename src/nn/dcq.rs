@@ -98,7 +98,7 @@ pub fn train_sections(
     }
     let fp32 = TrainScheme::preset("fp32")?;
     let n_train = teacher.layers.iter().filter(|l| l.is_gemm()).count();
-    let prefix = |end: usize| -> Result<Option<Trainer<'_>>> {
+    let prefix = |end: usize| -> Result<Option<Trainer>> {
         if end == 0 {
             return Ok(None);
         }

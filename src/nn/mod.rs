@@ -11,12 +11,21 @@
 
 pub mod bitmixer;
 pub mod dcq;
+pub mod gemm;
+pub mod graph;
+pub mod kernels;
 pub mod model;
+pub mod op;
+pub mod ops;
+pub mod policy;
 pub mod scheme;
 pub mod trainer;
 pub mod variance;
 
+pub use graph::{Graph, GraphBuilder, ValueId};
 pub use model::{LayerSpec, ModelSpec};
+pub use op::{Backward, Cx, Forward, NodeCx, Op, ParamSpec, Shape};
+pub use policy::{Operand, Product, ProductPolicy};
 pub use scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme};
-pub use trainer::{cosine_lr, ActivationBytes, OptimConfig, Parameter, StepHostTime, StepStats, Trainer};
+pub use trainer::{cosine_lr, ActivationBytes, OptimConfig, Parameter, StepCounts, StepHostTime, StepStats, Trainer};
 pub use variance::{measure as measure_variance, standard_quantizers, LayerVariance, MeterQuantizer};

@@ -36,7 +36,7 @@ use crate::scheme::Granularity;
 use crate::{Error, Result};
 
 /// Forward operand precision.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ForwardPrecision {
     /// f32.
     Fp32,
@@ -68,7 +68,7 @@ pub enum ForwardPrecision {
 }
 
 /// Neural-gradient precision.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum GradPrecision {
     /// f32.
     Fp32,
@@ -152,7 +152,7 @@ impl GradPrecision {
 }
 
 /// One layer's precisions.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LayerScheme {
     /// Forward operands.
     pub forward: ForwardPrecision,

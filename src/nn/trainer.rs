@@ -1,34 +1,36 @@
-//! The training engine: GPU state of a [`ModelSpec`] under a [`TrainScheme`], one recorded
-//! command buffer per step (forward, loss, backward, SGD), evaluation, and checkpoints.
+//! The training engine: a model's [`Graph`] with its parameters on one GPU, compiled into step
+//! plans.
+//!
+//! A plan is built once per (kind of step, batch size, precision of every GEMM layer, batch
+//! norm states, refit) by walking the graph: each op records its forward into a
+//! [`Tape`](crate::plan::Tape), the loss follows, then each op's backward in reverse order (the
+//! gradients of a value read by several nodes added up), then SGD for every trainable
+//! parameter. The plan holds every bind group and uniform; its scratch values share one arena by
+//! lifetime. A step then writes the batch and one small [`StepState`] uniform (RNG stream base,
+//! learning rate, loss ring slot) and replays the plan: nothing is created. Losses and correct
+//! counts land in a ring on the GPU and are read every [`Trainer::set_read_every`] steps (and at
+//! the end of an epoch and of an evaluation), so the host can record step N+1 while the GPU runs
+//! step N. Inputs are written with `Queue::write_buffer`, which wgpu orders after the work
+//! submitted before it, so the next batch never overwrites one the GPU is still reading.
 
-use super::model::{LayerSpec, ModelSpec};
+use super::graph::Graph;
+use super::kernels::Kernels;
+use super::model::ModelSpec;
+use super::op::{numel, Cx, Forward, GemmSite, Init, Mode, NodeCx, ParamBuf, ParamKind, ParamSpec, Shape, SiteLevels};
+use super::ops::loss::{Loss, LossOut};
 use super::scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme, TINYSCRIPT_REFIT};
 use crate::data::Dataset;
-use crate::format::Format;
-use crate::kernels::avgpool::AvgPool;
-use crate::kernels::batchnorm::{BatchNorm, NormBuffers};
-use crate::kernels::col_sum::ColSum;
-use crate::kernels::gemm::Epilogue;
-use crate::kernels::gemm_f32::{GemmF32, GemmShape};
-use crate::kernels::gemm_fp8::GemmFp8;
-use crate::kernels::gemm_int::GemmInt;
-use crate::kernels::gemm_levels::GemmLevels;
-use crate::kernels::hadamard::{Axis, Hadamard};
-use crate::kernels::im2col::{ConvGeom, Im2col};
-use crate::kernels::maxpool::{MaxPool, PoolGeom};
-use crate::kernels::mse::Mse;
-use crate::kernels::relu_backward::ReluBackward;
-use crate::kernels::sgd::{Sgd, SgdStep};
-use crate::kernels::softmax_xent::SoftmaxXent;
-use crate::kernels::tinyscript::{TinyScript, TinyScriptTensor};
-use crate::quant::{QuantizedTensor, Quantizer};
-use crate::scheme::{QuantScheme, Rounding};
-use crate::tensor::{GpuBuffer, GpuTensor};
+use crate::gpu::Creations;
+use crate::kernels::sgd::SgdStep;
+use crate::plan::{Arena, Plan, PlanStats, Tape};
+use crate::record::{Recorder, StepState};
+use crate::rng::{self, streams};
+use crate::tensor::GpuBuffer;
 use crate::tinyscript::LevelTable;
-use crate::Record;
-use crate::{rng, Error, Gpu, Result};
+use crate::{Error, Gpu, Result};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::time::Instant;
 
 /// Optimizer and schedule.
 #[derive(Copy, Clone, Debug)]
@@ -59,258 +61,236 @@ pub fn cosine_lr(peak: f32, step: usize, total: usize) -> f32 {
 pub type Parameter = (String, Vec<usize>, Vec<f32>);
 
 /// What one training step reports.
-#[derive(Copy, Clone, Debug)]
+#[derive(Copy, Clone, Debug, Default)]
 pub struct StepStats {
-    /// Mean loss over the batch.
+    /// Mean loss over the batch of step [`StepStats::step`] (the last step read back: with
+    /// [`Trainer::set_read_every`] above 1, an earlier step than the one just taken).
     pub loss: f32,
-    /// Correct predictions in the batch.
+    /// Correct predictions in that batch.
     pub correct: u32,
-    /// Where the step's wall time went on the host, in seconds.
+    /// Which step (counting from 0) `loss` and `correct` belong to.
+    pub step: u64,
+    /// Where this step's wall time went on the host, in seconds.
     pub host: StepHostTime,
+    /// What this step recorded and created.
+    pub counts: StepCounts,
 }
 
-/// A training step's wall time on the host, by phase: what a GPU time far below the wall time
-/// leaves unexplained.
+/// A training step's wall time on the host, by phase.
 #[derive(Copy, Clone, Debug, Default, PartialEq)]
 pub struct StepHostTime {
-    /// Uploading the batch, allocating the step's buffers and recording every pass (until the
+    /// Uploading the batch, building a plan if none fits yet, and recording the step (until the
     /// command buffer is finished).
     pub record: f64,
     /// `Queue::submit`.
     pub submit: f64,
-    /// From the submission until the loss is read back (the GPU's work, TinyScript refits, and
-    /// whatever the driver and wgpu do meanwhile).
+    /// Waiting for results: the loss ring when it is read, TinyScript refits (0 when neither).
     pub wait: f64,
+}
+
+/// Counts of one step, independent of the adapter's speed.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepCounts {
+    /// Dispatches recorded.
+    pub dispatches: u64,
+    /// Compute passes begun.
+    pub passes: u64,
+    /// GPU objects created during the step (none once its plan exists).
+    pub created: Creations,
+    /// Whether the step built its plan.
+    pub built_plan: bool,
 }
 
 /// Memory held between forward and backward in one step, in bytes.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct ActivationBytes {
-    /// As the scheme stores it (quantized saved GEMM operands, plus f32 layer outputs kept for
-    /// ReLU masks and pooling indices).
+    /// As the scheme stores it (quantized saved GEMM operands, plus f32 outputs kept for ReLU
+    /// masks, batch norm and pooling indices).
     pub stored: u64,
     /// The same with every saved operand in f32.
     pub fp32: u64,
 }
 
-struct GemmLayer {
-    /// `[n, k]` master weights (f32), `[n]` bias, and their velocities.
-    w: GpuBuffer<f32>,
-    b: GpuBuffer<f32>,
-    vw: GpuBuffer<f32>,
-    vb: GpuBuffer<f32>,
-    n: usize,
-    k: usize,
-    relu: bool,
-    /// The convolution's geometry (with batch 1; the step sets the batch), if it is one.
-    conv: Option<ConvGeom>,
-    scheme: LayerScheme,
-    index: usize,
-    /// TinyScript gradient levels: for the weight-gradient operand dYᵀ and for dY.
-    levels: Option<(LevelTable, LevelTable)>,
-    /// TinyScript activation levels (a TinyScript forward): for the input X.
-    act_levels: Option<LevelTable>,
+/// One step's loss as read back.
+#[derive(Copy, Clone, Debug)]
+struct StepRecord {
+    step: u64,
+    loss: f64,
+    correct: u32,
 }
 
-struct NormLayer {
-    channels: usize,
-    /// γ then β, their velocity, and the running mean then variance.
-    affine: GpuBuffer<f32>,
-    v_affine: GpuBuffer<f32>,
-    running: GpuBuffer<f32>,
-    relu: bool,
-    input: (usize, usize, usize),
-    /// Transitional batch norm (Bit-Mixer): a state per (bits of the GEMM layer before, bits of
-    /// the GEMM layer after), the base state above serving the key the model was built with.
+/// A node's parameters: the base set and, for transitional batch norm, one set per pair of
+/// neighbouring bit-widths.
+struct NodeState {
+    specs: Vec<ParamSpec>,
+    params: Vec<ParamBuf>,
+    /// Transitional states by key (bits of the GEMM layer before, bits of the one after).
+    variants: Vec<((u32, u32), Vec<ParamBuf>)>,
     base_key: (u32, u32),
     key: (u32, u32),
-    variants: Vec<((u32, u32), NormState)>,
 }
 
-struct NormState {
-    affine: GpuBuffer<f32>,
-    v_affine: GpuBuffer<f32>,
-    running: GpuBuffer<f32>,
-}
-
-impl NormLayer {
-    /// `(affine, velocity, running)` of the active state.
-    fn active(&self) -> (&GpuBuffer<f32>, &GpuBuffer<f32>, &GpuBuffer<f32>) {
+impl NodeState {
+    fn active(&self) -> &[ParamBuf] {
         match self.variants.iter().find(|v| v.0 == self.key) {
-            Some((_, st)) => (&st.affine, &st.v_affine, &st.running),
-            None => (&self.affine, &self.v_affine, &self.running),
+            Some((_, p)) => p,
+            None => &self.params,
         }
     }
 }
 
-enum Layer {
-    Gemm(Box<GemmLayer>),
-    Pool { k: usize, input: (usize, usize, usize) },
-    AvgPool { k: usize, input: (usize, usize, usize) },
-    Norm(NormLayer),
+/// What makes two plans different.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PlanKey {
+    kind: Kind,
+    batch: usize,
+    schemes: Vec<LayerScheme>,
+    bn: Vec<(u32, u32)>,
+    refit: bool,
 }
 
-#[allow(clippy::large_enum_variant)] // a handful per step; boxing buys nothing
-enum Saved {
-    Gemm {
-        rows: usize,
-        geom: Option<ConvGeom>,
-        /// The activation for an f32 weight-gradient product: `[rows, k]`, or `[k, rows]` when
-        /// `cols_t` (the dequantized operand of a quantized forward, see `forward`).
-        cols_f32: Option<GpuBuffer<f32>>,
-        cols_t: bool,
-        cols_q: Option<QuantizedTensor>,
-        /// A TinyScript forward's activation codes `[rows, k]`.
-        cols_ts: Option<TinyScriptTensor>,
-        /// The f32 input, kept for refitting the TinyScript activation levels after the step.
-        refit_x: Option<GpuBuffer<f32>>,
-        /// With a quantized forward and an fp32 gradient: the weights as the quantized backward
-        /// sees them, dequantized, `[k, n]`.
-        w_t: Option<GpuBuffer<f32>>,
-        y: GpuBuffer<f32>,
-    },
-    Pool {
-        geom: PoolGeom,
-        arg: GpuBuffer<u32>,
-    },
-    AvgPool {
-        geom: PoolGeom,
-    },
-    Norm {
-        rows: usize,
-        x: GpuBuffer<f32>,
-        y: GpuBuffer<f32>,
-        stats: GpuBuffer<f32>,
-    },
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    /// A training step; without `update`, gradients only.
+    Train { loss: Loss, update: bool },
+    /// Evaluation with cross-entropy into the evaluation ring.
+    Eval { batch_stats: bool },
+    /// The forward pass, its output copied out.
+    Logits { batch_stats: bool },
 }
+
+/// A GEMM layer's refit copies: `(layer, (dY, rows, n), (X, rows, k))`.
+type Refitted = (usize, Option<(GpuBuffer<f32>, usize, usize)>, Option<(GpuBuffer<f32>, usize, usize)>);
+
+/// Where a refit step copies what the TinyScript fits need.
+struct Refit {
+    site: usize,
+    grad: Option<(GpuBuffer<f32>, usize, usize)>,
+    act: Option<(GpuBuffer<f32>, usize, usize)>,
+}
+
+struct StepPlan {
+    plan: Plan,
+    saved: ActivationBytes,
+    out: Option<GpuBuffer<f32>>,
+    refits: Vec<Refit>,
+    used: u64,
+}
+
+/// The batch buffers of one batch size.
+struct Inputs {
+    x: GpuBuffer<f32>,
+    labels: GpuBuffer<u32>,
+    targets: GpuBuffer<f32>,
+}
+
+/// Per-step losses and correct counts on the GPU, `[SLOTS, rows]` each, read back together.
+struct Ring {
+    rows: usize,
+    loss: GpuBuffer<f32>,
+    correct: GpuBuffer<u32>,
+    staging: wgpu::Buffer,
+    /// Steps written since the last read: (slot, step, divisor).
+    pending: Vec<(usize, u64, usize)>,
+    next: usize,
+}
+
+/// Ring slots: at most this many steps between two reads.
+const SLOTS: usize = 64;
+
+impl Ring {
+    fn new(gpu: &Gpu, rows: usize) -> Result<Self> {
+        let loss = GpuBuffer::<f32>::zeros(gpu, "loss ring", SLOTS * rows)?;
+        let correct = GpuBuffer::<u32>::zeros(gpu, "correct ring", SLOTS * rows)?;
+        let staging = crate::tensor::staging(gpu, loss.bytes() + correct.bytes());
+        Ok(Ring { rows, loss, correct, staging, pending: Vec::new(), next: 0 })
+    }
+
+    /// The slot for the next step.
+    fn take_slot(&mut self, step: u64, divisor: usize) -> u32 {
+        let slot = self.next;
+        self.next = (self.next + 1) % SLOTS;
+        self.pending.push((slot, step, divisor));
+        slot as u32
+    }
+
+    fn full(&self) -> bool {
+        self.pending.len() >= SLOTS
+    }
+
+    fn copy_out(&self, rec: &mut Recorder) {
+        use crate::Record;
+        rec.copy(self.loss.buffer(), 0, &self.staging, 0, self.loss.bytes());
+        rec.copy(self.correct.buffer(), 0, &self.staging, self.loss.bytes(), self.correct.bytes());
+    }
+
+    /// Waits for the copy recorded by `copy_out` and returns the pending steps' results.
+    fn read(&mut self, gpu: &Gpu) -> Result<Vec<StepRecord>> {
+        let raw = crate::tensor::map_read(gpu, &self.staging)?;
+        let lb = self.loss.bytes() as usize;
+        let losses: Vec<f32> = bytemuck::pod_collect_to_vec(&raw[..lb]);
+        let rights: Vec<u32> = bytemuck::pod_collect_to_vec(&raw[lb..lb + self.correct.bytes() as usize]);
+        let rows = self.rows;
+        Ok(self
+            .pending
+            .drain(..)
+            .map(|(slot, step, divisor)| {
+                let r = slot * rows..(slot + 1) * rows;
+                let sum: f64 = losses[r.clone()].iter().map(|&l| l as f64).sum();
+                StepRecord { step, loss: sum / divisor as f64, correct: rights[r].iter().sum() }
+            })
+            .collect())
+    }
+}
+
+/// Plans and the buffers they bind, built on demand.
+#[derive(Default)]
+struct Caches {
+    arena: Arena,
+    plans: HashMap<PlanKey, StepPlan>,
+    inputs: HashMap<usize, Inputs>,
+    /// By (rows, evaluation).
+    rings: HashMap<(usize, bool), Ring>,
+    tick: u64,
+}
+
+/// Plans kept at most (Bit-Mixer's configurations each have one; the arena is shared).
+const MAX_PLANS: usize = 256;
 
 /// What a step fits: class labels (softmax cross-entropy) or values (squared error).
 #[derive(Copy, Clone)]
 enum Target<'a> {
     Labels(&'a [u32]),
-    /// Squared error; with `per_sample` summed over each sample's outputs and averaged over the
-    /// batch, else averaged over every output.
-    Values {
-        t: &'a [f32],
-        per_sample: bool,
-    },
+    Values { t: &'a [f32], per_sample: bool },
 }
 
-/// Where a named parameter lives: `(name, shape, buffer, offset in elements)`.
-type Slot<'a> = (String, Vec<usize>, &'a GpuBuffer<f32>, usize);
-
-/// Lazily built kernels the engine needs.
-struct Kernels {
-    qz: Quantizer,
-    f32: GemmF32,
-    int: Mutex<HashMap<(Format, Format), Arc<GemmInt>>>,
-    fp8: Mutex<HashMap<(Format, Format), Arc<GemmFp8>>>,
-    im2col: Im2col,
-    pool: MaxPool,
-    avgpool: AvgPool,
-    norm: BatchNorm,
-    relu: ReluBackward,
-    colsum: ColSum,
-    xent: SoftmaxXent,
-    mse: Mse,
-    sgd: Sgd,
-    hadamard: Hadamard,
-    ts: TinyScript,
-    levels: GemmLevels,
-}
-
-impl Kernels {
-    fn new(gpu: &Gpu) -> Result<Self> {
-        Ok(Kernels {
-            qz: Quantizer::new(gpu)?,
-            f32: GemmF32::new(gpu)?,
-            int: Mutex::new(HashMap::new()),
-            fp8: Mutex::new(HashMap::new()),
-            im2col: Im2col::new(gpu)?,
-            pool: MaxPool::new(gpu)?,
-            avgpool: AvgPool::new(gpu)?,
-            norm: BatchNorm::new(gpu)?,
-            relu: ReluBackward::new(gpu)?,
-            colsum: ColSum::new(gpu)?,
-            xent: SoftmaxXent::new(gpu)?,
-            mse: Mse::new(gpu)?,
-            sgd: Sgd::new(gpu)?,
-            hadamard: Hadamard::new(gpu)?,
-            ts: TinyScript::new(gpu)?,
-            levels: GemmLevels::new(gpu)?,
-        })
-    }
-
-    /// `x` `[rows, cols]` rotated by a block-`block` Hadamard along the rows (BHQ), or `x`
-    /// itself without a block.
-    #[allow(clippy::too_many_arguments)]
-    fn rotated(
-        &self,
-        gpu: &Gpu,
-        enc: &mut impl Record,
-        x: &GpuBuffer<f32>,
-        rows: usize,
-        cols: usize,
-        block: Option<u32>,
-        label: &str,
-    ) -> Result<GpuBuffer<f32>> {
-        match block {
-            Some(b) => {
-                let r = GpuBuffer::<f32>::zeros(gpu, label, rows * cols)?;
-                self.hadamard.encode(gpu, enc, x, &r, rows, cols, b, Axis::Rows)?;
-                Ok(r)
-            }
-            None => Ok(x.clone()),
-        }
-    }
-
-    /// `c ← epilogue(A·Bᵀ)` for packed operands, with whichever kernel multiplies their formats.
-    fn packed(
-        &self,
-        gpu: &Gpu,
-        enc: &mut impl Record,
-        a: &QuantizedTensor,
-        b: &QuantizedTensor,
-        epi: &Epilogue,
-        c: &GpuBuffer<f32>,
-    ) -> Result<()> {
-        let key = (a.layout.format, b.layout.format);
-        if matches!(key.0, Format::Fp8E4M3 | Format::Fp8E5M2) {
-            let k = {
-                let mut m = self.fp8.lock().unwrap_or_else(|e| e.into_inner());
-                match m.get(&key) {
-                    Some(k) => k.clone(),
-                    None => m.entry(key).or_insert(Arc::new(GemmFp8::new(gpu, key.0, key.1)?)).clone(),
-                }
-            };
-            k.encode(gpu, enc, a, b, epi, c)
-        } else {
-            let k = {
-                let mut m = self.int.lock().unwrap_or_else(|e| e.into_inner());
-                match m.get(&key) {
-                    Some(k) => k.clone(),
-                    None => m.entry(key).or_insert(Arc::new(GemmInt::new(gpu, key.0, key.1)?)).clone(),
-                }
-            };
-            k.encode(gpu, enc, a, b, epi, c)
-        }
-    }
-}
-
-/// A model being trained on one GPU.
-pub struct Trainer<'g> {
-    gpu: &'g Gpu,
+/// A model being trained on one GPU (see the module docs).
+pub struct Trainer {
+    gpu: Gpu,
     k: Kernels,
-    spec: ModelSpec,
+    graph: Graph,
+    spec: Option<ModelSpec>,
     scheme: TrainScheme,
     opt: OptimConfig,
-    layers: Vec<Layer>,
     seed: u32,
     step: u64,
+    nodes: Vec<NodeState>,
+    /// Node of each GEMM layer, in order.
+    site_nodes: Vec<usize>,
+    /// GEMM layer of each node.
+    site_of: Vec<Option<usize>>,
+    /// Each GEMM layer's precisions now.
+    schemes: Vec<LayerScheme>,
+    levels: Vec<Option<SiteLevels>>,
+    /// Streams per product block (the scheme's largest SMP count).
+    samples: u32,
+    /// Random uses per step.
+    uses: u32,
+    caches: Mutex<Caches>,
+    read_every: usize,
+    last: StepStats,
     last_activation: ActivationBytes,
-    /// Evaluate batch norm with batch statistics (for gradient checks); normally false.
     batch_stats_in_eval: bool,
-    /// Transitional batch norm (Bit-Mixer).
     transitional: bool,
 }
 
@@ -328,115 +308,154 @@ fn uniform_init(n: usize, bound: f32, key: u32) -> Vec<f32> {
     (0..n as u32).map(|i| (rng::uniform(key, i) * 2.0 - 1.0) * bound).collect()
 }
 
-impl<'g> Trainer<'g> {
-    /// Builds the model on `gpu` with weights drawn from `seed` (He-uniform, zero biases).
-    pub fn new(gpu: &'g Gpu, spec: ModelSpec, scheme: TrainScheme, opt: OptimConfig, seed: u32) -> Result<Self> {
-        let shapes = spec.layer_shapes()?;
+fn new_params(gpu: &Gpu, specs: &[ParamSpec], seed: u32, node: usize) -> Result<Vec<ParamBuf>> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(j, s)| {
+            let init = match &s.init {
+                Init::Uniform { bound } => uniform_init(s.len, *bound, rng::key(seed, streams::init(node, j))),
+                Init::Values(v) => v.clone(),
+            };
+            if init.len() != s.len {
+                return Err(Error::InvalidArgument(format!(
+                    "parameter {j} of node {node}: {} initial values for {}",
+                    init.len(),
+                    s.len
+                )));
+            }
+            let trainable = matches!(s.kind, ParamKind::Trainable { .. });
+            Ok(ParamBuf {
+                value: GpuBuffer::from_slice(gpu, "parameter", &init)?,
+                velocity: trainable.then(|| GpuBuffer::zeros(gpu, "velocity", s.len)).transpose()?,
+                grad: trainable.then(|| GpuBuffer::zeros(gpu, "gradient", s.len)).transpose()?,
+            })
+        })
+        .collect()
+}
+
+fn table_buf(gpu: &Gpu, t: LevelTable) -> Result<(LevelTable, GpuBuffer<u32>)> {
+    let b = GpuBuffer::from_slice(gpu, "level table", &t.levels)?;
+    Ok((t, b))
+}
+
+impl Trainer {
+    /// Builds the model of `spec` on `gpu` with weights drawn from `seed` (He-uniform, zero
+    /// biases). The trainer keeps a clone of `gpu` (cheap: it is shared inside).
+    pub fn new(gpu: &Gpu, spec: ModelSpec, scheme: TrainScheme, opt: OptimConfig, seed: u32) -> Result<Self> {
+        let graph = spec.to_graph()?;
+        let mut t = Self::from_graph(gpu, graph, scheme, opt, seed)?;
+        t.spec = Some(spec);
+        Ok(t)
+    }
+
+    /// Builds the model of any `graph` (see [`super::graph::GraphBuilder`]).
+    pub fn from_graph(gpu: &Gpu, graph: Graph, scheme: TrainScheme, opt: OptimConfig, seed: u32) -> Result<Self> {
         if opt.batch == 0 {
             return Err(Error::InvalidArgument("batch size must be at least 1".into()));
         }
-        let n_train = spec.layers.iter().filter(|l| l.is_gemm()).count();
-        let mut layers = Vec::new();
-        let mut input = spec.input;
-        let nonneg_inputs = spec.nonnegative_inputs();
-        let mut index = 0;
-        for (li, l) in spec.layers.iter().enumerate() {
-            match *l {
-                LayerSpec::MaxPool { k } => layers.push(Layer::Pool { k, input }),
-                LayerSpec::AvgPool { k } => layers.push(Layer::AvgPool { k, input }),
-                LayerSpec::BatchNorm { relu } => {
-                    let c = input.2;
-                    let affine: Vec<f32> = (0..2 * c).map(|i| if i < c { 1.0 } else { 0.0 }).collect();
-                    let running: Vec<f32> = (0..2 * c).map(|i| if i < c { 0.0 } else { 1.0 }).collect();
-                    layers.push(Layer::Norm(NormLayer {
-                        channels: c,
-                        affine: GpuBuffer::from_slice(gpu, "bn affine", &affine)?,
-                        v_affine: GpuBuffer::zeros(gpu, "bn velocity", 2 * c)?,
-                        running: GpuBuffer::from_slice(gpu, "bn running", &running)?,
-                        relu,
-                        input,
-                        base_key: (0, 0),
-                        key: (0, 0),
-                        variants: Vec::new(),
-                    }));
-                }
-                LayerSpec::Linear { outputs, relu } | LayerSpec::Conv { channels: outputs, relu, .. } => {
-                    let (kdim, conv) = match *l {
-                        LayerSpec::Conv { kernel, stride, pad, .. } => {
-                            let g = ConvGeom {
-                                batch: 1,
-                                h: input.0,
-                                w: input.1,
-                                c: input.2,
-                                kh: kernel,
-                                kw: kernel,
-                                stride,
-                                pad,
-                            };
-                            (kernel * kernel * input.2, Some(g))
-                        }
-                        _ => (input.0 * input.1 * input.2, None),
-                    };
-                    let ls = scheme.layer(index, n_train);
-                    ls.check()?;
-                    if let Some(b) = ls.rotate {
-                        if !(2..=256).contains(&b) || !b.is_power_of_two() || !opt.batch.is_multiple_of(b as usize) {
-                            return Err(Error::InvalidArgument(format!(
-                                "rotation block {b} must be a power of two in 2..=256 dividing the batch ({})",
-                                opt.batch
-                            )));
-                        }
-                    }
-                    let bound = if relu { (6.0 / kdim as f32).sqrt() } else { (3.0 / kdim as f32).sqrt() };
-                    let w = uniform_init(outputs * kdim, bound, rng::key(seed, 0x1000 + li as u32));
-                    layers.push(Layer::Gemm(Box::new(GemmLayer {
-                        w: GpuBuffer::from_slice(gpu, "weight", &w)?,
-                        b: GpuBuffer::zeros(gpu, "bias", outputs)?,
-                        vw: GpuBuffer::zeros(gpu, "weight velocity", outputs * kdim)?,
-                        vb: GpuBuffer::zeros(gpu, "bias velocity", outputs)?,
-                        n: outputs,
-                        k: kdim,
-                        relu,
-                        conv,
-                        scheme: ls,
-                        index,
-                        levels: match ls.gradient {
-                            GradPrecision::TinyScript { bits, .. } => {
-                                Some((LevelTable::uniform(bits)?, LevelTable::uniform(bits)?))
-                            }
-                            _ => None,
-                        },
-                        // After a ReLU the input is nonnegative: an unsigned table, twice the levels.
-                        act_levels: match ls.forward {
-                            ForwardPrecision::TinyScript { bits, .. } => {
-                                Some(LevelTable::uniform_as(bits, !nonneg_inputs[li])?)
-                            }
-                            _ => None,
-                        },
-                    })));
-                    index += 1;
+        for (what, v) in [("learning rate", opt.lr), ("momentum", opt.momentum), ("weight decay", opt.weight_decay)] {
+            if !v.is_finite() {
+                return Err(Error::InvalidArgument(format!("the {what} must be finite, not {v}")));
+            }
+        }
+        let site_nodes = graph.gemm_nodes();
+        let n_sites = site_nodes.len();
+        let mut site_of = vec![None; graph.nodes().len()];
+        let mut schemes = Vec::new();
+        let mut levels = Vec::new();
+        for (i, &node) in site_nodes.iter().enumerate() {
+            site_of[node] = Some(i);
+            let ls = scheme.layer(i, n_sites);
+            ls.check()?;
+            if let Some(b) = ls.rotate {
+                if !(2..=256).contains(&b) || !b.is_power_of_two() || !opt.batch.is_multiple_of(b as usize) {
+                    return Err(Error::InvalidArgument(format!(
+                        "rotation block {b} must be a power of two in 2..=256 dividing the batch ({})",
+                        opt.batch
+                    )));
                 }
             }
-            input = shapes[li];
+            let n = &graph.nodes()[node];
+            let nonneg = graph.value(n.inputs[0]).nonnegative;
+            let grad = match ls.gradient {
+                GradPrecision::TinyScript { bits, .. } => Some(bits),
+                _ => None,
+            };
+            let act = match ls.forward {
+                // After a ReLU the input is nonnegative: an unsigned table, twice the levels.
+                ForwardPrecision::TinyScript { bits, .. } => Some(LevelTable::uniform_as(bits, !nonneg)?),
+                _ => None,
+            };
+            levels.push(if grad.is_some() || act.is_some() {
+                let grad_cols = grad.map(|b| LevelTable::uniform(b).and_then(|t| table_buf(gpu, t))).transpose()?;
+                let grad_rows = grad.map(|b| LevelTable::uniform(b).and_then(|t| table_buf(gpu, t))).transpose()?;
+                let activation = act.map(|t| table_buf(gpu, t)).transpose()?;
+                let both = match (&grad_cols, &activation) {
+                    (Some(g), Some(a)) => {
+                        let v: Vec<u32> = g.0.levels.iter().chain(&a.0.levels).copied().collect();
+                        Some(GpuBuffer::from_slice(gpu, "level tables", &v)?)
+                    }
+                    _ => None,
+                };
+                Some(SiteLevels { grad_cols, grad_rows, activation, both })
+            } else {
+                None
+            });
+            schemes.push(ls);
         }
+        let mut nodes = Vec::new();
+        for (i, n) in graph.nodes().iter().enumerate() {
+            let shapes: Vec<Shape> = n.inputs.iter().map(|v| graph.value(*v).shape).collect();
+            let specs = n.op.params(&shapes);
+            let params = new_params(gpu, &specs, seed, i)?;
+            nodes.push(NodeState { specs, params, variants: Vec::new(), base_key: (0, 0), key: (0, 0) });
+        }
+        let samples = schemes.iter().map(|s| s.smp).max().unwrap_or(1).max(1);
+        let uses =
+            (n_sites as u32).checked_mul(3 * samples).filter(|&u| u < streams::TRAINING_END).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{n_sites} GEMM layers × {samples} SMP samples: too many random streams per step"
+                ))
+            })?;
         Ok(Trainer {
-            gpu,
+            gpu: gpu.clone(),
             k: Kernels::new(gpu)?,
-            spec,
+            graph,
+            spec: None,
             scheme,
             opt,
-            layers,
             seed,
             step: 0,
+            nodes,
+            site_nodes,
+            site_of,
+            schemes,
+            levels,
+            samples,
+            uses: uses.max(1),
+            caches: Mutex::new(Caches::default()),
+            read_every: 1,
+            last: StepStats::default(),
             last_activation: ActivationBytes::default(),
             batch_stats_in_eval: false,
             transitional: false,
         })
     }
 
-    /// The model.
-    pub fn spec(&self) -> &ModelSpec {
-        &self.spec
+    /// The layer list the model was built from, if it was ([`Trainer::new`]).
+    pub fn spec(&self) -> Option<&ModelSpec> {
+        self.spec.as_ref()
+    }
+
+    /// The model's graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The device.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
     }
 
     /// The scheme.
@@ -459,6 +478,24 @@ impl<'g> Trainer<'g> {
         self.step
     }
 
+    /// Random streams each step uses (see [`crate::rng`]).
+    pub fn streams_per_step(&self) -> u32 {
+        self.uses
+    }
+
+    /// Reads the losses back every `k` steps (1, the default, reads every step: each
+    /// [`Trainer::step`] returns its own loss). With a larger `k` the host records the next
+    /// steps while the GPU runs the earlier ones, and a step returns the last loss read (its
+    /// [`StepStats::step`] says which); [`Trainer::train_epoch`] and [`Trainer::flush`] read what
+    /// is pending. At most 64.
+    pub fn set_read_every(&mut self, k: usize) -> Result<()> {
+        if !(1..=SLOTS).contains(&k) {
+            return Err(Error::InvalidArgument(format!("read_every must be in 1..={SLOTS}, not {k}")));
+        }
+        self.read_every = k;
+        Ok(())
+    }
+
     /// Makes forward-only passes ([`Trainer::logits`], [`Trainer::evaluate`]) normalize with the
     /// batch's statistics instead of the running ones, as the training step does. Meant for
     /// gradient checks: it also updates the running statistics on every such pass.
@@ -466,38 +503,26 @@ impl<'g> Trainer<'g> {
         self.batch_stats_in_eval = on;
     }
 
-    /// The forward bit-width of every trainable layer: 2, 3, 4 (int2/int3/int4), 8 (int8 or
-    /// fp8) or 32 (fp32).
+    /// The forward bit-width of every GEMM layer: 2, 3, 4 (int2/int3/int4), 8 (int8 or fp8),
+    /// TinyScript's bits, or 32 (fp32).
     pub fn bits(&self) -> Vec<u32> {
-        self.layers
-            .iter()
-            .filter_map(|l| match l {
-                Layer::Gemm(g) => Some(g.scheme.forward.bits()),
-                _ => None,
-            })
-            .collect()
+        self.schemes.iter().map(|s| s.forward.bits()).collect()
     }
 
-    /// Sets trainable layer `layer`'s forward bit-width at run time (Bit-Mixer): 2, 3, 4, 8 →
-    /// int2, int3, int4, int8 operands, 32 → fp32; the gradient precision stays, so the
-    /// combination must be one a GEMM runs ([`LayerScheme::check`]). With transitional batch
-    /// norm on, each batch norm switches to the state of its (bits before, bits after) pair,
-    /// created from its base state the first time the pair is used.
+    /// Sets GEMM layer `layer`'s forward bit-width at run time (Bit-Mixer): 2, 3, 4, 8 → int2,
+    /// int3, int4, int8 operands, 32 → fp32; the gradient precision stays, so the combination
+    /// must be one a GEMM runs ([`LayerScheme::check`]). The next step uses (or builds) the plan
+    /// of the new configuration. With transitional batch norm on, each batch norm switches to
+    /// the state of its (bits before, bits after) pair, created from its base state the first
+    /// time the pair is used.
     pub fn set_bits(&mut self, layer: usize, bits: u32) -> Result<()> {
-        let forward = super::scheme::ForwardPrecision::from_bits(bits)
+        let forward = ForwardPrecision::from_bits(bits)
             .ok_or_else(|| Error::InvalidArgument(format!("run-time bit-widths are 2, 3, 4, 8 or 32, not {bits}")))?;
-        let g = self
-            .layers
-            .iter_mut()
-            .filter_map(|l| match l {
-                Layer::Gemm(g) => Some(g),
-                _ => None,
-            })
-            .nth(layer)
-            .ok_or_else(|| Error::InvalidArgument(format!("no trainable layer {layer}")))?;
-        let s = LayerScheme { forward, ..g.scheme };
+        let current =
+            self.schemes.get(layer).ok_or_else(|| Error::InvalidArgument(format!("no GEMM layer {layer}")))?;
+        let s = LayerScheme { forward, ..*current };
         s.check()?;
-        g.scheme = s;
+        self.schemes[layer] = s;
         self.update_norm_keys()
     }
 
@@ -505,14 +530,10 @@ impl<'g> Trainer<'g> {
     /// neighbouring bit-widths (see [`Trainer::set_bits`]).
     pub fn enable_transitional_bn(&mut self) -> Result<()> {
         self.transitional = true;
-        for l in &mut self.layers {
-            if let Layer::Norm(n) = l {
-                n.variants.clear();
-            }
-        }
         let keys = self.norm_keys();
-        for (l, k) in self.layers.iter_mut().zip(keys) {
-            if let (Layer::Norm(n), Some(k)) = (l, k) {
+        for (n, k) in self.nodes.iter_mut().zip(keys) {
+            n.variants.clear();
+            if let Some(k) = k {
                 n.base_key = k;
                 n.key = k;
             }
@@ -520,21 +541,23 @@ impl<'g> Trainer<'g> {
         Ok(())
     }
 
-    /// Each batch norm's (bits of the GEMM layer before it, bits of the one after; 32 if none).
+    /// For each batch norm node, (bits of the GEMM layer before it, bits of the one after it, in
+    /// node order; 32 if none).
     fn norm_keys(&self) -> Vec<Option<(u32, u32)>> {
         let bits = self.bits();
         let mut seen = 0usize;
-        self.layers
+        self.graph
+            .nodes()
             .iter()
-            .map(|l| match l {
-                Layer::Gemm(_) => {
+            .map(|n| {
+                if n.op.is_gemm() {
                     seen += 1;
                     None
-                }
-                Layer::Norm(_) => {
+                } else if n.op.kind() == "batchnorm" {
                     Some((if seen == 0 { 32 } else { bits[seen - 1] }, bits.get(seen).copied().unwrap_or(32)))
+                } else {
+                    None
                 }
-                _ => None,
             })
             .collect()
     }
@@ -544,257 +567,103 @@ impl<'g> Trainer<'g> {
             return Ok(());
         }
         let keys = self.norm_keys();
-        let gpu = self.gpu;
+        let gpu = self.gpu.clone();
         let mut enc = gpu.device.create_command_encoder(&Default::default());
-        for (l, k) in self.layers.iter_mut().zip(keys) {
-            if let (Layer::Norm(n), Some(k)) = (l, k) {
-                n.key = k;
-                if k != n.base_key && !n.variants.iter().any(|v| v.0 == k) {
-                    let copy =
-                        |enc: &mut wgpu::CommandEncoder, src: &GpuBuffer<f32>, label| -> Result<GpuBuffer<f32>> {
-                            let dst = GpuBuffer::<f32>::zeros(gpu, label, src.len())?;
-                            enc.copy_buffer_to_buffer(src.buffer(), 0, dst.buffer(), 0, src.bytes());
-                            Ok(dst)
-                        };
-                    let st = NormState {
-                        affine: copy(&mut enc, &n.affine, "tbn affine")?,
-                        v_affine: GpuBuffer::zeros(gpu, "tbn velocity", n.v_affine.len())?,
-                        running: copy(&mut enc, &n.running, "tbn running")?,
-                    };
-                    n.variants.push((k, st));
+        for (n, k) in self.nodes.iter_mut().zip(keys) {
+            let Some(k) = k else { continue };
+            n.key = k;
+            if k != n.base_key && !n.variants.iter().any(|v| v.0 == k) {
+                let mut state = Vec::new();
+                for (spec, p) in n.specs.iter().zip(&n.params) {
+                    let value = GpuBuffer::<f32>::zeros(&gpu, "transitional state", p.value.len())?;
+                    enc.copy_buffer_to_buffer(p.value.buffer(), 0, value.buffer(), 0, p.value.bytes());
+                    let trainable = matches!(spec.kind, ParamKind::Trainable { .. });
+                    state.push(ParamBuf {
+                        value,
+                        velocity: trainable.then(|| GpuBuffer::zeros(&gpu, "velocity", spec.len)).transpose()?,
+                        grad: trainable.then(|| GpuBuffer::zeros(&gpu, "gradient", spec.len)).transpose()?,
+                    });
                 }
+                n.variants.push((k, state));
             }
         }
         gpu.submit([enc.finish()]);
         Ok(())
     }
 
-    /// Activation memory of the last training step.
+    /// Activation memory of the last training step's plan.
     pub fn activation_bytes(&self) -> ActivationBytes {
         self.last_activation
     }
 
-    fn stream(&self, layer: usize, purpose: u32) -> u32 {
-        (self.step as u32).wrapping_mul(4096).wrapping_add(layer as u32 * 32 + purpose * 16)
+    /// What the plan of a training step at `batch` holds and records (built if needed).
+    pub fn plan_stats(&self, batch: usize) -> Result<PlanStats> {
+        let key = self.key(Kind::Train { loss: Loss::CrossEntropy, update: true }, batch, false);
+        let mut c = self.lock();
+        self.ensure(&mut c, &key)?;
+        Ok(c.plans[&key].plan.stats())
     }
 
-    /// Records the forward pass of `x` (`batch` samples); returns the logits and, when
-    /// `train`, what the backward pass needs.
-    fn forward(
-        &self,
-        enc: &mut impl Record,
-        x: GpuBuffer<f32>,
-        batch: usize,
-        train: bool,
-    ) -> Result<(GpuBuffer<f32>, Vec<Saved>, ActivationBytes)> {
-        let gpu = self.gpu;
-        let mut cur = x;
-        let mut saved = Vec::new();
-        let mut bytes = ActivationBytes::default();
-        for layer in &self.layers {
-            match layer {
-                Layer::Pool { k, input } => {
-                    let geom = PoolGeom { batch, h: input.0, w: input.1, c: input.2, k: *k };
-                    let y = GpuBuffer::<f32>::zeros(gpu, "pool y", geom.out_len())?;
-                    let arg = GpuBuffer::<u32>::zeros(gpu, "pool arg", geom.out_len())?;
-                    self.k.pool.encode_forward(gpu, enc, &geom, &cur, &y, &arg)?;
-                    if train {
-                        bytes.stored += arg.bytes();
-                        bytes.fp32 += arg.bytes();
-                        saved.push(Saved::Pool { geom, arg });
-                    }
-                    cur = y;
-                }
-                Layer::AvgPool { k, input } => {
-                    let geom = PoolGeom { batch, h: input.0, w: input.1, c: input.2, k: *k };
-                    let y = GpuBuffer::<f32>::zeros(gpu, "avgpool y", geom.out_len())?;
-                    self.k.avgpool.encode_forward(gpu, enc, &geom, &cur, &y)?;
-                    if train {
-                        saved.push(Saved::AvgPool { geom });
-                    }
-                    cur = y;
-                }
-                Layer::Norm(n) => {
-                    let rows = batch * n.input.0 * n.input.1;
-                    let stats = GpuBuffer::<f32>::zeros(gpu, "bn stats", 2 * n.channels)?;
-                    let y = GpuBuffer::<f32>::zeros(gpu, "bn y", rows * n.channels)?;
-                    let (affine, _, running) = n.active();
-                    let b =
-                        NormBuffers { x: &cur, stats: &stats, affine, running, y: &y, dy: None, dx: None, sums: None };
-                    if train || self.batch_stats_in_eval {
-                        self.k.norm.encode_train_forward(gpu, enc, &b, rows, n.channels, n.relu)?;
-                    } else {
-                        self.k.norm.encode_eval_forward(gpu, enc, &b, rows, n.channels, n.relu)?;
-                    }
-                    if train {
-                        bytes.stored += cur.bytes() + y.bytes();
-                        bytes.fp32 += cur.bytes() + y.bytes();
-                        saved.push(Saved::Norm { rows, x: cur.clone(), y: y.clone(), stats });
-                    }
-                    cur = y;
-                }
-                Layer::Gemm(l) => {
-                    let (cols, rows, geom) = match l.conv {
-                        Some(g1) => {
-                            let g = ConvGeom { batch, ..g1 };
-                            let cols = GpuBuffer::<f32>::zeros(gpu, "im2col", g.rows() * g.kdim())?;
-                            self.k.im2col.encode_unfold(gpu, enc, &g, &cur, &cols)?;
-                            (cols, g.rows(), Some(g))
-                        }
-                        None => (cur.clone(), batch, None),
-                    };
-                    let y = GpuBuffer::<f32>::zeros(gpu, "layer y", rows * l.n)?;
-                    let epi = Epilogue { bias: Some(&l.b), relu: l.relu, ..Default::default() };
-                    let xt = GpuTensor::from_buffer(cols.clone(), &[rows, l.k])?;
-                    let mut cols_ts = None;
-                    match (&l.act_levels, l.scheme.forward.format()) {
-                        (Some(table), _) => {
-                            // TinyScript: Q(X)·Wᵀ, X stochastically rounded in training (unbiased),
-                            // to nearest in evaluation; W [n, k] is op(B) as stored.
-                            let rounding = if train {
-                                Rounding::Stochastic { seed: self.seed, stream: self.stream(l.index, 2) }
-                            } else {
-                                Rounding::Nearest
-                            };
-                            let qx = self.k.ts.encode_quantize(gpu, enc, &cols, rows, l.k, table, rounding)?;
-                            self.k.levels.encode(gpu, enc, &qx, &l.w, l.n, false, &epi, &y)?;
-                            cols_ts = Some(qx);
-                        }
-                        (None, None) => {
-                            self.k.f32.encode(gpu, enc, &cols, &l.w, GemmShape::nt(rows, l.n, l.k), &epi, &y)?
-                        }
-                        (None, Some(f)) => {
-                            let qa = self.k.qz.quantize(gpu, enc, &xt, QuantScheme::per_row(f))?;
-                            let wt = GpuTensor::from_buffer(l.w.clone(), &[l.n, l.k])?;
-                            let qw = self.k.qz.quantize(gpu, enc, &wt, QuantScheme::per_row(f))?;
-                            self.k.packed(gpu, enc, &qa, &qw, &epi, &y)?;
-                        }
-                    }
-                    if train {
-                        let f32_bytes = cols.bytes();
-                        let (mut cols_t, mut w_t) = (false, None);
-                        let (cols_f32, cols_q) = match (l.scheme.gradient, l.scheme.forward.format()) {
-                            _ if cols_ts.is_some() => (None, None),
-                            (GradPrecision::Fp32, Some(f)) => {
-                                // The operands a quantized gradient would meet (X and W quantized
-                                // along the other dimension), dequantized: with them the fp32
-                                // gradient differs from the quantized one by the gradient
-                                // quantizer alone.
-                                let r = self.k.rotated(gpu, enc, &cols, rows, l.k, l.scheme.rotate, "rotated x")?;
-                                let src = GpuTensor::from_buffer(r, &[rows, l.k])?;
-                                let qxt = self.k.qz.quantize_transposed(gpu, enc, &src, QuantScheme::per_row(f))?;
-                                let wt = GpuTensor::from_buffer(l.w.clone(), &[l.n, l.k])?;
-                                let qwt = self.k.qz.quantize_transposed(gpu, enc, &wt, QuantScheme::per_row(f))?;
-                                w_t = Some(self.k.qz.dequantize(gpu, enc, &qwt)?.buffer().clone());
-                                cols_t = true;
-                                (Some(self.k.qz.dequantize(gpu, enc, &qxt)?.buffer().clone()), None)
-                            }
-                            (GradPrecision::Fp32, None) | (_, None) => (Some(cols.clone()), None),
-                            (_, Some(f)) => {
-                                let r = self.k.rotated(gpu, enc, &cols, rows, l.k, l.scheme.rotate, "rotated x")?;
-                                let src = GpuTensor::from_buffer(r, &[rows, l.k])?;
-                                (None, Some(self.k.qz.quantize_transposed(gpu, enc, &src, QuantScheme::per_row(f))?))
-                            }
-                        };
-                        let kept = match (&cols_q, &cols_ts) {
-                            (Some(q), _) => q.bytes(),
-                            (_, Some(t)) => t.codes.bytes() + t.scales.bytes(),
-                            _ => f32_bytes,
-                        };
-                        bytes.stored += kept + if l.relu { y.bytes() } else { 0 };
-                        bytes.fp32 += f32_bytes + if l.relu { y.bytes() } else { 0 };
-                        // TinyScript: refit the activation levels from this step's input.
-                        let refit_x = match l.scheme.forward {
-                            ForwardPrecision::TinyScript { fitted: true, .. }
-                                if self.step.is_multiple_of(TINYSCRIPT_REFIT) =>
-                            {
-                                Some(cols.clone())
-                            }
-                            _ => None,
-                        };
-                        saved.push(Saved::Gemm {
-                            rows,
-                            geom,
-                            cols_f32,
-                            cols_t,
-                            cols_q,
-                            cols_ts,
-                            refit_x,
-                            w_t,
-                            y: y.clone(),
-                        });
-                    }
-                    cur = y;
-                }
-            }
-        }
-        Ok((cur, saved, bytes))
+    /// Scratch bytes the plans' shared arena holds.
+    pub fn arena_bytes(&self) -> u64 {
+        self.lock().arena.bytes()
     }
 
-    fn check_batch(&self, x: &[f32], labels: &[u32]) -> Result<usize> {
-        self.spec.shapes().map_err(|e| {
-            Error::InvalidArgument(format!("{e}: this model has no logits to classify with (use step_regression)"))
-        })?;
-        let dim = self.spec.input.0 * self.spec.input.1 * self.spec.input.2;
-        if labels.is_empty() {
-            return Err(Error::Empty("Trainer::step"));
-        }
-        if x.len() != labels.len() * dim {
-            return Err(Error::Shape {
-                op: "Trainer::step",
-                detail: format!(
-                    "{} labels need {} input values ({} per sample), got {}",
-                    labels.len(),
-                    labels.len() * dim,
-                    dim,
-                    x.len()
-                ),
-            });
-        }
-        let classes = self.spec.classes() as u32;
-        if let Some(bad) = labels.iter().find(|&&l| l >= classes) {
-            return Err(Error::InvalidArgument(format!("label {bad} out of range for {classes} classes")));
-        }
-        Ok(labels.len())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Caches> {
+        self.caches.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One SGD step on a batch (`x`: samples × `h·w·c` values, channels last) with learning rate
-    /// `lr`. Returns the batch's mean loss and correct count. The whole step is one submission.
-    pub fn step(&mut self, x: &[f32], labels: &[u32], lr: f32) -> Result<StepStats> {
-        Ok(self.run_step(x, Target::Labels(labels), lr, false)?.0)
+    fn key(&self, kind: Kind, batch: usize, refit: bool) -> PlanKey {
+        PlanKey { kind, batch, schemes: self.schemes.clone(), bn: self.nodes.iter().map(|n| n.key).collect(), refit }
     }
 
-    /// One SGD step regressing the model's outputs onto `targets` (samples × output size) with
-    /// the mean squared error over every output of the batch (PyTorch's `MSELoss`); returns
-    /// that loss. The training step of divide-and-conquer distillation ([`super::dcq`]).
-    pub fn step_regression(&mut self, x: &[f32], targets: &[f32], lr: f32) -> Result<f32> {
-        Ok(self.run_step(x, Target::Values { t: targets, per_sample: false }, lr, false)?.0.loss)
-    }
-
-    /// As [`Trainer::step_regression`] with the squared distance between a sample's output and
-    /// its target summed over the output's values and averaged over the batch (`‖f_s − f_t‖²`
-    /// per sample, the feature loss of DCQ): its gradients have the scale of a classification
-    /// step's whatever the output's width, so the same learning rate serves a 10-value and a
-    /// 256-value section. Returns that loss.
-    pub fn step_features(&mut self, x: &[f32], targets: &[f32], lr: f32) -> Result<f32> {
-        Ok(self.run_step(x, Target::Values { t: targets, per_sample: true }, lr, false)?.0.loss)
+    fn dim(&self) -> usize {
+        numel(self.graph.input_shape())
     }
 
     /// Values per sample of the model's output.
     pub fn output_len(&self) -> usize {
-        self.spec.layer_shapes().ok().and_then(|s| s.last().copied()).map_or(0, |(h, w, c)| h * w * c)
+        numel(self.graph.output_shape())
     }
 
-    fn check_regression(&self, x: &[f32], t: &[f32]) -> Result<usize> {
-        let dim = self.spec.input.0 * self.spec.input.1 * self.spec.input.2;
-        let out = self.output_len();
-        if x.is_empty() || dim == 0 || out == 0 {
-            return Err(Error::Empty("Trainer::step_regression"));
+    fn check_labels(&self, op: &'static str, x: &[f32], labels: &[u32]) -> Result<usize> {
+        if !self.graph.has_logits() {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: this model's output {:?} is not logits to classify with (use step_regression)",
+                self.graph.output_shape()
+            )));
+        }
+        let dim = self.dim();
+        if labels.is_empty() {
+            return Err(Error::Empty(op));
+        }
+        if labels.len().checked_mul(dim) != Some(x.len()) {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "{} labels need {} values ({dim} per sample), got {}",
+                    labels.len(),
+                    labels.len() * dim,
+                    x.len()
+                ),
+            });
+        }
+        let classes = self.graph.classes() as u32;
+        if let Some(bad) = labels.iter().find(|&&l| l >= classes) {
+            return Err(Error::InvalidArgument(format!("{op}: label {bad} out of range for {classes} classes")));
+        }
+        Ok(labels.len())
+    }
+
+    fn check_values(&self, op: &'static str, x: &[f32], t: &[f32]) -> Result<usize> {
+        let (dim, out) = (self.dim(), self.output_len());
+        if x.is_empty() {
+            return Err(Error::Empty(op));
         }
         let batch = x.len() / dim;
-        if x.len() != batch * dim || t.len() != batch * out {
+        if x.len() != batch * dim || Some(t.len()) != batch.checked_mul(out) {
             return Err(Error::Shape {
-                op: "Trainer::step_regression",
+                op,
                 detail: format!(
                     "inputs are samples of {dim} values and targets of {out}; got {} and {}",
                     x.len(),
@@ -805,289 +674,378 @@ impl<'g> Trainer<'g> {
         Ok(batch)
     }
 
+    fn ensure_inputs(&self, c: &mut Caches, batch: usize) -> Result<()> {
+        if let std::collections::hash_map::Entry::Vacant(e) = c.inputs.entry(batch) {
+            e.insert(Inputs {
+                x: GpuBuffer::zeros(&self.gpu, "batch x", batch * self.dim())?,
+                labels: GpuBuffer::zeros(&self.gpu, "batch labels", batch)?,
+                targets: GpuBuffer::zeros(&self.gpu, "batch targets", batch * self.output_len())?,
+            });
+        }
+        Ok(())
+    }
+
+    /// The plan for `key`, built if there is none (the least recently used one goes when too
+    /// many are kept).
+    fn ensure(&self, c: &mut Caches, key: &PlanKey) -> Result<bool> {
+        c.tick += 1;
+        let tick = c.tick;
+        if let Some(p) = c.plans.get_mut(key) {
+            p.used = tick;
+            return Ok(false);
+        }
+        self.ensure_inputs(c, key.batch)?;
+        let eval = !matches!(key.kind, Kind::Train { .. });
+        if let std::collections::hash_map::Entry::Vacant(e) = c.rings.entry((key.batch, eval)) {
+            e.insert(Ring::new(&self.gpu, key.batch)?);
+        }
+        if c.plans.len() >= MAX_PLANS {
+            if let Some(old) = c.plans.iter().min_by_key(|p| p.1.used).map(|p| p.0.clone()) {
+                c.plans.remove(&old);
+            }
+        }
+        let mut plan = self.build(c, key)?;
+        plan.used = tick;
+        c.plans.insert(key.clone(), plan);
+        Ok(true)
+    }
+
+    /// Compiles the graph into a plan (see the module docs).
+    fn build(&self, c: &mut Caches, key: &PlanKey) -> Result<StepPlan> {
+        let gpu = &self.gpu;
+        let batch = key.batch;
+        let inputs = &c.inputs[&key.batch];
+        let eval = !matches!(key.kind, Kind::Train { .. });
+        let ring = &c.rings[&(batch, eval)];
+        let mode = match key.kind {
+            Kind::Train { .. } => Mode::Train,
+            Kind::Eval { batch_stats } | Kind::Logits { batch_stats } => Mode::Eval { batch_stats },
+        };
+        // Refit steps copy what the TinyScript fits need into buffers of their own.
+        let mut refits = Vec::new();
+        if key.refit {
+            for (s, &node) in self.site_nodes.iter().enumerate() {
+                let ls = &self.schemes[s];
+                let out = self.graph.value(self.graph.nodes()[node].output).shape;
+                let (rows, n) = (batch * out.0 * out.1, out.2);
+                let k = self.nodes[node].specs[0].len / n;
+                let grad = matches!(ls.gradient, GradPrecision::TinyScript { fitted: true, .. });
+                let act = matches!(ls.forward, ForwardPrecision::TinyScript { fitted: true, .. });
+                if grad || act {
+                    refits.push(Refit {
+                        site: s,
+                        grad: grad
+                            .then(|| GpuBuffer::zeros(gpu, "refit dy", rows * n).map(|b| (b, rows, n)))
+                            .transpose()?,
+                        act: act
+                            .then(|| GpuBuffer::zeros(gpu, "refit x", rows * k).map(|b| (b, rows, k)))
+                            .transpose()?,
+                    });
+                }
+            }
+        }
+        let mut tape = Tape::new(gpu);
+        let mut cx = Cx {
+            gpu,
+            rec: &mut tape,
+            kernels: &self.k,
+            batch,
+            mode,
+            seed: self.seed,
+            saved: ActivationBytes::default(),
+        };
+        let nodes = self.graph.nodes();
+        let shapes: Vec<Vec<Shape>> =
+            nodes.iter().map(|n| n.inputs.iter().map(|v| self.graph.value(*v).shape).collect()).collect();
+        let nonneg: Vec<Vec<bool>> =
+            nodes.iter().map(|n| n.inputs.iter().map(|v| self.graph.value(*v).nonnegative).collect()).collect();
+        let node_cx = |i: usize| -> NodeCx<'_> {
+            let n = &nodes[i];
+            let gemm = self.site_of[i].map(|s| {
+                let r = refits.iter().find(|r| r.site == s);
+                GemmSite {
+                    index: s,
+                    scheme: key.schemes[s],
+                    streams: [0, 1, 2].map(|p| (s as u32 * 3 + p) * self.samples),
+                    levels: self.levels[s].as_ref(),
+                    refit: (
+                        r.and_then(|r| r.grad.as_ref().map(|g| &g.0)),
+                        r.and_then(|r| r.act.as_ref().map(|a| &a.0)),
+                    ),
+                }
+            });
+            NodeCx {
+                index: i,
+                name: &n.name,
+                params: self.nodes[i].active(),
+                inputs: &shapes[i],
+                nonnegative: &nonneg[i],
+                output: self.graph.value(n.output).shape,
+                gemm,
+            }
+        };
+        let mut values: Vec<Option<GpuBuffer<f32>>> = vec![None; self.graph.value_count()];
+        values[0] = Some(inputs.x.clone());
+        let mut backs = Vec::with_capacity(nodes.len());
+        for (i, n) in nodes.iter().enumerate() {
+            let xs: Vec<&GpuBuffer<f32>> =
+                n.inputs.iter().map(|v| values[v.0].as_ref().expect("inputs precede their readers")).collect();
+            let ncx = node_cx(i);
+            let Forward { y, backward } = n.op.forward(&mut cx, &ncx, &xs).map_err(|e| node_error(&n.name, e))?;
+            values[n.output.0] = Some(y);
+            backs.push(backward);
+        }
+        let y = values[self.graph.output().0].clone().expect("the output is produced");
+        let outputs = self.output_len();
+        let (stored, mut out) = (cx.saved, None);
+        match key.kind {
+            Kind::Train { loss, update } => {
+                let ring_out = LossOut { loss: &ring.loss, correct: &ring.correct };
+                let dy = loss.record(&mut cx, &y, outputs, &inputs.labels, Some(&inputs.targets), 1.0, ring_out)?;
+                let mut grads: Vec<Option<GpuBuffer<f32>>> = vec![None; self.graph.value_count()];
+                grads[self.graph.output().0] = Some(dy);
+                for (i, n) in nodes.iter().enumerate().rev() {
+                    let Some(b) = backs[i].take() else { continue };
+                    let dy = grads[n.output.0].take().ok_or_else(|| {
+                        Error::InvalidArgument(format!("{}: no gradient reaches this node's output", n.name))
+                    })?;
+                    let need: Vec<bool> = n.inputs.iter().map(|v| v.0 != 0).collect();
+                    let ncx = node_cx(i);
+                    let dxs = b.backward(&mut cx, &ncx, &dy, &need).map_err(|e| node_error(&n.name, e))?;
+                    for (v, dx) in n.inputs.iter().zip(dxs) {
+                        let Some(dx) = dx else { continue };
+                        grads[v.0] = Some(match grads[v.0].take() {
+                            None => dx,
+                            Some(acc) => {
+                                // A value read by several nodes: its gradients add up.
+                                let sum = cx.scratch::<f32>("summed gradient", acc.len())?;
+                                self.k.add.encode(gpu, cx.rec, &acc, Some(&dx), false, &sum)?;
+                                sum
+                            }
+                        });
+                    }
+                }
+                if update {
+                    for (i, n) in self.nodes.iter().enumerate() {
+                        for (spec, p) in n.specs.iter().zip(n.active()) {
+                            let ParamKind::Trainable { weight_decay } = spec.kind else { continue };
+                            let (Some(v), Some(g)) = (&p.velocity, &p.grad) else { continue };
+                            let wd = if weight_decay { self.opt.weight_decay } else { 0.0 };
+                            let s = SgdStep { lr: 1.0, momentum: self.opt.momentum, weight_decay: wd };
+                            self.k
+                                .sgd
+                                .encode(gpu, cx.rec, &p.value, v, g, s)
+                                .map_err(|e| node_error(&nodes[i].name, e))?;
+                        }
+                    }
+                }
+            }
+            Kind::Eval { .. } => {
+                let ring_out = LossOut { loss: &ring.loss, correct: &ring.correct };
+                Loss::CrossEntropy.record(&mut cx, &y, outputs, &inputs.labels, None, 0.0, ring_out)?;
+            }
+            Kind::Logits { .. } => {
+                let o = GpuBuffer::<f32>::zeros(gpu, "logits", y.len())?;
+                use crate::Record;
+                cx.rec.copy(y.buffer(), 0, o.buffer(), 0, y.bytes());
+                out = Some(o);
+            }
+        }
+        let plan = tape.finish(&mut c.arena)?;
+        Ok(StepPlan { plan, saved: stored, out, refits, used: 0 })
+    }
+
+    /// One SGD step on a batch (`x`: samples × `h·w·c` values, channels last) with learning rate
+    /// `lr` (see [`Trainer::set_read_every`] for which step's loss it returns).
+    pub fn step(&mut self, x: &[f32], labels: &[u32], lr: f32) -> Result<StepStats> {
+        Ok(self.run_step(x, Target::Labels(labels), lr, true)?.0)
+    }
+
+    /// One SGD step regressing the model's outputs onto `targets` (samples × output size) with
+    /// the mean squared error over every output of the batch (PyTorch's `MSELoss`); returns
+    /// that loss (of the last step read back). The training step of divide-and-conquer
+    /// distillation ([`super::dcq`]).
+    pub fn step_regression(&mut self, x: &[f32], targets: &[f32], lr: f32) -> Result<f32> {
+        Ok(self.run_step(x, Target::Values { t: targets, per_sample: false }, lr, true)?.0.loss)
+    }
+
+    /// As [`Trainer::step_regression`] with the squared distance between a sample's output and
+    /// its target summed over the output's values and averaged over the batch (`‖f_s − f_t‖²`
+    /// per sample, the feature loss of DCQ): its gradients have the scale of a classification
+    /// step's whatever the output's width, so the same learning rate serves a 10-value and a
+    /// 256-value section. Returns that loss.
+    pub fn step_features(&mut self, x: &[f32], targets: &[f32], lr: f32) -> Result<f32> {
+        Ok(self.run_step(x, Target::Values { t: targets, per_sample: true }, lr, true)?.0.loss)
+    }
+
     /// The gradient of the batch's mean loss for every parameter, as the step computes it under
     /// the scheme (quantized products, stochastic rounding), without updating anything but the
     /// step counter (so the next call draws fresh rounding) and batch-norm running statistics.
     /// Named and shaped as in [`Trainer::parameters`], without the running statistics.
     pub fn gradients(&mut self, x: &[f32], labels: &[u32]) -> Result<Vec<Parameter>> {
-        let (_, grads) = self.run_step(x, Target::Labels(labels), 0.0, true)?;
+        self.run_step(x, Target::Labels(labels), 0.0, false)?;
+        self.flush()?;
         let mut out = Vec::new();
-        for (name, shape, buf, off) in grads {
-            let len: usize = shape.iter().product();
-            let v = buf.read(self.gpu)?;
-            out.push((name, shape, v[off..off + len].to_vec()));
+        for (i, n) in self.nodes.iter().enumerate() {
+            for (spec, p) in n.specs.iter().zip(n.active()) {
+                let (ParamKind::Trainable { .. }, Some(g)) = (spec.kind, &p.grad) else { continue };
+                let v = g.read(&self.gpu)?;
+                for (name, shape, off) in &spec.exports {
+                    let len: usize = shape.iter().product();
+                    out.push((
+                        format!("{}.{name}", self.graph.nodes()[i].name),
+                        shape.clone(),
+                        v[*off..off + len].to_vec(),
+                    ));
+                }
+            }
         }
         Ok(out)
     }
 
-    #[allow(clippy::type_complexity)]
-    fn run_step(
-        &mut self,
-        x: &[f32],
-        target: Target,
-        lr: f32,
-        collect: bool,
-    ) -> Result<(StepStats, Vec<(String, Vec<usize>, GpuBuffer<f32>, usize)>)> {
-        let batch = match target {
-            Target::Labels(labels) => self.check_batch(x, labels)?,
-            Target::Values { t, .. } => self.check_regression(x, t)?,
+    /// Reads the losses still pending on the GPU; returns the last step's stats if there were
+    /// any.
+    pub fn flush(&mut self) -> Result<Option<StepStats>> {
+        let records = self.read_pending()?;
+        Ok(records.last().map(|_| self.last))
+    }
+
+    fn read_pending(&mut self) -> Result<Vec<StepRecord>> {
+        let mut c = self.lock();
+        let Some(ring) = c.rings.iter_mut().find(|(k, r)| !k.1 && !r.pending.is_empty()).map(|r| r.1) else {
+            return Ok(Vec::new());
         };
-        if let Some(l) = self.layers.iter().find_map(|l| match l {
-            Layer::Gemm(g) => g.scheme.rotate.filter(|b| !batch.is_multiple_of(*b as usize)),
-            _ => None,
-        }) {
+        let mut rec = Recorder::new(&self.gpu, "lowbit loss read-back");
+        ring.copy_out(&mut rec);
+        self.gpu.submit([rec.finish()]);
+        let records = ring.read(&self.gpu)?;
+        drop(c);
+        self.take_records(&records)?;
+        Ok(records)
+    }
+
+    /// Checks read-back losses and keeps the last as the trainer's latest stats.
+    fn take_records(&mut self, records: &[StepRecord]) -> Result<()> {
+        if let Some(bad) = records.iter().find(|r| !r.loss.is_finite()) {
             return Err(Error::InvalidArgument(format!(
-                "batch of {batch} is not a multiple of the rotation block {l}"
+                "training diverged at step {}: loss {}",
+                bad.step + 1,
+                bad.loss
             )));
         }
-        let gpu = self.gpu;
-        let t_start = std::time::Instant::now();
-        // The step's buffers are the last step's (same shapes), not fresh allocations.
-        let _recycle = gpu.recycling();
-        let xb = GpuBuffer::from_slice(gpu, "batch x", x)?;
-        // Consecutive kernels share compute passes (a pass per dispatch cost the H100 ~35 µs).
-        let mut enc = crate::Recorder::new(gpu, "lowbit train step");
-        let (logits, saved, bytes) = self.forward(&mut enc, xb, batch, true)?;
-        let outputs = logits.len() / batch;
-        let loss = GpuBuffer::<f32>::zeros(gpu, "loss", batch)?;
-        let correct = GpuBuffer::<u32>::zeros(gpu, "correct", batch)?;
-        let mut grad = GpuBuffer::<f32>::zeros(gpu, "dlogits", batch * outputs)?;
-        match target {
-            Target::Labels(labels) => {
-                let lb = GpuBuffer::from_slice(gpu, "batch labels", labels)?;
-                let scale = 1.0 / batch as f32;
-                self.k.xent.encode(gpu, &mut enc, &logits, &lb, outputs, scale, &loss, &correct, &grad)?;
-            }
+        if let Some(r) = records.last() {
+            self.last.loss = r.loss as f32;
+            self.last.correct = r.correct;
+            self.last.step = r.step;
+        }
+        Ok(())
+    }
+
+    fn run_step(&mut self, x: &[f32], target: Target, lr: f32, update: bool) -> Result<(StepStats, Vec<StepRecord>)> {
+        let (batch, loss) = match target {
+            Target::Labels(labels) => (self.check_labels("Trainer::step", x, labels)?, Loss::CrossEntropy),
             Target::Values { t, per_sample } => {
-                let tb = GpuBuffer::from_slice(gpu, "batch targets", t)?;
-                let scale = 1.0 / (batch * if per_sample { 1 } else { outputs }) as f32;
-                self.k.mse.encode(gpu, &mut enc, &logits, &tb, batch, outputs, scale, &loss, &grad)?;
+                (self.check_values("Trainer::step_regression", x, t)?, Loss::SquaredError { per_sample })
             }
+        };
+        if !lr.is_finite() {
+            return Err(Error::InvalidArgument(format!("Trainer::step: the learning rate must be finite, not {lr}")));
         }
-        let sgd = |wd: f32| SgdStep { lr, momentum: self.opt.momentum, weight_decay: wd };
-        let mut grads = Vec::new();
-        let mut refit = Vec::new();
-        let mut refit_x_list = Vec::new();
-        for (li, (layer, sv)) in self.layers.iter().zip(saved.iter()).enumerate().rev() {
-            let need_dx = li > 0;
-            match (layer, sv) {
-                (Layer::Pool { .. }, Saved::Pool { geom, arg }) => {
-                    let dx = GpuBuffer::<f32>::zeros(gpu, "pool dx", geom.in_len())?;
-                    self.k.pool.encode_backward(gpu, &mut enc, geom, &grad, arg, &dx)?;
-                    grad = dx;
-                }
-                (Layer::AvgPool { .. }, Saved::AvgPool { geom }) => {
-                    let dx = GpuBuffer::<f32>::zeros(gpu, "avgpool dx", geom.in_len())?;
-                    self.k.avgpool.encode_backward(gpu, &mut enc, geom, &grad, &dx)?;
-                    grad = dx;
-                }
-                (Layer::Norm(n), Saved::Norm { rows, x, y, stats }) => {
-                    let dx = GpuBuffer::<f32>::zeros(gpu, "bn dx", rows * n.channels)?;
-                    let sums = GpuBuffer::<f32>::zeros(gpu, "bn grads", 2 * n.channels)?;
-                    let (affine, v_affine, running) = n.active();
-                    let b =
-                        NormBuffers { x, stats, affine, running, y, dy: Some(&grad), dx: Some(&dx), sums: Some(&sums) };
-                    self.k.norm.encode_backward(gpu, &mut enc, &b, *rows, n.channels, n.relu)?;
-                    if collect {
-                        let c = n.channels;
-                        grads.push((format!("layers.{li}.bias"), vec![c], sums.clone(), c));
-                        grads.push((format!("layers.{li}.weight"), vec![c], sums.clone(), 0));
-                    } else {
-                        self.k.sgd.encode(gpu, &mut enc, affine, v_affine, &sums, sgd(0.0))?;
-                    }
-                    grad = dx;
-                }
-                (Layer::Gemm(l), Saved::Gemm { rows, geom, cols_f32, cols_t, cols_q, cols_ts, refit_x, w_t, y }) => {
-                    let rows = *rows;
-                    let g = if l.relu {
-                        let g = GpuBuffer::<f32>::zeros(gpu, "relu dy", rows * l.n)?;
-                        self.k.relu.encode(gpu, &mut enc, y, &grad, &g)?;
-                        g
-                    } else {
-                        grad.clone()
-                    };
-                    let db = GpuBuffer::<f32>::zeros(gpu, "db", l.n)?;
-                    self.k.colsum.encode(gpu, &mut enc, &g, rows, l.n, &db)?;
-                    let dw = GpuBuffer::<f32>::zeros(gpu, "dw", l.n * l.k)?;
-                    let dcols = if need_dx { Some(GpuBuffer::<f32>::zeros(gpu, "dcols", rows * l.k)?) } else { None };
-                    let none = Epilogue::default();
-                    if let (GradPrecision::TinyScript { fitted, .. }, Some((t_w, t_x))) = (l.scheme.gradient, &l.levels)
-                    {
-                        let r =
-                            |purpose| Rounding::Stochastic { seed: self.seed, stream: self.stream(l.index, purpose) };
-                        // dW = Q(dYᵀ)·X: dY [rows, n] read transposed; X [rows, k] (f32, or the
-                        // TinyScript forward's codes) is op(B) stored [K, N].
-                        let qgt = self.k.ts.encode_quantize_as(gpu, &mut enc, &g, l.n, rows, true, t_w, r(0))?;
-                        match (cols_f32, cols_ts) {
-                            (_, Some(qx)) => self.k.levels.encode_coded(gpu, &mut enc, &qgt, qx, true, &none, &dw)?,
-                            (Some(cols), None) => {
-                                self.k.levels.encode(gpu, &mut enc, &qgt, cols, l.k, true, &none, &dw)?
-                            }
-                            (None, None) => unreachable!("a TinyScript gradient saves X as f32 or as codes"),
-                        }
-                        if let Some(dc) = &dcols {
-                            // dX = Q(dY)·W: W [n, k] is op(B) stored [K, N].
-                            let qg = self.k.ts.encode_quantize(gpu, &mut enc, &g, rows, l.n, t_x, r(1))?;
-                            self.k.levels.encode(gpu, &mut enc, &qg, &l.w, l.k, true, &none, dc)?;
-                        }
-                        if fitted && self.step.is_multiple_of(TINYSCRIPT_REFIT) {
-                            refit.push((li, g.clone(), rows, l.n));
-                        }
-                        if let Some(x) = refit_x {
-                            refit_x_list.push((li, x.clone(), rows, l.k));
-                        }
-                    } else {
-                        match (l.scheme.gradient.format(), cols_f32) {
-                            (None, Some(cols)) | (Some(_), Some(cols)) => {
-                                // A rotated operand (meter reference) meets the gradient rotated the same way.
-                                let block = l.scheme.rotate.filter(|_| *cols_t);
-                                let g_dw = self.k.rotated(gpu, &mut enc, &g, rows, l.n, block, "rotated dy")?;
-                                self.k.f32.encode(
-                                    gpu,
-                                    &mut enc,
-                                    &g_dw,
-                                    cols,
-                                    GemmShape { m: l.n, n: l.k, k: rows, trans_a: true, trans_b: !*cols_t },
-                                    &none,
-                                    &dw,
-                                )?;
-                                if let Some(dc) = &dcols {
-                                    // W stored [n, k] is op(B) as [K, N]; its dequantized transpose [k, n] is [N, K].
-                                    let (wb, tb) = match w_t {
-                                        Some(wt) => (wt, false),
-                                        None => (&l.w, true),
-                                    };
-                                    self.k.f32.encode(
-                                        gpu,
-                                        &mut enc,
-                                        &g,
-                                        wb,
-                                        GemmShape { m: rows, n: l.k, k: l.n, trans_a: false, trans_b: tb },
-                                        &none,
-                                        dc,
-                                    )?;
-                                }
-                            }
-                            (Some(gf), None) => {
-                                let ff = l.scheme.forward.format().expect("quantized saves imply a quantized forward");
-                                let rounding = |purpose| {
-                                    if l.scheme.stochastic {
-                                        Rounding::Stochastic { seed: self.seed, stream: self.stream(l.index, purpose) }
-                                    } else {
-                                        Rounding::Nearest
-                                    }
-                                };
-                                let gscheme = |purpose| QuantScheme {
-                                    format: gf,
-                                    granularity: l.scheme.grad_granularity,
-                                    rounding: rounding(purpose),
-                                };
-                                let g_rot =
-                                    self.k.rotated(gpu, &mut enc, &g, rows, l.n, l.scheme.rotate, "rotated dy")?;
-                                let gt = GpuTensor::from_buffer(g_rot, &[rows, l.n])?;
-                                let qgt = if l.scheme.smp > 1 {
-                                    self.k.qz.quantize_transposed_samples(
-                                        gpu,
-                                        &mut enc,
-                                        &gt,
-                                        gscheme(0),
-                                        l.scheme.smp,
-                                    )?
-                                } else {
-                                    self.k.qz.quantize_transposed(gpu, &mut enc, &gt, gscheme(0))?
-                                };
-                                let saved_q = cols_q.as_ref().expect("quantized activation saved");
-                                self.k.packed(gpu, &mut enc, &qgt, saved_q, &none, &dw)?;
-                                if let Some(dc) = &dcols {
-                                    let gplain = GpuTensor::from_buffer(g.clone(), &[rows, l.n])?;
-                                    let qg = if l.scheme.smp > 1 {
-                                        self.k.qz.quantize_samples(gpu, &mut enc, &gplain, gscheme(1), l.scheme.smp)?
-                                    } else {
-                                        self.k.qz.quantize(gpu, &mut enc, &gplain, gscheme(1))?
-                                    };
-                                    let wt = GpuTensor::from_buffer(l.w.clone(), &[l.n, l.k])?;
-                                    let qwt =
-                                        self.k.qz.quantize_transposed(gpu, &mut enc, &wt, QuantScheme::per_row(ff))?;
-                                    self.k.packed(gpu, &mut enc, &qg, &qwt, &none, dc)?;
-                                }
-                            }
-                            (None, None) => unreachable!("an fp32 gradient always saves f32 activations"),
-                        }
-                    }
-                    if collect {
-                        grads.push((format!("layers.{li}.bias"), vec![l.n], db.clone(), 0));
-                        grads.push((format!("layers.{li}.weight"), vec![l.n, l.k], dw.clone(), 0));
-                    } else {
-                        self.k.sgd.encode(gpu, &mut enc, &l.w, &l.vw, &dw, sgd(self.opt.weight_decay))?;
-                        self.k.sgd.encode(gpu, &mut enc, &l.b, &l.vb, &db, sgd(0.0))?;
-                    }
-                    if let Some(dc) = dcols {
-                        grad = match geom {
-                            Some(gm) => {
-                                let dx = GpuBuffer::<f32>::zeros(gpu, "conv dx", gm.input_len())?;
-                                self.k.im2col.encode_fold(gpu, &mut enc, gm, &dc, &dx)?;
-                                dx
-                            }
-                            None => dc,
-                        };
-                    }
-                }
-                _ => unreachable!("saved state matches its layer"),
+        if let Some(b) = self.schemes.iter().find_map(|s| s.rotate.filter(|b| !batch.is_multiple_of(*b as usize))) {
+            return Err(Error::InvalidArgument(format!(
+                "batch of {batch} is not a multiple of the rotation block {b}"
+            )));
+        }
+        let base = streams::step_base(self.step, self.uses).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "step {}: the run has used every random stream it may ({} per step, see lowbit::rng)",
+                self.step, self.uses
+            ))
+        })?;
+        let refit = self.step.is_multiple_of(TINYSCRIPT_REFIT)
+            && self.schemes.iter().any(|s| {
+                matches!(s.gradient, GradPrecision::TinyScript { fitted: true, .. })
+                    || matches!(s.forward, ForwardPrecision::TinyScript { fitted: true, .. })
+            });
+        let key = self.key(Kind::Train { loss, update }, batch, refit);
+        let gpu = self.gpu.clone();
+        let t_start = Instant::now();
+        let created = gpu.creations();
+        let divisor = loss.divisor(batch, self.output_len());
+        let (built, read, dispatches, passes, saved, refits, t_recorded, t_submitted, records) = {
+            let mut guard = self.lock();
+            let built = self.ensure(&mut guard, &key)?;
+            let c = &mut *guard;
+            let inputs = &c.inputs[&batch];
+            inputs.x.write(&gpu, x)?;
+            match target {
+                Target::Labels(labels) => inputs.labels.write(&gpu, labels)?,
+                Target::Values { t, .. } => inputs.targets.write(&gpu, t)?,
             }
-        }
-        // Loss and correct counts come back with the step's own submission: one round trip.
-        let (lb, cb) = (loss.buffer().size(), correct.buffer().size());
-        let back = crate::tensor::staging(gpu, lb + cb);
-        loss.copy_into(enc.encoder(), &back, 0);
-        correct.copy_into(enc.encoder(), &back, lb);
-        let cmd = enc.finish();
-        let t_recorded = std::time::Instant::now();
-        gpu.submit([cmd]);
-        let t_submitted = std::time::Instant::now();
-        // TinyScript: fit the levels to this step's gradients, for the steps that follow.
-        for (li, g, rows, n) in refit {
-            if let Layer::Gemm(l) = &mut self.layers[li] {
-                if let Some((old_w, old_x)) = &l.levels {
-                    // dY [rows, n]: scaled per row for dY·W (t_x), per column for dYᵀ·X (t_w).
-                    let kind = |t: &LevelTable| (t.bits, t.signed);
-                    let fit = self.k.ts.fit_rows_and_columns(gpu, &g, (rows, n), kind(old_x), kind(old_w));
-                    if let Some((_, t_x, t_w)) = fitted(fit)? {
-                        l.levels = Some((t_w, t_x));
-                    }
-                }
+            let ring = c.rings.get_mut(&(batch, false)).expect("ensured");
+            let slot = ring.take_slot(self.step, divisor);
+            let plan = &c.plans[&key];
+            plan.plan.set_step(StepState { stream_base: base, lr, step: self.step as u32, slot });
+            let mut rec = Recorder::new(&gpu, "lowbit train step");
+            plan.plan.record(&mut rec);
+            let read = ring.pending.len() >= self.read_every || ring.full();
+            if read {
+                ring.copy_out(&mut rec);
             }
+            let (dispatches, passes) = (rec.dispatches(), rec.passes());
+            let cmd = rec.finish();
+            let t_recorded = Instant::now();
+            gpu.submit([cmd]);
+            let t_submitted = Instant::now();
+            let refits: Vec<Refitted> = plan.refits.iter().map(|r| (r.site, r.grad.clone(), r.act.clone())).collect();
+            let records = if read { ring.read(&gpu)? } else { Vec::new() };
+            (built, read, dispatches, passes, plan.saved, refits, t_recorded, t_submitted, records)
+        };
+        let _ = read;
+        self.step += 1;
+        self.last_activation = saved;
+        // TinyScript: fit the levels to this step's gradients and inputs, for the steps after it.
+        for r in refits {
+            self.refit(r)?;
         }
-        // And the activation levels to this step's inputs.
-        for (li, x, rows, k) in refit_x_list {
-            if let Layer::Gemm(l) = &mut self.layers[li] {
-                if let Some(old) = &l.act_levels {
-                    if let Some((_, table)) = fitted(self.k.ts.fit_as(gpu, &x, rows, k, false, old.bits, old.signed))? {
-                        l.act_levels = Some(table);
-                    }
-                }
-            }
-        }
-        let raw = crate::tensor::map_read(gpu, &back)?;
+        let counts = StepCounts { dispatches, passes, created: gpu.creations() - created, built_plan: built };
         let host = StepHostTime {
             record: (t_recorded - t_start).as_secs_f64(),
             submit: (t_submitted - t_recorded).as_secs_f64(),
             wait: t_submitted.elapsed().as_secs_f64(),
         };
-        let losses: Vec<f32> = bytemuck::pod_collect_to_vec(&raw[..4 * batch]);
-        let correct: Vec<u32> = bytemuck::pod_collect_to_vec(&raw[lb as usize..lb as usize + 4 * batch]);
-        self.step += 1;
-        self.last_activation = bytes;
-        let per = match target {
-            Target::Labels(_) => batch,
-            Target::Values { per_sample: true, .. } => batch,
-            Target::Values { per_sample: false, .. } => batch * outputs,
-        };
-        let mean = losses.iter().map(|&l| l as f64).sum::<f64>() / per as f64;
-        if !mean.is_finite() {
-            return Err(Error::InvalidArgument(format!("training diverged at step {}: loss {mean}", self.step)));
+        self.take_records(&records)?;
+        self.last.host = host;
+        self.last.counts = counts;
+        Ok((self.last, records))
+    }
+
+    /// Refits GEMM layer `s`'s TinyScript tables from the copies a refit step made, and writes
+    /// them where the plans read them.
+    fn refit(&mut self, (s, grad, act): Refitted) -> Result<()> {
+        let gpu = self.gpu.clone();
+        let Some(l) = self.levels[s].as_mut() else { return Ok(()) };
+        if let (Some((g, rows, n)), Some(rt), Some(ct)) = (grad, &mut l.grad_rows, &mut l.grad_cols) {
+            // dY [rows, n]: scaled per row for dY·W, per column for dYᵀ·X.
+            let kind = |t: &LevelTable| (t.bits, t.signed);
+            let fit = self.k.ts.fit_rows_and_columns(&gpu, &g, (rows, n), kind(&rt.0), kind(&ct.0));
+            if let Some((_, t_rows, t_cols)) = fitted(fit)? {
+                rt.1.write(&gpu, &t_rows.levels)?;
+                ct.1.write(&gpu, &t_cols.levels)?;
+                (rt.0, ct.0) = (t_rows, t_cols);
+            }
         }
-        grads.reverse();
-        Ok((StepStats { loss: mean as f32, correct: correct.iter().sum(), host }, grads))
+        if let (Some((x, rows, k)), Some(at)) = (act, &mut l.activation) {
+            if let Some((_, table)) = fitted(self.k.ts.fit_as(&gpu, &x, rows, k, false, at.0.bits, at.0.signed))? {
+                at.1.write(&gpu, &table.levels)?;
+                at.0 = table;
+            }
+        }
+        if let (Some(both), Some(g), Some(a)) = (&l.both, &l.grad_cols, &l.activation) {
+            let v: Vec<u32> = g.0.levels.iter().chain(&a.0.levels).copied().collect();
+            both.write(&gpu, &v)?;
+        }
+        Ok(())
     }
 
     /// Test accuracy and mean loss on `data`, forward only, in the scheme's forward precision.
@@ -1095,82 +1053,89 @@ impl<'g> Trainer<'g> {
         if data.is_empty() {
             return Err(Error::Empty("Trainer::evaluate"));
         }
-        let gpu = self.gpu;
-        let classes = self.spec.classes();
+        let gpu = &self.gpu;
         let (mut right, mut loss_sum) = (0u64, 0f64);
-        let chunk = self.opt.batch;
         let order: Vec<usize> = (0..data.len()).collect();
-        for idx in order.chunks(chunk) {
+        let chunks: Vec<&[usize]> = order.chunks(self.opt.batch).collect();
+        let mut c = self.lock();
+        for (ci, idx) in chunks.iter().enumerate() {
             let (x, labels) = data.gather(idx);
-            let batch = self.check_batch(&x, &labels)?;
-            // Each batch reuses the last one's buffers (see `run_step`).
-            let _recycle = gpu.recycling();
-            let mut enc = crate::Recorder::new(gpu, "lowbit evaluation");
-            let (logits, _, _) = self.forward(&mut enc, GpuBuffer::from_slice(gpu, "eval x", &x)?, batch, false)?;
-            let lb = GpuBuffer::from_slice(gpu, "eval labels", &labels)?;
-            let loss = GpuBuffer::<f32>::zeros(gpu, "loss", batch)?;
-            let correct = GpuBuffer::<u32>::zeros(gpu, "correct", batch)?;
-            let dz = GpuBuffer::<f32>::zeros(gpu, "dz", batch * classes)?;
-            self.k.xent.encode(gpu, &mut enc, &logits, &lb, classes, 0.0, &loss, &correct, &dz)?;
-            let lbytes = loss.buffer().size();
-            let back = crate::tensor::staging(gpu, lbytes + correct.buffer().size());
-            loss.copy_into(enc.encoder(), &back, 0);
-            correct.copy_into(enc.encoder(), &back, lbytes);
-            gpu.submit([enc.finish()]);
-            let raw = crate::tensor::map_read(gpu, &back)?;
-            let losses: Vec<f32> = bytemuck::pod_collect_to_vec(&raw[..4 * batch]);
-            let rights: Vec<u32> = bytemuck::pod_collect_to_vec(&raw[lbytes as usize..lbytes as usize + 4 * batch]);
-            right += rights.iter().map(|&c| c as u64).sum::<u64>();
-            loss_sum += losses.iter().map(|&l| l as f64).sum::<f64>();
+            let batch = self.check_labels("Trainer::evaluate", &x, &labels)?;
+            let key = self.key(Kind::Eval { batch_stats: self.batch_stats_in_eval }, batch, false);
+            self.ensure(&mut c, &key)?;
+            let c = &mut *c;
+            let inputs = &c.inputs[&batch];
+            inputs.x.write(gpu, &x)?;
+            inputs.labels.write(gpu, &labels)?;
+            let ring = c.rings.get_mut(&(batch, true)).expect("ensured");
+            let slot = ring.take_slot(ci as u64, 1);
+            let plan = &c.plans[&key].plan;
+            plan.set_step(StepState { slot, ..StepState::UNIT });
+            let mut rec = Recorder::new(gpu, "lowbit evaluation");
+            plan.record(&mut rec);
+            // The last chunk may be a smaller batch with a ring of its own: read a ring when it
+            // is full, when the next chunk is of another size, and at the end.
+            let next_other = chunks.get(ci + 1).is_none_or(|n| n.len() != batch);
+            let read = ring.full() || next_other;
+            if read {
+                ring.copy_out(&mut rec);
+            }
+            gpu.submit([rec.finish()]);
+            if read {
+                for r in ring.read(gpu)? {
+                    right += r.correct as u64;
+                    loss_sum += r.loss;
+                }
+            }
         }
         Ok((right as f64 / data.len() as f64, loss_sum / data.len() as f64))
     }
 
-    /// The logits of a batch (forward only).
+    /// The model's outputs for a batch (forward only).
     pub fn logits(&self, x: &[f32], batch: usize) -> Result<Vec<f32>> {
-        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-        let dim = self.spec.input.0 * self.spec.input.1 * self.spec.input.2;
-        if batch == 0 || x.len() != batch * dim {
+        let dim = self.dim();
+        if batch == 0 || Some(x.len()) != batch.checked_mul(dim) {
             return Err(Error::Shape {
                 op: "Trainer::logits",
-                detail: format!("{batch} samples need {} values, got {}", batch * dim, x.len()),
+                detail: format!("{batch} samples need {} values, got {}", batch.saturating_mul(dim), x.len()),
             });
         }
-        let (logits, _, _) = self.forward(&mut enc, GpuBuffer::from_slice(self.gpu, "x", x)?, batch, false)?;
-        self.gpu.submit([enc.finish()]);
-        logits.read(self.gpu)
+        let key = self.key(Kind::Logits { batch_stats: self.batch_stats_in_eval }, batch, false);
+        let mut c = self.lock();
+        self.ensure(&mut c, &key)?;
+        c.inputs[&batch].x.write(&self.gpu, x)?;
+        let plan = &c.plans[&key];
+        let mut rec = Recorder::new(&self.gpu, "lowbit logits");
+        plan.plan.set_step(StepState::UNIT);
+        plan.plan.record(&mut rec);
+        self.gpu.submit([rec.finish()]);
+        plan.out.as_ref().expect("a logits plan copies its output").read(&self.gpu)
     }
 
-    /// Every named parameter and where it lives.
-    fn slots(&self) -> Vec<Slot<'_>> {
+    /// Every exported parameter tensor and where it lives: `(name, shape, buffer, offset)`,
+    /// base states first, then transitional ones (`<node>.tbnA_B.<name>`).
+    fn slots(&self) -> Vec<(String, Vec<usize>, &GpuBuffer<f32>, usize)> {
         let mut out = Vec::new();
-        for (i, l) in self.layers.iter().enumerate() {
-            match l {
-                Layer::Gemm(g) => {
-                    out.push((format!("layers.{i}.weight"), vec![g.n, g.k], &g.w, 0));
-                    out.push((format!("layers.{i}.bias"), vec![g.n], &g.b, 0));
-                }
-                Layer::Norm(n) => {
-                    let c = n.channels;
-                    let states = std::iter::once((String::new(), &n.affine, &n.running))
-                        .chain(n.variants.iter().map(|((a, b), st)| (format!("tbn{a}_{b}."), &st.affine, &st.running)));
-                    for (tag, affine, running) in states {
-                        out.push((format!("layers.{i}.{tag}weight"), vec![c], affine, 0));
-                        out.push((format!("layers.{i}.{tag}bias"), vec![c], affine, c));
-                        out.push((format!("layers.{i}.{tag}running_mean"), vec![c], running, 0));
-                        out.push((format!("layers.{i}.{tag}running_var"), vec![c], running, c));
+        for (i, n) in self.nodes.iter().enumerate() {
+            let node = &self.graph.nodes()[i].name;
+            let sets = std::iter::once((String::new(), &n.params))
+                .chain(n.variants.iter().map(|((a, b), p)| (format!("tbn{a}_{b}."), p)));
+            for (tag, params) in sets {
+                for (spec, p) in n.specs.iter().zip(params) {
+                    for (name, shape, off) in &spec.exports {
+                        out.push((format!("{node}.{tag}{name}"), shape.clone(), &p.value, *off));
                     }
                 }
-                Layer::Pool { .. } | Layer::AvgPool { .. } => {}
             }
         }
         out
     }
 
-    /// Parameters as `(name, shape, values)`: `layers.{i}.weight` `[out, in]` (for convolutions
-    /// `[out, kh·kw·in_c]`, kernel-row-major and channels last) and `layers.{i}.bias` `[out]`,
-    /// with `i` the layer's position in the model; a batch norm has `weight` (γ), `bias` (β),
-    /// `running_mean` and `running_var`, each `[channels]`, as in PyTorch.
+    /// Parameters as `(name, shape, values)`: for a [`ModelSpec`], `layers.{i}.weight` `[out,
+    /// in]` (for convolutions `[out, kh·kw·in_c]`, kernel-row-major and channels last) and
+    /// `layers.{i}.bias` `[out]`, with `i` the layer's position in the model (a residual block's
+    /// layers under `layers.{i}.main.{j}` / `.shortcut.{j}`); a batch norm has `weight` (γ),
+    /// `bias` (β), `running_mean` and `running_var`, each `[channels]`, as in PyTorch.
     pub fn parameters(&self) -> Result<Vec<Parameter>> {
         let mut out = Vec::new();
         let mut cache: Vec<(&GpuBuffer<f32>, Vec<f32>)> = Vec::new();
@@ -1179,7 +1144,7 @@ impl<'g> Trainer<'g> {
             let pos = match cache.iter().position(|(b, _)| std::ptr::eq(*b, buf)) {
                 Some(p) => p,
                 None => {
-                    cache.push((buf, buf.read(self.gpu)?));
+                    cache.push((buf, buf.read(&self.gpu)?));
                     cache.len() - 1
                 }
             };
@@ -1201,18 +1166,18 @@ impl<'g> Trainer<'g> {
                 detail: format!("{name} has {len} values ({shape:?}), got {}", values.len()),
             });
         }
-        buf.write_at(self.gpu, off, values)
+        buf.write_at(&self.gpu, off, values)
     }
 
     /// The activation level tables of the TinyScript-forward layers as `(checkpoint name
-    /// `layers.{i}.activation_levels`, layer position i, table)` (u32 fixed point, [`LevelTable`]).
+    /// `<node>.activation_levels`, GEMM layer, table)` (u32 fixed point, [`LevelTable`]).
     fn level_slots(&self) -> Vec<(String, usize, &LevelTable)> {
-        self.layers
+        self.levels
             .iter()
             .enumerate()
-            .filter_map(|(i, l)| match l {
-                Layer::Gemm(g) => g.act_levels.as_ref().map(|t| (format!("layers.{i}.activation_levels"), i, t)),
-                _ => None,
+            .filter_map(|(s, l)| {
+                let t = &l.as_ref()?.activation.as_ref()?.0;
+                Some((format!("{}.activation_levels", self.graph.nodes()[self.site_nodes[s]].name), s, t))
             })
             .collect()
     }
@@ -1220,7 +1185,7 @@ impl<'g> Trainer<'g> {
     /// Writes the parameters to a safetensors file (readable by PyTorch's `safetensors.torch`
     /// and numpy's `safetensors.numpy`), with the model, scheme and step in its metadata. A
     /// TinyScript forward's activation levels go with them (u32 tensors
-    /// `layers.{i}.activation_levels`), so that a loaded model evaluates the same.
+    /// `<node>.activation_levels`), so that a loaded model evaluates the same.
     pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         let params = self.parameters()?;
         let mut bytes: Vec<(String, Vec<usize>, Vec<u8>, safetensors::Dtype)> = params
@@ -1236,8 +1201,12 @@ impl<'g> Trainer<'g> {
             .map(|(n, s, b, d)| safetensors::tensor::TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)))
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Error::InvalidArgument(format!("safetensors: {e}")))?;
+        let model = match &self.spec {
+            Some(s) => format!("{s:?}"),
+            None => self.graph.name().to_string(),
+        };
         let meta: HashMap<String, String> = [
-            ("model".to_string(), format!("{:?}", self.spec)),
+            ("model".to_string(), model),
             ("scheme".to_string(), self.scheme.name.clone()),
             ("step".to_string(), self.step.to_string()),
         ]
@@ -1263,10 +1232,10 @@ impl<'g> Trainer<'g> {
             if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape.as_slice() {
                 return Err(err(format!("{name}: expected f32 {shape:?}, found {:?} {:?}", t.dtype(), t.shape())));
             }
-            staged.push((buf, off, bytemuck::pod_collect_to_vec::<u8, f32>(t.data())));
+            staged.push((buf.clone(), off, bytemuck::pod_collect_to_vec::<u8, f32>(t.data())));
         }
         let mut tables = Vec::new();
-        for (name, i, have) in self.level_slots() {
+        for (name, s, have) in self.level_slots() {
             let t = st.tensor(&name).map_err(|_| err(format!("missing tensor {name}")))?;
             let want = [have.levels.len()];
             if t.dtype() != safetensors::Dtype::U32 || t.shape() != want {
@@ -1275,29 +1244,28 @@ impl<'g> Trainer<'g> {
             let table =
                 LevelTable::with_sign(have.bits, have.signed, bytemuck::pod_collect_to_vec::<u8, u32>(t.data()))
                     .map_err(|e| err(format!("{name}: {e}")))?;
-            tables.push((i, table));
+            tables.push((s, table));
         }
         for (buf, off, data) in staged {
-            buf.write_at(self.gpu, off, &data)?;
+            buf.write_at(&self.gpu, off, &data)?;
         }
-        for (i, table) in tables {
-            if let Layer::Gemm(g) = &mut self.layers[i] {
-                g.act_levels = Some(table);
+        for (s, table) in tables {
+            if let Some(at) = self.levels[s].as_mut().and_then(|l| l.activation.as_mut()) {
+                at.1.write(&self.gpu, &table.levels)?;
+                at.0 = table;
+            }
+            if let Some(l) = &self.levels[s] {
+                if let (Some(both), Some(g), Some(a)) = (&l.both, &l.grad_cols, &l.activation) {
+                    let v: Vec<u32> = g.0.levels.iter().chain(&a.0.levels).copied().collect();
+                    both.write(&self.gpu, &v)?;
+                }
             }
         }
-        for l in &self.layers {
-            match l {
-                Layer::Gemm(g) => {
-                    g.vw.write(self.gpu, &vec![0.0; g.vw.len()])?;
-                    g.vb.write(self.gpu, &vec![0.0; g.vb.len()])?;
+        for n in &self.nodes {
+            for p in n.params.iter().chain(n.variants.iter().flat_map(|v| v.1.iter())) {
+                if let Some(v) = &p.velocity {
+                    v.write(&self.gpu, &vec![0.0; v.len()])?;
                 }
-                Layer::Norm(n) => {
-                    n.v_affine.write(self.gpu, &vec![0.0; n.v_affine.len()])?;
-                    for (_, st) in &n.variants {
-                        st.v_affine.write(self.gpu, &vec![0.0; st.v_affine.len()])?;
-                    }
-                }
-                Layer::Pool { .. } | Layer::AvgPool { .. } => {}
             }
         }
         Ok(())
@@ -1305,7 +1273,8 @@ impl<'g> Trainer<'g> {
 
     /// Trains one epoch over `data` in the seeded order of `epoch` (incomplete last batch
     /// dropped), with the cosine schedule over `total_steps`; `on_step(step_in_epoch, stats)`
-    /// is called after every step. Returns `(mean loss, train accuracy)`.
+    /// is called after every step (with the last loss read, see [`Trainer::set_read_every`]).
+    /// Returns `(mean loss, train accuracy)` over every step of the epoch (all read by its end).
     pub fn train_epoch(
         &mut self,
         data: &Dataset,
@@ -1318,17 +1287,30 @@ impl<'g> Trainer<'g> {
         if data.len() < b {
             return Err(Error::InvalidArgument(format!("{} samples is less than one batch of {b}", data.len())));
         }
-        let (mut loss, mut right, mut seen) = (0f64, 0u64, 0usize);
+        let (mut loss, mut right, mut steps) = (0f64, 0u64, 0usize);
+        let mut add = |records: &[StepRecord]| {
+            for r in records {
+                loss += r.loss;
+                right += r.correct as u64;
+                steps += 1;
+            }
+        };
         for (i, idx) in order.chunks_exact(b).enumerate() {
             let (x, labels) = data.gather(idx);
             let lr = cosine_lr(self.opt.lr, self.step as usize, total_steps);
-            let s = self.step(&x, &labels, lr)?;
-            loss += s.loss as f64;
-            right += s.correct as u64;
-            seen += b;
+            let (s, records) = self.run_step(&x, Target::Labels(&labels), lr, true)?;
+            add(&records);
             on_step(i, s);
         }
-        let steps = (data.len() / b).max(1);
-        Ok((loss / steps as f64, right as f64 / seen.max(1) as f64))
+        add(&self.read_pending()?);
+        Ok((loss / steps.max(1) as f64, right as f64 / (steps * b).max(1) as f64))
+    }
+}
+
+/// An op's error with the node's name in front.
+fn node_error(node: &str, e: Error) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("{node}: {m}")),
+        other => other,
     }
 }

@@ -1,0 +1,271 @@
+//! The three products of a GEMM layer (Linear, and Conv after im2col), each run as its
+//! [`ProductPolicy`] says: `Y = epilogue(X·Wᵀ)` with bias and ReLU fused, `dW = dYᵀ·X`,
+//! `dX = dY·W`. X is `[rows, k]`, W `[n, k]` (parameter 0 of the node), the bias `[n]`
+//! (parameter 1). The forward keeps, for the weight gradient, X in the form that product's B
+//! operand takes (f32, packed along the batch, rounded, or TinyScript codes), so a quantized
+//! step stores its activations quantized.
+
+use super::op::{Cx, GemmSite, NodeCx};
+use super::policy::{LevelTableId, Operand, Product, ProductPolicy};
+use crate::kernels::gemm::Epilogue;
+use crate::kernels::gemm_f32::GemmShape;
+use crate::kernels::tinyscript::TinyScriptTensor;
+use crate::quant::QuantizedTensor;
+use crate::scheme::{QuantScheme, Rounding};
+use crate::tensor::{GpuBuffer, GpuTensor};
+use crate::tinyscript::LevelTable;
+use crate::{Error, Record, Result};
+
+/// X as the weight gradient will read it.
+pub(crate) enum SavedX {
+    /// f32, `[rows, k]`, or `[k, rows]` when `transposed` (a rounded operand).
+    F32 { x: GpuBuffer<f32>, transposed: bool },
+    /// Packed along the batch: Xᵀ `[k, rows]`.
+    Packed(QuantizedTensor),
+    /// TinyScript codes of X `[rows, k]` (the forward's own operand).
+    Levels(TinyScriptTensor),
+}
+
+/// What the backward of a GEMM layer needs.
+pub(crate) struct GemmSaved {
+    rows: usize,
+    k: usize,
+    n: usize,
+    x: SavedX,
+    /// The output, for the ReLU mask (when the layer has one).
+    y: Option<GpuBuffer<f32>>,
+}
+
+fn site<'a>(node: &'a NodeCx) -> Result<&'a GemmSite<'a>> {
+    node.gemm.as_ref().ok_or_else(|| Error::InvalidArgument(format!("{}: a GEMM layer without a precision", node.name)))
+}
+
+fn table<'a>(s: &'a GemmSite, id: LevelTableId) -> Result<(&'a LevelTable, &'a GpuBuffer<u32>)> {
+    let l = s.levels.ok_or_else(|| Error::InvalidArgument("a TinyScript operand without level tables".into()))?;
+    let t = match id {
+        LevelTableId::Activation => &l.activation,
+        LevelTableId::GradRows => &l.grad_rows,
+        LevelTableId::GradCols => &l.grad_cols,
+    };
+    t.as_ref().map(|(t, b)| (t, b)).ok_or_else(|| Error::InvalidArgument(format!("no {id:?} level table")))
+}
+
+/// The rounding of an operand of `product` (its stream is the site's for that product).
+fn rounding(cx: &Cx, s: &GemmSite, product: Product, stochastic: bool) -> Rounding {
+    let i = match product {
+        Product::Forward => 0,
+        Product::InputGrad => 1,
+        Product::WeightGrad => 2,
+    };
+    if stochastic {
+        Rounding::Stochastic { seed: cx.seed, stream: s.streams[i] }
+    } else {
+        Rounding::Nearest
+    }
+}
+
+fn mismatch(product: Product, p: &ProductPolicy) -> Error {
+    Error::InvalidArgument(format!("no GEMM runs {product:?} with operands {:?} × {:?}", p.a, p.b))
+}
+
+/// Records the forward product of X (`[rows, k]`) into a new `[rows, n]` output; in training,
+/// also what the backward needs.
+pub(crate) fn forward(
+    cx: &mut Cx,
+    node: &NodeCx,
+    x: &GpuBuffer<f32>,
+    rows: usize,
+    k: usize,
+    n: usize,
+    relu: bool,
+) -> Result<(GpuBuffer<f32>, Option<GemmSaved>)> {
+    let s = site(node)?;
+    let (w, b) = (&node.params[0].value, &node.params[1].value);
+    let train = cx.training();
+    let p = s.scheme.product(Product::Forward, train);
+    let y = cx.scratch::<f32>("layer y", rows * n)?;
+    let epi = Epilogue { bias: Some(b), relu, ..Default::default() };
+    let (gpu, kk) = (cx.gpu, cx.kernels);
+    let mut coded = None;
+    match (p.a, p.b) {
+        (Operand::F32, Operand::F32) => kk.f32.encode(gpu, cx.rec, x, w, GemmShape::nt(rows, n, k), &epi, &y)?,
+        (Operand::Packed { format: fa, granularity: ga, .. }, Operand::Packed { format: fb, granularity: gb, .. }) => {
+            let xt = GpuTensor::from_buffer(x.clone(), &[rows, k])?;
+            let qa = kk.qz.quantize(
+                gpu,
+                cx.rec,
+                &xt,
+                QuantScheme { format: fa, granularity: ga, rounding: Rounding::Nearest },
+            )?;
+            let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
+            let qw = kk.qz.quantize(
+                gpu,
+                cx.rec,
+                &wt,
+                QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest },
+            )?;
+            kk.packed(gpu, cx.rec, &qa, &qw, &epi, &y)?;
+        }
+        (Operand::Levels { table: id, stochastic }, Operand::F32) => {
+            // TinyScript: Q(X)·Wᵀ, W [n, k] is op(B) as stored.
+            let (t, buf) = table(s, id)?;
+            let r = rounding(cx, s, Product::Forward, stochastic);
+            let qx = kk.ts.encode_quantize_with(gpu, cx.rec, x, rows, k, false, t, buf, r)?;
+            kk.levels.encode(gpu, cx.rec, &qx, w, n, false, &epi, &y)?;
+            coded = Some(qx);
+        }
+        _ => return Err(mismatch(Product::Forward, &p)),
+    }
+    if !train {
+        return Ok((y, None));
+    }
+    if let Some(dst) = s.refit.1 {
+        cx.rec.copy(x.buffer(), 0, dst.buffer(), 0, x.bytes());
+    }
+    let wg = s.scheme.product(Product::WeightGrad, train);
+    let f32_bytes = x.bytes();
+    let saved = match wg.b {
+        Operand::F32 => SavedX::F32 { x: x.clone(), transposed: false },
+        Operand::Packed { format, granularity, .. } => {
+            let r = kk.rotated(gpu, cx.rec, x, rows, k, wg.rotate, "rotated x")?;
+            let src = GpuTensor::from_buffer(r, &[rows, k])?;
+            let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
+            SavedX::Packed(kk.qz.quantize_transposed(gpu, cx.rec, &src, q)?)
+        }
+        Operand::Rounded { format } => {
+            // The operand a quantized gradient would meet, dequantized: with it the fp32 gradient
+            // differs from the quantized one by the gradient quantizer alone.
+            let r = kk.rotated(gpu, cx.rec, x, rows, k, wg.rotate, "rotated x")?;
+            let src = GpuTensor::from_buffer(r, &[rows, k])?;
+            let q = kk.qz.quantize_transposed(gpu, cx.rec, &src, QuantScheme::per_row(format))?;
+            SavedX::F32 { x: kk.qz.dequantize(gpu, cx.rec, &q)?.buffer().clone(), transposed: true }
+        }
+        Operand::Levels { table: LevelTableId::Activation, .. } => {
+            SavedX::Levels(coded.ok_or_else(|| mismatch(Product::WeightGrad, &wg))?)
+        }
+        Operand::Levels { .. } => return Err(mismatch(Product::WeightGrad, &wg)),
+    };
+    let kept = match &saved {
+        SavedX::Packed(q) => q.bytes(),
+        SavedX::Levels(t) => t.codes.bytes() + t.scales.bytes(),
+        SavedX::F32 { .. } => f32_bytes,
+    };
+    let mask = if relu { y.bytes() } else { 0 };
+    cx.save(kept + mask, f32_bytes + mask);
+    Ok((y.clone(), Some(GemmSaved { rows, k, n, x: saved, y: relu.then_some(y) })))
+}
+
+/// Records the backward of a GEMM layer from `dy` `[rows, n]`: the weight and bias gradients
+/// into the node's gradient buffers, and, when `need_dx`, dX `[rows, k]`.
+pub(crate) fn backward(
+    cx: &mut Cx,
+    node: &NodeCx,
+    saved: GemmSaved,
+    dy: &GpuBuffer<f32>,
+    need_dx: bool,
+) -> Result<Option<GpuBuffer<f32>>> {
+    let s = site(node)?;
+    let GemmSaved { rows, k, n, x, y } = saved;
+    let (gpu, kk) = (cx.gpu, cx.kernels);
+    let w = &node.params[0].value;
+    let (dw, db) = (node.params[0].grad("gemm")?, node.params[1].grad("gemm")?);
+    let g = match &y {
+        Some(y) => {
+            let g = cx.scratch::<f32>("relu dy", rows * n)?;
+            kk.relu.encode(gpu, cx.rec, y, dy, &g)?;
+            g
+        }
+        None => dy.clone(),
+    };
+    if let Some(dst) = s.refit.0 {
+        cx.rec.copy(g.buffer(), 0, dst.buffer(), 0, g.bytes());
+    }
+    kk.colsum.encode(gpu, cx.rec, &g, rows, n, db)?;
+    let none = Epilogue::default();
+    // dW = dYᵀ·X.
+    let p = s.scheme.product(Product::WeightGrad, true);
+    match (p.a, &x) {
+        (Operand::F32, SavedX::F32 { x, transposed }) => {
+            // A rotated operand (the meter's reference) meets the gradient rotated the same way.
+            let block = p.rotate.filter(|_| *transposed);
+            let g_dw = kk.rotated(gpu, cx.rec, &g, rows, n, block, "rotated dy")?;
+            let shape = GemmShape { m: n, n: k, k: rows, trans_a: true, trans_b: !*transposed };
+            kk.f32.encode(gpu, cx.rec, &g_dw, x, shape, &none, dw)?;
+        }
+        (Operand::Packed { format, granularity, stochastic, samples }, SavedX::Packed(qx)) => {
+            let g_rot = kk.rotated(gpu, cx.rec, &g, rows, n, p.rotate, "rotated dy")?;
+            let gt = GpuTensor::from_buffer(g_rot, &[rows, n])?;
+            let q = QuantScheme { format, granularity, rounding: rounding(cx, s, Product::WeightGrad, stochastic) };
+            let qgt = if samples > 1 {
+                kk.qz.quantize_transposed_samples(gpu, cx.rec, &gt, q, samples)?
+            } else {
+                kk.qz.quantize_transposed(gpu, cx.rec, &gt, q)?
+            };
+            kk.packed(gpu, cx.rec, &qgt, qx, &none, dw)?;
+        }
+        (Operand::Levels { table: id, stochastic }, saved_x) => {
+            // dW = Q(dYᵀ)·X: dY [rows, n] read transposed; X (f32 or codes) is op(B) stored [K, N].
+            let (t, buf) = table(s, id)?;
+            let r = rounding(cx, s, Product::WeightGrad, stochastic);
+            let qgt = kk.ts.encode_quantize_with(gpu, cx.rec, &g, n, rows, true, t, buf, r)?;
+            match saved_x {
+                SavedX::F32 { x, transposed: false } => kk.levels.encode(gpu, cx.rec, &qgt, x, k, true, &none, dw)?,
+                SavedX::Levels(qx) => {
+                    let both =
+                        s.levels.and_then(|l| l.both.as_ref()).ok_or_else(|| mismatch(Product::WeightGrad, &p))?;
+                    kk.levels.encode_coded_tables(gpu, cx.rec, &qgt, qx, true, both, &none, dw)?
+                }
+                _ => return Err(mismatch(Product::WeightGrad, &p)),
+            }
+        }
+        _ => return Err(mismatch(Product::WeightGrad, &p)),
+    }
+    if !need_dx {
+        return Ok(None);
+    }
+    // dX = dY·W: W stored [n, k] is op(B) as [K, N].
+    let dx = cx.scratch::<f32>("dx", rows * k)?;
+    let p = s.scheme.product(Product::InputGrad, true);
+    match (p.a, p.b) {
+        (Operand::F32, Operand::F32) => {
+            let shape = GemmShape { m: rows, n: k, k: n, trans_a: false, trans_b: true };
+            kk.f32.encode(gpu, cx.rec, &g, w, shape, &none, &dx)?;
+        }
+        (Operand::F32, Operand::Rounded { format }) => {
+            // Wᵀ [k, n] quantized per row and dequantized is op(B) as stored.
+            let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
+            let q = kk.qz.quantize_transposed(gpu, cx.rec, &wt, QuantScheme::per_row(format))?;
+            let wr = kk.qz.dequantize(gpu, cx.rec, &q)?;
+            let shape = GemmShape { m: rows, n: k, k: n, trans_a: false, trans_b: false };
+            kk.f32.encode(gpu, cx.rec, &g, wr.buffer(), shape, &none, &dx)?;
+        }
+        (
+            Operand::Packed { format, granularity, stochastic, samples },
+            Operand::Packed { format: fb, granularity: gb, .. },
+        ) => {
+            let gt = GpuTensor::from_buffer(g.clone(), &[rows, n])?;
+            let q = QuantScheme { format, granularity, rounding: rounding(cx, s, Product::InputGrad, stochastic) };
+            let qg = if samples > 1 {
+                kk.qz.quantize_samples(gpu, cx.rec, &gt, q, samples)?
+            } else {
+                kk.qz.quantize(gpu, cx.rec, &gt, q)?
+            };
+            let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
+            let qwt = kk.qz.quantize_transposed(
+                gpu,
+                cx.rec,
+                &wt,
+                QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest },
+            )?;
+            kk.packed(gpu, cx.rec, &qg, &qwt, &none, &dx)?;
+        }
+        (Operand::Levels { table: id, stochastic }, Operand::F32) => {
+            let (t, buf) = table(s, id)?;
+            let r = rounding(cx, s, Product::InputGrad, stochastic);
+            let qg = kk.ts.encode_quantize_with(gpu, cx.rec, &g, rows, n, false, t, buf, r)?;
+            kk.levels.encode(gpu, cx.rec, &qg, w, k, true, &none, &dx)?;
+        }
+        _ => return Err(mismatch(Product::InputGrad, &p)),
+    }
+    Ok(Some(dx))
+}

@@ -1,0 +1,142 @@
+//! The launchers a trainer's ops record with, built once per trainer (the integer and FP8 GEMMs
+//! per pair of operand formats, on first use).
+
+use crate::format::Format;
+use crate::kernels::add::Add;
+use crate::kernels::avgpool::AvgPool;
+use crate::kernels::batchnorm::BatchNorm;
+use crate::kernels::col_sum::ColSum;
+use crate::kernels::gemm::Epilogue;
+use crate::kernels::gemm_f32::GemmF32;
+use crate::kernels::gemm_fp8::GemmFp8;
+use crate::kernels::gemm_int::GemmInt;
+use crate::kernels::gemm_levels::GemmLevels;
+use crate::kernels::hadamard::{Axis, Hadamard};
+use crate::kernels::im2col::Im2col;
+use crate::kernels::maxpool::MaxPool;
+use crate::kernels::mse::Mse;
+use crate::kernels::relu_backward::ReluBackward;
+use crate::kernels::sgd::Sgd;
+use crate::kernels::softmax_xent::SoftmaxXent;
+use crate::kernels::tinyscript::TinyScript;
+use crate::quant::{QuantizedTensor, Quantizer};
+use crate::tensor::GpuBuffer;
+use crate::{Gpu, Record, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// lowbit's launchers, as the ops of a trainer use them.
+pub struct Kernels {
+    /// Quantizers of every format.
+    pub qz: Quantizer,
+    /// The f32 GEMM.
+    pub f32: GemmF32,
+    int: Mutex<HashMap<(Format, Format), Arc<GemmInt>>>,
+    fp8: Mutex<HashMap<(Format, Format), Arc<GemmFp8>>>,
+    /// im2col and col2im.
+    pub im2col: Im2col,
+    /// Max pooling.
+    pub maxpool: MaxPool,
+    /// Average pooling.
+    pub avgpool: AvgPool,
+    /// Batch normalization.
+    pub norm: BatchNorm,
+    /// ReLU's backward mask.
+    pub relu: ReluBackward,
+    /// Elementwise add / ReLU.
+    pub add: Add,
+    /// Column sums (bias gradients).
+    pub colsum: ColSum,
+    /// Softmax cross-entropy.
+    pub xent: SoftmaxXent,
+    /// Squared error.
+    pub mse: Mse,
+    /// SGD.
+    pub sgd: Sgd,
+    /// Block Hadamard rotation.
+    pub hadamard: Hadamard,
+    /// TinyScript quantization and fits.
+    pub ts: TinyScript,
+    /// TinyScript GEMMs.
+    pub levels: GemmLevels,
+}
+
+impl Kernels {
+    /// Builds every pipeline but the per-format GEMMs.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        Ok(Kernels {
+            qz: Quantizer::new(gpu)?,
+            f32: GemmF32::new(gpu)?,
+            int: Mutex::new(HashMap::new()),
+            fp8: Mutex::new(HashMap::new()),
+            im2col: Im2col::new(gpu)?,
+            maxpool: MaxPool::new(gpu)?,
+            avgpool: AvgPool::new(gpu)?,
+            norm: BatchNorm::new(gpu)?,
+            relu: ReluBackward::new(gpu)?,
+            add: Add::new(gpu)?,
+            colsum: ColSum::new(gpu)?,
+            xent: SoftmaxXent::new(gpu)?,
+            mse: Mse::new(gpu)?,
+            sgd: Sgd::new(gpu)?,
+            hadamard: Hadamard::new(gpu)?,
+            ts: TinyScript::new(gpu)?,
+            levels: GemmLevels::new(gpu)?,
+        })
+    }
+
+    /// `x` `[rows, cols]` rotated by a block-`block` Hadamard along the rows (BHQ), or `x` itself
+    /// without a block.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rotated(
+        &self,
+        gpu: &Gpu,
+        rec: &mut impl Record,
+        x: &GpuBuffer<f32>,
+        rows: usize,
+        cols: usize,
+        block: Option<u32>,
+        label: &str,
+    ) -> Result<GpuBuffer<f32>> {
+        match block {
+            Some(b) => {
+                let r = rec.scratch::<f32>(gpu, label, rows * cols)?;
+                self.hadamard.encode(gpu, rec, x, &r, rows, cols, b, Axis::Rows)?;
+                Ok(r)
+            }
+            None => Ok(x.clone()),
+        }
+    }
+
+    /// `c ← epilogue(A·Bᵀ)` for packed operands, with whichever kernel multiplies their formats.
+    pub fn packed(
+        &self,
+        gpu: &Gpu,
+        rec: &mut impl Record,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let key = (a.layout.format, b.layout.format);
+        if matches!(key.0, Format::Fp8E4M3 | Format::Fp8E5M2) {
+            let k = {
+                let mut m = self.fp8.lock().unwrap_or_else(|e| e.into_inner());
+                match m.get(&key) {
+                    Some(k) => k.clone(),
+                    None => m.entry(key).or_insert(Arc::new(GemmFp8::new(gpu, key.0, key.1)?)).clone(),
+                }
+            };
+            k.encode(gpu, rec, a, b, epi, c)
+        } else {
+            let k = {
+                let mut m = self.int.lock().unwrap_or_else(|e| e.into_inner());
+                match m.get(&key) {
+                    Some(k) => k.clone(),
+                    None => m.entry(key).or_insert(Arc::new(GemmInt::new(gpu, key.0, key.1)?)).clone(),
+                }
+            };
+            k.encode(gpu, rec, a, b, epi, c)
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! 2-D convolution on NHWC values as im2col + GEMM: the input unfolds into `[batch·oh·ow,
+//! kh·kw·c]` columns, multiplied by `W` `[channels, kh·kw·c]` (kernel-row-major, channels last)
+//! under the layer's precision policy ([`crate::nn::gemm`]); the backward folds the columns'
+//! gradient back (col2im).
+
+use super::super::gemm::{self, GemmSaved};
+use super::super::op::{he_bound, Backward, Cx, Forward, Init, NodeCx, Op, ParamKind, ParamSpec, Shape};
+use crate::kernels::im2col::ConvGeom;
+use crate::tensor::GpuBuffer;
+use crate::{Error, Result};
+
+/// A square-kernel convolution with an optional fused ReLU.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Conv {
+    /// Output channels.
+    pub channels: usize,
+    /// Kernel edge.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub pad: usize,
+    /// ReLU fused into the GEMM epilogue.
+    pub relu: bool,
+}
+
+impl Conv {
+    fn geom(&self, batch: usize, s: Shape) -> ConvGeom {
+        ConvGeom { batch, h: s.0, w: s.1, c: s.2, kh: self.kernel, kw: self.kernel, stride: self.stride, pad: self.pad }
+    }
+}
+
+impl Op for Conv {
+    fn kind(&self) -> &'static str {
+        "conv"
+    }
+
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        let s = super::one("conv", inputs)?;
+        if self.channels == 0 || self.kernel == 0 || self.stride == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "conv: {} channels, {}x{} kernel, stride {}: none may be 0",
+                self.channels, self.kernel, self.kernel, self.stride
+            )));
+        }
+        let padded = |e: usize| e.checked_add(self.pad.checked_mul(2)?);
+        match (padded(s.0), padded(s.1)) {
+            (Some(h), Some(w)) if h >= self.kernel && w >= self.kernel => {
+                Ok(((h - self.kernel) / self.stride + 1, (w - self.kernel) / self.stride + 1, self.channels))
+            }
+            _ => Err(Error::InvalidArgument(format!(
+                "conv: {k}x{k} kernel with padding {p} on a {}x{} input",
+                s.0,
+                s.1,
+                k = self.kernel,
+                p = self.pad
+            ))),
+        }
+    }
+
+    fn params(&self, inputs: &[Shape]) -> Vec<ParamSpec> {
+        let (n, k) = (self.channels, self.kernel * self.kernel * inputs[0].2);
+        vec![
+            ParamSpec {
+                len: n * k,
+                init: Init::Uniform { bound: he_bound(k, self.relu) },
+                kind: ParamKind::Trainable { weight_decay: true },
+                exports: vec![("weight".into(), vec![n, k], 0)],
+            },
+            ParamSpec {
+                len: n,
+                init: Init::Values(vec![0.0; n]),
+                kind: ParamKind::Trainable { weight_decay: false },
+                exports: vec![("bias".into(), vec![n], 0)],
+            },
+        ]
+    }
+
+    fn is_gemm(&self) -> bool {
+        true
+    }
+
+    fn nonnegative(&self, _inputs: &[bool]) -> bool {
+        self.relu
+    }
+
+    fn forward(&self, cx: &mut Cx, node: &NodeCx, x: &[&GpuBuffer<f32>]) -> Result<Forward> {
+        let g = self.geom(cx.batch, node.inputs[0]);
+        let cols = cx.scratch::<f32>("im2col", g.rows() * g.kdim())?;
+        cx.kernels.im2col.encode_unfold(cx.gpu, cx.rec, &g, x[0], &cols)?;
+        let (y, saved) = gemm::forward(cx, node, &cols, g.rows(), g.kdim(), self.channels, self.relu)?;
+        Ok(Forward { y, backward: saved.map(|s| Box::new(ConvBackward { saved: s, geom: g }) as Box<dyn Backward>) })
+    }
+}
+
+struct ConvBackward {
+    saved: GemmSaved,
+    geom: ConvGeom,
+}
+
+impl Backward for ConvBackward {
+    fn backward(
+        self: Box<Self>,
+        cx: &mut Cx,
+        node: &NodeCx,
+        dy: &GpuBuffer<f32>,
+        need: &[bool],
+    ) -> Result<Vec<Option<GpuBuffer<f32>>>> {
+        let dcols = gemm::backward(cx, node, self.saved, dy, need[0])?;
+        let dx = match dcols {
+            Some(dc) => {
+                let dx = cx.scratch::<f32>("conv dx", self.geom.input_len())?;
+                cx.kernels.im2col.encode_fold(cx.gpu, cx.rec, &self.geom, &dc, &dx)?;
+                Some(dx)
+            }
+            None => None,
+        };
+        Ok(vec![dx])
+    }
+}
