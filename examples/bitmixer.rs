@@ -2,7 +2,7 @@
 //! it at uniform and mixed configurations beside dedicated fixed-bit models of the same size
 //! and training budget.
 //!
-//! cargo run --release --example bitmixer -- [--data DIR] [--model mlp|cnn] [--epochs N]
+//! cargo run --release --example bitmixer -- [--data DIR] [--model mlp|cnn|resnet8|resnet20] [--epochs N]
 //!     [--high-epochs E] [--network-epochs E] [--ramp-epochs E] [--choices 2,3,4,8]
 //!     [--weights 2,1,1,1] [--mixes N] [--limit N] [--seed S] [--json] [--no-dedicated]
 //!
@@ -43,7 +43,7 @@ struct Args {
     dedicated: bool,
 }
 
-const USAGE: &str = "bitmixer [--data DIR] [--model mlp|cnn] [--epochs N] [--high-epochs E] [--network-epochs E] [--ramp-epochs E] [--choices 2,3,4,8] [--weights 2,1,1,1] [--mixes N] [--limit N] [--seed S] [--json] [--no-dedicated]";
+const USAGE: &str = "bitmixer [--data DIR] [--model mlp|cnn|resnet8|resnet20] [--epochs N] [--high-epochs E] [--network-epochs E] [--ramp-epochs E] [--choices 2,3,4,8] [--weights 2,1,1,1] [--mixes N] [--limit N] [--seed S] [--json] [--no-dedicated]";
 
 fn usage(msg: &str) -> ! {
     cli::fail(USAGE, msg)

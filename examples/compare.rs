@@ -2,7 +2,7 @@
 //! table (accuracy, Δ vs fp32, step time, activation memory) and one JSON line per scheme, and
 //! write a PNG of the loss and accuracy curves.
 //!
-//! cargo run --release --example compare -- --dataset mnist --epochs N [--data DIR] [--model mlp|cnn]
+//! cargo run --release --example compare -- --dataset mnist --epochs N [--data DIR] [--model mlp|cnn|resnet8|resnet20]
 //!     [--schemes fp32,int8,fp8,luq4] [--limit N] [--seed S] [--out compare.png]
 
 #[path = "shared/cli.rs"]
@@ -19,7 +19,8 @@ struct Run {
     /// Mean training loss per epoch.
     loss: Vec<f64>,
     /// Every step's training loss.
-    step_loss: Vec<f64>,
+    /// `(step, loss)` of every step read back.
+    step_loss: Vec<(u64, f64)>,
     /// Test accuracy per epoch.
     acc: Vec<f64>,
     ms_per_step: f64,
@@ -27,7 +28,7 @@ struct Run {
     fp32: u64,
 }
 
-const USAGE: &str = "compare --dataset mnist|cifar --epochs N [--data DIR] [--model mlp|cnn] [--schemes a,b,..] [--limit N] [--seed S] [--out FILE.png]";
+const USAGE: &str = "compare --dataset mnist|cifar --epochs N [--data DIR] [--model mlp|cnn|resnet8|resnet20] [--schemes a,b,..] [--limit N] [--seed S] [--out FILE.png]";
 
 fn main() {
     cli::exit_on_error(run());
@@ -72,6 +73,9 @@ fn run() -> lowbit::Result<()> {
         let spec = ModelSpec::by_name(&model, train.shape, train.classes)?;
         // Same seed: same initial weights and the same batch order for every scheme.
         let mut t = Trainer::new(&gpu, spec, scheme, opt, seed)?;
+        // Losses are read back every few steps: the curve gets the steps read.
+        t.set_read_every(cli::READ_EVERY)?;
+        let mut last_read = None;
         let mut r = Run {
             scheme: name.clone(),
             loss: Vec::new(),
@@ -85,7 +89,10 @@ fn run() -> lowbit::Result<()> {
         for epoch in 0..epochs {
             let t0 = Instant::now();
             let (loss, _) = t.train_epoch(&train, epoch, steps * epochs as usize, |i, s| {
-                r.step_loss.push(s.loss as f64);
+                if last_read != Some(s.step) {
+                    last_read = Some(s.step);
+                    r.step_loss.push((s.step, s.loss as f64));
+                }
                 if i % 10 == 0 {
                     eprint!("\r{name:>10} epoch {}/{epochs} step {i}/{steps} loss {:.4}   ", epoch + 1, s.loss);
                 }
@@ -187,13 +194,19 @@ fn plot(runs: &[Run], out: &str, title: &str) -> Result<(), Box<dyn std::error::
     let root = if text { root.titled(title, ("sans-serif", 20))? } else { root };
     let (left, right) = root.split_horizontally(600);
     let epochs = runs.iter().map(|r| r.loss.len()).max().unwrap_or(1).max(2);
-    let per_epoch = runs.iter().map(|r| r.step_loss.len() / r.loss.len().max(1)).max().unwrap_or(1).max(1);
-    // Loss per step, smoothed over a window of 5 steps, on an epoch axis.
-    let smooth = |v: &[f64]| -> Vec<(f64, f64)> {
+    let per_epoch = runs
+        .iter()
+        .map(|r| r.step_loss.last().map_or(1, |s| s.0 + 1) as usize / r.loss.len().max(1))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    // Loss of the steps read back, smoothed over a window of 5 of them, on an epoch axis.
+    let smooth = |v: &[(u64, f64)]| -> Vec<(f64, f64)> {
         (0..v.len())
             .map(|i| {
                 let lo = i.saturating_sub(4);
-                ((i + 1) as f64 / per_epoch as f64, v[lo..=i].iter().sum::<f64>() / (i + 1 - lo) as f64)
+                let mean = v[lo..=i].iter().map(|p| p.1).sum::<f64>() / (i + 1 - lo) as f64;
+                ((v[i].0 + 1) as f64 / per_epoch as f64, mean)
             })
             .collect()
     };
@@ -203,7 +216,7 @@ fn plot(runs: &[Run], out: &str, title: &str) -> Result<(), Box<dyn std::error::
     let area = |a| if text { a } else { 0 };
     let mut b = ChartBuilder::on(&left);
     if text {
-        b.caption("train loss (per step, 5-step mean)", ("sans-serif", 18));
+        b.caption("train loss (steps read back, mean of 5)", ("sans-serif", 18));
     }
     let mut c = b
         .margin(15)

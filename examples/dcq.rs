@@ -1,6 +1,6 @@
 //! Divide-and-conquer quantization (DCQ) against direct quantized training, on MNIST.
 //!
-//! cargo run --release --example dcq -- [--data DIR] [--model mlp|cnn] [--scheme S]
+//! cargo run --release --example dcq -- [--data DIR] [--model mlp|cnn|resnet8|resnet20] [--scheme S]
 //!     [--teacher-epochs N] [--section-epochs N] [--finetune-epochs N] [--sections N]
 //!     [--limit N] [--seed S] [--json]
 //!
@@ -33,7 +33,7 @@ struct Args {
     json: bool,
 }
 
-const USAGE: &str = "dcq [--data DIR] [--model mlp|cnn] [--scheme S] [--teacher-epochs N] [--section-epochs N] [--finetune-epochs N] [--sections N] [--limit N] [--seed S] [--json]";
+const USAGE: &str = "dcq [--data DIR] [--model mlp|cnn|resnet8|resnet20] [--scheme S] [--teacher-epochs N] [--section-epochs N] [--finetune-epochs N] [--sections N] [--limit N] [--seed S] [--json]";
 
 fn usage(msg: &str) -> ! {
     cli::fail(USAGE, msg)
@@ -84,7 +84,7 @@ fn run() -> lowbit::Result<()> {
     let spec = ModelSpec::by_name(&a.model, train_set.shape, train_set.classes)?;
     let opt = OptimConfig { lr: cli::default_lr(&a.model), ..Default::default() };
     let student_scheme = TrainScheme::preset(&a.scheme)?;
-    let gemms = spec.layers.iter().filter(|l| l.is_gemm()).count();
+    let gemms: usize = spec.layers.iter().map(|l| l.gemm_count()).sum();
     let sections = split(&spec, a.sections.unwrap_or(gemms.min(3)))?;
     eprintln!(
         "{} on {} images; student {}; sections {sections:?}; teacher {} epochs, sections {} + fine-tune {}",

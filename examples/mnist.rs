@@ -1,6 +1,6 @@
 //! Train on MNIST with quantized weights, activations and gradients.
 //!
-//! cargo run --release --example mnist -- [--data DIR] [--scheme S] [--epochs N] [--model mlp|cnn]
+//! cargo run --release --example mnist -- [--data DIR] [--scheme S] [--epochs N] [--model mlp|cnn|resnet8|resnet20]
 //!     [--batch B] [--lr LR] [--seed S] [--limit N] [--save FILE] [--json]
 //!
 //! Without `--data` it trains on the MNIST subset embedded in the crate (10,000 training and

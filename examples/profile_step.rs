@@ -1,20 +1,25 @@
-//! Where a training step's GPU time goes: per-kernel GPU time (timestamp queries, see
-//! `lowbit::profile`) of a few training steps, per scheme, beside the step's wall time.
+//! Where a training step's time goes. Per scheme, two runs of `--steps` steps after a warm-up:
+//! 1. unprofiled, as training runs them: wall time per step, the host's split (recording, which
+//!    includes uploading the batch; submitting; waiting for the loss read-back), and what a step
+//!    records and creates (dispatches, compute passes, buffers / uniform buffers / bind groups
+//!    created — none once the step's plan exists);
+//! 2. profiled (timestamp queries around every dispatch, so each gets a compute pass of its own,
+//!    see `lowbit::profile`): GPU time per kernel.
 //!
-//! cargo run --release --example profile_step -- [--model mlp|cnn] [--schemes a,b,...] [--steps N] [--json]
+//! cargo run --release --example profile_step -- [--model mlp|cnn|resnet8|resnet20] [--schemes a,b,...] [--steps N] [--read-every K] [--batch B] [--hidden N] [--json]
 
 #[path = "shared/cli.rs"]
 #[allow(dead_code)]
 mod cli;
 
 use lowbit::data::mnist::Mnist;
-use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
+use lowbit::nn::{ModelSpec, OptimConfig, StepStats, TrainScheme, Trainer};
 use lowbit::profile::Profile;
 use lowbit::Gpu;
 use serde_json::json;
 use std::time::Instant;
 
-const USAGE: &str = "profile_step [--model mlp|cnn] [--schemes a,b,...] [--steps N] [--json]";
+const USAGE: &str = "profile_step [--model mlp|cnn|resnet8|resnet20] [--schemes a,b,...] [--steps N] [--read-every K] [--batch B] [--hidden N] [--json]";
 
 fn main() {
     cli::exit_on_error(run());
@@ -23,28 +28,44 @@ fn main() {
 fn run() -> lowbit::Result<()> {
     let (mut model, mut schemes, mut steps, mut json_out) =
         ("mlp".to_string(), "fp32,int8,luq4".to_string(), 10usize, false);
+    let (mut read_every, mut batch, mut hidden) = (1usize, 128usize, None);
     let mut f = cli::Flags::new(USAGE);
     while let Some(a) = f.next() {
         match a.as_str() {
             "--model" => model = f.value("--model"),
             "--schemes" => schemes = f.value("--schemes"),
             "--steps" => steps = f.whole("--steps"),
+            "--read-every" => read_every = f.whole("--read-every"),
+            "--batch" => batch = f.whole("--batch"),
+            "--hidden" => hidden = Some(f.whole("--hidden")),
             "--json" => json_out = true,
-            "-h" | "--help" => cli::fail(USAGE, "Per-kernel GPU time of training steps."),
+            "-h" | "--help" => cli::fail(USAGE, "Where a training step's time goes."),
             other => cli::fail(USAGE, &format!("unknown argument {other}")),
         }
+    }
+    if steps == 0 || batch == 0 {
+        cli::fail(USAGE, "--steps and --batch must be at least 1");
     }
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report());
     let mnist = Mnist::embedded()?;
-    let spec = ModelSpec::by_name(&model, mnist.train.shape, mnist.train.classes)?;
-    let opt = OptimConfig::default();
+    let spec = match hidden {
+        Some(h) => ModelSpec::mlp(mnist.train.shape, &[h, h], mnist.train.classes),
+        None => ModelSpec::by_name(&model, mnist.train.shape, mnist.train.classes)?,
+    };
+    let name = hidden.map_or(model.clone(), |h| format!("mlp-{h}"));
+    let opt = OptimConfig { batch, ..Default::default() };
     let order = mnist.train.order(1, 0);
-    let batches: Vec<_> = order.chunks_exact(opt.batch).take(steps.max(1) + 3).map(|b| mnist.train.gather(b)).collect();
+    let batches: Vec<_> = order.chunks_exact(batch).take(steps + 3).map(|b| mnist.train.gather(b)).collect();
+    if batches.len() < steps + 3 {
+        cli::fail(USAGE, &format!("the embedded MNIST has {} batches of {batch}: use fewer --steps", batches.len()));
+    }
     for scheme in schemes.split(',') {
         let mut t = Trainer::new(&gpu, spec.clone(), TrainScheme::preset(scheme)?, opt, 1)?;
-        // Warm-up: three steps, and on a GPU at least 1.5 s of them — a freshly built pipeline ran
-        // 2–5× below its steady speed for its first half-second or so on the H100's driver.
+        t.set_read_every(read_every)?;
+        // Warm-up: the plan is built and three steps run, and on a GPU at least 1.5 s of them — a
+        // freshly built pipeline ran 2–5× below its steady speed for its first half-second or so
+        // on the H100's driver.
         let warm_for = if gpu.report().device_type == "cpu" { 0.0 } else { 1.5 };
         let start = Instant::now();
         let mut i = 0;
@@ -53,54 +74,81 @@ fn run() -> lowbit::Result<()> {
             t.step(x, l, 0.01)?;
             i += 1;
         }
-        let profile = Profile::start(&gpu, 2048)?;
+        t.flush()?;
+        // 1. As training runs.
         let t0 = Instant::now();
-        let mut host = [0f64; 3];
+        let mut sum = StepStats::default();
+        let mut created = lowbit::gpu::Creations::default();
         for (x, l) in &batches[3..] {
-            let h = t.step(x, l, 0.01)?.host;
-            for (sum, v) in host.iter_mut().zip([h.record, h.submit, h.wait]) {
-                *sum += v;
-            }
+            let s = t.step(x, l, 0.01)?;
+            sum.host.record += s.host.record;
+            sum.host.submit += s.host.submit;
+            sum.host.wait += s.host.wait;
+            sum.counts.dispatches += s.counts.dispatches;
+            sum.counts.passes += s.counts.passes;
+            created.buffers += s.counts.created.buffers;
+            created.uniforms += s.counts.created.uniforms;
+            created.bind_groups += s.counts.created.bind_groups;
         }
-        let wall = t0.elapsed().as_secs_f64() / (batches.len() - 3) as f64;
-        let host = host.map(|v| v / (batches.len() - 3) as f64);
-        let (kernels, dropped) = profile.finish(&gpu)?;
-        let n = (batches.len() - 3) as f64;
-        let total: f64 = kernels.iter().map(|k| k.seconds).sum();
-        println!(
-            "{model} {scheme}: wall {:.2} ms/step, GPU (sum of passes) {:.2} ms/step{}",
-            1e3 * wall,
-            1e3 * total / n,
-            if dropped > 0 {
-                format!(" ({dropped} passes did not fit the profile and are not counted: use fewer --steps)")
-            } else {
-                String::new()
+        t.flush()?;
+        let n = steps as f64;
+        let wall = t0.elapsed().as_secs_f64() / n;
+        let (record, submit, wait) = (sum.host.record / n, sum.host.submit / n, sum.host.wait / n);
+        let dispatches = sum.counts.dispatches as f64 / n;
+        let passes = sum.counts.passes as f64 / n;
+        // 2. Profiled: GPU time per kernel.
+        let kernels = if gpu.report().timestamps {
+            let profile = Profile::start(&gpu, 2048)?;
+            for (x, l) in &batches[3..] {
+                t.step(x, l, 0.01)?;
             }
-        );
+            t.flush()?;
+            let (k, dropped) = profile.finish(&gpu)?;
+            if dropped > 0 {
+                eprintln!("({dropped} passes did not fit the profile and are not counted: use fewer --steps)");
+            }
+            k
+        } else {
+            Vec::new()
+        };
+        let gpu_total: f64 = kernels.iter().map(|k| k.seconds).sum::<f64>() / n;
         println!(
-            "  host: record {:.2} ms, submit {:.2} ms, wait for the loss {:.2} ms, rest {:.2} ms (freeing the step's buffers)",
-            1e3 * host[0],
-            1e3 * host[1],
-            1e3 * host[2],
-            1e3 * (wall - host.iter().sum::<f64>())
+            "{name} {scheme}: wall {:.3} ms/step; host record {:.1} µs ({:.2} µs per dispatch), submit {:.1} µs, wait {:.3} ms; \
+             {dispatches:.0} dispatches in {passes:.1} passes; created per step: {:.1} buffers, {:.1} uniforms, {:.1} bind groups; \
+             GPU (sum of profiled kernels) {:.3} ms/step",
+            1e3 * wall,
+            1e6 * record,
+            1e6 * record / dispatches.max(1.0),
+            1e6 * submit,
+            1e3 * wait,
+            created.buffers as f64 / n,
+            created.uniforms as f64 / n,
+            created.bind_groups as f64 / n,
+            1e3 * gpu_total,
         );
         for k in &kernels {
             println!(
-                "  {:<20} {:>8.3} ms/step {:>6.1} dispatches/step {:>5.1}%",
+                "  {:<20} {:>9.3} ms/step {:>6.1} dispatches/step {:>5.1}%",
                 k.name,
                 1e3 * k.seconds / n,
                 k.dispatches as f64 / n,
-                100.0 * k.seconds / total.max(1e-12)
+                100.0 * k.seconds / n / gpu_total.max(1e-12)
             );
-            if json_out {
-                println!(
-                    "{}",
-                    json!({"model": model, "scheme": scheme, "kernel": k.name, "ms_per_step": 1e3 * k.seconds / n,
-                           "dispatches_per_step": k.dispatches as f64 / n, "wall_ms_per_step": 1e3 * wall,
-                           "host_record_ms": 1e3 * host[0], "host_submit_ms": 1e3 * host[1], "host_wait_ms": 1e3 * host[2],
-                           "adapter": gpu.report().name})
-                );
-            }
+        }
+        if json_out {
+            println!(
+                "{}",
+                json!({"model": name, "scheme": scheme, "batch": batch, "read_every": read_every, "steps": steps,
+                       "wall_ms_per_step": 1e3 * wall, "host_record_us": 1e6 * record, "host_submit_us": 1e6 * submit,
+                       "host_wait_us": 1e6 * wait, "record_us_per_dispatch": 1e6 * record / dispatches.max(1.0),
+                       "dispatches": dispatches, "compute_passes": passes,
+                       "buffers_created": created.buffers as f64 / n, "uniforms_created": created.uniforms as f64 / n,
+                       "bind_groups_created": created.bind_groups as f64 / n,
+                       "gpu_ms_per_step": if kernels.is_empty() { serde_json::Value::Null } else { json!(1e3 * gpu_total) },
+                       "kernels": kernels.iter().map(|k| json!({"kernel": k.name, "ms_per_step": 1e3 * k.seconds / n,
+                                                               "dispatches_per_step": k.dispatches as f64 / n})).collect::<Vec<_>>(),
+                       "adapter": gpu.report().name})
+            );
         }
     }
     Ok(())

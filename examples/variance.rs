@@ -1,7 +1,7 @@
 //! The variance meter: bias and variance that each gradient quantizer adds to every weight
 //! gradient, beside the gradient's own minibatch variance (Chen et al. 2020).
 //!
-//! cargo run --release --example variance -- [--data DIR] [--model mlp|cnn] [--bits 4|8]
+//! cargo run --release --example variance -- [--data DIR] [--model mlp|cnn|resnet8|resnet20] [--bits 4|8]
 //!     [--samples N] [--smp K] [--rot B] [--batches N] [--pretrain STEPS] [--seed S] [--json]
 //!
 //! The model is first trained for `--pretrain` fp32 steps (gradients at initialization are not
@@ -32,7 +32,7 @@ struct Args {
     json: bool,
 }
 
-const USAGE: &str = "variance [--data DIR] [--model mlp|cnn] [--bits 4|8] [--samples N] [--smp K] [--rot B] [--batches N] [--pretrain STEPS] [--seed S] [--json]";
+const USAGE: &str = "variance [--data DIR] [--model mlp|cnn|resnet8|resnet20] [--bits 4|8] [--samples N] [--smp K] [--rot B] [--batches N] [--pretrain STEPS] [--seed S] [--json]";
 
 fn usage(msg: &str) -> ! {
     cli::fail(USAGE, msg)

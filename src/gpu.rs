@@ -96,6 +96,8 @@ struct Shared {
     /// through `profiling`).
     pub(crate) profile: Mutex<Option<crate::profile::Active>>,
     profiling: std::sync::atomic::AtomicBool,
+    /// Kernel sets built once per device and shared ([`Gpu::shared_kernels`]).
+    kernels: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 /// GPU objects lowbit has created on one device, by kind ([`Gpu::creations`]): a planned
@@ -302,6 +304,7 @@ impl Gpu {
             unit_step,
             profile: Mutex::new(None),
             profiling: std::sync::atomic::AtomicBool::new(false),
+            kernels: Mutex::new(Vec::new()),
         };
         Gpu { device, queue, shared: Arc::new(shared) }
     }
@@ -325,6 +328,18 @@ impl Gpu {
             uniforms: c.uniforms.load(Ordering::Relaxed),
             bind_groups: c.bind_groups.load(Ordering::Relaxed),
         }
+    }
+
+    /// The device's one `T`, built by `build` on first use and shared by every caller after
+    /// (pipelines are compiled once per device, not once per trainer).
+    pub fn shared_kernels<T: Send + Sync + 'static>(&self, build: impl FnOnce(&Gpu) -> Result<T>) -> Result<Arc<T>> {
+        let mut all = self.shared.kernels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = all.iter().find_map(|k| k.clone().downcast::<T>().ok()) {
+            return Ok(k);
+        }
+        let k = Arc::new(build(self)?);
+        all.push(k.clone());
+        Ok(k)
     }
 
     /// The [`StepState`](crate::record::StepState) bound by work recorded outside a step plan.

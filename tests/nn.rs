@@ -13,18 +13,6 @@ use lowbit::nn::{
 use lowbit::scheme::{QuantLayout, Rounding};
 use lowbit::{reference, Error};
 
-/// Mean softmax cross-entropy of logits, in f64.
-fn loss_of(logits: &[f32], labels: &[u32], classes: usize) -> f64 {
-    let mut l = 0.0;
-    for (b, &t) in labels.iter().enumerate() {
-        let row: Vec<f64> = logits[b * classes..(b + 1) * classes].iter().map(|&v| v as f64).collect();
-        let m = row.iter().cloned().fold(f64::MIN, f64::max);
-        let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
-        l += s.ln() - (row[t as usize] - m);
-    }
-    l / labels.len() as f64
-}
-
 /// One SGD step with lr 1, no momentum or decay, returns the gradients as `old − new`.
 fn gradients(t: &mut Trainer, x: &[f32], labels: &[u32]) -> Vec<(String, Vec<f32>)> {
     let before = t.parameters().unwrap();
@@ -41,49 +29,9 @@ fn gradients(t: &mut Trainer, x: &[f32], labels: &[u32]) -> Vec<(String, Vec<f32
 }
 
 fn fd_check(spec: ModelSpec, batch: usize) {
-    let g = gpu();
     let opt = OptimConfig { lr: 1.0, momentum: 0.0, weight_decay: 0.0, batch };
-    let mut t = Trainer::new(g, spec.clone(), TrainScheme::preset("fp32").unwrap(), opt, 3).unwrap();
-    // Batch norm must see the same (batch) statistics in the probes as in the step.
-    t.set_batch_stats_in_eval(true);
-    let dim = spec.input.0 * spec.input.1 * spec.input.2;
-    let x = data(batch * dim, 61, false);
-    let classes = spec.classes();
-    let labels: Vec<u32> = (0..batch as u32).map(|i| i % classes as u32).collect();
-    let grads = gradients(&mut t, &x, &labels);
-    let params = t.parameters().unwrap();
-    // Small enough that a batch-norm shift rarely moves a pre-ReLU value across 0 (β moves a
-    // whole channel), large enough that f32 rounding in the loss stays under 1e-3 absolute.
-    let h = 3e-4f32;
-    let mut checked = 0;
-    for ((name, _, w), (_, gvec)) in params.iter().zip(&grads) {
-        if name.contains("running_") {
-            continue; // statistics, not parameters the loss depends on
-        }
-        checked += 1;
-        let key = lowbit::rng::key(7, name.len() as u32);
-        for j in 0..6u32 {
-            let i = (lowbit::rng::draw(key, j) as usize) % w.len();
-            let mut wp = w.clone();
-            wp[i] = w[i] + h;
-            t.set_parameter(name, &wp).unwrap();
-            let lp = loss_of(&t.logits(&x, batch).unwrap(), &labels, classes);
-            wp[i] = w[i] - h;
-            t.set_parameter(name, &wp).unwrap();
-            let lm = loss_of(&t.logits(&x, batch).unwrap(), &labels, classes);
-            t.set_parameter(name, w).unwrap();
-            let fd = (lp - lm) / (2.0 * h as f64);
-            let an = gvec[i] as f64;
-            // Central differences in f32 forward passes: error O(h²) plus rounding / h; a ReLU
-            // kink inside ±h would show as a large mismatch on one entry only.
-            assert!(
-                (fd - an).abs() <= 0.05 * an.abs().max(fd.abs()) + 2e-3,
-                "{} {name}[{i}]: finite difference {fd:.6} vs backward {an:.6}",
-                spec.name
-            );
-        }
-    }
-    assert!(checked >= 2, "{}: no parameters checked", spec.name);
+    let mut t = Trainer::new(gpu(), spec.clone(), TrainScheme::preset("fp32").unwrap(), opt, 3).unwrap();
+    common::fd_check(&mut t, &spec.name, batch);
 }
 
 #[test]

@@ -71,7 +71,7 @@ pub fn bar(len: usize, prefix: String) -> ProgressBar {
     ProgressBar::new(len as u64).with_style(style).with_prefix(prefix)
 }
 
-/// The learning rate the presets train with: 0.02 for the CNN, 0.05 for the MLP.
+/// The learning rate the presets train with: 0.02 for the CNN, 0.05 for the MLP and the ResNets.
 pub fn default_lr(model: &str) -> f32 {
     if model == "cnn" {
         0.02
@@ -94,8 +94,13 @@ pub fn limit_to(data: Dataset, limit: Option<usize>) -> Dataset {
     }
 }
 
-/// Trains `t` for `epochs` epochs (cosine schedule over them), a progress bar per epoch.
+/// Steps the examples let the GPU run ahead of the loss read-back ([`Trainer::set_read_every`]).
+pub const READ_EVERY: usize = 16;
+
+/// Trains `t` for `epochs` epochs (cosine schedule over them), a progress bar per epoch; losses
+/// are read every [`READ_EVERY`] steps.
 pub fn train_epochs(t: &mut Trainer, data: &Dataset, epochs: u32, name: &str) -> lowbit::Result<()> {
+    t.set_read_every(READ_EVERY)?;
     let steps = data.len() / t.optim().batch;
     for e in 0..epochs {
         let b = bar(steps, format!("{name} {}/{epochs}", e + 1));
@@ -122,7 +127,7 @@ struct Args {
 }
 
 fn usage_line(dataset: &str) -> String {
-    format!("{dataset} [--data DIR] [--scheme fp32|int8|fp8|luq4|int4|int3|int2|tinyscriptB|levelsB[+smpK][+rotB][+nearest][+all][+fwd32]] [--epochs N] [--model mlp|cnn] [--batch B] [--lr LR] [--seed S] [--limit N] [--save FILE.safetensors] [--json]")
+    format!("{dataset} [--data DIR] [--scheme fp32|int8|fp8|luq4|int4|int3|int2|tinyscriptB|levelsB[+smpK][+rotB][+nearest][+all][+fwd32]] [--epochs N] [--model mlp|cnn|resnet8|resnet20] [--batch B] [--lr LR] [--seed S] [--limit N] [--save FILE.safetensors] [--json]")
 }
 
 fn usage(dataset: &str, msg: &str) -> ! {
@@ -204,6 +209,7 @@ fn run(dataset: &str) -> lowbit::Result<()> {
     let scheme = TrainScheme::preset(&a.scheme)?;
     let opt = OptimConfig { lr: a.lr.unwrap_or(default_lr(&a.model)), batch: a.batch, ..Default::default() };
     let mut trainer = Trainer::new(&gpu, spec, scheme, opt, a.seed)?;
+    trainer.set_read_every(READ_EVERY)?;
     let steps_per_epoch = train.len() / a.batch;
     let total = steps_per_epoch * a.epochs as usize;
     eprintln!("model {} | scheme {} | {} epochs x {steps_per_epoch} steps of {}", a.model, a.scheme, a.epochs, a.batch);

@@ -29,11 +29,12 @@ pub fn section_spec(spec: &ModelSpec, start: usize, end: usize) -> Result<ModelS
     Ok(ModelSpec { name: format!("{}[{start}..{end}]", spec.name), input, layers: spec.layers[start..end].to_vec() })
 }
 
-/// Cuts `spec` into `n` sections of about equal numbers of GEMM layers, each ending just before
-/// a GEMM layer (so a section keeps a layer's batch norm and pooling with it). Returns the
-/// layer ranges.
+/// Cuts `spec` into `n` sections of about equal numbers of layers with weights, each ending just
+/// before a GEMM layer or a residual block (so a section keeps a layer's batch norm and pooling
+/// with it, and a block whole). Returns the layer ranges.
 pub fn split(spec: &ModelSpec, n: usize) -> Result<Vec<(usize, usize)>> {
-    let gemms: Vec<usize> = spec.layers.iter().enumerate().filter(|(_, l)| l.is_gemm()).map(|(i, _)| i).collect();
+    let gemms: Vec<usize> =
+        spec.layers.iter().enumerate().filter(|(_, l)| l.gemm_count() > 0).map(|(i, _)| i).collect();
     if n == 0 || n > gemms.len() {
         return Err(Error::InvalidArgument(format!("{n} sections of a model with {} GEMM layers", gemms.len())));
     }
@@ -97,7 +98,7 @@ pub fn train_sections(
         return Err(Error::InvalidArgument(format!("{} samples is less than one batch of {}", data.len(), opt.batch)));
     }
     let fp32 = TrainScheme::preset("fp32")?;
-    let n_train = teacher.layers.iter().filter(|l| l.is_gemm()).count();
+    let n_train: usize = teacher.layers.iter().map(|l| l.gemm_count()).sum();
     let prefix = |end: usize| -> Result<Option<Trainer>> {
         if end == 0 {
             return Ok(None);
@@ -113,10 +114,10 @@ pub fn train_sections(
     for (si, &(start, end)) in sections.iter().enumerate() {
         let (t_in, t_out) = (prefix(start)?, prefix(end)?.expect("a section is not empty"));
         // The section's scheme: each of its GEMM layers as the whole student quantizes it.
-        let first = teacher.layers[..start].iter().filter(|l| l.is_gemm()).count();
+        let first: usize = teacher.layers[..start].iter().map(|l| l.gemm_count()).sum();
         let spec = section_spec(teacher, start, end)?;
         let mut sec_scheme = TrainScheme { first_last_8bit: false, overrides: Vec::new(), ..scheme.clone() };
-        let k = spec.layers.iter().filter(|l| l.is_gemm()).count();
+        let k: usize = spec.layers.iter().map(|l| l.gemm_count()).sum();
         for j in 0..k {
             sec_scheme = sec_scheme.with_layer(j, scheme.layer(first + j, n_train))?;
         }

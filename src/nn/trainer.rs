@@ -22,7 +22,7 @@ use super::scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme, T
 use crate::data::Dataset;
 use crate::gpu::Creations;
 use crate::kernels::sgd::SgdStep;
-use crate::plan::{Arena, Plan, PlanStats, Tape};
+use crate::plan::{Arena, Plan, PlanOptions, PlanStats, Tape};
 use crate::record::{Recorder, StepState};
 use crate::rng::{self, streams};
 use crate::tensor::GpuBuffer;
@@ -267,7 +267,7 @@ enum Target<'a> {
 /// A model being trained on one GPU (see the module docs).
 pub struct Trainer {
     gpu: Gpu,
-    k: Kernels,
+    k: std::sync::Arc<Kernels>,
     graph: Graph,
     spec: Option<ModelSpec>,
     scheme: TrainScheme,
@@ -287,6 +287,7 @@ pub struct Trainer {
     /// Random uses per step.
     uses: u32,
     caches: Mutex<Caches>,
+    plan_options: PlanOptions,
     read_every: usize,
     last: StepStats,
     last_activation: ActivationBytes,
@@ -420,7 +421,7 @@ impl Trainer {
             })?;
         Ok(Trainer {
             gpu: gpu.clone(),
-            k: Kernels::new(gpu)?,
+            k: gpu.shared_kernels(Kernels::new)?,
             graph,
             spec: None,
             scheme,
@@ -435,6 +436,7 @@ impl Trainer {
             samples,
             uses: uses.max(1),
             caches: Mutex::new(Caches::default()),
+            plan_options: PlanOptions::default(),
             read_every: 1,
             last: StepStats::default(),
             last_activation: ActivationBytes::default(),
@@ -478,9 +480,39 @@ impl Trainer {
         self.step
     }
 
-    /// Random streams each step uses (see [`crate::rng`]).
+    /// Random streams each step reserves (see [`crate::rng`]): step `s` draws from streams
+    /// `s·U .. s·U + U`.
     pub fn streams_per_step(&self) -> u32 {
         self.uses
+    }
+
+    /// The streams a training step draws from under the current precisions, numbered within the
+    /// step (the plan adds `step · streams_per_step()`): `(GEMM layer, product, stream)` for every
+    /// stochastically rounded operand and SMP sample. Only the left operand of a product is ever
+    /// drawn: weights round to nearest, and a weight gradient's saved activation was drawn by the
+    /// forward product.
+    pub fn step_streams(&self) -> Vec<(usize, super::policy::Product, u32)> {
+        use super::policy::Product;
+        let mut out = Vec::new();
+        for (s, ls) in self.schemes.iter().enumerate() {
+            for (i, p) in [Product::Forward, Product::InputGrad, Product::WeightGrad].into_iter().enumerate() {
+                let a = ls.product(p, true).a;
+                if a.stochastic() {
+                    let first = (s as u32 * 3 + i as u32) * self.samples;
+                    out.extend((0..a.samples()).map(|j| (s, p, first + j)));
+                }
+            }
+        }
+        out
+    }
+
+    /// The initialisation stream of every parameter buffer: `(node, parameter, stream)`.
+    pub fn init_streams(&self) -> Vec<(usize, usize, u32)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| (0..n.specs.len()).map(move |j| (i, j, streams::init(i, j))))
+            .collect()
     }
 
     /// Reads the losses back every `k` steps (1, the default, reads every step: each
@@ -494,6 +526,15 @@ impl Trainer {
         }
         self.read_every = k;
         Ok(())
+    }
+
+    /// How plans are built from now on (plans already built are dropped): with
+    /// [`PlanOptions::poison`], every scratch value is filled with NaN bits before its first use
+    /// in each step, so an op that reads storage it did not write shows as a different result —
+    /// a check for ops of your own.
+    pub fn set_plan_options(&mut self, opts: PlanOptions) {
+        self.plan_options = opts;
+        self.lock().plans.clear();
     }
 
     /// Makes forward-only passes ([`Trainer::logits`], [`Trainer::evaluate`]) normalize with the
@@ -851,7 +892,7 @@ impl Trainer {
                 out = Some(o);
             }
         }
-        let plan = tape.finish(&mut c.arena)?;
+        let plan = tape.finish_with(&mut c.arena, self.plan_options)?;
         Ok(StepPlan { plan, saved: stored, out, refits, used: 0 })
     }
 
