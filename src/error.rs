@@ -1,7 +1,9 @@
 //! The one error type of lowbit.
 
-/// Everything that can go wrong in lowbit, with enough context to act on.
+/// Everything that can go wrong in lowbit, with enough context to act on. New variants may be
+/// added: match with a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// No GPU adapter matched.
     #[error("no GPU adapter found{detail}. lowbit needs a Vulkan, Metal or DX12 adapter: install your GPU's driver, or on a CPU-only Linux machine Mesa's lavapipe (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers`; this repo's `.ci/install-lavapipe` does it). LOWBIT_BACKEND=vulkan|metal|dx12 and LOWBIT_ADAPTER=<name substring> choose among several.")]

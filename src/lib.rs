@@ -7,15 +7,28 @@
 //!   format (TinyScript's fitted levels in [`tinyscript`]), each a documented bit layout with a scalar encode/decode that *is* the specification. The WGSL
 //!   mirrors live in `shaders/common/`, function for function.
 //! - **Deterministic randomness** ([`rng`]): one counter hash of (seed, stream, element index),
-//!   identical in Rust and WGSL, so stochastic rounding is reproducible and testable bit for bit.
+//!   identical in Rust and WGSL, so stochastic rounding is reproducible and testable bit for bit;
+//!   a training run numbers its streams so that no two uses share one.
 //! - **One name per kernel, three files**: `shaders/<k>.wgsl`, its launcher
-//!   [`kernels`]`::<k>` (a struct built once from a [`Gpu`], whose `encode` records into the
-//!   caller's encoder and never submits) and its CPU reference [`reference`](mod@reference)`::<k>`.
-//! - **Schemes** ([`scheme`]): format × granularity (per tensor, per row = PSQ, per block) ×
-//!   rounding (nearest-even or stochastic), and the layout they give a tensor.
+//!   [`kernels`]`::<k>` (a struct built once from a [`Gpu`]) and its CPU reference
+//!   [`reference`](mod@reference)`::<k>`. A launcher never submits and never makes a bind group:
+//!   it hands each dispatch's buffers, copies, clears and scratch requests to a [`Record`].
+//! - **Record once, replay every step** ([`plan`]): a [`plan::Tape`] is a `Record` that keeps what
+//!   it is given; finished, it packs scratch values by lifetime into shared arena buffers and makes
+//!   every bind group once. A [`plan::Plan`] replays with set-pipeline, set-bind-group and
+//!   dispatch, and one [`record::StepState`] uniform (random-stream base, learning rate, loss
+//!   slot) is all that changes between steps.
+//! - **Schemes and policies**: [`scheme`] is format × granularity × rounding for one tensor;
+//!   [`nn::TrainScheme`] and its presets give each GEMM layer a [`nn::LayerScheme`], which says
+//!   how each operand of each of its three products is quantized ([`nn::policy`]).
+//! - **Training** ([`nn`]): a model is a [`nn::Graph`] of ops, one file each under `nn/ops`
+//!   (forward and backward side by side; add your own through [`nn::Op`]); the
+//!   [`nn::Trainer`] compiles it into step plans. [`nn::layer`] runs a quantized Linear or Conv2d
+//!   on your own tensors without a trainer.
 //! - **The quantizer API** ([`quant::Quantizer`]): picks the one-pass fused kernel where every
 //!   workgroup can own whole scale groups, the two-pass `absmax → scale → quantize` elsewhere.
-//! - **Typed buffers** ([`tensor`]) and the **GPU context** ([`Gpu`]) with its capability report.
+//! - **Typed buffers** ([`tensor`]) and the **GPU context** ([`Gpu`]: cheap to clone, counts the
+//!   GPU objects lowbit creates, keeps its own profiler and shared kernel sets).
 //!
 //! Everything a kernel computes is specified bit for bit by its reference: rounding happens in
 //! integer arithmetic on f32 bit patterns and scales are inverted by an exact integer reciprocal,

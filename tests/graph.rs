@@ -389,3 +389,78 @@ fn resnet8_learns_the_embedded_mnist_in_one_epoch() {
     eprintln!("resnet8: train loss {loss:.3}, train acc {train_acc:.3}, test acc {acc:.3}, test loss {test_loss:.3}");
     assert!(acc >= MIN_ACC, "resnet8 test accuracy {acc} below {MIN_ACC}");
 }
+
+#[test]
+fn the_public_layers_compute_what_the_trainer_computes() {
+    use lowbit::kernels::softmax_xent::SoftmaxXent;
+    use lowbit::nn::layer::{QuantConv2d, QuantLinear};
+    use lowbit::GpuTensor;
+    let g = gpu();
+    let batch = 16;
+    let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 5) % 4).collect();
+    // dz of the batch-mean cross-entropy, with the trainer's own kernel.
+    let dz_of = |y: &GpuTensor| -> GpuTensor {
+        let (lb, loss, correct, dz) = (
+            GpuBuffer::from_slice(g, "l", &labels).unwrap(),
+            GpuBuffer::<f32>::zeros(g, "loss", batch).unwrap(),
+            GpuBuffer::<u32>::zeros(g, "c", batch).unwrap(),
+            GpuBuffer::<f32>::zeros(g, "dz", batch * 4).unwrap(),
+        );
+        let xent = SoftmaxXent::new(g).unwrap();
+        common::submit_with(|e| {
+            xent.encode(g, e, y.buffer(), &lb, 4, 1.0 / batch as f32, &loss, &correct, &dz).unwrap()
+        });
+        GpuTensor::from_buffer(dz, &[batch, 4]).unwrap()
+    };
+    for scheme in ["fp32", "int8", "luq4+smp2+all", "fp8", "tinyscript4"] {
+        // Linear 12 -> 4, and a 3x3 convolution of a 3x3x2 input to 1x1x4, each alone in a model.
+        for conv in [false, true] {
+            let spec = if conv {
+                ModelSpec {
+                    name: "conv".into(),
+                    input: (3, 3, 2),
+                    layers: vec![LayerSpec::Conv { channels: 4, kernel: 3, stride: 1, pad: 0, relu: false }],
+                }
+            } else {
+                ModelSpec::mlp((1, 1, 12), &[], 4)
+            };
+            let ts = TrainScheme::preset(scheme).unwrap();
+            let opt = OptimConfig { batch, ..Default::default() };
+            let mut t = Trainer::new(g, spec, ts.clone(), opt, 31).unwrap();
+            let p = t.parameters().unwrap();
+            let x = data(batch * if conv { 18 } else { 12 }, 44, false);
+            let want = t.gradients(&x, &labels).unwrap();
+            let (w, b) = (&p[0], &p[1]);
+            let wt = GpuTensor::from_slice(g, &w.2, &w.1).unwrap();
+            let bb = GpuBuffer::from_slice(g, "b", &b.2).unwrap();
+            let (dw, db) =
+                (GpuBuffer::<f32>::zeros(g, "dw", w.2.len()).unwrap(), GpuBuffer::<f32>::zeros(g, "db", 4).unwrap());
+            let mut enc = g.device.create_command_encoder(&Default::default());
+            if conv {
+                let layer = QuantConv2d::new(g, ts.layer(0, 1), 31, 3, 1, 0).unwrap();
+                let xt = GpuTensor::from_slice(g, &x, &[batch, 3, 3, 2]).unwrap();
+                let (y, saved) = layer.forward(&mut enc, &xt, &wt, &bb, false, true, 0).unwrap();
+                g.submit([enc.finish()]);
+                let dz = dz_of(&GpuTensor::from_buffer(y.buffer().clone(), &[batch, 4]).unwrap());
+                let dz = GpuTensor::from_buffer(dz.buffer().clone(), &[batch, 1, 1, 4]).unwrap();
+                let mut enc = g.device.create_command_encoder(&Default::default());
+                let dx = layer.backward(&mut enc, saved.unwrap(), &dz, &wt, &dw, &db, true).unwrap().unwrap();
+                g.submit([enc.finish()]);
+                assert_eq!(dx.shape(), &[batch, 3, 3, 2]);
+            } else {
+                let layer = QuantLinear::new(g, ts.layer(0, 1), 31).unwrap();
+                let xt = GpuTensor::from_slice(g, &x, &[batch, 12]).unwrap();
+                let (y, saved) = layer.forward(&mut enc, &xt, &wt, &bb, false, true, 0).unwrap();
+                g.submit([enc.finish()]);
+                let dz = dz_of(&y);
+                let mut enc = g.device.create_command_encoder(&Default::default());
+                let dx = layer.backward(&mut enc, saved.unwrap(), &dz, &wt, &dw, &db, false).unwrap();
+                g.submit([enc.finish()]);
+                assert!(dx.is_none());
+            }
+            let what = format!("{scheme} {}", if conv { "conv" } else { "linear" });
+            assert_eq!(worst(&dw.read(g).unwrap(), &want[0].2), 0.0, "{what}: weight gradient");
+            assert_eq!(worst(&db.read(g).unwrap(), &want[1].2), 0.0, "{what}: bias gradient");
+        }
+    }
+}

@@ -9,7 +9,7 @@ use bytemuck::{Pod, Zeroable};
 
 /// Output tile candidates of the tiled GEMMs (16×16 threads; `TPT × TPT` outputs per thread).
 /// Large tiles reuse operands best; small tiles keep more workgroups busy on thin shapes such
-/// as a classifier's 10 outputs. [`TileCache`] remembers which one won per shape class.
+/// as a classifier's 10 outputs. A cache per launcher remembers which one won per shape class.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Tile {
     /// 128×128 outputs per workgroup, 8×8 per thread as vec4 registers, double-buffered K steps
@@ -64,17 +64,12 @@ impl Tile {
 }
 
 /// One pipeline per tile candidate of a kernel.
-pub struct TilePipelines(Vec<(Tile, wgpu::ComputePipeline)>);
+pub(crate) struct TilePipelines(Vec<(Tile, wgpu::ComputePipeline)>);
 
 impl TilePipelines {
     /// Builds `build(tile)` for each of `cands`.
     pub fn new(cands: &[Tile], build: impl Fn(Tile) -> Result<wgpu::ComputePipeline>) -> Result<Self> {
         Ok(TilePipelines(cands.iter().map(|&t| Ok((t, build(t)?))).collect::<Result<_>>()?))
-    }
-
-    /// The candidates, in the order given.
-    pub fn tiles(&self) -> Vec<Tile> {
-        self.0.iter().map(|t| t.0).collect()
     }
 
     /// The pipeline for `tile`, or an error naming the kernel if it has none.
@@ -88,14 +83,14 @@ impl TilePipelines {
 }
 
 /// The shape class a tuning result applies to: `ceil(log2)` of M, N and K.
-pub fn shape_class(m: usize, n: usize, k: usize) -> (u32, u32, u32) {
+pub(crate) fn shape_class(m: usize, n: usize, k: usize) -> (u32, u32, u32) {
     let l = |v: usize| usize::BITS - v.max(1).saturating_sub(1).leading_zeros();
     (l(m), l(n), l(k))
 }
 
 /// Tuning results per shape class (burn-style autotune cache), shared by a launcher's calls.
 #[derive(Default)]
-pub struct TileCache(std::sync::Mutex<std::collections::HashMap<(u32, u32, u32), Tile>>);
+pub(crate) struct TileCache(std::sync::Mutex<std::collections::HashMap<(u32, u32, u32), Tile>>);
 
 impl TileCache {
     /// The tuned tile for this shape's class, if `tune` ran for it.
@@ -115,7 +110,10 @@ impl TileCache {
 }
 
 /// Times each of `cands` with `time(tile)` (seconds) and returns the fastest.
-pub fn pick_fastest(cands: &[Tile], mut time: impl FnMut(Tile) -> Result<f64>) -> Result<(Tile, Vec<(Tile, f64)>)> {
+pub(crate) fn pick_fastest(
+    cands: &[Tile],
+    mut time: impl FnMut(Tile) -> Result<f64>,
+) -> Result<(Tile, Vec<(Tile, f64)>)> {
     let mut results = Vec::new();
     for &t in cands {
         results.push((t, time(t)?));
@@ -128,7 +126,7 @@ pub fn pick_fastest(cands: &[Tile], mut time: impl FnMut(Tile) -> Result<f64>) -
 #[allow(missing_docs)]
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, Pod, Zeroable)]
-pub struct GemmParams {
+pub(crate) struct GemmParams {
     pub m: u32,
     pub n: u32,
     pub k: u32,
@@ -194,7 +192,7 @@ pub(crate) fn encode_split<R: crate::Record>(
 }
 
 /// Workgroups a GEMM dispatch needs: every tile of every split.
-pub fn workgroups(p: &GemmParams) -> u32 {
+pub(crate) fn workgroups(p: &GemmParams) -> u32 {
     p.total_tiles * p.splits.max(1)
 }
 
@@ -253,7 +251,7 @@ impl Epilogue<'_> {
 }
 
 /// Small placeholder buffers bound where an epilogue input is absent.
-pub struct Dummies {
+pub(crate) struct Dummies {
     /// Stands in for `bias`.
     pub f32: GpuBuffer<f32>,
     /// Stands in for `amax`.
@@ -275,7 +273,7 @@ impl Dummies {
 
 /// `(tiles_n, total_tiles)` for an `m × n` output in `tile × tile` tiles, checked against one
 /// dispatch's reach.
-pub fn tiles(m: u32, n: u32, tile: u32) -> Result<(u32, u32)> {
+pub(crate) fn tiles(m: u32, n: u32, tile: u32) -> Result<(u32, u32)> {
     let tn = n.div_ceil(tile);
     let total = m
         .div_ceil(tile)
@@ -286,9 +284,9 @@ pub fn tiles(m: u32, n: u32, tile: u32) -> Result<(u32, u32)> {
 }
 
 /// Bind slots of the f32 GEMMs: params, a, b, bias, c, amax.
-pub const F32_SLOTS: &[Slot] = &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Write];
+pub(crate) const F32_SLOTS: &[Slot] = &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Write];
 /// Bind slots of the packed GEMMs: params, a codes, a scales, b codes, b scales, bias, c, amax.
-pub const PACKED_SLOTS: &[Slot] =
+pub(crate) const PACKED_SLOTS: &[Slot] =
     &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Write];
 
 /// Records one dispatch of a GEMM on packed operands (gemm_int, gemm_fp8) into `c`, with its
@@ -324,7 +322,7 @@ pub(crate) fn dispatch_packed(
 }
 
 /// A `[rows, k]` operand of random codes and unit per-row scales, for timing (`tune`).
-pub fn scratch_operand(
+pub(crate) fn scratch_operand(
     gpu: &Gpu,
     rows: usize,
     k: usize,

@@ -34,28 +34,28 @@ use crate::{shaders, Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
 
 /// Threads per workgroup of every lowbit kernel.
-pub const WG: u32 = 256;
+pub(crate) const WG: u32 = 256;
 /// Row lanes per column in the two-level column reductions (`col_sum`, `batchnorm`).
-pub const REDUCE_LANES: usize = 8;
+pub(crate) const REDUCE_LANES: usize = 8;
 /// Columns per workgroup in those reductions.
-pub const REDUCE_COLS: usize = 32;
+pub(crate) const REDUCE_COLS: usize = 32;
 
 /// How the two-level column reductions cut `rows`: `(chunk_rows, chunks)`. At least 64 rows per
 /// chunk (a multiple of the lanes), at most 256 chunks, so the second level stays short.
-pub fn reduce_chunks(rows: usize) -> (usize, usize) {
+pub(crate) fn reduce_chunks(rows: usize) -> (usize, usize) {
     let chunk_rows = rows.div_ceil(256).max(64).next_multiple_of(REDUCE_LANES);
     (chunk_rows, rows.div_ceil(chunk_rows).max(1))
 }
 
 /// Workgroups per dispatch dimension (WebGPU's guaranteed minimum of the limit).
-pub const MAX_DIM: u32 = 65535;
+pub(crate) const MAX_DIM: u32 = 65535;
 
 /// Uniform block of the quantizer family, mirrored field for field by `QuantParams` in
 /// `shaders/common/layout.wgsl` (whose header documents the fields).
 #[allow(missing_docs)]
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, Pod, Zeroable)]
-pub struct QuantParams {
+pub(crate) struct QuantParams {
     pub rows: u32,
     pub cols: u32,
     pub words_per_row: u32,
@@ -103,7 +103,7 @@ impl QuantParams {
 
 /// Splits `n` workgroups over a 2-D grid within the per-dimension limit; shaders flatten
 /// `wg.x + wg.y * num_workgroups.x` and guard the tail.
-pub fn grid(n: u32) -> Result<(u32, u32)> {
+pub(crate) fn grid(n: u32) -> Result<(u32, u32)> {
     if n == 0 {
         return Ok((0, 0));
     }
@@ -117,7 +117,7 @@ pub fn grid(n: u32) -> Result<(u32, u32)> {
 
 /// What a binding is.
 #[derive(Copy, Clone)]
-pub enum Slot {
+pub(crate) enum Slot {
     /// A uniform block.
     Uniform,
     /// A read-only storage buffer.
@@ -127,7 +127,7 @@ pub enum Slot {
 }
 
 /// A bind group layout of `slots` (binding i = `slots[i]`) and its pipeline layout.
-pub fn layouts(gpu: &Gpu, name: &str, slots: &[Slot]) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+pub(crate) fn layouts(gpu: &Gpu, name: &str, slots: &[Slot]) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
     let entries: Vec<_> = slots
         .iter()
         .enumerate()
@@ -157,7 +157,7 @@ pub fn layouts(gpu: &Gpu, name: &str, slots: &[Slot]) -> (wgpu::BindGroupLayout,
 }
 
 /// Builds kernel `name`'s pipeline for `entry` with override constants.
-pub fn pipeline(
+pub(crate) fn pipeline(
     gpu: &Gpu,
     name: &str,
     entry: &str,
@@ -178,13 +178,13 @@ pub fn pipeline(
 }
 
 /// A uniform buffer holding `value`.
-pub fn uniform<T: Pod>(gpu: &Gpu, name: &str, value: &T) -> wgpu::Buffer {
+pub(crate) fn uniform<T: Pod>(gpu: &Gpu, name: &str, value: &T) -> wgpu::Buffer {
     gpu.create_buffer_init(name, bytemuck::bytes_of(value), wgpu::BufferUsages::UNIFORM)
 }
 
 /// Records a dispatch of `workgroups` (flattened onto a 2-D grid) into `rec`, with bind group 0
 /// binding `buffers` in `layout`'s binding order.
-pub fn dispatch(
+pub(crate) fn dispatch(
     gpu: &Gpu,
     rec: &mut impl crate::Record,
     name: &str,
@@ -202,7 +202,7 @@ pub fn dispatch(
 }
 
 /// Fails unless `got == want` elements.
-pub fn check_len(op: &'static str, what: &str, got: usize, want: usize) -> Result<()> {
+pub(crate) fn check_len(op: &'static str, what: &str, got: usize, want: usize) -> Result<()> {
     if got != want {
         return Err(Error::Shape { op, detail: format!("{what} has {got} elements, expected {want}") });
     }
@@ -210,7 +210,7 @@ pub fn check_len(op: &'static str, what: &str, got: usize, want: usize) -> Resul
 }
 
 /// How many blocks of `rows` values a ring output of `len` values holds (at least one, whole).
-pub fn ring_blocks(op: &'static str, what: &str, len: usize, rows: usize) -> Result<usize> {
+pub(crate) fn ring_blocks(op: &'static str, what: &str, len: usize, rows: usize) -> Result<usize> {
     if rows == 0 || len == 0 || !len.is_multiple_of(rows) || len / rows > u32::MAX as usize {
         return Err(Error::Shape {
             op,
@@ -221,6 +221,6 @@ pub fn ring_blocks(op: &'static str, what: &str, len: usize, rows: usize) -> Res
 }
 
 /// The `FORMAT` override constant.
-pub fn format_constant(f: crate::format::Format) -> [(&'static str, f64); 1] {
+pub(crate) fn format_constant(f: crate::format::Format) -> [(&'static str, f64); 1] {
     [("FORMAT", f.id() as f64)]
 }

@@ -51,7 +51,7 @@ fn table<'a>(s: &'a GemmSite, id: LevelTableId) -> Result<(&'a LevelTable, &'a G
 }
 
 /// The rounding of an operand of `product` (its stream is the site's for that product).
-fn rounding(cx: &Cx, s: &GemmSite, product: Product, stochastic: bool) -> Rounding {
+fn rounding<R: Record>(cx: &Cx<R>, s: &GemmSite, product: Product, stochastic: bool) -> Rounding {
     let i = match product {
         Product::Forward => 0,
         Product::InputGrad => 1,
@@ -70,8 +70,8 @@ fn mismatch(product: Product, p: &ProductPolicy) -> Error {
 
 /// Records the forward product of X (`[rows, k]`) into a new `[rows, n]` output; in training,
 /// also what the backward needs.
-pub(crate) fn forward(
-    cx: &mut Cx,
+pub(crate) fn forward<R: Record>(
+    cx: &mut Cx<R>,
     node: &NodeCx,
     x: &GpuBuffer<f32>,
     rows: usize,
@@ -157,8 +157,8 @@ pub(crate) fn forward(
 
 /// Records the backward of a GEMM layer from `dy` `[rows, n]`: the weight and bias gradients
 /// into the node's gradient buffers, and, when `need_dx`, dX `[rows, k]`.
-pub(crate) fn backward(
-    cx: &mut Cx,
+pub(crate) fn backward<R: Record>(
+    cx: &mut Cx<R>,
     node: &NodeCx,
     saved: GemmSaved,
     dy: &GpuBuffer<f32>,

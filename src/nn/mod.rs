@@ -1,19 +1,28 @@
-//! Quantized training: models, schemes, and the [`Trainer`].
+//! Quantized training: models as graphs of ops, precision policies, and the [`Trainer`] that
+//! compiles a graph into step plans.
 //!
-//! Every trainable layer (Linear, or Conv2d as im2col + GEMM on NHWC tensors) runs its three
-//! products on the operands its [`LayerScheme`] names: forward `Y = X·Wᵀ` on round-to-nearest
-//! quantized X and W with bias and ReLU fused into the GEMM epilogue; weight gradient
-//! `dW = dYᵀ·X` on the stochastically quantized neural gradient (packed along the batch by the
-//! transposing quantizer) and the activation saved *quantized* in the forward pass; input
-//! gradient `dX = dY·W` on the quantized gradient and the transposed quantized weights. Master
-//! weights, biases and the optimizer are fp32. A step is one recorded command buffer and is
-//! reproducible bit for bit from the seed on a given adapter.
+//! - [`graph`]: a model is a [`Graph`] — values with per-sample shapes and nodes applying an
+//!   [`Op`] — built by a [`GraphBuilder`] (any DAG: residual connections, branches, your own ops)
+//!   or from a layer list ([`ModelSpec::to_graph`]; [`ModelSpec::by_name`] knows `mlp`, `cnn`,
+//!   `resnet8`, `resnet20`).
+//! - [`ops`]: one file per op (linear, conv, batchnorm, relu, add, max/avg pooling, global
+//!   average pooling, flatten, the losses), each holding its shape rule, parameters, forward and
+//!   backward.
+//! - [`policy`]: every GEMM layer (Linear, Conv as im2col + GEMM) computes `Y = X·Wᵀ`,
+//!   `dX = dY·W` and `dW = dYᵀ·X`, each as its [`LayerScheme`] says ([`LayerScheme::product`]):
+//!   forward on round-to-nearest quantized X and W with bias and ReLU fused into the epilogue,
+//!   gradients on the stochastically quantized neural gradient and the activation saved
+//!   *quantized* by the forward. Master weights, biases and the optimizer are fp32.
+//! - [`trainer`]: step plans built once per shape and policy, replayed every step; a step is
+//!   reproducible bit for bit from the seed on a given adapter.
+//! - [`layer`]: the quantized Linear and Conv2d products on your own tensors, without a trainer.
 
 pub mod bitmixer;
 pub mod dcq;
 pub mod gemm;
 pub mod graph;
 pub mod kernels;
+pub mod layer;
 pub mod model;
 pub mod op;
 pub mod ops;

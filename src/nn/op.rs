@@ -147,12 +147,13 @@ pub struct NodeCx<'a> {
     pub gemm: Option<GemmSite<'a>>,
 }
 
-/// Where ops record while a plan is built.
-pub struct Cx<'a> {
+/// Where ops record while a plan is built (`R` is the plan's [`Tape`]; the public layers of
+/// [`super::layer`] record into any [`Record`]).
+pub struct Cx<'a, R: Record = Tape> {
     /// The device.
     pub gpu: &'a Gpu,
-    /// The tape of the plan being built.
-    pub rec: &'a mut Tape,
+    /// Where the work goes.
+    pub rec: &'a mut R,
     /// lowbit's launchers, built once per trainer.
     pub kernels: &'a Kernels,
     /// Samples per step.
@@ -165,7 +166,7 @@ pub struct Cx<'a> {
     pub saved: ActivationBytes,
 }
 
-impl Cx<'_> {
+impl<R: Record> Cx<'_, R> {
     /// A training step's forward (saves for backward, batch statistics).
     pub fn training(&self) -> bool {
         self.mode == Mode::Train

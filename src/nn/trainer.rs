@@ -3,7 +3,7 @@
 //!
 //! A plan is built once per (kind of step, batch size, precision of every GEMM layer, batch
 //! norm states, refit) by walking the graph: each op records its forward into a
-//! [`Tape`](crate::plan::Tape), the loss follows, then each op's backward in reverse order (the
+//! [`Tape`], the loss follows, then each op's backward in reverse order (the
 //! gradients of a value read by several nodes added up), then SGD for every trainable
 //! parameter. The plan holds every bind group and uniform; its scratch values share one arena by
 //! lifetime. A step then writes the batch and one small [`StepState`] uniform (RNG stream base,

@@ -7,7 +7,7 @@ use super::super::gemm::{self, GemmSaved};
 use super::super::op::{he_bound, Backward, Cx, Forward, Init, NodeCx, Op, ParamKind, ParamSpec, Shape};
 use crate::kernels::im2col::ConvGeom;
 use crate::tensor::GpuBuffer;
-use crate::{Error, Result};
+use crate::{Error, Record, Result};
 
 /// A square-kernel convolution with an optional fused ReLU.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -86,19 +86,53 @@ impl Op for Conv {
 
     fn forward(&self, cx: &mut Cx, node: &NodeCx, x: &[&GpuBuffer<f32>]) -> Result<Forward> {
         let g = self.geom(cx.batch, node.inputs[0]);
-        let cols = cx.scratch::<f32>("im2col", g.rows() * g.kdim())?;
-        cx.kernels.im2col.encode_unfold(cx.gpu, cx.rec, &g, x[0], &cols)?;
-        let (y, saved) = gemm::forward(cx, node, &cols, g.rows(), g.kdim(), self.channels, self.relu)?;
-        Ok(Forward { y, backward: saved.map(|s| Box::new(ConvBackward { saved: s, geom: g }) as Box<dyn Backward>) })
+        let (y, saved) = forward(cx, node, g, x[0], self.channels, self.relu)?;
+        Ok(Forward { y, backward: saved.map(|s| Box::new(s) as Box<dyn Backward>) })
     }
 }
 
-struct ConvBackward {
+/// What a convolution's backward needs.
+pub(crate) struct ConvSaved {
     saved: GemmSaved,
     geom: ConvGeom,
 }
 
-impl Backward for ConvBackward {
+/// Records a convolution of `x` (NHWC, as `g` says) into a new `[batch·oh·ow, channels]` output:
+/// im2col, then the forward product; in training, what the backward needs.
+pub(crate) fn forward<R: Record>(
+    cx: &mut Cx<R>,
+    node: &NodeCx,
+    g: ConvGeom,
+    x: &GpuBuffer<f32>,
+    channels: usize,
+    relu: bool,
+) -> Result<(GpuBuffer<f32>, Option<ConvSaved>)> {
+    let cols = cx.scratch::<f32>("im2col", g.rows() * g.kdim())?;
+    cx.kernels.im2col.encode_unfold(cx.gpu, cx.rec, &g, x, &cols)?;
+    let (y, saved) = gemm::forward(cx, node, &cols, g.rows(), g.kdim(), channels, relu)?;
+    Ok((y, saved.map(|saved| ConvSaved { saved, geom: g })))
+}
+
+/// Records a convolution's backward from `dy`: the weight and bias gradients, and dX (NHWC)
+/// folded back from the columns' gradient when `need_dx`.
+pub(crate) fn backward<R: Record>(
+    cx: &mut Cx<R>,
+    node: &NodeCx,
+    s: ConvSaved,
+    dy: &GpuBuffer<f32>,
+    need_dx: bool,
+) -> Result<Option<GpuBuffer<f32>>> {
+    match gemm::backward(cx, node, s.saved, dy, need_dx)? {
+        Some(dc) => {
+            let dx = cx.scratch::<f32>("conv dx", s.geom.input_len())?;
+            cx.kernels.im2col.encode_fold(cx.gpu, cx.rec, &s.geom, &dc, &dx)?;
+            Ok(Some(dx))
+        }
+        None => Ok(None),
+    }
+}
+
+impl Backward for ConvSaved {
     fn backward(
         self: Box<Self>,
         cx: &mut Cx,
@@ -106,15 +140,6 @@ impl Backward for ConvBackward {
         dy: &GpuBuffer<f32>,
         need: &[bool],
     ) -> Result<Vec<Option<GpuBuffer<f32>>>> {
-        let dcols = gemm::backward(cx, node, self.saved, dy, need[0])?;
-        let dx = match dcols {
-            Some(dc) => {
-                let dx = cx.scratch::<f32>("conv dx", self.geom.input_len())?;
-                cx.kernels.im2col.encode_fold(cx.gpu, cx.rec, &self.geom, &dc, &dx)?;
-                Some(dx)
-            }
-            None => None,
-        };
-        Ok(vec![dx])
+        Ok(vec![backward(cx, node, *self, dy, need[0])?])
     }
 }
