@@ -30,20 +30,7 @@ fn the_graph_trainer_computes_what_the_sequential_trainer_did() {
     let g = gpu();
     let fixture: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string("tests/data/legacy_gradients.json").unwrap()).unwrap();
-    let models = [
-        ModelSpec::mlp((4, 4, 1), &[12, 8], 3),
-        ModelSpec {
-            name: "tiny-cnn".into(),
-            input: (6, 6, 2),
-            layers: vec![
-                LayerSpec::Conv { channels: 3, kernel: 3, stride: 1, pad: 1, relu: false },
-                LayerSpec::BatchNorm { relu: true },
-                LayerSpec::Conv { channels: 4, kernel: 3, stride: 2, pad: 1, relu: true },
-                LayerSpec::MaxPool { k: 2 },
-                LayerSpec::Linear { outputs: 3, relu: false },
-            ],
-        },
-    ];
+    let models = [ModelSpec::mlp((4, 4, 1), &[12, 8], 3), common::tiny_cnn()];
     let mut cases = 0;
     for case in fixture["cases"].as_array().unwrap() {
         let spec = models.iter().find(|m| m.name == case["model"].as_str().unwrap()).unwrap().clone();

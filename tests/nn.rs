@@ -41,18 +41,7 @@ fn mlp_backward_matches_finite_differences() {
 
 #[test]
 fn cnn_backward_matches_finite_differences() {
-    let spec = ModelSpec {
-        name: "tiny-cnn".into(),
-        input: (6, 6, 2),
-        layers: vec![
-            LayerSpec::Conv { channels: 3, kernel: 3, stride: 1, pad: 1, relu: false },
-            LayerSpec::BatchNorm { relu: true },
-            LayerSpec::Conv { channels: 4, kernel: 3, stride: 2, pad: 1, relu: true },
-            LayerSpec::MaxPool { k: 2 },
-            LayerSpec::Linear { outputs: 3, relu: false },
-        ],
-    };
-    fd_check(spec, 4);
+    fd_check(common::tiny_cnn(), 4);
     let pooled = ModelSpec {
         name: "tiny-avgpool".into(),
         input: (4, 4, 2),

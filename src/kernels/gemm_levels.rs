@@ -23,6 +23,21 @@ enum Operand<'a> {
     Codes(&'a TinyScriptTensor, Option<&'a GpuBuffer<u32>>),
 }
 
+/// N of a coded product `A·op(B)ᵀ`, checking that op(B)'s K is A's.
+fn coded_n(a: &TinyScriptTensor, b: &TinyScriptTensor, trans_b: bool) -> Result<usize> {
+    let (n, k) = if trans_b { (b.cols, b.rows) } else { (b.rows, b.cols) };
+    if k != a.cols {
+        return Err(Error::Shape {
+            op: "gemm_levels",
+            detail: format!(
+                "A is [{}, {}] but op(B) is [{n}, {k}] (B stored [{}, {}], trans_b {trans_b})",
+                a.rows, a.cols, b.rows, b.cols
+            ),
+        });
+    }
+    Ok(n)
+}
+
 /// The TinyScript × f32 and TinyScript × TinyScript GEMMs.
 pub struct GemmLevels {
     bgl: wgpu::BindGroupLayout,
@@ -115,16 +130,7 @@ impl GemmLevels {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        let (n, k) = if trans_b { (b.cols, b.rows) } else { (b.rows, b.cols) };
-        if k != a.cols {
-            return Err(Error::Shape {
-                op: "gemm_levels",
-                detail: format!(
-                    "A is [{}, {}] but op(B) is [{n}, {k}] (B stored [{}, {}], trans_b {trans_b})",
-                    a.rows, a.cols, b.rows, b.cols
-                ),
-            });
-        }
+        let n = coded_n(a, b, trans_b)?;
         self.record(gpu, enc, tile, a, Operand::Codes(b, None), n, trans_b, epi, c)
     }
 
@@ -143,13 +149,7 @@ impl GemmLevels {
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
         check_len("gemm_levels", "tables", tables.len(), a.table.levels.len() + b.table.levels.len())?;
-        let (n, k) = if trans_b { (b.cols, b.rows) } else { (b.rows, b.cols) };
-        if k != a.cols {
-            return Err(Error::Shape {
-                op: "gemm_levels",
-                detail: format!("A is [{}, {}] but op(B) is [{n}, {k}] (trans_b {trans_b})", a.rows, a.cols),
-            });
-        }
+        let n = coded_n(a, b, trans_b)?;
         let tile = self.cache.choose(a.rows, n, a.cols, &Tile::ALL);
         self.record(gpu, enc, tile, a, Operand::Codes(b, Some(tables)), n, trans_b, epi, c)
     }

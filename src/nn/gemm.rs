@@ -5,7 +5,7 @@
 //! operand takes (f32, packed along the batch, rounded, or TinyScript codes), so a quantized
 //! step stores its activations quantized.
 
-use super::op::{Cx, GemmSite, NodeCx};
+use super::op::{he_bound, Cx, GemmSite, Init, NodeCx, ParamKind, ParamSpec};
 use super::policy::{LevelTableId, Operand, Product, ProductPolicy};
 use crate::kernels::gemm::Epilogue;
 use crate::kernels::gemm_f32::GemmShape;
@@ -15,6 +15,25 @@ use crate::scheme::{QuantScheme, Rounding};
 use crate::tensor::{GpuBuffer, GpuTensor};
 use crate::tinyscript::LevelTable;
 use crate::{Error, Record, Result};
+
+/// The parameters of a GEMM layer with `n` outputs over `k` inputs: the weight `[n, k]`
+/// (He-uniform, decayed) and the bias `[n]` (zeros).
+pub(crate) fn params(n: usize, k: usize, relu: bool) -> Vec<ParamSpec> {
+    vec![
+        ParamSpec {
+            len: n * k,
+            init: Init::Uniform { bound: he_bound(k, relu) },
+            kind: ParamKind::Trainable { weight_decay: true },
+            exports: vec![("weight".into(), vec![n, k], 0)],
+        },
+        ParamSpec {
+            len: n,
+            init: Init::Values(vec![0.0; n]),
+            kind: ParamKind::Trainable { weight_decay: false },
+            exports: vec![("bias".into(), vec![n], 0)],
+        },
+    ]
+}
 
 /// X as the weight gradient will read it.
 pub(crate) enum SavedX {

@@ -120,23 +120,24 @@ impl Kernels {
     ) -> Result<()> {
         let key = (a.layout.format, b.layout.format);
         if matches!(key.0, Format::Fp8E4M3 | Format::Fp8E5M2) {
-            let k = {
-                let mut m = self.fp8.lock().unwrap_or_else(|e| e.into_inner());
-                match m.get(&key) {
-                    Some(k) => k.clone(),
-                    None => m.entry(key).or_insert(Arc::new(GemmFp8::new(gpu, key.0, key.1)?)).clone(),
-                }
-            };
-            k.encode(gpu, rec, a, b, epi, c)
+            cached(&self.fp8, key, || GemmFp8::new(gpu, key.0, key.1))?.encode(gpu, rec, a, b, epi, c)
         } else {
-            let k = {
-                let mut m = self.int.lock().unwrap_or_else(|e| e.into_inner());
-                match m.get(&key) {
-                    Some(k) => k.clone(),
-                    None => m.entry(key).or_insert(Arc::new(GemmInt::new(gpu, key.0, key.1)?)).clone(),
-                }
-            };
-            k.encode(gpu, rec, a, b, epi, c)
+            cached(&self.int, key, || GemmInt::new(gpu, key.0, key.1))?.encode(gpu, rec, a, b, epi, c)
         }
     }
+}
+
+/// The kernel of `map` for `key`, built by `build` the first time.
+fn cached<T>(
+    map: &Mutex<HashMap<(Format, Format), Arc<T>>>,
+    key: (Format, Format),
+    build: impl FnOnce() -> Result<T>,
+) -> Result<Arc<T>> {
+    let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(k) = m.get(&key) {
+        return Ok(k.clone());
+    }
+    let k = Arc::new(build()?);
+    m.insert(key, k.clone());
+    Ok(k)
 }

@@ -142,3 +142,20 @@ pub fn fd_check(t: &mut lowbit::nn::Trainer, what: &str, batch: usize) -> usize 
     assert!(checked >= 2, "{what}: no parameters checked");
     checked
 }
+
+/// A small CNN on 6×6×2 inputs: conv, batch norm with ReLU, a strided conv with ReLU, max
+/// pooling, a linear classifier of 3 classes.
+pub fn tiny_cnn() -> lowbit::nn::ModelSpec {
+    use lowbit::nn::LayerSpec;
+    lowbit::nn::ModelSpec {
+        name: "tiny-cnn".into(),
+        input: (6, 6, 2),
+        layers: vec![
+            LayerSpec::Conv { channels: 3, kernel: 3, stride: 1, pad: 1, relu: false },
+            LayerSpec::BatchNorm { relu: true },
+            LayerSpec::Conv { channels: 4, kernel: 3, stride: 2, pad: 1, relu: true },
+            LayerSpec::MaxPool { k: 2 },
+            LayerSpec::Linear { outputs: 3, relu: false },
+        ],
+    }
+}

@@ -4,7 +4,7 @@
 //! gradient back (col2im).
 
 use super::super::gemm::{self, GemmSaved};
-use super::super::op::{he_bound, Backward, Cx, Forward, Init, NodeCx, Op, ParamKind, ParamSpec, Shape};
+use super::super::op::{Backward, Cx, Forward, NodeCx, Op, ParamSpec, Shape};
 use crate::kernels::im2col::ConvGeom;
 use crate::tensor::GpuBuffer;
 use crate::{Error, Record, Result};
@@ -59,21 +59,8 @@ impl Op for Conv {
     }
 
     fn params(&self, inputs: &[Shape]) -> Vec<ParamSpec> {
-        let (n, k) = (self.channels, self.kernel * self.kernel * inputs[0].2);
-        vec![
-            ParamSpec {
-                len: n * k,
-                init: Init::Uniform { bound: he_bound(k, self.relu) },
-                kind: ParamKind::Trainable { weight_decay: true },
-                exports: vec![("weight".into(), vec![n, k], 0)],
-            },
-            ParamSpec {
-                len: n,
-                init: Init::Values(vec![0.0; n]),
-                kind: ParamKind::Trainable { weight_decay: false },
-                exports: vec![("bias".into(), vec![n], 0)],
-            },
-        ]
+        let n = self.channels;
+        gemm::params(n, self.kernel * self.kernel * inputs[0].2, self.relu)
     }
 
     fn is_gemm(&self) -> bool {

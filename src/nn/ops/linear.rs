@@ -3,7 +3,7 @@
 //! says ([`crate::nn::gemm`]).
 
 use super::super::gemm::{self, GemmSaved};
-use super::super::op::{he_bound, numel, Backward, Cx, Forward, Init, NodeCx, Op, ParamKind, ParamSpec, Shape};
+use super::super::op::{numel, Backward, Cx, Forward, NodeCx, Op, ParamSpec, Shape};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Result};
 
@@ -30,21 +30,8 @@ impl Op for Linear {
     }
 
     fn params(&self, inputs: &[Shape]) -> Vec<ParamSpec> {
-        let (n, k) = (self.outputs, numel(inputs[0]));
-        vec![
-            ParamSpec {
-                len: n * k,
-                init: Init::Uniform { bound: he_bound(k, self.relu) },
-                kind: ParamKind::Trainable { weight_decay: true },
-                exports: vec![("weight".into(), vec![n, k], 0)],
-            },
-            ParamSpec {
-                len: n,
-                init: Init::Values(vec![0.0; n]),
-                kind: ParamKind::Trainable { weight_decay: false },
-                exports: vec![("bias".into(), vec![n], 0)],
-            },
-        ]
+        let n = self.outputs;
+        gemm::params(n, numel(inputs[0]), self.relu)
     }
 
     fn is_gemm(&self) -> bool {
