@@ -60,6 +60,19 @@ impl Rounding {
     }
 }
 
+/// The longest run along K whose sum of products of `a` and `b` codes an i32 holds exactly,
+/// whatever the codes: `⌊(2³¹ − 1) / (max_lane(a) · max_lane(b))⌋` rounded down to a multiple of
+/// 32 (the 128×128 tile folds between K steps of 32). Int8 × int8: 131,040; log4 × log4:
+/// 524,256. A product over a longer K (a convolution's weight gradient sums over batch · height ·
+/// width) is summed in chunks of at most this, each folded into f32 in order. Unbounded
+/// (`u32::MAX`) unless both formats are integer formats.
+pub fn exact_chunk(a: Format, b: Format) -> u32 {
+    match (a.max_lane(), b.max_lane()) {
+        (Some(x), Some(y)) => (i32::MAX as u32 / (x * y)) / 32 * 32,
+        _ => u32::MAX,
+    }
+}
+
 /// A complete quantization scheme.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct QuantScheme {
@@ -167,17 +180,19 @@ impl QuantLayout {
 
     /// Elements per scale chunk along K of a product of this operand with `other` (both packed
     /// along the same K): the smaller scale block, or all of K rounded up to whole 4-lane words
-    /// when neither is block-scaled. Integer GEMMs sum each chunk exactly, then scale it.
+    /// when neither is block-scaled — but never more than [`exact_chunk`] of the two formats.
+    /// Integer GEMMs sum each chunk exactly in i32, then scale it and add it in f32.
     pub fn shared_chunk(&self, other: &QuantLayout) -> u32 {
         let block = |g: Granularity| match g {
             Granularity::PerBlock(n) => Some(n),
             _ => None,
         };
-        match (block(self.granularity), block(other.granularity)) {
+        let chunk = match (block(self.granularity), block(other.granularity)) {
             (Some(x), Some(y)) => x.min(y),
             (Some(x), None) | (None, Some(x)) => x,
             (None, None) => self.cols.div_ceil(4) * 4,
-        }
+        };
+        chunk.min(exact_chunk(self.format, other.format))
     }
 
     /// The same layout for the transposed tensor `[cols, rows]`.

@@ -554,3 +554,77 @@ fn the_peak_probe_does_all_of_its_arithmetic() {
     let mut enc = g.device.create_command_encoder(&Default::default());
     assert!(matches!(peak.encode(g, &mut enc, PeakOp::Dot4I8 { b: 1 }, 1, &odd), Err(Error::Shape { .. })));
 }
+
+#[test]
+fn integer_gemms_past_the_i32_range_sum_in_exact_chunks() {
+    use lowbit::kernels::gemm_int::INT_FORMATS;
+    use lowbit::scheme::exact_chunk;
+    let g = gpu();
+    // The chunk bound holds for every pair of integer formats, and is tight.
+    for fa in INT_FORMATS {
+        for fb in INT_FORMATS {
+            let (qa, qb) = (fa.max_lane().unwrap() as u64, fb.max_lane().unwrap() as u64);
+            let c = exact_chunk(fa, fb) as u64;
+            assert!(c.is_multiple_of(32) && c * qa * qb <= i32::MAX as u64, "{fa} × {fb}: {c}");
+            assert!((c + 32) * qa * qb > i32::MAX as u64, "{fa} × {fb}: {c} is not the largest");
+        }
+    }
+    // The reproduction from the report: [1, 140000] all-ones, int8 per row, bias set: 127²·K
+    // wrapped past 2³¹ (−126288.5 instead of 140000.5).
+    let k = 140_000;
+    let ones = vec![1.0f32; k];
+    let (a, b) = (
+        quantized(&ones, 1, k, QuantScheme::per_row(Format::Int8)),
+        quantized(&ones, 1, k, QuantScheme::per_row(Format::Int8)),
+    );
+    let bias = GpuBuffer::from_slice(g, "bias", &[0.5f32]).unwrap();
+    let c = GpuBuffer::<f32>::zeros(g, "c", 1).unwrap();
+    let gi = GemmInt::new(g, Format::Int8, Format::Int8).unwrap();
+    for &tile in int_tiles(&a, &b) {
+        submit(|e| {
+            gi.encode_with(g, e, tile, &a, &b, &Epilogue { bias: Some(&bias), ..Default::default() }, &c).unwrap()
+        });
+        assert_eq!(c.read(g).unwrap(), vec![140000.5], "{tile:?}");
+    }
+    let raw = GpuBuffer::<i32>::zeros(g, "raw", 1).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    assert!(
+        matches!(gi.encode_raw(g, &mut enc, &a, &b, &raw), Err(Error::InvalidArgument(_))),
+        "raw sums cannot hold it"
+    );
+    // Every ordered pair whose top codes wrap an i32 by K ≤ 12M elements (the others need
+    // operands larger than this test uploads; the bound above covers them): all-ones inputs
+    // quantize to each format's top code, and K is past the wrap point.
+    let mut tested = 0;
+    for fa in INT_FORMATS {
+        for fb in INT_FORMATS {
+            // The top code's integer value: int8 127, int4 7, int3 3, int2 1, log4 2⁶.
+            let top = |f: Format| f.top() as u64;
+            let wrap = i32::MAX as u64 / (top(fa).max(1) * top(fb).max(1)) + 1;
+            let k = (wrap + 4096).next_multiple_of(64) as usize;
+            if k > 12_000_000 {
+                continue;
+            }
+            let ones = vec![1.0f32; k];
+            let (a, b) =
+                (quantized(&ones, 1, k, QuantScheme::per_row(fa)), quantized(&ones, 1, k, QuantScheme::per_row(fb)));
+            let want = reference::gemm_int::gemm_int(
+                &a.codes.read(g).unwrap(),
+                &a.scales.read(g).unwrap(),
+                &a.layout,
+                1,
+                &b.codes.read(g).unwrap(),
+                &b.scales.read(g).unwrap(),
+                &b.layout,
+                &EpilogueRef::default(),
+            );
+            let gi = GemmInt::new(g, fa, fb).unwrap();
+            let c = GpuBuffer::<f32>::zeros(g, "c", 1).unwrap();
+            submit(|e| gi.encode(g, e, &a, &b, &Epilogue::default(), &c).unwrap());
+            let chunks = k.div_ceil(exact_chunk(fa, fb) as usize);
+            check(&format!("{fa} × {fb}, K = {k}"), &c.read(g).unwrap(), &want, int_epilogue_bound(chunks, 1));
+            tested += 1;
+        }
+    }
+    assert!(tested >= 10, "{tested} pairs");
+}

@@ -116,6 +116,18 @@ impl Format {
         matches!(self, Format::Int8 | Format::Int4 | Format::Int3 | Format::Int2)
     }
 
+    /// The largest magnitude of the integer a code stands for in an integer GEMM (`gemm_int`'s
+    /// lane value), over every code a word can hold — the quantizers never produce the most
+    /// negative two's complement code, but a product must not overflow on one either: int8 128,
+    /// int4 and int3 8, int2 2, log4 64 (2^6); `None` for the FP8 formats.
+    pub fn max_lane(self) -> Option<u32> {
+        match self {
+            Format::Int8 | Format::Int4 | Format::Int3 | Format::Int2 => Some(1 << (self.bits() - 1)),
+            Format::Log4 => Some(64),
+            Format::Fp8E4M3 | Format::Fp8E5M2 => None,
+        }
+    }
+
     /// Codes per packed `u32` word.
     pub fn per_word(self) -> u32 {
         32 / self.bits()

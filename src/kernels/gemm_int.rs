@@ -243,6 +243,17 @@ impl GemmInt {
         c: &GpuBuffer<i32>,
     ) -> Result<()> {
         self.check_formats(a, b)?;
+        // Raw mode keeps one i32 over all of K and every sample: refuse what it cannot hold.
+        let most = a.layout.cols as u64
+            * a.samples as u64
+            * self.fmt_a.max_lane().unwrap_or(1) as u64
+            * self.fmt_b.max_lane().unwrap_or(1) as u64;
+        if most > i32::MAX as u64 {
+            return Err(Error::InvalidArgument(format!(
+                "gemm_int raw: K = {} ({} samples) of {} × {} codes can sum past an i32 ({most}); use the scaled product",
+                a.layout.cols, a.samples, self.fmt_a, self.fmt_b
+            )));
+        }
         let p = packed_params("gemm_int", a, b, flags::RAW, tile)?;
         check_len("gemm_int", "c", c.len(), p.m as usize * p.n as usize)?;
         self.record(gpu, enc, tile, p, a, b, &Epilogue::default(), c.buffer())
