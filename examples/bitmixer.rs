@@ -141,7 +141,7 @@ fn run() -> lowbit::Result<()> {
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report());
     let (train, test) = cli::mnist(a.data.as_deref(), a.limit)?;
-    let spec = ModelSpec::by_name(&a.model, train.shape, train.classes)?;
+    let spec = ModelSpec::by_name(&a.model, train.shape(), train.classes())?;
     let opt = OptimConfig { lr: cli::default_lr(&a.model), ..Default::default() };
     let steps = train.len() / opt.batch;
     let total = steps * a.epochs as usize;
@@ -181,7 +181,7 @@ fn run() -> lowbit::Result<()> {
     // Distinct mixed configurations (as many as exist, up to --mixes).
     let mut m = 0u64;
     while configs.len() < a.choices.len() + a.mixes && m < 1000 {
-        let c = sample_bits(&a.choices, a.seed ^ 0x5eed, m, layers);
+        let c = sample_bits(&a.choices, a.seed ^ 0x5eed, m, layers)?;
         if !configs.contains(&c) {
             configs.push(c);
         }

@@ -70,7 +70,7 @@ fn run() -> lowbit::Result<()> {
     let mut runs = Vec::new();
     for name in &schemes {
         let scheme = TrainScheme::preset(name)?;
-        let spec = ModelSpec::by_name(&model, train.shape, train.classes)?;
+        let spec = ModelSpec::by_name(&model, train.shape(), train.classes())?;
         // Same seed: same initial weights and the same batch order for every scheme.
         let mut t = Trainer::new(&gpu, spec, scheme, opt, seed)?;
         // Losses are read back every few steps: the curve gets the steps read.

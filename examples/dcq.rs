@@ -81,7 +81,7 @@ fn run() -> lowbit::Result<()> {
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report());
     let (train_set, test) = cli::mnist(a.data.as_deref(), a.limit)?;
-    let spec = ModelSpec::by_name(&a.model, train_set.shape, train_set.classes)?;
+    let spec = ModelSpec::by_name(&a.model, train_set.shape(), train_set.classes())?;
     let opt = OptimConfig { lr: cli::default_lr(&a.model), ..Default::default() };
     let student_scheme = TrainScheme::preset(&a.scheme)?;
     let gemms: usize = spec.layers.iter().map(|l| l.gemm_count()).sum();

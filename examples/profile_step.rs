@@ -50,13 +50,14 @@ fn run() -> lowbit::Result<()> {
     eprintln!("adapter: {}", gpu.report());
     let mnist = Mnist::embedded()?;
     let spec = match hidden {
-        Some(h) => ModelSpec::mlp(mnist.train.shape, &[h, h], mnist.train.classes),
-        None => ModelSpec::by_name(&model, mnist.train.shape, mnist.train.classes)?,
+        Some(h) => ModelSpec::mlp(mnist.train.shape(), &[h, h], mnist.train.classes()),
+        None => ModelSpec::by_name(&model, mnist.train.shape(), mnist.train.classes())?,
     };
     let name = hidden.map_or(model.clone(), |h| format!("mlp-{h}"));
     let opt = OptimConfig { batch, ..Default::default() };
     let order = mnist.train.order(1, 0);
-    let batches: Vec<_> = order.chunks_exact(batch).take(steps + 3).map(|b| mnist.train.gather(b)).collect();
+    let batches: Vec<_> =
+        order.chunks_exact(batch).take(steps + 3).map(|b| mnist.train.gather(b)).collect::<lowbit::Result<_>>()?;
     if batches.len() < steps + 3 {
         cli::fail(USAGE, &format!("the embedded MNIST has {} batches of {batch}: use fewer --steps", batches.len()));
     }

@@ -80,7 +80,7 @@ fn run() -> lowbit::Result<()> {
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report());
     let (train, _) = cli::mnist(a.data.as_deref(), None)?;
-    let spec = ModelSpec::by_name(&a.model, train.shape, train.classes)?;
+    let spec = ModelSpec::by_name(&a.model, train.shape(), train.classes())?;
     let batch = 128;
     let opt = OptimConfig { lr: cli::default_lr(&a.model), batch, ..Default::default() };
     let mut t = Trainer::new(&gpu, spec.clone(), TrainScheme::preset("fp32")?, opt, a.seed)?;
@@ -88,13 +88,14 @@ fn run() -> lowbit::Result<()> {
     let mut chunks = order.chunks_exact(batch).cycle();
     let bar = cli::bar(a.pretrain, "fp32 pre-training".into());
     for step in 0..a.pretrain {
-        let (x, labels) = train.gather(chunks.next().expect("cycle"));
+        let (x, labels) = train.gather(chunks.next().expect("cycle"))?;
         t.step(&x, &labels, cosine_lr(opt.lr, step, 2 * a.pretrain))?;
         bar.inc(1);
     }
     bar.finish_and_clear();
     let params = t.parameters()?;
-    let batches: Vec<Batch> = (0..a.batches.max(2)).map(|_| train.gather(chunks.next().expect("cycle"))).collect();
+    let batches: Vec<Batch> =
+        (0..a.batches.max(2)).map(|_| train.gather(chunks.next().expect("cycle"))).collect::<lowbit::Result<_>>()?;
     let qs = standard_quantizers(a.bits, ForwardPrecision::Int8, a.smp, a.rot)?;
     let total = batches.len() + qs.len() * a.samples;
     let bar = cli::bar(total, "gradients".into());

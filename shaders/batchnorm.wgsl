@@ -1,7 +1,10 @@
 // batchnorm: batch normalization over the rows of a channels-last [rows, channels] tensor
 // (rows = batch·height·width), with learnable scale γ and shift β and an optional ReLU after it.
-// training:   mean[c] = Σ_r x / R, var[c] = Σ_r (x − mean)² / R, invstd[c] = 1/sqrt(var + eps);
-//             running = (1 − momentum)·running + momentum·(mean, var·R/(R−1)).
+// training:   mean[c] = Σ_r x / R, var[c] = Σ_r (x − mean)² / R, invstd[c] = 1/sqrt(var + eps),
+//             and the variance for the running statistics, var·R/(R−1), kept in stats[2C..3C];
+// commit_running: running = (1 − momentum)·running + momentum·(mean, var·R/(R−1)), unless
+//             status[0] is set (a step that went non-finite changes no state; a training step
+//             records this after checking its gradients).
 // eval_stats: mean, invstd from the running statistics (inference).
 // forward:    y = γ·(x − mean)·invstd + β, then ReLU if asked.
 // backward sums, per channel, with g = dy masked by y > 0 under ReLU and x̂ = (x − mean)·invstd:
@@ -14,8 +17,8 @@
 // y in the forward pass (mode 0: Σx, mode 1: Σ(x − mean)²), dx in the backward (mode 2:
 // Σg·x̂ and Σg). Elementwise passes take one thread per element.
 // Reference: src/reference/batchnorm.rs (within a stated tolerance: sqrt is not exact in WGSL).
-// Bindings: 0 params, 1 x, 2 stats [mean(C), invstd(C)], 3 affine [γ(C), β(C)],
-// 4 running [mean(C), var(C)], 5 y, 6 dy, 7 dx, 8 sums [Σg·x̂(C), Σg(C)].
+// Bindings: 0 params, 1 x, 2 stats [mean(C), invstd(C), unbiased var(C)], 3 affine [γ(C), β(C)],
+// 4 running [mean(C), var(C)], 5 y, 6 dy, 7 dx, 8 sums [Σg·x̂(C), Σg(C)], 9 status (read u32).
 
 struct NormParams {
     rows: u32,
@@ -37,6 +40,7 @@ struct NormParams {
 @group(0) @binding(6) var<storage, read_write> dy: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(8) var<storage, read_write> sums: array<f32>;
+@group(0) @binding(9) var<storage, read> status: array<u32>;
 
 fn flat(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wg.x + wg.y * nwg.x) * 256u + lid;
@@ -126,9 +130,17 @@ fn finish_var(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         v += y[k * 2u * p.channels + c];
     }
     stats[p.channels + c] = 1.0 / sqrt(v / f32(p.rows) + p.eps);
-    let unbiased = v / f32(max(p.rows, 2u) - 1u);
+    stats[2u * p.channels + c] = v / f32(max(p.rows, 2u) - 1u);
+}
+
+@compute @workgroup_size(256)
+fn commit_running(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let c = flat(wg, nwg, lid);
+    if (c >= p.channels || status[0] != 0u) {
+        return;
+    }
     running[c] = (1.0 - p.momentum) * running[c] + p.momentum * stats[c];
-    running[p.channels + c] = (1.0 - p.momentum) * running[p.channels + c] + p.momentum * unbiased;
+    running[p.channels + c] = (1.0 - p.momentum) * running[p.channels + c] + p.momentum * stats[2u * p.channels + c];
 }
 
 @compute @workgroup_size(256)
@@ -166,7 +178,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     let c = i % p.channels;
     var v = affine[c] * ((x[i] - stats[c]) * stats[p.channels + c]) + affine[p.channels + c];
     if (p.relu == 1u) {
-        v = max(v, 0.0);
+        v = select(0.0, v, v > 0.0); // NaN becomes 0, as in every lowbit ReLU
     }
     y[i] = v;
 }

@@ -1,4 +1,5 @@
-// dequantize: packed codes and group scales -> f32, out = ftz(decode(code) * s).
+// dequantize: packed codes and group scales -> f32, out = ftz(decode(code) * s), a non-finite
+// code's own value whatever s (fmt_dequantize).
 // Reference: src/reference/dequantize.rs.
 // Bindings: 0 params (QuantParams), 1 codes (read u32), 2 scales (read f32), 3 out (read_write f32).
 
@@ -24,7 +25,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     for (var i = 0u; i < per_word; i++) {
         let col = col0 + i;
         if (col < p.cols) {
-            out[row * p.cols + col] = ftz(fmt_decode((packed >> (i * b)) & mask) * s);
+            out[row * p.cols + col] = fmt_dequantize((packed >> (i * b)) & mask, s);
         }
     }
 }

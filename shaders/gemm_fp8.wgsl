@@ -1,7 +1,8 @@
 // gemm_fp8: FP8 GEMM, C = epilogue(A·Bᵀ) with A [M, K] and B [N, K] packed along K in FP8
 // (FMT_A, FMT_B: 2 = E4M3, 3 = E5M2; E4M3 × E4M3 forward, E5M2 gradient × E4M3 backward).
-// Codes are decoded and multiplied by their group scale on the way into workgroup memory, then
-// accumulated in f32: the product of exactly the values `dequantize` gives.
+// Codes are decoded and multiplied by their group scale on the way into workgroup memory (a
+// non-finite code keeping its value, as `dequantize` does), then accumulated in f32: the product
+// of exactly the values `dequantize` gives.
 // Tiles as gemm_f32 (128, 64 or 32 square; chosen by the launcher's tune): the loops are
 // shaders/common/gemm_tiled.wgsl over this file's load_a / load_b.
 // Reference: src/reference/gemm_fp8.rs (f64 accumulation of the dequantized operands, compared
@@ -37,7 +38,7 @@ fn load_a(row: u32, k: u32) -> f32 {
         return 0.0;
     }
     let w = a_codes[row * p.a_words + k / 4u];
-    return ftz(fp8_value((w >> (8u * (k % 4u))) & 0xffu, FMT_A) * a_scales[row * p.a_row_mul + k / p.a_block_div]);
+    return scaled_value(fp8_value((w >> (8u * (k % 4u))) & 0xffu, FMT_A), a_scales[row * p.a_row_mul + k / p.a_block_div]);
 }
 
 fn load_b(col: u32, k: u32) -> f32 {
@@ -45,5 +46,5 @@ fn load_b(col: u32, k: u32) -> f32 {
         return 0.0;
     }
     let w = b_codes[col * p.b_words + k / 4u];
-    return ftz(fp8_value((w >> (8u * (k % 4u))) & 0xffu, FMT_B) * b_scales[col * p.b_row_mul + k / p.b_block_div]);
+    return scaled_value(fp8_value((w >> (8u * (k % 4u))) & 0xffu, FMT_B), b_scales[col * p.b_row_mul + k / p.b_block_div]);
 }

@@ -45,6 +45,16 @@ pub enum Error {
         /// The wgpu limit's name.
         limit_name: &'static str,
     },
+    /// A training step produced a non-finite loss or gradient. Nothing it would have updated
+    /// (parameters, velocities, batch-norm running statistics) was changed, by it or by the steps
+    /// queued after it, and the step counter is back at it.
+    #[error("training step {step} went non-finite ({detail}); nothing was updated by it or after it")]
+    NonFinite {
+        /// The step (counting from 0).
+        step: u64,
+        /// What was non-finite.
+        detail: String,
+    },
     /// An argument out of its domain.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -92,6 +92,9 @@ struct Shared {
     /// The [`StepState`](crate::record::StepState) of work recorded outside a step plan: stream
     /// base 0, learning-rate factor 1.
     unit_step: wgpu::Buffer,
+    /// A clear status (`[0, u32::MAX]`, see [`crate::kernels::finite`]) bound by state-updating
+    /// kernels recorded outside a step plan: they always update.
+    unit_status: wgpu::Buffer,
     /// The active [`crate::profile::Profile`] of this device, if any (checked without locking
     /// through `profiling`).
     pub(crate) profile: Mutex<Option<crate::profile::Active>>,
@@ -297,11 +300,17 @@ impl Gpu {
             contents: bytemuck::bytes_of(&crate::record::StepState::UNIT),
             usage: wgpu::BufferUsages::UNIFORM,
         });
+        let unit_status = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("lowbit clear status"),
+            contents: bytemuck::cast_slice(&crate::kernels::finite::CLEAR),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
         let shared = Shared {
             report,
             limits,
             counters: Counters::default(),
             unit_step,
+            unit_status,
             profile: Mutex::new(None),
             profiling: std::sync::atomic::AtomicBool::new(false),
             kernels: Mutex::new(Vec::new()),
@@ -345,6 +354,11 @@ impl Gpu {
     /// The [`StepState`](crate::record::StepState) bound by work recorded outside a step plan.
     pub(crate) fn unit_step(&self) -> &wgpu::Buffer {
         &self.shared.unit_step
+    }
+
+    /// The clear status bound by state-updating kernels recorded outside a step plan.
+    pub(crate) fn unit_status(&self) -> &wgpu::Buffer {
+        &self.shared.unit_status
     }
 
     /// Whether a profile is active on this device (no lock taken).

@@ -147,6 +147,7 @@ struct GroupDesc {
 pub struct Tape {
     gpu: Gpu,
     step: wgpu::Buffer,
+    status: wgpu::Buffer,
     cmds: Vec<Cmd>,
     groups: Vec<GroupDesc>,
     group_index: HashMap<(wgpu::BindGroupLayout, Vec<wgpu::Buffer>), usize>,
@@ -156,8 +157,20 @@ pub struct Tape {
 }
 
 impl Tape {
-    /// An empty tape on `gpu`, with the [`StepState`] uniform its plan will bind.
+    /// An empty tape on `gpu`, with the [`StepState`] uniform its plan will bind and a clear
+    /// status of its own ([`Record::status`]).
     pub fn new(gpu: &Gpu) -> Self {
+        let status = gpu.create_buffer_init(
+            "lowbit plan status",
+            bytemuck::cast_slice(&crate::kernels::finite::CLEAR),
+            crate::tensor::USAGE,
+        );
+        Self::with_status(gpu, &status)
+    }
+
+    /// An empty tape whose state-updating kernels read `status` (a `[flag, first step]` storage
+    /// buffer that this plan's checks, or others', write).
+    pub fn with_status(gpu: &Gpu, status: &wgpu::Buffer) -> Self {
         let step = gpu.create_buffer_init(
             "lowbit plan step state",
             bytemuck::bytes_of(&StepState::UNIT),
@@ -166,6 +179,7 @@ impl Tape {
         Tape {
             gpu: gpu.clone(),
             step,
+            status: status.clone(),
             cmds: Vec::new(),
             groups: Vec::new(),
             group_index: HashMap::new(),
@@ -345,6 +359,10 @@ impl Record for Tape {
 
     fn step_state<'a>(&'a self, _gpu: &'a Gpu) -> &'a wgpu::Buffer {
         &self.step
+    }
+
+    fn status<'a>(&'a self, _gpu: &'a Gpu) -> &'a wgpu::Buffer {
+        &self.status
     }
 }
 

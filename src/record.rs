@@ -90,6 +90,12 @@ pub trait Record {
     fn step_state<'a>(&'a self, gpu: &'a Gpu) -> &'a wgpu::Buffer {
         gpu.unit_step()
     }
+    /// The status word (`[flag, first step]`, see [`crate::kernels::finite`]) that kernels
+    /// updating state (SGD, batch norm's running statistics) read: with the flag set they change
+    /// nothing. Outside a plan it is always clear; a plan binds the one its checks write.
+    fn status<'a>(&'a self, gpu: &'a Gpu) -> &'a wgpu::Buffer {
+        gpu.unit_status()
+    }
 }
 
 /// One compute pass for one dispatch; a dispatch the profiler times gets its timestamps.

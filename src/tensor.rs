@@ -194,11 +194,19 @@ pub struct GpuTensor {
     shape: Vec<usize>,
 }
 
+/// The product of a shape's dimensions, or an error if it overflows.
+fn elements(op: &'static str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| Error::InvalidArgument(format!("{op}: shape {shape:?} has more elements than a usize holds")))
+}
+
 fn check_shape(op: &'static str, shape: &[usize], len: usize) -> Result<()> {
     if shape.is_empty() {
         return Err(Error::Shape { op, detail: "a shape needs at least one dimension".into() });
     }
-    let n: usize = shape.iter().product();
+    let n = elements(op, shape)?;
     if n == 0 {
         return Err(Error::Empty(op));
     }
@@ -226,7 +234,7 @@ impl GpuTensor {
 
     /// A zero tensor.
     pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Self> {
-        let n = shape.iter().product();
+        let n = elements("GpuTensor::zeros", shape)?;
         check_shape("GpuTensor::zeros", shape, n)?;
         Ok(GpuTensor { buf: GpuBuffer::zeros(gpu, "lowbit tensor", n)?, shape: shape.to_vec() })
     }

@@ -24,15 +24,15 @@ fn gz(bytes: &[u8]) -> Vec<u8> {
 fn embedded_mnist_is_real_and_well_formed() {
     let m = Mnist::embedded().unwrap();
     assert_eq!((m.train.len(), m.test.len()), (10_000, 2_000));
-    assert_eq!(m.train.shape, (28, 28, 1));
+    assert_eq!(m.train.shape(), (28, 28, 1));
     // The first official training labels are 5, 0, 4, 1, 9, 2, 1, 3, 1, 4.
-    assert_eq!(&m.train.labels[..10], &[5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
+    assert_eq!(&m.train.labels()[..10], &[5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
     // The first official test labels are 7, 2, 1, 0, 4.
-    assert_eq!(&m.test.labels[..5], &[7, 2, 1, 0, 4]);
+    assert_eq!(&m.test.labels()[..5], &[7, 2, 1, 0, 4]);
     let mut counts = [0usize; 10];
-    m.train.labels.iter().for_each(|&l| counts[l as usize] += 1);
+    m.train.labels().iter().for_each(|&l| counts[l as usize] += 1);
     assert!(counts.iter().all(|&c| c > 800), "class balance {counts:?}");
-    let min = m.train.images.iter().cloned().fold(f32::MAX, f32::min);
+    let min = m.train.images().iter().cloned().fold(f32::MAX, f32::min);
     assert!((min - (0.0 - mnist::MEAN) / mnist::STD).abs() < 1e-6);
 }
 
@@ -69,7 +69,7 @@ fn mnist_loads_raw_and_gz_and_rejects_bad_files() {
         let raws = write_subset(&dir, gzip);
         let m = Mnist::load(&dir).unwrap();
         assert_eq!(m.train.len(), 10_000);
-        assert_eq!(m.train.labels, Mnist::embedded().unwrap().train.labels);
+        assert_eq!(m.train.labels(), Mnist::embedded().unwrap().train.labels());
         if !gzip {
             // Truncated: the digest catches it first.
             let p = dir.join(mnist::FILES[0]);
@@ -127,10 +127,10 @@ fn cifar_records(n: usize, label_of: impl Fn(usize) -> u8) -> Vec<u8> {
 fn cifar_batches_parse_channels_last_and_errors_are_clear() {
     let bytes = cifar_records(3, |r| r as u8 * 4);
     let d = cifar::parse_batch(&bytes, "b").unwrap();
-    assert_eq!((d.len(), d.shape), (3, (32, 32, 3)));
-    assert_eq!(d.labels, vec![0, 4, 8]);
+    assert_eq!((d.len(), d.shape()), (3, (32, 32, 3)));
+    assert_eq!(d.labels(), vec![0, 4, 8]);
     // Record 1, pixel i = 5, channel 2 (blue): byte (1*7 + 2*50 + 5) % 256 = 112.
-    let v = d.images[3072 + 5 * 3 + 2];
+    let v = d.images()[3072 + 5 * 3 + 2];
     assert!((v - (112.0 / 255.0 - cifar::MEAN[2]) / cifar::STD[2]).abs() < 1e-6);
     let e = cifar::parse_batch(&bytes[..bytes.len() - 1], "b").err().unwrap();
     assert!(e.to_string().contains("truncated"), "{e}");

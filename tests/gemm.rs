@@ -592,36 +592,39 @@ fn integer_gemms_past_the_i32_range_sum_in_exact_chunks() {
         matches!(gi.encode_raw(g, &mut enc, &a, &b, &raw), Err(Error::InvalidArgument(_))),
         "raw sums cannot hold it"
     );
-    // Every ordered pair whose top codes wrap an i32 by K ≤ 12M elements (the others need
-    // operands larger than this test uploads; the bound above covers them): all-ones inputs
-    // quantize to each format's top code, and K is past the wrap point.
+    // Every ordered pair of formats whose top codes (int8 127, int4 7, int3 3, int2 1, log4 2⁶)
+    // wrap one i32 sum by K = 6M elements, at a K past that point: operands of top codes and unit
+    // scales, whose exact product is K · top_a · top_b. (The other pairs wrap only at tens of
+    // millions of elements or more, which a 1×1 product on lavapipe takes minutes to sum; the
+    // bound above covers them.)
     let mut tested = 0;
+    let limit = 6_000_000;
     for fa in INT_FORMATS {
         for fb in INT_FORMATS {
-            // The top code's integer value: int8 127, int4 7, int3 3, int2 1, log4 2⁶.
             let top = |f: Format| f.top() as u64;
-            let wrap = i32::MAX as u64 / (top(fa).max(1) * top(fb).max(1)) + 1;
+            let wrap = i32::MAX as u64 / (top(fa) * top(fb)) + 1;
             let k = (wrap + 4096).next_multiple_of(64) as usize;
-            if k > 12_000_000 {
+            let words = |f: Format| k / f.per_word() as usize;
+            if k > limit {
                 continue;
             }
-            let ones = vec![1.0f32; k];
-            let (a, b) =
-                (quantized(&ones, 1, k, QuantScheme::per_row(fa)), quantized(&ones, 1, k, QuantScheme::per_row(fb)));
-            let want = reference::gemm_int::gemm_int(
-                &a.codes.read(g).unwrap(),
-                &a.scales.read(g).unwrap(),
-                &a.layout,
-                1,
-                &b.codes.read(g).unwrap(),
-                &b.scales.read(g).unwrap(),
-                &b.layout,
-                &EpilogueRef::default(),
-            );
+            let operand = |f: Format| {
+                let code = if f == Format::Log4 { 7 } else { lowbit::format::int::to_code(f.top() as i32, f.bits()) };
+                let word = (0..f.per_word()).fold(0u32, |w, i| w | code << (i * f.bits()));
+                QuantizedTensor {
+                    codes: GpuBuffer::from_slice(g, "codes", &vec![word; words(f)]).unwrap(),
+                    scales: GpuBuffer::from_slice(g, "scales", &[1.0f32]).unwrap(),
+                    layout: QuantLayout::new(1, k, f, Granularity::PerRow).unwrap(),
+                    samples: 1,
+                }
+            };
+            let (a, b) = (operand(fa), operand(fb));
+            let exact = (k as u64 * top(fa) * top(fb)) as f64;
             let gi = GemmInt::new(g, fa, fb).unwrap();
             let c = GpuBuffer::<f32>::zeros(g, "c", 1).unwrap();
             submit(|e| gi.encode(g, e, &a, &b, &Epilogue::default(), &c).unwrap());
             let chunks = k.div_ceil(exact_chunk(fa, fb) as usize);
+            let want = RefOut { value: vec![exact], magnitude: vec![exact] };
             check(&format!("{fa} × {fb}, K = {k}"), &c.read(g).unwrap(), &want, int_epilogue_bound(chunks, 1));
             tested += 1;
         }

@@ -183,12 +183,8 @@ fn a_planned_step_creates_nothing_once_its_plan_exists() {
             }
         }
         assert!(built <= 2, "{} {scheme}: {built} plans for one shape and policy", spec.name);
-        let data = lowbit::data::Dataset {
-            images: x.clone(),
-            labels: labels.iter().map(|&l| l as u8).collect(),
-            shape: spec.input,
-            classes: 4,
-        };
+        let data =
+            lowbit::data::Dataset::new(x.clone(), labels.iter().map(|&l| l as u8).collect(), spec.input, 4).unwrap();
         t.evaluate(&data).unwrap();
         let before = g.creations();
         t.evaluate(&data).unwrap();
@@ -348,7 +344,7 @@ fn a_steps_stochastic_rounding_draws_the_streams_the_trainer_reports() {
 fn mnist_14(d: &lowbit::data::Dataset, n: usize) -> lowbit::data::Dataset {
     let d = d.take(n);
     let mut images = Vec::with_capacity(d.len() * 196);
-    for img in d.images.chunks_exact(784) {
+    for img in d.images().chunks_exact(784) {
         for r in 0..14 {
             for c in 0..14 {
                 let at = |dr: usize, dc: usize| img[(2 * r + dr) * 28 + 2 * c + dc];
@@ -356,7 +352,7 @@ fn mnist_14(d: &lowbit::data::Dataset, n: usize) -> lowbit::data::Dataset {
             }
         }
     }
-    lowbit::data::Dataset { images, labels: d.labels.clone(), shape: (14, 14, 1), classes: 10 }
+    lowbit::data::Dataset::new(images, d.labels().to_vec(), (14, 14, 1), 10).unwrap()
 }
 
 #[test]
@@ -367,7 +363,7 @@ fn resnet8_learns_the_embedded_mnist_in_one_epoch() {
     let g = gpu();
     let mnist = lowbit::data::mnist::Mnist::embedded().unwrap();
     let (train, test) = (mnist_14(&mnist.train, 2560), mnist_14(&mnist.test, 500));
-    let spec = ModelSpec::resnet(train.shape, 1, 10);
+    let spec = ModelSpec::resnet(train.shape(), 1, 10);
     let opt = OptimConfig { batch: 32, lr: 0.1, ..Default::default() };
     let mut t = Trainer::new(g, spec, TrainScheme::preset("fp32").unwrap(), opt, 1).unwrap();
     t.set_read_every(8).unwrap();

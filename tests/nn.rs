@@ -208,7 +208,7 @@ fn short_training_on_embedded_mnist_learns() {
     let mnist = Mnist::embedded().unwrap();
     let train = mnist.train.take(5120);
     for scheme in ["fp32", "luq4"] {
-        let spec = ModelSpec::by_name("mlp", train.shape, 10).unwrap();
+        let spec = ModelSpec::by_name("mlp", train.shape(), 10).unwrap();
         let mut t = Trainer::new(g, spec, TrainScheme::preset(scheme).unwrap(), OptimConfig::default(), 11).unwrap();
         let mut losses = Vec::new();
         t.train_epoch(&train, 0, 40, |_, s| losses.push(s.loss)).unwrap();
@@ -483,17 +483,12 @@ fn dcq_sections_stitch_back_exactly_and_learn_the_teacher() {
     assert!(sections.iter().all(|&(a, _)| a == 0 || spec.layers[a].is_gemm()), "{sections:?}");
     assert!(split(&spec, 4).is_err() && section_spec(&spec, 2, 2).is_err());
     let n = 64;
-    let data = Dataset {
-        images: data(n * 64, 31, false),
-        labels: (0..n as u8).map(|i| i % 3).collect(),
-        shape: (8, 8, 1),
-        classes: 3,
-    };
+    let data = Dataset::new(data(n * 64, 31, false), (0..n as u8).map(|i| i % 3).collect(), (8, 8, 1), 3).unwrap();
     let opt = OptimConfig { batch: 16, lr: 0.05, ..Default::default() };
     let mut teacher = Trainer::new(g, spec.clone(), TrainScheme::preset("fp32").unwrap(), opt, 1).unwrap();
     teacher.train_epoch(&data, 0, 4, |_, _| {}).unwrap();
     let tp = teacher.parameters().unwrap();
-    let (x, _) = data.gather(&(0..16).collect::<Vec<_>>());
+    let (x, _) = data.gather(&(0..16).collect::<Vec<_>>()).unwrap();
     // No training steps: the stitched student is the teacher, parameter for parameter.
     let fp32 = TrainScheme::preset("fp32").unwrap();
     let (same, _) = train_sections(g, &spec, &tp, &fp32, &sections, &data, 0, opt, 1, true, |_, _, _| {}).unwrap();
@@ -572,9 +567,9 @@ fn set_bits_switches_kernels_and_transitional_batch_norm_keeps_a_state_per_pair(
     assert_eq!(get("layers.1.running_mean"), base, "the base (8-bit) state is untouched");
     assert_ne!(get("layers.1.tbn4_8.running_mean"), base, "the (4, 8) state trained");
     // Mixed training runs and samples reproducibly.
-    assert_eq!(sample_bits(&[4, 8], 1, 7, 3), sample_bits(&[4, 8], 1, 7, 3));
-    let ds =
-        lowbit::data::Dataset { images: x.clone(), labels: vec![0, 1, 2, 0, 1, 2, 0, 1], shape: (8, 8, 1), classes: 3 };
+    assert_eq!(sample_bits(&[4, 8], 1, 7, 3).unwrap(), sample_bits(&[4, 8], 1, 7, 3).unwrap());
+    assert!(sample_bits(&[], 1, 7, 3).is_err());
+    let ds = lowbit::data::Dataset::new(x.clone(), vec![0, 1, 2, 0, 1, 2, 0, 1], (8, 8, 1), 3).unwrap();
     train_epoch_mixed(&mut t, &ds, 0, 4, &[4, 8], MixSchedule::LAYERWISE, |_, _| {}).unwrap();
     assert!(train_epoch_mixed(&mut t, &ds, 0, 4, &[], MixSchedule::LAYERWISE, |_, _| {}).is_err());
 }

@@ -197,3 +197,52 @@ fn bad_input_is_an_error_not_a_panic() {
     g.queue.submit([enc.finish()]);
     assert!("nope".parse::<Format>().is_err());
 }
+
+#[test]
+fn a_group_without_finite_values_follows_one_rule_on_host_and_device() {
+    // A row whose only nonzero is ±inf or NaN has amax 0, so s = 0: every code that stands for a
+    // finite value is 0, the FP8 formats keep their own NaN and (E5M2) ±inf codes, and
+    // dequantization gives a non-finite code's own value (src/format/mod.rs).
+    let g = gpu();
+    let rows: [[f32; 4]; 3] =
+        [[f32::INFINITY, 0.0, 0.0, 0.0], [0.0, f32::NEG_INFINITY, 0.0, 0.0], [0.0, 0.0, f32::NAN, 0.0]];
+    for f in Format::ALL {
+        for (r, row) in rows.iter().enumerate() {
+            let x = GpuTensor::from_slice(g, row, &[1, 4]).unwrap();
+            for one_pass in [false, true] {
+                let mut enc = g.device.create_command_encoder(&Default::default());
+                let s = QuantScheme::per_row(f);
+                let q = if one_pass {
+                    qz().quantize_one_pass(g, &mut enc, &x, s).unwrap()
+                } else {
+                    qz().quantize_two_pass(g, &mut enc, &x, s).unwrap()
+                };
+                let back = qz().dequantize(g, &mut enc, &q).unwrap();
+                g.queue.submit([enc.finish()]);
+                assert_eq!(q.scales.read(g).unwrap(), vec![0.0], "{f} row {r}: no finite nonzero, s = 0");
+                let got = back.read(g).unwrap();
+                // The documented result.
+                let want: Vec<f32> = row
+                    .iter()
+                    .map(|&v| match (f, v) {
+                        (Format::Fp8E5M2, v) if v.is_infinite() => v,
+                        (Format::Fp8E5M2 | Format::Fp8E4M3, v) if v.is_nan() => f32::NAN,
+                        _ => 0.0,
+                    })
+                    .collect();
+                assert_f32_bits_eq(&format!("{f} row {r} dequantized (one pass {one_pass})"), &got, &want);
+                // The host spec gives the same codes.
+                let l = q.layout;
+                let (sc, inv) = reference::scale::scale(&reference::absmax::absmax(row, &l, false), f);
+                assert_eq!(sc, vec![0.0]);
+                let codes = reference::quantize::quantize(row, &inv, &l, Rounding::Nearest);
+                assert_u32_eq(&format!("{f} row {r} codes"), &q.codes.read(g).unwrap(), &codes);
+                assert_f32_bits_eq(
+                    &format!("{f} row {r} host"),
+                    &reference::dequantize::dequantize(&codes, &sc, &l),
+                    &want,
+                );
+            }
+        }
+    }
+}

@@ -83,3 +83,114 @@ fn a_broken_shader_is_rejected_by_the_validator() {
     };
     assert!(failed);
 }
+
+/// The values each pipeline constant takes in the launchers (`src/kernels/*.rs`), by kernel.
+fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
+    match (kernel, name) {
+        // Every format id: int8, int4, e4m3, e5m2, log4, int3, int2.
+        (_, "FORMAT") => (0..7).map(f64::from).collect(),
+        // Tile::tpt().min(4): the 32×32 tile's 2, the 64×64 and 128×128 tiles' 4.
+        (_, "TPT") => vec![2.0, 4.0],
+        ("gemm_int", "FMT_A" | "FMT_B") => vec![0.0, 1.0, 4.0, 5.0, 6.0],
+        ("gemm_fp8", "FMT_A" | "FMT_B") => vec![2.0, 3.0],
+        (_, "WHOLE_K" | "B_CODES") => vec![0.0, 1.0],
+        (k, n) => panic!("{k} declares the pipeline constant {n}, which this test does not know: add its values"),
+    }
+}
+
+/// Every combination of the constants a module declares.
+fn constant_sets(kernel: &str, module: &naga::Module) -> Vec<naga::back::PipelineConstants> {
+    let mut sets = vec![naga::back::PipelineConstants::default()];
+    for (_, o) in module.overrides.iter() {
+        let name = o.name.clone().expect("lowbit's overrides are named");
+        let values = constant_values(kernel, &name);
+        let mut next = Vec::new();
+        for s in &sets {
+            for &v in &values {
+                let mut s = s.clone();
+                s.insert(name.clone(), v);
+                next.push(s);
+            }
+        }
+        sets = next;
+    }
+    sets
+}
+
+#[test]
+fn every_pipeline_translates_to_msl_hlsl_and_spirv() {
+    // What wgpu does on Metal, DX12 and Vulkan: the pipeline's constants substituted
+    // (`process_overrides`), then naga's back end for the entry point, with the bounds checks
+    // the launcher asks for (none for lowbit::shaders::UNCHECKED). A shader that no Metal or DX12
+    // driver could be given fails here, though only Vulkan runs in CI.
+    use naga::back::{hlsl, msl, spv};
+    use naga::proc::{BoundsCheckPolicies, BoundsCheckPolicy};
+    let mut translated = 0;
+    let mut failures = Vec::new();
+    for k in KERNELS {
+        let src = source(k.name).unwrap();
+        let module = naga::front::wgsl::parse_str(&src).unwrap();
+        let info =
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+                .validate(&module)
+                .unwrap();
+        let policy =
+            if UNCHECKED.contains(&k.name) { BoundsCheckPolicy::Unchecked } else { BoundsCheckPolicy::Restrict };
+        let checks = BoundsCheckPolicies { index: policy, buffer: policy, image_load: policy, binding_array: policy };
+        let entries: Vec<String> = module.entry_points.iter().map(|e| e.name.clone()).collect();
+        for constants in constant_sets(k.name, &module) {
+            for entry in &entries {
+                let what = format!("{}::{entry} {constants:?}", k.name);
+                let stage = (naga::ShaderStage::Compute, entry.as_str());
+                let (m, i) =
+                    match naga::back::pipeline_constants::process_overrides(&module, &info, Some(stage), &constants) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            failures.push(format!("{what}: constants: {e:?}"));
+                            continue;
+                        }
+                    };
+                for lang in [(2, 1), (3, 0)] {
+                    let options =
+                        msl::Options { lang_version: lang, bounds_check_policies: checks, ..Default::default() };
+                    let pipeline = msl::PipelineOptions {
+                        entry_point: Some((naga::ShaderStage::Compute, entry.clone())),
+                        ..Default::default()
+                    };
+                    if let Err(e) = msl::write_string(&m, &i, &options, &pipeline) {
+                        failures.push(format!("{what}: MSL {lang:?}: {e:?}"));
+                    }
+                }
+                for model in [hlsl::ShaderModel::V5_1, hlsl::ShaderModel::V6_4] {
+                    let options = hlsl::Options {
+                        shader_model: model,
+                        restrict_indexing: policy == BoundsCheckPolicy::Restrict,
+                        ..Default::default()
+                    };
+                    let pipeline =
+                        hlsl::PipelineOptions { entry_point: Some((naga::ShaderStage::Compute, entry.clone())) };
+                    let mut out = String::new();
+                    if let Err(e) = hlsl::Writer::new(&mut out, &options, &pipeline).write(&m, &i, None) {
+                        failures.push(format!("{what}: HLSL {model:?}: {e:?}"));
+                    }
+                }
+                let options =
+                    spv::Options { lang_version: (1, 3), bounds_check_policies: checks, ..Default::default() };
+                let pipeline =
+                    spv::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: entry.clone() };
+                if let Err(e) = spv::write_vec(&m, &i, &options, Some(&pipeline)) {
+                    failures.push(format!("{what}: SPIR-V: {e:?}"));
+                }
+                translated += 1;
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} translations failed; first: {:#?}",
+        failures.len(),
+        &failures[..failures.len().min(6)]
+    );
+    eprintln!("{translated} pipelines translated to MSL 2.1 and 3.0, HLSL SM 5.1 and 6.4, SPIR-V 1.3");
+    assert!(translated > 300, "{translated} pipelines");
+}

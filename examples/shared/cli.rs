@@ -205,7 +205,7 @@ fn run(dataset: &str) -> lowbit::Result<()> {
         test.len(),
         if embedded { " (embedded subset; --data DIR for the full set)" } else { "" }
     );
-    let spec = ModelSpec::by_name(&a.model, train.shape, train.classes)?;
+    let spec = ModelSpec::by_name(&a.model, train.shape(), train.classes())?;
     let scheme = TrainScheme::preset(&a.scheme)?;
     let opt = OptimConfig { lr: a.lr.unwrap_or(default_lr(&a.model)), batch: a.batch, ..Default::default() };
     let mut trainer = Trainer::new(&gpu, spec, scheme, opt, a.seed)?;

@@ -65,14 +65,23 @@ fn fmt_decode(code: u32) -> f32 {
     }
 }
 
-// The quantization rule for one element (src/format/mod.rs, `Format::quantize`).
+// The quantization rule for one element (src/format/mod.rs, `Format::quantize`): inv = 0 is a
+// group with s = 0, where only the format's own non-finite codes are not 0.
 fn fmt_quantize(x: f32, inv: f32, stochastic: bool, r24: u32) -> u32 {
     let bits = bitcast<u32>(x);
     if (!is_finite_bits(bits)) {
-        return fmt_encode_nonfinite(bits);
+        let code = fmt_encode_nonfinite(bits);
+        if (inv == 0.0 && is_finite_bits(bitcast<u32>(fmt_decode(code)))) {
+            return 0u;
+        }
+        return code;
     }
     let y = ftz(ftz(x) * inv);
     return fmt_encode_scaled(y, stochastic, r24);
+}
+
+fn fmt_dequantize(code: u32, s: f32) -> f32 {
+    return scaled_value(fmt_decode(code), s);
 }
 
 // Scale and inverse scale of a group (src/format/scale.rs, `scale_for_amax`).

@@ -74,7 +74,9 @@ fn epilogue_value(p: GemmParams, v0: f32, old: f32, bias_n: f32) -> f32 {
         v = v + bias_n;
     }
     if ((p.flags & FLAG_RELU) != 0u) {
-        v = max(v, 0.0);
+        // v where v > 0, else 0: NaN is not > 0, so it becomes 0 on every backend (max() leaves
+        // NaN to the driver).
+        v = select(0.0, v, v > 0.0);
     }
     return v;
 }

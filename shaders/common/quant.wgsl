@@ -15,6 +15,15 @@ fn ftz(x: f32) -> f32 {
     return x;
 }
 
+// A decoded code's value scaled by its group's scale; a non-finite code keeps its value
+// (src/format/mod.rs, `Format::dequantize`).
+fn scaled_value(v: f32, s: f32) -> f32 {
+    if (!is_finite_bits(bitcast<u32>(v))) {
+        return v;
+    }
+    return ftz(v * s);
+}
+
 // |x| as ordered bits for max-reductions: non-finite and subnormal values count as 0.
 fn amax_bits(x: f32) -> u32 {
     let b = bitcast<u32>(x) & 0x7fffffffu;

@@ -54,7 +54,7 @@ pub fn parse_batch(bytes: &[u8], path: &str) -> Result<Dataset> {
             }
         }
     }
-    Ok(Dataset { images, labels, shape: (32, 32, 3), classes: 10 })
+    Dataset::new(images, labels, (32, 32, 3), 10)
 }
 
 fn concat(parts: Vec<Dataset>) -> Dataset {

@@ -74,7 +74,10 @@ pub fn parse_idx(bytes: &[u8], path: &str, want_dims: usize) -> Result<(Vec<usiz
     }
     let dims: Vec<usize> =
         (0..nd).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
-    let want: usize = dims.iter().product();
+    let want = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| err(format!("header dimensions {dims:?} overflow the size of any file")))?;
     let have = bytes.len() - hdr;
     if have < want {
         return Err(err(format!("truncated: header says {dims:?} ({want} bytes of data), file has {have}")));
@@ -95,7 +98,7 @@ fn build(images: (Vec<usize>, Vec<u8>), labels: (Vec<usize>, Vec<u8>), what: &st
         return Err(Error::Data { path: what.into(), detail: format!("label {bad} out of range 0..=9") });
     }
     let images = ipx.iter().map(|&p| (p as f32 / 255.0 - MEAN) / STD).collect();
-    Ok(Dataset { images, labels: lab, shape: (idims[1], idims[2], 1), classes: 10 })
+    Dataset::new(images, lab, (idims[1], idims[2], 1), 10)
 }
 
 impl Mnist {

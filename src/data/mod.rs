@@ -9,20 +9,68 @@ pub mod mnist;
 
 use crate::{rng, Error, Result};
 
-/// An in-memory labelled image set.
+/// An in-memory labelled image set. Built by [`Dataset::new`], which checks that the pixels,
+/// labels, shape and classes fit together, so every method after it is safe.
 #[derive(Clone)]
 pub struct Dataset {
-    /// `n · h · w · c` normalized pixels, image after image, channels last.
-    pub images: Vec<f32>,
-    /// `n` labels.
-    pub labels: Vec<u8>,
-    /// `(h, w, c)`.
-    pub shape: (usize, usize, usize),
-    /// Number of classes.
-    pub classes: usize,
+    images: Vec<f32>,
+    labels: Vec<u8>,
+    shape: (usize, usize, usize),
+    classes: usize,
 }
 
 impl Dataset {
+    /// `n` images of `shape` `(h, w, c)` — `images` holds `n · h · w · c` normalized pixels,
+    /// image after image, channels last — and their `n` labels, each below `classes`.
+    pub fn new(images: Vec<f32>, labels: Vec<u8>, shape: (usize, usize, usize), classes: usize) -> Result<Self> {
+        let dim = shape.0.checked_mul(shape.1).and_then(|v| v.checked_mul(shape.2));
+        let want = dim.and_then(|d| d.checked_mul(labels.len()));
+        match (dim, want) {
+            (Some(d), Some(n)) if d > 0 && n == images.len() => {}
+            _ => {
+                return Err(Error::Shape {
+                    op: "Dataset::new",
+                    detail: format!(
+                        "{} labels of {shape:?} images need their pixels, got {} values",
+                        labels.len(),
+                        images.len()
+                    ),
+                })
+            }
+        }
+        if classes == 0 || classes > 256 {
+            return Err(Error::InvalidArgument(format!(
+                "Dataset::new: {classes} classes (1 to 256, labels are bytes)"
+            )));
+        }
+        if let Some(bad) = labels.iter().find(|&&l| l as usize >= classes) {
+            return Err(Error::InvalidArgument(format!(
+                "Dataset::new: label {bad} out of range for {classes} classes"
+            )));
+        }
+        Ok(Dataset { images, labels, shape, classes })
+    }
+
+    /// The pixels, `len() · dim()` values.
+    pub fn images(&self) -> &[f32] {
+        &self.images
+    }
+
+    /// The labels.
+    pub fn labels(&self) -> &[u8] {
+        &self.labels
+    }
+
+    /// An image's shape `(h, w, c)`.
+    pub fn shape(&self) -> (usize, usize, usize) {
+        self.shape
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -44,14 +92,17 @@ impl Dataset {
         Dataset { images: self.images[..n * self.dim()].to_vec(), labels: self.labels[..n].to_vec(), ..self.clone() }
     }
 
-    /// Copies the images and labels at `idx` into one batch.
-    pub fn gather(&self, idx: &[usize]) -> (Vec<f32>, Vec<u32>) {
+    /// Copies the images and labels at `idx` into one batch; an index past the set is an error.
+    pub fn gather(&self, idx: &[usize]) -> Result<(Vec<f32>, Vec<u32>)> {
         let d = self.dim();
+        if let Some(bad) = idx.iter().find(|&&i| i >= self.len()) {
+            return Err(Error::InvalidArgument(format!("Dataset::gather: index {bad} of a set of {}", self.len())));
+        }
         let mut x = Vec::with_capacity(idx.len() * d);
         for &i in idx {
             x.extend_from_slice(&self.images[i * d..(i + 1) * d]);
         }
-        (x, idx.iter().map(|&i| self.labels[i] as u32).collect())
+        Ok((x, idx.iter().map(|&i| self.labels[i] as u32).collect()))
     }
 
     /// The index order of epoch `epoch` under `seed` (a Fisher–Yates shuffle driven by

@@ -26,7 +26,8 @@
 //! ## The quantization rule, shared by every format
 //! For an element `x` of a group with scale `s` and inverse `inv = recip_rne(s)`:
 //! 1. non-finite `x`: NaN gives the format's NaN code (FP8) or 0 (int, log4); ±inf gives the
-//!    format's ±inf (E5M2) or its largest magnitude (saturation);
+//!    format's ±inf (E5M2) or its largest magnitude (saturation) — in a group with `s = 0`
+//!    (below), a saturated magnitude is 0, so the code is 0;
 //! 2. subnormal `x`, and a subnormal product `y = x·inv`, are flushed to zero (GPUs may flush
 //!    subnormals on their own; lowbit does it explicitly so every backend agrees bit for bit);
 //! 3. `y = x·inv` (one correctly rounded f32 multiply), then rounded to the format's grid by
@@ -34,8 +35,16 @@
 //!    stochastically with a 24-bit draw from [`crate::rng`]; magnitudes past the largest code
 //!    saturate.
 //!
-//! Groups whose `amax` is zero or whose scale would be subnormal (`amax` below ~2^-119) get
-//! `s = 0` and all-zero codes.
+//! Groups whose `amax` (the largest finite magnitude) is zero or whose scale would be subnormal
+//! (`amax` below ~2^-119) get `s = 0` and all-zero codes, but for the FP8 formats' own NaN and
+//! (E5M2) ±inf codes, which stay.
+//!
+//! Dequantization is `ftz(decode(code) · s)` for a code that stands for a finite value, and the
+//! value itself for a non-finite code (FP8 NaN, E5M2 ±inf), whatever the scale: a NaN or an
+//! infinity survives a quantize–dequantize round trip in the formats that can hold one, and
+//! becomes 0 or the group's largest magnitude in the others. So `[+inf, 0, 0, 0]` per row is
+//! codes `[0, 0, 0, 0]` (→ zeros) in int8, int4, int3, int2, log4 and E4M3, and `[+inf, 0, 0, 0]`
+//! (→ `+inf, 0, 0, 0`) in E5M2.
 
 pub mod fp8;
 pub mod int;
@@ -211,19 +220,27 @@ impl Format {
         }
     }
 
-    /// The full quantization rule for one element (see the module docs).
+    /// The full quantization rule for one element (see the module docs): `inv = 0` is a group
+    /// with `s = 0`, where only the format's own non-finite codes are not 0.
     pub fn quantize(self, x: f32, inv: f32, stochastic: bool, r24: u32) -> u32 {
         let bits = x.to_bits();
         if !is_finite_bits(bits) {
-            return self.encode_nonfinite(bits);
+            let code = self.encode_nonfinite(bits);
+            return if inv == 0.0 && self.decode(code).is_finite() { 0 } else { code };
         }
         let y = ftz(ftz(x) * inv);
         self.encode_scaled(y, stochastic, r24)
     }
 
-    /// Dequantizes one code with its group's scale.
+    /// Dequantizes one code with its group's scale: `ftz(decode(code) · s)`, or the code's own
+    /// value when it is non-finite (see the module docs).
     pub fn dequantize(self, code: u32, s: f32) -> f32 {
-        self.decode(code) * s
+        let v = self.decode(code);
+        if v.is_finite() {
+            ftz(v * s)
+        } else {
+            v
+        }
     }
 }
 

@@ -1,8 +1,11 @@
 //! `batchnorm`: batch normalization of a channels-last `[rows, channels]` tensor with learnable
 //! γ, β and an optional fused ReLU; training (batch statistics, running-statistics update) and
-//! inference (running statistics) forward passes, and the backward pass (dγ, dβ, dx).
-//! Bindings: 0 params, 1 x, 2 stats, 3 affine, 4 running, 5 y, 6 dy, 7 dx, 8 sums; see the shader
-//! header for the math. Reference: [`crate::reference::batchnorm`].
+//! inference (running statistics) forward passes, and the backward pass (dγ, dβ, dx). The
+//! running-statistics update is a pass of its own ([`BatchNorm::encode_commit_running`]), which
+//! does nothing while the recorder's status is set (see [`super::finite`]): a training step
+//! records it after checking its gradients. Bindings: 0 params, 1 x, 2 stats, 3 affine,
+//! 4 running, 5 y, 6 dy, 7 dx, 8 sums, 9 status; see the shader header for the math.
+//! Reference: [`crate::reference::batchnorm`].
 
 use super::{check_len, dispatch, layouts, pipeline, reduce_chunks, uniform, Slot, REDUCE_COLS, WG};
 use crate::tensor::GpuBuffer;
@@ -28,13 +31,14 @@ pub const EPS: f32 = 1e-5;
 /// Weight of the new batch in the running statistics.
 pub const MOMENTUM: f32 = 0.1;
 
-/// The buffers of one batch-norm layer and step. `stats` `[2C]` (mean, invstd), `affine` `[2C]`
+/// The buffers of one batch-norm layer and step. `stats` `[3C]` (mean, invstd, and the batch's
+/// unbiased variance for the running statistics), `affine` `[2C]`
 /// (γ, β), `running` `[2C]` (mean, variance), `x`/`y` `[rows·C]`; the backward adds `dy`, `dx`
 /// `[rows·C]` and `sums` `[2C]` (dγ, dβ).
 pub struct NormBuffers<'a> {
     /// Input.
     pub x: &'a GpuBuffer<f32>,
-    /// Batch (or running) mean and inverse standard deviation.
+    /// Batch (or running) mean and inverse standard deviation, then the batch's unbiased variance.
     pub stats: &'a GpuBuffer<f32>,
     /// γ then β.
     pub affine: &'a GpuBuffer<f32>,
@@ -59,12 +63,18 @@ enum Pass {
     PerElement,
 }
 
+/// Elements of a `stats` buffer for `channels` channels.
+pub fn stats_len(channels: usize) -> usize {
+    3 * channels
+}
+
 /// The batch-norm kernels.
 pub struct BatchNorm {
     bgl: wgpu::BindGroupLayout,
     partial: wgpu::ComputePipeline,
     finish_mean: wgpu::ComputePipeline,
     finish_var: wgpu::ComputePipeline,
+    commit: wgpu::ComputePipeline,
     finish_grad: wgpu::ComputePipeline,
     eval_stats: wgpu::ComputePipeline,
     forward: wgpu::ComputePipeline,
@@ -73,16 +83,18 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
-    /// Builds the seven pipelines.
+    /// Builds the eight pipelines.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let mut slots = vec![Slot::Uniform, Slot::Read];
         slots.extend([Slot::Write; 7]);
+        slots.push(Slot::Read);
         let (bgl, pl) = layouts(gpu, "batchnorm", &slots);
         let p = |e| pipeline(gpu, "batchnorm", e, &pl, &[]);
         Ok(BatchNorm {
             partial: p("partial_main")?,
             finish_mean: p("finish_mean")?,
             finish_var: p("finish_var")?,
+            commit: p("commit_running")?,
             finish_grad: p("finish_grad")?,
             eval_stats: p("eval_stats")?,
             forward: p("forward")?,
@@ -110,7 +122,8 @@ impl BatchNorm {
         }
         check_len("batchnorm", "x", b.x.len(), rows * channels)?;
         check_len("batchnorm", "y", b.y.len(), rows * channels)?;
-        for (n, buf) in [("stats", b.stats), ("affine", b.affine), ("running", b.running)] {
+        check_len("batchnorm", "stats", b.stats.len(), stats_len(channels))?;
+        for (n, buf) in [("affine", b.affine), ("running", b.running)] {
             check_len("batchnorm", n, buf.len(), 2 * channels)?;
         }
         if let Some(s) = b.sums {
@@ -133,6 +146,7 @@ impl BatchNorm {
             mode: 0,
         };
         let d = &self.dummy;
+        let status = enc.status(gpu).clone();
         let mut params: Vec<(u32, wgpu::Buffer)> = Vec::new();
         for (which, pass) in passes {
             let mode = match *pass {
@@ -153,6 +167,7 @@ impl BatchNorm {
                 b.dy.unwrap_or(d).buffer(),
                 b.dx.unwrap_or(d).buffer(),
                 b.sums.unwrap_or(d).buffer(),
+                &status,
             ];
             let workgroups = match pass {
                 Pass::Partial(_) => channels.div_ceil(REDUCE_COLS) * chunks,
@@ -164,7 +179,7 @@ impl BatchNorm {
         Ok(())
     }
 
-    /// Training forward: batch statistics (updating the running ones), then `y`.
+    /// Training forward: batch statistics, the running ones updated (the commit pass), then `y`.
     pub fn encode_train_forward(
         &self,
         gpu: &Gpu,
@@ -174,19 +189,63 @@ impl BatchNorm {
         channels: usize,
         relu: bool,
     ) -> Result<()> {
+        self.train_forward(gpu, enc, b, rows, channels, relu, true)
+    }
+
+    /// Training forward without updating the running statistics: record
+    /// [`BatchNorm::encode_commit_running`] later (a training step does, after its check).
+    pub fn encode_train_forward_deferred(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        b: &NormBuffers,
+        rows: usize,
+        channels: usize,
+        relu: bool,
+    ) -> Result<()> {
+        self.train_forward(gpu, enc, b, rows, channels, relu, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn train_forward(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        b: &NormBuffers,
+        rows: usize,
+        channels: usize,
+        relu: bool,
+        commit: bool,
+    ) -> Result<()> {
         if rows < 2 {
             return Err(Error::InvalidArgument(format!(
                 "batch norm in training needs at least 2 values per channel, got {rows}"
             )));
         }
-        let passes = [
+        let mut passes = vec![
             (&self.partial, Pass::Partial(0)),
             (&self.finish_mean, Pass::PerChannel),
             (&self.partial, Pass::Partial(1)),
             (&self.finish_var, Pass::PerChannel),
-            (&self.forward, Pass::PerElement),
         ];
+        if commit {
+            passes.push((&self.commit, Pass::PerChannel));
+        }
+        passes.push((&self.forward, Pass::PerElement));
         self.record(gpu, enc, b, rows, channels, relu, &passes)
+    }
+
+    /// Updates the running statistics from the batch statistics a training forward left in
+    /// `b.stats`, unless the recorder's status is set.
+    pub fn encode_commit_running(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        b: &NormBuffers,
+        rows: usize,
+        channels: usize,
+    ) -> Result<()> {
+        self.record(gpu, enc, b, rows, channels, false, &[(&self.commit, Pass::PerChannel)])
     }
 
     /// Inference forward with the running statistics.

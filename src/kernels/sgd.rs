@@ -1,5 +1,6 @@
 //! `sgd`: in-place SGD with momentum and weight decay on fp32 master weights:
-//! `v = μ·v + (g + λ·w)`, `w = w − lr·v`. Bindings: 0 params, 1 w, 2 v, 3 g.
+//! `v = μ·v + (g + λ·w)`, `w = w − lr·v`, skipped entirely while the recorder's status is set
+//! (a non-finite step, see [`super::finite`]). Bindings: 0 params, 1 w, 2 v, 3 g, 4 step, 5 status.
 //! Reference: [`crate::reference::sgd`].
 
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
@@ -37,7 +38,8 @@ pub struct Sgd {
 impl Sgd {
     /// Builds the pipeline.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        let (bgl, pl) = layouts(gpu, "sgd", &[Slot::Uniform, Slot::Write, Slot::Write, Slot::Read, Slot::Uniform]);
+        let (bgl, pl) =
+            layouts(gpu, "sgd", &[Slot::Uniform, Slot::Write, Slot::Write, Slot::Read, Slot::Uniform, Slot::Read]);
         Ok(Sgd { pipeline: pipeline(gpu, "sgd", "main", &pl, &[])?, bgl })
     }
 
@@ -55,7 +57,7 @@ impl Sgd {
         check_len("sgd", "v", v.len(), n)?;
         check_len("sgd", "g", g.len(), n)?;
         let p = SgdParams { n: n as u32, lr: s.lr, momentum: s.momentum, weight_decay: s.weight_decay };
-        let step = enc.step_state(gpu).clone();
+        let (step, status) = (enc.step_state(gpu).clone(), enc.status(gpu).clone());
         let params = uniform(gpu, "sgd", &p);
         dispatch(
             gpu,
@@ -63,7 +65,7 @@ impl Sgd {
             "sgd",
             &self.pipeline,
             &self.bgl,
-            &[&params, w.buffer(), v.buffer(), g.buffer(), &step],
+            &[&params, w.buffer(), v.buffer(), g.buffer(), &step, &status],
             (n as u32).div_ceil(WG),
         )
     }

@@ -11,11 +11,14 @@ use crate::data::Dataset;
 use crate::{rng, Error, Result};
 
 /// The bit-width of every trainable layer for training step `step`, drawn independently per
-/// layer from `choices` (not empty) with the trainer's seed (reproducible). Every entry is
-/// equally likely: list a bit-width twice to draw it twice as often.
-pub fn sample_bits(choices: &[u32], seed: u32, step: u64, layers: usize) -> Vec<u32> {
+/// layer from `choices` with the trainer's seed (reproducible); empty `choices` are an error.
+/// Every entry is equally likely: list a bit-width twice to draw it twice as often.
+pub fn sample_bits(choices: &[u32], seed: u32, step: u64, layers: usize) -> Result<Vec<u32>> {
+    if choices.is_empty() {
+        return Err(Error::InvalidArgument("Bit-Mixer needs at least one bit-width to choose from".into()));
+    }
     let key = rng::key(seed, rng::streams::bit_widths(step));
-    (0..layers as u32).map(|l| choices[(rng::draw(key, l) as usize) % choices.len()]).collect()
+    Ok((0..layers as u32).map(|l| choices[(rng::draw(key, l) as usize) % choices.len()]).collect())
 }
 
 /// Bit-Mixer's three training stages, in steps: `high` steps with every layer at the highest
@@ -38,11 +41,12 @@ impl MixSchedule {
     pub const LAYERWISE: MixSchedule = MixSchedule { high: 0, network: 0, ramp: 0 };
 
     /// The configuration (bit-width per trainable layer) of training step `step`, reproducible
-    /// from `seed`.
-    pub fn config(&self, choices: &[u32], seed: u32, step: u64, layers: usize) -> Vec<u32> {
+    /// from `seed`; empty `choices` are an error.
+    pub fn config(&self, choices: &[u32], seed: u32, step: u64, layers: usize) -> Result<Vec<u32>> {
+        let per_layer = sample_bits(choices, seed, step, layers)?;
         let top = choices.iter().copied().max().unwrap_or(8);
         if step < self.high {
-            return vec![top; layers];
+            return Ok(vec![top; layers]);
         }
         let s = step - self.high;
         let layerwise = if s < self.network {
@@ -53,11 +57,10 @@ impl MixSchedule {
             r >= self.ramp
                 || (rng::draw24(rng::key(seed, rng::streams::BIT_RAMP), step as u32) as u64 * self.ramp) < (r << 24)
         };
-        let per_layer = sample_bits(choices, seed, step, layers);
-        if layerwise {
-            per_layer
+        if layerwise || per_layer.is_empty() {
+            Ok(per_layer)
         } else {
-            vec![per_layer[0]; layers]
+            Ok(vec![per_layer[0]; layers])
         }
     }
 }
@@ -86,10 +89,10 @@ pub fn train_epoch_mixed(
     let order = data.order(t.seed(), epoch);
     let (mut loss, mut right, mut seen) = (0f64, 0u64, 0usize);
     for (i, idx) in order.chunks_exact(b).enumerate() {
-        for (l, bits) in schedule.config(choices, t.seed(), t.steps(), layers).into_iter().enumerate() {
+        for (l, bits) in schedule.config(choices, t.seed(), t.steps(), layers)?.into_iter().enumerate() {
             t.set_bits(l, bits)?;
         }
-        let (x, labels) = data.gather(idx);
+        let (x, labels) = data.gather(idx)?;
         let lr = cosine_lr(t.optim().lr, t.steps() as usize, total_steps);
         let s = t.step(&x, &labels, lr)?;
         loss += s.loss as f64;
@@ -109,23 +112,24 @@ mod tests {
         let s = MixSchedule { high: 10, network: 20, ramp: 1000 };
         let c = [2, 3, 4, 8];
         for step in 0..10 {
-            assert_eq!(s.config(&c, 1, step, 3), vec![8; 3]);
+            assert_eq!(s.config(&c, 1, step, 3).unwrap(), vec![8; 3]);
         }
         let mut seen = std::collections::HashSet::new();
         for step in 10..30 {
-            let cfg = s.config(&c, 1, step, 3);
+            let cfg = s.config(&c, 1, step, 3).unwrap();
             assert!(cfg.iter().all(|&b| b == cfg[0]), "network-wide at step {step}: {cfg:?}");
             seen.insert(cfg[0]);
         }
         assert!(seen.len() >= 3, "network-wide draws vary: {seen:?}");
         // Past the ramp every step is per-layer: the configurations are the per-layer draws.
         for step in 1030..1100 {
-            assert_eq!(s.config(&c, 1, step, 3), sample_bits(&c, 1, step, 3));
+            assert_eq!(s.config(&c, 1, step, 3).unwrap(), sample_bits(&c, 1, step, 3).unwrap());
         }
         // Within the ramp the share of per-layer steps grows (mixed configurations only come
         // from per-layer draws).
-        let mixed =
-            |r: std::ops::Range<u64>| r.filter(|&st| s.config(&c, 1, st, 3).windows(2).any(|w| w[0] != w[1])).count();
+        let mixed = |r: std::ops::Range<u64>| {
+            r.filter(|&st| s.config(&c, 1, st, 3).unwrap().windows(2).any(|w| w[0] != w[1])).count()
+        };
         let (early, late) = (mixed(30..230), mixed(830..1030));
         assert!(early < late / 2, "early {early}, late {late}");
         assert!(late > 100, "late {late}");

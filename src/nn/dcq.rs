@@ -136,7 +136,7 @@ pub fn train_sections(
                 order = data.order(seed, (si + sections.len() * (step + 1)) as u32);
                 at = 0;
             }
-            let (x, _) = data.gather(&order[at..at + opt.batch]);
+            let (x, _) = data.gather(&order[at..at + opt.batch])?;
             at += opt.batch;
             let input = match &t_in {
                 Some(t) => t.logits(&x, opt.batch)?,

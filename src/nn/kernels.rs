@@ -6,6 +6,7 @@ use crate::kernels::add::Add;
 use crate::kernels::avgpool::AvgPool;
 use crate::kernels::batchnorm::BatchNorm;
 use crate::kernels::col_sum::ColSum;
+use crate::kernels::finite::Finite;
 use crate::kernels::gemm::Epilogue;
 use crate::kernels::gemm_f32::GemmF32;
 use crate::kernels::gemm_fp8::GemmFp8;
@@ -47,6 +48,8 @@ pub struct Kernels {
     pub add: Add,
     /// Column sums (bias gradients).
     pub colsum: ColSum,
+    /// The finiteness check of a step's gradients.
+    pub finite: Finite,
     /// Softmax cross-entropy.
     pub xent: SoftmaxXent,
     /// Squared error.
@@ -76,6 +79,7 @@ impl Kernels {
             relu: ReluBackward::new(gpu)?,
             add: Add::new(gpu)?,
             colsum: ColSum::new(gpu)?,
+            finite: Finite::new(gpu)?,
             xent: SoftmaxXent::new(gpu)?,
             mse: Mse::new(gpu)?,
             sgd: Sgd::new(gpu)?,

@@ -113,6 +113,7 @@ impl Core {
             mode,
             seed: self.seed,
             saved: ActivationBytes::default(),
+            deferred: Vec::new(),
         };
         let smp = self.scheme.smp;
         let node = NodeCx {

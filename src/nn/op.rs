@@ -164,9 +164,14 @@ pub struct Cx<'a, R: Record = Tape> {
     pub seed: u32,
     /// Memory held between forward and backward (ops add what they save).
     pub saved: ActivationBytes,
+    /// State updates to record after the step's gradients are checked ([`Cx::defer`]).
+    pub(crate) deferred: Vec<Deferred<'a, R>>,
 }
 
-impl<R: Record> Cx<'_, R> {
+/// A state update an op records once the step's gradients are known to be finite.
+pub type Deferred<'a, R> = Box<dyn for<'c> FnOnce(&mut Cx<'c, R>) -> Result<()> + 'a>;
+
+impl<'a, R: Record> Cx<'a, R> {
     /// A training step's forward (saves for backward, batch statistics).
     pub fn training(&self) -> bool {
         self.mode == Mode::Train
@@ -186,6 +191,14 @@ impl<R: Record> Cx<'_, R> {
     pub fn save(&mut self, stored: u64, fp32: u64) {
         self.saved.stored += stored;
         self.saved.fp32 += fp32;
+    }
+
+    /// Records `f` after the step's backward pass and its finiteness check, with the other
+    /// state updates (a training step records batch norm's running statistics this way, so a
+    /// step that went non-finite leaves them as they were: the kernels read the recorder's
+    /// status). Outside a training step's plan, `f` runs when the caller drains the list.
+    pub fn defer(&mut self, f: Deferred<'a, R>) {
+        self.deferred.push(f);
     }
 }
 

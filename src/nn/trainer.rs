@@ -202,7 +202,7 @@ impl Ring {
     fn new(gpu: &Gpu, rows: usize) -> Result<Self> {
         let loss = GpuBuffer::<f32>::zeros(gpu, "loss ring", SLOTS * rows)?;
         let correct = GpuBuffer::<u32>::zeros(gpu, "correct ring", SLOTS * rows)?;
-        let staging = crate::tensor::staging(gpu, loss.bytes() + correct.bytes());
+        let staging = crate::tensor::staging(gpu, loss.bytes() + correct.bytes() + 8);
         Ok(Ring { rows, loss, correct, staging, pending: Vec::new(), next: 0 })
     }
 
@@ -218,20 +218,25 @@ impl Ring {
         self.pending.len() >= SLOTS
     }
 
-    fn copy_out(&self, rec: &mut Recorder) {
+    /// Records the copy of the ring and the step status into the staging buffer.
+    fn copy_out(&self, rec: &mut Recorder, status: &GpuBuffer<u32>) {
         use crate::Record;
         rec.copy(self.loss.buffer(), 0, &self.staging, 0, self.loss.bytes());
         rec.copy(self.correct.buffer(), 0, &self.staging, self.loss.bytes(), self.correct.bytes());
+        rec.copy(status.buffer(), 0, &self.staging, self.loss.bytes() + self.correct.bytes(), 8);
     }
 
-    /// Waits for the copy recorded by `copy_out` and returns the pending steps' results.
-    fn read(&mut self, gpu: &Gpu) -> Result<Vec<StepRecord>> {
+    /// Waits for the copy recorded by `copy_out` and returns the pending steps' results and the
+    /// status.
+    fn read(&mut self, gpu: &Gpu) -> Result<(Vec<StepRecord>, [u32; 2])> {
         let raw = crate::tensor::map_read(gpu, &self.staging)?;
         let lb = self.loss.bytes() as usize;
+        let cb = lb + self.correct.bytes() as usize;
         let losses: Vec<f32> = bytemuck::pod_collect_to_vec(&raw[..lb]);
-        let rights: Vec<u32> = bytemuck::pod_collect_to_vec(&raw[lb..lb + self.correct.bytes() as usize]);
+        let rights: Vec<u32> = bytemuck::pod_collect_to_vec(&raw[lb..cb]);
+        let status: Vec<u32> = bytemuck::pod_collect_to_vec(&raw[cb..cb + 8]);
         let rows = self.rows;
-        Ok(self
+        let records = self
             .pending
             .drain(..)
             .map(|(slot, step, divisor)| {
@@ -239,7 +244,8 @@ impl Ring {
                 let sum: f64 = losses[r.clone()].iter().map(|&l| l as f64).sum();
                 StepRecord { step, loss: sum / divisor as f64, correct: rights[r].iter().sum() }
             })
-            .collect())
+            .collect();
+        Ok((records, [status[0], status[1]]))
     }
 }
 
@@ -287,6 +293,9 @@ pub struct Trainer {
     /// Random uses per step.
     uses: u32,
     caches: Mutex<Caches>,
+    /// `[flag, first step]`: set by a step whose gradients went non-finite (see
+    /// [`crate::kernels::finite`]); while set, the plans' state updates write nothing.
+    status: GpuBuffer<u32>,
     plan_options: PlanOptions,
     read_every: usize,
     last: StepStats,
@@ -436,6 +445,7 @@ impl Trainer {
             samples,
             uses: uses.max(1),
             caches: Mutex::new(Caches::default()),
+            status: GpuBuffer::from_slice(gpu, "step status", &crate::kernels::finite::CLEAR)?,
             plan_options: PlanOptions::default(),
             read_every: 1,
             last: StepStats::default(),
@@ -785,7 +795,7 @@ impl Trainer {
                 }
             }
         }
-        let mut tape = Tape::new(gpu);
+        let mut tape = Tape::with_status(gpu, self.status.buffer());
         let mut cx = Cx {
             gpu,
             rec: &mut tape,
@@ -794,6 +804,7 @@ impl Trainer {
             mode,
             seed: self.seed,
             saved: ActivationBytes::default(),
+            deferred: Vec::new(),
         };
         let nodes = self.graph.nodes();
         let shapes: Vec<Vec<Shape>> =
@@ -866,6 +877,25 @@ impl Trainer {
                         });
                     }
                 }
+                // The check: a NaN or infinity in the batch, in a trainable parameter (the
+                // quantized formats would round either to a number and train on) or in any
+                // gradient sets the status, and every state update after it (running statistics,
+                // SGD) then writes nothing.
+                let mut checked = vec![&inputs.x];
+                if matches!(loss, Loss::SquaredError { .. }) {
+                    checked.push(&inputs.targets);
+                }
+                for n in &self.nodes {
+                    for (spec, p) in n.specs.iter().zip(n.active()) {
+                        if let (ParamKind::Trainable { .. }, Some(g)) = (spec.kind, &p.grad) {
+                            checked.extend([&p.value, g]);
+                        }
+                    }
+                }
+                self.k.finite.encode(gpu, cx.rec, &checked, &self.status)?;
+                for f in std::mem::take(&mut cx.deferred) {
+                    f(&mut cx)?;
+                }
                 if update {
                     for (i, n) in self.nodes.iter().enumerate() {
                         for (spec, p) in n.specs.iter().zip(n.active()) {
@@ -892,6 +922,7 @@ impl Trainer {
                 out = Some(o);
             }
         }
+        drop(cx);
         let plan = tape.finish_with(&mut c.arena, self.plan_options)?;
         Ok(StepPlan { plan, saved: stored, out, refits, used: 0 })
     }
@@ -957,22 +988,31 @@ impl Trainer {
             return Ok(Vec::new());
         };
         let mut rec = Recorder::new(&self.gpu, "lowbit loss read-back");
-        ring.copy_out(&mut rec);
+        ring.copy_out(&mut rec, &self.status);
         self.gpu.submit([rec.finish()]);
-        let records = ring.read(&self.gpu)?;
+        let (records, status) = ring.read(&self.gpu)?;
         drop(c);
-        self.take_records(&records)?;
+        self.take_records(&records, status)?;
         Ok(records)
     }
 
-    /// Checks read-back losses and keeps the last as the trainer's latest stats.
-    fn take_records(&mut self, records: &[StepRecord]) -> Result<()> {
+    /// Checks what was read back — the status of the steps' checks, their losses — and keeps the
+    /// last step's as the trainer's latest stats. A step that went non-finite changed nothing
+    /// (its state updates, and those of the steps queued after it, read the status and wrote
+    /// nothing): the step counter goes back to it, the status is cleared, and the error says so.
+    fn take_records(&mut self, records: &[StepRecord], status: [u32; 2]) -> Result<()> {
+        if status[0] != 0 {
+            // The first failing step, from the low 32 bits the GPU kept.
+            let bad = records.iter().map(|r| r.step).find(|&s| s as u32 == status[1]).unwrap_or(self.step);
+            self.status.write(&self.gpu, &crate::kernels::finite::CLEAR)?;
+            self.step = bad;
+            return Err(Error::NonFinite {
+                step: bad,
+                detail: "a NaN or infinity in the batch, the parameters or the gradients".into(),
+            });
+        }
         if let Some(bad) = records.iter().find(|r| !r.loss.is_finite()) {
-            return Err(Error::InvalidArgument(format!(
-                "training diverged at step {}: loss {}",
-                bad.step + 1,
-                bad.loss
-            )));
+            return Err(Error::NonFinite { step: bad.step, detail: format!("loss {}", bad.loss) });
         }
         if let Some(r) = records.last() {
             self.last.loss = r.loss as f32;
@@ -1013,7 +1053,7 @@ impl Trainer {
         let t_start = Instant::now();
         let created = gpu.creations();
         let divisor = loss.divisor(batch, self.output_len());
-        let (built, read, dispatches, passes, saved, refits, t_recorded, t_submitted, records) = {
+        let (built, dispatches, passes, saved, refits, t_recorded, t_submitted, read) = {
             let mut guard = self.lock();
             let built = self.ensure(&mut guard, &key)?;
             let c = &mut *guard;
@@ -1029,9 +1069,10 @@ impl Trainer {
             plan.plan.set_step(StepState { stream_base: base, lr, step: self.step as u32, slot });
             let mut rec = Recorder::new(&gpu, "lowbit train step");
             plan.plan.record(&mut rec);
-            let read = ring.pending.len() >= self.read_every || ring.full();
+            // A refit step reads too: its fit must not run on a step that went non-finite.
+            let read = ring.pending.len() >= self.read_every || ring.full() || refit;
             if read {
-                ring.copy_out(&mut rec);
+                ring.copy_out(&mut rec, &self.status);
             }
             let (dispatches, passes) = (rec.dispatches(), rec.passes());
             let cmd = rec.finish();
@@ -1039,12 +1080,13 @@ impl Trainer {
             gpu.submit([cmd]);
             let t_submitted = Instant::now();
             let refits: Vec<Refitted> = plan.refits.iter().map(|r| (r.site, r.grad.clone(), r.act.clone())).collect();
-            let records = if read { ring.read(&gpu)? } else { Vec::new() };
-            (built, read, dispatches, passes, plan.saved, refits, t_recorded, t_submitted, records)
+            let read = if read { ring.read(&gpu)? } else { (Vec::new(), crate::kernels::finite::CLEAR) };
+            (built, dispatches, passes, plan.saved, refits, t_recorded, t_submitted, read)
         };
-        let _ = read;
+        let (records, status) = read;
         self.step += 1;
         self.last_activation = saved;
+        self.take_records(&records, status)?;
         // TinyScript: fit the levels to this step's gradients and inputs, for the steps after it.
         for r in refits {
             self.refit(r)?;
@@ -1055,7 +1097,6 @@ impl Trainer {
             submit: (t_submitted - t_recorded).as_secs_f64(),
             wait: t_submitted.elapsed().as_secs_f64(),
         };
-        self.take_records(&records)?;
         self.last.host = host;
         self.last.counts = counts;
         Ok((self.last, records))
@@ -1100,7 +1141,7 @@ impl Trainer {
         let chunks: Vec<&[usize]> = order.chunks(self.opt.batch).collect();
         let mut c = self.lock();
         for (ci, idx) in chunks.iter().enumerate() {
-            let (x, labels) = data.gather(idx);
+            let (x, labels) = data.gather(idx)?;
             let batch = self.check_labels("Trainer::evaluate", &x, &labels)?;
             let key = self.key(Kind::Eval { batch_stats: self.batch_stats_in_eval }, batch, false);
             self.ensure(&mut c, &key)?;
@@ -1119,11 +1160,11 @@ impl Trainer {
             let next_other = chunks.get(ci + 1).is_none_or(|n| n.len() != batch);
             let read = ring.full() || next_other;
             if read {
-                ring.copy_out(&mut rec);
+                ring.copy_out(&mut rec, &self.status);
             }
             gpu.submit([rec.finish()]);
             if read {
-                for r in ring.read(gpu)? {
+                for r in ring.read(gpu)?.0 {
                     right += r.correct as u64;
                     loss_sum += r.loss;
                 }
@@ -1337,7 +1378,7 @@ impl Trainer {
             }
         };
         for (i, idx) in order.chunks_exact(b).enumerate() {
-            let (x, labels) = data.gather(idx);
+            let (x, labels) = data.gather(idx)?;
             let lr = cosine_lr(self.opt.lr, self.step as usize, total_steps);
             let (s, records) = self.run_step(&x, Target::Labels(&labels), lr, true)?;
             add(&records);

@@ -1,6 +1,6 @@
-//! Reference for `shaders/dequantize.wgsl`: `out = ftz(decode(code) · s)`.
+//! Reference for `shaders/dequantize.wgsl`: `Format::dequantize` of every code (`ftz(decode(code) ·
+//! s)`, a non-finite code's own value whatever `s`).
 
-use crate::format::ftz;
 use crate::scheme::QuantLayout;
 
 /// Dequantizes packed words into a `[rows, cols]` f32 tensor.
@@ -17,7 +17,7 @@ pub fn dequantize(codes: &[u32], scales: &[f32], l: &QuantLayout) -> Vec<f32> {
             for i in 0..per_word {
                 let col = col0 + i;
                 if col < l.cols {
-                    out[(row * l.cols + col) as usize] = ftz(l.format.decode((packed >> (i * b)) & mask) * s);
+                    out[(row * l.cols + col) as usize] = l.format.dequantize((packed >> (i * b)) & mask, s);
                 }
             }
         }

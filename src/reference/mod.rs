@@ -9,6 +9,7 @@ pub mod batchnorm;
 pub mod col_sum;
 pub mod copy;
 pub mod dequantize;
+pub mod finite;
 pub mod format_check;
 pub mod gemm_f32;
 pub mod gemm_f32_naive;

@@ -4,7 +4,7 @@
 //! by every forward pass that normalizes with the batch's statistics.
 
 use super::super::op::{Backward, Cx, Forward, Init, NodeCx, Op, ParamKind, ParamSpec, Shape};
-use crate::kernels::batchnorm::NormBuffers;
+use crate::kernels::batchnorm::{stats_len, NormBuffers};
 use crate::tensor::GpuBuffer;
 use crate::Result;
 
@@ -50,11 +50,29 @@ impl Op for BatchNorm {
     fn forward(&self, cx: &mut Cx, node: &NodeCx, x: &[&GpuBuffer<f32>]) -> Result<Forward> {
         let s = node.inputs[0];
         let (rows, c) = (cx.batch * s.0 * s.1, s.2);
-        let stats = cx.scratch::<f32>("bn stats", 2 * c)?;
+        let stats = cx.scratch::<f32>("bn stats", stats_len(c))?;
         let y = cx.scratch::<f32>("bn y", rows * c)?;
         let (affine, running) = (&node.params[0].value, &node.params[1].value);
         let b = NormBuffers { x: x[0], stats: &stats, affine, running, y: &y, dy: None, dx: None, sums: None };
-        if cx.batch_stats() {
+        if cx.training() {
+            // The running statistics are updated after the step's gradients are checked.
+            cx.kernels.norm.encode_train_forward_deferred(cx.gpu, cx.rec, &b, rows, c, self.relu)?;
+            let (x, y, stats, affine, running) =
+                (x[0].clone(), y.clone(), stats.clone(), affine.clone(), running.clone());
+            cx.defer(Box::new(move |cx| {
+                let b = NormBuffers {
+                    x: &x,
+                    stats: &stats,
+                    affine: &affine,
+                    running: &running,
+                    y: &y,
+                    dy: None,
+                    dx: None,
+                    sums: None,
+                };
+                cx.kernels.norm.encode_commit_running(cx.gpu, cx.rec, &b, rows, c)
+            }));
+        } else if cx.batch_stats() {
             cx.kernels.norm.encode_train_forward(cx.gpu, cx.rec, &b, rows, c, self.relu)?;
         } else {
             cx.kernels.norm.encode_eval_forward(cx.gpu, cx.rec, &b, rows, c, self.relu)?;
