@@ -4,6 +4,8 @@
 // and shape by the launcher's tune),
 // K in steps of 16 through workgroup memory. Tails in M, N and K are guarded (zero-filled).
 // Reference: src/reference/gemm_f32.rs (f64 accumulation; compared within a stated bound).
+// With p.batches > 1 it runs that many products of one shape on consecutive operands and
+// outputs (a_off, b_off, c_off from split_tile).
 // Bindings: 0 params, 1 a (read), 2 b (read), 3 bias (read), 4 c (read-write), 5 amax (atomic).
 // The loops (main, main_wide) are shaders/common/gemm_tiled.wgsl over this file's load_a/load_b.
 // Compiled without naga's runtime checks (lowbit::shaders::UNCHECKED): the tiled loops' indices
@@ -22,9 +24,9 @@ fn load_a(row: u32, k: u32) -> f32 {
         return 0.0;
     }
     if (p.trans_a == 1u) {
-        return a[k * p.m + row];
+        return a[a_off + k * p.m + row];
     }
-    return a[row * p.k + k];
+    return a[a_off + row * p.k + k];
 }
 
 fn load_b(col: u32, k: u32) -> f32 {
@@ -32,7 +34,7 @@ fn load_b(col: u32, k: u32) -> f32 {
         return 0.0;
     }
     if (p.trans_b == 1u) {
-        return b[k * p.n + col];
+        return b[b_off + k * p.n + col];
     }
-    return b[col * p.k + k];
+    return b[b_off + col * p.k + k];
 }

@@ -631,3 +631,45 @@ fn integer_gemms_past_the_i32_range_sum_in_exact_chunks() {
     }
     assert!(tested >= 10, "{tested} pairs");
 }
+
+#[test]
+fn batched_f32_gemms_match_the_reference_per_batch() {
+    let g = gpu();
+    let gemm = GemmF32::new(g).unwrap();
+    let batches = 5;
+    for &(m, n, k) in &[(33, 65, 17), (64, 64, 16), (7, 129, 200)] {
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let a = data(batches * m * k, 71, false);
+            let b = data(batches * n * k, 72, false);
+            let bias = data(n, 73, false);
+            let c = GpuBuffer::<f32>::zeros(g, "c", batches * m * n).unwrap();
+            let s = GemmShape { m, n, k, trans_a: ta, trans_b: tb };
+            let bb = GpuBuffer::from_slice(g, "bias", &bias).unwrap();
+            let epi = Epilogue { bias: Some(&bb), relu: true, ..Default::default() };
+            submit(|e| gemm.encode_batched(g, e, &common::buf(&a), &common::buf(&b), s, batches, &epi, &c).unwrap());
+            let got = c.read(g).unwrap();
+            for i in 0..batches {
+                let want = reference::gemm_f32::gemm_f32(
+                    &a[i * m * k..(i + 1) * m * k],
+                    &b[i * n * k..(i + 1) * n * k],
+                    m,
+                    n,
+                    k,
+                    ta,
+                    tb,
+                    &EpilogueRef { bias: Some(&bias), relu: true, old: None },
+                );
+                check(
+                    &format!("batch {i} of {m}x{n}x{k} ({ta}, {tb})"),
+                    &got[i * m * n..(i + 1) * m * n],
+                    &want,
+                    f32_bound(k),
+                );
+            }
+        }
+    }
+    let c = GpuBuffer::<f32>::zeros(g, "c", 4).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let one = common::buf(&[1.0; 4]);
+    assert!(gemm.encode_batched(g, &mut enc, &one, &one, GemmShape::nt(2, 2, 1), 2, &Epilogue::default(), &c).is_err());
+}

@@ -27,6 +27,13 @@ struct GemmParams {
     // Kernel-specific: gemm_levels keeps A's and B's bits per code and level counts here.
     aux0: u32,
     aux1: u32,
+    // Independent products of the same shape, their operands and outputs one after the other
+    // (batch b reads A at b·M·K, B at b·N·K, writes C at b·M·N); 0 or 1 for one. Only gemm_f32
+    // runs more than one (attention's products per batch and head), never split along K.
+    batches: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 // Split-K, for outputs too small to fill the GPU over a long K (a convolution's weight gradient
@@ -42,11 +49,21 @@ struct SplitTile {
     valid: bool,
 }
 
+// Offsets of this workgroup's batch in A, B and C (split_tile sets them).
+var<private> a_off: u32;
+var<private> b_off: u32;
+var<private> c_off: u32;
+
 fn split_tile(p: GemmParams, flat: u32) -> SplitTile {
     var s: SplitTile;
-    s.valid = flat < p.total_tiles * max(p.splits, 1u);
+    let per_batch = p.total_tiles * max(p.splits, 1u);
+    s.valid = flat < per_batch * max(p.batches, 1u);
+    let batch = min(flat / per_batch, max(p.batches, 1u) - 1u);
+    a_off = batch * p.m * p.k;
+    b_off = batch * p.n * p.k;
+    c_off = batch * p.m * p.n;
     s.tile = flat % p.total_tiles;
-    let split = flat / p.total_tiles;
+    let split = (flat % per_batch) / p.total_tiles;
     s.k_lo = 0u;
     s.k_hi = p.k;
     s.base = 0u;

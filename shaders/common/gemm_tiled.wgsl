@@ -13,7 +13,8 @@
 // `main_wide` reads Aw/Bw[buf * 256 + kk * 32 + 16 + t] <= 511 (buf < 2, kk < WK = 8, t < 16) and
 // stores at (buf * 1024 + k * 128 + row) / 4 with k < 8, row < 128; its accumulators take
 // constant indices. The loads are the including kernel's, guarded there; loops run to uniform
-// bounds in constant steps.
+// bounds in constant steps. With batches, C is written at c_off + row·N + col < batches·M·N, the
+// length the launcher checked.
 
 override TPT: u32 = 4u;
 const TK: u32 = 16u;
@@ -90,8 +91,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
                     if ((p.flags & FLAG_BIAS) != 0u) {
                         bn = bias[col];
                     }
-                    let v = epilogue_value(p, acc[i * 4u + j], c[row * p.n + col], bn);
-                    c[row * p.n + col] = v;
+                    let v = epilogue_value(p, acc[i * 4u + j], c[c_off + row * p.n + col], bn);
+                    c[c_off + row * p.n + col] = v;
                     local_amax = max(local_amax, amax_bits(v));
                 }
             }
@@ -158,8 +159,8 @@ fn store_wide(acc: vec4<f32>, row: u32, col0: u32, st: SplitTile, amax_in: u32) 
             if ((p.flags & FLAG_BIAS) != 0u) {
                 bn = bias[col];
             }
-            let v = epilogue_value(p, acc[j], c[row * p.n + col], bn);
-            c[row * p.n + col] = v;
+            let v = epilogue_value(p, acc[j], c[c_off + row * p.n + col], bn);
+            c[c_off + row * p.n + col] = v;
             local_amax = max(local_amax, amax_bits(v));
         }
     }

@@ -147,8 +147,11 @@ pub(crate) struct GemmParams {
     pub k_split: u32,
     /// Kernel-specific (gemm_levels: A's and B's bits per code and level counts).
     pub aux: [u32; 2],
+    /// Products of one shape on consecutive operands (gemm_f32 only; 0 or 1: one).
+    pub batches: u32,
+    pub pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<GemmParams>() == 80);
+const _: () = assert!(std::mem::size_of::<GemmParams>() == 96);
 
 /// Split-K: outputs of fewer tiles than this over a long K are split along K.
 pub const SPLIT_BELOW_TILES: u32 = 64;
@@ -191,9 +194,9 @@ pub(crate) fn encode_split<R: crate::Record>(
     sum.encode(gpu, enc, &partial, splits as usize, mn, c)
 }
 
-/// Workgroups a GEMM dispatch needs: every tile of every split.
+/// Workgroups a GEMM dispatch needs: every tile of every split of every batch.
 pub(crate) fn workgroups(p: &GemmParams) -> u32 {
-    p.total_tiles * p.splits.max(1)
+    p.total_tiles * p.splits.max(1) * p.batches.max(1)
 }
 
 /// Epilogue flag bits (mirrors the WGSL constants).

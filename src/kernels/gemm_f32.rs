@@ -80,11 +80,23 @@ pub(crate) fn encode_f32<R: crate::Record>(
     epi: &Epilogue,
     c: &GpuBuffer<f32>,
     split: bool,
+    batches: usize,
 ) -> Result<()> {
-    let p = s.params(name, epi.flags(), tile)?;
-    check_len(name, "a", a.len(), s.m * s.k)?;
-    check_len(name, "b", b.len(), s.n * s.k)?;
-    check_len(name, "c", c.len(), s.m * s.n)?;
+    let mut p = s.params(name, epi.flags(), tile)?;
+    if batches == 0 {
+        return Err(Error::Empty(name));
+    }
+    p.batches = u32::try_from(batches).map_err(|_| Error::InvalidArgument(format!("{name}: {batches} batches")))?;
+    super::grid(
+        p.total_tiles
+            .checked_mul(p.batches)
+            .ok_or_else(|| Error::InvalidArgument(format!("{name}: too many tiles")))?,
+    )?;
+    let total =
+        |x: usize| x.checked_mul(batches).ok_or_else(|| Error::InvalidArgument(format!("{name}: sizes overflow")));
+    check_len(name, "a", a.len(), total(s.m * s.k)?)?;
+    check_len(name, "b", b.len(), total(s.n * s.k)?)?;
+    check_len(name, "c", c.len(), total(s.m * s.n)?)?;
     epi.check(name, s.n)?;
     let bias = epi.bias.unwrap_or(&dummies.f32);
     let amax = epi.amax.unwrap_or(&dummies.u32);
@@ -100,7 +112,7 @@ pub(crate) fn encode_f32<R: crate::Record>(
             workgroups(&p),
         )
     };
-    if split {
+    if split && batches == 1 {
         encode_split(gpu, enc, &dummies.sum, p, c, go)
     } else {
         go(enc, c.buffer(), p)
@@ -152,7 +164,27 @@ impl GemmF32 {
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
         let p = self.pipelines.get("gemm_f32", tile)?;
-        encode_f32(gpu, enc, "gemm_f32", &self.bgl, p, &self.dummies, tile.edge(), a, b, s, epi, c, true)
+        encode_f32(gpu, enc, "gemm_f32", &self.bgl, p, &self.dummies, tile.edge(), a, b, s, epi, c, true, 1)
+    }
+
+    /// Records `batches` products of shape `s` at once: product `i` reads `a` from element
+    /// `i·m·k` and `b` from `i·n·k` (each stored as `s` says) and writes `c` from `i·m·n`, with
+    /// the epilogue (its bias shared). For attention's products, one per batch and head.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_batched(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        a: &GpuBuffer<f32>,
+        b: &GpuBuffer<f32>,
+        s: GemmShape,
+        batches: usize,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let tile = self.cache.choose(s.m, s.n, s.k, &Tile::ALL);
+        let p = self.pipelines.get("gemm_f32", tile)?;
+        encode_f32(gpu, enc, "gemm_f32", &self.bgl, p, &self.dummies, tile.edge(), a, b, s, epi, c, false, batches)
     }
 
     /// The tile `tune` chose for this shape's class, if it ran.
