@@ -80,6 +80,11 @@ pub const KERNELS: &[KernelSource] = &[
     },
     KernelSource { name: "batchnorm", includes: &[], body: include_str!("../shaders/batchnorm.wgsl") },
     KernelSource { name: "maxpool", includes: &["pool"], body: include_str!("../shaders/maxpool.wgsl") },
+    KernelSource { name: "embedding", includes: &[], body: include_str!("../shaders/embedding.wgsl") },
+    KernelSource { name: "heads", includes: &[], body: include_str!("../shaders/heads.wgsl") },
+    KernelSource { name: "softmax", includes: &[], body: include_str!("../shaders/softmax.wgsl") },
+    KernelSource { name: "layernorm", includes: &[], body: include_str!("../shaders/layernorm.wgsl") },
+    KernelSource { name: "gelu", includes: &[], body: include_str!("../shaders/gelu.wgsl") },
     KernelSource {
         name: "format_check",
         includes: &["rng", "quant", "fp8", "log4", "format"],

@@ -1,0 +1,80 @@
+// layernorm: layer normalization of each row of a [rows, cols] tensor (a token's features), one
+// thread per row:
+// forward:  mean = Σx / C, var = Σ(x − mean)² / C, rstd = 1/sqrt(var + eps),
+//           y = γ·(x − mean)·rstd + β; stats[2r..2r+2] = (mean, rstd) for the backward.
+// backward: with g = dy·γ and x̂ = (x − mean)·rstd,
+//           dx = rstd·(g − Σg/C − x̂·Σ(g·x̂)/C), and prod = dy·x̂ (summed over rows by col_sum:
+//           dγ; dβ is the column sum of dy).
+// sqrt is not exact in WGSL: the reference is compared within a stated bound.
+// Reference: src/reference/layernorm.rs. Bindings: 0 params {rows, cols, eps}, 1 x, 2 affine
+// [γ(C), β(C)], 3 stats, 4 y, 5 dy, 6 dx, 7 prod.
+
+struct LnParams {
+    rows: u32,
+    cols: u32,
+    eps: f32,
+    pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: LnParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> affine: array<f32>;
+@group(0) @binding(3) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> dy: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(7) var<storage, read_write> prod: array<f32>;
+
+@compute @workgroup_size(256)
+fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (r >= p.rows) {
+        return;
+    }
+    let base = r * p.cols;
+    let n = f32(p.cols);
+    var s = 0.0;
+    for (var c = 0u; c < p.cols; c++) {
+        s += x[base + c];
+    }
+    let mean = s / n;
+    var v = 0.0;
+    for (var c = 0u; c < p.cols; c++) {
+        let d = x[base + c] - mean;
+        v += d * d;
+    }
+    let rstd = 1.0 / sqrt(v / n + p.eps);
+    stats[2u * r] = mean;
+    stats[2u * r + 1u] = rstd;
+    for (var c = 0u; c < p.cols; c++) {
+        y[base + c] = affine[c] * ((x[base + c] - mean) * rstd) + affine[p.cols + c];
+    }
+}
+
+@compute @workgroup_size(256)
+fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (r >= p.rows) {
+        return;
+    }
+    let base = r * p.cols;
+    let n = f32(p.cols);
+    let mean = stats[2u * r];
+    let rstd = stats[2u * r + 1u];
+    var sg = 0.0;
+    var sgx = 0.0;
+    for (var c = 0u; c < p.cols; c++) {
+        let xh = (x[base + c] - mean) * rstd;
+        let g = dy[base + c] * affine[c];
+        sg += g;
+        sgx += g * xh;
+    }
+    let a = sg / n;
+    let b = sgx / n;
+    for (var c = 0u; c < p.cols; c++) {
+        let xh = (x[base + c] - mean) * rstd;
+        let g = dy[base + c] * affine[c];
+        dx[base + c] = rstd * (g - a - xh * b);
+        prod[base + c] = dy[base + c] * xh;
+    }
+}

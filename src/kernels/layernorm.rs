@@ -1,0 +1,105 @@
+//! `layernorm`: layer normalization of each row of a `[rows, cols]` tensor with learnable γ and β
+//! (`affine` = γ then β), one thread per row; the forward keeps `(mean, rstd)` per row for the
+//! backward, which writes dx and `prod = dy·x̂` (its column sums are dγ; dβ is the column sum of
+//! dy: the caller sums both with `col_sum`). Bindings: 0 params, 1 x, 2 affine, 3 stats, 4 y,
+//! 5 dy, 6 dx, 7 prod. Reference: [`crate::reference::layernorm`].
+
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use crate::tensor::GpuBuffer;
+use crate::{Error, Gpu, Result};
+use bytemuck::{Pod, Zeroable};
+
+/// ε added to the variance.
+pub const EPS: f32 = 1e-5;
+
+#[repr(C)]
+#[derive(Copy, Clone, Pod, Zeroable)]
+struct LnParams {
+    rows: u32,
+    cols: u32,
+    eps: f32,
+    pad: u32,
+}
+
+/// The layer normalization kernels.
+pub struct LayerNorm {
+    bgl: wgpu::BindGroupLayout,
+    forward: wgpu::ComputePipeline,
+    backward: wgpu::ComputePipeline,
+    /// Stand-ins for unused bindings: one read-only, two writable (a buffer may not be bound
+    /// read-only and writable in one dispatch).
+    dummies: [GpuBuffer<f32>; 3],
+}
+
+impl LayerNorm {
+    /// Builds both pipelines.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        let slots =
+            [Slot::Uniform, Slot::Read, Slot::Read, Slot::Write, Slot::Write, Slot::Read, Slot::Write, Slot::Write];
+        let (bgl, pl) = layouts(gpu, "layernorm", &slots);
+        let d = |l| GpuBuffer::zeros(gpu, l, 4);
+        Ok(LayerNorm {
+            forward: pipeline(gpu, "layernorm", "forward", &pl, &[])?,
+            backward: pipeline(gpu, "layernorm", "backward", &pl, &[])?,
+            bgl,
+            dummies: [d("layernorm dummy r")?, d("layernorm dummy w0")?, d("layernorm dummy w1")?],
+        })
+    }
+
+    fn params(rows: usize, cols: usize) -> Result<LnParams> {
+        if rows == 0 || cols == 0 || rows.checked_mul(cols).is_none_or(|n| n > u32::MAX as usize) {
+            return Err(Error::InvalidArgument(format!("layernorm: {rows}x{cols}")));
+        }
+        Ok(LnParams { rows: rows as u32, cols: cols as u32, eps: EPS, pad: 0 })
+    }
+
+    /// Records `y ← layernorm(x)` and the row statistics (`stats`, `2·rows`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_forward(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        affine: &GpuBuffer<f32>,
+        stats: &GpuBuffer<f32>,
+        y: &GpuBuffer<f32>,
+        (rows, cols): (usize, usize),
+    ) -> Result<()> {
+        let p = Self::params(rows, cols)?;
+        check_len("layernorm", "x", x.len(), rows * cols)?;
+        check_len("layernorm", "y", y.len(), rows * cols)?;
+        check_len("layernorm", "affine", affine.len(), 2 * cols)?;
+        check_len("layernorm", "stats", stats.len(), 2 * rows)?;
+        let u = uniform(gpu, "layernorm", &p);
+        let [r, w0, w1] = &self.dummies;
+        let bufs = [&u, x.buffer(), affine.buffer(), stats.buffer(), y.buffer(), r.buffer(), w0.buffer(), w1.buffer()];
+        dispatch(gpu, enc, "layernorm", &self.forward, &self.bgl, &bufs, (rows as u32).div_ceil(WG))
+    }
+
+    /// Records `dx` and `prod = dy·x̂` from the forward's `stats`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_backward(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        affine: &GpuBuffer<f32>,
+        stats: &GpuBuffer<f32>,
+        dy: &GpuBuffer<f32>,
+        dx: &GpuBuffer<f32>,
+        prod: &GpuBuffer<f32>,
+        (rows, cols): (usize, usize),
+    ) -> Result<()> {
+        let p = Self::params(rows, cols)?;
+        for (n, b) in [("x", x), ("dy", dy), ("dx", dx), ("prod", prod)] {
+            check_len("layernorm", n, b.len(), rows * cols)?;
+        }
+        check_len("layernorm", "affine", affine.len(), 2 * cols)?;
+        check_len("layernorm", "stats", stats.len(), 2 * rows)?;
+        let u = uniform(gpu, "layernorm", &p);
+        let w = &self.dummies[1];
+        let bufs =
+            [&u, x.buffer(), affine.buffer(), stats.buffer(), w.buffer(), dy.buffer(), dx.buffer(), prod.buffer()];
+        dispatch(gpu, enc, "layernorm", &self.backward, &self.bgl, &bufs, (rows as u32).div_ceil(WG))
+    }
+}
