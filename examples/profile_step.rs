@@ -6,20 +6,26 @@
 //! 2. profiled (timestamp queries around every dispatch, so each gets a compute pass of its own,
 //!    see `lowbit::profile`): GPU time per kernel.
 //!
-//! cargo run --release --example profile_step -- [--model mlp|cnn|resnet8|resnet20] [--schemes a,b,...] [--steps N] [--read-every K] [--batch B] [--hidden N] [--json]
+//! cargo run --release --example profile_step -- [--model mlp|cnn|resnet8|resnet20|gpt] [--schemes a,b,...] [--steps N]
+//!     [--read-every K] [--batch B] [--hidden N] [--layers L --width C --heads H --context T] [--json]
+//!
+//! The image models run on the embedded MNIST (batch 128 by default); `gpt` on the embedded
+//! Shakespeare (16 sequences by default, the gpt example's model: `--layers`, `--width`,
+//! `--heads`, `--context`).
 
 #[path = "shared/cli.rs"]
 #[allow(dead_code)]
 mod cli;
 
 use lowbit::data::mnist::Mnist;
-use lowbit::nn::{ModelSpec, OptimConfig, StepStats, TrainScheme, Trainer};
+use lowbit::data::text::Text;
+use lowbit::nn::{GptConfig, ModelSpec, OptimConfig, StepStats, TrainScheme, Trainer};
 use lowbit::profile::Profile;
 use lowbit::Gpu;
 use serde_json::json;
 use std::time::Instant;
 
-const USAGE: &str = "profile_step [--model mlp|cnn|resnet8|resnet20] [--schemes a,b,...] [--steps N] [--read-every K] [--batch B] [--hidden N] [--json]";
+const USAGE: &str = "profile_step [--model mlp|cnn|resnet8|resnet20|gpt] [--schemes a,b,...] [--steps N] [--read-every K] [--batch B] [--hidden N] [--layers L --width C --heads H --context T (gpt)] [--json]";
 
 fn main() {
     cli::exit_on_error(run());
@@ -28,7 +34,8 @@ fn main() {
 fn run() -> lowbit::Result<()> {
     let (mut model, mut schemes, mut steps, mut json_out) =
         ("mlp".to_string(), "fp32,int8,luq4".to_string(), 10usize, false);
-    let (mut read_every, mut batch, mut hidden) = (1usize, 128usize, None);
+    let (mut read_every, mut batch, mut hidden) = (1usize, None, None);
+    let mut gpt = GptConfig { vocab: 0, context: 64, width: 64, heads: 4, layers: 2 };
     let mut f = cli::Flags::new(USAGE);
     while let Some(a) = f.next() {
         match a.as_str() {
@@ -36,33 +43,53 @@ fn run() -> lowbit::Result<()> {
             "--schemes" => schemes = f.value("--schemes"),
             "--steps" => steps = f.whole("--steps"),
             "--read-every" => read_every = f.whole("--read-every"),
-            "--batch" => batch = f.whole("--batch"),
+            "--batch" => batch = Some(f.whole("--batch")),
+            "--layers" => gpt.layers = f.whole("--layers"),
+            "--width" => gpt.width = f.whole("--width"),
+            "--heads" => gpt.heads = f.whole("--heads"),
+            "--context" => gpt.context = f.whole("--context"),
             "--hidden" => hidden = Some(f.whole("--hidden")),
             "--json" => json_out = true,
             "-h" | "--help" => cli::fail(USAGE, "Where a training step's time goes."),
             other => cli::fail(USAGE, &format!("unknown argument {other}")),
         }
     }
+    // The GPT trains on 16 sequences by default (as the gpt example), the rest on 128 images.
+    let batch = batch.unwrap_or(if model == "gpt" { 16 } else { 128 });
     if steps == 0 || batch == 0 {
         cli::fail(USAGE, "--steps and --batch must be at least 1");
     }
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report());
-    let mnist = Mnist::embedded()?;
-    let spec = match hidden {
-        Some(h) => ModelSpec::mlp(mnist.train.shape(), &[h, h], mnist.train.classes()),
-        None => ModelSpec::by_name(&model, mnist.train.shape(), mnist.train.classes())?,
-    };
-    let name = hidden.map_or(model.clone(), |h| format!("mlp-{h}"));
     let opt = OptimConfig { batch, ..Default::default() };
-    let order = mnist.train.order(1, 0);
-    let batches: Vec<_> =
-        order.chunks_exact(batch).take(steps + 3).map(|b| mnist.train.gather(b)).collect::<lowbit::Result<_>>()?;
-    if batches.len() < steps + 3 {
-        cli::fail(USAGE, &format!("the embedded MNIST has {} batches of {batch}: use fewer --steps", batches.len()));
-    }
+    let (name, graph, batches) = if model == "gpt" {
+        let text = Text::shakespeare()?;
+        let (train, _) = text.split(0.1, gpt.context + 1)?;
+        let cfg = GptConfig { vocab: text.vocab(), ..gpt };
+        let batches: Vec<_> = (0..steps as u32 + 3)
+            .map(|i| train.batch(&train.random_starts(1, i, batch, cfg.context), cfg.context))
+            .collect::<lowbit::Result<_>>()?;
+        let name = format!("gpt-{}x{}-ctx{}", cfg.layers, cfg.width, cfg.context);
+        (name, cfg.graph()?, batches)
+    } else {
+        let mnist = Mnist::embedded()?;
+        let spec = match hidden {
+            Some(h) => ModelSpec::mlp(mnist.train.shape(), &[h, h], mnist.train.classes()),
+            None => ModelSpec::by_name(&model, mnist.train.shape(), mnist.train.classes())?,
+        };
+        let order = mnist.train.order(1, 0);
+        let batches: Vec<_> =
+            order.chunks_exact(batch).take(steps + 3).map(|b| mnist.train.gather(b)).collect::<lowbit::Result<_>>()?;
+        if batches.len() < steps + 3 {
+            cli::fail(
+                USAGE,
+                &format!("the embedded MNIST has {} batches of {batch}: use fewer --steps", batches.len()),
+            );
+        }
+        (hidden.map_or(model.clone(), |h| format!("mlp-{h}")), spec.to_graph()?, batches)
+    };
     for scheme in schemes.split(',') {
-        let mut t = Trainer::new(&gpu, spec.clone(), TrainScheme::preset(scheme)?, opt, 1)?;
+        let mut t = Trainer::from_graph(&gpu, graph.clone(), TrainScheme::preset(scheme)?, opt, 1)?;
         t.set_read_every(read_every)?;
         // Warm-up: the plan is built and three steps run, and on a GPU at least 1.5 s of them — a
         // freshly built pipeline ran 2–5× below its steady speed for its first half-second or so

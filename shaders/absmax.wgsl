@@ -1,6 +1,8 @@
 // absmax: the largest finite, normal |x| of every scale group, as ordered f32 bits (atomicMax).
 // The output must be zeroed before the launch. Reference: src/reference/absmax.rs.
-// Bindings: 0 params (QuantParams), 1 x (read f32), 2 amax (read_write atomic u32, n_groups).
+// Bindings: 0 params (QuantParams), 1 x (read f32), 2 amax (read_write atomic u32, n_groups,
+// and with tensor_slot one more, amax[n_groups], the tensor's maximum: entry `main` only, as the
+// formats that need it are block-scaled).
 // transposed = 1 reads the logical [rows, cols] tensor from x stored as [cols, rows].
 // Entry `main`: a workgroup per 256 words of a logical row. Entry `main_t`, for transposed
 // tensors whose groups are whole rows (per row, per tensor): reads along x's contiguous
@@ -46,6 +48,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     if (valid && (lid & (p.seg - 1u)) == 0u) {
         atomicMax(&amax[group_of(p, row, word * p.per_word)], red[lid]);
+    }
+    if (p.tensor_slot == 1u) {
+        // The workgroup's maximum over its segments' maxima (at multiples of seg), then one
+        // atomic for the tensor.
+        workgroupBarrier();
+        for (var s = 128u; s >= p.seg; s = s / 2u) {
+            if (lid < s && (lid & (p.seg - 1u)) == 0u) {
+                red[lid] = max(red[lid], red[lid + s]);
+            }
+            workgroupBarrier();
+        }
+        if (lid == 0u) {
+            atomicMax(&amax[p.n_groups], red[0]);
+        }
     }
 }
 

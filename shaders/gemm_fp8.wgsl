@@ -1,5 +1,6 @@
 // gemm_fp8: FP8 GEMM, C = epilogue(A·Bᵀ) with A [M, K] and B [N, K] packed along K in FP8
-// (FMT_A, FMT_B: 2 = E4M3, 3 = E5M2; E4M3 × E4M3 forward, E5M2 gradient × E4M3 backward).
+// (FMT_A, FMT_B: 2 = E4M3, 3 = E5M2, 8 = MXFP8, whose values are E4M3; E4M3 × E4M3 forward,
+// E5M2 gradient × E4M3 backward, MXFP8 × MXFP8 with a scale per 32 along K).
 // Codes are decoded and multiplied by their group scale on the way into workgroup memory (a
 // non-finite code keeping its value, as `dequantize` does), then accumulated in f32: the product
 // of exactly the values `dequantize` gives.

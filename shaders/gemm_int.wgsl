@@ -2,13 +2,15 @@
 // has integer dot products, emulated elsewhere) and a fused dequantization epilogue.
 //
 // A: codes [M, a_words] in format FMT_A, B: codes [N, b_words] in format FMT_B, both packed
-// along K; formats int8 (0), int4 (1), log4 (4), int3 (5, in int4's nibbles) or int2 (6, 16 per
-// word). Every operand is widened to int8 lanes on its way into workgroup memory: int4/int3
-// nibbles and int2 pairs sign-extend, log4 levels become ±2^(c-1) (at most 64), so log4 × int
-// products are exact integer (shift) products.
+// along K; formats int8 (0), int4 (1), log4 (4), int3 (5, in int4's nibbles), int2 (6, 16 per
+// word) or the E2M1 formats fp4-e2m1, mxfp4, nvfp4 (7, 9, 10). Every operand is widened to int8
+// lanes on its way into workgroup memory: int4/int3 nibbles and int2 pairs sign-extend, log4
+// levels become ±2^(c-1) (at most 64), E2M1 values become twice their value (0, ±1, ±2, ±3, ±4,
+// ±6, ±8, ±12), so every product is an exact integer product; an E2M1 operand's sums are scaled
+// by its lane unit ½ when folded (exact: a power of two).
 // Math: for each K chunk of `chunk` elements (a scale block; K itself for per-row/per-tensor
 // scales) the i32 sum of products is formed exactly, then folded into f32 as
-//   acc += f32(isum) * sa(m, chunk) * sb(n, chunk),
+//   acc += (f32(isum) * unit * sa(m, chunk)) * sb(n, chunk),  unit = lane_unit(A) · lane_unit(B),
 // and the epilogue adds bias, applies ReLU, optionally accumulates into C and records max |C|.
 // FLAG_RAW writes the bits of the exact i32 total instead (tests compare it exactly).
 // With `samples` = S > 1 (SMP), A holds S stacked stochastic samples [S, M, a_words] with scales
@@ -57,10 +59,34 @@ fn widen2(pairs: u32) -> u32 {
     return x | ((x & 0x02020202u) * 0x7eu);
 }
 
-// Four 4-bit codes (int4, int3 or log4) as four int8 lanes.
+fn is_fp4(fmt: u32) -> bool {
+    return fmt == 7u || fmt == 9u || fmt == 10u;
+}
+
+// What a lane unit is worth: an E2M1 lane holds twice its value.
+fn lane_unit() -> f32 {
+    return select(1.0, 0.5, is_fp4(FMT_A)) * select(1.0, 0.5, is_fp4(FMT_B));
+}
+
+// Four 4-bit codes (int4, int3, log4 or E2M1) as four int8 lanes.
 fn widen4(nibbles: u32, fmt: u32) -> u32 {
     // Code i into the low nibble of byte i.
     let x = (nibbles & 0xfu) | ((nibbles & 0xf0u) << 4u) | ((nibbles & 0xf00u) << 8u) | ((nibbles & 0xf000u) << 12u);
+    if (is_fp4(fmt)) {
+        // E2M1 magnitude m = (e, f): twice the value is f (e = 0) or (2 + f) << (e - 1).
+        var out = 0u;
+        for (var i = 0u; i < 4u; i++) {
+            let code = (x >> (8u * i)) & 0xfu;
+            let m = code & 7u;
+            let e = m >> 1u;
+            var mag = m & 1u;
+            if (e != 0u) {
+                mag = (2u + (m & 1u)) << (e - 1u);
+            }
+            out |= select(mag, (0u - mag) & 0xffu, (code & 8u) != 0u) << (8u * i);
+        }
+        return out;
+    }
     if (fmt != 4u) {
         // int4: bit 3 set fills bits 4..7 of its byte (0x08 * 0x1e = 0xf0: no carry between bytes).
         return x | ((x & 0x08080808u) * 0x1eu);
@@ -177,7 +203,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
                         for (var j = 0u; j < TPT; j++) {
                             let col = min(n0 + tx * TPT + j, p.n - 1u);
                             raw_acc[i * 4u + j] += acci[i * 4u + j];
-                            accf[i * 4u + j] += (f32(acci[i * 4u + j]) * sa) * scale_b(col, kc);
+                            accf[i * 4u + j] += (f32(acci[i * 4u + j]) * lane_unit() * sa) * scale_b(col, kc);
                             acci[i * 4u + j] = 0;
                         }
                     }
@@ -267,7 +293,7 @@ fn fold_wide(accf: vec4<f32>, acci: vec4<i32>, sa: f32, col0: u32, kc: u32) -> v
     let last = p.n - 1u;
     let sb = vec4<f32>(scale_b(min(col0, last), kc), scale_b(min(col0 + 1u, last), kc),
                        scale_b(min(col0 + 2u, last), kc), scale_b(min(col0 + 3u, last), kc));
-    return fma(vec4<f32>(acci) * sa, sb, accf);
+    return fma(vec4<f32>(acci) * lane_unit() * sa, sb, accf);
 }
 
 // The f32 result of a 4-output row segment: the folded sums, or with WHOLE_K the one scaling.

@@ -3,6 +3,9 @@
 // operands along the contracted dimension leaves the product unchanged, (A H)(B H)ᵀ = A Bᵀ,
 // while spreading outliers across the block before quantization (Chen et al.'s BHQ idea with a
 // Hadamard in place of the Householder reflection), so the rotation is undone exactly by the GEMM.
+// With a nonzero `signs` key it is a random Hadamard transform, out = x · D · H_B: element i of
+// every block is first negated when bit 0 of rng_draw(signs, i) is set (D a fixed ±1 diagonal,
+// the same for every block and both GEMM operands, so D·Dᵀ = I keeps the product unchanged).
 // Butterflies: for h = 1, 2, .., B/2: (u, v) at (i, i + h) -> (u + v, u - v); then times 1/sqrt(B).
 // Layout: 256 threads, 256/B vectors per workgroup, one element per thread in workgroup memory.
 // axis 0: blocks along rows' last dimension (element i of vector v at row*cols + blk*B + i);
@@ -16,7 +19,7 @@ struct HadamardParams {
     axis: u32,
     n_vectors: u32,
     scale: f32,
-    pad0: u32,
+    signs: u32,
     pad1: u32,
 }
 
@@ -43,6 +46,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var val = 0.0;
     if (valid) {
         val = x[addr(v, i)];
+        if (p.signs != 0u && (rng_draw(p.signs, i) & 1u) == 1u) {
+            val = -val;
+        }
     }
     sh[lid] = val;
     workgroupBarrier();

@@ -3,8 +3,8 @@
 // forward:  mean = Σx / C, var = Σ(x − mean)² / C, rstd = 1/sqrt(var + eps),
 //           y = γ·(x − mean)·rstd + β; stats[2r..2r+2] = (mean, rstd) for the backward.
 // backward: with g = dy·γ and x̂ = (x − mean)·rstd,
-//           dx = rstd·(g − Σg/C − x̂·Σ(g·x̂)/C), and prod = dy·x̂ (summed over rows by col_sum:
-//           dγ; dβ is the column sum of dy).
+//           dx = rstd·(g − Σg/C − x̂·Σ(g·x̂)/C), and prod [rows, 2C] = (dy·x̂, dy): its column
+//           sums (col_sum) are the gradient of affine, dγ then dβ.
 // sqrt is not exact in WGSL: the reference is compared within a stated bound.
 // Reference: src/reference/layernorm.rs. Bindings: 0 params {rows, cols, eps}, 1 x, 2 affine
 // [γ(C), β(C)], 3 stats, 4 y, 5 dy, 6 dx, 7 prod.
@@ -75,6 +75,7 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
         let xh = (x[base + c] - mean) * rstd;
         let g = dy[base + c] * affine[c];
         dx[base + c] = rstd * (g - a - xh * b);
-        prod[base + c] = dy[base + c] * xh;
+        prod[2u * base + c] = dy[base + c] * xh;
+        prod[2u * base + p.cols + c] = dy[base + c];
     }
 }

@@ -129,7 +129,7 @@ impl Quantizer {
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
         let q = Self::alloc(gpu, enc, l)?;
-        let amax = enc.scratch::<u32>(gpu, "lowbit amax", l.n_groups as usize)?;
+        let amax = enc.scratch::<u32>(gpu, "lowbit amax", l.amax_len())?;
         let inv = enc.scratch::<f32>(gpu, "lowbit inv", l.n_groups as usize)?;
         self.absmax.encode(gpu, enc, x.buffer(), &l, false, &amax)?;
         k.scale.encode(gpu, enc, &amax, &q.scales, &inv)?;
@@ -156,7 +156,7 @@ impl Quantizer {
         let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
         let q = Self::alloc(gpu, enc, lt)?;
-        let amax = enc.scratch::<u32>(gpu, "lowbit amax", lt.n_groups as usize)?;
+        let amax = enc.scratch::<u32>(gpu, "lowbit amax", lt.amax_len())?;
         let inv = enc.scratch::<f32>(gpu, "lowbit inv", lt.n_groups as usize)?;
         if scheme.granularity == Granularity::PerTensor {
             // One group: reduce x in its own (coalesced) order.

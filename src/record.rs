@@ -27,8 +27,11 @@ use bytemuck::{Pod, Zeroable};
 ///   Outside a step plan it is 0, so a launcher's draws are exactly those its `Rounding` names;
 ///   a plan numbers its random uses `0..U` and sets `stream_base` to the step's first stream
 ///   (see [`crate::rng`] for the construction).
-/// - `lr` multiplies the learning rate of the SGD kernel's parameters: 1 outside a plan; a plan
-///   builds its SGD dispatches with rate 1 and writes the step's rate here.
+/// - `lr` multiplies the learning rate of the optimizer kernels' parameters (SGD, AdamW): 1
+///   outside a plan; a plan builds its optimizer dispatches with rate 1 and writes the step's
+///   rate here.
+/// - `bias` is AdamW's bias correction of step `t` (counting from 1),
+///   `√(1 − β₂ᵗ) / (1 − β₁ᵗ)`, computed by the host in f64 (1 outside a plan and for SGD).
 /// - `step` is the step's number (for kernels that need it; informational otherwise).
 /// - `slot` says where per-step outputs go in a ring: the loss kernels write a step's losses and
 ///   correct counts at row block `slot % ring` of their outputs, so a plan's losses accumulate
@@ -44,12 +47,16 @@ pub struct StepState {
     pub step: u32,
     /// Ring slot of the step's per-step outputs.
     pub slot: u32,
+    /// AdamW's bias correction (see above).
+    pub bias: f32,
+    /// Padding to the uniform block's 16-byte multiple.
+    pub pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<StepState>() == 16);
+const _: () = assert!(std::mem::size_of::<StepState>() == 32);
 
 impl StepState {
-    /// The state of work recorded outside a plan: stream base 0, rate factor 1.
-    pub const UNIT: StepState = StepState { stream_base: 0, lr: 1.0, step: 0, slot: 0 };
+    /// The state of work recorded outside a plan: stream base 0, rate factor 1, bias 1.
+    pub const UNIT: StepState = StepState { stream_base: 0, lr: 1.0, step: 0, slot: 0, bias: 1.0, pad: [0; 3] };
 }
 
 /// One dispatch as a launcher asks for it: bind group 0 binds `buffers` whole, in binding order,

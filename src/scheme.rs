@@ -16,6 +16,13 @@ pub enum Granularity {
     PerBlock(u32),
 }
 
+impl Granularity {
+    /// Per row, or the block a block-scaled format requires ([`Format::block`]).
+    pub fn native(format: Format) -> Self {
+        format.block().map_or(Granularity::PerRow, Granularity::PerBlock)
+    }
+}
+
 impl std::fmt::Display for Granularity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -93,6 +100,11 @@ impl QuantScheme {
     pub fn per_row(format: Format) -> Self {
         QuantScheme { format, granularity: Granularity::PerRow, rounding: Rounding::Nearest }
     }
+    /// Round to nearest with the format's own granularity: per row, or the block a block-scaled
+    /// format requires (MXFP8, MXFP4: 32; NVFP4: 16).
+    pub fn native(format: Format) -> Self {
+        QuantScheme { format, granularity: Granularity::native(format), rounding: Rounding::Nearest }
+    }
     /// Per-block scale, round to nearest.
     pub fn per_block(format: Format, block: u32) -> Self {
         QuantScheme { format, granularity: Granularity::PerBlock(block), rounding: Rounding::Nearest }
@@ -135,6 +147,13 @@ impl QuantLayout {
         if rows.checked_mul(cols).is_none_or(|n| n > u32::MAX as usize) {
             return Err(Error::InvalidArgument(format!("{rows}x{cols} elements exceeds the 2^32 element index range")));
         }
+        if let Some(b) = format.block() {
+            if granularity != Granularity::PerBlock(b) {
+                return Err(Error::InvalidArgument(format!(
+                    "{format} has one scale per block of {b} values along the packed dimension, not {granularity}"
+                )));
+            }
+        }
         let (rows, cols) = (rows as u32, cols as u32);
         let per_word = format.per_word();
         let words_per_row = cols.div_ceil(per_word);
@@ -158,6 +177,12 @@ impl QuantLayout {
     /// Codes per word.
     pub fn per_word(&self) -> u32 {
         self.format.per_word()
+    }
+
+    /// Group maxima a quantizer reduces: one per group, and one more for the tensor's maximum
+    /// when the format's scales depend on it (NVFP4).
+    pub fn amax_len(&self) -> usize {
+        self.n_groups as usize + self.format.needs_tensor_amax() as usize
     }
 
     /// Total packed words.

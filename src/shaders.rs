@@ -9,6 +9,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("step", include_str!("../shaders/common/step.wgsl")),
     ("quant", include_str!("../shaders/common/quant.wgsl")),
     ("fp8", include_str!("../shaders/common/fp8.wgsl")),
+    ("fp4", include_str!("../shaders/common/fp4.wgsl")),
     ("log4", include_str!("../shaders/common/log4.wgsl")),
     ("format", include_str!("../shaders/common/format.wgsl")),
     ("layout", include_str!("../shaders/common/layout.wgsl")),
@@ -17,7 +18,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("pool", include_str!("../shaders/common/pool.wgsl")),
 ];
 
-const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "log4", "format", "layout"];
+const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout"];
 const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];
 /// The GEMMs whose operands become f32 on load share their tiled loops.
 const TILED_GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm", "gemm_tiled"];
@@ -63,7 +64,7 @@ pub const KERNELS: &[KernelSource] = &[
         body: include_str!("../shaders/gemm_levels.wgsl"),
     },
     KernelSource { name: "gemm_fp8", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_fp8.wgsl") },
-    KernelSource { name: "hadamard", includes: &[], body: include_str!("../shaders/hadamard.wgsl") },
+    KernelSource { name: "hadamard", includes: &["rng"], body: include_str!("../shaders/hadamard.wgsl") },
     KernelSource { name: "add", includes: &[], body: include_str!("../shaders/add.wgsl") },
     KernelSource { name: "finite", includes: &["step"], body: include_str!("../shaders/finite.wgsl") },
     KernelSource { name: "relu_backward", includes: &[], body: include_str!("../shaders/relu_backward.wgsl") },
@@ -71,6 +72,7 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "mse", includes: &["step"], body: include_str!("../shaders/mse.wgsl") },
     KernelSource { name: "softmax_xent", includes: &["step"], body: include_str!("../shaders/softmax_xent.wgsl") },
     KernelSource { name: "sgd", includes: &["step"], body: include_str!("../shaders/sgd.wgsl") },
+    KernelSource { name: "adam", includes: &["step"], body: include_str!("../shaders/adam.wgsl") },
     KernelSource { name: "im2col", includes: &[], body: include_str!("../shaders/im2col.wgsl") },
     KernelSource { name: "avgpool", includes: &["pool"], body: include_str!("../shaders/avgpool.wgsl") },
     KernelSource {
@@ -87,7 +89,7 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "gelu", includes: &[], body: include_str!("../shaders/gelu.wgsl") },
     KernelSource {
         name: "format_check",
-        includes: &["rng", "quant", "fp8", "log4", "format"],
+        includes: &["rng", "quant", "fp8", "fp4", "log4", "format"],
         body: include_str!("../shaders/format_check.wgsl"),
     },
 ];

@@ -194,3 +194,83 @@ fn device_recip_and_rng_match_the_host() {
         assert_u32_eq("device rng", &k.rng(gpu(), key, n).unwrap(), &reference::format_check::rng(key, n));
     }
 }
+
+/// The block-scaled formats' scale rules (src/format/scale.rs), worked by hand: the scale is
+/// rounded up onto its grid so the group's largest magnitude never exceeds the top code; the
+/// device's `scale` kernel gives the same bits.
+#[test]
+fn block_scales_round_up_onto_their_grids_on_host_and_device() {
+    use lowbit::format::{group_scale, nvfp4_tensor_scale};
+    let p2 = |e: i32| 2f32.powi(e);
+    // (format, group amax, tensor amax, expected scale).
+    let cases: Vec<(Format, f32, f32, f32)> = vec![
+        // MXFP4 (E8M0, top 6): 6 fits a scale of 1 exactly; a hair above needs 2; 3 → ½;
+        // 7/6 → 2; 0 and a subnormal-scaled amax are the zero group.
+        (Format::Mxfp4, 6.0, 0.0, 1.0),
+        (Format::Mxfp4, f32::from_bits(6f32.to_bits() + 1), 0.0, 2.0),
+        (Format::Mxfp4, 3.0, 0.0, 0.5),
+        (Format::Mxfp4, 7.0, 0.0, 2.0),
+        (Format::Mxfp4, 0.0, 0.0, 0.0),
+        (Format::Mxfp4, 1e-38, 0.0, 0.0),
+        // MXFP8 (E8M0, top 448): 448 → 1, 449 → 2, 1 → 2^-8 (1·2^8 = 256 ≤ 448), the largest
+        // f32 → 2^120, and a scale under f32's normal range → the zero group.
+        (Format::Mxfp8, 448.0, 0.0, 1.0),
+        (Format::Mxfp8, 449.0, 0.0, 2.0),
+        (Format::Mxfp8, 1.0, 0.0, p2(-8)),
+        (Format::Mxfp8, f32::MAX, 0.0, p2(120)),
+        (Format::Mxfp8, 1e-35, 0.0, p2(-125)),
+        (Format::Mxfp8, 1e-36, 0.0, 0.0),
+        // NVFP4 (E4M3 × a power of two per tensor, top 6): a tensor whose amax is 6·448 is past
+        // the limit 2677.5 (6·448 less 2^-8), so S = 2. A block of 6 gets 0.5·2 = 1; 7 (7/6/2 =
+        // 0.583) the E4M3 step above, 0.625 (scale 1.25); the tensor's own maximum 224·2 = 448,
+        // where 2688·(1/448) rounds above 6, so one E4M3 step up, 240 (scale 480); a tiny block
+        // the smallest E4M3 value 2^-9 (scale 2^-8).
+        (Format::Nvfp4, 6.0, 2688.0, 1.0),
+        (Format::Nvfp4, 7.0, 2688.0, 1.25),
+        (Format::Nvfp4, 2688.0, 2688.0, 480.0),
+        (Format::Nvfp4, 2600.0, 2600.0, 448.0),
+        (Format::Nvfp4, 1e-3, 2688.0, p2(-8)),
+        // A tensor of 3000 needs S = 2 (3000/2688 > 1): its top block 3000/6/2 = 250 → 256.
+        (Format::Nvfp4, 3000.0, 3000.0, 512.0),
+        (Format::Nvfp4, 0.0, 3000.0, 0.0),
+        (Format::Nvfp4, 1.0, 0.0, 0.0),
+    ];
+    assert_eq!(nvfp4_tensor_scale(2677.5), 1.0);
+    assert_eq!(nvfp4_tensor_scale(2678.0), 2.0);
+    assert_eq!(nvfp4_tensor_scale(0.0), 0.0);
+    for &(f, amax, tensor, want) in &cases {
+        let (s, inv) = group_scale(amax, tensor, f);
+        assert_eq!(s, want, "{f}: amax {amax:e} in a tensor of {tensor:e}");
+        if s > 0.0 {
+            assert_eq!(inv, 1.0 / s, "{f}: inverse of {s}");
+            assert!(amax * inv <= f.qmax(), "{f}: amax {amax} exceeds the top code at scale {s}");
+        }
+    }
+    // Device: the scale kernel of each format on the same maxima (NVFP4: the tensor's maximum
+    // follows the groups', as absmax leaves it).
+    let g = gpu();
+    for f in Format::BLOCK_SCALED {
+        let rows: Vec<_> = cases.iter().filter(|c| c.0 == f).collect();
+        for &&(_, amax, tensor, want) in &rows {
+            let mut bits = vec![amax.to_bits()];
+            if f.needs_tensor_amax() {
+                bits.push(tensor.to_bits());
+            }
+            let k = lowbit::kernels::scale::Scale::new(g, f).unwrap();
+            let a = lowbit::GpuBuffer::from_slice(g, "amax", &bits).unwrap();
+            let (s, inv) = (
+                lowbit::GpuBuffer::<f32>::zeros(g, "s", 1).unwrap(),
+                lowbit::GpuBuffer::<f32>::zeros(g, "i", 1).unwrap(),
+            );
+            common::submit_with(|e| k.encode(g, e, &a, &s, &inv).unwrap());
+            assert_eq!(s.read(g).unwrap()[0].to_bits(), want.to_bits(), "device {f}: amax {amax:e}");
+            let (_, want_inv) = group_scale(amax, tensor, f);
+            assert_eq!(inv.read(g).unwrap()[0].to_bits(), want_inv.to_bits(), "device {f} inverse: amax {amax:e}");
+        }
+    }
+    // A block-scaled format takes its own block only.
+    use lowbit::scheme::{Granularity, QuantLayout};
+    assert!(QuantLayout::new(4, 64, Format::Mxfp8, Granularity::PerRow).is_err());
+    assert!(QuantLayout::new(4, 64, Format::Nvfp4, Granularity::PerBlock(32)).is_err());
+    assert_eq!(QuantLayout::new(4, 64, Format::Nvfp4, Granularity::PerBlock(16)).unwrap().amax_len(), 17);
+}

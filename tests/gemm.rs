@@ -148,8 +148,12 @@ fn integer_gemms_are_exact_before_the_epilogue_and_bounded_after() {
         (Format::Int3, Format::Int2),
         (Format::Int2, Format::Int3),
         (Format::Log4, Format::Int2),
+        (Format::Fp4E2M1, Format::Fp4E2M1),
+        (Format::Fp4E2M1, Format::Int8),
+        (Format::Mxfp4, Format::Mxfp4),
+        (Format::Nvfp4, Format::Nvfp4),
     ];
-    let grans = [
+    let all_grans = [
         (Granularity::PerRow, Granularity::PerRow),
         (Granularity::PerTensor, Granularity::PerRow),
         (Granularity::PerBlock(32), Granularity::PerBlock(32)),
@@ -158,12 +162,18 @@ fn integer_gemms_are_exact_before_the_epilogue_and_bounded_after() {
     ];
     for (fa, fb) in pairs {
         let kernel = GemmInt::new(g, fa, fb).unwrap();
+        // A block-scaled format takes its own block only.
+        let grans: Vec<_> = if fa.block().is_some() {
+            vec![(Granularity::native(fa), Granularity::native(fb))]
+        } else {
+            all_grans.to_vec()
+        };
         for &(m, n, k) in SHAPES {
             let a = data(m * k, 5, false);
             let b = data(n * k, 6, false);
             let bias = data(n, 7, false);
             let biasb = GpuBuffer::from_slice(g, "bias", &bias).unwrap();
-            for (ga, gb) in grans {
+            for &(ga, gb) in &grans {
                 let too_short = |f: Format, g: Granularity| matches!(g, Granularity::PerBlock(b) if b < f.per_word());
                 if too_short(fa, ga) || too_short(fb, gb) {
                     // Blocks must hold whole words (int2: 16 codes).
@@ -235,14 +245,19 @@ fn integer_gemms_are_exact_before_the_epilogue_and_bounded_after() {
 #[test]
 fn fp8_gemms_match_the_dequantized_reference() {
     let g = gpu();
-    for (fa, fb) in [(Format::Fp8E4M3, Format::Fp8E4M3), (Format::Fp8E5M2, Format::Fp8E4M3)] {
+    for (fa, fb) in
+        [(Format::Fp8E4M3, Format::Fp8E4M3), (Format::Fp8E5M2, Format::Fp8E4M3), (Format::Mxfp8, Format::Mxfp8)]
+    {
         let kernel = GemmFp8::new(g, fa, fb).unwrap();
+        let grans = if fa == Format::Mxfp8 {
+            vec![(Granularity::PerBlock(32), Granularity::PerBlock(32))]
+        } else {
+            vec![(Granularity::PerRow, Granularity::PerRow), (Granularity::PerTensor, Granularity::PerBlock(32))]
+        };
         for &(m, n, k) in SHAPES {
             let a = data(m * k, 8, false);
             let b = data(n * k, 9, false);
-            for (ga, gb) in
-                [(Granularity::PerRow, Granularity::PerRow), (Granularity::PerTensor, Granularity::PerBlock(32))]
-            {
+            for &(ga, gb) in &grans {
                 let qa = quantized(
                     &a,
                     m,
@@ -253,8 +268,8 @@ fn fp8_gemms_match_the_dequantized_reference() {
                         rounding: lowbit::scheme::Rounding::Stochastic { seed: 9, stream: 0 },
                     },
                 );
-                let qb = quantized(&b, n, k, QuantScheme::per_row(fb).stochastic(1, 1));
-                let qb = if gb == Granularity::PerRow {
+                let qb = quantized(&b, n, k, QuantScheme::native(fb).stochastic(1, 1));
+                let qb = if gb == Granularity::native(fb) {
                     qb
                 } else {
                     quantized(
@@ -592,24 +607,30 @@ fn integer_gemms_past_the_i32_range_sum_in_exact_chunks() {
         matches!(gi.encode_raw(g, &mut enc, &a, &b, &raw), Err(Error::InvalidArgument(_))),
         "raw sums cannot hold it"
     );
-    // Every ordered pair of formats whose top codes (int8 127, int4 7, int3 3, int2 1, log4 2⁶)
-    // wrap one i32 sum by K = 6M elements, at a K past that point: operands of top codes and unit
-    // scales, whose exact product is K · top_a · top_b. (The other pairs wrap only at tens of
-    // millions of elements or more, which a 1×1 product on lavapipe takes minutes to sum; the
-    // bound above covers them.)
+    // Every ordered pair of formats with per-row scales whose top codes (int8 127, int4 7,
+    // int3 3, int2 1, log4 2⁶; E2M1 6, a lane of 12) wrap one i32 sum by K = 6M elements, at a K
+    // past that point: operands of top codes and unit scales, whose exact product is
+    // K · top_a · top_b. (The other pairs wrap only at tens of millions of elements or more,
+    // which a 1×1 product on lavapipe takes minutes to sum; the bound above covers them. The
+    // block-scaled formats fold every 16 or 32 elements.)
     let mut tested = 0;
     let limit = 6_000_000;
-    for fa in INT_FORMATS {
-        for fb in INT_FORMATS {
+    let per_row: Vec<Format> = INT_FORMATS.into_iter().filter(|f| f.block().is_none()).collect();
+    for &fa in &per_row {
+        for &fb in &per_row {
             let top = |f: Format| f.top() as u64;
-            let wrap = i32::MAX as u64 / (top(fa) * top(fb)) + 1;
+            let lane = |f: Format| (f.top() / f.lane_unit()) as u64;
+            let wrap = i32::MAX as u64 / (lane(fa) * lane(fb)) + 1;
             let k = (wrap + 4096).next_multiple_of(64) as usize;
             let words = |f: Format| k / f.per_word() as usize;
             if k > limit {
                 continue;
             }
             let operand = |f: Format| {
-                let code = if f == Format::Log4 { 7 } else { lowbit::format::int::to_code(f.top() as i32, f.bits()) };
+                let code = match f {
+                    Format::Log4 | Format::Fp4E2M1 => 7,
+                    _ => lowbit::format::int::to_code(f.top() as i32, f.bits()),
+                };
                 let word = (0..f.per_word()).fold(0u32, |w, i| w | code << (i * f.bits()));
                 QuantizedTensor {
                     codes: GpuBuffer::from_slice(g, "codes", &vec![word; words(f)]).unwrap(),

@@ -38,7 +38,7 @@ fn the_graph_trainer_computes_what_the_sequential_trainer_did() {
         let batch = case["batch"].as_u64().unwrap() as usize;
         let x = bits_of(&case["x"]);
         let labels: Vec<u32> = case["labels"].as_array().unwrap().iter().map(|l| l.as_u64().unwrap() as u32).collect();
-        let opt = OptimConfig { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, batch };
+        let opt = OptimConfig { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, batch, ..Default::default() };
         let fresh = || {
             let mut t = Trainer::new(g, spec.clone(), TrainScheme::preset(scheme).unwrap(), opt, 1).unwrap();
             for (n, v) in named(&case["params"]) {
@@ -74,7 +74,7 @@ fn the_graph_trainer_computes_what_the_sequential_trainer_did() {
 }
 
 fn fp32_opt(batch: usize) -> OptimConfig {
-    OptimConfig { lr: 1.0, momentum: 0.0, weight_decay: 0.0, batch }
+    OptimConfig { lr: 1.0, momentum: 0.0, weight_decay: 0.0, batch, ..Default::default() }
 }
 
 #[test]

@@ -144,3 +144,35 @@ fn bad_blocks_are_errors() {
     assert!(matches!(k.encode(g, &mut enc, &x, &x, 6, 10, 512, Axis::Cols), Err(Error::InvalidArgument(_))));
     g.queue.submit([enc.finish()]);
 }
+
+#[test]
+fn the_random_hadamard_transform_matches_its_reference_and_keeps_products() {
+    use lowbit::kernels::hadamard::RANDOM_SIGNS;
+    let g = gpu();
+    let k = Hadamard::new(g).unwrap();
+    let (rows, cols, block) = (64, 24, 16u32);
+    let x = data(rows * cols, 41, false);
+    let y = data(rows * cols, 42, false);
+    let run = |v: &[f32]| {
+        let (xb, out) = (GpuBuffer::from_slice(g, "x", v).unwrap(), GpuBuffer::<f32>::zeros(g, "o", v.len()).unwrap());
+        common::submit_with(|e| {
+            k.encode_signed(g, e, &xb, &out, (rows, cols), block, Axis::Rows, RANDOM_SIGNS).unwrap()
+        });
+        out.read(g).unwrap()
+    };
+    let (xr, yr) = (run(&x), run(&y));
+    let want = reference::hadamard::hadamard_signed(&x, rows, cols, block as usize, Axis::Rows, RANDOM_SIGNS);
+    assert_f32_bits_eq("random hadamard", &xr, &want);
+    // Some signs flip, not all: it is not the plain transform.
+    let plain = reference::hadamard::hadamard(&x, rows, cols, block as usize, Axis::Rows);
+    assert!(xr != plain);
+    let flips = (0..block as usize).filter(|&i| reference::hadamard::negated(RANDOM_SIGNS, i)).count();
+    assert!(flips > 0 && flips < block as usize, "{flips} of {block} signs flip");
+    // (D H)(D H)ᵀ = I: xᵀy over the rotated dimension is unchanged (per column pair).
+    for c in 0..cols {
+        let dot =
+            |a: &[f32], b: &[f32]| (0..rows).map(|r| a[r * cols + c] as f64 * b[r * cols + c] as f64).sum::<f64>();
+        let (before, after) = (dot(&x, &y), dot(&xr, &yr));
+        assert!((before - after).abs() <= 1e-5 * (1.0 + before.abs()), "column {c}: {before} vs {after}");
+    }
+}

@@ -29,7 +29,7 @@ fn gradients(t: &mut Trainer, x: &[f32], labels: &[u32]) -> Vec<(String, Vec<f32
 }
 
 fn fd_check(spec: ModelSpec, batch: usize) {
-    let opt = OptimConfig { lr: 1.0, momentum: 0.0, weight_decay: 0.0, batch };
+    let opt = OptimConfig { lr: 1.0, momentum: 0.0, weight_decay: 0.0, batch, ..Default::default() };
     let mut t = Trainer::new(gpu(), spec.clone(), TrainScheme::preset("fp32").unwrap(), opt, 3).unwrap();
     common::fd_check(&mut t, &spec.name, batch);
 }
@@ -92,7 +92,7 @@ fn quantized_weight_gradient_is_unbiased_over_seeds() {
     let spec = ModelSpec::mlp((1, 1, inputs), &[], classes);
     let ls = LayerScheme { forward: ForwardPrecision::Int8, gradient: GradPrecision::Luq4, ..LayerScheme::FP32 };
     let scheme = TrainScheme::preset("fp32").unwrap().with_layer(0, ls).unwrap();
-    let opt = OptimConfig { lr: 1.0, momentum: 0.0, weight_decay: 0.0, batch };
+    let opt = OptimConfig { lr: 1.0, momentum: 0.0, weight_decay: 0.0, batch, ..Default::default() };
     let x = data(batch * inputs, 71, false);
     let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 3) % classes as u32).collect();
     let base = Trainer::new(g, spec.clone(), scheme.clone(), opt, 1000).unwrap().parameters().unwrap();
@@ -226,7 +226,7 @@ fn short_training_on_embedded_mnist_learns() {
 fn trainer_gradients_are_what_a_step_applies() {
     let g = gpu();
     let spec = ModelSpec::mlp((4, 4, 1), &[12], 3);
-    let opt = OptimConfig { lr: 1.0, momentum: 0.0, weight_decay: 0.0, batch: 8 };
+    let opt = OptimConfig { lr: 1.0, momentum: 0.0, weight_decay: 0.0, batch: 8, ..Default::default() };
     let x = data(8 * 16, 71, false);
     let labels: Vec<u32> = (0..8).map(|i| i % 3).collect();
     let scheme = TrainScheme::preset("int8").unwrap();

@@ -88,7 +88,7 @@ fn a_plan_replays_what_the_launchers_record_and_creates_nothing_per_step() {
         assert!(stats.dispatches >= 10 && stats.scratch_values >= 8, "{stats:?}");
         for (i, &(base, lr)) in steps.iter().enumerate() {
             let before = g.creations();
-            plan.set_step(StepState { stream_base: base, lr, step: i as u32, slot: 0 });
+            plan.set_step(StepState { stream_base: base, lr, step: i as u32, ..StepState::UNIT });
             let mut rec = Recorder::new(g, "replay");
             plan.record(&mut rec);
             g.submit([rec.finish()]);

@@ -22,6 +22,7 @@ const GRANULARITIES: &[Granularity] = &[
     Granularity::PerTensor,
     Granularity::PerRow,
     Granularity::PerBlock(8),
+    Granularity::PerBlock(16),
     Granularity::PerBlock(32),
     Granularity::PerBlock(128),
     Granularity::PerBlock(2048),
@@ -65,8 +66,10 @@ fn two_pass_and_fused_match_the_reference_bit_for_bit() {
                 for r in roundings() {
                     let scheme = QuantScheme { format: f, granularity: gr, rounding: r };
                     let Ok(l) = QuantLayout::new(rows, cols, f, gr) else {
-                        // Only int2's 16-code words outgrow the 8-element block.
-                        assert_eq!((f, gr), (Format::Int2, Granularity::PerBlock(8)));
+                        // Only int2's 16-code words outgrow the 8-element block, and a
+                        // block-scaled format takes only its own block.
+                        let own = f.block().is_some_and(|b| gr != Granularity::PerBlock(b));
+                        assert!(own || (f, gr) == (Format::Int2, Granularity::PerBlock(8)), "{f} {gr}");
                         let err = run_err(|e| qz().quantize(g, e, &xt, scheme));
                         assert!(matches!(err, lowbit::Error::InvalidArgument(_)), "{err}");
                         continue;
@@ -92,8 +95,10 @@ fn two_pass_and_fused_match_the_reference_bit_for_bit() {
             }
         }
     }
-    // Every format × granularity but int2 × block8, both roundings.
-    assert_eq!(cases, SHAPES.len() * (Format::ALL.len() * GRANULARITIES.len() - 1) * 2);
+    // Every format × granularity but int2 × block8 (the block-scaled formats: their own block
+    // only), both roundings.
+    let plain = Format::ALL.len() - Format::BLOCK_SCALED.len();
+    assert_eq!(cases, SHAPES.len() * (plain * GRANULARITIES.len() - 1 + Format::BLOCK_SCALED.len()) * 2);
 }
 
 #[test]
@@ -111,7 +116,11 @@ fn transposed_quantization_equals_quantizing_the_transpose() {
         let xg = GpuTensor::from_slice(g, &x, &[rows, cols]).unwrap();
         let xtg = GpuTensor::from_slice(g, &xt_host, &[cols, rows]).unwrap();
         for f in Format::ALL {
-            for &gr in &[Granularity::PerTensor, Granularity::PerRow, Granularity::PerBlock(32)] {
+            let grs = match f.block() {
+                Some(b) => vec![Granularity::PerBlock(b)],
+                None => vec![Granularity::PerTensor, Granularity::PerRow, Granularity::PerBlock(32)],
+            };
+            for &gr in &grs {
                 for r in roundings() {
                     let scheme = QuantScheme { format: f, granularity: gr, rounding: r };
                     let what = format!("{rows}x{cols}ᵀ {f} {gr} {r:?}");
@@ -148,7 +157,7 @@ fn all_zero_and_tiny_groups_quantize_to_zero() {
     let x = [0.0f32, 0.0, 1e-39, -1e-40, 5.0, 0.0, 0.0, 0.0];
     let xg = GpuTensor::from_slice(g, &x, &[2, 4]).unwrap();
     for f in Format::ALL {
-        let (codes, scales, _) = run(|e| qz().quantize_two_pass(g, e, &xg, QuantScheme::per_row(f)));
+        let (codes, scales, _) = run(|e| qz().quantize_two_pass(g, e, &xg, QuantScheme::native(f)));
         assert_eq!(scales[0], 0.0, "{f}: a row of zeros and subnormals has scale 0");
         assert_eq!(codes[0], 0, "{f}");
         assert!(scales[1] > 0.0);
@@ -210,8 +219,11 @@ fn a_group_without_finite_values_follows_one_rule_on_host_and_device() {
         for (r, row) in rows.iter().enumerate() {
             let x = GpuTensor::from_slice(g, row, &[1, 4]).unwrap();
             for one_pass in [false, true] {
+                let s = QuantScheme::native(f);
+                if one_pass && !QuantizeFused::supports(&QuantLayout::new(1, 4, f, s.granularity).unwrap()) {
+                    continue;
+                }
                 let mut enc = g.device.create_command_encoder(&Default::default());
-                let s = QuantScheme::per_row(f);
                 let q = if one_pass {
                     qz().quantize_one_pass(g, &mut enc, &x, s).unwrap()
                 } else {
@@ -226,7 +238,7 @@ fn a_group_without_finite_values_follows_one_rule_on_host_and_device() {
                     .iter()
                     .map(|&v| match (f, v) {
                         (Format::Fp8E5M2, v) if v.is_infinite() => v,
-                        (Format::Fp8E5M2 | Format::Fp8E4M3, v) if v.is_nan() => f32::NAN,
+                        (f, v) if v.is_nan() && f.is_fp8() => f32::NAN,
                         _ => 0.0,
                     })
                     .collect();

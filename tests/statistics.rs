@@ -12,7 +12,8 @@
 //!
 //! LUQ's pruning region (|x| < α) is checked on its own: there lo = 0 and hi = ±α, so
 //! Var = |x|(α − |x|). The clipping formats (int3, int2) are checked below their top level, and
-//! to saturate exactly above it.
+//! to saturate exactly above it. Each format runs at its own granularity (per row; the
+//! block-scaled formats per 32 or 16), whose scales never clip.
 
 mod common;
 use common::gpu;
@@ -51,6 +52,7 @@ struct Stats {
     var: Vec<f64>,
 }
 
+/// Mean and variance over the seeds, and each element's scale (its group's, seed 0).
 fn sample(format: Format, x: &[f32], rows: usize, cols: usize) -> (Stats, Vec<f32>) {
     let g = gpu();
     let qz = Quantizer::new(g).unwrap();
@@ -62,7 +64,7 @@ fn sample(format: Format, x: &[f32], rows: usize, cols: usize) -> (Stats, Vec<f3
         let mut enc = g.device.create_command_encoder(&Default::default());
         let mut outs = Vec::new();
         for s in 0..64 {
-            let scheme = QuantScheme::per_row(format).stochastic(batch * 64 + s, 0);
+            let scheme = QuantScheme::native(format).stochastic(batch * 64 + s, 0);
             let q = qz.quantize(g, &mut enc, &xg, scheme).unwrap();
             outs.push(qz.dequantize(g, &mut enc, &q).unwrap());
             if scales.is_empty() {
@@ -80,7 +82,9 @@ fn sample(format: Format, x: &[f32], rows: usize, cols: usize) -> (Stats, Vec<f3
     let nn = N_SEEDS as f64;
     let mean: Vec<f64> = sum.iter().map(|s| s / nn).collect();
     let var = (0..n).map(|i| ((sum2[i] - nn * mean[i] * mean[i]) / (nn - 1.0)).max(0.0)).collect();
-    (Stats { mean, var }, scales[0].scales.read(g).unwrap())
+    let (l, group_scales) = (scales[0].layout, scales[0].scales.read(g).unwrap());
+    let per_element = (0..n).map(|i| group_scales[l.group((i / cols) as u32, (i % cols) as u32) as usize]).collect();
+    (Stats { mean, var }, per_element)
 }
 
 /// The grid values around x: the codes stochastic rounding chooses with the largest draw (never
@@ -126,9 +130,9 @@ fn stochastic_rounding_is_unbiased_with_the_theoretical_variance() {
     let x = test_data(rows, cols);
     for f in Format::ALL {
         let (st, scales) = sample(f, &x, rows, cols);
-        let lohi: Vec<(f64, f64)> = (0..x.len()).map(|i| neighbours(f, x[i], scales[i / cols])).collect();
+        let lohi: Vec<(f64, f64)> = (0..x.len()).map(|i| neighbours(f, x[i], scales[i])).collect();
         // Clipping formats (int3, int2) saturate above their top level: every sample lands on it.
-        let top = |i: usize| f.top() as f64 * scales[i / cols] as f64;
+        let top = |i: usize| f.top() as f64 * scales[i] as f64;
         // (1 + 2⁻²⁰: the scale's own rounding, e.g. 127·(1/127) just below 1.)
         let (all, clipped): (Vec<usize>, Vec<usize>) =
             (0..x.len()).partition(|&i| (x[i].abs() as f64) <= top(i) * (1.0 + 2f64.powi(-20)));
@@ -140,10 +144,10 @@ fn stochastic_rounding_is_unbiased_with_the_theoretical_variance() {
         }
         if f == Format::Log4 {
             // LUQ's stochastic underflow: below α = amax·2^-6 values become 0 or ±α, unbiased.
-            let pruned: Vec<usize> = (0..x.len()).filter(|&i| (x[i].abs() as f64) < scales[i / cols] as f64).collect();
+            let pruned: Vec<usize> = (0..x.len()).filter(|&i| (x[i].abs() as f64) < scales[i] as f64).collect();
             for &i in &pruned {
                 let (lo, hi) = lohi[i];
-                let alpha = scales[i / cols] as f64;
+                let alpha = scales[i] as f64;
                 assert!(lo == 0.0 || hi == 0.0, "log4: x={} below α must round between 0 and ±α, got {lo}..{hi}", x[i]);
                 assert!((hi - lo - alpha).abs() < 1e-12 * alpha, "log4 pruning grid");
             }

@@ -1,10 +1,11 @@
 //! The training kernels against their references: exact where the arithmetic order is the same
 //! (relu_backward, col_sum, im2col/col2im, maxpool), within stated tolerances where a device may
-//! fuse a multiply-add (sgd: 2 ulp of the larger operand) or evaluate exp/log to a few ulp
-//! (softmax_xent: 1e-5 relative + 1e-6 absolute).
+//! fuse a multiply-add (sgd: 2 ulp of the larger operand; adam: 4, its sqrt and division being a
+//! few ulp) or evaluate exp/log to a few ulp (softmax_xent: 1e-5 relative + 1e-6 absolute).
 
 mod common;
 use common::{assert_f32_bits_eq, assert_u32_eq, buf, data, gpu, submit_with as run};
+use lowbit::kernels::adam::{Adam, AdamStep};
 use lowbit::kernels::col_sum::ColSum;
 use lowbit::kernels::im2col::{ConvGeom, Im2col};
 use lowbit::kernels::maxpool::{MaxPool, PoolGeom};
@@ -16,6 +17,9 @@ use lowbit::{reference, Error, GpuBuffer};
 const XENT_RTOL: f32 = 1e-5;
 const XENT_ATOL: f32 = 1e-6;
 const SGD_ULPS: f32 = 2.0;
+/// AdamW: WGSL's sqrt and division are accurate to a few ulp (2.5 for division), and the update
+/// is a small fraction of the weight.
+const ADAM_ULPS: f32 = 4.0;
 
 #[test]
 fn relu_backward_and_col_sum_are_exact() {
@@ -128,6 +132,38 @@ fn sgd_and_softmax_xent_match_within_tolerance() {
             assert!((a - b).abs() <= XENT_RTOL * b.abs() + XENT_ATOL, "xent {name}: {a} vs {b}");
         }
     }
+}
+
+#[test]
+fn adam_matches_within_tolerance_and_keeps_the_moments() {
+    let g = gpu();
+    let n = 1000;
+    let mut w = data(n, 17, false);
+    let mut state = vec![0f32; 2 * n];
+    let (wb, sb) = (buf(&w), buf(&state));
+    let s = AdamStep { lr: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.1 };
+    let k = Adam::new(g).unwrap();
+    // Three updates with fresh gradients (outside a plan the bias correction is 1).
+    for step in 0..3 {
+        let grad = data(n, 20 + step, false);
+        run(|e| k.encode(g, e, &wb, &sb, &buf(&grad), s).unwrap());
+        reference::adam::adam(&mut w, &mut state, &grad, s, 1.0);
+    }
+    for (name, got, want) in [("w", wb.read(g).unwrap(), w), ("state", sb.read(g).unwrap(), state)] {
+        for (a, b) in got.iter().zip(&want) {
+            assert!(
+                (a - b).abs() <= ADAM_ULPS * f32::EPSILON * a.abs().max(b.abs()).max(1.0),
+                "adam {name}: {a} vs {b}"
+            );
+        }
+    }
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let bad = AdamStep { beta2: 1.0, ..s };
+    assert!(matches!(k.encode(g, &mut enc, &wb, &sb, &wb, bad), Err(Error::InvalidArgument(_))));
+    assert!(matches!(k.encode(g, &mut enc, &wb, &wb, &wb, s), Err(Error::Shape { .. })));
+    // The bias correction the host computes: at t = 1, sqrt(1 − β2) / (1 − β1).
+    let b1 = lowbit::kernels::adam::bias_correction(0.9, 0.99, 1);
+    assert!((b1 as f64 - 0.01f64.sqrt() / 0.1).abs() < 1e-5, "{b1}");
 }
 
 #[test]

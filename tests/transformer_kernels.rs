@@ -137,17 +137,20 @@ fn layernorm_forward_and_backward_match_the_reference() {
             assert!((got_stats[2 * r + 1] - s).abs() <= SUM_RTOL * s, "rstd {r}: {} vs {s}", got_stats[2 * r + 1]);
         }
         let dy = data(n, 9 + rows as u32, false);
-        let (dx, prod) = (GpuBuffer::<f32>::zeros(g, "dx", n).unwrap(), GpuBuffer::<f32>::zeros(g, "prod", n).unwrap());
+        let (dx, prod) =
+            (GpuBuffer::<f32>::zeros(g, "dx", n).unwrap(), GpuBuffer::<f32>::zeros(g, "prod", 2 * n).unwrap());
         // The backward from the reference's statistics, so only the backward is compared.
         let sb = buf(&want_stats);
         run(|e| k.encode_backward(g, e, &xb, &ab, &sb, &buf(&dy), &dx, &prod, (rows, cols)).unwrap());
-        let (want_dx, want_dg, _) = reference::layernorm::backward(&x, &dy, rows, cols, &affine, &want_stats);
+        let (want_dx, want_dg, want_db) = reference::layernorm::backward(&x, &dy, rows, cols, &affine, &want_stats);
         assert_close_to_peak(&format!("layernorm dx {rows}x{cols}"), &dx.read(g).unwrap(), &want_dx, SUM_RTOL);
-        // prod's column sums are dγ.
+        // prod's column sums are dγ then dβ (and its second half is dy itself).
         let prod = prod.read(g).unwrap();
-        let dg: Vec<f32> =
-            (0..cols).map(|c| (0..rows).map(|r| prod[r * cols + c] as f64).sum::<f64>() as f32).collect();
-        assert_close_to_peak(&format!("layernorm dγ {rows}x{cols}"), &dg, &want_dg, SUM_RTOL);
+        let sums: Vec<f32> =
+            (0..2 * cols).map(|c| (0..rows).map(|r| prod[r * 2 * cols + c] as f64).sum::<f64>() as f32).collect();
+        assert_close_to_peak(&format!("layernorm dγ {rows}x{cols}"), &sums[..cols], &want_dg, SUM_RTOL);
+        assert_close_to_peak(&format!("layernorm dβ {rows}x{cols}"), &sums[cols..], &want_db, SUM_RTOL);
+        assert!((0..rows).all(|r| prod[r * 2 * cols + cols..(r + 1) * 2 * cols] == dy[r * cols..(r + 1) * cols]));
     }
     // A constant row normalizes to β (variance 0 is covered by ε), never NaN.
     let x = vec![2.5f32; 8];

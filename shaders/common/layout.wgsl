@@ -25,6 +25,11 @@ struct QuantParams {
     aux0: u32,
     aux1: u32,
     stream: u32,
+    // 1: the group maxima have a slot amax[n_groups] for the tensor's maximum (NVFP4).
+    tensor_slot: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 const WG: u32 = 256u;

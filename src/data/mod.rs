@@ -1,11 +1,13 @@
 //! Datasets: loaders for MNIST (IDX, SHA-256 checked) and CIFAR-10 (official binary batches),
-//! the MNIST subset embedded in the crate, and seeded shuffling.
+//! the MNIST subset embedded in the crate, seeded shuffling, and text for character-level
+//! language models ([`text`], with a Shakespeare corpus embedded).
 //!
 //! Images are stored normalized, channels-last (`[n, h, w, c]`, so a row of a batch is one
 //! image in the NHWC layout lowbit's layers use); labels are class indices.
 
 pub mod cifar;
 pub mod mnist;
+pub mod text;
 
 use crate::{rng, Error, Result};
 

@@ -10,6 +10,20 @@
 //! | [`Format::Log4`] | 4: sign + 3-bit level (LUQ) | 8 | `0` or `±2^(c-1)·α` | `α = amax · 2^-6` |
 //! | [`Format::Int3`] | 4, two's complement (3-bit values) | 8 | `q·s`, `q ∈ [-3, 3]` | `amax · (1/4)` (clips) |
 //! | [`Format::Int2`] | 2, two's complement | 16 | `q·s`, `q ∈ [-1, 1]` | `amax · (1/2)` (clips) |
+//! | [`Format::Fp4E2M1`] | 4, FP4 E2M1 (max 6) | 8 | `fp4(c)·s` | `amax · (1/6)` |
+//! | [`Format::Mxfp8`] | 8, E4M3 | 4 | `fp8(c)·s`, one `s` per 32 | power of two ≥ `amax/448` (E8M0) |
+//! | [`Format::Mxfp4`] | 4, E2M1 | 8 | `fp4(c)·s`, one `s` per 32 | power of two ≥ `amax/6` (E8M0) |
+//! | [`Format::Nvfp4`] | 4, E2M1 | 8 | `fp4(c)·s`, one `s` per 16 | E4M3 ≥ `amax/6/S`, times `S` per tensor |
+//!
+//! ## Block-scaled formats
+//! MXFP8 and MXFP4 (OCP Microscaling v1.0) and NVFP4 carry a scale per block of 32 (16) values
+//! along the packed dimension — their layout requires exactly that granularity — in a narrow
+//! scale format ([`scale::ScaleFormat`]): E8M0 (a power of two) or, for NVFP4, an E4M3 value
+//! times one power-of-two scale per tensor. Their scales are rounded *up* onto that grid so no
+//! element saturates (see [`scale`]); lowbit holds each group's scale as the f32 it stands for
+//! (exact on these grids), so every kernel that reads scales reads them alike. E2M1 values times
+//! two are the integers `0, 1, 2, 3, 4, 6, 8, 12`: the integer GEMM multiplies FP4 operands
+//! exactly on `dot4I8Packed` lanes and scales the sums by ¼.
 //!
 //! Packing: code `i` of a word sits at bits `[i·b, i·b + b)` (low bits first), which for int8 is
 //! the lane order of WGSL's `dot4I8Packed`. Rows are padded to whole words with code 0.
@@ -46,12 +60,13 @@
 //! codes `[0, 0, 0, 0]` (→ zeros) in int8, int4, int3, int2, log4 and E4M3, and `[+inf, 0, 0, 0]`
 //! (→ `+inf, 0, 0, 0`) in E5M2.
 
+pub mod fp4;
 pub mod fp8;
 pub mod int;
 pub mod log4;
 pub mod scale;
 
-pub use scale::{recip_rne, scale_for_amax};
+pub use scale::{group_scale, nvfp4_tensor_scale, recip_rne, scale_for_amax, ScaleFormat};
 
 /// A packed low-bit number format.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -70,12 +85,34 @@ pub enum Format {
     Int3,
     /// Symmetric 2-bit integers (ternary, `q ∈ [-1, 1]`), 16 per word.
     Int2,
+    /// FP4 E2M1 (max 6), 8 per word, with f32 scales like the formats above.
+    Fp4E2M1,
+    /// OCP MXFP8: E4M3 values, 4 per word, one power-of-two (E8M0) scale per 32.
+    Mxfp8,
+    /// OCP MXFP4: E2M1 values, 8 per word, one power-of-two (E8M0) scale per 32.
+    Mxfp4,
+    /// NVFP4: E2M1 values, 8 per word, one E4M3 scale per 16 times a power-of-two tensor scale.
+    Nvfp4,
 }
 
 impl Format {
     /// Every format, in the order of their ids.
-    pub const ALL: [Format; 7] =
-        [Format::Int8, Format::Int4, Format::Fp8E4M3, Format::Fp8E5M2, Format::Log4, Format::Int3, Format::Int2];
+    pub const ALL: [Format; 11] = [
+        Format::Int8,
+        Format::Int4,
+        Format::Fp8E4M3,
+        Format::Fp8E5M2,
+        Format::Log4,
+        Format::Int3,
+        Format::Int2,
+        Format::Fp4E2M1,
+        Format::Mxfp8,
+        Format::Mxfp4,
+        Format::Nvfp4,
+    ];
+
+    /// The block-scaled formats (module docs).
+    pub const BLOCK_SCALED: [Format; 3] = [Format::Mxfp8, Format::Mxfp4, Format::Nvfp4];
 
     /// The id the shaders receive as their `FORMAT` override constant.
     pub fn id(self) -> u32 {
@@ -87,6 +124,10 @@ impl Format {
             Format::Log4 => 4,
             Format::Int3 => 5,
             Format::Int2 => 6,
+            Format::Fp4E2M1 => 7,
+            Format::Mxfp8 => 8,
+            Format::Mxfp4 => 9,
+            Format::Nvfp4 => 10,
         }
     }
 
@@ -100,14 +141,71 @@ impl Format {
             Format::Log4 => "log4",
             Format::Int3 => "int3",
             Format::Int2 => "int2",
+            Format::Fp4E2M1 => "fp4-e2m1",
+            Format::Mxfp8 => "mxfp8",
+            Format::Mxfp4 => "mxfp4",
+            Format::Nvfp4 => "nvfp4",
+        }
+    }
+
+    /// How this format's values are encoded (a block-scaled format's element format: E4M3 for
+    /// MXFP8, E2M1 for MXFP4 and NVFP4; the format itself otherwise).
+    pub fn element(self) -> Format {
+        match self {
+            Format::Mxfp8 => Format::Fp8E4M3,
+            Format::Mxfp4 | Format::Nvfp4 => Format::Fp4E2M1,
+            f => f,
+        }
+    }
+
+    /// The scale block a block-scaled format's layout requires (32, or 16 for NVFP4).
+    pub fn block(self) -> Option<u32> {
+        match self {
+            Format::Mxfp8 | Format::Mxfp4 => Some(32),
+            Format::Nvfp4 => Some(16),
+            _ => None,
+        }
+    }
+
+    /// What values its group scales take.
+    pub fn scale_format(self) -> ScaleFormat {
+        match self {
+            Format::Mxfp8 | Format::Mxfp4 => ScaleFormat::E8M0,
+            Format::Nvfp4 => ScaleFormat::E4M3TimesTensor,
+            _ => ScaleFormat::F32,
+        }
+    }
+
+    /// Whether a group's scale depends on the whole tensor's largest magnitude (NVFP4).
+    pub fn needs_tensor_amax(self) -> bool {
+        self.scale_format() == ScaleFormat::E4M3TimesTensor
+    }
+
+    /// True for the formats whose values are E2M1 (the integer GEMM holds twice each value).
+    pub fn is_fp4(self) -> bool {
+        self.element() == Format::Fp4E2M1
+    }
+
+    /// True for the formats whose values are FP8 (E4M3, E5M2, MXFP8: the FP8 GEMM's operands).
+    pub fn is_fp8(self) -> bool {
+        matches!(self.element(), Format::Fp8E4M3 | Format::Fp8E5M2)
+    }
+
+    /// What one unit of an integer GEMM lane is worth: ½ for the E2M1 formats (a lane holds twice
+    /// the value), 1 for the others.
+    pub fn lane_unit(self) -> f32 {
+        if self.is_fp4() {
+            0.5
+        } else {
+            1.0
         }
     }
 
     /// Bits each code occupies in a packed word (int3: 4, see the module docs).
     pub fn bits(self) -> u32 {
         match self {
-            Format::Int8 | Format::Fp8E4M3 | Format::Fp8E5M2 => 8,
-            Format::Int4 | Format::Log4 | Format::Int3 => 4,
+            Format::Int8 | Format::Fp8E4M3 | Format::Fp8E5M2 | Format::Mxfp8 => 8,
+            Format::Int4 | Format::Log4 | Format::Int3 | Format::Fp4E2M1 | Format::Mxfp4 | Format::Nvfp4 => 4,
             Format::Int2 => 2,
         }
     }
@@ -128,12 +226,14 @@ impl Format {
     /// The largest magnitude of the integer a code stands for in an integer GEMM (`gemm_int`'s
     /// lane value), over every code a word can hold — the quantizers never produce the most
     /// negative two's complement code, but a product must not overflow on one either: int8 128,
-    /// int4 and int3 8, int2 2, log4 64 (2^6); `None` for the FP8 formats.
+    /// int4 and int3 8, int2 2, log4 64 (2^6), the E2M1 formats 12 (twice 6); `None` for the
+    /// FP8 formats.
     pub fn max_lane(self) -> Option<u32> {
         match self {
             Format::Int8 | Format::Int4 | Format::Int3 | Format::Int2 => Some(1 << (self.bits() - 1)),
             Format::Log4 => Some(64),
-            Format::Fp8E4M3 | Format::Fp8E5M2 => None,
+            Format::Fp4E2M1 | Format::Mxfp4 | Format::Nvfp4 => Some(12),
+            Format::Fp8E4M3 | Format::Fp8E5M2 | Format::Mxfp8 => None,
         }
     }
 
@@ -158,11 +258,12 @@ impl Format {
         match self {
             Format::Int8 => 127.0,
             Format::Int4 => 7.0,
-            Format::Fp8E4M3 => fp8::E4M3.max_finite(),
+            Format::Fp8E4M3 | Format::Mxfp8 => fp8::E4M3.max_finite(),
             Format::Fp8E5M2 => fp8::E5M2.max_finite(),
             Format::Log4 => 64.0,
             Format::Int3 => 4.0,
             Format::Int2 => 2.0,
+            Format::Fp4E2M1 | Format::Mxfp4 | Format::Nvfp4 => fp4::MAX,
         }
     }
 
@@ -178,11 +279,12 @@ impl Format {
         match self {
             Format::Int8 => int::encode(y, 127, 8, stochastic, r24),
             Format::Int4 => int::encode(y, 7, 4, stochastic, r24),
-            Format::Fp8E4M3 => fp8::E4M3.encode(y, stochastic, r24),
+            Format::Fp8E4M3 | Format::Mxfp8 => fp8::E4M3.encode(y, stochastic, r24),
             Format::Fp8E5M2 => fp8::E5M2.encode(y, stochastic, r24),
             Format::Log4 => log4::encode(y, stochastic, r24),
             Format::Int3 => int::encode(y, 3, 4, stochastic, r24),
             Format::Int2 => int::encode(y, 1, 2, stochastic, r24),
+            Format::Fp4E2M1 | Format::Mxfp4 | Format::Nvfp4 => fp4::encode(y, stochastic, r24),
         }
     }
 
@@ -196,8 +298,9 @@ impl Format {
             Format::Int4 => int(7, 4),
             Format::Int3 => int(3, 4),
             Format::Int2 => int(1, 2),
-            Format::Fp8E4M3 => fp8::E4M3.encode_nonfinite(bits),
+            Format::Fp8E4M3 | Format::Mxfp8 => fp8::E4M3.encode_nonfinite(bits),
             Format::Fp8E5M2 => fp8::E5M2.encode_nonfinite(bits),
+            Format::Fp4E2M1 | Format::Mxfp4 | Format::Nvfp4 => fp4::encode_nonfinite(bits),
             Format::Log4 => {
                 if nan {
                     0
@@ -214,9 +317,10 @@ impl Format {
             Format::Int8 => int::decode(code, 8) as f32,
             Format::Int4 | Format::Int3 => int::decode(code, 4) as f32,
             Format::Int2 => int::decode(code, 2) as f32,
-            Format::Fp8E4M3 => fp8::E4M3.decode(code),
+            Format::Fp8E4M3 | Format::Mxfp8 => fp8::E4M3.decode(code),
             Format::Fp8E5M2 => fp8::E5M2.decode(code),
             Format::Log4 => log4::decode(code),
+            Format::Fp4E2M1 | Format::Mxfp4 | Format::Nvfp4 => fp4::decode(code),
         }
     }
 
@@ -255,7 +359,7 @@ impl std::str::FromStr for Format {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Format::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
             crate::Error::InvalidArgument(format!(
-                "unknown format '{s}' (expected one of int8, int4, fp8-e4m3, fp8-e5m2, log4, int3, int2)"
+                "unknown format '{s}' (expected one of int8, int4, fp8-e4m3, fp8-e5m2, log4, int3, int2, fp4-e2m1, mxfp8, mxfp4, nvfp4)"
             ))
         })
     }

@@ -1,5 +1,13 @@
 //! Scales from group maxima, and the exactly specified reciprocal both sides use.
 //!
+//! A format's scales take values in its [`ScaleFormat`]: any f32 (`s = amax/qmax`, the
+//! per-row and per-tensor formats), a power of two (E8M0, the OCP MX formats), or an E4M3 value
+//! times one power-of-two scale per tensor (NVFP4). The block-scaled rules round the scale *up*
+//! onto their grid, so no element of a group exceeds the top code: nothing saturates and
+//! stochastic rounding stays unbiased (the OCP specification's E8M0 rule rounds the exponent
+//! down and clips up to ~2× instead; NVIDIA's NVFP4 recipe rounds the block scale to nearest).
+//! Every scale is held as the f32 it stands for, which is exact on these grids.
+//!
 //! WGSL's division is only accurate to 2.5 ULP, so a kernel that divided by the scale could not
 //! match its CPU reference bit for bit. Instead the inverse scale is computed once per group by
 //! [`recip_rne`], an integer long division that is correctly rounded on every device, and every
@@ -54,15 +62,119 @@ pub fn recip_rne(x: f32) -> f32 {
     f32::from_bits((((re + 127) as u32) << 23) | (mant & 0x007f_ffff))
 }
 
-/// The scale and inverse scale of a group whose largest finite magnitude is `amax`.
-/// Returns `(0, 0)` when the scale would be zero or subnormal.
-pub fn scale_for_amax(amax: f32, format: Format) -> (f32, f32) {
-    let s = amax * format.rcp_qmax();
-    // Written to also catch NaN (which compares false).
-    if s.partial_cmp(&MIN_NORMAL) == Some(std::cmp::Ordering::Less) || !s.is_finite() || s.is_nan() {
+/// What values a format's group scales take.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ScaleFormat {
+    /// Any positive normal f32: `s = amax · (1/qmax)`.
+    F32,
+    /// E8M0: a power of two, the smallest with `amax · (1/s) ≤ qmax` (OCP MX).
+    E8M0,
+    /// An E4M3 value times the tensor's power-of-two scale (NVFP4's two levels): see
+    /// [`nvfp4_tensor_scale`] and [`group_scale`].
+    E4M3TimesTensor,
+}
+
+/// True for a positive normal finite f32 (NaN fails).
+fn normal(s: f32) -> bool {
+    s >= MIN_NORMAL && s.is_finite()
+}
+
+/// The smallest power of two `≥ t`, for positive normal `t` (`None` past f32's range).
+pub fn pow2_at_least(t: f32) -> Option<f32> {
+    let b = t.to_bits();
+    let p = if b & 0x007f_ffff == 0 { t } else { f32::from_bits((b & 0x7f80_0000) + 0x0080_0000) };
+    normal(p).then_some(p)
+}
+
+/// The largest product of the NVFP4 scale levels: E2M1's 6 times E4M3's 448.
+pub const NVFP4_RANGE: f32 = 6.0 * 448.0;
+/// What the tensor scale maps the tensor's maximum below: [`NVFP4_RANGE`] less 2^-8 of it, so
+/// the block holding the maximum gets a block scale that still leaves it under the top code
+/// after the roundings of `1/6` and of the inverse scale.
+pub const NVFP4_LIMIT: f32 = NVFP4_RANGE * (1.0 - 1.0 / 256.0);
+
+/// NVFP4's per-tensor scale for a tensor whose largest finite magnitude is `amax`: the smallest
+/// power of two `S` with `amax · (1/S) ≤` [`NVFP4_LIMIT`], so every block scale
+/// `amax_b / 6 / S` fits E4M3. 0 for a zero (or subnormal-scaled) tensor.
+pub fn nvfp4_tensor_scale(amax: f32) -> f32 {
+    let t = amax * (1.0 / NVFP4_RANGE);
+    let Some(mut s) = normal(t).then(|| pow2_at_least(t)).flatten() else { return 0.0 };
+    if amax * recip_rne(s) > NVFP4_LIMIT {
+        s *= 2.0;
+    }
+    if normal(s) {
+        s
+    } else {
+        0.0
+    }
+}
+
+/// The smallest E4M3 value `≥ v` (for `v > 0`; 448 above 448), as its code.
+fn e4m3_at_least(v: f32) -> u32 {
+    // Below the smallest subnormal 2^-9 (also keeps subnormal f32 away from the encoder).
+    if v <= f32::from_bits(0x3b00_0000) {
+        return 1;
+    }
+    let c = super::fp8::E4M3.encode(v, false, 0);
+    if super::fp8::E4M3.decode(c) < v && c < super::fp8::E4M3.max_code {
+        c + 1
+    } else {
+        c
+    }
+}
+
+/// The scale and inverse scale of a group whose largest finite magnitude is `amax`, in a tensor
+/// whose largest is `tensor_amax` (read by NVFP4 only). Returns `(0, 0)` when the scale would be
+/// zero or subnormal (the group's codes are then 0).
+///
+/// - [`ScaleFormat::F32`]: `s = amax · (1/qmax)`.
+/// - [`ScaleFormat::E8M0`]: `s` = the smallest power of two `≥ amax · (1/qmax)`, doubled if
+///   `amax · (1/s)` still exceeds `qmax` (the product rounded down).
+/// - [`ScaleFormat::E4M3TimesTensor`]: `S` = [`nvfp4_tensor_scale`]`(tensor_amax)`, the block
+///   scale `b` = the smallest E4M3 value `≥ (amax · (1/6)) · (1/S)`, moved up one E4M3 step if
+///   `amax · (1/(b·S))` still exceeds 6, and `s = b · S` (exact: a power-of-two multiple).
+pub fn group_scale(amax: f32, tensor_amax: f32, format: Format) -> (f32, f32) {
+    let (qmax, rcp) = (format.qmax(), format.rcp_qmax());
+    let t = amax * rcp;
+    if !normal(t) {
+        return (0.0, 0.0);
+    }
+    let s = match format.scale_format() {
+        ScaleFormat::F32 => t,
+        ScaleFormat::E8M0 => {
+            let Some(mut s) = pow2_at_least(t) else { return (0.0, 0.0) };
+            if amax * recip_rne(s) > qmax {
+                s *= 2.0;
+            }
+            s
+        }
+        ScaleFormat::E4M3TimesTensor => {
+            let st = nvfp4_tensor_scale(tensor_amax);
+            if st == 0.0 {
+                return (0.0, 0.0);
+            }
+            let v = t * recip_rne(st);
+            let e4m3 = super::fp8::E4M3;
+            let mut c = e4m3_at_least(v);
+            let mut s = e4m3.decode(c) * st;
+            if amax * recip_rne(s) > qmax && c < e4m3.max_code {
+                c += 1;
+                s = e4m3.decode(c) * st;
+            }
+            s
+        }
+    };
+    if !normal(s) {
         return (0.0, 0.0);
     }
     (s, recip_rne(s))
+}
+
+/// The scale and inverse scale of a group whose largest finite magnitude is `amax`, the group
+/// being the whole tensor (see [`group_scale`]). Returns `(0, 0)` when the scale would be zero
+/// or subnormal.
+pub fn scale_for_amax(amax: f32, format: Format) -> (f32, f32) {
+    group_scale(amax, amax, format)
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ impl Absmax {
         amax: &GpuBuffer<u32>,
     ) -> Result<()> {
         check_len("absmax", "x", x.len(), (l.rows * l.cols) as usize)?;
-        check_len("absmax", "amax", amax.len(), l.n_groups as usize)?;
+        check_len("absmax", "amax", amax.len(), l.amax_len())?;
         let mut p = QuantParams::row_tiles(l, Rounding::Nearest);
         p.transposed = transposed as u32;
         enc.clear(amax.buffer());

@@ -63,6 +63,21 @@ impl Tile {
     }
 }
 
+impl Tile {
+    /// The untuned choice on a CPU adapter: the largest of `cands` (ordered largest first) whose
+    /// padding computes at most twice the outputs `m × n` has, else the one that pads least
+    /// (attention's 64×16 per-head products on a 128 tile computed 16× their outputs).
+    pub fn cpu_heuristic(m: usize, n: usize, cands: &[Tile]) -> Tile {
+        let waste = |t: Tile| {
+            let e = t.edge() as usize;
+            (m.div_ceil(e) * e * n.div_ceil(e) * e) as f64 / (m * n).max(1) as f64
+        };
+        cands.iter().copied().find(|&t| waste(t) <= 2.0).unwrap_or_else(|| {
+            cands.iter().copied().min_by(|&a, &b| waste(a).total_cmp(&waste(b))).unwrap_or(Tile::T32)
+        })
+    }
+}
+
 /// One pipeline per tile candidate of a kernel.
 pub(crate) struct TilePipelines(Vec<(Tile, wgpu::ComputePipeline)>);
 
@@ -89,23 +104,35 @@ pub(crate) fn shape_class(m: usize, n: usize, k: usize) -> (u32, u32, u32) {
 }
 
 /// Tuning results per shape class (burn-style autotune cache), shared by a launcher's calls.
-#[derive(Default)]
-pub(crate) struct TileCache(std::sync::Mutex<std::collections::HashMap<(u32, u32, u32), Tile>>);
+pub(crate) struct TileCache {
+    tuned: std::sync::Mutex<std::collections::HashMap<(u32, u32, u32), Tile>>,
+    /// The adapter runs on the CPU (lavapipe, WARP): untuned shapes take the largest tile.
+    cpu: bool,
+}
 
 impl TileCache {
-    /// The tuned tile for this shape's class, if `tune` ran for it.
-    pub fn get(&self, m: usize, n: usize, k: usize) -> Option<Tile> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&shape_class(m, n, k)).copied()
+    /// An empty cache for `gpu`'s launchers. On a CPU adapter the untuned choice is
+    /// [`Tile::cpu_heuristic`]: a few threads gain nothing from more workgroups and the most
+    /// from large per-thread blocks (llvmpipe, 2 cores: the GPT's projections ran 1.5–3.5×
+    /// faster on the 128 tile than on the 32 tile the GPU heuristic gives their shapes).
+    pub fn new(gpu: &Gpu) -> Self {
+        TileCache { tuned: Default::default(), cpu: gpu.report().device_type == "cpu" }
     }
 
-    /// The tuned tile, or the heuristic one among `cands`.
+    /// The tuned tile for this shape's class, if `tune` ran for it.
+    pub fn get(&self, m: usize, n: usize, k: usize) -> Option<Tile> {
+        self.tuned.lock().unwrap_or_else(|e| e.into_inner()).get(&shape_class(m, n, k)).copied()
+    }
+
+    /// The tuned tile, or the untuned choice among `cands` (the heuristic for the adapter).
     pub fn choose(&self, m: usize, n: usize, k: usize, cands: &[Tile]) -> Tile {
-        self.get(m, n, k).filter(|t| cands.contains(t)).unwrap_or_else(|| Tile::heuristic(m, n, cands))
+        let untuned = || if self.cpu { Tile::cpu_heuristic(m, n, cands) } else { Tile::heuristic(m, n, cands) };
+        self.get(m, n, k).filter(|t| cands.contains(t)).unwrap_or_else(untuned)
     }
 
     /// Records a tuning result.
     pub fn insert(&self, m: usize, n: usize, k: usize, t: Tile) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(shape_class(m, n, k), t);
+        self.tuned.lock().unwrap_or_else(|e| e.into_inner()).insert(shape_class(m, n, k), t);
     }
 }
 

@@ -134,7 +134,7 @@ impl GemmF32 {
         let pipelines = TilePipelines::new(&Tile::ALL, |t| {
             pipeline(gpu, "gemm_f32", t.entry(), &pl, &[("TPT", t.tpt().min(4) as f64)])
         })?;
-        Ok(GemmF32 { pipelines, bgl, dummies: Dummies::new(gpu)?, cache: TileCache::default() })
+        Ok(GemmF32 { pipelines, bgl, dummies: Dummies::new(gpu)?, cache: TileCache::new(gpu) })
     }
 
     /// Records `c ← epilogue(op(a)·op(b)ᵀ)` with the tuned (or heuristic) tile for this shape.

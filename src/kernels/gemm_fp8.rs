@@ -1,4 +1,5 @@
-//! `gemm_fp8`: FP8 GEMM (E4M3 × E4M3 forward, E5M2 gradient × E4M3 backward, any pairing).
+//! `gemm_fp8`: FP8 GEMM (E4M3 × E4M3 forward, E5M2 gradient × E4M3 backward, MXFP8 × MXFP8 —
+//! E4M3 values with power-of-two scales per 32 — any pairing).
 //!
 //! Math: `C = epilogue(deq(A)·deq(B)ᵀ)` with f32 accumulation, where `deq` is exactly what the
 //! `dequantize` kernel computes (code value × group scale); A `[M, K]`, B `[N, K]` packed along K.
@@ -30,11 +31,13 @@ pub struct GemmFp8 {
 }
 
 impl GemmFp8 {
-    /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (each fp8-e4m3 or fp8-e5m2).
+    /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (each fp8-e4m3, fp8-e5m2 or mxfp8).
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
         for f in [fmt_a, fmt_b] {
-            if !matches!(f, Format::Fp8E4M3 | Format::Fp8E5M2) {
-                return Err(Error::InvalidArgument(format!("gemm_fp8 takes fp8-e4m3 or fp8-e5m2 operands, not {f}")));
+            if !f.is_fp8() {
+                return Err(Error::InvalidArgument(format!(
+                    "gemm_fp8 takes fp8-e4m3, fp8-e5m2 or mxfp8 operands, not {f}"
+                )));
             }
         }
         let (bgl, pl) = layouts(gpu, "gemm_fp8", PACKED_SLOTS);
@@ -47,7 +50,7 @@ impl GemmFp8 {
             })?,
             bgl,
             dummies: Dummies::new(gpu)?,
-            cache: TileCache::default(),
+            cache: TileCache::new(gpu),
         })
     }
 

@@ -25,8 +25,17 @@ use crate::tensor::GpuBuffer;
 use crate::timing::gpu_seconds;
 use crate::{Error, Gpu, Result};
 
-/// Formats the integer GEMM takes.
-pub const INT_FORMATS: [Format; 5] = [Format::Int8, Format::Int4, Format::Int3, Format::Int2, Format::Log4];
+/// Formats the integer GEMM takes (the E2M1 ones as twice their values, see the shader).
+pub const INT_FORMATS: [Format; 8] = [
+    Format::Int8,
+    Format::Int4,
+    Format::Int3,
+    Format::Int2,
+    Format::Log4,
+    Format::Fp4E2M1,
+    Format::Mxfp4,
+    Format::Nvfp4,
+];
 
 /// Whether the 128×128 tile can run these operands: it folds scale chunks between K steps of
 /// 32 elements, so block scales must cover whole steps.
@@ -115,7 +124,7 @@ impl GemmInt {
         for f in [fmt_a, fmt_b] {
             if !INT_FORMATS.contains(&f) {
                 return Err(Error::InvalidArgument(format!(
-                    "gemm_int takes int8, int4 or log4 operands, not {f} (use gemm_fp8)"
+                    "gemm_int takes int8, int4, int3, int2, log4 or E2M1 operands, not {f} (use gemm_fp8)"
                 )));
             }
         }
@@ -130,7 +139,7 @@ impl GemmInt {
             whole_k: pipeline(gpu, "gemm_int", "main_wide", &pl, &[c[0], c[1], ("WHOLE_K", 1.0)])?,
             bgl,
             dummies: Dummies::new(gpu)?,
-            cache: TileCache::default(),
+            cache: TileCache::new(gpu),
         })
     }
 

@@ -62,7 +62,7 @@ impl GemmLevels {
             coded_b: build(true)?,
             bgl,
             dummies: Dummies::new(gpu)?,
-            cache: TileCache::default(),
+            cache: TileCache::new(gpu),
         })
     }
 

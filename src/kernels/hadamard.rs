@@ -3,7 +3,10 @@
 //! Math: `out = x·H_B` per block of `B` (a power of two, 2…256) consecutive elements along the
 //! chosen axis, `H_B` the normalized (orthogonal) Hadamard matrix, so `H Hᵀ = I` and rotating
 //! both GEMM operands along K leaves `A·Bᵀ` unchanged while spreading outliers before they are
-//! quantized. Layout: 256/B vectors per workgroup, butterflies in workgroup memory.
+//! quantized. With a sign key it is a random Hadamard transform `x·D·H_B` (`D` a fixed
+//! pseudo-random ±1 diagonal, [`RANDOM_SIGNS`] in training: NVIDIA's NVFP4 recipe rotates the
+//! weight gradient's operands with a 16×16 one). Layout: 256/B vectors per workgroup,
+//! butterflies in workgroup memory.
 //! Bindings: 0 params, 1 x (read), 2 out (read-write). Reference: [`crate::reference::hadamard`].
 
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot};
@@ -11,6 +14,10 @@ pub use crate::reference::hadamard::{scale, Axis};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
+
+/// The sign key of the random Hadamard transforms the trainer applies (any fixed nonzero key:
+/// both operands of a product must use the same one).
+pub const RANDOM_SIGNS: u32 = 0x9e37_79b9;
 
 #[repr(C)]
 #[derive(Copy, Clone, Pod, Zeroable)]
@@ -21,7 +28,8 @@ struct HadamardParams {
     axis: u32,
     n_vectors: u32,
     scale: f32,
-    pad: [u32; 2],
+    signs: u32,
+    pad: u32,
 }
 const _: () = assert!(std::mem::size_of::<HadamardParams>() == 32);
 
@@ -39,6 +47,7 @@ impl Hadamard {
     }
 
     /// Records `out ← x·H` blockwise along `axis` of the `[rows, cols]` tensor `x`.
+    #[allow(clippy::too_many_arguments)]
     pub fn encode(
         &self,
         gpu: &Gpu,
@@ -49,6 +58,22 @@ impl Hadamard {
         cols: usize,
         block: u32,
         axis: Axis,
+    ) -> Result<()> {
+        self.encode_signed(gpu, enc, x, out, (rows, cols), block, axis, 0)
+    }
+
+    /// Records `out ← x·D·H` blockwise, `D` the ±1 diagonal of sign key `signs` (0: none).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_signed(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        out: &GpuBuffer<f32>,
+        (rows, cols): (usize, usize),
+        block: u32,
+        axis: Axis,
+        signs: u32,
     ) -> Result<()> {
         if !(2..=256).contains(&block) || !block.is_power_of_two() {
             return Err(Error::InvalidArgument(format!("hadamard: block {block} must be a power of two in 2..=256")));
@@ -70,7 +95,8 @@ impl Hadamard {
             axis: (axis == Axis::Rows) as u32,
             n_vectors,
             scale: scale(block),
-            pad: [0; 2],
+            signs,
+            pad: 0,
         };
         let params = uniform(gpu, "hadamard", &p);
         dispatch(

@@ -1,7 +1,7 @@
 //! `layernorm`: layer normalization of each row of a `[rows, cols]` tensor with learnable γ and β
 //! (`affine` = γ then β), one thread per row; the forward keeps `(mean, rstd)` per row for the
-//! backward, which writes dx and `prod = dy·x̂` (its column sums are dγ; dβ is the column sum of
-//! dy: the caller sums both with `col_sum`). Bindings: 0 params, 1 x, 2 affine, 3 stats, 4 y,
+//! backward, which writes dx and `prod` `[rows, 2·cols]` = `(dy·x̂, dy)`, whose column sums
+//! (`col_sum`) are the gradient of `affine` (dγ then dβ). Bindings: 0 params, 1 x, 2 affine, 3 stats, 4 y,
 //! 5 dy, 6 dx, 7 prod. Reference: [`crate::reference::layernorm`].
 
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
@@ -76,7 +76,7 @@ impl LayerNorm {
         dispatch(gpu, enc, "layernorm", &self.forward, &self.bgl, &bufs, (rows as u32).div_ceil(WG))
     }
 
-    /// Records `dx` and `prod = dy·x̂` from the forward's `stats`.
+    /// Records `dx` and `prod` `[rows, 2·cols]` = `(dy·x̂, dy)` from the forward's `stats`.
     #[allow(clippy::too_many_arguments)]
     pub fn encode_backward(
         &self,
@@ -91,9 +91,10 @@ impl LayerNorm {
         (rows, cols): (usize, usize),
     ) -> Result<()> {
         let p = Self::params(rows, cols)?;
-        for (n, b) in [("x", x), ("dy", dy), ("dx", dx), ("prod", prod)] {
+        for (n, b) in [("x", x), ("dy", dy), ("dx", dx)] {
             check_len("layernorm", n, b.len(), rows * cols)?;
         }
+        check_len("layernorm", "prod", prod.len(), 2 * rows * cols)?;
         check_len("layernorm", "affine", affine.len(), 2 * cols)?;
         check_len("layernorm", "stats", stats.len(), 2 * rows)?;
         let u = uniform(gpu, "layernorm", &p);

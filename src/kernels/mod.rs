@@ -2,6 +2,7 @@
 //! whose `encode` records work into the caller's encoder and never submits.
 
 pub mod absmax;
+pub mod adam;
 pub mod add;
 pub mod avgpool;
 pub mod batchnorm;
@@ -79,8 +80,12 @@ pub(crate) struct QuantParams {
     /// Kernel-specific (absmax's transposed entry: chunk length and count).
     pub aux: [u32; 2],
     pub stream: u32,
+    /// The group maxima have one more slot, `amax[n_groups]`, for the tensor's maximum (NVFP4's
+    /// tensor scale): absmax reduces into it and scale reads it.
+    pub tensor_slot: u32,
+    pub pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<QuantParams>() == 64);
+const _: () = assert!(std::mem::size_of::<QuantParams>() == 80);
 
 impl QuantParams {
     /// Params for `layout`, tiled as a row-major word grid (256 words of one row per workgroup).
@@ -103,6 +108,8 @@ impl QuantParams {
             n_groups: l.n_groups,
             aux: [0; 2],
             stream,
+            tensor_slot: l.format.needs_tensor_amax() as u32,
+            pad: [0; 3],
         }
     }
 }

@@ -45,6 +45,10 @@ impl QuantizeFused {
 
     /// Whether this kernel handles `l` (per-row, or per-block with blocks of at most 256 words).
     pub fn supports(l: &QuantLayout) -> bool {
+        // NVFP4's group scales need the whole tensor's maximum first.
+        if l.format.needs_tensor_amax() {
+            return false;
+        }
         match l.granularity {
             Granularity::PerTensor => false,
             Granularity::PerRow => true,
@@ -71,8 +75,8 @@ impl QuantizeFused {
         }
         if !Self::supports(l) {
             return Err(Error::InvalidArgument(format!(
-                "quantize_fused: {} scales need the two-pass quantizer",
-                l.granularity
+                "quantize_fused: {} scales of {} need the two-pass quantizer",
+                l.granularity, l.format
             )));
         }
         check_len("quantize_fused", "x", x.len(), (l.rows * l.cols) as usize)?;

@@ -1,7 +1,9 @@
 //! `scale`: group maxima to scales and exact inverse scales.
 //!
-//! Math: `s = amax · (1/qmax)`, `inv = recip_rne(s)` (integer long division, correctly rounded on
-//! every device); groups with a zero or subnormal `s` get `(0, 0)` (`format::scale`).
+//! Math: the format's rule ([`crate::format::group_scale`]: `s = amax · (1/qmax)`, or rounded up
+//! to a power of two, or NVFP4's two levels from the tensor's maximum, which follows the group
+//! maxima in `amax`), `inv = recip_rne(s)` (integer long division, correctly rounded on every
+//! device); groups with a zero or subnormal `s` get `(0, 0)` (`format::scale`).
 //! Layout: one thread per group. Bindings: 0 `QuantParams` (`n_groups`), 1 amax (read u32),
 //! 2 scales (read-write f32), 3 inv (read-write f32). Reference: [`crate::reference::scale`].
 
@@ -38,10 +40,11 @@ impl Scale {
         scales: &GpuBuffer<f32>,
         inv: &GpuBuffer<f32>,
     ) -> Result<()> {
-        let n = amax.len();
-        check_len("scale", "scales", scales.len(), n)?;
+        let n = scales.len();
+        let tensor = self.format.needs_tensor_amax();
+        check_len("scale", "amax", amax.len(), n + tensor as usize)?;
         check_len("scale", "inv", inv.len(), n)?;
-        let p = QuantParams { n_groups: n as u32, ..Default::default() };
+        let p = QuantParams { n_groups: n as u32, tensor_slot: tensor as u32, ..Default::default() };
         let params = uniform(gpu, "scale params", &p);
         dispatch(
             gpu,

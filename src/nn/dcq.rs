@@ -116,7 +116,7 @@ pub fn train_sections(
         // The section's scheme: each of its GEMM layers as the whole student quantizes it.
         let first: usize = teacher.layers[..start].iter().map(|l| l.gemm_count()).sum();
         let spec = section_spec(teacher, start, end)?;
-        let mut sec_scheme = TrainScheme { first_last_8bit: false, overrides: Vec::new(), ..scheme.clone() };
+        let mut sec_scheme = TrainScheme { keep_sensitive: false, overrides: Vec::new(), ..scheme.clone() };
         let k: usize = spec.layers.iter().map(|l| l.gemm_count()).sum();
         for j in 0..k {
             sec_scheme = sec_scheme.with_layer(j, scheme.layer(first + j, n_train))?;

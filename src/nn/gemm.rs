@@ -146,7 +146,7 @@ pub(crate) fn forward<R: Record>(
     let saved = match wg.b {
         Operand::F32 => SavedX::F32 { x: x.clone(), transposed: false },
         Operand::Packed { format, granularity, .. } => {
-            let r = kk.rotated(gpu, cx.rec, x, rows, k, wg.rotate, "rotated x")?;
+            let r = kk.rotated(gpu, cx.rec, x, rows, k, wg.rotation(), "rotated x")?;
             let src = GpuTensor::from_buffer(r, &[rows, k])?;
             let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
             SavedX::Packed(kk.qz.quantize_transposed(gpu, cx.rec, &src, q)?)
@@ -154,7 +154,7 @@ pub(crate) fn forward<R: Record>(
         Operand::Rounded { format } => {
             // The operand a quantized gradient would meet, dequantized: with it the fp32 gradient
             // differs from the quantized one by the gradient quantizer alone.
-            let r = kk.rotated(gpu, cx.rec, x, rows, k, wg.rotate, "rotated x")?;
+            let r = kk.rotated(gpu, cx.rec, x, rows, k, wg.rotation(), "rotated x")?;
             let src = GpuTensor::from_buffer(r, &[rows, k])?;
             let q = kk.qz.quantize_transposed(gpu, cx.rec, &src, QuantScheme::per_row(format))?;
             SavedX::F32 { x: kk.qz.dequantize(gpu, cx.rec, &q)?.buffer().clone(), transposed: true }
@@ -206,13 +206,13 @@ pub(crate) fn backward<R: Record>(
     match (p.a, &x) {
         (Operand::F32, SavedX::F32 { x, transposed }) => {
             // A rotated operand (the meter's reference) meets the gradient rotated the same way.
-            let block = p.rotate.filter(|_| *transposed);
+            let block = p.rotation().filter(|_| *transposed);
             let g_dw = kk.rotated(gpu, cx.rec, &g, rows, n, block, "rotated dy")?;
             let shape = GemmShape { m: n, n: k, k: rows, trans_a: true, trans_b: !*transposed };
             kk.f32.encode(gpu, cx.rec, &g_dw, x, shape, &none, dw)?;
         }
         (Operand::Packed { format, granularity, stochastic, samples }, SavedX::Packed(qx)) => {
-            let g_rot = kk.rotated(gpu, cx.rec, &g, rows, n, p.rotate, "rotated dy")?;
+            let g_rot = kk.rotated(gpu, cx.rec, &g, rows, n, p.rotation(), "rotated dy")?;
             let gt = GpuTensor::from_buffer(g_rot, &[rows, n])?;
             let q = QuantScheme { format, granularity, rounding: rounding(cx, s, Product::WeightGrad, stochastic) };
             let qgt = if samples > 1 {

@@ -9,7 +9,10 @@
 
 use super::model::{LayerSpec, ModelSpec};
 use super::op::{numel, Op, Shape};
-use super::ops::{Add, AvgPool, BatchNorm, Conv, Flatten, GlobalAvgPool, Linear, MaxPool, Relu};
+use super::ops::{
+    Add, Attention, AvgPool, BatchNorm, Conv, Dense, Embedding, Flatten, Gelu, GlobalAvgPool, LayerNorm, Linear,
+    MaxPool, Relu,
+};
 use crate::{Error, Result};
 use std::sync::Arc;
 
@@ -48,6 +51,8 @@ pub struct Graph {
     values: Vec<ValueInfo>,
     nodes: Vec<Node>,
     output: ValueId,
+    /// Nodes marked sensitive ([`GraphBuilder::mark_sensitive`]).
+    sensitive: Vec<usize>,
 }
 
 impl Graph {
@@ -96,16 +101,45 @@ impl Graph {
         self.nodes.iter().enumerate().filter(|(_, n)| n.op.is_gemm()).map(|(i, _)| i).collect()
     }
 
-    /// Whether the output can serve as logits for classification: `(1, 1, classes)` and not
-    /// forced nonnegative (a ReLU on the logits would be a mistake).
+    /// For each GEMM layer, whether a scheme keeping sensitive layers at higher precision keeps
+    /// it ([`crate::nn::TrainScheme::keep_sensitive`]): the nodes the builder marked, or, when it
+    /// marked none, the first and the last GEMM layer.
+    pub fn sensitive_gemms(&self) -> Vec<bool> {
+        let gemms = self.gemm_nodes();
+        let n = gemms.len();
+        gemms
+            .iter()
+            .enumerate()
+            .map(
+                |(i, node)| {
+                    if self.sensitive.is_empty() {
+                        i == 0 || i + 1 == n
+                    } else {
+                        self.sensitive.contains(node)
+                    }
+                },
+            )
+            .collect()
+    }
+
+    /// Whether the output can serve as logits for classification — `(h, w, classes)`, a row of
+    /// logits per position (`(1, 1, classes)` for a classifier, `(1, T, vocab)` for a language
+    /// model) — and is not forced nonnegative (a ReLU on the logits would be a mistake).
     pub fn has_logits(&self) -> bool {
         let o = self.value(self.output);
-        o.shape.0 == 1 && o.shape.1 == 1 && o.shape.2 >= 1 && !o.nonnegative
+        o.shape.2 >= 1 && !o.nonnegative
     }
 
     /// Classes of a classifier (the output's channels).
     pub fn classes(&self) -> usize {
         self.output_shape().2
+    }
+
+    /// Positions of the output, each with its own label in classification (1 for a classifier,
+    /// T for a sequence model).
+    pub fn positions(&self) -> usize {
+        let o = self.output_shape();
+        o.0 * o.1
     }
 }
 
@@ -114,6 +148,7 @@ pub struct GraphBuilder {
     name: String,
     values: Vec<ValueInfo>,
     nodes: Vec<Node>,
+    sensitive: Vec<usize>,
 }
 
 impl GraphBuilder {
@@ -123,7 +158,21 @@ impl GraphBuilder {
             name: name.into(),
             values: vec![ValueInfo { shape: input, nonnegative: false, producer: None }],
             nodes: Vec::new(),
+            sensitive: Vec::new(),
         }
+    }
+
+    /// Marks the node producing `v` as sensitive: schemes that keep sensitive layers at higher
+    /// precision keep it (see [`Graph::sensitive_gemms`]). Without marks, the first and the last
+    /// GEMM layer are the sensitive ones.
+    pub fn mark_sensitive(&mut self, v: ValueId) -> Result<()> {
+        let node = self.values.get(v.0).and_then(|i| i.producer).ok_or_else(|| {
+            Error::InvalidArgument(format!("graph {}: value {} is not a node's output", self.name, v.0))
+        })?;
+        if !self.sensitive.contains(&node) {
+            self.sensitive.push(node);
+        }
+        Ok(())
     }
 
     /// The input value.
@@ -221,6 +270,31 @@ impl GraphBuilder {
         self.node(name, Flatten, &[x])
     }
 
+    /// A Dense layer (a Linear at every position, over the last dimension).
+    pub fn dense(&mut self, name: impl Into<String>, x: ValueId, outputs: usize, relu: bool) -> Result<ValueId> {
+        self.node(name, Dense { outputs, relu }, &[x])
+    }
+
+    /// Token plus position embedding of the ids in `x` `(h, w, 1)`.
+    pub fn embedding(&mut self, name: impl Into<String>, x: ValueId, vocab: usize, dim: usize) -> Result<ValueId> {
+        self.node(name, Embedding { vocab, dim }, &[x])
+    }
+
+    /// Layer normalization over the last dimension.
+    pub fn layernorm(&mut self, name: impl Into<String>, x: ValueId) -> Result<ValueId> {
+        self.node(name, LayerNorm, &[x])
+    }
+
+    /// GELU.
+    pub fn gelu(&mut self, name: impl Into<String>, x: ValueId) -> Result<ValueId> {
+        self.node(name, Gelu, &[x])
+    }
+
+    /// Multi-head self-attention over `qkv` `(h, w, 3C)`.
+    pub fn attention(&mut self, name: impl Into<String>, qkv: ValueId, heads: usize, causal: bool) -> Result<ValueId> {
+        self.node(name, Attention { heads, causal }, &[qkv])
+    }
+
     /// The graph with `output` as its output. Every other value must be read by some node (a
     /// value nothing reads would get no gradient), and there must be at least one node.
     pub fn finish(self, output: ValueId) -> Result<Graph> {
@@ -244,7 +318,7 @@ impl GraphBuilder {
             };
             return Err(Error::InvalidArgument(format!("graph {}: {what} is never used", self.name)));
         }
-        Ok(Graph { name: self.name, values: self.values, nodes: self.nodes, output })
+        Ok(Graph { name: self.name, values: self.values, nodes: self.nodes, output, sensitive: self.sensitive })
     }
 }
 

@@ -2,22 +2,28 @@
 //! per pair of operand formats, on first use).
 
 use crate::format::Format;
+use crate::kernels::adam::Adam;
 use crate::kernels::add::Add;
 use crate::kernels::avgpool::AvgPool;
 use crate::kernels::batchnorm::BatchNorm;
 use crate::kernels::col_sum::ColSum;
+use crate::kernels::embedding::Embedding;
 use crate::kernels::finite::Finite;
+use crate::kernels::gelu::Gelu;
 use crate::kernels::gemm::Epilogue;
 use crate::kernels::gemm_f32::GemmF32;
 use crate::kernels::gemm_fp8::GemmFp8;
 use crate::kernels::gemm_int::GemmInt;
 use crate::kernels::gemm_levels::GemmLevels;
 use crate::kernels::hadamard::{Axis, Hadamard};
+use crate::kernels::heads::Heads;
 use crate::kernels::im2col::Im2col;
+use crate::kernels::layernorm::LayerNorm;
 use crate::kernels::maxpool::MaxPool;
 use crate::kernels::mse::Mse;
 use crate::kernels::relu_backward::ReluBackward;
 use crate::kernels::sgd::Sgd;
+use crate::kernels::softmax::Softmax;
 use crate::kernels::softmax_xent::SoftmaxXent;
 use crate::kernels::tinyscript::TinyScript;
 use crate::quant::{QuantizedTensor, Quantizer};
@@ -56,12 +62,24 @@ pub struct Kernels {
     pub mse: Mse,
     /// SGD.
     pub sgd: Sgd,
+    /// AdamW.
+    pub adam: Adam,
     /// Block Hadamard rotation.
     pub hadamard: Hadamard,
     /// TinyScript quantization and fits.
     pub ts: TinyScript,
     /// TinyScript GEMMs.
     pub levels: GemmLevels,
+    /// Token and position embeddings.
+    pub embedding: Embedding,
+    /// Attention's head layouts.
+    pub heads: Heads,
+    /// Attention's softmax.
+    pub softmax: Softmax,
+    /// Layer normalization.
+    pub layernorm: LayerNorm,
+    /// GELU.
+    pub gelu: Gelu,
 }
 
 impl Kernels {
@@ -83,14 +101,20 @@ impl Kernels {
             xent: SoftmaxXent::new(gpu)?,
             mse: Mse::new(gpu)?,
             sgd: Sgd::new(gpu)?,
+            adam: Adam::new(gpu)?,
             hadamard: Hadamard::new(gpu)?,
             ts: TinyScript::new(gpu)?,
             levels: GemmLevels::new(gpu)?,
+            embedding: Embedding::new(gpu)?,
+            heads: Heads::new(gpu)?,
+            softmax: Softmax::new(gpu)?,
+            layernorm: LayerNorm::new(gpu)?,
+            gelu: Gelu::new(gpu)?,
         })
     }
 
-    /// `x` `[rows, cols]` rotated by a block-`block` Hadamard along the rows (BHQ), or `x` itself
-    /// without a block.
+    /// `x` `[rows, cols]` rotated along the rows by a block Hadamard (BHQ; `rot` = `(block, sign
+    /// key)`, a nonzero key making it a random Hadamard transform), or `x` itself without one.
     #[allow(clippy::too_many_arguments)]
     pub fn rotated(
         &self,
@@ -99,13 +123,13 @@ impl Kernels {
         x: &GpuBuffer<f32>,
         rows: usize,
         cols: usize,
-        block: Option<u32>,
+        rot: Option<(u32, u32)>,
         label: &str,
     ) -> Result<GpuBuffer<f32>> {
-        match block {
-            Some(b) => {
+        match rot {
+            Some((b, signs)) => {
                 let r = rec.scratch::<f32>(gpu, label, rows * cols)?;
-                self.hadamard.encode(gpu, rec, x, &r, rows, cols, b, Axis::Rows)?;
+                self.hadamard.encode_signed(gpu, rec, x, &r, (rows, cols), b, Axis::Rows, signs)?;
                 Ok(r)
             }
             None => Ok(x.clone()),
@@ -123,7 +147,7 @@ impl Kernels {
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
         let key = (a.layout.format, b.layout.format);
-        if matches!(key.0, Format::Fp8E4M3 | Format::Fp8E5M2) {
+        if key.0.is_fp8() {
             cached(&self.fp8, key, || GemmFp8::new(gpu, key.0, key.1))?.encode(gpu, rec, a, b, epi, c)
         } else {
             cached(&self.int, key, || GemmInt::new(gpu, key.0, key.1))?.encode(gpu, rec, a, b, epi, c)

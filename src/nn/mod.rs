@@ -4,10 +4,10 @@
 //! - [`graph`]: a model is a [`Graph`] — values with per-sample shapes and nodes applying an
 //!   [`Op`] — built by a [`GraphBuilder`] (any DAG: residual connections, branches, your own ops)
 //!   or from a layer list ([`ModelSpec::to_graph`]; [`ModelSpec::by_name`] knows `mlp`, `cnn`,
-//!   `resnet8`, `resnet20`).
-//! - [`ops`]: one file per op (linear, conv, batchnorm, relu, add, max/avg pooling, global
-//!   average pooling, flatten, the losses), each holding its shape rule, parameters, forward and
-//!   backward.
+//!   `resnet8`, `resnet20`); [`gpt`] builds a GPT language model.
+//! - [`ops`]: one file per op (linear, dense, conv, batchnorm, layernorm, relu, gelu, add,
+//!   max/avg pooling, global average pooling, flatten, embedding, attention, the losses), each
+//!   holding its shape rule, parameters, forward and backward.
 //! - [`policy`]: every GEMM layer (Linear, Conv as im2col + GEMM) computes `Y = X·Wᵀ`,
 //!   `dX = dY·W` and `dW = dYᵀ·X`, each as its [`LayerScheme`] says ([`LayerScheme::product`]):
 //!   forward on round-to-nearest quantized X and W with bias and ReLU fused into the epilogue,
@@ -20,6 +20,7 @@
 pub mod bitmixer;
 pub mod dcq;
 pub mod gemm;
+pub mod gpt;
 pub mod graph;
 pub mod kernels;
 pub mod layer;
@@ -31,10 +32,13 @@ pub mod scheme;
 pub mod trainer;
 pub mod variance;
 
+pub use gpt::GptConfig;
 pub use graph::{Graph, GraphBuilder, ValueId};
 pub use model::{LayerSpec, ModelSpec};
 pub use op::{Backward, Cx, Forward, NodeCx, Op, ParamSpec, Shape};
 pub use policy::{Operand, Product, ProductPolicy};
 pub use scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme};
-pub use trainer::{cosine_lr, ActivationBytes, OptimConfig, Parameter, StepCounts, StepHostTime, StepStats, Trainer};
+pub use trainer::{
+    cosine_lr, ActivationBytes, OptimConfig, Optimizer, Parameter, StepCounts, StepHostTime, StepStats, Trainer,
+};
 pub use variance::{measure as measure_variance, standard_quantizers, LayerVariance, MeterQuantizer};

@@ -42,7 +42,7 @@ pub enum Init {
 /// What a parameter buffer is for.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ParamKind {
-    /// Updated by the optimizer (with a velocity and a gradient buffer).
+    /// Updated by the optimizer (with an optimizer state and a gradient buffer).
     Trainable {
         /// L2 weight decay applies (weights, not biases or normalization parameters).
         weight_decay: bool,
@@ -70,7 +70,8 @@ pub struct ParamSpec {
 pub struct ParamBuf {
     /// The values (fp32 master copy).
     pub value: GpuBuffer<f32>,
-    /// The optimizer's velocity (trainable parameters).
+    /// The optimizer's state (trainable parameters): SGD's velocity, or AdamW's two moments
+    /// (`[m, v]`, twice the parameter's length).
     pub velocity: Option<GpuBuffer<f32>>,
     /// Where the backward pass writes the gradient (trainable parameters).
     pub grad: Option<GpuBuffer<f32>>,

@@ -99,6 +99,16 @@ pub struct ProductPolicy {
     pub b: Operand,
     /// Rotation block along the contracted dimension, if any.
     pub rotate: Option<u32>,
+    /// The rotation is a random Hadamard transform (see [`LayerScheme::random_signs`]).
+    pub random_signs: bool,
+}
+
+impl ProductPolicy {
+    /// The rotation as the kernels take it: `(block, sign key)`, the key 0 for a plain Hadamard.
+    pub fn rotation(&self) -> Option<(u32, u32)> {
+        let signs = if self.random_signs { crate::kernels::hadamard::RANDOM_SIGNS } else { 0 };
+        self.rotate.map(|b| (b, signs))
+    }
 }
 
 impl LayerScheme {
@@ -107,19 +117,26 @@ impl LayerScheme {
     /// evaluation).
     pub fn product(&self, product: Product, training: bool) -> ProductPolicy {
         let fwd = self.forward.format();
+        // Block-scaled formats carry their own blocks along K.
         let nearest = |format: Format| Operand::Packed {
             format,
-            granularity: Granularity::PerRow,
+            granularity: Granularity::native(format),
             stochastic: false,
             samples: 1,
         };
         let grad = |format: Format| Operand::Packed {
             format,
-            granularity: self.grad_granularity,
+            granularity: if format.block().is_some() { Granularity::native(format) } else { self.grad_granularity },
             stochastic: self.stochastic,
             samples: self.smp,
         };
-        let plain = ProductPolicy { a: Operand::F32, b: Operand::F32, rotate: None };
+        let plain = ProductPolicy { a: Operand::F32, b: Operand::F32, rotate: None, random_signs: false };
+        let rotated = |a: Operand, b: Operand| ProductPolicy {
+            a,
+            b,
+            rotate: self.rotate,
+            random_signs: self.random_signs && self.rotate.is_some(),
+        };
         match product {
             Product::Forward => match self.forward {
                 ForwardPrecision::TinyScript { .. } => ProductPolicy {
@@ -127,7 +144,7 @@ impl LayerScheme {
                     ..plain
                 },
                 _ => match fwd {
-                    Some(f) => ProductPolicy { a: nearest(f), b: nearest(f), rotate: None },
+                    Some(f) => ProductPolicy { a: nearest(f), b: nearest(f), ..plain },
                     None => plain,
                 },
             },
@@ -137,7 +154,7 @@ impl LayerScheme {
                 }
                 (GradPrecision::Fp32, Some(f)) => ProductPolicy { b: Operand::Rounded { format: f }, ..plain },
                 (g, Some(f)) => match g.format() {
-                    Some(gf) => ProductPolicy { a: grad(gf), b: nearest(f), rotate: None },
+                    Some(gf) => ProductPolicy { a: grad(gf), b: nearest(f), ..plain },
                     None => plain,
                 },
                 (_, None) => plain,
@@ -152,12 +169,11 @@ impl LayerScheme {
                         _ => Operand::F32,
                     },
                     rotate: None,
+                    random_signs: false,
                 },
-                (GradPrecision::Fp32, Some(f)) => {
-                    ProductPolicy { a: Operand::F32, b: Operand::Rounded { format: f }, rotate: self.rotate }
-                }
+                (GradPrecision::Fp32, Some(f)) => rotated(Operand::F32, Operand::Rounded { format: f }),
                 (g, Some(f)) => match g.format() {
-                    Some(gf) => ProductPolicy { a: grad(gf), b: nearest(f), rotate: self.rotate },
+                    Some(gf) => rotated(grad(gf), nearest(f)),
                     None => plain,
                 },
                 (_, None) => plain,
@@ -186,7 +202,10 @@ mod tests {
         assert_eq!(int8.product(Product::InputGrad, true).rotate, None);
         let fp32 = TrainScheme::preset("fp32").unwrap().default;
         for p in [Product::Forward, Product::InputGrad, Product::WeightGrad] {
-            assert_eq!(fp32.product(p, true), ProductPolicy { a: Operand::F32, b: Operand::F32, rotate: None });
+            assert_eq!(
+                fp32.product(p, true),
+                ProductPolicy { a: Operand::F32, b: Operand::F32, rotate: None, random_signs: false }
+            );
         }
         let ts = TrainScheme::preset("tinyscript3").unwrap().default;
         assert_eq!(
@@ -203,5 +222,30 @@ mod tests {
         // An fp32 gradient against an int8 forward meets the rounded operands (the meter's view).
         let meter = LayerScheme { gradient: GradPrecision::Fp32, ..LayerScheme::INT8 };
         assert_eq!(meter.product(Product::InputGrad, true).b, Operand::Rounded { format: Format::Int8 });
+        // NVFP4: blocks of 16 on every operand, the gradient stochastic, the weight gradient's
+        // operands through a random 16×16 Hadamard transform.
+        let nv = TrainScheme::preset("nvfp4").unwrap().default;
+        let block = Granularity::PerBlock(16);
+        let f = nv.product(Product::Forward, true);
+        assert_eq!(f.a, Operand::Packed { format: Format::Nvfp4, granularity: block, stochastic: false, samples: 1 });
+        assert_eq!((f.rotate, f.random_signs), (None, false));
+        let w = nv.product(Product::WeightGrad, true);
+        assert_eq!(w.a, Operand::Packed { format: Format::Nvfp4, granularity: block, stochastic: true, samples: 1 });
+        assert!(!w.b.stochastic());
+        assert_eq!((w.rotate, w.random_signs), (Some(16), true));
+        let mx = TrainScheme::preset("mxfp8").unwrap();
+        assert_eq!(
+            mx.default.product(Product::InputGrad, true).b,
+            Operand::Packed {
+                format: Format::Mxfp8,
+                granularity: Granularity::PerBlock(32),
+                stochastic: false,
+                samples: 1
+            }
+        );
+        assert_eq!(mx.layer(0, 3), LayerScheme::FP32);
+        assert_eq!(mx.layer(1, 3).forward, crate::nn::ForwardPrecision::Mxfp8);
+        assert!(TrainScheme::preset("mxfp4+all").unwrap().layer(0, 3).forward == crate::nn::ForwardPrecision::Mxfp4);
+        assert!(TrainScheme::preset("nvfp4+block32").is_err());
     }
 }

@@ -16,10 +16,21 @@
 //! | `int4`, `int3`, `int2` | int4 / int3 / int2 (ternary), per row | int8, per row | `dot4I8Packed` |
 //! | `tinyscript[B]` | X: TinyScript B-bit (default 4; unsigned after a ReLU), fitted levels, per row; W: fp32 | TinyScript B-bit, fitted, per row | `gemm_levels` |
 //! | `levels[B]` | the same codes with evenly spaced levels | the same, evenly spaced | `gemm_levels` |
+//! | `mxfp8` | MXFP8 (E4M3, power-of-two scale per 32) | MXFP8, stochastic | FP8 decode + f32 |
+//! | `mxfp4` | MXFP4 (E2M1, power-of-two scale per 32) | MXFP4, stochastic | `dot4I8Packed` (2·E2M1 lanes) |
+//! | `nvfp4` | NVFP4 (E2M1, E4M3 scale per 16 × tensor scale) | NVFP4, stochastic | `dot4I8Packed` (2·E2M1 lanes) |
 //!
-//! `luq4` and `int4`/`int3`/`int2` keep the first and the last layer at 8 bits (int8 forward and
-//! gradient), the common policy for low-bit training (LUQ, and most work before it); `+all`
-//! (or `+all4`) turns it off.
+//! The block-scaled presets follow today's recipes (NVIDIA's for NVFP4): every operand of all
+//! three products in the format, scale blocks along each product's K, round-to-nearest forward,
+//! stochastic rounding on the gradient only, and a 16×16 random Hadamard transform of both
+//! operands of the weight-gradient product along its K (the batch or tokens; `rot16` with random
+//! signs). Master weights, the optimizer and non-GEMM ops (normalization, attention's own
+//! products, embeddings) stay fp32.
+//!
+//! `luq4` and `int4`/`int3`/`int2` keep the model's sensitive layers — the first and the last
+//! GEMM layer, or those the graph marks (a GPT's first block and head) — at 8 bits (int8 forward
+//! and gradient), the common policy for low-bit training (LUQ, and most work before it); the
+//! block-scaled presets keep them in fp32 (the recipes' BF16). `+all` (or `+all4`) turns it off.
 //! Modifiers appended with `+`: `smpK` (average K gradient samples, SMP), `rotB` (rotate the
 //! gradient and activations by a block-B Hadamard along the batch before the weight-gradient
 //! product), `tensor` / `blockB` (one gradient scale per tensor / per B values, instead of per
@@ -50,6 +61,12 @@ pub enum ForwardPrecision {
     Int3,
     /// INT2 (ternary), per-row scales.
     Int2,
+    /// OCP MXFP8: E4M3 with a power-of-two scale per 32 values along K.
+    Mxfp8,
+    /// OCP MXFP4: E2M1 with a power-of-two scale per 32 values along K.
+    Mxfp4,
+    /// NVFP4: E2M1 with an E4M3 scale per 16 values along K and a power-of-two scale per tensor.
+    Nvfp4,
     /// TinyScript: the activations X quantized onto `bits`-bit non-uniform levels, one scale per
     /// row (sample), stochastically in training (unbiased) and to nearest in evaluation. A
     /// layer whose input follows a ReLU uses an unsigned table (no sign bit: `2^bits` levels
@@ -80,6 +97,12 @@ pub enum GradPrecision {
     Fp8,
     /// LUQ's 4-bit logarithmic format.
     Luq4,
+    /// MXFP8 (E4M3 values, a power-of-two scale per 32 along the product's K).
+    Mxfp8,
+    /// MXFP4 (E2M1 values, a power-of-two scale per 32).
+    Mxfp4,
+    /// NVFP4 (E2M1 values, an E4M3 scale per 16 times a power-of-two tensor scale).
+    Nvfp4,
     /// TinyScript's non-uniform levels (`bits` per value, sign included), one scale per row,
     /// stochastic; with `fitted` the levels come from a Weibull fit of the layer's gradient,
     /// refit every [`TINYSCRIPT_REFIT`] steps (the first step uses uniform levels), else they
@@ -108,6 +131,9 @@ impl ForwardPrecision {
             ForwardPrecision::Int4 => Some(Format::Int4),
             ForwardPrecision::Int3 => Some(Format::Int3),
             ForwardPrecision::Int2 => Some(Format::Int2),
+            ForwardPrecision::Mxfp8 => Some(Format::Mxfp8),
+            ForwardPrecision::Mxfp4 => Some(Format::Mxfp4),
+            ForwardPrecision::Nvfp4 => Some(Format::Nvfp4),
         }
     }
 
@@ -146,6 +172,9 @@ impl GradPrecision {
             GradPrecision::Int4 => Some(Format::Int4),
             GradPrecision::Fp8 => Some(Format::Fp8E5M2),
             GradPrecision::Luq4 => Some(Format::Log4),
+            GradPrecision::Mxfp8 => Some(Format::Mxfp8),
+            GradPrecision::Mxfp4 => Some(Format::Mxfp4),
+            GradPrecision::Nvfp4 => Some(Format::Nvfp4),
             GradPrecision::TinyScript { .. } => None,
         }
     }
@@ -167,6 +196,10 @@ pub struct LayerScheme {
     /// weight gradient meets the operand a rotated quantized gradient would (the variance
     /// meter's reference).
     pub rotate: Option<u32>,
+    /// Make the rotation a random Hadamard transform: the block's elements are first multiplied
+    /// by a fixed pseudo-random ±1 pattern ([`crate::kernels::hadamard::RANDOM_SIGNS`]), as in
+    /// NVIDIA's NVFP4 recipe (the block-scaled presets set it).
+    pub random_signs: bool,
     /// Scale groups of the quantized neural gradient dY `[samples, features]`. `PerRow` (the
     /// default): for the input gradient dY·W one scale per sample (PSQ), for the weight gradient
     /// dYᵀ·X, whose operand is packed along the batch, one per output feature. `PerTensor`: one
@@ -183,6 +216,7 @@ impl LayerScheme {
         stochastic: true,
         smp: 1,
         rotate: None,
+        random_signs: false,
         grad_granularity: Granularity::PerRow,
     };
     /// INT8 forward and gradient.
@@ -218,10 +252,14 @@ impl LayerScheme {
             }
             return Ok(());
         }
-        // Integer forwards meet integer (and log4) gradients in gemm_int; fp8 meets fp8.
-        let int_forward = matches!(self.forward, F::Int8 | F::Int4 | F::Int3 | F::Int2);
-        let ok = matches!((self.forward, self.gradient), (_, G::Fp32) | (F::Fp8, G::Fp8))
-            || (int_forward && matches!(self.gradient, G::Int8 | G::Int4 | G::Luq4));
+        // A gradient meets the forward's operands in one GEMM: integer lanes (int, log4 and E2M1
+        // formats, gemm_int) or FP8 values (E4M3, E5M2, MXFP8, gemm_fp8).
+        let family = |f: Format| f.is_fp8();
+        let ok = match (self.forward.format(), self.gradient.format()) {
+            (_, None) => self.gradient == G::Fp32,
+            (Some(fw), Some(gr)) => family(fw) == family(gr),
+            (None, Some(_)) => false,
+        };
         if !ok {
             return Err(Error::InvalidArgument(format!(
                 "no GEMM kernel multiplies a {:?} gradient with {:?} operands",
@@ -236,12 +274,21 @@ impl LayerScheme {
                 "SMP runs in the integer GEMM: it needs an int8, int4 or luq4 gradient".into(),
             ));
         }
+        if self.gradient.format().is_some_and(|f| f.block().is_some()) && self.grad_granularity != Granularity::PerRow {
+            return Err(Error::InvalidArgument(format!(
+                "a {:?} gradient has its own scale blocks (no gradient granularity modifier)",
+                self.gradient
+            )));
+        }
         if let Granularity::PerBlock(b) = self.grad_granularity {
             if b < 8 || !b.is_power_of_two() {
                 return Err(Error::InvalidArgument(format!(
                     "gradient scale blocks must be a power of two of at least 8 values, not {b}"
                 )));
             }
+        }
+        if self.random_signs && self.rotate.is_none() {
+            return Err(Error::InvalidArgument("random signs are for a rotation (rotB)".into()));
         }
         if self.rotate.is_some() && self.gradient == G::Fp32 && self.forward == F::Fp32 {
             return Err(Error::InvalidArgument(
@@ -270,16 +317,18 @@ pub struct TrainScheme {
     pub name: String,
     /// What every trainable layer uses unless overridden.
     pub default: LayerScheme,
-    /// Keep the first and last trainable layers at int8 forward and gradient (when the default
-    /// is below 8 bits: an int4/int3/int2 forward or a log4 gradient).
-    pub first_last_8bit: bool,
+    /// Keep the model's sensitive GEMM layers at higher precision ([`TrainScheme::sensitive`]):
+    /// the first and the last, or those the graph marks (a GPT's first block and head; see
+    /// [`crate::nn::GraphBuilder::mark_sensitive`]).
+    pub keep_sensitive: bool,
     /// `(trainable layer index, scheme)` overrides, applied last.
     pub overrides: Vec<(usize, LayerScheme)>,
 }
 
 impl TrainScheme {
     /// The preset names.
-    pub const PRESETS: [&'static str; 7] = ["fp32", "int8", "fp8", "luq4", "int4", "int3", "int2"];
+    pub const PRESETS: [&'static str; 10] =
+        ["fp32", "int8", "fp8", "luq4", "int4", "int3", "int2", "mxfp8", "mxfp4", "nvfp4"];
 
     /// A preset with optional `+` modifiers (see the module docs).
     pub fn preset(spec: &str) -> Result<Self> {
@@ -291,6 +340,14 @@ impl TrainScheme {
             "fp8" => LayerScheme { forward: ForwardPrecision::Fp8, gradient: GradPrecision::Fp8, ..LayerScheme::FP32 },
             "luq4" => {
                 LayerScheme { forward: ForwardPrecision::Int4, gradient: GradPrecision::Luq4, ..LayerScheme::FP32 }
+            }
+            "mxfp8" | "mxfp4" | "nvfp4" => {
+                let (f, g) = match base {
+                    "mxfp8" => (ForwardPrecision::Mxfp8, GradPrecision::Mxfp8),
+                    "mxfp4" => (ForwardPrecision::Mxfp4, GradPrecision::Mxfp4),
+                    _ => (ForwardPrecision::Nvfp4, GradPrecision::Nvfp4),
+                };
+                LayerScheme { forward: f, gradient: g, rotate: Some(16), random_signs: true, ..LayerScheme::FP32 }
             }
             "int4" | "int3" | "int2" => LayerScheme {
                 forward: ForwardPrecision::from_bits(base[3..].parse().unwrap_or_default())
@@ -306,12 +363,12 @@ impl TrainScheme {
                 Some(g) => LayerScheme { gradient: g, ..LayerScheme::FP32 },
                 None => {
                     return Err(Error::InvalidArgument(format!(
-                        "unknown scheme '{other}' (presets: fp32, int8, fp8, luq4, int4, int3, int2, tinyscript[B], levels[B])"
+                        "unknown scheme '{other}' (presets: fp32, int8, fp8, luq4, int4, int3, int2, mxfp8, mxfp4, nvfp4, tinyscript[B], levels[B])"
                     )))
                 }
             },
         };
-        let mut first_last_8bit = matches!(base, "luq4" | "int4" | "int3" | "int2");
+        let mut keep_sensitive = matches!(base, "luq4" | "int4" | "int3" | "int2" | "mxfp8" | "mxfp4" | "nvfp4");
         for m in parts {
             if let Some(k) = m.strip_prefix("smp") {
                 default.smp = k.parse().map_err(|_| Error::InvalidArgument(format!("bad modifier '{m}' (smpK)")))?;
@@ -334,7 +391,7 @@ impl TrainScheme {
                 }
                 default.forward = ForwardPrecision::Fp32;
             } else if m == "all" || m == "all4" {
-                first_last_8bit = false;
+                keep_sensitive = false;
             } else {
                 return Err(Error::InvalidArgument(format!(
                     "unknown modifier '{m}' (smpK, rotB, tensor, blockB, nearest, all, fwd32)"
@@ -342,7 +399,7 @@ impl TrainScheme {
             }
         }
         default.check()?;
-        Ok(TrainScheme { name: spec.to_string(), default, first_last_8bit, overrides: Vec::new() })
+        Ok(TrainScheme { name: spec.to_string(), default, keep_sensitive, overrides: Vec::new() })
     }
 
     /// The same scheme with layer `i` (counting trainable layers) overridden.
@@ -352,12 +409,33 @@ impl TrainScheme {
         Ok(self)
     }
 
-    /// The scheme of trainable layer `i` of `n`.
+    /// What a sensitive layer runs instead of the default (with [`TrainScheme::keep_sensitive`]):
+    /// int8 forward and gradient under a sub-8-bit integer or LUQ default (the policy of LUQ and
+    /// most low-bit work before it), fp32 under a block-scaled one (NVIDIA's recipes keep them
+    /// in BF16, which lowbit does not have); `None` when the default needs no exception.
+    pub fn sensitive(&self) -> Option<LayerScheme> {
+        let s = self.default;
+        let block = s.forward.format().is_some_and(|f| f.block().is_some());
+        if block {
+            Some(LayerScheme::FP32)
+        } else if s.forward.is_low() || matches!(s.gradient, GradPrecision::Luq4) {
+            Some(LayerScheme { forward: ForwardPrecision::Int8, gradient: GradPrecision::Int8, ..s })
+        } else {
+            None
+        }
+    }
+
+    /// The scheme of trainable layer `i` of `n`, the first and the last being the sensitive ones.
     pub fn layer(&self, i: usize, n: usize) -> LayerScheme {
+        self.layer_with(i, i == 0 || i + 1 == n)
+    }
+
+    /// The scheme of trainable layer `i`, `sensitive` saying whether the model counts it among
+    /// its sensitive layers (see [`TrainScheme::keep_sensitive`]).
+    pub fn layer_with(&self, i: usize, sensitive: bool) -> LayerScheme {
         let mut s = self.default;
-        let low = s.forward.is_low() || matches!(s.gradient, GradPrecision::Luq4);
-        if self.first_last_8bit && low && (i == 0 || i + 1 == n) {
-            s = LayerScheme { forward: ForwardPrecision::Int8, gradient: GradPrecision::Int8, ..s };
+        if let (true, true, Some(h)) = (self.keep_sensitive, sensitive, self.sensitive()) {
+            s = h;
         }
         for &(j, o) in &self.overrides {
             if j == i {

@@ -21,6 +21,7 @@ use super::ops::loss::{Loss, LossOut};
 use super::scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme, TINYSCRIPT_REFIT};
 use crate::data::Dataset;
 use crate::gpu::Creations;
+use crate::kernels::adam::{bias_correction, AdamStep};
 use crate::kernels::sgd::SgdStep;
 use crate::plan::{Arena, Plan, PlanOptions, PlanStats, Tape};
 use crate::record::{Recorder, StepState};
@@ -32,22 +33,56 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// The update rule.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum Optimizer {
+    /// SGD with momentum ([`OptimConfig::momentum`]) and L2 weight decay added to the gradient.
+    Sgd,
+    /// AdamW: Adam with bias correction and weight decay decoupled from the gradient
+    /// (`w ← w − lr·(m̂/(√v̂ + ε) + λ·w)`), the usual choice for transformers. Its two moments
+    /// double the optimizer state of SGD.
+    AdamW {
+        /// First-moment decay β₁ (0.9 is usual).
+        beta1: f32,
+        /// Second-moment decay β₂ (0.95–0.999).
+        beta2: f32,
+        /// ε added to √v̂ (1e-8 is usual).
+        eps: f32,
+    },
+}
+
+impl Optimizer {
+    /// AdamW with β₁ = 0.9, β₂ = 0.99, ε = 1e-8.
+    pub const ADAMW: Optimizer = Optimizer::AdamW { beta1: 0.9, beta2: 0.99, eps: 1e-8 };
+
+    /// State values per parameter value (SGD's velocity; AdamW's two moments).
+    pub fn state_len(self) -> usize {
+        match self {
+            Optimizer::Sgd => 1,
+            Optimizer::AdamW { .. } => 2,
+        }
+    }
+}
+
 /// Optimizer and schedule.
 #[derive(Copy, Clone, Debug)]
 pub struct OptimConfig {
     /// Peak learning rate (cosine-annealed to 0 over the run).
     pub lr: f32,
-    /// SGD momentum.
+    /// SGD momentum (unused by AdamW).
     pub momentum: f32,
-    /// L2 weight decay on weights (not biases).
+    /// Weight decay on weights (not biases or normalization parameters): L2 added to the
+    /// gradient for SGD, decoupled for AdamW.
     pub weight_decay: f32,
     /// Batch size.
     pub batch: usize,
+    /// The update rule.
+    pub optimizer: Optimizer,
 }
 
 impl Default for OptimConfig {
     fn default() -> Self {
-        OptimConfig { lr: 0.05, momentum: 0.9, weight_decay: 5e-4, batch: 128 }
+        OptimConfig { lr: 0.05, momentum: 0.9, weight_decay: 5e-4, batch: 128, optimizer: Optimizer::Sgd }
     }
 }
 
@@ -70,6 +105,9 @@ pub struct StepStats {
     pub correct: u32,
     /// Which step (counting from 0) `loss` and `correct` belong to.
     pub step: u64,
+    /// Whether any step has been read back yet: until one has, `loss`, `correct` and `step`
+    /// are zeros, not a measurement.
+    pub read: bool,
     /// Where this step's wall time went on the host, in seconds.
     pub host: StepHostTime,
     /// What this step recorded and created.
@@ -318,7 +356,7 @@ fn uniform_init(n: usize, bound: f32, key: u32) -> Vec<f32> {
     (0..n as u32).map(|i| (rng::uniform(key, i) * 2.0 - 1.0) * bound).collect()
 }
 
-fn new_params(gpu: &Gpu, specs: &[ParamSpec], seed: u32, node: usize) -> Result<Vec<ParamBuf>> {
+fn new_params(gpu: &Gpu, specs: &[ParamSpec], seed: u32, node: usize, state: usize) -> Result<Vec<ParamBuf>> {
     specs
         .iter()
         .enumerate()
@@ -337,7 +375,7 @@ fn new_params(gpu: &Gpu, specs: &[ParamSpec], seed: u32, node: usize) -> Result<
             let trainable = matches!(s.kind, ParamKind::Trainable { .. });
             Ok(ParamBuf {
                 value: GpuBuffer::from_slice(gpu, "parameter", &init)?,
-                velocity: trainable.then(|| GpuBuffer::zeros(gpu, "velocity", s.len)).transpose()?,
+                velocity: trainable.then(|| GpuBuffer::zeros(gpu, "optimizer state", state * s.len)).transpose()?,
                 grad: trainable.then(|| GpuBuffer::zeros(gpu, "gradient", s.len)).transpose()?,
             })
         })
@@ -374,15 +412,15 @@ impl Trainer {
         let mut site_of = vec![None; graph.nodes().len()];
         let mut schemes = Vec::new();
         let mut levels = Vec::new();
+        let sensitive = graph.sensitive_gemms();
         for (i, &node) in site_nodes.iter().enumerate() {
             site_of[node] = Some(i);
-            let ls = scheme.layer(i, n_sites);
+            let ls = scheme.layer_with(i, sensitive[i]);
             ls.check()?;
             if let Some(b) = ls.rotate {
-                if !(2..=256).contains(&b) || !b.is_power_of_two() || !opt.batch.is_multiple_of(b as usize) {
+                if !(2..=256).contains(&b) || !b.is_power_of_two() {
                     return Err(Error::InvalidArgument(format!(
-                        "rotation block {b} must be a power of two in 2..=256 dividing the batch ({})",
-                        opt.batch
+                        "rotation block {b} must be a power of two in 2..=256"
                     )));
                 }
             }
@@ -414,11 +452,14 @@ impl Trainer {
             });
             schemes.push(ls);
         }
+        // The training batch is known now: refuse a rotation it cannot hold before anything
+        // is built (a step of another batch size is checked when it comes).
+        check_rotations(&graph, &site_nodes, &schemes, opt.batch)?;
         let mut nodes = Vec::new();
         for (i, n) in graph.nodes().iter().enumerate() {
             let shapes: Vec<Shape> = n.inputs.iter().map(|v| graph.value(*v).shape).collect();
             let specs = n.op.params(&shapes);
-            let params = new_params(gpu, &specs, seed, i)?;
+            let params = new_params(gpu, &specs, seed, i, opt.optimizer.state_len())?;
             nodes.push(NodeState { specs, params, variants: Vec::new(), base_key: (0, 0), key: (0, 0) });
         }
         let samples = schemes.iter().map(|s| s.smp).max().unwrap_or(1).max(1);
@@ -631,7 +672,11 @@ impl Trainer {
                     let trainable = matches!(spec.kind, ParamKind::Trainable { .. });
                     state.push(ParamBuf {
                         value,
-                        velocity: trainable.then(|| GpuBuffer::zeros(&gpu, "velocity", spec.len)).transpose()?,
+                        velocity: trainable
+                            .then(|| {
+                                GpuBuffer::zeros(&gpu, "optimizer state", self.opt.optimizer.state_len() * spec.len)
+                            })
+                            .transpose()?,
                         grad: trainable.then(|| GpuBuffer::zeros(&gpu, "gradient", spec.len)).transpose()?,
                     });
                 }
@@ -668,6 +713,15 @@ impl Trainer {
         PlanKey { kind, batch, schemes: self.schemes.clone(), bn: self.nodes.iter().map(|n| n.key).collect(), refit }
     }
 
+    /// The ring a plan writes its losses into: `(rows, evaluation)`.
+    fn ring_key(&self, key: &PlanKey) -> (usize, bool) {
+        let positions = self.graph.positions();
+        match key.kind {
+            Kind::Train { loss, .. } => (loss.rows(key.batch, positions), false),
+            Kind::Eval { .. } | Kind::Logits { .. } => (key.batch * positions, true),
+        }
+    }
+
     fn dim(&self) -> usize {
         numel(self.graph.input_shape())
     }
@@ -684,17 +738,19 @@ impl Trainer {
                 self.graph.output_shape()
             )));
         }
-        let dim = self.dim();
+        let (dim, positions) = (self.dim(), self.graph.positions());
         if labels.is_empty() {
             return Err(Error::Empty(op));
         }
-        if labels.len().checked_mul(dim) != Some(x.len()) {
+        let batch = labels.len() / positions;
+        if batch * positions != labels.len() || batch.checked_mul(dim) != Some(x.len()) {
+            let per = if positions == 1 { String::new() } else { format!(" ({positions} labels per sample)") };
             return Err(Error::Shape {
                 op,
                 detail: format!(
-                    "{} labels need {} values ({dim} per sample), got {}",
+                    "{} labels{per} need {} input values ({dim} per sample), got {}",
                     labels.len(),
-                    labels.len() * dim,
+                    (labels.len() / positions).saturating_mul(dim),
                     x.len()
                 ),
             });
@@ -703,7 +759,7 @@ impl Trainer {
         if let Some(bad) = labels.iter().find(|&&l| l >= classes) {
             return Err(Error::InvalidArgument(format!("{op}: label {bad} out of range for {classes} classes")));
         }
-        Ok(labels.len())
+        Ok(batch)
     }
 
     fn check_values(&self, op: &'static str, x: &[f32], t: &[f32]) -> Result<usize> {
@@ -729,7 +785,7 @@ impl Trainer {
         if let std::collections::hash_map::Entry::Vacant(e) = c.inputs.entry(batch) {
             e.insert(Inputs {
                 x: GpuBuffer::zeros(&self.gpu, "batch x", batch * self.dim())?,
-                labels: GpuBuffer::zeros(&self.gpu, "batch labels", batch)?,
+                labels: GpuBuffer::zeros(&self.gpu, "batch labels", batch * self.graph.positions())?,
                 targets: GpuBuffer::zeros(&self.gpu, "batch targets", batch * self.output_len())?,
             });
         }
@@ -746,9 +802,9 @@ impl Trainer {
             return Ok(false);
         }
         self.ensure_inputs(c, key.batch)?;
-        let eval = !matches!(key.kind, Kind::Train { .. });
-        if let std::collections::hash_map::Entry::Vacant(e) = c.rings.entry((key.batch, eval)) {
-            e.insert(Ring::new(&self.gpu, key.batch)?);
+        let (rows, eval) = self.ring_key(key);
+        if let std::collections::hash_map::Entry::Vacant(e) = c.rings.entry((rows, eval)) {
+            e.insert(Ring::new(&self.gpu, rows)?);
         }
         if c.plans.len() >= MAX_PLANS {
             if let Some(old) = c.plans.iter().min_by_key(|p| p.1.used).map(|p| p.0.clone()) {
@@ -766,8 +822,7 @@ impl Trainer {
         let gpu = &self.gpu;
         let batch = key.batch;
         let inputs = &c.inputs[&key.batch];
-        let eval = !matches!(key.kind, Kind::Train { .. });
-        let ring = &c.rings[&(batch, eval)];
+        let ring = &c.rings[&self.ring_key(key)];
         let mode = match key.kind {
             Kind::Train { .. } => Mode::Train,
             Kind::Eval { batch_stats } | Kind::Logits { batch_stats } => Mode::Eval { batch_stats },
@@ -848,12 +903,12 @@ impl Trainer {
             backs.push(backward);
         }
         let y = values[self.graph.output().0].clone().expect("the output is produced");
-        let outputs = self.output_len();
+        let shape = (self.output_len(), self.graph.positions());
         let (stored, mut out) = (cx.saved, None);
         match key.kind {
             Kind::Train { loss, update } => {
                 let ring_out = LossOut { loss: &ring.loss, correct: &ring.correct };
-                let dy = loss.record(&mut cx, &y, outputs, &inputs.labels, Some(&inputs.targets), 1.0, ring_out)?;
+                let dy = loss.record(&mut cx, &y, shape, &inputs.labels, Some(&inputs.targets), 1.0, ring_out)?;
                 let mut grads: Vec<Option<GpuBuffer<f32>>> = vec![None; self.graph.value_count()];
                 grads[self.graph.output().0] = Some(dy);
                 for (i, n) in nodes.iter().enumerate().rev() {
@@ -902,18 +957,24 @@ impl Trainer {
                             let ParamKind::Trainable { weight_decay } = spec.kind else { continue };
                             let (Some(v), Some(g)) = (&p.velocity, &p.grad) else { continue };
                             let wd = if weight_decay { self.opt.weight_decay } else { 0.0 };
-                            let s = SgdStep { lr: 1.0, momentum: self.opt.momentum, weight_decay: wd };
-                            self.k
-                                .sgd
-                                .encode(gpu, cx.rec, &p.value, v, g, s)
-                                .map_err(|e| node_error(&nodes[i].name, e))?;
+                            let r = match self.opt.optimizer {
+                                Optimizer::Sgd => {
+                                    let s = SgdStep { lr: 1.0, momentum: self.opt.momentum, weight_decay: wd };
+                                    self.k.sgd.encode(gpu, cx.rec, &p.value, v, g, s)
+                                }
+                                Optimizer::AdamW { beta1, beta2, eps } => {
+                                    let s = AdamStep { lr: 1.0, beta1, beta2, eps, weight_decay: wd };
+                                    self.k.adam.encode(gpu, cx.rec, &p.value, v, g, s)
+                                }
+                            };
+                            r.map_err(|e| node_error(&nodes[i].name, e))?;
                         }
                     }
                 }
             }
             Kind::Eval { .. } => {
                 let ring_out = LossOut { loss: &ring.loss, correct: &ring.correct };
-                Loss::CrossEntropy.record(&mut cx, &y, outputs, &inputs.labels, None, 0.0, ring_out)?;
+                Loss::CrossEntropy.record(&mut cx, &y, shape, &inputs.labels, None, 0.0, ring_out)?;
             }
             Kind::Logits { .. } => {
                 let o = GpuBuffer::<f32>::zeros(gpu, "logits", y.len())?;
@@ -927,8 +988,10 @@ impl Trainer {
         Ok(StepPlan { plan, saved: stored, out, refits, used: 0 })
     }
 
-    /// One SGD step on a batch (`x`: samples × `h·w·c` values, channels last) with learning rate
-    /// `lr` (see [`Trainer::set_read_every`] for which step's loss it returns).
+    /// One SGD step on a batch (`x`: samples × `h·w·c` values, channels last; `labels`: one per
+    /// sample, or one per output position of each sample for a model whose output has several,
+    /// such as a language model's next-token logits) with learning rate `lr` (see
+    /// [`Trainer::set_read_every`] for which step's loss it returns; `correct` counts labels).
     pub fn step(&mut self, x: &[f32], labels: &[u32], lr: f32) -> Result<StepStats> {
         Ok(self.run_step(x, Target::Labels(labels), lr, true)?.0)
     }
@@ -1018,6 +1081,7 @@ impl Trainer {
             self.last.loss = r.loss as f32;
             self.last.correct = r.correct;
             self.last.step = r.step;
+            self.last.read = true;
         }
         Ok(())
     }
@@ -1032,11 +1096,7 @@ impl Trainer {
         if !lr.is_finite() {
             return Err(Error::InvalidArgument(format!("Trainer::step: the learning rate must be finite, not {lr}")));
         }
-        if let Some(b) = self.schemes.iter().find_map(|s| s.rotate.filter(|b| !batch.is_multiple_of(*b as usize))) {
-            return Err(Error::InvalidArgument(format!(
-                "batch of {batch} is not a multiple of the rotation block {b}"
-            )));
-        }
+        check_rotations(&self.graph, &self.site_nodes, &self.schemes, batch)?;
         let base = streams::step_base(self.step, self.uses).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "step {}: the run has used every random stream it may ({} per step, see lowbit::rng)",
@@ -1052,7 +1112,7 @@ impl Trainer {
         let gpu = self.gpu.clone();
         let t_start = Instant::now();
         let created = gpu.creations();
-        let divisor = loss.divisor(batch, self.output_len());
+        let divisor = loss.divisor(batch, self.output_len(), self.graph.positions());
         let (built, dispatches, passes, saved, refits, t_recorded, t_submitted, read) = {
             let mut guard = self.lock();
             let built = self.ensure(&mut guard, &key)?;
@@ -1063,10 +1123,14 @@ impl Trainer {
                 Target::Labels(labels) => inputs.labels.write(&gpu, labels)?,
                 Target::Values { t, .. } => inputs.targets.write(&gpu, t)?,
             }
-            let ring = c.rings.get_mut(&(batch, false)).expect("ensured");
+            let ring = c.rings.get_mut(&self.ring_key(&key)).expect("ensured");
             let slot = ring.take_slot(self.step, divisor);
             let plan = &c.plans[&key];
-            plan.plan.set_step(StepState { stream_base: base, lr, step: self.step as u32, slot });
+            let bias = match self.opt.optimizer {
+                Optimizer::AdamW { beta1, beta2, .. } => bias_correction(beta1, beta2, self.step + 1),
+                Optimizer::Sgd => 1.0,
+            };
+            plan.plan.set_step(StepState { stream_base: base, lr, step: self.step as u32, slot, bias, pad: [0; 3] });
             let mut rec = Recorder::new(&gpu, "lowbit train step");
             plan.plan.record(&mut rec);
             // A refit step reads too: its fit must not run on a step that went non-finite.
@@ -1149,7 +1213,7 @@ impl Trainer {
             let inputs = &c.inputs[&batch];
             inputs.x.write(gpu, &x)?;
             inputs.labels.write(gpu, &labels)?;
-            let ring = c.rings.get_mut(&(batch, true)).expect("ensured");
+            let ring = c.rings.get_mut(&self.ring_key(&key)).expect("ensured");
             let slot = ring.take_slot(ci as u64, 1);
             let plan = &c.plans[&key].plan;
             plan.set_step(StepState { slot, ..StepState::UNIT });
@@ -1171,6 +1235,33 @@ impl Trainer {
             }
         }
         Ok((right as f64 / data.len() as f64, loss_sum / data.len() as f64))
+    }
+
+    /// Accuracy and mean loss over the labels of one batch (`x` and `labels` as in
+    /// [`Trainer::step`]: per position for a sequence model), forward only, in the scheme's
+    /// forward precision; nothing is updated. A validation pass over data that is not a
+    /// [`Dataset`] of one label per sample calls this batch by batch.
+    pub fn evaluate_batch(&self, x: &[f32], labels: &[u32]) -> Result<(f64, f64)> {
+        let batch = self.check_labels("Trainer::evaluate_batch", x, labels)?;
+        let key = self.key(Kind::Eval { batch_stats: self.batch_stats_in_eval }, batch, false);
+        let gpu = &self.gpu;
+        let mut guard = self.lock();
+        self.ensure(&mut guard, &key)?;
+        let c = &mut *guard;
+        let inputs = &c.inputs[&batch];
+        inputs.x.write(gpu, x)?;
+        inputs.labels.write(gpu, labels)?;
+        let ring = c.rings.get_mut(&self.ring_key(&key)).expect("ensured");
+        let slot = ring.take_slot(0, labels.len());
+        let plan = &c.plans[&key].plan;
+        plan.set_step(StepState { slot, ..StepState::UNIT });
+        let mut rec = Recorder::new(gpu, "lowbit evaluation");
+        plan.record(&mut rec);
+        ring.copy_out(&mut rec, &self.status);
+        gpu.submit([rec.finish()]);
+        let records = ring.read(gpu)?.0;
+        let r = records.last().expect("one slot was taken");
+        Ok((r.correct as f64 / labels.len() as f64, r.loss))
     }
 
     /// The model's outputs for a batch (forward only).
@@ -1387,6 +1478,21 @@ impl Trainer {
         add(&self.read_pending()?);
         Ok((loss / steps.max(1) as f64, right as f64 / (steps * b).max(1) as f64))
     }
+}
+
+/// A rotation runs along a weight gradient's K, the batch times the layer's output positions:
+/// each GEMM layer that rotates needs that many rows to be a multiple of its block.
+fn check_rotations(graph: &Graph, site_nodes: &[usize], schemes: &[LayerScheme], batch: usize) -> Result<()> {
+    for (site, ls) in schemes.iter().enumerate() {
+        let out = graph.value(graph.nodes()[site_nodes[site]].output).shape;
+        let rows = batch * out.0 * out.1;
+        if let Some(b) = ls.rotate.filter(|&b| !rows.is_multiple_of(b as usize)) {
+            return Err(Error::InvalidArgument(format!(
+                "GEMM layer {site}: its weight gradient sums over {rows} rows (batch {batch}), not a multiple of the rotation block {b}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// An op's error with the node's name in front.

@@ -13,16 +13,19 @@ pub fn amax_bits(x: f32) -> u32 {
     }
 }
 
-/// Group maxima of the logical `[rows, cols]` tensor; `transposed` reads it from `x` stored as
-/// `[cols, rows]`.
+/// Group maxima of the logical `[rows, cols]` tensor (and the tensor's maximum after them when
+/// the format needs it); `transposed` reads it from `x` stored as `[cols, rows]`.
 pub fn absmax(x: &[f32], l: &QuantLayout, transposed: bool) -> Vec<u32> {
-    let mut out = vec![0u32; l.n_groups as usize];
+    let mut out = vec![0u32; l.amax_len()];
     for row in 0..l.rows {
         for col in 0..l.cols {
             let v = if transposed { x[(col * l.rows + row) as usize] } else { x[(row * l.cols + col) as usize] };
             let g = l.group(row, col) as usize;
             out[g] = out[g].max(amax_bits(v));
         }
+    }
+    if l.format.needs_tensor_amax() {
+        out[l.n_groups as usize] = out.iter().copied().max().unwrap_or(0);
     }
     out
 }

@@ -3,12 +3,14 @@
 //! exact i32 sums per scale chunk, folded with the group scales and averaged over SMP samples.
 
 use super::gemm_f32::{epilogue, EpilogueRef, RefOut};
-use crate::format::{int, Format};
+use crate::format::{fp4, int, Format};
 use crate::scheme::QuantLayout;
 
-/// The integer value a code contributes to the dot product (log4: `±2^(c-1)`).
+/// The integer value a code contributes to the dot product (log4: `±2^(c-1)`; E2M1: twice the
+/// value, see [`Format::lane_unit`]).
 pub fn lane_value(code: u32, f: Format) -> i32 {
     match f {
+        Format::Fp4E2M1 | Format::Mxfp4 | Format::Nvfp4 => fp4::lane(code),
         Format::Int8 => int::decode(code, 8),
         Format::Int4 | Format::Int3 => int::decode(code, 4),
         Format::Int2 => int::decode(code, 2),
@@ -76,7 +78,8 @@ pub fn gemm_int(
                     let isum: i64 = (c0..(c0 + ch).min(k)).map(|kk| ar[kk] as i64 * brows[n][kk] as i64).sum();
                     let sa = a_scales[s * la.n_groups as usize + la.group(m as u32, c0 as u32) as usize] as f64;
                     let sb = b_scales[lb.group(n as u32, c0 as u32) as usize] as f64;
-                    let t = isum as f64 * sa * sb / samples as f64;
+                    let unit = (la.format.lane_unit() * lb.format.lane_unit()) as f64;
+                    let t = isum as f64 * unit * sa * sb / samples as f64;
                     value[m * n_rows + n] += t;
                     magnitude[m * n_rows + n] += t.abs();
                 }

@@ -3,6 +3,7 @@
 //! tested against (bit for bit for integer, packed and stochastic outputs).
 
 pub mod absmax;
+pub mod adam;
 pub mod add;
 pub mod avgpool;
 pub mod batchnorm;

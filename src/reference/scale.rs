@@ -1,8 +1,21 @@
 //! Reference for `shaders/scale.wgsl`: group maxima to `(scales, inverse scales)`.
 
-use crate::format::{scale_for_amax, Format};
+use crate::format::{group_scale, Format};
 
-/// Applies `format::scale_for_amax` to every group maximum (given as f32 bits).
+/// Applies `format::group_scale` to every group maximum (given as f32 bits); a format whose
+/// scales need the tensor's maximum finds it after the groups' (as absmax leaves it).
 pub fn scale(amax: &[u32], format: Format) -> (Vec<f32>, Vec<f32>) {
-    amax.iter().map(|&a| scale_for_amax(f32::from_bits(a), format)).unzip()
+    let (groups, tensor) = if format.needs_tensor_amax() {
+        let (g, t) = amax.split_at(amax.len() - 1);
+        (g, f32::from_bits(t[0]))
+    } else {
+        (amax, 0.0)
+    };
+    groups
+        .iter()
+        .map(|&a| {
+            let a = f32::from_bits(a);
+            group_scale(a, if format.needs_tensor_amax() { tensor } else { a }, format)
+        })
+        .unzip()
 }

@@ -101,7 +101,6 @@ pub fn loss_of(logits: &[f32], labels: &[u32], classes: usize) -> f64 {
 /// against central differences of the loss on one batch; batch norm uses the batch's statistics
 /// in the probes, as in the step. Returns the number of parameters checked.
 pub fn fd_check(t: &mut lowbit::nn::Trainer, what: &str, batch: usize) -> usize {
-    t.set_batch_stats_in_eval(true);
     let dim: usize = {
         let s = t.graph().input_shape();
         s.0 * s.1 * s.2
@@ -109,32 +108,51 @@ pub fn fd_check(t: &mut lowbit::nn::Trainer, what: &str, batch: usize) -> usize 
     let classes = t.graph().classes();
     let x = data(batch * dim, 61, false);
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % classes as u32).collect();
-    let grads = t.gradients(&x, &labels).unwrap();
-    let params = t.parameters().unwrap();
     // Small enough that a batch-norm shift rarely moves a pre-ReLU value across 0 (β moves a
     // whole channel), large enough that f32 rounding in the loss stays under 1e-3 absolute.
-    let h = 3e-4f32;
+    fd_check_on(t, what, &x, &labels, 3e-4, 2e-3)
+}
+
+/// [`fd_check`] on a given batch (`labels` one per output position of each sample), step `h`
+/// and absolute tolerance `atol` (f32 rounding of the loss over `2h`, plus the O(h²) error).
+pub fn fd_check_on(t: &mut lowbit::nn::Trainer, what: &str, x: &[f32], labels: &[u32], h: f32, atol: f64) -> usize {
+    t.set_batch_stats_in_eval(true);
+    let dim: usize = {
+        let s = t.graph().input_shape();
+        s.0 * s.1 * s.2
+    };
+    let batch = x.len() / dim;
+    let classes = t.graph().classes();
+    let grads = t.gradients(x, labels).unwrap();
+    let params = t.parameters().unwrap();
     let mut checked = 0;
     for (name, _, gvec) in &grads {
         let w = &params.iter().find(|p| &p.0 == name).expect("a gradient's parameter").2;
         checked += 1;
         let key = lowbit::rng::key(7, name.len() as u32);
         for j in 0..6u32 {
-            let i = (lowbit::rng::draw(key, j) as usize) % w.len();
+            // Half the probes at the largest gradients (rows a sparse gradient touches).
+            let i = if j < 3 {
+                let mut idx: Vec<usize> = (0..w.len()).collect();
+                idx.sort_by(|&a, &b| gvec[b].abs().total_cmp(&gvec[a].abs()));
+                idx[j as usize % idx.len()]
+            } else {
+                (lowbit::rng::draw(key, j) as usize) % w.len()
+            };
             let mut wp = w.clone();
             wp[i] = w[i] + h;
             t.set_parameter(name, &wp).unwrap();
-            let lp = loss_of(&t.logits(&x, batch).unwrap(), &labels, classes);
+            let lp = loss_of(&t.logits(x, batch).unwrap(), labels, classes);
             wp[i] = w[i] - h;
             t.set_parameter(name, &wp).unwrap();
-            let lm = loss_of(&t.logits(&x, batch).unwrap(), &labels, classes);
+            let lm = loss_of(&t.logits(x, batch).unwrap(), labels, classes);
             t.set_parameter(name, w).unwrap();
             let fd = (lp - lm) / (2.0 * h as f64);
             let an = gvec[i] as f64;
             // Central differences in f32 forward passes: error O(h²) plus rounding / h; a ReLU
             // kink inside ±h would show as a large mismatch on one entry only.
             assert!(
-                (fd - an).abs() <= 0.05 * an.abs().max(fd.abs()) + 2e-3,
+                (fd - an).abs() <= 0.05 * an.abs().max(fd.abs()) + atol,
                 "{what} {name}[{i}]: finite difference {fd:.6} vs backward {an:.6}"
             );
         }

@@ -2,22 +2,32 @@
 //! how it records its forward and its backward (see [`super::op`]).
 
 pub mod add;
+pub mod attention;
 pub mod avgpool;
 pub mod batchnorm;
 pub mod conv;
+pub mod dense;
+pub mod embedding;
 pub mod flatten;
+pub mod gelu;
 pub mod global_avgpool;
+pub mod layernorm;
 pub mod linear;
 pub mod loss;
 pub mod maxpool;
 pub mod relu;
 
 pub use add::Add;
+pub use attention::Attention;
 pub use avgpool::AvgPool;
 pub use batchnorm::BatchNorm;
 pub use conv::Conv;
+pub use dense::Dense;
+pub use embedding::Embedding;
 pub use flatten::Flatten;
+pub use gelu::Gelu;
 pub use global_avgpool::GlobalAvgPool;
+pub use layernorm::LayerNorm;
 pub use linear::Linear;
 pub use loss::Loss;
 pub use maxpool::MaxPool;
