@@ -163,7 +163,9 @@ fn run() -> lowbit::Result<()> {
         let b = cli::bar(steps, format!("Bit-Mixer {}/{}", e + 1, a.epochs));
         let on = |_: usize, s: lowbit::nn::StepStats| {
             b.inc(1);
-            b.set_message(format!("loss {:.4}", s.loss));
+            if s.read {
+                b.set_message(format!("loss {:.4}", s.loss));
+            }
         };
         train_epoch_mixed(&mut mixer, &train, e, total, &a.drawn, schedule, on)?;
         b.finish_and_clear();

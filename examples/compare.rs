@@ -89,11 +89,11 @@ fn run() -> lowbit::Result<()> {
         for epoch in 0..epochs {
             let t0 = Instant::now();
             let (loss, _) = t.train_epoch(&train, epoch, steps * epochs as usize, |i, s| {
-                if last_read != Some(s.step) {
+                if s.read && last_read != Some(s.step) {
                     last_read = Some(s.step);
                     r.step_loss.push((s.step, s.loss as f64));
                 }
-                if i % 10 == 0 {
+                if i % 10 == 0 && s.read {
                     eprint!("\r{name:>10} epoch {}/{epochs} step {i}/{steps} loss {:.4}   ", epoch + 1, s.loss);
                 }
             })?;
