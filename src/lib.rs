@@ -3,8 +3,11 @@
 //! GPU compute kernels for low-bitwidth neural-network training, on wgpu (Vulkan, Metal, DX12).
 //!
 //! ## Architecture in one screen
-//! - **Formats are data** ([`format`](mod@format)): INT8, INT4, INT3, INT2, FP8 E4M3/E5M2 and LUQ's 4-bit log
-//!   format (TinyScript's fitted levels in [`tinyscript`]), each a documented bit layout with a scalar encode/decode that *is* the specification. The WGSL
+//! - **Formats are data** ([`format`](mod@format)): INT8, INT4, INT3, INT2, FP8 E4M3/E5M2, FP4 E2M1,
+//!   the block-scaled MXFP8, MXFP4 and NVFP4 (their E8M0 and E4M3 scale grids in
+//!   [`format::scale`]) and LUQ's 4-bit log format (TinyScript's fitted levels in
+//!   [`tinyscript`]), each a documented bit layout with a scalar encode/decode that *is* the
+//!   specification. The WGSL
 //!   mirrors live in `shaders/common/`, function for function.
 //! - **Deterministic randomness** ([`rng`]): one counter hash of (seed, stream, element index),
 //!   identical in Rust and WGSL, so stochastic rounding is reproducible and testable bit for bit;
@@ -53,6 +56,7 @@
 #![allow(clippy::too_many_arguments)]
 
 pub mod data;
+pub mod dist;
 mod error;
 pub mod format;
 pub mod gpu;

@@ -34,6 +34,8 @@ pub mod streams {
     pub const BIT_WIDTHS: u32 = 0xD000_0000;
     /// Bit-Mixer's ramp draws (one stream, drawn at index = step).
     pub const BIT_RAMP: u32 = 0xE000_0000;
+    /// Gradient-exchange streams start here (`exchange`).
+    pub const EXCHANGE: u32 = 0xE800_0000;
     /// Streams from here on are free for applications and tools.
     pub const USER: u32 = 0xF000_0000;
 
@@ -64,6 +66,16 @@ pub mod streams {
     /// The stream of epoch `epoch`'s data order (epochs repeat after 2^28).
     pub fn data_order(epoch: u32) -> u32 {
         DATA_ORDER + (epoch & 0x0fff_ffff)
+    }
+
+    /// The stream that replica `rank` of `ranks` rounds gradient tensor `tensor` (of `tensors`)
+    /// with when it encodes step `step`'s gradients for the exchange (`lowbit::dist`): the
+    /// `(step·ranks + rank)·tensors + tensor`-th of 2^27 streams (they repeat after that many).
+    pub fn exchange(step: u64, rank: u32, ranks: u32, tensor: usize, tensors: usize) -> u32 {
+        let i = (step.wrapping_mul(ranks as u64).wrapping_add(rank as u64))
+            .wrapping_mul(tensors as u64)
+            .wrapping_add(tensor as u64);
+        EXCHANGE + (i as u32 & 0x07ff_ffff)
     }
 
     /// The stream of Bit-Mixer's bit-width draws at step `step` (steps repeat after 2^28).
@@ -110,6 +122,21 @@ pub fn uniform(key: u32, index: u32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exchange_streams_are_distinct_and_stay_in_their_range() {
+        let mut seen = std::collections::HashSet::new();
+        for step in 0..50u64 {
+            for rank in 0..4 {
+                for t in 0..6 {
+                    let s = streams::exchange(step, rank, 4, t, 6);
+                    assert!((streams::EXCHANGE..streams::USER).contains(&s), "{s:#x}");
+                    assert!(seen.insert(s), "stream {s:#x} drawn twice");
+                }
+            }
+        }
+        assert!(streams::BIT_RAMP < streams::EXCHANGE && streams::exchange(u64::MAX, 3, 4, 5, 6) < streams::USER);
+    }
 
     #[test]
     fn known_values_do_not_drift() {

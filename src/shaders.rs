@@ -66,6 +66,7 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "gemm_fp8", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_fp8.wgsl") },
     KernelSource { name: "hadamard", includes: &["rng"], body: include_str!("../shaders/hadamard.wgsl") },
     KernelSource { name: "add", includes: &[], body: include_str!("../shaders/add.wgsl") },
+    KernelSource { name: "error_feedback", includes: &[], body: include_str!("../shaders/error_feedback.wgsl") },
     KernelSource { name: "finite", includes: &["step"], body: include_str!("../shaders/finite.wgsl") },
     KernelSource { name: "relu_backward", includes: &[], body: include_str!("../shaders/relu_backward.wgsl") },
     KernelSource { name: "col_sum", includes: &[], body: include_str!("../shaders/col_sum.wgsl") },

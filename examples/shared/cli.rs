@@ -127,7 +127,7 @@ struct Args {
 }
 
 fn usage_line(dataset: &str) -> String {
-    format!("{dataset} [--data DIR] [--scheme fp32|int8|fp8|luq4|int4|int3|int2|tinyscriptB|levelsB[+smpK][+rotB][+nearest][+all][+fwd32]] [--epochs N] [--model mlp|cnn|resnet8|resnet20] [--batch B] [--lr LR] [--seed S] [--limit N] [--save FILE.safetensors] [--json]")
+    format!("{dataset} [--data DIR] [--scheme fp32|int8|fp8|luq4|int4|int3|int2|mxfp8|mxfp4|nvfp4|tinyscriptB|levelsB[+smpK][+rotB][+nearest][+all][+fwd32]] [--epochs N] [--model mlp|cnn|resnet8|resnet20] [--batch B] [--lr LR] [--seed S] [--limit N] [--save FILE.safetensors] [--json]")
 }
 
 fn usage(dataset: &str, msg: &str) -> ! {
@@ -219,7 +219,9 @@ fn run(dataset: &str) -> lowbit::Result<()> {
         let t0 = Instant::now();
         let (loss, train_acc) = trainer.train_epoch(&train, epoch, total, |_, s| {
             bar.inc(1);
-            bar.set_message(format!("loss {:.4}", s.loss));
+            if s.read {
+                bar.set_message(format!("loss {:.4}", s.loss));
+            }
         })?;
         step_secs += t0.elapsed().as_secs_f64();
         bar.finish_and_clear();

@@ -10,6 +10,7 @@ pub mod col_sum;
 pub mod copy;
 pub mod dequantize;
 pub mod embedding;
+pub mod error_feedback;
 pub mod finite;
 pub mod format_check;
 pub mod gelu;

@@ -92,6 +92,9 @@ pub fn cosine_lr(peak: f32, step: usize, total: usize) -> f32 {
     (peak as f64 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32
 }
 
+/// Where a named tensor sits in a parameter buffer: `(name, shape, offset)`.
+pub(crate) type Export = (String, Vec<usize>, usize);
+
 /// A named parameter: `(name, shape, values)`.
 pub type Parameter = (String, Vec<usize>, Vec<f32>);
 
@@ -195,6 +198,8 @@ enum Kind {
     Eval { batch_stats: bool },
     /// The forward pass, its output copied out.
     Logits { batch_stats: bool },
+    /// The optimizer alone, on the gradients as they are ([`Trainer::apply_gradients`]).
+    Update,
 }
 
 /// A GEMM layer's refit copies: `(layer, (dY, rows, n), (X, rows, k))`.
@@ -318,6 +323,8 @@ pub struct Trainer {
     opt: OptimConfig,
     seed: u32,
     step: u64,
+    /// `(rank, ranks)` of a data-parallel replica ([`Trainer::set_replica`]); `(0, 1)` alone.
+    replica: (u32, u32),
     nodes: Vec<NodeState>,
     /// Node of each GEMM layer, in order.
     site_nodes: Vec<usize>,
@@ -478,6 +485,7 @@ impl Trainer {
             opt,
             seed,
             step: 0,
+            replica: (0, 1),
             nodes,
             site_nodes,
             site_of,
@@ -718,7 +726,7 @@ impl Trainer {
         let positions = self.graph.positions();
         match key.kind {
             Kind::Train { loss, .. } => (loss.rows(key.batch, positions), false),
-            Kind::Eval { .. } | Kind::Logits { .. } => (key.batch * positions, true),
+            Kind::Eval { .. } | Kind::Logits { .. } | Kind::Update => (key.batch * positions, true),
         }
     }
 
@@ -801,10 +809,12 @@ impl Trainer {
             p.used = tick;
             return Ok(false);
         }
-        self.ensure_inputs(c, key.batch)?;
-        let (rows, eval) = self.ring_key(key);
-        if let std::collections::hash_map::Entry::Vacant(e) = c.rings.entry((rows, eval)) {
-            e.insert(Ring::new(&self.gpu, rows)?);
+        if key.kind != Kind::Update {
+            self.ensure_inputs(c, key.batch)?;
+            let (rows, eval) = self.ring_key(key);
+            if let std::collections::hash_map::Entry::Vacant(e) = c.rings.entry((rows, eval)) {
+                e.insert(Ring::new(&self.gpu, rows)?);
+            }
         }
         if c.plans.len() >= MAX_PLANS {
             if let Some(old) = c.plans.iter().min_by_key(|p| p.1.used).map(|p| p.0.clone()) {
@@ -821,10 +831,27 @@ impl Trainer {
     fn build(&self, c: &mut Caches, key: &PlanKey) -> Result<StepPlan> {
         let gpu = &self.gpu;
         let batch = key.batch;
+        if key.kind == Kind::Update {
+            let mut tape = Tape::with_status(gpu, self.status.buffer());
+            let mut cx = Cx {
+                gpu,
+                rec: &mut tape,
+                kernels: &self.k,
+                batch,
+                mode: Mode::Train,
+                seed: self.seed,
+                saved: ActivationBytes::default(),
+                deferred: Vec::new(),
+            };
+            self.record_checks_and_update(&mut cx, Vec::new(), true)?;
+            drop(cx);
+            let plan = tape.finish_with(&mut c.arena, self.plan_options)?;
+            return Ok(StepPlan { plan, saved: ActivationBytes::default(), out: None, refits: Vec::new(), used: 0 });
+        }
         let inputs = &c.inputs[&key.batch];
         let ring = &c.rings[&self.ring_key(key)];
         let mode = match key.kind {
-            Kind::Train { .. } => Mode::Train,
+            Kind::Train { .. } | Kind::Update => Mode::Train,
             Kind::Eval { batch_stats } | Kind::Logits { batch_stats } => Mode::Eval { batch_stats },
         };
         // Refit steps copy what the TinyScript fits need into buffers of their own.
@@ -932,50 +959,17 @@ impl Trainer {
                         });
                     }
                 }
-                // The check: a NaN or infinity in the batch, in a trainable parameter (the
-                // quantized formats would round either to a number and train on) or in any
-                // gradient sets the status, and every state update after it (running statistics,
-                // SGD) then writes nothing.
                 let mut checked = vec![&inputs.x];
                 if matches!(loss, Loss::SquaredError { .. }) {
                     checked.push(&inputs.targets);
                 }
-                for n in &self.nodes {
-                    for (spec, p) in n.specs.iter().zip(n.active()) {
-                        if let (ParamKind::Trainable { .. }, Some(g)) = (spec.kind, &p.grad) {
-                            checked.extend([&p.value, g]);
-                        }
-                    }
-                }
-                self.k.finite.encode(gpu, cx.rec, &checked, &self.status)?;
-                for f in std::mem::take(&mut cx.deferred) {
-                    f(&mut cx)?;
-                }
-                if update {
-                    for (i, n) in self.nodes.iter().enumerate() {
-                        for (spec, p) in n.specs.iter().zip(n.active()) {
-                            let ParamKind::Trainable { weight_decay } = spec.kind else { continue };
-                            let (Some(v), Some(g)) = (&p.velocity, &p.grad) else { continue };
-                            let wd = if weight_decay { self.opt.weight_decay } else { 0.0 };
-                            let r = match self.opt.optimizer {
-                                Optimizer::Sgd => {
-                                    let s = SgdStep { lr: 1.0, momentum: self.opt.momentum, weight_decay: wd };
-                                    self.k.sgd.encode(gpu, cx.rec, &p.value, v, g, s)
-                                }
-                                Optimizer::AdamW { beta1, beta2, eps } => {
-                                    let s = AdamStep { lr: 1.0, beta1, beta2, eps, weight_decay: wd };
-                                    self.k.adam.encode(gpu, cx.rec, &p.value, v, g, s)
-                                }
-                            };
-                            r.map_err(|e| node_error(&nodes[i].name, e))?;
-                        }
-                    }
-                }
+                self.record_checks_and_update(&mut cx, checked, update)?;
             }
             Kind::Eval { .. } => {
                 let ring_out = LossOut { loss: &ring.loss, correct: &ring.correct };
                 Loss::CrossEntropy.record(&mut cx, &y, shape, &inputs.labels, None, 0.0, ring_out)?;
             }
+            Kind::Update => unreachable!("built above"),
             Kind::Logits { .. } => {
                 let o = GpuBuffer::<f32>::zeros(gpu, "logits", y.len())?;
                 use crate::Record;
@@ -986,6 +980,53 @@ impl Trainer {
         drop(cx);
         let plan = tape.finish_with(&mut c.arena, self.plan_options)?;
         Ok(StepPlan { plan, saved: stored, out, refits, used: 0 })
+    }
+
+    /// Records the step's check and its state updates: a NaN or infinity in `checked` (the
+    /// batch), in a trainable parameter (the quantized formats would round either to a number
+    /// and train on) or in any gradient sets the status, and every state update after it (the
+    /// ops' deferred ones, such as running statistics, then the optimizer when `update`) writes
+    /// nothing.
+    fn record_checks_and_update<'a>(
+        &'a self,
+        cx: &mut Cx<'a>,
+        mut checked: Vec<&'a GpuBuffer<f32>>,
+        update: bool,
+    ) -> Result<()> {
+        let gpu = &self.gpu;
+        for n in &self.nodes {
+            for (spec, p) in n.specs.iter().zip(n.active()) {
+                if let (ParamKind::Trainable { .. }, Some(g)) = (spec.kind, &p.grad) {
+                    checked.extend([&p.value, g]);
+                }
+            }
+        }
+        self.k.finite.encode(gpu, cx.rec, &checked, &self.status)?;
+        for f in std::mem::take(&mut cx.deferred) {
+            f(cx)?;
+        }
+        if update {
+            let names = self.graph.nodes();
+            for (i, n) in self.nodes.iter().enumerate() {
+                for (spec, p) in n.specs.iter().zip(n.active()) {
+                    let ParamKind::Trainable { weight_decay } = spec.kind else { continue };
+                    let (Some(v), Some(g)) = (&p.velocity, &p.grad) else { continue };
+                    let wd = if weight_decay { self.opt.weight_decay } else { 0.0 };
+                    let r = match self.opt.optimizer {
+                        Optimizer::Sgd => {
+                            let s = SgdStep { lr: 1.0, momentum: self.opt.momentum, weight_decay: wd };
+                            self.k.sgd.encode(gpu, cx.rec, &p.value, v, g, s)
+                        }
+                        Optimizer::AdamW { beta1, beta2, eps } => {
+                            let s = AdamStep { lr: 1.0, beta1, beta2, eps, weight_decay: wd };
+                            self.k.adam.encode(gpu, cx.rec, &p.value, v, g, s)
+                        }
+                    };
+                    r.map_err(|e| node_error(&names[i].name, e))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One SGD step on a batch (`x`: samples × `h·w·c` values, channels last; `labels`: one per
@@ -1036,6 +1077,92 @@ impl Trainer {
             }
         }
         Ok(out)
+    }
+
+    /// Makes this trainer replica `rank` of `ranks` that train one model together (data
+    /// parallel, as `lowbit::dist` does over MPI): replicas built with the same graph, scheme and
+    /// seed start from the same parameters, and replica `rank` draws its stochastic rounding at
+    /// step `s` from the streams a lone trainer would use at step `s·ranks + rank`, so no two
+    /// replicas share a draw. Refused for TinyScript's fitted levels, which each replica would
+    /// fit to its own gradients (the replicas would drift apart).
+    pub fn set_replica(&mut self, rank: u32, ranks: u32) -> Result<()> {
+        if ranks == 0 || rank >= ranks {
+            return Err(Error::InvalidArgument(format!("set_replica: rank {rank} of {ranks}")));
+        }
+        if ranks > 1 && self.levels.iter().any(Option::is_some) {
+            return Err(Error::InvalidArgument(
+                "set_replica: TinyScript's level tables are fitted per replica, so replicas would diverge".into(),
+            ));
+        }
+        self.replica = (rank, ranks);
+        Ok(())
+    }
+
+    /// The gradient of the batch's mean loss for every trainable parameter, left in the
+    /// trainer's gradient buffers, without updating the parameters (batch-norm running
+    /// statistics and the step counter advance as in [`Trainer::step`]). Waits for the step and
+    /// returns its stats; a NaN or infinity is [`Error::NonFinite`], as for a step.
+    /// [`Trainer::apply_gradients`] then applies the optimizer to those buffers — after, for
+    /// instance, the replicas of a data-parallel run have exchanged them.
+    pub fn backward(&mut self, x: &[f32], labels: &[u32]) -> Result<StepStats> {
+        self.run_step(x, Target::Labels(labels), 0.0, false)?;
+        self.flush()?;
+        Ok(self.last)
+    }
+
+    /// Applies the optimizer (with learning rate `lr`) to the gradient buffers as they are —
+    /// those of the last [`Trainer::backward`], or what was written into them since — through
+    /// a plan of its own (built once). A NaN or infinity in a parameter or a gradient leaves
+    /// every parameter and optimizer state as it was and is [`Error::NonFinite`].
+    pub fn apply_gradients(&mut self, lr: f32) -> Result<()> {
+        if !lr.is_finite() {
+            return Err(Error::InvalidArgument(format!(
+                "Trainer::apply_gradients: the learning rate must be finite, not {lr}"
+            )));
+        }
+        let Some(step) = self.step.checked_sub(1) else {
+            return Err(Error::InvalidArgument("Trainer::apply_gradients: no backward pass has run".into()));
+        };
+        let key = self.key(Kind::Update, 0, false);
+        let gpu = self.gpu.clone();
+        {
+            let mut guard = self.lock();
+            self.ensure(&mut guard, &key)?;
+            let plan = &guard.plans[&key];
+            let bias = match self.opt.optimizer {
+                Optimizer::AdamW { beta1, beta2, .. } => bias_correction(beta1, beta2, self.step),
+                Optimizer::Sgd => 1.0,
+            };
+            plan.plan.set_step(StepState { stream_base: 0, lr, step: step as u32, slot: 0, bias, pad: [0; 3] });
+            let mut rec = Recorder::new(&gpu, "lowbit update");
+            plan.plan.record(&mut rec);
+            gpu.submit([rec.finish()]);
+        }
+        let status = self.status.read(&gpu)?;
+        if status[0] != 0 {
+            self.status.write(&gpu, &crate::kernels::finite::CLEAR)?;
+            return Err(Error::NonFinite {
+                step,
+                detail: "a NaN or infinity in the parameters or the gradients".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every trainable parameter buffer's gradient, with the exports `(name, shape, offset)` it
+    /// holds, in a fixed order (graph order, then parameter order).
+    pub(crate) fn gradient_slots(&self) -> Vec<(&GpuBuffer<f32>, Vec<Export>)> {
+        let mut out = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            for (spec, p) in n.specs.iter().zip(n.active()) {
+                let (ParamKind::Trainable { .. }, Some(g)) = (spec.kind, &p.grad) else { continue };
+                let node = &self.graph.nodes()[i].name;
+                let exports =
+                    spec.exports.iter().map(|(name, shape, off)| (format!("{node}.{name}"), shape.clone(), *off));
+                out.push((g, exports.collect()));
+            }
+        }
+        out
     }
 
     /// Reads the losses still pending on the GPU; returns the last step's stats if there were
@@ -1097,7 +1224,10 @@ impl Trainer {
             return Err(Error::InvalidArgument(format!("Trainer::step: the learning rate must be finite, not {lr}")));
         }
         check_rotations(&self.graph, &self.site_nodes, &self.schemes, batch)?;
-        let base = streams::step_base(self.step, self.uses).ok_or_else(|| {
+        // Replica r of n draws at step s what a lone trainer would at step s·n + r.
+        let (rank, ranks) = self.replica;
+        let virtual_step = self.step.checked_mul(ranks as u64).and_then(|v| v.checked_add(rank as u64));
+        let base = virtual_step.and_then(|v| streams::step_base(v, self.uses)).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "step {}: the run has used every random stream it may ({} per step, see lowbit::rng)",
                 self.step, self.uses
