@@ -28,6 +28,9 @@
 //!   (forward and backward side by side; add your own through [`nn::Op`]); the
 //!   [`nn::Trainer`] compiles it into step plans. [`nn::layer`] runs a quantized Linear or Conv2d
 //!   on your own tensors without a trainer.
+//! - **Several GPUs** ([`dist`]): data-parallel replicas exchange gradients encoded on the GPU
+//!   (fp32, int8, LUQ log4, with error feedback) and average them in rank order; over MPI with
+//!   the `mpi` feature.
 //! - **The quantizer API** ([`quant::Quantizer`]): picks the one-pass fused kernel where every
 //!   workgroup can own whole scale groups, the two-pass `absmax → scale → quantize` elsewhere.
 //! - **Typed buffers** ([`tensor`]) and the **GPU context** ([`Gpu`]: cheap to clone, counts the

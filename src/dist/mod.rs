@@ -10,7 +10,7 @@
 //!   and averages them **in rank order** on the host, with the reference decoders that the
 //!   kernels are tested against bit for bit, so every replica gets the same bits on every
 //!   backend.
-//! - With the `mpi` feature, [`mpi::Replica`] moves the payloads over MPI (rsmpi): see its docs
+//! - With the `mpi` feature, `dist::mpi::Replica` moves the payloads over MPI (rsmpi): see its docs
 //!   and the `dist` example.
 //!
 //! A "row" is a weight's output row (its first dimension); a bias or any one-dimensional
