@@ -2,14 +2,15 @@
 //!
 //! cargo build --release --features mpi --example dist
 //! mpirun -np 2 target/release/examples/dist -- [--data DIR] [--model mlp|cnn] [--scheme S]
-//!     [--exchange fp32|int8|log4|int8+ef|log4+ef] [--epochs N] [--batch B] [--seed S] [--json]
+//!     [--exchange fp32|int8|log4|int8+ef|log4+ef] [--epochs N] [--batch B] [--seed S]
+//!     [--save FILE.safetensors] [--json]
 //!
 //! Every rank loads the data and builds the same model from the same seed; each step, rank r
 //! trains on its contiguous part of the global batch (`--batch`, default 128, split evenly;
 //! the global batch and its order do not depend on the number of ranks), the ranks exchange
 //! their gradients in the chosen encoding and apply the same update. Rank 0 shows progress,
 //! checks at every epoch's end that the replicas are bit-identical (after averaging batch-norm
-//! statistics), evaluates and prints the result; an error on any rank ends every rank. Pick
+//! statistics), evaluates, prints the result and (`--save`) writes the checkpoint; an error on any rank ends every rank. Pick
 //! each rank's GPU with `LOWBIT_ADAPTER` (for instance through `mpirun -x`); see the README
 //! for a two-machine hostfile.
 
@@ -23,7 +24,7 @@ use lowbit::Gpu;
 use mpi::traits::Communicator;
 use std::time::Instant;
 
-const USAGE: &str = "mpirun -np N dist [--data DIR] [--model mlp|cnn] [--scheme S] [--exchange fp32|int8|log4|int8+ef|log4+ef] [--epochs N] [--batch B] [--seed S] [--json]";
+const USAGE: &str = "mpirun -np N dist [--data DIR] [--model mlp|cnn] [--scheme S] [--exchange fp32|int8|log4|int8+ef|log4+ef] [--epochs N] [--batch B] [--seed S] [--save FILE.safetensors] [--json]";
 
 struct Args {
     data: Option<String>,
@@ -33,6 +34,7 @@ struct Args {
     epochs: u32,
     batch: usize,
     seed: u32,
+    save: Option<String>,
     json: bool,
 }
 
@@ -45,6 +47,7 @@ fn parse() -> Args {
         epochs: 1,
         batch: 128,
         seed: 1,
+        save: None,
         json: false,
     };
     let mut f = cli::Flags::new(USAGE);
@@ -60,6 +63,7 @@ fn parse() -> Args {
             "--epochs" => a.epochs = f.whole("--epochs") as u32,
             "--batch" => a.batch = f.whole("--batch"),
             "--seed" => a.seed = f.whole("--seed") as u32,
+            "--save" => a.save = Some(f.value("--save")),
             "--json" => a.json = true,
             // mpirun passes a lone "--" through when the command line has one.
             "--" => {}
@@ -145,6 +149,10 @@ fn run(world: mpi::topology::SimpleCommunicator, a: Args) -> lowbit::Result<()> 
                 100.0 * acc
             );
         }
+    }
+    if let (true, Some(path)) = (lead, &a.save) {
+        r.trainer().save(path)?;
+        eprintln!("saved {path}");
     }
     if lead && a.json {
         println!(
