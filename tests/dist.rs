@@ -4,8 +4,8 @@
 //!
 //! - `checks`: a mismatched configuration is an error on every rank; two ranks at batch 64 with
 //!   the fp32 exchange give the weights of one trainer at batch 128 (within [`FP32_BOUND`]);
-//!   with every codec the replicas stay bit-identical over many quantized steps (and a replica
-//!   changed by hand is caught); a NaN on one rank is an error on both, nothing updated.
+//!   with every codec the replicas stay bit-identical over many quantized steps, a CNN's once
+//!   its batch-norm statistics are averaged (and a replica changed by hand is caught); a NaN on one rank is an error on both, nothing updated.
 //! - `die`: rank 1 exits mid-run without a word; `mpirun` must end the job (no hang), with a
 //!   failure status.
 
@@ -78,6 +78,19 @@ fn checks(world: impl Fn() -> mpi::topology::SimpleCommunicator) {
         r.check_replicas().unwrap();
         say(format!("{ex}: replicas bit-identical after 20 steps, {} bytes sent per step", r.bytes_per_step()));
     }
+
+    // Batch norm: each rank's running statistics follow its own half of the batch until
+    // check_replicas averages them.
+    let opt = OptimConfig { lr: LR, batch: 8, ..Default::default() };
+    let cnn = Trainer::new(gpu(), common::tiny_cnn(), TrainScheme::preset("int8").unwrap(), opt, 2).unwrap();
+    let mut r = Replica::new(world(), cnn, Exchange::parse("log4").unwrap(), 16).unwrap();
+    for s in 0..5 {
+        let x = common::data(16 * 72, 50 + s, false);
+        let y: Vec<u32> = (0..16).map(|i| (i + s) % 3).collect();
+        r.step(&x, &y, LR).unwrap();
+    }
+    r.check_replicas().unwrap();
+    say("a CNN's replicas agree once their batch-norm statistics are averaged".into());
 
     // A replica changed by hand is caught.
     let mut r =
