@@ -47,6 +47,25 @@ fn fnv(h: &mut u64, bytes: &[u8]) {
     }
 }
 
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Folds every parameter (name, shape, bits) of `t` into `h`.
+fn hash_parameters(h: &mut u64, t: &Trainer) -> Result<()> {
+    for (name, shape, v) in t.parameters()? {
+        fnv(h, name.as_bytes());
+        fnv(h, format!("{shape:?}").as_bytes());
+        fnv(h, bytemuck::cast_slice(&v));
+    }
+    Ok(())
+}
+
+/// Gathers every rank's `h`; the first rank whose value differs from rank 0's, if any.
+fn first_differing(world: &SimpleCommunicator, h: u64) -> Option<usize> {
+    let mut all = vec![0u64; world.size() as usize];
+    world.all_gather_into(&h, &mut all[..]);
+    all.iter().position(|&x| x != all[0])
+}
+
 impl Replica {
     /// Joins `world` as replica `world.rank()` of `world.size()`, training `trainer` on global
     /// batches of `global_batch` samples (each rank takes `global_batch / ranks`; the trainer's
@@ -60,21 +79,15 @@ impl Replica {
         global_batch: usize,
     ) -> Result<Self> {
         let (rank, ranks) = (world.rank() as u32, world.size() as u32);
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut h = FNV_START;
         fnv(&mut h, trainer.graph().name().as_bytes());
         fnv(
             &mut h,
             format!("{:?}|{:?}|{}|{exchange}|{global_batch}", trainer.scheme(), trainer.optim(), trainer.seed())
                 .as_bytes(),
         );
-        for (name, shape, v) in trainer.parameters()? {
-            fnv(&mut h, name.as_bytes());
-            fnv(&mut h, format!("{shape:?}").as_bytes());
-            fnv(&mut h, bytemuck::cast_slice(&v));
-        }
-        let mut all = vec![0u64; ranks as usize];
-        world.all_gather_into(&h, &mut all[..]);
-        if let Some(r) = all.iter().position(|&x| x != all[0]) {
+        hash_parameters(&mut h, &trainer)?;
+        if let Some(r) = first_differing(&world, h) {
             return Err(Error::InvalidArgument(format!(
                 "dist: rank {r}'s configuration (model, parameters, scheme, optimizer, seed, exchange or global batch) differs from rank 0's"
             )));
@@ -214,14 +227,9 @@ impl Replica {
             mean.iter_mut().for_each(|m| *m /= n);
             self.trainer.set_parameter(name, &mean)?;
         }
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
-        for (name, _, v) in self.trainer.parameters()? {
-            fnv(&mut h, name.as_bytes());
-            fnv(&mut h, bytemuck::cast_slice(&v));
-        }
-        let mut all = vec![0u64; self.ranks as usize];
-        self.world.all_gather_into(&h, &mut all[..]);
-        if let Some(r) = all.iter().position(|&x| x != all[0]) {
+        let mut h = FNV_START;
+        hash_parameters(&mut h, &self.trainer)?;
+        if let Some(r) = first_differing(&self.world, h) {
             return Err(Error::InvalidArgument(format!(
                 "dist: the replicas diverged: rank {r}'s parameters differ from rank 0's after step {}",
                 self.trainer.steps()

@@ -1059,21 +1059,13 @@ impl Trainer {
     /// step counter (so the next call draws fresh rounding) and batch-norm running statistics.
     /// Named and shaped as in [`Trainer::parameters`], without the running statistics.
     pub fn gradients(&mut self, x: &[f32], labels: &[u32]) -> Result<Vec<Parameter>> {
-        self.run_step(x, Target::Labels(labels), 0.0, false)?;
-        self.flush()?;
+        self.backward(x, labels)?;
         let mut out = Vec::new();
-        for (i, n) in self.nodes.iter().enumerate() {
-            for (spec, p) in n.specs.iter().zip(n.active()) {
-                let (ParamKind::Trainable { .. }, Some(g)) = (spec.kind, &p.grad) else { continue };
-                let v = g.read(&self.gpu)?;
-                for (name, shape, off) in &spec.exports {
-                    let len: usize = shape.iter().product();
-                    out.push((
-                        format!("{}.{name}", self.graph.nodes()[i].name),
-                        shape.clone(),
-                        v[*off..off + len].to_vec(),
-                    ));
-                }
+        for (g, exports) in self.gradient_slots() {
+            let v = g.read(&self.gpu)?;
+            for (name, shape, off) in exports {
+                let len: usize = shape.iter().product();
+                out.push((name, shape, v[off..off + len].to_vec()));
             }
         }
         Ok(out)
