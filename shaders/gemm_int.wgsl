@@ -15,6 +15,8 @@
 // FLAG_RAW writes the bits of the exact i32 total instead (tests compare it exactly).
 // With `samples` = S > 1 (SMP), A holds S stacked stochastic samples [S, M, a_words] with scales
 // [S, groups]; the output is the mean of the S products, formed in the epilogue.
+// With `batches` > 1 (one sample), batch b multiplies rows b·M.. of A by rows b·N.. of B (codes
+// and scales) into C at b·M·N (a_row0, b_row0, c_off from split_tile).
 // Tiles: TILE x TILE outputs (main: TPT = 4: 64, TPT = 2: 32; main_wide: 128, below; chosen by
 // the launcher's tune), 16x16 threads with TPT x TPT outputs each, K in steps of 8 lane words
 // (32 elements).
@@ -106,7 +108,7 @@ fn lane_word_a(row: u32, kw: u32, sample: u32) -> u32 {
     if (row >= p.m || kw * 4u >= k_end) {
         return 0u;
     }
-    let base = (sample * p.m + row) * p.a_words;
+    let base = (sample * p.m + a_row0 + row) * p.a_words;
     if (FMT_A == 0u) {
         return a_codes[base + kw];
     }
@@ -121,7 +123,7 @@ fn lane_word_b(col: u32, kw: u32) -> u32 {
     if (col >= p.n || kw * 4u >= k_end) {
         return 0u;
     }
-    let base = col * p.b_words;
+    let base = (b_row0 + col) * p.b_words;
     if (FMT_B == 0u) {
         return b_codes[base + kw];
     }
@@ -133,11 +135,11 @@ fn lane_word_b(col: u32, kw: u32) -> u32 {
 }
 
 fn scale_a(sample: u32, row: u32, k: u32, groups: u32) -> f32 {
-    return a_scales[sample * groups + row * p.a_row_mul + k / p.a_block_div];
+    return a_scales[sample * groups + (a_row0 + row) * p.a_row_mul + k / p.a_block_div];
 }
 
 fn scale_b(col: u32, k: u32) -> f32 {
-    return b_scales[col * p.b_row_mul + k / p.b_block_div];
+    return b_scales[(b_row0 + col) * p.b_row_mul + k / p.b_block_div];
 }
 
 @compute @workgroup_size(256)
@@ -223,7 +225,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
                     c[st.base + row * p.n + col] = accf[i * 4u + j] * inv_samples;
                 } else if (row < p.m && col < p.n) {
                     if (raw) {
-                        c[row * p.n + col] = bitcast<f32>(raw_acc[i * 4u + j]);
+                        c[c_off + row * p.n + col] = bitcast<f32>(raw_acc[i * 4u + j]);
                     } else {
                         var bn = 0.0;
                         if ((p.flags & FLAG_BIAS) != 0u) {
@@ -233,8 +235,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
                         if (p.samples > 1u) {
                             v0 = v0 * inv_samples;
                         }
-                        let v = epilogue_value(p, v0, c[row * p.n + col], bn);
-                        c[row * p.n + col] = v;
+                        let v = epilogue_value(p, v0, c[c_off + row * p.n + col], bn);
+                        c[c_off + row * p.n + col] = v;
                         local_amax = max(local_amax, amax_bits(v));
                     }
                 }
@@ -314,7 +316,7 @@ fn store_int_wide(accf: vec4<f32>, acci: vec4<i32>, row: u32, col0: u32, st: Spl
             continue;
         }
         if ((p.flags & FLAG_RAW) != 0u) {
-            c[row * p.n + col] = bitcast<f32>(acci[j]);
+            c[c_off + row * p.n + col] = bitcast<f32>(acci[j]);
         } else if (p.splits > 1u) {
             c[st.base + row * p.n + col] = accf[j] * inv_samples;
         } else {
@@ -326,8 +328,8 @@ fn store_int_wide(accf: vec4<f32>, acci: vec4<i32>, row: u32, col0: u32, st: Spl
             if (p.samples > 1u) {
                 v0 = v0 * inv_samples;
             }
-            let v = epilogue_value(p, v0, c[row * p.n + col], bn);
-            c[row * p.n + col] = v;
+            let v = epilogue_value(p, v0, c[c_off + row * p.n + col], bn);
+            c[c_off + row * p.n + col] = v;
             local_amax = max(local_amax, amax_bits(v));
         }
     }

@@ -85,6 +85,7 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "maxpool", includes: &["pool"], body: include_str!("../shaders/maxpool.wgsl") },
     KernelSource { name: "embedding", includes: &[], body: include_str!("../shaders/embedding.wgsl") },
     KernelSource { name: "heads", includes: &[], body: include_str!("../shaders/heads.wgsl") },
+    KernelSource { name: "transpose", includes: &[], body: include_str!("../shaders/transpose.wgsl") },
     KernelSource { name: "softmax", includes: &[], body: include_str!("../shaders/softmax.wgsl") },
     KernelSource { name: "layernorm", includes: &[], body: include_str!("../shaders/layernorm.wgsl") },
     KernelSource { name: "gelu", includes: &[], body: include_str!("../shaders/gelu.wgsl") },

@@ -17,7 +17,7 @@ use lowbit::kernels::gemm_fp8::GemmFp8;
 use lowbit::kernels::gemm_int::{int_tiles, GemmInt};
 use lowbit::quant::{QuantizedTensor, Quantizer};
 use lowbit::reference::gemm_f32::{EpilogueRef, RefOut};
-use lowbit::scheme::{Granularity, QuantLayout, QuantScheme};
+use lowbit::scheme::{Granularity, QuantLayout, QuantScheme, Rounding};
 use lowbit::{reference, Error, GpuBuffer, GpuTensor};
 use std::sync::OnceLock;
 
@@ -693,4 +693,90 @@ fn batched_f32_gemms_match_the_reference_per_batch() {
     let mut enc = g.device.create_command_encoder(&Default::default());
     let one = common::buf(&[1.0; 4]);
     assert!(gemm.encode_batched(g, &mut enc, &one, &one, GemmShape::nt(2, 2, 1), 2, &Epilogue::default(), &c).is_err());
+}
+
+/// Rows `i·rows ..` of a stacked quantized tensor as a tensor of its own (a per-tensor scale is
+/// shared by every slice).
+fn slice_rows(q: &QuantizedTensor, i: usize, rows: usize) -> QuantizedTensor {
+    let g = gpu();
+    let l = q.layout;
+    let codes = q.codes.read(g).unwrap();
+    let scales = q.scales.read(g).unwrap();
+    let w = l.words_per_row as usize;
+    let sl = QuantLayout::new(rows, l.cols as usize, l.format, l.granularity).unwrap();
+    let s = if l.row_mul == 0 {
+        scales
+    } else {
+        let per = l.row_mul as usize;
+        scales[i * rows * per..(i + 1) * rows * per].to_vec()
+    };
+    QuantizedTensor {
+        codes: GpuBuffer::from_slice(g, "slice codes", &codes[i * rows * w..(i + 1) * rows * w]).unwrap(),
+        scales: GpuBuffer::from_slice(g, "slice scales", &s).unwrap(),
+        layout: sl,
+        samples: 1,
+    }
+}
+
+#[test]
+fn batched_packed_gemms_equal_their_products_one_batch_at_a_time() {
+    // Attention's quantized products: every batch and head of one dispatch must give exactly what
+    // the same kernel and tile give on that batch's rows alone (and so what the reference gives,
+    // within the bounds the unbatched tests check).
+    let g = gpu();
+    let per_row =
+        |f: Format| QuantScheme { format: f, granularity: Granularity::native(f), rounding: Rounding::Nearest };
+    let cases = [
+        (per_row(Format::Int8), per_row(Format::Int8)),
+        (QuantScheme { granularity: Granularity::PerTensor, ..per_row(Format::Int8) }, per_row(Format::Int8)),
+        (per_row(Format::Int4), QuantScheme::native(Format::Log4).stochastic(3, 1)),
+        (per_row(Format::Mxfp4), QuantScheme::native(Format::Mxfp4).stochastic(3, 2)),
+        (per_row(Format::Nvfp4), per_row(Format::Nvfp4)),
+        (per_row(Format::Fp8E4M3), QuantScheme::native(Format::Fp8E5M2).stochastic(3, 3)),
+        (per_row(Format::Mxfp8), per_row(Format::Mxfp8)),
+    ];
+    for (sa, sb) in cases {
+        let (fa, fb) = (sa.format, sb.format);
+        let (fp8, int) = if fa.is_fp8() {
+            (Some(GemmFp8::new(g, fa, fb).unwrap()), None)
+        } else {
+            (None, Some(GemmInt::new(g, fa, fb).unwrap()))
+        };
+        for &(batches, m, n, k) in &[(3, 37, 20, 48), (4, 64, 16, 16), (2, 5, 130, 70)] {
+            let qa = quantized(&data(batches * m * k, 81, false), batches * m, k, sa);
+            let qb = quantized(&data(batches * n * k, 82, false), batches * n, k, sb);
+            let tiles: Vec<Tile> = if fa.is_fp8() { Tile::ALL.to_vec() } else { int_tiles(&qa, &qb).to_vec() };
+            let slices: Vec<_> = (0..batches).map(|i| (slice_rows(&qa, i, m), slice_rows(&qb, i, n))).collect();
+            for tile in tiles {
+                let c = GpuBuffer::<f32>::zeros(g, "c", batches * m * n).unwrap();
+                let one = GpuBuffer::<f32>::zeros(g, "c one", m * n).unwrap();
+                let none = Epilogue::default();
+                let what = format!("{fa}x{fb} {batches}x{m}x{n}x{k} {tile:?}");
+                // The batched product, then each batch alone (`encode_with` is one batch).
+                let run = |e: &mut wgpu::CommandEncoder, a: &QuantizedTensor, b: &QuantizedTensor, nb, c| match &fp8 {
+                    Some(k) => k.encode_batched_with(g, e, tile, a, b, nb, &none, c).unwrap(),
+                    None => int.as_ref().unwrap().encode_batched_with(g, e, tile, a, b, nb, &none, c).unwrap(),
+                };
+                submit(|e| run(e, &qa, &qb, batches, &c));
+                let got = c.read(g).unwrap();
+                for (i, (a, b)) in slices.iter().enumerate() {
+                    submit(|e| run(e, a, b, 1, &one));
+                    let want = one.read(g).unwrap();
+                    common::assert_f32_bits_eq(&format!("{what} batch {i}"), &got[i * m * n..(i + 1) * m * n], &want);
+                }
+                assert!(got.iter().all(|v| v.is_finite()) && got.iter().any(|&v| v != 0.0), "{what}: {got:?}");
+            }
+        }
+    }
+    // Operands that are not `batches` stacked matrices, SMP samples and raw output are refused.
+    let kernel = GemmInt::new(g, Format::Int8, Format::Int8).unwrap();
+    let qa = quantized(&data(6 * 8, 83, false), 6, 8, per_row(Format::Int8));
+    let qb = quantized(&data(4 * 8, 84, false), 4, 8, per_row(Format::Int8));
+    let c = GpuBuffer::<f32>::zeros(g, "c", 64).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let err = kernel.encode_batched(g, &mut enc, &qa, &qb, 4, &Epilogue::default(), &c).unwrap_err();
+    assert!(err.to_string().contains("stacked"), "{err}");
+    assert!(kernel.encode_batched(g, &mut enc, &qa, &qb, 0, &Epilogue::default(), &c).is_err());
+    let c = GpuBuffer::<f32>::zeros(g, "c", 5).unwrap();
+    assert!(kernel.encode_batched(g, &mut enc, &qa, &qb, 2, &Epilogue::default(), &c).is_err(), "c too short");
 }

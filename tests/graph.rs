@@ -6,7 +6,7 @@
 
 mod common;
 use common::{data, gpu};
-use lowbit::nn::{GraphBuilder, LayerSpec, ModelSpec, OptimConfig, TrainScheme, Trainer};
+use lowbit::nn::{GptConfig, GraphBuilder, LayerSpec, ModelSpec, OptimConfig, TrainScheme, Trainer};
 use lowbit::GpuBuffer;
 
 fn bits_of(v: &serde_json::Value) -> Vec<f32> {
@@ -249,21 +249,31 @@ fn every_random_stream_of_a_run_is_distinct() {
     use lowbit::rng::{key, streams};
     let g = gpu();
     let opt = OptimConfig { batch: 8, ..Default::default() };
-    for scheme in ["luq4+smp4", "tinyscript3", "int8"] {
-        let t =
-            Trainer::new(g, ModelSpec::resnet((8, 8, 1), 3, 4), TrainScheme::preset(scheme).unwrap(), opt, 77).unwrap();
+    let gpt = GptConfig { vocab: 5, context: 4, width: 8, heads: 2, layers: 3 };
+    for scheme in ["luq4+smp4", "tinyscript3", "int8", "luq4+attn"] {
+        let s = TrainScheme::preset(scheme).unwrap();
+        let t = if scheme.ends_with("attn") {
+            Trainer::from_graph(g, gpt.graph().unwrap(), s, opt, 77).unwrap()
+        } else {
+            Trainer::new(g, ModelSpec::resnet((8, 8, 1), 3, 4), s, opt, 77).unwrap()
+        };
         let (seed, per_step) = (t.seed(), t.streams_per_step());
-        let uses = t.step_streams();
-        assert!(!uses.is_empty() && uses.iter().all(|u| u.2 < per_step), "{scheme}");
+        let attention = t.attention_streams();
+        // luq4 keeps the first block's attention at int8 (stochastic too): all three draw.
+        assert_eq!(attention.len(), if scheme.ends_with("attn") { 3 * 4 } else { 0 }, "{scheme}");
+        let uses: Vec<_> = t
+            .step_streams()
+            .into_iter()
+            .map(|(l, p, s)| (format!("layer {l} {p:?}"), s))
+            .chain(attention.into_iter().map(|(n, s)| (format!("attention node {n}"), s)))
+            .collect();
+        assert!(!uses.is_empty() && uses.iter().all(|u| u.1 < per_step), "{scheme}");
         let mut keys = std::collections::HashSet::new();
         // Every (step, layer, product, sample) of 20,000 steps ...
         for step in 0..20_000u64 {
             let base = streams::step_base(step, per_step).unwrap();
-            for &(layer, product, s) in &uses {
-                assert!(
-                    keys.insert(key(seed, base + s)),
-                    "{scheme}: step {step} layer {layer} {product:?} repeats a key"
-                );
+            for (what, s) in &uses {
+                assert!(keys.insert(key(seed, base + s)), "{scheme}: step {step} {what} repeats a key");
             }
         }
         // ... every initialisation, data order and Bit-Mixer draw.

@@ -4,7 +4,7 @@
 
 mod common;
 use common::{data, fd_check_on, gpu};
-use lowbit::nn::{GptConfig, Graph, GraphBuilder, OptimConfig, Optimizer, TrainScheme, Trainer};
+use lowbit::nn::{GptConfig, Graph, GraphBuilder, LayerScheme, OptimConfig, Optimizer, TrainScheme, Trainer};
 use lowbit::Error;
 
 fn fp32(graph: Graph, batch: usize) -> Trainer {
@@ -183,4 +183,85 @@ fn an_adamw_step_is_the_reference_update_with_the_steps_bias_correction() {
             assert!((a - b).abs() <= 4.0 * f32::EPSILON * a.abs().max(1.0), "{name}[{i}]: {a} vs {b}");
         }
     }
+}
+
+/// `‖a − b‖ / ‖b‖`.
+fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
+    let d: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
+    let n: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum();
+    (d / n).sqrt()
+}
+
+#[test]
+fn attn_quantizes_attentions_products_and_nothing_else() {
+    // qkv → causal attention (2 heads of 8, 37 positions: off every tile) → out, with both GEMM
+    // layers kept fp32: the difference from fp32 is the attention products' quantization alone.
+    let (t, c, classes, batch) = (37, 6, 5, 3);
+    let graph = || {
+        let mut b = GraphBuilder::new("attention", (1, t, c));
+        let qkv = b.dense("qkv", b.input(), 3 * 16, false).unwrap();
+        let a = b.attention("attention", qkv, 2, true).unwrap();
+        let out = b.dense("out", a, classes, false).unwrap();
+        b.finish(out).unwrap()
+    };
+    let opt = OptimConfig { lr: 0.1, momentum: 0.0, weight_decay: 0.0, batch, ..Default::default() };
+    let trainer = |name: &str| {
+        let s = TrainScheme::preset(name).unwrap().with_layer(0, LayerScheme::FP32).unwrap();
+        Trainer::from_graph(gpu(), graph(), s.with_layer(1, LayerScheme::FP32).unwrap(), opt, 3).unwrap()
+    };
+    let x: Vec<f32> = data(batch * t * c, 11, false).iter().map(|v| v * 2.0).collect();
+    let y = labels(batch, t, classes, 12);
+    let mut base = trainer("fp32");
+    let (logits32, grads32) = (base.logits(&x, batch).unwrap(), base.gradients(&x, &y).unwrap());
+    let flat = |g: &[lowbit::nn::Parameter]| g.iter().flat_map(|p| p.2.clone()).collect::<Vec<f32>>();
+    let g32 = flat(&grads32);
+    // (scheme, largest relative L2 error of the logits, of the gradients): measured (seed 3) int8
+    // 0.008 / 0.007, fp8 0.057 / 0.042, mxfp8 0.066 / 0.21, luq4 0.15 / 0.30, nvfp4 0.22 / 0.25,
+    // mxfp4 0.24 / 0.38 — the FP8 ones as large as quantizing the two Dense layers in fp8 instead
+    // (0.058 / 0.065): the scores are sharp, and softmax turns their absolute error into relative
+    // error of P. Each bound is well below what a product on the wrong operands, layout or scale
+    // gives (uncorrelated outputs: errors near √2).
+    for (name, fwd, bwd) in [
+        ("int8", 0.02, 0.03),
+        ("fp8", 0.1, 0.1),
+        ("mxfp8", 0.1, 0.35),
+        ("luq4", 0.3, 0.6),
+        ("nvfp4", 0.35, 0.5),
+        ("mxfp4", 0.35, 0.6),
+    ] {
+        let mut off = trainer(name);
+        assert_eq!(off.logits(&x, batch).unwrap(), logits32, "{name} without +attn: attention stays f32");
+        assert_eq!(flat(&off.gradients(&x, &y).unwrap()), g32, "{name} without +attn");
+        let mut on = trainer(&format!("{name}+attn"));
+        let (l, g) = (on.logits(&x, batch).unwrap(), flat(&on.gradients(&x, &y).unwrap()));
+        let (ef, eb) = (rel_l2(&l, &logits32), rel_l2(&g, &g32));
+        eprintln!("{name}+attn: logits {ef:.2e}, gradients {eb:.2e} from fp32");
+        assert!(ef > 1e-6 && ef < fwd, "{name}+attn logits {ef:e} from fp32 (bound {fwd})");
+        assert!(eb > 1e-6 && eb < bwd, "{name}+attn gradients {eb:e} from fp32 (bound {bwd})");
+    }
+}
+
+#[test]
+fn attn_is_refused_where_it_cannot_run() {
+    let opt = OptimConfig { batch: 2, ..Default::default() };
+    for (scheme, why) in [("tinyscript+attn", "TinyScript"), ("luq4+smp2+attn", "SMP")] {
+        let err = TrainScheme::preset(scheme).unwrap_err().to_string();
+        assert!(err.contains(why), "{scheme}: {err}");
+    }
+    let mut b = GraphBuilder::new("mlp", (1, 1, 4));
+    let d = b.dense("d", b.input(), 3, false).unwrap();
+    let err = Trainer::from_graph(gpu(), b.finish(d).unwrap(), TrainScheme::preset("int8+attn").unwrap(), opt, 1)
+        .err()
+        .expect("a model without attention")
+        .to_string();
+    assert!(err.contains("no attention"), "{err}");
+    // A GPT's first block is sensitive: its attention follows the sensitive layers' scheme.
+    let s = TrainScheme::preset("nvfp4+attn").unwrap();
+    assert!(s.attention && s.attention_scheme(true) == LayerScheme::FP32 && s.attention_scheme(false) == s.default);
+    let cfg = GptConfig { vocab: 5, context: 4, width: 8, heads: 2, layers: 2 };
+    // (4 sequences of 4 tokens: the 16 rows the recipe's Hadamard blocks need.)
+    let opt = OptimConfig { batch: 4, optimizer: Optimizer::ADAMW, ..Default::default() };
+    let mut tr = Trainer::from_graph(gpu(), cfg.graph().unwrap(), s, opt, 1).unwrap();
+    let x = ids(4 * cfg.context, cfg.vocab, 8);
+    assert!(tr.step(&x, &labels(4, cfg.context, cfg.vocab, 9), 0.01).unwrap().loss.is_finite());
 }

@@ -1,4 +1,4 @@
-//! The transformer kernels against their references: `heads` (a permutation) and `embedding`
+//! The transformer kernels against their references: `heads` and `transpose` (permutations) and `embedding`
 //! (sums in a fixed order) exactly; `softmax`, `layernorm` and `gelu` within stated bounds (WGSL's
 //! exp, tanh and sqrt are accurate to a few ulp, and the kernels sum in f32 where the references
 //! sum in f64).
@@ -10,6 +10,7 @@ use lowbit::kernels::gelu::Gelu;
 use lowbit::kernels::heads::{Heads, HeadsGeom};
 use lowbit::kernels::layernorm::{LayerNorm, EPS};
 use lowbit::kernels::softmax::{Softmax, SoftmaxShape};
+use lowbit::kernels::transpose::Transpose;
 use lowbit::{reference, Error, GpuBuffer};
 
 /// Probabilities: absolute, since each is at most 1 (exp's few ulp on values up to 1, summed).
@@ -35,6 +36,30 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
 fn assert_close_to_peak(what: &str, got: &[f32], want: &[f32], rtol: f32) {
     let peak = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     assert_close(what, got, want, rtol * peak, 0.0);
+}
+
+#[test]
+fn transpose_moves_every_element_of_every_batch() {
+    let g = gpu();
+    let k = Transpose::new(g).unwrap();
+    // Sizes on and off the 16×16 tiles, one row or column, many batches.
+    for (batches, rows, cols) in [(1, 1, 1), (3, 16, 16), (2, 37, 5), (64, 64, 16), (5, 1, 33), (1, 129, 70)] {
+        let n = batches * rows * cols;
+        let x = data(n, 7 + n as u32, true);
+        let (xb, y, back) =
+            (buf(&x), GpuBuffer::<f32>::zeros(g, "y", n).unwrap(), GpuBuffer::<f32>::zeros(g, "b", n).unwrap());
+        run(|e| {
+            k.encode(g, e, &xb, &y, (batches, rows, cols)).unwrap();
+            k.encode(g, e, &y, &back, (batches, cols, rows)).unwrap();
+        });
+        let what = format!("{batches} × [{rows}, {cols}]");
+        assert_f32_bits_eq(&what, &y.read(g).unwrap(), &reference::transpose::transpose(&x, batches, rows, cols));
+        assert_f32_bits_eq(&format!("{what} and back"), &back.read(g).unwrap(), &x);
+    }
+    let small = GpuBuffer::<f32>::zeros(g, "small", 5).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    assert!(matches!(k.encode(g, &mut enc, &small, &small, (2, 1, 3)), Err(Error::Shape { .. })));
+    assert!(k.encode(g, &mut enc, &small, &small, (0, 1, 5)).is_err());
 }
 
 #[test]

@@ -28,8 +28,9 @@ struct GemmParams {
     aux0: u32,
     aux1: u32,
     // Independent products of the same shape, their operands and outputs one after the other
-    // (batch b reads A at b·M·K, B at b·N·K, writes C at b·M·N); 0 or 1 for one. Only gemm_f32
-    // runs more than one (attention's products per batch and head), never split along K.
+    // (batch b reads A at b·M·K, B at b·N·K, writes C at b·M·N; the packed GEMMs read rows
+    // b·M.. of A and b·N.. of B, codes and scales); 0 or 1 for one. Attention's products per batch
+    // and head; never split along K, never with SMP samples.
     batches: u32,
     pad0: u32,
     pad1: u32,
@@ -49,10 +50,13 @@ struct SplitTile {
     valid: bool,
 }
 
-// Offsets of this workgroup's batch in A, B and C (split_tile sets them).
+// Offsets of this workgroup's batch in A, B and C, and its first rows of packed A and B
+// (split_tile sets them).
 var<private> a_off: u32;
 var<private> b_off: u32;
 var<private> c_off: u32;
+var<private> a_row0: u32;
+var<private> b_row0: u32;
 
 fn split_tile(p: GemmParams, flat: u32) -> SplitTile {
     var s: SplitTile;
@@ -62,6 +66,8 @@ fn split_tile(p: GemmParams, flat: u32) -> SplitTile {
     a_off = batch * p.m * p.k;
     b_off = batch * p.n * p.k;
     c_off = batch * p.m * p.n;
+    a_row0 = batch * p.m;
+    b_row0 = batch * p.n;
     s.tile = flat % p.total_tiles;
     let split = (flat % per_batch) / p.total_tiles;
     s.k_lo = 0u;

@@ -99,6 +99,39 @@ impl GemmFp8 {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
+        self.encode_batched_with(gpu, enc, tile, a, b, 1, epi, c)
+    }
+
+    /// Records `batches` products at once (see [`crate::kernels::gemm_int::GemmInt::encode_batched`]
+    /// for the layout), with the tuned (or heuristic) tile for one product's shape.
+    pub fn encode_batched(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        batches: usize,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let (m, n) = (a.layout.rows as usize / batches.max(1), b.layout.rows as usize / batches.max(1));
+        let tile = self.cache.choose(m, n, a.layout.cols as usize, &Tile::ALL);
+        self.encode_batched_with(gpu, enc, tile, a, b, batches, epi, c)
+    }
+
+    /// [`GemmFp8::encode_batched`] with an explicit tile.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_batched_with(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        tile: Tile,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        batches: usize,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
         if a.layout.format != self.fmt_a || b.layout.format != self.fmt_b {
             return Err(Error::InvalidArgument(format!(
                 "gemm_fp8 built for {} × {}, got {} × {}",
@@ -108,10 +141,13 @@ impl GemmFp8 {
         if a.samples != 1 {
             return Err(Error::InvalidArgument("gemm_fp8: SMP samples are supported by gemm_int only".into()));
         }
-        let p = packed_params("gemm_fp8", a, b, epi.flags(), tile)?;
-        check_len("gemm_fp8", "c", c.len(), p.m as usize * p.n as usize)?;
+        let p = packed_params("gemm_fp8", a, b, epi.flags(), tile, batches)?;
+        check_len("gemm_fp8", "c", c.len(), p.m as usize * p.n as usize * batches)?;
         epi.check("gemm_fp8", p.n as usize)?;
         let pipe = self.pipelines.get("gemm_fp8", tile)?;
+        if batches > 1 {
+            return dispatch_packed(gpu, enc, "gemm_fp8", &self.bgl, pipe, &self.dummies, &p, a, b, epi, c.buffer());
+        }
         encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
             dispatch_packed(gpu, enc, "gemm_fp8", &self.bgl, pipe, &self.dummies, &p, a, b, epi, target)
         })

@@ -53,15 +53,30 @@ pub fn int_tiles(a: &QuantizedTensor, b: &QuantizedTensor) -> &'static [Tile] {
     }
 }
 
-/// Checks two packed operands against each other and builds the params.
+/// Checks two packed operands against each other and builds the params of `batches` products:
+/// A's rows are `batches` stacked `[M, K]` operands, B's `batches` stacked `[N, K]` ones.
 pub(crate) fn packed_params(
     op: &'static str,
     a: &QuantizedTensor,
     b: &QuantizedTensor,
     flags: u32,
     tile: Tile,
+    batches: usize,
 ) -> Result<GemmParams> {
     let (la, lb) = (a.layout, b.layout);
+    let nb = u32::try_from(batches)
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| Error::InvalidArgument(format!("{op}: {batches} batches (at least one, fewer than 2^32)")))?;
+    if !la.rows.is_multiple_of(nb) || !lb.rows.is_multiple_of(nb) {
+        return Err(Error::Shape {
+            op,
+            detail: format!("A's {} and B's {} rows are not {batches} stacked operands each", la.rows, lb.rows),
+        });
+    }
+    if nb > 1 && (a.samples != 1 || flags & flags::RAW != 0) {
+        return Err(Error::InvalidArgument(format!("{op}: batched products take one sample and no raw output")));
+    }
     if la.cols != lb.cols {
         return Err(Error::Shape {
             op,
@@ -78,7 +93,11 @@ pub(crate) fn packed_params(
     check_len(op, "A scales", a.scales.len(), la.n_groups as usize * a.samples as usize)?;
     check_len(op, "B codes", b.codes.len(), lb.words())?;
     check_len(op, "B scales", b.scales.len(), lb.n_groups as usize)?;
-    let (tiles_n, total_tiles) = tiles(la.rows, lb.rows, tile.edge())?;
+    let (m, n) = (la.rows / nb, lb.rows / nb);
+    let (tiles_n, total_tiles) = tiles(m, n, tile.edge())?;
+    total_tiles.checked_mul(nb).map(super::grid).transpose()?.ok_or_else(|| {
+        Error::InvalidArgument(format!("{op}: {batches} batches of {m}x{n} outputs are too many tiles"))
+    })?;
     let chunk = la.shared_chunk(&lb);
     if tile == Tile::T128 && !wide_fits(&la, &lb) {
         return Err(Error::InvalidArgument(format!(
@@ -86,8 +105,8 @@ pub(crate) fn packed_params(
         )));
     }
     Ok(GemmParams {
-        m: la.rows,
-        n: lb.rows,
+        m,
+        n,
         k: la.cols,
         flags,
         trans_a: 0,
@@ -102,6 +121,7 @@ pub(crate) fn packed_params(
         b_block_div: lb.block_div,
         chunk,
         samples: a.samples,
+        batches: nb,
         ..Default::default()
     })
 }
@@ -199,10 +219,47 @@ impl GemmInt {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
+        self.encode_batched_with(gpu, enc, tile, a, b, 1, epi, c)
+    }
+
+    /// Records `batches` products at once: A holds `batches` stacked `[M, K]` operands (rows
+    /// `i·M ..`), B `batches` stacked `[N, K]`, and product `i` goes to `c[i·M·N ..]` (attention's
+    /// products per batch and head), with the tuned (or heuristic) tile for one product's shape.
+    pub fn encode_batched(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        batches: usize,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let (m, n) = (a.layout.rows as usize / batches.max(1), b.layout.rows as usize / batches.max(1));
+        let tile = self.cache.choose(m, n, a.layout.cols as usize, int_tiles(a, b));
+        self.encode_batched_with(gpu, enc, tile, a, b, batches, epi, c)
+    }
+
+    /// [`GemmInt::encode_batched`] with an explicit tile.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_batched_with(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        tile: Tile,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        batches: usize,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
         self.check_formats(a, b)?;
-        let p = packed_params("gemm_int", a, b, epi.flags(), tile)?;
-        check_len("gemm_int", "c", c.len(), p.m as usize * p.n as usize)?;
+        let p = packed_params("gemm_int", a, b, epi.flags(), tile, batches)?;
+        check_len("gemm_int", "c", c.len(), p.m as usize * p.n as usize * batches)?;
         epi.check("gemm_int", p.n as usize)?;
+        if batches > 1 {
+            return self.record(gpu, enc, tile, p, a, b, epi, c.buffer());
+        }
         encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
             self.record(gpu, enc, tile, p, a, b, epi, target)
         })
@@ -263,7 +320,7 @@ impl GemmInt {
                 a.layout.cols, a.samples, self.fmt_a, self.fmt_b
             )));
         }
-        let p = packed_params("gemm_int", a, b, flags::RAW, tile)?;
+        let p = packed_params("gemm_int", a, b, flags::RAW, tile, 1)?;
         check_len("gemm_int", "c", c.len(), p.m as usize * p.n as usize)?;
         self.record(gpu, enc, tile, p, a, b, &Epilogue::default(), c.buffer())
     }

@@ -36,6 +36,7 @@ pub mod sgd;
 pub mod softmax;
 pub mod softmax_xent;
 pub mod tinyscript;
+pub mod transpose;
 
 use crate::scheme::{QuantLayout, Rounding};
 use crate::{shaders, Error, Gpu, Result};

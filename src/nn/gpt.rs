@@ -61,7 +61,7 @@ impl GptConfig {
             let fc2 = b.dense(n("fc2"), g, c, false)?;
             x = b.add(n("add2"), x, fc2, false)?;
             if i == 0 {
-                for v in [qkv, proj, fc, fc2] {
+                for v in [qkv, att, proj, fc, fc2] {
                     b.mark_sensitive(v)?;
                 }
             }

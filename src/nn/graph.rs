@@ -122,6 +122,11 @@ impl Graph {
             .collect()
     }
 
+    /// Whether the builder marked node `node` sensitive ([`GraphBuilder::mark_sensitive`]).
+    pub fn is_marked_sensitive(&self, node: usize) -> bool {
+        self.sensitive.contains(&node)
+    }
+
     /// Whether the output can serve as logits for classification — `(h, w, classes)`, a row of
     /// logits per position (`(1, 1, classes)` for a classifier, `(1, T, vocab)` for a language
     /// model) — and is not forced nonnegative (a ReLU on the logits would be a mistake).

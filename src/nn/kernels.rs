@@ -26,6 +26,7 @@ use crate::kernels::sgd::Sgd;
 use crate::kernels::softmax::Softmax;
 use crate::kernels::softmax_xent::SoftmaxXent;
 use crate::kernels::tinyscript::TinyScript;
+use crate::kernels::transpose::Transpose;
 use crate::quant::{QuantizedTensor, Quantizer};
 use crate::tensor::GpuBuffer;
 use crate::{Gpu, Record, Result};
@@ -74,6 +75,8 @@ pub struct Kernels {
     pub embedding: Embedding,
     /// Attention's head layouts.
     pub heads: Heads,
+    /// Batched transposes (attention's quantized products).
+    pub transpose: Transpose,
     /// Attention's softmax.
     pub softmax: Softmax,
     /// Layer normalization.
@@ -107,6 +110,7 @@ impl Kernels {
             levels: GemmLevels::new(gpu)?,
             embedding: Embedding::new(gpu)?,
             heads: Heads::new(gpu)?,
+            transpose: Transpose::new(gpu)?,
             softmax: Softmax::new(gpu)?,
             layernorm: LayerNorm::new(gpu)?,
             gelu: Gelu::new(gpu)?,
@@ -151,6 +155,30 @@ impl Kernels {
             cached(&self.fp8, key, || GemmFp8::new(gpu, key.0, key.1))?.encode(gpu, rec, a, b, epi, c)
         } else {
             cached(&self.int, key, || GemmInt::new(gpu, key.0, key.1))?.encode(gpu, rec, a, b, epi, c)
+        }
+    }
+}
+
+impl Kernels {
+    /// `batches` products `c[i] ← epilogue(A[i]·B[i]ᵀ)` of stacked packed operands (see
+    /// [`crate::kernels::gemm_int::GemmInt::encode_batched`]), with whichever kernel multiplies
+    /// their formats.
+    #[allow(clippy::too_many_arguments)]
+    pub fn packed_batched(
+        &self,
+        gpu: &Gpu,
+        rec: &mut impl Record,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        batches: usize,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let key = (a.layout.format, b.layout.format);
+        if key.0.is_fp8() {
+            cached(&self.fp8, key, || GemmFp8::new(gpu, key.0, key.1))?.encode_batched(gpu, rec, a, b, batches, epi, c)
+        } else {
+            cached(&self.int, key, || GemmInt::new(gpu, key.0, key.1))?.encode_batched(gpu, rec, a, b, batches, epi, c)
         }
     }
 }

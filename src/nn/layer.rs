@@ -130,6 +130,7 @@ impl Core {
                 levels: self.levels.as_ref(),
                 refit: (None, None),
             }),
+            attention: None,
         };
         f(&mut cx, &node)
     }

@@ -35,8 +35,8 @@ pub mod variance;
 pub use gpt::GptConfig;
 pub use graph::{Graph, GraphBuilder, ValueId};
 pub use model::{LayerSpec, ModelSpec};
-pub use op::{Backward, Cx, Forward, NodeCx, Op, ParamSpec, Shape};
-pub use policy::{Operand, Product, ProductPolicy};
+pub use op::{AttentionSite, Backward, Cx, Forward, NodeCx, Op, ParamSpec, Shape};
+pub use policy::{AttentionPolicy, Operand, Product, ProductPolicy};
 pub use scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme};
 pub use trainer::{
     cosine_lr, ActivationBytes, OptimConfig, Optimizer, Parameter, StepCounts, StepHostTime, StepStats, Trainer,

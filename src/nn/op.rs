@@ -146,6 +146,23 @@ pub struct NodeCx<'a> {
     pub output: Shape,
     /// For a GEMM layer, its precisions and tables.
     pub gemm: Option<GemmSite<'a>>,
+    /// For an attention op under a scheme that quantizes its products (`+attn`), how.
+    pub attention: Option<AttentionSite>,
+}
+
+/// How an attention op's batched products run ([`crate::nn::TrainScheme::attention`]).
+#[derive(Copy, Clone, Debug)]
+pub struct AttentionSite {
+    /// The operands' precisions.
+    pub policy: super::policy::AttentionPolicy,
+    /// The first of its [`AttentionSite::STREAMS`] random streams (numbered within a step, as
+    /// [`GemmSite::streams`] are): dO for dV, dO for dP, dS for dQ, dS for dK.
+    pub stream: u32,
+}
+
+impl AttentionSite {
+    /// Random streams an attention op's gradient operands draw from per step.
+    pub const STREAMS: u32 = 4;
 }
 
 /// Where ops record while a plan is built (`R` is the plan's [`Tape`]; the public layers of
@@ -240,6 +257,11 @@ pub trait Op: Send + Sync + std::fmt::Debug {
 
     /// Whether the op is a GEMM layer whose products a scheme quantizes (Linear, Conv).
     fn is_gemm(&self) -> bool {
+        false
+    }
+
+    /// Whether the op is attention, whose batched products a scheme quantizes with `+attn`.
+    fn is_attention(&self) -> bool {
         false
     }
 

@@ -182,6 +182,56 @@ impl LayerScheme {
     }
 }
 
+/// How attention's six batched activation × activation products run under a scheme with the
+/// `+attn` modifier ([`crate::nn::TrainScheme::attention`]): the forward's `S = Q·Kᵀ` and
+/// `O = P·V` take Q, K, V and P as [`AttentionPolicy::activation`]; the backward's `dP = dO·Vᵀ`,
+/// `dQ = dS·K`, `dK = dSᵀ·Q` and `dV = Pᵀ·dO` multiply a neural gradient (dO or dS, as
+/// [`AttentionPolicy::gradient`]) by an activation. Each operand is packed along its product's
+/// contracted dimension (the head dimension D, or the keys or queries), one batch and head at a
+/// time. A product runs quantized when both its operands are, in f32 otherwise.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AttentionPolicy {
+    /// Q, K, V and P: the forward format, round to nearest, its native scale groups (per row, or
+    /// the block format's blocks).
+    pub activation: Operand,
+    /// dO and dS: the gradient format with the scheme's rounding and scale groups, one sample.
+    pub gradient: Operand,
+}
+
+impl LayerScheme {
+    /// The policy of attention's products under this scheme (see [`AttentionPolicy`]); f32
+    /// operands where the scheme's forward is f32. TinyScript level tables and SMP are for GEMM
+    /// layers and are refused here.
+    pub fn attention(&self) -> crate::Result<AttentionPolicy> {
+        let refuse = |why: &str| Err(crate::Error::InvalidArgument(format!("'+attn': {why}")));
+        if matches!(self.forward, ForwardPrecision::TinyScript { .. })
+            || matches!(self.gradient, GradPrecision::TinyScript { .. })
+        {
+            return refuse(
+                "attention's products take packed formats (integer, log4, FP8, MX, NVFP4), not TinyScript levels",
+            );
+        }
+        if self.smp > 1 {
+            return refuse("SMP averages samples in a GEMM layer's epilogue; attention's products take one sample");
+        }
+        let Some(f) = self.forward.format() else {
+            return Ok(AttentionPolicy { activation: Operand::F32, gradient: Operand::F32 });
+        };
+        let activation =
+            Operand::Packed { format: f, granularity: Granularity::native(f), stochastic: false, samples: 1 };
+        let gradient = match self.gradient.format() {
+            Some(g) => Operand::Packed {
+                format: g,
+                granularity: if g.block().is_some() { Granularity::native(g) } else { self.grad_granularity },
+                stochastic: self.stochastic,
+                samples: 1,
+            },
+            None => Operand::F32,
+        };
+        Ok(AttentionPolicy { activation, gradient })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

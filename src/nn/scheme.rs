@@ -24,8 +24,8 @@
 //! three products in the format, scale blocks along each product's K, round-to-nearest forward,
 //! stochastic rounding on the gradient only, and a 16×16 random Hadamard transform of both
 //! operands of the weight-gradient product along its K (the batch or tokens; `rot16` with random
-//! signs). Master weights, the optimizer and non-GEMM ops (normalization, attention's own
-//! products, embeddings) stay fp32.
+//! signs). Master weights, the optimizer and non-GEMM ops (normalization, embeddings, and
+//! attention's own products unless `+attn`) stay fp32.
 //!
 //! `luq4` and `int4`/`int3`/`int2` keep the model's sensitive layers — the first and the last
 //! GEMM layer, or those the graph marks (a GPT's first block and head) — at 8 bits (int8 forward
@@ -35,8 +35,11 @@
 //! gradient and activations by a block-B Hadamard along the batch before the weight-gradient
 //! product), `tensor` / `blockB` (one gradient scale per tensor / per B values, instead of per
 //! row), `nearest` (round the gradient to nearest instead of stochastically: biased, for
-//! ablations), `all`, `fwd32` (TinyScript / levels presets: keep the forward in fp32 and quantize
-//! the gradient only). Example: `luq4+smp2`.
+//! ablations), `all`, `attn` (quantize attention's activation × activation products Q·Kᵀ and
+//! P·V and their four backward products too, in the layers' formats: see
+//! [`crate::nn::AttentionPolicy`]; without it they run in f32), `fwd32` (TinyScript /
+//! levels presets: keep the forward in fp32 and quantize the gradient only). Example:
+//! `luq4+smp2`, `nvfp4+attn`.
 //!
 //! "Per row" for the gradient means one scale per sample in the input-gradient product (PSQ)
 //! and one per output feature in the weight-gradient product, whose dYᵀ operand is packed
@@ -321,6 +324,11 @@ pub struct TrainScheme {
     /// the first and the last, or those the graph marks (a GPT's first block and head; see
     /// [`crate::nn::GraphBuilder::mark_sensitive`]).
     pub keep_sensitive: bool,
+    /// Quantize attention's batched activation × activation products too (`+attn`; see
+    /// [`crate::nn::AttentionPolicy`]): the default layer scheme's formats (a sensitive
+    /// attention — a GPT's first block — takes the sensitive layers' scheme). Off by default:
+    /// Q·Kᵀ and P·V run in f32.
+    pub attention: bool,
     /// `(trainable layer index, scheme)` overrides, applied last.
     pub overrides: Vec<(usize, LayerScheme)>,
 }
@@ -369,6 +377,7 @@ impl TrainScheme {
             },
         };
         let mut keep_sensitive = matches!(base, "luq4" | "int4" | "int3" | "int2" | "mxfp8" | "mxfp4" | "nvfp4");
+        let mut attention = false;
         for m in parts {
             if let Some(k) = m.strip_prefix("smp") {
                 default.smp = k.parse().map_err(|_| Error::InvalidArgument(format!("bad modifier '{m}' (smpK)")))?;
@@ -392,14 +401,21 @@ impl TrainScheme {
                 default.forward = ForwardPrecision::Fp32;
             } else if m == "all" || m == "all4" {
                 keep_sensitive = false;
+            } else if m == "attn" {
+                attention = true;
             } else {
                 return Err(Error::InvalidArgument(format!(
-                    "unknown modifier '{m}' (smpK, rotB, tensor, blockB, nearest, all, fwd32)"
+                    "unknown modifier '{m}' (smpK, rotB, tensor, blockB, nearest, all, attn, fwd32)"
                 )));
             }
         }
         default.check()?;
-        Ok(TrainScheme { name: spec.to_string(), default, keep_sensitive, overrides: Vec::new() })
+        let scheme = TrainScheme { name: spec.to_string(), default, keep_sensitive, attention, overrides: Vec::new() };
+        if attention {
+            scheme.attention_scheme(false).attention()?;
+            scheme.attention_scheme(true).attention()?;
+        }
+        Ok(scheme)
     }
 
     /// The same scheme with layer `i` (counting trainable layers) overridden.
@@ -422,6 +438,15 @@ impl TrainScheme {
             Some(LayerScheme { forward: ForwardPrecision::Int8, gradient: GradPrecision::Int8, ..s })
         } else {
             None
+        }
+    }
+
+    /// The layer scheme an attention op's products follow under `+attn` ([`TrainScheme::attention`]):
+    /// the default's, or the sensitive layers' where the graph marks the attention sensitive.
+    pub fn attention_scheme(&self, sensitive: bool) -> LayerScheme {
+        match (self.keep_sensitive && sensitive, self.sensitive()) {
+            (true, Some(h)) => h,
+            _ => self.default,
         }
     }
 

@@ -16,7 +16,9 @@
 use super::graph::Graph;
 use super::kernels::Kernels;
 use super::model::ModelSpec;
-use super::op::{numel, Cx, Forward, GemmSite, Init, Mode, NodeCx, ParamBuf, ParamKind, ParamSpec, Shape, SiteLevels};
+use super::op::{
+    numel, AttentionSite, Cx, Forward, GemmSite, Init, Mode, NodeCx, ParamBuf, ParamKind, ParamSpec, Shape, SiteLevels,
+};
 use super::ops::loss::{Loss, LossOut};
 use super::scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme, TINYSCRIPT_REFIT};
 use crate::data::Dataset;
@@ -330,6 +332,8 @@ pub struct Trainer {
     site_nodes: Vec<usize>,
     /// GEMM layer of each node.
     site_of: Vec<Option<usize>>,
+    /// Per node: how an attention op's products run under `+attn` (`None`: f32, or not attention).
+    attention: Vec<Option<AttentionSite>>,
     /// Each GEMM layer's precisions now.
     schemes: Vec<LayerScheme>,
     levels: Vec<Option<SiteLevels>>,
@@ -470,8 +474,29 @@ impl Trainer {
             nodes.push(NodeState { specs, params, variants: Vec::new(), base_key: (0, 0), key: (0, 0) });
         }
         let samples = schemes.iter().map(|s| s.smp).max().unwrap_or(1).max(1);
-        let uses =
-            (n_sites as u32).checked_mul(3 * samples).filter(|&u| u < streams::TRAINING_END).ok_or_else(|| {
+        let gemm_uses = (n_sites as u32).checked_mul(3 * samples);
+        // Attention ops under `+attn` draw their streams after the GEMM layers'.
+        let mut attention = vec![None; graph.nodes().len()];
+        if scheme.attention {
+            let mut next = gemm_uses;
+            for (i, _) in graph.nodes().iter().enumerate().filter(|(_, n)| n.op.is_attention()) {
+                let policy = scheme.attention_scheme(graph.is_marked_sensitive(i)).attention()?;
+                attention[i] = next.map(|stream| AttentionSite { policy, stream });
+                next = next.and_then(|s| s.checked_add(AttentionSite::STREAMS));
+            }
+            if attention.iter().all(Option::is_none) {
+                return Err(Error::InvalidArgument(format!(
+                    "scheme '{}': '+attn' quantizes attention's products, and {} has no attention",
+                    scheme.name,
+                    graph.name()
+                )));
+            }
+        }
+        let n_attention = attention.iter().flatten().count() as u32;
+        let uses = gemm_uses
+            .and_then(|u| u.checked_add(n_attention * AttentionSite::STREAMS))
+            .filter(|&u| u < streams::TRAINING_END)
+            .ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "{n_sites} GEMM layers × {samples} SMP samples: too many random streams per step"
                 ))
@@ -489,6 +514,7 @@ impl Trainer {
             nodes,
             site_nodes,
             site_of,
+            attention,
             schemes,
             levels,
             samples,
@@ -560,6 +586,19 @@ impl Trainer {
                     let first = (s as u32 * 3 + i as u32) * self.samples;
                     out.extend((0..a.samples()).map(|j| (s, p, first + j)));
                 }
+            }
+        }
+        out
+    }
+
+    /// The streams attention ops draw from under `+attn`, numbered within the step as
+    /// [`Trainer::step_streams`] are: `(node, stream)` for each of an attention's four stochastic
+    /// gradient operands (dO for dV and for dP, dS for dQ and for dK).
+    pub fn attention_streams(&self) -> Vec<(usize, u32)> {
+        let mut out = Vec::new();
+        for (node, site) in self.attention.iter().enumerate() {
+            if let Some(s) = site.filter(|s| s.policy.gradient.stochastic()) {
+                out.extend((0..AttentionSite::STREAMS).map(|i| (node, s.stream + i)));
             }
         }
         out
@@ -916,6 +955,7 @@ impl Trainer {
                 nonnegative: &nonneg[i],
                 output: self.graph.value(n.output).shape,
                 gemm,
+                attention: self.attention[i],
             }
         };
         let mut values: Vec<Option<GpuBuffer<f32>>> = vec![None; self.graph.value_count()];

@@ -119,7 +119,13 @@ pub fn measure(
     let total = batches.len() + quantizers.len() * samples;
     let mut done = 0;
     let trainer = |scheme: LayerScheme, name: &str| -> Result<Trainer> {
-        let ts = TrainScheme { name: name.to_string(), default: scheme, keep_sensitive: false, overrides: vec![] };
+        let ts = TrainScheme {
+            name: name.to_string(),
+            default: scheme,
+            keep_sensitive: false,
+            attention: false,
+            overrides: vec![],
+        };
         let opt = OptimConfig { batch, ..OptimConfig::default() };
         let mut t = Trainer::new(gpu, spec.clone(), ts, opt, 0x5eed)?;
         for (n, _, v) in params {

@@ -36,3 +36,4 @@ pub mod sgd;
 pub mod softmax;
 pub mod softmax_xent;
 pub mod tinyscript;
+pub mod transpose;

@@ -10,16 +10,23 @@
 //! - backward: `dV = Pᵀ·dO`, `dP = dO·Vᵀ`, `dS = P ⊙ (dP − Σ P·dP)/√D`, `dQ = dS·K`,
 //!   `dK = dSᵀ·Q`, merged into the three parts of the input's gradient.
 //!
-//! The attention products run in f32 whatever the scheme: the schemes quantize the GEMM layers
-//! (the projections around it), as today's low-precision recipes keep attention's own batched
-//! products in higher precision. It saves Q, K, V and P (`B·H·T²` values) for the backward.
+//! The six products run in f32 unless the scheme says `+attn` ([`crate::nn::AttentionPolicy`],
+//! given to the op as [`crate::nn::AttentionSite`]): then each product whose operands are both
+//! quantized packs them along its contracted dimension, one batch and head at a time (operands
+//! stored the other way round are first transposed per batch and head by `transpose`), and runs
+//! as one batched integer or FP8 GEMM (`gemm_int` / `gemm_fp8` with `batches`); the gradient
+//! operands dO and dS round stochastically, each of the four in its own random stream. Today's
+//! low-precision recipes keep these products in higher precision, hence the default. It saves
+//! Q, K, V and P (`B·H·T²` values) in f32 for the backward.
 
-use super::super::op::{Backward, Cx, Forward, NodeCx, Op, Shape};
+use super::super::op::{AttentionSite, Backward, Cx, Forward, NodeCx, Op, Shape};
+use super::super::policy::Operand;
 use crate::kernels::gemm::Epilogue;
 use crate::kernels::gemm_f32::GemmShape;
 use crate::kernels::heads::HeadsGeom;
 use crate::kernels::softmax::SoftmaxShape;
-use crate::tensor::GpuBuffer;
+use crate::scheme::{QuantScheme, Rounding};
+use crate::tensor::{GpuBuffer, GpuTensor};
 use crate::{Error, Result};
 
 /// Multi-head self-attention (see the module docs).
@@ -31,9 +38,66 @@ pub struct Attention {
     pub causal: bool,
 }
 
-/// `C[m,n] = A·B` with A `[m,k]` and B stored `[k,n]`; with `ta`, A stored `[k,m]`.
-fn shape(m: usize, n: usize, k: usize, ta: bool) -> GemmShape {
-    GemmShape { m, n, k, trans_a: ta, trans_b: true }
+/// One operand of a batched product `C[i] = A[i]·B[i]ᵀ` (`C[i]` is `[A rows, B rows]`): `bh`
+/// stacked matrices of `rows × k` (k contracted), stored as such or, `stored_t`, as `k × rows`.
+struct Side<'a> {
+    x: &'a GpuBuffer<f32>,
+    rows: usize,
+    k: usize,
+    stored_t: bool,
+    op: Operand,
+    /// The stream of a stochastic operand (within the step).
+    stream: u32,
+}
+
+impl<'a> Side<'a> {
+    fn new(x: &'a GpuBuffer<f32>, rows: usize, k: usize, stored_t: bool, op: Operand) -> Self {
+        Side { x, rows, k, stored_t, op, stream: 0 }
+    }
+
+    fn stream(self, stream: u32) -> Self {
+        Side { stream, ..self }
+    }
+
+    /// Packed along k per row: transposed first when stored the other way.
+    fn quantize(&self, cx: &mut Cx, bh: usize, label: &str) -> Result<crate::quant::QuantizedTensor> {
+        let Operand::Packed { format, granularity, stochastic, .. } = self.op else {
+            return Err(Error::InvalidArgument(format!("attention: {label} is not a packed operand")));
+        };
+        let (gpu, k) = (cx.gpu, cx.kernels);
+        let src = if self.stored_t {
+            let t = cx.scratch::<f32>(label, bh * self.rows * self.k)?;
+            k.transpose.encode(gpu, cx.rec, self.x, &t, (bh, self.k, self.rows))?;
+            t
+        } else {
+            self.x.clone()
+        };
+        let rounding =
+            if stochastic { Rounding::Stochastic { seed: cx.seed, stream: self.stream } } else { Rounding::Nearest };
+        let t = GpuTensor::from_buffer(src, &[bh * self.rows, self.k])?;
+        k.qz.quantize(gpu, cx.rec, &t, QuantScheme { format, granularity, rounding })
+    }
+}
+
+/// Records `c[i] ← a[i]·b[i]ᵀ` for the `bh` batches and heads: one batched integer or FP8 GEMM
+/// when both operands are packed, the batched f32 GEMM otherwise (on the operands as stored).
+fn product(cx: &mut Cx, bh: usize, a: Side, b: Side, c: &GpuBuffer<f32>) -> Result<()> {
+    let packed = |s: &Side| matches!(s.op, Operand::Packed { .. });
+    if packed(&a) && packed(&b) {
+        let qa = a.quantize(cx, bh, "attention A packed")?;
+        let qb = b.quantize(cx, bh, "attention B packed")?;
+        return cx.kernels.packed_batched(cx.gpu, cx.rec, &qa, &qb, bh, &Epilogue::default(), c);
+    }
+    let shape = GemmShape { m: a.rows, n: b.rows, k: a.k, trans_a: a.stored_t, trans_b: b.stored_t };
+    cx.kernels.f32.encode_batched(cx.gpu, cx.rec, a.x, b.x, shape, bh, &Epilogue::default(), c)
+}
+
+/// The operands' precisions: the site's, or f32.
+fn operands(site: Option<AttentionSite>) -> (Operand, Operand, u32) {
+    match site {
+        Some(s) => (s.policy.activation, s.policy.gradient, s.stream),
+        None => (Operand::F32, Operand::F32, 0),
+    }
 }
 
 struct Geometry {
@@ -67,6 +131,10 @@ impl Op for Attention {
         "attention"
     }
 
+    fn is_attention(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         let (h, w, c3) = super::one("attention", inputs)?;
         if self.heads == 0 || !c3.is_multiple_of(3) || !(c3 / 3).is_multiple_of(self.heads) {
@@ -89,14 +157,17 @@ impl Op for Attention {
             qkv.push(b);
         }
         let (q, kk, v) = (&qkv[0], &qkv[1], &qkv[2]);
+        let (act, _, _) = operands(node.attention);
         let scores = g.bh * g.t * g.t;
         let s = cx.scratch::<f32>("attention scores", scores)?;
-        let none = Epilogue::default();
-        k.f32.encode_batched(gpu, cx.rec, q, kk, GemmShape::nt(g.t, g.t, g.d), g.bh, &none, &s)?;
+        // S = Q·Kᵀ, contracted over D.
+        product(cx, g.bh, Side::new(q, g.t, g.d, false, act), Side::new(kk, g.t, g.d, false, act), &s)?;
         let p = cx.scratch::<f32>("attention probabilities", scores)?;
-        k.softmax.encode_forward(gpu, cx.rec, &g.softmax, &s, &p)?;
+        cx.kernels.softmax.encode_forward(gpu, cx.rec, &g.softmax, &s, &p)?;
         let o = cx.scratch::<f32>("attention heads out", head_len)?;
-        k.f32.encode_batched(gpu, cx.rec, &p, v, shape(g.t, g.d, g.t, false), g.bh, &none, &o)?;
+        // O = P·V over the keys: V [T, D] is B = Vᵀ [D, T] stored transposed.
+        product(cx, g.bh, Side::new(&p, g.t, g.t, false, act), Side::new(v, g.d, g.t, true, act), &o)?;
+        let k = cx.kernels;
         let y = cx.scratch::<f32>("attention y", head_len)?;
         k.heads.encode(gpu, cx.rec, &o, &y, &g.out, 0, true)?;
         if !cx.training() {
@@ -105,7 +176,8 @@ impl Op for Attention {
         let bytes = 3 * q.bytes() + p.bytes();
         cx.save(bytes, bytes);
         let [q, kk, v]: [GpuBuffer<f32>; 3] = qkv.try_into().map_err(|_| Error::Empty("attention"))?;
-        Ok(Forward { y, backward: Some(Box::new(AttentionBackward { g, q, k: kk, v, p })) })
+        let site = node.attention;
+        Ok(Forward { y, backward: Some(Box::new(AttentionBackward { g, q, k: kk, v, p, site })) })
     }
 }
 
@@ -115,6 +187,7 @@ struct AttentionBackward {
     k: GpuBuffer<f32>,
     v: GpuBuffer<f32>,
     p: GpuBuffer<f32>,
+    site: Option<AttentionSite>,
 }
 
 impl Backward for AttentionBackward {
@@ -126,21 +199,31 @@ impl Backward for AttentionBackward {
         _need: &[bool],
     ) -> Result<Vec<Option<GpuBuffer<f32>>>> {
         let (g, gpu, k) = (&self.g, cx.gpu, cx.kernels);
+        let (act, grad, s0) = operands(self.site);
+        let (t, d, bh) = (g.t, g.d, g.bh);
         let head_len = g.qkv.head_major_len();
-        let none = Epilogue::default();
         let d_o = cx.scratch::<f32>("attention dO", head_len)?;
         k.heads.encode(gpu, cx.rec, dy, &d_o, &g.out, 0, false)?;
         let dv = cx.scratch::<f32>("attention dV", head_len)?;
-        k.f32.encode_batched(gpu, cx.rec, &self.p, &d_o, shape(g.t, g.d, g.t, true), g.bh, &none, &dv)?;
-        let scores = g.bh * g.t * g.t;
+        // dV = Pᵀ·dO over the queries: A = Pᵀ, B = dOᵀ [D, T], both stored transposed.
+        let (a, b) = (Side::new(&self.p, t, t, true, act), Side::new(&d_o, d, t, true, grad).stream(s0));
+        product(cx, bh, a, b, &dv)?;
+        let scores = bh * t * t;
         let dp = cx.scratch::<f32>("attention dP", scores)?;
-        k.f32.encode_batched(gpu, cx.rec, &d_o, &self.v, GemmShape::nt(g.t, g.t, g.d), g.bh, &none, &dp)?;
+        // dP = dO·Vᵀ over D.
+        let (a, b) = (Side::new(&d_o, t, d, false, grad).stream(s0 + 1), Side::new(&self.v, t, d, false, act));
+        product(cx, bh, a, b, &dp)?;
         let ds = cx.scratch::<f32>("attention dS", scores)?;
-        k.softmax.encode_backward(gpu, cx.rec, &g.softmax, &self.p, &dp, &ds)?;
+        cx.kernels.softmax.encode_backward(gpu, cx.rec, &g.softmax, &self.p, &dp, &ds)?;
         let dq = cx.scratch::<f32>("attention dQ", head_len)?;
-        k.f32.encode_batched(gpu, cx.rec, &ds, &self.k, shape(g.t, g.d, g.t, false), g.bh, &none, &dq)?;
+        // dQ = dS·K over the keys: B = Kᵀ [D, T] stored transposed.
+        let (a, b) = (Side::new(&ds, t, t, false, grad).stream(s0 + 2), Side::new(&self.k, d, t, true, act));
+        product(cx, bh, a, b, &dq)?;
         let dk = cx.scratch::<f32>("attention dK", head_len)?;
-        k.f32.encode_batched(gpu, cx.rec, &ds, &self.q, shape(g.t, g.d, g.t, true), g.bh, &none, &dk)?;
+        // dK = dSᵀ·Q over the queries: A = dSᵀ, B = Qᵀ [D, T], both stored transposed.
+        let (a, b) = (Side::new(&ds, t, t, true, grad).stream(s0 + 3), Side::new(&self.q, d, t, true, act));
+        product(cx, bh, a, b, &dk)?;
+        let k = cx.kernels;
         let dx = cx.scratch::<f32>("attention dx", g.qkv.token_major_len())?;
         for (part, grad) in [&dq, &dk, &dv].into_iter().enumerate() {
             k.heads.encode(gpu, cx.rec, grad, &dx, &g.qkv, part, true)?;
