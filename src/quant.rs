@@ -4,7 +4,7 @@
 use crate::format::Format;
 use crate::kernels::{
     absmax::Absmax, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
-    quantize_transpose::QuantizeTranspose, scale::Scale,
+    quantize_transpose::QuantizeTranspose, quantize_transpose_fused::QuantizeTransposeFused, scale::Scale,
 };
 use crate::scheme::{Granularity, QuantLayout, QuantScheme, Rounding};
 use crate::tensor::{GpuBuffer, GpuTensor};
@@ -38,6 +38,7 @@ struct FormatKernels {
     quantize: Quantize,
     fused: QuantizeFused,
     transpose: QuantizeTranspose,
+    transpose_fused: QuantizeTransposeFused,
     dequantize: Dequantize,
 }
 
@@ -50,6 +51,10 @@ pub struct Quantizer {
 /// Rows from which a per-row tensor uses the one-workgroup-per-row fused kernel; fewer rows would
 /// leave most of the GPU idle, so the two-pass kernels spread them instead.
 pub const FUSED_MIN_ROWS: u32 = 64;
+/// Elements up to which a per-row tensor takes the fused kernel whatever its rows: so little work
+/// is one launch's either way, and the two-pass chain costs three (a classifier's `[10, k]`
+/// weight).
+pub const FUSED_ANY_ROWS_BELOW: usize = 1 << 16;
 
 impl Quantizer {
     /// Builds the format-independent kernels.
@@ -67,6 +72,7 @@ impl Quantizer {
             quantize: Quantize::new(gpu, f)?,
             fused: QuantizeFused::new(gpu, f)?,
             transpose: QuantizeTranspose::new(gpu, f)?,
+            transpose_fused: QuantizeTransposeFused::new(gpu, f)?,
             dequantize: Dequantize::new(gpu, f)?,
         });
         map.insert(f, k.clone());
@@ -85,7 +91,8 @@ impl Quantizer {
 
     /// Records the quantization of `x` (viewed as `[rows, cols]`, packed along `cols`). Uses the
     /// one-pass kernel for per-block scales and for per-row scales of at least
-    /// [`FUSED_MIN_ROWS`] rows; the two-pass kernels otherwise.
+    /// [`FUSED_MIN_ROWS`] rows or at most [`FUSED_ANY_ROWS_BELOW`] elements; the two-pass
+    /// kernels otherwise.
     pub fn quantize(
         &self,
         gpu: &Gpu,
@@ -95,7 +102,9 @@ impl Quantizer {
     ) -> Result<QuantizedTensor> {
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
         let fused = QuantizeFused::supports(&l)
-            && (matches!(l.granularity, Granularity::PerBlock(_)) || l.rows >= FUSED_MIN_ROWS);
+            && (matches!(l.granularity, Granularity::PerBlock(_))
+                || l.rows >= FUSED_MIN_ROWS
+                || (l.rows as usize) * (l.cols as usize) <= FUSED_ANY_ROWS_BELOW);
         if fused {
             self.quantize_one_pass(gpu, enc, x, scheme)
         } else {
@@ -156,6 +165,10 @@ impl Quantizer {
         let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
         let q = Self::alloc(gpu, enc, lt)?;
+        if QuantizeTransposeFused::supports(&lt) {
+            k.transpose_fused.encode(gpu, enc, x.buffer(), &lt, scheme.rounding, &q.codes, &q.scales)?;
+            return Ok(q);
+        }
         let amax = enc.scratch::<u32>(gpu, "lowbit amax", lt.amax_len())?;
         let inv = enc.scratch::<f32>(gpu, "lowbit inv", lt.n_groups as usize)?;
         if scheme.granularity == Granularity::PerTensor {
@@ -167,6 +180,40 @@ impl Quantizer {
         }
         k.scale.encode(gpu, enc, &amax, &q.scales, &inv)?;
         k.transpose.encode(gpu, enc, x.buffer(), &inv, &lt, scheme.rounding, &q.codes)?;
+        Ok(q)
+    }
+
+    /// [`Quantizer::quantize_transposed`] that also writes `sums[j] = Σ_i x[i][j]` (`x` `[r, c]`,
+    /// `sums` `[c]`: a layer's bias gradient from its dY) in the same launch, bit for bit what
+    /// `col_sum` writes; for per-row scales of formats without a tensor-wide scale
+    /// ([`QuantizeTransposeFused::supports`]), an error otherwise.
+    pub fn quantize_transposed_with_sums(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+        sums: &GpuBuffer<f32>,
+    ) -> Result<QuantizedTensor> {
+        let [r, c] = x.shape() else {
+            return Err(Error::Shape {
+                op: "quantize_transposed_with_sums",
+                detail: format!("needs a 2-D tensor, got shape {:?}", x.shape()),
+            });
+        };
+        let lt = QuantLayout::new(*c, *r, scheme.format, scheme.granularity)?;
+        let k = self.kernels(gpu, scheme.format)?;
+        let q = Self::alloc(gpu, enc, lt)?;
+        k.transpose_fused.encode_with_sums(
+            gpu,
+            enc,
+            x.buffer(),
+            &lt,
+            scheme.rounding,
+            &q.codes,
+            &q.scales,
+            Some(sums),
+        )?;
         Ok(q)
     }
 

@@ -50,6 +50,11 @@ pub const KERNELS: &[KernelSource] = &[
         includes: QUANT_INCLUDES,
         body: include_str!("../shaders/quantize_transpose.wgsl"),
     },
+    KernelSource {
+        name: "quantize_transpose_fused",
+        includes: QUANT_INCLUDES,
+        body: include_str!("../shaders/quantize_transpose_fused.wgsl"),
+    },
     KernelSource { name: "dequantize", includes: QUANT_INCLUDES, body: include_str!("../shaders/dequantize.wgsl") },
     KernelSource { name: "gemm_f32", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_f32.wgsl") },
     KernelSource {

@@ -457,3 +457,37 @@ fn the_public_layers_compute_what_the_trainer_computes() {
         }
     }
 }
+
+#[test]
+fn the_bias_gradient_fused_into_the_gradients_quantizer_is_col_sum_bit_for_bit() {
+    // Per-row schemes quantize dYᵀ and sum its rows in one launch; rotated or per-tensor ones take
+    // col_sum. Either way the bias gradient is col_sum of the ReLU-masked dY, bit for bit (130
+    // samples: col_sum's three chunks of 64, 64 and 2 rows).
+    use lowbit::nn::layer::QuantLinear;
+    use lowbit::nn::LayerScheme;
+    use lowbit::GpuTensor;
+    let g = gpu();
+    let (batch, k, n) = (130, 20, 70);
+    let x = data(batch * k, 61, false);
+    let w = data(n * k, 62, false);
+    let dy = data(batch * n, 63, false);
+    let (xt, wt, dyt) = (
+        GpuTensor::from_slice(g, &x, &[batch, k]).unwrap(),
+        GpuTensor::from_slice(g, &w, &[n, k]).unwrap(),
+        GpuTensor::from_slice(g, &dy, &[batch, n]).unwrap(),
+    );
+    let b = GpuBuffer::from_slice(g, "b", &data(n, 64, false)).unwrap();
+    for scheme in ["int8", "luq4+all", "fp8", "int8+rot2", "int8+tensor", "fp32"] {
+        let ls: LayerScheme = TrainScheme::preset(scheme).unwrap().default;
+        let layer = QuantLinear::new(g, ls, 5).unwrap();
+        let (dw, db) = (GpuBuffer::<f32>::zeros(g, "dw", n * k).unwrap(), GpuBuffer::<f32>::zeros(g, "db", n).unwrap());
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        let (y, saved) = layer.forward(&mut enc, &xt, &wt, &b, true, true, 0).unwrap();
+        layer.backward(&mut enc, saved.unwrap(), &dyt, &wt, &dw, &db, true).unwrap();
+        g.submit([enc.finish()]);
+        let y = y.read(g).unwrap();
+        let masked: Vec<f32> = dy.iter().zip(&y).map(|(&d, &v)| if v > 0.0 { d } else { 0.0 }).collect();
+        let want = lowbit::reference::col_sum::col_sum(&masked, batch, n);
+        common::assert_f32_bits_eq(&format!("{scheme}: bias gradient"), &db.read(g).unwrap(), &want);
+    }
+}

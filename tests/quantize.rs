@@ -6,6 +6,7 @@ mod common;
 use common::{assert_f32_bits_eq, assert_u32_eq, data, gpu};
 use lowbit::format::Format;
 use lowbit::kernels::quantize_fused::QuantizeFused;
+use lowbit::kernels::quantize_transpose_fused::QuantizeTransposeFused;
 use lowbit::quant::{QuantizedTensor, Quantizer};
 use lowbit::scheme::{Granularity, QuantLayout, QuantScheme, Rounding};
 use lowbit::{reference, Error, GpuTensor};
@@ -139,6 +140,70 @@ fn transposed_quantization_equals_quantizing_the_transpose() {
             }
         }
     }
+}
+
+#[test]
+fn the_fused_transposing_quantizer_is_the_three_pass_chain() {
+    // `quantize_transposed` takes the one-pass kernel for per-row scales (the test above checks
+    // it through the quantizer); here the kernel itself, on sizes around its 32-row workgroups,
+    // against the chain's reference, and its refusals.
+    let g = gpu();
+    // x is [rows, cols]; L = xᵀ is [cols, rows]; the sums are x's column sums (col_sum's chunks of
+    // 64 rows: one, two, three and 47 of them here).
+    let colsum = lowbit::kernels::col_sum::ColSum::new(g).unwrap();
+    for &(rows, cols) in &[(1usize, 1usize), (64, 1), (1, 64), (65, 129), (130, 7), (128, 784), (3000, 5)] {
+        let x = data(rows * cols, 91 + rows as u32, true);
+        let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
+        // The sums of values with specials are NaN or infinite; finite values check the order.
+        let xf: Vec<f32> = x.iter().map(|v| if v.is_finite() { *v } else { 0.5 }).collect();
+        let xfb = lowbit::GpuBuffer::from_slice(g, "x finite", &xf).unwrap();
+        let want_sums = reference::col_sum::col_sum(&xf, rows, cols);
+        let col_sums = lowbit::GpuBuffer::<f32>::zeros(g, "col_sum", cols).unwrap();
+        common::submit_with(|e| colsum.encode(g, e, &xfb, rows, cols, &col_sums).unwrap());
+        assert_f32_bits_eq(&format!("col_sum {rows}x{cols}"), &col_sums.read(g).unwrap(), &want_sums);
+        for f in Format::ALL.into_iter().filter(|f| f.block().is_none()) {
+            let l = QuantLayout::new(cols, rows, f, Granularity::PerRow).unwrap();
+            assert!(QuantizeTransposeFused::supports(&l));
+            let k = QuantizeTransposeFused::new(g, f).unwrap();
+            for r in roundings() {
+                let what = format!("{rows}x{cols}ᵀ {f} {r:?}");
+                for (src, sums) in [(&xb, None), (&xfb, Some(lowbit::GpuBuffer::<f32>::zeros(g, "s", cols).unwrap()))] {
+                    let codes = lowbit::GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap();
+                    let scales = lowbit::GpuBuffer::<f32>::zeros(g, "scales", l.n_groups as usize).unwrap();
+                    common::submit_with(|e| {
+                        k.encode_with_sums(g, e, src, &l, r, &codes, &scales, sums.as_ref()).unwrap()
+                    });
+                    let host = if sums.is_some() { &xf } else { &x };
+                    let (want_codes, want_scales, want) =
+                        reference::quantize_transpose_fused::quantize_transpose_fused_sums(host, &l, r);
+                    assert_u32_eq(&format!("fused transpose codes {what}"), &codes.read(g).unwrap(), &want_codes);
+                    assert_f32_bits_eq(
+                        &format!("fused transpose scales {what}"),
+                        &scales.read(g).unwrap(),
+                        &want_scales,
+                    );
+                    if let Some(s) = &sums {
+                        assert_f32_bits_eq(&format!("fused sums {what}"), &s.read(g).unwrap(), &want);
+                        assert_eq!(want, want_sums);
+                    }
+                }
+            }
+        }
+    }
+    let k = QuantizeTransposeFused::new(g, Format::Int8).unwrap();
+    let xb = lowbit::GpuBuffer::<f32>::zeros(g, "x", 64).unwrap();
+    let (codes, scales) =
+        (lowbit::GpuBuffer::<u32>::zeros(g, "c", 64).unwrap(), lowbit::GpuBuffer::<f32>::zeros(g, "s", 64).unwrap());
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    for gr in [Granularity::PerTensor, Granularity::PerBlock(32)] {
+        let l = QuantLayout::new(8, 8, Format::Int8, gr).unwrap();
+        assert!(!QuantizeTransposeFused::supports(&l));
+        assert!(k.encode(g, &mut enc, &xb, &l, Rounding::Nearest, &codes, &scales).is_err(), "{gr}");
+    }
+    let l = QuantLayout::new(8, 8, Format::Nvfp4, Granularity::PerBlock(16)).unwrap();
+    assert!(!QuantizeTransposeFused::supports(&l), "NVFP4 needs the tensor's maximum first");
+    let l = QuantLayout::new(8, 8, Format::Int4, Granularity::PerRow).unwrap();
+    assert!(k.encode(g, &mut enc, &xb, &l, Rounding::Nearest, &codes, &scales).is_err(), "format mismatch");
 }
 
 #[test]

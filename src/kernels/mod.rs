@@ -30,6 +30,7 @@ pub mod peak;
 pub mod quantize;
 pub mod quantize_fused;
 pub mod quantize_transpose;
+pub mod quantize_transpose_fused;
 pub mod relu_backward;
 pub mod scale;
 pub mod sgd;

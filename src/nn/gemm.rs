@@ -9,9 +9,10 @@ use super::op::{he_bound, Cx, GemmSite, Init, NodeCx, ParamKind, ParamSpec};
 use super::policy::{LevelTableId, Operand, Product, ProductPolicy};
 use crate::kernels::gemm::Epilogue;
 use crate::kernels::gemm_f32::GemmShape;
+use crate::kernels::quantize_transpose_fused::QuantizeTransposeFused;
 use crate::kernels::tinyscript::TinyScriptTensor;
 use crate::quant::QuantizedTensor;
-use crate::scheme::{QuantScheme, Rounding};
+use crate::scheme::{QuantLayout, QuantScheme, Rounding};
 use crate::tensor::{GpuBuffer, GpuTensor};
 use crate::tinyscript::LevelTable;
 use crate::{Error, Record, Result};
@@ -199,10 +200,20 @@ pub(crate) fn backward<R: Record>(
     if let Some(dst) = s.refit.0 {
         cx.rec.copy(g.buffer(), 0, dst.buffer(), 0, g.bytes());
     }
-    kk.colsum.encode(gpu, cx.rec, &g, rows, n, db)?;
     let none = Epilogue::default();
     // dW = dYᵀ·X.
     let p = s.scheme.product(Product::WeightGrad, true);
+    // dYᵀ quantized in one launch that also sums its rows (the bias gradient, bit for bit what
+    // col_sum gives) where that kernel can; col_sum otherwise.
+    let fused_bias = match p.a {
+        Operand::Packed { format, granularity, samples: 1, .. } if p.rotation().is_none() => {
+            QuantLayout::new(n, rows, format, granularity).is_ok_and(|l| QuantizeTransposeFused::supports(&l))
+        }
+        _ => false,
+    };
+    if !fused_bias {
+        kk.colsum.encode(gpu, cx.rec, &g, rows, n, db)?;
+    }
     match (p.a, &x) {
         (Operand::F32, SavedX::F32 { x, transposed }) => {
             // A rotated operand (the meter's reference) meets the gradient rotated the same way.
@@ -217,6 +228,8 @@ pub(crate) fn backward<R: Record>(
             let q = QuantScheme { format, granularity, rounding: rounding(cx, s, Product::WeightGrad, stochastic) };
             let qgt = if samples > 1 {
                 kk.qz.quantize_transposed_samples(gpu, cx.rec, &gt, q, samples)?
+            } else if fused_bias {
+                kk.qz.quantize_transposed_with_sums(gpu, cx.rec, &gt, q, db)?
             } else {
                 kk.qz.quantize_transposed(gpu, cx.rec, &gt, q)?
             };

@@ -1,0 +1,107 @@
+// quantize_transpose_fused: the one-pass transposing quantizer for per-row scales of L = xᵀ (what
+// the backward GEMMs need: dYᵀ and Xᵀ packed along the batch, Wᵀ along the outputs, one scale per
+// row of L). x is [cols, rows] row-major; L is [rows, cols], packed along its rows. Same output as
+// absmax (transposed) -> scale -> quantize_transpose, bit for bit (reference:
+// src/reference/quantize_transpose_fused.rs): the maximum is order-free, and the groups, scales
+// and RNG indices are those of L.
+// With aux0 = 1 it also writes each row's sum of L, sums[row] = Σ_c x[c][row] (dYᵀ's rows: the
+// bias gradient), in col_sum's order exactly: the columns of L cut into chunks of aux1 (=
+// col_sum's chunk_rows), per chunk 8 lanes each summing every 8th element in order, the lanes
+// added in order, then the chunks in order.
+// Layout: a workgroup owns 32 consecutive rows of L (columns of x) with 8 threads (lanes) each:
+// per chunk, lane ly reduces elements ly, ly + 8, ... of its row (32 consecutive floats of x per
+// step: the reads coalesce), the lanes meet in workgroup memory, one thread per row folds them;
+// then it computes (s, 1/s) and the eight lanes pack words ly, ly + 8, ... of their row (x read a
+// second time, from the cache for training sizes). Workgroups: ceil(rows / 32).
+// Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32), 3 scales
+// (read_write f32, one per row of L), 4 step (StepState), 5 sums (read_write f32, rows of L).
+
+@group(0) @binding(0) var<uniform> p: QuantParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> codes: array<u32>;
+@group(0) @binding(3) var<storage, read_write> scales: array<f32>;
+@group(0) @binding(4) var<uniform> st: StepState;
+@group(0) @binding(5) var<storage, read_write> sums: array<f32>;
+
+const ROWS: u32 = 32u;
+const LANES: u32 = 8u;
+
+var<workgroup> red: array<u32, 256>;
+var<workgroup> acc: array<f32, 256>;
+var<workgroup> row_inv: array<f32, 32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let lx = lid % ROWS;
+    let ly = lid / ROWS;
+    let row = flat_workgroup(wg, nwg) * ROWS + lx;
+    let valid = row < p.rows;
+    let with_sums = p.aux0 == 1u;
+    let chunk_cols = select(p.cols, max(p.aux1, 1u), with_sums);
+    let chunks = (p.cols + chunk_cols - 1u) / chunk_cols;
+    var m = 0u;
+    var total = 0.0;
+    // Uniform loop (chunks is the same for every thread): each pass ends with its barriers.
+    for (var c = 0u; c < chunks; c++) {
+        let end = min((c + 1u) * chunk_cols, p.cols);
+        var s = 0.0;
+        if (valid) {
+            for (var col = c * chunk_cols + ly; col < end; col += LANES) {
+                let v = x[col * p.rows + row];
+                m = max(m, amax_bits(v));
+                s += v;
+            }
+        }
+        if (with_sums) {
+            acc[lid] = s;
+            workgroupBarrier();
+            if (ly == 0u) {
+                var t = acc[lx];
+                for (var l = 1u; l < LANES; l++) {
+                    t += acc[l * ROWS + lx];
+                }
+                total = select(total + t, t, c == 0u);
+            }
+            workgroupBarrier();
+        }
+    }
+    red[lid] = m;
+    workgroupBarrier();
+    if (ly == 0u) {
+        var mm = red[lx];
+        for (var l = 1u; l < LANES; l++) {
+            mm = max(mm, red[l * ROWS + lx]);
+        }
+        let si = fmt_scale_for_amax(bitcast<f32>(mm));
+        row_inv[lx] = si.y;
+        if (valid) {
+            scales[row] = si.x;
+            if (with_sums) {
+                sums[row] = total;
+            }
+        }
+    }
+    workgroupBarrier();
+    if (!valid) {
+        return;
+    }
+    let s_inv = row_inv[lx];
+    let per_word = fmt_per_word();
+    let b = fmt_bits();
+    let stochastic = p.stochastic == 1u;
+    let key = rng_key(p.seed, p.stream + st.stream_base);
+    for (var word = ly; word < p.words_per_row; word += LANES) {
+        var packed = 0u;
+        for (var i = 0u; i < per_word; i++) {
+            let col = word * per_word + i;
+            if (col < p.cols) {
+                var r = 0u;
+                if (stochastic) {
+                    r = rng_draw24(key, row * p.cols + col);
+                }
+                packed |= fmt_quantize(x[col * p.rows + row], s_inv, stochastic, r) << (i * b);
+            }
+        }
+        codes[row * p.words_per_row + word] = packed;
+    }
+}

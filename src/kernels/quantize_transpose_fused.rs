@@ -1,0 +1,109 @@
+//! `quantize_transpose_fused`: the one-pass transposing quantizer for per-row scales of
+//! `L = xᵀ` (the backward GEMMs' dYᵀ, Xᵀ and Wᵀ under the per-row presets).
+//!
+//! Math: identical to `absmax` (transposed) → `scale` → `quantize_transpose` (reference:
+//! [`crate::reference::quantize_transpose_fused`]), in one launch instead of three; optionally
+//! also each row's sum of L in `col_sum`'s order, bit for bit (a layer's bias gradient, which
+//! `col_sum` takes two more launches for). Layout: 32 rows of L (columns of x, so reads
+//! coalesce) per workgroup, 8 lanes per row reducing and then packing every eighth element or
+//! word. Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales
+//! (read-write f32), 4 step state, 5 sums (read-write f32).
+
+use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
+use crate::format::Format;
+use crate::scheme::{Granularity, QuantLayout, Rounding};
+use crate::tensor::GpuBuffer;
+use crate::{Error, Gpu, Result};
+
+/// Rows of L per workgroup.
+const ROWS_PER_WORKGROUP: u32 = 32;
+
+/// The fused transposing quantizer for one format.
+pub struct QuantizeTransposeFused {
+    format: Format,
+    bgl: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+    /// Bound where no sums are asked for.
+    no_sums: GpuBuffer<f32>,
+}
+
+impl QuantizeTransposeFused {
+    /// Builds the pipeline for `format`.
+    pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
+        let (bgl, pl) = layouts(
+            gpu,
+            "quantize_transpose_fused",
+            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Write],
+        );
+        Ok(QuantizeTransposeFused {
+            format,
+            no_sums: GpuBuffer::zeros(gpu, "quantize_transpose_fused no sums", 1)?,
+            pipeline: pipeline(gpu, "quantize_transpose_fused", "main", &pl, &format_constant(format))?,
+            bgl,
+        })
+    }
+
+    /// Whether this kernel handles `l`: per-row scales of a format that needs no tensor-wide
+    /// maximum (the others take the three-pass chain).
+    pub fn supports(l: &QuantLayout) -> bool {
+        l.granularity == Granularity::PerRow && !l.format.needs_tensor_amax()
+    }
+
+    /// Records `(codes, scales) ← quantize(xᵀ)`; `l` describes the transposed tensor.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        rounding: Rounding,
+        codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        self.encode_with_sums(gpu, enc, x, l, rounding, codes, scales, None)
+    }
+
+    /// [`QuantizeTransposeFused::encode`], and with `sums` (one per row of L) also
+    /// `sums[r] = Σ_c L[r][c]` in `col_sum`'s summation order, so equal bit for bit to
+    /// `col_sum` of x `[cols, rows]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_with_sums(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        rounding: Rounding,
+        codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
+        sums: Option<&GpuBuffer<f32>>,
+    ) -> Result<()> {
+        if l.format != self.format {
+            return Err(Error::InvalidArgument(format!(
+                "quantize_transpose_fused: kernel built for {}, layout is {}",
+                self.format, l.format
+            )));
+        }
+        if !Self::supports(l) {
+            return Err(Error::InvalidArgument(format!(
+                "quantize_transpose_fused: {} scales of {} need the three-pass chain",
+                l.granularity, l.format
+            )));
+        }
+        check_len("quantize_transpose_fused", "x", x.len(), (l.rows * l.cols) as usize)?;
+        check_len("quantize_transpose_fused", "codes", codes.len(), l.words())?;
+        check_len("quantize_transpose_fused", "scales", scales.len(), l.n_groups as usize)?;
+        let mut p = QuantParams::row_tiles(l, rounding);
+        if let Some(s) = sums {
+            check_len("quantize_transpose_fused", "sums", s.len(), l.rows as usize)?;
+            p.aux = [1, super::reduce_chunks(l.cols as usize).0 as u32];
+        }
+        let params = uniform(gpu, "quantize_transpose_fused params", &p);
+        let step = enc.step_state(gpu).clone();
+        let sums = sums.unwrap_or(&self.no_sums);
+        let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, sums.buffer()];
+        let groups = l.rows.div_ceil(ROWS_PER_WORKGROUP);
+        dispatch(gpu, enc, "quantize_transpose_fused", &self.pipeline, &self.bgl, &buffers, groups)
+    }
+}
