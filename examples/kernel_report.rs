@@ -25,7 +25,7 @@ use lowbit::kernels::gemm_int::GemmInt;
 use lowbit::kernels::peak::{Peak, PeakOp};
 use lowbit::kernels::{
     absmax::Absmax, copy::Copy, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
-    quantize_transpose::QuantizeTranspose, scale::Scale,
+    quantize_transpose::QuantizeTranspose, quantize_transpose_fused::QuantizeTransposeFused, scale::Scale,
 };
 use lowbit::quant::Quantizer;
 use lowbit::scheme::QuantScheme;
@@ -287,6 +287,28 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                 let out = GpuBuffer::<f32>::zeros(gpu, "out", n)?;
                 let t = gpu_seconds(gpu, a.iters, 3, |e| deq.encode(gpu, e, &codes, &scales, &l, &out))?;
                 line("dequantize", gran, "-", bytes, t);
+                // xᵀ per row (the backward's operands): the one-pass kernel beside the chain it
+                // replaces.
+                let lt = QuantLayout::new(cols, rows, f, gran)?;
+                if QuantizeTransposeFused::supports(&lt) {
+                    let (codes_t, scales_t, inv_t) = (
+                        GpuBuffer::<u32>::zeros(gpu, "codes t", lt.words())?,
+                        GpuBuffer::<f32>::zeros(gpu, "scales t", cols)?,
+                        GpuBuffer::<f32>::zeros(gpu, "inv t", cols)?,
+                    );
+                    let amax_t = GpuBuffer::<u32>::zeros(gpu, "amax t", lt.amax_len())?;
+                    let bytes_t = (4 * n + 4 * lt.words() + 4 * cols) as f64;
+                    let fused_t = QuantizeTransposeFused::new(gpu, f)?;
+                    let t =
+                        gpu_seconds(gpu, a.iters, 3, |e| fused_t.encode(gpu, e, &xb, &lt, sr, &codes_t, &scales_t))?;
+                    line("quantize_transpose_fused", gran, "stochastic", bytes_t, t);
+                    let t = gpu_seconds(gpu, a.iters, 3, |e| {
+                        absmax.encode(gpu, e, &xb, &lt, true, &amax_t)?;
+                        scale.encode(gpu, e, &amax_t, &scales_t, &inv_t)?;
+                        transpose.encode(gpu, e, &xb, &inv_t, &lt, sr, &codes_t)
+                    })?;
+                    line("quantize_transpose_three_pass", gran, "stochastic", bytes_t, t);
+                }
             }
             if gran == Granularity::PerTensor {
                 // The transposing quantizer: x is [rows, cols], its transpose [cols, rows] is packed.

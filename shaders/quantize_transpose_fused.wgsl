@@ -1,6 +1,6 @@
-// quantize_transpose_fused: the one-pass transposing quantizer for per-row scales of L = xᵀ (what
-// the backward GEMMs need: dYᵀ and Xᵀ packed along the batch, Wᵀ along the outputs, one scale per
-// row of L). x is [cols, rows] row-major; L is [rows, cols], packed along its rows. Same output as
+// quantize_transpose_fused: the one-pass transposing quantizer for per-row (entry `main`) and
+// per-block (entry `main_block`) scales of L = xᵀ (what the backward GEMMs need: dYᵀ and Xᵀ
+// packed along the batch, Wᵀ along the outputs). x is [cols, rows] row-major; L is [rows, cols], packed along its rows. Same output as
 // absmax (transposed) -> scale -> quantize_transpose, bit for bit (reference:
 // src/reference/quantize_transpose_fused.rs): the maximum is order-free, and the groups, scales
 // and RNG indices are those of L.
@@ -13,6 +13,9 @@
 // step: the reads coalesce), the lanes meet in workgroup memory, one thread per row folds them;
 // then it computes (s, 1/s) and the eight lanes pack words ly, ly + 8, ... of their row (x read a
 // second time, from the cache for training sizes). Workgroups: ceil(rows / 32).
+// `main_block` (no sums): the same 32 rows × 8 lanes, one block of block_div columns of L at a
+// time: the lanes reduce the block, one thread per row computes its scale, the lanes pack the
+// block's words.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32), 3 scales
 // (read_write f32, one per row of L), 4 step (StepState), 5 sums (read_write f32, rows of L).
 
@@ -103,5 +106,61 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             }
         }
         codes[row * p.words_per_row + word] = packed;
+    }
+}
+
+@compute @workgroup_size(256)
+fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let lx = lid % ROWS;
+    let ly = lid / ROWS;
+    let row = flat_workgroup(wg, nwg) * ROWS + lx;
+    let valid = row < p.rows;
+    let block = p.block_div;
+    let blocks = (p.cols + block - 1u) / block;
+    let per_word = fmt_per_word();
+    let words_per_block = block / per_word;
+    let b = fmt_bits();
+    let stochastic = p.stochastic == 1u;
+    let key = rng_key(p.seed, p.stream + st.stream_base);
+    // Uniform loop (blocks is the same for every thread), two barriers per block.
+    for (var blk = 0u; blk < blocks; blk++) {
+        let end = min((blk + 1u) * block, p.cols);
+        var m = 0u;
+        if (valid) {
+            for (var col = blk * block + ly; col < end; col += LANES) {
+                m = max(m, amax_bits(x[col * p.rows + row]));
+            }
+        }
+        red[lid] = m;
+        workgroupBarrier();
+        if (ly == 0u) {
+            var mm = red[lx];
+            for (var l = 1u; l < LANES; l++) {
+                mm = max(mm, red[l * ROWS + lx]);
+            }
+            let si = fmt_scale_for_amax(bitcast<f32>(mm));
+            row_inv[lx] = si.y;
+            if (valid) {
+                scales[row * p.row_mul + blk] = si.x;
+            }
+        }
+        workgroupBarrier();
+        if (valid) {
+            let s_inv = row_inv[lx];
+            for (var word = blk * words_per_block + ly; word < min((blk + 1u) * words_per_block, p.words_per_row); word += LANES) {
+                var packed = 0u;
+                for (var i = 0u; i < per_word; i++) {
+                    let col = word * per_word + i;
+                    if (col < p.cols) {
+                        var r = 0u;
+                        if (stochastic) {
+                            r = rng_draw24(key, row * p.cols + col);
+                        }
+                        packed |= fmt_quantize(x[col * p.rows + row], s_inv, stochastic, r) << (i * b);
+                    }
+                }
+                codes[row * p.words_per_row + word] = packed;
+            }
+        }
     }
 }

@@ -148,6 +148,9 @@ impl Quantizer {
 
     /// Records the quantization of `xᵀ`: `x` must be 2-D `[r, c]`; the result is the `[c, r]`
     /// tensor packed along `r`, with groups, scales and random draws of the transposed tensor.
+    /// Per-row and per-block scales take the one-pass `quantize_transpose_fused`; per-tensor
+    /// scales and NVFP4 (whose block scales need the tensor's maximum first) the chain `absmax`
+    /// → `scale` → `quantize_transpose`. Both give the same bits.
     pub fn quantize_transposed(
         &self,
         gpu: &Gpu,
@@ -186,7 +189,7 @@ impl Quantizer {
     /// [`Quantizer::quantize_transposed`] that also writes `sums[j] = Σ_i x[i][j]` (`x` `[r, c]`,
     /// `sums` `[c]`: a layer's bias gradient from its dY) in the same launch, bit for bit what
     /// `col_sum` writes; for per-row scales of formats without a tensor-wide scale
-    /// ([`QuantizeTransposeFused::supports`]), an error otherwise.
+    /// ([`QuantizeTransposeFused::supports_sums`]), an error otherwise.
     pub fn quantize_transposed_with_sums(
         &self,
         gpu: &Gpu,

@@ -161,30 +161,38 @@ fn the_fused_transposing_quantizer_is_the_three_pass_chain() {
         let col_sums = lowbit::GpuBuffer::<f32>::zeros(g, "col_sum", cols).unwrap();
         common::submit_with(|e| colsum.encode(g, e, &xfb, rows, cols, &col_sums).unwrap());
         assert_f32_bits_eq(&format!("col_sum {rows}x{cols}"), &col_sums.read(g).unwrap(), &want_sums);
-        for f in Format::ALL.into_iter().filter(|f| f.block().is_none()) {
-            let l = QuantLayout::new(cols, rows, f, Granularity::PerRow).unwrap();
-            assert!(QuantizeTransposeFused::supports(&l));
+        for f in Format::ALL.into_iter().filter(|f| !f.needs_tensor_amax()) {
             let k = QuantizeTransposeFused::new(g, f).unwrap();
-            for r in roundings() {
-                let what = format!("{rows}x{cols}ᵀ {f} {r:?}");
-                for (src, sums) in [(&xb, None), (&xfb, Some(lowbit::GpuBuffer::<f32>::zeros(g, "s", cols).unwrap()))] {
-                    let codes = lowbit::GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap();
-                    let scales = lowbit::GpuBuffer::<f32>::zeros(g, "scales", l.n_groups as usize).unwrap();
-                    common::submit_with(|e| {
-                        k.encode_with_sums(g, e, src, &l, r, &codes, &scales, sums.as_ref()).unwrap()
-                    });
-                    let host = if sums.is_some() { &xf } else { &x };
-                    let (want_codes, want_scales, want) =
-                        reference::quantize_transpose_fused::quantize_transpose_fused_sums(host, &l, r);
-                    assert_u32_eq(&format!("fused transpose codes {what}"), &codes.read(g).unwrap(), &want_codes);
-                    assert_f32_bits_eq(
-                        &format!("fused transpose scales {what}"),
-                        &scales.read(g).unwrap(),
-                        &want_scales,
-                    );
-                    if let Some(s) = &sums {
-                        assert_f32_bits_eq(&format!("fused sums {what}"), &s.read(g).unwrap(), &want);
-                        assert_eq!(want, want_sums);
+            let grans = match f.block() {
+                Some(b) => vec![Granularity::PerBlock(b)],
+                None => vec![Granularity::PerRow, Granularity::PerBlock(32), Granularity::PerBlock(64)],
+            };
+            for gr in grans {
+                let l = QuantLayout::new(cols, rows, f, gr).unwrap();
+                assert!(QuantizeTransposeFused::supports(&l), "{f} {gr}");
+                for r in roundings() {
+                    let what = format!("{rows}x{cols}ᵀ {f} {gr} {r:?}");
+                    let sums =
+                        (gr == Granularity::PerRow).then(|| lowbit::GpuBuffer::<f32>::zeros(g, "s", cols).unwrap());
+                    for (src, sums) in [(&xb, None), (&xfb, sums)] {
+                        let codes = lowbit::GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap();
+                        let scales = lowbit::GpuBuffer::<f32>::zeros(g, "scales", l.n_groups as usize).unwrap();
+                        common::submit_with(|e| {
+                            k.encode_with_sums(g, e, src, &l, r, &codes, &scales, sums.as_ref()).unwrap()
+                        });
+                        let host = if std::ptr::eq(src, &xfb) { &xf } else { &x };
+                        let (want_codes, want_scales, want) =
+                            reference::quantize_transpose_fused::quantize_transpose_fused_sums(host, &l, r);
+                        assert_u32_eq(&format!("fused transpose codes {what}"), &codes.read(g).unwrap(), &want_codes);
+                        assert_f32_bits_eq(
+                            &format!("fused transpose scales {what}"),
+                            &scales.read(g).unwrap(),
+                            &want_scales,
+                        );
+                        if let Some(s) = &sums {
+                            assert_f32_bits_eq(&format!("fused sums {what}"), &s.read(g).unwrap(), &want);
+                            assert_eq!(want, want_sums);
+                        }
                     }
                 }
             }
@@ -195,11 +203,13 @@ fn the_fused_transposing_quantizer_is_the_three_pass_chain() {
     let (codes, scales) =
         (lowbit::GpuBuffer::<u32>::zeros(g, "c", 64).unwrap(), lowbit::GpuBuffer::<f32>::zeros(g, "s", 64).unwrap());
     let mut enc = g.device.create_command_encoder(&Default::default());
-    for gr in [Granularity::PerTensor, Granularity::PerBlock(32)] {
-        let l = QuantLayout::new(8, 8, Format::Int8, gr).unwrap();
-        assert!(!QuantizeTransposeFused::supports(&l));
-        assert!(k.encode(g, &mut enc, &xb, &l, Rounding::Nearest, &codes, &scales).is_err(), "{gr}");
-    }
+    let l = QuantLayout::new(8, 8, Format::Int8, Granularity::PerTensor).unwrap();
+    assert!(!QuantizeTransposeFused::supports(&l), "one scale for the tensor: the three-pass chain");
+    assert!(k.encode(g, &mut enc, &xb, &l, Rounding::Nearest, &codes, &scales).is_err());
+    let l = QuantLayout::new(8, 8, Format::Int8, Granularity::PerBlock(8)).unwrap();
+    let sums = lowbit::GpuBuffer::<f32>::zeros(g, "sums", 8).unwrap();
+    let err = k.encode_with_sums(g, &mut enc, &xb, &l, Rounding::Nearest, &codes, &scales, Some(&sums)).unwrap_err();
+    assert!(err.to_string().contains("per-row"), "{err}");
     let l = QuantLayout::new(8, 8, Format::Nvfp4, Granularity::PerBlock(16)).unwrap();
     assert!(!QuantizeTransposeFused::supports(&l), "NVFP4 needs the tensor's maximum first");
     let l = QuantLayout::new(8, 8, Format::Int4, Granularity::PerRow).unwrap();

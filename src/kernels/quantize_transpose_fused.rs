@@ -1,12 +1,12 @@
-//! `quantize_transpose_fused`: the one-pass transposing quantizer for per-row scales of
-//! `L = xᵀ` (the backward GEMMs' dYᵀ, Xᵀ and Wᵀ under the per-row presets).
+//! `quantize_transpose_fused`: the one-pass transposing quantizer for per-row and per-block
+//! scales of `L = xᵀ` (the backward GEMMs' dYᵀ, Xᵀ and Wᵀ).
 //!
 //! Math: identical to `absmax` (transposed) → `scale` → `quantize_transpose` (reference:
 //! [`crate::reference::quantize_transpose_fused`]), in one launch instead of three; optionally
 //! also each row's sum of L in `col_sum`'s order, bit for bit (a layer's bias gradient, which
 //! `col_sum` takes two more launches for). Layout: 32 rows of L (columns of x, so reads
 //! coalesce) per workgroup, 8 lanes per row reducing and then packing every eighth element or
-//! word. Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales
+//! word; per block (entry `main_block`), one block of every row at a time. Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales
 //! (read-write f32), 4 step state, 5 sums (read-write f32).
 
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
@@ -23,6 +23,7 @@ pub struct QuantizeTransposeFused {
     format: Format,
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    block: wgpu::ComputePipeline,
     /// Bound where no sums are asked for.
     no_sums: GpuBuffer<f32>,
 }
@@ -39,14 +40,25 @@ impl QuantizeTransposeFused {
             format,
             no_sums: GpuBuffer::zeros(gpu, "quantize_transpose_fused no sums", 1)?,
             pipeline: pipeline(gpu, "quantize_transpose_fused", "main", &pl, &format_constant(format))?,
+            block: pipeline(gpu, "quantize_transpose_fused", "main_block", &pl, &format_constant(format))?,
             bgl,
         })
     }
 
-    /// Whether this kernel handles `l`: per-row scales of a format that needs no tensor-wide
-    /// maximum (the others take the three-pass chain).
+    /// Whether this kernel handles `l`: per-row scales, or blocks of whole words, of a format
+    /// that needs no tensor-wide maximum (NVFP4 and per-tensor scales take the three-pass chain).
     pub fn supports(l: &QuantLayout) -> bool {
-        l.granularity == Granularity::PerRow && !l.format.needs_tensor_amax()
+        let grouping = match l.granularity {
+            Granularity::PerRow => true,
+            Granularity::PerBlock(b) => b.is_multiple_of(l.per_word()),
+            Granularity::PerTensor => false,
+        };
+        grouping && !l.format.needs_tensor_amax()
+    }
+
+    /// Whether this kernel can also sum the rows of L for `l` (per-row scales only).
+    pub fn supports_sums(l: &QuantLayout) -> bool {
+        Self::supports(l) && l.granularity == Granularity::PerRow
     }
 
     /// Records `(codes, scales) ← quantize(xᵀ)`; `l` describes the transposed tensor.
@@ -91,10 +103,22 @@ impl QuantizeTransposeFused {
                 l.granularity, l.format
             )));
         }
+        let per_block = matches!(l.granularity, Granularity::PerBlock(_));
+        if per_block && sums.is_some() {
+            return Err(Error::InvalidArgument(
+                "quantize_transpose_fused: row sums come with per-row scales only".into(),
+            ));
+        }
         check_len("quantize_transpose_fused", "x", x.len(), (l.rows * l.cols) as usize)?;
         check_len("quantize_transpose_fused", "codes", codes.len(), l.words())?;
         check_len("quantize_transpose_fused", "scales", scales.len(), l.n_groups as usize)?;
         let mut p = QuantParams::row_tiles(l, rounding);
+        let per_block = matches!(l.granularity, Granularity::PerBlock(_));
+        if per_block && sums.is_some() {
+            return Err(Error::InvalidArgument(
+                "quantize_transpose_fused: row sums come with per-row scales only".into(),
+            ));
+        }
         if let Some(s) = sums {
             check_len("quantize_transpose_fused", "sums", s.len(), l.rows as usize)?;
             p.aux = [1, super::reduce_chunks(l.cols as usize).0 as u32];
@@ -104,6 +128,7 @@ impl QuantizeTransposeFused {
         let sums = sums.unwrap_or(&self.no_sums);
         let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, sums.buffer()];
         let groups = l.rows.div_ceil(ROWS_PER_WORKGROUP);
-        dispatch(gpu, enc, "quantize_transpose_fused", &self.pipeline, &self.bgl, &buffers, groups)
+        let pipe = if per_block { &self.block } else { &self.pipeline };
+        dispatch(gpu, enc, "quantize_transpose_fused", pipe, &self.bgl, &buffers, groups)
     }
 }
