@@ -264,12 +264,17 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                        "gbps": (gbps * 100.0).round() / 100.0, "copy_gbps": (copy_gbps * 100.0).round() / 100.0, "ratio": (gbps / copy_gbps * 1000.0).round() / 1000.0})
             );
         };
-        for gran in [Granularity::PerRow, Granularity::PerBlock(32), Granularity::PerTensor] {
+        // Block formats carry their own blocks.
+        let grans = match f.block() {
+            Some(b) => vec![Granularity::PerBlock(b)],
+            None => vec![Granularity::PerRow, Granularity::PerBlock(32), Granularity::PerTensor],
+        };
+        for gran in grans {
             let l = QuantLayout::new(rows, cols, f, gran)?;
             let codes = GpuBuffer::<u32>::zeros(gpu, "codes", l.words())?;
             let scales = GpuBuffer::<f32>::zeros(gpu, "scales", l.n_groups as usize)?;
             let inv = GpuBuffer::<f32>::zeros(gpu, "inv", l.n_groups as usize)?;
-            let amax = GpuBuffer::<u32>::zeros(gpu, "amax", l.n_groups as usize)?;
+            let amax = GpuBuffer::<u32>::zeros(gpu, "amax", l.amax_len())?;
             let bytes = (4 * n + 4 * l.words() + 4 * l.n_groups as usize) as f64;
             for (rname, r) in [("nearest", Rounding::Nearest), ("stochastic", sr)] {
                 if QuantizeFused::supports(&l) {
@@ -283,21 +288,21 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                 })?;
                 line("quantize_two_pass", gran, rname, bytes, t);
             }
-            if gran == Granularity::PerRow {
+            if gran == Granularity::native(f) {
                 let out = GpuBuffer::<f32>::zeros(gpu, "out", n)?;
                 let t = gpu_seconds(gpu, a.iters, 3, |e| deq.encode(gpu, e, &codes, &scales, &l, &out))?;
                 line("dequantize", gran, "-", bytes, t);
-                // xᵀ per row (the backward's operands): the one-pass kernel beside the chain it
+                // xᵀ (the backward's operands): the one-pass kernel beside the chain it
                 // replaces.
                 let lt = QuantLayout::new(cols, rows, f, gran)?;
                 if QuantizeTransposeFused::supports(&lt) {
                     let (codes_t, scales_t, inv_t) = (
                         GpuBuffer::<u32>::zeros(gpu, "codes t", lt.words())?,
-                        GpuBuffer::<f32>::zeros(gpu, "scales t", cols)?,
-                        GpuBuffer::<f32>::zeros(gpu, "inv t", cols)?,
+                        GpuBuffer::<f32>::zeros(gpu, "scales t", lt.n_groups as usize)?,
+                        GpuBuffer::<f32>::zeros(gpu, "inv t", lt.n_groups as usize)?,
                     );
                     let amax_t = GpuBuffer::<u32>::zeros(gpu, "amax t", lt.amax_len())?;
-                    let bytes_t = (4 * n + 4 * lt.words() + 4 * cols) as f64;
+                    let bytes_t = (4 * n + 4 * lt.words() + 4 * lt.n_groups as usize) as f64;
                     let fused_t = QuantizeTransposeFused::new(gpu, f)?;
                     let t =
                         gpu_seconds(gpu, a.iters, 3, |e| fused_t.encode(gpu, e, &xb, &lt, sr, &codes_t, &scales_t))?;
