@@ -1,8 +1,7 @@
 //! A tiny GPT trained on the embedded Shakespeare: its validation loss must fall well below the
 //! text's unigram entropy (what a model that ignores the context can reach), in fp32 and with the
 //! block-scaled 4-bit recipe on every GEMM (NVFP4 forward and gradients, random Hadamard
-//! rotations), and the
-//! two must end close.
+//! rotations) and in attention's own products (`+attn`), and the two must end close.
 
 mod common;
 use common::gpu;
@@ -53,12 +52,13 @@ fn a_tiny_gpt_learns_more_than_character_frequencies_in_fp32_and_nvfp4() {
     let (tr, val) = text.split(0.1, CFG.context + 1).unwrap();
     let h = unigram_entropy(&tr, text.vocab());
     let fp32 = train("fp32", &text, &tr, &val);
-    // Every GEMM in NVFP4: one block's GEMMs and the head are all marked sensitive.
-    let nvfp4 = train("nvfp4+all", &text, &tr, &val);
+    // Every GEMM in NVFP4: one block's GEMMs and the head are all marked sensitive; `+attn`
+    // quantizes Q·Kᵀ, P·V and their backward products too.
+    let nvfp4 = train("nvfp4+all+attn", &text, &tr, &val);
     eprintln!("unigram entropy {h:.3}, validation loss fp32 {fp32:.3}, nvfp4 {nvfp4:.3} nats/char");
     // A model that only learned the frequencies sits at h; bigram statistics alone reach ~0.75 h.
     assert!(fp32 < 0.85 * h, "fp32 validation loss {fp32:.3} not below 0.85 x unigram entropy {h:.3}");
     assert!(nvfp4 < 0.85 * h, "nvfp4 validation loss {nvfp4:.3} not below 0.85 x unigram entropy {h:.3}");
-    assert_ne!(nvfp4, fp32, "nvfp4+all trained exactly as fp32: nothing was quantized");
+    assert_ne!(nvfp4, fp32, "nvfp4+all+attn trained exactly as fp32: nothing was quantized");
     assert!((nvfp4 - fp32).abs() < 0.1 * fp32, "nvfp4 {nvfp4:.3} more than 10% from fp32 {fp32:.3}");
 }
