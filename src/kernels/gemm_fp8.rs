@@ -64,9 +64,7 @@ impl GemmFp8 {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        let tile =
-            self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize, &Tile::ALL);
-        self.encode_with(gpu, enc, tile, a, b, epi, c)
+        self.encode_batched(gpu, enc, a, b, 1, epi, c)
     }
 
     /// The tile `tune` chose for this shape's class, if it ran.

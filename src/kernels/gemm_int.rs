@@ -203,9 +203,7 @@ impl GemmInt {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        let tile =
-            self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize, int_tiles(a, b));
-        self.encode_with(gpu, enc, tile, a, b, epi, c)
+        self.encode_batched(gpu, enc, a, b, 1, epi, c)
     }
 
     /// Records with an explicit tile.

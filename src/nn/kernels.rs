@@ -150,16 +150,9 @@ impl Kernels {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        let key = (a.layout.format, b.layout.format);
-        if key.0.is_fp8() {
-            cached(&self.fp8, key, || GemmFp8::new(gpu, key.0, key.1))?.encode(gpu, rec, a, b, epi, c)
-        } else {
-            cached(&self.int, key, || GemmInt::new(gpu, key.0, key.1))?.encode(gpu, rec, a, b, epi, c)
-        }
+        self.packed_batched(gpu, rec, a, b, 1, epi, c)
     }
-}
 
-impl Kernels {
     /// `batches` products `c[i] ← epilogue(A[i]·B[i]ᵀ)` of stacked packed operands (see
     /// [`crate::kernels::gemm_int::GemmInt::encode_batched`]), with whichever kernel multiplies
     /// their formats.
