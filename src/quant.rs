@@ -158,32 +158,7 @@ impl Quantizer {
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
-        if x.shape().len() != 2 {
-            return Err(Error::Shape {
-                op: "quantize_transposed",
-                detail: format!("needs a 2-D tensor, got shape {:?}", x.shape()),
-            });
-        }
-        let (r, c) = (x.shape()[0], x.shape()[1]);
-        let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
-        let k = self.kernels(gpu, scheme.format)?;
-        let q = Self::alloc(gpu, enc, lt)?;
-        if QuantizeTransposeFused::supports(&lt) {
-            k.transpose_fused.encode(gpu, enc, x.buffer(), &lt, scheme.rounding, &q.codes, &q.scales)?;
-            return Ok(q);
-        }
-        let amax = enc.scratch::<u32>(gpu, "lowbit amax", lt.amax_len())?;
-        let inv = enc.scratch::<f32>(gpu, "lowbit inv", lt.n_groups as usize)?;
-        if scheme.granularity == Granularity::PerTensor {
-            // One group: reduce x in its own (coalesced) order.
-            let l = QuantLayout::new(r, c, scheme.format, scheme.granularity)?;
-            self.absmax.encode(gpu, enc, x.buffer(), &l, false, &amax)?;
-        } else {
-            self.absmax.encode(gpu, enc, x.buffer(), &lt, true, &amax)?;
-        }
-        k.scale.encode(gpu, enc, &amax, &q.scales, &inv)?;
-        k.transpose.encode(gpu, enc, x.buffer(), &inv, &lt, scheme.rounding, &q.codes)?;
-        Ok(q)
+        self.transposed("quantize_transposed", gpu, enc, x, scheme, None)
     }
 
     /// [`Quantizer::quantize_transposed`] that also writes `sums[j] = Σ_i x[i][j]` (`x` `[r, c]`,
@@ -198,25 +173,50 @@ impl Quantizer {
         scheme: QuantScheme,
         sums: &GpuBuffer<f32>,
     ) -> Result<QuantizedTensor> {
-        let [r, c] = x.shape() else {
-            return Err(Error::Shape {
-                op: "quantize_transposed_with_sums",
-                detail: format!("needs a 2-D tensor, got shape {:?}", x.shape()),
-            });
+        self.transposed("quantize_transposed_with_sums", gpu, enc, x, scheme, Some(sums))
+    }
+
+    /// Both of the above: the one-pass kernel where it applies (always with `sums`: it refuses
+    /// what it cannot do), the chain otherwise.
+    fn transposed(
+        &self,
+        op: &'static str,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+        sums: Option<&GpuBuffer<f32>>,
+    ) -> Result<QuantizedTensor> {
+        let &[r, c] = x.shape() else {
+            return Err(Error::Shape { op, detail: format!("needs a 2-D tensor, got shape {:?}", x.shape()) });
         };
-        let lt = QuantLayout::new(*c, *r, scheme.format, scheme.granularity)?;
+        let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
         let q = Self::alloc(gpu, enc, lt)?;
-        k.transpose_fused.encode_with_sums(
-            gpu,
-            enc,
-            x.buffer(),
-            &lt,
-            scheme.rounding,
-            &q.codes,
-            &q.scales,
-            Some(sums),
-        )?;
+        if sums.is_some() || QuantizeTransposeFused::supports(&lt) {
+            k.transpose_fused.encode_with_sums(
+                gpu,
+                enc,
+                x.buffer(),
+                &lt,
+                scheme.rounding,
+                &q.codes,
+                &q.scales,
+                sums,
+            )?;
+            return Ok(q);
+        }
+        let amax = enc.scratch::<u32>(gpu, "lowbit amax", lt.amax_len())?;
+        let inv = enc.scratch::<f32>(gpu, "lowbit inv", lt.n_groups as usize)?;
+        if scheme.granularity == Granularity::PerTensor {
+            // One group: reduce x in its own (coalesced) order.
+            let l = QuantLayout::new(r, c, scheme.format, scheme.granularity)?;
+            self.absmax.encode(gpu, enc, x.buffer(), &l, false, &amax)?;
+        } else {
+            self.absmax.encode(gpu, enc, x.buffer(), &lt, true, &amax)?;
+        }
+        k.scale.encode(gpu, enc, &amax, &q.scales, &inv)?;
+        k.transpose.encode(gpu, enc, x.buffer(), &inv, &lt, scheme.rounding, &q.codes)?;
         Ok(q)
     }
 
