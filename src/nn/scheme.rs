@@ -442,7 +442,8 @@ impl TrainScheme {
     }
 
     /// The layer scheme an attention op's products follow under `+attn` ([`TrainScheme::attention`]):
-    /// the default's, or the sensitive layers' where the graph marks the attention sensitive.
+    /// the default's, or the sensitive layers' where the graph marks the attention sensitive —
+    /// what a GEMM layer gets before its per-layer overrides ([`TrainScheme::layer_with`]).
     pub fn attention_scheme(&self, sensitive: bool) -> LayerScheme {
         match (self.keep_sensitive && sensitive, self.sensitive()) {
             (true, Some(h)) => h,
@@ -458,10 +459,7 @@ impl TrainScheme {
     /// The scheme of trainable layer `i`, `sensitive` saying whether the model counts it among
     /// its sensitive layers (see [`TrainScheme::keep_sensitive`]).
     pub fn layer_with(&self, i: usize, sensitive: bool) -> LayerScheme {
-        let mut s = self.default;
-        if let (true, true, Some(h)) = (self.keep_sensitive, sensitive, self.sensitive()) {
-            s = h;
-        }
+        let mut s = self.attention_scheme(sensitive);
         for &(j, o) in &self.overrides {
             if j == i {
                 s = o;
