@@ -20,21 +20,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (tile >= p.total_tiles || row >= p.rows) {
         return;
     }
-    let per_word = fmt_per_word();
-    let b = fmt_bits();
-    let col0 = word * per_word;
-    let s_inv = inv[group_of(p, row, col0)];
-    let stochastic = p.stochastic == 1u;
-    var packed = 0u;
-    for (var i = 0u; i < per_word; i++) {
-        let col = col0 + i;
-        if (col < p.cols) {
-            var r = 0u;
-            if (stochastic) {
-                r = rng_draw24(rng_key(p.seed, p.stream + st.stream_base), row * p.cols + col);
-            }
-            packed |= fmt_quantize(x[col * p.rows + row], s_inv, stochastic, r) << (i * b);
-        }
-    }
-    codes[row * p.words_per_row + word] = packed;
+    let s_inv = inv[group_of(p, row, word * fmt_per_word())];
+    let key = rng_key(p.seed, p.stream + st.stream_base);
+    codes[row * p.words_per_row + word] = pack_word_t(row, word, s_inv, key);
 }

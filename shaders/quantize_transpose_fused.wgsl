@@ -33,6 +33,15 @@ var<workgroup> red: array<u32, 256>;
 var<workgroup> acc: array<f32, 256>;
 var<workgroup> row_inv: array<f32, 32>;
 
+// The largest of the eight lanes' partial maxima of row lx (red[l * ROWS + lx]).
+fn lanes_max(lx: u32) -> u32 {
+    var mm = red[lx];
+    for (var l = 1u; l < LANES; l++) {
+        mm = max(mm, red[l * ROWS + lx]);
+    }
+    return mm;
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let lx = lid % ROWS;
@@ -71,11 +80,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     red[lid] = m;
     workgroupBarrier();
     if (ly == 0u) {
-        var mm = red[lx];
-        for (var l = 1u; l < LANES; l++) {
-            mm = max(mm, red[l * ROWS + lx]);
-        }
-        let si = fmt_scale_for_amax(bitcast<f32>(mm));
+        let si = fmt_scale_for_amax(bitcast<f32>(lanes_max(lx)));
         row_inv[lx] = si.y;
         if (valid) {
             scales[row] = si.x;
@@ -89,23 +94,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         return;
     }
     let s_inv = row_inv[lx];
-    let per_word = fmt_per_word();
-    let b = fmt_bits();
-    let stochastic = p.stochastic == 1u;
     let key = rng_key(p.seed, p.stream + st.stream_base);
     for (var word = ly; word < p.words_per_row; word += LANES) {
-        var packed = 0u;
-        for (var i = 0u; i < per_word; i++) {
-            let col = word * per_word + i;
-            if (col < p.cols) {
-                var r = 0u;
-                if (stochastic) {
-                    r = rng_draw24(key, row * p.cols + col);
-                }
-                packed |= fmt_quantize(x[col * p.rows + row], s_inv, stochastic, r) << (i * b);
-            }
-        }
-        codes[row * p.words_per_row + word] = packed;
+        codes[row * p.words_per_row + word] = pack_word_t(row, word, s_inv, key);
     }
 }
 
@@ -117,10 +108,7 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let valid = row < p.rows;
     let block = p.block_div;
     let blocks = (p.cols + block - 1u) / block;
-    let per_word = fmt_per_word();
-    let words_per_block = block / per_word;
-    let b = fmt_bits();
-    let stochastic = p.stochastic == 1u;
+    let words_per_block = block / fmt_per_word();
     let key = rng_key(p.seed, p.stream + st.stream_base);
     // Uniform loop (blocks is the same for every thread), two barriers per block.
     for (var blk = 0u; blk < blocks; blk++) {
@@ -134,11 +122,7 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         red[lid] = m;
         workgroupBarrier();
         if (ly == 0u) {
-            var mm = red[lx];
-            for (var l = 1u; l < LANES; l++) {
-                mm = max(mm, red[l * ROWS + lx]);
-            }
-            let si = fmt_scale_for_amax(bitcast<f32>(mm));
+            let si = fmt_scale_for_amax(bitcast<f32>(lanes_max(lx)));
             row_inv[lx] = si.y;
             if (valid) {
                 scales[row * p.row_mul + blk] = si.x;
@@ -148,18 +132,7 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         if (valid) {
             let s_inv = row_inv[lx];
             for (var word = blk * words_per_block + ly; word < min((blk + 1u) * words_per_block, p.words_per_row); word += LANES) {
-                var packed = 0u;
-                for (var i = 0u; i < per_word; i++) {
-                    let col = word * per_word + i;
-                    if (col < p.cols) {
-                        var r = 0u;
-                        if (stochastic) {
-                            r = rng_draw24(key, row * p.cols + col);
-                        }
-                        packed |= fmt_quantize(x[col * p.rows + row], s_inv, stochastic, r) << (i * b);
-                    }
-                }
-                codes[row * p.words_per_row + word] = packed;
+                codes[row * p.words_per_row + word] = pack_word_t(row, word, s_inv, key);
             }
         }
     }

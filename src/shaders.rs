@@ -16,9 +16,12 @@ pub const COMMON: &[(&str, &str)] = &[
     ("gemm", include_str!("../shaders/common/gemm.wgsl")),
     ("gemm_tiled", include_str!("../shaders/common/gemm_tiled.wgsl")),
     ("pool", include_str!("../shaders/common/pool.wgsl")),
+    ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
 ];
 
 const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout"];
+/// The transposing quantizers share their packing.
+const QUANT_T_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t"];
 const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];
 /// The GEMMs whose operands become f32 on load share their tiled loops.
 const TILED_GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm", "gemm_tiled"];
@@ -47,12 +50,12 @@ pub const KERNELS: &[KernelSource] = &[
     },
     KernelSource {
         name: "quantize_transpose",
-        includes: QUANT_INCLUDES,
+        includes: QUANT_T_INCLUDES,
         body: include_str!("../shaders/quantize_transpose.wgsl"),
     },
     KernelSource {
         name: "quantize_transpose_fused",
-        includes: QUANT_INCLUDES,
+        includes: QUANT_T_INCLUDES,
         body: include_str!("../shaders/quantize_transpose_fused.wgsl"),
     },
     KernelSource { name: "dequantize", includes: QUANT_INCLUDES, body: include_str!("../shaders/dequantize.wgsl") },
