@@ -176,8 +176,9 @@ impl Quantizer {
         self.transposed("quantize_transposed_with_sums", gpu, enc, x, scheme, Some(sums))
     }
 
-    /// Both of the above: the one-pass kernel where it applies (always with `sums`: it refuses
-    /// what it cannot do), the chain otherwise.
+    /// Both of the above: the one-pass kernel where it is the faster way
+    /// ([`QuantizeTransposeFused::preferred`]; always with `sums`: it refuses what it cannot do),
+    /// the chain otherwise.
     fn transposed(
         &self,
         op: &'static str,
@@ -193,7 +194,7 @@ impl Quantizer {
         let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
         let q = Self::alloc(gpu, enc, lt)?;
-        if sums.is_some() || QuantizeTransposeFused::supports(&lt) {
+        if sums.is_some() || QuantizeTransposeFused::preferred(&lt) {
             k.transpose_fused.encode_with_sums(
                 gpu,
                 enc,

@@ -18,6 +18,9 @@ use crate::{Error, Gpu, Result};
 /// Rows of L per workgroup.
 const ROWS_PER_WORKGROUP: u32 = 32;
 
+/// Rows of L longer than this take the three-launch chain ([`QuantizeTransposeFused::preferred`]).
+pub const FUSED_T_MAX_COLS: usize = 2048;
+
 /// The fused transposing quantizer for one format.
 pub struct QuantizeTransposeFused {
     format: Format,
@@ -54,6 +57,17 @@ impl QuantizeTransposeFused {
             Granularity::PerTensor => false,
         };
         grouping && !l.format.needs_tensor_amax()
+    }
+
+    /// Whether the one launch is the faster way for `l`: it parallelizes over L's rows only (32
+    /// per workgroup, 8 lanes each walking a whole row twice), so rows longer than
+    /// [`FUSED_T_MAX_COLS`] take the three-launch chain, whose reduction spreads a long row over
+    /// many workgroups. (NVIDIA H200, MNIST CNN at batch 128: its eight transposed quantizations,
+    /// the convolutions' dYᵀ and Xᵀ with rows of 128·28·28 or 128·14·14, took 20.5 ms a step in
+    /// one launch each, where the whole fp32 step takes 2.1 ms; `resnet20`'s, rows of 6,272 and
+    /// more, 7.8 ms of a 28 ms step with a bound of 8,192.)
+    pub fn preferred(l: &QuantLayout) -> bool {
+        Self::supports(l) && l.cols as usize <= FUSED_T_MAX_COLS
     }
 
     /// Whether this kernel can also sum the rows of L for `l` (per-row scales only).

@@ -207,7 +207,8 @@ pub(crate) fn backward<R: Record>(
     // col_sum gives) where that kernel can; col_sum otherwise.
     let fused_bias = match p.a {
         Operand::Packed { format, granularity, samples: 1, .. } if p.rotation().is_none() => {
-            QuantLayout::new(n, rows, format, granularity).is_ok_and(|l| QuantizeTransposeFused::supports_sums(&l))
+            QuantLayout::new(n, rows, format, granularity)
+                .is_ok_and(|l| QuantizeTransposeFused::supports_sums(&l) && QuantizeTransposeFused::preferred(&l))
         }
         _ => false,
     };
