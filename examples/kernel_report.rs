@@ -7,7 +7,9 @@
 //! comparing that f32 GEMM with the naive one-thread-per-output kernel. Before the GEMMs, the
 //! adapter's measured f32 FMA and int8 dot-product rates (`peak_f32`, `peak_dot4i8`, from the
 //! `peak` kernel: no memory traffic), and each GEMM line's `peak_fraction` is its throughput over
-//! the rate of the unit it runs on (int GEMMs: dot products; f32, FP8, naive: f32 FMA).
+//! the rate of the unit it runs on (int GEMMs: dot products; f32, FP8, naive: f32 FMA). Where the
+//! adapter has 16×16×16 f16 cooperative matrices (tensor cores), `peak_coop` is that unit's rate
+//! too (no lowbit GEMM runs on it yet).
 //!
 //! cargo run --release --example kernel_report -- [--elements N] [--iters K] [--max-square S]
 //!     [--skip-quant] [--skip-gemm] [--adapter-only]
@@ -23,6 +25,7 @@ use lowbit::kernels::gemm_f32_naive::GemmF32Naive;
 use lowbit::kernels::gemm_fp8::GemmFp8;
 use lowbit::kernels::gemm_int::GemmInt;
 use lowbit::kernels::peak::{Peak, PeakOp};
+use lowbit::kernels::peak_coop::{PeakCoop, OUT_PER_WORKGROUP};
 use lowbit::kernels::{
     absmax::Absmax, copy::Copy, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
     quantize_transpose::QuantizeTranspose, quantize_transpose_fused::QuantizeTransposeFused, scale::Scale,
@@ -100,6 +103,19 @@ fn peaks(gpu: &Gpu, cpu: bool) -> Result<(f64, f64)> {
     };
     let f = rate(PeakOp::F32Fma { m: 1.0, c: 0.5 })?;
     let d = rate(PeakOp::Dot4I8 { b: 0x0102_fd7f })?;
+    // The cooperative unit (tensor cores), where the adapter has it.
+    if PeakCoop::available(gpu) {
+        let probe = PeakCoop::new(gpu)?;
+        let (wgs, rounds) = (4096u32, 1024u32);
+        let subgroup = gpu.report().subgroup_sizes.map_or(32, |s| s.0);
+        let out = GpuBuffer::<f32>::zeros(gpu, "coop peak out", wgs as usize * OUT_PER_WORKGROUP)?;
+        let t = gpu_seconds(gpu, 5, 3, |e| probe.encode(gpu, e, wgs, rounds, 0.0625, 0.0625, &out))?;
+        let r = PeakCoop::flops(wgs, subgroup, rounds) / t / 1e9;
+        println!(
+            "{}",
+            json!({"kernel": "peak_coop", "unit": "16x16x16 f16 cooperative matrix", "gops": (r * 100.0).round() / 100.0, "ratio": (r / f * 1000.0).round() / 1000.0})
+        );
+    }
     let round2 = |x: f64| (x * 100.0).round() / 100.0;
     println!("{}", json!({"kernel": "peak_f32", "unit": "f32 fma", "gops": round2(f)}));
     println!(

@@ -27,6 +27,12 @@ pub struct AdapterReport {
     /// `integerDotProduct4x8BitPackedSignedAccelerated`). `None` where the backend cannot say.
     /// `dot4I8Packed` works everywhere; without acceleration it is emulated.
     pub int_dot_accelerated: Option<bool>,
+    /// The cooperative-matrix (tensor core) configurations wgpu offers on this adapter, as
+    /// `"MxNxK ab->cr"` (e.g. `"16x16x16 f16->f32"`), when `EXPERIMENTAL_COOPERATIVE_MATRIX` was
+    /// enabled; empty where the adapter has none (lavapipe) or the backend cannot say.
+    pub cooperative_matrix: Vec<String>,
+    /// The adapter's smallest and largest subgroup sizes (`None` where unknown).
+    pub subgroup_sizes: Option<(u32, u32)>,
     /// Largest storage buffer binding, bytes.
     pub max_storage_binding: u64,
     /// Largest buffer, bytes.
@@ -45,6 +51,8 @@ impl AdapterReport {
             "shader_f16": self.shader_f16,
             "subgroups": self.subgroups,
             "timestamps": self.timestamps,
+            "subgroup_sizes": self.subgroup_sizes.map(|(a, b)| [a, b]),
+            "cooperative_matrix": self.cooperative_matrix,
         })
     }
 }
@@ -53,7 +61,7 @@ impl std::fmt::Display for AdapterReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} ({}, {}, driver {}; f16 {}, subgroups {}, timestamps {}, int8 dot accelerated {})",
+            "{} ({}, {}, driver {}; f16 {}, subgroups {}, timestamps {}, int8 dot accelerated {}, cooperative matrices {})",
             self.name,
             self.backend,
             self.device_type,
@@ -65,7 +73,8 @@ impl std::fmt::Display for AdapterReport {
                 Some(true) => "yes",
                 Some(false) => "no",
                 None => "unknown",
-            }
+            },
+            if self.cooperative_matrix.is_empty() { "none".to_string() } else { self.cooperative_matrix.join(", ") }
         )
     }
 }
@@ -236,15 +245,27 @@ impl Gpu {
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let available = adapter.features();
-        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+        let wanted = wgpu::Features::SHADER_F16
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
         let features = available & wanted;
         let limits = adapter.limits();
         let int_dot_accelerated = query_int_dot(&adapter);
+        let coop = features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("lowbit"),
                 required_features: features,
                 required_limits: limits.clone(),
+                // SAFETY: the one experimental feature lowbit asks for is cooperative matrices,
+                // used only by the `peak_coop` rate probe, whose exact output the test suite
+                // checks on every adapter that has them.
+                experimental_features: if coop {
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                } else {
+                    wgpu::ExperimentalFeatures::disabled()
+                },
                 ..Default::default()
             })
             .await
@@ -258,6 +279,12 @@ impl Gpu {
             subgroups: features.contains(wgpu::Features::SUBGROUP),
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             int_dot_accelerated,
+            cooperative_matrix: if coop {
+                adapter.cooperative_matrix_properties().iter().map(coop_name).collect()
+            } else {
+                Vec::new()
+            },
+            subgroup_sizes: Some((info.subgroup_min_size, info.subgroup_max_size)),
             max_storage_binding: limits.max_storage_buffer_binding_size,
             max_buffer: limits.max_buffer_size,
         };
@@ -287,6 +314,8 @@ impl Gpu {
             subgroups: features.contains(wgpu::Features::SUBGROUP),
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             int_dot_accelerated: None,
+            cooperative_matrix: Vec::new(),
+            subgroup_sizes: None,
             max_storage_binding: limits.max_storage_buffer_binding_size,
             max_buffer: limits.max_buffer_size,
         };
@@ -316,6 +345,15 @@ impl Gpu {
             kernels: Mutex::new(Vec::new()),
         };
         Gpu { device, queue, shared: Arc::new(shared) }
+    }
+
+    /// Whether the device runs cooperative matrices of `size`×`size`×`size` with f16 operands and
+    /// f32 accumulators (what `peak_coop` needs, with f16 and subgroups).
+    pub fn has_coop_f16(&self, size: u32) -> bool {
+        let want =
+            wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
+        self.device.features().contains(want)
+            && self.shared.report.cooperative_matrix.iter().any(|c| *c == format!("{size}x{size}x{size} f16->f32"))
     }
 
     /// What the adapter is and what was enabled.
@@ -516,4 +554,23 @@ impl Gpu {
             None => Ok(pipeline),
         }
     }
+}
+
+/// `"MxNxK ab->cr"` for a cooperative-matrix configuration (`+sat` where it saturates).
+fn coop_name(c: &wgpu::CooperativeMatrixProperties) -> String {
+    let t = |s: wgpu::CooperativeScalarType| match s {
+        wgpu::CooperativeScalarType::F32 => "f32",
+        wgpu::CooperativeScalarType::F16 => "f16",
+        wgpu::CooperativeScalarType::I32 => "i32",
+        wgpu::CooperativeScalarType::U32 => "u32",
+    };
+    format!(
+        "{}x{}x{} {}->{}{}",
+        c.m_size,
+        c.n_size,
+        c.k_size,
+        t(c.ab_type),
+        t(c.cr_type),
+        if c.saturating_accumulation { "+sat" } else { "" }
+    )
 }

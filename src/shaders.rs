@@ -40,6 +40,7 @@ pub struct KernelSource {
 pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "copy", includes: &[], body: include_str!("../shaders/copy.wgsl") },
     KernelSource { name: "peak", includes: &[], body: include_str!("../shaders/peak.wgsl") },
+    KernelSource { name: "peak_coop", includes: &[], body: include_str!("../shaders/peak_coop.wgsl") },
     KernelSource { name: "absmax", includes: &["quant", "layout"], body: include_str!("../shaders/absmax.wgsl") },
     KernelSource { name: "scale", includes: QUANT_INCLUDES, body: include_str!("../shaders/scale.wgsl") },
     KernelSource { name: "quantize", includes: QUANT_INCLUDES, body: include_str!("../shaders/quantize.wgsl") },
@@ -114,20 +115,33 @@ pub const KERNELS: &[KernelSource] = &[
 /// `LOWBIT_SHADER_CHECKS=1` compiles these with the checks too (to rule them out when debugging).
 pub const UNCHECKED: &[&str] = &["gemm_f32", "gemm_f32_naive", "gemm_fp8", "gemm_levels", "gemm_int", "peak"];
 
+/// Kernels that need an adapter feature beyond lowbit's baseline, with the naga capabilities
+/// that validate them: `peak_coop` uses cooperative matrices (SPIR-V's `CooperativeMatrixKHR`;
+/// no MSL or HLSL translation), f16 and subgroups.
+pub const NEEDS_FEATURES: &[&str] = &["peak_coop"];
+
 /// Whether kernel `name` is compiled without naga's runtime checks (see [`UNCHECKED`]).
 pub fn runs_unchecked(name: &str) -> bool {
     UNCHECKED.contains(&name) && std::env::var_os("LOWBIT_SHADER_CHECKS").is_none_or(|v| v.is_empty() || v == "0")
 }
 
-/// The full WGSL unit of kernel `name`, or `None` if there is no such kernel.
+/// The full WGSL unit of kernel `name`, or `None` if there is no such kernel. A kernel's
+/// `enable` directives, which WGSL wants before any declaration, go first.
 pub fn source(name: &str) -> Option<String> {
     let k = KERNELS.iter().find(|k| k.name == name)?;
     let mut s = String::new();
+    for line in k.body.lines().filter(|l| l.starts_with("enable ")) {
+        s.push_str(line);
+        s.push('\n');
+    }
     for inc in k.includes {
         let (_, text) = COMMON.iter().find(|(n, _)| n == inc)?;
         s.push_str(text);
         s.push('\n');
     }
-    s.push_str(k.body);
+    for line in k.body.lines().filter(|l| !l.starts_with("enable ")) {
+        s.push_str(line);
+        s.push('\n');
+    }
     Some(s)
 }

@@ -780,3 +780,31 @@ fn batched_packed_gemms_equal_their_products_one_batch_at_a_time() {
     let c = GpuBuffer::<f32>::zeros(g, "c", 5).unwrap();
     assert!(kernel.encode_batched(g, &mut enc, &qa, &qb, 2, &Epilogue::default(), &c).is_err(), "c too short");
 }
+
+/// The cooperative-matrix rate probe: where the adapter has 16×16×16 f16 → f32 cooperative
+/// matrices, every subgroup's four accumulators hold exactly the reference's value and nothing
+/// past the subgroups is written; elsewhere (lavapipe in CI) building it is a clear error.
+#[test]
+fn the_cooperative_peak_probe_is_exact_where_the_adapter_has_it_and_refused_elsewhere() {
+    use lowbit::kernels::peak_coop::{PeakCoop, OUT_PER_WORKGROUP};
+    let g = gpu();
+    if !PeakCoop::available(g) {
+        let err = PeakCoop::new(g).err().expect("no cooperative matrices here");
+        assert!(matches!(err, Error::InvalidArgument(ref s) if s.contains("cooperative")), "{err}");
+        return;
+    }
+    let probe = PeakCoop::new(g).unwrap();
+    let sub = g.report().subgroup_sizes.unwrap().0 as usize;
+    let (wgs, rounds) = (3u32, 37u32);
+    let out = GpuBuffer::from_slice(g, "out", &vec![f32::NAN; wgs as usize * OUT_PER_WORKGROUP]).unwrap();
+    submit(|e| probe.encode(g, e, wgs, rounds, 0.0625, 0.0625, &out).unwrap());
+    let v = out.read(g).unwrap();
+    let want = reference::peak_coop::peak_coop_value(rounds, 0.0625, 0.0625);
+    assert_eq!(want, rounds as f32 / 16.0);
+    let written = 128 / sub * 1024;
+    for w in 0..wgs as usize {
+        let block = &v[w * OUT_PER_WORKGROUP..(w + 1) * OUT_PER_WORKGROUP];
+        assert!(block[..written].iter().all(|&x| x == want), "workgroup {w}: {:?}", &block[..4]);
+        assert!(block[written..].iter().all(|x| x.is_nan()), "workgroup {w} wrote past its subgroups");
+    }
+}

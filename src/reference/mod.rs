@@ -27,6 +27,7 @@ pub mod layernorm;
 pub mod maxpool;
 pub mod mse;
 pub mod peak;
+pub mod peak_coop;
 pub mod quantize;
 pub mod quantize_fused;
 pub mod quantize_transpose;
