@@ -25,6 +25,22 @@ fn worst(a: &[f32], b: &[f32]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// On an adapter other than the one that recorded the fixture (llvmpipe), f32 sums round
+/// differently (a driver may fuse a multiply and an add where llvmpipe did not: the H200's fp32
+/// MLP logits came out 1–13 ulp apart), and a quantized operand's code can flip where its input
+/// moved by an ulp. There, each tensor must agree within these bounds relative to its scale (its
+/// largest magnitude; for gradients, the largest of the case's gradients, since a gradient that
+/// is zero in exact arithmetic, like a bias before batch norm, holds rounding noise only); on
+/// llvmpipe, bit for bit.
+const OTHER_ADAPTER_FP32: f64 = 1e-5;
+const OTHER_ADAPTER_QUANTIZED: f64 = 5e-2;
+
+/// Largest |a − b| over `scale` (at least the largest |b|).
+fn worst_of_peak(a: &[f32], b: &[f32], scale: f64) -> f64 {
+    let peak = b.iter().fold(scale.max(1e-30), |m, v| m.max(v.abs() as f64));
+    a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).abs()).fold(0.0, f64::max) / peak
+}
+
 #[test]
 fn the_graph_trainer_computes_what_the_sequential_trainer_did() {
     let g = gpu();
@@ -47,26 +63,37 @@ fn the_graph_trainer_computes_what_the_sequential_trainer_did() {
             t
         };
         let what = format!("{} {scheme}", spec.name);
-        // The same kernels in the same order: bit for bit.
+        // The same kernels in the same order: bit for bit on the recording adapter.
+        let recorder = g.report().name.contains("llvmpipe");
+        let bound = if scheme == "fp32" { OTHER_ADAPTER_FP32 } else { OTHER_ADAPTER_QUANTIZED };
+        let agree = |got: &[f32], want: &[f32], item: &str, scale: f64| {
+            if recorder {
+                assert_eq!(
+                    got.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+                    "{what}: {item}"
+                );
+            } else {
+                let w = worst_of_peak(got, want, scale);
+                assert!(w <= bound, "{what}: {item} differs by {w:e} of its peak (bound {bound:e})");
+            }
+        };
         let mut t = fresh();
-        assert_eq!(
-            t.logits(&x, batch).unwrap().iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
-            bits_of(&case["logits"]).iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
-            "{what}: logits"
-        );
+        agree(&t.logits(&x, batch).unwrap(), &bits_of(&case["logits"]), "logits", 0.0);
         let got = t.gradients(&x, &labels).unwrap();
         let want = named(&case["gradients"]);
+        let grad_scale = want.iter().flat_map(|(_, w)| w.iter()).fold(0f64, |m, v| m.max(v.abs() as f64));
         assert_eq!(got.len(), want.len(), "{what}: gradient count");
         for ((n, _, v), (m, w)) in got.iter().zip(&want) {
             assert_eq!(n, m);
-            assert_eq!(worst(v, w), 0.0, "{what}: gradient of {n}");
+            agree(v, w, &format!("gradient of {n}"), grad_scale);
         }
         let mut u = fresh();
         u.step(&x, &labels, 0.1).unwrap();
         u.step(&x, &labels, 0.05).unwrap();
         for ((n, _, v), (m, w)) in u.parameters().unwrap().iter().zip(named(&case["after_two_steps"])) {
             assert_eq!(*n, m);
-            assert_eq!(worst(v, &w), 0.0, "{what}: {n} after two steps");
+            agree(v, &w, &format!("{n} after two steps"), 0.0);
         }
         cases += 1;
     }

@@ -14,6 +14,29 @@ pub fn gpu() -> &'static Gpu {
     })
 }
 
+/// Whether the adapter flushes f32 subnormals to zero in arithmetic, inputs and results (NVIDIA's
+/// Vulkan driver does unless a shader asks to preserve them; lavapipe keeps them): measured once
+/// with the `add` kernel on 2^-143 + 0.
+pub fn flushes_subnormals() -> bool {
+    static FTZ: OnceLock<bool> = OnceLock::new();
+    *FTZ.get_or_init(|| {
+        let g = gpu();
+        let add = lowbit::kernels::add::Add::new(g).unwrap();
+        let tiny = f32::from_bits(0x40); // 2^-143, a subnormal
+        let (a, b) = (buf(&[tiny]), buf(&[0.0]));
+        let y = lowbit::GpuBuffer::<f32>::zeros(g, "ftz probe", 1).unwrap();
+        submit_with(|e| add.encode(g, e, &a, Some(&b), false, &y).unwrap());
+        y.read(g).unwrap()[0] == 0.0
+    })
+}
+
+/// `x` as an adapter's arithmetic sees it: subnormals as zeros of the same sign where the adapter
+/// flushes them ([`flushes_subnormals`]), unchanged elsewhere.
+pub fn as_adapter_sees(x: &[f32]) -> Vec<f32> {
+    let ftz = flushes_subnormals();
+    x.iter().map(|&v| if ftz && v.is_subnormal() { 0.0f32.copysign(v) } else { v }).collect()
+}
+
 /// Bitwise equality of u32 slices, listing the first mismatches.
 pub fn assert_u32_eq(what: &str, got: &[u32], want: &[u32]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
