@@ -265,6 +265,7 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
     let t_copy = gpu_seconds(gpu, a.iters, 3, |e| copy.encode(gpu, e, &xb, &copy_dst))?;
     let copy_gbps = (8 * n) as f64 / t_copy / 1e9;
     let absmax = Absmax::new(gpu)?;
+    let tensor_amax = GpuBuffer::<u32>::zeros(gpu, "tensor amax", 1)?;
     let sr = Rounding::Stochastic { seed: 1, stream: 0 };
     for f in Format::ALL {
         let scale = Scale::new(gpu, f)?;
@@ -296,6 +297,14 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                 if QuantizeFused::supports(&l) {
                     let t = gpu_seconds(gpu, a.iters, 3, |e| fused.encode(gpu, e, &xb, &l, r, &codes, &scales))?;
                     line("quantize_fused", gran, rname, bytes, t);
+                } else if QuantizeFused::supports_with_tensor_amax(&l) {
+                    // NVFP4: the tensor's maximum first, then the one-pass kernel.
+                    let whole = QuantLayout::new(rows, cols, Format::Fp4E2M1, Granularity::PerTensor)?;
+                    let t = gpu_seconds(gpu, a.iters, 3, |e| {
+                        absmax.encode(gpu, e, &xb, &whole, false, &tensor_amax)?;
+                        fused.encode_with_tensor_amax(gpu, e, &xb, &l, r, &tensor_amax, &codes, &scales)
+                    })?;
+                    line("quantize_fused_two_launch", gran, rname, bytes, t);
                 }
                 let t = gpu_seconds(gpu, a.iters, 3, |e| {
                     absmax.encode(gpu, e, &xb, &l, false, &amax)?;

@@ -6,17 +6,30 @@
 // Entry `main_row`: one workgroup per row (flat workgroup index = row), for per-row scales.
 // Entry `main_row_short`: one thread per row, for rows of few words (an im2col matrix of a
 // first convolution has rows of kh·kw·c values), where a workgroup per row would idle.
+// NVFP4, whose block scales depend on the tensor's maximum, reads it from tensor_amax[0] (written
+// by an absmax launch before this one: two launches instead of absmax -> scale -> quantize's three,
+// same bits); other formats ignore that binding.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32),
-// 3 scales (read_write f32, n_groups), 4 step (StepState: the stream base of stochastic draws).
+// 3 scales (read_write f32, n_groups), 4 step (StepState: the stream base of stochastic draws),
+// 5 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> codes: array<u32>;
 @group(0) @binding(3) var<storage, read_write> scales: array<f32>;
 @group(0) @binding(4) var<uniform> st: StepState;
+@group(0) @binding(5) var<storage, read> tensor_amax: array<u32>;
 
 var<workgroup> red: array<u32, 256>;
 var<workgroup> seg_inv: array<f32, 256>;
+
+// A group's (scale, 1/scale) from its maximum, as the scale kernel computes it.
+fn group_scale_of(amax: f32) -> vec2<f32> {
+    if (FORMAT == 10u) {
+        return fmt_group_scale(amax, bitcast<f32>(tensor_amax[0]));
+    }
+    return fmt_scale_for_amax(amax);
+}
 
 fn pack_word(row: u32, word: u32, s_inv: f32) -> u32 {
     let per_word = fmt_per_word();
@@ -70,7 +83,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     let leader = (lid & (p.seg - 1u)) == 0u;
     if (leader) {
-        let si = fmt_scale_for_amax(bitcast<f32>(red[lid]));
+        let si = group_scale_of(bitcast<f32>(red[lid]));
         seg_inv[lid / p.seg] = si.y;
         if (valid) {
             scales[group_of(p, row, word * fmt_per_word())] = si.x;
@@ -101,7 +114,7 @@ fn main_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
         workgroupBarrier();
     }
     if (lid == 0u) {
-        let si = fmt_scale_for_amax(bitcast<f32>(red[0]));
+        let si = group_scale_of(bitcast<f32>(red[0]));
         seg_inv[0] = si.y;
         if (valid) {
             scales[row] = si.x;
@@ -126,7 +139,7 @@ fn main_row_short(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     for (var word = 0u; word < p.words_per_row; word++) {
         m = max(m, word_amax(row, word));
     }
-    let si = fmt_scale_for_amax(bitcast<f32>(m));
+    let si = group_scale_of(bitcast<f32>(m));
     scales[row] = si.x;
     for (var word = 0u; word < p.words_per_row; word++) {
         codes[row * p.words_per_row + word] = pack_word(row, word, si.y);

@@ -17,7 +17,8 @@
 // time: the lanes reduce the block, one thread per row computes its scale, the lanes pack the
 // block's words.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32), 3 scales
-// (read_write f32, one per row of L), 4 step (StepState), 5 sums (read_write f32, rows of L).
+// (read_write f32, one per row of L), 4 step (StepState), 5 sums (read_write f32, rows of L),
+// 6 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -25,6 +26,16 @@
 @group(0) @binding(3) var<storage, read_write> scales: array<f32>;
 @group(0) @binding(4) var<uniform> st: StepState;
 @group(0) @binding(5) var<storage, read_write> sums: array<f32>;
+@group(0) @binding(6) var<storage, read> tensor_amax: array<u32>;
+
+// A group's (scale, 1/scale) from its maximum, as the scale kernel computes it; NVFP4's depends on
+// the tensor's maximum, tensor_amax[0] (absmax over x, launched before this kernel).
+fn group_scale_of(amax: f32) -> vec2<f32> {
+    if (FORMAT == 10u) {
+        return fmt_group_scale(amax, bitcast<f32>(tensor_amax[0]));
+    }
+    return fmt_scale_for_amax(amax);
+}
 
 const ROWS: u32 = 32u;
 const LANES: u32 = 8u;
@@ -80,7 +91,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     red[lid] = m;
     workgroupBarrier();
     if (ly == 0u) {
-        let si = fmt_scale_for_amax(bitcast<f32>(lanes_max(lx)));
+        let si = group_scale_of(bitcast<f32>(lanes_max(lx)));
         row_inv[lx] = si.y;
         if (valid) {
             scales[row] = si.x;
@@ -122,7 +133,7 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         red[lid] = m;
         workgroupBarrier();
         if (ly == 0u) {
-            let si = fmt_scale_for_amax(bitcast<f32>(lanes_max(lx)));
+            let si = group_scale_of(bitcast<f32>(lanes_max(lx)));
             row_inv[lx] = si.y;
             if (valid) {
                 scales[row * p.row_mul + blk] = si.x;

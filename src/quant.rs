@@ -101,7 +101,7 @@ impl Quantizer {
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
-        let fused = QuantizeFused::supports(&l)
+        let fused = QuantizeFused::supports_with_tensor_amax(&l)
             && (matches!(l.granularity, Granularity::PerBlock(_))
                 || l.rows >= FUSED_MIN_ROWS
                 || (l.rows as usize) * (l.cols as usize) <= FUSED_ANY_ROWS_BELOW);
@@ -112,7 +112,10 @@ impl Quantizer {
         }
     }
 
-    /// Records the one-pass quantizer (per-row, or per-block of at most 256 words).
+    /// Records the one-pass quantizer (per-row, or per-block of at most 256 words). NVFP4, whose
+    /// block scales depend on the tensor's maximum, takes two launches: `absmax` over the whole
+    /// tensor, then the one-pass kernel reading it (the chain `absmax → scale → quantize` takes
+    /// three; same bits).
     pub fn quantize_one_pass(
         &self,
         gpu: &Gpu,
@@ -123,8 +126,33 @@ impl Quantizer {
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
         let q = Self::alloc(gpu, enc, l)?;
-        k.fused.encode(gpu, enc, x.buffer(), &l, scheme.rounding, &q.codes, &q.scales)?;
+        if l.format.needs_tensor_amax() {
+            let tensor_amax = self.tensor_amax(gpu, enc, x)?;
+            k.fused.encode_with_tensor_amax(
+                gpu,
+                enc,
+                x.buffer(),
+                &l,
+                scheme.rounding,
+                &tensor_amax,
+                &q.codes,
+                &q.scales,
+            )?;
+        } else {
+            k.fused.encode(gpu, enc, x.buffer(), &l, scheme.rounding, &q.codes, &q.scales)?;
+        }
         Ok(q)
+    }
+
+    /// Records `absmax` over the whole of `x` (one group, read in x's own coalesced order) into a
+    /// scratch word: the tensor's maximum that NVFP4's block scales depend on. absmax reads only
+    /// the grouping of its layout; NVFP4's own layouts are per block, so E2M1's per-tensor layout
+    /// of x stands in.
+    fn tensor_amax(&self, gpu: &Gpu, enc: &mut impl Record, x: &GpuTensor) -> Result<GpuBuffer<u32>> {
+        let whole = QuantLayout::new(x.rows(), x.cols(), Format::Fp4E2M1, Granularity::PerTensor)?;
+        let tensor_amax = enc.scratch::<u32>(gpu, "lowbit tensor amax", 1)?;
+        self.absmax.encode(gpu, enc, x.buffer(), &whole, false, &tensor_amax)?;
+        Ok(tensor_amax)
     }
 
     /// Records the two-pass quantizer `absmax → scale → quantize` (any granularity).
@@ -148,9 +176,10 @@ impl Quantizer {
 
     /// Records the quantization of `xᵀ`: `x` must be 2-D `[r, c]`; the result is the `[c, r]`
     /// tensor packed along `r`, with groups, scales and random draws of the transposed tensor.
-    /// Per-row and per-block scales take the one-pass `quantize_transpose_fused`; per-tensor
-    /// scales and NVFP4 (whose block scales need the tensor's maximum first) the chain `absmax`
-    /// → `scale` → `quantize_transpose`. Both give the same bits.
+    /// Per-row and per-block scales take the one-pass `quantize_transpose_fused` (NVFP4, whose
+    /// block scales need the tensor's maximum, after an `absmax` over the whole tensor) where it
+    /// is the faster way ([`QuantizeTransposeFused::preferred`]); per-tensor scales and long rows
+    /// the chain `absmax` → `scale` → `quantize_transpose`. All give the same bits.
     pub fn quantize_transposed(
         &self,
         gpu: &Gpu,
@@ -194,6 +223,21 @@ impl Quantizer {
         let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
         let q = Self::alloc(gpu, enc, lt)?;
+        if sums.is_none() && lt.format.needs_tensor_amax() && QuantizeTransposeFused::preferred(&lt) {
+            // NVFP4: the tensor's maximum, then one launch.
+            let tensor_amax = self.tensor_amax(gpu, enc, x)?;
+            k.transpose_fused.encode_with_tensor_amax(
+                gpu,
+                enc,
+                x.buffer(),
+                &lt,
+                scheme.rounding,
+                &tensor_amax,
+                &q.codes,
+                &q.scales,
+            )?;
+            return Ok(q);
+        }
         if sums.is_some() || QuantizeTransposeFused::preferred(&lt) {
             k.transpose_fused.encode_with_sums(
                 gpu,

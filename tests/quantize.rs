@@ -80,7 +80,8 @@ fn two_pass_and_fused_match_the_reference_bit_for_bit() {
                     let (codes, scales, q) = run(|e| qz().quantize_two_pass(g, e, &xt, scheme));
                     assert_u32_eq(&format!("two-pass codes {what}"), &codes, &want_codes);
                     assert_f32_bits_eq(&format!("two-pass scales {what}"), &scales, &want_scales);
-                    if QuantizeFused::supports(&l) {
+                    // The one-pass kernel (NVFP4: after a tensor-wide absmax, two launches).
+                    if QuantizeFused::supports_with_tensor_amax(&l) {
                         let (codes, scales, _) = run(|e| qz().quantize_one_pass(g, e, &xt, scheme));
                         assert_u32_eq(&format!("fused codes {what}"), &codes, &want_codes);
                         assert_f32_bits_eq(&format!("fused scales {what}"), &scales, &want_scales);
@@ -96,6 +97,21 @@ fn two_pass_and_fused_match_the_reference_bit_for_bit() {
             }
         }
     }
+    // The kernel alone refuses NVFP4 without the tensor's maximum.
+    let l = QuantLayout::new(4, 32, Format::Nvfp4, Granularity::PerBlock(16)).unwrap();
+    let k = QuantizeFused::new(g, Format::Nvfp4).unwrap();
+    let (xb, codes, scales) = (
+        lowbit::GpuBuffer::<f32>::zeros(g, "x", 128).unwrap(),
+        lowbit::GpuBuffer::<u32>::zeros(g, "c", l.words()).unwrap(),
+        lowbit::GpuBuffer::<f32>::zeros(g, "s", l.n_groups as usize).unwrap(),
+    );
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let err = k.encode(g, &mut enc, &xb, &l, Rounding::Nearest, &codes, &scales).unwrap_err();
+    assert!(matches!(err, lowbit::Error::InvalidArgument(ref m) if m.contains("maximum")), "{err}");
+    let lt = QuantLayout::new(32, 4, Format::Nvfp4, Granularity::PerBlock(16)).unwrap();
+    let kt = QuantizeTransposeFused::new(g, Format::Nvfp4).unwrap();
+    let err = kt.encode(g, &mut enc, &xb, &lt, Rounding::Nearest, &codes, &scales).unwrap_err();
+    assert!(matches!(err, lowbit::Error::InvalidArgument(ref m) if m.contains("maximum")), "{err}");
     // Every format × granularity but int2 × block8 (the block-scaled formats: their own block
     // only), both roundings.
     let plain = Format::ALL.len() - Format::BLOCK_SCALED.len();
@@ -308,7 +324,9 @@ fn a_group_without_finite_values_follows_one_rule_on_host_and_device() {
             let x = GpuTensor::from_slice(g, row, &[1, 4]).unwrap();
             for one_pass in [false, true] {
                 let s = QuantScheme::native(f);
-                if one_pass && !QuantizeFused::supports(&QuantLayout::new(1, 4, f, s.granularity).unwrap()) {
+                if one_pass
+                    && !QuantizeFused::supports_with_tensor_amax(&QuantLayout::new(1, 4, f, s.granularity).unwrap())
+                {
                     continue;
                 }
                 let mut enc = g.device.create_command_encoder(&Default::default());

@@ -7,8 +7,10 @@
 //! reduction, the segment leader computes `(s, inv)` into workgroup memory. Entry `main_row`:
 //! one workgroup per row, looping over the row twice (the second read hits the cache for the
 //! row sizes of training); rows of at most [`SHORT_ROW_WORDS`] words take entry
-//! `main_row_short`, one thread per row. Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes (read-write u32),
-//! 3 scales (read-write f32).
+//! `main_row_short`, one thread per row. NVFP4, whose block scales need the tensor's maximum,
+//! takes it from a buffer an `absmax` launch filled ([`QuantizeFused::encode_with_tensor_amax`]):
+//! two launches instead of the chain's three. Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes
+//! (read-write u32), 3 scales (read-write f32), 4 step state, 5 tensor maximum (read u32, NVFP4).
 
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
@@ -26,29 +28,38 @@ pub struct QuantizeFused {
     block: wgpu::ComputePipeline,
     row: wgpu::ComputePipeline,
     short: wgpu::ComputePipeline,
+    /// Bound as the tensor maximum where the format needs none.
+    no_tensor_amax: GpuBuffer<u32>,
 }
 
 impl QuantizeFused {
     /// Builds the three pipelines for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
-        let (bgl, pl) =
-            layouts(gpu, "quantize_fused", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform]);
+        let (bgl, pl) = layouts(
+            gpu,
+            "quantize_fused",
+            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Read],
+        );
         let c = format_constant(format);
         Ok(QuantizeFused {
             format,
             block: pipeline(gpu, "quantize_fused", "main", &pl, &c)?,
             row: pipeline(gpu, "quantize_fused", "main_row", &pl, &c)?,
             short: pipeline(gpu, "quantize_fused", "main_row_short", &pl, &c)?,
+            no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_fused no tensor amax", 1)?,
             bgl,
         })
     }
 
-    /// Whether this kernel handles `l` (per-row, or per-block with blocks of at most 256 words).
+    /// Whether [`QuantizeFused::encode`] handles `l` (per-row, or per-block with blocks of at most
+    /// 256 words; not NVFP4, whose group scales need the whole tensor's maximum first).
     pub fn supports(l: &QuantLayout) -> bool {
-        // NVFP4's group scales need the whole tensor's maximum first.
-        if l.format.needs_tensor_amax() {
-            return false;
-        }
+        !l.format.needs_tensor_amax() && Self::supports_with_tensor_amax(l)
+    }
+
+    /// Whether [`QuantizeFused::encode_with_tensor_amax`] handles `l`: the groups of
+    /// [`QuantizeFused::supports`], NVFP4 included.
+    pub fn supports_with_tensor_amax(l: &QuantLayout) -> bool {
         match l.granularity {
             Granularity::PerTensor => false,
             Granularity::PerRow => true,
@@ -67,16 +78,58 @@ impl QuantizeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
+        if !Self::supports(l) {
+            return Err(Error::InvalidArgument(format!(
+                "quantize_fused: {} scales of {} need the two-pass quantizer{}",
+                l.granularity,
+                l.format,
+                if l.format.needs_tensor_amax() { " or the tensor's maximum (encode_with_tensor_amax)" } else { "" }
+            )));
+        }
+        self.record(gpu, enc, x, l, rounding, &self.no_tensor_amax, codes, scales)
+    }
+
+    /// [`QuantizeFused::encode`] for a format whose group scales depend on the tensor's maximum
+    /// (NVFP4), read from `tensor_amax[0]` as f32 bits (what `absmax` writes for a per-tensor
+    /// layout of `x`); other formats ignore it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_with_tensor_amax(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        rounding: Rounding,
+        tensor_amax: &GpuBuffer<u32>,
+        codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        if !Self::supports_with_tensor_amax(l) {
+            return Err(Error::InvalidArgument(format!(
+                "quantize_fused: {} scales of {} need the two-pass quantizer",
+                l.granularity, l.format
+            )));
+        }
+        check_len("quantize_fused", "tensor_amax", tensor_amax.len(), 1)?;
+        self.record(gpu, enc, x, l, rounding, tensor_amax, codes, scales)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        rounding: Rounding,
+        tensor_amax: &GpuBuffer<u32>,
+        codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
+    ) -> Result<()> {
         if l.format != self.format {
             return Err(Error::InvalidArgument(format!(
                 "quantize_fused: kernel built for {}, layout is {}",
                 self.format, l.format
-            )));
-        }
-        if !Self::supports(l) {
-            return Err(Error::InvalidArgument(format!(
-                "quantize_fused: {} scales of {} need the two-pass quantizer",
-                l.granularity, l.format
             )));
         }
         check_len("quantize_fused", "x", x.len(), (l.rows * l.cols) as usize)?;
@@ -85,7 +138,7 @@ impl QuantizeFused {
         let p = QuantParams::row_tiles(l, rounding);
         let params = uniform(gpu, "quantize_fused params", &p);
         let step = enc.step_state(gpu).clone();
-        let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer(), &step];
+        let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, tensor_amax.buffer()];
         let (pipe, workgroups) = match l.granularity {
             Granularity::PerRow if l.words_per_row <= SHORT_ROW_WORDS => (&self.short, l.rows.div_ceil(super::WG)),
             Granularity::PerRow => (&self.row, l.rows),

@@ -29,6 +29,8 @@ pub struct QuantizeTransposeFused {
     block: wgpu::ComputePipeline,
     /// Bound where no sums are asked for.
     no_sums: GpuBuffer<f32>,
+    /// Bound as the tensor maximum where the format needs none.
+    no_tensor_amax: GpuBuffer<u32>,
 }
 
 impl QuantizeTransposeFused {
@@ -37,26 +39,33 @@ impl QuantizeTransposeFused {
         let (bgl, pl) = layouts(
             gpu,
             "quantize_transpose_fused",
-            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Write],
+            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Write, Slot::Read],
         );
         Ok(QuantizeTransposeFused {
             format,
             no_sums: GpuBuffer::zeros(gpu, "quantize_transpose_fused no sums", 1)?,
+            no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_transpose_fused no tensor amax", 1)?,
             pipeline: pipeline(gpu, "quantize_transpose_fused", "main", &pl, &format_constant(format))?,
             block: pipeline(gpu, "quantize_transpose_fused", "main_block", &pl, &format_constant(format))?,
             bgl,
         })
     }
 
-    /// Whether this kernel handles `l`: per-row scales, or blocks of whole words, of a format
-    /// that needs no tensor-wide maximum (NVFP4 and per-tensor scales take the three-pass chain).
+    /// Whether [`QuantizeTransposeFused::encode`] handles `l`: per-row scales, or blocks of whole
+    /// words, of a format that needs no tensor-wide maximum (per-tensor scales take the three-pass
+    /// chain; NVFP4 takes [`QuantizeTransposeFused::encode_with_tensor_amax`]).
     pub fn supports(l: &QuantLayout) -> bool {
-        let grouping = match l.granularity {
+        !l.format.needs_tensor_amax() && Self::supports_with_tensor_amax(l)
+    }
+
+    /// Whether [`QuantizeTransposeFused::encode_with_tensor_amax`] handles `l`: the groupings of
+    /// [`QuantizeTransposeFused::supports`], NVFP4 included.
+    pub fn supports_with_tensor_amax(l: &QuantLayout) -> bool {
+        match l.granularity {
             Granularity::PerRow => true,
             Granularity::PerBlock(b) => b.is_multiple_of(l.per_word()),
             Granularity::PerTensor => false,
-        };
-        grouping && !l.format.needs_tensor_amax()
+        }
     }
 
     /// Whether the one launch is the faster way for `l`: it parallelizes over L's rows only (32
@@ -66,8 +75,9 @@ impl QuantizeTransposeFused {
     /// the convolutions' dYᵀ and Xᵀ with rows of 128·28·28 or 128·14·14, took 20.5 ms a step in
     /// one launch each, where the whole fp32 step takes 2.1 ms; `resnet20`'s, rows of 6,272 and
     /// more, 7.8 ms of a 28 ms step with a bound of 8,192.)
+    /// NVFP4 (one more launch before it, for the tensor's maximum) is judged the same way.
     pub fn preferred(l: &QuantLayout) -> bool {
-        Self::supports(l) && l.cols as usize <= FUSED_T_MAX_COLS
+        Self::supports_with_tensor_amax(l) && l.cols as usize <= FUSED_T_MAX_COLS
     }
 
     /// Whether this kernel can also sum the rows of L for `l` (per-row scales only).
@@ -90,6 +100,25 @@ impl QuantizeTransposeFused {
         self.encode_with_sums(gpu, enc, x, l, rounding, codes, scales, None)
     }
 
+    /// [`QuantizeTransposeFused::encode`] for a format whose group scales depend on the tensor's
+    /// maximum (NVFP4), read from `tensor_amax[0]` as f32 bits (what `absmax` writes for a
+    /// per-tensor layout of x); other formats ignore it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_with_tensor_amax(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        rounding: Rounding,
+        tensor_amax: &GpuBuffer<u32>,
+        codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        check_len("quantize_transpose_fused", "tensor_amax", tensor_amax.len(), 1)?;
+        self.record(gpu, enc, x, l, rounding, codes, scales, None, tensor_amax)
+    }
+
     /// [`QuantizeTransposeFused::encode`], and with `sums` (one per row of L) also
     /// `sums[r] = Σ_c L[r][c]` in `col_sum`'s summation order, so equal bit for bit to
     /// `col_sum` of x `[cols, rows]`.
@@ -105,13 +134,37 @@ impl QuantizeTransposeFused {
         scales: &GpuBuffer<f32>,
         sums: Option<&GpuBuffer<f32>>,
     ) -> Result<()> {
+        if !Self::supports(l) {
+            return Err(Error::InvalidArgument(format!(
+                "quantize_transpose_fused: {} scales of {} need the three-pass chain{}",
+                l.granularity,
+                l.format,
+                if l.format.needs_tensor_amax() { " or the tensor's maximum (encode_with_tensor_amax)" } else { "" }
+            )));
+        }
+        self.record(gpu, enc, x, l, rounding, codes, scales, sums, &self.no_tensor_amax)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        rounding: Rounding,
+        codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
+        sums: Option<&GpuBuffer<f32>>,
+        tensor_amax: &GpuBuffer<u32>,
+    ) -> Result<()> {
         if l.format != self.format {
             return Err(Error::InvalidArgument(format!(
                 "quantize_transpose_fused: kernel built for {}, layout is {}",
                 self.format, l.format
             )));
         }
-        if !Self::supports(l) {
+        if !Self::supports_with_tensor_amax(l) {
             return Err(Error::InvalidArgument(format!(
                 "quantize_transpose_fused: {} scales of {} need the three-pass chain",
                 l.granularity, l.format
@@ -127,12 +180,6 @@ impl QuantizeTransposeFused {
         check_len("quantize_transpose_fused", "codes", codes.len(), l.words())?;
         check_len("quantize_transpose_fused", "scales", scales.len(), l.n_groups as usize)?;
         let mut p = QuantParams::row_tiles(l, rounding);
-        let per_block = matches!(l.granularity, Granularity::PerBlock(_));
-        if per_block && sums.is_some() {
-            return Err(Error::InvalidArgument(
-                "quantize_transpose_fused: row sums come with per-row scales only".into(),
-            ));
-        }
         if let Some(s) = sums {
             check_len("quantize_transpose_fused", "sums", s.len(), l.rows as usize)?;
             p.aux = [1, super::reduce_chunks(l.cols as usize).0 as u32];
@@ -140,7 +187,8 @@ impl QuantizeTransposeFused {
         let params = uniform(gpu, "quantize_transpose_fused params", &p);
         let step = enc.step_state(gpu).clone();
         let sums = sums.unwrap_or(&self.no_sums);
-        let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, sums.buffer()];
+        let buffers =
+            [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, sums.buffer(), tensor_amax.buffer()];
         let groups = l.rows.div_ceil(ROWS_PER_WORKGROUP);
         let pipe = if per_block { &self.block } else { &self.pipeline };
         dispatch(gpu, enc, "quantize_transpose_fused", pipe, &self.bgl, &buffers, groups)
