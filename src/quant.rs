@@ -223,32 +223,15 @@ impl Quantizer {
         let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
         let q = Self::alloc(gpu, enc, lt)?;
-        if sums.is_none() && lt.format.needs_tensor_amax() && QuantizeTransposeFused::preferred(&lt) {
-            // NVFP4: the tensor's maximum, then one launch.
-            let tensor_amax = self.tensor_amax(gpu, enc, x)?;
-            k.transpose_fused.encode_with_tensor_amax(
-                gpu,
-                enc,
-                x.buffer(),
-                &lt,
-                scheme.rounding,
-                &tensor_amax,
-                &q.codes,
-                &q.scales,
-            )?;
-            return Ok(q);
-        }
         if sums.is_some() || QuantizeTransposeFused::preferred(&lt) {
-            k.transpose_fused.encode_with_sums(
-                gpu,
-                enc,
-                x.buffer(),
-                &lt,
-                scheme.rounding,
-                &q.codes,
-                &q.scales,
-                sums,
-            )?;
+            let (xb, rnd) = (x.buffer(), scheme.rounding);
+            if sums.is_none() && lt.format.needs_tensor_amax() {
+                // NVFP4: the tensor's maximum, then one launch.
+                let t = self.tensor_amax(gpu, enc, x)?;
+                k.transpose_fused.encode_with_tensor_amax(gpu, enc, xb, &lt, rnd, &t, &q.codes, &q.scales)?;
+            } else {
+                k.transpose_fused.encode_with_sums(gpu, enc, xb, &lt, rnd, &q.codes, &q.scales, sums)?;
+            }
             return Ok(q);
         }
         let amax = enc.scratch::<u32>(gpu, "lowbit amax", lt.amax_len())?;

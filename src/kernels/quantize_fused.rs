@@ -78,15 +78,7 @@ impl QuantizeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
-        if !Self::supports(l) {
-            return Err(Error::InvalidArgument(format!(
-                "quantize_fused: {} scales of {} need the two-pass quantizer{}",
-                l.granularity,
-                l.format,
-                if l.format.needs_tensor_amax() { " or the tensor's maximum (encode_with_tensor_amax)" } else { "" }
-            )));
-        }
-        self.record(gpu, enc, x, l, rounding, &self.no_tensor_amax, codes, scales)
+        self.record(gpu, enc, x, l, rounding, None, codes, scales)
     }
 
     /// [`QuantizeFused::encode`] for a format whose group scales depend on the tensor's maximum
@@ -104,16 +96,10 @@ impl QuantizeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
-        if !Self::supports_with_tensor_amax(l) {
-            return Err(Error::InvalidArgument(format!(
-                "quantize_fused: {} scales of {} need the two-pass quantizer",
-                l.granularity, l.format
-            )));
-        }
-        check_len("quantize_fused", "tensor_amax", tensor_amax.len(), 1)?;
-        self.record(gpu, enc, x, l, rounding, tensor_amax, codes, scales)
+        self.record(gpu, enc, x, l, rounding, Some(tensor_amax), codes, scales)
     }
 
+    /// Both of the above: checks what `l` asks for against what is given, then dispatches.
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
@@ -122,7 +108,7 @@ impl QuantizeFused {
         x: &GpuBuffer<f32>,
         l: &QuantLayout,
         rounding: Rounding,
-        tensor_amax: &GpuBuffer<u32>,
+        tensor_amax: Option<&GpuBuffer<u32>>,
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
@@ -132,6 +118,23 @@ impl QuantizeFused {
                 self.format, l.format
             )));
         }
+        let handled = if tensor_amax.is_some() { Self::supports_with_tensor_amax(l) } else { Self::supports(l) };
+        if !handled {
+            return Err(Error::InvalidArgument(format!(
+                "quantize_fused: {} scales of {} need the two-pass quantizer{}",
+                l.granularity,
+                l.format,
+                if tensor_amax.is_none() && l.format.needs_tensor_amax() {
+                    " or the tensor's maximum (encode_with_tensor_amax)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if let Some(t) = tensor_amax {
+            check_len("quantize_fused", "tensor_amax", t.len(), 1)?;
+        }
+        let tensor_amax = tensor_amax.unwrap_or(&self.no_tensor_amax);
         check_len("quantize_fused", "x", x.len(), (l.rows * l.cols) as usize)?;
         check_len("quantize_fused", "codes", codes.len(), l.words())?;
         check_len("quantize_fused", "scales", scales.len(), l.n_groups as usize)?;

@@ -115,8 +115,7 @@ impl QuantizeTransposeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
-        check_len("quantize_transpose_fused", "tensor_amax", tensor_amax.len(), 1)?;
-        self.record(gpu, enc, x, l, rounding, codes, scales, None, tensor_amax)
+        self.record(gpu, enc, x, l, rounding, codes, scales, None, Some(tensor_amax))
     }
 
     /// [`QuantizeTransposeFused::encode`], and with `sums` (one per row of L) also
@@ -134,17 +133,10 @@ impl QuantizeTransposeFused {
         scales: &GpuBuffer<f32>,
         sums: Option<&GpuBuffer<f32>>,
     ) -> Result<()> {
-        if !Self::supports(l) {
-            return Err(Error::InvalidArgument(format!(
-                "quantize_transpose_fused: {} scales of {} need the three-pass chain{}",
-                l.granularity,
-                l.format,
-                if l.format.needs_tensor_amax() { " or the tensor's maximum (encode_with_tensor_amax)" } else { "" }
-            )));
-        }
-        self.record(gpu, enc, x, l, rounding, codes, scales, sums, &self.no_tensor_amax)
+        self.record(gpu, enc, x, l, rounding, codes, scales, sums, None)
     }
 
+    /// All of the above: checks what `l` asks for against what is given, then dispatches.
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
@@ -156,7 +148,7 @@ impl QuantizeTransposeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
         sums: Option<&GpuBuffer<f32>>,
-        tensor_amax: &GpuBuffer<u32>,
+        tensor_amax: Option<&GpuBuffer<u32>>,
     ) -> Result<()> {
         if l.format != self.format {
             return Err(Error::InvalidArgument(format!(
@@ -164,12 +156,23 @@ impl QuantizeTransposeFused {
                 self.format, l.format
             )));
         }
-        if !Self::supports_with_tensor_amax(l) {
+        let handled = if tensor_amax.is_some() { Self::supports_with_tensor_amax(l) } else { Self::supports(l) };
+        if !handled {
             return Err(Error::InvalidArgument(format!(
-                "quantize_transpose_fused: {} scales of {} need the three-pass chain",
-                l.granularity, l.format
+                "quantize_transpose_fused: {} scales of {} need the three-pass chain{}",
+                l.granularity,
+                l.format,
+                if tensor_amax.is_none() && l.format.needs_tensor_amax() {
+                    " or the tensor's maximum (encode_with_tensor_amax)"
+                } else {
+                    ""
+                }
             )));
         }
+        if let Some(t) = tensor_amax {
+            check_len("quantize_transpose_fused", "tensor_amax", t.len(), 1)?;
+        }
+        let tensor_amax = tensor_amax.unwrap_or(&self.no_tensor_amax);
         let per_block = matches!(l.granularity, Granularity::PerBlock(_));
         if per_block && sums.is_some() {
             return Err(Error::InvalidArgument(
