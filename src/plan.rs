@@ -10,7 +10,10 @@
 //!    interval colouring in order of first use, best fit by size), and the slots into buffers of
 //!    an [`Arena`] that several plans share (they run one after the other on one queue, and no
 //!    scratch value lives from one step into the next);
-//! 3. creates every bind group once, with the placeholders replaced by arena buffers.
+//! 3. creates every bind group once, with the placeholders replaced by arena buffers;
+//! 4. moves every clear that begins a scratch value's life (an accumulator's zeroing) to the
+//!    start of the plan, so the clears do not split the step into compute passes (such a value
+//!    then lives from the start and shares storage only with values after it).
 //!
 //! The [`Plan`] it returns records a step with set-pipeline, set-bind-group and dispatch only
 //! ([`Plan::record`]); what changes per step is one [`StepState`] uniform ([`Plan::set_step`]).
@@ -214,6 +217,26 @@ impl Tape {
     /// [`Tape::finish`] with options.
     pub fn finish_with(self, arena: &mut Arena, opts: PlanOptions) -> Result<Plan> {
         let gpu = self.gpu.clone();
+        // Clears that begin a scratch value's life (an accumulator's zeroing, such as absmax's)
+        // move to the start of the plan, where they all go before the first compute pass: a clear
+        // between dispatches ends the pass, and each pass costs the GPU and the driver time (see
+        // `crate::record`). The value then lives from the plan's start, so its storage is shared
+        // only with values that come after it.
+        let hoisted: Vec<usize> = (0..self.cmds.len())
+            .filter(|&i| match &self.cmds[i] {
+                Cmd::Clear { buffer } => self.transients.get(buffer).is_some_and(|t| t.first == Some(i)),
+                _ => false,
+            })
+            .collect();
+        // Where a used value's life starts (a clear is the first use of the one buffer it clears).
+        let starts = |t: &Transient| -> usize {
+            let f = t.first.expect("used values only");
+            if hoisted.binary_search(&f).is_ok() {
+                0
+            } else {
+                f
+            }
+        };
         // Values in order of first use (ties: allocation order); unused ones get no storage.
         let mut values: Vec<(usize, &wgpu::Buffer, &Transient)> = self
             .order
@@ -224,13 +247,13 @@ impl Tape {
                 t.first.map(|_| (i, b, t))
             })
             .collect();
-        values.sort_by_key(|(i, _, t)| (t.first, *i));
+        values.sort_by_key(|(i, _, t)| (starts(t), *i));
         // Greedy interval colouring, best fit by size: a slot is free for a value once its
         // occupant's last use is before the value's first.
         let mut slots: Vec<(u64, usize)> = Vec::new(); // (size, last use of the occupant)
         let mut slot_of: HashMap<&wgpu::Buffer, usize> = HashMap::new();
         for (_, b, t) in &values {
-            let first = t.first.expect("used values only");
+            let first = starts(t);
             let free = |s: &(u64, usize)| s.1 < first && !opts.no_sharing;
             let fits =
                 (0..slots.len()).filter(|&j| free(&slots[j]) && slots[j].0 >= t.bytes).min_by_key(|&j| slots[j].0);
@@ -277,10 +300,13 @@ impl Tape {
         } else {
             None
         };
+        // (A value whose life starts with a clear is zero, not poisoned.)
         let mut first_uses: HashMap<usize, Vec<(wgpu::Buffer, u64)>> = HashMap::new();
         if poison.is_some() {
             for (_, b, t) in &values {
-                first_uses.entry(t.first.expect("used")).or_default().push((remap(b), t.bytes));
+                if hoisted.binary_search(&t.first.expect("used")).is_err() {
+                    first_uses.entry(t.first.expect("used")).or_default().push((remap(b), t.bytes));
+                }
             }
         }
         let mut cmds = Vec::with_capacity(self.cmds.len());
@@ -291,7 +317,12 @@ impl Tape {
             slot_bytes: sizes.iter().sum(),
             ..Default::default()
         };
-        for (i, c) in self.cmds.into_iter().enumerate() {
+        // The hoisted clears first, then everything else in order.
+        let mut cmds_in = self.cmds.into_iter().map(Some).collect::<Vec<_>>();
+        let order = hoisted.iter().copied().chain((0..cmds_in.len()).filter(|i| hoisted.binary_search(i).is_err()));
+        let order: Vec<usize> = order.collect();
+        for i in order {
+            let c = cmds_in[i].take().expect("each command once");
             if let (Some(p), Some(list)) = (&poison, first_uses.get(&i)) {
                 for (b, bytes) in list {
                     cmds.push(Planned::Copy {

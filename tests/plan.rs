@@ -137,3 +137,66 @@ fn scratch_placeholders_cannot_be_read_from_the_host() {
     assert!(matches!(s.write(g, &[0.0; 10]), Err(Error::InvalidArgument(_))));
     assert!(!GpuBuffer::<f32>::zeros(g, "real", 10).unwrap().is_scratch());
 }
+
+/// Clears that begin a scratch value's life (absmax's zeroing before its atomics) move to the
+/// start of the plan: the replay keeps every dispatch in one compute pass where recording eagerly
+/// takes a pass per clear, and the results stay bit for bit the same, with storage shared,
+/// poisoned, or reused by a second plan in the same arena.
+#[test]
+fn clears_move_to_the_start_of_the_plan_and_keep_one_pass() {
+    let g = gpu();
+    let qz = Quantizer::new(g).unwrap();
+    let x = GpuTensor::from_slice(g, &data(64 * 48, 12, true), &[64, 48]).unwrap();
+    let y = GpuTensor::from_slice(g, &data(64 * 48, 13, false), &[64, 48]).unwrap();
+    let out = GpuBuffer::<f32>::zeros(g, "out", 4 * 64 * 48).unwrap();
+    // Four quantizations that each reduce into a cleared value (NVFP4's tensor maximum; a
+    // per-tensor two-pass int8), each dequantized and copied out.
+    let steps = |rec: &mut Recorder| {
+        let nv = QuantScheme::native(Format::Nvfp4).stochastic(SEED, 3);
+        let all = [
+            qz.quantize(g, rec, &x, nv).unwrap(),
+            qz.quantize_two_pass(g, rec, &y, QuantScheme::per_tensor(Format::Int8)).unwrap(),
+            qz.quantize_transposed(g, rec, &y, nv).unwrap(),
+            qz.quantize(g, rec, &y, nv).unwrap(),
+        ];
+        for (i, q) in all.iter().enumerate() {
+            let d = qz.dequantize(g, rec, q).unwrap();
+            rec.copy(d.buffer().buffer(), 0, out.buffer(), (i * 64 * 48 * 4) as u64, 64 * 48 * 4);
+        }
+    };
+    let mut eager = Recorder::new(g, "eager");
+    steps(&mut eager);
+    assert!(eager.passes() >= 4, "eagerly each clear ends a pass: {}", eager.passes());
+    g.submit([eager.finish()]);
+    let want = out.read(g).unwrap();
+    let mut arena = Arena::new();
+    for opts in [PlanOptions::default(), PlanOptions { poison: true, ..Default::default() }, PlanOptions::default()] {
+        let tape_steps = |tape: &mut Tape| {
+            let nv = QuantScheme::native(Format::Nvfp4).stochastic(SEED, 3);
+            let all = [
+                qz.quantize(g, tape, &x, nv).unwrap(),
+                qz.quantize_two_pass(g, tape, &y, QuantScheme::per_tensor(Format::Int8)).unwrap(),
+                qz.quantize_transposed(g, tape, &y, nv).unwrap(),
+                qz.quantize(g, tape, &y, nv).unwrap(),
+            ];
+            all.into_iter().map(|q| qz.dequantize(g, tape, &q).unwrap()).collect::<Vec<_>>()
+        };
+        let mut tape = Tape::new(g);
+        let outs = tape_steps(&mut tape);
+        for (i, d) in outs.iter().enumerate() {
+            tape.copy(d.buffer().buffer(), 0, out.buffer(), (i * 64 * 48 * 4) as u64, 64 * 48 * 4);
+        }
+        let plan = tape.finish_with(&mut arena, opts).unwrap();
+        assert_eq!(plan.stats().clears, 4, "{:?}", plan.stats());
+        out.write(g, &vec![f32::NAN; 4 * 64 * 48]).unwrap();
+        let mut rec = Recorder::new(g, "replay");
+        plan.record(&mut rec);
+        // The copies out come after every dispatch, so the dispatches share one pass (poison's
+        // copies before first uses split it, as they always did).
+        if !opts.poison {
+            assert_eq!(rec.passes(), 1, "{opts:?}");
+        }
+        g.submit([rec.finish()]);
+        assert_f32_bits_eq(&format!("planned ({opts:?})"), &out.read(g).unwrap(), &want);
+    }
+}
