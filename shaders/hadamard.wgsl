@@ -10,7 +10,8 @@
 // Layout: 256 threads, 256/B vectors per workgroup, one element per thread in workgroup memory.
 // axis 0: blocks along rows' last dimension (element i of vector v at row*cols + blk*B + i);
 // axis 1: blocks down the columns (at (blk*B + i)*cols + col).
-// Reference: src/reference/hadamard.rs. Bindings: 0 params, 1 x (read), 2 out (read-write).
+// Reference: src/reference/hadamard.rs. Bindings: 0 params, 1 x (read), 2 out (read-write),
+// 3 amax (entry `main_amax` only, below).
 
 struct HadamardParams {
     rows: u32,
@@ -37,12 +38,17 @@ fn addr(v: u32, i: u32) -> u32 {
     return ((v / p.cols) * p.block + i) * p.cols + v % p.cols;
 }
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let per_wg = 256u / p.block;
-    let v = (wg.x + wg.y * nwg.x) * per_wg + lid / p.block;
-    let i = lid % p.block;
-    let valid = v < p.n_vectors && lid < per_wg * p.block;
+// Entry `main_amax` also writes amax[0] = max(amax[0], the largest finite, normal |out|) as f32
+// bits (binding 3, cleared before the launch): the tensor maximum that NVFP4's block scales need,
+// so the rotated operand's quantizer needs no absmax launch. One workgroup atomic, then one
+// storage atomic per workgroup; a max does not depend on order.
+@group(0) @binding(3) var<storage, read_write> amax: array<atomic<u32>>;
+
+var<workgroup> wmax: atomic<u32>;
+
+// Rotates this thread's element of vector v (lane i): writes it to `out` when valid and returns
+// the value written (0 otherwise). Called in uniform control flow (it has barriers).
+fn rotate(v: u32, i: u32, valid: bool, lid: u32) -> f32 {
     var val = 0.0;
     if (valid) {
         val = x[addr(v, i)];
@@ -63,7 +69,35 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         }
         workgroupBarrier();
     }
+    let y = sh[lid] * p.scale;
     if (valid) {
-        out[addr(v, i)] = sh[lid] * p.scale;
+        out[addr(v, i)] = y;
+        return y;
+    }
+    return 0.0;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let per_wg = 256u / p.block;
+    let v = (wg.x + wg.y * nwg.x) * per_wg + lid / p.block;
+    let i = lid % p.block;
+    rotate(v, i, v < p.n_vectors && lid < per_wg * p.block, lid);
+}
+
+@compute @workgroup_size(256)
+fn main_amax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let per_wg = 256u / p.block;
+    let v = (wg.x + wg.y * nwg.x) * per_wg + lid / p.block;
+    let i = lid % p.block;
+    if (lid == 0u) {
+        atomicStore(&wmax, 0u);
+    }
+    // rotate's first barrier orders the store before every thread's atomicMax.
+    let y = rotate(v, i, v < p.n_vectors && lid < per_wg * p.block, lid);
+    atomicMax(&wmax, amax_bits(y));
+    workgroupBarrier();
+    if (lid == 0u) {
+        atomicMax(&amax[0], atomicLoad(&wmax));
     }
 }

@@ -123,18 +123,68 @@ impl Quantizer {
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
+        self.one_pass(gpu, enc, x, scheme, None)
+    }
+
+    /// [`Quantizer::quantize`] for a format with a tensor-wide scale (NVFP4), given the tensor's
+    /// maximum: `amax[0]` the largest finite, normal `|x|` as f32 bits, as
+    /// [`Quantizer::tensor_amax`] or [`crate::kernels::hadamard::Hadamard::encode_signed_with_amax`]
+    /// write it. One launch instead of two, and one maximum can serve every quantization of `x`
+    /// and of `xᵀ`. Same bits as [`Quantizer::quantize`] when `amax` is `x`'s; an error for a
+    /// format without a tensor-wide scale.
+    pub fn quantize_with_amax(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+        amax: &GpuBuffer<u32>,
+    ) -> Result<QuantizedTensor> {
+        Self::needs_amax("quantize_with_amax", scheme)?;
+        self.one_pass(gpu, enc, x, scheme, Some(amax))
+    }
+
+    fn needs_amax(op: &str, scheme: QuantScheme) -> Result<()> {
+        if scheme.format.needs_tensor_amax() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "{op}: {:?} has no tensor-wide scale, so there is no tensor maximum to give it",
+                scheme.format
+            )))
+        }
+    }
+
+    fn one_pass(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+        given: Option<&GpuBuffer<u32>>,
+    ) -> Result<QuantizedTensor> {
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
+        if let Some(a) = given {
+            crate::kernels::check_len("quantize_with_amax", "amax", a.len(), 1)?;
+        }
         let q = Self::alloc(gpu, enc, l)?;
         if l.format.needs_tensor_amax() {
-            let tensor_amax = self.tensor_amax(gpu, enc, x)?;
+            let made;
+            let tensor_amax = match given {
+                Some(a) => a,
+                None => {
+                    made = self.tensor_amax(gpu, enc, x)?;
+                    &made
+                }
+            };
             k.fused.encode_with_tensor_amax(
                 gpu,
                 enc,
                 x.buffer(),
                 &l,
                 scheme.rounding,
-                &tensor_amax,
+                tensor_amax,
                 &q.codes,
                 &q.scales,
             )?;
@@ -145,10 +195,11 @@ impl Quantizer {
     }
 
     /// Records `absmax` over the whole of `x` (one group, read in x's own coalesced order) into a
-    /// scratch word: the tensor's maximum that NVFP4's block scales depend on. absmax reads only
-    /// the grouping of its layout; NVFP4's own layouts are per block, so E2M1's per-tensor layout
-    /// of x stands in.
-    fn tensor_amax(&self, gpu: &Gpu, enc: &mut impl Record, x: &GpuTensor) -> Result<GpuBuffer<u32>> {
+    /// new scratch word: the tensor's maximum that NVFP4's block scales depend on, for
+    /// [`Quantizer::quantize_with_amax`] and [`Quantizer::quantize_transposed_with_amax`]. absmax
+    /// reads only the grouping of its layout; NVFP4's own layouts are per block, so E2M1's
+    /// per-tensor layout of x stands in.
+    pub fn tensor_amax(&self, gpu: &Gpu, enc: &mut impl Record, x: &GpuTensor) -> Result<GpuBuffer<u32>> {
         let whole = QuantLayout::new(x.rows(), x.cols(), Format::Fp4E2M1, Granularity::PerTensor)?;
         let tensor_amax = enc.scratch::<u32>(gpu, "lowbit tensor amax", 1)?;
         self.absmax.encode(gpu, enc, x.buffer(), &whole, false, &tensor_amax)?;
@@ -187,7 +238,25 @@ impl Quantizer {
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
-        self.transposed("quantize_transposed", gpu, enc, x, scheme, None)
+        self.transposed("quantize_transposed", gpu, enc, x, scheme, None, None)
+    }
+
+    /// [`Quantizer::quantize_transposed`] for a format with a tensor-wide scale (NVFP4), given
+    /// `x`'s maximum (see [`Quantizer::quantize_with_amax`]; the maximum of `x` is that of `xᵀ`):
+    /// the one-pass kernel alone where it is the faster way; where the chain is (long rows), the
+    /// chain, whose block reduction finds the maximum itself. Same bits either way; an error for a
+    /// format without a tensor-wide scale.
+    pub fn quantize_transposed_with_amax(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+        amax: &GpuBuffer<u32>,
+    ) -> Result<QuantizedTensor> {
+        Self::needs_amax("quantize_transposed_with_amax", scheme)?;
+        crate::kernels::check_len("quantize_transposed_with_amax", "amax", amax.len(), 1)?;
+        self.transposed("quantize_transposed_with_amax", gpu, enc, x, scheme, None, Some(amax))
     }
 
     /// [`Quantizer::quantize_transposed`] that also writes `sums[j] = Σ_i x[i][j]` (`x` `[r, c]`,
@@ -202,12 +271,13 @@ impl Quantizer {
         scheme: QuantScheme,
         sums: &GpuBuffer<f32>,
     ) -> Result<QuantizedTensor> {
-        self.transposed("quantize_transposed_with_sums", gpu, enc, x, scheme, Some(sums))
+        self.transposed("quantize_transposed_with_sums", gpu, enc, x, scheme, Some(sums), None)
     }
 
     /// Both of the above: the one-pass kernel where it is the faster way
     /// ([`QuantizeTransposeFused::preferred`]; always with `sums`: it refuses what it cannot do),
     /// the chain otherwise.
+    #[allow(clippy::too_many_arguments)]
     fn transposed(
         &self,
         op: &'static str,
@@ -216,6 +286,7 @@ impl Quantizer {
         x: &GpuTensor,
         scheme: QuantScheme,
         sums: Option<&GpuBuffer<f32>>,
+        given: Option<&GpuBuffer<u32>>,
     ) -> Result<QuantizedTensor> {
         let &[r, c] = x.shape() else {
             return Err(Error::Shape { op, detail: format!("needs a 2-D tensor, got shape {:?}", x.shape()) });
@@ -226,9 +297,16 @@ impl Quantizer {
         if sums.is_some() || QuantizeTransposeFused::preferred(&lt) {
             let (xb, rnd) = (x.buffer(), scheme.rounding);
             if sums.is_none() && lt.format.needs_tensor_amax() {
-                // NVFP4: the tensor's maximum, then one launch.
-                let t = self.tensor_amax(gpu, enc, x)?;
-                k.transpose_fused.encode_with_tensor_amax(gpu, enc, xb, &lt, rnd, &t, &q.codes, &q.scales)?;
+                // NVFP4: the tensor's maximum (given, or reduced here), then one launch.
+                let made;
+                let t = match given {
+                    Some(a) => a,
+                    None => {
+                        made = self.tensor_amax(gpu, enc, x)?;
+                        &made
+                    }
+                };
+                k.transpose_fused.encode_with_tensor_amax(gpu, enc, xb, &lt, rnd, t, &q.codes, &q.scales)?;
             } else {
                 k.transpose_fused.encode_with_sums(gpu, enc, xb, &lt, rnd, &q.codes, &q.scales, sums)?;
             }

@@ -73,7 +73,7 @@ pub const KERNELS: &[KernelSource] = &[
         body: include_str!("../shaders/gemm_levels.wgsl"),
     },
     KernelSource { name: "gemm_fp8", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_fp8.wgsl") },
-    KernelSource { name: "hadamard", includes: &["rng"], body: include_str!("../shaders/hadamard.wgsl") },
+    KernelSource { name: "hadamard", includes: &["rng", "quant"], body: include_str!("../shaders/hadamard.wgsl") },
     KernelSource { name: "add", includes: &[], body: include_str!("../shaders/add.wgsl") },
     KernelSource { name: "error_feedback", includes: &[], body: include_str!("../shaders/error_feedback.wgsl") },
     KernelSource { name: "finite", includes: &["step"], body: include_str!("../shaders/finite.wgsl") },

@@ -176,3 +176,75 @@ fn the_random_hadamard_transform_matches_its_reference_and_keeps_products() {
         assert!((before - after).abs() <= 1e-5 * (1.0 + before.abs()), "column {c}: {before} vs {after}");
     }
 }
+
+/// The rotation that also writes its output's tensor maximum (for NVFP4 operands): the maximum is
+/// bit for bit `absmax` over the output (NaN, ±inf and subnormals skipped, a stale value in the
+/// buffer cleared), and NVFP4's quantizers given it produce the bits they produce without it.
+#[test]
+fn the_rotation_writes_its_tensor_maximum_for_nvfp4() {
+    use lowbit::kernels::hadamard::RANDOM_SIGNS;
+    use lowbit::scheme::{Granularity, QuantLayout, Rounding};
+    let g = gpu();
+    let k = Hadamard::new(g).unwrap();
+    let qz = Quantizer::new(g).unwrap();
+    // (rows, cols, block, signs, specials); rows of 4096 take the transposing chain.
+    for &(rows, cols, block, signs, specials) in &[
+        (64, 48, 16u32, RANDOM_SIGNS, false),
+        (128, 32, 32, 0, true),
+        (48, 16, 16, RANDOM_SIGNS, true),
+        (4096, 16, 16, RANDOM_SIGNS, false),
+    ] {
+        let what = format!("{rows}x{cols} B={block} signs={signs:#x} specials={specials}");
+        let x = data(rows * cols, 51, specials);
+        let xb = GpuBuffer::from_slice(g, "x", &x).unwrap();
+        let (out, plain) =
+            (GpuBuffer::<f32>::zeros(g, "out", x.len()).unwrap(), GpuBuffer::<f32>::zeros(g, "p", x.len()).unwrap());
+        let amax = GpuBuffer::from_slice(g, "amax", &[0x7f00_0000u32]).unwrap();
+        common::submit_with(|e| {
+            k.encode_signed_with_amax(g, e, &xb, &out, (rows, cols), block, Axis::Rows, signs, &amax).unwrap();
+            k.encode_signed(g, e, &xb, &plain, (rows, cols), block, Axis::Rows, signs).unwrap();
+        });
+        let y = out.read(g).unwrap();
+        assert_f32_bits_eq(&what, &y, &plain.read(g).unwrap());
+        let whole = QuantLayout::new(rows, cols, Format::Fp4E2M1, Granularity::PerTensor).unwrap();
+        let want = reference::absmax::absmax(&y, &whole, false);
+        let got = amax.read(g).unwrap();
+        common::assert_u32_eq(&format!("{what}: tensor maximum"), &got, &want[..1]);
+        assert!(got[0] > 0, "{what}: a maximum of 0");
+        // Given the maximum, NVFP4's quantizers need no reduction of their own, with the same bits.
+        let t = GpuTensor::from_buffer(out.clone(), &[rows, cols]).unwrap();
+        for rounding in [Rounding::Nearest, Rounding::Stochastic { seed: 9, stream: 4 }] {
+            let s = QuantScheme { rounding, ..QuantScheme::native(Format::Nvfp4) };
+            let mut got = Vec::new();
+            let mut want = Vec::new();
+            common::submit_with(|e| {
+                got.push(qz.quantize_with_amax(g, e, &t, s, &amax).unwrap());
+                want.push(qz.quantize(g, e, &t, s).unwrap());
+                got.push(qz.quantize_transposed_with_amax(g, e, &t, s, &amax).unwrap());
+                want.push(qz.quantize_transposed(g, e, &t, s).unwrap());
+            });
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                let w = format!("{what} {rounding:?} {}", ["direct", "transposed"][i]);
+                common::assert_u32_eq(&format!("{w} codes"), &a.codes.read(g).unwrap(), &b.codes.read(g).unwrap());
+                assert_f32_bits_eq(&format!("{w} scales"), &a.scales.read(g).unwrap(), &b.scales.read(g).unwrap());
+            }
+        }
+    }
+    // A maximum is only for formats with a tensor-wide scale, and is one word.
+    let t = GpuTensor::from_buffer(GpuBuffer::<f32>::zeros(g, "t", 64).unwrap(), &[4, 16]).unwrap();
+    let one = GpuBuffer::<u32>::zeros(g, "one", 1).unwrap();
+    let two = GpuBuffer::<u32>::zeros(g, "two", 2).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let int8 = QuantScheme::per_row(Format::Int8);
+    assert!(matches!(qz.quantize_with_amax(g, &mut enc, &t, int8, &one), Err(Error::InvalidArgument(_))));
+    assert!(matches!(qz.quantize_transposed_with_amax(g, &mut enc, &t, int8, &one), Err(Error::InvalidArgument(_))));
+    let nv = QuantScheme::native(Format::Nvfp4);
+    assert!(matches!(qz.quantize_with_amax(g, &mut enc, &t, nv, &two), Err(Error::Shape { .. })));
+    assert!(matches!(qz.quantize_transposed_with_amax(g, &mut enc, &t, nv, &two), Err(Error::Shape { .. })));
+    let (x, y) = (GpuBuffer::<f32>::zeros(g, "x", 64).unwrap(), GpuBuffer::<f32>::zeros(g, "y", 64).unwrap());
+    assert!(matches!(
+        k.encode_signed_with_amax(g, &mut enc, &x, &y, (16, 4), 16, Axis::Rows, 0, &two),
+        Err(Error::Shape { .. })
+    ));
+    g.queue.submit([enc.finish()]);
+}

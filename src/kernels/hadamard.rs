@@ -7,7 +7,12 @@
 //! pseudo-random ±1 diagonal, [`RANDOM_SIGNS`] in training: NVIDIA's NVFP4 recipe rotates the
 //! weight gradient's operands with a 16×16 one). Layout: 256/B vectors per workgroup,
 //! butterflies in workgroup memory.
-//! Bindings: 0 params, 1 x (read), 2 out (read-write). Reference: [`crate::reference::hadamard`].
+//! With [`Hadamard::encode_signed_with_amax`] it also writes the output's tensor maximum (the
+//! largest finite, normal `|out|` as f32 bits, what `absmax` over the whole of `out` writes), so a
+//! rotated NVFP4 operand needs no separate reduction before its quantizer.
+//! Bindings: 0 params, 1 x (read), 2 out (read-write), 3 amax (read-write u32 `[1]`, the `_amax`
+//! entry only). Reference: [`crate::reference::hadamard`] (the maximum: [`crate::reference::absmax`]
+//! of the output).
 
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot};
 pub use crate::reference::hadamard::{scale, Axis};
@@ -37,13 +42,21 @@ const _: () = assert!(std::mem::size_of::<HadamardParams>() == 32);
 pub struct Hadamard {
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    amax_bgl: wgpu::BindGroupLayout,
+    with_amax: wgpu::ComputePipeline,
 }
 
 impl Hadamard {
     /// Builds the pipeline.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "hadamard", &[Slot::Uniform, Slot::Read, Slot::Write]);
-        Ok(Hadamard { pipeline: pipeline(gpu, "hadamard", "main", &pl, &[])?, bgl })
+        let (amax_bgl, amax_pl) = layouts(gpu, "hadamard", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write]);
+        Ok(Hadamard {
+            pipeline: pipeline(gpu, "hadamard", "main", &pl, &[])?,
+            bgl,
+            with_amax: pipeline(gpu, "hadamard", "main_amax", &amax_pl, &[])?,
+            amax_bgl,
+        })
     }
 
     /// Records `out ← x·H` blockwise along `axis` of the `[rows, cols]` tensor `x`.
@@ -70,10 +83,46 @@ impl Hadamard {
         enc: &mut impl crate::Record,
         x: &GpuBuffer<f32>,
         out: &GpuBuffer<f32>,
+        shape: (usize, usize),
+        block: u32,
+        axis: Axis,
+        signs: u32,
+    ) -> Result<()> {
+        self.record(gpu, enc, x, out, shape, block, axis, signs, None)
+    }
+
+    /// [`Hadamard::encode_signed`] that also writes `amax[0]`: the largest finite, normal `|out|`
+    /// as f32 bits, bit for bit what `absmax` over the whole of `out` gives (`amax` is cleared
+    /// first). This is the tensor maximum NVFP4's block scales read
+    /// ([`crate::quant::Quantizer::quantize_transposed_with_amax`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_signed_with_amax(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        out: &GpuBuffer<f32>,
+        shape: (usize, usize),
+        block: u32,
+        axis: Axis,
+        signs: u32,
+        amax: &GpuBuffer<u32>,
+    ) -> Result<()> {
+        self.record(gpu, enc, x, out, shape, block, axis, signs, Some(amax))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        out: &GpuBuffer<f32>,
         (rows, cols): (usize, usize),
         block: u32,
         axis: Axis,
         signs: u32,
+        amax: Option<&GpuBuffer<u32>>,
     ) -> Result<()> {
         if !(2..=256).contains(&block) || !block.is_power_of_two() {
             return Err(Error::InvalidArgument(format!("hadamard: block {block} must be a power of two in 2..=256")));
@@ -87,6 +136,9 @@ impl Hadamard {
         }
         check_len("hadamard", "x", x.len(), rows * cols)?;
         check_len("hadamard", "out", out.len(), rows * cols)?;
+        if let Some(a) = amax {
+            check_len("hadamard", "amax", a.len(), 1)?;
+        }
         let n_vectors = (rows * cols / block as usize) as u32;
         let p = HadamardParams {
             rows: rows as u32,
@@ -99,14 +151,16 @@ impl Hadamard {
             pad: 0,
         };
         let params = uniform(gpu, "hadamard", &p);
-        dispatch(
-            gpu,
-            enc,
-            "hadamard",
-            &self.pipeline,
-            &self.bgl,
-            &[&params, x.buffer(), out.buffer()],
-            n_vectors.div_ceil(256 / block),
-        )
+        let groups = n_vectors.div_ceil(256 / block);
+        match amax {
+            None => {
+                dispatch(gpu, enc, "hadamard", &self.pipeline, &self.bgl, &[&params, x.buffer(), out.buffer()], groups)
+            }
+            Some(a) => {
+                enc.clear(a.buffer());
+                let buffers = [&params, x.buffer(), out.buffer(), a.buffer()];
+                dispatch(gpu, enc, "hadamard", &self.with_amax, &self.amax_bgl, &buffers, groups)
+            }
+        }
     }
 }

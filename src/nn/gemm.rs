@@ -54,6 +54,9 @@ pub(crate) struct GemmSaved {
     x: SavedX,
     /// The output, for the ReLU mask (when the layer has one).
     y: Option<GpuBuffer<f32>>,
+    /// W's tensor maximum, reduced for the forward's NVFP4 quantizer and read again by the
+    /// backward's (W does not change in between).
+    w_amax: Option<GpuBuffer<u32>>,
 }
 
 fn site<'a>(node: &'a NodeCx) -> Result<&'a GemmSite<'a>> {
@@ -107,6 +110,7 @@ pub(crate) fn forward<R: Record>(
     let epi = Epilogue { bias: Some(b), relu, ..Default::default() };
     let (gpu, kk) = (cx.gpu, cx.kernels);
     let mut coded = None;
+    let mut w_amax = None;
     match (p.a, p.b) {
         (Operand::F32, Operand::F32) => kk.f32.encode(gpu, cx.rec, x, w, GemmShape::nt(rows, n, k), &epi, &y)?,
         (Operand::Packed { format: fa, granularity: ga, .. }, Operand::Packed { format: fb, granularity: gb, .. }) => {
@@ -118,12 +122,16 @@ pub(crate) fn forward<R: Record>(
                 QuantScheme { format: fa, granularity: ga, rounding: Rounding::Nearest },
             )?;
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
-            let qw = kk.qz.quantize(
-                gpu,
-                cx.rec,
-                &wt,
-                QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest },
-            )?;
+            let qs = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };
+            let qw = if fb.needs_tensor_amax() {
+                // NVFP4: W's maximum once, for this quantizer and the backward's of Wᵀ.
+                let a = kk.qz.tensor_amax(gpu, cx.rec, &wt)?;
+                let q = kk.qz.quantize_with_amax(gpu, cx.rec, &wt, qs, &a)?;
+                w_amax = Some(a);
+                q
+            } else {
+                kk.qz.quantize(gpu, cx.rec, &wt, qs)?
+            };
             kk.packed(gpu, cx.rec, &qa, &qw, &epi, &y)?;
         }
         (Operand::Levels { table: id, stochastic }, Operand::F32) => {
@@ -147,10 +155,8 @@ pub(crate) fn forward<R: Record>(
     let saved = match wg.b {
         Operand::F32 => SavedX::F32 { x: x.clone(), transposed: false },
         Operand::Packed { format, granularity, .. } => {
-            let r = kk.rotated(gpu, cx.rec, x, rows, k, wg.rotation(), "rotated x")?;
-            let src = GpuTensor::from_buffer(r, &[rows, k])?;
             let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
-            SavedX::Packed(kk.qz.quantize_transposed(gpu, cx.rec, &src, q)?)
+            SavedX::Packed(kk.rotated_transposed(gpu, cx.rec, x, rows, k, wg.rotation(), "rotated x", q)?)
         }
         Operand::Rounded { format } => {
             // The operand a quantized gradient would meet, dequantized: with it the fp32 gradient
@@ -172,7 +178,7 @@ pub(crate) fn forward<R: Record>(
     };
     let mask = if relu { y.bytes() } else { 0 };
     cx.save(kept + mask, f32_bytes + mask);
-    Ok((y.clone(), Some(GemmSaved { rows, k, n, x: saved, y: relu.then_some(y) })))
+    Ok((y.clone(), Some(GemmSaved { rows, k, n, x: saved, y: relu.then_some(y), w_amax })))
 }
 
 /// Records the backward of a GEMM layer from `dy` `[rows, n]`: the weight and bias gradients
@@ -185,7 +191,7 @@ pub(crate) fn backward<R: Record>(
     need_dx: bool,
 ) -> Result<Option<GpuBuffer<f32>>> {
     let s = site(node)?;
-    let GemmSaved { rows, k, n, x, y } = saved;
+    let GemmSaved { rows, k, n, x, y, w_amax } = saved;
     let (gpu, kk) = (cx.gpu, cx.kernels);
     let w = &node.params[0].value;
     let (dw, db) = (node.params[0].grad("gemm")?, node.params[1].grad("gemm")?);
@@ -224,15 +230,17 @@ pub(crate) fn backward<R: Record>(
             kk.f32.encode(gpu, cx.rec, &g_dw, x, shape, &none, dw)?;
         }
         (Operand::Packed { format, granularity, stochastic, samples }, SavedX::Packed(qx)) => {
-            let g_rot = kk.rotated(gpu, cx.rec, &g, rows, n, p.rotation(), "rotated dy")?;
-            let gt = GpuTensor::from_buffer(g_rot, &[rows, n])?;
             let q = QuantScheme { format, granularity, rounding: rounding(cx, s, Product::WeightGrad, stochastic) };
-            let qgt = if samples > 1 {
-                kk.qz.quantize_transposed_samples(gpu, cx.rec, &gt, q, samples)?
-            } else if fused_bias {
-                kk.qz.quantize_transposed_with_sums(gpu, cx.rec, &gt, q, db)?
+            let qgt = if samples > 1 || fused_bias {
+                let g_rot = kk.rotated(gpu, cx.rec, &g, rows, n, p.rotation(), "rotated dy")?;
+                let gt = GpuTensor::from_buffer(g_rot, &[rows, n])?;
+                if samples > 1 {
+                    kk.qz.quantize_transposed_samples(gpu, cx.rec, &gt, q, samples)?
+                } else {
+                    kk.qz.quantize_transposed_with_sums(gpu, cx.rec, &gt, q, db)?
+                }
             } else {
-                kk.qz.quantize_transposed(gpu, cx.rec, &gt, q)?
+                kk.rotated_transposed(gpu, cx.rec, &g, rows, n, p.rotation(), "rotated dy", q)?
             };
             kk.packed(gpu, cx.rec, &qgt, qx, &none, dw)?;
         }
@@ -284,12 +292,11 @@ pub(crate) fn backward<R: Record>(
                 kk.qz.quantize(gpu, cx.rec, &gt, q)?
             };
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
-            let qwt = kk.qz.quantize_transposed(
-                gpu,
-                cx.rec,
-                &wt,
-                QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest },
-            )?;
+            let qs = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };
+            let qwt = match &w_amax {
+                Some(a) if fb.needs_tensor_amax() => kk.qz.quantize_transposed_with_amax(gpu, cx.rec, &wt, qs, a)?,
+                _ => kk.qz.quantize_transposed(gpu, cx.rec, &wt, qs)?,
+            };
             kk.packed(gpu, cx.rec, &qg, &qwt, &none, &dx)?;
         }
         (Operand::Levels { table: id, stochastic }, Operand::F32) => {

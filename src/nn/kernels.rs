@@ -28,7 +28,8 @@ use crate::kernels::softmax_xent::SoftmaxXent;
 use crate::kernels::tinyscript::TinyScript;
 use crate::kernels::transpose::Transpose;
 use crate::quant::{QuantizedTensor, Quantizer};
-use crate::tensor::GpuBuffer;
+use crate::scheme::QuantScheme;
+use crate::tensor::{GpuBuffer, GpuTensor};
 use crate::{Gpu, Record, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -137,6 +138,38 @@ impl Kernels {
                 Ok(r)
             }
             None => Ok(x.clone()),
+        }
+    }
+
+    /// `x` `[rows, cols]` rotated as by [`Kernels::rotated`], then its transpose quantized under
+    /// `q`. Where the format has a tensor-wide scale (NVFP4) and there is a rotation, the rotation
+    /// also writes the rotated tensor's maximum, so the quantizer needs no reduction launch of
+    /// its own (same bits).
+    #[allow(clippy::too_many_arguments)]
+    pub fn rotated_transposed(
+        &self,
+        gpu: &Gpu,
+        rec: &mut impl Record,
+        x: &GpuBuffer<f32>,
+        rows: usize,
+        cols: usize,
+        rot: Option<(u32, u32)>,
+        label: &str,
+        q: QuantScheme,
+    ) -> Result<QuantizedTensor> {
+        match rot {
+            Some((b, signs)) if q.format.needs_tensor_amax() => {
+                let r = rec.scratch::<f32>(gpu, label, rows * cols)?;
+                let amax = rec.scratch::<u32>(gpu, "rotated amax", 1)?;
+                self.hadamard.encode_signed_with_amax(gpu, rec, x, &r, (rows, cols), b, Axis::Rows, signs, &amax)?;
+                let t = GpuTensor::from_buffer(r, &[rows, cols])?;
+                self.qz.quantize_transposed_with_amax(gpu, rec, &t, q, &amax)
+            }
+            _ => {
+                let r = self.rotated(gpu, rec, x, rows, cols, rot, label)?;
+                let t = GpuTensor::from_buffer(r, &[rows, cols])?;
+                self.qz.quantize_transposed(gpu, rec, &t, q)
+            }
         }
     }
 
