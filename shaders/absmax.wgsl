@@ -8,7 +8,12 @@
 // tensors whose groups are whole rows (per row, per tensor): reads along x's contiguous
 // dimension instead — a workgroup takes 32 logical rows × a chunk of `aux0` logical columns
 // (`aux1` chunks), 8 lanes per row each taking every 8th column, lanes combined, one atomicMax
-// per row and chunk. A max does not depend on order, so both entries give the same bits.
+// per row and chunk. Entry `main_flat`, for one group over the whole tensor (per tensor, without
+// the tensor slot; either orientation, as the set of elements is the same): reads x as a flat
+// array, FLAT_PER elements per thread at a stride of 256 (coalesced), a workgroup per FLAT_PER·256
+// elements, combined with one workgroup atomic per thread and one storage atomic per workgroup
+// (two barriers, where the per-row entry spends eight on a tree for each 256 words). A max does
+// not depend on order, so every entry gives the same bits.
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -94,5 +99,31 @@ fn main_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
             t = max(t, red[l * TROWS + lid]);
         }
         atomicMax(&amax[group_of(p, row, start)], t);
+    }
+}
+
+const FLAT_PER: u32 = 16u;
+
+var<workgroup> wmax: atomic<u32>;
+
+@compute @workgroup_size(256)
+fn main_flat(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    if (lid == 0u) {
+        atomicStore(&wmax, 0u);
+    }
+    workgroupBarrier();
+    let n = p.rows * p.cols;
+    let base = flat_workgroup(wg, nwg) * (FLAT_PER * 256u) + lid;
+    var m = 0u;
+    for (var j = 0u; j < FLAT_PER; j++) {
+        let i = base + j * 256u;
+        if (i < n) {
+            m = max(m, amax_bits(x[i]));
+        }
+    }
+    atomicMax(&wmax, m);
+    workgroupBarrier();
+    if (lid == 0u) {
+        atomicMax(&amax[0], atomicLoad(&wmax));
     }
 }

@@ -5,11 +5,13 @@
 //! Layout: 256 threads per workgroup, each owning one packed word (`per_word` elements) of a row;
 //! a tree reduction over segments of `seg` words (one scale group, or the whole tile), then one
 //! `atomicMax` per segment. `transposed` reads the logical tensor from storage `[cols, rows]`.
+//! One group over the whole tensor (per-tensor scales) is reduced flat, 4096 elements per
+//! workgroup, in either orientation.
 //! Bindings: 0 `QuantParams`, 1 x (read f32), 2 amax (read-write u32, `n_groups`).
 //! Reference: [`crate::reference::absmax`].
 
 use super::{check_len, dispatch, layouts, pipeline, uniform, QuantParams, Slot};
-use crate::scheme::{QuantLayout, Rounding};
+use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
 use crate::{Gpu, Result};
 
@@ -18,7 +20,11 @@ pub struct Absmax {
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
     transposed: wgpu::ComputePipeline,
+    flat: wgpu::ComputePipeline,
 }
+
+/// Elements each workgroup of the whole-tensor entry reduces (`FLAT_PER`·256 in the shader).
+const FLAT_CHUNK: usize = 16 * 256;
 
 impl Absmax {
     /// Builds the pipeline.
@@ -27,6 +33,7 @@ impl Absmax {
         Ok(Absmax {
             pipeline: pipeline(gpu, "absmax", "main", &pl, &[])?,
             transposed: pipeline(gpu, "absmax", "main_t", &pl, &[])?,
+            flat: pipeline(gpu, "absmax", "main_flat", &pl, &[])?,
             bgl,
         })
     }
@@ -47,6 +54,13 @@ impl Absmax {
         let mut p = QuantParams::row_tiles(l, Rounding::Nearest);
         p.transposed = transposed as u32;
         enc.clear(amax.buffer());
+        if l.granularity == Granularity::PerTensor && p.tensor_slot == 0 {
+            // One group over everything: read x flat, whatever the orientation.
+            let params = uniform(gpu, "absmax params", &p);
+            let n = l.rows as usize * l.cols as usize;
+            let groups = n.div_ceil(FLAT_CHUNK) as u32;
+            return dispatch(gpu, enc, "absmax", &self.flat, &self.bgl, &[&params, x.buffer(), amax.buffer()], groups);
+        }
         // Transposed with whole-row groups: read along x's rows (see the shader).
         let along = transposed && p.block_div == u32::MAX;
         let (chunk, chunks) = super::reduce_chunks(l.cols as usize);
