@@ -3,6 +3,8 @@
 // read from memory once. Same output as absmax -> scale -> quantize (reference:
 // src/reference/quantize_fused.rs).
 // Entry `main`: per-block groups of `seg` words (seg a power of two <= 256); tiles as in quantize.
+// Entry `main_group`: the same groups, one thread per group, no workgroup memory or barriers (for
+// CPU adapters, where a barrier splits the shader and costs more than the reduction it orders).
 // Entry `main_row`: one workgroup per row (flat workgroup index = row), for per-row scales.
 // Entry `main_row_short`: one thread per row, for rows of few words (an im2col matrix of a
 // first convolution has rows of kh·kw·c values), where a workgroup per row would idle.
@@ -143,5 +145,26 @@ fn main_row_short(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     scales[row] = si.x;
     for (var word = 0u; word < p.words_per_row; word++) {
         codes[row * p.words_per_row + word] = pack_word(row, word, si.y);
+    }
+}
+
+@compute @workgroup_size(256)
+fn main_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let per_row = (p.words_per_row + p.seg - 1u) / p.seg;
+    let t = flat_workgroup(wg, nwg) * WG + lid;
+    if (t >= p.rows * per_row) {
+        return;
+    }
+    let row = t / per_row;
+    let w0 = (t % per_row) * p.seg;
+    let w1 = min(w0 + p.seg, p.words_per_row);
+    var m = 0u;
+    for (var w = w0; w < w1; w++) {
+        m = max(m, word_amax(row, w));
+    }
+    let si = group_scale_of(bitcast<f32>(m));
+    scales[group_of(p, row, w0 * fmt_per_word())] = si.x;
+    for (var w = w0; w < w1; w++) {
+        codes[row * p.words_per_row + w] = pack_word(row, w, si.y);
     }
 }

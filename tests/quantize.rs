@@ -364,3 +364,43 @@ fn a_group_without_finite_values_follows_one_rule_on_host_and_device() {
         }
     }
 }
+
+/// Per-block and per-row groups give the same bits whether a workgroup tree or one thread
+/// reduces each (`ReducePath`: the adapter picks one; both are checked here on whatever adapter
+/// runs this).
+#[test]
+fn both_reduce_paths_match_the_reference() {
+    use lowbit::kernels::quantize_fused::ReducePath;
+    let g = gpu();
+    for f in Format::ALL {
+        let kernels = [ReducePath::Tree, ReducePath::PerThread]
+            .map(|path| (path, QuantizeFused::with_reduce_path(g, f, path).unwrap()));
+        for (si, &(rows, cols)) in SHAPES.iter().enumerate() {
+            let x = data(rows * cols, 40 + si as u32, true);
+            let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
+            let whole = QuantLayout::new(rows, cols, Format::Fp4E2M1, Granularity::PerTensor).unwrap();
+            let amax =
+                lowbit::GpuBuffer::from_slice(g, "amax", &reference::absmax::absmax(&x, &whole, false)[..1]).unwrap();
+            let groups = match f.block() {
+                Some(b) => vec![Granularity::PerBlock(b)],
+                None => [8, 16, 32, 128].map(Granularity::PerBlock).into_iter().chain([Granularity::PerRow]).collect(),
+            };
+            for gr in groups {
+                let Ok(l) = QuantLayout::new(rows, cols, f, gr) else { continue };
+                for r in roundings() {
+                    let (want_codes, want_scales) = reference_quantize(&x, &l, r);
+                    for (path, k) in &kernels {
+                        let codes = lowbit::GpuBuffer::<u32>::zeros(g, "c", l.words()).unwrap();
+                        let scales = lowbit::GpuBuffer::<f32>::zeros(g, "s", l.n_groups as usize).unwrap();
+                        common::submit_with(|e| {
+                            k.encode_with_tensor_amax(g, e, &xb, &l, r, &amax, &codes, &scales).unwrap()
+                        });
+                        let what = format!("{path:?} {rows}x{cols} {f} {gr} {r:?}");
+                        assert_u32_eq(&format!("codes {what}"), &codes.read(g).unwrap(), &want_codes);
+                        assert_f32_bits_eq(&format!("scales {what}"), &scales.read(g).unwrap(), &want_scales);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -4,7 +4,9 @@
 //! [`crate::reference::quantize_fused`]), but each workgroup owns whole scale groups, so the
 //! reduction, the scale and the packing happen in one launch and x is read from memory once.
 //! Layout: entry `main` for blocks of at most 256 words: one thread per word, segment tree
-//! reduction, the segment leader computes `(s, inv)` into workgroup memory. Entry `main_row`:
+//! reduction, the segment leader computes `(s, inv)` into workgroup memory; on a CPU adapter
+//! entry `main_group` instead, one thread per group, without barriers, and `main_row_short` for
+//! every per-row layout ([`ReducePath`]). Entry `main_row`:
 //! one workgroup per row, looping over the row twice (the second read hits the cache for the
 //! row sizes of training); rows of at most [`SHORT_ROW_WORDS`] words take entry
 //! `main_row_short`, one thread per row. NVFP4, whose block scales need the tensor's maximum,
@@ -21,11 +23,37 @@ use crate::{Error, Gpu, Result};
 /// Rows of at most this many words are quantized one thread per row.
 pub const SHORT_ROW_WORDS: u32 = 16;
 
+/// How scale groups are reduced (same bits either way).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ReducePath {
+    /// Threads share a group through a tree in workgroup memory: per block a thread per packed
+    /// word (entry `main`), per row a workgroup per row (`main_row`; rows of at most
+    /// [`SHORT_ROW_WORDS`] words a thread each, `main_row_short`). What a GPU runs well.
+    Tree,
+    /// A thread per group, no workgroup memory or barriers (entries `main_group`,
+    /// `main_row_short` for per-row layouts of at least [`crate::quant::FUSED_MIN_ROWS`] rows). On lavapipe (2 cores) a barrier splits the shader into pieces run
+    /// invocation by invocation, and the tree's barriers made `main` the slowest quantizer
+    /// (int8 blocks of 32 at 0.046 of copy bandwidth, `kernel_report`).
+    PerThread,
+}
+
+impl ReducePath {
+    /// `PerThread` on a CPU adapter, `Tree` elsewhere.
+    pub fn for_adapter(gpu: &Gpu) -> Self {
+        if gpu.report().device_type == "cpu" {
+            ReducePath::PerThread
+        } else {
+            ReducePath::Tree
+        }
+    }
+}
+
 /// The fused quantizer for one format.
 pub struct QuantizeFused {
     format: Format,
     bgl: wgpu::BindGroupLayout,
     block: wgpu::ComputePipeline,
+    reduce_path: ReducePath,
     row: wgpu::ComputePipeline,
     short: wgpu::ComputePipeline,
     /// Bound as the tensor maximum where the format needs none.
@@ -33,8 +61,14 @@ pub struct QuantizeFused {
 }
 
 impl QuantizeFused {
-    /// Builds the three pipelines for `format`.
+    /// Builds the pipelines for `format`, per-block groups reduced as suits the adapter
+    /// ([`ReducePath::for_adapter`]).
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
+        Self::with_reduce_path(gpu, format, ReducePath::for_adapter(gpu))
+    }
+
+    /// Builds the pipelines for `format` with per-block groups reduced by `path`.
+    pub fn with_reduce_path(gpu: &Gpu, format: Format, path: ReducePath) -> Result<Self> {
         let (bgl, pl) = layouts(
             gpu,
             "quantize_fused",
@@ -43,7 +77,11 @@ impl QuantizeFused {
         let c = format_constant(format);
         Ok(QuantizeFused {
             format,
-            block: pipeline(gpu, "quantize_fused", "main", &pl, &c)?,
+            block: match path {
+                ReducePath::Tree => pipeline(gpu, "quantize_fused", "main", &pl, &c)?,
+                ReducePath::PerThread => pipeline(gpu, "quantize_fused", "main_group", &pl, &c)?,
+            },
+            reduce_path: path,
             row: pipeline(gpu, "quantize_fused", "main_row", &pl, &c)?,
             short: pipeline(gpu, "quantize_fused", "main_row_short", &pl, &c)?,
             no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_fused no tensor amax", 1)?,
@@ -143,8 +181,20 @@ impl QuantizeFused {
         let step = enc.step_state(gpu).clone();
         let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, tensor_amax.buffer()];
         let (pipe, workgroups) = match l.granularity {
-            Granularity::PerRow if l.words_per_row <= SHORT_ROW_WORDS => (&self.short, l.rows.div_ceil(super::WG)),
+            // (A thread per row only where there are rows enough to share out.)
+            Granularity::PerRow
+                if l.words_per_row <= SHORT_ROW_WORDS
+                    || (self.reduce_path == ReducePath::PerThread && l.rows >= crate::quant::FUSED_MIN_ROWS) =>
+            {
+                (&self.short, l.rows.div_ceil(super::WG))
+            }
             Granularity::PerRow => (&self.row, l.rows),
+            _ if self.reduce_path == ReducePath::PerThread => {
+                let groups = l.rows as usize * l.words_per_row.div_ceil(l.seg()) as usize;
+                let workgroups = u32::try_from(groups.div_ceil(super::WG as usize))
+                    .map_err(|_| Error::InvalidArgument(format!("quantize_fused: {groups} groups")))?;
+                (&self.block, workgroups)
+            }
             _ => (&self.block, p.total_tiles),
         };
         dispatch(gpu, enc, "quantize_fused", pipe, &self.bgl, &buffers, workgroups)
