@@ -140,19 +140,19 @@ impl Quantizer {
         scheme: QuantScheme,
         amax: &GpuBuffer<u32>,
     ) -> Result<QuantizedTensor> {
-        Self::needs_amax("quantize_with_amax", scheme)?;
+        Self::check_given_amax("quantize_with_amax", scheme, amax)?;
         self.one_pass(gpu, enc, x, scheme, Some(amax))
     }
 
-    fn needs_amax(op: &str, scheme: QuantScheme) -> Result<()> {
-        if scheme.format.needs_tensor_amax() {
-            Ok(())
-        } else {
-            Err(Error::InvalidArgument(format!(
+    /// What the `_with_amax` entry points accept: a format with a tensor-wide scale, one word.
+    fn check_given_amax(op: &'static str, scheme: QuantScheme, amax: &GpuBuffer<u32>) -> Result<()> {
+        if !scheme.format.needs_tensor_amax() {
+            return Err(Error::InvalidArgument(format!(
                 "{op}: {:?} has no tensor-wide scale, so there is no tensor maximum to give it",
                 scheme.format
-            )))
+            )));
         }
+        crate::kernels::check_len(op, "amax", amax.len(), 1)
     }
 
     fn one_pass(
@@ -165,33 +165,28 @@ impl Quantizer {
     ) -> Result<QuantizedTensor> {
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
-        if let Some(a) = given {
-            crate::kernels::check_len("quantize_with_amax", "amax", a.len(), 1)?;
-        }
         let q = Self::alloc(gpu, enc, l)?;
         if l.format.needs_tensor_amax() {
-            let made;
-            let tensor_amax = match given {
-                Some(a) => a,
-                None => {
-                    made = self.tensor_amax(gpu, enc, x)?;
-                    &made
-                }
-            };
-            k.fused.encode_with_tensor_amax(
-                gpu,
-                enc,
-                x.buffer(),
-                &l,
-                scheme.rounding,
-                tensor_amax,
-                &q.codes,
-                &q.scales,
-            )?;
+            let t = self.given_or_reduced(gpu, enc, x, given)?;
+            k.fused.encode_with_tensor_amax(gpu, enc, x.buffer(), &l, scheme.rounding, &t, &q.codes, &q.scales)?;
         } else {
             k.fused.encode(gpu, enc, x.buffer(), &l, scheme.rounding, &q.codes, &q.scales)?;
         }
         Ok(q)
+    }
+
+    /// The given tensor maximum, or one reduced from `x` here.
+    fn given_or_reduced(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        given: Option<&GpuBuffer<u32>>,
+    ) -> Result<GpuBuffer<u32>> {
+        match given {
+            Some(a) => Ok(a.clone()),
+            None => self.tensor_amax(gpu, enc, x),
+        }
     }
 
     /// Records `absmax` over the whole of `x` (one group, read in x's own coalesced order) into a
@@ -254,8 +249,7 @@ impl Quantizer {
         scheme: QuantScheme,
         amax: &GpuBuffer<u32>,
     ) -> Result<QuantizedTensor> {
-        Self::needs_amax("quantize_transposed_with_amax", scheme)?;
-        crate::kernels::check_len("quantize_transposed_with_amax", "amax", amax.len(), 1)?;
+        Self::check_given_amax("quantize_transposed_with_amax", scheme, amax)?;
         self.transposed("quantize_transposed_with_amax", gpu, enc, x, scheme, None, Some(amax))
     }
 
@@ -298,15 +292,8 @@ impl Quantizer {
             let (xb, rnd) = (x.buffer(), scheme.rounding);
             if sums.is_none() && lt.format.needs_tensor_amax() {
                 // NVFP4: the tensor's maximum (given, or reduced here), then one launch.
-                let made;
-                let t = match given {
-                    Some(a) => a,
-                    None => {
-                        made = self.tensor_amax(gpu, enc, x)?;
-                        &made
-                    }
-                };
-                k.transpose_fused.encode_with_tensor_amax(gpu, enc, xb, &lt, rnd, t, &q.codes, &q.scales)?;
+                let t = self.given_or_reduced(gpu, enc, x, given)?;
+                k.transpose_fused.encode_with_tensor_amax(gpu, enc, xb, &lt, rnd, &t, &q.codes, &q.scales)?;
             } else {
                 k.transpose_fused.encode_with_sums(gpu, enc, xb, &lt, rnd, &q.codes, &q.scales, sums)?;
             }

@@ -131,14 +131,7 @@ impl Kernels {
         rot: Option<(u32, u32)>,
         label: &str,
     ) -> Result<GpuBuffer<f32>> {
-        match rot {
-            Some((b, signs)) => {
-                let r = rec.scratch::<f32>(gpu, label, rows * cols)?;
-                self.hadamard.encode_signed(gpu, rec, x, &r, (rows, cols), b, Axis::Rows, signs)?;
-                Ok(r)
-            }
-            None => Ok(x.clone()),
-        }
+        Ok(self.rotate(gpu, rec, x, (rows, cols), rot, label, false)?.0)
     }
 
     /// `x` `[rows, cols]` rotated as by [`Kernels::rotated`], then its transpose quantized under
@@ -157,20 +150,36 @@ impl Kernels {
         label: &str,
         q: QuantScheme,
     ) -> Result<QuantizedTensor> {
-        match rot {
-            Some((b, signs)) if q.format.needs_tensor_amax() => {
-                let r = rec.scratch::<f32>(gpu, label, rows * cols)?;
-                let amax = rec.scratch::<u32>(gpu, "rotated amax", 1)?;
-                self.hadamard.encode_signed_with_amax(gpu, rec, x, &r, (rows, cols), b, Axis::Rows, signs, &amax)?;
-                let t = GpuTensor::from_buffer(r, &[rows, cols])?;
-                self.qz.quantize_transposed_with_amax(gpu, rec, &t, q, &amax)
-            }
-            _ => {
-                let r = self.rotated(gpu, rec, x, rows, cols, rot, label)?;
-                let t = GpuTensor::from_buffer(r, &[rows, cols])?;
-                self.qz.quantize_transposed(gpu, rec, &t, q)
-            }
+        let (r, amax) = self.rotate(gpu, rec, x, (rows, cols), rot, label, q.format.needs_tensor_amax())?;
+        let t = GpuTensor::from_buffer(r, &[rows, cols])?;
+        match amax {
+            Some(a) => self.qz.quantize_transposed_with_amax(gpu, rec, &t, q, &a),
+            None => self.qz.quantize_transposed(gpu, rec, &t, q),
         }
+    }
+
+    /// Both of the above: the rotation, and with `with_amax` the rotated tensor's maximum (none
+    /// without a rotation).
+    #[allow(clippy::too_many_arguments)]
+    fn rotate(
+        &self,
+        gpu: &Gpu,
+        rec: &mut impl Record,
+        x: &GpuBuffer<f32>,
+        shape: (usize, usize),
+        rot: Option<(u32, u32)>,
+        label: &str,
+        with_amax: bool,
+    ) -> Result<(GpuBuffer<f32>, Option<GpuBuffer<u32>>)> {
+        let Some((b, signs)) = rot else { return Ok((x.clone(), None)) };
+        let r = rec.scratch::<f32>(gpu, label, shape.0 * shape.1)?;
+        if !with_amax {
+            self.hadamard.encode_signed(gpu, rec, x, &r, shape, b, Axis::Rows, signs)?;
+            return Ok((r, None));
+        }
+        let amax = rec.scratch::<u32>(gpu, "rotated amax", 1)?;
+        self.hadamard.encode_signed_with_amax(gpu, rec, x, &r, shape, b, Axis::Rows, signs, &amax)?;
+        Ok((r, Some(amax)))
     }
 
     /// `c ← epilogue(A·Bᵀ)` for packed operands, with whichever kernel multiplies their formats.
