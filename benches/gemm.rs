@@ -22,7 +22,7 @@ fn run(gpu: &Gpu, f: impl Fn(&mut wgpu::CommandEncoder)) {
 fn gemms(c: &mut Criterion) {
     let gpu = Gpu::new().expect("benchmarks need a GPU adapter");
     eprintln!("adapter: {}", gpu.report());
-    let sizes: &[usize] = if gpu.report().device_type == "cpu" { &[256, 512] } else { &[256, 512, 1024, 2048] };
+    let sizes: &[usize] = if gpu.is_cpu() { &[256, 512] } else { &[256, 512, 1024, 2048] };
     let f32k = GemmF32::new(&gpu).unwrap();
     let naive = GemmF32Naive::new(&gpu).unwrap();
     let qz = Quantizer::new(&gpu).unwrap();

@@ -126,7 +126,7 @@ fn peaks(gpu: &Gpu, cpu: bool) -> Result<(f64, f64)> {
 }
 
 fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
-    let cpu = gpu.report().device_type == "cpu";
+    let cpu = gpu.is_cpu();
     let (peak_f32, peak_dot) = peaks(gpu, cpu)?;
     let max = a.max_square.unwrap_or(if cpu { 1024 } else { 2048 });
     let mut shapes: Vec<(&str, usize, usize, usize)> =

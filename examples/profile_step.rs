@@ -94,7 +94,7 @@ fn run() -> lowbit::Result<()> {
         // Warm-up: the plan is built and three steps run, and on a GPU at least 1.5 s of them — a
         // freshly built pipeline ran 2–5× below its steady speed for its first half-second or so
         // on the H100's driver.
-        let warm_for = if gpu.report().device_type == "cpu" { 0.0 } else { 1.5 };
+        let warm_for = if gpu.is_cpu() { 0.0 } else { 1.5 };
         let start = Instant::now();
         let mut i = 0;
         while i < 3 || start.elapsed().as_secs_f64() < warm_for {

@@ -361,6 +361,12 @@ impl Gpu {
         &self.shared.report
     }
 
+    /// Whether the adapter reports itself a CPU (lavapipe does): kernels whose best layout
+    /// differs there (a workgroup barrier costs a CPU far more than a GPU) choose by it.
+    pub fn is_cpu(&self) -> bool {
+        self.report().device_type == "cpu"
+    }
+
     /// The device's limits.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.shared.limits

@@ -116,7 +116,7 @@ impl TileCache {
     /// from large per-thread blocks (llvmpipe, 2 cores: the GPT's projections ran 1.5–3.5×
     /// faster on the 128 tile than on the 32 tile the GPU heuristic gives their shapes).
     pub fn new(gpu: &Gpu) -> Self {
-        TileCache { tuned: Default::default(), cpu: gpu.report().device_type == "cpu" }
+        TileCache { tuned: Default::default(), cpu: gpu.is_cpu() }
     }
 
     /// The tuned tile for this shape's class, if `tune` ran for it.

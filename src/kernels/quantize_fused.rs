@@ -40,7 +40,7 @@ pub enum ReducePath {
 impl ReducePath {
     /// `PerThread` on a CPU adapter, `Tree` elsewhere.
     pub fn for_adapter(gpu: &Gpu) -> Self {
-        if gpu.report().device_type == "cpu" {
+        if gpu.is_cpu() {
             ReducePath::PerThread
         } else {
             ReducePath::Tree
