@@ -3,8 +3,11 @@
 //! (bytes counted as read + written: f32 input, packed codes, scales).
 //!
 //! Then for every GEMM and shape `{"kernel", "m", "n", "k", "gops", "f32_gflops", "ratio"}` with
-//! lowbit's tiled f32 GEMM on the same shape in the same run as the baseline, and a line per shape
-//! comparing that f32 GEMM with the naive one-thread-per-output kernel. Before the GEMMs, the
+//! lowbit's f32 GEMM on the same shape in the same run as the baseline (what `GemmF32::encode`
+//! runs: the tiled kernel, or on a CPU adapter with 8-lane subgroups `gemm_f32_lanes`, whose
+//! lines have `"tile": "lanes"` and a `gemm_f32_tiled` line beside them with the tiled kernel's
+//! best tile), and a line per shape comparing that f32 GEMM with the naive one-thread-per-output
+//! kernel. Before the GEMMs, the
 //! adapter's measured f32 FMA and int8 dot-product rates (`peak_f32`, `peak_dot4i8`, from the
 //! `peak` kernel: no memory traffic), and each GEMM line's `peak_fraction` is its throughput over
 //! the rate of the unit it runs on (int GEMMs: dot products; f32, FP8, naive: f32 FMA). Where the
@@ -172,17 +175,28 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
         fp8.tune(gpu, m, n, k)?;
         let t_f32 = gpu_seconds(gpu, iters, 3, |e| f32k.encode(gpu, e, at.buffer(), bt.buffer(), shape, &epi, &c))?;
         let f32_gflops = flops / t_f32 / 1e9;
-        let emit = |kernel: &str, gops: f64, tile: Option<Tile>| {
+        let emit = |kernel: &str, gops: f64, tile: Option<String>| {
             let peak = if kernel.starts_with("gemm_int") { peak_dot } else { peak_f32 };
             println!(
                 "{}",
                 json!({"kernel": kernel, "shape": label, "m": m, "n": n, "k": k, "gops": (gops * 100.0).round() / 100.0,
                        "f32_gflops": (f32_gflops * 100.0).round() / 100.0, "ratio": (gops / f32_gflops * 1000.0).round() / 1000.0,
                        "peak_fraction": (gops / peak * 1000.0).round() / 1000.0,
-                       "tile": tile.map(|t| format!("{t:?}"))})
+                       "tile": tile})
             );
         };
-        emit("gemm_f32", f32_gflops, f32k.tuned(m, n, k));
+        let tile_name = |t: Option<Tile>| t.map(|t| format!("{t:?}"));
+        if f32k.uses_lanes() {
+            // The dispatcher ran gemm_f32_lanes; the tiled kernel's best tile beside it.
+            emit("gemm_f32", f32_gflops, Some("lanes".into()));
+            let tile = f32k.tuned(m, n, k).unwrap_or(Tile::T128);
+            let t = gpu_seconds(gpu, iters, 3, |e| {
+                f32k.encode_with(gpu, e, tile, at.buffer(), bt.buffer(), shape, &epi, &c)
+            })?;
+            emit("gemm_f32_tiled", flops / t / 1e9, Some(format!("{tile:?}")));
+        } else {
+            emit("gemm_f32", f32_gflops, tile_name(f32k.tuned(m, n, k)));
+        }
         if flops <= 2.0 * 1024f64.powi(3) {
             let t =
                 gpu_seconds(gpu, iters.min(3), 1, |e| naive.encode(gpu, e, at.buffer(), bt.buffer(), shape, &epi, &c))?;
@@ -194,14 +208,14 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
             let qb = qz.quantize(gpu, &mut enc, &bt, QuantScheme::per_row(*fb))?;
             gpu.queue.submit([enc.finish()]);
             let t = gpu_seconds(gpu, iters, 3, |e| kern.encode(gpu, e, &qa, &qb, &epi, &c))?;
-            emit(&format!("gemm_int_{fa}x{fb}"), flops / t / 1e9, kern.tuned(m, n, k));
+            emit(&format!("gemm_int_{fa}x{fb}"), flops / t / 1e9, tile_name(kern.tuned(m, n, k)));
         }
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         let qa = qz.quantize(gpu, &mut enc, &at, QuantScheme::per_row(Format::Fp8E4M3))?;
         let qb = qz.quantize(gpu, &mut enc, &bt, QuantScheme::per_row(Format::Fp8E4M3))?;
         gpu.queue.submit([enc.finish()]);
         let t = gpu_seconds(gpu, iters, 3, |e| fp8.encode(gpu, e, &qa, &qb, &epi, &c))?;
-        emit("gemm_fp8_e4m3xe4m3", flops / t / 1e9, fp8.tuned(m, n, k));
+        emit("gemm_fp8_e4m3xe4m3", flops / t / 1e9, tile_name(fp8.tuned(m, n, k)));
     }
     Ok(())
 }

@@ -62,6 +62,11 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "dequantize", includes: QUANT_INCLUDES, body: include_str!("../shaders/dequantize.wgsl") },
     KernelSource { name: "gemm_f32", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_f32.wgsl") },
     KernelSource {
+        name: "gemm_f32_lanes",
+        includes: GEMM_INCLUDES,
+        body: include_str!("../shaders/gemm_f32_lanes.wgsl"),
+    },
+    KernelSource {
         name: "gemm_f32_naive",
         includes: GEMM_INCLUDES,
         body: include_str!("../shaders/gemm_f32_naive.wgsl"),
@@ -117,8 +122,8 @@ pub const UNCHECKED: &[&str] = &["gemm_f32", "gemm_f32_naive", "gemm_fp8", "gemm
 
 /// Kernels that need an adapter feature beyond lowbit's baseline, with the naga capabilities
 /// that validate them: `peak_coop` uses cooperative matrices (SPIR-V's `CooperativeMatrixKHR`;
-/// no MSL or HLSL translation), f16 and subgroups.
-pub const NEEDS_FEATURES: &[&str] = &["peak_coop"];
+/// no MSL or HLSL translation), f16 and subgroups; `gemm_f32_lanes` uses subgroups.
+pub const NEEDS_FEATURES: &[&str] = &["peak_coop", "gemm_f32_lanes"];
 
 /// Whether kernel `name` is compiled without naga's runtime checks (see [`UNCHECKED`]).
 pub fn runs_unchecked(name: &str) -> bool {

@@ -12,6 +12,7 @@ use common::{assert_u32_eq, data, gpu, submit_with as submit};
 use lowbit::format::Format;
 use lowbit::kernels::gemm::{Epilogue, Tile};
 use lowbit::kernels::gemm_f32::{GemmF32, GemmShape};
+use lowbit::kernels::gemm_f32_lanes::GemmF32Lanes;
 use lowbit::kernels::gemm_f32_naive::GemmF32Naive;
 use lowbit::kernels::gemm_fp8::GemmFp8;
 use lowbit::kernels::gemm_int::{int_tiles, GemmInt};
@@ -651,6 +652,132 @@ fn integer_gemms_past_the_i32_range_sum_in_exact_chunks() {
         }
     }
     assert!(tested >= 10, "{tested} pairs");
+}
+
+#[test]
+fn lane_gemm_matches_the_reference_where_the_adapter_has_it_and_is_refused_elsewhere() {
+    let g = gpu();
+    let dispatcher = GemmF32::new(g).unwrap();
+    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
+    // lavapipe on x86 (CI's adapter) must have it: a missing lane kernel there is a failure.
+    assert!(!eight_lane_cpu || GemmF32Lanes::available(g), "a CPU adapter with 8-lane subgroups lacks gemm_f32_lanes");
+    if !GemmF32Lanes::available(g) {
+        let err = GemmF32Lanes::new(g).err().expect("gemm_f32_lanes built without 8-lane subgroups");
+        assert!(err.to_string().contains("subgroups"), "{err}");
+        assert!(!dispatcher.uses_lanes());
+        return;
+    }
+    let lanes = GemmF32Lanes::new(g).unwrap();
+    let llvmpipe = g.report().name.contains("llvmpipe");
+    // The dispatcher takes the lane kernel for every shape on a CPU adapter; vec4 loads where they
+    // stay within rows, scalar loads elsewhere (K = 17; M = 33 with A stored [K, M]; N = 65 with B
+    // stored [K, N]).
+    assert_eq!(dispatcher.uses_lanes(), g.is_cpu());
+    for (s, vec4) in [
+        (GemmShape::nt(33, 65, 20), true),
+        (GemmShape { m: 36, n: 68, k: 20, trans_a: true, trans_b: true }, true),
+        (GemmShape::nt(33, 65, 17), false),
+        (GemmShape { m: 33, n: 64, k: 20, trans_a: true, trans_b: false }, false),
+        (GemmShape { m: 32, n: 65, k: 20, trans_a: false, trans_b: true }, false),
+    ] {
+        assert_eq!(GemmF32Lanes::vectorized(s), vec4, "{s:?}");
+    }
+    // Tails in M and N of the 16 x 32 tile, K of one step and of many, every layout: the first
+    // four shapes run on vec4 loads in every layout, the others on scalar loads in some or all.
+    let shapes: &[(usize, usize, usize)] = &[
+        (4, 4, 4),
+        (36, 68, 20),
+        (260, 132, 300),
+        (12, 1000, 8),
+        (1, 1, 1),
+        (33, 65, 17),
+        (5, 70, 1000),
+        (257, 129, 30),
+    ];
+    for &(m, n, k) in shapes {
+        let a = data(m * k, 81, false);
+        let b = data(n * k, 82, false);
+        let bias = data(n, 83, false);
+        let old = data(m * n, 84, false);
+        let (ab, bb) = (common::buf(&a), common::buf(&b));
+        let biasb = common::buf(&bias);
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let s = GemmShape { m, n, k, trans_a: ta, trans_b: tb };
+            for variant in 0..3 {
+                let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
+                let (epi, eref) = match variant {
+                    0 => (Epilogue::default(), EpilogueRef::default()),
+                    1 => (
+                        Epilogue { bias: Some(&biasb), relu: true, ..Default::default() },
+                        EpilogueRef { bias: Some(&bias), relu: true, ..Default::default() },
+                    ),
+                    _ => (
+                        Epilogue { accumulate: true, amax: Some(&amax), ..Default::default() },
+                        EpilogueRef { old: Some(&old), ..Default::default() },
+                    ),
+                };
+                submit(|e| lanes.encode(g, e, &ab, &bb, s, &epi, &c).unwrap());
+                let got = c.read(g).unwrap();
+                let want = reference::gemm_f32_lanes::gemm_f32_lanes(&a, &b, m, n, k, ta, tb, &eref);
+                if llvmpipe {
+                    // The same multiplies and adds in the same order as the tiled kernel (unsplit at
+                    // these shapes), neither fused: the same bits.
+                    let tiled = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                    submit(|e| dispatcher.encode_with(g, e, Tile::T64, &ab, &bb, s, &epi, &tiled).unwrap());
+                    assert_u32_eq(
+                        &format!("lanes vs tiled {m}x{n}x{k} ta={ta} tb={tb} epilogue {variant}"),
+                        &got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        &tiled.read(g).unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    );
+                }
+                check(
+                    &format!("gemm_f32_lanes {m}x{n}x{k} ta={ta} tb={tb} epilogue {variant}"),
+                    &got,
+                    &want,
+                    f32_bound(k),
+                );
+                if variant == 2 {
+                    let want_max = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
+                    assert_eq!(f32::from_bits(amax.read(g).unwrap()[0]), want_max, "amax of {m}x{n}x{k}");
+                }
+            }
+        }
+    }
+    // Batched: each product reads and writes its own slice (vec4 and scalar loads).
+    let batches = 3;
+    for (m, n, k, ta, tb) in [
+        (36, 68, 20, false, false),
+        (36, 68, 20, false, true),
+        (36, 68, 20, true, false),
+        (36, 68, 20, true, true),
+        (33, 65, 17, true, true),
+        (33, 65, 17, false, false),
+    ] {
+        let a = data(batches * m * k, 85, false);
+        let b = data(batches * n * k, 86, false);
+        let s = GemmShape { m, n, k, trans_a: ta, trans_b: tb };
+        let c = GpuBuffer::<f32>::zeros(g, "c", batches * m * n).unwrap();
+        submit(|e| {
+            lanes
+                .encode_batched(g, e, &common::buf(&a), &common::buf(&b), s, batches, &Epilogue::default(), &c)
+                .unwrap()
+        });
+        let got = c.read(g).unwrap();
+        for i in 0..batches {
+            let want = reference::gemm_f32_lanes::gemm_f32_lanes(
+                &a[i * m * k..(i + 1) * m * k],
+                &b[i * n * k..(i + 1) * n * k],
+                m,
+                n,
+                k,
+                ta,
+                tb,
+                &EpilogueRef::default(),
+            );
+            check(&format!("lanes batch {i} ({ta}, {tb})"), &got[i * m * n..(i + 1) * m * n], &want, f32_bound(k));
+        }
+    }
 }
 
 #[test]

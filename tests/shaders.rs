@@ -113,7 +113,7 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
         (_, "TPT") => vec![2.0, 4.0],
         ("gemm_int", "FMT_A" | "FMT_B") => vec![0.0, 1.0, 4.0, 5.0, 6.0],
         ("gemm_fp8", "FMT_A" | "FMT_B") => vec![2.0, 3.0],
-        (_, "WHOLE_K" | "B_CODES") => vec![0.0, 1.0],
+        (_, "WHOLE_K" | "B_CODES" | "TRANS_A" | "TRANS_B") => vec![0.0, 1.0],
         (k, n) => panic!("{k} declares the pipeline constant {n}, which this test does not know: add its values"),
     }
 }
@@ -153,7 +153,9 @@ fn every_pipeline_translates_to_msl_hlsl_and_spirv() {
         let info = validator(k.name).validate(&module).unwrap();
         // Cooperative matrices of 16×16 exist only in SPIR-V (Vulkan's VK_KHR_cooperative_matrix);
         // wgpu offers them on Metal as 8×8 simdgroup matrices only, and not on DX12.
-        let spirv_only = NEEDS_FEATURES.contains(&k.name);
+        let spirv_only = k.name == "peak_coop";
+        // Subgroup operations need shader model 6 on DX12 (wave intrinsics).
+        let needs_sm6 = NEEDS_FEATURES.contains(&k.name);
         let policy =
             if UNCHECKED.contains(&k.name) { BoundsCheckPolicy::Unchecked } else { BoundsCheckPolicy::Restrict };
         let checks = BoundsCheckPolicies { index: policy, buffer: policy, image_load: policy, binding_array: policy };
@@ -181,7 +183,12 @@ fn every_pipeline_translates_to_msl_hlsl_and_spirv() {
                         failures.push(format!("{what}: MSL {lang:?}: {e:?}"));
                     }
                 }
-                for model in if spirv_only { vec![] } else { vec![hlsl::ShaderModel::V5_1, hlsl::ShaderModel::V6_4] } {
+                let models = match (spirv_only, needs_sm6) {
+                    (true, _) => vec![],
+                    (false, true) => vec![hlsl::ShaderModel::V6_4],
+                    (false, false) => vec![hlsl::ShaderModel::V5_1, hlsl::ShaderModel::V6_4],
+                };
+                for model in models {
                     let options = hlsl::Options {
                         shader_model: model,
                         restrict_indexing: policy == BoundsCheckPolicy::Restrict,

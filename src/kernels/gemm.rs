@@ -42,6 +42,11 @@ impl Tile {
         16 * self.tpt()
     }
 
+    /// `(rows, columns)`: the edge twice.
+    pub fn rect(self) -> (u32, u32) {
+        (self.edge(), self.edge())
+    }
+
     /// The shader entry point that runs this tile.
     pub fn entry(self) -> &'static str {
         match self {
@@ -304,9 +309,14 @@ impl Dummies {
 /// `(tiles_n, total_tiles)` for an `m × n` output in `tile × tile` tiles, checked against one
 /// dispatch's reach.
 pub(crate) fn tiles(m: u32, n: u32, tile: u32) -> Result<(u32, u32)> {
-    let tn = n.div_ceil(tile);
+    tiles_rect(m, n, tile, tile)
+}
+
+/// [`tiles`] for tiles of `tile_m` rows and `tile_n` columns.
+pub(crate) fn tiles_rect(m: u32, n: u32, tile_m: u32, tile_n: u32) -> Result<(u32, u32)> {
+    let tn = n.div_ceil(tile_n);
     let total = m
-        .div_ceil(tile)
+        .div_ceil(tile_m)
         .checked_mul(tn)
         .ok_or_else(|| Error::InvalidArgument(format!("{m}x{n} output has too many tiles")))?;
     grid(total)?;

@@ -38,6 +38,21 @@ impl GemmF32Naive {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        encode_f32(gpu, enc, "gemm_f32_naive", &self.bgl, &self.pipeline, &self.dummies, 16, a, b, s, epi, c, false, 1)
+        encode_f32(
+            gpu,
+            enc,
+            "gemm_f32_naive",
+            &self.bgl,
+            &self.pipeline,
+            &self.dummies,
+            (16, 16),
+            a,
+            b,
+            s,
+            epi,
+            c,
+            false,
+            1,
+        )
     }
 }

@@ -1,0 +1,104 @@
+//! `gemm_f32_lanes`: the f32 GEMM for CPU adapters whose subgroup is one 8-lane SIMD vector
+//! (lavapipe on x86 with AVX2: `subgroup_sizes` 8..8).
+//!
+//! Math: as [`super::gemm_f32`], `C = epilogue(op(A)·op(B)ᵀ)` with A stored `[M, K]` or `[K, M]`
+//! and B stored `[N, K]` or `[K, N]`, products in a batch one after another. Layout: a workgroup
+//! is one subgroup of 8 invocations and owns 16 rows × 32 columns of C; K runs in steps of 4, each
+//! lane loading vec4s of both operands and receiving A's values from the other lanes by
+//! `subgroupBroadcast`, so no value goes through workgroup memory (on llvmpipe every workgroup or
+//! buffer load runs lane by lane, which is what held the tiled kernel there to ~0.1 of the FMA
+//! rate). The vec4s are loaded as such where each stays within a row of its operand (`K`, and `M`
+//! where A is stored `[K, M]` or `N` where B is stored `[K, N]`, multiples of 4:
+//! [`GemmF32Lanes::vectorized`]), else assembled from scalar loads (the `main_scalar` entry).
+//! Never split along K. [`super::gemm_f32::GemmF32`] takes this kernel for every shape where the
+//! adapter has it (a CPU adapter). Bindings: as gemm_f32's. Reference:
+//! [`crate::reference::gemm_f32_lanes`].
+
+use super::gemm::{Dummies, Epilogue, F32_SLOTS};
+use super::gemm_f32::{encode_f32, GemmShape};
+use super::{layouts, pipeline};
+use crate::tensor::GpuBuffer;
+use crate::{Error, Gpu, Result};
+
+/// Rows of C per workgroup.
+pub const TILE_M: u32 = 16;
+/// Columns of C per workgroup.
+pub const TILE_N: u32 = 32;
+/// Invocations per workgroup, which must be the adapter's one subgroup size.
+pub const LANES: u32 = 8;
+
+/// The f32 GEMM for 8-lane CPU subgroups.
+pub struct GemmF32Lanes {
+    bgl: wgpu::BindGroupLayout,
+    /// Indexed by `4·scalar + 2·trans_a + trans_b`.
+    pipelines: Vec<wgpu::ComputePipeline>,
+    dummies: Dummies,
+}
+
+impl GemmF32Lanes {
+    /// Whether `gpu` can run this kernel: subgroups enabled and every subgroup exactly
+    /// [`LANES`] wide (so a workgroup of 8 is one subgroup).
+    pub fn available(gpu: &Gpu) -> bool {
+        gpu.device.features().contains(wgpu::Features::SUBGROUP) && gpu.report().subgroup_sizes == Some((LANES, LANES))
+    }
+
+    /// Whether shape `s` runs on vec4 loads (the faster entry): K a multiple of 4, and M (A stored
+    /// `[K, M]`) or N (B stored `[K, N]`) too. Other shapes assemble their vec4s from scalars.
+    pub fn vectorized(s: GemmShape) -> bool {
+        s.k.is_multiple_of(4) && (!s.trans_a || s.m.is_multiple_of(4)) && (!s.trans_b || s.n.is_multiple_of(4))
+    }
+
+    /// Builds both entries' pipelines for the four layouts; an error on an adapter without 8-lane
+    /// subgroups.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        if !Self::available(gpu) {
+            return Err(Error::InvalidArgument(format!(
+                "gemm_f32_lanes needs subgroups of exactly {LANES} invocations; this adapter has subgroups {} of \
+                 sizes {:?}",
+                gpu.report().subgroups,
+                gpu.report().subgroup_sizes
+            )));
+        }
+        let (bgl, pl) = layouts(gpu, "gemm_f32_lanes", F32_SLOTS);
+        let mut pipelines = Vec::new();
+        for entry in ["main", "main_scalar"] {
+            for (ta, tb) in [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)] {
+                pipelines.push(pipeline(gpu, "gemm_f32_lanes", entry, &pl, &[("TRANS_A", ta), ("TRANS_B", tb)])?);
+            }
+        }
+        Ok(GemmF32Lanes { bgl, pipelines, dummies: Dummies::new(gpu)? })
+    }
+
+    /// Records `c ← epilogue(op(a)·op(b)ᵀ)`.
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        a: &GpuBuffer<f32>,
+        b: &GpuBuffer<f32>,
+        s: GemmShape,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        self.encode_batched(gpu, enc, a, b, s, 1, epi, c)
+    }
+
+    /// Records `batches` products of shape `s`, as [`super::gemm_f32::GemmF32::encode_batched`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_batched(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        a: &GpuBuffer<f32>,
+        b: &GpuBuffer<f32>,
+        s: GemmShape,
+        batches: usize,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let scalar = !Self::vectorized(s) as usize;
+        let p = &self.pipelines[4 * scalar + 2 * s.trans_a as usize + s.trans_b as usize];
+        let tile = (TILE_M, TILE_N);
+        encode_f32(gpu, enc, "gemm_f32_lanes", &self.bgl, p, &self.dummies, tile, a, b, s, epi, c, false, batches)
+    }
+}
