@@ -8,6 +8,9 @@
 // Entry `main_row`: one workgroup per row (flat workgroup index = row), for per-row scales.
 // Entry `main_row_short`: one thread per row, for rows of few words (an im2col matrix of a
 // first convolution has rows of kh·kw·c values), where a workgroup per row would idle.
+// Entries `main_group_v4`, `main_row_short_v4`: `main_group` and `main_row_short` reading x as
+// vec4s (binding 1 as x4), where the format's codes per word and the row length are multiples of
+// 4: on a CPU adapter every load runs lane by lane, so a vec4 costs about what one f32 does.
 // NVFP4, whose block scales depend on the tensor's maximum, reads it from tensor_amax[0] (written
 // by an absmax launch before this one: two launches instead of absmax -> scale -> quantize's three,
 // same bits); other formats ignore that binding.
@@ -17,6 +20,8 @@
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
+// x again, as vec4s (the _v4 entries only).
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> codes: array<u32>;
 @group(0) @binding(3) var<storage, read_write> scales: array<f32>;
 @group(0) @binding(4) var<uniform> st: StepState;
@@ -166,5 +171,83 @@ fn main_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     scales[group_of(p, row, w0 * fmt_per_word())] = si.x;
     for (var w = w0; w < w1; w++) {
         codes[row * p.words_per_row + w] = pack_word(row, w, si.y);
+    }
+}
+
+// word_amax over vec4s (codes per word and p.cols multiples of 4: a vec4 is in the row or past it).
+fn word_amax4(row: u32, word: u32) -> u32 {
+    let per_word = fmt_per_word();
+    var m = 0u;
+    for (var i = 0u; i < per_word; i += 4u) {
+        let col = word * per_word + i;
+        if (col < p.cols) {
+            let v = x4[(row * p.cols + col) / 4u];
+            m = max(m, max(max(amax_bits(v.x), amax_bits(v.y)), max(amax_bits(v.z), amax_bits(v.w))));
+        }
+    }
+    return m;
+}
+
+// pack_word over vec4s: the same codes, draws and shifts.
+fn pack_word4(row: u32, word: u32, s_inv: f32) -> u32 {
+    let per_word = fmt_per_word();
+    let b = fmt_bits();
+    let stochastic = p.stochastic == 1u;
+    let key = rng_key(p.seed, p.stream + st.stream_base);
+    var packed = 0u;
+    for (var i = 0u; i < per_word; i += 4u) {
+        let col = word * per_word + i;
+        if (col < p.cols) {
+            let idx = row * p.cols + col;
+            let v = x4[idx / 4u];
+            var r = vec4<u32>();
+            if (stochastic) {
+                r = vec4<u32>(rng_draw24(key, idx), rng_draw24(key, idx + 1u), rng_draw24(key, idx + 2u),
+                              rng_draw24(key, idx + 3u));
+            }
+            packed |= fmt_quantize(v.x, s_inv, stochastic, r.x) << (i * b);
+            packed |= fmt_quantize(v.y, s_inv, stochastic, r.y) << ((i + 1u) * b);
+            packed |= fmt_quantize(v.z, s_inv, stochastic, r.z) << ((i + 2u) * b);
+            packed |= fmt_quantize(v.w, s_inv, stochastic, r.w) << ((i + 3u) * b);
+        }
+    }
+    return packed;
+}
+
+@compute @workgroup_size(256)
+fn main_row_short_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = flat_workgroup(wg, nwg) * WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    var m = 0u;
+    for (var word = 0u; word < p.words_per_row; word++) {
+        m = max(m, word_amax4(row, word));
+    }
+    let si = group_scale_of(bitcast<f32>(m));
+    scales[row] = si.x;
+    for (var word = 0u; word < p.words_per_row; word++) {
+        codes[row * p.words_per_row + word] = pack_word4(row, word, si.y);
+    }
+}
+
+@compute @workgroup_size(256)
+fn main_group_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let per_row = (p.words_per_row + p.seg - 1u) / p.seg;
+    let t = flat_workgroup(wg, nwg) * WG + lid;
+    if (t >= p.rows * per_row) {
+        return;
+    }
+    let row = t / per_row;
+    let w0 = (t % per_row) * p.seg;
+    let w1 = min(w0 + p.seg, p.words_per_row);
+    var m = 0u;
+    for (var w = w0; w < w1; w++) {
+        m = max(m, word_amax4(row, w));
+    }
+    let si = group_scale_of(bitcast<f32>(m));
+    scales[group_of(p, row, w0 * fmt_per_word())] = si.x;
+    for (var w = w0; w < w1; w++) {
+        codes[row * p.words_per_row + w] = pack_word4(row, w, si.y);
     }
 }

@@ -18,7 +18,9 @@ fn qz() -> &'static Quantizer {
 }
 
 // Includes many short rows (one thread per row) beside long ones (a workgroup per row).
-const SHAPES: &[(usize, usize)] = &[(1, 1), (1, 1757), (33, 65), (3, 1000), (70, 129), (2, 5000), (600, 25)];
+// (80, 36): rows enough for a thread per row on CPU adapters, whose row length splits into vec4s
+// but not into whole words of the 4- and 2-bit formats.
+const SHAPES: &[(usize, usize)] = &[(1, 1), (1, 1757), (33, 65), (3, 1000), (70, 129), (2, 5000), (600, 25), (80, 36)];
 const GRANULARITIES: &[Granularity] = &[
     Granularity::PerTensor,
     Granularity::PerRow,

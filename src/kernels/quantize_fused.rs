@@ -6,7 +6,9 @@
 //! Layout: entry `main` for blocks of at most 256 words: one thread per word, segment tree
 //! reduction, the segment leader computes `(s, inv)` into workgroup memory; on a CPU adapter
 //! entry `main_group` instead, one thread per group, without barriers, and `main_row_short` for
-//! every per-row layout ([`ReducePath`]). Entry `main_row`:
+//! every per-row layout ([`ReducePath`]); both as `_v4` entries that read x as vec4s where the
+//! format packs a multiple of 4 codes per word and rows hold a multiple of 4 values (on lavapipe
+//! each load runs lane by lane, so a vec4 costs about what one f32 does). Entry `main_row`:
 //! one workgroup per row, looping over the row twice (the second read hits the cache for the
 //! row sizes of training); rows of at most [`SHORT_ROW_WORDS`] words take entry
 //! `main_row_short`, one thread per row. NVFP4, whose block scales need the tensor's maximum,
@@ -56,6 +58,9 @@ pub struct QuantizeFused {
     reduce_path: ReducePath,
     row: wgpu::ComputePipeline,
     short: wgpu::ComputePipeline,
+    /// `main_group_v4` and `main_row_short_v4`: on the per-thread path, for formats whose codes
+    /// per word are a multiple of 4 (taken for rows of a multiple of 4 values).
+    v4: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
     /// Bound as the tensor maximum where the format needs none.
     no_tensor_amax: GpuBuffer<u32>,
 }
@@ -75,7 +80,16 @@ impl QuantizeFused {
             &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Read],
         );
         let c = format_constant(format);
+        let v4 = if path == ReducePath::PerThread && format.per_word().is_multiple_of(4) {
+            Some((
+                pipeline(gpu, "quantize_fused", "main_group_v4", &pl, &c)?,
+                pipeline(gpu, "quantize_fused", "main_row_short_v4", &pl, &c)?,
+            ))
+        } else {
+            None
+        };
         Ok(QuantizeFused {
+            v4,
             format,
             block: match path {
                 ReducePath::Tree => pipeline(gpu, "quantize_fused", "main", &pl, &c)?,
@@ -180,20 +194,22 @@ impl QuantizeFused {
         let params = uniform(gpu, "quantize_fused params", &p);
         let step = enc.step_state(gpu).clone();
         let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, tensor_amax.buffer()];
+        // The vec4 entries where rows split into whole vec4s.
+        let v4 = self.v4.as_ref().filter(|_| l.cols.is_multiple_of(4));
         let (pipe, workgroups) = match l.granularity {
             // (A thread per row only where there are rows enough to share out.)
             Granularity::PerRow
                 if l.words_per_row <= SHORT_ROW_WORDS
                     || (self.reduce_path == ReducePath::PerThread && l.rows >= crate::quant::FUSED_MIN_ROWS) =>
             {
-                (&self.short, l.rows.div_ceil(super::WG))
+                (v4.map_or(&self.short, |v| &v.1), l.rows.div_ceil(super::WG))
             }
             Granularity::PerRow => (&self.row, l.rows),
             _ if self.reduce_path == ReducePath::PerThread => {
                 let groups = l.rows as usize * l.words_per_row.div_ceil(l.seg()) as usize;
                 let workgroups = u32::try_from(groups.div_ceil(super::WG as usize))
                     .map_err(|_| Error::InvalidArgument(format!("quantize_fused: {groups} groups")))?;
-                (&self.block, workgroups)
+                (v4.map_or(&self.block, |v| &v.0), workgroups)
             }
             _ => (&self.block, p.total_tiles),
         };
