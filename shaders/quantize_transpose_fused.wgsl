@@ -16,6 +16,10 @@
 // `main_block` (no sums): the same 32 rows × 8 lanes, one block of block_div columns of L at a
 // time: the lanes reduce the block, one thread per row computes its scale, the lanes pack the
 // block's words.
+// Entries `main_thread` and `main_block_thread` (CPU adapters, where a barrier splits the shader
+// and costs more than the reduction it orders): the same outputs from one thread per row of L,
+// 32 per workgroup, no workgroup memory; the row sums keep col_sum's order (eight interleaved
+// partial sums per chunk, added in lane order, then the chunks in order).
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32), 3 scales
 // (read_write f32, one per row of L), 4 step (StepState), 5 sums (read_write f32, rows of L),
 // 6 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only).
@@ -145,6 +149,70 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
             for (var word = blk * words_per_block + ly; word < min((blk + 1u) * words_per_block, p.words_per_row); word += LANES) {
                 codes[row * p.words_per_row + word] = pack_word_t(row, word, s_inv, key);
             }
+        }
+    }
+}
+
+@compute @workgroup_size(32)
+fn main_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = flat_workgroup(wg, nwg) * ROWS + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    let with_sums = p.aux0 == 1u;
+    let chunk_cols = select(p.cols, max(p.aux1, 1u), with_sums);
+    var m = 0u;
+    var total = 0.0;
+    for (var c0 = 0u; c0 < p.cols; c0 += chunk_cols) {
+        let end = min(c0 + chunk_cols, p.cols);
+        // Lane l of `main` sums columns c0 + l, c0 + l + 8, ...: s[l] here, in the same order.
+        var s = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        for (var col = c0; col < end; col += LANES) {
+            for (var l = 0u; l < LANES; l++) {
+                if (col + l < end) {
+                    let v = x[(col + l) * p.rows + row];
+                    m = max(m, amax_bits(v));
+                    s[l] += v;
+                }
+            }
+        }
+        var t = s[0];
+        for (var l = 1u; l < LANES; l++) {
+            t += s[l];
+        }
+        total = select(total + t, t, c0 == 0u);
+    }
+    let si = group_scale_of(bitcast<f32>(m));
+    scales[row] = si.x;
+    if (with_sums) {
+        sums[row] = total;
+    }
+    let key = rng_key(p.seed, p.stream + st.stream_base);
+    for (var word = 0u; word < p.words_per_row; word++) {
+        codes[row * p.words_per_row + word] = pack_word_t(row, word, si.y, key);
+    }
+}
+
+@compute @workgroup_size(32)
+fn main_block_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = flat_workgroup(wg, nwg) * ROWS + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    let block = p.block_div;
+    let blocks = (p.cols + block - 1u) / block;
+    let words_per_block = block / fmt_per_word();
+    let key = rng_key(p.seed, p.stream + st.stream_base);
+    for (var blk = 0u; blk < blocks; blk++) {
+        let end = min((blk + 1u) * block, p.cols);
+        var m = 0u;
+        for (var col = blk * block; col < end; col++) {
+            m = max(m, amax_bits(x[col * p.rows + row]));
+        }
+        let si = group_scale_of(bitcast<f32>(m));
+        scales[row * p.row_mul + blk] = si.x;
+        for (var word = blk * words_per_block; word < min((blk + 1u) * words_per_block, p.words_per_row); word++) {
+            codes[row * p.words_per_row + word] = pack_word_t(row, word, si.y, key);
         }
     }
 }

@@ -6,6 +6,7 @@ mod common;
 use common::{assert_f32_bits_eq, assert_u32_eq, data, gpu};
 use lowbit::format::Format;
 use lowbit::kernels::quantize_fused::QuantizeFused;
+use lowbit::kernels::quantize_fused::ReducePath;
 use lowbit::kernels::quantize_transpose_fused::QuantizeTransposeFused;
 use lowbit::quant::{QuantizedTensor, Quantizer};
 use lowbit::scheme::{Granularity, QuantLayout, QuantScheme, Rounding};
@@ -182,46 +183,53 @@ fn the_fused_transposing_quantizer_is_the_three_pass_chain() {
         common::submit_with(|e| colsum.encode(g, e, &xfb, rows, cols, &col_sums).unwrap());
         assert_f32_bits_eq(&format!("col_sum {rows}x{cols}"), &col_sums.read(g).unwrap(), &want_sums);
         for f in Format::ALL.into_iter().filter(|f| !f.needs_tensor_amax()) {
-            let k = QuantizeTransposeFused::new(g, f).unwrap();
             let grans = match f.block() {
                 Some(b) => vec![Granularity::PerBlock(b)],
                 None => vec![Granularity::PerRow, Granularity::PerBlock(32), Granularity::PerBlock(64)],
             };
-            for gr in grans {
-                let l = QuantLayout::new(cols, rows, f, gr).unwrap();
-                assert!(QuantizeTransposeFused::supports(&l), "{f} {gr}");
-                for r in roundings() {
-                    let what = format!("{rows}x{cols}ᵀ {f} {gr} {r:?}");
-                    let sums =
-                        (gr == Granularity::PerRow).then(|| lowbit::GpuBuffer::<f32>::zeros(g, "s", cols).unwrap());
-                    for (src, sums) in [(&xb, None), (&xfb, sums)] {
-                        let codes = lowbit::GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap();
-                        let scales = lowbit::GpuBuffer::<f32>::zeros(g, "scales", l.n_groups as usize).unwrap();
-                        common::submit_with(|e| {
-                            k.encode_with_sums(g, e, src, &l, r, &codes, &scales, sums.as_ref()).unwrap()
-                        });
-                        let host = if std::ptr::eq(src, &xfb) { &xf } else { &x };
-                        let (want_codes, want_scales, want) =
-                            reference::quantize_transpose_fused::quantize_transpose_fused_sums(host, &l, r);
-                        assert_u32_eq(&format!("fused transpose codes {what}"), &codes.read(g).unwrap(), &want_codes);
-                        assert_f32_bits_eq(
-                            &format!("fused transpose scales {what}"),
-                            &scales.read(g).unwrap(),
-                            &want_scales,
-                        );
-                        if let Some(s) = &sums {
-                            // The sums as col_sum's (the same order; subnormals as the adapter's
-                            // arithmetic sees them, like want_sums).
-                            let (_, _, seen) = reference::quantize_transpose_fused::quantize_transpose_fused_sums(
-                                &common::as_adapter_sees(host),
-                                &l,
-                                r,
+            // Both reductions, on any adapter: the workgroup trees and a thread per row.
+            let paths = [ReducePath::Tree, ReducePath::PerThread];
+            for (path, k) in paths.map(|path| (path, QuantizeTransposeFused::with_reduce_path(g, f, path).unwrap())) {
+                for &gr in &grans {
+                    let l = QuantLayout::new(cols, rows, f, gr).unwrap();
+                    assert!(QuantizeTransposeFused::supports(&l), "{f} {gr}");
+                    for r in roundings() {
+                        let what = format!("{path:?} {rows}x{cols}ᵀ {f} {gr} {r:?}");
+                        let sums =
+                            (gr == Granularity::PerRow).then(|| lowbit::GpuBuffer::<f32>::zeros(g, "s", cols).unwrap());
+                        for (src, sums) in [(&xb, None), (&xfb, sums)] {
+                            let codes = lowbit::GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap();
+                            let scales = lowbit::GpuBuffer::<f32>::zeros(g, "scales", l.n_groups as usize).unwrap();
+                            common::submit_with(|e| {
+                                k.encode_with_sums(g, e, src, &l, r, &codes, &scales, sums.as_ref()).unwrap()
+                            });
+                            let host = if std::ptr::eq(src, &xfb) { &xf } else { &x };
+                            let (want_codes, want_scales, want) =
+                                reference::quantize_transpose_fused::quantize_transpose_fused_sums(host, &l, r);
+                            assert_u32_eq(
+                                &format!("fused transpose codes {what}"),
+                                &codes.read(g).unwrap(),
+                                &want_codes,
                             );
-                            let seen = common::as_adapter_sees(&seen);
-                            assert_f32_bits_eq(&format!("fused sums {what}"), &s.read(g).unwrap(), &seen);
-                            assert_eq!(seen, want_sums);
-                            if !common::flushes_subnormals() {
-                                assert_eq!(want, want_sums);
+                            assert_f32_bits_eq(
+                                &format!("fused transpose scales {what}"),
+                                &scales.read(g).unwrap(),
+                                &want_scales,
+                            );
+                            if let Some(s) = &sums {
+                                // The sums as col_sum's (the same order; subnormals as the adapter's
+                                // arithmetic sees them, like want_sums).
+                                let (_, _, seen) = reference::quantize_transpose_fused::quantize_transpose_fused_sums(
+                                    &common::as_adapter_sees(host),
+                                    &l,
+                                    r,
+                                );
+                                let seen = common::as_adapter_sees(&seen);
+                                assert_f32_bits_eq(&format!("fused sums {what}"), &s.read(g).unwrap(), &seen);
+                                assert_eq!(seen, want_sums);
+                                if !common::flushes_subnormals() {
+                                    assert_eq!(want, want_sums);
+                                }
                             }
                         }
                     }
@@ -372,7 +380,6 @@ fn a_group_without_finite_values_follows_one_rule_on_host_and_device() {
 /// runs this).
 #[test]
 fn both_reduce_paths_match_the_reference() {
-    use lowbit::kernels::quantize_fused::ReducePath;
     let g = gpu();
     for f in Format::ALL {
         let kernels = [ReducePath::Tree, ReducePath::PerThread]

@@ -6,16 +6,20 @@
 //! also each row's sum of L in `col_sum`'s order, bit for bit (a layer's bias gradient, which
 //! `col_sum` takes two more launches for). Layout: 32 rows of L (columns of x, so reads
 //! coalesce) per workgroup, 8 lanes per row reducing and then packing every eighth element or
-//! word; per block (entry `main_block`), one block of every row at a time. Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales
-//! (read-write f32), 4 step state, 5 sums (read-write f32).
+//! word; per block (entry `main_block`), one block of every row at a time. On a CPU adapter
+//! ([`ReducePath::PerThread`]) entries `main_thread` and `main_block_thread` instead: one thread
+//! per row of L, no workgroup memory or barriers, the same bits. Bindings: 0 `QuantParams`, 1 x
+//! (read f32), 2 codes (read-write u32), 3 scales (read-write f32), 4 step state, 5 sums
+//! (read-write f32).
 
+use super::quantize_fused::ReducePath;
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
 use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
-/// Rows of L per workgroup.
+/// Rows of L per workgroup (either path).
 const ROWS_PER_WORKGROUP: u32 = 32;
 
 /// Rows of L longer than this take the three-launch chain ([`QuantizeTransposeFused::preferred`]).
@@ -34,8 +38,19 @@ pub struct QuantizeTransposeFused {
 }
 
 impl QuantizeTransposeFused {
-    /// Builds the pipeline for `format`.
+    /// Builds the pipelines for `format`, reduced as suits the adapter
+    /// ([`ReducePath::for_adapter`]).
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
+        Self::with_reduce_path(gpu, format, ReducePath::for_adapter(gpu))
+    }
+
+    /// Builds the pipelines for `format` with rows reduced by `path`: the workgroup trees of
+    /// `main` / `main_block`, or a thread per row (`main_thread` / `main_block_thread`).
+    pub fn with_reduce_path(gpu: &Gpu, format: Format, path: ReducePath) -> Result<Self> {
+        let (row_entry, block_entry) = match path {
+            ReducePath::Tree => ("main", "main_block"),
+            ReducePath::PerThread => ("main_thread", "main_block_thread"),
+        };
         let (bgl, pl) = layouts(
             gpu,
             "quantize_transpose_fused",
@@ -45,8 +60,8 @@ impl QuantizeTransposeFused {
             format,
             no_sums: GpuBuffer::zeros(gpu, "quantize_transpose_fused no sums", 1)?,
             no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_transpose_fused no tensor amax", 1)?,
-            pipeline: pipeline(gpu, "quantize_transpose_fused", "main", &pl, &format_constant(format))?,
-            block: pipeline(gpu, "quantize_transpose_fused", "main_block", &pl, &format_constant(format))?,
+            pipeline: pipeline(gpu, "quantize_transpose_fused", row_entry, &pl, &format_constant(format))?,
+            block: pipeline(gpu, "quantize_transpose_fused", block_entry, &pl, &format_constant(format))?,
             bgl,
         })
     }
