@@ -3,7 +3,12 @@
 // (StepState.step, atomicMin):
 // status is sticky across steps, so kernels that update state read status[0] and skip their
 // writes once a step has gone non-finite, and the host learns the first such step.
-// One thread per element index i, over every buffer that long. Reference: src/reference/finite.rs.
+// The buffers' values are numbered one after another (buffer 0's, then buffer 1's, ...), so the
+// threads cover the sum of the lengths, not eight times the longest. Entry `main`: a thread per
+// value, one workgroup atomic per workgroup that saw a non-finite value. Entry `main_flat` (CPU
+// adapters, where a barrier splits the shader and costs more than it saves): a thread per
+// FLAT_PER_THREAD consecutive values, no workgroup memory, an atomic from each thread that saw
+// one. Reference: src/reference/finite.rs.
 // Bindings: 0 params {len[8]}, 1..8 x0..x7 (read f32), 9 status (read_write atomic u32 [2]),
 // 10 step (StepState).
 
@@ -34,28 +39,74 @@ fn len(j: u32) -> u32 {
     return p.len[j / 4u][j % 4u];
 }
 
+// Whether value e of the buffers numbered one after another is NaN or ±inf (false past the last).
+fn nonfinite_at(e: u32) -> bool {
+    var r = e;
+    if (r < len(0u)) {
+        return nonfinite(x0[r]);
+    }
+    r -= len(0u);
+    if (r < len(1u)) {
+        return nonfinite(x1[r]);
+    }
+    r -= len(1u);
+    if (r < len(2u)) {
+        return nonfinite(x2[r]);
+    }
+    r -= len(2u);
+    if (r < len(3u)) {
+        return nonfinite(x3[r]);
+    }
+    r -= len(3u);
+    if (r < len(4u)) {
+        return nonfinite(x4[r]);
+    }
+    r -= len(4u);
+    if (r < len(5u)) {
+        return nonfinite(x5[r]);
+    }
+    r -= len(5u);
+    if (r < len(6u)) {
+        return nonfinite(x6[r]);
+    }
+    r -= len(6u);
+    if (r < len(7u)) {
+        return nonfinite(x7[r]);
+    }
+    return false;
+}
+
+fn flag_step() {
+    atomicOr(&status[0], 1u);
+    atomicMin(&status[1], st.step);
+}
+
+const FLAT_PER_THREAD: u32 = 16u;
+
+@compute @workgroup_size(256)
+fn main_flat(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let e0 = ((wg.x + wg.y * nwg.x) * 256u + lid) * FLAT_PER_THREAD;
+    var b = false;
+    for (var e = e0; e < e0 + FLAT_PER_THREAD; e++) {
+        b = b || nonfinite_at(e);
+    }
+    if (b) {
+        flag_step();
+    }
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     if (lid == 0u) {
         atomicStore(&bad, 0u);
     }
     workgroupBarrier();
-    let i = (wg.x + wg.y * nwg.x) * 256u + lid;
-    var b = false;
-    if (i < len(0u)) { b = b || nonfinite(x0[i]); }
-    if (i < len(1u)) { b = b || nonfinite(x1[i]); }
-    if (i < len(2u)) { b = b || nonfinite(x2[i]); }
-    if (i < len(3u)) { b = b || nonfinite(x3[i]); }
-    if (i < len(4u)) { b = b || nonfinite(x4[i]); }
-    if (i < len(5u)) { b = b || nonfinite(x5[i]); }
-    if (i < len(6u)) { b = b || nonfinite(x6[i]); }
-    if (i < len(7u)) { b = b || nonfinite(x7[i]); }
+    let b = nonfinite_at((wg.x + wg.y * nwg.x) * 256u + lid);
     if (b) {
         atomicOr(&bad, 1u);
     }
     workgroupBarrier();
     if (lid == 0u && atomicLoad(&bad) != 0u) {
-        atomicOr(&status[0], 1u);
-        atomicMin(&status[1], st.step);
+        flag_step();
     }
 }

@@ -351,3 +351,42 @@ fn add_and_relu_are_exact_with_nan_mapped_to_zero_by_relu() {
     let mut enc = g.device.create_command_encoder(&Default::default());
     assert!(matches!(k.encode(g, &mut enc, &buf(&a), Some(&short), false, &short), Err(Error::Shape { .. })));
 }
+
+#[test]
+fn finite_flags_a_nan_or_inf_anywhere_in_any_buffer_on_both_paths() {
+    use lowbit::kernels::finite::{Finite, CLEAR};
+    use lowbit::kernels::quantize_fused::ReducePath;
+    let g = gpu();
+    // Ten buffers (two dispatches of eight and two), lengths around the per-thread entry's 16
+    // values and a workgroup's 256.
+    let lens = [1usize, 300, 7, 5000, 16, 17, 255, 257, 3, 40];
+    let clean: Vec<Vec<f32>> = lens.iter().enumerate().map(|(j, &n)| data(n, 200 + j as u32, false)).collect();
+    for path in [ReducePath::Tree, ReducePath::PerThread] {
+        let k = Finite::with_reduce_path(g, path).unwrap();
+        let check = |xs: &[Vec<f32>], start: [u32; 2], what: &str| {
+            let bufs: Vec<GpuBuffer<f32>> = xs.iter().map(|x| buf(x)).collect();
+            let status = GpuBuffer::from_slice(g, "status", &start).unwrap();
+            run(|e| k.encode(g, e, &bufs.iter().collect::<Vec<_>>(), &status).unwrap());
+            let refs: Vec<&[f32]> = xs.iter().map(|x| x.as_slice()).collect();
+            let want = reference::finite::finite(&refs, 0, start);
+            assert_u32_eq(&format!("{path:?} {what}"), &status.read(g).unwrap(), &want);
+        };
+        check(&clean, CLEAR, "all finite");
+        for j in 0..lens.len() {
+            for (pos, bad) in [(0, f32::NAN), (lens[j] / 2, f32::INFINITY), (lens[j] - 1, f32::NEG_INFINITY)] {
+                let mut xs = clean.clone();
+                xs[j][pos] = bad;
+                check(&xs, CLEAR, &format!("{bad} at {pos} of buffer {j}"));
+                // Sticky: a flag already set stays set, and the first step stays the lower one.
+                check(&xs, [1, 7], &format!("{bad} at {pos} of buffer {j}, flag set"));
+            }
+        }
+        // Every position within a thread's 16 values and a workgroup's 256 (buffer 3 starts at
+        // value 308 of the ten).
+        for pos in 0..300 {
+            let mut xs = clean.clone();
+            xs[3][pos] = f32::NAN;
+            check(&xs, CLEAR, &format!("NaN at {pos} of buffer 3"));
+        }
+    }
+}

@@ -1,10 +1,12 @@
 //! `finite`: whether every value of up to 8 buffers is finite; a NaN or ±inf anywhere sets a
 //! sticky status word (`[flag, first step]`) that state-updating kernels read (SGD, batch norm's
 //! running statistics) to skip their writes, so a step that went non-finite changes nothing.
-//! One dispatch per 8 buffers; the step recorded is the recorder's [`crate::record::StepState`]
-//! step (0 outside a plan). Bindings: 0 params, 1..8 the buffers, 9 status, 10 step.
+//! One dispatch per 8 buffers, over the sum of their lengths (a thread per value; on a CPU
+//! adapter, [`ReducePath::PerThread`], a thread per 16 values and no barriers); the step recorded
+//! is the recorder's [`crate::record::StepState`] step (0 outside a plan). Bindings: 0 params, 1..8 the buffers, 9 status, 10 step.
 //! Reference: [`crate::reference::finite`].
 
+use super::quantize_fused::ReducePath;
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
@@ -20,6 +22,9 @@ struct FiniteParams {
 }
 const _: () = assert!(std::mem::size_of::<FiniteParams>() == 32);
 
+/// Values a thread of the per-thread entry checks (`FLAT_PER_THREAD` in the shader).
+const FLAT_PER_THREAD: u32 = 16;
+
 /// The value a clear status holds: no flag, no step.
 pub const CLEAR: [u32; 2] = [0, u32::MAX];
 
@@ -27,19 +32,36 @@ pub const CLEAR: [u32; 2] = [0, u32::MAX];
 pub struct Finite {
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    path: ReducePath,
     dummy: GpuBuffer<f32>,
 }
 
 impl Finite {
-    /// Builds the pipeline.
+    /// Builds the pipeline for the adapter ([`ReducePath::for_adapter`]).
     pub fn new(gpu: &Gpu) -> Result<Self> {
+        Self::with_reduce_path(gpu, ReducePath::for_adapter(gpu))
+    }
+
+    /// Builds the pipeline of `path`: `Tree`, a thread per value and a workgroup flag behind two
+    /// barriers (entry `main`); `PerThread`, 16 values a thread, no barriers (`main_flat`).
+    pub fn with_reduce_path(gpu: &Gpu, path: ReducePath) -> Result<Self> {
         let mut slots = vec![Slot::Uniform];
         slots.extend([Slot::Read; PER_DISPATCH]);
         slots.push(Slot::Write);
         slots.push(Slot::Uniform);
         let (bgl, pl) = layouts(gpu, "finite", &slots);
         Ok(Finite {
-            pipeline: pipeline(gpu, "finite", "main", &pl, &[])?,
+            pipeline: pipeline(
+                gpu,
+                "finite",
+                match path {
+                    ReducePath::Tree => "main",
+                    ReducePath::PerThread => "main_flat",
+                },
+                &pl,
+                &[],
+            )?,
+            path,
             bgl,
             dummy: GpuBuffer::zeros(gpu, "finite dummy", 4)?,
         })
@@ -66,7 +88,15 @@ impl Finite {
                     Error::InvalidArgument(format!("finite: {} values exceed the index range", x.len()))
                 })?;
             }
-            let longest = p.len.iter().copied().max().unwrap_or(0);
+            // Values past u32's range (or a last thread's 16 past it) cannot be numbered.
+            let total = p.len.iter().map(|&l| l as u64).sum::<u64>();
+            if total + (FLAT_PER_THREAD * WG) as u64 > u32::MAX as u64 {
+                return Err(Error::InvalidArgument(format!("finite: {total} values in one group of buffers")));
+            }
+            let threads = match self.path {
+                ReducePath::Tree => total as u32,
+                ReducePath::PerThread => (total as u32).div_ceil(FLAT_PER_THREAD),
+            };
             let params = uniform(gpu, "finite", &p);
             let step = enc.step_state(gpu).clone();
             bufs.push(&params);
@@ -74,7 +104,7 @@ impl Finite {
             bufs.extend(std::iter::repeat_n(self.dummy.buffer(), PER_DISPATCH - group.len()));
             bufs.push(status.buffer());
             bufs.push(&step);
-            dispatch(gpu, enc, "finite", &self.pipeline, &self.bgl, &bufs, longest.div_ceil(WG))?;
+            dispatch(gpu, enc, "finite", &self.pipeline, &self.bgl, &bufs, threads.div_ceil(WG))?;
         }
         Ok(())
     }
