@@ -4,6 +4,10 @@
 //         (0 outside the image).
 // col2im: the adjoint, as a gather: dx[b][h][w][c] = sum over (kh, kw) (in that order) of
 //         dcols[(b, oh, ow)][(kh, kw, c)] with oh*stride = h + pad - kh (likewise ow).
+// Entries im2col and col2im: a thread per output value (what a GPU coalesces). Entries
+// im2col_rows and col2im_pixels (CPU adapters, where SIMD integer division runs lane by lane and
+// the per-value index arithmetic cost more than the copy): a thread per row of cols (per pixel of
+// dx), its divisions once, then its values in order; the same values and sums.
 // Reference: src/reference/im2col.rs (same order: exact).
 // Bindings: 0 params, 1 src (read), 2 dst (read-write).
 
@@ -79,4 +83,67 @@ fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
         }
     }
     dst[i] = s;
+}
+
+@compute @workgroup_size(256)
+fn im2col_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (row >= p.batch * p.oh * p.ow) {
+        return;
+    }
+    let ox = row % p.ow;
+    let oy = (row / p.ow) % p.oh;
+    let b = row / (p.ow * p.oh);
+    var o = row * p.kh * p.kw * p.c;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let y = i32(oy * p.stride + ky) - i32(p.pad);
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let x = i32(ox * p.stride + kx) - i32(p.pad);
+            let inside = y >= 0 && x >= 0 && u32(y) < p.h && u32(x) < p.w;
+            let base = select(0u, ((b * p.h + u32(y)) * p.w + u32(x)) * p.c, inside);
+            for (var c = 0u; c < p.c; c++) {
+                var v = 0.0;
+                if (inside) {
+                    v = src[base + c];
+                }
+                dst[o] = v;
+                o++;
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn col2im_pixels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let pix = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (pix >= p.batch * p.h * p.w) {
+        return;
+    }
+    let x = pix % p.w;
+    let y = (pix / p.w) % p.h;
+    let b = pix / (p.w * p.h);
+    let kdim = p.kh * p.kw * p.c;
+    let out0 = pix * p.c;
+    // Each value's sum starts at 0 and takes the taps in (kh, kw) order, as col2im's s does.
+    for (var c = 0u; c < p.c; c++) {
+        dst[out0 + c] = 0.0;
+    }
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let ty = i32(y + p.pad) - i32(ky);
+        if (ty < 0 || u32(ty) % p.stride != 0u || u32(ty) / p.stride >= p.oh) {
+            continue;
+        }
+        let oy = u32(ty) / p.stride;
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let tx = i32(x + p.pad) - i32(kx);
+            if (tx < 0 || u32(tx) % p.stride != 0u || u32(tx) / p.stride >= p.ow) {
+                continue;
+            }
+            let ox = u32(tx) / p.stride;
+            let base = ((b * p.oh + oy) * p.ow + ox) * kdim + (ky * p.kw + kx) * p.c;
+            for (var c = 0u; c < p.c; c++) {
+                dst[out0 + c] += src[base + c];
+            }
+        }
+    }
 }

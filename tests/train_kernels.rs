@@ -54,26 +54,31 @@ fn relu_backward_and_col_sum_are_exact() {
 #[test]
 fn im2col_and_col2im_are_exact_and_adjoint() {
     let g = gpu();
-    let k = Im2col::new(g).unwrap();
-    for geom in [
-        ConvGeom { batch: 2, h: 7, w: 5, c: 3, kh: 3, kw: 3, stride: 1, pad: 1 },
-        ConvGeom { batch: 3, h: 28, w: 28, c: 1, kh: 5, kw: 5, stride: 1, pad: 2 },
-        ConvGeom { batch: 1, h: 9, w: 8, c: 4, kh: 3, kw: 2, stride: 2, pad: 0 },
-    ] {
-        let x = data(geom.input_len(), 3, false);
-        let cols = GpuBuffer::<f32>::zeros(g, "cols", geom.rows() * geom.kdim()).unwrap();
-        run(|e| k.encode_unfold(g, e, &geom, &buf(&x), &cols).unwrap());
-        let want = reference::im2col::im2col(&x, &geom);
-        assert_f32_bits_eq(&format!("im2col {geom:?}"), &cols.read(g).unwrap(), &want);
-        let dcols = data(geom.rows() * geom.kdim(), 4, false);
-        let dx = GpuBuffer::<f32>::zeros(g, "dx", geom.input_len()).unwrap();
-        run(|e| k.encode_fold(g, e, &geom, &buf(&dcols), &dx).unwrap());
-        let got = dx.read(g).unwrap();
-        assert_f32_bits_eq(&format!("col2im {geom:?}"), &got, &reference::im2col::col2im(&dcols, &geom));
-        // Adjoint: <im2col(x), d> = <x, col2im(d)>.
-        let lhs: f64 = want.iter().zip(&dcols).map(|(a, b)| *a as f64 * *b as f64).sum();
-        let rhs: f64 = x.iter().zip(&got).map(|(a, b)| *a as f64 * *b as f64).sum();
-        assert!((lhs - rhs).abs() <= 1e-4 * lhs.abs().max(1.0), "adjoint {lhs} vs {rhs}");
+    // Both layouts on any adapter: a thread per value, a thread per row of cols / pixel of dx.
+    for (k, per_row) in [false, true].map(|r| (Im2col::with_thread_per_row(g, r).unwrap(), r)) {
+        for geom in [
+            ConvGeom { batch: 2, h: 7, w: 5, c: 3, kh: 3, kw: 3, stride: 1, pad: 1 },
+            ConvGeom { batch: 3, h: 28, w: 28, c: 1, kh: 5, kw: 5, stride: 1, pad: 2 },
+            ConvGeom { batch: 1, h: 9, w: 8, c: 4, kh: 3, kw: 2, stride: 2, pad: 0 },
+            ConvGeom { batch: 2, h: 9, w: 10, c: 5, kh: 3, kw: 3, stride: 2, pad: 1 },
+        ] {
+            let x = data(geom.input_len(), 3, false);
+            // Outputs start as NaN: every value must be written.
+            let cols = buf(&vec![f32::NAN; geom.rows() * geom.kdim()]);
+            run(|e| k.encode_unfold(g, e, &geom, &buf(&x), &cols).unwrap());
+            let want = reference::im2col::im2col(&x, &geom);
+            assert_f32_bits_eq(&format!("im2col per_row {per_row} {geom:?}"), &cols.read(g).unwrap(), &want);
+            let dcols = data(geom.rows() * geom.kdim(), 4, false);
+            let dx = buf(&vec![f32::NAN; geom.input_len()]);
+            run(|e| k.encode_fold(g, e, &geom, &buf(&dcols), &dx).unwrap());
+            let got = dx.read(g).unwrap();
+            let want_dx = reference::im2col::col2im(&dcols, &geom);
+            assert_f32_bits_eq(&format!("col2im per_row {per_row} {geom:?}"), &got, &want_dx);
+            // Adjoint: <im2col(x), d> = <x, col2im(d)>.
+            let lhs: f64 = want.iter().zip(&dcols).map(|(a, b)| *a as f64 * *b as f64).sum();
+            let rhs: f64 = x.iter().zip(&got).map(|(a, b)| *a as f64 * *b as f64).sum();
+            assert!((lhs - rhs).abs() <= 1e-4 * lhs.abs().max(1.0), "adjoint {lhs} vs {rhs}");
+        }
     }
 }
 

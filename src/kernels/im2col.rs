@@ -84,15 +84,26 @@ pub struct Im2col {
     bgl: wgpu::BindGroupLayout,
     unfold: wgpu::ComputePipeline,
     fold: wgpu::ComputePipeline,
+    /// A thread per row of cols / pixel of dx (entries `im2col_rows`, `col2im_pixels`).
+    per_row: bool,
 }
 
 impl Im2col {
-    /// Builds both pipelines.
+    /// Builds the pipelines: a thread per row of cols (per pixel of dx) on a CPU adapter, where
+    /// SIMD integer division runs lane by lane (llvmpipe: the per-value index arithmetic cost
+    /// more than the copy), a thread per value elsewhere.
     pub fn new(gpu: &Gpu) -> Result<Self> {
+        Self::with_thread_per_row(gpu, gpu.is_cpu())
+    }
+
+    /// Builds the pipelines of either layout (the same values and sums).
+    pub fn with_thread_per_row(gpu: &Gpu, per_row: bool) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "im2col", &[Slot::Uniform, Slot::Read, Slot::Write]);
+        let (unfold, fold) = if per_row { ("im2col_rows", "col2im_pixels") } else { ("im2col", "col2im") };
         Ok(Im2col {
-            unfold: pipeline(gpu, "im2col", "im2col", &pl, &[])?,
-            fold: pipeline(gpu, "im2col", "col2im", &pl, &[])?,
+            unfold: pipeline(gpu, "im2col", unfold, &pl, &[])?,
+            fold: pipeline(gpu, "im2col", fold, &pl, &[])?,
+            per_row,
             bgl,
         })
     }
@@ -126,6 +137,11 @@ impl Im2col {
             pad0: 0,
         };
         let params = uniform(gpu, "im2col", &p);
+        let threads = match (self.per_row, fold) {
+            (false, _) => dst_len,
+            (true, false) => g.rows(),
+            (true, true) => g.batch * g.h * g.w,
+        } as u32;
         dispatch(
             gpu,
             enc,
@@ -133,7 +149,7 @@ impl Im2col {
             if fold { &self.fold } else { &self.unfold },
             &self.bgl,
             &[&params, src.buffer(), dst.buffer()],
-            (dst_len as u32).div_ceil(WG),
+            threads.div_ceil(WG),
         )
     }
 
