@@ -15,7 +15,10 @@
 // and writes per-chunk sums, `finish_*` adds the chunks in order. The partial sums need scratch
 // space of chunks·2C ≤ rows·C values (rows ≥ 2), and use a buffer the next pass overwrites anyway:
 // y in the forward pass (mode 0: Σx, mode 1: Σ(x − mean)²), dx in the backward (mode 2:
-// Σg·x̂ and Σg). Elementwise passes take one thread per element.
+// Σg·x̂ and Σg). `partial_thread` (CPU adapters, where a barrier splits the shader and costs
+// more than the sums it orders): the same partial sums from one thread per (chunk, channel),
+// its eight interleaved row lanes added in lane order. Elementwise passes take one thread per
+// element.
 // Reference: src/reference/batchnorm.rs (within a stated tolerance: sqrt is not exact in WGSL).
 // Bindings: 0 params, 1 x, 2 stats [mean(C), invstd(C), unbiased var(C)], 3 affine [γ(C), β(C)],
 // 4 running [mean(C), var(C)], 5 y, 6 dy, 7 dx, 8 sums [Σg·x̂(C), Σg(C)], 9 status (read u32).
@@ -103,6 +106,51 @@ fn partial_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         } else {
             y[o] = t0;
         }
+    }
+}
+
+@compute @workgroup_size(256)
+fn partial_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = flat(wg, nwg, lid);
+    if (t >= p.chunks * p.channels) {
+        return;
+    }
+    let chunk = t / p.channels;
+    let c = t % p.channels;
+    let start = chunk * p.chunk_rows;
+    let end = min(start + p.chunk_rows, p.rows);
+    // Lane l of partial_main sums rows start + l, start + l + 8, ...: a0[l] and a1[l] here.
+    var a0 = array<f32, 8>();
+    var a1 = array<f32, 8>();
+    for (var r0 = start; r0 < end; r0 += LANES) {
+        for (var l = 0u; l < LANES; l++) {
+            if (r0 + l < end) {
+                let i = (r0 + l) * p.channels + c;
+                if (p.mode == 0u) {
+                    a0[l] += x[i];
+                } else if (p.mode == 1u) {
+                    let d = x[i] - stats[c];
+                    a0[l] += d * d;
+                } else {
+                    let g = masked_dy(i);
+                    a0[l] += g * ((x[i] - stats[c]) * stats[p.channels + c]);
+                    a1[l] += g;
+                }
+            }
+        }
+    }
+    var t0 = a0[0];
+    var t1 = a1[0];
+    for (var l = 1u; l < LANES; l++) {
+        t0 += a0[l];
+        t1 += a1[l];
+    }
+    let o = chunk * 2u * p.channels + c;
+    if (p.mode == 2u) {
+        dx[o] = t0;
+        dx[o + p.channels] = t1;
+    } else {
+        y[o] = t0;
     }
 }
 

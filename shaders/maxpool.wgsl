@@ -4,6 +4,10 @@
 //          arg = the flat input index of that maximum.
 // backward: the adjoint as a gather: dx[i] = dy[o] if arg[o] == i for the window o holding i,
 //           else 0.
+// Entries forward and backward: a thread per value (what a GPU coalesces). forward_pixels and
+// backward_pixels (CPU adapters, where SIMD integer division runs lane by lane and the
+// per-value coordinates cost more than the pooling): a thread per pixel, its channels in a loop,
+// the same values and indices.
 // Reference: src/reference/maxpool.rs (exact). Bindings: 0 params, 1 x or dy (read),
 // 2 y or dx (read-write), 3 arg (read-write u32).
 
@@ -63,4 +67,58 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
         }
     }
     dst[i] = g;
+}
+
+@compute @workgroup_size(256)
+fn forward_pixels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let pix = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (pix >= p.batch * p.oh * p.ow) {
+        return;
+    }
+    let ox = pix % p.ow;
+    let oy = (pix / p.ow) % p.oh;
+    let b = pix / (p.ow * p.oh);
+    for (var c = 0u; c < p.c; c++) {
+        var best = -3.4028235e38;
+        var best_i = 0u;
+        var first = true;
+        for (var ky = 0u; ky < p.k; ky++) {
+            for (var kx = 0u; kx < p.k; kx++) {
+                let idx = pool_in_index(p, b, oy * p.k + ky, ox * p.k + kx, c);
+                let v = src[idx];
+                if (first || v > best) {
+                    best = v;
+                    best_i = idx;
+                    first = false;
+                }
+            }
+        }
+        dst[pix * p.c + c] = best;
+        arg[pix * p.c + c] = best_i;
+    }
+}
+
+@compute @workgroup_size(256)
+fn backward_pixels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let pix = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (pix >= p.batch * p.h * p.w) {
+        return;
+    }
+    let x = pix % p.w;
+    let y = (pix / p.w) % p.h;
+    let b = pix / (p.w * p.h);
+    let oy = y / p.k;
+    let ox = x / p.k;
+    let pooled = oy < p.oh && ox < p.ow;
+    for (var c = 0u; c < p.c; c++) {
+        let i = pix * p.c + c;
+        var g = 0.0;
+        if (pooled) {
+            let o = pool_out_index(p, b, oy, ox, c);
+            if (arg[o] == i) {
+                g = src[o];
+            }
+        }
+        dst[i] = g;
+    }
 }

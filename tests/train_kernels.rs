@@ -85,21 +85,32 @@ fn im2col_and_col2im_are_exact_and_adjoint() {
 #[test]
 fn maxpool_forward_and_backward_are_exact() {
     let g = gpu();
-    let k = MaxPool::new(g).unwrap();
-    for geom in [PoolGeom { batch: 2, h: 8, w: 6, c: 3, k: 2 }, PoolGeom { batch: 1, h: 7, w: 7, c: 5, k: 2 }] {
-        let x = data(geom.in_len(), 5, false);
-        let (y, arg) = (
-            GpuBuffer::<f32>::zeros(g, "y", geom.out_len()).unwrap(),
-            GpuBuffer::<u32>::zeros(g, "a", geom.out_len()).unwrap(),
-        );
-        run(|e| k.encode_forward(g, e, &geom, &buf(&x), &y, &arg).unwrap());
-        let (wy, wa) = reference::maxpool::forward(&x, &geom);
-        assert_f32_bits_eq("maxpool y", &y.read(g).unwrap(), &wy);
-        assert_u32_eq("maxpool arg", &arg.read(g).unwrap(), &wa);
-        let dy = data(geom.out_len(), 6, false);
-        let dx = GpuBuffer::<f32>::zeros(g, "dx", geom.in_len()).unwrap();
-        run(|e| k.encode_backward(g, e, &geom, &buf(&dy), &arg, &dx).unwrap());
-        assert_f32_bits_eq("maxpool dx", &dx.read(g).unwrap(), &reference::maxpool::backward(&dy, &wa, &geom));
+    // Both layouts on any adapter (a thread per value, a thread per pixel); outputs start as
+    // garbage, so every value must be written. Ties (the first maximum wins) in the third.
+    for (k, per_pixel) in [false, true].map(|p| (MaxPool::with_thread_per_pixel(g, p).unwrap(), p)) {
+        for geom in [
+            PoolGeom { batch: 2, h: 8, w: 6, c: 3, k: 2 },
+            PoolGeom { batch: 1, h: 7, w: 7, c: 5, k: 2 },
+            PoolGeom { batch: 2, h: 9, w: 6, c: 4, k: 3 },
+        ] {
+            let mut x = data(geom.in_len(), 5, false);
+            if geom.k == 3 {
+                x.iter_mut().step_by(3).for_each(|v| *v = 0.5);
+            }
+            let (y, arg) = (
+                buf(&vec![f32::NAN; geom.out_len()]),
+                GpuBuffer::from_slice(g, "a", &vec![7u32; geom.out_len()]).unwrap(),
+            );
+            run(|e| k.encode_forward(g, e, &geom, &buf(&x), &y, &arg).unwrap());
+            let (wy, wa) = reference::maxpool::forward(&x, &geom);
+            assert_f32_bits_eq(&format!("maxpool y per_pixel {per_pixel}"), &y.read(g).unwrap(), &wy);
+            assert_u32_eq(&format!("maxpool arg per_pixel {per_pixel}"), &arg.read(g).unwrap(), &wa);
+            let dy = data(geom.out_len(), 6, false);
+            let dx = buf(&vec![f32::NAN; geom.in_len()]);
+            run(|e| k.encode_backward(g, e, &geom, &buf(&dy), &arg, &dx).unwrap());
+            let want_dx = reference::maxpool::backward(&dy, &wa, &geom);
+            assert_f32_bits_eq(&format!("maxpool dx per_pixel {per_pixel}"), &dx.read(g).unwrap(), &want_dx);
+        }
     }
 }
 
@@ -216,67 +227,87 @@ fn batchnorm_matches_the_f64_reference() {
     // within BN_RTOL of the magnitude of each quantity.
     const BN_RTOL: f32 = 2e-4;
     use lowbit::kernels::batchnorm::{BatchNorm, NormBuffers};
+    use lowbit::kernels::quantize_fused::ReducePath;
     let g = gpu();
     let k = BatchNorm::new(g).unwrap();
+    // Both reductions of the partial sums, on any adapter; on llvmpipe (no fused multiply-adds)
+    // they give the same bits.
+    let paths = [ReducePath::Tree, ReducePath::PerThread].map(|r| BatchNorm::with_reduce_path(g, r).unwrap());
+    let mut outputs: Vec<Vec<Vec<f32>>> = vec![Vec::new(), Vec::new()];
     // Several chunks of the two-level sums; channels past one 32-channel tile; the smallest
     // batch; a tall input with many chunks.
-    for (rows, c) in [(300, 7), (130, 41), (2, 3), (20011, 2)] {
-        let x: Vec<f32> = data(rows * c, 14, false)
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v * (1.0 + (i % c) as f32) + (i % c) as f32)
-            .collect();
-        let affine: Vec<f32> = (0..2 * c).map(|i| 0.5 + 0.1 * i as f32).collect();
-        let running: Vec<f32> = (0..2 * c).map(|i| if i < c { 0.0 } else { 1.0 }).collect();
-        let dy = data(rows * c, 15, false);
-        for relu in [false, true] {
-            let (xb, ab, rb) = (buf(&x), buf(&affine), buf(&running));
-            let (st, y, dxb, sums) = (
-                GpuBuffer::<f32>::zeros(g, "st", lowbit::kernels::batchnorm::stats_len(c)).unwrap(),
-                GpuBuffer::<f32>::zeros(g, "y", rows * c).unwrap(),
-                GpuBuffer::<f32>::zeros(g, "dx", rows * c).unwrap(),
-                GpuBuffer::<f32>::zeros(g, "s", 2 * c).unwrap(),
-            );
-            let dyb = buf(&dy);
-            let b = NormBuffers {
-                x: &xb,
-                stats: &st,
-                affine: &ab,
-                running: &rb,
-                y: &y,
-                dy: Some(&dyb),
-                dx: Some(&dxb),
-                sums: Some(&sums),
-            };
-            run(|e| {
-                k.encode_train_forward(g, e, &b, rows, c, relu).unwrap();
-                k.encode_backward(g, e, &b, rows, c, relu).unwrap();
-            });
-            let (wst, wrun) = reference::batchnorm::stats(&x, rows, c, &running);
-            let wy = reference::batchnorm::forward(&x, c, &wst, &affine, relu);
-            let gy = y.read(g).unwrap();
-            let gst = st.read(g).unwrap();
-            let (wsums, wdx) = reference::batchnorm::backward(&x, &gy, &dy, c, &gst[..2 * c], &affine, relu);
-            let close = |name: &str, got: &[f32], want: &[f32]| {
-                let scale = want.iter().map(|v| v.abs()).fold(1e-3f32, f32::max);
-                for (i, (a, b)) in got.iter().zip(want).enumerate() {
-                    assert!((a - b).abs() <= BN_RTOL * scale, "batchnorm {name}[{i}] (relu {relu}): {a} vs {b}");
-                }
-            };
-            close("stats", &gst[..2 * c], &wst);
-            close("running", &rb.read(g).unwrap(), &wrun);
-            close("y", &gy, &wy);
-            close("sums", &sums.read(g).unwrap(), &wsums);
-            close("dx", &dxb.read(g).unwrap(), &wdx);
-            // Inference uses the running statistics.
-            let y2 = GpuBuffer::<f32>::zeros(g, "y2", rows * c).unwrap();
-            let b2 = NormBuffers { y: &y2, dy: None, dx: None, sums: None, ..b };
-            run(|e| k.encode_eval_forward(g, e, &b2, rows, c, relu).unwrap());
-            let run_now = rb.read(g).unwrap();
-            let st_eval: Vec<f32> = (0..2 * c)
-                .map(|i| if i < c { run_now[i] } else { 1.0 / (run_now[i] + lowbit::kernels::batchnorm::EPS).sqrt() })
+    for (pi, k) in paths.iter().enumerate() {
+        for (rows, c) in [(300, 7), (130, 41), (2, 3), (20011, 2)] {
+            let x: Vec<f32> = data(rows * c, 14, false)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v * (1.0 + (i % c) as f32) + (i % c) as f32)
                 .collect();
-            close("y (eval)", &y2.read(g).unwrap(), &reference::batchnorm::forward(&x, c, &st_eval, &affine, relu));
+            let affine: Vec<f32> = (0..2 * c).map(|i| 0.5 + 0.1 * i as f32).collect();
+            let running: Vec<f32> = (0..2 * c).map(|i| if i < c { 0.0 } else { 1.0 }).collect();
+            let dy = data(rows * c, 15, false);
+            for relu in [false, true] {
+                let (xb, ab, rb) = (buf(&x), buf(&affine), buf(&running));
+                let (st, y, dxb, sums) = (
+                    GpuBuffer::<f32>::zeros(g, "st", lowbit::kernels::batchnorm::stats_len(c)).unwrap(),
+                    GpuBuffer::<f32>::zeros(g, "y", rows * c).unwrap(),
+                    GpuBuffer::<f32>::zeros(g, "dx", rows * c).unwrap(),
+                    GpuBuffer::<f32>::zeros(g, "s", 2 * c).unwrap(),
+                );
+                let dyb = buf(&dy);
+                let b = NormBuffers {
+                    x: &xb,
+                    stats: &st,
+                    affine: &ab,
+                    running: &rb,
+                    y: &y,
+                    dy: Some(&dyb),
+                    dx: Some(&dxb),
+                    sums: Some(&sums),
+                };
+                run(|e| {
+                    k.encode_train_forward(g, e, &b, rows, c, relu).unwrap();
+                    k.encode_backward(g, e, &b, rows, c, relu).unwrap();
+                });
+                let (wst, wrun) = reference::batchnorm::stats(&x, rows, c, &running);
+                let wy = reference::batchnorm::forward(&x, c, &wst, &affine, relu);
+                let gy = y.read(g).unwrap();
+                let gst = st.read(g).unwrap();
+                let (wsums, wdx) = reference::batchnorm::backward(&x, &gy, &dy, c, &gst[..2 * c], &affine, relu);
+                let close = |name: &str, got: &[f32], want: &[f32]| {
+                    let scale = want.iter().map(|v| v.abs()).fold(1e-3f32, f32::max);
+                    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+                        assert!((a - b).abs() <= BN_RTOL * scale, "batchnorm {name}[{i}] (relu {relu}): {a} vs {b}");
+                    }
+                };
+                close("stats", &gst[..2 * c], &wst);
+                close("running", &rb.read(g).unwrap(), &wrun);
+                close("y", &gy, &wy);
+                close("sums", &sums.read(g).unwrap(), &wsums);
+                close("dx", &dxb.read(g).unwrap(), &wdx);
+                // Inference uses the running statistics.
+                let y2 = GpuBuffer::<f32>::zeros(g, "y2", rows * c).unwrap();
+                let b2 = NormBuffers { y: &y2, dy: None, dx: None, sums: None, ..b };
+                run(|e| k.encode_eval_forward(g, e, &b2, rows, c, relu).unwrap());
+                let run_now = rb.read(g).unwrap();
+                let st_eval: Vec<f32> =
+                    (0..2 * c)
+                        .map(|i| {
+                            if i < c {
+                                run_now[i]
+                            } else {
+                                1.0 / (run_now[i] + lowbit::kernels::batchnorm::EPS).sqrt()
+                            }
+                        })
+                        .collect();
+                close("y (eval)", &y2.read(g).unwrap(), &reference::batchnorm::forward(&x, c, &st_eval, &affine, relu));
+                outputs[pi].extend([gst, gy, sums.read(g).unwrap(), dxb.read(g).unwrap()]);
+            }
+        }
+    }
+    if g.report().name.contains("llvmpipe") {
+        for (i, (a, b)) in outputs[0].iter().zip(&outputs[1]).enumerate() {
+            assert_f32_bits_eq(&format!("batchnorm output {i}: tree vs a thread per channel"), b, a);
         }
     }
     // One value per channel has no batch statistics.

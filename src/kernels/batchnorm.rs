@@ -7,6 +7,7 @@
 //! 4 running, 5 y, 6 dy, 7 dx, 8 sums, 9 status; see the shader header for the math.
 //! Reference: [`crate::reference::batchnorm`].
 
+use super::quantize_fused::ReducePath;
 use super::{check_len, dispatch, layouts, pipeline, reduce_chunks, uniform, Slot, REDUCE_COLS, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
@@ -80,18 +81,28 @@ pub struct BatchNorm {
     forward: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
     dummy: GpuBuffer<f32>,
+    /// The partial sums from a thread per (chunk, channel) (entry `partial_thread`).
+    per_thread: bool,
 }
 
 impl BatchNorm {
-    /// Builds the eight pipelines.
+    /// Builds the eight pipelines, the partial sums reduced as suits the adapter: a thread per
+    /// (chunk, channel) without barriers on a CPU adapter, the workgroup tree elsewhere.
     pub fn new(gpu: &Gpu) -> Result<Self> {
+        Self::with_reduce_path(gpu, ReducePath::for_adapter(gpu))
+    }
+
+    /// Builds the eight pipelines with the partial sums reduced by `path` (the same bits).
+    pub fn with_reduce_path(gpu: &Gpu, path: ReducePath) -> Result<Self> {
+        let per_thread = path == ReducePath::PerThread;
         let mut slots = vec![Slot::Uniform, Slot::Read];
         slots.extend([Slot::Write; 7]);
         slots.push(Slot::Read);
         let (bgl, pl) = layouts(gpu, "batchnorm", &slots);
         let p = |e| pipeline(gpu, "batchnorm", e, &pl, &[]);
         Ok(BatchNorm {
-            partial: p("partial_main")?,
+            partial: p(if per_thread { "partial_thread" } else { "partial_main" })?,
+            per_thread,
             finish_mean: p("finish_mean")?,
             finish_var: p("finish_var")?,
             commit: p("commit_running")?,
@@ -170,6 +181,7 @@ impl BatchNorm {
                 &status,
             ];
             let workgroups = match pass {
+                Pass::Partial(_) if self.per_thread => (channels * chunks).div_ceil(WG as usize),
                 Pass::Partial(_) => channels.div_ceil(REDUCE_COLS) * chunks,
                 Pass::PerChannel => channels.div_ceil(WG as usize),
                 Pass::PerElement => (rows * channels).div_ceil(WG as usize),

@@ -78,15 +78,26 @@ pub struct MaxPool {
     bgl: wgpu::BindGroupLayout,
     forward: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
+    /// A thread per pixel (entries `forward_pixels`, `backward_pixels`).
+    per_pixel: bool,
 }
 
 impl MaxPool {
-    /// Builds both pipelines.
+    /// Builds both pipelines: a thread per pixel on a CPU adapter, where SIMD integer division
+    /// runs lane by lane (llvmpipe: the per-value coordinates cost more than the pooling), a
+    /// thread per value elsewhere.
     pub fn new(gpu: &Gpu) -> Result<Self> {
+        Self::with_thread_per_pixel(gpu, gpu.is_cpu())
+    }
+
+    /// Builds both pipelines of either layout (the same values and indices).
+    pub fn with_thread_per_pixel(gpu: &Gpu, per_pixel: bool) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "maxpool", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write]);
+        let (fwd, bwd) = if per_pixel { ("forward_pixels", "backward_pixels") } else { ("forward", "backward") };
         Ok(MaxPool {
-            forward: pipeline(gpu, "maxpool", "forward", &pl, &[])?,
-            backward: pipeline(gpu, "maxpool", "backward", &pl, &[])?,
+            forward: pipeline(gpu, "maxpool", fwd, &pl, &[])?,
+            backward: pipeline(gpu, "maxpool", bwd, &pl, &[])?,
+            per_pixel,
             bgl,
         })
     }
@@ -113,7 +124,7 @@ impl MaxPool {
             &self.forward,
             &self.bgl,
             &[&params, x.buffer(), y.buffer(), arg.buffer()],
-            p.total.div_ceil(WG),
+            if self.per_pixel { (g.batch * g.oh() * g.ow()) as u32 } else { p.total }.div_ceil(WG),
         )
     }
 
@@ -133,6 +144,7 @@ impl MaxPool {
         check_len("maxpool", "dx", dx.len(), g.in_len())?;
         let params = uniform(gpu, "maxpool", &p);
         let buffers = [&params, dy.buffer(), dx.buffer(), arg.buffer()];
-        dispatch(gpu, enc, "maxpool", &self.backward, &self.bgl, &buffers, (g.in_len() as u32).div_ceil(WG))
+        let threads = if self.per_pixel { g.batch * g.h * g.w } else { g.in_len() } as u32;
+        dispatch(gpu, enc, "maxpool", &self.backward, &self.bgl, &buffers, threads.div_ceil(WG))
     }
 }
