@@ -60,6 +60,20 @@ fn masked_dy(i: u32) -> f32 {
     return dy[i];
 }
 
+// Value i's (channel c's) terms of the partial sums by mode: 0 (x, 0), 1 ((x − mean)², 0),
+// 2 (g·x̂, g). (The second sum starts at +0 and gains only +0 in modes 0 and 1: unchanged.)
+fn partial_terms(i: u32, c: u32) -> vec2<f32> {
+    if (p.mode == 0u) {
+        return vec2<f32>(x[i], 0.0);
+    }
+    if (p.mode == 1u) {
+        let d = x[i] - stats[c];
+        return vec2<f32>(d * d, 0.0);
+    }
+    let g = masked_dy(i);
+    return vec2<f32>(g * ((x[i] - stats[c]) * stats[p.channels + c]), g);
+}
+
 @compute @workgroup_size(256)
 fn partial_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let tiles = (p.channels + COLS - 1u) / COLS;
@@ -76,17 +90,9 @@ fn partial_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     var s1 = 0.0;
     if (c < p.channels) {
         for (var r = start + lane; r < end; r += LANES) {
-            let i = r * p.channels + c;
-            if (p.mode == 0u) {
-                s0 += x[i];
-            } else if (p.mode == 1u) {
-                let d = x[i] - stats[c];
-                s0 += d * d;
-            } else {
-                let g = masked_dy(i);
-                s0 += g * ((x[i] - stats[c]) * stats[p.channels + c]);
-                s1 += g;
-            }
+            let t = partial_terms(r * p.channels + c, c);
+            s0 += t.x;
+            s1 += t.y;
         }
     }
     acc[lid] = s0;
@@ -125,17 +131,9 @@ fn partial_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     for (var r0 = start; r0 < end; r0 += LANES) {
         for (var l = 0u; l < LANES; l++) {
             if (r0 + l < end) {
-                let i = (r0 + l) * p.channels + c;
-                if (p.mode == 0u) {
-                    a0[l] += x[i];
-                } else if (p.mode == 1u) {
-                    let d = x[i] - stats[c];
-                    a0[l] += d * d;
-                } else {
-                    let g = masked_dy(i);
-                    a0[l] += g * ((x[i] - stats[c]) * stats[p.channels + c]);
-                    a1[l] += g;
-                }
+                let t = partial_terms((r0 + l) * p.channels + c, c);
+                a0[l] += t.x;
+                a1[l] += t.y;
             }
         }
     }

@@ -30,6 +30,16 @@ struct ConvParams {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
+// The output coordinate whose tap k reads input coordinate v (oh·stride = v + pad − k), or −1
+// where there is none (before the start, between strides, past `out` outputs).
+fn tap_out(v: u32, k: u32, out: u32) -> i32 {
+    let t = i32(v + p.pad) - i32(k);
+    if (t < 0 || u32(t) % p.stride != 0u || u32(t) / p.stride >= out) {
+        return -1;
+    }
+    return i32(u32(t) / p.stride);
+}
+
 @compute @workgroup_size(256)
 fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = (wg.x + wg.y * nwg.x) * 256u + lid;
@@ -67,18 +77,16 @@ fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let kdim = p.kh * p.kw * p.c;
     var s = 0.0;
     for (var ky = 0u; ky < p.kh; ky++) {
-        let ty = i32(y + p.pad) - i32(ky);
-        if (ty < 0 || u32(ty) % p.stride != 0u || u32(ty) / p.stride >= p.oh) {
+        let oy = tap_out(y, ky, p.oh);
+        if (oy < 0) {
             continue;
         }
-        let oy = u32(ty) / p.stride;
         for (var kx = 0u; kx < p.kw; kx++) {
-            let tx = i32(x + p.pad) - i32(kx);
-            if (tx < 0 || u32(tx) % p.stride != 0u || u32(tx) / p.stride >= p.ow) {
+            let ox = tap_out(x, kx, p.ow);
+            if (ox < 0) {
                 continue;
             }
-            let ox = u32(tx) / p.stride;
-            let row = (b * p.oh + oy) * p.ow + ox;
+            let row = (b * p.oh + u32(oy)) * p.ow + u32(ox);
             s += src[row * kdim + (ky * p.kw + kx) * p.c + c];
         }
     }
@@ -129,18 +137,16 @@ fn col2im_pixels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
         dst[out0 + c] = 0.0;
     }
     for (var ky = 0u; ky < p.kh; ky++) {
-        let ty = i32(y + p.pad) - i32(ky);
-        if (ty < 0 || u32(ty) % p.stride != 0u || u32(ty) / p.stride >= p.oh) {
+        let oy = tap_out(y, ky, p.oh);
+        if (oy < 0) {
             continue;
         }
-        let oy = u32(ty) / p.stride;
         for (var kx = 0u; kx < p.kw; kx++) {
-            let tx = i32(x + p.pad) - i32(kx);
-            if (tx < 0 || u32(tx) % p.stride != 0u || u32(tx) / p.stride >= p.ow) {
+            let ox = tap_out(x, kx, p.ow);
+            if (ox < 0) {
                 continue;
             }
-            let ox = u32(tx) / p.stride;
-            let base = ((b * p.oh + oy) * p.ow + ox) * kdim + (ky * p.kw + kx) * p.c;
+            let base = ((b * p.oh + u32(oy)) * p.ow + u32(ox)) * kdim + (ky * p.kw + kx) * p.c;
             for (var c = 0u; c < p.c; c++) {
                 dst[out0 + c] += src[base + c];
             }

@@ -16,17 +16,9 @@
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(3) var<storage, read_write> arg: array<u32>;
 
-@compute @workgroup_size(256)
-fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = (wg.x + wg.y * nwg.x) * 256u + lid;
-    if (i >= p.total) {
-        return;
-    }
-    let q = pool_out_coords(p, i);
-    let b = q.x;
-    let oy = q.y;
-    let ox = q.z;
-    let c = q.w;
+// Channel c's window at output (b, oy, ox): its first maximum in row-major window order, as
+// (f32 bits, flat input index).
+fn window_max(b: u32, oy: u32, ox: u32, c: u32) -> vec2<u32> {
     var best = -3.4028235e38;
     var best_i = 0u;
     var first = true;
@@ -41,8 +33,36 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
             }
         }
     }
-    dst[i] = best;
-    arg[i] = best_i;
+    return vec2<u32>(bitcast<u32>(best), best_i);
+}
+
+// dx of input value i (channel c) inside window (oy, ox): dy of the window if i was its maximum,
+// else 0 (also for a tail outside every window).
+fn grad_at(i: u32, b: u32, oy: u32, ox: u32, c: u32) -> f32 {
+    if (oy >= p.oh || ox >= p.ow) {
+        return 0.0;
+    }
+    let o = pool_out_index(p, b, oy, ox, c);
+    if (arg[o] == i) {
+        return src[o];
+    }
+    return 0.0;
+}
+
+@compute @workgroup_size(256)
+fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (i >= p.total) {
+        return;
+    }
+    let q = pool_out_coords(p, i);
+    let b = q.x;
+    let oy = q.y;
+    let ox = q.z;
+    let c = q.w;
+    let m = window_max(b, oy, ox, c);
+    dst[i] = bitcast<f32>(m.x);
+    arg[i] = m.y;
 }
 
 @compute @workgroup_size(256)
@@ -57,16 +77,7 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     let y = q.y;
     let x = q.z;
     let c = q.w;
-    var g = 0.0;
-    let oy = y / p.k;
-    let ox = x / p.k;
-    if (oy < p.oh && ox < p.ow) {
-        let o = pool_out_index(p, b, oy, ox, c);
-        if (arg[o] == i) {
-            g = src[o];
-        }
-    }
-    dst[i] = g;
+    dst[i] = grad_at(i, b, y / p.k, x / p.k, c);
 }
 
 @compute @workgroup_size(256)
@@ -79,22 +90,9 @@ fn forward_pixels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     let oy = (pix / p.ow) % p.oh;
     let b = pix / (p.ow * p.oh);
     for (var c = 0u; c < p.c; c++) {
-        var best = -3.4028235e38;
-        var best_i = 0u;
-        var first = true;
-        for (var ky = 0u; ky < p.k; ky++) {
-            for (var kx = 0u; kx < p.k; kx++) {
-                let idx = pool_in_index(p, b, oy * p.k + ky, ox * p.k + kx, c);
-                let v = src[idx];
-                if (first || v > best) {
-                    best = v;
-                    best_i = idx;
-                    first = false;
-                }
-            }
-        }
-        dst[pix * p.c + c] = best;
-        arg[pix * p.c + c] = best_i;
+        let m = window_max(b, oy, ox, c);
+        dst[pix * p.c + c] = bitcast<f32>(m.x);
+        arg[pix * p.c + c] = m.y;
     }
 }
 
@@ -109,16 +107,7 @@ fn backward_pixels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let b = pix / (p.w * p.h);
     let oy = y / p.k;
     let ox = x / p.k;
-    let pooled = oy < p.oh && ox < p.ow;
     for (var c = 0u; c < p.c; c++) {
-        let i = pix * p.c + c;
-        var g = 0.0;
-        if (pooled) {
-            let o = pool_out_index(p, b, oy, ox, c);
-            if (arg[o] == i) {
-                g = src[o];
-            }
-        }
-        dst[i] = g;
+        dst[pix * p.c + c] = grad_at(pix * p.c + c, b, oy, ox, c);
     }
 }
