@@ -14,10 +14,17 @@
 // elements, combined with one workgroup atomic per thread and one storage atomic per workgroup
 // (two barriers, where the per-row entry spends eight on a tree for each 256 words). A max does
 // not depend on order, so every entry gives the same bits.
+// Entries `main_thread` and `main_thread_v4`, for CPU adapters (no workgroup memory, no
+// barriers): a thread reduces `aux0` consecutive logical columns of one logical row, all in one
+// group (a block, or a piece of a row), then one atomicMax for its group (and one for the tensor
+// slot); `aux1` such spans per row. In x's own orientation threads run along rows; transposed,
+// consecutive threads take consecutive logical rows (adjacent addresses in x). `main_thread_v4`
+// reads x as vec4s (binding 1 as x4: untransposed, cols and aux0 multiples of 4).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> amax: array<atomic<u32>>;
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 
 var<workgroup> red: array<u32, 256>;
 
@@ -126,4 +133,55 @@ fn main_flat(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     if (lid == 0u) {
         atomicMax(&amax[0], atomicLoad(&wmax));
     }
+}
+
+// The span of thread t for the per-thread entries: (row, first column, end column), or rows = p.rows
+// for no span.
+fn thread_span(t: u32) -> vec3<u32> {
+    if (t >= p.rows * p.aux1) {
+        return vec3<u32>(p.rows, 0u, 0u);
+    }
+    var row = t / p.aux1;
+    var seg = t % p.aux1;
+    if (p.transposed == 1u) {
+        row = t % p.rows;
+        seg = t / p.rows;
+    }
+    let c0 = seg * p.aux0;
+    return vec3<u32>(row, c0, min(c0 + p.aux0, p.cols));
+}
+
+fn commit(row: u32, c0: u32, m: u32) {
+    atomicMax(&amax[group_of(p, row, c0)], m);
+    if (p.tensor_slot == 1u) {
+        atomicMax(&amax[p.n_groups], m);
+    }
+}
+
+@compute @workgroup_size(256)
+fn main_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let s = thread_span(flat_workgroup(wg, nwg) * WG + lid);
+    if (s.x >= p.rows) {
+        return;
+    }
+    var m = 0u;
+    for (var c = s.y; c < s.z; c++) {
+        m = max(m, amax_bits(load(s.x, c)));
+    }
+    commit(s.x, s.y, m);
+}
+
+@compute @workgroup_size(256)
+fn main_thread_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let s = thread_span(flat_workgroup(wg, nwg) * WG + lid);
+    if (s.x >= p.rows) {
+        return;
+    }
+    var m = 0u;
+    let base = s.x * p.cols;
+    for (var c = s.y; c < s.z; c += 4u) {
+        let v = x4[(base + c) / 4u];
+        m = max(m, max(max(amax_bits(v.x), amax_bits(v.y)), max(amax_bits(v.z), amax_bits(v.w))));
+    }
+    commit(s.x, s.y, m);
 }

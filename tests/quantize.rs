@@ -413,3 +413,41 @@ fn both_reduce_paths_match_the_reference() {
         }
     }
 }
+
+/// `absmax` gives the reference's maxima on either reduce path (workgroup trees, or a thread per
+/// span on CPU adapters: vec4 loads where rows split into vec4s), in both orientations, with and
+/// without the tensor slot (NVFP4), for groups of every kind.
+#[test]
+fn absmax_paths_match_the_reference() {
+    use lowbit::kernels::absmax::Absmax;
+    let g = gpu();
+    let kernels =
+        [ReducePath::Tree, ReducePath::PerThread].map(|path| (path, Absmax::with_reduce_path(g, path).unwrap()));
+    let mut cases = 0;
+    // (80, 36) and (4, 600): rows that split into vec4s; (3, 1000) spans several THREAD_SPANs.
+    for (si, &(rows, cols)) in SHAPES.iter().chain(&[(4, 600), (9, 64)]).enumerate() {
+        let x = data(rows * cols, 90 + si as u32, true);
+        let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
+        for (f, gr) in [(Format::Int8, Granularity::PerTensor), (Format::Int8, Granularity::PerRow)]
+            .into_iter()
+            .chain([8, 16, 32, 2048].map(|b| (Format::Int4, Granularity::PerBlock(b))))
+            .chain([(Format::Nvfp4, Granularity::PerBlock(16)), (Format::Mxfp8, Granularity::PerBlock(32))])
+        {
+            for transposed in [false, true] {
+                // Transposed, the logical tensor is [cols, rows] read from x as stored.
+                let (lr, lc) = if transposed { (cols, rows) } else { (rows, cols) };
+                let Ok(l) = QuantLayout::new(lr, lc, f, gr) else { continue };
+                let want = reference::absmax::absmax(&x, &l, transposed);
+                for (path, k) in &kernels {
+                    let amax = lowbit::GpuBuffer::<u32>::zeros(g, "amax", l.amax_len()).unwrap();
+                    common::submit_with(|e| k.encode(g, e, &xb, &l, transposed, &amax).unwrap());
+                    let what = format!("{path:?} {lr}x{lc} {f} {gr} transposed {transposed}");
+                    assert_u32_eq(&what, &amax.read(g).unwrap(), &want);
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert!(cases >= 2 * 2 * 8 * SHAPES.len(), "{cases}");
+}
+

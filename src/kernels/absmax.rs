@@ -6,10 +6,15 @@
 //! a tree reduction over segments of `seg` words (one scale group, or the whole tile), then one
 //! `atomicMax` per segment. `transposed` reads the logical tensor from storage `[cols, rows]`.
 //! One group over the whole tensor (per-tensor scales) is reduced flat, 4096 elements per
-//! workgroup, in either orientation.
+//! workgroup, in either orientation. On a CPU adapter ([`ReducePath::PerThread`]) the grouped
+//! layouts take entries `main_thread` / `main_thread_v4` instead: a thread per block (or per
+//! [`THREAD_SPAN`] columns of a row), no workgroup memory or barriers, vec4 loads where the rows
+//! split into vec4s; the same bits (a maximum does not depend on order). Whole-tensor groups
+//! take them too, as one row of all of x.
 //! Bindings: 0 `QuantParams`, 1 x (read f32), 2 amax (read-write u32, `n_groups`).
 //! Reference: [`crate::reference::absmax`].
 
+use super::quantize_fused::ReducePath;
 use super::{check_len, dispatch, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
@@ -21,19 +26,41 @@ pub struct Absmax {
     pipeline: wgpu::ComputePipeline,
     transposed: wgpu::ComputePipeline,
     flat: wgpu::ComputePipeline,
+    /// `main_thread` and `main_thread_v4` on the per-thread path.
+    per_thread: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
 }
+
+/// Columns of a row each thread of the per-thread entries reduces, where the group is a whole
+/// row (or the tensor); a block-scaled group is one thread's.
+pub const THREAD_SPAN: u32 = 256;
 
 /// Elements each workgroup of the whole-tensor entry reduces (`FLAT_PER`·256 in the shader).
 const FLAT_CHUNK: usize = 16 * 256;
 
 impl Absmax {
-    /// Builds the pipeline.
+    /// Builds the pipelines, grouped layouts reduced as suits the adapter
+    /// ([`ReducePath::for_adapter`]).
     pub fn new(gpu: &Gpu) -> Result<Self> {
+        Self::with_reduce_path(gpu, ReducePath::for_adapter(gpu))
+    }
+
+    /// Builds the pipelines with layouts reduced by `path`: workgroup trees (`main`, `main_t`;
+    /// whole-tensor groups `main_flat`) or a thread per span (`main_thread`, `main_thread_v4`,
+    /// whole-tensor groups included).
+    pub fn with_reduce_path(gpu: &Gpu, path: ReducePath) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "absmax", &[Slot::Uniform, Slot::Read, Slot::Write]);
+        let per_thread = match path {
+            ReducePath::Tree => None,
+            ReducePath::PerThread => Some((
+                pipeline(gpu, "absmax", "main_thread", &pl, &[])?,
+                pipeline(gpu, "absmax", "main_thread_v4", &pl, &[])?,
+            )),
+        };
         Ok(Absmax {
             pipeline: pipeline(gpu, "absmax", "main", &pl, &[])?,
             transposed: pipeline(gpu, "absmax", "main_t", &pl, &[])?,
             flat: pipeline(gpu, "absmax", "main_flat", &pl, &[])?,
+            per_thread,
             bgl,
         })
     }
@@ -54,6 +81,21 @@ impl Absmax {
         let mut p = QuantParams::row_tiles(l, Rounding::Nearest);
         p.transposed = transposed as u32;
         enc.clear(amax.buffer());
+        if let Some((scalar, v4)) = &self.per_thread {
+            if l.granularity == Granularity::PerTensor && p.tensor_slot == 0 {
+                // One group over everything: one row of all of x, in x's own order.
+                (p.rows, p.cols, p.transposed) = (1, l.rows * l.cols, 0);
+            }
+            let span = if p.block_div == u32::MAX { THREAD_SPAN } else { p.block_div };
+            let spans = p.cols.div_ceil(span).max(1);
+            p.aux = [span, spans];
+            let threads = p.rows as usize * spans as usize;
+            let vec4 = p.transposed == 0 && p.cols.is_multiple_of(4) && span.is_multiple_of(4);
+            let params = uniform(gpu, "absmax params", &p);
+            let k = if vec4 { v4 } else { scalar };
+            let groups = threads.div_ceil(super::WG as usize) as u32;
+            return dispatch(gpu, enc, "absmax", k, &self.bgl, &[&params, x.buffer(), amax.buffer()], groups);
+        }
         if l.granularity == Granularity::PerTensor && p.tensor_slot == 0 {
             // One group over everything: read x flat, whatever the orientation.
             let params = uniform(gpu, "absmax params", &p);
