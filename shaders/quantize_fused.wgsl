@@ -14,6 +14,7 @@
 // NVFP4, whose block scales depend on the tensor's maximum, reads it from tensor_amax[0] (written
 // by an absmax launch before this one: two launches instead of absmax -> scale -> quantize's three,
 // same bits); other formats ignore that binding.
+// Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl).
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32),
 // 3 scales (read_write f32, n_groups), 4 step (StepState: the stream base of stochastic draws),
 // 5 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only).
@@ -36,26 +37,6 @@ fn group_scale_of(amax: f32) -> vec2<f32> {
         return fmt_group_scale(amax, bitcast<f32>(tensor_amax[0]));
     }
     return fmt_scale_for_amax(amax);
-}
-
-fn pack_word(row: u32, word: u32, s_inv: f32) -> u32 {
-    let per_word = fmt_per_word();
-    let b = fmt_bits();
-    let stochastic = p.stochastic == 1u;
-    let key = rng_key(p.seed, p.stream + st.stream_base);
-    var packed = 0u;
-    for (var i = 0u; i < per_word; i++) {
-        let col = word * per_word + i;
-        if (col < p.cols) {
-            let idx = row * p.cols + col;
-            var r = 0u;
-            if (stochastic) {
-                r = rng_draw24(key, idx);
-            }
-            packed |= fmt_quantize(x[idx], s_inv, stochastic, r) << (i * b);
-        }
-    }
-    return packed;
 }
 
 fn word_amax(row: u32, word: u32) -> u32 {
@@ -186,32 +167,6 @@ fn word_amax4(row: u32, word: u32) -> u32 {
         }
     }
     return m;
-}
-
-// pack_word over vec4s: the same codes, draws and shifts.
-fn pack_word4(row: u32, word: u32, s_inv: f32) -> u32 {
-    let per_word = fmt_per_word();
-    let b = fmt_bits();
-    let stochastic = p.stochastic == 1u;
-    let key = rng_key(p.seed, p.stream + st.stream_base);
-    var packed = 0u;
-    for (var i = 0u; i < per_word; i += 4u) {
-        let col = word * per_word + i;
-        if (col < p.cols) {
-            let idx = row * p.cols + col;
-            let v = x4[idx / 4u];
-            var r = vec4<u32>();
-            if (stochastic) {
-                r = vec4<u32>(rng_draw24(key, idx), rng_draw24(key, idx + 1u), rng_draw24(key, idx + 2u),
-                              rng_draw24(key, idx + 3u));
-            }
-            packed |= fmt_quantize(v.x, s_inv, stochastic, r.x) << (i * b);
-            packed |= fmt_quantize(v.y, s_inv, stochastic, r.y) << ((i + 1u) * b);
-            packed |= fmt_quantize(v.z, s_inv, stochastic, r.z) << ((i + 2u) * b);
-            packed |= fmt_quantize(v.w, s_inv, stochastic, r.w) << ((i + 3u) * b);
-        }
-    }
-    return packed;
 }
 
 @compute @workgroup_size(256)

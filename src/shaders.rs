@@ -16,10 +16,13 @@ pub const COMMON: &[(&str, &str)] = &[
     ("gemm", include_str!("../shaders/common/gemm.wgsl")),
     ("gemm_tiled", include_str!("../shaders/common/gemm_tiled.wgsl")),
     ("pool", include_str!("../shaders/common/pool.wgsl")),
+    ("pack", include_str!("../shaders/common/pack.wgsl")),
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
 ];
 
 const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout"];
+/// The quantizers that pack x in its own orientation share their packing.
+const QUANT_PACK_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack"];
 /// The transposing quantizers share their packing.
 const QUANT_T_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t"];
 const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];
@@ -43,10 +46,10 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "peak_coop", includes: &[], body: include_str!("../shaders/peak_coop.wgsl") },
     KernelSource { name: "absmax", includes: &["quant", "layout"], body: include_str!("../shaders/absmax.wgsl") },
     KernelSource { name: "scale", includes: QUANT_INCLUDES, body: include_str!("../shaders/scale.wgsl") },
-    KernelSource { name: "quantize", includes: QUANT_INCLUDES, body: include_str!("../shaders/quantize.wgsl") },
+    KernelSource { name: "quantize", includes: QUANT_PACK_INCLUDES, body: include_str!("../shaders/quantize.wgsl") },
     KernelSource {
         name: "quantize_fused",
-        includes: QUANT_INCLUDES,
+        includes: QUANT_PACK_INCLUDES,
         body: include_str!("../shaders/quantize_fused.wgsl"),
     },
     KernelSource {

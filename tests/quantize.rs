@@ -451,3 +451,36 @@ fn absmax_paths_match_the_reference() {
     assert!(cases >= 2 * 2 * 8 * SHAPES.len(), "{cases}");
 }
 
+/// `quantize` (the chain's packing pass) gives the reference's codes on either layout (a thread
+/// per word, or per run of words on CPU adapters: vec4 loads where rows split into vec4s), for
+/// every format and grouping, both roundings.
+#[test]
+fn quantize_paths_match_the_reference() {
+    use lowbit::kernels::quantize::Quantize;
+    let g = gpu();
+    let mut cases = 0;
+    for f in Format::ALL {
+        let kernels = [ReducePath::Tree, ReducePath::PerThread]
+            .map(|path| (path, Quantize::with_reduce_path(g, f, path).unwrap()));
+        for (si, &(rows, cols)) in SHAPES.iter().chain(&[(4, 600)]).enumerate() {
+            let x = data(rows * cols, 60 + si as u32, true);
+            let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
+            for &gr in GRANULARITIES {
+                let Ok(l) = QuantLayout::new(rows, cols, f, gr) else { continue };
+                let (_, inv) = reference::scale::scale(&reference::absmax::absmax(&x, &l, false), f);
+                let invb = lowbit::GpuBuffer::from_slice(g, "inv", &inv).unwrap();
+                for r in roundings() {
+                    let want = reference::quantize::quantize(&x, &inv, &l, r);
+                    for (path, k) in &kernels {
+                        let codes = lowbit::GpuBuffer::<u32>::zeros(g, "c", l.words()).unwrap();
+                        common::submit_with(|e| k.encode(g, e, &xb, &invb, &l, r, &codes).unwrap());
+                        let what = format!("{path:?} {rows}x{cols} {f} {gr} {r:?}");
+                        assert_u32_eq(&what, &codes.read(g).unwrap(), &want);
+                        cases += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(cases > 2 * 2 * SHAPES.len() * Format::ALL.len(), "{cases}");
+}

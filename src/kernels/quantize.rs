@@ -3,9 +3,13 @@
 //!
 //! Math: `code = Format::quantize(x, inv[group], rounding, rng::draw24(key, row·cols + col))`;
 //! see `format` for the rule. Layout: one thread per packed word, 256 words of one row per
-//! workgroup. Bindings: 0 `QuantParams`, 1 x (read f32), 2 inv (read f32), 3 codes (read-write
+//! workgroup; on a CPU adapter ([`ReducePath::PerThread`]) a thread per run of `seg` words of a row
+//! instead (one group of a block-scaled layout; entries `main_thread`, and `main_thread_v4`
+//! reading x as vec4s where the codes per word and the row length are multiples of 4), the same
+//! bits. Bindings: 0 `QuantParams`, 1 x (read f32), 2 inv (read f32), 3 codes (read-write
 //! u32, `rows · words_per_row`). Reference: [`crate::reference::quantize`].
 
+use super::quantize_fused::ReducePath;
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
 use crate::scheme::{QuantLayout, Rounding};
@@ -17,13 +21,33 @@ pub struct Quantize {
     format: Format,
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    /// `main_thread` and (for formats packing a multiple of 4 codes per word) `main_thread_v4`,
+    /// on the per-thread path.
+    per_thread: Option<(wgpu::ComputePipeline, Option<wgpu::ComputePipeline>)>,
 }
 
 impl Quantize {
-    /// Builds the pipeline for `format`.
+    /// Builds the pipelines for `format`, laid out as suits the adapter ([`ReducePath::for_adapter`]).
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
+        Self::with_reduce_path(gpu, format, ReducePath::for_adapter(gpu))
+    }
+
+    /// Builds the pipelines for `format` with `path`'s layout: a thread per word (`Tree`: the GPU
+    /// layout, though this kernel reduces nothing) or per run of words (`PerThread`).
+    pub fn with_reduce_path(gpu: &Gpu, format: Format, path: ReducePath) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "quantize", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write, Slot::Uniform]);
-        Ok(Quantize { format, pipeline: pipeline(gpu, "quantize", "main", &pl, &format_constant(format))?, bgl })
+        let c = format_constant(format);
+        let per_thread = match path {
+            ReducePath::Tree => None,
+            ReducePath::PerThread => Some((
+                pipeline(gpu, "quantize", "main_thread", &pl, &c)?,
+                match format.per_word().is_multiple_of(4) {
+                    true => Some(pipeline(gpu, "quantize", "main_thread_v4", &pl, &c)?),
+                    false => None,
+                },
+            )),
+        };
+        Ok(Quantize { format, pipeline: pipeline(gpu, "quantize", "main", &pl, &c)?, per_thread, bgl })
     }
 
     /// Records `codes ← quantize(x, inv)`.
@@ -49,14 +73,22 @@ impl Quantize {
         let p = QuantParams::row_tiles(l, rounding);
         let step = enc.step_state(gpu).clone();
         let params = uniform(gpu, "quantize params", &p);
+        let (k, groups) = match &self.per_thread {
+            Some((scalar, v4)) => {
+                let runs = l.rows as usize * l.words_per_row.div_ceil(p.seg) as usize;
+                let v4 = v4.as_ref().filter(|_| l.cols.is_multiple_of(4));
+                (v4.unwrap_or(scalar), runs.div_ceil(super::WG as usize) as u32)
+            }
+            None => (&self.pipeline, p.total_tiles),
+        };
         dispatch(
             gpu,
             enc,
             "quantize",
-            &self.pipeline,
+            k,
             &self.bgl,
             &[&params, x.buffer(), inv.buffer(), codes.buffer(), &step],
-            p.total_tiles,
+            groups,
         )
     }
 }

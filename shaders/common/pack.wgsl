@@ -1,0 +1,51 @@
+// Packing of a row's words, shared by the quantizers that pack x in its own orientation (quantize,
+// quantize_fused), as pack_t.wgsl is by the transposing ones: it reads the including kernel's
+// `p: QuantParams`, `x` (f32) and `x4` (the same buffer as vec4s) and `st: StepState`.
+
+// Word `word` of row `row`, packed with inverse scale s_inv; stochastic draws at index row·cols + col
+// of rng_key(seed, stream + stream base).
+fn pack_word(row: u32, word: u32, s_inv: f32) -> u32 {
+    let per_word = fmt_per_word();
+    let b = fmt_bits();
+    let stochastic = p.stochastic == 1u;
+    let key = rng_key(p.seed, p.stream + st.stream_base);
+    var packed = 0u;
+    for (var i = 0u; i < per_word; i++) {
+        let col = word * per_word + i;
+        if (col < p.cols) {
+            let idx = row * p.cols + col;
+            var r = 0u;
+            if (stochastic) {
+                r = rng_draw24(key, idx);
+            }
+            packed |= fmt_quantize(x[idx], s_inv, stochastic, r) << (i * b);
+        }
+    }
+    return packed;
+}
+
+// pack_word over vec4s: the same codes, draws and shifts.
+fn pack_word4(row: u32, word: u32, s_inv: f32) -> u32 {
+    let per_word = fmt_per_word();
+    let b = fmt_bits();
+    let stochastic = p.stochastic == 1u;
+    let key = rng_key(p.seed, p.stream + st.stream_base);
+    var packed = 0u;
+    for (var i = 0u; i < per_word; i += 4u) {
+        let col = word * per_word + i;
+        if (col < p.cols) {
+            let idx = row * p.cols + col;
+            let v = x4[idx / 4u];
+            var r = vec4<u32>();
+            if (stochastic) {
+                r = vec4<u32>(rng_draw24(key, idx), rng_draw24(key, idx + 1u), rng_draw24(key, idx + 2u),
+                              rng_draw24(key, idx + 3u));
+            }
+            packed |= fmt_quantize(v.x, s_inv, stochastic, r.x) << (i * b);
+            packed |= fmt_quantize(v.y, s_inv, stochastic, r.y) << ((i + 1u) * b);
+            packed |= fmt_quantize(v.z, s_inv, stochastic, r.z) << ((i + 2u) * b);
+            packed |= fmt_quantize(v.w, s_inv, stochastic, r.w) << ((i + 3u) * b);
+        }
+    }
+    return packed;
+}
