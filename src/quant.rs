@@ -288,7 +288,7 @@ impl Quantizer {
         let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
         let q = Self::alloc(gpu, enc, lt)?;
-        if sums.is_some() || QuantizeTransposeFused::preferred(&lt) {
+        if sums.is_some() || QuantizeTransposeFused::preferred(&lt, k.transpose_fused.reduce_path()) {
             let (xb, rnd) = (x.buffer(), scheme.rounding);
             if sums.is_none() && lt.format.needs_tensor_amax() {
                 // NVFP4: the tensor's maximum (given, or reduced here), then one launch.
@@ -299,6 +299,41 @@ impl Quantizer {
             }
             return Ok(q);
         }
+        self.transposed_chain(gpu, enc, x, scheme, &lt, q)
+    }
+
+    /// Records the three-launch chain `absmax` → `scale` → `quantize_transpose` for `xᵀ` (any
+    /// granularity): what [`Quantizer::quantize_transposed`] takes for per-tensor scales, and for
+    /// long rows on a GPU. Same bits as the one-pass kernel.
+    pub fn quantize_transposed_three_pass(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+    ) -> Result<QuantizedTensor> {
+        let &[r, c] = x.shape() else {
+            return Err(Error::Shape {
+                op: "quantize_transposed_three_pass",
+                detail: format!("needs a 2-D tensor, got shape {:?}", x.shape()),
+            });
+        };
+        let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
+        let q = Self::alloc(gpu, enc, lt)?;
+        self.transposed_chain(gpu, enc, x, scheme, &lt, q)
+    }
+
+    fn transposed_chain(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+        lt: &QuantLayout,
+        q: QuantizedTensor,
+    ) -> Result<QuantizedTensor> {
+        let (r, c) = (lt.cols as usize, lt.rows as usize);
+        let k = self.kernels(gpu, scheme.format)?;
         let amax = enc.scratch::<u32>(gpu, "lowbit amax", lt.amax_len())?;
         let inv = enc.scratch::<f32>(gpu, "lowbit inv", lt.n_groups as usize)?;
         if scheme.granularity == Granularity::PerTensor {
@@ -306,10 +341,10 @@ impl Quantizer {
             let l = QuantLayout::new(r, c, scheme.format, scheme.granularity)?;
             self.absmax.encode(gpu, enc, x.buffer(), &l, false, &amax)?;
         } else {
-            self.absmax.encode(gpu, enc, x.buffer(), &lt, true, &amax)?;
+            self.absmax.encode(gpu, enc, x.buffer(), lt, true, &amax)?;
         }
         k.scale.encode(gpu, enc, &amax, &q.scales, &inv)?;
-        k.transpose.encode(gpu, enc, x.buffer(), &inv, &lt, scheme.rounding, &q.codes)?;
+        k.transpose.encode(gpu, enc, x.buffer(), &inv, lt, scheme.rounding, &q.codes)?;
         Ok(q)
     }
 

@@ -152,6 +152,10 @@ fn transposed_quantization_equals_quantizing_the_transpose() {
                     let want = reference::quantize_transpose::quantize_transpose(&x, &inv, &l, r);
                     assert_u32_eq(&format!("transpose codes {what}"), &codes, &want);
                     assert_f32_bits_eq(&format!("transpose scales {what}"), &scales, &want_scales);
+                    // The chain, whichever way quantize_transposed went on this adapter.
+                    let (codes3, scales3, _) = run(|e| qz().quantize_transposed_three_pass(g, e, &xg, scheme));
+                    assert_u32_eq(&format!("transpose chain codes {what}"), &codes3, &want);
+                    assert_f32_bits_eq(&format!("transpose chain scales {what}"), &scales3, &want_scales);
                     let (codes2, scales2, _) = run(|e| qz().quantize_two_pass(g, e, &xtg, scheme));
                     assert_u32_eq(&format!("transpose vs quantize(xᵀ) {what}"), &codes, &codes2);
                     assert_f32_bits_eq(&format!("transpose scales vs quantize(xᵀ) {what}"), &scales, &scales2);

@@ -31,6 +31,7 @@ pub struct QuantizeTransposeFused {
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
     block: wgpu::ComputePipeline,
+    reduce_path: ReducePath,
     /// Bound where no sums are asked for.
     no_sums: GpuBuffer<f32>,
     /// Bound as the tensor maximum where the format needs none.
@@ -58,6 +59,7 @@ impl QuantizeTransposeFused {
         );
         Ok(QuantizeTransposeFused {
             format,
+            reduce_path: path,
             no_sums: GpuBuffer::zeros(gpu, "quantize_transpose_fused no sums", 1)?,
             no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_transpose_fused no tensor amax", 1)?,
             pipeline: pipeline(gpu, "quantize_transpose_fused", row_entry, &pl, &format_constant(format))?,
@@ -83,16 +85,25 @@ impl QuantizeTransposeFused {
         }
     }
 
-    /// Whether the one launch is the faster way for `l`: it parallelizes over L's rows only (32
-    /// per workgroup, 8 lanes each walking a whole row twice), so rows longer than
+    /// Whether the one launch is the faster way for `l` on the reduce path `path` (the adapter's:
+    /// [`ReducePath::for_adapter`]). On a GPU ([`ReducePath::Tree`]) it parallelizes over L's rows
+    /// only (32 per workgroup, 8 lanes each walking a whole row twice), so rows longer than
     /// [`FUSED_T_MAX_COLS`] take the three-launch chain, whose reduction spreads a long row over
     /// many workgroups. (NVIDIA H200, MNIST CNN at batch 128: its eight transposed quantizations,
     /// the convolutions' dYᵀ and Xᵀ with rows of 128·28·28 or 128·14·14, took 20.5 ms a step in
     /// one launch each, where the whole fp32 step takes 2.1 ms; `resnet20`'s, rows of 6,272 and
-    /// more, 7.8 ms of a 28 ms step with a bound of 8,192.)
+    /// more, 7.8 ms of a 28 ms step with a bound of 8,192.) On a CPU adapter
+    /// ([`ReducePath::PerThread`]) one launch is the faster way at any length: lavapipe, int8 per
+    /// row with stochastic rounding, L of 9×100,352 took 8.3 ms in one launch (with the row sums)
+    /// against 51.7 ms for the chain, 32×100,352 23.0 against 49.5, 288×25,088 31.2 against 47.1.
     /// NVFP4 (one more launch before it, for the tensor's maximum) is judged the same way.
-    pub fn preferred(l: &QuantLayout) -> bool {
-        Self::supports_with_tensor_amax(l) && l.cols as usize <= FUSED_T_MAX_COLS
+    pub fn preferred(l: &QuantLayout, path: ReducePath) -> bool {
+        Self::supports_with_tensor_amax(l) && (path == ReducePath::PerThread || l.cols as usize <= FUSED_T_MAX_COLS)
+    }
+
+    /// The reduce path the pipelines were built for.
+    pub fn reduce_path(&self) -> ReducePath {
+        self.reduce_path
     }
 
     /// Whether this kernel can also sum the rows of L for `l` (per-row scales only).

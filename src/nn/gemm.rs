@@ -9,6 +9,7 @@ use super::op::{he_bound, Cx, GemmSite, Init, NodeCx, ParamKind, ParamSpec};
 use super::policy::{LevelTableId, Operand, Product, ProductPolicy};
 use crate::kernels::gemm::Epilogue;
 use crate::kernels::gemm_f32::GemmShape;
+use crate::kernels::quantize_fused::ReducePath;
 use crate::kernels::quantize_transpose_fused::QuantizeTransposeFused;
 use crate::kernels::tinyscript::TinyScriptTensor;
 use crate::quant::QuantizedTensor;
@@ -213,8 +214,10 @@ pub(crate) fn backward<R: Record>(
     // col_sum gives) where that kernel can; col_sum otherwise.
     let fused_bias = match p.a {
         Operand::Packed { format, granularity, samples: 1, .. } if p.rotation().is_none() => {
-            QuantLayout::new(n, rows, format, granularity)
-                .is_ok_and(|l| QuantizeTransposeFused::supports_sums(&l) && QuantizeTransposeFused::preferred(&l))
+            QuantLayout::new(n, rows, format, granularity).is_ok_and(|l| {
+                QuantizeTransposeFused::supports_sums(&l)
+                    && QuantizeTransposeFused::preferred(&l, ReducePath::for_adapter(gpu))
+            })
         }
         _ => false,
     };
