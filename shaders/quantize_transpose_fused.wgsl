@@ -19,7 +19,8 @@
 // Entries `main_thread` and `main_block_thread` (CPU adapters, where a barrier splits the shader
 // and costs more than the reduction it orders): the same outputs from one thread per row of L,
 // 32 per workgroup, no workgroup memory; the row sums keep col_sum's order (eight interleaved
-// partial sums per chunk, added in lane order, then the chunks in order).
+// partial sums per chunk, added in lane order, then the chunks in order). `main_thread_8` and
+// `main_block_thread_8`: the same with 8 rows per workgroup, for L with few rows.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32), 3 scales
 // (read_write f32, one per row of L), 4 step (StepState), 5 sums (read_write f32, rows of L),
 // 6 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only).
@@ -153,9 +154,8 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
-@compute @workgroup_size(32)
-fn main_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = flat_workgroup(wg, nwg) * ROWS + lid;
+// Row `row` of L by one thread (entries main_thread, main_thread_8).
+fn row_thread(row: u32) {
     if (row >= p.rows) {
         return;
     }
@@ -193,9 +193,8 @@ fn main_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     }
 }
 
-@compute @workgroup_size(32)
-fn main_block_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = flat_workgroup(wg, nwg) * ROWS + lid;
+// The blocks of row `row` of L by one thread (entries main_block_thread, main_block_thread_8).
+fn block_thread(row: u32) {
     if (row >= p.rows) {
         return;
     }
@@ -215,4 +214,27 @@ fn main_block_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
             codes[row * p.words_per_row + word] = pack_word_t(row, word, si.y, key);
         }
     }
+}
+
+// Workgroups of 32 rows (four 8-lane SIMD pieces reading 32 adjacent columns of x: whole cache
+// lines), or of 8 (`_8`: one piece each, so that L's few rows, a convolution's channels, spread
+// over every core of a CPU adapter).
+@compute @workgroup_size(32)
+fn main_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    row_thread(flat_workgroup(wg, nwg) * ROWS + lid);
+}
+
+@compute @workgroup_size(8)
+fn main_thread_8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    row_thread(flat_workgroup(wg, nwg) * 8u + lid);
+}
+
+@compute @workgroup_size(32)
+fn main_block_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    block_thread(flat_workgroup(wg, nwg) * ROWS + lid);
+}
+
+@compute @workgroup_size(8)
+fn main_block_thread_8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    block_thread(flat_workgroup(wg, nwg) * 8u + lid);
 }
