@@ -18,15 +18,19 @@
 // block's words.
 // Entries `main_thread` and `main_block_thread` (CPU adapters, where a barrier splits the shader
 // and costs more than the reduction it orders): the same outputs from one thread per row of L,
-// 32 per workgroup, no workgroup memory; the row sums keep col_sum's order (eight interleaved
-// partial sums per chunk, added in lane order, then the chunks in order). `main_thread_8` and
-// `main_block_thread_8`: the same with 8 rows per workgroup, for L with few rows.
+// 8 per workgroup (so that L's few rows spread over a CPU's cores), no workgroup memory; the row
+// sums keep col_sum's order (eight interleaved partial sums per chunk, added in lane order, then
+// the chunks in order).
+// `main_thread_v4` (per row, rows of L a multiple of 4): four adjacent rows of L per thread, x read
+// as vec4s (binding 1 as x4), the same bits.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32), 3 scales
 // (read_write f32, one per row of L), 4 step (StepState), 5 sums (read_write f32, rows of L),
 // 6 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
+// x again, as vec4s (the _v4 entries only).
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> codes: array<u32>;
 @group(0) @binding(3) var<storage, read_write> scales: array<f32>;
 @group(0) @binding(4) var<uniform> st: StepState;
@@ -154,7 +158,7 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
-// Row `row` of L by one thread (entries main_thread, main_thread_8).
+// Row `row` of L by one thread (entry main_thread).
 fn row_thread(row: u32) {
     if (row >= p.rows) {
         return;
@@ -193,7 +197,7 @@ fn row_thread(row: u32) {
     }
 }
 
-// The blocks of row `row` of L by one thread (entries main_block_thread, main_block_thread_8).
+// The blocks of row `row` of L by one thread (entry main_block_thread).
 fn block_thread(row: u32) {
     if (row >= p.rows) {
         return;
@@ -216,25 +220,91 @@ fn block_thread(row: u32) {
     }
 }
 
-// Workgroups of 32 rows (four 8-lane SIMD pieces reading 32 adjacent columns of x: whole cache
-// lines), or of 8 (`_8`: one piece each, so that L's few rows, a convolution's channels, spread
-// over every core of a CPU adapter).
-@compute @workgroup_size(32)
-fn main_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    row_thread(flat_workgroup(wg, nwg) * ROWS + lid);
-}
-
+// 8 rows per workgroup: one 8-lane SIMD piece each, so that L's few rows (a convolution's
+// channels) spread over every core of a CPU adapter.
 @compute @workgroup_size(8)
-fn main_thread_8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     row_thread(flat_workgroup(wg, nwg) * 8u + lid);
 }
 
-@compute @workgroup_size(32)
+@compute @workgroup_size(8)
 fn main_block_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    block_thread(flat_workgroup(wg, nwg) * ROWS + lid);
+    block_thread(flat_workgroup(wg, nwg) * 8u + lid);
 }
 
+fn amax_bits4(v: vec4<f32>) -> vec4<u32> {
+    return vec4<u32>(amax_bits(v.x), amax_bits(v.y), amax_bits(v.z), amax_bits(v.w));
+}
+
+// Rows r0 .. r0 + 3 of L by one thread (p.rows a multiple of 4): `row_thread` for four adjacent
+// rows at once, x read as vec4s (four adjacent values of a row of x); every row's maximum, sum
+// order, scale, draws and codes are row_thread's.
+fn row_thread4(r0: u32) {
+    if (r0 >= p.rows) {
+        return;
+    }
+    let with_sums = p.aux0 == 1u;
+    let chunk_cols = select(p.cols, max(p.aux1, 1u), with_sums);
+    let q = p.rows / 4u;
+    let i0 = r0 / 4u;
+    var m = vec4<u32>();
+    var total = vec4<f32>();
+    for (var c0 = 0u; c0 < p.cols; c0 += chunk_cols) {
+        let end = min(c0 + chunk_cols, p.cols);
+        var s = array<vec4<f32>, 8>();
+        for (var col = c0; col < end; col += LANES) {
+            for (var l = 0u; l < LANES; l++) {
+                if (col + l < end) {
+                    let v = x4[(col + l) * q + i0];
+                    m = max(m, amax_bits4(v));
+                    s[l] += v;
+                }
+            }
+        }
+        var t = s[0];
+        for (var l = 1u; l < LANES; l++) {
+            t += s[l];
+        }
+        total = select(total + t, t, c0 == 0u);
+    }
+    var inv = vec4<f32>();
+    for (var j = 0u; j < 4u; j++) {
+        let si = group_scale_of(bitcast<f32>(m[j]));
+        scales[r0 + j] = si.x;
+        inv[j] = si.y;
+    }
+    if (with_sums) {
+        for (var j = 0u; j < 4u; j++) {
+            sums[r0 + j] = total[j];
+        }
+    }
+    let key = rng_key(p.seed, p.stream + st.stream_base);
+    let per_word = fmt_per_word();
+    let b = fmt_bits();
+    let stochastic = p.stochastic == 1u;
+    for (var word = 0u; word < p.words_per_row; word++) {
+        var packed = vec4<u32>();
+        for (var i = 0u; i < per_word; i++) {
+            let col = word * per_word + i;
+            if (col < p.cols) {
+                let v = x4[col * q + i0];
+                for (var j = 0u; j < 4u; j++) {
+                    var r = 0u;
+                    if (stochastic) {
+                        r = rng_draw24(key, (r0 + j) * p.cols + col);
+                    }
+                    packed[j] |= fmt_quantize(v[j], inv[j], stochastic, r) << (i * b);
+                }
+            }
+        }
+        for (var j = 0u; j < 4u; j++) {
+            codes[(r0 + j) * p.words_per_row + word] = packed[j];
+        }
+    }
+}
+
+// Four rows of L per thread, 8 threads per workgroup (32 adjacent columns of x: two cache lines).
 @compute @workgroup_size(8)
-fn main_block_thread_8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    block_thread(flat_workgroup(wg, nwg) * 8u + lid);
+fn main_thread_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    row_thread4((flat_workgroup(wg, nwg) * 8u + lid) * 4u);
 }

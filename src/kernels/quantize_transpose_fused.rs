@@ -19,8 +19,12 @@ use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
-/// Rows of L per workgroup (either path; the narrow per-thread entries take 8).
+/// Rows of L per workgroup of the tree entries (the per-thread ones take 8, or 32 four to a
+/// thread).
 const ROWS_PER_WORKGROUP: u32 = 32;
+/// Rows of L from which the per-thread path takes four rows per thread (`main_thread_v4`): fewer
+/// would leave a CPU adapter's cores without workgroups.
+const V4_MIN_ROWS: u32 = 128;
 
 /// Rows of L longer than this take the three-launch chain ([`QuantizeTransposeFused::preferred`]).
 pub const FUSED_T_MAX_COLS: usize = 2048;
@@ -31,8 +35,8 @@ pub struct QuantizeTransposeFused {
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
     block: wgpu::ComputePipeline,
-    /// On the per-thread path, `main_thread_8` and `main_block_thread_8`: 8 rows per workgroup.
-    narrow: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
+    /// On the per-thread path, `main_thread_v4`: four rows of L per thread, x read as vec4s.
+    rows_v4: Option<wgpu::ComputePipeline>,
     reduce_path: ReducePath,
     /// Bound where no sums are asked for.
     no_sums: GpuBuffer<f32>,
@@ -61,16 +65,13 @@ impl QuantizeTransposeFused {
             &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Write, Slot::Read],
         );
         let c = format_constant(format);
-        let narrow = match path {
+        let rows_v4 = match path {
             ReducePath::Tree => None,
-            ReducePath::PerThread => Some((
-                pipeline(gpu, "quantize_transpose_fused", "main_thread_8", &pl, &c)?,
-                pipeline(gpu, "quantize_transpose_fused", "main_block_thread_8", &pl, &c)?,
-            )),
+            ReducePath::PerThread => Some(pipeline(gpu, "quantize_transpose_fused", "main_thread_v4", &pl, &c)?),
         };
         Ok(QuantizeTransposeFused {
             format,
-            narrow,
+            rows_v4,
             reduce_path: path,
             no_sums: GpuBuffer::zeros(gpu, "quantize_transpose_fused no sums", 1)?,
             no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_transpose_fused no tensor amax", 1)?,
@@ -230,17 +231,18 @@ impl QuantizeTransposeFused {
         let sums = sums.unwrap_or(&self.no_sums);
         let buffers =
             [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, sums.buffer(), tensor_amax.buffer()];
-        // Fewer rows of L than 32 per core: 8 per workgroup, so that they spread over the CPU
-        // adapter's cores (lavapipe runs a thread per core). lavapipe, 2 cores, int8 per row with
+        // On the per-thread path 8 rows of L per workgroup, so that few rows (a convolution's
+        // channels) spread over the CPU adapter's cores (lavapipe, 2 cores, int8 per row with
         // sums, same run: L of 32×100,352 15–19 ms against 21–37 with 32 rows per workgroup, of
-        // 9×100,352 7–9 against 13. Wider L keeps 32: its workgroups read whole cache lines of x.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-        let narrow = self.narrow.as_ref().filter(|_| l.rows < ROWS_PER_WORKGROUP * cores);
-        let (pipe, rows_per) = match (narrow, per_block) {
-            (Some(n), false) => (&n.0, 8),
-            (Some(n), true) => (&n.1, 8),
-            (None, false) => (&self.pipeline, ROWS_PER_WORKGROUP),
-            (None, true) => (&self.block, ROWS_PER_WORKGROUP),
+        // 9×100,352 7–9 against 13); per row, with L's rows a multiple of 4 and at least
+        // V4_MIN_ROWS, four rows per thread reading x as vec4s (L of 4096×4096 119–137 ms against
+        // 153–183 a row per thread; 784×128 0.58–0.64 against 0.62–0.67).
+        let (pipe, rows_per) = match (self.reduce_path, &self.rows_v4) {
+            (ReducePath::PerThread, Some(v4)) if !per_block && l.rows.is_multiple_of(4) && l.rows >= V4_MIN_ROWS => {
+                (v4, 32)
+            }
+            (ReducePath::PerThread, _) => (if per_block { &self.block } else { &self.pipeline }, 8),
+            (ReducePath::Tree, _) => (if per_block { &self.block } else { &self.pipeline }, ROWS_PER_WORKGROUP),
         };
         dispatch(gpu, enc, "quantize_transpose_fused", pipe, &self.bgl, &buffers, l.rows.div_ceil(rows_per))
     }
