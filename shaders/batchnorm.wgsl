@@ -17,8 +17,10 @@
 // y in the forward pass (mode 0: Σx, mode 1: Σ(x − mean)²), dx in the backward (mode 2:
 // Σg·x̂ and Σg). `partial_thread` (CPU adapters, where a barrier splits the shader and costs
 // more than the sums it orders): the same partial sums from one thread per (chunk, channel),
-// its eight interleaved row lanes added in lane order. Elementwise passes take one thread per
-// element.
+// its eight interleaved row lanes added in lane order, the channel's mean and 1/std loaded once.
+// Elementwise passes take one thread per element; on CPU adapters, with channels a multiple of 4,
+// `forward_v4` and `backward_v4` take four (one vec4 of every buffer through the *4 views of the
+// same bindings), the same arithmetic per component.
 // Reference: src/reference/batchnorm.rs (within a stated tolerance: sqrt is not exact in WGSL).
 // Bindings: 0 params, 1 x, 2 stats [mean(C), invstd(C), unbiased var(C)], 3 affine [γ(C), β(C)],
 // 4 running [mean(C), var(C)], 5 y, 6 dy, 7 dx, 8 sums [Σg·x̂(C), Σg(C)], 9 status (read u32).
@@ -44,6 +46,14 @@ struct NormParams {
 @group(0) @binding(7) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(8) var<storage, read_write> sums: array<f32>;
 @group(0) @binding(9) var<storage, read> status: array<u32>;
+// The same buffers as vec4s (forward_v4, backward_v4 only).
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> stats4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> affine4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> y4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> dy4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> dx4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> sums4: array<vec4<f32>>;
 
 fn flat(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wg.x + wg.y * nwg.x) * 256u + lid;
@@ -63,15 +73,20 @@ fn masked_dy(i: u32) -> f32 {
 // Value i's (channel c's) terms of the partial sums by mode: 0 (x, 0), 1 ((x − mean)², 0),
 // 2 (g·x̂, g). (The second sum starts at +0 and gains only +0 in modes 0 and 1: unchanged.)
 fn partial_terms(i: u32, c: u32) -> vec2<f32> {
+    return partial_terms_with(i, stats[c], stats[p.channels + c]);
+}
+
+// partial_terms given the channel's mean and 1/std (unused, and unset, in mode 0).
+fn partial_terms_with(i: u32, mean: f32, invstd: f32) -> vec2<f32> {
     if (p.mode == 0u) {
         return vec2<f32>(x[i], 0.0);
     }
     if (p.mode == 1u) {
-        let d = x[i] - stats[c];
+        let d = x[i] - mean;
         return vec2<f32>(d * d, 0.0);
     }
     let g = masked_dy(i);
-    return vec2<f32>(g * ((x[i] - stats[c]) * stats[p.channels + c]), g);
+    return vec2<f32>(g * ((x[i] - mean) * invstd), g);
 }
 
 @compute @workgroup_size(256)
@@ -128,10 +143,12 @@ fn partial_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     // Lane l of partial_main sums rows start + l, start + l + 8, ...: a0[l] and a1[l] here.
     var a0 = array<f32, 8>();
     var a1 = array<f32, 8>();
+    let mean = stats[c];
+    let invstd = stats[p.channels + c];
     for (var r0 = start; r0 < end; r0 += LANES) {
         for (var l = 0u; l < LANES; l++) {
             if (r0 + l < end) {
-                let t = partial_terms((r0 + l) * p.channels + c, c);
+                let t = partial_terms_with((r0 + l) * p.channels + c, mean, invstd);
                 a0[l] += t.x;
                 a1[l] += t.y;
             }
@@ -240,4 +257,39 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     let xh = (x[i] - stats[c]) * stats[p.channels + c];
     let n = f32(p.rows);
     dx[i] = affine[c] * stats[p.channels + c] / n * (n * g - sums[p.channels + c] - xh * sums[c]);
+}
+
+// Values 4q .. 4q + 3 (channels a multiple of 4: channels 4·(q mod C/4) ..): `forward`'s
+// arithmetic per component.
+@compute @workgroup_size(256)
+fn forward_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let q = flat(wg, nwg, lid);
+    let cq = p.channels / 4u;
+    if (q >= p.rows * cq) {
+        return;
+    }
+    let c = q % cq;
+    var v = affine4[c] * ((x4[q] - stats4[c]) * stats4[cq + c]) + affine4[cq + c];
+    if (p.relu == 1u) {
+        v = select(vec4<f32>(), v, v > vec4<f32>());
+    }
+    y4[q] = v;
+}
+
+// `backward`'s arithmetic per component, four values per thread as in forward_v4.
+@compute @workgroup_size(256)
+fn backward_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let q = flat(wg, nwg, lid);
+    let cq = p.channels / 4u;
+    if (q >= p.rows * cq) {
+        return;
+    }
+    let c = q % cq;
+    var g = dy4[q];
+    if (p.relu == 1u) {
+        g = select(vec4<f32>(), g, y4[q] > vec4<f32>());
+    }
+    let xh = (x4[q] - stats4[c]) * stats4[cq + c];
+    let n = f32(p.rows);
+    dx4[q] = affine4[c] * stats4[cq + c] / n * (n * g - sums4[cq + c] - xh * sums4[c]);
 }

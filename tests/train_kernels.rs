@@ -242,14 +242,15 @@ fn batchnorm_matches_the_f64_reference() {
     use lowbit::kernels::quantize_fused::ReducePath;
     let g = gpu();
     let k = BatchNorm::new(g).unwrap();
-    // Both reductions of the partial sums, on any adapter; on llvmpipe (no fused multiply-adds)
-    // they give the same bits.
+    // Both reductions of the partial sums (and, per thread, the vec4 elementwise passes), on any
+    // adapter; on llvmpipe (no fused multiply-adds) they give the same bits.
     let paths = [ReducePath::Tree, ReducePath::PerThread].map(|r| BatchNorm::with_reduce_path(g, r).unwrap());
     let mut outputs: Vec<Vec<Vec<f32>>> = vec![Vec::new(), Vec::new()];
     // Several chunks of the two-level sums; channels past one 32-channel tile; the smallest
     // batch; a tall input with many chunks.
     for (pi, k) in paths.iter().enumerate() {
-        for (rows, c) in [(300, 7), (130, 41), (2, 3), (20011, 2)] {
+        // (130, 32), (3, 4): channels in fours (four values per thread on CPU adapters).
+        for (rows, c) in [(300, 7), (130, 41), (2, 3), (20011, 2), (130, 32), (3, 4)] {
             let x: Vec<f32> = data(rows * c, 14, false)
                 .iter()
                 .enumerate()

@@ -83,6 +83,9 @@ pub struct BatchNorm {
     dummy: GpuBuffer<f32>,
     /// The partial sums from a thread per (chunk, channel) (entry `partial_thread`).
     per_thread: bool,
+    /// On the per-thread path, `forward_v4` and `backward_v4` (four values per thread, for
+    /// channels in multiples of 4).
+    v4: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
 }
 
 impl BatchNorm {
@@ -110,6 +113,7 @@ impl BatchNorm {
             eval_stats: p("eval_stats")?,
             forward: p("forward")?,
             backward: p("backward")?,
+            v4: if per_thread { Some((p("forward_v4")?, p("backward_v4")?)) } else { None },
             bgl,
             dummy: GpuBuffer::zeros(gpu, "batchnorm dummy", 4)?,
         })
@@ -180,13 +184,19 @@ impl BatchNorm {
                 b.sums.unwrap_or(d).buffer(),
                 &status,
             ];
+            // Four values per thread where the adapter takes them and channels allow.
+            let v4 = self.v4.as_ref().filter(|_| channels.is_multiple_of(4)).and_then(|(f, bw)| {
+                let is = |k: &wgpu::ComputePipeline| std::ptr::eq(*which, k);
+                (is(&self.forward).then_some(f)).or(is(&self.backward).then_some(bw))
+            });
             let workgroups = match pass {
                 Pass::Partial(_) if self.per_thread => (channels * chunks).div_ceil(WG as usize),
                 Pass::Partial(_) => channels.div_ceil(REDUCE_COLS) * chunks,
                 Pass::PerChannel => channels.div_ceil(WG as usize),
+                Pass::PerElement if v4.is_some() => (rows * channels / 4).div_ceil(WG as usize),
                 Pass::PerElement => (rows * channels).div_ceil(WG as usize),
             };
-            dispatch(gpu, enc, "batchnorm", which, &self.bgl, &bufs, workgroups as u32)?;
+            dispatch(gpu, enc, "batchnorm", v4.unwrap_or(which), &self.bgl, &bufs, workgroups as u32)?;
         }
         Ok(())
     }
