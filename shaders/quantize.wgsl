@@ -18,6 +18,15 @@
 @group(0) @binding(3) var<storage, read_write> codes: array<u32>;
 @group(0) @binding(4) var<uniform> st: StepState;
 
+// x as the shared packing reads it.
+fn load_x(i: u32) -> f32 {
+    return x[i];
+}
+
+fn load_x4(i: u32) -> vec4<f32> {
+    return x4[i];
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let tile = flat_workgroup(wg, nwg);

@@ -17,7 +17,9 @@
 // Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl).
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32),
 // 3 scales (read_write f32, n_groups), 4 step (StepState: the stream base of stochastic draws),
-// 5 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only).
+// 5 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only), 6 mask (read f32: with
+// p.masked, x[i] counts as 0 unless mask[i] > 0: the quantized ReLU gradient without relu_backward's
+// launch and its output).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -27,6 +29,25 @@
 @group(0) @binding(3) var<storage, read_write> scales: array<f32>;
 @group(0) @binding(4) var<uniform> st: StepState;
 @group(0) @binding(5) var<storage, read> tensor_amax: array<u32>;
+@group(0) @binding(6) var<storage, read> mask: array<f32>;
+// mask again, as vec4s (the _v4 entries only).
+@group(0) @binding(6) var<storage, read> mask4: array<vec4<f32>>;
+
+// Value i of x; with p.masked, 0 unless mask[i] > 0 (ReLU's backward, as relu_backward writes it).
+fn load_x(i: u32) -> f32 {
+    if (p.masked == 1u) {
+        return select(0.0, x[i], mask[i] > 0.0);
+    }
+    return x[i];
+}
+
+// Values 4i .. 4i + 3 of x, masked as load_x.
+fn load_x4(i: u32) -> vec4<f32> {
+    if (p.masked == 1u) {
+        return select(vec4<f32>(), x4[i], mask4[i] > vec4<f32>());
+    }
+    return x4[i];
+}
 
 var<workgroup> red: array<u32, 256>;
 var<workgroup> seg_inv: array<f32, 256>;
@@ -45,7 +66,7 @@ fn word_amax(row: u32, word: u32) -> u32 {
     for (var i = 0u; i < per_word; i++) {
         let col = word * per_word + i;
         if (col < p.cols) {
-            m = max(m, amax_bits(x[row * p.cols + col]));
+            m = max(m, amax_bits(load_x(row * p.cols + col)));
         }
     }
     return m;
@@ -162,7 +183,7 @@ fn word_amax4(row: u32, word: u32) -> u32 {
     for (var i = 0u; i < per_word; i += 4u) {
         let col = word * per_word + i;
         if (col < p.cols) {
-            let v = x4[(row * p.cols + col) / 4u];
+            let v = load_x4((row * p.cols + col) / 4u);
             m = max(m, max(max(amax_bits(v.x), amax_bits(v.y)), max(amax_bits(v.z), amax_bits(v.w))));
         }
     }

@@ -25,7 +25,8 @@
 // as vec4s (binding 1 as x4), the same bits.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32), 3 scales
 // (read_write f32, one per row of L), 4 step (StepState), 5 sums (read_write f32, rows of L),
-// 6 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only).
+// 6 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only), 7 mask (read f32: with
+// p.masked, x[i] counts as 0 unless mask[i] > 0, ReLU's backward).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -36,6 +37,25 @@
 @group(0) @binding(4) var<uniform> st: StepState;
 @group(0) @binding(5) var<storage, read_write> sums: array<f32>;
 @group(0) @binding(6) var<storage, read> tensor_amax: array<u32>;
+@group(0) @binding(7) var<storage, read> mask: array<f32>;
+// mask again, as vec4s (the _v4 entries only).
+@group(0) @binding(7) var<storage, read> mask4: array<vec4<f32>>;
+
+// Value i of x; with p.masked, 0 unless mask[i] > 0 (ReLU's backward, as relu_backward writes it).
+fn load_x(i: u32) -> f32 {
+    if (p.masked == 1u) {
+        return select(0.0, x[i], mask[i] > 0.0);
+    }
+    return x[i];
+}
+
+// Values 4i .. 4i + 3 of x, masked as load_x.
+fn load_x4(i: u32) -> vec4<f32> {
+    if (p.masked == 1u) {
+        return select(vec4<f32>(), x4[i], mask4[i] > vec4<f32>());
+    }
+    return x4[i];
+}
 
 // A group's (scale, 1/scale) from its maximum, as the scale kernel computes it; NVFP4's depends on
 // the tensor's maximum, tensor_amax[0] (absmax over x, launched before this kernel).
@@ -79,7 +99,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         var s = 0.0;
         if (valid) {
             for (var col = c * chunk_cols + ly; col < end; col += LANES) {
-                let v = x[col * p.rows + row];
+                let v = load_x(col * p.rows + row);
                 m = max(m, amax_bits(v));
                 s += v;
             }
@@ -136,7 +156,7 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         var m = 0u;
         if (valid) {
             for (var col = blk * block + ly; col < end; col += LANES) {
-                m = max(m, amax_bits(x[col * p.rows + row]));
+                m = max(m, amax_bits(load_x(col * p.rows + row)));
             }
         }
         red[lid] = m;
@@ -174,7 +194,7 @@ fn row_thread(row: u32) {
         for (var col = c0; col < end; col += LANES) {
             for (var l = 0u; l < LANES; l++) {
                 if (col + l < end) {
-                    let v = x[(col + l) * p.rows + row];
+                    let v = load_x((col + l) * p.rows + row);
                     m = max(m, amax_bits(v));
                     s[l] += v;
                 }
@@ -210,7 +230,7 @@ fn block_thread(row: u32) {
         let end = min((blk + 1u) * block, p.cols);
         var m = 0u;
         for (var col = blk * block; col < end; col++) {
-            m = max(m, amax_bits(x[col * p.rows + row]));
+            m = max(m, amax_bits(load_x(col * p.rows + row)));
         }
         let si = group_scale_of(bitcast<f32>(m));
         scales[row * p.row_mul + blk] = si.x;
@@ -255,7 +275,7 @@ fn row_thread4(r0: u32) {
         for (var col = c0; col < end; col += LANES) {
             for (var l = 0u; l < LANES; l++) {
                 if (col + l < end) {
-                    let v = x4[(col + l) * q + i0];
+                    let v = load_x4((col + l) * q + i0);
                     m = max(m, amax_bits4(v));
                     s[l] += v;
                 }
@@ -287,7 +307,7 @@ fn row_thread4(r0: u32) {
         for (var i = 0u; i < per_word; i++) {
             let col = word * per_word + i;
             if (col < p.cols) {
-                let v = x4[col * q + i0];
+                let v = load_x4(col * q + i0);
                 for (var j = 0u; j < 4u; j++) {
                     var r = 0u;
                     if (stochastic) {

@@ -101,15 +101,51 @@ impl Quantizer {
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
-        let fused = QuantizeFused::supports_with_tensor_amax(&l)
-            && (matches!(l.granularity, Granularity::PerBlock(_))
-                || l.rows >= FUSED_MIN_ROWS
-                || (l.rows as usize) * (l.cols as usize) <= FUSED_ANY_ROWS_BELOW);
-        if fused {
+        if Self::takes_one_pass(&l) {
             self.quantize_one_pass(gpu, enc, x, scheme)
         } else {
             self.quantize_two_pass(gpu, enc, x, scheme)
         }
+    }
+
+    /// Whether [`Quantizer::quantize`] takes the one-pass kernel for `l`.
+    pub fn takes_one_pass(l: &QuantLayout) -> bool {
+        QuantizeFused::supports_with_tensor_amax(l)
+            && (matches!(l.granularity, Granularity::PerBlock(_))
+                || l.rows >= FUSED_MIN_ROWS
+                || (l.rows as usize) * (l.cols as usize) <= FUSED_ANY_ROWS_BELOW)
+    }
+
+    /// Whether [`Quantizer::quantize_masked`] handles `l`: where [`Quantizer::quantize`] takes
+    /// the one-pass kernel, for formats without a tensor-wide scale.
+    pub fn masks_in_one_pass(l: &QuantLayout) -> bool {
+        !l.format.needs_tensor_amax() && Self::takes_one_pass(l)
+    }
+
+    /// Records the quantization of `x` with every value whose `mask` value is not above 0 taken
+    /// as 0 — ReLU's backward (`x` = dY, `mask` = Y, the same length): the bits
+    /// [`Quantizer::quantize`] gives for what `relu_backward` writes, in one launch, without that
+    /// kernel's launch and output. Where [`Quantizer::masks_in_one_pass`] holds for `x`'s layout;
+    /// an error elsewhere.
+    pub fn quantize_masked(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        mask: &GpuBuffer<f32>,
+        scheme: QuantScheme,
+    ) -> Result<QuantizedTensor> {
+        let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
+        if !Self::masks_in_one_pass(&l) {
+            return Err(Error::InvalidArgument(format!(
+                "quantize_masked: {} scales of {} over {}x{} take the two-pass quantizer or a tensor maximum; apply the mask first",
+                l.granularity, l.format, l.rows, l.cols
+            )));
+        }
+        let k = self.kernels(gpu, scheme.format)?;
+        let q = Self::alloc(gpu, enc, l)?;
+        k.fused.encode_masked(gpu, enc, x.buffer(), mask, &l, scheme.rounding, &q.codes, &q.scales)?;
+        Ok(q)
     }
 
     /// Records the one-pass quantizer (per-row, or per-block of at most 256 words). NVFP4, whose
@@ -233,7 +269,7 @@ impl Quantizer {
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
-        self.transposed("quantize_transposed", gpu, enc, x, scheme, None, None)
+        self.transposed("quantize_transposed", gpu, enc, x, scheme, None, None, None)
     }
 
     /// [`Quantizer::quantize_transposed`] for a format with a tensor-wide scale (NVFP4), given
@@ -250,7 +286,7 @@ impl Quantizer {
         amax: &GpuBuffer<u32>,
     ) -> Result<QuantizedTensor> {
         Self::check_given_amax("quantize_transposed_with_amax", scheme, amax)?;
-        self.transposed("quantize_transposed_with_amax", gpu, enc, x, scheme, None, Some(amax))
+        self.transposed("quantize_transposed_with_amax", gpu, enc, x, scheme, None, Some(amax), None)
     }
 
     /// [`Quantizer::quantize_transposed`] that also writes `sums[j] = Σ_i x[i][j]` (`x` `[r, c]`,
@@ -265,10 +301,25 @@ impl Quantizer {
         scheme: QuantScheme,
         sums: &GpuBuffer<f32>,
     ) -> Result<QuantizedTensor> {
-        self.transposed("quantize_transposed_with_sums", gpu, enc, x, scheme, Some(sums), None)
+        self.transposed("quantize_transposed_with_sums", gpu, enc, x, scheme, Some(sums), None, None)
     }
 
-    /// Both of the above: the one-pass kernel where it is the faster way
+    /// [`Quantizer::quantize_transposed_with_sums`] of `x` with every value whose `mask` value is
+    /// not above 0 taken as 0 (ReLU's backward: `x` = dY, `mask` = Y): the codes, scales and sums
+    /// of what `relu_backward` writes, in the one launch, without that kernel's launch and output.
+    pub fn quantize_transposed_with_sums_masked(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        mask: &GpuBuffer<f32>,
+        scheme: QuantScheme,
+        sums: &GpuBuffer<f32>,
+    ) -> Result<QuantizedTensor> {
+        self.transposed("quantize_transposed_with_sums_masked", gpu, enc, x, scheme, Some(sums), None, Some(mask))
+    }
+
+    /// All of the above: the one-pass kernel where it is the faster way
     /// ([`QuantizeTransposeFused::preferred`]; always with `sums`: it refuses what it cannot do),
     /// the chain otherwise.
     #[allow(clippy::too_many_arguments)]
@@ -281,6 +332,7 @@ impl Quantizer {
         scheme: QuantScheme,
         sums: Option<&GpuBuffer<f32>>,
         given: Option<&GpuBuffer<u32>>,
+        mask: Option<&GpuBuffer<f32>>,
     ) -> Result<QuantizedTensor> {
         let &[r, c] = x.shape() else {
             return Err(Error::Shape { op, detail: format!("needs a 2-D tensor, got shape {:?}", x.shape()) });
@@ -294,6 +346,8 @@ impl Quantizer {
                 // NVFP4: the tensor's maximum (given, or reduced here), then one launch.
                 let t = self.given_or_reduced(gpu, enc, x, given)?;
                 k.transpose_fused.encode_with_tensor_amax(gpu, enc, xb, &lt, rnd, &t, &q.codes, &q.scales)?;
+            } else if let Some(m) = mask {
+                k.transpose_fused.encode_with_sums_masked(gpu, enc, xb, m, &lt, rnd, &q.codes, &q.scales, sums)?;
             } else {
                 k.transpose_fused.encode_with_sums(gpu, enc, xb, &lt, rnd, &q.codes, &q.scales, sums)?;
             }

@@ -490,3 +490,114 @@ fn quantize_paths_match_the_reference() {
     }
     assert!(cases > 2 * 2 * SHAPES.len() * Format::ALL.len(), "{cases}");
 }
+
+/// The masked quantizers (ReLU's backward read inside the quantizer: dY counts as 0 where
+/// Y is not above 0) give the bits of quantizing what `relu_backward` writes: one pass over x,
+/// and over xᵀ with its row sums, on both reduce paths (the vec4 and four-rows-per-thread entries
+/// included); the quantizer refuses a layout its one-pass kernel does not take.
+#[test]
+fn masked_quantizers_equal_quantizing_relu_backward() {
+    let g = gpu();
+    let relu = lowbit::kernels::relu_backward::ReluBackward::new(g).unwrap();
+    let mut cases = 0;
+    let kernels: Vec<_> = Format::ALL
+        .into_iter()
+        .filter(|f| !f.needs_tensor_amax())
+        .flat_map(|f| {
+            [ReducePath::Tree, ReducePath::PerThread].map(|path| {
+                let k = QuantizeFused::with_reduce_path(g, f, path).unwrap();
+                (f, path, k, QuantizeTransposeFused::with_reduce_path(g, f, path).unwrap())
+            })
+        })
+        .collect();
+    // Rows of vec4s (80x36); a thread per group (130x7: blocks); four rows of xᵀ per thread
+    // (33x1024).
+    for (si, &(rows, cols)) in [(80usize, 36usize), (130, 7), (33, 1024)].iter().enumerate() {
+        let n = rows * cols;
+        let dy = data(n, 70 + si as u32, true);
+        // Y: positive, ±0, negative, NaN and infinite values where dY's are not (relu_backward
+        // keeps dY only where Y > 0).
+        let y: Vec<f32> = data(n, 80 + si as u32, false)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match i % 11 {
+                0 => 0.0,
+                1 => -0.0,
+                2 => f32::NAN,
+                3 => f32::INFINITY,
+                4 => f32::NEG_INFINITY,
+                _ => v,
+            })
+            .collect();
+        let (dyb, yb) =
+            (lowbit::GpuBuffer::from_slice(g, "dy", &dy).unwrap(), lowbit::GpuBuffer::from_slice(g, "y", &y).unwrap());
+        let gb = lowbit::GpuBuffer::<f32>::zeros(g, "g", n).unwrap();
+        common::submit_with(|e| relu.encode(g, e, &yb, &dyb, &gb).unwrap());
+        for (f, path, k, kt) in &kernels {
+            let (f, path) = (*f, *path);
+            let grans = match f.block() {
+                Some(b) => vec![Granularity::PerBlock(b)],
+                None => vec![Granularity::PerRow, Granularity::PerBlock(32)],
+            };
+            {
+                for &gr in &grans {
+                    for r in roundings() {
+                        let what = format!("{path:?} {rows}x{cols} {f} {gr} {r:?}");
+                        if let Ok(l) = QuantLayout::new(rows, cols, f, gr) {
+                            let out = |masked: bool| {
+                                let c = lowbit::GpuBuffer::<u32>::zeros(g, "c", l.words()).unwrap();
+                                let s = lowbit::GpuBuffer::<f32>::zeros(g, "s", l.n_groups as usize).unwrap();
+                                common::submit_with(|e| match masked {
+                                    true => k.encode_masked(g, e, &dyb, &yb, &l, r, &c, &s).unwrap(),
+                                    false => k.encode(g, e, &gb, &l, r, &c, &s).unwrap(),
+                                });
+                                (c.read(g).unwrap(), s.read(g).unwrap())
+                            };
+                            let ((c1, s1), (c0, s0)) = (out(true), out(false));
+                            assert_u32_eq(&format!("masked codes {what}"), &c1, &c0);
+                            assert_f32_bits_eq(&format!("masked scales {what}"), &s1, &s0);
+                            cases += 1;
+                        }
+                        // xᵀ: L is [cols, rows]; per row, with the sums.
+                        let Ok(lt) = QuantLayout::new(cols, rows, f, gr) else { continue };
+                        let sums = gr == Granularity::PerRow;
+                        let out = |masked: bool| {
+                            let c = lowbit::GpuBuffer::<u32>::zeros(g, "c", lt.words()).unwrap();
+                            let s = lowbit::GpuBuffer::<f32>::zeros(g, "s", lt.n_groups as usize).unwrap();
+                            let sm = lowbit::GpuBuffer::<f32>::zeros(g, "sums", cols).unwrap();
+                            let sm_opt = sums.then_some(&sm);
+                            common::submit_with(|e| match masked {
+                                true => kt.encode_with_sums_masked(g, e, &dyb, &yb, &lt, r, &c, &s, sm_opt).unwrap(),
+                                false => kt.encode_with_sums(g, e, &gb, &lt, r, &c, &s, sm_opt).unwrap(),
+                            });
+                            (c.read(g).unwrap(), s.read(g).unwrap(), sm.read(g).unwrap())
+                        };
+                        let ((c1, s1, m1), (c0, s0, m0)) = (out(true), out(false));
+                        assert_u32_eq(&format!("masked transposed codes {what}"), &c1, &c0);
+                        assert_f32_bits_eq(&format!("masked transposed scales {what}"), &s1, &s0);
+                        assert_f32_bits_eq(&format!("masked transposed sums {what}"), &m1, &m0);
+                        cases += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(cases > 50, "{cases}");
+    // The quantizer's entry point: the same bits through quantize_masked; a layout the one-pass
+    // kernel does not take (few long rows: the two-pass chain) is refused.
+    let (rows, cols) = (80, 36);
+    let dy = lowbit::GpuTensor::from_slice(g, &data(rows * cols, 1, true), &[rows, cols]).unwrap();
+    let y = lowbit::GpuBuffer::from_slice(g, "y", &data(rows * cols, 2, true)).unwrap();
+    let gb = lowbit::GpuBuffer::<f32>::zeros(g, "g", rows * cols).unwrap();
+    common::submit_with(|e| relu.encode(g, e, &y, dy.buffer(), &gb).unwrap());
+    let gt = GpuTensor::from_buffer(gb, &[rows, cols]).unwrap();
+    let scheme = QuantScheme { format: Format::Int8, granularity: Granularity::PerRow, rounding: roundings()[1] };
+    let (c1, s1, _) = run(|e| qz().quantize_masked(g, e, &dy, &y, scheme));
+    let (c0, s0, _) = run(|e| qz().quantize(g, e, &gt, scheme));
+    assert_u32_eq("quantize_masked codes", &c1, &c0);
+    assert_f32_bits_eq("quantize_masked scales", &s1, &s0);
+    let long = lowbit::GpuTensor::from_slice(g, &data(2 * 40000, 3, false), &[2, 40000]).unwrap();
+    let long_mask = lowbit::GpuBuffer::from_slice(g, "m", &data(2 * 40000, 4, false)).unwrap();
+    let err = run_err(|e| qz().quantize_masked(g, e, &long, &long_mask, scheme));
+    assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("apply the mask first")), "{err}");
+}

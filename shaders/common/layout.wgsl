@@ -27,7 +27,9 @@ struct QuantParams {
     stream: u32,
     // 1: the group maxima have a slot amax[n_groups] for the tensor's maximum (NVFP4).
     tensor_slot: u32,
-    pad0: u32,
+    // 1: the one-pass quantizers read x[i] as 0 unless mask[i] > 0 (ReLU's backward: x = dY,
+    // mask = Y), what relu_backward writes.
+    masked: u32,
     pad1: u32,
     pad2: u32,
 }

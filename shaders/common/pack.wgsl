@@ -1,6 +1,7 @@
 // Packing of a row's words, shared by the quantizers that pack x in its own orientation (quantize,
 // quantize_fused), as pack_t.wgsl is by the transposing ones: it reads the including kernel's
-// `p: QuantParams`, `x` (f32) and `x4` (the same buffer as vec4s) and `st: StepState`.
+// `p: QuantParams` and `st: StepState`, and x through its `load_x(i)` (value i) and `load_x4(i)`
+// (values 4i .. 4i + 3).
 
 // Word `word` of row `row`, packed with inverse scale s_inv; stochastic draws at index row·cols + col
 // of rng_key(seed, stream + stream base).
@@ -18,7 +19,7 @@ fn pack_word(row: u32, word: u32, s_inv: f32) -> u32 {
             if (stochastic) {
                 r = rng_draw24(key, idx);
             }
-            packed |= fmt_quantize(x[idx], s_inv, stochastic, r) << (i * b);
+            packed |= fmt_quantize(load_x(idx), s_inv, stochastic, r) << (i * b);
         }
     }
     return packed;
@@ -35,7 +36,7 @@ fn pack_word4(row: u32, word: u32, s_inv: f32) -> u32 {
         let col = word * per_word + i;
         if (col < p.cols) {
             let idx = row * p.cols + col;
-            let v = x4[idx / 4u];
+            let v = load_x4(idx / 4u);
             var r = vec4<u32>();
             if (stochastic) {
                 r = vec4<u32>(rng_draw24(key, idx), rng_draw24(key, idx + 1u), rng_draw24(key, idx + 2u),

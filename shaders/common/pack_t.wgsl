@@ -1,6 +1,7 @@
 // Packing of L = xᵀ, shared by the transposing quantizers (quantize_transpose,
 // quantize_transpose_fused), as gemm_tiled's loops are by the GEMMs: it reads the including
-// kernel's `p: QuantParams` and `x` (stored [cols, rows], L[row][col] = x[col * p.rows + row]).
+// kernel's `p: QuantParams` and x through its `load_x(i)` (x stored [cols, rows], L[row][col] =
+// x[col * p.rows + row]).
 
 // Word `word` of row `row` of L, packed with inverse scale s_inv; stochastic draws at index
 // row·cols + col of key (the quantizer's rng_key(seed, stream + stream base)).
@@ -16,7 +17,7 @@ fn pack_word_t(row: u32, word: u32, s_inv: f32, key: u32) -> u32 {
             if (stochastic) {
                 r = rng_draw24(key, row * p.cols + col);
             }
-            packed |= fmt_quantize(x[col * p.rows + row], s_inv, stochastic, r) << (i * b);
+            packed |= fmt_quantize(load_x(col * p.rows + row), s_inv, stochastic, r) << (i * b);
         }
     }
     return packed;

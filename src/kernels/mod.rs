@@ -88,7 +88,9 @@ pub(crate) struct QuantParams {
     /// The group maxima have one more slot, `amax[n_groups]`, for the tensor's maximum (NVFP4's
     /// tensor scale): absmax reduces into it and scale reads it.
     pub tensor_slot: u32,
-    pub pad: [u32; 3],
+    /// The one-pass quantizers read `x[i]` as 0 unless `mask[i] > 0` (ReLU's backward).
+    pub masked: u32,
+    pub pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<QuantParams>() == 80);
 
@@ -114,7 +116,8 @@ impl QuantParams {
             aux: [0; 2],
             stream,
             tensor_slot: l.format.needs_tensor_amax() as u32,
-            pad: [0; 3],
+            masked: 0,
+            pad: [0; 2],
         }
     }
 }

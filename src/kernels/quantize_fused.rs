@@ -13,8 +13,10 @@
 //! row sizes of training); rows of at most [`SHORT_ROW_WORDS`] words take entry
 //! `main_row_short`, one thread per row. NVFP4, whose block scales need the tensor's maximum,
 //! takes it from a buffer an `absmax` launch filled ([`QuantizeFused::encode_with_tensor_amax`]):
-//! two launches instead of the chain's three. Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes
-//! (read-write u32), 3 scales (read-write f32), 4 step state, 5 tensor maximum (read u32, NVFP4).
+//! two launches instead of the chain's three. [`QuantizeFused::encode_masked`] reads x as 0
+//! wherever a mask is not above 0 (ReLU's backward inside the quantizer). Bindings: 0
+//! `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales (read-write f32), 4 step
+//! state, 5 tensor maximum (read u32, NVFP4), 6 mask (read f32).
 
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
@@ -63,6 +65,8 @@ pub struct QuantizeFused {
     v4: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
     /// Bound as the tensor maximum where the format needs none.
     no_tensor_amax: GpuBuffer<u32>,
+    /// Bound as the mask where there is none.
+    no_mask: GpuBuffer<f32>,
 }
 
 impl QuantizeFused {
@@ -77,7 +81,7 @@ impl QuantizeFused {
         let (bgl, pl) = layouts(
             gpu,
             "quantize_fused",
-            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Read],
+            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Read, Slot::Read],
         );
         let c = format_constant(format);
         let v4 = if path == ReducePath::PerThread && format.per_word().is_multiple_of(4) {
@@ -99,6 +103,7 @@ impl QuantizeFused {
             row: pipeline(gpu, "quantize_fused", "main_row", &pl, &c)?,
             short: pipeline(gpu, "quantize_fused", "main_row_short", &pl, &c)?,
             no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_fused no tensor amax", 1)?,
+            no_mask: GpuBuffer::zeros(gpu, "quantize_fused no mask", 4)?,
             bgl,
         })
     }
@@ -130,7 +135,25 @@ impl QuantizeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
-        self.record(gpu, enc, x, l, rounding, None, codes, scales)
+        self.record(gpu, enc, x, l, rounding, None, None, codes, scales)
+    }
+
+    /// [`QuantizeFused::encode`] of `x` with every value whose `mask` value is not above 0 taken
+    /// as 0: ReLU's backward (`x` = dY, `mask` = Y), the codes and scales of quantizing what
+    /// `relu_backward` writes, without its launch and its output. Not for NVFP4.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_masked(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        mask: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        rounding: Rounding,
+        codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        self.record(gpu, enc, x, l, rounding, None, Some(mask), codes, scales)
     }
 
     /// [`QuantizeFused::encode`] for a format whose group scales depend on the tensor's maximum
@@ -148,7 +171,7 @@ impl QuantizeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
-        self.record(gpu, enc, x, l, rounding, Some(tensor_amax), codes, scales)
+        self.record(gpu, enc, x, l, rounding, Some(tensor_amax), None, codes, scales)
     }
 
     /// Both of the above: checks what `l` asks for against what is given, then dispatches.
@@ -161,6 +184,7 @@ impl QuantizeFused {
         l: &QuantLayout,
         rounding: Rounding,
         tensor_amax: Option<&GpuBuffer<u32>>,
+        mask: Option<&GpuBuffer<f32>>,
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
@@ -190,10 +214,16 @@ impl QuantizeFused {
         check_len("quantize_fused", "x", x.len(), (l.rows * l.cols) as usize)?;
         check_len("quantize_fused", "codes", codes.len(), l.words())?;
         check_len("quantize_fused", "scales", scales.len(), l.n_groups as usize)?;
-        let p = QuantParams::row_tiles(l, rounding);
+        if let Some(m) = mask {
+            check_len("quantize_fused", "mask", m.len(), x.len())?;
+        }
+        let mut p = QuantParams::row_tiles(l, rounding);
+        p.masked = mask.is_some() as u32;
         let params = uniform(gpu, "quantize_fused params", &p);
         let step = enc.step_state(gpu).clone();
-        let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, tensor_amax.buffer()];
+        let mask = mask.unwrap_or(&self.no_mask);
+        let buffers =
+            [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, tensor_amax.buffer(), mask.buffer()];
         // The vec4 entries where rows split into whole vec4s.
         let v4 = self.v4.as_ref().filter(|_| l.cols.is_multiple_of(4));
         let (pipe, workgroups) = match l.granularity {

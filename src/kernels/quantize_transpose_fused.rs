@@ -8,9 +8,12 @@
 //! coalesce) per workgroup, 8 lanes per row reducing and then packing every eighth element or
 //! word; per block (entry `main_block`), one block of every row at a time. On a CPU adapter
 //! ([`ReducePath::PerThread`]) entries `main_thread` and `main_block_thread` instead: one thread
-//! per row of L, no workgroup memory or barriers, the same bits. Bindings: 0 `QuantParams`, 1 x
-//! (read f32), 2 codes (read-write u32), 3 scales (read-write f32), 4 step state, 5 sums
-//! (read-write f32).
+//! per row of L (8 rows per workgroup; four rows per thread with vec4 loads, `main_thread_v4`,
+//! where L has many), no workgroup memory or barriers, the same bits.
+//! [`QuantizeTransposeFused::encode_with_sums_masked`] reads x as 0 wherever a mask is not above 0
+//! (ReLU's backward inside the quantizer). Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes
+//! (read-write u32), 3 scales (read-write f32), 4 step state, 5 sums (read-write f32), 6 tensor
+//! maximum (read u32, NVFP4), 7 mask (read f32).
 
 use super::quantize_fused::ReducePath;
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
@@ -42,6 +45,8 @@ pub struct QuantizeTransposeFused {
     no_sums: GpuBuffer<f32>,
     /// Bound as the tensor maximum where the format needs none.
     no_tensor_amax: GpuBuffer<u32>,
+    /// Bound as the mask where there is none.
+    no_mask: GpuBuffer<f32>,
 }
 
 impl QuantizeTransposeFused {
@@ -62,7 +67,7 @@ impl QuantizeTransposeFused {
         let (bgl, pl) = layouts(
             gpu,
             "quantize_transpose_fused",
-            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Write, Slot::Read],
+            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Write, Slot::Read, Slot::Read],
         );
         let c = format_constant(format);
         let rows_v4 = match path {
@@ -75,6 +80,7 @@ impl QuantizeTransposeFused {
             reduce_path: path,
             no_sums: GpuBuffer::zeros(gpu, "quantize_transpose_fused no sums", 1)?,
             no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_transpose_fused no tensor amax", 1)?,
+            no_mask: GpuBuffer::zeros(gpu, "quantize_transpose_fused no mask", 4)?,
             pipeline: pipeline(gpu, "quantize_transpose_fused", row_entry, &pl, &format_constant(format))?,
             block: pipeline(gpu, "quantize_transpose_fused", block_entry, &pl, &format_constant(format))?,
             bgl,
@@ -154,7 +160,7 @@ impl QuantizeTransposeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
-        self.record(gpu, enc, x, l, rounding, codes, scales, None, Some(tensor_amax))
+        self.record(gpu, enc, x, l, rounding, codes, scales, None, Some(tensor_amax), None)
     }
 
     /// [`QuantizeTransposeFused::encode`], and with `sums` (one per row of L) also
@@ -172,7 +178,27 @@ impl QuantizeTransposeFused {
         scales: &GpuBuffer<f32>,
         sums: Option<&GpuBuffer<f32>>,
     ) -> Result<()> {
-        self.record(gpu, enc, x, l, rounding, codes, scales, sums, None)
+        self.record(gpu, enc, x, l, rounding, codes, scales, sums, None, None)
+    }
+
+    /// [`QuantizeTransposeFused::encode_with_sums`] of `x` with every value whose `mask` value is
+    /// not above 0 taken as 0 (ReLU's backward: `x` = dY, `mask` = Y, both `[cols, rows]` as
+    /// stored): the codes, scales and sums of what `relu_backward` writes, without its launch and
+    /// its output. Not for NVFP4.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_with_sums_masked(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        mask: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        rounding: Rounding,
+        codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
+        sums: Option<&GpuBuffer<f32>>,
+    ) -> Result<()> {
+        self.record(gpu, enc, x, l, rounding, codes, scales, sums, None, Some(mask))
     }
 
     /// All of the above: checks what `l` asks for against what is given, then dispatches.
@@ -188,6 +214,7 @@ impl QuantizeTransposeFused {
         scales: &GpuBuffer<f32>,
         sums: Option<&GpuBuffer<f32>>,
         tensor_amax: Option<&GpuBuffer<u32>>,
+        mask: Option<&GpuBuffer<f32>>,
     ) -> Result<()> {
         if l.format != self.format {
             return Err(Error::InvalidArgument(format!(
@@ -226,11 +253,24 @@ impl QuantizeTransposeFused {
             check_len("quantize_transpose_fused", "sums", s.len(), l.rows as usize)?;
             p.aux = [1, super::reduce_chunks(l.cols as usize).0 as u32];
         }
+        if let Some(m) = mask {
+            check_len("quantize_transpose_fused", "mask", m.len(), x.len())?;
+            p.masked = 1;
+        }
         let params = uniform(gpu, "quantize_transpose_fused params", &p);
         let step = enc.step_state(gpu).clone();
         let sums = sums.unwrap_or(&self.no_sums);
-        let buffers =
-            [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, sums.buffer(), tensor_amax.buffer()];
+        let mask = mask.unwrap_or(&self.no_mask);
+        let buffers = [
+            &params,
+            x.buffer(),
+            codes.buffer(),
+            scales.buffer(),
+            &step,
+            sums.buffer(),
+            tensor_amax.buffer(),
+            mask.buffer(),
+        ];
         // On the per-thread path 8 rows of L per workgroup, so that few rows (a convolution's
         // channels) spread over the CPU adapter's cores (lavapipe, 2 cores, int8 per row with
         // sums, same run: L of 32×100,352 15–19 ms against 21–37 with 32 rows per workgroup, of

@@ -12,7 +12,7 @@ use crate::kernels::gemm_f32::GemmShape;
 use crate::kernels::quantize_fused::ReducePath;
 use crate::kernels::quantize_transpose_fused::QuantizeTransposeFused;
 use crate::kernels::tinyscript::TinyScriptTensor;
-use crate::quant::QuantizedTensor;
+use crate::quant::{QuantizedTensor, Quantizer};
 use crate::scheme::{QuantLayout, QuantScheme, Rounding};
 use crate::tensor::{GpuBuffer, GpuTensor};
 use crate::tinyscript::LevelTable;
@@ -196,17 +196,6 @@ pub(crate) fn backward<R: Record>(
     let (gpu, kk) = (cx.gpu, cx.kernels);
     let w = &node.params[0].value;
     let (dw, db) = (node.params[0].grad("gemm")?, node.params[1].grad("gemm")?);
-    let g = match &y {
-        Some(y) => {
-            let g = cx.scratch::<f32>("relu dy", rows * n)?;
-            kk.relu.encode(gpu, cx.rec, y, dy, &g)?;
-            g
-        }
-        None => dy.clone(),
-    };
-    if let Some(dst) = s.refit.0 {
-        cx.rec.copy(g.buffer(), 0, dst.buffer(), 0, g.bytes());
-    }
     let none = Epilogue::default();
     // dW = dYᵀ·X.
     let p = s.scheme.product(Product::WeightGrad, true);
@@ -221,6 +210,28 @@ pub(crate) fn backward<R: Record>(
         }
         _ => false,
     };
+    // Under ReLU, the quantizers read dY masked by Y > 0 themselves where every reader of the
+    // gradient is a one-pass quantizer (dYᵀ with its sums, and dY for dX): the bits of quantizing
+    // relu_backward's output, without its launch and its [rows, n] output.
+    let p_dx = s.scheme.product(Product::InputGrad, true);
+    let dx_reads_masked = match (p_dx.a, p_dx.b) {
+        (Operand::Packed { format, granularity, samples: 1, .. }, Operand::Packed { .. }) => {
+            QuantLayout::new(rows, n, format, granularity).is_ok_and(|l| Quantizer::masks_in_one_pass(&l))
+        }
+        _ => false,
+    };
+    let mask = y.as_ref().filter(|_| s.refit.0.is_none() && fused_bias && (!need_dx || dx_reads_masked));
+    let g = match (&y, mask) {
+        (Some(y), None) => {
+            let g = cx.scratch::<f32>("relu dy", rows * n)?;
+            kk.relu.encode(gpu, cx.rec, y, dy, &g)?;
+            g
+        }
+        _ => dy.clone(),
+    };
+    if let Some(dst) = s.refit.0 {
+        cx.rec.copy(g.buffer(), 0, dst.buffer(), 0, g.bytes());
+    }
     if !fused_bias {
         kk.colsum.encode(gpu, cx.rec, &g, rows, n, db)?;
     }
@@ -239,6 +250,8 @@ pub(crate) fn backward<R: Record>(
                 let gt = GpuTensor::from_buffer(g_rot, &[rows, n])?;
                 if samples > 1 {
                     kk.qz.quantize_transposed_samples(gpu, cx.rec, &gt, q, samples)?
+                } else if let Some(m) = mask {
+                    kk.qz.quantize_transposed_with_sums_masked(gpu, cx.rec, &gt, m, q, db)?
                 } else {
                     kk.qz.quantize_transposed_with_sums(gpu, cx.rec, &gt, q, db)?
                 }
@@ -269,7 +282,7 @@ pub(crate) fn backward<R: Record>(
     }
     // dX = dY·W: W stored [n, k] is op(B) as [K, N].
     let dx = cx.scratch::<f32>("dx", rows * k)?;
-    let p = s.scheme.product(Product::InputGrad, true);
+    let p = p_dx;
     match (p.a, p.b) {
         (Operand::F32, Operand::F32) => {
             let shape = GemmShape { m: rows, n: k, k: n, trans_a: false, trans_b: true };
@@ -289,10 +302,10 @@ pub(crate) fn backward<R: Record>(
         ) => {
             let gt = GpuTensor::from_buffer(g.clone(), &[rows, n])?;
             let q = QuantScheme { format, granularity, rounding: rounding(cx, s, Product::InputGrad, stochastic) };
-            let qg = if samples > 1 {
-                kk.qz.quantize_samples(gpu, cx.rec, &gt, q, samples)?
-            } else {
-                kk.qz.quantize(gpu, cx.rec, &gt, q)?
+            let qg = match mask {
+                _ if samples > 1 => kk.qz.quantize_samples(gpu, cx.rec, &gt, q, samples)?,
+                Some(m) => kk.qz.quantize_masked(gpu, cx.rec, &gt, m, q)?,
+                None => kk.qz.quantize(gpu, cx.rec, &gt, q)?,
             };
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
             let qs = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };
