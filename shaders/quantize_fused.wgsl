@@ -33,22 +33,6 @@
 // mask again, as vec4s (the _v4 entries only).
 @group(0) @binding(6) var<storage, read> mask4: array<vec4<f32>>;
 
-// Value i of x; with p.masked, 0 unless mask[i] > 0 (ReLU's backward, as relu_backward writes it).
-fn load_x(i: u32) -> f32 {
-    if (p.masked == 1u) {
-        return select(0.0, x[i], mask[i] > 0.0);
-    }
-    return x[i];
-}
-
-// Values 4i .. 4i + 3 of x, masked as load_x.
-fn load_x4(i: u32) -> vec4<f32> {
-    if (p.masked == 1u) {
-        return select(vec4<f32>(), x4[i], mask4[i] > vec4<f32>());
-    }
-    return x4[i];
-}
-
 var<workgroup> red: array<u32, 256>;
 var<workgroup> seg_inv: array<f32, 256>;
 

@@ -17,12 +17,18 @@ pub const COMMON: &[(&str, &str)] = &[
     ("gemm_tiled", include_str!("../shaders/common/gemm_tiled.wgsl")),
     ("pool", include_str!("../shaders/common/pool.wgsl")),
     ("pack", include_str!("../shaders/common/pack.wgsl")),
+    ("masked", include_str!("../shaders/common/masked.wgsl")),
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
 ];
 
 const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout"];
 /// The quantizers that pack x in its own orientation share their packing.
 const QUANT_PACK_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack"];
+/// The one-pass quantizers also share their masked loads.
+const QUANT_FUSED_INCLUDES: &[&str] =
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "masked"];
+const QUANT_T_FUSED_INCLUDES: &[&str] =
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t", "masked"];
 /// The transposing quantizers share their packing.
 const QUANT_T_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t"];
 const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];
@@ -49,7 +55,7 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "quantize", includes: QUANT_PACK_INCLUDES, body: include_str!("../shaders/quantize.wgsl") },
     KernelSource {
         name: "quantize_fused",
-        includes: QUANT_PACK_INCLUDES,
+        includes: QUANT_FUSED_INCLUDES,
         body: include_str!("../shaders/quantize_fused.wgsl"),
     },
     KernelSource {
@@ -59,7 +65,7 @@ pub const KERNELS: &[KernelSource] = &[
     },
     KernelSource {
         name: "quantize_transpose_fused",
-        includes: QUANT_T_INCLUDES,
+        includes: QUANT_T_FUSED_INCLUDES,
         body: include_str!("../shaders/quantize_transpose_fused.wgsl"),
     },
     KernelSource { name: "dequantize", includes: QUANT_INCLUDES, body: include_str!("../shaders/dequantize.wgsl") },
