@@ -23,11 +23,15 @@ use crate::{Gpu, Result};
 /// The absmax kernel.
 pub struct Absmax {
     bgl: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
-    transposed: wgpu::ComputePipeline,
-    flat: wgpu::ComputePipeline,
-    /// `main_thread` and `main_thread_v4` on the per-thread path.
-    per_thread: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
+    entries: Entries,
+}
+
+/// The pipelines of one reduce path (the other path's are never dispatched, so not built).
+enum Entries {
+    /// `main`, `main_t` and `main_flat`.
+    Tree { grouped: wgpu::ComputePipeline, transposed: wgpu::ComputePipeline, flat: wgpu::ComputePipeline },
+    /// `main_thread` and `main_thread_v4`.
+    PerThread { scalar: wgpu::ComputePipeline, v4: wgpu::ComputePipeline },
 }
 
 /// Columns of a row each thread of the per-thread entries reduces, where the group is a whole
@@ -49,20 +53,12 @@ impl Absmax {
     /// whole-tensor groups included).
     pub fn with_reduce_path(gpu: &Gpu, path: ReducePath) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "absmax", &[Slot::Uniform, Slot::Read, Slot::Write]);
-        let per_thread = match path {
-            ReducePath::Tree => None,
-            ReducePath::PerThread => Some((
-                pipeline(gpu, "absmax", "main_thread", &pl, &[])?,
-                pipeline(gpu, "absmax", "main_thread_v4", &pl, &[])?,
-            )),
+        let p = |e| pipeline(gpu, "absmax", e, &pl, &[]);
+        let entries = match path {
+            ReducePath::Tree => Entries::Tree { grouped: p("main")?, transposed: p("main_t")?, flat: p("main_flat")? },
+            ReducePath::PerThread => Entries::PerThread { scalar: p("main_thread")?, v4: p("main_thread_v4")? },
         };
-        Ok(Absmax {
-            pipeline: pipeline(gpu, "absmax", "main", &pl, &[])?,
-            transposed: pipeline(gpu, "absmax", "main_t", &pl, &[])?,
-            flat: pipeline(gpu, "absmax", "main_flat", &pl, &[])?,
-            per_thread,
-            bgl,
-        })
+        Ok(Absmax { bgl, entries })
     }
 
     /// Records: zero `amax`, then reduce `x` (the logical tensor of `l`, or its transpose stored
@@ -81,27 +77,30 @@ impl Absmax {
         let mut p = QuantParams::row_tiles(l, Rounding::Nearest);
         p.transposed = transposed as u32;
         enc.clear(amax.buffer());
-        if let Some((scalar, v4)) = &self.per_thread {
-            if l.granularity == Granularity::PerTensor && p.tensor_slot == 0 {
-                // One group over everything: one row of all of x, in x's own order.
-                (p.rows, p.cols, p.transposed) = (1, l.rows * l.cols, 0);
+        let (grouped, transposed_entry, flat) = match &self.entries {
+            Entries::Tree { grouped, transposed, flat } => (grouped, transposed, flat),
+            Entries::PerThread { scalar, v4 } => {
+                if l.granularity == Granularity::PerTensor && p.tensor_slot == 0 {
+                    // One group over everything: one row of all of x, in x's own order.
+                    (p.rows, p.cols, p.transposed) = (1, l.rows * l.cols, 0);
+                }
+                let span = if p.block_div == u32::MAX { THREAD_SPAN } else { p.block_div };
+                let spans = p.cols.div_ceil(span).max(1);
+                p.aux = [span, spans];
+                let threads = p.rows as usize * spans as usize;
+                let vec4 = p.transposed == 0 && p.cols.is_multiple_of(4) && span.is_multiple_of(4);
+                let params = uniform(gpu, "absmax params", &p);
+                let k = if vec4 { v4 } else { scalar };
+                let groups = threads.div_ceil(super::WG as usize) as u32;
+                return dispatch(gpu, enc, "absmax", k, &self.bgl, &[&params, x.buffer(), amax.buffer()], groups);
             }
-            let span = if p.block_div == u32::MAX { THREAD_SPAN } else { p.block_div };
-            let spans = p.cols.div_ceil(span).max(1);
-            p.aux = [span, spans];
-            let threads = p.rows as usize * spans as usize;
-            let vec4 = p.transposed == 0 && p.cols.is_multiple_of(4) && span.is_multiple_of(4);
-            let params = uniform(gpu, "absmax params", &p);
-            let k = if vec4 { v4 } else { scalar };
-            let groups = threads.div_ceil(super::WG as usize) as u32;
-            return dispatch(gpu, enc, "absmax", k, &self.bgl, &[&params, x.buffer(), amax.buffer()], groups);
-        }
+        };
         if l.granularity == Granularity::PerTensor && p.tensor_slot == 0 {
             // One group over everything: read x flat, whatever the orientation.
             let params = uniform(gpu, "absmax params", &p);
             let n = l.rows as usize * l.cols as usize;
             let groups = n.div_ceil(FLAT_CHUNK) as u32;
-            return dispatch(gpu, enc, "absmax", &self.flat, &self.bgl, &[&params, x.buffer(), amax.buffer()], groups);
+            return dispatch(gpu, enc, "absmax", flat, &self.bgl, &[&params, x.buffer(), amax.buffer()], groups);
         }
         // Transposed with whole-row groups: read along x's rows (see the shader).
         let along = transposed && p.block_div == u32::MAX;
@@ -113,9 +112,9 @@ impl Absmax {
         let buffers = [&params, x.buffer(), amax.buffer()];
         if along {
             let tiles = (l.rows as usize).div_ceil(32);
-            dispatch(gpu, enc, "absmax", &self.transposed, &self.bgl, &buffers, (tiles * chunks) as u32)
+            dispatch(gpu, enc, "absmax", transposed_entry, &self.bgl, &buffers, (tiles * chunks) as u32)
         } else {
-            dispatch(gpu, enc, "absmax", &self.pipeline, &self.bgl, &buffers, p.total_tiles)
+            dispatch(gpu, enc, "absmax", grouped, &self.bgl, &buffers, p.total_tiles)
         }
     }
 }

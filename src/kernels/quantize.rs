@@ -20,10 +20,12 @@ use crate::{Error, Gpu, Result};
 pub struct Quantize {
     format: Format,
     bgl: wgpu::BindGroupLayout,
+    /// `main` (a thread per word), or on the per-thread path `main_thread` (a run per thread).
     pipeline: wgpu::ComputePipeline,
-    /// `main_thread` and (for formats packing a multiple of 4 codes per word) `main_thread_v4`,
-    /// on the per-thread path.
-    per_thread: Option<(wgpu::ComputePipeline, Option<wgpu::ComputePipeline>)>,
+    per_thread: bool,
+    /// On the per-thread path, for formats packing a multiple of 4 codes per word:
+    /// `main_thread_v4`.
+    v4: Option<wgpu::ComputePipeline>,
 }
 
 impl Quantize {
@@ -37,17 +39,13 @@ impl Quantize {
     pub fn with_reduce_path(gpu: &Gpu, format: Format, path: ReducePath) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "quantize", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write, Slot::Uniform]);
         let c = format_constant(format);
-        let per_thread = match path {
-            ReducePath::Tree => None,
-            ReducePath::PerThread => Some((
-                pipeline(gpu, "quantize", "main_thread", &pl, &c)?,
-                match format.per_word().is_multiple_of(4) {
-                    true => Some(pipeline(gpu, "quantize", "main_thread_v4", &pl, &c)?),
-                    false => None,
-                },
-            )),
+        let per_thread = path == ReducePath::PerThread;
+        let v4 = match per_thread && format.per_word().is_multiple_of(4) {
+            true => Some(pipeline(gpu, "quantize", "main_thread_v4", &pl, &c)?),
+            false => None,
         };
-        Ok(Quantize { format, pipeline: pipeline(gpu, "quantize", "main", &pl, &c)?, per_thread, bgl })
+        let entry = if per_thread { "main_thread" } else { "main" };
+        Ok(Quantize { format, pipeline: pipeline(gpu, "quantize", entry, &pl, &c)?, per_thread, v4, bgl })
     }
 
     /// Records `codes ← quantize(x, inv)`.
@@ -73,13 +71,12 @@ impl Quantize {
         let p = QuantParams::row_tiles(l, rounding);
         let step = enc.step_state(gpu).clone();
         let params = uniform(gpu, "quantize params", &p);
-        let (k, groups) = match &self.per_thread {
-            Some((scalar, v4)) => {
-                let runs = l.rows as usize * l.words_per_row.div_ceil(p.seg) as usize;
-                let v4 = v4.as_ref().filter(|_| l.cols.is_multiple_of(4));
-                (v4.unwrap_or(scalar), runs.div_ceil(super::WG as usize) as u32)
-            }
-            None => (&self.pipeline, p.total_tiles),
+        let (k, groups) = if self.per_thread {
+            let runs = l.rows as usize * l.words_per_row.div_ceil(p.seg) as usize;
+            let v4 = self.v4.as_ref().filter(|_| l.cols.is_multiple_of(4));
+            (v4.unwrap_or(&self.pipeline), runs.div_ceil(super::WG as usize) as u32)
+        } else {
+            (&self.pipeline, p.total_tiles)
         };
         dispatch(
             gpu,
