@@ -21,6 +21,7 @@ use crate::timing::gpu_seconds;
 use super::{check_len, dispatch, layouts, pipeline, uniform};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
+use std::sync::Arc;
 
 /// Dimensions and transposition of an f32 GEMM.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -127,7 +128,7 @@ pub(crate) fn encode_f32<R: crate::Record>(
 pub struct GemmF32 {
     bgl: wgpu::BindGroupLayout,
     pipelines: TilePipelines,
-    dummies: Dummies,
+    dummies: Arc<Dummies>,
     cache: TileCache,
     /// The 8-lane kernel, on CPU adapters that have it.
     lanes: Option<GemmF32Lanes>,
@@ -140,8 +141,12 @@ impl GemmF32 {
         let pipelines = TilePipelines::new(&Tile::ALL, |t| {
             pipeline(gpu, "gemm_f32", t.entry(), &pl, &[("TPT", t.tpt().min(4) as f64)])
         })?;
-        let lanes = if gpu.is_cpu() && GemmF32Lanes::available(gpu) { Some(GemmF32Lanes::new(gpu)?) } else { None };
-        Ok(GemmF32 { pipelines, bgl, dummies: Dummies::new(gpu)?, cache: TileCache::new(gpu), lanes })
+        let dummies = Arc::new(Dummies::new(gpu)?);
+        let lanes = match gpu.is_cpu() && GemmF32Lanes::available(gpu) {
+            true => Some(GemmF32Lanes::with_dummies(gpu, dummies.clone())?),
+            false => None,
+        };
+        Ok(GemmF32 { pipelines, bgl, dummies, cache: TileCache::new(gpu), lanes })
     }
 
     /// Whether [`GemmF32::encode`] and [`GemmF32::encode_batched`] run on [`GemmF32Lanes`]: on a

@@ -19,6 +19,7 @@ use super::gemm_f32::{encode_f32, GemmShape};
 use super::{layouts, pipeline};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
+use std::sync::Arc;
 
 /// Rows of C per workgroup.
 pub const TILE_M: u32 = 16;
@@ -32,7 +33,8 @@ pub struct GemmF32Lanes {
     bgl: wgpu::BindGroupLayout,
     /// Indexed by `4·scalar + 2·trans_a + trans_b`.
     pipelines: Vec<wgpu::ComputePipeline>,
-    dummies: Dummies,
+    /// Shared with the [`super::gemm_f32::GemmF32`] that owns this kernel, if one does.
+    dummies: Arc<Dummies>,
 }
 
 impl GemmF32Lanes {
@@ -51,6 +53,11 @@ impl GemmF32Lanes {
     /// Builds both entries' pipelines for the four layouts; an error on an adapter without 8-lane
     /// subgroups.
     pub fn new(gpu: &Gpu) -> Result<Self> {
+        Self::with_dummies(gpu, Arc::new(Dummies::new(gpu)?))
+    }
+
+    /// [`GemmF32Lanes::new`] binding `dummies` where an epilogue binds nothing.
+    pub(crate) fn with_dummies(gpu: &Gpu, dummies: Arc<Dummies>) -> Result<Self> {
         if !Self::available(gpu) {
             return Err(Error::InvalidArgument(format!(
                 "gemm_f32_lanes needs subgroups of exactly {LANES} invocations; this adapter has subgroups {} of \
@@ -66,7 +73,7 @@ impl GemmF32Lanes {
                 pipelines.push(pipeline(gpu, "gemm_f32_lanes", entry, &pl, &[("TRANS_A", ta), ("TRANS_B", tb)])?);
             }
         }
-        Ok(GemmF32Lanes { bgl, pipelines, dummies: Dummies::new(gpu)? })
+        Ok(GemmF32Lanes { bgl, pipelines, dummies })
     }
 
     /// Records `c ← epilogue(op(a)·op(b)ᵀ)`.
