@@ -86,11 +86,10 @@ fn forward_pixels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     if (pix >= p.batch * p.oh * p.ow) {
         return;
     }
-    let ox = pix % p.ow;
-    let oy = (pix / p.ow) % p.oh;
-    let b = pix / (p.ow * p.oh);
+    // (b, oy, ox) of the pixel's first value.
+    let q = pool_out_coords(p, pix * p.c);
     for (var c = 0u; c < p.c; c++) {
-        let m = window_max(b, oy, ox, c);
+        let m = window_max(q.x, q.y, q.z, c);
         dst[pix * p.c + c] = bitcast<f32>(m.x);
         arg[pix * p.c + c] = m.y;
     }
@@ -102,12 +101,9 @@ fn backward_pixels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     if (pix >= p.batch * p.h * p.w) {
         return;
     }
-    let x = pix % p.w;
-    let y = (pix / p.w) % p.h;
-    let b = pix / (p.w * p.h);
-    let oy = y / p.k;
-    let ox = x / p.k;
+    // (b, y, x) of the pixel's first value.
+    let q = pool_in_coords(p, pix * p.c);
     for (var c = 0u; c < p.c; c++) {
-        dst[pix * p.c + c] = grad_at(pix * p.c + c, b, oy, ox, c);
+        dst[pix * p.c + c] = grad_at(pix * p.c + c, q.x, q.y / p.k, q.z / p.k, c);
     }
 }
