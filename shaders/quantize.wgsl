@@ -35,7 +35,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (tile >= p.total_tiles || word >= p.words_per_row) {
         return;
     }
-    codes[row * p.words_per_row + word] = pack_word(row, word, inv[group_of(p, row, word * fmt_per_word())]);
+    let key = rng_key(p.seed, p.stream + st.stream_base);
+    codes[row * p.words_per_row + word] = pack_word(row, word, inv[group_of(p, row, word * fmt_per_word())], key);
 }
 
 // The run of thread t: (row, first word, end word), or row = p.rows for none.
@@ -71,8 +72,9 @@ fn main_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     }
     let s0 = inv[group_of(p, r.x, r.y * fmt_per_word())];
     let one = one_group_per_run();
+    let key = rng_key(p.seed, p.stream + st.stream_base);
     for (var w = r.y; w < r.z; w++) {
-        codes[r.x * p.words_per_row + w] = pack_word(r.x, w, run_inv(r.x, w, r.y, s0, one));
+        codes[r.x * p.words_per_row + w] = pack_word(r.x, w, run_inv(r.x, w, r.y, s0, one), key);
     }
 }
 
@@ -84,7 +86,8 @@ fn main_thread_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     }
     let s0 = inv[group_of(p, r.x, r.y * fmt_per_word())];
     let one = one_group_per_run();
+    let key = rng_key(p.seed, p.stream + st.stream_base);
     for (var w = r.y; w < r.z; w++) {
-        codes[r.x * p.words_per_row + w] = pack_word4(r.x, w, run_inv(r.x, w, r.y, s0, one));
+        codes[r.x * p.words_per_row + w] = pack_word4(r.x, w, run_inv(r.x, w, r.y, s0, one), key);
     }
 }

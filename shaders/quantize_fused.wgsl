@@ -14,10 +14,12 @@
 // NVFP4, whose block scales depend on the tensor's maximum, reads it from tensor_amax[0] (written
 // by an absmax launch before this one: two launches instead of absmax -> scale -> quantize's three,
 // same bits); other formats ignore that binding.
-// Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl).
-// Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32),
-// 3 scales (read_write f32, n_groups), 4 step (StepState: the stream base of stochastic draws),
-// 5 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only), 6 mask (read f32: with
+// Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl). With p.samples > 1
+// every entry writes that many stochastic samples stacked (SMP, common/one_pass.wgsl): x's maximum
+// is taken once, each sample packed with its own draws.
+// Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32, words per sample),
+// 3 scales (read_write f32, n_groups per sample), 4 step (StepState: the stream base of stochastic
+// draws), 5 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only), 6 mask (read f32: with
 // p.masked, x[i] counts as 0 unless mask[i] > 0: the quantized ReLU gradient without relu_backward's
 // launch and its output).
 
@@ -42,6 +44,20 @@ fn group_scale_of(amax: f32) -> vec2<f32> {
         return fmt_group_scale(amax, bitcast<f32>(tensor_amax[0]));
     }
     return fmt_scale_for_amax(amax);
+}
+
+// Word `word` of row `row`, packed with inverse scale s_inv into every SMP sample.
+fn store_word(row: u32, word: u32, s_inv: f32) {
+    for (var j = 0u; j < p.samples; j++) {
+        codes[code_at(j, row, word)] = pack_word(row, word, s_inv, sample_key(j));
+    }
+}
+
+// store_word over vec4s (the _v4 entries).
+fn store_word4(row: u32, word: u32, s_inv: f32) {
+    for (var j = 0u; j < p.samples; j++) {
+        codes[code_at(j, row, word)] = pack_word4(row, word, s_inv, sample_key(j));
+    }
 }
 
 fn word_amax(row: u32, word: u32) -> u32 {
@@ -79,12 +95,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let si = group_scale_of(bitcast<f32>(red[lid]));
         seg_inv[lid / p.seg] = si.y;
         if (valid) {
-            scales[group_of(p, row, word * fmt_per_word())] = si.x;
+            store_scale(group_of(p, row, word * fmt_per_word()), si.x);
         }
     }
     workgroupBarrier();
     if (valid) {
-        codes[row * p.words_per_row + word] = pack_word(row, word, seg_inv[lid / p.seg]);
+        store_word(row, word, seg_inv[lid / p.seg]);
     }
 }
 
@@ -110,14 +126,14 @@ fn main_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
         let si = group_scale_of(bitcast<f32>(red[0]));
         seg_inv[0] = si.y;
         if (valid) {
-            scales[row] = si.x;
+            store_scale(row, si.x);
         }
     }
     workgroupBarrier();
     let s_inv = seg_inv[0];
     if (valid) {
         for (var word = lid; word < p.words_per_row; word += WG) {
-            codes[row * p.words_per_row + word] = pack_word(row, word, s_inv);
+            store_word(row, word, s_inv);
         }
     }
 }
@@ -133,9 +149,9 @@ fn main_row_short(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
         m = max(m, word_amax(row, word));
     }
     let si = group_scale_of(bitcast<f32>(m));
-    scales[row] = si.x;
+    store_scale(row, si.x);
     for (var word = 0u; word < p.words_per_row; word++) {
-        codes[row * p.words_per_row + word] = pack_word(row, word, si.y);
+        store_word(row, word, si.y);
     }
 }
 
@@ -154,9 +170,9 @@ fn main_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         m = max(m, word_amax(row, w));
     }
     let si = group_scale_of(bitcast<f32>(m));
-    scales[group_of(p, row, w0 * fmt_per_word())] = si.x;
+    store_scale(group_of(p, row, w0 * fmt_per_word()), si.x);
     for (var w = w0; w < w1; w++) {
-        codes[row * p.words_per_row + w] = pack_word(row, w, si.y);
+        store_word(row, w, si.y);
     }
 }
 
@@ -185,9 +201,9 @@ fn main_row_short_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
         m = max(m, word_amax4(row, word));
     }
     let si = group_scale_of(bitcast<f32>(m));
-    scales[row] = si.x;
+    store_scale(row, si.x);
     for (var word = 0u; word < p.words_per_row; word++) {
-        codes[row * p.words_per_row + word] = pack_word4(row, word, si.y);
+        store_word4(row, word, si.y);
     }
 }
 
@@ -206,8 +222,8 @@ fn main_group_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
         m = max(m, word_amax4(row, w));
     }
     let si = group_scale_of(bitcast<f32>(m));
-    scales[group_of(p, row, w0 * fmt_per_word())] = si.x;
+    store_scale(group_of(p, row, w0 * fmt_per_word()), si.x);
     for (var w = w0; w < w1; w++) {
-        codes[row * p.words_per_row + w] = pack_word4(row, w, si.y);
+        store_word4(row, w, si.y);
     }
 }

@@ -1,7 +1,7 @@
 // quantize_transpose_fused: the one-pass transposing quantizer for per-row (entry `main`) and
 // per-block (entry `main_block`) scales of L = xᵀ (what the backward GEMMs need: dYᵀ and Xᵀ
-// packed along the batch, Wᵀ along the outputs). x is [cols, rows] row-major; L is [rows, cols], packed along its rows. Same output as
-// absmax (transposed) -> scale -> quantize_transpose, bit for bit (reference:
+// packed along the batch, Wᵀ along the outputs). x is [cols, rows] row-major; L is [rows, cols],
+// packed along its rows. Same output as absmax (transposed) -> scale -> quantize_transpose, bit for bit (reference:
 // src/reference/quantize_transpose_fused.rs): the maximum is order-free, and the groups, scales
 // and RNG indices are those of L.
 // With aux0 = 1 it also writes each row's sum of L, sums[row] = Σ_c x[c][row] (dYᵀ's rows: the
@@ -13,9 +13,10 @@
 // step: the reads coalesce), the lanes meet in workgroup memory, one thread per row folds them;
 // then it computes (s, 1/s) and the eight lanes pack words ly, ly + 8, ... of their row (x read a
 // second time, from the cache for training sizes). Workgroups: ceil(rows / 32).
-// `main_block` (no sums): the same 32 rows × 8 lanes, one block of block_div columns of L at a
-// time: the lanes reduce the block, one thread per row computes its scale, the lanes pack the
-// block's words.
+// `main_block`: the same 32 rows × 8 lanes, one block of block_div columns of L at a time: the
+// lanes reduce the block, one thread per row computes its scale, the lanes pack the block's words;
+// with sums, one more read of each row first, summed as `main` sums it (the block-scaled formats'
+// dYᵀ: the bias gradient without col_sum's launches).
 // Entries `main_thread` and `main_block_thread` (CPU adapters, where a barrier splits the shader
 // and costs more than the reduction it orders): the same outputs from one thread per row of L,
 // 8 per workgroup (so that L's few rows spread over a CPU's cores), no workgroup memory; the row
@@ -23,9 +24,11 @@
 // the chunks in order).
 // `main_thread_v4` (per row, rows of L a multiple of 4): four adjacent rows of L per thread, x read
 // as vec4s (binding 1 as x4), the same bits.
+// With p.samples > 1 every entry writes that many stochastic samples of L stacked (SMP,
+// common/one_pass.wgsl): the maxima and sums taken once, each sample packed with its own draws.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32), 3 scales
-// (read_write f32, one per row of L), 4 step (StepState), 5 sums (read_write f32, rows of L),
-// 6 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only), 7 mask (read f32: with
+// (read_write f32, one per group of L per sample), 4 step (StepState), 5 sums (read_write f32,
+// rows of L), 6 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only), 7 mask (read f32: with
 // p.masked, x[i] counts as 0 unless mask[i] > 0, ReLU's backward).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
@@ -66,12 +69,18 @@ fn lanes_max(lx: u32) -> u32 {
     return mm;
 }
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+// What one read of a row of L gives: its maximum as f32 bits, and with sums its sum.
+struct RowPass {
+    m: u32,
+    total: f32,
+}
+
+// The tree entries' read of row `row` of L (lane ly of its eight): the lane's maximum, and with
+// sums (p.aux0 = 1) the row's sum in col_sum's order, complete in lane 0 (ly == 0). Every thread
+// of the workgroup calls it (its barriers), valid row or not.
+fn tree_row_pass(row: u32, valid: bool, lid: u32) -> RowPass {
     let lx = lid % ROWS;
     let ly = lid / ROWS;
-    let row = flat_workgroup(wg, nwg) * ROWS + lx;
-    let valid = row < p.rows;
     let with_sums = p.aux0 == 1u;
     let chunk_cols = select(p.cols, max(p.aux1, 1u), with_sums);
     let chunks = (p.cols + chunk_cols - 1u) / chunk_cols;
@@ -101,15 +110,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             workgroupBarrier();
         }
     }
-    red[lid] = m;
+    return RowPass(m, total);
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let lx = lid % ROWS;
+    let ly = lid / ROWS;
+    let row = flat_workgroup(wg, nwg) * ROWS + lx;
+    let valid = row < p.rows;
+    let rp = tree_row_pass(row, valid, lid);
+    red[lid] = rp.m;
     workgroupBarrier();
     if (ly == 0u) {
         let si = group_scale_of(bitcast<f32>(lanes_max(lx)));
         row_inv[lx] = si.y;
         if (valid) {
-            scales[row] = si.x;
-            if (with_sums) {
-                sums[row] = total;
+            store_scale(row, si.x);
+            if (p.aux0 == 1u) {
+                sums[row] = rp.total;
             }
         }
     }
@@ -118,9 +137,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         return;
     }
     let s_inv = row_inv[lx];
-    let key = rng_key(p.seed, p.stream + st.stream_base);
-    for (var word = ly; word < p.words_per_row; word += LANES) {
-        codes[row * p.words_per_row + word] = pack_word_t(row, word, s_inv, key);
+    for (var j = 0u; j < p.samples; j++) {
+        let key = sample_key(j);
+        for (var word = ly; word < p.words_per_row; word += LANES) {
+            codes[code_at(j, row, word)] = pack_word_t(row, word, s_inv, key);
+        }
     }
 }
 
@@ -133,7 +154,13 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let block = p.block_div;
     let blocks = (p.cols + block - 1u) / block;
     let words_per_block = block / fmt_per_word();
-    let key = rng_key(p.seed, p.stream + st.stream_base);
+    // The row sums: one more read of the row, in col_sum's order (uniform: p.aux0 is).
+    if (p.aux0 == 1u) {
+        let rp = tree_row_pass(row, valid, lid);
+        if (ly == 0u && valid) {
+            sums[row] = rp.total;
+        }
+    }
     // Uniform loop (blocks is the same for every thread), two barriers per block.
     for (var blk = 0u; blk < blocks; blk++) {
         let end = min((blk + 1u) * block, p.cols);
@@ -149,24 +176,26 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
             let si = group_scale_of(bitcast<f32>(lanes_max(lx)));
             row_inv[lx] = si.y;
             if (valid) {
-                scales[row * p.row_mul + blk] = si.x;
+                store_scale(row * p.row_mul + blk, si.x);
             }
         }
         workgroupBarrier();
         if (valid) {
             let s_inv = row_inv[lx];
-            for (var word = blk * words_per_block + ly; word < min((blk + 1u) * words_per_block, p.words_per_row); word += LANES) {
-                codes[row * p.words_per_row + word] = pack_word_t(row, word, s_inv, key);
+            let w_end = min((blk + 1u) * words_per_block, p.words_per_row);
+            for (var j = 0u; j < p.samples; j++) {
+                let key = sample_key(j);
+                for (var word = blk * words_per_block + ly; word < w_end; word += LANES) {
+                    codes[code_at(j, row, word)] = pack_word_t(row, word, s_inv, key);
+                }
             }
         }
     }
 }
 
-// Row `row` of L by one thread (entry main_thread).
-fn row_thread(row: u32) {
-    if (row >= p.rows) {
-        return;
-    }
+// The per-thread entries' read of row `row` of L: its maximum, and with sums (p.aux0 = 1) its sum
+// in col_sum's order.
+fn thread_row_pass(row: u32) -> RowPass {
     let with_sums = p.aux0 == 1u;
     let chunk_cols = select(p.cols, max(p.aux1, 1u), with_sums);
     var m = 0u;
@@ -190,14 +219,25 @@ fn row_thread(row: u32) {
         }
         total = select(total + t, t, c0 == 0u);
     }
-    let si = group_scale_of(bitcast<f32>(m));
-    scales[row] = si.x;
-    if (with_sums) {
-        sums[row] = total;
+    return RowPass(m, total);
+}
+
+// Row `row` of L by one thread (entry main_thread).
+fn row_thread(row: u32) {
+    if (row >= p.rows) {
+        return;
     }
-    let key = rng_key(p.seed, p.stream + st.stream_base);
-    for (var word = 0u; word < p.words_per_row; word++) {
-        codes[row * p.words_per_row + word] = pack_word_t(row, word, si.y, key);
+    let rp = thread_row_pass(row);
+    let si = group_scale_of(bitcast<f32>(rp.m));
+    store_scale(row, si.x);
+    if (p.aux0 == 1u) {
+        sums[row] = rp.total;
+    }
+    for (var j = 0u; j < p.samples; j++) {
+        let key = sample_key(j);
+        for (var word = 0u; word < p.words_per_row; word++) {
+            codes[code_at(j, row, word)] = pack_word_t(row, word, si.y, key);
+        }
     }
 }
 
@@ -209,7 +249,9 @@ fn block_thread(row: u32) {
     let block = p.block_div;
     let blocks = (p.cols + block - 1u) / block;
     let words_per_block = block / fmt_per_word();
-    let key = rng_key(p.seed, p.stream + st.stream_base);
+    if (p.aux0 == 1u) {
+        sums[row] = thread_row_pass(row).total;
+    }
     for (var blk = 0u; blk < blocks; blk++) {
         let end = min((blk + 1u) * block, p.cols);
         var m = 0u;
@@ -217,9 +259,13 @@ fn block_thread(row: u32) {
             m = max(m, amax_bits(load_x(col * p.rows + row)));
         }
         let si = group_scale_of(bitcast<f32>(m));
-        scales[row * p.row_mul + blk] = si.x;
-        for (var word = blk * words_per_block; word < min((blk + 1u) * words_per_block, p.words_per_row); word++) {
-            codes[row * p.words_per_row + word] = pack_word_t(row, word, si.y, key);
+        store_scale(row * p.row_mul + blk, si.x);
+        let w_end = min((blk + 1u) * words_per_block, p.words_per_row);
+        for (var j = 0u; j < p.samples; j++) {
+            let key = sample_key(j);
+            for (var word = blk * words_per_block; word < w_end; word++) {
+                codes[code_at(j, row, word)] = pack_word_t(row, word, si.y, key);
+            }
         }
     }
 }
@@ -274,7 +320,7 @@ fn row_thread4(r0: u32) {
     var inv = vec4<f32>();
     for (var j = 0u; j < 4u; j++) {
         let si = group_scale_of(bitcast<f32>(m[j]));
-        scales[r0 + j] = si.x;
+        store_scale(r0 + j, si.x);
         inv[j] = si.y;
     }
     if (with_sums) {
@@ -282,27 +328,29 @@ fn row_thread4(r0: u32) {
             sums[r0 + j] = total[j];
         }
     }
-    let key = rng_key(p.seed, p.stream + st.stream_base);
     let per_word = fmt_per_word();
     let b = fmt_bits();
     let stochastic = p.stochastic == 1u;
-    for (var word = 0u; word < p.words_per_row; word++) {
-        var packed = vec4<u32>();
-        for (var i = 0u; i < per_word; i++) {
-            let col = word * per_word + i;
-            if (col < p.cols) {
-                let v = load_x4(col * q + i0);
-                for (var j = 0u; j < 4u; j++) {
-                    var r = 0u;
-                    if (stochastic) {
-                        r = rng_draw24(key, (r0 + j) * p.cols + col);
+    for (var smp = 0u; smp < p.samples; smp++) {
+        let key = sample_key(smp);
+        for (var word = 0u; word < p.words_per_row; word++) {
+            var packed = vec4<u32>();
+            for (var i = 0u; i < per_word; i++) {
+                let col = word * per_word + i;
+                if (col < p.cols) {
+                    let v = load_x4(col * q + i0);
+                    for (var j = 0u; j < 4u; j++) {
+                        var r = 0u;
+                        if (stochastic) {
+                            r = rng_draw24(key, (r0 + j) * p.cols + col);
+                        }
+                        packed[j] |= fmt_quantize(v[j], inv[j], stochastic, r) << (i * b);
                     }
-                    packed[j] |= fmt_quantize(v[j], inv[j], stochastic, r) << (i * b);
                 }
             }
-        }
-        for (var j = 0u; j < 4u; j++) {
-            codes[(r0 + j) * p.words_per_row + word] = packed[j];
+            for (var j = 0u; j < 4u; j++) {
+                codes[code_at(smp, r0 + j, word)] = packed[j];
+            }
         }
     }
 }

@@ -80,12 +80,17 @@ impl Quantizer {
     }
 
     fn alloc(gpu: &Gpu, enc: &mut impl Record, l: QuantLayout) -> Result<QuantizedTensor> {
-        gpu.check_binding("quantized codes", l.words() as u64 * 4)?;
+        Self::alloc_samples(gpu, enc, l, 1)
+    }
+
+    /// Codes and scales for `k` stacked samples of `l`.
+    fn alloc_samples(gpu: &Gpu, enc: &mut impl Record, l: QuantLayout, k: u32) -> Result<QuantizedTensor> {
+        gpu.check_binding("quantized codes", l.words() as u64 * 4 * k as u64)?;
         Ok(QuantizedTensor {
-            codes: enc.scratch(gpu, "lowbit codes", l.words())?,
-            scales: enc.scratch(gpu, "lowbit scales", l.n_groups as usize)?,
+            codes: enc.scratch(gpu, "lowbit codes", l.words() * k as usize)?,
+            scales: enc.scratch(gpu, "lowbit scales", l.n_groups as usize * k as usize)?,
             layout: l,
-            samples: 1,
+            samples: k,
         })
     }
 
@@ -135,17 +140,58 @@ impl Quantizer {
         mask: &GpuBuffer<f32>,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
+        self.masked("quantize_masked", gpu, enc, x, mask, scheme, 1)
+    }
+
+    /// [`Quantizer::quantize_samples`] of `x` masked as [`Quantizer::quantize_masked`] masks it:
+    /// `k` stacked samples in one launch, each the bits of quantizing `relu_backward`'s output with
+    /// its stream. Where [`Quantizer::masks_in_one_pass`] holds; an error elsewhere.
+    pub fn quantize_samples_masked(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        mask: &GpuBuffer<f32>,
+        scheme: QuantScheme,
+        k: u32,
+    ) -> Result<QuantizedTensor> {
+        Self::check_samples("quantize_samples_masked", scheme, k)?;
+        self.masked("quantize_samples_masked", gpu, enc, x, mask, scheme, k)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn masked(
+        &self,
+        op: &str,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        mask: &GpuBuffer<f32>,
+        scheme: QuantScheme,
+        k: u32,
+    ) -> Result<QuantizedTensor> {
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
         if !Self::masks_in_one_pass(&l) {
             return Err(Error::InvalidArgument(format!(
-                "quantize_masked: {} scales of {} over {}x{} take the two-pass quantizer or a tensor maximum; apply the mask first",
+                "{op}: {} scales of {} over {}x{} take the two-pass quantizer or a tensor maximum; apply the mask first",
                 l.granularity, l.format, l.rows, l.cols
             )));
         }
-        let k = self.kernels(gpu, scheme.format)?;
-        let q = Self::alloc(gpu, enc, l)?;
-        k.fused.encode_masked(gpu, enc, x.buffer(), mask, &l, scheme.rounding, &q.codes, &q.scales)?;
-        Ok(q)
+        self.one_pass(gpu, enc, x, scheme, None, Some(mask), k)
+    }
+
+    /// What SMP's entry points accept: stochastic rounding (its seed and first stream returned),
+    /// at least one sample.
+    fn check_samples(op: &str, scheme: QuantScheme, k: u32) -> Result<(u32, u32)> {
+        let Rounding::Stochastic { seed, stream } = scheme.rounding else {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: SMP needs stochastic rounding (nearest gives k identical samples)"
+            )));
+        };
+        if k == 0 {
+            return Err(Error::InvalidArgument(format!("{op}: k must be at least 1")));
+        }
+        Ok((seed, stream))
     }
 
     /// Records the one-pass quantizer (per-row, or per-block of at most 256 words). NVFP4, whose
@@ -159,7 +205,7 @@ impl Quantizer {
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
-        self.one_pass(gpu, enc, x, scheme, None)
+        self.one_pass(gpu, enc, x, scheme, None, None, 1)
     }
 
     /// [`Quantizer::quantize`] for a format with a tensor-wide scale (NVFP4), given the tensor's
@@ -177,7 +223,7 @@ impl Quantizer {
         amax: &GpuBuffer<u32>,
     ) -> Result<QuantizedTensor> {
         Self::check_given_amax("quantize_with_amax", scheme, amax)?;
-        self.one_pass(gpu, enc, x, scheme, Some(amax))
+        self.one_pass(gpu, enc, x, scheme, Some(amax), None, 1)
     }
 
     /// What the `_with_amax` entry points accept: a format with a tensor-wide scale, one word.
@@ -191,6 +237,9 @@ impl Quantizer {
         crate::kernels::check_len(op, "amax", amax.len(), 1)
     }
 
+    /// The one-pass kernel: NVFP4's tensor maximum given or reduced first, `x` optionally masked,
+    /// `samples` stacked stochastic samples (SMP).
+    #[allow(clippy::too_many_arguments)]
     fn one_pass(
         &self,
         gpu: &Gpu,
@@ -198,15 +247,22 @@ impl Quantizer {
         x: &GpuTensor,
         scheme: QuantScheme,
         given: Option<&GpuBuffer<u32>>,
+        mask: Option<&GpuBuffer<f32>>,
+        samples: u32,
     ) -> Result<QuantizedTensor> {
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
-        let q = Self::alloc(gpu, enc, l)?;
-        if l.format.needs_tensor_amax() {
-            let t = self.given_or_reduced(gpu, enc, x, given)?;
-            k.fused.encode_with_tensor_amax(gpu, enc, x.buffer(), &l, scheme.rounding, &t, &q.codes, &q.scales)?;
-        } else {
-            k.fused.encode(gpu, enc, x.buffer(), &l, scheme.rounding, &q.codes, &q.scales)?;
+        let q = Self::alloc_samples(gpu, enc, l, samples)?;
+        let t = match l.format.needs_tensor_amax() {
+            true => Some(self.given_or_reduced(gpu, enc, x, given)?),
+            false => None,
+        };
+        let (xb, r) = (x.buffer(), scheme.rounding);
+        match (samples, &t, mask) {
+            (1, None, None) => k.fused.encode(gpu, enc, xb, &l, r, &q.codes, &q.scales)?,
+            (1, None, Some(m)) => k.fused.encode_masked(gpu, enc, xb, m, &l, r, &q.codes, &q.scales)?,
+            (1, Some(t), None) => k.fused.encode_with_tensor_amax(gpu, enc, xb, &l, r, t, &q.codes, &q.scales)?,
+            _ => k.fused.encode_samples(gpu, enc, xb, mask, t.as_ref(), &l, r, samples, &q.codes, &q.scales)?,
         }
         Ok(q)
     }
@@ -269,7 +325,7 @@ impl Quantizer {
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
-        self.transposed("quantize_transposed", gpu, enc, x, scheme, None, None, None)
+        self.transposed("quantize_transposed", gpu, enc, x, scheme, None, None, None, 1)
     }
 
     /// [`Quantizer::quantize_transposed`] for a format with a tensor-wide scale (NVFP4), given
@@ -286,7 +342,7 @@ impl Quantizer {
         amax: &GpuBuffer<u32>,
     ) -> Result<QuantizedTensor> {
         Self::check_given_amax("quantize_transposed_with_amax", scheme, amax)?;
-        self.transposed("quantize_transposed_with_amax", gpu, enc, x, scheme, None, Some(amax), None)
+        self.transposed("quantize_transposed_with_amax", gpu, enc, x, scheme, None, Some(amax), None, 1)
     }
 
     /// [`Quantizer::quantize_transposed`] that also writes `sums[j] = Σ_i x[i][j]` (`x` `[r, c]`,
@@ -301,7 +357,7 @@ impl Quantizer {
         scheme: QuantScheme,
         sums: &GpuBuffer<f32>,
     ) -> Result<QuantizedTensor> {
-        self.transposed("quantize_transposed_with_sums", gpu, enc, x, scheme, Some(sums), None, None)
+        self.transposed("quantize_transposed_with_sums", gpu, enc, x, scheme, Some(sums), None, None, 1)
     }
 
     /// [`Quantizer::quantize_transposed_with_sums`] of `x` with every value whose `mask` value is
@@ -316,12 +372,34 @@ impl Quantizer {
         scheme: QuantScheme,
         sums: &GpuBuffer<f32>,
     ) -> Result<QuantizedTensor> {
-        self.transposed("quantize_transposed_with_sums_masked", gpu, enc, x, scheme, Some(sums), None, Some(mask))
+        self.transposed("quantize_transposed_with_sums_masked", gpu, enc, x, scheme, Some(sums), None, Some(mask), 1)
+    }
+
+    /// [`Quantizer::quantize_transposed_samples`] that also writes the row sums of
+    /// [`Quantizer::quantize_transposed_with_sums`] (once), and with `mask` reads `x` masked as
+    /// [`Quantizer::quantize_transposed_with_sums_masked`] does: SMP's `k` samples of a masked
+    /// dYᵀ and the bias gradient in one launch, each sample the bits of quantizing
+    /// `relu_backward`'s output with its stream. For the layouts of
+    /// [`QuantizeTransposeFused::supports_sums`]; an error elsewhere.
+    #[allow(clippy::too_many_arguments)]
+    pub fn quantize_transposed_samples_with_sums(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        mask: Option<&GpuBuffer<f32>>,
+        scheme: QuantScheme,
+        k: u32,
+        sums: &GpuBuffer<f32>,
+    ) -> Result<QuantizedTensor> {
+        let op = "quantize_transposed_samples_with_sums";
+        Self::check_samples(op, scheme, k)?;
+        self.transposed(op, gpu, enc, x, scheme, Some(sums), None, mask, k)
     }
 
     /// All of the above: the one-pass kernel where it is the faster way
     /// ([`QuantizeTransposeFused::preferred`]; always with `sums`: it refuses what it cannot do),
-    /// the chain otherwise.
+    /// writing `samples` stacked samples in its one launch; the chain otherwise, once per sample.
     #[allow(clippy::too_many_arguments)]
     fn transposed(
         &self,
@@ -333,27 +411,62 @@ impl Quantizer {
         sums: Option<&GpuBuffer<f32>>,
         given: Option<&GpuBuffer<u32>>,
         mask: Option<&GpuBuffer<f32>>,
+        samples: u32,
     ) -> Result<QuantizedTensor> {
         let &[r, c] = x.shape() else {
             return Err(Error::Shape { op, detail: format!("needs a 2-D tensor, got shape {:?}", x.shape()) });
         };
         let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
-        let q = Self::alloc(gpu, enc, lt)?;
         if sums.is_some() || QuantizeTransposeFused::preferred(&lt, k.transpose_fused.reduce_path()) {
-            let (xb, rnd) = (x.buffer(), scheme.rounding);
-            if sums.is_none() && lt.format.needs_tensor_amax() {
-                // NVFP4: the tensor's maximum (given, or reduced here), then one launch.
-                let t = self.given_or_reduced(gpu, enc, x, given)?;
-                k.transpose_fused.encode_with_tensor_amax(gpu, enc, xb, &lt, rnd, &t, &q.codes, &q.scales)?;
-            } else if let Some(m) = mask {
-                k.transpose_fused.encode_with_sums_masked(gpu, enc, xb, m, &lt, rnd, &q.codes, &q.scales, sums)?;
-            } else {
-                k.transpose_fused.encode_with_sums(gpu, enc, xb, &lt, rnd, &q.codes, &q.scales, sums)?;
+            let q = Self::alloc_samples(gpu, enc, lt, samples)?;
+            let (xb, rnd, kt) = (x.buffer(), scheme.rounding, &k.transpose_fused);
+            // NVFP4: the tensor's maximum (given, or reduced here), then one launch.
+            let t = match sums.is_none() && lt.format.needs_tensor_amax() {
+                true => Some(self.given_or_reduced(gpu, enc, x, given)?),
+                false => None,
+            };
+            match (samples, &t, mask) {
+                (1, Some(t), _) => kt.encode_with_tensor_amax(gpu, enc, xb, &lt, rnd, t, &q.codes, &q.scales)?,
+                (1, None, Some(m)) => {
+                    kt.encode_with_sums_masked(gpu, enc, xb, m, &lt, rnd, &q.codes, &q.scales, sums)?
+                }
+                (1, None, None) => kt.encode_with_sums(gpu, enc, xb, &lt, rnd, &q.codes, &q.scales, sums)?,
+                _ => kt.encode_samples(gpu, enc, xb, mask, t.as_ref(), &lt, rnd, samples, &q.codes, &q.scales, sums)?,
             }
             return Ok(q);
         }
-        self.transposed_chain(gpu, enc, x, scheme, &lt, q)
+        if samples == 1 {
+            let q = Self::alloc(gpu, enc, lt)?;
+            return self.transposed_chain(gpu, enc, x, scheme, &lt, q);
+        }
+        // The chain, once per sample, each copied into its place in the stack.
+        let (seed, stream) = Self::check_samples(op, scheme, samples)?;
+        self.stacked(gpu, enc, lt, samples, |j, enc| {
+            let s = QuantScheme { rounding: Rounding::Stochastic { seed, stream: stream.wrapping_add(j) }, ..scheme };
+            let q = Self::alloc(gpu, enc, lt)?;
+            self.transposed_chain(gpu, enc, x, s, &lt, q)
+        })
+    }
+
+    /// `k` samples of layout `l`, each quantized by `one(j)` and copied into its place in the
+    /// stack: for the layouts whose quantizer is a chain of launches.
+    fn stacked<E: Record>(
+        &self,
+        gpu: &Gpu,
+        enc: &mut E,
+        l: QuantLayout,
+        k: u32,
+        mut one: impl FnMut(u32, &mut E) -> Result<QuantizedTensor>,
+    ) -> Result<QuantizedTensor> {
+        let (words, groups) = (l.words() as u64 * 4, l.n_groups as u64 * 4);
+        let out = Self::alloc_samples(gpu, enc, l, k)?;
+        for j in 0..k {
+            let q = one(j, enc)?;
+            enc.copy(q.codes.buffer(), 0, out.codes.buffer(), j as u64 * words, words);
+            enc.copy(q.scales.buffer(), 0, out.scales.buffer(), j as u64 * groups, groups);
+        }
+        Ok(out)
     }
 
     /// Records the three-launch chain `absmax` → `scale` → `quantize_transpose` for `xᵀ` (any
@@ -404,7 +517,9 @@ impl Quantizer {
 
     /// Records `k` independent stochastic quantizations of `x` (streams `stream, stream+1, …`),
     /// stacked into one tensor for SMP: the integer GEMM averages the `k` products in its
-    /// epilogue. `scheme.rounding` must be stochastic.
+    /// epilogue. `scheme.rounding` must be stochastic. Where [`Quantizer::quantize`] takes the
+    /// one-pass kernel, one launch writes every sample (x's maxima taken once); elsewhere the
+    /// two-pass chain runs once per sample and each is copied into the stack. Same bits either way.
     pub fn quantize_samples(
         &self,
         gpu: &Gpu,
@@ -413,33 +528,19 @@ impl Quantizer {
         scheme: QuantScheme,
         k: u32,
     ) -> Result<QuantizedTensor> {
-        let Rounding::Stochastic { seed, stream } = scheme.rounding else {
-            return Err(Error::InvalidArgument(
-                "quantize_samples: SMP needs stochastic rounding (nearest gives k identical samples)".into(),
-            ));
-        };
-        if k == 0 {
-            return Err(Error::InvalidArgument("quantize_samples: k must be at least 1".into()));
-        }
+        let (seed, stream) = Self::check_samples("quantize_samples", scheme, k)?;
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
-        let (words, groups) = (l.words() as u64 * 4, l.n_groups as u64 * 4);
-        gpu.check_binding("SMP codes", words * k as u64)?;
-        let out = QuantizedTensor {
-            codes: enc.scratch(gpu, "lowbit smp codes", l.words() * k as usize)?,
-            scales: enc.scratch(gpu, "lowbit smp scales", l.n_groups as usize * k as usize)?,
-            layout: l,
-            samples: k,
-        };
-        for j in 0..k {
-            let s = QuantScheme { rounding: Rounding::Stochastic { seed, stream: stream.wrapping_add(j) }, ..scheme };
-            let q = self.quantize(gpu, enc, x, s)?;
-            enc.copy(q.codes.buffer(), 0, out.codes.buffer(), j as u64 * words, words);
-            enc.copy(q.scales.buffer(), 0, out.scales.buffer(), j as u64 * groups, groups);
+        if Self::takes_one_pass(&l) {
+            return self.one_pass(gpu, enc, x, scheme, None, None, k);
         }
-        Ok(out)
+        self.stacked(gpu, enc, l, k, |j, enc| {
+            let s = QuantScheme { rounding: Rounding::Stochastic { seed, stream: stream.wrapping_add(j) }, ..scheme };
+            self.quantize_two_pass(gpu, enc, x, s)
+        })
     }
 
-    /// [`Quantizer::quantize_samples`] for the transpose: `k` stochastic samples of `xᵀ`.
+    /// [`Quantizer::quantize_samples`] for the transpose: `k` stochastic samples of `xᵀ`, in one
+    /// launch where [`Quantizer::quantize_transposed`] takes the one-pass kernel.
     pub fn quantize_transposed_samples(
         &self,
         gpu: &Gpu,
@@ -448,38 +549,8 @@ impl Quantizer {
         scheme: QuantScheme,
         k: u32,
     ) -> Result<QuantizedTensor> {
-        let Rounding::Stochastic { seed, stream } = scheme.rounding else {
-            return Err(Error::InvalidArgument("quantize_transposed_samples: SMP needs stochastic rounding".into()));
-        };
-        if k == 0 {
-            return Err(Error::InvalidArgument("quantize_transposed_samples: k must be at least 1".into()));
-        }
-        if k == 1 {
-            return self.quantize_transposed(gpu, enc, x, scheme);
-        }
-        let first = self.quantize_transposed(gpu, enc, x, scheme)?;
-        let l = first.layout;
-        let (words, groups) = (l.words() as u64 * 4, l.n_groups as u64 * 4);
-        gpu.check_binding("SMP codes", words * k as u64)?;
-        let out = QuantizedTensor {
-            codes: enc.scratch(gpu, "lowbit smp codes", l.words() * k as usize)?,
-            scales: enc.scratch(gpu, "lowbit smp scales", l.n_groups as usize * k as usize)?,
-            layout: l,
-            samples: k,
-        };
-        for j in 0..k {
-            let q = if j == 0 {
-                None
-            } else {
-                let s =
-                    QuantScheme { rounding: Rounding::Stochastic { seed, stream: stream.wrapping_add(j) }, ..scheme };
-                Some(self.quantize_transposed(gpu, enc, x, s)?)
-            };
-            let q = q.as_ref().unwrap_or(&first);
-            enc.copy(q.codes.buffer(), 0, out.codes.buffer(), j as u64 * words, words);
-            enc.copy(q.scales.buffer(), 0, out.scales.buffer(), j as u64 * groups, groups);
-        }
-        Ok(out)
+        Self::check_samples("quantize_transposed_samples", scheme, k)?;
+        self.transposed("quantize_transposed_samples", gpu, enc, x, scheme, None, None, None, k)
     }
 
     /// Records the dequantization of `q` into a new `[rows, cols]` tensor (sample 0 of SMP).

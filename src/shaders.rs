@@ -17,18 +17,18 @@ pub const COMMON: &[(&str, &str)] = &[
     ("gemm_tiled", include_str!("../shaders/common/gemm_tiled.wgsl")),
     ("pool", include_str!("../shaders/common/pool.wgsl")),
     ("pack", include_str!("../shaders/common/pack.wgsl")),
-    ("masked", include_str!("../shaders/common/masked.wgsl")),
+    ("one_pass", include_str!("../shaders/common/one_pass.wgsl")),
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
 ];
 
 const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout"];
 /// The quantizers that pack x in its own orientation share their packing.
 const QUANT_PACK_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack"];
-/// The one-pass quantizers also share their masked loads.
+/// The one-pass quantizers also share their masked loads and SMP-stacked stores.
 const QUANT_FUSED_INCLUDES: &[&str] =
-    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "masked"];
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "one_pass"];
 const QUANT_T_FUSED_INCLUDES: &[&str] =
-    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t", "masked"];
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t", "one_pass"];
 /// The transposing quantizers share their packing.
 const QUANT_T_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t"];
 const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];

@@ -201,8 +201,7 @@ fn the_fused_transposing_quantizer_is_the_three_pass_chain() {
                     assert!(QuantizeTransposeFused::supports(&l), "{f} {gr}");
                     for r in roundings() {
                         let what = format!("{path:?} {rows}x{cols}ᵀ {f} {gr} {r:?}");
-                        let sums =
-                            (gr == Granularity::PerRow).then(|| lowbit::GpuBuffer::<f32>::zeros(g, "s", cols).unwrap());
+                        let sums = Some(lowbit::GpuBuffer::<f32>::zeros(g, "s", cols).unwrap());
                         for (src, sums) in [(&xb, None), (&xfb, sums)] {
                             let codes = lowbit::GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap();
                             let scales = lowbit::GpuBuffer::<f32>::zeros(g, "scales", l.n_groups as usize).unwrap();
@@ -251,10 +250,12 @@ fn the_fused_transposing_quantizer_is_the_three_pass_chain() {
     let l = QuantLayout::new(8, 8, Format::Int8, Granularity::PerTensor).unwrap();
     assert!(!QuantizeTransposeFused::supports(&l), "one scale for the tensor: the three-pass chain");
     assert!(k.encode(g, &mut enc, &xb, &l, Rounding::Nearest, &codes, &scales).is_err());
-    let l = QuantLayout::new(8, 8, Format::Int8, Granularity::PerBlock(8)).unwrap();
-    let sums = lowbit::GpuBuffer::<f32>::zeros(g, "sums", 8).unwrap();
-    let err = k.encode_with_sums(g, &mut enc, &xb, &l, Rounding::Nearest, &codes, &scales, Some(&sums)).unwrap_err();
-    assert!(err.to_string().contains("per-row"), "{err}");
+    let l = QuantLayout::new(8, 8, Format::Int8, Granularity::PerRow).unwrap();
+    let sums = lowbit::GpuBuffer::<f32>::zeros(g, "sums", 7).unwrap();
+    let (c, s) =
+        (lowbit::GpuBuffer::<u32>::zeros(g, "c", 16).unwrap(), lowbit::GpuBuffer::<f32>::zeros(g, "s", 8).unwrap());
+    let err = k.encode_with_sums(g, &mut enc, &xb, &l, Rounding::Nearest, &c, &s, Some(&sums)).unwrap_err();
+    assert!(err.to_string().contains("sums has 7"), "{err}");
     let l = QuantLayout::new(8, 8, Format::Nvfp4, Granularity::PerBlock(16)).unwrap();
     assert!(!QuantizeTransposeFused::supports(&l), "NVFP4 needs the tensor's maximum first");
     let l = QuantLayout::new(8, 8, Format::Int4, Granularity::PerRow).unwrap();
@@ -558,9 +559,9 @@ fn masked_quantizers_equal_quantizing_relu_backward() {
                             assert_f32_bits_eq(&format!("masked scales {what}"), &s1, &s0);
                             cases += 1;
                         }
-                        // xᵀ: L is [cols, rows]; per row, with the sums.
+                        // xᵀ: L is [cols, rows], with the sums.
                         let Ok(lt) = QuantLayout::new(cols, rows, f, gr) else { continue };
-                        let sums = gr == Granularity::PerRow;
+                        let sums = true;
                         let out = |masked: bool| {
                             let c = lowbit::GpuBuffer::<u32>::zeros(g, "c", lt.words()).unwrap();
                             let s = lowbit::GpuBuffer::<f32>::zeros(g, "s", lt.n_groups as usize).unwrap();
@@ -599,5 +600,148 @@ fn masked_quantizers_equal_quantizing_relu_backward() {
     let long = lowbit::GpuTensor::from_slice(g, &data(2 * 40000, 3, false), &[2, 40000]).unwrap();
     let long_mask = lowbit::GpuBuffer::from_slice(g, "m", &data(2 * 40000, 4, false)).unwrap();
     let err = run_err(|e| qz().quantize_masked(g, e, &long, &long_mask, scheme));
+    assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("apply the mask first")), "{err}");
+}
+
+/// SMP's samples in one launch: sample j of `encode_samples` is the reference's quantization with
+/// stream + j — of x, or with a mask of what `relu_backward` writes — in both orientations (xᵀ
+/// with its row sums, written once), on both reduce paths (vec4 and four-rows-per-thread entries
+/// included), NVFP4 with its tensor maximum; the quantizer takes one launch for a one-pass layout,
+/// stacks the chain's samples elsewhere (the same bits), and refuses nearest rounding.
+#[test]
+fn smp_samples_in_one_launch_are_the_reference_per_stream() {
+    use lowbit::reference::{quantize_fused::quantize_fused, quantize_transpose_fused as qtf};
+    const K: u32 = 3;
+    let g = gpu();
+    let (seed, stream) = (99u32, 0xffff_fffeu32); // streams wrap: 0xfffffffe, 0xffffffff, 0
+    let at = |j: u32| Rounding::Stochastic { seed, stream: stream.wrapping_add(j) };
+    let formats = [Format::Int8, Format::Int4, Format::Log4, Format::Int3, Format::Nvfp4];
+    let kernels: Vec<_> = formats
+        .into_iter()
+        .flat_map(|f| {
+            [ReducePath::Tree, ReducePath::PerThread].map(|path| {
+                let k = QuantizeFused::with_reduce_path(g, f, path).unwrap();
+                (f, path, k, QuantizeTransposeFused::with_reduce_path(g, f, path).unwrap())
+            })
+        })
+        .collect();
+    let mut cases = 0;
+    for (si, &(rows, cols)) in [(80usize, 36usize), (130, 7), (33, 1024)].iter().enumerate() {
+        let n = rows * cols;
+        let (dy, y) = (data(n, 120 + si as u32, true), data(n, 130 + si as u32, false));
+        let relu = reference::relu_backward::relu_backward(&y, &dy);
+        let buf = |v: &[f32]| lowbit::GpuBuffer::from_slice(g, "x", v).unwrap();
+        let (dyb, yb) = (buf(&dy), buf(&y));
+        for (f, path, k, kt) in &kernels {
+            let (f, path) = (*f, *path);
+            let grans = match f.block() {
+                Some(b) => vec![Granularity::PerBlock(b)],
+                None => vec![Granularity::PerRow, Granularity::PerBlock(32)],
+            };
+            // NVFP4: its block scales read the tensor's maximum (of x as the kernel reads it).
+            let whole = QuantLayout::new(rows, cols, Format::Fp4E2M1, Granularity::PerTensor).unwrap();
+            let amax_of = |v: &[f32]| {
+                let a = reference::absmax::absmax(v, &whole, false);
+                lowbit::GpuBuffer::from_slice(g, "amax", &a[..1]).unwrap()
+            };
+            for &gr in &grans {
+                for masked in [false, true] {
+                    if masked && f.needs_tensor_amax() {
+                        continue;
+                    }
+                    let src = if masked { &relu } else { &dy };
+                    let mask = masked.then_some(&yb);
+                    let t = f.needs_tensor_amax().then(|| amax_of(src));
+                    let what = format!("{path:?} {rows}x{cols} {f} {gr} masked {masked}");
+                    if let Ok(l) = QuantLayout::new(rows, cols, f, gr) {
+                        let c = lowbit::GpuBuffer::<u32>::zeros(g, "c", l.words() * K as usize).unwrap();
+                        let s = lowbit::GpuBuffer::<f32>::zeros(g, "s", l.n_groups as usize * K as usize).unwrap();
+                        common::submit_with(|e| {
+                            k.encode_samples(g, e, &dyb, mask, t.as_ref(), &l, at(0), K, &c, &s).unwrap()
+                        });
+                        let (c, s) = (c.read(g).unwrap(), s.read(g).unwrap());
+                        let (w, ng) = (l.words(), l.n_groups as usize);
+                        for j in 0..K as usize {
+                            let (wc, ws) = quantize_fused(src, &l, at(j as u32));
+                            assert_u32_eq(&format!("codes of sample {j} {what}"), &c[j * w..(j + 1) * w], &wc);
+                            assert_f32_bits_eq(&format!("scales of sample {j} {what}"), &s[j * ng..(j + 1) * ng], &ws);
+                        }
+                        cases += 1;
+                    }
+                    // xᵀ: L is [cols, rows], with the sums (NVFP4's too: the kernel takes both).
+                    let Ok(lt) = QuantLayout::new(cols, rows, f, gr) else { continue };
+                    let sums = true;
+                    let c = lowbit::GpuBuffer::<u32>::zeros(g, "c", lt.words() * K as usize).unwrap();
+                    let s = lowbit::GpuBuffer::<f32>::zeros(g, "s", lt.n_groups as usize * K as usize).unwrap();
+                    let sm = lowbit::GpuBuffer::<f32>::zeros(g, "sums", cols).unwrap();
+                    let sm_opt = sums.then_some(&sm);
+                    common::submit_with(|e| {
+                        kt.encode_samples(g, e, &dyb, mask, t.as_ref(), &lt, at(0), K, &c, &s, sm_opt).unwrap()
+                    });
+                    let (c, s) = (c.read(g).unwrap(), s.read(g).unwrap());
+                    let (w, ng) = (lt.words(), lt.n_groups as usize);
+                    for j in 0..K as usize {
+                        let (wc, ws) = qtf::quantize_transpose_fused(src, &lt, at(j as u32));
+                        let what = format!("transposed sample {j} {what}");
+                        assert_u32_eq(&format!("codes {what}"), &c[j * w..(j + 1) * w], &wc);
+                        assert_f32_bits_eq(&format!("scales {what}"), &s[j * ng..(j + 1) * ng], &ws);
+                        if sums && j == 0 {
+                            // (Subnormals as the adapter's arithmetic sees them: flushed on NVIDIA.)
+                            let seen = common::as_adapter_sees(src);
+                            let (_, _, wsum) = qtf::quantize_transpose_fused_sums(&seen, &lt, at(0));
+                            let wsum = common::as_adapter_sees(&wsum);
+                            assert_f32_bits_eq(&format!("sums {what}"), &sm.read(g).unwrap(), &wsum);
+                        }
+                    }
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert!(cases > 100, "{cases}");
+
+    // The quantizer: one launch where the one-pass kernel serves the layout, no copies; the
+    // chain's samples stacked elsewhere (few long rows); the same bits as quantizing per stream.
+    let scheme = |r| QuantScheme { format: Format::Log4, granularity: Granularity::PerRow, rounding: r };
+    for (rows, cols, one_launch) in [(80usize, 36usize, true), (2, 40000, false)] {
+        let x = data(rows * cols, 140, true);
+        let xt = GpuTensor::from_slice(g, &x, &[rows, cols]).unwrap();
+        let mut rec = lowbit::Recorder::new(g, "smp");
+        let q = qz().quantize_samples(g, &mut rec, &xt, scheme(at(0)), K).unwrap();
+        let (dispatches, passes) = (rec.dispatches(), rec.passes());
+        g.queue.submit([rec.finish()]);
+        assert_eq!(q.samples, K);
+        if one_launch {
+            assert_eq!((dispatches, passes), (1, 1), "{rows}x{cols}: one launch writes every sample");
+        }
+        let (c, s) = (q.codes.read(g).unwrap(), q.scales.read(g).unwrap());
+        let l = q.layout;
+        let (w, ng) = (l.words(), l.n_groups as usize);
+        for j in 0..K as usize {
+            let (wc, ws) = reference_quantize(&x, &l, at(j as u32));
+            assert_u32_eq(&format!("quantize_samples {rows}x{cols} codes {j}"), &c[j * w..(j + 1) * w], &wc);
+            assert_f32_bits_eq(&format!("quantize_samples {rows}x{cols} scales {j}"), &s[j * ng..(j + 1) * ng], &ws);
+        }
+        // xᵀ, with the sums where the one launch takes it (per-tensor scales: the chain per sample).
+        let gran = if one_launch { Granularity::PerRow } else { Granularity::PerTensor };
+        let st = QuantScheme { granularity: gran, ..scheme(at(0)) };
+        let (c, s, q) = run(|e| qz().quantize_transposed_samples(g, e, &xt, st, K));
+        let l = q.layout;
+        let (w, ng) = (l.words(), l.n_groups as usize);
+        for j in 0..K as usize {
+            let (wc, ws) = qtf::quantize_transpose_fused(&x, &l, at(j as u32));
+            let what = format!("quantize_transposed_samples {rows}x{cols} {gran} sample {j}");
+            assert_u32_eq(&format!("{what} codes"), &c[j * w..(j + 1) * w], &wc);
+            assert_f32_bits_eq(&format!("{what} scales"), &s[j * ng..(j + 1) * ng], &ws);
+        }
+    }
+    let x = GpuTensor::from_slice(g, &data(80 * 36, 141, false), &[80, 36]).unwrap();
+    let err = run_err(|e| qz().quantize_samples(g, e, &x, scheme(Rounding::Nearest), K));
+    assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("stochastic")), "{err}");
+    let err = run_err(|e| qz().quantize_samples(g, e, &x, scheme(at(0)), 0));
+    assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("at least 1")), "{err}");
+    let long = GpuTensor::from_slice(g, &data(2 * 40000, 142, false), &[2, 40000]).unwrap();
+    let mask = lowbit::GpuBuffer::from_slice(g, "m", &data(2 * 40000, 143, false)).unwrap();
+    let err = run_err(|e| qz().quantize_samples_masked(g, e, &long, &mask, scheme(at(0)), K));
     assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("apply the mask first")), "{err}");
 }

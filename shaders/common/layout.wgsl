@@ -30,8 +30,10 @@ struct QuantParams {
     // 1: the one-pass quantizers read x[i] as 0 unless mask[i] > 0 (ReLU's backward: x = dY,
     // mask = Y), what relu_backward writes.
     masked: u32,
-    pad1: u32,
-    pad2: u32,
+    // The one-pass quantizers: independent stochastic samples stacked in codes and scales (SMP;
+    // 1 = the plain quantizer), see one_pass.wgsl.
+    samples: u32,
+    pad: u32,
 }
 
 const WG: u32 = 256u;

@@ -90,7 +90,9 @@ pub(crate) struct QuantParams {
     pub tensor_slot: u32,
     /// The one-pass quantizers read `x[i]` as 0 unless `mask[i] > 0` (ReLU's backward).
     pub masked: u32,
-    pub pad: [u32; 2],
+    /// The one-pass quantizers write this many stochastic samples, stacked (SMP; 1 = one).
+    pub samples: u32,
+    pub pad: u32,
 }
 const _: () = assert!(std::mem::size_of::<QuantParams>() == 80);
 
@@ -117,7 +119,8 @@ impl QuantParams {
             stream,
             tensor_slot: l.format.needs_tensor_amax() as u32,
             masked: 0,
-            pad: [0; 2],
+            samples: 1,
+            pad: 0,
         }
     }
 }

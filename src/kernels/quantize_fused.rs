@@ -14,7 +14,8 @@
 //! `main_row_short`, one thread per row. NVFP4, whose block scales need the tensor's maximum,
 //! takes it from a buffer an `absmax` launch filled ([`QuantizeFused::encode_with_tensor_amax`]):
 //! two launches instead of the chain's three. [`QuantizeFused::encode_masked`] reads x as 0
-//! wherever a mask is not above 0 (ReLU's backward inside the quantizer). Bindings: 0
+//! wherever a mask is not above 0 (ReLU's backward inside the quantizer);
+//! [`QuantizeFused::encode_samples`] writes SMP's stacked samples in the one launch. Bindings: 0
 //! `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales (read-write f32), 4 step
 //! state, 5 tensor maximum (read u32, NVFP4), 6 mask (read f32).
 
@@ -135,7 +136,7 @@ impl QuantizeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
-        self.record(gpu, enc, x, l, rounding, None, None, codes, scales)
+        self.record(gpu, enc, x, l, rounding, None, None, 1, codes, scales)
     }
 
     /// [`QuantizeFused::encode`] of `x` with every value whose `mask` value is not above 0 taken
@@ -153,7 +154,7 @@ impl QuantizeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
-        self.record(gpu, enc, x, l, rounding, None, Some(mask), codes, scales)
+        self.record(gpu, enc, x, l, rounding, None, Some(mask), 1, codes, scales)
     }
 
     /// [`QuantizeFused::encode`] for a format whose group scales depend on the tensor's maximum
@@ -171,10 +172,38 @@ impl QuantizeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
-        self.record(gpu, enc, x, l, rounding, Some(tensor_amax), None, codes, scales)
+        self.record(gpu, enc, x, l, rounding, Some(tensor_amax), None, 1, codes, scales)
     }
 
-    /// Both of the above: checks what `l` asks for against what is given, then dispatches.
+    /// SMP in one launch: `samples` independent stochastic quantizations of `x`, stacked in
+    /// `codes` (`l.words()` per sample) and `scales` (`l.n_groups` per sample). Sample `j` draws
+    /// with stream `stream + j` and is bit for bit [`QuantizeFused::encode`] with that stream
+    /// alone; x's maxima are taken once. With `mask`, each sample is
+    /// [`QuantizeFused::encode_masked`]'s; `tensor_amax` as for
+    /// [`QuantizeFused::encode_with_tensor_amax`] (NVFP4). `rounding` must be stochastic.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_samples(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        mask: Option<&GpuBuffer<f32>>,
+        tensor_amax: Option<&GpuBuffer<u32>>,
+        l: &QuantLayout,
+        rounding: Rounding,
+        samples: u32,
+        codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        if !matches!(rounding, Rounding::Stochastic { .. }) {
+            return Err(Error::InvalidArgument(
+                "quantize_fused: SMP samples need stochastic rounding (nearest gives identical samples)".into(),
+            ));
+        }
+        self.record(gpu, enc, x, l, rounding, tensor_amax, mask, samples, codes, scales)
+    }
+
+    /// All of the above: checks what `l` asks for against what is given, then dispatches.
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
@@ -185,9 +214,13 @@ impl QuantizeFused {
         rounding: Rounding,
         tensor_amax: Option<&GpuBuffer<u32>>,
         mask: Option<&GpuBuffer<f32>>,
+        samples: u32,
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
+        if samples == 0 {
+            return Err(Error::InvalidArgument("quantize_fused: samples must be at least 1".into()));
+        }
         if l.format != self.format {
             return Err(Error::InvalidArgument(format!(
                 "quantize_fused: kernel built for {}, layout is {}",
@@ -212,13 +245,14 @@ impl QuantizeFused {
         }
         let tensor_amax = tensor_amax.unwrap_or(&self.no_tensor_amax);
         check_len("quantize_fused", "x", x.len(), (l.rows * l.cols) as usize)?;
-        check_len("quantize_fused", "codes", codes.len(), l.words())?;
-        check_len("quantize_fused", "scales", scales.len(), l.n_groups as usize)?;
+        check_len("quantize_fused", "codes", codes.len(), l.words() * samples as usize)?;
+        check_len("quantize_fused", "scales", scales.len(), l.n_groups as usize * samples as usize)?;
         if let Some(m) = mask {
             check_len("quantize_fused", "mask", m.len(), x.len())?;
         }
         let mut p = QuantParams::row_tiles(l, rounding);
         p.masked = mask.is_some() as u32;
+        p.samples = samples;
         let params = uniform(gpu, "quantize_fused params", &p);
         let step = enc.step_state(gpu).clone();
         let mask = mask.unwrap_or(&self.no_mask);

@@ -11,7 +11,8 @@
 //! per row of L (8 rows per workgroup; four rows per thread with vec4 loads, `main_thread_v4`,
 //! where L has many), no workgroup memory or barriers, the same bits.
 //! [`QuantizeTransposeFused::encode_with_sums_masked`] reads x as 0 wherever a mask is not above 0
-//! (ReLU's backward inside the quantizer). Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes
+//! (ReLU's backward inside the quantizer); [`QuantizeTransposeFused::encode_samples`] writes SMP's
+//! stacked samples in the one launch. Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes
 //! (read-write u32), 3 scales (read-write f32), 4 step state, 5 sums (read-write f32), 6 tensor
 //! maximum (read u32, NVFP4), 7 mask (read f32).
 
@@ -125,9 +126,11 @@ impl QuantizeTransposeFused {
         self.reduce_path
     }
 
-    /// Whether this kernel can also sum the rows of L for `l` (per-row scales only).
+    /// Whether this kernel can also sum the rows of L for `l`: wherever it serves `l` without a
+    /// tensor maximum (per row in the one read of each row; per block, the block-scaled formats'
+    /// dYᵀ included, with one more read of each row first).
     pub fn supports_sums(l: &QuantLayout) -> bool {
-        Self::supports(l) && l.granularity == Granularity::PerRow
+        Self::supports(l)
     }
 
     /// Records `(codes, scales) ← quantize(xᵀ)`; `l` describes the transposed tensor.
@@ -160,7 +163,7 @@ impl QuantizeTransposeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
-        self.record(gpu, enc, x, l, rounding, codes, scales, None, Some(tensor_amax), None)
+        self.record(gpu, enc, x, l, rounding, codes, scales, None, Some(tensor_amax), None, 1)
     }
 
     /// [`QuantizeTransposeFused::encode`], and with `sums` (one per row of L) also
@@ -178,7 +181,7 @@ impl QuantizeTransposeFused {
         scales: &GpuBuffer<f32>,
         sums: Option<&GpuBuffer<f32>>,
     ) -> Result<()> {
-        self.record(gpu, enc, x, l, rounding, codes, scales, sums, None, None)
+        self.record(gpu, enc, x, l, rounding, codes, scales, sums, None, None, 1)
     }
 
     /// [`QuantizeTransposeFused::encode_with_sums`] of `x` with every value whose `mask` value is
@@ -198,7 +201,37 @@ impl QuantizeTransposeFused {
         scales: &GpuBuffer<f32>,
         sums: Option<&GpuBuffer<f32>>,
     ) -> Result<()> {
-        self.record(gpu, enc, x, l, rounding, codes, scales, sums, None, Some(mask))
+        self.record(gpu, enc, x, l, rounding, codes, scales, sums, None, Some(mask), 1)
+    }
+
+    /// SMP in one launch: `samples` independent stochastic quantizations of L = xᵀ, stacked in
+    /// `codes` (`l.words()` per sample) and `scales` (`l.n_groups` per sample). Sample `j` draws
+    /// with stream `stream + j` and is bit for bit [`QuantizeTransposeFused::encode`] with that
+    /// stream alone; the maxima, and with `sums` the row sums (written once), are taken once.
+    /// `mask` as for [`QuantizeTransposeFused::encode_with_sums_masked`], `tensor_amax` as for
+    /// [`QuantizeTransposeFused::encode_with_tensor_amax`] (NVFP4). `rounding` must be stochastic.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_samples(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        mask: Option<&GpuBuffer<f32>>,
+        tensor_amax: Option<&GpuBuffer<u32>>,
+        l: &QuantLayout,
+        rounding: Rounding,
+        samples: u32,
+        codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
+        sums: Option<&GpuBuffer<f32>>,
+    ) -> Result<()> {
+        if !matches!(rounding, Rounding::Stochastic { .. }) {
+            return Err(Error::InvalidArgument(
+                "quantize_transpose_fused: SMP samples need stochastic rounding (nearest gives identical samples)"
+                    .into(),
+            ));
+        }
+        self.record(gpu, enc, x, l, rounding, codes, scales, sums, tensor_amax, mask, samples)
     }
 
     /// All of the above: checks what `l` asks for against what is given, then dispatches.
@@ -215,7 +248,11 @@ impl QuantizeTransposeFused {
         sums: Option<&GpuBuffer<f32>>,
         tensor_amax: Option<&GpuBuffer<u32>>,
         mask: Option<&GpuBuffer<f32>>,
+        samples: u32,
     ) -> Result<()> {
+        if samples == 0 {
+            return Err(Error::InvalidArgument("quantize_transpose_fused: samples must be at least 1".into()));
+        }
         if l.format != self.format {
             return Err(Error::InvalidArgument(format!(
                 "quantize_transpose_fused: kernel built for {}, layout is {}",
@@ -240,15 +277,11 @@ impl QuantizeTransposeFused {
         }
         let tensor_amax = tensor_amax.unwrap_or(&self.no_tensor_amax);
         let per_block = matches!(l.granularity, Granularity::PerBlock(_));
-        if per_block && sums.is_some() {
-            return Err(Error::InvalidArgument(
-                "quantize_transpose_fused: row sums come with per-row scales only".into(),
-            ));
-        }
         check_len("quantize_transpose_fused", "x", x.len(), (l.rows * l.cols) as usize)?;
-        check_len("quantize_transpose_fused", "codes", codes.len(), l.words())?;
-        check_len("quantize_transpose_fused", "scales", scales.len(), l.n_groups as usize)?;
+        check_len("quantize_transpose_fused", "codes", codes.len(), l.words() * samples as usize)?;
+        check_len("quantize_transpose_fused", "scales", scales.len(), l.n_groups as usize * samples as usize)?;
         let mut p = QuantParams::row_tiles(l, rounding);
+        p.samples = samples;
         if let Some(s) = sums {
             check_len("quantize_transpose_fused", "sums", s.len(), l.rows as usize)?;
             p.aux = [1, super::reduce_chunks(l.cols as usize).0 as u32];

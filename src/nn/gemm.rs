@@ -200,9 +200,9 @@ pub(crate) fn backward<R: Record>(
     // dW = dYᵀ·X.
     let p = s.scheme.product(Product::WeightGrad, true);
     // dYᵀ quantized in one launch that also sums its rows (the bias gradient, bit for bit what
-    // col_sum gives) where that kernel can; col_sum otherwise.
+    // col_sum gives) where that kernel can, SMP's samples included; col_sum otherwise.
     let fused_bias = match p.a {
-        Operand::Packed { format, granularity, samples: 1, .. } if p.rotation().is_none() => {
+        Operand::Packed { format, granularity, .. } if p.rotation().is_none() => {
             QuantLayout::new(n, rows, format, granularity).is_ok_and(|l| {
                 QuantizeTransposeFused::supports_sums(&l)
                     && QuantizeTransposeFused::preferred(&l, ReducePath::for_adapter(gpu))
@@ -215,7 +215,7 @@ pub(crate) fn backward<R: Record>(
     // relu_backward's output, without its launch and its [rows, n] output.
     let p_dx = s.scheme.product(Product::InputGrad, true);
     let dx_reads_masked = match (p_dx.a, p_dx.b) {
-        (Operand::Packed { format, granularity, samples: 1, .. }, Operand::Packed { .. }) => {
+        (Operand::Packed { format, granularity, .. }, Operand::Packed { .. }) => {
             QuantLayout::new(rows, n, format, granularity).is_ok_and(|l| Quantizer::masks_in_one_pass(&l))
         }
         _ => false,
@@ -248,12 +248,11 @@ pub(crate) fn backward<R: Record>(
             let qgt = if samples > 1 || fused_bias {
                 let g_rot = kk.rotated(gpu, cx.rec, &g, rows, n, p.rotation(), "rotated dy")?;
                 let gt = GpuTensor::from_buffer(g_rot, &[rows, n])?;
-                if samples > 1 {
-                    kk.qz.quantize_transposed_samples(gpu, cx.rec, &gt, q, samples)?
-                } else if let Some(m) = mask {
-                    kk.qz.quantize_transposed_with_sums_masked(gpu, cx.rec, &gt, m, q, db)?
-                } else {
-                    kk.qz.quantize_transposed_with_sums(gpu, cx.rec, &gt, q, db)?
+                match (fused_bias, samples, mask) {
+                    (true, 1, Some(m)) => kk.qz.quantize_transposed_with_sums_masked(gpu, cx.rec, &gt, m, q, db)?,
+                    (true, 1, None) => kk.qz.quantize_transposed_with_sums(gpu, cx.rec, &gt, q, db)?,
+                    (true, _, m) => kk.qz.quantize_transposed_samples_with_sums(gpu, cx.rec, &gt, m, q, samples, db)?,
+                    (false, _, _) => kk.qz.quantize_transposed_samples(gpu, cx.rec, &gt, q, samples)?,
                 }
             } else {
                 kk.rotated_transposed(gpu, cx.rec, &g, rows, n, p.rotation(), "rotated dy", q)?
@@ -302,10 +301,11 @@ pub(crate) fn backward<R: Record>(
         ) => {
             let gt = GpuTensor::from_buffer(g.clone(), &[rows, n])?;
             let q = QuantScheme { format, granularity, rounding: rounding(cx, s, Product::InputGrad, stochastic) };
-            let qg = match mask {
-                _ if samples > 1 => kk.qz.quantize_samples(gpu, cx.rec, &gt, q, samples)?,
-                Some(m) => kk.qz.quantize_masked(gpu, cx.rec, &gt, m, q)?,
-                None => kk.qz.quantize(gpu, cx.rec, &gt, q)?,
+            let qg = match (mask, samples) {
+                (Some(m), 1) => kk.qz.quantize_masked(gpu, cx.rec, &gt, m, q)?,
+                (None, 1) => kk.qz.quantize(gpu, cx.rec, &gt, q)?,
+                (Some(m), _) => kk.qz.quantize_samples_masked(gpu, cx.rec, &gt, m, q, samples)?,
+                (None, _) => kk.qz.quantize_samples(gpu, cx.rec, &gt, q, samples)?,
             };
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
             let qs = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };
