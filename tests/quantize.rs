@@ -744,4 +744,17 @@ fn smp_samples_in_one_launch_are_the_reference_per_stream() {
     let mask = lowbit::GpuBuffer::from_slice(g, "m", &data(2 * 40000, 143, false)).unwrap();
     let err = run_err(|e| qz().quantize_samples_masked(g, e, &long, &mask, scheme(at(0)), K));
     assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("apply the mask first")), "{err}");
+    // The kernels refuse nearest rounding for stacked samples too.
+    let (_, _, k, kt) = &kernels[0];
+    let l = QuantLayout::new(80, 36, Format::Int8, Granularity::PerRow).unwrap();
+    let lt = QuantLayout::new(36, 80, Format::Int8, Granularity::PerRow).unwrap();
+    let c = lowbit::GpuBuffer::<u32>::zeros(g, "c", l.words() * 2).unwrap();
+    let s = lowbit::GpuBuffer::<f32>::zeros(g, "s", 80 * 2).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let near = Rounding::Nearest;
+    let err = k.encode_samples(g, &mut enc, x.buffer(), None, None, &l, near, 2, &c, &s).unwrap_err();
+    assert!(err.to_string().contains("stochastic"), "{err}");
+    let st = lowbit::GpuBuffer::<f32>::zeros(g, "s", 36 * 2).unwrap();
+    let err = kt.encode_samples(g, &mut enc, x.buffer(), None, None, &lt, near, 2, &c, &st, None).unwrap_err();
+    assert!(err.to_string().contains("stochastic"), "{err}");
 }

@@ -225,6 +225,17 @@ pub(crate) fn dispatch(
     Ok(())
 }
 
+/// Fails unless `rounding` is stochastic: what a launch writing SMP's stacked samples needs (with
+/// nearest rounding every sample would be the same).
+pub(crate) fn check_samples_rounding(op: &str, rounding: crate::scheme::Rounding) -> Result<()> {
+    match rounding {
+        crate::scheme::Rounding::Stochastic { .. } => Ok(()),
+        _ => Err(Error::InvalidArgument(format!(
+            "{op}: SMP samples need stochastic rounding (nearest gives identical samples)"
+        ))),
+    }
+}
+
 /// Fails unless `got == want` elements.
 pub(crate) fn check_len(op: &'static str, what: &str, got: usize, want: usize) -> Result<()> {
     if got != want {

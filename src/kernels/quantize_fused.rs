@@ -195,11 +195,7 @@ impl QuantizeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
-        if !matches!(rounding, Rounding::Stochastic { .. }) {
-            return Err(Error::InvalidArgument(
-                "quantize_fused: SMP samples need stochastic rounding (nearest gives identical samples)".into(),
-            ));
-        }
+        super::check_samples_rounding("quantize_fused", rounding)?;
         self.record(gpu, enc, x, l, rounding, tensor_amax, mask, samples, codes, scales)
     }
 

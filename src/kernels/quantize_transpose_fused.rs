@@ -225,12 +225,7 @@ impl QuantizeTransposeFused {
         scales: &GpuBuffer<f32>,
         sums: Option<&GpuBuffer<f32>>,
     ) -> Result<()> {
-        if !matches!(rounding, Rounding::Stochastic { .. }) {
-            return Err(Error::InvalidArgument(
-                "quantize_transpose_fused: SMP samples need stochastic rounding (nearest gives identical samples)"
-                    .into(),
-            ));
-        }
+        super::check_samples_rounding("quantize_transpose_fused", rounding)?;
         self.record(gpu, enc, x, l, rounding, codes, scales, sums, tensor_amax, mask, samples)
     }
 
