@@ -101,3 +101,103 @@ fn main_amax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
         atomicMax(&amax[0], atomicLoad(&wmax));
     }
 }
+
+// CPU adapters (lavapipe), B = 16 along axis 1 (blocks down the columns, what training rotates:
+// the weight-gradient operands along the batch), columns a multiple of 4: entries `main_thread16`
+// and `main_thread16_amax`, one thread per block of 16 rows × 4 adjacent columns, x and out read
+// and written as vec4s (bindings 1 and 2 as x4 and out4), the butterflies in registers, no
+// workgroup memory or barriers (on lavapipe each barrier suspends every 8-lane piece of the
+// workgroup in turn, and the tree above takes nine per vector). The same operations in the same
+// order as `rotate`, so the same bits; the `_amax` entry folds its maximum with one storage atomic
+// per thread.
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> out4: array<vec4<f32>>;
+
+// Row r, columns 4·c4 .. 4·c4 + 3 (q = cols / 4), negated where element i of a block is.
+fn load_signed4(r: u32, q: u32, c4: u32, i: u32) -> vec4<f32> {
+    let v = x4[r * q + c4];
+    if (p.signs != 0u && (rng_draw(p.signs, i) & 1u) == 1u) {
+        return -v;
+    }
+    return v;
+}
+
+// One butterfly, as `rotate` computes it: (u, v) -> (u + v, u - v).
+fn bf(u: ptr<function, vec4<f32>>, v: ptr<function, vec4<f32>>) {
+    let s = *u + *v;
+    let d = *u - *v;
+    *u = s;
+    *v = d;
+}
+
+// Writes y times the scale at row r; returns the largest amax_bits of the four.
+fn store4(r: u32, q: u32, c4: u32, y: vec4<f32>) -> u32 {
+    let o = y * p.scale;
+    out4[r * q + c4] = o;
+    return max(max(amax_bits(o.x), amax_bits(o.y)), max(amax_bits(o.z), amax_bits(o.w)));
+}
+
+// Thread t's block (rows 16·(t / q) .., columns 4·(t % q) ..): rotates it and returns its maximum.
+fn rotate16x4(t: u32) -> u32 {
+    let q = p.cols / 4u;
+    let c4 = t % q;
+    let r0 = (t / q) * 16u;
+    var a0 = load_signed4(r0 + 0u, q, c4, 0u);
+    var a1 = load_signed4(r0 + 1u, q, c4, 1u);
+    var a2 = load_signed4(r0 + 2u, q, c4, 2u);
+    var a3 = load_signed4(r0 + 3u, q, c4, 3u);
+    var a4 = load_signed4(r0 + 4u, q, c4, 4u);
+    var a5 = load_signed4(r0 + 5u, q, c4, 5u);
+    var a6 = load_signed4(r0 + 6u, q, c4, 6u);
+    var a7 = load_signed4(r0 + 7u, q, c4, 7u);
+    var a8 = load_signed4(r0 + 8u, q, c4, 8u);
+    var a9 = load_signed4(r0 + 9u, q, c4, 9u);
+    var a10 = load_signed4(r0 + 10u, q, c4, 10u);
+    var a11 = load_signed4(r0 + 11u, q, c4, 11u);
+    var a12 = load_signed4(r0 + 12u, q, c4, 12u);
+    var a13 = load_signed4(r0 + 13u, q, c4, 13u);
+    var a14 = load_signed4(r0 + 14u, q, c4, 14u);
+    var a15 = load_signed4(r0 + 15u, q, c4, 15u);
+    bf(&a0, &a1); bf(&a2, &a3); bf(&a4, &a5); bf(&a6, &a7);
+    bf(&a8, &a9); bf(&a10, &a11); bf(&a12, &a13); bf(&a14, &a15);
+    bf(&a0, &a2); bf(&a1, &a3); bf(&a4, &a6); bf(&a5, &a7);
+    bf(&a8, &a10); bf(&a9, &a11); bf(&a12, &a14); bf(&a13, &a15);
+    bf(&a0, &a4); bf(&a1, &a5); bf(&a2, &a6); bf(&a3, &a7);
+    bf(&a8, &a12); bf(&a9, &a13); bf(&a10, &a14); bf(&a11, &a15);
+    bf(&a0, &a8); bf(&a1, &a9); bf(&a2, &a10); bf(&a3, &a11);
+    bf(&a4, &a12); bf(&a5, &a13); bf(&a6, &a14); bf(&a7, &a15);
+    var m = 0u;
+    m = max(m, store4(r0 + 0u, q, c4, a0));
+    m = max(m, store4(r0 + 1u, q, c4, a1));
+    m = max(m, store4(r0 + 2u, q, c4, a2));
+    m = max(m, store4(r0 + 3u, q, c4, a3));
+    m = max(m, store4(r0 + 4u, q, c4, a4));
+    m = max(m, store4(r0 + 5u, q, c4, a5));
+    m = max(m, store4(r0 + 6u, q, c4, a6));
+    m = max(m, store4(r0 + 7u, q, c4, a7));
+    m = max(m, store4(r0 + 8u, q, c4, a8));
+    m = max(m, store4(r0 + 9u, q, c4, a9));
+    m = max(m, store4(r0 + 10u, q, c4, a10));
+    m = max(m, store4(r0 + 11u, q, c4, a11));
+    m = max(m, store4(r0 + 12u, q, c4, a12));
+    m = max(m, store4(r0 + 13u, q, c4, a13));
+    m = max(m, store4(r0 + 14u, q, c4, a14));
+    m = max(m, store4(r0 + 15u, q, c4, a15));
+    return m;
+}
+
+@compute @workgroup_size(64)
+fn main_thread16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = (wg.x + wg.y * nwg.x) * 64u + lid;
+    if (t < p.n_vectors / 4u) {
+        rotate16x4(t);
+    }
+}
+
+@compute @workgroup_size(64)
+fn main_thread16_amax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = (wg.x + wg.y * nwg.x) * 64u + lid;
+    if (t < p.n_vectors / 4u) {
+        atomicMax(&amax[0], rotate16x4(t));
+    }
+}

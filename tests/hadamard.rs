@@ -248,3 +248,53 @@ fn the_rotation_writes_its_tensor_maximum_for_nvfp4() {
     ));
     g.queue.submit([enc.finish()]);
 }
+
+/// Both layouts — the workgroup butterflies, and on the per-thread path a thread per 16×4 values
+/// for blocks of 16 along the rows with columns in fours — give the reference's bits and the same
+/// tensor maximum, with and without random signs, on values with specials; shapes the per-thread
+/// entries do not take (other blocks or axes, columns not in fours) fall back to the butterflies.
+#[test]
+fn both_layouts_of_the_rotation_match_the_reference() {
+    use lowbit::kernels::hadamard::RANDOM_SIGNS;
+    use lowbit::kernels::quantize_fused::ReducePath;
+    use lowbit::scheme::{Granularity, QuantLayout};
+    let g = gpu();
+    let kernels = [ReducePath::Tree, ReducePath::PerThread].map(|p| (p, Hadamard::with_reduce_path(g, p).unwrap()));
+    let mut cases = 0;
+    for &(rows, cols, block, axis) in &[
+        (64, 24, 16u32, Axis::Rows),
+        (16, 4, 16, Axis::Rows),
+        (4096, 16, 16, Axis::Rows),
+        (48, 6, 16, Axis::Rows),
+        (32, 8, 32, Axis::Rows),
+        (8, 64, 16, Axis::Cols),
+    ] {
+        for (si, signs) in [0, RANDOM_SIGNS].into_iter().enumerate() {
+            let x = data(rows * cols, 61 + si as u32, true);
+            // (Subnormals as the adapter's arithmetic sees them: flushed on NVIDIA.)
+            let seen = common::as_adapter_sees(&x);
+            let want = reference::hadamard::hadamard_signed(&seen, rows, cols, block as usize, axis, signs);
+            let want = common::as_adapter_sees(&want);
+            let whole = QuantLayout::new(rows, cols, Format::Fp4E2M1, Granularity::PerTensor).unwrap();
+            let want_amax = reference::absmax::absmax(&want, &whole, false);
+            let xb = GpuBuffer::from_slice(g, "x", &x).unwrap();
+            for (path, k) in &kernels {
+                let what = format!("{path:?} {rows}x{cols} B={block} {axis:?} signs={signs:#x}");
+                let (out, out2) = (
+                    GpuBuffer::<f32>::zeros(g, "out", x.len()).unwrap(),
+                    GpuBuffer::<f32>::zeros(g, "out2", x.len()).unwrap(),
+                );
+                let amax = GpuBuffer::from_slice(g, "amax", &[0x7f00_0000u32]).unwrap();
+                common::submit_with(|e| {
+                    k.encode_signed(g, e, &xb, &out, (rows, cols), block, axis, signs).unwrap();
+                    k.encode_signed_with_amax(g, e, &xb, &out2, (rows, cols), block, axis, signs, &amax).unwrap();
+                });
+                assert_f32_bits_eq(&what, &out.read(g).unwrap(), &want);
+                assert_f32_bits_eq(&format!("{what} (with its maximum)"), &out2.read(g).unwrap(), &want);
+                common::assert_u32_eq(&format!("{what}: maximum"), &amax.read(g).unwrap(), &want_amax[..1]);
+                cases += 1;
+            }
+        }
+    }
+    assert_eq!(cases, 6 * 2 * 2);
+}

@@ -6,7 +6,9 @@
 //! quantized. With a sign key it is a random Hadamard transform `x·D·H_B` (`D` a fixed
 //! pseudo-random ±1 diagonal, [`RANDOM_SIGNS`] in training: NVIDIA's NVFP4 recipe rotates the
 //! weight gradient's operands with a 16×16 one). Layout: 256/B vectors per workgroup,
-//! butterflies in workgroup memory.
+//! butterflies in workgroup memory; on CPU adapters ([`ReducePath::PerThread`]), blocks of 16
+//! along the rows with columns in fours take a thread per 16×4 values instead, vec4 loads and
+//! stores, the butterflies in registers (entries `main_thread16`, `main_thread16_amax`; same bits).
 //! With [`Hadamard::encode_signed_with_amax`] it also writes the output's tensor maximum (the
 //! largest finite, normal `|out|` as f32 bits, what `absmax` over the whole of `out` writes), so a
 //! rotated NVFP4 operand needs no separate reduction before its quantizer.
@@ -14,6 +16,7 @@
 //! entry only). Reference: [`crate::reference::hadamard`] (the maximum: [`crate::reference::absmax`]
 //! of the output).
 
+use super::quantize_fused::ReducePath;
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot};
 pub use crate::reference::hadamard::{scale, Axis};
 use crate::tensor::GpuBuffer;
@@ -44,18 +47,37 @@ pub struct Hadamard {
     pipeline: wgpu::ComputePipeline,
     amax_bgl: wgpu::BindGroupLayout,
     with_amax: wgpu::ComputePipeline,
+    /// On the per-thread path (CPU adapters), `main_thread16` and `main_thread16_amax`: blocks of
+    /// 16 along the rows, columns in fours, a thread per 16×4 values, no barriers.
+    thread16: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
 }
 
 impl Hadamard {
-    /// Builds the pipeline.
+    /// Builds the pipelines for the adapter ([`ReducePath::for_adapter`]).
     pub fn new(gpu: &Gpu) -> Result<Self> {
+        Self::with_reduce_path(gpu, ReducePath::for_adapter(gpu))
+    }
+
+    /// Builds the pipelines: the workgroup butterflies, and on [`ReducePath::PerThread`] also the
+    /// per-thread entries that take blocks of 16 along the rows where the columns come in fours
+    /// (what training rotates; the same bits). On lavapipe the tree's nine barriers per vector
+    /// made the rotation a quarter of a GPT `nvfp4+attn` step.
+    pub fn with_reduce_path(gpu: &Gpu, path: ReducePath) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "hadamard", &[Slot::Uniform, Slot::Read, Slot::Write]);
         let (amax_bgl, amax_pl) = layouts(gpu, "hadamard", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write]);
+        let thread16 = match path {
+            ReducePath::Tree => None,
+            ReducePath::PerThread => Some((
+                pipeline(gpu, "hadamard", "main_thread16", &pl, &[])?,
+                pipeline(gpu, "hadamard", "main_thread16_amax", &amax_pl, &[])?,
+            )),
+        };
         Ok(Hadamard {
             pipeline: pipeline(gpu, "hadamard", "main", &pl, &[])?,
             bgl,
             with_amax: pipeline(gpu, "hadamard", "main_amax", &amax_pl, &[])?,
             amax_bgl,
+            thread16,
         })
     }
 
@@ -151,15 +173,20 @@ impl Hadamard {
             pad: 0,
         };
         let params = uniform(gpu, "hadamard", &p);
-        let groups = n_vectors.div_ceil(256 / block);
-        match amax {
-            None => {
-                dispatch(gpu, enc, "hadamard", &self.pipeline, &self.bgl, &[&params, x.buffer(), out.buffer()], groups)
+        // A thread per 16×4 values (n_vectors / 4 threads, 64 per workgroup), or 256 / block
+        // vectors per workgroup.
+        let (pipes, groups) = match &self.thread16 {
+            Some((t, ta)) if block == 16 && axis == Axis::Rows && cols.is_multiple_of(4) => {
+                ((t, ta), (n_vectors / 4).div_ceil(64))
             }
+            _ => ((&self.pipeline, &self.with_amax), n_vectors.div_ceil(256 / block)),
+        };
+        match amax {
+            None => dispatch(gpu, enc, "hadamard", pipes.0, &self.bgl, &[&params, x.buffer(), out.buffer()], groups),
             Some(a) => {
                 enc.clear(a.buffer());
                 let buffers = [&params, x.buffer(), out.buffer(), a.buffer()];
-                dispatch(gpu, enc, "hadamard", &self.with_amax, &self.amax_bgl, &buffers, groups)
+                dispatch(gpu, enc, "hadamard", pipes.1, &self.amax_bgl, &buffers, groups)
             }
         }
     }
