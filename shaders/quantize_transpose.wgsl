@@ -27,5 +27,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     let s_inv = inv[group_of(p, row, word * fmt_per_word())];
     let key = rng_key(p.seed, p.stream + st.stream_base);
-    codes[row * p.words_per_row + word] = pack_word_t(row, word, s_inv, key);
+    codes[row * p.words_per_row + word] = pack_word_t(row, x_row(row), word, s_inv, key);
 }

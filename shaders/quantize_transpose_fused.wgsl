@@ -24,6 +24,9 @@
 // the chunks in order).
 // `main_thread_v4` (per row, rows of L a multiple of 4): four adjacent rows of L per thread, x read
 // as vec4s (binding 1 as x4), the same bits.
+// With p.batch_rows = R > 0, x is a stack of [cols, R] matrices and L their transposes one under
+// the other (attention's batched operands, one launch instead of a transpose and a quantizer):
+// only the addresses in x change (x_row, common/pack_t.wgsl); groups, scales and draws are L's.
 // With p.samples > 1 every entry writes that many stochastic samples of L stacked (SMP,
 // common/one_pass.wgsl): the maxima and sums taken once, each sample packed with its own draws.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32), 3 scales
@@ -86,13 +89,14 @@ fn tree_row_pass(row: u32, valid: bool, lid: u32) -> RowPass {
     let chunks = (p.cols + chunk_cols - 1u) / chunk_cols;
     var m = 0u;
     var total = 0.0;
+    let xr = x_row(row);
     // Uniform loop (chunks is the same for every thread): each pass ends with its barriers.
     for (var c = 0u; c < chunks; c++) {
         let end = min((c + 1u) * chunk_cols, p.cols);
         var s = 0.0;
         if (valid) {
             for (var col = c * chunk_cols + ly; col < end; col += LANES) {
-                let v = load_x(col * p.rows + row);
+                let v = load_x(xr.x + col * xr.y);
                 m = max(m, amax_bits(v));
                 s += v;
             }
@@ -137,10 +141,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         return;
     }
     let s_inv = row_inv[lx];
+    let xr = x_row(row);
     for (var j = 0u; j < p.samples; j++) {
         let key = sample_key(j);
         for (var word = ly; word < p.words_per_row; word += LANES) {
-            codes[code_at(j, row, word)] = pack_word_t(row, word, s_inv, key);
+            codes[code_at(j, row, word)] = pack_word_t(row, xr, word, s_inv, key);
         }
     }
 }
@@ -154,6 +159,7 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let block = p.block_div;
     let blocks = (p.cols + block - 1u) / block;
     let words_per_block = block / fmt_per_word();
+    let xr = x_row(row);
     // The row sums: one more read of the row, in col_sum's order (uniform: p.aux0 is).
     if (p.aux0 == 1u) {
         let rp = tree_row_pass(row, valid, lid);
@@ -167,7 +173,7 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         var m = 0u;
         if (valid) {
             for (var col = blk * block + ly; col < end; col += LANES) {
-                m = max(m, amax_bits(load_x(col * p.rows + row)));
+                m = max(m, amax_bits(load_x(xr.x + col * xr.y)));
             }
         }
         red[lid] = m;
@@ -186,7 +192,7 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
             for (var j = 0u; j < p.samples; j++) {
                 let key = sample_key(j);
                 for (var word = blk * words_per_block + ly; word < w_end; word += LANES) {
-                    codes[code_at(j, row, word)] = pack_word_t(row, word, s_inv, key);
+                    codes[code_at(j, row, word)] = pack_word_t(row, xr, word, s_inv, key);
                 }
             }
         }
@@ -197,6 +203,7 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 // in col_sum's order.
 fn thread_row_pass(row: u32) -> RowPass {
     let with_sums = p.aux0 == 1u;
+    let xr = x_row(row);
     let chunk_cols = select(p.cols, max(p.aux1, 1u), with_sums);
     var m = 0u;
     var total = 0.0;
@@ -207,7 +214,7 @@ fn thread_row_pass(row: u32) -> RowPass {
         for (var col = c0; col < end; col += LANES) {
             for (var l = 0u; l < LANES; l++) {
                 if (col + l < end) {
-                    let v = load_x((col + l) * p.rows + row);
+                    let v = load_x(xr.x + (col + l) * xr.y);
                     m = max(m, amax_bits(v));
                     s[l] += v;
                 }
@@ -233,10 +240,11 @@ fn row_thread(row: u32) {
     if (p.aux0 == 1u) {
         sums[row] = rp.total;
     }
+    let xr = x_row(row);
     for (var j = 0u; j < p.samples; j++) {
         let key = sample_key(j);
         for (var word = 0u; word < p.words_per_row; word++) {
-            codes[code_at(j, row, word)] = pack_word_t(row, word, si.y, key);
+            codes[code_at(j, row, word)] = pack_word_t(row, xr, word, si.y, key);
         }
     }
 }
@@ -249,6 +257,7 @@ fn block_thread(row: u32) {
     let block = p.block_div;
     let blocks = (p.cols + block - 1u) / block;
     let words_per_block = block / fmt_per_word();
+    let xr = x_row(row);
     if (p.aux0 == 1u) {
         sums[row] = thread_row_pass(row).total;
     }
@@ -256,7 +265,7 @@ fn block_thread(row: u32) {
         let end = min((blk + 1u) * block, p.cols);
         var m = 0u;
         for (var col = blk * block; col < end; col++) {
-            m = max(m, amax_bits(load_x(col * p.rows + row)));
+            m = max(m, amax_bits(load_x(xr.x + col * xr.y)));
         }
         let si = group_scale_of(bitcast<f32>(m));
         store_scale(row * p.row_mul + blk, si.x);
@@ -264,7 +273,7 @@ fn block_thread(row: u32) {
         for (var j = 0u; j < p.samples; j++) {
             let key = sample_key(j);
             for (var word = blk * words_per_block; word < w_end; word++) {
-                codes[code_at(j, row, word)] = pack_word_t(row, word, si.y, key);
+                codes[code_at(j, row, word)] = pack_word_t(row, xr, word, si.y, key);
             }
         }
     }
@@ -295,8 +304,10 @@ fn row_thread4(r0: u32) {
     }
     let with_sums = p.aux0 == 1u;
     let chunk_cols = select(p.cols, max(p.aux1, 1u), with_sums);
-    let q = p.rows / 4u;
-    let i0 = r0 / 4u;
+    // Rows r0 .. r0 + 3 of L are adjacent in x (batched: within one matrix, batch_rows in fours).
+    let xr = x_row(r0);
+    let q = xr.y / 4u;
+    let i0 = xr.x / 4u;
     var m = vec4<u32>();
     var total = vec4<f32>();
     for (var c0 = 0u; c0 < p.cols; c0 += chunk_cols) {

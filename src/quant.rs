@@ -469,6 +469,45 @@ impl Quantizer {
         Ok(out)
     }
 
+    /// Whether [`Quantizer::quantize_batched_transposed`] takes `l` (the layout of the stacked
+    /// transposes) in one launch on `gpu`: where the transposing one-pass kernel is the faster
+    /// way ([`QuantizeTransposeFused::preferred`]). Elsewhere transpose first and quantize.
+    pub fn batched_transpose_in_one_pass(gpu: &Gpu, l: &QuantLayout) -> bool {
+        QuantizeTransposeFused::preferred(l, crate::kernels::quantize_fused::ReducePath::for_adapter(gpu))
+    }
+
+    /// Records the quantization of a stack of transposes: `x` holds `batches` matrices of
+    /// `[k, rows]`; the result is the `[batches · rows, k]` tensor of their transposes one under
+    /// the other, packed along `k` — the bits of transposing each matrix and quantizing the stack
+    /// with [`Quantizer::quantize`], in one launch (NVFP4: after an `absmax` over x). For the
+    /// layouts of [`Quantizer::batched_transpose_in_one_pass`]; an error elsewhere.
+    pub fn quantize_batched_transposed(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuBuffer<f32>,
+        (batches, k, rows): (usize, usize, usize),
+        scheme: QuantScheme,
+    ) -> Result<QuantizedTensor> {
+        let lt = QuantLayout::new(batches * rows, k, scheme.format, scheme.granularity)?;
+        if !Self::batched_transpose_in_one_pass(gpu, &lt) {
+            return Err(Error::InvalidArgument(format!(
+                "quantize_batched_transposed: {} scales of {} over {}x{} take the chain on this adapter; transpose first",
+                lt.granularity, lt.format, lt.rows, lt.cols
+            )));
+        }
+        crate::kernels::check_len("quantize_batched_transposed", "x", x.len(), batches * k * rows)?;
+        let kf = self.kernels(gpu, scheme.format)?;
+        let q = Self::alloc(gpu, enc, lt)?;
+        let t = match lt.format.needs_tensor_amax() {
+            true => Some(self.tensor_amax(gpu, enc, &GpuTensor::from_buffer(x.clone(), &[batches * k, rows])?)?),
+            false => None,
+        };
+        let r = u32::try_from(rows).map_err(|_| Error::InvalidArgument(format!("{rows} rows per matrix")))?;
+        kf.transpose_fused.encode_batched(gpu, enc, x, &lt, r, scheme.rounding, t.as_ref(), &q.codes, &q.scales)?;
+        Ok(q)
+    }
+
     /// Records the three-launch chain `absmax` → `scale` → `quantize_transpose` for `xᵀ` (any
     /// granularity): what [`Quantizer::quantize_transposed`] takes for per-tensor scales, and for
     /// long rows on a GPU. Same bits as the one-pass kernel.

@@ -758,3 +758,77 @@ fn smp_samples_in_one_launch_are_the_reference_per_stream() {
     let err = kt.encode_samples(g, &mut enc, x.buffer(), None, None, &lt, near, 2, &c, &st, None).unwrap_err();
     assert!(err.to_string().contains("stochastic"), "{err}");
 }
+
+/// Batched transposes in one launch (attention's operands stored the other way): the codes and
+/// scales of transposing every matrix of the stack and quantizing the result, on both reduce paths
+/// (the four-rows-per-thread entry where the matrices' rows come in fours), per row and per block,
+/// NVFP4 with its tensor maximum; rows that are not whole matrices are refused.
+#[test]
+fn batched_transposes_quantize_in_one_launch() {
+    let g = gpu();
+    let mut cases = 0;
+    let formats = [Format::Int8, Format::Log4, Format::Int3, Format::Mxfp8, Format::Nvfp4];
+    // (batches, k, rows per matrix): L is [batches · rows, k].
+    for (si, &(batches, k, rows)) in
+        [(4usize, 24usize, 64usize), (3, 40, 7), (2, 16, 100), (1, 33, 32)].iter().enumerate()
+    {
+        let x = data(batches * k * rows, 150 + si as u32, true);
+        let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
+        // The stack of transposes, on the host.
+        let mut xt = vec![0f32; x.len()];
+        for b in 0..batches {
+            for c in 0..k {
+                for r in 0..rows {
+                    xt[(b * rows + r) * k + c] = x[(b * k + c) * rows + r];
+                }
+            }
+        }
+        let whole = QuantLayout::new(batches * k, rows, Format::Fp4E2M1, Granularity::PerTensor).unwrap();
+        let amax =
+            lowbit::GpuBuffer::from_slice(g, "amax", &reference::absmax::absmax(&x, &whole, false)[..1]).unwrap();
+        for f in formats {
+            let grans = match f.block() {
+                Some(b) => vec![Granularity::PerBlock(b)],
+                None => vec![Granularity::PerRow, Granularity::PerBlock(16)],
+            };
+            for path in [ReducePath::Tree, ReducePath::PerThread] {
+                let kt = QuantizeTransposeFused::with_reduce_path(g, f, path).unwrap();
+                for &gr in &grans {
+                    let Ok(l) = QuantLayout::new(batches * rows, k, f, gr) else { continue };
+                    for r in roundings() {
+                        let (want_c, want_s) = reference_quantize(&xt, &l, r);
+                        let c = lowbit::GpuBuffer::<u32>::zeros(g, "c", l.words()).unwrap();
+                        let s = lowbit::GpuBuffer::<f32>::zeros(g, "s", l.n_groups as usize).unwrap();
+                        let t = f.needs_tensor_amax().then_some(&amax);
+                        common::submit_with(|e| kt.encode_batched(g, e, &xb, &l, rows as u32, r, t, &c, &s).unwrap());
+                        let what = format!("{path:?} {batches}x[{k}, {rows}] {f} {gr} {r:?}");
+                        assert_u32_eq(&format!("batched codes {what}"), &c.read(g).unwrap(), &want_c);
+                        assert_f32_bits_eq(&format!("batched scales {what}"), &s.read(g).unwrap(), &want_s);
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        // Through the quantizer (the adapter's path).
+        let scheme = QuantScheme { format: Format::Int8, granularity: Granularity::PerRow, rounding: roundings()[1] };
+        let (c, s, q) = run(|e| qz().quantize_batched_transposed(g, e, &xb, (batches, k, rows), scheme));
+        assert_eq!((q.layout.rows as usize, q.layout.cols as usize), (batches * rows, k));
+        let (want_c, want_s) = reference_quantize(&xt, &q.layout, scheme.rounding);
+        assert_u32_eq("quantize_batched_transposed codes", &c, &want_c);
+        assert_f32_bits_eq("quantize_batched_transposed scales", &s, &want_s);
+    }
+    assert!(cases > 60, "{cases}");
+    let kt = QuantizeTransposeFused::new(g, Format::Int8).unwrap();
+    let l = QuantLayout::new(10, 8, Format::Int8, Granularity::PerRow).unwrap();
+    let (xb, c, s) = (
+        lowbit::GpuBuffer::<f32>::zeros(g, "x", 80).unwrap(),
+        lowbit::GpuBuffer::<u32>::zeros(g, "c", l.words()).unwrap(),
+        lowbit::GpuBuffer::<f32>::zeros(g, "s", 10).unwrap(),
+    );
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let err = kt.encode_batched(g, &mut enc, &xb, &l, 4, Rounding::Nearest, None, &c, &s).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+    let x = lowbit::GpuBuffer::<f32>::zeros(g, "x", 79).unwrap();
+    let err = run_err(|e| qz().quantize_batched_transposed(g, e, &x, (2, 8, 5), QuantScheme::per_row(Format::Int8)));
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+}

@@ -33,7 +33,9 @@ struct QuantParams {
     // The one-pass quantizers: independent stochastic samples stacked in codes and scales (SMP;
     // 1 = the plain quantizer), see one_pass.wgsl.
     samples: u32,
-    pad: u32,
+    // The transposing quantizers: 0, or x is a stack of [cols, batch_rows] matrices, L their
+    // transposes one under the other (attention's batched operands; see pack_t.wgsl).
+    batch_rows: u32,
 }
 
 const WG: u32 = 256u;

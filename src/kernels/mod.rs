@@ -92,7 +92,9 @@ pub(crate) struct QuantParams {
     pub masked: u32,
     /// The one-pass quantizers write this many stochastic samples, stacked (SMP; 1 = one).
     pub samples: u32,
-    pub pad: u32,
+    /// The transposing quantizers: 0, or x is a stack of `[cols, batch_rows]` matrices whose
+    /// transposes are L's rows in blocks of `batch_rows`.
+    pub batch_rows: u32,
 }
 const _: () = assert!(std::mem::size_of::<QuantParams>() == 80);
 
@@ -120,7 +122,7 @@ impl QuantParams {
             tensor_slot: l.format.needs_tensor_amax() as u32,
             masked: 0,
             samples: 1,
-            pad: 0,
+            batch_rows: 0,
         }
     }
 }

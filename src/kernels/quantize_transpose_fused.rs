@@ -163,7 +163,7 @@ impl QuantizeTransposeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
-        self.record(gpu, enc, x, l, rounding, codes, scales, None, Some(tensor_amax), None, 1)
+        self.record(gpu, enc, x, l, rounding, codes, scales, None, Some(tensor_amax), None, 1, 0)
     }
 
     /// [`QuantizeTransposeFused::encode`], and with `sums` (one per row of L) also
@@ -181,7 +181,7 @@ impl QuantizeTransposeFused {
         scales: &GpuBuffer<f32>,
         sums: Option<&GpuBuffer<f32>>,
     ) -> Result<()> {
-        self.record(gpu, enc, x, l, rounding, codes, scales, sums, None, None, 1)
+        self.record(gpu, enc, x, l, rounding, codes, scales, sums, None, None, 1, 0)
     }
 
     /// [`QuantizeTransposeFused::encode_with_sums`] of `x` with every value whose `mask` value is
@@ -201,7 +201,7 @@ impl QuantizeTransposeFused {
         scales: &GpuBuffer<f32>,
         sums: Option<&GpuBuffer<f32>>,
     ) -> Result<()> {
-        self.record(gpu, enc, x, l, rounding, codes, scales, sums, None, Some(mask), 1)
+        self.record(gpu, enc, x, l, rounding, codes, scales, sums, None, Some(mask), 1, 0)
     }
 
     /// SMP in one launch: `samples` independent stochastic quantizations of L = xᵀ, stacked in
@@ -226,7 +226,34 @@ impl QuantizeTransposeFused {
         sums: Option<&GpuBuffer<f32>>,
     ) -> Result<()> {
         super::check_samples_rounding("quantize_transpose_fused", rounding)?;
-        self.record(gpu, enc, x, l, rounding, codes, scales, sums, tensor_amax, mask, samples)
+        self.record(gpu, enc, x, l, rounding, codes, scales, sums, tensor_amax, mask, samples, 0)
+    }
+
+    /// Batched: `x` is a stack of `l.rows / batch_rows` matrices of `[l.cols, batch_rows]`, and L
+    /// their transposes one under the other (`[l.rows, l.cols]`; attention's operands stored the
+    /// other way, per batch and head): the codes and scales of transposing every matrix and
+    /// quantizing the stack as one `[l.rows, l.cols]` tensor, in one launch. `tensor_amax` as for
+    /// [`QuantizeTransposeFused::encode_with_tensor_amax`] (NVFP4: the maximum of all of x).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_batched(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        batch_rows: u32,
+        rounding: Rounding,
+        tensor_amax: Option<&GpuBuffer<u32>>,
+        codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        if batch_rows == 0 || !l.rows.is_multiple_of(batch_rows) {
+            return Err(Error::Shape {
+                op: "quantize_transpose_fused",
+                detail: format!("{} rows of L are not whole matrices of {batch_rows} rows", l.rows),
+            });
+        }
+        self.record(gpu, enc, x, l, rounding, codes, scales, None, tensor_amax, None, 1, batch_rows)
     }
 
     /// All of the above: checks what `l` asks for against what is given, then dispatches.
@@ -244,6 +271,7 @@ impl QuantizeTransposeFused {
         tensor_amax: Option<&GpuBuffer<u32>>,
         mask: Option<&GpuBuffer<f32>>,
         samples: u32,
+        batch_rows: u32,
     ) -> Result<()> {
         if samples == 0 {
             return Err(Error::InvalidArgument("quantize_transpose_fused: samples must be at least 1".into()));
@@ -277,6 +305,7 @@ impl QuantizeTransposeFused {
         check_len("quantize_transpose_fused", "scales", scales.len(), l.n_groups as usize * samples as usize)?;
         let mut p = QuantParams::row_tiles(l, rounding);
         p.samples = samples;
+        p.batch_rows = batch_rows;
         if let Some(s) = sums {
             check_len("quantize_transpose_fused", "sums", s.len(), l.rows as usize)?;
             p.aux = [1, super::reduce_chunks(l.cols as usize).0 as u32];
@@ -306,7 +335,9 @@ impl QuantizeTransposeFused {
         // V4_MIN_ROWS, four rows per thread reading x as vec4s (L of 4096×4096 119–137 ms against
         // 153–183 a row per thread; 784×128 0.58–0.64 against 0.62–0.67).
         let (pipe, rows_per) = match (self.reduce_path, &self.rows_v4) {
-            (ReducePath::PerThread, Some(v4)) if !per_block && l.rows.is_multiple_of(4) && l.rows >= V4_MIN_ROWS => {
+            (ReducePath::PerThread, Some(v4))
+                if !per_block && l.rows.is_multiple_of(4) && l.rows >= V4_MIN_ROWS && batch_rows.is_multiple_of(4) =>
+            {
                 (v4, 32)
             }
             (ReducePath::PerThread, _) => (if per_block { &self.block } else { &self.pipeline }, 8),

@@ -65,6 +65,14 @@ impl<'a> Side<'a> {
             return Err(Error::InvalidArgument(format!("attention: {label} is not a packed operand")));
         };
         let (gpu, k) = (cx.gpu, cx.kernels);
+        let rounding =
+            if stochastic { Rounding::Stochastic { seed: cx.seed, stream: self.stream } } else { Rounding::Nearest };
+        let scheme = QuantScheme { format, granularity, rounding };
+        // Stored the other way: transposed inside the quantizer's one launch where it can.
+        let l = crate::scheme::QuantLayout::new(bh * self.rows, self.k, format, granularity)?;
+        if self.stored_t && crate::quant::Quantizer::batched_transpose_in_one_pass(gpu, &l) {
+            return k.qz.quantize_batched_transposed(gpu, cx.rec, self.x, (bh, self.k, self.rows), scheme);
+        }
         let src = if self.stored_t {
             let t = cx.scratch::<f32>(label, bh * self.rows * self.k)?;
             k.transpose.encode(gpu, cx.rec, self.x, &t, (bh, self.k, self.rows))?;
@@ -72,10 +80,8 @@ impl<'a> Side<'a> {
         } else {
             self.x.clone()
         };
-        let rounding =
-            if stochastic { Rounding::Stochastic { seed: cx.seed, stream: self.stream } } else { Rounding::Nearest };
         let t = GpuTensor::from_buffer(src, &[bh * self.rows, self.k])?;
-        k.qz.quantize(gpu, cx.rec, &t, QuantScheme { format, granularity, rounding })
+        k.qz.quantize(gpu, cx.rec, &t, scheme)
     }
 }
 
