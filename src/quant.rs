@@ -257,13 +257,7 @@ impl Quantizer {
             true => Some(self.given_or_reduced(gpu, enc, x, given)?),
             false => None,
         };
-        let (xb, r) = (x.buffer(), scheme.rounding);
-        match (samples, &t, mask) {
-            (1, None, None) => k.fused.encode(gpu, enc, xb, &l, r, &q.codes, &q.scales)?,
-            (1, None, Some(m)) => k.fused.encode_masked(gpu, enc, xb, m, &l, r, &q.codes, &q.scales)?,
-            (1, Some(t), None) => k.fused.encode_with_tensor_amax(gpu, enc, xb, &l, r, t, &q.codes, &q.scales)?,
-            _ => k.fused.encode_samples(gpu, enc, xb, mask, t.as_ref(), &l, r, samples, &q.codes, &q.scales)?,
-        }
+        k.fused.record(gpu, enc, x.buffer(), &l, scheme.rounding, t.as_ref(), mask, samples, &q.codes, &q.scales)?;
         Ok(q)
     }
 
@@ -420,20 +414,26 @@ impl Quantizer {
         let k = self.kernels(gpu, scheme.format)?;
         if sums.is_some() || QuantizeTransposeFused::preferred(&lt, k.transpose_fused.reduce_path()) {
             let q = Self::alloc_samples(gpu, enc, lt, samples)?;
-            let (xb, rnd, kt) = (x.buffer(), scheme.rounding, &k.transpose_fused);
             // NVFP4: the tensor's maximum (given, or reduced here), then one launch.
             let t = match sums.is_none() && lt.format.needs_tensor_amax() {
                 true => Some(self.given_or_reduced(gpu, enc, x, given)?),
                 false => None,
             };
-            match (samples, &t, mask) {
-                (1, Some(t), _) => kt.encode_with_tensor_amax(gpu, enc, xb, &lt, rnd, t, &q.codes, &q.scales)?,
-                (1, None, Some(m)) => {
-                    kt.encode_with_sums_masked(gpu, enc, xb, m, &lt, rnd, &q.codes, &q.scales, sums)?
-                }
-                (1, None, None) => kt.encode_with_sums(gpu, enc, xb, &lt, rnd, &q.codes, &q.scales, sums)?,
-                _ => kt.encode_samples(gpu, enc, xb, mask, t.as_ref(), &lt, rnd, samples, &q.codes, &q.scales, sums)?,
-            }
+            let (xb, rnd) = (x.buffer(), scheme.rounding);
+            k.transpose_fused.record(
+                gpu,
+                enc,
+                xb,
+                &lt,
+                rnd,
+                &q.codes,
+                &q.scales,
+                sums,
+                t.as_ref(),
+                mask,
+                samples,
+                0,
+            )?;
             return Ok(q);
         }
         if samples == 1 {

@@ -256,9 +256,10 @@ impl QuantizeTransposeFused {
         self.record(gpu, enc, x, l, rounding, codes, scales, None, tensor_amax, None, 1, batch_rows)
     }
 
-    /// All of the above: checks what `l` asks for against what is given, then dispatches.
+    /// All of the above: checks what `l` asks for against what is given, then dispatches (the
+    /// quantizer calls it with what it has; `samples > 1` only with stochastic rounding).
     #[allow(clippy::too_many_arguments)]
-    fn record(
+    pub(crate) fn record(
         &self,
         gpu: &Gpu,
         enc: &mut impl crate::Record,
