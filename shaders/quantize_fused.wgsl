@@ -46,17 +46,24 @@ fn group_scale_of(amax: f32) -> vec2<f32> {
     return fmt_scale_for_amax(amax);
 }
 
-// Word `word` of row `row`, packed with inverse scale s_inv into every SMP sample.
-fn store_word(row: u32, word: u32, s_inv: f32) {
+// Words w0, w0 + step, .. below w1 of row `row`, packed with inverse scale s_inv into every SMP
+// sample (each sample's draw key computed once).
+fn store_words(row: u32, w0: u32, w1: u32, step: u32, s_inv: f32) {
     for (var j = 0u; j < p.samples; j++) {
-        codes[code_at(j, row, word)] = pack_word(row, word, s_inv, sample_key(j));
+        let key = sample_key(j);
+        for (var w = w0; w < w1; w += step) {
+            codes[code_at(j, row, w)] = pack_word(row, w, s_inv, key);
+        }
     }
 }
 
-// store_word over vec4s (the _v4 entries).
-fn store_word4(row: u32, word: u32, s_inv: f32) {
+// store_words over vec4s (the _v4 entries).
+fn store_words4(row: u32, w0: u32, w1: u32, step: u32, s_inv: f32) {
     for (var j = 0u; j < p.samples; j++) {
-        codes[code_at(j, row, word)] = pack_word4(row, word, s_inv, sample_key(j));
+        let key = sample_key(j);
+        for (var w = w0; w < w1; w += step) {
+            codes[code_at(j, row, w)] = pack_word4(row, w, s_inv, key);
+        }
     }
 }
 
@@ -100,7 +107,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     workgroupBarrier();
     if (valid) {
-        store_word(row, word, seg_inv[lid / p.seg]);
+        store_words(row, word, word + 1u, 1u, seg_inv[lid / p.seg]);
     }
 }
 
@@ -132,9 +139,7 @@ fn main_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     workgroupBarrier();
     let s_inv = seg_inv[0];
     if (valid) {
-        for (var word = lid; word < p.words_per_row; word += WG) {
-            store_word(row, word, s_inv);
-        }
+        store_words(row, lid, p.words_per_row, WG, s_inv);
     }
 }
 
@@ -150,9 +155,7 @@ fn main_row_short(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     }
     let si = group_scale_of(bitcast<f32>(m));
     store_scale(row, si.x);
-    for (var word = 0u; word < p.words_per_row; word++) {
-        store_word(row, word, si.y);
-    }
+    store_words(row, 0u, p.words_per_row, 1u, si.y);
 }
 
 @compute @workgroup_size(256)
@@ -171,9 +174,7 @@ fn main_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     }
     let si = group_scale_of(bitcast<f32>(m));
     store_scale(group_of(p, row, w0 * fmt_per_word()), si.x);
-    for (var w = w0; w < w1; w++) {
-        store_word(row, w, si.y);
-    }
+    store_words(row, w0, w1, 1u, si.y);
 }
 
 // word_amax over vec4s (codes per word and p.cols multiples of 4: a vec4 is in the row or past it).
@@ -202,9 +203,7 @@ fn main_row_short_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     }
     let si = group_scale_of(bitcast<f32>(m));
     store_scale(row, si.x);
-    for (var word = 0u; word < p.words_per_row; word++) {
-        store_word4(row, word, si.y);
-    }
+    store_words4(row, 0u, p.words_per_row, 1u, si.y);
 }
 
 @compute @workgroup_size(256)
@@ -223,7 +222,5 @@ fn main_group_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     }
     let si = group_scale_of(bitcast<f32>(m));
     store_scale(group_of(p, row, w0 * fmt_per_word()), si.x);
-    for (var w = w0; w < w1; w++) {
-        store_word4(row, w, si.y);
-    }
+    store_words4(row, w0, w1, 1u, si.y);
 }

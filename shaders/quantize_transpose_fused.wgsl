@@ -1,9 +1,9 @@
 // quantize_transpose_fused: the one-pass transposing quantizer for per-row (entry `main`) and
 // per-block (entry `main_block`) scales of L = xᵀ (what the backward GEMMs need: dYᵀ and Xᵀ
 // packed along the batch, Wᵀ along the outputs). x is [cols, rows] row-major; L is [rows, cols],
-// packed along its rows. Same output as absmax (transposed) -> scale -> quantize_transpose, bit for bit (reference:
-// src/reference/quantize_transpose_fused.rs): the maximum is order-free, and the groups, scales
-// and RNG indices are those of L.
+// packed along its rows. Same output as absmax (transposed) -> scale -> quantize_transpose, bit
+// for bit (reference: src/reference/quantize_transpose_fused.rs): the maximum is order-free, and
+// the groups, scales and RNG indices are those of L.
 // With aux0 = 1 it also writes each row's sum of L, sums[row] = Σ_c x[c][row] (dYᵀ's rows: the
 // bias gradient), in col_sum's order exactly: the columns of L cut into chunks of aux1 (=
 // col_sum's chunk_rows), per chunk 8 lanes each summing every 8th element in order, the lanes
@@ -31,8 +31,8 @@
 // common/one_pass.wgsl): the maxima and sums taken once, each sample packed with its own draws.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32), 3 scales
 // (read_write f32, one per group of L per sample), 4 step (StepState), 5 sums (read_write f32,
-// rows of L), 6 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only), 7 mask (read f32: with
-// p.masked, x[i] counts as 0 unless mask[i] > 0, ReLU's backward).
+// rows of L), 6 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only), 7 mask
+// (read f32: with p.masked, x[i] counts as 0 unless mask[i] > 0, ReLU's backward).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -70,6 +70,17 @@ fn lanes_max(lx: u32) -> u32 {
         mm = max(mm, red[l * ROWS + lx]);
     }
     return mm;
+}
+
+// Words w0, w0 + step, .. below w1 of row `row` of L (xr = x_row(row)), packed with inverse scale
+// s_inv into every SMP sample (each sample's draw key computed once).
+fn store_words_t(row: u32, xr: vec2<u32>, w0: u32, w1: u32, step: u32, s_inv: f32) {
+    for (var j = 0u; j < p.samples; j++) {
+        let key = sample_key(j);
+        for (var word = w0; word < w1; word += step) {
+            codes[code_at(j, row, word)] = pack_word_t(row, xr, word, s_inv, key);
+        }
+    }
 }
 
 // What one read of a row of L gives: its maximum as f32 bits, and with sums its sum.
@@ -140,14 +151,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (!valid) {
         return;
     }
-    let s_inv = row_inv[lx];
-    let xr = x_row(row);
-    for (var j = 0u; j < p.samples; j++) {
-        let key = sample_key(j);
-        for (var word = ly; word < p.words_per_row; word += LANES) {
-            codes[code_at(j, row, word)] = pack_word_t(row, xr, word, s_inv, key);
-        }
-    }
+    store_words_t(row, x_row(row), ly, p.words_per_row, LANES, row_inv[lx]);
 }
 
 @compute @workgroup_size(256)
@@ -187,14 +191,8 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         }
         workgroupBarrier();
         if (valid) {
-            let s_inv = row_inv[lx];
             let w_end = min((blk + 1u) * words_per_block, p.words_per_row);
-            for (var j = 0u; j < p.samples; j++) {
-                let key = sample_key(j);
-                for (var word = blk * words_per_block + ly; word < w_end; word += LANES) {
-                    codes[code_at(j, row, word)] = pack_word_t(row, xr, word, s_inv, key);
-                }
-            }
+            store_words_t(row, xr, blk * words_per_block + ly, w_end, LANES, row_inv[lx]);
         }
     }
 }
@@ -240,13 +238,7 @@ fn row_thread(row: u32) {
     if (p.aux0 == 1u) {
         sums[row] = rp.total;
     }
-    let xr = x_row(row);
-    for (var j = 0u; j < p.samples; j++) {
-        let key = sample_key(j);
-        for (var word = 0u; word < p.words_per_row; word++) {
-            codes[code_at(j, row, word)] = pack_word_t(row, xr, word, si.y, key);
-        }
-    }
+    store_words_t(row, x_row(row), 0u, p.words_per_row, 1u, si.y);
 }
 
 // The blocks of row `row` of L by one thread (entry main_block_thread).
@@ -270,12 +262,7 @@ fn block_thread(row: u32) {
         let si = group_scale_of(bitcast<f32>(m));
         store_scale(row * p.row_mul + blk, si.x);
         let w_end = min((blk + 1u) * words_per_block, p.words_per_row);
-        for (var j = 0u; j < p.samples; j++) {
-            let key = sample_key(j);
-            for (var word = blk * words_per_block; word < w_end; word++) {
-                codes[code_at(j, row, word)] = pack_word_t(row, xr, word, si.y, key);
-            }
-        }
+        store_words_t(row, xr, blk * words_per_block, w_end, 1u, si.y);
     }
 }
 
