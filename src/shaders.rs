@@ -19,6 +19,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("pack", include_str!("../shaders/common/pack.wgsl")),
     ("one_pass", include_str!("../shaders/common/one_pass.wgsl")),
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
+    ("optim", include_str!("../shaders/common/optim.wgsl")),
 ];
 
 const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout"];
@@ -95,8 +96,8 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "col_sum", includes: &[], body: include_str!("../shaders/col_sum.wgsl") },
     KernelSource { name: "mse", includes: &["step"], body: include_str!("../shaders/mse.wgsl") },
     KernelSource { name: "softmax_xent", includes: &["step"], body: include_str!("../shaders/softmax_xent.wgsl") },
-    KernelSource { name: "sgd", includes: &["step"], body: include_str!("../shaders/sgd.wgsl") },
-    KernelSource { name: "adam", includes: &["step"], body: include_str!("../shaders/adam.wgsl") },
+    KernelSource { name: "sgd", includes: &["step", "optim"], body: include_str!("../shaders/sgd.wgsl") },
+    KernelSource { name: "adam", includes: &["step", "optim"], body: include_str!("../shaders/adam.wgsl") },
     KernelSource { name: "im2col", includes: &[], body: include_str!("../shaders/im2col.wgsl") },
     KernelSource { name: "avgpool", includes: &["pool"], body: include_str!("../shaders/avgpool.wgsl") },
     KernelSource {

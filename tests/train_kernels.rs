@@ -194,6 +194,176 @@ fn adam_matches_within_tolerance_and_keeps_the_moments() {
     assert!((b1 as f64 - 0.01f64.sqrt() / 0.1).abs() < 1e-5, "{b1}");
 }
 
+/// Which optimizer a multi-tensor test drives.
+#[derive(Copy, Clone, Debug)]
+enum Optim {
+    Sgd,
+    Adam,
+}
+
+/// A tensor's host values for the optimizer tests: weights, state, gradient, weight decay.
+type HostTensor = (Vec<f32>, Vec<f32>, Vec<f32>, f32);
+/// The weights and state after an update.
+type Updated = Vec<(Vec<f32>, Vec<f32>)>;
+
+/// One update of `tensors` (weights, state, gradient, weight decay) by a launcher built with
+/// `vec4` and `multi`, recorded in one `Recorder`: the dispatches it took, and the new weights and
+/// states.
+fn optim_many(which: Optim, vec4: bool, multi: bool, tensors: &[HostTensor]) -> (u64, usize, Updated) {
+    use lowbit::kernels::OptimTensor;
+    let g = gpu();
+    let bufs: Vec<_> = tensors.iter().map(|(w, s, gr, _)| (buf(w), buf(s), buf(gr))).collect();
+    let list: Vec<OptimTensor> =
+        bufs.iter().zip(tensors).map(|((w, s, gr), t)| OptimTensor { w, state: s, g: gr, weight_decay: t.3 }).collect();
+    let lens: Vec<usize> = tensors.iter().map(|t| t.0.len()).collect();
+    let mut rec = lowbit::Recorder::new(g, "optimizer");
+    let planned = match which {
+        Optim::Sgd => {
+            let k = Sgd::with_options(g, vec4, multi).unwrap();
+            k.encode_many(g, &mut rec, &list, 0.05, 0.9).unwrap();
+            k.dispatches(&lens)
+        }
+        Optim::Adam => {
+            let k = Adam::with_options(g, vec4, multi).unwrap();
+            let s = AdamStep { lr: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: f32::NAN };
+            k.encode_many(g, &mut rec, &list, s).unwrap();
+            k.dispatches(&lens)
+        }
+    };
+    let n = rec.dispatches();
+    g.queue.submit([rec.finish()]);
+    (n, planned, bufs.iter().map(|(w, s, _)| (w.read(g).unwrap(), s.read(g).unwrap())).collect())
+}
+
+#[test]
+fn optimizers_update_many_tensors_in_few_dispatches_as_their_references() {
+    let g = gpu();
+    // Eleven tensors (two dispatches of eight slots), lengths multiples of 4 and not, off the
+    // workgroup, one of a single value; weight decay per tensor, some without.
+    let lens = [1000usize, 1002, 10, 1, 4096, 300, 17, 256, 257, 2048, 12];
+    for which in [Optim::Sgd, Optim::Adam] {
+        let per = match which {
+            Optim::Sgd => 1,
+            Optim::Adam => 2,
+        };
+        let tensors: Vec<_> = lens
+            .iter()
+            .enumerate()
+            .map(|(j, &n)| {
+                let state: Vec<f32> = data(per * n, 40 + j as u32, false).iter().map(|x| x.abs()).collect();
+                let wd = if j % 3 == 0 { 0.0 } else { 1e-3 * (j + 1) as f32 };
+                (data(n, 20 + j as u32, false), state, data(n, 60 + j as u32, false), wd)
+            })
+            .collect();
+        let mut want = Vec::new();
+        for (w, s, gr, wd) in &tensors {
+            let (mut w, mut s) = (w.clone(), s.clone());
+            match which {
+                Optim::Sgd => {
+                    reference::sgd::sgd(&mut w, &mut s, gr, SgdStep { lr: 0.05, momentum: 0.9, weight_decay: *wd })
+                }
+                Optim::Adam => {
+                    let a = AdamStep { lr: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: *wd };
+                    reference::adam::adam(&mut w, &mut s, gr, a, 1.0)
+                }
+            }
+            want.push((w, s));
+        }
+        let ulps = match which {
+            Optim::Sgd => SGD_ULPS,
+            Optim::Adam => ADAM_ULPS,
+        };
+        let mut runs = Vec::new();
+        for (vec4, multi) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (n, planned, got) = optim_many(which, vec4, multi, &tensors);
+            // Multi: eight tensors a dispatch, those of lengths a multiple of 4 apart under vec4.
+            let expect = match (vec4, multi) {
+                (_, false) => lens.len(),
+                (false, true) => 2,
+                (true, true) => 2,
+            };
+            assert_eq!((n, planned), (expect as u64, expect), "{which:?} vec4 {vec4} multi {multi}: dispatches");
+            for (j, ((gw, gs), (ww, ws))) in got.iter().zip(&want).enumerate() {
+                for (name, a, b) in [("w", gw, ww), ("state", gs, ws)] {
+                    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                        let tol = ulps * f32::EPSILON * x.abs().max(y.abs()).max(1.0);
+                        assert!(
+                            (x - y).abs() <= tol,
+                            "{which:?} vec4 {vec4} multi {multi} tensor {j} {name}[{i}]: {x} vs {y}"
+                        );
+                    }
+                }
+            }
+            runs.push(got);
+        }
+        // The same arithmetic per value on every path: on llvmpipe (no fused multiply-adds), the
+        // same bits.
+        if g.report().name.contains("llvmpipe") {
+            for r in &runs[1..] {
+                for (j, (a, b)) in r.iter().zip(&runs[0]).enumerate() {
+                    assert_f32_bits_eq(&format!("{which:?} tensor {j} w"), &a.0, &b.0);
+                    assert_f32_bits_eq(&format!("{which:?} tensor {j} state"), &a.1, &b.1);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn optimizers_refuse_bad_tensor_lists_and_record_nothing() {
+    use lowbit::kernels::OptimTensor;
+    let g = gpu();
+    let (w, v, gr, u, short) = (buf(&[1.0; 8]), buf(&[0.0; 8]), buf(&[0.5; 8]), buf(&[2.0; 8]), buf(&[0.0; 7]));
+    let (w2, v2) = (buf(&[1.0; 8]), buf(&[0.0; 8]));
+    let t = |w, state, g, weight_decay| OptimTensor { w, state, g, weight_decay };
+    let sgd = Sgd::new(g).unwrap();
+    let adam = Adam::new(g).unwrap();
+    let a = AdamStep { lr: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.0 };
+    let (m2, m3) = (buf(&[0.0; 16]), buf(&[0.0; 16]));
+    let cases: Vec<(&str, Vec<OptimTensor>, bool)> = vec![
+        ("empty", vec![], false),
+        ("short state", vec![t(&w, &short, &gr, 0.0)], true),
+        ("short gradient", vec![t(&w, &v, &short, 0.0)], true),
+        ("weights twice", vec![t(&w, &v, &gr, 0.0), t(&w, &v2, &gr, 0.0)], false),
+        ("weights as state", vec![t(&w, &v, &gr, 0.0), t(&w2, &w, &gr, 0.0)], false),
+        ("gradient written", vec![t(&w, &v, &gr, 0.0), t(&w2, &v2, &w, 0.0)], false),
+        ("NaN decay", vec![t(&w, &v, &gr, 0.0), t(&u, &v2, &gr, f32::NAN)], false),
+    ];
+    for (what, list, shape) in &cases {
+        let mut rec = lowbit::Recorder::new(g, "refused");
+        let r = sgd.encode_many(g, &mut rec, list, 0.1, 0.9);
+        let ok = match r {
+            Err(Error::Shape { .. }) => *shape,
+            Err(Error::Empty(_)) => *what == "empty",
+            Err(Error::InvalidArgument(_)) => !*shape && *what != "empty",
+            _ => false,
+        };
+        assert!(ok, "sgd, {what}: {r:?}");
+        assert_eq!(rec.dispatches(), 0, "sgd, {what}: recorded before refusing");
+        // Adam's state is twice the weights: v and v2 stand in for moments of their own.
+        let list: Vec<OptimTensor> = list
+            .iter()
+            .map(|x| match x.state.buffer() {
+                b if b == v.buffer() => OptimTensor { state: &m2, ..*x },
+                b if b == v2.buffer() => OptimTensor { state: &m3, ..*x },
+                _ => *x,
+            })
+            .collect();
+        let r = adam.encode_many(g, &mut rec, &list, a);
+        assert!(r.is_err(), "adam, {what}: accepted");
+        assert_eq!(rec.dispatches(), 0, "adam, {what}: recorded before refusing");
+    }
+    let mut rec = lowbit::Recorder::new(g, "refused");
+    let r = sgd.encode_many(g, &mut rec, &[t(&w, &v, &gr, 0.0)], f32::INFINITY, 0.9);
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+    let r = adam.encode_many(g, &mut rec, &[t(&w, &m2, &gr, 0.0)], AdamStep { beta1: 1.0, ..a });
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+    assert_eq!(rec.dispatches(), 0);
+    // Nothing above changed the buffers.
+    assert_f32_bits_eq("w untouched", &w.read(g).unwrap(), &[1.0; 8]);
+    assert_f32_bits_eq("v untouched", &v.read(g).unwrap(), &[0.0; 8]);
+}
+
 #[test]
 fn training_kernels_reject_bad_shapes() {
     let g = gpu();

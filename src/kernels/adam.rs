@@ -2,26 +2,14 @@
 //! `[m (n), v (n)]`: `m = β₁m + (1−β₁)g`, `v = β₂v + (1−β₂)g²`,
 //! `w = w − lr·(bias·m/(√v + ε) + λw)`, `bias` the recorder's [`crate::record::StepState::bias`]
 //! (1 outside a step plan) and λ decoupled from the gradient; skipped entirely while the
-//! recorder's status is set (a non-finite step, see [`super::finite`]). Bindings: 0 params, 1 w,
-//! 2 state, 3 g, 4 step, 5 status. Reference: [`crate::reference::adam`].
+//! recorder's status is set (a non-finite step, see [`super::finite`]). [`Adam::encode_many`]
+//! updates a model's tensors, each with its own λ, eight to a dispatch ([`super::OPTIM_SLOTS`];
+//! one each on an adapter that binds fewer than 25 storage buffers a stage). Bindings: 0 params,
+//! 1 step, 2 status, then per slot w, state, g. Reference: [`crate::reference::adam`].
 
-use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{OptimLaunch, OptimTensor};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
-use bytemuck::{Pod, Zeroable};
-
-#[repr(C)]
-#[derive(Copy, Clone, Pod, Zeroable)]
-struct AdamParams {
-    n: u32,
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    pad: [u32; 2],
-}
-const _: () = assert!(std::mem::size_of::<AdamParams>() == 32);
 
 /// Hyper-parameters of one update.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -46,16 +34,21 @@ pub fn bias_correction(beta1: f32, beta2: f32, t: u64) -> f32 {
 
 /// The optimizer kernel.
 pub struct Adam {
-    bgl: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
+    launch: OptimLaunch,
 }
 
 impl Adam {
-    /// Builds the pipeline.
+    /// Builds the pipelines: the multi-tensor entries where the adapter binds them, and on a CPU
+    /// adapter also the vec4 entries (llvmpipe loads lane by lane: a vec4 costs about one f32).
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        let (bgl, pl) =
-            layouts(gpu, "adam", &[Slot::Uniform, Slot::Write, Slot::Write, Slot::Read, Slot::Uniform, Slot::Read]);
-        Ok(Adam { pipeline: pipeline(gpu, "adam", "main", &pl, &[])?, bgl })
+        Self::with_options(gpu, gpu.is_cpu(), OptimLaunch::multi_fits(gpu))
+    }
+
+    /// Builds the pipelines: with the vec4 entry if `vec4` (the same arithmetic per value), the
+    /// eight-tensor entries if `multi` (an error on an adapter that cannot bind them), else one
+    /// tensor a dispatch.
+    pub fn with_options(gpu: &Gpu, vec4: bool, multi: bool) -> Result<Self> {
+        Ok(Adam { launch: OptimLaunch::new(gpu, "adam", 2, vec4, multi)? })
     }
 
     /// Records one update of `w` (and its moments `state`, `2·len(w)`) with gradient `g`.
@@ -68,33 +61,31 @@ impl Adam {
         g: &GpuBuffer<f32>,
         s: AdamStep,
     ) -> Result<()> {
-        let n = w.len();
-        check_len("adam", "state", state.len(), 2 * n)?;
-        check_len("adam", "g", g.len(), n)?;
+        let t = OptimTensor { w, state, g, weight_decay: s.weight_decay };
+        self.encode_many(gpu, enc, &[t], s)
+    }
+
+    /// Records one update of every tensor of `tensors` (`state`: the moments, `2·len(w)`) with
+    /// the hyper-parameters of `s` but each tensor's own weight decay (`s.weight_decay` is not
+    /// read), in [`Adam::dispatches`] dispatches. Fails before recording anything on mismatched
+    /// lengths, unusable hyper-parameters, or a buffer written twice.
+    pub fn encode_many(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        tensors: &[OptimTensor],
+        s: AdamStep,
+    ) -> Result<()> {
         let ok = |b: f32| (0.0..1.0).contains(&b);
         let eps_ok = s.eps.is_finite() && s.eps > 0.0;
-        if !ok(s.beta1) || !ok(s.beta2) || !eps_ok || !s.lr.is_finite() || !s.weight_decay.is_finite() {
+        if !ok(s.beta1) || !ok(s.beta2) || !eps_ok || !s.lr.is_finite() {
             return Err(Error::InvalidArgument(format!("adam: unusable hyper-parameters {s:?}")));
         }
-        let p = AdamParams {
-            n: n as u32,
-            lr: s.lr,
-            beta1: s.beta1,
-            beta2: s.beta2,
-            eps: s.eps,
-            weight_decay: s.weight_decay,
-            pad: [0; 2],
-        };
-        let (step, status) = (enc.step_state(gpu).clone(), enc.status(gpu).clone());
-        let params = uniform(gpu, "adam", &p);
-        dispatch(
-            gpu,
-            enc,
-            "adam",
-            &self.pipeline,
-            &self.bgl,
-            &[&params, w.buffer(), state.buffer(), g.buffer(), &step, &status],
-            (n as u32).div_ceil(WG),
-        )
+        self.launch.encode(gpu, enc, tensors, [s.lr, s.beta1, s.beta2, s.eps])
+    }
+
+    /// How many dispatches [`Adam::encode_many`] records for tensors of lengths `lens`.
+    pub fn dispatches(&self, lens: &[usize]) -> usize {
+        self.launch.dispatches(lens)
     }
 }

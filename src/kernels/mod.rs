@@ -261,3 +261,185 @@ pub(crate) fn ring_blocks(op: &'static str, what: &str, len: usize, rows: usize)
 pub(crate) fn format_constant(f: crate::format::Format) -> [(&'static str, f64); 1] {
     [("FORMAT", f.id() as f64)]
 }
+
+/// One tensor of an optimizer launch ([`sgd::Sgd::encode_many`], [`adam::Adam::encode_many`]):
+/// the fp32 master weights, the optimizer's state (SGD: the velocity, `len(w)` values; AdamW: the
+/// moments `[m, v]`, `2·len(w)`), the gradient, and the tensor's own weight decay.
+#[derive(Copy, Clone)]
+pub struct OptimTensor<'a> {
+    /// The weights, updated in place.
+    pub w: &'a crate::GpuBuffer<f32>,
+    /// The optimizer state, updated in place.
+    pub state: &'a crate::GpuBuffer<f32>,
+    /// The gradient (read).
+    pub g: &'a crate::GpuBuffer<f32>,
+    /// Weight decay λ of this tensor (0 for those that take none, such as biases).
+    pub weight_decay: f32,
+}
+
+/// Tensors one multi-tensor optimizer dispatch updates (the shaders' slots).
+pub const OPTIM_SLOTS: usize = 8;
+
+/// Storage bindings a stage needs for the multi-tensor entries: three per slot and the status.
+const OPTIM_STORAGE: u32 = 3 * OPTIM_SLOTS as u32 + 1;
+
+/// Uniform block of the multi-tensor optimizers (`OptimParams` in `shaders/common/optim.wgsl`):
+/// per slot its first workgroup, length and weight decay, then the kernel's own four values.
+#[repr(C)]
+#[derive(Copy, Clone, Pod, Zeroable)]
+struct OptimParams {
+    start: [u32; OPTIM_SLOTS],
+    len: [u32; OPTIM_SLOTS],
+    weight_decay: [f32; OPTIM_SLOTS],
+    hyper: [f32; 4],
+}
+const _: () = assert!(std::mem::size_of::<OptimParams>() == 112);
+
+/// The launch machinery `sgd` and `adam` share: a model's parameter tensors updated in as few
+/// dispatches as the adapter's bindings allow (8 a dispatch; one each on an adapter with fewer
+/// than 25 storage bindings a stage), through vec4 views where asked and a tensor's length is a
+/// multiple of 4.
+pub(crate) struct OptimLaunch {
+    name: &'static str,
+    /// Values of state per value of w.
+    state_per_value: usize,
+    bgl: wgpu::BindGroupLayout,
+    scalar: wgpu::ComputePipeline,
+    v4: Option<wgpu::ComputePipeline>,
+    /// Whether the pipelines are the 8-slot entries (else slot 0's).
+    multi: bool,
+    /// Bound to unused slots: one read-write (w, state), one read (g).
+    dummy_rw: crate::GpuBuffer<f32>,
+    dummy_r: crate::GpuBuffer<f32>,
+}
+
+impl OptimLaunch {
+    /// Whether `gpu` can bind the multi-tensor entries' storage buffers.
+    pub fn multi_fits(gpu: &Gpu) -> bool {
+        gpu.limits().max_storage_buffers_per_shader_stage >= OPTIM_STORAGE
+    }
+
+    /// Builds kernel `name`'s pipelines: the 8-slot entries if `multi` (an error where the adapter
+    /// cannot bind them), else slot 0's; the vec4 entry too if `vec4`.
+    pub fn new(gpu: &Gpu, name: &'static str, state_per_value: usize, vec4: bool, multi: bool) -> Result<Self> {
+        if multi && !Self::multi_fits(gpu) {
+            return Err(Error::InvalidArgument(format!(
+                "{name}: the multi-tensor entry needs {OPTIM_STORAGE} storage buffers a stage; this adapter binds {}",
+                gpu.limits().max_storage_buffers_per_shader_stage
+            )));
+        }
+        let mut slots = vec![Slot::Uniform, Slot::Uniform, Slot::Read];
+        for _ in 0..if multi { OPTIM_SLOTS } else { 1 } {
+            slots.extend([Slot::Write, Slot::Write, Slot::Read]);
+        }
+        let (bgl, pl) = layouts(gpu, name, &slots);
+        let (scalar, wide) = if multi { ("main_multi", "main_multi_v4") } else { ("main", "main_v4") };
+        Ok(OptimLaunch {
+            name,
+            state_per_value,
+            scalar: pipeline(gpu, name, scalar, &pl, &[])?,
+            v4: if vec4 { Some(pipeline(gpu, name, wide, &pl, &[])?) } else { None },
+            multi,
+            bgl,
+            dummy_rw: crate::GpuBuffer::zeros(gpu, "optimizer dummy", 4)?,
+            dummy_r: crate::GpuBuffer::zeros(gpu, "optimizer dummy", 4)?,
+        })
+    }
+
+    /// The dispatches of `lens`, as (whether through the vec4 entry, indices into `lens`).
+    fn groups(&self, lens: &[usize]) -> Vec<(bool, Vec<usize>)> {
+        let per = if self.multi { OPTIM_SLOTS } else { 1 };
+        let wide = |n: usize| self.v4.is_some() && n.is_multiple_of(4);
+        let mut out = Vec::new();
+        for v4 in [true, false] {
+            let idx: Vec<usize> = (0..lens.len()).filter(|&i| wide(lens[i]) == v4).collect();
+            out.extend(idx.chunks(per).map(|c| (v4, c.to_vec())));
+        }
+        out
+    }
+
+    /// How many dispatches [`Self::encode`] records for tensors of lengths `lens`.
+    pub fn dispatches(&self, lens: &[usize]) -> usize {
+        self.groups(lens).len()
+    }
+
+    /// Records the update of `tensors` with the kernel's four hyper-parameters `hyper`.
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        tensors: &[OptimTensor],
+        hyper: [f32; 4],
+    ) -> Result<()> {
+        let name = self.name;
+        if tensors.is_empty() {
+            return Err(Error::Empty(name));
+        }
+        // (A list: wgpu's buffers are hashable but interior-mutable; models hold tens of tensors.)
+        let mut written: Vec<&wgpu::Buffer> = Vec::with_capacity(2 * tensors.len());
+        for (j, t) in tensors.iter().enumerate() {
+            let n = t.w.len();
+            let what = |s: &str| format!("tensor {j}'s {s}");
+            check_len(name, &what("state"), t.state.len(), n.saturating_mul(self.state_per_value))?;
+            check_len(name, &what("gradient"), t.g.len(), n)?;
+            if n.saturating_mul(self.state_per_value) > u32::MAX as usize {
+                return Err(Error::InvalidArgument(format!("{name}: tensor {j} has {n} values, past u32 indexing")));
+            }
+            if !t.weight_decay.is_finite() {
+                return Err(Error::InvalidArgument(format!("{name}: tensor {j}'s weight decay is {}", t.weight_decay)));
+            }
+            // A buffer written twice in one update (or written and read as a gradient) would make
+            // the result depend on the order of the threads.
+            let (w, state) = (t.w.buffer(), t.state.buffer());
+            if w == state || written.contains(&w) || written.contains(&state) {
+                return Err(Error::InvalidArgument(format!(
+                    "{name}: tensor {j}'s weights or state share a buffer with another tensor's or its own"
+                )));
+            }
+            written.extend([w, state]);
+        }
+        if let Some(j) = tensors.iter().position(|t| written.contains(&t.g.buffer())) {
+            return Err(Error::InvalidArgument(format!(
+                "{name}: tensor {j}'s gradient is a buffer this update writes"
+            )));
+        }
+        let lens: Vec<usize> = tensors.iter().map(|t| t.w.len()).collect();
+        let (step, status) = (enc.step_state(gpu).clone(), enc.status(gpu).clone());
+        for (v4, idx) in self.groups(&lens) {
+            let mut p = OptimParams {
+                start: [u32::MAX; OPTIM_SLOTS],
+                len: [0; OPTIM_SLOTS],
+                weight_decay: [0.0; OPTIM_SLOTS],
+                hyper,
+            };
+            let mut total = 0u64;
+            let mut bufs: Vec<&wgpu::Buffer> = Vec::with_capacity(3 + 3 * OPTIM_SLOTS);
+            for (s, &j) in idx.iter().enumerate() {
+                let t = &tensors[j];
+                p.start[s] = total as u32;
+                p.len[s] = t.w.len() as u32;
+                p.weight_decay[s] = t.weight_decay;
+                let units = if v4 { t.w.len() / 4 } else { t.w.len() } as u64;
+                total += units.div_ceil(WG as u64);
+                bufs.extend([t.w.buffer(), t.state.buffer(), t.g.buffer()]);
+            }
+            // The grid's tail (under MAX_DIM workgroups past the last) still numbers its values.
+            if (total + MAX_DIM as u64) * WG as u64 > u32::MAX as u64 {
+                return Err(Error::InvalidArgument(format!(
+                    "{name}: {total} workgroups of values in one dispatch exceed u32 indexing"
+                )));
+            }
+            if self.multi {
+                for _ in idx.len()..OPTIM_SLOTS {
+                    bufs.extend([self.dummy_rw.buffer(), self.dummy_rw.buffer(), self.dummy_r.buffer()]);
+                }
+            }
+            let params = uniform(gpu, name, &p);
+            let mut all: Vec<&wgpu::Buffer> = vec![&params, &step, &status];
+            all.extend(bufs);
+            let pipe = if v4 { self.v4.as_ref().expect("v4 groups only with the v4 entry") } else { &self.scalar };
+            dispatch(gpu, enc, name, pipe, &self.bgl, &all, total as u32)?;
+        }
+        Ok(())
+    }
+}

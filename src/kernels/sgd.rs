@@ -1,22 +1,13 @@
 //! `sgd`: in-place SGD with momentum and weight decay on fp32 master weights:
 //! `v = μ·v + (g + λ·w)`, `w = w − lr·v`, skipped entirely while the recorder's status is set
-//! (a non-finite step, see [`super::finite`]). Bindings: 0 params, 1 w, 2 v, 3 g, 4 step, 5 status.
-//! Reference: [`crate::reference::sgd`].
+//! (a non-finite step, see [`super::finite`]). [`Sgd::encode_many`] updates a model's tensors,
+//! each with its own λ, eight to a dispatch ([`super::OPTIM_SLOTS`]; one each on an adapter that
+//! binds fewer than 25 storage buffers a stage). Bindings: 0 params, 1 step, 2 status, then per
+//! slot w, v, g. Reference: [`crate::reference::sgd`].
 
-use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{OptimLaunch, OptimTensor};
 use crate::tensor::GpuBuffer;
-use crate::{Gpu, Result};
-use bytemuck::{Pod, Zeroable};
-
-#[repr(C)]
-#[derive(Copy, Clone, Pod, Zeroable)]
-struct SgdParams {
-    n: u32,
-    lr: f32,
-    momentum: f32,
-    weight_decay: f32,
-}
-const _: () = assert!(std::mem::size_of::<SgdParams>() == 16);
+use crate::{Error, Gpu, Result};
 
 /// Hyper-parameters of one update.
 #[derive(Copy, Clone, Debug)]
@@ -31,25 +22,26 @@ pub struct SgdStep {
 
 /// The optimizer kernel.
 pub struct Sgd {
-    bgl: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
-    /// Entry `main_v4`, taken for lengths that are multiples of 4 (CPU adapters).
-    v4: Option<wgpu::ComputePipeline>,
+    launch: OptimLaunch,
 }
 
 impl Sgd {
-    /// Builds the pipeline: on a CPU adapter also the vec4 entry, where a vec4 load costs about
-    /// what one f32 load does (llvmpipe loads lane by lane).
+    /// Builds the pipelines: the multi-tensor entries where the adapter binds them, and on a CPU
+    /// adapter also the vec4 entries, where a vec4 load costs about what one f32 load does
+    /// (llvmpipe loads lane by lane).
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        Self::with_vec4(gpu, gpu.is_cpu())
+        Self::with_options(gpu, gpu.is_cpu(), OptimLaunch::multi_fits(gpu))
     }
 
-    /// Builds the pipeline, with the vec4 entry if `vec4` (the same arithmetic per value).
+    /// Builds the pipelines, with the vec4 entry if `vec4` (the same arithmetic per value).
     pub fn with_vec4(gpu: &Gpu, vec4: bool) -> Result<Self> {
-        let (bgl, pl) =
-            layouts(gpu, "sgd", &[Slot::Uniform, Slot::Write, Slot::Write, Slot::Read, Slot::Uniform, Slot::Read]);
-        let v4 = if vec4 { Some(pipeline(gpu, "sgd", "main_v4", &pl, &[])?) } else { None };
-        Ok(Sgd { pipeline: pipeline(gpu, "sgd", "main", &pl, &[])?, v4, bgl })
+        Self::with_options(gpu, vec4, OptimLaunch::multi_fits(gpu))
+    }
+
+    /// Builds the pipelines: with the vec4 entry if `vec4`, the eight-tensor entries if `multi`
+    /// (an error on an adapter that cannot bind them), else one tensor a dispatch.
+    pub fn with_options(gpu: &Gpu, vec4: bool, multi: bool) -> Result<Self> {
+        Ok(Sgd { launch: OptimLaunch::new(gpu, "sgd", 1, vec4, multi)? })
     }
 
     /// Records one update of `w` (and its velocity `v`) with gradient `g`.
@@ -62,24 +54,30 @@ impl Sgd {
         g: &GpuBuffer<f32>,
         s: SgdStep,
     ) -> Result<()> {
-        let n = w.len();
-        check_len("sgd", "v", v.len(), n)?;
-        check_len("sgd", "g", g.len(), n)?;
-        let p = SgdParams { n: n as u32, lr: s.lr, momentum: s.momentum, weight_decay: s.weight_decay };
-        let (step, status) = (enc.step_state(gpu).clone(), enc.status(gpu).clone());
-        let params = uniform(gpu, "sgd", &p);
-        let (pipe, threads) = match &self.v4 {
-            Some(v4) if n.is_multiple_of(4) => (v4, n / 4),
-            _ => (&self.pipeline, n),
-        };
-        dispatch(
-            gpu,
-            enc,
-            "sgd",
-            pipe,
-            &self.bgl,
-            &[&params, w.buffer(), v.buffer(), g.buffer(), &step, &status],
-            (threads as u32).div_ceil(WG),
-        )
+        let t = OptimTensor { w, state: v, g, weight_decay: s.weight_decay };
+        self.encode_many(gpu, enc, &[t], s.lr, s.momentum)
+    }
+
+    /// Records one update of every tensor of `tensors` (`state`: the velocity, as long as `w`),
+    /// with learning rate `lr` and momentum `momentum`, in [`Sgd::dispatches`] dispatches. Fails
+    /// before recording anything on mismatched lengths, a non-finite hyper-parameter, or a buffer
+    /// written twice (two tensors' weights or states, or a gradient that is also written).
+    pub fn encode_many(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        tensors: &[OptimTensor],
+        lr: f32,
+        momentum: f32,
+    ) -> Result<()> {
+        if !lr.is_finite() || !momentum.is_finite() {
+            return Err(Error::InvalidArgument(format!("sgd: learning rate {lr} and momentum {momentum}")));
+        }
+        self.launch.encode(gpu, enc, tensors, [lr, momentum, 0.0, 0.0])
+    }
+
+    /// How many dispatches [`Sgd::encode_many`] records for tensors of lengths `lens`.
+    pub fn dispatches(&self, lens: &[usize]) -> usize {
+        self.launch.dispatches(lens)
     }
 }

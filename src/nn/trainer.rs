@@ -24,7 +24,7 @@ use super::scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme, T
 use crate::data::Dataset;
 use crate::gpu::Creations;
 use crate::kernels::adam::{bias_correction, AdamStep};
-use crate::kernels::sgd::SgdStep;
+use crate::kernels::OptimTensor;
 use crate::plan::{Arena, Plan, PlanOptions, PlanStats, Tape};
 use crate::record::{Recorder, StepState};
 use crate::rng::{self, streams};
@@ -1046,23 +1046,23 @@ impl Trainer {
             f(cx)?;
         }
         if update {
-            let names = self.graph.nodes();
-            for (i, n) in self.nodes.iter().enumerate() {
+            // Every trainable tensor in one list: the optimizer updates eight a dispatch.
+            let mut tensors = Vec::new();
+            for n in &self.nodes {
                 for (spec, p) in n.specs.iter().zip(n.active()) {
                     let ParamKind::Trainable { weight_decay } = spec.kind else { continue };
                     let (Some(v), Some(g)) = (&p.velocity, &p.grad) else { continue };
                     let wd = if weight_decay { self.opt.weight_decay } else { 0.0 };
-                    let r = match self.opt.optimizer {
-                        Optimizer::Sgd => {
-                            let s = SgdStep { lr: 1.0, momentum: self.opt.momentum, weight_decay: wd };
-                            self.k.sgd.encode(gpu, cx.rec, &p.value, v, g, s)
-                        }
-                        Optimizer::AdamW { beta1, beta2, eps } => {
-                            let s = AdamStep { lr: 1.0, beta1, beta2, eps, weight_decay: wd };
-                            self.k.adam.encode(gpu, cx.rec, &p.value, v, g, s)
-                        }
-                    };
-                    r.map_err(|e| node_error(&names[i].name, e))?;
+                    tensors.push(OptimTensor { w: &p.value, state: v, g, weight_decay: wd });
+                }
+            }
+            if !tensors.is_empty() {
+                match self.opt.optimizer {
+                    Optimizer::Sgd => self.k.sgd.encode_many(gpu, cx.rec, &tensors, 1.0, self.opt.momentum)?,
+                    Optimizer::AdamW { beta1, beta2, eps } => {
+                        let s = AdamStep { lr: 1.0, beta1, beta2, eps, weight_decay: 0.0 };
+                        self.k.adam.encode_many(gpu, cx.rec, &tensors, s)?
+                    }
                 }
             }
         }
