@@ -20,19 +20,32 @@
 // slot); `aux1` such spans per row. In x's own orientation threads run along rows; transposed,
 // consecutive threads take consecutive logical rows (adjacent addresses in x). `main_thread_v4`
 // reads x as vec4s (binding 1 as x4: untransposed, cols and aux0 multiples of 4).
+// With `masked`, every entry reads x[i] as 0 unless mask[i] > 0 (binding 3, the same layout as x;
+// as mask4 beside x4): ReLU's backward inside the reduction, the bits of reducing what
+// relu_backward writes; unmasked, the launcher binds x as the mask.
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> amax: array<atomic<u32>>;
+@group(0) @binding(3) var<storage, read> mask: array<f32>;
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> mask4: array<vec4<f32>>;
 
 var<workgroup> red: array<u32, 256>;
 
+// x[i], masked when asked.
+fn at(i: u32) -> f32 {
+    if (p.masked != 0u) {
+        return select(0.0, x[i], mask[i] > 0.0);
+    }
+    return x[i];
+}
+
 fn load(row: u32, col: u32) -> f32 {
     if (p.transposed == 1u) {
-        return x[col * p.rows + row];
+        return at(col * p.rows + row);
     }
-    return x[row * p.cols + col];
+    return at(row * p.cols + col);
 }
 
 @compute @workgroup_size(256)
@@ -95,7 +108,7 @@ fn main_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     var m = 0u;
     if (row < p.rows) {
         for (var c = start + lane; c < end; c += TLANES) {
-            m = max(m, amax_bits(x[c * p.rows + row]));
+            m = max(m, amax_bits(at(c * p.rows + row)));
         }
     }
     red[lid] = m;
@@ -125,7 +138,7 @@ fn main_flat(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     for (var j = 0u; j < FLAT_PER; j++) {
         let i = base + j * 256u;
         if (i < n) {
-            m = max(m, amax_bits(x[i]));
+            m = max(m, amax_bits(at(i)));
         }
     }
     atomicMax(&wmax, m);
@@ -180,7 +193,10 @@ fn main_thread_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     var m = 0u;
     let base = s.x * p.cols;
     for (var c = s.y; c < s.z; c += 4u) {
-        let v = x4[(base + c) / 4u];
+        var v = x4[(base + c) / 4u];
+        if (p.masked != 0u) {
+            v = select(vec4<f32>(0.0), v, mask4[(base + c) / 4u] > vec4<f32>(0.0));
+        }
         m = max(m, max(max(amax_bits(v.x), amax_bits(v.y)), max(amax_bits(v.z), amax_bits(v.w))));
     }
     commit(s.x, s.y, m);

@@ -6,19 +6,34 @@
 //                 in row order, then the lanes are added in lane order: partial[chunk][j].
 //   finish:       out[j] = partial[0][j] + partial[1][j] + … in chunk order.
 // The order is fixed, so the reference (src/reference/col_sum.rs, same order) is exact.
-// Bindings: 0 params {rows, cols, chunk_rows, chunks}, 1 x, 2 out, 3 partial [chunks, cols].
+// With `masked`, x[i] counts as 0 unless mask[i] > 0 (ReLU's backward inside the sum: the bits of
+// summing what relu_backward writes); unmasked, the launcher binds x as the mask.
+// Bindings: 0 params {rows, cols, chunk_rows, chunks, masked}, 1 x, 2 out, 3 partial
+// [chunks, cols], 4 mask.
 
 struct SumParams {
     rows: u32,
     cols: u32,
     chunk_rows: u32,
     chunks: u32,
+    masked: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: SumParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(4) var<storage, read> mask: array<f32>;
+
+fn load(i: u32) -> f32 {
+    if (p.masked != 0u) {
+        return select(0.0, x[i], mask[i] > 0.0);
+    }
+    return x[i];
+}
 
 const COLS: u32 = 32u;
 const LANES: u32 = 8u;
@@ -39,7 +54,7 @@ fn partial_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     var s = 0.0;
     if (j < p.cols) {
         for (var r = start + lane; r < end; r += LANES) {
-            s += x[r * p.cols + j];
+            s += load(r * p.cols + j);
         }
     }
     acc[lid] = s;

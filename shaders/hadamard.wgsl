@@ -10,8 +10,11 @@
 // Layout: 256 threads, 256/B vectors per workgroup, one element per thread in workgroup memory.
 // axis 0: blocks along rows' last dimension (element i of vector v at row*cols + blk*B + i);
 // axis 1: blocks down the columns (at (blk*B + i)*cols + col).
+// With flag MASKED, x[i] is read as 0 unless mask[i] > 0 (ReLU's backward inside the rotation:
+// the bits of rotating what relu_backward writes, before the signs, as it would be), so a
+// block-scaled gradient needs no relu_backward launch; unmasked, the launcher binds x as the mask.
 // Reference: src/reference/hadamard.rs. Bindings: 0 params, 1 x (read), 2 out (read-write),
-// 3 amax (entry `main_amax` only, below).
+// 3 mask (read), 4 amax and 5 amax_in (the `_amax` entries only, below).
 
 struct HadamardParams {
     rows: u32,
@@ -21,12 +24,17 @@ struct HadamardParams {
     n_vectors: u32,
     scale: f32,
     signs: u32,
-    pad1: u32,
+    flags: u32,
 }
+
+// Bits of HadamardParams.flags.
+const MASKED: u32 = 1u;
+const INPUT_MAX: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> p: HadamardParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read> mask: array<f32>;
 
 var<workgroup> sh: array<f32, 256>;
 
@@ -39,19 +47,30 @@ fn addr(v: u32, i: u32) -> u32 {
 }
 
 // Entry `main_amax` also writes amax[0] = max(amax[0], the largest finite, normal |out|) as f32
-// bits (binding 3, cleared before the launch): the tensor maximum that NVFP4's block scales need,
-// so the rotated operand's quantizer needs no absmax launch. One workgroup atomic, then one
-// storage atomic per workgroup; a max does not depend on order.
-@group(0) @binding(3) var<storage, read_write> amax: array<atomic<u32>>;
+// bits (binding 4, cleared before the launch): the tensor maximum that NVFP4's block scales need,
+// so the rotated operand's quantizer needs no absmax launch; with flag INPUT_MAX also
+// amax_in[0] = the same of x as read (masked; binding 5, cleared before), the maximum of the
+// unrotated operand, which another product quantizes. One workgroup atomic, then one storage
+// atomic per workgroup; a max does not depend on order.
+@group(0) @binding(4) var<storage, read_write> amax: array<atomic<u32>>;
+@group(0) @binding(5) var<storage, read_write> amax_in: array<atomic<u32>>;
 
 var<workgroup> wmax: atomic<u32>;
+var<workgroup> wmax_in: atomic<u32>;
+// The amax_bits of what this thread read (rotate: its element; rotate16x4: its 64 values).
+var<private> in_max: u32;
 
 // Rotates this thread's element of vector v (lane i): writes it to `out` when valid and returns
 // the value written (0 otherwise). Called in uniform control flow (it has barriers).
 fn rotate(v: u32, i: u32, valid: bool, lid: u32) -> f32 {
     var val = 0.0;
     if (valid) {
-        val = x[addr(v, i)];
+        let a = addr(v, i);
+        val = x[a];
+        if ((p.flags & MASKED) != 0u) {
+            val = select(0.0, val, mask[a] > 0.0);
+        }
+        in_max = amax_bits(val);
         if (p.signs != 0u && (rng_draw(p.signs, i) & 1u) == 1u) {
             val = -val;
         }
@@ -92,30 +111,42 @@ fn main_amax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     let i = lid % p.block;
     if (lid == 0u) {
         atomicStore(&wmax, 0u);
+        atomicStore(&wmax_in, 0u);
     }
-    // rotate's first barrier orders the store before every thread's atomicMax.
+    // rotate's first barrier orders the stores before every thread's atomicMax.
     let y = rotate(v, i, v < p.n_vectors && lid < per_wg * p.block, lid);
     atomicMax(&wmax, amax_bits(y));
+    if ((p.flags & INPUT_MAX) != 0u) {
+        atomicMax(&wmax_in, in_max);
+    }
     workgroupBarrier();
     if (lid == 0u) {
         atomicMax(&amax[0], atomicLoad(&wmax));
+        if ((p.flags & INPUT_MAX) != 0u) {
+            atomicMax(&amax_in[0], atomicLoad(&wmax_in));
+        }
     }
 }
 
 // CPU adapters (lavapipe), B = 16 along axis 1 (blocks down the columns, what training rotates:
 // the weight-gradient operands along the batch), columns a multiple of 4: entries `main_thread16`
 // and `main_thread16_amax`, one thread per block of 16 rows × 4 adjacent columns, x and out read
-// and written as vec4s (bindings 1 and 2 as x4 and out4), the butterflies in registers, no
+// and written as vec4s (bindings 1, 2 and 3 as x4, out4 and mask4), the butterflies in registers, no
 // workgroup memory or barriers (on lavapipe each barrier suspends every 8-lane piece of the
 // workgroup in turn, and the tree above takes nine per vector). The same operations in the same
 // order as `rotate`, so the same bits; the `_amax` entry folds its maximum with one storage atomic
 // per thread.
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> out4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> mask4: array<vec4<f32>>;
 
 // Row r, columns 4·c4 .. 4·c4 + 3 (q = cols / 4), negated where element i of a block is.
 fn load_signed4(r: u32, q: u32, c4: u32, i: u32) -> vec4<f32> {
-    let v = x4[r * q + c4];
+    var v = x4[r * q + c4];
+    if ((p.flags & MASKED) != 0u) {
+        v = select(vec4<f32>(0.0), v, mask4[r * q + c4] > vec4<f32>(0.0));
+    }
+    in_max = max(in_max, max(max(amax_bits(v.x), amax_bits(v.y)), max(amax_bits(v.z), amax_bits(v.w))));
     if (p.signs != 0u && (rng_draw(p.signs, i) & 1u) == 1u) {
         return -v;
     }
@@ -199,5 +230,8 @@ fn main_thread16_amax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
     let t = (wg.x + wg.y * nwg.x) * 64u + lid;
     if (t < p.n_vectors / 4u) {
         atomicMax(&amax[0], rotate16x4(t));
+        if ((p.flags & INPUT_MAX) != 0u) {
+            atomicMax(&amax_in[0], in_max);
+        }
     }
 }

@@ -122,9 +122,9 @@ impl Quantizer {
     }
 
     /// Whether [`Quantizer::quantize_masked`] handles `l`: where [`Quantizer::quantize`] takes
-    /// the one-pass kernel, for formats without a tensor-wide scale.
+    /// the one-pass kernel (NVFP4's tensor maximum reduced from the masked values first).
     pub fn masks_in_one_pass(l: &QuantLayout) -> bool {
-        !l.format.needs_tensor_amax() && Self::takes_one_pass(l)
+        Self::takes_one_pass(l)
     }
 
     /// Records the quantization of `x` with every value whose `mask` value is not above 0 taken
@@ -140,7 +140,7 @@ impl Quantizer {
         mask: &GpuBuffer<f32>,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
-        self.masked("quantize_masked", gpu, enc, x, mask, scheme, 1)
+        self.masked("quantize_masked", gpu, enc, x, mask, scheme, 1, None)
     }
 
     /// [`Quantizer::quantize_samples`] of `x` masked as [`Quantizer::quantize_masked`] masks it:
@@ -156,7 +156,7 @@ impl Quantizer {
         k: u32,
     ) -> Result<QuantizedTensor> {
         Self::check_samples("quantize_samples_masked", scheme, k)?;
-        self.masked("quantize_samples_masked", gpu, enc, x, mask, scheme, k)
+        self.masked("quantize_samples_masked", gpu, enc, x, mask, scheme, k, None)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -169,15 +169,33 @@ impl Quantizer {
         mask: &GpuBuffer<f32>,
         scheme: QuantScheme,
         k: u32,
+        given: Option<&GpuBuffer<u32>>,
     ) -> Result<QuantizedTensor> {
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
         if !Self::masks_in_one_pass(&l) {
             return Err(Error::InvalidArgument(format!(
-                "{op}: {} scales of {} over {}x{} take the two-pass quantizer or a tensor maximum; apply the mask first",
+                "{op}: {} scales of {} over {}x{} take the two-pass quantizer; apply the mask first",
                 l.granularity, l.format, l.rows, l.cols
             )));
         }
-        self.one_pass(gpu, enc, x, scheme, None, Some(mask), k)
+        self.one_pass(gpu, enc, x, scheme, given, Some(mask), k)
+    }
+
+    /// [`Quantizer::quantize_masked`] for a format with a tensor-wide scale (NVFP4), given the
+    /// maximum of the masked values (as [`crate::kernels::hadamard::RotateExtras::input_amax`]
+    /// writes it while rotating the same masked tensor): one launch. An error for a format without
+    /// that scale or a layout [`Quantizer::masks_in_one_pass`] refuses.
+    pub fn quantize_masked_with_amax(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        mask: &GpuBuffer<f32>,
+        scheme: QuantScheme,
+        amax: &GpuBuffer<u32>,
+    ) -> Result<QuantizedTensor> {
+        Self::check_given_amax("quantize_masked_with_amax", scheme, amax)?;
+        self.masked("quantize_masked_with_amax", gpu, enc, x, mask, scheme, 1, Some(amax))
     }
 
     /// What SMP's entry points accept: stochastic rounding (its seed and first stream returned),
@@ -254,24 +272,32 @@ impl Quantizer {
         let k = self.kernels(gpu, scheme.format)?;
         let q = Self::alloc_samples(gpu, enc, l, samples)?;
         let t = match l.format.needs_tensor_amax() {
-            true => Some(self.given_or_reduced(gpu, enc, x, given)?),
+            true => Some(self.given_or_reduced(gpu, enc, x, given, mask)?),
             false => None,
         };
         k.fused.record(gpu, enc, x.buffer(), &l, scheme.rounding, t.as_ref(), mask, samples, &q.codes, &q.scales)?;
         Ok(q)
     }
 
-    /// The given tensor maximum, or one reduced from `x` here.
+    /// The given tensor maximum, or one reduced here from `x` (masked as the quantizer will read
+    /// it, when `mask`).
     fn given_or_reduced(
         &self,
         gpu: &Gpu,
         enc: &mut impl Record,
         x: &GpuTensor,
         given: Option<&GpuBuffer<u32>>,
+        mask: Option<&GpuBuffer<f32>>,
     ) -> Result<GpuBuffer<u32>> {
-        match given {
-            Some(a) => Ok(a.clone()),
-            None => self.tensor_amax(gpu, enc, x),
+        match (given, mask) {
+            (Some(a), _) => Ok(a.clone()),
+            (None, None) => self.tensor_amax(gpu, enc, x),
+            (None, Some(m)) => {
+                let whole = QuantLayout::new(x.rows(), x.cols(), Format::Fp4E2M1, Granularity::PerTensor)?;
+                let tensor_amax = enc.scratch::<u32>(gpu, "lowbit tensor amax", 1)?;
+                self.absmax.encode_masked(gpu, enc, x.buffer(), m, &whole, false, &tensor_amax)?;
+                Ok(tensor_amax)
+            }
         }
     }
 
@@ -416,7 +442,7 @@ impl Quantizer {
             let q = Self::alloc_samples(gpu, enc, lt, samples)?;
             // NVFP4: the tensor's maximum (given, or reduced here), then one launch.
             let t = match sums.is_none() && lt.format.needs_tensor_amax() {
-                true => Some(self.given_or_reduced(gpu, enc, x, given)?),
+                true => Some(self.given_or_reduced(gpu, enc, x, given, mask)?),
                 false => None,
             };
             let (xb, rnd) = (x.buffer(), scheme.rounding);

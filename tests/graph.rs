@@ -518,3 +518,55 @@ fn the_bias_gradient_fused_into_the_gradients_quantizer_is_col_sum_bit_for_bit()
         common::assert_f32_bits_eq(&format!("{scheme}: bias gradient"), &db.read(g).unwrap(), &want);
     }
 }
+
+#[test]
+fn a_relu_layers_gradient_masked_inside_its_readers_is_relu_backward_bit_for_bit() {
+    // Under ReLU the gradient's readers mask dY by Y > 0 themselves (the one-pass quantizers, NVFP4's
+    // masked maximum, and for the block-scaled presets the rotation and col_sum): the weight, bias
+    // and input gradients equal, bit for bit, those of the same layer without ReLU given the masked
+    // dY, and the backward takes no more launches than that one (no relu_backward) — but for a
+    // per-tensor gradient, whose two-pass quantizer launches relu_backward first.
+    use lowbit::nn::layer::QuantLinear;
+    use lowbit::{GpuTensor, Recorder};
+    let g = gpu();
+    let (batch, k, n) = (64, 64, 96);
+    let x = data(batch * k, 71, false);
+    let w = data(n * k, 72, false);
+    let dy = data(batch * n, 73, false);
+    let (xt, wt, dyt) = (
+        GpuTensor::from_slice(g, &x, &[batch, k]).unwrap(),
+        GpuTensor::from_slice(g, &w, &[n, k]).unwrap(),
+        GpuTensor::from_slice(g, &dy, &[batch, n]).unwrap(),
+    );
+    let b = GpuBuffer::from_slice(g, "b", &data(n, 74, false)).unwrap();
+    for scheme in
+        ["int8", "luq4+all", "mxfp8", "mxfp4", "nvfp4", "int8+smp2", "int8+block32", "int8+rot16", "int8+tensor"]
+    {
+        let relu_launch = (scheme == "int8+tensor") as u64;
+        let ls = TrainScheme::preset(scheme).unwrap().default;
+        let layer = QuantLinear::new(g, ls, 9).unwrap();
+        // (dispatches of the backward, dW, db, dX) for the layer with ReLU given dY, or without it
+        // given dY masked by the first run's Y.
+        let run = |relu: bool, dy: &GpuTensor| {
+            let mut rec = Recorder::new(g, "forward");
+            let (y, saved) = layer.forward(&mut rec, &xt, &wt, &b, relu, true, 0).unwrap();
+            g.submit([rec.finish()]);
+            let (dw, db) =
+                (GpuBuffer::<f32>::zeros(g, "dw", n * k).unwrap(), GpuBuffer::<f32>::zeros(g, "db", n).unwrap());
+            let mut rec = Recorder::new(g, "backward");
+            let dx = layer.backward(&mut rec, saved.unwrap(), dy, &wt, &dw, &db, true).unwrap().unwrap();
+            let launches = rec.dispatches();
+            g.submit([rec.finish()]);
+            (y.read(g).unwrap(), launches, dw.read(g).unwrap(), db.read(g).unwrap(), dx.read(g).unwrap())
+        };
+        let (y, fused, dw, db, dx) = run(true, &dyt);
+        let masked: Vec<f32> = dy.iter().zip(&y).map(|(&d, &v)| if v > 0.0 { d } else { 0.0 }).collect();
+        assert!(masked.iter().filter(|v| **v == 0.0).count() > batch * n / 4, "{scheme}: ReLU masks little");
+        let mt = GpuTensor::from_slice(g, &masked, &[batch, n]).unwrap();
+        let (_, plain, want_dw, want_db, want_dx) = run(false, &mt);
+        assert_eq!(fused, plain + relu_launch, "{scheme}: launches of the ReLU layer's backward and the plain one's");
+        common::assert_f32_bits_eq(&format!("{scheme}: dW"), &dw, &want_dw);
+        common::assert_f32_bits_eq(&format!("{scheme}: db"), &db, &want_db);
+        common::assert_f32_bits_eq(&format!("{scheme}: dX"), &dx, &want_dx);
+    }
+}

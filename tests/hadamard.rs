@@ -255,7 +255,7 @@ fn the_rotation_writes_its_tensor_maximum_for_nvfp4() {
 /// entries do not take (other blocks or axes, columns not in fours) fall back to the butterflies.
 #[test]
 fn both_layouts_of_the_rotation_match_the_reference() {
-    use lowbit::kernels::hadamard::RANDOM_SIGNS;
+    use lowbit::kernels::hadamard::{RotateExtras, RANDOM_SIGNS};
     use lowbit::kernels::quantize_fused::ReducePath;
     use lowbit::scheme::{Granularity, QuantLayout};
     let g = gpu();
@@ -278,6 +278,18 @@ fn both_layouts_of_the_rotation_match_the_reference() {
             let whole = QuantLayout::new(rows, cols, Format::Fp4E2M1, Granularity::PerTensor).unwrap();
             let want_amax = reference::absmax::absmax(&want, &whole, false);
             let xb = GpuBuffer::from_slice(g, "x", &x).unwrap();
+            // Y for the mask: zeros of both signs, NaN and infinities among it.
+            let y: Vec<f32> = data(rows * cols, 71 + si as u32, true)
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| if i % 5 == 2 { -0.0 } else { v })
+                .collect();
+            let yb = GpuBuffer::from_slice(g, "y", &y).unwrap();
+            let relu =
+                reference::relu_backward::relu_backward(&common::as_adapter_sees(&y), &common::as_adapter_sees(&x));
+            let want_m = reference::hadamard::hadamard_signed(&relu, rows, cols, block as usize, axis, signs);
+            let want_m = common::as_adapter_sees(&want_m);
+            let want_m_amax = reference::absmax::absmax(&want_m, &whole, false);
             for (path, k) in &kernels {
                 let what = format!("{path:?} {rows}x{cols} B={block} {axis:?} signs={signs:#x}");
                 let (out, out2) = (
@@ -292,6 +304,44 @@ fn both_layouts_of_the_rotation_match_the_reference() {
                 assert_f32_bits_eq(&what, &out.read(g).unwrap(), &want);
                 assert_f32_bits_eq(&format!("{what} (with its maximum)"), &out2.read(g).unwrap(), &want);
                 common::assert_u32_eq(&format!("{what}: maximum"), &amax.read(g).unwrap(), &want_amax[..1]);
+                // Masked by Y (ReLU's backward inside the rotation), with and without the maximum:
+                // the bits of rotating what relu_backward writes.
+                let (out3, out4) = (
+                    GpuBuffer::<f32>::zeros(g, "out3", x.len()).unwrap(),
+                    GpuBuffer::<f32>::zeros(g, "out4", x.len()).unwrap(),
+                );
+                let amax2 = GpuBuffer::from_slice(g, "amax2", &[0x7f00_0000u32]).unwrap();
+                let in_amax = GpuBuffer::from_slice(g, "in_amax", &[0x7f00_0000u32]).unwrap();
+                let (plain_amax, plain_in) = (
+                    GpuBuffer::from_slice(g, "plain_amax", &[0x7f00_0000u32]).unwrap(),
+                    GpuBuffer::from_slice(g, "plain_in", &[0x7f00_0000u32]).unwrap(),
+                );
+                common::submit_with(|e| {
+                    let s = (rows, cols);
+                    let masked = |amax, input_amax| RotateExtras { mask: Some(&yb), amax, input_amax };
+                    k.encode_with(g, e, &xb, &out3, s, block, axis, signs, masked(None, None)).unwrap();
+                    k.encode_with(g, e, &xb, &out4, s, block, axis, signs, masked(Some(&amax2), Some(&in_amax)))
+                        .unwrap();
+                    // Unmasked, the input's maximum is x's.
+                    let both = RotateExtras { mask: None, amax: Some(&plain_amax), input_amax: Some(&plain_in) };
+                    k.encode_with(g, e, &xb, &out2, s, block, axis, signs, both).unwrap();
+                });
+                assert_f32_bits_eq(&format!("{what} masked"), &out3.read(g).unwrap(), &want_m);
+                assert_f32_bits_eq(&format!("{what} masked (with its maxima)"), &out4.read(g).unwrap(), &want_m);
+                common::assert_u32_eq(&format!("{what}: masked maximum"), &amax2.read(g).unwrap(), &want_m_amax[..1]);
+                let want_in = reference::absmax::absmax(&relu, &whole, false);
+                common::assert_u32_eq(
+                    &format!("{what}: masked input's maximum"),
+                    &in_amax.read(g).unwrap(),
+                    &want_in[..1],
+                );
+                common::assert_u32_eq(
+                    &format!("{what}: maximum (both)"),
+                    &plain_amax.read(g).unwrap(),
+                    &want_amax[..1],
+                );
+                let want_x = reference::absmax::absmax(&seen, &whole, false);
+                common::assert_u32_eq(&format!("{what}: input's maximum"), &plain_in.read(g).unwrap(), &want_x[..1]);
                 cases += 1;
             }
         }

@@ -597,10 +597,76 @@ fn masked_quantizers_equal_quantizing_relu_backward() {
     let (c0, s0, _) = run(|e| qz().quantize(g, e, &gt, scheme));
     assert_u32_eq("quantize_masked codes", &c1, &c0);
     assert_f32_bits_eq("quantize_masked scales", &s1, &s0);
+    // NVFP4: the tensor maximum reduced from the masked values, then the masked one-pass kernel
+    // (one sample and SMP's two).
+    let nv = QuantScheme { format: Format::Nvfp4, granularity: Granularity::PerBlock(16), rounding: roundings()[1] };
+    let (c1, s1, _) = run(|e| qz().quantize_masked(g, e, &dy, &y, nv));
+    let (c0, s0, _) = run(|e| qz().quantize(g, e, &gt, nv));
+    assert_u32_eq("NVFP4 quantize_masked codes", &c1, &c0);
+    assert_f32_bits_eq("NVFP4 quantize_masked scales", &s1, &s0);
+    // Given the masked tensor's maximum (the rotation's input maximum in training): one launch.
+    let a = lowbit::GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
+    common::submit_with(|e| {
+        let t = qz().tensor_amax(g, e, &gt).unwrap();
+        e.copy_buffer_to_buffer(t.buffer(), 0, a.buffer(), 0, 4);
+    });
+    let (c1, s1, _) = run(|e| qz().quantize_masked_with_amax(g, e, &dy, &y, nv, &a));
+    assert_u32_eq("NVFP4 quantize_masked_with_amax codes", &c1, &c0);
+    assert_f32_bits_eq("NVFP4 quantize_masked_with_amax scales", &s1, &s0);
+    let err = run_err(|e| qz().quantize_masked_with_amax(g, e, &dy, &y, scheme, &a));
+    assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("no tensor-wide scale")), "{err}");
+    let (c1, s1, _) = run(|e| qz().quantize_samples_masked(g, e, &dy, &y, nv, 2));
+    let (c0, s0, _) = run(|e| qz().quantize_samples(g, e, &gt, nv, 2));
+    assert_u32_eq("NVFP4 quantize_samples_masked codes", &c1, &c0);
+    assert_f32_bits_eq("NVFP4 quantize_samples_masked scales", &s1, &s0);
     let long = lowbit::GpuTensor::from_slice(g, &data(2 * 40000, 3, false), &[2, 40000]).unwrap();
     let long_mask = lowbit::GpuBuffer::from_slice(g, "m", &data(2 * 40000, 4, false)).unwrap();
     let err = run_err(|e| qz().quantize_masked(g, e, &long, &long_mask, scheme));
     assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("apply the mask first")), "{err}");
+}
+
+/// absmax reading x masked by Y (ReLU's backward inside the reduction) gives the maxima of what
+/// `relu_backward` writes: every entry of both reduce paths (per row, per block, per tensor with
+/// and without the tensor slot, transposed; vec4 and flat readers included).
+#[test]
+fn masked_absmax_is_the_absmax_of_relu_backward() {
+    use lowbit::kernels::absmax::Absmax;
+    let g = gpu();
+    let mut cases = 0;
+    for (si, &(rows, cols)) in [(80usize, 36usize), (130, 7), (33, 1024), (3, 5000)].iter().enumerate() {
+        let n = rows * cols;
+        let dy = data(n, 150 + si as u32, true);
+        let y: Vec<f32> = data(n, 160 + si as u32, true)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| if i % 9 == 4 { -0.0 } else { v })
+            .collect();
+        let relu = reference::relu_backward::relu_backward(&common::as_adapter_sees(&y), &dy);
+        let buf = |v: &[f32]| lowbit::GpuBuffer::from_slice(g, "x", v).unwrap();
+        let (dyb, yb) = (buf(&dy), buf(&y));
+        for path in [ReducePath::Tree, ReducePath::PerThread] {
+            let k = Absmax::with_reduce_path(g, path).unwrap();
+            for (f, gr) in [
+                (Format::Int8, Granularity::PerRow),
+                (Format::Int8, Granularity::PerBlock(32)),
+                (Format::Int8, Granularity::PerTensor),
+                (Format::Nvfp4, Granularity::PerBlock(16)),
+            ] {
+                for transposed in [false, true] {
+                    // Transposed: the logical tensor is [cols, rows], stored as x.
+                    let (r, c) = if transposed { (cols, rows) } else { (rows, cols) };
+                    let Ok(l) = QuantLayout::new(r, c, f, gr) else { continue };
+                    let amax = lowbit::GpuBuffer::<u32>::zeros(g, "amax", l.amax_len()).unwrap();
+                    common::submit_with(|e| k.encode_masked(g, e, &dyb, &yb, &l, transposed, &amax).unwrap());
+                    let want = reference::absmax::absmax(&common::as_adapter_sees(&relu), &l, transposed);
+                    let what = format!("{path:?} {r}x{c} {f} {gr} transposed {transposed}");
+                    assert_u32_eq(&format!("masked absmax {what}"), &amax.read(g).unwrap(), &want);
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert!(cases >= 50, "{cases}");
 }
 
 /// SMP's samples in one launch: sample j of `encode_samples` is the reference's quantization with

@@ -40,6 +40,18 @@ fn relu_backward_and_col_sum_are_exact() {
         run(|e| k.encode(g, e, &buf(&dy), rows, cols, &s).unwrap());
         let want = reference::col_sum::col_sum(&dy, rows, cols);
         assert_f32_bits_eq(&format!("col_sum {rows}x{cols}"), &s.read(g).unwrap(), &want);
+        // Masked by Y (zeros, negatives, NaN and infinities among it): the sums of what
+        // relu_backward writes.
+        let y: Vec<f32> = data(rows * cols, 90 + rows as u32, true)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| if i % 7 == 3 { -0.0 } else { v })
+            .collect();
+        let m = GpuBuffer::<f32>::zeros(g, "m", cols).unwrap();
+        run(|e| k.encode_masked(g, e, &buf(&dy), &buf(&y), rows, cols, &m).unwrap());
+        let relu = reference::relu_backward::relu_backward(&common::as_adapter_sees(&y), &dy);
+        let want_m = reference::col_sum::col_sum(&relu, rows, cols);
+        assert_f32_bits_eq(&format!("masked col_sum {rows}x{cols}"), &m.read(g).unwrap(), &want_m);
         // The chunked order still sums: compare with an f64 sum.
         for (j, &w) in want.iter().enumerate() {
             let exact: f64 = (0..rows).map(|i| dy[i * cols + j] as f64).sum();

@@ -11,7 +11,10 @@
 //! [`THREAD_SPAN`] columns of a row), no workgroup memory or barriers, vec4 loads where the rows
 //! split into vec4s; the same bits (a maximum does not depend on order). Whole-tensor groups
 //! take them too, as one row of all of x.
-//! Bindings: 0 `QuantParams`, 1 x (read f32), 2 amax (read-write u32, `n_groups`).
+//! [`Absmax::encode_masked`] reduces x read as 0 wherever a mask (ReLU's output Y) is not above 0:
+//! the maximum of a ReLU layer's gradient without a `relu_backward` launch (same bits).
+//! Bindings: 0 `QuantParams`, 1 x (read f32), 2 amax (read-write u32, `n_groups`), 3 mask (read
+//! f32, x's layout; x itself when unmasked).
 //! Reference: [`crate::reference::absmax`].
 
 use super::quantize_fused::ReducePath;
@@ -52,7 +55,7 @@ impl Absmax {
     /// whole-tensor groups `main_flat`) or a thread per span (`main_thread`, `main_thread_v4`,
     /// whole-tensor groups included).
     pub fn with_reduce_path(gpu: &Gpu, path: ReducePath) -> Result<Self> {
-        let (bgl, pl) = layouts(gpu, "absmax", &[Slot::Uniform, Slot::Read, Slot::Write]);
+        let (bgl, pl) = layouts(gpu, "absmax", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Read]);
         let p = |e| pipeline(gpu, "absmax", e, &pl, &[]);
         let entries = match path {
             ReducePath::Tree => Entries::Tree { grouped: p("main")?, transposed: p("main_t")?, flat: p("main_flat")? },
@@ -72,10 +75,45 @@ impl Absmax {
         transposed: bool,
         amax: &GpuBuffer<u32>,
     ) -> Result<()> {
+        self.record(gpu, enc, x, None, l, transposed, amax)
+    }
+
+    /// [`Absmax::encode`] of `x` read as 0 wherever `mask` (the same layout) is not above 0: bit
+    /// for bit the maxima of what `relu_backward` writes from `mask` (Y) and `x` (dY).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_masked(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        mask: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        transposed: bool,
+        amax: &GpuBuffer<u32>,
+    ) -> Result<()> {
+        self.record(gpu, enc, x, Some(mask), l, transposed, amax)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        mask: Option<&GpuBuffer<f32>>,
+        l: &QuantLayout,
+        transposed: bool,
+        amax: &GpuBuffer<u32>,
+    ) -> Result<()> {
         check_len("absmax", "x", x.len(), (l.rows * l.cols) as usize)?;
         check_len("absmax", "amax", amax.len(), l.amax_len())?;
+        if let Some(m) = mask {
+            check_len("absmax", "mask", m.len(), x.len())?;
+        }
         let mut p = QuantParams::row_tiles(l, Rounding::Nearest);
         p.transposed = transposed as u32;
+        p.masked = mask.is_some() as u32;
+        let mask = mask.unwrap_or(x);
         enc.clear(amax.buffer());
         let (grouped, transposed_entry, flat) = match &self.entries {
             Entries::Tree { grouped, transposed, flat } => (grouped, transposed, flat),
@@ -92,7 +130,8 @@ impl Absmax {
                 let params = uniform(gpu, "absmax params", &p);
                 let k = if vec4 { v4 } else { scalar };
                 let groups = threads.div_ceil(super::WG as usize) as u32;
-                return dispatch(gpu, enc, "absmax", k, &self.bgl, &[&params, x.buffer(), amax.buffer()], groups);
+                let buffers = [&params, x.buffer(), amax.buffer(), mask.buffer()];
+                return dispatch(gpu, enc, "absmax", k, &self.bgl, &buffers, groups);
             }
         };
         if l.granularity == Granularity::PerTensor && p.tensor_slot == 0 {
@@ -100,7 +139,8 @@ impl Absmax {
             let params = uniform(gpu, "absmax params", &p);
             let n = l.rows as usize * l.cols as usize;
             let groups = n.div_ceil(FLAT_CHUNK) as u32;
-            return dispatch(gpu, enc, "absmax", flat, &self.bgl, &[&params, x.buffer(), amax.buffer()], groups);
+            let buffers = [&params, x.buffer(), amax.buffer(), mask.buffer()];
+            return dispatch(gpu, enc, "absmax", flat, &self.bgl, &buffers, groups);
         }
         // Transposed with whole-row groups: read along x's rows (see the shader).
         let along = transposed && p.block_div == u32::MAX;
@@ -109,7 +149,7 @@ impl Absmax {
             p.aux = [chunk as u32, chunks as u32];
         }
         let params = uniform(gpu, "absmax params", &p);
-        let buffers = [&params, x.buffer(), amax.buffer()];
+        let buffers = [&params, x.buffer(), amax.buffer(), mask.buffer()];
         if along {
             let tiles = (l.rows as usize).div_ceil(32);
             dispatch(gpu, enc, "absmax", transposed_entry, &self.bgl, &buffers, (tiles * chunks) as u32)

@@ -1,5 +1,7 @@
 //! `col_sum`: column sums of a `[rows, cols]` tensor (bias gradients), a two-level reduction over
-//! row chunks in a fixed order. Bindings: 0 params, 1 x, 2 out, 3 partial.
+//! row chunks in a fixed order; [`ColSum::encode_masked`] sums x read as 0 wherever a mask (ReLU's
+//! output Y) is not above 0 (a ReLU layer's bias gradient without a `relu_backward` launch; same
+//! bits). Bindings: 0 params, 1 x, 2 out, 3 partial, 4 mask (x when unmasked).
 //! Reference: [`crate::reference::col_sum`].
 
 use super::{check_len, dispatch, layouts, pipeline, reduce_chunks, uniform, Slot, REDUCE_COLS, WG};
@@ -16,7 +18,7 @@ pub struct ColSum {
 impl ColSum {
     /// Builds the two pipelines.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        let (bgl, pl) = layouts(gpu, "col_sum", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write]);
+        let (bgl, pl) = layouts(gpu, "col_sum", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Read]);
         Ok(ColSum {
             partial: pipeline(gpu, "col_sum", "partial_main", &pl, &[])?,
             finish: pipeline(gpu, "col_sum", "finish", &pl, &[])?,
@@ -34,16 +36,51 @@ impl ColSum {
         cols: usize,
         out: &GpuBuffer<f32>,
     ) -> Result<()> {
+        self.record(gpu, enc, x, None, rows, cols, out)
+    }
+
+    /// Records `out[j] ← Σ_i (mask[i][j] > 0 ? x[i][j] : 0)`: the column sums of what
+    /// `relu_backward` writes from `mask` (Y) and `x` (dY), bit for bit.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_masked(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        mask: &GpuBuffer<f32>,
+        rows: usize,
+        cols: usize,
+        out: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        self.record(gpu, enc, x, Some(mask), rows, cols, out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        mask: Option<&GpuBuffer<f32>>,
+        rows: usize,
+        cols: usize,
+        out: &GpuBuffer<f32>,
+    ) -> Result<()> {
         if rows == 0 || cols == 0 {
             return Err(Error::Empty("col_sum"));
         }
         check_len("col_sum", "x", x.len(), rows * cols)?;
         check_len("col_sum", "out", out.len(), cols)?;
+        if let Some(m) = mask {
+            check_len("col_sum", "mask", m.len(), rows * cols)?;
+        }
         let (chunk_rows, chunks) = reduce_chunks(rows);
-        let partial = enc.scratch::<f32>(gpu, "col_sum partial", chunks * cols)?;
-        let params = uniform(gpu, "col_sum", &[rows as u32, cols as u32, chunk_rows as u32, chunks as u32]);
-        let buffers = [&params, x.buffer(), out.buffer(), partial.buffer()];
+        let p = [rows as u32, cols as u32, chunk_rows as u32, chunks as u32, mask.is_some() as u32, 0, 0, 0];
+        let params = uniform(gpu, "col_sum", &p);
         let tiles = cols.div_ceil(REDUCE_COLS);
+        let mask = mask.unwrap_or(x);
+        let partial = enc.scratch::<f32>(gpu, "col_sum partial", chunks * cols)?;
+        let buffers = [&params, x.buffer(), out.buffer(), partial.buffer(), mask.buffer()];
         dispatch(gpu, enc, "col_sum", &self.partial, &self.bgl, &buffers, (tiles * chunks) as u32)?;
         dispatch(gpu, enc, "col_sum", &self.finish, &self.bgl, &buffers, (cols as u32).div_ceil(WG))
     }

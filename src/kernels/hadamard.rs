@@ -11,10 +11,14 @@
 //! stores, the butterflies in registers (entries `main_thread16`, `main_thread16_amax`; same bits).
 //! With [`Hadamard::encode_signed_with_amax`] it also writes the output's tensor maximum (the
 //! largest finite, normal `|out|` as f32 bits, what `absmax` over the whole of `out` writes), so a
-//! rotated NVFP4 operand needs no separate reduction before its quantizer.
-//! Bindings: 0 params, 1 x (read), 2 out (read-write), 3 amax (read-write u32 `[1]`, the `_amax`
-//! entry only). Reference: [`crate::reference::hadamard`] (the maximum: [`crate::reference::absmax`]
-//! of the output).
+//! rotated NVFP4 operand needs no separate reduction before its quantizer. With
+//! [`Hadamard::encode_with`] it can also read x as 0 wherever a mask (ReLU's output Y) is not
+//! above 0 (a ReLU layer's gradient rotated without a `relu_backward` launch; same bits) and
+//! write the input's maximum (the unrotated operand's tensor scale, for another product).
+//! Bindings: 0 params, 1 x (read), 2 out (read-write), 3 mask (read; x when unmasked), 4 amax and
+//! 5 amax_in (read-write u32 `[1]`, the `_amax` entries only; amax again when not asked).
+//! Reference: [`crate::reference::hadamard`] (the maxima: [`crate::reference::absmax`] of the
+//! output and of the input).
 
 use super::quantize_fused::ReducePath;
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot};
@@ -37,9 +41,25 @@ struct HadamardParams {
     n_vectors: u32,
     scale: f32,
     signs: u32,
-    pad: u32,
+    /// Bit 0: x masked; bit 1: the input's maximum too.
+    flags: u32,
 }
 const _: () = assert!(std::mem::size_of::<HadamardParams>() == 32);
+
+/// What a rotation does besides `out ← x·D·H` ([`Hadamard::encode_with`]).
+#[derive(Default, Clone, Copy)]
+pub struct RotateExtras<'a> {
+    /// Read x as 0 wherever this (ReLU's output Y, x's layout) is not above 0: bit for bit the
+    /// rotation of what `relu_backward` writes.
+    pub mask: Option<&'a GpuBuffer<f32>>,
+    /// Write the output's tensor maximum into `amax[0]` (as
+    /// [`Hadamard::encode_signed_with_amax`]).
+    pub amax: Option<&'a GpuBuffer<u32>>,
+    /// Also write x's (as read, masked) tensor maximum into `input_amax[0]`, bit for bit what
+    /// `absmax` over the whole of it gives: the maximum of the unrotated operand another product
+    /// quantizes. Needs `amax`.
+    pub input_amax: Option<&'a GpuBuffer<u32>>,
+}
 
 /// The rotation kernel.
 pub struct Hadamard {
@@ -63,8 +83,9 @@ impl Hadamard {
     /// (what training rotates; the same bits). On lavapipe the tree's nine barriers per vector
     /// made the rotation a quarter of a GPT `nvfp4+attn` step.
     pub fn with_reduce_path(gpu: &Gpu, path: ReducePath) -> Result<Self> {
-        let (bgl, pl) = layouts(gpu, "hadamard", &[Slot::Uniform, Slot::Read, Slot::Write]);
-        let (amax_bgl, amax_pl) = layouts(gpu, "hadamard", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write]);
+        let (bgl, pl) = layouts(gpu, "hadamard", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Read]);
+        let (amax_bgl, amax_pl) =
+            layouts(gpu, "hadamard", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Read, Slot::Write, Slot::Write]);
         let thread16 = match path {
             ReducePath::Tree => None,
             ReducePath::PerThread => Some((
@@ -110,7 +131,7 @@ impl Hadamard {
         axis: Axis,
         signs: u32,
     ) -> Result<()> {
-        self.record(gpu, enc, x, out, shape, block, axis, signs, None)
+        self.record(gpu, enc, x, out, shape, block, axis, signs, RotateExtras::default())
     }
 
     /// [`Hadamard::encode_signed`] that also writes `amax[0]`: the largest finite, normal `|out|`
@@ -130,7 +151,26 @@ impl Hadamard {
         signs: u32,
         amax: &GpuBuffer<u32>,
     ) -> Result<()> {
-        self.record(gpu, enc, x, out, shape, block, axis, signs, Some(amax))
+        let extras = RotateExtras { amax: Some(amax), ..Default::default() };
+        self.record(gpu, enc, x, out, shape, block, axis, signs, extras)
+    }
+
+    /// [`Hadamard::encode_signed`] with what `extras` asks besides: `x` read masked, the output's
+    /// maximum, and the input's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_with(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        out: &GpuBuffer<f32>,
+        shape: (usize, usize),
+        block: u32,
+        axis: Axis,
+        signs: u32,
+        extras: RotateExtras,
+    ) -> Result<()> {
+        self.record(gpu, enc, x, out, shape, block, axis, signs, extras)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -144,8 +184,9 @@ impl Hadamard {
         block: u32,
         axis: Axis,
         signs: u32,
-        amax: Option<&GpuBuffer<u32>>,
+        extras: RotateExtras,
     ) -> Result<()> {
+        let RotateExtras { mask, amax, input_amax } = extras;
         if !(2..=256).contains(&block) || !block.is_power_of_two() {
             return Err(Error::InvalidArgument(format!("hadamard: block {block} must be a power of two in 2..=256")));
         }
@@ -158,8 +199,14 @@ impl Hadamard {
         }
         check_len("hadamard", "x", x.len(), rows * cols)?;
         check_len("hadamard", "out", out.len(), rows * cols)?;
-        if let Some(a) = amax {
+        if let Some(m) = mask {
+            check_len("hadamard", "mask", m.len(), rows * cols)?;
+        }
+        for a in [amax, input_amax].into_iter().flatten() {
             check_len("hadamard", "amax", a.len(), 1)?;
+        }
+        if input_amax.is_some() && amax.is_none() {
+            return Err(Error::InvalidArgument("hadamard: the input's maximum comes with the output's (amax)".into()));
         }
         let n_vectors = (rows * cols / block as usize) as u32;
         let p = HadamardParams {
@@ -170,8 +217,9 @@ impl Hadamard {
             n_vectors,
             scale: scale(block),
             signs,
-            pad: 0,
+            flags: mask.is_some() as u32 | (input_amax.is_some() as u32) << 1,
         };
+        let mask = mask.unwrap_or(x);
         let params = uniform(gpu, "hadamard", &p);
         // A thread per 16×4 values (n_vectors / 4 threads, 64 per workgroup), or 256 / block
         // vectors per workgroup.
@@ -182,10 +230,18 @@ impl Hadamard {
             _ => ((&self.pipeline, &self.with_amax), n_vectors.div_ceil(256 / block)),
         };
         match amax {
-            None => dispatch(gpu, enc, "hadamard", pipes.0, &self.bgl, &[&params, x.buffer(), out.buffer()], groups),
+            None => {
+                let buffers = [&params, x.buffer(), out.buffer(), mask.buffer()];
+                dispatch(gpu, enc, "hadamard", pipes.0, &self.bgl, &buffers, groups)
+            }
             Some(a) => {
                 enc.clear(a.buffer());
-                let buffers = [&params, x.buffer(), out.buffer(), a.buffer()];
+                // Unasked, the input's maximum slot is bound to amax and never written.
+                let a_in = input_amax.unwrap_or(a);
+                if input_amax.is_some() {
+                    enc.clear(a_in.buffer());
+                }
+                let buffers = [&params, x.buffer(), out.buffer(), mask.buffer(), a.buffer(), a_in.buffer()];
                 dispatch(gpu, enc, "hadamard", pipes.1, &self.amax_bgl, &buffers, groups)
             }
         }

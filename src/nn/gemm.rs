@@ -112,16 +112,28 @@ pub(crate) fn forward<R: Record>(
     let (gpu, kk) = (cx.gpu, cx.kernels);
     let mut coded = None;
     let mut w_amax = None;
+    let wg = s.scheme.product(Product::WeightGrad, train);
+    // In training, a rotated, packed weight-gradient operand is made first where the forward's X
+    // takes a tensor-wide scale (NVFP4): its rotation reads all of X and reduces X's maximum in
+    // the same launch, so the forward's quantizer needs no absmax launch (same bits).
+    let early = match (train, p.a, wg.b) {
+        (true, Operand::Packed { format: fa, .. }, Operand::Packed { format, granularity, .. })
+            if fa.needs_tensor_amax() && wg.rotation().is_some() =>
+        {
+            let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
+            Some(kk.rotated_transposed(gpu, cx.rec, x, rows, k, wg.rotation(), None, "rotated x", q, true)?)
+        }
+        _ => None,
+    };
     match (p.a, p.b) {
         (Operand::F32, Operand::F32) => kk.f32.encode(gpu, cx.rec, x, w, GemmShape::nt(rows, n, k), &epi, &y)?,
         (Operand::Packed { format: fa, granularity: ga, .. }, Operand::Packed { format: fb, granularity: gb, .. }) => {
             let xt = GpuTensor::from_buffer(x.clone(), &[rows, k])?;
-            let qa = kk.qz.quantize(
-                gpu,
-                cx.rec,
-                &xt,
-                QuantScheme { format: fa, granularity: ga, rounding: Rounding::Nearest },
-            )?;
+            let qs = QuantScheme { format: fa, granularity: ga, rounding: Rounding::Nearest };
+            let qa = match early.as_ref().and_then(|e| e.1.as_ref()) {
+                Some(a) => kk.qz.quantize_with_amax(gpu, cx.rec, &xt, qs, a)?,
+                None => kk.qz.quantize(gpu, cx.rec, &xt, qs)?,
+            };
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
             let qs = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };
             let qw = if fb.needs_tensor_amax() {
@@ -151,18 +163,22 @@ pub(crate) fn forward<R: Record>(
     if let Some(dst) = s.refit.1 {
         cx.rec.copy(x.buffer(), 0, dst.buffer(), 0, x.bytes());
     }
-    let wg = s.scheme.product(Product::WeightGrad, train);
     let f32_bytes = x.bytes();
     let saved = match wg.b {
         Operand::F32 => SavedX::F32 { x: x.clone(), transposed: false },
-        Operand::Packed { format, granularity, .. } => {
-            let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
-            SavedX::Packed(kk.rotated_transposed(gpu, cx.rec, x, rows, k, wg.rotation(), "rotated x", q)?)
-        }
+        Operand::Packed { format, granularity, .. } => match early {
+            Some((q, _)) => SavedX::Packed(q),
+            None => {
+                let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
+                SavedX::Packed(
+                    kk.rotated_transposed(gpu, cx.rec, x, rows, k, wg.rotation(), None, "rotated x", q, false)?.0,
+                )
+            }
+        },
         Operand::Rounded { format } => {
             // The operand a quantized gradient would meet, dequantized: with it the fp32 gradient
             // differs from the quantized one by the gradient quantizer alone.
-            let r = kk.rotated(gpu, cx.rec, x, rows, k, wg.rotation(), "rotated x")?;
+            let r = kk.rotated(gpu, cx.rec, x, rows, k, wg.rotation(), None, "rotated x")?;
             let src = GpuTensor::from_buffer(r, &[rows, k])?;
             let q = kk.qz.quantize_transposed(gpu, cx.rec, &src, QuantScheme::per_row(format))?;
             SavedX::F32 { x: kk.qz.dequantize(gpu, cx.rec, &q)?.buffer().clone(), transposed: true }
@@ -210,9 +226,10 @@ pub(crate) fn backward<R: Record>(
         }
         _ => false,
     };
-    // Under ReLU, the quantizers read dY masked by Y > 0 themselves where every reader of the
-    // gradient is a one-pass quantizer (dYᵀ with its sums, and dY for dX): the bits of quantizing
-    // relu_backward's output, without its launch and its [rows, n] output.
+    // Under ReLU, the gradient's readers apply the mask Y > 0 themselves where every one of them
+    // can: the one-pass quantizers (dYᵀ with its sums, and dY for dX, NVFP4's maximum reduced
+    // masked), and for a rotated dYᵀ (the block-scaled presets) the rotation and col_sum. The bits
+    // of reading relu_backward's output, without its launch and its [rows, n] output.
     let p_dx = s.scheme.product(Product::InputGrad, true);
     let dx_reads_masked = match (p_dx.a, p_dx.b) {
         (Operand::Packed { format, granularity, .. }, Operand::Packed { .. }) => {
@@ -220,7 +237,9 @@ pub(crate) fn backward<R: Record>(
         }
         _ => false,
     };
-    let mask = y.as_ref().filter(|_| s.refit.0.is_none() && fused_bias && (!need_dx || dx_reads_masked));
+    let rotated_dw = matches!(p.a, Operand::Packed { .. }) && p.rotation().is_some();
+    let mask =
+        y.as_ref().filter(|_| s.refit.0.is_none() && (fused_bias || rotated_dw) && (!need_dx || dx_reads_masked));
     let g = match (&y, mask) {
         (Some(y), None) => {
             let g = cx.scratch::<f32>("relu dy", rows * n)?;
@@ -232,21 +251,30 @@ pub(crate) fn backward<R: Record>(
     if let Some(dst) = s.refit.0 {
         cx.rec.copy(g.buffer(), 0, dst.buffer(), 0, g.bytes());
     }
-    if !fused_bias {
-        kk.colsum.encode(gpu, cx.rec, &g, rows, n, db)?;
+    match (fused_bias, mask) {
+        (true, _) => {}
+        (false, Some(m)) => kk.colsum.encode_masked(gpu, cx.rec, &g, m, rows, n, db)?,
+        (false, None) => kk.colsum.encode(gpu, cx.rec, &g, rows, n, db)?,
     }
+    // The rotation reads the mask where there is one; without a rotation the quantizer does.
+    let rot_mask = mask.filter(|_| rotated_dw);
+    // An NVFP4 dY for dX takes its tensor maximum from dYᵀ's rotation (which reads all of dY, as
+    // masked as the dX quantizer reads it) instead of an absmax launch.
+    let dx_wants_max = need_dx
+        && matches!((p_dx.a, p_dx.b), (Operand::Packed { format, .. }, Operand::Packed { .. }) if format.needs_tensor_amax());
+    let mut dy_amax = None;
     match (p.a, &x) {
         (Operand::F32, SavedX::F32 { x, transposed }) => {
             // A rotated operand (the meter's reference) meets the gradient rotated the same way.
             let block = p.rotation().filter(|_| *transposed);
-            let g_dw = kk.rotated(gpu, cx.rec, &g, rows, n, block, "rotated dy")?;
+            let g_dw = kk.rotated(gpu, cx.rec, &g, rows, n, block, None, "rotated dy")?;
             let shape = GemmShape { m: n, n: k, k: rows, trans_a: true, trans_b: !*transposed };
             kk.f32.encode(gpu, cx.rec, &g_dw, x, shape, &none, dw)?;
         }
         (Operand::Packed { format, granularity, stochastic, samples }, SavedX::Packed(qx)) => {
             let q = QuantScheme { format, granularity, rounding: rounding(cx, s, Product::WeightGrad, stochastic) };
             let qgt = if samples > 1 || fused_bias {
-                let g_rot = kk.rotated(gpu, cx.rec, &g, rows, n, p.rotation(), "rotated dy")?;
+                let g_rot = kk.rotated(gpu, cx.rec, &g, rows, n, p.rotation(), rot_mask, "rotated dy")?;
                 let gt = GpuTensor::from_buffer(g_rot, &[rows, n])?;
                 match (fused_bias, samples, mask) {
                     (true, 1, Some(m)) => kk.qz.quantize_transposed_with_sums_masked(gpu, cx.rec, &gt, m, q, db)?,
@@ -255,7 +283,20 @@ pub(crate) fn backward<R: Record>(
                     (false, _, _) => kk.qz.quantize_transposed_samples(gpu, cx.rec, &gt, q, samples)?,
                 }
             } else {
-                kk.rotated_transposed(gpu, cx.rec, &g, rows, n, p.rotation(), "rotated dy", q)?
+                let (q, a) = kk.rotated_transposed(
+                    gpu,
+                    cx.rec,
+                    &g,
+                    rows,
+                    n,
+                    p.rotation(),
+                    rot_mask,
+                    "rotated dy",
+                    q,
+                    dx_wants_max,
+                )?;
+                dy_amax = a;
+                q
             };
             kk.packed(gpu, cx.rec, &qgt, qx, &none, dw)?;
         }
@@ -301,11 +342,13 @@ pub(crate) fn backward<R: Record>(
         ) => {
             let gt = GpuTensor::from_buffer(g.clone(), &[rows, n])?;
             let q = QuantScheme { format, granularity, rounding: rounding(cx, s, Product::InputGrad, stochastic) };
-            let qg = match (mask, samples) {
-                (Some(m), 1) => kk.qz.quantize_masked(gpu, cx.rec, &gt, m, q)?,
-                (None, 1) => kk.qz.quantize(gpu, cx.rec, &gt, q)?,
-                (Some(m), _) => kk.qz.quantize_samples_masked(gpu, cx.rec, &gt, m, q, samples)?,
-                (None, _) => kk.qz.quantize_samples(gpu, cx.rec, &gt, q, samples)?,
+            let qg = match (mask, samples, &dy_amax) {
+                (Some(m), 1, Some(a)) => kk.qz.quantize_masked_with_amax(gpu, cx.rec, &gt, m, q, a)?,
+                (None, 1, Some(a)) => kk.qz.quantize_with_amax(gpu, cx.rec, &gt, q, a)?,
+                (Some(m), 1, None) => kk.qz.quantize_masked(gpu, cx.rec, &gt, m, q)?,
+                (None, 1, None) => kk.qz.quantize(gpu, cx.rec, &gt, q)?,
+                (Some(m), _, _) => kk.qz.quantize_samples_masked(gpu, cx.rec, &gt, m, q, samples)?,
+                (None, _, _) => kk.qz.quantize_samples(gpu, cx.rec, &gt, q, samples)?,
             };
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
             let qs = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };

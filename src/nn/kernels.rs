@@ -15,7 +15,7 @@ use crate::kernels::gemm_f32::GemmF32;
 use crate::kernels::gemm_fp8::GemmFp8;
 use crate::kernels::gemm_int::GemmInt;
 use crate::kernels::gemm_levels::GemmLevels;
-use crate::kernels::hadamard::{Axis, Hadamard};
+use crate::kernels::hadamard::{Axis, Hadamard, RotateExtras};
 use crate::kernels::heads::Heads;
 use crate::kernels::im2col::Im2col;
 use crate::kernels::layernorm::LayerNorm;
@@ -30,8 +30,11 @@ use crate::kernels::transpose::Transpose;
 use crate::quant::{QuantizedTensor, Quantizer};
 use crate::scheme::QuantScheme;
 use crate::tensor::{GpuBuffer, GpuTensor};
-use crate::{Gpu, Record, Result};
+use crate::{Error, Gpu, Record, Result};
 use std::collections::HashMap;
+
+/// A tensor maximum: one word, the largest finite, normal |value| as f32 bits.
+type Amax = GpuBuffer<u32>;
 use std::sync::{Arc, Mutex};
 
 /// lowbit's launchers, as the ops of a trainer use them.
@@ -120,6 +123,8 @@ impl Kernels {
 
     /// `x` `[rows, cols]` rotated along the rows by a block Hadamard (BHQ; `rot` = `(block, sign
     /// key)`, a nonzero key making it a random Hadamard transform), or `x` itself without one.
+    /// With `mask` (a ReLU layer's output, for its gradient `x`), `x` is read as 0 wherever the
+    /// mask is not above 0 (only with a rotation: without one the caller's next reader masks).
     #[allow(clippy::too_many_arguments)]
     pub fn rotated(
         &self,
@@ -129,15 +134,18 @@ impl Kernels {
         rows: usize,
         cols: usize,
         rot: Option<(u32, u32)>,
+        mask: Option<&GpuBuffer<f32>>,
         label: &str,
     ) -> Result<GpuBuffer<f32>> {
-        Ok(self.rotate(gpu, rec, x, (rows, cols), rot, label, false)?.0)
+        Ok(self.rotate(gpu, rec, x, (rows, cols), rot, mask, label, (false, false))?.0)
     }
 
     /// `x` `[rows, cols]` rotated as by [`Kernels::rotated`], then its transpose quantized under
     /// `q`. Where the format has a tensor-wide scale (NVFP4) and there is a rotation, the rotation
     /// also writes the rotated tensor's maximum, so the quantizer needs no reduction launch of
-    /// its own (same bits).
+    /// its own (same bits). With `input_max` and a rotation, it also returns `x`'s own maximum (as
+    /// read, masked), reduced in the rotation's launch, for a product that quantizes `x` unrotated
+    /// with a tensor-wide scale.
     #[allow(clippy::too_many_arguments)]
     pub fn rotated_transposed(
         &self,
@@ -147,19 +155,23 @@ impl Kernels {
         rows: usize,
         cols: usize,
         rot: Option<(u32, u32)>,
+        mask: Option<&GpuBuffer<f32>>,
         label: &str,
         q: QuantScheme,
-    ) -> Result<QuantizedTensor> {
-        let (r, amax) = self.rotate(gpu, rec, x, (rows, cols), rot, label, q.format.needs_tensor_amax())?;
+        input_max: bool,
+    ) -> Result<(QuantizedTensor, Option<GpuBuffer<u32>>)> {
+        let maxima = (q.format.needs_tensor_amax() || input_max, input_max);
+        let (r, amax, in_amax) = self.rotate(gpu, rec, x, (rows, cols), rot, mask, label, maxima)?;
         let t = GpuTensor::from_buffer(r, &[rows, cols])?;
-        match amax {
-            Some(a) => self.qz.quantize_transposed_with_amax(gpu, rec, &t, q, &a),
-            None => self.qz.quantize_transposed(gpu, rec, &t, q),
-        }
+        let q = match amax.filter(|_| q.format.needs_tensor_amax()) {
+            Some(a) => self.qz.quantize_transposed_with_amax(gpu, rec, &t, q, &a)?,
+            None => self.qz.quantize_transposed(gpu, rec, &t, q)?,
+        };
+        Ok((q, in_amax))
     }
 
-    /// Both of the above: the rotation, and with `with_amax` the rotated tensor's maximum (none
-    /// without a rotation).
+    /// Both of the above: the rotation, and with `maxima` = (output, input) the rotated tensor's
+    /// maximum and x's own (none without a rotation).
     #[allow(clippy::too_many_arguments)]
     fn rotate(
         &self,
@@ -168,18 +180,22 @@ impl Kernels {
         x: &GpuBuffer<f32>,
         shape: (usize, usize),
         rot: Option<(u32, u32)>,
+        mask: Option<&GpuBuffer<f32>>,
         label: &str,
-        with_amax: bool,
-    ) -> Result<(GpuBuffer<f32>, Option<GpuBuffer<u32>>)> {
-        let Some((b, signs)) = rot else { return Ok((x.clone(), None)) };
+        (out_max, in_max): (bool, bool),
+    ) -> Result<(GpuBuffer<f32>, Option<Amax>, Option<Amax>)> {
+        let Some((b, signs)) = rot else {
+            if mask.is_some() {
+                return Err(Error::InvalidArgument(format!("{label}: a ReLU mask without a rotation to read it")));
+            }
+            return Ok((x.clone(), None, None));
+        };
         let r = rec.scratch::<f32>(gpu, label, shape.0 * shape.1)?;
-        if !with_amax {
-            self.hadamard.encode_signed(gpu, rec, x, &r, shape, b, Axis::Rows, signs)?;
-            return Ok((r, None));
-        }
-        let amax = rec.scratch::<u32>(gpu, "rotated amax", 1)?;
-        self.hadamard.encode_signed_with_amax(gpu, rec, x, &r, shape, b, Axis::Rows, signs, &amax)?;
-        Ok((r, Some(amax)))
+        let amax = if out_max || in_max { Some(rec.scratch::<u32>(gpu, "rotated amax", 1)?) } else { None };
+        let in_amax = if in_max { Some(rec.scratch::<u32>(gpu, "unrotated amax", 1)?) } else { None };
+        let extras = RotateExtras { mask, amax: amax.as_ref(), input_amax: in_amax.as_ref() };
+        self.hadamard.encode_with(gpu, rec, x, &r, shape, b, Axis::Rows, signs, extras)?;
+        Ok((r, amax, in_amax))
     }
 
     /// `c ← epilogue(A·Bᵀ)` for packed operands, with whichever kernel multiplies their formats.
