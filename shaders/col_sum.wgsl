@@ -5,6 +5,8 @@
 //                 columns × one chunk, 8 lanes per column each summing every 8th row of the chunk
 //                 in row order, then the lanes are added in lane order: partial[chunk][j].
 //   finish:       out[j] = partial[0][j] + partial[1][j] + … in chunk order.
+// With one chunk (at most 64 rows: split-K's partial sums, small batches) partial_main writes
+// out[j] itself and finish is not launched (the same bits: finish would copy partial[0][j]).
 // The order is fixed, so the reference (src/reference/col_sum.rs, same order) is exact.
 // With `masked`, x[i] counts as 0 unless mask[i] > 0 (ReLU's backward inside the sum: the bits of
 // summing what relu_backward writes); unmasked, the launcher binds x as the mask.
@@ -64,7 +66,11 @@ fn partial_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         for (var l = 1u; l < LANES; l++) {
             t += acc[l * COLS + lid];
         }
-        partial[chunk * p.cols + j] = t;
+        if (p.chunks == 1u) {
+            out[j] = t;
+        } else {
+            partial[chunk * p.cols + j] = t;
+        }
     }
 }
 

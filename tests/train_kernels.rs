@@ -40,6 +40,11 @@ fn relu_backward_and_col_sum_are_exact() {
         run(|e| k.encode(g, e, &buf(&dy), rows, cols, &s).unwrap());
         let want = reference::col_sum::col_sum(&dy, rows, cols);
         assert_f32_bits_eq(&format!("col_sum {rows}x{cols}"), &s.read(g).unwrap(), &want);
+        // One launch where the rows make one chunk (at most 64), two otherwise.
+        let mut rec = lowbit::Recorder::new(g, "col_sum");
+        k.encode(g, &mut rec, &buf(&dy), rows, cols, &s).unwrap();
+        assert_eq!(rec.dispatches(), if rows <= 64 { 1 } else { 2 }, "col_sum {rows}x{cols}: launches");
+        drop(rec);
         // Masked by Y (zeros, negatives, NaN and infinities among it): the sums of what
         // relu_backward writes.
         let y: Vec<f32> = data(rows * cols, 90 + rows as u32, true)

@@ -1,5 +1,6 @@
-//! `col_sum`: column sums of a `[rows, cols]` tensor (bias gradients), a two-level reduction over
-//! row chunks in a fixed order; [`ColSum::encode_masked`] sums x read as 0 wherever a mask (ReLU's
+//! `col_sum`: column sums of a `[rows, cols]` tensor (bias gradients, split-K's partial sums), a
+//! two-level reduction over row chunks in a fixed order, one launch where there is one chunk (at
+//! most 64 rows); [`ColSum::encode_masked`] sums x read as 0 wherever a mask (ReLU's
 //! output Y) is not above 0 (a ReLU layer's bias gradient without a `relu_backward` launch; same
 //! bits). Bindings: 0 params, 1 x, 2 out, 3 partial, 4 mask (x when unmasked).
 //! Reference: [`crate::reference::col_sum`].
@@ -79,6 +80,11 @@ impl ColSum {
         let params = uniform(gpu, "col_sum", &p);
         let tiles = cols.div_ceil(REDUCE_COLS);
         let mask = mask.unwrap_or(x);
+        if chunks == 1 {
+            // One chunk: the first level writes `out` (bound again where `partial` goes, unused).
+            let buffers = [&params, x.buffer(), out.buffer(), out.buffer(), mask.buffer()];
+            return dispatch(gpu, enc, "col_sum", &self.partial, &self.bgl, &buffers, tiles as u32);
+        }
         let partial = enc.scratch::<f32>(gpu, "col_sum partial", chunks * cols)?;
         let buffers = [&params, x.buffer(), out.buffer(), partial.buffer(), mask.buffer()];
         dispatch(gpu, enc, "col_sum", &self.partial, &self.bgl, &buffers, (tiles * chunks) as u32)?;
