@@ -485,6 +485,26 @@ fn the_public_layers_compute_what_the_trainer_computes() {
     }
 }
 
+/// A linear layer's test inputs from seeds `seed`..`seed + 3`: dY on the host, and X `[batch, k]`,
+/// W `[n, k]`, dY `[batch, n]` and the bias `[n]` on the device.
+fn linear_inputs(
+    batch: usize,
+    k: usize,
+    n: usize,
+    seed: u32,
+) -> (Vec<f32>, lowbit::GpuTensor, lowbit::GpuTensor, lowbit::GpuTensor, GpuBuffer<f32>) {
+    use lowbit::GpuTensor;
+    let g = gpu();
+    let dy = data(batch * n, seed + 2, false);
+    let (xt, wt, dyt) = (
+        GpuTensor::from_slice(g, &data(batch * k, seed, false), &[batch, k]).unwrap(),
+        GpuTensor::from_slice(g, &data(n * k, seed + 1, false), &[n, k]).unwrap(),
+        GpuTensor::from_slice(g, &dy, &[batch, n]).unwrap(),
+    );
+    let b = GpuBuffer::from_slice(g, "b", &data(n, seed + 3, false)).unwrap();
+    (dy, xt, wt, dyt, b)
+}
+
 #[test]
 fn the_bias_gradient_fused_into_the_gradients_quantizer_is_col_sum_bit_for_bit() {
     // Per-row schemes quantize dYᵀ and sum its rows in one launch; rotated or per-tensor ones take
@@ -492,18 +512,9 @@ fn the_bias_gradient_fused_into_the_gradients_quantizer_is_col_sum_bit_for_bit()
     // samples: col_sum's three chunks of 64, 64 and 2 rows).
     use lowbit::nn::layer::QuantLinear;
     use lowbit::nn::LayerScheme;
-    use lowbit::GpuTensor;
     let g = gpu();
     let (batch, k, n) = (130, 20, 70);
-    let x = data(batch * k, 61, false);
-    let w = data(n * k, 62, false);
-    let dy = data(batch * n, 63, false);
-    let (xt, wt, dyt) = (
-        GpuTensor::from_slice(g, &x, &[batch, k]).unwrap(),
-        GpuTensor::from_slice(g, &w, &[n, k]).unwrap(),
-        GpuTensor::from_slice(g, &dy, &[batch, n]).unwrap(),
-    );
-    let b = GpuBuffer::from_slice(g, "b", &data(n, 64, false)).unwrap();
+    let (dy, xt, wt, dyt, b) = linear_inputs(batch, k, n, 61);
     for scheme in ["int8", "luq4+all", "fp8", "int8+rot2", "int8+tensor", "fp32"] {
         let ls: LayerScheme = TrainScheme::preset(scheme).unwrap().default;
         let layer = QuantLinear::new(g, ls, 5).unwrap();
@@ -530,15 +541,7 @@ fn a_relu_layers_gradient_masked_inside_its_readers_is_relu_backward_bit_for_bit
     use lowbit::{GpuTensor, Recorder};
     let g = gpu();
     let (batch, k, n) = (64, 64, 96);
-    let x = data(batch * k, 71, false);
-    let w = data(n * k, 72, false);
-    let dy = data(batch * n, 73, false);
-    let (xt, wt, dyt) = (
-        GpuTensor::from_slice(g, &x, &[batch, k]).unwrap(),
-        GpuTensor::from_slice(g, &w, &[n, k]).unwrap(),
-        GpuTensor::from_slice(g, &dy, &[batch, n]).unwrap(),
-    );
-    let b = GpuBuffer::from_slice(g, "b", &data(n, 74, false)).unwrap();
+    let (dy, xt, wt, dyt, b) = linear_inputs(batch, k, n, 71);
     for scheme in
         ["int8", "luq4+all", "mxfp8", "mxfp4", "nvfp4", "int8+smp2", "int8+block32", "int8+rot16", "int8+tensor"]
     {

@@ -131,7 +131,7 @@ impl Hadamard {
         axis: Axis,
         signs: u32,
     ) -> Result<()> {
-        self.record(gpu, enc, x, out, shape, block, axis, signs, RotateExtras::default())
+        self.encode_with(gpu, enc, x, out, shape, block, axis, signs, RotateExtras::default())
     }
 
     /// [`Hadamard::encode_signed`] that also writes `amax[0]`: the largest finite, normal `|out|`
@@ -152,29 +152,13 @@ impl Hadamard {
         amax: &GpuBuffer<u32>,
     ) -> Result<()> {
         let extras = RotateExtras { amax: Some(amax), ..Default::default() };
-        self.record(gpu, enc, x, out, shape, block, axis, signs, extras)
+        self.encode_with(gpu, enc, x, out, shape, block, axis, signs, extras)
     }
 
     /// [`Hadamard::encode_signed`] with what `extras` asks besides: `x` read masked, the output's
     /// maximum, and the input's.
     #[allow(clippy::too_many_arguments)]
     pub fn encode_with(
-        &self,
-        gpu: &Gpu,
-        enc: &mut impl crate::Record,
-        x: &GpuBuffer<f32>,
-        out: &GpuBuffer<f32>,
-        shape: (usize, usize),
-        block: u32,
-        axis: Axis,
-        signs: u32,
-        extras: RotateExtras,
-    ) -> Result<()> {
-        self.record(gpu, enc, x, out, shape, block, axis, signs, extras)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn record(
         &self,
         gpu: &Gpu,
         enc: &mut impl crate::Record,
