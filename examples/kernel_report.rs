@@ -14,8 +14,14 @@
 //! adapter has 16×16×16 f16 cooperative matrices (tensor cores), `peak_coop` is that unit's rate
 //! too (no lowbit GEMM runs on it yet).
 //!
+//! Last, the optimizer over the tensors of the MLP and of `resnet20` as `Trainer::parameters` names
+//! them, running statistics left out (a batch norm's γ and β count as two, where the trainer
+//! updates them as one tensor): SGD with one launch per tensor beside the multi-tensor
+//! launches training records (eight tensors each), both in one compute pass as a step plan
+//! replays them, with their bandwidth (w, v and g read, w and v written) and the copy's.
+//!
 //! cargo run --release --example kernel_report -- [--elements N] [--iters K] [--max-square S]
-//!     [--skip-quant] [--skip-gemm] [--adapter-only]
+//!     [--skip-quant] [--skip-gemm] [--skip-optim] [--adapter-only]
 
 #[path = "shared/cli.rs"]
 #[allow(dead_code)]
@@ -29,15 +35,18 @@ use lowbit::kernels::gemm_fp8::GemmFp8;
 use lowbit::kernels::gemm_int::GemmInt;
 use lowbit::kernels::peak::{Peak, PeakOp};
 use lowbit::kernels::peak_coop::{PeakCoop, OUT_PER_WORKGROUP};
+use lowbit::kernels::sgd::Sgd;
+use lowbit::kernels::OptimTensor;
 use lowbit::kernels::{
     absmax::Absmax, copy::Copy, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
     quantize_transpose::QuantizeTranspose, quantize_transpose_fused::QuantizeTransposeFused, scale::Scale,
 };
+use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
 use lowbit::quant::Quantizer;
 use lowbit::scheme::QuantScheme;
 use lowbit::scheme::{Granularity, QuantLayout, Rounding};
 use lowbit::timing::gpu_seconds;
-use lowbit::{Gpu, GpuBuffer, GpuTensor, Result};
+use lowbit::{Gpu, GpuBuffer, GpuTensor, Recorder, Result};
 use serde_json::json;
 
 struct Args {
@@ -46,11 +55,12 @@ struct Args {
     max_square: Option<usize>,
     skip_quant: bool,
     skip_gemm: bool,
+    skip_optim: bool,
     adapter_only: bool,
 }
 
 const USAGE: &str =
-    "kernel_report [--elements N] [--iters K] [--max-square S] [--skip-quant] [--skip-gemm] [--adapter-only]";
+    "kernel_report [--elements N] [--iters K] [--max-square S] [--skip-quant] [--skip-gemm] [--skip-optim] [--adapter-only]";
 
 fn args() -> Args {
     let mut a = Args {
@@ -59,6 +69,7 @@ fn args() -> Args {
         max_square: None,
         skip_quant: false,
         skip_gemm: false,
+        skip_optim: false,
         adapter_only: false,
     };
     let mut f = cli::Flags::new(USAGE);
@@ -70,6 +81,7 @@ fn args() -> Args {
             "--max-square" => a.max_square = Some(f.whole("--max-square")),
             "--skip-quant" => a.skip_quant = true,
             "--skip-gemm" => a.skip_gemm = true,
+            "--skip-optim" => a.skip_optim = true,
             other => cli::fail(USAGE, &format!("unknown argument {other}")),
         }
     }
@@ -91,6 +103,9 @@ fn main() -> Result<()> {
     }
     if !a.skip_gemm {
         gemms(&gpu, &a)?;
+    }
+    if !a.skip_optim {
+        optimizers(&gpu, &a)?;
     }
     Ok(())
 }
@@ -366,6 +381,87 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                 line("quantize_transpose", gran, "stochastic", (4 * n + 4 * lt.words() + 4) as f64, t);
             }
         }
+    }
+    Ok(())
+}
+
+/// Seconds per iteration of `record`'s work recorded `iters` times into one `Recorder` (one
+/// compute pass, as a step plan replays), best of `reps` runs after one warm-up.
+fn recorder_seconds(
+    gpu: &Gpu,
+    iters: u32,
+    reps: u32,
+    mut record: impl FnMut(&mut Recorder) -> Result<()>,
+) -> Result<f64> {
+    let mut run = |n: u32| -> Result<f64> {
+        let mut rec = Recorder::new(gpu, "optimizer timing");
+        for _ in 0..n {
+            record(&mut rec)?;
+        }
+        let cmd = rec.finish();
+        gpu.wait()?;
+        let t0 = std::time::Instant::now();
+        gpu.submit([cmd]);
+        gpu.wait()?;
+        Ok(t0.elapsed().as_secs_f64())
+    };
+    run(1)?;
+    let mut best = f64::INFINITY;
+    for _ in 0..reps.max(1) {
+        best = best.min(run(iters)? / iters as f64);
+    }
+    Ok(best)
+}
+
+fn optimizers(gpu: &Gpu, a: &Args) -> Result<()> {
+    let per_tensor = Sgd::with_options(gpu, gpu.is_cpu(), false)?;
+    let multi = Sgd::new(gpu)?;
+    let copy = Copy::new(gpu)?;
+    for (model, input) in [("mlp", (28, 28, 1)), ("resnet20", (32, 32, 3))] {
+        let spec = ModelSpec::by_name(model, input, 10)?;
+        let t = Trainer::new(gpu, spec, TrainScheme::preset("fp32")?, OptimConfig::default(), 1)?;
+        let lens: Vec<usize> = t
+            .parameters()?
+            .into_iter()
+            .filter(|(name, _, _)| !name.ends_with("running_mean") && !name.ends_with("running_var"))
+            .map(|(_, shape, _)| shape.iter().product())
+            .collect();
+        let n: usize = lens.iter().sum();
+        let bufs = lens
+            .iter()
+            .enumerate()
+            .map(|(j, &len)| {
+                let w: Vec<f32> = (0..len as u32).map(|i| lowbit::rng::uniform(11 + j as u32, i) - 0.5).collect();
+                Ok((
+                    GpuBuffer::from_slice(gpu, "w", &w)?,
+                    GpuBuffer::<f32>::zeros(gpu, "v", len)?,
+                    GpuBuffer::from_slice(gpu, "g", &w)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let tensors: Vec<OptimTensor> =
+            bufs.iter().map(|(w, v, g)| OptimTensor { w, state: v, g, weight_decay: 5e-4 }).collect();
+        let (src, dst) = (GpuBuffer::<f32>::zeros(gpu, "copy src", n)?, GpuBuffer::<f32>::zeros(gpu, "copy dst", n)?);
+        let t_copy = recorder_seconds(gpu, a.iters, 3, |r| copy.encode(gpu, r, &src, &dst))?;
+        let copy_gbps = (8 * n) as f64 / t_copy / 1e9;
+        let bytes = (20 * n) as f64;
+        let mut secs = Vec::new();
+        for (kernel, k) in [("sgd_per_tensor", &per_tensor), ("sgd_multi_tensor", &multi)] {
+            let s = recorder_seconds(gpu, a.iters, 3, |r| k.encode_many(gpu, r, &tensors, 1e-3, 0.9))?;
+            let gbps = bytes / s / 1e9;
+            println!(
+                "{}",
+                json!({"kernel": kernel, "model": model, "tensors": lens.len(), "elements": n,
+                       "launches": k.dispatches(&lens), "us": (s * 1e7).round() / 10.0,
+                       "gbps": (gbps * 100.0).round() / 100.0, "copy_gbps": (copy_gbps * 100.0).round() / 100.0,
+                       "ratio": (gbps / copy_gbps * 1000.0).round() / 1000.0})
+            );
+            secs.push(s);
+        }
+        println!(
+            "{}",
+            json!({"kernel": "sgd_multi_vs_per_tensor", "model": model, "speedup": (secs[0] / secs[1] * 100.0).round() / 100.0})
+        );
     }
     Ok(())
 }
