@@ -89,10 +89,10 @@ struct RowPass {
     total: f32,
 }
 
-// The tree entries' read of row `row` of L (lane ly of its eight): the lane's maximum, and with
-// sums (p.aux0 = 1) the row's sum in col_sum's order, complete in lane 0 (ly == 0). Every thread
-// of the workgroup calls it (its barriers), valid row or not.
-fn tree_row_pass(row: u32, valid: bool, lid: u32) -> RowPass {
+// The tree entries' read of row `row` of L (xr = x_row(row); lane ly of its eight): the lane's
+// maximum, and with sums (p.aux0 = 1) the row's sum in col_sum's order, complete in lane 0
+// (ly == 0). Every thread of the workgroup calls it (its barriers), valid row or not.
+fn tree_row_pass(xr: vec2<u32>, valid: bool, lid: u32) -> RowPass {
     let lx = lid % ROWS;
     let ly = lid / ROWS;
     let with_sums = p.aux0 == 1u;
@@ -100,7 +100,6 @@ fn tree_row_pass(row: u32, valid: bool, lid: u32) -> RowPass {
     let chunks = (p.cols + chunk_cols - 1u) / chunk_cols;
     var m = 0u;
     var total = 0.0;
-    let xr = x_row(row);
     // Uniform loop (chunks is the same for every thread): each pass ends with its barriers.
     for (var c = 0u; c < chunks; c++) {
         let end = min((c + 1u) * chunk_cols, p.cols);
@@ -134,7 +133,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let ly = lid / ROWS;
     let row = flat_workgroup(wg, nwg) * ROWS + lx;
     let valid = row < p.rows;
-    let rp = tree_row_pass(row, valid, lid);
+    let xr = x_row(row);
+    let rp = tree_row_pass(xr, valid, lid);
     red[lid] = rp.m;
     workgroupBarrier();
     if (ly == 0u) {
@@ -151,7 +151,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (!valid) {
         return;
     }
-    store_words_t(row, x_row(row), ly, p.words_per_row, LANES, row_inv[lx]);
+    store_words_t(row, xr, ly, p.words_per_row, LANES, row_inv[lx]);
 }
 
 @compute @workgroup_size(256)
@@ -166,7 +166,7 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let xr = x_row(row);
     // The row sums: one more read of the row, in col_sum's order (uniform: p.aux0 is).
     if (p.aux0 == 1u) {
-        let rp = tree_row_pass(row, valid, lid);
+        let rp = tree_row_pass(xr, valid, lid);
         if (ly == 0u && valid) {
             sums[row] = rp.total;
         }
@@ -197,11 +197,10 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
-// The per-thread entries' read of row `row` of L: its maximum, and with sums (p.aux0 = 1) its sum
-// in col_sum's order.
-fn thread_row_pass(row: u32) -> RowPass {
+// The per-thread entries' read of a row of L (xr = x_row(row)): its maximum, and with sums
+// (p.aux0 = 1) its sum in col_sum's order.
+fn thread_row_pass(xr: vec2<u32>) -> RowPass {
     let with_sums = p.aux0 == 1u;
-    let xr = x_row(row);
     let chunk_cols = select(p.cols, max(p.aux1, 1u), with_sums);
     var m = 0u;
     var total = 0.0;
@@ -232,13 +231,14 @@ fn row_thread(row: u32) {
     if (row >= p.rows) {
         return;
     }
-    let rp = thread_row_pass(row);
+    let xr = x_row(row);
+    let rp = thread_row_pass(xr);
     let si = group_scale_of(bitcast<f32>(rp.m));
     store_scale(row, si.x);
     if (p.aux0 == 1u) {
         sums[row] = rp.total;
     }
-    store_words_t(row, x_row(row), 0u, p.words_per_row, 1u, si.y);
+    store_words_t(row, xr, 0u, p.words_per_row, 1u, si.y);
 }
 
 // The blocks of row `row` of L by one thread (entry main_block_thread).
@@ -251,7 +251,7 @@ fn block_thread(row: u32) {
     let words_per_block = block / fmt_per_word();
     let xr = x_row(row);
     if (p.aux0 == 1u) {
-        sums[row] = thread_row_pass(row).total;
+        sums[row] = thread_row_pass(xr).total;
     }
     for (var blk = 0u; blk < blocks; blk++) {
         let end = min((blk + 1u) * block, p.cols);
