@@ -289,15 +289,9 @@ impl Quantizer {
         given: Option<&GpuBuffer<u32>>,
         mask: Option<&GpuBuffer<f32>>,
     ) -> Result<GpuBuffer<u32>> {
-        match (given, mask) {
-            (Some(a), _) => Ok(a.clone()),
-            (None, None) => self.tensor_amax(gpu, enc, x),
-            (None, Some(m)) => {
-                let whole = QuantLayout::new(x.rows(), x.cols(), Format::Fp4E2M1, Granularity::PerTensor)?;
-                let tensor_amax = enc.scratch::<u32>(gpu, "lowbit tensor amax", 1)?;
-                self.absmax.encode_masked(gpu, enc, x.buffer(), m, &whole, false, &tensor_amax)?;
-                Ok(tensor_amax)
-            }
+        match given {
+            Some(a) => Ok(a.clone()),
+            None => self.reduce_tensor_amax(gpu, enc, x, mask),
         }
     }
 
@@ -307,9 +301,23 @@ impl Quantizer {
     /// reads only the grouping of its layout; NVFP4's own layouts are per block, so E2M1's
     /// per-tensor layout of x stands in.
     pub fn tensor_amax(&self, gpu: &Gpu, enc: &mut impl Record, x: &GpuTensor) -> Result<GpuBuffer<u32>> {
+        self.reduce_tensor_amax(gpu, enc, x, None)
+    }
+
+    /// [`Quantizer::tensor_amax`] of `x`, read masked by `mask` where given (ReLU's backward).
+    fn reduce_tensor_amax(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        mask: Option<&GpuBuffer<f32>>,
+    ) -> Result<GpuBuffer<u32>> {
         let whole = QuantLayout::new(x.rows(), x.cols(), Format::Fp4E2M1, Granularity::PerTensor)?;
         let tensor_amax = enc.scratch::<u32>(gpu, "lowbit tensor amax", 1)?;
-        self.absmax.encode(gpu, enc, x.buffer(), &whole, false, &tensor_amax)?;
+        match mask {
+            Some(m) => self.absmax.encode_masked(gpu, enc, x.buffer(), m, &whole, false, &tensor_amax)?,
+            None => self.absmax.encode(gpu, enc, x.buffer(), &whole, false, &tensor_amax)?,
+        }
         Ok(tensor_amax)
     }
 
