@@ -45,8 +45,8 @@ use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
 use lowbit::quant::Quantizer;
 use lowbit::scheme::QuantScheme;
 use lowbit::scheme::{Granularity, QuantLayout, Rounding};
-use lowbit::timing::gpu_seconds;
-use lowbit::{Gpu, GpuBuffer, GpuTensor, Recorder, Result};
+use lowbit::timing::{gpu_seconds, pass_seconds};
+use lowbit::{Gpu, GpuBuffer, GpuTensor, Result};
 use serde_json::json;
 
 struct Args {
@@ -385,34 +385,6 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Seconds per iteration of `record`'s work recorded `iters` times into one `Recorder` (one
-/// compute pass, as a step plan replays), best of `reps` runs after one warm-up.
-fn recorder_seconds(
-    gpu: &Gpu,
-    iters: u32,
-    reps: u32,
-    mut record: impl FnMut(&mut Recorder) -> Result<()>,
-) -> Result<f64> {
-    let mut run = |n: u32| -> Result<f64> {
-        let mut rec = Recorder::new(gpu, "optimizer timing");
-        for _ in 0..n {
-            record(&mut rec)?;
-        }
-        let cmd = rec.finish();
-        gpu.wait()?;
-        let t0 = std::time::Instant::now();
-        gpu.submit([cmd]);
-        gpu.wait()?;
-        Ok(t0.elapsed().as_secs_f64())
-    };
-    run(1)?;
-    let mut best = f64::INFINITY;
-    for _ in 0..reps.max(1) {
-        best = best.min(run(iters)? / iters as f64);
-    }
-    Ok(best)
-}
-
 fn optimizers(gpu: &Gpu, a: &Args) -> Result<()> {
     let per_tensor = Sgd::with_options(gpu, gpu.is_cpu(), false)?;
     let multi = Sgd::new(gpu)?;
@@ -442,12 +414,12 @@ fn optimizers(gpu: &Gpu, a: &Args) -> Result<()> {
         let tensors: Vec<OptimTensor> =
             bufs.iter().map(|(w, v, g)| OptimTensor { w, state: v, g, weight_decay: 5e-4 }).collect();
         let (src, dst) = (GpuBuffer::<f32>::zeros(gpu, "copy src", n)?, GpuBuffer::<f32>::zeros(gpu, "copy dst", n)?);
-        let t_copy = recorder_seconds(gpu, a.iters, 3, |r| copy.encode(gpu, r, &src, &dst))?;
+        let t_copy = pass_seconds(gpu, a.iters, 3, |r| copy.encode(gpu, r, &src, &dst))?;
         let copy_gbps = (8 * n) as f64 / t_copy / 1e9;
         let bytes = (20 * n) as f64;
         let mut secs = Vec::new();
         for (kernel, k) in [("sgd_per_tensor", &per_tensor), ("sgd_multi_tensor", &multi)] {
-            let s = recorder_seconds(gpu, a.iters, 3, |r| k.encode_many(gpu, r, &tensors, 1e-3, 0.9))?;
+            let s = pass_seconds(gpu, a.iters, 3, |r| k.encode_many(gpu, r, &tensors, 1e-3, 0.9))?;
             let gbps = bytes / s / 1e9;
             println!(
                 "{}",

@@ -1,7 +1,8 @@
 //! Wall-clock timing of recorded GPU work, for reports and benchmarks: record `iters`
-//! repetitions into one encoder, submit, wait; the best of `reps` such runs, per iteration.
+//! repetitions into one encoder (or one [`Recorder`]'s shared pass), submit, wait; the best of
+//! `reps` such runs, per iteration.
 
-use crate::{Gpu, Result};
+use crate::{Gpu, Recorder, Result};
 use std::time::Instant;
 
 /// Seconds per iteration of the work `record` records (one warm-up run first).
@@ -9,15 +10,33 @@ pub fn gpu_seconds(
     gpu: &Gpu,
     iters: u32,
     reps: u32,
-    mut record: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
+    record: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
+) -> Result<f64> {
+    let new = || gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lowbit timing") });
+    best_seconds(gpu, iters, reps, new, |e| e.finish(), record)
+}
+
+/// [`gpu_seconds`] with the work recorded into one [`Recorder`]: consecutive dispatches share a
+/// compute pass, as a step plan replays them.
+pub fn pass_seconds(gpu: &Gpu, iters: u32, reps: u32, record: impl FnMut(&mut Recorder) -> Result<()>) -> Result<f64> {
+    best_seconds(gpu, iters, reps, || Recorder::new(gpu, "lowbit timing"), Recorder::finish, record)
+}
+
+/// The timing loop of both: record `n` repetitions into a fresh `R`, finish, submit, wait.
+fn best_seconds<R>(
+    gpu: &Gpu,
+    iters: u32,
+    reps: u32,
+    new: impl Fn() -> R,
+    finish: impl Fn(R) -> wgpu::CommandBuffer,
+    mut record: impl FnMut(&mut R) -> Result<()>,
 ) -> Result<f64> {
     let mut run = |n: u32| -> Result<f64> {
-        let mut enc =
-            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lowbit timing") });
+        let mut rec = new();
         for _ in 0..n {
-            record(&mut enc)?;
+            record(&mut rec)?;
         }
-        let cmd = enc.finish();
+        let cmd = finish(rec);
         gpu.wait()?;
         let t0 = Instant::now();
         gpu.submit([cmd]);
