@@ -18,7 +18,10 @@
 //! them, running statistics left out (a batch norm's γ and β count as two, where the trainer
 //! updates them as one tensor): SGD with one launch per tensor beside the multi-tensor
 //! launches training records (eight tensors each), both in one compute pass as a step plan
-//! replays them, with their bandwidth (w, v and g read, w and v written) and the copy's.
+//! replays them, with their bandwidth (w, v and g read, w and v written) and the copy's; and
+//! the step's finiteness check over the same weights and gradients on each of `finite`'s entries
+//! (`tree`, what a GPU runs; `per_thread` and `per_thread_v4`, a CPU adapter's scalar and vec4
+//! entries), with the bytes it reads beside the copy's.
 //!
 //! cargo run --release --example kernel_report -- [--elements N] [--iters K] [--max-square S]
 //!     [--skip-quant] [--skip-gemm] [--skip-optim] [--adapter-only]
@@ -38,8 +41,9 @@ use lowbit::kernels::peak_coop::{PeakCoop, OUT_PER_WORKGROUP};
 use lowbit::kernels::sgd::Sgd;
 use lowbit::kernels::OptimTensor;
 use lowbit::kernels::{
-    absmax::Absmax, copy::Copy, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
-    quantize_transpose::QuantizeTranspose, quantize_transpose_fused::QuantizeTransposeFused, scale::Scale,
+    absmax::Absmax, copy::Copy, dequantize::Dequantize, finite::Finite, quantize::Quantize,
+    quantize_fused::QuantizeFused, quantize_fused::ReducePath, quantize_transpose::QuantizeTranspose,
+    quantize_transpose_fused::QuantizeTransposeFused, scale::Scale,
 };
 use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
 use lowbit::quant::Quantizer;
@@ -434,6 +438,27 @@ fn optimizers(gpu: &Gpu, a: &Args) -> Result<()> {
             "{}",
             json!({"kernel": "sgd_multi_vs_per_tensor", "model": model, "speedup": (secs[0] / secs[1] * 100.0).round() / 100.0})
         );
+        // The step's check before the update: every weight and gradient (8 bytes a value pair
+        // read, as a copy moves 8 bytes a value), on each of finite's entries.
+        let checked: Vec<&GpuBuffer<f32>> = bufs.iter().flat_map(|(w, _, g)| [w, g]).collect();
+        let status = GpuBuffer::from_slice(gpu, "status", &lowbit::kernels::finite::CLEAR)?;
+        for (entry, path, vec4) in [
+            ("tree", ReducePath::Tree, false),
+            ("per_thread", ReducePath::PerThread, false),
+            ("per_thread_v4", ReducePath::PerThread, true),
+        ] {
+            let k = Finite::with_options(gpu, path, vec4)?;
+            let s = pass_seconds(gpu, a.iters, 3, |r| k.encode(gpu, r, &checked, &status))?;
+            let gbps = (8 * n) as f64 / s / 1e9;
+            println!(
+                "{}",
+                json!({"kernel": "finite", "entry": entry, "model": model, "buffers": checked.len(), "elements": 2 * n,
+                       "launches": checked.len().div_ceil(lowbit::kernels::finite::PER_DISPATCH),
+                       "us": (s * 1e7).round() / 10.0, "gbps": (gbps * 100.0).round() / 100.0,
+                       "copy_gbps": (copy_gbps * 100.0).round() / 100.0,
+                       "ratio": (gbps / copy_gbps * 1000.0).round() / 1000.0})
+            );
+        }
     }
     Ok(())
 }

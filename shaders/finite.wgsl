@@ -8,9 +8,17 @@
 // value, one workgroup atomic per workgroup that saw a non-finite value. Entry `main_flat` (CPU
 // adapters, where a barrier splits the shader and costs more than it saves): a thread per
 // FLAT_PER_THREAD consecutive values, no workgroup memory, an atomic from each thread that saw
-// one. Reference: src/reference/finite.rs.
-// Bindings: 0 params {len[8]}, 1..8 x0..x7 (read f32), 9 status (read_write atomic u32 [2]),
-// 10 step (StepState).
+// one. Entry `main_flat_v4` (CPU adapters, where every load runs lane by lane, so a vec4 costs
+// about what one f32 does): a thread per V4_PER_THREAD consecutive vec4s of one buffer, each
+// buffer's vec4s in workgroups of their own (the buffers' workgroups numbered one after another),
+// so a workgroup picks its buffer once and every thread of it reads the same one (on llvmpipe
+// 1.6-1.8x main_flat's rate over the MLP's weights and gradients, `kernel_report`; a thread per
+// vec4 was slower than main_flat, 64 vec4s no faster than 16).
+// It reads whole vec4s, so every buffer must be bound with at least ceil(len / 4) of them (lowbit's
+// buffers are padded to 16 bytes); what lies past len (another value's data in a plan's arena)
+// is ignored. Reference: src/reference/finite.rs.
+// Bindings: 0 params {len[8]}, 1..8 x0..x7 (read f32; vec4 views x0_4..x7_4 in main_flat_v4),
+// 9 status (read_write atomic u32 [2]), 10 step (StepState).
 
 struct FiniteParams {
     len: array<vec4<u32>, 2>,
@@ -25,6 +33,15 @@ struct FiniteParams {
 @group(0) @binding(6) var<storage, read> x5: array<f32>;
 @group(0) @binding(7) var<storage, read> x6: array<f32>;
 @group(0) @binding(8) var<storage, read> x7: array<f32>;
+// The same buffers as vec4s (main_flat_v4 only).
+@group(0) @binding(1) var<storage, read> x0_4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> x1_4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> x2_4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> x3_4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> x4_4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> x5_4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> x6_4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> x7_4: array<vec4<f32>>;
 @group(0) @binding(9) var<storage, read_write> status: array<atomic<u32>>;
 @group(0) @binding(10) var<uniform> st: StepState;
 
@@ -91,6 +108,73 @@ fn main_flat(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
         b = b || nonfinite_at(e);
     }
     if (b) {
+        flag_step();
+    }
+}
+
+// Vec4 i of buffer j (main_flat_v4).
+fn quad(j: u32, i: u32) -> vec4<f32> {
+    switch (j) {
+        case 0u: {
+            return x0_4[i];
+        }
+        case 1u: {
+            return x1_4[i];
+        }
+        case 2u: {
+            return x2_4[i];
+        }
+        case 3u: {
+            return x3_4[i];
+        }
+        case 4u: {
+            return x4_4[i];
+        }
+        case 5u: {
+            return x5_4[i];
+        }
+        case 6u: {
+            return x6_4[i];
+        }
+        default: {
+            return x7_4[i];
+        }
+    }
+}
+
+// Vec4s a thread of main_flat_v4 checks.
+const V4_PER_THREAD: u32 = 16u;
+
+// Workgroups of main_flat_v4 per buffer of `n` values.
+fn v4_groups(n: u32) -> u32 {
+    return (n + 1024u * V4_PER_THREAD - 1u) / (1024u * V4_PER_THREAD);
+}
+
+@compute @workgroup_size(256)
+fn main_flat_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    // This workgroup's buffer (the same for all its threads, so the switch in quad does not
+    // diverge) and its vec4s there.
+    var g = wg.x + wg.y * nwg.x;
+    var j = 0u;
+    for (; j < 8u; j++) {
+        let groups = v4_groups(len(j));
+        if (g < groups) {
+            break;
+        }
+        g -= groups;
+    }
+    if (j == 8u) {
+        return;
+    }
+    let n = len(j);
+    let i0 = (g * 256u + lid) * V4_PER_THREAD;
+    var bad = false;
+    for (var i = i0; i < i0 + V4_PER_THREAD && 4u * i < n; i++) {
+        let bits = bitcast<vec4<u32>>(quad(j, i)) & vec4<u32>(0x7f800000u);
+        let inside = vec4<u32>(4u * i) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n);
+        bad = bad || any((bits == vec4<u32>(0x7f800000u)) & inside);
+    }
+    if (bad) {
         flag_step();
     }
 }

@@ -593,9 +593,10 @@ fn finite_flags_a_nan_or_inf_anywhere_in_any_buffer_on_both_paths() {
     use lowbit::kernels::finite::{Finite, CLEAR};
     use lowbit::kernels::quantize_fused::ReducePath;
     let g = gpu();
-    // Ten buffers (two dispatches of eight and two), lengths around the per-thread entry's 16
-    // values and a workgroup's 256.
-    let lens = [1usize, 300, 7, 5000, 16, 17, 255, 257, 3, 40];
+    // Eleven buffers (two dispatches of eight and three), lengths around the per-thread entries'
+    // 16 values (64 for the vec4 entry), a workgroup's 256 values (16384 for the vec4 entry) and
+    // several of the vec4 entry's workgroups.
+    let lens = [1usize, 300, 7, 5000, 16, 17, 255, 257, 3, 40, 40_000];
     let clean: Vec<Vec<f32>> = lens.iter().enumerate().map(|(j, &n)| data(n, 200 + j as u32, false)).collect();
     for path in [ReducePath::Tree, ReducePath::PerThread] {
         let k = Finite::with_reduce_path(g, path).unwrap();
@@ -623,6 +624,55 @@ fn finite_flags_a_nan_or_inf_anywhere_in_any_buffer_on_both_paths() {
             let mut xs = clean.clone();
             xs[3][pos] = f32::NAN;
             check(&xs, CLEAR, &format!("NaN at {pos} of buffer 3"));
+        }
+    }
+}
+
+/// The per-thread path reads lowbit's buffers as vec4s, so it must ignore what lies past a
+/// buffer's length (a plan's arena holds other values there), and an application's buffer that
+/// does not hold whole vec4s takes the scalar entry: both give the reference's status.
+#[test]
+fn finite_ignores_values_past_a_buffers_length_and_reads_any_buffer_an_application_binds() {
+    use lowbit::kernels::finite::{Finite, CLEAR};
+    use lowbit::kernels::quantize_fused::ReducePath;
+    let g = gpu();
+    assert!(matches!(Finite::with_options(g, ReducePath::Tree, true), Err(Error::InvalidArgument(_))));
+    // A buffer of `words` f32 holding `x`, with NaN in every word past it.
+    let raw = |x: &[f32], words: usize| {
+        let mut v = x.to_vec();
+        v.resize(words, f32::NAN);
+        let b = g.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("application buffer"),
+            size: (words * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        g.queue.write_buffer(&b, 0, bytemuck::cast_slice(&v));
+        GpuBuffer::<f32>::from_wgpu(b, x.len()).unwrap()
+    };
+    for path in [ReducePath::Tree, ReducePath::PerThread] {
+        let k = Finite::with_reduce_path(g, path).unwrap();
+        for len in [1usize, 5, 17, 30, 33] {
+            let clean = data(len, 300 + len as u32, false);
+            // Whole vec4s with NaN past the values (the vec4 entry must ignore them), an odd
+            // count of words past the values and exactly the values (not whole vec4s unless len
+            // is a multiple of 4: the scalar entry).
+            let odd = if len % 2 == 0 { len + 1 } else { len + 2 };
+            for words in [len.div_ceil(4) * 4, odd, len] {
+                for bad in [None, Some(0), Some(len - 1)] {
+                    let mut x = clean.clone();
+                    if let Some(i) = bad {
+                        x[i] = f32::INFINITY;
+                    }
+                    let b = raw(&x, words);
+                    let other = buf(&data(40, 7, false));
+                    let status = GpuBuffer::from_slice(g, "status", &CLEAR).unwrap();
+                    run(|e| k.encode(g, e, &[&other, &b], &status).unwrap());
+                    let want = reference::finite::finite(&[&x], 0, CLEAR);
+                    let what = format!("{path:?}: {len} values in {words} words, inf at {bad:?}");
+                    assert_u32_eq(&what, &status.read(g).unwrap(), &want);
+                }
+            }
         }
     }
 }

@@ -2,7 +2,8 @@
 //! sticky status word (`[flag, first step]`) that state-updating kernels read (SGD, batch norm's
 //! running statistics) to skip their writes, so a step that went non-finite changes nothing.
 //! One dispatch per 8 buffers, over the sum of their lengths (a thread per value; on a CPU
-//! adapter, [`ReducePath::PerThread`], a thread per 16 values and no barriers); the step recorded
+//! adapter, [`ReducePath::PerThread`], a thread per 16 vec4s, each buffer in workgroups of its
+//! own, and no barriers); the step recorded
 //! is the recorder's [`crate::record::StepState`] step (0 outside a plan). Bindings: 0 params, 1..8 the buffers, 9 status, 10 step.
 //! Reference: [`crate::reference::finite`].
 
@@ -25,6 +26,9 @@ const _: () = assert!(std::mem::size_of::<FiniteParams>() == 32);
 /// Values a thread of the per-thread entry checks (`FLAT_PER_THREAD` in the shader).
 const FLAT_PER_THREAD: u32 = 16;
 
+/// Vec4s a thread of the vec4 entry checks (`V4_PER_THREAD` in the shader).
+const V4_PER_THREAD: u32 = 16;
+
 /// The value a clear status holds: no flag, no step.
 pub const CLEAR: [u32; 2] = [0, u32::MAX];
 
@@ -32,6 +36,8 @@ pub const CLEAR: [u32; 2] = [0, u32::MAX];
 pub struct Finite {
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    /// `main_flat_v4` (the per-thread path only): for groups whose buffers all hold whole vec4s.
+    v4: Option<wgpu::ComputePipeline>,
     path: ReducePath,
     dummy: GpuBuffer<f32>,
 }
@@ -42,9 +48,23 @@ impl Finite {
         Self::with_reduce_path(gpu, ReducePath::for_adapter(gpu))
     }
 
-    /// Builds the pipeline of `path`: `Tree`, a thread per value and a workgroup flag behind two
-    /// barriers (entry `main`); `PerThread`, 16 values a thread, no barriers (`main_flat`).
+    /// Builds the pipelines of `path`: `Tree`, a thread per value and a workgroup flag behind two
+    /// barriers (entry `main`); `PerThread`, no barriers: a thread per 16 vec4s, each workgroup
+    /// within one buffer (`main_flat_v4`), or, for a group with a buffer not bound as whole vec4s
+    /// (an application's buffer of another size, [`GpuBuffer::from_wgpu`]), a thread per 16
+    /// values (`main_flat`).
     pub fn with_reduce_path(gpu: &Gpu, path: ReducePath) -> Result<Self> {
+        Self::with_options(gpu, path, path == ReducePath::PerThread)
+    }
+
+    /// [`Finite::with_reduce_path`], with the vec4 entry only if `vec4` (for comparisons; it
+    /// exists on the per-thread path alone, and asking for it with `Tree` is an error).
+    pub fn with_options(gpu: &Gpu, path: ReducePath, vec4: bool) -> Result<Self> {
+        if vec4 && path == ReducePath::Tree {
+            return Err(Error::InvalidArgument(
+                "finite: the vec4 entry is the per-thread path's (ReducePath::PerThread)".into(),
+            ));
+        }
         let mut slots = vec![Slot::Uniform];
         slots.extend([Slot::Read; PER_DISPATCH]);
         slots.push(Slot::Write);
@@ -61,6 +81,7 @@ impl Finite {
                 &pl,
                 &[],
             )?,
+            v4: if vec4 { Some(pipeline(gpu, "finite", "main_flat_v4", &pl, &[])?) } else { None },
             path,
             bgl,
             dummy: GpuBuffer::zeros(gpu, "finite dummy", 4)?,
@@ -93,9 +114,16 @@ impl Finite {
             if total + (FLAT_PER_THREAD * WG) as u64 > u32::MAX as u64 {
                 return Err(Error::InvalidArgument(format!("finite: {total} values in one group of buffers")));
             }
-            let threads = match self.path {
-                ReducePath::Tree => total as u32,
-                ReducePath::PerThread => (total as u32).div_ceil(FLAT_PER_THREAD),
+            // The vec4 entry reads ceil(len / 4) whole vec4s of each buffer; a scratch value's
+            // arena storage is padded like lowbit's own buffers.
+            let whole_vec4s =
+                |x: &GpuBuffer<f32>| x.is_scratch() || x.buffer().size() >= x.len().div_ceil(4) as u64 * 16;
+            let (pipeline, threads) = match (&self.v4, self.path) {
+                (Some(v4), _) if group.iter().all(|x| whole_vec4s(x)) => {
+                    (v4, p.len.iter().map(|&l| l.div_ceil(4 * V4_PER_THREAD * WG) * WG).sum::<u32>())
+                }
+                (_, ReducePath::Tree) => (&self.pipeline, total as u32),
+                (_, ReducePath::PerThread) => (&self.pipeline, (total as u32).div_ceil(FLAT_PER_THREAD)),
             };
             let params = uniform(gpu, "finite", &p);
             let step = enc.step_state(gpu).clone();
@@ -104,7 +132,7 @@ impl Finite {
             bufs.extend(std::iter::repeat_n(self.dummy.buffer(), PER_DISPATCH - group.len()));
             bufs.push(status.buffer());
             bufs.push(&step);
-            dispatch(gpu, enc, "finite", &self.pipeline, &self.bgl, &bufs, threads.div_ceil(WG))?;
+            dispatch(gpu, enc, "finite", pipeline, &self.bgl, &bufs, threads.div_ceil(WG))?;
         }
         Ok(())
     }
