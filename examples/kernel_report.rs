@@ -7,7 +7,9 @@
 //! runs: the tiled kernel, or on a CPU adapter with 8-lane subgroups `gemm_f32_lanes`, whose
 //! lines have `"tile": "lanes"` and a `gemm_f32_tiled` line beside them with the tiled kernel's
 //! best tile), and a line per shape comparing that f32 GEMM with the naive one-thread-per-output
-//! kernel. Before the GEMMs, the
+//! kernel; likewise each integer GEMM (per-row operands) runs what `GemmInt::encode` runs, on such
+//! an adapter `gemm_int_lanes` (`"tile": "lanes"`, its `peak_fraction` against the f32 FMA rate it
+//! runs on) with a `gemm_int_tiled_*` line beside it. Before the GEMMs, the
 //! adapter's measured f32 FMA and int8 dot-product rates (`peak_f32`, `peak_dot4i8`, from the
 //! `peak` kernel: no memory traffic), and each GEMM line's `peak_fraction` is its throughput over
 //! the rate of the unit it runs on (int GEMMs: dot products; f32, FP8, naive: f32 FMA). Where the
@@ -195,7 +197,9 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
         let t_f32 = gpu_seconds(gpu, iters, 3, |e| f32k.encode(gpu, e, at.buffer(), bt.buffer(), shape, &epi, &c))?;
         let f32_gflops = flops / t_f32 / 1e9;
         let emit = |kernel: &str, gops: f64, tile: Option<String>| {
-            let peak = if kernel.starts_with("gemm_int") { peak_dot } else { peak_f32 };
+            // gemm_int_lanes multiplies on the f32 unit.
+            let on_dot = kernel.starts_with("gemm_int") && tile.as_deref() != Some("lanes");
+            let peak = if on_dot { peak_dot } else { peak_f32 };
             println!(
                 "{}",
                 json!({"kernel": kernel, "shape": label, "m": m, "n": n, "k": k, "gops": (gops * 100.0).round() / 100.0,
@@ -227,7 +231,15 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
             let qb = qz.quantize(gpu, &mut enc, &bt, QuantScheme::per_row(*fb))?;
             gpu.queue.submit([enc.finish()]);
             let t = gpu_seconds(gpu, iters, 3, |e| kern.encode(gpu, e, &qa, &qb, &epi, &c))?;
-            emit(&format!("gemm_int_{fa}x{fb}"), flops / t / 1e9, tile_name(kern.tuned(m, n, k)));
+            if kern.runs_lanes(&qa, &qb) {
+                // The dispatcher ran gemm_int_lanes; the tiled kernel's best tile beside it.
+                emit(&format!("gemm_int_{fa}x{fb}"), flops / t / 1e9, Some("lanes".into()));
+                let tile = kern.tuned(m, n, k).unwrap_or(Tile::T128);
+                let t = gpu_seconds(gpu, iters, 3, |e| kern.encode_with(gpu, e, tile, &qa, &qb, &epi, &c))?;
+                emit(&format!("gemm_int_tiled_{fa}x{fb}"), flops / t / 1e9, Some(format!("{tile:?}")));
+            } else {
+                emit(&format!("gemm_int_{fa}x{fb}"), flops / t / 1e9, tile_name(kern.tuned(m, n, k)));
+            }
         }
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         let qa = qz.quantize(gpu, &mut enc, &at, QuantScheme::per_row(Format::Fp8E4M3))?;

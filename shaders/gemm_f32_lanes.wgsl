@@ -19,6 +19,8 @@
 // Rows and columns past M and N read clamped in-range rows and are not stored. With
 // p.batches > 1, the products of a batch follow each other as in gemm_f32; never split along K
 // (p.splits is 1).
+// The outer-product arithmetic (Acc, quad_step, mac_quads) is common/lanes.wgsl's, shared with
+// gemm_int_lanes.
 // Bindings: 0 params, 1 a (read), 2 b (read), 3 bias (read), 4 c (read-write), 5 amax (atomic),
 // as gemm_f32's. Reference: src/reference/gemm_f32_lanes.rs (gemm_f32's, f64 accumulation).
 
@@ -41,17 +43,6 @@ fn load_a(m0: u32, k: u32, lane: u32, half: u32) -> vec4<f32> {
     }
     let row = min(m0 + 8u * half + lane, p.m - 1u);
     return a[(a_off + row * p.k + k) / 4u];
-}
-
-// Rows 4q..4q+3 of this K step as a matrix: column i holds row 4q + i's four k values, on
-// every lane (q = 2 * half + quad; the lane indices of subgroupBroadcast must be constants).
-fn rows_nt(v: vec4<f32>, quad: u32) -> mat4x4<f32> {
-    if (quad == 0u) {
-        return mat4x4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
-                           subgroupBroadcast(v, 3u));
-    }
-    return mat4x4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u),
-                       subgroupBroadcast(v, 7u));
 }
 
 fn rows(v: vec4<f32>, quad: u32) -> mat4x4<f32> {
@@ -113,38 +104,9 @@ fn store_row(v: vec4<f32>, row: u32, n0: u32, lane: u32, amax_in: u32) -> u32 {
     return local_amax;
 }
 
-// The four row quads' outputs of this lane (acc_q, q = 0..3).
-struct Acc {
-    q0: mat4x4<f32>,
-    q1: mat4x4<f32>,
-    q2: mat4x4<f32>,
-    q3: mat4x4<f32>,
-}
-
-// acc += the outer product of this lane's four columns `bv` and four rows `rv` at one k.
-fn outer_add(acc: mat4x4<f32>, bv: vec4<f32>, rv: vec4<f32>) -> mat4x4<f32> {
-    return acc + mat4x4<f32>(bv * rv.x, bv * rv.y, bv * rv.z, bv * rv.w);
-}
-
-// One row quad through one K step, k by k: every output gets acc + b·a at k, k + 1, k + 2, k + 3
-// in turn, the order and roundings of gemm_f32's loops (llvmpipe fuses no multiply-add), so both
-// kernels give the same bits there.
-fn quad_step(acc: mat4x4<f32>, bt: mat4x4<f32>, rq: mat4x4<f32>) -> mat4x4<f32> {
-    let at = transpose(rq);
-    var m = outer_add(acc, bt[0], at[0]);
-    m = outer_add(m, bt[1], at[1]);
-    m = outer_add(m, bt[2], at[2]);
-    return outer_add(m, bt[3], at[3]);
-}
-
 // One K step: bt from load_b, lo / hi from load_a's halves 0 and 1.
 fn mac(acc: Acc, bt: mat4x4<f32>, lo: vec4<f32>, hi: vec4<f32>) -> Acc {
-    var r: Acc;
-    r.q0 = quad_step(acc.q0, bt, rows(lo, 0u));
-    r.q1 = quad_step(acc.q1, bt, rows(lo, 1u));
-    r.q2 = quad_step(acc.q2, bt, rows(hi, 0u));
-    r.q3 = quad_step(acc.q3, bt, rows(hi, 1u));
-    return r;
+    return mac_quads(acc, bt, rows(lo, 0u), rows(lo, 1u), rows(hi, 0u), rows(hi, 1u));
 }
 
 fn finish(acc: Acc, m0: u32, n0: u32, lane: u32) {

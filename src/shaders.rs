@@ -20,6 +20,8 @@ pub const COMMON: &[(&str, &str)] = &[
     ("one_pass", include_str!("../shaders/common/one_pass.wgsl")),
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
     ("optim", include_str!("../shaders/common/optim.wgsl")),
+    ("int_codes", include_str!("../shaders/common/int_codes.wgsl")),
+    ("lanes", include_str!("../shaders/common/lanes.wgsl")),
 ];
 
 const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout"];
@@ -73,7 +75,7 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "gemm_f32", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_f32.wgsl") },
     KernelSource {
         name: "gemm_f32_lanes",
-        includes: GEMM_INCLUDES,
+        includes: &["quant", "fp8", "gemm", "lanes"],
         body: include_str!("../shaders/gemm_f32_lanes.wgsl"),
     },
     KernelSource {
@@ -81,7 +83,16 @@ pub const KERNELS: &[KernelSource] = &[
         includes: GEMM_INCLUDES,
         body: include_str!("../shaders/gemm_f32_naive.wgsl"),
     },
-    KernelSource { name: "gemm_int", includes: GEMM_INCLUDES, body: include_str!("../shaders/gemm_int.wgsl") },
+    KernelSource {
+        name: "gemm_int",
+        includes: &["quant", "fp8", "gemm", "int_codes"],
+        body: include_str!("../shaders/gemm_int.wgsl"),
+    },
+    KernelSource {
+        name: "gemm_int_lanes",
+        includes: &["quant", "fp8", "gemm", "int_codes", "lanes"],
+        body: include_str!("../shaders/gemm_int_lanes.wgsl"),
+    },
     KernelSource {
         name: "gemm_levels",
         includes: TILED_GEMM_INCLUDES,
@@ -132,8 +143,9 @@ pub const UNCHECKED: &[&str] = &["gemm_f32", "gemm_f32_naive", "gemm_fp8", "gemm
 
 /// Kernels that need an adapter feature beyond lowbit's baseline, with the naga capabilities
 /// that validate them: `peak_coop` uses cooperative matrices (SPIR-V's `CooperativeMatrixKHR`;
-/// no MSL or HLSL translation), f16 and subgroups; `gemm_f32_lanes` uses subgroups.
-pub const NEEDS_FEATURES: &[&str] = &["peak_coop", "gemm_f32_lanes"];
+/// no MSL or HLSL translation), f16 and subgroups; `gemm_f32_lanes` and `gemm_int_lanes` use
+/// subgroups.
+pub const NEEDS_FEATURES: &[&str] = &["peak_coop", "gemm_f32_lanes", "gemm_int_lanes"];
 
 /// Whether kernel `name` is compiled without naga's runtime checks (see [`UNCHECKED`]).
 pub fn runs_unchecked(name: &str) -> bool {

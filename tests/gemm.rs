@@ -935,3 +935,146 @@ fn the_cooperative_peak_probe_is_exact_where_the_adapter_has_it_and_refused_else
         assert!(block[written..].iter().all(|x| x.is_nan()), "workgroup {w} wrote past its subgroups");
     }
 }
+
+#[test]
+fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_elsewhere() {
+    use lowbit::kernels::gemm_int_lanes::GemmIntLanes;
+    let g = gpu();
+    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
+    // lavapipe on x86 (CI's adapter) must have it: a missing lane kernel there is a failure.
+    assert!(!eight_lane_cpu || GemmIntLanes::available(g), "a CPU adapter with 8-lane subgroups lacks gemm_int_lanes");
+    let per_row = |f: Format| QuantScheme { format: f, granularity: Granularity::PerRow, rounding: Rounding::Nearest };
+    if !GemmIntLanes::available(g) {
+        let err =
+            GemmIntLanes::new(g, Format::Int8, Format::Int8).err().expect("gemm_int_lanes without 8-lane subgroups");
+        assert!(err.to_string().contains("subgroups"), "{err}");
+        let q = quantized(&data(8 * 8, 1, false), 8, 8, per_row(Format::Int8));
+        assert!(!GemmInt::new(g, Format::Int8, Format::Int8).unwrap().runs_lanes(&q, &q));
+        return;
+    }
+    let stochastic = |f: Format| QuantScheme::per_row(f).stochastic(5, 2);
+    let cases = [
+        (per_row(Format::Int8), per_row(Format::Int8)),
+        (QuantScheme::per_tensor(Format::Int8), per_row(Format::Int8)),
+        (per_row(Format::Int4), stochastic(Format::Log4)),
+        (stochastic(Format::Log4), per_row(Format::Int8)),
+        (per_row(Format::Int3), per_row(Format::Int2)),
+        (per_row(Format::Fp4E2M1), per_row(Format::Fp4E2M1)),
+    ];
+    // Tails of the 16 x 32 tile in M and N, K of one lane word, ragged K, and K past one exact
+    // f32 chunk (1024 products).
+    let shapes: &[(usize, usize, usize)] = &[(1, 1, 1), (16, 32, 4), (33, 65, 17), (260, 70, 300), (5, 40, 2500)];
+    for (sa, sb) in cases {
+        let (fa, fb) = (sa.format, sb.format);
+        let kernel = GemmInt::new(g, fa, fb).unwrap();
+        for &(m, n, k) in shapes {
+            let (a, b) = (data(m * k, 91, false), data(n * k, 92, false));
+            let (qa, qb) = (quantized(&a, m, k, sa), quantized(&b, n, k, sb));
+            let what = format!("gemm_int_lanes {fa}x{fb} {m}x{n}x{k}");
+            assert!(kernel.runs_lanes(&qa, &qb), "{what}: the dispatcher should run the lane kernel");
+            let raw = GpuBuffer::<i32>::zeros(g, "raw", m * n).unwrap();
+            submit(|e| kernel.encode_raw(g, e, &qa, &qb, &raw).unwrap());
+            let want_raw = reference::gemm_int_lanes::gemm_int_lanes_raw(
+                &qa.codes.read(g).unwrap(),
+                &qa.layout,
+                1,
+                &qb.codes.read(g).unwrap(),
+                &qb.layout,
+            );
+            let as_u = |v: Vec<i32>| v.into_iter().map(|x| x as u32).collect::<Vec<u32>>();
+            assert_u32_eq(&format!("{what} raw"), &as_u(raw.read(g).unwrap()), &as_u(want_raw));
+            let bias = data(n, 93, false);
+            let old = data(m * n, 94, false);
+            let biasb = common::buf(&bias);
+            for variant in 0..3 {
+                let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
+                let (epi, eref) = match variant {
+                    0 => (Epilogue::default(), EpilogueRef::default()),
+                    1 => (
+                        Epilogue { bias: Some(&biasb), relu: true, ..Default::default() },
+                        EpilogueRef { bias: Some(&bias), relu: true, ..Default::default() },
+                    ),
+                    _ => (
+                        Epilogue { accumulate: true, amax: Some(&amax), ..Default::default() },
+                        EpilogueRef { old: Some(&old), ..Default::default() },
+                    ),
+                };
+                let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                submit(|e| kernel.encode(g, e, &qa, &qb, &epi, &c).unwrap());
+                let got = c.read(g).unwrap();
+                let want = reference::gemm_int_lanes::gemm_int_lanes(
+                    &qa.codes.read(g).unwrap(),
+                    &qa.scales.read(g).unwrap(),
+                    &qa.layout,
+                    1,
+                    &qb.codes.read(g).unwrap(),
+                    &qb.scales.read(g).unwrap(),
+                    &qb.layout,
+                    &eref,
+                );
+                check(&format!("{what} epilogue {variant}"), &got, &want, int_epilogue_bound(1, 1));
+                // The tiled kernel forms the same exact sums and scales them the same way where it
+                // does not split K (it splits the long K of few outputs into partial sums, added
+                // by another launch).
+                if k <= 300 {
+                    for &tile in int_tiles(&qa, &qb) {
+                        let tiled = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                        submit(|e| kernel.encode_with(g, e, tile, &qa, &qb, &epi, &tiled).unwrap());
+                        common::assert_f32_bits_eq(
+                            &format!("{what} epilogue {variant} vs {tile:?}"),
+                            &got,
+                            &tiled.read(g).unwrap(),
+                        );
+                    }
+                }
+                if variant == 2 {
+                    let want_max = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
+                    assert_eq!(f32::from_bits(amax.read(g).unwrap()[0]), want_max, "{what}: amax");
+                }
+            }
+        }
+    }
+    // Top codes over K = 2500: every product 127², so one f32 sum over all of K would pass 2²⁴
+    // and round; the kernel's 1024-product chunks keep it exact.
+    let k = 2500;
+    let top = quantized(&vec![1.0f32; 3 * k], 3, k, per_row(Format::Int8));
+    let kernel = GemmInt::new(g, Format::Int8, Format::Int8).unwrap();
+    let raw = GpuBuffer::<i32>::zeros(g, "raw", 9).unwrap();
+    submit(|e| kernel.encode_raw(g, e, &top, &top, &raw).unwrap());
+    assert_eq!(raw.read(g).unwrap(), vec![127 * 127 * k as i32; 9]);
+    // Batched products: each batch as the tiled kernel gives it.
+    for &(batches, m, n, kb) in &[(3, 37, 20, 48), (2, 5, 130, 70)] {
+        let qa = quantized(&data(batches * m * kb, 95, false), batches * m, kb, per_row(Format::Int8));
+        let qb = quantized(&data(batches * n * kb, 96, false), batches * n, kb, per_row(Format::Int8));
+        let (c, tiled) = (
+            GpuBuffer::<f32>::zeros(g, "c", batches * m * n).unwrap(),
+            GpuBuffer::<f32>::zeros(g, "tiled", batches * m * n).unwrap(),
+        );
+        submit(|e| kernel.encode_batched(g, e, &qa, &qb, batches, &Epilogue::default(), &c).unwrap());
+        submit(|e| {
+            kernel.encode_batched_with(g, e, Tile::T32, &qa, &qb, batches, &Epilogue::default(), &tiled).unwrap()
+        });
+        common::assert_f32_bits_eq(
+            &format!("batched {batches}x{m}x{n}x{kb}"),
+            &c.read(g).unwrap(),
+            &tiled.read(g).unwrap(),
+        );
+    }
+    // What it does not take goes to the tiled kernel: SMP samples, and scale blocks shorter than K.
+    let x = data(16 * 64, 97, false);
+    let xt = GpuTensor::from_slice(g, &x, &[16, 64]).unwrap();
+    let smp = {
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        let q =
+            qz().quantize_samples(g, &mut enc, &xt, QuantScheme::per_row(Format::Log4).stochastic(1, 0), 2).unwrap();
+        g.queue.submit([enc.finish()]);
+        q
+    };
+    let q4 = quantized(&x, 16, 64, per_row(Format::Int4));
+    assert!(!GemmInt::new(g, Format::Log4, Format::Int4).unwrap().runs_lanes(&smp, &q4));
+    let mx = quantized(&x, 16, 64, QuantScheme::native(Format::Mxfp4));
+    assert!(!GemmInt::new(g, Format::Mxfp4, Format::Mxfp4).unwrap().runs_lanes(&mx, &mx));
+    let lanes = GemmIntLanes::new(g, Format::Mxfp4, Format::Mxfp4).unwrap();
+    assert!(!GemmIntLanes::fits(&mx, &mx));
+    drop(lanes);
+}

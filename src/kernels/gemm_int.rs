@@ -10,13 +10,18 @@
 //! ([`Tile`], tuned per shape class; 128 needs scale blocks of at least 32, see [`int_tiles`]),
 //! 16×16 threads × 8×8 (vec4 registers, double-buffered K steps, a variant without f32
 //! accumulators when one scale chunk spans K), 4×4 or 2×2 outputs, K in steps of 32 through
-//! workgroup memory, every operand widened to int8 lanes on load. Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c,
+//! workgroup memory, every operand widened to int8 lanes on load. On a CPU adapter with 8-lane
+//! subgroups (lavapipe), the untiled entry points ([`GemmInt::encode`], `encode_batched`,
+//! `encode_raw`) run one sample with one scale chunk over K through `gemm_int_lanes` instead
+//! (gemm_f32_lanes' subgroup tiles on the widened codes, exact in f32 chunks; the same bits);
+//! the `_with` entry points always run the tile they are given. Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c,
 //! 7 amax. Reference: [`crate::reference::gemm_int`].
 
 use super::gemm::{
     dispatch_packed, encode_split, flags, pick_fastest, scratch_operand, tiles, Dummies, Epilogue, GemmParams, Tile,
     TileCache, TilePipelines, PACKED_SLOTS,
 };
+use super::gemm_int_lanes::GemmIntLanes;
 use super::{check_len, layouts, pipeline};
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
@@ -134,6 +139,8 @@ pub struct GemmInt {
     pipelines: TilePipelines,
     /// The 128×128 tile specialized for one scale chunk over K and one sample.
     whole_k: wgpu::ComputePipeline,
+    /// `gemm_int_lanes`, on a CPU adapter with 8-lane subgroups.
+    lanes: Option<GemmIntLanes>,
     dummies: Dummies,
     cache: TileCache,
 }
@@ -157,6 +164,10 @@ impl GemmInt {
                 pipeline(gpu, "gemm_int", t.entry(), &pl, &[c[0], c[1], ("TPT", t.tpt().min(4) as f64)])
             })?,
             whole_k: pipeline(gpu, "gemm_int", "main_wide", &pl, &[c[0], c[1], ("WHOLE_K", 1.0)])?,
+            lanes: match gpu.is_cpu() && GemmIntLanes::available(gpu) {
+                true => Some(GemmIntLanes::new(gpu, fmt_a, fmt_b)?),
+                false => None,
+            },
             bgl,
             dummies: Dummies::new(gpu)?,
             cache: TileCache::new(gpu),
@@ -234,8 +245,44 @@ impl GemmInt {
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
         let (m, n) = (a.layout.rows as usize / batches.max(1), b.layout.rows as usize / batches.max(1));
+        if self.records_lanes(gpu, enc, a, b, batches, epi.flags(), epi, c.buffer(), c.len())? {
+            return Ok(());
+        }
         let tile = self.cache.choose(m, n, a.layout.cols as usize, int_tiles(a, b));
         self.encode_batched_with(gpu, enc, tile, a, b, batches, epi, c)
+    }
+
+    /// Whether this adapter runs `gemm_int_lanes` for these operands: one sample and one scale
+    /// chunk over all of K.
+    pub fn runs_lanes(&self, a: &QuantizedTensor, b: &QuantizedTensor) -> bool {
+        self.lanes.is_some() && GemmIntLanes::fits(a, b)
+    }
+
+    /// Records the product through `gemm_int_lanes` if [`GemmInt::runs_lanes`] (after the same
+    /// checks as the tiled path); `Ok(false)` when it does not apply.
+    #[allow(clippy::too_many_arguments)]
+    fn records_lanes(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        batches: usize,
+        flag_bits: u32,
+        epi: &Epilogue,
+        c: &wgpu::Buffer,
+        c_len: usize,
+    ) -> Result<bool> {
+        let Some(lanes) = &self.lanes else { return Ok(false) };
+        self.check_formats(a, b)?;
+        if !self.runs_lanes(a, b) {
+            return Ok(false);
+        }
+        let p = packed_params("gemm_int", a, b, flag_bits, Tile::T32, batches)?;
+        check_len("gemm_int", "c", c_len, p.m as usize * p.n as usize * batches.max(1))?;
+        epi.check("gemm_int", p.n as usize)?;
+        lanes.record(gpu, enc, p, &self.dummies, a, b, epi, c)?;
+        Ok(true)
     }
 
     /// [`GemmInt::encode_batched`] with an explicit tile.
@@ -291,9 +338,31 @@ impl GemmInt {
         b: &QuantizedTensor,
         c: &GpuBuffer<i32>,
     ) -> Result<()> {
+        if self.lanes.is_some() && self.runs_lanes(a, b) {
+            self.check_formats(a, b)?;
+            self.check_raw(a)?;
+            let done = self.records_lanes(gpu, enc, a, b, 1, flags::RAW, &Epilogue::default(), c.buffer(), c.len())?;
+            debug_assert!(done);
+            return Ok(());
+        }
         let tile =
             self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize, int_tiles(a, b));
         self.encode_raw_with(gpu, enc, tile, a, b, c)
+    }
+
+    /// Raw mode keeps one i32 over all of K and every sample: refuse what it cannot hold.
+    fn check_raw(&self, a: &QuantizedTensor) -> Result<()> {
+        let most = a.layout.cols as u64
+            * a.samples as u64
+            * self.fmt_a.max_lane().unwrap_or(1) as u64
+            * self.fmt_b.max_lane().unwrap_or(1) as u64;
+        if most > i32::MAX as u64 {
+            return Err(Error::InvalidArgument(format!(
+                "gemm_int raw: K = {} ({} samples) of {} × {} codes can sum past an i32 ({most}); use the scaled product",
+                a.layout.cols, a.samples, self.fmt_a, self.fmt_b
+            )));
+        }
+        Ok(())
     }
 
     /// [`GemmInt::encode_raw`] with an explicit tile.
@@ -307,17 +376,7 @@ impl GemmInt {
         c: &GpuBuffer<i32>,
     ) -> Result<()> {
         self.check_formats(a, b)?;
-        // Raw mode keeps one i32 over all of K and every sample: refuse what it cannot hold.
-        let most = a.layout.cols as u64
-            * a.samples as u64
-            * self.fmt_a.max_lane().unwrap_or(1) as u64
-            * self.fmt_b.max_lane().unwrap_or(1) as u64;
-        if most > i32::MAX as u64 {
-            return Err(Error::InvalidArgument(format!(
-                "gemm_int raw: K = {} ({} samples) of {} × {} codes can sum past an i32 ({most}); use the scaled product",
-                a.layout.cols, a.samples, self.fmt_a, self.fmt_b
-            )));
-        }
+        self.check_raw(a)?;
         let p = packed_params("gemm_int", a, b, flags::RAW, tile, 1)?;
         check_len("gemm_int", "c", c.len(), p.m as usize * p.n as usize)?;
         self.record(gpu, enc, tile, p, a, b, &Epilogue::default(), c.buffer())

@@ -1,0 +1,50 @@
+// The arithmetic of the lanes GEMMs (gemm_f32_lanes, gemm_int_lanes): a workgroup is one
+// subgroup of 8 lanes, each lane owns 16 rows x 4 columns of a 16 x 32 output tile, kept as four
+// mat4x4 (column i of acc_q: row 4q + i, component c: this lane's column c), and a K step of 4
+// multiplies the lane's four columns (bt: column kk holds the four columns at k + kk) with the
+// tile's 16 rows, broadcast from the lanes that loaded them (see gemm_f32_lanes.wgsl's header).
+
+// Rows 4q..4q+3 of this K step as a matrix: column i holds row 4q + i's four k values, on
+// every lane (q = 2 * half + quad; the lane indices of subgroupBroadcast must be constants).
+fn rows_nt(v: vec4<f32>, quad: u32) -> mat4x4<f32> {
+    if (quad == 0u) {
+        return mat4x4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
+                           subgroupBroadcast(v, 3u));
+    }
+    return mat4x4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u),
+                       subgroupBroadcast(v, 7u));
+}
+
+// The four row quads' outputs of this lane (acc_q, q = 0..3).
+struct Acc {
+    q0: mat4x4<f32>,
+    q1: mat4x4<f32>,
+    q2: mat4x4<f32>,
+    q3: mat4x4<f32>,
+}
+
+// acc += the outer product of this lane's four columns `bv` and four rows `rv` at one k.
+fn outer_add(acc: mat4x4<f32>, bv: vec4<f32>, rv: vec4<f32>) -> mat4x4<f32> {
+    return acc + mat4x4<f32>(bv * rv.x, bv * rv.y, bv * rv.z, bv * rv.w);
+}
+
+// One row quad through one K step, k by k: every output gets acc + b·a at k, k + 1, k + 2, k + 3
+// in turn, the order and roundings of gemm_f32's loops (llvmpipe fuses no multiply-add), so both
+// kernels give the same bits there.
+fn quad_step(acc: mat4x4<f32>, bt: mat4x4<f32>, rq: mat4x4<f32>) -> mat4x4<f32> {
+    let at = transpose(rq);
+    var m = outer_add(acc, bt[0], at[0]);
+    m = outer_add(m, bt[1], at[1]);
+    m = outer_add(m, bt[2], at[2]);
+    return outer_add(m, bt[3], at[3]);
+}
+
+// One K step over the four row quads (each from rows_nt, or its transpose for an A stored [K, M]).
+fn mac_quads(acc: Acc, bt: mat4x4<f32>, r0: mat4x4<f32>, r1: mat4x4<f32>, r2: mat4x4<f32>, r3: mat4x4<f32>) -> Acc {
+    var r: Acc;
+    r.q0 = quad_step(acc.q0, bt, r0);
+    r.q1 = quad_step(acc.q1, bt, r1);
+    r.q2 = quad_step(acc.q2, bt, r2);
+    r.q3 = quad_step(acc.q3, bt, r3);
+    return r;
+}

@@ -1,0 +1,138 @@
+// gemm_int_lanes: gemm_int for CPU adapters whose subgroup is one 8-wide SIMD vector (lavapipe),
+// for one sample and one scale chunk over all of K (per-row and per-tensor scales): the same
+// output as gemm_int, bit for bit. Why a kernel of its own: gemm_int's tiles go through workgroup
+// memory, which llvmpipe loads lane by lane, and its dot4I8Packed is emulated there; on the
+// convolutions of a small ResNet gemm_int took 5x gemm_f32_lanes' time for the same products.
+// Here the 16 x 32 tiles, loads and broadcasts of gemm_f32_lanes (common/lanes.wgsl) run on the
+// codes widened to int8 lanes (common/int_codes.wgsl) and converted to f32: every lane value is
+// at most 128 in magnitude, so within a chunk of CHUNK_WORDS lane words (1024 products) every
+// product and every partial sum is an integer of at most 2^24, exact in f32 whatever the order;
+// each chunk's sums are added into i32 accumulators, so the i32 total is gemm_int's exact sum
+// (wrapping as its i32 sums wrap) and the output is formed from it as gemm_int forms it:
+//   c = epilogue(0 + (f32(isum) * lane_unit * sa(m)) * sb(n)),
+// or with FLAG_RAW the bits of isum. With p.batches > 1 the products follow each other as in
+// gemm_int (a_row0, b_row0, c_off from split_tile); never split along K (p.splits is 1).
+// Rows and columns past M and N read lane words of 0 and are not stored.
+// Bindings: 0 params, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c (read-write),
+// 7 amax (read-write atomic u32), as gemm_int's. Reference: src/reference/gemm_int.rs.
+
+override FMT_A: u32 = 0u;
+override FMT_B: u32 = 0u;
+
+@group(0) @binding(0) var<uniform> p: GemmParams;
+@group(0) @binding(1) var<storage, read> a_codes: array<u32>;
+@group(0) @binding(2) var<storage, read> a_scales: array<f32>;
+@group(0) @binding(3) var<storage, read> b_codes: array<u32>;
+@group(0) @binding(4) var<storage, read> b_scales: array<f32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> c: array<f32>;
+@group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
+
+// Lane words (4 products each) summed in f32 before the sums go to the i32 accumulators:
+// 1024 products of at most 128 x 128 = 2^14 stay within f32's 2^24 exact integers.
+const CHUNK_WORDS: u32 = 256u;
+
+fn lanes_f32(w: u32) -> vec4<f32> {
+    return vec4<f32>(unpack4xI8(w));
+}
+
+// Row m0 + 8 * half + lane's lane word kw, as four f32.
+fn load_a(m0: u32, kw: u32, lane: u32, half: u32) -> vec4<f32> {
+    return lanes_f32(lane_word_a(m0 + 8u * half + lane, kw, 0u));
+}
+
+// This lane's four columns (n0 + 8 cc + lane) at lane word kw: column kk of the result holds
+// the four columns' values at element 4 kw + kk.
+fn load_b(n0: u32, kw: u32, lane: u32) -> mat4x4<f32> {
+    return transpose(mat4x4<f32>(lanes_f32(lane_word_b(n0 + lane, kw)), lanes_f32(lane_word_b(n0 + 8u + lane, kw)),
+                                 lanes_f32(lane_word_b(n0 + 16u + lane, kw)),
+                                 lanes_f32(lane_word_b(n0 + 24u + lane, kw))));
+}
+
+// The 16 rows' four outputs of this lane, as i32 (row 4q + i: index 4q + i).
+struct IAcc {
+    r: array<vec4<i32>, 16>,
+}
+
+fn flush(iacc: IAcc, acc: Acc) -> IAcc {
+    var o = iacc;
+    o.r[0] += vec4<i32>(acc.q0[0]);
+    o.r[1] += vec4<i32>(acc.q0[1]);
+    o.r[2] += vec4<i32>(acc.q0[2]);
+    o.r[3] += vec4<i32>(acc.q0[3]);
+    o.r[4] += vec4<i32>(acc.q1[0]);
+    o.r[5] += vec4<i32>(acc.q1[1]);
+    o.r[6] += vec4<i32>(acc.q1[2]);
+    o.r[7] += vec4<i32>(acc.q1[3]);
+    o.r[8] += vec4<i32>(acc.q2[0]);
+    o.r[9] += vec4<i32>(acc.q2[1]);
+    o.r[10] += vec4<i32>(acc.q2[2]);
+    o.r[11] += vec4<i32>(acc.q2[3]);
+    o.r[12] += vec4<i32>(acc.q3[0]);
+    o.r[13] += vec4<i32>(acc.q3[1]);
+    o.r[14] += vec4<i32>(acc.q3[2]);
+    o.r[15] += vec4<i32>(acc.q3[3]);
+    return o;
+}
+
+// Stores row `row`'s four outputs of this lane; returns the running max |output| bits.
+fn store_row(iv: vec4<i32>, row: u32, n0: u32, lane: u32, amax_in: u32) -> u32 {
+    var local_amax = amax_in;
+    if (row >= p.m) {
+        return local_amax;
+    }
+    let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
+    let sa = scale_a(0u, row, 0u, a_groups);
+    for (var cc = 0u; cc < 4u; cc++) {
+        let col = n0 + 8u * cc + lane;
+        if (col < p.n) {
+            let at = c_off + row * p.n + col;
+            if ((p.flags & FLAG_RAW) != 0u) {
+                c[at] = bitcast<f32>(iv[cc]);
+            } else {
+                var bn = 0.0;
+                if ((p.flags & FLAG_BIAS) != 0u) {
+                    bn = bias[col];
+                }
+                var v0 = 0.0;
+                v0 += (f32(iv[cc]) * lane_unit() * sa) * scale_b(col, 0u);
+                let v = epilogue_value(p, v0, c[at], bn);
+                c[at] = v;
+                local_amax = max(local_amax, amax_bits(v));
+            }
+        }
+    }
+    return local_amax;
+}
+
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let st = split_tile(p, wg.x + wg.y * nwg.x);
+    if (!st.valid) {
+        return;
+    }
+    k_end = p.k;
+    let m0 = (st.tile / p.tiles_n) * 16u;
+    let n0 = (st.tile % p.tiles_n) * 32u;
+    let kwords = (p.k + 3u) / 4u;
+    var iacc: IAcc;
+    for (var k0 = 0u; k0 < kwords; k0 += CHUNK_WORDS) {
+        var acc: Acc;
+        let k1 = min(k0 + CHUNK_WORDS, kwords);
+        for (var kw = k0; kw < k1; kw++) {
+            let lo = load_a(m0, kw, lane, 0u);
+            let hi = load_a(m0, kw, lane, 1u);
+            acc = mac_quads(acc, load_b(n0, kw, lane), rows_nt(lo, 0u), rows_nt(lo, 1u), rows_nt(hi, 0u),
+                            rows_nt(hi, 1u));
+        }
+        iacc = flush(iacc, acc);
+    }
+    // One loop over the 16 rows rather than 16 copies of the stores (as gemm_f32_lanes).
+    var m = 0u;
+    for (var i = 0u; i < 16u; i++) {
+        m = store_row(iacc.r[i], m0 + i, n0, lane, m);
+    }
+    if ((p.flags & FLAG_AMAX) != 0u) {
+        atomicMax(&amax[0], m);
+    }
+}

@@ -1,0 +1,83 @@
+//! `gemm_int_lanes`: [`super::gemm_int`]'s products on a CPU adapter whose subgroups are one
+//! 8-wide SIMD vector (lavapipe), for one sample and one scale chunk over all of K (per-row and
+//! per-tensor scales), bit for bit. gemm_int's tiles read workgroup memory, which llvmpipe loads
+//! lane by lane, and its `dot4I8Packed` is emulated there; this kernel runs gemm_f32_lanes' 16×32
+//! subgroup tiles (no workgroup memory, values shared by subgroup broadcasts) on the codes widened
+//! to int8 lanes and converted to f32, summing 1024 products at a time in f32 (each such sum of
+//! values of at most 128 × 128 is an integer of at most 2²⁴, so exact) into i32 accumulators.
+//! [`super::gemm_int::GemmInt`]'s untiled entry points run it where it applies.
+//! Bindings: as gemm_int's. Reference: [`crate::reference::gemm_int_lanes`].
+
+use super::gemm::{dispatch_packed, tiles_rect, Dummies, Epilogue, GemmParams, PACKED_SLOTS};
+use super::gemm_f32_lanes::{GemmF32Lanes, TILE_M, TILE_N};
+use super::{layouts, pipeline};
+use crate::format::Format;
+use crate::quant::QuantizedTensor;
+use crate::{Error, Gpu, Result};
+
+/// The lanes integer GEMM for one pair of operand formats.
+pub struct GemmIntLanes {
+    bgl: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl GemmIntLanes {
+    /// Whether `gpu` can run this kernel ([`GemmF32Lanes::available`]).
+    pub fn available(gpu: &Gpu) -> bool {
+        GemmF32Lanes::available(gpu)
+    }
+
+    /// Whether it computes these operands' product: one sample of A and one scale chunk over all
+    /// of K.
+    pub fn fits(a: &QuantizedTensor, b: &QuantizedTensor) -> bool {
+        a.samples == 1 && a.layout.shared_chunk(&b.layout) >= a.layout.cols
+    }
+
+    /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (checked by the caller against
+    /// gemm_int's formats); an error on an adapter without 8-lane subgroups.
+    pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
+        if !Self::available(gpu) {
+            return Err(Error::InvalidArgument(format!(
+                "gemm_int_lanes needs subgroups of exactly 8 invocations; this adapter has subgroups {} of sizes {:?}",
+                gpu.report().subgroups,
+                gpu.report().subgroup_sizes
+            )));
+        }
+        let (bgl, pl) = layouts(gpu, "gemm_int_lanes", PACKED_SLOTS);
+        let c = [("FMT_A", fmt_a.id() as f64), ("FMT_B", fmt_b.id() as f64)];
+        Ok(GemmIntLanes { pipeline: pipeline(gpu, "gemm_int_lanes", "main", &pl, &c)?, bgl })
+    }
+
+    /// Records the product of `p` (gemm_int's params for these operands, already checked, one
+    /// split) with this kernel's 16×32 tiles; an error if the operands do not [`fits`](Self::fits).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        mut p: GemmParams,
+        dummies: &Dummies,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        epi: &Epilogue,
+        c: &wgpu::Buffer,
+    ) -> Result<()> {
+        if !Self::fits(a, b) {
+            return Err(Error::InvalidArgument(format!(
+                "gemm_int_lanes takes one sample and one scale chunk over K, not {} samples in chunks of {} over {}",
+                a.samples,
+                a.layout.shared_chunk(&b.layout),
+                a.layout.cols
+            )));
+        }
+        let (tiles_n, total_tiles) = tiles_rect(p.m, p.n, TILE_M, TILE_N)?;
+        total_tiles.checked_mul(p.batches.max(1)).map(super::grid).transpose()?.ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "gemm_int_lanes: {} batches of {}x{} outputs are too many tiles",
+                p.batches, p.m, p.n
+            ))
+        })?;
+        (p.tiles_n, p.total_tiles, p.splits) = (tiles_n, total_tiles, 1);
+        dispatch_packed(gpu, enc, "gemm_int_lanes", &self.bgl, &self.pipeline, dummies, &p, a, b, epi, c)
+    }
+}
