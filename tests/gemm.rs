@@ -1074,7 +1074,6 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
     assert!(!GemmInt::new(g, Format::Log4, Format::Int4).unwrap().runs_lanes(&smp, &q4));
     let mx = quantized(&x, 16, 64, QuantScheme::native(Format::Mxfp4));
     assert!(!GemmInt::new(g, Format::Mxfp4, Format::Mxfp4).unwrap().runs_lanes(&mx, &mx));
-    let lanes = GemmIntLanes::new(g, Format::Mxfp4, Format::Mxfp4).unwrap();
     assert!(!GemmIntLanes::fits(&mx, &mx));
-    drop(lanes);
+    assert!(matches!(GemmIntLanes::new(g, Format::Fp8E4M3, Format::Int8), Err(Error::InvalidArgument(_))));
 }

@@ -338,12 +338,11 @@ impl GemmInt {
         b: &QuantizedTensor,
         c: &GpuBuffer<i32>,
     ) -> Result<()> {
-        if self.lanes.is_some() && self.runs_lanes(a, b) {
-            self.check_formats(a, b)?;
+        if self.runs_lanes(a, b) {
             self.check_raw(a)?;
-            let done = self.records_lanes(gpu, enc, a, b, 1, flags::RAW, &Epilogue::default(), c.buffer(), c.len())?;
-            debug_assert!(done);
-            return Ok(());
+            if self.records_lanes(gpu, enc, a, b, 1, flags::RAW, &Epilogue::default(), c.buffer(), c.len())? {
+                return Ok(());
+            }
         }
         let tile =
             self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize, int_tiles(a, b));

@@ -10,6 +10,7 @@
 
 use super::gemm::{dispatch_packed, tiles_rect, Dummies, Epilogue, GemmParams, PACKED_SLOTS};
 use super::gemm_f32_lanes::{GemmF32Lanes, TILE_M, TILE_N};
+use super::gemm_int::INT_FORMATS;
 use super::{layouts, pipeline};
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
@@ -33,9 +34,16 @@ impl GemmIntLanes {
         a.samples == 1 && a.layout.shared_chunk(&b.layout) >= a.layout.cols
     }
 
-    /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (checked by the caller against
-    /// gemm_int's formats); an error on an adapter without 8-lane subgroups.
+    /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (any of gemm_int's
+    /// [`INT_FORMATS`]); an error on an adapter without 8-lane subgroups.
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
+        for f in [fmt_a, fmt_b] {
+            if !INT_FORMATS.contains(&f) {
+                return Err(Error::InvalidArgument(format!(
+                    "gemm_int_lanes takes int8, int4, int3, int2, log4 or E2M1 operands, not {f}"
+                )));
+            }
+        }
         if !Self::available(gpu) {
             return Err(Error::InvalidArgument(format!(
                 "gemm_int_lanes needs subgroups of exactly 8 invocations; this adapter has subgroups {} of sizes {:?}",
