@@ -9,7 +9,8 @@
 //! best tile), and a line per shape comparing that f32 GEMM with the naive one-thread-per-output
 //! kernel; likewise each integer GEMM (per-row operands) runs what `GemmInt::encode` runs, on such
 //! an adapter `gemm_int_lanes` (`"tile": "lanes"`, its `peak_fraction` against the f32 FMA rate it
-//! runs on) with a `gemm_int_tiled_*` line beside it. Before the GEMMs, the
+//! runs on) with a `gemm_int_tiled_*` line beside it, and the FP8 GEMM `gemm_fp8_lanes` with a
+//! `gemm_fp8_tiled_*` line. Before the GEMMs, the
 //! adapter's measured f32 FMA and int8 dot-product rates (`peak_f32`, `peak_dot4i8`, from the
 //! `peak` kernel: no memory traffic), and each GEMM line's `peak_fraction` is its throughput over
 //! the rate of the unit it runs on (int GEMMs: dot products; f32, FP8, naive: f32 FMA). Where the
@@ -246,7 +247,15 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
         let qb = qz.quantize(gpu, &mut enc, &bt, QuantScheme::per_row(Format::Fp8E4M3))?;
         gpu.queue.submit([enc.finish()]);
         let t = gpu_seconds(gpu, iters, 3, |e| fp8.encode(gpu, e, &qa, &qb, &epi, &c))?;
-        emit("gemm_fp8_e4m3xe4m3", flops / t / 1e9, tile_name(fp8.tuned(m, n, k)));
+        if fp8.uses_lanes() {
+            // The dispatcher ran gemm_fp8_lanes; the tiled kernel's best tile beside it.
+            emit("gemm_fp8_e4m3xe4m3", flops / t / 1e9, Some("lanes".into()));
+            let tile = fp8.tuned(m, n, k).unwrap_or(Tile::T128);
+            let t = gpu_seconds(gpu, iters, 3, |e| fp8.encode_with(gpu, e, tile, &qa, &qb, &epi, &c))?;
+            emit("gemm_fp8_tiled_e4m3xe4m3", flops / t / 1e9, Some(format!("{tile:?}")));
+        } else {
+            emit("gemm_fp8_e4m3xe4m3", flops / t / 1e9, tile_name(fp8.tuned(m, n, k)));
+        }
     }
     Ok(())
 }

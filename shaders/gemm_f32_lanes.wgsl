@@ -19,8 +19,8 @@
 // Rows and columns past M and N read clamped in-range rows and are not stored. With
 // p.batches > 1, the products of a batch follow each other as in gemm_f32; never split along K
 // (p.splits is 1).
-// The outer-product arithmetic (Acc, quad_step, mac_quads) is common/lanes.wgsl's, shared with
-// gemm_int_lanes.
+// The outer-product arithmetic (Acc, quad_step, mac_quads) and the stores (lanes_finish, through
+// this file's column) are common/lanes.wgsl's, shared with gemm_int_lanes and gemm_fp8_lanes.
 // Bindings: 0 params, 1 a (read), 2 b (read), 3 bias (read), 4 c (read-write), 5 amax (atomic),
 // as gemm_f32's. Reference: src/reference/gemm_f32_lanes.rs (gemm_f32's, f64 accumulation).
 
@@ -78,50 +78,9 @@ fn column(n0: u32, lane: u32, cc: u32) -> u32 {
     return n0 + 8u * cc + lane;
 }
 
-// Stores row `row`'s four outputs of this lane; returns the running max |output| bits.
-fn store_row(v: vec4<f32>, row: u32, n0: u32, lane: u32, amax_in: u32) -> u32 {
-    var local_amax = amax_in;
-    if (row >= p.m) {
-        return local_amax;
-    }
-    for (var cc = 0u; cc < 4u; cc++) {
-        let col = column(n0, lane, cc);
-        if (col < p.n) {
-            var bn = 0.0;
-            if ((p.flags & FLAG_BIAS) != 0u) {
-                bn = bias[col];
-            }
-            let at = c_off + row * p.n + col;
-            var old = 0.0;
-            if ((p.flags & FLAG_ACCUMULATE) != 0u) {
-                old = c[at];
-            }
-            let out = epilogue_value(p, v[cc], old, bn);
-            c[at] = out;
-            local_amax = max(local_amax, amax_bits(out));
-        }
-    }
-    return local_amax;
-}
-
 // One K step: bt from load_b, lo / hi from load_a's halves 0 and 1.
 fn mac(acc: Acc, bt: mat4x4<f32>, lo: vec4<f32>, hi: vec4<f32>) -> Acc {
     return mac_quads(acc, bt, rows(lo, 0u), rows(lo, 1u), rows(hi, 0u), rows(hi, 1u));
-}
-
-fn finish(acc: Acc, m0: u32, n0: u32, lane: u32) {
-    // One loop over the 16 rows rather than 16 copies of the stores: llvmpipe stores lane by
-    // lane, and unrolled stores multiplied the shader's compile time.
-    var out = array<vec4<f32>, 16>(acc.q0[0], acc.q0[1], acc.q0[2], acc.q0[3], acc.q1[0], acc.q1[1], acc.q1[2],
-                                   acc.q1[3], acc.q2[0], acc.q2[1], acc.q2[2], acc.q2[3], acc.q3[0], acc.q3[1],
-                                   acc.q3[2], acc.q3[3]);
-    var m = 0u;
-    for (var i = 0u; i < 16u; i++) {
-        m = store_row(out[i], m0 + i, n0, lane, m);
-    }
-    if ((p.flags & FLAG_AMAX) != 0u) {
-        atomicMax(&amax[0], m);
-    }
 }
 
 // This workgroup's first row and column of C, and whether it has a tile (sets a_off, b_off, c_off).
@@ -140,7 +99,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     for (var k = 0u; k < p.k; k += 4u) {
         acc = mac(acc, load_b(o.y, k, lane), load_a(o.x, k, lane, 0u), load_a(o.x, k, lane, 1u));
     }
-    finish(acc, o.x, o.y, lane);
+    lanes_finish(acc, o.x, o.y, lane);
 }
 
 // Any shape: the same vec4s assembled from scalar loads, zero past K, and for a stored [K, M] A
@@ -218,5 +177,5 @@ fn main_scalar(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     for (var k = 0u; k < p.k; k += 4u) {
         acc = mac(acc, load_b1(o.y, k, lane), load_a1(o.x, k, lane, 0u), load_a1(o.x, k, lane, 1u));
     }
-    finish(acc, o.x, o.y, lane);
+    lanes_finish(acc, o.x, o.y, lane);
 }

@@ -3,7 +3,7 @@
 // output as gemm_int, bit for bit. Why a kernel of its own: gemm_int's tiles go through workgroup
 // memory, which llvmpipe loads lane by lane, and its dot4I8Packed is emulated there; on the
 // convolutions of a small ResNet gemm_int took 5x gemm_f32_lanes' time for the same products.
-// Here the 16 x 32 tiles, loads and broadcasts of gemm_f32_lanes (common/lanes.wgsl) run on the
+// Here the 16 x 32 tiles, loads, broadcasts and stores of gemm_f32_lanes (common/lanes.wgsl) run on the
 // codes widened to int8 lanes (common/int_codes.wgsl) and converted to f32: every lane value is
 // at most 128 in magnitude, so within a chunk of CHUNK_WORDS lane words (1024 products) every
 // product and every partial sum is an integer of at most 2^24, exact in f32 whatever the order;
@@ -75,34 +75,34 @@ fn flush(iacc: IAcc, acc: Acc) -> IAcc {
     return o;
 }
 
-// Stores row `row`'s four outputs of this lane; returns the running max |output| bits.
+// This lane's column cc of the tile (the stores of common/lanes.wgsl).
+fn column(n0: u32, lane: u32, cc: u32) -> u32 {
+    return n0 + 8u * cc + lane;
+}
+
+// Stores row `row`'s four outputs of this lane from their exact sums; returns the running max
+// |output| bits.
 fn store_row(iv: vec4<i32>, row: u32, n0: u32, lane: u32, amax_in: u32) -> u32 {
-    var local_amax = amax_in;
     if (row >= p.m) {
-        return local_amax;
+        return amax_in;
+    }
+    if ((p.flags & FLAG_RAW) != 0u) {
+        for (var cc = 0u; cc < 4u; cc++) {
+            let col = column(n0, lane, cc);
+            if (col < p.n) {
+                c[c_off + row * p.n + col] = bitcast<f32>(iv[cc]);
+            }
+        }
+        return amax_in;
     }
     let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
     let sa = scale_a(0u, row, 0u, a_groups);
+    var v = vec4<f32>(0.0);
     for (var cc = 0u; cc < 4u; cc++) {
-        let col = n0 + 8u * cc + lane;
-        if (col < p.n) {
-            let at = c_off + row * p.n + col;
-            if ((p.flags & FLAG_RAW) != 0u) {
-                c[at] = bitcast<f32>(iv[cc]);
-            } else {
-                var bn = 0.0;
-                if ((p.flags & FLAG_BIAS) != 0u) {
-                    bn = bias[col];
-                }
-                var v0 = 0.0;
-                v0 += (f32(iv[cc]) * lane_unit() * sa) * scale_b(col, 0u);
-                let v = epilogue_value(p, v0, c[at], bn);
-                c[at] = v;
-                local_amax = max(local_amax, amax_bits(v));
-            }
-        }
+        let col = min(column(n0, lane, cc), p.n - 1u);
+        v[cc] += (f32(iv[cc]) * lane_unit() * sa) * scale_b(col, 0u);
     }
-    return local_amax;
+    return lanes_store_row(v, row, n0, lane, amax_in);
 }
 
 @compute @workgroup_size(8)

@@ -99,6 +99,11 @@ pub const KERNELS: &[KernelSource] = &[
         body: include_str!("../shaders/gemm_levels.wgsl"),
     },
     KernelSource { name: "gemm_fp8", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_fp8.wgsl") },
+    KernelSource {
+        name: "gemm_fp8_lanes",
+        includes: &["quant", "fp8", "gemm", "lanes"],
+        body: include_str!("../shaders/gemm_fp8_lanes.wgsl"),
+    },
     KernelSource { name: "hadamard", includes: &["rng", "quant"], body: include_str!("../shaders/hadamard.wgsl") },
     KernelSource { name: "add", includes: &[], body: include_str!("../shaders/add.wgsl") },
     KernelSource { name: "error_feedback", includes: &[], body: include_str!("../shaders/error_feedback.wgsl") },
@@ -143,9 +148,9 @@ pub const UNCHECKED: &[&str] = &["gemm_f32", "gemm_f32_naive", "gemm_fp8", "gemm
 
 /// Kernels that need an adapter feature beyond lowbit's baseline, with the naga capabilities
 /// that validate them: `peak_coop` uses cooperative matrices (SPIR-V's `CooperativeMatrixKHR`;
-/// no MSL or HLSL translation), f16 and subgroups; `gemm_f32_lanes` and `gemm_int_lanes` use
-/// subgroups.
-pub const NEEDS_FEATURES: &[&str] = &["peak_coop", "gemm_f32_lanes", "gemm_int_lanes"];
+/// no MSL or HLSL translation), f16 and subgroups; the lanes GEMMs (`gemm_f32_lanes`,
+/// `gemm_int_lanes`, `gemm_fp8_lanes`) use subgroups.
+pub const NEEDS_FEATURES: &[&str] = &["peak_coop", "gemm_f32_lanes", "gemm_int_lanes", "gemm_fp8_lanes"];
 
 /// Whether kernel `name` is compiled without naga's runtime checks (see [`UNCHECKED`]).
 pub fn runs_unchecked(name: &str) -> bool {

@@ -1077,3 +1077,105 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
     assert!(!GemmIntLanes::fits(&mx, &mx));
     assert!(matches!(GemmIntLanes::new(g, Format::Fp8E4M3, Format::Int8), Err(Error::InvalidArgument(_))));
 }
+
+#[test]
+fn fp8_lane_gemm_matches_the_reference_and_gemm_fp8s_bits_where_the_adapter_has_it() {
+    use lowbit::kernels::gemm_fp8_lanes::GemmFp8Lanes;
+    let g = gpu();
+    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
+    // lavapipe on x86 (CI's adapter) must have it: a missing lane kernel there is a failure.
+    assert!(!eight_lane_cpu || GemmFp8Lanes::available(g), "a CPU adapter with 8-lane subgroups lacks gemm_fp8_lanes");
+    assert!(matches!(GemmFp8Lanes::new(g, Format::Int8, Format::Fp8E4M3), Err(Error::InvalidArgument(_))));
+    if !GemmFp8Lanes::available(g) {
+        let err = GemmFp8Lanes::new(g, Format::Fp8E4M3, Format::Fp8E4M3).err().expect("built without 8-lane subgroups");
+        assert!(err.to_string().contains("subgroups"), "{err}");
+        assert!(!GemmFp8::new(g, Format::Fp8E4M3, Format::Fp8E4M3).unwrap().uses_lanes());
+        return;
+    }
+    let llvmpipe = g.report().name.contains("llvmpipe");
+    let cases = [
+        (QuantScheme::per_row(Format::Fp8E4M3), QuantScheme::per_row(Format::Fp8E4M3)),
+        (QuantScheme::per_row(Format::Fp8E5M2).stochastic(4, 1), QuantScheme::per_tensor(Format::Fp8E4M3)),
+        (
+            QuantScheme { granularity: Granularity::PerBlock(32), ..QuantScheme::per_row(Format::Fp8E5M2) },
+            QuantScheme::per_row(Format::Fp8E4M3),
+        ),
+        (QuantScheme::native(Format::Mxfp8), QuantScheme::native(Format::Mxfp8).stochastic(4, 2)),
+    ];
+    let shapes: &[(usize, usize, usize)] = &[(1, 1, 1), (16, 32, 4), (33, 65, 17), (260, 70, 300), (5, 40, 2500)];
+    for (sa, sb) in cases {
+        let (fa, fb) = (sa.format, sb.format);
+        let kernel = GemmFp8::new(g, fa, fb).unwrap();
+        assert!(kernel.uses_lanes());
+        for &(m, n, k) in shapes {
+            let (a, b) = (data(m * k, 101, false), data(n * k, 102, false));
+            let (qa, qb) = (quantized(&a, m, k, sa), quantized(&b, n, k, sb));
+            let what = format!("gemm_fp8_lanes {fa}x{fb} {m}x{n}x{k} {}/{}", sa.granularity, sb.granularity);
+            let bias = data(n, 103, false);
+            let old = data(m * n, 104, false);
+            let biasb = common::buf(&bias);
+            for variant in 0..3 {
+                let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
+                let (epi, eref) = match variant {
+                    0 => (Epilogue::default(), EpilogueRef::default()),
+                    1 => (
+                        Epilogue { bias: Some(&biasb), relu: true, ..Default::default() },
+                        EpilogueRef { bias: Some(&bias), relu: true, ..Default::default() },
+                    ),
+                    _ => (
+                        Epilogue { accumulate: true, amax: Some(&amax), ..Default::default() },
+                        EpilogueRef { old: Some(&old), ..Default::default() },
+                    ),
+                };
+                let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                submit(|e| kernel.encode(g, e, &qa, &qb, &epi, &c).unwrap());
+                let got = c.read(g).unwrap();
+                let want = reference::gemm_fp8_lanes::gemm_fp8_lanes(
+                    &qa.codes.read(g).unwrap(),
+                    &qa.scales.read(g).unwrap(),
+                    &qa.layout,
+                    &qb.codes.read(g).unwrap(),
+                    &qb.scales.read(g).unwrap(),
+                    &qb.layout,
+                    &eref,
+                );
+                check(&format!("{what} epilogue {variant}"), &got, &want, f32_bound(k));
+                if variant == 2 {
+                    let want_max = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
+                    assert_eq!(f32::from_bits(amax.read(g).unwrap()[0]), want_max, "{what}: amax");
+                }
+                // gemm_fp8's tiles add the same products in the same order where they do not split
+                // K; llvmpipe fuses neither kernel's multiply-adds.
+                if llvmpipe && k <= 300 {
+                    let tiled = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                    submit(|e| kernel.encode_with(g, e, Tile::T64, &qa, &qb, &epi, &tiled).unwrap());
+                    common::assert_f32_bits_eq(
+                        &format!("{what} epilogue {variant} vs T64"),
+                        &got,
+                        &tiled.read(g).unwrap(),
+                    );
+                }
+            }
+        }
+    }
+    // Batched products: each batch as the tiled kernel gives it.
+    let kernel = GemmFp8::new(g, Format::Fp8E4M3, Format::Fp8E4M3).unwrap();
+    for &(batches, m, n, kb) in &[(3, 37, 20, 48), (2, 5, 130, 70)] {
+        let s = QuantScheme::per_row(Format::Fp8E4M3);
+        let qa = quantized(&data(batches * m * kb, 105, false), batches * m, kb, s);
+        let qb = quantized(&data(batches * n * kb, 106, false), batches * n, kb, s);
+        let (c, tiled) = (
+            GpuBuffer::<f32>::zeros(g, "c", batches * m * n).unwrap(),
+            GpuBuffer::<f32>::zeros(g, "tiled", batches * m * n).unwrap(),
+        );
+        submit(|e| kernel.encode_batched(g, e, &qa, &qb, batches, &Epilogue::default(), &c).unwrap());
+        submit(|e| {
+            kernel.encode_batched_with(g, e, Tile::T32, &qa, &qb, batches, &Epilogue::default(), &tiled).unwrap()
+        });
+        let got = c.read(g).unwrap();
+        if llvmpipe {
+            common::assert_f32_bits_eq(&format!("batched {batches}x{m}x{n}x{kb}"), &got, &tiled.read(g).unwrap());
+        }
+        assert!(got.iter().all(|v| v.is_finite()) && got.iter().any(|&v| v != 0.0));
+    }
+}

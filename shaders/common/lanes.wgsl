@@ -3,6 +3,8 @@
 // mat4x4 (column i of acc_q: row 4q + i, component c: this lane's column c), and a K step of 4
 // multiplies the lane's four columns (bt: column kk holds the four columns at k + kk) with the
 // tile's 16 rows, broadcast from the lanes that loaded them (see gemm_f32_lanes.wgsl's header).
+// The stores use the including kernel's p (GemmParams), bias, c and amax bindings and its
+// column(n0, lane, cc).
 
 // Rows 4q..4q+3 of this K step as a matrix: column i holds row 4q + i's four k values, on
 // every lane (q = 2 * half + quad; the lane indices of subgroupBroadcast must be constants).
@@ -47,4 +49,47 @@ fn mac_quads(acc: Acc, bt: mat4x4<f32>, r0: mat4x4<f32>, r1: mat4x4<f32>, r2: ma
     r.q2 = quad_step(acc.q2, bt, r2);
     r.q3 = quad_step(acc.q3, bt, r3);
     return r;
+}
+
+// Stores row `row`'s four outputs of this lane, v[cc] at column column(n0, lane, cc) (a function
+// each including kernel defines), through the epilogue; returns the running max |output| bits.
+fn lanes_store_row(v: vec4<f32>, row: u32, n0: u32, lane: u32, amax_in: u32) -> u32 {
+    var local_amax = amax_in;
+    if (row >= p.m) {
+        return local_amax;
+    }
+    for (var cc = 0u; cc < 4u; cc++) {
+        let col = column(n0, lane, cc);
+        if (col < p.n) {
+            var bn = 0.0;
+            if ((p.flags & FLAG_BIAS) != 0u) {
+                bn = bias[col];
+            }
+            let at = c_off + row * p.n + col;
+            var old = 0.0;
+            if ((p.flags & FLAG_ACCUMULATE) != 0u) {
+                old = c[at];
+            }
+            let out = epilogue_value(p, v[cc], old, bn);
+            c[at] = out;
+            local_amax = max(local_amax, amax_bits(out));
+        }
+    }
+    return local_amax;
+}
+
+// Stores the tile's 16 rows of this lane and records their maximum.
+fn lanes_finish(acc: Acc, m0: u32, n0: u32, lane: u32) {
+    // One loop over the 16 rows rather than 16 copies of the stores: llvmpipe stores lane by
+    // lane, and unrolled stores multiplied the shader's compile time.
+    var out = array<vec4<f32>, 16>(acc.q0[0], acc.q0[1], acc.q0[2], acc.q0[3], acc.q1[0], acc.q1[1], acc.q1[2],
+                                   acc.q1[3], acc.q2[0], acc.q2[1], acc.q2[2], acc.q2[3], acc.q3[0], acc.q3[1],
+                                   acc.q3[2], acc.q3[3]);
+    var m = 0u;
+    for (var i = 0u; i < 16u; i++) {
+        m = lanes_store_row(out[i], m0 + i, n0, lane, m);
+    }
+    if ((p.flags & FLAG_AMAX) != 0u) {
+        atomicMax(&amax[0], m);
+    }
 }

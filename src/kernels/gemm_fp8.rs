@@ -5,13 +5,17 @@
 //! `dequantize` kernel computes (code value × group scale); A `[M, K]`, B `[N, K]` packed along K.
 //! Layout: codes decoded and scaled on their way into workgroup memory; 128×128 (the tile
 //! shared with gemm_f32), 64×64 or 32×32 output tiles ([`Tile`], tuned per shape class), 16×16
-//! threads. Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c,
+//! threads. On a CPU adapter with 8-lane subgroups (lavapipe) the untiled entry points
+//! ([`GemmFp8::encode`], `encode_batched`) run `gemm_fp8_lanes` instead (gemm_f32_lanes' subgroup
+//! tiles on the decoded values); the `_with` entry points always run the tile they are given.
+//! Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c,
 //! 7 amax. Reference: [`crate::reference::gemm_fp8`].
 
 use super::gemm::{
-    dispatch_packed, encode_split, pick_fastest, scratch_operand, Dummies, Epilogue, Tile, TileCache, TilePipelines,
-    PACKED_SLOTS,
+    dispatch_packed, encode_split, pick_fastest, scratch_operand, Dummies, Epilogue, GemmParams, Tile, TileCache,
+    TilePipelines, PACKED_SLOTS,
 };
+use super::gemm_fp8_lanes::GemmFp8Lanes;
 use super::gemm_int::packed_params;
 use super::{check_len, layouts, pipeline};
 use crate::format::Format;
@@ -26,6 +30,8 @@ pub struct GemmFp8 {
     fmt_b: Format,
     bgl: wgpu::BindGroupLayout,
     pipelines: TilePipelines,
+    /// `gemm_fp8_lanes`, on a CPU adapter with 8-lane subgroups.
+    lanes: Option<GemmFp8Lanes>,
     dummies: Dummies,
     cache: TileCache,
 }
@@ -48,10 +54,20 @@ impl GemmFp8 {
             pipelines: TilePipelines::new(&Tile::ALL, |t| {
                 pipeline(gpu, "gemm_fp8", t.entry(), &pl, &[c[0], c[1], ("TPT", t.tpt().min(4) as f64)])
             })?,
+            lanes: match gpu.is_cpu() && GemmFp8Lanes::available(gpu) {
+                true => Some(GemmFp8Lanes::new(gpu, fmt_a, fmt_b)?),
+                false => None,
+            },
             bgl,
             dummies: Dummies::new(gpu)?,
             cache: TileCache::new(gpu),
         })
+    }
+
+    /// Whether this adapter runs `gemm_fp8_lanes` for [`GemmFp8::encode`] and
+    /// [`GemmFp8::encode_batched`] (a CPU adapter with 8-lane subgroups).
+    pub fn uses_lanes(&self) -> bool {
+        self.lanes.is_some()
     }
 
     /// Records `c ← epilogue(deq(A)·deq(B)ᵀ)` with the tuned (or heuristic) tile.
@@ -113,8 +129,38 @@ impl GemmFp8 {
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
         let (m, n) = (a.layout.rows as usize / batches.max(1), b.layout.rows as usize / batches.max(1));
+        if let Some(lanes) = &self.lanes {
+            let p = self.checked_params(a, b, epi, Tile::T32, batches, c)?;
+            return lanes.record(gpu, enc, p, &self.dummies, a, b, epi, c.buffer());
+        }
         let tile = self.cache.choose(m, n, a.layout.cols as usize, &Tile::ALL);
         self.encode_batched_with(gpu, enc, tile, a, b, batches, epi, c)
+    }
+
+    /// The params of these operands' product for `tile`, after every check of the operands,
+    /// the epilogue and `c`.
+    fn checked_params(
+        &self,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        epi: &Epilogue,
+        tile: Tile,
+        batches: usize,
+        c: &GpuBuffer<f32>,
+    ) -> Result<GemmParams> {
+        if a.layout.format != self.fmt_a || b.layout.format != self.fmt_b {
+            return Err(Error::InvalidArgument(format!(
+                "gemm_fp8 built for {} × {}, got {} × {}",
+                self.fmt_a, self.fmt_b, a.layout.format, b.layout.format
+            )));
+        }
+        if a.samples != 1 {
+            return Err(Error::InvalidArgument("gemm_fp8: SMP samples are supported by gemm_int only".into()));
+        }
+        let p = packed_params("gemm_fp8", a, b, epi.flags(), tile, batches)?;
+        check_len("gemm_fp8", "c", c.len(), p.m as usize * p.n as usize * batches)?;
+        epi.check("gemm_fp8", p.n as usize)?;
+        Ok(p)
     }
 
     /// [`GemmFp8::encode_batched`] with an explicit tile.
@@ -130,18 +176,7 @@ impl GemmFp8 {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        if a.layout.format != self.fmt_a || b.layout.format != self.fmt_b {
-            return Err(Error::InvalidArgument(format!(
-                "gemm_fp8 built for {} × {}, got {} × {}",
-                self.fmt_a, self.fmt_b, a.layout.format, b.layout.format
-            )));
-        }
-        if a.samples != 1 {
-            return Err(Error::InvalidArgument("gemm_fp8: SMP samples are supported by gemm_int only".into()));
-        }
-        let p = packed_params("gemm_fp8", a, b, epi.flags(), tile, batches)?;
-        check_len("gemm_fp8", "c", c.len(), p.m as usize * p.n as usize * batches)?;
-        epi.check("gemm_fp8", p.n as usize)?;
+        let p = self.checked_params(a, b, epi, tile, batches, c)?;
         let pipe = self.pipelines.get("gemm_fp8", tile)?;
         if batches > 1 {
             return dispatch_packed(gpu, enc, "gemm_fp8", &self.bgl, pipe, &self.dummies, &p, a, b, epi, c.buffer());

@@ -8,8 +8,8 @@
 //! [`super::gemm_int::GemmInt`]'s untiled entry points run it where it applies.
 //! Bindings: as gemm_int's. Reference: [`crate::reference::gemm_int_lanes`].
 
-use super::gemm::{dispatch_packed, tiles_rect, Dummies, Epilogue, GemmParams, PACKED_SLOTS};
-use super::gemm_f32_lanes::{GemmF32Lanes, TILE_M, TILE_N};
+use super::gemm::{dispatch_packed_lanes, Dummies, Epilogue, GemmParams, PACKED_SLOTS};
+use super::gemm_f32_lanes::GemmF32Lanes;
 use super::gemm_int::INT_FORMATS;
 use super::{layouts, pipeline};
 use crate::format::Format;
@@ -63,7 +63,7 @@ impl GemmIntLanes {
         &self,
         gpu: &Gpu,
         enc: &mut impl crate::Record,
-        mut p: GemmParams,
+        p: GemmParams,
         dummies: &Dummies,
         a: &QuantizedTensor,
         b: &QuantizedTensor,
@@ -78,14 +78,6 @@ impl GemmIntLanes {
                 a.layout.cols
             )));
         }
-        let (tiles_n, total_tiles) = tiles_rect(p.m, p.n, TILE_M, TILE_N)?;
-        total_tiles.checked_mul(p.batches.max(1)).map(super::grid).transpose()?.ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "gemm_int_lanes: {} batches of {}x{} outputs are too many tiles",
-                p.batches, p.m, p.n
-            ))
-        })?;
-        (p.tiles_n, p.total_tiles, p.splits) = (tiles_n, total_tiles, 1);
-        dispatch_packed(gpu, enc, "gemm_int_lanes", &self.bgl, &self.pipeline, dummies, &p, a, b, epi, c)
+        dispatch_packed_lanes(gpu, enc, "gemm_int_lanes", &self.bgl, &self.pipeline, dummies, p, a, b, epi, c)
     }
 }

@@ -19,6 +19,7 @@ pub mod gemm_f32;
 pub mod gemm_f32_lanes;
 pub mod gemm_f32_naive;
 pub mod gemm_fp8;
+pub mod gemm_fp8_lanes;
 pub mod gemm_int;
 pub mod gemm_int_lanes;
 pub mod gemm_levels;

@@ -1,0 +1,87 @@
+// gemm_fp8_lanes: gemm_fp8 for CPU adapters whose subgroup is one 8-wide SIMD vector (lavapipe):
+// C = epilogue(deq(A)·deq(B)ᵀ) with A [M, K] and B [N, K] packed along K in FP8 (FMT_A, FMT_B as
+// gemm_fp8's: 2 = E4M3, 3 = E5M2, 8 = MXFP8). Why a kernel of its own: gemm_fp8 runs gemm_f32's
+// workgroup-memory tiles, which llvmpipe loads lane by lane. Here each lane word (four codes of
+// one row, which share a scale: blocks hold whole words) is decoded and scaled as gemm_fp8 loads
+// them (scaled_value of the decoded code and its group's scale: the values `dequantize` gives)
+// into a vec4, and the 16 x 32 tiles, broadcasts, k-by-k multiply-adds and stores of
+// gemm_f32_lanes (common/lanes.wgsl) run on them: the same products added in the same order as
+// gemm_fp8's tiles add them (unsplit), so on llvmpipe, which fuses no multiply-add, the same bits.
+// With p.batches > 1 the products follow each other as in gemm_fp8; never split along K.
+// Rows and columns past M and N read zeros and are not stored.
+// Bindings: 0 params, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c (read-write),
+// 7 amax (atomic), as gemm_fp8's. Reference: src/reference/gemm_fp8.rs (f64 accumulation of the
+// dequantized operands, compared within a stated bound).
+
+override FMT_A: u32 = 2u;
+override FMT_B: u32 = 2u;
+
+@group(0) @binding(0) var<uniform> p: GemmParams;
+@group(0) @binding(1) var<storage, read> a_codes: array<u32>;
+@group(0) @binding(2) var<storage, read> a_scales: array<f32>;
+@group(0) @binding(3) var<storage, read> b_codes: array<u32>;
+@group(0) @binding(4) var<storage, read> b_scales: array<f32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> c: array<f32>;
+@group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
+
+fn fp8_value(code: u32, fmt: u32) -> f32 {
+    if (fmt == 3u) {
+        return fp8_decode(code, 5u, 2u, 15, true);
+    }
+    return fp8_decode(code, 4u, 3u, 7, false);
+}
+
+// The four values of lane word `w` in format `fmt`, each scaled by `s`.
+fn word_values(w: u32, fmt: u32, s: f32) -> vec4<f32> {
+    return vec4<f32>(scaled_value(fp8_value(w & 0xffu, fmt), s), scaled_value(fp8_value((w >> 8u) & 0xffu, fmt), s),
+                     scaled_value(fp8_value((w >> 16u) & 0xffu, fmt), s), scaled_value(fp8_value(w >> 24u, fmt), s));
+}
+
+// Row m0 + 8 * half + lane's values at elements 4 kw .. 4 kw + 3 (zeros past M; a word's codes
+// past K are zero codes, whose value is 0).
+fn load_a(m0: u32, kw: u32, lane: u32, half: u32) -> vec4<f32> {
+    let row = m0 + 8u * half + lane;
+    if (row >= p.m) {
+        return vec4<f32>(0.0);
+    }
+    let r = a_row0 + row;
+    return word_values(a_codes[r * p.a_words + kw], FMT_A, a_scales[r * p.a_row_mul + (4u * kw) / p.a_block_div]);
+}
+
+fn b_word(col: u32, kw: u32) -> vec4<f32> {
+    if (col >= p.n) {
+        return vec4<f32>(0.0);
+    }
+    let r = b_row0 + col;
+    return word_values(b_codes[r * p.b_words + kw], FMT_B, b_scales[r * p.b_row_mul + (4u * kw) / p.b_block_div]);
+}
+
+// This lane's four columns (n0 + 8 cc + lane) at lane word kw: column kk of the result holds
+// the four columns' values at element 4 kw + kk.
+fn load_b(n0: u32, kw: u32, lane: u32) -> mat4x4<f32> {
+    return transpose(mat4x4<f32>(b_word(n0 + lane, kw), b_word(n0 + 8u + lane, kw), b_word(n0 + 16u + lane, kw),
+                                 b_word(n0 + 24u + lane, kw)));
+}
+
+// This lane's column cc of the tile (the stores of common/lanes.wgsl).
+fn column(n0: u32, lane: u32, cc: u32) -> u32 {
+    return n0 + 8u * cc + lane;
+}
+
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let st = split_tile(p, wg.x + wg.y * nwg.x);
+    if (!st.valid) {
+        return;
+    }
+    let m0 = (st.tile / p.tiles_n) * 16u;
+    let n0 = (st.tile % p.tiles_n) * 32u;
+    var acc: Acc;
+    for (var kw = 0u; kw < (p.k + 3u) / 4u; kw++) {
+        let lo = load_a(m0, kw, lane, 0u);
+        let hi = load_a(m0, kw, lane, 1u);
+        acc = mac_quads(acc, load_b(n0, kw, lane), rows_nt(lo, 0u), rows_nt(lo, 1u), rows_nt(hi, 0u), rows_nt(hi, 1u));
+    }
+    lanes_finish(acc, m0, n0, lane);
+}

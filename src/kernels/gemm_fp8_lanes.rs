@@ -1,0 +1,67 @@
+//! `gemm_fp8_lanes`: [`super::gemm_fp8`]'s products on a CPU adapter whose subgroups are one
+//! 8-wide SIMD vector (lavapipe). gemm_fp8 runs gemm_f32's workgroup-memory tiles, which llvmpipe
+//! loads lane by lane; this kernel decodes and scales each lane word of codes as gemm_fp8 does
+//! (the values `dequantize` gives) and runs gemm_f32_lanes' 16×32 subgroup tiles on them: the same
+//! products added in the same order as gemm_fp8's unsplit tiles, so, where no multiply-add is
+//! fused (llvmpipe), the same bits. [`super::gemm_fp8::GemmFp8`]'s untiled entry points run it
+//! wherever the adapter has it. Bindings: as gemm_fp8's. Reference:
+//! [`crate::reference::gemm_fp8_lanes`].
+
+use super::gemm::{dispatch_packed_lanes, Dummies, Epilogue, GemmParams, PACKED_SLOTS};
+use super::gemm_f32_lanes::GemmF32Lanes;
+use super::{layouts, pipeline};
+use crate::format::Format;
+use crate::quant::QuantizedTensor;
+use crate::{Error, Gpu, Result};
+
+/// The lanes FP8 GEMM for one pair of operand formats.
+pub struct GemmFp8Lanes {
+    bgl: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl GemmFp8Lanes {
+    /// Whether `gpu` can run this kernel ([`GemmF32Lanes::available`]).
+    pub fn available(gpu: &Gpu) -> bool {
+        GemmF32Lanes::available(gpu)
+    }
+
+    /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (each fp8-e4m3, fp8-e5m2 or mxfp8);
+    /// an error on an adapter without 8-lane subgroups.
+    pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
+        for f in [fmt_a, fmt_b] {
+            if !f.is_fp8() {
+                return Err(Error::InvalidArgument(format!(
+                    "gemm_fp8_lanes takes fp8-e4m3, fp8-e5m2 or mxfp8 operands, not {f}"
+                )));
+            }
+        }
+        if !Self::available(gpu) {
+            return Err(Error::InvalidArgument(format!(
+                "gemm_fp8_lanes needs subgroups of exactly 8 invocations; this adapter has subgroups {} of sizes {:?}",
+                gpu.report().subgroups,
+                gpu.report().subgroup_sizes
+            )));
+        }
+        let (bgl, pl) = layouts(gpu, "gemm_fp8_lanes", PACKED_SLOTS);
+        let c = [("FMT_A", fmt_a.id() as f64), ("FMT_B", fmt_b.id() as f64)];
+        Ok(GemmFp8Lanes { pipeline: pipeline(gpu, "gemm_fp8_lanes", "main", &pl, &c)?, bgl })
+    }
+
+    /// Records the product of `p` (gemm_fp8's params for these operands, already checked) with
+    /// this kernel's 16×32 tiles.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        p: GemmParams,
+        dummies: &Dummies,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        epi: &Epilogue,
+        c: &wgpu::Buffer,
+    ) -> Result<()> {
+        dispatch_packed_lanes(gpu, enc, "gemm_fp8_lanes", &self.bgl, &self.pipeline, dummies, p, a, b, epi, c)
+    }
+}
