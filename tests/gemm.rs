@@ -32,6 +32,28 @@ fn int_epilogue_bound(chunks: usize, samples: usize) -> f64 {
     (chunks * samples) as f64 * 2f64.powi(-23) + 6.0 * 2f64.powi(-23)
 }
 
+/// Epilogue `variant` of the lanes kernels' tests and its reference: 0 none, 1 bias and ReLU,
+/// 2 accumulating into C (holding `old`) and recording the maximum into `amax`.
+fn epilogue_variant<'a>(
+    variant: u32,
+    bias: &'a [f32],
+    biasb: &'a GpuBuffer<f32>,
+    old: &'a [f32],
+    amax: &'a GpuBuffer<u32>,
+) -> (Epilogue<'a>, EpilogueRef<'a>) {
+    match variant {
+        0 => (Epilogue::default(), EpilogueRef::default()),
+        1 => (
+            Epilogue { bias: Some(biasb), relu: true, ..Default::default() },
+            EpilogueRef { bias: Some(bias), relu: true, ..Default::default() },
+        ),
+        _ => (
+            Epilogue { accumulate: true, amax: Some(amax), ..Default::default() },
+            EpilogueRef { old: Some(old), ..Default::default() },
+        ),
+    }
+}
+
 fn qz() -> &'static Quantizer {
     static Q: OnceLock<Quantizer> = OnceLock::new();
     Q.get_or_init(|| Quantizer::new(gpu()).unwrap())
@@ -706,17 +728,7 @@ fn lane_gemm_matches_the_reference_where_the_adapter_has_it_and_is_refused_elsew
             for variant in 0..3 {
                 let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
                 let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
-                let (epi, eref) = match variant {
-                    0 => (Epilogue::default(), EpilogueRef::default()),
-                    1 => (
-                        Epilogue { bias: Some(&biasb), relu: true, ..Default::default() },
-                        EpilogueRef { bias: Some(&bias), relu: true, ..Default::default() },
-                    ),
-                    _ => (
-                        Epilogue { accumulate: true, amax: Some(&amax), ..Default::default() },
-                        EpilogueRef { old: Some(&old), ..Default::default() },
-                    ),
-                };
+                let (epi, eref) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
                 submit(|e| lanes.encode(g, e, &ab, &bb, s, &epi, &c).unwrap());
                 let got = c.read(g).unwrap();
                 let want = reference::gemm_f32_lanes::gemm_f32_lanes(&a, &b, m, n, k, ta, tb, &eref);
@@ -988,17 +1000,7 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
             let biasb = common::buf(&bias);
             for variant in 0..3 {
                 let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
-                let (epi, eref) = match variant {
-                    0 => (Epilogue::default(), EpilogueRef::default()),
-                    1 => (
-                        Epilogue { bias: Some(&biasb), relu: true, ..Default::default() },
-                        EpilogueRef { bias: Some(&bias), relu: true, ..Default::default() },
-                    ),
-                    _ => (
-                        Epilogue { accumulate: true, amax: Some(&amax), ..Default::default() },
-                        EpilogueRef { old: Some(&old), ..Default::default() },
-                    ),
-                };
+                let (epi, eref) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
                 let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
                 submit(|e| kernel.encode(g, e, &qa, &qb, &epi, &c).unwrap());
                 let got = c.read(g).unwrap();
@@ -1116,17 +1118,7 @@ fn fp8_lane_gemm_matches_the_reference_and_gemm_fp8s_bits_where_the_adapter_has_
             let biasb = common::buf(&bias);
             for variant in 0..3 {
                 let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
-                let (epi, eref) = match variant {
-                    0 => (Epilogue::default(), EpilogueRef::default()),
-                    1 => (
-                        Epilogue { bias: Some(&biasb), relu: true, ..Default::default() },
-                        EpilogueRef { bias: Some(&bias), relu: true, ..Default::default() },
-                    ),
-                    _ => (
-                        Epilogue { accumulate: true, amax: Some(&amax), ..Default::default() },
-                        EpilogueRef { old: Some(&old), ..Default::default() },
-                    ),
-                };
+                let (epi, eref) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
                 let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
                 submit(|e| kernel.encode(g, e, &qa, &qb, &epi, &c).unwrap());
                 let got = c.read(g).unwrap();

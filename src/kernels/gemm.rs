@@ -361,30 +361,55 @@ pub(crate) fn dispatch_packed(
     super::dispatch(gpu, enc, name, pipeline, bgl, &buffers, workgroups(p))
 }
 
-/// [`dispatch_packed`] for the lanes kernels of packed operands (`gemm_int_lanes`,
-/// `gemm_fp8_lanes`): `p` (built for any tile) re-tiled to their 16×32 outputs per workgroup,
-/// never split along K.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn dispatch_packed_lanes(
-    gpu: &Gpu,
-    enc: &mut impl crate::Record,
+/// The pipeline of a lanes kernel of packed operands (`gemm_int_lanes`, `gemm_fp8_lanes`) for
+/// one pair of formats, and its launch.
+pub(crate) struct PackedLanes {
     name: &'static str,
-    bgl: &wgpu::BindGroupLayout,
-    pipeline: &wgpu::ComputePipeline,
-    dummies: &Dummies,
-    mut p: GemmParams,
-    a: &crate::quant::QuantizedTensor,
-    b: &crate::quant::QuantizedTensor,
-    epi: &Epilogue,
-    c: &wgpu::Buffer,
-) -> Result<()> {
-    use super::gemm_f32_lanes::{TILE_M, TILE_N};
-    let (tiles_n, total_tiles) = tiles_rect(p.m, p.n, TILE_M, TILE_N)?;
-    total_tiles.checked_mul(p.batches.max(1)).map(super::grid).transpose()?.ok_or_else(|| {
-        Error::InvalidArgument(format!("{name}: {} batches of {}x{} outputs are too many tiles", p.batches, p.m, p.n))
-    })?;
-    (p.tiles_n, p.total_tiles, p.splits) = (tiles_n, total_tiles, 1);
-    dispatch_packed(gpu, enc, name, bgl, pipeline, dummies, &p, a, b, epi, c)
+    bgl: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl PackedLanes {
+    /// Builds kernel `name`'s `main` for `fmt_a` × `fmt_b` (checked by the caller); an error on
+    /// an adapter without 8-lane subgroups.
+    pub(crate) fn new(
+        gpu: &Gpu,
+        name: &'static str,
+        fmt_a: crate::format::Format,
+        fmt_b: crate::format::Format,
+    ) -> Result<Self> {
+        super::gemm_f32_lanes::GemmF32Lanes::require(gpu, name)?;
+        let (bgl, pl) = super::layouts(gpu, name, PACKED_SLOTS);
+        let c = [("FMT_A", fmt_a.id() as f64), ("FMT_B", fmt_b.id() as f64)];
+        Ok(PackedLanes { name, pipeline: super::pipeline(gpu, name, "main", &pl, &c)?, bgl })
+    }
+
+    /// [`dispatch_packed`] of `p` (built for any tile, checked) re-tiled to the lanes kernels'
+    /// 16×32 outputs per workgroup, never split along K.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        mut p: GemmParams,
+        dummies: &Dummies,
+        a: &crate::quant::QuantizedTensor,
+        b: &crate::quant::QuantizedTensor,
+        epi: &Epilogue,
+        c: &wgpu::Buffer,
+    ) -> Result<()> {
+        use super::gemm_f32_lanes::{TILE_M, TILE_N};
+        let name = self.name;
+        let (tiles_n, total_tiles) = tiles_rect(p.m, p.n, TILE_M, TILE_N)?;
+        total_tiles.checked_mul(p.batches.max(1)).map(super::grid).transpose()?.ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{name}: {} batches of {}x{} outputs are too many tiles",
+                p.batches, p.m, p.n
+            ))
+        })?;
+        (p.tiles_n, p.total_tiles, p.splits) = (tiles_n, total_tiles, 1);
+        dispatch_packed(gpu, enc, name, &self.bgl, &self.pipeline, dummies, &p, a, b, epi, c)
+    }
 }
 
 /// A `[rows, k]` operand of random codes and unit per-row scales, for timing (`tune`).

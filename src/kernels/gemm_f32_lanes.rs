@@ -44,6 +44,19 @@ impl GemmF32Lanes {
         gpu.device.features().contains(wgpu::Features::SUBGROUP) && gpu.report().subgroup_sizes == Some((LANES, LANES))
     }
 
+    /// `Ok` where [`GemmF32Lanes::available`], else the error naming lanes kernel `name` and what
+    /// the adapter has.
+    pub(crate) fn require(gpu: &Gpu, name: &str) -> Result<()> {
+        if Self::available(gpu) {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument(format!(
+            "{name} needs subgroups of exactly {LANES} invocations; this adapter has subgroups {} of sizes {:?}",
+            gpu.report().subgroups,
+            gpu.report().subgroup_sizes
+        )))
+    }
+
     /// Whether shape `s` runs on vec4 loads (the faster entry): K a multiple of 4, and M (A stored
     /// `[K, M]`) or N (B stored `[K, N]`) too. Other shapes assemble their vec4s from scalars.
     pub fn vectorized(s: GemmShape) -> bool {
@@ -58,14 +71,7 @@ impl GemmF32Lanes {
 
     /// [`GemmF32Lanes::new`] binding `dummies` where an epilogue binds nothing.
     pub(crate) fn with_dummies(gpu: &Gpu, dummies: Arc<Dummies>) -> Result<Self> {
-        if !Self::available(gpu) {
-            return Err(Error::InvalidArgument(format!(
-                "gemm_f32_lanes needs subgroups of exactly {LANES} invocations; this adapter has subgroups {} of \
-                 sizes {:?}",
-                gpu.report().subgroups,
-                gpu.report().subgroup_sizes
-            )));
-        }
+        Self::require(gpu, "gemm_f32_lanes")?;
         let (bgl, pl) = layouts(gpu, "gemm_f32_lanes", F32_SLOTS);
         let mut pipelines = Vec::new();
         for entry in ["main", "main_scalar"] {

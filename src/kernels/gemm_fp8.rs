@@ -16,8 +16,8 @@ use super::gemm::{
     TilePipelines, PACKED_SLOTS,
 };
 use super::gemm_fp8_lanes::GemmFp8Lanes;
-use super::gemm_int::packed_params;
-use super::{check_len, layouts, pipeline};
+use super::gemm_int::checked_packed_params;
+use super::{layouts, pipeline};
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
 use crate::tensor::GpuBuffer;
@@ -157,10 +157,7 @@ impl GemmFp8 {
         if a.samples != 1 {
             return Err(Error::InvalidArgument("gemm_fp8: SMP samples are supported by gemm_int only".into()));
         }
-        let p = packed_params("gemm_fp8", a, b, epi.flags(), tile, batches)?;
-        check_len("gemm_fp8", "c", c.len(), p.m as usize * p.n as usize * batches)?;
-        epi.check("gemm_fp8", p.n as usize)?;
-        Ok(p)
+        checked_packed_params("gemm_fp8", a, b, epi.flags(), epi, tile, batches, c.len())
     }
 
     /// [`GemmFp8::encode_batched`] with an explicit tile.

@@ -7,18 +7,14 @@
 //! wherever the adapter has it. Bindings: as gemm_fp8's. Reference:
 //! [`crate::reference::gemm_fp8_lanes`].
 
-use super::gemm::{dispatch_packed_lanes, Dummies, Epilogue, GemmParams, PACKED_SLOTS};
+use super::gemm::{Dummies, Epilogue, GemmParams, PackedLanes};
 use super::gemm_f32_lanes::GemmF32Lanes;
-use super::{layouts, pipeline};
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
 use crate::{Error, Gpu, Result};
 
 /// The lanes FP8 GEMM for one pair of operand formats.
-pub struct GemmFp8Lanes {
-    bgl: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
-}
+pub struct GemmFp8Lanes(PackedLanes);
 
 impl GemmFp8Lanes {
     /// Whether `gpu` can run this kernel ([`GemmF32Lanes::available`]).
@@ -36,16 +32,7 @@ impl GemmFp8Lanes {
                 )));
             }
         }
-        if !Self::available(gpu) {
-            return Err(Error::InvalidArgument(format!(
-                "gemm_fp8_lanes needs subgroups of exactly 8 invocations; this adapter has subgroups {} of sizes {:?}",
-                gpu.report().subgroups,
-                gpu.report().subgroup_sizes
-            )));
-        }
-        let (bgl, pl) = layouts(gpu, "gemm_fp8_lanes", PACKED_SLOTS);
-        let c = [("FMT_A", fmt_a.id() as f64), ("FMT_B", fmt_b.id() as f64)];
-        Ok(GemmFp8Lanes { pipeline: pipeline(gpu, "gemm_fp8_lanes", "main", &pl, &c)?, bgl })
+        Ok(GemmFp8Lanes(PackedLanes::new(gpu, "gemm_fp8_lanes", fmt_a, fmt_b)?))
     }
 
     /// Records the product of `p` (gemm_fp8's params for these operands, already checked) with
@@ -62,6 +49,6 @@ impl GemmFp8Lanes {
         epi: &Epilogue,
         c: &wgpu::Buffer,
     ) -> Result<()> {
-        dispatch_packed_lanes(gpu, enc, "gemm_fp8_lanes", &self.bgl, &self.pipeline, dummies, p, a, b, epi, c)
+        self.0.record(gpu, enc, p, dummies, a, b, epi, c)
     }
 }

@@ -131,6 +131,25 @@ pub(crate) fn packed_params(
     })
 }
 
+/// [`packed_params`] for `flags` with `epi` (its bias length) and `c` (`c_len` values: every
+/// batch's outputs) checked too.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn checked_packed_params(
+    op: &'static str,
+    a: &QuantizedTensor,
+    b: &QuantizedTensor,
+    flags: u32,
+    epi: &Epilogue,
+    tile: Tile,
+    batches: usize,
+    c_len: usize,
+) -> Result<GemmParams> {
+    let p = packed_params(op, a, b, flags, tile, batches)?;
+    check_len(op, "c", c_len, p.m as usize * p.n as usize * batches)?;
+    epi.check(op, p.n as usize)?;
+    Ok(p)
+}
+
 /// The integer GEMM for one pair of operand formats.
 pub struct GemmInt {
     fmt_a: Format,
@@ -278,9 +297,7 @@ impl GemmInt {
         if !self.runs_lanes(a, b) {
             return Ok(false);
         }
-        let p = packed_params("gemm_int", a, b, flag_bits, Tile::T32, batches)?;
-        check_len("gemm_int", "c", c_len, p.m as usize * p.n as usize * batches.max(1))?;
-        epi.check("gemm_int", p.n as usize)?;
+        let p = checked_packed_params("gemm_int", a, b, flag_bits, epi, Tile::T32, batches, c_len)?;
         lanes.record(gpu, enc, p, &self.dummies, a, b, epi, c)?;
         Ok(true)
     }
@@ -299,9 +316,7 @@ impl GemmInt {
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
         self.check_formats(a, b)?;
-        let p = packed_params("gemm_int", a, b, epi.flags(), tile, batches)?;
-        check_len("gemm_int", "c", c.len(), p.m as usize * p.n as usize * batches)?;
-        epi.check("gemm_int", p.n as usize)?;
+        let p = checked_packed_params("gemm_int", a, b, epi.flags(), epi, tile, batches, c.len())?;
         if batches > 1 {
             return self.record(gpu, enc, tile, p, a, b, epi, c.buffer());
         }

@@ -8,19 +8,15 @@
 //! [`super::gemm_int::GemmInt`]'s untiled entry points run it where it applies.
 //! Bindings: as gemm_int's. Reference: [`crate::reference::gemm_int_lanes`].
 
-use super::gemm::{dispatch_packed_lanes, Dummies, Epilogue, GemmParams, PACKED_SLOTS};
+use super::gemm::{Dummies, Epilogue, GemmParams, PackedLanes};
 use super::gemm_f32_lanes::GemmF32Lanes;
 use super::gemm_int::INT_FORMATS;
-use super::{layouts, pipeline};
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
 use crate::{Error, Gpu, Result};
 
 /// The lanes integer GEMM for one pair of operand formats.
-pub struct GemmIntLanes {
-    bgl: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
-}
+pub struct GemmIntLanes(PackedLanes);
 
 impl GemmIntLanes {
     /// Whether `gpu` can run this kernel ([`GemmF32Lanes::available`]).
@@ -44,16 +40,7 @@ impl GemmIntLanes {
                 )));
             }
         }
-        if !Self::available(gpu) {
-            return Err(Error::InvalidArgument(format!(
-                "gemm_int_lanes needs subgroups of exactly 8 invocations; this adapter has subgroups {} of sizes {:?}",
-                gpu.report().subgroups,
-                gpu.report().subgroup_sizes
-            )));
-        }
-        let (bgl, pl) = layouts(gpu, "gemm_int_lanes", PACKED_SLOTS);
-        let c = [("FMT_A", fmt_a.id() as f64), ("FMT_B", fmt_b.id() as f64)];
-        Ok(GemmIntLanes { pipeline: pipeline(gpu, "gemm_int_lanes", "main", &pl, &c)?, bgl })
+        Ok(GemmIntLanes(PackedLanes::new(gpu, "gemm_int_lanes", fmt_a, fmt_b)?))
     }
 
     /// Records the product of `p` (gemm_int's params for these operands, already checked, one
@@ -78,6 +65,6 @@ impl GemmIntLanes {
                 a.layout.cols
             )));
         }
-        dispatch_packed_lanes(gpu, enc, "gemm_int_lanes", &self.bgl, &self.pipeline, dummies, p, a, b, epi, c)
+        self.0.record(gpu, enc, p, dummies, a, b, epi, c)
     }
 }
