@@ -1,6 +1,5 @@
 // gemm_int_lanes: gemm_int for CPU adapters whose subgroup is one 8-wide SIMD vector (lavapipe),
-// for one sample and one scale chunk over all of K (per-row and per-tensor scales): the same
-// output as gemm_int, bit for bit. Why a kernel of its own: gemm_int's tiles go through workgroup
+// for one sample: the same output as gemm_int's `main` tiles, bit for bit. Why a kernel of its own: gemm_int's tiles go through workgroup
 // memory, which llvmpipe loads lane by lane, and its dot4I8Packed is emulated there; on the
 // convolutions of a small ResNet gemm_int took 5x gemm_f32_lanes' time for the same products.
 // Here the 16 x 32 tiles, loads, broadcasts and stores of gemm_f32_lanes (common/lanes.wgsl) run on the
@@ -10,7 +9,12 @@
 // each chunk's sums are added into i32 accumulators, so the i32 total is gemm_int's exact sum
 // (wrapping as its i32 sums wrap) and the output is formed from it as gemm_int forms it:
 //   c = epilogue(0 + (f32(isum) * lane_unit * sa(m)) * sb(n)),
-// or with FLAG_RAW the bits of isum. With p.batches > 1 the products follow each other as in
+// or with FLAG_RAW the bits of isum. With scale blocks along K (p.chunk < K, at most
+// 4 * CHUNK_WORDS elements: the block-scaled formats, int8+block32) each block's exact sum is
+// folded as gemm_int's `main` folds it, block by block in order:
+//   acc += (f32(isum_block) * lane_unit * sa(m, block)) * sb(n, block),
+// then c = epilogue(acc) (its 128 tile folds with fma: within gemm_int's bound, not its bits).
+// With p.batches > 1 the products follow each other as in
 // gemm_int (a_row0, b_row0, c_off from split_tile); never split along K (p.splits is 1).
 // Rows and columns past M and N read lane words of 0 and are not stored.
 // Bindings: 0 params, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c (read-write),
@@ -105,6 +109,31 @@ fn store_row(iv: vec4<i32>, row: u32, n0: u32, lane: u32, amax_in: u32) -> u32 {
     return lanes_store_row(v, row, n0, lane, amax_in);
 }
 
+// One row quad's block sums folded into acc: column i is row m0 + 4 q + i (q = quad).
+fn fold_quad(acc: mat4x4<f32>, sums: mat4x4<f32>, m0: u32, quad: u32, sb: vec4<f32>, kc: u32) -> mat4x4<f32> {
+    let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
+    var r = acc;
+    for (var i = 0u; i < 4u; i++) {
+        let sa = scale_a(0u, min(m0 + 4u * quad + i, p.m - 1u), kc, a_groups);
+        r[i] += (sums[i] * lane_unit() * sa) * sb;
+    }
+    return r;
+}
+
+// The block starting at element kc: every output's exact block sum scaled by its row's and
+// column's block scales and added, as gemm_int's `main` folds a chunk.
+fn fold(acc: Acc, sums: Acc, m0: u32, n0: u32, lane: u32, kc: u32) -> Acc {
+    let last = p.n - 1u;
+    let sb = vec4<f32>(scale_b(min(column(n0, lane, 0u), last), kc), scale_b(min(column(n0, lane, 1u), last), kc),
+                       scale_b(min(column(n0, lane, 2u), last), kc), scale_b(min(column(n0, lane, 3u), last), kc));
+    var r: Acc;
+    r.q0 = fold_quad(acc.q0, sums.q0, m0, 0u, sb, kc);
+    r.q1 = fold_quad(acc.q1, sums.q1, m0, 1u, sb, kc);
+    r.q2 = fold_quad(acc.q2, sums.q2, m0, 2u, sb, kc);
+    r.q3 = fold_quad(acc.q3, sums.q3, m0, 3u, sb, kc);
+    return r;
+}
+
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let st = split_tile(p, wg.x + wg.y * nwg.x);
@@ -115,6 +144,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let m0 = (st.tile / p.tiles_n) * 16u;
     let n0 = (st.tile % p.tiles_n) * 32u;
     let kwords = (p.k + 3u) / 4u;
+    if (p.chunk < p.k && (p.flags & FLAG_RAW) == 0u) {
+        // Scale blocks along K: fold each block's exact sums with its scales.
+        let chunk_words = p.chunk / 4u;
+        var accf: Acc;
+        for (var k0 = 0u; k0 < kwords; k0 += chunk_words) {
+            var acc: Acc;
+            let k1 = min(k0 + chunk_words, kwords);
+            for (var kw = k0; kw < k1; kw++) {
+                let lo = load_a(m0, kw, lane, 0u);
+                let hi = load_a(m0, kw, lane, 1u);
+                acc = mac_quads(acc, load_b(n0, kw, lane), rows_nt(lo, 0u), rows_nt(lo, 1u), rows_nt(hi, 0u),
+                                rows_nt(hi, 1u));
+            }
+            accf = fold(accf, acc, m0, n0, lane, 4u * k0);
+        }
+        lanes_finish(accf, m0, n0, lane);
+        return;
+    }
     var iacc: IAcc;
     for (var k0 = 0u; k0 < kwords; k0 += CHUNK_WORDS) {
         var acc: Acc;

@@ -972,6 +972,10 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
         (stochastic(Format::Log4), per_row(Format::Int8)),
         (per_row(Format::Int3), per_row(Format::Int2)),
         (per_row(Format::Fp4E2M1), per_row(Format::Fp4E2M1)),
+        // Scale blocks along K: one chunk where K fits a block, folded block by block past it.
+        (QuantScheme { granularity: Granularity::PerBlock(32), ..per_row(Format::Int8) }, per_row(Format::Int8)),
+        (QuantScheme::native(Format::Mxfp4), QuantScheme::native(Format::Mxfp4).stochastic(6, 1)),
+        (QuantScheme::native(Format::Nvfp4), QuantScheme::native(Format::Nvfp4)),
     ];
     // Tails of the 16 x 32 tile in M and N, K of one lane word, ragged K, and K past one exact
     // f32 chunk (1024 products).
@@ -1014,12 +1018,14 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
                     &qb.layout,
                     &eref,
                 );
-                check(&format!("{what} epilogue {variant}"), &got, &want, int_epilogue_bound(1, 1));
+                let blocks = chunks(k, sa.granularity, sb.granularity);
+                check(&format!("{what} epilogue {variant}"), &got, &want, int_epilogue_bound(blocks, 1));
                 // The tiled kernel forms the same exact sums and scales them the same way where it
                 // does not split K (it splits the long K of few outputs into partial sums, added
-                // by another launch).
+                // by another launch), but for its 128 tile's folds of several blocks (fused
+                // multiply-adds).
                 if k <= 300 {
-                    for &tile in int_tiles(&qa, &qb) {
+                    for &tile in int_tiles(&qa, &qb).iter().filter(|&&t| blocks == 1 || t != Tile::T128) {
                         let tiled = GpuBuffer::from_slice(g, "c", &old).unwrap();
                         submit(|e| kernel.encode_with(g, e, tile, &qa, &qb, &epi, &tiled).unwrap());
                         common::assert_f32_bits_eq(
@@ -1062,7 +1068,7 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
             &tiled.read(g).unwrap(),
         );
     }
-    // What it does not take goes to the tiled kernel: SMP samples, and scale blocks shorter than K.
+    // What it does not take goes to the tiled kernel: SMP samples.
     let x = data(16 * 64, 97, false);
     let xt = GpuTensor::from_slice(g, &x, &[16, 64]).unwrap();
     let smp = {
@@ -1075,8 +1081,7 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
     let q4 = quantized(&x, 16, 64, per_row(Format::Int4));
     assert!(!GemmInt::new(g, Format::Log4, Format::Int4).unwrap().runs_lanes(&smp, &q4));
     let mx = quantized(&x, 16, 64, QuantScheme::native(Format::Mxfp4));
-    assert!(!GemmInt::new(g, Format::Mxfp4, Format::Mxfp4).unwrap().runs_lanes(&mx, &mx));
-    assert!(!GemmIntLanes::fits(&mx, &mx));
+    assert!(GemmIntLanes::fits(&mx, &mx));
     assert!(matches!(GemmIntLanes::new(g, Format::Fp8E4M3, Format::Int8), Err(Error::InvalidArgument(_))));
 }
 

@@ -12,8 +12,8 @@
 //! accumulators when one scale chunk spans K), 4×4 or 2×2 outputs, K in steps of 32 through
 //! workgroup memory, every operand widened to int8 lanes on load. On a CPU adapter with 8-lane
 //! subgroups (lavapipe), the untiled entry points ([`GemmInt::encode`], `encode_batched`,
-//! `encode_raw`) run one sample with one scale chunk over K through `gemm_int_lanes` instead
-//! (gemm_f32_lanes' subgroup tiles on the widened codes, exact in f32 chunks; the same bits);
+//! `encode_raw`) run one sample through `gemm_int_lanes` instead (gemm_f32_lanes' subgroup tiles
+//! on the widened codes, exact in f32 chunks; the bits of the `main` tiles);
 //! the `_with` entry points always run the tile they are given. Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c,
 //! 7 amax. Reference: [`crate::reference::gemm_int`].
 
@@ -271,8 +271,8 @@ impl GemmInt {
         self.encode_batched_with(gpu, enc, tile, a, b, batches, epi, c)
     }
 
-    /// Whether this adapter runs `gemm_int_lanes` for these operands: one sample and one scale
-    /// chunk over all of K.
+    /// Whether this adapter runs `gemm_int_lanes` for these operands ([`GemmIntLanes::fits`]:
+    /// one sample).
     pub fn runs_lanes(&self, a: &QuantizedTensor, b: &QuantizedTensor) -> bool {
         self.lanes.is_some() && GemmIntLanes::fits(a, b)
     }

@@ -1,6 +1,6 @@
 //! `gemm_int_lanes`: [`super::gemm_int`]'s products on a CPU adapter whose subgroups are one
-//! 8-wide SIMD vector (lavapipe), for one sample and one scale chunk over all of K (per-row and
-//! per-tensor scales), bit for bit. gemm_int's tiles read workgroup memory, which llvmpipe loads
+//! 8-wide SIMD vector (lavapipe), for one sample, bit for bit with gemm_int's `main` tiles (one
+//! scale chunk over K, or scale blocks along it folded block by block as `main` folds them). gemm_int's tiles read workgroup memory, which llvmpipe loads
 //! lane by lane, and its `dot4I8Packed` is emulated there; this kernel runs gemm_f32_lanes' 16×32
 //! subgroup tiles (no workgroup memory, values shared by subgroup broadcasts) on the codes widened
 //! to int8 lanes and converted to f32, summing 1024 products at a time in f32 (each such sum of
@@ -15,6 +15,10 @@ use crate::format::Format;
 use crate::quant::QuantizedTensor;
 use crate::{Error, Gpu, Result};
 
+/// The longest scale block along K the kernel folds (`4 · CHUNK_WORDS` in the shader): its sums
+/// must stay exact in f32.
+pub const MAX_BLOCK: u32 = 1024;
+
 /// The lanes integer GEMM for one pair of operand formats.
 pub struct GemmIntLanes(PackedLanes);
 
@@ -24,10 +28,11 @@ impl GemmIntLanes {
         GemmF32Lanes::available(gpu)
     }
 
-    /// Whether it computes these operands' product: one sample of A and one scale chunk over all
-    /// of K.
+    /// Whether it computes these operands' product: one sample of A, and one scale chunk over
+    /// all of K or scale blocks of at most [`MAX_BLOCK`] elements along it.
     pub fn fits(a: &QuantizedTensor, b: &QuantizedTensor) -> bool {
-        a.samples == 1 && a.layout.shared_chunk(&b.layout) >= a.layout.cols
+        let chunk = a.layout.shared_chunk(&b.layout);
+        a.samples == 1 && (chunk >= a.layout.cols || chunk <= MAX_BLOCK)
     }
 
     /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (any of gemm_int's
@@ -59,7 +64,8 @@ impl GemmIntLanes {
     ) -> Result<()> {
         if !Self::fits(a, b) {
             return Err(Error::InvalidArgument(format!(
-                "gemm_int_lanes takes one sample and one scale chunk over K, not {} samples in chunks of {} over {}",
+                "gemm_int_lanes takes one sample and scale chunks over all of K or of at most {MAX_BLOCK}, not {} \
+                 samples in chunks of {} over {}",
                 a.samples,
                 a.layout.shared_chunk(&b.layout),
                 a.layout.cols
