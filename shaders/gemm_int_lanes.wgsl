@@ -134,6 +134,17 @@ fn fold(acc: Acc, sums: Acc, m0: u32, n0: u32, lane: u32, kc: u32) -> Acc {
     return r;
 }
 
+// This lane's sums of products over lane words k0 .. k1 (at most CHUNK_WORDS: exact in f32).
+fn exact_sums(m0: u32, n0: u32, lane: u32, k0: u32, k1: u32) -> Acc {
+    var acc: Acc;
+    for (var kw = k0; kw < k1; kw++) {
+        let lo = load_a(m0, kw, lane, 0u);
+        let hi = load_a(m0, kw, lane, 1u);
+        acc = mac_quads(acc, load_b(n0, kw, lane), rows_nt(lo, 0u), rows_nt(lo, 1u), rows_nt(hi, 0u), rows_nt(hi, 1u));
+    }
+    return acc;
+}
+
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let st = split_tile(p, wg.x + wg.y * nwg.x);
@@ -149,30 +160,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let chunk_words = p.chunk / 4u;
         var accf: Acc;
         for (var k0 = 0u; k0 < kwords; k0 += chunk_words) {
-            var acc: Acc;
-            let k1 = min(k0 + chunk_words, kwords);
-            for (var kw = k0; kw < k1; kw++) {
-                let lo = load_a(m0, kw, lane, 0u);
-                let hi = load_a(m0, kw, lane, 1u);
-                acc = mac_quads(acc, load_b(n0, kw, lane), rows_nt(lo, 0u), rows_nt(lo, 1u), rows_nt(hi, 0u),
-                                rows_nt(hi, 1u));
-            }
-            accf = fold(accf, acc, m0, n0, lane, 4u * k0);
+            accf = fold(accf, exact_sums(m0, n0, lane, k0, min(k0 + chunk_words, kwords)), m0, n0, lane, 4u * k0);
         }
         lanes_finish(accf, m0, n0, lane);
         return;
     }
     var iacc: IAcc;
     for (var k0 = 0u; k0 < kwords; k0 += CHUNK_WORDS) {
-        var acc: Acc;
-        let k1 = min(k0 + CHUNK_WORDS, kwords);
-        for (var kw = k0; kw < k1; kw++) {
-            let lo = load_a(m0, kw, lane, 0u);
-            let hi = load_a(m0, kw, lane, 1u);
-            acc = mac_quads(acc, load_b(n0, kw, lane), rows_nt(lo, 0u), rows_nt(lo, 1u), rows_nt(hi, 0u),
-                            rows_nt(hi, 1u));
-        }
-        iacc = flush(iacc, acc);
+        iacc = flush(iacc, exact_sums(m0, n0, lane, k0, min(k0 + CHUNK_WORDS, kwords)));
     }
     // One loop over the 16 rows rather than 16 copies of the stores (as gemm_f32_lanes).
     var m = 0u;
