@@ -209,18 +209,27 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
                        "tile": tile})
             );
         };
-        let tile_name = |t: Option<Tile>| t.map(|t| format!("{t:?}"));
-        if f32k.uses_lanes() {
-            // The dispatcher ran gemm_f32_lanes; the tiled kernel's best tile beside it.
-            emit("gemm_f32", f32_gflops, Some("lanes".into()));
-            let tile = f32k.tuned(m, n, k).unwrap_or(Tile::T128);
-            let t = gpu_seconds(gpu, iters, 3, |e| {
-                f32k.encode_with(gpu, e, tile, at.buffer(), bt.buffer(), shape, &epi, &c)
-            })?;
-            emit("gemm_f32_tiled", flops / t / 1e9, Some(format!("{tile:?}")));
-        } else {
-            emit("gemm_f32", f32_gflops, tile_name(f32k.tuned(m, n, k)));
-        }
+        // What the dispatcher ran, at `gops`; where that was a lanes kernel, the tiled kernel's
+        // best tile (timed by `time_tile`) on a `tiled` line beside it.
+        let report = |kernel: &str,
+                      tiled: &str,
+                      gops: f64,
+                      lanes: bool,
+                      tuned: Option<Tile>,
+                      time_tile: &dyn Fn(Tile) -> Result<f64>|
+         -> Result<()> {
+            if lanes {
+                emit(kernel, gops, Some("lanes".into()));
+                let tile = tuned.unwrap_or(Tile::T128);
+                emit(tiled, flops / time_tile(tile)? / 1e9, Some(format!("{tile:?}")));
+            } else {
+                emit(kernel, gops, tuned.map(|t| format!("{t:?}")));
+            }
+            Ok(())
+        };
+        report("gemm_f32", "gemm_f32_tiled", f32_gflops, f32k.uses_lanes(), f32k.tuned(m, n, k), &|tile| {
+            gpu_seconds(gpu, iters, 3, |e| f32k.encode_with(gpu, e, tile, at.buffer(), bt.buffer(), shape, &epi, &c))
+        })?;
         if flops <= 2.0 * 1024f64.powi(3) {
             let t =
                 gpu_seconds(gpu, iters.min(3), 1, |e| naive.encode(gpu, e, at.buffer(), bt.buffer(), shape, &epi, &c))?;
@@ -232,30 +241,28 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
             let qb = qz.quantize(gpu, &mut enc, &bt, QuantScheme::per_row(*fb))?;
             gpu.queue.submit([enc.finish()]);
             let t = gpu_seconds(gpu, iters, 3, |e| kern.encode(gpu, e, &qa, &qb, &epi, &c))?;
-            if kern.runs_lanes(&qa, &qb) {
-                // The dispatcher ran gemm_int_lanes; the tiled kernel's best tile beside it.
-                emit(&format!("gemm_int_{fa}x{fb}"), flops / t / 1e9, Some("lanes".into()));
-                let tile = kern.tuned(m, n, k).unwrap_or(Tile::T128);
-                let t = gpu_seconds(gpu, iters, 3, |e| kern.encode_with(gpu, e, tile, &qa, &qb, &epi, &c))?;
-                emit(&format!("gemm_int_tiled_{fa}x{fb}"), flops / t / 1e9, Some(format!("{tile:?}")));
-            } else {
-                emit(&format!("gemm_int_{fa}x{fb}"), flops / t / 1e9, tile_name(kern.tuned(m, n, k)));
-            }
+            report(
+                &format!("gemm_int_{fa}x{fb}"),
+                &format!("gemm_int_tiled_{fa}x{fb}"),
+                flops / t / 1e9,
+                kern.runs_lanes(&qa, &qb),
+                kern.tuned(m, n, k),
+                &|tile| gpu_seconds(gpu, iters, 3, |e| kern.encode_with(gpu, e, tile, &qa, &qb, &epi, &c)),
+            )?;
         }
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         let qa = qz.quantize(gpu, &mut enc, &at, QuantScheme::per_row(Format::Fp8E4M3))?;
         let qb = qz.quantize(gpu, &mut enc, &bt, QuantScheme::per_row(Format::Fp8E4M3))?;
         gpu.queue.submit([enc.finish()]);
         let t = gpu_seconds(gpu, iters, 3, |e| fp8.encode(gpu, e, &qa, &qb, &epi, &c))?;
-        if fp8.uses_lanes() {
-            // The dispatcher ran gemm_fp8_lanes; the tiled kernel's best tile beside it.
-            emit("gemm_fp8_e4m3xe4m3", flops / t / 1e9, Some("lanes".into()));
-            let tile = fp8.tuned(m, n, k).unwrap_or(Tile::T128);
-            let t = gpu_seconds(gpu, iters, 3, |e| fp8.encode_with(gpu, e, tile, &qa, &qb, &epi, &c))?;
-            emit("gemm_fp8_tiled_e4m3xe4m3", flops / t / 1e9, Some(format!("{tile:?}")));
-        } else {
-            emit("gemm_fp8_e4m3xe4m3", flops / t / 1e9, tile_name(fp8.tuned(m, n, k)));
-        }
+        report(
+            "gemm_fp8_e4m3xe4m3",
+            "gemm_fp8_tiled_e4m3xe4m3",
+            flops / t / 1e9,
+            fp8.uses_lanes(),
+            fp8.tuned(m, n, k),
+            &|tile| gpu_seconds(gpu, iters, 3, |e| fp8.encode_with(gpu, e, tile, &qa, &qb, &epi, &c)),
+        )?;
     }
     Ok(())
 }

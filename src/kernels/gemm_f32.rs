@@ -142,7 +142,7 @@ impl GemmF32 {
             pipeline(gpu, "gemm_f32", t.entry(), &pl, &[("TPT", t.tpt().min(4) as f64)])
         })?;
         let dummies = Arc::new(Dummies::new(gpu)?);
-        let lanes = match gpu.is_cpu() && GemmF32Lanes::available(gpu) {
+        let lanes = match GemmF32Lanes::chosen(gpu) {
             true => Some(GemmF32Lanes::with_dummies(gpu, dummies.clone())?),
             false => None,
         };

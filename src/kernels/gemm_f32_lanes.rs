@@ -44,6 +44,12 @@ impl GemmF32Lanes {
         gpu.device.features().contains(wgpu::Features::SUBGROUP) && gpu.report().subgroup_sizes == Some((LANES, LANES))
     }
 
+    /// Whether the dispatchers take the lanes kernels on `gpu`: a CPU adapter where they are
+    /// [`available`](GemmF32Lanes::available) (on a GPU the tiled kernels are the faster ones).
+    pub(crate) fn chosen(gpu: &Gpu) -> bool {
+        gpu.is_cpu() && Self::available(gpu)
+    }
+
     /// `Ok` where [`GemmF32Lanes::available`], else the error naming lanes kernel `name` and what
     /// the adapter has.
     pub(crate) fn require(gpu: &Gpu, name: &str) -> Result<()> {

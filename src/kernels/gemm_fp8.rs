@@ -15,6 +15,7 @@ use super::gemm::{
     dispatch_packed, encode_split, pick_fastest, scratch_operand, Dummies, Epilogue, GemmParams, Tile, TileCache,
     TilePipelines, PACKED_SLOTS,
 };
+use super::gemm_f32_lanes::GemmF32Lanes;
 use super::gemm_fp8_lanes::GemmFp8Lanes;
 use super::gemm_int::checked_packed_params;
 use super::{layouts, pipeline};
@@ -54,7 +55,7 @@ impl GemmFp8 {
             pipelines: TilePipelines::new(&Tile::ALL, |t| {
                 pipeline(gpu, "gemm_fp8", t.entry(), &pl, &[c[0], c[1], ("TPT", t.tpt().min(4) as f64)])
             })?,
-            lanes: match gpu.is_cpu() && GemmFp8Lanes::available(gpu) {
+            lanes: match GemmF32Lanes::chosen(gpu) {
                 true => Some(GemmFp8Lanes::new(gpu, fmt_a, fmt_b)?),
                 false => None,
             },

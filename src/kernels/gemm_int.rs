@@ -21,6 +21,7 @@ use super::gemm::{
     dispatch_packed, encode_split, flags, pick_fastest, scratch_operand, tiles, Dummies, Epilogue, GemmParams, Tile,
     TileCache, TilePipelines, PACKED_SLOTS,
 };
+use super::gemm_f32_lanes::GemmF32Lanes;
 use super::gemm_int_lanes::GemmIntLanes;
 use super::{check_len, layouts, pipeline};
 use crate::format::Format;
@@ -183,7 +184,7 @@ impl GemmInt {
                 pipeline(gpu, "gemm_int", t.entry(), &pl, &[c[0], c[1], ("TPT", t.tpt().min(4) as f64)])
             })?,
             whole_k: pipeline(gpu, "gemm_int", "main_wide", &pl, &[c[0], c[1], ("WHOLE_K", 1.0)])?,
-            lanes: match gpu.is_cpu() && GemmIntLanes::available(gpu) {
+            lanes: match GemmF32Lanes::chosen(gpu) {
                 true => Some(GemmIntLanes::new(gpu, fmt_a, fmt_b)?),
                 false => None,
             },
