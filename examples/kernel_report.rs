@@ -27,7 +27,7 @@
 //! entries), with the bytes it reads beside the copy's.
 //!
 //! cargo run --release --example kernel_report -- [--elements N] [--iters K] [--max-square S]
-//!     [--skip-quant] [--skip-gemm] [--skip-optim] [--adapter-only]
+//!     [--formats F,F..] [--skip-quant] [--skip-gemm] [--skip-optim] [--adapter-only]
 
 #[path = "shared/cli.rs"]
 #[allow(dead_code)]
@@ -64,10 +64,12 @@ struct Args {
     skip_gemm: bool,
     skip_optim: bool,
     adapter_only: bool,
+    /// The quantizer lines' formats (every format unless `--formats` names some).
+    formats: Vec<Format>,
 }
 
 const USAGE: &str =
-    "kernel_report [--elements N] [--iters K] [--max-square S] [--skip-quant] [--skip-gemm] [--skip-optim] [--adapter-only]";
+    "kernel_report [--elements N] [--iters K] [--max-square S] [--formats F,F..] [--skip-quant] [--skip-gemm] [--skip-optim] [--adapter-only]";
 
 fn args() -> Args {
     let mut a = Args {
@@ -78,6 +80,7 @@ fn args() -> Args {
         skip_gemm: false,
         skip_optim: false,
         adapter_only: false,
+        formats: Format::ALL.to_vec(),
     };
     let mut f = cli::Flags::new(USAGE);
     while let Some(s) = f.next() {
@@ -86,6 +89,13 @@ fn args() -> Args {
             "--iters" => a.iters = f.whole("--iters") as u32,
             "--adapter-only" => a.adapter_only = true,
             "--max-square" => a.max_square = Some(f.whole("--max-square")),
+            "--formats" => {
+                let list = f.value("--formats");
+                a.formats = list
+                    .split(',')
+                    .map(|n| n.parse::<Format>().unwrap_or_else(|e| cli::fail(USAGE, &format!("--formats: {e}"))))
+                    .collect();
+            }
             "--skip-quant" => a.skip_quant = true,
             "--skip-gemm" => a.skip_gemm = true,
             "--skip-optim" => a.skip_optim = true,
@@ -328,7 +338,7 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
     let absmax = Absmax::new(gpu)?;
     let tensor_amax = GpuBuffer::<u32>::zeros(gpu, "tensor amax", 1)?;
     let sr = Rounding::Stochastic { seed: 1, stream: 0 };
-    for f in Format::ALL {
+    for &f in &a.formats {
         let scale = Scale::new(gpu, f)?;
         let quant = Quantize::new(gpu, f)?;
         let fused = QuantizeFused::new(gpu, f)?;
