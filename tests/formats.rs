@@ -170,6 +170,38 @@ fn device_encode_matches_host_for_every_format_nearest_and_stochastic() {
 }
 
 #[test]
+fn a_fraction_equal_to_its_stochastic_draw_rounds_down_and_one_step_more_rounds_up() {
+    // Stochastic rounding goes up where the fraction times 2^24 exceeds the element's 24-bit draw;
+    // random values meet equality once in 2^24 draws, so these are built on it: x = r/2^24 (the
+    // fraction is the draw r: down), -(r + 1)/2^24 (one more: up), and 2 + (r with its low two bits
+    // cleared)/2^24 (2's ulp is 4/2^24: equal to the draw where r is a multiple of 4, below it
+    // otherwise; down to 2 either way).
+    let key = rng::key(5, 9);
+    let xs: Vec<f32> = (0..3000u32)
+        .map(|i| {
+            let r = rng::draw24(key, i);
+            match i % 3 {
+                0 => r as f32 / 16_777_216.0,
+                1 => -((r + 1) as f32) / 16_777_216.0,
+                _ => 2.0 + (r & !3) as f32 / 16_777_216.0,
+            }
+        })
+        .collect();
+    for f in Format::ALL {
+        let host = reference::format_check::encode(&xs, f, true, key);
+        let dev = FormatCheck::new(gpu(), f).unwrap().encode(gpu(), &xs, true, key).unwrap();
+        assert_u32_eq(&format!("{f} device encode at the draw"), &dev, &host);
+        if matches!(f, Format::Int8 | Format::Int4) {
+            for (i, (&x, &c)) in xs.iter().zip(&host).enumerate() {
+                let r = rng::draw24(key, i as u32);
+                let want = [0.0, -1.0, 2.0][i % 3];
+                assert_eq!(f.decode(c), want, "{f}: x = {x:e} with draw {r}");
+            }
+        }
+    }
+}
+
+#[test]
 fn nonfinite_inputs_follow_the_documented_rule() {
     let q = |f: Format, x: f32| f.quantize(x, 1.0, false, 0);
     assert_eq!(q(Format::Int8, f32::NAN), 0);
