@@ -17,6 +17,10 @@
 // Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl). With p.samples > 1
 // every entry writes that many stochastic samples stacked (SMP, common/one_pass.wgsl): x's maximum
 // is taken once, each sample packed with its own draws.
+// Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
+// here and in the included units steps its counter by a positive constant (1, 4, WG) or halves
+// it, towards a bound fixed before the loop (a params field, the format's codes per word, 24 in
+// recip_rne); the bounds are buffer lengths, far below u32's end, so every loop ends.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32, words per sample),
 // 3 scales (read_write f32, n_groups per sample), 4 step (StepState: the stream base of stochastic
 // draws), 5 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only), 6 mask (read f32: with

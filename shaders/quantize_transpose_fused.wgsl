@@ -29,6 +29,11 @@
 // only the addresses in x change (x_row, common/pack_t.wgsl); groups, scales and draws are L's.
 // With p.samples > 1 every entry writes that many stochastic samples of L stacked (SMP,
 // common/one_pass.wgsl): the maxima and sums taken once, each sample packed with its own draws.
+// Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
+// here and in the included units steps its counter by a positive constant (1, 4, LANES) or by
+// chunk_cols (at least 1), towards a bound fixed before the loop (a params field, the format's
+// codes per word, 24 in recip_rne); the bounds are buffer lengths, far below u32's end, so every
+// loop ends.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32), 3 scales
 // (read_write f32, one per group of L per sample), 4 step (StepState), 5 sums (read_write f32,
 // rows of L), 6 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only), 7 mask
@@ -201,9 +206,16 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 // (p.aux0 = 1) its sum in col_sum's order.
 fn thread_row_pass(xr: vec2<u32>) -> RowPass {
     let with_sums = p.aux0 == 1u;
-    let chunk_cols = select(p.cols, max(p.aux1, 1u), with_sums);
     var m = 0u;
     var total = 0.0;
+    if (!with_sums) {
+        // The maximum alone: one plain loop (the chunked one below costs twice as much on lavapipe).
+        for (var col = 0u; col < p.cols; col++) {
+            m = max(m, amax_bits(load_x(xr.x + col * xr.y)));
+        }
+        return RowPass(m, total);
+    }
+    let chunk_cols = max(p.aux1, 1u);
     for (var c0 = 0u; c0 < p.cols; c0 += chunk_cols) {
         let end = min(c0 + chunk_cols, p.cols);
         // Lane l of `main` sums columns c0 + l, c0 + l + 8, ...: s[l] here, in the same order.
@@ -290,14 +302,20 @@ fn row_thread4(r0: u32) {
         return;
     }
     let with_sums = p.aux0 == 1u;
-    let chunk_cols = select(p.cols, max(p.aux1, 1u), with_sums);
+    let chunk_cols = max(p.aux1, 1u);
     // Rows r0 .. r0 + 3 of L are adjacent in x (batched: within one matrix, batch_rows in fours).
     let xr = x_row(r0);
     let q = xr.y / 4u;
     let i0 = xr.x / 4u;
     var m = vec4<u32>();
     var total = vec4<f32>();
-    for (var c0 = 0u; c0 < p.cols; c0 += chunk_cols) {
+    if (!with_sums) {
+        // The maxima alone: one plain loop (as thread_row_pass).
+        for (var col = 0u; col < p.cols; col++) {
+            m = max(m, amax_bits4(load_x4(col * q + i0)));
+        }
+    }
+    for (var c0 = 0u; with_sums && c0 < p.cols; c0 += chunk_cols) {
         let end = min(c0 + chunk_cols, p.cols);
         var s = array<vec4<f32>, 8>();
         for (var col = c0; col < end; col += LANES) {

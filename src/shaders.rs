@@ -152,9 +152,29 @@ pub const UNCHECKED: &[&str] = &["gemm_f32", "gemm_f32_naive", "gemm_fp8", "gemm
 /// `gemm_int_lanes`, `gemm_fp8_lanes`) use subgroups.
 pub const NEEDS_FEATURES: &[&str] = &["peak_coop", "gemm_f32_lanes", "gemm_int_lanes", "gemm_fp8_lanes"];
 
+/// Kernels compiled without naga's loop counter alone (index clamping stays on): the one-pass
+/// quantizers, whose per-element loops the counter (a 64-bit count, compared and branched on,
+/// every iteration) slowed on lavapipe, where each loop runs once per 8-lane SIMD piece: the MNIST
+/// CNN's int8 step spent 80–96 ms in `quantize_transpose_fused` with it and 64–67 ms without (2
+/// cores, same run). Each of these shaders states in its header why every loop it runs ends: each
+/// steps a counter by a positive amount (or halves it) towards a bound fixed before the loop.
+/// `LOWBIT_SHADER_CHECKS=1` puts the counter back, as for [`UNCHECKED`].
+pub const LOOPS_UNBOUNDED: &[&str] = &["quantize_fused", "quantize_transpose_fused"];
+
+/// Whether `LOWBIT_SHADER_CHECKS` asks for every check in every kernel.
+fn checks_forced() -> bool {
+    std::env::var_os("LOWBIT_SHADER_CHECKS").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
 /// Whether kernel `name` is compiled without naga's runtime checks (see [`UNCHECKED`]).
 pub fn runs_unchecked(name: &str) -> bool {
-    UNCHECKED.contains(&name) && std::env::var_os("LOWBIT_SHADER_CHECKS").is_none_or(|v| v.is_empty() || v == "0")
+    UNCHECKED.contains(&name) && !checks_forced()
+}
+
+/// Whether kernel `name` is compiled without naga's loop counter (see [`UNCHECKED`] and
+/// [`LOOPS_UNBOUNDED`]).
+pub fn runs_unbounded_loops(name: &str) -> bool {
+    (UNCHECKED.contains(&name) || LOOPS_UNBOUNDED.contains(&name)) && !checks_forced()
 }
 
 /// The full WGSL unit of kernel `name`, or `None` if there is no such kernel. A kernel's

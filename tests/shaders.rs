@@ -1,7 +1,7 @@
 //! Every shipped shader parses and validates with naga exactly as shipped, and every kernel has
 //! its three files: shader, launcher, CPU reference.
 
-use lowbit::shaders::{source, COMMON, KERNELS, NEEDS_FEATURES, UNCHECKED};
+use lowbit::shaders::{source, COMMON, KERNELS, LOOPS_UNBOUNDED, NEEDS_FEATURES, UNCHECKED};
 use std::path::Path;
 
 /// What naga may assume of the device: its defaults, plus cooperative matrices, f16 and subgroups
@@ -91,6 +91,29 @@ fn every_kernel_compiled_unchecked_says_why_its_indices_stay_in_range() {
 }
 
 #[test]
+fn every_kernel_compiled_without_loop_counters_says_why_its_loops_end() {
+    const NOTE: &str = "Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED";
+    for name in LOOPS_UNBOUNDED {
+        let k = KERNELS
+            .iter()
+            .find(|k| k.name == *name)
+            .unwrap_or_else(|| panic!("LOOPS_UNBOUNDED names {name}, no kernel"));
+        assert!(
+            k.body.contains(NOTE),
+            "shaders/{name}.wgsl runs without loop counters but its header does not say why"
+        );
+        assert!(!UNCHECKED.contains(name), "{name} is in both lists (UNCHECKED already drops the loop counters)");
+    }
+    for k in KERNELS {
+        assert!(
+            !k.body.contains(NOTE) || LOOPS_UNBOUNDED.contains(&k.name),
+            "shaders/{}.wgsl says it runs without loop counters but lowbit::shaders::LOOPS_UNBOUNDED does not list it",
+            k.name
+        );
+    }
+}
+
+#[test]
 fn a_broken_shader_is_rejected_by_the_validator() {
     // The check above must be able to fail.
     let bad = "fn f() -> u32 { return 1.0; }";
@@ -140,8 +163,9 @@ fn constant_sets(kernel: &str, module: &naga::Module) -> Vec<naga::back::Pipelin
 #[test]
 fn every_pipeline_translates_to_msl_hlsl_and_spirv() {
     // What wgpu does on Metal, DX12 and Vulkan: the pipeline's constants substituted
-    // (`process_overrides`), then naga's back end for the entry point, with the bounds checks
-    // the launcher asks for (none for lowbit::shaders::UNCHECKED). A shader that no Metal or DX12
+    // (`process_overrides`), then naga's back end for the entry point, with the bounds checks and
+    // loop counters the launcher asks for (no checks for lowbit::shaders::UNCHECKED, no loop
+    // counters for it and lowbit::shaders::LOOPS_UNBOUNDED). A shader that no Metal or DX12
     // driver could be given fails here, though only Vulkan runs in CI.
     use naga::back::{hlsl, msl, spv};
     use naga::proc::{BoundsCheckPolicies, BoundsCheckPolicy};
@@ -159,6 +183,7 @@ fn every_pipeline_translates_to_msl_hlsl_and_spirv() {
         let policy =
             if UNCHECKED.contains(&k.name) { BoundsCheckPolicy::Unchecked } else { BoundsCheckPolicy::Restrict };
         let checks = BoundsCheckPolicies { index: policy, buffer: policy, image_load: policy, binding_array: policy };
+        let bound_loops = !UNCHECKED.contains(&k.name) && !LOOPS_UNBOUNDED.contains(&k.name);
         let entries: Vec<String> = module.entry_points.iter().map(|e| e.name.clone()).collect();
         for constants in constant_sets(k.name, &module) {
             for entry in &entries {
@@ -173,8 +198,12 @@ fn every_pipeline_translates_to_msl_hlsl_and_spirv() {
                         }
                     };
                 for lang in if spirv_only { vec![] } else { vec![(2, 1), (3, 0)] } {
-                    let options =
-                        msl::Options { lang_version: lang, bounds_check_policies: checks, ..Default::default() };
+                    let options = msl::Options {
+                        lang_version: lang,
+                        bounds_check_policies: checks,
+                        force_loop_bounding: bound_loops,
+                        ..Default::default()
+                    };
                     let pipeline = msl::PipelineOptions {
                         entry_point: Some((naga::ShaderStage::Compute, entry.clone())),
                         ..Default::default()
@@ -192,6 +221,7 @@ fn every_pipeline_translates_to_msl_hlsl_and_spirv() {
                     let options = hlsl::Options {
                         shader_model: model,
                         restrict_indexing: policy == BoundsCheckPolicy::Restrict,
+                        force_loop_bounding: bound_loops,
                         ..Default::default()
                     };
                     let pipeline =
@@ -201,8 +231,12 @@ fn every_pipeline_translates_to_msl_hlsl_and_spirv() {
                         failures.push(format!("{what}: HLSL {model:?}: {e:?}"));
                     }
                 }
-                let options =
-                    spv::Options { lang_version: (1, 3), bounds_check_policies: checks, ..Default::default() };
+                let options = spv::Options {
+                    lang_version: (1, 3),
+                    bounds_check_policies: checks,
+                    force_loop_bounding: bound_loops,
+                    ..Default::default()
+                };
                 let pipeline =
                     spv::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: entry.clone() };
                 if let Err(e) = spv::write_vec(&m, &i, &options, Some(&pipeline)) {

@@ -194,14 +194,15 @@ pub(crate) fn pipeline(
 ) -> Result<wgpu::ComputePipeline> {
     let src =
         shaders::source(name).ok_or_else(|| Error::Shader { name: name.into(), message: "no such shader".into() })?;
-    if !shaders::runs_unchecked(name) {
+    if !shaders::runs_unbounded_loops(name) {
         return gpu.compute_pipeline(name, &src, entry, layout, constants);
     }
     let mut checks = wgpu::ShaderRuntimeChecks::checked();
-    checks.bounds_checks = false;
+    checks.bounds_checks = !shaders::runs_unchecked(name);
     checks.force_loop_bounding = false;
-    // SAFETY: the kernels in `shaders::UNCHECKED` keep every index in range and every loop finite
-    // (each shader's header says why); the other checks stay on.
+    // SAFETY: the kernels in `shaders::UNCHECKED` keep every index in range and every loop finite,
+    // those in `shaders::LOOPS_UNBOUNDED` every loop finite (each shader's header says why); the
+    // other checks stay on.
     unsafe { gpu.compute_pipeline_with(name, &src, entry, layout, constants, checks) }
 }
 
