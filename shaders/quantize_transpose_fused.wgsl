@@ -22,8 +22,8 @@
 // 8 per workgroup (so that L's few rows spread over a CPU's cores), no workgroup memory; the row
 // sums keep col_sum's order (eight interleaved partial sums per chunk, added in lane order, then
 // the chunks in order).
-// `main_thread_v4` (per row, rows of L a multiple of 4): four adjacent rows of L per thread, x read
-// as vec4s (binding 1 as x4), the same bits.
+// `main_thread_v4` (per row, rows of L a multiple of 4) and `main_block_thread_v4` (per block):
+// four adjacent rows of L per thread, x read as vec4s (binding 1 as x4), the same bits.
 // With p.batch_rows = R > 0, x is a stack of [cols, R] matrices and L their transposes one under
 // the other (attention's batched operands, one launch instead of a transpose and a quantizer):
 // only the addresses in x change (x_row, common/pack_t.wgsl); groups, scales and draws are L's.
@@ -301,21 +301,44 @@ fn row_thread4(r0: u32) {
     if (r0 >= p.rows) {
         return;
     }
-    let with_sums = p.aux0 == 1u;
-    let chunk_cols = max(p.aux1, 1u);
     // Rows r0 .. r0 + 3 of L are adjacent in x (batched: within one matrix, batch_rows in fours).
     let xr = x_row(r0);
     let q = xr.y / 4u;
     let i0 = xr.x / 4u;
+    let rp = row_pass4(q, i0);
+    var inv = vec4<f32>();
+    for (var j = 0u; j < 4u; j++) {
+        let si = group_scale_of(bitcast<f32>(rp.m[j]));
+        store_scale(r0 + j, si.x);
+        inv[j] = si.y;
+    }
+    if (p.aux0 == 1u) {
+        for (var j = 0u; j < 4u; j++) {
+            sums[r0 + j] = rp.total[j];
+        }
+    }
+    pack_words4(r0, q, i0, 0u, p.words_per_row, inv);
+}
+
+// thread_row_pass for four adjacent rows of L (x read as vec4s: index col * q + i0 holds column
+// col of the four rows): each row's maximum, and with sums its sum in col_sum's order.
+struct RowPass4 {
+    m: vec4<u32>,
+    total: vec4<f32>,
+}
+
+fn row_pass4(q: u32, i0: u32) -> RowPass4 {
     var m = vec4<u32>();
     var total = vec4<f32>();
-    if (!with_sums) {
+    if (p.aux0 != 1u) {
         // The maxima alone: one plain loop (as thread_row_pass).
         for (var col = 0u; col < p.cols; col++) {
             m = max(m, amax_bits4(load_x4(col * q + i0)));
         }
+        return RowPass4(m, total);
     }
-    for (var c0 = 0u; with_sums && c0 < p.cols; c0 += chunk_cols) {
+    let chunk_cols = max(p.aux1, 1u);
+    for (var c0 = 0u; c0 < p.cols; c0 += chunk_cols) {
         let end = min(c0 + chunk_cols, p.cols);
         var s = array<vec4<f32>, 8>();
         for (var col = c0; col < end; col += LANES) {
@@ -333,23 +356,18 @@ fn row_thread4(r0: u32) {
         }
         total = select(total + t, t, c0 == 0u);
     }
-    var inv = vec4<f32>();
-    for (var j = 0u; j < 4u; j++) {
-        let si = group_scale_of(bitcast<f32>(m[j]));
-        store_scale(r0 + j, si.x);
-        inv[j] = si.y;
-    }
-    if (with_sums) {
-        for (var j = 0u; j < 4u; j++) {
-            sums[r0 + j] = total[j];
-        }
-    }
+    return RowPass4(m, total);
+}
+
+// Words w0 .. w1 of rows r0 .. r0 + 3 of L (x read as vec4s: index col * q + i0 holds column col
+// of the four rows), packed with inverse scales inv into every SMP sample.
+fn pack_words4(r0: u32, q: u32, i0: u32, w0: u32, w1: u32, inv: vec4<f32>) {
     let per_word = fmt_per_word();
     let b = fmt_bits();
     let stochastic = p.stochastic == 1u;
     for (var smp = 0u; smp < p.samples; smp++) {
         let key = sample_key(smp);
-        for (var word = 0u; word < p.words_per_row; word++) {
+        for (var word = w0; word < w1; word++) {
             var packed = vec4<u32>();
             for (var i = 0u; i < per_word; i++) {
                 let col = word * per_word + i;
@@ -369,6 +387,48 @@ fn row_thread4(r0: u32) {
             }
         }
     }
+}
+
+// Rows r0 .. r0 + 3 of L block by block (p.rows a multiple of 4): `block_thread` for four
+// adjacent rows at once, x read as vec4s; every block's maximum, scale, draws and codes, and the
+// row sums, are block_thread's.
+fn block_thread4(r0: u32) {
+    if (r0 >= p.rows) {
+        return;
+    }
+    let block = p.block_div;
+    let blocks = (p.cols + block - 1u) / block;
+    let words_per_block = block / fmt_per_word();
+    let xr = x_row(r0);
+    let q = xr.y / 4u;
+    let i0 = xr.x / 4u;
+    // The row sums: one more read of the rows first, as block_thread.
+    if (p.aux0 == 1u) {
+        let total = row_pass4(q, i0).total;
+        for (var j = 0u; j < 4u; j++) {
+            sums[r0 + j] = total[j];
+        }
+    }
+    for (var blk = 0u; blk < blocks; blk++) {
+        let end = min((blk + 1u) * block, p.cols);
+        var m = vec4<u32>();
+        for (var col = blk * block; col < end; col++) {
+            m = max(m, amax_bits4(load_x4(col * q + i0)));
+        }
+        var inv = vec4<f32>();
+        for (var j = 0u; j < 4u; j++) {
+            let si = group_scale_of(bitcast<f32>(m[j]));
+            store_scale((r0 + j) * p.row_mul + blk, si.x);
+            inv[j] = si.y;
+        }
+        pack_words4(r0, q, i0, blk * words_per_block, min((blk + 1u) * words_per_block, p.words_per_row), inv);
+    }
+}
+
+// Four rows of L per thread, 8 threads per workgroup (32 adjacent columns of x: two cache lines).
+@compute @workgroup_size(8)
+fn main_block_thread_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    block_thread4((flat_workgroup(wg, nwg) * 8u + lid) * 4u);
 }
 
 // Four rows of L per thread, 8 threads per workgroup (32 adjacent columns of x: two cache lines).

@@ -8,7 +8,8 @@
 //! coalesce) per workgroup, 8 lanes per row reducing and then packing every eighth element or
 //! word; per block (entry `main_block`), one block of every row at a time. On a CPU adapter
 //! ([`ReducePath::PerThread`]) entries `main_thread` and `main_block_thread` instead: one thread
-//! per row of L (8 rows per workgroup; four rows per thread with vec4 loads, `main_thread_v4`,
+//! per row of L (8 rows per workgroup; four rows per thread with vec4 loads, `main_thread_v4` and
+//! `main_block_thread_v4`,
 //! where L has many), no workgroup memory or barriers, the same bits.
 //! [`QuantizeTransposeFused::encode_with_sums_masked`] reads x as 0 wherever a mask is not above 0
 //! (ReLU's backward inside the quantizer); [`QuantizeTransposeFused::encode_samples`] writes SMP's
@@ -39,8 +40,9 @@ pub struct QuantizeTransposeFused {
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
     block: wgpu::ComputePipeline,
-    /// On the per-thread path, `main_thread_v4`: four rows of L per thread, x read as vec4s.
-    rows_v4: Option<wgpu::ComputePipeline>,
+    /// On the per-thread path, `main_thread_v4` and `main_block_thread_v4`: four rows of L per
+    /// thread, x read as vec4s.
+    rows_v4: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
     reduce_path: ReducePath,
     /// Bound where no sums are asked for.
     no_sums: GpuBuffer<f32>,
@@ -73,7 +75,10 @@ impl QuantizeTransposeFused {
         let c = format_constant(format);
         let rows_v4 = match path {
             ReducePath::Tree => None,
-            ReducePath::PerThread => Some(pipeline(gpu, "quantize_transpose_fused", "main_thread_v4", &pl, &c)?),
+            ReducePath::PerThread => Some((
+                pipeline(gpu, "quantize_transpose_fused", "main_thread_v4", &pl, &c)?,
+                pipeline(gpu, "quantize_transpose_fused", "main_block_thread_v4", &pl, &c)?,
+            )),
         };
         Ok(QuantizeTransposeFused {
             format,
@@ -334,12 +339,12 @@ impl QuantizeTransposeFused {
         // sums, same run: L of 32×100,352 15–19 ms against 21–37 with 32 rows per workgroup, of
         // 9×100,352 7–9 against 13); per row, with L's rows a multiple of 4 and at least
         // V4_MIN_ROWS, four rows per thread reading x as vec4s (L of 4096×4096 119–137 ms against
-        // 153–183 a row per thread; 784×128 0.58–0.64 against 0.62–0.67).
+        // 153–183 a row per thread; 784×128 0.58–0.64 against 0.62–0.67), per row or per block.
         let (pipe, rows_per) = match (self.reduce_path, &self.rows_v4) {
-            (ReducePath::PerThread, Some(v4))
-                if !per_block && l.rows.is_multiple_of(4) && l.rows >= V4_MIN_ROWS && batch_rows.is_multiple_of(4) =>
+            (ReducePath::PerThread, Some((row_v4, block_v4)))
+                if l.rows.is_multiple_of(4) && l.rows >= V4_MIN_ROWS && batch_rows.is_multiple_of(4) =>
             {
-                (v4, 32)
+                (if per_block { block_v4 } else { row_v4 }, 32)
             }
             (ReducePath::PerThread, _) => (if per_block { &self.block } else { &self.pipeline }, 8),
             (ReducePath::Tree, _) => (if per_block { &self.block } else { &self.pipeline }, ROWS_PER_WORKGROUP),
