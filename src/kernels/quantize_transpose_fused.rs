@@ -9,8 +9,7 @@
 //! word; per block (entry `main_block`), one block of every row at a time. On a CPU adapter
 //! ([`ReducePath::PerThread`]) entries `main_thread` and `main_block_thread` instead: one thread
 //! per row of L (8 rows per workgroup; four rows per thread with vec4 loads, `main_thread_v4` and
-//! `main_block_thread_v4`,
-//! where L has many), no workgroup memory or barriers, the same bits.
+//! `main_block_thread_v4`, where L has many), no workgroup memory or barriers, the same bits.
 //! [`QuantizeTransposeFused::encode_with_sums_masked`] reads x as 0 wherever a mask is not above 0
 //! (ReLU's backward inside the quantizer); [`QuantizeTransposeFused::encode_samples`] writes SMP's
 //! stacked samples in the one launch. Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes
