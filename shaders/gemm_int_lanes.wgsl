@@ -1,21 +1,22 @@
 // gemm_int_lanes: gemm_int for CPU adapters whose subgroup is one 8-wide SIMD vector (lavapipe),
-// for one sample: the same output as gemm_int's `main` tiles, bit for bit. Why a kernel of its own: gemm_int's tiles go through workgroup
-// memory, which llvmpipe loads lane by lane, and its dot4I8Packed is emulated there; on the
-// convolutions of a small ResNet gemm_int took 5x gemm_f32_lanes' time for the same products.
-// Here the 16 x 32 tiles, loads, broadcasts and stores of gemm_f32_lanes (common/lanes.wgsl) run on the
-// codes widened to int8 lanes (common/int_codes.wgsl) and converted to f32: every lane value is
-// at most 128 in magnitude, so within a chunk of CHUNK_WORDS lane words (1024 products) every
-// product and every partial sum is an integer of at most 2^24, exact in f32 whatever the order;
-// each chunk's sums are added into i32 accumulators, so the i32 total is gemm_int's exact sum
-// (wrapping as its i32 sums wrap) and the output is formed from it as gemm_int forms it:
+// for one sample: the same output as gemm_int's `main` tiles, bit for bit. Why a kernel of its
+// own: gemm_int's tiles go through workgroup memory, which llvmpipe loads lane by lane, and its
+// dot4I8Packed is emulated there; on the convolutions of a small ResNet gemm_int took 5x
+// gemm_f32_lanes' time for the same products. Here the 16 x 32 tiles, loads, broadcasts and
+// stores of gemm_f32_lanes (common/lanes.wgsl) run on the codes widened to int8 lanes
+// (common/int_codes.wgsl) and converted to f32: every lane value is at most 128 in magnitude, so
+// within a chunk of CHUNK_WORDS lane words (1024 products) every product and every partial sum is
+// an integer of at most 2^24, exact in f32 whatever the order; each chunk's sums are added into
+// i32 accumulators, so the i32 total is gemm_int's exact sum (wrapping as its i32 sums wrap) and
+// the output is formed from it as gemm_int forms it:
 //   c = epilogue(0 + (f32(isum) * lane_unit * sa(m)) * sb(n)),
 // or with FLAG_RAW the bits of isum. With scale blocks along K (p.chunk < K, at most
 // 4 * CHUNK_WORDS elements: the block-scaled formats, int8+block32) each block's exact sum is
 // folded as gemm_int's `main` folds it, block by block in order:
 //   acc += (f32(isum_block) * lane_unit * sa(m, block)) * sb(n, block),
 // then c = epilogue(acc) (its 128 tile folds with fma: within gemm_int's bound, not its bits).
-// With p.batches > 1 the products follow each other as in
-// gemm_int (a_row0, b_row0, c_off from split_tile); never split along K (p.splits is 1).
+// With p.batches > 1 the products follow each other as in gemm_int (a_row0, b_row0, c_off from
+// split_tile); never split along K (p.splits is 1).
 // Rows and columns past M and N read lane words of 0 and are not stored.
 // Bindings: 0 params, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c (read-write),
 // 7 amax (read-write atomic u32), as gemm_int's. Reference: src/reference/gemm_int.rs.
@@ -109,9 +110,10 @@ fn store_row(iv: vec4<i32>, row: u32, n0: u32, lane: u32, amax_in: u32) -> u32 {
     return lanes_store_row(v, row, n0, lane, amax_in);
 }
 
-// One row quad's block sums folded into acc: column i is row m0 + 4 q + i (q = quad).
-fn fold_quad(acc: mat4x4<f32>, sums: mat4x4<f32>, m0: u32, quad: u32, sb: vec4<f32>, kc: u32) -> mat4x4<f32> {
-    let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
+// One row quad's block sums folded into acc: column i is row m0 + 4 q + i (q = quad); a_groups is
+// A's count of scale groups, as scale_a takes it.
+fn fold_quad(acc: mat4x4<f32>, sums: mat4x4<f32>, m0: u32, quad: u32, sb: vec4<f32>, kc: u32, a_groups: u32)
+    -> mat4x4<f32> {
     var r = acc;
     for (var i = 0u; i < 4u; i++) {
         let sa = scale_a(0u, min(m0 + 4u * quad + i, p.m - 1u), kc, a_groups);
@@ -126,11 +128,12 @@ fn fold(acc: Acc, sums: Acc, m0: u32, n0: u32, lane: u32, kc: u32) -> Acc {
     let last = p.n - 1u;
     let sb = vec4<f32>(scale_b(min(column(n0, lane, 0u), last), kc), scale_b(min(column(n0, lane, 1u), last), kc),
                        scale_b(min(column(n0, lane, 2u), last), kc), scale_b(min(column(n0, lane, 3u), last), kc));
+    let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
     var r: Acc;
-    r.q0 = fold_quad(acc.q0, sums.q0, m0, 0u, sb, kc);
-    r.q1 = fold_quad(acc.q1, sums.q1, m0, 1u, sb, kc);
-    r.q2 = fold_quad(acc.q2, sums.q2, m0, 2u, sb, kc);
-    r.q3 = fold_quad(acc.q3, sums.q3, m0, 3u, sb, kc);
+    r.q0 = fold_quad(acc.q0, sums.q0, m0, 0u, sb, kc, a_groups);
+    r.q1 = fold_quad(acc.q1, sums.q1, m0, 1u, sb, kc, a_groups);
+    r.q2 = fold_quad(acc.q2, sums.q2, m0, 2u, sb, kc, a_groups);
+    r.q3 = fold_quad(acc.q3, sums.q3, m0, 3u, sb, kc, a_groups);
     return r;
 }
 

@@ -1,7 +1,8 @@
 //! `gemm_int_lanes`: [`super::gemm_int`]'s products on a CPU adapter whose subgroups are one
 //! 8-wide SIMD vector (lavapipe), for one sample, bit for bit with gemm_int's `main` tiles (one
-//! scale chunk over K, or scale blocks along it folded block by block as `main` folds them). gemm_int's tiles read workgroup memory, which llvmpipe loads
-//! lane by lane, and its `dot4I8Packed` is emulated there; this kernel runs gemm_f32_lanes' 16×32
+//! scale chunk over K, or scale blocks along it folded block by block as `main` folds them).
+//! gemm_int's tiles read workgroup memory, which llvmpipe loads lane by lane, and its
+//! `dot4I8Packed` is emulated there; this kernel runs gemm_f32_lanes' 16×32
 //! subgroup tiles (no workgroup memory, values shared by subgroup broadcasts) on the codes widened
 //! to int8 lanes and converted to f32, summing 1024 products at a time in f32 (each such sum of
 //! values of at most 128 × 128 is an integer of at most 2²⁴, so exact) into i32 accumulators.
