@@ -7,7 +7,9 @@
 // Entries im2col and col2im: a thread per output value (what a GPU coalesces). Entries
 // im2col_rows and col2im_pixels (CPU adapters, where SIMD integer division runs lane by lane and
 // the per-value index arithmetic cost more than the copy): a thread per row of cols (per pixel of
-// dx), its divisions once, then its values in order; the same values and sums.
+// dx), its divisions once, then its values in order with no per-value test (im2col_rows: per tap
+// row zeros, one run copied from x, zeros; col2im_pixels: each channel's sum in a register over
+// the taps that reach the pixel, found per axis once); the same values and sums.
 // Reference: src/reference/im2col.rs (same order: exact).
 // Bindings: 0 params, 1 src (read), 2 dst (read-write).
 
@@ -102,23 +104,58 @@ fn im2col_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     let ox = row % p.ow;
     let oy = (row / p.ow) % p.oh;
     let b = row / (p.ow * p.oh);
-    var o = row * p.kh * p.kw * p.c;
+    // Along x the taps inside the image are one run [kx_lo, kx_hi), and their values one run of
+    // x's memory: per tap row, zeros, a copy, zeros.
+    let x0 = i32(ox * p.stride) - i32(p.pad);
+    let kx_lo = u32(clamp(-x0, 0, i32(p.kw)));
+    let kx_hi = u32(clamp(i32(p.w) - x0, i32(kx_lo), i32(p.kw)));
+    let lead = kx_lo * p.c;
+    let span = (kx_hi - kx_lo) * p.c;
+    let tap_row = p.kw * p.c;
+    var o = row * p.kh * tap_row;
     for (var ky = 0u; ky < p.kh; ky++) {
         let y = i32(oy * p.stride + ky) - i32(p.pad);
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let x = i32(ox * p.stride + kx) - i32(p.pad);
-            let inside = y >= 0 && x >= 0 && u32(y) < p.h && u32(x) < p.w;
-            let base = select(0u, ((b * p.h + u32(y)) * p.w + u32(x)) * p.c, inside);
-            for (var c = 0u; c < p.c; c++) {
-                var v = 0.0;
-                if (inside) {
-                    v = src[base + c];
-                }
-                dst[o] = v;
-                o++;
+        let end = o + tap_row;
+        if (y >= 0 && u32(y) < p.h) {
+            for (let stop = o + lead; o < stop; o++) {
+                dst[o] = 0.0;
+            }
+            var at = ((b * p.h + u32(y)) * p.w + u32(x0 + i32(kx_lo))) * p.c;
+            for (let stop = o + span; o < stop; o++) {
+                dst[o] = src[at];
+                at++;
             }
         }
+        for (; o < end; o++) {
+            dst[o] = 0.0;
+        }
     }
+}
+
+// The taps along one axis that reach input coordinate v (kernel extent k, `out` outputs): the
+// first (smallest) tap index, how many there are (every stride-th from the first), and the output
+// coordinate the first one belongs to (each later one's is one less). Tap t reaches v from output
+// o = (v + pad − t) / stride where that is whole, ≥ 0 and < out: t ≡ v + pad (mod stride),
+// v + pad − (out − 1)·stride ≤ t ≤ v + pad, and t < k.
+struct Taps {
+    first: u32,
+    count: u32,
+    out0: u32,
+}
+
+fn axis_taps(v: u32, k: u32, out: u32) -> Taps {
+    let vp = v + p.pad;
+    let reach = (out - 1u) * p.stride;
+    var first = vp % p.stride;
+    if (vp > reach) {
+        first = vp - reach;
+    }
+    let last = min(k - 1u, vp);
+    var count = 0u;
+    if (first <= last) {
+        count = (last - first) / p.stride + 1u;
+    }
+    return Taps(first, count, (vp - first) / p.stride);
 }
 
 @compute @workgroup_size(256)
@@ -131,25 +168,27 @@ fn col2im_pixels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let y = (pix / p.w) % p.h;
     let b = pix / (p.w * p.h);
     let kdim = p.kh * p.kw * p.c;
+    let ty = axis_taps(y, p.kh, p.oh);
+    let tx = axis_taps(x, p.kw, p.ow);
+    // The first tap's value of channel 0, and the steps to the next tap along x (kx + stride,
+    // ox − 1) and along y (ky + stride, oy − 1), as signed offsets in dcols.
+    let first = ((b * p.oh + ty.out0) * p.ow + tx.out0) * kdim + (ty.first * p.kw + tx.first) * p.c;
+    let step_x = i32(p.stride * p.c) - i32(kdim);
+    let step_y = i32(p.stride * p.kw * p.c) - i32(p.ow * kdim);
     let out0 = pix * p.c;
-    // Each value's sum starts at 0 and takes the taps in (kh, kw) order, as col2im's s does.
+    // Each value's sum starts at 0 and takes the taps in (kh, kw) order, as col2im's s does,
+    // held in a register rather than in dx.
     for (var c = 0u; c < p.c; c++) {
-        dst[out0 + c] = 0.0;
-    }
-    for (var ky = 0u; ky < p.kh; ky++) {
-        let oy = tap_out(y, ky, p.oh);
-        if (oy < 0) {
-            continue;
-        }
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let ox = tap_out(x, kx, p.ow);
-            if (ox < 0) {
-                continue;
+        var s = 0.0;
+        var row = i32(first + c);
+        for (var i = 0u; i < ty.count; i++) {
+            var at = row;
+            for (var j = 0u; j < tx.count; j++) {
+                s += src[u32(at)];
+                at += step_x;
             }
-            let base = ((b * p.oh + u32(oy)) * p.ow + u32(ox)) * kdim + (ky * p.kw + kx) * p.c;
-            for (var c = 0u; c < p.c; c++) {
-                dst[out0 + c] += src[base + c];
-            }
+            row += step_y;
         }
+        dst[out0 + c] = s;
     }
 }

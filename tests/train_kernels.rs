@@ -78,6 +78,10 @@ fn im2col_and_col2im_are_exact_and_adjoint() {
             ConvGeom { batch: 3, h: 28, w: 28, c: 1, kh: 5, kw: 5, stride: 1, pad: 2 },
             ConvGeom { batch: 1, h: 9, w: 8, c: 4, kh: 3, kw: 2, stride: 2, pad: 0 },
             ConvGeom { batch: 2, h: 9, w: 10, c: 5, kh: 3, kw: 3, stride: 2, pad: 1 },
+            // A strided 1×1 convolution (resnet's projection): half the pixels have no tap.
+            ConvGeom { batch: 2, h: 8, w: 7, c: 4, kh: 1, kw: 1, stride: 2, pad: 0 },
+            // Stride past the kernel, padding wider than one tap: pixels with none, some or one.
+            ConvGeom { batch: 1, h: 10, w: 9, c: 2, kh: 2, kw: 3, stride: 3, pad: 2 },
         ] {
             let x = data(geom.input_len(), 3, false);
             // Outputs start as NaN: every value must be written.
