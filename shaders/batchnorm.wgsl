@@ -17,10 +17,11 @@
 // y in the forward pass (mode 0: Σx, mode 1: Σ(x − mean)²), dx in the backward (mode 2:
 // Σg·x̂ and Σg). `partial_thread` (CPU adapters, where a barrier splits the shader and costs
 // more than the sums it orders): the same partial sums from one thread per (chunk, channel),
-// its eight interleaved row lanes added in lane order, the channel's mean and 1/std loaded once.
-// Elementwise passes take one thread per element; on CPU adapters, with channels a multiple of 4,
-// `forward_v4` and `backward_v4` take four (one vec4 of every buffer through the *4 views of the
-// same bindings), the same arithmetic per component.
+// its eight interleaved row lanes held in registers and added in lane order, the channel's mean
+// and 1/std loaded once. Elementwise passes take one thread per element; on CPU adapters, with
+// channels a multiple of 4, `forward_v4` and `backward_v4` take a vec4 of channels over V4_ROWS
+// rows (the *4 views of the same bindings; the statistics loaded once), the same arithmetic per
+// component.
 // Reference: src/reference/batchnorm.rs (within a stated tolerance: sqrt is not exact in WGSL).
 // Bindings: 0 params, 1 x, 2 stats [mean(C), invstd(C), unbiased var(C)], 3 affine [γ(C), β(C)],
 // 4 running [mean(C), var(C)], 5 y, 6 dy, 7 dx, 8 sums [Σg·x̂(C), Σg(C)], 9 status (read u32).
@@ -130,6 +131,14 @@ fn partial_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     }
 }
 
+// Row r's terms of channel c for partial_thread, or +0 for a row past `end` (adding +0 leaves a
+// sum that started at +0 unchanged: such a sum is never −0). Without a branch: a row past the end
+// reads row end − 1 and its terms are dropped.
+fn row_terms(r: u32, end: u32, c: u32, mean: f32, invstd: f32) -> vec2<f32> {
+    let t = partial_terms_with(min(r, end - 1u) * p.channels + c, mean, invstd);
+    return select(vec2<f32>(), t, r < end);
+}
+
 @compute @workgroup_size(256)
 fn partial_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let t = flat(wg, nwg, lid);
@@ -140,26 +149,32 @@ fn partial_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     let c = t % p.channels;
     let start = chunk * p.chunk_rows;
     let end = min(start + p.chunk_rows, p.rows);
-    // Lane l of partial_main sums rows start + l, start + l + 8, ...: a0[l] and a1[l] here.
-    var a0 = array<f32, 8>();
-    var a1 = array<f32, 8>();
+    // Lane l of partial_main sums rows start + l, start + l + 8, ...: component l of (a0_lo,
+    // a0_hi) and (a1_lo, a1_hi) here, in registers (a private array indexed by a loop counter
+    // is memory on a CPU adapter, each access lane by lane).
+    var a0_lo = vec4<f32>();
+    var a0_hi = vec4<f32>();
+    var a1_lo = vec4<f32>();
+    var a1_hi = vec4<f32>();
     let mean = stats[c];
     let invstd = stats[p.channels + c];
     for (var r0 = start; r0 < end; r0 += LANES) {
-        for (var l = 0u; l < LANES; l++) {
-            if (r0 + l < end) {
-                let t = partial_terms_with((r0 + l) * p.channels + c, mean, invstd);
-                a0[l] += t.x;
-                a1[l] += t.y;
-            }
-        }
+        let t0 = row_terms(r0, end, c, mean, invstd);
+        let t1 = row_terms(r0 + 1u, end, c, mean, invstd);
+        let t2 = row_terms(r0 + 2u, end, c, mean, invstd);
+        let t3 = row_terms(r0 + 3u, end, c, mean, invstd);
+        let t4 = row_terms(r0 + 4u, end, c, mean, invstd);
+        let t5 = row_terms(r0 + 5u, end, c, mean, invstd);
+        let t6 = row_terms(r0 + 6u, end, c, mean, invstd);
+        let t7 = row_terms(r0 + 7u, end, c, mean, invstd);
+        a0_lo += vec4<f32>(t0.x, t1.x, t2.x, t3.x);
+        a0_hi += vec4<f32>(t4.x, t5.x, t6.x, t7.x);
+        a1_lo += vec4<f32>(t0.y, t1.y, t2.y, t3.y);
+        a1_hi += vec4<f32>(t4.y, t5.y, t6.y, t7.y);
     }
-    var t0 = a0[0];
-    var t1 = a1[0];
-    for (var l = 1u; l < LANES; l++) {
-        t0 += a0[l];
-        t1 += a1[l];
-    }
+    // The lanes added in lane order, as partial_main adds them.
+    let t0 = a0_lo.x + a0_lo.y + a0_lo.z + a0_lo.w + a0_hi.x + a0_hi.y + a0_hi.z + a0_hi.w;
+    let t1 = a1_lo.x + a1_lo.y + a1_lo.z + a1_lo.w + a1_hi.x + a1_hi.y + a1_hi.z + a1_hi.w;
     let o = chunk * 2u * p.channels + c;
     if (p.mode == 2u) {
         dx[o] = t0;
@@ -259,37 +274,66 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     dx[i] = affine[c] * stats[p.channels + c] / n * (n * g - sums[p.channels + c] - xh * sums[c]);
 }
 
-// Values 4q .. 4q + 3 (channels a multiple of 4: channels 4·(q mod C/4) ..): `forward`'s
-// arithmetic per component.
-@compute @workgroup_size(256)
-fn forward_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let q = flat(wg, nwg, lid);
+// Rows per thread of forward_v4 and backward_v4 (set by the launcher, `batchnorm::V4_ROWS`).
+override V4_ROWS: u32;
+
+// Thread t of forward_v4 / backward_v4: the vec4 of channels 4c .. 4c + 3 (c = t mod C/4) of
+// rows V4_ROWS·(t div C/4) .. (channels a multiple of 4), the channel's statistics loaded once for
+// all its rows (on a CPU adapter every load runs lane by lane, and loading them per vec4 of x
+// took more than x's own loads and stores); `forward`'s and `backward`'s arithmetic per
+// component.
+fn v4_span(t: u32) -> vec3<u32> {
     let cq = p.channels / 4u;
-    if (q >= p.rows * cq) {
-        return;
-    }
-    let c = q % cq;
-    var v = affine4[c] * ((x4[q] - stats4[c]) * stats4[cq + c]) + affine4[cq + c];
-    if (p.relu == 1u) {
-        v = select(vec4<f32>(), v, v > vec4<f32>());
-    }
-    y4[q] = v;
+    let r0 = (t / cq) * V4_ROWS;
+    return vec3<u32>(t % cq, r0, min(r0 + V4_ROWS, p.rows));
 }
 
-// `backward`'s arithmetic per component, four values per thread as in forward_v4.
 @compute @workgroup_size(256)
-fn backward_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let q = flat(wg, nwg, lid);
+fn forward_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = flat(wg, nwg, lid);
     let cq = p.channels / 4u;
-    if (q >= p.rows * cq) {
+    if (t >= (p.rows + V4_ROWS - 1u) / V4_ROWS * cq) {
         return;
     }
-    let c = q % cq;
-    var g = dy4[q];
-    if (p.relu == 1u) {
-        g = select(vec4<f32>(), g, y4[q] > vec4<f32>());
+    let span = v4_span(t);
+    let c = span.x;
+    let gamma = affine4[c];
+    let beta = affine4[cq + c];
+    let mean = stats4[c];
+    let invstd = stats4[cq + c];
+    for (var r = span.y; r < span.z; r++) {
+        let q = r * cq + c;
+        var v = gamma * ((x4[q] - mean) * invstd) + beta;
+        if (p.relu == 1u) {
+            v = select(vec4<f32>(), v, v > vec4<f32>());
+        }
+        y4[q] = v;
     }
-    let xh = (x4[q] - stats4[c]) * stats4[cq + c];
+}
+
+@compute @workgroup_size(256)
+fn backward_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = flat(wg, nwg, lid);
+    let cq = p.channels / 4u;
+    if (t >= (p.rows + V4_ROWS - 1u) / V4_ROWS * cq) {
+        return;
+    }
+    let span = v4_span(t);
+    let c = span.x;
+    let mean = stats4[c];
+    let invstd = stats4[cq + c];
+    let sum_gx = sums4[c];
+    let sum_g = sums4[cq + c];
     let n = f32(p.rows);
-    dx4[q] = affine4[c] * stats4[cq + c] / n * (n * g - sums4[cq + c] - xh * sums4[c]);
+    // backward's affine·invstd/n, evaluated as there (left to right) once.
+    let k = affine4[c] * invstd / n;
+    for (var r = span.y; r < span.z; r++) {
+        let q = r * cq + c;
+        var g = dy4[q];
+        if (p.relu == 1u) {
+            g = select(vec4<f32>(), g, y4[q] > vec4<f32>());
+        }
+        let xh = (x4[q] - mean) * invstd;
+        dx4[q] = k * (n * g - sum_g - xh * sum_gx);
+    }
 }

@@ -27,6 +27,10 @@ struct NormParams {
 }
 const _: () = assert!(std::mem::size_of::<NormParams>() == 32);
 
+/// Rows per thread of the vec4 elementwise entries (`forward_v4`, `backward_v4`: one vec4 of
+/// channels over this many rows, the channels' statistics loaded once); the shader's `V4_ROWS`.
+pub const V4_ROWS: usize = 8;
+
 /// ε added to the variance.
 pub const EPS: f32 = 1e-5;
 /// Weight of the new batch in the running statistics.
@@ -83,8 +87,8 @@ pub struct BatchNorm {
     dummy: GpuBuffer<f32>,
     /// The partial sums from a thread per (chunk, channel) (entry `partial_thread`).
     per_thread: bool,
-    /// On the per-thread path, `forward_v4` and `backward_v4` (four values per thread, for
-    /// channels in multiples of 4).
+    /// On the per-thread path, `forward_v4` and `backward_v4` (a vec4 of channels over
+    /// [`V4_ROWS`] rows per thread, for channels in multiples of 4).
     v4: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
 }
 
@@ -102,7 +106,7 @@ impl BatchNorm {
         slots.extend([Slot::Write; 7]);
         slots.push(Slot::Read);
         let (bgl, pl) = layouts(gpu, "batchnorm", &slots);
-        let p = |e| pipeline(gpu, "batchnorm", e, &pl, &[]);
+        let p = |e| pipeline(gpu, "batchnorm", e, &pl, &[("V4_ROWS", V4_ROWS as f64)]);
         Ok(BatchNorm {
             partial: p(if per_thread { "partial_thread" } else { "partial_main" })?,
             per_thread,
@@ -184,7 +188,8 @@ impl BatchNorm {
                 b.sums.unwrap_or(d).buffer(),
                 &status,
             ];
-            // Four values per thread where the adapter takes them and channels allow.
+            // A vec4 of channels over V4_ROWS rows per thread where the adapter takes them and
+            // channels allow.
             let v4 = self.v4.as_ref().filter(|_| channels.is_multiple_of(4)).and_then(|(f, bw)| {
                 let is = |k: &wgpu::ComputePipeline| std::ptr::eq(*which, k);
                 (is(&self.forward).then_some(f)).or(is(&self.backward).then_some(bw))
@@ -193,7 +198,7 @@ impl BatchNorm {
                 Pass::Partial(_) if self.per_thread => (channels * chunks).div_ceil(WG as usize),
                 Pass::Partial(_) => channels.div_ceil(REDUCE_COLS) * chunks,
                 Pass::PerChannel => channels.div_ceil(WG as usize),
-                Pass::PerElement if v4.is_some() => (rows * channels / 4).div_ceil(WG as usize),
+                Pass::PerElement if v4.is_some() => (rows.div_ceil(V4_ROWS) * channels / 4).div_ceil(WG as usize),
                 Pass::PerElement => (rows * channels).div_ceil(WG as usize),
             };
             dispatch(gpu, enc, "batchnorm", v4.unwrap_or(which), &self.bgl, &bufs, workgroups as u32)?;
