@@ -1,5 +1,7 @@
 // relu_backward: dx = dy where the layer's output y > 0, else 0 (ReLU fused into a GEMM's
 // epilogue keeps only y, which carries the same mask as the pre-activation).
+// Entry main: a thread per value; main_v4 (n a multiple of 4): a thread per vec4, through the *4
+// views of the same bindings (as add's main_v4), the same selection per component.
 // Reference: src/reference/relu_backward.rs. Bindings: 0 params {n}, 1 y, 2 dy, 3 dx.
 
 struct EwParams {
@@ -13,11 +15,23 @@ struct EwParams {
 @group(0) @binding(1) var<storage, read> y: array<f32>;
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+// The same buffers as vec4s (main_v4 only).
+@group(0) @binding(1) var<storage, read> y4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dx4: array<vec4<f32>>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = (wg.x + wg.y * nwg.x) * 256u + lid;
     if (i < p.n) {
         dx[i] = select(0.0, dy[i], y[i] > 0.0);
+    }
+}
+
+@compute @workgroup_size(256)
+fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (i < p.n / 4u) {
+        dx4[i] = select(vec4<f32>(), dy4[i], y4[i] > vec4<f32>());
     }
 }

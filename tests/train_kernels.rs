@@ -24,13 +24,16 @@ const ADAM_ULPS: f32 = 4.0;
 #[test]
 fn relu_backward_and_col_sum_are_exact() {
     let g = gpu();
-    let (rows, cols) = (129, 77);
-    let y = data(rows * cols, 1, false);
-    let dy = data(rows * cols, 2, false);
-    let dx = GpuBuffer::<f32>::zeros(g, "dx", rows * cols).unwrap();
     let k = ReluBackward::new(g).unwrap();
-    run(|e| k.encode(g, e, &buf(&y), &buf(&dy), &dx).unwrap());
-    assert_f32_bits_eq("relu_backward", &dx.read(g).unwrap(), &reference::relu_backward::relu_backward(&y, &dy));
+    // A thread per value (129·77 values), and per vec4 (128·77).
+    for (rows, cols) in [(129, 77), (128, 77)] {
+        let y = data(rows * cols, 1, false);
+        let dy = data(rows * cols, 2, false);
+        let dx = GpuBuffer::<f32>::zeros(g, "dx", rows * cols).unwrap();
+        run(|e| k.encode(g, e, &buf(&y), &buf(&dy), &dx).unwrap());
+        let want = reference::relu_backward::relu_backward(&y, &dy);
+        assert_f32_bits_eq(&format!("relu_backward {rows}x{cols}"), &dx.read(g).unwrap(), &want);
+    }
     let k = ColSum::new(g).unwrap();
     // One chunk, several chunks with a ragged last one, many chunks of a tall thin tensor, and
     // column counts off the 32-column tile.
@@ -570,9 +573,12 @@ fn add_and_relu_are_exact_with_nan_mapped_to_zero_by_relu() {
     use lowbit::kernels::add::Add;
     let g = gpu();
     let k = Add::new(g).unwrap();
-    let n = 1757;
-    let (a, b) = (data(n, 41, true), data(n, 42, true));
-    for (with_b, relu) in [(true, false), (true, true), (false, true), (false, false)] {
+    // A thread per value (1757), and per vec4 (1756).
+    for (n, with_b, relu) in [1757, 1756]
+        .into_iter()
+        .flat_map(|n| [(true, false), (true, true), (false, true), (false, false)].map(|(b, r)| (n, b, r)))
+    {
+        let (a, b) = (data(n, 41, true), data(n, 42, true));
         let y = GpuBuffer::<f32>::zeros(g, "y", n).unwrap();
         let (ab, bb) = (buf(&a), buf(&b));
         run(|e| k.encode(g, e, &ab, with_b.then_some(&bb), relu, &y).unwrap());
@@ -581,12 +587,13 @@ fn add_and_relu_are_exact_with_nan_mapped_to_zero_by_relu() {
         let seen = |v: &[f32]| if with_b || relu { common::as_adapter_sees(v) } else { v.to_vec() };
         let want = seen(&reference::add::add(&seen(&a), with_b.then_some(&seen(&b)[..]), relu));
         let got = y.read(g).unwrap();
-        assert_f32_bits_eq(&format!("add (b {with_b}, relu {relu})"), &got, &want);
+        assert_f32_bits_eq(&format!("add {n} (b {with_b}, relu {relu})"), &got, &want);
         if relu {
             // NaN inputs (the data has some) come out as 0 under ReLU, never as NaN.
             assert!(a.iter().any(|v| v.is_nan()) && got.iter().all(|v| !v.is_nan()));
         }
     }
+    let (n, a) = (1757, data(1757, 41, true));
     let short = GpuBuffer::<f32>::zeros(g, "short", n - 1).unwrap();
     let mut enc = g.device.create_command_encoder(&Default::default());
     assert!(matches!(k.encode(g, &mut enc, &buf(&a), Some(&short), false, &short), Err(Error::Shape { .. })));

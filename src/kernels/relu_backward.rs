@@ -1,5 +1,6 @@
 //! `relu_backward`: `dx = dy · [y > 0]` (the mask of a ReLU fused into a GEMM epilogue).
-//! Bindings: 0 params, 1 y, 2 dy, 3 dx. Reference: [`crate::reference::relu_backward`].
+//! One thread per element, or per vec4 where the length is a multiple of 4. Bindings: 0 params,
+//! 1 y, 2 dy, 3 dx. Reference: [`crate::reference::relu_backward`].
 
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::tensor::GpuBuffer;
@@ -9,13 +10,19 @@ use crate::{Gpu, Result};
 pub struct ReluBackward {
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    /// Entry `main_v4`: a vec4 per thread, taken when the length is a multiple of 4.
+    v4: wgpu::ComputePipeline,
 }
 
 impl ReluBackward {
-    /// Builds the pipeline.
+    /// Builds the pipelines.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "relu_backward", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write]);
-        Ok(ReluBackward { pipeline: pipeline(gpu, "relu_backward", "main", &pl, &[])?, bgl })
+        Ok(ReluBackward {
+            pipeline: pipeline(gpu, "relu_backward", "main", &pl, &[])?,
+            v4: pipeline(gpu, "relu_backward", "main_v4", &pl, &[])?,
+            bgl,
+        })
     }
 
     /// Records `dx ← dy · [y > 0]`.
@@ -31,14 +38,15 @@ impl ReluBackward {
         check_len("relu_backward", "dy", dy.len(), n)?;
         check_len("relu_backward", "dx", dx.len(), n)?;
         let params = uniform(gpu, "relu_backward", &[n as u32, 0, 0, 0]);
+        let v4 = n.is_multiple_of(4);
         dispatch(
             gpu,
             enc,
             "relu_backward",
-            &self.pipeline,
+            if v4 { &self.v4 } else { &self.pipeline },
             &self.bgl,
             &[&params, y.buffer(), dy.buffer(), dx.buffer()],
-            (n as u32).div_ceil(WG),
+            (n as u32 / if v4 { 4 } else { 1 }).div_ceil(WG),
         )
     }
 }
