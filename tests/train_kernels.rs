@@ -116,6 +116,8 @@ fn maxpool_forward_and_backward_are_exact() {
             PoolGeom { batch: 2, h: 8, w: 6, c: 3, k: 2 },
             PoolGeom { batch: 1, h: 7, w: 7, c: 5, k: 2 },
             PoolGeom { batch: 2, h: 9, w: 6, c: 4, k: 3 },
+            // Channels in fours (four at a time per pixel on CPU adapters) with tails.
+            PoolGeom { batch: 2, h: 7, w: 5, c: 8, k: 2 },
         ] {
             let mut x = data(geom.in_len(), 5, false);
             if geom.k == 3 {

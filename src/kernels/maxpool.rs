@@ -80,6 +80,9 @@ pub struct MaxPool {
     backward: wgpu::ComputePipeline,
     /// A thread per pixel (entries `forward_pixels`, `backward_pixels`).
     per_pixel: bool,
+    /// On the per-pixel path, `forward_pixels_v4` and `backward_pixels_v4` (channels four at a
+    /// time), taken where the channels are a multiple of 4.
+    v4: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
 }
 
 impl MaxPool {
@@ -97,6 +100,14 @@ impl MaxPool {
         Ok(MaxPool {
             forward: pipeline(gpu, "maxpool", fwd, &pl, &[])?,
             backward: pipeline(gpu, "maxpool", bwd, &pl, &[])?,
+            v4: if per_pixel {
+                Some((
+                    pipeline(gpu, "maxpool", "forward_pixels_v4", &pl, &[])?,
+                    pipeline(gpu, "maxpool", "backward_pixels_v4", &pl, &[])?,
+                ))
+            } else {
+                None
+            },
             per_pixel,
             bgl,
         })
@@ -121,7 +132,7 @@ impl MaxPool {
             gpu,
             enc,
             "maxpool",
-            &self.forward,
+            self.v4.as_ref().filter(|_| g.c.is_multiple_of(4)).map_or(&self.forward, |v| &v.0),
             &self.bgl,
             &[&params, x.buffer(), y.buffer(), arg.buffer()],
             if self.per_pixel { (g.batch * g.oh() * g.ow()) as u32 } else { p.total }.div_ceil(WG),
@@ -145,6 +156,7 @@ impl MaxPool {
         let params = uniform(gpu, "maxpool", &p);
         let buffers = [&params, dy.buffer(), dx.buffer(), arg.buffer()];
         let threads = if self.per_pixel { g.batch * g.h * g.w } else { g.in_len() } as u32;
-        dispatch(gpu, enc, "maxpool", &self.backward, &self.bgl, &buffers, threads.div_ceil(WG))
+        let backward = self.v4.as_ref().filter(|_| g.c.is_multiple_of(4)).map_or(&self.backward, |v| &v.1);
+        dispatch(gpu, enc, "maxpool", backward, &self.bgl, &buffers, threads.div_ceil(WG))
     }
 }
