@@ -9,28 +9,18 @@
 // the per-value index arithmetic cost more than the copy): a thread per row of cols (per pixel of
 // dx), its divisions once, then its values in order with no per-value test (im2col_rows: per tap
 // row zeros, one run copied from x, zeros; col2im_pixels: each channel's sum in a register over
-// the taps that reach the pixel, found per axis once); the same values and sums.
+// the taps that reach the pixel, found per axis once); the same values and sums. With channels a
+// multiple of 4, im2col_rows_v4 moves vec4s (the *4 views of the same bindings). The row unfold
+// and ConvParams are common/conv.wgsl's (shared with im2col_quantize).
 // Reference: src/reference/im2col.rs (same order: exact).
 // Bindings: 0 params, 1 src (read), 2 dst (read-write).
-
-struct ConvParams {
-    batch: u32,
-    h: u32,
-    w: u32,
-    c: u32,
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad: u32,
-    oh: u32,
-    ow: u32,
-    total: u32,
-    pad0: u32,
-}
 
 @group(0) @binding(0) var<uniform> p: ConvParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+// The same buffers as vec4s (im2col_rows_v4 only).
+@group(0) @binding(1) var<storage, read> src4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> dst4: array<vec4<f32>>;
 
 // The output coordinate whose tap k reads input coordinate v (oh·stride = v + pad − k), or −1
 // where there is none (before the start, between strides, past `out` outputs).
@@ -95,40 +85,37 @@ fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     dst[i] = s;
 }
 
+// The shared unfold's source and store (common/conv.wgsl).
+fn unfold_src(i: u32) -> f32 {
+    return src[i];
+}
+
+fn put_col(o: u32, v: f32) {
+    dst[o] = v;
+}
+
+fn unfold_src4(i: u32) -> vec4<f32> {
+    return src4[i];
+}
+
+fn put_col4(o: u32, v: vec4<f32>) {
+    dst4[o] = v;
+}
+
 @compute @workgroup_size(256)
 fn im2col_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = (wg.x + wg.y * nwg.x) * 256u + lid;
-    if (row >= p.batch * p.oh * p.ow) {
-        return;
+    if (row < p.batch * p.oh * p.ow) {
+        unfold_row(p, row);
     }
-    let ox = row % p.ow;
-    let oy = (row / p.ow) % p.oh;
-    let b = row / (p.ow * p.oh);
-    // Along x the taps inside the image are one run [kx_lo, kx_hi), and their values one run of
-    // x's memory: per tap row, zeros, a copy, zeros.
-    let x0 = i32(ox * p.stride) - i32(p.pad);
-    let kx_lo = u32(clamp(-x0, 0, i32(p.kw)));
-    let kx_hi = u32(clamp(i32(p.w) - x0, i32(kx_lo), i32(p.kw)));
-    let lead = kx_lo * p.c;
-    let span = (kx_hi - kx_lo) * p.c;
-    let tap_row = p.kw * p.c;
-    var o = row * p.kh * tap_row;
-    for (var ky = 0u; ky < p.kh; ky++) {
-        let y = i32(oy * p.stride + ky) - i32(p.pad);
-        let end = o + tap_row;
-        if (y >= 0 && u32(y) < p.h) {
-            for (let stop = o + lead; o < stop; o++) {
-                dst[o] = 0.0;
-            }
-            var at = ((b * p.h + u32(y)) * p.w + u32(x0 + i32(kx_lo))) * p.c;
-            for (let stop = o + span; o < stop; o++) {
-                dst[o] = src[at];
-                at++;
-            }
-        }
-        for (; o < end; o++) {
-            dst[o] = 0.0;
-        }
+}
+
+// im2col_rows by vec4s (channels a multiple of 4).
+@compute @workgroup_size(256)
+fn im2col_rows_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (row < p.batch * p.oh * p.ow) {
+        unfold_row4(p, row);
     }
 }
 

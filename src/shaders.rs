@@ -16,6 +16,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("gemm", include_str!("../shaders/common/gemm.wgsl")),
     ("gemm_tiled", include_str!("../shaders/common/gemm_tiled.wgsl")),
     ("pool", include_str!("../shaders/common/pool.wgsl")),
+    ("conv", include_str!("../shaders/common/conv.wgsl")),
     ("pack", include_str!("../shaders/common/pack.wgsl")),
     ("one_pass", include_str!("../shaders/common/one_pass.wgsl")),
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
@@ -114,7 +115,7 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "softmax_xent", includes: &["step"], body: include_str!("../shaders/softmax_xent.wgsl") },
     KernelSource { name: "sgd", includes: &["step", "optim"], body: include_str!("../shaders/sgd.wgsl") },
     KernelSource { name: "adam", includes: &["step", "optim"], body: include_str!("../shaders/adam.wgsl") },
-    KernelSource { name: "im2col", includes: &[], body: include_str!("../shaders/im2col.wgsl") },
+    KernelSource { name: "im2col", includes: &["conv"], body: include_str!("../shaders/im2col.wgsl") },
     KernelSource { name: "avgpool", includes: &["pool"], body: include_str!("../shaders/avgpool.wgsl") },
     KernelSource {
         name: "tinyscript",

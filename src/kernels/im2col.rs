@@ -61,9 +61,10 @@ impl ConvGeom {
     }
 }
 
+/// Mirror of `ConvParams` in `shaders/common/conv.wgsl`.
 #[repr(C)]
 #[derive(Copy, Clone, Pod, Zeroable)]
-struct ConvParams {
+pub(crate) struct ConvParams {
     batch: u32,
     h: u32,
     w: u32,
@@ -79,6 +80,26 @@ struct ConvParams {
 }
 const _: () = assert!(std::mem::size_of::<ConvParams>() == 48);
 
+impl ConvParams {
+    /// `g`'s parameters, with `total` the launch's output count.
+    pub(crate) fn new(g: &ConvGeom, total: usize) -> Self {
+        ConvParams {
+            batch: g.batch as u32,
+            h: g.h as u32,
+            w: g.w as u32,
+            c: g.c as u32,
+            kh: g.kh as u32,
+            kw: g.kw as u32,
+            stride: g.stride as u32,
+            pad: g.pad as u32,
+            oh: g.oh() as u32,
+            ow: g.ow() as u32,
+            total: total as u32,
+            pad0: 0,
+        }
+    }
+}
+
 /// Both directions of the unfold.
 pub struct Im2col {
     bgl: wgpu::BindGroupLayout,
@@ -86,6 +107,8 @@ pub struct Im2col {
     fold: wgpu::ComputePipeline,
     /// A thread per row of cols / pixel of dx (entries `im2col_rows`, `col2im_pixels`).
     per_row: bool,
+    /// On the per-row path, `im2col_rows_v4` (vec4s), taken where channels are a multiple of 4.
+    unfold_v4: Option<wgpu::ComputePipeline>,
 }
 
 impl Im2col {
@@ -103,6 +126,7 @@ impl Im2col {
         Ok(Im2col {
             unfold: pipeline(gpu, "im2col", unfold, &pl, &[])?,
             fold: pipeline(gpu, "im2col", fold, &pl, &[])?,
+            unfold_v4: if per_row { Some(pipeline(gpu, "im2col", "im2col_rows_v4", &pl, &[])?) } else { None },
             per_row,
             bgl,
         })
@@ -122,21 +146,7 @@ impl Im2col {
             if fold { (g.rows() * g.kdim(), g.input_len()) } else { (g.input_len(), g.rows() * g.kdim()) };
         check_len("im2col", "src", src.len(), src_len)?;
         check_len("im2col", "dst", dst.len(), dst_len)?;
-        let p = ConvParams {
-            batch: g.batch as u32,
-            h: g.h as u32,
-            w: g.w as u32,
-            c: g.c as u32,
-            kh: g.kh as u32,
-            kw: g.kw as u32,
-            stride: g.stride as u32,
-            pad: g.pad as u32,
-            oh: g.oh() as u32,
-            ow: g.ow() as u32,
-            total: dst_len as u32,
-            pad0: 0,
-        };
-        let params = uniform(gpu, "im2col", &p);
+        let params = uniform(gpu, "im2col", &ConvParams::new(g, dst_len));
         let threads = match (self.per_row, fold) {
             (false, _) => dst_len,
             (true, false) => g.rows(),
@@ -146,7 +156,11 @@ impl Im2col {
             gpu,
             enc,
             "im2col",
-            if fold { &self.fold } else { &self.unfold },
+            match (fold, &self.unfold_v4) {
+                (true, _) => &self.fold,
+                (false, Some(v4)) if g.c.is_multiple_of(4) => v4,
+                (false, _) => &self.unfold,
+            },
             &self.bgl,
             &[&params, src.buffer(), dst.buffer()],
             threads.div_ceil(WG),
