@@ -2,6 +2,8 @@
 //! [`QuantScheme`], choosing the one-pass or two-pass kernels, recording into the caller's encoder.
 
 use crate::format::Format;
+use crate::kernels::im2col::ConvGeom;
+use crate::kernels::im2col_quantize::Im2colQuantize;
 use crate::kernels::{
     absmax::Absmax, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
     quantize_transpose::QuantizeTranspose, quantize_transpose_fused::QuantizeTransposeFused, scale::Scale,
@@ -40,6 +42,7 @@ struct FormatKernels {
     transpose: QuantizeTranspose,
     transpose_fused: QuantizeTransposeFused,
     dequantize: Dequantize,
+    unfold: Im2colQuantize,
 }
 
 /// All quantizer kernels; per-format pipelines are built on first use and cached.
@@ -74,6 +77,7 @@ impl Quantizer {
             transpose: QuantizeTranspose::new(gpu, f)?,
             transpose_fused: QuantizeTransposeFused::new(gpu, f)?,
             dequantize: Dequantize::new(gpu, f)?,
+            unfold: Im2colQuantize::new(gpu, f)?,
         });
         map.insert(f, k.clone());
         Ok(k)
@@ -224,6 +228,41 @@ impl Quantizer {
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
         self.one_pass(gpu, enc, x, scheme, None, None, 1)
+    }
+
+    /// Whether a quantized convolution unfolds its input and quantizes the rows in one launch
+    /// ([`Quantizer::unfold_quantize`]) for `l`, the `[rows, kh·kw·c]` layout of the unfolded
+    /// matrix: on CPU adapters (where both launches it replaces already run a thread per row),
+    /// for per-row scales of a format without a tensor-wide scale.
+    pub fn unfolds_in_one_pass(gpu: &Gpu, l: &QuantLayout) -> bool {
+        gpu.is_cpu() && Im2colQuantize::supports(l)
+    }
+
+    /// Records `cols ← im2col(x)` (the convolution `g`) and returns cols' quantization under
+    /// `scheme`, in one launch ([`Im2colQuantize`]): the bits of im2col then
+    /// [`Quantizer::quantize`]. Per-row scales of a format without a tensor-wide scale; an error
+    /// elsewhere.
+    pub fn unfold_quantize(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        g: &ConvGeom,
+        x: &GpuBuffer<f32>,
+        cols: &GpuBuffer<f32>,
+        scheme: QuantScheme,
+    ) -> Result<QuantizedTensor> {
+        g.check()?;
+        let l = QuantLayout::new(g.rows(), g.kdim(), scheme.format, scheme.granularity)?;
+        if !Im2colQuantize::supports(&l) {
+            return Err(Error::InvalidArgument(format!(
+                "unfold_quantize: {} scales of {} need im2col and the quantizer apart",
+                l.granularity, l.format
+            )));
+        }
+        let q = Self::alloc(gpu, enc, l)?;
+        let k = self.kernels(gpu, scheme.format)?;
+        k.unfold.encode(gpu, enc, g, x, cols, &l, scheme.rounding, &q.codes, &q.scales)?;
+        Ok(q)
     }
 
     /// [`Quantizer::quantize`] for a format with a tensor-wide scale (NVFP4), given the tensor's

@@ -116,6 +116,11 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "sgd", includes: &["step", "optim"], body: include_str!("../shaders/sgd.wgsl") },
     KernelSource { name: "adam", includes: &["step", "optim"], body: include_str!("../shaders/adam.wgsl") },
     KernelSource { name: "im2col", includes: &["conv"], body: include_str!("../shaders/im2col.wgsl") },
+    KernelSource {
+        name: "im2col_quantize",
+        includes: &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "one_pass", "conv"],
+        body: include_str!("../shaders/im2col_quantize.wgsl"),
+    },
     KernelSource { name: "avgpool", includes: &["pool"], body: include_str!("../shaders/avgpool.wgsl") },
     KernelSource {
         name: "tinyscript",

@@ -898,3 +898,81 @@ fn batched_transposes_quantize_in_one_launch() {
     let err = run_err(|e| qz().quantize_batched_transposed(g, e, &x, (2, 8, 5), QuantScheme::per_row(Format::Int8)));
     assert!(matches!(err, Error::Shape { .. }), "{err}");
 }
+
+#[test]
+fn the_fused_unfold_and_quantizer_is_im2col_then_the_one_pass_quantizer() {
+    use lowbit::kernels::im2col::{ConvGeom, Im2col};
+    use lowbit::kernels::im2col_quantize::Im2colQuantize;
+    let g = gpu();
+    let im2col = Im2col::new(g).unwrap();
+    let geoms = [
+        // Rows of 25 values (no vec4 packing), padding on every side.
+        ConvGeom { batch: 2, h: 9, w: 7, c: 1, kh: 5, kw: 5, stride: 1, pad: 2 },
+        // Rows of 36 values (vec4 packing for the formats with codes per word in fours).
+        ConvGeom { batch: 2, h: 6, w: 5, c: 4, kh: 3, kw: 3, stride: 2, pad: 1 },
+        // Rows of 15 values, a 1×3 kernel past the stride, no padding.
+        ConvGeom { batch: 1, h: 7, w: 9, c: 5, kh: 1, kw: 3, stride: 3, pad: 0 },
+    ];
+    let mut cases = 0;
+    for (gi, geom) in geoms.iter().enumerate() {
+        let mut x = data(geom.input_len(), 50 + gi as u32, true);
+        // An all-zero image row somewhere: rows of zeros quantize to zero codes.
+        x[..geom.w * geom.c].iter_mut().for_each(|v| *v = 0.0);
+        let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
+        for f in Format::ALL {
+            let Ok(l) = QuantLayout::new(geom.rows(), geom.kdim(), f, Granularity::PerRow) else {
+                continue;
+            };
+            if !Im2colQuantize::supports(&l) {
+                assert!(f.needs_tensor_amax(), "{f}");
+                continue;
+            }
+            for r in roundings() {
+                let what = format!("{geom:?} {f} {r:?}");
+                let scheme = QuantScheme { format: f, granularity: Granularity::PerRow, rounding: r };
+                // Outputs start as NaN: every value of cols must be written.
+                let cols =
+                    lowbit::GpuBuffer::from_slice(g, "cols", &vec![f32::NAN; geom.rows() * geom.kdim()]).unwrap();
+                let (codes, scales, _) = run(|e| qz().unfold_quantize(g, e, geom, &xb, &cols, scheme));
+                let (want_cols, want_codes, want_scales) = reference::im2col_quantize::im2col_quantize(&x, geom, &l, r);
+                assert_f32_bits_eq(&format!("cols {what}"), &cols.read(g).unwrap(), &want_cols);
+                assert_u32_eq(&format!("codes {what}"), &codes, &want_codes);
+                assert_f32_bits_eq(&format!("scales {what}"), &scales, &want_scales);
+                // And the two launches it fuses, on the device.
+                let cols2 = lowbit::GpuBuffer::<f32>::zeros(g, "cols2", geom.rows() * geom.kdim()).unwrap();
+                let (codes2, scales2, _) = run(|e| {
+                    im2col.encode_unfold(g, e, geom, &xb, &cols2)?;
+                    let t = GpuTensor::from_buffer(cols2.clone(), &[geom.rows(), geom.kdim()])?;
+                    qz().quantize(g, e, &t, scheme)
+                });
+                assert_u32_eq(&format!("codes vs im2col + quantize {what}"), &codes, &codes2);
+                assert_f32_bits_eq(&format!("scales vs im2col + quantize {what}"), &scales, &scales2);
+                cases += 1;
+            }
+        }
+    }
+    // Every per-row format but NVFP4's (tensor-wide scale), both roundings, every geometry.
+    let per_row = Format::ALL.iter().filter(|f| f.block().is_none()).count();
+    assert_eq!(cases, geoms.len() * per_row * 2);
+    // The quantized convolution takes it on CPU adapters (a thread per row), for per-row layouts.
+    let geom = geoms[0];
+    for (f, gr, takes) in [
+        (Format::Int8, Granularity::PerRow, g.is_cpu()),
+        (Format::Log4, Granularity::PerRow, g.is_cpu()),
+        (Format::Int8, Granularity::PerBlock(32), false),
+        (Format::Mxfp8, Granularity::PerBlock(32), false),
+    ] {
+        let l = QuantLayout::new(geom.rows(), 32, f, gr).unwrap();
+        assert_eq!(Quantizer::unfolds_in_one_pass(g, &l), takes, "{f} {gr}");
+    }
+    // What it does not take is an error, with nothing recorded.
+    let cols = lowbit::GpuBuffer::<f32>::zeros(g, "cols", geom.rows() * geom.kdim()).unwrap();
+    let xb = lowbit::GpuBuffer::<f32>::zeros(g, "x", geom.input_len()).unwrap();
+    let block =
+        QuantScheme { format: Format::Int8, granularity: Granularity::PerBlock(32), rounding: Rounding::Nearest };
+    let err = run_err(|e| qz().unfold_quantize(g, e, &geom, &xb, &cols, block));
+    assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("apart")), "{err}");
+    let short = lowbit::GpuBuffer::<f32>::zeros(g, "short", geom.input_len() - 1).unwrap();
+    let err = run_err(|e| qz().unfold_quantize(g, e, &geom, &short, &cols, QuantScheme::per_row(Format::Int8)));
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+}

@@ -26,6 +26,7 @@ pub mod gemm_levels;
 pub mod hadamard;
 pub mod heads;
 pub mod im2col;
+pub mod im2col_quantize;
 pub mod layernorm;
 pub mod maxpool;
 pub mod mse;

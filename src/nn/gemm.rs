@@ -9,6 +9,7 @@ use super::op::{he_bound, Cx, GemmSite, Init, NodeCx, ParamKind, ParamSpec};
 use super::policy::{LevelTableId, Operand, Product, ProductPolicy};
 use crate::kernels::gemm::Epilogue;
 use crate::kernels::gemm_f32::GemmShape;
+use crate::kernels::im2col::ConvGeom;
 use crate::kernels::quantize_fused::ReducePath;
 use crate::kernels::quantize_transpose_fused::QuantizeTransposeFused;
 use crate::kernels::tinyscript::TinyScriptTensor;
@@ -93,11 +94,15 @@ fn mismatch(product: Product, p: &ProductPolicy) -> Error {
 }
 
 /// Records the forward product of X (`[rows, k]`) into a new `[rows, n]` output; in training,
-/// also what the backward needs.
+/// also what the backward needs. With `unfold` (a convolution), X is the unfolded matrix of that
+/// image, not yet written: unfolded here, in one launch with X's quantizer where the adapter
+/// takes it ([`Quantizer::unfolds_in_one_pass`]; the same bits), by im2col otherwise.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<R: Record>(
     cx: &mut Cx<R>,
     node: &NodeCx,
     x: &GpuBuffer<f32>,
+    unfold: Option<(&ConvGeom, &GpuBuffer<f32>)>,
     rows: usize,
     k: usize,
     n: usize,
@@ -110,6 +115,16 @@ pub(crate) fn forward<R: Record>(
     let y = cx.scratch::<f32>("layer y", rows * n)?;
     let epi = Epilogue { bias: Some(b), relu, ..Default::default() };
     let (gpu, kk) = (cx.gpu, cx.kernels);
+    // The image to unfold with X's quantizer in one launch, or unfolded now.
+    let fused_unfold = unfold.filter(|_| match p.a {
+        Operand::Packed { format, granularity, .. } => {
+            QuantLayout::new(rows, k, format, granularity).is_ok_and(|l| Quantizer::unfolds_in_one_pass(gpu, &l))
+        }
+        _ => false,
+    });
+    if let (Some((g, img)), None) = (unfold, fused_unfold) {
+        kk.im2col.encode_unfold(gpu, cx.rec, g, img, x)?;
+    }
     let mut coded = None;
     let mut w_amax = None;
     let wg = s.scheme.product(Product::WeightGrad, train);
@@ -130,9 +145,10 @@ pub(crate) fn forward<R: Record>(
         (Operand::Packed { format: fa, granularity: ga, .. }, Operand::Packed { format: fb, granularity: gb, .. }) => {
             let xt = GpuTensor::from_buffer(x.clone(), &[rows, k])?;
             let qs = QuantScheme { format: fa, granularity: ga, rounding: Rounding::Nearest };
-            let qa = match early.as_ref().and_then(|e| e.1.as_ref()) {
-                Some(a) => kk.qz.quantize_with_amax(gpu, cx.rec, &xt, qs, a)?,
-                None => kk.qz.quantize(gpu, cx.rec, &xt, qs)?,
+            let qa = match (early.as_ref().and_then(|e| e.1.as_ref()), fused_unfold) {
+                (Some(a), _) => kk.qz.quantize_with_amax(gpu, cx.rec, &xt, qs, a)?,
+                (None, Some((g, img))) => kk.qz.unfold_quantize(gpu, cx.rec, g, img, x, qs)?,
+                (None, None) => kk.qz.quantize(gpu, cx.rec, &xt, qs)?,
             };
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
             let qs = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };

@@ -203,7 +203,7 @@ impl QuantLinear {
         crate::kernels::check_len(op, "b", b.len(), n)?;
         let shapes = ((1, 1, k), (1, 1, n));
         let (y, saved) = self.core.with(rec, rows, training, stream, params(w, b, None), shapes, |cx, node| {
-            gemm::forward(cx, node, x.buffer(), rows, k, n, relu)
+            gemm::forward(cx, node, x.buffer(), None, rows, k, n, relu)
         })?;
         let saved = saved.map(|saved| LinearSaved { saved, stream, x_shape: (rows, k) });
         Ok((GpuTensor::from_buffer(y, &[rows, n])?, saved))

@@ -85,7 +85,8 @@ pub(crate) struct ConvSaved {
 }
 
 /// Records a convolution of `x` (NHWC, as `g` says) into a new `[batch·oh·ow, channels]` output:
-/// im2col, then the forward product; in training, what the backward needs.
+/// im2col (with the forward quantizer of its rows where [`gemm::forward`] fuses them), then the
+/// forward product; in training, what the backward needs.
 pub(crate) fn forward<R: Record>(
     cx: &mut Cx<R>,
     node: &NodeCx,
@@ -95,8 +96,7 @@ pub(crate) fn forward<R: Record>(
     relu: bool,
 ) -> Result<(GpuBuffer<f32>, Option<ConvSaved>)> {
     let cols = cx.scratch::<f32>("im2col", g.rows() * g.kdim())?;
-    cx.kernels.im2col.encode_unfold(cx.gpu, cx.rec, &g, x, &cols)?;
-    let (y, saved) = gemm::forward(cx, node, &cols, g.rows(), g.kdim(), channels, relu)?;
+    let (y, saved) = gemm::forward(cx, node, &cols, Some((&g, x)), g.rows(), g.kdim(), channels, relu)?;
     Ok((y, saved.map(|saved| ConvSaved { saved, geom: g })))
 }
 

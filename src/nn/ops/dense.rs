@@ -46,7 +46,7 @@ impl Op for Dense {
     fn forward(&self, cx: &mut Cx, node: &NodeCx, x: &[&GpuBuffer<f32>]) -> Result<Forward> {
         let (h, w, c) = node.inputs[0];
         let rows = cx.batch * h * w;
-        let (y, saved) = gemm::forward(cx, node, x[0], rows, c, self.outputs, self.relu)?;
+        let (y, saved) = gemm::forward(cx, node, x[0], None, rows, c, self.outputs, self.relu)?;
         Ok(Forward { y, backward: saved.map(|s| Box::new(DenseBackward(s)) as Box<dyn Backward>) })
     }
 }

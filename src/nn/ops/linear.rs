@@ -44,7 +44,7 @@ impl Op for Linear {
 
     fn forward(&self, cx: &mut Cx, node: &NodeCx, x: &[&GpuBuffer<f32>]) -> Result<Forward> {
         let k = numel(node.inputs[0]);
-        let (y, saved) = gemm::forward(cx, node, x[0], cx.batch, k, self.outputs, self.relu)?;
+        let (y, saved) = gemm::forward(cx, node, x[0], None, cx.batch, k, self.outputs, self.relu)?;
         Ok(Forward { y, backward: saved.map(|s| Box::new(LinearBackward(s)) as Box<dyn Backward>) })
     }
 }

@@ -1,0 +1,92 @@
+// im2col_quantize: im2col's unfold of a convolution's input and the one-pass per-row quantizer of
+// the unfolded rows, in one launch: a thread per row of cols unfolds it (common/conv.wgsl), taking
+// the row's maximum as it stores each value, then packs the row from what it just wrote (still in
+// the cache), as quantize_fused's main_row_short packs a row it reads twice from memory. Outputs:
+// cols (f32, what im2col writes: the weight gradient's operand is quantized from it) and the
+// codes and scales quantize_fused gives for cols, bit for bit. Per-row scales only, formats
+// without a tensor-wide scale (not NVFP4); SMP's stacked samples as in quantize_fused. Entry main:
+// scalar loads and stores; main_v4 (channels, and the format's codes per word, multiples of 4):
+// all of them through the vec4 views of the same bindings (on a CPU adapter every load runs lane
+// by lane, so a vec4 costs about what one f32 does; one entry may not reach both views).
+// Reference: src/reference/im2col_quantize.rs (im2col, then quantize_fused).
+// Bindings: 0 params (QuantParams of the [rows, kh·kw·c] layout), 1 cols (read_write f32: the
+// unfold writes it, the packing reads it back through one_pass.wgsl's load_x), 2 codes, 3 scales,
+// 4 step (StepState), 5 mask (read f32: unused, p.masked = 0), 6 conv (ConvParams), 7 img (x,
+// read f32, NHWC).
+
+@group(0) @binding(0) var<uniform> p: QuantParams;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+// cols again, as vec4s (main_v4 only).
+@group(0) @binding(1) var<storage, read_write> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> codes: array<u32>;
+@group(0) @binding(3) var<storage, read_write> scales: array<f32>;
+@group(0) @binding(4) var<uniform> st: StepState;
+@group(0) @binding(5) var<storage, read> mask: array<f32>;
+@group(0) @binding(5) var<storage, read> mask4: array<vec4<f32>>;
+@group(0) @binding(6) var<uniform> conv: ConvParams;
+@group(0) @binding(7) var<storage, read> img: array<f32>;
+// x again, as vec4s (main_v4 only).
+@group(0) @binding(7) var<storage, read> img4: array<vec4<f32>>;
+
+// The maximum magnitude (amax_bits) of the values this invocation's unfold has stored.
+var<private> row_max: u32;
+
+fn unfold_src(i: u32) -> f32 {
+    return img[i];
+}
+
+fn put_col(o: u32, v: f32) {
+    x[o] = v;
+    row_max = max(row_max, amax_bits(v));
+}
+
+fn unfold_src4(i: u32) -> vec4<f32> {
+    return img4[i];
+}
+
+fn put_col4(o: u32, v: vec4<f32>) {
+    x4[o] = v;
+    row_max = max(row_max, max(max(amax_bits(v.x), amax_bits(v.y)), max(amax_bits(v.z), amax_bits(v.w))));
+}
+
+// Row `row`'s scale from the maximum its unfold took, into every sample; returns 1/scale.
+fn store_row_scale(row: u32) -> f32 {
+    let si = fmt_scale_for_amax(bitcast<f32>(row_max));
+    store_scale(row, si.x);
+    return si.y;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = flat_workgroup(wg, nwg) * WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    row_max = 0u;
+    unfold_row(conv, row);
+    let inv = store_row_scale(row);
+    for (var j = 0u; j < p.samples; j++) {
+        let key = sample_key(j);
+        for (var w = 0u; w < p.words_per_row; w++) {
+            codes[code_at(j, row, w)] = pack_word(row, w, inv, key);
+        }
+    }
+}
+
+// main through the vec4 views: channels a multiple of 4 and the format's codes per word too.
+@compute @workgroup_size(256)
+fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = flat_workgroup(wg, nwg) * WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    row_max = 0u;
+    unfold_row4(conv, row);
+    let inv = store_row_scale(row);
+    for (var j = 0u; j < p.samples; j++) {
+        let key = sample_key(j);
+        for (var w = 0u; w < p.words_per_row; w++) {
+            codes[code_at(j, row, w)] = pack_word4(row, w, inv, key);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `im2col_quantize`: a convolution's unfold ([`super::im2col`]) and the one-pass per-row
+//! quantizer of the unfolded rows ([`super::quantize_fused`]) in one launch, a thread per row of
+//! cols: the row is unfolded, its maximum taken as each value is stored, and packed from what was
+//! just written (still in the cache) — where the two launches write cols and then read it twice
+//! from memory. It writes cols as well (the weight gradient's operand is quantized from it), and
+//! the codes and scales `quantize_fused` gives for cols, bit for bit. Per-row scales of formats
+//! without a tensor-wide scale (not NVFP4); the quantized convolution takes it on CPU adapters,
+//! where a thread per row is how both kernels it fuses already run
+//! ([`crate::quant::Quantizer::unfolds_in_one_pass`]). Bindings: 0 `QuantParams`, 1 cols
+//! (read-write f32), 2 codes, 3 scales, 4 step state, 5 mask (unused), 6 conv params, 7 x (read
+//! f32). Reference: [`crate::reference::im2col_quantize`].
+
+use super::im2col::{ConvGeom, ConvParams};
+use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG};
+use crate::format::Format;
+use crate::scheme::{Granularity, QuantLayout, Rounding};
+use crate::tensor::GpuBuffer;
+use crate::{Error, Gpu, Result};
+
+/// The fused unfold and quantizer for one format.
+pub struct Im2colQuantize {
+    format: Format,
+    bgl: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+    /// Entry `main_v4`, for formats with codes per word in fours (taken where channels are a
+    /// multiple of 4).
+    v4: Option<wgpu::ComputePipeline>,
+    /// Bound as the (unused) mask.
+    no_mask: GpuBuffer<f32>,
+}
+
+impl Im2colQuantize {
+    /// Builds the pipeline for `format`.
+    pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
+        let (bgl, pl) = layouts(
+            gpu,
+            "im2col_quantize",
+            &[
+                Slot::Uniform,
+                Slot::Write,
+                Slot::Write,
+                Slot::Write,
+                Slot::Uniform,
+                Slot::Read,
+                Slot::Uniform,
+                Slot::Read,
+            ],
+        );
+        Ok(Im2colQuantize {
+            format,
+            pipeline: pipeline(gpu, "im2col_quantize", "main", &pl, &format_constant(format))?,
+            v4: if format.per_word().is_multiple_of(4) {
+                Some(pipeline(gpu, "im2col_quantize", "main_v4", &pl, &format_constant(format))?)
+            } else {
+                None
+            },
+            no_mask: GpuBuffer::zeros(gpu, "im2col_quantize no mask", 4)?,
+            bgl,
+        })
+    }
+
+    /// Whether [`Im2colQuantize::encode`] handles `l`: per-row scales, not NVFP4.
+    pub fn supports(l: &QuantLayout) -> bool {
+        l.granularity == Granularity::PerRow && !l.format.needs_tensor_amax()
+    }
+
+    /// Records `cols ← im2col(x)` and `(codes, scales) ← quantize(cols)` under `l` (the
+    /// `[rows, kh·kw·c]` layout of cols).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        g: &ConvGeom,
+        x: &GpuBuffer<f32>,
+        cols: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        rounding: Rounding,
+        codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        g.check()?;
+        if l.format != self.format {
+            return Err(Error::InvalidArgument(format!(
+                "im2col_quantize: kernel built for {}, layout is {}",
+                self.format, l.format
+            )));
+        }
+        if !Self::supports(l) {
+            return Err(Error::InvalidArgument(format!(
+                "im2col_quantize: {} scales of {} need im2col and the quantizer apart",
+                l.granularity, l.format
+            )));
+        }
+        if (l.rows as usize, l.cols as usize) != (g.rows(), g.kdim()) {
+            return Err(Error::Shape {
+                op: "im2col_quantize",
+                detail: format!("layout [{}, {}] for cols of [{}, {}] ({g:?})", l.rows, l.cols, g.rows(), g.kdim()),
+            });
+        }
+        check_len("im2col_quantize", "x", x.len(), g.input_len())?;
+        check_len("im2col_quantize", "cols", cols.len(), g.rows() * g.kdim())?;
+        check_len("im2col_quantize", "codes", codes.len(), l.words())?;
+        check_len("im2col_quantize", "scales", scales.len(), l.n_groups as usize)?;
+        let params = uniform(gpu, "im2col_quantize params", &QuantParams::row_tiles(l, rounding));
+        let conv = uniform(gpu, "im2col_quantize conv", &ConvParams::new(g, g.rows() * g.kdim()));
+        let step = enc.step_state(gpu).clone();
+        let buffers =
+            [&params, cols.buffer(), codes.buffer(), scales.buffer(), &step, self.no_mask.buffer(), &conv, x.buffer()];
+        let pipe = self.v4.as_ref().filter(|_| g.c.is_multiple_of(4)).unwrap_or(&self.pipeline);
+        dispatch(gpu, enc, "im2col_quantize", pipe, &self.bgl, &buffers, l.rows.div_ceil(WG))
+    }
+}
