@@ -4,6 +4,9 @@
 //   partial_main: the rows are cut into `chunks` chunks of `chunk_rows`; a workgroup takes 32
 //                 columns × one chunk, 8 lanes per column each summing every 8th row of the chunk
 //                 in row order, then the lanes are added in lane order: partial[chunk][j].
+//   partial_thread (CPU adapters, where a barrier splits the shader and costs more than the sums
+//                 it orders): the same partial sums from one thread per (chunk, column), its
+//                 eight row lanes in registers and added in lane order.
 //   finish:       out[j] = partial[0][j] + partial[1][j] + … in chunk order.
 // With one chunk (at most 64 rows: split-K's partial sums, small batches) partial_main writes
 // out[j] itself and finish is not launched (the same bits: finish would copy partial[0][j]).
@@ -71,6 +74,40 @@ fn partial_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         } else {
             partial[chunk * p.cols + j] = t;
         }
+    }
+}
+
+// Row r's value of column j for partial_thread, or +0 for a row past `end` (adding +0 leaves a sum
+// that started at +0 unchanged: such a sum is never −0). Without a branch: a row past the end
+// reads row end − 1 and its value is dropped.
+fn row_value(r: u32, end: u32, j: u32) -> f32 {
+    return select(0.0, load(min(r, end - 1u) * p.cols + j), r < end);
+}
+
+@compute @workgroup_size(256)
+fn partial_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (t >= p.chunks * p.cols) {
+        return;
+    }
+    let chunk = t / p.cols;
+    let j = t % p.cols;
+    let start = chunk * p.chunk_rows;
+    let end = min(start + p.chunk_rows, p.rows);
+    // Lane l of partial_main sums rows start + l, start + l + 8, ...: component l of (lo, hi).
+    var lo = vec4<f32>();
+    var hi = vec4<f32>();
+    for (var r0 = start; r0 < end; r0 += LANES) {
+        lo += vec4<f32>(row_value(r0, end, j), row_value(r0 + 1u, end, j), row_value(r0 + 2u, end, j),
+                        row_value(r0 + 3u, end, j));
+        hi += vec4<f32>(row_value(r0 + 4u, end, j), row_value(r0 + 5u, end, j), row_value(r0 + 6u, end, j),
+                        row_value(r0 + 7u, end, j));
+    }
+    let s = lo.x + lo.y + lo.z + lo.w + hi.x + hi.y + hi.z + hi.w;
+    if (p.chunks == 1u) {
+        out[j] = s;
+    } else {
+        partial[chunk * p.cols + j] = s;
     }
 }
 

@@ -9,6 +9,7 @@ use lowbit::kernels::adam::{Adam, AdamStep};
 use lowbit::kernels::col_sum::ColSum;
 use lowbit::kernels::im2col::{ConvGeom, Im2col};
 use lowbit::kernels::maxpool::{MaxPool, PoolGeom};
+use lowbit::kernels::quantize_fused::ReducePath;
 use lowbit::kernels::relu_backward::ReluBackward;
 use lowbit::kernels::sgd::{Sgd, SgdStep};
 use lowbit::kernels::softmax_xent::SoftmaxXent;
@@ -34,10 +35,12 @@ fn relu_backward_and_col_sum_are_exact() {
         let want = reference::relu_backward::relu_backward(&y, &dy);
         assert_f32_bits_eq(&format!("relu_backward {rows}x{cols}"), &dx.read(g).unwrap(), &want);
     }
-    let k = ColSum::new(g).unwrap();
-    // One chunk, several chunks with a ragged last one, many chunks of a tall thin tensor, and
-    // column counts off the 32-column tile.
-    for (rows, cols) in [(1, 1), (129, 77), (5, 40), (20011, 3)] {
+    // Both reductions of the first level (the workgroup tree, a thread per chunk and column), on
+    // any adapter. One chunk, several chunks with a ragged last one, many chunks of a tall thin
+    // tensor, and column counts off the 32-column tile.
+    let paths = [ReducePath::Tree, ReducePath::PerThread].map(|r| ColSum::with_reduce_path(g, r).unwrap());
+    let shapes = [(1, 1), (129, 77), (5, 40), (20011, 3)];
+    for (k, (rows, cols)) in paths.iter().flat_map(|k| shapes.map(|s| (k, s))) {
         let dy = data(rows * cols, 3 + rows as u32, false);
         let s = GpuBuffer::<f32>::zeros(g, "s", cols).unwrap();
         run(|e| k.encode(g, e, &buf(&dy), rows, cols, &s).unwrap());
@@ -435,7 +438,6 @@ fn batchnorm_matches_the_f64_reference() {
     // within BN_RTOL of the magnitude of each quantity.
     const BN_RTOL: f32 = 2e-4;
     use lowbit::kernels::batchnorm::{BatchNorm, NormBuffers};
-    use lowbit::kernels::quantize_fused::ReducePath;
     let g = gpu();
     let k = BatchNorm::new(g).unwrap();
     // Both reductions of the partial sums (and, per thread, the vec4 elementwise passes), on any
@@ -604,7 +606,6 @@ fn add_and_relu_are_exact_with_nan_mapped_to_zero_by_relu() {
 #[test]
 fn finite_flags_a_nan_or_inf_anywhere_in_any_buffer_on_both_paths() {
     use lowbit::kernels::finite::{Finite, CLEAR};
-    use lowbit::kernels::quantize_fused::ReducePath;
     let g = gpu();
     // Eleven buffers (two dispatches of eight and three), lengths around the per-thread entries'
     // 16 values (64 for the vec4 entry), a workgroup's 256 values (16384 for the vec4 entry) and
@@ -647,7 +648,6 @@ fn finite_flags_a_nan_or_inf_anywhere_in_any_buffer_on_both_paths() {
 #[test]
 fn finite_ignores_values_past_a_buffers_length_and_reads_any_buffer_an_application_binds() {
     use lowbit::kernels::finite::{Finite, CLEAR};
-    use lowbit::kernels::quantize_fused::ReducePath;
     let g = gpu();
     assert!(matches!(Finite::with_options(g, ReducePath::Tree, true), Err(Error::InvalidArgument(_))));
     // A buffer of `words` f32 holding `x`, with NaN in every word past it.

@@ -1,10 +1,12 @@
 //! `col_sum`: column sums of a `[rows, cols]` tensor (bias gradients, split-K's partial sums), a
 //! two-level reduction over row chunks in a fixed order, one launch where there is one chunk (at
-//! most 64 rows); [`ColSum::encode_masked`] sums x read as 0 wherever a mask (ReLU's
+//! most 64 rows), the first level a workgroup tree on a GPU and a thread per (chunk, column) on a
+//! CPU adapter (the same bits); [`ColSum::encode_masked`] sums x read as 0 wherever a mask (ReLU's
 //! output Y) is not above 0 (a ReLU layer's bias gradient without a `relu_backward` launch; same
 //! bits). Bindings: 0 params, 1 x, 2 out, 3 partial, 4 mask (x when unmasked).
 //! Reference: [`crate::reference::col_sum`].
 
+use super::quantize_fused::ReducePath;
 use super::{check_len, dispatch, layouts, pipeline, reduce_chunks, uniform, Slot, REDUCE_COLS, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
@@ -14,15 +16,25 @@ pub struct ColSum {
     bgl: wgpu::BindGroupLayout,
     partial: wgpu::ComputePipeline,
     finish: wgpu::ComputePipeline,
+    /// The partial sums from a thread per (chunk, column) (entry `partial_thread`).
+    per_thread: bool,
 }
 
 impl ColSum {
-    /// Builds the two pipelines.
+    /// Builds the two pipelines, the partial sums reduced as suits the adapter: a thread per
+    /// (chunk, column) without barriers on a CPU adapter, the workgroup tree elsewhere.
     pub fn new(gpu: &Gpu) -> Result<Self> {
+        Self::with_reduce_path(gpu, ReducePath::for_adapter(gpu))
+    }
+
+    /// Builds the two pipelines with the partial sums reduced by `path` (the same bits).
+    pub fn with_reduce_path(gpu: &Gpu, path: ReducePath) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "col_sum", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Read]);
+        let per_thread = path == ReducePath::PerThread;
         Ok(ColSum {
-            partial: pipeline(gpu, "col_sum", "partial_main", &pl, &[])?,
+            partial: pipeline(gpu, "col_sum", if per_thread { "partial_thread" } else { "partial_main" }, &pl, &[])?,
             finish: pipeline(gpu, "col_sum", "finish", &pl, &[])?,
+            per_thread,
             bgl,
         })
     }
@@ -78,16 +90,18 @@ impl ColSum {
         let (chunk_rows, chunks) = reduce_chunks(rows);
         let p = [rows as u32, cols as u32, chunk_rows as u32, chunks as u32, mask.is_some() as u32, 0, 0, 0];
         let params = uniform(gpu, "col_sum", &p);
-        let tiles = cols.div_ceil(REDUCE_COLS);
+        let partial_groups =
+            if self.per_thread { (chunks * cols).div_ceil(WG as usize) } else { cols.div_ceil(REDUCE_COLS) * chunks }
+                as u32;
         let mask = mask.unwrap_or(x);
         if chunks == 1 {
             // One chunk: the first level writes `out` (bound again where `partial` goes, unused).
             let buffers = [&params, x.buffer(), out.buffer(), out.buffer(), mask.buffer()];
-            return dispatch(gpu, enc, "col_sum", &self.partial, &self.bgl, &buffers, tiles as u32);
+            return dispatch(gpu, enc, "col_sum", &self.partial, &self.bgl, &buffers, partial_groups);
         }
         let partial = enc.scratch::<f32>(gpu, "col_sum partial", chunks * cols)?;
         let buffers = [&params, x.buffer(), out.buffer(), partial.buffer(), mask.buffer()];
-        dispatch(gpu, enc, "col_sum", &self.partial, &self.bgl, &buffers, (tiles * chunks) as u32)?;
+        dispatch(gpu, enc, "col_sum", &self.partial, &self.bgl, &buffers, partial_groups)?;
         dispatch(gpu, enc, "col_sum", &self.finish, &self.bgl, &buffers, (cols as u32).div_ceil(WG))
     }
 }
