@@ -447,7 +447,8 @@ fn batchnorm_matches_the_f64_reference() {
     // Several chunks of the two-level sums; channels past one 32-channel tile; the smallest
     // batch; a tall input with many chunks.
     for (pi, k) in paths.iter().enumerate() {
-        // (130, 32), (3, 4): channels in fours (four values per thread on CPU adapters).
+        // (130, 32), (3, 4): channels in fours (a vec4 of channels over 8 rows per thread on CPU
+        // adapters, the last rows ragged).
         for (rows, c) in [(300, 7), (130, 41), (2, 3), (20011, 2), (130, 32), (3, 4)] {
             let x: Vec<f32> = data(rows * c, 14, false)
                 .iter()
