@@ -12,7 +12,7 @@ use crate::scheme::{Granularity, QuantLayout, QuantScheme, Rounding};
 use crate::tensor::{GpuBuffer, GpuTensor};
 use crate::{Error, Gpu, Record, Result};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A quantized tensor: packed codes `[rows, words_per_row]`, one scale per group, and the layout
 /// that says where everything is.
@@ -42,7 +42,8 @@ struct FormatKernels {
     transpose: QuantizeTranspose,
     transpose_fused: QuantizeTransposeFused,
     dequantize: Dequantize,
-    unfold: Im2colQuantize,
+    /// Built on first use: only a convolution's input on a CPU adapter takes it.
+    unfold: OnceLock<Im2colQuantize>,
 }
 
 /// All quantizer kernels; per-format pipelines are built on first use and cached.
@@ -77,7 +78,7 @@ impl Quantizer {
             transpose: QuantizeTranspose::new(gpu, f)?,
             transpose_fused: QuantizeTransposeFused::new(gpu, f)?,
             dequantize: Dequantize::new(gpu, f)?,
-            unfold: Im2colQuantize::new(gpu, f)?,
+            unfold: OnceLock::new(),
         });
         map.insert(f, k.clone());
         Ok(k)
@@ -259,9 +260,14 @@ impl Quantizer {
                 l.granularity, l.format
             )));
         }
-        let q = Self::alloc(gpu, enc, l)?;
         let k = self.kernels(gpu, scheme.format)?;
-        k.unfold.encode(gpu, enc, g, x, cols, &l, scheme.rounding, &q.codes, &q.scales)?;
+        if k.unfold.get().is_none() {
+            // (Two threads may both build it; the first one stored is kept.)
+            let _ = k.unfold.set(Im2colQuantize::new(gpu, scheme.format)?);
+        }
+        let unfold = k.unfold.get().expect("just set");
+        let q = Self::alloc(gpu, enc, l)?;
+        unfold.encode(gpu, enc, g, x, cols, &l, scheme.rounding, &q.codes, &q.scales)?;
         Ok(q)
     }
 
