@@ -1,7 +1,8 @@
 // im2col_quantize: im2col's unfold of a convolution's input and the one-pass per-row quantizer of
 // the unfolded rows, in one launch: a thread per row of cols unfolds it (common/conv.wgsl), taking
 // the row's maximum as it stores each value, then packs the row from what it just wrote (still in
-// the cache), as quantize_fused's main_row_short packs a row it reads twice from memory. Outputs:
+// the cache), as quantize_fused's main_row_short packs a row it reads twice from memory (the same
+// store_words, common/pack_rows.wgsl). Outputs:
 // cols (f32, what im2col writes: the weight gradient's operand is quantized from it) and the
 // codes and scales quantize_fused gives for cols, bit for bit. Per-row scales only, formats
 // without a tensor-wide scale (not NVFP4); SMP's stacked samples as in quantize_fused. Entry main:
@@ -64,13 +65,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     row_max = 0u;
     unfold_row(conv, row);
-    let inv = store_row_scale(row);
-    for (var j = 0u; j < p.samples; j++) {
-        let key = sample_key(j);
-        for (var w = 0u; w < p.words_per_row; w++) {
-            codes[code_at(j, row, w)] = pack_word(row, w, inv, key);
-        }
-    }
+    store_words(row, 0u, p.words_per_row, 1u, store_row_scale(row));
 }
 
 // main through the vec4 views: channels a multiple of 4 and the format's codes per word too.
@@ -82,11 +77,5 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     }
     row_max = 0u;
     unfold_row4(conv, row);
-    let inv = store_row_scale(row);
-    for (var j = 0u; j < p.samples; j++) {
-        let key = sample_key(j);
-        for (var w = 0u; w < p.words_per_row; w++) {
-            codes[code_at(j, row, w)] = pack_word4(row, w, inv, key);
-        }
-    }
+    store_words4(row, 0u, p.words_per_row, 1u, store_row_scale(row));
 }

@@ -14,9 +14,10 @@
 // NVFP4, whose block scales depend on the tensor's maximum, reads it from tensor_amax[0] (written
 // by an absmax launch before this one: two launches instead of absmax -> scale -> quantize's three,
 // same bits); other formats ignore that binding.
-// Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl). With p.samples > 1
-// every entry writes that many stochastic samples stacked (SMP, common/one_pass.wgsl): x's maximum
-// is taken once, each sample packed with its own draws.
+// Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl), the stores of a
+// row's words into every sample (store_words, common/pack_rows.wgsl) with im2col_quantize. With
+// p.samples > 1 every entry writes that many stochastic samples stacked (SMP,
+// common/one_pass.wgsl): x's maximum is taken once, each sample packed with its own draws.
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
 // here and in the included units steps its counter by a positive constant (1, 4, WG) or halves
 // it, towards a bound fixed before the loop (a params field, the format's codes per word, 24 in
@@ -48,27 +49,6 @@ fn group_scale_of(amax: f32) -> vec2<f32> {
         return fmt_group_scale(amax, bitcast<f32>(tensor_amax[0]));
     }
     return fmt_scale_for_amax(amax);
-}
-
-// Words w0, w0 + step, .. below w1 of row `row`, packed with inverse scale s_inv into every SMP
-// sample (each sample's draw key computed once).
-fn store_words(row: u32, w0: u32, w1: u32, step: u32, s_inv: f32) {
-    for (var j = 0u; j < p.samples; j++) {
-        let key = sample_key(j);
-        for (var w = w0; w < w1; w += step) {
-            codes[code_at(j, row, w)] = pack_word(row, w, s_inv, key);
-        }
-    }
-}
-
-// store_words over vec4s (the _v4 entries).
-fn store_words4(row: u32, w0: u32, w1: u32, step: u32, s_inv: f32) {
-    for (var j = 0u; j < p.samples; j++) {
-        let key = sample_key(j);
-        for (var w = w0; w < w1; w += step) {
-            codes[code_at(j, row, w)] = pack_word4(row, w, s_inv, key);
-        }
-    }
 }
 
 fn word_amax(row: u32, word: u32) -> u32 {

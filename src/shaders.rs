@@ -19,6 +19,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("conv", include_str!("../shaders/common/conv.wgsl")),
     ("pack", include_str!("../shaders/common/pack.wgsl")),
     ("one_pass", include_str!("../shaders/common/one_pass.wgsl")),
+    ("pack_rows", include_str!("../shaders/common/pack_rows.wgsl")),
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
     ("optim", include_str!("../shaders/common/optim.wgsl")),
     ("int_codes", include_str!("../shaders/common/int_codes.wgsl")),
@@ -30,7 +31,10 @@ const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", 
 const QUANT_PACK_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack"];
 /// The one-pass quantizers also share their masked loads and SMP-stacked stores.
 const QUANT_FUSED_INCLUDES: &[&str] =
-    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "one_pass"];
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "one_pass", "pack_rows"];
+/// The fused unfold and quantizer: the one-pass quantizer's units and the convolution's unfold.
+const QUANT_UNFOLD_INCLUDES: &[&str] =
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "one_pass", "pack_rows", "conv"];
 const QUANT_T_FUSED_INCLUDES: &[&str] =
     &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t", "one_pass"];
 /// The transposing quantizers share their packing.
@@ -118,7 +122,7 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "im2col", includes: &["conv"], body: include_str!("../shaders/im2col.wgsl") },
     KernelSource {
         name: "im2col_quantize",
-        includes: &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "one_pass", "conv"],
+        includes: QUANT_UNFOLD_INCLUDES,
         body: include_str!("../shaders/im2col_quantize.wgsl"),
     },
     KernelSource { name: "avgpool", includes: &["pool"], body: include_str!("../shaders/avgpool.wgsl") },

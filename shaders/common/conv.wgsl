@@ -19,9 +19,6 @@ struct ConvParams {
     pad0: u32,
 }
 
-// Row `row` of cols (< batch·oh·ow), its values in order through put_col: per tap row zeros, one
-// run copied from x, zeros (along x the taps inside the image are one run [kx_lo, kx_hi), and
-// their values one run of x's memory), with no per-value test.
 // Where row `row` of cols reads x: its batch index b, the y of its first tap row (oy·stride −
 // pad), and the run of taps along x inside the image [kx_lo, kx_hi) with x0, the x of tap 0.
 struct RowTaps {
@@ -41,6 +38,9 @@ fn row_taps(g: ConvParams, row: u32) -> RowTaps {
     return RowTaps(row / (g.ow * g.oh), i32(oy * g.stride) - i32(g.pad), x0, kx_lo, kx_hi);
 }
 
+// Row `row` of cols (< batch·oh·ow), its values in order through put_col: per tap row zeros, one
+// run copied from x, zeros (along x the taps inside the image are one run [kx_lo, kx_hi), and
+// their values one run of x's memory), with no per-value test.
 fn unfold_row(g: ConvParams, row: u32) {
     let t = row_taps(g, row);
     let lead = t.kx_lo * g.c;
