@@ -9,6 +9,11 @@
 // scalar loads and stores; main_v4 (channels, and the format's codes per word, multiples of 4):
 // all of them through the vec4 views of the same bindings (on a CPU adapter every load runs lane
 // by lane, so a vec4 costs about what one f32 does; one entry may not reach both views).
+// Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's), as in
+// quantize_fused, whose packing this runs: every loop here and in the included units steps its
+// counter by a positive constant (1, 4) or halves it, towards a bound fixed before the loop (a
+// params field, a run's end computed before it, the format's codes per word, 24 in recip_rne);
+// the bounds are buffer lengths, far below u32's end, so every loop ends.
 // Reference: src/reference/im2col_quantize.rs (im2col, then quantize_fused).
 // Bindings: 0 params (QuantParams of the [rows, kh·kw·c] layout), 1 cols (read_write f32: the
 // unfold writes it, the packing reads it back through one_pass.wgsl's load_x), 2 codes, 3 scales,

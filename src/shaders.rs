@@ -167,11 +167,13 @@ pub const NEEDS_FEATURES: &[&str] = &["peak_coop", "gemm_f32_lanes", "gemm_int_l
 /// every iteration) slowed on lavapipe, where each loop runs once per 8-lane SIMD piece (2 cores,
 /// medians of three alternating runs: `quantize_transpose_fused` with row sums, x of 25,088×400,
 /// 52–62 → 47–48 ms; with the plain maximum loop of the same commit, 287112c, the MNIST CNN's
-/// int8 step spent 59–63 ms in it instead of 92–106). Each of these shaders states in its header
+/// int8 step spent 59–63 ms in it instead of 92–106; `im2col_quantize`, which runs
+/// `quantize_fused`'s packing, 61.6–68.0 → 57.7–60.5 ms of that step at 72d1c34, three alternating
+/// rounds). Each of these shaders states in its header
 /// why every loop it runs ends: each steps a counter by a positive amount (or halves it) towards
 /// a bound fixed before the loop. `LOWBIT_SHADER_CHECKS=1` puts the counter back, as for
 /// [`UNCHECKED`].
-pub const LOOPS_UNBOUNDED: &[&str] = &["quantize_fused", "quantize_transpose_fused"];
+pub const LOOPS_UNBOUNDED: &[&str] = &["quantize_fused", "quantize_transpose_fused", "im2col_quantize"];
 
 /// Whether `LOWBIT_SHADER_CHECKS` asks for every check in every kernel.
 fn checks_forced() -> bool {
