@@ -9,6 +9,10 @@
 // scalar loads and stores; main_v4 (channels, and the format's codes per word, multiples of 4):
 // all of them through the vec4 views of the same bindings (on a CPU adapter every load runs lane
 // by lane, so a vec4 costs about what one f32 does; one entry may not reach both views).
+// Entries main_codes and main_codes_v4 (channels a multiple of 4; any format): the same codes and
+// scales without writing cols (where nothing else reads it: the weight gradient's Xᵀ taken from
+// the input by im2col_quantize_transpose), the row unfolded twice from the input, once for its
+// maximum and once (per sample) packing each value as the unfold visits it, in order.
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's), as in
 // quantize_fused, whose packing this runs: every loop here and in the included units steps its
 // counter by a positive constant (1, 4) or halves it, towards a bound fixed before the loop (a
@@ -18,7 +22,7 @@
 // Bindings: 0 params (QuantParams of the [rows, kh·kw·c] layout), 1 cols (read_write f32: the
 // unfold writes it, the packing reads it back through one_pass.wgsl's load_x), 2 codes, 3 scales,
 // 4 step (StepState), 5 mask (read f32: unused, p.masked = 0), 6 conv (ConvParams), 7 img (x,
-// read f32, NHWC).
+// read f32, NHWC). The codes entries leave binding 1 untouched.
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
@@ -34,15 +38,53 @@
 // x again, as vec4s (main_v4 only).
 @group(0) @binding(7) var<storage, read> img4: array<vec4<f32>>;
 
-// The maximum magnitude (amax_bits) of the values this invocation's unfold has stored.
+// The maximum magnitude (amax_bits) of the values this invocation's unfold has visited.
 var<private> row_max: u32;
+
+// What put_col and put_col4 do with each value of the row: 0 store it in cols and take its
+// magnitude into row_max (entries main, main_v4); 1 only take its magnitude; 2 pack it (the
+// codes-only entries, main_codes and main_codes_v4, whose second unfold packs the row as it
+// goes: the values in order, so pack_col counts the row's columns).
+var<private> mode: u32;
+// Packing (mode 2): the row, its sample and that sample's draw key, the inverse scale, the next
+// column of the row and the word being filled.
+var<private> pack_row: u32;
+var<private> pack_sample: u32;
+var<private> pack_key: u32;
+var<private> pack_inv: f32;
+var<private> pack_col: u32;
+var<private> pack_acc: u32;
 
 fn unfold_src(i: u32) -> f32 {
     return img[i];
 }
 
+// Column pack_col of the row packed as pack_word packs it (draw index row·cols + col), the word
+// stored once full or at the row's end.
+fn pack_value(v: f32) {
+    let per_word = fmt_per_word();
+    let i = pack_col % per_word;
+    let stochastic = p.stochastic == 1u;
+    var r = 0u;
+    if (stochastic) {
+        r = rng_draw24(pack_key, pack_row * p.cols + pack_col);
+    }
+    pack_acc |= fmt_quantize(v, pack_inv, stochastic, r) << (i * fmt_bits());
+    if (i + 1u == per_word || pack_col + 1u == p.cols) {
+        codes[code_at(pack_sample, pack_row, pack_col / per_word)] = pack_acc;
+        pack_acc = 0u;
+    }
+    pack_col++;
+}
+
 fn put_col(o: u32, v: f32) {
-    x[o] = v;
+    if (mode == 2u) {
+        pack_value(v);
+        return;
+    }
+    if (mode == 0u) {
+        x[o] = v;
+    }
     row_max = max(row_max, amax_bits(v));
 }
 
@@ -51,8 +93,18 @@ fn unfold_src4(i: u32) -> vec4<f32> {
 }
 
 fn put_col4(o: u32, v: vec4<f32>) {
-    x4[o] = v;
-    row_max = max(row_max, max(max(amax_bits(v.x), amax_bits(v.y)), max(amax_bits(v.z), amax_bits(v.w))));
+    if (mode == 2u) {
+        pack_value(v.x);
+        pack_value(v.y);
+        pack_value(v.z);
+        pack_value(v.w);
+        return;
+    }
+    if (mode == 0u) {
+        x4[o] = v;
+    }
+    let m = amax_bits4(v);
+    row_max = max(row_max, max(max(m.x, m.y), max(m.z, m.w)));
 }
 
 // Row `row`'s scale from the maximum its unfold took, into every sample; returns 1/scale.
@@ -68,6 +120,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (row >= p.rows) {
         return;
     }
+    mode = 0u;
     row_max = 0u;
     unfold_row(conv, row);
     store_words(row, 0u, p.words_per_row, 1u, store_row_scale(row));
@@ -80,7 +133,57 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (row >= p.rows) {
         return;
     }
+    mode = 0u;
     row_max = 0u;
     unfold_row4(conv, row);
     store_words4(row, 0u, p.words_per_row, 1u, store_row_scale(row));
+}
+
+// The codes entries: row `row` without cols, one unfold for its maximum (mode 1), then per sample
+// one that packs it (mode 2, after pack_start and sample_start).
+fn pack_start(row: u32) {
+    pack_inv = store_row_scale(row);
+    mode = 2u;
+    pack_row = row;
+}
+
+fn sample_start(j: u32) {
+    pack_sample = j;
+    pack_key = sample_key(j);
+    pack_col = 0u;
+    pack_acc = 0u;
+}
+
+// The codes and scales of main, cols not written (where nothing reads it).
+@compute @workgroup_size(256)
+fn main_codes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = flat_workgroup(wg, nwg) * WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    mode = 1u;
+    row_max = 0u;
+    unfold_row(conv, row);
+    pack_start(row);
+    for (var j = 0u; j < p.samples; j++) {
+        sample_start(j);
+        unfold_row(conv, row);
+    }
+}
+
+// main_codes through the vec4 view of x (channels a multiple of 4).
+@compute @workgroup_size(256)
+fn main_codes_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = flat_workgroup(wg, nwg) * WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    mode = 1u;
+    row_max = 0u;
+    unfold_row4(conv, row);
+    pack_start(row);
+    for (var j = 0u; j < p.samples; j++) {
+        sample_start(j);
+        unfold_row4(conv, row);
+    }
 }

@@ -17,7 +17,7 @@
 // Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl), the stores of a
 // row's words into every sample (store_words, common/pack_rows.wgsl) with im2col_quantize. With
 // p.samples > 1 every entry writes that many stochastic samples stacked (SMP,
-// common/one_pass.wgsl): x's maximum is taken once, each sample packed with its own draws.
+// common/samples.wgsl): x's maximum is taken once, each sample packed with its own draws.
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
 // here and in the included units steps its counter by a positive constant (1, 4, WG) or halves
 // it, towards a bound fixed before the loop (a params field, the format's codes per word, 24 in

@@ -28,7 +28,7 @@
 // the other (attention's batched operands, one launch instead of a transpose and a quantizer):
 // only the addresses in x change (x_row, common/pack_t.wgsl); groups, scales and draws are L's.
 // With p.samples > 1 every entry writes that many stochastic samples of L stacked (SMP,
-// common/one_pass.wgsl): the maxima and sums taken once, each sample packed with its own draws.
+// common/samples.wgsl): the maxima and sums taken once, each sample packed with its own draws.
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
 // here and in the included units steps its counter by a positive constant (1, 4, LANES) or by
 // chunk_cols (at least 1), towards a bound fixed before the loop (a params field, the format's
@@ -288,10 +288,6 @@ fn main_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(8)
 fn main_block_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     block_thread(flat_workgroup(wg, nwg) * 8u + lid);
-}
-
-fn amax_bits4(v: vec4<f32>) -> vec4<u32> {
-    return vec4<u32>(amax_bits(v.x), amax_bits(v.y), amax_bits(v.z), amax_bits(v.w));
 }
 
 // Rows r0 .. r0 + 3 of L by one thread (p.rows a multiple of 4): `row_thread` for four adjacent

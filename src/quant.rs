@@ -4,6 +4,7 @@
 use crate::format::Format;
 use crate::kernels::im2col::ConvGeom;
 use crate::kernels::im2col_quantize::Im2colQuantize;
+use crate::kernels::im2col_quantize_transpose::Im2colQuantizeTranspose;
 use crate::kernels::{
     absmax::Absmax, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
     quantize_transpose::QuantizeTranspose, quantize_transpose_fused::QuantizeTransposeFused, scale::Scale,
@@ -44,6 +45,8 @@ struct FormatKernels {
     dequantize: Dequantize,
     /// Built on first use: only a convolution's input on a CPU adapter takes it.
     unfold: OnceLock<Im2colQuantize>,
+    /// Built on first use, as `unfold`: the convolution's transposed input.
+    unfold_t: OnceLock<Im2colQuantizeTranspose>,
 }
 
 /// All quantizer kernels; per-format pipelines are built on first use and cached.
@@ -79,6 +82,7 @@ impl Quantizer {
             transpose_fused: QuantizeTransposeFused::new(gpu, f)?,
             dequantize: Dequantize::new(gpu, f)?,
             unfold: OnceLock::new(),
+            unfold_t: OnceLock::new(),
         });
         map.insert(f, k.clone());
         Ok(k)
@@ -239,17 +243,17 @@ impl Quantizer {
         gpu.is_cpu() && Im2colQuantize::supports(l)
     }
 
-    /// Records `cols ← im2col(x)` (the convolution `g`) and returns cols' quantization under
-    /// `scheme`, in one launch ([`Im2colQuantize`]): the bits of im2col then
-    /// [`Quantizer::quantize`]. Per-row scales of a format without a tensor-wide scale; an error
-    /// elsewhere.
+    /// Records `cols ← im2col(x)` (the convolution `g`; where `cols` is given, else cols is not
+    /// written) and returns cols' quantization under `scheme`, in one launch ([`Im2colQuantize`]):
+    /// the bits of im2col then [`Quantizer::quantize`]. Per-row scales of a format without a
+    /// tensor-wide scale; an error elsewhere.
     pub fn unfold_quantize(
         &self,
         gpu: &Gpu,
         enc: &mut impl Record,
         g: &ConvGeom,
         x: &GpuBuffer<f32>,
-        cols: &GpuBuffer<f32>,
+        cols: Option<&GpuBuffer<f32>>,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
         g.check()?;
@@ -268,6 +272,46 @@ impl Quantizer {
         let unfold = k.unfold.get().expect("just set");
         let q = Self::alloc(gpu, enc, l)?;
         unfold.encode(gpu, enc, g, x, cols, &l, scheme.rounding, &q.codes, &q.scales)?;
+        Ok(q)
+    }
+
+    /// Whether a quantized convolution quantizes its unfolded input's transpose from the input
+    /// itself ([`Quantizer::unfold_quantize_transposed`]) for `l`, the `[kh·kw·c, rows]` layout of
+    /// that transpose: on CPU adapters (a thread per row of it, as the transposing quantizer runs
+    /// there; on a GPU its long rows take the transposing quantizer's chain over cols), for
+    /// per-row or per-block scales of a format without a tensor-wide scale.
+    pub fn unfolds_transposed(gpu: &Gpu, l: &QuantLayout) -> bool {
+        gpu.is_cpu() && Im2colQuantizeTranspose::supports(l)
+    }
+
+    /// The quantization under `scheme` of `im2col(x)ᵀ` (the convolution `g`; `[kh·kw·c,
+    /// batch·oh·ow]`), formed from `x` in one launch ([`Im2colQuantizeTranspose`]), cols neither
+    /// read nor written: the bits of im2col then [`Quantizer::quantize_transposed`]. Per-row or
+    /// per-block scales of a format without a tensor-wide scale; an error elsewhere.
+    pub fn unfold_quantize_transposed(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        g: &ConvGeom,
+        x: &GpuBuffer<f32>,
+        scheme: QuantScheme,
+    ) -> Result<QuantizedTensor> {
+        g.check()?;
+        let l = QuantLayout::new(g.kdim(), g.rows(), scheme.format, scheme.granularity)?;
+        if !Im2colQuantizeTranspose::supports(&l) {
+            return Err(Error::InvalidArgument(format!(
+                "unfold_quantize_transposed: {} scales of {} need im2col and the transposing quantizer apart",
+                l.granularity, l.format
+            )));
+        }
+        let k = self.kernels(gpu, scheme.format)?;
+        if k.unfold_t.get().is_none() {
+            // (Two threads may both build it; the first one stored is kept.)
+            let _ = k.unfold_t.set(Im2colQuantizeTranspose::new(gpu, scheme.format)?);
+        }
+        let kernel = k.unfold_t.get().expect("just set");
+        let q = Self::alloc(gpu, enc, l)?;
+        kernel.encode(gpu, enc, g, x, &l, scheme.rounding, 1, &q.codes, &q.scales)?;
         Ok(q)
     }
 

@@ -17,8 +17,10 @@ pub const COMMON: &[(&str, &str)] = &[
     ("gemm_tiled", include_str!("../shaders/common/gemm_tiled.wgsl")),
     ("pool", include_str!("../shaders/common/pool.wgsl")),
     ("conv", include_str!("../shaders/common/conv.wgsl")),
+    ("unfold", include_str!("../shaders/common/unfold.wgsl")),
     ("pack", include_str!("../shaders/common/pack.wgsl")),
     ("one_pass", include_str!("../shaders/common/one_pass.wgsl")),
+    ("samples", include_str!("../shaders/common/samples.wgsl")),
     ("pack_rows", include_str!("../shaders/common/pack_rows.wgsl")),
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
     ("optim", include_str!("../shaders/common/optim.wgsl")),
@@ -31,12 +33,29 @@ const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", 
 const QUANT_PACK_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack"];
 /// The one-pass quantizers also share their masked loads and SMP-stacked stores.
 const QUANT_FUSED_INCLUDES: &[&str] =
-    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "one_pass", "pack_rows"];
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "one_pass", "samples", "pack_rows"];
 /// The fused unfold and quantizer: the one-pass quantizer's units and the convolution's unfold.
-const QUANT_UNFOLD_INCLUDES: &[&str] =
-    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "one_pass", "pack_rows", "conv"];
+const QUANT_UNFOLD_INCLUDES: &[&str] = &[
+    "rng",
+    "step",
+    "quant",
+    "fp8",
+    "fp4",
+    "log4",
+    "format",
+    "layout",
+    "pack",
+    "one_pass",
+    "samples",
+    "pack_rows",
+    "conv",
+    "unfold",
+];
 const QUANT_T_FUSED_INCLUDES: &[&str] =
-    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t", "one_pass"];
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t", "one_pass", "samples"];
+/// The transposing quantizer of an unfolded input: the SMP stores and the convolution's geometry.
+const QUANT_T_UNFOLD_INCLUDES: &[&str] =
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "samples", "conv"];
 /// The transposing quantizers share their packing.
 const QUANT_T_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t"];
 const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];
@@ -119,11 +138,16 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "softmax_xent", includes: &["step"], body: include_str!("../shaders/softmax_xent.wgsl") },
     KernelSource { name: "sgd", includes: &["step", "optim"], body: include_str!("../shaders/sgd.wgsl") },
     KernelSource { name: "adam", includes: &["step", "optim"], body: include_str!("../shaders/adam.wgsl") },
-    KernelSource { name: "im2col", includes: &["conv"], body: include_str!("../shaders/im2col.wgsl") },
+    KernelSource { name: "im2col", includes: &["conv", "unfold"], body: include_str!("../shaders/im2col.wgsl") },
     KernelSource {
         name: "im2col_quantize",
         includes: QUANT_UNFOLD_INCLUDES,
         body: include_str!("../shaders/im2col_quantize.wgsl"),
+    },
+    KernelSource {
+        name: "im2col_quantize_transpose",
+        includes: QUANT_T_UNFOLD_INCLUDES,
+        body: include_str!("../shaders/im2col_quantize_transpose.wgsl"),
     },
     KernelSource { name: "avgpool", includes: &["pool"], body: include_str!("../shaders/avgpool.wgsl") },
     KernelSource {
@@ -173,7 +197,8 @@ pub const NEEDS_FEATURES: &[&str] = &["peak_coop", "gemm_f32_lanes", "gemm_int_l
 /// why every loop it runs ends: each steps a counter by a positive amount (or halves it) towards
 /// a bound fixed before the loop. `LOWBIT_SHADER_CHECKS=1` puts the counter back, as for
 /// [`UNCHECKED`].
-pub const LOOPS_UNBOUNDED: &[&str] = &["quantize_fused", "quantize_transpose_fused", "im2col_quantize"];
+pub const LOOPS_UNBOUNDED: &[&str] =
+    &["quantize_fused", "quantize_transpose_fused", "im2col_quantize", "im2col_quantize_transpose"];
 
 /// Whether `LOWBIT_SHADER_CHECKS` asks for every check in every kernel.
 fn checks_forced() -> bool {

@@ -933,11 +933,15 @@ fn the_fused_unfold_and_quantizer_is_im2col_then_the_one_pass_quantizer() {
                 // Outputs start as NaN: every value of cols must be written.
                 let cols =
                     lowbit::GpuBuffer::from_slice(g, "cols", &vec![f32::NAN; geom.rows() * geom.kdim()]).unwrap();
-                let (codes, scales, _) = run(|e| qz().unfold_quantize(g, e, geom, &xb, &cols, scheme));
+                let (codes, scales, _) = run(|e| qz().unfold_quantize(g, e, geom, &xb, Some(&cols), scheme));
                 let (want_cols, want_codes, want_scales) = reference::im2col_quantize::im2col_quantize(&x, geom, &l, r);
                 assert_f32_bits_eq(&format!("cols {what}"), &cols.read(g).unwrap(), &want_cols);
                 assert_u32_eq(&format!("codes {what}"), &codes, &want_codes);
                 assert_f32_bits_eq(&format!("scales {what}"), &scales, &want_scales);
+                // Without cols (the codes entries): the same codes and scales.
+                let (codes1, scales1, _) = run(|e| qz().unfold_quantize(g, e, geom, &xb, None, scheme));
+                assert_u32_eq(&format!("codes without cols {what}"), &codes1, &want_codes);
+                assert_f32_bits_eq(&format!("scales without cols {what}"), &scales1, &want_scales);
                 // And the two launches it fuses, on the device.
                 let cols2 = lowbit::GpuBuffer::<f32>::zeros(g, "cols2", geom.rows() * geom.kdim()).unwrap();
                 let (codes2, scales2, _) = run(|e| {
@@ -970,9 +974,136 @@ fn the_fused_unfold_and_quantizer_is_im2col_then_the_one_pass_quantizer() {
     let xb = lowbit::GpuBuffer::<f32>::zeros(g, "x", geom.input_len()).unwrap();
     let block =
         QuantScheme { format: Format::Int8, granularity: Granularity::PerBlock(32), rounding: Rounding::Nearest };
-    let err = run_err(|e| qz().unfold_quantize(g, e, &geom, &xb, &cols, block));
+    let err = run_err(|e| qz().unfold_quantize(g, e, &geom, &xb, Some(&cols), block));
     assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("apart")), "{err}");
     let short = lowbit::GpuBuffer::<f32>::zeros(g, "short", geom.input_len() - 1).unwrap();
-    let err = run_err(|e| qz().unfold_quantize(g, e, &geom, &short, &cols, QuantScheme::per_row(Format::Int8)));
+    let err = run_err(|e| qz().unfold_quantize(g, e, &geom, &short, Some(&cols), QuantScheme::per_row(Format::Int8)));
     assert!(matches!(err, Error::Shape { .. }), "{err}");
+}
+
+#[test]
+fn the_unfolded_transposing_quantizer_is_im2col_then_the_transposing_quantizer() {
+    use lowbit::kernels::im2col::{ConvGeom, Im2col};
+    use lowbit::kernels::im2col_quantize_transpose::Im2colQuantizeTranspose;
+    let g = gpu();
+    let im2col = Im2col::new(g).unwrap();
+    let geoms = [
+        // L of 25 rows (one channel: the scalar entry), padding on every side.
+        ConvGeom { batch: 2, h: 9, w: 7, c: 1, kh: 5, kw: 5, stride: 1, pad: 2 },
+        // 4 channels, stride 2: the vec4 entry where L has enough rows (below: the scalar one).
+        ConvGeom { batch: 2, h: 6, w: 5, c: 4, kh: 3, kw: 3, stride: 2, pad: 1 },
+        // 16 channels, 144 rows of L: the vec4 entry; 3×3, padding 1, rows of 2·8·7 = 112 pixels.
+        ConvGeom { batch: 2, h: 8, w: 7, c: 16, kh: 3, kw: 3, stride: 1, pad: 1 },
+        // A 1×3 kernel past the stride, no padding, 5 channels; taps reaching past the image.
+        ConvGeom { batch: 1, h: 7, w: 9, c: 5, kh: 1, kw: 3, stride: 3, pad: 0 },
+        // A 1×1 projection with stride 2 (resnet's shortcut), 8 channels.
+        ConvGeom { batch: 3, h: 8, w: 8, c: 8, kh: 1, kw: 1, stride: 2, pad: 0 },
+    ];
+    let grans = [Granularity::PerRow, Granularity::PerBlock(32), Granularity::PerBlock(64)];
+    let mut cases = 0;
+    for (gi, geom) in geoms.iter().enumerate() {
+        let mut x = data(geom.input_len(), 70 + gi as u32, true);
+        // An all-zero image row: groups of zeros quantize to zero codes.
+        x[..geom.w * geom.c].iter_mut().for_each(|v| *v = 0.0);
+        let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
+        let cols = lowbit::GpuBuffer::<f32>::zeros(g, "cols", geom.rows() * geom.kdim()).unwrap();
+        for f in Format::ALL {
+            for gr in grans {
+                let gr = match (f.block(), gr) {
+                    (Some(b), Granularity::PerRow) => Granularity::PerBlock(b),
+                    (Some(_), _) => continue,
+                    _ => gr,
+                };
+                let Ok(l) = QuantLayout::new(geom.kdim(), geom.rows(), f, gr) else {
+                    continue;
+                };
+                if !Im2colQuantizeTranspose::supports(&l) {
+                    assert!(f.needs_tensor_amax(), "{f} {gr}");
+                    continue;
+                }
+                for r in roundings() {
+                    let what = format!("{geom:?} {f} {gr} {r:?}");
+                    let scheme = QuantScheme { format: f, granularity: gr, rounding: r };
+                    let (codes, scales, q) = run(|e| qz().unfold_quantize_transposed(g, e, geom, &xb, scheme));
+                    assert_eq!((q.layout.rows as usize, q.layout.cols as usize), (geom.kdim(), geom.rows()));
+                    let (want_codes, want_scales) =
+                        reference::im2col_quantize_transpose::im2col_quantize_transpose(&x, geom, &l, r);
+                    assert_u32_eq(&format!("codes {what}"), &codes, &want_codes);
+                    assert_f32_bits_eq(&format!("scales {what}"), &scales, &want_scales);
+                    // And the two launches it replaces, on the device.
+                    let (codes2, scales2, _) = run(|e| {
+                        im2col.encode_unfold(g, e, geom, &xb, &cols)?;
+                        let t = GpuTensor::from_buffer(cols.clone(), &[geom.rows(), geom.kdim()])?;
+                        qz().quantize_transposed(g, e, &t, scheme)
+                    });
+                    assert_u32_eq(&format!("codes vs im2col + quantize_transposed {what}"), &codes, &codes2);
+                    assert_f32_bits_eq(&format!("scales vs im2col + quantize_transposed {what}"), &scales, &scales2);
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert!(cases > 100, "{cases}");
+    // SMP: stacked samples, sample j bit for bit the quantization with stream + j alone.
+    let geom = geoms[2];
+    let x = data(geom.input_len(), 90, true);
+    let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
+    let l = QuantLayout::new(geom.kdim(), geom.rows(), Format::Int4, Granularity::PerRow).unwrap();
+    let k = Im2colQuantizeTranspose::new(g, Format::Int4).unwrap();
+    let codes = lowbit::GpuBuffer::<u32>::zeros(g, "codes", 3 * l.words()).unwrap();
+    let scales = lowbit::GpuBuffer::<f32>::zeros(g, "scales", 3 * l.n_groups as usize).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    k.encode(g, &mut enc, &geom, &xb, &l, Rounding::Stochastic { seed: 5, stream: 2 }, 3, &codes, &scales).unwrap();
+    g.queue.submit([enc.finish()]);
+    let (codes, scales) = (codes.read(g).unwrap(), scales.read(g).unwrap());
+    for j in 0..3 {
+        let r = Rounding::Stochastic { seed: 5, stream: 2 + j as u32 };
+        let (wc, ws) = reference::im2col_quantize_transpose::im2col_quantize_transpose(&x, &geom, &l, r);
+        assert_u32_eq(&format!("sample {j} codes"), &codes[j * l.words()..(j + 1) * l.words()], &wc);
+        let n = l.n_groups as usize;
+        assert_f32_bits_eq(&format!("sample {j} scales"), &scales[j * n..(j + 1) * n], &ws);
+    }
+    // Samples need stochastic rounding.
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let err = k.encode(g, &mut enc, &geom, &xb, &l, Rounding::Nearest, 2, &codes_buf(g, &l, 2), &scales_buf(g, &l, 2));
+    assert!(matches!(err, Err(Error::InvalidArgument(ref m)) if m.contains("stochastic")), "{err:?}");
+    // The quantized convolution takes it on CPU adapters, without a tensor-wide scale.
+    for (f, gr, takes) in [
+        (Format::Int8, Granularity::PerRow, g.is_cpu()),
+        (Format::Log4, Granularity::PerRow, g.is_cpu()),
+        (Format::Mxfp8, Granularity::PerBlock(32), g.is_cpu()),
+        (Format::Nvfp4, Granularity::PerBlock(16), false),
+    ] {
+        let l = QuantLayout::new(144, 112, f, gr).unwrap();
+        assert_eq!(Quantizer::unfolds_transposed(g, &l), takes, "{f} {gr}");
+    }
+    // What it does not take is an error, with nothing recorded.
+    let tensor = QuantScheme { format: Format::Int8, granularity: Granularity::PerTensor, rounding: Rounding::Nearest };
+    let err = run_err(|e| qz().unfold_quantize_transposed(g, e, &geom, &xb, tensor));
+    assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("apart")), "{err}");
+    let short = lowbit::GpuBuffer::<f32>::zeros(g, "short", geom.input_len() - 1).unwrap();
+    let err = run_err(|e| qz().unfold_quantize_transposed(g, e, &geom, &short, QuantScheme::per_row(Format::Int8)));
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+    let wrong = QuantLayout::new(geom.rows(), geom.kdim(), Format::Int4, Granularity::PerRow).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let err = k.encode(
+        g,
+        &mut enc,
+        &geom,
+        &xb,
+        &wrong,
+        Rounding::Nearest,
+        1,
+        &codes_buf(g, &wrong, 1),
+        &scales_buf(g, &wrong, 1),
+    );
+    assert!(matches!(err, Err(Error::Shape { .. })), "{err:?}");
+}
+
+fn codes_buf(g: &lowbit::Gpu, l: &QuantLayout, samples: usize) -> lowbit::GpuBuffer<u32> {
+    lowbit::GpuBuffer::zeros(g, "codes", l.words() * samples).unwrap()
+}
+
+fn scales_buf(g: &lowbit::Gpu, l: &QuantLayout, samples: usize) -> lowbit::GpuBuffer<f32> {
+    lowbit::GpuBuffer::zeros(g, "scales", l.n_groups as usize * samples).unwrap()
 }

@@ -33,6 +33,11 @@ fn amax_bits(x: f32) -> u32 {
     return b;
 }
 
+// amax_bits of each component.
+fn amax_bits4(v: vec4<f32>) -> vec4<u32> {
+    return vec4<u32>(amax_bits(v.x), amax_bits(v.y), amax_bits(v.z), amax_bits(v.w));
+}
+
 fn round_shift(mant: u32, shift: u32, stochastic: bool, r24: u32) -> u32 {
     if (shift == 0u) {
         return mant;

@@ -2,8 +2,10 @@
 //! quantizer of the unfolded rows ([`super::quantize_fused`]) in one launch, a thread per row of
 //! cols: the row is unfolded, its maximum taken as each value is stored, and packed from what was
 //! just written (still in the cache) — where the two launches write cols and then read it twice
-//! from memory. It writes cols as well (the weight gradient's operand is quantized from it), and
-//! the codes and scales `quantize_fused` gives for cols, bit for bit. Per-row scales of formats
+//! from memory. It writes cols as well where asked (the weight gradient's operand quantized from
+//! it), and the codes and scales `quantize_fused` gives for cols, bit for bit; without cols
+//! (entries `main_codes`, `main_codes_v4`) it unfolds each row twice from x instead, once for its
+//! maximum and once packing. Per-row scales of formats
 //! without a tensor-wide scale (not NVFP4); the quantized convolution takes it on CPU adapters,
 //! where a thread per row is how both kernels it fuses already run
 //! ([`crate::quant::Quantizer::unfolds_in_one_pass`]). Bindings: 0 `QuantParams`, 1 cols
@@ -25,8 +27,12 @@ pub struct Im2colQuantize {
     /// Entry `main_v4`, for formats with codes per word in fours (taken where channels are a
     /// multiple of 4).
     v4: Option<wgpu::ComputePipeline>,
+    /// Entries `main_codes` and `main_codes_v4` (channels a multiple of 4): cols not written.
+    codes: (wgpu::ComputePipeline, wgpu::ComputePipeline),
     /// Bound as the (unused) mask.
     no_mask: GpuBuffer<f32>,
+    /// Bound as cols where none is written.
+    no_cols: GpuBuffer<f32>,
 }
 
 impl Im2colQuantize {
@@ -54,7 +60,12 @@ impl Im2colQuantize {
             } else {
                 None
             },
+            codes: (
+                pipeline(gpu, "im2col_quantize", "main_codes", &pl, &format_constant(format))?,
+                pipeline(gpu, "im2col_quantize", "main_codes_v4", &pl, &format_constant(format))?,
+            ),
             no_mask: GpuBuffer::zeros(gpu, "im2col_quantize no mask", 4)?,
+            no_cols: GpuBuffer::zeros(gpu, "im2col_quantize no cols", 4)?,
             bgl,
         })
     }
@@ -64,8 +75,8 @@ impl Im2colQuantize {
         l.granularity == Granularity::PerRow && !l.format.needs_tensor_amax()
     }
 
-    /// Records `cols ← im2col(x)` and `(codes, scales) ← quantize(cols)` under `l` (the
-    /// `[rows, kh·kw·c]` layout of cols).
+    /// Records `cols ← im2col(x)` (where `cols` is given) and `(codes, scales) ←
+    /// quantize(im2col(x))` under `l` (the `[rows, kh·kw·c]` layout of cols).
     #[allow(clippy::too_many_arguments)]
     pub fn encode(
         &self,
@@ -73,7 +84,7 @@ impl Im2colQuantize {
         enc: &mut impl crate::Record,
         g: &ConvGeom,
         x: &GpuBuffer<f32>,
-        cols: &GpuBuffer<f32>,
+        cols: Option<&GpuBuffer<f32>>,
         l: &QuantLayout,
         rounding: Rounding,
         codes: &GpuBuffer<u32>,
@@ -99,15 +110,21 @@ impl Im2colQuantize {
             });
         }
         check_len("im2col_quantize", "x", x.len(), g.input_len())?;
-        check_len("im2col_quantize", "cols", cols.len(), g.rows() * g.kdim())?;
+        if let Some(cols) = cols {
+            check_len("im2col_quantize", "cols", cols.len(), g.rows() * g.kdim())?;
+        }
         check_len("im2col_quantize", "codes", codes.len(), l.words())?;
         check_len("im2col_quantize", "scales", scales.len(), l.n_groups as usize)?;
         let params = uniform(gpu, "im2col_quantize params", &QuantParams::row_tiles(l, rounding));
         let conv = uniform(gpu, "im2col_quantize conv", &ConvParams::new(g, g.rows() * g.kdim()));
         let step = enc.step_state(gpu).clone();
+        let v4 = g.c.is_multiple_of(4);
+        let (pipe, cols) = match cols {
+            Some(cols) => (self.v4.as_ref().filter(|_| v4).unwrap_or(&self.pipeline), cols),
+            None => (if v4 { &self.codes.1 } else { &self.codes.0 }, &self.no_cols),
+        };
         let buffers =
             [&params, cols.buffer(), codes.buffer(), scales.buffer(), &step, self.no_mask.buffer(), &conv, x.buffer()];
-        let pipe = self.v4.as_ref().filter(|_| g.c.is_multiple_of(4)).unwrap_or(&self.pipeline);
         dispatch(gpu, enc, "im2col_quantize", pipe, &self.bgl, &buffers, l.rows.div_ceil(WG))
     }
 }

@@ -27,6 +27,7 @@ pub mod hadamard;
 pub mod heads;
 pub mod im2col;
 pub mod im2col_quantize;
+pub mod im2col_quantize_transpose;
 pub mod layernorm;
 pub mod maxpool;
 pub mod mse;

@@ -28,7 +28,7 @@ use crate::{Error, Gpu, Result};
 const ROWS_PER_WORKGROUP: u32 = 32;
 /// Rows of L from which the per-thread path takes four rows per thread (`main_thread_v4`): fewer
 /// would leave a CPU adapter's cores without workgroups.
-const V4_MIN_ROWS: u32 = 128;
+pub(crate) const V4_MIN_ROWS: u32 = 128;
 
 /// Rows of L longer than this take the three-launch chain ([`QuantizeTransposeFused::preferred`]).
 pub const FUSED_T_MAX_COLS: usize = 2048;

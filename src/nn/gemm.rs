@@ -96,7 +96,8 @@ fn mismatch(product: Product, p: &ProductPolicy) -> Error {
 /// Records the forward product of X (`[rows, k]`) into a new `[rows, n]` output; in training,
 /// also what the backward needs. With `unfold` (a convolution), X is the unfolded matrix of that
 /// image, not yet written: unfolded here, in one launch with X's quantizer where the adapter
-/// takes it ([`Quantizer::unfolds_in_one_pass`]; the same bits), by im2col otherwise.
+/// takes it ([`Quantizer::unfolds_in_one_pass`]; the same bits; X then written only where read
+/// later), by im2col otherwise.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<R: Record>(
     cx: &mut Cx<R>,
@@ -128,6 +129,19 @@ pub(crate) fn forward<R: Record>(
     let mut coded = None;
     let mut w_amax = None;
     let wg = s.scheme.product(Product::WeightGrad, train);
+    // In training, a convolution's packed Xᵀ (the weight gradient's operand) is formed from its
+    // input where the adapter takes that ([`Quantizer::unfolds_transposed`]; the same bits).
+    let xt_from_image = match (unfold, wg.b) {
+        (Some(_), Operand::Packed { format, granularity, .. }) => {
+            train
+                && wg.rotation().is_none()
+                && QuantLayout::new(k, rows, format, granularity).is_ok_and(|l| Quantizer::unfolds_transposed(gpu, &l))
+        }
+        _ => false,
+    };
+    // The fused unfold writes X only where something later reads it: in training, the refit's
+    // copy or a weight-gradient operand made from X.
+    let keep_x = train && (s.refit.1.is_some() || !xt_from_image);
     // In training, a rotated, packed weight-gradient operand is made first where the forward's X
     // takes a tensor-wide scale (NVFP4): its rotation reads all of X and reduces X's maximum in
     // the same launch, so the forward's quantizer needs no absmax launch (same bits).
@@ -147,7 +161,7 @@ pub(crate) fn forward<R: Record>(
             let qs = QuantScheme { format: fa, granularity: ga, rounding: Rounding::Nearest };
             let qa = match (early.as_ref().and_then(|e| e.1.as_ref()), fused_unfold) {
                 (Some(a), _) => kk.qz.quantize_with_amax(gpu, cx.rec, &xt, qs, a)?,
-                (None, Some((g, img))) => kk.qz.unfold_quantize(gpu, cx.rec, g, img, x, qs)?,
+                (None, Some((g, img))) => kk.qz.unfold_quantize(gpu, cx.rec, g, img, keep_x.then_some(x), qs)?,
                 (None, None) => kk.qz.quantize(gpu, cx.rec, &xt, qs)?,
             };
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
@@ -182,9 +196,13 @@ pub(crate) fn forward<R: Record>(
     let f32_bytes = x.bytes();
     let saved = match wg.b {
         Operand::F32 => SavedX::F32 { x: x.clone(), transposed: false },
-        Operand::Packed { format, granularity, .. } => match early {
-            Some((q, _)) => SavedX::Packed(q),
-            None => {
+        Operand::Packed { format, granularity, .. } => match (early, unfold) {
+            (Some((q, _)), _) => SavedX::Packed(q),
+            (None, Some((g, img))) if xt_from_image => {
+                let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
+                SavedX::Packed(kk.qz.unfold_quantize_transposed(gpu, cx.rec, g, img, q)?)
+            }
+            (None, _) => {
                 let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
                 SavedX::Packed(
                     kk.rotated_transposed(gpu, cx.rec, x, rows, k, wg.rotation(), None, "rotated x", q, false)?.0,

@@ -1,0 +1,26 @@
+// The stacked stores of SMP samples, shared by the one-pass quantizers (quantize_fused,
+// quantize_transpose_fused, im2col_quantize, im2col_quantize_transpose). It reads the including
+// kernel's `p: QuantParams` and `st: StepState` and writes its `codes` and `scales`.
+
+// SMP: p.samples independent stochastic samples of the same tensor, stacked — sample j draws with
+// rng_key(seed, stream + j + stream base) and is stored one whole tensor of codes (rows ·
+// words_per_row words) and of scales (n_groups) after sample j - 1: what the integer GEMM averages
+// in its epilogue. The scales are the same in every sample (a group's maximum does not depend on
+// the draws). One sample is the plain quantizer.
+
+// The draw key of sample j.
+fn sample_key(j: u32) -> u32 {
+    return rng_key(p.seed, p.stream + j + st.stream_base);
+}
+
+// Where word `word` of row `row` of sample j goes in codes.
+fn code_at(j: u32, row: u32, word: u32) -> u32 {
+    return (j * p.rows + row) * p.words_per_row + word;
+}
+
+// Group g's scale, into every sample.
+fn store_scale(g: u32, s: f32) {
+    for (var j = 0u; j < p.samples; j++) {
+        scales[j * p.n_groups + g] = s;
+    }
+}
