@@ -11,7 +11,7 @@
 // same columns in step. Per group (the row, or each block of p.block_div columns): its maximum
 // over the pixels inside the image (the padding's zeros leave a maximum unchanged), one run of
 // pixels per output row; the group's scale (fmt_scale_for_amax, as the scale kernel's); then its
-// words packed with a cursor (b, oy, ox) stepped column by column, zeros included, so every
+// values packed in column order, per output row its zeros, its run of x and its zeros, so every
 // value, draw index (row·cols + col) and code is the one quantize_transpose_fused forms.
 // Formats without a tensor-wide scale (not NVFP4); SMP's stacked samples as the one-pass
 // quantizers store them (common/samples.wgsl).
@@ -78,13 +78,6 @@ fn next_row(q: Pix) -> Pix {
     return Pix(q.b + u32(last), select(q.oy + 1u, 0u, last), 0u);
 }
 
-fn next_pix(q: Pix) -> Pix {
-    if (q.ox + 1u == conv.ow) {
-        return next_row(q);
-    }
-    return Pix(q.b, q.oy, q.ox + 1u);
-}
-
 // Where tap t of pixel q reads x (an index in values, y and x clamped into the image), and
 // whether it lies inside the image (else the value is the padding's 0).
 struct At {
@@ -125,44 +118,98 @@ fn group_max(t: Tap, c0: u32, c1: u32) -> u32 {
     return m;
 }
 
-// Words w0 .. w1 of row `row` (tap t) of L, packed with inverse scale s_inv into every sample.
-fn pack_words(row: u32, t: Tap, w0: u32, w1: u32, s_inv: f32) {
-    let per_word = fmt_per_word();
-    let b = fmt_bits();
+// Packing state of the thread's row (main) or rows (main_v4, pk_acc4): the row (the first of
+// the four), the sample and its draw key, the inverse scale(s), the next column of L, the word
+// being filled, its index and the position in it.
+var<private> pk_row: u32;
+var<private> pk_sample: u32;
+var<private> pk_key: u32;
+var<private> pk_inv: vec4<f32>;
+var<private> pk_col: u32;
+var<private> pk_word: u32;
+var<private> pk_i: u32;
+var<private> pk_acc: u32;
+var<private> pk_acc4: vec4<u32>;
+
+// The packing state for sample smp from column c0 (the first of a word).
+fn pack_start(row: u32, smp: u32, c0: u32, inv: vec4<f32>) {
+    pk_row = row;
+    pk_sample = smp;
+    pk_key = sample_key(smp);
+    pk_inv = inv;
+    pk_col = c0;
+    pk_word = c0 / fmt_per_word();
+    pk_i = 0u;
+    pk_acc = 0u;
+    pk_acc4 = vec4<u32>();
+}
+
+// Column pk_col of the row packed as pack_word_t packs it (draw index row·cols + col), the word
+// stored once full (flush stores a row's last, partial word).
+fn push(v: f32) {
     let stochastic = p.stochastic == 1u;
-    for (var smp = 0u; smp < p.samples; smp++) {
-        let key = sample_key(smp);
-        var q = pix_of(w0 * per_word);
-        for (var word = w0; word < w1; word++) {
-            var packed = 0u;
-            for (var i = 0u; i < per_word; i++) {
-                let col = word * per_word + i;
-                if (col < p.cols) {
-                    var r = 0u;
-                    if (stochastic) {
-                        r = rng_draw24(key, row * p.cols + col);
-                    }
-                    let a = at_of(t, q);
-                    let v = select(0.0, x[a.i], a.inside);
-                    packed |= fmt_quantize(v, s_inv, stochastic, r) << (i * b);
-                    q = next_pix(q);
-                }
-            }
-            codes[code_at(smp, row, word)] = packed;
+    var r = 0u;
+    if (stochastic) {
+        r = rng_draw24(pk_key, pk_row * p.cols + pk_col);
+    }
+    pk_acc |= fmt_quantize(v, pk_inv.x, stochastic, r) << (pk_i * fmt_bits());
+    pk_col++;
+    pk_i++;
+    if (pk_i == fmt_per_word()) {
+        codes[code_at(pk_sample, pk_row, pk_word)] = pk_acc;
+        pk_word++;
+        pk_i = 0u;
+        pk_acc = 0u;
+    }
+}
+
+fn flush() {
+    if (pk_i > 0u) {
+        codes[code_at(pk_sample, pk_row, pk_word)] = pk_acc;
+    }
+}
+
+// Where tap t reads along the output row of q (columns q.ox .. end): the run [lo, hi) inside
+// the image (empty where the row's y is outside), zeros before and after it.
+fn run_of(t: Tap, q: Pix, end: u32) -> vec2<u32> {
+    let y = i32(q.oy * conv.stride) + t.dy;
+    if (y < 0 || y >= i32(conv.h)) {
+        return vec2<u32>(end, end);
+    }
+    let lo = clamp(t.ox_lo, q.ox, end);
+    return vec2<u32>(lo, clamp(t.ox_hi, lo, end));
+}
+
+// Columns [c0, c1) of tap t's row of L through push, one output row at a time: its zeros, its
+// run of x (a step of stride·c values per column), its zeros.
+fn pack_cols(t: Tap, c0: u32, c1: u32) {
+    var q = pix_of(c0);
+    let step = conv.stride * conv.c;
+    for (var col = c0; col < c1;) {
+        let n = min(conv.ow - q.ox, c1 - col);
+        let end = q.ox + n;
+        let run = run_of(t, q, end);
+        for (var ox = q.ox; ox < run.x; ox++) {
+            push(0.0);
         }
+        if (run.x < run.y) {
+            var i = at_of(t, Pix(q.b, q.oy, run.x)).i;
+            for (var ox = run.x; ox < run.y; ox++) {
+                push(x[i]);
+                i += step;
+            }
+        }
+        for (var ox = run.y; ox < end; ox++) {
+            push(0.0);
+        }
+        col += n;
+        q = next_row(q);
     }
 }
 
 // The groups of L along a row: p.block_div columns each (per row: one group, the row).
 fn group_len() -> u32 {
     return min(p.block_div, p.cols);
-}
-
-// The words of group blk (of `groups`, each `len` columns): [first, end).
-fn group_words(blk: u32, groups: u32, len: u32) -> vec2<u32> {
-    let per_group = len / fmt_per_word();
-    return vec2<u32>(blk * per_group, select(min((blk + 1u) * per_group, p.words_per_row), p.words_per_row,
-                                              blk + 1u == groups));
 }
 
 // Row `row` of L by one thread (entry main).
@@ -177,8 +224,12 @@ fn row_thread(row: u32) {
         let c0 = blk * len;
         let si = fmt_scale_for_amax(bitcast<f32>(group_max(t, c0, min(c0 + len, p.cols))));
         store_scale(row * p.row_mul + blk, si.x);
-        let w = group_words(blk, groups, len);
-        pack_words(row, t, w.x, w.y, si.y);
+        let c1 = min(c0 + len, p.cols);
+        for (var smp = 0u; smp < p.samples; smp++) {
+            pack_start(row, smp, c0, vec4<f32>(si.y));
+            pack_cols(t, c0, c1);
+            flush();
+        }
     }
 }
 
@@ -205,35 +256,61 @@ fn group_max4(t: Tap, c0: u32, c1: u32) -> vec4<u32> {
     return m;
 }
 
-// pack_words for rows r0 .. r0 + 3 with inverse scales inv.
-fn pack_words4(r0: u32, t: Tap, w0: u32, w1: u32, inv: vec4<f32>) {
-    let per_word = fmt_per_word();
-    let b = fmt_bits();
+// push for rows r0 .. r0 + 3 (pk_row = r0): column pk_col of each, v[j] of row r0 + j.
+fn push4(v: vec4<f32>) {
     let stochastic = p.stochastic == 1u;
-    for (var smp = 0u; smp < p.samples; smp++) {
-        let key = sample_key(smp);
-        var q = pix_of(w0 * per_word);
-        for (var word = w0; word < w1; word++) {
-            var packed = vec4<u32>();
-            for (var i = 0u; i < per_word; i++) {
-                let col = word * per_word + i;
-                if (col < p.cols) {
-                    let a = at_of(t, q);
-                    let v = select(vec4<f32>(), x4[a.i / 4u], a.inside);
-                    for (var j = 0u; j < 4u; j++) {
-                        var r = 0u;
-                        if (stochastic) {
-                            r = rng_draw24(key, (r0 + j) * p.cols + col);
-                        }
-                        packed[j] |= fmt_quantize(v[j], inv[j], stochastic, r) << (i * b);
-                    }
-                    q = next_pix(q);
-                }
-            }
-            for (var j = 0u; j < 4u; j++) {
-                codes[code_at(smp, r0 + j, word)] = packed[j];
+    for (var j = 0u; j < 4u; j++) {
+        var r = 0u;
+        if (stochastic) {
+            r = rng_draw24(pk_key, (pk_row + j) * p.cols + pk_col);
+        }
+        pk_acc4[j] |= fmt_quantize(v[j], pk_inv[j], stochastic, r) << (pk_i * fmt_bits());
+    }
+    pk_col++;
+    pk_i++;
+    if (pk_i == fmt_per_word()) {
+        store_words4();
+        pk_word++;
+        pk_i = 0u;
+        pk_acc4 = vec4<u32>();
+    }
+}
+
+fn store_words4() {
+    for (var j = 0u; j < 4u; j++) {
+        codes[code_at(pk_sample, pk_row + j, pk_word)] = pk_acc4[j];
+    }
+}
+
+fn flush4() {
+    if (pk_i > 0u) {
+        store_words4();
+    }
+}
+
+// pack_cols for rows r0 .. r0 + 3 (tap t, channels t.ch .. t.ch + 3), x read as vec4s.
+fn pack_cols4(t: Tap, c0: u32, c1: u32) {
+    var q = pix_of(c0);
+    let step = conv.stride * conv.c / 4u;
+    for (var col = c0; col < c1;) {
+        let n = min(conv.ow - q.ox, c1 - col);
+        let end = q.ox + n;
+        let run = run_of(t, q, end);
+        for (var ox = q.ox; ox < run.x; ox++) {
+            push4(vec4<f32>());
+        }
+        if (run.x < run.y) {
+            var i = at_of(t, Pix(q.b, q.oy, run.x)).i / 4u;
+            for (var ox = run.x; ox < run.y; ox++) {
+                push4(x4[i]);
+                i += step;
             }
         }
+        for (var ox = run.y; ox < end; ox++) {
+            push4(vec4<f32>());
+        }
+        col += n;
+        q = next_row(q);
     }
 }
 
@@ -254,8 +331,12 @@ fn row_thread4(r0: u32) {
             store_scale((r0 + j) * p.row_mul + blk, si.x);
             inv[j] = si.y;
         }
-        let w = group_words(blk, groups, len);
-        pack_words4(r0, t, w.x, w.y, inv);
+        let c1 = min(c0 + len, p.cols);
+        for (var smp = 0u; smp < p.samples; smp++) {
+            pack_start(r0, smp, c0, inv);
+            pack_cols4(t, c0, c1);
+            flush4();
+        }
     }
 }
 
