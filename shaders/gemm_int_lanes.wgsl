@@ -85,9 +85,10 @@ fn column(n0: u32, lane: u32, cc: u32) -> u32 {
     return n0 + 8u * cc + lane;
 }
 
-// Stores row `row`'s four outputs of this lane from their exact sums; returns the running max
-// |output| bits.
-fn store_row(iv: vec4<i32>, row: u32, n0: u32, lane: u32, amax_in: u32) -> u32 {
+// Stores row `row`'s four outputs of this lane from their exact sums, with this lane's column
+// scales sb and bias bn (each loaded once per tile: tile_scales_b, lanes_bias); returns the
+// running max |output| bits.
+fn store_row(iv: vec4<i32>, row: u32, n0: u32, lane: u32, amax_in: u32, sb: vec4<f32>, bn: vec4<f32>) -> u32 {
     if (row >= p.m) {
         return amax_in;
     }
@@ -104,10 +105,16 @@ fn store_row(iv: vec4<i32>, row: u32, n0: u32, lane: u32, amax_in: u32) -> u32 {
     let sa = scale_a(0u, row, 0u, a_groups);
     var v = vec4<f32>(0.0);
     for (var cc = 0u; cc < 4u; cc++) {
-        let col = min(column(n0, lane, cc), p.n - 1u);
-        v[cc] += (f32(iv[cc]) * lane_unit() * sa) * scale_b(col, 0u);
+        v[cc] += (f32(iv[cc]) * lane_unit() * sa) * sb[cc];
     }
-    return lanes_store_row(v, row, n0, lane, amax_in);
+    return lanes_store_row(v, row, n0, lane, amax_in, bn);
+}
+
+// This lane's four column scales of the block at element k (columns past N read the last's).
+fn tile_scales_b(n0: u32, lane: u32, k: u32) -> vec4<f32> {
+    let last = p.n - 1u;
+    return vec4<f32>(scale_b(min(column(n0, lane, 0u), last), k), scale_b(min(column(n0, lane, 1u), last), k),
+                     scale_b(min(column(n0, lane, 2u), last), k), scale_b(min(column(n0, lane, 3u), last), k));
 }
 
 // One row quad's block sums folded into acc: column i is row m0 + 4 q + i (q = quad); a_groups is
@@ -125,9 +132,7 @@ fn fold_quad(acc: mat4x4<f32>, sums: mat4x4<f32>, m0: u32, quad: u32, sb: vec4<f
 // The block starting at element kc: every output's exact block sum scaled by its row's and
 // column's block scales and added, as gemm_int's `main` folds a chunk.
 fn fold(acc: Acc, sums: Acc, m0: u32, n0: u32, lane: u32, kc: u32) -> Acc {
-    let last = p.n - 1u;
-    let sb = vec4<f32>(scale_b(min(column(n0, lane, 0u), last), kc), scale_b(min(column(n0, lane, 1u), last), kc),
-                       scale_b(min(column(n0, lane, 2u), last), kc), scale_b(min(column(n0, lane, 3u), last), kc));
+    let sb = tile_scales_b(n0, lane, kc);
     let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
     var r: Acc;
     r.q0 = fold_quad(acc.q0, sums.q0, m0, 0u, sb, kc, a_groups);
@@ -173,9 +178,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         iacc = flush(iacc, exact_sums(m0, n0, lane, k0, min(k0 + CHUNK_WORDS, kwords)));
     }
     // One loop over the 16 rows rather than 16 copies of the stores (as gemm_f32_lanes).
+    let sb = tile_scales_b(n0, lane, 0u);
+    let bn = lanes_bias(n0, lane);
     var m = 0u;
     for (var i = 0u; i < 16u; i++) {
-        m = store_row(iacc.r[i], m0 + i, n0, lane, m);
+        m = store_row(iacc.r[i], m0 + i, n0, lane, m, sb, bn);
     }
     if ((p.flags & FLAG_AMAX) != 0u) {
         atomicMax(&amax[0], m);

@@ -51,9 +51,22 @@ fn mac_quads(acc: Acc, bt: mat4x4<f32>, r0: mat4x4<f32>, r1: mat4x4<f32>, r2: ma
     return r;
 }
 
+// This lane's four columns' bias (0 without one; columns past N read the last column's and are
+// not stored), loaded once per tile for its 16 rows.
+fn lanes_bias(n0: u32, lane: u32) -> vec4<f32> {
+    var bn = vec4<f32>();
+    if ((p.flags & FLAG_BIAS) != 0u) {
+        for (var cc = 0u; cc < 4u; cc++) {
+            bn[cc] = bias[min(column(n0, lane, cc), p.n - 1u)];
+        }
+    }
+    return bn;
+}
+
 // Stores row `row`'s four outputs of this lane, v[cc] at column column(n0, lane, cc) (a function
-// each including kernel defines), through the epilogue; returns the running max |output| bits.
-fn lanes_store_row(v: vec4<f32>, row: u32, n0: u32, lane: u32, amax_in: u32) -> u32 {
+// each including kernel defines), through the epilogue with bias bn (lanes_bias); returns the
+// running max |output| bits.
+fn lanes_store_row(v: vec4<f32>, row: u32, n0: u32, lane: u32, amax_in: u32, bn: vec4<f32>) -> u32 {
     var local_amax = amax_in;
     if (row >= p.m) {
         return local_amax;
@@ -61,16 +74,12 @@ fn lanes_store_row(v: vec4<f32>, row: u32, n0: u32, lane: u32, amax_in: u32) -> 
     for (var cc = 0u; cc < 4u; cc++) {
         let col = column(n0, lane, cc);
         if (col < p.n) {
-            var bn = 0.0;
-            if ((p.flags & FLAG_BIAS) != 0u) {
-                bn = bias[col];
-            }
             let at = c_off + row * p.n + col;
             var old = 0.0;
             if ((p.flags & FLAG_ACCUMULATE) != 0u) {
                 old = c[at];
             }
-            let out = epilogue_value(p, v[cc], old, bn);
+            let out = epilogue_value(p, v[cc], old, bn[cc]);
             c[at] = out;
             local_amax = max(local_amax, amax_bits(out));
         }
@@ -85,9 +94,10 @@ fn lanes_finish(acc: Acc, m0: u32, n0: u32, lane: u32) {
     var out = array<vec4<f32>, 16>(acc.q0[0], acc.q0[1], acc.q0[2], acc.q0[3], acc.q1[0], acc.q1[1], acc.q1[2],
                                    acc.q1[3], acc.q2[0], acc.q2[1], acc.q2[2], acc.q2[3], acc.q3[0], acc.q3[1],
                                    acc.q3[2], acc.q3[3]);
+    let bn = lanes_bias(n0, lane);
     var m = 0u;
     for (var i = 0u; i < 16u; i++) {
-        m = lanes_store_row(out[i], m0 + i, n0, lane, m);
+        m = lanes_store_row(out[i], m0 + i, n0, lane, m, bn);
     }
     if ((p.flags & FLAG_AMAX) != 0u) {
         atomicMax(&amax[0], m);
