@@ -49,6 +49,16 @@ struct FormatKernels {
     unfold_t: OnceLock<Im2colQuantizeTranspose>,
 }
 
+/// What `cell` holds, built by `build` on first use (two threads may both build it; the first
+/// one stored is kept).
+fn built<T>(cell: &OnceLock<T>, build: impl FnOnce() -> Result<T>) -> Result<&T> {
+    if let Some(k) = cell.get() {
+        return Ok(k);
+    }
+    let k = build()?;
+    Ok(cell.get_or_init(|| k))
+}
+
 /// All quantizer kernels; per-format pipelines are built on first use and cached.
 pub struct Quantizer {
     absmax: Absmax,
@@ -265,11 +275,7 @@ impl Quantizer {
             )));
         }
         let k = self.kernels(gpu, scheme.format)?;
-        if k.unfold.get().is_none() {
-            // (Two threads may both build it; the first one stored is kept.)
-            let _ = k.unfold.set(Im2colQuantize::new(gpu, scheme.format)?);
-        }
-        let unfold = k.unfold.get().expect("just set");
+        let unfold = built(&k.unfold, || Im2colQuantize::new(gpu, scheme.format))?;
         let q = Self::alloc(gpu, enc, l)?;
         unfold.encode(gpu, enc, g, x, cols, &l, scheme.rounding, &q.codes, &q.scales)?;
         Ok(q)
@@ -305,11 +311,7 @@ impl Quantizer {
             )));
         }
         let k = self.kernels(gpu, scheme.format)?;
-        if k.unfold_t.get().is_none() {
-            // (Two threads may both build it; the first one stored is kept.)
-            let _ = k.unfold_t.set(Im2colQuantizeTranspose::new(gpu, scheme.format)?);
-        }
-        let kernel = k.unfold_t.get().expect("just set");
+        let kernel = built(&k.unfold_t, || Im2colQuantizeTranspose::new(gpu, scheme.format))?;
         let q = Self::alloc(gpu, enc, l)?;
         kernel.encode(gpu, enc, g, x, &l, scheme.rounding, 1, &q.codes, &q.scales)?;
         Ok(q)
