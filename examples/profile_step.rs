@@ -2,7 +2,8 @@
 //! 1. unprofiled, as training runs them: wall time per step, the host's split (recording, which
 //!    includes uploading the batch; submitting; waiting for the loss read-back), and what a step
 //!    records and creates (dispatches, compute passes, buffers / uniform buffers / bind groups
-//!    created — none once the step's plan exists);
+//!    created — none once the step's plan exists), and the scratch arena its plan lays the step's
+//!    temporaries out in (`Trainer::arena_bytes`);
 //! 2. profiled (timestamp queries around every dispatch, so each gets a compute pass of its own,
 //!    see `lowbit::profile`): GPU time per kernel.
 //!
@@ -123,6 +124,7 @@ fn run() -> lowbit::Result<()> {
         let wall = t0.elapsed().as_secs_f64() / n;
         let (record, submit, wait) = (sum.host.record / n, sum.host.submit / n, sum.host.wait / n);
         let dispatches = sum.counts.dispatches as f64 / n;
+        let arena = t.arena_bytes();
         let passes = sum.counts.passes as f64 / n;
         // 2. Profiled: GPU time per kernel.
         let kernels = if gpu.report().timestamps {
@@ -143,7 +145,7 @@ fn run() -> lowbit::Result<()> {
         println!(
             "{name} {scheme}: wall {:.3} ms/step; host record {:.1} µs ({:.2} µs per dispatch), submit {:.1} µs, wait {:.3} ms; \
              {dispatches:.0} dispatches in {passes:.1} passes; created per step: {:.1} buffers, {:.1} uniforms, {:.1} bind groups; \
-             GPU (sum of profiled kernels) {:.3} ms/step",
+             scratch arena {:.1} MiB; GPU (sum of profiled kernels) {:.3} ms/step",
             1e3 * wall,
             1e6 * record,
             1e6 * record / dispatches.max(1.0),
@@ -152,6 +154,7 @@ fn run() -> lowbit::Result<()> {
             created.buffers as f64 / n,
             created.uniforms as f64 / n,
             created.bind_groups as f64 / n,
+            arena as f64 / (1u64 << 20) as f64,
             1e3 * gpu_total,
         );
         for k in &kernels {
@@ -171,7 +174,7 @@ fn run() -> lowbit::Result<()> {
                        "host_wait_us": 1e6 * wait, "record_us_per_dispatch": 1e6 * record / dispatches.max(1.0),
                        "dispatches": dispatches, "compute_passes": passes,
                        "buffers_created": created.buffers as f64 / n, "uniforms_created": created.uniforms as f64 / n,
-                       "bind_groups_created": created.bind_groups as f64 / n,
+                       "bind_groups_created": created.bind_groups as f64 / n, "arena_bytes": arena,
                        "gpu_ms_per_step": if kernels.is_empty() { serde_json::Value::Null } else { json!(1e3 * gpu_total) },
                        "kernels": kernels.iter().map(|k| json!({"kernel": k.name, "ms_per_step": 1e3 * k.seconds / n,
                                                                "dispatches_per_step": k.dispatches as f64 / n})).collect::<Vec<_>>(),
