@@ -26,7 +26,7 @@
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
-// cols again, as vec4s (main_v4 only).
+// cols again, as vec4s (the _v4 entries only).
 @group(0) @binding(1) var<storage, read_write> x4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> codes: array<u32>;
 @group(0) @binding(3) var<storage, read_write> scales: array<f32>;
@@ -35,51 +35,25 @@
 @group(0) @binding(5) var<storage, read> mask4: array<vec4<f32>>;
 @group(0) @binding(6) var<uniform> conv: ConvParams;
 @group(0) @binding(7) var<storage, read> img: array<f32>;
-// x again, as vec4s (main_v4 only).
+// x again, as vec4s (the _v4 entries only).
 @group(0) @binding(7) var<storage, read> img4: array<vec4<f32>>;
 
 // The maximum magnitude (amax_bits) of the values this invocation's unfold has visited.
 var<private> row_max: u32;
 
 // What put_col and put_col4 do with each value of the row: 0 store it in cols and take its
-// magnitude into row_max (entries main, main_v4); 1 only take its magnitude; 2 pack it (the
-// codes-only entries, main_codes and main_codes_v4, whose second unfold packs the row as it
-// goes: the values in order, so pack_col counts the row's columns).
+// magnitude into row_max (entries main, main_v4); 1 only take its magnitude; 2 pack it
+// (common/pack_stream.wgsl: the codes-only entries, main_codes and main_codes_v4, whose second
+// unfold packs the row as it visits it, in order).
 var<private> mode: u32;
-// Packing (mode 2): the row, its sample and that sample's draw key, the inverse scale, the next
-// column of the row and the word being filled.
-var<private> pack_row: u32;
-var<private> pack_sample: u32;
-var<private> pack_key: u32;
-var<private> pack_inv: f32;
-var<private> pack_col: u32;
-var<private> pack_acc: u32;
 
 fn unfold_src(i: u32) -> f32 {
     return img[i];
 }
 
-// Column pack_col of the row packed as pack_word packs it (draw index row·cols + col), the word
-// stored once full or at the row's end.
-fn pack_value(v: f32) {
-    let per_word = fmt_per_word();
-    let i = pack_col % per_word;
-    let stochastic = p.stochastic == 1u;
-    var r = 0u;
-    if (stochastic) {
-        r = rng_draw24(pack_key, pack_row * p.cols + pack_col);
-    }
-    pack_acc |= fmt_quantize(v, pack_inv, stochastic, r) << (i * fmt_bits());
-    if (i + 1u == per_word || pack_col + 1u == p.cols) {
-        codes[code_at(pack_sample, pack_row, pack_col / per_word)] = pack_acc;
-        pack_acc = 0u;
-    }
-    pack_col++;
-}
-
 fn put_col(o: u32, v: f32) {
     if (mode == 2u) {
-        pack_value(v);
+        pack_push(v);
         return;
     }
     if (mode == 0u) {
@@ -94,10 +68,10 @@ fn unfold_src4(i: u32) -> vec4<f32> {
 
 fn put_col4(o: u32, v: vec4<f32>) {
     if (mode == 2u) {
-        pack_value(v.x);
-        pack_value(v.y);
-        pack_value(v.z);
-        pack_value(v.w);
+        pack_push(v.x);
+        pack_push(v.y);
+        pack_push(v.z);
+        pack_push(v.w);
         return;
     }
     if (mode == 0u) {
@@ -139,21 +113,6 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     store_words4(row, 0u, p.words_per_row, 1u, store_row_scale(row));
 }
 
-// The codes entries: row `row` without cols, one unfold for its maximum (mode 1), then per sample
-// one that packs it (mode 2, after pack_start and sample_start).
-fn pack_start(row: u32) {
-    pack_inv = store_row_scale(row);
-    mode = 2u;
-    pack_row = row;
-}
-
-fn sample_start(j: u32) {
-    pack_sample = j;
-    pack_key = sample_key(j);
-    pack_col = 0u;
-    pack_acc = 0u;
-}
-
 // The codes and scales of main, cols not written (where nothing reads it).
 @compute @workgroup_size(256)
 fn main_codes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -161,13 +120,16 @@ fn main_codes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     if (row >= p.rows) {
         return;
     }
+    // One unfold for the row's maximum, then per sample one that packs it.
     mode = 1u;
     row_max = 0u;
     unfold_row(conv, row);
-    pack_start(row);
+    let inv = vec4<f32>(store_row_scale(row));
+    mode = 2u;
     for (var j = 0u; j < p.samples; j++) {
-        sample_start(j);
+        pack_start(row, j, 0u, inv);
         unfold_row(conv, row);
+        pack_flush();
     }
 }
 
@@ -178,12 +140,15 @@ fn main_codes_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     if (row >= p.rows) {
         return;
     }
+    // One unfold for the row's maximum, then per sample one that packs it.
     mode = 1u;
     row_max = 0u;
     unfold_row4(conv, row);
-    pack_start(row);
+    let inv = vec4<f32>(store_row_scale(row));
+    mode = 2u;
     for (var j = 0u; j < p.samples; j++) {
-        sample_start(j);
+        pack_start(row, j, 0u, inv);
         unfold_row4(conv, row);
+        pack_flush();
     }
 }

@@ -11,13 +11,15 @@
 // same columns in step. Per group (the row, or each block of p.block_div columns): its maximum
 // over the pixels inside the image (the padding's zeros leave a maximum unchanged), one run of
 // pixels per output row; the group's scale (fmt_scale_for_amax, as the scale kernel's); then its
-// values packed in column order, per output row its zeros, its run of x and its zeros, so every
-// value, draw index (row·cols + col) and code is the one quantize_transpose_fused forms.
+// values packed in column order (common/pack_stream.wgsl), per output row its zeros, its run of x
+// and its zeros, so every value, draw index (row·cols + col) and code is the one
+// quantize_transpose_fused forms.
 // Formats without a tensor-wide scale (not NVFP4); SMP's stacked samples as the one-pass
 // quantizers store them (common/samples.wgsl).
-// Indices: rows past p.rows return; a pixel's x index is formed from y and x clamped into the
-// image and its value selected to 0 outside, so every load is in range (the launcher checks x's
-// length against the geometry, and codes and scales against the layout).
+// Indices: rows past p.rows return; a run's first x index is formed from y and x clamped into the
+// image (inside it, or an empty run's, unread), each step along a run stays inside, and the
+// padding's zeros are never loaded, so every load is in range (the launcher checks x's length
+// against the geometry, and codes and scales against the layout).
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
 // here and in the included units steps its counter by a positive constant (1) or by a run of at
 // least one column (the pixels left in the output row, or in the group, both at least 1 while the
@@ -78,95 +80,12 @@ fn next_row(q: Pix) -> Pix {
     return Pix(q.b + u32(last), select(q.oy + 1u, 0u, last), 0u);
 }
 
-// Where tap t of pixel q reads x (an index in values, y and x clamped into the image), and
-// whether it lies inside the image (else the value is the padding's 0).
-struct At {
-    i: u32,
-    inside: bool,
-}
-
-fn at_of(t: Tap, q: Pix) -> At {
-    let y = i32(q.oy * conv.stride) + t.dy;
-    let xx = i32(q.ox * conv.stride) + t.dx;
-    let inside = y >= 0 && y < i32(conv.h) && xx >= 0 && xx < i32(conv.w);
-    let yc = u32(clamp(y, 0, i32(conv.h) - 1));
-    let xc = u32(clamp(xx, 0, i32(conv.w) - 1));
-    return At(((q.b * conv.h + yc) * conv.w + xc) * conv.c + t.ch, inside);
-}
-
-// The maximum (amax_bits) of tap t's row of L over columns [c0, c1), one output row's run of
-// pixels inside the image at a time (main_v4's twin: group_max4).
-fn group_max(t: Tap, c0: u32, c1: u32) -> u32 {
-    var m = 0u;
-    var q = pix_of(c0);
-    let step = conv.stride * conv.c;
-    for (var col = c0; col < c1;) {
-        let n = min(conv.ow - q.ox, c1 - col);
-        let y = i32(q.oy * conv.stride) + t.dy;
-        let lo = max(q.ox, t.ox_lo);
-        let hi = min(q.ox + n, t.ox_hi);
-        if (y >= 0 && y < i32(conv.h) && lo < hi) {
-            var i = at_of(t, Pix(q.b, q.oy, lo)).i;
-            for (var ox = lo; ox < hi; ox++) {
-                m = max(m, amax_bits(x[i]));
-                i += step;
-            }
-        }
-        col += n;
-        q = next_row(q);
-    }
-    return m;
-}
-
-// Packing state of the thread's row (main) or rows (main_v4, pk_acc4): the row (the first of
-// the four), the sample and its draw key, the inverse scale(s), the next column of L, the word
-// being filled, its index and the position in it.
-var<private> pk_row: u32;
-var<private> pk_sample: u32;
-var<private> pk_key: u32;
-var<private> pk_inv: vec4<f32>;
-var<private> pk_col: u32;
-var<private> pk_word: u32;
-var<private> pk_i: u32;
-var<private> pk_acc: u32;
-var<private> pk_acc4: vec4<u32>;
-
-// The packing state for sample smp from column c0 (the first of a word).
-fn pack_start(row: u32, smp: u32, c0: u32, inv: vec4<f32>) {
-    pk_row = row;
-    pk_sample = smp;
-    pk_key = sample_key(smp);
-    pk_inv = inv;
-    pk_col = c0;
-    pk_word = c0 / fmt_per_word();
-    pk_i = 0u;
-    pk_acc = 0u;
-    pk_acc4 = vec4<u32>();
-}
-
-// Column pk_col of the row packed as pack_word_t packs it (draw index row·cols + col), the word
-// stored once full (flush stores a row's last, partial word).
-fn push(v: f32) {
-    let stochastic = p.stochastic == 1u;
-    var r = 0u;
-    if (stochastic) {
-        r = rng_draw24(pk_key, pk_row * p.cols + pk_col);
-    }
-    pk_acc |= fmt_quantize(v, pk_inv.x, stochastic, r) << (pk_i * fmt_bits());
-    pk_col++;
-    pk_i++;
-    if (pk_i == fmt_per_word()) {
-        codes[code_at(pk_sample, pk_row, pk_word)] = pk_acc;
-        pk_word++;
-        pk_i = 0u;
-        pk_acc = 0u;
-    }
-}
-
-fn flush() {
-    if (pk_i > 0u) {
-        codes[code_at(pk_sample, pk_row, pk_word)] = pk_acc;
-    }
+// Where tap t of pixel q reads x (an index in values; y and x clamped into the image, where the
+// callers take a run's first pixel, inside it, or an empty run's, whose index goes unread).
+fn x_index(t: Tap, q: Pix) -> u32 {
+    let y = clamp(i32(q.oy * conv.stride) + t.dy, 0, i32(conv.h) - 1);
+    let xx = clamp(i32(q.ox * conv.stride) + t.dx, 0, i32(conv.w) - 1);
+    return ((q.b * conv.h + u32(y)) * conv.w + u32(xx)) * conv.c + t.ch;
 }
 
 // Where tap t reads along the output row of q (columns q.ox .. end): the run [lo, hi) inside
@@ -180,7 +99,27 @@ fn run_of(t: Tap, q: Pix, end: u32) -> vec2<u32> {
     return vec2<u32>(lo, clamp(t.ox_hi, lo, end));
 }
 
-// Columns [c0, c1) of tap t's row of L through push, one output row at a time: its zeros, its
+// The maximum (amax_bits) of tap t's row of L over columns [c0, c1), one output row's run of
+// pixels inside the image at a time (main_v4's twin: group_max4).
+fn group_max(t: Tap, c0: u32, c1: u32) -> u32 {
+    var m = 0u;
+    var q = pix_of(c0);
+    let step = conv.stride * conv.c;
+    for (var col = c0; col < c1;) {
+        let n = min(conv.ow - q.ox, c1 - col);
+        let run = run_of(t, q, q.ox + n);
+        var i = x_index(t, Pix(q.b, q.oy, run.x));
+        for (var ox = run.x; ox < run.y; ox++) {
+            m = max(m, amax_bits(x[i]));
+            i += step;
+        }
+        col += n;
+        q = next_row(q);
+    }
+    return m;
+}
+
+// Columns [c0, c1) of tap t's row of L through pack_push, one output row at a time: its zeros, its
 // run of x (a step of stride·c values per column), its zeros.
 fn pack_cols(t: Tap, c0: u32, c1: u32) {
     var q = pix_of(c0);
@@ -190,17 +129,15 @@ fn pack_cols(t: Tap, c0: u32, c1: u32) {
         let end = q.ox + n;
         let run = run_of(t, q, end);
         for (var ox = q.ox; ox < run.x; ox++) {
-            push(0.0);
+            pack_push(0.0);
         }
-        if (run.x < run.y) {
-            var i = at_of(t, Pix(q.b, q.oy, run.x)).i;
-            for (var ox = run.x; ox < run.y; ox++) {
-                push(x[i]);
-                i += step;
-            }
+        var i = x_index(t, Pix(q.b, q.oy, run.x));
+        for (var ox = run.x; ox < run.y; ox++) {
+            pack_push(x[i]);
+            i += step;
         }
         for (var ox = run.y; ox < end; ox++) {
-            push(0.0);
+            pack_push(0.0);
         }
         col += n;
         q = next_row(q);
@@ -228,7 +165,7 @@ fn row_thread(row: u32) {
         for (var smp = 0u; smp < p.samples; smp++) {
             pack_start(row, smp, c0, vec4<f32>(si.y));
             pack_cols(t, c0, c1);
-            flush();
+            pack_flush();
         }
     }
 }
@@ -240,52 +177,16 @@ fn group_max4(t: Tap, c0: u32, c1: u32) -> vec4<u32> {
     let step = conv.stride * conv.c / 4u;
     for (var col = c0; col < c1;) {
         let n = min(conv.ow - q.ox, c1 - col);
-        let y = i32(q.oy * conv.stride) + t.dy;
-        let lo = max(q.ox, t.ox_lo);
-        let hi = min(q.ox + n, t.ox_hi);
-        if (y >= 0 && y < i32(conv.h) && lo < hi) {
-            var i = at_of(t, Pix(q.b, q.oy, lo)).i / 4u;
-            for (var ox = lo; ox < hi; ox++) {
-                m = max(m, amax_bits4(x4[i]));
-                i += step;
-            }
+        let run = run_of(t, q, q.ox + n);
+        var i = x_index(t, Pix(q.b, q.oy, run.x)) / 4u;
+        for (var ox = run.x; ox < run.y; ox++) {
+            m = max(m, amax_bits4(x4[i]));
+            i += step;
         }
         col += n;
         q = next_row(q);
     }
     return m;
-}
-
-// push for rows r0 .. r0 + 3 (pk_row = r0): column pk_col of each, v[j] of row r0 + j.
-fn push4(v: vec4<f32>) {
-    let stochastic = p.stochastic == 1u;
-    for (var j = 0u; j < 4u; j++) {
-        var r = 0u;
-        if (stochastic) {
-            r = rng_draw24(pk_key, (pk_row + j) * p.cols + pk_col);
-        }
-        pk_acc4[j] |= fmt_quantize(v[j], pk_inv[j], stochastic, r) << (pk_i * fmt_bits());
-    }
-    pk_col++;
-    pk_i++;
-    if (pk_i == fmt_per_word()) {
-        store_words4();
-        pk_word++;
-        pk_i = 0u;
-        pk_acc4 = vec4<u32>();
-    }
-}
-
-fn store_words4() {
-    for (var j = 0u; j < 4u; j++) {
-        codes[code_at(pk_sample, pk_row + j, pk_word)] = pk_acc4[j];
-    }
-}
-
-fn flush4() {
-    if (pk_i > 0u) {
-        store_words4();
-    }
 }
 
 // pack_cols for rows r0 .. r0 + 3 (tap t, channels t.ch .. t.ch + 3), x read as vec4s.
@@ -297,17 +198,15 @@ fn pack_cols4(t: Tap, c0: u32, c1: u32) {
         let end = q.ox + n;
         let run = run_of(t, q, end);
         for (var ox = q.ox; ox < run.x; ox++) {
-            push4(vec4<f32>());
+            pack_push4(vec4<f32>());
         }
-        if (run.x < run.y) {
-            var i = at_of(t, Pix(q.b, q.oy, run.x)).i / 4u;
-            for (var ox = run.x; ox < run.y; ox++) {
-                push4(x4[i]);
-                i += step;
-            }
+        var i = x_index(t, Pix(q.b, q.oy, run.x)) / 4u;
+        for (var ox = run.x; ox < run.y; ox++) {
+            pack_push4(x4[i]);
+            i += step;
         }
         for (var ox = run.y; ox < end; ox++) {
-            push4(vec4<f32>());
+            pack_push4(vec4<f32>());
         }
         col += n;
         q = next_row(q);
@@ -335,7 +234,7 @@ fn row_thread4(r0: u32) {
         for (var smp = 0u; smp < p.samples; smp++) {
             pack_start(r0, smp, c0, inv);
             pack_cols4(t, c0, c1);
-            flush4();
+            pack_flush4();
         }
     }
 }

@@ -21,6 +21,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("pack", include_str!("../shaders/common/pack.wgsl")),
     ("one_pass", include_str!("../shaders/common/one_pass.wgsl")),
     ("samples", include_str!("../shaders/common/samples.wgsl")),
+    ("pack_stream", include_str!("../shaders/common/pack_stream.wgsl")),
     ("pack_rows", include_str!("../shaders/common/pack_rows.wgsl")),
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
     ("optim", include_str!("../shaders/common/optim.wgsl")),
@@ -48,14 +49,16 @@ const QUANT_UNFOLD_INCLUDES: &[&str] = &[
     "one_pass",
     "samples",
     "pack_rows",
+    "pack_stream",
     "conv",
     "unfold",
 ];
 const QUANT_T_FUSED_INCLUDES: &[&str] =
     &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t", "one_pass", "samples"];
-/// The transposing quantizer of an unfolded input: the SMP stores and the convolution's geometry.
+/// The transposing quantizer of an unfolded input: the SMP stores, the stream packer it shares with
+/// the fused unfold, and the convolution's geometry.
 const QUANT_T_UNFOLD_INCLUDES: &[&str] =
-    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "samples", "conv"];
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "samples", "pack_stream", "conv"];
 /// The transposing quantizers share their packing.
 const QUANT_T_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t"];
 const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];
