@@ -7,7 +7,7 @@ use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, Qu
 use crate::format::Format;
 use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
-use crate::{Error, Gpu, Result};
+use crate::{Gpu, Result};
 
 /// The dequantize kernel for one format.
 pub struct Dequantize {
@@ -33,12 +33,7 @@ impl Dequantize {
         l: &QuantLayout,
         out: &GpuBuffer<f32>,
     ) -> Result<()> {
-        if l.format != self.format {
-            return Err(Error::InvalidArgument(format!(
-                "dequantize: kernel built for {}, layout is {}",
-                self.format, l.format
-            )));
-        }
+        super::check_built_for("dequantize", self.format, l)?;
         check_len("dequantize", "codes", codes.len(), l.words())?;
         check_len("dequantize", "scales", scales.len(), l.n_groups as usize)?;
         check_len("dequantize", "out", out.len(), (l.rows * l.cols) as usize)?;

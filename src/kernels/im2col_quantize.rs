@@ -91,12 +91,7 @@ impl Im2colQuantize {
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
         g.check()?;
-        if l.format != self.format {
-            return Err(Error::InvalidArgument(format!(
-                "im2col_quantize: kernel built for {}, layout is {}",
-                self.format, l.format
-            )));
-        }
+        super::check_built_for("im2col_quantize", self.format, l)?;
         if !Self::supports(l) {
             return Err(Error::InvalidArgument(format!(
                 "im2col_quantize: {} scales of {} need im2col and the quantizer apart",

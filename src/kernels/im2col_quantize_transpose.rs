@@ -76,12 +76,7 @@ impl Im2colQuantizeTranspose {
     ) -> Result<()> {
         const OP: &str = "im2col_quantize_transpose";
         g.check()?;
-        if l.format != self.format {
-            return Err(Error::InvalidArgument(format!(
-                "{OP}: kernel built for {}, layout is {}",
-                self.format, l.format
-            )));
-        }
+        super::check_built_for(OP, self.format, l)?;
         if !Self::supports(l) {
             return Err(Error::InvalidArgument(format!(
                 "{OP}: {} scales of {} need im2col and the transposing quantizer apart",

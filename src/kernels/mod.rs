@@ -234,6 +234,14 @@ pub(crate) fn dispatch(
 
 /// Fails unless `rounding` is stochastic: what a launch writing SMP's stacked samples needs (with
 /// nearest rounding every sample would be the same).
+/// `Ok` where layout `l` is in the format kernel `op` was built for; a clear error otherwise.
+pub(crate) fn check_built_for(op: &str, built: crate::format::Format, l: &crate::scheme::QuantLayout) -> Result<()> {
+    if l.format != built {
+        return Err(Error::InvalidArgument(format!("{op}: kernel built for {built}, layout is {}", l.format)));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_samples_rounding(op: &str, rounding: crate::scheme::Rounding) -> Result<()> {
     match rounding {
         crate::scheme::Rounding::Stochastic { .. } => Ok(()),

@@ -14,7 +14,7 @@ use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, Qu
 use crate::format::Format;
 use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
-use crate::{Error, Gpu, Result};
+use crate::{Gpu, Result};
 
 /// The quantize kernel for one format.
 pub struct Quantize {
@@ -59,12 +59,7 @@ impl Quantize {
         rounding: Rounding,
         codes: &GpuBuffer<u32>,
     ) -> Result<()> {
-        if l.format != self.format {
-            return Err(Error::InvalidArgument(format!(
-                "quantize: kernel built for {}, layout is {}",
-                self.format, l.format
-            )));
-        }
+        super::check_built_for("quantize", self.format, l)?;
         check_len("quantize", "x", x.len(), (l.rows * l.cols) as usize)?;
         check_len("quantize", "inv", inv.len(), l.n_groups as usize)?;
         check_len("quantize", "codes", codes.len(), l.words())?;

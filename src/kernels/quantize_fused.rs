@@ -218,12 +218,7 @@ impl QuantizeFused {
         if samples == 0 {
             return Err(Error::InvalidArgument("quantize_fused: samples must be at least 1".into()));
         }
-        if l.format != self.format {
-            return Err(Error::InvalidArgument(format!(
-                "quantize_fused: kernel built for {}, layout is {}",
-                self.format, l.format
-            )));
-        }
+        super::check_built_for("quantize_fused", self.format, l)?;
         let handled = if tensor_amax.is_some() { Self::supports_with_tensor_amax(l) } else { Self::supports(l) };
         if !handled {
             return Err(Error::InvalidArgument(format!(

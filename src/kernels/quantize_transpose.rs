@@ -11,7 +11,7 @@ use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, Qu
 use crate::format::Format;
 use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
-use crate::{Error, Gpu, Result};
+use crate::{Gpu, Result};
 
 /// The transposing quantizer for one format.
 pub struct QuantizeTranspose {
@@ -43,12 +43,7 @@ impl QuantizeTranspose {
         rounding: Rounding,
         codes: &GpuBuffer<u32>,
     ) -> Result<()> {
-        if l.format != self.format {
-            return Err(Error::InvalidArgument(format!(
-                "quantize_transpose: kernel built for {}, layout is {}",
-                self.format, l.format
-            )));
-        }
+        super::check_built_for("quantize_transpose", self.format, l)?;
         check_len("quantize_transpose", "x", x.len(), (l.rows * l.cols) as usize)?;
         check_len("quantize_transpose", "inv", inv.len(), l.n_groups as usize)?;
         check_len("quantize_transpose", "codes", codes.len(), l.words())?;
