@@ -13,10 +13,10 @@
 //! [`crate::reference::im2col_quantize_transpose`].
 
 use super::im2col::{ConvGeom, ConvParams};
-use super::quantize_transpose_fused::V4_MIN_ROWS;
+use super::quantize_transpose_fused::{QuantizeTransposeFused, V4_MIN_ROWS};
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
-use crate::scheme::{Granularity, QuantLayout, Rounding};
+use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
@@ -47,15 +47,11 @@ impl Im2colQuantizeTranspose {
         })
     }
 
-    /// Whether [`Im2colQuantizeTranspose::encode`] handles `l`: per-row scales, or blocks of whole
-    /// words, of a format without a tensor-wide scale.
+    /// Whether [`Im2colQuantizeTranspose::encode`] handles `l`: what
+    /// [`QuantizeTransposeFused::supports`] takes (per-row scales, or blocks of whole words, of a
+    /// format without a tensor-wide scale), the kernel whose output it gives.
     pub fn supports(l: &QuantLayout) -> bool {
-        !l.format.needs_tensor_amax()
-            && match l.granularity {
-                Granularity::PerRow => true,
-                Granularity::PerBlock(b) => b.is_multiple_of(l.per_word()),
-                Granularity::PerTensor => false,
-            }
+        QuantizeTransposeFused::supports(l)
     }
 
     /// Records `(codes, scales) ← quantize(im2col(x)ᵀ)` under `l` (the `[kh·kw·c, batch·oh·ow]`
