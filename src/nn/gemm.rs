@@ -196,19 +196,16 @@ pub(crate) fn forward<R: Record>(
     let f32_bytes = x.bytes();
     let saved = match wg.b {
         Operand::F32 => SavedX::F32 { x: x.clone(), transposed: false },
-        Operand::Packed { format, granularity, .. } => match (early, unfold) {
-            (Some((q, _)), _) => SavedX::Packed(q),
-            (None, Some((g, img))) if xt_from_image => {
-                let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
-                SavedX::Packed(kk.qz.unfold_quantize_transposed(gpu, cx.rec, g, img, q)?)
-            }
-            (None, _) => {
-                let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
-                SavedX::Packed(
-                    kk.rotated_transposed(gpu, cx.rec, x, rows, k, wg.rotation(), None, "rotated x", q, false)?.0,
-                )
-            }
-        },
+        Operand::Packed { format, granularity, .. } => {
+            let qs = QuantScheme { format, granularity, rounding: Rounding::Nearest };
+            SavedX::Packed(match (early, unfold) {
+                (Some((q, _)), _) => q,
+                (None, Some((g, img))) if xt_from_image => kk.qz.unfold_quantize_transposed(gpu, cx.rec, g, img, qs)?,
+                (None, _) => {
+                    kk.rotated_transposed(gpu, cx.rec, x, rows, k, wg.rotation(), None, "rotated x", qs, false)?.0
+                }
+            })
+        }
         Operand::Rounded { format } => {
             // The operand a quantized gradient would meet, dequantized: with it the fp32 gradient
             // differs from the quantized one by the gradient quantizer alone.
