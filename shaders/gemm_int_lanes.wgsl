@@ -3,8 +3,9 @@
 // own: gemm_int's tiles go through workgroup memory, which llvmpipe loads lane by lane, and its
 // dot4I8Packed is emulated there; on the convolutions of a small ResNet gemm_int took 5x
 // gemm_f32_lanes' time for the same products. Here the 16 x 32 tiles, loads, broadcasts and
-// stores of gemm_f32_lanes (common/lanes.wgsl) run on the codes widened to int8 lanes
-// (common/int_codes.wgsl) and converted to f32: every lane value is at most 128 in magnitude, so
+// stores of gemm_f32_lanes (common/lanes.wgsl) run on the codes' lane values as f32 (lane_f32_a/b
+// of common/int_codes.wgsl: widened to int8 lanes and converted, log4 and E2M1 decoded
+// directly): every lane value is at most 128 in magnitude, so
 // within a chunk of CHUNK_WORDS lane words (1024 products) every product and every partial sum is
 // an integer of at most 2^24, exact in f32 whatever the order; each chunk's sums are added into
 // i32 accumulators, so the i32 total is gemm_int's exact sum (wrapping as its i32 sums wrap) and
@@ -37,21 +38,17 @@ override FMT_B: u32 = 0u;
 // 1024 products of at most 128 x 128 = 2^14 stay within f32's 2^24 exact integers.
 const CHUNK_WORDS: u32 = 256u;
 
-fn lanes_f32(w: u32) -> vec4<f32> {
-    return vec4<f32>(unpack4xI8(w));
-}
-
 // Row m0 + 8 * half + lane's lane word kw, as four f32.
 fn load_a(m0: u32, kw: u32, lane: u32, half: u32) -> vec4<f32> {
-    return lanes_f32(lane_word_a(m0 + 8u * half + lane, kw, 0u));
+    return lane_f32_a(m0 + 8u * half + lane, kw, 0u);
 }
 
 // This lane's four columns (n0 + 8 cc + lane) at lane word kw: column kk of the result holds
 // the four columns' values at element 4 kw + kk.
 fn load_b(n0: u32, kw: u32, lane: u32) -> mat4x4<f32> {
-    return transpose(mat4x4<f32>(lanes_f32(lane_word_b(n0 + lane, kw)), lanes_f32(lane_word_b(n0 + 8u + lane, kw)),
-                                 lanes_f32(lane_word_b(n0 + 16u + lane, kw)),
-                                 lanes_f32(lane_word_b(n0 + 24u + lane, kw))));
+    return transpose(mat4x4<f32>(lane_f32_b(n0 + lane, kw), lane_f32_b(n0 + 8u + lane, kw),
+                                 lane_f32_b(n0 + 16u + lane, kw),
+                                 lane_f32_b(n0 + 24u + lane, kw)));
 }
 
 // The 16 rows' four outputs of this lane, as i32 (row 4q + i: index 4q + i).

@@ -55,8 +55,10 @@ fn widen4(nibbles: u32, fmt: u32) -> u32 {
     return out;
 }
 
-// Lane word kw (elements 4kw .. 4kw+3) of row `row` of an operand with `words` words per row.
-fn lane_word_a(row: u32, kw: u32, sample: u32) -> u32 {
+// The codes of lane word kw (elements 4kw .. 4kw+3) of A's row `row` as stored: the word (int8),
+// its byte (int2) or its 16 bits (4-bit formats) in the low bits; 0 (every format's code of 0)
+// past M or the K range.
+fn raw_word_a(row: u32, kw: u32, sample: u32) -> u32 {
     if (row >= p.m || kw * 4u >= k_end) {
         return 0u;
     }
@@ -65,13 +67,12 @@ fn lane_word_a(row: u32, kw: u32, sample: u32) -> u32 {
         return a_codes[base + kw];
     }
     if (FMT_A == 6u) {
-        return widen2(a_codes[base + kw / 4u] >> (8u * (kw % 4u)));
+        return (a_codes[base + kw / 4u] >> (8u * (kw % 4u))) & 0xffu;
     }
-    let w = a_codes[base + kw / 2u];
-    return widen4((w >> (16u * (kw % 2u))) & 0xffffu, FMT_A);
+    return (a_codes[base + kw / 2u] >> (16u * (kw % 2u))) & 0xffffu;
 }
 
-fn lane_word_b(col: u32, kw: u32) -> u32 {
+fn raw_word_b(col: u32, kw: u32) -> u32 {
     if (col >= p.n || kw * 4u >= k_end) {
         return 0u;
     }
@@ -80,10 +81,61 @@ fn lane_word_b(col: u32, kw: u32) -> u32 {
         return b_codes[base + kw];
     }
     if (FMT_B == 6u) {
-        return widen2(b_codes[base + kw / 4u] >> (8u * (kw % 4u)));
+        return (b_codes[base + kw / 4u] >> (8u * (kw % 4u))) & 0xffu;
     }
-    let w = b_codes[base + kw / 2u];
-    return widen4((w >> (16u * (kw % 2u))) & 0xffffu, FMT_B);
+    return (b_codes[base + kw / 2u] >> (16u * (kw % 2u))) & 0xffffu;
+}
+
+// Codes as raw_word_a/b give them, widened to four int8 lanes.
+fn widen(raw: u32, fmt: u32) -> u32 {
+    if (fmt == 0u) {
+        return raw;
+    }
+    if (fmt == 6u) {
+        return widen2(raw);
+    }
+    return widen4(raw, fmt);
+}
+
+// Lane word kw (elements 4kw .. 4kw+3) of row `row` of A as four int8 lanes.
+fn lane_word_a(row: u32, kw: u32, sample: u32) -> u32 {
+    return widen(raw_word_a(row, kw, sample), FMT_A);
+}
+
+fn lane_word_b(col: u32, kw: u32) -> u32 {
+    return widen(raw_word_b(col, kw), FMT_B);
+}
+
+// The four lane values of raw codes as f32 (the lanes kernels, which multiply in f32): the
+// widened lanes converted, but log4 and E2M1 codes decoded directly, four at once, where
+// widen4 packs them one by one into lanes that would be unpacked again. The same values.
+fn lanes_f32_of(raw: u32, fmt: u32) -> vec4<f32> {
+    if (fmt == 4u || is_fp4(fmt)) {
+        let c = (vec4<u32>(raw) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(0xfu);
+        let m = c & vec4<u32>(7u);
+        var mag: vec4<u32>;
+        if (fmt == 4u) {
+            // log4: level l is 2^(l-1), 0 for l = 0.
+            mag = (vec4<u32>(1u) << m) >> vec4<u32>(1u);
+        } else {
+            // E2M1 magnitude (e, f), twice its value: f for e = 0, else (2 + f) << (e - 1).
+            let e = m >> vec4<u32>(1u);
+            let f = m & vec4<u32>(1u);
+            mag = select((vec4<u32>(2u) + f) << (max(e, vec4<u32>(1u)) - vec4<u32>(1u)), f, e == vec4<u32>(0u));
+        }
+        let v = vec4<f32>(mag);
+        return select(v, -v, (c & vec4<u32>(8u)) != vec4<u32>(0u));
+    }
+    return vec4<f32>(unpack4xI8(widen(raw, fmt)));
+}
+
+// Lane word kw of A's row `row` (B's column `col`) as four f32.
+fn lane_f32_a(row: u32, kw: u32, sample: u32) -> vec4<f32> {
+    return lanes_f32_of(raw_word_a(row, kw, sample), FMT_A);
+}
+
+fn lane_f32_b(col: u32, kw: u32) -> vec4<f32> {
+    return lanes_f32_of(raw_word_b(col, kw), FMT_B);
 }
 
 fn scale_a(sample: u32, row: u32, k: u32, groups: u32) -> f32 {
