@@ -107,6 +107,11 @@ pub struct PlanOptions {
     pub poison: bool,
     /// Give every scratch value storage of its own instead of sharing (for comparisons).
     pub no_sharing: bool,
+    /// Record the chains of separate kernels where the adapter would run one kernel that fuses
+    /// them (today: a quantized convolution's input-gradient product and col2im, see
+    /// [`crate::kernels::gemm_int_col2im`]), so a test can compare the two: they give the same
+    /// bits, the fused step with fewer launches and less scratch.
+    pub unfused: bool,
 }
 
 /// What a plan holds and records, in counts that do not depend on the adapter's speed.

@@ -116,6 +116,11 @@ pub const KERNELS: &[KernelSource] = &[
         body: include_str!("../shaders/gemm_int.wgsl"),
     },
     KernelSource {
+        name: "gemm_int_col2im",
+        includes: &["quant", "fp8", "gemm", "int_codes", "conv"],
+        body: include_str!("../shaders/gemm_int_col2im.wgsl"),
+    },
+    KernelSource {
         name: "gemm_int_lanes",
         includes: &["quant", "fp8", "gemm", "int_codes", "lanes"],
         body: include_str!("../shaders/gemm_int_lanes.wgsl"),
@@ -186,8 +191,9 @@ pub const UNCHECKED: &[&str] = &["gemm_f32", "gemm_f32_naive", "gemm_fp8", "gemm
 /// Kernels that need an adapter feature beyond lowbit's baseline, with the naga capabilities
 /// that validate them: `peak_coop` uses cooperative matrices (SPIR-V's `CooperativeMatrixKHR`;
 /// no MSL or HLSL translation), f16 and subgroups; the lanes GEMMs (`gemm_f32_lanes`,
-/// `gemm_int_lanes`, `gemm_fp8_lanes`) use subgroups.
-pub const NEEDS_FEATURES: &[&str] = &["peak_coop", "gemm_f32_lanes", "gemm_int_lanes", "gemm_fp8_lanes"];
+/// `gemm_int_lanes`, `gemm_fp8_lanes`) and `gemm_int_col2im` use subgroups.
+pub const NEEDS_FEATURES: &[&str] =
+    &["peak_coop", "gemm_f32_lanes", "gemm_int_lanes", "gemm_fp8_lanes", "gemm_int_col2im"];
 
 /// Kernels compiled without naga's loop counter alone (index clamping stays on): the one-pass
 /// quantizers, whose per-element loops the counter (a 64-bit count, compared and branched on,

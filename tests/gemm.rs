@@ -1086,6 +1086,126 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
 }
 
 #[test]
+fn fused_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
+    use lowbit::kernels::gemm_int_col2im::GemmIntCol2im;
+    use lowbit::kernels::im2col::{ConvGeom, Im2col};
+    let g = gpu();
+    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
+    // lavapipe on x86 (CI's adapter) must have it: a missing kernel there is a failure.
+    assert!(
+        !eight_lane_cpu || GemmIntCol2im::available(g),
+        "a CPU adapter with 8-lane subgroups lacks gemm_int_col2im"
+    );
+    assert!(matches!(GemmIntCol2im::new(g, Format::Fp8E4M3, Format::Int8), Err(Error::InvalidArgument(_))));
+    if !GemmIntCol2im::available(g) {
+        let err = GemmIntCol2im::new(g, Format::Int8, Format::Int8).err().expect("built without 8-lane subgroups");
+        assert!(err.to_string().contains("subgroups"), "{err}");
+        return;
+    }
+    let per_row = |f: Format| QuantScheme { format: f, granularity: Granularity::PerRow, rounding: Rounding::Nearest };
+    let cases = [
+        (per_row(Format::Int8), per_row(Format::Int8)),
+        // LUQ's dX: a stochastic log4 gradient against int4 weights.
+        (QuantScheme::per_row(Format::Log4).stochastic(5, 2), per_row(Format::Int4)),
+        (per_row(Format::Int3), per_row(Format::Int2)),
+        (QuantScheme { granularity: Granularity::PerBlock(32), ..per_row(Format::Int8) }, per_row(Format::Int8)),
+        (QuantScheme::native(Format::Mxfp4).stochastic(6, 1), QuantScheme::native(Format::Mxfp4)),
+        (QuantScheme::native(Format::Nvfp4), QuantScheme::native(Format::Nvfp4)),
+    ];
+    // (geometry, output channels K): the MNIST CNN's conv2 at batch 2 (pixels not a multiple of
+    // the 32-pixel tile); two channel groups; three channels (a partial group) at stride 2; a
+    // strided 1x1; a kernel past its stride; K of one lane word and K past one 32-block.
+    let geom = |batch, h, w, c, k, stride, pad| ConvGeom { batch, h, w, c, kh: k, kw: k, stride, pad };
+    let geoms = [
+        (geom(2, 14, 14, 16, 5, 1, 2), 32),
+        (geom(3, 8, 8, 32, 3, 1, 1), 16),
+        (geom(2, 9, 7, 3, 3, 2, 1), 8),
+        (geom(1, 6, 6, 20, 1, 2, 0), 12),
+        (geom(1, 10, 10, 5, 4, 3, 1), 40),
+        (geom(2, 5, 6, 16, 3, 1, 1), 4),
+        (geom(1, 7, 7, 8, 3, 1, 2), 70),
+    ];
+    let fold = Im2col::new(g).unwrap();
+    for (sa, sb) in cases {
+        let (fa, fb) = (sa.format, sb.format);
+        let fused = GemmIntCol2im::new(g, fa, fb).unwrap();
+        let gemm = GemmInt::new(g, fa, fb).unwrap();
+        for &(geo, k) in &geoms {
+            let (m, n) = (geo.rows(), geo.kdim());
+            let what = format!("gemm_int_col2im {fa}x{fb} {geo:?} K {k}");
+            let qa = quantized(&data(m * k, 101, false), m, k, sa);
+            let qb = quantized(&data(n * k, 102, false), n, k, sb);
+            assert!(GemmIntCol2im::fits(&qa, &qb), "{what}: should fit");
+            // Stale values in dx must not survive: every value is written.
+            let dx = GpuBuffer::from_slice(g, "dx", &vec![f32::NAN; geo.input_len()]).unwrap();
+            submit(|e| fused.encode(g, e, &geo, &qa, &qb, &dx).unwrap());
+            let got = dx.read(g).unwrap();
+            let dcols = GpuBuffer::<f32>::zeros(g, "dcols", m * n).unwrap();
+            let unfused = GpuBuffer::<f32>::zeros(g, "unfused", geo.input_len()).unwrap();
+            submit(|e| {
+                gemm.encode(g, e, &qa, &qb, &Epilogue::default(), &dcols).unwrap();
+                fold.encode_fold(g, e, &geo, &dcols, &unfused).unwrap();
+            });
+            common::assert_f32_bits_eq(&format!("{what} vs gemm_int + col2im"), &got, &unfused.read(g).unwrap());
+            let want = reference::gemm_int_col2im::gemm_int_col2im(
+                &qa.codes.read(g).unwrap(),
+                &qa.scales.read(g).unwrap(),
+                &qa.layout,
+                &qb.codes.read(g).unwrap(),
+                &qb.scales.read(g).unwrap(),
+                &qb.layout,
+                &geo,
+            );
+            let taps = (geo.kh * geo.kw) as f64;
+            let bound = int_epilogue_bound(chunks(k, sa.granularity, sb.granularity), 1) + taps * 2f64.powi(-23);
+            check(&what, &got, &want, bound);
+        }
+    }
+    // What it refuses, with nothing written: SMP samples, per-row chunks past 1024 products,
+    // operands of other formats than it was built for, and operands of another geometry.
+    let geo = geom(1, 4, 4, 4, 3, 1, 1);
+    let (m, n) = (geo.rows(), geo.kdim());
+    let kernel = GemmIntCol2im::new(g, Format::Log4, Format::Int4).unwrap();
+    let xt = GpuTensor::from_slice(g, &data(m * 8, 103, false), &[m, 8]).unwrap();
+    let smp = {
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        let q =
+            qz().quantize_samples(g, &mut enc, &xt, QuantScheme::per_row(Format::Log4).stochastic(1, 0), 2).unwrap();
+        g.queue.submit([enc.finish()]);
+        q
+    };
+    let w4 = quantized(&data(n * 8, 104, false), n, 8, per_row(Format::Int4));
+    let marker = vec![7.0f32; geo.input_len()];
+    let dx = GpuBuffer::from_slice(g, "dx", &marker).unwrap();
+    let refuse = |what: &str, r: lowbit::Result<()>| {
+        let err = r.err().unwrap_or_else(|| panic!("{what}: accepted"));
+        assert!(matches!(err, Error::InvalidArgument(_) | Error::Shape { .. }), "{what}: {err}");
+    };
+    assert!(!GemmIntCol2im::fits(&smp, &w4));
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    refuse("samples", kernel.encode(g, &mut enc, &geo, &smp, &w4, &dx));
+    let long_a = quantized(&data(m * 1100, 105, false), m, 1100, per_row(Format::Int8));
+    let long_b = quantized(&data(n * 1100, 106, false), n, 1100, per_row(Format::Int8));
+    assert!(!GemmIntCol2im::fits(&long_a, &long_b));
+    let int8 = GemmIntCol2im::new(g, Format::Int8, Format::Int8).unwrap();
+    refuse("K past 1024 per row", int8.encode(g, &mut enc, &geo, &long_a, &long_b, &dx));
+    let a8 = quantized(&data(m * 8, 107, false), m, 8, per_row(Format::Int8));
+    refuse("formats", kernel.encode(g, &mut enc, &geo, &a8, &w4, &dx));
+    let other = geom(1, 4, 4, 4, 3, 2, 1);
+    refuse(
+        "geometry",
+        int8.encode(g, &mut enc, &other, &a8, &quantized(&data(n * 8, 108, false), n, 8, per_row(Format::Int8)), &dx),
+    );
+    let short = GpuBuffer::from_slice(g, "short", &marker[1..]).unwrap();
+    refuse(
+        "short dx",
+        int8.encode(g, &mut enc, &geo, &a8, &quantized(&data(n * 8, 108, false), n, 8, per_row(Format::Int8)), &short),
+    );
+    g.queue.submit([enc.finish()]);
+    assert_eq!(dx.read(g).unwrap(), marker, "a refused launch wrote dx");
+}
+
+#[test]
 fn fp8_lane_gemm_matches_the_reference_and_gemm_fp8s_bits_where_the_adapter_has_it() {
     use lowbit::kernels::gemm_fp8_lanes::GemmFp8Lanes;
     let g = gpu();

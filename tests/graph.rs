@@ -272,6 +272,44 @@ fn no_op_reads_scratch_it_did_not_write() {
 }
 
 #[test]
+fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() {
+    // On a CPU adapter with 8-lane subgroups, a quantized stride-1 convolution's input gradient
+    // runs its product and col2im in one launch (gemm_int_col2im); PlanOptions::unfused records
+    // the product into dcols and col2im instead. Gradients and updated parameters are the same
+    // bits; the fused step takes one launch fewer per such convolution. SMP's stacked samples and
+    // FP8 take the unfused chain either way.
+    let g = gpu();
+    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
+    // (model, its stride-1 convolutions whose input gradient is needed)
+    let models = [(ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1), (ModelSpec::resnet((8, 8, 1), 1, 3), 4)];
+    let schemes =
+        [("int8", true), ("luq4", true), ("int8+block32", true), ("nvfp4", true), ("luq4+smp2", false), ("fp8", false)];
+    for (spec, convs) in &models {
+        for (scheme, folds) in schemes {
+            let dim = spec.input.0 * spec.input.1 * spec.input.2;
+            let x = data(8 * dim, 31, false);
+            let labels: Vec<u32> = (0..8).map(|i| (i * 7) % 3).collect();
+            let run = |unfused: bool| {
+                let opt = OptimConfig { batch: 8, ..Default::default() };
+                let mut t = Trainer::new(g, spec.clone(), TrainScheme::preset(scheme).unwrap(), opt, 4).unwrap();
+                t.set_plan_options(lowbit::plan::PlanOptions { unfused, ..Default::default() });
+                let grads = t.gradients(&x, &labels).unwrap();
+                t.step(&x, &labels, 0.05).unwrap();
+                t.step(&x, &labels, 0.05).unwrap();
+                (grads, t.parameters().unwrap(), t.plan_stats(8).unwrap().dispatches)
+            };
+            let (fused, plain) = (run(false), run(true));
+            let what = format!("{} {scheme}", spec.name);
+            for ((n, _, a), (_, _, b)) in fused.0.iter().zip(&plain.0).chain(fused.1.iter().zip(&plain.1)) {
+                common::assert_f32_bits_eq(&format!("{what}: {n}"), a, b);
+            }
+            let fewer = if eight_lane_cpu && folds { *convs } else { 0 };
+            assert_eq!(fused.2 + fewer, plain.2, "{what}: launches per step, fused and not");
+        }
+    }
+}
+
+#[test]
 fn every_random_stream_of_a_run_is_distinct() {
     use lowbit::rng::{key, streams};
     let g = gpu();

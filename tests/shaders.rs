@@ -134,7 +134,9 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
         (_, "FORMAT") => (0..7).map(f64::from).collect(),
         // Tile::tpt().min(4): the 32×32 tile's 2, the 64×64 and 128×128 tiles' 4.
         (_, "TPT") => vec![2.0, 4.0],
-        ("gemm_int" | "gemm_int_lanes", "FMT_A" | "FMT_B") => vec![0.0, 1.0, 4.0, 5.0, 6.0, 7.0, 9.0, 10.0],
+        ("gemm_int" | "gemm_int_lanes" | "gemm_int_col2im", "FMT_A" | "FMT_B") => {
+            vec![0.0, 1.0, 4.0, 5.0, 6.0, 7.0, 9.0, 10.0]
+        }
         ("gemm_fp8" | "gemm_fp8_lanes", "FMT_A" | "FMT_B") => vec![2.0, 3.0, 8.0],
         (_, "WHOLE_K" | "B_CODES" | "TRANS_A" | "TRANS_B") => vec![0.0, 1.0],
         // batchnorm::V4_ROWS.

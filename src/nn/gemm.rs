@@ -230,13 +230,16 @@ pub(crate) fn forward<R: Record>(
 }
 
 /// Records the backward of a GEMM layer from `dy` `[rows, n]`: the weight and bias gradients
-/// into the node's gradient buffers, and, when `need_dx`, dX `[rows, k]`.
+/// into the node's gradient buffers, and, when `need_dx`, dX `[rows, k]` — or, for a convolution
+/// (`fold`: its geometry, X the unfolded input), dX of the image, the columns' gradient folded
+/// back by col2im (in one launch with the product where [`Kernels::folds`](super::kernels::Kernels::folds)).
 pub(crate) fn backward<R: Record>(
     cx: &mut Cx<R>,
     node: &NodeCx,
     saved: GemmSaved,
     dy: &GpuBuffer<f32>,
     need_dx: bool,
+    fold: Option<&ConvGeom>,
 ) -> Result<Option<GpuBuffer<f32>>> {
     let s = site(node)?;
     let GemmSaved { rows, k, n, x, y, w_amax } = saved;
@@ -351,9 +354,22 @@ pub(crate) fn backward<R: Record>(
     if !need_dx {
         return Ok(None);
     }
-    // dX = dY·W: W stored [n, k] is op(B) as [K, N].
-    let dx = cx.scratch::<f32>("dx", rows * k)?;
+    // dX = dY·W: W stored [n, k] is op(B) as [K, N]. A convolution's packed product and col2im
+    // run as one launch where the adapter takes that (the same bits, no dcols).
     let p = p_dx;
+    let fused_fold = fold.filter(|_| !cx.unfused).filter(|g| match (p.a, p.b) {
+        (Operand::Packed { format, granularity, samples, .. }, Operand::Packed { format: fb, granularity: gb, .. }) => {
+            match (QuantLayout::new(rows, n, format, granularity), QuantLayout::new(k, n, fb, gb)) {
+                (Ok(la), Ok(lb)) => kk.folds(gpu, g, &la, &lb, samples),
+                _ => false,
+            }
+        }
+        _ => false,
+    });
+    let dx = match fused_fold {
+        Some(g) => cx.scratch::<f32>("conv dx", g.input_len())?,
+        None => cx.scratch::<f32>("dx", rows * k)?,
+    };
     match (p.a, p.b) {
         (Operand::F32, Operand::F32) => {
             let shape = GemmShape { m: rows, n: k, k: n, trans_a: false, trans_b: true };
@@ -387,7 +403,10 @@ pub(crate) fn backward<R: Record>(
                 Some(a) if fb.needs_tensor_amax() => kk.qz.quantize_transposed_with_amax(gpu, cx.rec, &wt, qs, a)?,
                 _ => kk.qz.quantize_transposed(gpu, cx.rec, &wt, qs)?,
             };
-            kk.packed(gpu, cx.rec, &qg, &qwt, &none, &dx)?;
+            match fused_fold {
+                Some(geom) => kk.packed_col2im(gpu, cx.rec, geom, &qg, &qwt, &dx)?,
+                None => kk.packed(gpu, cx.rec, &qg, &qwt, &none, &dx)?,
+            }
         }
         (Operand::Levels { table: id, stochastic }, Operand::F32) => {
             let (t, buf) = table(s, id)?;
@@ -397,5 +416,12 @@ pub(crate) fn backward<R: Record>(
         }
         _ => return Err(mismatch(Product::InputGrad, &p)),
     }
-    Ok(Some(dx))
+    match (fold, fused_fold) {
+        (Some(g), None) => {
+            let img = cx.scratch::<f32>("conv dx", g.input_len())?;
+            kk.im2col.encode_fold(gpu, cx.rec, g, &dx, &img)?;
+            Ok(Some(img))
+        }
+        _ => Ok(Some(dx)),
+    }
 }

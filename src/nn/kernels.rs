@@ -12,12 +12,14 @@ use crate::kernels::finite::Finite;
 use crate::kernels::gelu::Gelu;
 use crate::kernels::gemm::Epilogue;
 use crate::kernels::gemm_f32::GemmF32;
+use crate::kernels::gemm_f32_lanes::GemmF32Lanes;
 use crate::kernels::gemm_fp8::GemmFp8;
-use crate::kernels::gemm_int::GemmInt;
+use crate::kernels::gemm_int::{GemmInt, INT_FORMATS};
+use crate::kernels::gemm_int_col2im::GemmIntCol2im;
 use crate::kernels::gemm_levels::GemmLevels;
 use crate::kernels::hadamard::{Axis, Hadamard, RotateExtras};
 use crate::kernels::heads::Heads;
-use crate::kernels::im2col::Im2col;
+use crate::kernels::im2col::{ConvGeom, Im2col};
 use crate::kernels::layernorm::LayerNorm;
 use crate::kernels::maxpool::MaxPool;
 use crate::kernels::mse::Mse;
@@ -28,7 +30,7 @@ use crate::kernels::softmax_xent::SoftmaxXent;
 use crate::kernels::tinyscript::TinyScript;
 use crate::kernels::transpose::Transpose;
 use crate::quant::{QuantizedTensor, Quantizer};
-use crate::scheme::QuantScheme;
+use crate::scheme::{QuantLayout, QuantScheme};
 use crate::tensor::{GpuBuffer, GpuTensor};
 use crate::{Error, Gpu, Record, Result};
 use std::collections::HashMap;
@@ -45,6 +47,7 @@ pub struct Kernels {
     pub f32: GemmF32,
     int: Mutex<HashMap<(Format, Format), Arc<GemmInt>>>,
     fp8: Mutex<HashMap<(Format, Format), Arc<GemmFp8>>>,
+    int_col2im: Mutex<HashMap<(Format, Format), Arc<GemmIntCol2im>>>,
     /// im2col and col2im.
     pub im2col: Im2col,
     /// Max pooling.
@@ -97,6 +100,7 @@ impl Kernels {
             f32: GemmF32::new(gpu)?,
             int: Mutex::new(HashMap::new()),
             fp8: Mutex::new(HashMap::new()),
+            int_col2im: Mutex::new(HashMap::new()),
             im2col: Im2col::new(gpu)?,
             maxpool: MaxPool::new(gpu)?,
             avgpool: AvgPool::new(gpu)?,
@@ -231,6 +235,36 @@ impl Kernels {
         } else {
             cached(&self.int, key, || GemmInt::new(gpu, key.0, key.1))?.encode_batched(gpu, rec, a, b, batches, epi, c)
         }
+    }
+
+    /// Whether [`Kernels::packed_col2im`] runs a convolution `g`'s input gradient from operands of
+    /// layouts `la` (dY, `samples` stacked) and `lb` (Wᵀ): on a CPU adapter with 8-lane subgroups
+    /// (where the GEMMs run their lanes kernels), integer formats that [`GemmIntCol2im::fits_layouts`],
+    /// stride 1. With a larger stride most taps reach no pixel (three in four at stride 2), and the
+    /// kernel, which runs every tap for every pixel of its tile, would multiply that many more
+    /// values than the GEMM into dcols does.
+    pub fn folds(&self, gpu: &Gpu, g: &ConvGeom, la: &QuantLayout, lb: &QuantLayout, samples: u32) -> bool {
+        g.stride == 1
+            && GemmF32Lanes::chosen(gpu)
+            && INT_FORMATS.contains(&la.format)
+            && INT_FORMATS.contains(&lb.format)
+            && GemmIntCol2im::fits_layouts(la, lb, samples)
+    }
+
+    /// `dx ← col2im(A·Bᵀ)` for convolution `g` in one launch ([`GemmIntCol2im`]; where
+    /// [`Kernels::folds`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn packed_col2im(
+        &self,
+        gpu: &Gpu,
+        rec: &mut impl Record,
+        g: &ConvGeom,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        dx: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let key = (a.layout.format, b.layout.format);
+        cached(&self.int_col2im, key, || GemmIntCol2im::new(gpu, key.0, key.1))?.encode(gpu, rec, g, a, b, dx)
     }
 }
 

@@ -114,6 +114,7 @@ impl Core {
             seed: self.seed,
             saved: ActivationBytes::default(),
             deferred: Vec::new(),
+            unfused: false,
         };
         let smp = self.scheme.smp;
         let node = NodeCx {
@@ -231,7 +232,7 @@ impl QuantLinear {
         let b = db.clone(); // the bias's values are not read by the backward
         let shapes = ((1, 1, k), (1, 1, n));
         let dx = self.core.with(rec, rows, true, saved.stream, params(w, &b, Some((dw, db))), shapes, |cx, node| {
-            gemm::backward(cx, node, saved.saved, dy.buffer(), need_dx)
+            gemm::backward(cx, node, saved.saved, dy.buffer(), need_dx, None)
         })?;
         dx.map(|d| GpuTensor::from_buffer(d, &[rows, k])).transpose()
     }

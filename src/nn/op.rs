@@ -184,6 +184,8 @@ pub struct Cx<'a, R: Record = Tape> {
     pub saved: ActivationBytes,
     /// State updates to record after the step's gradients are checked ([`Cx::defer`]).
     pub(crate) deferred: Vec<Deferred<'a, R>>,
+    /// Record unfused kernel chains ([`crate::plan::PlanOptions::unfused`]).
+    pub(crate) unfused: bool,
 }
 
 /// A state update an op records once the step's gradients are known to be finite.

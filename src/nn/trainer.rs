@@ -881,6 +881,7 @@ impl Trainer {
                 seed: self.seed,
                 saved: ActivationBytes::default(),
                 deferred: Vec::new(),
+                unfused: self.plan_options.unfused,
             };
             self.record_checks_and_update(&mut cx, Vec::new(), true)?;
             drop(cx);
@@ -926,6 +927,7 @@ impl Trainer {
             seed: self.seed,
             saved: ActivationBytes::default(),
             deferred: Vec::new(),
+            unfused: self.plan_options.unfused,
         };
         let nodes = self.graph.nodes();
         let shapes: Vec<Vec<Shape>> =

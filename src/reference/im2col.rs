@@ -29,15 +29,16 @@ pub fn im2col(x: &[f32], g: &ConvGeom) -> Vec<f32> {
     out
 }
 
-/// The adjoint fold, summing in `(kh, kw)` order per input element as the shader does.
-pub fn col2im(dcols: &[f32], g: &ConvGeom) -> Vec<f32> {
+/// The adjoint fold, summing in `(kh, kw)` order per input element as the shader does (in f32;
+/// other element types, such as f64 for error bounds, sum in the same order).
+pub fn col2im<T: Copy + Default + std::ops::AddAssign>(dcols: &[T], g: &ConvGeom) -> Vec<T> {
     let (oh, ow, kd) = (g.oh(), g.ow(), g.kdim());
-    let mut out = vec![0f32; g.input_len()];
+    let mut out = vec![T::default(); g.input_len()];
     for b in 0..g.batch {
         for y in 0..g.h {
             for x in 0..g.w {
                 for c in 0..g.c {
-                    let mut s = 0f32;
+                    let mut s = T::default();
                     for ky in 0..g.kh {
                         let ty = (y + g.pad) as isize - ky as isize;
                         if ty < 0 || !(ty as usize).is_multiple_of(g.stride) || ty as usize / g.stride >= oh {

@@ -21,6 +21,7 @@ pub mod gemm_f32_naive;
 pub mod gemm_fp8;
 pub mod gemm_fp8_lanes;
 pub mod gemm_int;
+pub mod gemm_int_col2im;
 pub mod gemm_int_lanes;
 pub mod gemm_levels;
 pub mod hadamard;

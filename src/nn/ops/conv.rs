@@ -109,14 +109,7 @@ pub(crate) fn backward<R: Record>(
     dy: &GpuBuffer<f32>,
     need_dx: bool,
 ) -> Result<Option<GpuBuffer<f32>>> {
-    match gemm::backward(cx, node, s.saved, dy, need_dx)? {
-        Some(dc) => {
-            let dx = cx.scratch::<f32>("conv dx", s.geom.input_len())?;
-            cx.kernels.im2col.encode_fold(cx.gpu, cx.rec, &s.geom, &dc, &dx)?;
-            Ok(Some(dx))
-        }
-        None => Ok(None),
-    }
+    gemm::backward(cx, node, s.saved, dy, need_dx, Some(&s.geom))
 }
 
 impl Backward for ConvSaved {

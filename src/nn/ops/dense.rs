@@ -61,6 +61,6 @@ impl Backward for DenseBackward {
         dy: &GpuBuffer<f32>,
         need: &[bool],
     ) -> Result<Vec<Option<GpuBuffer<f32>>>> {
-        Ok(vec![gemm::backward(cx, node, self.0, dy, need[0])?])
+        Ok(vec![gemm::backward(cx, node, self.0, dy, need[0], None)?])
     }
 }

@@ -1,0 +1,138 @@
+//! `gemm_int_col2im`: a quantized convolution's input gradient `dX = col2im(dY·Wᵀ)` in one launch,
+//! on a CPU adapter whose subgroups are one 8-wide SIMD vector (lavapipe). The unfused path
+//! multiplies into `dcols` (`[batch·oh·ow, kh·kw·c]`, `kh·kw` times dX's size) with
+//! [`super::gemm_int_lanes`] and folds it back with [`super::im2col`]'s col2im; there the stores
+//! of dcols and col2im's reads of it cost about what the products do. This kernel gathers, for
+//! each pixel of dX and each tap that reaches it, the dY row of that tap, and sums the taps in
+//! col2im's order: the bits of the unfused path, without dcols. A workgroup (one subgroup) owns 32
+//! pixels × 16 channels; a tap's 16 columns of W reach its lanes by subgroup broadcasts.
+//! Operands as [`super::gemm_int`]'s (any of its [`INT_FORMATS`]): A the quantized dY `[batch·oh·ow,
+//! K]`, B the quantized `Wᵀ` `[kh·kw·c, K]`, both packed along K (the output channels), one
+//! sample, scale chunks of at most [`MAX_BLOCK`] elements (one over all of K, or blocks).
+//! Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 dx, 6 `ConvParams`.
+//! Reference: [`crate::reference::gemm_int_col2im`].
+
+use super::gemm::GemmParams;
+use super::gemm_f32_lanes::GemmF32Lanes;
+use super::gemm_int::{packed_params, INT_FORMATS};
+use super::gemm_int_lanes::MAX_BLOCK;
+use super::im2col::{ConvGeom, ConvParams};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot};
+use crate::format::Format;
+use crate::quant::QuantizedTensor;
+use crate::scheme::QuantLayout;
+use crate::tensor::GpuBuffer;
+use crate::{Error, Gpu, Result};
+
+/// Pixels of dX per workgroup.
+pub const TILE_PIXELS: usize = 32;
+/// Channels of dX per workgroup.
+pub const TILE_CHANNELS: usize = 16;
+
+/// The fused product and fold for one pair of operand formats.
+pub struct GemmIntCol2im {
+    fmt_a: Format,
+    fmt_b: Format,
+    bgl: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl GemmIntCol2im {
+    /// Whether `gpu` can run this kernel (8-lane subgroups: [`GemmF32Lanes::available`]).
+    pub fn available(gpu: &Gpu) -> bool {
+        GemmF32Lanes::available(gpu)
+    }
+
+    /// Whether it computes these operands' product: one sample of each, and every scale chunk
+    /// along K (all of K for per-row scales) at most [`MAX_BLOCK`] elements, so each chunk's sums
+    /// are exact in f32.
+    pub fn fits(a: &QuantizedTensor, b: &QuantizedTensor) -> bool {
+        b.samples == 1 && Self::fits_layouts(&a.layout, &b.layout, a.samples)
+    }
+
+    /// [`GemmIntCol2im::fits`] for operands of layouts `la` (with `samples` stacked samples) and
+    /// `lb` (one), before they are quantized.
+    pub fn fits_layouts(la: &QuantLayout, lb: &QuantLayout, samples: u32) -> bool {
+        samples == 1 && la.shared_chunk(lb).min(la.cols) <= MAX_BLOCK
+    }
+
+    /// Builds the pipeline for dY in `fmt_a` and Wᵀ in `fmt_b` (any of [`INT_FORMATS`]); an error
+    /// on an adapter without 8-lane subgroups.
+    pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
+        const OP: &str = "gemm_int_col2im";
+        for f in [fmt_a, fmt_b] {
+            if !INT_FORMATS.contains(&f) {
+                return Err(Error::InvalidArgument(format!(
+                    "{OP} takes int8, int4, int3, int2, log4 or E2M1 operands, not {f}"
+                )));
+            }
+        }
+        GemmF32Lanes::require(gpu, OP)?;
+        let (bgl, pl) = layouts(
+            gpu,
+            OP,
+            &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Uniform],
+        );
+        let c = [("FMT_A", fmt_a.id() as f64), ("FMT_B", fmt_b.id() as f64)];
+        Ok(GemmIntCol2im { fmt_a, fmt_b, pipeline: pipeline(gpu, OP, "main", &pl, &c)?, bgl })
+    }
+
+    /// Records `dx ← col2im(A·Bᵀ)` for the convolution `g`: A the quantized gradient of its
+    /// output `[g.rows(), K]`, B its quantized `Wᵀ` `[g.kdim(), K]`, dx `[g.input_len()]` (NHWC),
+    /// overwritten. The same bits as [`super::gemm_int::GemmInt::encode`] into dcols (its
+    /// `gemm_int_lanes` path) followed by [`super::im2col::Im2col::encode_fold`].
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        g: &ConvGeom,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        dx: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        const OP: &str = "gemm_int_col2im";
+        g.check()?;
+        if a.layout.format != self.fmt_a || b.layout.format != self.fmt_b {
+            return Err(Error::InvalidArgument(format!(
+                "{OP}: built for {} × {}, got {} × {}",
+                self.fmt_a, self.fmt_b, a.layout.format, b.layout.format
+            )));
+        }
+        if !Self::fits(a, b) {
+            return Err(Error::InvalidArgument(format!(
+                "{OP} takes one sample and scale chunks of at most {MAX_BLOCK} along K, not {} samples in chunks \
+                 of {} over {}",
+                a.samples,
+                a.layout.shared_chunk(&b.layout),
+                a.layout.cols
+            )));
+        }
+        if (a.layout.rows as usize, b.layout.rows as usize) != (g.rows(), g.kdim()) {
+            return Err(Error::Shape {
+                op: OP,
+                detail: format!(
+                    "dY has {} rows and Wᵀ {}: the convolution ({g:?}) has {} output pixels and {} taps × channels",
+                    a.layout.rows,
+                    b.layout.rows,
+                    g.rows(),
+                    g.kdim()
+                ),
+            });
+        }
+        check_len(OP, "dx", dx.len(), g.input_len())?;
+        let mut p: GemmParams = packed_params(OP, a, b, 0, super::gemm::Tile::T32, 1)?;
+        let pixels = g.batch * g.h * g.w;
+        let tiles_n = g.c.div_ceil(TILE_CHANNELS);
+        let total = pixels
+            .div_ceil(TILE_PIXELS)
+            .checked_mul(tiles_n)
+            .and_then(|t| u32::try_from(t).ok())
+            .ok_or_else(|| Error::InvalidArgument(format!("{OP}: {g:?} is too many tiles")))?;
+        (p.tiles_n, p.total_tiles, p.splits) = (tiles_n as u32, total, 1);
+        let params = uniform(gpu, OP, &p);
+        let conv = uniform(gpu, "gemm_int_col2im conv", &ConvParams::new(g, g.input_len()));
+        let buffers =
+            [&params, a.codes.buffer(), a.scales.buffer(), b.codes.buffer(), b.scales.buffer(), dx.buffer(), &conv];
+        dispatch(gpu, enc, OP, &self.pipeline, &self.bgl, &buffers, total)
+    }
+}
