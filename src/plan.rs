@@ -108,9 +108,10 @@ pub struct PlanOptions {
     /// Give every scratch value storage of its own instead of sharing (for comparisons).
     pub no_sharing: bool,
     /// Record the chains of separate kernels where the adapter would run one kernel that fuses
-    /// them (today: a quantized convolution's input-gradient product and col2im, see
-    /// [`crate::kernels::gemm_int_col2im`]), so a test can compare the two: they give the same
-    /// bits, the fused step with fewer launches and less scratch.
+    /// them (today: a convolution's input-gradient product and col2im, see
+    /// [`crate::kernels::gemm_int_col2im`] and [`crate::kernels::gemm_f32_col2im`]), so a test can
+    /// compare the two: they give the same bits, the fused step with fewer launches and less
+    /// scratch.
     pub unfused: bool,
 }
 

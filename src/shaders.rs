@@ -27,6 +27,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("optim", include_str!("../shaders/common/optim.wgsl")),
     ("int_codes", include_str!("../shaders/common/int_codes.wgsl")),
     ("lanes", include_str!("../shaders/common/lanes.wgsl")),
+    ("col2im_tile", include_str!("../shaders/common/col2im_tile.wgsl")),
 ];
 
 const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout"];
@@ -106,6 +107,11 @@ pub const KERNELS: &[KernelSource] = &[
         body: include_str!("../shaders/gemm_f32_lanes.wgsl"),
     },
     KernelSource {
+        name: "gemm_f32_col2im",
+        includes: &["quant", "fp8", "gemm", "conv", "col2im_tile"],
+        body: include_str!("../shaders/gemm_f32_col2im.wgsl"),
+    },
+    KernelSource {
         name: "gemm_f32_naive",
         includes: GEMM_INCLUDES,
         body: include_str!("../shaders/gemm_f32_naive.wgsl"),
@@ -117,7 +123,7 @@ pub const KERNELS: &[KernelSource] = &[
     },
     KernelSource {
         name: "gemm_int_col2im",
-        includes: &["quant", "fp8", "gemm", "int_codes", "conv"],
+        includes: &["quant", "fp8", "gemm", "int_codes", "conv", "col2im_tile"],
         body: include_str!("../shaders/gemm_int_col2im.wgsl"),
     },
     KernelSource {
@@ -191,9 +197,10 @@ pub const UNCHECKED: &[&str] = &["gemm_f32", "gemm_f32_naive", "gemm_fp8", "gemm
 /// Kernels that need an adapter feature beyond lowbit's baseline, with the naga capabilities
 /// that validate them: `peak_coop` uses cooperative matrices (SPIR-V's `CooperativeMatrixKHR`;
 /// no MSL or HLSL translation), f16 and subgroups; the lanes GEMMs (`gemm_f32_lanes`,
-/// `gemm_int_lanes`, `gemm_fp8_lanes`) and `gemm_int_col2im` use subgroups.
+/// `gemm_int_lanes`, `gemm_fp8_lanes`) and the fused input gradients (`gemm_int_col2im`,
+/// `gemm_f32_col2im`) use subgroups.
 pub const NEEDS_FEATURES: &[&str] =
-    &["peak_coop", "gemm_f32_lanes", "gemm_int_lanes", "gemm_fp8_lanes", "gemm_int_col2im"];
+    &["peak_coop", "gemm_f32_lanes", "gemm_int_lanes", "gemm_fp8_lanes", "gemm_int_col2im", "gemm_f32_col2im"];
 
 /// Kernels compiled without naga's loop counter alone (index clamping stays on): the one-pass
 /// quantizers, whose per-element loops the counter (a 64-bit count, compared and branched on,

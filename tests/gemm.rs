@@ -1206,6 +1206,78 @@ fn fused_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
 }
 
 #[test]
+fn fused_f32_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
+    use lowbit::kernels::gemm_f32_col2im::GemmF32Col2im;
+    use lowbit::kernels::im2col::{ConvGeom, Im2col};
+    let g = gpu();
+    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
+    // lavapipe on x86 (CI's adapter) must have it: a missing kernel there is a failure.
+    assert!(
+        !eight_lane_cpu || GemmF32Col2im::available(g),
+        "a CPU adapter with 8-lane subgroups lacks gemm_f32_col2im"
+    );
+    if !GemmF32Col2im::available(g) {
+        let err = GemmF32Col2im::new(g).err().expect("built without 8-lane subgroups");
+        assert!(err.to_string().contains("subgroups"), "{err}");
+        return;
+    }
+    let kernel = GemmF32Col2im::new(g).unwrap();
+    let gemm = GemmF32::new(g).unwrap();
+    let fold = Im2col::new(g).unwrap();
+    let geom = |batch, h, w, c, k, stride, pad| ConvGeom { batch, h, w, c, kh: k, kw: k, stride, pad };
+    // The MNIST CNN's conv2 at batch 2; two channel groups; four channels (a partial group); a
+    // strided 1x1; a kernel past its stride; stride 2; K of one vec4.
+    let geoms = [
+        (geom(2, 14, 14, 16, 5, 1, 2), 32),
+        (geom(3, 8, 8, 32, 3, 1, 1), 16),
+        (geom(2, 5, 6, 4, 3, 1, 1), 8),
+        (geom(1, 6, 6, 20, 1, 2, 0), 12),
+        (geom(1, 10, 10, 8, 4, 3, 1), 40),
+        (geom(2, 9, 7, 4, 3, 2, 1), 4),
+    ];
+    for &(geo, k) in &geoms {
+        let (m, n) = (geo.rows(), geo.kdim());
+        let what = format!("gemm_f32_col2im {geo:?} K {k}");
+        let (dy, w) = (data(m * k, 111, false), data(k * n, 112, false));
+        let (dyb, wb) = (common::buf(&dy), common::buf(&w));
+        assert!(GemmF32Col2im::fits(&geo, k), "{what}: should fit");
+        let dx = GpuBuffer::from_slice(g, "dx", &vec![f32::NAN; geo.input_len()]).unwrap();
+        submit(|e| kernel.encode(g, e, &geo, k, &dyb, &wb, &dx).unwrap());
+        let got = dx.read(g).unwrap();
+        let dcols = GpuBuffer::<f32>::zeros(g, "dcols", m * n).unwrap();
+        let unfused = GpuBuffer::<f32>::zeros(g, "unfused", geo.input_len()).unwrap();
+        let shape = GemmShape { m, n, k, trans_a: false, trans_b: true };
+        submit(|e| {
+            gemm.encode(g, e, &dyb, &wb, shape, &Epilogue::default(), &dcols).unwrap();
+            fold.encode_fold(g, e, &geo, &dcols, &unfused).unwrap();
+        });
+        common::assert_f32_bits_eq(&format!("{what} vs gemm_f32 + col2im"), &got, &unfused.read(g).unwrap());
+        let want = reference::gemm_f32_col2im::gemm_f32_col2im(&dy, &w, &geo, k);
+        check(&what, &got, &want, f32_bound(k) + (geo.kh * geo.kw) as f64 * 2f64.powi(-23));
+    }
+    // What it refuses, with nothing written: channels or K not multiples of 4, short buffers.
+    let geo = geom(1, 4, 4, 4, 3, 1, 1);
+    let marker = vec![7.0f32; geo.input_len()];
+    let dx = GpuBuffer::from_slice(g, "dx", &marker).unwrap();
+    let (dy, w) = (common::buf(&data(geo.rows() * 8, 113, false)), common::buf(&data(8 * geo.kdim(), 114, false)));
+    let three = geom(1, 4, 4, 3, 3, 1, 1);
+    assert!(!GemmF32Col2im::fits(&three, 8) && !GemmF32Col2im::fits(&geo, 6));
+    let short = GpuBuffer::from_slice(g, "short", &marker[1..]).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    for (what, r) in [
+        ("three channels", kernel.encode(g, &mut enc, &three, 8, &dy, &w, &dx)),
+        ("K of 6", kernel.encode(g, &mut enc, &geo, 6, &dy, &w, &dx)),
+        ("short dx", kernel.encode(g, &mut enc, &geo, 8, &dy, &w, &short)),
+        ("short w", kernel.encode(g, &mut enc, &geo, 8, &dy, &dy, &dx)),
+    ] {
+        let err = r.err().unwrap_or_else(|| panic!("{what}: accepted"));
+        assert!(matches!(err, Error::InvalidArgument(_) | Error::Shape { .. }), "{what}: {err}");
+    }
+    g.queue.submit([enc.finish()]);
+    assert_eq!(dx.read(g).unwrap(), marker, "a refused launch wrote dx");
+}
+
+#[test]
 fn fp8_lane_gemm_matches_the_reference_and_gemm_fp8s_bits_where_the_adapter_has_it() {
     use lowbit::kernels::gemm_fp8_lanes::GemmFp8Lanes;
     let g = gpu();

@@ -354,10 +354,11 @@ pub(crate) fn backward<R: Record>(
     if !need_dx {
         return Ok(None);
     }
-    // dX = dY·W: W stored [n, k] is op(B) as [K, N]. A convolution's packed product and col2im
-    // run as one launch where the adapter takes that (the same bits, no dcols).
+    // dX = dY·W: W stored [n, k] is op(B) as [K, N]. A convolution's f32 or packed product and
+    // col2im run as one launch where the adapter takes that (the same bits, no dcols).
     let p = p_dx;
     let fused_fold = fold.filter(|_| !cx.unfused).filter(|g| match (p.a, p.b) {
+        (Operand::F32, Operand::F32) => kk.folds_f32(g, n).is_some(),
         (Operand::Packed { format, granularity, samples, .. }, Operand::Packed { format: fb, granularity: gb, .. }) => {
             match (QuantLayout::new(rows, n, format, granularity), QuantLayout::new(k, n, fb, gb)) {
                 (Ok(la), Ok(lb)) => kk.folds(gpu, g, &la, &lb, samples),
@@ -371,10 +372,13 @@ pub(crate) fn backward<R: Record>(
         None => cx.scratch::<f32>("dx", rows * k)?,
     };
     match (p.a, p.b) {
-        (Operand::F32, Operand::F32) => {
-            let shape = GemmShape { m: rows, n: k, k: n, trans_a: false, trans_b: true };
-            kk.f32.encode(gpu, cx.rec, &g, w, shape, &none, &dx)?;
-        }
+        (Operand::F32, Operand::F32) => match fused_fold.and_then(|geom| Some((geom, kk.folds_f32(geom, n)?))) {
+            Some((geom, fused)) => fused.encode(gpu, cx.rec, geom, n, &g, w, &dx)?,
+            None => {
+                let shape = GemmShape { m: rows, n: k, k: n, trans_a: false, trans_b: true };
+                kk.f32.encode(gpu, cx.rec, &g, w, shape, &none, &dx)?;
+            }
+        },
         (Operand::F32, Operand::Rounded { format }) => {
             // Wᵀ [k, n] quantized per row and dequantized is op(B) as stored.
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;

@@ -12,6 +12,7 @@ use crate::kernels::finite::Finite;
 use crate::kernels::gelu::Gelu;
 use crate::kernels::gemm::Epilogue;
 use crate::kernels::gemm_f32::GemmF32;
+use crate::kernels::gemm_f32_col2im::GemmF32Col2im;
 use crate::kernels::gemm_f32_lanes::GemmF32Lanes;
 use crate::kernels::gemm_fp8::GemmFp8;
 use crate::kernels::gemm_int::{GemmInt, INT_FORMATS};
@@ -48,6 +49,8 @@ pub struct Kernels {
     int: Mutex<HashMap<(Format, Format), Arc<GemmInt>>>,
     fp8: Mutex<HashMap<(Format, Format), Arc<GemmFp8>>>,
     int_col2im: Mutex<HashMap<(Format, Format), Arc<GemmIntCol2im>>>,
+    /// The f32 convolutions' fused input gradient, where the GEMMs run their lanes kernels.
+    f32_col2im: Option<GemmF32Col2im>,
     /// im2col and col2im.
     pub im2col: Im2col,
     /// Max pooling.
@@ -101,6 +104,7 @@ impl Kernels {
             int: Mutex::new(HashMap::new()),
             fp8: Mutex::new(HashMap::new()),
             int_col2im: Mutex::new(HashMap::new()),
+            f32_col2im: GemmF32Lanes::chosen(gpu).then(|| GemmF32Col2im::new(gpu)).transpose()?,
             im2col: Im2col::new(gpu)?,
             maxpool: MaxPool::new(gpu)?,
             avgpool: AvgPool::new(gpu)?,
@@ -249,6 +253,13 @@ impl Kernels {
             && INT_FORMATS.contains(&la.format)
             && INT_FORMATS.contains(&lb.format)
             && GemmIntCol2im::fits_layouts(la, lb, samples)
+    }
+
+    /// The f32 counterpart of [`Kernels::folds`] for convolution `g` with `k` output channels:
+    /// [`GemmF32Col2im`] where the GEMMs run their lanes kernels, stride 1, and `k` and the input
+    /// channels multiples of 4.
+    pub fn folds_f32(&self, g: &ConvGeom, k: usize) -> Option<&GemmF32Col2im> {
+        self.f32_col2im.as_ref().filter(|_| g.stride == 1 && GemmF32Col2im::fits(g, k))
     }
 
     /// `dx ← col2im(A·Bᵀ)` for convolution `g` in one launch ([`GemmIntCol2im`]; where

@@ -16,6 +16,7 @@ pub mod finite;
 pub mod format_check;
 pub mod gelu;
 pub mod gemm_f32;
+pub mod gemm_f32_col2im;
 pub mod gemm_f32_lanes;
 pub mod gemm_f32_naive;
 pub mod gemm_fp8;
