@@ -25,13 +25,6 @@ override FMT_B: u32 = 2u;
 @group(0) @binding(6) var<storage, read_write> c: array<f32>;
 @group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
 
-fn fp8_value(code: u32, fmt: u32) -> f32 {
-    if (fmt == 3u) {
-        return fp8_decode(code, 5u, 2u, 15, true);
-    }
-    return fp8_decode(code, 4u, 3u, 7, false);
-}
-
 // Dequantized elements for the shared loops (shaders/common/gemm_tiled.wgsl; operands are never
 // transposed here).
 fn load_a(row: u32, k: u32) -> f32 {

@@ -25,19 +25,6 @@ override FMT_B: u32 = 2u;
 @group(0) @binding(6) var<storage, read_write> c: array<f32>;
 @group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
 
-fn fp8_value(code: u32, fmt: u32) -> f32 {
-    if (fmt == 3u) {
-        return fp8_decode(code, 5u, 2u, 15, true);
-    }
-    return fp8_decode(code, 4u, 3u, 7, false);
-}
-
-// The four values of lane word `w` in format `fmt`, each scaled by `s`.
-fn word_values(w: u32, fmt: u32, s: f32) -> vec4<f32> {
-    return vec4<f32>(scaled_value(fp8_value(w & 0xffu, fmt), s), scaled_value(fp8_value((w >> 8u) & 0xffu, fmt), s),
-                     scaled_value(fp8_value((w >> 16u) & 0xffu, fmt), s), scaled_value(fp8_value(w >> 24u, fmt), s));
-}
-
 // Row m0 + 8 * half + lane's values at elements 4 kw .. 4 kw + 3 (zeros past M; a word's codes
 // past K are zero codes, whose value is 0).
 fn load_a(m0: u32, kw: u32, lane: u32, half: u32) -> vec4<f32> {

@@ -138,6 +138,11 @@ pub const KERNELS: &[KernelSource] = &[
     },
     KernelSource { name: "gemm_fp8", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_fp8.wgsl") },
     KernelSource {
+        name: "gemm_fp8_col2im",
+        includes: &["quant", "fp8", "gemm", "conv", "col2im_tile"],
+        body: include_str!("../shaders/gemm_fp8_col2im.wgsl"),
+    },
+    KernelSource {
         name: "gemm_fp8_lanes",
         includes: &["quant", "fp8", "gemm", "lanes"],
         body: include_str!("../shaders/gemm_fp8_lanes.wgsl"),
@@ -198,9 +203,16 @@ pub const UNCHECKED: &[&str] = &["gemm_f32", "gemm_f32_naive", "gemm_fp8", "gemm
 /// that validate them: `peak_coop` uses cooperative matrices (SPIR-V's `CooperativeMatrixKHR`;
 /// no MSL or HLSL translation), f16 and subgroups; the lanes GEMMs (`gemm_f32_lanes`,
 /// `gemm_int_lanes`, `gemm_fp8_lanes`) and the fused input gradients (`gemm_int_col2im`,
-/// `gemm_f32_col2im`) use subgroups.
-pub const NEEDS_FEATURES: &[&str] =
-    &["peak_coop", "gemm_f32_lanes", "gemm_int_lanes", "gemm_fp8_lanes", "gemm_int_col2im", "gemm_f32_col2im"];
+/// `gemm_f32_col2im`, `gemm_fp8_col2im`) use subgroups.
+pub const NEEDS_FEATURES: &[&str] = &[
+    "peak_coop",
+    "gemm_f32_lanes",
+    "gemm_int_lanes",
+    "gemm_fp8_lanes",
+    "gemm_int_col2im",
+    "gemm_f32_col2im",
+    "gemm_fp8_col2im",
+];
 
 /// Kernels compiled without naga's loop counter alone (index clamping stays on): the one-pass
 /// quantizers, whose per-element loops the counter (a 64-bit count, compared and branched on,

@@ -1085,6 +1085,32 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
     assert!(matches!(GemmIntLanes::new(g, Format::Fp8E4M3, Format::Int8), Err(Error::InvalidArgument(_))));
 }
 
+/// Convolutions (geometry, output channels K) for the fused packed input gradients: the MNIST
+/// CNN's conv2 at batch 2 (pixels not a multiple of the 32-pixel tile); two channel groups; three
+/// channels (a partial group) at stride 2; a strided 1x1; a kernel past its stride; K of one lane
+/// word and K past one 32-block.
+fn fused_geoms() -> Vec<(lowbit::kernels::im2col::ConvGeom, usize)> {
+    let geom = |batch, h, w, c, k, stride, pad| lowbit::kernels::im2col::ConvGeom {
+        batch,
+        h,
+        w,
+        c,
+        kh: k,
+        kw: k,
+        stride,
+        pad,
+    };
+    vec![
+        (geom(2, 14, 14, 16, 5, 1, 2), 32),
+        (geom(3, 8, 8, 32, 3, 1, 1), 16),
+        (geom(2, 9, 7, 3, 3, 2, 1), 8),
+        (geom(1, 6, 6, 20, 1, 2, 0), 12),
+        (geom(1, 10, 10, 5, 4, 3, 1), 40),
+        (geom(2, 5, 6, 16, 3, 1, 1), 4),
+        (geom(1, 7, 7, 8, 3, 1, 2), 70),
+    ]
+}
+
 #[test]
 fn fused_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
     use lowbit::kernels::gemm_int_col2im::GemmIntCol2im;
@@ -1112,19 +1138,8 @@ fn fused_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
         (QuantScheme::native(Format::Mxfp4).stochastic(6, 1), QuantScheme::native(Format::Mxfp4)),
         (QuantScheme::native(Format::Nvfp4), QuantScheme::native(Format::Nvfp4)),
     ];
-    // (geometry, output channels K): the MNIST CNN's conv2 at batch 2 (pixels not a multiple of
-    // the 32-pixel tile); two channel groups; three channels (a partial group) at stride 2; a
-    // strided 1x1; a kernel past its stride; K of one lane word and K past one 32-block.
+    let geoms = fused_geoms();
     let geom = |batch, h, w, c, k, stride, pad| ConvGeom { batch, h, w, c, kh: k, kw: k, stride, pad };
-    let geoms = [
-        (geom(2, 14, 14, 16, 5, 1, 2), 32),
-        (geom(3, 8, 8, 32, 3, 1, 1), 16),
-        (geom(2, 9, 7, 3, 3, 2, 1), 8),
-        (geom(1, 6, 6, 20, 1, 2, 0), 12),
-        (geom(1, 10, 10, 5, 4, 3, 1), 40),
-        (geom(2, 5, 6, 16, 3, 1, 1), 4),
-        (geom(1, 7, 7, 8, 3, 1, 2), 70),
-    ];
     let fold = Im2col::new(g).unwrap();
     for (sa, sb) in cases {
         let (fa, fb) = (sa.format, sb.format);
@@ -1269,6 +1284,92 @@ fn fused_f32_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
         ("K of 6", kernel.encode(g, &mut enc, &geo, 6, &dy, &w, &dx)),
         ("short dx", kernel.encode(g, &mut enc, &geo, 8, &dy, &w, &short)),
         ("short w", kernel.encode(g, &mut enc, &geo, 8, &dy, &dy, &dx)),
+    ] {
+        let err = r.err().unwrap_or_else(|| panic!("{what}: accepted"));
+        assert!(matches!(err, Error::InvalidArgument(_) | Error::Shape { .. }), "{what}: {err}");
+    }
+    g.queue.submit([enc.finish()]);
+    assert_eq!(dx.read(g).unwrap(), marker, "a refused launch wrote dx");
+}
+
+#[test]
+fn fused_fp8_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
+    use lowbit::kernels::gemm_fp8_col2im::GemmFp8Col2im;
+    use lowbit::kernels::im2col::{ConvGeom, Im2col};
+    let g = gpu();
+    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
+    // lavapipe on x86 (CI's adapter) must have it: a missing kernel there is a failure.
+    assert!(
+        !eight_lane_cpu || GemmFp8Col2im::available(g),
+        "a CPU adapter with 8-lane subgroups lacks gemm_fp8_col2im"
+    );
+    assert!(matches!(GemmFp8Col2im::new(g, Format::Int8, Format::Fp8E4M3), Err(Error::InvalidArgument(_))));
+    if !GemmFp8Col2im::available(g) {
+        let err = GemmFp8Col2im::new(g, Format::Fp8E4M3, Format::Fp8E4M3).err().expect("built without subgroups");
+        assert!(err.to_string().contains("subgroups"), "{err}");
+        return;
+    }
+    let per_row = |f: Format| QuantScheme { format: f, granularity: Granularity::PerRow, rounding: Rounding::Nearest };
+    let cases = [
+        (QuantScheme::per_row(Format::Fp8E5M2).stochastic(3, 1), per_row(Format::Fp8E4M3)),
+        (per_row(Format::Fp8E4M3), per_row(Format::Fp8E4M3)),
+        (QuantScheme::native(Format::Mxfp8).stochastic(4, 2), QuantScheme::native(Format::Mxfp8)),
+    ];
+    let fold = Im2col::new(g).unwrap();
+    for (sa, sb) in cases {
+        let (fa, fb) = (sa.format, sb.format);
+        let fused = GemmFp8Col2im::new(g, fa, fb).unwrap();
+        let gemm = GemmFp8::new(g, fa, fb).unwrap();
+        for (geo, k) in fused_geoms() {
+            let (m, n) = (geo.rows(), geo.kdim());
+            let what = format!("gemm_fp8_col2im {fa}x{fb} {geo:?} K {k}");
+            let qa = quantized(&data(m * k, 121, false), m, k, sa);
+            let qb = quantized(&data(n * k, 122, false), n, k, sb);
+            let dx = GpuBuffer::from_slice(g, "dx", &vec![f32::NAN; geo.input_len()]).unwrap();
+            submit(|e| fused.encode(g, e, &geo, &qa, &qb, &dx).unwrap());
+            let got = dx.read(g).unwrap();
+            let dcols = GpuBuffer::<f32>::zeros(g, "dcols", m * n).unwrap();
+            let unfused = GpuBuffer::<f32>::zeros(g, "unfused", geo.input_len()).unwrap();
+            submit(|e| {
+                gemm.encode(g, e, &qa, &qb, &Epilogue::default(), &dcols).unwrap();
+                fold.encode_fold(g, e, &geo, &dcols, &unfused).unwrap();
+            });
+            common::assert_f32_bits_eq(&format!("{what} vs gemm_fp8 + col2im"), &got, &unfused.read(g).unwrap());
+            let want = reference::gemm_fp8_col2im::gemm_fp8_col2im(
+                &qa.codes.read(g).unwrap(),
+                &qa.scales.read(g).unwrap(),
+                &qa.layout,
+                &qb.codes.read(g).unwrap(),
+                &qb.scales.read(g).unwrap(),
+                &qb.layout,
+                &geo,
+            );
+            check(&what, &got, &want, f32_bound(k) + (geo.kh * geo.kw) as f64 * 2f64.powi(-23));
+        }
+    }
+    // Refused, with nothing written: other formats than built for, SMP samples, another geometry.
+    let geo = ConvGeom { batch: 1, h: 4, w: 4, c: 4, kh: 3, kw: 3, stride: 1, pad: 1 };
+    let (m, n) = (geo.rows(), geo.kdim());
+    let kernel = GemmFp8Col2im::new(g, Format::Fp8E4M3, Format::Fp8E4M3).unwrap();
+    let a = quantized(&data(m * 8, 123, false), m, 8, per_row(Format::Fp8E4M3));
+    let b = quantized(&data(n * 8, 124, false), n, 8, per_row(Format::Fp8E4M3));
+    let b5 = quantized(&data(n * 8, 124, false), n, 8, per_row(Format::Fp8E5M2));
+    let xt = GpuTensor::from_slice(g, &data(m * 8, 125, false), &[m, 8]).unwrap();
+    let smp = {
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        let q =
+            qz().quantize_samples(g, &mut enc, &xt, QuantScheme::per_row(Format::Fp8E4M3).stochastic(1, 0), 2).unwrap();
+        g.queue.submit([enc.finish()]);
+        q
+    };
+    let marker = vec![7.0f32; geo.input_len()];
+    let dx = GpuBuffer::from_slice(g, "dx", &marker).unwrap();
+    let other = ConvGeom { stride: 2, ..geo };
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    for (what, r) in [
+        ("formats", kernel.encode(g, &mut enc, &geo, &a, &b5, &dx)),
+        ("samples", kernel.encode(g, &mut enc, &geo, &smp, &b, &dx)),
+        ("geometry", kernel.encode(g, &mut enc, &other, &a, &b, &dx)),
     ] {
         let err = r.err().unwrap_or_else(|| panic!("{what}: accepted"));
         assert!(matches!(err, Error::InvalidArgument(_) | Error::Shape { .. }), "{what}: {err}");

@@ -137,7 +137,7 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
         ("gemm_int" | "gemm_int_lanes" | "gemm_int_col2im", "FMT_A" | "FMT_B") => {
             vec![0.0, 1.0, 4.0, 5.0, 6.0, 7.0, 9.0, 10.0]
         }
-        ("gemm_fp8" | "gemm_fp8_lanes", "FMT_A" | "FMT_B") => vec![2.0, 3.0, 8.0],
+        ("gemm_fp8" | "gemm_fp8_lanes" | "gemm_fp8_col2im", "FMT_A" | "FMT_B") => vec![2.0, 3.0, 8.0],
         (_, "WHOLE_K" | "B_CODES" | "TRANS_A" | "TRANS_B") => vec![0.0, 1.0],
         // batchnorm::V4_ROWS.
         ("batchnorm", "V4_ROWS") => vec![8.0],

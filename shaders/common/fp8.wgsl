@@ -64,3 +64,19 @@ fn fp8_decode(code: u32, ebits: u32, mbits: u32, bias: i32, has_inf: bool) -> f3
     }
     return bitcast<f32>(bitcast<u32>(abs) | sign);
 }
+
+// The value of code `code` of an FP8 GEMM operand in format `fmt` (gemm_fp8's ids: 3 = E5M2, else
+// E4M3, MXFP8's elements included), as the FP8 GEMMs decode it.
+fn fp8_value(code: u32, fmt: u32) -> f32 {
+    if (fmt == 3u) {
+        return fp8_decode(code, 5u, 2u, 15, true);
+    }
+    return fp8_decode(code, 4u, 3u, 7, false);
+}
+
+// The four values of a word of FP8 codes in format `fmt`, each scaled by `s` (scaled_value of
+// common/quant.wgsl: the values `dequantize` gives); the lanes kernels' loads.
+fn word_values(w: u32, fmt: u32, s: f32) -> vec4<f32> {
+    return vec4<f32>(scaled_value(fp8_value(w & 0xffu, fmt), s), scaled_value(fp8_value((w >> 8u) & 0xffu, fmt), s),
+                     scaled_value(fp8_value((w >> 16u) & 0xffu, fmt), s), scaled_value(fp8_value(w >> 24u, fmt), s));
+}

@@ -9,7 +9,7 @@
 
 use super::gemm::GemmParams;
 use super::gemm_f32_lanes::GemmF32Lanes;
-use super::gemm_int_col2im::{TILE_CHANNELS, TILE_PIXELS};
+use super::gemm_int_col2im::tiles;
 use super::im2col::{ConvGeom, ConvParams};
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot};
 use crate::tensor::GpuBuffer;
@@ -66,19 +66,12 @@ impl GemmF32Col2im {
         check_len(OP, "dy", dy.len(), g.rows() * k)?;
         check_len(OP, "w", w.len(), k * g.kdim())?;
         check_len(OP, "dx", dx.len(), g.input_len())?;
-        let pixels = g.batch * g.h * g.w;
-        let tiles_n = g.c.div_ceil(TILE_CHANNELS);
-        let total = pixels
-            .div_ceil(TILE_PIXELS)
-            .checked_mul(tiles_n)
-            .and_then(|t| u32::try_from(t).ok())
-            .ok_or_else(|| Error::InvalidArgument(format!("{OP}: {g:?} is too many tiles")))?;
+        let (tiles_n, total) = tiles(OP, g)?;
         let dims = [g.rows(), g.kdim(), k].map(u32::try_from);
         let [Ok(m), Ok(n), Ok(kk)] = dims else {
             return Err(Error::InvalidArgument(format!("{OP}: {g:?} with {k} channels is too large")));
         };
-        let p =
-            GemmParams { m, n, k: kk, tiles_n: tiles_n as u32, total_tiles: total, splits: 1, ..Default::default() };
+        let p = GemmParams { m, n, k: kk, tiles_n, total_tiles: total, splits: 1, ..Default::default() };
         let params = uniform(gpu, OP, &p);
         let conv = uniform(gpu, "gemm_f32_col2im conv", &ConvParams::new(g, g.input_len()));
         dispatch(

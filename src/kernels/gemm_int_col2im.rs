@@ -107,32 +107,56 @@ impl GemmIntCol2im {
                 a.layout.cols
             )));
         }
-        if (a.layout.rows as usize, b.layout.rows as usize) != (g.rows(), g.kdim()) {
-            return Err(Error::Shape {
-                op: OP,
-                detail: format!(
-                    "dY has {} rows and Wᵀ {}: the convolution ({g:?}) has {} output pixels and {} taps × channels",
-                    a.layout.rows,
-                    b.layout.rows,
-                    g.rows(),
-                    g.kdim()
-                ),
-            });
-        }
-        check_len(OP, "dx", dx.len(), g.input_len())?;
-        let mut p: GemmParams = packed_params(OP, a, b, 0, super::gemm::Tile::T32, 1)?;
-        let pixels = g.batch * g.h * g.w;
-        let tiles_n = g.c.div_ceil(TILE_CHANNELS);
-        let total = pixels
-            .div_ceil(TILE_PIXELS)
-            .checked_mul(tiles_n)
-            .and_then(|t| u32::try_from(t).ok())
-            .ok_or_else(|| Error::InvalidArgument(format!("{OP}: {g:?} is too many tiles")))?;
-        (p.tiles_n, p.total_tiles, p.splits) = (tiles_n as u32, total, 1);
-        let params = uniform(gpu, OP, &p);
-        let conv = uniform(gpu, "gemm_int_col2im conv", &ConvParams::new(g, g.input_len()));
-        let buffers =
-            [&params, a.codes.buffer(), a.scales.buffer(), b.codes.buffer(), b.scales.buffer(), dx.buffer(), &conv];
-        dispatch(gpu, enc, OP, &self.pipeline, &self.bgl, &buffers, total)
+        record_packed(gpu, enc, OP, &self.bgl, &self.pipeline, g, a, b, dx)
     }
+}
+
+/// Checks packed operands of convolution `g`'s input gradient (A `[g.rows(), K]`, B `[g.kdim(),
+/// K]`, packed along K; formats and samples checked by the caller) and dx, and records kernel
+/// `op`'s launch over its 32-pixel × 16-channel tiles (gemm_int_col2im, gemm_fp8_col2im).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_packed(
+    gpu: &Gpu,
+    enc: &mut impl crate::Record,
+    op: &'static str,
+    bgl: &wgpu::BindGroupLayout,
+    pipeline: &wgpu::ComputePipeline,
+    g: &ConvGeom,
+    a: &QuantizedTensor,
+    b: &QuantizedTensor,
+    dx: &GpuBuffer<f32>,
+) -> Result<()> {
+    if (a.layout.rows as usize, b.layout.rows as usize) != (g.rows(), g.kdim()) {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "dY has {} rows and Wᵀ {}: the convolution ({g:?}) has {} output pixels and {} taps × channels",
+                a.layout.rows,
+                b.layout.rows,
+                g.rows(),
+                g.kdim()
+            ),
+        });
+    }
+    check_len(op, "dx", dx.len(), g.input_len())?;
+    let mut p: GemmParams = packed_params(op, a, b, 0, super::gemm::Tile::T32, 1)?;
+    let (tiles_n, total) = tiles(op, g)?;
+    (p.tiles_n, p.total_tiles, p.splits) = (tiles_n, total, 1);
+    let params = uniform(gpu, op, &p);
+    let conv = uniform(gpu, op, &ConvParams::new(g, g.input_len()));
+    let buffers =
+        [&params, a.codes.buffer(), a.scales.buffer(), b.codes.buffer(), b.scales.buffer(), dx.buffer(), &conv];
+    dispatch(gpu, enc, op, pipeline, bgl, &buffers, total)
+}
+
+/// The channel groups of convolution `g`'s dX and its tiles of [`TILE_PIXELS`] pixels ×
+/// [`TILE_CHANNELS`] channels (the fused kernels' `tiles_n` and `total_tiles`).
+pub(crate) fn tiles(op: &str, g: &ConvGeom) -> Result<(u32, u32)> {
+    let tiles_n = g.c.div_ceil(TILE_CHANNELS);
+    let total = (g.batch * g.h * g.w)
+        .div_ceil(TILE_PIXELS)
+        .checked_mul(tiles_n)
+        .and_then(|t| u32::try_from(t).ok())
+        .ok_or_else(|| Error::InvalidArgument(format!("{op}: {g:?} is too many tiles")))?;
+    Ok((tiles_n as u32, total))
 }

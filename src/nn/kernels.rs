@@ -15,6 +15,7 @@ use crate::kernels::gemm_f32::GemmF32;
 use crate::kernels::gemm_f32_col2im::GemmF32Col2im;
 use crate::kernels::gemm_f32_lanes::GemmF32Lanes;
 use crate::kernels::gemm_fp8::GemmFp8;
+use crate::kernels::gemm_fp8_col2im::GemmFp8Col2im;
 use crate::kernels::gemm_int::{GemmInt, INT_FORMATS};
 use crate::kernels::gemm_int_col2im::GemmIntCol2im;
 use crate::kernels::gemm_levels::GemmLevels;
@@ -49,6 +50,7 @@ pub struct Kernels {
     int: Mutex<HashMap<(Format, Format), Arc<GemmInt>>>,
     fp8: Mutex<HashMap<(Format, Format), Arc<GemmFp8>>>,
     int_col2im: Mutex<HashMap<(Format, Format), Arc<GemmIntCol2im>>>,
+    fp8_col2im: Mutex<HashMap<(Format, Format), Arc<GemmFp8Col2im>>>,
     /// The f32 convolutions' fused input gradient, where the GEMMs run their lanes kernels.
     f32_col2im: Option<GemmF32Col2im>,
     /// im2col and col2im.
@@ -104,6 +106,7 @@ impl Kernels {
             int: Mutex::new(HashMap::new()),
             fp8: Mutex::new(HashMap::new()),
             int_col2im: Mutex::new(HashMap::new()),
+            fp8_col2im: Mutex::new(HashMap::new()),
             f32_col2im: GemmF32Lanes::chosen(gpu).then(|| GemmF32Col2im::new(gpu)).transpose()?,
             im2col: Im2col::new(gpu)?,
             maxpool: MaxPool::new(gpu)?,
@@ -243,16 +246,23 @@ impl Kernels {
 
     /// Whether [`Kernels::packed_col2im`] runs a convolution `g`'s input gradient from operands of
     /// layouts `la` (dY, `samples` stacked) and `lb` (Wᵀ): on a CPU adapter with 8-lane subgroups
-    /// (where the GEMMs run their lanes kernels), integer formats that [`GemmIntCol2im::fits_layouts`],
-    /// stride 1. With a larger stride most taps reach no pixel (three in four at stride 2), and the
-    /// kernel, which runs every tap for every pixel of its tile, would multiply that many more
-    /// values than the GEMM into dcols does.
+    /// (where the GEMMs run their lanes kernels), stride 1, and integer formats that
+    /// [`GemmIntCol2im::fits_layouts`] or FP8 ones of one sample. With a larger stride most taps
+    /// reach no pixel (three in four at stride 2), and the kernels, which run every tap for every
+    /// pixel of their tile, would multiply that many more values than the GEMM into dcols does.
     pub fn folds(&self, gpu: &Gpu, g: &ConvGeom, la: &QuantLayout, lb: &QuantLayout, samples: u32) -> bool {
+        let (fa, fb) = (la.format, lb.format);
         g.stride == 1
             && GemmF32Lanes::chosen(gpu)
-            && INT_FORMATS.contains(&la.format)
-            && INT_FORMATS.contains(&lb.format)
-            && GemmIntCol2im::fits_layouts(la, lb, samples)
+            && match (fa.is_fp8(), fb.is_fp8()) {
+                (true, true) => samples == 1,
+                (false, false) => {
+                    INT_FORMATS.contains(&fa)
+                        && INT_FORMATS.contains(&fb)
+                        && GemmIntCol2im::fits_layouts(la, lb, samples)
+                }
+                _ => false,
+            }
     }
 
     /// The f32 counterpart of [`Kernels::folds`] for convolution `g` with `k` output channels:
@@ -262,8 +272,8 @@ impl Kernels {
         self.f32_col2im.as_ref().filter(|_| g.stride == 1 && GemmF32Col2im::fits(g, k))
     }
 
-    /// `dx ← col2im(A·Bᵀ)` for convolution `g` in one launch ([`GemmIntCol2im`]; where
-    /// [`Kernels::folds`]).
+    /// `dx ← col2im(A·Bᵀ)` for convolution `g` in one launch ([`GemmIntCol2im`] or
+    /// [`GemmFp8Col2im`]; where [`Kernels::folds`]).
     #[allow(clippy::too_many_arguments)]
     pub fn packed_col2im(
         &self,
@@ -275,7 +285,11 @@ impl Kernels {
         dx: &GpuBuffer<f32>,
     ) -> Result<()> {
         let key = (a.layout.format, b.layout.format);
-        cached(&self.int_col2im, key, || GemmIntCol2im::new(gpu, key.0, key.1))?.encode(gpu, rec, g, a, b, dx)
+        if key.0.is_fp8() {
+            cached(&self.fp8_col2im, key, || GemmFp8Col2im::new(gpu, key.0, key.1))?.encode(gpu, rec, g, a, b, dx)
+        } else {
+            cached(&self.int_col2im, key, || GemmIntCol2im::new(gpu, key.0, key.1))?.encode(gpu, rec, g, a, b, dx)
+        }
     }
 }
 

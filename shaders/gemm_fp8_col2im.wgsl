@@ -1,0 +1,97 @@
+// gemm_fp8_col2im: an FP8 convolution's input gradient, dX = col2im(deq(dY)·deq(Wᵀ)ᵀ), in one
+// launch on CPU adapters whose subgroup is one 8-wide SIMD vector (lavapipe), bit for bit what
+// gemm_fp8_lanes writes into dcols [B*OH*OW, KH*KW*C] followed by im2col.wgsl's col2im of it;
+// gemm_int_col2im's counterpart (see there why). Operands as gemm_fp8's (FMT_A, FMT_B: 2 = E4M3,
+// 3 = E5M2, 8 = MXFP8): A = dY codes [M = B*OH*OW, K = output channels], B = W's transpose codes
+// [N = KH*KW*C, K], both packed along K, each lane word decoded and scaled as gemm_fp8_lanes
+// loads it (word_values of common/fp8.wgsl).
+// Math, per value of dX (pixel (b, y, x), channel c), as col2im sums: s = 0, then for each tap
+// (ky, kx) in that order that reaches the pixel (from dY row o), s += v with v what
+// gemm_fp8_lanes forms for dcols' row o and column n = (ky*KW + kx)*C + c: from v = 0, for k in
+// order, v = v + a(o, k) * b(n, k) (a multiply, then an add, as common/lanes.wgsl's quad_step).
+// Layout: common/col2im_tile.wgsl's (32 pixels x 16 channels per subgroup); per tap and lane word
+// of K, each lane decodes its four pixels' dY words (gathered) and two of the tap's columns
+// (channels lane and 8 + lane), which reach every lane by subgroupBroadcast. Rows of pixels past
+// the image and of taps outside it, and channels past C, read zeros; those channels are not
+// stored.
+// Bindings: 0 GemmParams, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 dx (read-write),
+// 6 ConvParams. Reference: src/reference/gemm_fp8_col2im.rs.
+
+override FMT_A: u32 = 2u;
+override FMT_B: u32 = 2u;
+
+@group(0) @binding(0) var<uniform> p: GemmParams;
+@group(0) @binding(1) var<storage, read> a_codes: array<u32>;
+@group(0) @binding(2) var<storage, read> a_scales: array<f32>;
+@group(0) @binding(3) var<storage, read> b_codes: array<u32>;
+@group(0) @binding(4) var<storage, read> b_scales: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(6) var<uniform> cv: ConvParams;
+
+// dY row o's values at elements 4 kw .. 4 kw + 3 (zeros past M).
+fn load_a(o: u32, kw: u32) -> vec4<f32> {
+    if (o >= p.m) {
+        return vec4<f32>(0.0);
+    }
+    return word_values(a_codes[o * p.a_words + kw], FMT_A, a_scales[o * p.a_row_mul + (4u * kw) / p.a_block_div]);
+}
+
+// Column col of Wᵀ (its row) at elements 4 kw .. 4 kw + 3 (zeros past N).
+fn load_b(col: u32, kw: u32) -> vec4<f32> {
+    if (col >= p.n) {
+        return vec4<f32>(0.0);
+    }
+    return word_values(b_codes[col * p.b_words + kw], FMT_B, b_scales[col * p.b_row_mul + (4u * kw) / p.b_block_div]);
+}
+
+// One pixel's 16 channels through one lane word: t<g> holds channels 4g .. 4g+3 (column i:
+// channel 4g + i's four values, broadcast_quarter's layout), a the pixel's four dY values; every
+// value gets v + b * a, k by k.
+fn mac(acc: mat4x4<f32>, a: vec4<f32>, t0: mat4x4<f32>, t1: mat4x4<f32>, t2: mat4x4<f32>, t3: mat4x4<f32>)
+    -> mat4x4<f32> {
+    let u0 = transpose(t0);
+    let u1 = transpose(t1);
+    let u2 = transpose(t2);
+    let u3 = transpose(t3);
+    var m = acc + mat4x4<f32>(u0[0], u1[0], u2[0], u3[0]) * a.x;
+    m = m + mat4x4<f32>(u0[1], u1[1], u2[1], u3[1]) * a.y;
+    m = m + mat4x4<f32>(u0[2], u1[2], u2[2], u3[2]) * a.z;
+    return m + mat4x4<f32>(u0[3], u1[3], u2[3], u3[3]) * a.w;
+}
+
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let tile = wg.x + wg.y * nwg.x;
+    if (tile >= p.total_tiles) {
+        return;
+    }
+    let px = tile_pixels(tile, lane);
+    let c0 = (tile % p.tiles_n) * 16u;
+    let ch0 = c0 + lane;
+    let ch1 = c0 + 8u + lane;
+    let kwords = (p.k + 3u) / 4u;
+    var d: Px;
+    for (var ky = 0u; ky < cv.kh; ky++) {
+        for (var kx = 0u; kx < cv.kw; kx++) {
+            let t = tap_rows(px, ky, kx);
+            let tap = (ky * cv.kw + kx) * cv.c;
+            let col0 = select(p.n, tap + ch0, ch0 < cv.c);
+            let col1 = select(p.n, tap + ch1, ch1 < cv.c);
+            var v: Px;
+            for (var kw = 0u; kw < kwords; kw++) {
+                let w0 = load_b(col0, kw);
+                let w1 = load_b(col1, kw);
+                let t0 = broadcast_quarter(w0, w1, 0u);
+                let t1 = broadcast_quarter(w0, w1, 1u);
+                let t2 = broadcast_quarter(w0, w1, 2u);
+                let t3 = broadcast_quarter(w0, w1, 3u);
+                v.q0 = mac(v.q0, load_a(t.o.x, kw), t0, t1, t2, t3);
+                v.q1 = mac(v.q1, load_a(t.o.y, kw), t0, t1, t2, t3);
+                v.q2 = mac(v.q2, load_a(t.o.z, kw), t0, t1, t2, t3);
+                v.q3 = mac(v.q3, load_a(t.o.w, kw), t0, t1, t2, t3);
+            }
+            d = add_tile(d, v, t);
+        }
+    }
+    store_tile(d, px, c0);
+}
