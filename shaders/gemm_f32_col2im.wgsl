@@ -51,34 +51,28 @@ fn mac(acc: mat4x4<f32>, a: vec4<f32>, w0: mat4x4<f32>, w1: mat4x4<f32>, w2: mat
     return m + w3 * a.w;
 }
 
+// The tap's values of the lane's four pixels (common/col2im_tile.wgsl's fold_taps).
+fn tap_values(o: vec4<u32>, tap: u32, c0: u32, lane: u32) -> Px {
+    var v: Px;
+    for (var k = 0u; k < p.k; k += 4u) {
+        let v0 = load_w(tap, c0, k, lane);
+        let v1 = load_w(tap, c0, k, 8u + lane);
+        let w0 = broadcast_quarter(v0, v1, 0u);
+        let w1 = broadcast_quarter(v0, v1, 1u);
+        let w2 = broadcast_quarter(v0, v1, 2u);
+        let w3 = broadcast_quarter(v0, v1, 3u);
+        v.q0 = mac(v.q0, load_dy(o.x, k), w0, w1, w2, w3);
+        v.q1 = mac(v.q1, load_dy(o.y, k), w0, w1, w2, w3);
+        v.q2 = mac(v.q2, load_dy(o.z, k), w0, w1, w2, w3);
+        v.q3 = mac(v.q3, load_dy(o.w, k), w0, w1, w2, w3);
+    }
+    return v;
+}
+
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let tile = wg.x + wg.y * nwg.x;
-    if (tile >= p.total_tiles) {
-        return;
+    if (tile < p.total_tiles) {
+        fold_taps(tile, lane);
     }
-    let px = tile_pixels(tile, lane);
-    let c0 = (tile % p.tiles_n) * 16u;
-    var d: Px;
-    for (var ky = 0u; ky < cv.kh; ky++) {
-        for (var kx = 0u; kx < cv.kw; kx++) {
-            let t = tap_rows(px, ky, kx);
-            let tap = (ky * cv.kw + kx) * cv.c;
-            var v: Px;
-            for (var k = 0u; k < p.k; k += 4u) {
-                let v0 = load_w(tap, c0, k, lane);
-                let v1 = load_w(tap, c0, k, 8u + lane);
-                let w0 = broadcast_quarter(v0, v1, 0u);
-                let w1 = broadcast_quarter(v0, v1, 1u);
-                let w2 = broadcast_quarter(v0, v1, 2u);
-                let w3 = broadcast_quarter(v0, v1, 3u);
-                v.q0 = mac(v.q0, load_dy(t.o.x, k), w0, w1, w2, w3);
-                v.q1 = mac(v.q1, load_dy(t.o.y, k), w0, w1, w2, w3);
-                v.q2 = mac(v.q2, load_dy(t.o.z, k), w0, w1, w2, w3);
-                v.q3 = mac(v.q3, load_dy(t.o.w, k), w0, w1, w2, w3);
-            }
-            d = add_tile(d, v, t);
-        }
-    }
-    store_tile(d, px, c0);
 }

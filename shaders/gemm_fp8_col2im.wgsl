@@ -59,39 +59,32 @@ fn mac(acc: mat4x4<f32>, a: vec4<f32>, t0: mat4x4<f32>, t1: mat4x4<f32>, t2: mat
     return m + mat4x4<f32>(u0[3], u1[3], u2[3], u3[3]) * a.w;
 }
 
+// The tap's values of the lane's four pixels (common/col2im_tile.wgsl's fold_taps).
+fn tap_values(o: vec4<u32>, tap: u32, c0: u32, lane: u32) -> Px {
+    let ch0 = c0 + lane;
+    let ch1 = c0 + 8u + lane;
+    let col0 = select(p.n, tap + ch0, ch0 < cv.c);
+    let col1 = select(p.n, tap + ch1, ch1 < cv.c);
+    var v: Px;
+    for (var kw = 0u; kw < (p.k + 3u) / 4u; kw++) {
+        let w0 = load_b(col0, kw);
+        let w1 = load_b(col1, kw);
+        let t0 = broadcast_quarter(w0, w1, 0u);
+        let t1 = broadcast_quarter(w0, w1, 1u);
+        let t2 = broadcast_quarter(w0, w1, 2u);
+        let t3 = broadcast_quarter(w0, w1, 3u);
+        v.q0 = mac(v.q0, load_a(o.x, kw), t0, t1, t2, t3);
+        v.q1 = mac(v.q1, load_a(o.y, kw), t0, t1, t2, t3);
+        v.q2 = mac(v.q2, load_a(o.z, kw), t0, t1, t2, t3);
+        v.q3 = mac(v.q3, load_a(o.w, kw), t0, t1, t2, t3);
+    }
+    return v;
+}
+
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let tile = wg.x + wg.y * nwg.x;
-    if (tile >= p.total_tiles) {
-        return;
+    if (tile < p.total_tiles) {
+        fold_taps(tile, lane);
     }
-    let px = tile_pixels(tile, lane);
-    let c0 = (tile % p.tiles_n) * 16u;
-    let ch0 = c0 + lane;
-    let ch1 = c0 + 8u + lane;
-    let kwords = (p.k + 3u) / 4u;
-    var d: Px;
-    for (var ky = 0u; ky < cv.kh; ky++) {
-        for (var kx = 0u; kx < cv.kw; kx++) {
-            let t = tap_rows(px, ky, kx);
-            let tap = (ky * cv.kw + kx) * cv.c;
-            let col0 = select(p.n, tap + ch0, ch0 < cv.c);
-            let col1 = select(p.n, tap + ch1, ch1 < cv.c);
-            var v: Px;
-            for (var kw = 0u; kw < kwords; kw++) {
-                let w0 = load_b(col0, kw);
-                let w1 = load_b(col1, kw);
-                let t0 = broadcast_quarter(w0, w1, 0u);
-                let t1 = broadcast_quarter(w0, w1, 1u);
-                let t2 = broadcast_quarter(w0, w1, 2u);
-                let t3 = broadcast_quarter(w0, w1, 3u);
-                v.q0 = mac(v.q0, load_a(t.o.x, kw), t0, t1, t2, t3);
-                v.q1 = mac(v.q1, load_a(t.o.y, kw), t0, t1, t2, t3);
-                v.q2 = mac(v.q2, load_a(t.o.z, kw), t0, t1, t2, t3);
-                v.q3 = mac(v.q3, load_a(t.o.w, kw), t0, t1, t2, t3);
-            }
-            d = add_tile(d, v, t);
-        }
-    }
-    store_tile(d, px, c0);
 }

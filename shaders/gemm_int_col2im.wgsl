@@ -79,6 +79,33 @@ fn fold_px(v: mat4x4<f32>, sums: mat4x4<f32>, sa: f32, sb: mat4x4<f32>) -> mat4x
     return r;
 }
 
+// The tap's values of the lane's four pixels (common/col2im_tile.wgsl's fold_taps): per scale
+// chunk, the exact sums scaled and folded as gemm_int_lanes folds them.
+fn tap_values(o: vec4<u32>, tap: u32, c0: u32, lane: u32) -> Px {
+    let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
+    let chunk = min(p.chunk, p.k);
+    let kwords = (p.k + 3u) / 4u;
+    // This lane's two channels (W rows past the tap's C read as p.n: zero words).
+    let ch0 = c0 + lane;
+    let ch1 = c0 + 8u + lane;
+    let col0 = select(p.n, tap + ch0, ch0 < cv.c);
+    let col1 = select(p.n, tap + ch1, ch1 < cv.c);
+    var v: Px;
+    for (var kc = 0u; kc < p.k; kc += chunk) {
+        let sums = exact_sums(o, col0, col1, kc / 4u, min((kc + chunk + 3u) / 4u, kwords));
+        let s0 = scale_b(min(tap + min(ch0, cv.c - 1u), p.n - 1u), kc);
+        let s1 = scale_b(min(tap + min(ch1, cv.c - 1u), p.n - 1u), kc);
+        let sb = mat4x4<f32>(channel_scales(s0, s1, 0u), channel_scales(s0, s1, 1u), channel_scales(s0, s1, 2u),
+                             channel_scales(s0, s1, 3u));
+        let om = min(o, vec4<u32>(p.m - 1u));
+        v.q0 = fold_px(v.q0, sums.q0, scale_a(0u, om.x, kc, a_groups), sb);
+        v.q1 = fold_px(v.q1, sums.q1, scale_a(0u, om.y, kc, a_groups), sb);
+        v.q2 = fold_px(v.q2, sums.q2, scale_a(0u, om.z, kc, a_groups), sb);
+        v.q3 = fold_px(v.q3, sums.q3, scale_a(0u, om.w, kc, a_groups), sb);
+    }
+    return v;
+}
+
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let tile = wg.x + wg.y * nwg.x;
@@ -88,37 +115,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     k_end = p.k;
     a_row0 = 0u;
     b_row0 = 0u;
-    let px = tile_pixels(tile, lane);
-    let c0 = (tile % p.tiles_n) * 16u;
-    let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
-    let chunk = min(p.chunk, p.k);
-    // This lane's two channels (W rows past the tap's C read as p.n: zero words).
-    let ch0 = c0 + lane;
-    let ch1 = c0 + 8u + lane;
-    var d: Px;
-    for (var ky = 0u; ky < cv.kh; ky++) {
-        for (var kx = 0u; kx < cv.kw; kx++) {
-            let t = tap_rows(px, ky, kx);
-            let o = t.o;
-            let tap = (ky * cv.kw + kx) * cv.c;
-            let col0 = select(p.n, tap + ch0, ch0 < cv.c);
-            let col1 = select(p.n, tap + ch1, ch1 < cv.c);
-            let kwords = (p.k + 3u) / 4u;
-            var v: Px;
-            for (var kc = 0u; kc < p.k; kc += chunk) {
-                let sums = exact_sums(o, col0, col1, kc / 4u, min((kc + chunk + 3u) / 4u, kwords));
-                let s0 = scale_b(min(tap + min(ch0, cv.c - 1u), p.n - 1u), kc);
-                let s1 = scale_b(min(tap + min(ch1, cv.c - 1u), p.n - 1u), kc);
-                let sb = mat4x4<f32>(channel_scales(s0, s1, 0u), channel_scales(s0, s1, 1u), channel_scales(s0, s1, 2u),
-                                     channel_scales(s0, s1, 3u));
-                let om = min(o, vec4<u32>(p.m - 1u));
-                v.q0 = fold_px(v.q0, sums.q0, scale_a(0u, om.x, kc, a_groups), sb);
-                v.q1 = fold_px(v.q1, sums.q1, scale_a(0u, om.y, kc, a_groups), sb);
-                v.q2 = fold_px(v.q2, sums.q2, scale_a(0u, om.z, kc, a_groups), sb);
-                v.q3 = fold_px(v.q3, sums.q3, scale_a(0u, om.w, kc, a_groups), sb);
-            }
-            d = add_tile(d, v, t);
-        }
-    }
-    store_tile(d, px, c0);
+    fold_taps(tile, lane);
 }

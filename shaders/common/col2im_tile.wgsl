@@ -6,7 +6,7 @@
 // reached from; the tap's 16 columns of W are the same for every pixel of the tile, so each lane
 // loads two vec4s of them and subgroup broadcasts share them. The including kernel declares p
 // (GemmParams: M = dY's rows, N = kh*kw*C, K = output channels, tiles_n, total_tiles), cv
-// (ConvParams) and dx (f32, read-write).
+// (ConvParams) and dx (f32, read-write), and defines tap_values (see fold_taps), its product.
 
 // A lane's four pixels' 16 channels: column g of q<i> holds pixel i's channels 4g .. 4g+3.
 struct Px {
@@ -111,4 +111,22 @@ fn store_tile(d: Px, px: Pixels, c0: u32) {
 fn add_tile(d: Px, v: Px, t: TapRows) -> Px {
     return Px(add_px(d.q0, v.q0, t.ok.x), add_px(d.q1, v.q1, t.ok.y), add_px(d.q2, v.q2, t.ok.z),
               add_px(d.q3, v.q3, t.ok.w));
+}
+
+// Tile `tile`'s dX, this lane's part: for each tap (ky, kx) in col2im's order, the including
+// kernel's tap_values(o, tap, c0, lane) — the tap's values of the lane's four pixels (dY rows o,
+// p.m where the tap does not reach the pixel), `tap` the tap's first column of W
+// ((ky*KW + kx)*C), c0 the tile's first channel — added where the tap reaches the pixel; then
+// the sums stored.
+fn fold_taps(tile: u32, lane: u32) {
+    let px = tile_pixels(tile, lane);
+    let c0 = (tile % p.tiles_n) * 16u;
+    var d: Px;
+    for (var ky = 0u; ky < cv.kh; ky++) {
+        for (var kx = 0u; kx < cv.kw; kx++) {
+            let t = tap_rows(px, ky, kx);
+            d = add_tile(d, tap_values(t.o, (ky * cv.kw + kx) * cv.c, c0, lane), t);
+        }
+    }
+    store_tile(d, px, c0);
 }
