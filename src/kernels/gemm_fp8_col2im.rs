@@ -8,21 +8,15 @@
 //! Reference: [`crate::reference::gemm_fp8_col2im`].
 
 use super::gemm_f32_lanes::GemmF32Lanes;
-use super::gemm_int_col2im::record_packed;
+use super::gemm_int_col2im::PackedCol2im;
 use super::im2col::ConvGeom;
-use super::{layouts, pipeline, Slot};
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
 /// The fused FP8 product and fold for one pair of operand formats.
-pub struct GemmFp8Col2im {
-    fmt_a: Format,
-    fmt_b: Format,
-    bgl: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
-}
+pub struct GemmFp8Col2im(PackedCol2im);
 
 impl GemmFp8Col2im {
     /// Whether `gpu` can run this kernel (8-lane subgroups: [`GemmF32Lanes::available`]).
@@ -33,22 +27,14 @@ impl GemmFp8Col2im {
     /// Builds the pipeline for dY in `fmt_a` and Wᵀ in `fmt_b` (each fp8-e4m3, fp8-e5m2 or
     /// mxfp8); an error on an adapter without 8-lane subgroups.
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
-        const OP: &str = "gemm_fp8_col2im";
         for f in [fmt_a, fmt_b] {
             if !f.is_fp8() {
                 return Err(Error::InvalidArgument(format!(
-                    "{OP} takes fp8-e4m3, fp8-e5m2 or mxfp8 operands, not {f}"
+                    "gemm_fp8_col2im takes fp8-e4m3, fp8-e5m2 or mxfp8 operands, not {f}"
                 )));
             }
         }
-        GemmF32Lanes::require(gpu, OP)?;
-        let (bgl, pl) = layouts(
-            gpu,
-            OP,
-            &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Uniform],
-        );
-        let c = [("FMT_A", fmt_a.id() as f64), ("FMT_B", fmt_b.id() as f64)];
-        Ok(GemmFp8Col2im { fmt_a, fmt_b, pipeline: pipeline(gpu, OP, "main", &pl, &c)?, bgl })
+        PackedCol2im::new(gpu, "gemm_fp8_col2im", fmt_a, fmt_b).map(GemmFp8Col2im)
     }
 
     /// Records `dx ← col2im(deq(A)·deq(B)ᵀ)` for the convolution `g`: A the quantized gradient of
@@ -65,17 +51,9 @@ impl GemmFp8Col2im {
         b: &QuantizedTensor,
         dx: &GpuBuffer<f32>,
     ) -> Result<()> {
-        const OP: &str = "gemm_fp8_col2im";
-        g.check()?;
-        if a.layout.format != self.fmt_a || b.layout.format != self.fmt_b {
-            return Err(Error::InvalidArgument(format!(
-                "{OP}: built for {} × {}, got {} × {}",
-                self.fmt_a, self.fmt_b, a.layout.format, b.layout.format
-            )));
-        }
         if a.samples != 1 || b.samples != 1 {
-            return Err(Error::InvalidArgument(format!("{OP} takes one sample, not {}", a.samples)));
+            return Err(Error::InvalidArgument(format!("gemm_fp8_col2im takes one sample, not {}", a.samples)));
         }
-        record_packed(gpu, enc, OP, &self.bgl, &self.pipeline, g, a, b, dx)
+        self.0.record(gpu, enc, g, a, b, dx)
     }
 }

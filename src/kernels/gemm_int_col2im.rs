@@ -29,13 +29,8 @@ pub const TILE_PIXELS: usize = 32;
 /// Channels of dX per workgroup.
 pub const TILE_CHANNELS: usize = 16;
 
-/// The fused product and fold for one pair of operand formats.
-pub struct GemmIntCol2im {
-    fmt_a: Format,
-    fmt_b: Format,
-    bgl: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
-}
+/// The fused product and fold for one pair of integer operand formats.
+pub struct GemmIntCol2im(PackedCol2im);
 
 impl GemmIntCol2im {
     /// Whether `gpu` can run this kernel (8-lane subgroups: [`GemmF32Lanes::available`]).
@@ -59,22 +54,14 @@ impl GemmIntCol2im {
     /// Builds the pipeline for dY in `fmt_a` and Wᵀ in `fmt_b` (any of [`INT_FORMATS`]); an error
     /// on an adapter without 8-lane subgroups.
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
-        const OP: &str = "gemm_int_col2im";
         for f in [fmt_a, fmt_b] {
             if !INT_FORMATS.contains(&f) {
                 return Err(Error::InvalidArgument(format!(
-                    "{OP} takes int8, int4, int3, int2, log4 or E2M1 operands, not {f}"
+                    "gemm_int_col2im takes int8, int4, int3, int2, log4 or E2M1 operands, not {f}"
                 )));
             }
         }
-        GemmF32Lanes::require(gpu, OP)?;
-        let (bgl, pl) = layouts(
-            gpu,
-            OP,
-            &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Uniform],
-        );
-        let c = [("FMT_A", fmt_a.id() as f64), ("FMT_B", fmt_b.id() as f64)];
-        Ok(GemmIntCol2im { fmt_a, fmt_b, pipeline: pipeline(gpu, OP, "main", &pl, &c)?, bgl })
+        PackedCol2im::new(gpu, "gemm_int_col2im", fmt_a, fmt_b).map(GemmIntCol2im)
     }
 
     /// Records `dx ← col2im(A·Bᵀ)` for the convolution `g`: A the quantized gradient of its
@@ -90,63 +77,85 @@ impl GemmIntCol2im {
         b: &QuantizedTensor,
         dx: &GpuBuffer<f32>,
     ) -> Result<()> {
-        const OP: &str = "gemm_int_col2im";
-        g.check()?;
-        if a.layout.format != self.fmt_a || b.layout.format != self.fmt_b {
-            return Err(Error::InvalidArgument(format!(
-                "{OP}: built for {} × {}, got {} × {}",
-                self.fmt_a, self.fmt_b, a.layout.format, b.layout.format
-            )));
-        }
         if !Self::fits(a, b) {
             return Err(Error::InvalidArgument(format!(
-                "{OP} takes one sample and scale chunks of at most {MAX_BLOCK} along K, not {} samples in chunks \
-                 of {} over {}",
+                "gemm_int_col2im takes one sample and scale chunks of at most {MAX_BLOCK} along K, not {} samples \
+                 in chunks of {} over {}",
                 a.samples,
                 a.layout.shared_chunk(&b.layout),
                 a.layout.cols
             )));
         }
-        record_packed(gpu, enc, OP, &self.bgl, &self.pipeline, g, a, b, dx)
+        self.0.record(gpu, enc, g, a, b, dx)
     }
 }
 
-/// Checks packed operands of convolution `g`'s input gradient (A `[g.rows(), K]`, B `[g.kdim(),
-/// K]`, packed along K; formats and samples checked by the caller) and dx, and records kernel
-/// `op`'s launch over its 32-pixel × 16-channel tiles (gemm_int_col2im, gemm_fp8_col2im).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn record_packed(
-    gpu: &Gpu,
-    enc: &mut impl crate::Record,
-    op: &'static str,
-    bgl: &wgpu::BindGroupLayout,
-    pipeline: &wgpu::ComputePipeline,
-    g: &ConvGeom,
-    a: &QuantizedTensor,
-    b: &QuantizedTensor,
-    dx: &GpuBuffer<f32>,
-) -> Result<()> {
-    if (a.layout.rows as usize, b.layout.rows as usize) != (g.rows(), g.kdim()) {
-        return Err(Error::Shape {
-            op,
-            detail: format!(
-                "dY has {} rows and Wᵀ {}: the convolution ({g:?}) has {} output pixels and {} taps × channels",
-                a.layout.rows,
-                b.layout.rows,
-                g.rows(),
-                g.kdim()
-            ),
-        });
+/// The pipeline of a fused packed input gradient (`gemm_int_col2im`, `gemm_fp8_col2im`) for one
+/// pair of formats, and its launch.
+pub(crate) struct PackedCol2im {
+    name: &'static str,
+    fmt_a: Format,
+    fmt_b: Format,
+    bgl: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl PackedCol2im {
+    /// Builds kernel `name`'s `main` for `fmt_a` × `fmt_b` (checked by the caller); an error on an
+    /// adapter without 8-lane subgroups.
+    pub(crate) fn new(gpu: &Gpu, name: &'static str, fmt_a: Format, fmt_b: Format) -> Result<Self> {
+        GemmF32Lanes::require(gpu, name)?;
+        let (bgl, pl) = layouts(
+            gpu,
+            name,
+            &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Uniform],
+        );
+        let c = [("FMT_A", fmt_a.id() as f64), ("FMT_B", fmt_b.id() as f64)];
+        Ok(PackedCol2im { name, fmt_a, fmt_b, pipeline: pipeline(gpu, name, "main", &pl, &c)?, bgl })
     }
-    check_len(op, "dx", dx.len(), g.input_len())?;
-    let mut p: GemmParams = packed_params(op, a, b, 0, super::gemm::Tile::T32, 1)?;
-    let (tiles_n, total) = tiles(op, g)?;
-    (p.tiles_n, p.total_tiles, p.splits) = (tiles_n, total, 1);
-    let params = uniform(gpu, op, &p);
-    let conv = uniform(gpu, op, &ConvParams::new(g, g.input_len()));
-    let buffers =
-        [&params, a.codes.buffer(), a.scales.buffer(), b.codes.buffer(), b.scales.buffer(), dx.buffer(), &conv];
-    dispatch(gpu, enc, op, pipeline, bgl, &buffers, total)
+
+    /// Checks the operands of convolution `g`'s input gradient (A `[g.rows(), K]`, B `[g.kdim(),
+    /// K]`, packed along K, in the formats it was built for; their samples and chunks checked by
+    /// the caller) and dx, and records the launch over the 32-pixel × 16-channel tiles.
+    pub(crate) fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        g: &ConvGeom,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        dx: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let op = self.name;
+        g.check()?;
+        if a.layout.format != self.fmt_a || b.layout.format != self.fmt_b {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: built for {} × {}, got {} × {}",
+                self.fmt_a, self.fmt_b, a.layout.format, b.layout.format
+            )));
+        }
+        if (a.layout.rows as usize, b.layout.rows as usize) != (g.rows(), g.kdim()) {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "dY has {} rows and Wᵀ {}: the convolution ({g:?}) has {} output pixels and {} taps × channels",
+                    a.layout.rows,
+                    b.layout.rows,
+                    g.rows(),
+                    g.kdim()
+                ),
+            });
+        }
+        check_len(op, "dx", dx.len(), g.input_len())?;
+        let mut p: GemmParams = packed_params(op, a, b, 0, super::gemm::Tile::T32, 1)?;
+        let (tiles_n, total) = tiles(op, g)?;
+        (p.tiles_n, p.total_tiles, p.splits) = (tiles_n, total, 1);
+        let params = uniform(gpu, op, &p);
+        let conv = uniform(gpu, op, &ConvParams::new(g, g.input_len()));
+        let buffers =
+            [&params, a.codes.buffer(), a.scales.buffer(), b.codes.buffer(), b.scales.buffer(), dx.buffer(), &conv];
+        dispatch(gpu, enc, op, &self.pipeline, &self.bgl, &buffers, total)
+    }
 }
 
 /// The channel groups of convolution `g`'s dX and its tiles of [`TILE_PIXELS`] pixels ×
