@@ -1111,10 +1111,62 @@ fn fused_geoms() -> Vec<(lowbit::kernels::im2col::ConvGeom, usize)> {
     ]
 }
 
+/// The reference of a fused packed input gradient (gemm_int_col2im's or gemm_fp8_col2im's).
+type FusedRef =
+    fn(&[u32], &[f32], &QuantLayout, &[u32], &[f32], &QuantLayout, &lowbit::kernels::im2col::ConvGeom) -> RefOut;
+
+/// Checks a fused packed input gradient on every convolution of [`fused_geoms`], for dY quantized
+/// under `sa` and Wᵀ under `sb`: bit for bit against `gemm` (the product into dcols) then col2im,
+/// and against `reference` within `bound(k, taps)`. `fused` and `gemm` record their launch.
+fn check_fused_packed(
+    name: &str,
+    (sa, sb): (QuantScheme, QuantScheme),
+    fused: impl Fn(
+        &mut wgpu::CommandEncoder,
+        &lowbit::kernels::im2col::ConvGeom,
+        &QuantizedTensor,
+        &QuantizedTensor,
+        &GpuBuffer<f32>,
+    ),
+    gemm: impl Fn(&mut wgpu::CommandEncoder, &QuantizedTensor, &QuantizedTensor, &GpuBuffer<f32>),
+    reference: FusedRef,
+    bound: impl Fn(usize, usize) -> f64,
+) {
+    let g = gpu();
+    let fold = lowbit::kernels::im2col::Im2col::new(g).unwrap();
+    for (geo, k) in fused_geoms() {
+        let (m, n) = (geo.rows(), geo.kdim());
+        let what = format!("{name} {}x{} {geo:?} K {k}", sa.format, sb.format);
+        let qa = quantized(&data(m * k, 101, false), m, k, sa);
+        let qb = quantized(&data(n * k, 102, false), n, k, sb);
+        // Stale values in dx must not survive: every value is written.
+        let dx = GpuBuffer::from_slice(g, "dx", &vec![f32::NAN; geo.input_len()]).unwrap();
+        submit(|e| fused(e, &geo, &qa, &qb, &dx));
+        let got = dx.read(g).unwrap();
+        let dcols = GpuBuffer::<f32>::zeros(g, "dcols", m * n).unwrap();
+        let unfused = GpuBuffer::<f32>::zeros(g, "unfused", geo.input_len()).unwrap();
+        submit(|e| {
+            gemm(e, &qa, &qb, &dcols);
+            fold.encode_fold(g, e, &geo, &dcols, &unfused).unwrap();
+        });
+        common::assert_f32_bits_eq(&format!("{what} vs the product and col2im"), &got, &unfused.read(g).unwrap());
+        let want = reference(
+            &qa.codes.read(g).unwrap(),
+            &qa.scales.read(g).unwrap(),
+            &qa.layout,
+            &qb.codes.read(g).unwrap(),
+            &qb.scales.read(g).unwrap(),
+            &qb.layout,
+            &geo,
+        );
+        check(&what, &got, &want, bound(k, geo.kh * geo.kw));
+    }
+}
+
 #[test]
 fn fused_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
     use lowbit::kernels::gemm_int_col2im::GemmIntCol2im;
-    use lowbit::kernels::im2col::{ConvGeom, Im2col};
+    use lowbit::kernels::im2col::ConvGeom;
     let g = gpu();
     let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
     // lavapipe on x86 (CI's adapter) must have it: a missing kernel there is a failure.
@@ -1138,43 +1190,21 @@ fn fused_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
         (QuantScheme::native(Format::Mxfp4).stochastic(6, 1), QuantScheme::native(Format::Mxfp4)),
         (QuantScheme::native(Format::Nvfp4), QuantScheme::native(Format::Nvfp4)),
     ];
-    let geoms = fused_geoms();
     let geom = |batch, h, w, c, k, stride, pad| ConvGeom { batch, h, w, c, kh: k, kw: k, stride, pad };
-    let fold = Im2col::new(g).unwrap();
     for (sa, sb) in cases {
-        let (fa, fb) = (sa.format, sb.format);
-        let fused = GemmIntCol2im::new(g, fa, fb).unwrap();
-        let gemm = GemmInt::new(g, fa, fb).unwrap();
-        for &(geo, k) in &geoms {
-            let (m, n) = (geo.rows(), geo.kdim());
-            let what = format!("gemm_int_col2im {fa}x{fb} {geo:?} K {k}");
-            let qa = quantized(&data(m * k, 101, false), m, k, sa);
-            let qb = quantized(&data(n * k, 102, false), n, k, sb);
-            assert!(GemmIntCol2im::fits(&qa, &qb), "{what}: should fit");
-            // Stale values in dx must not survive: every value is written.
-            let dx = GpuBuffer::from_slice(g, "dx", &vec![f32::NAN; geo.input_len()]).unwrap();
-            submit(|e| fused.encode(g, e, &geo, &qa, &qb, &dx).unwrap());
-            let got = dx.read(g).unwrap();
-            let dcols = GpuBuffer::<f32>::zeros(g, "dcols", m * n).unwrap();
-            let unfused = GpuBuffer::<f32>::zeros(g, "unfused", geo.input_len()).unwrap();
-            submit(|e| {
-                gemm.encode(g, e, &qa, &qb, &Epilogue::default(), &dcols).unwrap();
-                fold.encode_fold(g, e, &geo, &dcols, &unfused).unwrap();
-            });
-            common::assert_f32_bits_eq(&format!("{what} vs gemm_int + col2im"), &got, &unfused.read(g).unwrap());
-            let want = reference::gemm_int_col2im::gemm_int_col2im(
-                &qa.codes.read(g).unwrap(),
-                &qa.scales.read(g).unwrap(),
-                &qa.layout,
-                &qb.codes.read(g).unwrap(),
-                &qb.scales.read(g).unwrap(),
-                &qb.layout,
-                &geo,
-            );
-            let taps = (geo.kh * geo.kw) as f64;
-            let bound = int_epilogue_bound(chunks(k, sa.granularity, sb.granularity), 1) + taps * 2f64.powi(-23);
-            check(&what, &got, &want, bound);
-        }
+        let (fused, gemm) =
+            (GemmIntCol2im::new(g, sa.format, sb.format).unwrap(), GemmInt::new(g, sa.format, sb.format).unwrap());
+        check_fused_packed(
+            "gemm_int_col2im",
+            (sa, sb),
+            |e, geo, qa, qb, dx| {
+                assert!(GemmIntCol2im::fits(qa, qb));
+                fused.encode(g, e, geo, qa, qb, dx).unwrap()
+            },
+            |e, qa, qb, dcols| gemm.encode(g, e, qa, qb, &Epilogue::default(), dcols).unwrap(),
+            reference::gemm_int_col2im::gemm_int_col2im,
+            |k, taps| int_epilogue_bound(chunks(k, sa.granularity, sb.granularity), 1) + taps as f64 * 2f64.powi(-23),
+        );
     }
     // What it refuses, with nothing written: SMP samples, per-row chunks past 1024 products,
     // operands of other formats than it was built for, and operands of another geometry.
@@ -1295,7 +1325,7 @@ fn fused_f32_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
 #[test]
 fn fused_fp8_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
     use lowbit::kernels::gemm_fp8_col2im::GemmFp8Col2im;
-    use lowbit::kernels::im2col::{ConvGeom, Im2col};
+    use lowbit::kernels::im2col::ConvGeom;
     let g = gpu();
     let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
     // lavapipe on x86 (CI's adapter) must have it: a missing kernel there is a failure.
@@ -1315,37 +1345,17 @@ fn fused_fp8_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
         (per_row(Format::Fp8E4M3), per_row(Format::Fp8E4M3)),
         (QuantScheme::native(Format::Mxfp8).stochastic(4, 2), QuantScheme::native(Format::Mxfp8)),
     ];
-    let fold = Im2col::new(g).unwrap();
     for (sa, sb) in cases {
-        let (fa, fb) = (sa.format, sb.format);
-        let fused = GemmFp8Col2im::new(g, fa, fb).unwrap();
-        let gemm = GemmFp8::new(g, fa, fb).unwrap();
-        for (geo, k) in fused_geoms() {
-            let (m, n) = (geo.rows(), geo.kdim());
-            let what = format!("gemm_fp8_col2im {fa}x{fb} {geo:?} K {k}");
-            let qa = quantized(&data(m * k, 121, false), m, k, sa);
-            let qb = quantized(&data(n * k, 122, false), n, k, sb);
-            let dx = GpuBuffer::from_slice(g, "dx", &vec![f32::NAN; geo.input_len()]).unwrap();
-            submit(|e| fused.encode(g, e, &geo, &qa, &qb, &dx).unwrap());
-            let got = dx.read(g).unwrap();
-            let dcols = GpuBuffer::<f32>::zeros(g, "dcols", m * n).unwrap();
-            let unfused = GpuBuffer::<f32>::zeros(g, "unfused", geo.input_len()).unwrap();
-            submit(|e| {
-                gemm.encode(g, e, &qa, &qb, &Epilogue::default(), &dcols).unwrap();
-                fold.encode_fold(g, e, &geo, &dcols, &unfused).unwrap();
-            });
-            common::assert_f32_bits_eq(&format!("{what} vs gemm_fp8 + col2im"), &got, &unfused.read(g).unwrap());
-            let want = reference::gemm_fp8_col2im::gemm_fp8_col2im(
-                &qa.codes.read(g).unwrap(),
-                &qa.scales.read(g).unwrap(),
-                &qa.layout,
-                &qb.codes.read(g).unwrap(),
-                &qb.scales.read(g).unwrap(),
-                &qb.layout,
-                &geo,
-            );
-            check(&what, &got, &want, f32_bound(k) + (geo.kh * geo.kw) as f64 * 2f64.powi(-23));
-        }
+        let (fused, gemm) =
+            (GemmFp8Col2im::new(g, sa.format, sb.format).unwrap(), GemmFp8::new(g, sa.format, sb.format).unwrap());
+        check_fused_packed(
+            "gemm_fp8_col2im",
+            (sa, sb),
+            |e, geo, qa, qb, dx| fused.encode(g, e, geo, qa, qb, dx).unwrap(),
+            |e, qa, qb, dcols| gemm.encode(g, e, qa, qb, &Epilogue::default(), dcols).unwrap(),
+            reference::gemm_fp8_col2im::gemm_fp8_col2im,
+            |k, taps| f32_bound(k) + taps as f64 * 2f64.powi(-23),
+        );
     }
     // Refused, with nothing written: other formats than built for, SMP samples, another geometry.
     let geo = ConvGeom { batch: 1, h: 4, w: 4, c: 4, kh: 3, kw: 3, stride: 1, pad: 1 };
