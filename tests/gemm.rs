@@ -32,6 +32,16 @@ fn int_epilogue_bound(chunks: usize, samples: usize) -> f64 {
     (chunks * samples) as f64 * 2f64.powi(-23) + 6.0 * 2f64.powi(-23)
 }
 
+/// Whether a kernel that needs 8-lane subgroups runs on this adapter (`available`, as the kernel
+/// says). lavapipe on x86 (CI's adapter) has them: a CPU adapter with such subgroups that lacks
+/// the kernel is a failure, never a skip.
+fn runs_lanes_kernel(name: &str, available: bool) -> bool {
+    let g = gpu();
+    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
+    assert!(!eight_lane_cpu || available, "a CPU adapter with 8-lane subgroups lacks {name}");
+    available
+}
+
 /// Epilogue `variant` of the lanes kernels' tests and its reference: 0 none, 1 bias and ReLU,
 /// 2 accumulating into C (holding `old`) and recording the maximum into `amax`.
 fn epilogue_variant<'a>(
@@ -680,10 +690,8 @@ fn integer_gemms_past_the_i32_range_sum_in_exact_chunks() {
 fn lane_gemm_matches_the_reference_where_the_adapter_has_it_and_is_refused_elsewhere() {
     let g = gpu();
     let dispatcher = GemmF32::new(g).unwrap();
-    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
-    // lavapipe on x86 (CI's adapter) must have it: a missing lane kernel there is a failure.
-    assert!(!eight_lane_cpu || GemmF32Lanes::available(g), "a CPU adapter with 8-lane subgroups lacks gemm_f32_lanes");
-    if !GemmF32Lanes::available(g) {
+    let here = runs_lanes_kernel("gemm_f32_lanes", GemmF32Lanes::available(g));
+    if !here {
         let err = GemmF32Lanes::new(g).err().expect("gemm_f32_lanes built without 8-lane subgroups");
         assert!(err.to_string().contains("subgroups"), "{err}");
         assert!(!dispatcher.uses_lanes());
@@ -952,11 +960,9 @@ fn the_cooperative_peak_probe_is_exact_where_the_adapter_has_it_and_refused_else
 fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_elsewhere() {
     use lowbit::kernels::gemm_int_lanes::GemmIntLanes;
     let g = gpu();
-    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
-    // lavapipe on x86 (CI's adapter) must have it: a missing lane kernel there is a failure.
-    assert!(!eight_lane_cpu || GemmIntLanes::available(g), "a CPU adapter with 8-lane subgroups lacks gemm_int_lanes");
+    let here = runs_lanes_kernel("gemm_int_lanes", GemmIntLanes::available(g));
     let per_row = |f: Format| QuantScheme { format: f, granularity: Granularity::PerRow, rounding: Rounding::Nearest };
-    if !GemmIntLanes::available(g) {
+    if !here {
         let err =
             GemmIntLanes::new(g, Format::Int8, Format::Int8).err().expect("gemm_int_lanes without 8-lane subgroups");
         assert!(err.to_string().contains("subgroups"), "{err}");
@@ -1168,14 +1174,9 @@ fn fused_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
     use lowbit::kernels::gemm_int_col2im::GemmIntCol2im;
     use lowbit::kernels::im2col::ConvGeom;
     let g = gpu();
-    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
-    // lavapipe on x86 (CI's adapter) must have it: a missing kernel there is a failure.
-    assert!(
-        !eight_lane_cpu || GemmIntCol2im::available(g),
-        "a CPU adapter with 8-lane subgroups lacks gemm_int_col2im"
-    );
+    let here = runs_lanes_kernel("gemm_int_col2im", GemmIntCol2im::available(g));
     assert!(matches!(GemmIntCol2im::new(g, Format::Fp8E4M3, Format::Int8), Err(Error::InvalidArgument(_))));
-    if !GemmIntCol2im::available(g) {
+    if !here {
         let err = GemmIntCol2im::new(g, Format::Int8, Format::Int8).err().expect("built without 8-lane subgroups");
         assert!(err.to_string().contains("subgroups"), "{err}");
         return;
@@ -1255,13 +1256,8 @@ fn fused_f32_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
     use lowbit::kernels::gemm_f32_col2im::GemmF32Col2im;
     use lowbit::kernels::im2col::{ConvGeom, Im2col};
     let g = gpu();
-    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
-    // lavapipe on x86 (CI's adapter) must have it: a missing kernel there is a failure.
-    assert!(
-        !eight_lane_cpu || GemmF32Col2im::available(g),
-        "a CPU adapter with 8-lane subgroups lacks gemm_f32_col2im"
-    );
-    if !GemmF32Col2im::available(g) {
+    let here = runs_lanes_kernel("gemm_f32_col2im", GemmF32Col2im::available(g));
+    if !here {
         let err = GemmF32Col2im::new(g).err().expect("built without 8-lane subgroups");
         assert!(err.to_string().contains("subgroups"), "{err}");
         return;
@@ -1327,14 +1323,9 @@ fn fused_fp8_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
     use lowbit::kernels::gemm_fp8_col2im::GemmFp8Col2im;
     use lowbit::kernels::im2col::ConvGeom;
     let g = gpu();
-    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
-    // lavapipe on x86 (CI's adapter) must have it: a missing kernel there is a failure.
-    assert!(
-        !eight_lane_cpu || GemmFp8Col2im::available(g),
-        "a CPU adapter with 8-lane subgroups lacks gemm_fp8_col2im"
-    );
+    let here = runs_lanes_kernel("gemm_fp8_col2im", GemmFp8Col2im::available(g));
     assert!(matches!(GemmFp8Col2im::new(g, Format::Int8, Format::Fp8E4M3), Err(Error::InvalidArgument(_))));
-    if !GemmFp8Col2im::available(g) {
+    if !here {
         let err = GemmFp8Col2im::new(g, Format::Fp8E4M3, Format::Fp8E4M3).err().expect("built without subgroups");
         assert!(err.to_string().contains("subgroups"), "{err}");
         return;
@@ -1392,11 +1383,9 @@ fn fused_fp8_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
 fn fp8_lane_gemm_matches_the_reference_and_gemm_fp8s_bits_where_the_adapter_has_it() {
     use lowbit::kernels::gemm_fp8_lanes::GemmFp8Lanes;
     let g = gpu();
-    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
-    // lavapipe on x86 (CI's adapter) must have it: a missing lane kernel there is a failure.
-    assert!(!eight_lane_cpu || GemmFp8Lanes::available(g), "a CPU adapter with 8-lane subgroups lacks gemm_fp8_lanes");
+    let here = runs_lanes_kernel("gemm_fp8_lanes", GemmFp8Lanes::available(g));
     assert!(matches!(GemmFp8Lanes::new(g, Format::Int8, Format::Fp8E4M3), Err(Error::InvalidArgument(_))));
-    if !GemmFp8Lanes::available(g) {
+    if !here {
         let err = GemmFp8Lanes::new(g, Format::Fp8E4M3, Format::Fp8E4M3).err().expect("built without 8-lane subgroups");
         assert!(err.to_string().contains("subgroups"), "{err}");
         assert!(!GemmFp8::new(g, Format::Fp8E4M3, Format::Fp8E4M3).unwrap().uses_lanes());
