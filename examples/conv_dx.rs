@@ -4,11 +4,11 @@
 //! tap (`gemm_f32_col2im`, `gemm_int_col2im`, `gemm_fp8_col2im`), alternating, `--rounds` times
 //! (ms per launch chain, best of 2 runs of 2 iterations each).
 //!
-//! cargo run --release --example conv_dx -- [--rounds N] [--shapes cnn,r16,r32,r64]
+//! cargo run --release --example conv_dx -- [--rounds N] [--shapes cnn,r16,r32,r64,r32s2,r64s2]
 //!
 //! Shapes: `cnn` the MNIST CNN's conv2 at batch 32 (14×14, 16 → 32 channels, 5×5, pad 2), `r16`,
 //! `r32`, `r64` `resnet20`'s stage convolutions at batch 16 (32×32, 16×16, 8×8; c → c channels,
-//! 3×3, pad 1). The fused kernels need a CPU adapter with 8-lane subgroups (lavapipe); elsewhere
+//! 3×3, pad 1), `r32s2`, `r64s2` its stride-2 ones (32×32 16 → 32, 16×16 32 → 64). The fused kernels need a CPU adapter with 8-lane subgroups (lavapipe); elsewhere
 //! this says so and exits with an error.
 
 #[path = "shared/cli.rs"]
@@ -29,19 +29,21 @@ use lowbit::scheme::QuantScheme;
 use lowbit::timing::gpu_seconds;
 use lowbit::{Error, Gpu, GpuBuffer, GpuTensor};
 
-const USAGE: &str = "conv_dx [--rounds N] [--shapes cnn,r16,r32,r64]";
+const USAGE: &str = "conv_dx [--rounds N] [--shapes cnn,r16,r32,r64,r32s2,r64s2]";
 
 fn main() {
     cli::exit_on_error(run());
 }
 
 fn shape(name: &str) -> Option<(ConvGeom, usize)> {
-    let g = |batch, h, c, k, pad| ConvGeom { batch, h, w: h, c, kh: k, kw: k, stride: 1, pad };
+    let g = |batch, h, c, k, stride, pad| ConvGeom { batch, h, w: h, c, kh: k, kw: k, stride, pad };
     Some(match name {
-        "cnn" => (g(32, 14, 16, 5, 2), 32),
-        "r16" => (g(16, 32, 16, 3, 1), 16),
-        "r32" => (g(16, 16, 32, 3, 1), 32),
-        "r64" => (g(16, 8, 64, 3, 1), 64),
+        "cnn" => (g(32, 14, 16, 5, 1, 2), 32),
+        "r16" => (g(16, 32, 16, 3, 1, 1), 16),
+        "r32" => (g(16, 16, 32, 3, 1, 1), 32),
+        "r64" => (g(16, 8, 64, 3, 1, 1), 64),
+        "r32s2" => (g(16, 32, 16, 3, 2, 1), 32),
+        "r64s2" => (g(16, 16, 32, 3, 2, 1), 64),
         _ => return None,
     })
 }
@@ -102,7 +104,14 @@ fn run() -> lowbit::Result<()> {
         let dx = GpuBuffer::<f32>::zeros(g, "dx", geo.input_len())?;
         let none = Epilogue::default();
         let s = GemmShape { m, n, k: *k, trans_a: false, trans_b: true };
-        println!("{name}: {} pixels, {} → {k} channels, {}x{} taps", geo.batch * geo.h * geo.w, geo.c, geo.kh, geo.kw);
+        println!(
+            "{name}: {} pixels, {} → {k} channels, {}x{} taps, stride {}",
+            geo.batch * geo.h * geo.w,
+            geo.c,
+            geo.kh,
+            geo.kw,
+            geo.stride
+        );
         for round in 0..rounds {
             let f32_unfused = time(&mut |e| {
                 f32g.encode(g, e, &dyb, &wb, s, &none, &dcols)?;

@@ -273,15 +273,16 @@ fn no_op_reads_scratch_it_did_not_write() {
 
 #[test]
 fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() {
-    // On a CPU adapter with 8-lane subgroups, a stride-1 convolution's input gradient runs its
+    // On a CPU adapter with 8-lane subgroups, a convolution's input gradient runs its
     // product and col2im in one launch (gemm_int_col2im, gemm_f32_col2im, gemm_fp8_col2im);
     // PlanOptions::unfused records the product into dcols and col2im instead. Gradients and
     // updated parameters are the same bits; the fused step takes one launch fewer per such
     // convolution. SMP's stacked samples take the unfused chain either way.
     let g = gpu();
     let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
-    // (model, its stride-1 convolutions whose input gradient is needed)
-    let models = [(ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1), (ModelSpec::resnet((8, 8, 1), 1, 3), 4)];
+    // (model, its convolutions whose input gradient is needed: the ResNet's at stride 1 and 2,
+    // 3x3 and its 1x1 projections)
+    let models = [(ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1), (ModelSpec::resnet((8, 8, 1), 1, 3), 8)];
     let schemes = [
         ("fp32", true),
         ("int8", true),

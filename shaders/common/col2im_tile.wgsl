@@ -1,10 +1,14 @@
 // The tile of the fused input-gradient kernels of a convolution (gemm_int_col2im,
-// gemm_f32_col2im): a workgroup is one subgroup of 8 lanes owning 32 consecutive pixels of dX x
-// 16 channels (tile = pixel_tile * p.tiles_n + channel_group); lane L owns pixels 4L .. 4L+3 of
-// the tile, all 16 channels, kept as one mat4x4 per pixel (column g: channels 4g .. 4g+3). For
-// each tap (ky, kx), in col2im's order, a pixel reached by the tap gathers the dY row o it is
-// reached from; the tap's 16 columns of W are the same for every pixel of the tile, so each lane
-// loads two vec4s of them and subgroup broadcasts share them. The including kernel declares p
+// gemm_f32_col2im, gemm_fp8_col2im): a workgroup is one subgroup of 8 lanes owning 32 pixels of
+// dX x 16 channels (tile = pixel_tile * p.tiles_n + channel_group); lane L owns pixels 4L .. 4L+3
+// of the tile, all 16 channels, kept as one mat4x4 per pixel (column g: channels 4g .. 4g+3).
+// Pixels are numbered class by class, a class being the pixels of one (y mod stride, x mod
+// stride), each class padded to whole tiles (one class, row-major order, at stride 1): the taps
+// that reach a pixel depend on its class (oy * stride = y + pad - ky), so a tile's pixels share
+// them and a tap that reaches none of them is skipped. For each tap (ky, kx), in col2im's order,
+// a pixel reached by the tap gathers the dY row o it is reached from; the tap's 16 columns of W
+// are the same for every pixel of the tile, so each lane loads two vec4s of them and subgroup
+// broadcasts share them. The including kernel declares p
 // (GemmParams: M = dY's rows, N = kh*kw*C, K = output channels, tiles_n, total_tiles), cv
 // (ConvParams) and dx (f32, read-write), and defines tap_values (see fold_taps), its product.
 
@@ -16,8 +20,9 @@ struct Px {
     q3: mat4x4<f32>,
 }
 
-// The lane's four pixels: their flat indices, batch row base (b * OH), y + pad and x + pad; pixels
-// past the image take y + pad = -1 - 2^20, so no tap reaches them.
+// The lane's four pixels: their flat indices (batch * H * W past their class), batch row base
+// (b * OH), y + pad and x + pad; pixels past their class take y + pad = -1 - 2^20, so no tap
+// reaches them.
 struct Pixels {
     pix: vec4<u32>,
     bo: vec4<u32>,
@@ -25,13 +30,39 @@ struct Pixels {
     xs: vec4<i32>,
 }
 
+// Pixels of class coordinate r (y mod stride, or x) along an axis of n pixels.
+fn class_extent(n: u32, r: u32) -> u32 {
+    if (r >= n) {
+        return 0u;
+    }
+    return (n - r + cv.stride - 1u) / cv.stride;
+}
+
 fn tile_pixels(tile: u32, lane: u32) -> Pixels {
-    let pix0 = (tile / p.tiles_n) * 32u + 4u * lane;
-    let pix = vec4<u32>(pix0, pix0 + 1u, pix0 + 2u, pix0 + 3u);
-    let inside = pix < vec4<u32>(cv.batch * cv.h * cv.w);
-    let xs = vec4<i32>(pix % cv.w) + i32(cv.pad);
-    let ys = select(vec4<i32>(-1048577), vec4<i32>((pix / cv.w) % cv.h) + i32(cv.pad), inside);
-    return Pixels(pix, (pix / (cv.w * cv.h)) * cv.oh, ys, xs);
+    // The tile's class (cls = ry * stride + rx) and its first pixel within the class.
+    var pt = tile / p.tiles_n;
+    var cls = 0u;
+    var cy = 0u;
+    var cx = 0u;
+    for (; cls < cv.stride * cv.stride; cls++) {
+        cy = class_extent(cv.h, cls / cv.stride);
+        cx = class_extent(cv.w, cls % cv.stride);
+        let tiles = (cv.batch * cy * cx + 31u) / 32u;
+        if (pt < tiles) {
+            break;
+        }
+        pt -= tiles;
+    }
+    let i0 = pt * 32u + 4u * lane;
+    let idx = vec4<u32>(i0, i0 + 1u, i0 + 2u, i0 + 3u);
+    let inside = idx < vec4<u32>(cv.batch * cy * cx);
+    let per_image = max(cy * cx, 1u);
+    let b = idx / per_image;
+    let y = (cls / cv.stride) + cv.stride * ((idx % per_image) / max(cx, 1u));
+    let x = (cls % cv.stride) + cv.stride * ((idx % per_image) % max(cx, 1u));
+    let pix = select(vec4<u32>(cv.batch * cv.h * cv.w), (b * cv.h + y) * cv.w + x, inside);
+    let ys = select(vec4<i32>(-1048577), vec4<i32>(y) + i32(cv.pad), inside);
+    return Pixels(pix, b * cv.oh, ys, vec4<i32>(x) + i32(cv.pad));
 }
 
 // Which of the four pixels tap (ky, kx) reaches (oy * stride = y + pad - ky inside the output,
@@ -125,7 +156,10 @@ fn fold_taps(tile: u32, lane: u32) {
     for (var ky = 0u; ky < cv.kh; ky++) {
         for (var kx = 0u; kx < cv.kw; kx++) {
             let t = tap_rows(px, ky, kx);
-            d = add_tile(d, tap_values(t.o, (ky * cv.kw + kx) * cv.c, c0, lane), t);
+            // A tap that reaches none of the tile's pixels adds nothing (the same for every lane).
+            if (subgroupAny(any(t.ok))) {
+                d = add_tile(d, tap_values(t.o, (ky * cv.kw + kx) * cv.c, c0, lane), t);
+            }
         }
     }
     store_tile(d, px, c0);

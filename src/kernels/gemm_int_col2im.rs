@@ -159,11 +159,16 @@ impl PackedCol2im {
 }
 
 /// The channel groups of convolution `g`'s dX and its tiles of [`TILE_PIXELS`] pixels ×
-/// [`TILE_CHANNELS`] channels (the fused kernels' `tiles_n` and `total_tiles`).
+/// [`TILE_CHANNELS`] channels (the fused kernels' `tiles_n` and `total_tiles`): the pixels of each
+/// class of (y mod stride, x mod stride) make whole tiles of their own (see
+/// `shaders/common/col2im_tile.wgsl`).
 pub(crate) fn tiles(op: &str, g: &ConvGeom) -> Result<(u32, u32)> {
+    let s = g.stride;
+    let extent = |n: usize, r: usize| if r < n { (n - r).div_ceil(s) } else { 0 };
+    let pixel_tiles: usize =
+        (0..s * s).map(|c| (g.batch * extent(g.h, c / s) * extent(g.w, c % s)).div_ceil(TILE_PIXELS)).sum();
     let tiles_n = g.c.div_ceil(TILE_CHANNELS);
-    let total = (g.batch * g.h * g.w)
-        .div_ceil(TILE_PIXELS)
+    let total = pixel_tiles
         .checked_mul(tiles_n)
         .and_then(|t| u32::try_from(t).ok())
         .ok_or_else(|| Error::InvalidArgument(format!("{op}: {g:?} is too many tiles")))?;

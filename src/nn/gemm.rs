@@ -357,11 +357,11 @@ pub(crate) fn backward<R: Record>(
     // dX = dY·W: W stored [n, k] is op(B) as [K, N]. A convolution's f32 or packed product and
     // col2im run as one launch where the adapter takes that (the same bits, no dcols).
     let p = p_dx;
-    let fused_fold = fold.filter(|_| !cx.unfused).filter(|g| match (p.a, p.b) {
+    let fused_fold = fold.filter(|_| !cx.unfused).filter(|&g| match (p.a, p.b) {
         (Operand::F32, Operand::F32) => kk.folds_f32(g, n).is_some(),
         (Operand::Packed { format, granularity, samples, .. }, Operand::Packed { format: fb, granularity: gb, .. }) => {
             match (QuantLayout::new(rows, n, format, granularity), QuantLayout::new(k, n, fb, gb)) {
-                (Ok(la), Ok(lb)) => kk.folds(gpu, g, &la, &lb, samples),
+                (Ok(la), Ok(lb)) => kk.folds(gpu, &la, &lb, samples),
                 _ => false,
             }
         }

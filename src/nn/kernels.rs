@@ -244,16 +244,14 @@ impl Kernels {
         }
     }
 
-    /// Whether [`Kernels::packed_col2im`] runs a convolution `g`'s input gradient from operands of
+    /// Whether [`Kernels::packed_col2im`] runs a convolution's input gradient from operands of
     /// layouts `la` (dY, `samples` stacked) and `lb` (Wᵀ): on a CPU adapter with 8-lane subgroups
-    /// (where the GEMMs run their lanes kernels), stride 1, and integer formats that
-    /// [`GemmIntCol2im::fits_layouts`] or FP8 ones of one sample. With a larger stride most taps
-    /// reach no pixel (three in four at stride 2), and the kernels, which run every tap for every
-    /// pixel of their tile, would multiply that many more values than the GEMM into dcols does.
-    pub fn folds(&self, gpu: &Gpu, g: &ConvGeom, la: &QuantLayout, lb: &QuantLayout, samples: u32) -> bool {
+    /// (where the GEMMs run their lanes kernels), for integer formats that
+    /// [`GemmIntCol2im::fits_layouts`] or FP8 ones of one sample, any stride (the kernels group a
+    /// tile's pixels by the taps that reach them).
+    pub fn folds(&self, gpu: &Gpu, la: &QuantLayout, lb: &QuantLayout, samples: u32) -> bool {
         let (fa, fb) = (la.format, lb.format);
-        g.stride == 1
-            && GemmF32Lanes::chosen(gpu)
+        GemmF32Lanes::chosen(gpu)
             && match (fa.is_fp8(), fb.is_fp8()) {
                 (true, true) => samples == 1,
                 (false, false) => {
@@ -266,10 +264,10 @@ impl Kernels {
     }
 
     /// The f32 counterpart of [`Kernels::folds`] for convolution `g` with `k` output channels:
-    /// [`GemmF32Col2im`] where the GEMMs run their lanes kernels, stride 1, and `k` and the input
-    /// channels multiples of 4.
+    /// [`GemmF32Col2im`] where the GEMMs run their lanes kernels, with `k` and the input channels
+    /// multiples of 4.
     pub fn folds_f32(&self, g: &ConvGeom, k: usize) -> Option<&GemmF32Col2im> {
-        self.f32_col2im.as_ref().filter(|_| g.stride == 1 && GemmF32Col2im::fits(g, k))
+        self.f32_col2im.as_ref().filter(|_| GemmF32Col2im::fits(g, k))
     }
 
     /// `dx ← col2im(A·Bᵀ)` for convolution `g` in one launch ([`GemmIntCol2im`] or
