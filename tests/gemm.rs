@@ -160,6 +160,22 @@ fn quantized(x: &[f32], rows: usize, cols: usize, scheme: QuantScheme) -> Quanti
     q
 }
 
+/// `samples` stacked SMP samples of `x` `[rows, cols]` quantized under `scheme` (stochastic).
+fn quantized_samples(x: &[f32], rows: usize, cols: usize, scheme: QuantScheme, samples: u32) -> QuantizedTensor {
+    let g = gpu();
+    let t = GpuTensor::from_slice(g, x, &[rows, cols]).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let q = qz().quantize_samples(g, &mut enc, &t, scheme, samples).unwrap();
+    g.queue.submit([enc.finish()]);
+    q
+}
+
+/// That a launcher refused what `what` names, with an argument or shape error.
+fn assert_refused(what: &str, r: lowbit::Result<()>) {
+    let err = r.err().unwrap_or_else(|| panic!("{what}: accepted"));
+    assert!(matches!(err, Error::InvalidArgument(_) | Error::Shape { .. }), "{what}: {err}");
+}
+
 fn chunks(k: usize, ga: Granularity, gb: Granularity) -> usize {
     let b = |g: Granularity| if let Granularity::PerBlock(n) = g { Some(n as usize) } else { None };
     match (b(ga), b(gb)) {
@@ -1076,14 +1092,7 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
     }
     // What it does not take goes to the tiled kernel: SMP samples.
     let x = data(16 * 64, 97, false);
-    let xt = GpuTensor::from_slice(g, &x, &[16, 64]).unwrap();
-    let smp = {
-        let mut enc = g.device.create_command_encoder(&Default::default());
-        let q =
-            qz().quantize_samples(g, &mut enc, &xt, QuantScheme::per_row(Format::Log4).stochastic(1, 0), 2).unwrap();
-        g.queue.submit([enc.finish()]);
-        q
-    };
+    let smp = quantized_samples(&x, 16, 64, QuantScheme::per_row(Format::Log4).stochastic(1, 0), 2);
     let q4 = quantized(&x, 16, 64, per_row(Format::Int4));
     assert!(!GemmInt::new(g, Format::Log4, Format::Int4).unwrap().runs_lanes(&smp, &q4));
     let mx = quantized(&x, 16, 64, QuantScheme::native(Format::Mxfp4));
@@ -1212,38 +1221,27 @@ fn fused_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
     let geo = geom(1, 4, 4, 4, 3, 1, 1);
     let (m, n) = (geo.rows(), geo.kdim());
     let kernel = GemmIntCol2im::new(g, Format::Log4, Format::Int4).unwrap();
-    let xt = GpuTensor::from_slice(g, &data(m * 8, 103, false), &[m, 8]).unwrap();
-    let smp = {
-        let mut enc = g.device.create_command_encoder(&Default::default());
-        let q =
-            qz().quantize_samples(g, &mut enc, &xt, QuantScheme::per_row(Format::Log4).stochastic(1, 0), 2).unwrap();
-        g.queue.submit([enc.finish()]);
-        q
-    };
+    let smp = quantized_samples(&data(m * 8, 103, false), m, 8, QuantScheme::per_row(Format::Log4).stochastic(1, 0), 2);
     let w4 = quantized(&data(n * 8, 104, false), n, 8, per_row(Format::Int4));
     let marker = vec![7.0f32; geo.input_len()];
     let dx = GpuBuffer::from_slice(g, "dx", &marker).unwrap();
-    let refuse = |what: &str, r: lowbit::Result<()>| {
-        let err = r.err().unwrap_or_else(|| panic!("{what}: accepted"));
-        assert!(matches!(err, Error::InvalidArgument(_) | Error::Shape { .. }), "{what}: {err}");
-    };
     assert!(!GemmIntCol2im::fits(&smp, &w4));
     let mut enc = g.device.create_command_encoder(&Default::default());
-    refuse("samples", kernel.encode(g, &mut enc, &geo, &smp, &w4, &dx));
+    assert_refused("samples", kernel.encode(g, &mut enc, &geo, &smp, &w4, &dx));
     let long_a = quantized(&data(m * 1100, 105, false), m, 1100, per_row(Format::Int8));
     let long_b = quantized(&data(n * 1100, 106, false), n, 1100, per_row(Format::Int8));
     assert!(!GemmIntCol2im::fits(&long_a, &long_b));
     let int8 = GemmIntCol2im::new(g, Format::Int8, Format::Int8).unwrap();
-    refuse("K past 1024 per row", int8.encode(g, &mut enc, &geo, &long_a, &long_b, &dx));
+    assert_refused("K past 1024 per row", int8.encode(g, &mut enc, &geo, &long_a, &long_b, &dx));
     let a8 = quantized(&data(m * 8, 107, false), m, 8, per_row(Format::Int8));
-    refuse("formats", kernel.encode(g, &mut enc, &geo, &a8, &w4, &dx));
+    assert_refused("formats", kernel.encode(g, &mut enc, &geo, &a8, &w4, &dx));
     let other = geom(1, 4, 4, 4, 3, 2, 1);
-    refuse(
+    assert_refused(
         "geometry",
         int8.encode(g, &mut enc, &other, &a8, &quantized(&data(n * 8, 108, false), n, 8, per_row(Format::Int8)), &dx),
     );
     let short = GpuBuffer::from_slice(g, "short", &marker[1..]).unwrap();
-    refuse(
+    assert_refused(
         "short dx",
         int8.encode(g, &mut enc, &geo, &a8, &quantized(&data(n * 8, 108, false), n, 8, per_row(Format::Int8)), &short),
     );
@@ -1311,8 +1309,7 @@ fn fused_f32_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
         ("short dx", kernel.encode(g, &mut enc, &geo, 8, &dy, &w, &short)),
         ("short w", kernel.encode(g, &mut enc, &geo, 8, &dy, &dy, &dx)),
     ] {
-        let err = r.err().unwrap_or_else(|| panic!("{what}: accepted"));
-        assert!(matches!(err, Error::InvalidArgument(_) | Error::Shape { .. }), "{what}: {err}");
+        assert_refused(what, r);
     }
     g.queue.submit([enc.finish()]);
     assert_eq!(dx.read(g).unwrap(), marker, "a refused launch wrote dx");
@@ -1355,14 +1352,8 @@ fn fused_fp8_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
     let a = quantized(&data(m * 8, 123, false), m, 8, per_row(Format::Fp8E4M3));
     let b = quantized(&data(n * 8, 124, false), n, 8, per_row(Format::Fp8E4M3));
     let b5 = quantized(&data(n * 8, 124, false), n, 8, per_row(Format::Fp8E5M2));
-    let xt = GpuTensor::from_slice(g, &data(m * 8, 125, false), &[m, 8]).unwrap();
-    let smp = {
-        let mut enc = g.device.create_command_encoder(&Default::default());
-        let q =
-            qz().quantize_samples(g, &mut enc, &xt, QuantScheme::per_row(Format::Fp8E4M3).stochastic(1, 0), 2).unwrap();
-        g.queue.submit([enc.finish()]);
-        q
-    };
+    let smp =
+        quantized_samples(&data(m * 8, 125, false), m, 8, QuantScheme::per_row(Format::Fp8E4M3).stochastic(1, 0), 2);
     let marker = vec![7.0f32; geo.input_len()];
     let dx = GpuBuffer::from_slice(g, "dx", &marker).unwrap();
     let other = ConvGeom { stride: 2, ..geo };
@@ -1372,8 +1363,7 @@ fn fused_fp8_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
         ("samples", kernel.encode(g, &mut enc, &geo, &smp, &b, &dx)),
         ("geometry", kernel.encode(g, &mut enc, &other, &a, &b, &dx)),
     ] {
-        let err = r.err().unwrap_or_else(|| panic!("{what}: accepted"));
-        assert!(matches!(err, Error::InvalidArgument(_) | Error::Shape { .. }), "{what}: {err}");
+        assert_refused(what, r);
     }
     g.queue.submit([enc.finish()]);
     assert_eq!(dx.read(g).unwrap(), marker, "a refused launch wrote dx");
