@@ -41,16 +41,6 @@ fn load_w(tap: u32, c0: u32, k: u32, i: u32) -> vec4<f32> {
     return w[((k + i / 4u) * p.n + tap + ch) / 4u];
 }
 
-// One pixel's 16 channels through one K step: w<kk> holds the channels at k + kk (column g:
-// channels 4g .. 4g+3), a the pixel's dY values at k .. k+3; every value gets v + w * a, k by k.
-fn mac(acc: mat4x4<f32>, a: vec4<f32>, w0: mat4x4<f32>, w1: mat4x4<f32>, w2: mat4x4<f32>, w3: mat4x4<f32>)
-    -> mat4x4<f32> {
-    var m = acc + w0 * a.x;
-    m = m + w1 * a.y;
-    m = m + w2 * a.z;
-    return m + w3 * a.w;
-}
-
 // The tap's values of the lane's four pixels (common/col2im_tile.wgsl's fold_taps).
 fn tap_values(o: vec4<u32>, tap: u32, c0: u32, lane: u32) -> Px {
     var v: Px;
@@ -61,10 +51,10 @@ fn tap_values(o: vec4<u32>, tap: u32, c0: u32, lane: u32) -> Px {
         let w1 = broadcast_quarter(v0, v1, 1u);
         let w2 = broadcast_quarter(v0, v1, 2u);
         let w3 = broadcast_quarter(v0, v1, 3u);
-        v.q0 = mac(v.q0, load_dy(o.x, k), w0, w1, w2, w3);
-        v.q1 = mac(v.q1, load_dy(o.y, k), w0, w1, w2, w3);
-        v.q2 = mac(v.q2, load_dy(o.z, k), w0, w1, w2, w3);
-        v.q3 = mac(v.q3, load_dy(o.w, k), w0, w1, w2, w3);
+        v.q0 = mac_by_k(v.q0, load_dy(o.x, k), w0, w1, w2, w3);
+        v.q1 = mac_by_k(v.q1, load_dy(o.y, k), w0, w1, w2, w3);
+        v.q2 = mac_by_k(v.q2, load_dy(o.z, k), w0, w1, w2, w3);
+        v.q3 = mac_by_k(v.q3, load_dy(o.w, k), w0, w1, w2, w3);
     }
     return v;
 }

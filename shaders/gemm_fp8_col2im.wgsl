@@ -44,21 +44,6 @@ fn load_b(col: u32, kw: u32) -> vec4<f32> {
     return word_values(b_codes[col * p.b_words + kw], FMT_B, b_scales[col * p.b_row_mul + (4u * kw) / p.b_block_div]);
 }
 
-// One pixel's 16 channels through one lane word: t<g> holds channels 4g .. 4g+3 (column i:
-// channel 4g + i's four values, broadcast_quarter's layout), a the pixel's four dY values; every
-// value gets v + b * a, k by k.
-fn mac(acc: mat4x4<f32>, a: vec4<f32>, t0: mat4x4<f32>, t1: mat4x4<f32>, t2: mat4x4<f32>, t3: mat4x4<f32>)
-    -> mat4x4<f32> {
-    let u0 = transpose(t0);
-    let u1 = transpose(t1);
-    let u2 = transpose(t2);
-    let u3 = transpose(t3);
-    var m = acc + mat4x4<f32>(u0[0], u1[0], u2[0], u3[0]) * a.x;
-    m = m + mat4x4<f32>(u0[1], u1[1], u2[1], u3[1]) * a.y;
-    m = m + mat4x4<f32>(u0[2], u1[2], u2[2], u3[2]) * a.z;
-    return m + mat4x4<f32>(u0[3], u1[3], u2[3], u3[3]) * a.w;
-}
-
 // The tap's values of the lane's four pixels (common/col2im_tile.wgsl's fold_taps).
 fn tap_values(o: vec4<u32>, tap: u32, c0: u32, lane: u32) -> Px {
     let ch0 = c0 + lane;
@@ -69,14 +54,20 @@ fn tap_values(o: vec4<u32>, tap: u32, c0: u32, lane: u32) -> Px {
     for (var kw = 0u; kw < (p.k + 3u) / 4u; kw++) {
         let w0 = load_b(col0, kw);
         let w1 = load_b(col1, kw);
-        let t0 = broadcast_quarter(w0, w1, 0u);
-        let t1 = broadcast_quarter(w0, w1, 1u);
-        let t2 = broadcast_quarter(w0, w1, 2u);
-        let t3 = broadcast_quarter(w0, w1, 3u);
-        v.q0 = mac(v.q0, load_a(o.x, kw), t0, t1, t2, t3);
-        v.q1 = mac(v.q1, load_a(o.y, kw), t0, t1, t2, t3);
-        v.q2 = mac(v.q2, load_a(o.z, kw), t0, t1, t2, t3);
-        v.q3 = mac(v.q3, load_a(o.w, kw), t0, t1, t2, t3);
+        // broadcast_quarter gives channels 4g .. 4g+3 with their four values (column i: channel
+        // 4g + i); mac_by_k takes the channels at each k (column g: channels 4g .. 4g+3).
+        let u0 = transpose(broadcast_quarter(w0, w1, 0u));
+        let u1 = transpose(broadcast_quarter(w0, w1, 1u));
+        let u2 = transpose(broadcast_quarter(w0, w1, 2u));
+        let u3 = transpose(broadcast_quarter(w0, w1, 3u));
+        let k0 = mat4x4<f32>(u0[0], u1[0], u2[0], u3[0]);
+        let k1 = mat4x4<f32>(u0[1], u1[1], u2[1], u3[1]);
+        let k2 = mat4x4<f32>(u0[2], u1[2], u2[2], u3[2]);
+        let k3 = mat4x4<f32>(u0[3], u1[3], u2[3], u3[3]);
+        v.q0 = mac_by_k(v.q0, load_a(o.x, kw), k0, k1, k2, k3);
+        v.q1 = mac_by_k(v.q1, load_a(o.y, kw), k0, k1, k2, k3);
+        v.q2 = mac_by_k(v.q2, load_a(o.z, kw), k0, k1, k2, k3);
+        v.q3 = mac_by_k(v.q3, load_a(o.w, kw), k0, k1, k2, k3);
     }
     return v;
 }

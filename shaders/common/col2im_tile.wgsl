@@ -106,6 +106,18 @@ fn broadcast_quarter(v0: vec4<f32>, v1: vec4<f32>, h: u32) -> mat4x4<f32> {
                        subgroupBroadcast(v1, 7u));
 }
 
+// One pixel's 16 channels through one K step of 4 in f32 (gemm_f32_col2im, gemm_fp8_col2im):
+// w<kk> holds the channels at k + kk (column g: channels 4g .. 4g+3), a the pixel's dY values at
+// k .. k+3; every value gets v + w * a, k by k (a multiply, then an add: the order and roundings
+// of common/lanes.wgsl's quad_step).
+fn mac_by_k(acc: mat4x4<f32>, a: vec4<f32>, w0: mat4x4<f32>, w1: mat4x4<f32>, w2: mat4x4<f32>, w3: mat4x4<f32>)
+    -> mat4x4<f32> {
+    var m = acc + w0 * a.x;
+    m = m + w1 * a.y;
+    m = m + w2 * a.z;
+    return m + w3 * a.w;
+}
+
 // Adds the tap's values of a pixel it reaches (ok) into the pixel's running sums; a pixel it does
 // not reach keeps them (col2im skips such taps).
 fn add_px(d: mat4x4<f32>, v: mat4x4<f32>, ok: bool) -> mat4x4<f32> {
