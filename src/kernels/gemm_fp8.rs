@@ -37,16 +37,19 @@ pub struct GemmFp8 {
     cache: TileCache,
 }
 
+/// `Ok` if both operand formats are FP8 ones (fp8-e4m3, fp8-e5m2, mxfp8), else the error naming
+/// kernel `op` (the FP8 GEMMs and `gemm_fp8_col2im`).
+pub(crate) fn check_fp8_formats(op: &str, formats: [Format; 2]) -> Result<()> {
+    match formats.into_iter().find(|f| !f.is_fp8()) {
+        Some(f) => Err(Error::InvalidArgument(format!("{op} takes fp8-e4m3, fp8-e5m2 or mxfp8 operands, not {f}"))),
+        None => Ok(()),
+    }
+}
+
 impl GemmFp8 {
     /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (each fp8-e4m3, fp8-e5m2 or mxfp8).
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
-        for f in [fmt_a, fmt_b] {
-            if !f.is_fp8() {
-                return Err(Error::InvalidArgument(format!(
-                    "gemm_fp8 takes fp8-e4m3, fp8-e5m2 or mxfp8 operands, not {f}"
-                )));
-            }
-        }
+        check_fp8_formats("gemm_fp8", [fmt_a, fmt_b])?;
         let (bgl, pl) = layouts(gpu, "gemm_fp8", PACKED_SLOTS);
         let c = [("FMT_A", fmt_a.id() as f64), ("FMT_B", fmt_b.id() as f64)];
         Ok(GemmFp8 {

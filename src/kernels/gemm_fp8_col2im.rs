@@ -8,6 +8,7 @@
 //! Reference: [`crate::reference::gemm_fp8_col2im`].
 
 use super::gemm_f32_lanes::GemmF32Lanes;
+use super::gemm_fp8::check_fp8_formats;
 use super::gemm_int_col2im::PackedCol2im;
 use super::im2col::ConvGeom;
 use crate::format::Format;
@@ -27,13 +28,7 @@ impl GemmFp8Col2im {
     /// Builds the pipeline for dY in `fmt_a` and Wᵀ in `fmt_b` (each fp8-e4m3, fp8-e5m2 or
     /// mxfp8); an error on an adapter without 8-lane subgroups.
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
-        for f in [fmt_a, fmt_b] {
-            if !f.is_fp8() {
-                return Err(Error::InvalidArgument(format!(
-                    "gemm_fp8_col2im takes fp8-e4m3, fp8-e5m2 or mxfp8 operands, not {f}"
-                )));
-            }
-        }
+        check_fp8_formats("gemm_fp8_col2im", [fmt_a, fmt_b])?;
         PackedCol2im::new(gpu, "gemm_fp8_col2im", fmt_a, fmt_b).map(GemmFp8Col2im)
     }
 

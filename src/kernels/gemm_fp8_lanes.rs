@@ -9,9 +9,10 @@
 
 use super::gemm::{Dummies, Epilogue, GemmParams, PackedLanes};
 use super::gemm_f32_lanes::GemmF32Lanes;
+use super::gemm_fp8::check_fp8_formats;
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
-use crate::{Error, Gpu, Result};
+use crate::{Gpu, Result};
 
 /// The lanes FP8 GEMM for one pair of operand formats.
 pub struct GemmFp8Lanes(PackedLanes);
@@ -25,13 +26,7 @@ impl GemmFp8Lanes {
     /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (each fp8-e4m3, fp8-e5m2 or mxfp8);
     /// an error on an adapter without 8-lane subgroups.
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
-        for f in [fmt_a, fmt_b] {
-            if !f.is_fp8() {
-                return Err(Error::InvalidArgument(format!(
-                    "gemm_fp8_lanes takes fp8-e4m3, fp8-e5m2 or mxfp8 operands, not {f}"
-                )));
-            }
-        }
+        check_fp8_formats("gemm_fp8_lanes", [fmt_a, fmt_b])?;
         Ok(GemmFp8Lanes(PackedLanes::new(gpu, "gemm_fp8_lanes", fmt_a, fmt_b)?))
     }
 

@@ -43,6 +43,17 @@ pub const INT_FORMATS: [Format; 8] = [
     Format::Nvfp4,
 ];
 
+/// `Ok` if both operand formats are among [`INT_FORMATS`], else the error naming kernel `op` (the
+/// lanes integer GEMM and `gemm_int_col2im`).
+pub(crate) fn check_int_formats(op: &str, formats: [Format; 2]) -> Result<()> {
+    match formats.into_iter().find(|f| !INT_FORMATS.contains(f)) {
+        Some(f) => {
+            Err(Error::InvalidArgument(format!("{op} takes int8, int4, int3, int2, log4 or E2M1 operands, not {f}")))
+        }
+        None => Ok(()),
+    }
+}
+
 /// Whether the 128×128 tile can run these operands: it folds scale chunks between K steps of
 /// 32 elements, so block scales must cover whole steps.
 fn wide_fits(la: &QuantLayout, lb: &QuantLayout) -> bool {

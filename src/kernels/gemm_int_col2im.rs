@@ -6,7 +6,7 @@
 //! each pixel of dX and each tap that reaches it, the dY row of that tap, and sums the taps in
 //! col2im's order: the bits of the unfused path, without dcols. A workgroup (one subgroup) owns 32
 //! pixels × 16 channels; a tap's 16 columns of W reach its lanes by subgroup broadcasts.
-//! Operands as [`super::gemm_int`]'s (any of its [`INT_FORMATS`]): A the quantized dY `[batch·oh·ow,
+//! Operands as [`super::gemm_int`]'s (any of its [`INT_FORMATS`](super::gemm_int::INT_FORMATS)): A the quantized dY `[batch·oh·ow,
 //! K]`, B the quantized `Wᵀ` `[kh·kw·c, K]`, both packed along K (the output channels), one
 //! sample, scale chunks of at most [`MAX_BLOCK`] elements (one over all of K, or blocks).
 //! Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 dx, 6 `ConvParams`.
@@ -14,7 +14,7 @@
 
 use super::gemm::GemmParams;
 use super::gemm_f32_lanes::GemmF32Lanes;
-use super::gemm_int::{packed_params, INT_FORMATS};
+use super::gemm_int::{check_int_formats, packed_params};
 use super::gemm_int_lanes::MAX_BLOCK;
 use super::im2col::{ConvGeom, ConvParams};
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot};
@@ -51,16 +51,10 @@ impl GemmIntCol2im {
         samples == 1 && la.shared_chunk(lb).min(la.cols) <= MAX_BLOCK
     }
 
-    /// Builds the pipeline for dY in `fmt_a` and Wᵀ in `fmt_b` (any of [`INT_FORMATS`]); an error
+    /// Builds the pipeline for dY in `fmt_a` and Wᵀ in `fmt_b` (any of [`INT_FORMATS`](super::gemm_int::INT_FORMATS)); an error
     /// on an adapter without 8-lane subgroups.
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
-        for f in [fmt_a, fmt_b] {
-            if !INT_FORMATS.contains(&f) {
-                return Err(Error::InvalidArgument(format!(
-                    "gemm_int_col2im takes int8, int4, int3, int2, log4 or E2M1 operands, not {f}"
-                )));
-            }
-        }
+        check_int_formats("gemm_int_col2im", [fmt_a, fmt_b])?;
         PackedCol2im::new(gpu, "gemm_int_col2im", fmt_a, fmt_b).map(GemmIntCol2im)
     }
 

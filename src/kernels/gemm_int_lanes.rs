@@ -11,7 +11,7 @@
 
 use super::gemm::{Dummies, Epilogue, GemmParams, PackedLanes};
 use super::gemm_f32_lanes::GemmF32Lanes;
-use super::gemm_int::INT_FORMATS;
+use super::gemm_int::check_int_formats;
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
 use crate::{Error, Gpu, Result};
@@ -37,15 +37,9 @@ impl GemmIntLanes {
     }
 
     /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (any of gemm_int's
-    /// [`INT_FORMATS`]); an error on an adapter without 8-lane subgroups.
+    /// [`INT_FORMATS`](super::gemm_int::INT_FORMATS)); an error on an adapter without 8-lane subgroups.
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
-        for f in [fmt_a, fmt_b] {
-            if !INT_FORMATS.contains(&f) {
-                return Err(Error::InvalidArgument(format!(
-                    "gemm_int_lanes takes int8, int4, int3, int2, log4 or E2M1 operands, not {f}"
-                )));
-            }
-        }
+        check_int_formats("gemm_int_lanes", [fmt_a, fmt_b])?;
         Ok(GemmIntLanes(PackedLanes::new(gpu, "gemm_int_lanes", fmt_a, fmt_b)?))
     }
 
