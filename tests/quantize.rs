@@ -329,6 +329,54 @@ fn bad_input_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn subnormal_inputs_flush_to_zero_where_the_inverse_scale_is_huge() {
+    // A row whose maximum is a few qmax·2^-126: its scale is barely normal and 1/s near 2^126, so a
+    // subnormal x that were scaled unflushed would land on ±1 and above (ftz(x) · inv: 0); normal
+    // values of the same size, and ones halfway between codes, round as the host spec does.
+    let g = gpu();
+    let tiny = f32::MIN_POSITIVE;
+    for f in Format::ALL {
+        let amax = f.qmax() * tiny * 3.0;
+        let mut row: Vec<f32> = vec![
+            amax,
+            -amax * 0.5,
+            f32::from_bits(0x007f_ffff),
+            -f32::from_bits(0x0040_0001),
+            tiny,
+            -tiny * 1.5,
+            amax / f.qmax() * 2.5,
+            -amax / f.qmax() * 0.5,
+        ];
+        // One block of the block-scaled formats.
+        row.resize(32, 0.0);
+        let x = GpuTensor::from_slice(g, &row, &[1, 32]).unwrap();
+        for rounding in [Rounding::Nearest, Rounding::Stochastic { seed: 3, stream: 4 }] {
+            let s = QuantScheme { rounding, ..QuantScheme::native(f) };
+            let l = QuantLayout::new(1, 32, f, s.granularity).unwrap();
+            let (_, inv) = reference::scale::scale(&reference::absmax::absmax(&row, &l, false), f);
+            // (NVFP4's tensor scale, amax / 2688, is not normal here: s = 0 for the whole row.)
+            if f != Format::Nvfp4 {
+                assert!(inv[0] > 1e37, "{f}: 1/s = {} is not near 2^126", inv[0]);
+            }
+            let want = reference::quantize::quantize(&row, &inv, &l, rounding);
+            for one_pass in [false, true] {
+                if one_pass && !QuantizeFused::supports_with_tensor_amax(&l) {
+                    continue;
+                }
+                let (codes, _, _) = run(|e| {
+                    if one_pass {
+                        qz().quantize_one_pass(g, e, &x, s)
+                    } else {
+                        qz().quantize_two_pass(g, e, &x, s)
+                    }
+                });
+                assert_u32_eq(&format!("{f} {rounding:?} (one pass {one_pass})"), &codes, &want);
+            }
+        }
+    }
+}
+
+#[test]
 fn a_group_without_finite_values_follows_one_rule_on_host_and_device() {
     // A row whose only nonzero is ±inf or NaN has amax 0, so s = 0: every code that stands for a
     // finite value is 0, the FP8 formats keep their own NaN and (E5M2) ±inf codes, and

@@ -33,12 +33,8 @@ fn fmt_rcp_qmax() -> f32 {
 
 fn fmt_encode_scaled(y: f32, stochastic: bool, r24: u32) -> u32 {
     switch FORMAT {
-        case 0u: { return int_encode(y, 127u, 8u, stochastic, r24); }
-        case 1u: { return int_encode(y, 7u, 4u, stochastic, r24); }
-        case 2u, 8u: { return fp8_encode(y, 4u, 3u, 7, 0x7eu, stochastic, r24); }
-        case 3u: { return fp8_encode(y, 5u, 2u, 15, 0x7bu, stochastic, r24); }
-        case 5u: { return int_encode(y, 3u, 4u, stochastic, r24); }
-        case 6u: { return int_encode(y, 1u, 2u, stochastic, r24); }
+        case 2u, 8u: { return fp8_encode(y, 3u, 7, 0x7eu, stochastic, r24); }
+        case 3u: { return fp8_encode(y, 2u, 15, 0x7bu, stochastic, r24); }
         case 7u, 9u, 10u: { return fp4_encode(y, stochastic, r24); }
         default: { return log4_encode(y, stochastic, r24); }
     }
@@ -48,13 +44,9 @@ fn fmt_encode_nonfinite(bits: u32) -> u32 {
     let neg = (bits >> 31u) == 1u;
     let nan = (bits & 0x007fffffu) != 0u;
     switch FORMAT {
-        case 0u: { return select(int_to_code(select(127, -127, neg), 8u), 0u, nan); }
-        case 1u: { return select(int_to_code(select(7, -7, neg), 4u), 0u, nan); }
         case 2u, 8u: { return fp8_encode_nonfinite(bits, 4u, 3u, 0x7eu, false); }
         case 3u: { return fp8_encode_nonfinite(bits, 5u, 2u, 0x7bu, true); }
         case 7u, 9u, 10u: { return fp4_encode_nonfinite(bits); }
-        case 5u: { return select(int_to_code(select(3, -3, neg), 4u), 0u, nan); }
-        case 6u: { return select(int_to_code(select(1, -1, neg), 2u), 0u, nan); }
         default: { return select(log4_encode_level(neg, 7u), 0u, nan); }
     }
 }
@@ -74,6 +66,13 @@ fn fmt_decode(code: u32) -> f32 {
 // The quantization rule for one element (src/format/mod.rs, `Format::quantize`): inv = 0 is a
 // group with s = 0, where only the format's own non-finite codes are not 0.
 fn fmt_quantize(x: f32, inv: f32, stochastic: bool, r24: u32) -> u32 {
+    switch FORMAT {
+        case 0u: { return int_quantize(x, inv, 127.0, 8u, stochastic, r24); }
+        case 1u: { return int_quantize(x, inv, 7.0, 4u, stochastic, r24); }
+        case 5u: { return int_quantize(x, inv, 3.0, 4u, stochastic, r24); }
+        case 6u: { return int_quantize(x, inv, 1.0, 2u, stochastic, r24); }
+        default: {}
+    }
     let bits = bitcast<u32>(x);
     if (!is_finite_bits(bits)) {
         let code = fmt_encode_nonfinite(bits);
@@ -141,7 +140,7 @@ fn e4m3_at_least(v: f32) -> u32 {
     if (v <= bitcast<f32>(0x3b000000u)) {
         return 1u;
     }
-    let c = fp8_encode(v, 4u, 3u, 7, 0x7eu, false, 0u);
+    let c = fp8_encode(v, 3u, 7, 0x7eu, false, 0u);
     if (fp8_decode(c, 4u, 3u, 7, false) < v && c < 0x7eu) {
         return c + 1u;
     }

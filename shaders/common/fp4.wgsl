@@ -2,7 +2,7 @@
 // with 2 exponent and 1 mantissa bits, the sign moved from bit 7 to bit 3.
 
 fn fp4_encode(y: f32, stochastic: bool, r24: u32) -> u32 {
-    let c = fp8_encode(y, 2u, 1u, 1, 0x7u, stochastic, r24);
+    let c = fp8_encode(y, 1u, 1, 0x7u, stochastic, r24);
     return ((c >> 4u) & 0x8u) | (c & 0x7u);
 }
 

@@ -3,31 +3,20 @@
 
 const FP8_NAN_CODE: u32 = 0x7fu;
 
-fn fp8_encode(y: f32, ebits: u32, mbits: u32, bias: i32, max_code: u32, stochastic: bool, r24: u32) -> u32 {
+// The code of finite, flushed y: with e = max(exponent of |y|, 1 - bias) (the subnormal range
+// sharing the smallest normal exponent), |y|·2^(mbits - e) (exact: a power of two, normal for
+// every finite y) counts code steps, rounded by round_scaled to k; the magnitude code is
+// ((e + bias - 1) << mbits) + k (k carries the hidden bit where y is normal, so a carry moves
+// the exponent), saturated to max_code: round_shift's result on (exponent, mantissa), without a
+// branch on the value.
+fn fp8_encode(y: f32, mbits: u32, bias: i32, max_code: u32, stochastic: bool, r24: u32) -> u32 {
     let bits = bitcast<u32>(y);
     let abs = bits & 0x7fffffffu;
-    if (abs == 0u) {
-        return 0u;
-    }
-    let sign = (bits >> 24u) & 0x80u;
-    let e = split_exp(abs);
-    let mant = split_mant(abs);
-    var mag = 0u;
-    if (e >= 1 - bias) {
-        if (e + bias > i32((1u << ebits) - 1u)) {
-            mag = max_code;
-        } else {
-            let q = round_shift(mant, 23u - mbits, stochastic, r24);
-            mag = (u32(e + bias - 1) << mbits) + q;
-        }
-    } else {
-        let shift = u32(23 - i32(mbits) + (1 - bias - e));
-        mag = round_shift(mant, shift, stochastic, r24);
-    }
-    if (mag == 0u) {
-        return 0u;
-    }
-    return sign | min(mag, max_code);
+    let e = max(split_exp(abs), 1 - bias);
+    let step_inv = bitcast<f32>(u32(i32(mbits) - e + 127) << 23u);
+    let k = round_scaled(bitcast<f32>(abs) * step_inv, stochastic, r24);
+    let mag = (u32(e + bias - 1) << mbits) + k;
+    return select(((bits >> 24u) & 0x80u) | min(mag, max_code), 0u, mag == 0u);
 }
 
 fn fp8_encode_nonfinite(bits: u32, ebits: u32, mbits: u32, max_code: u32, has_inf: bool) -> u32 {

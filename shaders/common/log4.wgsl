@@ -7,20 +7,16 @@ fn log4_encode_level(neg: bool, c: u32) -> u32 {
     return (select(0u, 1u, neg) << 3u) | c;
 }
 
+// The level of finite, flushed y: with e = |y|'s exponent clamped to [0, 7], e + round_scaled(|y|·2^-e)
+// capped at 7 (|y| < 1: 0 or 1, underflow rounded; below 2^7: 2^e or 2^(e+1); the scaled value
+// capped at 4, which still lands past level 7, so it stays in round_scaled's range): round_shift's
+// result on (exponent, mantissa), without a branch on the value.
 fn log4_encode(y: f32, stochastic: bool, r24: u32) -> u32 {
     let bits = bitcast<u32>(y);
     let abs = bits & 0x7fffffffu;
-    if (abs == 0u) {
-        return 0u;
-    }
-    let e = split_exp(abs);
-    let mant = split_mant(abs);
-    var c = 7u;
-    if (e < 0) {
-        c = round_shift(mant, u32(23 - e), stochastic, r24);
-    } else if (e < 7) {
-        c = min(u32(e) + round_shift(mant, 23u, stochastic, r24), 7u);
-    }
+    let e = clamp(split_exp(abs), 0, 7);
+    let s = min(bitcast<f32>(abs) * bitcast<f32>(u32(127 - e) << 23u), 4.0);
+    let c = min(u32(e) + round_scaled(s, stochastic, r24), 7u);
     return log4_encode_level((bits >> 31u) == 1u, c);
 }
 

@@ -38,43 +38,9 @@ fn amax_bits4(v: vec4<f32>) -> vec4<u32> {
     return vec4<u32>(amax_bits(v.x), amax_bits(v.y), amax_bits(v.z), amax_bits(v.w));
 }
 
-fn round_shift(mant: u32, shift: u32, stochastic: bool, r24: u32) -> u32 {
-    if (shift == 0u) {
-        return mant;
-    }
-    var q = 0u;
-    var rem = mant;
-    if (shift < 32u) {
-        q = mant >> shift;
-        rem = mant & ((1u << shift) - 1u);
-    }
-    var up = false;
-    if (stochastic) {
-        if (shift <= 24u) {
-            up = (rem << (24u - shift)) > r24;
-        } else {
-            let k = shift - 24u;
-            var c = select(0u, 1u, rem != 0u);
-            if (k < 24u) {
-                c = (rem + ((1u << k) - 1u)) >> k;
-            }
-            up = c > r24;
-        }
-    } else if (shift <= 24u) {
-        let half = 1u << (shift - 1u);
-        up = rem > half || (rem == half && (q & 1u) == 1u);
-    }
-    return q + select(0u, 1u, up);
-}
-
-// Unbiased exponent of a positive normal f32's bits.
+// Unbiased exponent of a positive normal f32's bits (-127 for 0 and subnormals).
 fn split_exp(abs_bits: u32) -> i32 {
     return i32(abs_bits >> 23u) - 127;
-}
-
-// 24-bit mantissa, hidden bit included.
-fn split_mant(abs_bits: u32) -> u32 {
-    return (abs_bits & 0x007fffffu) | 0x00800000u;
 }
 
 fn recip_rne(x: f32) -> f32 {
@@ -118,28 +84,33 @@ fn recip_rne(x: f32) -> f32 {
     return bitcast<f32>((u32(re + 127) << 23u) | (mant & 0x007fffffu));
 }
 
-fn int_to_code(q: i32, b: u32) -> u32 {
-    return bitcast<u32>(q) & ((1u << b) - 1u);
-}
-
 fn int_decode(code: u32, b: u32) -> i32 {
     return bitcast<i32>(code << (32u - b)) >> (32u - b);
 }
 
-fn int_encode(y: f32, qmax: u32, b: u32, stochastic: bool, r24: u32) -> u32 {
-    let bits = bitcast<u32>(y);
-    let abs = bits & 0x7fffffffu;
-    if (abs == 0u) {
-        return 0u;
+// src/format/mod.rs's round_shift(mant, shift) on the value it stands for, s = mant·2^-shift
+// (0 <= s < 2^22), in f32 arithmetic whose every step is exact and without branching on the value
+// (on a CPU adapter lanes run both sides of a branch): to nearest, ties to even, s + 1.5·2^23 lies in [2^23, 2^24), where f32's
+// spacing is 1, so the sum rounds s to an integer and its low mantissa bits, less 2^22, are that
+// integer; stochastically floor(s) + 1 where frac·2^24 > r24 (frac = s - floor(s) and frac·2^24
+// are exact; round_shift's ceil(frac·2^24) > r24 for shifts past 24 is the same test, r24 being
+// an integer).
+fn round_scaled(s: f32, stochastic: bool, r24: u32) -> u32 {
+    if (stochastic) {
+        let f = floor(s);
+        let up = (s - f) * 16777216.0 > f32(bitcast<i32>(r24));
+        return (bitcast<u32>(f + 8388608.0) & 0x007fffffu) + select(0u, 1u, up);
     }
-    let e = split_exp(abs);
-    var mag = qmax;
-    if (e < 23) {
-        mag = min(round_shift(split_mant(abs), u32(23 - e), stochastic, r24), qmax);
-    }
-    var q = i32(mag);
-    if ((bits >> 31u) == 1u) {
-        q = -q;
-    }
-    return int_to_code(q, b);
+    return (bitcast<u32>(s + 12582912.0) & 0x007fffffu) - 0x00400000u;
+}
+
+// An integer format's code of x with inverse scale inv (fmt_quantize for qmax = 2^(b-1) - 1; the
+// bits of src/format/int.rs on y = ftz(ftz(x)·inv)): |y| clamped to qmax, rounded by
+// round_scaled, the sign applied in two's complement. Non-finite x: ±qmax (the clamp), and 0
+// where y is NaN (x NaN, or ±inf in a group of scale 0), as the format's non-finite rule says.
+fn int_quantize(x: f32, inv: f32, qmax: f32, b: u32, stochastic: bool, r24: u32) -> u32 {
+    let y = ftz(ftz(x) * inv);
+    let mag = round_scaled(min(abs(y), qmax), stochastic, r24);
+    let code = select(mag, 0u - mag, y < 0.0) & ((1u << b) - 1u);
+    return select(code, 0u, (bitcast<u32>(y) & 0x7fffffffu) > 0x7f800000u);
 }
