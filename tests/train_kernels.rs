@@ -555,6 +555,26 @@ fn mse_gradient_is_exact_and_loss_within_tolerance() {
 }
 
 #[test]
+fn both_copy_paths_copy_every_vector_exactly() {
+    use lowbit::kernels::copy::{Copy, CopyPath, TEAM_RUN};
+    let g = gpu();
+    // One value (one padded vec4); a team's run and a bit; two workgroups of teams and 5 vec4s more.
+    for n in [1usize, 4 * TEAM_RUN as usize + 7, 4 * (32 * TEAM_RUN as usize + 5)] {
+        let x = data(n, 9, true);
+        let xb = buf(&x);
+        for path in [CopyPath::PerThread, CopyPath::Teams] {
+            let k = Copy::with_path(g, path).unwrap();
+            assert_eq!(k.path(), path);
+            let y = GpuBuffer::<f32>::zeros(g, "y", n).unwrap();
+            run(|e| k.encode(g, e, &xb, &y).unwrap());
+            assert_f32_bits_eq(&format!("{path:?}, {n} values"), &y.read(g).unwrap(), &reference::copy::copy(&x));
+        }
+    }
+    let expect = if g.is_cpu() { CopyPath::Teams } else { CopyPath::PerThread };
+    assert_eq!(Copy::new(g).unwrap().path(), expect);
+}
+
+#[test]
 fn a_recorder_chains_dependent_dispatches_and_copies_in_order() {
     use lowbit::kernels::copy::Copy;
     use lowbit::{Record, Recorder};
