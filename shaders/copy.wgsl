@@ -27,7 +27,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 }
 
 const TEAM: u32 = 8u;
-const RUN: u32 = 256u;
+// Set by the launcher (src/kernels/copy.rs, TEAM_RUN).
+override RUN: u32 = 256u;
 
 @compute @workgroup_size(256)
 fn main_teams(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

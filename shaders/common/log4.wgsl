@@ -7,10 +7,11 @@ fn log4_encode_level(neg: bool, c: u32) -> u32 {
     return (select(0u, 1u, neg) << 3u) | c;
 }
 
-// The level of finite, flushed y: with e = |y|'s exponent clamped to [0, 7], e + round_scaled(|y|·2^-e)
-// capped at 7 (|y| < 1: 0 or 1, underflow rounded; below 2^7: 2^e or 2^(e+1); the scaled value
-// capped at 4, which still lands past level 7, so it stays in round_scaled's range): round_shift's
-// result on (exponent, mantissa), without a branch on the value.
+// The level of finite, flushed y: with e = |y|'s exponent clamped to [0, 7],
+// e + round_scaled(|y|·2^-e) capped at 7 (|y| < 1: 0 or 1, underflow rounded; below 2^7: 2^e or
+// 2^(e+1); past it the scaled value is capped at 4, which still lands past level 7 and keeps it in
+// round_scaled's range): round_shift's result on (exponent, mantissa), without a branch on the
+// value.
 fn log4_encode(y: f32, stochastic: bool, r24: u32) -> u32 {
     let bits = bitcast<u32>(y);
     let abs = bits & 0x7fffffffu;

@@ -90,11 +90,11 @@ fn int_decode(code: u32, b: u32) -> i32 {
 
 // src/format/mod.rs's round_shift(mant, shift) on the value it stands for, s = mant·2^-shift
 // (0 <= s < 2^22), in f32 arithmetic whose every step is exact and without branching on the value
-// (on a CPU adapter lanes run both sides of a branch): to nearest, ties to even, s + 1.5·2^23 lies in [2^23, 2^24), where f32's
-// spacing is 1, so the sum rounds s to an integer and its low mantissa bits, less 2^22, are that
-// integer; stochastically floor(s) + 1 where frac·2^24 > r24 (frac = s - floor(s) and frac·2^24
-// are exact; round_shift's ceil(frac·2^24) > r24 for shifts past 24 is the same test, r24 being
-// an integer).
+// (on a CPU adapter lanes run both sides of a branch). To nearest, ties to even: s + 1.5·2^23 lies
+// in [2^23, 2^24), where f32's spacing is 1, so the sum rounds s to an integer and its low
+// mantissa bits, less 2^22, are that integer. Stochastically: floor(s) + 1 where frac·2^24 > r24
+// (frac = s - floor(s) and frac·2^24 are exact; round_shift's ceil(frac·2^24) > r24 for shifts
+// past 24 is the same test, r24 being an integer).
 fn round_scaled(s: f32, stochastic: bool, r24: u32) -> u32 {
     if (stochastic) {
         let f = floor(s);

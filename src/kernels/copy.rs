@@ -61,11 +61,11 @@ impl Copy {
     /// Builds the pipeline of `path`.
     pub fn with_path(gpu: &Gpu, path: CopyPath) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "copy", &[Slot::Uniform, Slot::Read, Slot::Write]);
-        let entry = match path {
-            CopyPath::PerThread => "main",
-            CopyPath::Teams => "main_teams",
+        let pipeline = match path {
+            CopyPath::PerThread => pipeline(gpu, "copy", "main", &pl, &[])?,
+            CopyPath::Teams => pipeline(gpu, "copy", "main_teams", &pl, &[("RUN", TEAM_RUN as f64)])?,
         };
-        Ok(Copy { pipeline: pipeline(gpu, "copy", entry, &pl, &[])?, bgl, path })
+        Ok(Copy { pipeline, bgl, path })
     }
 
     /// The path this kernel runs.
