@@ -556,13 +556,14 @@ fn mse_gradient_is_exact_and_loss_within_tolerance() {
 
 #[test]
 fn both_copy_paths_copy_every_vector_exactly() {
-    use lowbit::kernels::copy::{Copy, CopyPath, TEAM_RUN};
+    use lowbit::kernels::copy::Copy;
+    use lowbit::kernels::{VecPath, TEAM_RUN};
     let g = gpu();
     // One value (one padded vec4); a team's run and a bit; two workgroups of teams and 5 vec4s more.
     for n in [1usize, 4 * TEAM_RUN as usize + 7, 4 * (32 * TEAM_RUN as usize + 5)] {
         let x = data(n, 9, true);
         let xb = buf(&x);
-        for path in [CopyPath::PerThread, CopyPath::Teams] {
+        for path in [VecPath::PerThread, VecPath::Teams] {
             let k = Copy::with_path(g, path).unwrap();
             assert_eq!(k.path(), path);
             let y = GpuBuffer::<f32>::zeros(g, "y", n).unwrap();
@@ -570,7 +571,7 @@ fn both_copy_paths_copy_every_vector_exactly() {
             assert_f32_bits_eq(&format!("{path:?}, {n} values"), &y.read(g).unwrap(), &reference::copy::copy(&x));
         }
     }
-    let expect = if g.is_cpu() { CopyPath::Teams } else { CopyPath::PerThread };
+    let expect = if g.is_cpu() { VecPath::Teams } else { VecPath::PerThread };
     assert_eq!(Copy::new(g).unwrap().path(), expect);
 }
 
@@ -596,13 +597,19 @@ fn a_recorder_chains_dependent_dispatches_and_copies_in_order() {
 #[test]
 fn add_and_relu_are_exact_with_nan_mapped_to_zero_by_relu() {
     use lowbit::kernels::add::Add;
+    use lowbit::kernels::{VecPath, TEAM_RUN};
     let g = gpu();
     let k = Add::new(g).unwrap();
-    // A thread per value (1757), and per vec4 (1756).
-    for (n, with_b, relu) in [1757, 1756]
-        .into_iter()
-        .flat_map(|n| [(true, false), (true, true), (false, true), (false, false)].map(|(b, r)| (n, b, r)))
-    {
+    assert_eq!(k.path(), VecPath::for_adapter(g));
+    let paths = [Add::with_path(g, VecPath::PerThread).unwrap(), Add::with_path(g, VecPath::Teams).unwrap()];
+    // A thread per value (1757), and per vec4 (1756; and for the teams, past one workgroup's 32
+    // runs by a partial run).
+    let long = 4 * (32 * TEAM_RUN as usize + 3);
+    for (k, n, with_b, relu) in paths.iter().flat_map(|k| {
+        [1757, 1756, long].into_iter().flat_map(move |n| {
+            [(true, false), (true, true), (false, true), (false, false)].map(move |(b, r)| (k, n, b, r))
+        })
+    }) {
         let (a, b) = (data(n, 41, true), data(n, 42, true));
         let y = GpuBuffer::<f32>::zeros(g, "y", n).unwrap();
         let (ab, bb) = (buf(&a), buf(&b));
@@ -612,7 +619,7 @@ fn add_and_relu_are_exact_with_nan_mapped_to_zero_by_relu() {
         let seen = |v: &[f32]| if with_b || relu { common::as_adapter_sees(v) } else { v.to_vec() };
         let want = seen(&reference::add::add(&seen(&a), with_b.then_some(&seen(&b)[..]), relu));
         let got = y.read(g).unwrap();
-        assert_f32_bits_eq(&format!("add {n} (b {with_b}, relu {relu})"), &got, &want);
+        assert_f32_bits_eq(&format!("add {n} {:?} (b {with_b}, relu {relu})", k.path()), &got, &want);
         if relu {
             // NaN inputs (the data has some) come out as 0 under ReLU, never as NaN.
             assert!(a.iter().any(|v| v.is_nan()) && got.iter().all(|v| !v.is_nan()));
