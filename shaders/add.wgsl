@@ -42,12 +42,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     y[i] = v;
 }
 
-@compute @workgroup_size(256)
-fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = (wg.x + wg.y * nwg.x) * 256u + lid;
-    if (i >= p.n / 4u) {
-        return;
-    }
+// Vec4 i of y (main_v4, main_teams).
+fn add4(i: u32) {
     var v = a4[i];
     if (p.has_b == 1u) {
         v = v + b4[i];
@@ -56,6 +52,15 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         v = select(vec4<f32>(), v, v > vec4<f32>());
     }
     y4[i] = v;
+}
+
+@compute @workgroup_size(256)
+fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (i >= p.n / 4u) {
+        return;
+    }
+    add4(i);
 }
 
 const TEAM: u32 = 8u;
@@ -67,13 +72,6 @@ fn main_teams(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let team = (wg.x + wg.y * nwg.x) * (256u / TEAM) + lid / TEAM;
     let end = min(team * RUN + RUN, p.n / 4u);
     for (var i = team * RUN + lid % TEAM; i < end; i += TEAM) {
-        var v = a4[i];
-        if (p.has_b == 1u) {
-            v = v + b4[i];
-        }
-        if (p.relu == 1u) {
-            v = select(vec4<f32>(), v, v > vec4<f32>());
-        }
-        y4[i] = v;
+        add4(i);
     }
 }
