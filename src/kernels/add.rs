@@ -1,7 +1,7 @@
 //! `add`: elementwise `y = relu?(a + b)`, or `y = relu?(a)` without `b` — residual merges,
 //! gradient accumulation and standalone ReLU (NaN maps to 0, as in the GEMM epilogue: see the
 //! shader). One thread per element, or per vec4 where the length is a multiple of 4 (on a CPU
-//! adapter in teams, [`VecPath::Teams`]: 1.7–2× the rate of a vec4 per thread on llvmpipe over
+//! adapter in teams, [`VecPath::Teams`]: 1.6–1.8× the rate of a vec4 per thread on llvmpipe over
 //! 16M values with b and the ReLU, a scratch kernel of the same loads, arithmetic and stores).
 //! Bindings: 0 params, 1 a, 2 b, 3 y.
 //! Reference: [`crate::reference::add`].

@@ -63,7 +63,7 @@ pub enum VecPath {
     /// Teams of 8 consecutive threads, each team a run of [`TEAM_RUN`] vec4s, its threads on
     /// consecutive vec4s (thread k of a team takes k, k + 8, ...). On lavapipe, which runs 8
     /// threads at a time in SIMD lanes, a team is one such batch: `copy` ran at about twice the
-    /// rate of a vec4 per thread over 16M values (`kernel_report`), `add` 1.7–2× (see its docs).
+    /// rate of a vec4 per thread over 16M values (`kernel_report`), `add` 1.6–1.8× (see its docs).
     Teams,
 }
 
