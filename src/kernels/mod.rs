@@ -80,7 +80,7 @@ impl VecPath {
         }
     }
 
-    /// Workgroups (of [`WG`] threads) that cover `n_vec4` vec4s on this path.
+    /// Workgroups (of 256 threads) that cover `n_vec4` vec4s on this path.
     pub fn workgroups(self, n_vec4: u32) -> u32 {
         match self {
             VecPath::PerThread => n_vec4.div_ceil(WG),
