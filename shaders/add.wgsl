@@ -6,8 +6,7 @@
 // Entry main: a thread per value; main_v4 (n a multiple of 4): a thread per vec4, through the *4
 // views of the same bindings (on a CPU adapter every load runs lane by lane, so a vec4 costs about
 // what one f32 does), the same arithmetic per component. main_teams (n a multiple of 4; CPU
-// adapters): the vec4s in teams of TEAM consecutive threads, each team a run of RUN vec4s, its
-// threads on consecutive vec4s (src/kernels/mod.rs, VecPath::Teams), the same arithmetic.
+// adapters): the vec4s in common/teams.wgsl's layout, the same arithmetic.
 // Reference: src/reference/add.rs. Bindings: 0 params {n, relu, has_b}, 1 a, 2 b, 3 y.
 
 struct AddParams {
@@ -63,15 +62,10 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     add4(i);
 }
 
-const TEAM: u32 = 8u;
-// Set by the launcher (src/kernels/mod.rs, TEAM_RUN).
-override RUN: u32 = 256u;
-
 @compute @workgroup_size(256)
 fn main_teams(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let team = (wg.x + wg.y * nwg.x) * (256u / TEAM) + lid / TEAM;
-    let end = min(team * RUN + RUN, p.n / 4u);
-    for (var i = team * RUN + lid % TEAM; i < end; i += TEAM) {
+    let span = team_span(wg, nwg, lid, p.n / 4u);
+    for (var i = span.x; i < span.y; i += TEAM) {
         add4(i);
     }
 }

@@ -28,6 +28,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("int_codes", include_str!("../shaders/common/int_codes.wgsl")),
     ("lanes", include_str!("../shaders/common/lanes.wgsl")),
     ("col2im_tile", include_str!("../shaders/common/col2im_tile.wgsl")),
+    ("teams", include_str!("../shaders/common/teams.wgsl")),
 ];
 
 const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout"];
@@ -78,7 +79,7 @@ pub struct KernelSource {
 
 /// Every kernel lowbit ships.
 pub const KERNELS: &[KernelSource] = &[
-    KernelSource { name: "copy", includes: &[], body: include_str!("../shaders/copy.wgsl") },
+    KernelSource { name: "copy", includes: &["teams"], body: include_str!("../shaders/copy.wgsl") },
     KernelSource { name: "peak", includes: &[], body: include_str!("../shaders/peak.wgsl") },
     KernelSource { name: "peak_coop", includes: &[], body: include_str!("../shaders/peak_coop.wgsl") },
     KernelSource { name: "absmax", includes: &["quant", "layout"], body: include_str!("../shaders/absmax.wgsl") },
@@ -148,7 +149,7 @@ pub const KERNELS: &[KernelSource] = &[
         body: include_str!("../shaders/gemm_fp8_lanes.wgsl"),
     },
     KernelSource { name: "hadamard", includes: &["rng", "quant"], body: include_str!("../shaders/hadamard.wgsl") },
-    KernelSource { name: "add", includes: &[], body: include_str!("../shaders/add.wgsl") },
+    KernelSource { name: "add", includes: &["teams"], body: include_str!("../shaders/add.wgsl") },
     KernelSource { name: "error_feedback", includes: &[], body: include_str!("../shaders/error_feedback.wgsl") },
     KernelSource { name: "finite", includes: &["step"], body: include_str!("../shaders/finite.wgsl") },
     KernelSource { name: "relu_backward", includes: &[], body: include_str!("../shaders/relu_backward.wgsl") },

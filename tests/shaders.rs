@@ -142,6 +142,7 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
         // batchnorm::V4_ROWS.
         ("batchnorm", "V4_ROWS") => vec![8.0],
         ("copy" | "add", "RUN") => vec![f64::from(lowbit::kernels::TEAM_RUN)],
+        ("copy" | "add", "TEAM") => vec![f64::from(lowbit::kernels::TEAM)],
         (k, n) => panic!("{k} declares the pipeline constant {n}, which this test does not know: add its values"),
     }
 }

@@ -6,7 +6,7 @@
 //! Bindings: 0 params, 1 a, 2 b, 3 y.
 //! Reference: [`crate::reference::add`].
 
-use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, VecPath, TEAM_RUN, WG};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, VecPath, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
@@ -29,10 +29,8 @@ impl Add {
     /// Builds the pipelines with lengths that are multiples of 4 taken by `path`.
     pub fn with_path(gpu: &Gpu, path: VecPath) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "add", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write]);
-        let v4 = match path {
-            VecPath::PerThread => pipeline(gpu, "add", "main_v4", &pl, &[])?,
-            VecPath::Teams => pipeline(gpu, "add", "main_teams", &pl, &[("RUN", TEAM_RUN as f64)])?,
-        };
+        let (entry, constants) = path.entry("main_v4");
+        let v4 = pipeline(gpu, "add", entry, &pl, constants)?;
         Ok(Add { pipeline: pipeline(gpu, "add", "main", &pl, &[])?, v4, path, bgl })
     }
 

@@ -5,7 +5,7 @@
 //! there. Bindings: 0 params, 1 src (read), 2 dst (read-write). Reference:
 //! [`crate::reference::copy`].
 
-use super::{dispatch, layouts, pipeline, uniform, Slot, VecPath, TEAM_RUN};
+use super::{dispatch, layouts, pipeline, uniform, Slot, VecPath};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
@@ -34,11 +34,8 @@ impl Copy {
     /// Builds the pipeline of `path`.
     pub fn with_path(gpu: &Gpu, path: VecPath) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "copy", &[Slot::Uniform, Slot::Read, Slot::Write]);
-        let pipeline = match path {
-            VecPath::PerThread => pipeline(gpu, "copy", "main", &pl, &[])?,
-            VecPath::Teams => pipeline(gpu, "copy", "main_teams", &pl, &[("RUN", TEAM_RUN as f64)])?,
-        };
-        Ok(Copy { pipeline, bgl, path })
+        let (entry, constants) = path.entry("main");
+        Ok(Copy { pipeline: pipeline(gpu, "copy", entry, &pl, constants)?, bgl, path })
     }
 
     /// The path this kernel runs.

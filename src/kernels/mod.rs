@@ -60,13 +60,16 @@ pub(crate) const WG: u32 = 256;
 pub enum VecPath {
     /// A vec4 per thread: what a GPU runs well.
     PerThread,
-    /// Teams of 8 consecutive threads, each team a run of [`TEAM_RUN`] vec4s, its threads on
-    /// consecutive vec4s (thread k of a team takes k, k + 8, ...). On lavapipe, which runs 8
-    /// threads at a time in SIMD lanes, a team is one such batch: `copy` ran at about twice the
-    /// rate of a vec4 per thread over 16M values (`kernel_report`), `add` 1.6–1.8× (see its docs).
+    /// Teams of [`TEAM`] consecutive threads, each team a run of [`TEAM_RUN`] vec4s, its threads
+    /// on consecutive vec4s (thread k of a team takes k, k + 8, ...; `shaders/common/teams.wgsl`,
+    /// whose constants the launchers set from these). On lavapipe, which runs 8 threads at a time
+    /// in SIMD lanes, a team is one such batch: `copy` ran at about twice the rate of a vec4 per
+    /// thread over 16M values (`kernel_report`), `add` 1.6–1.8× (see its docs).
     Teams,
 }
 
+/// Threads in a team of a [`VecPath::Teams`] entry (the shaders' `TEAM` pipeline constant).
+pub const TEAM: u32 = 8;
 /// Vec4s a team of a [`VecPath::Teams`] entry walks (the shaders' `RUN` pipeline constant).
 pub const TEAM_RUN: u32 = 256;
 
@@ -84,7 +87,16 @@ impl VecPath {
     pub fn workgroups(self, n_vec4: u32) -> u32 {
         match self {
             VecPath::PerThread => n_vec4.div_ceil(WG),
-            VecPath::Teams => n_vec4.div_ceil(TEAM_RUN * (WG / 8)),
+            VecPath::Teams => n_vec4.div_ceil(TEAM_RUN * (WG / TEAM)),
+        }
+    }
+
+    /// The entry point of a kernel with both entries (`main_v4`-like `per_thread`, and
+    /// `main_teams`) and the pipeline constants it takes on this path.
+    pub(crate) fn entry(self, per_thread: &'static str) -> (&'static str, &'static [(&'static str, f64)]) {
+        match self {
+            VecPath::PerThread => (per_thread, &[]),
+            VecPath::Teams => ("main_teams", &[("TEAM", TEAM as f64), ("RUN", TEAM_RUN as f64)]),
         }
     }
 }
