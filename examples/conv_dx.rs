@@ -8,8 +8,9 @@
 //!
 //! Shapes: `cnn` the MNIST CNN's conv2 at batch 32 (14×14, 16 → 32 channels, 5×5, pad 2), `r16`,
 //! `r32`, `r64` `resnet20`'s stage convolutions at batch 16 (32×32, 16×16, 8×8; c → c channels,
-//! 3×3, pad 1), `r32s2`, `r64s2` its stride-2 ones (32×32 16 → 32, 16×16 32 → 64). The fused kernels need a CPU adapter with 8-lane subgroups (lavapipe); elsewhere
-//! this says so and exits with an error.
+//! 3×3, pad 1), `r32s2`, `r64s2` its stride-2 ones (32×32 16 → 32, 16×16 32 → 64). The fused
+//! kernels need a CPU adapter with 8-lane subgroups (lavapipe); elsewhere this says so and exits
+//! with an error.
 
 #[path = "shared/cli.rs"]
 #[allow(dead_code)]

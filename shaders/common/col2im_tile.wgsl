@@ -8,9 +8,9 @@
 // them and a tap that reaches none of them is skipped. For each tap (ky, kx), in col2im's order,
 // a pixel reached by the tap gathers the dY row o it is reached from; the tap's 16 columns of W
 // are the same for every pixel of the tile, so each lane loads two vec4s of them and subgroup
-// broadcasts share them. The including kernel declares p
-// (GemmParams: M = dY's rows, N = kh*kw*C, K = output channels, tiles_n, total_tiles), cv
-// (ConvParams) and dx (f32, read-write), and defines tap_values (see fold_taps), its product.
+// broadcasts share them. The including kernel declares p (GemmParams: M = dY's rows, N =
+// kh*kw*C, K = output channels, tiles_n, total_tiles), cv (ConvParams) and dx (f32, read-write),
+// and defines tap_values (see fold_taps), its product.
 
 // A lane's four pixels' 16 channels: column g of q<i> holds pixel i's channels 4g .. 4g+3.
 struct Px {

@@ -6,8 +6,9 @@
 //! each pixel of dX and each tap that reaches it, the dY row of that tap, and sums the taps in
 //! col2im's order: the bits of the unfused path, without dcols. A workgroup (one subgroup) owns 32
 //! pixels × 16 channels; a tap's 16 columns of W reach its lanes by subgroup broadcasts.
-//! Operands as [`super::gemm_int`]'s (any of its [`INT_FORMATS`](super::gemm_int::INT_FORMATS)): A the quantized dY `[batch·oh·ow,
-//! K]`, B the quantized `Wᵀ` `[kh·kw·c, K]`, both packed along K (the output channels), one
+//! Operands as [`super::gemm_int`]'s (any of its
+//! [`INT_FORMATS`](super::gemm_int::INT_FORMATS)): A the quantized dY `[batch·oh·ow, K]`, B the
+//! quantized `Wᵀ` `[kh·kw·c, K]`, both packed along K (the output channels), one
 //! sample, scale chunks of at most [`MAX_BLOCK`] elements (one over all of K, or blocks).
 //! Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 dx, 6 `ConvParams`.
 //! Reference: [`crate::reference::gemm_int_col2im`].
@@ -51,8 +52,9 @@ impl GemmIntCol2im {
         samples == 1 && la.shared_chunk(lb).min(la.cols) <= MAX_BLOCK
     }
 
-    /// Builds the pipeline for dY in `fmt_a` and Wᵀ in `fmt_b` (any of [`INT_FORMATS`](super::gemm_int::INT_FORMATS)); an error
-    /// on an adapter without 8-lane subgroups.
+    /// Builds the pipeline for dY in `fmt_a` and Wᵀ in `fmt_b` (any of
+    /// [`INT_FORMATS`](super::gemm_int::INT_FORMATS)); an error on an adapter without 8-lane
+    /// subgroups.
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
         check_int_formats("gemm_int_col2im", [fmt_a, fmt_b])?;
         PackedCol2im::new(gpu, "gemm_int_col2im", fmt_a, fmt_b).map(GemmIntCol2im)

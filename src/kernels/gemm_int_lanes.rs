@@ -37,7 +37,8 @@ impl GemmIntLanes {
     }
 
     /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (any of gemm_int's
-    /// [`INT_FORMATS`](super::gemm_int::INT_FORMATS)); an error on an adapter without 8-lane subgroups.
+    /// [`INT_FORMATS`](super::gemm_int::INT_FORMATS)); an error on an adapter without 8-lane
+    /// subgroups.
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
         check_int_formats("gemm_int_lanes", [fmt_a, fmt_b])?;
         Ok(GemmIntLanes(PackedLanes::new(gpu, "gemm_int_lanes", fmt_a, fmt_b)?))
