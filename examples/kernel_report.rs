@@ -2,6 +2,12 @@
 //! bandwidth beside a plain copy kernel measured in the same run on the same number of elements
 //! (bytes counted as read + written: f32 input, packed codes, scales).
 //!
+//! Then `{"kernel", "format", "conv", "us", "im2col_us", "ratio"}` for the quantized convolution's
+//! unfolding quantizers (`im2col_quantize`, the forward's; `im2col_quantize_transpose`, the weight
+//! gradient's) and the two-launch chains they replace, at each of `resnet20`'s convolutions (batch
+//! 16, per-row scales), beside `im2col` on the same input in the same run ("ratio": its time over
+//! the kernel's).
+//!
 //! Then for every GEMM and shape `{"kernel", "m", "n", "k", "gops", "f32_gflops", "ratio"}` with
 //! lowbit's f32 GEMM on the same shape in the same run as the baseline (what `GemmF32::encode`
 //! runs: the tiled kernel, or on a CPU adapter with 8-lane subgroups `gemm_f32_lanes`, whose
@@ -27,7 +33,7 @@
 //! entries), with the bytes it reads beside the copy's.
 //!
 //! cargo run --release --example kernel_report -- [--elements N] [--iters K] [--max-square S]
-//!     [--formats F,F..] [--skip-quant] [--skip-gemm] [--skip-optim] [--adapter-only]
+//!     [--formats F,F..] [--skip-quant] [--skip-unfold] [--skip-gemm] [--skip-optim] [--adapter-only]
 
 #[path = "shared/cli.rs"]
 #[allow(dead_code)]
@@ -39,6 +45,9 @@ use lowbit::kernels::gemm_f32::{GemmF32, GemmShape};
 use lowbit::kernels::gemm_f32_naive::GemmF32Naive;
 use lowbit::kernels::gemm_fp8::GemmFp8;
 use lowbit::kernels::gemm_int::GemmInt;
+use lowbit::kernels::im2col::{ConvGeom, Im2col};
+use lowbit::kernels::im2col_quantize::Im2colQuantize;
+use lowbit::kernels::im2col_quantize_transpose::Im2colQuantizeTranspose;
 use lowbit::kernels::peak::{Peak, PeakOp};
 use lowbit::kernels::peak_coop::{PeakCoop, OUT_PER_WORKGROUP};
 use lowbit::kernels::sgd::Sgd;
@@ -61,6 +70,7 @@ struct Args {
     iters: u32,
     max_square: Option<usize>,
     skip_quant: bool,
+    skip_unfold: bool,
     skip_gemm: bool,
     skip_optim: bool,
     adapter_only: bool,
@@ -69,7 +79,7 @@ struct Args {
 }
 
 const USAGE: &str =
-    "kernel_report [--elements N] [--iters K] [--max-square S] [--formats F,F..] [--skip-quant] [--skip-gemm] [--skip-optim] [--adapter-only]";
+    "kernel_report [--elements N] [--iters K] [--max-square S] [--formats F,F..] [--skip-quant] [--skip-unfold] [--skip-gemm] [--skip-optim] [--adapter-only]";
 
 fn args() -> Args {
     let mut a = Args {
@@ -77,6 +87,7 @@ fn args() -> Args {
         iters: 10,
         max_square: None,
         skip_quant: false,
+        skip_unfold: false,
         skip_gemm: false,
         skip_optim: false,
         adapter_only: false,
@@ -97,6 +108,7 @@ fn args() -> Args {
                     .collect();
             }
             "--skip-quant" => a.skip_quant = true,
+            "--skip-unfold" => a.skip_unfold = true,
             "--skip-gemm" => a.skip_gemm = true,
             "--skip-optim" => a.skip_optim = true,
             other => cli::fail(USAGE, &format!("unknown argument {other}")),
@@ -117,6 +129,9 @@ fn main() -> Result<()> {
     }
     if !a.skip_quant {
         quantizers(&gpu, &a)?;
+    }
+    if !a.skip_unfold {
+        unfolds(&gpu, &a)?;
     }
     if !a.skip_gemm {
         gemms(&gpu, &a)?;
@@ -421,6 +436,86 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                     transpose.encode(gpu, e, &xb, &inv, &lt, sr, &codes_t)
                 })?;
                 line("quantize_transpose", gran, "stochastic", (4 * n + 4 * lt.words() + 4) as f64, t);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The quantized convolution's unfolding quantizers at `resnet20`'s convolutions (batch 16), beside
+/// `im2col` (the fp32 step's unfold, writing cols) on the same geometry in the same run: the
+/// forward's `im2col_quantize` (codes of cols' rows, cols not written) and the weight gradient's
+/// `im2col_quantize_transpose` (codes of colsᵀ's rows), each with the two-launch chain it replaces
+/// (`im2col`, then `quantize_fused` or `quantize_transpose_fused`). Per-row scales, round to
+/// nearest; "ratio" is the `im2col` time over the kernel's (above 1: faster than the fp32 unfold).
+fn unfolds(gpu: &Gpu, a: &Args) -> Result<()> {
+    let batch = 16;
+    // (h, w, c, kernel, stride, pad, convolutions of the geometry in resnet20).
+    let geoms = [
+        (32, 32, 3, 3, 1, 1, 1),
+        (32, 32, 16, 3, 1, 1, 6),
+        (32, 32, 16, 3, 2, 1, 1),
+        (32, 32, 16, 1, 2, 0, 1),
+        (16, 16, 32, 3, 1, 1, 5),
+        (16, 16, 32, 3, 2, 1, 1),
+        (16, 16, 32, 1, 2, 0, 1),
+        (8, 8, 64, 3, 1, 1, 5),
+    ];
+    let im2col = Im2col::new(gpu)?;
+    let formats: Vec<Format> = a.formats.iter().copied().filter(|f| f.block().is_none()).collect();
+    let kernels: Vec<_> = formats
+        .iter()
+        .map(|&f| -> Result<_> {
+            Ok((
+                Im2colQuantize::new(gpu, f)?,
+                Im2colQuantizeTranspose::new(gpu, f)?,
+                QuantizeFused::new(gpu, f)?,
+                QuantizeTransposeFused::new(gpu, f)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    for (h, w, c, k, stride, pad, count) in geoms {
+        let g = ConvGeom { batch, h, w, c, kh: k, kw: k, stride, pad };
+        let x: Vec<f32> = (0..g.input_len() as u32).map(|i| lowbit::rng::uniform(11, i) * 2.0 - 1.0).collect();
+        let xb = GpuBuffer::from_slice(gpu, "x", &x)?;
+        let cols = GpuBuffer::<f32>::zeros(gpu, "cols", g.rows() * g.kdim())?;
+        let t_im2col = gpu_seconds(gpu, a.iters, 3, |e| im2col.encode_unfold(gpu, e, &g, &xb, &cols))?;
+        let shape = format!("{h}x{w}x{c} k{k} s{stride}");
+        for (&f, (fwd, dw, fused, fused_t)) in formats.iter().zip(&kernels) {
+            let line = |kernel: &str, secs: f64| {
+                println!(
+                    "{}",
+                    json!({"kernel": kernel, "format": f.name(), "conv": shape, "batch": batch, "count": count,
+                           "us": (secs * 1e7).round() / 10.0, "im2col_us": (t_im2col * 1e7).round() / 10.0,
+                           "ratio": (t_im2col / secs * 1000.0).round() / 1000.0})
+                );
+            };
+            let l = QuantLayout::new(g.rows(), g.kdim(), f, Granularity::PerRow)?;
+            let lt = QuantLayout::new(g.kdim(), g.rows(), f, Granularity::PerRow)?;
+            let (codes, scales) =
+                (GpuBuffer::<u32>::zeros(gpu, "codes", l.words())?, GpuBuffer::<f32>::zeros(gpu, "scales", g.rows())?);
+            let (codes_t, scales_t) = (
+                GpuBuffer::<u32>::zeros(gpu, "codes t", lt.words())?,
+                GpuBuffer::<f32>::zeros(gpu, "scales t", g.kdim())?,
+            );
+            let r = Rounding::Nearest;
+            if Im2colQuantize::supports(&l) {
+                let t = gpu_seconds(gpu, a.iters, 3, |e| fwd.encode(gpu, e, &g, &xb, None, &l, r, &codes, &scales))?;
+                line("im2col_quantize", t);
+                let t = gpu_seconds(gpu, a.iters, 3, |e| {
+                    im2col.encode_unfold(gpu, e, &g, &xb, &cols)?;
+                    fused.encode(gpu, e, &cols, &l, r, &codes, &scales)
+                })?;
+                line("im2col_then_quantize_fused", t);
+            }
+            if Im2colQuantizeTranspose::supports(&lt) {
+                let t = gpu_seconds(gpu, a.iters, 3, |e| dw.encode(gpu, e, &g, &xb, &lt, r, 1, &codes_t, &scales_t))?;
+                line("im2col_quantize_transpose", t);
+                let t = gpu_seconds(gpu, a.iters, 3, |e| {
+                    im2col.encode_unfold(gpu, e, &g, &xb, &cols)?;
+                    fused_t.encode(gpu, e, &cols, &lt, r, &codes_t, &scales_t)
+                })?;
+                line("im2col_then_quantize_transpose_fused", t);
             }
         }
     }
