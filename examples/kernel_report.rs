@@ -181,8 +181,9 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
     let max = a.max_square.unwrap_or(if cpu { 1024 } else { 2048 });
     let mut shapes: Vec<(&str, usize, usize, usize)> =
         [256, 512, 1024, 2048, 4096].into_iter().filter(|&s| s <= max).map(|s| ("square", s, s, s)).collect();
-    // Layer shapes: MNIST MLP 784-256-256-10 at batch 128 (forward, dX, dW), and a small CIFAR CNN's
-    // 3x3 conv as an im2col GEMM (batch 32, 16x16 maps, 32 -> 64 channels).
+    // Layer shapes: MNIST MLP 784-256-256-10 at batch 128 (forward, dX, dW), a small CIFAR CNN's
+    // 3x3 conv as an im2col GEMM (batch 32, 16x16 maps, 32 -> 64 channels), and resnet20's first
+    // stage's 3x3 conv forward (batch 16, 32x32 maps, 16 -> 16 channels: 16 outputs wide).
     shapes.extend([
         ("mlp.fc1.fwd", 128, 256, 784),
         ("mlp.fc1.dx", 128, 784, 256),
@@ -190,6 +191,7 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
         ("mlp.fc3.fwd", 128, 10, 256),
         ("cnn.conv2.fwd", 8192, 64, 288),
         ("cnn.conv2.dw", 64, 288, 8192),
+        ("resnet20.stage1.fwd", 16384, 16, 144),
     ]);
     let f32k = GemmF32::new(gpu)?;
     let naive = GemmF32Naive::new(gpu)?;

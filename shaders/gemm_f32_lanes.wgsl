@@ -16,7 +16,9 @@
 // `main` loads its vec4s directly where each stays within one row of its operand: K, and M (A
 // stored [K, M]) or N (B stored [K, N]), multiples of 4 (gemm_f32_lanes.rs, `vectorized`);
 // `main_scalar`, for every other shape, assembles the same vec4s from scalar loads, zero past K.
-// Rows and columns past M and N read clamped in-range rows and are not stored. With
+// Rows and columns past M and N read clamped in-range rows and are not stored. With FLAG_SWAP
+// the launch computes Cᵀ of a product narrower than the tile (its A and B are C's B and A), its
+// stores transposed by common/lanes.wgsl. With
 // p.batches > 1, the products of a batch follow each other as in gemm_f32; never split along K
 // (p.splits is 1).
 // The outer-product arithmetic (Acc, quad_step, mac_quads) and the stores (lanes_finish, through

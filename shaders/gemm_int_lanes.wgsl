@@ -17,7 +17,9 @@
 //   acc += (f32(isum_block) * lane_unit * sa(m, block)) * sb(n, block),
 // then c = epilogue(acc) (its 128 tile folds with fma: within gemm_int's bound, not its bits).
 // With p.batches > 1 the products follow each other as in gemm_int (a_row0, b_row0, c_off from
-// split_tile); never split along K (p.splits is 1).
+// split_tile); never split along K (p.splits is 1). With FLAG_SWAP (common/lanes.wgsl: a narrow
+// product computed as Cᵀ, its A and B exchanged, FMT_A and FMT_B too) sa is C's column scale and
+// sb its row's, applied in C's order: (isum · lane_unit · sb) · sa, the same bits.
 // Rows and columns past M and N read lane words of 0 and are not stored.
 // Bindings: 0 params, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c (read-write),
 // 7 amax (read-write atomic u32), as gemm_int's. Reference: src/reference/gemm_int.rs.
@@ -93,7 +95,7 @@ fn store_row(iv: vec4<i32>, row: u32, n0: u32, lane: u32, amax_in: u32, sb: vec4
         for (var cc = 0u; cc < 4u; cc++) {
             let col = column(n0, lane, cc);
             if (col < p.n) {
-                c[c_off + row * p.n + col] = bitcast<f32>(iv[cc]);
+                c[lanes_at(row, col)] = bitcast<f32>(iv[cc]);
             }
         }
         return amax_in;
@@ -101,8 +103,10 @@ fn store_row(iv: vec4<i32>, row: u32, n0: u32, lane: u32, amax_in: u32, sb: vec4
     let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
     let sa = scale_a(0u, row, 0u, a_groups);
     var v = vec4<f32>(0.0);
+    // C's row scale first, then its column's (with FLAG_SWAP this launch's column is C's row).
+    let swap = (p.flags & FLAG_SWAP) != 0u;
     for (var cc = 0u; cc < 4u; cc++) {
-        v[cc] += (f32(iv[cc]) * lane_unit() * sa) * sb[cc];
+        v[cc] += (f32(iv[cc]) * lane_unit() * select(sa, sb[cc], swap)) * select(sb[cc], sa, swap);
     }
     return lanes_store_row(v, row, n0, lane, amax_in, bn);
 }
@@ -119,9 +123,11 @@ fn tile_scales_b(n0: u32, lane: u32, k: u32) -> vec4<f32> {
 fn fold_quad(acc: mat4x4<f32>, sums: mat4x4<f32>, m0: u32, quad: u32, sb: vec4<f32>, kc: u32, a_groups: u32)
     -> mat4x4<f32> {
     var r = acc;
+    let swap = (p.flags & FLAG_SWAP) != 0u;
     for (var i = 0u; i < 4u; i++) {
-        let sa = scale_a(0u, min(m0 + 4u * quad + i, p.m - 1u), kc, a_groups);
-        r[i] += (sums[i] * lane_unit() * sa) * sb;
+        let sa = vec4<f32>(scale_a(0u, min(m0 + 4u * quad + i, p.m - 1u), kc, a_groups));
+        // C's row scale first, then its column's (as store_row).
+        r[i] += (sums[i] * lane_unit() * select(sa, sb, swap)) * select(sb, sa, swap);
     }
     return r;
 }

@@ -730,6 +730,8 @@ fn lane_gemm_matches_the_reference_where_the_adapter_has_it_and_is_refused_elsew
     }
     // Tails in M and N of the 16 x 32 tile, K of one step and of many, every layout: the first
     // four shapes run on vec4 loads in every layout, the others on scalar loads in some or all.
+    // The last three are narrower than the tile and taller than wide, computed as Cᵀ = B·Aᵀ and
+    // stored as C (their bias a row's in that launch): the same bits as the tiled kernel's.
     let shapes: &[(usize, usize, usize)] = &[
         (4, 4, 4),
         (36, 68, 20),
@@ -739,6 +741,9 @@ fn lane_gemm_matches_the_reference_where_the_adapter_has_it_and_is_refused_elsew
         (33, 65, 17),
         (5, 70, 1000),
         (257, 129, 30),
+        (300, 10, 40),
+        (100, 16, 17),
+        (70, 5, 8),
     ];
     for &(m, n, k) in shapes {
         let a = data(m * k, 81, false);
@@ -1000,8 +1005,10 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
         (QuantScheme::native(Format::Nvfp4), QuantScheme::native(Format::Nvfp4)),
     ];
     // Tails of the 16 x 32 tile in M and N, K of one lane word, ragged K, and K past one exact
-    // f32 chunk (1024 products).
-    let shapes: &[(usize, usize, usize)] = &[(1, 1, 1), (16, 32, 4), (33, 65, 17), (260, 70, 300), (5, 40, 2500)];
+    // f32 chunk (1024 products); the last two narrower than the tile and taller than wide,
+    // computed as Cᵀ = B·Aᵀ (with B's format × A's) and stored as C.
+    let shapes: &[(usize, usize, usize)] =
+        &[(1, 1, 1), (16, 32, 4), (33, 65, 17), (260, 70, 300), (5, 40, 2500), (300, 10, 40), (70, 16, 1100)];
     for (sa, sb) in cases {
         let (fa, fb) = (sa.format, sb.format);
         let kernel = GemmInt::new(g, fa, fb).unwrap();
@@ -1391,7 +1398,9 @@ fn fp8_lane_gemm_matches_the_reference_and_gemm_fp8s_bits_where_the_adapter_has_
         ),
         (QuantScheme::native(Format::Mxfp8), QuantScheme::native(Format::Mxfp8).stochastic(4, 2)),
     ];
-    let shapes: &[(usize, usize, usize)] = &[(1, 1, 1), (16, 32, 4), (33, 65, 17), (260, 70, 300), (5, 40, 2500)];
+    // The last shape narrower than the tile and taller than wide: computed as Cᵀ = B·Aᵀ.
+    let shapes: &[(usize, usize, usize)] =
+        &[(1, 1, 1), (16, 32, 4), (33, 65, 17), (260, 70, 300), (5, 40, 2500), (300, 10, 40)];
     for (sa, sb) in cases {
         let (fa, fb) = (sa.format, sb.format);
         let kernel = GemmFp8::new(g, fa, fb).unwrap();

@@ -86,6 +86,8 @@ const FLAG_RELU: u32 = 2u;
 const FLAG_ACCUMULATE: u32 = 4u;
 const FLAG_RAW: u32 = 8u;
 const FLAG_AMAX: u32 = 16u;
+// The lanes GEMMs: this launch computes Cᵀ (its A and B the product's B and A), stored as C.
+const FLAG_SWAP: u32 = 32u;
 
 // The epilogue shared by every GEMM: C (+)= v (+ bias), ReLU.
 fn epilogue_value(p: GemmParams, v0: f32, old: f32, bias_n: f32) -> f32 {

@@ -4,7 +4,10 @@
 // multiplies the lane's four columns (bt: column kk holds the four columns at k + kk) with the
 // tile's 16 rows, broadcast from the lanes that loaded them (see gemm_f32_lanes.wgsl's header).
 // The stores use the including kernel's p (GemmParams), bias, c and amax bindings and its
-// column(n0, lane, cc).
+// column(n0, lane, cc). With FLAG_SWAP the launch computes Cᵀ = B·Aᵀ of a product C = A·Bᵀ whose
+// N is too narrow for the 32-column tile (p's m and n are C's n and m): output (row, col) is C's
+// (col, row), stored there, its bias the row's. Every output's sum is the same either way (the
+// same products, b·a for a·b, added in the same order), so the bits are too.
 
 // Rows 4q..4q+3 of this K step as a matrix: column i holds row 4q + i's four k values, on
 // every lane (q = 2 * half + quad; the lane indices of subgroupBroadcast must be constants).
@@ -55,7 +58,7 @@ fn mac_quads(acc: Acc, bt: mat4x4<f32>, r0: mat4x4<f32>, r1: mat4x4<f32>, r2: ma
 // not stored), loaded once per tile for its 16 rows.
 fn lanes_bias(n0: u32, lane: u32) -> vec4<f32> {
     var bn = vec4<f32>();
-    if ((p.flags & FLAG_BIAS) != 0u) {
+    if ((p.flags & FLAG_BIAS) != 0u && (p.flags & FLAG_SWAP) == 0u) {
         for (var cc = 0u; cc < 4u; cc++) {
             bn[cc] = bias[min(column(n0, lane, cc), p.n - 1u)];
         }
@@ -63,23 +66,37 @@ fn lanes_bias(n0: u32, lane: u32) -> vec4<f32> {
     return bn;
 }
 
+// Where output (row, col) of this launch goes in c: C's element (row, col), or with FLAG_SWAP
+// (col, row).
+fn lanes_at(row: u32, col: u32) -> u32 {
+    if ((p.flags & FLAG_SWAP) != 0u) {
+        return c_off + col * p.m + row;
+    }
+    return c_off + row * p.n + col;
+}
+
 // Stores row `row`'s four outputs of this lane, v[cc] at column column(n0, lane, cc) (a function
-// each including kernel defines), through the epilogue with bias bn (lanes_bias); returns the
-// running max |output| bits.
+// each including kernel defines), through the epilogue with bias bn (lanes_bias; with FLAG_SWAP
+// the row's bias instead); returns the running max |output| bits.
 fn lanes_store_row(v: vec4<f32>, row: u32, n0: u32, lane: u32, amax_in: u32, bn: vec4<f32>) -> u32 {
     var local_amax = amax_in;
     if (row >= p.m) {
         return local_amax;
     }
+    let swap = (p.flags & FLAG_SWAP) != 0u;
+    var b_row = 0.0;
+    if (swap && (p.flags & FLAG_BIAS) != 0u) {
+        b_row = bias[row];
+    }
     for (var cc = 0u; cc < 4u; cc++) {
         let col = column(n0, lane, cc);
         if (col < p.n) {
-            let at = c_off + row * p.n + col;
+            let at = lanes_at(row, col);
             var old = 0.0;
             if ((p.flags & FLAG_ACCUMULATE) != 0u) {
                 old = c[at];
             }
-            let out = epilogue_value(p, v[cc], old, bn[cc]);
+            let out = epilogue_value(p, v[cc], old, select(bn[cc], b_row, swap));
             c[at] = out;
             local_amax = max(local_amax, amax_bits(out));
         }

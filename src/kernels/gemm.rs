@@ -185,6 +185,27 @@ pub(crate) struct GemmParams {
 }
 const _: () = assert!(std::mem::size_of::<GemmParams>() == 96);
 
+impl GemmParams {
+    /// The params of `Cᵀ = B·Aᵀ` for a lanes kernel (one product, no split): m and n, and every
+    /// field of A with B's, exchanged, [`flags::SWAP`] set; the tiling is the launcher's to redo.
+    pub(crate) fn swapped(&self) -> Self {
+        GemmParams {
+            m: self.n,
+            n: self.m,
+            flags: self.flags | flags::SWAP,
+            trans_a: self.trans_b,
+            trans_b: self.trans_a,
+            a_words: self.b_words,
+            b_words: self.a_words,
+            a_row_mul: self.b_row_mul,
+            a_block_div: self.b_block_div,
+            b_row_mul: self.a_row_mul,
+            b_block_div: self.a_block_div,
+            ..*self
+        }
+    }
+}
+
 /// Split-K: outputs of fewer tiles than this over a long K are split along K.
 pub const SPLIT_BELOW_TILES: u32 = 64;
 /// No split is shorter than this many K elements (a multiple of every kernel's K step).
@@ -226,6 +247,17 @@ pub(crate) fn encode_split<R: crate::Record>(
     sum.encode(gpu, enc, &partial, splits as usize, mn, c)
 }
 
+/// Whether a lanes GEMM (16×32 output tiles) computes C (`m × n`) as `Cᵀ = B·Aᵀ`: where Cᵀ's tiles
+/// cover fewer outputs, padding included, than C's — C narrower than a tile and taller than it
+/// is wide (N ≤ 16 leaves half of every tile's columns idle: a first convolution's 16 output
+/// channels, a classifier's 10 classes). The bits are the same either way.
+pub(crate) fn lanes_swaps(m: usize, n: usize) -> bool {
+    use super::gemm_f32_lanes::{TILE_M, TILE_N};
+    let (tm, tn) = (TILE_M as usize, TILE_N as usize);
+    let padded = |rows: usize, cols: usize| rows.next_multiple_of(tm) * cols.next_multiple_of(tn);
+    padded(n, m) < padded(m, n)
+}
+
 /// Workgroups a GEMM dispatch needs: every tile of every split of every batch.
 pub(crate) fn workgroups(p: &GemmParams) -> u32 {
     p.total_tiles * p.splits.max(1) * p.batches.max(1)
@@ -243,6 +275,9 @@ pub mod flags {
     pub const RAW: u32 = 8;
     /// Record the output's max finite |value| (f32 bits) in `amax[0]` (atomic max).
     pub const AMAX: u32 = 16;
+    /// The lanes kernels only, set by their launchers: the launch computes `Cᵀ = B·Aᵀ` (its A and
+    /// B are the product's B and A) and stores it as C (see `lanes_swaps`).
+    pub const SWAP: u32 = 32;
 }
 
 /// What happens to each output after the products are summed, in this order:
@@ -367,6 +402,11 @@ pub(crate) struct PackedLanes {
     name: &'static str,
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    /// For launches that compute `Cᵀ` (`lanes_swaps`): the pipeline for B's format × A's,
+    /// built on first use (the same one where both formats are equal).
+    swapped: std::sync::OnceLock<wgpu::ComputePipeline>,
+    layout: wgpu::PipelineLayout,
+    formats: (crate::format::Format, crate::format::Format),
 }
 
 impl PackedLanes {
@@ -381,7 +421,28 @@ impl PackedLanes {
         super::gemm_f32_lanes::GemmF32Lanes::require(gpu, name)?;
         let (bgl, pl) = super::layouts(gpu, name, PACKED_SLOTS);
         let c = [("FMT_A", fmt_a.id() as f64), ("FMT_B", fmt_b.id() as f64)];
-        Ok(PackedLanes { name, pipeline: super::pipeline(gpu, name, "main", &pl, &c)?, bgl })
+        Ok(PackedLanes {
+            name,
+            pipeline: super::pipeline(gpu, name, "main", &pl, &c)?,
+            swapped: std::sync::OnceLock::new(),
+            layout: pl,
+            formats: (fmt_a, fmt_b),
+            bgl,
+        })
+    }
+
+    /// The pipeline of launches that compute `Cᵀ`.
+    fn swapped(&self, gpu: &Gpu) -> Result<&wgpu::ComputePipeline> {
+        let (fa, fb) = self.formats;
+        if fa == fb {
+            return Ok(&self.pipeline);
+        }
+        if let Some(p) = self.swapped.get() {
+            return Ok(p);
+        }
+        let c = [("FMT_A", fb.id() as f64), ("FMT_B", fa.id() as f64)];
+        let p = super::pipeline(gpu, self.name, "main", &self.layout, &c)?;
+        Ok(self.swapped.get_or_init(|| p))
     }
 
     /// [`dispatch_packed`] of `p` (built for any tile, checked) re-tiled to the lanes kernels'
@@ -400,6 +461,13 @@ impl PackedLanes {
     ) -> Result<()> {
         use super::gemm_f32_lanes::{TILE_M, TILE_N};
         let name = self.name;
+        // Cᵀ where its tiles cover less padding (one product only: a batch's outputs are not
+        // transposed as a whole).
+        let swap = p.batches <= 1 && lanes_swaps(p.m as usize, p.n as usize);
+        let (pipeline, a, b) = if swap { (self.swapped(gpu)?, b, a) } else { (&self.pipeline, a, b) };
+        if swap {
+            p = p.swapped();
+        }
         let (tiles_n, total_tiles) = tiles_rect(p.m, p.n, TILE_M, TILE_N)?;
         total_tiles.checked_mul(p.batches.max(1)).map(super::grid).transpose()?.ok_or_else(|| {
             Error::InvalidArgument(format!(
@@ -408,7 +476,7 @@ impl PackedLanes {
             ))
         })?;
         (p.tiles_n, p.total_tiles, p.splits) = (tiles_n, total_tiles, 1);
-        dispatch_packed(gpu, enc, name, &self.bgl, &self.pipeline, dummies, &p, a, b, epi, c)
+        dispatch_packed(gpu, enc, name, &self.bgl, pipeline, dummies, &p, a, b, epi, c)
     }
 }
 

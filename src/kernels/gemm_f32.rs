@@ -70,7 +70,9 @@ impl GemmShape {
     }
 }
 
-/// Records an f32 GEMM with `pipeline` (shared by the tiled and naive kernels).
+/// Records an f32 GEMM with `pipeline` (shared by the tiled, naive and lanes kernels); with `swap`
+/// (the lanes kernel only), `a`, `b` and `s` are those of `Cᵀ = B·Aᵀ`, which the launch stores as
+/// C.
 pub(crate) fn encode_f32<R: crate::Record>(
     gpu: &Gpu,
     enc: &mut R,
@@ -86,8 +88,10 @@ pub(crate) fn encode_f32<R: crate::Record>(
     c: &GpuBuffer<f32>,
     split: bool,
     batches: usize,
+    swap: bool,
 ) -> Result<()> {
-    let mut p = s.params(name, epi.flags(), tile)?;
+    let swap_bit = if swap { super::gemm::flags::SWAP } else { 0 };
+    let mut p = s.params(name, epi.flags() | swap_bit, tile)?;
     if batches == 0 {
         return Err(Error::Empty(name));
     }
@@ -102,7 +106,8 @@ pub(crate) fn encode_f32<R: crate::Record>(
     check_len(name, "a", a.len(), total(s.m * s.k)?)?;
     check_len(name, "b", b.len(), total(s.n * s.k)?)?;
     check_len(name, "c", c.len(), total(s.m * s.n)?)?;
-    epi.check(name, s.n)?;
+    // (With `swap`, s is Cᵀ's shape: C's columns are its rows.)
+    epi.check(name, if swap { s.m } else { s.n })?;
     let bias = epi.bias.unwrap_or(&dummies.f32);
     let amax = epi.amax.unwrap_or(&dummies.u32);
     let go = |enc: &mut R, target: &wgpu::Buffer, p: GemmParams| {
@@ -187,7 +192,7 @@ impl GemmF32 {
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
         let p = self.pipelines.get("gemm_f32", tile)?;
-        encode_f32(gpu, enc, "gemm_f32", &self.bgl, p, &self.dummies, tile.rect(), a, b, s, epi, c, true, 1)
+        encode_f32(gpu, enc, "gemm_f32", &self.bgl, p, &self.dummies, tile.rect(), a, b, s, epi, c, true, 1, false)
     }
 
     /// Records `batches` products of shape `s` at once: product `i` reads `a` from element
@@ -210,7 +215,23 @@ impl GemmF32 {
         }
         let tile = self.cache.choose(s.m, s.n, s.k, &Tile::ALL);
         let p = self.pipelines.get("gemm_f32", tile)?;
-        encode_f32(gpu, enc, "gemm_f32", &self.bgl, p, &self.dummies, tile.rect(), a, b, s, epi, c, false, batches)
+        encode_f32(
+            gpu,
+            enc,
+            "gemm_f32",
+            &self.bgl,
+            p,
+            &self.dummies,
+            tile.rect(),
+            a,
+            b,
+            s,
+            epi,
+            c,
+            false,
+            batches,
+            false,
+        )
     }
 
     /// The tile `tune` chose for this shape's class, if it ran.

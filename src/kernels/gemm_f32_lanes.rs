@@ -10,8 +10,11 @@
 //! rate). The vec4s are loaded as such where each stays within a row of its operand (`K`, and `M`
 //! where A is stored `[K, M]` or `N` where B is stored `[K, N]`, multiples of 4:
 //! [`GemmF32Lanes::vectorized`]), else assembled from scalar loads (the `main_scalar` entry).
-//! Never split along K. [`super::gemm_f32::GemmF32`] takes this kernel for every shape where the
-//! adapter has it (a CPU adapter). Bindings: as gemm_f32's. Reference:
+//! Never split along K. A product narrower than the tile and taller than it is wide (N ≤ 16: a
+//! first convolution's 16 output channels, a classifier's 10 classes) runs as `Cᵀ = B·Aᵀ`, stored
+//! as C, where its tiles idle less (the same products added in the same order, so the same
+//! bits). [`super::gemm_f32::GemmF32`] takes this kernel for every shape where the adapter has
+//! it (a CPU adapter). Bindings: as gemm_f32's. Reference:
 //! [`crate::reference::gemm_f32_lanes`].
 
 use super::gemm::{Dummies, Epilogue, F32_SLOTS};
@@ -115,9 +118,14 @@ impl GemmF32Lanes {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
+        // Cᵀ = B·Aᵀ where its tiles cover less padding and it loads as many vec4s (one product:
+        // a batch's outputs are not transposed as a whole).
+        let t = GemmShape { m: s.n, n: s.m, k: s.k, trans_a: s.trans_b, trans_b: s.trans_a };
+        let swap = batches == 1 && super::gemm::lanes_swaps(s.m, s.n) && Self::vectorized(t) >= Self::vectorized(s);
+        let (a, b, s) = if swap { (b, a, t) } else { (a, b, s) };
         let scalar = !Self::vectorized(s) as usize;
         let p = &self.pipelines[4 * scalar + 2 * s.trans_a as usize + s.trans_b as usize];
         let tile = (TILE_M, TILE_N);
-        encode_f32(gpu, enc, "gemm_f32_lanes", &self.bgl, p, &self.dummies, tile, a, b, s, epi, c, false, batches)
+        encode_f32(gpu, enc, "gemm_f32_lanes", &self.bgl, p, &self.dummies, tile, a, b, s, epi, c, false, batches, swap)
     }
 }

@@ -53,6 +53,7 @@ impl GemmF32Naive {
             c,
             false,
             1,
+            false,
         )
     }
 }

@@ -3,7 +3,8 @@
 //! loads lane by lane; this kernel decodes and scales each lane word of codes as gemm_fp8 does
 //! (the values `dequantize` gives) and runs gemm_f32_lanes' 16×32 subgroup tiles on them: the same
 //! products added in the same order as gemm_fp8's unsplit tiles, so, where no multiply-add is
-//! fused (llvmpipe), the same bits. [`super::gemm_fp8::GemmFp8`]'s untiled entry points run it
+//! fused (llvmpipe), the same bits; narrow products as `Cᵀ = B·Aᵀ`, as gemm_f32_lanes runs them
+//! (the same bits again). [`super::gemm_fp8::GemmFp8`]'s untiled entry points run it
 //! wherever the adapter has it. Bindings: as gemm_fp8's. Reference:
 //! [`crate::reference::gemm_fp8_lanes`].
 

@@ -6,6 +6,8 @@
 //! subgroup tiles (no workgroup memory, values shared by subgroup broadcasts) on the codes widened
 //! to int8 lanes and converted to f32, summing 1024 products at a time in f32 (each such sum of
 //! values of at most 128 × 128 is an integer of at most 2²⁴, so exact) into i32 accumulators.
+//! Narrow products run as `Cᵀ = B·Aᵀ` as in gemm_f32_lanes (with B's format × A's, each output's
+//! row scale still applied before its column's: the same bits).
 //! [`super::gemm_int::GemmInt`]'s untiled entry points run it where it applies.
 //! Bindings: as gemm_int's. Reference: [`crate::reference::gemm_int_lanes`].
 
