@@ -1,7 +1,8 @@
 // relu_backward: dx = dy where the layer's output y > 0, else 0 (ReLU fused into a GEMM's
 // epilogue keeps only y, which carries the same mask as the pre-activation).
 // Entry main: a thread per value; main_v4 (n a multiple of 4): a thread per vec4, through the *4
-// views of the same bindings (as add's main_v4), the same selection per component.
+// views of the same bindings (as add's main_v4), the same selection per component. main_teams
+// (n a multiple of 4; CPU adapters): the vec4s in common/teams.wgsl's layout, as add's.
 // Reference: src/reference/relu_backward.rs. Bindings: 0 params {n}, 1 y, 2 dy, 3 dx.
 
 struct EwParams {
@@ -28,10 +29,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
 }
 
+// Vec4 i of dx (main_v4, main_teams).
+fn relu_backward4(i: u32) {
+    dx4[i] = select(vec4<f32>(), dy4[i], y4[i] > vec4<f32>());
+}
+
 @compute @workgroup_size(256)
 fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = (wg.x + wg.y * nwg.x) * 256u + lid;
     if (i < p.n / 4u) {
-        dx4[i] = select(vec4<f32>(), dy4[i], y4[i] > vec4<f32>());
+        relu_backward4(i);
+    }
+}
+
+@compute @workgroup_size(256)
+fn main_teams(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let span = team_span(wg, nwg, lid, p.n / 4u);
+    for (var i = span.x; i < span.y; i += TEAM) {
+        relu_backward4(i);
     }
 }

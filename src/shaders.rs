@@ -152,7 +152,7 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "add", includes: &["teams"], body: include_str!("../shaders/add.wgsl") },
     KernelSource { name: "error_feedback", includes: &[], body: include_str!("../shaders/error_feedback.wgsl") },
     KernelSource { name: "finite", includes: &["step"], body: include_str!("../shaders/finite.wgsl") },
-    KernelSource { name: "relu_backward", includes: &[], body: include_str!("../shaders/relu_backward.wgsl") },
+    KernelSource { name: "relu_backward", includes: &["teams"], body: include_str!("../shaders/relu_backward.wgsl") },
     KernelSource { name: "col_sum", includes: &[], body: include_str!("../shaders/col_sum.wgsl") },
     KernelSource { name: "mse", includes: &["step"], body: include_str!("../shaders/mse.wgsl") },
     KernelSource { name: "softmax_xent", includes: &["step"], body: include_str!("../shaders/softmax_xent.wgsl") },

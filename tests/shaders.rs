@@ -141,8 +141,8 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
         (_, "WHOLE_K" | "B_CODES" | "TRANS_A" | "TRANS_B") => vec![0.0, 1.0],
         // batchnorm::V4_ROWS.
         ("batchnorm", "V4_ROWS") => vec![8.0],
-        ("copy" | "add", "RUN") => vec![f64::from(lowbit::kernels::TEAM_RUN)],
-        ("copy" | "add", "TEAM") => vec![f64::from(lowbit::kernels::TEAM)],
+        ("copy" | "add" | "relu_backward", "RUN") => vec![f64::from(lowbit::kernels::TEAM_RUN)],
+        ("copy" | "add" | "relu_backward", "TEAM") => vec![f64::from(lowbit::kernels::TEAM)],
         (k, n) => panic!("{k} declares the pipeline constant {n}, which this test does not know: add its values"),
     }
 }

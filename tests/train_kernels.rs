@@ -24,16 +24,21 @@ const ADAM_ULPS: f32 = 4.0;
 
 #[test]
 fn relu_backward_and_col_sum_are_exact() {
+    use lowbit::kernels::{VecPath, TEAM_RUN};
     let g = gpu();
-    let k = ReluBackward::new(g).unwrap();
-    // A thread per value (129·77 values), and per vec4 (128·77).
-    for (rows, cols) in [(129, 77), (128, 77)] {
-        let y = data(rows * cols, 1, false);
-        let dy = data(rows * cols, 2, false);
-        let dx = GpuBuffer::<f32>::zeros(g, "dx", rows * cols).unwrap();
-        run(|e| k.encode(g, e, &buf(&y), &buf(&dy), &dx).unwrap());
-        let want = reference::relu_backward::relu_backward(&y, &dy);
-        assert_f32_bits_eq(&format!("relu_backward {rows}x{cols}"), &dx.read(g).unwrap(), &want);
+    assert_eq!(ReluBackward::new(g).unwrap().path(), VecPath::for_adapter(g));
+    // A thread per value (129·77 values), and per vec4 (128·77; for the teams, and past one
+    // workgroup's 32 runs by a partial run), on both paths.
+    for path in [VecPath::PerThread, VecPath::Teams] {
+        let k = ReluBackward::with_path(g, path).unwrap();
+        for (rows, cols) in [(129, 77), (128, 77), (32 * TEAM_RUN as usize + 3, 4)] {
+            let y = data(rows * cols, 1, false);
+            let dy = data(rows * cols, 2, false);
+            let dx = GpuBuffer::<f32>::zeros(g, "dx", rows * cols).unwrap();
+            run(|e| k.encode(g, e, &buf(&y), &buf(&dy), &dx).unwrap());
+            let want = reference::relu_backward::relu_backward(&y, &dy);
+            assert_f32_bits_eq(&format!("relu_backward {rows}x{cols} {path:?}"), &dx.read(g).unwrap(), &want);
+        }
     }
     // Both reductions of the first level (the workgroup tree, a thread per chunk and column), on
     // any adapter. One chunk, several chunks with a ragged last one, many chunks of a tall thin

@@ -1,8 +1,9 @@
 //! `relu_backward`: `dx = dy · [y > 0]` (the mask of a ReLU fused into a GEMM epilogue).
-//! One thread per element, or per vec4 where the length is a multiple of 4. Bindings: 0 params,
-//! 1 y, 2 dy, 3 dx. Reference: [`crate::reference::relu_backward`].
+//! One thread per element, or per vec4 where the length is a multiple of 4 (on a CPU adapter in
+//! teams, [`VecPath::Teams`], as `add`). Bindings: 0 params, 1 y, 2 dy, 3 dx. Reference:
+//! [`crate::reference::relu_backward`].
 
-use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, VecPath, WG};
 use crate::tensor::GpuBuffer;
 use crate::{Gpu, Result};
 
@@ -10,19 +11,33 @@ use crate::{Gpu, Result};
 pub struct ReluBackward {
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
-    /// Entry `main_v4`: a vec4 per thread, taken when the length is a multiple of 4.
+    /// Entry `main_v4` (a vec4 per thread) or `main_teams`, as `path` says: taken when the
+    /// length is a multiple of 4.
     v4: wgpu::ComputePipeline,
+    path: VecPath,
 }
 
 impl ReluBackward {
-    /// Builds the pipelines.
+    /// Builds the pipelines, the vec4 one as the adapter runs best ([`VecPath::for_adapter`]).
     pub fn new(gpu: &Gpu) -> Result<Self> {
+        Self::with_path(gpu, VecPath::for_adapter(gpu))
+    }
+
+    /// Builds the pipelines with lengths that are multiples of 4 taken by `path`.
+    pub fn with_path(gpu: &Gpu, path: VecPath) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "relu_backward", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write]);
+        let (entry, constants) = path.entry("main_v4");
         Ok(ReluBackward {
             pipeline: pipeline(gpu, "relu_backward", "main", &pl, &[])?,
-            v4: pipeline(gpu, "relu_backward", "main_v4", &pl, &[])?,
+            v4: pipeline(gpu, "relu_backward", entry, &pl, constants)?,
+            path,
             bgl,
         })
+    }
+
+    /// The path lengths that are multiples of 4 take.
+    pub fn path(&self) -> VecPath {
+        self.path
     }
 
     /// Records `dx ← dy · [y > 0]`.
@@ -46,7 +61,7 @@ impl ReluBackward {
             if v4 { &self.v4 } else { &self.pipeline },
             &self.bgl,
             &[&params, y.buffer(), dy.buffer(), dx.buffer()],
-            (n as u32 / if v4 { 4 } else { 1 }).div_ceil(WG),
+            if v4 { self.path.workgroups(n as u32 / 4) } else { (n as u32).div_ceil(WG) },
         )
     }
 }
