@@ -101,14 +101,16 @@ fn store_row(iv: vec4<i32>, row: u32, n0: u32, lane: u32, amax_in: u32, sb: vec4
         return amax_in;
     }
     let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
-    let sa = scale_a(0u, row, 0u, a_groups);
-    var v = vec4<f32>(0.0);
-    // C's row scale first, then its column's (with FLAG_SWAP this launch's column is C's row).
-    let swap = (p.flags & FLAG_SWAP) != 0u;
-    for (var cc = 0u; cc < 4u; cc++) {
-        v[cc] += (f32(iv[cc]) * lane_unit() * select(sa, sb[cc], swap)) * select(sb[cc], sa, swap);
-    }
+    let v = vec4<f32>(0.0) + scale_sums(vec4<f32>(iv), scale_a(0u, row, 0u, a_groups), sb);
     return lanes_store_row(v, row, n0, lane, amax_in, bn);
+}
+
+// Exact sums of one row of this launch and this lane's four columns, times the lane unit, then
+// C's row scale, then its column's (sa is this launch's row scale, sb its columns'; with
+// FLAG_SWAP this launch's rows are C's columns, so the order turns round): gemm_int's roundings.
+fn scale_sums(sums: vec4<f32>, sa: f32, sb: vec4<f32>) -> vec4<f32> {
+    let swap = (p.flags & FLAG_SWAP) != 0u;
+    return (sums * lane_unit() * select(vec4<f32>(sa), sb, swap)) * select(sb, vec4<f32>(sa), swap);
 }
 
 // This lane's four column scales of the block at element k (columns past N read the last's).
@@ -123,11 +125,8 @@ fn tile_scales_b(n0: u32, lane: u32, k: u32) -> vec4<f32> {
 fn fold_quad(acc: mat4x4<f32>, sums: mat4x4<f32>, m0: u32, quad: u32, sb: vec4<f32>, kc: u32, a_groups: u32)
     -> mat4x4<f32> {
     var r = acc;
-    let swap = (p.flags & FLAG_SWAP) != 0u;
     for (var i = 0u; i < 4u; i++) {
-        let sa = vec4<f32>(scale_a(0u, min(m0 + 4u * quad + i, p.m - 1u), kc, a_groups));
-        // C's row scale first, then its column's (as store_row).
-        r[i] += (sums[i] * lane_unit() * select(sa, sb, swap)) * select(sb, sa, swap);
+        r[i] += scale_sums(sums[i], scale_a(0u, min(m0 + 4u * quad + i, p.m - 1u), kc, a_groups), sb);
     }
     return r;
 }
