@@ -10,15 +10,20 @@
 // backward sums, per channel, with g = dy masked by y > 0 under ReLU and x̂ = (x − mean)·invstd:
 //             sums = [Σ g·x̂ (= dγ), Σ g (= dβ)].
 // backward:   dx = γ·invstd/R · (R·g − Σg − x̂·Σg·x̂).
-// The per-channel sums are two-level reductions, as in col_sum: `partial_main` cuts the rows into
-// `chunks` chunks of `chunk_rows` (32 channels × 8 row lanes per workgroup, lanes added in order)
-// and writes per-chunk sums, `finish_*` adds the chunks in order. The partial sums need scratch
-// space of chunks·2C ≤ rows·C values (rows ≥ 2), and use a buffer the next pass overwrites anyway:
-// y in the forward pass (mode 0: Σx, mode 1: Σ(x − mean)²), dx in the backward (mode 2:
-// Σg·x̂ and Σg). `partial_thread` (CPU adapters, where a barrier splits the shader and costs
-// more than the sums it orders): the same partial sums from one thread per (chunk, channel),
-// its eight interleaved row lanes held in registers and added in lane order, the channel's mean
-// and 1/std loaded once. Elementwise passes take one thread per element; on CPU adapters, with
+// The per-channel sums are two-level reductions, as in col_sum: the rows are cut into `chunks`
+// chunks of `chunk_rows`, a first pass writes per-chunk sums (32 channels × 8 row lanes per
+// workgroup, lanes added in order), a `finish_*` pass adds the chunks in order. The statistics
+// take one pass over x (`moments_main`): per chunk j of n_j rows, its sum S_j and, about its own
+// mean m_j = S_j / n_j, the squared deviations M_j = Σ (x − m_j)² (the chunk is read twice, from
+// cache); `finish_moments` takes mean = Σ_j S_j / R (the bits of summing x chunk by chunk) and
+// var·R = Σ_j (M_j + n_j·(m_j − mean)²) (Chan et al.'s merge of the chunks' moments, as exact as
+// two passes over x and free of the cancellation of Σx² − R·mean²). The backward's sums
+// (`partial_main`, then `finish_grad`) are Σg·x̂ and Σg. The partial sums need scratch space of
+// chunks·2C ≤ rows·C values (rows ≥ 2), and use a buffer the next pass overwrites anyway: y in
+// the forward pass, dx in the backward. `moments_thread` and `partial_thread` (CPU adapters,
+// where a barrier splits the shader and costs more than the sums it orders): the same partial
+// sums from one thread per (chunk, channel), its eight interleaved row lanes held in registers
+// and added in lane order. Elementwise passes take one thread per element; on CPU adapters, with
 // channels a multiple of 4, `forward_v4` and `backward_v4` take a vec4 of channels over V4_ROWS
 // rows (the *4 views of the same bindings; the statistics loaded once), the same arithmetic per
 // component.
@@ -34,7 +39,7 @@ struct NormParams {
     relu: u32,
     chunk_rows: u32,
     chunks: u32,
-    mode: u32,
+    pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: NormParams;
@@ -71,21 +76,13 @@ fn masked_dy(i: u32) -> f32 {
     return dy[i];
 }
 
-// Value i's (channel c's) terms of the partial sums by mode: 0 (x, 0), 1 ((x − mean)², 0),
-// 2 (g·x̂, g). (The second sum starts at +0 and gains only +0 in modes 0 and 1: unchanged.)
+// Value i's (channel c's) terms of the backward's partial sums: (g·x̂, g).
 fn partial_terms(i: u32, c: u32) -> vec2<f32> {
     return partial_terms_with(i, stats[c], stats[p.channels + c]);
 }
 
-// partial_terms given the channel's mean and 1/std (unused, and unset, in mode 0).
+// partial_terms given the channel's mean and 1/std.
 fn partial_terms_with(i: u32, mean: f32, invstd: f32) -> vec2<f32> {
-    if (p.mode == 0u) {
-        return vec2<f32>(x[i], 0.0);
-    }
-    if (p.mode == 1u) {
-        let d = x[i] - mean;
-        return vec2<f32>(d * d, 0.0);
-    }
     let g = masked_dy(i);
     return vec2<f32>(g * ((x[i] - mean) * invstd), g);
 }
@@ -122,12 +119,8 @@ fn partial_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
             t1 += acc[256u + l * COLS + lid];
         }
         let o = chunk * 2u * p.channels + c;
-        if (p.mode == 2u) {
-            dx[o] = t0;
-            dx[o + p.channels] = t1;
-        } else {
-            y[o] = t0;
-        }
+        dx[o] = t0;
+        dx[o + p.channels] = t1;
     }
 }
 
@@ -176,16 +169,111 @@ fn partial_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     let t0 = a0_lo.x + a0_lo.y + a0_lo.z + a0_lo.w + a0_hi.x + a0_hi.y + a0_hi.z + a0_hi.w;
     let t1 = a1_lo.x + a1_lo.y + a1_lo.z + a1_lo.w + a1_hi.x + a1_hi.y + a1_hi.z + a1_hi.w;
     let o = chunk * 2u * p.channels + c;
-    if (p.mode == 2u) {
-        dx[o] = t0;
-        dx[o + p.channels] = t1;
-    } else {
-        y[o] = t0;
-    }
+    dx[o] = t0;
+    dx[o + p.channels] = t1;
+}
+
+// The rows of chunk `chunk`: (start, end).
+fn chunk_rows(chunk: u32) -> vec2<u32> {
+    let start = chunk * p.chunk_rows;
+    return vec2<u32>(start, min(start + p.chunk_rows, p.rows));
+}
+
+// The chunk's two sums at y[chunk·2C + c] (S_j) and y[chunk·2C + C + c] (M_j).
+fn store_moments(chunk: u32, c: u32, s: f32, m2: f32) {
+    let o = chunk * 2u * p.channels + c;
+    y[o] = s;
+    y[o + p.channels] = m2;
 }
 
 @compute @workgroup_size(256)
-fn finish_mean(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn moments_main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let tiles = (p.channels + COLS - 1u) / COLS;
+    let wid = wg.x + wg.y * nwg.x;
+    if (wid >= tiles * p.chunks) {
+        return;
+    }
+    let chunk = wid / tiles;
+    let col = lid % COLS;
+    let c = (wid % tiles) * COLS + col;
+    let lane = lid / COLS;
+    let span = chunk_rows(chunk);
+    var s = 0.0;
+    if (c < p.channels) {
+        for (var r = span.x + lane; r < span.y; r += LANES) {
+            s += x[r * p.channels + c];
+        }
+    }
+    acc[lid] = s;
+    workgroupBarrier();
+    // Every lane adds the chunk's lanes in order: the chunk's sum and mean, the same on each.
+    var t = acc[col];
+    for (var l = 1u; l < LANES; l++) {
+        t += acc[l * COLS + col];
+    }
+    let mean = t / f32(span.y - span.x);
+    var q = 0.0;
+    if (c < p.channels) {
+        for (var r = span.x + lane; r < span.y; r += LANES) {
+            let d = x[r * p.channels + c] - mean;
+            q += d * d;
+        }
+    }
+    workgroupBarrier();
+    acc[lid] = q;
+    workgroupBarrier();
+    if (lane == 0u && c < p.channels) {
+        for (var l = 1u; l < LANES; l++) {
+            q += acc[l * COLS + col];
+        }
+        store_moments(chunk, c, t, q);
+    }
+}
+
+// Row r's value of channel c for moments_thread, or +0 past `end` (read from row end − 1 and
+// dropped, without a branch; see row_terms).
+fn row_x(r: u32, end: u32, c: u32) -> f32 {
+    return select(0.0, x[min(r, end - 1u) * p.channels + c], r < end);
+}
+
+// Row r's (x − mean)² of channel c, or +0 past `end`.
+fn row_dev2(r: u32, end: u32, c: u32, mean: f32) -> f32 {
+    let d = x[min(r, end - 1u) * p.channels + c] - mean;
+    return select(0.0, d * d, r < end);
+}
+
+@compute @workgroup_size(256)
+fn moments_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = flat(wg, nwg, lid);
+    if (t >= p.chunks * p.channels) {
+        return;
+    }
+    let chunk = t / p.channels;
+    let c = t % p.channels;
+    let span = chunk_rows(chunk);
+    let end = span.y;
+    // moments_main's lane l: component l of (lo, hi), as in partial_thread.
+    var lo = vec4<f32>();
+    var hi = vec4<f32>();
+    for (var r = span.x; r < end; r += LANES) {
+        lo += vec4<f32>(row_x(r, end, c), row_x(r + 1u, end, c), row_x(r + 2u, end, c), row_x(r + 3u, end, c));
+        hi += vec4<f32>(row_x(r + 4u, end, c), row_x(r + 5u, end, c), row_x(r + 6u, end, c), row_x(r + 7u, end, c));
+    }
+    let s = lo.x + lo.y + lo.z + lo.w + hi.x + hi.y + hi.z + hi.w;
+    let mean = s / f32(end - span.x);
+    lo = vec4<f32>();
+    hi = vec4<f32>();
+    for (var r = span.x; r < end; r += LANES) {
+        lo += vec4<f32>(row_dev2(r, end, c, mean), row_dev2(r + 1u, end, c, mean), row_dev2(r + 2u, end, c, mean),
+                        row_dev2(r + 3u, end, c, mean));
+        hi += vec4<f32>(row_dev2(r + 4u, end, c, mean), row_dev2(r + 5u, end, c, mean),
+                        row_dev2(r + 6u, end, c, mean), row_dev2(r + 7u, end, c, mean));
+    }
+    store_moments(chunk, c, s, lo.x + lo.y + lo.z + lo.w + hi.x + hi.y + hi.z + hi.w);
+}
+
+@compute @workgroup_size(256)
+fn finish_moments(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let c = flat(wg, nwg, lid);
     if (c >= p.channels) {
         return;
@@ -194,19 +282,16 @@ fn finish_mean(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     for (var k = 1u; k < p.chunks; k++) {
         s += y[k * 2u * p.channels + c];
     }
-    stats[c] = s / f32(p.rows);
-}
-
-@compute @workgroup_size(256)
-fn finish_var(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let c = flat(wg, nwg, lid);
-    if (c >= p.channels) {
-        return;
+    let mean = s / f32(p.rows);
+    var v = 0.0;
+    for (var k = 0u; k < p.chunks; k++) {
+        let span = chunk_rows(k);
+        let n = f32(span.y - span.x);
+        let o = k * 2u * p.channels + c;
+        let d = y[o] / n - mean;
+        v += y[o + p.channels] + n * d * d;
     }
-    var v = y[c];
-    for (var k = 1u; k < p.chunks; k++) {
-        v += y[k * 2u * p.channels + c];
-    }
+    stats[c] = mean;
     stats[p.channels + c] = 1.0 / sqrt(v / f32(p.rows) + p.eps);
     stats[2u * p.channels + c] = v / f32(max(p.rows, 2u) - 1u);
 }

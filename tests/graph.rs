@@ -34,6 +34,10 @@ fn worst(a: &[f32], b: &[f32]) -> f64 {
 /// llvmpipe, bit for bit.
 const OTHER_ADAPTER_FP32: f64 = 1e-5;
 const OTHER_ADAPTER_QUANTIZED: f64 = 5e-2;
+/// On llvmpipe, the CNN's cases against the fixture, whose batch norm took its variance in two
+/// passes over x: the worst of every scheme's tensors was 1.6e-7 of its peak when the merged
+/// moments came (no quantized code moved).
+const MERGED_MOMENTS: f64 = 1e-6;
 
 /// Largest |a − b| over `scale` (at least the largest |b|).
 fn worst_of_peak(a: &[f32], b: &[f32], scale: f64) -> f64 {
@@ -63,9 +67,18 @@ fn the_graph_trainer_computes_what_the_sequential_trainer_did() {
             t
         };
         let what = format!("{} {scheme}", spec.name);
-        // The same kernels in the same order: bit for bit on the recording adapter.
-        let recorder = g.report().name.contains("llvmpipe");
-        let bound = if scheme == "fp32" { OTHER_ADAPTER_FP32 } else { OTHER_ADAPTER_QUANTIZED };
+        // The same kernels in the same order: bit for bit on the recording adapter. Batch norm
+        // now merges its variance from its chunks' own moments (one pass over x where the
+        // sequential trainer made two: the same value, rounded otherwise), and in the CNN every
+        // later value depends on it: on the recording adapter its cases are held to
+        // MERGED_MOMENTS; the MLP's stay bit for bit.
+        let llvmpipe = g.report().name.contains("llvmpipe");
+        let recorder = llvmpipe && !spec.layers.iter().any(|l| matches!(l, LayerSpec::BatchNorm { .. }));
+        let bound = match (llvmpipe, scheme) {
+            (true, _) => MERGED_MOMENTS,
+            (false, "fp32") => OTHER_ADAPTER_FP32,
+            (false, _) => OTHER_ADAPTER_QUANTIZED,
+        };
         let agree = |got: &[f32], want: &[f32], item: &str, scale: f64| {
             if recorder {
                 assert_eq!(

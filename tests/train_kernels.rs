@@ -527,6 +527,29 @@ fn batchnorm_matches_the_f64_reference() {
             assert_f32_bits_eq(&format!("batchnorm output {i}: tree vs a thread per channel"), b, a);
         }
     }
+    // Means far from zero against a unit spread, over many chunks with a ragged last one: the
+    // variance merged from the chunks' own moments keeps its relative accuracy (Σx² − R·mean²
+    // in f32 would lose it all at a mean of 3000), so 1/std holds BN_RTOL of itself.
+    let (rows, c) = (20011, 3);
+    let x: Vec<f32> =
+        data(rows * c, 16, false).iter().enumerate().map(|(i, v)| 1000.0 * (1 + i % c) as f32 + v).collect();
+    let (want, _) = reference::batchnorm::stats(&x, rows, c, &[0.0; 6]);
+    for k in &paths {
+        let (xb, st, ab, rb, y) = (
+            buf(&x),
+            GpuBuffer::<f32>::zeros(g, "st", lowbit::kernels::batchnorm::stats_len(c)).unwrap(),
+            buf(&[1f32, 1.0, 1.0, 0.0, 0.0, 0.0]),
+            buf(&[0f32; 6]),
+            GpuBuffer::<f32>::zeros(g, "y", rows * c).unwrap(),
+        );
+        let b = NormBuffers { x: &xb, stats: &st, affine: &ab, running: &rb, y: &y, dy: None, dx: None, sums: None };
+        run(|e| k.encode_train_forward(g, e, &b, rows, c, false).unwrap());
+        let got = st.read(g).unwrap();
+        for ch in 0..c {
+            let (a, w) = (got[c + ch], want[c + ch]);
+            assert!((a - w).abs() <= BN_RTOL * w, "batchnorm invstd[{ch}] at mean {}: {a} vs {w}", want[ch]);
+        }
+    }
     // One value per channel has no batch statistics.
     let one = buf(&[1.0f32, 2.0]);
     let (st, ab, rb, y) = (buf(&[0f32; 6]), buf(&[1f32, 1.0, 0.0, 0.0]), buf(&[0f32, 0.0, 1.0, 1.0]), buf(&[0f32; 2]));

@@ -23,7 +23,7 @@ struct NormParams {
     relu: u32,
     chunk_rows: u32,
     chunks: u32,
-    mode: u32,
+    pad: u32,
 }
 const _: () = assert!(std::mem::size_of::<NormParams>() == 32);
 
@@ -62,8 +62,8 @@ pub struct NormBuffers<'a> {
 /// Which grid a pass runs on.
 #[derive(Copy, Clone)]
 enum Pass {
-    /// Per-chunk partial sums (mode 0: Σx, 1: Σ(x − mean)², 2: Σg·x̂ and Σg).
-    Partial(u32),
+    /// Per-chunk partial sums (the forward's moments, or the backward's Σg·x̂ and Σg).
+    Partial,
     PerChannel,
     PerElement,
 }
@@ -76,16 +76,17 @@ pub fn stats_len(channels: usize) -> usize {
 /// The batch-norm kernels.
 pub struct BatchNorm {
     bgl: wgpu::BindGroupLayout,
+    moments: wgpu::ComputePipeline,
+    finish_moments: wgpu::ComputePipeline,
     partial: wgpu::ComputePipeline,
-    finish_mean: wgpu::ComputePipeline,
-    finish_var: wgpu::ComputePipeline,
     commit: wgpu::ComputePipeline,
     finish_grad: wgpu::ComputePipeline,
     eval_stats: wgpu::ComputePipeline,
     forward: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
     dummy: GpuBuffer<f32>,
-    /// The partial sums from a thread per (chunk, channel) (entry `partial_thread`).
+    /// The partial sums from a thread per (chunk, channel) (entries `moments_thread`,
+    /// `partial_thread`).
     per_thread: bool,
     /// On the per-thread path, `forward_v4` and `backward_v4` (a vec4 of channels over
     /// [`V4_ROWS`] rows per thread, for channels in multiples of 4).
@@ -108,10 +109,10 @@ impl BatchNorm {
         let (bgl, pl) = layouts(gpu, "batchnorm", &slots);
         let p = |e| pipeline(gpu, "batchnorm", e, &pl, &[("V4_ROWS", V4_ROWS as f64)]);
         Ok(BatchNorm {
+            moments: p(if per_thread { "moments_thread" } else { "moments_main" })?,
+            finish_moments: p("finish_moments")?,
             partial: p(if per_thread { "partial_thread" } else { "partial_main" })?,
             per_thread,
-            finish_mean: p("finish_mean")?,
-            finish_var: p("finish_var")?,
             commit: p("commit_running")?,
             finish_grad: p("finish_grad")?,
             eval_stats: p("eval_stats")?,
@@ -123,8 +124,7 @@ impl BatchNorm {
         })
     }
 
-    /// Checks the buffers once, then records `passes` in order (one uniform per distinct
-    /// partial-sum mode).
+    /// Checks the buffers once, then records `passes` in order (one uniform for them all).
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
@@ -154,7 +154,7 @@ impl BatchNorm {
             }
         }
         let (chunk_rows, chunks) = reduce_chunks(rows);
-        let base = NormParams {
+        let params = NormParams {
             rows: rows as u32,
             channels: channels as u32,
             eps: EPS,
@@ -162,22 +162,14 @@ impl BatchNorm {
             relu: relu as u32,
             chunk_rows: chunk_rows as u32,
             chunks: chunks as u32,
-            mode: 0,
+            pad: 0,
         };
         let d = &self.dummy;
         let status = enc.status(gpu).clone();
-        let mut params: Vec<(u32, wgpu::Buffer)> = Vec::new();
+        let uniform = uniform(gpu, "batchnorm", &params);
         for (which, pass) in passes {
-            let mode = match *pass {
-                Pass::Partial(mode) => mode,
-                _ => 0,
-            };
-            if !params.iter().any(|g| g.0 == mode) {
-                params.push((mode, uniform(gpu, "batchnorm", &NormParams { mode, ..base })));
-            }
-            let uniform = &params.iter().find(|g| g.0 == mode).expect("just added").1;
             let bufs = [
-                uniform,
+                &uniform,
                 b.x.buffer(),
                 b.stats.buffer(),
                 b.affine.buffer(),
@@ -195,8 +187,8 @@ impl BatchNorm {
                 (is(&self.forward).then_some(f)).or(is(&self.backward).then_some(bw))
             });
             let workgroups = match pass {
-                Pass::Partial(_) if self.per_thread => (channels * chunks).div_ceil(WG as usize),
-                Pass::Partial(_) => channels.div_ceil(REDUCE_COLS) * chunks,
+                Pass::Partial if self.per_thread => (channels * chunks).div_ceil(WG as usize),
+                Pass::Partial => channels.div_ceil(REDUCE_COLS) * chunks,
                 Pass::PerChannel => channels.div_ceil(WG as usize),
                 Pass::PerElement if v4.is_some() => (rows.div_ceil(V4_ROWS) * channels / 4).div_ceil(WG as usize),
                 Pass::PerElement => (rows * channels).div_ceil(WG as usize),
@@ -249,12 +241,9 @@ impl BatchNorm {
                 "batch norm in training needs at least 2 values per channel, got {rows}"
             )));
         }
-        let mut passes = vec![
-            (&self.partial, Pass::Partial(0)),
-            (&self.finish_mean, Pass::PerChannel),
-            (&self.partial, Pass::Partial(1)),
-            (&self.finish_var, Pass::PerChannel),
-        ];
+        // The moments in one pass over x (each chunk's sum and squared deviations about its own
+        // mean), merged per channel: three launches with the elementwise pass.
+        let mut passes = vec![(&self.moments, Pass::Partial), (&self.finish_moments, Pass::PerChannel)];
         if commit {
             passes.push((&self.commit, Pass::PerChannel));
         }
@@ -305,11 +294,8 @@ impl BatchNorm {
         if rows < 2 {
             return Err(Error::InvalidArgument(format!("batch norm backward needs at least 2 rows, got {rows}")));
         }
-        let passes = [
-            (&self.partial, Pass::Partial(2)),
-            (&self.finish_grad, Pass::PerChannel),
-            (&self.backward, Pass::PerElement),
-        ];
+        let passes =
+            [(&self.partial, Pass::Partial), (&self.finish_grad, Pass::PerChannel), (&self.backward, Pass::PerElement)];
         self.record(gpu, enc, b, rows, channels, relu, &passes)
     }
 }
