@@ -377,6 +377,39 @@ fn subnormal_inputs_flush_to_zero_where_the_inverse_scale_is_huge() {
 }
 
 #[test]
+fn products_below_the_normal_range_quantize_as_the_host_spec_says() {
+    // A row whose maximum is huge: 1/s is tiny, so normal x give products x·(1/s) that are
+    // subnormal (±1e-12 · 127/1e30 ≈ ±1.3e-40) or far below one code step; the host spec flushes
+    // the product (code 0, never −0's code or a stochastic step up from a subnormal), and the
+    // integer formats' nearest rounding, which skips that flush, must give the same codes.
+    let g = gpu();
+    let mut row: Vec<f32> = vec![1e30, -1e-12, 1e-12, 3e-9, -2e-38, 1.5e-38, -4e20, 5e27];
+    row.resize(32, 1e-13);
+    let x = GpuTensor::from_slice(g, &row, &[1, 32]).unwrap();
+    for f in Format::ALL {
+        for rounding in [Rounding::Nearest, Rounding::Stochastic { seed: 5, stream: 6 }] {
+            let s = QuantScheme { rounding, ..QuantScheme::native(f) };
+            let l = QuantLayout::new(1, 32, f, s.granularity).unwrap();
+            let (_, inv) = reference::scale::scale(&reference::absmax::absmax(&row, &l, false), f);
+            let want = reference::quantize::quantize(&row, &inv, &l, rounding);
+            for one_pass in [false, true] {
+                if one_pass && !QuantizeFused::supports_with_tensor_amax(&l) {
+                    continue;
+                }
+                let (codes, _, _) = run(|e| {
+                    if one_pass {
+                        qz().quantize_one_pass(g, e, &x, s)
+                    } else {
+                        qz().quantize_two_pass(g, e, &x, s)
+                    }
+                });
+                assert_u32_eq(&format!("{f} {rounding:?} (one pass {one_pass})"), &codes, &want);
+            }
+        }
+    }
+}
+
+#[test]
 fn a_group_without_finite_values_follows_one_rule_on_host_and_device() {
     // A row whose only nonzero is ±inf or NaN has amax 0, so s = 0: every code that stands for a
     // finite value is 0, the FP8 formats keep their own NaN and (E5M2) ±inf codes, and
