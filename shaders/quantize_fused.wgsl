@@ -13,7 +13,10 @@
 // 4: on a CPU adapter every load runs lane by lane, so a vec4 costs about what one f32 does.
 // NVFP4, whose block scales depend on the tensor's maximum, reads it from tensor_amax[0] (written
 // by an absmax launch before this one: two launches instead of absmax -> scale -> quantize's three,
-// same bits); other formats ignore that binding.
+// same bits); other formats ignore that binding. Entry `main_whole` (NVFP4's blocks of a tensor
+// small enough for one workgroup, a weight): the one launch reduces the tensor's maximum itself
+// (absmax's value: the largest amax_bits of x), stores it to tensor_amax[0] for later quantizers
+// of the same tensor, then quantizes a group per thread as main_group does (same bits).
 // Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl), the stores of a
 // row's words into every sample (store_words, common/pack_rows.wgsl) with im2col_quantize. With
 // p.samples > 1 every entry writes that many stochastic samples stacked (SMP,
@@ -24,7 +27,8 @@
 // recip_rne); the bounds are buffer lengths, far below u32's end, so every loop ends.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32, words per sample),
 // 3 scales (read_write f32, n_groups per sample), 4 step (StepState: the stream base of stochastic
-// draws), 5 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only), 6 mask (read f32: with
+// draws), 5 tensor_amax (read-write u32: the tensor's maximum as f32 bits, NVFP4 only; written by
+// main_whole alone), 6 mask (read f32: with
 // p.masked, x[i] counts as 0 unless mask[i] > 0: the quantized ReLU gradient without relu_backward's
 // launch and its output).
 
@@ -35,7 +39,7 @@
 @group(0) @binding(2) var<storage, read_write> codes: array<u32>;
 @group(0) @binding(3) var<storage, read_write> scales: array<f32>;
 @group(0) @binding(4) var<uniform> st: StepState;
-@group(0) @binding(5) var<storage, read> tensor_amax: array<u32>;
+@group(0) @binding(5) var<storage, read_write> tensor_amax: array<u32>;
 @group(0) @binding(6) var<storage, read> mask: array<f32>;
 // mask again, as vec4s (the _v4 entries only).
 @group(0) @binding(6) var<storage, read> mask4: array<vec4<f32>>;
@@ -95,6 +99,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
 }
 
+// The largest of the workgroup's m (every thread's call, in uniform control flow; all get it).
+fn workgroup_max(lid: u32, m: u32) -> u32 {
+    red[lid] = m;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            red[lid] = max(red[lid], red[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    return red[0];
+}
+
 @compute @workgroup_size(256)
 fn main_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = flat_workgroup(wg, nwg);
@@ -105,16 +122,9 @@ fn main_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
             m = max(m, word_amax(row, word));
         }
     }
-    red[lid] = m;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            red[lid] = max(red[lid], red[lid + s]);
-        }
-        workgroupBarrier();
-    }
+    let row_max = workgroup_max(lid, m);
     if (lid == 0u) {
-        let si = group_scale_of(bitcast<f32>(red[0]));
+        let si = group_scale_of(bitcast<f32>(row_max));
         seg_inv[0] = si.y;
         if (valid) {
             store_scale(row, si.x);
@@ -142,6 +152,27 @@ fn main_row_short(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     store_words(row, 0u, p.words_per_row, 1u, si.y);
 }
 
+// Group t (of per_row groups a row, p.seg words each): its row and words [w0, w1).
+fn group_span(t: u32, per_row: u32) -> vec3<u32> {
+    let w0 = (t % per_row) * p.seg;
+    return vec3<u32>(t / per_row, w0, min(w0 + p.seg, p.words_per_row));
+}
+
+// The largest amax_bits of a group's values.
+fn span_amax(g: vec3<u32>) -> u32 {
+    var m = 0u;
+    for (var w = g.y; w < g.z; w++) {
+        m = max(m, word_amax(g.x, w));
+    }
+    return m;
+}
+
+// A group's scale and codes, with its (scale, 1/scale) si.
+fn store_group(g: vec3<u32>, si: vec2<f32>) {
+    store_scale(group_of(p, g.x, g.y * fmt_per_word()), si.x);
+    store_words(g.x, g.y, g.z, 1u, si.y);
+}
+
 @compute @workgroup_size(256)
 fn main_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let per_row = (p.words_per_row + p.seg - 1u) / p.seg;
@@ -149,16 +180,8 @@ fn main_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     if (t >= p.rows * per_row) {
         return;
     }
-    let row = t / per_row;
-    let w0 = (t % per_row) * p.seg;
-    let w1 = min(w0 + p.seg, p.words_per_row);
-    var m = 0u;
-    for (var w = w0; w < w1; w++) {
-        m = max(m, word_amax(row, w));
-    }
-    let si = group_scale_of(bitcast<f32>(m));
-    store_scale(group_of(p, row, w0 * fmt_per_word()), si.x);
-    store_words(row, w0, w1, 1u, si.y);
+    let g = group_span(t, per_row);
+    store_group(g, group_scale_of(bitcast<f32>(span_amax(g))));
 }
 
 // word_amax over vec4s (codes per word and p.cols multiples of 4: a vec4 is in the row or past it).
@@ -207,4 +230,21 @@ fn main_group_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let si = group_scale_of(bitcast<f32>(m));
     store_scale(group_of(p, row, w0 * fmt_per_word()), si.x);
     store_words4(row, w0, w1, 1u, si.y);
+}
+
+@compute @workgroup_size(256)
+fn main_whole(@builtin(local_invocation_index) lid: u32) {
+    var m = 0u;
+    for (var i = lid; i < p.rows * p.cols; i += WG) {
+        m = max(m, amax_bits(load_x(i)));
+    }
+    let whole = workgroup_max(lid, m);
+    if (lid == 0u) {
+        tensor_amax[0] = whole;
+    }
+    let per_row = (p.words_per_row + p.seg - 1u) / p.seg;
+    for (var t = lid; t < p.rows * per_row; t += WG) {
+        let g = group_span(t, per_row);
+        store_group(g, fmt_group_scale(bitcast<f32>(span_amax(g)), bitcast<f32>(whole)));
+    }
 }

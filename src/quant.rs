@@ -335,6 +335,37 @@ impl Quantizer {
         self.one_pass(gpu, enc, x, scheme, Some(amax), None, 1)
     }
 
+    /// [`Quantizer::quantize`] of a format with a tensor-wide scale (NVFP4) that also hands back
+    /// the tensor's maximum it reduced ([`Quantizer::tensor_amax`]'s word), for later quantizers
+    /// of `x` or `xᵀ` (`_with_amax`). One launch where the tensor fits one workgroup
+    /// ([`QuantizeFused::fits_whole`]: a layer's weight), `absmax` and the one-pass quantizer
+    /// otherwise; the same bits either way. An error for a format without a tensor-wide scale.
+    pub fn quantize_reducing_amax(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+    ) -> Result<(QuantizedTensor, GpuBuffer<u32>)> {
+        if !scheme.format.needs_tensor_amax() {
+            return Err(Error::InvalidArgument(format!(
+                "quantize_reducing_amax: {:?} has no tensor-wide scale to reduce a maximum for",
+                scheme.format
+            )));
+        }
+        let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
+        if !QuantizeFused::fits_whole(gpu, &l) {
+            let a = self.tensor_amax(gpu, enc, x)?;
+            let q = self.quantize_with_amax(gpu, enc, x, scheme, &a)?;
+            return Ok((q, a));
+        }
+        let k = self.kernels(gpu, scheme.format)?;
+        let q = Self::alloc(gpu, enc, l)?;
+        let a = enc.scratch::<u32>(gpu, "lowbit tensor amax", 1)?;
+        k.fused.encode_reducing_tensor_amax(gpu, enc, x.buffer(), &l, scheme.rounding, &a, &q.codes, &q.scales)?;
+        Ok((q, a))
+    }
+
     /// What the `_with_amax` entry points accept: a format with a tensor-wide scale, one word.
     fn check_given_amax(op: &'static str, scheme: QuantScheme, amax: &GpuBuffer<u32>) -> Result<()> {
         if !scheme.format.needs_tensor_amax() {

@@ -377,6 +377,59 @@ fn subnormal_inputs_flush_to_zero_where_the_inverse_scale_is_huge() {
 }
 
 #[test]
+fn nvfp4_of_a_small_tensor_reduces_its_maximum_in_the_quantizers_launch() {
+    // quantize_reducing_amax: one launch where the tensor fits one workgroup, absmax and the
+    // one-pass quantizer otherwise; codes, scales and the maximum handed back are those of absmax
+    // then quantize_with_amax (and the reference), awkward values included.
+    let g = gpu();
+    let limit = QuantizeFused::whole_max_values(g);
+    // resnet20's stem and stage-3 weights, ragged blocks, one value, and one past the limit.
+    let shapes = [(16usize, 27usize), (64, 576), (33, 65), (1, 1), (3, 1000), (1, limit + 1)];
+    for (rows, cols) in shapes {
+        let x = data(rows * cols, 150, true);
+        let xt = GpuTensor::from_slice(g, &x, &[rows, cols]).unwrap();
+        for rounding in roundings() {
+            let s = QuantScheme { rounding, ..QuantScheme::native(Format::Nvfp4) };
+            let l = QuantLayout::new(rows, cols, Format::Nvfp4, s.granularity).unwrap();
+            let one = rows * cols <= limit;
+            assert_eq!(QuantizeFused::fits_whole(g, &l), one, "{rows}x{cols}");
+            let mut rec = lowbit::Recorder::new(g, "whole");
+            let (q, amax) = qz().quantize_reducing_amax(g, &mut rec, &xt, s).unwrap();
+            let dispatches = rec.dispatches();
+            g.queue.submit([rec.finish()]);
+            let what = format!("nvfp4 {rows}x{cols} {rounding:?}");
+            assert_eq!(dispatches, if one { 1 } else { 2 }, "{what}: launches");
+            let mut enc = g.device.create_command_encoder(&Default::default());
+            let want_amax = qz().tensor_amax(g, &mut enc, &xt).unwrap();
+            let chain = qz().quantize_with_amax(g, &mut enc, &xt, s, &want_amax).unwrap();
+            g.queue.submit([enc.finish()]);
+            assert_eq!(amax.read(g).unwrap(), want_amax.read(g).unwrap(), "{what}: maximum");
+            let (codes, scales) = (q.codes.read(g).unwrap(), q.scales.read(g).unwrap());
+            assert_u32_eq(&format!("{what}: codes vs the chain"), &codes, &chain.codes.read(g).unwrap());
+            assert_f32_bits_eq(&format!("{what}: scales vs the chain"), &scales, &chain.scales.read(g).unwrap());
+            let (wc, ws) = reference_quantize(&x, &l, rounding);
+            assert_u32_eq(&format!("{what}: codes vs the reference"), &codes, &wc);
+            assert_f32_bits_eq(&format!("{what}: scales vs the reference"), &scales, &ws);
+        }
+    }
+    // Refused: a format without a tensor-wide scale, and the one-launch entry past its limit.
+    let xt = GpuTensor::from_slice(g, &[1.0; 32], &[2, 16]).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let e = qz().quantize_reducing_amax(g, &mut enc, &xt, QuantScheme::per_row(Format::Int8)).err().unwrap();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    let big = QuantLayout::new(1, limit + 16, Format::Nvfp4, Granularity::PerBlock(16)).unwrap();
+    let k = QuantizeFused::new(g, Format::Nvfp4).unwrap();
+    let (xb, cb, sb, ab) = (
+        lowbit::GpuBuffer::<f32>::zeros(g, "x", limit + 16).unwrap(),
+        lowbit::GpuBuffer::<u32>::zeros(g, "codes", big.words()).unwrap(),
+        lowbit::GpuBuffer::<f32>::zeros(g, "scales", big.n_groups as usize).unwrap(),
+        lowbit::GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap(),
+    );
+    let e = k.encode_reducing_tensor_amax(g, &mut enc, &xb, &big, Rounding::Nearest, &ab, &cb, &sb).err().unwrap();
+    assert!(e.to_string().contains("at most"), "{e}");
+}
+
+#[test]
 fn products_below_the_normal_range_quantize_as_the_host_spec_says() {
     // A row whose maximum is huge: 1/s is tiny, so normal x give products x·(1/s) that are
     // subnormal (±1e-12 · 127/1e30 ≈ ±1.3e-40) or far below one code step; the host spec flushes

@@ -13,11 +13,13 @@
 //! row sizes of training); rows of at most [`SHORT_ROW_WORDS`] words take entry
 //! `main_row_short`, one thread per row. NVFP4, whose block scales need the tensor's maximum,
 //! takes it from a buffer an `absmax` launch filled ([`QuantizeFused::encode_with_tensor_amax`]):
-//! two launches instead of the chain's three. [`QuantizeFused::encode_masked`] reads x as 0
+//! two launches instead of the chain's three; for a tensor small enough for one workgroup (a
+//! layer's weight), entry `main_whole` reduces the maximum itself and quantizes in one launch
+//! ([`QuantizeFused::encode_reducing_tensor_amax`]). [`QuantizeFused::encode_masked`] reads x as 0
 //! wherever a mask is not above 0 (ReLU's backward inside the quantizer);
 //! [`QuantizeFused::encode_samples`] writes SMP's stacked samples in the one launch. Bindings: 0
 //! `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales (read-write f32), 4 step
-//! state, 5 tensor maximum (read u32, NVFP4), 6 mask (read f32).
+//! state, 5 tensor maximum (read-write u32, NVFP4: written by `main_whole` alone), 6 mask (read f32).
 
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
@@ -64,6 +66,8 @@ pub struct QuantizeFused {
     /// `main_group_v4` and `main_row_short_v4`: on the per-thread path, for formats whose codes
     /// per word are a multiple of 4 (taken for rows of a multiple of 4 values).
     v4: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
+    /// `main_whole` (NVFP4 only): a small tensor's maximum and its blocks in one workgroup.
+    whole: Option<wgpu::ComputePipeline>,
     /// Bound as the tensor maximum where the format needs none.
     no_tensor_amax: GpuBuffer<u32>,
     /// Bound as the mask where there is none.
@@ -82,7 +86,7 @@ impl QuantizeFused {
         let (bgl, pl) = layouts(
             gpu,
             "quantize_fused",
-            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Read, Slot::Read],
+            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Write, Slot::Read],
         );
         let c = format_constant(format);
         let v4 = if path == ReducePath::PerThread && format.per_word().is_multiple_of(4) {
@@ -103,6 +107,10 @@ impl QuantizeFused {
             reduce_path: path,
             row: pipeline(gpu, "quantize_fused", "main_row", &pl, &c)?,
             short: pipeline(gpu, "quantize_fused", "main_row_short", &pl, &c)?,
+            whole: match format.needs_tensor_amax() {
+                true => Some(pipeline(gpu, "quantize_fused", "main_whole", &pl, &c)?),
+                false => None,
+            },
             no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_fused no tensor amax", 1)?,
             no_mask: GpuBuffer::zeros(gpu, "quantize_fused no mask", 4)?,
             bgl,
@@ -123,6 +131,64 @@ impl QuantizeFused {
             Granularity::PerRow => true,
             Granularity::PerBlock(b) => b / l.per_word() <= 256,
         }
+    }
+
+    /// Whether [`QuantizeFused::encode_reducing_tensor_amax`] handles `l` on `gpu`: NVFP4's blocks
+    /// of a tensor of at most [`QuantizeFused::whole_max_values`] values.
+    pub fn fits_whole(gpu: &Gpu, l: &QuantLayout) -> bool {
+        l.format.needs_tensor_amax()
+            && matches!(l.granularity, Granularity::PerBlock(_))
+            && Self::supports_with_tensor_amax(l)
+            && (l.rows as usize) * (l.cols as usize) <= Self::whole_max_values(gpu)
+    }
+
+    /// The most values [`QuantizeFused::encode_reducing_tensor_amax`] takes in its one workgroup:
+    /// on a GPU 16384 (64 a thread, read twice: about what the two launches it replaces cost
+    /// there, an `absmax` over many workgroups and the quantizer), on a CPU adapter 65536 (a
+    /// launch costs tens of µs there, more than one core's pass over such a tensor).
+    pub fn whole_max_values(gpu: &Gpu) -> usize {
+        if gpu.is_cpu() {
+            65536
+        } else {
+            16384
+        }
+    }
+
+    /// NVFP4 in one launch for a small tensor (a layer's weight; [`QuantizeFused::fits_whole`]):
+    /// one workgroup reduces the tensor's maximum, stores it to `tensor_amax[0]` as f32 bits
+    /// (what `absmax` writes for the whole tensor, for a later quantizer of the same tensor, such
+    /// as the backward's of Wᵀ), and quantizes the blocks with it: the bits of `absmax` then
+    /// [`QuantizeFused::encode_with_tensor_amax`], one launch instead of two.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_reducing_tensor_amax(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        rounding: Rounding,
+        tensor_amax: &GpuBuffer<u32>,
+        codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        super::check_built_for("quantize_fused", self.format, l)?;
+        let whole = match (&self.whole, Self::fits_whole(gpu, l)) {
+            (Some(w), true) => w,
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                "quantize_fused: one launch reduces the maximum of NVFP4 blocks of at most {} values, not {} scales \
+                     of {} over {}x{}",
+                Self::whole_max_values(gpu),
+                l.granularity,
+                l.format,
+                l.rows,
+                l.cols
+            )))
+            }
+        };
+        check_len("quantize_fused", "tensor_amax", tensor_amax.len(), 1)?;
+        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales };
+        self.launch(gpu, enc, whole, 1, l, rounding, &io)
     }
 
     /// Records `(codes, scales) ← quantize(x)`.
@@ -236,20 +302,6 @@ impl QuantizeFused {
             check_len("quantize_fused", "tensor_amax", t.len(), 1)?;
         }
         let tensor_amax = tensor_amax.unwrap_or(&self.no_tensor_amax);
-        check_len("quantize_fused", "x", x.len(), (l.rows * l.cols) as usize)?;
-        check_len("quantize_fused", "codes", codes.len(), l.words() * samples as usize)?;
-        check_len("quantize_fused", "scales", scales.len(), l.n_groups as usize * samples as usize)?;
-        if let Some(m) = mask {
-            check_len("quantize_fused", "mask", m.len(), x.len())?;
-        }
-        let mut p = QuantParams::row_tiles(l, rounding);
-        p.masked = mask.is_some() as u32;
-        p.samples = samples;
-        let params = uniform(gpu, "quantize_fused params", &p);
-        let step = enc.step_state(gpu).clone();
-        let mask = mask.unwrap_or(&self.no_mask);
-        let buffers =
-            [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, tensor_amax.buffer(), mask.buffer()];
         // The vec4 entries where rows split into whole vec4s.
         let v4 = self.v4.as_ref().filter(|_| l.cols.is_multiple_of(4));
         let (pipe, workgroups) = match l.granularity {
@@ -267,8 +319,56 @@ impl QuantizeFused {
                     .map_err(|_| Error::InvalidArgument(format!("quantize_fused: {groups} groups")))?;
                 (v4.map_or(&self.block, |v| &v.0), workgroups)
             }
-            _ => (&self.block, p.total_tiles),
+            _ => (&self.block, QuantParams::row_tiles(l, rounding).total_tiles),
         };
+        let io = Io { x, tensor_amax, mask, samples, codes, scales };
+        self.launch(gpu, enc, pipe, workgroups, l, rounding, &io)
+    }
+
+    /// Checks the buffers' lengths against `l` and dispatches `pipe` over them.
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        pipe: &wgpu::ComputePipeline,
+        workgroups: u32,
+        l: &QuantLayout,
+        rounding: Rounding,
+        io: &Io,
+    ) -> Result<()> {
+        let samples = io.samples as usize;
+        check_len("quantize_fused", "x", io.x.len(), (l.rows * l.cols) as usize)?;
+        check_len("quantize_fused", "codes", io.codes.len(), l.words() * samples)?;
+        check_len("quantize_fused", "scales", io.scales.len(), l.n_groups as usize * samples)?;
+        if let Some(m) = io.mask {
+            check_len("quantize_fused", "mask", m.len(), io.x.len())?;
+        }
+        let mut p = QuantParams::row_tiles(l, rounding);
+        p.masked = io.mask.is_some() as u32;
+        p.samples = io.samples;
+        let params = uniform(gpu, "quantize_fused params", &p);
+        let step = enc.step_state(gpu).clone();
+        let mask = io.mask.unwrap_or(&self.no_mask);
+        let buffers = [
+            &params,
+            io.x.buffer(),
+            io.codes.buffer(),
+            io.scales.buffer(),
+            &step,
+            io.tensor_amax.buffer(),
+            mask.buffer(),
+        ];
         dispatch(gpu, enc, "quantize_fused", pipe, &self.bgl, &buffers, workgroups)
     }
+}
+
+/// The buffers of one launch.
+struct Io<'a> {
+    x: &'a GpuBuffer<f32>,
+    tensor_amax: &'a GpuBuffer<u32>,
+    mask: Option<&'a GpuBuffer<f32>>,
+    samples: u32,
+    codes: &'a GpuBuffer<u32>,
+    scales: &'a GpuBuffer<f32>,
 }

@@ -167,9 +167,9 @@ pub(crate) fn forward<R: Record>(
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
             let qs = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };
             let qw = if fb.needs_tensor_amax() {
-                // NVFP4: W's maximum once, for this quantizer and the backward's of Wᵀ.
-                let a = kk.qz.tensor_amax(gpu, cx.rec, &wt)?;
-                let q = kk.qz.quantize_with_amax(gpu, cx.rec, &wt, qs, &a)?;
+                // NVFP4: W's maximum once, for this quantizer and the backward's of Wᵀ (reduced in
+                // the quantizer's own launch where W fits one workgroup).
+                let (q, a) = kk.qz.quantize_reducing_amax(gpu, cx.rec, &wt, qs)?;
                 w_amax = Some(a);
                 q
             } else {
