@@ -333,7 +333,6 @@ fn subnormal_inputs_flush_to_zero_where_the_inverse_scale_is_huge() {
     // A row whose maximum is a few qmax·2^-126: its scale is barely normal and 1/s near 2^126, so a
     // subnormal x that were scaled unflushed would land on ±1 and above (ftz(x) · inv: 0); normal
     // values of the same size, and ones halfway between codes, round as the host spec does.
-    let g = gpu();
     let tiny = f32::MIN_POSITIVE;
     for f in Format::ALL {
         let amax = f.qmax() * tiny * 3.0;
@@ -349,31 +348,35 @@ fn subnormal_inputs_flush_to_zero_where_the_inverse_scale_is_huge() {
         ];
         // One block of the block-scaled formats.
         row.resize(32, 0.0);
-        let x = GpuTensor::from_slice(g, &row, &[1, 32]).unwrap();
         for rounding in [Rounding::Nearest, Rounding::Stochastic { seed: 3, stream: 4 }] {
-            let s = QuantScheme { rounding, ..QuantScheme::native(f) };
-            let l = QuantLayout::new(1, 32, f, s.granularity).unwrap();
-            let (_, inv) = reference::scale::scale(&reference::absmax::absmax(&row, &l, false), f);
+            let inv = row_codes_match_the_reference(f, &row, rounding);
             // (NVFP4's tensor scale, amax / 2688, is not normal here: s = 0 for the whole row.)
             if f != Format::Nvfp4 {
                 assert!(inv[0] > 1e37, "{f}: 1/s = {} is not near 2^126", inv[0]);
             }
-            let want = reference::quantize::quantize(&row, &inv, &l, rounding);
-            for one_pass in [false, true] {
-                if one_pass && !QuantizeFused::supports_with_tensor_amax(&l) {
-                    continue;
-                }
-                let (codes, _, _) = run(|e| {
-                    if one_pass {
-                        qz().quantize_one_pass(g, e, &x, s)
-                    } else {
-                        qz().quantize_two_pass(g, e, &x, s)
-                    }
-                });
-                assert_u32_eq(&format!("{f} {rounding:?} (one pass {one_pass})"), &codes, &want);
-            }
         }
     }
+}
+
+/// Quantizes `row` (one row of 32 values) in format `f` at its native granularity with
+/// `rounding`, by the two-pass and (where it takes the layout) the one-pass quantizer, each
+/// checked against the reference's codes; returns the reference's inverse scales.
+fn row_codes_match_the_reference(f: Format, row: &[f32], rounding: Rounding) -> Vec<f32> {
+    let g = gpu();
+    let x = GpuTensor::from_slice(g, row, &[1, 32]).unwrap();
+    let s = QuantScheme { rounding, ..QuantScheme::native(f) };
+    let l = QuantLayout::new(1, 32, f, s.granularity).unwrap();
+    let (_, inv) = reference::scale::scale(&reference::absmax::absmax(row, &l, false), f);
+    let want = reference::quantize::quantize(row, &inv, &l, rounding);
+    for one_pass in [false, true] {
+        if one_pass && !QuantizeFused::supports_with_tensor_amax(&l) {
+            continue;
+        }
+        let (codes, _, _) =
+            run(|e| if one_pass { qz().quantize_one_pass(g, e, &x, s) } else { qz().quantize_two_pass(g, e, &x, s) });
+        assert_u32_eq(&format!("{f} {rounding:?} (one pass {one_pass})"), &codes, &want);
+    }
+    inv
 }
 
 #[test]
@@ -433,31 +436,12 @@ fn nvfp4_of_a_small_tensor_reduces_its_maximum_in_the_quantizers_launch() {
 fn products_below_the_normal_range_quantize_as_the_host_spec_says() {
     // A row whose maximum is huge: 1/s is tiny, so normal x give products x·(1/s) that are
     // subnormal (±1e-12 · 127/1e30 ≈ ±1.3e-40) or far below one code step; the host spec flushes
-    // the product (code 0, never −0's code or a stochastic step up from a subnormal), and the
-    // integer formats' nearest rounding, which skips that flush, must give the same codes.
-    let g = gpu();
+    // the product (code 0: never −0's code, nor a stochastic step up from a subnormal).
     let mut row: Vec<f32> = vec![1e30, -1e-12, 1e-12, 3e-9, -2e-38, 1.5e-38, -4e20, 5e27];
     row.resize(32, 1e-13);
-    let x = GpuTensor::from_slice(g, &row, &[1, 32]).unwrap();
     for f in Format::ALL {
         for rounding in [Rounding::Nearest, Rounding::Stochastic { seed: 5, stream: 6 }] {
-            let s = QuantScheme { rounding, ..QuantScheme::native(f) };
-            let l = QuantLayout::new(1, 32, f, s.granularity).unwrap();
-            let (_, inv) = reference::scale::scale(&reference::absmax::absmax(&row, &l, false), f);
-            let want = reference::quantize::quantize(&row, &inv, &l, rounding);
-            for one_pass in [false, true] {
-                if one_pass && !QuantizeFused::supports_with_tensor_amax(&l) {
-                    continue;
-                }
-                let (codes, _, _) = run(|e| {
-                    if one_pass {
-                        qz().quantize_one_pass(g, e, &x, s)
-                    } else {
-                        qz().quantize_two_pass(g, e, &x, s)
-                    }
-                });
-                assert_u32_eq(&format!("{f} {rounding:?} (one pass {one_pass})"), &codes, &want);
-            }
+            row_codes_match_the_reference(f, &row, rounding);
         }
     }
 }
