@@ -2,9 +2,8 @@
 // (rows = batch·height·width), with learnable scale γ and shift β and an optional ReLU after it.
 // training:   mean[c] = Σ_r x / R, var[c] = Σ_r (x − mean)² / R, invstd[c] = 1/sqrt(var + eps),
 //             and the variance for the running statistics, var·R/(R−1), kept in stats[2C..3C];
-// commit_running: running = (1 − momentum)·running + momentum·(mean, var·R/(R−1)), unless
-//             status[0] is set (a step that went non-finite changes no state; a training step
-//             records this after checking its gradients).
+// The running statistics, running = (1 − momentum)·running + momentum·(mean, var·R/(R−1)), are
+//             batchnorm_commit.wgsl's (many layers a launch, after the step's check).
 // eval_stats: mean, invstd from the running statistics (inference).
 // forward:    y = γ·(x − mean)·invstd + β, then ReLU if asked.
 // backward sums, per channel, with g = dy masked by y > 0 under ReLU and x̂ = (x − mean)·invstd:
@@ -29,13 +28,13 @@
 // component.
 // Reference: src/reference/batchnorm.rs (within a stated tolerance: sqrt is not exact in WGSL).
 // Bindings: 0 params, 1 x, 2 stats [mean(C), invstd(C), unbiased var(C)], 3 affine [γ(C), β(C)],
-// 4 running [mean(C), var(C)], 5 y, 6 dy, 7 dx, 8 sums [Σg·x̂(C), Σg(C)], 9 status (read u32).
+// 4 running [mean(C), var(C)], 5 y, 6 dy, 7 dx, 8 sums [Σg·x̂(C), Σg(C)].
 
 struct NormParams {
     rows: u32,
     channels: u32,
     eps: f32,
-    momentum: f32,
+    pad0: f32,
     relu: u32,
     chunk_rows: u32,
     chunks: u32,
@@ -51,7 +50,6 @@ struct NormParams {
 @group(0) @binding(6) var<storage, read_write> dy: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(8) var<storage, read_write> sums: array<f32>;
-@group(0) @binding(9) var<storage, read> status: array<u32>;
 // The same buffers as vec4s (forward_v4, backward_v4 only).
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> stats4: array<vec4<f32>>;
@@ -294,16 +292,6 @@ fn finish_moments(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     stats[c] = mean;
     stats[p.channels + c] = 1.0 / sqrt(v / f32(p.rows) + p.eps);
     stats[2u * p.channels + c] = v / f32(max(p.rows, 2u) - 1u);
-}
-
-@compute @workgroup_size(256)
-fn commit_running(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let c = flat(wg, nwg, lid);
-    if (c >= p.channels || status[0] != 0u) {
-        return;
-    }
-    running[c] = (1.0 - p.momentum) * running[c] + p.momentum * stats[c];
-    running[p.channels + c] = (1.0 - p.momentum) * running[p.channels + c] + p.momentum * stats[2u * p.channels + c];
 }
 
 @compute @workgroup_size(256)

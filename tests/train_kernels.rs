@@ -438,6 +438,63 @@ fn avgpool_is_exact() {
 }
 
 #[test]
+fn batchnorm_commits_many_layers_in_few_launches_as_its_reference() {
+    // Eleven layers (two launches of eight slots where the adapter binds them), channels past
+    // one workgroup and single ones; each layer's running statistics as the reference blends
+    // them, bit for bit on llvmpipe (no fused multiply-adds), else within 2 ulp of the larger
+    // operand (as sgd's); refusals record nothing.
+    use lowbit::kernels::batchnorm::{stats_len, BatchNorm};
+    use lowbit::kernels::batchnorm_commit::{BatchNormCommit, NormCommit};
+    let g = gpu();
+    let k = BatchNorm::new(g).unwrap();
+    let per = BatchNormCommit::new(g).unwrap().per_dispatch();
+    let channels = [3usize, 300, 1, 16, 64, 257, 2, 5, 32, 7, 600];
+    let stats: Vec<Vec<f32>> =
+        channels.iter().enumerate().map(|(j, &c)| data(stats_len(c), 20 + j as u32, false)).collect();
+    let running: Vec<Vec<f32>> = channels.iter().enumerate().map(|(j, &c)| data(2 * c, 40 + j as u32, false)).collect();
+    let (sb, rb): (Vec<GpuBuffer<f32>>, Vec<GpuBuffer<f32>>) =
+        (stats.iter().map(|v| buf(v)).collect(), running.iter().map(|v| buf(v)).collect());
+    let layers: Vec<NormCommit> =
+        channels.iter().enumerate().map(|(j, &c)| NormCommit { stats: &sb[j], running: &rb[j], channels: c }).collect();
+    let mut rec = lowbit::Recorder::new(g, "commit");
+    k.encode_commit_many(g, &mut rec, &layers).unwrap();
+    assert_eq!(rec.dispatches() as usize, channels.len().div_ceil(per), "launches ({per} layers each)");
+    g.queue.submit([rec.finish()]);
+    let llvmpipe = g.report().name.contains("llvmpipe");
+    for j in 0..channels.len() {
+        let got = rb[j].read(g).unwrap();
+        let want = reference::batchnorm_commit::commit(&stats[j], &running[j]);
+        if llvmpipe {
+            assert_f32_bits_eq(&format!("layer {j} running"), &got, &want);
+        } else {
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                let tol = 2.0 * f32::EPSILON * a.abs().max(b.abs());
+                assert!((a - b).abs() <= tol, "layer {j} running[{i}]: {a} vs {b}");
+            }
+        }
+    }
+    // Refused before anything is recorded: no layers, no channels, wrong lengths, a running buffer
+    // twice, statistics that are a running buffer.
+    let (s3, r3, r3b, r2, r5) = (buf(&[1.0; 9]), buf(&[0.5; 6]), buf(&[0.5; 6]), buf(&[0.5; 4]), buf(&[0.5; 5]));
+    let l = |stats, running, channels| NormCommit { stats, running, channels };
+    let cases: Vec<(&str, Vec<NormCommit>)> = vec![
+        ("empty", vec![]),
+        ("no channels", vec![l(&s3, &r3, 0)]),
+        ("short stats", vec![l(&r3b, &r3, 3)]),
+        ("short running", vec![l(&s3, &r5, 3)]),
+        ("running twice", vec![l(&s3, &r3, 3), l(&s3, &r3, 3)]),
+        // Layer 1's statistics (two channels: 6 values) are layer 0's running buffer.
+        ("stats written", vec![l(&s3, &r3, 3), l(&r3, &r2, 2)]),
+    ];
+    for (what, list) in &cases {
+        let mut rec = lowbit::Recorder::new(g, "refused");
+        assert!(k.encode_commit_many(g, &mut rec, list).is_err(), "{what}: accepted");
+        assert_eq!(rec.dispatches(), 0, "{what}: recorded before refusing");
+    }
+    assert_f32_bits_eq("r3 untouched", &r3.read(g).unwrap(), &[0.5; 6]);
+}
+
+#[test]
 fn batchnorm_matches_the_f64_reference() {
     // f32 sums over up to a few hundred rows and WGSL's sqrt (not correctly rounded): compare
     // within BN_RTOL of the magnitude of each quantity.

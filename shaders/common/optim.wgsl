@@ -28,13 +28,7 @@ fn decay(j: u32) -> f32 {
     return p.weight_decay[j / 4u][j % 4u];
 }
 
-// The slot whose workgroups include wg (uniform across the workgroup).
+// The slot whose workgroups include wg (uniform across the workgroup; common/slots.wgsl).
 fn slot(wg: u32) -> u32 {
-    var j = 0u;
-    for (var k = 1u; k < 8u; k++) {
-        if (wg >= start(k)) {
-            j = k;
-        }
-    }
-    return j;
+    return slot_of(wg, p.start);
 }

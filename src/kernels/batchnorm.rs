@@ -1,12 +1,14 @@
 //! `batchnorm`: batch normalization of a channels-last `[rows, channels]` tensor with learnable
 //! γ, β and an optional fused ReLU; training (batch statistics, running-statistics update) and
 //! inference (running statistics) forward passes, and the backward pass (dγ, dβ, dx). The
-//! running-statistics update is a pass of its own ([`BatchNorm::encode_commit_running`]), which
-//! does nothing while the recorder's status is set (see [`super::finite`]): a training step
-//! records it after checking its gradients. Bindings: 0 params, 1 x, 2 stats, 3 affine,
-//! 4 running, 5 y, 6 dy, 7 dx, 8 sums, 9 status; see the shader header for the math.
+//! running-statistics update is a pass of its own ([`BatchNorm::encode_commit_running`], and
+//! [`BatchNorm::encode_commit_many`] for many layers a launch: [`super::batchnorm_commit`]),
+//! which does nothing while the recorder's status is set (see [`super::finite`]): a training step
+//! records it for all its layers after checking its gradients. Bindings: 0 params, 1 x, 2 stats,
+//! 3 affine, 4 running, 5 y, 6 dy, 7 dx, 8 sums; see the shader header for the math.
 //! Reference: [`crate::reference::batchnorm`].
 
+use super::batchnorm_commit::{BatchNormCommit, NormCommit};
 use super::quantize_fused::ReducePath;
 use super::{check_len, dispatch, layouts, pipeline, reduce_chunks, uniform, Slot, REDUCE_COLS, WG};
 use crate::tensor::GpuBuffer;
@@ -19,7 +21,7 @@ struct NormParams {
     rows: u32,
     channels: u32,
     eps: f32,
-    momentum: f32,
+    pad0: f32,
     relu: u32,
     chunk_rows: u32,
     chunks: u32,
@@ -79,7 +81,7 @@ pub struct BatchNorm {
     moments: wgpu::ComputePipeline,
     finish_moments: wgpu::ComputePipeline,
     partial: wgpu::ComputePipeline,
-    commit: wgpu::ComputePipeline,
+    commit: BatchNormCommit,
     finish_grad: wgpu::ComputePipeline,
     eval_stats: wgpu::ComputePipeline,
     forward: wgpu::ComputePipeline,
@@ -94,18 +96,18 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
-    /// Builds the eight pipelines, the partial sums reduced as suits the adapter: a thread per
+    /// Builds the pipelines (batchnorm's seven, batchnorm_commit's one), the partial sums reduced
+    /// as suits the adapter: a thread per
     /// (chunk, channel) without barriers on a CPU adapter, the workgroup tree elsewhere.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         Self::with_reduce_path(gpu, ReducePath::for_adapter(gpu))
     }
 
-    /// Builds the eight pipelines with the partial sums reduced by `path` (the same bits).
+    /// Builds the pipelines with the partial sums reduced by `path` (the same bits).
     pub fn with_reduce_path(gpu: &Gpu, path: ReducePath) -> Result<Self> {
         let per_thread = path == ReducePath::PerThread;
         let mut slots = vec![Slot::Uniform, Slot::Read];
         slots.extend([Slot::Write; 7]);
-        slots.push(Slot::Read);
         let (bgl, pl) = layouts(gpu, "batchnorm", &slots);
         let p = |e| pipeline(gpu, "batchnorm", e, &pl, &[("V4_ROWS", V4_ROWS as f64)]);
         Ok(BatchNorm {
@@ -113,7 +115,7 @@ impl BatchNorm {
             finish_moments: p("finish_moments")?,
             partial: p(if per_thread { "partial_thread" } else { "partial_main" })?,
             per_thread,
-            commit: p("commit_running")?,
+            commit: BatchNormCommit::new(gpu)?,
             finish_grad: p("finish_grad")?,
             eval_stats: p("eval_stats")?,
             forward: p("forward")?,
@@ -124,18 +126,8 @@ impl BatchNorm {
         })
     }
 
-    /// Checks the buffers once, then records `passes` in order (one uniform for them all).
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &self,
-        gpu: &Gpu,
-        enc: &mut impl crate::Record,
-        b: &NormBuffers,
-        rows: usize,
-        channels: usize,
-        relu: bool,
-        passes: &[(&wgpu::ComputePipeline, Pass)],
-    ) -> Result<()> {
+    /// The buffers' lengths against `rows` and `channels`.
+    fn check(b: &NormBuffers, rows: usize, channels: usize) -> Result<()> {
         if rows == 0 || channels == 0 {
             return Err(Error::Empty("batchnorm"));
         }
@@ -153,19 +145,34 @@ impl BatchNorm {
                 check_len("batchnorm", n, buf.len(), rows * channels)?;
             }
         }
+        Ok(())
+    }
+
+    /// Checks the buffers, then records `passes` in order (one uniform for them all).
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        b: &NormBuffers,
+        rows: usize,
+        channels: usize,
+        relu: bool,
+        passes: &[(&wgpu::ComputePipeline, Pass)],
+    ) -> Result<()> {
+        Self::check(b, rows, channels)?;
         let (chunk_rows, chunks) = reduce_chunks(rows);
         let params = NormParams {
             rows: rows as u32,
             channels: channels as u32,
             eps: EPS,
-            momentum: MOMENTUM,
+            pad0: 0.0,
             relu: relu as u32,
             chunk_rows: chunk_rows as u32,
             chunks: chunks as u32,
             pad: 0,
         };
         let d = &self.dummy;
-        let status = enc.status(gpu).clone();
         let uniform = uniform(gpu, "batchnorm", &params);
         for (which, pass) in passes {
             let bufs = [
@@ -178,7 +185,6 @@ impl BatchNorm {
                 b.dy.unwrap_or(d).buffer(),
                 b.dx.unwrap_or(d).buffer(),
                 b.sums.unwrap_or(d).buffer(),
-                &status,
             ];
             // A vec4 of channels over V4_ROWS rows per thread where the adapter takes them and
             // channels allow.
@@ -243,12 +249,12 @@ impl BatchNorm {
         }
         // The moments in one pass over x (each chunk's sum and squared deviations about its own
         // mean), merged per channel: three launches with the elementwise pass.
-        let mut passes = vec![(&self.moments, Pass::Partial), (&self.finish_moments, Pass::PerChannel)];
+        let passes = [(&self.moments, Pass::Partial), (&self.finish_moments, Pass::PerChannel)];
+        self.record(gpu, enc, b, rows, channels, relu, &passes)?;
         if commit {
-            passes.push((&self.commit, Pass::PerChannel));
+            self.encode_commit_running(gpu, enc, b, rows, channels)?;
         }
-        passes.push((&self.forward, Pass::PerElement));
-        self.record(gpu, enc, b, rows, channels, relu, &passes)
+        self.record(gpu, enc, b, rows, channels, relu, &[(&self.forward, Pass::PerElement)])
     }
 
     /// Updates the running statistics from the batch statistics a training forward left in
@@ -261,7 +267,15 @@ impl BatchNorm {
         rows: usize,
         channels: usize,
     ) -> Result<()> {
-        self.record(gpu, enc, b, rows, channels, false, &[(&self.commit, Pass::PerChannel)])
+        Self::check(b, rows, channels)?;
+        self.encode_commit_many(gpu, enc, &[NormCommit { stats: b.stats, running: b.running, channels }])
+    }
+
+    /// [`BatchNorm::encode_commit_running`] of many layers, [`BatchNormCommit::per_dispatch`] a
+    /// launch (8 where the adapter binds 17 storage buffers a stage): what a training step
+    /// records once for all its batch-norm layers after checking its gradients.
+    pub fn encode_commit_many(&self, gpu: &Gpu, enc: &mut impl crate::Record, layers: &[NormCommit]) -> Result<()> {
+        self.commit.encode(gpu, enc, layers)
     }
 
     /// Inference forward with the running statistics.

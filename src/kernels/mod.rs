@@ -6,6 +6,7 @@ pub mod adam;
 pub mod add;
 pub mod avgpool;
 pub mod batchnorm;
+pub mod batchnorm_commit;
 pub mod col_sum;
 pub mod copy;
 pub mod dequantize;

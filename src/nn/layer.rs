@@ -114,6 +114,7 @@ impl Core {
             seed: self.seed,
             saved: ActivationBytes::default(),
             deferred: Vec::new(),
+            norm_commits: Vec::new(),
             unfused: false,
         };
         let smp = self.scheme.smp;

@@ -184,6 +184,9 @@ pub struct Cx<'a, R: Record = Tape> {
     pub saved: ActivationBytes,
     /// State updates to record after the step's gradients are checked ([`Cx::defer`]).
     pub(crate) deferred: Vec<Deferred<'a, R>>,
+    /// Batch-norm layers whose running statistics the step updates after its check, many a
+    /// launch ([`Cx::defer_norm_commit`]): (batch statistics, running statistics, channels).
+    pub(crate) norm_commits: Vec<(GpuBuffer<f32>, GpuBuffer<f32>, usize)>,
     /// Record unfused kernel chains ([`crate::plan::PlanOptions::unfused`]).
     pub(crate) unfused: bool,
 }
@@ -219,6 +222,14 @@ impl<'a, R: Record> Cx<'a, R> {
     /// status). Outside a training step's plan, `f` runs when the caller drains the list.
     pub fn defer(&mut self, f: Deferred<'a, R>) {
         self.deferred.push(f);
+    }
+
+    /// Records a batch-norm layer's running-statistics update (`stats` as its training forward
+    /// left them, `running` its running statistics, `channels` C) with the step's other state
+    /// updates, every layer's in as few launches as the adapter allows
+    /// ([`crate::kernels::batchnorm::BatchNorm::encode_commit_many`]).
+    pub fn defer_norm_commit(&mut self, stats: GpuBuffer<f32>, running: GpuBuffer<f32>, channels: usize) {
+        self.norm_commits.push((stats, running, channels));
     }
 }
 

@@ -24,6 +24,7 @@ use super::scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme, T
 use crate::data::Dataset;
 use crate::gpu::Creations;
 use crate::kernels::adam::{bias_correction, AdamStep};
+use crate::kernels::batchnorm_commit::NormCommit;
 use crate::kernels::OptimTensor;
 use crate::plan::{Arena, Plan, PlanOptions, PlanStats, Tape};
 use crate::record::{Recorder, StepState};
@@ -881,6 +882,7 @@ impl Trainer {
                 seed: self.seed,
                 saved: ActivationBytes::default(),
                 deferred: Vec::new(),
+                norm_commits: Vec::new(),
                 unfused: self.plan_options.unfused,
             };
             self.record_checks_and_update(&mut cx, Vec::new(), true)?;
@@ -927,6 +929,7 @@ impl Trainer {
             seed: self.seed,
             saved: ActivationBytes::default(),
             deferred: Vec::new(),
+            norm_commits: Vec::new(),
             unfused: self.plan_options.unfused,
         };
         let nodes = self.graph.nodes();
@@ -1046,6 +1049,14 @@ impl Trainer {
         self.k.finite.encode(gpu, cx.rec, &checked, &self.status)?;
         for f in std::mem::take(&mut cx.deferred) {
             f(cx)?;
+        }
+        let commits = std::mem::take(&mut cx.norm_commits);
+        if !commits.is_empty() {
+            let layers: Vec<NormCommit> = commits
+                .iter()
+                .map(|(stats, running, channels)| NormCommit { stats, running, channels: *channels })
+                .collect();
+            self.k.norm.encode_commit_many(gpu, cx.rec, &layers)?;
         }
         if update {
             // Every trainable tensor in one list: the optimizer updates eight a dispatch.

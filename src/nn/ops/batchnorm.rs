@@ -57,21 +57,7 @@ impl Op for BatchNorm {
         if cx.training() {
             // The running statistics are updated after the step's gradients are checked.
             cx.kernels.norm.encode_train_forward_deferred(cx.gpu, cx.rec, &b, rows, c, self.relu)?;
-            let (x, y, stats, affine, running) =
-                (x[0].clone(), y.clone(), stats.clone(), affine.clone(), running.clone());
-            cx.defer(Box::new(move |cx| {
-                let b = NormBuffers {
-                    x: &x,
-                    stats: &stats,
-                    affine: &affine,
-                    running: &running,
-                    y: &y,
-                    dy: None,
-                    dx: None,
-                    sums: None,
-                };
-                cx.kernels.norm.encode_commit_running(cx.gpu, cx.rec, &b, rows, c)
-            }));
+            cx.defer_norm_commit(stats.clone(), running.clone(), c);
         } else if cx.batch_stats() {
             cx.kernels.norm.encode_train_forward(cx.gpu, cx.rec, &b, rows, c, self.relu)?;
         } else {
