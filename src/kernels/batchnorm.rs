@@ -97,8 +97,8 @@ pub struct BatchNorm {
 
 impl BatchNorm {
     /// Builds the pipelines (batchnorm's seven, batchnorm_commit's one), the partial sums reduced
-    /// as suits the adapter: a thread per
-    /// (chunk, channel) without barriers on a CPU adapter, the workgroup tree elsewhere.
+    /// as suits the adapter: a thread per (chunk, channel) without barriers on a CPU adapter, the
+    /// workgroup tree elsewhere.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         Self::with_reduce_path(gpu, ReducePath::for_adapter(gpu))
     }
