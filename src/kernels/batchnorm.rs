@@ -204,7 +204,8 @@ impl BatchNorm {
         Ok(())
     }
 
-    /// Training forward: batch statistics, the running ones updated (the commit pass), then `y`.
+    /// Training forward: batch statistics and `y`, then the running statistics updated (the commit
+    /// pass).
     pub fn encode_train_forward(
         &self,
         gpu: &Gpu,
@@ -248,13 +249,18 @@ impl BatchNorm {
             )));
         }
         // The moments in one pass over x (each chunk's sum and squared deviations about its own
-        // mean), merged per channel: three launches with the elementwise pass.
-        let passes = [(&self.moments, Pass::Partial), (&self.finish_moments, Pass::PerChannel)];
+        // mean), merged per channel: three launches with the elementwise pass. The commit reads
+        // only the statistics, which y's pass leaves alone, so it comes after.
+        let passes = [
+            (&self.moments, Pass::Partial),
+            (&self.finish_moments, Pass::PerChannel),
+            (&self.forward, Pass::PerElement),
+        ];
         self.record(gpu, enc, b, rows, channels, relu, &passes)?;
         if commit {
-            self.encode_commit_running(gpu, enc, b, rows, channels)?;
+            self.encode_commit_many(gpu, enc, &[NormCommit { stats: b.stats, running: b.running, channels }])?;
         }
-        self.record(gpu, enc, b, rows, channels, relu, &[(&self.forward, Pass::PerElement)])
+        Ok(())
     }
 
     /// Updates the running statistics from the batch statistics a training forward left in

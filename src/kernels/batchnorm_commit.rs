@@ -9,13 +9,13 @@
 //! (read). Reference: [`crate::reference::batchnorm_commit::commit`].
 
 use super::batchnorm::{stats_len, MOMENTUM};
-use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{check_len, dispatch, layouts, pipeline, slot_starts, uniform, Slot, OPTIM_SLOTS};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
 
-/// Layers one dispatch updates (the shader's slots).
-pub const COMMIT_SLOTS: usize = 8;
+/// Layers one dispatch updates (the shader's slots, common/slots.wgsl's as the optimizers').
+pub const COMMIT_SLOTS: usize = OPTIM_SLOTS;
 
 /// Storage bindings a stage needs for the 8-slot entry: two per slot and the status.
 const COMMIT_STORAGE: u32 = 2 * COMMIT_SLOTS as u32 + 1;
@@ -108,18 +108,11 @@ impl BatchNormCommit {
         }
         let status = enc.status(gpu).clone();
         for group in layers.chunks(self.per_dispatch()) {
-            let mut p = CommitParams {
-                start: [u32::MAX; COMMIT_SLOTS],
-                channels: [0; COMMIT_SLOTS],
-                momentum: MOMENTUM,
-                pad: [0.0; 3],
-            };
-            let mut total = 0u32;
+            let (start, total) = slot_starts("batchnorm_commit", group.iter().map(|l| l.channels))?;
+            let mut p = CommitParams { start, channels: [0; COMMIT_SLOTS], momentum: MOMENTUM, pad: [0.0; 3] };
             let mut bufs: Vec<&wgpu::Buffer> = Vec::with_capacity(2 * COMMIT_SLOTS);
             for (s, l) in group.iter().enumerate() {
-                p.start[s] = total;
                 p.channels[s] = l.channels as u32;
-                total += (l.channels as u32).div_ceil(WG);
                 bufs.extend([l.running.buffer(), l.stats.buffer()]);
             }
             if self.multi {

@@ -475,22 +475,15 @@ impl OptimLaunch {
                 weight_decay: [0.0; OPTIM_SLOTS],
                 hyper,
             };
-            let mut total = 0u64;
+            let units = idx.iter().map(|&j| if v4 { tensors[j].w.len() / 4 } else { tensors[j].w.len() });
+            let (start, total) = slot_starts(name, units)?;
+            p.start = start;
             let mut bufs: Vec<&wgpu::Buffer> = Vec::with_capacity(3 + 3 * OPTIM_SLOTS);
             for (s, &j) in idx.iter().enumerate() {
                 let t = &tensors[j];
-                p.start[s] = total as u32;
                 p.len[s] = t.w.len() as u32;
                 p.weight_decay[s] = t.weight_decay;
-                let units = if v4 { t.w.len() / 4 } else { t.w.len() } as u64;
-                total += units.div_ceil(WG as u64);
                 bufs.extend([t.w.buffer(), t.state.buffer(), t.g.buffer()]);
-            }
-            // The grid's tail (under MAX_DIM workgroups past the last) still numbers its values.
-            if (total + MAX_DIM as u64) * WG as u64 > u32::MAX as u64 {
-                return Err(Error::InvalidArgument(format!(
-                    "{name}: {total} workgroups of values in one dispatch exceed u32 indexing"
-                )));
             }
             if self.multi {
                 for _ in idx.len()..OPTIM_SLOTS {
@@ -501,8 +494,27 @@ impl OptimLaunch {
             let mut all: Vec<&wgpu::Buffer> = vec![&params, &step, &status];
             all.extend(bufs);
             let pipe = if v4 { self.v4.as_ref().expect("v4 groups only with the v4 entry") } else { &self.scalar };
-            dispatch(gpu, enc, name, pipe, &self.bgl, &all, total as u32)?;
+            dispatch(gpu, enc, name, pipe, &self.bgl, &all, total)?;
         }
         Ok(())
     }
+}
+
+/// The grid of a multi-tensor dispatch (`shaders/common/slots.wgsl`; the optimizers and
+/// `batchnorm_commit`): for slots of `units[s]` threads' work each, every slot's first workgroup
+/// (unused slots 0xffffffff) and the workgroups in all. An error where the grid's tail (under
+/// MAX_DIM workgroups past the last) would number its values past u32.
+pub(crate) fn slot_starts(name: &str, units: impl IntoIterator<Item = usize>) -> Result<([u32; OPTIM_SLOTS], u32)> {
+    let mut start = [u32::MAX; OPTIM_SLOTS];
+    let mut total = 0u64;
+    for (s, n) in units.into_iter().enumerate() {
+        start[s] = total as u32;
+        total += (n as u64).div_ceil(WG as u64);
+    }
+    if (total + MAX_DIM as u64) * WG as u64 > u32::MAX as u64 {
+        return Err(Error::InvalidArgument(format!(
+            "{name}: {total} workgroups of values in one dispatch exceed u32 indexing"
+        )));
+    }
+    Ok((start, total as u32))
 }
