@@ -13,6 +13,8 @@
 // With flag MASKED, x[i] is read as 0 unless mask[i] > 0 (ReLU's backward inside the rotation:
 // the bits of rotating what relu_backward writes, before the signs, as it would be), so a
 // block-scaled gradient needs no relu_backward launch; unmasked, the launcher binds x as the mask.
+// With flag NO_OUT (the `_amax` entries) only the maxima are written, not `out` (the launcher binds
+// amax there): NVFP4's tensor maximum of a rotation that hadamard_quantize_transpose applies itself.
 // Reference: src/reference/hadamard.rs. Bindings: 0 params, 1 x (read), 2 out (read-write),
 // 3 mask (read), 4 amax and 5 amax_in (the `_amax` entries only, below).
 
@@ -30,6 +32,8 @@ struct HadamardParams {
 // Bits of HadamardParams.flags.
 const MASKED: u32 = 1u;
 const INPUT_MAX: u32 = 2u;
+// The maxima alone: `out` is not written (bound to amax; hadamard_quantize_transpose rotates again).
+const NO_OUT: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> p: HadamardParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -90,7 +94,9 @@ fn rotate(v: u32, i: u32, valid: bool, lid: u32) -> f32 {
     }
     let y = sh[lid] * p.scale;
     if (valid) {
-        out[addr(v, i)] = y;
+        if ((p.flags & NO_OUT) == 0u) {
+            out[addr(v, i)] = y;
+        }
         return y;
     }
     return 0.0;
@@ -131,7 +137,8 @@ fn main_amax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 // CPU adapters (lavapipe), B = 16 along axis 1 (blocks down the columns, what training rotates:
 // the weight-gradient operands along the batch), columns a multiple of 4: entries `main_thread16`
 // and `main_thread16_amax`, one thread per block of 16 rows × 4 adjacent columns, x and out read
-// and written as vec4s (bindings 1, 2 and 3 as x4, out4 and mask4), the butterflies in registers, no
+// and written as vec4s (bindings 1, 2 and 3 as x4, out4 and mask4), the butterflies in registers
+// (common/hadamard16.wgsl), no
 // workgroup memory or barriers (on lavapipe each barrier suspends every 8-lane piece of the
 // workgroup in turn, and the tree above takes nine per vector). The same operations in the same
 // order as `rotate`, so the same bits; the `_amax` entry folds its maximum with one storage atomic
@@ -153,18 +160,12 @@ fn load_signed4(r: u32, q: u32, c4: u32, i: u32) -> vec4<f32> {
     return v;
 }
 
-// One butterfly, as `rotate` computes it: (u, v) -> (u + v, u - v).
-fn bf(u: ptr<function, vec4<f32>>, v: ptr<function, vec4<f32>>) {
-    let s = *u + *v;
-    let d = *u - *v;
-    *u = s;
-    *v = d;
-}
-
 // Writes y times the scale at row r; returns the largest amax_bits of the four.
 fn store4(r: u32, q: u32, c4: u32, y: vec4<f32>) -> u32 {
     let o = y * p.scale;
-    out4[r * q + c4] = o;
+    if ((p.flags & NO_OUT) == 0u) {
+        out4[r * q + c4] = o;
+    }
     return max(max(amax_bits(o.x), amax_bits(o.y)), max(amax_bits(o.z), amax_bits(o.w)));
 }
 
@@ -173,47 +174,30 @@ fn rotate16x4(t: u32) -> u32 {
     let q = p.cols / 4u;
     let c4 = t % q;
     let r0 = (t / q) * 16u;
-    var a0 = load_signed4(r0 + 0u, q, c4, 0u);
-    var a1 = load_signed4(r0 + 1u, q, c4, 1u);
-    var a2 = load_signed4(r0 + 2u, q, c4, 2u);
-    var a3 = load_signed4(r0 + 3u, q, c4, 3u);
-    var a4 = load_signed4(r0 + 4u, q, c4, 4u);
-    var a5 = load_signed4(r0 + 5u, q, c4, 5u);
-    var a6 = load_signed4(r0 + 6u, q, c4, 6u);
-    var a7 = load_signed4(r0 + 7u, q, c4, 7u);
-    var a8 = load_signed4(r0 + 8u, q, c4, 8u);
-    var a9 = load_signed4(r0 + 9u, q, c4, 9u);
-    var a10 = load_signed4(r0 + 10u, q, c4, 10u);
-    var a11 = load_signed4(r0 + 11u, q, c4, 11u);
-    var a12 = load_signed4(r0 + 12u, q, c4, 12u);
-    var a13 = load_signed4(r0 + 13u, q, c4, 13u);
-    var a14 = load_signed4(r0 + 14u, q, c4, 14u);
-    var a15 = load_signed4(r0 + 15u, q, c4, 15u);
-    bf(&a0, &a1); bf(&a2, &a3); bf(&a4, &a5); bf(&a6, &a7);
-    bf(&a8, &a9); bf(&a10, &a11); bf(&a12, &a13); bf(&a14, &a15);
-    bf(&a0, &a2); bf(&a1, &a3); bf(&a4, &a6); bf(&a5, &a7);
-    bf(&a8, &a10); bf(&a9, &a11); bf(&a12, &a14); bf(&a13, &a15);
-    bf(&a0, &a4); bf(&a1, &a5); bf(&a2, &a6); bf(&a3, &a7);
-    bf(&a8, &a12); bf(&a9, &a13); bf(&a10, &a14); bf(&a11, &a15);
-    bf(&a0, &a8); bf(&a1, &a9); bf(&a2, &a10); bf(&a3, &a11);
-    bf(&a4, &a12); bf(&a5, &a13); bf(&a6, &a14); bf(&a7, &a15);
+    let a = butterflies16(array<vec4<f32>, 16>(
+        load_signed4(r0 + 0u, q, c4, 0u), load_signed4(r0 + 1u, q, c4, 1u), load_signed4(r0 + 2u, q, c4, 2u),
+        load_signed4(r0 + 3u, q, c4, 3u), load_signed4(r0 + 4u, q, c4, 4u), load_signed4(r0 + 5u, q, c4, 5u),
+        load_signed4(r0 + 6u, q, c4, 6u), load_signed4(r0 + 7u, q, c4, 7u), load_signed4(r0 + 8u, q, c4, 8u),
+        load_signed4(r0 + 9u, q, c4, 9u), load_signed4(r0 + 10u, q, c4, 10u), load_signed4(r0 + 11u, q, c4, 11u),
+        load_signed4(r0 + 12u, q, c4, 12u), load_signed4(r0 + 13u, q, c4, 13u),
+        load_signed4(r0 + 14u, q, c4, 14u), load_signed4(r0 + 15u, q, c4, 15u)));
     var m = 0u;
-    m = max(m, store4(r0 + 0u, q, c4, a0));
-    m = max(m, store4(r0 + 1u, q, c4, a1));
-    m = max(m, store4(r0 + 2u, q, c4, a2));
-    m = max(m, store4(r0 + 3u, q, c4, a3));
-    m = max(m, store4(r0 + 4u, q, c4, a4));
-    m = max(m, store4(r0 + 5u, q, c4, a5));
-    m = max(m, store4(r0 + 6u, q, c4, a6));
-    m = max(m, store4(r0 + 7u, q, c4, a7));
-    m = max(m, store4(r0 + 8u, q, c4, a8));
-    m = max(m, store4(r0 + 9u, q, c4, a9));
-    m = max(m, store4(r0 + 10u, q, c4, a10));
-    m = max(m, store4(r0 + 11u, q, c4, a11));
-    m = max(m, store4(r0 + 12u, q, c4, a12));
-    m = max(m, store4(r0 + 13u, q, c4, a13));
-    m = max(m, store4(r0 + 14u, q, c4, a14));
-    m = max(m, store4(r0 + 15u, q, c4, a15));
+    m = max(m, store4(r0 + 0u, q, c4, a[0]));
+    m = max(m, store4(r0 + 1u, q, c4, a[1]));
+    m = max(m, store4(r0 + 2u, q, c4, a[2]));
+    m = max(m, store4(r0 + 3u, q, c4, a[3]));
+    m = max(m, store4(r0 + 4u, q, c4, a[4]));
+    m = max(m, store4(r0 + 5u, q, c4, a[5]));
+    m = max(m, store4(r0 + 6u, q, c4, a[6]));
+    m = max(m, store4(r0 + 7u, q, c4, a[7]));
+    m = max(m, store4(r0 + 8u, q, c4, a[8]));
+    m = max(m, store4(r0 + 9u, q, c4, a[9]));
+    m = max(m, store4(r0 + 10u, q, c4, a[10]));
+    m = max(m, store4(r0 + 11u, q, c4, a[11]));
+    m = max(m, store4(r0 + 12u, q, c4, a[12]));
+    m = max(m, store4(r0 + 13u, q, c4, a[13]));
+    m = max(m, store4(r0 + 14u, q, c4, a[14]));
+    m = max(m, store4(r0 + 15u, q, c4, a[15]));
     return m;
 }
 

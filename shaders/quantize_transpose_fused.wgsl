@@ -316,45 +316,6 @@ fn row_thread4(r0: u32) {
     pack_words4(r0, q, i0, 0u, p.words_per_row, inv);
 }
 
-// thread_row_pass for four adjacent rows of L (x read as vec4s: index col * q + i0 holds column
-// col of the four rows): each row's maximum, and with sums its sum in col_sum's order.
-struct RowPass4 {
-    m: vec4<u32>,
-    total: vec4<f32>,
-}
-
-fn row_pass4(q: u32, i0: u32) -> RowPass4 {
-    var m = vec4<u32>();
-    var total = vec4<f32>();
-    if (p.aux0 != 1u) {
-        // The maxima alone: one plain loop (as thread_row_pass).
-        for (var col = 0u; col < p.cols; col++) {
-            m = max(m, amax_bits4(load_x4(col * q + i0)));
-        }
-        return RowPass4(m, total);
-    }
-    let chunk_cols = max(p.aux1, 1u);
-    for (var c0 = 0u; c0 < p.cols; c0 += chunk_cols) {
-        let end = min(c0 + chunk_cols, p.cols);
-        var s = array<vec4<f32>, 8>();
-        for (var col = c0; col < end; col += LANES) {
-            for (var l = 0u; l < LANES; l++) {
-                if (col + l < end) {
-                    let v = load_x4((col + l) * q + i0);
-                    m = max(m, amax_bits4(v));
-                    s[l] += v;
-                }
-            }
-        }
-        var t = s[0];
-        for (var l = 1u; l < LANES; l++) {
-            t += s[l];
-        }
-        total = select(total + t, t, c0 == 0u);
-    }
-    return RowPass4(m, total);
-}
-
 // Words w0 .. w1 of rows r0 .. r0 + 3 of L (x read as vec4s: index col * q + i0 holds column col
 // of the four rows), packed with inverse scales inv into every SMP sample.
 fn pack_words4(r0: u32, q: u32, i0: u32, w0: u32, w1: u32, inv: vec4<f32>) {

@@ -24,6 +24,8 @@ pub const COMMON: &[(&str, &str)] = &[
     ("pack_stream", include_str!("../shaders/common/pack_stream.wgsl")),
     ("pack_rows", include_str!("../shaders/common/pack_rows.wgsl")),
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
+    ("row_sums", include_str!("../shaders/common/row_sums.wgsl")),
+    ("hadamard16", include_str!("../shaders/common/hadamard16.wgsl")),
     ("slots", include_str!("../shaders/common/slots.wgsl")),
     ("optim", include_str!("../shaders/common/optim.wgsl")),
     ("int_codes", include_str!("../shaders/common/int_codes.wgsl")),
@@ -57,7 +59,23 @@ const QUANT_UNFOLD_INCLUDES: &[&str] = &[
     "unfold",
 ];
 const QUANT_T_FUSED_INCLUDES: &[&str] =
-    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t", "one_pass", "samples"];
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t", "one_pass", "samples", "row_sums"];
+/// The rotating transposing quantizer: the one-pass quantizers' masked loads and SMP stores, and the
+/// row sums it shares with quantize_transpose_fused.
+const QUANT_ROTATE_T_INCLUDES: &[&str] = &[
+    "rng",
+    "step",
+    "quant",
+    "fp8",
+    "fp4",
+    "log4",
+    "format",
+    "layout",
+    "one_pass",
+    "samples",
+    "row_sums",
+    "hadamard16",
+];
 /// The transposing quantizer of an unfolded input: the SMP stores, the stream packer it shares with
 /// the fused unfold, and the convolution's geometry.
 const QUANT_T_UNFOLD_INCLUDES: &[&str] =
@@ -149,7 +167,16 @@ pub const KERNELS: &[KernelSource] = &[
         includes: &["quant", "fp8", "gemm", "lanes"],
         body: include_str!("../shaders/gemm_fp8_lanes.wgsl"),
     },
-    KernelSource { name: "hadamard", includes: &["rng", "quant"], body: include_str!("../shaders/hadamard.wgsl") },
+    KernelSource {
+        name: "hadamard",
+        includes: &["rng", "quant", "hadamard16"],
+        body: include_str!("../shaders/hadamard.wgsl"),
+    },
+    KernelSource {
+        name: "hadamard_quantize_transpose",
+        includes: QUANT_ROTATE_T_INCLUDES,
+        body: include_str!("../shaders/hadamard_quantize_transpose.wgsl"),
+    },
     KernelSource { name: "add", includes: &["teams"], body: include_str!("../shaders/add.wgsl") },
     KernelSource { name: "error_feedback", includes: &[], body: include_str!("../shaders/error_feedback.wgsl") },
     KernelSource { name: "finite", includes: &["step"], body: include_str!("../shaders/finite.wgsl") },

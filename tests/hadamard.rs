@@ -348,3 +348,173 @@ fn both_layouts_of_the_rotation_match_the_reference() {
     }
     assert_eq!(cases, 6 * 2 * 2);
 }
+
+/// The rotated weight-gradient operand in one launch (`hadamard_quantize_transpose`): codes and
+/// scales bit for bit those of rotating (16, down the batch, random signs) and quantizing the
+/// transpose per block, and the row sums `col_sum`'s first level's (per chunk) of the unrotated
+/// operand, which col_sum's second level turns into its bits, for the block-scaled formats (MX
+/// blocks of 32 over a batch of 48, or of 16,400 for MXFP8: a last block of one rotation; chunks
+/// of 72 over 16,400 rows, the last one short), masked or not,
+/// nearest, stochastic and SMP's stacked samples; NVFP4's tensor maximum from the rotation's
+/// maxima-only pass, which writes what the rotation with its output writes and nothing else.
+#[test]
+fn the_rotation_and_its_transposing_quantizer_in_one_launch_match_the_chain() {
+    use lowbit::kernels::hadamard::{RotateExtras, RANDOM_SIGNS};
+    use lowbit::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras};
+    use lowbit::scheme::{Granularity, QuantLayout, Rounding};
+    let g = gpu();
+    let h = Hadamard::new(g).unwrap();
+    let colsum = lowbit::kernels::col_sum::ColSum::new(g).unwrap();
+    let mut cases = 0;
+    for format in [Format::Mxfp8, Format::Mxfp4, Format::Nvfp4] {
+        let k = HadamardQuantizeTranspose::new(g, format).unwrap();
+        // (x rows: the batch, x cols: L's rows, specials)
+        for &(rows, cols, specials) in
+            &[(64, 24, false), (48, 8, true), (1024, 4, false), (16, 12, false), (16400, 4, false)]
+        {
+            // The long batch (many chunks) once: it is the slowest case for the reference.
+            if rows == 16400 && format != Format::Mxfp8 {
+                continue;
+            }
+            let x = common::as_adapter_sees(&data(rows * cols, 81, specials));
+            let y: Vec<f32> = data(rows * cols, 82, false)
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| if i % 7 == 3 { -0.0 } else { v })
+                .collect();
+            let (xb, yb) = (GpuBuffer::from_slice(g, "x", &x).unwrap(), GpuBuffer::from_slice(g, "y", &y).unwrap());
+            let l = QuantLayout::new(cols, rows, format, Granularity::native(format)).unwrap();
+            assert!(HadamardQuantizeTranspose::supports(&l, 16), "{format} {rows}x{cols}");
+            for masked in [false, true] {
+                let mask = masked.then_some(&yb);
+                // NVFP4: the rotated tensor's maximum, and the input's, without the rotated tensor.
+                let amax = GpuBuffer::from_slice(g, "amax", &[0x7f00_0000u32]).unwrap();
+                let in_amax = GpuBuffer::from_slice(g, "in amax", &[0x7f00_0000u32]).unwrap();
+                let (want_amax, want_in) = (
+                    GpuBuffer::from_slice(g, "want amax", &[0u32]).unwrap(),
+                    GpuBuffer::from_slice(g, "want in", &[0u32]).unwrap(),
+                );
+                let rotated = GpuBuffer::<f32>::zeros(g, "rotated", x.len()).unwrap();
+                common::submit_with(|e| {
+                    let s = (rows, cols);
+                    h.encode_maxima(g, e, &xb, s, 16, Axis::Rows, RANDOM_SIGNS, mask, &amax, Some(&in_amax)).unwrap();
+                    let both = RotateExtras { mask, amax: Some(&want_amax), input_amax: Some(&want_in) };
+                    h.encode_with(g, e, &xb, &rotated, s, 16, Axis::Rows, RANDOM_SIGNS, both).unwrap();
+                });
+                let what = format!("{format} {rows}x{cols} masked={masked}");
+                common::assert_u32_eq(&format!("{what}: maximum"), &amax.read(g).unwrap(), &want_amax.read(g).unwrap());
+                common::assert_u32_eq(
+                    &format!("{what}: input's"),
+                    &in_amax.read(g).unwrap(),
+                    &want_in.read(g).unwrap(),
+                );
+                let t = format.needs_tensor_amax().then_some(&amax);
+                let roundings = [
+                    (Rounding::Nearest, 1),
+                    (Rounding::Stochastic { seed: 5, stream: 3 }, 1),
+                    (Rounding::Stochastic { seed: 5, stream: 3 }, 2),
+                ];
+                for (rounding, samples) in roundings {
+                    let what = format!("{what} {rounding:?} samples={samples}");
+                    let codes = GpuBuffer::<u32>::zeros(g, "codes", l.words() * samples as usize).unwrap();
+                    let scales = GpuBuffer::<f32>::zeros(g, "scales", l.n_groups as usize * samples as usize).unwrap();
+                    let chunks = HadamardQuantizeTranspose::sum_chunks(rows);
+                    let sums = GpuBuffer::<f32>::zeros(g, "sums", chunks * cols).unwrap();
+                    let extras = RotatedExtras { mask, tensor_amax: t, sums: Some(&sums) };
+                    common::submit_with(|e| {
+                        k.encode(g, e, &xb, &l, RANDOM_SIGNS, rounding, samples, extras, &codes, &scales).unwrap()
+                    });
+                    let (codes, scales) = (codes.read(g).unwrap(), scales.read(g).unwrap());
+                    let (words, groups) = (l.words(), l.n_groups as usize);
+                    for j in 0..samples as usize {
+                        let r = match rounding {
+                            Rounding::Stochastic { seed, stream } => {
+                                Rounding::Stochastic { seed, stream: stream + j as u32 }
+                            }
+                            n => n,
+                        };
+                        let m = masked.then_some(&y[..]);
+                        let (wc, ws, wsum) = reference::hadamard_quantize_transpose::hadamard_quantize_transpose(
+                            &x,
+                            m,
+                            &l,
+                            RANDOM_SIGNS,
+                            r,
+                        );
+                        let w = format!("{what} sample {j}");
+                        common::assert_u32_eq(&format!("{w} codes"), &codes[j * words..][..words], &wc);
+                        assert_f32_bits_eq(&format!("{w} scales"), &scales[j * groups..][..groups], &ws);
+                        assert_f32_bits_eq(&format!("{w} partial sums"), &sums.read(g).unwrap(), &wsum);
+                    }
+                    if chunks > 1 {
+                        let total = GpuBuffer::<f32>::zeros(g, "total", cols).unwrap();
+                        common::submit_with(|e| colsum.encode_finish(g, e, &sums, rows, cols, &total).unwrap());
+                        let read = match masked {
+                            true => reference::relu_backward::relu_backward(&y, &x),
+                            false => x.clone(),
+                        };
+                        let want = reference::col_sum::col_sum(&read, rows, cols);
+                        assert_f32_bits_eq(&format!("{what} sums"), &total.read(g).unwrap(), &want);
+                    }
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(cases, (3 * 4 + 1) * 2 * 3);
+}
+
+/// What the one launch does not take is a clear error: L's rows not in fours, a batch not of
+/// whole rotations, per-row scales, NVFP4 without its tensor maximum or another format with one,
+/// buffers of the wrong size, samples without stochastic rounding.
+#[test]
+fn the_one_launch_rotated_quantizer_refuses_what_it_does_not_take() {
+    use lowbit::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras};
+    use lowbit::scheme::{Granularity, QuantLayout, Rounding};
+    let g = gpu();
+    let mx = HadamardQuantizeTranspose::new(g, Format::Mxfp8).unwrap();
+    let nv = HadamardQuantizeTranspose::new(g, Format::Nvfp4).unwrap();
+    let block = |f: Format, rows, cols| QuantLayout::new(rows, cols, f, Granularity::native(f)).unwrap();
+    assert!(!HadamardQuantizeTranspose::supports(&block(Format::Mxfp8, 6, 64), 16), "rows of L not in fours");
+    assert!(!HadamardQuantizeTranspose::supports(&block(Format::Mxfp8, 8, 40), 16), "a batch of 40");
+    assert!(!HadamardQuantizeTranspose::supports(&block(Format::Mxfp8, 8, 64), 32), "a rotation of 32");
+    let per_row = QuantLayout::new(8, 64, Format::Int8, Granularity::PerRow).unwrap();
+    assert!(!HadamardQuantizeTranspose::supports(&per_row, 16), "per-row scales");
+    let l = block(Format::Mxfp8, 8, 64);
+    let x = GpuBuffer::<f32>::zeros(g, "x", 8 * 64).unwrap();
+    let codes = GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap();
+    let scales = GpuBuffer::<f32>::zeros(g, "scales", l.n_groups as usize).unwrap();
+    let one = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
+    let short = GpuBuffer::<f32>::zeros(g, "short", 7).unwrap();
+    let two_sums = GpuBuffer::<f32>::zeros(g, "two sums", 16).unwrap();
+    let ln = block(Format::Nvfp4, 8, 64);
+    let (nc, ns) = (
+        GpuBuffer::<u32>::zeros(g, "codes", ln.words()).unwrap(),
+        GpuBuffer::<f32>::zeros(g, "scales", ln.n_groups as usize).unwrap(),
+    );
+    let none = RotatedExtras::default();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let near = Rounding::Nearest;
+    let bad = [
+        mx.encode(g, &mut enc, &x, &block(Format::Mxfp8, 6, 64), 0, near, 1, none, &codes, &scales),
+        mx.encode(g, &mut enc, &x, &ln, 0, near, 1, none, &codes, &scales),
+        nv.encode(g, &mut enc, &x, &ln, 0, near, 1, none, &nc, &ns),
+        mx.encode(g, &mut enc, &x, &l, 0, near, 1, RotatedExtras { tensor_amax: Some(&one), ..none }, &codes, &scales),
+        mx.encode(g, &mut enc, &x, &l, 0, near, 2, none, &codes, &scales),
+    ];
+    for (i, r) in bad.into_iter().enumerate() {
+        assert!(matches!(r, Err(Error::InvalidArgument(_))), "case {i}: {:?}", r.err());
+    }
+    let shapes = [
+        mx.encode(g, &mut enc, &short, &l, 0, near, 1, none, &codes, &scales),
+        mx.encode(g, &mut enc, &x, &l, 0, near, 1, RotatedExtras { sums: Some(&short), ..none }, &codes, &scales),
+        // 64 rows are one chunk: one sum per row of L, not two.
+        mx.encode(g, &mut enc, &x, &l, 0, near, 1, RotatedExtras { sums: Some(&two_sums), ..none }, &codes, &scales),
+        mx.encode(g, &mut enc, &x, &l, 0, near, 1, RotatedExtras { mask: Some(&short), ..none }, &codes, &scales),
+        mx.encode(g, &mut enc, &x, &l, 0, near, 1, none, &nc, &scales),
+    ];
+    for (i, r) in shapes.into_iter().enumerate() {
+        assert!(matches!(r, Err(Error::Shape { .. })), "shape case {i}: {:?}", r.err());
+    }
+    g.queue.submit([enc.finish()]);
+}

@@ -18,6 +18,8 @@ pub struct ColSum {
     finish: wgpu::ComputePipeline,
     /// The partial sums from a thread per (chunk, column) (entry `partial_thread`).
     per_thread: bool,
+    /// Bound as x and the mask where `finish` runs alone (it reads neither).
+    unread: GpuBuffer<f32>,
 }
 
 impl ColSum {
@@ -35,6 +37,7 @@ impl ColSum {
             partial: pipeline(gpu, "col_sum", if per_thread { "partial_thread" } else { "partial_main" }, &pl, &[])?,
             finish: pipeline(gpu, "col_sum", "finish", &pl, &[])?,
             per_thread,
+            unread: GpuBuffer::zeros(gpu, "col_sum unread", 1)?,
             bgl,
         })
     }
@@ -66,6 +69,36 @@ impl ColSum {
         out: &GpuBuffer<f32>,
     ) -> Result<()> {
         self.record(gpu, enc, x, Some(mask), rows, cols, out)
+    }
+
+    /// Records col_sum's second level alone: `out[j] ← partial[0][j] + partial[1][j] + …` in chunk
+    /// order, `partial` `[chunks, cols]` the first level's sums over the chunks of `rows` rows
+    /// ([`crate::reference::col_sum::partial_sums`]; written by another kernel, as
+    /// [`HadamardQuantizeTranspose`](super::hadamard_quantize_transpose::HadamardQuantizeTranspose)
+    /// writes them): with them, the bits of [`ColSum::encode`]. `rows` must take more than one
+    /// chunk (with one, the partial sums are the sums).
+    pub fn encode_finish(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        partial: &GpuBuffer<f32>,
+        rows: usize,
+        cols: usize,
+        out: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let (chunk_rows, chunks) = reduce_chunks(rows);
+        if chunks == 1 {
+            return Err(Error::InvalidArgument(format!(
+                "col_sum: {rows} rows are one chunk, whose partial sums are already the sums"
+            )));
+        }
+        check_len("col_sum", "partial", partial.len(), chunks * cols)?;
+        check_len("col_sum", "out", out.len(), cols)?;
+        let p = [rows as u32, cols as u32, chunk_rows as u32, chunks as u32, 0, 0, 0, 0];
+        let params = uniform(gpu, "col_sum", &p);
+        let unread = self.unread.buffer();
+        let buffers = [&params, unread, out.buffer(), partial.buffer(), unread];
+        dispatch(gpu, enc, "col_sum", &self.finish, &self.bgl, &buffers, (cols as u32).div_ceil(WG))
     }
 
     #[allow(clippy::too_many_arguments)]

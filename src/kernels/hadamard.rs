@@ -41,7 +41,7 @@ struct HadamardParams {
     n_vectors: u32,
     scale: f32,
     signs: u32,
-    /// Bit 0: x masked; bit 1: the input's maximum too.
+    /// Bit 0: x masked; bit 1: the input's maximum too; bit 2: the maxima alone, no `out`.
     flags: u32,
 }
 const _: () = assert!(std::mem::size_of::<HadamardParams>() == 32);
@@ -155,6 +155,30 @@ impl Hadamard {
         self.encode_with(gpu, enc, x, out, shape, block, axis, signs, extras)
     }
 
+    /// The maxima of [`Hadamard::encode_with`] without its output: `amax[0]` ← the largest finite,
+    /// normal `|x·D·H|` (as `extras.amax` gets it) and, with `input_amax`, x's own, with `x` read
+    /// through `mask` if given. The tensor maximum NVFP4's block scales need where the rotation
+    /// itself is applied again by the operand's quantizer
+    /// ([`HadamardQuantizeTranspose`](super::hadamard_quantize_transpose::HadamardQuantizeTranspose)),
+    /// so the rotated tensor is never written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_maxima(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        shape: (usize, usize),
+        block: u32,
+        axis: Axis,
+        signs: u32,
+        mask: Option<&GpuBuffer<f32>>,
+        amax: &GpuBuffer<u32>,
+        input_amax: Option<&GpuBuffer<u32>>,
+    ) -> Result<()> {
+        let extras = RotateExtras { mask, amax: Some(amax), input_amax };
+        self.record(gpu, enc, x, None, shape, block, axis, signs, extras)
+    }
+
     /// [`Hadamard::encode_signed`] with what `extras` asks besides: `x` read masked, the output's
     /// maximum, and the input's.
     #[allow(clippy::too_many_arguments)]
@@ -164,6 +188,23 @@ impl Hadamard {
         enc: &mut impl crate::Record,
         x: &GpuBuffer<f32>,
         out: &GpuBuffer<f32>,
+        (rows, cols): (usize, usize),
+        block: u32,
+        axis: Axis,
+        signs: u32,
+        extras: RotateExtras,
+    ) -> Result<()> {
+        self.record(gpu, enc, x, Some(out), (rows, cols), block, axis, signs, extras)
+    }
+
+    /// [`Hadamard::encode_with`], or with no `out` [`Hadamard::encode_maxima`].
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        out: Option<&GpuBuffer<f32>>,
         (rows, cols): (usize, usize),
         block: u32,
         axis: Axis,
@@ -182,7 +223,9 @@ impl Hadamard {
             });
         }
         check_len("hadamard", "x", x.len(), rows * cols)?;
-        check_len("hadamard", "out", out.len(), rows * cols)?;
+        if let Some(out) = out {
+            check_len("hadamard", "out", out.len(), rows * cols)?;
+        }
         if let Some(m) = mask {
             check_len("hadamard", "mask", m.len(), rows * cols)?;
         }
@@ -192,6 +235,14 @@ impl Hadamard {
         if input_amax.is_some() && amax.is_none() {
             return Err(Error::InvalidArgument("hadamard: the input's maximum comes with the output's (amax)".into()));
         }
+        let (out, no_out) = match (out, amax) {
+            (Some(o), _) => (o.buffer(), false),
+            // The maxima alone: nothing is written to `out`, bound to amax.
+            (None, Some(a)) => (a.buffer(), true),
+            (None, None) => {
+                return Err(Error::InvalidArgument("hadamard: neither an output nor a maximum to write".into()))
+            }
+        };
         let n_vectors = (rows * cols / block as usize) as u32;
         let p = HadamardParams {
             rows: rows as u32,
@@ -201,7 +252,7 @@ impl Hadamard {
             n_vectors,
             scale: scale(block),
             signs,
-            flags: mask.is_some() as u32 | (input_amax.is_some() as u32) << 1,
+            flags: mask.is_some() as u32 | (input_amax.is_some() as u32) << 1 | (no_out as u32) << 2,
         };
         let mask = mask.unwrap_or(x);
         let params = uniform(gpu, "hadamard", &p);
@@ -215,7 +266,7 @@ impl Hadamard {
         };
         match amax {
             None => {
-                let buffers = [&params, x.buffer(), out.buffer(), mask.buffer()];
+                let buffers = [&params, x.buffer(), out, mask.buffer()];
                 dispatch(gpu, enc, "hadamard", pipes.0, &self.bgl, &buffers, groups)
             }
             Some(a) => {
@@ -225,7 +276,7 @@ impl Hadamard {
                 if input_amax.is_some() {
                     enc.clear(a_in.buffer());
                 }
-                let buffers = [&params, x.buffer(), out.buffer(), mask.buffer(), a.buffer(), a_in.buffer()];
+                let buffers = [&params, x.buffer(), out, mask.buffer(), a.buffer(), a_in.buffer()];
                 dispatch(gpu, enc, "hadamard", pipes.1, &self.amax_bgl, &buffers, groups)
             }
         }

@@ -28,6 +28,7 @@ pub mod gemm_int_col2im;
 pub mod gemm_int_lanes;
 pub mod gemm_levels;
 pub mod hadamard;
+pub mod hadamard_quantize_transpose;
 pub mod heads;
 pub mod im2col;
 pub mod im2col_quantize;
