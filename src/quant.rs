@@ -2,6 +2,7 @@
 //! [`QuantScheme`], choosing the one-pass or two-pass kernels, recording into the caller's encoder.
 
 use crate::format::Format;
+use crate::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras};
 use crate::kernels::im2col::ConvGeom;
 use crate::kernels::im2col_quantize::Im2colQuantize;
 use crate::kernels::im2col_quantize_transpose::Im2colQuantizeTranspose;
@@ -47,6 +48,8 @@ struct FormatKernels {
     unfold: OnceLock<Im2colQuantize>,
     /// Built on first use, as `unfold`: the convolution's transposed input.
     unfold_t: OnceLock<Im2colQuantizeTranspose>,
+    /// Built on first use: the block-scaled presets' rotated weight-gradient operands.
+    rotated_t: OnceLock<HadamardQuantizeTranspose>,
 }
 
 /// What `cell` holds, built by `build` on first use (two threads may both build it; the first
@@ -93,6 +96,7 @@ impl Quantizer {
             dequantize: Dequantize::new(gpu, f)?,
             unfold: OnceLock::new(),
             unfold_t: OnceLock::new(),
+            rotated_t: OnceLock::new(),
         });
         map.insert(f, k.clone());
         Ok(k)
@@ -314,6 +318,46 @@ impl Quantizer {
         let kernel = built(&k.unfold_t, || Im2colQuantizeTranspose::new(gpu, scheme.format))?;
         let q = Self::alloc(gpu, enc, l)?;
         kernel.encode(gpu, enc, g, x, &l, scheme.rounding, 1, &q.codes, &q.scales)?;
+        Ok(q)
+    }
+
+    /// Whether [`Quantizer::quantize_rotated_transposed`] takes `l` (the layout of the transpose)
+    /// rotated in blocks of `block` ([`HadamardQuantizeTranspose::supports`]: the block-scaled
+    /// formats, rotations of 16, L's rows in fours).
+    pub fn rotates_transposed(l: &QuantLayout, block: u32) -> bool {
+        HadamardQuantizeTranspose::supports(l, block)
+    }
+
+    /// The quantization under `scheme` of `(x·D·H₁₆)ᵀ`, `x` `[rows, cols]` rotated by the signed
+    /// Hadamard (sign key `signs`) in blocks of 16 down its columns, in one launch that never
+    /// writes the rotated tensor ([`HadamardQuantizeTranspose`]): the bits of
+    /// [`crate::kernels::hadamard::Hadamard::encode_signed`] along the rows then
+    /// [`Quantizer::quantize_transposed`]. `samples` stacked SMP samples (stochastic rounding);
+    /// `extras` as the kernel takes them (NVFP4's tensor maximum of the rotated tensor is
+    /// required: [`crate::kernels::hadamard::Hadamard::encode_maxima`] writes it). For the
+    /// layouts of [`Quantizer::rotates_transposed`]; an error elsewhere.
+    #[allow(clippy::too_many_arguments)]
+    pub fn quantize_rotated_transposed(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+        signs: u32,
+        samples: u32,
+        extras: RotatedExtras,
+    ) -> Result<QuantizedTensor> {
+        let &[r, c] = x.shape() else {
+            return Err(Error::Shape {
+                op: "quantize_rotated_transposed",
+                detail: format!("needs a 2-D tensor, got shape {:?}", x.shape()),
+            });
+        };
+        let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
+        let k = self.kernels(gpu, scheme.format)?;
+        let kernel = built(&k.rotated_t, || HadamardQuantizeTranspose::new(gpu, scheme.format))?;
+        let q = Self::alloc_samples(gpu, enc, lt, samples)?;
+        kernel.encode(gpu, enc, x.buffer(), &lt, signs, scheme.rounding, samples, extras, &q.codes, &q.scales)?;
         Ok(q)
     }
 

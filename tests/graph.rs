@@ -288,14 +288,15 @@ fn no_op_reads_scratch_it_did_not_write() {
 fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() {
     // On a CPU adapter with 8-lane subgroups, a convolution's input gradient runs its
     // product and col2im in one launch (gemm_int_col2im, gemm_f32_col2im, gemm_fp8_col2im);
-    // PlanOptions::unfused records the product into dcols and col2im instead. Gradients and
-    // updated parameters are the same bits; the fused step takes one launch fewer per such
-    // convolution. SMP's stacked samples take the unfused chain either way.
+    // PlanOptions::unfused records the product into dcols and col2im instead (and the rotated
+    // operands of the block-scaled presets as the rotation, the quantizer and col_sum apart).
+    // Gradients and updated parameters are the same bits; the fused step takes one launch fewer
+    // per such convolution. SMP's stacked samples take the unfused chain either way.
     let g = gpu();
     let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
     // (model, its convolutions whose input gradient is needed: the ResNet's at stride 1 and 2,
-    // 3x3 and its 1x1 projections)
-    let models = [(ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1), (ModelSpec::resnet((8, 8, 1), 1, 3), 8)];
+    // 3x3 and its 1x1 projections; its GEMM layers between the first and the last)
+    let models = [(ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1, 1), (ModelSpec::resnet((8, 8, 1), 1, 3), 8, 8)];
     let schemes = [
         ("fp32", true),
         ("int8", true),
@@ -306,7 +307,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
         ("fp8", true),
         ("mxfp8", true),
     ];
-    for (spec, convs) in &models {
+    for &(ref spec, convs, rotated_layers) in &models {
         for (scheme, folds) in schemes {
             let dim = spec.input.0 * spec.input.1 * spec.input.2;
             let x = data(8 * dim, 31, false);
@@ -325,8 +326,18 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             for ((n, _, a), (_, _, b)) in fused.0.iter().zip(&plain.0).chain(fused.1.iter().zip(&plain.1)) {
                 common::assert_f32_bits_eq(&format!("{what}: {n}"), a, b);
             }
-            let fewer = if eight_lane_cpu && folds { *convs } else { 0 };
-            assert_eq!(fused.2 + fewer, plain.2, "{what}: launches per step, fused and not");
+            let fewer = if eight_lane_cpu && folds { convs } else { 0 };
+            // The block-scaled presets rotate and quantize each weight-gradient operand in one
+            // launch (hadamard_quantize_transpose; the first and last layers keep 8 bits and no
+            // rotation): per layer, MX saves the rotations of X and dY and col_sum's first level
+            // (3 launches); NVFP4, which keeps a maxima pass for its tensor scale, the latter (1),
+            // and only on a GPU (Kernels::rotates_in_one_pass).
+            let rotated = match scheme {
+                "mxfp8" => 3 * rotated_layers,
+                "nvfp4" if !g.is_cpu() => rotated_layers,
+                _ => 0,
+            };
+            assert_eq!(fused.2 + fewer + rotated, plain.2, "{what}: launches per step, fused and not");
         }
     }
 }

@@ -518,3 +518,49 @@ fn the_one_launch_rotated_quantizer_refuses_what_it_does_not_take() {
     }
     g.queue.submit([enc.finish()]);
 }
+
+/// What training records for a rotated weight-gradient operand (`Kernels::rotated_transposed`),
+/// on any adapter: the one launch (after NVFP4's maxima pass), with the bias gradient through
+/// col_sum's second level, gives the chain's codes, scales, unrotated maximum and `col_sum`'s
+/// bias gradient, bit for bit, for dY masked by a ReLU's Y — the NVFP4 path included, which
+/// training takes only on GPUs.
+#[test]
+fn the_trainers_rotated_operand_in_one_launch_is_the_chain_bit_for_bit() {
+    use lowbit::kernels::hadamard::RANDOM_SIGNS;
+    use lowbit::nn::kernels::Kernels;
+    use lowbit::scheme::{QuantScheme, Rounding};
+    let g = gpu();
+    let kk = Kernels::new(g).unwrap();
+    for format in [Format::Mxfp8, Format::Nvfp4] {
+        // (batch rows, outputs): one col_sum chunk, and 300 chunks' worth.
+        for &(rows, n) in &[(48, 8), (19200, 12)] {
+            let dy = data(rows * n, 91, false);
+            let y: Vec<f32> = data(rows * n, 92, false);
+            let (dyb, yb) = (GpuBuffer::from_slice(g, "dy", &dy).unwrap(), GpuBuffer::from_slice(g, "y", &y).unwrap());
+            let q =
+                QuantScheme { rounding: Rounding::Stochastic { seed: 3, stream: 7 }, ..QuantScheme::native(format) };
+            let rot = Some((16, RANDOM_SIGNS));
+            let (sums, want_sums) =
+                (GpuBuffer::<f32>::zeros(g, "sums", n).unwrap(), GpuBuffer::<f32>::zeros(g, "want", n).unwrap());
+            let mut got = None;
+            let mut want = None;
+            common::submit_with(|e| {
+                let (m, s) = (Some(&yb), Some(&sums));
+                got = Some(kk.rotated_transposed(g, e, &dyb, rows, n, rot, m, "dy", q, true, s, true).unwrap());
+                want = Some(kk.rotated_transposed(g, e, &dyb, rows, n, rot, m, "dy", q, true, None, false).unwrap());
+                kk.colsum.encode_masked(g, e, &dyb, &yb, rows, n, &want_sums).unwrap();
+            });
+            let ((a, a_max), (b, b_max)) = (got.unwrap(), want.unwrap());
+            let what = format!("{format} {rows}x{n}");
+            common::assert_u32_eq(&format!("{what} codes"), &a.codes.read(g).unwrap(), &b.codes.read(g).unwrap());
+            assert_f32_bits_eq(&format!("{what} scales"), &a.scales.read(g).unwrap(), &b.scales.read(g).unwrap());
+            let (a_max, b_max) = (a_max.unwrap().read(g).unwrap(), b_max.unwrap().read(g).unwrap());
+            common::assert_u32_eq(&format!("{what} unrotated maximum"), &a_max, &b_max);
+            assert_f32_bits_eq(&format!("{what} bias gradient"), &sums.read(g).unwrap(), &want_sums.read(g).unwrap());
+            // Asked of a shape the one launch does not take, it is a clear error, not the chain.
+            let mut enc = g.device.create_command_encoder(&Default::default());
+            let r = kk.rotated_transposed(g, &mut enc, &dyb, rows, n, Some((32, 0)), None, "dy", q, false, None, true);
+            assert!(matches!(r, Err(Error::InvalidArgument(_))), "{what}: a rotation of 32 in one launch");
+        }
+    }
+}

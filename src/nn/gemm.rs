@@ -5,6 +5,7 @@
 //! operand takes (f32, packed along the batch, rounded, or TinyScript codes), so a quantized
 //! step stores its activations quantized.
 
+use super::kernels::Kernels;
 use super::op::{he_bound, Cx, GemmSite, Init, NodeCx, ParamKind, ParamSpec};
 use super::policy::{LevelTableId, Operand, Product, ProductPolicy};
 use crate::kernels::gemm::Epilogue;
@@ -150,7 +151,9 @@ pub(crate) fn forward<R: Record>(
             if fa.needs_tensor_amax() && wg.rotation().is_some() =>
         {
             let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
-            Some(kk.rotated_transposed(gpu, cx.rec, x, rows, k, wg.rotation(), None, "rotated x", q, true)?)
+            let (rot, one) =
+                (wg.rotation(), !cx.unfused && Kernels::rotates_in_one_pass(gpu, rows, k, wg.rotation(), q));
+            Some(kk.rotated_transposed(gpu, cx.rec, x, rows, k, rot, None, "rotated x", q, true, None, one)?)
         }
         _ => None,
     };
@@ -202,7 +205,9 @@ pub(crate) fn forward<R: Record>(
                 (Some((q, _)), _) => q,
                 (None, Some((g, img))) if xt_from_image => kk.qz.unfold_quantize_transposed(gpu, cx.rec, g, img, qs)?,
                 (None, _) => {
-                    kk.rotated_transposed(gpu, cx.rec, x, rows, k, wg.rotation(), None, "rotated x", qs, false)?.0
+                    let rot = wg.rotation();
+                    let one = !cx.unfused && Kernels::rotates_in_one_pass(gpu, rows, k, rot, qs);
+                    kk.rotated_transposed(gpu, cx.rec, x, rows, k, rot, None, "rotated x", qs, false, None, one)?.0
                 }
             })
         }
@@ -272,6 +277,15 @@ pub(crate) fn backward<R: Record>(
         _ => false,
     };
     let rotated_dw = matches!(p.a, Operand::Packed { .. }) && p.rotation().is_some();
+    // A rotated dYᵀ quantized in the launch that rotates it also sums dY's columns (the bias
+    // gradient, col_sum's bits) where that kernel takes it: the block-scaled presets' dYᵀ.
+    let rotated_sums = match p.a {
+        Operand::Packed { format, granularity, samples: 1, .. } => {
+            let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
+            !cx.unfused && Kernels::rotates_in_one_pass(gpu, rows, n, p.rotation(), q)
+        }
+        _ => false,
+    };
     let mask =
         y.as_ref().filter(|_| s.refit.0.is_none() && (fused_bias || rotated_dw) && (!need_dx || dx_reads_masked));
     let g = match (&y, mask) {
@@ -285,7 +299,7 @@ pub(crate) fn backward<R: Record>(
     if let Some(dst) = s.refit.0 {
         cx.rec.copy(g.buffer(), 0, dst.buffer(), 0, g.bytes());
     }
-    match (fused_bias, mask) {
+    match (fused_bias || rotated_sums, mask) {
         (true, _) => {}
         (false, Some(m)) => kk.colsum.encode_masked(gpu, cx.rec, &g, m, rows, n, db)?,
         (false, None) => kk.colsum.encode(gpu, cx.rec, &g, rows, n, db)?,
@@ -328,6 +342,8 @@ pub(crate) fn backward<R: Record>(
                     "rotated dy",
                     q,
                     dx_wants_max,
+                    rotated_sums.then_some(db),
+                    rotated_sums,
                 )?;
                 dy_amax = a;
                 q

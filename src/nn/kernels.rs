@@ -20,6 +20,7 @@ use crate::kernels::gemm_int::{GemmInt, INT_FORMATS};
 use crate::kernels::gemm_int_col2im::GemmIntCol2im;
 use crate::kernels::gemm_levels::GemmLevels;
 use crate::kernels::hadamard::{Axis, Hadamard, RotateExtras};
+use crate::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras};
 use crate::kernels::heads::Heads;
 use crate::kernels::im2col::{ConvGeom, Im2col};
 use crate::kernels::layernorm::LayerNorm;
@@ -152,11 +153,18 @@ impl Kernels {
     }
 
     /// `x` `[rows, cols]` rotated as by [`Kernels::rotated`], then its transpose quantized under
-    /// `q`. Where the format has a tensor-wide scale (NVFP4) and there is a rotation, the rotation
-    /// also writes the rotated tensor's maximum, so the quantizer needs no reduction launch of
-    /// its own (same bits). With `input_max` and a rotation, it also returns `x`'s own maximum (as
-    /// read, masked), reduced in the rotation's launch, for a product that quantizes `x` unrotated
-    /// with a tensor-wide scale.
+    /// `q`. With `one_pass` (the block-scaled formats' rotations of 16), one launch rotates and
+    /// quantizes without writing the rotated tensor,
+    /// and with `sums` also the row sums of the unrotated, masked xᵀ per chunk of the batch, which
+    /// `col_sum`'s second level then adds (`col_sum`'s bits: a layer's bias gradient); a format with a tensor-wide scale (NVFP4) takes one launch before
+    /// it for the rotated tensor's maximum. Elsewhere the rotation is written, and with a
+    /// tensor-wide scale it also writes the rotated tensor's maximum, so the quantizer needs no
+    /// reduction launch of its own. Same bits either way. With `input_max` and a rotation, it also
+    /// returns `x`'s own maximum (as read, masked), reduced in the rotation's launch, for a product
+    /// that quantizes `x` unrotated with a tensor-wide scale. `one_pass` asks for the one launch
+    /// (training asks where [`Kernels::rotates_in_one_pass`] says so, unless
+    /// [`crate::plan::PlanOptions::unfused`]; an error where the kernel does not take the
+    /// operand), and `sums` come only with it.
     #[allow(clippy::too_many_arguments)]
     pub fn rotated_transposed(
         &self,
@@ -170,7 +178,55 @@ impl Kernels {
         label: &str,
         q: QuantScheme,
         input_max: bool,
+        sums: Option<&GpuBuffer<f32>>,
+        one_pass: bool,
     ) -> Result<(QuantizedTensor, Option<GpuBuffer<u32>>)> {
+        let t = GpuTensor::from_buffer(x.clone(), &[rows, cols])?;
+        if one_pass {
+            let lt = QuantLayout::new(cols, rows, q.format, q.granularity)?;
+            let Some((block, signs)) = rot.filter(|&(b, _)| Quantizer::rotates_transposed(&lt, b)) else {
+                return Err(Error::InvalidArgument(format!(
+                    "{label}: no one-launch rotated quantizer for {} {} over [{rows}, {cols}] rotated by {rot:?}",
+                    q.format, q.granularity
+                )));
+            };
+            let needs = q.format.needs_tensor_amax();
+            let amax = if needs || input_max { Some(rec.scratch::<u32>(gpu, "rotated amax", 1)?) } else { None };
+            let in_amax = if input_max { Some(rec.scratch::<u32>(gpu, "unrotated amax", 1)?) } else { None };
+            if let Some(a) = &amax {
+                self.hadamard.encode_maxima(
+                    gpu,
+                    rec,
+                    x,
+                    (rows, cols),
+                    block,
+                    Axis::Rows,
+                    signs,
+                    mask,
+                    a,
+                    in_amax.as_ref(),
+                )?;
+            }
+            // The row sums come per chunk of the batch, which col_sum's second level adds.
+            let chunks = HadamardQuantizeTranspose::sum_chunks(rows);
+            let partial = match sums {
+                Some(_) if chunks > 1 => Some(rec.scratch::<f32>(gpu, "rotated sums", chunks * cols)?),
+                _ => None,
+            };
+            let extras =
+                RotatedExtras { mask, tensor_amax: amax.as_ref().filter(|_| needs), sums: partial.as_ref().or(sums) };
+            let qt = self.qz.quantize_rotated_transposed(gpu, rec, &t, q, signs, 1, extras)?;
+            if let (Some(p), Some(s)) = (&partial, sums) {
+                self.colsum.encode_finish(gpu, rec, p, rows, cols, s)?;
+            }
+            return Ok((qt, in_amax));
+        }
+        if sums.is_some() {
+            return Err(Error::InvalidArgument(format!(
+                "{label}: the row sums come only with the one-launch rotated quantizer ({} {} over [{rows}, {cols}])",
+                q.format, q.granularity
+            )));
+        }
         let maxima = (q.format.needs_tensor_amax() || input_max, input_max);
         let (r, amax, in_amax) = self.rotate(gpu, rec, x, (rows, cols), rot, mask, label, maxima)?;
         let t = GpuTensor::from_buffer(r, &[rows, cols])?;
@@ -179,6 +235,28 @@ impl Kernels {
             None => self.qz.quantize_transposed(gpu, rec, &t, q)?,
         };
         Ok((q, in_amax))
+    }
+
+    /// Whether [`Kernels::rotated_transposed`] rotates and quantizes `x` `[rows, cols]` under `q`
+    /// in one launch (and so can also write its row sums): a rotation the one-launch kernel takes
+    /// ([`Quantizer::rotates_transposed`]), and for a format with a tensor-wide scale (NVFP4) a
+    /// GPU. NVFP4 needs the rotated tensor's maximum before its first block, so its one launch
+    /// comes after a pass that rotates x for the maximum alone, and the rotation is computed
+    /// twice where the chain computes it once and stores it: on a GPU, where the chain's store and
+    /// read of the rotated tensor (and col_sum's reads) are the cost, the fused path is expected
+    /// to win (not measured: no GPU was lent since it was written); on a CPU adapter, where the
+    /// arithmetic is, it lost (llvmpipe, `resnet20` batch 16 `profile_step --schemes nvfp4`: the
+    /// rotations, quantizers and col_sum of the weight gradients 193 ms a step against the chain's
+    /// 158), so there NVFP4 keeps the chain. The MX formats need no maximum first: one launch
+    /// everywhere (there 118 against 119 ms a step, 60 launches fewer).
+    pub fn rotates_in_one_pass(gpu: &Gpu, rows: usize, cols: usize, rot: Option<(u32, u32)>, q: QuantScheme) -> bool {
+        match rot {
+            Some((block, _)) if !(q.format.needs_tensor_amax() && gpu.is_cpu()) => {
+                QuantLayout::new(cols, rows, q.format, q.granularity)
+                    .is_ok_and(|l| Quantizer::rotates_transposed(&l, block))
+            }
+            _ => false,
+        }
     }
 
     /// Both of the above: the rotation, and with `maxima` = (output, input) the rotated tensor's
