@@ -16,7 +16,8 @@
 // same bits); other formats ignore that binding. Entry `main_whole` (NVFP4's blocks of a tensor
 // small enough for one workgroup, a weight): the one launch reduces the tensor's maximum itself
 // (absmax's value: the largest amax_bits of x), stores it to tensor_amax[0] for later quantizers
-// of the same tensor, then quantizes a group per thread as main_group does (same bits).
+// of the same tensor, then quantizes a group per thread as main_group does (same bits);
+// `main_whole_both` also quantizes xᵀ's blocks with that maximum (below).
 // Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl), the stores of a
 // row's words into every sample (store_words, common/pack_rows.wgsl) with im2col_quantize. With
 // p.samples > 1 every entry writes that many stochastic samples stacked (SMP,
@@ -30,7 +31,8 @@
 // draws), 5 tensor_amax (read-write u32: the tensor's maximum as f32 bits, NVFP4 only; written by
 // main_whole alone), 6 mask (read f32: with
 // p.masked, x[i] counts as 0 unless mask[i] > 0: the quantized ReLU gradient without relu_backward's
-// launch and its output).
+// launch and its output); `main_whole_both` only: 7 codes_t, 8 scales_t (read_write: xᵀ's), 9 pt
+// (QuantParams of xᵀ's layout).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -232,8 +234,9 @@ fn main_group_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     store_words4(row, w0, w1, 1u, si.y);
 }
 
-@compute @workgroup_size(256)
-fn main_whole(@builtin(local_invocation_index) lid: u32) {
+// main_whole's first part: the tensor's maximum reduced by the one workgroup (stored to
+// tensor_amax[0] for later quantizers of the same tensor), then x's blocks quantized with it.
+fn whole_blocks(lid: u32) -> u32 {
     var m = 0u;
     for (var i = lid; i < p.rows * p.cols; i += WG) {
         m = max(m, amax_bits(load_x(i)));
@@ -246,5 +249,50 @@ fn main_whole(@builtin(local_invocation_index) lid: u32) {
     for (var t = lid; t < p.rows * per_row; t += WG) {
         let g = group_span(t, per_row);
         store_group(g, fmt_group_scale(bitcast<f32>(span_amax(g)), bitcast<f32>(whole)));
+    }
+    return whole;
+}
+
+@compute @workgroup_size(256)
+fn main_whole(@builtin(local_invocation_index) lid: u32) {
+    whole_blocks(lid);
+}
+
+// Entry `main_whole_both` (NVFP4, a weight W that the forward packs along its rows and the input
+// gradient along its columns): main_whole, and in the same launch the blocks of L = xᵀ
+// ([p.cols, p.rows], laid out as pt says, round to nearest) with the same maximum: the codes and
+// scales quantize_transpose_fused writes for xᵀ given that maximum (each block's maximum, scale
+// and codes as it computes them), into codes_t and scales_t (bindings 7, 8; pt at binding 9).
+@group(0) @binding(7) var<storage, read_write> codes_t: array<u32>;
+@group(0) @binding(8) var<storage, read_write> scales_t: array<f32>;
+@group(0) @binding(9) var<uniform> pt: QuantParams;
+
+@compute @workgroup_size(256)
+fn main_whole_both(@builtin(local_invocation_index) lid: u32) {
+    let whole = bitcast<f32>(whole_blocks(lid));
+    let per_word = fmt_per_word();
+    let bits = fmt_bits();
+    let blocks = (pt.cols + pt.block_div - 1u) / pt.block_div;
+    // Block b of row r of L: x[c·p.cols + r] for c in [b·B, b·B + B).
+    for (var t = lid; t < pt.rows * blocks; t += WG) {
+        let r = t / blocks;
+        let c0 = (t % blocks) * pt.block_div;
+        let c1 = min(c0 + pt.block_div, pt.cols);
+        var m = 0u;
+        for (var c = c0; c < c1; c++) {
+            m = max(m, amax_bits(x[c * p.cols + r]));
+        }
+        let si = fmt_group_scale(bitcast<f32>(m), whole);
+        scales_t[r * pt.row_mul + t % blocks] = si.x;
+        for (var w = c0 / per_word; w < (c1 + per_word - 1u) / per_word; w++) {
+            var packed = 0u;
+            for (var i = 0u; i < per_word; i++) {
+                let c = w * per_word + i;
+                if (c < pt.cols) {
+                    packed |= fmt_quantize(x[c * p.cols + r], si.y, false, 0u) << (i * bits);
+                }
+            }
+            codes_t[r * pt.words_per_row + w] = packed;
+        }
     }
 }

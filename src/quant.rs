@@ -410,6 +410,46 @@ impl Quantizer {
         Ok((q, a))
     }
 
+    /// [`Quantizer::quantize_reducing_amax`] of `x` under `scheme` and of `xᵀ` under
+    /// `scheme_t` (the same format, rounding to nearest both): for a weight that one product
+    /// takes as W and another as Wᵀ. One launch where `x` fits one workgroup
+    /// ([`QuantizeFused::encode_whole_both`]); otherwise `absmax` and the two one-pass
+    /// quantizers. The bits of [`Quantizer::quantize_reducing_amax`] and
+    /// [`Quantizer::quantize_transposed_with_amax`] either way; an error for a format without a
+    /// tensor-wide scale, two formats, or stochastic rounding.
+    pub fn quantize_reducing_amax_both(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+        scheme_t: QuantScheme,
+    ) -> Result<(QuantizedTensor, QuantizedTensor, GpuBuffer<u32>)> {
+        let op = "quantize_reducing_amax_both";
+        if scheme.format != scheme_t.format
+            || scheme.rounding != Rounding::Nearest
+            || scheme_t.rounding != Rounding::Nearest
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: both orientations in one format rounded to nearest, not {scheme:?} and {scheme_t:?}"
+            )));
+        }
+        let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
+        let lt = QuantLayout::new(x.cols(), x.rows(), scheme_t.format, scheme_t.granularity)?;
+        let blocks = matches!(lt.granularity, Granularity::PerBlock(_));
+        if !blocks || !QuantizeFused::fits_whole(gpu, &l) {
+            let (q, a) = self.quantize_reducing_amax(gpu, enc, x, scheme)?;
+            let qt = self.quantize_transposed_with_amax(gpu, enc, x, scheme_t, &a)?;
+            return Ok((q, qt, a));
+        }
+        let k = self.kernels(gpu, scheme.format)?;
+        let (q, qt) = (Self::alloc(gpu, enc, l)?, Self::alloc(gpu, enc, lt)?);
+        let a = enc.scratch::<u32>(gpu, "lowbit tensor amax", 1)?;
+        let outs = ((&q.codes, &q.scales), (&qt.codes, &qt.scales));
+        k.fused.encode_whole_both(gpu, enc, x.buffer(), (&l, &lt), &a, outs.0, outs.1)?;
+        Ok((q, qt, a))
+    }
+
     /// What the `_with_amax` entry points accept: a format with a tensor-wide scale, one word.
     fn check_given_amax(op: &'static str, scheme: QuantScheme, amax: &GpuBuffer<u32>) -> Result<()> {
         if !scheme.format.needs_tensor_amax() {

@@ -289,14 +289,23 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     // On a CPU adapter with 8-lane subgroups, a convolution's input gradient runs its
     // product and col2im in one launch (gemm_int_col2im, gemm_f32_col2im, gemm_fp8_col2im);
     // PlanOptions::unfused records the product into dcols and col2im instead (and the rotated
-    // operands of the block-scaled presets as the rotation, the quantizer and col_sum apart).
+    // operands of the block-scaled presets as the rotation, the quantizer and col_sum apart, and
+    // an NVFP4 weight's Wᵀ in the backward instead of in W's launch).
     // Gradients and updated parameters are the same bits; the fused step takes one launch fewer
     // per such convolution. SMP's stacked samples take the unfused chain either way.
     let g = gpu();
     let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
     // (model, its convolutions whose input gradient is needed: the ResNet's at stride 1 and 2,
-    // 3x3 and its 1x1 projections; its GEMM layers between the first and the last)
-    let models = [(ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1, 1), (ModelSpec::resnet((8, 8, 1), 1, 3), 8, 8)];
+    // 3x3 and its 1x1 projections; the weights [n, k] of its GEMM layers between the first and
+    // the last)
+    let models = [
+        (ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1, vec![(8, 100)]),
+        (
+            ModelSpec::resnet((8, 8, 1), 1, 3),
+            8,
+            vec![(16, 144), (16, 144), (32, 144), (32, 288), (32, 16), (64, 288), (64, 576), (64, 32)],
+        ),
+    ];
     let schemes = [
         ("fp32", true),
         ("int8", true),
@@ -307,7 +316,11 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
         ("fp8", true),
         ("mxfp8", true),
     ];
-    for &(ref spec, convs, rotated_layers) in &models {
+    for (spec, convs, middle) in &models {
+        let (convs, rotated_layers) = (*convs, middle.len());
+        // NVFP4 weights that one workgroup quantizes in both orientations at once.
+        let limit = lowbit::kernels::quantize_fused::QuantizeFused::whole_max_values(g);
+        let both = middle.iter().filter(|(n, k)| n * k <= limit).count();
         for (scheme, folds) in schemes {
             let dim = spec.input.0 * spec.input.1 * spec.input.2;
             let x = data(8 * dim, 31, false);
@@ -331,10 +344,12 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             // launch (hadamard_quantize_transpose; the first and last layers keep 8 bits and no
             // rotation): per layer, MX saves the rotations of X and dY and col_sum's first level
             // (3 launches); NVFP4, which keeps a maxima pass for its tensor scale, the latter (1),
-            // and only on a GPU (Kernels::rotates_in_one_pass).
+            // and only on a GPU (Kernels::rotates_in_one_pass). NVFP4 also quantizes W and Wᵀ in
+            // one launch where W fits one workgroup.
             let rotated = match scheme {
                 "mxfp8" => 3 * rotated_layers,
-                "nvfp4" if !g.is_cpu() => rotated_layers,
+                "nvfp4" if !g.is_cpu() => rotated_layers + both,
+                "nvfp4" => both,
                 _ => 0,
             };
             assert_eq!(fused.2 + fewer + rotated, plain.2, "{what}: launches per step, fused and not");

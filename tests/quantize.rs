@@ -433,6 +433,53 @@ fn nvfp4_of_a_small_tensor_reduces_its_maximum_in_the_quantizers_launch() {
 }
 
 #[test]
+fn nvfp4_of_a_small_weight_in_both_orientations_takes_one_launch() {
+    // quantize_reducing_amax_both: W and Wᵀ (the forward's and the input gradient's operands) with
+    // W's maximum, in one launch where W fits one workgroup (main_whole_both), three otherwise;
+    // the bits of quantize_reducing_amax and quantize_transposed_with_amax (and the references),
+    // awkward values and ragged blocks both ways included.
+    let g = gpu();
+    let limit = QuantizeFused::whole_max_values(g);
+    let shapes = [(16usize, 144usize), (64, 576), (33, 65), (1, 1), (3, 1000), (1, limit + 1)];
+    let s = QuantScheme::native(Format::Nvfp4);
+    for (rows, cols) in shapes {
+        let x = data(rows * cols, 151, true);
+        let xt = GpuTensor::from_slice(g, &x, &[rows, cols]).unwrap();
+        let what = format!("nvfp4 {rows}x{cols}");
+        let mut rec = lowbit::Recorder::new(g, "both");
+        let (q, qt, amax) = qz().quantize_reducing_amax_both(g, &mut rec, &xt, s, s).unwrap();
+        let dispatches = rec.dispatches();
+        g.queue.submit([rec.finish()]);
+        assert_eq!(dispatches, if rows * cols <= limit { 1 } else { 3 }, "{what}: launches");
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        let want_amax = qz().tensor_amax(g, &mut enc, &xt).unwrap();
+        let chain = qz().quantize_with_amax(g, &mut enc, &xt, s, &want_amax).unwrap();
+        let chain_t = qz().quantize_transposed_with_amax(g, &mut enc, &xt, s, &want_amax).unwrap();
+        g.queue.submit([enc.finish()]);
+        assert_eq!(amax.read(g).unwrap(), want_amax.read(g).unwrap(), "{what}: maximum");
+        for (side, got, want) in [("W", &q, &chain), ("Wᵀ", &qt, &chain_t)] {
+            let (codes, scales) = (got.codes.read(g).unwrap(), got.scales.read(g).unwrap());
+            assert_u32_eq(&format!("{what} {side}: codes"), &codes, &want.codes.read(g).unwrap());
+            assert_f32_bits_eq(&format!("{what} {side}: scales"), &scales, &want.scales.read(g).unwrap());
+        }
+        let lt = QuantLayout::new(cols, rows, Format::Nvfp4, s.granularity).unwrap();
+        let (wc, ws) =
+            lowbit::reference::quantize_transpose_fused::quantize_transpose_fused(&x, &lt, Rounding::Nearest);
+        assert_u32_eq(&format!("{what} Wᵀ: codes vs the reference"), &qt.codes.read(g).unwrap(), &wc);
+        assert_f32_bits_eq(&format!("{what} Wᵀ: scales vs the reference"), &qt.scales.read(g).unwrap(), &ws);
+    }
+    // Refused: stochastic rounding, two formats, a format without a tensor-wide scale.
+    let xt = GpuTensor::from_slice(g, &[1.0; 32], &[2, 16]).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let sr = QuantScheme { rounding: Rounding::Stochastic { seed: 1, stream: 2 }, ..s };
+    let mx = QuantScheme::native(Format::Mxfp4);
+    for (a, b) in [(sr, s), (s, sr), (s, mx), (mx, mx)] {
+        let e = qz().quantize_reducing_amax_both(g, &mut enc, &xt, a, b).err().unwrap();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    }
+}
+
+#[test]
 fn products_below_the_normal_range_quantize_as_the_host_spec_says() {
     // A row whose maximum is huge: 1/s is tiny, so normal x give products x·(1/s) that are
     // subnormal (±1e-12 · 127/1e30 ≈ ±1.3e-40) or far below one code step; the host spec flushes

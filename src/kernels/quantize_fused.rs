@@ -15,11 +15,14 @@
 //! takes it from a buffer an `absmax` launch filled ([`QuantizeFused::encode_with_tensor_amax`]):
 //! two launches instead of the chain's three; for a tensor small enough for one workgroup (a
 //! layer's weight), entry `main_whole` reduces the maximum itself and quantizes in one launch
-//! ([`QuantizeFused::encode_reducing_tensor_amax`]). [`QuantizeFused::encode_masked`] reads x as 0
+//! ([`QuantizeFused::encode_reducing_tensor_amax`]), and entry `main_whole_both` also quantizes
+//! xᵀ with that maximum in the same launch ([`QuantizeFused::encode_whole_both`]: a weight's W
+//! for the forward and Wᵀ for the input gradient). [`QuantizeFused::encode_masked`] reads x as 0
 //! wherever a mask is not above 0 (ReLU's backward inside the quantizer);
 //! [`QuantizeFused::encode_samples`] writes SMP's stacked samples in the one launch. Bindings: 0
 //! `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales (read-write f32), 4 step
-//! state, 5 tensor maximum (read-write u32, NVFP4: written by `main_whole` alone), 6 mask (read f32).
+//! state, 5 tensor maximum (read-write u32, NVFP4: written by `main_whole` alone), 6 mask (read f32);
+//! `main_whole_both` also 7 xᵀ's codes, 8 its scales (read-write), 9 its layout's `QuantParams`.
 
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
@@ -68,6 +71,8 @@ pub struct QuantizeFused {
     v4: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
     /// `main_whole` (NVFP4 only): a small tensor's maximum and its blocks in one workgroup.
     whole: Option<wgpu::ComputePipeline>,
+    /// `main_whole_both` (NVFP4 only) and its layout: `main_whole` and xᵀ's blocks.
+    whole_both: Option<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>,
     /// Bound as the tensor maximum where the format needs none.
     no_tensor_amax: GpuBuffer<u32>,
     /// Bound as the mask where there is none.
@@ -109,6 +114,15 @@ impl QuantizeFused {
             short: pipeline(gpu, "quantize_fused", "main_row_short", &pl, &c)?,
             whole: match format.needs_tensor_amax() {
                 true => Some(pipeline(gpu, "quantize_fused", "main_whole", &pl, &c)?),
+                false => None,
+            },
+            whole_both: match format.needs_tensor_amax() {
+                true => {
+                    use Slot::{Read, Uniform, Write};
+                    let slots = [Uniform, Read, Write, Write, Uniform, Write, Read, Write, Write, Uniform];
+                    let (bgl, pl) = layouts(gpu, "quantize_fused", &slots);
+                    Some((bgl, pipeline(gpu, "quantize_fused", "main_whole_both", &pl, &c)?))
+                }
                 false => None,
             },
             no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_fused no tensor amax", 1)?,
@@ -189,6 +203,74 @@ impl QuantizeFused {
         check_len("quantize_fused", "tensor_amax", tensor_amax.len(), 1)?;
         let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales };
         self.launch(gpu, enc, whole, 1, l, rounding, &io)
+    }
+
+    /// [`QuantizeFused::encode_reducing_tensor_amax`] that also quantizes L = xᵀ (`lt`: its
+    /// layout, the same format) with the same maximum, round to nearest, in the same launch:
+    /// `(codes_t, scales_t)` the bits of
+    /// [`QuantizeTransposeFused::encode_with_tensor_amax`](super::quantize_transpose_fused::QuantizeTransposeFused::encode_with_tensor_amax)
+    /// given that maximum. For a weight that one product takes as W and another as Wᵀ; the
+    /// tensors of [`QuantizeFused::fits_whole`], rounding to nearest.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_whole_both(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        (l, lt): (&QuantLayout, &QuantLayout),
+        tensor_amax: &GpuBuffer<u32>,
+        (codes, scales): (&GpuBuffer<u32>, &GpuBuffer<f32>),
+        (codes_t, scales_t): (&GpuBuffer<u32>, &GpuBuffer<f32>),
+    ) -> Result<()> {
+        let op = "quantize_fused";
+        super::check_built_for(op, self.format, l)?;
+        super::check_built_for(op, self.format, lt)?;
+        let (bgl, pipe) = match (&self.whole_both, Self::fits_whole(gpu, l)) {
+            (Some(w), true) => w,
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "quantize_fused: one launch quantizes both orientations of NVFP4 tensors of at most {} values, \
+                     not {} scales of {} over {}x{}",
+                    Self::whole_max_values(gpu),
+                    l.granularity,
+                    l.format,
+                    l.rows,
+                    l.cols
+                )))
+            }
+        };
+        if (lt.rows, lt.cols) != (l.cols, l.rows) || !matches!(lt.granularity, Granularity::PerBlock(_)) {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "the transpose's layout is {} scales over {}x{}, not blocks over {}x{}",
+                    lt.granularity, lt.rows, lt.cols, l.cols, l.rows
+                ),
+            });
+        }
+        check_len(op, "x", x.len(), (l.rows * l.cols) as usize)?;
+        check_len(op, "tensor_amax", tensor_amax.len(), 1)?;
+        check_len(op, "codes", codes.len(), l.words())?;
+        check_len(op, "scales", scales.len(), l.n_groups as usize)?;
+        check_len(op, "codes_t", codes_t.len(), lt.words())?;
+        check_len(op, "scales_t", scales_t.len(), lt.n_groups as usize)?;
+        let params = uniform(gpu, "quantize_fused params", &QuantParams::row_tiles(l, Rounding::Nearest));
+        let params_t =
+            uniform(gpu, "quantize_fused params of the transpose", &QuantParams::row_tiles(lt, Rounding::Nearest));
+        let step = enc.step_state(gpu).clone();
+        let buffers = [
+            &params,
+            x.buffer(),
+            codes.buffer(),
+            scales.buffer(),
+            &step,
+            tensor_amax.buffer(),
+            self.no_mask.buffer(),
+            codes_t.buffer(),
+            scales_t.buffer(),
+            &params_t,
+        ];
+        dispatch(gpu, enc, op, pipe, bgl, &buffers, 1)
     }
 
     /// Records `(codes, scales) ← quantize(x)`.

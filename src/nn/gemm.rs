@@ -60,6 +60,9 @@ pub(crate) struct GemmSaved {
     /// W's tensor maximum, reduced for the forward's NVFP4 quantizer and read again by the
     /// backward's (W does not change in between).
     w_amax: Option<GpuBuffer<u32>>,
+    /// Wᵀ as the input gradient takes it, quantized in the forward's launch for W where one
+    /// launch does both (NVFP4, [`Quantizer::quantize_reducing_amax_both`]).
+    wt: Option<QuantizedTensor>,
 }
 
 fn site<'a>(node: &'a NodeCx) -> Result<&'a GemmSite<'a>> {
@@ -129,6 +132,7 @@ pub(crate) fn forward<R: Record>(
     }
     let mut coded = None;
     let mut w_amax = None;
+    let mut w_t = None;
     let wg = s.scheme.product(Product::WeightGrad, train);
     // In training, a convolution's packed Xᵀ (the weight gradient's operand) is formed from its
     // input where the adapter takes that ([`Quantizer::unfolds_transposed`]; the same bits).
@@ -169,10 +173,25 @@ pub(crate) fn forward<R: Record>(
             };
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
             let qs = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };
+            // In training, NVFP4's Wᵀ for the input gradient (same format, to nearest) is
+            // quantized with W, in W's launch where W fits one workgroup (unless unfused).
+            let wt_scheme = match s.scheme.product(Product::InputGrad, true).b {
+                Operand::Packed { format, granularity, .. } if train && !cx.unfused && format == fb => {
+                    Some(QuantScheme { format, granularity, rounding: Rounding::Nearest })
+                }
+                _ => None,
+            };
             let qw = if fb.needs_tensor_amax() {
                 // NVFP4: W's maximum once, for this quantizer and the backward's of Wᵀ (reduced in
                 // the quantizer's own launch where W fits one workgroup).
-                let (q, a) = kk.qz.quantize_reducing_amax(gpu, cx.rec, &wt, qs)?;
+                let (q, a) = match wt_scheme {
+                    Some(st) => {
+                        let (q, t, a) = kk.qz.quantize_reducing_amax_both(gpu, cx.rec, &wt, qs, st)?;
+                        w_t = Some(t);
+                        (q, a)
+                    }
+                    None => kk.qz.quantize_reducing_amax(gpu, cx.rec, &wt, qs)?,
+                };
                 w_amax = Some(a);
                 q
             } else {
@@ -231,7 +250,7 @@ pub(crate) fn forward<R: Record>(
     };
     let mask = if relu { y.bytes() } else { 0 };
     cx.save(kept + mask, f32_bytes + mask);
-    Ok((y.clone(), Some(GemmSaved { rows, k, n, x: saved, y: relu.then_some(y), w_amax })))
+    Ok((y.clone(), Some(GemmSaved { rows, k, n, x: saved, y: relu.then_some(y), w_amax, wt: w_t })))
 }
 
 /// Records the backward of a GEMM layer from `dy` `[rows, n]`: the weight and bias gradients
@@ -247,7 +266,7 @@ pub(crate) fn backward<R: Record>(
     fold: Option<&ConvGeom>,
 ) -> Result<Option<GpuBuffer<f32>>> {
     let s = site(node)?;
-    let GemmSaved { rows, k, n, x, y, w_amax } = saved;
+    let GemmSaved { rows, k, n, x, y, w_amax, wt: saved_wt } = saved;
     let (gpu, kk) = (cx.gpu, cx.kernels);
     let w = &node.params[0].value;
     let (dw, db) = (node.params[0].grad("gemm")?, node.params[1].grad("gemm")?);
@@ -419,8 +438,11 @@ pub(crate) fn backward<R: Record>(
             };
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
             let qs = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };
-            let qwt = match &w_amax {
-                Some(a) if fb.needs_tensor_amax() => kk.qz.quantize_transposed_with_amax(gpu, cx.rec, &wt, qs, a)?,
+            let qwt = match (saved_wt, &w_amax) {
+                (Some(q), _) => q,
+                (None, Some(a)) if fb.needs_tensor_amax() => {
+                    kk.qz.quantize_transposed_with_amax(gpu, cx.rec, &wt, qs, a)?
+                }
                 _ => kk.qz.quantize_transposed(gpu, cx.rec, &wt, qs)?,
             };
             match fused_fold {
