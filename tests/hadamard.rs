@@ -364,6 +364,8 @@ fn the_rotation_and_its_transposing_quantizer_in_one_launch_match_the_chain() {
     use lowbit::scheme::{Granularity, QuantLayout, Rounding};
     let g = gpu();
     let h = Hadamard::new(g).unwrap();
+    // The maxima-only pass on the workgroup tree too (a GPU's path; lavapipe takes the per-thread one).
+    let tree = Hadamard::with_reduce_path(g, lowbit::kernels::quantize_fused::ReducePath::Tree).unwrap();
     let colsum = lowbit::kernels::col_sum::ColSum::new(g).unwrap();
     let mut cases = 0;
     for format in [Format::Mxfp8, Format::Mxfp4, Format::Nvfp4] {
@@ -395,9 +397,15 @@ fn the_rotation_and_its_transposing_quantizer_in_one_launch_match_the_chain() {
                     GpuBuffer::from_slice(g, "want in", &[0u32]).unwrap(),
                 );
                 let rotated = GpuBuffer::<f32>::zeros(g, "rotated", x.len()).unwrap();
+                let (tree_amax, tree_in) = (
+                    GpuBuffer::from_slice(g, "tree amax", &[0x7f00_0000u32]).unwrap(),
+                    GpuBuffer::from_slice(g, "tree in", &[0x7f00_0000u32]).unwrap(),
+                );
                 common::submit_with(|e| {
                     let s = (rows, cols);
                     h.encode_maxima(g, e, &xb, s, 16, Axis::Rows, RANDOM_SIGNS, mask, &amax, Some(&in_amax)).unwrap();
+                    let (a, i) = (&tree_amax, Some(&tree_in));
+                    tree.encode_maxima(g, e, &xb, s, 16, Axis::Rows, RANDOM_SIGNS, mask, a, i).unwrap();
                     let both = RotateExtras { mask, amax: Some(&want_amax), input_amax: Some(&want_in) };
                     h.encode_with(g, e, &xb, &rotated, s, 16, Axis::Rows, RANDOM_SIGNS, both).unwrap();
                 });
@@ -408,6 +416,9 @@ fn the_rotation_and_its_transposing_quantizer_in_one_launch_match_the_chain() {
                     &in_amax.read(g).unwrap(),
                     &want_in.read(g).unwrap(),
                 );
+                let (ta, ti) = (tree_amax.read(g).unwrap(), tree_in.read(g).unwrap());
+                common::assert_u32_eq(&format!("{what}: tree's maximum"), &ta, &want_amax.read(g).unwrap());
+                common::assert_u32_eq(&format!("{what}: tree's input's"), &ti, &want_in.read(g).unwrap());
                 let t = format.needs_tensor_amax().then_some(&amax);
                 let roundings = [
                     (Rounding::Nearest, 1),
