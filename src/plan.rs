@@ -110,11 +110,11 @@ pub struct PlanOptions {
     /// Record the chains of separate kernels where the adapter would run one kernel that fuses
     /// them (today: a convolution's input-gradient product and col2im, see
     /// [`crate::kernels::gemm_int_col2im`], [`crate::kernels::gemm_f32_col2im`] and
-    /// [`crate::kernels::gemm_fp8_col2im`]; and the block-scaled presets' rotated weight-gradient
-    /// operands, [`crate::kernels::hadamard_quantize_transpose`], with their bias gradient; and
-    /// an NVFP4 weight's W and Wᵀ, [`crate::quant::Quantizer::quantize_reducing_amax_both`]), so
-    /// a test can compare the two: they give the same bits, the fused step with fewer launches and less
-    /// scratch.
+    /// [`crate::kernels::gemm_fp8_col2im`]; the block-scaled presets' rotated weight-gradient
+    /// operands with their bias gradient, [`crate::kernels::hadamard_quantize_transpose`]; an
+    /// NVFP4 weight's W and Wᵀ, [`crate::quant::Quantizer::quantize_reducing_amax_both`]), so a
+    /// test can compare the two: they give the same bits, the fused step with fewer launches and
+    /// less scratch.
     pub unfused: bool,
 }
 

@@ -15,6 +15,8 @@
 //! [`Hadamard::encode_with`] it can also read x as 0 wherever a mask (ReLU's output Y) is not
 //! above 0 (a ReLU layer's gradient rotated without a `relu_backward` launch; same bits) and
 //! write the input's maximum (the unrotated operand's tensor scale, for another product).
+//! [`Hadamard::encode_maxima`] writes the maxima alone, not the rotated tensor (for a quantizer
+//! that rotates again itself, `hadamard_quantize_transpose`).
 //! Bindings: 0 params, 1 x (read), 2 out (read-write), 3 mask (read; x when unmasked), 4 amax and
 //! 5 amax_in (read-write u32 `[1]`, the `_amax` entries only; amax again when not asked).
 //! Reference: [`crate::reference::hadamard`] (the maxima: [`crate::reference::absmax`] of the

@@ -1,23 +1,25 @@
 //! `hadamard_quantize_transpose`: a block-scaled weight-gradient operand, rotated and quantized
 //! in one launch.
 //!
-//! Math: with x `[cols, rows]` (dY or X, the batch down its rows), `R = x·D·H₁₆` in blocks of 16
-//! down x's columns ([`crate::kernels::hadamard`] along [`Axis::Rows`](crate::reference::hadamard::Axis::Rows) with block 16, `D` the ±1
-//! diagonal of the sign key), and `L = Rᵀ` quantized per block (`block_div` a multiple of 16: the
-//! MX formats' 32, NVFP4's 16) along its rows: the same codes and scales, bit for bit, as
-//! `hadamard` → `quantize_transpose_fused`, without writing R and reading it back (reference:
-//! [`crate::reference::hadamard_quantize_transpose`]). NVFP4's block scales read the tensor's
-//! maximum of R, which [`Hadamard::encode_maxima`](super::hadamard::Hadamard::encode_maxima)
+//! Math: x is `[batch, c]` (dY or X, the batch down its rows). `R = x·D·H₁₆` in blocks of 16
+//! down x's columns (what [`crate::kernels::hadamard`] computes along
+//! [`Axis::Rows`](crate::reference::hadamard::Axis::Rows) with block 16, `D` the ±1 diagonal of
+//! the sign key), and `L = Rᵀ` (`[c, batch]`) is quantized per block along its rows
+//! (`block_div` a multiple of 16: the MX formats' 32, NVFP4's 16): the same codes and scales, bit
+//! for bit, as `hadamard` then `quantize_transpose_fused`, without writing R and reading it back
+//! (reference: [`crate::reference::hadamard_quantize_transpose`]). NVFP4's block scales read the
+//! tensor maximum of R, which [`Hadamard::encode_maxima`](super::hadamard::Hadamard::encode_maxima)
 //! writes without writing R. Optionally x reads as 0 wherever a mask is not above 0 (ReLU's
-//! backward), and each row's sum of the unrotated L is written in `col_sum`'s order (a layer's
-//! bias gradient; per chunk of `col_sum`'s first level, which its `finish` adds). Layout: one
-//! thread per quantization block of four adjacent rows of L (x's columns in fours, read as
-//! vec4s), the 16-point butterflies in registers; with sums, a thread per four rows of L and
-//! chunk more. No workgroup memory or barriers, on any adapter: the threads cover
-//! the whole tensor (`[rows/4 · blocks]`), not only L's rows as the transposing quantizer's do.
-//! Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales (read-write
-//! f32), 4 step state, 5 sums (read-write f32), 6 tensor maximum (read u32, NVFP4), 7 mask (read
-//! f32), 8 the rotation's uniform.
+//! backward), and the row sums of the unrotated L are written as `col_sum`'s first level leaves
+//! them (per chunk of the batch; its second level,
+//! [`ColSum::encode_finish`](super::col_sum::ColSum::encode_finish), adds them: a layer's bias
+//! gradient). Layout: one thread per quantization block of four adjacent rows of L (x's columns
+//! in fours, read as vec4s), the 16-point butterflies in registers; with sums, one more thread
+//! per four rows of L and chunk. No workgroup memory or barriers, on any adapter: the threads
+//! cover the whole tensor, not only L's rows as the transposing quantizer's do (measured on
+//! lavapipe only). Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales
+//! (read-write f32), 4 step state, 5 sums (read-write f32), 6 tensor maximum (read u32, NVFP4),
+//! 7 mask (read f32), 8 the rotation's uniform.
 
 use super::{check_built_for, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;

@@ -154,17 +154,17 @@ impl Kernels {
 
     /// `x` `[rows, cols]` rotated as by [`Kernels::rotated`], then its transpose quantized under
     /// `q`. With `one_pass` (the block-scaled formats' rotations of 16), one launch rotates and
-    /// quantizes without writing the rotated tensor,
-    /// and with `sums` also the row sums of the unrotated, masked xᵀ per chunk of the batch, which
-    /// `col_sum`'s second level then adds (`col_sum`'s bits: a layer's bias gradient); a format with a tensor-wide scale (NVFP4) takes one launch before
-    /// it for the rotated tensor's maximum. Elsewhere the rotation is written, and with a
-    /// tensor-wide scale it also writes the rotated tensor's maximum, so the quantizer needs no
-    /// reduction launch of its own. Same bits either way. With `input_max` and a rotation, it also
-    /// returns `x`'s own maximum (as read, masked), reduced in the rotation's launch, for a product
-    /// that quantizes `x` unrotated with a tensor-wide scale. `one_pass` asks for the one launch
-    /// (training asks where [`Kernels::rotates_in_one_pass`] says so, unless
-    /// [`crate::plan::PlanOptions::unfused`]; an error where the kernel does not take the
-    /// operand), and `sums` come only with it.
+    /// quantizes without writing the rotated tensor, and with `sums` also writes the row sums of
+    /// the unrotated, masked xᵀ per chunk of the batch, which `col_sum`'s second level then adds
+    /// (`col_sum`'s bits: a layer's bias gradient); a format with a tensor-wide scale (NVFP4)
+    /// takes one launch before it for the rotated tensor's maximum. Without, the rotation is
+    /// written, and with a tensor-wide scale it also writes the rotated tensor's maximum, so the
+    /// quantizer needs no reduction launch of its own. Same bits either way. With `input_max` and
+    /// a rotation, it also returns `x`'s own maximum (as read, masked), reduced in the rotation's
+    /// (or the maxima's) launch, for a product that quantizes `x` unrotated with a tensor-wide
+    /// scale. Training asks for `one_pass` where [`Kernels::rotates_in_one_pass`] says so, unless
+    /// [`crate::plan::PlanOptions::unfused`]; asked elsewhere, it is an error, and so are `sums`
+    /// without it.
     #[allow(clippy::too_many_arguments)]
     pub fn rotated_transposed(
         &self,
@@ -181,7 +181,6 @@ impl Kernels {
         sums: Option<&GpuBuffer<f32>>,
         one_pass: bool,
     ) -> Result<(QuantizedTensor, Option<GpuBuffer<u32>>)> {
-        let t = GpuTensor::from_buffer(x.clone(), &[rows, cols])?;
         if one_pass {
             let lt = QuantLayout::new(cols, rows, q.format, q.granularity)?;
             let Some((block, signs)) = rot.filter(|&(b, _)| Quantizer::rotates_transposed(&lt, b)) else {
@@ -215,6 +214,7 @@ impl Kernels {
             };
             let extras =
                 RotatedExtras { mask, tensor_amax: amax.as_ref().filter(|_| needs), sums: partial.as_ref().or(sums) };
+            let t = GpuTensor::from_buffer(x.clone(), &[rows, cols])?;
             let qt = self.qz.quantize_rotated_transposed(gpu, rec, &t, q, signs, 1, extras)?;
             if let (Some(p), Some(s)) = (&partial, sums) {
                 self.colsum.encode_finish(gpu, rec, p, rows, cols, s)?;
