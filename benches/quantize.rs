@@ -4,6 +4,10 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use lowbit::format::Format;
+use lowbit::kernels::col_sum::ColSum;
+use lowbit::kernels::hadamard::{Axis, Hadamard, RotateExtras, RANDOM_SIGNS};
+use lowbit::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras};
+use lowbit::kernels::quantize_transpose_fused::QuantizeTransposeFused;
 use lowbit::kernels::{copy::Copy, quantize_fused::QuantizeFused};
 use lowbit::scheme::{Granularity, QuantLayout, Rounding};
 use lowbit::{Gpu, GpuBuffer};
@@ -30,7 +34,12 @@ fn quantizers(c: &mut Criterion) {
     g.bench_function("copy_f32 (baseline)", |b| b.iter(|| run(&gpu, |e| copy.encode(&gpu, e, &xb, &dst).unwrap())));
     for f in Format::ALL {
         let k = QuantizeFused::new(&gpu, f).unwrap();
-        for gran in [Granularity::PerRow, Granularity::PerBlock(32)] {
+        // The block-scaled formats carry their own blocks (any other grouping is refused).
+        let grans = match f.block() {
+            Some(_) => vec![Granularity::native(f)],
+            None => vec![Granularity::PerRow, Granularity::PerBlock(32)],
+        };
+        for gran in grans {
             let l = QuantLayout::new(rows, cols, f, gran).unwrap();
             let codes = GpuBuffer::<u32>::zeros(&gpu, "codes", l.words()).unwrap();
             let scales = GpuBuffer::<f32>::zeros(&gpu, "scales", l.n_groups as usize).unwrap();
@@ -44,5 +53,68 @@ fn quantizers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, quantizers);
+/// A block-scaled weight-gradient operand (dY `[batch, c]` masked by ReLU's Y, stochastic
+/// rounding, with the bias gradient): `hadamard_quantize_transpose` (after NVFP4's maxima pass,
+/// with `col_sum`'s second level) against the same run's chain, `hadamard`, the transposing
+/// quantizer and `col_sum`, which training ran before (and runs for NVFP4 on CPU adapters).
+fn rotated_operand(c: &mut Criterion) {
+    let gpu = Gpu::new().expect("benchmarks need a GPU adapter");
+    let (h, cs) = (Hadamard::new(&gpu).unwrap(), ColSum::new(&gpu).unwrap());
+    let mut g = c.benchmark_group("rotated_operand");
+    g.sample_size(10);
+    for f in [Format::Mxfp8, Format::Nvfp4] {
+        let (k, qtf) =
+            (HadamardQuantizeTranspose::new(&gpu, f).unwrap(), QuantizeTransposeFused::new(&gpu, f).unwrap());
+        // resnet20's first stage at batch 16, and its third.
+        for (rows, cols) in [(16384usize, 16usize), (1024, 64)] {
+            let n = rows * cols;
+            let x: Vec<f32> = (0..n as u32).map(|i| lowbit::rng::uniform(5, i) - 0.5).collect();
+            let y: Vec<f32> = (0..n as u32).map(|i| lowbit::rng::uniform(6, i) - 0.5).collect();
+            let (xb, yb) =
+                (GpuBuffer::from_slice(&gpu, "dy", &x).unwrap(), GpuBuffer::from_slice(&gpu, "y", &y).unwrap());
+            let l = QuantLayout::new(cols, rows, f, Granularity::native(f)).unwrap();
+            let codes = GpuBuffer::<u32>::zeros(&gpu, "codes", l.words()).unwrap();
+            let scales = GpuBuffer::<f32>::zeros(&gpu, "scales", l.n_groups as usize).unwrap();
+            let sums = GpuBuffer::<f32>::zeros(&gpu, "sums", cols).unwrap();
+            let chunks = HadamardQuantizeTranspose::sum_chunks(rows);
+            let partial = GpuBuffer::<f32>::zeros(&gpu, "partial", chunks * cols).unwrap();
+            let rotated = GpuBuffer::<f32>::zeros(&gpu, "rotated", n).unwrap();
+            let amax = GpuBuffer::<u32>::zeros(&gpu, "amax", 1).unwrap();
+            let r = Rounding::Stochastic { seed: 1, stream: 0 };
+            let nv = f.needs_tensor_amax();
+            g.throughput(Throughput::Bytes((4 * n) as u64));
+            g.bench_function(format!("chain_{f}_{rows}x{cols} (baseline)"), |b| {
+                b.iter(|| {
+                    run(&gpu, |e| {
+                        let ex = RotateExtras { mask: Some(&yb), amax: nv.then_some(&amax), input_amax: None };
+                        h.encode_with(&gpu, e, &xb, &rotated, (rows, cols), 16, Axis::Rows, RANDOM_SIGNS, ex).unwrap();
+                        match nv {
+                            true => qtf.encode_with_tensor_amax(&gpu, e, &rotated, &l, r, &amax, &codes, &scales),
+                            false => qtf.encode(&gpu, e, &rotated, &l, r, &codes, &scales),
+                        }
+                        .unwrap();
+                        cs.encode_masked(&gpu, e, &xb, &yb, rows, cols, &sums).unwrap();
+                    })
+                })
+            });
+            g.bench_function(format!("one_launch_{f}_{rows}x{cols}"), |b| {
+                b.iter(|| {
+                    run(&gpu, |e| {
+                        if nv {
+                            let (s, m) = ((rows, cols), Some(&yb));
+                            h.encode_maxima(&gpu, e, &xb, s, 16, Axis::Rows, RANDOM_SIGNS, m, &amax, None).unwrap();
+                        }
+                        let ex =
+                            RotatedExtras { mask: Some(&yb), tensor_amax: nv.then_some(&amax), sums: Some(&partial) };
+                        k.encode(&gpu, e, &xb, &l, RANDOM_SIGNS, r, 1, ex, &codes, &scales).unwrap();
+                        cs.encode_finish(&gpu, e, &partial, rows, cols, &sums).unwrap();
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, quantizers, rotated_operand);
 criterion_main!(benches);
