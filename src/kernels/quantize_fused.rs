@@ -185,24 +185,28 @@ impl QuantizeFused {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
+        let whole = self.whole_entry(gpu, l, self.whole.as_ref(), "reduces the maximum of")?;
+        check_len("quantize_fused", "tensor_amax", tensor_amax.len(), 1)?;
+        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales };
+        self.launch(gpu, enc, whole, 1, l, rounding, &io, (&self.bgl, &[]))
+    }
+
+    /// A one-workgroup entry (`main_whole`, `main_whole_both`) for `l`: the entry where this
+    /// kernel's format is `l`'s and `l` fits one workgroup ([`QuantizeFused::fits_whole`]); a
+    /// clear error naming what the entry `does` elsewhere.
+    fn whole_entry<'a, T>(&self, gpu: &Gpu, l: &QuantLayout, entry: Option<&'a T>, does: &str) -> Result<&'a T> {
         super::check_built_for("quantize_fused", self.format, l)?;
-        let whole = match (&self.whole, Self::fits_whole(gpu, l)) {
-            (Some(w), true) => w,
-            _ => {
-                return Err(Error::InvalidArgument(format!(
-                "quantize_fused: one launch reduces the maximum of NVFP4 blocks of at most {} values, not {} scales \
-                     of {} over {}x{}",
+        match (entry, Self::fits_whole(gpu, l)) {
+            (Some(e), true) => Ok(e),
+            _ => Err(Error::InvalidArgument(format!(
+                "quantize_fused: one launch {does} NVFP4 blocks of at most {} values, not {} scales of {} over {}x{}",
                 Self::whole_max_values(gpu),
                 l.granularity,
                 l.format,
                 l.rows,
                 l.cols
-            )))
-            }
-        };
-        check_len("quantize_fused", "tensor_amax", tensor_amax.len(), 1)?;
-        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales };
-        self.launch(gpu, enc, whole, 1, l, rounding, &io)
+            ))),
+        }
     }
 
     /// [`QuantizeFused::encode_reducing_tensor_amax`] that also quantizes L = xᵀ (`lt`: its
@@ -223,22 +227,8 @@ impl QuantizeFused {
         (codes_t, scales_t): (&GpuBuffer<u32>, &GpuBuffer<f32>),
     ) -> Result<()> {
         let op = "quantize_fused";
-        super::check_built_for(op, self.format, l)?;
+        let (bgl, pipe) = self.whole_entry(gpu, l, self.whole_both.as_ref(), "quantizes both orientations of")?;
         super::check_built_for(op, self.format, lt)?;
-        let (bgl, pipe) = match (&self.whole_both, Self::fits_whole(gpu, l)) {
-            (Some(w), true) => w,
-            _ => {
-                return Err(Error::InvalidArgument(format!(
-                    "quantize_fused: one launch quantizes both orientations of NVFP4 tensors of at most {} values, \
-                     not {} scales of {} over {}x{}",
-                    Self::whole_max_values(gpu),
-                    l.granularity,
-                    l.format,
-                    l.rows,
-                    l.cols
-                )))
-            }
-        };
         if (lt.rows, lt.cols) != (l.cols, l.rows) || !matches!(lt.granularity, Granularity::PerBlock(_)) {
             return Err(Error::Shape {
                 op,
@@ -248,29 +238,14 @@ impl QuantizeFused {
                 ),
             });
         }
-        check_len(op, "x", x.len(), (l.rows * l.cols) as usize)?;
         check_len(op, "tensor_amax", tensor_amax.len(), 1)?;
-        check_len(op, "codes", codes.len(), l.words())?;
-        check_len(op, "scales", scales.len(), l.n_groups as usize)?;
         check_len(op, "codes_t", codes_t.len(), lt.words())?;
         check_len(op, "scales_t", scales_t.len(), lt.n_groups as usize)?;
-        let params = uniform(gpu, "quantize_fused params", &QuantParams::row_tiles(l, Rounding::Nearest));
         let params_t =
             uniform(gpu, "quantize_fused params of the transpose", &QuantParams::row_tiles(lt, Rounding::Nearest));
-        let step = enc.step_state(gpu).clone();
-        let buffers = [
-            &params,
-            x.buffer(),
-            codes.buffer(),
-            scales.buffer(),
-            &step,
-            tensor_amax.buffer(),
-            self.no_mask.buffer(),
-            codes_t.buffer(),
-            scales_t.buffer(),
-            &params_t,
-        ];
-        dispatch(gpu, enc, op, pipe, bgl, &buffers, 1)
+        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales };
+        let extra = [codes_t.buffer(), scales_t.buffer(), &params_t];
+        self.launch(gpu, enc, pipe, 1, l, Rounding::Nearest, &io, (bgl, &extra))
     }
 
     /// Records `(codes, scales) ← quantize(x)`.
@@ -404,10 +379,11 @@ impl QuantizeFused {
             _ => (&self.block, QuantParams::row_tiles(l, rounding).total_tiles),
         };
         let io = Io { x, tensor_amax, mask, samples, codes, scales };
-        self.launch(gpu, enc, pipe, workgroups, l, rounding, &io)
+        self.launch(gpu, enc, pipe, workgroups, l, rounding, &io, (&self.bgl, &[]))
     }
 
-    /// Checks the buffers' lengths against `l` and dispatches `pipe` over them.
+    /// Checks the buffers' lengths against `l` and dispatches `pipe` over them, in `layout`
+    /// with `extra` bound after the seven every entry takes (`main_whole_both`'s xᵀ outputs).
     #[allow(clippy::too_many_arguments)]
     fn launch(
         &self,
@@ -418,6 +394,7 @@ impl QuantizeFused {
         l: &QuantLayout,
         rounding: Rounding,
         io: &Io,
+        (layout, extra): (&wgpu::BindGroupLayout, &[&wgpu::Buffer]),
     ) -> Result<()> {
         let samples = io.samples as usize;
         check_len("quantize_fused", "x", io.x.len(), (l.rows * l.cols) as usize)?;
@@ -432,16 +409,10 @@ impl QuantizeFused {
         let params = uniform(gpu, "quantize_fused params", &p);
         let step = enc.step_state(gpu).clone();
         let mask = io.mask.unwrap_or(&self.no_mask);
-        let buffers = [
-            &params,
-            io.x.buffer(),
-            io.codes.buffer(),
-            io.scales.buffer(),
-            &step,
-            io.tensor_amax.buffer(),
-            mask.buffer(),
-        ];
-        dispatch(gpu, enc, "quantize_fused", pipe, &self.bgl, &buffers, workgroups)
+        let (x, codes, scales, amax) = (io.x.buffer(), io.codes.buffer(), io.scales.buffer(), io.tensor_amax.buffer());
+        let mut buffers = vec![&params, x, codes, scales, &step, amax, mask.buffer()];
+        buffers.extend(extra);
+        dispatch(gpu, enc, "quantize_fused", pipe, layout, &buffers, workgroups)
     }
 }
 
