@@ -46,14 +46,6 @@ struct RotateParams {
 @group(0) @binding(7) var<storage, read> mask4: array<vec4<f32>>;
 @group(0) @binding(8) var<uniform> rp: RotateParams;
 
-// A block's (scale, 1/scale) from its maximum, as the scale kernel computes it.
-fn group_scale_of(amax: f32) -> vec2<f32> {
-    if (FORMAT == 10u) {
-        return fmt_group_scale(amax, bitcast<f32>(tensor_amax[0]));
-    }
-    return fmt_scale_for_amax(amax);
-}
-
 // Row `row` of x (a column of L), x's columns 4·c4 .. 4·c4 + 3 (q = x's columns / 4), masked,
 // negated where element i of a rotation is (D).
 fn load_signed4(row: u32, q: u32, c4: u32, i: u32) -> vec4<f32> {

@@ -49,14 +49,6 @@
 var<workgroup> red: array<u32, 256>;
 var<workgroup> seg_inv: array<f32, 256>;
 
-// A group's (scale, 1/scale) from its maximum, as the scale kernel computes it.
-fn group_scale_of(amax: f32) -> vec2<f32> {
-    if (FORMAT == 10u) {
-        return fmt_group_scale(amax, bitcast<f32>(tensor_amax[0]));
-    }
-    return fmt_scale_for_amax(amax);
-}
-
 fn word_amax(row: u32, word: u32) -> u32 {
     let per_word = fmt_per_word();
     var m = 0u;

@@ -52,15 +52,6 @@
 // mask again, as vec4s (the _v4 entries only).
 @group(0) @binding(7) var<storage, read> mask4: array<vec4<f32>>;
 
-// A group's (scale, 1/scale) from its maximum, as the scale kernel computes it; NVFP4's depends on
-// the tensor's maximum, tensor_amax[0] (absmax over x, launched before this kernel).
-fn group_scale_of(amax: f32) -> vec2<f32> {
-    if (FORMAT == 10u) {
-        return fmt_group_scale(amax, bitcast<f32>(tensor_amax[0]));
-    }
-    return fmt_scale_for_amax(amax);
-}
-
 const ROWS: u32 = 32u;
 const LANES: u32 = 8u;
 

@@ -26,6 +26,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
     ("row_sums", include_str!("../shaders/common/row_sums.wgsl")),
     ("hadamard16", include_str!("../shaders/common/hadamard16.wgsl")),
+    ("group_scale", include_str!("../shaders/common/group_scale.wgsl")),
     ("slots", include_str!("../shaders/common/slots.wgsl")),
     ("optim", include_str!("../shaders/common/optim.wgsl")),
     ("int_codes", include_str!("../shaders/common/int_codes.wgsl")),
@@ -37,9 +38,22 @@ pub const COMMON: &[(&str, &str)] = &[
 const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout"];
 /// The quantizers that pack x in its own orientation share their packing.
 const QUANT_PACK_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack"];
-/// The one-pass quantizers also share their masked loads and SMP-stacked stores.
-const QUANT_FUSED_INCLUDES: &[&str] =
-    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "one_pass", "samples", "pack_rows"];
+/// The one-pass quantizers also share their masked loads, SMP-stacked stores and group scales.
+const QUANT_FUSED_INCLUDES: &[&str] = &[
+    "rng",
+    "step",
+    "quant",
+    "fp8",
+    "fp4",
+    "log4",
+    "format",
+    "layout",
+    "pack",
+    "one_pass",
+    "samples",
+    "pack_rows",
+    "group_scale",
+];
 /// The fused unfold and quantizer: the one-pass quantizer's units and the convolution's unfold.
 const QUANT_UNFOLD_INCLUDES: &[&str] = &[
     "rng",
@@ -58,8 +72,21 @@ const QUANT_UNFOLD_INCLUDES: &[&str] = &[
     "conv",
     "unfold",
 ];
-const QUANT_T_FUSED_INCLUDES: &[&str] =
-    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t", "one_pass", "samples", "row_sums"];
+const QUANT_T_FUSED_INCLUDES: &[&str] = &[
+    "rng",
+    "step",
+    "quant",
+    "fp8",
+    "fp4",
+    "log4",
+    "format",
+    "layout",
+    "pack_t",
+    "one_pass",
+    "samples",
+    "row_sums",
+    "group_scale",
+];
 /// The rotating transposing quantizer: the one-pass quantizers' masked loads and SMP stores, and the
 /// row sums it shares with quantize_transpose_fused.
 const QUANT_ROTATE_T_INCLUDES: &[&str] = &[
@@ -75,6 +102,7 @@ const QUANT_ROTATE_T_INCLUDES: &[&str] = &[
     "samples",
     "row_sums",
     "hadamard16",
+    "group_scale",
 ];
 /// The transposing quantizer of an unfolded input: the SMP stores, the stream packer it shares with
 /// the fused unfold, and the convolution's geometry.
