@@ -116,5 +116,42 @@ fn rotated_operand(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, quantizers, rotated_operand);
+/// A weight W `[n, k]` for the forward and its Wᵀ for the input gradient (round to nearest):
+/// `quantize_fused`'s `main_both` in one launch against the same run's two quantizers,
+/// `quantize_fused` and `quantize_transpose_fused`, which training ran before.
+fn weight_both(c: &mut Criterion) {
+    let gpu = Gpu::new().expect("benchmarks need a GPU adapter");
+    let mut g = c.benchmark_group("weight_both");
+    g.sample_size(10);
+    for f in [Format::Int8, Format::Mxfp8] {
+        let (k, qtf) = (QuantizeFused::new(&gpu, f).unwrap(), QuantizeTransposeFused::new(&gpu, f).unwrap());
+        // resnet20's first stage's 3x3 convolution, its third's, and a GPT block's 64x256.
+        for (n, kk) in [(16usize, 144usize), (64, 576), (256, 64)] {
+            let x: Vec<f32> = (0..(n * kk) as u32).map(|i| lowbit::rng::uniform(7, i) - 0.5).collect();
+            let xb = GpuBuffer::from_slice(&gpu, "w", &x).unwrap();
+            let gran = Granularity::native(f);
+            let (l, lt) = (QuantLayout::new(n, kk, f, gran).unwrap(), QuantLayout::new(kk, n, f, gran).unwrap());
+            let out = |l: &QuantLayout| {
+                let codes = GpuBuffer::<u32>::zeros(&gpu, "codes", l.words()).unwrap();
+                (codes, GpuBuffer::<f32>::zeros(&gpu, "scales", l.n_groups as usize).unwrap())
+            };
+            let (o, ot) = (out(&l), out(&lt));
+            g.throughput(Throughput::Bytes((4 * n * kk) as u64));
+            g.bench_function(format!("apart_{f}_{n}x{kk} (baseline)"), |b| {
+                b.iter(|| {
+                    run(&gpu, |e| {
+                        k.encode(&gpu, e, &xb, &l, Rounding::Nearest, &o.0, &o.1).unwrap();
+                        qtf.encode(&gpu, e, &xb, &lt, Rounding::Nearest, &ot.0, &ot.1).unwrap();
+                    })
+                })
+            });
+            g.bench_function(format!("one_launch_{f}_{n}x{kk}"), |b| {
+                b.iter(|| run(&gpu, |e| k.encode_both(&gpu, e, &xb, (&l, &lt), (&o.0, &o.1), (&ot.0, &ot.1)).unwrap()))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, quantizers, rotated_operand, weight_both);
 criterion_main!(benches);

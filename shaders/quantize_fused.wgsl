@@ -17,7 +17,8 @@
 // small enough for one workgroup, a weight): the one launch reduces the tensor's maximum itself
 // (absmax's value: the largest amax_bits of x), stores it to tensor_amax[0] for later quantizers
 // of the same tensor, then quantizes a group per thread as main_group does (same bits);
-// `main_whole_both` also quantizes xᵀ's blocks with that maximum (below).
+// `main_whole_both` also quantizes xᵀ's blocks with that maximum (below). Entry `main_both` (the
+// other formats): a weight's groups and its transpose's, a thread per group, in one launch.
 // Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl), the stores of a
 // row's words into every sample (store_words, common/pack_rows.wgsl) with im2col_quantize. With
 // p.samples > 1 every entry writes that many stochastic samples stacked (SMP,
@@ -31,8 +32,8 @@
 // draws), 5 tensor_amax (read-write u32: the tensor's maximum as f32 bits, NVFP4 only; written by
 // main_whole alone), 6 mask (read f32: with
 // p.masked, x[i] counts as 0 unless mask[i] > 0: the quantized ReLU gradient without relu_backward's
-// launch and its output); `main_whole_both` only: 7 codes_t, 8 scales_t (read_write: xᵀ's), 9 pt
-// (QuantParams of xᵀ's layout).
+// launch and its output); `main_whole_both` and `main_both` only: 7 codes_t, 8 scales_t
+// (read_write: xᵀ's), 9 pt (QuantParams of xᵀ's layout).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -259,32 +260,75 @@ fn main_whole(@builtin(local_invocation_index) lid: u32) {
 @group(0) @binding(8) var<storage, read_write> scales_t: array<f32>;
 @group(0) @binding(9) var<uniform> pt: QuantParams;
 
+// Group t of L = xᵀ (row r of L, x's column r; `blocks` groups of `bd` values a row): its maximum,
+// scale (NVFP4's with the tensor's maximum `whole`) and codes, rounded to nearest, stored to
+// codes_t and scales_t: what quantize_transpose_fused writes for that group.
+fn store_t_group(t: u32, blocks: u32, bd: u32, whole: f32) {
+    let per_word = fmt_per_word();
+    let bits = fmt_bits();
+    let r = t / blocks;
+    let c0 = (t % blocks) * bd;
+    let c1 = min(c0 + bd, pt.cols);
+    var m = 0u;
+    for (var c = c0; c < c1; c++) {
+        m = max(m, amax_bits(x[c * p.cols + r]));
+    }
+    var si = fmt_scale_for_amax(bitcast<f32>(m));
+    if (FORMAT == 10u) {
+        si = fmt_group_scale(bitcast<f32>(m), whole);
+    }
+    scales_t[r * pt.row_mul + t % blocks] = si.x;
+    for (var w = c0 / per_word; w < (c1 + per_word - 1u) / per_word; w++) {
+        var packed = 0u;
+        for (var i = 0u; i < per_word; i++) {
+            let c = w * per_word + i;
+            if (c < pt.cols) {
+                packed |= fmt_quantize(x[c * p.cols + r], si.y, false, 0u) << (i * bits);
+            }
+        }
+        codes_t[r * pt.words_per_row + w] = packed;
+    }
+}
+
+// Values per group of a row of L: its blocks', or the whole row's for per-row scales (block_div
+// 0xffffffff).
+fn t_group_values() -> u32 {
+    return min(pt.block_div, pt.cols);
+}
+
 @compute @workgroup_size(256)
 fn main_whole_both(@builtin(local_invocation_index) lid: u32) {
     let whole = bitcast<f32>(whole_blocks(lid));
-    let per_word = fmt_per_word();
-    let bits = fmt_bits();
-    let blocks = (pt.cols + pt.block_div - 1u) / pt.block_div;
-    // Block b of row r of L: x[c·p.cols + r] for c in [b·B, b·B + B).
+    let bd = t_group_values();
+    let blocks = (pt.cols + bd - 1u) / bd;
     for (var t = lid; t < pt.rows * blocks; t += WG) {
-        let r = t / blocks;
-        let c0 = (t % blocks) * pt.block_div;
-        let c1 = min(c0 + pt.block_div, pt.cols);
-        var m = 0u;
-        for (var c = c0; c < c1; c++) {
-            m = max(m, amax_bits(x[c * p.cols + r]));
-        }
-        let si = fmt_group_scale(bitcast<f32>(m), whole);
-        scales_t[r * pt.row_mul + t % blocks] = si.x;
-        for (var w = c0 / per_word; w < (c1 + per_word - 1u) / per_word; w++) {
-            var packed = 0u;
-            for (var i = 0u; i < per_word; i++) {
-                let c = w * per_word + i;
-                if (c < pt.cols) {
-                    packed |= fmt_quantize(x[c * p.cols + r], si.y, false, 0u) << (i * bits);
-                }
-            }
-            codes_t[r * pt.words_per_row + w] = packed;
-        }
+        store_t_group(t, blocks, bd, whole);
+    }
+}
+
+// Entry `main_both` (formats without a tensor-wide scale; per-row or per-block groups in either
+// orientation): a weight W's groups and L = Wᵀ's in one launch, a thread per group, no workgroup
+// memory or barriers. Threads [0, G) quantize x's groups as main_group does (a per-row group is
+// the whole row), threads [G, G + Gt) L's groups as main_whole_both does, to nearest: the bits of
+// quantize_fused and quantize_transpose_fused (one launch instead of two, x read by one).
+@compute @workgroup_size(256)
+fn main_both(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = flat_workgroup(wg, nwg) * WG + lid;
+    var seg = p.seg;
+    if (p.block_div == 0xffffffffu) {
+        seg = p.words_per_row;
+    }
+    let per_row = (p.words_per_row + seg - 1u) / seg;
+    let groups = p.rows * per_row;
+    if (t < groups) {
+        let w0 = (t % per_row) * seg;
+        let g = vec3<u32>(t / per_row, w0, min(w0 + seg, p.words_per_row));
+        store_group(g, fmt_scale_for_amax(bitcast<f32>(span_amax(g))));
+        return;
+    }
+    let bd = t_group_values();
+    let blocks = (pt.cols + bd - 1u) / bd;
+    if (t - groups < pt.rows * blocks) {
+        store_t_group(t - groups, blocks, bd, 0.0);
     }
 }

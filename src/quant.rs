@@ -257,6 +257,16 @@ impl Quantizer {
         gpu.is_cpu() && Im2colQuantize::supports(l)
     }
 
+    /// Whether a weight of layout `l` and its transpose of layout `lt` are quantized in one launch
+    /// ([`Quantizer::quantize_both`], or NVFP4's [`Quantizer::quantize_reducing_amax_both`]),
+    /// rounding to nearest; elsewhere those make the two separately.
+    pub fn quantizes_both_in_one_pass(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> bool {
+        match l.format.needs_tensor_amax() {
+            true => QuantizeFused::fits_whole(gpu, l) && matches!(lt.granularity, Granularity::PerBlock(_)),
+            false => QuantizeFused::fits_both(gpu, l, lt),
+        }
+    }
+
     /// Records `cols ← im2col(x)` (the convolution `g`; where `cols` is given, else cols is not
     /// written) and returns cols' quantization under `scheme`, in one launch ([`Im2colQuantize`]):
     /// the bits of im2col then [`Quantizer::quantize`]. Per-row scales of a format without a
@@ -425,17 +435,7 @@ impl Quantizer {
         scheme: QuantScheme,
         scheme_t: QuantScheme,
     ) -> Result<(QuantizedTensor, QuantizedTensor, GpuBuffer<u32>)> {
-        let op = "quantize_reducing_amax_both";
-        if scheme.format != scheme_t.format
-            || scheme.rounding != Rounding::Nearest
-            || scheme_t.rounding != Rounding::Nearest
-        {
-            return Err(Error::InvalidArgument(format!(
-                "{op}: both orientations in one format rounded to nearest, not {scheme:?} and {scheme_t:?}"
-            )));
-        }
-        let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
-        let lt = QuantLayout::new(x.cols(), x.rows(), scheme_t.format, scheme_t.granularity)?;
+        let (l, lt) = Self::both_layouts("quantize_reducing_amax_both", x, scheme, scheme_t, true)?;
         let blocks = matches!(lt.granularity, Granularity::PerBlock(_));
         if !blocks || !QuantizeFused::fits_whole(gpu, &l) {
             let (q, a) = self.quantize_reducing_amax(gpu, enc, x, scheme)?;
@@ -448,6 +448,57 @@ impl Quantizer {
         let outs = ((&q.codes, &q.scales), (&qt.codes, &qt.scales));
         k.fused.encode_whole_both(gpu, enc, x.buffer(), (&l, &lt), &a, outs.0, outs.1)?;
         Ok((q, qt, a))
+    }
+
+    /// [`Quantizer::quantize`] of `x` under `scheme` and [`Quantizer::quantize_transposed`] of
+    /// `x` under `scheme_t` (the same format, without a tensor-wide scale; rounding to nearest
+    /// both): for a weight that the forward takes as W and the input gradient as Wᵀ. One launch
+    /// where the layouts take it ([`QuantizeFused::fits_both`]: per-row or per-block scales, a
+    /// tensor of a weight's size), else the two quantizers; the same bits either way. An error for
+    /// a format with a tensor-wide scale (see [`Quantizer::quantize_reducing_amax_both`]), two
+    /// formats, or stochastic rounding.
+    pub fn quantize_both(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+        scheme_t: QuantScheme,
+    ) -> Result<(QuantizedTensor, QuantizedTensor)> {
+        let (l, lt) = Self::both_layouts("quantize_both", x, scheme, scheme_t, false)?;
+        if !QuantizeFused::fits_both(gpu, &l, &lt) {
+            let q = self.quantize(gpu, enc, x, scheme)?;
+            return Ok((q, self.quantize_transposed(gpu, enc, x, scheme_t)?));
+        }
+        let k = self.kernels(gpu, scheme.format)?;
+        let (q, qt) = (Self::alloc(gpu, enc, l)?, Self::alloc(gpu, enc, lt)?);
+        k.fused.encode_both(gpu, enc, x.buffer(), (&l, &lt), (&q.codes, &q.scales), (&qt.codes, &qt.scales))?;
+        Ok((q, qt))
+    }
+
+    /// The layouts of `x` and `xᵀ` for the `_both` entry points, which take one format with
+    /// (`tensor_scale`) or without a tensor-wide scale, rounded to nearest both ways; an error
+    /// naming `op` for anything else.
+    fn both_layouts(
+        op: &str,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+        scheme_t: QuantScheme,
+        tensor_scale: bool,
+    ) -> Result<(QuantLayout, QuantLayout)> {
+        if scheme.format != scheme_t.format
+            || scheme.format.needs_tensor_amax() != tensor_scale
+            || scheme.rounding != Rounding::Nearest
+            || scheme_t.rounding != Rounding::Nearest
+        {
+            let with = if tensor_scale { "with" } else { "without" };
+            return Err(Error::InvalidArgument(format!(
+                "{op}: both orientations in one format {with} a tensor-wide scale, rounded to nearest, not \
+                 {scheme:?} and {scheme_t:?}"
+            )));
+        }
+        let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
+        Ok((l, QuantLayout::new(x.cols(), x.rows(), scheme_t.format, scheme_t.granularity)?))
     }
 
     /// What the `_with_amax` entry points accept: a format with a tensor-wide scale, one word.

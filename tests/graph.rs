@@ -290,7 +290,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     // product and col2im in one launch (gemm_int_col2im, gemm_f32_col2im, gemm_fp8_col2im);
     // PlanOptions::unfused records the product into dcols and col2im instead (and the rotated
     // operands of the block-scaled presets as the rotation, the quantizer and col_sum apart, and
-    // an NVFP4 weight's Wᵀ in the backward instead of in W's launch).
+    // a weight's Wᵀ in the backward instead of in W's launch).
     // Gradients and updated parameters are the same bits; the fused step takes one launch fewer
     // per such convolution. SMP's stacked samples take the unfused chain either way.
     let g = gpu();
@@ -318,9 +318,12 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     ];
     for (spec, convs, middle) in &models {
         let (convs, rotated_layers) = (*convs, middle.len());
-        // NVFP4 weights that one workgroup quantizes in both orientations at once.
+        // Weights quantized in both orientations in one launch (QuantizeFused::fits_both, NVFP4's
+        // fits_whole): those of at most whole_max_values values of the quantized layers whose
+        // input gradient is taken (all but the first: the middle ones, and the last, 3 outputs,
+        // where the preset quantizes it: not the block-scaled ones, which keep it in fp32).
         let limit = lowbit::kernels::quantize_fused::QuantizeFused::whole_max_values(g);
-        let both = middle.iter().filter(|(n, k)| n * k <= limit).count();
+        let middle_both = middle.iter().filter(|(n, k)| n * k <= limit).count();
         for (scheme, folds) in schemes {
             let dim = spec.input.0 * spec.input.1 * spec.input.2;
             let x = data(8 * dim, 31, false);
@@ -344,15 +347,19 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             // launch (hadamard_quantize_transpose; the first and last layers keep 8 bits and no
             // rotation): per layer, MX saves the rotations of X and dY and col_sum's first level
             // (3 launches); NVFP4, which keeps a maxima pass for its tensor scale, the latter (1),
-            // and only on a GPU (Kernels::rotates_in_one_pass). NVFP4 also quantizes W and Wᵀ in
-            // one launch where W fits one workgroup.
+            // and only on a GPU (Kernels::rotates_in_one_pass). Every quantized preset quantizes
+            // W and Wᵀ in one launch (`both`).
             let rotated = match scheme {
                 "mxfp8" => 3 * rotated_layers,
-                "nvfp4" if !g.is_cpu() => rotated_layers + both,
-                "nvfp4" => both,
+                "nvfp4" if !g.is_cpu() => rotated_layers,
                 _ => 0,
             };
-            assert_eq!(fused.2 + fewer + rotated, plain.2, "{what}: launches per step, fused and not");
+            let both = match scheme {
+                "fp32" => 0,
+                "mxfp8" | "nvfp4" => middle_both,
+                _ => middle_both + 1,
+            };
+            assert_eq!(fused.2 + fewer + rotated + both, plain.2, "{what}: launches per step, fused and not");
         }
     }
 }

@@ -480,6 +480,130 @@ fn nvfp4_of_a_small_weight_in_both_orientations_takes_one_launch() {
 }
 
 #[test]
+fn a_small_weight_in_both_orientations_takes_one_launch() {
+    // quantize_both: W and Wᵀ (the forward's and the input gradient's operands) of a format
+    // without a tensor-wide scale, in one launch where W has at most whole_max_values values
+    // (main_both: a thread per group of either), otherwise the two quantizers; the bits of
+    // quantize and quantize_transposed and of the references, with per-row and per-block scales
+    // each way, ragged words and blocks, awkward values and rows of one value included.
+    let g = gpu();
+    let limit = QuantizeFused::whole_max_values(g);
+    let shapes = [(16usize, 144usize), (64, 576), (33, 65), (1, 1), (3, 1000), (7, 5), (1, limit + 1)];
+    let mut formats = 0;
+    for f in Format::ALL.into_iter().filter(|f| !f.needs_tensor_amax()) {
+        formats += 1;
+        let native = Granularity::native(f);
+        // (Block-scaled formats take their own blocks only.)
+        let mixed =
+            [(Granularity::PerRow, Granularity::PerBlock(32)), (Granularity::PerBlock(64), Granularity::PerRow)];
+        let grans: Vec<_> =
+            std::iter::once((native, native)).chain(mixed.into_iter().filter(|_| f.block().is_none())).collect();
+        for (ga, gb) in grans {
+            let (s, st) = (
+                QuantScheme { granularity: ga, ..QuantScheme::native(f) },
+                QuantScheme { granularity: gb, ..QuantScheme::native(f) },
+            );
+            for (i, (rows, cols)) in shapes.into_iter().enumerate() {
+                if i == shapes.len() - 1 && ga != native {
+                    continue; // (the fallback once a format)
+                }
+                let x = data(rows * cols, 157 + i as u32, true);
+                let xt = GpuTensor::from_slice(g, &x, &[rows, cols]).unwrap();
+                let what = format!("{f:?} {ga}/{gb} {rows}x{cols}");
+                let mut rec = lowbit::Recorder::new(g, "both");
+                let (q, qt) = qz().quantize_both(g, &mut rec, &xt, s, st).unwrap();
+                let dispatches = rec.dispatches();
+                g.queue.submit([rec.finish()]);
+                let mut rec = lowbit::Recorder::new(g, "apart");
+                let apart = qz().quantize(g, &mut rec, &xt, s).unwrap();
+                let apart_t = qz().quantize_transposed(g, &mut rec, &xt, st).unwrap();
+                let apart_dispatches = rec.dispatches();
+                g.queue.submit([rec.finish()]);
+                let one = rows * cols <= limit;
+                assert_eq!(dispatches, if one { 1 } else { apart_dispatches }, "{what}: launches");
+                assert!(apart_dispatches >= 2, "{what}: the two quantizers apart");
+                let l = QuantLayout::new(rows, cols, f, ga).unwrap();
+                let lt = QuantLayout::new(cols, rows, f, gb).unwrap();
+                assert_eq!(lowbit::quant::Quantizer::quantizes_both_in_one_pass(g, &l, &lt), one, "{what}");
+                let refs = [
+                    reference::quantize_fused::quantize_fused(&x, &l, Rounding::Nearest),
+                    reference::quantize_transpose_fused::quantize_transpose_fused(&x, &lt, Rounding::Nearest),
+                ];
+                for ((side, got, want), r) in [("W", &q, &apart), ("Wᵀ", &qt, &apart_t)].into_iter().zip(refs) {
+                    assert_eq!(got.layout, want.layout, "{what} {side}: layout");
+                    let (codes, scales) = (got.codes.read(g).unwrap(), got.scales.read(g).unwrap());
+                    assert_u32_eq(&format!("{what} {side}: codes"), &codes, &want.codes.read(g).unwrap());
+                    assert_f32_bits_eq(&format!("{what} {side}: scales"), &scales, &want.scales.read(g).unwrap());
+                    assert_u32_eq(&format!("{what} {side}: codes vs the reference"), &codes, &r.0);
+                    assert_f32_bits_eq(&format!("{what} {side}: scales vs the reference"), &scales, &r.1);
+                }
+            }
+        }
+    }
+    assert!(formats >= 8, "every format without a tensor-wide scale: {formats}");
+    // Per-tensor scales take the two quantizers (no launch of this kernel groups a whole tensor).
+    let xt = GpuTensor::from_slice(g, &data(64, 3, true), &[8, 8]).unwrap();
+    let pt = QuantScheme { granularity: Granularity::PerTensor, ..QuantScheme::native(Format::Int8) };
+    let mut rec = lowbit::Recorder::new(g, "per tensor");
+    let (q, _) = qz().quantize_both(g, &mut rec, &xt, pt, pt).unwrap();
+    assert!(rec.dispatches() > 1, "per-tensor scales: the chains");
+    g.queue.submit([rec.finish()]);
+    assert_eq!(q.layout.granularity, Granularity::PerTensor);
+    // Refused: stochastic rounding, two formats, a format with a tensor-wide scale.
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    let s = QuantScheme::native(Format::Int8);
+    let sr = s.stochastic(1, 2);
+    let nv = QuantScheme::native(Format::Nvfp4);
+    let i4 = QuantScheme::native(Format::Int4);
+    for (a, b) in [(sr, s), (s, sr), (s, i4), (nv, nv)] {
+        let e = qz().quantize_both(g, &mut enc, &xt, a, b).err().unwrap();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    }
+    // The kernel itself refuses what it does not take, recording nothing: a tensor past the
+    // limit, a transpose of another shape or format, NVFP4 (its entry is main_whole_both), and
+    // outputs of the wrong length.
+    let k = QuantizeFused::new(g, Format::Int8).unwrap();
+    let out = |l: &QuantLayout| {
+        (
+            lowbit::GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap(),
+            lowbit::GpuBuffer::<f32>::zeros(g, "scales", l.n_groups as usize).unwrap(),
+        )
+    };
+    let big = GpuTensor::zeros(g, &[1, limit + 1]).unwrap();
+    let row = Granularity::PerRow;
+    let cases = [
+        (
+            &big,
+            QuantLayout::new(1, limit + 1, Format::Int8, row).unwrap(),
+            QuantLayout::new(limit + 1, 1, Format::Int8, row).unwrap(),
+        ),
+        (&xt, QuantLayout::new(8, 8, Format::Int8, row).unwrap(), QuantLayout::new(4, 16, Format::Int8, row).unwrap()),
+        (&xt, QuantLayout::new(8, 8, Format::Int8, row).unwrap(), QuantLayout::new(8, 8, Format::Int4, row).unwrap()),
+        (&xt, QuantLayout::new(8, 8, Format::Int4, row).unwrap(), QuantLayout::new(8, 8, Format::Int4, row).unwrap()),
+    ];
+    let mut rec = lowbit::Recorder::new(g, "refused");
+    for (x, l, lt) in &cases {
+        let (o, ot) = (out(l), out(lt));
+        let e = k.encode_both(g, &mut rec, x.buffer(), (l, lt), (&o.0, &o.1), (&ot.0, &ot.1)).err().unwrap();
+        assert!(matches!(e, Error::InvalidArgument(_) | Error::Shape { .. }), "{e}");
+    }
+    let nv = QuantizeFused::new(g, Format::Nvfp4).unwrap();
+    let l = QuantLayout::new(8, 16, Format::Nvfp4, Granularity::native(Format::Nvfp4)).unwrap();
+    let lt = QuantLayout::new(16, 8, Format::Nvfp4, Granularity::native(Format::Nvfp4)).unwrap();
+    let x16 = GpuTensor::zeros(g, &[8, 16]).unwrap();
+    let (o, ot) = (out(&l), out(&lt));
+    assert!(nv.encode_both(g, &mut rec, x16.buffer(), (&l, &lt), (&o.0, &o.1), (&ot.0, &ot.1)).is_err(), "NVFP4");
+    let l = QuantLayout::new(8, 8, Format::Int8, row).unwrap();
+    let (o, ot) = (out(&l), out(&l));
+    let short = lowbit::GpuBuffer::<f32>::zeros(g, "scales", 7).unwrap();
+    for outs in [((&o.0, &short), (&ot.0, &ot.1)), ((&o.0, &o.1), (&ot.0, &short))] {
+        let e = k.encode_both(g, &mut rec, xt.buffer(), (&l, &l), outs.0, outs.1).err().unwrap();
+        assert!(matches!(e, Error::Shape { .. } | Error::InvalidArgument(_)), "{e}");
+    }
+    assert_eq!(rec.dispatches(), 0, "nothing recorded");
+}
+
+#[test]
 fn products_below_the_normal_range_quantize_as_the_host_spec_says() {
     // A row whose maximum is huge: 1/s is tiny, so normal x give products x·(1/s) that are
     // subnormal (±1e-12 · 127/1e30 ≈ ±1.3e-40) or far below one code step; the host spec flushes

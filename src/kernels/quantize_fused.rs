@@ -17,12 +17,15 @@
 //! layer's weight), entry `main_whole` reduces the maximum itself and quantizes in one launch
 //! ([`QuantizeFused::encode_reducing_tensor_amax`]), and entry `main_whole_both` also quantizes
 //! xᵀ with that maximum in the same launch ([`QuantizeFused::encode_whole_both`]: a weight's W
-//! for the forward and Wᵀ for the input gradient). [`QuantizeFused::encode_masked`] reads x as 0
+//! for the forward and Wᵀ for the input gradient); the other formats quantize a weight's W and
+//! Wᵀ in one launch through entry `main_both`, a thread per group of either
+//! ([`QuantizeFused::encode_both`]). [`QuantizeFused::encode_masked`] reads x as 0
 //! wherever a mask is not above 0 (ReLU's backward inside the quantizer);
 //! [`QuantizeFused::encode_samples`] writes SMP's stacked samples in the one launch. Bindings: 0
 //! `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales (read-write f32), 4 step
 //! state, 5 tensor maximum (read-write u32, NVFP4: written by `main_whole` alone), 6 mask (read f32);
-//! `main_whole_both` also 7 xᵀ's codes, 8 its scales (read-write), 9 its layout's `QuantParams`.
+//! `main_whole_both` and `main_both` also 7 xᵀ's codes, 8 its scales (read-write), 9 its
+//! layout's `QuantParams`.
 
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
@@ -71,8 +74,12 @@ pub struct QuantizeFused {
     v4: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
     /// `main_whole` (NVFP4 only): a small tensor's maximum and its blocks in one workgroup.
     whole: Option<wgpu::ComputePipeline>,
-    /// `main_whole_both` (NVFP4 only) and its layout: `main_whole` and xᵀ's blocks.
-    whole_both: Option<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>,
+    /// The layout of the entries that also write xᵀ's codes and scales (bindings 7–9).
+    both_layout: wgpu::BindGroupLayout,
+    /// `main_whole_both` (NVFP4 only): `main_whole` and xᵀ's blocks.
+    whole_both: Option<wgpu::ComputePipeline>,
+    /// `main_both` (every other format): x's groups and xᵀ's, a thread per group.
+    both: Option<wgpu::ComputePipeline>,
     /// Bound as the tensor maximum where the format needs none.
     no_tensor_amax: GpuBuffer<u32>,
     /// Bound as the mask where there is none.
@@ -94,6 +101,13 @@ impl QuantizeFused {
             &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Write, Slot::Read],
         );
         let c = format_constant(format);
+        use Slot::{Read, Uniform, Write};
+        let slots = [Uniform, Read, Write, Write, Uniform, Write, Read, Write, Write, Uniform];
+        let (both_layout, both_pl) = layouts(gpu, "quantize_fused", &slots);
+        let (whole_both, both) = match format.needs_tensor_amax() {
+            true => (Some(pipeline(gpu, "quantize_fused", "main_whole_both", &both_pl, &c)?), None),
+            false => (None, Some(pipeline(gpu, "quantize_fused", "main_both", &both_pl, &c)?)),
+        };
         let v4 = if path == ReducePath::PerThread && format.per_word().is_multiple_of(4) {
             Some((
                 pipeline(gpu, "quantize_fused", "main_group_v4", &pl, &c)?,
@@ -116,15 +130,9 @@ impl QuantizeFused {
                 true => Some(pipeline(gpu, "quantize_fused", "main_whole", &pl, &c)?),
                 false => None,
             },
-            whole_both: match format.needs_tensor_amax() {
-                true => {
-                    use Slot::{Read, Uniform, Write};
-                    let slots = [Uniform, Read, Write, Write, Uniform, Write, Read, Write, Write, Uniform];
-                    let (bgl, pl) = layouts(gpu, "quantize_fused", &slots);
-                    Some((bgl, pipeline(gpu, "quantize_fused", "main_whole_both", &pl, &c)?))
-                }
-                false => None,
-            },
+            both_layout,
+            whole_both,
+            both,
             no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_fused no tensor amax", 1)?,
             no_mask: GpuBuffer::zeros(gpu, "quantize_fused no mask", 4)?,
             bgl,
@@ -226,26 +234,106 @@ impl QuantizeFused {
         (codes, scales): (&GpuBuffer<u32>, &GpuBuffer<f32>),
         (codes_t, scales_t): (&GpuBuffer<u32>, &GpuBuffer<f32>),
     ) -> Result<()> {
-        let op = "quantize_fused";
-        let (bgl, pipe) = self.whole_entry(gpu, l, self.whole_both.as_ref(), "quantizes both orientations of")?;
-        super::check_built_for(op, self.format, lt)?;
-        if (lt.rows, lt.cols) != (l.cols, l.rows) || !matches!(lt.granularity, Granularity::PerBlock(_)) {
-            return Err(Error::Shape {
-                op,
-                detail: format!(
-                    "the transpose's layout is {} scales over {}x{}, not blocks over {}x{}",
-                    lt.granularity, lt.rows, lt.cols, l.cols, l.rows
-                ),
-            });
+        let pipe = self.whole_entry(gpu, l, self.whole_both.as_ref(), "quantizes both orientations of")?;
+        if !matches!(lt.granularity, Granularity::PerBlock(_)) {
+            return Err(Self::transpose_mismatch(l, lt, "blocks"));
         }
-        check_len(op, "tensor_amax", tensor_amax.len(), 1)?;
+        check_len("quantize_fused", "tensor_amax", tensor_amax.len(), 1)?;
+        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales };
+        self.launch_both(gpu, enc, pipe, 1, (l, lt), &io, (codes_t, scales_t))
+    }
+
+    /// Whether [`QuantizeFused::encode_both`] takes x's layout `l` and xᵀ's `lt` on `gpu`: a
+    /// format without a tensor-wide scale, per-row or per-block groups in each orientation
+    /// ([`QuantizeFused::supports`]), and a tensor of at most
+    /// [`QuantizeFused::whole_max_values`] values (a thread per group reads its values one by
+    /// one: a weight's, not an activation's).
+    pub fn fits_both(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> bool {
+        Self::supports(l)
+            && Self::supports(lt)
+            && l.format == lt.format
+            && (lt.rows, lt.cols) == (l.cols, l.rows)
+            && (l.rows as usize) * (l.cols as usize) <= Self::whole_max_values(gpu)
+    }
+
+    /// x (`l`) and L = xᵀ (`lt`, the same format) quantized in one launch, round to nearest
+    /// (entry `main_both`, a thread per group of either): `(codes, scales)` the bits of
+    /// [`QuantizeFused::encode`], `(codes_t, scales_t)` those of
+    /// [`QuantizeTransposeFused::encode`](super::quantize_transpose_fused::QuantizeTransposeFused::encode).
+    /// For a weight that the forward takes as W and the input gradient as Wᵀ; the layouts of
+    /// [`QuantizeFused::fits_both`] (NVFP4: [`QuantizeFused::encode_whole_both`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_both(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        (l, lt): (&QuantLayout, &QuantLayout),
+        (codes, scales): (&GpuBuffer<u32>, &GpuBuffer<f32>),
+        (codes_t, scales_t): (&GpuBuffer<u32>, &GpuBuffer<f32>),
+    ) -> Result<()> {
+        super::check_built_for("quantize_fused", self.format, l)?;
+        let pipe = self.both.as_ref().filter(|_| Self::fits_both(gpu, l, lt)).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "quantize_fused: one launch quantizes both orientations of per-row or per-block scales of a format \
+                 without a tensor-wide scale over at most {} values, not {} scales of {} over {}x{} with {} scales \
+                 of {} over {}x{}",
+                Self::whole_max_values(gpu),
+                l.granularity,
+                l.format,
+                l.rows,
+                l.cols,
+                lt.granularity,
+                lt.format,
+                lt.rows,
+                lt.cols
+            ))
+        })?;
+        let groups = |l: &QuantLayout| match l.granularity {
+            Granularity::PerRow => l.rows as usize,
+            _ => l.rows as usize * l.words_per_row.div_ceil(l.seg()) as usize,
+        };
+        let threads = groups(l) + lt.n_groups as usize;
+        let workgroups = u32::try_from(threads.div_ceil(super::WG as usize))
+            .map_err(|_| Error::InvalidArgument(format!("quantize_fused: {threads} groups")))?;
+        let io = Io { x, tensor_amax: &self.no_tensor_amax, mask: None, samples: 1, codes, scales };
+        self.launch_both(gpu, enc, pipe, workgroups, (l, lt), &io, (codes_t, scales_t))
+    }
+
+    fn transpose_mismatch(l: &QuantLayout, lt: &QuantLayout, want: &str) -> Error {
+        Error::Shape {
+            op: "quantize_fused",
+            detail: format!(
+                "the transpose's layout is {} scales over {}x{}, not {want} over {}x{}",
+                lt.granularity, lt.rows, lt.cols, l.cols, l.rows
+            ),
+        }
+    }
+
+    /// The launch of an entry that also writes L = xᵀ (bindings 7–9): checks L's layout and
+    /// buffers, then dispatches with x's.
+    #[allow(clippy::too_many_arguments)]
+    fn launch_both(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        pipe: &wgpu::ComputePipeline,
+        workgroups: u32,
+        (l, lt): (&QuantLayout, &QuantLayout),
+        io: &Io,
+        (codes_t, scales_t): (&GpuBuffer<u32>, &GpuBuffer<f32>),
+    ) -> Result<()> {
+        let op = "quantize_fused";
+        super::check_built_for(op, self.format, lt)?;
+        if (lt.rows, lt.cols) != (l.cols, l.rows) {
+            return Err(Self::transpose_mismatch(l, lt, "a layout"));
+        }
         check_len(op, "codes_t", codes_t.len(), lt.words())?;
         check_len(op, "scales_t", scales_t.len(), lt.n_groups as usize)?;
         let params_t =
             uniform(gpu, "quantize_fused params of the transpose", &QuantParams::row_tiles(lt, Rounding::Nearest));
-        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales };
         let extra = [codes_t.buffer(), scales_t.buffer(), &params_t];
-        self.launch(gpu, enc, pipe, 1, l, Rounding::Nearest, &io, (bgl, &extra))
+        self.launch(gpu, enc, pipe, workgroups, l, Rounding::Nearest, io, (&self.both_layout, &extra))
     }
 
     /// Records `(codes, scales) ← quantize(x)`.
@@ -383,7 +471,7 @@ impl QuantizeFused {
     }
 
     /// Checks the buffers' lengths against `l` and dispatches `pipe` over them, in `layout`
-    /// with `extra` bound after the seven every entry takes (`main_whole_both`'s xᵀ outputs).
+    /// with `extra` bound after the seven every entry takes (xᵀ's outputs, see `launch_both`).
     #[allow(clippy::too_many_arguments)]
     fn launch(
         &self,

@@ -61,7 +61,7 @@ pub(crate) struct GemmSaved {
     /// backward's (W does not change in between).
     w_amax: Option<GpuBuffer<u32>>,
     /// Wᵀ as the input gradient takes it, quantized in the forward's launch for W where one
-    /// launch does both (NVFP4, [`Quantizer::quantize_reducing_amax_both`]).
+    /// launch does both ([`Quantizer::quantizes_both_in_one_pass`]).
     wt: Option<QuantizedTensor>,
 }
 
@@ -173,11 +173,16 @@ pub(crate) fn forward<R: Record>(
             };
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
             let qs = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };
-            // In training, NVFP4's Wᵀ for the input gradient (same format, to nearest) is
-            // quantized with W, in W's launch where W fits one workgroup (unless unfused).
+            // In training, Wᵀ for the input gradient (same format, to nearest) is quantized with
+            // W, in W's launch where one launch does both (unless unfused; the same bits).
             let wt_scheme = match s.scheme.product(Product::InputGrad, true).b {
-                Operand::Packed { format, granularity, .. } if train && !cx.unfused && format == fb => {
-                    Some(QuantScheme { format, granularity, rounding: Rounding::Nearest })
+                Operand::Packed { format, granularity, .. } if train && s.input_grad && !cx.unfused && format == fb => {
+                    let st = QuantScheme { format, granularity, rounding: Rounding::Nearest };
+                    let one = match (QuantLayout::new(n, k, fb, gb), QuantLayout::new(k, n, format, granularity)) {
+                        (Ok(l), Ok(lt)) => Quantizer::quantizes_both_in_one_pass(gpu, &l, &lt),
+                        _ => false,
+                    };
+                    one.then_some(st)
                 }
                 _ => None,
             };
@@ -195,7 +200,14 @@ pub(crate) fn forward<R: Record>(
                 w_amax = Some(a);
                 q
             } else {
-                kk.qz.quantize(gpu, cx.rec, &wt, qs)?
+                match wt_scheme {
+                    Some(st) => {
+                        let (q, t) = kk.qz.quantize_both(gpu, cx.rec, &wt, qs, st)?;
+                        w_t = Some(t);
+                        q
+                    }
+                    None => kk.qz.quantize(gpu, cx.rec, &wt, qs)?,
+                }
             };
             kk.packed(gpu, cx.rec, &qa, &qw, &epi, &y)?;
         }

@@ -131,6 +131,8 @@ impl Core {
                 streams: [stream, stream + smp, stream + 2 * smp],
                 levels: self.levels.as_ref(),
                 refit: (None, None),
+                // (A layer's backward says whether it wants dX only then.)
+                input_grad: true,
             }),
             attention: None,
         };

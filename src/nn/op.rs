@@ -128,6 +128,9 @@ pub struct GemmSite<'a> {
     /// In a step that refits TinyScript tables: where to copy what the fit needs (the neural
     /// gradient dY after the ReLU mask, `[rows, n]`, and the input X, `[rows, k]`).
     pub refit: (Option<&'a GpuBuffer<f32>>, Option<&'a GpuBuffer<f32>>),
+    /// Whether the backward will ask for the layer's input gradient (its input is not the
+    /// model's): the forward quantizes Wᵀ with W only then.
+    pub input_grad: bool,
 }
 
 /// One node as its op sees it while a plan is built.

@@ -950,6 +950,8 @@ impl Trainer {
                         r.and_then(|r| r.grad.as_ref().map(|g| &g.0)),
                         r.and_then(|r| r.act.as_ref().map(|a| &a.0)),
                     ),
+                    // As the backward's `need` below: the model's input takes no gradient.
+                    input_grad: n.inputs.first().is_some_and(|v| v.0 != 0),
                 }
             });
             NodeCx {
