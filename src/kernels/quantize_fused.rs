@@ -36,6 +36,12 @@ use crate::{Error, Gpu, Result};
 /// Rows of at most this many words are quantized one thread per row.
 pub const SHORT_ROW_WORDS: u32 = 16;
 
+/// On a GPU, the longest group [`QuantizeFused::encode_both`] gives one thread (a per-row
+/// weight's row or column): about a GEMM tile's K loop. Longer ones keep the two quantizers,
+/// whose workgroups share a row (a bound set without a GPU to measure it on; a CPU adapter runs
+/// a thread per group in either case).
+pub const BOTH_GPU_GROUP_VALUES: u32 = 1024;
+
 /// How scale groups are reduced (same bits either way).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ReducePath {
@@ -247,13 +253,19 @@ impl QuantizeFused {
     /// format without a tensor-wide scale, per-row or per-block groups in each orientation
     /// ([`QuantizeFused::supports`]), and a tensor of at most
     /// [`QuantizeFused::whole_max_values`] values (a thread per group reads its values one by
-    /// one: a weight's, not an activation's).
+    /// one: a weight's, not an activation's); on a GPU also groups of at most
+    /// [`BOTH_GPU_GROUP_VALUES`] values each way.
     pub fn fits_both(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> bool {
+        let group = |l: &QuantLayout| match l.granularity {
+            Granularity::PerBlock(b) => b.min(l.cols),
+            _ => l.cols,
+        };
         Self::supports(l)
             && Self::supports(lt)
             && l.format == lt.format
             && (lt.rows, lt.cols) == (l.cols, l.rows)
             && (l.rows as usize) * (l.cols as usize) <= Self::whole_max_values(gpu)
+            && (gpu.is_cpu() || group(l).max(group(lt)) <= BOTH_GPU_GROUP_VALUES)
     }
 
     /// x (`l`) and L = xᵀ (`lt`, the same format) quantized in one launch, round to nearest
