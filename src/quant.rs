@@ -436,8 +436,7 @@ impl Quantizer {
         scheme_t: QuantScheme,
     ) -> Result<(QuantizedTensor, QuantizedTensor, GpuBuffer<u32>)> {
         let (l, lt) = Self::both_layouts("quantize_reducing_amax_both", x, scheme, scheme_t, true)?;
-        let blocks = matches!(lt.granularity, Granularity::PerBlock(_));
-        if !blocks || !QuantizeFused::fits_whole(gpu, &l) {
+        if !Self::quantizes_both_in_one_pass(gpu, &l, &lt) {
             let (q, a) = self.quantize_reducing_amax(gpu, enc, x, scheme)?;
             let qt = self.quantize_transposed_with_amax(gpu, enc, x, scheme_t, &a)?;
             return Ok((q, qt, a));
@@ -466,7 +465,7 @@ impl Quantizer {
         scheme_t: QuantScheme,
     ) -> Result<(QuantizedTensor, QuantizedTensor)> {
         let (l, lt) = Self::both_layouts("quantize_both", x, scheme, scheme_t, false)?;
-        if !QuantizeFused::fits_both(gpu, &l, &lt) {
+        if !Self::quantizes_both_in_one_pass(gpu, &l, &lt) {
             let q = self.quantize(gpu, enc, x, scheme)?;
             return Ok((q, self.quantize_transposed(gpu, enc, x, scheme_t)?));
         }
