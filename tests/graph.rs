@@ -290,20 +290,23 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     // product and col2im in one launch (gemm_int_col2im, gemm_f32_col2im, gemm_fp8_col2im);
     // PlanOptions::unfused records the product into dcols and col2im instead (and the rotated
     // operands of the block-scaled presets as the rotation, the quantizer and col_sum apart, and
-    // a weight's Wᵀ in the backward instead of in W's launch).
+    // a weight's Wᵀ in the backward instead of in W's launch, and a dense layer's Xᵀ apart from
+    // X).
     // Gradients and updated parameters are the same bits; the fused step takes one launch fewer
     // per such convolution. SMP's stacked samples take the unfused chain either way.
     let g = gpu();
     let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
     // (model, its convolutions whose input gradient is needed: the ResNet's at stride 1 and 2,
     // 3x3 and its 1x1 projections; the weights [n, k] of its GEMM layers between the first and
-    // the last)
+    // the last; its dense layers)
     let models = [
-        (ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1, vec![(8, 100)]),
+        (ModelSpec::mlp((8, 8, 1), &[32, 16], 3), 0, vec![(16, 32)], 3),
+        (ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1, vec![(8, 100)], 1),
         (
             ModelSpec::resnet((8, 8, 1), 1, 3),
             8,
             vec![(16, 144), (16, 144), (32, 144), (32, 288), (32, 16), (64, 288), (64, 576), (64, 32)],
+            1,
         ),
     ];
     let schemes = [
@@ -316,7 +319,10 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
         ("fp8", true),
         ("mxfp8", true),
     ];
-    for (spec, convs, middle) in &models {
+    // Batches of 16 rows: the block-scaled presets rotate the MLP's weight-gradient operands in
+    // blocks of 16 rows.
+    let batch = 16;
+    for (spec, convs, middle, dense) in &models {
         let (convs, rotated_layers) = (*convs, middle.len());
         // Weights quantized in both orientations in one launch (QuantizeFused::fits_both, NVFP4's
         // fits_whole): those of at most whole_max_values values of the quantized layers whose
@@ -326,16 +332,16 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
         let middle_both = middle.iter().filter(|(n, k)| n * k <= limit).count();
         for (scheme, folds) in schemes {
             let dim = spec.input.0 * spec.input.1 * spec.input.2;
-            let x = data(8 * dim, 31, false);
-            let labels: Vec<u32> = (0..8).map(|i| (i * 7) % 3).collect();
+            let x = data(batch * dim, 31, false);
+            let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 7) % 3).collect();
             let run = |unfused: bool| {
-                let opt = OptimConfig { batch: 8, ..Default::default() };
+                let opt = OptimConfig { batch, ..Default::default() };
                 let mut t = Trainer::new(g, spec.clone(), TrainScheme::preset(scheme).unwrap(), opt, 4).unwrap();
                 t.set_plan_options(lowbit::plan::PlanOptions { unfused, ..Default::default() });
                 let grads = t.gradients(&x, &labels).unwrap();
                 t.step(&x, &labels, 0.05).unwrap();
                 t.step(&x, &labels, 0.05).unwrap();
-                (grads, t.parameters().unwrap(), t.plan_stats(8).unwrap().dispatches)
+                (grads, t.parameters().unwrap(), t.plan_stats(batch).unwrap().dispatches)
             };
             let (fused, plain) = (run(false), run(true));
             let what = format!("{} {scheme}", spec.name);
@@ -348,7 +354,8 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             // rotation): per layer, MX saves the rotations of X and dY and col_sum's first level
             // (3 launches); NVFP4, which keeps a maxima pass for its tensor scale, the latter (1),
             // and only on a GPU (Kernels::rotates_in_one_pass). Every quantized preset quantizes
-            // W and Wᵀ in one launch (`both`).
+            // W and Wᵀ in one launch (`both`), and the others a dense layer's X and its
+            // unrotated Xᵀ too (the block-scaled ones keep their dense layers in fp32 here).
             let rotated = match scheme {
                 "mxfp8" => 3 * rotated_layers,
                 "nvfp4" if !g.is_cpu() => rotated_layers,
@@ -357,7 +364,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             let both = match scheme {
                 "fp32" => 0,
                 "mxfp8" | "nvfp4" => middle_both,
-                _ => middle_both + 1,
+                _ => middle_both + 1 + dense,
             };
             assert_eq!(fused.2 + fewer + rotated + both, plain.2, "{what}: launches per step, fused and not");
         }

@@ -8,6 +8,7 @@
 use super::kernels::Kernels;
 use super::op::{he_bound, Cx, GemmSite, Init, NodeCx, ParamKind, ParamSpec};
 use super::policy::{LevelTableId, Operand, Product, ProductPolicy};
+use crate::format::Format;
 use crate::kernels::gemm::Epilogue;
 use crate::kernels::gemm_f32::GemmShape;
 use crate::kernels::im2col::ConvGeom;
@@ -15,7 +16,7 @@ use crate::kernels::quantize_fused::ReducePath;
 use crate::kernels::quantize_transpose_fused::QuantizeTransposeFused;
 use crate::kernels::tinyscript::TinyScriptTensor;
 use crate::quant::{QuantizedTensor, Quantizer};
-use crate::scheme::{QuantLayout, QuantScheme, Rounding};
+use crate::scheme::{Granularity, QuantLayout, QuantScheme, Rounding};
 use crate::tensor::{GpuBuffer, GpuTensor};
 use crate::tinyscript::LevelTable;
 use crate::{Error, Record, Result};
@@ -97,6 +98,25 @@ fn mismatch(product: Product, p: &ProductPolicy) -> Error {
     Error::InvalidArgument(format!("no GEMM runs {product:?} with operands {:?} × {:?}", p.a, p.b))
 }
 
+/// The scheme of a tensor's transpose (`[cols, rows]`, format and granularity `t`, to nearest)
+/// where it is quantized in the launch of the tensor's own quantizer (`[rows, cols]` under `a`:
+/// the same format, [`Quantizer::quantizes_both_in_one_pass`]); `None` where they take two.
+fn both_scheme(
+    gpu: &crate::Gpu,
+    (rows, cols): (usize, usize),
+    a: (Format, Granularity),
+    t: (Format, Granularity),
+) -> Option<QuantScheme> {
+    let (Ok(l), Ok(lt)) = (QuantLayout::new(rows, cols, a.0, a.1), QuantLayout::new(cols, rows, t.0, t.1)) else {
+        return None;
+    };
+    (a.0 == t.0 && Quantizer::quantizes_both_in_one_pass(gpu, &l, &lt)).then_some(QuantScheme {
+        format: t.0,
+        granularity: t.1,
+        rounding: Rounding::Nearest,
+    })
+}
+
 /// Records the forward product of X (`[rows, k]`) into a new `[rows, n]` output; in training,
 /// also what the backward needs. With `unfold` (a convolution), X is the unfolded matrix of that
 /// image, not yet written: unfolded here, in one launch with X's quantizer where the adapter
@@ -133,6 +153,8 @@ pub(crate) fn forward<R: Record>(
     let mut coded = None;
     let mut w_amax = None;
     let mut w_t = None;
+    // X's packed transpose, where X's quantizer made it too.
+    let mut x_t = None;
     let wg = s.scheme.product(Product::WeightGrad, train);
     // In training, a convolution's packed Xᵀ (the weight gradient's operand) is formed from its
     // input where the adapter takes that ([`Quantizer::unfolds_transposed`]; the same bits).
@@ -166,23 +188,34 @@ pub(crate) fn forward<R: Record>(
         (Operand::Packed { format: fa, granularity: ga, .. }, Operand::Packed { format: fb, granularity: gb, .. }) => {
             let xt = GpuTensor::from_buffer(x.clone(), &[rows, k])?;
             let qs = QuantScheme { format: fa, granularity: ga, rounding: Rounding::Nearest };
-            let qa = match (early.as_ref().and_then(|e| e.1.as_ref()), fused_unfold) {
-                (Some(a), _) => kk.qz.quantize_with_amax(gpu, cx.rec, &xt, qs, a)?,
-                (None, Some((g, img))) => kk.qz.unfold_quantize(gpu, cx.rec, g, img, keep_x.then_some(x), qs)?,
-                (None, None) => kk.qz.quantize(gpu, cx.rec, &xt, qs)?,
+            // In training, a dense layer's unrotated Xᵀ for the weight gradient (same format, to
+            // nearest) is quantized with X, in X's launch where one launch does both (unless
+            // unfused; the same bits).
+            let xt_scheme = match wg.b {
+                Operand::Packed { format, granularity, .. }
+                    if train && !cx.unfused && early.is_none() && unfold.is_none() && wg.rotation().is_none() =>
+                {
+                    both_scheme(gpu, (rows, k), (fa, ga), (format, granularity))
+                }
+                _ => None,
+            };
+            let qa = match (early.as_ref().and_then(|e| e.1.as_ref()), fused_unfold, xt_scheme) {
+                (Some(a), _, _) => kk.qz.quantize_with_amax(gpu, cx.rec, &xt, qs, a)?,
+                (None, Some((g, img)), _) => kk.qz.unfold_quantize(gpu, cx.rec, g, img, keep_x.then_some(x), qs)?,
+                (None, None, Some(st)) => {
+                    let (q, t) = kk.qz.quantize_both(gpu, cx.rec, &xt, qs, st)?;
+                    x_t = Some(t);
+                    q
+                }
+                (None, None, None) => kk.qz.quantize(gpu, cx.rec, &xt, qs)?,
             };
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
             let qs = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };
             // In training, Wᵀ for the input gradient (same format, to nearest) is quantized with
             // W, in W's launch where one launch does both (unless unfused; the same bits).
             let wt_scheme = match s.scheme.product(Product::InputGrad, true).b {
-                Operand::Packed { format, granularity, .. } if train && s.input_grad && !cx.unfused && format == fb => {
-                    let st = QuantScheme { format, granularity, rounding: Rounding::Nearest };
-                    let one = match (QuantLayout::new(n, k, fb, gb), QuantLayout::new(k, n, format, granularity)) {
-                        (Ok(l), Ok(lt)) => Quantizer::quantizes_both_in_one_pass(gpu, &l, &lt),
-                        _ => false,
-                    };
-                    one.then_some(st)
+                Operand::Packed { format, granularity, .. } if train && s.input_grad && !cx.unfused => {
+                    both_scheme(gpu, (n, k), (fb, gb), (format, granularity))
                 }
                 _ => None,
             };
@@ -234,6 +267,7 @@ pub(crate) fn forward<R: Record>(
             let qs = QuantScheme { format, granularity, rounding: Rounding::Nearest };
             SavedX::Packed(match (early, unfold) {
                 (Some((q, _)), _) => q,
+                (None, _) if x_t.is_some() => x_t.take().expect("checked"),
                 (None, Some((g, img))) if xt_from_image => kk.qz.unfold_quantize_transposed(gpu, cx.rec, g, img, qs)?,
                 (None, _) => {
                     let rot = wg.rotation();
