@@ -288,8 +288,8 @@ impl QuantizeFused {
         let pipe = self.both.as_ref().filter(|_| Self::fits_both(gpu, l, lt)).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "quantize_fused: one launch quantizes both orientations of per-row or per-block scales of a format \
-                 without a tensor-wide scale over at most {} values, not {} scales of {} over {}x{} with {} scales \
-                 of {} over {}x{}",
+                 without a tensor-wide scale over at most {} values (groups of at most {BOTH_GPU_GROUP_VALUES} on a \
+                 GPU), not {} scales of {} over {}x{} with {} scales of {} over {}x{}",
                 Self::whole_max_values(gpu),
                 l.granularity,
                 l.format,
@@ -312,6 +312,7 @@ impl QuantizeFused {
         self.launch_both(gpu, enc, pipe, workgroups, (l, lt), &io, (codes_t, scales_t))
     }
 
+    /// The error for a transpose's layout `lt` that is not `want` over x's (`l`) shape transposed.
     fn transpose_mismatch(l: &QuantLayout, lt: &QuantLayout, want: &str) -> Error {
         Error::Shape {
             op: "quantize_fused",
