@@ -1,5 +1,5 @@
-// gemm_int_lanes: gemm_int for CPU adapters whose subgroup is one 8-wide SIMD vector (lavapipe),
-// for one sample: the same output as gemm_int's `main` tiles, bit for bit. Why a kernel of its
+// gemm_int_lanes: gemm_int for CPU adapters whose subgroup is one 8-wide SIMD vector (lavapipe):
+// the same output as gemm_int's `main` tiles, bit for bit. Why a kernel of its
 // own: gemm_int's tiles go through workgroup memory, which llvmpipe loads lane by lane, and its
 // dot4I8Packed is emulated there; on the convolutions of a small ResNet gemm_int took 5x
 // gemm_f32_lanes' time for the same products. Here the 16 x 32 tiles, loads, broadcasts and
@@ -21,6 +21,8 @@
 // product computed as Cᵀ, its A and B exchanged, FMT_A and FMT_B too) sa is C's column scale and
 // sb its row's, applied in C's order: (isum · lane_unit · sb) · sa, the same bits.
 // Rows and columns past M and N read lane words of 0 and are not stored.
+// Entry `main_samples` (below): SMP's stacked samples of A, their products averaged as gemm_int
+// averages them.
 // Bindings: 0 params, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c (read-write),
 // 7 amax (read-write atomic u32), as gemm_int's. Reference: src/reference/gemm_int.rs.
 
@@ -40,9 +42,9 @@ override FMT_B: u32 = 0u;
 // 1024 products of at most 128 x 128 = 2^14 stay within f32's 2^24 exact integers.
 const CHUNK_WORDS: u32 = 256u;
 
-// Row m0 + 8 * half + lane's lane word kw, as four f32.
-fn load_a(m0: u32, kw: u32, lane: u32, half: u32) -> vec4<f32> {
-    return lane_f32_a(m0 + 8u * half + lane, kw, 0u);
+// Row m0 + 8 * half + lane's lane word kw of sample s, as four f32.
+fn load_a(m0: u32, kw: u32, lane: u32, half: u32, s: u32) -> vec4<f32> {
+    return lane_f32_a(m0 + 8u * half + lane, kw, s);
 }
 
 // This lane's four columns (n0 + 8 cc + lane) at lane word kw: column kk of the result holds
@@ -120,36 +122,37 @@ fn tile_scales_b(n0: u32, lane: u32, k: u32) -> vec4<f32> {
                      scale_b(min(column(n0, lane, 2u), last), k), scale_b(min(column(n0, lane, 3u), last), k));
 }
 
-// One row quad's block sums folded into acc: column i is row m0 + 4 q + i (q = quad); a_groups is
-// A's count of scale groups, as scale_a takes it.
-fn fold_quad(acc: mat4x4<f32>, sums: mat4x4<f32>, m0: u32, quad: u32, sb: vec4<f32>, kc: u32, a_groups: u32)
-    -> mat4x4<f32> {
+// One row quad's block sums folded into acc: column i is row m0 + 4 q + i (q = quad), with A's
+// scales of sample s; a_groups is A's count of scale groups per sample, as scale_a takes it.
+fn fold_quad(acc: mat4x4<f32>, sums: mat4x4<f32>, m0: u32, quad: u32, sb: vec4<f32>, kc: u32, a_groups: u32,
+             s: u32) -> mat4x4<f32> {
     var r = acc;
     for (var i = 0u; i < 4u; i++) {
-        r[i] += scale_sums(sums[i], scale_a(0u, min(m0 + 4u * quad + i, p.m - 1u), kc, a_groups), sb);
+        r[i] += scale_sums(sums[i], scale_a(s, min(m0 + 4u * quad + i, p.m - 1u), kc, a_groups), sb);
     }
     return r;
 }
 
-// The block starting at element kc: every output's exact block sum scaled by its row's and
-// column's block scales and added, as gemm_int's `main` folds a chunk.
-fn fold(acc: Acc, sums: Acc, m0: u32, n0: u32, lane: u32, kc: u32) -> Acc {
+// The block starting at element kc (of sample s): every output's exact block sum scaled by its
+// row's and column's block scales and added, as gemm_int's `main` folds a chunk.
+fn fold(acc: Acc, sums: Acc, m0: u32, n0: u32, lane: u32, kc: u32, s: u32) -> Acc {
     let sb = tile_scales_b(n0, lane, kc);
     let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
     var r: Acc;
-    r.q0 = fold_quad(acc.q0, sums.q0, m0, 0u, sb, kc, a_groups);
-    r.q1 = fold_quad(acc.q1, sums.q1, m0, 1u, sb, kc, a_groups);
-    r.q2 = fold_quad(acc.q2, sums.q2, m0, 2u, sb, kc, a_groups);
-    r.q3 = fold_quad(acc.q3, sums.q3, m0, 3u, sb, kc, a_groups);
+    r.q0 = fold_quad(acc.q0, sums.q0, m0, 0u, sb, kc, a_groups, s);
+    r.q1 = fold_quad(acc.q1, sums.q1, m0, 1u, sb, kc, a_groups, s);
+    r.q2 = fold_quad(acc.q2, sums.q2, m0, 2u, sb, kc, a_groups, s);
+    r.q3 = fold_quad(acc.q3, sums.q3, m0, 3u, sb, kc, a_groups, s);
     return r;
 }
 
-// This lane's sums of products over lane words k0 .. k1 (at most CHUNK_WORDS: exact in f32).
-fn exact_sums(m0: u32, n0: u32, lane: u32, k0: u32, k1: u32) -> Acc {
+// This lane's sums of products of sample s over lane words k0 .. k1 (at most CHUNK_WORDS: exact
+// in f32).
+fn exact_sums(m0: u32, n0: u32, lane: u32, k0: u32, k1: u32, s: u32) -> Acc {
     var acc: Acc;
     for (var kw = k0; kw < k1; kw++) {
-        let lo = load_a(m0, kw, lane, 0u);
-        let hi = load_a(m0, kw, lane, 1u);
+        let lo = load_a(m0, kw, lane, 0u, s);
+        let hi = load_a(m0, kw, lane, 1u, s);
         acc = mac_quads(acc, load_b(n0, kw, lane), rows_nt(lo, 0u), rows_nt(lo, 1u), rows_nt(hi, 0u), rows_nt(hi, 1u));
     }
     return acc;
@@ -170,14 +173,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let chunk_words = p.chunk / 4u;
         var accf: Acc;
         for (var k0 = 0u; k0 < kwords; k0 += chunk_words) {
-            accf = fold(accf, exact_sums(m0, n0, lane, k0, min(k0 + chunk_words, kwords)), m0, n0, lane, 4u * k0);
+            accf = fold(accf, exact_sums(m0, n0, lane, k0, min(k0 + chunk_words, kwords), 0u), m0, n0, lane, 4u * k0, 0u);
         }
         lanes_finish(accf, m0, n0, lane);
         return;
     }
     var iacc: IAcc;
     for (var k0 = 0u; k0 < kwords; k0 += CHUNK_WORDS) {
-        iacc = flush(iacc, exact_sums(m0, n0, lane, k0, min(k0 + CHUNK_WORDS, kwords)));
+        iacc = flush(iacc, exact_sums(m0, n0, lane, k0, min(k0 + CHUNK_WORDS, kwords), 0u));
     }
     // One loop over the 16 rows rather than 16 copies of the stores (as gemm_f32_lanes).
     let sb = tile_scales_b(n0, lane, 0u);
@@ -189,4 +192,49 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if ((p.flags & FLAG_AMAX) != 0u) {
         atomicMax(&amax[0], m);
     }
+}
+
+// The exact sums as f32 (each i32 rounded as gemm_int rounds its sums when it folds them).
+fn acc_f32(iacc: IAcc) -> Acc {
+    var r: Acc;
+    r.q0 = mat4x4<f32>(vec4<f32>(iacc.r[0]), vec4<f32>(iacc.r[1]), vec4<f32>(iacc.r[2]), vec4<f32>(iacc.r[3]));
+    r.q1 = mat4x4<f32>(vec4<f32>(iacc.r[4]), vec4<f32>(iacc.r[5]), vec4<f32>(iacc.r[6]), vec4<f32>(iacc.r[7]));
+    r.q2 = mat4x4<f32>(vec4<f32>(iacc.r[8]), vec4<f32>(iacc.r[9]), vec4<f32>(iacc.r[10]), vec4<f32>(iacc.r[11]));
+    r.q3 = mat4x4<f32>(vec4<f32>(iacc.r[12]), vec4<f32>(iacc.r[13]), vec4<f32>(iacc.r[14]), vec4<f32>(iacc.r[15]));
+    return r;
+}
+
+// Entry `main_samples` (SMP: A holds p.samples = S > 1 stacked samples; never swapped, batched or
+// raw): each sample's product formed as `main` forms one — per scale chunk (a block along K, or
+// all of K) the exact i32 sum over pieces of CHUNK_WORDS lane words — and folded into one f32
+// accumulator sample after sample, chunk after chunk, then times 1/S before the epilogue:
+// gemm_int's order (its accf over samples, then chunks; the mean in its epilogue), bit for bit.
+@compute @workgroup_size(8)
+fn main_samples(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let st = split_tile(p, wg.x + wg.y * nwg.x);
+    if (!st.valid) {
+        return;
+    }
+    k_end = p.k;
+    let m0 = (st.tile / p.tiles_n) * 16u;
+    let n0 = (st.tile % p.tiles_n) * 32u;
+    let kwords = (p.k + 3u) / 4u;
+    let chunk_words = select(kwords, p.chunk / 4u, p.chunk < p.k);
+    var accf: Acc;
+    for (var s = 0u; s < p.samples; s++) {
+        for (var k0 = 0u; k0 < kwords; k0 += chunk_words) {
+            let k1 = min(k0 + chunk_words, kwords);
+            var iacc: IAcc;
+            for (var c0 = k0; c0 < k1; c0 += CHUNK_WORDS) {
+                iacc = flush(iacc, exact_sums(m0, n0, lane, c0, min(c0 + CHUNK_WORDS, k1), s));
+            }
+            accf = fold(accf, acc_f32(iacc), m0, n0, lane, 4u * k0, s);
+        }
+    }
+    let inv = 1.0 / f32(p.samples);
+    accf.q0 = accf.q0 * inv;
+    accf.q1 = accf.q1 * inv;
+    accf.q2 = accf.q2 * inv;
+    accf.q3 = accf.q3 * inv;
+    lanes_finish(accf, m0, n0, lane);
 }

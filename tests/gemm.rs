@@ -1097,14 +1097,100 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
             &tiled.read(g).unwrap(),
         );
     }
-    // What it does not take goes to the tiled kernel: SMP samples.
     let x = data(16 * 64, 97, false);
-    let smp = quantized_samples(&x, 16, 64, QuantScheme::per_row(Format::Log4).stochastic(1, 0), 2);
-    let q4 = quantized(&x, 16, 64, per_row(Format::Int4));
-    assert!(!GemmInt::new(g, Format::Log4, Format::Int4).unwrap().runs_lanes(&smp, &q4));
     let mx = quantized(&x, 16, 64, QuantScheme::native(Format::Mxfp4));
     assert!(GemmIntLanes::fits(&mx, &mx));
     assert!(matches!(GemmIntLanes::new(g, Format::Fp8E4M3, Format::Int8), Err(Error::InvalidArgument(_))));
+}
+
+/// SMP's stacked samples of A through gemm_int_lanes' `main_samples`: every sample's exact sums
+/// folded in gemm_int's order and averaged in the epilogue, the tiled kernel's bits (where it does
+/// not split K) and the reference's values within the epilogue bound; raw sums of samples go to
+/// the tiled kernel.
+#[test]
+fn int_lane_gemm_averages_smp_samples_as_gemm_int_does() {
+    use lowbit::kernels::gemm_int_lanes::GemmIntLanes;
+    let g = gpu();
+    if !runs_lanes_kernel("gemm_int_lanes", GemmIntLanes::available(g)) {
+        return; // (refused elsewhere: the test above)
+    }
+    let sr = |s: QuantScheme, seed: u32| s.stochastic(seed, 3);
+    let int32 = QuantScheme { granularity: Granularity::PerBlock(32), ..QuantScheme::per_row(Format::Int8) };
+    // (A's scheme, its samples, B's scheme): LUQ's log4 gradient against int4, int8, scale blocks
+    // along K (folded block by block), E2M1 blocks.
+    let cases = [
+        (sr(QuantScheme::per_row(Format::Log4), 1), 2, QuantScheme::per_row(Format::Int4)),
+        (sr(QuantScheme::per_row(Format::Int8), 2), 3, QuantScheme::per_row(Format::Int8)),
+        (sr(int32, 3), 2, QuantScheme::per_row(Format::Int8)),
+        (sr(QuantScheme::native(Format::Mxfp4), 4), 2, QuantScheme::native(Format::Mxfp4)),
+    ];
+    // Tile tails, ragged K, K past one exact f32 piece (1024 products) and past two; narrow
+    // products stay C = A·B (A's samples are A's).
+    let shapes: &[(usize, usize, usize)] = &[(1, 1, 1), (33, 65, 17), (260, 70, 300), (5, 40, 2500), (70, 16, 1100)];
+    for (sa, samples, sb) in cases {
+        let (fa, fb) = (sa.format, sb.format);
+        let kernel = GemmInt::new(g, fa, fb).unwrap();
+        for &(m, n, k) in shapes {
+            let (a, b) = (data(m * k, 101, false), data(n * k, 102, false));
+            let (qa, qb) = (quantized_samples(&a, m, k, sa, samples), quantized(&b, n, k, sb));
+            let what = format!("gemm_int_lanes {fa}x{fb} {samples} samples {m}x{n}x{k}");
+            assert!(kernel.runs_lanes(&qa, &qb), "{what}: the dispatcher should run the lane kernel");
+            let bias = data(n, 103, false);
+            let old = data(m * n, 104, false);
+            let biasb = common::buf(&bias);
+            for variant in 0..3 {
+                let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
+                let (epi, eref) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
+                let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                let mut rec = lowbit::Recorder::new(g, "smp");
+                kernel.encode(g, &mut rec, &qa, &qb, &epi, &c).unwrap();
+                assert_eq!(rec.dispatches(), 1, "{what}: one launch");
+                g.queue.submit([rec.finish()]);
+                let got = c.read(g).unwrap();
+                let want = reference::gemm_int::gemm_int(
+                    &qa.codes.read(g).unwrap(),
+                    &qa.scales.read(g).unwrap(),
+                    &qa.layout,
+                    samples as usize,
+                    &qb.codes.read(g).unwrap(),
+                    &qb.scales.read(g).unwrap(),
+                    &qb.layout,
+                    &eref,
+                );
+                let blocks = chunks(k, sa.granularity, sb.granularity);
+                check(&format!("{what} epilogue {variant}"), &got, &want, int_epilogue_bound(blocks, samples as usize));
+                if k <= 300 {
+                    // T128 takes one sample only; the others fold as the lanes kernel does.
+                    for &tile in int_tiles(&qa, &qb).iter().filter(|&&t| t != Tile::T128) {
+                        let tiled = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                        submit(|e| kernel.encode_with(g, e, tile, &qa, &qb, &epi, &tiled).unwrap());
+                        common::assert_f32_bits_eq(
+                            &format!("{what} epilogue {variant} vs {tile:?}"),
+                            &got,
+                            &tiled.read(g).unwrap(),
+                        );
+                    }
+                }
+                if variant == 2 {
+                    let want_max = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
+                    assert_eq!(f32::from_bits(amax.read(g).unwrap()[0]), want_max, "{what}: amax");
+                }
+            }
+            // Raw sums over every sample: the tiled kernel's, the reference's.
+            if k <= 300 {
+                let raw = GpuBuffer::<i32>::zeros(g, "raw", m * n).unwrap();
+                submit(|e| kernel.encode_raw(g, e, &qa, &qb, &raw).unwrap());
+                let want_raw = reference::gemm_int::gemm_int_raw(
+                    &qa.codes.read(g).unwrap(),
+                    &qa.layout,
+                    samples as usize,
+                    &qb.codes.read(g).unwrap(),
+                    &qb.layout,
+                );
+                assert_eq!(raw.read(g).unwrap(), want_raw, "{what}: raw");
+            }
+        }
+    }
 }
 
 /// Convolutions (geometry, output channels K) for the fused packed input gradients: the MNIST

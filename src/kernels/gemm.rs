@@ -405,6 +405,9 @@ pub(crate) struct PackedLanes {
     /// For launches that compute `Cᵀ` (`lanes_swaps`): the pipeline for B's format × A's,
     /// built on first use (the same one where both formats are equal).
     swapped: std::sync::OnceLock<wgpu::ComputePipeline>,
+    /// For A holding SMP's stacked samples: entry `main_samples` (gemm_int_lanes only), built on
+    /// first use.
+    samples: std::sync::OnceLock<wgpu::ComputePipeline>,
     layout: wgpu::PipelineLayout,
     formats: (crate::format::Format, crate::format::Format),
 }
@@ -425,6 +428,7 @@ impl PackedLanes {
             name,
             pipeline: super::pipeline(gpu, name, "main", &pl, &c)?,
             swapped: std::sync::OnceLock::new(),
+            samples: std::sync::OnceLock::new(),
             layout: pl,
             formats: (fmt_a, fmt_b),
             bgl,
@@ -445,8 +449,20 @@ impl PackedLanes {
         Ok(self.swapped.get_or_init(|| p))
     }
 
+    /// The pipeline of launches whose A holds several samples (entry `main_samples`).
+    fn samples(&self, gpu: &Gpu) -> Result<&wgpu::ComputePipeline> {
+        if let Some(p) = self.samples.get() {
+            return Ok(p);
+        }
+        let (fa, fb) = self.formats;
+        let c = [("FMT_A", fa.id() as f64), ("FMT_B", fb.id() as f64)];
+        let p = super::pipeline(gpu, self.name, "main_samples", &self.layout, &c)?;
+        Ok(self.samples.get_or_init(|| p))
+    }
+
     /// [`dispatch_packed`] of `p` (built for any tile, checked) re-tiled to the lanes kernels'
-    /// 16×32 outputs per workgroup, never split along K.
+    /// 16×32 outputs per workgroup, never split along K; SMP's samples of A (`p.samples > 1`)
+    /// through entry `main_samples`, never as `Cᵀ`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
@@ -463,8 +479,12 @@ impl PackedLanes {
         let name = self.name;
         // Cᵀ where its tiles cover less padding (one product only: a batch's outputs are not
         // transposed as a whole).
-        let swap = p.batches <= 1 && lanes_swaps(p.m as usize, p.n as usize);
-        let (pipeline, a, b) = if swap { (self.swapped(gpu)?, b, a) } else { (&self.pipeline, a, b) };
+        let swap = p.batches <= 1 && p.samples <= 1 && lanes_swaps(p.m as usize, p.n as usize);
+        let (pipeline, a, b) = match (swap, p.samples > 1) {
+            (true, _) => (self.swapped(gpu)?, b, a),
+            (false, true) => (self.samples(gpu)?, a, b),
+            (false, false) => (&self.pipeline, a, b),
+        };
         if swap {
             p = p.swapped();
         }

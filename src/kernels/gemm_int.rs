@@ -284,7 +284,7 @@ impl GemmInt {
     }
 
     /// Whether this adapter runs `gemm_int_lanes` for these operands ([`GemmIntLanes::fits`]:
-    /// one sample).
+    /// scale chunks it folds; for raw sums one sample only).
     pub fn runs_lanes(&self, a: &QuantizedTensor, b: &QuantizedTensor) -> bool {
         self.lanes.is_some() && GemmIntLanes::fits(a, b)
     }
@@ -365,7 +365,8 @@ impl GemmInt {
         b: &QuantizedTensor,
         c: &GpuBuffer<i32>,
     ) -> Result<()> {
-        if self.runs_lanes(a, b) {
+        // (The lanes kernel's raw sums are one sample's.)
+        if self.runs_lanes(a, b) && a.samples == 1 {
             self.check_raw(a)?;
             if self.records_lanes(gpu, enc, a, b, 1, flags::RAW, &Epilogue::default(), c.buffer(), c.len())? {
                 return Ok(());

@@ -1,6 +1,7 @@
 //! `gemm_int_lanes`: [`super::gemm_int`]'s products on a CPU adapter whose subgroups are one
-//! 8-wide SIMD vector (lavapipe), for one sample, bit for bit with gemm_int's `main` tiles (one
-//! scale chunk over K, or scale blocks along it folded block by block as `main` folds them).
+//! 8-wide SIMD vector (lavapipe), bit for bit with gemm_int's `main` tiles (one scale chunk over
+//! K, or scale blocks along it folded block by block as `main` folds them; SMP's stacked samples
+//! of A through entry `main_samples`, averaged as `main` averages them).
 //! gemm_int's tiles read workgroup memory, which llvmpipe loads lane by lane, and its
 //! `dot4I8Packed` is emulated there; this kernel runs gemm_f32_lanes' 16×32
 //! subgroup tiles (no workgroup memory, values shared by subgroup broadcasts) on the codes widened
@@ -31,11 +32,12 @@ impl GemmIntLanes {
         GemmF32Lanes::available(gpu)
     }
 
-    /// Whether it computes these operands' product: one sample of A, and one scale chunk over
-    /// all of K or scale blocks of at most [`MAX_BLOCK`] elements along it.
+    /// Whether it computes these operands' product: one scale chunk over all of K or scale
+    /// blocks of at most [`MAX_BLOCK`] elements along it (A with one sample, or SMP's stacked
+    /// samples, averaged as gemm_int averages them).
     pub fn fits(a: &QuantizedTensor, b: &QuantizedTensor) -> bool {
         let chunk = a.layout.shared_chunk(&b.layout);
-        a.samples == 1 && (chunk >= a.layout.cols || chunk <= MAX_BLOCK)
+        a.samples >= 1 && (chunk >= a.layout.cols || chunk <= MAX_BLOCK)
     }
 
     /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (any of gemm_int's
@@ -62,9 +64,7 @@ impl GemmIntLanes {
     ) -> Result<()> {
         if !Self::fits(a, b) {
             return Err(Error::InvalidArgument(format!(
-                "gemm_int_lanes takes one sample and scale chunks over all of K or of at most {MAX_BLOCK}, not {} \
-                 samples in chunks of {} over {}",
-                a.samples,
+                "gemm_int_lanes takes scale chunks over all of K or of at most {MAX_BLOCK}, not chunks of {} over {}",
                 a.layout.shared_chunk(&b.layout),
                 a.layout.cols
             )));
