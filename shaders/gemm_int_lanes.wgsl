@@ -158,16 +158,23 @@ fn exact_sums(m0: u32, n0: u32, lane: u32, k0: u32, k1: u32, s: u32) -> Acc {
     return acc;
 }
 
+// Workgroup `id`'s tile (setting k_end): whether it is one, its first row and column, and K's
+// lane words.
+fn tile_at(id: u32) -> vec4<u32> {
+    let st = split_tile(p, id);
+    k_end = p.k;
+    return vec4<u32>(u32(st.valid), (st.tile / p.tiles_n) * 16u, (st.tile % p.tiles_n) * 32u, (p.k + 3u) / 4u);
+}
+
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-    let st = split_tile(p, wg.x + wg.y * nwg.x);
-    if (!st.valid) {
+    let t = tile_at(wg.x + wg.y * nwg.x);
+    if (t.x == 0u) {
         return;
     }
-    k_end = p.k;
-    let m0 = (st.tile / p.tiles_n) * 16u;
-    let n0 = (st.tile % p.tiles_n) * 32u;
-    let kwords = (p.k + 3u) / 4u;
+    let m0 = t.y;
+    let n0 = t.z;
+    let kwords = t.w;
     if (p.chunk < p.k && (p.flags & FLAG_RAW) == 0u) {
         // Scale blocks along K: fold each block's exact sums with its scales.
         let chunk_words = p.chunk / 4u;
@@ -211,14 +218,13 @@ fn acc_f32(iacc: IAcc) -> Acc {
 // gemm_int's order (its accf over samples, then chunks; the mean in its epilogue), bit for bit.
 @compute @workgroup_size(8)
 fn main_samples(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-    let st = split_tile(p, wg.x + wg.y * nwg.x);
-    if (!st.valid) {
+    let t = tile_at(wg.x + wg.y * nwg.x);
+    if (t.x == 0u) {
         return;
     }
-    k_end = p.k;
-    let m0 = (st.tile / p.tiles_n) * 16u;
-    let n0 = (st.tile % p.tiles_n) * 32u;
-    let kwords = (p.k + 3u) / 4u;
+    let m0 = t.y;
+    let n0 = t.z;
+    let kwords = t.w;
     let chunk_words = select(kwords, p.chunk / 4u, p.chunk < p.k);
     var accf: Acc;
     for (var s = 0u; s < p.samples; s++) {

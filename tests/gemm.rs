@@ -977,6 +977,63 @@ fn the_cooperative_peak_probe_is_exact_where_the_adapter_has_it_and_refused_else
     }
 }
 
+/// gemm_int's product of `qa` (its samples averaged) and `qb` (`[m, k]` and `[n, k]`, `blocks`
+/// scale chunks along K), which the dispatcher runs on gemm_int_lanes in one launch, under every
+/// epilogue variant: the reference's values within the epilogue bound, the tiled kernel's bits
+/// where it does not split K (the long K of few outputs it cuts into partial sums added by another
+/// launch) but for its 128 tile's folds of several blocks (fused multiply-adds; one sample only),
+/// and max |C| where asked.
+fn check_int_lanes_epilogues(
+    kernel: &GemmInt,
+    qa: &QuantizedTensor,
+    qb: &QuantizedTensor,
+    (m, n, k): (usize, usize, usize),
+    blocks: usize,
+    what: &str,
+) {
+    let g = gpu();
+    let samples = qa.samples as usize;
+    let bias = data(n, 93, false);
+    let old = data(m * n, 94, false);
+    let biasb = common::buf(&bias);
+    for variant in 0..3 {
+        let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
+        let (epi, eref) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
+        let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
+        let mut rec = lowbit::Recorder::new(g, "lanes");
+        kernel.encode(g, &mut rec, qa, qb, &epi, &c).unwrap();
+        assert_eq!(rec.dispatches(), 1, "{what}: one launch");
+        g.queue.submit([rec.finish()]);
+        let got = c.read(g).unwrap();
+        let want = reference::gemm_int_lanes::gemm_int_lanes(
+            &qa.codes.read(g).unwrap(),
+            &qa.scales.read(g).unwrap(),
+            &qa.layout,
+            samples,
+            &qb.codes.read(g).unwrap(),
+            &qb.scales.read(g).unwrap(),
+            &qb.layout,
+            &eref,
+        );
+        check(&format!("{what} epilogue {variant}"), &got, &want, int_epilogue_bound(blocks, samples));
+        if k <= 300 {
+            for &tile in int_tiles(qa, qb).iter().filter(|&&t| (blocks == 1 && samples == 1) || t != Tile::T128) {
+                let tiled = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                submit(|e| kernel.encode_with(g, e, tile, qa, qb, &epi, &tiled).unwrap());
+                common::assert_f32_bits_eq(
+                    &format!("{what} epilogue {variant} vs {tile:?}"),
+                    &got,
+                    &tiled.read(g).unwrap(),
+                );
+            }
+        }
+        if variant == 2 {
+            let want_max = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
+            assert_eq!(f32::from_bits(amax.read(g).unwrap()[0]), want_max, "{what}: amax");
+        }
+    }
+}
+
 #[test]
 fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_elsewhere() {
     use lowbit::kernels::gemm_int_lanes::GemmIntLanes;
@@ -1028,47 +1085,7 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
             );
             let as_u = |v: Vec<i32>| v.into_iter().map(|x| x as u32).collect::<Vec<u32>>();
             assert_u32_eq(&format!("{what} raw"), &as_u(raw.read(g).unwrap()), &as_u(want_raw));
-            let bias = data(n, 93, false);
-            let old = data(m * n, 94, false);
-            let biasb = common::buf(&bias);
-            for variant in 0..3 {
-                let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
-                let (epi, eref) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
-                let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
-                submit(|e| kernel.encode(g, e, &qa, &qb, &epi, &c).unwrap());
-                let got = c.read(g).unwrap();
-                let want = reference::gemm_int_lanes::gemm_int_lanes(
-                    &qa.codes.read(g).unwrap(),
-                    &qa.scales.read(g).unwrap(),
-                    &qa.layout,
-                    1,
-                    &qb.codes.read(g).unwrap(),
-                    &qb.scales.read(g).unwrap(),
-                    &qb.layout,
-                    &eref,
-                );
-                let blocks = chunks(k, sa.granularity, sb.granularity);
-                check(&format!("{what} epilogue {variant}"), &got, &want, int_epilogue_bound(blocks, 1));
-                // The tiled kernel forms the same exact sums and scales them the same way where it
-                // does not split K (it splits the long K of few outputs into partial sums, added
-                // by another launch), but for its 128 tile's folds of several blocks (fused
-                // multiply-adds).
-                if k <= 300 {
-                    for &tile in int_tiles(&qa, &qb).iter().filter(|&&t| blocks == 1 || t != Tile::T128) {
-                        let tiled = GpuBuffer::from_slice(g, "c", &old).unwrap();
-                        submit(|e| kernel.encode_with(g, e, tile, &qa, &qb, &epi, &tiled).unwrap());
-                        common::assert_f32_bits_eq(
-                            &format!("{what} epilogue {variant} vs {tile:?}"),
-                            &got,
-                            &tiled.read(g).unwrap(),
-                        );
-                    }
-                }
-                if variant == 2 {
-                    let want_max = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
-                    assert_eq!(f32::from_bits(amax.read(g).unwrap()[0]), want_max, "{what}: amax");
-                }
-            }
+            check_int_lanes_epilogues(&kernel, &qa, &qb, (m, n, k), chunks(k, sa.granularity, sb.granularity), &what);
         }
     }
     // Top codes over K = 2500: every product 127², so one f32 sum over all of K would pass 2²⁴
@@ -1135,47 +1152,7 @@ fn int_lane_gemm_averages_smp_samples_as_gemm_int_does() {
             let (qa, qb) = (quantized_samples(&a, m, k, sa, samples), quantized(&b, n, k, sb));
             let what = format!("gemm_int_lanes {fa}x{fb} {samples} samples {m}x{n}x{k}");
             assert!(kernel.runs_lanes(&qa, &qb), "{what}: the dispatcher should run the lane kernel");
-            let bias = data(n, 103, false);
-            let old = data(m * n, 104, false);
-            let biasb = common::buf(&bias);
-            for variant in 0..3 {
-                let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
-                let (epi, eref) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
-                let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
-                let mut rec = lowbit::Recorder::new(g, "smp");
-                kernel.encode(g, &mut rec, &qa, &qb, &epi, &c).unwrap();
-                assert_eq!(rec.dispatches(), 1, "{what}: one launch");
-                g.queue.submit([rec.finish()]);
-                let got = c.read(g).unwrap();
-                let want = reference::gemm_int::gemm_int(
-                    &qa.codes.read(g).unwrap(),
-                    &qa.scales.read(g).unwrap(),
-                    &qa.layout,
-                    samples as usize,
-                    &qb.codes.read(g).unwrap(),
-                    &qb.scales.read(g).unwrap(),
-                    &qb.layout,
-                    &eref,
-                );
-                let blocks = chunks(k, sa.granularity, sb.granularity);
-                check(&format!("{what} epilogue {variant}"), &got, &want, int_epilogue_bound(blocks, samples as usize));
-                if k <= 300 {
-                    // T128 takes one sample only; the others fold as the lanes kernel does.
-                    for &tile in int_tiles(&qa, &qb).iter().filter(|&&t| t != Tile::T128) {
-                        let tiled = GpuBuffer::from_slice(g, "c", &old).unwrap();
-                        submit(|e| kernel.encode_with(g, e, tile, &qa, &qb, &epi, &tiled).unwrap());
-                        common::assert_f32_bits_eq(
-                            &format!("{what} epilogue {variant} vs {tile:?}"),
-                            &got,
-                            &tiled.read(g).unwrap(),
-                        );
-                    }
-                }
-                if variant == 2 {
-                    let want_max = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
-                    assert_eq!(f32::from_bits(amax.read(g).unwrap()[0]), want_max, "{what}: amax");
-                }
-            }
+            check_int_lanes_epilogues(&kernel, &qa, &qb, (m, n, k), chunks(k, sa.granularity, sb.granularity), &what);
             // Raw sums over every sample: the tiled kernel's, the reference's.
             if k <= 300 {
                 let raw = GpuBuffer::<i32>::zeros(g, "raw", m * n).unwrap();
