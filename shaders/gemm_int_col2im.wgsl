@@ -10,8 +10,10 @@
 // Math, per value of dX (pixel (b, y, x), channel c), as col2im sums: s = 0, then for each tap
 // (ky, kx) in that order that reaches the pixel (oy*stride = y + pad - ky, likewise ox, inside
 // the output) s += v with v the dcols value gemm_int_lanes forms for row o = (b, oy, ox) and
-// column n = (ky*KW + kx)*C + c: per scale chunk along K (all of K for one chunk), in order,
+// column n = (ky*KW + kx)*C + c: per SMP sample of dY (one, or S stacked) and scale chunk along K
+// (all of K for one chunk), in that order,
 //   v += (f32(isum_chunk) * lane_unit * sa(o, chunk)) * sb(n, chunk), from v = 0,
+// then v *= 1/S where S > 1 (gemm_int_lanes' main_samples),
 // isum_chunk the exact sum of the chunk's code products (at most MAX_BLOCK = 1024 of them, each
 // at most 128 x 128 in magnitude: an integer of at most 2^24, exact in f32 in any order). A tap
 // that does not reach the pixel adds nothing (col2im skips it; adding v = +0.0 to s, which is
@@ -50,10 +52,10 @@ fn mac(acc: mat4x4<f32>, a: vec4<f32>, b0: mat4x4<f32>, b1: mat4x4<f32>, b2: mat
 }
 
 // The exact sums over lane words k0 .. k1 (at most 256: 1024 products) of the lane's four pixels
-// (dY rows o) with the tap's columns (W's rows col0 + lane and col0 + 8 + lane of this lane, or
-// p.n where past C).
-fn exact_sums(o: vec4<u32>, col0: u32, col1: u32, k0: u32, k1: u32) -> Px {
-    var s: Px;
+// (dY rows o of sample s) with the tap's columns (W's rows col0 + lane and col0 + 8 + lane of
+// this lane, or p.n where past C).
+fn exact_sums(o: vec4<u32>, col0: u32, col1: u32, k0: u32, k1: u32, s: u32) -> Px {
+    var r: Px;
     for (var kw = k0; kw < k1; kw++) {
         let w0 = lane_f32_b(col0, kw);
         let w1 = lane_f32_b(col1, kw);
@@ -61,12 +63,12 @@ fn exact_sums(o: vec4<u32>, col0: u32, col1: u32, k0: u32, k1: u32) -> Px {
         let b1 = broadcast_quarter(w0, w1, 1u);
         let b2 = broadcast_quarter(w0, w1, 2u);
         let b3 = broadcast_quarter(w0, w1, 3u);
-        s.q0 = mac(s.q0, lane_f32_a(o.x, kw, 0u), b0, b1, b2, b3);
-        s.q1 = mac(s.q1, lane_f32_a(o.y, kw, 0u), b0, b1, b2, b3);
-        s.q2 = mac(s.q2, lane_f32_a(o.z, kw, 0u), b0, b1, b2, b3);
-        s.q3 = mac(s.q3, lane_f32_a(o.w, kw, 0u), b0, b1, b2, b3);
+        r.q0 = mac(r.q0, lane_f32_a(o.x, kw, s), b0, b1, b2, b3);
+        r.q1 = mac(r.q1, lane_f32_a(o.y, kw, s), b0, b1, b2, b3);
+        r.q2 = mac(r.q2, lane_f32_a(o.z, kw, s), b0, b1, b2, b3);
+        r.q3 = mac(r.q3, lane_f32_a(o.w, kw, s), b0, b1, b2, b3);
     }
-    return s;
+    return r;
 }
 
 // One pixel's chunk sums scaled and added to v: (sum * lane_unit * sa) * sb per channel, as
@@ -79,8 +81,9 @@ fn fold_px(v: mat4x4<f32>, sums: mat4x4<f32>, sa: f32, sb: mat4x4<f32>) -> mat4x
     return r;
 }
 
-// The tap's values of the lane's four pixels (common/col2im_tile.wgsl's fold_taps): per scale
-// chunk, the exact sums scaled and folded as gemm_int_lanes folds them.
+// The tap's values of the lane's four pixels (common/col2im_tile.wgsl's fold_taps): per sample of
+// dY (SMP) and scale chunk, in that order, the exact sums scaled and folded, then with several
+// samples times 1/S: the values gemm_int_lanes stores in dcols (`main`, or `main_samples`).
 fn tap_values(o: vec4<u32>, tap: u32, c0: u32, lane: u32) -> Px {
     let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
     let chunk = min(p.chunk, p.k);
@@ -90,18 +93,27 @@ fn tap_values(o: vec4<u32>, tap: u32, c0: u32, lane: u32) -> Px {
     let ch1 = c0 + 8u + lane;
     let col0 = select(p.n, tap + ch0, ch0 < cv.c);
     let col1 = select(p.n, tap + ch1, ch1 < cv.c);
+    let om = min(o, vec4<u32>(p.m - 1u));
     var v: Px;
-    for (var kc = 0u; kc < p.k; kc += chunk) {
-        let sums = exact_sums(o, col0, col1, kc / 4u, min((kc + chunk + 3u) / 4u, kwords));
-        let s0 = scale_b(min(tap + min(ch0, cv.c - 1u), p.n - 1u), kc);
-        let s1 = scale_b(min(tap + min(ch1, cv.c - 1u), p.n - 1u), kc);
-        let sb = mat4x4<f32>(channel_scales(s0, s1, 0u), channel_scales(s0, s1, 1u), channel_scales(s0, s1, 2u),
-                             channel_scales(s0, s1, 3u));
-        let om = min(o, vec4<u32>(p.m - 1u));
-        v.q0 = fold_px(v.q0, sums.q0, scale_a(0u, om.x, kc, a_groups), sb);
-        v.q1 = fold_px(v.q1, sums.q1, scale_a(0u, om.y, kc, a_groups), sb);
-        v.q2 = fold_px(v.q2, sums.q2, scale_a(0u, om.z, kc, a_groups), sb);
-        v.q3 = fold_px(v.q3, sums.q3, scale_a(0u, om.w, kc, a_groups), sb);
+    for (var s = 0u; s < p.samples; s++) {
+        for (var kc = 0u; kc < p.k; kc += chunk) {
+            let sums = exact_sums(o, col0, col1, kc / 4u, min((kc + chunk + 3u) / 4u, kwords), s);
+            let s0 = scale_b(min(tap + min(ch0, cv.c - 1u), p.n - 1u), kc);
+            let s1 = scale_b(min(tap + min(ch1, cv.c - 1u), p.n - 1u), kc);
+            let sb = mat4x4<f32>(channel_scales(s0, s1, 0u), channel_scales(s0, s1, 1u),
+                                 channel_scales(s0, s1, 2u), channel_scales(s0, s1, 3u));
+            v.q0 = fold_px(v.q0, sums.q0, scale_a(s, om.x, kc, a_groups), sb);
+            v.q1 = fold_px(v.q1, sums.q1, scale_a(s, om.y, kc, a_groups), sb);
+            v.q2 = fold_px(v.q2, sums.q2, scale_a(s, om.z, kc, a_groups), sb);
+            v.q3 = fold_px(v.q3, sums.q3, scale_a(s, om.w, kc, a_groups), sb);
+        }
+    }
+    if (p.samples > 1u) {
+        let inv = 1.0 / f32(p.samples);
+        v.q0 = v.q0 * inv;
+        v.q1 = v.q1 * inv;
+        v.q2 = v.q2 * inv;
+        v.q3 = v.q3 * inv;
     }
     return v;
 }

@@ -1201,11 +1201,13 @@ type FusedRef =
     fn(&[u32], &[f32], &QuantLayout, &[u32], &[f32], &QuantLayout, &lowbit::kernels::im2col::ConvGeom) -> RefOut;
 
 /// Checks a fused packed input gradient on every convolution of [`fused_geoms`], for dY quantized
-/// under `sa` and Wᵀ under `sb`: bit for bit against `gemm` (the product into dcols) then col2im,
-/// and against `reference` within `bound(k, taps)`. `fused` and `gemm` record their launch.
+/// under `sa` (`samples` stacked SMP samples) and Wᵀ under `sb`: bit for bit against `gemm` (the
+/// product into dcols) then col2im, and against `reference` within `bound(k, taps)`. `fused` and
+/// `gemm` record their launch.
 fn check_fused_packed(
     name: &str,
     (sa, sb): (QuantScheme, QuantScheme),
+    samples: u32,
     fused: impl Fn(
         &mut wgpu::CommandEncoder,
         &lowbit::kernels::im2col::ConvGeom,
@@ -1221,8 +1223,11 @@ fn check_fused_packed(
     let fold = lowbit::kernels::im2col::Im2col::new(g).unwrap();
     for (geo, k) in fused_geoms() {
         let (m, n) = (geo.rows(), geo.kdim());
-        let what = format!("{name} {}x{} {geo:?} K {k}", sa.format, sb.format);
-        let qa = quantized(&data(m * k, 101, false), m, k, sa);
+        let what = format!("{name} {}x{} ({samples} samples) {geo:?} K {k}", sa.format, sb.format);
+        let qa = match samples {
+            1 => quantized(&data(m * k, 101, false), m, k, sa),
+            _ => quantized_samples(&data(m * k, 101, false), m, k, sa, samples),
+        };
         let qb = quantized(&data(n * k, 102, false), n, k, sb);
         // Stale values in dx must not survive: every value is written.
         let dx = GpuBuffer::from_slice(g, "dx", &vec![f32::NAN; geo.input_len()]).unwrap();
@@ -1277,6 +1282,7 @@ fn fused_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
         check_fused_packed(
             "gemm_int_col2im",
             (sa, sb),
+            1,
             |e, geo, qa, qb, dx| {
                 assert!(GemmIntCol2im::fits(qa, qb));
                 fused.encode(g, e, geo, qa, qb, dx).unwrap()
@@ -1286,18 +1292,67 @@ fn fused_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
             |k, taps| int_epilogue_bound(chunks(k, sa.granularity, sb.granularity), 1) + taps as f64 * 2f64.powi(-23),
         );
     }
-    // What it refuses, with nothing written: SMP samples, per-row chunks past 1024 products,
+    // SMP's stacked samples of dY (LUQ's +smp2; three of int8; MXFP4's blocks), averaged per tap
+    // as gemm_int_lanes averages them into dcols. (The reference: gemm_int's mean of the
+    // samples' products, then col2im.)
+    fn smp_reference<const S: usize>(
+        ac: &[u32],
+        asc: &[f32],
+        la: &QuantLayout,
+        bc: &[u32],
+        bs: &[f32],
+        lb: &QuantLayout,
+        geo: &ConvGeom,
+    ) -> reference::gemm_f32::RefOut {
+        let d = reference::gemm_int::gemm_int(ac, asc, la, S, bc, bs, lb, &reference::gemm_f32::EpilogueRef::default());
+        reference::gemm_f32::RefOut {
+            value: reference::im2col::col2im(&d.value, geo),
+            magnitude: reference::im2col::col2im(&d.magnitude, geo),
+        }
+    }
+    let smp_cases: [(QuantScheme, QuantScheme, u32, FusedRef); 3] = [
+        (QuantScheme::per_row(Format::Log4).stochastic(7, 2), per_row(Format::Int4), 2, smp_reference::<2>),
+        (QuantScheme::per_row(Format::Int8).stochastic(8, 2), per_row(Format::Int8), 3, smp_reference::<3>),
+        (
+            QuantScheme::native(Format::Mxfp4).stochastic(9, 1),
+            QuantScheme::native(Format::Mxfp4),
+            2,
+            smp_reference::<2>,
+        ),
+    ];
+    for (sa, sb, samples, reference) in smp_cases {
+        let (fused, gemm) =
+            (GemmIntCol2im::new(g, sa.format, sb.format).unwrap(), GemmInt::new(g, sa.format, sb.format).unwrap());
+        check_fused_packed(
+            "gemm_int_col2im",
+            (sa, sb),
+            samples,
+            |e, geo, qa, qb, dx| {
+                assert!(GemmIntCol2im::fits(qa, qb));
+                fused.encode(g, e, geo, qa, qb, dx).unwrap()
+            },
+            |e, qa, qb, dcols| gemm.encode(g, e, qa, qb, &Epilogue::default(), dcols).unwrap(),
+            reference,
+            |k, taps| {
+                let blocks = chunks(k, sa.granularity, sb.granularity);
+                int_epilogue_bound(blocks, samples as usize) + taps as f64 * 2f64.powi(-23)
+            },
+        );
+    }
+    // What it refuses, with nothing written: samples of Wᵀ, per-row chunks past 1024 products,
     // operands of other formats than it was built for, and operands of another geometry.
     let geo = geom(1, 4, 4, 4, 3, 1, 1);
     let (m, n) = (geo.rows(), geo.kdim());
     let kernel = GemmIntCol2im::new(g, Format::Log4, Format::Int4).unwrap();
     let smp = quantized_samples(&data(m * 8, 103, false), m, 8, QuantScheme::per_row(Format::Log4).stochastic(1, 0), 2);
     let w4 = quantized(&data(n * 8, 104, false), n, 8, per_row(Format::Int4));
+    let w4_smp =
+        quantized_samples(&data(n * 8, 104, false), n, 8, QuantScheme::per_row(Format::Int4).stochastic(1, 0), 2);
     let marker = vec![7.0f32; geo.input_len()];
     let dx = GpuBuffer::from_slice(g, "dx", &marker).unwrap();
-    assert!(!GemmIntCol2im::fits(&smp, &w4));
+    assert!(GemmIntCol2im::fits(&smp, &w4) && !GemmIntCol2im::fits(&smp, &w4_smp));
     let mut enc = g.device.create_command_encoder(&Default::default());
-    assert_refused("samples", kernel.encode(g, &mut enc, &geo, &smp, &w4, &dx));
+    assert_refused("samples of Wᵀ", kernel.encode(g, &mut enc, &geo, &smp, &w4_smp, &dx));
     let long_a = quantized(&data(m * 1100, 105, false), m, 1100, per_row(Format::Int8));
     let long_b = quantized(&data(n * 1100, 106, false), n, 1100, per_row(Format::Int8));
     assert!(!GemmIntCol2im::fits(&long_a, &long_b));
@@ -1409,6 +1464,7 @@ fn fused_fp8_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
         check_fused_packed(
             "gemm_fp8_col2im",
             (sa, sb),
+            1,
             |e, geo, qa, qb, dx| fused.encode(g, e, geo, qa, qb, dx).unwrap(),
             |e, qa, qb, dcols| gemm.encode(g, e, qa, qb, &Epilogue::default(), dcols).unwrap(),
             reference::gemm_fp8_col2im::gemm_fp8_col2im,

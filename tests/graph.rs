@@ -293,7 +293,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     // a weight's Wᵀ in the backward instead of in W's launch, and a dense layer's Xᵀ apart from
     // X).
     // Gradients and updated parameters are the same bits; the fused step takes one launch fewer
-    // per such convolution. SMP's stacked samples take the unfused chain either way.
+    // per such convolution (SMP's stacked samples too, since gemm_int_col2im averages them).
     let g = gpu();
     let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
     // (model, its convolutions whose input gradient is needed: the ResNet's at stride 1 and 2,
@@ -315,7 +315,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
         ("luq4", true),
         ("int8+block32", true),
         ("nvfp4", true),
-        ("luq4+smp2", false),
+        ("luq4+smp2", true),
         ("fp8", true),
         ("mxfp8", true),
     ];

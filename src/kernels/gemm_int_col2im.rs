@@ -8,8 +8,9 @@
 //! pixels × 16 channels; a tap's 16 columns of W reach its lanes by subgroup broadcasts.
 //! Operands as [`super::gemm_int`]'s (any of its
 //! [`INT_FORMATS`](super::gemm_int::INT_FORMATS)): A the quantized dY `[batch·oh·ow, K]`, B the
-//! quantized `Wᵀ` `[kh·kw·c, K]`, both packed along K (the output channels), one
-//! sample, scale chunks of at most [`MAX_BLOCK`] elements (one over all of K, or blocks).
+//! quantized `Wᵀ` `[kh·kw·c, K]`, both packed along K (the output channels), scale chunks of at
+//! most [`MAX_BLOCK`] elements (one over all of K, or blocks); dY may hold SMP's stacked samples,
+//! their products averaged per tap as `gemm_int_lanes` averages them into dcols.
 //! Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 dx, 6 `ConvParams`.
 //! Reference: [`crate::reference::gemm_int_col2im`].
 
@@ -39,17 +40,17 @@ impl GemmIntCol2im {
         GemmF32Lanes::available(gpu)
     }
 
-    /// Whether it computes these operands' product: one sample of each, and every scale chunk
-    /// along K (all of K for per-row scales) at most [`MAX_BLOCK`] elements, so each chunk's sums
-    /// are exact in f32.
+    /// Whether it computes these operands' product: one sample of B (A may hold several), and
+    /// every scale chunk along K (all of K for per-row scales) at most [`MAX_BLOCK`] elements, so
+    /// each chunk's sums are exact in f32.
     pub fn fits(a: &QuantizedTensor, b: &QuantizedTensor) -> bool {
         b.samples == 1 && Self::fits_layouts(&a.layout, &b.layout, a.samples)
     }
 
-    /// [`GemmIntCol2im::fits`] for operands of layouts `la` (with `samples` stacked samples) and
-    /// `lb` (one), before they are quantized.
+    /// [`GemmIntCol2im::fits`] for operands of layouts `la` (with `samples` stacked samples, at
+    /// least one) and `lb` (one), before they are quantized.
     pub fn fits_layouts(la: &QuantLayout, lb: &QuantLayout, samples: u32) -> bool {
-        samples == 1 && la.shared_chunk(lb).min(la.cols) <= MAX_BLOCK
+        samples >= 1 && la.shared_chunk(lb).min(la.cols) <= MAX_BLOCK
     }
 
     /// Builds the pipeline for dY in `fmt_a` and Wᵀ in `fmt_b` (any of
