@@ -301,13 +301,7 @@ impl QuantizeFused {
                 lt.cols
             ))
         })?;
-        let groups = |l: &QuantLayout| match l.granularity {
-            Granularity::PerRow => l.rows as usize,
-            _ => l.rows as usize * l.words_per_row.div_ceil(l.seg()) as usize,
-        };
-        let threads = groups(l) + lt.n_groups as usize;
-        let workgroups = u32::try_from(threads.div_ceil(super::WG as usize))
-            .map_err(|_| Error::InvalidArgument(format!("quantize_fused: {threads} groups")))?;
+        let workgroups = thread_workgroups(groups_of(l) + lt.n_groups as usize)?;
         let io = Io { x, tensor_amax: &self.no_tensor_amax, mask: None, samples: 1, codes, scales };
         self.launch_both(gpu, enc, pipe, workgroups, (l, lt), &io, (codes_t, scales_t))
     }
@@ -472,10 +466,7 @@ impl QuantizeFused {
             }
             Granularity::PerRow => (&self.row, l.rows),
             _ if self.reduce_path == ReducePath::PerThread => {
-                let groups = l.rows as usize * l.words_per_row.div_ceil(l.seg()) as usize;
-                let workgroups = u32::try_from(groups.div_ceil(super::WG as usize))
-                    .map_err(|_| Error::InvalidArgument(format!("quantize_fused: {groups} groups")))?;
-                (v4.map_or(&self.block, |v| &v.0), workgroups)
+                (v4.map_or(&self.block, |v| &v.0), thread_workgroups(groups_of(l))?)
             }
             _ => (&self.block, QuantParams::row_tiles(l, rounding).total_tiles),
         };
@@ -515,6 +506,21 @@ impl QuantizeFused {
         buffers.extend(extra);
         dispatch(gpu, enc, "quantize_fused", pipe, layout, &buffers, workgroups)
     }
+}
+
+/// The scale groups of `l` as the per-thread entries count them (`main_group`, `main_both`): a
+/// row's, or per block `seg()` words each (`l.n_groups` but for a tensor-wide scale).
+fn groups_of(l: &QuantLayout) -> usize {
+    match l.granularity {
+        Granularity::PerRow => l.rows as usize,
+        _ => l.rows as usize * l.words_per_row.div_ceil(l.seg()) as usize,
+    }
+}
+
+/// Workgroups of [`super::WG`] threads for `groups` threads, or an error past a launch's count.
+fn thread_workgroups(groups: usize) -> Result<u32> {
+    u32::try_from(groups.div_ceil(super::WG as usize))
+        .map_err(|_| Error::InvalidArgument(format!("quantize_fused: {groups} groups")))
 }
 
 /// The buffers of one launch.
