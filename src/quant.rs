@@ -357,13 +357,7 @@ impl Quantizer {
         samples: u32,
         extras: RotatedExtras,
     ) -> Result<QuantizedTensor> {
-        let &[r, c] = x.shape() else {
-            return Err(Error::Shape {
-                op: "quantize_rotated_transposed",
-                detail: format!("needs a 2-D tensor, got shape {:?}", x.shape()),
-            });
-        };
-        let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
+        let lt = Self::transposed_layout("quantize_rotated_transposed", x, scheme)?;
         let k = self.kernels(gpu, scheme.format)?;
         let kernel = built(&k.rotated_t, || HadamardQuantizeTranspose::new(gpu, scheme.format))?;
         let q = Self::alloc_samples(gpu, enc, lt, samples)?;
@@ -697,10 +691,7 @@ impl Quantizer {
         mask: Option<&GpuBuffer<f32>>,
         samples: u32,
     ) -> Result<QuantizedTensor> {
-        let &[r, c] = x.shape() else {
-            return Err(Error::Shape { op, detail: format!("needs a 2-D tensor, got shape {:?}", x.shape()) });
-        };
-        let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
+        let lt = Self::transposed_layout(op, x, scheme)?;
         let k = self.kernels(gpu, scheme.format)?;
         if sums.is_some() || QuantizeTransposeFused::preferred(&lt, k.transpose_fused.reduce_path()) {
             let q = Self::alloc_samples(gpu, enc, lt, samples)?;
@@ -808,15 +799,17 @@ impl Quantizer {
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
-        let &[r, c] = x.shape() else {
-            return Err(Error::Shape {
-                op: "quantize_transposed_three_pass",
-                detail: format!("needs a 2-D tensor, got shape {:?}", x.shape()),
-            });
-        };
-        let lt = QuantLayout::new(c, r, scheme.format, scheme.granularity)?;
+        let lt = Self::transposed_layout("quantize_transposed_three_pass", x, scheme)?;
         let q = Self::alloc(gpu, enc, lt)?;
         self.transposed_chain(gpu, enc, x, scheme, &lt, q)
+    }
+
+    /// The layout under `scheme` of L = xᵀ for a 2-D `x`; an error naming `op` for another shape.
+    fn transposed_layout(op: &'static str, x: &GpuTensor, scheme: QuantScheme) -> Result<QuantLayout> {
+        let &[r, c] = x.shape() else {
+            return Err(Error::Shape { op, detail: format!("needs a 2-D tensor, got shape {:?}", x.shape()) });
+        };
+        QuantLayout::new(c, r, scheme.format, scheme.granularity)
     }
 
     fn transposed_chain(
