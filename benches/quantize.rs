@@ -7,6 +7,7 @@ use lowbit::format::Format;
 use lowbit::kernels::col_sum::ColSum;
 use lowbit::kernels::hadamard::{Axis, Hadamard, RotateExtras, RANDOM_SIGNS};
 use lowbit::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras};
+use lowbit::kernels::quantize_both::{BothExtras, QuantizeBoth, Side};
 use lowbit::kernels::quantize_transpose_fused::QuantizeTransposeFused;
 use lowbit::kernels::{copy::Copy, quantize_fused::QuantizeFused};
 use lowbit::scheme::{Granularity, QuantLayout, Rounding};
@@ -117,7 +118,7 @@ fn rotated_operand(c: &mut Criterion) {
 }
 
 /// A weight W `[n, k]` for the forward and its Wᵀ for the input gradient (round to nearest):
-/// `quantize_fused`'s `main_both` in one launch against the same run's two quantizers,
+/// `quantize_both` in one launch against the same run's two quantizers,
 /// `quantize_fused` and `quantize_transpose_fused`, which training ran before.
 fn weight_both(c: &mut Criterion) {
     let gpu = Gpu::new().expect("benchmarks need a GPU adapter");
@@ -125,6 +126,7 @@ fn weight_both(c: &mut Criterion) {
     g.sample_size(10);
     for f in [Format::Int8, Format::Mxfp8] {
         let (k, qtf) = (QuantizeFused::new(&gpu, f).unwrap(), QuantizeTransposeFused::new(&gpu, f).unwrap());
+        let both = QuantizeBoth::new(&gpu, f).unwrap();
         // resnet20's first stage's 3x3 convolution, its third's, and a GPT block's 64x256.
         for (n, kk) in [(16usize, 144usize), (64, 576), (256, 64)] {
             let x: Vec<f32> = (0..(n * kk) as u32).map(|i| lowbit::rng::uniform(7, i) - 0.5).collect();
@@ -146,7 +148,16 @@ fn weight_both(c: &mut Criterion) {
                 })
             });
             g.bench_function(format!("one_launch_{f}_{n}x{kk}"), |b| {
-                b.iter(|| run(&gpu, |e| k.encode_both(&gpu, e, &xb, (&l, &lt), (&o.0, &o.1), (&ot.0, &ot.1)).unwrap()))
+                b.iter(|| {
+                    run(&gpu, |e| {
+                        let near = Rounding::Nearest;
+                        let sides = (
+                            Side { layout: &l, rounding: near, codes: &o.0, scales: &o.1 },
+                            Side { layout: &lt, rounding: near, codes: &ot.0, scales: &ot.1 },
+                        );
+                        both.encode(&gpu, e, &xb, sides, &BothExtras::default()).unwrap()
+                    })
+                })
             });
         }
     }

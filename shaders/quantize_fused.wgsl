@@ -17,10 +17,11 @@
 // small enough for one workgroup, a weight): the one launch reduces the tensor's maximum itself
 // (absmax's value: the largest amax_bits of x), stores it to tensor_amax[0] for later quantizers
 // of the same tensor, then quantizes a group per thread as main_group does (same bits);
-// `main_whole_both` also quantizes xᵀ's blocks with that maximum (below). Entry `main_both` (the
-// other formats): a weight's groups and its transpose's, a thread per group, in one launch.
+// `main_whole_both` also quantizes xᵀ's blocks with that maximum (below); the other formats'
+// both orientations in one launch are quantize_both's.
 // Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl), the stores of a
-// row's words into every sample (store_words, common/pack_rows.wgsl) with im2col_quantize. With
+// row's words into every sample (store_words, common/pack_rows.wgsl) with im2col_quantize and
+// quantize_both, the per-thread groups (common/row_groups.wgsl) with quantize_both. With
 // p.samples > 1 every entry writes that many stochastic samples stacked (SMP,
 // common/samples.wgsl): x's maximum is taken once, each sample packed with its own draws.
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
@@ -32,7 +33,7 @@
 // draws), 5 tensor_amax (read-write u32: the tensor's maximum as f32 bits, NVFP4 only; written by
 // main_whole alone), 6 mask (read f32: with
 // p.masked, x[i] counts as 0 unless mask[i] > 0: the quantized ReLU gradient without relu_backward's
-// launch and its output); `main_whole_both` and `main_both` only: 7 codes_t, 8 scales_t
+// launch and its output); `main_whole_both` only: 7 codes_t, 8 scales_t
 // (read_write: xᵀ's), 9 pt (QuantParams of xᵀ's layout).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
@@ -49,18 +50,6 @@
 
 var<workgroup> red: array<u32, 256>;
 var<workgroup> seg_inv: array<f32, 256>;
-
-fn word_amax(row: u32, word: u32) -> u32 {
-    let per_word = fmt_per_word();
-    var m = 0u;
-    for (var i = 0u; i < per_word; i++) {
-        let col = word * per_word + i;
-        if (col < p.cols) {
-            m = max(m, amax_bits(load_x(row * p.cols + col)));
-        }
-    }
-    return m;
-}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -147,27 +136,6 @@ fn main_row_short(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     store_words(row, 0u, p.words_per_row, 1u, si.y);
 }
 
-// Group t (of per_row groups a row, p.seg words each): its row and words [w0, w1).
-fn group_span(t: u32, per_row: u32) -> vec3<u32> {
-    let w0 = (t % per_row) * p.seg;
-    return vec3<u32>(t / per_row, w0, min(w0 + p.seg, p.words_per_row));
-}
-
-// The largest amax_bits of a group's values.
-fn span_amax(g: vec3<u32>) -> u32 {
-    var m = 0u;
-    for (var w = g.y; w < g.z; w++) {
-        m = max(m, word_amax(g.x, w));
-    }
-    return m;
-}
-
-// A group's scale and codes, with its (scale, 1/scale) si.
-fn store_group(g: vec3<u32>, si: vec2<f32>) {
-    store_scale(group_of(p, g.x, g.y * fmt_per_word()), si.x);
-    store_words(g.x, g.y, g.z, 1u, si.y);
-}
-
 @compute @workgroup_size(256)
 fn main_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let per_row = (p.words_per_row + p.seg - 1u) / p.seg;
@@ -175,7 +143,7 @@ fn main_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     if (t >= p.rows * per_row) {
         return;
     }
-    let g = group_span(t, per_row);
+    let g = group_span(t, per_row, p.seg);
     store_group(g, group_scale_of(bitcast<f32>(span_amax(g))));
 }
 
@@ -240,7 +208,7 @@ fn whole_blocks(lid: u32) -> u32 {
     }
     let per_row = (p.words_per_row + p.seg - 1u) / p.seg;
     for (var t = lid; t < p.rows * per_row; t += WG) {
-        let g = group_span(t, per_row);
+        let g = group_span(t, per_row, p.seg);
         store_group(g, fmt_group_scale(bitcast<f32>(span_amax(g)), bitcast<f32>(whole)));
     }
     return whole;
@@ -303,32 +271,5 @@ fn main_whole_both(@builtin(local_invocation_index) lid: u32) {
     let blocks = (pt.cols + bd - 1u) / bd;
     for (var t = lid; t < pt.rows * blocks; t += WG) {
         store_t_group(t, blocks, bd, whole);
-    }
-}
-
-// Entry `main_both` (formats without a tensor-wide scale; per-row or per-block groups in either
-// orientation): a weight W's groups and L = Wᵀ's in one launch, a thread per group, no workgroup
-// memory or barriers. Threads [0, G) quantize x's groups as main_group does (a per-row group is
-// the whole row), threads [G, G + Gt) L's groups as main_whole_both does, to nearest: the bits of
-// quantize_fused and quantize_transpose_fused (one launch instead of two, x read by one).
-@compute @workgroup_size(256)
-fn main_both(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let t = flat_workgroup(wg, nwg) * WG + lid;
-    var seg = p.seg;
-    if (p.block_div == 0xffffffffu) {
-        seg = p.words_per_row;
-    }
-    let per_row = (p.words_per_row + seg - 1u) / seg;
-    let groups = p.rows * per_row;
-    if (t < groups) {
-        let w0 = (t % per_row) * seg;
-        let g = vec3<u32>(t / per_row, w0, min(w0 + seg, p.words_per_row));
-        store_group(g, fmt_scale_for_amax(bitcast<f32>(span_amax(g))));
-        return;
-    }
-    let bd = t_group_values();
-    let blocks = (pt.cols + bd - 1u) / bd;
-    if (t - groups < pt.rows * blocks) {
-        store_t_group(t - groups, blocks, bd, 0.0);
     }
 }

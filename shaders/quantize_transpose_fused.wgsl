@@ -68,23 +68,6 @@ fn lanes_max(lx: u32) -> u32 {
     return mm;
 }
 
-// Words w0, w0 + step, .. below w1 of row `row` of L (xr = x_row(row)), packed with inverse scale
-// s_inv into every SMP sample (each sample's draw key computed once).
-fn store_words_t(row: u32, xr: vec2<u32>, w0: u32, w1: u32, step: u32, s_inv: f32) {
-    for (var j = 0u; j < p.samples; j++) {
-        let key = sample_key(j);
-        for (var word = w0; word < w1; word += step) {
-            codes[code_at(j, row, word)] = pack_word_t(row, xr, word, s_inv, key);
-        }
-    }
-}
-
-// What one read of a row of L gives: its maximum as f32 bits, and with sums its sum.
-struct RowPass {
-    m: u32,
-    total: f32,
-}
-
 // The tree entries' read of row `row` of L (xr = x_row(row); lane ly of its eight): the lane's
 // maximum, and with sums (p.aux0 = 1) the row's sum in col_sum's order, complete in lane 0
 // (ly == 0). Every thread of the workgroup calls it (its barriers), valid row or not.
@@ -190,82 +173,6 @@ fn main_block(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
             let w_end = min((blk + 1u) * words_per_block, p.words_per_row);
             store_words_t(row, xr, blk * words_per_block + ly, w_end, LANES, row_inv[lx]);
         }
-    }
-}
-
-// The per-thread entries' read of a row of L (xr = x_row(row)): its maximum, and with sums
-// (p.aux0 = 1) its sum in col_sum's order.
-fn thread_row_pass(xr: vec2<u32>) -> RowPass {
-    let with_sums = p.aux0 == 1u;
-    var m = 0u;
-    var total = 0.0;
-    if (!with_sums) {
-        // The maximum alone: one plain loop (the chunked one below costs twice as much on lavapipe).
-        for (var col = 0u; col < p.cols; col++) {
-            m = max(m, amax_bits(load_x(xr.x + col * xr.y)));
-        }
-        return RowPass(m, total);
-    }
-    let chunk_cols = max(p.aux1, 1u);
-    for (var c0 = 0u; c0 < p.cols; c0 += chunk_cols) {
-        let end = min(c0 + chunk_cols, p.cols);
-        // Lane l of `main` sums columns c0 + l, c0 + l + 8, ...: s[l] here, in the same order.
-        var s = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-        for (var col = c0; col < end; col += LANES) {
-            for (var l = 0u; l < LANES; l++) {
-                if (col + l < end) {
-                    let v = load_x(xr.x + (col + l) * xr.y);
-                    m = max(m, amax_bits(v));
-                    s[l] += v;
-                }
-            }
-        }
-        var t = s[0];
-        for (var l = 1u; l < LANES; l++) {
-            t += s[l];
-        }
-        total = select(total + t, t, c0 == 0u);
-    }
-    return RowPass(m, total);
-}
-
-// Row `row` of L by one thread (entry main_thread).
-fn row_thread(row: u32) {
-    if (row >= p.rows) {
-        return;
-    }
-    let xr = x_row(row);
-    let rp = thread_row_pass(xr);
-    let si = group_scale_of(bitcast<f32>(rp.m));
-    store_scale(row, si.x);
-    if (p.aux0 == 1u) {
-        sums[row] = rp.total;
-    }
-    store_words_t(row, xr, 0u, p.words_per_row, 1u, si.y);
-}
-
-// The blocks of row `row` of L by one thread (entry main_block_thread).
-fn block_thread(row: u32) {
-    if (row >= p.rows) {
-        return;
-    }
-    let block = p.block_div;
-    let blocks = (p.cols + block - 1u) / block;
-    let words_per_block = block / fmt_per_word();
-    let xr = x_row(row);
-    if (p.aux0 == 1u) {
-        sums[row] = thread_row_pass(xr).total;
-    }
-    for (var blk = 0u; blk < blocks; blk++) {
-        let end = min((blk + 1u) * block, p.cols);
-        var m = 0u;
-        for (var col = blk * block; col < end; col++) {
-            m = max(m, amax_bits(load_x(xr.x + col * xr.y)));
-        }
-        let si = group_scale_of(bitcast<f32>(m));
-        store_scale(row * p.row_mul + blk, si.x);
-        let w_end = min((blk + 1u) * words_per_block, p.words_per_row);
-        store_words_t(row, xr, blk * words_per_block, w_end, 1u, si.y);
     }
 }
 

@@ -6,6 +6,7 @@ use crate::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, Rot
 use crate::kernels::im2col::ConvGeom;
 use crate::kernels::im2col_quantize::Im2colQuantize;
 use crate::kernels::im2col_quantize_transpose::Im2colQuantizeTranspose;
+use crate::kernels::quantize_both::{BothExtras, QuantizeBoth, Side};
 use crate::kernels::{
     absmax::Absmax, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
     quantize_transpose::QuantizeTranspose, quantize_transpose_fused::QuantizeTransposeFused, scale::Scale,
@@ -50,6 +51,13 @@ struct FormatKernels {
     unfold_t: OnceLock<Im2colQuantizeTranspose>,
     /// Built on first use: the block-scaled presets' rotated weight-gradient operands.
     rotated_t: OnceLock<HadamardQuantizeTranspose>,
+    /// Built on first use: both orientations of a small tensor in one launch.
+    both: OnceLock<QuantizeBoth>,
+}
+
+/// `q` as one side of a [`QuantizeBoth`] launch, rounded by `rounding`.
+fn side(q: &QuantizedTensor, rounding: Rounding) -> Side<'_> {
+    Side { layout: &q.layout, rounding, codes: &q.codes, scales: &q.scales }
 }
 
 /// What `cell` holds, built by `build` on first use (two threads may both build it; the first
@@ -97,6 +105,7 @@ impl Quantizer {
             unfold: OnceLock::new(),
             unfold_t: OnceLock::new(),
             rotated_t: OnceLock::new(),
+            both: OnceLock::new(),
         });
         map.insert(f, k.clone());
         Ok(k)
@@ -263,7 +272,7 @@ impl Quantizer {
     pub fn quantizes_both_in_one_pass(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> bool {
         match l.format.needs_tensor_amax() {
             true => QuantizeFused::fits_whole(gpu, l) && matches!(lt.granularity, Granularity::PerBlock(_)),
-            false => QuantizeFused::fits_both(gpu, l, lt),
+            false => QuantizeBoth::fits(gpu, l, lt),
         }
     }
 
@@ -446,7 +455,7 @@ impl Quantizer {
     /// [`Quantizer::quantize`] of `x` under `scheme` and [`Quantizer::quantize_transposed`] of
     /// `x` under `scheme_t` (the same format, without a tensor-wide scale; rounding to nearest
     /// both): for a weight that the forward takes as W and the input gradient as Wᵀ. One launch
-    /// where the layouts take it ([`QuantizeFused::fits_both`]: per-row or per-block scales, a
+    /// where the layouts take it ([`QuantizeBoth::fits`]: per-row or per-block scales, a
     /// tensor of a weight's size), else the two quantizers; the same bits either way. An error for
     /// a format with a tensor-wide scale (see [`Quantizer::quantize_reducing_amax_both`]), two
     /// formats, or stochastic rounding.
@@ -463,9 +472,11 @@ impl Quantizer {
             let q = self.quantize(gpu, enc, x, scheme)?;
             return Ok((q, self.quantize_transposed(gpu, enc, x, scheme_t)?));
         }
-        let k = self.kernels(gpu, scheme.format)?;
         let (q, qt) = (Self::alloc(gpu, enc, l)?, Self::alloc(gpu, enc, lt)?);
-        k.fused.encode_both(gpu, enc, x.buffer(), (&l, &lt), (&q.codes, &q.scales), (&qt.codes, &qt.scales))?;
+        let k = self.kernels(gpu, scheme.format)?;
+        let both = built(&k.both, || QuantizeBoth::new(gpu, scheme.format))?;
+        let sides = (side(&q, Rounding::Nearest), side(&qt, Rounding::Nearest));
+        both.encode(gpu, enc, x.buffer(), sides, &BothExtras::default())?;
         Ok((q, qt))
     }
 

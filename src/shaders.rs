@@ -20,11 +20,14 @@ pub const COMMON: &[(&str, &str)] = &[
     ("unfold", include_str!("../shaders/common/unfold.wgsl")),
     ("pack", include_str!("../shaders/common/pack.wgsl")),
     ("one_pass", include_str!("../shaders/common/one_pass.wgsl")),
+    ("stores", include_str!("../shaders/common/stores.wgsl")),
     ("samples", include_str!("../shaders/common/samples.wgsl")),
     ("pack_stream", include_str!("../shaders/common/pack_stream.wgsl")),
     ("pack_rows", include_str!("../shaders/common/pack_rows.wgsl")),
+    ("row_groups", include_str!("../shaders/common/row_groups.wgsl")),
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
     ("row_sums", include_str!("../shaders/common/row_sums.wgsl")),
+    ("rows_t", include_str!("../shaders/common/rows_t.wgsl")),
     ("hadamard16", include_str!("../shaders/common/hadamard16.wgsl")),
     ("group_scale", include_str!("../shaders/common/group_scale.wgsl")),
     ("slots", include_str!("../shaders/common/slots.wgsl")),
@@ -50,8 +53,10 @@ const QUANT_FUSED_INCLUDES: &[&str] = &[
     "layout",
     "pack",
     "one_pass",
+    "stores",
     "samples",
     "pack_rows",
+    "row_groups",
     "group_scale",
 ];
 /// The fused unfold and quantizer: the one-pass quantizer's units and the convolution's unfold.
@@ -66,6 +71,7 @@ const QUANT_UNFOLD_INCLUDES: &[&str] = &[
     "layout",
     "pack",
     "one_pass",
+    "stores",
     "samples",
     "pack_rows",
     "pack_stream",
@@ -83,9 +89,31 @@ const QUANT_T_FUSED_INCLUDES: &[&str] = &[
     "layout",
     "pack_t",
     "one_pass",
+    "stores",
     "samples",
     "row_sums",
+    "rows_t",
     "group_scale",
+];
+/// Both orientations in one launch: the per-thread groups of x (the one-pass quantizer's) and the
+/// per-thread rows of xᵀ (the transposing one's), with its own stores (it writes two outputs).
+const QUANT_BOTH_INCLUDES: &[&str] = &[
+    "rng",
+    "step",
+    "quant",
+    "fp8",
+    "fp4",
+    "log4",
+    "format",
+    "layout",
+    "pack",
+    "one_pass",
+    "samples",
+    "pack_rows",
+    "row_groups",
+    "pack_t",
+    "row_sums",
+    "rows_t",
 ];
 /// The rotating transposing quantizer: the one-pass quantizers' masked loads and SMP stores, and the
 /// row sums it shares with quantize_transpose_fused.
@@ -99,6 +127,7 @@ const QUANT_ROTATE_T_INCLUDES: &[&str] = &[
     "format",
     "layout",
     "one_pass",
+    "stores",
     "samples",
     "row_sums",
     "hadamard16",
@@ -107,7 +136,7 @@ const QUANT_ROTATE_T_INCLUDES: &[&str] = &[
 /// The transposing quantizer of an unfolded input: the SMP stores, the stream packer it shares with
 /// the fused unfold, and the convolution's geometry.
 const QUANT_T_UNFOLD_INCLUDES: &[&str] =
-    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "samples", "pack_stream", "conv"];
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "stores", "samples", "pack_stream", "conv"];
 /// The transposing quantizers share their packing.
 const QUANT_T_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t"];
 const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];
@@ -146,6 +175,11 @@ pub const KERNELS: &[KernelSource] = &[
         name: "quantize_transpose_fused",
         includes: QUANT_T_FUSED_INCLUDES,
         body: include_str!("../shaders/quantize_transpose_fused.wgsl"),
+    },
+    KernelSource {
+        name: "quantize_both",
+        includes: QUANT_BOTH_INCLUDES,
+        body: include_str!("../shaders/quantize_both.wgsl"),
     },
     KernelSource { name: "dequantize", includes: QUANT_INCLUDES, body: include_str!("../shaders/dequantize.wgsl") },
     KernelSource { name: "gemm_f32", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_f32.wgsl") },
@@ -288,7 +322,7 @@ pub const NEEDS_FEATURES: &[&str] = &[
 /// a bound fixed before the loop. `LOWBIT_SHADER_CHECKS=1` puts the counter back, as for
 /// [`UNCHECKED`].
 pub const LOOPS_UNBOUNDED: &[&str] =
-    &["quantize_fused", "quantize_transpose_fused", "im2col_quantize", "im2col_quantize_transpose"];
+    &["quantize_fused", "quantize_transpose_fused", "quantize_both", "im2col_quantize", "im2col_quantize_transpose"];
 
 /// Whether `LOWBIT_SHADER_CHECKS` asks for every check in every kernel.
 fn checks_forced() -> bool {

@@ -324,7 +324,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     let batch = 16;
     for (spec, convs, middle, dense) in &models {
         let (convs, rotated_layers) = (*convs, middle.len());
-        // Weights quantized in both orientations in one launch (QuantizeFused::fits_both, NVFP4's
+        // Weights quantized in both orientations in one launch (QuantizeBoth::fits, NVFP4's
         // fits_whole): those of at most whole_max_values values of the quantized layers whose
         // input gradient is taken (all but the first: the middle ones, and the last, 3 outputs,
         // where the preset quantizes it: not the block-scaled ones, which keep it in fp32).

@@ -5,6 +5,7 @@
 mod common;
 use common::{assert_f32_bits_eq, assert_u32_eq, data, gpu};
 use lowbit::format::Format;
+use lowbit::kernels::quantize_both::{BothExtras, QuantizeBoth, Side};
 use lowbit::kernels::quantize_fused::QuantizeFused;
 use lowbit::kernels::quantize_fused::ReducePath;
 use lowbit::kernels::quantize_transpose_fused::QuantizeTransposeFused;
@@ -12,6 +13,14 @@ use lowbit::quant::{QuantizedTensor, Quantizer};
 use lowbit::scheme::{Granularity, QuantLayout, QuantScheme, Rounding};
 use lowbit::{reference, Error, GpuTensor};
 use std::sync::OnceLock;
+
+/// One side's outputs (codes, scales) of a quantize_both launch.
+type Outs<'a> = (&'a lowbit::GpuBuffer<u32>, &'a lowbit::GpuBuffer<f32>);
+
+/// A quantize_both side of layout `layout` rounded to nearest into `(codes, scales)`.
+fn nearest<'a>(layout: &'a QuantLayout, (codes, scales): Outs<'a>) -> Side<'a> {
+    Side { layout, rounding: Rounding::Nearest, codes, scales }
+}
 
 fn qz() -> &'static Quantizer {
     static Q: OnceLock<Quantizer> = OnceLock::new();
@@ -483,7 +492,7 @@ fn nvfp4_of_a_small_weight_in_both_orientations_takes_one_launch() {
 fn a_small_weight_in_both_orientations_takes_one_launch() {
     // quantize_both: W and Wᵀ (the forward's and the input gradient's operands) of a format
     // without a tensor-wide scale, in one launch where W has at most whole_max_values values
-    // (main_both: a thread per group of either), otherwise the two quantizers; the bits of
+    // (quantize_both: a thread per group of either), otherwise the two quantizers; the bits of
     // quantize and quantize_transposed and of the references, with per-row and per-block scales
     // each way, ragged words and blocks, awkward values and rows of one value included.
     let g = gpu();
@@ -560,9 +569,9 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
         assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     }
     // The kernel itself refuses what it does not take, recording nothing: a tensor past the
-    // limit, a transpose of another shape or format, NVFP4 (its entry is main_whole_both), and
-    // outputs of the wrong length.
-    let k = QuantizeFused::new(g, Format::Int8).unwrap();
+    // limit, a transpose of another shape or format, NVFP4 (its entry is quantize_fused's
+    // main_whole_both), and outputs of the wrong length.
+    let k = QuantizeBoth::new(g, Format::Int8).unwrap();
     let out = |l: &QuantLayout| {
         (
             lowbit::GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap(),
@@ -584,20 +593,42 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
     let mut rec = lowbit::Recorder::new(g, "refused");
     for (x, l, lt) in &cases {
         let (o, ot) = (out(l), out(lt));
-        let e = k.encode_both(g, &mut rec, x.buffer(), (l, lt), (&o.0, &o.1), (&ot.0, &ot.1)).err().unwrap();
+        let e = k
+            .encode(
+                g,
+                &mut rec,
+                x.buffer(),
+                (nearest(l, (&o.0, &o.1)), nearest(lt, (&ot.0, &ot.1))),
+                &BothExtras::default(),
+            )
+            .err()
+            .unwrap();
         assert!(matches!(e, Error::InvalidArgument(_) | Error::Shape { .. }), "{e}");
     }
-    let nv = QuantizeFused::new(g, Format::Nvfp4).unwrap();
+    let nv = QuantizeBoth::new(g, Format::Nvfp4).unwrap();
     let l = QuantLayout::new(8, 16, Format::Nvfp4, Granularity::native(Format::Nvfp4)).unwrap();
     let lt = QuantLayout::new(16, 8, Format::Nvfp4, Granularity::native(Format::Nvfp4)).unwrap();
     let x16 = GpuTensor::zeros(g, &[8, 16]).unwrap();
     let (o, ot) = (out(&l), out(&lt));
-    assert!(nv.encode_both(g, &mut rec, x16.buffer(), (&l, &lt), (&o.0, &o.1), (&ot.0, &ot.1)).is_err(), "NVFP4");
+    assert!(
+        nv.encode(
+            g,
+            &mut rec,
+            x16.buffer(),
+            (nearest(&l, (&o.0, &o.1)), nearest(&lt, (&ot.0, &ot.1))),
+            &BothExtras::default()
+        )
+        .is_err(),
+        "NVFP4"
+    );
     let l = QuantLayout::new(8, 8, Format::Int8, row).unwrap();
     let (o, ot) = (out(&l), out(&l));
     let short = lowbit::GpuBuffer::<f32>::zeros(g, "scales", 7).unwrap();
     for outs in [((&o.0, &short), (&ot.0, &ot.1)), ((&o.0, &o.1), (&ot.0, &short))] {
-        let e = k.encode_both(g, &mut rec, xt.buffer(), (&l, &l), outs.0, outs.1).err().unwrap();
+        let e = k
+            .encode(g, &mut rec, xt.buffer(), (nearest(&l, outs.0), nearest(&l, outs.1)), &BothExtras::default())
+            .err()
+            .unwrap();
         assert!(matches!(e, Error::Shape { .. } | Error::InvalidArgument(_)), "{e}");
     }
     assert_eq!(rec.dispatches(), 0, "nothing recorded");

@@ -1,6 +1,7 @@
 // The stacked stores of SMP samples, shared by the one-pass quantizers (quantize_fused,
 // quantize_transpose_fused, im2col_quantize, im2col_quantize_transpose). It reads the including
-// kernel's `p: QuantParams` and `st: StepState` and writes its `codes` and `scales`.
+// kernel's `p: QuantParams` and `st: StepState` and stores through its put_scale (common/stores.wgsl,
+// or quantize_both's own, which picks one of two outputs).
 
 // SMP: p.samples independent stochastic samples of the same tensor, stacked — sample j draws with
 // rng_key(seed, stream + j + stream base) and is stored one whole tensor of codes (rows ·
@@ -21,6 +22,6 @@ fn code_at(j: u32, row: u32, word: u32) -> u32 {
 // Group g's scale, into every sample.
 fn store_scale(g: u32, s: f32) {
     for (var j = 0u; j < p.samples; j++) {
-        scales[j * p.n_groups + g] = s;
+        put_scale(j * p.n_groups + g, s);
     }
 }

@@ -39,6 +39,7 @@ pub mod mse;
 pub mod peak;
 pub mod peak_coop;
 pub mod quantize;
+pub mod quantize_both;
 pub mod quantize_fused;
 pub mod quantize_transpose;
 pub mod quantize_transpose_fused;

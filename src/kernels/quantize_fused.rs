@@ -17,14 +17,13 @@
 //! layer's weight), entry `main_whole` reduces the maximum itself and quantizes in one launch
 //! ([`QuantizeFused::encode_reducing_tensor_amax`]), and entry `main_whole_both` also quantizes
 //! xᵀ with that maximum in the same launch ([`QuantizeFused::encode_whole_both`]: a weight's W
-//! for the forward and Wᵀ for the input gradient); the other formats quantize a weight's W and
-//! Wᵀ in one launch through entry `main_both`, a thread per group of either
-//! ([`QuantizeFused::encode_both`]). [`QuantizeFused::encode_masked`] reads x as 0
+//! for the forward and Wᵀ for the input gradient; the other formats' both orientations are
+//! [`super::quantize_both`]'s). [`QuantizeFused::encode_masked`] reads x as 0
 //! wherever a mask is not above 0 (ReLU's backward inside the quantizer);
 //! [`QuantizeFused::encode_samples`] writes SMP's stacked samples in the one launch. Bindings: 0
 //! `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales (read-write f32), 4 step
 //! state, 5 tensor maximum (read-write u32, NVFP4: written by `main_whole` alone), 6 mask (read f32);
-//! `main_whole_both` and `main_both` also 7 xᵀ's codes, 8 its scales (read-write), 9 its
+//! `main_whole_both` also 7 xᵀ's codes, 8 its scales (read-write), 9 its
 //! layout's `QuantParams`.
 
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
@@ -35,12 +34,6 @@ use crate::{Error, Gpu, Result};
 
 /// Rows of at most this many words are quantized one thread per row.
 pub const SHORT_ROW_WORDS: u32 = 16;
-
-/// On a GPU, the longest group [`QuantizeFused::encode_both`] gives one thread (a per-row
-/// weight's row or column): about a GEMM tile's K loop. Longer ones keep the two quantizers,
-/// whose workgroups share a row (a bound set without a GPU to measure it on; a CPU adapter runs
-/// a thread per group in either case).
-pub const BOTH_GPU_GROUP_VALUES: u32 = 1024;
 
 /// How scale groups are reduced (same bits either way).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -84,8 +77,6 @@ pub struct QuantizeFused {
     both_layout: wgpu::BindGroupLayout,
     /// `main_whole_both` (NVFP4 only): `main_whole` and xᵀ's blocks.
     whole_both: Option<wgpu::ComputePipeline>,
-    /// `main_both` (every other format): x's groups and xᵀ's, a thread per group.
-    both: Option<wgpu::ComputePipeline>,
     /// Bound as the tensor maximum where the format needs none.
     no_tensor_amax: GpuBuffer<u32>,
     /// Bound as the mask where there is none.
@@ -110,9 +101,9 @@ impl QuantizeFused {
         use Slot::{Read, Uniform, Write};
         let slots = [Uniform, Read, Write, Write, Uniform, Write, Read, Write, Write, Uniform];
         let (both_layout, both_pl) = layouts(gpu, "quantize_fused", &slots);
-        let (whole_both, both) = match format.needs_tensor_amax() {
-            true => (Some(pipeline(gpu, "quantize_fused", "main_whole_both", &both_pl, &c)?), None),
-            false => (None, Some(pipeline(gpu, "quantize_fused", "main_both", &both_pl, &c)?)),
+        let whole_both = match format.needs_tensor_amax() {
+            true => Some(pipeline(gpu, "quantize_fused", "main_whole_both", &both_pl, &c)?),
+            false => None,
         };
         let v4 = if path == ReducePath::PerThread && format.per_word().is_multiple_of(4) {
             Some((
@@ -138,7 +129,6 @@ impl QuantizeFused {
             },
             both_layout,
             whole_both,
-            both,
             no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_fused no tensor amax", 1)?,
             no_mask: GpuBuffer::zeros(gpu, "quantize_fused no mask", 4)?,
             bgl,
@@ -247,63 +237,6 @@ impl QuantizeFused {
         check_len("quantize_fused", "tensor_amax", tensor_amax.len(), 1)?;
         let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales };
         self.launch_both(gpu, enc, pipe, 1, (l, lt), &io, (codes_t, scales_t))
-    }
-
-    /// Whether [`QuantizeFused::encode_both`] takes x's layout `l` and xᵀ's `lt` on `gpu`: a
-    /// format without a tensor-wide scale, per-row or per-block groups in each orientation
-    /// ([`QuantizeFused::supports`]), and a tensor of at most
-    /// [`QuantizeFused::whole_max_values`] values (a thread per group reads its values one by
-    /// one: a weight's, not an activation's); on a GPU also groups of at most
-    /// [`BOTH_GPU_GROUP_VALUES`] values each way.
-    pub fn fits_both(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> bool {
-        let group = |l: &QuantLayout| match l.granularity {
-            Granularity::PerBlock(b) => b.min(l.cols),
-            _ => l.cols,
-        };
-        Self::supports(l)
-            && Self::supports(lt)
-            && l.format == lt.format
-            && (lt.rows, lt.cols) == (l.cols, l.rows)
-            && (l.rows as usize) * (l.cols as usize) <= Self::whole_max_values(gpu)
-            && (gpu.is_cpu() || group(l).max(group(lt)) <= BOTH_GPU_GROUP_VALUES)
-    }
-
-    /// x (`l`) and L = xᵀ (`lt`, the same format) quantized in one launch, round to nearest
-    /// (entry `main_both`, a thread per group of either): `(codes, scales)` the bits of
-    /// [`QuantizeFused::encode`], `(codes_t, scales_t)` those of
-    /// [`QuantizeTransposeFused::encode`](super::quantize_transpose_fused::QuantizeTransposeFused::encode).
-    /// For a weight that the forward takes as W and the input gradient as Wᵀ; the layouts of
-    /// [`QuantizeFused::fits_both`] (NVFP4: [`QuantizeFused::encode_whole_both`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn encode_both(
-        &self,
-        gpu: &Gpu,
-        enc: &mut impl crate::Record,
-        x: &GpuBuffer<f32>,
-        (l, lt): (&QuantLayout, &QuantLayout),
-        (codes, scales): (&GpuBuffer<u32>, &GpuBuffer<f32>),
-        (codes_t, scales_t): (&GpuBuffer<u32>, &GpuBuffer<f32>),
-    ) -> Result<()> {
-        super::check_built_for("quantize_fused", self.format, l)?;
-        let pipe = self.both.as_ref().filter(|_| Self::fits_both(gpu, l, lt)).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "quantize_fused: one launch quantizes both orientations of per-row or per-block scales of a format \
-                 without a tensor-wide scale over at most {} values (groups of at most {BOTH_GPU_GROUP_VALUES} on a \
-                 GPU), not {} scales of {} over {}x{} with {} scales of {} over {}x{}",
-                Self::whole_max_values(gpu),
-                l.granularity,
-                l.format,
-                l.rows,
-                l.cols,
-                lt.granularity,
-                lt.format,
-                lt.rows,
-                lt.cols
-            ))
-        })?;
-        let workgroups = thread_workgroups(groups_of(l) + lt.n_groups as usize)?;
-        let io = Io { x, tensor_amax: &self.no_tensor_amax, mask: None, samples: 1, codes, scales };
-        self.launch_both(gpu, enc, pipe, workgroups, (l, lt), &io, (codes_t, scales_t))
     }
 
     /// The error for a transpose's layout `lt` that is not `want` over x's (`l`) shape transposed.
@@ -508,9 +441,9 @@ impl QuantizeFused {
     }
 }
 
-/// The scale groups of `l` as the per-thread entries count them (`main_group`, `main_both`): a
+/// The scale groups of `l` as the per-thread entries count them (`main_group`, `quantize_both`): a
 /// row's, or per block `seg()` words each (`l.n_groups` but for a tensor-wide scale).
-fn groups_of(l: &QuantLayout) -> usize {
+pub(crate) fn groups_of(l: &QuantLayout) -> usize {
     match l.granularity {
         Granularity::PerRow => l.rows as usize,
         _ => l.rows as usize * l.words_per_row.div_ceil(l.seg()) as usize,

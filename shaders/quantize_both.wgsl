@@ -1,0 +1,90 @@
+// quantize_both: a tensor x ([rows, cols]) and L = xᵀ quantized in one launch, a thread per group,
+// no workgroup memory or barriers: a weight's W and Wᵀ, a dense layer's X and Xᵀ, or a layer's
+// gradient dY (for dX = dY·W) and dYᵀ (for dW = dYᵀ·X) with ReLU's mask read inside, the bias
+// gradient (L's row sums in col_sum's order) and SMP's stacked samples. Threads [0, G) quantize
+// x's per-row or per-block groups as quantize_fused's per-thread entries do (common/row_groups.wgsl),
+// threads [G, G + L's rows) L's rows as quantize_transpose_fused's per-thread entries do
+// (common/rows_t.wgsl): every maximum, scale, draw, code and sum is the one those two kernels
+// form, each side with its own params (rounding, stream, samples), so both outputs are theirs bit
+// for bit, and x is read by one launch instead of two.
+// The shared units read `p` and store through put_code / put_scale: here p is a private copy of
+// the side's params (px or pt), and the two functions below pick the side's outputs.
+// Formats without a tensor-wide scale (not NVFP4: quantize_fused's main_whole_both); x read as
+// f32s (the side's x4 / mask4 views are declared for one_pass.wgsl and row_sums.wgsl, and unused).
+// Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
+// in the included units steps its counter by a positive constant (1, 8) or by a chunk of at least
+// one column, towards a bound fixed before the loop (a params field, the format's codes per word,
+// 24 in recip_rne); the bounds are buffer lengths, far below u32's end, so every loop ends.
+// Reference: src/reference/quantize_both.rs (quantize_fused and quantize_transpose_fused's).
+// Bindings: 0 px (QuantParams of x's layout), 1 x (read f32), 2 codes, 3 scales (read_write:
+// x's, SMP samples stacked), 4 step (StepState), 5 mask (read f32: with p.masked, x[i] counts as 0
+// unless mask[i] > 0), 6 codes_t, 7 scales_t (read_write: L's), 8 pt (QuantParams of L's layout;
+// pt.aux0 = 1: L's row sums asked, pt.aux1 col_sum's chunk_rows), 9 sums (read_write f32, L's rows).
+
+@group(0) @binding(0) var<uniform> px: QuantParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> codes: array<u32>;
+@group(0) @binding(3) var<storage, read_write> scales: array<f32>;
+@group(0) @binding(4) var<uniform> st: StepState;
+@group(0) @binding(5) var<storage, read> mask: array<f32>;
+@group(0) @binding(5) var<storage, read> mask4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> codes_t: array<u32>;
+@group(0) @binding(7) var<storage, read_write> scales_t: array<f32>;
+@group(0) @binding(8) var<uniform> pt: QuantParams;
+@group(0) @binding(9) var<storage, read_write> sums: array<f32>;
+
+// The side this thread quantizes: its params (what the shared units read as p), and 0 for x, 1
+// for L.
+var<private> p: QuantParams;
+var<private> side: u32;
+
+fn put_code(i: u32, v: u32) {
+    if (side == 0u) {
+        codes[i] = v;
+    } else {
+        codes_t[i] = v;
+    }
+}
+
+fn put_scale(i: u32, v: f32) {
+    if (side == 0u) {
+        scales[i] = v;
+    } else {
+        scales_t[i] = v;
+    }
+}
+
+// A group's (scale, 1/scale) from its maximum (no tensor-wide scale here).
+fn group_scale_of(amax: f32) -> vec2<f32> {
+    return fmt_scale_for_amax(amax);
+}
+
+// Threads per workgroup: few, so that a small tensor's groups still spread over a CPU's cores.
+const BOTH_WG: u32 = 64u;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = flat_workgroup(wg, nwg) * BOTH_WG + lid;
+    p = px;
+    side = 0u;
+    // A per-row group is the whole row.
+    var seg = p.seg;
+    if (p.block_div == 0xffffffffu) {
+        seg = p.words_per_row;
+    }
+    let per_row = (p.words_per_row + seg - 1u) / seg;
+    let groups = p.rows * per_row;
+    if (t < groups) {
+        let g = group_span(t, per_row, seg);
+        store_group(g, group_scale_of(bitcast<f32>(span_amax(g))));
+        return;
+    }
+    p = pt;
+    side = 1u;
+    if (p.block_div == 0xffffffffu) {
+        row_thread(t - groups);
+    } else {
+        block_thread(t - groups);
+    }
+}
