@@ -164,5 +164,57 @@ fn weight_both(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, quantizers, rotated_operand, weight_both);
+/// A ReLU layer's gradient dY `[rows, n]` for dX and dYᵀ for dW with the bias gradient, the mask
+/// read inside, stochastic rounding each way (its own stream): `quantize_both` in one launch
+/// against the same run's two quantizers (`quantize_fused` masked, `quantize_transpose_fused`
+/// masked with sums), which training ran before.
+fn grad_both(c: &mut Criterion) {
+    let gpu = Gpu::new().expect("benchmarks need a GPU adapter");
+    let mut g = c.benchmark_group("grad_both");
+    g.sample_size(10);
+    let f = Format::Int8;
+    let (k, qtf) = (QuantizeFused::new(&gpu, f).unwrap(), QuantizeTransposeFused::new(&gpu, f).unwrap());
+    let both = QuantizeBoth::new(&gpu, f).unwrap();
+    let (rd, rt) = (Rounding::Stochastic { seed: 1, stream: 2 }, Rounding::Stochastic { seed: 1, stream: 3 });
+    // The MLP's hidden layer at batch 128, a GPT block's 512x64 (8 sequences of 64), the CNN's
+    // dense layer at batch 16.
+    for (rows, n) in [(128usize, 256usize), (512, 64), (16, 100)] {
+        let vals = |seed| (0..(rows * n) as u32).map(|i| lowbit::rng::uniform(seed, i) - 0.5).collect::<Vec<f32>>();
+        let (dy, y) =
+            (GpuBuffer::from_slice(&gpu, "dy", &vals(7)).unwrap(), GpuBuffer::from_slice(&gpu, "y", &vals(8)).unwrap());
+        let (l, lt) = (
+            QuantLayout::new(rows, n, f, Granularity::PerRow).unwrap(),
+            QuantLayout::new(n, rows, f, Granularity::PerRow).unwrap(),
+        );
+        let out = |l: &QuantLayout| {
+            let codes = GpuBuffer::<u32>::zeros(&gpu, "codes", l.words()).unwrap();
+            (codes, GpuBuffer::<f32>::zeros(&gpu, "scales", l.n_groups as usize).unwrap())
+        };
+        let (o, ot, sums) = (out(&l), out(&lt), GpuBuffer::<f32>::zeros(&gpu, "sums", n).unwrap());
+        g.throughput(Throughput::Bytes((8 * rows * n) as u64));
+        g.bench_function(format!("apart_{f}_{rows}x{n} (baseline)"), |b| {
+            b.iter(|| {
+                run(&gpu, |e| {
+                    k.encode_masked(&gpu, e, &dy, &y, &l, rd, &o.0, &o.1).unwrap();
+                    qtf.encode_with_sums_masked(&gpu, e, &dy, &y, &lt, rt, &ot.0, &ot.1, Some(&sums)).unwrap();
+                })
+            })
+        });
+        g.bench_function(format!("one_launch_{f}_{rows}x{n}"), |b| {
+            b.iter(|| {
+                run(&gpu, |e| {
+                    let sides = (
+                        Side { layout: &l, rounding: rd, codes: &o.0, scales: &o.1 },
+                        Side { layout: &lt, rounding: rt, codes: &ot.0, scales: &ot.1 },
+                    );
+                    let extras = BothExtras { mask: Some(&y), sums: Some(&sums), samples: 1 };
+                    both.encode(&gpu, e, &dy, sides, &extras).unwrap()
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, quantizers, rotated_operand, weight_both, grad_both);
 criterion_main!(benches);

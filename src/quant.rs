@@ -480,6 +480,64 @@ impl Quantizer {
         Ok((q, qt))
     }
 
+    /// A layer's gradient in both orientations with its bias gradient: [`Quantizer::quantize`]
+    /// of `dy` under `scheme` (dY for dX = dY·W) and
+    /// [`Quantizer::quantize_transposed_samples_with_sums`] of `dy` under `scheme_t` (dYᵀ for
+    /// dW = dYᵀ·X, and `sums` ← dY's column sums, `col_sum`'s bits), both of `dy` read through
+    /// ReLU's `mask` where given (as [`Quantizer::quantize_masked`] reads it), `samples` SMP
+    /// samples each (stochastic rounding both ways when more than 1; each side's own stream).
+    /// One launch where [`Quantizer::quantizes_grad_both_in_one_pass`] holds, else the two
+    /// quantizers; the same bits either way. An error for a format with a tensor-wide scale, two
+    /// formats, layouts the one-pass quantizers refuse (per-tensor scales; a mask with the
+    /// two-pass one), or SMP without stochastic rounding.
+    #[allow(clippy::too_many_arguments)]
+    pub fn quantize_grad_both(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        dy: &GpuTensor,
+        mask: Option<&GpuBuffer<f32>>,
+        (scheme, scheme_t): (QuantScheme, QuantScheme),
+        samples: u32,
+        sums: &GpuBuffer<f32>,
+    ) -> Result<(QuantizedTensor, QuantizedTensor)> {
+        let op = "quantize_grad_both";
+        if scheme.format != scheme_t.format || scheme.format.needs_tensor_amax() {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: both orientations in one format without a tensor-wide scale, not {:?} and {:?}",
+                scheme.format, scheme_t.format
+            )));
+        }
+        if samples != 1 {
+            Self::check_samples(op, scheme, samples)?;
+            Self::check_samples(op, scheme_t, samples)?;
+        }
+        let l = QuantLayout::new(dy.rows(), dy.cols(), scheme.format, scheme.granularity)?;
+        let lt = Self::transposed_layout(op, dy, scheme_t)?;
+        if !Self::quantizes_grad_both_in_one_pass(gpu, &l, &lt) {
+            let qt = self.transposed(op, gpu, enc, dy, scheme_t, Some(sums), None, mask, samples)?;
+            let q = match mask {
+                Some(m) => self.masked(op, gpu, enc, dy, m, scheme, samples, None)?,
+                None if samples == 1 => self.quantize(gpu, enc, dy, scheme)?,
+                None => self.quantize_samples(gpu, enc, dy, scheme, samples)?,
+            };
+            return Ok((q, qt));
+        }
+        let (q, qt) = (Self::alloc_samples(gpu, enc, l, samples)?, Self::alloc_samples(gpu, enc, lt, samples)?);
+        let k = self.kernels(gpu, scheme.format)?;
+        let both = built(&k.both, || QuantizeBoth::new(gpu, scheme.format))?;
+        let extras = BothExtras { mask, sums: Some(sums), samples };
+        both.encode(gpu, enc, dy.buffer(), (side(&q, scheme.rounding), side(&qt, scheme_t.rounding)), &extras)?;
+        Ok((q, qt))
+    }
+
+    /// Whether [`Quantizer::quantize_grad_both`] takes dY's layout `l` and dYᵀ's `lt` in one
+    /// launch on `gpu` ([`QuantizeBoth::fits`]: a tensor of at most
+    /// [`QuantizeFused::whole_max_values`] values).
+    pub fn quantizes_grad_both_in_one_pass(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> bool {
+        QuantizeBoth::fits(gpu, l, lt)
+    }
+
     /// The layouts of `x` and `xᵀ` for the `_both` entry points, which take one format with
     /// (`tensor_scale`) or without a tensor-wide scale, rounded to nearest both ways; an error
     /// naming `op` for anything else.

@@ -290,8 +290,8 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     // product and col2im in one launch (gemm_int_col2im, gemm_f32_col2im, gemm_fp8_col2im);
     // PlanOptions::unfused records the product into dcols and col2im instead (and the rotated
     // operands of the block-scaled presets as the rotation, the quantizer and col_sum apart, and
-    // a weight's Wᵀ in the backward instead of in W's launch, and a dense layer's Xᵀ apart from
-    // X).
+    // a weight's Wᵀ in the backward instead of in W's launch, a dense layer's Xᵀ apart from
+    // X, and a layer's dY apart from its dYᵀ).
     // Gradients and updated parameters are the same bits; the fused step takes one launch fewer
     // per such convolution (SMP's stacked samples too, since gemm_int_col2im averages them).
     let g = gpu();
@@ -361,10 +361,15 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
                 "nvfp4" if !g.is_cpu() => rotated_layers,
                 _ => 0,
             };
+            // The presets whose dYᵀ is not rotated also quantize dY (for dX) in dYᵀ's launch, in
+            // every layer whose input gradient is taken (the convolutions', and the dense layers'
+            // but the first layer's): each such dY here fits QuantizeBoth (the largest, the
+            // ResNet's first stage, 1024x16 = 16384 values, groups of at most 1024, on any adapter).
+            let grads = convs + dense - usize::from(convs == 0);
             let both = match scheme {
                 "fp32" => 0,
                 "mxfp8" | "nvfp4" => middle_both,
-                _ => middle_both + 1 + dense,
+                _ => middle_both + 1 + dense + grads,
             };
             assert_eq!(fused.2 + fewer + rotated + both, plain.2, "{what}: launches per step, fused and not");
         }

@@ -635,6 +635,147 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
 }
 
 #[test]
+fn a_small_gradient_in_both_orientations_takes_one_launch() {
+    // quantize_grad_both: a layer's dY (for dX) and dYᵀ (for dW) with the bias gradient (dY's
+    // column sums), ReLU's mask read inside and SMP's samples, each side with its own stream, in
+    // one launch (quantize_both) where dY has at most whole_max_values values, otherwise the
+    // quantizers apart: the bits of quantize(_masked, _samples) and
+    // quantize_transposed_samples_with_sums, and of the reference, for every format without a
+    // tensor-wide scale, per-row and per-block each way, ragged words, blocks and rows.
+    let g = gpu();
+    let limit = QuantizeFused::whole_max_values(g);
+    // (rows, cols, mask, samples); the last one past the limit (64 rows: the masked quantizer of
+    // dY takes it in one pass there too).
+    let shapes = [
+        (16usize, 10usize, true, 1u32),
+        (128, 256, true, 2),
+        (33, 65, false, 1),
+        (1, 1, true, 3),
+        (7, 5, false, 2),
+        (3, 1000, true, 1),
+        (64, limit / 64 + 1, true, 2),
+    ];
+    let (sd, st) = (Rounding::Stochastic { seed: 9, stream: 3 }, Rounding::Stochastic { seed: 9, stream: 11 });
+    let mut formats = 0;
+    for f in Format::ALL.into_iter().filter(|f| !f.needs_tensor_amax()) {
+        formats += 1;
+        let native = Granularity::native(f);
+        let mixed =
+            [(Granularity::PerRow, Granularity::PerBlock(32)), (Granularity::PerBlock(64), Granularity::PerRow)];
+        let grans: Vec<_> =
+            std::iter::once((native, native)).chain(mixed.into_iter().filter(|_| f.block().is_none())).collect();
+        for (ga, gb) in grans {
+            let (s, s_t) = (
+                QuantScheme { granularity: ga, rounding: sd, format: f },
+                QuantScheme { granularity: gb, rounding: st, format: f },
+            );
+            for (i, (rows, cols, masked, k)) in shapes.into_iter().enumerate() {
+                if i == shapes.len() - 1 && ga != native {
+                    continue; // (the fallback once a format)
+                }
+                let x = data(rows * cols, 211 + i as u32, true);
+                let y = data(rows * cols, 223 + i as u32, false);
+                let what = format!("{f:?} {ga}/{gb} {rows}x{cols} masked {masked} samples {k}");
+                let xt = GpuTensor::from_slice(g, &x, &[rows, cols]).unwrap();
+                let yb = lowbit::GpuBuffer::from_slice(g, "y", &y).unwrap();
+                let mask = masked.then_some(&yb);
+                let sums = [0, 1].map(|_| lowbit::GpuBuffer::<f32>::zeros(g, "sums", cols).unwrap());
+                let mut rec = lowbit::Recorder::new(g, "both");
+                let (q, qt) = qz().quantize_grad_both(g, &mut rec, &xt, mask, (s, s_t), k, &sums[0]).unwrap();
+                let dispatches = rec.dispatches();
+                g.queue.submit([rec.finish()]);
+                let mut rec = lowbit::Recorder::new(g, "apart");
+                let apart_t = match (k, mask) {
+                    (1, Some(m)) => qz().quantize_transposed_with_sums_masked(g, &mut rec, &xt, m, s_t, &sums[1]),
+                    (1, None) => qz().quantize_transposed_with_sums(g, &mut rec, &xt, s_t, &sums[1]),
+                    _ => qz().quantize_transposed_samples_with_sums(g, &mut rec, &xt, mask, s_t, k, &sums[1]),
+                }
+                .unwrap();
+                let apart = match (k, mask) {
+                    (1, Some(m)) => qz().quantize_masked(g, &mut rec, &xt, m, s),
+                    (1, None) => qz().quantize(g, &mut rec, &xt, s),
+                    (_, Some(m)) => qz().quantize_samples_masked(g, &mut rec, &xt, m, s, k),
+                    (_, None) => qz().quantize_samples(g, &mut rec, &xt, s, k),
+                }
+                .unwrap();
+                let apart_dispatches = rec.dispatches();
+                g.queue.submit([rec.finish()]);
+                let l = QuantLayout::new(rows, cols, f, ga).unwrap();
+                let lt = QuantLayout::new(cols, rows, f, gb).unwrap();
+                let one = rows * cols <= limit;
+                assert_eq!(Quantizer::quantizes_grad_both_in_one_pass(g, &l, &lt), one, "{what}");
+                assert_eq!(dispatches, if one { 1 } else { apart_dispatches }, "{what}: launches");
+                assert!(apart_dispatches >= 2, "{what}: the two quantizers apart");
+                let (r, rt, rsums) =
+                    reference::quantize_both::quantize_both(&x, masked.then_some(&y[..]), (&l, sd), (&lt, st), k);
+                for ((side, got, want), r) in [("dY", &q, &apart), ("dYᵀ", &qt, &apart_t)].into_iter().zip([r, rt]) {
+                    assert_eq!((got.layout, got.samples), (want.layout, k), "{what} {side}: layout");
+                    let (codes, scales) = (got.codes.read(g).unwrap(), got.scales.read(g).unwrap());
+                    assert_u32_eq(&format!("{what} {side}: codes"), &codes, &want.codes.read(g).unwrap());
+                    assert_f32_bits_eq(&format!("{what} {side}: scales"), &scales, &want.scales.read(g).unwrap());
+                    assert_u32_eq(&format!("{what} {side}: codes vs the reference"), &codes, &r.0);
+                    assert_f32_bits_eq(&format!("{what} {side}: scales vs the reference"), &scales, &r.1);
+                }
+                let got_sums = sums[0].read(g).unwrap();
+                assert_f32_bits_eq(&format!("{what}: sums"), &got_sums, &sums[1].read(g).unwrap());
+                // (Subnormals as the adapter's arithmetic sees them: flushed on NVIDIA.)
+                let seen = common::as_adapter_sees(&x);
+                let masked_x = match masked {
+                    true => reference::relu_backward::relu_backward(&y, &seen),
+                    false => seen,
+                };
+                let want = reference::col_sum::col_sum(&masked_x, rows, cols);
+                assert_f32_bits_eq(
+                    &format!("{what}: sums vs the reference"),
+                    &got_sums,
+                    &common::as_adapter_sees(&want),
+                );
+                assert_eq!(rsums.len(), cols, "{what}: the reference's sums");
+            }
+        }
+    }
+    assert!(formats >= 8, "every format without a tensor-wide scale: {formats}");
+    // Refused, recording nothing: a format with a tensor-wide scale, two formats, SMP samples with
+    // nearest rounding on either side or none at all, per-tensor scales (no one-pass sums).
+    let xt = GpuTensor::from_slice(g, &data(64, 3, true), &[8, 8]).unwrap();
+    let sums = lowbit::GpuBuffer::<f32>::zeros(g, "sums", 8).unwrap();
+    let i8s = QuantScheme::native(Format::Int8).stochastic(1, 2);
+    let cases = [
+        (QuantScheme::native(Format::Nvfp4), QuantScheme::native(Format::Nvfp4), 1),
+        (i8s, QuantScheme::native(Format::Int4), 1),
+        (i8s, QuantScheme::native(Format::Int8), 2),
+        (QuantScheme::native(Format::Int8), i8s, 2),
+        (i8s, i8s, 0),
+        (i8s, QuantScheme { granularity: Granularity::PerTensor, ..i8s }, 1),
+    ];
+    let mut rec = lowbit::Recorder::new(g, "refused");
+    for (a, b, k) in cases {
+        let e = qz().quantize_grad_both(g, &mut rec, &xt, None, (a, b), k, &sums).err().unwrap();
+        assert!(matches!(e, Error::InvalidArgument(_) | Error::Shape { .. }), "{a:?} {b:?} {k}: {e}");
+    }
+    // The kernel refuses sums or a mask of the wrong length.
+    let kb = QuantizeBoth::new(g, Format::Int8).unwrap();
+    let l = QuantLayout::new(8, 8, Format::Int8, Granularity::PerRow).unwrap();
+    let out = || {
+        (
+            lowbit::GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap(),
+            lowbit::GpuBuffer::<f32>::zeros(g, "scales", l.n_groups as usize).unwrap(),
+        )
+    };
+    let (o, ot) = (out(), out());
+    let short = lowbit::GpuBuffer::<f32>::zeros(g, "short", 7).unwrap();
+    for extras in [
+        BothExtras { sums: Some(&short), ..Default::default() },
+        BothExtras { mask: Some(&short), ..Default::default() },
+    ] {
+        let sides = (nearest(&l, (&o.0, &o.1)), nearest(&l, (&ot.0, &ot.1)));
+        let e = kb.encode(g, &mut rec, xt.buffer(), sides, &extras).err().unwrap();
+        assert!(matches!(e, Error::Shape { .. } | Error::InvalidArgument(_)), "{e}");
+    }
+    assert_eq!(rec.dispatches(), 0, "nothing recorded");
+}
+
+#[test]
 fn products_below_the_normal_range_quantize_as_the_host_spec_says() {
     // A row whose maximum is huge: 1/s is tiny, so normal x give products x·(1/s) that are
     // subnormal (±1e-12 · 127/1e30 ≈ ±1.3e-40) or far below one code step; the host spec flushes

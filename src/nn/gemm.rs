@@ -376,6 +376,29 @@ pub(crate) fn backward<R: Record>(
     let dx_wants_max = need_dx
         && matches!((p_dx.a, p_dx.b), (Operand::Packed { format, .. }, Operand::Packed { .. }) if format.needs_tensor_amax());
     let mut dy_amax = None;
+    // dY for dX and dYᵀ for dW, with the bias gradient, ReLU's mask and SMP's samples, in one
+    // launch where it takes both (unless unfused; the same bits): the schemes of dY and dYᵀ and
+    // the samples.
+    let grad_both = match (p.a, p_dx.a, p_dx.b) {
+        (
+            Operand::Packed { format, granularity: gt, stochastic: st, samples },
+            Operand::Packed { format: fd, granularity: gd, stochastic: sd, samples: kd },
+            Operand::Packed { .. },
+        ) if need_dx && fused_bias && !cx.unfused && fd == format && kd == samples => {
+            let fits = match (QuantLayout::new(rows, n, format, gd), QuantLayout::new(n, rows, format, gt)) {
+                (Ok(l), Ok(lt)) => Quantizer::quantizes_grad_both_in_one_pass(gpu, &l, &lt),
+                _ => false,
+            };
+            fits.then(|| {
+                let d = QuantScheme { format, granularity: gd, rounding: rounding(cx, s, Product::InputGrad, sd) };
+                let t = QuantScheme { format, granularity: gt, rounding: rounding(cx, s, Product::WeightGrad, st) };
+                (d, t, samples)
+            })
+        }
+        _ => None,
+    };
+    // dY quantized with dYᵀ, for dX below.
+    let mut early_qg: Option<QuantizedTensor> = None;
     match (p.a, &x) {
         (Operand::F32, SavedX::F32 { x, transposed }) => {
             // A rotated operand (the meter's reference) meets the gradient rotated the same way.
@@ -386,7 +409,12 @@ pub(crate) fn backward<R: Record>(
         }
         (Operand::Packed { format, granularity, stochastic, samples }, SavedX::Packed(qx)) => {
             let q = QuantScheme { format, granularity, rounding: rounding(cx, s, Product::WeightGrad, stochastic) };
-            let qgt = if samples > 1 || fused_bias {
+            let qgt = if let Some((sd, st, k)) = grad_both {
+                let gt = GpuTensor::from_buffer(g.clone(), &[rows, n])?;
+                let (qg, qgt) = kk.qz.quantize_grad_both(gpu, cx.rec, &gt, mask, (sd, st), k, db)?;
+                early_qg = Some(qg);
+                qgt
+            } else if samples > 1 || fused_bias {
                 let g_rot = kk.rotated(gpu, cx.rec, &g, rows, n, p.rotation(), rot_mask, "rotated dy")?;
                 let gt = GpuTensor::from_buffer(g_rot, &[rows, n])?;
                 match (fused_bias, samples, mask) {
@@ -474,13 +502,16 @@ pub(crate) fn backward<R: Record>(
         ) => {
             let gt = GpuTensor::from_buffer(g.clone(), &[rows, n])?;
             let q = QuantScheme { format, granularity, rounding: rounding(cx, s, Product::InputGrad, stochastic) };
-            let qg = match (mask, samples, &dy_amax) {
-                (Some(m), 1, Some(a)) => kk.qz.quantize_masked_with_amax(gpu, cx.rec, &gt, m, q, a)?,
-                (None, 1, Some(a)) => kk.qz.quantize_with_amax(gpu, cx.rec, &gt, q, a)?,
-                (Some(m), 1, None) => kk.qz.quantize_masked(gpu, cx.rec, &gt, m, q)?,
-                (None, 1, None) => kk.qz.quantize(gpu, cx.rec, &gt, q)?,
-                (Some(m), _, _) => kk.qz.quantize_samples_masked(gpu, cx.rec, &gt, m, q, samples)?,
-                (None, _, _) => kk.qz.quantize_samples(gpu, cx.rec, &gt, q, samples)?,
+            let qg = match early_qg {
+                Some(q) => q,
+                None => match (mask, samples, &dy_amax) {
+                    (Some(m), 1, Some(a)) => kk.qz.quantize_masked_with_amax(gpu, cx.rec, &gt, m, q, a)?,
+                    (None, 1, Some(a)) => kk.qz.quantize_with_amax(gpu, cx.rec, &gt, q, a)?,
+                    (Some(m), 1, None) => kk.qz.quantize_masked(gpu, cx.rec, &gt, m, q)?,
+                    (None, 1, None) => kk.qz.quantize(gpu, cx.rec, &gt, q)?,
+                    (Some(m), _, _) => kk.qz.quantize_samples_masked(gpu, cx.rec, &gt, m, q, samples)?,
+                    (None, _, _) => kk.qz.quantize_samples(gpu, cx.rec, &gt, q, samples)?,
+                },
             };
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
             let qs = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };
