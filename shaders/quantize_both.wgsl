@@ -9,8 +9,13 @@
 // for bit, and x is read by one launch instead of two.
 // The shared units read `p` and store through put_code / put_scale: here p is a private copy of
 // the side's params (px or pt), and the two functions below pick the side's outputs.
-// Formats without a tensor-wide scale (not NVFP4: quantize_fused's main_whole_both); x read as
-// f32s (the side's x4 / mask4 views are declared for one_pass.wgsl and row_sums.wgsl, and unused).
+// Formats without a tensor-wide scale (not NVFP4: quantize_fused's main_whole_both). Entry
+// `main` reads x as f32s; `main_v4` (CPU adapters, where every load runs lane by lane, so a vec4
+// costs about what one f32 does; x's rows a multiple of 4 values and the format's codes per word
+// too) reads x and the mask only as vec4s, x's groups as quantize_fused's main_group_v4 and
+// main_row_short_v4 do (store_group4) and four adjacent rows of L per thread as
+// quantize_transpose_fused's main_thread_v4 and main_block_thread_v4 do (row_thread4,
+// block_thread4): the same bits. (One entry never reaches both views of a binding.)
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
 // in the included units steps its counter by a positive constant (1, 8) or by a chunk of at least
 // one column, towards a bound fixed before the loop (a params field, the format's codes per word,
@@ -63,20 +68,24 @@ fn group_scale_of(amax: f32) -> vec2<f32> {
 // Threads per workgroup: few, so that a small tensor's groups still spread over a CPU's cores.
 const BOTH_WG: u32 = 64u;
 
+// x's groups: (groups a row, seg words each); a per-row group is the whole row.
+fn x_groups() -> vec2<u32> {
+    var seg = p.seg;
+    if (p.block_div == 0xffffffffu) {
+        seg = p.words_per_row;
+    }
+    return vec2<u32>((p.words_per_row + seg - 1u) / seg, seg);
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let t = flat_workgroup(wg, nwg) * BOTH_WG + lid;
     p = px;
     side = 0u;
-    // A per-row group is the whole row.
-    var seg = p.seg;
-    if (p.block_div == 0xffffffffu) {
-        seg = p.words_per_row;
-    }
-    let per_row = (p.words_per_row + seg - 1u) / seg;
-    let groups = p.rows * per_row;
+    let xg = x_groups();
+    let groups = p.rows * xg.x;
     if (t < groups) {
-        let g = group_span(t, per_row, seg);
+        let g = group_span(t, xg.x, xg.y);
         store_group(g, group_scale_of(bitcast<f32>(span_amax(g))));
         return;
     }
@@ -86,5 +95,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         row_thread(t - groups);
     } else {
         block_thread(t - groups);
+    }
+}
+
+// main through the vec4 views: threads [0, G) x's groups, then a thread per four rows of L.
+@compute @workgroup_size(64)
+fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = flat_workgroup(wg, nwg) * BOTH_WG + lid;
+    p = px;
+    side = 0u;
+    let xg = x_groups();
+    let groups = p.rows * xg.x;
+    if (t < groups) {
+        store_group4(group_span(t, xg.x, xg.y));
+        return;
+    }
+    p = pt;
+    side = 1u;
+    if (p.block_div == 0xffffffffu) {
+        row_thread4((t - groups) * 4u);
+    } else {
+        block_thread4((t - groups) * 4u);
     }
 }

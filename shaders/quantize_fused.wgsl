@@ -147,33 +147,13 @@ fn main_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     store_group(g, group_scale_of(bitcast<f32>(span_amax(g))));
 }
 
-// word_amax over vec4s (codes per word and p.cols multiples of 4: a vec4 is in the row or past it).
-fn word_amax4(row: u32, word: u32) -> u32 {
-    let per_word = fmt_per_word();
-    var m = 0u;
-    for (var i = 0u; i < per_word; i += 4u) {
-        let col = word * per_word + i;
-        if (col < p.cols) {
-            let v = load_x4((row * p.cols + col) / 4u);
-            m = max(m, max(max(amax_bits(v.x), amax_bits(v.y)), max(amax_bits(v.z), amax_bits(v.w))));
-        }
-    }
-    return m;
-}
-
 @compute @workgroup_size(256)
 fn main_row_short_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = flat_workgroup(wg, nwg) * WG + lid;
     if (row >= p.rows) {
         return;
     }
-    var m = 0u;
-    for (var word = 0u; word < p.words_per_row; word++) {
-        m = max(m, word_amax4(row, word));
-    }
-    let si = group_scale_of(bitcast<f32>(m));
-    store_scale(row, si.x);
-    store_words4(row, 0u, p.words_per_row, 1u, si.y);
+    store_group4(vec3<u32>(row, 0u, p.words_per_row));
 }
 
 @compute @workgroup_size(256)
@@ -183,16 +163,7 @@ fn main_group_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     if (t >= p.rows * per_row) {
         return;
     }
-    let row = t / per_row;
-    let w0 = (t % per_row) * p.seg;
-    let w1 = min(w0 + p.seg, p.words_per_row);
-    var m = 0u;
-    for (var w = w0; w < w1; w++) {
-        m = max(m, word_amax4(row, w));
-    }
-    let si = group_scale_of(bitcast<f32>(m));
-    store_scale(group_of(p, row, w0 * fmt_per_word()), si.x);
-    store_words4(row, w0, w1, 1u, si.y);
+    store_group4(group_span(t, per_row, p.seg));
 }
 
 // main_whole's first part: the tensor's maximum reduced by the one workgroup (stored to

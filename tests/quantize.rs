@@ -491,13 +491,16 @@ fn nvfp4_of_a_small_weight_in_both_orientations_takes_one_launch() {
 #[test]
 fn a_small_weight_in_both_orientations_takes_one_launch() {
     // quantize_both: W and Wᵀ (the forward's and the input gradient's operands) of a format
-    // without a tensor-wide scale, in one launch where W has at most whole_max_values values
-    // (quantize_both: a thread per group of either), otherwise the two quantizers; the bits of
+    // without a tensor-wide scale, in one launch where W has at most whole_max_values values or
+    // the launch reads vec4s (quantize_both: a thread per group of either, or per four rows of
+    // Wᵀ), otherwise the two quantizers; the bits of
     // quantize and quantize_transposed and of the references, with per-row and per-block scales
     // each way, ragged words and blocks, awkward values and rows of one value included.
     let g = gpu();
     let limit = QuantizeFused::whole_max_values(g);
-    let shapes = [(16usize, 144usize), (64, 576), (33, 65), (1, 1), (3, 1000), (7, 5), (1, limit + 1)];
+    // (128x784: past the limit, one launch on a CPU adapter through the vec4 entry where the
+    // format packs codes in fours; the last one past the limit everywhere.)
+    let shapes = [(16usize, 144usize), (64, 576), (33, 65), (1, 1), (3, 1000), (7, 5), (128, 784), (1, limit + 1)];
     let mut formats = 0;
     for f in Format::ALL.into_iter().filter(|f| !f.needs_tensor_amax()) {
         formats += 1;
@@ -528,11 +531,11 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
                 let apart_t = qz().quantize_transposed(g, &mut rec, &xt, st).unwrap();
                 let apart_dispatches = rec.dispatches();
                 g.queue.submit([rec.finish()]);
-                let one = rows * cols <= limit;
-                assert_eq!(dispatches, if one { 1 } else { apart_dispatches }, "{what}: launches");
-                assert!(apart_dispatches >= 2, "{what}: the two quantizers apart");
                 let l = QuantLayout::new(rows, cols, f, ga).unwrap();
                 let lt = QuantLayout::new(cols, rows, f, gb).unwrap();
+                let one = rows * cols <= limit || QuantizeBoth::reads_vec4s(g, &l);
+                assert_eq!(dispatches, if one { 1 } else { apart_dispatches }, "{what}: launches");
+                assert!(apart_dispatches >= 2, "{what}: the two quantizers apart");
                 assert_eq!(lowbit::quant::Quantizer::quantizes_both_in_one_pass(g, &l, &lt), one, "{what}");
                 let refs = [
                     reference::quantize_fused::quantize_fused(&x, &l, Rounding::Nearest),
@@ -638,14 +641,16 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
 fn a_small_gradient_in_both_orientations_takes_one_launch() {
     // quantize_grad_both: a layer's dY (for dX) and dYᵀ (for dW) with the bias gradient (dY's
     // column sums), ReLU's mask read inside and SMP's samples, each side with its own stream, in
-    // one launch (quantize_both) where dY has at most whole_max_values values, otherwise the
+    // one launch (quantize_both) where dY has at most whole_max_values values (or any number
+    // where it reads vec4s, QuantizeBoth::reads_vec4s), otherwise the
     // quantizers apart: the bits of quantize(_masked, _samples) and
     // quantize_transposed_samples_with_sums, and of the reference, for every format without a
     // tensor-wide scale, per-row and per-block each way, ragged words, blocks and rows.
     let g = gpu();
     let limit = QuantizeFused::whole_max_values(g);
-    // (rows, cols, mask, samples); the last one past the limit (64 rows: the masked quantizer of
-    // dY takes it in one pass there too).
+    // (rows, cols, mask, samples); 512x256 past the limit (one launch on a CPU adapter through
+    // the vec4 entry where the format packs codes in fours), the last one past it everywhere (64
+    // rows: the masked quantizer of dY takes it in one pass there too).
     let shapes = [
         (16usize, 10usize, true, 1u32),
         (128, 256, true, 2),
@@ -653,6 +658,7 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
         (1, 1, true, 3),
         (7, 5, false, 2),
         (3, 1000, true, 1),
+        (512, 256, true, 2),
         (64, limit / 64 + 1, true, 2),
     ];
     let (sd, st) = (Rounding::Stochastic { seed: 9, stream: 3 }, Rounding::Stochastic { seed: 9, stream: 11 });
@@ -702,7 +708,7 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
                 g.queue.submit([rec.finish()]);
                 let l = QuantLayout::new(rows, cols, f, ga).unwrap();
                 let lt = QuantLayout::new(cols, rows, f, gb).unwrap();
-                let one = rows * cols <= limit;
+                let one = rows * cols <= limit || QuantizeBoth::reads_vec4s(g, &l);
                 assert_eq!(Quantizer::quantizes_grad_both_in_one_pass(g, &l, &lt), one, "{what}");
                 assert_eq!(dispatches, if one { 1 } else { apart_dispatches }, "{what}: launches");
                 assert!(apart_dispatches >= 2, "{what}: the two quantizers apart");

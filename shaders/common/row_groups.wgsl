@@ -1,8 +1,8 @@
 // A row's scale groups by one thread, shared by the one-pass quantizers that pack x in its own
 // orientation a thread per group (quantize_fused's per-thread entries, quantize_both's side of x):
 // a word's and a group's maximum and a group's scale and codes. It reads the including kernel's
-// `p: QuantParams` and x through load_x (one_pass.wgsl), and stores through store_scale
-// (samples.wgsl) and store_words (pack_rows.wgsl).
+// `p: QuantParams` and x through load_x and load_x4 (one_pass.wgsl), and stores through
+// store_scale (samples.wgsl) and store_words and store_words4 (pack_rows.wgsl).
 
 // The largest amax_bits of word `word`'s values in row `row`.
 fn word_amax(row: u32, word: u32) -> u32 {
@@ -36,4 +36,31 @@ fn span_amax(g: vec3<u32>) -> u32 {
 fn store_group(g: vec3<u32>, si: vec2<f32>) {
     store_scale(group_of(p, g.x, g.y * fmt_per_word()), si.x);
     store_words(g.x, g.y, g.z, 1u, si.y);
+}
+
+// word_amax over vec4s (codes per word and p.cols multiples of 4: a vec4 is in the row or past it).
+fn word_amax4(row: u32, word: u32) -> u32 {
+    let per_word = fmt_per_word();
+    var m = 0u;
+    for (var i = 0u; i < per_word; i += 4u) {
+        let col = word * per_word + i;
+        if (col < p.cols) {
+            let v = load_x4((row * p.cols + col) / 4u);
+            m = max(m, max(max(amax_bits(v.x), amax_bits(v.y)), max(amax_bits(v.z), amax_bits(v.w))));
+        }
+    }
+    return m;
+}
+
+// store_group over vec4s (codes per word and p.cols multiples of 4): the group's maximum, scale
+// and codes, x read four values at a time (a per-row group: the whole row, whose scale is
+// group_of's index row).
+fn store_group4(g: vec3<u32>) {
+    var m = 0u;
+    for (var w = g.y; w < g.z; w++) {
+        m = max(m, word_amax4(g.x, w));
+    }
+    let si = group_scale_of(bitcast<f32>(m));
+    store_scale(group_of(p, g.x, g.y * fmt_per_word()), si.x);
+    store_words4(g.x, g.y, g.z, 1u, si.y);
 }

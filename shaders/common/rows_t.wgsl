@@ -3,7 +3,9 @@
 // row's maximum and, with p.aux0 = 1, its sum in col_sum's order (eight interleaved partial sums
 // per chunk of p.aux1 columns, added in lane order, then the chunks in order), its scale or its
 // blocks' scales, and its words packed into every SMP sample. It reads the including kernel's
-// `p: QuantParams` (L's layout), x through load_x (one_pass.wgsl) and x_row (pack_t.wgsl), writes
+// `p: QuantParams` (L's layout), x through load_x and load_x4 (one_pass.wgsl; four adjacent rows
+// of L per thread in row_thread4 and block_thread4, whose maxima and sums are row_sums.wgsl's) and
+// x_row (pack_t.wgsl), writes
 // its `sums` binding, and stores through put_code and put_scale (common/stores.wgsl, or
 // quantize_both's own) and group_scale_of (group_scale.wgsl, or quantize_both's own).
 
@@ -97,5 +99,97 @@ fn block_thread(row: u32) {
         store_scale(row * p.row_mul + blk, si.x);
         let w_end = min((blk + 1u) * words_per_block, p.words_per_row);
         store_words_t(row, xr, blk * words_per_block, w_end, 1u, si.y);
+    }
+}
+
+// Rows r0 .. r0 + 3 of L by one thread (p.rows a multiple of 4): `row_thread` for four adjacent
+// rows at once, x read as vec4s (four adjacent values of a row of x); every row's maximum, sum
+// order, scale, draws and codes are row_thread's.
+fn row_thread4(r0: u32) {
+    if (r0 >= p.rows) {
+        return;
+    }
+    // Rows r0 .. r0 + 3 of L are adjacent in x (batched: within one matrix, batch_rows in fours).
+    let xr = x_row(r0);
+    let q = xr.y / 4u;
+    let i0 = xr.x / 4u;
+    let rp = row_pass4(q, i0);
+    var inv = vec4<f32>();
+    for (var j = 0u; j < 4u; j++) {
+        let si = group_scale_of(bitcast<f32>(rp.m[j]));
+        store_scale(r0 + j, si.x);
+        inv[j] = si.y;
+    }
+    if (p.aux0 == 1u) {
+        for (var j = 0u; j < 4u; j++) {
+            sums[r0 + j] = rp.total[j];
+        }
+    }
+    pack_words4(r0, q, i0, 0u, p.words_per_row, inv);
+}
+
+// Words w0 .. w1 of rows r0 .. r0 + 3 of L (x read as vec4s: index col * q + i0 holds column col
+// of the four rows), packed with inverse scales inv into every SMP sample.
+fn pack_words4(r0: u32, q: u32, i0: u32, w0: u32, w1: u32, inv: vec4<f32>) {
+    let per_word = fmt_per_word();
+    let b = fmt_bits();
+    let stochastic = p.stochastic == 1u;
+    for (var smp = 0u; smp < p.samples; smp++) {
+        let key = sample_key(smp);
+        for (var word = w0; word < w1; word++) {
+            var packed = vec4<u32>();
+            for (var i = 0u; i < per_word; i++) {
+                let col = word * per_word + i;
+                if (col < p.cols) {
+                    let v = load_x4(col * q + i0);
+                    for (var j = 0u; j < 4u; j++) {
+                        var r = 0u;
+                        if (stochastic) {
+                            r = rng_draw24(key, (r0 + j) * p.cols + col);
+                        }
+                        packed[j] |= fmt_quantize(v[j], inv[j], stochastic, r) << (i * b);
+                    }
+                }
+            }
+            for (var j = 0u; j < 4u; j++) {
+                put_code(code_at(smp, r0 + j, word), packed[j]);
+            }
+        }
+    }
+}
+
+// Rows r0 .. r0 + 3 of L block by block (p.rows a multiple of 4): `block_thread` for four
+// adjacent rows at once, x read as vec4s; every block's maximum, scale, draws and codes, and the
+// row sums, are block_thread's.
+fn block_thread4(r0: u32) {
+    if (r0 >= p.rows) {
+        return;
+    }
+    let block = p.block_div;
+    let blocks = (p.cols + block - 1u) / block;
+    let words_per_block = block / fmt_per_word();
+    let xr = x_row(r0);
+    let q = xr.y / 4u;
+    let i0 = xr.x / 4u;
+    // The row sums: one more read of the rows first, as block_thread.
+    if (p.aux0 == 1u) {
+        let total = row_pass4(q, i0).total;
+        for (var j = 0u; j < 4u; j++) {
+            sums[r0 + j] = total[j];
+        }
+    }
+    for (var blk = 0u; blk < blocks; blk++) {
+        let end = min((blk + 1u) * block, p.cols);
+        var m = vec4<u32>();
+        for (var col = blk * block; col < end; col++) {
+            m = max(m, amax_bits4(load_x4(col * q + i0)));
+        }
+        var inv = vec4<f32>();
+        for (var j = 0u; j < 4u; j++) {
+            let si = group_scale_of(bitcast<f32>(m[j]));
+            store_scale((r0 + j) * p.row_mul + blk, si.x);
+            inv[j] = si.y;
+        }
+        pack_words4(r0, q, i0, blk * words_per_block, min((blk + 1u) * words_per_block, p.words_per_row), inv);
     }
 }

@@ -10,9 +10,10 @@
 //! [`super::quantize_transpose_fused`]'s (`common/rows_t.wgsl`, its sums in `col_sum`'s order),
 //! each with its own rounding and stream: both outputs are those kernels' bit for bit, and x is
 //! read by one launch instead of two (reference: [`crate::reference::quantize_both`]). Formats
-//! without a tensor-wide scale (NVFP4's weights: `quantize_fused`'s `main_whole_both`); tensors
-//! of a weight's or a small activation's size ([`QuantizeBoth::fits`]), since a thread reads its
-//! whole group one value at a time. Bindings: 0 x's `QuantParams`, 1 x (read f32), 2 x's codes,
+//! without a tensor-wide scale (NVFP4's weights: `quantize_fused`'s `main_whole_both`); on a GPU
+//! tensors of a weight's or a small activation's size ([`QuantizeBoth::fits`]), since a thread
+//! reads its whole group one value at a time; on a CPU adapter any size where entry `main_v4`
+//! reads x as vec4s (the two quantizers' own per-thread vec4 entries, in one launch). Bindings: 0 x's `QuantParams`, 1 x (read f32), 2 x's codes,
 //! 3 x's scales (read-write), 4 step state, 5 mask (read f32), 6 L's codes, 7 L's scales
 //! (read-write), 8 L's `QuantParams`, 9 sums (read-write f32).
 
@@ -69,6 +70,9 @@ pub struct QuantizeBoth {
     format: Format,
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    /// Entry `main_v4` (CPU adapters, [`QuantizeBoth::reads_vec4s`]): x read as vec4s, four rows
+    /// of L per thread.
+    v4: wgpu::ComputePipeline,
     /// Bound as the mask where none is given.
     no_mask: GpuBuffer<f32>,
     /// Bound as the sums where none are asked.
@@ -84,6 +88,7 @@ impl QuantizeBoth {
         Ok(QuantizeBoth {
             format,
             pipeline: pipeline(gpu, "quantize_both", "main", &pl, &format_constant(format))?,
+            v4: pipeline(gpu, "quantize_both", "main_v4", &pl, &format_constant(format))?,
             no_mask: GpuBuffer::zeros(gpu, "quantize_both no mask", 4)?,
             no_sums: GpuBuffer::zeros(gpu, "quantize_both no sums", 4)?,
             bgl,
@@ -94,7 +99,10 @@ impl QuantizeBoth {
     /// without a tensor-wide scale, per-row or per-block groups each way
     /// ([`QuantizeFused::supports`]), `lt` the transposed shape, and at most
     /// [`QuantizeFused::whole_max_values`] values (a weight's, or a small activation's or
-    /// gradient's); on a GPU also groups of at most [`BOTH_GPU_GROUP_VALUES`] values each way.
+    /// gradient's) — any number on a CPU adapter where the launch reads vec4s
+    /// ([`QuantizeBoth::reads_vec4s`]: there each side runs the per-thread entries the two
+    /// quantizers would, so one launch does their work); on a GPU also groups of at most
+    /// [`BOTH_GPU_GROUP_VALUES`] values each way.
     pub fn fits(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> bool {
         let group = |l: &QuantLayout| match l.granularity {
             Granularity::PerBlock(b) => b.min(l.cols),
@@ -104,8 +112,16 @@ impl QuantizeBoth {
             && QuantizeFused::supports(lt)
             && l.format == lt.format
             && (lt.rows, lt.cols) == (l.cols, l.rows)
-            && (l.rows as usize) * (l.cols as usize) <= QuantizeFused::whole_max_values(gpu)
+            && ((l.rows as usize) * (l.cols as usize) <= QuantizeFused::whole_max_values(gpu)
+                || Self::reads_vec4s(gpu, l))
             && (gpu.is_cpu() || group(l).max(group(lt)) <= BOTH_GPU_GROUP_VALUES)
+    }
+
+    /// Whether a launch for x's layout `l` on `gpu` takes entry `main_v4`: on a CPU adapter, where
+    /// x's rows hold a multiple of 4 values and the format packs a multiple of 4 codes a word (as
+    /// the one-pass quantizers' vec4 entries need).
+    pub fn reads_vec4s(gpu: &Gpu, l: &QuantLayout) -> bool {
+        gpu.is_cpu() && l.cols.is_multiple_of(4) && l.format.per_word().is_multiple_of(4)
     }
 
     /// Records x's quantization under `side` and L = xᵀ's under `side_t` in one launch: `side`'s
@@ -169,7 +185,9 @@ impl QuantizeBoth {
             check_len(op, "sums", s.len(), lt.rows as usize)?;
             pt.aux = [1, super::reduce_chunks(lt.cols as usize).0 as u32];
         }
-        let threads = super::quantize_fused::groups_of(l) + lt.rows as usize;
+        let v4 = Self::reads_vec4s(gpu, l);
+        let l_threads = if v4 { lt.rows.div_ceil(4) } else { lt.rows };
+        let threads = super::quantize_fused::groups_of(l) + l_threads as usize;
         let workgroups = u32::try_from(threads.div_ceil(BOTH_WG as usize))
             .map_err(|_| Error::InvalidArgument(format!("{op}: {threads} groups")))?;
         let px = uniform(gpu, "quantize_both params", &px);
@@ -189,6 +207,7 @@ impl QuantizeBoth {
             &pt,
             sums.buffer(),
         ];
-        dispatch(gpu, enc, op, &self.pipeline, &self.bgl, &buffers, workgroups)
+        let pipe = if v4 { &self.v4 } else { &self.pipeline };
+        dispatch(gpu, enc, op, pipe, &self.bgl, &buffers, workgroups)
     }
 }
