@@ -22,9 +22,13 @@
 // Bindings: 0 params (QuantParams of the [rows, kh·kw·c] layout), 1 cols (read_write f32: the
 // unfold writes it, the packing reads it back through one_pass.wgsl's load_x), 2 codes, 3 scales,
 // 4 step (StepState), 5 mask (read f32: unused, p.masked = 0), 6 conv (ConvParams), 7 img (x,
-// read f32, NHWC). The codes entries leave binding 1 untouched.
+// read f32, NHWC); entry main_both_v4 also 8 codes_t, 9 scales_t (read_write: L = colsᵀ's, as
+// im2col_quantize_transpose writes them) and 10 pt (QuantParams of L's layout). The codes entries
+// leave binding 1 untouched. The shared units read p, a private copy of the params of the side
+// this invocation packs, and store through put_code / put_scale below.
+// Entry main_both_v4: main_codes_v4 and im2col_quantize_transpose's main_v4 in one launch (below).
 
-@group(0) @binding(0) var<uniform> p: QuantParams;
+@group(0) @binding(0) var<uniform> pa: QuantParams;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 // cols again, as vec4s (the _v4 entries only).
 @group(0) @binding(1) var<storage, read_write> x4: array<vec4<f32>>;
@@ -37,6 +41,32 @@
 @group(0) @binding(7) var<storage, read> img: array<f32>;
 // x again, as vec4s (the _v4 entries only).
 @group(0) @binding(7) var<storage, read> img4: array<vec4<f32>>;
+
+// Entry main_both_v4 only: L = colsᵀ's outputs and layout (im2col_quantize_transpose's).
+@group(0) @binding(8) var<storage, read_write> codes_t: array<u32>;
+@group(0) @binding(9) var<storage, read_write> scales_t: array<f32>;
+@group(0) @binding(10) var<uniform> pt: QuantParams;
+
+// The layout this invocation packs (what the shared units read as p): pa, or in main_both_v4 pt
+// for L's rows; and which outputs it writes (0: codes and scales, 1: codes_t and scales_t).
+var<private> p: QuantParams;
+var<private> side: u32;
+
+fn put_code(i: u32, v: u32) {
+    if (side == 0u) {
+        codes[i] = v;
+    } else {
+        codes_t[i] = v;
+    }
+}
+
+fn put_scale(i: u32, v: f32) {
+    if (side == 0u) {
+        scales[i] = v;
+    } else {
+        scales_t[i] = v;
+    }
+}
 
 // The maximum magnitude (amax_bits) of the values this invocation's unfold has visited.
 var<private> row_max: u32;
@@ -90,6 +120,7 @@ fn store_row_scale(row: u32) -> f32 {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    p = pa;
     let row = flat_workgroup(wg, nwg) * WG + lid;
     if (row >= p.rows) {
         return;
@@ -103,6 +134,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 // main through the vec4 views: channels a multiple of 4 and the format's codes per word too.
 @compute @workgroup_size(256)
 fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    p = pa;
     let row = flat_workgroup(wg, nwg) * WG + lid;
     if (row >= p.rows) {
         return;
@@ -116,6 +148,7 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 // The codes and scales of main, cols not written (where nothing reads it).
 @compute @workgroup_size(256)
 fn main_codes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    p = pa;
     let row = flat_workgroup(wg, nwg) * WG + lid;
     if (row >= p.rows) {
         return;
@@ -133,10 +166,8 @@ fn main_codes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
-// main_codes through the vec4 view of x (channels a multiple of 4).
-@compute @workgroup_size(256)
-fn main_codes_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = flat_workgroup(wg, nwg) * WG + lid;
+// Row `row` of cols' codes and scale through the vec4 views (main_codes_v4's body).
+fn codes_row4(row: u32) {
     if (row >= p.rows) {
         return;
     }
@@ -151,4 +182,34 @@ fn main_codes_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
         unfold_row4(conv, row);
         pack_flush();
     }
+}
+
+// main_codes through the vec4 view of x (channels a multiple of 4).
+@compute @workgroup_size(256)
+fn main_codes_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    p = pa;
+    codes_row4(flat_workgroup(wg, nwg) * WG + lid);
+}
+
+// Threads per workgroup of main_both_v4: 8, as im2col_quantize_transpose's, so that L's few long
+// rows spread over a CPU adapter's cores (llvmpipe, resnet20's int8 step: about the GPU time of
+// the two launches with 8 or 32; each SIMD piece of 8 all L's or all cols').
+const BOTH_WG: u32 = 8u;
+
+// main_codes_v4 and, in the same launch, im2col_quantize_transpose's main_v4 (channels a multiple
+// of 4): threads [0, Lt) four rows of L = colsᵀ each (common/unfold_t.wgsl; first, so that their
+// long loops start first), the rest a row of cols each. The bits of those two launches.
+@compute @workgroup_size(8)
+fn main_both_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = flat_workgroup(wg, nwg) * BOTH_WG + lid;
+    let l_threads = (pt.rows + 3u) / 4u;
+    if (t < l_threads) {
+        p = pt;
+        side = 1u;
+        tap_thread4(t * 4u);
+        return;
+    }
+    p = pa;
+    side = 0u;
+    codes_row4(t - l_threads);
 }

@@ -304,6 +304,46 @@ impl Quantizer {
         Ok(q)
     }
 
+    /// Whether [`Quantizer::unfold_quantize_both`] takes the convolution `g` with cols' layout
+    /// `l` and colsᵀ's `lt` in one launch on `gpu`: on CPU adapters (where both of its quantizers
+    /// run a thread per row), channels in fours ([`Im2colQuantize::fits_both`]).
+    pub fn unfolds_both_in_one_pass(gpu: &Gpu, g: &ConvGeom, l: &QuantLayout, lt: &QuantLayout) -> bool {
+        Self::unfolds_in_one_pass(gpu, l) && Self::unfolds_transposed(gpu, lt) && Im2colQuantize::fits_both(g, l, lt)
+    }
+
+    /// [`Quantizer::unfold_quantize`] of `x` under `scheme` without cols, and
+    /// [`Quantizer::unfold_quantize_transposed`] of `x` under `scheme_t`: a convolution's X for its
+    /// forward and Xᵀ for its weight gradient, in one launch where
+    /// [`Quantizer::unfolds_both_in_one_pass`] holds, else those two; the same bits either way.
+    /// An error for what either refuses or two formats.
+    pub fn unfold_quantize_both(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        g: &ConvGeom,
+        x: &GpuBuffer<f32>,
+        (scheme, scheme_t): (QuantScheme, QuantScheme),
+    ) -> Result<(QuantizedTensor, QuantizedTensor)> {
+        g.check()?;
+        if scheme.format != scheme_t.format {
+            return Err(Error::InvalidArgument(format!(
+                "unfold_quantize_both: one format both ways, not {:?} and {:?}",
+                scheme.format, scheme_t.format
+            )));
+        }
+        let l = QuantLayout::new(g.rows(), g.kdim(), scheme.format, scheme.granularity)?;
+        let lt = QuantLayout::new(g.kdim(), g.rows(), scheme_t.format, scheme_t.granularity)?;
+        if !Self::unfolds_both_in_one_pass(gpu, g, &l, &lt) {
+            let q = self.unfold_quantize(gpu, enc, g, x, None, scheme)?;
+            return Ok((q, self.unfold_quantize_transposed(gpu, enc, g, x, scheme_t)?));
+        }
+        let k = self.kernels(gpu, scheme.format)?;
+        let unfold = built(&k.unfold, || Im2colQuantize::new(gpu, scheme.format))?;
+        let (q, qt) = (Self::alloc(gpu, enc, l)?, Self::alloc(gpu, enc, lt)?);
+        unfold.encode_both(gpu, enc, g, x, (side(&q, scheme.rounding), side(&qt, scheme_t.rounding)))?;
+        Ok((q, qt))
+    }
+
     /// Whether a quantized convolution quantizes its unfolded input's transpose from the input
     /// itself ([`Quantizer::unfold_quantize_transposed`]) for `l`, the `[kh·kw·c, rows]` layout of
     /// that transpose: on CPU adapters (a thread per row of it, as the transposing quantizer runs

@@ -24,6 +24,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("samples", include_str!("../shaders/common/samples.wgsl")),
     ("pack_stream", include_str!("../shaders/common/pack_stream.wgsl")),
     ("pack_rows", include_str!("../shaders/common/pack_rows.wgsl")),
+    ("unfold_t", include_str!("../shaders/common/unfold_t.wgsl")),
     ("row_groups", include_str!("../shaders/common/row_groups.wgsl")),
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
     ("row_sums", include_str!("../shaders/common/row_sums.wgsl")),
@@ -71,12 +72,12 @@ const QUANT_UNFOLD_INCLUDES: &[&str] = &[
     "layout",
     "pack",
     "one_pass",
-    "stores",
     "samples",
     "pack_rows",
     "pack_stream",
     "conv",
     "unfold",
+    "unfold_t",
 ];
 const QUANT_T_FUSED_INCLUDES: &[&str] = &[
     "rng",
@@ -135,8 +136,21 @@ const QUANT_ROTATE_T_INCLUDES: &[&str] = &[
 ];
 /// The transposing quantizer of an unfolded input: the SMP stores, the stream packer it shares with
 /// the fused unfold, and the convolution's geometry.
-const QUANT_T_UNFOLD_INCLUDES: &[&str] =
-    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "stores", "samples", "pack_stream", "conv"];
+const QUANT_T_UNFOLD_INCLUDES: &[&str] = &[
+    "rng",
+    "step",
+    "quant",
+    "fp8",
+    "fp4",
+    "log4",
+    "format",
+    "layout",
+    "stores",
+    "samples",
+    "pack_stream",
+    "conv",
+    "unfold_t",
+];
 /// The transposing quantizers share their packing.
 const QUANT_T_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t"];
 const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];

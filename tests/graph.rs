@@ -291,7 +291,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     // PlanOptions::unfused records the product into dcols and col2im instead (and the rotated
     // operands of the block-scaled presets as the rotation, the quantizer and col_sum apart, and
     // a weight's Wᵀ in the backward instead of in W's launch, a dense layer's Xᵀ apart from
-    // X, and a layer's dY apart from its dYᵀ).
+    // X, a layer's dY apart from its dYᵀ, and a convolution's unfolded X apart from its Xᵀ).
     // Gradients and updated parameters are the same bits; the fused step takes one launch fewer
     // per such convolution (SMP's stacked samples too, since gemm_int_col2im averages them).
     let g = gpu();
@@ -366,10 +366,14 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             // but the first layer's): each such dY here fits QuantizeBoth (the largest, the
             // ResNet's first stage, 1024x16 = 16384 values, groups of at most 1024, on any adapter).
             let grads = convs + dense - usize::from(convs == 0);
+            // The per-row presets also quantize each convolution's unfolded X and its Xᵀ (formed
+            // from the image) in one launch where its input's channels come in fours: every one but
+            // the first (one channel in), which is every convolution whose input gradient is taken.
+            let unfolds = convs;
             let both = match scheme {
                 "fp32" => 0,
                 "mxfp8" | "nvfp4" => middle_both,
-                _ => middle_both + 1 + dense + grads,
+                _ => middle_both + 1 + dense + grads + unfolds,
             };
             assert_eq!(fused.2 + fewer + rotated + both, plain.2, "{what}: launches per step, fused and not");
         }

@@ -1449,6 +1449,117 @@ fn the_fused_unfold_and_quantizer_is_im2col_then_the_one_pass_quantizer() {
 }
 
 #[test]
+fn a_convolutions_x_and_xt_from_its_input_take_one_launch() {
+    // unfold_quantize_both: a convolution's unfolded X (per row, for the forward) and its Xᵀ (per
+    // row or per block, for the weight gradient), both from the input, in one launch
+    // (im2col_quantize's main_both_v4) on a CPU adapter where the channels come in fours, else the
+    // two launches; the bits of unfold_quantize and unfold_quantize_transposed and of the
+    // references either way, each side with its own rounding.
+    use lowbit::kernels::im2col::ConvGeom;
+    use lowbit::kernels::im2col_quantize::Im2colQuantize;
+    let g = gpu();
+    let geoms = [
+        // 4 channels, stride 2, padding: L of 36 rows (nine threads of four).
+        ConvGeom { batch: 2, h: 6, w: 5, c: 4, kh: 3, kw: 3, stride: 2, pad: 1 },
+        // 16 channels, 3×3: 144 rows of L, rows of 112 pixels.
+        ConvGeom { batch: 2, h: 8, w: 7, c: 16, kh: 3, kw: 3, stride: 1, pad: 1 },
+        // A 1×1 projection with stride 2, 8 channels.
+        ConvGeom { batch: 3, h: 8, w: 8, c: 8, kh: 1, kw: 1, stride: 2, pad: 0 },
+        // One channel, and five: the two launches.
+        ConvGeom { batch: 2, h: 9, w: 7, c: 1, kh: 5, kw: 5, stride: 1, pad: 2 },
+        ConvGeom { batch: 1, h: 7, w: 9, c: 5, kh: 1, kw: 3, stride: 3, pad: 0 },
+    ];
+    let mut cases = 0;
+    for (gi, geom) in geoms.iter().enumerate() {
+        let mut x = data(geom.input_len(), 170 + gi as u32, true);
+        x[..geom.w * geom.c].iter_mut().for_each(|v| *v = 0.0);
+        let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
+        for f in Format::ALL.into_iter().filter(|f| !f.needs_tensor_amax()) {
+            let grans_t = match f.block() {
+                Some(b) => vec![Granularity::PerBlock(b)],
+                None => vec![Granularity::PerRow, Granularity::PerBlock(32)],
+            };
+            for gt in grans_t {
+                let Ok(l) = QuantLayout::new(geom.rows(), geom.kdim(), f, Granularity::PerRow) else {
+                    continue;
+                };
+                let Ok(lt) = QuantLayout::new(geom.kdim(), geom.rows(), f, gt) else {
+                    continue;
+                };
+                if !Im2colQuantize::supports(&l) {
+                    // (Block-scaled formats keep their blocks: no per-row cols.)
+                    assert!(f.block().is_some(), "{f}");
+                    continue;
+                }
+                for (ri, r) in roundings().into_iter().enumerate() {
+                    let r_t = [Rounding::Stochastic { seed: 1234, stream: 9 }, Rounding::Nearest][ri];
+                    let what = format!("{geom:?} {f} {gt} {r:?} {r_t:?}");
+                    let (s, s_t) = (
+                        QuantScheme { format: f, granularity: Granularity::PerRow, rounding: r },
+                        QuantScheme { format: f, granularity: gt, rounding: r_t },
+                    );
+                    let mut rec = lowbit::Recorder::new(g, "both");
+                    let (q, qt) = qz().unfold_quantize_both(g, &mut rec, geom, &xb, (s, s_t)).unwrap();
+                    let dispatches = rec.dispatches();
+                    g.queue.submit([rec.finish()]);
+                    let one = g.is_cpu() && geom.c % 4 == 0;
+                    assert_eq!(Quantizer::unfolds_both_in_one_pass(g, geom, &l, &lt), one, "{what}");
+                    assert_eq!(dispatches, if one { 1 } else { 2 }, "{what}: launches");
+                    let mut rec = lowbit::Recorder::new(g, "apart");
+                    let apart = qz().unfold_quantize(g, &mut rec, geom, &xb, None, s).unwrap();
+                    let apart_t = qz().unfold_quantize_transposed(g, &mut rec, geom, &xb, s_t).unwrap();
+                    g.queue.submit([rec.finish()]);
+                    let (r0, r1) = reference::im2col_quantize::im2col_quantize_both(&x, geom, (&l, r), (&lt, r_t));
+                    for ((side, got, want), r) in [("X", &q, &apart), ("Xᵀ", &qt, &apart_t)].into_iter().zip([r0, r1])
+                    {
+                        assert_eq!(got.layout, want.layout, "{what} {side}: layout");
+                        let (codes, scales) = (got.codes.read(g).unwrap(), got.scales.read(g).unwrap());
+                        assert_u32_eq(&format!("{what} {side}: codes"), &codes, &want.codes.read(g).unwrap());
+                        assert_f32_bits_eq(&format!("{what} {side}: scales"), &scales, &want.scales.read(g).unwrap());
+                        assert_u32_eq(&format!("{what} {side}: codes vs the reference"), &codes, &r.0);
+                        assert_f32_bits_eq(&format!("{what} {side}: scales vs the reference"), &scales, &r.1);
+                    }
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert!(cases > 50, "{cases}");
+    // Refused, recording nothing: two formats; and by the kernel, channels not in fours, a
+    // per-block cols, a layout of the wrong shape, short outputs.
+    let geom = geoms[1];
+    let xb = lowbit::GpuBuffer::from_slice(g, "x", &data(geom.input_len(), 3, false)).unwrap();
+    let mut rec = lowbit::Recorder::new(g, "refused");
+    let two = (QuantScheme::per_row(Format::Int8), QuantScheme::per_row(Format::Int4));
+    assert!(qz().unfold_quantize_both(g, &mut rec, &geom, &xb, two).is_err(), "two formats");
+    let k = Im2colQuantize::new(g, Format::Int8).unwrap();
+    let row = Granularity::PerRow;
+    let lay = |geom: &ConvGeom, gr| QuantLayout::new(geom.rows(), geom.kdim(), Format::Int8, gr).unwrap();
+    let lay_t = |geom: &ConvGeom| QuantLayout::new(geom.kdim(), geom.rows(), Format::Int8, row).unwrap();
+    let five = geoms[4];
+    let x5 = lowbit::GpuBuffer::from_slice(g, "x", &data(five.input_len(), 4, false)).unwrap();
+    let cases = [
+        (&five, &x5, lay(&five, row), lay_t(&five)),
+        (&geom, &xb, lay(&geom, Granularity::PerBlock(32)), lay_t(&geom)),
+        (&geom, &xb, lay_t(&geom), lay(&geom, row)),
+    ];
+    for (gm, x, l, lt) in &cases {
+        let (o, ot) = ((codes_buf(g, l, 1), scales_buf(g, l, 1)), (codes_buf(g, lt, 1), scales_buf(g, lt, 1)));
+        let e =
+            k.encode_both(g, &mut rec, gm, x, (nearest(l, (&o.0, &o.1)), nearest(lt, (&ot.0, &ot.1)))).err().unwrap();
+        assert!(matches!(e, Error::InvalidArgument(_) | Error::Shape { .. }), "{e}");
+    }
+    let (l, lt) = (lay(&geom, row), lay_t(&geom));
+    let short = lowbit::GpuBuffer::<f32>::zeros(g, "short", 3).unwrap();
+    let (o, ot) = ((codes_buf(g, &l, 1), scales_buf(g, &l, 1)), (codes_buf(g, &lt, 1), scales_buf(g, &lt, 1)));
+    for sides in [((&o.0, &short), (&ot.0, &ot.1)), ((&o.0, &o.1), (&ot.0, &short))] {
+        let e = k.encode_both(g, &mut rec, &geom, &xb, (nearest(&l, sides.0), nearest(&lt, sides.1))).err().unwrap();
+        assert!(matches!(e, Error::Shape { .. }), "{e}");
+    }
+    assert_eq!(rec.dispatches(), 0, "nothing recorded");
+}
+
+#[test]
 fn the_unfolded_transposing_quantizer_is_im2col_then_the_transposing_quantizer() {
     use lowbit::kernels::im2col::{ConvGeom, Im2col};
     use lowbit::kernels::im2col_quantize_transpose::Im2colQuantizeTranspose;

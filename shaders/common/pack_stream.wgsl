@@ -4,7 +4,8 @@
 // row·cols + col), each word stored once full and the row's last, partial word by pack_flush.
 // pack_push4 / pack_flush4 pack four rows at once (rows pk_row .. pk_row + 3: value j of each
 // push is row pk_row + j's, with inverse scale pk_inv[j]). It reads the including kernel's
-// `p: QuantParams` and writes its `codes` through samples.wgsl's code_at.
+// `p: QuantParams` and stores through its put_code (common/stores.wgsl, or im2col_quantize's own)
+// at samples.wgsl's code_at.
 
 // The state of the row (rows) being packed: the row (the first of the four), the sample and its
 // draw key, the inverse scale(s), the next column, the word being filled, its index and the
@@ -44,7 +45,7 @@ fn pack_push(v: f32) {
     pk_col++;
     pk_i++;
     if (pk_i == fmt_per_word()) {
-        codes[code_at(pk_sample, pk_row, pk_word)] = pk_acc;
+        put_code(code_at(pk_sample, pk_row, pk_word), pk_acc);
         pk_word++;
         pk_i = 0u;
         pk_acc = 0u;
@@ -53,7 +54,7 @@ fn pack_push(v: f32) {
 
 fn pack_flush() {
     if (pk_i > 0u) {
-        codes[code_at(pk_sample, pk_row, pk_word)] = pk_acc;
+        put_code(code_at(pk_sample, pk_row, pk_word), pk_acc);
     }
 }
 
@@ -79,7 +80,7 @@ fn pack_push4(v: vec4<f32>) {
 
 fn pack_store4() {
     for (var j = 0u; j < 4u; j++) {
-        codes[code_at(pk_sample, pk_row + j, pk_word)] = pk_acc4[j];
+        put_code(code_at(pk_sample, pk_row + j, pk_word), pk_acc4[j]);
     }
 }
 

@@ -8,11 +8,17 @@
 //! maximum and once packing. Per-row scales of formats
 //! without a tensor-wide scale (not NVFP4); the quantized convolution takes it on CPU adapters,
 //! where a thread per row is how both kernels it fuses already run
-//! ([`crate::quant::Quantizer::unfolds_in_one_pass`]). Bindings: 0 `QuantParams`, 1 cols
-//! (read-write f32), 2 codes, 3 scales, 4 step state, 5 mask (unused), 6 conv params, 7 x (read
-//! f32). Reference: [`crate::reference::im2col_quantize`].
+//! ([`crate::quant::Quantizer::unfolds_in_one_pass`]). Entry `main_both_v4`
+//! ([`Im2colQuantize::encode_both`]) also quantizes L = colsᵀ from x in the same launch, as
+//! [`Im2colQuantizeTranspose`] does (its rows' code shared, `common/unfold_t.wgsl`): a
+//! convolution's X for the forward and Xᵀ for the weight gradient in one launch. Bindings: 0
+//! `QuantParams`, 1 cols (read-write f32), 2 codes, 3 scales, 4 step state, 5 mask (unused), 6
+//! conv params, 7 x (read f32), 8 L's codes, 9 L's scales (read-write; stand-ins but for
+//! `main_both_v4`), 10 L's `QuantParams`. Reference: [`crate::reference::im2col_quantize`].
 
 use super::im2col::{ConvGeom, ConvParams};
+use super::im2col_quantize_transpose::Im2colQuantizeTranspose;
+use super::quantize_both::Side;
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG};
 use crate::format::Format;
 use crate::scheme::{Granularity, QuantLayout, Rounding};
@@ -29,6 +35,11 @@ pub struct Im2colQuantize {
     v4: Option<wgpu::ComputePipeline>,
     /// Entries `main_codes` and `main_codes_v4` (channels a multiple of 4): cols not written.
     codes: (wgpu::ComputePipeline, wgpu::ComputePipeline),
+    /// Entry `main_both_v4` (bindings 8–10: L = colsᵀ's outputs and params, which the other
+    /// entries reach too, through the stores they share, and bind unused stand-ins for).
+    both: wgpu::ComputePipeline,
+    /// Bound as L's codes and scales by the entries that write cols' alone.
+    no_t: (GpuBuffer<u32>, GpuBuffer<f32>),
     /// Bound as the (unused) mask.
     no_mask: GpuBuffer<f32>,
     /// Bound as cols where none is written.
@@ -38,20 +49,9 @@ pub struct Im2colQuantize {
 impl Im2colQuantize {
     /// Builds the pipeline for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
-        let (bgl, pl) = layouts(
-            gpu,
-            "im2col_quantize",
-            &[
-                Slot::Uniform,
-                Slot::Write,
-                Slot::Write,
-                Slot::Write,
-                Slot::Uniform,
-                Slot::Read,
-                Slot::Uniform,
-                Slot::Read,
-            ],
-        );
+        use Slot::{Read, Uniform, Write};
+        let slots = [Uniform, Write, Write, Write, Uniform, Read, Uniform, Read, Write, Write, Uniform];
+        let (bgl, pl) = layouts(gpu, "im2col_quantize", &slots);
         Ok(Im2colQuantize {
             format,
             pipeline: pipeline(gpu, "im2col_quantize", "main", &pl, &format_constant(format))?,
@@ -63,6 +63,11 @@ impl Im2colQuantize {
             codes: (
                 pipeline(gpu, "im2col_quantize", "main_codes", &pl, &format_constant(format))?,
                 pipeline(gpu, "im2col_quantize", "main_codes_v4", &pl, &format_constant(format))?,
+            ),
+            both: pipeline(gpu, "im2col_quantize", "main_both_v4", &pl, &format_constant(format))?,
+            no_t: (
+                GpuBuffer::zeros(gpu, "im2col_quantize no codes_t", 4)?,
+                GpuBuffer::zeros(gpu, "im2col_quantize no scales_t", 4)?,
             ),
             no_mask: GpuBuffer::zeros(gpu, "im2col_quantize no mask", 4)?,
             no_cols: GpuBuffer::zeros(gpu, "im2col_quantize no cols", 4)?,
@@ -118,8 +123,91 @@ impl Im2colQuantize {
             Some(cols) => (self.v4.as_ref().filter(|_| v4).unwrap_or(&self.pipeline), cols),
             None => (if v4 { &self.codes.1 } else { &self.codes.0 }, &self.no_cols),
         };
-        let buffers =
-            [&params, cols.buffer(), codes.buffer(), scales.buffer(), &step, self.no_mask.buffer(), &conv, x.buffer()];
+        let buffers = [
+            &params,
+            cols.buffer(),
+            codes.buffer(),
+            scales.buffer(),
+            &step,
+            self.no_mask.buffer(),
+            &conv,
+            x.buffer(),
+            self.no_t.0.buffer(),
+            self.no_t.1.buffer(),
+            &params,
+        ];
         dispatch(gpu, enc, "im2col_quantize", pipe, &self.bgl, &buffers, l.rows.div_ceil(WG))
+    }
+
+    /// Whether [`Im2colQuantize::encode_both`] takes cols' layout `l` and L = colsᵀ's `lt` for
+    /// the convolution `g`: channels a multiple of 4, `l` what [`Im2colQuantize::supports`] takes
+    /// and `lt` what [`Im2colQuantizeTranspose::supports`] takes, in one format.
+    pub fn fits_both(g: &ConvGeom, l: &QuantLayout, lt: &QuantLayout) -> bool {
+        g.c.is_multiple_of(4) && Self::supports(l) && Im2colQuantizeTranspose::supports(lt) && l.format == lt.format
+    }
+
+    /// The codes and scales of cols (`side`, the `[rows, kh·kw·c]` layout, as
+    /// [`Im2colQuantize::encode`] writes them without cols) and of L = colsᵀ (`side_t`, as
+    /// [`Im2colQuantizeTranspose::encode`] writes them), each with its own rounding, in one launch
+    /// from x (entry `main_both_v4`; cols neither read nor written): for a convolution whose
+    /// forward takes X and whose weight gradient takes Xᵀ. For the layouts of
+    /// [`Im2colQuantize::fits_both`]; an error, recording nothing, elsewhere.
+    pub fn encode_both(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        g: &ConvGeom,
+        x: &GpuBuffer<f32>,
+        (side, side_t): (Side, Side),
+    ) -> Result<()> {
+        const OP: &str = "im2col_quantize";
+        g.check()?;
+        let (l, lt) = (side.layout, side_t.layout);
+        super::check_built_for(OP, self.format, l)?;
+        super::check_built_for(OP, self.format, lt)?;
+        if !Self::fits_both(g, l, lt) {
+            return Err(Error::InvalidArgument(format!(
+                "{OP}: one launch quantizes cols and colsᵀ for channels in fours, per-row scales of cols and per-row or \
+                 per-block ones of colsᵀ, in one format without a tensor-wide scale; not {} channels, {} scales of {} \
+                 and {} scales of {}",
+                g.c, l.granularity, l.format, lt.granularity, lt.format
+            )));
+        }
+        let (rows, kdim) = (g.rows(), g.kdim());
+        for (name, lay, want) in [("cols", l, (rows, kdim)), ("colsᵀ", lt, (kdim, rows))] {
+            if (lay.rows as usize, lay.cols as usize) != want {
+                return Err(Error::Shape {
+                    op: OP,
+                    detail: format!("layout [{}, {}] for {name} of {want:?} ({g:?})", lay.rows, lay.cols),
+                });
+            }
+        }
+        check_len(OP, "x", x.len(), g.input_len())?;
+        for (name, s) in [("", &side), ("_t", &side_t)] {
+            check_len(OP, &format!("codes{name}"), s.codes.len(), s.layout.words())?;
+            check_len(OP, &format!("scales{name}"), s.scales.len(), s.layout.n_groups as usize)?;
+        }
+        let params = uniform(gpu, "im2col_quantize params", &QuantParams::row_tiles(l, side.rounding));
+        let params_t = uniform(gpu, "im2col_quantize params of colsᵀ", &QuantParams::row_tiles(lt, side_t.rounding));
+        let conv = uniform(gpu, "im2col_quantize conv", &ConvParams::new(g, rows * kdim));
+        let step = enc.step_state(gpu).clone();
+        let buffers = [
+            &params,
+            self.no_cols.buffer(),
+            side.codes.buffer(),
+            side.scales.buffer(),
+            &step,
+            self.no_mask.buffer(),
+            &conv,
+            x.buffer(),
+            side_t.codes.buffer(),
+            side_t.scales.buffer(),
+            &params_t,
+        ];
+        // (The shader's BOTH_WG: 8 threads a workgroup; L's rows four to a thread first.)
+        let threads = (lt.rows.div_ceil(4) + l.rows) as usize;
+        let workgroups = u32::try_from(threads.div_ceil(8))
+            .map_err(|_| Error::InvalidArgument(format!("{OP}: {threads} threads")))?;
+        dispatch(gpu, enc, OP, &self.both, &self.bgl, &buffers, workgroups)
     }
 }

@@ -199,9 +199,34 @@ pub(crate) fn forward<R: Record>(
                 }
                 _ => None,
             };
+            // In training, a convolution's Xᵀ formed from its input (same format, to nearest) is
+            // quantized with X, in X's launch where one launch does both (unless unfused, or X
+            // itself is kept; the same bits).
+            let unfold_t_scheme = match (fused_unfold, wg.b) {
+                (Some((g, _)), Operand::Packed { format, granularity, .. })
+                    if xt_from_image && !keep_x && !cx.unfused && early.is_none() =>
+                {
+                    let st = QuantScheme { format, granularity, rounding: Rounding::Nearest };
+                    let fits = match (QuantLayout::new(rows, k, fa, ga), QuantLayout::new(k, rows, format, granularity))
+                    {
+                        (Ok(l), Ok(lt)) => Quantizer::unfolds_both_in_one_pass(gpu, g, &l, &lt),
+                        _ => false,
+                    };
+                    fits.then_some(st)
+                }
+                _ => None,
+            };
             let qa = match (early.as_ref().and_then(|e| e.1.as_ref()), fused_unfold, xt_scheme) {
                 (Some(a), _, _) => kk.qz.quantize_with_amax(gpu, cx.rec, &xt, qs, a)?,
-                (None, Some((g, img)), _) => kk.qz.unfold_quantize(gpu, cx.rec, g, img, keep_x.then_some(x), qs)?,
+                (None, Some((g, img)), _) => match unfold_t_scheme {
+                    // A convolution's Xᵀ from its input, in X's launch where one launch does both.
+                    Some(st) => {
+                        let (q, t) = kk.qz.unfold_quantize_both(gpu, cx.rec, g, img, (qs, st))?;
+                        x_t = Some(t);
+                        q
+                    }
+                    None => kk.qz.unfold_quantize(gpu, cx.rec, g, img, keep_x.then_some(x), qs)?,
+                },
                 (None, None, Some(st)) => {
                     let (q, t) = kk.qz.quantize_both(gpu, cx.rec, &xt, qs, st)?;
                     x_t = Some(t);

@@ -11,3 +11,17 @@ pub fn im2col_quantize(x: &[f32], g: &ConvGeom, l: &QuantLayout, rounding: Round
     let (codes, scales) = super::quantize_fused::quantize_fused(&cols, l, rounding);
     (cols, codes, scales)
 }
+
+/// Entry `main_both_v4`: cols' codes and scales under `l` (cols not written) and those of
+/// L = colsᵀ under `lt`, each with its own rounding: what [`im2col_quantize`] and
+/// [`super::im2col_quantize_transpose::im2col_quantize_transpose`] give.
+#[allow(clippy::type_complexity)]
+pub fn im2col_quantize_both(
+    x: &[f32],
+    g: &ConvGeom,
+    (l, rounding): (&QuantLayout, Rounding),
+    (lt, rounding_t): (&QuantLayout, Rounding),
+) -> ((Vec<u32>, Vec<f32>), (Vec<u32>, Vec<f32>)) {
+    let (_, codes, scales) = im2col_quantize(x, g, l, rounding);
+    ((codes, scales), super::im2col_quantize_transpose::im2col_quantize_transpose(x, g, lt, rounding_t))
+}
