@@ -25,7 +25,7 @@
 // read f32, NHWC); entry main_both_v4 also 8 codes_t, 9 scales_t (read_write: L = colsᵀ's, as
 // im2col_quantize_transpose writes them) and 10 pt (QuantParams of L's layout). The codes entries
 // leave binding 1 untouched. The shared units read p, a private copy of the params of the side
-// this invocation packs, and store through put_code / put_scale below.
+// this invocation packs, and store through common/stores_both.wgsl's put_code / put_scale.
 // Entry main_both_v4: main_codes_v4 and im2col_quantize_transpose's main_v4 in one launch (below).
 
 @group(0) @binding(0) var<uniform> pa: QuantParams;
@@ -48,25 +48,8 @@
 @group(0) @binding(10) var<uniform> pt: QuantParams;
 
 // The layout this invocation packs (what the shared units read as p): pa, or in main_both_v4 pt
-// for L's rows; and which outputs it writes (0: codes and scales, 1: codes_t and scales_t).
+// for L's rows (which outputs it writes is common/stores_both.wgsl's side).
 var<private> p: QuantParams;
-var<private> side: u32;
-
-fn put_code(i: u32, v: u32) {
-    if (side == 0u) {
-        codes[i] = v;
-    } else {
-        codes_t[i] = v;
-    }
-}
-
-fn put_scale(i: u32, v: f32) {
-    if (side == 0u) {
-        scales[i] = v;
-    } else {
-        scales_t[i] = v;
-    }
-}
 
 // The maximum magnitude (amax_bits) of the values this invocation's unfold has visited.
 var<private> row_max: u32;

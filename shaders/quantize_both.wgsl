@@ -8,7 +8,7 @@
 // form, each side with its own params (rounding, stream, samples), so both outputs are theirs bit
 // for bit, and x is read by one launch instead of two.
 // The shared units read `p` and store through put_code / put_scale: here p is a private copy of
-// the side's params (px or pt), and the two functions below pick the side's outputs.
+// the side's params (px or pt), and common/stores_both.wgsl picks the side's outputs.
 // Formats without a tensor-wide scale (not NVFP4: quantize_fused's main_whole_both). Entry
 // `main` reads x as f32s; `main_v4` (CPU adapters, where every load runs lane by lane, so a vec4
 // costs about what one f32 does; x's rows a multiple of 4 values and the format's codes per word
@@ -39,26 +39,9 @@
 @group(0) @binding(8) var<uniform> pt: QuantParams;
 @group(0) @binding(9) var<storage, read_write> sums: array<f32>;
 
-// The side this thread quantizes: its params (what the shared units read as p), and 0 for x, 1
-// for L.
+// The params of the side this thread quantizes (what the shared units read as p; which outputs it
+// writes is common/stores_both.wgsl's side).
 var<private> p: QuantParams;
-var<private> side: u32;
-
-fn put_code(i: u32, v: u32) {
-    if (side == 0u) {
-        codes[i] = v;
-    } else {
-        codes_t[i] = v;
-    }
-}
-
-fn put_scale(i: u32, v: f32) {
-    if (side == 0u) {
-        scales[i] = v;
-    } else {
-        scales_t[i] = v;
-    }
-}
 
 // A group's (scale, 1/scale) from its maximum (no tensor-wide scale here).
 fn group_scale_of(amax: f32) -> vec2<f32> {

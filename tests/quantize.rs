@@ -17,6 +17,15 @@ use std::sync::OnceLock;
 /// One side's outputs (codes, scales) of a quantize_both launch.
 type Outs<'a> = (&'a lowbit::GpuBuffer<u32>, &'a lowbit::GpuBuffer<f32>);
 
+/// The granularities (x's, xᵀ's) the both-orientation tests take for `f`: its native one both
+/// ways, and for the formats without blocks of their own per row / blocks of 32 and blocks of 64
+/// / per row.
+fn both_granularities(f: Format) -> Vec<(Granularity, Granularity)> {
+    let native = Granularity::native(f);
+    let mixed = [(Granularity::PerRow, Granularity::PerBlock(32)), (Granularity::PerBlock(64), Granularity::PerRow)];
+    std::iter::once((native, native)).chain(mixed.into_iter().filter(|_| f.block().is_none())).collect()
+}
+
 /// A quantize_both side of layout `layout` rounded to nearest into `(codes, scales)`.
 fn nearest<'a>(layout: &'a QuantLayout, (codes, scales): Outs<'a>) -> Side<'a> {
     Side { layout, rounding: Rounding::Nearest, codes, scales }
@@ -505,12 +514,7 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
     for f in Format::ALL.into_iter().filter(|f| !f.needs_tensor_amax()) {
         formats += 1;
         let native = Granularity::native(f);
-        // (Block-scaled formats take their own blocks only.)
-        let mixed =
-            [(Granularity::PerRow, Granularity::PerBlock(32)), (Granularity::PerBlock(64), Granularity::PerRow)];
-        let grans: Vec<_> =
-            std::iter::once((native, native)).chain(mixed.into_iter().filter(|_| f.block().is_none())).collect();
-        for (ga, gb) in grans {
+        for (ga, gb) in both_granularities(f) {
             let (s, st) = (
                 QuantScheme { granularity: ga, ..QuantScheme::native(f) },
                 QuantScheme { granularity: gb, ..QuantScheme::native(f) },
@@ -666,11 +670,7 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
     for f in Format::ALL.into_iter().filter(|f| !f.needs_tensor_amax()) {
         formats += 1;
         let native = Granularity::native(f);
-        let mixed =
-            [(Granularity::PerRow, Granularity::PerBlock(32)), (Granularity::PerBlock(64), Granularity::PerRow)];
-        let grans: Vec<_> =
-            std::iter::once((native, native)).chain(mixed.into_iter().filter(|_| f.block().is_none())).collect();
-        for (ga, gb) in grans {
+        for (ga, gb) in both_granularities(f) {
             let (s, s_t) = (
                 QuantScheme { granularity: ga, rounding: sd, format: f },
                 QuantScheme { granularity: gb, rounding: st, format: f },

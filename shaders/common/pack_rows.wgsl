@@ -1,7 +1,7 @@
 // What the one-pass quantizers that pack x in its own orientation (quantize_fused,
 // im2col_quantize, quantize_both) share: a row's words packed (pack.wgsl) into every SMP sample's
 // codes (samples.wgsl), stored through the including kernel's put_code (common/stores.wgsl, or
-// quantize_both's own).
+// common/stores_both.wgsl).
 
 // Words w0, w0 + step, .. below w1 of row `row`, packed with inverse scale s_inv into every SMP
 // sample (each sample's draw key computed once).

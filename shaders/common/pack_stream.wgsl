@@ -4,7 +4,7 @@
 // row·cols + col), each word stored once full and the row's last, partial word by pack_flush.
 // pack_push4 / pack_flush4 pack four rows at once (rows pk_row .. pk_row + 3: value j of each
 // push is row pk_row + j's, with inverse scale pk_inv[j]). It reads the including kernel's
-// `p: QuantParams` and stores through its put_code (common/stores.wgsl, or im2col_quantize's own)
+// `p: QuantParams` and stores through its put_code (common/stores.wgsl, or common/stores_both.wgsl)
 // at samples.wgsl's code_at.
 
 // The state of the row (rows) being packed: the row (the first of the four), the sample and its

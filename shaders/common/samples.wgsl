@@ -1,7 +1,7 @@
 // The stacked stores of SMP samples, shared by the one-pass quantizers (quantize_fused,
-// quantize_transpose_fused, im2col_quantize, im2col_quantize_transpose). It reads the including
-// kernel's `p: QuantParams` and `st: StepState` and stores through its put_scale (common/stores.wgsl,
-// or quantize_both's own, which picks one of two outputs).
+// quantize_transpose_fused, quantize_both, im2col_quantize, im2col_quantize_transpose). It reads
+// the including kernel's `p: QuantParams` and `st: StepState` and stores through its put_scale
+// (common/stores.wgsl, or common/stores_both.wgsl, which picks one of two outputs).
 
 // SMP: p.samples independent stochastic samples of the same tensor, stacked — sample j draws with
 // rng_key(seed, stream + j + stream base) and is stored one whole tensor of codes (rows ·
