@@ -333,6 +333,13 @@ impl Quantizer {
         }
         let l = QuantLayout::new(g.rows(), g.kdim(), scheme.format, scheme.granularity)?;
         let lt = QuantLayout::new(g.kdim(), g.rows(), scheme_t.format, scheme_t.granularity)?;
+        // (Checked before anything is recorded: the two launches' own checks come one by one.)
+        if !Im2colQuantize::supports(&l) || !Im2colQuantizeTranspose::supports(&lt) {
+            return Err(Error::InvalidArgument(format!(
+                "unfold_quantize_both: {} scales of {} for X and {} scales for Xᵀ need im2col and the quantizers apart",
+                l.granularity, l.format, lt.granularity
+            )));
+        }
         if !Self::unfolds_both_in_one_pass(gpu, g, &l, &lt) {
             let q = self.unfold_quantize(gpu, enc, g, x, None, scheme)?;
             return Ok((q, self.unfold_quantize_transposed(gpu, enc, g, x, scheme_t)?));
@@ -496,7 +503,8 @@ impl Quantizer {
     /// `x` under `scheme_t` (the same format, without a tensor-wide scale; rounding to nearest
     /// both): for a weight that the forward takes as W and the input gradient as Wᵀ. One launch
     /// where the layouts take it ([`QuantizeBoth::fits`]: per-row or per-block scales, a
-    /// tensor of a weight's size), else the two quantizers; the same bits either way. An error for
+    /// tensor of a weight's size, or any on a CPU adapter where it reads vec4s), else the two
+    /// quantizers; the same bits either way. An error for
     /// a format with a tensor-wide scale (see [`Quantizer::quantize_reducing_amax_both`]), two
     /// formats, or stochastic rounding.
     pub fn quantize_both(
@@ -555,6 +563,13 @@ impl Quantizer {
         let l = QuantLayout::new(dy.rows(), dy.cols(), scheme.format, scheme.granularity)?;
         let lt = Self::transposed_layout(op, dy, scheme_t)?;
         if !Self::quantizes_grad_both_in_one_pass(gpu, &l, &lt) {
+            // (Checked before dYᵀ's launch is recorded.)
+            if mask.is_some() && !Self::masks_in_one_pass(&l) {
+                return Err(Error::InvalidArgument(format!(
+                    "{op}: {} scales of {} over {}x{} take the two-pass quantizer; apply the mask first",
+                    l.granularity, l.format, l.rows, l.cols
+                )));
+            }
             let qt = self.transposed(op, gpu, enc, dy, scheme_t, Some(sums), None, mask, samples)?;
             let q = match mask {
                 Some(m) => self.masked(op, gpu, enc, dy, m, scheme, samples, None)?,
@@ -573,7 +588,7 @@ impl Quantizer {
 
     /// Whether [`Quantizer::quantize_grad_both`] takes dY's layout `l` and dYᵀ's `lt` in one
     /// launch on `gpu` ([`QuantizeBoth::fits`]: a tensor of at most
-    /// [`QuantizeFused::whole_max_values`] values).
+    /// [`QuantizeFused::whole_max_values`] values, or any on a CPU adapter where it reads vec4s).
     pub fn quantizes_grad_both_in_one_pass(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> bool {
         QuantizeBoth::fits(gpu, l, lt)
     }

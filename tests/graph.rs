@@ -367,9 +367,10 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             // ResNet's first stage, 1024x16 = 16384 values, groups of at most 1024, on any adapter).
             let grads = convs + dense - usize::from(convs == 0);
             // The per-row presets also quantize each convolution's unfolded X and its Xᵀ (formed
-            // from the image) in one launch where its input's channels come in fours: every one but
-            // the first (one channel in), which is every convolution whose input gradient is taken.
-            let unfolds = convs;
+            // from the image) in one launch on a CPU adapter where its input's channels come in
+            // fours: every one but the first (one channel in), which is every convolution whose
+            // input gradient is taken.
+            let unfolds = if g.is_cpu() { convs } else { 0 };
             let both = match scheme {
                 "fp32" => 0,
                 "mxfp8" | "nvfp4" => middle_both,

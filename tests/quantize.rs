@@ -759,6 +759,13 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
         let e = qz().quantize_grad_both(g, &mut rec, &xt, None, (a, b), k, &sums).err().unwrap();
         assert!(matches!(e, Error::InvalidArgument(_) | Error::Shape { .. }), "{a:?} {b:?} {k}: {e}");
     }
+    // A mask where dY takes the two-pass quantizer (few long rows, past one launch): refused before
+    // dYᵀ's launch is recorded.
+    let long = GpuTensor::from_slice(g, &data(2 * 40001, 5, false), &[2, 40001]).unwrap();
+    let mask = lowbit::GpuBuffer::from_slice(g, "mask", &data(2 * 40001, 6, false)).unwrap();
+    let long_sums = lowbit::GpuBuffer::<f32>::zeros(g, "sums", 40001).unwrap();
+    let e = qz().quantize_grad_both(g, &mut rec, &long, Some(&mask), (i8s, i8s), 1, &long_sums).err().unwrap();
+    assert!(matches!(e, Error::InvalidArgument(ref m) if m.contains("apply the mask first")), "{e}");
     // The kernel refuses sums or a mask of the wrong length.
     let kb = QuantizeBoth::new(g, Format::Int8).unwrap();
     let l = QuantLayout::new(8, 8, Format::Int8, Granularity::PerRow).unwrap();
@@ -1532,12 +1539,16 @@ fn a_convolutions_x_and_xt_from_its_input_take_one_launch() {
     let mut rec = lowbit::Recorder::new(g, "refused");
     let two = (QuantScheme::per_row(Format::Int8), QuantScheme::per_row(Format::Int4));
     assert!(qz().unfold_quantize_both(g, &mut rec, &geom, &xb, two).is_err(), "two formats");
+    // An Xᵀ the transposed unfold refuses (per tensor), where the two launches would be taken:
+    // refused before X's launch is recorded.
+    let (five, x5) = (geoms[4], lowbit::GpuBuffer::from_slice(g, "x", &data(geoms[4].input_len(), 4, false)).unwrap());
+    let per_tensor = QuantScheme { granularity: Granularity::PerTensor, ..QuantScheme::per_row(Format::Int8) };
+    let pair = (QuantScheme::per_row(Format::Int8), per_tensor);
+    assert!(qz().unfold_quantize_both(g, &mut rec, &five, &x5, pair).is_err(), "Xᵀ per tensor");
     let k = Im2colQuantize::new(g, Format::Int8).unwrap();
     let row = Granularity::PerRow;
     let lay = |geom: &ConvGeom, gr| QuantLayout::new(geom.rows(), geom.kdim(), Format::Int8, gr).unwrap();
     let lay_t = |geom: &ConvGeom| QuantLayout::new(geom.kdim(), geom.rows(), Format::Int8, row).unwrap();
-    let five = geoms[4];
-    let x5 = lowbit::GpuBuffer::from_slice(g, "x", &data(five.input_len(), 4, false)).unwrap();
     let cases = [
         (&five, &x5, lay(&five, row), lay_t(&five)),
         (&geom, &xb, lay(&geom, Granularity::PerBlock(32)), lay_t(&geom)),
