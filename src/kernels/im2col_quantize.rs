@@ -205,7 +205,7 @@ impl Im2colQuantize {
             &params_t,
         ];
         // (The shader's BOTH_WG: 8 threads a workgroup; L's rows four to a thread first.)
-        let threads = (lt.rows.div_ceil(4) + l.rows) as usize;
+        let threads = lt.rows.div_ceil(4) as usize + l.rows as usize;
         let workgroups = u32::try_from(threads.div_ceil(8))
             .map_err(|_| Error::InvalidArgument(format!("{OP}: {threads} threads")))?;
         dispatch(gpu, enc, OP, &self.both, &self.bgl, &buffers, workgroups)

@@ -13,9 +13,10 @@
 //! without a tensor-wide scale (NVFP4's weights: `quantize_fused`'s `main_whole_both`); on a GPU
 //! tensors of a weight's or a small activation's size ([`QuantizeBoth::fits`]), since a thread
 //! reads its whole group one value at a time; on a CPU adapter any size where entry `main_v4`
-//! reads x as vec4s (the two quantizers' own per-thread vec4 entries, in one launch). Bindings: 0 x's `QuantParams`, 1 x (read f32), 2 x's codes,
-//! 3 x's scales (read-write), 4 step state, 5 mask (read f32), 6 L's codes, 7 L's scales
-//! (read-write), 8 L's `QuantParams`, 9 sums (read-write f32).
+//! reads x as vec4s (the two quantizers' own per-thread vec4 entries, in one launch). Bindings: 0
+//! x's `QuantParams`, 1 x (read f32), 2 x's codes, 3 x's scales (read-write), 4 step state, 5
+//! mask (read f32), 6 L's codes, 7 L's scales (read-write), 8 L's `QuantParams`, 9 sums
+//! (read-write f32).
 
 use super::quantize_fused::QuantizeFused;
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
