@@ -1,10 +1,10 @@
 // quantize_both: a tensor x ([rows, cols]) and L = xᵀ quantized in one launch, a thread per group,
 // no workgroup memory or barriers: a weight's W and Wᵀ, a dense layer's X and Xᵀ, or a layer's
 // gradient dY (for dX = dY·W) and dYᵀ (for dW = dYᵀ·X) with ReLU's mask read inside, the bias
-// gradient (L's row sums in col_sum's order) and SMP's stacked samples. Threads [0, G) quantize
-// x's per-row or per-block groups as quantize_fused's per-thread entries do (common/row_groups.wgsl),
-// threads [G, G + L's rows) L's rows as quantize_transpose_fused's per-thread entries do
-// (common/rows_t.wgsl): every maximum, scale, draw, code and sum is the one those two kernels
+// gradient (L's row sums in col_sum's order) and SMP's stacked samples. Threads [0, L's rows)
+// quantize L's rows as quantize_transpose_fused's per-thread entries do (common/rows_t.wgsl), the
+// threads after them x's per-row or per-block groups as quantize_fused's per-thread entries do
+// (common/row_groups.wgsl): every maximum, scale, draw, code and sum is the one those two kernels
 // form, each side with its own params (rounding, stream, samples), so both outputs are theirs bit
 // for bit, and x is read by one launch instead of two.
 // The shared units read `p` and store through put_code / put_scale: here p is a private copy of
@@ -60,44 +60,49 @@ fn x_groups() -> vec2<u32> {
     return vec2<u32>((p.words_per_row + seg - 1u) / seg, seg);
 }
 
+// L's rows come first (threads [0, L's rows)), so that their long loops start first and x's
+// short groups (the threads after them) fill in around them.
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let t = flat_workgroup(wg, nwg) * BOTH_WG + lid;
+    if (t < pt.rows) {
+        p = pt;
+        side = 1u;
+        if (p.block_div == 0xffffffffu) {
+            row_thread(t);
+        } else {
+            block_thread(t);
+        }
+        return;
+    }
     p = px;
     side = 0u;
     let xg = x_groups();
-    let groups = p.rows * xg.x;
-    if (t < groups) {
-        let g = group_span(t, xg.x, xg.y);
+    if (t - pt.rows < p.rows * xg.x) {
+        let g = group_span(t - pt.rows, xg.x, xg.y);
         store_group(g, group_scale_of(bitcast<f32>(span_amax(g))));
-        return;
-    }
-    p = pt;
-    side = 1u;
-    if (p.block_div == 0xffffffffu) {
-        row_thread(t - groups);
-    } else {
-        block_thread(t - groups);
     }
 }
 
-// main through the vec4 views: threads [0, G) x's groups, then a thread per four rows of L.
+// main through the vec4 views: a thread per four rows of L first, then x's groups.
 @compute @workgroup_size(64)
 fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let t = flat_workgroup(wg, nwg) * BOTH_WG + lid;
+    let l_threads = (pt.rows + 3u) / 4u;
+    if (t < l_threads) {
+        p = pt;
+        side = 1u;
+        if (p.block_div == 0xffffffffu) {
+            row_thread4(t * 4u);
+        } else {
+            block_thread4(t * 4u);
+        }
+        return;
+    }
     p = px;
     side = 0u;
     let xg = x_groups();
-    let groups = p.rows * xg.x;
-    if (t < groups) {
-        store_group4(group_span(t, xg.x, xg.y));
-        return;
-    }
-    p = pt;
-    side = 1u;
-    if (p.block_div == 0xffffffffu) {
-        row_thread4((t - groups) * 4u);
-    } else {
-        block_thread4((t - groups) * 4u);
+    if (t - l_threads < p.rows * xg.x) {
+        store_group4(group_span(t - l_threads, xg.x, xg.y));
     }
 }
