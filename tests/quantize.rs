@@ -1465,17 +1465,8 @@ fn a_convolutions_x_and_xt_from_its_input_take_one_launch() {
     use lowbit::kernels::im2col::ConvGeom;
     use lowbit::kernels::im2col_quantize::Im2colQuantize;
     let g = gpu();
-    let geoms = [
-        // 4 channels, stride 2, padding: L of 36 rows (nine threads of four).
-        ConvGeom { batch: 2, h: 6, w: 5, c: 4, kh: 3, kw: 3, stride: 2, pad: 1 },
-        // 16 channels, 3×3: 144 rows of L, rows of 112 pixels.
-        ConvGeom { batch: 2, h: 8, w: 7, c: 16, kh: 3, kw: 3, stride: 1, pad: 1 },
-        // A 1×1 projection with stride 2, 8 channels.
-        ConvGeom { batch: 3, h: 8, w: 8, c: 8, kh: 1, kw: 1, stride: 2, pad: 0 },
-        // One channel, and five: the two launches.
-        ConvGeom { batch: 2, h: 9, w: 7, c: 1, kh: 5, kw: 5, stride: 1, pad: 2 },
-        ConvGeom { batch: 1, h: 7, w: 9, c: 5, kh: 1, kw: 3, stride: 3, pad: 0 },
-    ];
+    // (unfold_geoms: one channel and five take the two launches.)
+    let geoms = unfold_geoms();
     let mut cases = 0;
     for (gi, geom) in geoms.iter().enumerate() {
         let mut x = data(geom.input_len(), 170 + gi as u32, true);
@@ -1534,14 +1525,14 @@ fn a_convolutions_x_and_xt_from_its_input_take_one_launch() {
     assert!(cases > 50, "{cases}");
     // Refused, recording nothing: two formats; and by the kernel, channels not in fours, a
     // per-block cols, a layout of the wrong shape, short outputs.
-    let geom = geoms[1];
+    let geom = geoms[2];
     let xb = lowbit::GpuBuffer::from_slice(g, "x", &data(geom.input_len(), 3, false)).unwrap();
     let mut rec = lowbit::Recorder::new(g, "refused");
     let two = (QuantScheme::per_row(Format::Int8), QuantScheme::per_row(Format::Int4));
     assert!(qz().unfold_quantize_both(g, &mut rec, &geom, &xb, two).is_err(), "two formats");
     // An Xᵀ the transposed unfold refuses (per tensor), where the two launches would be taken:
     // refused before X's launch is recorded.
-    let (five, x5) = (geoms[4], lowbit::GpuBuffer::from_slice(g, "x", &data(geoms[4].input_len(), 4, false)).unwrap());
+    let (five, x5) = (geoms[3], lowbit::GpuBuffer::from_slice(g, "x", &data(geoms[3].input_len(), 4, false)).unwrap());
     let per_tensor = QuantScheme { granularity: Granularity::PerTensor, ..QuantScheme::per_row(Format::Int8) };
     let pair = (QuantScheme::per_row(Format::Int8), per_tensor);
     assert!(qz().unfold_quantize_both(g, &mut rec, &five, &x5, pair).is_err(), "Xᵀ per tensor");
@@ -1572,22 +1563,11 @@ fn a_convolutions_x_and_xt_from_its_input_take_one_launch() {
 
 #[test]
 fn the_unfolded_transposing_quantizer_is_im2col_then_the_transposing_quantizer() {
-    use lowbit::kernels::im2col::{ConvGeom, Im2col};
+    use lowbit::kernels::im2col::Im2col;
     use lowbit::kernels::im2col_quantize_transpose::Im2colQuantizeTranspose;
     let g = gpu();
     let im2col = Im2col::new(g).unwrap();
-    let geoms = [
-        // L of 25 rows (one channel: the scalar entry), padding on every side.
-        ConvGeom { batch: 2, h: 9, w: 7, c: 1, kh: 5, kw: 5, stride: 1, pad: 2 },
-        // 4 channels, stride 2: the vec4 entry where L has enough rows (below: the scalar one).
-        ConvGeom { batch: 2, h: 6, w: 5, c: 4, kh: 3, kw: 3, stride: 2, pad: 1 },
-        // 16 channels, 144 rows of L: the vec4 entry; 3×3, padding 1, rows of 2·8·7 = 112 pixels.
-        ConvGeom { batch: 2, h: 8, w: 7, c: 16, kh: 3, kw: 3, stride: 1, pad: 1 },
-        // A 1×3 kernel past the stride, no padding, 5 channels; taps reaching past the image.
-        ConvGeom { batch: 1, h: 7, w: 9, c: 5, kh: 1, kw: 3, stride: 3, pad: 0 },
-        // A 1×1 projection with stride 2 (resnet's shortcut), 8 channels.
-        ConvGeom { batch: 3, h: 8, w: 8, c: 8, kh: 1, kw: 1, stride: 2, pad: 0 },
-    ];
+    let geoms = unfold_geoms();
     let grans = [Granularity::PerRow, Granularity::PerBlock(32), Granularity::PerBlock(64)];
     let mut cases = 0;
     for (gi, geom) in geoms.iter().enumerate() {
@@ -1687,6 +1667,22 @@ fn the_unfolded_transposing_quantizer_is_im2col_then_the_transposing_quantizer()
         &scales_buf(g, &wrong, 1),
     );
     assert!(matches!(err, Err(Error::Shape { .. })), "{err:?}");
+}
+
+/// Convolution geometries for the unfolding quantizers' tests: L = colsᵀ of 25 rows (one channel:
+/// the scalar entries), padding on every side; 4 channels, stride 2 (vec4 entries where L has
+/// rows enough); 16 channels, 3×3, padding 1: 144 rows of L, rows of 2·8·7 = 112 pixels; a 1×3
+/// kernel past the stride, no padding, 5 channels, taps reaching past the image; a 1×1
+/// projection with stride 2 (resnet's shortcut), 8 channels.
+fn unfold_geoms() -> [lowbit::kernels::im2col::ConvGeom; 5] {
+    use lowbit::kernels::im2col::ConvGeom;
+    [
+        ConvGeom { batch: 2, h: 9, w: 7, c: 1, kh: 5, kw: 5, stride: 1, pad: 2 },
+        ConvGeom { batch: 2, h: 6, w: 5, c: 4, kh: 3, kw: 3, stride: 2, pad: 1 },
+        ConvGeom { batch: 2, h: 8, w: 7, c: 16, kh: 3, kw: 3, stride: 1, pad: 1 },
+        ConvGeom { batch: 1, h: 7, w: 9, c: 5, kh: 1, kw: 3, stride: 3, pad: 0 },
+        ConvGeom { batch: 3, h: 8, w: 8, c: 8, kh: 1, kw: 1, stride: 2, pad: 0 },
+    ]
 }
 
 fn codes_buf(g: &lowbit::Gpu, l: &QuantLayout, samples: usize) -> lowbit::GpuBuffer<u32> {
