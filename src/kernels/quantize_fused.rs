@@ -23,8 +23,7 @@
 //! [`QuantizeFused::encode_samples`] writes SMP's stacked samples in the one launch. Bindings: 0
 //! `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales (read-write f32), 4 step
 //! state, 5 tensor maximum (read-write u32, NVFP4: written by `main_whole` alone), 6 mask (read f32);
-//! `main_whole_both` also 7 xᵀ's codes, 8 its scales (read-write), 9 its
-//! layout's `QuantParams`.
+//! `main_whole_both` also 7 xᵀ's codes, 8 its scales (read-write), 9 its layout's `QuantParams`.
 
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
@@ -73,10 +72,8 @@ pub struct QuantizeFused {
     v4: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
     /// `main_whole` (NVFP4 only): a small tensor's maximum and its blocks in one workgroup.
     whole: Option<wgpu::ComputePipeline>,
-    /// The layout of the entries that also write xᵀ's codes and scales (bindings 7–9).
-    both_layout: wgpu::BindGroupLayout,
-    /// `main_whole_both` (NVFP4 only): `main_whole` and xᵀ's blocks.
-    whole_both: Option<wgpu::ComputePipeline>,
+    /// `main_whole_both` (NVFP4 only) and its layout: `main_whole` and xᵀ's blocks.
+    whole_both: Option<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>,
     /// Bound as the tensor maximum where the format needs none.
     no_tensor_amax: GpuBuffer<u32>,
     /// Bound as the mask where there is none.
@@ -98,13 +95,6 @@ impl QuantizeFused {
             &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Write, Slot::Read],
         );
         let c = format_constant(format);
-        use Slot::{Read, Uniform, Write};
-        let slots = [Uniform, Read, Write, Write, Uniform, Write, Read, Write, Write, Uniform];
-        let (both_layout, both_pl) = layouts(gpu, "quantize_fused", &slots);
-        let whole_both = match format.needs_tensor_amax() {
-            true => Some(pipeline(gpu, "quantize_fused", "main_whole_both", &both_pl, &c)?),
-            false => None,
-        };
         let v4 = if path == ReducePath::PerThread && format.per_word().is_multiple_of(4) {
             Some((
                 pipeline(gpu, "quantize_fused", "main_group_v4", &pl, &c)?,
@@ -127,8 +117,15 @@ impl QuantizeFused {
                 true => Some(pipeline(gpu, "quantize_fused", "main_whole", &pl, &c)?),
                 false => None,
             },
-            both_layout,
-            whole_both,
+            whole_both: match format.needs_tensor_amax() {
+                true => {
+                    use Slot::{Read, Uniform, Write};
+                    let slots = [Uniform, Read, Write, Write, Uniform, Write, Read, Write, Write, Uniform];
+                    let (bgl, pl) = layouts(gpu, "quantize_fused", &slots);
+                    Some((bgl, pipeline(gpu, "quantize_fused", "main_whole_both", &pl, &c)?))
+                }
+                false => None,
+            },
             no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_fused no tensor amax", 1)?,
             no_mask: GpuBuffer::zeros(gpu, "quantize_fused no mask", 4)?,
             bgl,
@@ -230,50 +227,26 @@ impl QuantizeFused {
         (codes, scales): (&GpuBuffer<u32>, &GpuBuffer<f32>),
         (codes_t, scales_t): (&GpuBuffer<u32>, &GpuBuffer<f32>),
     ) -> Result<()> {
-        let pipe = self.whole_entry(gpu, l, self.whole_both.as_ref(), "quantizes both orientations of")?;
-        if !matches!(lt.granularity, Granularity::PerBlock(_)) {
-            return Err(Self::transpose_mismatch(l, lt, "blocks"));
-        }
-        check_len("quantize_fused", "tensor_amax", tensor_amax.len(), 1)?;
-        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales };
-        self.launch_both(gpu, enc, pipe, 1, (l, lt), &io, (codes_t, scales_t))
-    }
-
-    /// The error for a transpose's layout `lt` that is not `want` over x's (`l`) shape transposed.
-    fn transpose_mismatch(l: &QuantLayout, lt: &QuantLayout, want: &str) -> Error {
-        Error::Shape {
-            op: "quantize_fused",
-            detail: format!(
-                "the transpose's layout is {} scales over {}x{}, not {want} over {}x{}",
-                lt.granularity, lt.rows, lt.cols, l.cols, l.rows
-            ),
-        }
-    }
-
-    /// The launch of an entry that also writes L = xᵀ (bindings 7–9): checks L's layout and
-    /// buffers, then dispatches with x's.
-    #[allow(clippy::too_many_arguments)]
-    fn launch_both(
-        &self,
-        gpu: &Gpu,
-        enc: &mut impl crate::Record,
-        pipe: &wgpu::ComputePipeline,
-        workgroups: u32,
-        (l, lt): (&QuantLayout, &QuantLayout),
-        io: &Io,
-        (codes_t, scales_t): (&GpuBuffer<u32>, &GpuBuffer<f32>),
-    ) -> Result<()> {
         let op = "quantize_fused";
+        let (bgl, pipe) = self.whole_entry(gpu, l, self.whole_both.as_ref(), "quantizes both orientations of")?;
         super::check_built_for(op, self.format, lt)?;
-        if (lt.rows, lt.cols) != (l.cols, l.rows) {
-            return Err(Self::transpose_mismatch(l, lt, "a layout"));
+        if (lt.rows, lt.cols) != (l.cols, l.rows) || !matches!(lt.granularity, Granularity::PerBlock(_)) {
+            return Err(Error::Shape {
+                op,
+                detail: format!(
+                    "the transpose's layout is {} scales over {}x{}, not blocks over {}x{}",
+                    lt.granularity, lt.rows, lt.cols, l.cols, l.rows
+                ),
+            });
         }
+        check_len(op, "tensor_amax", tensor_amax.len(), 1)?;
         check_len(op, "codes_t", codes_t.len(), lt.words())?;
         check_len(op, "scales_t", scales_t.len(), lt.n_groups as usize)?;
         let params_t =
             uniform(gpu, "quantize_fused params of the transpose", &QuantParams::row_tiles(lt, Rounding::Nearest));
+        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales };
         let extra = [codes_t.buffer(), scales_t.buffer(), &params_t];
-        self.launch(gpu, enc, pipe, workgroups, l, Rounding::Nearest, io, (&self.both_layout, &extra))
+        self.launch(gpu, enc, pipe, 1, l, Rounding::Nearest, &io, (bgl, &extra))
     }
 
     /// Records `(codes, scales) ← quantize(x)`.
@@ -408,7 +381,7 @@ impl QuantizeFused {
     }
 
     /// Checks the buffers' lengths against `l` and dispatches `pipe` over them, in `layout`
-    /// with `extra` bound after the seven every entry takes (xᵀ's outputs, see `launch_both`).
+    /// with `extra` bound after the seven every entry takes (`main_whole_both`'s xᵀ outputs).
     #[allow(clippy::too_many_arguments)]
     fn launch(
         &self,
