@@ -20,6 +20,9 @@ use super::im2col::{ConvGeom, ConvParams};
 use super::im2col_quantize_transpose::Im2colQuantizeTranspose;
 use super::quantize_both::Side;
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG};
+
+/// Threads per workgroup of entry `main_both_v4` (the shader's `BOTH_WG`).
+const BOTH_WG: u32 = 8;
 use crate::format::Format;
 use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
@@ -204,10 +207,9 @@ impl Im2colQuantize {
             side_t.scales.buffer(),
             &params_t,
         ];
-        // (The shader's BOTH_WG: 8 threads a workgroup; L's rows four to a thread first.)
+        // L's rows four to a thread first, then cols' rows.
         let threads = lt.rows.div_ceil(4) as usize + l.rows as usize;
-        let workgroups = u32::try_from(threads.div_ceil(8))
-            .map_err(|_| Error::InvalidArgument(format!("{OP}: {threads} threads")))?;
+        let workgroups = super::thread_workgroups(OP, threads, BOTH_WG)?;
         dispatch(gpu, enc, OP, &self.both, &self.bgl, &buffers, workgroups)
     }
 }

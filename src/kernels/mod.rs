@@ -197,6 +197,13 @@ pub(crate) fn grid(n: u32) -> Result<(u32, u32)> {
     Ok((x, y))
 }
 
+/// Workgroups of `per_workgroup` threads for `threads` threads (a thread per group or row), or
+/// an error naming `op` past a launch's count.
+pub(crate) fn thread_workgroups(op: &str, threads: usize, per_workgroup: u32) -> Result<u32> {
+    u32::try_from(threads.div_ceil(per_workgroup as usize))
+        .map_err(|_| Error::InvalidArgument(format!("{op}: {threads} threads exceed a launch")))
+}
+
 /// What a binding is.
 #[derive(Copy, Clone)]
 pub(crate) enum Slot {

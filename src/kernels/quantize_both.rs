@@ -189,8 +189,7 @@ impl QuantizeBoth {
         let v4 = Self::reads_vec4s(gpu, l);
         let l_threads = if v4 { lt.rows.div_ceil(4) } else { lt.rows };
         let threads = super::quantize_fused::groups_of(l) + l_threads as usize;
-        let workgroups = u32::try_from(threads.div_ceil(BOTH_WG as usize))
-            .map_err(|_| Error::InvalidArgument(format!("{op}: {threads} groups")))?;
+        let workgroups = super::thread_workgroups(op, threads, BOTH_WG)?;
         let px = uniform(gpu, "quantize_both params", &px);
         let pt = uniform(gpu, "quantize_both params of the transpose", &pt);
         let step = enc.step_state(gpu).clone();

@@ -372,7 +372,7 @@ impl QuantizeFused {
             }
             Granularity::PerRow => (&self.row, l.rows),
             _ if self.reduce_path == ReducePath::PerThread => {
-                (v4.map_or(&self.block, |v| &v.0), thread_workgroups(groups_of(l))?)
+                (v4.map_or(&self.block, |v| &v.0), super::thread_workgroups("quantize_fused", groups_of(l), super::WG)?)
             }
             _ => (&self.block, QuantParams::row_tiles(l, rounding).total_tiles),
         };
@@ -421,12 +421,6 @@ pub(crate) fn groups_of(l: &QuantLayout) -> usize {
         Granularity::PerRow => l.rows as usize,
         _ => l.rows as usize * l.words_per_row.div_ceil(l.seg()) as usize,
     }
-}
-
-/// Workgroups of [`super::WG`] threads for `groups` threads, or an error past a launch's count.
-fn thread_workgroups(groups: usize) -> Result<u32> {
-    u32::try_from(groups.div_ceil(super::WG as usize))
-        .map_err(|_| Error::InvalidArgument(format!("quantize_fused: {groups} groups")))
 }
 
 /// The buffers of one launch.
