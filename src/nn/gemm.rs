@@ -98,23 +98,30 @@ fn mismatch(product: Product, p: &ProductPolicy) -> Error {
     Error::InvalidArgument(format!("no GEMM runs {product:?} with operands {:?} × {:?}", p.a, p.b))
 }
 
-/// The scheme of a tensor's transpose (`[cols, rows]`, format and granularity `t`, to nearest)
-/// where it is quantized in the launch of the tensor's own quantizer (`[rows, cols]` under `a`:
-/// the same format, [`Quantizer::quantizes_both_in_one_pass`]); `None` where they take two.
-fn both_scheme(
-    gpu: &crate::Gpu,
+/// The layouts of a `[rows, cols]` tensor under `a` and of its transpose under `t`, where both
+/// are valid and in one format (what one launch quantizing both orientations could take).
+fn both_layouts(
     (rows, cols): (usize, usize),
     a: (Format, Granularity),
     t: (Format, Granularity),
-) -> Option<QuantScheme> {
-    let (Ok(l), Ok(lt)) = (QuantLayout::new(rows, cols, a.0, a.1), QuantLayout::new(cols, rows, t.0, t.1)) else {
+) -> Option<(QuantLayout, QuantLayout)> {
+    if a.0 != t.0 {
         return None;
-    };
-    (a.0 == t.0 && Quantizer::quantizes_both_in_one_pass(gpu, &l, &lt)).then_some(QuantScheme {
-        format: t.0,
-        granularity: t.1,
-        rounding: Rounding::Nearest,
-    })
+    }
+    Some((QuantLayout::new(rows, cols, a.0, a.1).ok()?, QuantLayout::new(cols, rows, t.0, t.1).ok()?))
+}
+
+/// The scheme of a tensor's transpose (`[cols, rows]`, format and granularity `t`, to nearest)
+/// where it is quantized in the launch of the tensor's own quantizer (`[rows, cols]` under `a`,
+/// the same format: where `one_launch` takes the two layouts); `None` where they take two.
+fn both_scheme(
+    shape: (usize, usize),
+    a: (Format, Granularity),
+    t: (Format, Granularity),
+    one_launch: impl FnOnce(&QuantLayout, &QuantLayout) -> bool,
+) -> Option<QuantScheme> {
+    let (l, lt) = both_layouts(shape, a, t)?;
+    one_launch(&l, &lt).then_some(QuantScheme { format: t.0, granularity: t.1, rounding: Rounding::Nearest })
 }
 
 /// Records the forward product of X (`[rows, k]`) into a new `[rows, n]` output; in training,
@@ -195,7 +202,9 @@ pub(crate) fn forward<R: Record>(
                 Operand::Packed { format, granularity, .. }
                     if train && !cx.unfused && early.is_none() && unfold.is_none() && wg.rotation().is_none() =>
                 {
-                    both_scheme(gpu, (rows, k), (fa, ga), (format, granularity))
+                    both_scheme((rows, k), (fa, ga), (format, granularity), |l, lt| {
+                        Quantizer::quantizes_both_in_one_pass(gpu, l, lt)
+                    })
                 }
                 _ => None,
             };
@@ -206,13 +215,9 @@ pub(crate) fn forward<R: Record>(
                 (Some((g, _)), Operand::Packed { format, granularity, .. })
                     if xt_from_image && !keep_x && !cx.unfused && early.is_none() =>
                 {
-                    let st = QuantScheme { format, granularity, rounding: Rounding::Nearest };
-                    let fits = match (QuantLayout::new(rows, k, fa, ga), QuantLayout::new(k, rows, format, granularity))
-                    {
-                        (Ok(l), Ok(lt)) => Quantizer::unfolds_both_in_one_pass(gpu, g, &l, &lt),
-                        _ => false,
-                    };
-                    fits.then_some(st)
+                    both_scheme((rows, k), (fa, ga), (format, granularity), |l, lt| {
+                        Quantizer::unfolds_both_in_one_pass(gpu, g, l, lt)
+                    })
                 }
                 _ => None,
             };
@@ -240,7 +245,9 @@ pub(crate) fn forward<R: Record>(
             // W, in W's launch where one launch does both (unless unfused; the same bits).
             let wt_scheme = match s.scheme.product(Product::InputGrad, true).b {
                 Operand::Packed { format, granularity, .. } if train && s.input_grad && !cx.unfused => {
-                    both_scheme(gpu, (n, k), (fb, gb), (format, granularity))
+                    both_scheme((n, k), (fb, gb), (format, granularity), |l, lt| {
+                        Quantizer::quantizes_both_in_one_pass(gpu, l, lt)
+                    })
                 }
                 _ => None,
             };
@@ -290,11 +297,13 @@ pub(crate) fn forward<R: Record>(
         Operand::F32 => SavedX::F32 { x: x.clone(), transposed: false },
         Operand::Packed { format, granularity, .. } => {
             let qs = QuantScheme { format, granularity, rounding: Rounding::Nearest };
-            SavedX::Packed(match (early, unfold) {
-                (Some((q, _)), _) => q,
-                (None, _) if x_t.is_some() => x_t.take().expect("checked"),
-                (None, Some((g, img))) if xt_from_image => kk.qz.unfold_quantize_transposed(gpu, cx.rec, g, img, qs)?,
-                (None, _) => {
+            SavedX::Packed(match (early, x_t.take(), unfold) {
+                (Some((q, _)), _, _) => q,
+                (None, Some(t), _) => t,
+                (None, None, Some((g, img))) if xt_from_image => {
+                    kk.qz.unfold_quantize_transposed(gpu, cx.rec, g, img, qs)?
+                }
+                (None, None, _) => {
                     let rot = wg.rotation();
                     let one = !cx.unfused && Kernels::rotates_in_one_pass(gpu, rows, k, rot, qs);
                     kk.rotated_transposed(gpu, cx.rec, x, rows, k, rot, None, "rotated x", qs, false, None, one)?.0
@@ -409,11 +418,9 @@ pub(crate) fn backward<R: Record>(
             Operand::Packed { format, granularity: gt, stochastic: st, samples },
             Operand::Packed { format: fd, granularity: gd, stochastic: sd, samples: kd },
             Operand::Packed { .. },
-        ) if need_dx && fused_bias && !cx.unfused && fd == format && kd == samples => {
-            let fits = match (QuantLayout::new(rows, n, format, gd), QuantLayout::new(n, rows, format, gt)) {
-                (Ok(l), Ok(lt)) => Quantizer::quantizes_grad_both_in_one_pass(gpu, &l, &lt),
-                _ => false,
-            };
+        ) if need_dx && fused_bias && !cx.unfused && kd == samples => {
+            let fits = both_layouts((rows, n), (fd, gd), (format, gt))
+                .is_some_and(|(l, lt)| Quantizer::quantizes_grad_both_in_one_pass(gpu, &l, &lt));
             fits.then(|| {
                 let d = QuantScheme { format, granularity: gd, rounding: rounding(cx, s, Product::InputGrad, sd) };
                 let t = QuantScheme { format, granularity: gt, rounding: rounding(cx, s, Product::WeightGrad, st) };
