@@ -33,8 +33,8 @@
 // draws), 5 tensor_amax (read-write u32: the tensor's maximum as f32 bits, NVFP4 only; written by
 // main_whole alone), 6 mask (read f32: with
 // p.masked, x[i] counts as 0 unless mask[i] > 0: the quantized ReLU gradient without relu_backward's
-// launch and its output); `main_whole_both` only: 7 codes_t, 8 scales_t
-// (read_write: xᵀ's), 9 pt (QuantParams of xᵀ's layout).
+// launch and its output); `main_whole_both` only: 7 codes_t, 8 scales_t (read_write: xᵀ's), 9 pt
+// (QuantParams of xᵀ's layout).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -199,48 +199,32 @@ fn main_whole(@builtin(local_invocation_index) lid: u32) {
 @group(0) @binding(8) var<storage, read_write> scales_t: array<f32>;
 @group(0) @binding(9) var<uniform> pt: QuantParams;
 
-// Group t of L = xᵀ (row r of L, x's column r; `blocks` groups of `bd` values a row): its maximum,
-// scale (NVFP4's with the tensor's maximum `whole`) and codes, rounded to nearest, stored to
-// codes_t and scales_t: what quantize_transpose_fused writes for that group.
-fn store_t_group(t: u32, blocks: u32, bd: u32, whole: f32) {
-    let per_word = fmt_per_word();
-    let bits = fmt_bits();
-    let r = t / blocks;
-    let c0 = (t % blocks) * bd;
-    let c1 = min(c0 + bd, pt.cols);
-    var m = 0u;
-    for (var c = c0; c < c1; c++) {
-        m = max(m, amax_bits(x[c * p.cols + r]));
-    }
-    var si = fmt_scale_for_amax(bitcast<f32>(m));
-    if (FORMAT == 10u) {
-        si = fmt_group_scale(bitcast<f32>(m), whole);
-    }
-    scales_t[r * pt.row_mul + t % blocks] = si.x;
-    for (var w = c0 / per_word; w < (c1 + per_word - 1u) / per_word; w++) {
-        var packed = 0u;
-        for (var i = 0u; i < per_word; i++) {
-            let c = w * per_word + i;
-            if (c < pt.cols) {
-                packed |= fmt_quantize(x[c * p.cols + r], si.y, false, 0u) << (i * bits);
-            }
-        }
-        codes_t[r * pt.words_per_row + w] = packed;
-    }
-}
-
-// Values per group of a row of L: its blocks', or the whole row's for per-row scales (block_div
-// 0xffffffff).
-fn t_group_values() -> u32 {
-    return min(pt.block_div, pt.cols);
-}
-
 @compute @workgroup_size(256)
 fn main_whole_both(@builtin(local_invocation_index) lid: u32) {
     let whole = bitcast<f32>(whole_blocks(lid));
-    let bd = t_group_values();
-    let blocks = (pt.cols + bd - 1u) / bd;
+    let per_word = fmt_per_word();
+    let bits = fmt_bits();
+    let blocks = (pt.cols + pt.block_div - 1u) / pt.block_div;
+    // Block b of row r of L: x[c·p.cols + r] for c in [b·B, b·B + B).
     for (var t = lid; t < pt.rows * blocks; t += WG) {
-        store_t_group(t, blocks, bd, whole);
+        let r = t / blocks;
+        let c0 = (t % blocks) * pt.block_div;
+        let c1 = min(c0 + pt.block_div, pt.cols);
+        var m = 0u;
+        for (var c = c0; c < c1; c++) {
+            m = max(m, amax_bits(x[c * p.cols + r]));
+        }
+        let si = fmt_group_scale(bitcast<f32>(m), whole);
+        scales_t[r * pt.row_mul + t % blocks] = si.x;
+        for (var w = c0 / per_word; w < (c1 + per_word - 1u) / per_word; w++) {
+            var packed = 0u;
+            for (var i = 0u; i < per_word; i++) {
+                let c = w * per_word + i;
+                if (c < pt.cols) {
+                    packed |= fmt_quantize(x[c * p.cols + r], si.y, false, 0u) << (i * bits);
+                }
+            }
+            codes_t[r * pt.words_per_row + w] = packed;
+        }
     }
 }
