@@ -525,7 +525,7 @@ fn unfolds(gpu: &Gpu, a: &Args) -> Result<()> {
 }
 
 fn optimizers(gpu: &Gpu, a: &Args) -> Result<()> {
-    let per_tensor = Sgd::with_options(gpu, gpu.is_cpu(), false)?;
+    let per_tensor = Sgd::with_options(gpu, gpu.cpu_layouts(), false)?;
     let multi = Sgd::new(gpu)?;
     let copy = Copy::new(gpu)?;
     for (model, input) in [("mlp", (28, 28, 1)), ("resnet20", (32, 32, 3))] {

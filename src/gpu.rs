@@ -37,6 +37,70 @@ pub struct AdapterReport {
     pub max_storage_binding: u64,
     /// Largest buffer, bytes.
     pub max_buffer: u64,
+    /// Which layout lowbit launches where a kernel has one for CPU adapters and one for GPUs
+    /// ([`Gpu::cpu_layouts`]): by `device_type` unless `LOWBIT_LAYOUTS` chose.
+    pub layouts: Layouts,
+}
+
+/// Which of a kernel's layouts lowbit launches where it has two: one for CPU adapters (a thread
+/// per row, pixel or group and vec4s, no workgroup barriers — a barrier costs a CPU far more than
+/// a GPU) and one for GPUs (workgroup trees, subgroup reductions, bounds that keep a workgroup's
+/// work small). Both give the same bits.
+///
+/// `Auto` (the default) takes the CPU layouts on an adapter that reports itself a CPU (lavapipe)
+/// and the GPU layouts elsewhere; the environment variable `LOWBIT_LAYOUTS` (`auto`, `cpu`,
+/// `gpu`) overrides it, so a machine without a GPU can run — and test — every kernel a GPU
+/// would launch (slowly: that is not what the layouts are for there).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Layouts {
+    /// By the adapter's type.
+    #[default]
+    Auto,
+    /// The CPU layouts on any adapter.
+    Cpu,
+    /// The GPU layouts on any adapter.
+    Gpu,
+}
+
+impl Layouts {
+    /// `LOWBIT_LAYOUTS` (`auto` where unset), or an error naming the accepted values.
+    pub fn from_env() -> Result<Layouts> {
+        match std::env::var("LOWBIT_LAYOUTS") {
+            Err(std::env::VarError::NotPresent) => Ok(Layouts::Auto),
+            Err(std::env::VarError::NotUnicode(v)) => {
+                Err(Error::InvalidArgument(format!("LOWBIT_LAYOUTS={v:?}: expected auto, cpu or gpu")))
+            }
+            Ok(v) => Layouts::parse(&v),
+        }
+    }
+
+    /// `auto`, `cpu` or `gpu` (any case; empty is `auto`), or an error naming the accepted values.
+    pub fn parse(v: &str) -> Result<Layouts> {
+        match v.to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(Layouts::Auto),
+            "cpu" => Ok(Layouts::Cpu),
+            "gpu" => Ok(Layouts::Gpu),
+            _ => Err(Error::InvalidArgument(format!("LOWBIT_LAYOUTS={v}: expected auto, cpu or gpu"))),
+        }
+    }
+
+    /// `Cpu` or `Gpu`: `Auto` resolved for an adapter of `device_type` (as [`AdapterReport`]
+    /// names it).
+    pub fn resolve(self, device_type: &str) -> Layouts {
+        match self {
+            Layouts::Auto if device_type == "cpu" => Layouts::Cpu,
+            Layouts::Auto => Layouts::Gpu,
+            chosen => chosen,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Layouts::Auto => "auto",
+            Layouts::Cpu => "cpu",
+            Layouts::Gpu => "gpu",
+        }
+    }
 }
 
 impl AdapterReport {
@@ -53,6 +117,7 @@ impl AdapterReport {
             "timestamps": self.timestamps,
             "subgroup_sizes": self.subgroup_sizes.map(|(a, b)| [a, b]),
             "cooperative_matrix": self.cooperative_matrix,
+            "layouts": self.layouts.name(),
         })
     }
 }
@@ -61,7 +126,7 @@ impl std::fmt::Display for AdapterReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} ({}, {}, driver {}; f16 {}, subgroups {}, timestamps {}, int8 dot accelerated {}, cooperative matrices {})",
+            "{} ({}, {}, driver {}; f16 {}, subgroups {}, timestamps {}, int8 dot accelerated {}, cooperative matrices {}, {} layouts)",
             self.name,
             self.backend,
             self.device_type,
@@ -74,7 +139,8 @@ impl std::fmt::Display for AdapterReport {
                 Some(false) => "no",
                 None => "unknown",
             },
-            if self.cooperative_matrix.is_empty() { "none".to_string() } else { self.cooperative_matrix.join(", ") }
+            if self.cooperative_matrix.is_empty() { "none".to_string() } else { self.cooperative_matrix.join(", ") },
+            self.layouts.name(),
         )
     }
 }
@@ -241,8 +307,10 @@ impl Gpu {
         Self::from_adapter(adapter).await
     }
 
-    /// Opens a device on an adapter the caller chose.
+    /// Opens a device on an adapter the caller chose (with the layouts `LOWBIT_LAYOUTS` asks for,
+    /// see [`Layouts`]).
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+        let layouts = Layouts::from_env()?;
         let info = adapter.get_info();
         let available = adapter.features();
         let wanted = wgpu::Features::SHADER_F16
@@ -287,13 +355,17 @@ impl Gpu {
             subgroup_sizes: Some((info.subgroup_min_size, info.subgroup_max_size)),
             max_storage_binding: limits.max_storage_buffer_binding_size,
             max_buffer: limits.max_buffer_size,
+            layouts: layouts.resolve(type_name(info.device_type)),
         };
         Ok(Self::assemble(device, queue, report, limits))
     }
 
     /// Wraps a device the application already has, so lowbit shares it. `info` describes its
-    /// adapter when known (the report then says which; otherwise the name is "external").
-    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: Option<wgpu::AdapterInfo>) -> Self {
+    /// adapter when known (the report then says which; otherwise the name is "external" and the
+    /// layouts are a GPU's unless `LOWBIT_LAYOUTS` says otherwise). Fails only on a
+    /// `LOWBIT_LAYOUTS` it does not know.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: Option<wgpu::AdapterInfo>) -> Result<Self> {
+        let layouts = Layouts::from_env()?;
         let limits = device.limits();
         let features = device.features();
         let (name, backend, device_type, driver) = match info {
@@ -305,6 +377,7 @@ impl Gpu {
             ),
             None => ("external".into(), "unknown".into(), "unknown".into(), String::new()),
         };
+        let layouts = layouts.resolve(&device_type);
         let report = AdapterReport {
             name,
             backend,
@@ -318,8 +391,9 @@ impl Gpu {
             subgroup_sizes: None,
             max_storage_binding: limits.max_storage_buffer_binding_size,
             max_buffer: limits.max_buffer_size,
+            layouts,
         };
-        Self::assemble(device, queue, report, limits)
+        Ok(Self::assemble(device, queue, report, limits))
     }
 
     fn assemble(device: wgpu::Device, queue: wgpu::Queue, report: AdapterReport, limits: wgpu::Limits) -> Self {
@@ -361,10 +435,16 @@ impl Gpu {
         &self.shared.report
     }
 
-    /// Whether the adapter reports itself a CPU (lavapipe does): kernels whose best layout
-    /// differs there (a workgroup barrier costs a CPU far more than a GPU) choose by it.
+    /// Whether the adapter reports itself a CPU (lavapipe does). Kernels choose their layout by
+    /// [`Gpu::cpu_layouts`], not by this.
     pub fn is_cpu(&self) -> bool {
         self.report().device_type == "cpu"
+    }
+
+    /// Whether kernels with a CPU layout and a GPU layout launch the CPU one (see [`Layouts`]):
+    /// on a CPU adapter unless `LOWBIT_LAYOUTS=gpu`, elsewhere only with `LOWBIT_LAYOUTS=cpu`.
+    pub fn cpu_layouts(&self) -> bool {
+        self.report().layouts == Layouts::Cpu
     }
 
     /// The device's limits.
@@ -579,4 +659,23 @@ fn coop_name(c: &wgpu::CooperativeMatrixProperties) -> String {
         t(c.cr_type),
         if c.saturating_accumulation { "+sat" } else { "" }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Layouts;
+
+    #[test]
+    fn layouts_parse_and_resolve() {
+        assert_eq!(Layouts::parse("GPU").unwrap(), Layouts::Gpu);
+        assert_eq!(Layouts::parse("cpu").unwrap(), Layouts::Cpu);
+        assert_eq!(Layouts::parse("").unwrap(), Layouts::Auto);
+        let err = Layouts::parse("fast").unwrap_err().to_string();
+        assert!(err.contains("LOWBIT_LAYOUTS=fast") && err.contains("auto, cpu or gpu"), "{err}");
+        assert_eq!(Layouts::Auto.resolve("cpu"), Layouts::Cpu);
+        assert_eq!(Layouts::Auto.resolve("discrete"), Layouts::Gpu);
+        assert_eq!(Layouts::Auto.resolve("unknown"), Layouts::Gpu);
+        assert_eq!(Layouts::Gpu.resolve("cpu"), Layouts::Gpu);
+        assert_eq!(Layouts::Cpu.resolve("integrated"), Layouts::Cpu);
+    }
 }

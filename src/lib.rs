@@ -78,7 +78,7 @@ pub mod timing;
 pub mod tinyscript;
 
 pub use error::{Error, Result};
-pub use gpu::{AdapterReport, Gpu};
+pub use gpu::{AdapterReport, Gpu, Layouts};
 pub use record::{Record, Recorder};
 pub use tensor::{GpuBuffer, GpuTensor};
 

@@ -263,7 +263,7 @@ impl Quantizer {
     /// matrix: on CPU adapters (where both launches it replaces already run a thread per row),
     /// for per-row scales of a format without a tensor-wide scale.
     pub fn unfolds_in_one_pass(gpu: &Gpu, l: &QuantLayout) -> bool {
-        gpu.is_cpu() && Im2colQuantize::supports(l)
+        gpu.cpu_layouts() && Im2colQuantize::supports(l)
     }
 
     /// Whether a weight of layout `l` and its transpose of layout `lt` are quantized in one launch
@@ -357,7 +357,7 @@ impl Quantizer {
     /// there; on a GPU its long rows take the transposing quantizer's chain over cols), for
     /// per-row or per-block scales of a format without a tensor-wide scale.
     pub fn unfolds_transposed(gpu: &Gpu, l: &QuantLayout) -> bool {
-        gpu.is_cpu() && Im2colQuantizeTranspose::supports(l)
+        gpu.cpu_layouts() && Im2colQuantizeTranspose::supports(l)
     }
 
     /// The quantization under `scheme` of `im2col(x)ᵀ` (the convolution `g`; `[kh·kw·c,

@@ -37,7 +37,7 @@ fn int_epilogue_bound(chunks: usize, samples: usize) -> f64 {
 /// the kernel is a failure, never a skip.
 fn runs_lanes_kernel(name: &str, available: bool) -> bool {
     let g = gpu();
-    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
+    let eight_lane_cpu = g.cpu_layouts() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
     assert!(!eight_lane_cpu || available, "a CPU adapter with 8-lane subgroups lacks {name}");
     available
 }
@@ -718,7 +718,7 @@ fn lane_gemm_matches_the_reference_where_the_adapter_has_it_and_is_refused_elsew
     // The dispatcher takes the lane kernel for every shape on a CPU adapter; vec4 loads where they
     // stay within rows, scalar loads elsewhere (K = 17; M = 33 with A stored [K, M]; N = 65 with B
     // stored [K, N]).
-    assert_eq!(dispatcher.uses_lanes(), g.is_cpu());
+    assert_eq!(dispatcher.uses_lanes(), g.cpu_layouts());
     for (s, vec4) in [
         (GemmShape::nt(33, 65, 20), true),
         (GemmShape { m: 36, n: 68, k: 20, trans_a: true, trans_b: true }, true),
@@ -1048,6 +1048,13 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
         assert!(!GemmInt::new(g, Format::Int8, Format::Int8).unwrap().runs_lanes(&q, &q));
         return;
     }
+    if !g.cpu_layouts() {
+        // GPU layouts on an adapter with the lanes (`LOWBIT_LAYOUTS=gpu` on lavapipe): the
+        // dispatcher keeps its tiles; the lanes kernel is tested under the CPU layouts.
+        let q = quantized(&data(8 * 8, 1, false), 8, 8, per_row(Format::Int8));
+        assert!(!GemmInt::new(g, Format::Int8, Format::Int8).unwrap().runs_lanes(&q, &q));
+        return;
+    }
     let stochastic = |f: Format| QuantScheme::per_row(f).stochastic(5, 2);
     let cases = [
         (per_row(Format::Int8), per_row(Format::Int8)),
@@ -1128,8 +1135,8 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
 fn int_lane_gemm_averages_smp_samples_as_gemm_int_does() {
     use lowbit::kernels::gemm_int_lanes::GemmIntLanes;
     let g = gpu();
-    if !runs_lanes_kernel("gemm_int_lanes", GemmIntLanes::available(g)) {
-        return; // (refused elsewhere: the test above)
+    if !runs_lanes_kernel("gemm_int_lanes", GemmIntLanes::available(g)) || !g.cpu_layouts() {
+        return; // (refused elsewhere, and not chosen under GPU layouts: the test above)
     }
     let sr = |s: QuantScheme, seed: u32| s.stochastic(seed, 3);
     let int32 = QuantScheme { granularity: Granularity::PerBlock(32), ..QuantScheme::per_row(Format::Int8) };
@@ -1504,6 +1511,11 @@ fn fp8_lane_gemm_matches_the_reference_and_gemm_fp8s_bits_where_the_adapter_has_
     if !here {
         let err = GemmFp8Lanes::new(g, Format::Fp8E4M3, Format::Fp8E4M3).err().expect("built without 8-lane subgroups");
         assert!(err.to_string().contains("subgroups"), "{err}");
+        assert!(!GemmFp8::new(g, Format::Fp8E4M3, Format::Fp8E4M3).unwrap().uses_lanes());
+        return;
+    }
+    if !g.cpu_layouts() {
+        // GPU layouts on an adapter with the lanes: the dispatcher keeps its tiles.
         assert!(!GemmFp8::new(g, Format::Fp8E4M3, Format::Fp8E4M3).unwrap().uses_lanes());
         return;
     }

@@ -295,7 +295,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     // Gradients and updated parameters are the same bits; the fused step takes one launch fewer
     // per such convolution (SMP's stacked samples too, since gemm_int_col2im averages them).
     let g = gpu();
-    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
+    let eight_lane_cpu = g.cpu_layouts() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
     // (model, its convolutions whose input gradient is needed: the ResNet's at stride 1 and 2,
     // 3x3 and its 1x1 projections; the weights [n, k] of its GEMM layers between the first and
     // the last; its dense layers)
@@ -358,7 +358,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             // unrotated Xᵀ too (the block-scaled ones keep their dense layers in fp32 here).
             let rotated = match scheme {
                 "mxfp8" => 3 * rotated_layers,
-                "nvfp4" if !g.is_cpu() => rotated_layers,
+                "nvfp4" if !g.cpu_layouts() => rotated_layers,
                 _ => 0,
             };
             // The presets whose dYᵀ is not rotated also quantize dY (for dX) in dYᵀ's launch, in
@@ -370,7 +370,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             // from the image) in one launch on a CPU adapter where its input's channels come in
             // fours: every one but the first (one channel in), which is every convolution whose
             // input gradient is taken.
-            let unfolds = if g.is_cpu() { convs } else { 0 };
+            let unfolds = if g.cpu_layouts() { convs } else { 0 };
             let both = match scheme {
                 "fp32" => 0,
                 "mxfp8" | "nvfp4" => middle_both,

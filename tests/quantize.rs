@@ -1435,8 +1435,8 @@ fn the_fused_unfold_and_quantizer_is_im2col_then_the_one_pass_quantizer() {
     // The quantized convolution takes it on CPU adapters (a thread per row), for per-row layouts.
     let geom = geoms[0];
     for (f, gr, takes) in [
-        (Format::Int8, Granularity::PerRow, g.is_cpu()),
-        (Format::Log4, Granularity::PerRow, g.is_cpu()),
+        (Format::Int8, Granularity::PerRow, g.cpu_layouts()),
+        (Format::Log4, Granularity::PerRow, g.cpu_layouts()),
         (Format::Int8, Granularity::PerBlock(32), false),
         (Format::Mxfp8, Granularity::PerBlock(32), false),
     ] {
@@ -1500,7 +1500,7 @@ fn a_convolutions_x_and_xt_from_its_input_take_one_launch() {
                     let (q, qt) = qz().unfold_quantize_both(g, &mut rec, geom, &xb, (s, s_t)).unwrap();
                     let dispatches = rec.dispatches();
                     g.queue.submit([rec.finish()]);
-                    let one = g.is_cpu() && geom.c % 4 == 0;
+                    let one = g.cpu_layouts() && geom.c % 4 == 0;
                     assert_eq!(Quantizer::unfolds_both_in_one_pass(g, geom, &l, &lt), one, "{what}");
                     assert_eq!(dispatches, if one { 1 } else { 2 }, "{what}: launches");
                     let mut rec = lowbit::Recorder::new(g, "apart");
@@ -1638,9 +1638,9 @@ fn the_unfolded_transposing_quantizer_is_im2col_then_the_transposing_quantizer()
     assert!(matches!(err, Err(Error::InvalidArgument(ref m)) if m.contains("stochastic")), "{err:?}");
     // The quantized convolution takes it on CPU adapters, without a tensor-wide scale.
     for (f, gr, takes) in [
-        (Format::Int8, Granularity::PerRow, g.is_cpu()),
-        (Format::Log4, Granularity::PerRow, g.is_cpu()),
-        (Format::Mxfp8, Granularity::PerBlock(32), g.is_cpu()),
+        (Format::Int8, Granularity::PerRow, g.cpu_layouts()),
+        (Format::Log4, Granularity::PerRow, g.cpu_layouts()),
+        (Format::Mxfp8, Granularity::PerBlock(32), g.cpu_layouts()),
         (Format::Nvfp4, Granularity::PerBlock(16), false),
     ] {
         let l = QuantLayout::new(144, 112, f, gr).unwrap();

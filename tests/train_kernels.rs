@@ -656,7 +656,7 @@ fn both_copy_paths_copy_every_vector_exactly() {
             assert_f32_bits_eq(&format!("{path:?}, {n} values"), &y.read(g).unwrap(), &reference::copy::copy(&x));
         }
     }
-    let expect = if g.is_cpu() { VecPath::Teams } else { VecPath::PerThread };
+    let expect = if g.cpu_layouts() { VecPath::Teams } else { VecPath::PerThread };
     assert_eq!(Copy::new(g).unwrap().path(), expect);
 }
 

@@ -41,7 +41,7 @@ impl Adam {
     /// Builds the pipelines: the multi-tensor entries where the adapter binds them, and on a CPU
     /// adapter also the vec4 entries (llvmpipe loads lane by lane: a vec4 costs about one f32).
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        Self::with_options(gpu, gpu.is_cpu(), OptimLaunch::multi_fits(gpu))
+        Self::with_options(gpu, gpu.cpu_layouts(), OptimLaunch::multi_fits(gpu))
     }
 
     /// Builds the pipelines: with the vec4 entry if `vec4` (the same arithmetic per value), the

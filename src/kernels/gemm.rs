@@ -121,7 +121,7 @@ impl TileCache {
     /// from large per-thread blocks (llvmpipe, 2 cores: the GPT's projections ran 1.5–3.5×
     /// faster on the 128 tile than on the 32 tile the GPU heuristic gives their shapes).
     pub fn new(gpu: &Gpu) -> Self {
-        TileCache { tuned: Default::default(), cpu: gpu.is_cpu() }
+        TileCache { tuned: Default::default(), cpu: gpu.cpu_layouts() }
     }
 
     /// The tuned tile for this shape's class, if `tune` ran for it.

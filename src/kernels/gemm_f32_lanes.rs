@@ -50,7 +50,7 @@ impl GemmF32Lanes {
     /// Whether the dispatchers take the lanes kernels on `gpu`: a CPU adapter where they are
     /// [`available`](GemmF32Lanes::available) (on a GPU the tiled kernels are the faster ones).
     pub(crate) fn chosen(gpu: &Gpu) -> bool {
-        gpu.is_cpu() && Self::available(gpu)
+        gpu.cpu_layouts() && Self::available(gpu)
     }
 
     /// `Ok` where [`GemmF32Lanes::available`], else the error naming lanes kernel `name` and what

@@ -116,7 +116,7 @@ impl Im2col {
     /// SIMD integer division runs lane by lane (llvmpipe: the per-value index arithmetic cost
     /// more than the copy), a thread per value elsewhere.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        Self::with_thread_per_row(gpu, gpu.is_cpu())
+        Self::with_thread_per_row(gpu, gpu.cpu_layouts())
     }
 
     /// Builds the pipelines of either layout (the same values and sums).

@@ -90,7 +90,7 @@ impl MaxPool {
     /// runs lane by lane (llvmpipe: the per-value coordinates cost more than the pooling), a
     /// thread per value elsewhere.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        Self::with_thread_per_pixel(gpu, gpu.is_cpu())
+        Self::with_thread_per_pixel(gpu, gpu.cpu_layouts())
     }
 
     /// Builds both pipelines of either layout (the same values and indices).

@@ -79,7 +79,7 @@ pub const TEAM_RUN: u32 = 256;
 impl VecPath {
     /// `Teams` on a CPU adapter, `PerThread` elsewhere.
     pub fn for_adapter(gpu: &Gpu) -> Self {
-        if gpu.is_cpu() {
+        if gpu.cpu_layouts() {
             VecPath::Teams
         } else {
             VecPath::PerThread

@@ -115,14 +115,14 @@ impl QuantizeBoth {
             && (lt.rows, lt.cols) == (l.cols, l.rows)
             && ((l.rows as usize) * (l.cols as usize) <= QuantizeFused::whole_max_values(gpu)
                 || Self::reads_vec4s(gpu, l))
-            && (gpu.is_cpu() || group(l).max(group(lt)) <= BOTH_GPU_GROUP_VALUES)
+            && (gpu.cpu_layouts() || group(l).max(group(lt)) <= BOTH_GPU_GROUP_VALUES)
     }
 
     /// Whether a launch for x's layout `l` on `gpu` takes entry `main_v4`: on a CPU adapter, where
     /// x's rows hold a multiple of 4 values and the format packs a multiple of 4 codes a word (as
     /// the one-pass quantizers' vec4 entries need).
     pub fn reads_vec4s(gpu: &Gpu, l: &QuantLayout) -> bool {
-        gpu.is_cpu() && l.cols.is_multiple_of(4) && l.format.per_word().is_multiple_of(4)
+        gpu.cpu_layouts() && l.cols.is_multiple_of(4) && l.format.per_word().is_multiple_of(4)
     }
 
     /// Records x's quantization under `side` and L = xᵀ's under `side_t` in one launch: `side`'s

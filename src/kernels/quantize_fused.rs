@@ -51,7 +51,7 @@ pub enum ReducePath {
 impl ReducePath {
     /// `PerThread` on a CPU adapter, `Tree` elsewhere.
     pub fn for_adapter(gpu: &Gpu) -> Self {
-        if gpu.is_cpu() {
+        if gpu.cpu_layouts() {
             ReducePath::PerThread
         } else {
             ReducePath::Tree
@@ -162,7 +162,7 @@ impl QuantizeFused {
     /// there, an `absmax` over many workgroups and the quantizer), on a CPU adapter 65536 (a
     /// launch costs tens of µs there, more than one core's pass over such a tensor).
     pub fn whole_max_values(gpu: &Gpu) -> usize {
-        if gpu.is_cpu() {
+        if gpu.cpu_layouts() {
             65536
         } else {
             16384

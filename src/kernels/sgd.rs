@@ -30,7 +30,7 @@ impl Sgd {
     /// adapter also the vec4 entries, where a vec4 load costs about what one f32 load does
     /// (llvmpipe loads lane by lane).
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        Self::with_options(gpu, gpu.is_cpu(), OptimLaunch::multi_fits(gpu))
+        Self::with_options(gpu, gpu.cpu_layouts(), OptimLaunch::multi_fits(gpu))
     }
 
     /// Builds the pipelines, with the vec4 entry if `vec4` (the same arithmetic per value).

@@ -251,7 +251,7 @@ impl Kernels {
     /// everywhere (there 118 against 119 ms a step, 60 launches fewer).
     pub fn rotates_in_one_pass(gpu: &Gpu, rows: usize, cols: usize, rot: Option<(u32, u32)>, q: QuantScheme) -> bool {
         match rot {
-            Some((block, _)) if !(q.format.needs_tensor_amax() && gpu.is_cpu()) => {
+            Some((block, _)) if !(q.format.needs_tensor_amax() && gpu.cpu_layouts()) => {
                 QuantLayout::new(cols, rows, q.format, q.granularity)
                     .is_ok_and(|l| Quantizer::rotates_transposed(&l, block))
             }
