@@ -409,10 +409,9 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                 // replaces.
                 let lt = QuantLayout::new(cols, rows, f, gran)?;
                 if QuantizeTransposeFused::supports(&lt) {
-                    let (codes_t, scales_t, inv_t) = (
+                    let (codes_t, scales_t) = (
                         GpuBuffer::<u32>::zeros(gpu, "codes t", lt.words())?,
                         GpuBuffer::<f32>::zeros(gpu, "scales t", lt.n_groups as usize)?,
-                        GpuBuffer::<f32>::zeros(gpu, "inv t", lt.n_groups as usize)?,
                     );
                     let amax_t = GpuBuffer::<u32>::zeros(gpu, "amax t", lt.amax_len())?;
                     let bytes_t = (4 * n + 4 * lt.words() + 4 * lt.n_groups as usize) as f64;
@@ -422,10 +421,9 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                     line("quantize_transpose_fused", gran, "stochastic", bytes_t, t);
                     let t = gpu_seconds(gpu, a.iters, 3, |e| {
                         absmax.encode(gpu, e, &xb, &lt, true, &amax_t)?;
-                        scale.encode(gpu, e, &amax_t, &scales_t, &inv_t)?;
-                        transpose.encode(gpu, e, &xb, &inv_t, &lt, sr, &codes_t)
+                        transpose.encode(gpu, e, &xb, &amax_t, &lt, sr, 1, &codes_t, &scales_t)
                     })?;
-                    line("quantize_transpose_three_pass", gran, "stochastic", bytes_t, t);
+                    line("quantize_transpose_two_pass", gran, "stochastic", bytes_t, t);
                 }
             }
             if gran == Granularity::PerTensor {
@@ -434,8 +432,7 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                 let codes_t = GpuBuffer::<u32>::zeros(gpu, "codes t", lt.words())?;
                 let t = gpu_seconds(gpu, a.iters, 3, |e| {
                     absmax.encode(gpu, e, &xb, &l, false, &amax)?;
-                    scale.encode(gpu, e, &amax, &scales, &inv)?;
-                    transpose.encode(gpu, e, &xb, &inv, &lt, sr, &codes_t)
+                    transpose.encode(gpu, e, &xb, &amax, &lt, sr, 1, &codes_t, &scales)
                 })?;
                 line("quantize_transpose", gran, "stochastic", (4 * n + 4 * lt.words() + 4) as f64, t);
             }

@@ -1,16 +1,26 @@
-// quantize_transpose: quantizes the transpose of x. x is [cols, rows] row-major; the output is the
-// logical tensor L = xᵀ of shape [rows, cols], packed along its rows (what the backward GEMMs need:
-// operands packed along the other dimension). Groups, scales and RNG indices are those of L, so
-// the result equals quantize(xᵀ) bit for bit (reference: src/reference/quantize_transpose.rs).
+// quantize_transpose: quantizes the transpose of x from its groups' maxima (the second launch of
+// the transposed two-pass quantizer absmax -> quantize_transpose). x is [cols, rows] row-major;
+// the output is the logical tensor L = xᵀ of shape [rows, cols], packed along its rows (what the
+// backward GEMMs need: operands packed along the other dimension). Groups, scales and RNG indices
+// are those of L, so the result equals scale and quantize of xᵀ bit for bit (reference:
+// src/reference/quantize_transpose.rs, `from_maxima`).
+// Each thread turns its group's maximum into (scale, inverse scale) by the format's rule, as the
+// scale kernel does (fmt_group_scale; with tensor_slot, amax[n_groups] is the tensor's maximum),
+// so no launch sits between the two passes; the thread holding a group's first word stores the
+// scale. With p.samples > 1 it writes that many stochastic samples stacked (SMP,
+// common/samples.wgsl), the scale computed once.
 // Threads of a workgroup take 256 consecutive rows of L (columns of x) at one word, so the reads of
 // x are coalesced. Tiles: tiles_per_row = ceil(rows / 256) row tiles, times words_per_row.
-// Bindings: 0 params (QuantParams), 1 x (read f32), 2 inv (read f32), 3 codes (read_write u32).
+// Bindings: 0 params (QuantParams), 1 x (read f32), 2 amax (read u32 bits, n_groups + tensor
+// slot), 3 codes (read_write u32, samples · rows · words_per_row), 4 step (StepState), 5 scales
+// (read_write f32, samples · n_groups).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> inv: array<f32>;
+@group(0) @binding(2) var<storage, read> amax: array<u32>;
 @group(0) @binding(3) var<storage, read_write> codes: array<u32>;
 @group(0) @binding(4) var<uniform> st: StepState;
+@group(0) @binding(5) var<storage, read_write> scales: array<f32>;
 
 // x as the shared packing reads it.
 fn load_x(i: u32) -> f32 {
@@ -25,7 +35,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (tile >= p.total_tiles || row >= p.rows) {
         return;
     }
-    let s_inv = inv[group_of(p, row, word * fmt_per_word())];
-    let key = rng_key(p.seed, p.stream + st.stream_base);
-    codes[row * p.words_per_row + word] = pack_word_t(row, x_row(row), word, s_inv, key);
+    let col = word * fmt_per_word();
+    let g = group_of(p, row, col);
+    let a = bitcast<f32>(amax[g]);
+    var tensor = a;
+    if (p.tensor_slot == 1u) {
+        tensor = bitcast<f32>(amax[p.n_groups]);
+    }
+    let si = fmt_group_scale(a, tensor);
+    // A group's first word: column 0 of a block (block_div is u32::MAX per row and per tensor),
+    // in every row but per tensor (row_mul 0: one group, first in row 0).
+    if (col % p.block_div == 0u && (p.row_mul != 0u || row == 0u)) {
+        store_scale(g, si.x);
+    }
+    let xr = x_row(row);
+    for (var j = 0u; j < p.samples; j++) {
+        codes[code_at(j, row, word)] = pack_word_t(row, xr, word, si.y, sample_key(j));
+    }
 }

@@ -719,7 +719,7 @@ impl Quantizer {
     /// Per-row and per-block scales take the one-pass `quantize_transpose_fused` (NVFP4, whose
     /// block scales need the tensor's maximum, after an `absmax` over the whole tensor) where it
     /// is the faster way ([`QuantizeTransposeFused::preferred`]); per-tensor scales and long rows
-    /// the chain `absmax` → `scale` → `quantize_transpose`. All give the same bits.
+    /// the chain `absmax` → `quantize_transpose`. All give the same bits.
     pub fn quantize_transposed(
         &self,
         gpu: &Gpu,
@@ -801,7 +801,8 @@ impl Quantizer {
 
     /// All of the above: the one-pass kernel where it is the faster way
     /// ([`QuantizeTransposeFused::preferred`]; always with `sums`: it refuses what it cannot do),
-    /// writing `samples` stacked samples in its one launch; the chain otherwise, once per sample.
+    /// writing `samples` stacked samples in its one launch; the two-pass chain otherwise, its
+    /// second launch writing every sample.
     #[allow(clippy::too_many_arguments)]
     fn transposed(
         &self,
@@ -841,17 +842,12 @@ impl Quantizer {
             )?;
             return Ok(q);
         }
-        if samples == 1 {
-            let q = Self::alloc(gpu, enc, lt)?;
-            return self.transposed_chain(gpu, enc, x, scheme, &lt, q);
+        // The two-pass chain: the maxima once, every sample in the second launch.
+        if samples > 1 {
+            Self::check_samples(op, scheme, samples)?;
         }
-        // The chain, once per sample, each copied into its place in the stack.
-        let (seed, stream) = Self::check_samples(op, scheme, samples)?;
-        self.stacked(gpu, enc, lt, samples, |j, enc| {
-            let s = QuantScheme { rounding: Rounding::Stochastic { seed, stream: stream.wrapping_add(j) }, ..scheme };
-            let q = Self::alloc(gpu, enc, lt)?;
-            self.transposed_chain(gpu, enc, x, s, &lt, q)
-        })
+        let q = Self::alloc_samples(gpu, enc, lt, samples)?;
+        self.transposed_chain(gpu, enc, x, scheme, &lt, q)
     }
 
     /// `k` samples of layout `l`, each quantized by `one(j)` and copied into its place in the
@@ -913,17 +909,17 @@ impl Quantizer {
         Ok(q)
     }
 
-    /// Records the three-launch chain `absmax` → `scale` → `quantize_transpose` for `xᵀ` (any
-    /// granularity): what [`Quantizer::quantize_transposed`] takes for per-tensor scales, and for
-    /// long rows on a GPU. Same bits as the one-pass kernel.
-    pub fn quantize_transposed_three_pass(
+    /// Records the two-pass chain `absmax` → `quantize_transpose` for `xᵀ` (any granularity; the
+    /// second launch turns the maxima into scales itself): what [`Quantizer::quantize_transposed`]
+    /// takes for per-tensor scales, and for long rows on a GPU. Same bits as the one-pass kernel.
+    pub fn quantize_transposed_two_pass(
         &self,
         gpu: &Gpu,
         enc: &mut impl Record,
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
-        let lt = Self::transposed_layout("quantize_transposed_three_pass", x, scheme)?;
+        let lt = Self::transposed_layout("quantize_transposed_two_pass", x, scheme)?;
         let q = Self::alloc(gpu, enc, lt)?;
         self.transposed_chain(gpu, enc, x, scheme, &lt, q)
     }
@@ -948,7 +944,6 @@ impl Quantizer {
         let (r, c) = (lt.cols as usize, lt.rows as usize);
         let k = self.kernels(gpu, scheme.format)?;
         let amax = enc.scratch::<u32>(gpu, "lowbit amax", lt.amax_len())?;
-        let inv = enc.scratch::<f32>(gpu, "lowbit inv", lt.n_groups as usize)?;
         if scheme.granularity == Granularity::PerTensor {
             // One group: reduce x in its own (coalesced) order.
             let l = QuantLayout::new(r, c, scheme.format, scheme.granularity)?;
@@ -956,8 +951,7 @@ impl Quantizer {
         } else {
             self.absmax.encode(gpu, enc, x.buffer(), lt, true, &amax)?;
         }
-        k.scale.encode(gpu, enc, &amax, &q.scales, &inv)?;
-        k.transpose.encode(gpu, enc, x.buffer(), &inv, lt, scheme.rounding, &q.codes)?;
+        k.transpose.encode(gpu, enc, x.buffer(), &amax, lt, scheme.rounding, q.samples, &q.codes, &q.scales)?;
         Ok(q)
     }
 

@@ -155,7 +155,8 @@ const QUANT_T_UNFOLD_INCLUDES: &[&str] = &[
     "unfold_t",
 ];
 /// The transposing quantizers share their packing.
-const QUANT_T_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t"];
+const QUANT_T_INCLUDES: &[&str] =
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t", "stores", "samples"];
 const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];
 /// The GEMMs whose operands become f32 on load share their tiled loops.
 const TILED_GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm", "gemm_tiled"];

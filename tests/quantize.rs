@@ -171,7 +171,7 @@ fn transposed_quantization_equals_quantizing_the_transpose() {
                     assert_u32_eq(&format!("transpose codes {what}"), &codes, &want);
                     assert_f32_bits_eq(&format!("transpose scales {what}"), &scales, &want_scales);
                     // The chain, whichever way quantize_transposed went on this adapter.
-                    let (codes3, scales3, _) = run(|e| qz().quantize_transposed_three_pass(g, e, &xg, scheme));
+                    let (codes3, scales3, _) = run(|e| qz().quantize_transposed_two_pass(g, e, &xg, scheme));
                     assert_u32_eq(&format!("transpose chain codes {what}"), &codes3, &want);
                     assert_f32_bits_eq(&format!("transpose chain scales {what}"), &scales3, &want_scales);
                     let (codes2, scales2, _) = run(|e| qz().quantize_two_pass(g, e, &xtg, scheme));
@@ -1242,6 +1242,7 @@ fn smp_samples_in_one_launch_are_the_reference_per_stream() {
 
     // The quantizer: one launch where the one-pass kernel serves the layout, no copies; the
     // chain's samples stacked elsewhere (few long rows); the same bits as quantizing per stream.
+    // The transposed chain (per-tensor scales) takes two launches for any number of samples.
     let scheme = |r| QuantScheme { format: Format::Log4, granularity: Granularity::PerRow, rounding: r };
     for (rows, cols, one_launch) in [(80usize, 36usize, true), (2, 40000, false)] {
         let x = data(rows * cols, 140, true);
@@ -1265,7 +1266,12 @@ fn smp_samples_in_one_launch_are_the_reference_per_stream() {
         // xᵀ, with the sums where the one launch takes it (per-tensor scales: the chain per sample).
         let gran = if one_launch { Granularity::PerRow } else { Granularity::PerTensor };
         let st = QuantScheme { granularity: gran, ..scheme(at(0)) };
-        let (c, s, q) = run(|e| qz().quantize_transposed_samples(g, e, &xt, st, K));
+        let mut rec = lowbit::Recorder::new(g, "smp t");
+        let q = qz().quantize_transposed_samples(g, &mut rec, &xt, st, K).unwrap();
+        let want = if one_launch { 1 } else { 2 };
+        assert_eq!((rec.dispatches(), rec.passes()), (want, 1), "{rows}x{cols}ᵀ {gran}: launches");
+        g.queue.submit([rec.finish()]);
+        let (c, s) = (q.codes.read(g).unwrap(), q.scales.read(g).unwrap());
         let l = q.layout;
         let (w, ng) = (l.words(), l.n_groups as usize);
         for j in 0..K as usize {
@@ -1297,6 +1303,74 @@ fn smp_samples_in_one_launch_are_the_reference_per_stream() {
     let st = lowbit::GpuBuffer::<f32>::zeros(g, "s", 36 * 2).unwrap();
     let err = kt.encode_samples(g, &mut enc, x.buffer(), None, None, &lt, near, 2, &c, &st, None).unwrap_err();
     assert!(err.to_string().contains("stochastic"), "{err}");
+}
+
+/// The transposed chain's second launch alone: `quantize_transpose` from absmax's maxima writes
+/// the scales (the `scale` kernel's rule, NVFP4's from the tensor slot) and the codes of every
+/// stacked sample, bit for bit the reference, for every format at per tensor, per row and per
+/// block (the block-scaled formats their own block), ragged words, one row and rows past one
+/// workgroup; it refuses several samples with nearest rounding, zero samples and short outputs.
+#[test]
+fn quantize_transpose_turns_the_maxima_into_scales_and_every_sample() {
+    use lowbit::kernels::absmax::Absmax;
+    use lowbit::kernels::quantize_transpose::QuantizeTranspose;
+    let g = gpu();
+    let absmax = Absmax::new(g).unwrap();
+    let mut cases = 0;
+    for &(rows, cols) in &[(1usize, 40usize), (37, 300), (300, 33)] {
+        // x is [cols, rows]: L = xᵀ is [rows, cols].
+        let x = data(rows * cols, 150 + rows as u32, true);
+        let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
+        for f in Format::ALL {
+            let kernel = QuantizeTranspose::new(g, f).unwrap();
+            let grans = match f.block() {
+                Some(b) => vec![Granularity::PerBlock(b)],
+                None => vec![Granularity::PerTensor, Granularity::PerRow, Granularity::PerBlock(32)],
+            };
+            for gran in grans {
+                let l = QuantLayout::new(rows, cols, f, gran).unwrap();
+                let amax_host = reference::absmax::absmax(&x, &l, true);
+                // NVFP4's tensor slot: the maximum over the whole tensor, as absmax leaves it.
+                let amax = lowbit::GpuBuffer::<u32>::zeros(g, "amax", l.amax_len()).unwrap();
+                common::submit_with(|e| absmax.encode(g, e, &xb, &l, true, &amax).unwrap());
+                assert_u32_eq(&format!("absmax {f} {gran} {rows}x{cols}"), &amax.read(g).unwrap(), &amax_host);
+                for (r, samples) in [
+                    (Rounding::Nearest, 1),
+                    (Rounding::Stochastic { seed: 7, stream: 3 }, 1),
+                    (Rounding::Stochastic { seed: 9, stream: 1 }, 3),
+                ] {
+                    let codes = lowbit::GpuBuffer::<u32>::zeros(g, "c", l.words() * samples).unwrap();
+                    let scales = lowbit::GpuBuffer::<f32>::zeros(g, "s", l.n_groups as usize * samples).unwrap();
+                    common::submit_with(|e| {
+                        kernel.encode(g, e, &xb, &amax, &l, r, samples as u32, &codes, &scales).unwrap()
+                    });
+                    let (wc, ws) = reference::quantize_transpose::from_maxima(&x, &amax_host, &l, r, samples as u32);
+                    let what = format!("{f} {gran} {rows}x{cols} {r:?} x{samples}");
+                    assert_u32_eq(&format!("codes {what}"), &codes.read(g).unwrap(), &wc);
+                    assert_f32_bits_eq(&format!("scales {what}"), &scales.read(g).unwrap(), &ws);
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert!(cases > 100, "{cases}");
+    // Refusals.
+    let l = QuantLayout::new(8, 16, Format::Int8, Granularity::PerRow).unwrap();
+    let kernel = QuantizeTranspose::new(g, Format::Int8).unwrap();
+    let xb = lowbit::GpuBuffer::<f32>::zeros(g, "x", 128).unwrap();
+    let amax = lowbit::GpuBuffer::<u32>::zeros(g, "amax", l.amax_len()).unwrap();
+    let codes = lowbit::GpuBuffer::<u32>::zeros(g, "c", l.words() * 2).unwrap();
+    let scales = lowbit::GpuBuffer::<f32>::zeros(g, "s", 16).unwrap();
+    let sr = Rounding::Stochastic { seed: 1, stream: 0 };
+    let mut rec = lowbit::Recorder::new(g, "refusals");
+    let err = kernel.encode(g, &mut rec, &xb, &amax, &l, Rounding::Nearest, 2, &codes, &scales).unwrap_err();
+    assert!(err.to_string().contains("stochastic"), "{err}");
+    let err = kernel.encode(g, &mut rec, &xb, &amax, &l, sr, 0, &codes, &scales).unwrap_err();
+    assert!(err.to_string().contains("0 samples"), "{err}");
+    let short = lowbit::GpuBuffer::<f32>::zeros(g, "s", 8).unwrap();
+    let err = kernel.encode(g, &mut rec, &xb, &amax, &l, sr, 2, &codes, &short).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+    assert_eq!(rec.dispatches(), 0, "a refusal records nothing");
 }
 
 /// Batched transposes in one launch (attention's operands stored the other way): the codes and

@@ -30,7 +30,7 @@ const ROWS_PER_WORKGROUP: u32 = 32;
 /// would leave a CPU adapter's cores without workgroups.
 pub(crate) const V4_MIN_ROWS: u32 = 128;
 
-/// Rows of L longer than this take the three-launch chain ([`QuantizeTransposeFused::preferred`]).
+/// Rows of L longer than this take the two-pass chain `absmax` → `quantize_transpose` ([`QuantizeTransposeFused::preferred`]).
 pub const FUSED_T_MAX_COLS: usize = 2048;
 
 /// The fused transposing quantizer for one format.
@@ -112,7 +112,7 @@ impl QuantizeTransposeFused {
     /// Whether the one launch is the faster way for `l` on the reduce path `path` (the adapter's:
     /// [`ReducePath::for_adapter`]). On a GPU ([`ReducePath::Tree`]) it parallelizes over L's rows
     /// only (32 per workgroup, 8 lanes each walking a whole row twice), so rows longer than
-    /// [`FUSED_T_MAX_COLS`] take the three-launch chain, whose reduction spreads a long row over
+    /// [`FUSED_T_MAX_COLS`] take the two-pass chain, whose reduction spreads a long row over
     /// many workgroups. (NVIDIA H200, MNIST CNN at batch 128: its eight transposed quantizations,
     /// the convolutions' dYᵀ and Xᵀ with rows of 128·28·28 or 128·14·14, took 20.5 ms a step in
     /// one launch each, where the whole fp32 step takes 2.1 ms; `resnet20`'s, rows of 6,272 and
