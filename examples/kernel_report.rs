@@ -55,7 +55,7 @@ use lowbit::kernels::OptimTensor;
 use lowbit::kernels::{
     absmax::Absmax, copy::Copy, dequantize::Dequantize, finite::Finite, quantize::Quantize,
     quantize_fused::QuantizeFused, quantize_fused::ReducePath, quantize_transpose::QuantizeTranspose,
-    quantize_transpose_fused::QuantizeTransposeFused, scale::Scale,
+    quantize_transpose_fused::QuantizeTransposeFused,
 };
 use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
 use lowbit::quant::Quantizer;
@@ -356,7 +356,6 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
     let tensor_amax = GpuBuffer::<u32>::zeros(gpu, "tensor amax", 1)?;
     let sr = Rounding::Stochastic { seed: 1, stream: 0 };
     for &f in &a.formats {
-        let scale = Scale::new(gpu, f)?;
         let quant = Quantize::new(gpu, f)?;
         let fused = QuantizeFused::new(gpu, f)?;
         let transpose = QuantizeTranspose::new(gpu, f)?;
@@ -378,7 +377,6 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
             let l = QuantLayout::new(rows, cols, f, gran)?;
             let codes = GpuBuffer::<u32>::zeros(gpu, "codes", l.words())?;
             let scales = GpuBuffer::<f32>::zeros(gpu, "scales", l.n_groups as usize)?;
-            let inv = GpuBuffer::<f32>::zeros(gpu, "inv", l.n_groups as usize)?;
             let amax = GpuBuffer::<u32>::zeros(gpu, "amax", l.amax_len())?;
             let bytes = (4 * n + 4 * l.words() + 4 * l.n_groups as usize) as f64;
             for (rname, r) in [("nearest", Rounding::Nearest), ("stochastic", sr)] {
@@ -396,8 +394,7 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                 }
                 let t = gpu_seconds(gpu, a.iters, 3, |e| {
                     absmax.encode(gpu, e, &xb, &l, false, &amax)?;
-                    scale.encode(gpu, e, &amax, &scales, &inv)?;
-                    quant.encode(gpu, e, &xb, &inv, &l, r, &codes)
+                    quant.encode(gpu, e, &xb, &amax, &l, r, 1, &codes, &scales)
                 })?;
                 line("quantize_two_pass", gran, rname, bytes, t);
             }

@@ -10,7 +10,7 @@
 // one tap's channels ch .. ch + 3 and read as one vec4), 8 threads per workgroup, which walk the
 // same columns in step. Per group (the row, or each block of p.block_div columns): its maximum
 // over the pixels inside the image (the padding's zeros leave a maximum unchanged), one run of
-// pixels per output row; the group's scale (fmt_scale_for_amax, as the scale kernel's); then its
+// pixels per output row; the group's scale (fmt_scale_for_amax, as the two-pass chain's); then its
 // values packed in column order (common/pack_stream.wgsl), per output row its zeros, its run of x
 // and its zeros, so every value, draw index (row·cols + col) and code is the one
 // quantize_transpose_fused forms.

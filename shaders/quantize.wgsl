@@ -1,22 +1,27 @@
-// quantize: x -> packed codes, given each group's inverse scale (the second pass of the two-pass
-// quantizer: absmax -> scale -> quantize). Rounding to nearest-even, or stochastic with draw
-// rng_draw24(key, row * cols + col), key = rng_key(seed, stream + stream_base); packing from
-// common/pack.wgsl. Reference: src/reference/quantize.rs.
+// quantize: x -> packed codes and scales from every group's maximum (the second launch of the
+// two-pass quantizer absmax -> quantize): each thread turns its group's maximum into (scale,
+// inverse scale) by the format's rule and the thread holding a group's first word stores the scale
+// (common/maxima.wgsl). Rounding to nearest-even, or stochastic with draw
+// rng_draw24(key, row * cols + col), key = rng_key(seed, stream + j + stream_base) for sample j:
+// with p.samples > 1 it writes that many stochastic samples stacked (SMP, common/samples.wgsl);
+// packing from common/pack.wgsl. Reference: src/reference/quantize.rs, `from_maxima`.
 // Entry `main`: one thread packs one word, 256 words of one row per workgroup.
 // Entries `main_thread`, `main_thread_v4`, for CPU adapters: a thread packs a run of `seg` words
-// of one row (one scale group of a block-scaled layout), with the group's inverse scale loaded
-// once per group rather than per word; `_v4` reads x as vec4s (binding 1 as x4: codes per word and
-// cols multiples of 4). The same codes and draws.
-// Bindings: 0 params (QuantParams), 1 x (read f32), 2 inv (read f32, n_groups), 3 codes
-// (read_write u32, rows * words_per_row), 4 step (StepState).
+// of one row (within one scale group: blocks hold whole words), the scale computed once per run;
+// `_v4` reads x as vec4s (binding 1 as x4: codes per word and cols multiples of 4). The same codes
+// and draws.
+// Bindings: 0 params (QuantParams), 1 x (read f32), 2 amax (read u32 bits, n_groups + tensor
+// slot), 3 codes (read_write u32, samples · rows · words_per_row), 4 step (StepState), 5 scales
+// (read_write f32, samples · n_groups).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 // x again, as vec4s (main_thread_v4 only).
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> inv: array<f32>;
+@group(0) @binding(2) var<storage, read> amax: array<u32>;
 @group(0) @binding(3) var<storage, read_write> codes: array<u32>;
 @group(0) @binding(4) var<uniform> st: StepState;
+@group(0) @binding(5) var<storage, read_write> scales: array<f32>;
 
 // x as the shared packing reads it.
 fn load_x(i: u32) -> f32 {
@@ -35,8 +40,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (tile >= p.total_tiles || word >= p.words_per_row) {
         return;
     }
-    let key = rng_key(p.seed, p.stream + st.stream_base);
-    codes[row * p.words_per_row + word] = pack_word(row, word, inv[group_of(p, row, word * fmt_per_word())], key);
+    let col = word * fmt_per_word();
+    let g = group_of(p, row, col);
+    let si = scale_from_maxima(g);
+    if (starts_group(row, col)) {
+        store_scale(g, si.x);
+    }
+    for (var j = 0u; j < p.samples; j++) {
+        codes[code_at(j, row, word)] = pack_word(row, word, si.y, sample_key(j));
+    }
 }
 
 // The run of thread t: (row, first word, end word), or row = p.rows for none.
@@ -50,18 +62,15 @@ fn thread_run(t: u32) -> vec3<u32> {
     return vec3<u32>(row, w0, min(w0 + p.seg, p.words_per_row));
 }
 
-// The inverse scale of word w of a run starting at w0 (s0 its first word's): a run is one group
-// unless blocks split words (int3's 10 codes per word in blocks of 16 or 32), where each word takes
-// its first code's group.
-fn run_inv(row: u32, w: u32, w0: u32, s0: f32, one_group: bool) -> f32 {
-    if (one_group || w == w0) {
-        return s0;
+// The scale of run r (one group), stored by the run that starts its group; its inverse returned.
+fn run_scale(r: vec3<u32>) -> f32 {
+    let col = r.y * fmt_per_word();
+    let g = group_of(p, r.x, col);
+    let si = scale_from_maxima(g);
+    if (starts_group(r.x, col)) {
+        store_scale(g, si.x);
     }
-    return inv[group_of(p, row, w * fmt_per_word())];
-}
-
-fn one_group_per_run() -> bool {
-    return p.block_div == 0xffffffffu || p.block_div % fmt_per_word() == 0u;
+    return si.y;
 }
 
 @compute @workgroup_size(256)
@@ -70,11 +79,12 @@ fn main_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     if (r.x >= p.rows) {
         return;
     }
-    let s0 = inv[group_of(p, r.x, r.y * fmt_per_word())];
-    let one = one_group_per_run();
-    let key = rng_key(p.seed, p.stream + st.stream_base);
-    for (var w = r.y; w < r.z; w++) {
-        codes[r.x * p.words_per_row + w] = pack_word(r.x, w, run_inv(r.x, w, r.y, s0, one), key);
+    let s_inv = run_scale(r);
+    for (var j = 0u; j < p.samples; j++) {
+        let key = sample_key(j);
+        for (var w = r.y; w < r.z; w++) {
+            codes[code_at(j, r.x, w)] = pack_word(r.x, w, s_inv, key);
+        }
     }
 }
 
@@ -84,10 +94,11 @@ fn main_thread_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     if (r.x >= p.rows) {
         return;
     }
-    let s0 = inv[group_of(p, r.x, r.y * fmt_per_word())];
-    let one = one_group_per_run();
-    let key = rng_key(p.seed, p.stream + st.stream_base);
-    for (var w = r.y; w < r.z; w++) {
-        codes[r.x * p.words_per_row + w] = pack_word4(r.x, w, run_inv(r.x, w, r.y, s0, one), key);
+    let s_inv = run_scale(r);
+    for (var j = 0u; j < p.samples; j++) {
+        let key = sample_key(j);
+        for (var w = r.y; w < r.z; w++) {
+            codes[code_at(j, r.x, w)] = pack_word4(r.x, w, s_inv, key);
+        }
     }
 }

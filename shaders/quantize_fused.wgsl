@@ -1,6 +1,6 @@
 // quantize_fused: one-pass quantizer for per-block and per-row scales. Each workgroup owns whole
 // scale groups, so the absmax reduction, the scale and the packing happen in one launch and x is
-// read from memory once. Same output as absmax -> scale -> quantize (reference:
+// read from memory once. Same output as absmax -> quantize (reference:
 // src/reference/quantize_fused.rs).
 // Entry `main`: per-block groups of `seg` words (seg a power of two <= 256); tiles as in quantize.
 // Entry `main_group`: the same groups, one thread per group, no workgroup memory or barriers (for
@@ -12,7 +12,7 @@
 // vec4s (binding 1 as x4), where the format's codes per word and the row length are multiples of
 // 4: on a CPU adapter every load runs lane by lane, so a vec4 costs about what one f32 does.
 // NVFP4, whose block scales depend on the tensor's maximum, reads it from tensor_amax[0] (written
-// by an absmax launch before this one: two launches instead of absmax -> scale -> quantize's three,
+// by an absmax launch before this one: two launches, as absmax -> quantize,
 // same bits); other formats ignore that binding. Entry `main_whole` (NVFP4's blocks of a tensor
 // small enough for one workgroup, a weight): the one launch reduces the tensor's maximum itself
 // (absmax's value: the largest amax_bits of x), stores it to tensor_amax[0] for later quantizers

@@ -4,10 +4,9 @@
 // backward GEMMs need: operands packed along the other dimension). Groups, scales and RNG indices
 // are those of L, so the result equals scale and quantize of xᵀ bit for bit (reference:
 // src/reference/quantize_transpose.rs, `from_maxima`).
-// Each thread turns its group's maximum into (scale, inverse scale) by the format's rule, as the
-// scale kernel does (fmt_group_scale; with tensor_slot, amax[n_groups] is the tensor's maximum),
-// so no launch sits between the two passes; the thread holding a group's first word stores the
-// scale. With p.samples > 1 it writes that many stochastic samples stacked (SMP,
+// Each thread turns its group's maximum into (scale, inverse scale) by the format's rule
+// (common/maxima.wgsl), so no launch sits between the two passes; the thread holding a group's
+// first word stores the scale. With p.samples > 1 it writes that many stochastic samples stacked (SMP,
 // common/samples.wgsl), the scale computed once.
 // Threads of a workgroup take 256 consecutive rows of L (columns of x) at one word, so the reads of
 // x are coalesced. Tiles: tiles_per_row = ceil(rows / 256) row tiles, times words_per_row.
@@ -37,15 +36,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     let col = word * fmt_per_word();
     let g = group_of(p, row, col);
-    let a = bitcast<f32>(amax[g]);
-    var tensor = a;
-    if (p.tensor_slot == 1u) {
-        tensor = bitcast<f32>(amax[p.n_groups]);
-    }
-    let si = fmt_group_scale(a, tensor);
-    // A group's first word: column 0 of a block (block_div is u32::MAX per row and per tensor),
-    // in every row but per tensor (row_mul 0: one group, first in row 0).
-    if (col % p.block_div == 0u && (p.row_mul != 0u || row == 0u)) {
+    let si = scale_from_maxima(g);
+    if (starts_group(row, col)) {
         store_scale(g, si.x);
     }
     let xr = x_row(row);

@@ -1,7 +1,7 @@
 // quantize_transpose_fused: the one-pass transposing quantizer for per-row (entry `main`) and
 // per-block (entry `main_block`) scales of L = xᵀ (what the backward GEMMs need: dYᵀ and Xᵀ
 // packed along the batch, Wᵀ along the outputs). x is [cols, rows] row-major; L is [rows, cols],
-// packed along its rows. Same output as absmax (transposed) -> scale -> quantize_transpose, bit
+// packed along its rows. Same output as absmax (transposed) -> quantize_transpose, bit
 // for bit (reference: src/reference/quantize_transpose_fused.rs): the maximum is order-free, and
 // the groups, scales and RNG indices are those of L.
 // With aux0 = 1 it also writes each row's sum of L, sums[row] = Σ_c x[c][row] (dYᵀ's rows: the

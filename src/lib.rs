@@ -32,7 +32,7 @@
 //!   (fp32, int8, LUQ log4, with error feedback) and average them in rank order; over MPI with
 //!   the `mpi` feature.
 //! - **The quantizer API** ([`quant::Quantizer`]): picks the one-pass fused kernel where every
-//!   workgroup can own whole scale groups, the two-pass `absmax → scale → quantize` elsewhere.
+//!   workgroup can own whole scale groups, the two-pass `absmax → quantize` elsewhere.
 //! - **Typed buffers** ([`tensor`]) and the **GPU context** ([`Gpu`]: cheap to clone, counts the
 //!   GPU objects lowbit creates, keeps its own profiler and shared kernel sets).
 //!

@@ -9,7 +9,7 @@ use crate::kernels::im2col_quantize_transpose::Im2colQuantizeTranspose;
 use crate::kernels::quantize_both::{BothExtras, QuantizeBoth, Side};
 use crate::kernels::{
     absmax::Absmax, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
-    quantize_transpose::QuantizeTranspose, quantize_transpose_fused::QuantizeTransposeFused, scale::Scale,
+    quantize_transpose::QuantizeTranspose, quantize_transpose_fused::QuantizeTransposeFused,
 };
 use crate::scheme::{Granularity, QuantLayout, QuantScheme, Rounding};
 use crate::tensor::{GpuBuffer, GpuTensor};
@@ -39,7 +39,6 @@ impl QuantizedTensor {
 }
 
 struct FormatKernels {
-    scale: Scale,
     quantize: Quantize,
     fused: QuantizeFused,
     transpose: QuantizeTranspose,
@@ -96,7 +95,6 @@ impl Quantizer {
             return Ok(k.clone());
         }
         let k = Arc::new(FormatKernels {
-            scale: Scale::new(gpu, f)?,
             quantize: Quantize::new(gpu, f)?,
             fused: QuantizeFused::new(gpu, f)?,
             transpose: QuantizeTranspose::new(gpu, f)?,
@@ -246,8 +244,8 @@ impl Quantizer {
 
     /// Records the one-pass quantizer (per-row, or per-block of at most 256 words). NVFP4, whose
     /// block scales depend on the tensor's maximum, takes two launches: `absmax` over the whole
-    /// tensor, then the one-pass kernel reading it (the chain `absmax → scale → quantize` takes
-    /// three; same bits).
+    /// tensor, then the one-pass kernel reading it (as many as the chain `absmax → quantize`;
+    /// same bits).
     pub fn quantize_one_pass(
         &self,
         gpu: &Gpu,
@@ -695,7 +693,8 @@ impl Quantizer {
         Ok(tensor_amax)
     }
 
-    /// Records the two-pass quantizer `absmax → scale → quantize` (any granularity).
+    /// Records the two-pass quantizer `absmax → quantize` (any granularity; the second launch
+    /// turns the maxima into scales itself).
     pub fn quantize_two_pass(
         &self,
         gpu: &Gpu,
@@ -703,14 +702,24 @@ impl Quantizer {
         x: &GpuTensor,
         scheme: QuantScheme,
     ) -> Result<QuantizedTensor> {
+        self.two_pass(gpu, enc, x, scheme, 1)
+    }
+
+    /// The two-pass chain writing `samples` stacked samples in its second launch.
+    fn two_pass(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+        samples: u32,
+    ) -> Result<QuantizedTensor> {
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
         let k = self.kernels(gpu, scheme.format)?;
-        let q = Self::alloc(gpu, enc, l)?;
+        let q = Self::alloc_samples(gpu, enc, l, samples)?;
         let amax = enc.scratch::<u32>(gpu, "lowbit amax", l.amax_len())?;
-        let inv = enc.scratch::<f32>(gpu, "lowbit inv", l.n_groups as usize)?;
         self.absmax.encode(gpu, enc, x.buffer(), &l, false, &amax)?;
-        k.scale.encode(gpu, enc, &amax, &q.scales, &inv)?;
-        k.quantize.encode(gpu, enc, x.buffer(), &inv, &l, scheme.rounding, &q.codes)?;
+        k.quantize.encode(gpu, enc, x.buffer(), &amax, &l, scheme.rounding, samples, &q.codes, &q.scales)?;
         Ok(q)
     }
 
@@ -850,26 +859,6 @@ impl Quantizer {
         self.transposed_chain(gpu, enc, x, scheme, &lt, q)
     }
 
-    /// `k` samples of layout `l`, each quantized by `one(j)` and copied into its place in the
-    /// stack: for the layouts whose quantizer is a chain of launches.
-    fn stacked<E: Record>(
-        &self,
-        gpu: &Gpu,
-        enc: &mut E,
-        l: QuantLayout,
-        k: u32,
-        mut one: impl FnMut(u32, &mut E) -> Result<QuantizedTensor>,
-    ) -> Result<QuantizedTensor> {
-        let (words, groups) = (l.words() as u64 * 4, l.n_groups as u64 * 4);
-        let out = Self::alloc_samples(gpu, enc, l, k)?;
-        for j in 0..k {
-            let q = one(j, enc)?;
-            enc.copy(q.codes.buffer(), 0, out.codes.buffer(), j as u64 * words, words);
-            enc.copy(q.scales.buffer(), 0, out.scales.buffer(), j as u64 * groups, groups);
-        }
-        Ok(out)
-    }
-
     /// Whether [`Quantizer::quantize_batched_transposed`] takes `l` (the layout of the stacked
     /// transposes) in one launch on `gpu`: where the transposing one-pass kernel is the faster
     /// way ([`QuantizeTransposeFused::preferred`]). Elsewhere transpose first and quantize.
@@ -959,7 +948,7 @@ impl Quantizer {
     /// stacked into one tensor for SMP: the integer GEMM averages the `k` products in its
     /// epilogue. `scheme.rounding` must be stochastic. Where [`Quantizer::quantize`] takes the
     /// one-pass kernel, one launch writes every sample (x's maxima taken once); elsewhere the
-    /// two-pass chain runs once per sample and each is copied into the stack. Same bits either way.
+    /// two-pass chain, its second launch writing every sample. Same bits either way.
     pub fn quantize_samples(
         &self,
         gpu: &Gpu,
@@ -968,15 +957,12 @@ impl Quantizer {
         scheme: QuantScheme,
         k: u32,
     ) -> Result<QuantizedTensor> {
-        let (seed, stream) = Self::check_samples("quantize_samples", scheme, k)?;
+        Self::check_samples("quantize_samples", scheme, k)?;
         let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
         if Self::takes_one_pass(&l) {
             return self.one_pass(gpu, enc, x, scheme, None, None, k);
         }
-        self.stacked(gpu, enc, l, k, |j, enc| {
-            let s = QuantScheme { rounding: Rounding::Stochastic { seed, stream: stream.wrapping_add(j) }, ..scheme };
-            self.quantize_two_pass(gpu, enc, x, s)
-        })
+        self.two_pass(gpu, enc, x, scheme, k)
     }
 
     /// [`Quantizer::quantize_samples`] for the transpose: `k` stochastic samples of `xᵀ`, in one

@@ -32,6 +32,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("rows_t", include_str!("../shaders/common/rows_t.wgsl")),
     ("hadamard16", include_str!("../shaders/common/hadamard16.wgsl")),
     ("group_scale", include_str!("../shaders/common/group_scale.wgsl")),
+    ("maxima", include_str!("../shaders/common/maxima.wgsl")),
     ("slots", include_str!("../shaders/common/slots.wgsl")),
     ("optim", include_str!("../shaders/common/optim.wgsl")),
     ("int_codes", include_str!("../shaders/common/int_codes.wgsl")),
@@ -42,7 +43,8 @@ pub const COMMON: &[(&str, &str)] = &[
 
 const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout"];
 /// The quantizers that pack x in its own orientation share their packing.
-const QUANT_PACK_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack"];
+const QUANT_PACK_INCLUDES: &[&str] =
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "stores", "samples", "maxima"];
 /// The one-pass quantizers also share their masked loads, SMP-stacked stores and group scales.
 const QUANT_FUSED_INCLUDES: &[&str] = &[
     "rng",
@@ -156,7 +158,7 @@ const QUANT_T_UNFOLD_INCLUDES: &[&str] = &[
 ];
 /// The transposing quantizers share their packing.
 const QUANT_T_INCLUDES: &[&str] =
-    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t", "stores", "samples"];
+    &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack_t", "stores", "samples", "maxima"];
 const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];
 /// The GEMMs whose operands become f32 on load share their tiled loops.
 const TILED_GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm", "gemm_tiled"];
@@ -177,7 +179,6 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "peak", includes: &[], body: include_str!("../shaders/peak.wgsl") },
     KernelSource { name: "peak_coop", includes: &[], body: include_str!("../shaders/peak_coop.wgsl") },
     KernelSource { name: "absmax", includes: &["quant", "layout"], body: include_str!("../shaders/absmax.wgsl") },
-    KernelSource { name: "scale", includes: QUANT_INCLUDES, body: include_str!("../shaders/scale.wgsl") },
     KernelSource { name: "quantize", includes: QUANT_PACK_INCLUDES, body: include_str!("../shaders/quantize.wgsl") },
     KernelSource {
         name: "quantize_fused",

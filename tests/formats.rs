@@ -229,7 +229,7 @@ fn device_recip_and_rng_match_the_host() {
 
 /// The block-scaled formats' scale rules (src/format/scale.rs), worked by hand: the scale is
 /// rounded up onto its grid so the group's largest magnitude never exceeds the top code; the
-/// device's `scale` kernel gives the same bits.
+/// device's two-pass quantizer (`quantize` from the maxima) gives the same bits.
 #[test]
 fn block_scales_round_up_onto_their_grids_on_host_and_device() {
     use lowbit::format::{group_scale, nvfp4_tensor_scale};
@@ -278,26 +278,34 @@ fn block_scales_round_up_onto_their_grids_on_host_and_device() {
             assert!(amax * inv <= f.qmax(), "{f}: amax {amax} exceeds the top code at scale {s}");
         }
     }
-    // Device: the scale kernel of each format on the same maxima (NVFP4: the tensor's maximum
-    // follows the groups', as absmax leaves it).
+    // Device: the two-pass quantizer's second launch, which turns maxima into scales, on the same
+    // maxima (NVFP4: the tensor's maximum follows the groups', as absmax leaves it), one block
+    // holding ±amax: its scale, and the codes the reference packs with the rule's inverse.
     let g = gpu();
     for f in Format::BLOCK_SCALED {
+        let block = f.block().unwrap() as usize;
+        let l =
+            lowbit::scheme::QuantLayout::new(1, block, f, lowbit::scheme::Granularity::PerBlock(block as u32)).unwrap();
+        let k = lowbit::kernels::quantize::Quantize::new(g, f).unwrap();
         let rows: Vec<_> = cases.iter().filter(|c| c.0 == f).collect();
         for &&(_, amax, tensor, want) in &rows {
             let mut bits = vec![amax.to_bits()];
             if f.needs_tensor_amax() {
                 bits.push(tensor.to_bits());
             }
-            let k = lowbit::kernels::scale::Scale::new(g, f).unwrap();
+            let x: Vec<f32> = (0..block).map(|i| if i % 2 == 0 { amax } else { -amax * 0.37 }).collect();
             let a = lowbit::GpuBuffer::from_slice(g, "amax", &bits).unwrap();
-            let (s, inv) = (
+            let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
+            let (codes, s) = (
+                lowbit::GpuBuffer::<u32>::zeros(g, "c", l.words()).unwrap(),
                 lowbit::GpuBuffer::<f32>::zeros(g, "s", 1).unwrap(),
-                lowbit::GpuBuffer::<f32>::zeros(g, "i", 1).unwrap(),
             );
-            common::submit_with(|e| k.encode(g, e, &a, &s, &inv).unwrap());
+            let r = lowbit::scheme::Rounding::Nearest;
+            common::submit_with(|e| k.encode(g, e, &xb, &a, &l, r, 1, &codes, &s).unwrap());
             assert_eq!(s.read(g).unwrap()[0].to_bits(), want.to_bits(), "device {f}: amax {amax:e}");
             let (_, want_inv) = group_scale(amax, tensor, f);
-            assert_eq!(inv.read(g).unwrap()[0].to_bits(), want_inv.to_bits(), "device {f} inverse: amax {amax:e}");
+            let want_codes = lowbit::reference::quantize::quantize(&common::as_adapter_sees(&x), &[want_inv], &l, r);
+            assert_eq!(codes.read(g).unwrap(), want_codes, "device {f} codes (inverse scale): amax {amax:e}");
         }
     }
     // A block-scaled format takes its own block only.

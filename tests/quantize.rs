@@ -932,9 +932,11 @@ fn absmax_paths_match_the_reference() {
     assert!(cases >= 2 * 2 * 8 * SHAPES.len(), "{cases}");
 }
 
-/// `quantize` (the chain's packing pass) gives the reference's codes on either layout (a thread
-/// per word, or per run of words on CPU adapters: vec4 loads where rows split into vec4s), for
-/// every format and grouping, both roundings.
+/// `quantize` (the chain's second launch) gives the reference's scales and codes from absmax's
+/// maxima on either layout (a thread per word, or per run of words on CPU adapters: vec4 loads
+/// where rows split into vec4s), for every format and grouping, both roundings, one and three
+/// stacked samples; it refuses several samples with nearest rounding and short outputs, recording
+/// nothing.
 #[test]
 fn quantize_paths_match_the_reference() {
     use lowbit::kernels::quantize::Quantize;
@@ -948,22 +950,41 @@ fn quantize_paths_match_the_reference() {
             let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
             for &gr in GRANULARITIES {
                 let Ok(l) = QuantLayout::new(rows, cols, f, gr) else { continue };
-                let (_, inv) = reference::scale::scale(&reference::absmax::absmax(&x, &l, false), f);
-                let invb = lowbit::GpuBuffer::from_slice(g, "inv", &inv).unwrap();
-                for r in roundings() {
-                    let want = reference::quantize::quantize(&x, &inv, &l, r);
+                let amax = reference::absmax::absmax(&x, &l, false);
+                let amaxb = lowbit::GpuBuffer::from_slice(g, "amax", &amax).unwrap();
+                for (r, samples) in
+                    roundings().into_iter().map(|r| (r, 1)).chain([(Rounding::Stochastic { seed: 3, stream: 5 }, 3)])
+                {
+                    let (want, want_scales) = reference::quantize::from_maxima(&x, &amax, &l, r, samples);
                     for (path, k) in &kernels {
-                        let codes = lowbit::GpuBuffer::<u32>::zeros(g, "c", l.words()).unwrap();
-                        common::submit_with(|e| k.encode(g, e, &xb, &invb, &l, r, &codes).unwrap());
-                        let what = format!("{path:?} {rows}x{cols} {f} {gr} {r:?}");
+                        let n = samples as usize;
+                        let codes = lowbit::GpuBuffer::<u32>::zeros(g, "c", n * l.words()).unwrap();
+                        let scales = lowbit::GpuBuffer::<f32>::zeros(g, "s", n * l.n_groups as usize).unwrap();
+                        common::submit_with(|e| k.encode(g, e, &xb, &amaxb, &l, r, samples, &codes, &scales).unwrap());
+                        let what = format!("{path:?} {rows}x{cols} {f} {gr} {r:?} x{samples}");
                         assert_u32_eq(&what, &codes.read(g).unwrap(), &want);
+                        assert_f32_bits_eq(&format!("scales {what}"), &scales.read(g).unwrap(), &want_scales);
                         cases += 1;
                     }
                 }
             }
         }
     }
-    assert!(cases > 2 * 2 * SHAPES.len() * Format::ALL.len(), "{cases}");
+    assert!(cases > 3 * 2 * SHAPES.len() * Format::ALL.len(), "{cases}");
+    let l = QuantLayout::new(4, 16, Format::Int8, Granularity::PerRow).unwrap();
+    let k = Quantize::new(g, Format::Int8).unwrap();
+    let xb = lowbit::GpuBuffer::<f32>::zeros(g, "x", 64).unwrap();
+    let amax = lowbit::GpuBuffer::<u32>::zeros(g, "amax", 4).unwrap();
+    let codes = lowbit::GpuBuffer::<u32>::zeros(g, "c", 2 * l.words()).unwrap();
+    let scales = lowbit::GpuBuffer::<f32>::zeros(g, "s", 8).unwrap();
+    let mut rec = lowbit::Recorder::new(g, "refusals");
+    let err = k.encode(g, &mut rec, &xb, &amax, &l, Rounding::Nearest, 2, &codes, &scales).unwrap_err();
+    assert!(err.to_string().contains("stochastic"), "{err}");
+    let sr = Rounding::Stochastic { seed: 1, stream: 0 };
+    let short = lowbit::GpuBuffer::<f32>::zeros(g, "s", 4).unwrap();
+    let err = k.encode(g, &mut rec, &xb, &amax, &l, sr, 2, &codes, &short).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+    assert_eq!(rec.dispatches(), 0, "a refusal records nothing");
 }
 
 /// The masked quantizers (ReLU's backward read inside the quantizer: dY counts as 0 where
@@ -1306,7 +1327,7 @@ fn smp_samples_in_one_launch_are_the_reference_per_stream() {
 }
 
 /// The transposed chain's second launch alone: `quantize_transpose` from absmax's maxima writes
-/// the scales (the `scale` kernel's rule, NVFP4's from the tensor slot) and the codes of every
+/// the scales (`group_scale`'s rule, NVFP4's from the tensor slot) and the codes of every
 /// stacked sample, bit for bit the reference, for every format at per tensor, per row and per
 /// block (the block-scaled formats their own block), ragged words, one row and rows past one
 /// workgroup; it refuses several samples with nearest rounding, zero samples and short outputs.

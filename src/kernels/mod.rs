@@ -44,7 +44,6 @@ pub mod quantize_fused;
 pub mod quantize_transpose;
 pub mod quantize_transpose_fused;
 pub mod relu_backward;
-pub mod scale;
 pub mod sgd;
 pub mod softmax;
 pub mod softmax_xent;

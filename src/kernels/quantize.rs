@@ -1,20 +1,25 @@
-//! `quantize`: f32 → packed codes, given every group's inverse scale (the last pass of the
-//! two-pass quantizer `absmax → scale → quantize`, which serves every granularity).
+//! `quantize`: f32 → packed codes and scales from every group's maximum (the second launch of the
+//! two-pass quantizer `absmax → quantize`, which serves every granularity).
 //!
-//! Math: `code = Format::quantize(x, inv[group], rounding, rng::draw24(key, row·cols + col))`;
-//! see `format` for the rule. Layout: one thread per packed word, 256 words of one row per
+//! Math: each group's `(s, inv)` by the format's rule ([`crate::format::group_scale`], as
+//! [`crate::reference::scale`] gives them; NVFP4's from the tensor's maximum in the slot after the
+//! groups'), computed by the threads that use it, so no launch sits between the passes;
+//! `code = Format::quantize(x, inv[group], rounding, rng::draw24(key, row·cols + col))`; with
+//! `samples > 1`, SMP's stacked stochastic samples (streams `stream, stream + 1, …`), each with
+//! its copy of the scales. Layout: one thread per packed word, 256 words of one row per
 //! workgroup; on a CPU adapter ([`ReducePath::PerThread`]) a thread per run of `seg` words of a row
-//! instead (one group of a block-scaled layout; entries `main_thread`, and `main_thread_v4`
-//! reading x as vec4s where the codes per word and the row length are multiples of 4), the same
-//! bits. Bindings: 0 `QuantParams`, 1 x (read f32), 2 inv (read f32), 3 codes (read-write
-//! u32, `rows · words_per_row`). Reference: [`crate::reference::quantize`].
+//! instead (within one group; entries `main_thread`, and `main_thread_v4` reading x as vec4s where
+//! the codes per word and the row length are multiples of 4), the same bits. Bindings: 0
+//! `QuantParams`, 1 x (read f32), 2 amax (read u32 bits), 3 codes (read-write u32, `samples · rows
+//! · words_per_row`), 4 step, 5 scales (read-write f32, `samples · n_groups`).
+//! Reference: [`crate::reference::quantize::from_maxima`].
 
 use super::quantize_fused::ReducePath;
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
 use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
-use crate::{Gpu, Result};
+use crate::{Error, Gpu, Result};
 
 /// The quantize kernel for one format.
 pub struct Quantize {
@@ -37,7 +42,8 @@ impl Quantize {
     /// Builds the pipelines for `format` with `path`'s layout: a thread per word (`Tree`: the GPU
     /// layout, though this kernel reduces nothing) or per run of words (`PerThread`).
     pub fn with_reduce_path(gpu: &Gpu, format: Format, path: ReducePath) -> Result<Self> {
-        let (bgl, pl) = layouts(gpu, "quantize", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write, Slot::Uniform]);
+        let slots = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Write, Slot::Uniform, Slot::Write];
+        let (bgl, pl) = layouts(gpu, "quantize", &slots);
         let c = format_constant(format);
         let per_thread = path == ReducePath::PerThread;
         let v4 = match per_thread && format.per_word().is_multiple_of(4) {
@@ -48,22 +54,30 @@ impl Quantize {
         Ok(Quantize { format, pipeline: pipeline(gpu, "quantize", entry, &pl, &c)?, per_thread, v4, bgl })
     }
 
-    /// Records `codes ← quantize(x, inv)`.
+    /// Records `(codes, scales) ← quantize(x)` from the group maxima `amax` (absmax's output for
+    /// `l`), `samples` stacked samples (1 for one; more only with stochastic rounding).
+    #[allow(clippy::too_many_arguments)]
     pub fn encode(
         &self,
         gpu: &Gpu,
         enc: &mut impl crate::Record,
         x: &GpuBuffer<f32>,
-        inv: &GpuBuffer<f32>,
+        amax: &GpuBuffer<u32>,
         l: &QuantLayout,
         rounding: Rounding,
+        samples: u32,
         codes: &GpuBuffer<u32>,
+        scales: &GpuBuffer<f32>,
     ) -> Result<()> {
         super::check_built_for("quantize", self.format, l)?;
+        check_samples("quantize", rounding, samples)?;
+        let n = samples as usize;
         check_len("quantize", "x", x.len(), (l.rows * l.cols) as usize)?;
-        check_len("quantize", "inv", inv.len(), l.n_groups as usize)?;
-        check_len("quantize", "codes", codes.len(), l.words())?;
-        let p = QuantParams::row_tiles(l, rounding);
+        check_len("quantize", "amax", amax.len(), l.amax_len())?;
+        check_len("quantize", "codes", codes.len(), n * l.words())?;
+        check_len("quantize", "scales", scales.len(), n * l.n_groups as usize)?;
+        let mut p = QuantParams::row_tiles(l, rounding);
+        p.samples = samples;
         let step = enc.step_state(gpu).clone();
         let params = uniform(gpu, "quantize params", &p);
         let (k, groups) = if self.per_thread {
@@ -79,8 +93,19 @@ impl Quantize {
             "quantize",
             k,
             &self.bgl,
-            &[&params, x.buffer(), inv.buffer(), codes.buffer(), &step],
+            &[&params, x.buffer(), amax.buffer(), codes.buffer(), &step, scales.buffer()],
             groups,
         )
     }
+}
+
+/// The second launch's samples: at least one, several only with stochastic rounding (shared with
+/// [`super::quantize_transpose`]).
+pub(crate) fn check_samples(op: &'static str, rounding: Rounding, samples: u32) -> Result<()> {
+    if samples == 0 || (samples > 1 && !matches!(rounding, Rounding::Stochastic { .. })) {
+        return Err(Error::InvalidArgument(format!(
+            "{op}: {samples} samples with {rounding:?} (several samples need stochastic rounding)"
+        )));
+    }
+    Ok(())
 }

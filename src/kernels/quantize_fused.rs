@@ -1,6 +1,6 @@
 //! `quantize_fused`: the one-pass quantizer for per-block and per-row scales.
 //!
-//! Math: identical to `absmax → scale → quantize` (reference:
+//! Math: identical to `absmax → quantize` (reference:
 //! [`crate::reference::quantize_fused`]), but each workgroup owns whole scale groups, so the
 //! reduction, the scale and the packing happen in one launch and x is read from memory once.
 //! Layout: entry `main` for blocks of at most 256 words: one thread per word, segment tree

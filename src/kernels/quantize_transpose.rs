@@ -4,8 +4,8 @@
 //! granularity (per tensor, and long rows on a GPU, where the one-pass kernel would leave most of
 //! the GPU idle).
 //!
-//! Math: each group's `(scale, inverse scale)` by the format's rule, as the `scale` kernel gives
-//! them (so no launch between the passes); codes equal `quantize` of the explicitly transposed
+//! Math: each group's `(scale, inverse scale)` by the format's rule ([`crate::reference::scale`]'s)
+//! (so no launch between the passes); codes equal `quantize` of the explicitly transposed
 //! tensor with those scales, bit for bit (same groups, scales and RNG indices, all of L); with
 //! `samples > 1`, SMP's stacked stochastic samples (streams `stream, stream + 1, …`), each with
 //! its copy of the scales. Layout: 256 consecutive rows of L (= columns of x) per workgroup at one
@@ -18,7 +18,7 @@ use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, Qu
 use crate::format::Format;
 use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
-use crate::{Error, Gpu, Result};
+use crate::{Gpu, Result};
 
 /// The transposing quantizer for one format.
 pub struct QuantizeTranspose {
@@ -56,11 +56,7 @@ impl QuantizeTranspose {
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
         super::check_built_for("quantize_transpose", self.format, l)?;
-        if samples == 0 || (samples > 1 && !matches!(rounding, Rounding::Stochastic { .. })) {
-            return Err(Error::InvalidArgument(format!(
-                "quantize_transpose: {samples} samples with {rounding:?} (several samples need stochastic rounding)"
-            )));
-        }
+        super::quantize::check_samples("quantize_transpose", rounding, samples)?;
         let n = samples as usize;
         check_len("quantize_transpose", "x", x.len(), (l.rows * l.cols) as usize)?;
         check_len("quantize_transpose", "amax", amax.len(), l.amax_len())?;

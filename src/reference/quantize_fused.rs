@@ -1,5 +1,5 @@
 //! Reference for `shaders/quantize_fused.wgsl`: the one-pass quantizer computes exactly what the
-//! two-pass chain absmax → scale → quantize computes, so its reference is that chain.
+//! two-pass chain absmax → quantize computes, so its reference is that chain.
 
 use super::{absmax::absmax, quantize::quantize, scale::scale};
 use crate::scheme::{QuantLayout, Rounding};

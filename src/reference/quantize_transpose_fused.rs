@@ -1,5 +1,5 @@
 //! Reference for `shaders/quantize_transpose_fused.wgsl`: the one-pass transposing quantizer
-//! computes exactly what absmax (transposed) → scale → quantize_transpose computes, so its
+//! computes exactly what absmax (transposed) → quantize_transpose computes, so its
 //! reference is that chain. `x` is stored `[cols, rows]`; `l` describes `L = xᵀ`.
 
 use super::{absmax::absmax, quantize_transpose::quantize_transpose, scale::scale};

@@ -1,4 +1,6 @@
-//! Reference for `shaders/scale.wgsl`: group maxima to `(scales, inverse scales)`.
+//! Group maxima to `(scales, inverse scales)`: the rule the two-pass quantizers' second launch
+//! (`shaders/quantize.wgsl`, `shaders/quantize_transpose.wgsl`, through `common/maxima.wgsl`)
+//! and the one-pass kernels apply.
 
 use crate::format::{group_scale, Format};
 
