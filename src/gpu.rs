@@ -421,6 +421,16 @@ impl Gpu {
         Gpu { device, queue, shared: Arc::new(shared) }
     }
 
+    /// The same device and queue with the kernels laid out for `layouts` (`Auto`: by the adapter's
+    /// type), whatever `LOWBIT_LAYOUTS` says: a `Gpu` of its own — kernel sets are built per
+    /// `Gpu` ([`Gpu::shared_kernels`]), and so are the creation counters and the profiler slot —
+    /// so one process can run both layouts side by side (their bits are the same).
+    pub fn with_layouts(&self, layouts: Layouts) -> Gpu {
+        let mut report = self.shared.report.clone();
+        report.layouts = layouts.resolve(&report.device_type);
+        Self::assemble(self.device.clone(), self.queue.clone(), report, self.shared.limits.clone())
+    }
+
     /// Whether the device runs cooperative matrices of `size`×`size`×`size` with f16 operands and
     /// f32 accumulators (what `peak_coop` needs, with f16 and subgroups).
     pub fn has_coop_f16(&self, size: u32) -> bool {

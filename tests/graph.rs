@@ -683,3 +683,77 @@ fn a_relu_layers_gradient_masked_inside_its_readers_is_relu_backward_bit_for_bit
         common::assert_f32_bits_eq(&format!("{scheme}: dX"), &dx, &want_dx);
     }
 }
+
+/// Relative bound (to the gradient's largest magnitude) between the two layouts' weight gradient
+/// of a convolution whose K (batch × pixels) the GPU layout's GEMM splits: the partial sums are
+/// added in another order (f32 reassociation, ~K·2⁻²⁴ at worst). A wrong code or scale in the
+/// operands would be off by a quantization step (~1% for int8).
+const SPLIT_K_REL: f32 = 1e-4;
+
+/// The CPU and GPU layouts (`Gpu::with_layouts`: both on this adapter, in one process) train to
+/// the same bits — gradients and parameters after two steps, for every kind of preset, on an MLP,
+/// a CNN and a ResNet whose products sum at most 1,024 terms. A CNN on 16×16 inputs takes its
+/// first convolution's dYᵀ and Xᵀ (rows of 16 · 16 · 16 = 4,096) through the GPU layout's
+/// two-pass chain (absmax → quantize_transpose, one launch on the CPU layout): its gradients are
+/// the same bits but that convolution's weight gradient, whose K the GPU layout's GEMM splits,
+/// within [`SPLIT_K_REL`].
+#[test]
+fn the_cpu_and_gpu_layouts_train_to_the_same_bits() {
+    let g = gpu();
+    let (gc, gg) = (g.with_layouts(lowbit::Layouts::Cpu), g.with_layouts(lowbit::Layouts::Gpu));
+    assert!(gc.cpu_layouts() && !gg.cpu_layouts());
+    assert_eq!(gc.report().name, gg.report().name);
+    let schemes = ["fp32", "int8", "luq4", "luq4+smp2", "int8+block32", "fp8", "mxfp8", "nvfp4"];
+    let batch = 16;
+    let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 7) % 3).collect();
+    let trainer = |g: &lowbit::Gpu, spec: &ModelSpec, scheme: &str| {
+        let opt = OptimConfig { batch, ..Default::default() };
+        Trainer::new(g, spec.clone(), TrainScheme::preset(scheme).unwrap(), opt, 4).unwrap()
+    };
+    let small = [
+        ModelSpec::mlp((8, 8, 1), &[32, 16], 3),
+        ModelSpec::cnn((8, 8, 1), &[4, 8], 3),
+        ModelSpec::resnet((8, 8, 1), 1, 3),
+    ];
+    let mut differ = 0;
+    for spec in &small {
+        let x = data(batch * spec.input.0 * spec.input.1 * spec.input.2, 31, false);
+        for scheme in schemes {
+            let run = |g: &lowbit::Gpu| {
+                let mut t = trainer(g, spec, scheme);
+                let grads = t.gradients(&x, &labels).unwrap();
+                t.step(&x, &labels, 0.05).unwrap();
+                t.step(&x, &labels, 0.05).unwrap();
+                (grads, t.parameters().unwrap(), t.plan_stats(batch).unwrap().dispatches)
+            };
+            let (a, b) = (run(&gc), run(&gg));
+            let what = format!("{} {scheme}", spec.name);
+            assert_eq!((a.0.len(), a.1.len()), (b.0.len(), b.1.len()), "{what}");
+            for ((n, _, x), (_, _, y)) in a.0.iter().zip(&b.0).chain(a.1.iter().zip(&b.1)) {
+                common::assert_f32_bits_eq(&format!("{what} {n}: cpu vs gpu layouts"), x, y);
+            }
+            differ += (a.2 != b.2) as usize;
+        }
+    }
+    // Different kernels ran (the counts differ: the CPU layouts' fused quantizers, the GPU's
+    // optimizer packing).
+    assert!(differ >= 2 * schemes.len(), "{differ} model × preset pairs with different launch counts");
+    let spec = ModelSpec::cnn((16, 16, 1), &[4, 4], 3);
+    let x = data(batch * 256, 32, false);
+    for scheme in schemes {
+        let (a, b) = (
+            trainer(&gc, &spec, scheme).gradients(&x, &labels).unwrap(),
+            trainer(&gg, &spec, scheme).gradients(&x, &labels).unwrap(),
+        );
+        for ((n, _, x), (_, _, y)) in a.iter().zip(&b) {
+            let what = format!("cnn 16x16 {scheme} {n}: cpu vs gpu layouts");
+            if n != "layers.0.weight" {
+                common::assert_f32_bits_eq(&what, x, y);
+                continue;
+            }
+            let top = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+            assert!(worst <= SPLIT_K_REL * top, "{what}: off by {worst:e} of {top:e}");
+        }
+    }
+}
