@@ -40,14 +40,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (tile >= p.total_tiles || word >= p.words_per_row) {
         return;
     }
-    let col = word * fmt_per_word();
-    let g = group_of(p, row, col);
-    let si = scale_from_maxima(g);
-    if (starts_group(row, col)) {
-        store_scale(g, si.x);
-    }
+    let s_inv = inv_scale_at(row, word * fmt_per_word());
     for (var j = 0u; j < p.samples; j++) {
-        codes[code_at(j, row, word)] = pack_word(row, word, si.y, sample_key(j));
+        codes[code_at(j, row, word)] = pack_word(row, word, s_inv, sample_key(j));
     }
 }
 
@@ -62,24 +57,13 @@ fn thread_run(t: u32) -> vec3<u32> {
     return vec3<u32>(row, w0, min(w0 + p.seg, p.words_per_row));
 }
 
-// The scale of run r (one group), stored by the run that starts its group; its inverse returned.
-fn run_scale(r: vec3<u32>) -> f32 {
-    let col = r.y * fmt_per_word();
-    let g = group_of(p, r.x, col);
-    let si = scale_from_maxima(g);
-    if (starts_group(r.x, col)) {
-        store_scale(g, si.x);
-    }
-    return si.y;
-}
-
 @compute @workgroup_size(256)
 fn main_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let r = thread_run(flat_workgroup(wg, nwg) * WG + lid);
     if (r.x >= p.rows) {
         return;
     }
-    let s_inv = run_scale(r);
+    let s_inv = inv_scale_at(r.x, r.y * fmt_per_word());
     for (var j = 0u; j < p.samples; j++) {
         let key = sample_key(j);
         for (var w = r.y; w < r.z; w++) {
@@ -94,7 +78,7 @@ fn main_thread_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     if (r.x >= p.rows) {
         return;
     }
-    let s_inv = run_scale(r);
+    let s_inv = inv_scale_at(r.x, r.y * fmt_per_word());
     for (var j = 0u; j < p.samples; j++) {
         let key = sample_key(j);
         for (var w = r.y; w < r.z; w++) {

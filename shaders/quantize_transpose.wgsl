@@ -6,8 +6,8 @@
 // src/reference/quantize_transpose.rs, `from_maxima`).
 // Each thread turns its group's maximum into (scale, inverse scale) by the format's rule
 // (common/maxima.wgsl), so no launch sits between the two passes; the thread holding a group's
-// first word stores the scale. With p.samples > 1 it writes that many stochastic samples stacked (SMP,
-// common/samples.wgsl), the scale computed once.
+// first word stores the scale. With p.samples > 1 it writes that many stochastic samples stacked
+// (SMP, common/samples.wgsl), the scale computed once.
 // Threads of a workgroup take 256 consecutive rows of L (columns of x) at one word, so the reads of
 // x are coalesced. Tiles: tiles_per_row = ceil(rows / 256) row tiles, times words_per_row.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 amax (read u32 bits, n_groups + tensor
@@ -34,14 +34,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (tile >= p.total_tiles || row >= p.rows) {
         return;
     }
-    let col = word * fmt_per_word();
-    let g = group_of(p, row, col);
-    let si = scale_from_maxima(g);
-    if (starts_group(row, col)) {
-        store_scale(g, si.x);
-    }
+    let s_inv = inv_scale_at(row, word * fmt_per_word());
     let xr = x_row(row);
     for (var j = 0u; j < p.samples; j++) {
-        codes[code_at(j, row, word)] = pack_word_t(row, xr, word, si.y, sample_key(j));
+        codes[code_at(j, row, word)] = pack_word_t(row, xr, word, s_inv, sample_key(j));
     }
 }

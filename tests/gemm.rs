@@ -37,7 +37,7 @@ fn int_epilogue_bound(chunks: usize, samples: usize) -> f64 {
 /// the kernel is a failure, never a skip.
 fn runs_lanes_kernel(name: &str, available: bool) -> bool {
     let g = gpu();
-    let eight_lane_cpu = g.cpu_layouts() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
+    let eight_lane_cpu = g.is_cpu() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
     assert!(!eight_lane_cpu || available, "a CPU adapter with 8-lane subgroups lacks {name}");
     available
 }

@@ -1,7 +1,7 @@
 // The second launch of the two-pass quantizers (quantize, quantize_transpose; absmax is the
 // first): a group's scale from absmax's maxima, and which thread stores it. It reads the including
 // kernel's `p: QuantParams` and `amax` (u32 bits: n_groups maxima, then the tensor's where
-// p.tensor_slot is 1).
+// p.tensor_slot is 1), and stores through common/samples.wgsl's store_scale.
 
 // Group g's (scale, inverse scale) by the format's rule (src/format/scale.rs, group_scale; NVFP4's
 // follows the tensor's maximum): what a launch of its own wrote before, computed where it is used.
@@ -19,4 +19,15 @@ fn scale_from_maxima(g: u32) -> vec2<f32> {
 // every row but per tensor (row_mul 0: one group, first in row 0).
 fn starts_group(row: u32, col: u32) -> bool {
     return col % p.block_div == 0u && (p.row_mul != 0u || row == 0u);
+}
+
+// The inverse scale of the group holding column col of row row (of the tensor the launch packs),
+// its scale stored into every sample when col starts the group.
+fn inv_scale_at(row: u32, col: u32) -> f32 {
+    let g = group_of(p, row, col);
+    let si = scale_from_maxima(g);
+    if (starts_group(row, col)) {
+        store_scale(g, si.x);
+    }
+    return si.y;
 }
