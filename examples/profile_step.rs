@@ -159,11 +159,13 @@ fn run() -> lowbit::Result<()> {
         );
         for k in &kernels {
             println!(
-                "  {:<20} {:>9.3} ms/step {:>6.1} dispatches/step {:>5.1}%",
+                "  {:<20} {:>9.3} ms/step {:>6.1} dispatches/step {:>5.1}%  workgroups: fewest {}, mean {:.0}",
                 k.name,
                 1e3 * k.seconds / n,
                 k.dispatches as f64 / n,
-                100.0 * k.seconds / n / gpu_total.max(1e-12)
+                100.0 * k.seconds / n / gpu_total.max(1e-12),
+                k.min_workgroups,
+                k.workgroups as f64 / k.dispatches.max(1) as f64
             );
         }
         if json_out {
@@ -177,7 +179,9 @@ fn run() -> lowbit::Result<()> {
                        "bind_groups_created": created.bind_groups as f64 / n, "arena_bytes": arena,
                        "gpu_ms_per_step": if kernels.is_empty() { serde_json::Value::Null } else { json!(1e3 * gpu_total) },
                        "kernels": kernels.iter().map(|k| json!({"kernel": k.name, "ms_per_step": 1e3 * k.seconds / n,
-                                                               "dispatches_per_step": k.dispatches as f64 / n})).collect::<Vec<_>>(),
+                                                               "dispatches_per_step": k.dispatches as f64 / n,
+                                                               "min_workgroups": k.min_workgroups,
+                                                               "mean_workgroups": k.workgroups as f64 / k.dispatches.max(1) as f64})).collect::<Vec<_>>(),
                        "adapter": gpu.report().name})
             );
         }

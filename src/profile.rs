@@ -11,7 +11,8 @@ use crate::{Error, Gpu, Result};
 /// The state of an active profile (kept in its [`Gpu`]).
 pub(crate) struct Active {
     set: wgpu::QuerySet,
-    names: Vec<String>,
+    /// Each timed pass's kernel and workgroups.
+    names: Vec<(String, u64)>,
     capacity: u32,
     dropped: u64,
 }
@@ -25,6 +26,13 @@ pub struct KernelTime {
     pub dispatches: u64,
     /// GPU seconds between the starts and ends of those passes.
     pub seconds: f64,
+    /// Workgroups those dispatches launched, in all.
+    pub workgroups: u64,
+    /// The fewest workgroups one of them launched: a count that does not depend on the adapter's
+    /// speed, and a dispatch of fewer workgroups than a GPU has multiprocessors (132 on an H100 or
+    /// H200) leaves most of it idle however fast each runs (`profile_step` prints it; under
+    /// `LOWBIT_LAYOUTS=gpu` lavapipe shows a GPU's).
+    pub min_workgroups: u64,
 }
 
 /// An active profile; see the module docs.
@@ -78,14 +86,22 @@ impl Profile {
         let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&crate::tensor::map_read(gpu, &staging)?);
         let period = gpu.queue.get_timestamp_period() as f64 * 1e-9;
         let mut out: Vec<KernelTime> = Vec::new();
-        for (i, name) in active.names.iter().enumerate() {
+        for (i, (name, wg)) in active.names.iter().enumerate() {
             let dt = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period;
             match out.iter_mut().find(|k| &k.name == name) {
                 Some(k) => {
                     k.dispatches += 1;
                     k.seconds += dt;
+                    k.workgroups += wg;
+                    k.min_workgroups = k.min_workgroups.min(*wg);
                 }
-                None => out.push(KernelTime { name: name.clone(), dispatches: 1, seconds: dt }),
+                None => out.push(KernelTime {
+                    name: name.clone(),
+                    dispatches: 1,
+                    seconds: dt,
+                    workgroups: *wg,
+                    min_workgroups: *wg,
+                }),
             }
         }
         out.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
@@ -93,9 +109,9 @@ impl Profile {
     }
 }
 
-/// For a pass about to be recorded for kernel `name` on `gpu`: the query set and the index of its
-/// first timestamp, while a profile with room is active there.
-pub(crate) fn next_pass(gpu: &Gpu, name: &str) -> Option<(wgpu::QuerySet, u32)> {
+/// For a pass about to be recorded for kernel `name` launching `workgroups` on `gpu`: the query
+/// set and the index of its first timestamp, while a profile with room is active there.
+pub(crate) fn next_pass(gpu: &Gpu, name: &str, workgroups: u64) -> Option<(wgpu::QuerySet, u32)> {
     if !gpu.profiling() {
         return None;
     }
@@ -105,7 +121,7 @@ pub(crate) fn next_pass(gpu: &Gpu, name: &str) -> Option<(wgpu::QuerySet, u32)> 
             a.dropped += 1;
             return None;
         }
-        a.names.push(name.to_string());
+        a.names.push((name.to_string(), workgroups));
         Some((a.set.clone(), 2 * (a.names.len() as u32 - 1)))
     })
 }

@@ -129,7 +129,15 @@ fn single_pass(
 impl Record for wgpu::CommandEncoder {
     fn dispatch(&mut self, gpu: &Gpu, d: &Dispatch) {
         let group = gpu.bind_group(d.name, d.layout, d.buffers);
-        single_pass(self, d.name, d.pipeline, &group, d.x, d.y, crate::profile::next_pass(gpu, d.name));
+        single_pass(
+            self,
+            d.name,
+            d.pipeline,
+            &group,
+            d.x,
+            d.y,
+            crate::profile::next_pass(gpu, d.name, d.x as u64 * d.y as u64),
+        );
     }
 
     fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, size: u64) {
@@ -194,7 +202,7 @@ impl Recorder {
         y: u32,
     ) {
         self.dispatches += 1;
-        if let Some(timed) = crate::profile::next_pass(gpu, name) {
+        if let Some(timed) = crate::profile::next_pass(gpu, name, x as u64 * y as u64) {
             self.pass = None;
             self.passes += 1;
             single_pass(&mut self.enc, name, pipeline, group, x, y, Some(timed));

@@ -36,4 +36,25 @@ fn profile_times_every_dispatch_by_kernel_name() {
     let p = Profile::start(g, 64).unwrap();
     let (times, _) = p.finish(g).unwrap();
     assert!(times.is_empty(), "{times:?}");
+    // Workgroups per dispatch, whatever the adapter's speed: quantize_transpose launches
+    // ceil(rows of L / 256) × words per row of them (L = 300 × 40 int8: 2 × 10; L = 10 × 8: 1 × 2).
+    use lowbit::format::Format;
+    use lowbit::kernels::quantize_transpose::QuantizeTranspose;
+    use lowbit::scheme::{Granularity, QuantLayout, Rounding};
+    let qt = QuantizeTranspose::new(g, Format::Int8).unwrap();
+    let p = Profile::start(g, 64).unwrap();
+    run(|e| {
+        for (rows, cols) in [(300, 40), (10, 8)] {
+            let l = QuantLayout::new(rows, cols, Format::Int8, Granularity::PerRow).unwrap();
+            let x = GpuBuffer::<f32>::zeros(g, "x", rows * cols).unwrap();
+            let amax = GpuBuffer::<u32>::zeros(g, "amax", l.amax_len()).unwrap();
+            let codes = GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap();
+            let scales = GpuBuffer::<f32>::zeros(g, "scales", rows).unwrap();
+            qt.encode(g, e, &x, &amax, &l, Rounding::Nearest, 1, &codes, &scales).unwrap();
+        }
+    });
+    let (times, _) = p.finish(g).unwrap();
+    assert_eq!(times.len(), 1, "{times:?}");
+    let t = &times[0];
+    assert_eq!((t.name.as_str(), t.dispatches, t.workgroups, t.min_workgroups), ("quantize_transpose", 2, 22, 2));
 }
