@@ -12,7 +12,7 @@ use crate::{Error, Gpu, Result};
 pub(crate) struct Active {
     set: wgpu::QuerySet,
     /// Each timed pass's kernel and workgroups.
-    names: Vec<(String, u64)>,
+    passes: Vec<(String, u64)>,
     capacity: u32,
     dropped: u64,
 }
@@ -56,7 +56,7 @@ impl Profile {
                 ty: wgpu::QueryType::Timestamp,
                 count: 2 * capacity,
             });
-            *active = Some(Active { set, names: Vec::new(), capacity, dropped: 0 });
+            *active = Some(Active { set, passes: Vec::new(), capacity, dropped: 0 });
             Ok(Profile { _private: () })
         })
     }
@@ -67,7 +67,7 @@ impl Profile {
         let active = gpu
             .with_profile(|a| a.take())
             .ok_or_else(|| Error::InvalidArgument("no profile is active on this device".into()))?;
-        let n = active.names.len() as u32;
+        let n = active.passes.len() as u32;
         if n == 0 {
             return Ok((Vec::new(), active.dropped));
         }
@@ -86,7 +86,7 @@ impl Profile {
         let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&crate::tensor::map_read(gpu, &staging)?);
         let period = gpu.queue.get_timestamp_period() as f64 * 1e-9;
         let mut out: Vec<KernelTime> = Vec::new();
-        for (i, (name, wg)) in active.names.iter().enumerate() {
+        for (i, (name, wg)) in active.passes.iter().enumerate() {
             let dt = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period;
             match out.iter_mut().find(|k| &k.name == name) {
                 Some(k) => {
@@ -117,11 +117,11 @@ pub(crate) fn next_pass(gpu: &Gpu, name: &str, workgroups: u64) -> Option<(wgpu:
     }
     gpu.with_profile(|slot| {
         let a = slot.as_mut()?;
-        if a.names.len() as u32 >= a.capacity {
+        if a.passes.len() as u32 >= a.capacity {
             a.dropped += 1;
             return None;
         }
-        a.names.push((name.to_string(), workgroups));
-        Some((a.set.clone(), 2 * (a.names.len() as u32 - 1)))
+        a.passes.push((name.to_string(), workgroups));
+        Some((a.set.clone(), 2 * (a.passes.len() as u32 - 1)))
     })
 }

@@ -266,7 +266,7 @@ fn the_fused_transposing_quantizer_is_the_three_pass_chain() {
         (lowbit::GpuBuffer::<u32>::zeros(g, "c", 64).unwrap(), lowbit::GpuBuffer::<f32>::zeros(g, "s", 64).unwrap());
     let mut enc = g.device.create_command_encoder(&Default::default());
     let l = QuantLayout::new(8, 8, Format::Int8, Granularity::PerTensor).unwrap();
-    assert!(!QuantizeTransposeFused::supports(&l), "one scale for the tensor: the three-pass chain");
+    assert!(!QuantizeTransposeFused::supports(&l), "one scale for the tensor: the two-pass chain");
     assert!(k.encode(g, &mut enc, &xb, &l, Rounding::Nearest, &codes, &scales).is_err());
     let l = QuantLayout::new(8, 8, Format::Int8, Granularity::PerRow).unwrap();
     let sums = lowbit::GpuBuffer::<f32>::zeros(g, "sums", 7).unwrap();

@@ -148,12 +148,7 @@ impl HadamardQuantizeTranspose {
                 l.granularity, l.format, l.rows, l.cols
             )));
         }
-        if samples == 0 {
-            return Err(Error::InvalidArgument(format!("{op}: samples must be at least 1")));
-        }
-        if samples > 1 {
-            super::check_samples_rounding(op, rounding)?;
-        }
+        super::check_samples(op, rounding, samples)?;
         let RotatedExtras { mask, tensor_amax, sums } = extras;
         match (l.format.needs_tensor_amax(), tensor_amax) {
             (true, None) => {

@@ -79,12 +79,7 @@ impl Im2colQuantizeTranspose {
                 l.granularity, l.format
             )));
         }
-        if samples == 0 {
-            return Err(Error::InvalidArgument(format!("{OP}: samples must be at least 1")));
-        }
-        if samples > 1 {
-            super::check_samples_rounding(OP, rounding)?;
-        }
+        super::check_samples(OP, rounding, samples)?;
         if (l.rows as usize, l.cols as usize) != (g.kdim(), g.rows()) {
             return Err(Error::Shape {
                 op: OP,

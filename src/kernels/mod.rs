@@ -300,6 +300,17 @@ pub(crate) fn check_built_for(op: &str, built: crate::format::Format, l: &crate:
     Ok(())
 }
 
+/// `samples` stacked SMP samples of a launch: at least one, several only with stochastic rounding.
+pub(crate) fn check_samples(op: &str, rounding: crate::scheme::Rounding, samples: u32) -> Result<()> {
+    if samples == 0 {
+        return Err(Error::InvalidArgument(format!("{op}: 0 samples; samples must be at least 1")));
+    }
+    if samples > 1 {
+        check_samples_rounding(op, rounding)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn check_samples_rounding(op: &str, rounding: crate::scheme::Rounding) -> Result<()> {
     match rounding {
         crate::scheme::Rounding::Stochastic { .. } => Ok(()),

@@ -19,7 +19,7 @@ use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, Qu
 use crate::format::Format;
 use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
-use crate::{Error, Gpu, Result};
+use crate::{Gpu, Result};
 
 /// The quantize kernel for one format.
 pub struct Quantize {
@@ -70,7 +70,7 @@ impl Quantize {
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
         super::check_built_for("quantize", self.format, l)?;
-        check_samples("quantize", rounding, samples)?;
+        super::check_samples("quantize", rounding, samples)?;
         let n = samples as usize;
         check_len("quantize", "x", x.len(), (l.rows * l.cols) as usize)?;
         check_len("quantize", "amax", amax.len(), l.amax_len())?;
@@ -97,15 +97,4 @@ impl Quantize {
             groups,
         )
     }
-}
-
-/// The second launch's samples: at least one, several only with stochastic rounding (shared with
-/// [`super::quantize_transpose`]).
-pub(crate) fn check_samples(op: &'static str, rounding: Rounding, samples: u32) -> Result<()> {
-    if samples == 0 || (samples > 1 && !matches!(rounding, Rounding::Stochastic { .. })) {
-        return Err(Error::InvalidArgument(format!(
-            "{op}: {samples} samples with {rounding:?} (several samples need stochastic rounding)"
-        )));
-    }
-    Ok(())
 }

@@ -160,13 +160,8 @@ impl QuantizeBoth {
             )));
         }
         let samples = extras.samples;
-        if samples == 0 {
-            return Err(Error::InvalidArgument(format!("{op}: samples must be at least 1")));
-        }
-        if samples > 1 {
-            super::check_samples_rounding(op, side.rounding)?;
-            super::check_samples_rounding(op, side_t.rounding)?;
-        }
+        super::check_samples(op, side.rounding, samples)?;
+        super::check_samples(op, side_t.rounding, samples)?;
         check_len(op, "x", x.len(), (l.rows * l.cols) as usize)?;
         for (name, s) in [("", &side), ("_t", &side_t)] {
             check_len(op, &format!("codes{name}"), s.codes.len(), s.layout.words() * samples as usize)?;

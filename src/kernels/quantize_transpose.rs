@@ -56,7 +56,7 @@ impl QuantizeTranspose {
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
         super::check_built_for("quantize_transpose", self.format, l)?;
-        super::quantize::check_samples("quantize_transpose", rounding, samples)?;
+        super::check_samples("quantize_transpose", rounding, samples)?;
         let n = samples as usize;
         check_len("quantize_transpose", "x", x.len(), (l.rows * l.cols) as usize)?;
         check_len("quantize_transpose", "amax", amax.len(), l.amax_len())?;

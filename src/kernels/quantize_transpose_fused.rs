@@ -93,7 +93,7 @@ impl QuantizeTransposeFused {
     }
 
     /// Whether [`QuantizeTransposeFused::encode`] handles `l`: per-row scales, or blocks of whole
-    /// words, of a format that needs no tensor-wide maximum (per-tensor scales take the three-pass
+    /// words, of a format that needs no tensor-wide maximum (per-tensor scales take the two-pass
     /// chain; NVFP4 takes [`QuantizeTransposeFused::encode_with_tensor_amax`]).
     pub fn supports(l: &QuantLayout) -> bool {
         !l.format.needs_tensor_amax() && Self::supports_with_tensor_amax(l)
@@ -285,7 +285,7 @@ impl QuantizeTransposeFused {
         let handled = if tensor_amax.is_some() { Self::supports_with_tensor_amax(l) } else { Self::supports(l) };
         if !handled {
             return Err(Error::InvalidArgument(format!(
-                "quantize_transpose_fused: {} scales of {} need the three-pass chain{}",
+                "quantize_transpose_fused: {} scales of {} need the two-pass chain{}",
                 l.granularity,
                 l.format,
                 if tensor_amax.is_none() && l.format.needs_tensor_amax() {
