@@ -87,7 +87,8 @@ fn rotated_operand(c: &mut Criterion) {
             g.bench_function(format!("chain_{f}_{rows}x{cols} (baseline)"), |b| {
                 b.iter(|| {
                     run(&gpu, |e| {
-                        let ex = RotateExtras { mask: Some(&yb), amax: nv.then_some(&amax), input_amax: None };
+                        let ex =
+                            RotateExtras { mask: Some(&yb), amax: nv.then_some(&amax), input_amax: None, sums: None };
                         h.encode_with(&gpu, e, &xb, &rotated, (rows, cols), 16, Axis::Rows, RANDOM_SIGNS, ex).unwrap();
                         match nv {
                             true => qtf.encode_with_tensor_amax(&gpu, e, &rotated, &l, r, &amax, &codes, &scales),

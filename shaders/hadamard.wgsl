@@ -15,8 +15,11 @@
 // block-scaled gradient needs no relu_backward launch; unmasked, the launcher binds x as the mask.
 // With flag NO_OUT (the `_amax` entries) only the maxima are written, not `out` (the launcher binds
 // amax there): NVFP4's tensor maximum of a rotation that hadamard_quantize_transpose applies itself.
+// With flag SUMS (entry `main_thread16_amax`, below) it also writes x's column sums (as read,
+// masked; unrotated) in col_sum's first level's chunks of rows: a layer's bias gradient from the
+// launch that rotates its gradient.
 // Reference: src/reference/hadamard.rs. Bindings: 0 params, 1 x (read), 2 out (read-write),
-// 3 mask (read), 4 amax and 5 amax_in (the `_amax` entries only, below).
+// 3 mask (read), 4 amax and 5 amax_in (the `_amax` entries only, below), 6 sums (`main_thread16_amax`).
 
 struct HadamardParams {
     rows: u32,
@@ -27,6 +30,11 @@ struct HadamardParams {
     scale: f32,
     signs: u32,
     flags: u32,
+    // With SUMS: col_sum's rows per chunk.
+    chunk_rows: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 // Bits of HadamardParams.flags.
@@ -34,6 +42,8 @@ const MASKED: u32 = 1u;
 const INPUT_MAX: u32 = 2u;
 // The maxima alone: `out` is not written (bound to amax; hadamard_quantize_transpose rotates again).
 const NO_OUT: u32 = 4u;
+// x's column sums too (sums, binding 6; main_thread16_amax only).
+const SUMS: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> p: HadamardParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -142,10 +152,22 @@ fn main_amax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 // workgroup memory or barriers (on lavapipe each barrier suspends every 8-lane piece of the
 // workgroup in turn, and the tree above takes nine per vector). The same operations in the same
 // order as `rotate`, so the same bits; the `_amax` entry folds its maximum with one storage atomic
-// per thread.
+// per thread, and with SUMS its threads past the blocks each sum four adjacent columns of x over
+// one of col_sum's chunks of rows (common/chunk_sums.wgsl, as hadamard_quantize_transpose's do):
+// partial sums [chunks, cols] that col_sum's `finish` adds in order (one chunk: the sums), the
+// bits of col_sum of x as read.
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> out4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> mask4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> sums: array<f32>;
+
+// Values 4i .. 4i + 3 of x, masked as the rotation reads them (chunk_pass4's loads).
+fn load_x4(i: u32) -> vec4<f32> {
+    if ((p.flags & MASKED) != 0u) {
+        return select(vec4<f32>(0.0), x4[i], mask4[i] > vec4<f32>(0.0));
+    }
+    return x4[i];
+}
 
 // Row r, columns 4·c4 .. 4·c4 + 3 (q = cols / 4), negated where element i of a block is.
 fn load_signed4(r: u32, q: u32, c4: u32, i: u32) -> vec4<f32> {
@@ -212,10 +234,27 @@ fn main_thread16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(64)
 fn main_thread16_amax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let t = (wg.x + wg.y * nwg.x) * 64u + lid;
-    if (t < p.n_vectors / 4u) {
+    let blocks = p.n_vectors / 4u;
+    if (t < blocks) {
         atomicMax(&amax[0], rotate16x4(t));
         if ((p.flags & INPUT_MAX) != 0u) {
             atomicMax(&amax_in[0], in_max);
+        }
+        return;
+    }
+    // Sums: thread u takes columns 4·c4 .. 4·c4 + 3 over one chunk of rows.
+    if ((p.flags & SUMS) == 0u) {
+        return;
+    }
+    let u = t - blocks;
+    let q = p.cols / 4u;
+    let chunks = (p.rows + p.chunk_rows - 1u) / p.chunk_rows;
+    if (u < q * chunks) {
+        let c4 = u % q;
+        let r0 = (u / q) * p.chunk_rows;
+        let s = chunk_pass4(q, c4, r0, min(r0 + p.chunk_rows, p.rows)).total;
+        for (var j = 0u; j < 4u; j++) {
+            sums[(u / q) * p.cols + c4 * 4u + j] = s[j];
         }
     }
 }

@@ -28,6 +28,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("unfold_t", include_str!("../shaders/common/unfold_t.wgsl")),
     ("row_groups", include_str!("../shaders/common/row_groups.wgsl")),
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
+    ("chunk_sums", include_str!("../shaders/common/chunk_sums.wgsl")),
     ("row_sums", include_str!("../shaders/common/row_sums.wgsl")),
     ("rows_t", include_str!("../shaders/common/rows_t.wgsl")),
     ("hadamard16", include_str!("../shaders/common/hadamard16.wgsl")),
@@ -96,6 +97,7 @@ const QUANT_T_FUSED_INCLUDES: &[&str] = &[
     "one_pass",
     "stores",
     "samples",
+    "chunk_sums",
     "row_sums",
     "rows_t",
     "group_scale",
@@ -118,6 +120,7 @@ const QUANT_BOTH_INCLUDES: &[&str] = &[
     "pack_rows",
     "row_groups",
     "pack_t",
+    "chunk_sums",
     "row_sums",
     "rows_t",
 ];
@@ -135,6 +138,7 @@ const QUANT_ROTATE_T_INCLUDES: &[&str] = &[
     "one_pass",
     "stores",
     "samples",
+    "chunk_sums",
     "row_sums",
     "hadamard16",
     "group_scale",
@@ -250,7 +254,7 @@ pub const KERNELS: &[KernelSource] = &[
     },
     KernelSource {
         name: "hadamard",
-        includes: &["rng", "quant", "hadamard16"],
+        includes: &["rng", "quant", "hadamard16", "chunk_sums"],
         body: include_str!("../shaders/hadamard.wgsl"),
     },
     KernelSource {

@@ -318,12 +318,13 @@ fn both_layouts_of_the_rotation_match_the_reference() {
                 );
                 common::submit_with(|e| {
                     let s = (rows, cols);
-                    let masked = |amax, input_amax| RotateExtras { mask: Some(&yb), amax, input_amax };
+                    let masked = |amax, input_amax| RotateExtras { mask: Some(&yb), amax, input_amax, sums: None };
                     k.encode_with(g, e, &xb, &out3, s, block, axis, signs, masked(None, None)).unwrap();
                     k.encode_with(g, e, &xb, &out4, s, block, axis, signs, masked(Some(&amax2), Some(&in_amax)))
                         .unwrap();
                     // Unmasked, the input's maximum is x's.
-                    let both = RotateExtras { mask: None, amax: Some(&plain_amax), input_amax: Some(&plain_in) };
+                    let both =
+                        RotateExtras { mask: None, amax: Some(&plain_amax), input_amax: Some(&plain_in), sums: None };
                     k.encode_with(g, e, &xb, &out2, s, block, axis, signs, both).unwrap();
                 });
                 assert_f32_bits_eq(&format!("{what} masked"), &out3.read(g).unwrap(), &want_m);
@@ -406,7 +407,7 @@ fn the_rotation_and_its_transposing_quantizer_in_one_launch_match_the_chain() {
                     h.encode_maxima(g, e, &xb, s, 16, Axis::Rows, RANDOM_SIGNS, mask, &amax, Some(&in_amax)).unwrap();
                     let (a, i) = (&tree_amax, Some(&tree_in));
                     tree.encode_maxima(g, e, &xb, s, 16, Axis::Rows, RANDOM_SIGNS, mask, a, i).unwrap();
-                    let both = RotateExtras { mask, amax: Some(&want_amax), input_amax: Some(&want_in) };
+                    let both = RotateExtras { mask, amax: Some(&want_amax), input_amax: Some(&want_in), sums: None };
                     h.encode_with(g, e, &xb, &rotated, s, 16, Axis::Rows, RANDOM_SIGNS, both).unwrap();
                 });
                 let what = format!("{format} {rows}x{cols} masked={masked}");
@@ -574,4 +575,78 @@ fn the_trainers_rotated_operand_in_one_launch_is_the_chain_bit_for_bit() {
             assert!(matches!(r, Err(Error::InvalidArgument(_))), "{what}: a rotation of 32 in one launch");
         }
     }
+}
+
+/// The rotation's column sums (NVFP4's weight-gradient chain on a CPU adapter: the bias gradient
+/// from the launch that rotates dY): per chunk of `col_sum`'s first level, which its second level
+/// adds, bit for bit `col_sum` of x as read (masked or not) — one chunk (64 rows), sixteen, and
+/// 228 with a short last one (16,400 rows) — beside the rotated tensor and its maximum unchanged.
+/// Asked without the maximum, or of the workgroup tree's rotation (a GPU's), it is an error that
+/// records nothing.
+#[test]
+fn the_rotation_writes_col_sums_bits_beside_its_maximum() {
+    use lowbit::kernels::col_sum::ColSum;
+    use lowbit::kernels::hadamard::{RotateExtras, RANDOM_SIGNS};
+    use lowbit::kernels::hadamard_quantize_transpose::HadamardQuantizeTranspose;
+    use lowbit::kernels::quantize_fused::ReducePath;
+    use lowbit::Recorder;
+    let g = gpu();
+    let h = Hadamard::with_reduce_path(g, ReducePath::PerThread).unwrap();
+    let tree = Hadamard::with_reduce_path(g, ReducePath::Tree).unwrap();
+    let colsum = ColSum::new(g).unwrap();
+    let mut cases = 0;
+    for &(rows, cols) in &[(64, 24), (1024, 8), (16400, 4)] {
+        assert!(h.writes_sums(cols, 16, Axis::Rows) && !tree.writes_sums(cols, 16, Axis::Rows));
+        let x = common::as_adapter_sees(&data(rows * cols, 91, false));
+        let y = data(rows * cols, 92, false);
+        let (xb, yb) = (GpuBuffer::from_slice(g, "x", &x).unwrap(), GpuBuffer::from_slice(g, "y", &y).unwrap());
+        let chunks = HadamardQuantizeTranspose::sum_chunks(rows);
+        for masked in [false, true] {
+            let what = format!("{rows}x{cols} masked={masked} ({chunks} chunks)");
+            let mask = masked.then_some(&yb);
+            let partial = GpuBuffer::from_slice(g, "partial", &vec![f32::NAN; chunks * cols]).unwrap();
+            let (sums, want) = (
+                GpuBuffer::from_slice(g, "sums", &vec![f32::NAN; cols]).unwrap(),
+                GpuBuffer::from_slice(g, "want", &vec![f32::NAN; cols]).unwrap(),
+            );
+            let (out, plain) = (
+                GpuBuffer::<f32>::zeros(g, "out", x.len()).unwrap(),
+                GpuBuffer::<f32>::zeros(g, "plain", x.len()).unwrap(),
+            );
+            let (amax, plain_amax) =
+                (GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap(), GpuBuffer::<u32>::zeros(g, "plain amax", 1).unwrap());
+            common::submit_with(|e| {
+                let s = (rows, cols);
+                let direct = if chunks > 1 { &partial } else { &sums };
+                let ex = RotateExtras { mask, amax: Some(&amax), input_amax: None, sums: Some(direct) };
+                h.encode_with(g, e, &xb, &out, s, 16, Axis::Rows, RANDOM_SIGNS, ex).unwrap();
+                if chunks > 1 {
+                    colsum.encode_finish(g, e, &partial, rows, cols, &sums).unwrap();
+                }
+                let ex = RotateExtras { mask, amax: Some(&plain_amax), ..Default::default() };
+                h.encode_with(g, e, &xb, &plain, s, 16, Axis::Rows, RANDOM_SIGNS, ex).unwrap();
+                match mask {
+                    Some(m) => colsum.encode_masked(g, e, &xb, m, rows, cols, &want).unwrap(),
+                    None => colsum.encode(g, e, &xb, rows, cols, &want).unwrap(),
+                }
+            });
+            assert_f32_bits_eq(&format!("{what}: sums"), &sums.read(g).unwrap(), &want.read(g).unwrap());
+            assert_f32_bits_eq(&format!("{what}: rotated"), &out.read(g).unwrap(), &plain.read(g).unwrap());
+            common::assert_u32_eq(&format!("{what}: maximum"), &amax.read(g).unwrap(), &plain_amax.read(g).unwrap());
+            cases += 1;
+        }
+        // Refused without the maximum, and by the workgroup tree, recording nothing.
+        let (out, amax) =
+            (GpuBuffer::<f32>::zeros(g, "out", x.len()).unwrap(), GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap());
+        let sums = GpuBuffer::<f32>::zeros(g, "sums", chunks * cols).unwrap();
+        let mut rec = Recorder::new(g, "refused");
+        let no_max = RotateExtras { sums: Some(&sums), ..Default::default() };
+        let err = h.encode_with(g, &mut rec, &xb, &out, (rows, cols), 16, Axis::Rows, 0, no_max).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(ref s) if s.contains("without a maximum")), "{err}");
+        let on_tree = RotateExtras { amax: Some(&amax), sums: Some(&sums), ..Default::default() };
+        let err = tree.encode_with(g, &mut rec, &xb, &out, (rows, cols), 16, Axis::Rows, 0, on_tree).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(ref s) if s.contains("workgroup trees")), "{err}");
+        assert_eq!(rec.dispatches(), 0, "{rows}x{cols}: nothing recorded");
+    }
+    assert_eq!(cases, 6);
 }

@@ -16,14 +16,19 @@
 //! above 0 (a ReLU layer's gradient rotated without a `relu_backward` launch; same bits) and
 //! write the input's maximum (the unrotated operand's tensor scale, for another product).
 //! [`Hadamard::encode_maxima`] writes the maxima alone, not the rotated tensor (for a quantizer
-//! that rotates again itself, `hadamard_quantize_transpose`).
+//! that rotates again itself, `hadamard_quantize_transpose`). On the per-thread path the rotation
+//! that writes its maximum can also write x's column sums as `col_sum`'s first level leaves them
+//! ([`RotateExtras::sums`]): a layer's bias gradient from the launch that rotates its gradient,
+//! where NVFP4's weight-gradient operand takes the chain (rotation, then quantizer) on a CPU
+//! adapter.
 //! Bindings: 0 params, 1 x (read), 2 out (read-write), 3 mask (read; x when unmasked), 4 amax and
-//! 5 amax_in (read-write u32 `[1]`, the `_amax` entries only; amax again when not asked).
+//! 5 amax_in (read-write u32 `[1]`, the `_amax` entries only; amax again when not asked), 6 sums
+//! (read-write f32 `[chunks, cols]`, `main_thread16_amax` only; amax again when not asked).
 //! Reference: [`crate::reference::hadamard`] (the maxima: [`crate::reference::absmax`] of the
-//! output and of the input).
+//! output and of the input; the sums: [`crate::reference::col_sum`] of the input as read).
 
 use super::quantize_fused::ReducePath;
-use super::{check_len, dispatch, layouts, pipeline, uniform, Slot};
+use super::{check_len, dispatch, layouts, pipeline, reduce_chunks, uniform, Slot};
 pub use crate::reference::hadamard::{scale, Axis};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
@@ -43,10 +48,14 @@ struct HadamardParams {
     n_vectors: u32,
     scale: f32,
     signs: u32,
-    /// Bit 0: x masked; bit 1: the input's maximum too; bit 2: the maxima alone, no `out`.
+    /// Bit 0: x masked; bit 1: the input's maximum too; bit 2: the maxima alone, no `out`; bit
+    /// 3: x's column sums too.
     flags: u32,
+    /// With the sums: `col_sum`'s rows per chunk.
+    chunk_rows: u32,
+    pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<HadamardParams>() == 32);
+const _: () = assert!(std::mem::size_of::<HadamardParams>() == 48);
 
 /// What a rotation does besides `out ← x·D·H` ([`Hadamard::encode_with`]).
 #[derive(Default, Clone, Copy)]
@@ -61,6 +70,13 @@ pub struct RotateExtras<'a> {
     /// `absmax` over the whole of it gives: the maximum of the unrotated operand another product
     /// quantizes. Needs `amax`.
     pub input_amax: Option<&'a GpuBuffer<u32>>,
+    /// Also write x's column sums (as read, masked; unrotated) as `col_sum`'s first level leaves
+    /// them: `[chunks, cols]`, chunk c the sum over x's rows in its c-th chunk
+    /// ([`crate::kernels::col_sum::ColSum::encode_finish`] adds them in order; with one chunk,
+    /// the sums themselves) — bit for bit `col_sum` of x: a layer's bias gradient, from the
+    /// launch that rotates its gradient. Needs `amax`, and the per-thread rotation
+    /// ([`Hadamard::writes_sums`]).
+    pub sums: Option<&'a GpuBuffer<f32>>,
 }
 
 /// The rotation kernel.
@@ -86,8 +102,11 @@ impl Hadamard {
     /// made the rotation a quarter of a GPT `nvfp4+attn` step.
     pub fn with_reduce_path(gpu: &Gpu, path: ReducePath) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "hadamard", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Read]);
-        let (amax_bgl, amax_pl) =
-            layouts(gpu, "hadamard", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Read, Slot::Write, Slot::Write]);
+        let (amax_bgl, amax_pl) = layouts(
+            gpu,
+            "hadamard",
+            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Read, Slot::Write, Slot::Write, Slot::Write],
+        );
         let thread16 = match path {
             ReducePath::Tree => None,
             ReducePath::PerThread => Some((
@@ -177,8 +196,15 @@ impl Hadamard {
         amax: &GpuBuffer<u32>,
         input_amax: Option<&GpuBuffer<u32>>,
     ) -> Result<()> {
-        let extras = RotateExtras { mask, amax: Some(amax), input_amax };
+        let extras = RotateExtras { mask, amax: Some(amax), input_amax, sums: None };
         self.record(gpu, enc, x, None, shape, block, axis, signs, extras)
+    }
+
+    /// Whether a rotation of `[rows, cols]` by `block` along `axis` can also write x's column sums
+    /// ([`RotateExtras::sums`]): on the per-thread path (CPU adapters), blocks of 16 along the
+    /// rows, columns in fours.
+    pub fn writes_sums(&self, cols: usize, block: u32, axis: Axis) -> bool {
+        self.thread16.is_some() && block == 16 && axis == Axis::Rows && cols.is_multiple_of(4)
     }
 
     /// [`Hadamard::encode_signed`] with what `extras` asks besides: `x` read masked, the output's
@@ -213,7 +239,7 @@ impl Hadamard {
         signs: u32,
         extras: RotateExtras,
     ) -> Result<()> {
-        let RotateExtras { mask, amax, input_amax } = extras;
+        let RotateExtras { mask, amax, input_amax, sums } = extras;
         if !(2..=256).contains(&block) || !block.is_power_of_two() {
             return Err(Error::InvalidArgument(format!("hadamard: block {block} must be a power of two in 2..=256")));
         }
@@ -237,6 +263,19 @@ impl Hadamard {
         if input_amax.is_some() && amax.is_none() {
             return Err(Error::InvalidArgument("hadamard: the input's maximum comes with the output's (amax)".into()));
         }
+        let (chunk_rows, chunks) = reduce_chunks(rows);
+        if let Some(s) = sums {
+            if amax.is_none() || !self.writes_sums(cols, block, axis) {
+                return Err(Error::InvalidArgument(format!(
+                    "hadamard: the column sums come with the output's maximum, on the per-thread rotation of blocks of \
+                     16 along the rows with columns in fours (this adapter's layouts: {}); not block {block} along \
+                     {axis:?} of [{rows}, {cols}]{}",
+                    if self.thread16.is_some() { "per thread" } else { "workgroup trees" },
+                    if amax.is_none() { " without a maximum" } else { "" }
+                )));
+            }
+            check_len("hadamard", "sums", s.len(), chunks * cols)?;
+        }
         let (out, no_out) = match (out, amax) {
             (Some(o), _) => (o.buffer(), false),
             // The maxima alone: nothing is written to `out`, bound to amax.
@@ -254,7 +293,12 @@ impl Hadamard {
             n_vectors,
             scale: scale(block),
             signs,
-            flags: mask.is_some() as u32 | (input_amax.is_some() as u32) << 1 | (no_out as u32) << 2,
+            flags: mask.is_some() as u32
+                | (input_amax.is_some() as u32) << 1
+                | (no_out as u32) << 2
+                | (sums.is_some() as u32) << 3,
+            chunk_rows: chunk_rows as u32,
+            pad: [0; 3],
         };
         let mask = mask.unwrap_or(x);
         let params = uniform(gpu, "hadamard", &p);
@@ -262,7 +306,9 @@ impl Hadamard {
         // vectors per workgroup.
         let (pipes, groups) = match &self.thread16 {
             Some((t, ta)) if block == 16 && axis == Axis::Rows && cols.is_multiple_of(4) => {
-                ((t, ta), (n_vectors / 4).div_ceil(64))
+                // With the sums, a thread per four columns and chunk after the blocks' threads.
+                let sum_threads = if sums.is_some() { (cols / 4 * chunks) as u32 } else { 0 };
+                ((t, ta), (n_vectors / 4 + sum_threads).div_ceil(64))
             }
             _ => ((&self.pipeline, &self.with_amax), n_vectors.div_ceil(256 / block)),
         };
@@ -278,7 +324,9 @@ impl Hadamard {
                 if input_amax.is_some() {
                     enc.clear(a_in.buffer());
                 }
-                let buffers = [&params, x.buffer(), out, mask.buffer(), a.buffer(), a_in.buffer()];
+                // Unasked, the sums are bound to amax and never written.
+                let sums = sums.map_or(a.buffer(), |s| s.buffer());
+                let buffers = [&params, x.buffer(), out, mask.buffer(), a.buffer(), a_in.buffer(), sums];
                 dispatch(gpu, enc, "hadamard", pipes.1, &self.amax_bgl, &buffers, groups)
             }
         }

@@ -377,14 +377,18 @@ pub(crate) fn backward<R: Record>(
     };
     let rotated_dw = matches!(p.a, Operand::Packed { .. }) && p.rotation().is_some();
     // A rotated dYᵀ quantized in the launch that rotates it also sums dY's columns (the bias
-    // gradient, col_sum's bits) where that kernel takes it: the block-scaled presets' dYᵀ.
-    let rotated_sums = match p.a {
+    // gradient, col_sum's bits) where that kernel takes it: the block-scaled presets' dYᵀ. Where
+    // the rotation is written first and quantized after (NVFP4 on a CPU adapter), the rotation's
+    // launch sums them where it can ([`Kernels::sums_in_rotation`]).
+    let rotated_one_pass = match p.a {
         Operand::Packed { format, granularity, samples: 1, .. } => {
             let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
             !cx.unfused && Kernels::rotates_in_one_pass(gpu, rows, n, p.rotation(), q)
         }
         _ => false,
     };
+    let rotated_sums = rotated_one_pass
+        || (matches!(p.a, Operand::Packed { samples: 1, .. }) && !cx.unfused && kk.sums_in_rotation(n, p.rotation()));
     let mask =
         y.as_ref().filter(|_| s.refit.0.is_none() && (fused_bias || rotated_dw) && (!need_dx || dx_reads_masked));
     let g = match (&y, mask) {
@@ -468,7 +472,7 @@ pub(crate) fn backward<R: Record>(
                     q,
                     dx_wants_max,
                     rotated_sums.then_some(db),
-                    rotated_sums,
+                    rotated_one_pass,
                 )?;
                 dy_amax = a;
                 q

@@ -149,7 +149,7 @@ impl Kernels {
         mask: Option<&GpuBuffer<f32>>,
         label: &str,
     ) -> Result<GpuBuffer<f32>> {
-        Ok(self.rotate(gpu, rec, x, (rows, cols), rot, mask, label, (false, false))?.0)
+        Ok(self.rotate(gpu, rec, x, (rows, cols), rot, mask, label, (false, false), None)?.0)
     }
 
     /// `x` `[rows, cols]` rotated as by [`Kernels::rotated`], then its transpose quantized under
@@ -163,8 +163,10 @@ impl Kernels {
     /// a rotation, it also returns `x`'s own maximum (as read, masked), reduced in the rotation's
     /// (or the maxima's) launch, for a product that quantizes `x` unrotated with a tensor-wide
     /// scale. Training asks for `one_pass` where [`Kernels::rotates_in_one_pass`] says so, unless
-    /// [`crate::plan::PlanOptions::unfused`]; asked elsewhere, it is an error, and so are `sums`
-    /// without it.
+    /// [`crate::plan::PlanOptions::unfused`]; asked elsewhere, it is an error. Without it, `sums`
+    /// come from the rotation's launch where [`Kernels::sums_in_rotation`] says so (the same
+    /// chunks, finished by `col_sum`'s second level; the rotated tensor's maximum is then
+    /// reduced too), and are an error elsewhere.
     #[allow(clippy::too_many_arguments)]
     pub fn rotated_transposed(
         &self,
@@ -221,14 +223,27 @@ impl Kernels {
             }
             return Ok((qt, in_amax));
         }
-        if sums.is_some() {
+        if sums.is_some() && !self.sums_in_rotation(cols, rot) {
             return Err(Error::InvalidArgument(format!(
-                "{label}: the row sums come only with the one-launch rotated quantizer ({} {} over [{rows}, {cols}])",
+                "{label}: the row sums come with the one-launch rotated quantizer, or a rotation by 16 on a CPU \
+                 adapter's layouts ({} {} over [{rows}, {cols}] rotated by {rot:?})",
                 q.format, q.granularity
             )));
         }
-        let maxima = (q.format.needs_tensor_amax() || input_max, input_max);
-        let (r, amax, in_amax) = self.rotate(gpu, rec, x, (rows, cols), rot, mask, label, maxima)?;
+        // The rotation writes the sums per chunk of the batch, which col_sum's second level adds;
+        // it writes them only beside the rotated tensor's maximum, asked for them where the format
+        // needs none.
+        let chunks = HadamardQuantizeTranspose::sum_chunks(rows);
+        let partial = match sums {
+            Some(_) if chunks > 1 => Some(rec.scratch::<f32>(gpu, "rotation sums", chunks * cols)?),
+            _ => None,
+        };
+        let maxima = (q.format.needs_tensor_amax() || input_max || sums.is_some(), input_max);
+        let (r, amax, in_amax) =
+            self.rotate(gpu, rec, x, (rows, cols), rot, mask, label, maxima, partial.as_ref().or(sums))?;
+        if let (Some(p), Some(s)) = (&partial, sums) {
+            self.colsum.encode_finish(gpu, rec, p, rows, cols, s)?;
+        }
         let t = GpuTensor::from_buffer(r, &[rows, cols])?;
         let q = match amax.filter(|_| q.format.needs_tensor_amax()) {
             Some(a) => self.qz.quantize_transposed_with_amax(gpu, rec, &t, q, &a)?,
@@ -259,8 +274,16 @@ impl Kernels {
         }
     }
 
+    /// Whether [`Kernels::rotated_transposed`]'s two-launch chain (the rotation written, then
+    /// quantized) writes the row sums of xᵀ (`x` `[rows, cols]`) in the rotation's launch: a
+    /// rotation by 16 on the per-thread path ([`Hadamard::writes_sums`]: CPU adapters).
+    pub fn sums_in_rotation(&self, cols: usize, rot: Option<(u32, u32)>) -> bool {
+        rot.is_some_and(|(block, _)| self.hadamard.writes_sums(cols, block, Axis::Rows))
+    }
+
     /// Both of the above: the rotation, and with `maxima` = (output, input) the rotated tensor's
-    /// maximum and x's own (none without a rotation).
+    /// maximum and x's own (none without a rotation), and with `sums` x's column sums as the
+    /// rotation writes them ([`RotateExtras::sums`]).
     #[allow(clippy::too_many_arguments)]
     fn rotate(
         &self,
@@ -272,6 +295,7 @@ impl Kernels {
         mask: Option<&GpuBuffer<f32>>,
         label: &str,
         (out_max, in_max): (bool, bool),
+        sums: Option<&GpuBuffer<f32>>,
     ) -> Result<(GpuBuffer<f32>, Option<Amax>, Option<Amax>)> {
         let Some((b, signs)) = rot else {
             if mask.is_some() {
@@ -282,7 +306,7 @@ impl Kernels {
         let r = rec.scratch::<f32>(gpu, label, shape.0 * shape.1)?;
         let amax = if out_max || in_max { Some(rec.scratch::<u32>(gpu, "rotated amax", 1)?) } else { None };
         let in_amax = if in_max { Some(rec.scratch::<u32>(gpu, "unrotated amax", 1)?) } else { None };
-        let extras = RotateExtras { mask, amax: amax.as_ref(), input_amax: in_amax.as_ref() };
+        let extras = RotateExtras { mask, amax: amax.as_ref(), input_amax: in_amax.as_ref(), sums };
         self.hadamard.encode_with(gpu, rec, x, &r, shape, b, Axis::Rows, signs, extras)?;
         Ok((r, amax, in_amax))
     }
