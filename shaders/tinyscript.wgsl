@@ -9,6 +9,9 @@
 // quantize_row:    one workgroup per row: absmax, scale = absmax (inv = recip_rne), codes. With
 //                  `transposed`, x is stored [cols, rows] and its transpose is quantized (the
 //                  random draw of element (row, col) still uses index row·cols + col).
+// quantize_row_thread: quantize_row by one thread per row, no workgroup memory or barriers (CPU
+//                  adapters: on llvmpipe a barrier suspends every 8-lane piece of the workgroup
+//                  in turn, and the tree takes nine); the same maximum, scale and codes.
 // dequantize:      one thread per element.
 // Reference: src/reference/tinyscript.rs (codes and scales bit-exact; moments within a bound).
 // Stochastic draws use key rng_key(seed, stream + StepState.stream_base).
@@ -228,6 +231,40 @@ fn quantize_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
             }
             codes[row * p.words_per_row + w] = packed;
         }
+    }
+}
+
+// Threads per workgroup of quantize_row_thread: few, so that a layer's few rows (a gradient's
+// columns) still spread over a CPU adapter's cores.
+const THREAD_WG: u32 = 64u;
+
+@compute @workgroup_size(64)
+fn quantize_row_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = flat_workgroup(wg, nwg) * THREAD_WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    var m = 0u;
+    for (var c = 0u; c < p.cols; c++) {
+        m = max(m, amax_bits(x[src_index(row, c)]));
+    }
+    var inv = 0.0;
+    var scale = 0.0;
+    if (m >= MIN_NORMAL_BITS) {
+        scale = bitcast<f32>(m);
+        inv = recip_rne(scale);
+    }
+    scales[row] = scale;
+    let per_word = 32u / p.bits;
+    for (var w = 0u; w < p.words_per_row; w++) {
+        var packed = 0u;
+        for (var i = 0u; i < per_word; i++) {
+            let c = w * per_word + i;
+            if (c < p.cols) {
+                packed |= ts_encode(x[src_index(row, c)], inv, row * p.cols + c) << (i * p.bits);
+            }
+        }
+        codes[row * p.words_per_row + w] = packed;
     }
 }
 

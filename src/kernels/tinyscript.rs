@@ -1,6 +1,8 @@
 //! `tinyscript`: TinyScript's non-uniform quantizer on the GPU ([`crate::tinyscript`] is the
 //! spec, the Weibull fit and the level search): the moments of |x| for the fit, per-row
-//! quantization onto a [`LevelTable`] with stochastic or nearest rounding, and dequantization.
+//! quantization onto a [`LevelTable`] with stochastic or nearest rounding (a workgroup per row;
+//! on a CPU adapter's layouts a thread per row, no barriers, the same codes and scales), and
+//! dequantization.
 //! Bindings: 0 params, 1 x, 2 codes, 3 scales, 4 levels, 5 out. Reference:
 //! [`crate::reference::tinyscript`].
 
@@ -61,12 +63,18 @@ pub struct TinyScriptTensor {
     pub cols: usize,
 }
 
+/// Threads per workgroup of entry `quantize_row_thread` (the shader's `THREAD_WG`).
+const THREAD_WG: usize = 64;
+
 /// The TinyScript kernels.
 pub struct TinyScript {
     bgl: wgpu::BindGroupLayout,
     partial: wgpu::ComputePipeline,
     finish: wgpu::ComputePipeline,
     quantize: wgpu::ComputePipeline,
+    /// On CPU adapters' layouts, entry `quantize_row_thread`: a thread per row, no barriers (the
+    /// same codes and scales as `quantize_row`'s workgroup per row).
+    quantize_thread: Option<wgpu::ComputePipeline>,
     dequantize: wgpu::ComputePipeline,
     /// Stand-ins for the bindings an entry point does not use (one per binding: a buffer may
     /// not be bound read-only and writable in one dispatch).
@@ -86,6 +94,7 @@ impl TinyScript {
             partial: p("moments_partial")?,
             finish: p("moments_finish")?,
             quantize: p("quantize_row")?,
+            quantize_thread: gpu.cpu_layouts().then(|| p("quantize_row_thread")).transpose()?,
             dequantize: p("dequantize")?,
             bgl,
             absmax: Absmax::new(gpu)?,
@@ -313,18 +322,13 @@ impl TinyScript {
             stream,
             pad: 0,
         };
-        self.run(
-            gpu,
-            enc,
-            &self.quantize,
-            &p,
-            Some(x),
-            Some(&t.codes),
-            Some(&t.scales),
-            Some(&t.levels),
-            None,
-            rows as u32,
-        )?;
+        // A workgroup per row, or on a CPU adapter's layouts a thread per row (64 a workgroup).
+        let (pipe, workgroups) = match &self.quantize_thread {
+            Some(t) => (t, rows.div_ceil(THREAD_WG) as u32),
+            None => (&self.quantize, rows as u32),
+        };
+        let (codes, scales) = (Some(&t.codes), Some(&t.scales));
+        self.run(gpu, enc, pipe, &p, Some(x), codes, scales, Some(&t.levels), None, workgroups)?;
         Ok(t)
     }
 
