@@ -186,6 +186,19 @@ fn src_index(row: u32, c: u32) -> u32 {
     return row * p.cols + c;
 }
 
+// Word w of row `row`'s codes, with inverse scale inv (both quantize entries).
+fn row_word(row: u32, w: u32, inv: f32) -> u32 {
+    let per_word = 32u / p.bits;
+    var packed = 0u;
+    for (var i = 0u; i < per_word; i++) {
+        let c = w * per_word + i;
+        if (c < p.cols) {
+            packed |= ts_encode(x[src_index(row, c)], inv, row * p.cols + c) << (i * p.bits);
+        }
+    }
+    return packed;
+}
+
 @compute @workgroup_size(256)
 fn quantize_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = flat_workgroup(wg, nwg);
@@ -219,17 +232,9 @@ fn quantize_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     }
     workgroupBarrier();
     let inv = row_inv;
-    let per_word = 32u / p.bits;
     if (valid) {
         for (var w = lid; w < p.words_per_row; w += 256u) {
-            var packed = 0u;
-            for (var i = 0u; i < per_word; i++) {
-                let c = w * per_word + i;
-                if (c < p.cols) {
-                    packed |= ts_encode(x[src_index(row, c)], inv, row * p.cols + c) << (i * p.bits);
-                }
-            }
-            codes[row * p.words_per_row + w] = packed;
+            codes[row * p.words_per_row + w] = row_word(row, w, inv);
         }
     }
 }
@@ -255,16 +260,8 @@ fn quantize_row_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
         inv = recip_rne(scale);
     }
     scales[row] = scale;
-    let per_word = 32u / p.bits;
     for (var w = 0u; w < p.words_per_row; w++) {
-        var packed = 0u;
-        for (var i = 0u; i < per_word; i++) {
-            let c = w * per_word + i;
-            if (c < p.cols) {
-                packed |= ts_encode(x[src_index(row, c)], inv, row * p.cols + c) << (i * p.bits);
-            }
-        }
-        codes[row * p.words_per_row + w] = packed;
+        codes[row * p.words_per_row + w] = row_word(row, w, inv);
     }
 }
 
