@@ -186,6 +186,16 @@ fn src_index(row: u32, c: u32) -> u32 {
     return row * p.cols + c;
 }
 
+// A row's (scale, inverse scale) from its maximum's amax_bits m (both quantize entries): scale =
+// the maximum, inverse by recip_rne; (0, 0) for a row without a normal value.
+fn row_scale(m: u32) -> vec2<f32> {
+    if (m >= MIN_NORMAL_BITS) {
+        let amax = bitcast<f32>(m);
+        return vec2<f32>(amax, recip_rne(amax));
+    }
+    return vec2<f32>(0.0);
+}
+
 // Word w of row `row`'s codes, with inverse scale inv (both quantize entries).
 fn row_word(row: u32, w: u32, inv: f32) -> u32 {
     let per_word = 32u / p.bits;
@@ -218,16 +228,10 @@ fn quantize_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         workgroupBarrier();
     }
     if (lid == 0u) {
-        let amax = bitcast<f32>(s_max[0]);
-        var inv = 0.0;
-        var scale = 0.0;
-        if (s_max[0] >= MIN_NORMAL_BITS) {
-            scale = amax;
-            inv = recip_rne(amax);
-        }
-        row_inv = inv;
+        let si = row_scale(s_max[0]);
+        row_inv = si.y;
         if (valid) {
-            scales[row] = scale;
+            scales[row] = si.x;
         }
     }
     workgroupBarrier();
@@ -253,15 +257,10 @@ fn quantize_row_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
     for (var c = 0u; c < p.cols; c++) {
         m = max(m, amax_bits(x[src_index(row, c)]));
     }
-    var inv = 0.0;
-    var scale = 0.0;
-    if (m >= MIN_NORMAL_BITS) {
-        scale = bitcast<f32>(m);
-        inv = recip_rne(scale);
-    }
-    scales[row] = scale;
+    let si = row_scale(m);
+    scales[row] = si.x;
     for (var w = 0u; w < p.words_per_row; w++) {
-        codes[row * p.words_per_row + w] = row_word(row, w, inv);
+        codes[row * p.words_per_row + w] = row_word(row, w, si.y);
     }
 }
 

@@ -228,10 +228,9 @@ impl Quantizer {
         self.masked("quantize_masked_with_amax", gpu, enc, x, mask, scheme, 1, Some(amax))
     }
 
-    /// What SMP's entry points accept: stochastic rounding (its seed and first stream returned),
-    /// at least one sample.
-    fn check_samples(op: &str, scheme: QuantScheme, k: u32) -> Result<(u32, u32)> {
-        let Rounding::Stochastic { seed, stream } = scheme.rounding else {
+    /// What SMP's entry points accept: stochastic rounding, at least one sample.
+    fn check_samples(op: &str, scheme: QuantScheme, k: u32) -> Result<()> {
+        let Rounding::Stochastic { .. } = scheme.rounding else {
             return Err(Error::InvalidArgument(format!(
                 "{op}: SMP needs stochastic rounding (nearest gives k identical samples)"
             )));
@@ -239,7 +238,7 @@ impl Quantizer {
         if k == 0 {
             return Err(Error::InvalidArgument(format!("{op}: k must be at least 1")));
         }
-        Ok((seed, stream))
+        Ok(())
     }
 
     /// Records the one-pass quantizer (per-row, or per-block of at most 256 words). NVFP4, whose
@@ -852,9 +851,6 @@ impl Quantizer {
             return Ok(q);
         }
         // The two-pass chain: the maxima once, every sample in the second launch.
-        if samples > 1 {
-            Self::check_samples(op, scheme, samples)?;
-        }
         let q = Self::alloc_samples(gpu, enc, lt, samples)?;
         self.transposed_chain(gpu, enc, x, scheme, &lt, q)
     }

@@ -184,7 +184,7 @@ fn transposed_quantization_equals_quantizing_the_transpose() {
 }
 
 #[test]
-fn the_fused_transposing_quantizer_is_the_three_pass_chain() {
+fn the_fused_transposing_quantizer_is_the_two_pass_chain() {
     // `quantize_transposed` takes the one-pass kernel for per-row scales (the test above checks
     // it through the quantizer); here the kernel itself, on sizes around its 32-row workgroups,
     // against the chain's reference, and its refusals.

@@ -204,7 +204,18 @@ impl Hadamard {
     /// ([`RotateExtras::sums`]): on the per-thread path (CPU adapters), blocks of 16 along the
     /// rows, columns in fours.
     pub fn writes_sums(&self, cols: usize, block: u32, axis: Axis) -> bool {
-        self.thread16.is_some() && block == 16 && axis == Axis::Rows && cols.is_multiple_of(4)
+        self.per_thread(cols, block, axis).is_some()
+    }
+
+    /// The per-thread entries (plain, and with the maxima) where they take the rotation: on the
+    /// per-thread path, blocks of 16 along the rows, columns in fours.
+    fn per_thread(
+        &self,
+        cols: usize,
+        block: u32,
+        axis: Axis,
+    ) -> Option<&(wgpu::ComputePipeline, wgpu::ComputePipeline)> {
+        self.thread16.as_ref().filter(|_| block == 16 && axis == Axis::Rows && cols.is_multiple_of(4))
     }
 
     /// [`Hadamard::encode_signed`] with what `extras` asks besides: `x` read masked, the output's
@@ -304,8 +315,8 @@ impl Hadamard {
         let params = uniform(gpu, "hadamard", &p);
         // A thread per 16×4 values (n_vectors / 4 threads, 64 per workgroup), or 256 / block
         // vectors per workgroup.
-        let (pipes, groups) = match &self.thread16 {
-            Some((t, ta)) if block == 16 && axis == Axis::Rows && cols.is_multiple_of(4) => {
+        let (pipes, groups) = match self.per_thread(cols, block, axis) {
+            Some((t, ta)) => {
                 // With the sums, a thread per four columns and chunk after the blocks' threads.
                 let sum_threads = if sums.is_some() { (cols / 4 * chunks) as u32 } else { 0 };
                 ((t, ta), (n_vectors / 4 + sum_threads).div_ceil(64))
