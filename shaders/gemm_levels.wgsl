@@ -1,6 +1,7 @@
 // gemm_levels: C = A·op(B)ᵀ with A in TinyScript codes (src/tinyscript.rs: b-bit codes,
 // ⌊32/b⌋ per word, rows on word boundaries, one scale per row, magnitudes in a fixed-point level
-// table) decoded to f32 as tiles are loaded, and B either f32 ([N, K], or [K, N] when trans_b)
+// table) decoded to f32 as tiles are loaded (common/levels.wgsl's level_value, which
+// gemm_levels_lanes decodes with too), and B either f32 ([N, K], or [K, N] when trans_b)
 // or, with B_CODES, TinyScript codes too (stored [N, K], or [K, N] when trans_b, scaled per
 // stored row); f32 accumulation. The products of a TinyScript-quantized network: the forward
 // Q(X)·Wᵀ and input gradient Q(dY)·W (B in f32), the weight gradient Q(dYᵀ)·Q(X) (B coded).
@@ -27,16 +28,6 @@ override B_CODES: bool = false;
 @group(0) @binding(6) var<storage, read_write> c: array<f32>;
 @group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
 @group(0) @binding(8) var<storage, read> b_scales: array<f32>;
-
-// Element `col` of a coded row from its word: ±level · scale (src/tinyscript.rs; an unsigned
-// table's codes have no sign bit).
-fn level_value(codes_word: u32, col: u32, bits: u32, signed: bool, first: u32, count: u32, scale: f32) -> f32 {
-    let per_word = 32u / bits;
-    let code = (codes_word >> ((col % per_word) * bits)) & ((1u << bits) - 1u);
-    let sign_bit = select(0u, 1u << (bits - 1u), signed);
-    let v = f32(levels[first + min(code & ~sign_bit, count - 1u)]) * (1.0 / 16777216.0) * scale;
-    return select(v, -v, (code & sign_bit) != 0u);
-}
 
 fn load_a(row: u32, k: u32) -> f32 {
     if (row >= p.m || k >= k_end) {

@@ -38,6 +38,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("optim", include_str!("../shaders/common/optim.wgsl")),
     ("int_codes", include_str!("../shaders/common/int_codes.wgsl")),
     ("lanes", include_str!("../shaders/common/lanes.wgsl")),
+    ("levels", include_str!("../shaders/common/levels.wgsl")),
     ("col2im_tile", include_str!("../shaders/common/col2im_tile.wgsl")),
     ("teams", include_str!("../shaders/common/teams.wgsl")),
 ];
@@ -238,8 +239,13 @@ pub const KERNELS: &[KernelSource] = &[
     },
     KernelSource {
         name: "gemm_levels",
-        includes: TILED_GEMM_INCLUDES,
+        includes: &["quant", "fp8", "gemm", "gemm_tiled", "levels"],
         body: include_str!("../shaders/gemm_levels.wgsl"),
+    },
+    KernelSource {
+        name: "gemm_levels_lanes",
+        includes: &["quant", "fp8", "gemm", "lanes", "levels"],
+        body: include_str!("../shaders/gemm_levels_lanes.wgsl"),
     },
     KernelSource { name: "gemm_fp8", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_fp8.wgsl") },
     KernelSource {
@@ -321,13 +327,14 @@ pub const UNCHECKED: &[&str] = &["gemm_f32", "gemm_f32_naive", "gemm_fp8", "gemm
 /// Kernels that need an adapter feature beyond lowbit's baseline, with the naga capabilities
 /// that validate them: `peak_coop` uses cooperative matrices (SPIR-V's `CooperativeMatrixKHR`;
 /// no MSL or HLSL translation), f16 and subgroups; the lanes GEMMs (`gemm_f32_lanes`,
-/// `gemm_int_lanes`, `gemm_fp8_lanes`) and the fused input gradients (`gemm_int_col2im`,
+/// `gemm_int_lanes`, `gemm_fp8_lanes`, `gemm_levels_lanes`) and the fused input gradients (`gemm_int_col2im`,
 /// `gemm_f32_col2im`, `gemm_fp8_col2im`) use subgroups.
 pub const NEEDS_FEATURES: &[&str] = &[
     "peak_coop",
     "gemm_f32_lanes",
     "gemm_int_lanes",
     "gemm_fp8_lanes",
+    "gemm_levels_lanes",
     "gemm_int_col2im",
     "gemm_f32_col2im",
     "gemm_fp8_col2im",

@@ -1598,3 +1598,131 @@ fn fp8_lane_gemm_matches_the_reference_and_gemm_fp8s_bits_where_the_adapter_has_
         assert!(got.iter().all(|v| v.is_finite()) && got.iter().any(|&v| v != 0.0));
     }
 }
+
+#[test]
+fn levels_lane_gemm_matches_the_reference_and_gemm_levels_bits_where_the_adapter_has_it() {
+    use lowbit::kernels::gemm_levels::GemmLevels;
+    use lowbit::kernels::gemm_levels_lanes::GemmLevelsLanes;
+    use lowbit::kernels::tinyscript::TinyScript;
+    use lowbit::tinyscript::LevelTable;
+    let g = gpu();
+    let here = runs_lanes_kernel("gemm_levels_lanes", GemmLevelsLanes::available(g));
+    let kernel = GemmLevels::new(g).unwrap();
+    if !here {
+        let err = GemmLevelsLanes::new(g).err().expect("built without 8-lane subgroups");
+        assert!(err.to_string().contains("subgroups"), "{err}");
+        assert!(!kernel.uses_lanes());
+        return;
+    }
+    if !g.cpu_layouts() {
+        // GPU layouts on an adapter with the lanes: the dispatcher keeps its tiles.
+        assert!(!kernel.uses_lanes());
+        return;
+    }
+    assert!(kernel.uses_lanes());
+    let llvmpipe = g.report().name.contains("llvmpipe");
+    let ts = TinyScript::new(g).unwrap();
+    // A's tables: 3 bits signed (4 levels) and unsigned (8, on nonnegative data), 4 bits unsigned
+    // (16) and 8 bits signed (128); B coded in a 2-bit unsigned or 3-bit signed fitted-looking
+    // table beside them.
+    let tables = [(3u32, true), (3, false), (4, false), (8, true)];
+    // (30, 9, 300) and (300, 10, 40) are narrower than the tile and taller than wide (computed as
+    // Cᵀ: the first with a coded B only); (40, 36, 64) loads an f32 B as vec4s either way it is
+    // stored; (5, 40, 2500) and (40, 9, 2100) have a K that is split without an epilogue (the
+    // second as Cᵀ with a coded B).
+    let shapes: &[(usize, usize, usize)] = &[
+        (1, 1, 1),
+        (16, 32, 4),
+        (33, 65, 17),
+        (30, 9, 300),
+        (300, 10, 40),
+        (40, 36, 64),
+        (5, 40, 2500),
+        (40, 9, 2100),
+    ];
+    for (bits, signed) in tables {
+        let table = LevelTable::uniform_as(bits, signed).unwrap();
+        let btable = LevelTable::from_unit(if signed { 2 } else { 3 }, &[0.0, 0.05, 0.15, 1.0]).unwrap();
+        for &(m, n, k) in shapes {
+            let mut a = data(m * k, 111 + bits, false);
+            if !signed {
+                a.iter_mut().for_each(|v| *v = v.abs());
+            }
+            let b = data(n * k, 112, false);
+            let ab = GpuBuffer::from_slice(g, "a", &a).unwrap();
+            let mut enc = g.device.create_command_encoder(&Default::default());
+            let q = ts
+                .encode_quantize(g, &mut enc, &ab, m, k, &table, Rounding::Stochastic { seed: 3, stream: 4 })
+                .unwrap();
+            g.queue.submit([enc.finish()]);
+            let (codes, scales) = (q.codes.read(g).unwrap(), q.scales.read(g).unwrap());
+            let bias = data(n, 113, false);
+            let old = data(m * n, 114, false);
+            let biasb = common::buf(&bias);
+            for trans_b in [false, true] {
+                let bstore: Vec<f32> =
+                    if trans_b { (0..n * k).map(|i| b[(i % n) * k + i / n]).collect() } else { b.clone() };
+                let bsb = GpuBuffer::from_slice(g, "b", &bstore).unwrap();
+                let (brows, bcols) = if trans_b { (k, n) } else { (n, k) };
+                let mut enc = g.device.create_command_encoder(&Default::default());
+                let qb = ts.encode_quantize(g, &mut enc, &bsb, brows, bcols, &btable, Rounding::Nearest).unwrap();
+                g.queue.submit([enc.finish()]);
+                for coded in [false, true] {
+                    let what =
+                        format!("gemm_levels_lanes {m}x{n}x{k} {bits}b signed={signed} tb={trans_b} coded={coded}");
+                    for variant in 0..3 {
+                        let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
+                        let (epi, eref) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
+                        let run = |tile: Option<Tile>| {
+                            let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                            submit(|e| {
+                                match (tile, coded) {
+                                    (None, false) => kernel.encode(g, e, &q, &bsb, n, trans_b, &epi, &c),
+                                    (None, true) => kernel.encode_coded(g, e, &q, &qb, trans_b, &epi, &c),
+                                    (Some(t), false) => kernel.encode_with(g, e, t, &q, &bsb, n, trans_b, &epi, &c),
+                                    (Some(t), true) => kernel.encode_coded_with(g, e, t, &q, &qb, trans_b, &epi, &c),
+                                }
+                                .unwrap()
+                            });
+                            c.read(g).unwrap()
+                        };
+                        let got = run(None);
+                        let want = if coded {
+                            reference::gemm_levels_lanes::gemm_levels_lanes_coded(
+                                &codes,
+                                &scales,
+                                &table,
+                                m,
+                                k,
+                                &qb.codes.read(g).unwrap(),
+                                &qb.scales.read(g).unwrap(),
+                                &btable,
+                                n,
+                                trans_b,
+                                &eref,
+                            )
+                        } else {
+                            reference::gemm_levels_lanes::gemm_levels_lanes(
+                                &codes, &scales, &table, m, k, &bstore, n, trans_b, &eref,
+                            )
+                        };
+                        check(&format!("{what} epilogue {variant}"), &got, &want, f32_bound(k));
+                        if variant == 2 {
+                            let want_max = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
+                            assert_eq!(f32::from_bits(amax.read(g).unwrap()[0]), want_max, "{what}: amax");
+                        }
+                        // gemm_levels' tiles add the same products in the same order where they
+                        // do not split K; llvmpipe fuses neither kernel's multiply-adds.
+                        if llvmpipe && k <= 300 {
+                            common::assert_f32_bits_eq(
+                                &format!("{what} epilogue {variant} vs T64"),
+                                &got,
+                                &run(Some(Tile::T64)),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

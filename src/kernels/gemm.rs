@@ -252,10 +252,13 @@ pub(crate) fn encode_split<R: crate::Record>(
 /// is wide (N ≤ 16 leaves half of every tile's columns idle: a first convolution's 16 output
 /// channels, a classifier's 10 classes). The bits are the same either way.
 pub(crate) fn lanes_swaps(m: usize, n: usize) -> bool {
+    lanes_padded(n, m) < lanes_padded(m, n)
+}
+
+/// Outputs, padding included, of a lanes GEMM's 16×32 tiles over an `m × n` output.
+pub(crate) fn lanes_padded(m: usize, n: usize) -> usize {
     use super::gemm_f32_lanes::{TILE_M, TILE_N};
-    let (tm, tn) = (TILE_M as usize, TILE_N as usize);
-    let padded = |rows: usize, cols: usize| rows.next_multiple_of(tm) * cols.next_multiple_of(tn);
-    padded(n, m) < padded(m, n)
+    m.next_multiple_of(TILE_M as usize) * n.next_multiple_of(TILE_N as usize)
 }
 
 /// Workgroups a GEMM dispatch needs: every tile of every split of every batch.

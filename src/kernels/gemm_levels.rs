@@ -5,16 +5,19 @@
 //! products of a TinyScript network: the forward `Q(X)·Wᵀ`, the input gradient `Q(dY)·W` and the
 //! weight gradient `Q(dYᵀ)·Q(X)`. Tiling and split-K as [`super::gemm_f32`]. Bindings:
 //! 0 `GemmParams`, 1 a codes, 2 a scales, 3 levels (A's, then B's), 4 b (f32 or codes), 5 bias,
-//! 6 c, 7 amax, 8 b scales. Reference: [`crate::reference::gemm_levels`].
+//! 6 c, 7 amax, 8 b scales. On a CPU adapter with 8-lane subgroups (lavapipe) the untiled entry
+//! points ([`GemmLevels::encode`], `encode_coded`, `encode_coded_tables`) run
+//! [`super::gemm_levels_lanes`] instead (gemm_f32_lanes' subgroup tiles on the decoded values);
+//! the `_with` entry points always run the tile they are given. Reference:
+//! [`crate::reference::gemm_levels`].
 
 use super::gemm::{encode_split, tiles, workgroups, Dummies, Epilogue, GemmParams, Tile, TileCache, TilePipelines};
+use super::gemm_f32_lanes::GemmF32Lanes;
+use super::gemm_levels_lanes::{GemmLevelsLanes, SLOTS};
 use super::tinyscript::TinyScriptTensor;
-use super::{check_len, dispatch, layouts, pipeline, uniform, Slot};
+use super::{check_len, dispatch, layouts, pipeline, uniform};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
-
-const SLOTS: &[Slot] =
-    &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Write, Slot::Read];
 
 /// The B operand: f32 values, or TinyScript codes (with both tables in one buffer, if given).
 #[derive(Copy, Clone)]
@@ -43,6 +46,8 @@ pub struct GemmLevels {
     bgl: wgpu::BindGroupLayout,
     f32_b: TilePipelines,
     coded_b: TilePipelines,
+    /// `gemm_levels_lanes`, on a CPU adapter with 8-lane subgroups.
+    lanes: Option<GemmLevelsLanes>,
     dummies: Dummies,
     cache: TileCache,
 }
@@ -60,10 +65,19 @@ impl GemmLevels {
         Ok(GemmLevels {
             f32_b: build(false)?,
             coded_b: build(true)?,
+            lanes: match GemmF32Lanes::chosen(gpu) {
+                true => Some(GemmLevelsLanes::new(gpu)?),
+                false => None,
+            },
             bgl,
             dummies: Dummies::new(gpu)?,
             cache: TileCache::new(gpu),
         })
+    }
+
+    /// Whether this adapter runs `gemm_levels_lanes` for the untiled entry points.
+    pub fn uses_lanes(&self) -> bool {
+        self.lanes.is_some()
     }
 
     /// Records `c ← epilogue(A·op(b)ᵀ)`, `A` `[m, k]` = `a`, `op(b)` `[n, k]` in f32.
@@ -79,8 +93,7 @@ impl GemmLevels {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        let tile = self.cache.choose(a.rows, n, a.cols, &Tile::ALL);
-        self.encode_with(gpu, enc, tile, a, b, n, trans_b, epi, c)
+        self.record(gpu, enc, None, a, Operand::F32(b), n, trans_b, epi, c)
     }
 
     /// Records with an explicit tile.
@@ -97,7 +110,7 @@ impl GemmLevels {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        self.record(gpu, enc, tile, a, Operand::F32(b), n, trans_b, epi, c)
+        self.record(gpu, enc, Some(tile), a, Operand::F32(b), n, trans_b, epi, c)
     }
 
     /// Records `c ← epilogue(A·op(B)ᵀ)` with both operands TinyScript-coded: `b` stored
@@ -112,9 +125,8 @@ impl GemmLevels {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        let n = if trans_b { b.cols } else { b.rows };
-        let tile = self.cache.choose(a.rows, n, a.cols, &Tile::ALL);
-        self.encode_coded_with(gpu, enc, tile, a, b, trans_b, epi, c)
+        let n = coded_n(a, b, trans_b)?;
+        self.record(gpu, enc, None, a, Operand::Codes(b, None), n, trans_b, epi, c)
     }
 
     /// As [`GemmLevels::encode_coded`] with an explicit tile.
@@ -131,7 +143,7 @@ impl GemmLevels {
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
         let n = coded_n(a, b, trans_b)?;
-        self.record(gpu, enc, tile, a, Operand::Codes(b, None), n, trans_b, epi, c)
+        self.record(gpu, enc, Some(tile), a, Operand::Codes(b, None), n, trans_b, epi, c)
     }
 
     /// As [`GemmLevels::encode_coded`] with both tables already on the GPU: `tables` holds A's
@@ -150,16 +162,17 @@ impl GemmLevels {
     ) -> Result<()> {
         check_len("gemm_levels", "tables", tables.len(), a.table.levels.len() + b.table.levels.len())?;
         let n = coded_n(a, b, trans_b)?;
-        let tile = self.cache.choose(a.rows, n, a.cols, &Tile::ALL);
-        self.record(gpu, enc, tile, a, Operand::Codes(b, Some(tables)), n, trans_b, epi, c)
+        self.record(gpu, enc, None, a, Operand::Codes(b, Some(tables)), n, trans_b, epi, c)
     }
 
+    /// Records the product with `tile`, or with `None` the lanes kernel where the adapter has it,
+    /// else the tuned (or heuristic) tile.
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
         gpu: &Gpu,
         enc: &mut impl crate::Record,
-        tile: Tile,
+        tile: Option<Tile>,
         a: &TinyScriptTensor,
         b: Operand,
         n: usize,
@@ -200,15 +213,12 @@ impl GemmLevels {
             b_table.map_or((0, 0, 0), |t| (t.bits, !t.signed as u32, t.levels.len() as u32));
         let aux0 = a.table.bits | (b_bits << 8) | ((!a.table.signed as u32) << 16) | (b_unsigned << 17);
         let aux1 = a.table.levels.len() as u32 | (b_levels << 16);
-        let (tiles_n, total_tiles) = tiles(m as u32, n as u32, tile.edge())?;
-        let p = GemmParams {
+        let mut p = GemmParams {
             m: m as u32,
             n: n as u32,
             k: k as u32,
             flags: epi.flags(),
             trans_b: trans_b as u32,
-            tiles_n,
-            total_tiles,
             a_words: words as u32,
             b_words,
             samples: 1,
@@ -217,6 +227,24 @@ impl GemmLevels {
         };
         let bias = epi.bias.unwrap_or(&self.dummies.f32);
         let amax = epi.amax.unwrap_or(&self.dummies.u32);
+        let tile = match (tile, &self.lanes) {
+            (Some(t), _) => t,
+            (None, Some(lanes)) => {
+                let buffers = [
+                    a.codes.buffer(),
+                    a.scales.buffer(),
+                    levels.buffer(),
+                    b_buf,
+                    bias.buffer(),
+                    amax.buffer(),
+                    b_scales,
+                ];
+                let b_bits = b_table.map(|t| t.bits);
+                return lanes.record(gpu, enc, p, a.table.bits, b_bits, &self.dummies.sum, buffers, c);
+            }
+            (None, None) => self.cache.choose(m, n, k, &Tile::ALL),
+        };
+        (p.tiles_n, p.total_tiles) = tiles(m as u32, n as u32, tile.edge())?;
         let pipe = pipes.get("gemm_levels", tile)?;
         encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
             let params = uniform(gpu, "gemm_levels", &p);

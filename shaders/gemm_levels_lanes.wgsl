@@ -1,0 +1,248 @@
+// gemm_levels_lanes: gemm_levels for CPU adapters whose subgroup is one 8-wide SIMD vector
+// (lavapipe): C = epilogue(A·op(B)ᵀ) with A in TinyScript codes (A_BITS bits, one scale per row)
+// and B in f32 ([N, K], or [K, N] when p.trans_b) or, with B_CODES, in TinyScript codes (B_BITS
+// bits, stored [N, K] or [K, N], one scale per stored row), as gemm_levels. Why a kernel of its
+// own: gemm_levels runs gemm_f32's workgroup-memory tiles, which llvmpipe loads lane by lane, and
+// divides by a run-time code width for every element it decodes; on the MNIST CNN's TinyScript
+// step it took 1.5 s of 1.8. Here the code widths are pipeline constants (so a word's index and a
+// code's shift are shifts and multiplies), every element is decoded by common/levels.wgsl's
+// level_value, as gemm_levels decodes it (the same f32 operands), and the 16 x 32 tiles, k-by-k
+// multiply-adds, broadcasts and stores of gemm_f32_lanes (common/lanes.wgsl) run on them: the same
+// products added in the same order as gemm_levels' unsplit tiles, so on llvmpipe, which fuses no
+// multiply-add, the same bits.
+// With SWAP (a product narrower than the tile: common/lanes.wgsl's FLAG_SWAP, set with it) the
+// launch computes Cᵀ = op(B)·Aᵀ: its rows are op(B)'s, its columns A's; p.m and p.n are the
+// launch's (C's n and m), every other field is C's product's.
+// Entry `main` (the launcher's `vectorized` shapes: f32 B with K a multiple of 4 and, stored
+// [K, N], N too, not swapped) loads B as vec4s; `main_scalar` assembles them from scalar loads
+// (coded B, every other shape). Split along K as gemm_f32's tiles split (common/gemm.wgsl's
+// split_tile: a split's partial sums, without epilogue, at c[split·M·N..], which the launcher
+// adds); rows and columns past M and N read zeros and are not stored; elements past K read zeros.
+// Bindings: as gemm_levels' (0 params, 1 a codes, 2 a scales, 3 levels, 4 b, 5 bias, 6 c,
+// 7 amax, 8 b scales). Reference: src/reference/gemm_levels.rs (decode, then f64; compared within
+// a stated bound).
+
+override B_CODES: bool = false;
+override A_BITS: u32 = 4u;
+override B_BITS: u32 = 4u;
+override SWAP: bool = false;
+
+@group(0) @binding(0) var<uniform> p: GemmParams;
+@group(0) @binding(1) var<storage, read> a_codes: array<u32>;
+@group(0) @binding(2) var<storage, read> a_scales: array<f32>;
+@group(0) @binding(3) var<storage, read> levels: array<u32>;
+@group(0) @binding(4) var<storage, read> b: array<u32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> c: array<f32>;
+@group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
+@group(0) @binding(8) var<storage, read> b_scales: array<f32>;
+// Entry `main`'s view of an f32 B.
+@group(0) @binding(4) var<storage, read> bv: array<vec4<f32>>;
+
+// C's rows (A's) and columns (op(B)'s), whichever way the launch runs.
+fn c_rows() -> u32 {
+    return select(p.m, p.n, SWAP);
+}
+
+fn c_cols() -> u32 {
+    return select(p.n, p.m, SWAP);
+}
+
+// Up to 8 levels of each operand's table in registers (as f32 of the fixed-point level, the
+// conversion level_value makes), filled by load_tables: a level is then picked by comparisons,
+// not loaded lane by lane; longer tables are read from `levels` as level_value reads them.
+var<private> table_a: mat2x4<f32>;
+var<private> table_b: mat2x4<f32>;
+
+fn fill_table(first: u32, count: u32) -> mat2x4<f32> {
+    var t: mat2x4<f32>;
+    for (var i = 0u; i < 8u; i++) {
+        t[i / 4u][i % 4u] = f32(levels[first + min(i, count - 1u)]);
+    }
+    return t;
+}
+
+fn load_tables() {
+    table_a = fill_table(0u, p.aux1 & 0xffffu);
+    if (B_CODES) {
+        table_b = fill_table(p.aux1 & 0xffffu, p.aux1 >> 16u);
+    }
+}
+
+// level_value's result for a code of the operand whose register table is t (level_value itself
+// where the table is longer than 8).
+fn decode(t: mat2x4<f32>, word: u32, col: u32, bits: u32, signed: bool, first: u32, count: u32, scale: f32) -> f32 {
+    if (count > 8u) {
+        return level_value(word, col, bits, signed, first, count, scale);
+    }
+    let per_word = 32u / bits;
+    let code = (word >> ((col % per_word) * bits)) & ((1u << bits) - 1u);
+    let sign_bit = select(0u, 1u << (bits - 1u), signed);
+    let i = min(code & ~sign_bit, count - 1u);
+    var l = t[0][0];
+    l = select(l, t[0][1], i >= 1u);
+    l = select(l, t[0][2], i >= 2u);
+    l = select(l, t[0][3], i >= 3u);
+    l = select(l, t[1][0], i >= 4u);
+    l = select(l, t[1][1], i >= 5u);
+    l = select(l, t[1][2], i >= 6u);
+    l = select(l, t[1][3], i >= 7u);
+    let v = l * (1.0 / 16777216.0) * scale;
+    return select(v, -v, (code & sign_bit) != 0u);
+}
+
+// The words holding elements k and k + 3 (the last element, if K ends first) of a coded row
+// whose first word is `at`, as indices from `at`: at most two words hold a K step's four codes.
+fn step_words(k: u32, bits: u32) -> vec2<u32> {
+    return vec2<u32>(k / (32u / bits), min(k + 3u, k_hi - 1u) / (32u / bits));
+}
+
+// A coded row stored along K at elements k .. k + 3 from the words `lo` and `hi` at step_words's
+// indices w (zeros past K); `scale` is the row's.
+fn row_codes(lo: u32, hi: u32, w: vec2<u32>, k: u32, t: mat2x4<f32>, bits: u32, signed: bool, first: u32,
+             count: u32, scale: f32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        let kk = k + j;
+        if (kk < k_hi) {
+            v[j] = decode(t, select(lo, hi, kk / (32u / bits) != w.x), kk, bits, signed, first, count, scale);
+        }
+    }
+    return v;
+}
+
+// A's row `row` at elements k .. k + 3 (zeros past its rows and past K).
+fn a_vals(row: u32, k: u32) -> vec4<f32> {
+    if (row >= c_rows()) {
+        return vec4<f32>(0.0);
+    }
+    let signed = (p.aux0 & 0x10000u) == 0u;
+    let at = row * p.a_words;
+    let w = step_words(k, A_BITS);
+    return row_codes(a_codes[at + w.x], a_codes[at + w.y], w, k, table_a, A_BITS, signed, 0u, p.aux1 & 0xffffu,
+                     a_scales[row]);
+}
+
+// op(B)'s row `col` (C's column) at elements k .. k + 3 from scalar loads (zeros past C's columns
+// and past K).
+fn b_vals(col: u32, k: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    let n = c_cols();
+    if (col >= n) {
+        return v;
+    }
+    let signed = (p.aux0 & 0x20000u) == 0u;
+    let first = p.aux1 & 0xffffu;
+    let count = p.aux1 >> 16u;
+    if (B_CODES && p.trans_b == 0u) {
+        let at = col * p.b_words;
+        let w = step_words(k, B_BITS);
+        return row_codes(b[at + w.x], b[at + w.y], w, k, table_b, B_BITS, signed, first, count, b_scales[col]);
+    }
+    for (var j = 0u; j < 4u; j++) {
+        let kk = k + j;
+        if (kk < k_hi) {
+            if (!B_CODES) {
+                v[j] = bitcast<f32>(b[select(col * p.k + kk, kk * n + col, p.trans_b == 1u)]);
+            } else {
+                // Stored [K, N]: element (kk, col), scaled by stored row kk's scale.
+                let word = b[kk * p.b_words + col / (32u / B_BITS)];
+                v[j] = decode(table_b, word, col, B_BITS, signed, first, count, b_scales[kk]);
+            }
+        }
+    }
+    return v;
+}
+
+// This lane's column cc of the tile (the stores of common/lanes.wgsl): four adjacent columns
+// where `main` loads an f32 B stored [K, N] as vec4s, else every eighth.
+var<private> adjacent: bool;
+
+fn column(n0: u32, lane: u32, cc: u32) -> u32 {
+    return select(n0 + 8u * cc + lane, n0 + 4u * lane + cc, adjacent);
+}
+
+// The four column values of this lane at elements k .. k + 3 as the tile wants them: column kk
+// of the result holds the four columns at k + kk.
+fn cols_scalar(n0: u32, k: u32, lane: u32) -> mat4x4<f32> {
+    if (SWAP) {
+        return transpose(mat4x4<f32>(a_vals(n0 + lane, k), a_vals(n0 + 8u + lane, k), a_vals(n0 + 16u + lane, k),
+                                     a_vals(n0 + 24u + lane, k)));
+    }
+    return transpose(mat4x4<f32>(b_vals(n0 + lane, k), b_vals(n0 + 8u + lane, k), b_vals(n0 + 16u + lane, k),
+                                 b_vals(n0 + 24u + lane, k)));
+}
+
+// The launch's row m0 + 8 * half + lane at elements k .. k + 3.
+fn row_vals(m0: u32, k: u32, lane: u32, half: u32) -> vec4<f32> {
+    let row = m0 + 8u * half + lane;
+    if (SWAP) {
+        return b_vals(row, k);
+    }
+    return a_vals(row, k);
+}
+
+// `main`'s B columns: vec4 loads of an f32 B ([N, K] along K, or [K, N] four adjacent columns
+// a row), columns past N clamped to the last (not stored).
+fn cols_vec4(n0: u32, k: u32, lane: u32) -> mat4x4<f32> {
+    let last = p.n - 1u;
+    if (p.trans_b == 1u) {
+        let quads = p.n / 4u;
+        let base = k * quads + min(n0 / 4u + lane, quads - 1u);
+        return mat4x4<f32>(bv[base], bv[base + quads], bv[base + 2u * quads], bv[base + 3u * quads]);
+    }
+    let k4 = k / 4u;
+    let w = p.k / 4u;
+    return transpose(mat4x4<f32>(bv[min(n0 + lane, last) * w + k4], bv[min(n0 + 8u + lane, last) * w + k4],
+                                 bv[min(n0 + 16u + lane, last) * w + k4], bv[min(n0 + 24u + lane, last) * w + k4]));
+}
+
+// This workgroup's split of K: elements k_lo .. k_hi (all of K unless split).
+var<private> k_lo: u32;
+var<private> k_hi: u32;
+
+// This workgroup's first row and column, and whether it has a tile; sets k_lo and k_hi, and with
+// splits c_off to the split's partial sums.
+fn origin(wg: vec3<u32>, nwg: vec3<u32>) -> vec3<u32> {
+    let st = split_tile(p, wg.x + wg.y * nwg.x);
+    k_lo = st.k_lo;
+    k_hi = st.k_hi;
+    c_off = st.base;
+    return vec3<u32>((st.tile / p.tiles_n) * 16u, (st.tile % p.tiles_n) * 32u, u32(st.valid));
+}
+
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let o = origin(wg, nwg);
+    if (o.z == 0u) {
+        return;
+    }
+    adjacent = p.trans_b == 1u;
+    load_tables();
+    var acc: Acc;
+    for (var k = k_lo; k < k_hi; k += 4u) {
+        let lo = a_vals(o.x + lane, k);
+        let hi = a_vals(o.x + 8u + lane, k);
+        let bt = cols_vec4(o.y, k, lane);
+        acc = mac_quads(acc, bt, rows_nt(lo, 0u), rows_nt(lo, 1u), rows_nt(hi, 0u), rows_nt(hi, 1u));
+    }
+    lanes_finish(acc, o.x, o.y, lane);
+}
+
+@compute @workgroup_size(8)
+fn main_scalar(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let o = origin(wg, nwg);
+    if (o.z == 0u) {
+        return;
+    }
+    adjacent = false;
+    load_tables();
+    var acc: Acc;
+    for (var k = k_lo; k < k_hi; k += 4u) {
+        let lo = row_vals(o.x, k, lane, 0u);
+        let hi = row_vals(o.x, k, lane, 1u);
+        let bt = cols_scalar(o.y, k, lane);
+        acc = mac_quads(acc, bt, rows_nt(lo, 0u), rows_nt(lo, 1u), rows_nt(hi, 0u), rows_nt(hi, 1u));
+    }
+    lanes_finish(acc, o.x, o.y, lane);
+}

@@ -1,0 +1,116 @@
+//! `gemm_levels_lanes`: [`super::gemm_levels`]'s products on a CPU adapter whose subgroups are one
+//! 8-wide SIMD vector (lavapipe). gemm_levels runs gemm_f32's workgroup-memory tiles, which
+//! llvmpipe loads lane by lane, and divides by a run-time code width for every element it
+//! decodes; this kernel takes the code widths as pipeline constants (one pipeline per pair of
+//! widths, built on first use), decodes every element as gemm_levels does (the same f32
+//! operands) and runs gemm_f32_lanes' 16×32 subgroup tiles on them: the same products added in
+//! the same order as gemm_levels' unsplit tiles, so, where no multiply-add is fused (llvmpipe),
+//! the same bits; narrow products as `Cᵀ = B·Aᵀ`, as gemm_f32_lanes runs them (the same bits
+//! again). Split along K as the tiled GEMMs split (a product of few tiles over a long K: a
+//! convolution's weight gradient). [`super::gemm_levels::GemmLevels`]'s untiled entry points run it
+//! wherever the adapter has it. Bindings: as gemm_levels'. Reference:
+//! [`crate::reference::gemm_levels_lanes`].
+
+use super::col_sum::ColSum;
+use super::gemm::{encode_split, flags, lanes_padded, lanes_swaps, tiles_rect, workgroups, GemmParams};
+use super::gemm_f32_lanes::{GemmF32Lanes, TILE_M, TILE_N};
+use super::{dispatch, layouts, pipeline, uniform, Slot};
+use crate::tensor::GpuBuffer;
+use crate::{Gpu, Result};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Bind slots: as gemm_levels'.
+pub(crate) const SLOTS: &[Slot] =
+    &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Write, Slot::Read];
+
+/// What selects one of the kernel's pipelines.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+struct Key {
+    /// B's code width, or `None` for an f32 B.
+    b_bits: Option<u32>,
+    a_bits: u32,
+    swap: bool,
+    /// Entry `main` (vec4 loads of an f32 B) rather than `main_scalar`.
+    vec4: bool,
+}
+
+/// The lanes TinyScript GEMM.
+pub struct GemmLevelsLanes {
+    bgl: wgpu::BindGroupLayout,
+    layout: wgpu::PipelineLayout,
+    pipelines: Mutex<HashMap<Key, wgpu::ComputePipeline>>,
+}
+
+impl GemmLevelsLanes {
+    /// Whether `gpu` can run this kernel ([`GemmF32Lanes::available`]).
+    pub fn available(gpu: &Gpu) -> bool {
+        GemmF32Lanes::available(gpu)
+    }
+
+    /// The kernel; its pipelines are built as launches need them. An error on an adapter without
+    /// 8-lane subgroups.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        GemmF32Lanes::require(gpu, "gemm_levels_lanes")?;
+        let (bgl, layout) = layouts(gpu, "gemm_levels_lanes", SLOTS);
+        Ok(GemmLevelsLanes { bgl, layout, pipelines: Mutex::new(HashMap::new()) })
+    }
+
+    fn pipeline(&self, gpu: &Gpu, key: Key) -> Result<wgpu::ComputePipeline> {
+        let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&key) {
+            return Ok(p.clone());
+        }
+        let constants = [
+            ("B_CODES", key.b_bits.is_some() as u32 as f64),
+            ("A_BITS", key.a_bits as f64),
+            ("B_BITS", key.b_bits.unwrap_or(key.a_bits) as f64),
+            ("SWAP", key.swap as u32 as f64),
+        ];
+        let entry = if key.vec4 { "main" } else { "main_scalar" };
+        let p = pipeline(gpu, "gemm_levels_lanes", entry, &self.layout, &constants)?;
+        cache.insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Records `c ← ` the product of `p` (gemm_levels' params, already checked: C's m, n, k,
+    /// epilogue flags, trans_b, words and `aux`) with `buffers` bound as gemm_levels binds them
+    /// (all but c), split along K as [`encode_split`] plans it (`sum` adding the splits). `a_bits`
+    /// and `b_bits` (`None`: B in f32) are the operands' code widths.
+    pub(crate) fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        mut p: GemmParams,
+        a_bits: u32,
+        b_bits: Option<u32>,
+        sum: &ColSum,
+        buffers: [&wgpu::Buffer; 7],
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        // A tile's rows cost a lane two decoded vec4s of a K step, its columns four: with an f32
+        // B, Cᵀ would decode A on the dearer side, so it is taken only where it halves the tiles'
+        // outputs (N ≤ 16: a classifier's 10 classes), not for a few columns of padding.
+        let (m, n) = (p.m as usize, p.n as usize);
+        let swap = match b_bits {
+            Some(_) => lanes_swaps(m, n),
+            None => 2 * lanes_padded(n, m) <= lanes_padded(m, n),
+        };
+        // Entry `main`'s vec4s each stay within a row of an f32 B.
+        let vec4 = b_bits.is_none() && !swap && p.k.is_multiple_of(4) && (p.trans_b == 0 || p.n.is_multiple_of(4));
+        if swap {
+            (p.m, p.n) = (p.n, p.m);
+        }
+        let (tiles_n, total_tiles) = tiles_rect(p.m, p.n, TILE_M, TILE_N)?;
+        (p.tiles_n, p.total_tiles, p.batches) = (tiles_n, total_tiles, 1);
+        let pipe = self.pipeline(gpu, Key { b_bits, a_bits, swap, vec4 })?;
+        let [a_codes, a_scales, levels, b, bias, amax, b_scales] = buffers;
+        // Split as C's product would be (the swap is no epilogue).
+        encode_split(gpu, enc, sum, p, c, |enc, target, mut p| {
+            p.flags |= if swap { flags::SWAP } else { 0 };
+            let params = uniform(gpu, "gemm_levels_lanes", &p);
+            let bound = [&params, a_codes, a_scales, levels, b, bias, target, amax, b_scales];
+            dispatch(gpu, enc, "gemm_levels_lanes", &pipe, &self.bgl, &bound, workgroups(&p))
+        })
+    }
+}
