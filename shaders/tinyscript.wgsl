@@ -10,8 +10,9 @@
 //                  `transposed`, x is stored [cols, rows] and its transpose is quantized (the
 //                  random draw of element (row, col) still uses index row·cols + col).
 // quantize_row_thread: quantize_row by one thread per row, no workgroup memory or barriers (CPU
-//                  adapters: on llvmpipe a barrier suspends every 8-lane piece of the workgroup
-//                  in turn, and the tree takes nine); the same maximum, scale and codes.
+//                  adapters, tensors of 128 rows or more: on llvmpipe a barrier suspends every
+//                  8-lane piece of the workgroup in turn, and the tree takes nine); the same
+//                  maximum, scale and codes.
 // dequantize:      one thread per element.
 // Reference: src/reference/tinyscript.rs (codes and scales bit-exact; moments within a bound).
 // Stochastic draws use key rng_key(seed, stream + StepState.stream_base).
@@ -134,6 +135,64 @@ fn sign_bit() -> u32 {
     return select(0u, 1u << (p.bits - 1u), p.signed == 1u);
 }
 
+// The table's first 16 levels in registers (fill_levels, which each quantize entry calls first),
+// those past its last level repeating it: tables of up to 16 levels are searched by comparisons
+// rather than by loads from `levels` (on llvmpipe each a load per lane), which took two thirds of
+// the CNN's largest TinyScript quantizer launch.
+var<private> lv: array<vec4<u32>, 4>;
+
+fn fill_levels() {
+    for (var i = 0u; i < 16u; i++) {
+        lv[i / 4u][i % 4u] = levels[min(i, p.n_levels - 1u)];
+    }
+}
+
+// Register level i, for i < 16 (a constant once the loops below unroll).
+fn lv_at(i: u32) -> u32 {
+    return lv[i / 4u][i % 4u];
+}
+
+// For u ≤ ONE: (k, L_k, L_k+1) with L_k the last level ≤ u (L_k+1 = L_k = ONE where k is the top
+// level n).
+fn level_bracket(u: u32) -> vec3<u32> {
+    let n = p.n_levels - 1u;
+    if (n >= 16u) {
+        // By binary search over levels[0..=n].
+        var lo = 0u;
+        var hi = n;
+        while (lo < hi) {
+            let mid = (lo + hi + 1u) / 2u;
+            if (levels[mid] <= u) {
+                lo = mid;
+            } else {
+                hi = mid - 1u;
+            }
+        }
+        return vec3<u32>(lo, levels[lo], levels[min(lo + 1u, n)]);
+    }
+    // Count the levels ≤ u (L_0 = 0 always is), keep the largest of them and the smallest above
+    // u; the repeats of L_n = ONE past n count only where u = ONE, so k is capped at n.
+    var k = 0u;
+    var below = 0u;
+    var above = ONE;
+    for (var i = 1u; i < 8u; i++) {
+        let l = lv_at(i);
+        k += select(0u, 1u, l <= u);
+        below = select(below, l, l <= u);
+        above = min(above, select(ONE, l, l > u));
+    }
+    if (n >= 8u) {
+        for (var i = 8u; i < 16u; i++) {
+            let l = lv_at(i);
+            k += select(0u, 1u, l <= u);
+            below = select(below, l, l <= u);
+            above = min(above, select(ONE, l, l > u));
+        }
+    }
+    k = min(k, n);
+    return vec3<u32>(k, below, select(above, below, k == n));
+}
+
 fn ts_encode(v: f32, inv: f32, idx: u32) -> u32 {
     let n = p.n_levels - 1u;
     let sign_bit = sign_bit();
@@ -152,21 +211,11 @@ fn ts_encode(v: f32, inv: f32, idx: u32) -> u32 {
         return 0u;
     }
     let u = fixed24(abs);
-    // The last level <= u, by binary search over levels[0..=n].
-    var lo = 0u;
-    var hi = n;
-    while (lo < hi) {
-        let mid = (lo + hi + 1u) / 2u;
-        if (levels[mid] <= u) {
-            lo = mid;
-        } else {
-            hi = mid - 1u;
-        }
-    }
-    var k = lo;
+    let b = level_bracket(u);
+    var k = b.x;
     if (k < n) {
-        let d = u - levels[k];
-        let g = levels[k + 1u] - levels[k];
+        let d = u - b.y;
+        let g = b.z - b.y;
         var up = 2u * d > g;
         if (p.stochastic == 1u) {
             up = mul_hi24(rng_draw24(rng_key(p.seed, p.stream + st.stream_base), idx), g) < d;
@@ -211,6 +260,7 @@ fn row_word(row: u32, w: u32, inv: f32) -> u32 {
 
 @compute @workgroup_size(256)
 fn quantize_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    fill_levels();
     let row = flat_workgroup(wg, nwg);
     let valid = row < p.rows;
     var m = 0u;
@@ -253,6 +303,7 @@ fn quantize_row_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
     if (row >= p.rows) {
         return;
     }
+    fill_levels();
     var m = 0u;
     for (var c = 0u; c < p.cols; c++) {
         m = max(m, amax_bits(x[src_index(row, c)]));

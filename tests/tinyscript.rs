@@ -100,7 +100,8 @@ fn quantize_and_dequantize_match_the_spec_bit_for_bit() {
         for table in
             [LevelTable::uniform(bits).unwrap(), fitted, LevelTable::uniform_as(bits, false).unwrap(), fitted_u]
         {
-            for (rows, cols) in [(1usize, 1usize), (3, 1000), (33, 65), (2, 5000)] {
+            // (A CPU adapter's layouts quantize rows by threads from 128 rows, by workgroups below.)
+            for (rows, cols) in [(1usize, 1usize), (3, 1000), (33, 65), (2, 5000), (130, 37)] {
                 let x = data(rows * cols, bits + rows as u32, true);
                 let xb = GpuBuffer::from_slice(g, "x", &x).unwrap();
                 for rounding in [Rounding::Nearest, Rounding::Stochastic { seed: 7, stream: bits }] {

@@ -73,7 +73,9 @@ pub struct TinyScript {
     finish: wgpu::ComputePipeline,
     quantize: wgpu::ComputePipeline,
     /// On CPU adapters' layouts, entry `quantize_row_thread`: a thread per row, no barriers (the
-    /// same codes and scales as `quantize_row`'s workgroup per row).
+    /// same codes and scales as `quantize_row`'s workgroup per row), for tensors of at least
+    /// 2·`THREAD_WG` = 128 rows (fewer rows, a gradient's few long columns, would leave a core idle:
+    /// they keep a workgroup each).
     quantize_thread: Option<wgpu::ComputePipeline>,
     dequantize: wgpu::ComputePipeline,
     /// Stand-ins for the bindings an entry point does not use (one per binding: a buffer may
@@ -322,10 +324,11 @@ impl TinyScript {
             stream,
             pad: 0,
         };
-        // A workgroup per row, or on a CPU adapter's layouts a thread per row (64 a workgroup).
+        // A workgroup per row, or on a CPU adapter's layouts a thread per row (64 a workgroup)
+        // where there are rows for two workgroups or more.
         let (pipe, workgroups) = match &self.quantize_thread {
-            Some(t) => (t, rows.div_ceil(THREAD_WG) as u32),
-            None => (&self.quantize, rows as u32),
+            Some(t) if rows >= 2 * THREAD_WG => (t, rows.div_ceil(THREAD_WG) as u32),
+            _ => (&self.quantize, rows as u32),
         };
         let (codes, scales) = (Some(&t.codes), Some(&t.scales));
         self.run(gpu, enc, pipe, &p, Some(x), codes, scales, Some(&t.levels), None, workgroups)?;
