@@ -75,10 +75,8 @@ fn decode(t: mat2x4<f32>, word: u32, col: u32, bits: u32, signed: bool, first: u
     if (count > 8u) {
         return level_value(word, col, bits, signed, first, count, scale);
     }
-    let per_word = 32u / bits;
-    let code = (word >> ((col % per_word) * bits)) & ((1u << bits) - 1u);
-    let sign_bit = select(0u, 1u << (bits - 1u), signed);
-    let i = min(code & ~sign_bit, count - 1u);
+    let c = level_code(word, col, bits, signed, count);
+    let i = c.x;
     var l = t[0][0];
     l = select(l, t[0][1], i >= 1u);
     l = select(l, t[0][2], i >= 2u);
@@ -87,8 +85,7 @@ fn decode(t: mat2x4<f32>, word: u32, col: u32, bits: u32, signed: bool, first: u
     l = select(l, t[1][1], i >= 5u);
     l = select(l, t[1][2], i >= 6u);
     l = select(l, t[1][3], i >= 7u);
-    let v = l * (1.0 / 16777216.0) * scale;
-    return select(v, -v, (code & sign_bit) != 0u);
+    return signed_level(l, c, scale);
 }
 
 // The words holding elements k and k + 3 (the last element, if K ends first) of a coded row

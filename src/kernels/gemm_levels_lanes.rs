@@ -6,7 +6,8 @@
 //! operands) and runs gemm_f32_lanes' 16×32 subgroup tiles on them: the same products added in
 //! the same order as gemm_levels' unsplit tiles, so, where no multiply-add is fused (llvmpipe),
 //! the same bits; narrow products as `Cᵀ = B·Aᵀ`, as gemm_f32_lanes runs them (the same bits
-//! again). Split along K as the tiled GEMMs split (a product of few tiles over a long K: a
+//! again; with an f32 B only where that halves the tiles' outputs, since Cᵀ decodes A on the
+//! side of the tile that loads twice as many values). Split along K as the tiled GEMMs split (a product of few tiles over a long K: a
 //! convolution's weight gradient). [`super::gemm_levels::GemmLevels`]'s untiled entry points run it
 //! wherever the adapter has it. Bindings: as gemm_levels'. Reference:
 //! [`crate::reference::gemm_levels_lanes`].
