@@ -36,22 +36,16 @@ fn fp8_decode(code: u32, ebits: u32, mbits: u32, bias: i32, has_inf: bool) -> f3
     let exp = mag >> mbits;
     let m = mag & ((1u << mbits) - 1u);
     let emax = (1u << ebits) - 1u;
-    if (has_inf && exp == emax) {
-        if (m == 0u) {
-            return bitcast<f32>(sign | 0x7f800000u);
-        }
-        return bitcast<f32>(0x7fc00000u);
-    }
-    if (!has_inf && mag == 0x7fu) {
-        return bitcast<f32>(0x7fc00000u);
-    }
-    var abs = 0.0;
-    if (exp == 0u) {
-        abs = f32(m) * bitcast<f32>(u32(127 + 1 - bias - i32(mbits)) << 23u);
-    } else {
-        abs = bitcast<f32>((u32(i32(exp) - bias + 127) << 23u) | (m << (23u - mbits)));
-    }
-    return bitcast<f32>(bitcast<u32>(abs) | sign);
+    // Without a branch on the code (the GEMMs decode every element, and a lane-divergent branch
+    // runs both ways): a normal code's exponent and mantissa moved into f32's fields and
+    // rebiased, a subnormal one (exp = 0) as m units of 2^(1 - bias - mbits), exact either way;
+    // then the specials.
+    let normal = (mag << (23u - mbits)) + (u32(127 - bias) << 23u);
+    let sub = bitcast<u32>(f32(m) * bitcast<f32>(u32(127 + 1 - bias - i32(mbits)) << 23u));
+    let inf = has_inf && exp == emax && m == 0u;
+    let nan = select(mag == 0x7fu, exp == emax && m != 0u, has_inf);
+    let abs = select(select(normal, sub, exp == 0u), 0x7f800000u, inf);
+    return bitcast<f32>(select(abs | sign, 0x7fc00000u, nan));
 }
 
 // The value of code `code` of an FP8 GEMM operand in format `fmt` (gemm_fp8's ids: 3 = E5M2, else
