@@ -11,7 +11,8 @@
 // of 4, each lane loads its four pixels' dY vec4s (gathered: each pixel's own row o) and two of
 // the step's 16 W vec4s (item i: row k + i / 4, channels 4 (i % 4) .. of the tile; lane L loads
 // items L and 8 + L), which reach every lane by subgroupBroadcast: as gemm_f32_lanes, 6 loads
-// per 256 multiply-adds. Needs C and K multiples of 4 (every vec4 within one row; the launcher
+// per 256 multiply-adds (common/col2im_w.wgsl, shared with gemm_levels_col2im, over this file's
+// load_dy). Needs C and K multiples of 4 (every vec4 within one row; the launcher
 // checks). Rows of pixels past the image and of taps outside it read zeros (load_dy past M);
 // channels past C read zeros and are not stored.
 // Bindings: 0 GemmParams, 1 dy (read), 2 w (read), 3 dx (read-write), 4 ConvParams.
@@ -29,34 +30,6 @@ fn load_dy(o: u32, k: u32) -> vec4<f32> {
         return vec4<f32>(0.0);
     }
     return dy[(o * p.k + k) / 4u];
-}
-
-// Item i of the K step at k of the tap whose columns start at `tap`, channels from c0: W's row
-// k + i / 4, channels c0 + 4 (i % 4) .. + 3 (zeros past C).
-fn load_w(tap: u32, c0: u32, k: u32, i: u32) -> vec4<f32> {
-    let ch = c0 + 4u * (i % 4u);
-    if (ch >= cv.c) {
-        return vec4<f32>(0.0);
-    }
-    return w[((k + i / 4u) * p.n + tap + ch) / 4u];
-}
-
-// The tap's values of the lane's four pixels (common/col2im_tile.wgsl's fold_taps).
-fn tap_values(o: vec4<u32>, tap: u32, c0: u32, lane: u32) -> Px {
-    var v: Px;
-    for (var k = 0u; k < p.k; k += 4u) {
-        let v0 = load_w(tap, c0, k, lane);
-        let v1 = load_w(tap, c0, k, 8u + lane);
-        let w0 = broadcast_quarter(v0, v1, 0u);
-        let w1 = broadcast_quarter(v0, v1, 1u);
-        let w2 = broadcast_quarter(v0, v1, 2u);
-        let w3 = broadcast_quarter(v0, v1, 3u);
-        v.q0 = mac_by_k(v.q0, load_dy(o.x, k), w0, w1, w2, w3);
-        v.q1 = mac_by_k(v.q1, load_dy(o.y, k), w0, w1, w2, w3);
-        v.q2 = mac_by_k(v.q2, load_dy(o.z, k), w0, w1, w2, w3);
-        v.q3 = mac_by_k(v.q3, load_dy(o.w, k), w0, w1, w2, w3);
-    }
-    return v;
 }
 
 @compute @workgroup_size(8)

@@ -48,64 +48,12 @@ fn c_cols() -> u32 {
     return select(p.n, p.m, SWAP);
 }
 
-// Up to 8 levels of each operand's table in registers (as f32 of the fixed-point level, the
-// conversion level_value makes), filled by load_tables: a level is then picked by comparisons,
-// not loaded lane by lane; longer tables are read from `levels` as level_value reads them.
-var<private> table_a: mat2x4<f32>;
-var<private> table_b: mat2x4<f32>;
-
-fn fill_table(first: u32, count: u32) -> mat2x4<f32> {
-    var t: mat2x4<f32>;
-    for (var i = 0u; i < 8u; i++) {
-        t[i / 4u][i % 4u] = f32(levels[first + min(i, count - 1u)]);
-    }
-    return t;
-}
-
+// Fills the register tables (common/levels_lanes.wgsl) of A and of a coded B.
 fn load_tables() {
     table_a = fill_table(0u, p.aux1 & 0xffffu);
     if (B_CODES) {
         table_b = fill_table(p.aux1 & 0xffffu, p.aux1 >> 16u);
     }
-}
-
-// level_value's result for a code of the operand whose register table is t (level_value itself
-// where the table is longer than 8).
-fn decode(t: mat2x4<f32>, word: u32, col: u32, bits: u32, signed: bool, first: u32, count: u32, scale: f32) -> f32 {
-    if (count > 8u) {
-        return level_value(word, col, bits, signed, first, count, scale);
-    }
-    let c = level_code(word, col, bits, signed, count);
-    let i = c.x;
-    var l = t[0][0];
-    l = select(l, t[0][1], i >= 1u);
-    l = select(l, t[0][2], i >= 2u);
-    l = select(l, t[0][3], i >= 3u);
-    l = select(l, t[1][0], i >= 4u);
-    l = select(l, t[1][1], i >= 5u);
-    l = select(l, t[1][2], i >= 6u);
-    l = select(l, t[1][3], i >= 7u);
-    return signed_level(l, c, scale);
-}
-
-// The words holding elements k and k + 3 (the last element, if K ends first) of a coded row
-// whose first word is `at`, as indices from `at`: at most two words hold a K step's four codes.
-fn step_words(k: u32, bits: u32) -> vec2<u32> {
-    return vec2<u32>(k / (32u / bits), min(k + 3u, k_hi - 1u) / (32u / bits));
-}
-
-// A coded row stored along K at elements k .. k + 3 from the words `lo` and `hi` at step_words's
-// indices w (zeros past K); `scale` is the row's.
-fn row_codes(lo: u32, hi: u32, w: vec2<u32>, k: u32, t: mat2x4<f32>, bits: u32, signed: bool, first: u32,
-             count: u32, scale: f32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    for (var j = 0u; j < 4u; j++) {
-        let kk = k + j;
-        if (kk < k_hi) {
-            v[j] = decode(t, select(lo, hi, kk / (32u / bits) != w.x), kk, bits, signed, first, count, scale);
-        }
-    }
-    return v;
 }
 
 // A's row `row` at elements k .. k + 3 (zeros past its rows and past K).
@@ -115,9 +63,9 @@ fn a_vals(row: u32, k: u32) -> vec4<f32> {
     }
     let signed = (p.aux0 & 0x10000u) == 0u;
     let at = row * p.a_words;
-    let w = step_words(k, A_BITS);
-    return row_codes(a_codes[at + w.x], a_codes[at + w.y], w, k, table_a, A_BITS, signed, 0u, p.aux1 & 0xffffu,
-                     a_scales[row]);
+    let w = step_words(k, k_hi, A_BITS);
+    return row_codes(a_codes[at + w.x], a_codes[at + w.y], w, k, k_hi, table_a, A_BITS, signed, 0u,
+                     p.aux1 & 0xffffu, a_scales[row]);
 }
 
 // op(B)'s row `col` (C's column) at elements k .. k + 3 from scalar loads (zeros past C's columns
@@ -133,8 +81,8 @@ fn b_vals(col: u32, k: u32) -> vec4<f32> {
     let count = p.aux1 >> 16u;
     if (B_CODES && p.trans_b == 0u) {
         let at = col * p.b_words;
-        let w = step_words(k, B_BITS);
-        return row_codes(b[at + w.x], b[at + w.y], w, k, table_b, B_BITS, signed, first, count, b_scales[col]);
+        let w = step_words(k, k_hi, B_BITS);
+        return row_codes(b[at + w.x], b[at + w.y], w, k, k_hi, table_b, B_BITS, signed, first, count, b_scales[col]);
     }
     for (var j = 0u; j < 4u; j++) {
         let kk = k + j;

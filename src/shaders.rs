@@ -39,7 +39,9 @@ pub const COMMON: &[(&str, &str)] = &[
     ("int_codes", include_str!("../shaders/common/int_codes.wgsl")),
     ("lanes", include_str!("../shaders/common/lanes.wgsl")),
     ("levels", include_str!("../shaders/common/levels.wgsl")),
+    ("levels_lanes", include_str!("../shaders/common/levels_lanes.wgsl")),
     ("col2im_tile", include_str!("../shaders/common/col2im_tile.wgsl")),
+    ("col2im_w", include_str!("../shaders/common/col2im_w.wgsl")),
     ("teams", include_str!("../shaders/common/teams.wgsl")),
 ];
 
@@ -214,7 +216,7 @@ pub const KERNELS: &[KernelSource] = &[
     },
     KernelSource {
         name: "gemm_f32_col2im",
-        includes: &["quant", "fp8", "gemm", "conv", "col2im_tile"],
+        includes: &["quant", "fp8", "gemm", "conv", "col2im_tile", "col2im_w"],
         body: include_str!("../shaders/gemm_f32_col2im.wgsl"),
     },
     KernelSource {
@@ -243,8 +245,13 @@ pub const KERNELS: &[KernelSource] = &[
         body: include_str!("../shaders/gemm_levels.wgsl"),
     },
     KernelSource {
+        name: "gemm_levels_col2im",
+        includes: &["quant", "fp8", "gemm", "conv", "col2im_tile", "col2im_w", "levels", "levels_lanes"],
+        body: include_str!("../shaders/gemm_levels_col2im.wgsl"),
+    },
+    KernelSource {
         name: "gemm_levels_lanes",
-        includes: &["quant", "fp8", "gemm", "lanes", "levels"],
+        includes: &["quant", "fp8", "gemm", "lanes", "levels", "levels_lanes"],
         body: include_str!("../shaders/gemm_levels_lanes.wgsl"),
     },
     KernelSource { name: "gemm_fp8", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_fp8.wgsl") },
@@ -328,13 +335,14 @@ pub const UNCHECKED: &[&str] = &["gemm_f32", "gemm_f32_naive", "gemm_fp8", "gemm
 /// that validate them: `peak_coop` uses cooperative matrices (SPIR-V's `CooperativeMatrixKHR`;
 /// no MSL or HLSL translation), f16 and subgroups; the lanes GEMMs (`gemm_f32_lanes`,
 /// `gemm_int_lanes`, `gemm_fp8_lanes`, `gemm_levels_lanes`) and the fused input gradients (`gemm_int_col2im`,
-/// `gemm_f32_col2im`, `gemm_fp8_col2im`) use subgroups.
+/// `gemm_f32_col2im`, `gemm_fp8_col2im`, `gemm_levels_col2im`) use subgroups.
 pub const NEEDS_FEATURES: &[&str] = &[
     "peak_coop",
     "gemm_f32_lanes",
     "gemm_int_lanes",
     "gemm_fp8_lanes",
     "gemm_levels_lanes",
+    "gemm_levels_col2im",
     "gemm_int_col2im",
     "gemm_f32_col2im",
     "gemm_fp8_col2im",

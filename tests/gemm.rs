@@ -1448,6 +1448,98 @@ fn fused_f32_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
 }
 
 #[test]
+fn fused_levels_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
+    use lowbit::kernels::gemm_levels::GemmLevels;
+    use lowbit::kernels::gemm_levels_col2im::GemmLevelsCol2im;
+    use lowbit::kernels::im2col::{ConvGeom, Im2col};
+    use lowbit::kernels::tinyscript::TinyScript;
+    use lowbit::tinyscript::LevelTable;
+    let g = gpu();
+    let here = runs_lanes_kernel("gemm_levels_col2im", GemmLevelsCol2im::available(g));
+    if !here {
+        let err = GemmLevelsCol2im::new(g).err().expect("built without 8-lane subgroups");
+        assert!(err.to_string().contains("subgroups"), "{err}");
+        return;
+    }
+    let (kernel, gemm, fold) =
+        (GemmLevelsCol2im::new(g).unwrap(), GemmLevels::new(g).unwrap(), Im2col::new(g).unwrap());
+    let ts = TinyScript::new(g).unwrap();
+    let geom = |batch, h, w, c, k, stride, pad| ConvGeom { batch, h, w, c, kh: k, kw: k, stride, pad };
+    // As the f32 kernel's test: the MNIST CNN's conv2 at batch 2, two channel groups, a partial
+    // group, a strided 1x1, a kernel past its stride, stride 2, K of one vec4; with dY's codes 3
+    // bits signed (4 levels, in registers), 8 bits signed (128, read from the table) and 4 bits
+    // unsigned (16) on nonnegative data, and K not a multiple of the codes per word.
+    let cases = [
+        (geom(2, 14, 14, 16, 5, 1, 2), 32, (3u32, true)),
+        (geom(3, 8, 8, 32, 3, 1, 1), 16, (8, true)),
+        (geom(2, 5, 6, 4, 3, 1, 1), 12, (4, false)),
+        (geom(1, 6, 6, 20, 1, 2, 0), 12, (3, true)),
+        (geom(1, 10, 10, 8, 4, 3, 1), 40, (3, true)),
+        (geom(2, 9, 7, 4, 3, 2, 1), 4, (8, true)),
+    ];
+    for &(geo, k, (bits, signed)) in &cases {
+        let (m, n) = (geo.rows(), geo.kdim());
+        let what = format!("gemm_levels_col2im {geo:?} K {k} {bits}b signed={signed}");
+        let mut dy = data(m * k, 115 + bits, false);
+        if !signed {
+            dy.iter_mut().for_each(|v| *v = v.abs());
+        }
+        let table = LevelTable::uniform_as(bits, signed).unwrap();
+        let (dyb, wb) = (common::buf(&dy), common::buf(&data(k * n, 116, false)));
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        let q =
+            ts.encode_quantize(g, &mut enc, &dyb, m, k, &table, Rounding::Stochastic { seed: 5, stream: 6 }).unwrap();
+        g.queue.submit([enc.finish()]);
+        assert!(GemmLevelsCol2im::fits(&geo, k), "{what}: should fit");
+        let dx = GpuBuffer::from_slice(g, "dx", &vec![f32::NAN; geo.input_len()]).unwrap();
+        submit(|e| kernel.encode(g, e, &geo, &q, &wb, &dx).unwrap());
+        let got = dx.read(g).unwrap();
+        let dcols = GpuBuffer::<f32>::zeros(g, "dcols", m * n).unwrap();
+        let unfused = GpuBuffer::<f32>::zeros(g, "unfused", geo.input_len()).unwrap();
+        submit(|e| {
+            gemm.encode(g, e, &q, &wb, n, true, &Epilogue::default(), &dcols).unwrap();
+            fold.encode_fold(g, e, &geo, &dcols, &unfused).unwrap();
+        });
+        common::assert_f32_bits_eq(&format!("{what} vs gemm_levels + col2im"), &got, &unfused.read(g).unwrap());
+        let (codes, scales) = (q.codes.read(g).unwrap(), q.scales.read(g).unwrap());
+        let w = wb.read(g).unwrap();
+        let want = reference::gemm_levels_col2im::gemm_levels_col2im(&codes, &scales, &table, k, &w, &geo);
+        check(&what, &got, &want, f32_bound(k) + (geo.kh * geo.kw) as f64 * 2f64.powi(-23));
+    }
+    // What it refuses, with nothing written: channels or K not multiples of 4, dY of another
+    // convolution, short buffers.
+    let geo = geom(1, 4, 4, 4, 3, 1, 1);
+    let marker = vec![7.0f32; geo.input_len()];
+    let dx = GpuBuffer::from_slice(g, "dx", &marker).unwrap();
+    let table = LevelTable::uniform(3).unwrap();
+    let coded = |rows: usize, cols: usize| {
+        let x = common::buf(&data(rows * cols, 117, false));
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        let q = ts.encode_quantize(g, &mut enc, &x, rows, cols, &table, Rounding::Nearest).unwrap();
+        g.queue.submit([enc.finish()]);
+        q
+    };
+    let (q8, q6, q_other) = (coded(geo.rows(), 8), coded(geo.rows(), 6), coded(geo.rows() + 1, 8));
+    let w = common::buf(&data(8 * geo.kdim(), 118, false));
+    let three = geom(1, 4, 4, 3, 3, 1, 1);
+    assert!(!GemmLevelsCol2im::fits(&three, 8) && !GemmLevelsCol2im::fits(&geo, 6));
+    let short = GpuBuffer::from_slice(g, "short", &marker[1..]).unwrap();
+    let short_w = GpuBuffer::from_slice(g, "short w", &vec![1.0f32; 8 * geo.kdim() - 1]).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    for (what, r) in [
+        ("three channels", kernel.encode(g, &mut enc, &three, &q8, &w, &dx)),
+        ("K of 6", kernel.encode(g, &mut enc, &geo, &q6, &w, &dx)),
+        ("another convolution's dY", kernel.encode(g, &mut enc, &geo, &q_other, &w, &dx)),
+        ("short dx", kernel.encode(g, &mut enc, &geo, &q8, &w, &short)),
+        ("short w", kernel.encode(g, &mut enc, &geo, &q8, &short_w, &dx)),
+    ] {
+        assert_refused(what, r);
+    }
+    g.queue.submit([enc.finish()]);
+    assert_eq!(dx.read(g).unwrap(), marker, "a refused launch wrote dx");
+}
+
+#[test]
 fn fused_fp8_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
     use lowbit::kernels::gemm_fp8_col2im::GemmFp8Col2im;
     use lowbit::kernels::im2col::ConvGeom;

@@ -287,7 +287,8 @@ fn no_op_reads_scratch_it_did_not_write() {
 #[test]
 fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() {
     // On a CPU adapter with 8-lane subgroups, a convolution's input gradient runs its
-    // product and col2im in one launch (gemm_int_col2im, gemm_f32_col2im, gemm_fp8_col2im);
+    // product and col2im in one launch (gemm_int_col2im, gemm_f32_col2im, gemm_fp8_col2im,
+    // gemm_levels_col2im);
     // PlanOptions::unfused records the product into dcols and col2im instead (and the rotated
     // operands of the block-scaled presets as the rotation, the quantizer and col_sum apart, and
     // a weight's Wᵀ in the backward instead of in W's launch, a dense layer's Xᵀ apart from
@@ -318,6 +319,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
         ("luq4+smp2", true),
         ("fp8", true),
         ("mxfp8", true),
+        ("tinyscript3", true),
     ];
     // Batches of 16 rows: the block-scaled presets rotate the MLP's weight-gradient operands in
     // blocks of 16 rows.
@@ -372,8 +374,9 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             // fours: every one but the first (one channel in), which is every convolution whose
             // input gradient is taken.
             let unfolds = if g.cpu_layouts() { convs } else { 0 };
+            // (TinyScript fuses nothing but the input gradient's fold.)
             let both = match scheme {
-                "fp32" => 0,
+                "fp32" | "tinyscript3" => 0,
                 "mxfp8" | "nvfp4" => middle_both,
                 _ => middle_both + 1 + dense + grads + unfolds,
             };

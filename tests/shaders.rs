@@ -140,7 +140,7 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
         ("gemm_fp8" | "gemm_fp8_lanes" | "gemm_fp8_col2im", "FMT_A" | "FMT_B") => vec![2.0, 3.0, 8.0],
         (_, "WHOLE_K" | "B_CODES" | "TRANS_A" | "TRANS_B" | "SWAP") => vec![0.0, 1.0],
         // TinyScript's code widths (src/tinyscript.rs: 2 to 8 bits).
-        ("gemm_levels_lanes", "A_BITS" | "B_BITS") => (2..=8).map(f64::from).collect(),
+        ("gemm_levels_lanes" | "gemm_levels_col2im", "A_BITS" | "B_BITS") => (2..=8).map(f64::from).collect(),
         // batchnorm::V4_ROWS.
         ("batchnorm", "V4_ROWS") => vec![8.0],
         ("copy" | "add" | "relu_backward", "RUN") => vec![f64::from(lowbit::kernels::TEAM_RUN)],

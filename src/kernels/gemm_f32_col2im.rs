@@ -66,12 +66,8 @@ impl GemmF32Col2im {
         check_len(OP, "dy", dy.len(), g.rows() * k)?;
         check_len(OP, "w", w.len(), k * g.kdim())?;
         check_len(OP, "dx", dx.len(), g.input_len())?;
-        let (tiles_n, total) = tiles(OP, g)?;
-        let dims = [g.rows(), g.kdim(), k].map(u32::try_from);
-        let [Ok(m), Ok(n), Ok(kk)] = dims else {
-            return Err(Error::InvalidArgument(format!("{OP}: {g:?} with {k} channels is too large")));
-        };
-        let p = GemmParams { m, n, k: kk, tiles_n, total_tiles: total, splits: 1, ..Default::default() };
+        let p = col2im_params(OP, g, k)?;
+        let total = p.total_tiles;
         let params = uniform(gpu, OP, &p);
         let conv = uniform(gpu, "gemm_f32_col2im conv", &ConvParams::new(g, g.input_len()));
         dispatch(
@@ -84,4 +80,15 @@ impl GemmF32Col2im {
             total,
         )
     }
+}
+
+/// The params of kernel `op`'s fused product and fold for convolution `g` with `k` output
+/// channels (dcols' M and N, K, the fold's tiles), shared with `gemm_levels_col2im`.
+pub(crate) fn col2im_params(op: &str, g: &ConvGeom, k: usize) -> Result<GemmParams> {
+    let (tiles_n, total) = tiles(op, g)?;
+    let dims = [g.rows(), g.kdim(), k].map(u32::try_from);
+    let [Ok(m), Ok(n), Ok(kk)] = dims else {
+        return Err(Error::InvalidArgument(format!("{op}: {g:?} with {k} channels is too large")));
+    };
+    Ok(GemmParams { m, n, k: kk, tiles_n, total_tiles: total, splits: 1, ..Default::default() })
 }

@@ -27,6 +27,7 @@ pub mod gemm_int;
 pub mod gemm_int_col2im;
 pub mod gemm_int_lanes;
 pub mod gemm_levels;
+pub mod gemm_levels_col2im;
 pub mod gemm_levels_lanes;
 pub mod hadamard;
 pub mod hadamard_quantize_transpose;

@@ -504,6 +504,7 @@ pub(crate) fn backward<R: Record>(
     let p = p_dx;
     let fused_fold = fold.filter(|_| !cx.unfused).filter(|&g| match (p.a, p.b) {
         (Operand::F32, Operand::F32) => kk.folds_f32(g, n).is_some(),
+        (Operand::Levels { .. }, Operand::F32) => kk.folds_levels(g, n).is_some(),
         (Operand::Packed { format, granularity, samples, .. }, Operand::Packed { format: fb, granularity: gb, .. }) => {
             match (QuantLayout::new(rows, n, format, granularity), QuantLayout::new(k, n, fb, gb)) {
                 (Ok(la), Ok(lb)) => kk.folds(gpu, &la, &lb, samples),
@@ -567,7 +568,10 @@ pub(crate) fn backward<R: Record>(
             let (t, buf) = table(s, id)?;
             let r = rounding(cx, s, Product::InputGrad, stochastic);
             let qg = kk.ts.encode_quantize_with(gpu, cx.rec, &g, rows, n, false, t, buf, r)?;
-            kk.levels.encode(gpu, cx.rec, &qg, w, k, true, &none, &dx)?;
+            match fused_fold.and_then(|geom| Some((geom, kk.folds_levels(geom, n)?))) {
+                Some((geom, fused)) => fused.encode(gpu, cx.rec, geom, &qg, w, &dx)?,
+                None => kk.levels.encode(gpu, cx.rec, &qg, w, k, true, &none, &dx)?,
+            }
         }
         _ => return Err(mismatch(Product::InputGrad, &p)),
     }

@@ -19,6 +19,7 @@ use crate::kernels::gemm_fp8_col2im::GemmFp8Col2im;
 use crate::kernels::gemm_int::{GemmInt, INT_FORMATS};
 use crate::kernels::gemm_int_col2im::GemmIntCol2im;
 use crate::kernels::gemm_levels::GemmLevels;
+use crate::kernels::gemm_levels_col2im::GemmLevelsCol2im;
 use crate::kernels::hadamard::{Axis, Hadamard, RotateExtras};
 use crate::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras};
 use crate::kernels::heads::Heads;
@@ -54,6 +55,8 @@ pub struct Kernels {
     fp8_col2im: Mutex<HashMap<(Format, Format), Arc<GemmFp8Col2im>>>,
     /// The f32 convolutions' fused input gradient, where the GEMMs run their lanes kernels.
     f32_col2im: Option<GemmF32Col2im>,
+    /// The TinyScript convolutions' fused input gradient, likewise.
+    levels_col2im: Option<GemmLevelsCol2im>,
     /// im2col and col2im.
     pub im2col: Im2col,
     /// Max pooling.
@@ -109,6 +112,7 @@ impl Kernels {
             int_col2im: Mutex::new(HashMap::new()),
             fp8_col2im: Mutex::new(HashMap::new()),
             f32_col2im: GemmF32Lanes::chosen(gpu).then(|| GemmF32Col2im::new(gpu)).transpose()?,
+            levels_col2im: GemmF32Lanes::chosen(gpu).then(|| GemmLevelsCol2im::new(gpu)).transpose()?,
             im2col: Im2col::new(gpu)?,
             maxpool: MaxPool::new(gpu)?,
             avgpool: AvgPool::new(gpu)?,
@@ -370,6 +374,12 @@ impl Kernels {
     /// multiples of 4.
     pub fn folds_f32(&self, g: &ConvGeom, k: usize) -> Option<&GemmF32Col2im> {
         self.f32_col2im.as_ref().filter(|_| GemmF32Col2im::fits(g, k))
+    }
+
+    /// The TinyScript counterpart of [`Kernels::folds_f32`] (dY coded, W in f32):
+    /// [`GemmLevelsCol2im`] under the same conditions.
+    pub fn folds_levels(&self, g: &ConvGeom, k: usize) -> Option<&GemmLevelsCol2im> {
+        self.levels_col2im.as_ref().filter(|_| GemmLevelsCol2im::fits(g, k))
     }
 
     /// `dx ← col2im(A·Bᵀ)` for convolution `g` in one launch ([`GemmIntCol2im`] or
