@@ -17,7 +17,9 @@
 // Reference: src/reference/tinyscript.rs (codes and scales bit-exact; moments within a bound).
 // Stochastic draws use key rng_key(seed, stream + StepState.stream_base).
 // Bindings: 0 params, 1 x (read), 2 codes, 3 scales, 4 levels (read, fixed point), 5 out,
-// 6 step (StepState).
+// 6 step (StepState), 7 mask (read; the quantize entries with `masked` quantize x where
+// mask > 0 and 0 elsewhere: ReLU's backward on load, the bits of quantizing relu_backward's
+// output, with y as the mask; unmasked, the launcher binds x again).
 
 struct TsParams {
     rows: u32,
@@ -31,7 +33,7 @@ struct TsParams {
     transposed: u32,
     signed: u32,
     stream: u32,
-    pad2: u32,
+    masked: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: TsParams;
@@ -41,6 +43,7 @@ struct TsParams {
 @group(0) @binding(4) var<storage, read> levels: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<uniform> st: StepState;
+@group(0) @binding(7) var<storage, read> mask: array<f32>;
 
 const CHUNK: u32 = 4096u;
 const ONE: u32 = 16777216u;
@@ -228,6 +231,14 @@ fn ts_encode(v: f32, inv: f32, idx: u32) -> u32 {
     return select(k, sign_bit | k, (bits >> 31u) == 1u);
 }
 
+// x's element i as the quantize entries read it: with `masked`, 0 unless mask[i] > 0.
+fn x_at(i: u32) -> f32 {
+    if (p.masked == 1u) {
+        return select(0.0, x[i], mask[i] > 0.0);
+    }
+    return x[i];
+}
+
 fn src_index(row: u32, c: u32) -> u32 {
     if (p.transposed == 1u) {
         return c * p.rows + row;
@@ -252,7 +263,7 @@ fn row_word(row: u32, w: u32, inv: f32) -> u32 {
     for (var i = 0u; i < per_word; i++) {
         let c = w * per_word + i;
         if (c < p.cols) {
-            packed |= ts_encode(x[src_index(row, c)], inv, row * p.cols + c) << (i * p.bits);
+            packed |= ts_encode(x_at(src_index(row, c)), inv, row * p.cols + c) << (i * p.bits);
         }
     }
     return packed;
@@ -266,7 +277,7 @@ fn quantize_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     var m = 0u;
     if (valid) {
         for (var c = lid; c < p.cols; c += 256u) {
-            m = max(m, amax_bits(x[src_index(row, c)]));
+            m = max(m, amax_bits(x_at(src_index(row, c))));
         }
     }
     s_max[lid] = m;
@@ -306,7 +317,7 @@ fn quantize_row_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
     fill_levels();
     var m = 0u;
     for (var c = 0u; c < p.cols; c++) {
-        m = max(m, amax_bits(x[src_index(row, c)]));
+        m = max(m, amax_bits(x_at(src_index(row, c))));
     }
     let si = row_scale(m);
     scales[row] = si.x;

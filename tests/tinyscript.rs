@@ -132,6 +132,71 @@ fn quantize_and_dequantize_match_the_spec_bit_for_bit() {
 }
 
 #[test]
+fn quantizing_under_a_relu_mask_is_quantizing_relu_backwards_output() {
+    use lowbit::kernels::relu_backward::ReluBackward;
+    let g = gpu();
+    let ts = TinyScript::new(g).unwrap();
+    let relu = ReluBackward::new(g).unwrap();
+    let (_, fitted) = lowbit::tinyscript::levels_for(3, 0.2, 0.09, 1.0).unwrap();
+    // A CPU adapter's layouts quantize 130 rows by threads and 33 by workgroups; both
+    // orientations (dY for dX, dYᵀ for dW); a mask with zeros, negatives and NaN.
+    for (rows, cols) in [(33usize, 65usize), (130, 37)] {
+        let dy = data(rows * cols, 61, true);
+        let mut y = data(rows * cols, 62, false);
+        for (i, v) in y.iter_mut().enumerate() {
+            match i % 13 {
+                3 => *v = f32::NAN,
+                5 | 9 => *v = 0.0,
+                7 => *v = -0.0,
+                _ => {}
+            }
+        }
+        let (dyb, yb) = (GpuBuffer::from_slice(g, "dy", &dy).unwrap(), GpuBuffer::from_slice(g, "y", &y).unwrap());
+        let masked = GpuBuffer::<f32>::zeros(g, "masked", rows * cols).unwrap();
+        let levels = GpuBuffer::from_slice(g, "levels", &fitted.levels).unwrap();
+        for transposed in [false, true] {
+            // dY stored [rows, cols]; transposed, its transpose [cols, rows] is quantized.
+            let (qr, qc) = if transposed { (cols, rows) } else { (rows, cols) };
+            for rounding in [Rounding::Nearest, Rounding::Stochastic { seed: 9, stream: 3 }] {
+                let what = format!("{rows}x{cols} transposed={transposed} {rounding:?}");
+                let mut enc = g.device.create_command_encoder(&Default::default());
+                relu.encode(g, &mut enc, &yb, &dyb, &masked).unwrap();
+                let want = ts
+                    .encode_quantize_with(g, &mut enc, &masked, qr, qc, transposed, &fitted, &levels, rounding)
+                    .unwrap();
+                let got = ts
+                    .encode_quantize_masked_with(g, &mut enc, &dyb, &yb, qr, qc, transposed, &fitted, &levels, rounding)
+                    .unwrap();
+                g.queue.submit([enc.finish()]);
+                assert_u32_eq(&format!("{what}: codes"), &got.codes.read(g).unwrap(), &want.codes.read(g).unwrap());
+                assert_f32_bits_eq(
+                    &format!("{what}: scales"),
+                    &got.scales.read(g).unwrap(),
+                    &want.scales.read(g).unwrap(),
+                );
+                assert!(got.codes.read(g).unwrap().iter().any(|&c| c != 0), "{what}: all codes zero");
+            }
+        }
+        // A mask of another length is refused.
+        let short = GpuBuffer::from_slice(g, "short", &y[1..]).unwrap();
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        let r = ts.encode_quantize_masked_with(
+            g,
+            &mut enc,
+            &dyb,
+            &short,
+            rows,
+            cols,
+            false,
+            &fitted,
+            &levels,
+            Rounding::Nearest,
+        );
+        assert!(r.is_err(), "a short mask was accepted");
+    }
+}
+
+#[test]
 fn stochastic_rounding_is_unbiased_and_beats_uniform_levels_on_heavy_tails() {
     let g = gpu();
     let ts = TinyScript::new(g).unwrap();

@@ -29,7 +29,8 @@ struct TsParams {
     transposed: u32,
     signed: u32,
     stream: u32,
-    pad: u32,
+    /// 1: quantize x where the mask (binding 7) is > 0, 0 elsewhere.
+    masked: u32,
 }
 
 /// Elements per workgroup in the moments pass.
@@ -89,7 +90,8 @@ struct Stand(GpuBuffer<f32>, GpuBuffer<u32>, GpuBuffer<f32>, GpuBuffer<u32>, Gpu
 impl TinyScript {
     /// Builds the four pipelines.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        let slots = [Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Read, Slot::Write, Slot::Uniform];
+        let slots =
+            [Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Read, Slot::Write, Slot::Uniform, Slot::Read];
         let (bgl, pl) = layouts(gpu, "tinyscript", &slots);
         let p = |e| pipeline(gpu, "tinyscript", e, &pl, &[]);
         Ok(TinyScript {
@@ -124,6 +126,7 @@ impl TinyScript {
         scales: Option<&GpuBuffer<f32>>,
         levels: Option<&GpuBuffer<u32>>,
         out: Option<&GpuBuffer<f32>>,
+        mask: Option<&GpuBuffer<f32>>,
         workgroups: u32,
     ) -> Result<()> {
         let params = uniform(gpu, "tinyscript", p);
@@ -136,6 +139,7 @@ impl TinyScript {
             levels.unwrap_or(&self.dummies.3).buffer(),
             out.unwrap_or(&self.dummies.4).buffer(),
             &step,
+            mask.or(x).unwrap_or(&self.dummies.0).buffer(),
         ];
         dispatch(gpu, enc, "tinyscript", pipe, &self.bgl, &buffers, workgroups)
     }
@@ -155,9 +159,9 @@ impl TinyScript {
         let groups = x.len().div_ceil(MOMENTS_CHUNK);
         let partial = enc.scratch::<f32>(gpu, "tinyscript partial moments", 3 * groups)?;
         let p = TsParams { n: x.len() as u32, ..Default::default() };
-        self.run(gpu, enc, &self.partial, &p, Some(x), None, None, None, Some(&partial), groups as u32)?;
+        self.run(gpu, enc, &self.partial, &p, Some(x), None, None, None, Some(&partial), None, groups as u32)?;
         let p = TsParams { n: groups as u32, ..Default::default() };
-        self.run(gpu, enc, &self.finish, &p, Some(&partial), None, None, None, Some(out), 1)
+        self.run(gpu, enc, &self.finish, &p, Some(&partial), None, None, None, Some(out), None, 1)
     }
 
     /// Measures `x` `[rows, cols]` on the GPU (submits and waits: its moments and every row's
@@ -295,6 +299,44 @@ impl TinyScript {
         levels: &GpuBuffer<u32>,
         rounding: Rounding,
     ) -> Result<TinyScriptTensor> {
+        self.quantize(gpu, enc, x, None, (rows, cols, transposed), table, levels, rounding)
+    }
+
+    /// As [`TinyScript::encode_quantize_with`] of x where `mask` (x's length, the same layout) is
+    /// `> 0`, and of 0 elsewhere: ReLU's backward on load (`mask` the layer's output y), the same
+    /// codes and scales as quantizing `relu_backward`'s output, without its launch or buffer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_quantize_masked_with(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        mask: &GpuBuffer<f32>,
+        rows: usize,
+        cols: usize,
+        transposed: bool,
+        table: &LevelTable,
+        levels: &GpuBuffer<u32>,
+        rounding: Rounding,
+    ) -> Result<TinyScriptTensor> {
+        check_len("tinyscript quantize", "mask", mask.len(), x.len())?;
+        self.quantize(gpu, enc, x, Some(mask), (rows, cols, transposed), table, levels, rounding)
+    }
+
+    /// The quantize launch, x masked by `mask` where given (checked by the caller); `shape` is
+    /// (rows, cols, transposed).
+    #[allow(clippy::too_many_arguments)]
+    fn quantize(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        mask: Option<&GpuBuffer<f32>>,
+        (rows, cols, transposed): (usize, usize, bool),
+        table: &LevelTable,
+        levels: &GpuBuffer<u32>,
+        rounding: Rounding,
+    ) -> Result<TinyScriptTensor> {
         if rows == 0 || cols == 0 {
             return Err(Error::Empty("tinyscript quantize"));
         }
@@ -322,7 +364,7 @@ impl TinyScript {
             transposed: transposed as u32,
             signed: t.table.signed as u32,
             stream,
-            pad: 0,
+            masked: mask.is_some() as u32,
         };
         // A workgroup per row, or on a CPU adapter's layouts a thread per row (64 a workgroup)
         // where there are rows for two workgroups or more.
@@ -331,7 +373,7 @@ impl TinyScript {
             _ => (&self.quantize, rows as u32),
         };
         let (codes, scales) = (Some(&t.codes), Some(&t.scales));
-        self.run(gpu, enc, pipe, &p, Some(x), codes, scales, Some(&t.levels), None, workgroups)?;
+        self.run(gpu, enc, pipe, &p, Some(x), codes, scales, Some(&t.levels), None, mask, workgroups)?;
         Ok(t)
     }
 
@@ -355,6 +397,7 @@ impl TinyScript {
             ..Default::default()
         };
         let n = ((t.rows * t.cols) as u32).div_ceil(WG);
-        self.run(gpu, enc, &self.dequantize, &p, None, Some(&t.codes), Some(&t.scales), Some(&t.levels), Some(out), n)
+        let (codes, scales, levels) = (Some(&t.codes), Some(&t.scales), Some(&t.levels));
+        self.run(gpu, enc, &self.dequantize, &p, None, codes, scales, levels, Some(out), None, n)
     }
 }

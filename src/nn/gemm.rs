@@ -366,15 +366,19 @@ pub(crate) fn backward<R: Record>(
     };
     // Under ReLU, the gradient's readers apply the mask Y > 0 themselves where every one of them
     // can: the one-pass quantizers (dYᵀ with its sums, and dY for dX, NVFP4's maximum reduced
-    // masked), and for a rotated dYᵀ (the block-scaled presets) the rotation and col_sum. The bits
-    // of reading relu_backward's output, without its launch and its [rows, n] output.
+    // masked), TinyScript's quantizer (dYᵀ and dY, col_sum masked beside them), and for a rotated
+    // dYᵀ (the block-scaled presets) the rotation and col_sum. The bits of reading
+    // relu_backward's output, without its launch and its [rows, n] output.
     let p_dx = s.scheme.product(Product::InputGrad, true);
     let dx_reads_masked = match (p_dx.a, p_dx.b) {
         (Operand::Packed { format, granularity, .. }, Operand::Packed { .. }) => {
             QuantLayout::new(rows, n, format, granularity).is_ok_and(|l| Quantizer::masks_in_one_pass(&l))
         }
+        // TinyScript's quantizer reads the mask in its launch (both orientations).
+        (Operand::Levels { .. }, Operand::F32) => true,
         _ => false,
     };
+    let dw_reads_masked = fused_bias || matches!(p.a, Operand::Levels { .. });
     let rotated_dw = matches!(p.a, Operand::Packed { .. }) && p.rotation().is_some();
     // A rotated dYᵀ quantized in the launch that rotates it also sums dY's columns (the bias
     // gradient, col_sum's bits) where that kernel takes it: the block-scaled presets' dYᵀ. Where
@@ -390,7 +394,7 @@ pub(crate) fn backward<R: Record>(
     let rotated_sums = rotated_one_pass
         || (matches!(p.a, Operand::Packed { samples: 1, .. }) && !cx.unfused && kk.sums_in_rotation(n, p.rotation()));
     let mask =
-        y.as_ref().filter(|_| s.refit.0.is_none() && (fused_bias || rotated_dw) && (!need_dx || dx_reads_masked));
+        y.as_ref().filter(|_| s.refit.0.is_none() && (dw_reads_masked || rotated_dw) && (!need_dx || dx_reads_masked));
     let g = match (&y, mask) {
         (Some(y), None) => {
             let g = cx.scratch::<f32>("relu dy", rows * n)?;
@@ -483,7 +487,10 @@ pub(crate) fn backward<R: Record>(
             // dW = Q(dYᵀ)·X: dY [rows, n] read transposed; X (f32 or codes) is op(B) stored [K, N].
             let (t, buf) = table(s, id)?;
             let r = rounding(cx, s, Product::WeightGrad, stochastic);
-            let qgt = kk.ts.encode_quantize_with(gpu, cx.rec, &g, n, rows, true, t, buf, r)?;
+            let qgt = match mask {
+                Some(m) => kk.ts.encode_quantize_masked_with(gpu, cx.rec, &g, m, n, rows, true, t, buf, r)?,
+                None => kk.ts.encode_quantize_with(gpu, cx.rec, &g, n, rows, true, t, buf, r)?,
+            };
             match saved_x {
                 SavedX::F32 { x, transposed: false } => kk.levels.encode(gpu, cx.rec, &qgt, x, k, true, &none, dw)?,
                 SavedX::Levels(qx) => {
@@ -567,7 +574,10 @@ pub(crate) fn backward<R: Record>(
         (Operand::Levels { table: id, stochastic }, Operand::F32) => {
             let (t, buf) = table(s, id)?;
             let r = rounding(cx, s, Product::InputGrad, stochastic);
-            let qg = kk.ts.encode_quantize_with(gpu, cx.rec, &g, rows, n, false, t, buf, r)?;
+            let qg = match mask {
+                Some(m) => kk.ts.encode_quantize_masked_with(gpu, cx.rec, &g, m, rows, n, false, t, buf, r)?,
+                None => kk.ts.encode_quantize_with(gpu, cx.rec, &g, rows, n, false, t, buf, r)?,
+            };
             match fused_fold.and_then(|geom| Some((geom, kk.folds_levels(geom, n)?))) {
                 Some((geom, fused)) => fused.encode(gpu, cx.rec, geom, &qg, w, &dx)?,
                 None => kk.levels.encode(gpu, cx.rec, &qg, w, k, true, &none, &dx)?,
