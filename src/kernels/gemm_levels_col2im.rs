@@ -13,20 +13,17 @@ use super::gemm_f32_col2im::{col2im_params, GemmF32Col2im};
 use super::gemm_f32_lanes::GemmF32Lanes;
 use super::im2col::{ConvGeom, ConvParams};
 use super::tinyscript::TinyScriptTensor;
-use super::{check_len, dispatch, layouts, pipeline, uniform, Slot};
+use super::{check_len, dispatch, layouts, uniform, LazyPipelines, Slot};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 const OP: &str = "gemm_levels_col2im";
 
 /// The fused TinyScript product and fold.
 pub struct GemmLevelsCol2im {
     bgl: wgpu::BindGroupLayout,
-    layout: wgpu::PipelineLayout,
     /// By dY's code width.
-    pipelines: Mutex<HashMap<u32, wgpu::ComputePipeline>>,
+    pipelines: LazyPipelines<u32>,
 }
 
 impl GemmLevelsCol2im {
@@ -46,17 +43,7 @@ impl GemmLevelsCol2im {
         GemmF32Lanes::require(gpu, OP)?;
         let slots = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Uniform];
         let (bgl, layout) = layouts(gpu, OP, &slots);
-        Ok(GemmLevelsCol2im { bgl, layout, pipelines: Mutex::new(HashMap::new()) })
-    }
-
-    fn pipeline(&self, gpu: &Gpu, bits: u32) -> Result<wgpu::ComputePipeline> {
-        let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.get(&bits) {
-            return Ok(p.clone());
-        }
-        let p = pipeline(gpu, OP, "main", &self.layout, &[("A_BITS", bits as f64)])?;
-        cache.insert(bits, p.clone());
-        Ok(p)
+        Ok(GemmLevelsCol2im { bgl, pipelines: LazyPipelines::new(OP, layout) })
     }
 
     /// Records `dx ← col2im(Q(dy)·w)` for convolution `g`: `dy` the coded `[g.rows(), k]` output
@@ -95,7 +82,8 @@ impl GemmLevelsCol2im {
         let aux = [dy.table.bits | ((!dy.table.signed as u32) << 16), dy.table.levels.len() as u32];
         let p = GemmParams { a_words: words as u32, aux, ..col2im_params(OP, g, k)? };
         let total = p.total_tiles;
-        let pipe = self.pipeline(gpu, dy.table.bits)?;
+        let bits = dy.table.bits;
+        let pipe = self.pipelines.get(gpu, bits, "main", &[("A_BITS", bits as f64)])?;
         let params = uniform(gpu, OP, &p);
         let conv = uniform(gpu, "gemm_levels_col2im conv", &ConvParams::new(g, g.input_len()));
         let buffers =

@@ -15,11 +15,9 @@
 use super::col_sum::ColSum;
 use super::gemm::{encode_split, flags, lanes_padded, lanes_swaps, tiles_rect, workgroups, GemmParams};
 use super::gemm_f32_lanes::{GemmF32Lanes, TILE_M, TILE_N};
-use super::{dispatch, layouts, pipeline, uniform, Slot};
+use super::{dispatch, layouts, uniform, LazyPipelines, Slot};
 use crate::tensor::GpuBuffer;
 use crate::{Gpu, Result};
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 /// Bind slots: as gemm_levels'.
 pub(crate) const SLOTS: &[Slot] =
@@ -39,8 +37,7 @@ struct Key {
 /// The lanes TinyScript GEMM.
 pub struct GemmLevelsLanes {
     bgl: wgpu::BindGroupLayout,
-    layout: wgpu::PipelineLayout,
-    pipelines: Mutex<HashMap<Key, wgpu::ComputePipeline>>,
+    pipelines: LazyPipelines<Key>,
 }
 
 impl GemmLevelsLanes {
@@ -54,14 +51,10 @@ impl GemmLevelsLanes {
     pub fn new(gpu: &Gpu) -> Result<Self> {
         GemmF32Lanes::require(gpu, "gemm_levels_lanes")?;
         let (bgl, layout) = layouts(gpu, "gemm_levels_lanes", SLOTS);
-        Ok(GemmLevelsLanes { bgl, layout, pipelines: Mutex::new(HashMap::new()) })
+        Ok(GemmLevelsLanes { bgl, pipelines: LazyPipelines::new("gemm_levels_lanes", layout) })
     }
 
     fn pipeline(&self, gpu: &Gpu, key: Key) -> Result<wgpu::ComputePipeline> {
-        let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.get(&key) {
-            return Ok(p.clone());
-        }
         let constants = [
             ("B_CODES", key.b_bits.is_some() as u32 as f64),
             ("A_BITS", key.a_bits as f64),
@@ -69,9 +62,7 @@ impl GemmLevelsLanes {
             ("SWAP", key.swap as u32 as f64),
         ];
         let entry = if key.vec4 { "main" } else { "main_scalar" };
-        let p = pipeline(gpu, "gemm_levels_lanes", entry, &self.layout, &constants)?;
-        cache.insert(key, p.clone());
-        Ok(p)
+        self.pipelines.get(gpu, key, entry, &constants)
     }
 
     /// Records `c ← ` the product of `p` (gemm_levels' params, already checked: C's m, n, k,

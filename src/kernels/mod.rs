@@ -246,6 +246,37 @@ pub(crate) fn layouts(gpu: &Gpu, name: &str, slots: &[Slot]) -> (wgpu::BindGroup
     (bgl, pl)
 }
 
+/// Kernel `name`'s pipelines in one layout, built on first use and kept by a key that fixes the
+/// entry and override constants (the TinyScript lanes kernels, one pipeline per code width).
+pub(crate) struct LazyPipelines<K> {
+    name: &'static str,
+    layout: wgpu::PipelineLayout,
+    built: std::sync::Mutex<std::collections::HashMap<K, wgpu::ComputePipeline>>,
+}
+
+impl<K: Copy + Eq + std::hash::Hash> LazyPipelines<K> {
+    pub(crate) fn new(name: &'static str, layout: wgpu::PipelineLayout) -> Self {
+        LazyPipelines { name, layout, built: Default::default() }
+    }
+
+    /// The pipeline of `key`: built from `entry` and `constants` the first time it is asked for.
+    pub(crate) fn get(
+        &self,
+        gpu: &Gpu,
+        key: K,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = built.get(&key) {
+            return Ok(p.clone());
+        }
+        let p = pipeline(gpu, self.name, entry, &self.layout, constants)?;
+        built.insert(key, p.clone());
+        Ok(p)
+    }
+}
+
 /// Builds kernel `name`'s pipeline for `entry` with override constants.
 pub(crate) fn pipeline(
     gpu: &Gpu,
