@@ -299,7 +299,7 @@ impl TinyScript {
         levels: &GpuBuffer<u32>,
         rounding: Rounding,
     ) -> Result<TinyScriptTensor> {
-        self.quantize(gpu, enc, x, None, (rows, cols, transposed), table, levels, rounding)
+        self.encode_quantize_under(gpu, enc, x, None, (rows, cols, transposed), table, levels, rounding)
     }
 
     /// As [`TinyScript::encode_quantize_with`] of x where `mask` (x's length, the same layout) is
@@ -319,14 +319,13 @@ impl TinyScript {
         levels: &GpuBuffer<u32>,
         rounding: Rounding,
     ) -> Result<TinyScriptTensor> {
-        check_len("tinyscript quantize", "mask", mask.len(), x.len())?;
-        self.quantize(gpu, enc, x, Some(mask), (rows, cols, transposed), table, levels, rounding)
+        self.encode_quantize_under(gpu, enc, x, Some(mask), (rows, cols, transposed), table, levels, rounding)
     }
 
-    /// The quantize launch, x masked by `mask` where given (checked by the caller); `shape` is
-    /// (rows, cols, transposed).
+    /// [`TinyScript::encode_quantize_with`], or with a mask [`TinyScript::encode_quantize_masked_with`]
+    /// (the trainer's one call for either); `shape` is (rows, cols, transposed).
     #[allow(clippy::too_many_arguments)]
-    fn quantize(
+    pub(crate) fn encode_quantize_under(
         &self,
         gpu: &Gpu,
         enc: &mut impl crate::Record,
@@ -341,6 +340,9 @@ impl TinyScript {
             return Err(Error::Empty("tinyscript quantize"));
         }
         check_len("tinyscript quantize", "x", x.len(), rows * cols)?;
+        if let Some(m) = mask {
+            check_len("tinyscript quantize", "mask", m.len(), x.len())?;
+        }
         check_len("tinyscript quantize", "levels", levels.len(), table.levels.len())?;
         let words_per_row = cols.div_ceil(table.per_word() as usize);
         let t = TinyScriptTensor {

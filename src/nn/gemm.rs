@@ -487,10 +487,7 @@ pub(crate) fn backward<R: Record>(
             // dW = Q(dYᵀ)·X: dY [rows, n] read transposed; X (f32 or codes) is op(B) stored [K, N].
             let (t, buf) = table(s, id)?;
             let r = rounding(cx, s, Product::WeightGrad, stochastic);
-            let qgt = match mask {
-                Some(m) => kk.ts.encode_quantize_masked_with(gpu, cx.rec, &g, m, n, rows, true, t, buf, r)?,
-                None => kk.ts.encode_quantize_with(gpu, cx.rec, &g, n, rows, true, t, buf, r)?,
-            };
+            let qgt = kk.ts.encode_quantize_under(gpu, cx.rec, &g, mask, (n, rows, true), t, buf, r)?;
             match saved_x {
                 SavedX::F32 { x, transposed: false } => kk.levels.encode(gpu, cx.rec, &qgt, x, k, true, &none, dw)?,
                 SavedX::Levels(qx) => {
@@ -574,10 +571,7 @@ pub(crate) fn backward<R: Record>(
         (Operand::Levels { table: id, stochastic }, Operand::F32) => {
             let (t, buf) = table(s, id)?;
             let r = rounding(cx, s, Product::InputGrad, stochastic);
-            let qg = match mask {
-                Some(m) => kk.ts.encode_quantize_masked_with(gpu, cx.rec, &g, m, rows, n, false, t, buf, r)?,
-                None => kk.ts.encode_quantize_with(gpu, cx.rec, &g, rows, n, false, t, buf, r)?,
-            };
+            let qg = kk.ts.encode_quantize_under(gpu, cx.rec, &g, mask, (rows, n, false), t, buf, r)?;
             match fused_fold.and_then(|geom| Some((geom, kk.folds_levels(geom, n)?))) {
                 Some((geom, fused)) => fused.encode(gpu, cx.rec, geom, &qg, w, &dx)?,
                 None => kk.levels.encode(gpu, cx.rec, &qg, w, k, true, &none, &dx)?,
