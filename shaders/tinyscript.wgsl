@@ -175,25 +175,22 @@ fn level_bracket(u: u32) -> vec3<u32> {
     }
     // Count the levels ≤ u (L_0 = 0 always is), keep the largest of them and the smallest above
     // u; the repeats of L_n = ONE past n count only where u = ONE, so k is capped at n.
-    var k = 0u;
-    var below = 0u;
-    var above = ONE;
+    var b = vec3<u32>(0u, 0u, ONE);
     for (var i = 1u; i < 8u; i++) {
-        let l = lv_at(i);
-        k += select(0u, 1u, l <= u);
-        below = select(below, l, l <= u);
-        above = min(above, select(ONE, l, l > u));
+        b = bracket_level(b, lv_at(i), u);
     }
     if (n >= 8u) {
         for (var i = 8u; i < 16u; i++) {
-            let l = lv_at(i);
-            k += select(0u, 1u, l <= u);
-            below = select(below, l, l <= u);
-            above = min(above, select(ONE, l, l > u));
+            b = bracket_level(b, lv_at(i), u);
         }
     }
-    k = min(k, n);
-    return vec3<u32>(k, below, select(above, below, k == n));
+    let k = min(b.x, n);
+    return vec3<u32>(k, b.y, select(b.z, b.y, k == n));
+}
+
+// Level l counted into b = (levels ≤ u, the largest of them, the smallest above u).
+fn bracket_level(b: vec3<u32>, l: u32, u: u32) -> vec3<u32> {
+    return vec3<u32>(b.x + select(0u, 1u, l <= u), select(b.y, l, l <= u), min(b.z, select(ONE, l, l > u)));
 }
 
 fn ts_encode(v: f32, inv: f32, idx: u32) -> u32 {
