@@ -14,6 +14,7 @@
 
 use super::col_sum::ColSum;
 use super::gemm::{encode_split, flags, lanes_padded, lanes_swaps, tiles_rect, workgroups, GemmParams};
+use super::gemm_f32::GemmShape;
 use super::gemm_f32_lanes::{GemmF32Lanes, TILE_M, TILE_N};
 use super::{dispatch, layouts, uniform, LazyPipelines, Slot};
 use crate::tensor::GpuBuffer;
@@ -88,8 +89,9 @@ impl GemmLevelsLanes {
             Some(_) => lanes_swaps(m, n),
             None => 2 * lanes_padded(n, m) <= lanes_padded(m, n),
         };
-        // Entry `main`'s vec4s each stay within a row of an f32 B.
-        let vec4 = b_bits.is_none() && !swap && p.k.is_multiple_of(4) && (p.trans_b == 0 || p.n.is_multiple_of(4));
+        // Entry `main`'s vec4s each stay within a row of an f32 B: gemm_f32_lanes' vec4 shapes.
+        let shape = GemmShape { m, n, k: p.k as usize, trans_a: false, trans_b: p.trans_b == 1 };
+        let vec4 = b_bits.is_none() && !swap && GemmF32Lanes::vectorized(shape);
         if swap {
             (p.m, p.n) = (p.n, p.m);
         }
