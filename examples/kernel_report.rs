@@ -21,7 +21,10 @@
 //! `peak` kernel: no memory traffic), and each GEMM line's `peak_fraction` is its throughput over
 //! the rate of the unit it runs on (int GEMMs: dot products; f32, FP8, naive: f32 FMA). Where the
 //! adapter has 16×16×16 f16 cooperative matrices (tensor cores), `peak_coop` is that unit's rate
-//! too (no lowbit GEMM runs on it yet).
+//! too. Where the adapter has f16 cooperative matrices of 8×8×8 or 16×16×16, each integer GEMM
+//! also runs on that unit (`gemm_int_coop_*`, `"tile": "coop8"` or `"coop16"`, its
+//! `peak_fraction` against `peak_coop` where that was measured), whether or not the dispatcher
+//! picks it on this adapter (it keeps `gemm_int_lanes` on a CPU adapter).
 //!
 //! Last, the optimizer over the tensors of the MLP and of `resnet20` as `Trainer::parameters` names
 //! them, running statistics left out (a batch norm's γ and β count as two, where the trainer
@@ -142,8 +145,9 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// The adapter's f32 FMA and int8 dot-product rates in Gop/s, printed as two lines.
-fn peaks(gpu: &Gpu, cpu: bool) -> Result<(f64, f64)> {
+/// The adapter's f32 FMA and int8 dot-product rates in Gop/s, printed as two lines, and the
+/// cooperative unit's where `peak_coop` runs.
+fn peaks(gpu: &Gpu, cpu: bool) -> Result<(f64, f64, Option<f64>)> {
     let peak = Peak::new(gpu)?;
     let (threads, rounds) = if cpu { (4096, 64) } else { (1 << 20, 256) };
     let out = GpuBuffer::<u32>::zeros(gpu, "peak out", threads)?;
@@ -154,6 +158,7 @@ fn peaks(gpu: &Gpu, cpu: bool) -> Result<(f64, f64)> {
     let f = rate(PeakOp::F32Fma { m: 1.0, c: 0.5 })?;
     let d = rate(PeakOp::Dot4I8 { b: 0x0102_fd7f })?;
     // The cooperative unit (tensor cores), where the adapter has it.
+    let mut coop = None;
     if PeakCoop::available(gpu) {
         let probe = PeakCoop::new(gpu)?;
         let (wgs, rounds) = (4096u32, 1024u32);
@@ -161,6 +166,7 @@ fn peaks(gpu: &Gpu, cpu: bool) -> Result<(f64, f64)> {
         let out = GpuBuffer::<f32>::zeros(gpu, "coop peak out", wgs as usize * OUT_PER_WORKGROUP)?;
         let t = gpu_seconds(gpu, 5, 3, |e| probe.encode(gpu, e, wgs, rounds, 0.0625, 0.0625, &out))?;
         let r = PeakCoop::flops(wgs, subgroup, rounds) / t / 1e9;
+        coop = Some(r);
         println!(
             "{}",
             json!({"kernel": "peak_coop", "unit": "16x16x16 f16 cooperative matrix", "gops": (r * 100.0).round() / 100.0, "ratio": (r / f * 1000.0).round() / 1000.0})
@@ -172,12 +178,12 @@ fn peaks(gpu: &Gpu, cpu: bool) -> Result<(f64, f64)> {
         "{}",
         json!({"kernel": "peak_dot4i8", "unit": "dot4I8Packed", "gops": round2(d), "ratio": (d / f * 1000.0).round() / 1000.0})
     );
-    Ok((f, d))
+    Ok((f, d, coop))
 }
 
 fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
     let cpu = gpu.is_cpu();
-    let (peak_f32, peak_dot) = peaks(gpu, cpu)?;
+    let (peak_f32, peak_dot, peak_coop) = peaks(gpu, cpu)?;
     let max = a.max_square.unwrap_or(if cpu { 1024 } else { 2048 });
     let mut shapes: Vec<(&str, usize, usize, usize)> =
         [256, 512, 1024, 2048, 4096].into_iter().filter(|&s| s <= max).map(|s| ("square", s, s, s)).collect();
@@ -203,6 +209,9 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
         (Format::Log4, Format::Int8),
     ];
     let int_kernels: Vec<GemmInt> = int_pairs.iter().map(|&(x, y)| GemmInt::new(gpu, x, y)).collect::<Result<_>>()?;
+    for why in int_kernels.iter().filter_map(GemmInt::coop_refusal) {
+        println!("{}", json!({"kernel": "gemm_int_coop", "refused": why}));
+    }
     let fp8 = GemmFp8::new(gpu, Format::Fp8E4M3, Format::Fp8E4M3)?;
     if !cpu {
         warm_up(gpu, &f32k, &qz, &int_pairs, &int_kernels, &fp8)?;
@@ -225,14 +234,22 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
         let t_f32 = gpu_seconds(gpu, iters, 3, |e| f32k.encode(gpu, e, at.buffer(), bt.buffer(), shape, &epi, &c))?;
         let f32_gflops = flops / t_f32 / 1e9;
         let emit = |kernel: &str, gops: f64, tile: Option<String>| {
-            // gemm_int_lanes multiplies on the f32 unit.
-            let on_dot = kernel.starts_with("gemm_int") && tile.as_deref() != Some("lanes");
-            let peak = if on_dot { peak_dot } else { peak_f32 };
+            // gemm_int_lanes multiplies on the f32 unit, gemm_int_coop on the cooperative one.
+            let on_coop = kernel.starts_with("gemm_int_coop");
+            let on_dot = kernel.starts_with("gemm_int") && tile.as_deref() != Some("lanes") && !on_coop;
+            let peak = if on_coop {
+                peak_coop.unwrap_or(f64::NAN)
+            } else if on_dot {
+                peak_dot
+            } else {
+                peak_f32
+            };
+            let fraction = gops / peak;
             println!(
                 "{}",
                 json!({"kernel": kernel, "shape": label, "m": m, "n": n, "k": k, "gops": (gops * 100.0).round() / 100.0,
                        "f32_gflops": (f32_gflops * 100.0).round() / 100.0, "ratio": (gops / f32_gflops * 1000.0).round() / 1000.0,
-                       "peak_fraction": (gops / peak * 1000.0).round() / 1000.0,
+                       "peak_fraction": fraction.is_finite().then(|| (fraction * 1000.0).round() / 1000.0),
                        "tile": tile})
             );
         };
@@ -276,6 +293,10 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
                 kern.tuned(m, n, k),
                 &|tile| gpu_seconds(gpu, iters, 3, |e| kern.encode_with(gpu, e, tile, &qa, &qb, &epi, &c)),
             )?;
+            if let Some(size) = kern.coop_size() {
+                let t = gpu_seconds(gpu, iters, 3, |e| kern.encode_coop(gpu, e, &qa, &qb, &epi, &c))?;
+                emit(&format!("gemm_int_coop_{fa}x{fb}"), flops / t / 1e9, Some(format!("coop{size}")));
+            }
         }
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         let qa = qz.quantize(gpu, &mut enc, &at, QuantScheme::per_row(Format::Fp8E4M3))?;

@@ -240,6 +240,11 @@ pub const KERNELS: &[KernelSource] = &[
         body: include_str!("../shaders/gemm_int_lanes.wgsl"),
     },
     KernelSource {
+        name: "gemm_int_coop",
+        includes: &["quant", "fp8", "gemm", "int_codes"],
+        body: include_str!("../shaders/gemm_int_coop.wgsl"),
+    },
+    KernelSource {
         name: "gemm_levels",
         includes: &["quant", "fp8", "gemm", "gemm_tiled", "levels"],
         body: include_str!("../shaders/gemm_levels.wgsl"),
@@ -332,12 +337,13 @@ pub const KERNELS: &[KernelSource] = &[
 pub const UNCHECKED: &[&str] = &["gemm_f32", "gemm_f32_naive", "gemm_fp8", "gemm_levels", "gemm_int", "peak"];
 
 /// Kernels that need an adapter feature beyond lowbit's baseline, with the naga capabilities
-/// that validate them: `peak_coop` uses cooperative matrices (SPIR-V's `CooperativeMatrixKHR`;
-/// no MSL or HLSL translation), f16 and subgroups; the lanes GEMMs (`gemm_f32_lanes`,
+/// that validate them: `peak_coop` and `gemm_int_coop` use cooperative matrices (SPIR-V's
+/// `CooperativeMatrixKHR`; no MSL or HLSL translation), f16 and subgroups; the lanes GEMMs (`gemm_f32_lanes`,
 /// `gemm_int_lanes`, `gemm_fp8_lanes`, `gemm_levels_lanes`) and the fused input gradients (`gemm_int_col2im`,
 /// `gemm_f32_col2im`, `gemm_fp8_col2im`, `gemm_levels_col2im`) use subgroups.
 pub const NEEDS_FEATURES: &[&str] = &[
     "peak_coop",
+    "gemm_int_coop",
     "gemm_f32_lanes",
     "gemm_int_lanes",
     "gemm_fp8_lanes",

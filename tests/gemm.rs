@@ -1127,6 +1127,155 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
     assert!(matches!(GemmIntLanes::new(g, Format::Fp8E4M3, Format::Int8), Err(Error::InvalidArgument(_))));
 }
 
+/// gemm_int_coop (the cooperative-matrix unit) against gemm_int's 64×64 tiles, bit for bit, and
+/// the reference within the epilogue bound, under every epilogue variant, where the adapter has
+/// f16 cooperative matrices (lavapipe from Mesa 25.1 on: 8×8×8; NVIDIA: 16×16×16); elsewhere
+/// (CI's lavapipe 25.0) asking for it is a clear error that records nothing and the dispatcher
+/// keeps the SIMD kernels.
+#[test]
+fn int_coop_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_elsewhere() {
+    use lowbit::kernels::gemm_int_coop::GemmIntCoop;
+    let g = gpu();
+    let per_row = |f: Format| QuantScheme { format: f, granularity: Granularity::PerRow, rounding: Rounding::Nearest };
+    let q8 = quantized(&data(8 * 8, 1, false), 8, 8, per_row(Format::Int8));
+    let int8 = GemmInt::new(g, Format::Int8, Format::Int8).unwrap();
+    let c = GpuBuffer::<f32>::zeros(g, "c", 64).unwrap();
+    // CI runs this test a second time on lavapipe of Mesa 26 (.ci/lavapipe-coop), which has the
+    // unit, and says so: there the refusal below would be a failure, not a pass.
+    let expected = std::env::var_os("LOWBIT_EXPECT_COOP").is_some_and(|v| v != "0");
+    assert!(!expected || GemmIntCoop::available(g), "LOWBIT_EXPECT_COOP: this adapter lacks f16 cooperative matrices");
+    let Some(size) = GemmIntCoop::size(g) else {
+        let err = GemmIntCoop::new(g, Format::Int8, Format::Int8).err().expect("gemm_int_coop without the unit");
+        assert!(err.to_string().contains("cooperative matrices"), "{err}");
+        let mut rec = lowbit::Recorder::new(g, "coop");
+        let err = int8.encode_coop(g, &mut rec, &q8, &q8, &Epilogue::default(), &c).expect_err("refused");
+        assert!(err.to_string().contains("cooperative matrices"), "{err}");
+        assert_eq!(rec.dispatches(), 0, "a refused product records nothing");
+        assert!(!int8.runs_coop(&q8, &q8), "the dispatcher picks the SIMD kernels here");
+        assert_eq!(int8.coop_refusal(), None);
+        return;
+    };
+    // The unit passed GemmInt's own check, and the dispatcher runs it where the lanes kernel does
+    // not run (GPU layouts).
+    assert_eq!(int8.coop_refusal(), None);
+    assert_eq!(int8.runs_coop(&q8, &q8), !int8.runs_lanes(&q8, &q8));
+    let stochastic = |f: Format| QuantScheme::per_row(f).stochastic(5, 2);
+    let cases = [
+        (per_row(Format::Int8), per_row(Format::Int8)),
+        (QuantScheme::per_tensor(Format::Int8), per_row(Format::Int8)),
+        (per_row(Format::Int4), stochastic(Format::Log4)),
+        (stochastic(Format::Log4), per_row(Format::Int8)),
+        (per_row(Format::Int3), per_row(Format::Int2)),
+        (per_row(Format::Fp4E2M1), per_row(Format::Fp4E2M1)),
+        // Scale blocks along K, folded block by block.
+        (QuantScheme { granularity: Granularity::PerBlock(32), ..per_row(Format::Int8) }, per_row(Format::Int8)),
+        (QuantScheme::native(Format::Mxfp4), QuantScheme::native(Format::Mxfp4).stochastic(6, 1)),
+        (QuantScheme::native(Format::Nvfp4), QuantScheme::native(Format::Nvfp4)),
+    ];
+    // A tile's tails in M and N, K within one step, ragged K, K past one exact f32 sum (1024
+    // products) and, for few outputs over a long K, split along K (epilogue variant 0).
+    let shapes: &[(usize, usize, usize)] =
+        &[(1, 1, 1), (33, 65, 17), (64, 64, 32), (130, 70, 300), (5, 40, 2500), (70, 16, 1100)];
+    for (sa, sb) in cases {
+        let (fa, fb) = (sa.format, sb.format);
+        let kernel = GemmInt::new(g, fa, fb).unwrap();
+        for &(m, n, k) in shapes {
+            let (a, b) = (data(m * k, 91, false), data(n * k, 92, false));
+            let (qa, qb) = (quantized(&a, m, k, sa), quantized(&b, n, k, sb));
+            let what = format!("gemm_int_coop{size} {fa}x{fb} {m}x{n}x{k}");
+            assert!(GemmIntCoop::fits(size, &qa, &qb), "{what}");
+            let bias = data(n, 93, false);
+            let old = data(m * n, 94, false);
+            let biasb = common::buf(&bias);
+            for variant in 0..3 {
+                let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
+                let (epi, eref) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
+                let coop = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                submit(|e| kernel.encode_coop(g, e, &qa, &qb, &epi, &coop).unwrap());
+                let got = coop.read(g).unwrap();
+                let want = reference::gemm_int_coop::gemm_int_coop(
+                    &qa.codes.read(g).unwrap(),
+                    &qa.scales.read(g).unwrap(),
+                    &qa.layout,
+                    1,
+                    &qb.codes.read(g).unwrap(),
+                    &qb.scales.read(g).unwrap(),
+                    &qb.layout,
+                    &eref,
+                );
+                let tiled = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                submit(|e| kernel.encode_with(g, e, Tile::T64, &qa, &qb, &epi, &tiled).unwrap());
+                common::assert_f32_bits_eq(&format!("{what} epilogue {variant} vs T64"), &got, &tiled.read(g).unwrap());
+                // Split along K, each split folds its own sums, whose rounding is relative to the
+                // split's value, not the total's: there the tiled kernel's bits are the check.
+                let tiles = (m.div_ceil(64) * n.div_ceil(64)) as u32;
+                if lowbit::kernels::gemm::split_plan(tiles, k, epi.flags()).0 == 1 {
+                    let blocks = chunks(k, sa.granularity, sb.granularity);
+                    check(&format!("{what} epilogue {variant}"), &got, &want, int_epilogue_bound(blocks, 1));
+                }
+                if variant == 2 {
+                    let want_max = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
+                    assert_eq!(f32::from_bits(amax.read(g).unwrap()[0]), want_max, "{what}: amax");
+                }
+            }
+        }
+    }
+    // Codes near the top over K = 2501 with one scale: A's all 127, B's 127 but 126 at every third
+    // element, so products of 127² (odd) and 127·126 (even) whose running sums pass 2²⁴ after
+    // about 1040 of them; a sum in f32 over more would round where it is odd. The unit's sums
+    // leave it every 1024 elements, so the exact total reaches the scales.
+    let k = 2501;
+    let top = quantized(&vec![1.0f32; 3 * k], 3, k, QuantScheme::per_tensor(Format::Int8));
+    let near: Vec<f32> = (0..3 * k).map(|i| if i % 3 == 0 { 126.0 / 127.0 } else { 1.0 }).collect();
+    let near = quantized(&near, 3, k, QuantScheme::per_tensor(Format::Int8));
+    // (With an epilogue, so that no split cuts K.)
+    let zeros = GpuBuffer::<f32>::zeros(g, "bias", 3).unwrap();
+    let epi = Epilogue { bias: Some(&zeros), ..Default::default() };
+    let (coop, tiled) = (GpuBuffer::<f32>::zeros(g, "c", 9).unwrap(), GpuBuffer::<f32>::zeros(g, "tiled", 9).unwrap());
+    submit(|e| int8.encode_coop(g, e, &top, &near, &epi, &coop).unwrap());
+    submit(|e| int8.encode_with(g, e, Tile::T64, &top, &near, &epi, &tiled).unwrap());
+    common::assert_f32_bits_eq("codes near the top", &coop.read(g).unwrap(), &tiled.read(g).unwrap());
+    // Batched products: each batch as the tiled kernel gives it.
+    for &(batches, m, n, kb) in &[(3, 37, 20, 48), (2, 5, 130, 70)] {
+        let qa = quantized(&data(batches * m * kb, 95, false), batches * m, kb, per_row(Format::Int8));
+        let qb = quantized(&data(batches * n * kb, 96, false), batches * n, kb, per_row(Format::Int8));
+        let (coop, tiled) = (
+            GpuBuffer::<f32>::zeros(g, "c", batches * m * n).unwrap(),
+            GpuBuffer::<f32>::zeros(g, "tiled", batches * m * n).unwrap(),
+        );
+        submit(|e| int8.encode_coop_batched(g, e, &qa, &qb, batches, &Epilogue::default(), &coop).unwrap());
+        submit(|e| int8.encode_batched_with(g, e, Tile::T64, &qa, &qb, batches, &Epilogue::default(), &tiled).unwrap());
+        common::assert_f32_bits_eq(
+            &format!("batched {batches}x{m}x{n}x{kb}"),
+            &coop.read(g).unwrap(),
+            &tiled.read(g).unwrap(),
+        );
+    }
+    // Blocks of 8: whole K steps of 8×8×8 matrices, inside one of 16×16×16 (refused there).
+    let b8s = QuantScheme { granularity: Granularity::PerBlock(8), ..per_row(Format::Int8) };
+    let q8b = quantized(&data(8 * 64, 99, false), 8, 64, b8s);
+    assert_eq!(GemmIntCoop::fits(size, &q8b, &q8b), size == 8);
+    if size == 8 {
+        let (coop, tiled) =
+            (GpuBuffer::<f32>::zeros(g, "c", 64).unwrap(), GpuBuffer::<f32>::zeros(g, "tiled", 64).unwrap());
+        submit(|e| int8.encode_coop(g, e, &q8b, &q8b, &Epilogue::default(), &coop).unwrap());
+        submit(|e| int8.encode_with(g, e, Tile::T64, &q8b, &q8b, &Epilogue::default(), &tiled).unwrap());
+        common::assert_f32_bits_eq("blocks of 8", &coop.read(g).unwrap(), &tiled.read(g).unwrap());
+    }
+    // What it refuses, recording nothing: SMP's samples, and (16×16×16) scale blocks that end
+    // inside one of the unit's K steps.
+    let smp =
+        quantized_samples(&data(8 * 64, 97, false), 8, 64, QuantScheme::per_row(Format::Log4).stochastic(3, 1), 2);
+    let l8 = GemmInt::new(g, Format::Log4, Format::Int8).unwrap();
+    let b8 = quantized(&data(8 * 64, 98, false), 8, 64, per_row(Format::Int8));
+    let mut rec = lowbit::Recorder::new(g, "coop refusals");
+    assert_refused("SMP samples", l8.encode_coop(g, &mut rec, &smp, &b8, &Epilogue::default(), &c));
+    if size == 16 {
+        assert_refused("blocks of 8", int8.encode_coop(g, &mut rec, &q8b, &q8b, &Epilogue::default(), &c));
+    }
+    assert_eq!(rec.dispatches(), 0, "refused products record nothing");
+}
+
 /// SMP's stacked samples of A through gemm_int_lanes' `main_samples`: every sample's exact sums
 /// folded in gemm_int's order and averaged in the epilogue, the tiled kernel's bits (where it does
 /// not split K) and the reference's values within the epilogue bound; raw sums of samples go to

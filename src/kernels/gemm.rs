@@ -503,18 +503,19 @@ impl PackedLanes {
     }
 }
 
-/// A `[rows, k]` operand of random codes and unit per-row scales, for timing (`tune`).
+/// A `[rows, k]` operand of random codes and unit scales in the format's native granularity (per
+/// row, or its blocks), for timing (`tune`) and `GemmInt`'s check of the cooperative unit.
 pub(crate) fn scratch_operand(
     gpu: &Gpu,
     rows: usize,
     k: usize,
     format: crate::format::Format,
 ) -> Result<crate::quant::QuantizedTensor> {
-    let layout = crate::scheme::QuantLayout::new(rows, k, format, crate::scheme::Granularity::PerRow)?;
+    let layout = crate::scheme::QuantLayout::new(rows, k, format, crate::scheme::Granularity::native(format))?;
     let codes: Vec<u32> = (0..layout.words() as u32).map(|i| crate::rng::draw(0x5eed, i)).collect();
     Ok(crate::quant::QuantizedTensor {
         codes: GpuBuffer::from_slice(gpu, "tune codes", &codes)?,
-        scales: GpuBuffer::from_slice(gpu, "tune scales", &vec![1.0f32; rows])?,
+        scales: GpuBuffer::from_slice(gpu, "tune scales", &vec![1.0f32; layout.n_groups as usize])?,
         layout,
         samples: 1,
     })

@@ -22,6 +22,7 @@ use super::gemm::{
     TileCache, TilePipelines, PACKED_SLOTS,
 };
 use super::gemm_f32_lanes::GemmF32Lanes;
+use super::gemm_int_coop::GemmIntCoop;
 use super::gemm_int_lanes::GemmIntLanes;
 use super::{check_len, layouts, pipeline};
 use crate::format::Format;
@@ -172,6 +173,11 @@ pub struct GemmInt {
     whole_k: wgpu::ComputePipeline,
     /// `gemm_int_lanes`, on a CPU adapter with 8-lane subgroups.
     lanes: Option<GemmIntLanes>,
+    /// `gemm_int_coop`, on an adapter with f16 cooperative matrices whose products agreed with
+    /// the 64×64 tiles' bits when this kernel was built ([`GemmInt::coop_refusal`] otherwise).
+    coop: Option<GemmIntCoop>,
+    /// Why `coop` is not used though the adapter has the unit: its self-check's disagreement.
+    coop_refusal: Option<String>,
     dummies: Dummies,
     cache: TileCache,
 }
@@ -188,7 +194,7 @@ impl GemmInt {
         }
         let (bgl, pl) = layouts(gpu, "gemm_int", PACKED_SLOTS);
         let c = [("FMT_A", fmt_a.id() as f64), ("FMT_B", fmt_b.id() as f64)];
-        Ok(GemmInt {
+        GemmInt {
             fmt_a,
             fmt_b,
             pipelines: TilePipelines::new(&Tile::ALL, |t| {
@@ -199,10 +205,64 @@ impl GemmInt {
                 true => Some(GemmIntLanes::new(gpu, fmt_a, fmt_b)?),
                 false => None,
             },
+            coop: match GemmIntCoop::available(gpu) {
+                true => Some(GemmIntCoop::new(gpu, fmt_a, fmt_b)?),
+                false => None,
+            },
+            coop_refusal: None,
             bgl,
             dummies: Dummies::new(gpu)?,
             cache: TileCache::new(gpu),
-        })
+        }
+        .with_coop_checked(gpu)
+    }
+
+    /// Runs `gemm_int_coop` beside the 64×64 tiles on one product of codes drawn at random (two
+    /// tiles' rows, a partial tile of columns, K past the unit's exact f32 sums) and keeps it only
+    /// if the two agree bit for bit, as they must (see the shader): the dispatcher picks the unit
+    /// on adapters no test may have run it on, and a unit that adds otherwise than its
+    /// specification says falls back to the SIMD tiles here instead of training wrongly.
+    fn with_coop_checked(mut self, gpu: &Gpu) -> Result<Self> {
+        if self.coop.is_none() {
+            return Ok(self);
+        }
+        let (m, n, k) = (70, 40, 1100);
+        let (a, b) = (scratch_operand(gpu, m, k, self.fmt_a)?, scratch_operand(gpu, n, k, self.fmt_b)?);
+        let bias = GpuBuffer::<f32>::zeros(gpu, "coop check bias", n)?;
+        let epi = Epilogue { bias: Some(&bias), ..Default::default() };
+        let unit = GpuBuffer::<f32>::zeros(gpu, "coop check", m * n)?;
+        let tiles = GpuBuffer::<f32>::zeros(gpu, "coop check tiles", m * n)?;
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        self.encode_coop(gpu, &mut enc, &a, &b, &epi, &unit)?;
+        self.encode_with(gpu, &mut enc, Tile::T64, &a, &b, &epi, &tiles)?;
+        gpu.queue.submit([enc.finish()]);
+        let (u, t) = (unit.read(gpu)?, tiles.read(gpu)?);
+        if let Some(i) = (0..u.len()).find(|&i| u[i].to_bits() != t[i].to_bits()) {
+            self.coop = None;
+            self.coop_refusal = Some(format!(
+                "gemm_int_coop ({} × {}) disagreed with gemm_int's 64×64 tiles on {} ({} of {m}×{n}×{k} outputs, \
+                 first [{i}]: {} against {}), so the SIMD kernels run its products",
+                self.fmt_a,
+                self.fmt_b,
+                gpu.report().name,
+                (0..u.len()).filter(|&i| u[i].to_bits() != t[i].to_bits()).count(),
+                u[i],
+                t[i]
+            ));
+        }
+        Ok(self)
+    }
+
+    /// The cooperative matrices' size (8 or 16) where this kernel runs products on the unit.
+    pub fn coop_size(&self) -> Option<u32> {
+        self.coop.as_ref().map(GemmIntCoop::matrix_size)
+    }
+
+    /// Why this kernel does not use the adapter's cooperative-matrix unit though it has one (its
+    /// products disagreed with the tiles' when it was built); `None` where it uses it or the
+    /// adapter has none.
+    pub fn coop_refusal(&self) -> Option<&str> {
+        self.coop_refusal.as_deref()
     }
 
     fn check_formats(&self, a: &QuantizedTensor, b: &QuantizedTensor) -> Result<()> {
@@ -279,6 +339,9 @@ impl GemmInt {
         if self.records_lanes(gpu, enc, a, b, batches, epi.flags(), epi, c.buffer(), c.len())? {
             return Ok(());
         }
+        if self.runs_coop(a, b) {
+            return self.encode_coop_batched(gpu, enc, a, b, batches, epi, c);
+        }
         let tile = self.cache.choose(m, n, a.layout.cols as usize, int_tiles(a, b));
         self.encode_batched_with(gpu, enc, tile, a, b, batches, epi, c)
     }
@@ -287,6 +350,73 @@ impl GemmInt {
     /// scale chunks it folds; for raw sums one sample only).
     pub fn runs_lanes(&self, a: &QuantizedTensor, b: &QuantizedTensor) -> bool {
         self.lanes.is_some() && GemmIntLanes::fits(a, b)
+    }
+
+    /// Whether the untiled entry points run `gemm_int_coop` for these operands: on an adapter
+    /// with f16 cooperative matrices ([`GemmIntCoop::available`]) where the lanes kernel does not
+    /// run them, for what [`GemmIntCoop::fits`].
+    pub fn runs_coop(&self, a: &QuantizedTensor, b: &QuantizedTensor) -> bool {
+        !self.runs_lanes(a, b) && self.coop.as_ref().is_some_and(|k| GemmIntCoop::fits(k.matrix_size(), a, b))
+    }
+
+    /// Records `c ← epilogue(A·Bᵀ)` on the cooperative-matrix unit (`gemm_int_coop`, 64×64
+    /// tiles, split along K as gemm_int's 64×64 tiles split): the bits of
+    /// [`GemmInt::encode_with`] with [`Tile::T64`]. An error, recording nothing, on an adapter
+    /// without f16 cooperative matrices or for operands it does not take ([`GemmIntCoop::fits`]).
+    pub fn encode_coop(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        self.encode_coop_batched(gpu, enc, a, b, 1, epi, c)
+    }
+
+    /// [`GemmInt::encode_coop`] of `batches` products at once, as [`GemmInt::encode_batched`]
+    /// takes them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_coop_batched(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        batches: usize,
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+    ) -> Result<()> {
+        let Some(coop) = &self.coop else {
+            return Err(match &self.coop_refusal {
+                Some(why) => Error::InvalidArgument(why.clone()),
+                None => GemmIntCoop::unavailable(gpu),
+            });
+        };
+        self.check_formats(a, b)?;
+        coop.check(a, b)?;
+        let p = checked_packed_params("gemm_int_coop", a, b, epi.flags(), epi, Tile::T64, batches, c.len())?;
+        self.split_unless_batched(gpu, enc, p, batches, c, |enc, target, p| {
+            coop.record(gpu, enc, p, &self.dummies, a, b, epi, target)
+        })
+    }
+
+    /// Records `batches` products of params `p` through `record(enc, target, p)` into `c`: in one
+    /// launch where there are several, else split along K where [`encode_split`] splits.
+    fn split_unless_batched<R: crate::Record>(
+        &self,
+        gpu: &Gpu,
+        enc: &mut R,
+        p: GemmParams,
+        batches: usize,
+        c: &GpuBuffer<f32>,
+        record: impl FnOnce(&mut R, &wgpu::Buffer, GemmParams) -> Result<()>,
+    ) -> Result<()> {
+        if batches > 1 {
+            return record(enc, c.buffer(), p);
+        }
+        encode_split(gpu, enc, &self.dummies.sum, p, c, record)
     }
 
     /// Records the product through `gemm_int_lanes` if [`GemmInt::runs_lanes`] (after the same
@@ -329,10 +459,7 @@ impl GemmInt {
     ) -> Result<()> {
         self.check_formats(a, b)?;
         let p = checked_packed_params("gemm_int", a, b, epi.flags(), epi, tile, batches, c.len())?;
-        if batches > 1 {
-            return self.record(gpu, enc, tile, p, a, b, epi, c.buffer());
-        }
-        encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
+        self.split_unless_batched(gpu, enc, p, batches, c, |enc, target, p| {
             self.record(gpu, enc, tile, p, a, b, epi, target)
         })
     }

@@ -25,6 +25,7 @@ pub mod gemm_fp8_col2im;
 pub mod gemm_fp8_lanes;
 pub mod gemm_int;
 pub mod gemm_int_col2im;
+pub mod gemm_int_coop;
 pub mod gemm_int_lanes;
 pub mod gemm_levels;
 pub mod gemm_levels_col2im;

@@ -1,0 +1,132 @@
+//! `gemm_int_coop`: [`super::gemm_int`]'s products on the cooperative-matrix unit (tensor cores),
+//! bit for bit with gemm_int's `main` tiles. Each K step's codes are decoded to f16 in workgroup
+//! memory (every lane value of gemm_int's formats is an integer of at most 128, exact in f16) and
+//! multiplied as f16 × f16 → f32 cooperative matrices; every 1,024 elements of K and at every
+//! scale chunk's end the unit's sums (integers of at most 2²⁴, exact in f32 whatever order the
+//! unit adds in) go into i32 sums, folded with the scales as gemm_int folds them. 64×64 output
+//! tiles; 8×8×8 matrices (lavapipe from Mesa 25.1 on) or 16×16×16 (NVIDIA), whichever the
+//! adapter offers ([`GemmIntCoop::size`]). One sample of A; scale chunks over all of K or
+//! multiples of the matrix size ([`GemmIntCoop::fits`]). [`super::gemm_int::GemmInt`] runs it
+//! where the adapter has it and the lanes kernel does not apply, and
+//! [`super::gemm_int::GemmInt::encode_coop`] asks for it by name.
+//! Bindings: as gemm_int's. Reference: [`crate::reference::gemm_int_coop`].
+
+use super::gemm::{dispatch_packed, Dummies, Epilogue, GemmParams, PACKED_SLOTS};
+use super::gemm_int::check_int_formats;
+use super::{layouts, pipeline};
+use crate::format::Format;
+use crate::quant::QuantizedTensor;
+use crate::{Error, Gpu, Result};
+
+/// The output tile's edge (`TILE` in the shader).
+pub const TILE: u32 = 64;
+
+/// Values of one accumulator a lane may hold at most (`PER_MAX` in the shader).
+const PER_MAX: u32 = 8;
+
+/// The cooperative integer GEMM for one pair of operand formats.
+pub struct GemmIntCoop {
+    size: u32,
+    bgl: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl GemmIntCoop {
+    /// The matrix size this adapter runs the kernel with: 16 where it offers 16×16×16 f16 → f32
+    /// cooperative matrices, else 8 where it offers 8×8×8, each with subgroups of one size `sg`
+    /// that holds an accumulator in at most 8 values a lane (`size² / sg ≤ 8`) and a workgroup of
+    /// `(64 / 2·size)² · sg` invocations within the adapter's limit; `None` elsewhere.
+    pub fn size(gpu: &Gpu) -> Option<u32> {
+        let (lo, hi) = gpu.report().subgroup_sizes?;
+        if lo != hi || lo == 0 {
+            return None;
+        }
+        [16, 8].into_iter().find(|&s| {
+            let invocations = (TILE / (2 * s)).pow(2) * lo;
+            gpu.has_coop_f16(s)
+                && s * s / lo <= PER_MAX
+                && (s * s).is_multiple_of(lo)
+                && invocations <= gpu.limits().max_compute_invocations_per_workgroup
+                && invocations <= gpu.limits().max_compute_workgroup_size_x
+        })
+    }
+
+    /// The error that says why `gpu` cannot run this kernel.
+    pub(crate) fn unavailable(gpu: &Gpu) -> Error {
+        let r = gpu.report();
+        Error::InvalidArgument(format!(
+            "gemm_int_coop needs f16 × f16 → f32 cooperative matrices of 8×8×8 or 16×16×16 and subgroups of one size; \
+             {} offers {} with subgroups of {:?} (the SIMD integer GEMMs run there)",
+            r.name,
+            if r.cooperative_matrix.is_empty() { "none".to_string() } else { r.cooperative_matrix.join(", ") },
+            r.subgroup_sizes
+        ))
+    }
+
+    /// Whether `gpu` can run this kernel ([`GemmIntCoop::size`]).
+    pub fn available(gpu: &Gpu) -> bool {
+        Self::size(gpu).is_some()
+    }
+
+    /// Whether it computes these operands' product with `size`×`size` matrices: one sample of A,
+    /// and one scale chunk over all of K or chunks that are whole multiples of `size`.
+    pub fn fits(size: u32, a: &QuantizedTensor, b: &QuantizedTensor) -> bool {
+        let chunk = a.layout.shared_chunk(&b.layout);
+        a.samples == 1 && (chunk >= a.layout.cols || chunk.is_multiple_of(size))
+    }
+
+    /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (any of gemm_int's
+    /// [`INT_FORMATS`](super::gemm_int::INT_FORMATS)), or says why this adapter cannot run it.
+    pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
+        check_int_formats("gemm_int_coop", [fmt_a, fmt_b])?;
+        let Some(size) = Self::size(gpu) else { return Err(Self::unavailable(gpu)) };
+        let sg = gpu.report().subgroup_sizes.map_or(0, |s| s.0);
+        let (bgl, pl) = layouts(gpu, "gemm_int_coop", PACKED_SLOTS);
+        let constants = [
+            ("FMT_A", fmt_a.id() as f64),
+            ("FMT_B", fmt_b.id() as f64),
+            ("SG", sg as f64),
+            ("WG", ((TILE / (2 * size)).pow(2) * sg) as f64),
+        ];
+        let entry = if size == 16 { "main16" } else { "main8" };
+        Ok(GemmIntCoop { size, bgl, pipeline: pipeline(gpu, "gemm_int_coop", entry, &pl, &constants)? })
+    }
+
+    /// The matrix size this pipeline runs.
+    pub fn matrix_size(&self) -> u32 {
+        self.size
+    }
+
+    /// `Ok` if this pipeline takes these operands ([`GemmIntCoop::fits`]), else the error.
+    pub(crate) fn check(&self, a: &QuantizedTensor, b: &QuantizedTensor) -> Result<()> {
+        if Self::fits(self.size, a, b) {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument(format!(
+            "gemm_int_coop takes one sample of A and scale chunks over all of K or in multiples of {}, not {} samples \
+             with chunks of {} over {}",
+            self.size,
+            a.samples,
+            a.layout.shared_chunk(&b.layout),
+            a.layout.cols
+        )))
+    }
+
+    /// Records the product of `p` (gemm_int's params for these operands with 64×64 tiles, already
+    /// checked); an error if the operands do not [`fits`](Self::fits).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        p: GemmParams,
+        dummies: &Dummies,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        epi: &Epilogue,
+        c: &wgpu::Buffer,
+    ) -> Result<()> {
+        self.check(a, b)?;
+        dispatch_packed(gpu, enc, "gemm_int_coop", &self.bgl, &self.pipeline, dummies, &p, a, b, epi, c)
+    }
+}
