@@ -327,8 +327,9 @@ impl Gpu {
                 required_features: features,
                 required_limits: limits.clone(),
                 // SAFETY: the one experimental feature lowbit asks for is cooperative matrices,
-                // used only by the `peak_coop` rate probe, whose exact output the test suite
-                // checks on every adapter that has them.
+                // used by the `peak_coop` rate probe and `gemm_int_coop`, whose exact outputs the
+                // test suite checks on every adapter that has them (and `GemmInt` checks the
+                // GEMM's against its tiles before using it).
                 experimental_features: if coop {
                     unsafe { wgpu::ExperimentalFeatures::enabled() }
                 } else {

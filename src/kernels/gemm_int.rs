@@ -14,6 +14,8 @@
 //! subgroups (lavapipe), the untiled entry points ([`GemmInt::encode`], `encode_batched`,
 //! `encode_raw`) run one sample through `gemm_int_lanes` instead (gemm_f32_lanes' subgroup tiles
 //! on the widened codes, exact in f32 chunks; the bits of the `main` tiles);
+//! elsewhere, on an adapter with f16 cooperative matrices, `encode` and `encode_batched` run `gemm_int_coop` where it takes
+//! the operands (the bits of the 64×64 tiles; [`GemmInt::encode_coop`] asks for it by name);
 //! the `_with` entry points always run the tile they are given. Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c,
 //! 7 amax. Reference: [`crate::reference::gemm_int`].
 
