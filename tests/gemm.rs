@@ -1150,6 +1150,9 @@ fn int_coop_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
         let mut rec = lowbit::Recorder::new(g, "coop");
         let err = int8.encode_coop(g, &mut rec, &q8, &q8, &Epilogue::default(), &c).expect_err("refused");
         assert!(err.to_string().contains("cooperative matrices"), "{err}");
+        let raw = GpuBuffer::<i32>::zeros(g, "raw", 64).unwrap();
+        let err = int8.encode_coop_raw(g, &mut rec, &q8, &q8, &raw).expect_err("refused");
+        assert!(err.to_string().contains("cooperative matrices"), "{err}");
         assert_eq!(rec.dispatches(), 0, "a refused product records nothing");
         assert!(!int8.runs_coop(&q8, &q8), "the dispatcher picks the SIMD kernels here");
         assert_eq!(int8.coop_refusal(), None);
@@ -1184,6 +1187,17 @@ fn int_coop_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
             let (qa, qb) = (quantized(&a, m, k, sa), quantized(&b, n, k, sb));
             let what = format!("gemm_int_coop{size} {fa}x{fb} {m}x{n}x{k}");
             assert!(GemmIntCoop::fits(size, &qa, &qb), "{what}");
+            let raw = GpuBuffer::<i32>::zeros(g, "raw", m * n).unwrap();
+            submit(|e| kernel.encode_coop_raw(g, e, &qa, &qb, &raw).unwrap());
+            let want_raw = reference::gemm_int_coop::gemm_int_coop_raw(
+                &qa.codes.read(g).unwrap(),
+                &qa.layout,
+                1,
+                &qb.codes.read(g).unwrap(),
+                &qb.layout,
+            );
+            let as_u = |v: Vec<i32>| v.into_iter().map(|x| x as u32).collect::<Vec<u32>>();
+            assert_u32_eq(&format!("{what} raw"), &as_u(raw.read(g).unwrap()), &as_u(want_raw));
             let bias = data(n, 93, false);
             let old = data(m * n, 94, false);
             let biasb = common::buf(&bias);

@@ -390,17 +390,20 @@ impl GemmInt {
         epi: &Epilogue,
         c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        let Some(coop) = &self.coop else {
-            return Err(match &self.coop_refusal {
-                Some(why) => Error::InvalidArgument(why.clone()),
-                None => GemmIntCoop::unavailable(gpu),
-            });
-        };
+        let coop = self.coop_kernel(gpu)?;
         self.check_formats(a, b)?;
         coop.check(a, b)?;
         let p = checked_packed_params("gemm_int_coop", a, b, epi.flags(), epi, Tile::T64, batches, c.len())?;
         self.split_unless_batched(gpu, enc, p, batches, c, |enc, target, p| {
             coop.record(gpu, enc, p, &self.dummies, a, b, epi, target)
+        })
+    }
+
+    /// The cooperative kernel, or the error that says why this adapter or this kernel has none.
+    fn coop_kernel(&self, gpu: &Gpu) -> Result<&GemmIntCoop> {
+        self.coop.as_ref().ok_or_else(|| match &self.coop_refusal {
+            Some(why) => Error::InvalidArgument(why.clone()),
+            None => GemmIntCoop::unavailable(gpu),
         })
     }
 
@@ -501,9 +504,32 @@ impl GemmInt {
                 return Ok(());
             }
         }
+        if self.runs_coop(a, b) {
+            return self.encode_coop_raw(gpu, enc, a, b, c);
+        }
         let tile =
             self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize, int_tiles(a, b));
         self.encode_raw_with(gpu, enc, tile, a, b, c)
+    }
+
+    /// [`GemmInt::encode_raw`] on the cooperative-matrix unit (`gemm_int_coop`): the exact i32
+    /// sums over all of K, without scales. An error, recording nothing, where
+    /// [`GemmInt::encode_coop`] is one.
+    pub fn encode_coop_raw(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        c: &GpuBuffer<i32>,
+    ) -> Result<()> {
+        let coop = self.coop_kernel(gpu)?;
+        self.check_formats(a, b)?;
+        coop.check(a, b)?;
+        self.check_raw(a)?;
+        let p = packed_params("gemm_int_coop", a, b, flags::RAW, Tile::T64, 1)?;
+        check_len("gemm_int_coop", "c", c.len(), p.m as usize * p.n as usize)?;
+        coop.record(gpu, enc, p, &self.dummies, a, b, &Epilogue::default(), c.buffer())
     }
 
     /// Raw mode keeps one i32 over all of K and every sample: refuse what it cannot hold.
