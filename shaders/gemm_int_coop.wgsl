@@ -18,7 +18,8 @@ enable wgpu_cooperative_matrix;
 // split's folded values, without epilogue, to c at its base, p.splits > 1); p.batches products one
 // after another as in gemm_int (a_row0, b_row0, c_off from split_tile). Scale chunks are whole K
 // steps of the unit (p.chunk a multiple of S) or one chunk over all of K: the launcher checks.
-// (Split ranges start at multiples of 64 elements, so on K steps and scale chunk ends.)
+// (Split ranges start at multiples of 64 elements, on K steps; a split folds its part of a scale
+// chunk at its end, as gemm_int's splits do.)
 // Layout: TILE x TILE = 64 x 64 outputs per workgroup; K in steps of KT = 32 elements, each step's
 // codes decoded to f16 in workgroup memory (As: A's 64 rows, row-major; Bs: B's 64 rows, i.e. the
 // product's columns, each a column of the K x N operand). The workgroup is (TILE / 2S)^2

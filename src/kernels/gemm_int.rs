@@ -14,10 +14,11 @@
 //! subgroups (lavapipe), the untiled entry points ([`GemmInt::encode`], `encode_batched`,
 //! `encode_raw`) run one sample through `gemm_int_lanes` instead (gemm_f32_lanes' subgroup tiles
 //! on the widened codes, exact in f32 chunks; the bits of the `main` tiles);
-//! elsewhere, on an adapter with f16 cooperative matrices, `encode` and `encode_batched` run `gemm_int_coop` where it takes
-//! the operands (the bits of the 64×64 tiles; [`GemmInt::encode_coop`] asks for it by name);
-//! the `_with` entry points always run the tile they are given. Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c,
-//! 7 amax. Reference: [`crate::reference::gemm_int`].
+//! elsewhere, on an adapter with f16 cooperative matrices, they run `gemm_int_coop` where it
+//! takes the operands (the bits of the 64×64 tiles; [`GemmInt::encode_coop`] and
+//! [`GemmInt::encode_coop_raw`] ask for it by name); the `_with` entry points always run the tile
+//! they are given. Bindings: 0 `GemmParams`, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias,
+//! 6 c, 7 amax. Reference: [`crate::reference::gemm_int`].
 
 use super::gemm::{
     dispatch_packed, encode_split, flags, pick_fastest, scratch_operand, tiles, Dummies, Epilogue, GemmParams, Tile,
@@ -178,7 +179,8 @@ pub struct GemmInt {
     /// `gemm_int_coop`, on an adapter with f16 cooperative matrices whose products agreed with
     /// the 64×64 tiles' bits when this kernel was built ([`GemmInt::coop_refusal`] otherwise).
     coop: Option<GemmIntCoop>,
-    /// Why `coop` is not used though the adapter has the unit: its self-check's disagreement.
+    /// Why `coop` is not used though the adapter has the unit: its build's error or its
+    /// self-check's disagreement.
     coop_refusal: Option<String>,
     dummies: Dummies,
     cache: TileCache,
@@ -207,10 +209,7 @@ impl GemmInt {
                 true => Some(GemmIntLanes::new(gpu, fmt_a, fmt_b)?),
                 false => None,
             },
-            coop: match GemmIntCoop::available(gpu) {
-                true => Some(GemmIntCoop::new(gpu, fmt_a, fmt_b)?),
-                false => None,
-            },
+            coop: None,
             coop_refusal: None,
             bgl,
             dummies: Dummies::new(gpu)?,
@@ -219,14 +218,23 @@ impl GemmInt {
         .with_coop_checked(gpu)
     }
 
-    /// Runs `gemm_int_coop` beside the 64×64 tiles on one product of codes drawn at random (two
-    /// tiles' rows, a partial tile of columns, K past the unit's exact f32 sums) and keeps it only
-    /// if the two agree bit for bit, as they must (see the shader): the dispatcher picks the unit
-    /// on adapters no test may have run it on, and a unit that adds otherwise than its
-    /// specification says falls back to the SIMD tiles here instead of training wrongly.
+    /// Where the adapter has f16 cooperative matrices, builds `gemm_int_coop`, runs it beside the
+    /// 64×64 tiles on one product of codes drawn at random (two tiles' rows, a partial tile of
+    /// columns, K past the unit's exact f32 sums) and keeps it only if the two agree bit for bit,
+    /// as they must (see the shader): the dispatcher picks the unit on adapters no test may have
+    /// run it on, and a driver that cannot build it, or a unit that adds otherwise than its
+    /// specification says, leaves the SIMD tiles to run its products instead of failing or
+    /// training wrongly ([`GemmInt::coop_refusal`] says why).
     fn with_coop_checked(mut self, gpu: &Gpu) -> Result<Self> {
-        if self.coop.is_none() {
+        if !GemmIntCoop::available(gpu) {
             return Ok(self);
+        }
+        match GemmIntCoop::new(gpu, self.fmt_a, self.fmt_b) {
+            Ok(k) => self.coop = Some(k),
+            Err(e) => {
+                self.coop_refusal = Some(format!("gemm_int_coop could not be built on {}: {e}", gpu.report().name));
+                return Ok(self);
+            }
         }
         let (m, n, k) = (70, 40, 1100);
         let (a, b) = (scratch_operand(gpu, m, k, self.fmt_a)?, scratch_operand(gpu, n, k, self.fmt_b)?);
@@ -260,9 +268,9 @@ impl GemmInt {
         self.coop.as_ref().map(GemmIntCoop::matrix_size)
     }
 
-    /// Why this kernel does not use the adapter's cooperative-matrix unit though it has one (its
-    /// products disagreed with the tiles' when it was built); `None` where it uses it or the
-    /// adapter has none.
+    /// Why this kernel does not use the adapter's cooperative-matrix unit though it has one (the
+    /// driver could not build it, or its products disagreed with the tiles' when it was built);
+    /// `None` where it uses it or the adapter has none.
     pub fn coop_refusal(&self) -> Option<&str> {
         self.coop_refusal.as_deref()
     }
