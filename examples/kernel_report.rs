@@ -20,8 +20,8 @@
 //! adapter's measured f32 FMA and int8 dot-product rates (`peak_f32`, `peak_dot4i8`, from the
 //! `peak` kernel: no memory traffic), and each GEMM line's `peak_fraction` is its throughput over
 //! the rate of the unit it runs on (int GEMMs: dot products; f32, FP8, naive: f32 FMA). Where the
-//! adapter has 16×16×16 f16 cooperative matrices (tensor cores), `peak_coop` is that unit's rate
-//! too. Where the adapter has f16 cooperative matrices of 8×8×8 or 16×16×16, each integer GEMM
+//! adapter has 16×16×16 (or only 8×8×8) f16 cooperative matrices (tensor cores), `peak_coop` is
+//! that unit's rate too. Where the adapter has f16 cooperative matrices of 8×8×8 or 16×16×16, each integer GEMM
 //! also runs on that unit (`gemm_int_coop_*`, `"tile": "coop8"` or `"coop16"`, its
 //! `peak_fraction` against `peak_coop` where that was measured), whether or not the dispatcher
 //! picks it on this adapter (it keeps `gemm_int_lanes` on a CPU adapter).
@@ -161,15 +161,17 @@ fn peaks(gpu: &Gpu, cpu: bool) -> Result<(f64, f64, Option<f64>)> {
     let mut coop = None;
     if PeakCoop::available(gpu) {
         let probe = PeakCoop::new(gpu)?;
-        let (wgs, rounds) = (4096u32, 1024u32);
+        // (A CPU adapter's unit is emulated: fewer workgroups, within its 128 MiB bindings.)
+        let (wgs, rounds) = if cpu { (64u32, 256u32) } else { (4096u32, 1024u32) };
         let subgroup = gpu.report().subgroup_sizes.map_or(32, |s| s.0);
         let out = GpuBuffer::<f32>::zeros(gpu, "coop peak out", wgs as usize * OUT_PER_WORKGROUP)?;
         let t = gpu_seconds(gpu, 5, 3, |e| probe.encode(gpu, e, wgs, rounds, 0.0625, 0.0625, &out))?;
-        let r = PeakCoop::flops(wgs, subgroup, rounds) / t / 1e9;
+        let r = probe.flops(wgs, subgroup, rounds) / t / 1e9;
+        let size = probe.matrix_size();
         coop = Some(r);
         println!(
             "{}",
-            json!({"kernel": "peak_coop", "unit": "16x16x16 f16 cooperative matrix", "gops": (r * 100.0).round() / 100.0, "ratio": (r / f * 1000.0).round() / 1000.0})
+            json!({"kernel": "peak_coop", "unit": format!("{size}x{size}x{size} f16 cooperative matrix"), "gops": (r * 100.0).round() / 100.0, "ratio": (r / f * 1000.0).round() / 1000.0})
         );
     }
     let round2 = |x: f64| (x * 100.0).round() / 100.0;
