@@ -1169,6 +1169,15 @@ fn int_coop_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
         assert_eq!(int8.coop_refusal(), None);
         return;
     };
+    if !GemmIntCoop::allowed().unwrap() {
+        // LOWBIT_COOP=0 (CI runs that once on the unit): the SIMD kernels run every product and
+        // asking for the unit says why not.
+        assert!(int8.coop_refusal().is_some_and(|why| why.contains("LOWBIT_COOP=0")), "{:?}", int8.coop_refusal());
+        assert!(!int8.runs_coop(&q8, &q8));
+        let err = int8.encode_coop(g, &mut lowbit::Recorder::new(g, "off"), &q8, &q8, &Epilogue::default(), &c);
+        assert!(err.expect_err("turned off").to_string().contains("LOWBIT_COOP=0"));
+        return;
+    }
     // The unit passed GemmInt's own check, and the dispatcher runs it where the lanes kernel does
     // not run (GPU layouts).
     assert_eq!(int8.coop_refusal(), None);

@@ -179,8 +179,8 @@ pub struct GemmInt {
     /// `gemm_int_coop`, on an adapter with f16 cooperative matrices whose products agreed with
     /// the 64×64 tiles' bits when this kernel was built ([`GemmInt::coop_refusal`] otherwise).
     coop: Option<GemmIntCoop>,
-    /// Why `coop` is not used though the adapter has the unit: its build's error or its
-    /// self-check's disagreement.
+    /// Why `coop` is not used though the adapter has the unit: `LOWBIT_COOP=0`, its build's
+    /// error or its self-check's disagreement.
     coop_refusal: Option<String>,
     dummies: Dummies,
     cache: TileCache,
@@ -226,7 +226,13 @@ impl GemmInt {
     /// specification says, leaves the SIMD tiles to run its products instead of failing or
     /// training wrongly ([`GemmInt::coop_refusal`] says why).
     fn with_coop_checked(mut self, gpu: &Gpu) -> Result<Self> {
+        // (LOWBIT_COOP is read on every adapter, so a value it does not take is an error anywhere.)
+        let allowed = GemmIntCoop::allowed()?;
         if !GemmIntCoop::available(gpu) {
+            return Ok(self);
+        }
+        if !allowed {
+            self.coop_refusal = Some("gemm_int_coop is turned off (LOWBIT_COOP=0)".into());
             return Ok(self);
         }
         match GemmIntCoop::new(gpu, self.fmt_a, self.fmt_b) {
@@ -268,9 +274,9 @@ impl GemmInt {
         self.coop.as_ref().map(GemmIntCoop::matrix_size)
     }
 
-    /// Why this kernel does not use the adapter's cooperative-matrix unit though it has one (the
-    /// driver could not build it, or its products disagreed with the tiles' when it was built);
-    /// `None` where it uses it or the adapter has none.
+    /// Why this kernel does not use the adapter's cooperative-matrix unit though it has one
+    /// (`LOWBIT_COOP=0` turned it off, the driver could not build it, or its products disagreed
+    /// with the tiles' when it was built); `None` where it uses it or the adapter has none.
     pub fn coop_refusal(&self) -> Option<&str> {
         self.coop_refusal.as_deref()
     }

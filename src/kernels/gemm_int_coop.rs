@@ -63,6 +63,24 @@ impl GemmIntCoop {
         ))
     }
 
+    /// Whether `LOWBIT_COOP` lets the GEMMs use the unit: unset, empty, `1`, `on` or `auto` (any
+    /// case) yes, `0` or `off` no (the SIMD kernels then run every product, e.g. to time a step
+    /// both ways on one GPU); an error naming the accepted values for anything else.
+    pub fn allowed() -> Result<bool> {
+        let v = match std::env::var("LOWBIT_COOP") {
+            Err(std::env::VarError::NotPresent) => return Ok(true),
+            Err(std::env::VarError::NotUnicode(v)) => {
+                return Err(Error::InvalidArgument(format!("LOWBIT_COOP={v:?}: expected on (1, auto) or off (0)")))
+            }
+            Ok(v) => v,
+        };
+        match v.to_ascii_lowercase().as_str() {
+            "" | "1" | "on" | "auto" => Ok(true),
+            "0" | "off" => Ok(false),
+            _ => Err(Error::InvalidArgument(format!("LOWBIT_COOP={v}: expected on (1, auto) or off (0)"))),
+        }
+    }
+
     /// Whether `gpu` can run this kernel ([`GemmIntCoop::size`]).
     pub fn available(gpu: &Gpu) -> bool {
         Self::size(gpu).is_some()
