@@ -27,13 +27,19 @@ struct PeakCoopParams {
 var<workgroup> As: array<f16, 256>;
 var<workgroup> Bs: array<f16, 256>;
 
-@compute @workgroup_size(128)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32) {
+// A and B filled with p.a and p.b (256 values each, as the 16x16 matrices need; 8x8 ones read
+// the first 64), for the whole workgroup.
+fn fill_operands(lid: u32) {
     As[lid] = f16(p.a);
     As[lid + 128u] = f16(p.a);
     Bs[lid] = f16(p.b);
     Bs[lid + 128u] = f16(p.b);
     workgroupBarrier();
+}
+
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32) {
+    fill_operands(lid);
     let a = coopLoadT<coop_mat16x16<f16, A>>(&As[0], 16u);
     let b = coopLoad<coop_mat16x16<f16, B>>(&Bs[0], 16u);
     var x0 = coop_mat16x16<f32, C>();
@@ -58,11 +64,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 // 1024 (four 8x8 matrices).
 @compute @workgroup_size(128)
 fn main8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32) {
-    As[lid] = f16(p.a);
-    As[lid + 128u] = f16(p.a);
-    Bs[lid] = f16(p.b);
-    Bs[lid + 128u] = f16(p.b);
-    workgroupBarrier();
+    fill_operands(lid);
     let a = coopLoadT<coop_mat8x8<f16, A>>(&As[0], 8u);
     let b = coopLoad<coop_mat8x8<f16, B>>(&Bs[0], 8u);
     var x0 = coop_mat8x8<f32, C>();
