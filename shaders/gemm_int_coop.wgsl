@@ -20,15 +20,8 @@ enable wgpu_cooperative_matrix;
 // steps of the unit (p.chunk a multiple of S) or one chunk over all of K: the launcher checks.
 // (Split ranges start at multiples of 64 elements, on K steps; a split folds its part of a scale
 // chunk at its end, as gemm_int's splits do.)
-// Layout: TILE x TILE = 64 x 64 outputs per workgroup; K in steps of KT = 32 elements, each step's
-// codes decoded to f16 in workgroup memory (As: A's 64 rows, row-major; Bs: B's 64 rows, i.e. the
-// product's columns, each a column of the K x N operand). The workgroup is (TILE / 2S)^2
-// subgroups of SG lanes (override WG = that many invocations; the launcher builds it only where
-// the adapter's subgroups have one size, SG, with S * S / SG at most 8); subgroup g owns the
-// 2S x 2S block (2S (g / (TILE / 2S)), 2S (g % (TILE / 2S))) as four S x S accumulators (q = 2 i
-// + j: rows i S .., columns j S .. of the block). In the i32 sums and the folded f32 values lane
-// l holds, of accumulator q, the elements e = l + SG t (t < S * S / SG), at row e / S and column
-// e % S of it.
+// The loop, tiles and epilogue are common/gemm_coop.wgsl's; this file decodes the codes (load_step)
+// and keeps the i32 sums (take, fold, raw_value).
 // Rows past M, columns past N and K past its end read codes of 0 (common/int_codes.wgsl) and
 // nothing is stored past M or N. Bindings: as gemm_int's: 0 params, 1 a codes, 2 a scales,
 // 3 b codes, 4 b scales, 5 bias, 6 c (read-write), 7 amax (read-write atomic u32).
@@ -36,10 +29,6 @@ enable wgpu_cooperative_matrix;
 
 override FMT_A: u32 = 0u;
 override FMT_B: u32 = 0u;
-// Lanes per subgroup (the adapter's one subgroup size) and invocations per workgroup,
-// (TILE / 2S)^2 * SG.
-override SG: u32 = 8u;
-override WG: u32 = 128u;
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(1) var<storage, read> a_codes: array<u32>;
@@ -50,54 +39,19 @@ override WG: u32 = 128u;
 @group(0) @binding(6) var<storage, read_write> c: array<f32>;
 @group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
 
-const TILE: u32 = 64u;
-const KT: u32 = 32u;
 // Elements summed by the unit in f32 before the sums go to i32 (see above).
 const FLUSH: u32 = 1024u;
-// Values per lane and accumulator at most (S * S / SG), and so per lane 4 * PER_MAX.
-const PER_MAX: u32 = 8u;
 
-var<workgroup> As: array<f16, 2048>; // [TILE][KT]
-var<workgroup> Bs: array<f16, 2048>; // [TILE][KT]
-// Each subgroup's S x S staging, row-major: subgroup g at g * S * S (TILE^2 / 4 in all).
-var<workgroup> Cs: array<f32, 1024>;
-var<workgroup> wg_amax: atomic<u32>;
-
-// This lane's exact sums of the current chunk, its folded values and its raw i32 totals, by
-// accumulator q and value t at q * PER_MAX + t.
+// This lane's exact sums of the current chunk and its raw i32 totals, by accumulator q and value
+// t at q * PER_MAX + t (as accf).
 var<private> isum: array<i32, 32>;
-var<private> accf: array<f32, 32>;
 var<private> raw_acc: array<i32, 32>;
 
-// This workgroup's tile and this subgroup's block, lane and size.
-struct Place {
-    k_lo: u32,
-    k_hi: u32,
-    base: u32,
-    m0: u32,
-    n0: u32,
-    bm: u32,
-    bn: u32,
-    sg: u32,
-    lane: u32,
-    s: u32,
-    valid: bool,
-}
-
-fn place(flat: u32, sg: u32, lane: u32, s: u32, lid: u32) -> Place {
-    let st = split_tile(p, flat);
-    k_end = st.k_hi;
-    let blocks = TILE / (2u * s);
+fn clear_sums() {
     for (var i = 0u; i < 32u; i++) {
         isum[i] = 0;
-        accf[i] = 0.0;
         raw_acc[i] = 0;
     }
-    if (lid == 0u) {
-        atomicStore(&wg_amax, 0u);
-    }
-    return Place(st.k_lo, st.k_hi, st.base, (st.tile / p.tiles_n) * TILE, (st.tile % p.tiles_n) * TILE, (sg / blocks) * 2u * s,
-                 (sg % blocks) * 2u * s, sg, lane, s, st.valid);
 }
 
 // The codes of K step k0 (elements k0 .. k0 + KT) of the tile's rows of A and B, as f16.
@@ -119,29 +73,18 @@ fn load_step(lid: u32, pl: Place, k0: u32) {
     }
 }
 
-// After accumulator q was staged in Cs: its exact f32 sums into this lane's i32 sums.
+// Accumulator q's exact f32 sums into this lane's i32 sums.
 fn take(pl: Place, q: u32) {
-    workgroupBarrier();
     let per = pl.s * pl.s / SG;
     for (var t = 0u; t < per; t++) {
-        isum[q * PER_MAX + t] += i32(Cs[pl.sg * pl.s * pl.s + pl.lane + SG * t]);
+        isum[q * PER_MAX + t] += i32(staged(pl, t));
     }
-    workgroupBarrier();
-}
-
-// This lane's value t of accumulator q: its output row and column.
-fn out_row(pl: Place, q: u32, t: u32) -> u32 {
-    return pl.m0 + pl.bm + (q / 2u) * pl.s + (pl.lane + SG * t) / pl.s;
-}
-
-fn out_col(pl: Place, q: u32, t: u32) -> u32 {
-    return pl.n0 + pl.bn + (q % 2u) * pl.s + (pl.lane + SG * t) % pl.s;
 }
 
 // End of the scale chunk that ends at element `done`: its exact sums folded as gemm_int folds
 // them (rows and columns clamped to the last for their scales).
 fn fold(pl: Place, done: u32) {
-    let kc = ((done - 1u) / p.chunk) * p.chunk;
+    let kc = chunk_start(done);
     let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
     let per = pl.s * pl.s / SG;
     for (var q = 0u; q < 4u; q++) {
@@ -156,146 +99,7 @@ fn fold(pl: Place, done: u32) {
     }
 }
 
-// Whether the unit's step ending at element `done` ends a scale chunk (or this split's K range).
-fn chunk_ends(pl: Place, done: u32) -> bool {
-    return done % p.chunk == 0u || done == pl.k_hi;
-}
-
-// The epilogue and stores of this lane's values, and the tile's amax.
-fn finish(pl: Place, lid: u32) {
-    let raw = (p.flags & FLAG_RAW) != 0u;
-    let per = pl.s * pl.s / SG;
-    var local_amax = 0u;
-    if (pl.valid) {
-        for (var q = 0u; q < 4u; q++) {
-            for (var t = 0u; t < per; t++) {
-                let row = out_row(pl, q, t);
-                let col = out_col(pl, q, t);
-                if (row < p.m && col < p.n && p.splits > 1u) {
-                    c[pl.base + row * p.n + col] = accf[q * PER_MAX + t];
-                } else if (row < p.m && col < p.n) {
-                    let at = c_off + row * p.n + col;
-                    if (raw) {
-                        c[at] = bitcast<f32>(raw_acc[q * PER_MAX + t]);
-                    } else {
-                        var bn = 0.0;
-                        if ((p.flags & FLAG_BIAS) != 0u) {
-                            bn = bias[col];
-                        }
-                        let v = epilogue_value(p, accf[q * PER_MAX + t], c[at], bn);
-                        c[at] = v;
-                        local_amax = max(local_amax, amax_bits(v));
-                    }
-                }
-            }
-        }
-    }
-    if ((p.flags & FLAG_AMAX) != 0u) {
-        atomicMax(&wg_amax, local_amax);
-        workgroupBarrier();
-        if (lid == 0u && pl.valid) {
-            atomicMax(&amax[0], atomicLoad(&wg_amax));
-        }
-    }
-}
-
-@compute @workgroup_size(WG)
-fn main8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-         @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32,
-         @builtin(subgroup_invocation_id) lane: u32) {
-    let pl = place(wg.x + wg.y * nwg.x, sg, lane, 8u, lid);
-    var x0 = coop_mat8x8<f32, C>();
-    var x1 = coop_mat8x8<f32, C>();
-    var x2 = coop_mat8x8<f32, C>();
-    var x3 = coop_mat8x8<f32, C>();
-    var since = 0u;
-    for (var k0 = pl.k_lo; k0 < pl.k_hi; k0 += KT) {
-        load_step(lid, pl, k0);
-        workgroupBarrier();
-        for (var kk = 0u; kk < KT && k0 + kk < pl.k_hi; kk += 8u) {
-            let a0 = coopLoadT<coop_mat8x8<f16, A>>(&As[pl.bm * KT + kk], KT);
-            let a1 = coopLoadT<coop_mat8x8<f16, A>>(&As[(pl.bm + 8u) * KT + kk], KT);
-            let b0 = coopLoad<coop_mat8x8<f16, B>>(&Bs[pl.bn * KT + kk], KT);
-            let b1 = coopLoad<coop_mat8x8<f16, B>>(&Bs[(pl.bn + 8u) * KT + kk], KT);
-            x0 = coopMultiplyAdd(a0, b0, x0);
-            x1 = coopMultiplyAdd(a0, b1, x1);
-            x2 = coopMultiplyAdd(a1, b0, x2);
-            x3 = coopMultiplyAdd(a1, b1, x3);
-            let done = min(k0 + kk + 8u, pl.k_hi);
-            since += 8u;
-            let ends = chunk_ends(pl, done);
-            if (ends || since == FLUSH) {
-                let base = pl.sg * 64u;
-                coopStoreT(x0, &Cs[base], 8u);
-                take(pl, 0u);
-                coopStoreT(x1, &Cs[base], 8u);
-                take(pl, 1u);
-                coopStoreT(x2, &Cs[base], 8u);
-                take(pl, 2u);
-                coopStoreT(x3, &Cs[base], 8u);
-                take(pl, 3u);
-                x0 = coop_mat8x8<f32, C>();
-                x1 = coop_mat8x8<f32, C>();
-                x2 = coop_mat8x8<f32, C>();
-                x3 = coop_mat8x8<f32, C>();
-                since = 0u;
-                if (ends) {
-                    fold(pl, done);
-                }
-            }
-        }
-        workgroupBarrier();
-    }
-    finish(pl, lid);
-}
-
-// main8 with 16x16x16 matrices.
-@compute @workgroup_size(WG)
-fn main16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32,
-          @builtin(subgroup_invocation_id) lane: u32) {
-    let pl = place(wg.x + wg.y * nwg.x, sg, lane, 16u, lid);
-    var x0 = coop_mat16x16<f32, C>();
-    var x1 = coop_mat16x16<f32, C>();
-    var x2 = coop_mat16x16<f32, C>();
-    var x3 = coop_mat16x16<f32, C>();
-    var since = 0u;
-    for (var k0 = pl.k_lo; k0 < pl.k_hi; k0 += KT) {
-        load_step(lid, pl, k0);
-        workgroupBarrier();
-        for (var kk = 0u; kk < KT && k0 + kk < pl.k_hi; kk += 16u) {
-            let a0 = coopLoadT<coop_mat16x16<f16, A>>(&As[pl.bm * KT + kk], KT);
-            let a1 = coopLoadT<coop_mat16x16<f16, A>>(&As[(pl.bm + 16u) * KT + kk], KT);
-            let b0 = coopLoad<coop_mat16x16<f16, B>>(&Bs[pl.bn * KT + kk], KT);
-            let b1 = coopLoad<coop_mat16x16<f16, B>>(&Bs[(pl.bn + 16u) * KT + kk], KT);
-            x0 = coopMultiplyAdd(a0, b0, x0);
-            x1 = coopMultiplyAdd(a0, b1, x1);
-            x2 = coopMultiplyAdd(a1, b0, x2);
-            x3 = coopMultiplyAdd(a1, b1, x3);
-            let done = min(k0 + kk + 16u, pl.k_hi);
-            since += 16u;
-            let ends = chunk_ends(pl, done);
-            if (ends || since == FLUSH) {
-                let base = pl.sg * 256u;
-                coopStoreT(x0, &Cs[base], 16u);
-                take(pl, 0u);
-                coopStoreT(x1, &Cs[base], 16u);
-                take(pl, 1u);
-                coopStoreT(x2, &Cs[base], 16u);
-                take(pl, 2u);
-                coopStoreT(x3, &Cs[base], 16u);
-                take(pl, 3u);
-                x0 = coop_mat16x16<f32, C>();
-                x1 = coop_mat16x16<f32, C>();
-                x2 = coop_mat16x16<f32, C>();
-                x3 = coop_mat16x16<f32, C>();
-                since = 0u;
-                if (ends) {
-                    fold(pl, done);
-                }
-            }
-        }
-        workgroupBarrier();
-    }
-    finish(pl, lid);
+// FLAG_RAW's output: the bits of the i32 total.
+fn raw_value(i: u32) -> f32 {
+    return bitcast<f32>(raw_acc[i]);
 }

@@ -37,6 +37,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("slots", include_str!("../shaders/common/slots.wgsl")),
     ("optim", include_str!("../shaders/common/optim.wgsl")),
     ("int_codes", include_str!("../shaders/common/int_codes.wgsl")),
+    ("gemm_coop", include_str!("../shaders/common/gemm_coop.wgsl")),
     ("lanes", include_str!("../shaders/common/lanes.wgsl")),
     ("levels", include_str!("../shaders/common/levels.wgsl")),
     ("levels_lanes", include_str!("../shaders/common/levels_lanes.wgsl")),
@@ -241,7 +242,7 @@ pub const KERNELS: &[KernelSource] = &[
     },
     KernelSource {
         name: "gemm_int_coop",
-        includes: &["quant", "fp8", "gemm", "int_codes"],
+        includes: &["quant", "fp8", "gemm", "int_codes", "gemm_coop"],
         body: include_str!("../shaders/gemm_int_coop.wgsl"),
     },
     KernelSource {
