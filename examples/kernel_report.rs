@@ -22,9 +22,11 @@
 //! the rate of the unit it runs on (int GEMMs: dot products; f32, FP8, naive: f32 FMA). Where the
 //! adapter has 16×16×16 (or only 8×8×8) f16 cooperative matrices (tensor cores), `peak_coop` is
 //! that unit's rate too. Where the adapter has f16 cooperative matrices of 8×8×8 or 16×16×16, each integer GEMM
-//! also runs on that unit (`gemm_int_coop_*`, `"tile": "coop8"` or `"coop16"`, its
-//! `peak_fraction` against `peak_coop` where that was measured), whether or not the dispatcher
-//! picks it on this adapter (it keeps `gemm_int_lanes` on a CPU adapter).
+//! and the FP8 GEMM also run on that unit (`gemm_int_coop_*`, `gemm_fp8_coop_*`, `"tile": "coop8"`
+//! or `"coop16"`, their `peak_fraction` against `peak_coop` where that was measured), whether or
+//! not the dispatcher picks it on this adapter (it keeps the lanes kernels on a CPU adapter; where
+//! it picks the unit, the dispatcher's own line says `coop8` or `coop16` too), and a kernel that
+//! refused the unit prints why (`"refused"`).
 //!
 //! Last, the optimizer over the tensors of the MLP and of `resnet20` as `Trainer::parameters` names
 //! them, running statistics left out (a batch norm's γ and β count as two, where the trainer
@@ -215,6 +217,9 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
         println!("{}", json!({"kernel": "gemm_int_coop", "refused": why}));
     }
     let fp8 = GemmFp8::new(gpu, Format::Fp8E4M3, Format::Fp8E4M3)?;
+    if let Some(why) = fp8.coop_refusal() {
+        println!("{}", json!({"kernel": "gemm_fp8_coop", "refused": why}));
+    }
     if !cpu {
         warm_up(gpu, &f32k, &qz, &int_pairs, &int_kernels, &fp8)?;
     }
@@ -236,8 +241,8 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
         let t_f32 = gpu_seconds(gpu, iters, 3, |e| f32k.encode(gpu, e, at.buffer(), bt.buffer(), shape, &epi, &c))?;
         let f32_gflops = flops / t_f32 / 1e9;
         let emit = |kernel: &str, gops: f64, tile: Option<String>| {
-            // gemm_int_lanes multiplies on the f32 unit, gemm_int_coop on the cooperative one.
-            let on_coop = kernel.starts_with("gemm_int_coop");
+            // gemm_int_lanes multiplies on the f32 unit, the coop tiles on the cooperative one.
+            let on_coop = tile.as_deref().is_some_and(|t| t.starts_with("coop"));
             let on_dot = kernel.starts_with("gemm_int") && tile.as_deref() != Some("lanes") && !on_coop;
             let peak = if on_coop {
                 peak_coop.unwrap_or(f64::NAN)
@@ -256,15 +261,19 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
             );
         };
         // What the dispatcher ran, at `gops`; where that was a lanes kernel, the tiled kernel's
-        // best tile (timed by `time_tile`) on a `tiled` line beside it.
+        // best tile (timed by `time_tile`) on a `tiled` line beside it; where it was the
+        // cooperative unit (`coop`: its matrix size), that.
         let report = |kernel: &str,
                       tiled: &str,
                       gops: f64,
                       lanes: bool,
+                      coop: Option<u32>,
                       tuned: Option<Tile>,
                       time_tile: &dyn Fn(Tile) -> Result<f64>|
          -> Result<()> {
-            if lanes {
+            if let Some(size) = coop {
+                emit(kernel, gops, Some(format!("coop{size}")));
+            } else if lanes {
                 emit(kernel, gops, Some("lanes".into()));
                 let tile = tuned.unwrap_or(Tile::T128);
                 emit(tiled, flops / time_tile(tile)? / 1e9, Some(format!("{tile:?}")));
@@ -273,7 +282,7 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
             }
             Ok(())
         };
-        report("gemm_f32", "gemm_f32_tiled", f32_gflops, f32k.uses_lanes(), f32k.tuned(m, n, k), &|tile| {
+        report("gemm_f32", "gemm_f32_tiled", f32_gflops, f32k.uses_lanes(), None, f32k.tuned(m, n, k), &|tile| {
             gpu_seconds(gpu, iters, 3, |e| f32k.encode_with(gpu, e, tile, at.buffer(), bt.buffer(), shape, &epi, &c))
         })?;
         if flops <= 2.0 * 1024f64.powi(3) {
@@ -292,6 +301,7 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
                 &format!("gemm_int_tiled_{fa}x{fb}"),
                 flops / t / 1e9,
                 kern.runs_lanes(&qa, &qb),
+                kern.coop_size().filter(|_| kern.runs_coop(&qa, &qb)),
                 kern.tuned(m, n, k),
                 &|tile| gpu_seconds(gpu, iters, 3, |e| kern.encode_with(gpu, e, tile, &qa, &qb, &epi, &c)),
             )?;
@@ -310,14 +320,20 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
             "gemm_fp8_tiled_e4m3xe4m3",
             flops / t / 1e9,
             fp8.uses_lanes(),
+            fp8.coop_size().filter(|_| fp8.runs_coop(&qa, &qb)),
             fp8.tuned(m, n, k),
             &|tile| gpu_seconds(gpu, iters, 3, |e| fp8.encode_with(gpu, e, tile, &qa, &qb, &epi, &c)),
         )?;
+        if let Some(size) = fp8.coop_size() {
+            let t = gpu_seconds(gpu, iters, 3, |e| fp8.encode_coop(gpu, e, &qa, &qb, &epi, &c))?;
+            emit("gemm_fp8_coop_e4m3xe4m3", flops / t / 1e9, Some(format!("coop{size}")));
+        }
     }
     Ok(())
 }
 
-/// Runs every tile of every GEMM on a 1024³ product for at least 1.5 s before anything is timed.
+/// Runs every tile of every GEMM (and the cooperative kernels, where the adapter has them) on a
+/// 1024³ product for at least 1.5 s before anything is timed.
 /// On the H100 a freshly built GEMM pipeline ran 2–5× below its steady speed for its first
 /// half-second or so of use (seen with the unchecked shaders), which a single warm-up call per
 /// measurement did not cover.
@@ -357,6 +373,12 @@ fn warm_up(
             for (&(fa, fb), k) in int_pairs.iter().zip(ints) {
                 k.encode_with(gpu, &mut enc, t, operands(fa), operands(fb), &epi, &c)?;
             }
+        }
+        if fp8.coop_size().is_some() {
+            fp8.encode_coop(gpu, &mut enc, &qf, &qf, &epi, &c)?;
+        }
+        for (&(fa, fb), k) in int_pairs.iter().zip(ints).filter(|(_, k)| k.coop_size().is_some()) {
+            k.encode_coop(gpu, &mut enc, operands(fa), operands(fb), &epi, &c)?;
         }
         gpu.queue.submit([enc.finish()]);
         gpu.wait()?;

@@ -327,9 +327,9 @@ impl Gpu {
                 required_features: features,
                 required_limits: limits.clone(),
                 // SAFETY: the one experimental feature lowbit asks for is cooperative matrices,
-                // used by the `peak_coop` rate probe and `gemm_int_coop`, whose exact outputs the
-                // test suite checks on every adapter that has them (and `GemmInt` checks the
-                // GEMM's against its tiles before using it).
+                // used by the `peak_coop` rate probe, `gemm_int_coop` and `gemm_fp8_coop`, whose
+                // outputs the test suite checks on every adapter that has them (and `GemmInt` and
+                // `GemmFp8` check the GEMMs' against their tiles or reference before using them).
                 experimental_features: if coop {
                     unsafe { wgpu::ExperimentalFeatures::enabled() }
                 } else {

@@ -262,6 +262,11 @@ pub const KERNELS: &[KernelSource] = &[
     },
     KernelSource { name: "gemm_fp8", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_fp8.wgsl") },
     KernelSource {
+        name: "gemm_fp8_coop",
+        includes: &["quant", "fp8", "gemm", "gemm_coop"],
+        body: include_str!("../shaders/gemm_fp8_coop.wgsl"),
+    },
+    KernelSource {
         name: "gemm_fp8_col2im",
         includes: &["quant", "fp8", "gemm", "conv", "col2im_tile"],
         body: include_str!("../shaders/gemm_fp8_col2im.wgsl"),
@@ -338,13 +343,14 @@ pub const KERNELS: &[KernelSource] = &[
 pub const UNCHECKED: &[&str] = &["gemm_f32", "gemm_f32_naive", "gemm_fp8", "gemm_levels", "gemm_int", "peak"];
 
 /// Kernels that need an adapter feature beyond lowbit's baseline, with the naga capabilities
-/// that validate them: `peak_coop` and `gemm_int_coop` use cooperative matrices (SPIR-V's
+/// that validate them: `peak_coop`, `gemm_int_coop` and `gemm_fp8_coop` use cooperative matrices (SPIR-V's
 /// `CooperativeMatrixKHR`; no MSL or HLSL translation), f16 and subgroups; the lanes GEMMs (`gemm_f32_lanes`,
 /// `gemm_int_lanes`, `gemm_fp8_lanes`, `gemm_levels_lanes`) and the fused input gradients (`gemm_int_col2im`,
 /// `gemm_f32_col2im`, `gemm_fp8_col2im`, `gemm_levels_col2im`) use subgroups.
 pub const NEEDS_FEATURES: &[&str] = &[
     "peak_coop",
     "gemm_int_coop",
+    "gemm_fp8_coop",
     "gemm_f32_lanes",
     "gemm_int_lanes",
     "gemm_fp8_lanes",

@@ -1310,6 +1310,132 @@ fn int_coop_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
     assert_eq!(rec.dispatches(), 0, "refused products record nothing");
 }
 
+/// gemm_fp8_coop (FP8 on the cooperative-matrix unit) against gemm_fp8's reference within its
+/// bound ((K + 3·chunks + 6)·2⁻²⁴·Σ|terms|: the unit adds in its own order, so not gemm_fp8's
+/// bits), under every epilogue variant, split along K and batched, where the adapter has f16
+/// cooperative matrices; elsewhere asking for it is a clear error that records nothing and the
+/// dispatcher keeps the SIMD kernels.
+#[test]
+fn fp8_coop_gemm_stays_within_its_bound_where_the_adapter_has_it_and_is_refused_elsewhere() {
+    use lowbit::kernels::gemm_fp8_coop::{bound, GemmFp8Coop};
+    use lowbit::kernels::gemm_int_coop::GemmIntCoop;
+    let g = gpu();
+    let per_row = |f: Format| QuantScheme { format: f, granularity: Granularity::PerRow, rounding: Rounding::Nearest };
+    let e4 = quantized(&data(8 * 8, 1, false), 8, 8, per_row(Format::Fp8E4M3));
+    let fp8 = GemmFp8::new(g, Format::Fp8E4M3, Format::Fp8E4M3).unwrap();
+    let c = GpuBuffer::<f32>::zeros(g, "c", 64).unwrap();
+    expect_coop(GemmIntCoop::available(g));
+    let Some(size) = GemmIntCoop::size(g) else {
+        let err = GemmFp8Coop::new(g, Format::Fp8E4M3, Format::Fp8E4M3).err().expect("gemm_fp8_coop without the unit");
+        assert!(err.to_string().contains("gemm_fp8_coop needs f16 × f16 → f32 cooperative matrices"), "{err}");
+        let mut rec = lowbit::Recorder::new(g, "coop");
+        let err = fp8.encode_coop(g, &mut rec, &e4, &e4, &Epilogue::default(), &c).expect_err("refused");
+        assert!(err.to_string().contains("cooperative matrices"), "{err}");
+        assert_eq!(rec.dispatches(), 0, "a refused product records nothing");
+        assert!(!fp8.runs_coop(&e4, &e4), "the dispatcher picks the SIMD kernels here");
+        assert_eq!((fp8.coop_refusal(), fp8.coop_size()), (None, None));
+        return;
+    };
+    assert!(matches!(GemmFp8Coop::new(g, Format::Int8, Format::Fp8E4M3), Err(Error::InvalidArgument(_))));
+    if !GemmIntCoop::allowed().unwrap() {
+        assert!(fp8.coop_refusal().is_some_and(|why| why.contains("LOWBIT_COOP=0")), "{:?}", fp8.coop_refusal());
+        assert!(!fp8.runs_coop(&e4, &e4));
+        let err = fp8.encode_coop(g, &mut lowbit::Recorder::new(g, "off"), &e4, &e4, &Epilogue::default(), &c);
+        assert!(err.expect_err("turned off").to_string().contains("LOWBIT_COOP=0"));
+        return;
+    }
+    // The unit passed GemmFp8's own check, and the dispatcher runs it where the lanes kernel does
+    // not run (GPU layouts).
+    assert_eq!((fp8.coop_refusal(), fp8.coop_size()), (None, Some(size)));
+    assert_eq!(fp8.runs_coop(&e4, &e4), !fp8.uses_lanes());
+    let block = |f: Format, n: u32| QuantScheme { granularity: Granularity::PerBlock(n), ..per_row(f) };
+    let cases = [
+        (per_row(Format::Fp8E4M3), per_row(Format::Fp8E4M3)),
+        (QuantScheme::per_tensor(Format::Fp8E4M3), block(Format::Fp8E4M3, 32)),
+        (per_row(Format::Fp8E5M2).stochastic(3, 1), per_row(Format::Fp8E4M3)),
+        (QuantScheme::native(Format::Mxfp8), QuantScheme::native(Format::Mxfp8).stochastic(6, 1)),
+    ];
+    // A tile's tails in M and N, K within one step, ragged K, K over many steps and, for few
+    // outputs over a long K, split along K (epilogue variant 0).
+    let shapes: &[(usize, usize, usize)] = &[(1, 1, 1), (33, 65, 17), (64, 64, 32), (130, 70, 300), (5, 40, 2500)];
+    for (sa, sb) in cases {
+        let (fa, fb) = (sa.format, sb.format);
+        let kernel = GemmFp8::new(g, fa, fb).unwrap();
+        assert_eq!(kernel.coop_refusal(), None, "{fa}x{fb}");
+        for &(m, n, k) in shapes {
+            let (a, b) = (data(m * k, 81, false), data(n * k, 82, false));
+            let (qa, qb) = (quantized(&a, m, k, sa), quantized(&b, n, k, sb));
+            let what = format!("gemm_fp8_coop{size} {fa}x{fb} {m}x{n}x{k} {}/{}", sa.granularity, sb.granularity);
+            assert!(GemmIntCoop::fits(size, &qa, &qb), "{what}");
+            let rel = bound(k, chunks(k, sa.granularity, sb.granularity));
+            let bias = data(n, 83, false);
+            let old = data(m * n, 84, false);
+            let biasb = common::buf(&bias);
+            for variant in 0..3 {
+                let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
+                let (epi, eref) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
+                let coop = GpuBuffer::from_slice(g, "c", &old).unwrap();
+                submit(|e| kernel.encode_coop(g, e, &qa, &qb, &epi, &coop).unwrap());
+                let got = coop.read(g).unwrap();
+                let want = reference::gemm_fp8_coop::gemm_fp8_coop(
+                    &qa.codes.read(g).unwrap(),
+                    &qa.scales.read(g).unwrap(),
+                    &qa.layout,
+                    &qb.codes.read(g).unwrap(),
+                    &qb.scales.read(g).unwrap(),
+                    &qb.layout,
+                    &eref,
+                );
+                check(&format!("{what} epilogue {variant}"), &got, &want, rel);
+                if variant == 2 {
+                    let want_max = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
+                    assert_eq!(f32::from_bits(amax.read(g).unwrap()[0]), want_max, "{what}: amax");
+                }
+            }
+        }
+    }
+    // A split product really splits (else the case above tests nothing new).
+    assert!(lowbit::kernels::gemm::split_plan(1, 2500, 0).0 > 1);
+    // Batched products: each batch within the bound of its own reference.
+    let (batches, m, n, kb) = (3, 37, 20, 48);
+    let qa = quantized(&data(batches * m * kb, 85, false), batches * m, kb, per_row(Format::Fp8E4M3));
+    let qb = quantized(&data(batches * n * kb, 86, false), batches * n, kb, per_row(Format::Fp8E4M3));
+    let out = GpuBuffer::<f32>::zeros(g, "c", batches * m * n).unwrap();
+    submit(|e| fp8.encode_coop_batched(g, e, &qa, &qb, batches, &Epilogue::default(), &out).unwrap());
+    let got = out.read(g).unwrap();
+    let (ac, asc, bc, bsc) =
+        (qa.codes.read(g).unwrap(), qa.scales.read(g).unwrap(), qb.codes.read(g).unwrap(), qb.scales.read(g).unwrap());
+    let words = kb.div_ceil(4);
+    for i in 0..batches {
+        let la = QuantLayout::new(m, kb, Format::Fp8E4M3, Granularity::PerRow).unwrap();
+        let lb = QuantLayout::new(n, kb, Format::Fp8E4M3, Granularity::PerRow).unwrap();
+        let want = reference::gemm_fp8_coop::gemm_fp8_coop(
+            &ac[i * m * words..(i + 1) * m * words],
+            &asc[i * m..(i + 1) * m],
+            &la,
+            &bc[i * n * words..(i + 1) * n * words],
+            &bsc[i * n..(i + 1) * n],
+            &lb,
+            &EpilogueRef::default(),
+        );
+        check(&format!("batch {i} of {batches}"), &got[i * m * n..(i + 1) * m * n], &want, bound(kb, 1));
+    }
+    // What it refuses, recording nothing: SMP's samples, a `c` too short, and (16×16×16) scale
+    // blocks that end inside one of the unit's K steps.
+    let smp = quantized_samples(&data(8 * 64, 87, false), 8, 64, per_row(Format::Fp8E4M3).stochastic(3, 1), 2);
+    let b8 = quantized(&data(8 * 64, 88, false), 8, 64, per_row(Format::Fp8E4M3));
+    let mut rec = lowbit::Recorder::new(g, "coop refusals");
+    assert_refused("SMP samples", fp8.encode_coop(g, &mut rec, &smp, &b8, &Epilogue::default(), &c));
+    let short = GpuBuffer::<f32>::zeros(g, "short", 63).unwrap();
+    assert_refused("c too short", fp8.encode_coop(g, &mut rec, &b8, &b8, &Epilogue::default(), &short));
+    let q8b = quantized(&data(8 * 64, 89, false), 8, 64, block(Format::Fp8E4M3, 8));
+    assert_eq!(GemmIntCoop::fits(size, &q8b, &q8b), size == 8);
+    if size == 16 {
+        assert_refused("blocks of 8", fp8.encode_coop(g, &mut rec, &q8b, &q8b, &Epilogue::default(), &c));
+    }
+    assert_eq!(rec.dispatches(), 0, "refused products record nothing");
+}
+
 /// SMP's stacked samples of A through gemm_int_lanes' `main_samples`: every sample's exact sums
 /// folded in gemm_int's order and averaged in the epilogue, the tiled kernel's bits (where it does
 /// not split K) and the reference's values within the epilogue bound; raw sums of samples go to

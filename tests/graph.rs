@@ -694,19 +694,65 @@ fn a_relu_layers_gradient_masked_inside_its_readers_is_relu_backward_bit_for_bit
 /// operands would be off by a quantization step (~1% for int8).
 const SPLIT_K_REL: f32 = 1e-4;
 
+/// Relative bound between the two layouts' gradients and parameters under the FP8 presets where
+/// the GPU layouts run the FP8 GEMMs on the cooperative-matrix unit (`gemm_fp8_coop`, which adds
+/// in the unit's order: each product within f32 reassociation of the lanes kernel's, not its
+/// bits) and the CPU layouts the lanes kernels, as on lavapipe from Mesa 25.1 on. Relative to the
+/// largest of all the model's gradients, not a tensor's own: a bias gradient sums dY over the
+/// batch and pixels with cancellation (the CNN's first, 3·10⁻⁸ at most, moved by 8·10⁻⁸ on
+/// lavapipe), where its own size says nothing of the sums' rounding; for the parameters after two
+/// steps, that times the steps' learning rate. A wrong code or scale would be off by a
+/// quantization step (1/16 of a value for E4M3).
+const FP8_UNIT_REL: f32 = 1e-4;
+
+/// [`FP8_UNIT_REL`] for the ResNet, whose batch norms over 8×8 inputs (batch 16; 2×2 maps in its
+/// last stage) magnify rounding-level differences into different codes downstream: on lavapipe at
+/// f7a796b's successor, scaling gemm_fp8's A operand by 1 + 2⁻²¹ (about 4 ulps) moved its fp8
+/// gradients by up to 0.4% and its parameters by up to 0.8% of these scales, and the unit's order
+/// by up to 4.2% and 10.2% — where the MLP's and the CNN's stayed within 10⁻⁵. Not a
+/// rounding bound but a check that the two trainings still agree (a wrong scale or format would
+/// be off by far more).
+const FP8_UNIT_REL_RESNET: f32 = 0.25;
+
+/// The largest magnitude in `x`.
+fn top(x: &[f32]) -> f32 {
+    x.iter().fold(0f32, |m, v| m.max(v.abs()))
+}
+
+/// The values of `x` and `y` within `rel · scale`.
+fn assert_within(what: &str, x: &[f32], y: &[f32], rel: f32, scale: f32) {
+    let worst = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+    assert!(worst <= rel * scale, "{what}: off by {worst:e} of {scale:e}");
+}
+
 /// The CPU and GPU layouts (`Gpu::with_layouts`: both on this adapter, in one process) train to
 /// the same bits — gradients and parameters after two steps, for every kind of preset, on an MLP,
 /// a CNN and a ResNet whose products sum at most 1,024 terms. A CNN on 16×16 inputs takes its
 /// first convolution's dYᵀ and Xᵀ (rows of 16 · 16 · 16 = 4,096) through the GPU layout's
 /// two-pass chain (absmax → quantize_transpose, one launch on the CPU layout): its gradients are
 /// the same bits but that convolution's weight gradient, whose K the GPU layout's GEMM splits,
-/// within [`SPLIT_K_REL`].
+/// within [`SPLIT_K_REL`]. Where only the GPU layouts run the FP8 GEMMs on the cooperative unit,
+/// the FP8 presets' values are within [`FP8_UNIT_REL`] (the ResNet's [`FP8_UNIT_REL_RESNET`])
+/// instead of the same bits.
 #[test]
 fn the_cpu_and_gpu_layouts_train_to_the_same_bits() {
+    use lowbit::kernels::gemm_fp8::GemmFp8;
     let g = gpu();
     let (gc, gg) = (g.with_layouts(lowbit::Layouts::Cpu), g.with_layouts(lowbit::Layouts::Gpu));
     assert!(gc.cpu_layouts() && !gg.cpu_layouts());
     assert_eq!(gc.report().name, gg.report().name);
+    let on_unit = |g: &lowbit::Gpu| {
+        let k = GemmFp8::new(g, lowbit::format::Format::Fp8E4M3, lowbit::format::Format::Fp8E4M3).unwrap();
+        k.coop_size().is_some() && !k.uses_lanes()
+    };
+    let fp8_apart = on_unit(&gg) != on_unit(&gc);
+    // The same bits, or (see FP8_UNIT_REL) within the bound of `scale`.
+    let same = |what: &str, scheme: &str, x: &[f32], y: &[f32], scale: f32| match fp8_apart && scheme.contains("fp8") {
+        true if what.starts_with("resnet") => assert_within(what, x, y, FP8_UNIT_REL_RESNET, scale),
+        true => assert_within(what, x, y, FP8_UNIT_REL, scale),
+        false => common::assert_f32_bits_eq(what, x, y),
+    };
+    let grads_top = |g: &[(String, Vec<usize>, Vec<f32>)]| g.iter().map(|(_, _, x)| top(x)).fold(0f32, f32::max);
     let schemes = ["fp32", "int8", "luq4", "luq4+smp2", "int8+block32", "fp8", "mxfp8", "nvfp4"];
     let batch = 16;
     let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 7) % 3).collect();
@@ -733,8 +779,13 @@ fn the_cpu_and_gpu_layouts_train_to_the_same_bits() {
             let (a, b) = (run(&gc), run(&gg));
             let what = format!("{} {scheme}", spec.name);
             assert_eq!((a.0.len(), a.1.len()), (b.0.len(), b.1.len()), "{what}");
-            for ((n, _, x), (_, _, y)) in a.0.iter().zip(&b.0).chain(a.1.iter().zip(&b.1)) {
-                common::assert_f32_bits_eq(&format!("{what} {n}: cpu vs gpu layouts"), x, y);
+            for ((n, _, x), (_, _, y)) in a.0.iter().zip(&b.0) {
+                same(&format!("{what} {n}: cpu vs gpu layouts"), scheme, x, y, grads_top(&a.0));
+            }
+            // Two steps of SGD at 0.05 with momentum 0.9 move a parameter by 0.05 (1.9 g₁ + g₂):
+            // their difference is within three steps' worth of the gradients' bound.
+            for ((n, _, x), (_, _, y)) in a.1.iter().zip(&b.1) {
+                same(&format!("{what} {n}: cpu vs gpu layouts"), scheme, x, y, 3.0 * 0.05 * grads_top(&a.0));
             }
             differ += (a.2 != b.2) as usize;
         }
@@ -752,12 +803,11 @@ fn the_cpu_and_gpu_layouts_train_to_the_same_bits() {
         for ((n, _, x), (_, _, y)) in a.iter().zip(&b) {
             let what = format!("cnn 16x16 {scheme} {n}: cpu vs gpu layouts");
             if n != "layers.0.weight" {
-                common::assert_f32_bits_eq(&what, x, y);
+                same(&what, scheme, x, y, grads_top(&a));
                 continue;
             }
-            let top = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let worst = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
-            assert!(worst <= SPLIT_K_REL * top, "{what}: off by {worst:e} of {top:e}");
+            let rel = SPLIT_K_REL.max(if fp8_apart && scheme.contains("fp8") { FP8_UNIT_REL } else { 0.0 });
+            assert_within(&what, x, y, rel, top(x));
         }
     }
 }

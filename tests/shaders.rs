@@ -137,15 +137,15 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
         ("gemm_int" | "gemm_int_lanes" | "gemm_int_col2im" | "gemm_int_coop", "FMT_A" | "FMT_B") => {
             vec![0.0, 1.0, 4.0, 5.0, 6.0, 7.0, 9.0, 10.0]
         }
-        ("gemm_fp8" | "gemm_fp8_lanes" | "gemm_fp8_col2im", "FMT_A" | "FMT_B") => vec![2.0, 3.0, 8.0],
+        ("gemm_fp8" | "gemm_fp8_lanes" | "gemm_fp8_col2im" | "gemm_fp8_coop", "FMT_A" | "FMT_B") => vec![2.0, 3.0, 8.0],
         (_, "WHOLE_K" | "B_CODES" | "TRANS_A" | "TRANS_B" | "SWAP") => vec![0.0, 1.0],
         // TinyScript's code widths (src/tinyscript.rs: 2 to 8 bits).
         ("gemm_levels_lanes" | "gemm_levels_col2im", "A_BITS" | "B_BITS") => (2..=8).map(f64::from).collect(),
-        // gemm_int_coop::GemmIntCoop::size: lavapipe's 8 lanes and NVIDIA's 32, and the workgroups
+        // gemm_int_coop::GemmIntCoop::size (gemm_fp8_coop's too): lavapipe's 8 lanes and NVIDIA's 32, and the workgroups
         // they give ((64 / 2·size)² subgroups: 16 of 8 lanes for 8×8, 4 of 32 for 16×16; 16 of 32
         // for 8×8 on 32-lane subgroups).
-        ("gemm_int_coop", "SG") => vec![8.0, 32.0],
-        ("gemm_int_coop", "WG") => vec![128.0, 512.0],
+        ("gemm_int_coop" | "gemm_fp8_coop", "SG") => vec![8.0, 32.0],
+        ("gemm_int_coop" | "gemm_fp8_coop", "WG") => vec![128.0, 512.0],
         // batchnorm::V4_ROWS.
         ("batchnorm", "V4_ROWS") => vec![8.0],
         ("copy" | "add" | "relu_backward", "RUN") => vec![f64::from(lowbit::kernels::TEAM_RUN)],
@@ -190,7 +190,7 @@ fn every_pipeline_translates_to_msl_hlsl_and_spirv() {
         let info = validator(k.name).validate(&module).unwrap();
         // Cooperative matrices of 16×16 exist only in SPIR-V (Vulkan's VK_KHR_cooperative_matrix);
         // wgpu offers them on Metal as 8×8 simdgroup matrices only, and not on DX12.
-        let spirv_only = k.name == "peak_coop" || k.name == "gemm_int_coop";
+        let spirv_only = ["peak_coop", "gemm_int_coop", "gemm_fp8_coop"].contains(&k.name);
         // Subgroup operations need shader model 6 on DX12 (wave intrinsics).
         let needs_sm6 = NEEDS_FEATURES.contains(&k.name);
         let policy =

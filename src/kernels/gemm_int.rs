@@ -25,7 +25,7 @@ use super::gemm::{
     TileCache, TilePipelines, PACKED_SLOTS,
 };
 use super::gemm_f32_lanes::GemmF32Lanes;
-use super::gemm_int_coop::GemmIntCoop;
+use super::gemm_int_coop::{build_coop, coop_or_error, CoopPipeline, GemmIntCoop};
 use super::gemm_int_lanes::GemmIntLanes;
 use super::{check_len, layouts, pipeline};
 use crate::format::Format;
@@ -226,21 +226,10 @@ impl GemmInt {
     /// specification says, leaves the SIMD tiles to run its products instead of failing or
     /// training wrongly ([`GemmInt::coop_refusal`] says why).
     fn with_coop_checked(mut self, gpu: &Gpu) -> Result<Self> {
-        // (LOWBIT_COOP is read on every adapter, so a value it does not take is an error anywhere.)
-        let allowed = GemmIntCoop::allowed()?;
-        if !GemmIntCoop::available(gpu) {
+        (self.coop, self.coop_refusal) =
+            build_coop(gpu, "gemm_int_coop", || GemmIntCoop::new(gpu, self.fmt_a, self.fmt_b))?;
+        if self.coop.is_none() {
             return Ok(self);
-        }
-        if !allowed {
-            self.coop_refusal = Some("gemm_int_coop is turned off (LOWBIT_COOP=0)".into());
-            return Ok(self);
-        }
-        match GemmIntCoop::new(gpu, self.fmt_a, self.fmt_b) {
-            Ok(k) => self.coop = Some(k),
-            Err(e) => {
-                self.coop_refusal = Some(format!("gemm_int_coop could not be built on {}: {e}", gpu.report().name));
-                return Ok(self);
-            }
         }
         let (m, n, k) = (70, 40, 1100);
         let (a, b) = (scratch_operand(gpu, m, k, self.fmt_a)?, scratch_operand(gpu, n, k, self.fmt_b)?);
@@ -414,11 +403,9 @@ impl GemmInt {
     }
 
     /// The cooperative kernel, or the error that says why this adapter or this kernel has none.
-    fn coop_kernel(&self, gpu: &Gpu) -> Result<&GemmIntCoop> {
-        self.coop.as_ref().ok_or_else(|| match &self.coop_refusal {
-            Some(why) => Error::InvalidArgument(why.clone()),
-            None => GemmIntCoop::unavailable(gpu),
-        })
+    fn coop_kernel(&self, gpu: &Gpu) -> Result<&CoopPipeline> {
+        let coop = self.coop.as_ref().map(GemmIntCoop::pipeline);
+        coop_or_error(gpu, "gemm_int_coop", coop, self.coop_refusal.as_deref())
     }
 
     /// Records `batches` products of params `p` through `record(enc, target, p)` into `c`: in one

@@ -25,10 +25,109 @@ pub const TILE: u32 = 64;
 const PER_MAX: u32 = 8;
 
 /// The cooperative integer GEMM for one pair of operand formats.
-pub struct GemmIntCoop {
+pub struct GemmIntCoop(CoopPipeline);
+
+/// A cooperative GEMM's pipeline (`gemm_int_coop`'s or `gemm_fp8_coop`'s: the loop of
+/// `shaders/common/gemm_coop.wgsl` over the kernel's decode), with its matrix size.
+pub(crate) struct CoopPipeline {
+    name: &'static str,
     size: u32,
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+}
+
+/// A cooperative GEMM (`name`) as its SIMD GEMM holds it: where the adapter has the unit and
+/// `LOWBIT_COOP` lets the GEMMs use it, what `build` makes, else `None`; and why not where the
+/// adapter has the unit (`LOWBIT_COOP=0`, or `build`'s error: a refusal, not a failure, so the
+/// SIMD kernels run its products). `LOWBIT_COOP` is read on every adapter, so a value it does not
+/// take is an error anywhere.
+pub(crate) fn build_coop<K>(
+    gpu: &Gpu,
+    name: &str,
+    build: impl FnOnce() -> Result<K>,
+) -> Result<(Option<K>, Option<String>)> {
+    let allowed = GemmIntCoop::allowed()?;
+    if !GemmIntCoop::available(gpu) {
+        return Ok((None, None));
+    }
+    if !allowed {
+        return Ok((None, Some(format!("{name} is turned off (LOWBIT_COOP=0)"))));
+    }
+    Ok(match build() {
+        Ok(k) => (Some(k), None),
+        Err(e) => (None, Some(format!("{name} could not be built on {}: {e}", gpu.report().name))),
+    })
+}
+
+/// The pipeline of a cooperative GEMM (`name`) its SIMD GEMM holds as `coop`, or the error that
+/// says why there is none (its `refusal`, else the adapter's lack of the unit).
+pub(crate) fn coop_or_error<'a>(
+    gpu: &Gpu,
+    name: &str,
+    coop: Option<&'a CoopPipeline>,
+    refusal: Option<&str>,
+) -> Result<&'a CoopPipeline> {
+    coop.ok_or_else(|| match refusal {
+        Some(why) => Error::InvalidArgument(why.to_string()),
+        None => GemmIntCoop::unavailable(gpu, name),
+    })
+}
+
+impl CoopPipeline {
+    /// Builds kernel `name`'s pipeline for A in `fmt_a` and B in `fmt_b` (formats the caller
+    /// checked), or says why this adapter cannot run it ([`GemmIntCoop::size`]).
+    pub(crate) fn new(gpu: &Gpu, name: &'static str, fmt_a: Format, fmt_b: Format) -> Result<Self> {
+        let Some(size) = GemmIntCoop::size(gpu) else { return Err(GemmIntCoop::unavailable(gpu, name)) };
+        let sg = gpu.report().subgroup_sizes.map_or(0, |s| s.0);
+        let (bgl, pl) = layouts(gpu, name, PACKED_SLOTS);
+        let constants = [
+            ("FMT_A", fmt_a.id() as f64),
+            ("FMT_B", fmt_b.id() as f64),
+            ("SG", sg as f64),
+            ("WG", ((TILE / (2 * size)).pow(2) * sg) as f64),
+        ];
+        let entry = if size == 16 { "main16" } else { "main8" };
+        Ok(CoopPipeline { name, size, bgl, pipeline: pipeline(gpu, name, entry, &pl, &constants)? })
+    }
+
+    /// The matrix size this pipeline runs.
+    pub(crate) fn matrix_size(&self) -> u32 {
+        self.size
+    }
+
+    /// `Ok` if this pipeline takes these operands ([`GemmIntCoop::fits`]), else the error.
+    pub(crate) fn check(&self, a: &QuantizedTensor, b: &QuantizedTensor) -> Result<()> {
+        if GemmIntCoop::fits(self.size, a, b) {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument(format!(
+            "{} takes one sample of A and scale chunks over all of K or in multiples of {}, not {} samples with \
+             chunks of {} over {}",
+            self.name,
+            self.size,
+            a.samples,
+            a.layout.shared_chunk(&b.layout),
+            a.layout.cols
+        )))
+    }
+
+    /// Records the product of `p` (the kernel's params for these operands with 64×64 tiles,
+    /// already checked); an error if the operands do not [`fits`](GemmIntCoop::fits).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        p: GemmParams,
+        dummies: &Dummies,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        epi: &Epilogue,
+        c: &wgpu::Buffer,
+    ) -> Result<()> {
+        self.check(a, b)?;
+        dispatch_packed(gpu, enc, self.name, &self.bgl, &self.pipeline, dummies, &p, a, b, epi, c)
+    }
 }
 
 impl GemmIntCoop {
@@ -51,12 +150,13 @@ impl GemmIntCoop {
         })
     }
 
-    /// The error that says why `gpu` cannot run this kernel.
-    pub(crate) fn unavailable(gpu: &Gpu) -> Error {
+    /// The error that says why `gpu` cannot run the cooperative GEMM `op` (this one or
+    /// `gemm_fp8_coop`, which share the loop and so its needs).
+    pub(crate) fn unavailable(gpu: &Gpu, op: &str) -> Error {
         let r = gpu.report();
         Error::InvalidArgument(format!(
-            "gemm_int_coop needs f16 × f16 → f32 cooperative matrices of 8×8×8 or 16×16×16 and subgroups of one size; \
-             {} offers {} with subgroups of {:?} (the SIMD integer GEMMs run there)",
+            "{op} needs f16 × f16 → f32 cooperative matrices of 8×8×8 or 16×16×16 and subgroups of one size; \
+             {} offers {} with subgroups of {:?} (the SIMD GEMMs run there)",
             r.name,
             if r.cooperative_matrix.is_empty() { "none".to_string() } else { r.cooperative_matrix.join(", ") },
             r.subgroup_sizes
@@ -97,54 +197,16 @@ impl GemmIntCoop {
     /// [`INT_FORMATS`](super::gemm_int::INT_FORMATS)), or says why this adapter cannot run it.
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
         check_int_formats("gemm_int_coop", [fmt_a, fmt_b])?;
-        let Some(size) = Self::size(gpu) else { return Err(Self::unavailable(gpu)) };
-        let sg = gpu.report().subgroup_sizes.map_or(0, |s| s.0);
-        let (bgl, pl) = layouts(gpu, "gemm_int_coop", PACKED_SLOTS);
-        let constants = [
-            ("FMT_A", fmt_a.id() as f64),
-            ("FMT_B", fmt_b.id() as f64),
-            ("SG", sg as f64),
-            ("WG", ((TILE / (2 * size)).pow(2) * sg) as f64),
-        ];
-        let entry = if size == 16 { "main16" } else { "main8" };
-        Ok(GemmIntCoop { size, bgl, pipeline: pipeline(gpu, "gemm_int_coop", entry, &pl, &constants)? })
+        Ok(GemmIntCoop(CoopPipeline::new(gpu, "gemm_int_coop", fmt_a, fmt_b)?))
     }
 
     /// The matrix size this pipeline runs.
     pub fn matrix_size(&self) -> u32 {
-        self.size
+        self.0.matrix_size()
     }
 
-    /// `Ok` if this pipeline takes these operands ([`GemmIntCoop::fits`]), else the error.
-    pub(crate) fn check(&self, a: &QuantizedTensor, b: &QuantizedTensor) -> Result<()> {
-        if Self::fits(self.size, a, b) {
-            return Ok(());
-        }
-        Err(Error::InvalidArgument(format!(
-            "gemm_int_coop takes one sample of A and scale chunks over all of K or in multiples of {}, not {} samples \
-             with chunks of {} over {}",
-            self.size,
-            a.samples,
-            a.layout.shared_chunk(&b.layout),
-            a.layout.cols
-        )))
-    }
-
-    /// Records the product of `p` (gemm_int's params for these operands with 64×64 tiles, already
-    /// checked); an error if the operands do not [`fits`](Self::fits).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn record(
-        &self,
-        gpu: &Gpu,
-        enc: &mut impl crate::Record,
-        p: GemmParams,
-        dummies: &Dummies,
-        a: &QuantizedTensor,
-        b: &QuantizedTensor,
-        epi: &Epilogue,
-        c: &wgpu::Buffer,
-    ) -> Result<()> {
-        self.check(a, b)?;
-        dispatch_packed(gpu, enc, "gemm_int_coop", &self.bgl, &self.pipeline, dummies, &p, a, b, epi, c)
+    /// The pipeline, which checks and records the products.
+    pub(crate) fn pipeline(&self) -> &CoopPipeline {
+        &self.0
     }
 }

@@ -22,6 +22,7 @@ pub mod gemm_f32_lanes;
 pub mod gemm_f32_naive;
 pub mod gemm_fp8;
 pub mod gemm_fp8_col2im;
+pub mod gemm_fp8_coop;
 pub mod gemm_fp8_lanes;
 pub mod gemm_int;
 pub mod gemm_int_col2im;
