@@ -32,7 +32,7 @@ fn load_a(row: u32, k: u32) -> f32 {
         return 0.0;
     }
     let w = a_codes[(a_row0 + row) * p.a_words + k / 4u];
-    return scaled_value(fp8_value((w >> (8u * (k % 4u))) & 0xffu, FMT_A), a_scales[(a_row0 + row) * p.a_row_mul + k / p.a_block_div]);
+    return scaled_value(fp8_value((w >> (8u * (k % 4u))) & 0xffu, FMT_A), a_scales[(a_row0 + row) * p.a_row_mul + (k >> block_shift(p.a_block_div))]);
 }
 
 fn load_b(col: u32, k: u32) -> f32 {
@@ -40,5 +40,5 @@ fn load_b(col: u32, k: u32) -> f32 {
         return 0.0;
     }
     let w = b_codes[(b_row0 + col) * p.b_words + k / 4u];
-    return scaled_value(fp8_value((w >> (8u * (k % 4u))) & 0xffu, FMT_B), b_scales[(b_row0 + col) * p.b_row_mul + k / p.b_block_div]);
+    return scaled_value(fp8_value((w >> (8u * (k % 4u))) & 0xffu, FMT_B), b_scales[(b_row0 + col) * p.b_row_mul + (k >> block_shift(p.b_block_div))]);
 }

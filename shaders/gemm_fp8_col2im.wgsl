@@ -28,12 +28,16 @@ override FMT_B: u32 = 2u;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(6) var<uniform> cv: ConvParams;
 
+// A's and B's block_shift (common/gemm.wgsl), set once by main.
+var<private> a_shift: u32;
+var<private> b_shift: u32;
+
 // dY row o's values at elements 4 kw .. 4 kw + 3 (zeros past M).
 fn load_a(o: u32, kw: u32) -> vec4<f32> {
     if (o >= p.m) {
         return vec4<f32>(0.0);
     }
-    return word_values(a_codes[o * p.a_words + kw], FMT_A, a_scales[o * p.a_row_mul + (4u * kw) / p.a_block_div]);
+    return word_values(a_codes[o * p.a_words + kw], FMT_A, a_scales[o * p.a_row_mul + ((4u * kw) >> a_shift)]);
 }
 
 // Column col of Wᵀ (its row) at elements 4 kw .. 4 kw + 3 (zeros past N).
@@ -41,7 +45,7 @@ fn load_b(col: u32, kw: u32) -> vec4<f32> {
     if (col >= p.n) {
         return vec4<f32>(0.0);
     }
-    return word_values(b_codes[col * p.b_words + kw], FMT_B, b_scales[col * p.b_row_mul + (4u * kw) / p.b_block_div]);
+    return word_values(b_codes[col * p.b_words + kw], FMT_B, b_scales[col * p.b_row_mul + ((4u * kw) >> b_shift)]);
 }
 
 // The tap's values of the lane's four pixels (common/col2im_tile.wgsl's fold_taps).
@@ -75,6 +79,8 @@ fn tap_values(o: vec4<u32>, tap: u32, c0: u32, lane: u32) -> Px {
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let tile = wg.x + wg.y * nwg.x;
+    a_shift = block_shift(p.a_block_div);
+    b_shift = block_shift(p.b_block_div);
     if (tile < p.total_tiles) {
         fold_taps(tile, lane);
     }

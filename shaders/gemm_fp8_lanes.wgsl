@@ -25,6 +25,10 @@ override FMT_B: u32 = 2u;
 @group(0) @binding(6) var<storage, read_write> c: array<f32>;
 @group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
 
+// A's and B's block_shift (common/gemm.wgsl), set once by main.
+var<private> a_shift: u32;
+var<private> b_shift: u32;
+
 // Row m0 + 8 * half + lane's values at elements 4 kw .. 4 kw + 3 (zeros past M; a word's codes
 // past K are zero codes, whose value is 0).
 fn load_a(m0: u32, kw: u32, lane: u32, half: u32) -> vec4<f32> {
@@ -33,7 +37,7 @@ fn load_a(m0: u32, kw: u32, lane: u32, half: u32) -> vec4<f32> {
         return vec4<f32>(0.0);
     }
     let r = a_row0 + row;
-    return word_values(a_codes[r * p.a_words + kw], FMT_A, a_scales[r * p.a_row_mul + (4u * kw) / p.a_block_div]);
+    return word_values(a_codes[r * p.a_words + kw], FMT_A, a_scales[r * p.a_row_mul + ((4u * kw) >> a_shift)]);
 }
 
 fn b_word(col: u32, kw: u32) -> vec4<f32> {
@@ -41,7 +45,7 @@ fn b_word(col: u32, kw: u32) -> vec4<f32> {
         return vec4<f32>(0.0);
     }
     let r = b_row0 + col;
-    return word_values(b_codes[r * p.b_words + kw], FMT_B, b_scales[r * p.b_row_mul + (4u * kw) / p.b_block_div]);
+    return word_values(b_codes[r * p.b_words + kw], FMT_B, b_scales[r * p.b_row_mul + ((4u * kw) >> b_shift)]);
 }
 
 // This lane's four columns (n0 + 8 cc + lane) at lane word kw: column kk of the result holds
@@ -62,6 +66,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (!st.valid) {
         return;
     }
+    a_shift = block_shift(p.a_block_div);
+    b_shift = block_shift(p.b_block_div);
     let m0 = (st.tile / p.tiles_n) * 16u;
     let n0 = (st.tile % p.tiles_n) * 32u;
     var acc: Acc;

@@ -2000,6 +2000,72 @@ fn fp8_lane_gemm_matches_the_reference_and_gemm_fp8s_bits_where_the_adapter_has_
     }
 }
 
+/// Every FP8 code (finite, infinite, NaN, subnormal, ±0) under scales whose products stay normal
+/// (1.5), overflow (the largest f32), are subnormal and flushed (2⁻¹²⁰ times codes below 2⁻⁶) or
+/// zero: `gemm_fp8_lanes` decodes and scales them as `gemm_fp8`'s tiles do, bit for bit.
+#[test]
+fn fp8_lanes_decode_and_scale_every_code_as_the_tiles_do() {
+    let g = gpu();
+    let k = 256;
+    let scales = [1.5f32, f32::MAX, 2f32.powi(-120), 0.0];
+    for fmt in [Format::Fp8E4M3, Format::Fp8E5M2] {
+        let kernel = GemmFp8::new(g, fmt, Format::Fp8E4M3).unwrap();
+        if !kernel.uses_lanes() {
+            return; // (GPU layouts: the tiles only)
+        }
+        let finite = |c: u32| match fmt {
+            Format::Fp8E5M2 => c & 0x7c != 0x7c,
+            _ => c & 0x7f != 0x7f,
+        };
+        // Per scale, three rows: every finite code once (zeros after), the same reversed, every code.
+        let mut rows: Vec<Vec<u32>> = Vec::new();
+        for _ in scales {
+            let mut f: Vec<u32> = (0..256).filter(|&c| finite(c)).collect();
+            f.resize(k, 0);
+            let r: Vec<u32> = f.iter().rev().copied().collect();
+            rows.extend([f, r, (0..256).collect()]);
+        }
+        let pack = |rows: &[Vec<u32>]| -> Vec<u32> {
+            rows.iter()
+                .flat_map(|r| r.chunks(4).map(|w| w.iter().enumerate().map(|(i, &c)| c << (8 * i)).sum::<u32>()))
+                .collect()
+        };
+        let m = rows.len();
+        let a_scales: Vec<f32> = scales.iter().flat_map(|&s| [s; 3]).collect();
+        let a = QuantizedTensor {
+            codes: GpuBuffer::from_slice(g, "a", &pack(&rows)).unwrap(),
+            scales: GpuBuffer::from_slice(g, "a scales", &a_scales).unwrap(),
+            layout: QuantLayout::new(m, k, fmt, Granularity::PerRow).unwrap(),
+            samples: 1,
+        };
+        // B: five rows of finite E4M3 codes drawn at random, scale 0.75.
+        let b_rows: Vec<Vec<u32>> = (0..5u32)
+            .map(|r| {
+                (0..k as u32)
+                    .map(|i| lowbit::rng::draw(r, i) & 0xff)
+                    .map(|c| if c & 0x7f == 0x7f { 0 } else { c })
+                    .collect()
+            })
+            .collect();
+        let b = QuantizedTensor {
+            codes: GpuBuffer::from_slice(g, "b", &pack(&b_rows)).unwrap(),
+            scales: GpuBuffer::from_slice(g, "b scales", &[0.75f32; 5]).unwrap(),
+            layout: QuantLayout::new(5, k, Format::Fp8E4M3, Granularity::PerRow).unwrap(),
+            samples: 1,
+        };
+        let (lanes, tiles) =
+            (GpuBuffer::<f32>::zeros(g, "lanes", m * 5).unwrap(), GpuBuffer::<f32>::zeros(g, "tiles", m * 5).unwrap());
+        submit(|e| kernel.encode(g, e, &a, &b, &Epilogue::default(), &lanes).unwrap());
+        submit(|e| kernel.encode_with(g, e, Tile::T32, &a, &b, &Epilogue::default(), &tiles).unwrap());
+        let (got, want) = (lanes.read(g).unwrap(), tiles.read(g).unwrap());
+        common::assert_f32_bits_eq(&format!("{fmt} every code"), &got, &want);
+        // (The products are what the test means: at scale 1.5 the finite rows finite and nonzero,
+        // the row of every code not finite.)
+        assert!(got[..10].iter().all(|v| v.is_finite() && *v != 0.0), "{fmt}: {:?}", &got[..10]);
+        assert!(got[10..15].iter().all(|v| !v.is_finite()), "{fmt}: {:?}", &got[10..15]);
+    }
+}
+
 #[test]
 fn levels_lane_gemm_matches_the_reference_and_gemm_levels_bits_where_the_adapter_has_it() {
     use lowbit::kernels::gemm_levels::GemmLevels;

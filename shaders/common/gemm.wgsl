@@ -89,6 +89,15 @@ const FLAG_AMAX: u32 = 16u;
 // The lanes GEMMs: this launch computes Cᵀ (its A and B the product's B and A), stored as C.
 const FLAG_SWAP: u32 = 32u;
 
+// The shift that takes an element's index along K to its scale group's there (a packed
+// operand's k / block_div): block_div is a power of two of at least 8 for blocks, u32::MAX for one
+// group over the row (31: no index below 2^31 reaches group 1). A shift, not that division, in
+// the loads of the FP8 GEMMs, which scale every value: llvmpipe divides lane by lane (eight
+// divisions a vector), a GPU in a score of instructions.
+fn block_shift(block_div: u32) -> u32 {
+    return select(firstTrailingBit(block_div), 31u, block_div == 0xffffffffu);
+}
+
 // The epilogue shared by every GEMM: C (+)= v (+ bias), ReLU.
 fn epilogue_value(p: GemmParams, v0: f32, old: f32, bias_n: f32) -> f32 {
     var v = v0;
