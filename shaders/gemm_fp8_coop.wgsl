@@ -113,8 +113,8 @@ fn fold(pl: Place, done: u32) {
             let i = q * PER_MAX + t;
             let row = min(out_row(pl, q, t), p.m - 1u);
             let col = min(out_col(pl, q, t), p.n - 1u);
-            let sa = a_scales[(a_row0 + row) * p.a_row_mul + kc / p.a_block_div];
-            let sb = b_scales[(b_row0 + col) * p.b_row_mul + kc / p.b_block_div];
+            let sa = a_scales[(a_row0 + row) * p.a_row_mul + (kc >> block_shift(p.a_block_div))];
+            let sb = b_scales[(b_row0 + col) * p.b_row_mul + (kc >> block_shift(p.b_block_div))];
             accf[i] += (fsum[i] * sa) * sb;
             fsum[i] = 0.0;
         }

@@ -91,9 +91,9 @@ const FLAG_SWAP: u32 = 32u;
 
 // The shift that takes an element's index along K to its scale group's there (a packed
 // operand's k / block_div): block_div is a power of two of at least 8 for blocks, u32::MAX for one
-// group over the row (31: no index below 2^31 reaches group 1). A shift, not that division, in
-// the loads of the FP8 GEMMs, which scale every value: llvmpipe divides lane by lane (eight
-// divisions a vector), a GPU in a score of instructions.
+// group over the row (31: no index below 2^31 reaches group 1). A shift, not that division, where
+// the packed GEMMs look scales up (the FP8 GEMMs for every word they load): llvmpipe divides lane
+// by lane (eight divisions a vector), a GPU in a score of instructions.
 fn block_shift(block_div: u32) -> u32 {
     return select(firstTrailingBit(block_div), 31u, block_div == 0xffffffffu);
 }

@@ -139,9 +139,9 @@ fn lane_f32_b(col: u32, kw: u32) -> vec4<f32> {
 }
 
 fn scale_a(sample: u32, row: u32, k: u32, groups: u32) -> f32 {
-    return a_scales[sample * groups + (a_row0 + row) * p.a_row_mul + k / p.a_block_div];
+    return a_scales[sample * groups + (a_row0 + row) * p.a_row_mul + (k >> block_shift(p.a_block_div))];
 }
 
 fn scale_b(col: u32, k: u32) -> f32 {
-    return b_scales[(b_row0 + col) * p.b_row_mul + k / p.b_block_div];
+    return b_scales[(b_row0 + col) * p.b_row_mul + (k >> block_shift(p.b_block_div))];
 }
