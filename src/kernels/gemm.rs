@@ -227,6 +227,7 @@ pub fn split_plan(total_tiles: u32, k: usize, flags: u32) -> (u32, u32) {
 
 /// Records a GEMM through `record(target, params)`, split along K where [`split_plan`] says so:
 /// the splits write `[splits, m·n]` partial sums that `sum` adds, in split order, into `c`.
+/// Batched products (`p.batches > 1`) are one launch, never split.
 pub(crate) fn encode_split<R: crate::Record>(
     gpu: &Gpu,
     enc: &mut R,
@@ -236,7 +237,8 @@ pub(crate) fn encode_split<R: crate::Record>(
     record: impl FnOnce(&mut R, &wgpu::Buffer, GemmParams) -> Result<()>,
 ) -> Result<()> {
     let (splits, k_split) = split_plan(p.total_tiles, p.k as usize, p.flags);
-    if splits <= 1 {
+    // (Batched products, each its own product of p.m × p.n, are never split.)
+    if splits <= 1 || p.batches > 1 {
         return record(enc, c.buffer(), p);
     }
     p.splits = splits;

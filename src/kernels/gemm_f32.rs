@@ -122,7 +122,7 @@ pub(crate) fn encode_f32<R: crate::Record>(
             workgroups(&p),
         )
     };
-    if split && batches == 1 {
+    if split {
         encode_split(gpu, enc, &dummies.sum, p, c, go)
     } else {
         go(enc, c.buffer(), p)

@@ -185,9 +185,6 @@ impl GemmFp8 {
         let coop = coop_or_error(gpu, "gemm_fp8_coop", coop, self.coop_refusal.as_deref())?;
         let p = self.checked_params(a, b, epi, Tile::T64, batches, c)?;
         coop.check(a, b)?;
-        if batches > 1 {
-            return coop.record(gpu, enc, p, &self.dummies, a, b, epi, c.buffer());
-        }
         encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
             coop.record(gpu, enc, p, &self.dummies, a, b, epi, target)
         })
@@ -307,9 +304,6 @@ impl GemmFp8 {
     ) -> Result<()> {
         let p = self.checked_params(a, b, epi, tile, batches, c)?;
         let pipe = self.pipelines.get("gemm_fp8", tile)?;
-        if batches > 1 {
-            return dispatch_packed(gpu, enc, "gemm_fp8", &self.bgl, pipe, &self.dummies, &p, a, b, epi, c.buffer());
-        }
         encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
             dispatch_packed(gpu, enc, "gemm_fp8", &self.bgl, pipe, &self.dummies, &p, a, b, epi, target)
         })

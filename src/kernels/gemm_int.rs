@@ -397,7 +397,7 @@ impl GemmInt {
         self.check_formats(a, b)?;
         coop.check(a, b)?;
         let p = checked_packed_params("gemm_int_coop", a, b, epi.flags(), epi, Tile::T64, batches, c.len())?;
-        self.split_unless_batched(gpu, enc, p, batches, c, |enc, target, p| {
+        encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
             coop.record(gpu, enc, p, &self.dummies, a, b, epi, target)
         })
     }
@@ -406,23 +406,6 @@ impl GemmInt {
     fn coop_kernel(&self, gpu: &Gpu) -> Result<&CoopPipeline> {
         let coop = self.coop.as_ref().map(GemmIntCoop::pipeline);
         coop_or_error(gpu, "gemm_int_coop", coop, self.coop_refusal.as_deref())
-    }
-
-    /// Records `batches` products of params `p` through `record(enc, target, p)` into `c`: in one
-    /// launch where there are several, else split along K where [`encode_split`] splits.
-    fn split_unless_batched<R: crate::Record>(
-        &self,
-        gpu: &Gpu,
-        enc: &mut R,
-        p: GemmParams,
-        batches: usize,
-        c: &GpuBuffer<f32>,
-        record: impl FnOnce(&mut R, &wgpu::Buffer, GemmParams) -> Result<()>,
-    ) -> Result<()> {
-        if batches > 1 {
-            return record(enc, c.buffer(), p);
-        }
-        encode_split(gpu, enc, &self.dummies.sum, p, c, record)
     }
 
     /// Records the product through `gemm_int_lanes` if [`GemmInt::runs_lanes`] (after the same
@@ -465,7 +448,7 @@ impl GemmInt {
     ) -> Result<()> {
         self.check_formats(a, b)?;
         let p = checked_packed_params("gemm_int", a, b, epi.flags(), epi, tile, batches, c.len())?;
-        self.split_unless_batched(gpu, enc, p, batches, c, |enc, target, p| {
+        encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
             self.record(gpu, enc, tile, p, a, b, epi, target)
         })
     }

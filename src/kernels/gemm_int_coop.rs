@@ -111,8 +111,8 @@ impl CoopPipeline {
         )))
     }
 
-    /// Records the product of `p` (the kernel's params for these operands with 64×64 tiles,
-    /// already checked); an error if the operands do not [`fits`](GemmIntCoop::fits).
+    /// Records the product of `p` (the kernel's params for these operands with 64×64 tiles): the
+    /// callers have checked the operands, [`CoopPipeline::check`] included.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
@@ -125,7 +125,6 @@ impl CoopPipeline {
         epi: &Epilogue,
         c: &wgpu::Buffer,
     ) -> Result<()> {
-        self.check(a, b)?;
         dispatch_packed(gpu, enc, self.name, &self.bgl, &self.pipeline, dummies, &p, a, b, epi, c)
     }
 }
