@@ -1209,13 +1209,9 @@ fn int_coop_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
             assert!(GemmIntCoop::fits(size, &qa, &qb), "{what}");
             let raw = GpuBuffer::<i32>::zeros(g, "raw", m * n).unwrap();
             submit(|e| kernel.encode_coop_raw(g, e, &qa, &qb, &raw).unwrap());
-            let want_raw = reference::gemm_int_coop::gemm_int_coop_raw(
-                &qa.codes.read(g).unwrap(),
-                &qa.layout,
-                1,
-                &qb.codes.read(g).unwrap(),
-                &qb.layout,
-            );
+            let (ac, asc) = (qa.codes.read(g).unwrap(), qa.scales.read(g).unwrap());
+            let (bc, bsc) = (qb.codes.read(g).unwrap(), qb.scales.read(g).unwrap());
+            let want_raw = reference::gemm_int_coop::gemm_int_coop_raw(&ac, &qa.layout, 1, &bc, &qb.layout);
             let as_u = |v: Vec<i32>| v.into_iter().map(|x| x as u32).collect::<Vec<u32>>();
             assert_u32_eq(&format!("{what} raw"), &as_u(raw.read(g).unwrap()), &as_u(want_raw));
             let bias = data(n, 93, false);
@@ -1227,16 +1223,8 @@ fn int_coop_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
                 let coop = GpuBuffer::from_slice(g, "c", &old).unwrap();
                 submit(|e| kernel.encode_coop(g, e, &qa, &qb, &epi, &coop).unwrap());
                 let got = coop.read(g).unwrap();
-                let want = reference::gemm_int_coop::gemm_int_coop(
-                    &qa.codes.read(g).unwrap(),
-                    &qa.scales.read(g).unwrap(),
-                    &qa.layout,
-                    1,
-                    &qb.codes.read(g).unwrap(),
-                    &qb.scales.read(g).unwrap(),
-                    &qb.layout,
-                    &eref,
-                );
+                let want =
+                    reference::gemm_int_coop::gemm_int_coop(&ac, &asc, &qa.layout, 1, &bc, &bsc, &qb.layout, &eref);
                 let tiled = GpuBuffer::from_slice(g, "c", &old).unwrap();
                 submit(|e| kernel.encode_with(g, e, Tile::T64, &qa, &qb, &epi, &tiled).unwrap());
                 common::assert_f32_bits_eq(&format!("{what} epilogue {variant} vs T64"), &got, &tiled.read(g).unwrap());
@@ -1368,6 +1356,8 @@ fn fp8_coop_gemm_stays_within_its_bound_where_the_adapter_has_it_and_is_refused_
             let what = format!("gemm_fp8_coop{size} {fa}x{fb} {m}x{n}x{k} {}/{}", sa.granularity, sb.granularity);
             assert!(GemmIntCoop::fits(size, &qa, &qb), "{what}");
             let rel = bound(k, chunks(k, sa.granularity, sb.granularity));
+            let (ac, asc) = (qa.codes.read(g).unwrap(), qa.scales.read(g).unwrap());
+            let (bc, bsc) = (qb.codes.read(g).unwrap(), qb.scales.read(g).unwrap());
             let bias = data(n, 83, false);
             let old = data(m * n, 84, false);
             let biasb = common::buf(&bias);
@@ -1377,15 +1367,7 @@ fn fp8_coop_gemm_stays_within_its_bound_where_the_adapter_has_it_and_is_refused_
                 let coop = GpuBuffer::from_slice(g, "c", &old).unwrap();
                 submit(|e| kernel.encode_coop(g, e, &qa, &qb, &epi, &coop).unwrap());
                 let got = coop.read(g).unwrap();
-                let want = reference::gemm_fp8_coop::gemm_fp8_coop(
-                    &qa.codes.read(g).unwrap(),
-                    &qa.scales.read(g).unwrap(),
-                    &qa.layout,
-                    &qb.codes.read(g).unwrap(),
-                    &qb.scales.read(g).unwrap(),
-                    &qb.layout,
-                    &eref,
-                );
+                let want = reference::gemm_fp8_coop::gemm_fp8_coop(&ac, &asc, &qa.layout, &bc, &bsc, &qb.layout, &eref);
                 check(&format!("{what} epilogue {variant}"), &got, &want, rel);
                 if variant == 2 {
                     let want_max = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
