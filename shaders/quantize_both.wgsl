@@ -1,10 +1,10 @@
 // quantize_both: a tensor x ([rows, cols]) and L = xᵀ quantized in one launch, a thread per group,
 // no workgroup memory or barriers: a weight's W and Wᵀ, a dense layer's X and Xᵀ, or a layer's
 // gradient dY (for dX = dY·W) and dYᵀ (for dW = dYᵀ·X) with ReLU's mask read inside, the bias
-// gradient (L's row sums in col_sum's order) and SMP's stacked samples. Threads [0, L's rows)
-// quantize L's rows as quantize_transpose_fused's per-thread entries do (common/rows_t.wgsl), the
-// threads after them x's per-row or per-block groups as quantize_fused's per-thread entries do
-// (common/row_groups.wgsl): every maximum, scale, draw, code and sum is the one those two kernels
+// gradient (L's row sums in col_sum's order) and SMP's stacked samples. L's workgroups quantize
+// L's rows as quantize_transpose_fused's per-thread entries do (common/rows_t.wgsl), x's
+// workgroups (spread evenly among them: both_workgroup) x's per-row or per-block groups as
+// quantize_fused's per-thread entries do (common/row_groups.wgsl): every maximum, scale, draw, code and sum is the one those two kernels
 // form, each side with its own params (rounding, stream, samples), so both outputs are theirs bit
 // for bit, and x is read by one launch instead of two.
 // The shared units read `p` and store through put_code / put_scale: here p is a private copy of
@@ -51,21 +51,38 @@ fn group_scale_of(amax: f32) -> vec2<f32> {
 // Threads per workgroup: few, so that a small tensor's groups still spread over a CPU's cores.
 const BOTH_WG: u32 = 64u;
 
-// x's groups: (groups a row, seg words each); a per-row group is the whole row.
-fn x_groups() -> vec2<u32> {
-    var seg = p.seg;
-    if (p.block_div == 0xffffffffu) {
-        seg = p.words_per_row;
+// x's groups under params q: (groups a row, seg words each); a per-row group is the whole row.
+fn x_groups(q: QuantParams) -> vec2<u32> {
+    var seg = q.seg;
+    if (q.block_div == 0xffffffffu) {
+        seg = q.words_per_row;
     }
-    return vec2<u32>((p.words_per_row + seg - 1u) / seg, seg);
+    return vec2<u32>((q.words_per_row + seg - 1u) / seg, seg);
 }
 
-// L's rows come first (threads [0, L's rows)), so that their long loops start first and x's
-// short groups (the threads after them) fill in around them.
+// Workgroup w's side (1: L's rows, l_threads threads; 0: x's groups; 2: past both) and the index
+// of its first thread within the side. L's workgroups are spread evenly among x's
+// (spread_workgroup), not put first: llvmpipe hands each of its threads one contiguous run of
+// workgroups, so L's long loops put first all ran on one core.
+fn both_workgroup(w: u32, l_threads: u32) -> vec2<u32> {
+    let lw = (l_threads + BOTH_WG - 1u) / BOTH_WG;
+    let total = lw + (px.rows * x_groups(px).x + BOTH_WG - 1u) / BOTH_WG;
+    if (w >= total) {
+        return vec2<u32>(2u, 0u);
+    }
+    let s = spread_workgroup(w, lw, total);
+    return vec2<u32>(s.x, s.y * BOTH_WG);
+}
+
+// A thread per row of L (common/rows_t.wgsl) or per group of x (common/row_groups.wgsl).
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let t = flat_workgroup(wg, nwg) * BOTH_WG + lid;
-    if (t < pt.rows) {
+    let b = both_workgroup(flat_workgroup(wg, nwg), pt.rows);
+    let t = b.y + lid;
+    if (b.x == 1u) {
+        if (t >= pt.rows) {
+            return;
+        }
         p = pt;
         side = 1u;
         if (p.block_div == 0xffffffffu) {
@@ -77,19 +94,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     p = px;
     side = 0u;
-    let xg = x_groups();
-    if (t - pt.rows < p.rows * xg.x) {
-        let g = group_span(t - pt.rows, xg.x, xg.y);
+    let xg = x_groups(p);
+    if (b.x == 0u && t < p.rows * xg.x) {
+        let g = group_span(t, xg.x, xg.y);
         store_group(g, group_scale_of(bitcast<f32>(span_amax(g))));
     }
 }
 
-// main through the vec4 views: a thread per four rows of L first, then x's groups.
+// main through the vec4 views: a thread per four rows of L or per group of x.
 @compute @workgroup_size(64)
 fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let t = flat_workgroup(wg, nwg) * BOTH_WG + lid;
     let l_threads = (pt.rows + 3u) / 4u;
-    if (t < l_threads) {
+    let b = both_workgroup(flat_workgroup(wg, nwg), l_threads);
+    let t = b.y + lid;
+    if (b.x == 1u) {
+        if (t >= l_threads) {
+            return;
+        }
         p = pt;
         side = 1u;
         if (p.block_div == 0xffffffffu) {
@@ -101,8 +122,8 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     }
     p = px;
     side = 0u;
-    let xg = x_groups();
-    if (t - l_threads < p.rows * xg.x) {
-        store_group4(group_span(t - l_threads, xg.x, xg.y));
+    let xg = x_groups(p);
+    if (b.x == 0u && t < p.rows * xg.x) {
+        store_group4(group_span(t, xg.x, xg.y));
     }
 }

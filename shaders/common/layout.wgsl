@@ -47,3 +47,21 @@ fn group_of(p: QuantParams, row: u32, col: u32) -> u32 {
 fn flat_workgroup(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wg.x + wg.y * nwg.x;
 }
+
+// Workgroup w of a launch of `total` whose `few` long workgroups (0 ≤ few ≤ total, w < total) are
+// spread evenly among the short ones rather than put first: llvmpipe hands each of its threads one
+// contiguous run of a launch's workgroups, so long ones side by side would all run on one core.
+// The long ones sit at multiples of gap = total / few below few·gap; returns (1, i) for long one i,
+// (0, i) for short one i (w less the long ones before it). Short ones 0 .. total − few − 1 and long
+// ones 0 .. few − 1 each appear once.
+fn spread_workgroup(w: u32, few: u32, total: u32) -> vec2<u32> {
+    if (few == 0u) {
+        return vec2<u32>(0u, w);
+    }
+    let gap = total / few;
+    let i = w / gap;
+    if (w % gap == 0u && i < few) {
+        return vec2<u32>(1u, i);
+    }
+    return vec2<u32>(0u, w - min(i + 1u, few));
+}

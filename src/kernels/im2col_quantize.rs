@@ -207,9 +207,9 @@ impl Im2colQuantize {
             side_t.scales.buffer(),
             &params_t,
         ];
-        // L's rows four to a thread first, then cols' rows.
-        let threads = lt.rows.div_ceil(4) as usize + l.rows as usize;
-        let workgroups = super::thread_workgroups(OP, threads, BOTH_WG)?;
+        // L's workgroups (four rows a thread) and cols' (a row a thread), spread in the shader.
+        let groups = lt.rows.div_ceil(4).div_ceil(BOTH_WG) as usize + l.rows.div_ceil(BOTH_WG) as usize;
+        let workgroups = super::thread_workgroups(OP, groups, 1)?;
         dispatch(gpu, enc, OP, &self.both, &self.bgl, &buffers, workgroups)
     }
 }

@@ -183,8 +183,10 @@ impl QuantizeBoth {
         }
         let v4 = Self::reads_vec4s(gpu, l);
         let l_threads = if v4 { lt.rows.div_ceil(4) } else { lt.rows };
-        let threads = super::quantize_fused::groups_of(l) + l_threads as usize;
-        let workgroups = super::thread_workgroups(op, threads, BOTH_WG)?;
+        // L's workgroups and x's, spread in the shader (its both_workgroup).
+        let groups = (l_threads as usize).div_ceil(BOTH_WG as usize)
+            + super::quantize_fused::groups_of(l).div_ceil(BOTH_WG as usize);
+        let workgroups = super::thread_workgroups(op, groups, 1)?;
         let px = uniform(gpu, "quantize_both params", &px);
         let pt = uniform(gpu, "quantize_both params of the transpose", &pt);
         let step = enc.step_state(gpu).clone();
