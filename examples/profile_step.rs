@@ -5,10 +5,12 @@
 //!    created — none once the step's plan exists), and the scratch arena its plan lays the step's
 //!    temporaries out in (`Trainer::arena_bytes`);
 //! 2. profiled (timestamp queries around every dispatch, so each gets a compute pass of its own,
-//!    see `lowbit::profile`): GPU time per kernel.
+//!    see `lowbit::profile`): GPU time per kernel, and with `--dispatches` every dispatch of the
+//!    step in the order the step records it (kernel, workgroups, GPU time: the mean over the
+//!    profiled steps, which replay one plan, so the same dispatches in the same order).
 //!
 //! cargo run --release --example profile_step -- [--model mlp|cnn|resnet8|resnet20|gpt] [--schemes a,b,...] [--steps N]
-//!     [--read-every K] [--batch B] [--hidden N] [--layers L --width C --heads H --context T] [--json]
+//!     [--read-every K] [--batch B] [--hidden N] [--layers L --width C --heads H --context T] [--dispatches] [--json]
 //!
 //! The image models run on the embedded MNIST (batch 128 by default); `gpt` on the embedded
 //! Shakespeare (16 sequences by default, the gpt example's model: `--layers`, `--width`,
@@ -21,12 +23,12 @@ mod cli;
 use lowbit::data::mnist::Mnist;
 use lowbit::data::text::Text;
 use lowbit::nn::{GptConfig, ModelSpec, OptimConfig, StepStats, TrainScheme, Trainer};
-use lowbit::profile::Profile;
+use lowbit::profile::{DispatchTime, KernelTime, Profile};
 use lowbit::Gpu;
 use serde_json::json;
 use std::time::Instant;
 
-const USAGE: &str = "profile_step [--model mlp|cnn|resnet8|resnet20|gpt] [--schemes a,b,...] [--steps N] [--read-every K] [--batch B] [--hidden N] [--layers L --width C --heads H --context T (gpt)] [--json]";
+const USAGE: &str = "profile_step [--model mlp|cnn|resnet8|resnet20|gpt] [--schemes a,b,...] [--steps N] [--read-every K] [--batch B] [--hidden N] [--layers L --width C --heads H --context T (gpt)] [--dispatches] [--json]";
 
 fn main() {
     cli::exit_on_error(run());
@@ -35,7 +37,7 @@ fn main() {
 fn run() -> lowbit::Result<()> {
     let (mut model, mut schemes, mut steps, mut json_out) =
         ("mlp".to_string(), "fp32,int8,luq4".to_string(), 10usize, false);
-    let (mut read_every, mut batch, mut hidden) = (1usize, None, None);
+    let (mut read_every, mut batch, mut hidden, mut list) = (1usize, None, None, false);
     let mut gpt = GptConfig { vocab: 0, context: 64, width: 64, heads: 4, layers: 2 };
     let mut f = cli::Flags::new(USAGE);
     while let Some(a) = f.next() {
@@ -51,6 +53,7 @@ fn run() -> lowbit::Result<()> {
             "--context" => gpt.context = f.whole("--context"),
             "--hidden" => hidden = Some(f.whole("--hidden")),
             "--json" => json_out = true,
+            "--dispatches" => list = true,
             "-h" | "--help" => cli::fail(USAGE, "Where a training step's time goes."),
             other => cli::fail(USAGE, &format!("unknown argument {other}")),
         }
@@ -127,20 +130,21 @@ fn run() -> lowbit::Result<()> {
         let arena = t.arena_bytes();
         let passes = sum.counts.passes as f64 / n;
         // 2. Profiled: GPU time per kernel.
-        let kernels = if gpu.report().timestamps {
+        let timed = if gpu.report().timestamps {
             let profile = Profile::start(&gpu, 2048)?;
             for (x, l) in &batches[3..] {
                 t.step(x, l, 0.01)?;
             }
             t.flush()?;
-            let (k, dropped) = profile.finish(&gpu)?;
+            let (d, dropped) = profile.finish_dispatches(&gpu)?;
             if dropped > 0 {
                 eprintln!("({dropped} passes did not fit the profile and are not counted: use fewer --steps)");
             }
-            k
+            d
         } else {
             Vec::new()
         };
+        let kernels = KernelTime::by_kernel(&timed);
         let gpu_total: f64 = kernels.iter().map(|k| k.seconds).sum::<f64>() / n;
         println!(
             "{name} {scheme}: wall {:.3} ms/step; host record {:.1} µs ({:.2} µs per dispatch), submit {:.1} µs, wait {:.3} ms; \
@@ -168,6 +172,25 @@ fn run() -> lowbit::Result<()> {
                 k.workgroups as f64 / k.dispatches.max(1) as f64
             );
         }
+        let positions = if list && gpu.report().timestamps { step_positions(&timed, steps) } else { None };
+        if list && gpu.report().timestamps {
+            match &positions {
+                Some(ps) => {
+                    println!("  dispatches in step order (GPU time: mean of {steps} profiled steps):");
+                    for (i, (kernel, workgroups, secs)) in ps.iter().enumerate() {
+                        println!(
+                            "    #{i:<4} {kernel:<26} {workgroups:>8} workgroups {:>9.3} ms {:>5.1}%",
+                            1e3 * secs,
+                            100.0 * secs / gpu_total.max(1e-12)
+                        );
+                    }
+                }
+                None => eprintln!(
+                    "(the profiled steps did not record the same dispatches, or not all were timed: no per-dispatch list; \
+                     use fewer --steps)"
+                ),
+            }
+        }
         if json_out {
             println!(
                 "{}",
@@ -182,9 +205,30 @@ fn run() -> lowbit::Result<()> {
                                                                "dispatches_per_step": k.dispatches as f64 / n,
                                                                "min_workgroups": k.min_workgroups,
                                                                "mean_workgroups": k.workgroups as f64 / k.dispatches.max(1) as f64})).collect::<Vec<_>>(),
+                       "dispatch_list": positions.as_ref().map(|ps| ps.iter().enumerate().map(|(i, (k, w, secs))| json!({
+                           "index": i, "kernel": k, "workgroups": w, "ms": 1e3 * secs})).collect::<Vec<_>>()),
                        "adapter": gpu.report().name})
             );
         }
     }
     Ok(())
+}
+
+/// The dispatches of one step, in order, from `timed` (the dispatches of `steps` profiled steps):
+/// each position's kernel, workgroups and mean GPU seconds; `None` unless every step recorded the
+/// same kernels with the same workgroups (a step plan replayed) and all of them were timed.
+fn step_positions(timed: &[DispatchTime], steps: usize) -> Option<Vec<(String, u64, f64)>> {
+    if steps == 0 || timed.is_empty() || !timed.len().is_multiple_of(steps) {
+        return None;
+    }
+    let per = timed.len() / steps;
+    (0..per)
+        .map(|i| {
+            let first = &timed[i];
+            let at: Vec<&DispatchTime> = (0..steps).map(|s| &timed[s * per + i]).collect();
+            at.iter().all(|d| d.name == first.name && d.workgroups == first.workgroups).then(|| {
+                (first.name.clone(), first.workgroups, at.iter().map(|d| d.seconds).sum::<f64>() / steps as f64)
+            })
+        })
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! Per-kernel GPU time from timestamp queries. While a [`Profile`] is active, every compute pass
 //! lowbit records (one per dispatch) writes a GPU timestamp at its start and end;
-//! [`Profile::finish`] resolves them and sums the time per kernel name. Needs the adapter's
+//! [`Profile::finish`] resolves them and sums the time per kernel name
+//! ([`Profile::finish_dispatches`]: each dispatch's own time, in the order recorded). Needs the adapter's
 //! `TIMESTAMP_QUERY` feature ([`crate::AdapterReport::timestamps`]). One profile at a time per
 //! device (each [`Gpu`] has its own slot, so two devices in one process profile independently);
 //! passes recorded beyond its capacity are not timed (and counted as dropped). While no profile
@@ -35,6 +36,43 @@ pub struct KernelTime {
     pub min_workgroups: u64,
 }
 
+/// One dispatch timed while a profile was active ([`Profile::finish_dispatches`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DispatchTime {
+    /// Its kernel's name (its shader's).
+    pub name: String,
+    /// Workgroups it launched.
+    pub workgroups: u64,
+    /// GPU seconds between its pass's start and end.
+    pub seconds: f64,
+}
+
+impl KernelTime {
+    /// `dispatches` summed per kernel name, longest total first (what [`Profile::finish`] returns).
+    pub fn by_kernel(dispatches: &[DispatchTime]) -> Vec<KernelTime> {
+        let mut out: Vec<KernelTime> = Vec::new();
+        for d in dispatches {
+            match out.iter_mut().find(|k| k.name == d.name) {
+                Some(k) => {
+                    k.dispatches += 1;
+                    k.seconds += d.seconds;
+                    k.workgroups += d.workgroups;
+                    k.min_workgroups = k.min_workgroups.min(d.workgroups);
+                }
+                None => out.push(KernelTime {
+                    name: d.name.clone(),
+                    dispatches: 1,
+                    seconds: d.seconds,
+                    workgroups: d.workgroups,
+                    min_workgroups: d.workgroups,
+                }),
+            }
+        }
+        out.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        out
+    }
+}
+
 /// An active profile; see the module docs.
 pub struct Profile {
     _private: (),
@@ -64,6 +102,13 @@ impl Profile {
     /// Stops timing (waiting for submitted work) and returns the time per kernel, longest first,
     /// with the number of passes that did not fit.
     pub fn finish(self, gpu: &Gpu) -> Result<(Vec<KernelTime>, u64)> {
+        let (dispatches, dropped) = self.finish_dispatches(gpu)?;
+        Ok((KernelTime::by_kernel(&dispatches), dropped))
+    }
+
+    /// Stops timing (waiting for submitted work) and returns every timed dispatch in the order it
+    /// was recorded, with the number of passes that did not fit (recorded after the timed ones).
+    pub fn finish_dispatches(self, gpu: &Gpu) -> Result<(Vec<DispatchTime>, u64)> {
         let active = gpu
             .with_profile(|a| a.take())
             .ok_or_else(|| Error::InvalidArgument("no profile is active on this device".into()))?;
@@ -85,26 +130,16 @@ impl Profile {
         gpu.submit([enc.finish()]);
         let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&crate::tensor::map_read(gpu, &staging)?);
         let period = gpu.queue.get_timestamp_period() as f64 * 1e-9;
-        let mut out: Vec<KernelTime> = Vec::new();
-        for (i, (name, wg)) in active.passes.iter().enumerate() {
-            let dt = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period;
-            match out.iter_mut().find(|k| &k.name == name) {
-                Some(k) => {
-                    k.dispatches += 1;
-                    k.seconds += dt;
-                    k.workgroups += wg;
-                    k.min_workgroups = k.min_workgroups.min(*wg);
-                }
-                None => out.push(KernelTime {
-                    name: name.clone(),
-                    dispatches: 1,
-                    seconds: dt,
-                    workgroups: *wg,
-                    min_workgroups: *wg,
-                }),
-            }
-        }
-        out.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        let out = active
+            .passes
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, workgroups))| DispatchTime {
+                name,
+                workgroups,
+                seconds: ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period,
+            })
+            .collect();
         Ok((out, active.dropped))
     }
 }

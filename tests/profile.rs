@@ -58,3 +58,56 @@ fn profile_times_every_dispatch_by_kernel_name() {
     let t = &times[0];
     assert_eq!((t.name.as_str(), t.dispatches, t.workgroups, t.min_workgroups), ("quantize_transpose", 2, 22, 2));
 }
+
+#[test]
+fn profile_lists_each_dispatch_in_the_order_recorded() {
+    use lowbit::format::Format;
+    use lowbit::kernels::quantize_transpose::QuantizeTranspose;
+    use lowbit::profile::{KernelTime, Profile};
+    use lowbit::scheme::{Granularity, QuantLayout, Rounding};
+    let g = gpu();
+    if !g.report().timestamps {
+        assert!(Profile::start(g, 8).is_err());
+        return;
+    }
+    let k = ColSum::new(g).unwrap();
+    let qt = QuantizeTranspose::new(g, Format::Int8).unwrap();
+    let x = buf(&data(4096 * 8, 5, false));
+    let s = GpuBuffer::<f32>::zeros(g, "s", 8).unwrap();
+    let layouts = [(300, 40), (10, 8)].map(|(rows, cols)| {
+        let l = QuantLayout::new(rows, cols, Format::Int8, Granularity::PerRow).unwrap();
+        let bufs = (
+            GpuBuffer::<f32>::zeros(g, "x", rows * cols).unwrap(),
+            GpuBuffer::<u32>::zeros(g, "amax", l.amax_len()).unwrap(),
+            GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap(),
+            GpuBuffer::<f32>::zeros(g, "scales", rows).unwrap(),
+        );
+        (l, bufs)
+    });
+    // Room for four passes: the fifth and sixth are dropped, not listed.
+    let p = Profile::start(g, 4).unwrap();
+    run(|e| {
+        for (l, (x, amax, codes, scales)) in &layouts {
+            qt.encode(g, e, x, amax, l, Rounding::Nearest, 1, codes, scales).unwrap();
+        }
+        k.encode(g, e, &x, 4096, 8, &s).unwrap();
+        k.encode(g, e, &x, 4096, 8, &s).unwrap();
+    });
+    let (list, dropped) = p.finish_dispatches(g).unwrap();
+    assert_eq!(dropped, 2);
+    let got: Vec<(&str, u64)> = list.iter().map(|d| (d.name.as_str(), d.workgroups)).collect();
+    assert_eq!(got[..2], [("quantize_transpose", 20), ("quantize_transpose", 2)], "{list:?}");
+    assert_eq!(got[2..].iter().map(|d| d.0).collect::<Vec<_>>(), ["col_sum", "col_sum"], "{list:?}");
+    assert!(list.iter().all(|d| d.seconds > 0.0 && d.seconds < 10.0), "{list:?}");
+    // Summed per kernel: what finish returns.
+    let by = KernelTime::by_kernel(&list);
+    assert_eq!(by.len(), 2, "{by:?}");
+    for kt in &by {
+        let mine: Vec<_> = list.iter().filter(|d| d.name == kt.name).collect();
+        assert_eq!(kt.dispatches, mine.len() as u64);
+        assert_eq!(kt.workgroups, mine.iter().map(|d| d.workgroups).sum::<u64>());
+        assert_eq!(kt.min_workgroups, mine.iter().map(|d| d.workgroups).min().unwrap());
+        assert_eq!(kt.seconds, mine.iter().map(|d| d.seconds).sum::<f64>());
+    }
+    assert!(by[0].seconds >= by[1].seconds, "longest first: {by:?}");
+}
