@@ -26,7 +26,9 @@
 // im2col_quantize_transpose writes them) and 10 pt (QuantParams of L's layout). The codes entries
 // leave binding 1 untouched. The shared units read p, a private copy of the params of the side
 // this invocation packs, and store through common/stores_both.wgsl's put_code / put_scale.
-// Entry main_both_v4: main_codes_v4 and im2col_quantize_transpose's main_v4 in one launch (below).
+// Entry main_both_v4: main_codes_v4 and im2col_quantize_transpose's main_v4 in one launch (below),
+// after entry main_maxima_v4 (bindings 11, 12: x's maxima per pixel and per tap column's run of an
+// image row, which main_both_v4 reads instead of unfolding each row for its maximum).
 
 @group(0) @binding(0) var<uniform> pa: QuantParams;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
@@ -46,6 +48,13 @@
 @group(0) @binding(8) var<storage, read_write> codes_t: array<u32>;
 @group(0) @binding(9) var<storage, read_write> scales_t: array<f32>;
 @group(0) @binding(10) var<uniform> pt: QuantParams;
+
+// Entries main_maxima_v4 (writes them) and main_both_v4 (reads them) only: maxima of x as
+// amax_bits. pixel_maxima[(b·h + y)·w + x]: over pixel (b, y, x)'s channels. run_maxima[((b·h +
+// y)·kw + kx)·c/4 + q]: over the pixels of image row (b, y) that tap column kx reaches from an
+// output column (x = ox·stride + kx − pad inside the image, 0 ≤ ox < ow), channels 4q .. 4q + 3.
+@group(0) @binding(11) var<storage, read_write> pixel_maxima: array<u32>;
+@group(0) @binding(12) var<storage, read_write> run_maxima: array<vec4<u32>>;
 
 // The layout this invocation packs (what the shared units read as p): pa, or in main_both_v4 pt
 // for L's rows (which outputs it writes is common/stores_both.wgsl's side).
@@ -149,15 +158,21 @@ fn main_codes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
-// Row `row` of cols' codes and scale through the vec4 views (main_codes_v4's body).
-fn codes_row4(row: u32) {
+// Row `row` of cols' codes and scale through the vec4 views (main_codes_v4's body; main_both_v4
+// takes the row's maximum from pixel_maxima instead of unfolding the row for it).
+fn codes_row4(row: u32, from_maxima: bool) {
     if (row >= p.rows) {
         return;
     }
-    // One unfold for the row's maximum, then per sample one that packs it.
+    // The row's maximum (one unfold, or its taps' pixel maxima), then per sample an unfold that
+    // packs it.
     mode = 1u;
     row_max = 0u;
-    unfold_row4(conv, row);
+    if (from_maxima) {
+        row_max = cols_row_max(row);
+    } else {
+        unfold_row4(conv, row);
+    }
     let inv = vec4<f32>(store_row_scale(row));
     mode = 2u;
     for (var j = 0u; j < p.samples; j++) {
@@ -171,7 +186,83 @@ fn codes_row4(row: u32) {
 @compute @workgroup_size(256)
 fn main_codes_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     p = pa;
-    codes_row4(flat_workgroup(wg, nwg) * WG + lid);
+    codes_row4(flat_workgroup(wg, nwg) * WG + lid, false);
+}
+
+// Row `row` of cols' maximum (amax_bits) from pixel_maxima: over the pixels its taps read inside
+// the image (the unfold's zeros change no maximum), as unfold_row4 visits them.
+fn cols_row_max(row: u32) -> u32 {
+    let t = row_taps(conv, row);
+    var m = 0u;
+    for (var ky = 0u; ky < conv.kh; ky++) {
+        let y = t.y0 + i32(ky);
+        if (y >= 0 && u32(y) < conv.h) {
+            var at = (t.b * conv.h + u32(y)) * conv.w + u32(t.x0 + i32(t.kx_lo));
+            for (var kx = t.kx_lo; kx < t.kx_hi; kx++) {
+                m = max(m, pixel_maxima[at]);
+                at++;
+            }
+        }
+    }
+    return m;
+}
+
+// tap_thread4's group maxima (common/unfold_t.wgsl) for rows r0 .. r0 + 3 (tap t, channels t.ch
+// ..): for per-row scales (one group, the row) from run_maxima, over every image and output row
+// whose tap row lies inside the image; per block, read from x as the group is.
+fn tap_group_max4(t: Tap, r0: u32, c0: u32, c1: u32) -> vec4<u32> {
+    if (p.block_div != 0xffffffffu) {
+        return group_max4(t, c0, c1);
+    }
+    let kx = u32(t.dx + i32(conv.pad));
+    let cq = conv.c / 4u;
+    var m = vec4<u32>();
+    for (var b = 0u; b < conv.batch; b++) {
+        for (var oy = 0u; oy < conv.oh; oy++) {
+            let y = i32(oy * conv.stride) + t.dy;
+            if (y >= 0 && u32(y) < conv.h) {
+                m = max(m, run_maxima[((b * conv.h + u32(y)) * conv.kw + kx) * cq + t.ch / 4u]);
+            }
+        }
+    }
+    return m;
+}
+
+// The maxima main_both_v4 reads (channels a multiple of 4): a thread per image row (b, y), 8 a
+// workgroup (as main_both_v4's). Its pixels' maxima over their channels, then per tap column kx
+// and channel quad the maximum over the row's run of pixels that kx reaches (run_of's bounds).
+@compute @workgroup_size(8)
+fn main_maxima_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = flat_workgroup(wg, nwg) * BOTH_WG + lid;
+    if (r >= conv.batch * conv.h) {
+        return;
+    }
+    let cq = conv.c / 4u;
+    let base = r * conv.w;
+    for (var x = 0u; x < conv.w; x++) {
+        var m = vec4<u32>();
+        for (var q = 0u; q < cq; q++) {
+            m = max(m, amax_bits4(img4[(base + x) * cq + q]));
+        }
+        pixel_maxima[base + x] = max(max(m.x, m.y), max(m.z, m.w));
+    }
+    let s = i32(conv.stride);
+    for (var kx = 0u; kx < conv.kw; kx++) {
+        // Output columns ox with ox·stride + dx inside the image: [lo, hi) (tap_of's bounds).
+        let dx = i32(kx) - i32(conv.pad);
+        let lo = min(select(0, (s - 1 - dx) / s, dx < 0), i32(conv.ow));
+        let hi = clamp((i32(conv.w) - dx + s - 1) / s, lo, i32(conv.ow));
+        for (var q = 0u; q < cq; q++) {
+            var m = vec4<u32>();
+            // (An empty run's first index is formed but never read.)
+            var i = (base + u32(lo * s + dx)) * cq + q;
+            for (var ox = lo; ox < hi; ox++) {
+                m = max(m, amax_bits4(img4[i]));
+                i += conv.stride * cq;
+            }
+            run_maxima[(r * conv.kw + kx) * cq + q] = m;
+        }
+    }
 }
 
 // Threads per workgroup of main_both_v4: 8, as im2col_quantize_transpose's, so that L's few long
@@ -180,10 +271,12 @@ fn main_codes_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 const BOTH_WG: u32 = 8u;
 
 // main_codes_v4 and, in the same launch, im2col_quantize_transpose's main_v4 (channels a multiple
-// of 4): L's workgroups four rows of L = colsᵀ a thread (common/unfold_t.wgsl), spread evenly among
-// cols' workgroups, a row of cols a thread (spread_workgroup: on llvmpipe, L's long workgroups
-// put first all ran on one of its threads, and the launch took 1.2–1.6× the two it replaces on the
-// MNIST CNN's second convolution). The bits of those two launches.
+// of 4), after main_maxima_v4: L's workgroups four rows of L = colsᵀ a thread (common/unfold_t.wgsl),
+// spread evenly among cols' workgroups, a row of cols a thread (spread_workgroup: on llvmpipe, L's
+// long workgroups put first all ran on one of its threads, and the launch took 1.2–1.6× the two it
+// replaces on the MNIST CNN's second convolution). The rows' maxima come from main_maxima_v4's
+// (cols_row_max; tap_group_max4 for per-row scales of L), not from an unfold of each row: the
+// same maxima (a maximum of amax_bits in any grouping), so the bits of those two launches.
 @compute @workgroup_size(8)
 fn main_both_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let w = flat_workgroup(wg, nwg);
@@ -201,5 +294,5 @@ fn main_both_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     }
     p = pa;
     side = 0u;
-    codes_row4(s.y * BOTH_WG + lid);
+    codes_row4(s.y * BOTH_WG + lid, true);
 }

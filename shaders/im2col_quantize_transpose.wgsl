@@ -49,6 +49,11 @@ fn unfold_src4(i: u32) -> vec4<f32> {
     return x4[i];
 }
 
+// tap_thread4's group maxima: read from x as the group is.
+fn tap_group_max4(t: Tap, r0: u32, c0: u32, c1: u32) -> vec4<u32> {
+    return group_max4(t, c0, c1);
+}
+
 // 8 rows per workgroup: one 8-lane SIMD piece each, so that L's few rows spread over a CPU's cores.
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -301,17 +301,18 @@ impl Quantizer {
         Ok(q)
     }
 
-    /// Whether [`Quantizer::unfold_quantize_both`] takes the convolution `g` with cols' layout
-    /// `l` and colsᵀ's `lt` in one launch on `gpu`: on CPU adapters (where both of its quantizers
-    /// run a thread per row), channels in fours ([`Im2colQuantize::fits_both`]).
-    pub fn unfolds_both_in_one_pass(gpu: &Gpu, g: &ConvGeom, l: &QuantLayout, lt: &QuantLayout) -> bool {
+    /// Whether [`Quantizer::unfold_quantize_both`] quantizes the convolution `g`'s cols (layout
+    /// `l`) and colsᵀ (`lt`) together on `gpu` ([`Im2colQuantize::encode_both`]: x's maxima, then
+    /// one launch for both): on CPU adapters (where both of its quantizers run a thread per row),
+    /// channels in fours ([`Im2colQuantize::fits_both`]).
+    pub fn unfolds_both_together(gpu: &Gpu, g: &ConvGeom, l: &QuantLayout, lt: &QuantLayout) -> bool {
         Self::unfolds_in_one_pass(gpu, l) && Self::unfolds_transposed(gpu, lt) && Im2colQuantize::fits_both(g, l, lt)
     }
 
     /// [`Quantizer::unfold_quantize`] of `x` under `scheme` without cols, and
     /// [`Quantizer::unfold_quantize_transposed`] of `x` under `scheme_t`: a convolution's X for its
-    /// forward and Xᵀ for its weight gradient, in one launch where
-    /// [`Quantizer::unfolds_both_in_one_pass`] holds, else those two; the same bits either way.
+    /// forward and Xᵀ for its weight gradient: together ([`Im2colQuantize::encode_both`]) where
+    /// [`Quantizer::unfolds_both_together`] holds, else those two; the same bits either way.
     /// An error for what either refuses or two formats.
     pub fn unfold_quantize_both(
         &self,
@@ -337,7 +338,7 @@ impl Quantizer {
                 l.granularity, l.format, lt.granularity
             )));
         }
-        if !Self::unfolds_both_in_one_pass(gpu, g, &l, &lt) {
+        if !Self::unfolds_both_together(gpu, g, &l, &lt) {
             let q = self.unfold_quantize(gpu, enc, g, x, None, scheme)?;
             return Ok((q, self.unfold_quantize_transposed(gpu, enc, g, x, scheme_t)?));
         }

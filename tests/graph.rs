@@ -369,16 +369,14 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             // but the first layer's): each such dY here fits QuantizeBoth (the largest, the
             // ResNet's first stage, 1024x16 = 16384 values, groups of at most 1024, on any adapter).
             let grads = convs + dense - usize::from(convs == 0);
-            // The per-row presets also quantize each convolution's unfolded X and its Xᵀ (formed
-            // from the image) in one launch on a CPU adapter where its input's channels come in
-            // fours: every one but the first (one channel in), which is every convolution whose
-            // input gradient is taken.
-            let unfolds = if g.cpu_layouts() { convs } else { 0 };
-            // (TinyScript fuses nothing but the input gradient's fold.)
+            // (The per-row presets also quantize each convolution's unfolded X and its Xᵀ together
+            // on a CPU adapter where its input's channels come in fours, in two launches, x's
+            // maxima and then both sides' codes, as many as the two unfolding quantizers they
+            // replace. TinyScript fuses nothing but the input gradient's fold.)
             let both = match scheme {
                 "fp32" | "tinyscript3" => 0,
                 "mxfp8" | "nvfp4" => middle_both,
-                _ => middle_both + 1 + dense + grads + unfolds,
+                _ => middle_both + 1 + dense + grads,
             };
             assert_eq!(fused.2 + fewer + rotated + both, plain.2, "{what}: launches per step, fused and not");
         }

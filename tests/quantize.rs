@@ -1551,7 +1551,7 @@ fn the_fused_unfold_and_quantizer_is_im2col_then_the_one_pass_quantizer() {
 }
 
 #[test]
-fn a_convolutions_x_and_xt_from_its_input_take_one_launch() {
+fn a_convolutions_x_and_xt_from_its_input_are_quantized_together() {
     // unfold_quantize_both: a convolution's unfolded X (per row, for the forward) and its Xᵀ (per
     // row or per block, for the weight gradient), both from the input, in one launch
     // (im2col_quantize's main_both_v4) on a CPU adapter where the channels come in fours, else the
@@ -1596,8 +1596,9 @@ fn a_convolutions_x_and_xt_from_its_input_take_one_launch() {
                     let dispatches = rec.dispatches();
                     g.queue.submit([rec.finish()]);
                     let one = g.cpu_layouts() && geom.c % 4 == 0;
-                    assert_eq!(Quantizer::unfolds_both_in_one_pass(g, geom, &l, &lt), one, "{what}");
-                    assert_eq!(dispatches, if one { 1 } else { 2 }, "{what}: launches");
+                    assert_eq!(Quantizer::unfolds_both_together(g, geom, &l, &lt), one, "{what}");
+                    // Fused: x's maxima, then both sides' codes; apart: the two unfolding quantizers.
+                    assert_eq!(dispatches, 2, "{what}: launches");
                     let mut rec = lowbit::Recorder::new(g, "apart");
                     let apart = qz().unfold_quantize(g, &mut rec, geom, &xb, None, s).unwrap();
                     let apart_t = qz().unfold_quantize_transposed(g, &mut rec, geom, &xb, s_t).unwrap();

@@ -209,14 +209,14 @@ pub(crate) fn forward<R: Record>(
                 _ => None,
             };
             // In training, a convolution's Xᵀ formed from its input (same format, to nearest) is
-            // quantized with X, in X's launch where one launch does both (unless unfused, or X
-            // itself is kept; the same bits).
+            // quantized with X where the two are quantized together (unless unfused, or X itself
+            // is kept; the same bits).
             let unfold_t_scheme = match (fused_unfold, wg.b) {
                 (Some((g, _)), Operand::Packed { format, granularity, .. })
                     if xt_from_image && !keep_x && !cx.unfused && early.is_none() =>
                 {
                     both_scheme((rows, k), (fa, ga), (format, granularity), |l, lt| {
-                        Quantizer::unfolds_both_in_one_pass(gpu, g, l, lt)
+                        Quantizer::unfolds_both_together(gpu, g, l, lt)
                     })
                 }
                 _ => None,
@@ -224,7 +224,7 @@ pub(crate) fn forward<R: Record>(
             let qa = match (early.as_ref().and_then(|e| e.1.as_ref()), fused_unfold, xt_scheme) {
                 (Some(a), _, _) => kk.qz.quantize_with_amax(gpu, cx.rec, &xt, qs, a)?,
                 (None, Some((g, img)), _) => match unfold_t_scheme {
-                    // A convolution's Xᵀ from its input, in X's launch where one launch does both.
+                    // A convolution's Xᵀ from its input, with X where the two are quantized together.
                     Some(st) => {
                         let (q, t) = kk.qz.unfold_quantize_both(gpu, cx.rec, g, img, (qs, st))?;
                         x_t = Some(t);

@@ -12,7 +12,7 @@ pub fn im2col_quantize(x: &[f32], g: &ConvGeom, l: &QuantLayout, rounding: Round
     (cols, codes, scales)
 }
 
-/// Entry `main_both_v4`: cols' codes and scales under `l` (cols not written) and those of
+/// Entries `main_maxima_v4` then `main_both_v4`: cols' codes and scales under `l` (cols not written) and those of
 /// L = colsᵀ under `lt`, each with its own rounding: what [`im2col_quantize`] and
 /// [`super::im2col_quantize_transpose::im2col_quantize_transpose`] give.
 #[allow(clippy::type_complexity)]
