@@ -28,7 +28,12 @@
 // this invocation packs, and store through common/stores_both.wgsl's put_code / put_scale.
 // Entry main_both_v4: main_codes_v4 and im2col_quantize_transpose's main_v4 in one launch (below),
 // after entry main_maxima_v4 (bindings 11, 12: x's maxima per pixel and per tap column's run of an
-// image row, which main_both_v4 reads instead of unfolding each row for its maximum).
+// image row, which main_both_v4 reads instead of unfolding each row for its maximum). Their
+// indices: main_maxima_v4's threads past batch·h return, its pixels lie in its image row and its
+// runs inside the image (ox in [lo, hi): x = ox·stride + kx − pad in [0, w); an empty run's first
+// index is formed, never read); main_both_v4 reads the pixel maxima of taps inside the image only
+// (y checked, x in [x0 + kx_lo, x0 + kx_hi) ⊂ [0, w)) and the run maxima of b < batch, y inside
+// the image, kx < kw, ch < c; the launcher sizes both buffers to batch·h·w and batch·h·kw·c.
 
 @group(0) @binding(0) var<uniform> pa: QuantParams;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;

@@ -3,10 +3,11 @@
 // gradient dY (for dX = dY·W) and dYᵀ (for dW = dYᵀ·X) with ReLU's mask read inside, the bias
 // gradient (L's row sums in col_sum's order) and SMP's stacked samples. L's workgroups quantize
 // L's rows as quantize_transpose_fused's per-thread entries do (common/rows_t.wgsl), x's
-// workgroups (spread evenly among them: both_workgroup) x's per-row or per-block groups as
-// quantize_fused's per-thread entries do (common/row_groups.wgsl): every maximum, scale, draw, code and sum is the one those two kernels
-// form, each side with its own params (rounding, stream, samples), so both outputs are theirs bit
-// for bit, and x is read by one launch instead of two.
+// workgroups (L's spread evenly among them: both_workgroup) x's per-row or per-block groups as
+// quantize_fused's per-thread entries do (common/row_groups.wgsl): every maximum, scale, draw,
+// code and sum is the one those two kernels form, each side with its own params (rounding,
+// stream, samples), so both outputs are theirs bit for bit, and x is read by one launch instead
+// of two.
 // The shared units read `p` and store through put_code / put_scale: here p is a private copy of
 // the side's params (px or pt), and common/stores_both.wgsl picks the side's outputs.
 // Formats without a tensor-wide scale (not NVFP4: quantize_fused's main_whole_both). Entry

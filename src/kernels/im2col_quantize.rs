@@ -14,8 +14,8 @@
 //! convolution's X for the forward and Xᵀ for the weight gradient together, after entry
 //! `main_maxima_v4` has taken x's maxima per pixel and per tap column's run of each image row, from
 //! which `main_both_v4` forms every row's maximum (of cols, and of L per row) instead of unfolding
-//! the row once more for it: on `resnet20`'s int8 step on llvmpipe the two launches take about two
-//! thirds of the time of the one that unfolded for its maxima. Bindings: 0 `QuantParams`, 1 cols
+//! the row once more for it: on `resnet20`'s int8 step on llvmpipe the two launches took 0.57–0.69
+//! of the time of the one that unfolded for its maxima (README, "Since c5013f0"). Bindings: 0 `QuantParams`, 1 cols
 //! (read-write f32), 2 codes, 3 scales, 4 step state, 5 mask (unused), 6 conv params, 7 x (read
 //! f32), 8 L's codes, 9 L's scales (read-write; stand-ins but for `main_both_v4`), 10 L's
 //! `QuantParams`, 11 and 12 the maxima (read-write u32; stand-ins but for `main_maxima_v4` and
