@@ -130,7 +130,7 @@ fn run() -> lowbit::Result<()> {
         let arena = t.arena_bytes();
         let passes = sum.counts.passes as f64 / n;
         // 2. Profiled: GPU time per kernel.
-        let timed = if gpu.report().timestamps {
+        let (timed, dropped) = if gpu.report().timestamps {
             let profile = Profile::start(&gpu, 2048)?;
             for (x, l) in &batches[3..] {
                 t.step(x, l, 0.01)?;
@@ -140,9 +140,9 @@ fn run() -> lowbit::Result<()> {
             if dropped > 0 {
                 eprintln!("({dropped} passes did not fit the profile and are not counted: use fewer --steps)");
             }
-            d
+            (d, dropped)
         } else {
-            Vec::new()
+            (Vec::new(), 0)
         };
         let kernels = KernelTime::by_kernel(&timed);
         let gpu_total: f64 = kernels.iter().map(|k| k.seconds).sum::<f64>() / n;
@@ -172,7 +172,8 @@ fn run() -> lowbit::Result<()> {
                 k.workgroups as f64 / k.dispatches.max(1) as f64
             );
         }
-        let positions = if list && gpu.report().timestamps { step_positions(&timed, steps) } else { None };
+        // (Only where every pass was timed: a list cut short could line its steps up wrongly.)
+        let positions = if list && dropped == 0 { step_positions(&timed, steps) } else { None };
         if list && gpu.report().timestamps {
             match &positions {
                 Some(ps) => {
