@@ -4,9 +4,12 @@
 //!
 //! Then `{"kernel", "format", "conv", "us", "im2col_us", "ratio"}` for the quantized convolution's
 //! unfolding quantizers (`im2col_quantize`, the forward's; `im2col_quantize_transpose`, the weight
-//! gradient's) and the two-launch chains they replace, at each of `resnet20`'s convolutions (batch
-//! 16, per-row scales), beside `im2col` on the same input in the same run ("ratio": its time over
-//! the kernel's).
+//! gradient's) and the two-launch chains they replace, and where the input's channels come in
+//! fours on a CPU adapter both quantized together as training takes them (`im2col_quantize_both`:
+//! the input's maxima, then both sides' codes; `Im2colQuantize::encode_both`) beside the two
+//! unfolding quantizers apart (`im2col_quantize_apart`), at each of `resnet20`'s convolutions
+//! (batch 16, per-row scales), beside `im2col` on the same input in the same run ("ratio": its
+//! time over the kernel's).
 //!
 //! Then for every GEMM and shape `{"kernel", "m", "n", "k", "gops", "f32_gflops", "ratio"}` with
 //! lowbit's f32 GEMM on the same shape in the same run as the baseline (what `GemmF32::encode`
@@ -55,6 +58,7 @@ use lowbit::kernels::im2col_quantize::Im2colQuantize;
 use lowbit::kernels::im2col_quantize_transpose::Im2colQuantizeTranspose;
 use lowbit::kernels::peak::{Peak, PeakOp};
 use lowbit::kernels::peak_coop::{PeakCoop, OUT_PER_WORKGROUP};
+use lowbit::kernels::quantize_both::Side;
 use lowbit::kernels::sgd::Sgd;
 use lowbit::kernels::OptimTensor;
 use lowbit::kernels::{
@@ -548,6 +552,19 @@ fn unfolds(gpu: &Gpu, a: &Args) -> Result<()> {
                     fused.encode(gpu, e, &cols, &l, r, &codes, &scales)
                 })?;
                 line("im2col_then_quantize_fused", t);
+            }
+            if Quantizer::unfolds_both_together(gpu, &g, &l, &lt) {
+                let t = gpu_seconds(gpu, a.iters, 3, |e| {
+                    let side = Side { layout: &l, rounding: r, codes: &codes, scales: &scales };
+                    let side_t = Side { layout: &lt, rounding: r, codes: &codes_t, scales: &scales_t };
+                    fwd.encode_both(gpu, e, &g, &xb, (side, side_t))
+                })?;
+                line("im2col_quantize_both", t);
+                let t = gpu_seconds(gpu, a.iters, 3, |e| {
+                    fwd.encode(gpu, e, &g, &xb, None, &l, r, &codes, &scales)?;
+                    dw.encode(gpu, e, &g, &xb, &lt, r, 1, &codes_t, &scales_t)
+                })?;
+                line("im2col_quantize_apart", t);
             }
             if Im2colQuantizeTranspose::supports(&lt) {
                 let t = gpu_seconds(gpu, a.iters, 3, |e| dw.encode(gpu, e, &g, &xb, &lt, r, 1, &codes_t, &scales_t))?;

@@ -61,6 +61,11 @@
 @group(0) @binding(11) var<storage, read_write> pixel_maxima: array<u32>;
 @group(0) @binding(12) var<storage, read_write> run_maxima: array<vec4<u32>>;
 
+// main_both_v4: 1, the rows' maxima from main_maxima_v4's; 0, each row unfolded for its maximum
+// (where taps share few pixels: a 1x1 convolution reads each pixel from one row of cols, so the
+// maxima launch would read more of x than it saves; Im2colQuantize::takes_maxima).
+override FROM_MAXIMA: u32 = 1u;
+
 // The layout this invocation packs (what the shared units read as p): pa, or in main_both_v4 pt
 // for L's rows (which outputs it writes is common/stores_both.wgsl's side).
 var<private> p: QuantParams;
@@ -214,9 +219,9 @@ fn cols_row_max(row: u32) -> u32 {
 
 // tap_thread4's group maxima (common/unfold_t.wgsl) for rows r0 .. r0 + 3 (tap t, channels t.ch
 // ..): for per-row scales (one group, the row) from run_maxima, over every image and output row
-// whose tap row lies inside the image; per block, read from x as the group is.
+// whose tap row lies inside the image; per block, or without maxima, read from x as the group is.
 fn tap_group_max4(t: Tap, r0: u32, c0: u32, c1: u32) -> vec4<u32> {
-    if (p.block_div != 0xffffffffu) {
+    if (FROM_MAXIMA == 0u || p.block_div != 0xffffffffu) {
         return group_max4(t, c0, c1);
     }
     let kx = u32(t.dx + i32(conv.pad));
@@ -276,7 +281,7 @@ fn main_maxima_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 const BOTH_WG: u32 = 8u;
 
 // main_codes_v4 and, in the same launch, im2col_quantize_transpose's main_v4 (channels a multiple
-// of 4), after main_maxima_v4: L's workgroups four rows of L = colsᵀ a thread (common/unfold_t.wgsl),
+// of 4), after main_maxima_v4 (FROM_MAXIMA = 1): L's workgroups four rows of L = colsᵀ a thread (common/unfold_t.wgsl),
 // spread evenly among cols' workgroups, a row of cols a thread (spread_workgroup: on llvmpipe, L's
 // long workgroups put first all ran on one of its threads, and the launch took 1.2–1.6× the two it
 // replaces on the MNIST CNN's second convolution). The rows' maxima come from main_maxima_v4's
@@ -299,5 +304,5 @@ fn main_both_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     }
     p = pa;
     side = 0u;
-    codes_row4(s.y * BOTH_WG + lid, true);
+    codes_row4(s.y * BOTH_WG + lid, FROM_MAXIMA == 1u);
 }

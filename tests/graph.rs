@@ -299,15 +299,16 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     let eight_lane_cpu = g.cpu_layouts() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
     // (model, its convolutions whose input gradient is needed: the ResNet's at stride 1 and 2,
     // 3x3 and its 1x1 projections; the weights [n, k] of its GEMM layers between the first and
-    // the last; its dense layers)
+    // the last; its dense layers; its 1x1 convolutions)
     let models = [
-        (ModelSpec::mlp((8, 8, 1), &[32, 16], 3), 0, vec![(16, 32)], 3),
-        (ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1, vec![(8, 100)], 1),
+        (ModelSpec::mlp((8, 8, 1), &[32, 16], 3), 0, vec![(16, 32)], 3, 0),
+        (ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1, vec![(8, 100)], 1, 0),
         (
             ModelSpec::resnet((8, 8, 1), 1, 3),
             8,
             vec![(16, 144), (16, 144), (32, 144), (32, 288), (32, 16), (64, 288), (64, 576), (64, 32)],
             1,
+            2,
         ),
     ];
     let schemes = [
@@ -324,7 +325,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     // Batches of 16 rows: the block-scaled presets rotate the MLP's weight-gradient operands in
     // blocks of 16 rows.
     let batch = 16;
-    for (spec, convs, middle, dense) in &models {
+    for (spec, convs, middle, dense, one_by_one) in &models {
         let (convs, rotated_layers) = (*convs, middle.len());
         // Weights quantized in both orientations in one launch (QuantizeBoth::fits, NVFP4's
         // fits_whole): those of at most whole_max_values values of the quantized layers whose
@@ -369,14 +370,17 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             // but the first layer's): each such dY here fits QuantizeBoth (the largest, the
             // ResNet's first stage, 1024x16 = 16384 values, groups of at most 1024, on any adapter).
             let grads = convs + dense - usize::from(convs == 0);
-            // (The per-row presets also quantize each convolution's unfolded X and its Xᵀ together
-            // on a CPU adapter where its input's channels come in fours, in two launches, x's
-            // maxima and then both sides' codes, as many as the two unfolding quantizers they
-            // replace. TinyScript fuses nothing but the input gradient's fold.)
+            // The per-row presets also quantize each convolution's unfolded X and its Xᵀ together
+            // on a CPU adapter where its input's channels come in fours (every convolution but the
+            // first, one channel in): in two launches, x's maxima and then both sides' codes, as
+            // many as the two unfolding quantizers they replace, or in one for a 1x1 convolution
+            // (Im2colQuantize::takes_maxima). (TinyScript fuses nothing but the input gradient's
+            // fold.)
+            let unfolds = if g.cpu_layouts() { *one_by_one } else { 0 };
             let both = match scheme {
                 "fp32" | "tinyscript3" => 0,
                 "mxfp8" | "nvfp4" => middle_both,
-                _ => middle_both + 1 + dense + grads,
+                _ => middle_both + 1 + dense + grads + unfolds,
             };
             assert_eq!(fused.2 + fewer + rotated + both, plain.2, "{what}: launches per step, fused and not");
         }

@@ -146,6 +146,8 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
         // for 8×8 on 32-lane subgroups).
         ("gemm_int_coop" | "gemm_fp8_coop", "SG") => vec![8.0, 32.0],
         ("gemm_int_coop" | "gemm_fp8_coop", "WG") => vec![128.0, 512.0],
+        // Im2colQuantize's main_both_v4 with and without main_maxima_v4's maxima.
+        ("im2col_quantize", "FROM_MAXIMA") => vec![0.0, 1.0],
         // batchnorm::V4_ROWS.
         ("batchnorm", "V4_ROWS") => vec![8.0],
         ("copy" | "add" | "relu_backward", "RUN") => vec![f64::from(lowbit::kernels::TEAM_RUN)],

@@ -44,8 +44,9 @@ pub struct Im2colQuantize {
     /// Entries `main_codes` and `main_codes_v4` (channels a multiple of 4): cols not written.
     codes: (wgpu::ComputePipeline, wgpu::ComputePipeline),
     /// Entry `main_both_v4` (bindings 8–10: L = colsᵀ's outputs and params, which the other
-    /// entries reach too, through the stores they share, and bind unused stand-ins for).
-    both: wgpu::ComputePipeline,
+    /// entries reach too, through the stores they share, and bind unused stand-ins for), each row
+    /// unfolded for its maximum (`.0`) or its maximum formed from `main_maxima_v4`'s (`.1`).
+    both: (wgpu::ComputePipeline, wgpu::ComputePipeline),
     /// Entry `main_maxima_v4`: x's maxima that `main_both_v4` reads (bindings 11, 12).
     maxima: wgpu::ComputePipeline,
     /// Bound as those maxima by the other entries.
@@ -64,6 +65,7 @@ impl Im2colQuantize {
         use Slot::{Read, Uniform, Write};
         let slots = [Uniform, Write, Write, Write, Uniform, Read, Uniform, Read, Write, Write, Uniform, Write, Write];
         let (bgl, pl) = layouts(gpu, "im2col_quantize", &slots);
+        let fc = format_constant(format);
         Ok(Im2colQuantize {
             format,
             pipeline: pipeline(gpu, "im2col_quantize", "main", &pl, &format_constant(format))?,
@@ -76,7 +78,10 @@ impl Im2colQuantize {
                 pipeline(gpu, "im2col_quantize", "main_codes", &pl, &format_constant(format))?,
                 pipeline(gpu, "im2col_quantize", "main_codes_v4", &pl, &format_constant(format))?,
             ),
-            both: pipeline(gpu, "im2col_quantize", "main_both_v4", &pl, &format_constant(format))?,
+            both: (
+                pipeline(gpu, "im2col_quantize", "main_both_v4", &pl, &[fc[0], ("FROM_MAXIMA", 0.0)])?,
+                pipeline(gpu, "im2col_quantize", "main_both_v4", &pl, &[fc[0], ("FROM_MAXIMA", 1.0)])?,
+            ),
             maxima: pipeline(gpu, "im2col_quantize", "main_maxima_v4", &pl, &format_constant(format))?,
             no_maxima: (
                 GpuBuffer::zeros(gpu, "im2col_quantize no pixel maxima", 4)?,
@@ -165,13 +170,23 @@ impl Im2colQuantize {
         g.c.is_multiple_of(4) && Self::supports(l) && Im2colQuantizeTranspose::supports(lt) && l.format == lt.format
     }
 
+    /// Whether [`Im2colQuantize::encode_both`] takes the input's maxima in a launch of their own
+    /// for the convolution `g` (then two launches, else one): where its taps share pixels, more
+    /// taps than the stride's square (a 3×3 convolution's pixel is read by up to nine rows of
+    /// cols at stride 1, four at stride 2; a 1×1 convolution's by one, and the maxima launch
+    /// would read more of the input than the rows' own maxima passes do).
+    pub fn takes_maxima(g: &ConvGeom) -> bool {
+        g.kh * g.kw > g.stride * g.stride
+    }
+
     /// The codes and scales of cols (`side`, the `[rows, kh·kw·c]` layout, as
     /// [`Im2colQuantize::encode`] writes them without cols) and of L = colsᵀ (`side_t`, as
-    /// [`Im2colQuantizeTranspose::encode`] writes them), each with its own rounding, from x in two
-    /// launches (entry `main_maxima_v4`, x's maxima into two scratch buffers of `batch·h·w` and
-    /// `batch·h·kw·c` values, then `main_both_v4`; cols neither read nor written): for a
-    /// convolution whose forward takes X and whose weight gradient takes Xᵀ. For the layouts of
-    /// [`Im2colQuantize::fits_both`]; an error, recording nothing, elsewhere.
+    /// [`Im2colQuantizeTranspose::encode`] writes them), each with its own rounding, from x (cols
+    /// neither read nor written): where [`Im2colQuantize::takes_maxima`], in two launches (entry
+    /// `main_maxima_v4`, x's maxima into two scratch buffers of `batch·h·w` and `batch·h·kw·c`
+    /// values, then `main_both_v4`), else in one (`main_both_v4` unfolding each row for its
+    /// maximum). For a convolution whose forward takes X and whose weight gradient takes Xᵀ; for
+    /// the layouts of [`Im2colQuantize::fits_both`]; an error, recording nothing, elsewhere.
     pub fn encode_both(
         &self,
         gpu: &Gpu,
@@ -211,8 +226,15 @@ impl Im2colQuantize {
         let params_t = uniform(gpu, "im2col_quantize params of colsᵀ", &QuantParams::row_tiles(lt, side_t.rounding));
         let conv = uniform(gpu, "im2col_quantize conv", &ConvParams::new(g, rows * kdim));
         let image_rows = g.batch * g.h;
-        let pixel_maxima = enc.scratch::<u32>(gpu, "im2col_quantize pixel maxima", image_rows * g.w)?;
-        let run_maxima = enc.scratch::<u32>(gpu, "im2col_quantize run maxima", image_rows * g.kw * g.c)?;
+        let maxima = Self::takes_maxima(g);
+        let scratch = match maxima {
+            true => Some((
+                enc.scratch::<u32>(gpu, "im2col_quantize pixel maxima", image_rows * g.w)?,
+                enc.scratch::<u32>(gpu, "im2col_quantize run maxima", image_rows * g.kw * g.c)?,
+            )),
+            false => None,
+        };
+        let (pixel_maxima, run_maxima) = scratch.as_ref().unwrap_or(&self.no_maxima);
         let step = enc.step_state(gpu).clone();
         let buffers = [
             &params,
@@ -229,12 +251,15 @@ impl Im2colQuantize {
             pixel_maxima.buffer(),
             run_maxima.buffer(),
         ];
-        // x's maxima, a thread per image row; then L's workgroups (four rows a thread) and cols'
-        // (a row a thread), spread in the shader.
+        // x's maxima, a thread per image row (where taken); then L's workgroups (four rows a
+        // thread) and cols' (a row a thread), spread in the shader.
         let maxima_groups = super::thread_workgroups(OP, image_rows, BOTH_WG)?;
         let groups = lt.rows.div_ceil(4).div_ceil(BOTH_WG) as usize + l.rows.div_ceil(BOTH_WG) as usize;
         let workgroups = super::thread_workgroups(OP, groups, 1)?;
+        if !maxima {
+            return dispatch(gpu, enc, OP, &self.both.0, &self.bgl, &buffers, workgroups);
+        }
         dispatch(gpu, enc, OP, &self.maxima, &self.bgl, &buffers, maxima_groups)?;
-        dispatch(gpu, enc, OP, &self.both, &self.bgl, &buffers, workgroups)
+        dispatch(gpu, enc, OP, &self.both.1, &self.bgl, &buffers, workgroups)
     }
 }
