@@ -27,8 +27,9 @@
 // leave binding 1 untouched. The shared units read p, a private copy of the params of the side
 // this invocation packs, and store through common/stores_both.wgsl's put_code / put_scale.
 // Entry main_both_v4: main_codes_v4 and im2col_quantize_transpose's main_v4 in one launch (below),
-// after entry main_maxima_v4 (bindings 11, 12: x's maxima per pixel and per tap column's run of an
-// image row, which main_both_v4 reads instead of unfolding each row for its maximum). Their
+// with FROM_MAXIMA = 1 after entry main_maxima_v4 (bindings 11, 12: x's maxima per pixel and per
+// tap column's run of an image row, which main_both_v4 reads instead of unfolding each row for its
+// maximum). Their
 // indices: main_maxima_v4's threads past batch·h return, its pixels lie in its image row and its
 // runs inside the image (ox in [lo, hi): x = ox·stride + kx − pad in [0, w); an empty run's first
 // index is formed, never read); main_both_v4 reads the pixel maxima of taps inside the image only

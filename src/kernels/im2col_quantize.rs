@@ -11,10 +11,10 @@
 //! ([`crate::quant::Quantizer::unfolds_in_one_pass`]). Entry `main_both_v4`
 //! ([`Im2colQuantize::encode_both`]) also quantizes L = colsᵀ from x in the same launch, as
 //! [`Im2colQuantizeTranspose`] does (its rows' code shared, `common/unfold_t.wgsl`): a
-//! convolution's X for the forward and Xᵀ for the weight gradient together, after entry
-//! `main_maxima_v4` has taken x's maxima per pixel and per tap column's run of each image row, from
-//! which `main_both_v4` forms every row's maximum (of cols, and of L per row) instead of unfolding
-//! the row once more for it: on `resnet20`'s int8 step on llvmpipe the two launches took 0.57–0.69
+//! convolution's X for the forward and Xᵀ for the weight gradient together, where its taps share
+//! pixels ([`Im2colQuantize::takes_maxima`]) after entry `main_maxima_v4` has taken x's maxima per
+//! pixel and per tap column's run of each image row, from which `main_both_v4` forms every row's
+//! maximum (of cols, and of L per row) instead of unfolding the row once more for it: on `resnet20`'s int8 step on llvmpipe the two launches took 0.57–0.69
 //! of the time of the one that unfolded for its maxima (README, "Since c5013f0"). Bindings: 0 `QuantParams`, 1 cols
 //! (read-write f32), 2 codes, 3 scales, 4 step state, 5 mask (unused), 6 conv params, 7 x (read
 //! f32), 8 L's codes, 9 L's scales (read-write; stand-ins but for `main_both_v4`), 10 L's
