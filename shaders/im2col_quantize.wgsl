@@ -29,12 +29,12 @@
 // Entry main_both_v4: main_codes_v4 and im2col_quantize_transpose's main_v4 in one launch (below),
 // with FROM_MAXIMA = 1 after entry main_maxima_v4 (bindings 11, 12: x's maxima per pixel and per
 // tap column's run of an image row, which main_both_v4 reads instead of unfolding each row for its
-// maximum). Their
-// indices: main_maxima_v4's threads past batch·h return, its pixels lie in its image row and its
-// runs inside the image (ox in [lo, hi): x = ox·stride + kx − pad in [0, w); an empty run's first
-// index is formed, never read); main_both_v4 reads the pixel maxima of taps inside the image only
-// (y checked, x in [x0 + kx_lo, x0 + kx_hi) ⊂ [0, w)) and the run maxima of b < batch, y inside
-// the image, kx < kw, ch < c; the launcher sizes both buffers to batch·h·w and batch·h·kw·c.
+// maximum). Their indices: main_maxima_v4's threads past batch·h return, its pixels lie in its
+// image row and its runs inside the image (ox in [lo, hi): x = ox·stride + kx − pad in [0, w); an
+// empty run's first index is formed, never read); main_both_v4 reads the pixel maxima of taps
+// inside the image only (y checked, x in [x0 + kx_lo, x0 + kx_hi) ⊂ [0, w)) and the run maxima of b
+// < batch, y inside the image, kx < kw, ch < c; the launcher sizes both buffers to batch·h·w and
+// batch·h·kw·c.
 
 @group(0) @binding(0) var<uniform> pa: QuantParams;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
@@ -218,10 +218,11 @@ fn cols_row_max(row: u32) -> u32 {
     return m;
 }
 
-// tap_thread4's group maxima (common/unfold_t.wgsl) for rows r0 .. r0 + 3 (tap t, channels t.ch
-// ..): for per-row scales (one group, the row) from run_maxima, over every image and output row
-// whose tap row lies inside the image; per block, or without maxima, read from x as the group is.
-fn tap_group_max4(t: Tap, r0: u32, c0: u32, c1: u32) -> vec4<u32> {
+// tap_thread4's group maxima (common/unfold_t.wgsl) for four rows of L (tap t, channels t.ch ..
+// t.ch + 3): for per-row scales (one group, the row) from run_maxima, over every image and output
+// row whose tap row lies inside the image; per block, or without maxima, read from x as the group
+// is.
+fn tap_group_max4(t: Tap, c0: u32, c1: u32) -> vec4<u32> {
     if (FROM_MAXIMA == 0u || p.block_div != 0xffffffffu) {
         return group_max4(t, c0, c1);
     }
@@ -282,12 +283,13 @@ fn main_maxima_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 const BOTH_WG: u32 = 8u;
 
 // main_codes_v4 and, in the same launch, im2col_quantize_transpose's main_v4 (channels a multiple
-// of 4), after main_maxima_v4 (FROM_MAXIMA = 1): L's workgroups four rows of L = colsᵀ a thread (common/unfold_t.wgsl),
-// spread evenly among cols' workgroups, a row of cols a thread (spread_workgroup: on llvmpipe, L's
-// long workgroups put first all ran on one of its threads, and the launch took 1.2–1.6× the two it
-// replaces on the MNIST CNN's second convolution). The rows' maxima come from main_maxima_v4's
-// (cols_row_max; tap_group_max4 for per-row scales of L), not from an unfold of each row: the
-// same maxima (a maximum of amax_bits in any grouping), so the bits of those two launches.
+// of 4), after main_maxima_v4 (FROM_MAXIMA = 1): L's workgroups four rows of L = colsᵀ a thread
+// (common/unfold_t.wgsl), spread evenly among cols' workgroups, a row of cols a thread
+// (spread_workgroup: on llvmpipe, L's long workgroups put first all ran on one of its threads, and
+// the launch took 1.2–1.6× the two it replaces on the MNIST CNN's second convolution). The rows'
+// maxima come from main_maxima_v4's (cols_row_max; tap_group_max4 for per-row scales of L), not
+// from an unfold of each row: the same maxima (a maximum of amax_bits in any grouping), so the bits
+// of those two launches.
 @compute @workgroup_size(8)
 fn main_both_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let w = flat_workgroup(wg, nwg);

@@ -50,7 +50,7 @@ fn unfold_src4(i: u32) -> vec4<f32> {
 }
 
 // tap_thread4's group maxima: read from x as the group is.
-fn tap_group_max4(t: Tap, r0: u32, c0: u32, c1: u32) -> vec4<u32> {
+fn tap_group_max4(t: Tap, c0: u32, c1: u32) -> vec4<u32> {
     return group_max4(t, c0, c1);
 }
 

@@ -1,11 +1,11 @@
 //! Per-kernel GPU time from timestamp queries. While a [`Profile`] is active, every compute pass
 //! lowbit records (one per dispatch) writes a GPU timestamp at its start and end;
 //! [`Profile::finish`] resolves them and sums the time per kernel name
-//! ([`Profile::finish_dispatches`]: each dispatch's own time, in the order recorded). Needs the adapter's
-//! `TIMESTAMP_QUERY` feature ([`crate::AdapterReport::timestamps`]). One profile at a time per
-//! device (each [`Gpu`] has its own slot, so two devices in one process profile independently);
-//! passes recorded beyond its capacity are not timed (and counted as dropped). While no profile
-//! is active, recording a dispatch reads one atomic flag and takes no lock.
+//! ([`Profile::finish_dispatches`]: each dispatch's own time, in the order recorded). Needs the
+//! adapter's `TIMESTAMP_QUERY` feature ([`crate::AdapterReport::timestamps`]). One profile at a
+//! time per device (each [`Gpu`] has its own slot, so two devices in one process profile
+//! independently); passes recorded beyond its capacity are not timed (and counted as dropped).
+//! While no profile is active, recording a dispatch reads one atomic flag and takes no lock.
 
 use crate::{Error, Gpu, Result};
 

@@ -6,7 +6,7 @@
 // + kx − pad][ch], or 0 in the padding. It reads the including kernel's `p: QuantParams` (L's
 // layout) and `conv: ConvParams`, the input through its `unfold_src(i)` (value i) and
 // `unfold_src4(i)` (values 4i .. 4i + 3), takes the maxima of tap_thread4's groups from its
-// `tap_group_max4(t, r0, c0, c1)` (group_max4's, or the same maxima formed otherwise), and packs
+// `tap_group_max4(t, c0, c1)` (group_max4's, or the same maxima formed otherwise), and packs
 // through pack_stream.wgsl.
 
 // Row r of L: its tap's offsets from an output pixel's (oy·stride, ox·stride) into the image
@@ -193,7 +193,7 @@ fn tap_thread4(r0: u32) {
     let groups = (p.cols + len - 1u) / len;
     for (var blk = 0u; blk < groups; blk++) {
         let c0 = blk * len;
-        let m = tap_group_max4(t, r0, c0, min(c0 + len, p.cols));
+        let m = tap_group_max4(t, c0, min(c0 + len, p.cols));
         var inv = vec4<f32>();
         for (var j = 0u; j < 4u; j++) {
             let si = fmt_scale_for_amax(bitcast<f32>(m[j]));

@@ -1,25 +1,25 @@
-//! `im2col_quantize`: a convolution's unfold ([`super::im2col`]) and the one-pass per-row
-//! quantizer of the unfolded rows ([`super::quantize_fused`]) in one launch, a thread per row of
-//! cols: the row is unfolded, its maximum taken as each value is stored, and packed from what was
-//! just written (still in the cache) — where the two launches write cols and then read it twice
-//! from memory. It writes cols as well where asked (the weight gradient's operand quantized from
-//! it), and the codes and scales `quantize_fused` gives for cols, bit for bit; without cols
-//! (entries `main_codes`, `main_codes_v4`) it unfolds each row twice from x instead, once for its
-//! maximum and once packing. Per-row scales of formats
-//! without a tensor-wide scale (not NVFP4); the quantized convolution takes it on CPU adapters,
-//! where a thread per row is how both kernels it fuses already run
-//! ([`crate::quant::Quantizer::unfolds_in_one_pass`]). Entry `main_both_v4`
+//! `im2col_quantize`: a convolution's unfold ([`super::im2col`]) and the one-pass per-row quantizer
+//! of the unfolded rows ([`super::quantize_fused`]) in one launch, a thread per row of cols: the
+//! row is unfolded, its maximum taken as each value is stored, and packed from what was just
+//! written (still in the cache) — where the two launches write cols and then read it twice from
+//! memory. It writes cols as well where asked (the weight gradient's operand quantized from it),
+//! and the codes and scales `quantize_fused` gives for cols, bit for bit; without cols (entries
+//! `main_codes`, `main_codes_v4`) it unfolds each row twice from x instead, once for its maximum
+//! and once packing. Per-row scales of formats without a tensor-wide scale (not NVFP4); the
+//! quantized convolution takes it on CPU adapters, where a thread per row is how both kernels it
+//! fuses already run ([`crate::quant::Quantizer::unfolds_in_one_pass`]). Entry `main_both_v4`
 //! ([`Im2colQuantize::encode_both`]) also quantizes L = colsᵀ from x in the same launch, as
 //! [`Im2colQuantizeTranspose`] does (its rows' code shared, `common/unfold_t.wgsl`): a
 //! convolution's X for the forward and Xᵀ for the weight gradient together, where its taps share
 //! pixels ([`Im2colQuantize::takes_maxima`]) after entry `main_maxima_v4` has taken x's maxima per
 //! pixel and per tap column's run of each image row, from which `main_both_v4` forms every row's
-//! maximum (of cols, and of L per row) instead of unfolding the row once more for it: on `resnet20`'s int8 step on llvmpipe the two launches took 0.57–0.69
-//! of the time of the one that unfolded for its maxima (README, "Since c5013f0"). Bindings: 0 `QuantParams`, 1 cols
-//! (read-write f32), 2 codes, 3 scales, 4 step state, 5 mask (unused), 6 conv params, 7 x (read
-//! f32), 8 L's codes, 9 L's scales (read-write; stand-ins but for `main_both_v4`), 10 L's
-//! `QuantParams`, 11 and 12 the maxima (read-write u32; stand-ins but for `main_maxima_v4` and
-//! `main_both_v4`). Reference: [`crate::reference::im2col_quantize`].
+//! maximum (of cols, and of L per row) instead of unfolding the row once more for it: on
+//! `resnet20`'s int8 step on llvmpipe the two launches took 0.57–0.69 of the time of the one that
+//! unfolded for its maxima (README, "Since c5013f0"). Bindings: 0 `QuantParams`, 1 cols (read-write
+//! f32), 2 codes, 3 scales, 4 step state, 5 mask (unused), 6 conv params, 7 x (read f32), 8 L's
+//! codes, 9 L's scales (read-write; stand-ins but for `main_both_v4`), 10 L's `QuantParams`, 11 and
+//! 12 the maxima (read-write u32; stand-ins but for `main_maxima_v4` and `main_both_v4`).
+//! Reference: [`crate::reference::im2col_quantize`].
 
 use super::im2col::{ConvGeom, ConvParams};
 use super::im2col_quantize_transpose::Im2colQuantizeTranspose;
@@ -68,21 +68,21 @@ impl Im2colQuantize {
         let fc = format_constant(format);
         Ok(Im2colQuantize {
             format,
-            pipeline: pipeline(gpu, "im2col_quantize", "main", &pl, &format_constant(format))?,
+            pipeline: pipeline(gpu, "im2col_quantize", "main", &pl, &fc)?,
             v4: if format.per_word().is_multiple_of(4) {
-                Some(pipeline(gpu, "im2col_quantize", "main_v4", &pl, &format_constant(format))?)
+                Some(pipeline(gpu, "im2col_quantize", "main_v4", &pl, &fc)?)
             } else {
                 None
             },
             codes: (
-                pipeline(gpu, "im2col_quantize", "main_codes", &pl, &format_constant(format))?,
-                pipeline(gpu, "im2col_quantize", "main_codes_v4", &pl, &format_constant(format))?,
+                pipeline(gpu, "im2col_quantize", "main_codes", &pl, &fc)?,
+                pipeline(gpu, "im2col_quantize", "main_codes_v4", &pl, &fc)?,
             ),
             both: (
                 pipeline(gpu, "im2col_quantize", "main_both_v4", &pl, &[fc[0], ("FROM_MAXIMA", 0.0)])?,
                 pipeline(gpu, "im2col_quantize", "main_both_v4", &pl, &[fc[0], ("FROM_MAXIMA", 1.0)])?,
             ),
-            maxima: pipeline(gpu, "im2col_quantize", "main_maxima_v4", &pl, &format_constant(format))?,
+            maxima: pipeline(gpu, "im2col_quantize", "main_maxima_v4", &pl, &fc)?,
             no_maxima: (
                 GpuBuffer::zeros(gpu, "im2col_quantize no pixel maxima", 4)?,
                 GpuBuffer::zeros(gpu, "im2col_quantize no run maxima", 4)?,
@@ -253,12 +253,12 @@ impl Im2colQuantize {
         ];
         // x's maxima, a thread per image row (where taken); then L's workgroups (four rows a
         // thread) and cols' (a row a thread), spread in the shader.
-        let maxima_groups = super::thread_workgroups(OP, image_rows, BOTH_WG)?;
         let groups = lt.rows.div_ceil(4).div_ceil(BOTH_WG) as usize + l.rows.div_ceil(BOTH_WG) as usize;
         let workgroups = super::thread_workgroups(OP, groups, 1)?;
         if !maxima {
             return dispatch(gpu, enc, OP, &self.both.0, &self.bgl, &buffers, workgroups);
         }
+        let maxima_groups = super::thread_workgroups(OP, image_rows, BOTH_WG)?;
         dispatch(gpu, enc, OP, &self.maxima, &self.bgl, &buffers, maxima_groups)?;
         dispatch(gpu, enc, OP, &self.both.1, &self.bgl, &buffers, workgroups)
     }
