@@ -3,19 +3,40 @@
 
 mod common;
 use common::{buf, data, gpu, submit_with as run};
+use lowbit::format::Format;
 use lowbit::kernels::col_sum::ColSum;
-use lowbit::GpuBuffer;
+use lowbit::kernels::quantize_transpose::QuantizeTranspose;
+use lowbit::profile::Profile;
+use lowbit::scheme::{Granularity, QuantLayout, Rounding};
+use lowbit::{Gpu, GpuBuffer};
+
+/// The test adapter where it has timestamp queries. Elsewhere (only reachable on such an adapter:
+/// CI's lavapipe has them, so the tests' assertions run there) a profile must be refused: `None`.
+fn timestamped() -> Option<&'static Gpu> {
+    let g = gpu();
+    if !g.report().timestamps {
+        assert!(Profile::start(g, 8).is_err());
+        return None;
+    }
+    Some(g)
+}
+
+/// Records quantize_transpose's launches for L = 300 × 40 and 10 × 8 int8 (per row): ceil(rows of
+/// L / 256) × words per row of workgroups each, 2 × 10 and 1 × 2.
+fn record_transposes(g: &Gpu, e: &mut wgpu::CommandEncoder, qt: &QuantizeTranspose) {
+    for (rows, cols) in [(300, 40), (10, 8)] {
+        let l = QuantLayout::new(rows, cols, Format::Int8, Granularity::PerRow).unwrap();
+        let x = GpuBuffer::<f32>::zeros(g, "x", rows * cols).unwrap();
+        let amax = GpuBuffer::<u32>::zeros(g, "amax", l.amax_len()).unwrap();
+        let codes = GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap();
+        let scales = GpuBuffer::<f32>::zeros(g, "scales", rows).unwrap();
+        qt.encode(g, e, &x, &amax, &l, Rounding::Nearest, 1, &codes, &scales).unwrap();
+    }
+}
 
 #[test]
 fn profile_times_every_dispatch_by_kernel_name() {
-    use lowbit::profile::Profile;
-    let g = gpu();
-    if !g.report().timestamps {
-        // Only reachable on an adapter without timestamp queries; CI's lavapipe has them, so
-        // the assertions below run there.
-        assert!(Profile::start(g, 8).is_err());
-        return;
-    }
+    let Some(g) = timestamped() else { return };
     let k = ColSum::new(g).unwrap();
     let x = buf(&data(4096 * 8, 5, false));
     let s = GpuBuffer::<f32>::zeros(g, "s", 8).unwrap();
@@ -36,23 +57,10 @@ fn profile_times_every_dispatch_by_kernel_name() {
     let p = Profile::start(g, 64).unwrap();
     let (times, _) = p.finish(g).unwrap();
     assert!(times.is_empty(), "{times:?}");
-    // Workgroups per dispatch, whatever the adapter's speed: quantize_transpose launches
-    // ceil(rows of L / 256) × words per row of them (L = 300 × 40 int8: 2 × 10; L = 10 × 8: 1 × 2).
-    use lowbit::format::Format;
-    use lowbit::kernels::quantize_transpose::QuantizeTranspose;
-    use lowbit::scheme::{Granularity, QuantLayout, Rounding};
+    // Workgroups per dispatch, whatever the adapter's speed (record_transposes: 20 and 2).
     let qt = QuantizeTranspose::new(g, Format::Int8).unwrap();
     let p = Profile::start(g, 64).unwrap();
-    run(|e| {
-        for (rows, cols) in [(300, 40), (10, 8)] {
-            let l = QuantLayout::new(rows, cols, Format::Int8, Granularity::PerRow).unwrap();
-            let x = GpuBuffer::<f32>::zeros(g, "x", rows * cols).unwrap();
-            let amax = GpuBuffer::<u32>::zeros(g, "amax", l.amax_len()).unwrap();
-            let codes = GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap();
-            let scales = GpuBuffer::<f32>::zeros(g, "scales", rows).unwrap();
-            qt.encode(g, e, &x, &amax, &l, Rounding::Nearest, 1, &codes, &scales).unwrap();
-        }
-    });
+    run(|e| record_transposes(g, e, &qt));
     let (times, _) = p.finish(g).unwrap();
     assert_eq!(times.len(), 1, "{times:?}");
     let t = &times[0];
@@ -61,35 +69,16 @@ fn profile_times_every_dispatch_by_kernel_name() {
 
 #[test]
 fn profile_lists_each_dispatch_in_the_order_recorded() {
-    use lowbit::format::Format;
-    use lowbit::kernels::quantize_transpose::QuantizeTranspose;
-    use lowbit::profile::{KernelTime, Profile};
-    use lowbit::scheme::{Granularity, QuantLayout, Rounding};
-    let g = gpu();
-    if !g.report().timestamps {
-        assert!(Profile::start(g, 8).is_err());
-        return;
-    }
+    use lowbit::profile::KernelTime;
+    let Some(g) = timestamped() else { return };
     let k = ColSum::new(g).unwrap();
     let qt = QuantizeTranspose::new(g, Format::Int8).unwrap();
     let x = buf(&data(4096 * 8, 5, false));
     let s = GpuBuffer::<f32>::zeros(g, "s", 8).unwrap();
-    let layouts = [(300, 40), (10, 8)].map(|(rows, cols)| {
-        let l = QuantLayout::new(rows, cols, Format::Int8, Granularity::PerRow).unwrap();
-        let bufs = (
-            GpuBuffer::<f32>::zeros(g, "x", rows * cols).unwrap(),
-            GpuBuffer::<u32>::zeros(g, "amax", l.amax_len()).unwrap(),
-            GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap(),
-            GpuBuffer::<f32>::zeros(g, "scales", rows).unwrap(),
-        );
-        (l, bufs)
-    });
     // Room for four passes: the fifth and sixth are dropped, not listed.
     let p = Profile::start(g, 4).unwrap();
     run(|e| {
-        for (l, (x, amax, codes, scales)) in &layouts {
-            qt.encode(g, e, x, amax, l, Rounding::Nearest, 1, codes, scales).unwrap();
-        }
+        record_transposes(g, e, &qt);
         k.encode(g, e, &x, 4096, 8, &s).unwrap();
         k.encode(g, e, &x, 4096, 8, &s).unwrap();
     });
