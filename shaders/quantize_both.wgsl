@@ -18,14 +18,23 @@
 // quantize_transpose_fused's main_thread_v4 and main_block_thread_v4 do (row_thread4,
 // block_thread4): the same bits. (One entry never reaches both views of a binding.)
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
-// in the included units steps its counter by a positive constant (1, 8) or by a chunk of at least
-// one column, towards a bound fixed before the loop (a params field, the format's codes per word,
-// 24 in recip_rne); the bounds are buffer lengths, far below u32's end, so every loop ends.
+// here and in the included units steps its counter by a positive constant (1, 8) or by a chunk
+// of at least one column, towards a bound fixed before the loop (a params field, the format's
+// codes per word, 24 in recip_rne, the chunks of L's columns); the bounds are buffer lengths,
+// far below u32's end, so every loop ends.
 // Reference: src/reference/quantize_both.rs (quantize_fused and quantize_transpose_fused's).
 // Bindings: 0 px (QuantParams of x's layout), 1 x (read f32), 2 codes, 3 scales (read_write:
 // x's, SMP samples stacked), 4 step (StepState), 5 mask (read f32: with p.masked, x[i] counts as 0
 // unless mask[i] > 0), 6 codes_t, 7 scales_t (read_write: L's), 8 pt (QuantParams of L's layout;
-// pt.aux0 = 1: L's row sums asked, pt.aux1 col_sum's chunk_rows), 9 sums (read_write f32, L's rows).
+// pt.aux0 = 1: L's row sums asked, pt.aux1 col_sum's chunk_rows), 9 sums (read_write f32, L's
+// rows), 10 parts (read_write: L's maxima and sums per chunk, entries main_parts_v4 and main_v4).
+// Entry main_v4 with px.aux0 > 0 (px's aux fields are otherwise unread) splits L's rows into
+// pieces of px.aux0 words, a thread per piece of four rows, after entry main_parts_v4 has taken
+// the rows' maxima and sums per col_sum chunk (pt.aux1 columns; its chunk_pass4): where L's rows
+// are few and long (a convolution's dYᵀ: 16 rows of batch·h·w columns), a thread per four whole
+// rows put all of L's work on one or two of a CPU's threads. Each piece thread gathers its rows'
+// maxima (any grouping of a maximum of amax_bits is the same) and the first piece their sums
+// (the chunks added in order, as row_pass4 adds them), so the same scales, sums and codes.
 
 @group(0) @binding(0) var<uniform> px: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -39,6 +48,11 @@
 @group(0) @binding(7) var<storage, read_write> scales_t: array<f32>;
 @group(0) @binding(8) var<uniform> pt: QuantParams;
 @group(0) @binding(9) var<storage, read_write> sums: array<f32>;
+// Per chunk c of L's columns (pt.aux1 each) and four adjacent rows of L (quad < pt.rows / 4): the
+// rows' maxima (amax_bits) at (c·quads + quad)·2 and, with sums (pt.aux0 = 1), their sums over the
+// chunk (f32 bits, chunk_pass4's) at the index after; main_parts_v4 writes them, main_v4 reads them
+// where it splits L's rows.
+@group(0) @binding(10) var<storage, read_write> parts: array<vec4<u32>>;
 
 // The params of the side this thread quantizes (what the shared units read as p; which outputs it
 // writes is common/stores_both.wgsl's side).
@@ -102,10 +116,80 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
 }
 
-// main through the vec4 views: a thread per four rows of L or per group of x.
+// L's maxima and sums per chunk of its columns for main_v4's split rows (px.aux0 > 0): a thread
+// per chunk and four adjacent rows of L (through the vec4 views), as row_pass4 reads each chunk.
+@compute @workgroup_size(64)
+fn main_parts_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    p = pt;
+    let quads = p.rows / 4u;
+    let chunk_cols = max(p.aux1, 1u);
+    let t = flat_workgroup(wg, nwg) * BOTH_WG + lid;
+    if (t >= quads * ((p.cols + chunk_cols - 1u) / chunk_cols)) {
+        return;
+    }
+    let c0 = (t / quads) * chunk_cols;
+    let end = min(c0 + chunk_cols, p.cols);
+    let xr = x_row((t % quads) * 4u);
+    let q = xr.y / 4u;
+    let i0 = xr.x / 4u;
+    var part = RowPass4(vec4<u32>(), vec4<f32>());
+    if (p.aux0 == 1u) {
+        part = chunk_pass4(q, i0, c0, end);
+    } else {
+        for (var col = c0; col < end; col++) {
+            part.m = max(part.m, amax_bits4(load_x4(col * q + i0)));
+        }
+    }
+    parts[t * 2u] = part.m;
+    parts[t * 2u + 1u] = bitcast<vec4<u32>>(part.total);
+}
+
+// Words [piece·px.aux0, (piece + 1)·px.aux0) of rows 4·quad .. 4·quad + 3 of L (t = piece·quads +
+// quad), packed as row_thread4 packs them: the rows' maxima gathered from main_parts_v4's chunks,
+// and by the first piece their sums (the chunks in order) and scales.
+fn piece_thread4(t: u32) {
+    let quads = p.rows / 4u;
+    let quad = t % quads;
+    let piece = t / quads;
+    let r0 = quad * 4u;
+    let chunk_cols = max(p.aux1, 1u);
+    let chunks = (p.cols + chunk_cols - 1u) / chunk_cols;
+    let sums_here = piece == 0u && p.aux0 == 1u;
+    var m = vec4<u32>();
+    var total = vec4<f32>();
+    for (var c = 0u; c < chunks; c++) {
+        let at = (c * quads + quad) * 2u;
+        m = max(m, parts[at]);
+        if (sums_here) {
+            let s = bitcast<vec4<f32>>(parts[at + 1u]);
+            total = select(total + s, s, c == 0u);
+        }
+    }
+    var inv = vec4<f32>();
+    for (var j = 0u; j < 4u; j++) {
+        let si = group_scale_of(bitcast<f32>(m[j]));
+        if (piece == 0u) {
+            store_scale(r0 + j, si.x);
+        }
+        if (sums_here) {
+            sums[r0 + j] = total[j];
+        }
+        inv[j] = si.y;
+    }
+    let xr = x_row(r0);
+    let w0 = piece * px.aux0;
+    pack_words4(r0, xr.y / 4u, xr.x / 4u, w0, min(w0 + px.aux0, p.words_per_row), inv);
+}
+
+// main through the vec4 views: a thread per four rows of L (per piece of them where px.aux0 > 0)
+// or per group of x.
 @compute @workgroup_size(64)
 fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let l_threads = (pt.rows + 3u) / 4u;
+    var pieces = 1u;
+    if (px.aux0 > 0u) {
+        pieces = (pt.words_per_row + px.aux0 - 1u) / px.aux0;
+    }
+    let l_threads = (pt.rows + 3u) / 4u * pieces;
     let b = both_workgroup(flat_workgroup(wg, nwg), l_threads);
     let t = b.y + lid;
     if (b.x == 1u) {
@@ -114,7 +198,9 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         }
         p = pt;
         side = 1u;
-        if (p.block_div == 0xffffffffu) {
+        if (px.aux0 > 0u) {
+            piece_thread4(t);
+        } else if (p.block_div == 0xffffffffu) {
             row_thread4(t * 4u);
         } else {
             block_thread4(t * 4u);

@@ -31,6 +31,23 @@ fn nearest<'a>(layout: &'a QuantLayout, (codes, scales): Outs<'a>) -> Side<'a> {
     Side { layout, rounding: Rounding::Nearest, codes, scales }
 }
 
+/// Data for x `[rows, cols]` whose transpose L may have its rows split (quantize_both): with the
+/// awkward values under 4096 rows; past that plain values (an infinity or a NaN in every long row
+/// of L would hide which chunks its maxima and sums were gathered from), and each row of L's
+/// largest magnitude in its first chunk (x's first row) at an odd seed, in its last (x's last
+/// row) at an even one.
+fn long_rows_data(rows: usize, cols: usize, seed: u32) -> Vec<f32> {
+    if rows < 4096 {
+        return data(rows * cols, seed, true);
+    }
+    let mut x = data(rows * cols, seed, false);
+    let row = if seed % 2 == 1 { 0 } else { rows - 1 };
+    for (j, v) in x[row * cols..(row + 1) * cols].iter_mut().enumerate() {
+        *v = if j % 2 == 0 { 3.5 } else { -3.25 };
+    }
+    x
+}
+
 fn qz() -> &'static Quantizer {
     static Q: OnceLock<Quantizer> = OnceLock::new();
     Q.get_or_init(|| Quantizer::new(gpu()).unwrap())
@@ -508,9 +525,12 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
     let g = gpu();
     let limit = QuantizeFused::whole_max_values(g);
     // (128x784: past the limit, one launch on a CPU adapter through the vec4 entry where the
-    // format packs codes in fours; the last one past the limit everywhere.)
-    let shapes = [(16usize, 144usize), (64, 576), (33, 65), (1, 1), (3, 1000), (7, 5), (128, 784), (1, limit + 1)];
-    let mut formats = 0;
+    // format packs codes in fours; 4100x8: Wᵀ's rows split into pieces there, after a launch that
+    // takes their maxima per chunk, where Wᵀ has per-row scales; the last one past the limit
+    // everywhere.)
+    let shapes =
+        [(16usize, 144usize), (64, 576), (33, 65), (1, 1), (3, 1000), (7, 5), (128, 784), (4100, 8), (1, limit + 1)];
+    let (mut formats, mut split) = (0, 0);
     for f in Format::ALL.into_iter().filter(|f| !f.needs_tensor_amax()) {
         formats += 1;
         let native = Granularity::native(f);
@@ -523,7 +543,7 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
                 if i == shapes.len() - 1 && ga != native {
                     continue; // (the fallback once a format)
                 }
-                let x = data(rows * cols, 157 + i as u32, true);
+                let x = long_rows_data(rows, cols, 157 + i as u32);
                 let xt = GpuTensor::from_slice(g, &x, &[rows, cols]).unwrap();
                 let what = format!("{f:?} {ga}/{gb} {rows}x{cols}");
                 let mut rec = lowbit::Recorder::new(g, "both");
@@ -538,7 +558,9 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
                 let l = QuantLayout::new(rows, cols, f, ga).unwrap();
                 let lt = QuantLayout::new(cols, rows, f, gb).unwrap();
                 let one = rows * cols <= limit || QuantizeBoth::reads_vec4s(g, &l);
-                assert_eq!(dispatches, if one { 1 } else { apart_dispatches }, "{what}: launches");
+                let launches = QuantizeBoth::launches(g, &l, &lt) as u64;
+                split += (launches == 2) as usize;
+                assert_eq!(dispatches, if one { launches } else { apart_dispatches }, "{what}: launches");
                 assert!(apart_dispatches >= 2, "{what}: the two quantizers apart");
                 assert_eq!(lowbit::quant::Quantizer::quantizes_both_in_one_pass(g, &l, &lt), one, "{what}");
                 let refs = [
@@ -557,6 +579,9 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
         }
     }
     assert!(formats >= 8, "every format without a tensor-wide scale: {formats}");
+    // Where the launch reads vec4s, the long rows of Wᵀ were split (per-row Wᵀ of 4100x8 in each
+    // format packing codes in fours: int8, int4, int2, log4, fp8 E4M3 and E5M2, fp4).
+    assert!(!g.cpu_layouts() || split >= 6, "L's rows split: {split}");
     // Per-tensor scales take the two quantizers (no launch of this kernel groups a whole tensor).
     let xt = GpuTensor::from_slice(g, &data(64, 3, true), &[8, 8]).unwrap();
     let pt = QuantScheme { granularity: Granularity::PerTensor, ..QuantScheme::native(Format::Int8) };
@@ -653,8 +678,10 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
     let g = gpu();
     let limit = QuantizeFused::whole_max_values(g);
     // (rows, cols, mask, samples); 512x256 past the limit (one launch on a CPU adapter through
-    // the vec4 entry where the format packs codes in fours), the last one past it everywhere (64
-    // rows: the masked quantizer of dY takes it in one pass there too).
+    // the vec4 entry where the format packs codes in fours; 4100x16 and 8200x4 there with dYᵀ's
+    // rows split into pieces, after a launch that takes their maxima and sums per chunk, where dYᵀ
+    // has per-row scales), the last one past it everywhere (64 rows: the masked quantizer of dY
+    // takes it in one pass there too).
     let shapes = [
         (16usize, 10usize, true, 1u32),
         (128, 256, true, 2),
@@ -663,10 +690,12 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
         (7, 5, false, 2),
         (3, 1000, true, 1),
         (512, 256, true, 2),
+        (4100, 16, true, 2),
+        (8200, 4, false, 1),
         (64, limit / 64 + 1, true, 2),
     ];
     let (sd, st) = (Rounding::Stochastic { seed: 9, stream: 3 }, Rounding::Stochastic { seed: 9, stream: 11 });
-    let mut formats = 0;
+    let (mut formats, mut split) = (0, 0);
     for f in Format::ALL.into_iter().filter(|f| !f.needs_tensor_amax()) {
         formats += 1;
         let native = Granularity::native(f);
@@ -679,7 +708,7 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
                 if i == shapes.len() - 1 && ga != native {
                     continue; // (the fallback once a format)
                 }
-                let x = data(rows * cols, 211 + i as u32, true);
+                let x = long_rows_data(rows, cols, 211 + i as u32);
                 let y = data(rows * cols, 223 + i as u32, false);
                 let what = format!("{f:?} {ga}/{gb} {rows}x{cols} masked {masked} samples {k}");
                 let xt = GpuTensor::from_slice(g, &x, &[rows, cols]).unwrap();
@@ -710,7 +739,9 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
                 let lt = QuantLayout::new(cols, rows, f, gb).unwrap();
                 let one = rows * cols <= limit || QuantizeBoth::reads_vec4s(g, &l);
                 assert_eq!(Quantizer::quantizes_grad_both_in_one_pass(g, &l, &lt), one, "{what}");
-                assert_eq!(dispatches, if one { 1 } else { apart_dispatches }, "{what}: launches");
+                let launches = QuantizeBoth::launches(g, &l, &lt) as u64;
+                split += (launches == 2) as usize;
+                assert_eq!(dispatches, if one { launches } else { apart_dispatches }, "{what}: launches");
                 assert!(apart_dispatches >= 2, "{what}: the two quantizers apart");
                 let (r, rt, rsums) =
                     reference::quantize_both::quantize_both(&x, masked.then_some(&y[..]), (&l, sd), (&lt, st), k);
@@ -741,6 +772,9 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
         }
     }
     assert!(formats >= 8, "every format without a tensor-wide scale: {formats}");
+    // Where the launch reads vec4s, the long rows of dYᵀ were split (per-row dYᵀ of both long
+    // shapes in each format packing codes in fours).
+    assert!(!g.cpu_layouts() || split >= 12, "L's rows split: {split}");
     // Refused, recording nothing: a format with a tensor-wide scale, two formats, SMP samples with
     // nearest rounding on either side or none at all, per-tensor scales (no one-pass sums).
     let xt = GpuTensor::from_slice(g, &data(64, 3, true), &[8, 8]).unwrap();

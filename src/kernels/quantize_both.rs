@@ -13,10 +13,14 @@
 //! without a tensor-wide scale (NVFP4's weights: `quantize_fused`'s `main_whole_both`); on a GPU
 //! tensors of a weight's or a small activation's size ([`QuantizeBoth::fits`]), since a thread
 //! reads its whole group one value at a time; on a CPU adapter any size where entry `main_v4`
-//! reads x as vec4s (the two quantizers' own per-thread vec4 entries, in one launch). Bindings: 0
-//! x's `QuantParams`, 1 x (read f32), 2 x's codes, 3 x's scales (read-write), 4 step state, 5
-//! mask (read f32), 6 L's codes, 7 L's scales (read-write), 8 L's `QuantParams`, 9 sums
-//! (read-write f32).
+//! reads x as vec4s (the two quantizers' own per-thread vec4 entries, in one launch). There, where
+//! L's rows are few and long ([`QuantizeBoth::splits_rows`]: a convolution's dYᵀ, a row per output
+//! channel and a column per output pixel), a launch of its own first takes their maxima and sums
+//! per `col_sum` chunk, so that the quantizing launch packs each row in pieces over many threads
+//! (a thread per four whole rows kept all of L on one or two of a CPU's threads); the same bits.
+//! Bindings: 0 x's `QuantParams`, 1 x (read f32), 2 x's codes, 3 x's scales (read-write), 4 step
+//! state, 5 mask (read f32), 6 L's codes, 7 L's scales (read-write), 8 L's `QuantParams`, 9 sums
+//! (read-write f32), 10 L's maxima and sums per chunk (read-write u32, a split launch's scratch).
 
 use super::quantize_fused::QuantizeFused;
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
@@ -34,6 +38,10 @@ pub const BOTH_GPU_GROUP_VALUES: u32 = 1024;
 /// Threads per workgroup (the shader's `BOTH_WG`): few, so that a small tensor's groups spread
 /// over a CPU adapter's cores.
 const BOTH_WG: u32 = 64;
+
+/// Values of a row of L that one thread packs where [`QuantizeBoth::splits_rows`] (a multiple of
+/// every vec4 format's codes per word).
+pub const L_PIECE_VALUES: u32 = 2048;
 
 /// One orientation's output in a [`QuantizeBoth`] launch: its layout, rounding, and codes and
 /// scales (`samples` stacked).
@@ -72,8 +80,12 @@ pub struct QuantizeBoth {
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
     /// Entry `main_v4` (CPU adapters, [`QuantizeBoth::reads_vec4s`]): x read as vec4s, four rows
-    /// of L per thread.
+    /// of L per thread (per piece of them where L's rows are split).
     v4: wgpu::ComputePipeline,
+    /// Entry `main_parts_v4`: L's maxima and sums per chunk, before `v4` where L's rows are split.
+    parts: wgpu::ComputePipeline,
+    /// Bound as those where L's rows are not split.
+    no_parts: GpuBuffer<u32>,
     /// Bound as the mask where none is given.
     no_mask: GpuBuffer<f32>,
     /// Bound as the sums where none are asked.
@@ -84,12 +96,15 @@ impl QuantizeBoth {
     /// Builds the pipeline for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
         use Slot::{Read, Uniform, Write};
-        let slots = [Uniform, Read, Write, Write, Uniform, Read, Write, Write, Uniform, Write];
+        let slots = [Uniform, Read, Write, Write, Uniform, Read, Write, Write, Uniform, Write, Write];
         let (bgl, pl) = layouts(gpu, "quantize_both", &slots);
+        let fc = format_constant(format);
         Ok(QuantizeBoth {
             format,
-            pipeline: pipeline(gpu, "quantize_both", "main", &pl, &format_constant(format))?,
-            v4: pipeline(gpu, "quantize_both", "main_v4", &pl, &format_constant(format))?,
+            pipeline: pipeline(gpu, "quantize_both", "main", &pl, &fc)?,
+            v4: pipeline(gpu, "quantize_both", "main_v4", &pl, &fc)?,
+            parts: pipeline(gpu, "quantize_both", "main_parts_v4", &pl, &fc)?,
+            no_parts: GpuBuffer::zeros(gpu, "quantize_both no parts", 4)?,
             no_mask: GpuBuffer::zeros(gpu, "quantize_both no mask", 4)?,
             no_sums: GpuBuffer::zeros(gpu, "quantize_both no sums", 4)?,
             bgl,
@@ -123,6 +138,23 @@ impl QuantizeBoth {
     /// the one-pass quantizers' vec4 entries need).
     pub fn reads_vec4s(gpu: &Gpu, l: &QuantLayout) -> bool {
         gpu.cpu_layouts() && l.cols.is_multiple_of(4) && l.format.per_word().is_multiple_of(4)
+    }
+
+    /// Whether a launch for x's layout `l` and L's `lt` on `gpu` splits L's rows into pieces of
+    /// [`L_PIECE_VALUES`] (two launches, [`QuantizeBoth::launches`]): where it reads vec4s, L has
+    /// per-row scales, fewer than two workgroups' worth of threads of four rows (under 512 rows)
+    /// and at least two pieces a row. (x is `[batch·h·w, channels]` for a convolution's dY.)
+    pub fn splits_rows(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> bool {
+        Self::reads_vec4s(gpu, l)
+            && lt.granularity == Granularity::PerRow
+            && lt.rows.div_ceil(4) < 2 * BOTH_WG
+            && lt.cols >= 2 * L_PIECE_VALUES
+    }
+
+    /// Launches [`QuantizeBoth::encode`] records for layouts `l` and `lt` that it takes: 2 where
+    /// [`QuantizeBoth::splits_rows`], else 1.
+    pub fn launches(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> usize {
+        1 + Self::splits_rows(gpu, l, lt) as usize
     }
 
     /// Records x's quantization under `side` and L = xᵀ's under `side_t` in one launch: `side`'s
@@ -176,13 +208,27 @@ impl QuantizeBoth {
             p.samples = samples;
             p
         };
-        let (px, mut pt) = (params(&side), params(&side_t));
+        let (mut px, mut pt) = (params(&side), params(&side_t));
+        let (chunk_cols, chunks) = super::reduce_chunks(lt.cols as usize);
         if let Some(s) = extras.sums {
             check_len(op, "sums", s.len(), lt.rows as usize)?;
-            pt.aux = [1, super::reduce_chunks(lt.cols as usize).0 as u32];
+            pt.aux = [1, chunk_cols as u32];
         }
         let v4 = Self::reads_vec4s(gpu, l);
-        let l_threads = if v4 { lt.rows.div_ceil(4) } else { lt.rows };
+        let mut l_threads = if v4 { lt.rows.div_ceil(4) } else { lt.rows };
+        // Split: per chunk and four rows of L a (maxima, sums) pair of vec4s; px.aux[0] the words
+        // of a piece.
+        let split = Self::splits_rows(gpu, l, lt);
+        let parts = match split {
+            true => Some(enc.scratch::<u32>(gpu, "quantize_both chunk parts", chunks * lt.rows as usize * 2)?),
+            false => None,
+        };
+        if split {
+            pt.aux[1] = chunk_cols as u32;
+            let words = L_PIECE_VALUES / lt.per_word();
+            px.aux[0] = words;
+            l_threads *= lt.words_per_row.div_ceil(words);
+        }
         // L's workgroups and x's, spread in the shader (its both_workgroup).
         let groups = (l_threads as usize).div_ceil(BOTH_WG as usize)
             + super::quantize_fused::groups_of(l).div_ceil(BOTH_WG as usize);
@@ -192,6 +238,7 @@ impl QuantizeBoth {
         let step = enc.step_state(gpu).clone();
         let mask = extras.mask.unwrap_or(&self.no_mask);
         let sums = extras.sums.unwrap_or(&self.no_sums);
+        let parts = parts.as_ref().unwrap_or(&self.no_parts);
         let buffers = [
             &px,
             x.buffer(),
@@ -203,7 +250,13 @@ impl QuantizeBoth {
             side_t.scales.buffer(),
             &pt,
             sums.buffer(),
+            parts.buffer(),
         ];
+        if split {
+            let threads = chunks * lt.rows.div_ceil(4) as usize;
+            let workgroups = super::thread_workgroups(op, threads, BOTH_WG)?;
+            dispatch(gpu, enc, op, &self.parts, &self.bgl, &buffers, workgroups)?;
+        }
         let pipe = if v4 { &self.v4 } else { &self.pipeline };
         dispatch(gpu, enc, op, pipe, &self.bgl, &buffers, workgroups)
     }
