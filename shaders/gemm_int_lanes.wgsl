@@ -17,14 +17,20 @@
 //   acc += (f32(isum_block) * lane_unit * sa(m, block)) * sb(n, block),
 // then c = epilogue(acc) (its 128 tile folds with fma: within gemm_int's bound, not its bits).
 // With p.batches > 1 the products follow each other as in gemm_int (a_row0, b_row0, c_off from
-// split_tile); never split along K (p.splits is 1). With FLAG_SWAP (common/lanes.wgsl: a narrow
+// split_tile). Split along K (p.splits > 1: one scale chunk over K, one sample, one product, not
+// raw), where few tiles would leave a CPU's cores idle (a convolution's weight gradient, its K the
+// batch's pixels): split s of `main` writes its exact i32 sums over K elements [s·k_split,
+// (s + 1)·k_split), as bits, at s·M·N in C's layout (c bound to a scratch buffer), and entry
+// `main_combine` adds the splits' sums (i32, wrapping as the unsplit sums wrap: the same total in
+// any order) and forms each output from the total as above, into C: the unsplit bits. With FLAG_SWAP (common/lanes.wgsl: a narrow
 // product computed as Cᵀ, its A and B exchanged, FMT_A and FMT_B too) sa is C's column scale and
 // sb its row's, applied in C's order: (isum · lane_unit · sb) · sa, the same bits.
 // Rows and columns past M and N read lane words of 0 and are not stored.
 // Entry `main_samples` (below): SMP's stacked samples of A, their products averaged as gemm_int
 // averages them.
 // Bindings: 0 params, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c (read-write),
-// 7 amax (read-write atomic u32), as gemm_int's. Reference: src/reference/gemm_int.rs.
+// 7 amax (read-write atomic u32), as gemm_int's; entry main_combine also 8 parts (read i32: the
+// splits' sums). Reference: src/reference/gemm_int.rs.
 
 override FMT_A: u32 = 0u;
 override FMT_B: u32 = 0u;
@@ -37,6 +43,8 @@ override FMT_B: u32 = 0u;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
 @group(0) @binding(6) var<storage, read_write> c: array<f32>;
 @group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
+// Entry main_combine only: p.splits sums of M·N outputs each, split after split, in C's layout.
+@group(0) @binding(8) var<storage, read> parts: array<i32>;
 
 // Lane words (4 products each) summed in f32 before the sums go to the i32 accumulators:
 // 1024 products of at most 128 x 128 = 2^14 stay within f32's 2^24 exact integers.
@@ -185,9 +193,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         lanes_finish(accf, m0, n0, lane);
         return;
     }
+    // This workgroup's lane words of K: all, or its split's (k_split a multiple of 64 elements).
+    let st = split_tile(p, wg.x + wg.y * nwg.x);
+    var k_lo = 0u;
+    var k_hi = kwords;
+    if (p.splits > 1u) {
+        k_lo = st.k_lo / 4u;
+        k_hi = (st.k_hi + 3u) / 4u;
+    }
     var iacc: IAcc;
-    for (var k0 = 0u; k0 < kwords; k0 += CHUNK_WORDS) {
-        iacc = flush(iacc, exact_sums(m0, n0, lane, k0, min(k0 + CHUNK_WORDS, kwords), 0u));
+    for (var k0 = k_lo; k0 < k_hi; k0 += CHUNK_WORDS) {
+        iacc = flush(iacc, exact_sums(m0, n0, lane, k0, min(k0 + CHUNK_WORDS, k_hi), 0u));
+    }
+    if (p.splits > 1u) {
+        for (var i = 0u; i < 16u; i++) {
+            store_split_row(iacc.r[i], m0 + i, n0, lane, st.base);
+        }
+        return;
     }
     // One loop over the 16 rows rather than 16 copies of the stores (as gemm_f32_lanes).
     let sb = tile_scales_b(n0, lane, 0u);
@@ -198,6 +220,56 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     if ((p.flags & FLAG_AMAX) != 0u) {
         atomicMax(&amax[0], m);
+    }
+}
+
+// A split's exact sums of row `row` and this lane's four columns, as bits at base (its split's
+// M·N outputs) in C's layout.
+fn store_split_row(iv: vec4<i32>, row: u32, n0: u32, lane: u32, base: u32) {
+    if (row >= p.m) {
+        return;
+    }
+    for (var cc = 0u; cc < 4u; cc++) {
+        let col = column(n0, lane, cc);
+        if (col < p.n) {
+            c[base + lanes_at(row, col)] = bitcast<f32>(iv[cc]);
+        }
+    }
+}
+
+// The splits' sums added and each output formed from the total as `main` forms it (store_row,
+// lanes_store_row), a thread per output (row, col) of the launch (C's (col, row) with FLAG_SWAP).
+@compute @workgroup_size(64)
+fn main_combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = (wg.x + wg.y * nwg.x) * 64u + lid;
+    let mn = p.m * p.n;
+    if (t >= mn) {
+        return;
+    }
+    c_off = 0u;
+    let row = t / p.n;
+    let col = t % p.n;
+    let at = lanes_at(row, col);
+    var total = 0i;
+    for (var s = 0u; s < p.splits; s++) {
+        total += parts[s * mn + at];
+    }
+    let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
+    let sb = vec4<f32>(scale_b(col, 0u));
+    let v = vec4<f32>(0.0) + scale_sums(vec4<f32>(f32(total)), scale_a(0u, row, 0u, a_groups), sb);
+    let swap = (p.flags & FLAG_SWAP) != 0u;
+    var bn = 0.0;
+    if ((p.flags & FLAG_BIAS) != 0u) {
+        bn = bias[select(col, row, swap)];
+    }
+    var old = 0.0;
+    if ((p.flags & FLAG_ACCUMULATE) != 0u) {
+        old = c[at];
+    }
+    let out = epilogue_value(p, v.x, old, bn);
+    c[at] = out;
+    if ((p.flags & FLAG_AMAX) != 0u) {
+        atomicMax(&amax[0], amax_bits(out));
     }
 }
 

@@ -992,11 +992,11 @@ fn the_cooperative_peak_probe_is_exact_where_the_adapter_has_it_and_refused_else
 }
 
 /// gemm_int's product of `qa` (its samples averaged) and `qb` (`[m, k]` and `[n, k]`, `blocks`
-/// scale chunks along K), which the dispatcher runs on gemm_int_lanes in one launch, under every
-/// epilogue variant: the reference's values within the epilogue bound, the tiled kernel's bits
-/// where it does not split K (the long K of few outputs it cuts into partial sums added by another
-/// launch) but for its 128 tile's folds of several blocks (fused multiply-adds; one sample only),
-/// and max |C| where asked.
+/// scale chunks along K), which the dispatcher runs on gemm_int_lanes in one launch (two where it
+/// splits K: GemmIntLanes::splits), under every epilogue variant: the reference's values within
+/// the epilogue bound, the tiled kernel's bits where it does not split K (the long K of few outputs
+/// it cuts into partial sums added by another launch, without an epilogue) but for its 128 tile's
+/// folds of several blocks (fused multiply-adds; one sample only), and max |C| where asked.
 fn check_int_lanes_epilogues(
     kernel: &GemmInt,
     qa: &QuantizedTensor,
@@ -1016,7 +1016,8 @@ fn check_int_lanes_epilogues(
         let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
         let mut rec = lowbit::Recorder::new(g, "lanes");
         kernel.encode(g, &mut rec, qa, qb, &epi, &c).unwrap();
-        assert_eq!(rec.dispatches(), 1, "{what}: one launch");
+        let splits = lowbit::kernels::gemm_int_lanes::GemmIntLanes::splits(qa, qb);
+        assert_eq!(rec.dispatches(), if splits > 1 { 2 } else { 1 }, "{what}: launches");
         g.queue.submit([rec.finish()]);
         let got = c.read(g).unwrap();
         let want = reference::gemm_int_lanes::gemm_int_lanes(
@@ -1030,7 +1031,9 @@ fn check_int_lanes_epilogues(
             &eref,
         );
         check(&format!("{what} epilogue {variant}"), &got, &want, int_epilogue_bound(blocks, samples));
-        if k <= 300 {
+        // (Where the lanes split K, their exact sums over the splits are the unsplit ones: the
+        // tiles' bits too, where an epilogue keeps the tiles from splitting.)
+        if k <= 300 || (splits > 1 && variant != 0) {
             for &tile in int_tiles(qa, qb).iter().filter(|&&t| (blocks == 1 && samples == 1) || t != Tile::T128) {
                 let tiled = GpuBuffer::from_slice(g, "c", &old).unwrap();
                 submit(|e| kernel.encode_with(g, e, tile, qa, qb, &epi, &tiled).unwrap());
@@ -1083,10 +1086,22 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
         (QuantScheme::native(Format::Nvfp4), QuantScheme::native(Format::Nvfp4)),
     ];
     // Tails of the 16 x 32 tile in M and N, K of one lane word, ragged K, and K past one exact
-    // f32 chunk (1024 products); the last two narrower than the tile and taller than wide,
-    // computed as Cᵀ = B·Aᵀ (with B's format × A's) and stored as C.
-    let shapes: &[(usize, usize, usize)] =
-        &[(1, 1, 1), (16, 32, 4), (33, 65, 17), (260, 70, 300), (5, 40, 2500), (300, 10, 40), (70, 16, 1100)];
+    // f32 chunk (1024 products); (300, 10, 40) and (70, 16, 1100) narrower than the tile and
+    // taller than wide, computed as Cᵀ = B·Aᵀ (with B's format × A's) and stored as C; with one
+    // scale chunk over K, (5, 40, 2500), (16, 25, 5000) (a first convolution's weight gradient:
+    // one tile) and (40, 5, 3000) (as Cᵀ) split along K, their sums added by a second launch.
+    let shapes: &[(usize, usize, usize)] = &[
+        (1, 1, 1),
+        (16, 32, 4),
+        (33, 65, 17),
+        (260, 70, 300),
+        (5, 40, 2500),
+        (300, 10, 40),
+        (70, 16, 1100),
+        (16, 25, 5000),
+        (40, 5, 3000),
+    ];
+    let mut split = 0;
     for (sa, sb) in cases {
         let (fa, fb) = (sa.format, sb.format);
         let kernel = GemmInt::new(g, fa, fb).unwrap();
@@ -1107,8 +1122,12 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
             let as_u = |v: Vec<i32>| v.into_iter().map(|x| x as u32).collect::<Vec<u32>>();
             assert_u32_eq(&format!("{what} raw"), &as_u(raw.read(g).unwrap()), &as_u(want_raw));
             check_int_lanes_epilogues(&kernel, &qa, &qb, (m, n, k), chunks(k, sa.granularity, sb.granularity), &what);
+            split += usize::from(GemmIntLanes::splits(&qa, &qb) > 1);
         }
     }
+    // Every case of one scale chunk over K split the three long shapes (the six but the
+    // block-scaled three).
+    assert_eq!(split, 3 * 6, "products split along K");
     // Top codes over K = 2500: every product 127², so one f32 sum over all of K would pass 2²⁴
     // and round; the kernel's 1024-product chunks keep it exact.
     let k = 2500;

@@ -466,8 +466,10 @@ impl PackedLanes {
     }
 
     /// [`dispatch_packed`] of `p` (built for any tile, checked) re-tiled to the lanes kernels'
-    /// 16×32 outputs per workgroup, never split along K; SMP's samples of A (`p.samples > 1`)
-    /// through entry `main_samples`, never as `Cᵀ`.
+    /// 16×32 outputs per workgroup; SMP's samples of A (`p.samples > 1`) through entry
+    /// `main_samples`, never as `Cᵀ`. With `combine` (`gemm_int_lanes`), split along K as
+    /// [`split_plan`] cuts few tiles over a long K, for one product of one sample, one scale
+    /// chunk over K and not raw ([`LanesCombine`]); never split otherwise.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
@@ -479,6 +481,7 @@ impl PackedLanes {
         b: &crate::quant::QuantizedTensor,
         epi: &Epilogue,
         c: &wgpu::Buffer,
+        combine: Option<&LanesCombine>,
     ) -> Result<()> {
         use super::gemm_f32_lanes::{TILE_M, TILE_N};
         let name = self.name;
@@ -501,7 +504,91 @@ impl PackedLanes {
             ))
         })?;
         (p.tiles_n, p.total_tiles, p.splits) = (tiles_n, total_tiles, 1);
-        dispatch_packed(gpu, enc, name, &self.bgl, pipeline, dummies, &p, a, b, epi, c)
+        let Some(combine) = combine.filter(|_| LanesCombine::takes(&p)) else {
+            return dispatch_packed(gpu, enc, name, &self.bgl, pipeline, dummies, &p, a, b, epi, c);
+        };
+        (p.splits, p.k_split) = split_plan(total_tiles, p.k as usize, 0);
+        if p.splits <= 1 {
+            (p.splits, p.k_split) = (1, 0);
+            return dispatch_packed(gpu, enc, name, &self.bgl, pipeline, dummies, &p, a, b, epi, c);
+        }
+        // The splits' exact sums into scratch, then their total formed into C.
+        let mn = p.m as usize * p.n as usize;
+        let parts = enc.scratch::<u32>(gpu, "lanes split-K sums", p.splits as usize * mn)?;
+        dispatch_packed(gpu, enc, name, &self.bgl, pipeline, dummies, &p, a, b, epi, parts.buffer())?;
+        combine.record(gpu, enc, name, swap, dummies, &p, (a, b), epi, c, &parts)
+    }
+}
+
+/// Entry `main_combine` of a lanes kernel split along K (`gemm_int_lanes`): adds the splits'
+/// exact i32 sums and forms each output from the total as the unsplit launch does, into C (the
+/// packed GEMMs' bindings and, at 8, the splits' sums).
+pub(crate) struct LanesCombine {
+    bgl: wgpu::BindGroupLayout,
+    layout: wgpu::PipelineLayout,
+    /// For launches of C (`.0`) and of `Cᵀ` (`.1`, B's format × A's), built on first use.
+    pipelines: (std::sync::OnceLock<wgpu::ComputePipeline>, std::sync::OnceLock<wgpu::ComputePipeline>),
+    formats: (crate::format::Format, crate::format::Format),
+}
+
+impl LanesCombine {
+    /// The layout for kernel `name`'s combine entry, A in `fmt_a` and B in `fmt_b`.
+    pub(crate) fn new(gpu: &Gpu, name: &str, fmt_a: crate::format::Format, fmt_b: crate::format::Format) -> Self {
+        let mut slots = PACKED_SLOTS.to_vec();
+        slots.push(Slot::Read);
+        let (bgl, layout) = super::layouts(gpu, name, &slots);
+        LanesCombine { bgl, layout, pipelines: Default::default(), formats: (fmt_a, fmt_b) }
+    }
+
+    /// Whether launches of `p` may split: one product of one sample, one scale chunk over K, not
+    /// raw sums.
+    pub(crate) fn takes(p: &GemmParams) -> bool {
+        p.batches <= 1 && p.samples <= 1 && p.chunk >= p.k && p.flags & flags::RAW == 0
+    }
+
+    /// Records the combine of `parts` (`p.splits` sums of the launch's outputs) into `c`.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        name: &'static str,
+        swap: bool,
+        dummies: &Dummies,
+        p: &GemmParams,
+        (a, b): (&crate::quant::QuantizedTensor, &crate::quant::QuantizedTensor),
+        epi: &Epilogue,
+        c: &wgpu::Buffer,
+        parts: &GpuBuffer<u32>,
+    ) -> Result<()> {
+        let ((fa, fb), cell) = match swap {
+            false => (self.formats, &self.pipelines.0),
+            true => ((self.formats.1, self.formats.0), &self.pipelines.1),
+        };
+        let pipeline = match cell.get() {
+            Some(pl) => pl,
+            None => {
+                let cs = [("FMT_A", fa.id() as f64), ("FMT_B", fb.id() as f64)];
+                let pl = super::pipeline(gpu, name, "main_combine", &self.layout, &cs)?;
+                cell.get_or_init(|| pl)
+            }
+        };
+        let params = super::uniform(gpu, name, p);
+        let bias = epi.bias.unwrap_or(&dummies.f32);
+        let amax = epi.amax.unwrap_or(&dummies.u32);
+        let buffers = [
+            &params,
+            a.codes.buffer(),
+            a.scales.buffer(),
+            b.codes.buffer(),
+            b.scales.buffer(),
+            bias.buffer(),
+            c,
+            amax.buffer(),
+            parts.buffer(),
+        ];
+        let workgroups = super::thread_workgroups(name, p.m as usize * p.n as usize, 64)?;
+        super::dispatch(gpu, enc, name, pipeline, &self.bgl, &buffers, workgroups)
     }
 }
 

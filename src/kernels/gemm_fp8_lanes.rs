@@ -45,6 +45,6 @@ impl GemmFp8Lanes {
         epi: &Epilogue,
         c: &wgpu::Buffer,
     ) -> Result<()> {
-        self.0.record(gpu, enc, p, dummies, a, b, epi, c)
+        self.0.record(gpu, enc, p, dummies, a, b, epi, c, None)
     }
 }

@@ -9,10 +9,16 @@
 //! values of at most 128 × 128 is an integer of at most 2²⁴, so exact) into i32 accumulators.
 //! Narrow products run as `Cᵀ = B·Aᵀ` as in gemm_f32_lanes (with B's format × A's, each output's
 //! row scale still applied before its column's: the same bits).
+//! Few tiles over a long K (a convolution's weight gradient: 16 output channels by 25 taps over
+//! the batch's pixels is one tile, one of a CPU's threads) are split along K as
+//! [`super::gemm::split_plan`] cuts them (one sample, one scale chunk over K, not raw: see
+//! [`GemmIntLanes::splits`]): each split's exact i32 sums into scratch, then a launch of entry
+//! `main_combine` adds them (exact, any order) and forms every output from the total, the same
+//! bits in two launches.
 //! [`super::gemm_int::GemmInt`]'s untiled entry points run it where it applies.
 //! Bindings: as gemm_int's. Reference: [`crate::reference::gemm_int_lanes`].
 
-use super::gemm::{Dummies, Epilogue, GemmParams, PackedLanes};
+use super::gemm::{Dummies, Epilogue, GemmParams, LanesCombine, PackedLanes};
 use super::gemm_f32_lanes::GemmF32Lanes;
 use super::gemm_int::check_int_formats;
 use crate::format::Format;
@@ -24,7 +30,7 @@ use crate::{Error, Gpu, Result};
 pub const MAX_BLOCK: u32 = 1024;
 
 /// The lanes integer GEMM for one pair of operand formats.
-pub struct GemmIntLanes(PackedLanes);
+pub struct GemmIntLanes(PackedLanes, LanesCombine);
 
 impl GemmIntLanes {
     /// Whether `gpu` can run this kernel ([`GemmF32Lanes::available`]).
@@ -40,12 +46,29 @@ impl GemmIntLanes {
         a.samples >= 1 && (chunk >= a.layout.cols || chunk <= MAX_BLOCK)
     }
 
+    /// The K splits of an unbatched, non-raw product of these operands ([`fits`](Self::fits)):
+    /// more than 1 where A has one sample and one scale chunk spans K and its 16×32 tiles (those of
+    /// `Cᵀ` where the launch computes that) are few for a long K ([`super::gemm::split_plan`]):
+    /// then the product takes two launches.
+    pub fn splits(a: &QuantizedTensor, b: &QuantizedTensor) -> u32 {
+        use super::gemm_f32_lanes::{TILE_M, TILE_N};
+        let (m, n, k) = (a.layout.rows, b.layout.rows, a.layout.cols);
+        let one_chunk = a.layout.shared_chunk(&b.layout) >= k;
+        if a.samples != 1 || !one_chunk {
+            return 1;
+        }
+        let (m, n) = if super::gemm::lanes_swaps(m as usize, n as usize) { (n, m) } else { (m, n) };
+        let tiles = m.div_ceil(TILE_M) * n.div_ceil(TILE_N);
+        super::gemm::split_plan(tiles, k as usize, 0).0
+    }
+
     /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (any of gemm_int's
     /// [`INT_FORMATS`](super::gemm_int::INT_FORMATS)); an error on an adapter without 8-lane
     /// subgroups.
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
         check_int_formats("gemm_int_lanes", [fmt_a, fmt_b])?;
-        Ok(GemmIntLanes(PackedLanes::new(gpu, "gemm_int_lanes", fmt_a, fmt_b)?))
+        let lanes = PackedLanes::new(gpu, "gemm_int_lanes", fmt_a, fmt_b)?;
+        Ok(GemmIntLanes(lanes, LanesCombine::new(gpu, "gemm_int_lanes", fmt_a, fmt_b)))
     }
 
     /// Records the product of `p` (gemm_int's params for these operands, already checked, one
@@ -69,6 +92,6 @@ impl GemmIntLanes {
                 a.layout.cols
             )));
         }
-        self.0.record(gpu, enc, p, dummies, a, b, epi, c)
+        self.0.record(gpu, enc, p, dummies, a, b, epi, c, Some(&self.1))
     }
 }
