@@ -196,8 +196,12 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
     let mut shapes: Vec<(&str, usize, usize, usize)> =
         [256, 512, 1024, 2048, 4096].into_iter().filter(|&s| s <= max).map(|s| ("square", s, s, s)).collect();
     // Layer shapes: MNIST MLP 784-256-256-10 at batch 128 (forward, dX, dW), a small CIFAR CNN's
-    // 3x3 conv as an im2col GEMM (batch 32, 16x16 maps, 32 -> 64 channels), and resnet20's first
-    // stage's 3x3 conv forward (batch 16, 32x32 maps, 16 -> 16 channels: 16 outputs wide).
+    // 3x3 conv as an im2col GEMM (batch 32, 16x16 maps, 32 -> 64 channels), resnet20's first
+    // stage's 3x3 conv forward (batch 16, 32x32 maps, 16 -> 16 channels: 16 outputs wide), and two
+    // weight gradients over a batch's pixels at batch 128: the MNIST CNN's first convolution's (5x5
+    // taps of one channel, 16 outputs, 28x28 maps: one 16x32 tile over K = 100,352) and resnet20's
+    // first stage's on CIFAR-10 (3x3 taps of 16 channels, 32x32 maps: K = 131,072, past int8 x
+    // int8's exact i32 run of 131,040).
     shapes.extend([
         ("mlp.fc1.fwd", 128, 256, 784),
         ("mlp.fc1.dx", 128, 784, 256),
@@ -206,6 +210,8 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
         ("cnn.conv2.fwd", 8192, 64, 288),
         ("cnn.conv2.dw", 64, 288, 8192),
         ("resnet20.stage1.fwd", 16384, 16, 144),
+        ("mnist_cnn.conv1.dw", 16, 25, 100_352),
+        ("resnet20_cifar.stage1.dw", 16, 144, 131_072),
     ]);
     let f32k = GemmF32::new(gpu)?;
     let naive = GemmF32Naive::new(gpu)?;

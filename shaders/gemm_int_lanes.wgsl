@@ -27,7 +27,8 @@
 // sb its row's, applied in C's order: (isum · lane_unit · sb) · sa, the same bits.
 // Rows and columns past M and N read lane words of 0 and are not stored.
 // Entry `main_samples` (below): SMP's stacked samples of A, their products averaged as gemm_int
-// averages them.
+// averages them; with one sample, scale chunks longer than 4 * CHUNK_WORDS that do not span K
+// (the exact i32 run of a longer K: int8 x int8 past 131,040), each summed in i32 and folded.
 // Bindings: 0 params, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c (read-write),
 // 7 amax (read-write atomic u32), as gemm_int's; entry main_combine also 8 parts (read i32: the
 // splits' sums). Reference: src/reference/gemm_int.rs.
@@ -283,8 +284,9 @@ fn acc_f32(iacc: IAcc) -> Acc {
     return r;
 }
 
-// Entry `main_samples` (SMP: A holds p.samples = S > 1 stacked samples; never swapped, batched or
-// raw): each sample's product formed as `main` forms one — per scale chunk (a block along K, or
+// Entry `main_samples` (SMP: A holds p.samples = S > 1 stacked samples; or one sample whose scale
+// chunks are longer than `main` folds from f32 sums; never swapped or raw, batched only with one
+// sample): each sample's product formed as `main` forms one — per scale chunk (a block along K, or
 // all of K) the exact i32 sum over pieces of CHUNK_WORDS lane words — and folded into one f32
 // accumulator sample after sample, chunk after chunk, then times 1/S before the epilogue:
 // gemm_int's order (its accf over samples, then chunks; the mean in its epilogue), bit for bit.

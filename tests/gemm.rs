@@ -1032,8 +1032,11 @@ fn check_int_lanes_epilogues(
         );
         check(&format!("{what} epilogue {variant}"), &got, &want, int_epilogue_bound(blocks, samples));
         // (Where the lanes split K, their exact sums over the splits are the unsplit ones: the
-        // tiles' bits too, where an epilogue keeps the tiles from splitting.)
-        if k <= 300 || (splits > 1 && variant != 0) {
+        // tiles' bits too, where an epilogue keeps the tiles from splitting; likewise chunks
+        // longer than the lanes fold from f32 sums, which the tiles fold in the same order.)
+        let chunk = qa.layout.shared_chunk(&qb.layout) as usize;
+        let long_chunks = chunk < k && chunk > lowbit::kernels::gemm_int_lanes::MAX_BLOCK as usize;
+        if k <= 300 || ((splits > 1 || long_chunks) && variant != 0) {
             for &tile in int_tiles(qa, qb).iter().filter(|&&t| (blocks == 1 && samples == 1) || t != Tile::T128) {
                 let tiled = GpuBuffer::from_slice(g, "c", &old).unwrap();
                 submit(|e| kernel.encode_with(g, e, tile, qa, qb, &epi, &tiled).unwrap());
@@ -1128,6 +1131,25 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
     // Every case of one scale chunk over K split the three long shapes (the six but the
     // block-scaled three).
     assert_eq!(split, 3 * 6, "products split along K");
+    // Int8 x int8 per row over a K past the exact i32 run (131,040: a weight gradient over 128
+    // CIFAR images' 32x32 pixels is 131,072 long): two chunks, each summed in i32 and folded
+    // (entry main_samples, one sample), not split; as C and (narrow) as it would be as Cᵀ. Values
+    // of one sign near the rows' maxima, so that a chunk's sum passes f32's exact integers (2²⁴)
+    // within its first 1,100 products.
+    let k = 131_104;
+    let kernel = GemmInt::new(g, Format::Int8, Format::Int8).unwrap();
+    let near_max = |n: usize, seed: u32| data(n, seed, false).into_iter().map(|v| 4.0 + v.abs()).collect::<Vec<_>>();
+    for (m, n) in [(5, 40), (40, 5)] {
+        let (qa, qb) = (
+            quantized(&near_max(m * k, 97), m, k, per_row(Format::Int8)),
+            quantized(&near_max(n * k, 98), n, k, per_row(Format::Int8)),
+        );
+        let what = format!("gemm_int_lanes int8 {m}x{n}x{k}");
+        assert!(kernel.runs_lanes(&qa, &qb), "{what}: the dispatcher should run the lane kernel");
+        assert_eq!(qa.layout.shared_chunk(&qb.layout), 131_040, "{what}: two chunks");
+        assert_eq!(GemmIntLanes::splits(&qa, &qb), 1, "{what}: not split");
+        check_int_lanes_epilogues(&kernel, &qa, &qb, (m, n, k), 2, &what);
+    }
     // Top codes over K = 2500: every product 127², so one f32 sum over all of K would pass 2²⁴
     // and round; the kernel's 1024-product chunks keep it exact.
     let k = 2500;

@@ -466,8 +466,9 @@ impl PackedLanes {
     }
 
     /// [`dispatch_packed`] of `p` (built for any tile, checked) re-tiled to the lanes kernels'
-    /// 16×32 outputs per workgroup; SMP's samples of A (`p.samples > 1`) through entry
-    /// `main_samples`, never as `Cᵀ`. With `combine` (`gemm_int_lanes`), split along K as
+    /// 16×32 outputs per workgroup; SMP's samples of A (`p.samples > 1`), and scale chunks longer
+    /// than `gemm_int_lanes::MAX_BLOCK` that do not span K, through entry `main_samples`, never
+    /// as `Cᵀ`. With `combine` (`gemm_int_lanes`), split along K as
     /// [`split_plan`] cuts few tiles over a long K, for one product of one sample, one scale
     /// chunk over K and not raw ([`LanesCombine`]); never split otherwise.
     #[allow(clippy::too_many_arguments)]
@@ -485,10 +486,14 @@ impl PackedLanes {
     ) -> Result<()> {
         use super::gemm_f32_lanes::{TILE_M, TILE_N};
         let name = self.name;
+        // Scale chunks longer than `main` folds from f32 sums (gemm_int_lanes: the exact i32 run
+        // over a longer K, int8 × int8 past 131,040) take entry `main_samples`, which sums each
+        // chunk in i32 before folding it: `main`'s order with one sample, so gemm_int's bits.
+        let long_chunks = p.chunk < p.k && p.chunk > super::gemm_int_lanes::MAX_BLOCK && p.flags & flags::RAW == 0;
         // Cᵀ where its tiles cover less padding (one product only: a batch's outputs are not
         // transposed as a whole).
-        let swap = p.batches <= 1 && p.samples <= 1 && lanes_swaps(p.m as usize, p.n as usize);
-        let (pipeline, a, b) = match (swap, p.samples > 1) {
+        let swap = p.batches <= 1 && p.samples <= 1 && !long_chunks && lanes_swaps(p.m as usize, p.n as usize);
+        let (pipeline, a, b) = match (swap, p.samples > 1 || long_chunks) {
             (true, _) => (self.swapped(gpu)?, b, a),
             (false, true) => (self.samples(gpu)?, a, b),
             (false, false) => (&self.pipeline, a, b),

@@ -25,8 +25,9 @@ use crate::format::Format;
 use crate::quant::QuantizedTensor;
 use crate::{Error, Gpu, Result};
 
-/// The longest scale block along K the kernel folds (`4 · CHUNK_WORDS` in the shader): its sums
-/// must stay exact in f32.
+/// The longest scale block along K that entry `main` folds from f32 sums (`4 · CHUNK_WORDS` in the
+/// shader: they must stay exact); longer chunks that do not span K take entry `main_samples`,
+/// which sums each in i32 first.
 pub const MAX_BLOCK: u32 = 1024;
 
 /// The lanes integer GEMM for one pair of operand formats.
@@ -38,12 +39,13 @@ impl GemmIntLanes {
         GemmF32Lanes::available(gpu)
     }
 
-    /// Whether it computes these operands' product: one scale chunk over all of K or scale
-    /// blocks of at most [`MAX_BLOCK`] elements along it (A with one sample, or SMP's stacked
-    /// samples, averaged as gemm_int averages them).
-    pub fn fits(a: &QuantizedTensor, b: &QuantizedTensor) -> bool {
-        let chunk = a.layout.shared_chunk(&b.layout);
-        a.samples >= 1 && (chunk >= a.layout.cols || chunk <= MAX_BLOCK)
+    /// Whether it computes these operands' product: A with one sample, or SMP's stacked samples
+    /// (averaged as gemm_int averages them), and any scale chunks along K: one over all of K,
+    /// blocks of at most [`MAX_BLOCK`] elements (folded from exact f32 sums), or longer chunks
+    /// (the exact i32 run of a K longer than it, `scheme::exact_chunk`: int8 × int8 past 131,040,
+    /// a weight gradient over the pixels of 128 CIFAR images; summed in i32, then folded).
+    pub fn fits(a: &QuantizedTensor, _b: &QuantizedTensor) -> bool {
+        a.samples >= 1
     }
 
     /// The K splits of an unbatched, non-raw product of these operands ([`fits`](Self::fits)):
@@ -86,11 +88,7 @@ impl GemmIntLanes {
         c: &wgpu::Buffer,
     ) -> Result<()> {
         if !Self::fits(a, b) {
-            return Err(Error::InvalidArgument(format!(
-                "gemm_int_lanes takes scale chunks over all of K or of at most {MAX_BLOCK}, not chunks of {} over {}",
-                a.layout.shared_chunk(&b.layout),
-                a.layout.cols
-            )));
+            return Err(Error::InvalidArgument("gemm_int_lanes: A holds no sample".into()));
         }
         self.0.record(gpu, enc, p, dummies, a, b, epi, c, Some(&self.1))
     }
