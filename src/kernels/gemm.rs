@@ -385,20 +385,29 @@ pub(crate) fn dispatch_packed(
     epi: &Epilogue,
     c: &wgpu::Buffer,
 ) -> Result<()> {
+    dispatch_packed_with(gpu, enc, (name, bgl, pipeline), dummies, p, (a, b), epi, c, None, workgroups(p))
+}
+
+/// [`dispatch_packed`] with one more buffer bound after them (`extra`, at 8) and `workgroups`.
+#[allow(clippy::too_many_arguments)]
+fn dispatch_packed_with(
+    gpu: &Gpu,
+    enc: &mut impl crate::Record,
+    (name, bgl, pipeline): (&'static str, &wgpu::BindGroupLayout, &wgpu::ComputePipeline),
+    dummies: &Dummies,
+    p: &GemmParams,
+    (a, b): (&crate::quant::QuantizedTensor, &crate::quant::QuantizedTensor),
+    epi: &Epilogue,
+    c: &wgpu::Buffer,
+    extra: Option<&wgpu::Buffer>,
+    workgroups: u32,
+) -> Result<()> {
     let params = super::uniform(gpu, name, p);
     let bias = epi.bias.unwrap_or(&dummies.f32);
     let amax = epi.amax.unwrap_or(&dummies.u32);
-    let buffers = [
-        &params,
-        a.codes.buffer(),
-        a.scales.buffer(),
-        b.codes.buffer(),
-        b.scales.buffer(),
-        bias.buffer(),
-        c,
-        amax.buffer(),
-    ];
-    super::dispatch(gpu, enc, name, pipeline, bgl, &buffers, workgroups(p))
+    let packed = [&params, a.codes.buffer(), a.scales.buffer(), b.codes.buffer(), b.scales.buffer(), bias.buffer()];
+    let buffers: Vec<&wgpu::Buffer> = packed.into_iter().chain([c, amax.buffer()]).chain(extra).collect();
+    super::dispatch(gpu, enc, name, pipeline, bgl, &buffers, workgroups)
 }
 
 /// The pipeline of a lanes kernel of packed operands (`gemm_int_lanes`, `gemm_fp8_lanes`) for
@@ -578,22 +587,9 @@ impl LanesCombine {
                 cell.get_or_init(|| pl)
             }
         };
-        let params = super::uniform(gpu, name, p);
-        let bias = epi.bias.unwrap_or(&dummies.f32);
-        let amax = epi.amax.unwrap_or(&dummies.u32);
-        let buffers = [
-            &params,
-            a.codes.buffer(),
-            a.scales.buffer(),
-            b.codes.buffer(),
-            b.scales.buffer(),
-            bias.buffer(),
-            c,
-            amax.buffer(),
-            parts.buffer(),
-        ];
         let workgroups = super::thread_workgroups(name, p.m as usize * p.n as usize, 64)?;
-        super::dispatch(gpu, enc, name, pipeline, &self.bgl, &buffers, workgroups)
+        let parts = Some(parts.buffer());
+        dispatch_packed_with(gpu, enc, (name, &self.bgl, pipeline), dummies, p, (a, b), epi, c, parts, workgroups)
     }
 }
 
