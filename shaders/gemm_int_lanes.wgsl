@@ -22,7 +22,8 @@
 // batch's pixels): split s of `main` writes its exact i32 sums over K elements [s·k_split,
 // (s + 1)·k_split), as bits, at s·M·N in C's layout (c bound to a scratch buffer), and entry
 // `main_combine` adds the splits' sums (i32, wrapping as the unsplit sums wrap: the same total in
-// any order) and forms each output from the total as above, into C: the unsplit bits. With FLAG_SWAP (common/lanes.wgsl: a narrow
+// any order), a workgroup per tile, and stores them through `main`'s end, into C: the unsplit
+// bits. With FLAG_SWAP (common/lanes.wgsl: a narrow
 // product computed as Cᵀ, its A and B exchanged, FMT_A and FMT_B too) sa is C's column scale and
 // sb its row's, applied in C's order: (isum · lane_unit · sb) · sa, the same bits.
 // Rows and columns past M and N read lane words of 0 and are not stored.
@@ -212,6 +213,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         }
         return;
     }
+    store_sums(iacc, m0, n0, lane);
+}
+
+// This lane's outputs of the tile from their exact sums (store_row; `main`'s end, and
+// `main_combine`'s from the splits' total), and max |C| where asked.
+fn store_sums(iacc: IAcc, m0: u32, n0: u32, lane: u32) {
     // One loop over the 16 rows rather than 16 copies of the stores (as gemm_f32_lanes).
     let sb = tile_scales_b(n0, lane, 0u);
     let bn = lanes_bias(n0, lane);
@@ -238,40 +245,35 @@ fn store_split_row(iv: vec4<i32>, row: u32, n0: u32, lane: u32, base: u32) {
     }
 }
 
-// The splits' sums added and each output formed from the total as `main` forms it (store_row,
-// lanes_store_row), a thread per output (row, col) of the launch (C's (col, row) with FLAG_SWAP).
-@compute @workgroup_size(64)
-fn main_combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let t = (wg.x + wg.y * nwg.x) * 64u + lid;
-    let mn = p.m * p.n;
-    if (t >= mn) {
+// A tile's outputs from the total of the splits' sums (a workgroup per tile, numbered as split 0's
+// in `main`): each lane adds its outputs' sums over the splits (i32, the same total whatever the
+// order) and stores them through `main`'s own end (store_sums).
+@compute @workgroup_size(8)
+fn main_combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let t = tile_at(wg.x + wg.y * nwg.x);
+    if (t.x == 0u) {
         return;
     }
-    c_off = 0u;
-    let row = t / p.n;
-    let col = t % p.n;
-    let at = lanes_at(row, col);
-    var total = 0i;
+    let mn = p.m * p.n;
+    var iacc: IAcc;
     for (var s = 0u; s < p.splits; s++) {
-        total += parts[s * mn + at];
+        for (var i = 0u; i < 16u; i++) {
+            iacc.r[i] += split_row(t.y + i, t.z, lane, s * mn);
+        }
     }
-    let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
-    let sb = vec4<f32>(scale_b(col, 0u));
-    let v = vec4<f32>(0.0) + scale_sums(vec4<f32>(f32(total)), scale_a(0u, row, 0u, a_groups), sb);
-    let swap = (p.flags & FLAG_SWAP) != 0u;
-    var bn = 0.0;
-    if ((p.flags & FLAG_BIAS) != 0u) {
-        bn = bias[select(col, row, swap)];
+    store_sums(iacc, t.y, t.z, lane);
+}
+
+// A split's exact sums of row `row` and this lane's four columns, from base (0 past M or N).
+fn split_row(row: u32, n0: u32, lane: u32, base: u32) -> vec4<i32> {
+    var v = vec4<i32>();
+    for (var cc = 0u; cc < 4u; cc++) {
+        let col = column(n0, lane, cc);
+        if (row < p.m && col < p.n) {
+            v[cc] = parts[base + lanes_at(row, col)];
+        }
     }
-    var old = 0.0;
-    if ((p.flags & FLAG_ACCUMULATE) != 0u) {
-        old = c[at];
-    }
-    let out = epilogue_value(p, v.x, old, bn);
-    c[at] = out;
-    if ((p.flags & FLAG_AMAX) != 0u) {
-        atomicMax(&amax[0], amax_bits(out));
-    }
+    return v;
 }
 
 // The exact sums as f32 (each i32 rounded as gemm_int rounds its sums when it folds them).

@@ -518,14 +518,13 @@ impl PackedLanes {
             ))
         })?;
         (p.tiles_n, p.total_tiles, p.splits) = (tiles_n, total_tiles, 1);
-        let Some(combine) = combine.filter(|_| LanesCombine::takes(&p)) else {
+        let combine = combine.filter(|_| LanesCombine::takes(&p));
+        if combine.is_some() {
+            (p.splits, p.k_split) = split_plan(total_tiles, p.k as usize, 0);
+        }
+        let Some(combine) = combine.filter(|_| p.splits > 1) else {
             return dispatch_packed(gpu, enc, name, &self.bgl, pipeline, dummies, &p, a, b, epi, c);
         };
-        (p.splits, p.k_split) = split_plan(total_tiles, p.k as usize, 0);
-        if p.splits <= 1 {
-            (p.splits, p.k_split) = (1, 0);
-            return dispatch_packed(gpu, enc, name, &self.bgl, pipeline, dummies, &p, a, b, epi, c);
-        }
         // The splits' exact sums into scratch, then their total formed into C.
         let mn = p.m as usize * p.n as usize;
         let parts = enc.scratch::<u32>(gpu, "lanes split-K sums", p.splits as usize * mn)?;
@@ -587,9 +586,9 @@ impl LanesCombine {
                 cell.get_or_init(|| pl)
             }
         };
-        let workgroups = super::thread_workgroups(name, p.m as usize * p.n as usize, 64)?;
+        // A workgroup per tile.
         let parts = Some(parts.buffer());
-        dispatch_packed_with(gpu, enc, (name, &self.bgl, pipeline), dummies, p, (a, b), epi, c, parts, workgroups)
+        dispatch_packed_with(gpu, enc, (name, &self.bgl, pipeline), dummies, p, (a, b), epi, c, parts, p.total_tiles)
     }
 }
 
