@@ -216,14 +216,12 @@ impl QuantizeBoth {
         }
         let v4 = Self::reads_vec4s(gpu, l);
         let mut l_threads = if v4 { lt.rows.div_ceil(4) } else { lt.rows };
-        // Split: per chunk and four rows of L a (maxima, sums) pair of vec4s; px.aux[0] the words
-        // of a piece.
         let split = Self::splits_rows(gpu, l, lt);
-        let parts = match split {
-            true => Some(enc.scratch::<u32>(gpu, "quantize_both chunk parts", chunks * lt.rows as usize * 2)?),
-            false => None,
-        };
+        let mut parts = None;
         if split {
+            // Per chunk and four rows of L a (maxima, sums) pair of vec4s; px.aux[0] the words of
+            // a piece.
+            parts = Some(enc.scratch::<u32>(gpu, "quantize_both chunk parts", chunks * lt.rows as usize * 2)?);
             pt.aux[1] = chunk_cols as u32;
             let words = L_PIECE_VALUES / lt.per_word();
             px.aux[0] = words;
