@@ -136,7 +136,7 @@ fn run() -> lowbit::Result<()> {
                 t.step(x, l, 0.01)?;
             }
             t.flush()?;
-            let (d, dropped) = profile.finish_dispatches(&gpu)?;
+            let (d, dropped) = profile.finish_dispatches()?;
             if dropped > 0 {
                 eprintln!("({dropped} passes did not fit the profile and are not counted: use fewer --steps)");
             }

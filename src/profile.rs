@@ -4,7 +4,9 @@
 //! ([`Profile::finish_dispatches`]: each dispatch's own time, in the order recorded). Needs the
 //! adapter's `TIMESTAMP_QUERY` feature ([`crate::AdapterReport::timestamps`]). One profile at a
 //! time per device (each [`Gpu`] has its own slot, so two devices in one process profile
-//! independently); passes recorded beyond its capacity are not timed (and counted as dropped).
+//! independently); passes recorded beyond its capacity are not timed (and counted as dropped). A
+//! profile dropped without being finished (an error between start and finish) ends there, its
+//! times discarded, so the device can be profiled again.
 //! While no profile is active, recording a dispatch reads one atomic flag and takes no lock.
 
 use crate::{Error, Gpu, Result};
@@ -73,14 +75,14 @@ impl KernelTime {
     }
 }
 
-/// An active profile; see the module docs.
-pub struct Profile {
-    _private: (),
+/// An active profile on the device it borrows; see the module docs.
+pub struct Profile<'g> {
+    gpu: &'g Gpu,
 }
 
-impl Profile {
+impl<'g> Profile<'g> {
     /// Starts timing, for at most `max_passes` passes.
-    pub fn start(gpu: &Gpu, max_passes: u32) -> Result<Profile> {
+    pub fn start(gpu: &'g Gpu, max_passes: u32) -> Result<Profile<'g>> {
         if !gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
             return Err(Error::InvalidArgument(format!("{} has no timestamp queries", gpu.report().name)));
         }
@@ -95,23 +97,25 @@ impl Profile {
                 count: 2 * capacity,
             });
             *active = Some(Active { set, passes: Vec::new(), capacity, dropped: 0 });
-            Ok(Profile { _private: () })
+            Ok(Profile { gpu })
         })
     }
 
     /// Stops timing (waiting for submitted work) and returns the time per kernel, longest first,
     /// with the number of passes that did not fit.
-    pub fn finish(self, gpu: &Gpu) -> Result<(Vec<KernelTime>, u64)> {
-        let (dispatches, dropped) = self.finish_dispatches(gpu)?;
+    pub fn finish(self) -> Result<(Vec<KernelTime>, u64)> {
+        let (dispatches, dropped) = self.finish_dispatches()?;
         Ok((KernelTime::by_kernel(&dispatches), dropped))
     }
 
     /// Stops timing (waiting for submitted work) and returns every timed dispatch in the order it
     /// was recorded, with the number of passes that did not fit (recorded after the timed ones).
-    pub fn finish_dispatches(self, gpu: &Gpu) -> Result<(Vec<DispatchTime>, u64)> {
-        let active = gpu
-            .with_profile(|a| a.take())
-            .ok_or_else(|| Error::InvalidArgument("no profile is active on this device".into()))?;
+    pub fn finish_dispatches(self) -> Result<(Vec<DispatchTime>, u64)> {
+        let gpu = self.gpu;
+        let active = gpu.with_profile(|a| a.take());
+        // Ended here: dropping `self` must not end a profile another thread starts from now on.
+        std::mem::forget(self);
+        let active = active.ok_or_else(|| Error::InvalidArgument("no profile is active on this device".into()))?;
         let n = active.passes.len() as u32;
         if n == 0 {
             return Ok((Vec::new(), active.dropped));
@@ -141,6 +145,13 @@ impl Profile {
             })
             .collect();
         Ok((out, active.dropped))
+    }
+}
+
+impl Drop for Profile<'_> {
+    /// Ends an unfinished profile, discarding its times (see the module docs).
+    fn drop(&mut self) {
+        self.gpu.with_profile(|a| a.take());
     }
 }
 

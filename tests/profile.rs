@@ -1,5 +1,7 @@
 //! The profiler: every dispatch is timed under its kernel's name while a profile is active, and
-//! only then. Its own test binary, so that no other test's dispatches run during the profile.
+//! only then. Its own test binary, so that no other binary's dispatches run during the profile; the
+//! tests here take `ONE_AT_A_TIME` for the same reason (the harness runs them on parallel threads,
+//! and a device holds one profile, which times whatever any thread records while it is active).
 
 mod common;
 use common::{buf, data, gpu, submit_with as run};
@@ -9,6 +11,9 @@ use lowbit::kernels::quantize_transpose::QuantizeTranspose;
 use lowbit::profile::Profile;
 use lowbit::scheme::{Granularity, QuantLayout, Rounding};
 use lowbit::{Gpu, GpuBuffer};
+
+/// Held by each test for its whole run: see the file's note.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The test adapter where it has timestamp queries. Elsewhere (only reachable on such an adapter:
 /// CI's lavapipe has them, so the tests' assertions run there) a profile must be refused: `None`.
@@ -36,6 +41,8 @@ fn record_transposes(g: &Gpu, e: &mut wgpu::CommandEncoder, qt: &QuantizeTranspo
 
 #[test]
 fn profile_times_every_dispatch_by_kernel_name() {
+    // A panic in the other test poisons the lock; its profile, dropped in the unwinding, has ended.
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(g) = timestamped() else { return };
     let k = ColSum::new(g).unwrap();
     let x = buf(&data(4096 * 8, 5, false));
@@ -47,7 +54,7 @@ fn profile_times_every_dispatch_by_kernel_name() {
             k.encode(g, e, &x, 4096, 8, &s).unwrap();
         }
     });
-    let (times, dropped) = p.finish(g).unwrap();
+    let (times, dropped) = p.finish().unwrap();
     assert_eq!(dropped, 0);
     assert_eq!(times.len(), 1, "{times:?}");
     assert_eq!((times[0].name.as_str(), times[0].dispatches), ("col_sum", 6), "two passes per col_sum");
@@ -55,13 +62,20 @@ fn profile_times_every_dispatch_by_kernel_name() {
     // A new profile sees only what is recorded while it is active.
     run(|e| k.encode(g, e, &x, 4096, 8, &s).unwrap());
     let p = Profile::start(g, 64).unwrap();
-    let (times, _) = p.finish(g).unwrap();
+    let (times, _) = p.finish().unwrap();
     assert!(times.is_empty(), "{times:?}");
+    // One dropped unfinished (as by an error between start and finish) has ended: dispatches after
+    // it are not timed, and the device can be profiled again.
+    drop(Profile::start(g, 64).unwrap());
+    run(|e| k.encode(g, e, &x, 4096, 8, &s).unwrap());
+    let p = Profile::start(g, 64).expect("a dropped profile has ended");
+    let (times, dropped) = p.finish().unwrap();
+    assert!(times.is_empty() && dropped == 0, "{times:?}");
     // Workgroups per dispatch, whatever the adapter's speed (record_transposes: 20 and 2).
     let qt = QuantizeTranspose::new(g, Format::Int8).unwrap();
     let p = Profile::start(g, 64).unwrap();
     run(|e| record_transposes(g, e, &qt));
-    let (times, _) = p.finish(g).unwrap();
+    let (times, _) = p.finish().unwrap();
     assert_eq!(times.len(), 1, "{times:?}");
     let t = &times[0];
     assert_eq!((t.name.as_str(), t.dispatches, t.workgroups, t.min_workgroups), ("quantize_transpose", 2, 22, 2));
@@ -70,6 +84,8 @@ fn profile_times_every_dispatch_by_kernel_name() {
 #[test]
 fn profile_lists_each_dispatch_in_the_order_recorded() {
     use lowbit::profile::KernelTime;
+    // A panic in the other test poisons the lock; its profile, dropped in the unwinding, has ended.
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(g) = timestamped() else { return };
     let k = ColSum::new(g).unwrap();
     let qt = QuantizeTranspose::new(g, Format::Int8).unwrap();
@@ -82,7 +98,7 @@ fn profile_lists_each_dispatch_in_the_order_recorded() {
         k.encode(g, e, &x, 4096, 8, &s).unwrap();
         k.encode(g, e, &x, 4096, 8, &s).unwrap();
     });
-    let (list, dropped) = p.finish_dispatches(g).unwrap();
+    let (list, dropped) = p.finish_dispatches().unwrap();
     assert_eq!(dropped, 2);
     let got: Vec<(&str, u64)> = list.iter().map(|d| (d.name.as_str(), d.workgroups)).collect();
     assert_eq!(got[..2], [("quantize_transpose", 20), ("quantize_transpose", 2)], "{list:?}");
