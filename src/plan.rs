@@ -291,7 +291,6 @@ impl Tape {
                 None => b.clone(),
             }
         };
-        let before = gpu.creations();
         let groups: Vec<wgpu::BindGroup> = self
             .groups
             .iter()
@@ -301,7 +300,8 @@ impl Tape {
                 gpu.bind_group(&g.name, &g.layout, &refs)
             })
             .collect();
-        let bind_groups = (gpu.creations() - before).bind_groups as usize;
+        // One each (not the device's counters, which count every thread's creations).
+        let bind_groups = groups.len();
         // Poison: a copy of all-ones bits into each value right before its first use.
         let poison = if opts.poison {
             let max = values.iter().map(|v| v.2.bytes).max().unwrap_or(4);

@@ -111,7 +111,9 @@ fn a_plan_replays_what_the_launchers_record_and_creates_nothing_per_step() {
 
 #[test]
 fn scratch_values_with_disjoint_lifetimes_share_storage_across_plans() {
-    let g = gpu();
+    // A device of its own, as above: this test counts the buffers a plan creates.
+    let own = Gpu::new().unwrap();
+    let g = &own;
     let k = Kernels { qz: Quantizer::new(g).unwrap(), sum: ColSum::new(g).unwrap(), sgd: Sgd::new(g).unwrap() };
     let x = GpuTensor::from_slice(g, &data(ROWS * COLS, 9, false), &[ROWS, COLS]).unwrap();
     let p = params(g);
@@ -130,6 +132,11 @@ fn scratch_values_with_disjoint_lifetimes_share_storage_across_plans() {
     let before = g.creations();
     let b = build(&mut arena, PlanOptions::default()).stats();
     assert_eq!(b, a);
+    assert_eq!(
+        g.creations().bind_groups - before.bind_groups,
+        b.bind_groups as u64,
+        "the plan's stats count its groups"
+    );
     assert_eq!((arena.len(), arena.bytes()), held);
     // Only the placeholders are new, and the status word the tape makes for itself.
     assert_eq!(g.creations().buffers - before.buffers, b.scratch_values as u64 + 1);
