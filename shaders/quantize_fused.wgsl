@@ -48,6 +48,12 @@
 // mask again, as vec4s (the _v4 entries only).
 @group(0) @binding(6) var<storage, read> mask4: array<vec4<f32>>;
 
+// Threads per workgroup of the thread-per-group entries (main_row_short, main_group and their _v4
+// forms): 256 as the others', 64 on a CPU adapter (QuantizeFused sets it there), where llvmpipe
+// runs each workgroup on one of its threads: a tensor of 128 rows (the MLP's input batch) made one
+// workgroup, one core, of 256. Only which thread takes which group changes, never a bit.
+override THREAD_WG: u32 = 256u;
+
 var<workgroup> red: array<u32, 256>;
 var<workgroup> seg_inv: array<f32, 256>;
 
@@ -121,9 +127,9 @@ fn main_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(THREAD_WG)
 fn main_row_short(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = flat_workgroup(wg, nwg) * WG + lid;
+    let row = flat_workgroup(wg, nwg) * THREAD_WG + lid;
     if (row >= p.rows) {
         return;
     }
@@ -136,10 +142,10 @@ fn main_row_short(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     store_words(row, 0u, p.words_per_row, 1u, si.y);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(THREAD_WG)
 fn main_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let per_row = (p.words_per_row + p.seg - 1u) / p.seg;
-    let t = flat_workgroup(wg, nwg) * WG + lid;
+    let t = flat_workgroup(wg, nwg) * THREAD_WG + lid;
     if (t >= p.rows * per_row) {
         return;
     }
@@ -147,19 +153,19 @@ fn main_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     store_group(g, group_scale_of(bitcast<f32>(span_amax(g))));
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(THREAD_WG)
 fn main_row_short_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = flat_workgroup(wg, nwg) * WG + lid;
+    let row = flat_workgroup(wg, nwg) * THREAD_WG + lid;
     if (row >= p.rows) {
         return;
     }
     store_group4(vec3<u32>(row, 0u, p.words_per_row));
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(THREAD_WG)
 fn main_group_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let per_row = (p.words_per_row + p.seg - 1u) / p.seg;
-    let t = flat_workgroup(wg, nwg) * WG + lid;
+    let t = flat_workgroup(wg, nwg) * THREAD_WG + lid;
     if (t >= p.rows * per_row) {
         return;
     }

@@ -1,6 +1,7 @@
 //! Every shipped shader parses and validates with naga exactly as shipped, and every kernel has
 //! its three files: shader, launcher, CPU reference.
 
+use lowbit::kernels::quantize_fused;
 use lowbit::shaders::{source, COMMON, KERNELS, LOOPS_UNBOUNDED, NEEDS_FEATURES, UNCHECKED};
 use std::path::Path;
 
@@ -148,6 +149,10 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
         ("gemm_int_coop" | "gemm_fp8_coop", "WG") => vec![128.0, 512.0],
         // Im2colQuantize's main_both_v4 with and without main_maxima_v4's maxima.
         ("im2col_quantize", "FROM_MAXIMA") => vec![0.0, 1.0],
+        // QuantizeFused::thread_workgroup_size on each reduce path.
+        ("quantize_fused", "THREAD_WG") => [quantize_fused::ReducePath::Tree, quantize_fused::ReducePath::PerThread]
+            .map(|p| f64::from(quantize_fused::QuantizeFused::thread_workgroup_size(p)))
+            .to_vec(),
         // batchnorm::V4_ROWS.
         ("batchnorm", "V4_ROWS") => vec![8.0],
         ("copy" | "add" | "relu_backward", "RUN") => vec![f64::from(lowbit::kernels::TEAM_RUN)],

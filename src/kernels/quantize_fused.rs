@@ -65,6 +65,8 @@ pub struct QuantizeFused {
     bgl: wgpu::BindGroupLayout,
     block: wgpu::ComputePipeline,
     reduce_path: ReducePath,
+    /// Threads per workgroup of the thread-per-group entries ([`QuantizeFused::thread_workgroup_size`]).
+    thread_wg: u32,
     row: wgpu::ComputePipeline,
     short: wgpu::ComputePipeline,
     /// `main_group_v4` and `main_row_short_v4`: on the per-thread path, for formats whose codes
@@ -95,10 +97,13 @@ impl QuantizeFused {
             &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Write, Slot::Read],
         );
         let c = format_constant(format);
+        let thread_wg = Self::thread_workgroup_size(path);
+        // The thread-per-group entries, with their workgroup size.
+        let ct = [c[0], ("THREAD_WG", thread_wg as f64)];
         let v4 = if path == ReducePath::PerThread && format.per_word().is_multiple_of(4) {
             Some((
-                pipeline(gpu, "quantize_fused", "main_group_v4", &pl, &c)?,
-                pipeline(gpu, "quantize_fused", "main_row_short_v4", &pl, &c)?,
+                pipeline(gpu, "quantize_fused", "main_group_v4", &pl, &ct)?,
+                pipeline(gpu, "quantize_fused", "main_row_short_v4", &pl, &ct)?,
             ))
         } else {
             None
@@ -108,11 +113,12 @@ impl QuantizeFused {
             format,
             block: match path {
                 ReducePath::Tree => pipeline(gpu, "quantize_fused", "main", &pl, &c)?,
-                ReducePath::PerThread => pipeline(gpu, "quantize_fused", "main_group", &pl, &c)?,
+                ReducePath::PerThread => pipeline(gpu, "quantize_fused", "main_group", &pl, &ct)?,
             },
             reduce_path: path,
+            thread_wg,
             row: pipeline(gpu, "quantize_fused", "main_row", &pl, &c)?,
-            short: pipeline(gpu, "quantize_fused", "main_row_short", &pl, &c)?,
+            short: pipeline(gpu, "quantize_fused", "main_row_short", &pl, &ct)?,
             whole: match format.needs_tensor_amax() {
                 true => Some(pipeline(gpu, "quantize_fused", "main_whole", &pl, &c)?),
                 false => None,
@@ -130,6 +136,18 @@ impl QuantizeFused {
             no_mask: GpuBuffer::zeros(gpu, "quantize_fused no mask", 4)?,
             bgl,
         })
+    }
+
+    /// Threads per workgroup of the entries that take a thread per group or row (`main_group`,
+    /// `main_row_short` and their `_v4` forms) on `path`: 256 on the tree path (a GPU's), 64 on
+    /// the per-thread path (a CPU adapter's), so that a small tensor's groups still spread over
+    /// its cores (llvmpipe runs each workgroup on one thread: at 256, the MLP's 128 input rows were
+    /// one workgroup and took one core). Which thread takes which group, never a bit, changes.
+    pub fn thread_workgroup_size(path: ReducePath) -> u32 {
+        match path {
+            ReducePath::Tree => super::WG,
+            ReducePath::PerThread => 64,
+        }
     }
 
     /// Whether [`QuantizeFused::encode`] handles `l` (per-row, or per-block with blocks of at most
@@ -368,12 +386,13 @@ impl QuantizeFused {
                 if l.words_per_row <= SHORT_ROW_WORDS
                     || (self.reduce_path == ReducePath::PerThread && l.rows >= crate::quant::FUSED_MIN_ROWS) =>
             {
-                (v4.map_or(&self.short, |v| &v.1), l.rows.div_ceil(super::WG))
+                (v4.map_or(&self.short, |v| &v.1), l.rows.div_ceil(self.thread_wg))
             }
             Granularity::PerRow => (&self.row, l.rows),
-            _ if self.reduce_path == ReducePath::PerThread => {
-                (v4.map_or(&self.block, |v| &v.0), super::thread_workgroups("quantize_fused", groups_of(l), super::WG)?)
-            }
+            _ if self.reduce_path == ReducePath::PerThread => (
+                v4.map_or(&self.block, |v| &v.0),
+                super::thread_workgroups("quantize_fused", groups_of(l), self.thread_wg)?,
+            ),
             _ => (&self.block, QuantParams::row_tiles(l, rounding).total_tiles),
         };
         let io = Io { x, tensor_amax, mask, samples, codes, scales };
