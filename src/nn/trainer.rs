@@ -139,7 +139,9 @@ pub struct StepCounts {
     pub dispatches: u64,
     /// Compute passes begun.
     pub passes: u64,
-    /// GPU objects created during the step (none once its plan exists).
+    /// GPU objects created on the step's device while it ran (none by the step once its plan
+    /// exists; the device's counters, [`crate::Gpu::creations`], so other threads' work on the same
+    /// device counts too).
     pub created: Creations,
     /// Whether the step built its plan.
     pub built_plan: bool,
