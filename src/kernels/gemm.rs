@@ -455,23 +455,12 @@ impl PackedLanes {
         if fa == fb {
             return Ok(&self.pipeline);
         }
-        if let Some(p) = self.swapped.get() {
-            return Ok(p);
-        }
-        let c = [("FMT_A", fb.id() as f64), ("FMT_B", fa.id() as f64)];
-        let p = super::pipeline(gpu, self.name, "main", &self.layout, &c)?;
-        Ok(self.swapped.get_or_init(|| p))
+        built_once(&self.swapped, gpu, (self.name, "main", &self.layout), (fb, fa))
     }
 
     /// The pipeline of launches whose A holds several samples (entry `main_samples`).
     fn samples(&self, gpu: &Gpu) -> Result<&wgpu::ComputePipeline> {
-        if let Some(p) = self.samples.get() {
-            return Ok(p);
-        }
-        let (fa, fb) = self.formats;
-        let c = [("FMT_A", fa.id() as f64), ("FMT_B", fb.id() as f64)];
-        let p = super::pipeline(gpu, self.name, "main_samples", &self.layout, &c)?;
-        Ok(self.samples.get_or_init(|| p))
+        built_once(&self.samples, gpu, (self.name, "main_samples", &self.layout), self.formats)
     }
 
     /// [`dispatch_packed`] of `p` (built for any tile, checked) re-tiled to the lanes kernels'
@@ -533,6 +522,22 @@ impl PackedLanes {
     }
 }
 
+/// Kernel `name`'s `entry` for A in `.0` and B in `.1` of `formats` (its `FMT_A`, `FMT_B`), in
+/// `layout`: built on first use into `cell`, then taken from it.
+fn built_once<'a>(
+    cell: &'a std::sync::OnceLock<wgpu::ComputePipeline>,
+    gpu: &Gpu,
+    (name, entry, layout): (&str, &str, &wgpu::PipelineLayout),
+    (fa, fb): (crate::format::Format, crate::format::Format),
+) -> Result<&'a wgpu::ComputePipeline> {
+    if let Some(p) = cell.get() {
+        return Ok(p);
+    }
+    let c = [("FMT_A", fa.id() as f64), ("FMT_B", fb.id() as f64)];
+    let p = super::pipeline(gpu, name, entry, layout, &c)?;
+    Ok(cell.get_or_init(|| p))
+}
+
 /// Entry `main_combine` of a lanes kernel split along K (`gemm_int_lanes`): adds the splits'
 /// exact i32 sums and forms each output from the total as the unsplit launch does, into C (the
 /// packed GEMMs' bindings and, at 8, the splits' sums).
@@ -574,18 +579,11 @@ impl LanesCombine {
         c: &wgpu::Buffer,
         parts: &GpuBuffer<u32>,
     ) -> Result<()> {
-        let ((fa, fb), cell) = match swap {
+        let (formats, cell) = match swap {
             false => (self.formats, &self.pipelines.0),
             true => ((self.formats.1, self.formats.0), &self.pipelines.1),
         };
-        let pipeline = match cell.get() {
-            Some(pl) => pl,
-            None => {
-                let cs = [("FMT_A", fa.id() as f64), ("FMT_B", fb.id() as f64)];
-                let pl = super::pipeline(gpu, name, "main_combine", &self.layout, &cs)?;
-                cell.get_or_init(|| pl)
-            }
-        };
+        let pipeline = built_once(cell, gpu, (name, "main_combine", &self.layout), formats)?;
         // A workgroup per tile.
         let parts = Some(parts.buffer());
         dispatch_packed_with(gpu, enc, (name, &self.bgl, pipeline), dummies, p, (a, b), epi, c, parts, p.total_tiles)
