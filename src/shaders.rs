@@ -46,7 +46,8 @@ pub const COMMON: &[(&str, &str)] = &[
     ("teams", include_str!("../shaders/common/teams.wgsl")),
 ];
 
-const QUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout"];
+/// Dequantize decodes as the quantizers encode, and stores in the elementwise kernels' teams.
+const DEQUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "teams"];
 /// The quantizers that pack x in its own orientation share their packing.
 const QUANT_PACK_INCLUDES: &[&str] =
     &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "stores", "samples", "maxima"];
@@ -208,7 +209,7 @@ pub const KERNELS: &[KernelSource] = &[
         includes: QUANT_BOTH_INCLUDES,
         body: include_str!("../shaders/quantize_both.wgsl"),
     },
-    KernelSource { name: "dequantize", includes: QUANT_INCLUDES, body: include_str!("../shaders/dequantize.wgsl") },
+    KernelSource { name: "dequantize", includes: DEQUANT_INCLUDES, body: include_str!("../shaders/dequantize.wgsl") },
     KernelSource { name: "gemm_f32", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_f32.wgsl") },
     KernelSource {
         name: "gemm_f32_lanes",

@@ -363,6 +363,68 @@ fn bad_input_is_an_error_not_a_panic() {
     assert!("nope".parse::<Format>().is_err());
 }
 
+/// Dequantize's vec4 entries, on both paths whatever the adapter (a thread per word, and the
+/// teams a CPU adapter takes): every format on layouts whose rows are whole words, per tensor, per
+/// row and in blocks, with rows of fewer words than a team has threads (a thread crosses rows
+/// between its words) and teams that cross rows; bit for bit against the reference, into an
+/// output that held NaNs. Rows ending in a partial word keep the scalar entry, which the test
+/// above checks.
+#[test]
+fn dequantize_stores_whole_words_as_vec4s_on_both_paths() {
+    use lowbit::kernels::dequantize::Dequantize;
+    use lowbit::kernels::VecPath;
+    let g = gpu();
+    let shapes = [(1, 16), (37, 16), (5, 48), (130, 512), (3, 4096)];
+    let mut vectorised = 0;
+    for f in Format::ALL {
+        let grans = match f.block() {
+            Some(b) => vec![Granularity::PerBlock(b)],
+            None => vec![
+                Granularity::PerTensor,
+                Granularity::PerRow,
+                Granularity::PerBlock(16),
+                Granularity::PerBlock(32),
+                Granularity::PerBlock(2048),
+            ],
+        };
+        let kernels = [VecPath::PerThread, VecPath::Teams].map(|path| Dequantize::with_path(g, f, path).unwrap());
+        for (si, &(rows, cols)) in shapes.iter().enumerate() {
+            for &gr in &grans {
+                let Ok(l) = QuantLayout::new(rows, cols, f, gr) else { continue };
+                let x = data(rows * cols, 50 + si as u32, true);
+                let (codes, scales) = reference_quantize(&x, &l, Rounding::Stochastic { seed: 9, stream: 1 });
+                let want = reference::dequantize::dequantize(&codes, &scales, &l);
+                // Every format's words hold 4, 8 or 16 codes (int3's 4-bit slots): all are vec4s.
+                assert!(Dequantize::vectorised(&l).is_some(), "{rows}x{cols} {f} {gr}");
+                vectorised += 1;
+                let codes = lowbit::GpuBuffer::from_slice(g, "codes", &codes).unwrap();
+                let scales = lowbit::GpuBuffer::from_slice(g, "scales", &scales).unwrap();
+                for k in &kernels {
+                    let out = lowbit::GpuBuffer::from_slice(g, "out", &vec![f32::NAN; rows * cols]).unwrap();
+                    let mut enc = g.device.create_command_encoder(&Default::default());
+                    k.encode(g, &mut enc, &codes, &scales, &l, &out).unwrap();
+                    g.queue.submit([enc.finish()]);
+                    let what = format!("dequantize {rows}x{cols} {f} {gr} {:?}", k.path());
+                    assert_f32_bits_eq(&what, &out.read(g).unwrap(), &want);
+                }
+            }
+        }
+    }
+    assert!(vectorised >= 100, "{vectorised} vectorised layouts");
+    // Rows ending in a partial word take the scalar entry.
+    for (f, cols) in [(Format::Int4, 20), (Format::Int2, 40), (Format::Int8, 1757)] {
+        assert_eq!(
+            Dequantize::vectorised(&QuantLayout::new(3, cols, f, Granularity::PerRow).unwrap()),
+            None,
+            "{f} {cols}"
+        );
+    }
+    assert_eq!(
+        Dequantize::vectorised(&QuantLayout::new(3, 64, Format::Int4, Granularity::PerBlock(32)).unwrap()),
+        Some(5)
+    );
+}
+
 #[test]
 fn subnormal_inputs_flush_to_zero_where_the_inverse_scale_is_huge() {
     // A row whose maximum is a few qmax·2^-126: its scale is barely normal and 1/s near 2^126, so a
