@@ -1,9 +1,9 @@
 //! `dequantize`: packed codes and group scales back to f32, `out = ftz(decode(code) · s)`.
 //!
 //! Layout: one thread per packed word, a scalar store per code; where the rows are whole words
-//! ([`Dequantize::vectorised`]) each word's codes are stored as vec4s, a thread per word on a GPU and in the
-//! elementwise kernels' teams on a CPU adapter ([`VecPath`]). Bindings: 0 `QuantParams`, 1
-//! codes (read u32), 2 scales (read f32), 3 out (read-write f32). Reference:
+//! ([`Dequantize::vectorised`]) each word's codes are stored as vec4s, a thread per word on a GPU
+//! and in the elementwise kernels' teams on a CPU adapter ([`VecPath`]). Bindings: 0
+//! `QuantParams`, 1 codes (read u32), 2 scales (read f32), 3 out (read-write f32). Reference:
 //! [`crate::reference::dequantize`].
 
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, VecPath, WG};
