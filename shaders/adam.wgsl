@@ -10,9 +10,11 @@
 // within a bound.
 // Slots and params as in common/optim.wgsl.
 // Entries: `main_multi`, a thread per value of the 8 slots; `main_multi_v4` (CPU adapters, where
-// every load runs lane by lane and a vec4 costs about what one f32 does), a thread per four values
-// through vec4 views, for tensors whose lengths are multiples of 4; `main` and `main_v4`, the same
-// for slot 0 alone (adapters with fewer than 25 storage bindings a stage bind only that slot's).
+// every load runs lane by lane and a vec4 costs about what one f32 does), four values at a time
+// through vec4 views, for tensors whose lengths are multiples of 4, each slot's vec4s walked by
+// teams of threads on consecutive vec4s (common/teams.wgsl's layout, the copy's; figures in the
+// README); `main` and `main_v4` (a thread per value, per vec4), the same for slot 0 alone
+// (adapters with fewer than 25 storage bindings a stage bind only that slot's).
 // The same arithmetic per value in all four. Reference: src/reference/adam.rs.
 // Bindings: 0 params, 1 step (StepState), 2 status (read u32 [2]), then per slot j:
 // 3 + 3j w_j (read-write), 4 + 3j state_j (read-write), 5 + 3j g_j (read).
@@ -180,60 +182,62 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 fn main_multi_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let id = wg.x + wg.y * nwg.x;
     let j = slot(id);
-    let i = (id - start(j)) * 256u + lid;
-    let n = len(j) / 4u;
-    if (i >= n || status[0] != 0u) {
+    if (status[0] != 0u) {
         return;
     }
+    let n = len(j) / 4u;
+    let span = slot_team_span(id, j, lid, n);
     let wd = decay(j);
-    switch j {
-        case 0u: {
-            let u = update4(w4_0[i], s4_0[i], s4_0[n + i], g4_0[i], wd);
-            s4_0[i] = u[1];
-            s4_0[n + i] = u[2];
-            w4_0[i] = u[0];
-        }
-        case 1u: {
-            let u = update4(w4_1[i], s4_1[i], s4_1[n + i], g4_1[i], wd);
-            s4_1[i] = u[1];
-            s4_1[n + i] = u[2];
-            w4_1[i] = u[0];
-        }
-        case 2u: {
-            let u = update4(w4_2[i], s4_2[i], s4_2[n + i], g4_2[i], wd);
-            s4_2[i] = u[1];
-            s4_2[n + i] = u[2];
-            w4_2[i] = u[0];
-        }
-        case 3u: {
-            let u = update4(w4_3[i], s4_3[i], s4_3[n + i], g4_3[i], wd);
-            s4_3[i] = u[1];
-            s4_3[n + i] = u[2];
-            w4_3[i] = u[0];
-        }
-        case 4u: {
-            let u = update4(w4_4[i], s4_4[i], s4_4[n + i], g4_4[i], wd);
-            s4_4[i] = u[1];
-            s4_4[n + i] = u[2];
-            w4_4[i] = u[0];
-        }
-        case 5u: {
-            let u = update4(w4_5[i], s4_5[i], s4_5[n + i], g4_5[i], wd);
-            s4_5[i] = u[1];
-            s4_5[n + i] = u[2];
-            w4_5[i] = u[0];
-        }
-        case 6u: {
-            let u = update4(w4_6[i], s4_6[i], s4_6[n + i], g4_6[i], wd);
-            s4_6[i] = u[1];
-            s4_6[n + i] = u[2];
-            w4_6[i] = u[0];
-        }
-        default: {
-            let u = update4(w4_7[i], s4_7[i], s4_7[n + i], g4_7[i], wd);
-            s4_7[i] = u[1];
-            s4_7[n + i] = u[2];
-            w4_7[i] = u[0];
+    for (var i = span.x; i < span.y; i += TEAM) {
+        switch j {
+            case 0u: {
+                let u = update4(w4_0[i], s4_0[i], s4_0[n + i], g4_0[i], wd);
+                s4_0[i] = u[1];
+                s4_0[n + i] = u[2];
+                w4_0[i] = u[0];
+            }
+            case 1u: {
+                let u = update4(w4_1[i], s4_1[i], s4_1[n + i], g4_1[i], wd);
+                s4_1[i] = u[1];
+                s4_1[n + i] = u[2];
+                w4_1[i] = u[0];
+            }
+            case 2u: {
+                let u = update4(w4_2[i], s4_2[i], s4_2[n + i], g4_2[i], wd);
+                s4_2[i] = u[1];
+                s4_2[n + i] = u[2];
+                w4_2[i] = u[0];
+            }
+            case 3u: {
+                let u = update4(w4_3[i], s4_3[i], s4_3[n + i], g4_3[i], wd);
+                s4_3[i] = u[1];
+                s4_3[n + i] = u[2];
+                w4_3[i] = u[0];
+            }
+            case 4u: {
+                let u = update4(w4_4[i], s4_4[i], s4_4[n + i], g4_4[i], wd);
+                s4_4[i] = u[1];
+                s4_4[n + i] = u[2];
+                w4_4[i] = u[0];
+            }
+            case 5u: {
+                let u = update4(w4_5[i], s4_5[i], s4_5[n + i], g4_5[i], wd);
+                s4_5[i] = u[1];
+                s4_5[n + i] = u[2];
+                w4_5[i] = u[0];
+            }
+            case 6u: {
+                let u = update4(w4_6[i], s4_6[i], s4_6[n + i], g4_6[i], wd);
+                s4_6[i] = u[1];
+                s4_6[n + i] = u[2];
+                w4_6[i] = u[0];
+            }
+            default: {
+                let u = update4(w4_7[i], s4_7[i], s4_7[n + i], g4_7[i], wd);
+                s4_7[i] = u[1];
+                s4_7[n + i] = u[2];
+                w4_7[i] = u[0];
+            }
         }
     }
 }

@@ -8,9 +8,11 @@
 // finite.wgsl) leaves weights and velocities as they were.
 // Slots and params as in common/optim.wgsl.
 // Entries: `main_multi`, a thread per value of the 8 slots; `main_multi_v4` (CPU adapters, where
-// every load runs lane by lane and a vec4 costs about what one f32 does), a thread per four values
-// through vec4 views, for tensors whose lengths are multiples of 4; `main` and `main_v4`, the same
-// for slot 0 alone (adapters with fewer than 25 storage bindings a stage bind only that slot's).
+// every load runs lane by lane and a vec4 costs about what one f32 does), four values at a time
+// through vec4 views, for tensors whose lengths are multiples of 4, each slot's vec4s walked by
+// teams of threads on consecutive vec4s (common/teams.wgsl's layout, the copy's; figures in the
+// README); `main` and `main_v4` (a thread per value, per vec4), the same for slot 0 alone
+// (adapters with fewer than 25 storage bindings a stage bind only that slot's).
 // The same arithmetic per value in all four. Reference: src/reference/sgd.rs.
 // Bindings: 0 params, 1 step (StepState), 2 status (read u32 [2]), then per slot j:
 // 3 + 3j w_j (read-write), 4 + 3j v_j (read-write), 5 + 3j g_j (read).
@@ -159,51 +161,53 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 fn main_multi_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let id = wg.x + wg.y * nwg.x;
     let j = slot(id);
-    let i = (id - start(j)) * 256u + lid;
-    if (i >= len(j) / 4u || status[0] != 0u) {
+    if (status[0] != 0u) {
         return;
     }
+    let span = slot_team_span(id, j, lid, len(j) / 4u);
     let wd = decay(j);
-    switch j {
-        case 0u: {
-            let u = update4(w4_0[i], v4_0[i], g4_0[i], wd);
-            v4_0[i] = u[1];
-            w4_0[i] = u[0];
-        }
-        case 1u: {
-            let u = update4(w4_1[i], v4_1[i], g4_1[i], wd);
-            v4_1[i] = u[1];
-            w4_1[i] = u[0];
-        }
-        case 2u: {
-            let u = update4(w4_2[i], v4_2[i], g4_2[i], wd);
-            v4_2[i] = u[1];
-            w4_2[i] = u[0];
-        }
-        case 3u: {
-            let u = update4(w4_3[i], v4_3[i], g4_3[i], wd);
-            v4_3[i] = u[1];
-            w4_3[i] = u[0];
-        }
-        case 4u: {
-            let u = update4(w4_4[i], v4_4[i], g4_4[i], wd);
-            v4_4[i] = u[1];
-            w4_4[i] = u[0];
-        }
-        case 5u: {
-            let u = update4(w4_5[i], v4_5[i], g4_5[i], wd);
-            v4_5[i] = u[1];
-            w4_5[i] = u[0];
-        }
-        case 6u: {
-            let u = update4(w4_6[i], v4_6[i], g4_6[i], wd);
-            v4_6[i] = u[1];
-            w4_6[i] = u[0];
-        }
-        default: {
-            let u = update4(w4_7[i], v4_7[i], g4_7[i], wd);
-            v4_7[i] = u[1];
-            w4_7[i] = u[0];
+    for (var i = span.x; i < span.y; i += TEAM) {
+        switch j {
+            case 0u: {
+                let u = update4(w4_0[i], v4_0[i], g4_0[i], wd);
+                v4_0[i] = u[1];
+                w4_0[i] = u[0];
+            }
+            case 1u: {
+                let u = update4(w4_1[i], v4_1[i], g4_1[i], wd);
+                v4_1[i] = u[1];
+                w4_1[i] = u[0];
+            }
+            case 2u: {
+                let u = update4(w4_2[i], v4_2[i], g4_2[i], wd);
+                v4_2[i] = u[1];
+                w4_2[i] = u[0];
+            }
+            case 3u: {
+                let u = update4(w4_3[i], v4_3[i], g4_3[i], wd);
+                v4_3[i] = u[1];
+                w4_3[i] = u[0];
+            }
+            case 4u: {
+                let u = update4(w4_4[i], v4_4[i], g4_4[i], wd);
+                v4_4[i] = u[1];
+                w4_4[i] = u[0];
+            }
+            case 5u: {
+                let u = update4(w4_5[i], v4_5[i], g4_5[i], wd);
+                v4_5[i] = u[1];
+                w4_5[i] = u[0];
+            }
+            case 6u: {
+                let u = update4(w4_6[i], v4_6[i], g4_6[i], wd);
+                v4_6[i] = u[1];
+                w4_6[i] = u[0];
+            }
+            default: {
+                let u = update4(w4_7[i], v4_7[i], g4_7[i], wd);
+                v4_7[i] = u[1];
+                w4_7[i] = u[0];
+            }
         }
     }
 }

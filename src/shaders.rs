@@ -294,8 +294,16 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "col_sum", includes: &[], body: include_str!("../shaders/col_sum.wgsl") },
     KernelSource { name: "mse", includes: &["step"], body: include_str!("../shaders/mse.wgsl") },
     KernelSource { name: "softmax_xent", includes: &["step"], body: include_str!("../shaders/softmax_xent.wgsl") },
-    KernelSource { name: "sgd", includes: &["step", "slots", "optim"], body: include_str!("../shaders/sgd.wgsl") },
-    KernelSource { name: "adam", includes: &["step", "slots", "optim"], body: include_str!("../shaders/adam.wgsl") },
+    KernelSource {
+        name: "sgd",
+        includes: &["step", "slots", "teams", "optim"],
+        body: include_str!("../shaders/sgd.wgsl"),
+    },
+    KernelSource {
+        name: "adam",
+        includes: &["step", "slots", "teams", "optim"],
+        body: include_str!("../shaders/adam.wgsl"),
+    },
     KernelSource { name: "im2col", includes: &["conv", "unfold"], body: include_str!("../shaders/im2col.wgsl") },
     KernelSource {
         name: "im2col_quantize",

@@ -272,9 +272,10 @@ fn optim_many(which: Optim, vec4: bool, multi: bool, tensors: &[HostTensor]) -> 
 #[test]
 fn optimizers_update_many_tensors_in_few_dispatches_as_their_references() {
     let g = gpu();
-    // Eleven tensors (two dispatches of eight slots), lengths multiples of 4 and not, off the
-    // workgroup, one of a single value; weight decay per tensor, some without.
-    let lens = [1000usize, 1002, 10, 1, 4096, 300, 17, 256, 257, 2048, 12];
+    // Twelve tensors (two dispatches of eight slots), lengths multiples of 4 and not, off the
+    // workgroup, one of a single value, one over two workgroups of the 8-slot vec4 entry's teams
+    // (32,768 values each); weight decay per tensor, some without.
+    let lens = [1000usize, 1002, 10, 1, 4096, 300, 17, 256, 257, 2048, 12, 70_000];
     for which in [Optim::Sgd, Optim::Adam] {
         let per = match which {
             Optim::Sgd => 1,

@@ -455,7 +455,13 @@ impl OptimLaunch {
             name,
             state_per_value,
             scalar: pipeline(gpu, name, scalar, &pl, &[])?,
-            v4: if vec4 { Some(pipeline(gpu, name, wide, &pl, &[])?) } else { None },
+            // The 8-slot vec4 entry walks each slot in teams (its pipeline constants).
+            v4: if vec4 {
+                let teams: &[(&str, f64)] = &[("TEAM", TEAM as f64), ("RUN", TEAM_RUN as f64)];
+                Some(pipeline(gpu, name, wide, &pl, if multi { teams } else { &[] })?)
+            } else {
+                None
+            },
             multi,
             bgl,
             dummy_rw: crate::GpuBuffer::zeros(gpu, "optimizer dummy", 4)?,
@@ -529,7 +535,13 @@ impl OptimLaunch {
                 weight_decay: [0.0; OPTIM_SLOTS],
                 hyper,
             };
-            let units = idx.iter().map(|&j| if v4 { tensors[j].w.len() / 4 } else { tensors[j].w.len() });
+            // Threads per slot: a value each; a vec4 each (slot 0's vec4 entry); the 8-slot vec4
+            // entry's teams, RUN vec4s a team.
+            let units = idx.iter().map(|&j| match (v4, self.multi) {
+                (false, _) => tensors[j].w.len(),
+                (true, false) => tensors[j].w.len() / 4,
+                (true, true) => VecPath::Teams.workgroups((tensors[j].w.len() / 4) as u32) as usize * WG as usize,
+            });
             let (start, total) = slot_starts(name, units)?;
             p.start = start;
             let mut bufs: Vec<&wgpu::Buffer> = Vec::with_capacity(3 + 3 * OPTIM_SLOTS);
