@@ -8,7 +8,7 @@ use crate::kernels::im2col_quantize::Im2colQuantize;
 use crate::kernels::im2col_quantize_transpose::Im2colQuantizeTranspose;
 use crate::kernels::quantize_both::{BothExtras, QuantizeBoth, Side};
 use crate::kernels::{
-    absmax::Absmax, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
+    absmax::Absmax, built, dequantize::Dequantize, quantize::Quantize, quantize_fused::QuantizeFused,
     quantize_transpose::QuantizeTranspose, quantize_transpose_fused::QuantizeTransposeFused,
 };
 use crate::scheme::{Granularity, QuantLayout, QuantScheme, Rounding};
@@ -57,16 +57,6 @@ struct FormatKernels {
 /// `q` as one side of a [`QuantizeBoth`] launch, rounded by `rounding`.
 fn side(q: &QuantizedTensor, rounding: Rounding) -> Side<'_> {
     Side { layout: &q.layout, rounding, codes: &q.codes, scales: &q.scales }
-}
-
-/// What `cell` holds, built by `build` on first use (two threads may both build it; the first
-/// one stored is kept).
-fn built<T>(cell: &OnceLock<T>, build: impl FnOnce() -> Result<T>) -> Result<&T> {
-    if let Some(k) = cell.get() {
-        return Ok(k);
-    }
-    let k = build()?;
-    Ok(cell.get_or_init(|| k))
 }
 
 /// All quantizer kernels; per-format pipelines are built on first use and cached.

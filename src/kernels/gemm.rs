@@ -530,12 +530,9 @@ fn built_once<'a>(
     (name, entry, layout): (&str, &str, &wgpu::PipelineLayout),
     (fa, fb): (crate::format::Format, crate::format::Format),
 ) -> Result<&'a wgpu::ComputePipeline> {
-    if let Some(p) = cell.get() {
-        return Ok(p);
-    }
-    let c = [("FMT_A", fa.id() as f64), ("FMT_B", fb.id() as f64)];
-    let p = super::pipeline(gpu, name, entry, layout, &c)?;
-    Ok(cell.get_or_init(|| p))
+    super::built(cell, || {
+        super::pipeline(gpu, name, entry, layout, &[("FMT_A", fa.id() as f64), ("FMT_B", fb.id() as f64)])
+    })
 }
 
 /// Entry `main_combine` of a lanes kernel split along K (`gemm_int_lanes`): adds the splits'

@@ -106,6 +106,16 @@ impl VecPath {
         }
     }
 }
+/// What `cell` holds, built by `build` on first use (two threads may both build it; the first
+/// one stored is kept): the kernels and pipelines that only some launches need.
+pub(crate) fn built<T>(cell: &std::sync::OnceLock<T>, build: impl FnOnce() -> Result<T>) -> Result<&T> {
+    if let Some(k) = cell.get() {
+        return Ok(k);
+    }
+    let k = build()?;
+    Ok(cell.get_or_init(|| k))
+}
+
 /// Row lanes per column in the two-level column reductions (`col_sum`, `batchnorm`).
 pub(crate) const REDUCE_LANES: usize = 8;
 /// Columns per workgroup in those reductions.
