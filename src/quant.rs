@@ -43,7 +43,9 @@ struct FormatKernels {
     fused: QuantizeFused,
     transpose: QuantizeTranspose,
     transpose_fused: QuantizeTransposeFused,
-    dequantize: Dequantize,
+    /// Built on first use: training dequantizes only in a distributed step's error feedback and
+    /// the rounded fp32 operands.
+    dequantize: OnceLock<Dequantize>,
     /// Built on first use: only a convolution's input on a CPU adapter takes it.
     unfold: OnceLock<Im2colQuantize>,
     /// Built on first use, as `unfold`: the convolution's transposed input.
@@ -89,7 +91,7 @@ impl Quantizer {
             fused: QuantizeFused::new(gpu, f)?,
             transpose: QuantizeTranspose::new(gpu, f)?,
             transpose_fused: QuantizeTransposeFused::new(gpu, f)?,
-            dequantize: Dequantize::new(gpu, f)?,
+            dequantize: OnceLock::new(),
             unfold: OnceLock::new(),
             unfold_t: OnceLock::new(),
             rotated_t: OnceLock::new(),
@@ -974,7 +976,14 @@ impl Quantizer {
             enc.scratch(gpu, "lowbit dequantized", (l.rows * l.cols) as usize)?,
             &[l.rows as usize, l.cols as usize],
         )?;
-        k.dequantize.encode(gpu, enc, &q.codes, &q.scales, &l, out.buffer())?;
+        built(&k.dequantize, || Dequantize::new(gpu, l.format))?.encode(
+            gpu,
+            enc,
+            &q.codes,
+            &q.scales,
+            &l,
+            out.buffer(),
+        )?;
         Ok(out)
     }
 }

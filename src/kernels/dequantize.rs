@@ -6,7 +6,7 @@
 //! `QuantParams`, 1 codes (read u32), 2 scales (read f32), 3 out (read-write f32). Reference:
 //! [`crate::reference::dequantize`].
 
-use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, VecPath, WG};
+use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, VecPath};
 use crate::format::Format;
 use crate::scheme::{QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
@@ -89,11 +89,10 @@ impl Dequantize {
             p.aux[0] = s;
         }
         let params = uniform(gpu, "dequantize params", &p);
-        let words = l.rows * l.words_per_row;
-        let (pipeline, workgroups) = match (shift, self.path) {
-            (None, _) => (&self.pipeline, p.total_tiles),
-            (Some(_), VecPath::PerThread) => (&self.v4, words.div_ceil(WG)),
-            (Some(_), VecPath::Teams) => (&self.v4, self.path.workgroups(words)),
+        let (pipeline, workgroups) = match shift {
+            None => (&self.pipeline, p.total_tiles),
+            // The path's workgroups, a word a thread where the copy takes a vec4.
+            Some(_) => (&self.v4, self.path.workgroups(l.rows * l.words_per_row)),
         };
         dispatch(
             gpu,
