@@ -48,6 +48,8 @@ pub const COMMON: &[(&str, &str)] = &[
 
 /// Dequantize decodes as the quantizers encode, and stores in the elementwise kernels' teams.
 const DEQUANT_INCLUDES: &[&str] = &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "teams"];
+/// The multi-tensor optimizers share their slots, and walk them in teams on CPU adapters.
+const OPTIM_INCLUDES: &[&str] = &["step", "slots", "teams", "optim"];
 /// The quantizers that pack x in its own orientation share their packing.
 const QUANT_PACK_INCLUDES: &[&str] =
     &["rng", "step", "quant", "fp8", "fp4", "log4", "format", "layout", "pack", "stores", "samples", "maxima"];
@@ -294,16 +296,8 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "col_sum", includes: &[], body: include_str!("../shaders/col_sum.wgsl") },
     KernelSource { name: "mse", includes: &["step"], body: include_str!("../shaders/mse.wgsl") },
     KernelSource { name: "softmax_xent", includes: &["step"], body: include_str!("../shaders/softmax_xent.wgsl") },
-    KernelSource {
-        name: "sgd",
-        includes: &["step", "slots", "teams", "optim"],
-        body: include_str!("../shaders/sgd.wgsl"),
-    },
-    KernelSource {
-        name: "adam",
-        includes: &["step", "slots", "teams", "optim"],
-        body: include_str!("../shaders/adam.wgsl"),
-    },
+    KernelSource { name: "sgd", includes: OPTIM_INCLUDES, body: include_str!("../shaders/sgd.wgsl") },
+    KernelSource { name: "adam", includes: OPTIM_INCLUDES, body: include_str!("../shaders/adam.wgsl") },
     KernelSource { name: "im2col", includes: &["conv", "unfold"], body: include_str!("../shaders/im2col.wgsl") },
     KernelSource {
         name: "im2col_quantize",

@@ -78,6 +78,8 @@ pub enum VecPath {
 pub const TEAM: u32 = 8;
 /// Vec4s a team of a [`VecPath::Teams`] entry walks (the shaders' `RUN` pipeline constant).
 pub const TEAM_RUN: u32 = 256;
+/// The pipeline constants of an entry in `shaders/common/teams.wgsl`'s layout.
+pub(crate) const TEAM_CONSTANTS: &[(&str, f64)] = &[("TEAM", TEAM as f64), ("RUN", TEAM_RUN as f64)];
 
 impl VecPath {
     /// `Teams` on a CPU adapter, `PerThread` elsewhere.
@@ -102,7 +104,7 @@ impl VecPath {
     pub(crate) fn entry(self, per_thread: &'static str) -> (&'static str, &'static [(&'static str, f64)]) {
         match self {
             VecPath::PerThread => (per_thread, &[]),
-            VecPath::Teams => ("main_teams", &[("TEAM", TEAM as f64), ("RUN", TEAM_RUN as f64)]),
+            VecPath::Teams => ("main_teams", TEAM_CONSTANTS),
         }
     }
 }
@@ -467,8 +469,7 @@ impl OptimLaunch {
             scalar: pipeline(gpu, name, scalar, &pl, &[])?,
             // The 8-slot vec4 entry walks each slot in teams (its pipeline constants).
             v4: if vec4 {
-                let teams: &[(&str, f64)] = &[("TEAM", TEAM as f64), ("RUN", TEAM_RUN as f64)];
-                Some(pipeline(gpu, name, wide, &pl, if multi { teams } else { &[] })?)
+                Some(pipeline(gpu, name, wide, &pl, if multi { TEAM_CONSTANTS } else { &[] })?)
             } else {
                 None
             },
