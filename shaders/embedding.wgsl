@@ -3,9 +3,12 @@
 // forward:        y[i, c] = table[id_i, c] + pos[i % T, c]; an id that is not an integer in
 //                 [0, vocab) makes its row NaN (so the step's finiteness check refuses it).
 // backward_table: dtable[v, c] = Σ over tokens i with id_i = v, in token order, of dy[i, c].
-//                 One workgroup per vocabulary row: its threads test 256 ids at a time into a
-//                 flag array, then each thread (one column) adds the flagged rows in order, so
-//                 the sums are deterministic and cost O(vocab·n) tests plus O(n·dim) adds.
+//                 One workgroup per vocabulary row: its threads test 256 ids at a time, a scan
+//                 of the hits over the workgroup lists the matching tokens in order, then each
+//                 thread (one column) adds the listed rows in that order, so the sums are
+//                 deterministic and cost O(vocab·n) tests plus O(n·dim) adds (each thread had
+//                 walked all 256 flags of every chunk, O(vocab·n·dim) in all: most of a small
+//                 GPT's step on a CPU adapter).
 // backward_pos:   dpos[t, c] = Σ_b dy[b·T + t, c], b in order; one thread per (t, c).
 // Every sum is in f32 in a fixed order: the reference matches bit for bit.
 // Reference: src/reference/embedding.rs. Bindings: 0 params {n, t, dim, vocab}, 1 ids, 2 table,
@@ -25,7 +28,11 @@ struct EmbedParams {
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 
+// backward_table: the scan of a chunk's hits (inclusive: flags[j] counts the hits among tokens
+// t0 .. t0 + j), then the chunk's matching tokens in order.
 var<workgroup> flags: array<u32, 256>;
+var<workgroup> hits: array<u32, 256>;
+var<workgroup> count: u32;
 
 @compute @workgroup_size(256)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -63,12 +70,21 @@ fn backward_table(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
             }
             flags[lid] = hit;
             workgroupBarrier();
-            let m = min(256u, p.n - t0);
+            if (lid == 0u) {
+                var m = 0u;
+                for (var j = 0u; j < 256u; j++) {
+                    if (flags[j] == 1u) {
+                        hits[m] = t0 + j;
+                        m += 1u;
+                    }
+                }
+                count = m;
+            }
+            workgroupBarrier();
+            let m = count;
             if (c < p.dim) {
                 for (var j = 0u; j < m; j++) {
-                    if (flags[j] == 1u) {
-                        acc += dy[(t0 + j) * p.dim + c];
-                    }
+                    acc += dy[hits[j] * p.dim + c];
                 }
             }
             workgroupBarrier();
