@@ -225,9 +225,11 @@ fn gelu_forward_and_backward_match_the_reference() {
 fn embedding_forward_and_gradients_are_exact() {
     let g = gpu();
     let k = Embedding::new(g).unwrap();
-    // Columns past one 256-thread block, tokens past one 256-id chunk (a ragged last one), a
-    // vocabulary past one dispatch row of workgroups, and invalid ids among the valid ones.
-    for (batch, t, dim, vocab) in [(31, 17, 300, 65), (2, 3, 5, 70_000), (1, 1, 1, 1)] {
+    // Columns past one 256-thread block, tokens past one 1024-id chunk of the table gradient (a
+    // ragged last one), a vocabulary past one dispatch row of workgroups, and invalid ids among
+    // the valid ones.
+    // Rows of multiples of 4 values (the forward's vec4s) and not.
+    for (batch, t, dim, vocab) in [(71, 17, 300, 65), (2, 3, 5, 70_000), (1, 1, 1, 1), (9, 13, 12, 40)] {
         let s = EmbedShape { n: batch * t, t, dim, vocab };
         let mut ids: Vec<f32> = (0..s.n as u32).map(|i| (lowbit::rng::uniform(7, i) * vocab as f32).floor()).collect();
         if s.n > 8 {

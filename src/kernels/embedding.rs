@@ -36,6 +36,8 @@ pub struct EmbedShape {
 pub struct Embedding {
     bgl: wgpu::BindGroupLayout,
     forward: wgpu::ComputePipeline,
+    /// Entry `forward_v4`, taken where `dim` is a multiple of 4.
+    forward_v4: wgpu::ComputePipeline,
     backward_table: wgpu::ComputePipeline,
     backward_pos: wgpu::ComputePipeline,
     dummy: GpuBuffer<f32>,
@@ -48,6 +50,7 @@ impl Embedding {
         let (bgl, pl) = layouts(gpu, "embedding", &slots);
         Ok(Embedding {
             forward: pipeline(gpu, "embedding", "forward", &pl, &[])?,
+            forward_v4: pipeline(gpu, "embedding", "forward_v4", &pl, &[])?,
             backward_table: pipeline(gpu, "embedding", "backward_table", &pl, &[])?,
             backward_pos: pipeline(gpu, "embedding", "backward_pos", &pl, &[])?,
             bgl,
@@ -90,7 +93,9 @@ impl Embedding {
         check_len("embedding", "y", y.len(), s.n * s.dim)?;
         let u = uniform(gpu, "embedding", &p);
         let bufs = [&u, ids.buffer(), table.buffer(), pos.buffer(), y.buffer(), self.dummy.buffer()];
-        dispatch(gpu, enc, "embedding", &self.forward, &self.bgl, &bufs, ((s.n * s.dim) as u32).div_ceil(WG))
+        let (pipeline, threads) =
+            if s.dim.is_multiple_of(4) { (&self.forward_v4, s.n * s.dim / 4) } else { (&self.forward, s.n * s.dim) };
+        dispatch(gpu, enc, "embedding", pipeline, &self.bgl, &bufs, (threads as u32).div_ceil(WG))
     }
 
     /// Records the gradients of the table (`[vocab, dim]`) and of the positions (`[t, dim]`)
