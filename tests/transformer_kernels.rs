@@ -65,8 +65,13 @@ fn transpose_moves_every_element_of_every_batch() {
 #[test]
 fn heads_split_and_merge_are_exact_inverses() {
     let g = gpu();
-    let k = Heads::new(g).unwrap();
-    for (batch, t, heads, d, parts) in [(1, 1, 1, 1, 1), (2, 5, 3, 4, 3), (3, 17, 4, 16, 1), (1, 33, 2, 65, 3)] {
+    // Both layouts (a thread per element or vec4, a thread per row), heads of multiples of 4
+    // values (vec4s) and not.
+    for (batch, t, heads, d, parts, per_row) in [false, true].into_iter().flat_map(|r| {
+        [(1, 1, 1, 1, 1), (2, 5, 3, 4, 3), (3, 17, 4, 16, 1), (1, 33, 2, 65, 3), (2, 7, 3, 12, 3)]
+            .map(|(b, t, h, d, p)| (b, t, h, d, p, r))
+    }) {
+        let k = Heads::with_thread_per_row(g, per_row).unwrap();
         let geom = HeadsGeom { batch, t, heads, d, parts };
         let x = data(geom.token_major_len(), 1 + geom.token_major_len() as u32, true);
         let xb = buf(&x);
@@ -84,12 +89,13 @@ fn heads_split_and_merge_are_exact_inverses() {
         let mut want_back = vec![0f32; x.len()];
         for (p, s) in splits.iter().enumerate() {
             let want = reference::heads::split(&x, &geom, p);
-            assert_f32_bits_eq(&format!("split {p} of {geom:?}"), &s.read(g).unwrap(), &want);
+            assert_f32_bits_eq(&format!("split {p} of {geom:?}, per row {per_row}"), &s.read(g).unwrap(), &want);
             reference::heads::merge(&want, &geom, p, &mut want_back);
         }
         assert_f32_bits_eq(&format!("reference merge {geom:?}"), &want_back, &x);
-        assert_f32_bits_eq(&format!("merge {geom:?}"), &back.read(g).unwrap(), &x);
+        assert_f32_bits_eq(&format!("merge {geom:?}, per row {per_row}"), &back.read(g).unwrap(), &x);
     }
+    let k = Heads::new(g).unwrap();
     let geom = HeadsGeom { batch: 1, t: 2, heads: 2, d: 1, parts: 1 };
     let small = GpuBuffer::<f32>::zeros(g, "small", 3).unwrap();
     let mut enc = g.device.create_command_encoder(&Default::default());

@@ -1,7 +1,9 @@
 //! `heads`: attention heads between the token-major layout `[B, T, P, H, D]` of a layer's
 //! activations (P parts per position: 3 for a fused q|k|v projection) and the head-major
 //! `[B, H, T, D]` of attention's batched products (`split` one part), and back (`merge` into one
-//! part). One thread per head-major element. Bindings: 0 params, 1 src, 2 dst.
+//! part). A thread per head-major element (per vec4 of it where heads hold multiples of 4
+//! values) on a GPU, per head-major row of a head's values on a CPU adapter (the same moves).
+//! Bindings: 0 params, 1 src, 2 dst.
 //! Reference: [`crate::reference::heads`].
 
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
@@ -54,14 +56,32 @@ impl HeadsGeom {
 /// The head layout kernel.
 pub struct Heads {
     bgl: wgpu::BindGroupLayout,
+    /// Any head size: a thread per element, or per row on the per-row path.
     pipeline: wgpu::ComputePipeline,
+    /// Heads of multiples of 4 values: through vec4s.
+    pipeline_v4: wgpu::ComputePipeline,
+    /// A thread per head-major row of `d` values (entries `main_rows`, `main_rows_v4`).
+    per_row: bool,
 }
 
 impl Heads {
-    /// Builds the pipeline.
+    /// Builds the pipelines: a thread per head-major row on a CPU adapter, where SIMD integer
+    /// division runs lane by lane (on llvmpipe a thread per element spent many times the move
+    /// on its index arithmetic), a thread per element (or vec4) elsewhere.
     pub fn new(gpu: &Gpu) -> Result<Self> {
+        Self::with_thread_per_row(gpu, gpu.cpu_layouts())
+    }
+
+    /// Builds the pipelines of either layout (the same moves).
+    pub fn with_thread_per_row(gpu: &Gpu, per_row: bool) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "heads", &[Slot::Uniform, Slot::Read, Slot::Write]);
-        Ok(Heads { pipeline: pipeline(gpu, "heads", "main", &pl, &[])?, bgl })
+        let (scalar, v4) = if per_row { ("main_rows", "main_rows_v4") } else { ("main", "main_v4") };
+        Ok(Heads {
+            pipeline: pipeline(gpu, "heads", scalar, &pl, &[])?,
+            pipeline_v4: pipeline(gpu, "heads", v4, &pl, &[])?,
+            per_row,
+            bgl,
+        })
     }
 
     /// Records `dst ← part `part` of src` as `[B, H, T, D]` (`merge` false), or writes `src`
@@ -94,7 +114,14 @@ impl Heads {
             part: part as u32,
         };
         let params = uniform(gpu, "heads", &p);
-        let groups = (g.head_major_len() as u32).div_ceil(WG);
-        dispatch(gpu, enc, "heads", &self.pipeline, &self.bgl, &[&params, src.buffer(), dst.buffer()], groups)
+        let v4 = g.d.is_multiple_of(4);
+        let threads = match (self.per_row, v4) {
+            (true, _) => g.head_major_len() / g.d,
+            (false, true) => g.head_major_len() / 4,
+            (false, false) => g.head_major_len(),
+        };
+        let pipeline = if v4 { &self.pipeline_v4 } else { &self.pipeline };
+        let groups = (threads as u32).div_ceil(WG);
+        dispatch(gpu, enc, "heads", pipeline, &self.bgl, &[&params, src.buffer(), dst.buffer()], groups)
     }
 }
