@@ -327,7 +327,7 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "transpose", includes: &[], body: include_str!("../shaders/transpose.wgsl") },
     KernelSource { name: "softmax", includes: &[], body: include_str!("../shaders/softmax.wgsl") },
     KernelSource { name: "layernorm", includes: &[], body: include_str!("../shaders/layernorm.wgsl") },
-    KernelSource { name: "gelu", includes: &[], body: include_str!("../shaders/gelu.wgsl") },
+    KernelSource { name: "gelu", includes: &["teams"], body: include_str!("../shaders/gelu.wgsl") },
     KernelSource {
         name: "format_check",
         includes: &["rng", "quant", "fp8", "fp4", "log4", "format"],

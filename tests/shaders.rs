@@ -155,10 +155,10 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
             .to_vec(),
         // batchnorm::V4_ROWS.
         ("batchnorm", "V4_ROWS") => vec![8.0],
-        ("copy" | "add" | "relu_backward" | "dequantize" | "sgd" | "adam", "RUN") => {
+        ("copy" | "add" | "relu_backward" | "dequantize" | "sgd" | "adam" | "gelu", "RUN") => {
             vec![f64::from(lowbit::kernels::TEAM_RUN)]
         }
-        ("copy" | "add" | "relu_backward" | "dequantize" | "sgd" | "adam", "TEAM") => {
+        ("copy" | "add" | "relu_backward" | "dequantize" | "sgd" | "adam" | "gelu", "TEAM") => {
             vec![f64::from(lowbit::kernels::TEAM)]
         }
         (k, n) => panic!("{k} declares the pipeline constant {n}, which this test does not know: add its values"),

@@ -11,6 +11,7 @@ use lowbit::kernels::heads::{Heads, HeadsGeom};
 use lowbit::kernels::layernorm::{LayerNorm, EPS};
 use lowbit::kernels::softmax::{Softmax, SoftmaxShape};
 use lowbit::kernels::transpose::Transpose;
+use lowbit::kernels::VecPath;
 use lowbit::{reference, Error, GpuBuffer};
 
 /// Probabilities: absolute, since each is at most 1 (exp's few ulp on values up to 1, summed).
@@ -203,28 +204,43 @@ fn layernorm_forward_and_backward_match_the_reference() {
 #[test]
 fn gelu_forward_and_backward_match_the_reference() {
     let g = gpu();
-    let k = Gelu::new(g).unwrap();
-    let mut x: Vec<f32> = data(1757, 13, false).iter().map(|v| v * 2.0).collect();
-    // Far tails: the tanh saturates (the clamp keeps it finite) and GELU is x or 0.
-    x.extend([60.0, -60.0, 1e4, -1e4, 0.0]);
-    let dy = data(x.len(), 17, false);
-    let (y, dx) =
-        (GpuBuffer::<f32>::zeros(g, "y", x.len()).unwrap(), GpuBuffer::<f32>::zeros(g, "dx", x.len()).unwrap());
-    let xb = buf(&x);
-    run(|e| {
-        k.encode_forward(g, e, &xb, &y).unwrap();
-        k.encode_backward(g, e, &xb, &buf(&dy), &dx).unwrap();
-    });
-    let (y, dx) = (y.read(g).unwrap(), dx.read(g).unwrap());
-    assert_close("gelu", &y, &reference::gelu::forward(&x), GELU_ATOL, GELU_RTOL);
-    // The derivative is a difference of terms of size |dy|·(1 + |x|) (it is 0 near x = −0.75), so
-    // its error is bounded relative to those terms, not to the result.
-    for (i, (&got, want)) in dx.iter().zip(reference::gelu::backward(&x, &dy)).enumerate() {
-        let tol = GELU_ATOL + GELU_RTOL * dy[i].abs() * (1.0 + x[i].abs());
-        assert!((got - want).abs() <= tol, "gelu backward[{i}] at x = {}: {got} vs {want} (tolerance {tol})", x[i]);
+    // A length that is not a multiple of 4 (a thread per value) and one that is (vec4s, on both
+    // paths: past one workgroup of teams, 32,768 values, with a ragged last run).
+    for (len, path) in [(1757, VecPath::PerThread), (69_999, VecPath::PerThread), (69_999, VecPath::Teams)] {
+        let k = Gelu::with_path(g, path).unwrap();
+        let mut x: Vec<f32> = data(len, 13, false).iter().map(|v| v * 2.0).collect();
+        // Far tails: the tanh saturates (the clamp keeps it finite) and GELU is x or 0.
+        x.extend([60.0, -60.0, 1e4, -1e4, 0.0]);
+        let dy = data(x.len(), 17, false);
+        let (y, dx) =
+            (GpuBuffer::<f32>::zeros(g, "y", x.len()).unwrap(), GpuBuffer::<f32>::zeros(g, "dx", x.len()).unwrap());
+        let xb = buf(&x);
+        run(|e| {
+            k.encode_forward(g, e, &xb, &y).unwrap();
+            k.encode_backward(g, e, &xb, &buf(&dy), &dx).unwrap();
+        });
+        let (y, dx) = (y.read(g).unwrap(), dx.read(g).unwrap());
+        assert_close(
+            &format!("gelu of {} on {path:?}", x.len()),
+            &y,
+            &reference::gelu::forward(&x),
+            GELU_ATOL,
+            GELU_RTOL,
+        );
+        // The derivative is a difference of terms of size |dy|·(1 + |x|) (it is 0 near x = −0.75),
+        // so its error is bounded relative to those terms, not to the result.
+        for (i, (&got, want)) in dx.iter().zip(reference::gelu::backward(&x, &dy)).enumerate() {
+            let tol = GELU_ATOL + GELU_RTOL * dy[i].abs() * (1.0 + x[i].abs());
+            assert!(
+                (got - want).abs() <= tol,
+                "gelu backward[{i}] of {} on {path:?} at x = {}: {got} vs {want} (tolerance {tol})",
+                x.len(),
+                x[i]
+            );
+        }
+        let n = x.len();
+        assert_eq!(&y[n - 5..], &[60.0, 0.0, 1e4, 0.0, 0.0]);
     }
-    let n = x.len();
-    assert_eq!(&y[n - 5..], &[60.0, 0.0, 1e4, 0.0, 0.0]);
 }
 
 #[test]
