@@ -5,6 +5,11 @@
 // backward: with g = dy·γ and x̂ = (x − mean)·rstd,
 //           dx = rstd·(g − Σg/C − x̂·Σ(g·x̂)/C), and prod [rows, 2C] = (dy·x̂, dy): its column
 //           sums (col_sum) are the gradient of affine, dγ then dβ.
+// Entries forward_v4 and backward_v4 (cols a multiple of 4): the same arithmetic in the same order
+// (every sum still adds one value at a time), each row read and written through the *4 views of
+// the same bindings (a thread's loads are gathers across SIMD lanes on a CPU adapter, lane by
+// lane on llvmpipe, so a vec4 costs about what one f32 does). One entry never reaches both views
+// of a binding.
 // sqrt is not exact in WGSL: the reference is compared within a stated bound.
 // Reference: src/reference/layernorm.rs. Bindings: 0 params {rows, cols, eps}, 1 x, 2 affine
 // [γ(C), β(C)], 3 stats, 4 y, 5 dy, 6 dx, 7 prod.
@@ -24,6 +29,18 @@ struct LnParams {
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(7) var<storage, read_write> prod: array<f32>;
+// The same buffers as vec4s (the _v4 entries only; stats stays scalar).
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> affine4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> y4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> dx4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> prod4: array<vec4<f32>>;
+
+// v's components added to s one at a time, in order (the scalar loops' order).
+fn add4(s: f32, v: vec4<f32>) -> f32 {
+    return s + v.x + v.y + v.z + v.w;
+}
 
 @compute @workgroup_size(256)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -77,5 +94,69 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
         dx[base + c] = rstd * (g - a - xh * b);
         prod[2u * base + c] = dy[base + c] * xh;
         prod[2u * base + p.cols + c] = dy[base + c];
+    }
+}
+
+@compute @workgroup_size(256)
+fn forward_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (r >= p.rows) {
+        return;
+    }
+    let c4 = p.cols / 4u;
+    let base = r * c4;
+    let n = f32(p.cols);
+    var s = 0.0;
+    for (var c = 0u; c < c4; c++) {
+        s = add4(s, x4[base + c]);
+    }
+    let mean = s / n;
+    var v = 0.0;
+    for (var c = 0u; c < c4; c++) {
+        let d = x4[base + c] - mean;
+        v = add4(v, d * d);
+    }
+    let rstd = 1.0 / sqrt(v / n + p.eps);
+    stats[2u * r] = mean;
+    stats[2u * r + 1u] = rstd;
+    for (var c = 0u; c < c4; c++) {
+        y4[base + c] = affine4[c] * ((x4[base + c] - mean) * rstd) + affine4[c4 + c];
+    }
+}
+
+@compute @workgroup_size(256)
+fn backward_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (r >= p.rows) {
+        return;
+    }
+    let c4 = p.cols / 4u;
+    let base = r * c4;
+    let n = f32(p.cols);
+    let mean = stats[2u * r];
+    let rstd = stats[2u * r + 1u];
+    var sg = 0.0;
+    var sgx = 0.0;
+    for (var c = 0u; c < c4; c++) {
+        let xh = (x4[base + c] - mean) * rstd;
+        let g = dy4[base + c] * affine4[c];
+        sg += g.x;
+        sgx += g.x * xh.x;
+        sg += g.y;
+        sgx += g.y * xh.y;
+        sg += g.z;
+        sgx += g.z * xh.z;
+        sg += g.w;
+        sgx += g.w * xh.w;
+    }
+    let a = sg / n;
+    let b = sgx / n;
+    for (var c = 0u; c < c4; c++) {
+        let xh = (x4[base + c] - mean) * rstd;
+        let d = dy4[base + c];
+        let g = d * affine4[c];
+        dx4[base + c] = rstd * (g - a - xh * b);
+        prod4[2u * base + c] = d * xh;
+        prod4[2u * base + c4 + c] = d;
     }
 }

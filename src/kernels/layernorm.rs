@@ -1,5 +1,6 @@
 //! `layernorm`: layer normalization of each row of a `[rows, cols]` tensor with learnable γ and β
-//! (`affine` = γ then β), one thread per row; the forward keeps `(mean, rstd)` per row for the
+//! (`affine` = γ then β), one thread per row (through vec4s where `cols` is a multiple of 4: the
+//! same arithmetic in the same order); the forward keeps `(mean, rstd)` per row for the
 //! backward, which writes dx and `prod` `[rows, 2·cols]` = `(dy·x̂, dy)`, whose column sums
 //! (`col_sum`) are the gradient of `affine` (dγ then dβ). Bindings: 0 params, 1 x, 2 affine, 3 stats, 4 y,
 //! 5 dy, 6 dx, 7 prod. Reference: [`crate::reference::layernorm`].
@@ -26,6 +27,9 @@ pub struct LayerNorm {
     bgl: wgpu::BindGroupLayout,
     forward: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
+    /// Entries `forward_v4` and `backward_v4`, taken where `cols` is a multiple of 4.
+    forward_v4: wgpu::ComputePipeline,
+    backward_v4: wgpu::ComputePipeline,
     /// Stand-ins for unused bindings: one read-only, two writable (a buffer may not be bound
     /// read-only and writable in one dispatch).
     dummies: [GpuBuffer<f32>; 3],
@@ -41,6 +45,8 @@ impl LayerNorm {
         Ok(LayerNorm {
             forward: pipeline(gpu, "layernorm", "forward", &pl, &[])?,
             backward: pipeline(gpu, "layernorm", "backward", &pl, &[])?,
+            forward_v4: pipeline(gpu, "layernorm", "forward_v4", &pl, &[])?,
+            backward_v4: pipeline(gpu, "layernorm", "backward_v4", &pl, &[])?,
             bgl,
             dummies: [d("layernorm dummy r")?, d("layernorm dummy w0")?, d("layernorm dummy w1")?],
         })
@@ -73,7 +79,8 @@ impl LayerNorm {
         let u = uniform(gpu, "layernorm", &p);
         let [r, w0, w1] = &self.dummies;
         let bufs = [&u, x.buffer(), affine.buffer(), stats.buffer(), y.buffer(), r.buffer(), w0.buffer(), w1.buffer()];
-        dispatch(gpu, enc, "layernorm", &self.forward, &self.bgl, &bufs, (rows as u32).div_ceil(WG))
+        let pipeline = if cols.is_multiple_of(4) { &self.forward_v4 } else { &self.forward };
+        dispatch(gpu, enc, "layernorm", pipeline, &self.bgl, &bufs, (rows as u32).div_ceil(WG))
     }
 
     /// Records `dx` and `prod` `[rows, 2·cols]` = `(dy·x̂, dy)` from the forward's `stats`.
@@ -101,6 +108,7 @@ impl LayerNorm {
         let w = &self.dummies[1];
         let bufs =
             [&u, x.buffer(), affine.buffer(), stats.buffer(), w.buffer(), dy.buffer(), dx.buffer(), prod.buffer()];
-        dispatch(gpu, enc, "layernorm", &self.backward, &self.bgl, &bufs, (rows as u32).div_ceil(WG))
+        let pipeline = if cols.is_multiple_of(4) { &self.backward_v4 } else { &self.backward };
+        dispatch(gpu, enc, "layernorm", pipeline, &self.bgl, &bufs, (rows as u32).div_ceil(WG))
     }
 }
