@@ -4,6 +4,11 @@
 // forward:  p[k] = exp(scale·s[k] − m) / Σ exp(scale·s[j] − m), m the row's largest scale·s over
 //           the unmasked keys (numerically stable); masked p[k] = 0.
 // backward: ds[k] = scale · p[k] · (dp[k] − Σ_j p[j]·dp[j]) (the gradient of the scores).
+// Entries forward_v4 and backward_v4 (cols a multiple of 4): the same arithmetic in the same order
+// (maxima and sums still take one value at a time, masked keys skipped), each row read and
+// written through the *4 views of the same bindings (a thread's loads are gathers across SIMD
+// lanes on a CPU adapter, lane by lane on llvmpipe, so a vec4 costs about what one f32 does). One
+// entry never reaches both views of a binding.
 // exp is accurate to a few ulps in WGSL: the reference is compared within a stated bound.
 // Reference: src/reference/softmax.rs. Bindings: 0 params {rows, cols, queries, causal, scale},
 // 1 x (scores; the backward's p), 2 dp (backward), 3 out (p, or ds).
@@ -23,6 +28,10 @@ struct SoftmaxParams {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> dp: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// The same buffers as vec4s (the _v4 entries only).
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> dp4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
 
 // Keys of row r that are not masked: [0, end).
 fn row_end(r: u32) -> u32 {
@@ -71,5 +80,84 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
     for (var k = 0u; k < p.cols; k++) {
         out[base + k] = p.scale * (x[base + k] * (dp[base + k] - dot));
+    }
+}
+
+// The _v4 entries: m (max) or s (sum) taking v's components, keys k .. k + 3, in order, those
+// below end only.
+fn max4(m: f32, v: vec4<f32>, k: u32, end: u32) -> f32 {
+    var r = m;
+    if (k < end) {
+        r = max(r, v.x);
+    }
+    if (k + 1u < end) {
+        r = max(r, v.y);
+    }
+    if (k + 2u < end) {
+        r = max(r, v.z);
+    }
+    if (k + 3u < end) {
+        r = max(r, v.w);
+    }
+    return r;
+}
+
+fn sum4(s: f32, v: vec4<f32>, k: u32, end: u32) -> f32 {
+    var r = s;
+    if (k < end) {
+        r += v.x;
+    }
+    if (k + 1u < end) {
+        r += v.y;
+    }
+    if (k + 2u < end) {
+        r += v.z;
+    }
+    if (k + 3u < end) {
+        r += v.w;
+    }
+    return r;
+}
+
+@compute @workgroup_size(256)
+fn forward_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (r >= p.rows) {
+        return;
+    }
+    let c4 = p.cols / 4u;
+    let base = r * c4;
+    let end = row_end(r);
+    let used = (end + 3u) / 4u;
+    // As forward: from key 0's scaled score (max with itself changes nothing).
+    var m = p.scale * x4[base].x;
+    for (var k = 0u; k < used; k++) {
+        m = max4(m, p.scale * x4[base + k], 4u * k, end);
+    }
+    var s = 0.0;
+    for (var k = 0u; k < used; k++) {
+        s = sum4(s, exp(p.scale * x4[base + k] - m), 4u * k, end);
+    }
+    let inv = 1.0 / s;
+    for (var k = 0u; k < c4; k++) {
+        let keys = vec4<u32>(4u * k) + vec4<u32>(0u, 1u, 2u, 3u);
+        out4[base + k] = select(vec4<f32>(), exp(p.scale * x4[base + k] - m) * inv, keys < vec4<u32>(end));
+    }
+}
+
+@compute @workgroup_size(256)
+fn backward_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (r >= p.rows) {
+        return;
+    }
+    let c4 = p.cols / 4u;
+    let base = r * c4;
+    var dot = 0.0;
+    for (var k = 0u; k < c4; k++) {
+        dot = sum4(dot, x4[base + k] * dp4[base + k], 4u * k, p.cols);
+    }
+    for (var k = 0u; k < c4; k++) {
+        out4[base + k] = p.scale * (x4[base + k] * (dp4[base + k] - dot));
     }
 }

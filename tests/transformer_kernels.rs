@@ -110,9 +110,12 @@ fn heads_split_and_merge_are_exact_inverses() {
 fn softmax_forward_and_backward_match_the_reference() {
     let g = gpu();
     let k = Softmax::new(g).unwrap();
-    // Causal square blocks (attention), a non-causal wide row set, and rows off the 256 grid.
+    // Causal square blocks (attention), a non-causal wide row set, and rows off the 256 grid;
+    // keys in multiples of 4 (vec4s: the masked keys' ragged ends inside a vec4) and not.
     for s in [
         SoftmaxShape { rows: 3 * 4 * 17, cols: 17, queries: 17, causal: true, scale: 0.25 },
+        SoftmaxShape { rows: 5 * 16, cols: 64, queries: 16, causal: false, scale: 0.5 },
+        SoftmaxShape { rows: 2 * 30, cols: 24, queries: 30, causal: true, scale: 0.3 },
         SoftmaxShape { rows: 33, cols: 65, queries: 33, causal: false, scale: 1.0 },
         SoftmaxShape { rows: 2 * 300, cols: 300, queries: 300, causal: true, scale: 0.125 },
         SoftmaxShape { rows: 1, cols: 1, queries: 1, causal: true, scale: 3.0 },

@@ -1,6 +1,7 @@
 //! `softmax`: attention's scaled, optionally causal row softmax of a `[rows, cols]` score
 //! tensor (row `r` is query `r % queries`), and its backward `ds = scale · p ⊙ (dp − Σ p·dp)`.
-//! One thread per row. Bindings: 0 params, 1 x (the scores, or the backward's p), 2 dp, 3 out.
+//! One thread per row (through vec4s where `cols` is a multiple of 4: the same arithmetic in the
+//! same order). Bindings: 0 params, 1 x (the scores, or the backward's p), 2 dp, 3 out.
 //! Reference: [`crate::reference::softmax`].
 
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
@@ -40,6 +41,9 @@ pub struct Softmax {
     bgl: wgpu::BindGroupLayout,
     forward: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
+    /// Entries `forward_v4` and `backward_v4`, taken where `cols` is a multiple of 4.
+    forward_v4: wgpu::ComputePipeline,
+    backward_v4: wgpu::ComputePipeline,
     dummy: GpuBuffer<f32>,
 }
 
@@ -50,6 +54,8 @@ impl Softmax {
         Ok(Softmax {
             forward: pipeline(gpu, "softmax", "forward", &pl, &[])?,
             backward: pipeline(gpu, "softmax", "backward", &pl, &[])?,
+            forward_v4: pipeline(gpu, "softmax", "forward_v4", &pl, &[])?,
+            backward_v4: pipeline(gpu, "softmax", "backward_v4", &pl, &[])?,
             bgl,
             dummy: GpuBuffer::zeros(gpu, "softmax dummy", 4)?,
         })
@@ -84,7 +90,8 @@ impl Softmax {
         check_len("softmax", "p", p.len(), s.rows * s.cols)?;
         let u = uniform(gpu, "softmax", &params);
         let bufs = [&u, x.buffer(), self.dummy.buffer(), p.buffer()];
-        dispatch(gpu, enc, "softmax", &self.forward, &self.bgl, &bufs, (s.rows as u32).div_ceil(WG))
+        let pipeline = if s.cols.is_multiple_of(4) { &self.forward_v4 } else { &self.forward };
+        dispatch(gpu, enc, "softmax", pipeline, &self.bgl, &bufs, (s.rows as u32).div_ceil(WG))
     }
 
     /// Records `ds ← scale · p ⊙ (dp − Σ p·dp)` per row.
@@ -103,6 +110,7 @@ impl Softmax {
         }
         let u = uniform(gpu, "softmax", &params);
         let bufs = [&u, p.buffer(), dp.buffer(), ds.buffer()];
-        dispatch(gpu, enc, "softmax", &self.backward, &self.bgl, &bufs, (s.rows as u32).div_ceil(WG))
+        let pipeline = if s.cols.is_multiple_of(4) { &self.backward_v4 } else { &self.backward };
+        dispatch(gpu, enc, "softmax", pipeline, &self.bgl, &bufs, (s.rows as u32).div_ceil(WG))
     }
 }
