@@ -201,7 +201,9 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
     // weight gradients over a batch's pixels at batch 128: the MNIST CNN's first convolution's (5x5
     // taps of one channel, 16 outputs, 28x28 maps: one 16x32 tile over K = 100,352) and resnet20's
     // first stage's on CIFAR-10 (3x3 taps of 16 channels, 32x32 maps: K = 131,072, past int8 x
-    // int8's exact i32 run of 131,040).
+    // int8's exact i32 run of 131,040); and the `gpt` example's MLP products (16 sequences of 64
+    // tokens, width 64, hidden 256: forward of both layers, the first's weight gradient), whose
+    // short K (64) is where an integer GEMM's conversions weigh most against its products.
     shapes.extend([
         ("mlp.fc1.fwd", 128, 256, 784),
         ("mlp.fc1.dx", 128, 784, 256),
@@ -212,6 +214,9 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
         ("resnet20.stage1.fwd", 16384, 16, 144),
         ("mnist_cnn.conv1.dw", 16, 25, 100_352),
         ("resnet20_cifar.stage1.dw", 16, 144, 131_072),
+        ("gpt.fc1.fwd", 1024, 256, 64),
+        ("gpt.fc2.fwd", 1024, 64, 256),
+        ("gpt.fc1.dw", 256, 64, 1024),
     ]);
     let f32k = GemmF32::new(gpu)?;
     let naive = GemmF32Naive::new(gpu)?;
