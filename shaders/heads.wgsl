@@ -9,8 +9,13 @@
 // head-major row of D values (CPU adapters, where SIMD integer division runs lane by lane: main's
 // four divisions per element cost many times the move on llvmpipe); main_rows_v4, main_rows
 // through vec4s (D a multiple of 4). One entry never reaches both views of a binding.
+// Entries main_parts_v4 (a thread per vec4 of a head-major part, GPU layouts) and
+// main_parts_rows_v4 (a thread per head-major row, CPU adapters) move all three parts of a fused
+// q|k|v tensor (P = 3, D a multiple of 4) in one launch, each thread its element's three parts:
+// tok (binding 1) is the token-major tensor, h0, h1, h2 (bindings 2, 3, 4) parts 0, 1, 2
+// head-major, and p.merge the direction.
 // Reference: src/reference/heads.rs. Bindings: 0 params {batch, t, heads, d, n (= B·H·T·D),
-// merge, parts, part}, 1 src, 2 dst.
+// merge, parts, part}, 1 src, 2 dst; the parts entries 1 tok, 2 h0, 3 h1, 4 h2 (all read_write).
 
 struct HeadsParams {
     batch: u32,
@@ -29,6 +34,13 @@ struct HeadsParams {
 // src and dst again, as vec4s (the _v4 entries only).
 @group(0) @binding(1) var<storage, read> src4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dst4: array<vec4<f32>>;
+
+// The parts entries' bindings, as vec4s (the same numbers as src and dst: one entry never
+// reaches both).
+@group(0) @binding(1) var<storage, read_write> tok4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> h0_4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> h1_4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> h2_4: array<vec4<f32>>;
 
 // The token-major index of head-major row r's first value (r indexes [B, H, T]).
 fn token_row(r: u32) -> u32 {
@@ -110,5 +122,44 @@ fn main_rows_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         for (var e = 0u; e < d4; e++) {
             dst4[token + e] = src4[head + e];
         }
+    }
+}
+
+// Vec4 `e` of head-major row `r`, all three parts, in the direction p.merge says (the parts
+// entries; p.part = 0, so token_row gives part 0's row and part j lies j·H·D values on).
+fn move_parts4(r: u32, e: u32) {
+    let d4 = p.d / 4u;
+    let head = r * d4 + e;
+    let token = token_row(r) / 4u + e;
+    let stride = p.heads * d4;
+    if (p.merge == 0u) {
+        h0_4[head] = tok4[token];
+        h1_4[head] = tok4[token + stride];
+        h2_4[head] = tok4[token + 2u * stride];
+    } else {
+        tok4[token] = h0_4[head];
+        tok4[token + stride] = h1_4[head];
+        tok4[token + 2u * stride] = h2_4[head];
+    }
+}
+
+@compute @workgroup_size(256)
+fn main_parts_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = (wg.x + wg.y * nwg.x) * 256u + lid;
+    let d4 = p.d / 4u;
+    if (i >= p.n / 4u) {
+        return;
+    }
+    move_parts4(i / d4, i % d4);
+}
+
+@compute @workgroup_size(256)
+fn main_parts_rows_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = (wg.x + wg.y * nwg.x) * 256u + lid;
+    if (r >= p.n / p.d) {
+        return;
+    }
+    for (var e = 0u; e < p.d / 4u; e++) {
+        move_parts4(r, e);
     }
 }

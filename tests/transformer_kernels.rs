@@ -107,6 +107,42 @@ fn heads_split_and_merge_are_exact_inverses() {
 }
 
 #[test]
+fn heads_moves_all_three_parts_in_one_launch_as_one_part_at_a_time() {
+    let g = gpu();
+    // Both layouts; heads of multiples of 4 values (one launch) and not (three).
+    for per_row in [false, true] {
+        let k = Heads::with_thread_per_row(g, per_row).unwrap();
+        for (batch, t, heads, d) in [(2, 5, 3, 4), (3, 17, 4, 16), (1, 9, 2, 6), (2, 300, 1, 8)] {
+            let geom = HeadsGeom { batch, t, heads, d, parts: 3 };
+            let x = data(geom.token_major_len(), 7 + d as u32, true);
+            let xb = buf(&x);
+            // Outputs start as NaNs, so an element the launch misses shows.
+            let nans = |n: usize| buf(&vec![f32::NAN; n]);
+            let parts = [0, 1, 2].map(|_| nans(geom.head_major_len()));
+            let back = nans(geom.token_major_len());
+            run(|e| {
+                k.encode_parts(g, e, &xb, [&parts[0], &parts[1], &parts[2]], &geom, false).unwrap();
+                k.encode_parts(g, e, &back, [&parts[0], &parts[1], &parts[2]], &geom, true).unwrap();
+            });
+            for (p, s) in parts.iter().enumerate() {
+                let want = reference::heads::split(&x, &geom, p);
+                let what = format!("part {p} of {geom:?}, per row {per_row}");
+                assert_f32_bits_eq(&what, &s.read(g).unwrap(), &want);
+            }
+            assert_f32_bits_eq(&format!("merged {geom:?}, per row {per_row}"), &back.read(g).unwrap(), &x);
+        }
+        let two = HeadsGeom { batch: 1, t: 2, heads: 1, d: 4, parts: 2 };
+        let b = GpuBuffer::<f32>::zeros(g, "b", 16).unwrap();
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        assert!(matches!(k.encode_parts(g, &mut enc, &b, [&b, &b, &b], &two, false), Err(Error::InvalidArgument(_))));
+        let three = HeadsGeom { parts: 3, ..two };
+        let short = GpuBuffer::<f32>::zeros(g, "short", 4).unwrap();
+        let r = k.encode_parts(g, &mut enc, &b, [&short, &short, &short], &three, false);
+        assert!(matches!(r, Err(Error::Shape { .. })), "a token-major tensor of the wrong length: {r:?}");
+    }
+}
+
+#[test]
 fn softmax_forward_and_backward_match_the_reference() {
     let g = gpu();
     let k = Softmax::new(g).unwrap();

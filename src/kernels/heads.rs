@@ -3,7 +3,9 @@
 //! `[B, H, T, D]` of attention's batched products (`split` one part), and back (`merge` into one
 //! part). A thread per head-major element (per vec4 of it where heads hold multiples of 4
 //! values) on a GPU, per head-major row of a head's values on a CPU adapter (the same moves).
-//! Bindings: 0 params, 1 src, 2 dst.
+//! A fused q|k|v tensor's three parts move in one launch ([`Heads::encode_parts`]).
+//! Bindings: 0 params, 1 src, 2 dst; the three-part launch 0 params, 1 the token-major tensor,
+//! 2..4 the head-major parts.
 //! Reference: [`crate::reference::heads`].
 
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
@@ -60,6 +62,10 @@ pub struct Heads {
     pipeline: wgpu::ComputePipeline,
     /// Heads of multiples of 4 values: through vec4s.
     pipeline_v4: wgpu::ComputePipeline,
+    /// All three parts of a q|k|v tensor in one launch (heads of multiples of 4 values), with
+    /// its own layout: `main_parts_rows_v4` on the per-row path, `main_parts_v4` elsewhere.
+    parts_bgl: wgpu::BindGroupLayout,
+    parts: wgpu::ComputePipeline,
     /// A thread per head-major row of `d` values (entries `main_rows`, `main_rows_v4`).
     per_row: bool,
 }
@@ -76,12 +82,68 @@ impl Heads {
     pub fn with_thread_per_row(gpu: &Gpu, per_row: bool) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "heads", &[Slot::Uniform, Slot::Read, Slot::Write]);
         let (scalar, v4) = if per_row { ("main_rows", "main_rows_v4") } else { ("main", "main_v4") };
+        let (parts_bgl, parts_pl) =
+            layouts(gpu, "heads", &[Slot::Uniform, Slot::Write, Slot::Write, Slot::Write, Slot::Write]);
+        let parts = if per_row { "main_parts_rows_v4" } else { "main_parts_v4" };
         Ok(Heads {
             pipeline: pipeline(gpu, "heads", scalar, &pl, &[])?,
             pipeline_v4: pipeline(gpu, "heads", v4, &pl, &[])?,
+            parts: pipeline(gpu, "heads", parts, &parts_pl, &[])?,
+            parts_bgl,
             per_row,
             bgl,
         })
+    }
+
+    fn params(g: &HeadsGeom, part: usize, merge: bool) -> Result<HeadsParams> {
+        let n = [g.batch, g.t, g.heads, g.d, g.parts].iter().try_fold(1usize, |n, &v| n.checked_mul(v));
+        if n.is_none_or(|n| n == 0 || n > u32::MAX as usize) || part >= g.parts {
+            return Err(Error::InvalidArgument(format!("heads: part {part} of {g:?} is empty or too large")));
+        }
+        Ok(HeadsParams {
+            batch: g.batch as u32,
+            t: g.t as u32,
+            heads: g.heads as u32,
+            d: g.d as u32,
+            n: g.head_major_len() as u32,
+            merge: merge as u32,
+            parts: g.parts as u32,
+            part: part as u32,
+        })
+    }
+
+    /// Records all three parts of a fused q|k|v tensor at once: `heads[j] ← part j of token`
+    /// as `[B, H, T, D]` (`merge` false), or `heads[j]` into part `j` of `token` (`merge` true).
+    /// One launch where heads hold multiples of 4 values, else three [`Heads::encode`]s; the
+    /// same moves either way. `g.parts` must be 3.
+    pub fn encode_parts(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        token: &GpuBuffer<f32>,
+        heads: [&GpuBuffer<f32>; 3],
+        g: &HeadsGeom,
+        merge: bool,
+    ) -> Result<()> {
+        if g.parts != 3 {
+            return Err(Error::InvalidArgument(format!("heads: encode_parts moves three parts, not {}", g.parts)));
+        }
+        if !g.d.is_multiple_of(4) {
+            for (part, h) in heads.into_iter().enumerate() {
+                let (src, dst) = if merge { (h, token) } else { (token, h) };
+                self.encode(gpu, enc, src, dst, g, part, merge)?;
+            }
+            return Ok(());
+        }
+        let p = Self::params(g, 0, merge)?;
+        check_len("heads", "the token-major tensor", token.len(), g.token_major_len())?;
+        for h in heads {
+            check_len("heads", "a head-major part", h.len(), g.head_major_len())?;
+        }
+        let params = uniform(gpu, "heads", &p);
+        let threads = if self.per_row { g.head_major_len() / g.d } else { g.head_major_len() / 4 };
+        let bufs = [&params, token.buffer(), heads[0].buffer(), heads[1].buffer(), heads[2].buffer()];
+        dispatch(gpu, enc, "heads", &self.parts, &self.parts_bgl, &bufs, (threads as u32).div_ceil(WG))
     }
 
     /// Records `dst ← part `part` of src` as `[B, H, T, D]` (`merge` false), or writes `src`
@@ -96,23 +158,10 @@ impl Heads {
         part: usize,
         merge: bool,
     ) -> Result<()> {
-        let n = [g.batch, g.t, g.heads, g.d, g.parts].iter().try_fold(1usize, |n, &v| n.checked_mul(v));
-        if n.is_none_or(|n| n == 0 || n > u32::MAX as usize) || part >= g.parts {
-            return Err(Error::InvalidArgument(format!("heads: part {part} of {g:?} is empty or too large")));
-        }
+        let p = Self::params(g, part, merge)?;
         let (head, token) = if merge { (src, dst) } else { (dst, src) };
         check_len("heads", "the head-major tensor", head.len(), g.head_major_len())?;
         check_len("heads", "the token-major tensor", token.len(), g.token_major_len())?;
-        let p = HeadsParams {
-            batch: g.batch as u32,
-            t: g.t as u32,
-            heads: g.heads as u32,
-            d: g.d as u32,
-            n: g.head_major_len() as u32,
-            merge: merge as u32,
-            parts: g.parts as u32,
-            part: part as u32,
-        };
         let params = uniform(gpu, "heads", &p);
         let v4 = g.d.is_multiple_of(4);
         let threads = match (self.per_row, v4) {

@@ -157,12 +157,11 @@ impl Op for Attention {
         let (gpu, k) = (cx.gpu, cx.kernels);
         let head_len = g.qkv.head_major_len();
         let mut qkv = Vec::with_capacity(3);
-        for (part, label) in ["attention q", "attention k", "attention v"].into_iter().enumerate() {
-            let b = cx.scratch::<f32>(label, head_len)?;
-            k.heads.encode(gpu, cx.rec, x[0], &b, &g.qkv, part, false)?;
-            qkv.push(b);
+        for label in ["attention q", "attention k", "attention v"] {
+            qkv.push(cx.scratch::<f32>(label, head_len)?);
         }
         let (q, kk, v) = (&qkv[0], &qkv[1], &qkv[2]);
+        k.heads.encode_parts(gpu, cx.rec, x[0], [q, kk, v], &g.qkv, false)?;
         let (act, _, _) = operands(node.attention);
         let scores = g.bh * g.t * g.t;
         let s = cx.scratch::<f32>("attention scores", scores)?;
@@ -231,9 +230,7 @@ impl Backward for AttentionBackward {
         product(cx, bh, a, b, &dk)?;
         let k = cx.kernels;
         let dx = cx.scratch::<f32>("attention dx", g.qkv.token_major_len())?;
-        for (part, grad) in [&dq, &dk, &dv].into_iter().enumerate() {
-            k.heads.encode(gpu, cx.rec, grad, &dx, &g.qkv, part, true)?;
-        }
+        k.heads.encode_parts(gpu, cx.rec, &dx, [&dq, &dk, &dv], &g.qkv, true)?;
         Ok(vec![Some(dx)])
     }
 }
