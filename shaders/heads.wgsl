@@ -58,11 +58,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         return;
     }
     // i indexes [B, H, T, D].
-    let e = i % p.d;
-    let t = (i / p.d) % p.t;
-    let h = (i / (p.d * p.t)) % p.heads;
-    let b = i / (p.d * p.t * p.heads);
-    let token_major = (((b * p.t + t) * p.parts + p.part) * p.heads + h) * p.d + e;
+    let token_major = token_row(i / p.d) + i % p.d;
     if (p.merge == 0u) {
         dst[i] = src[token_major];
     } else {
