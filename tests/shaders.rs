@@ -128,6 +128,11 @@ fn a_broken_shader_is_rejected_by_the_validator() {
     assert!(failed);
 }
 
+/// Whether `kernel` includes common/teams.wgsl (and so declares its TEAM and RUN).
+fn includes_teams(kernel: &str) -> bool {
+    lowbit::shaders::KERNELS.iter().any(|k| k.name == kernel && k.includes.contains(&"teams"))
+}
+
 /// The values each pipeline constant takes in the launchers (`src/kernels/*.rs`), by kernel.
 fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
     match (kernel, name) {
@@ -155,12 +160,9 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
             .to_vec(),
         // batchnorm::V4_ROWS.
         ("batchnorm", "V4_ROWS") => vec![8.0],
-        ("copy" | "add" | "relu_backward" | "dequantize" | "sgd" | "adam" | "gelu", "RUN") => {
-            vec![f64::from(lowbit::kernels::TEAM_RUN)]
-        }
-        ("copy" | "add" | "relu_backward" | "dequantize" | "sgd" | "adam" | "gelu", "TEAM") => {
-            vec![f64::from(lowbit::kernels::TEAM)]
-        }
+        // common/teams.wgsl's constants, in every kernel that includes it, as VecPath::entry sets them.
+        (k, "RUN") if includes_teams(k) => vec![f64::from(lowbit::kernels::TEAM_RUN)],
+        (k, "TEAM") if includes_teams(k) => vec![f64::from(lowbit::kernels::TEAM)],
         (k, n) => panic!("{k} declares the pipeline constant {n}, which this test does not know: add its values"),
     }
 }
