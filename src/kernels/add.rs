@@ -6,7 +6,7 @@
 //! Bindings: 0 params, 1 a, 2 b, 3 y.
 //! Reference: [`crate::reference::add`].
 
-use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, VecPath, WG};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, VecPath};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
@@ -60,15 +60,7 @@ impl Add {
         let params = uniform(gpu, "add", &[n as u32, relu as u32, b.is_some() as u32, 0]);
         // Without b, a stands in for it (read-only in both places).
         let b = b.unwrap_or(a);
-        let v4 = n.is_multiple_of(4);
-        dispatch(
-            gpu,
-            enc,
-            "add",
-            if v4 { &self.v4 } else { &self.pipeline },
-            &self.bgl,
-            &[&params, a.buffer(), b.buffer(), y.buffer()],
-            if v4 { self.path.workgroups(n as u32 / 4) } else { (n as u32).div_ceil(WG) },
-        )
+        let (pipeline, groups) = self.path.elementwise(n as u32, &self.v4, &self.pipeline);
+        dispatch(gpu, enc, "add", pipeline, &self.bgl, &[&params, a.buffer(), b.buffer(), y.buffer()], groups)
     }
 }

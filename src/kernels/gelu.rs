@@ -3,7 +3,7 @@
 //! llvmpipe a GPT step's GELU launches of a thread per value spent most of their time starting
 //! workgroups). Bindings: 0 params, 1 x, 2 dy, 3 out. Reference: [`crate::reference::gelu`].
 
-use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, VecPath, WG};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, VecPath};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
@@ -55,11 +55,8 @@ impl Gelu {
     ) -> Result<()> {
         let u = uniform(gpu, "gelu", &[n, backward as u32, 0, 0]);
         let bufs = [&u, bufs[0], bufs[1], bufs[2]];
-        let (pipeline, groups) = match (n.is_multiple_of(4), backward) {
-            (true, _) => (&self.v4, self.path.workgroups(n / 4)),
-            (false, false) => (&self.forward, n.div_ceil(WG)),
-            (false, true) => (&self.backward, n.div_ceil(WG)),
-        };
+        let scalar = if backward { &self.backward } else { &self.forward };
+        let (pipeline, groups) = self.path.elementwise(n, &self.v4, scalar);
         dispatch(gpu, enc, "gelu", pipeline, &self.bgl, &bufs, groups)
     }
 

@@ -99,6 +99,21 @@ impl VecPath {
         }
     }
 
+    /// The launch of an elementwise kernel over `n` values: its vec4 entry `v4` on this path's
+    /// grid where `n` is a multiple of 4, else its `scalar` entry, a thread per value.
+    pub(crate) fn elementwise<'a>(
+        self,
+        n: u32,
+        v4: &'a wgpu::ComputePipeline,
+        scalar: &'a wgpu::ComputePipeline,
+    ) -> (&'a wgpu::ComputePipeline, u32) {
+        if n.is_multiple_of(4) {
+            (v4, self.workgroups(n / 4))
+        } else {
+            (scalar, n.div_ceil(WG))
+        }
+    }
+
     /// The entry point of a kernel with both entries (`main_v4`-like `per_thread`, and
     /// `main_teams`) and the pipeline constants it takes on this path.
     pub(crate) fn entry(self, per_thread: &'static str) -> (&'static str, &'static [(&'static str, f64)]) {

@@ -3,7 +3,7 @@
 //! teams, [`VecPath::Teams`], as `add`). Bindings: 0 params, 1 y, 2 dy, 3 dx. Reference:
 //! [`crate::reference::relu_backward`].
 
-use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, VecPath, WG};
+use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, VecPath};
 use crate::tensor::GpuBuffer;
 use crate::{Gpu, Result};
 
@@ -53,15 +53,15 @@ impl ReluBackward {
         check_len("relu_backward", "dy", dy.len(), n)?;
         check_len("relu_backward", "dx", dx.len(), n)?;
         let params = uniform(gpu, "relu_backward", &[n as u32, 0, 0, 0]);
-        let v4 = n.is_multiple_of(4);
+        let (pipeline, groups) = self.path.elementwise(n as u32, &self.v4, &self.pipeline);
         dispatch(
             gpu,
             enc,
             "relu_backward",
-            if v4 { &self.v4 } else { &self.pipeline },
+            pipeline,
             &self.bgl,
             &[&params, y.buffer(), dy.buffer(), dx.buffer()],
-            if v4 { self.path.workgroups(n as u32 / 4) } else { (n as u32).div_ceil(WG) },
+            groups,
         )
     }
 }
