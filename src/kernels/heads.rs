@@ -95,6 +95,16 @@ impl Heads {
         })
     }
 
+    /// Threads of a launch over one head-major tensor of `g`: a row each on the per-row path,
+    /// else a vec4 (`v4`) or a value each.
+    fn threads(&self, g: &HeadsGeom, v4: bool) -> usize {
+        match (self.per_row, v4) {
+            (true, _) => g.head_major_len() / g.d,
+            (false, true) => g.head_major_len() / 4,
+            (false, false) => g.head_major_len(),
+        }
+    }
+
     fn params(g: &HeadsGeom, part: usize, merge: bool) -> Result<HeadsParams> {
         let n = [g.batch, g.t, g.heads, g.d, g.parts].iter().try_fold(1usize, |n, &v| n.checked_mul(v));
         if n.is_none_or(|n| n == 0 || n > u32::MAX as usize) || part >= g.parts {
@@ -141,7 +151,7 @@ impl Heads {
             check_len("heads", "a head-major part", h.len(), g.head_major_len())?;
         }
         let params = uniform(gpu, "heads", &p);
-        let threads = if self.per_row { g.head_major_len() / g.d } else { g.head_major_len() / 4 };
+        let threads = self.threads(g, true);
         let bufs = [&params, token.buffer(), heads[0].buffer(), heads[1].buffer(), heads[2].buffer()];
         dispatch(gpu, enc, "heads", &self.parts, &self.parts_bgl, &bufs, (threads as u32).div_ceil(WG))
     }
@@ -164,13 +174,8 @@ impl Heads {
         check_len("heads", "the token-major tensor", token.len(), g.token_major_len())?;
         let params = uniform(gpu, "heads", &p);
         let v4 = g.d.is_multiple_of(4);
-        let threads = match (self.per_row, v4) {
-            (true, _) => g.head_major_len() / g.d,
-            (false, true) => g.head_major_len() / 4,
-            (false, false) => g.head_major_len(),
-        };
         let pipeline = if v4 { &self.pipeline_v4 } else { &self.pipeline };
-        let groups = (threads as u32).div_ceil(WG);
+        let groups = (self.threads(g, v4) as u32).div_ceil(WG);
         dispatch(gpu, enc, "heads", pipeline, &self.bgl, &[&params, src.buffer(), dst.buffer()], groups)
     }
 }
