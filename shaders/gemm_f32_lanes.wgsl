@@ -19,8 +19,10 @@
 // Rows and columns past M and N read clamped in-range rows and are not stored. With FLAG_SWAP
 // the launch computes Cᵀ of a product narrower than the tile (its A and B are C's B and A), its
 // stores transposed by common/lanes.wgsl. With
-// p.batches > 1, the products of a batch follow each other as in gemm_f32; never split along K
-// (p.splits is 1).
+// p.batches > 1, the products of a batch follow each other as in gemm_f32. Split along K as
+// gemm_f32's tiles split (common/gemm.wgsl's split_tile; one product, no epilogue): split s adds
+// K elements [s·k_split, (s + 1)·k_split) and stores its partial sums at c[s·M·N..] in C's layout
+// (Cᵀ's launch too), which the launcher's col_sum adds in split order.
 // The outer-product arithmetic (Acc, quad_step, mac_quads) and the stores (lanes_finish, through
 // this file's column) are common/lanes.wgsl's, shared with gemm_int_lanes and gemm_fp8_lanes.
 // Bindings: 0 params, 1 a (read), 2 b (read), 3 bias (read), 4 c (read-write), 5 amax (atomic),
@@ -85,9 +87,20 @@ fn mac(acc: Acc, bt: mat4x4<f32>, lo: vec4<f32>, hi: vec4<f32>) -> Acc {
     return mac_quads(acc, bt, rows(lo, 0u), rows(lo, 1u), rows(hi, 0u), rows(hi, 1u));
 }
 
-// This workgroup's first row and column of C, and whether it has a tile (sets a_off, b_off, c_off).
+// This workgroup's split of K: elements k_lo .. k_hi (all of K unless split; k_split is a multiple
+// of 64, so every split but the last ends on a whole K step).
+var<private> k_lo: u32;
+var<private> k_hi: u32;
+
+// This workgroup's first row and column of C, and whether it has a tile (sets a_off, b_off, c_off,
+// and k_lo, k_hi; with splits c_off is the split's partial sums).
 fn origin(wg: vec3<u32>, nwg: vec3<u32>) -> vec3<u32> {
     let st = split_tile(p, wg.x + wg.y * nwg.x);
+    k_lo = st.k_lo;
+    k_hi = st.k_hi;
+    if (p.splits > 1u) {
+        c_off = st.base;
+    }
     return vec3<u32>((st.tile / p.tiles_n) * 16u, (st.tile % p.tiles_n) * 32u, u32(st.valid));
 }
 
@@ -98,7 +111,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         return;
     }
     var acc: Acc;
-    for (var k = 0u; k < p.k; k += 4u) {
+    for (var k = k_lo; k < k_hi; k += 4u) {
         acc = mac(acc, load_b(o.y, k, lane), load_a(o.x, k, lane, 0u), load_a(o.x, k, lane, 1u));
     }
     lanes_finish(acc, o.x, o.y, lane);
@@ -176,7 +189,7 @@ fn main_scalar(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
         return;
     }
     var acc: Acc;
-    for (var k = 0u; k < p.k; k += 4u) {
+    for (var k = k_lo; k < k_hi; k += 4u) {
         acc = mac(acc, load_b1(o.y, k, lane), load_a1(o.x, k, lane, 0u), load_a1(o.x, k, lane, 1u));
     }
     lanes_finish(acc, o.x, o.y, lane);

@@ -6,8 +6,12 @@
 // them (scaled_value of the decoded code and its group's scale: the values `dequantize` gives)
 // into a vec4, and the 16 x 32 tiles, broadcasts, k-by-k multiply-adds and stores of
 // gemm_f32_lanes (common/lanes.wgsl) run on them: the same products added in the same order as
-// gemm_fp8's tiles add them (unsplit), so on llvmpipe, which fuses no multiply-add, the same bits.
-// With p.batches > 1 the products follow each other as in gemm_fp8; never split along K.
+// gemm_fp8's tiles add them (where neither splits K), so on llvmpipe, which fuses no multiply-add,
+// the same bits.
+// With p.batches > 1 the products follow each other as in gemm_fp8. Split along K as gemm_f32_lanes
+// splits (one product, no epilogue): split s adds lane words [s·k_split / 4, (s + 1)·k_split / 4)
+// and stores its partial sums at c[s·M·N..] in C's layout, which the launcher's col_sum adds in
+// split order.
 // Rows and columns past M and N read zeros and are not stored.
 // Bindings: 0 params, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c (read-write),
 // 7 amax (atomic), as gemm_fp8's. Reference: src/reference/gemm_fp8.rs (f64 accumulation of the
@@ -70,8 +74,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     b_shift = block_shift(p.b_block_div);
     let m0 = (st.tile / p.tiles_n) * 16u;
     let n0 = (st.tile % p.tiles_n) * 32u;
+    if (p.splits > 1u) {
+        c_off = st.base;
+    }
     var acc: Acc;
-    for (var kw = 0u; kw < (p.k + 3u) / 4u; kw++) {
+    // (k_split is a multiple of 64: every split but the last ends on a whole word.)
+    for (var kw = st.k_lo / 4u; kw < (st.k_hi + 3u) / 4u; kw++) {
         let lo = load_a(m0, kw, lane, 0u);
         let hi = load_a(m0, kw, lane, 1u);
         acc = mac_quads(acc, load_b(n0, kw, lane), rows_nt(lo, 0u), rows_nt(lo, 1u), rows_nt(hi, 0u), rows_nt(hi, 1u));

@@ -821,6 +821,126 @@ fn lane_gemm_matches_the_reference_where_the_adapter_has_it_and_is_refused_elsew
     }
 }
 
+/// `op(X)`'s stored values for K elements `lo..hi` of a `[rows, k]` operand stored `[rows, k]` or,
+/// with `trans`, `[k, rows]`: the same operand over that slice of K, stored the same way.
+fn k_slice(x: &[f32], rows: usize, k: usize, trans: bool, lo: usize, hi: usize) -> Vec<f32> {
+    match trans {
+        true => x[lo * rows..hi * rows].to_vec(),
+        false => (0..rows).flat_map(|r| x[r * k + lo..r * k + hi].iter().copied()).collect(),
+    }
+}
+
+#[test]
+fn lane_gemms_split_a_long_k_into_slices_added_in_split_order() {
+    // A product of few 16 x 32 tiles over a long K (a convolution's weight gradient) splits along K
+    // on the f32 and FP8 lanes as the tiles split: each split's sums are the lanes' own product over its slice
+    // of K, which col_sum adds in split order. Checked against that composition bit for bit (the
+    // unsplit lanes on each slice, then col_sum's reference), and against the f64 reference within
+    // the bound grown by the splits. (5, 70): three tiles; (300, 10): computed as Cᵀ, ten tiles.
+    // An epilogue keeps the product whole: one launch, the unsplit bound.
+    let g = gpu();
+    if !runs_lanes_kernel("gemm_f32_lanes", GemmF32Lanes::available(g)) {
+        return;
+    }
+    let lanes = GemmF32Lanes::new(g).unwrap();
+    for (m, n, k, tiles) in [(5, 70, 5003, 3), (300, 10, 4100, 10)] {
+        let (splits, k_split) = lowbit::kernels::gemm::split_plan(tiles, k, 0);
+        let (splits, k_split) = (splits as usize, k_split as usize);
+        assert!(splits > 1 && k_split * (splits - 1) < k, "{m}x{n}x{k} must split: {splits}");
+        let a = data(m * k, 87, false);
+        let b = data(n * k, 88, false);
+        let (ab, bb) = (common::buf(&a), common::buf(&b));
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let s = GemmShape { m, n, k, trans_a: ta, trans_b: tb };
+            let what = format!("split gemm_f32_lanes {m}x{n}x{k} ta={ta} tb={tb}");
+            let c = GpuBuffer::<f32>::from_slice(g, "c", &vec![f32::NAN; m * n]).unwrap();
+            let mut rec = lowbit::Recorder::new(g, "lanes");
+            lanes.encode(g, &mut rec, &ab, &bb, s, &Epilogue::default(), &c).unwrap();
+            assert_eq!(rec.dispatches(), 2, "{what}: the splits and their sum");
+            g.queue.submit([rec.finish()]);
+            let got = c.read(g).unwrap();
+            let mut partials = Vec::with_capacity(splits * m * n);
+            for i in 0..splits {
+                let (lo, hi) = (i * k_split, ((i + 1) * k_split).min(k));
+                let (sa, sb) = (k_slice(&a, m, k, ta, lo, hi), k_slice(&b, n, k, tb, lo, hi));
+                let part = GpuBuffer::<f32>::zeros(g, "part", m * n).unwrap();
+                let sl = GemmShape { k: hi - lo, ..s };
+                let mut rec = lowbit::Recorder::new(g, "slice");
+                lanes
+                    .encode(g, &mut rec, &common::buf(&sa), &common::buf(&sb), sl, &Epilogue::default(), &part)
+                    .unwrap();
+                assert_eq!(rec.dispatches(), 1, "{what}: slice {i} is not split");
+                g.queue.submit([rec.finish()]);
+                partials.extend(part.read(g).unwrap());
+            }
+            if g.report().name.contains("llvmpipe") {
+                // (Where no multiply-add is fused, the same operations in the same order.)
+                common::assert_f32_bits_eq(&what, &got, &reference::col_sum::col_sum(&partials, splits, m * n));
+            }
+            let want = reference::gemm_f32_lanes::gemm_f32_lanes(&a, &b, m, n, k, ta, tb, &EpilogueRef::default());
+            check(&what, &got, &want, f32_bound(k) + splits as f64 * 2f64.powi(-23));
+            // With bias and ReLU: whole.
+            let bias = data(n, 89, false);
+            let c = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
+            let epi = Epilogue { bias: Some(&common::buf(&bias)), relu: true, ..Default::default() };
+            let mut rec = lowbit::Recorder::new(g, "lanes");
+            lanes.encode(g, &mut rec, &ab, &bb, s, &epi, &c).unwrap();
+            assert_eq!(rec.dispatches(), 1, "{what}: an epilogue keeps K whole");
+            g.queue.submit([rec.finish()]);
+            let eref = EpilogueRef { bias: Some(&bias), relu: true, ..Default::default() };
+            let want = reference::gemm_f32_lanes::gemm_f32_lanes(&a, &b, m, n, k, ta, tb, &eref);
+            check(&format!("{what} with bias and ReLU"), &c.read(g).unwrap(), &want, f32_bound(k));
+        }
+        // gemm_fp8_lanes splits as gemm_f32_lanes does: each lane word decoded to the values
+        // `dequantize` gives, then the same tiles, so the f32 lanes' bits on those values.
+        if !g.cpu_layouts() {
+            continue;
+        }
+        let schemes = [
+            (QuantScheme::per_row(Format::Fp8E5M2).stochastic(6, 1), QuantScheme::per_tensor(Format::Fp8E4M3)),
+            (QuantScheme::native(Format::Mxfp8), QuantScheme::native(Format::Mxfp8).stochastic(6, 2)),
+        ];
+        for (sa, sb) in schemes {
+            let what = format!("split gemm_fp8_lanes {}x{} {m}x{n}x{k}", sa.format, sb.format);
+            let (qa, qb) = (quantized(&a, m, k, sa), quantized(&b, n, k, sb));
+            let kernel = GemmFp8::new(g, sa.format, sb.format).unwrap();
+            assert!(kernel.uses_lanes(), "{what}");
+            let c = GpuBuffer::<f32>::from_slice(g, "c", &vec![f32::NAN; m * n]).unwrap();
+            let mut rec = lowbit::Recorder::new(g, "lanes");
+            kernel.encode(g, &mut rec, &qa, &qb, &Epilogue::default(), &c).unwrap();
+            assert_eq!(rec.dispatches(), 2, "{what}: the splits and their sum");
+            g.queue.submit([rec.finish()]);
+            let got = c.read(g).unwrap();
+            let (ac, asc, bc, bsc) = (
+                qa.codes.read(g).unwrap(),
+                qa.scales.read(g).unwrap(),
+                qb.codes.read(g).unwrap(),
+                qb.scales.read(g).unwrap(),
+            );
+            let want = reference::gemm_fp8_lanes::gemm_fp8_lanes(
+                &ac,
+                &asc,
+                &qa.layout,
+                &bc,
+                &bsc,
+                &qb.layout,
+                &EpilogueRef::default(),
+            );
+            check(&what, &got, &want, f32_bound(k) + splits as f64 * 2f64.powi(-23));
+            if g.report().name.contains("llvmpipe") {
+                let da = reference::dequantize::dequantize(&ac, &asc, &qa.layout);
+                let db = reference::dequantize::dequantize(&bc, &bsc, &qb.layout);
+                let f32_lanes = GpuBuffer::<f32>::zeros(g, "c", m * n).unwrap();
+                let (dab, dbb) = (common::buf(&da), common::buf(&db));
+                submit(|e| {
+                    lanes.encode(g, e, &dab, &dbb, GemmShape::nt(m, n, k), &Epilogue::default(), &f32_lanes).unwrap()
+                });
+                common::assert_f32_bits_eq(&format!("{what} vs gemm_f32_lanes"), &got, &f32_lanes.read(g).unwrap());
+            }
+        }
+    }
+}
+
 #[test]
 fn batched_f32_gemms_match_the_reference_per_batch() {
     let g = gpu();

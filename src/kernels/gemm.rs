@@ -466,9 +466,8 @@ impl PackedLanes {
     /// [`dispatch_packed`] of `p` (built for any tile, checked) re-tiled to the lanes kernels'
     /// 16×32 outputs per workgroup; SMP's samples of A (`p.samples > 1`), and scale chunks longer
     /// than `gemm_int_lanes::MAX_BLOCK` that do not span K, through entry `main_samples`, never
-    /// as `Cᵀ`. With `combine` (`gemm_int_lanes`), split along K as
-    /// [`split_plan`] cuts few tiles over a long K, for one product of one sample, one scale
-    /// chunk over K and not raw ([`LanesCombine`]); never split otherwise.
+    /// as `Cᵀ`. Split along K as [`split_plan`] cuts few tiles over a long K, as `split` says
+    /// ([`LanesSplit`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
@@ -480,7 +479,7 @@ impl PackedLanes {
         b: &crate::quant::QuantizedTensor,
         epi: &Epilogue,
         c: &wgpu::Buffer,
-        combine: Option<&LanesCombine>,
+        split: LanesSplit,
     ) -> Result<()> {
         use super::gemm_f32_lanes::{TILE_M, TILE_N};
         let name = self.name;
@@ -507,7 +506,22 @@ impl PackedLanes {
             ))
         })?;
         (p.tiles_n, p.total_tiles, p.splits) = (tiles_n, total_tiles, 1);
-        let combine = combine.filter(|_| LanesCombine::takes(&p));
+        let combine = match split {
+            LanesSplit::Exact(combine) => Some(combine).filter(|_| LanesCombine::takes(&p)),
+            LanesSplit::Partial(out) => {
+                // Plain products only (the swap is no epilogue), one product of one sample.
+                if p.flags & !flags::SWAP == 0 && p.batches <= 1 && p.samples <= 1 {
+                    (p.splits, p.k_split) = split_plan(total_tiles, p.k as usize, 0);
+                }
+                if p.splits <= 1 {
+                    return dispatch_packed(gpu, enc, name, &self.bgl, pipeline, dummies, &p, a, b, epi, c);
+                }
+                let mn = p.m as usize * p.n as usize;
+                let parts = enc.scratch::<f32>(gpu, "split-K partial sums", p.splits as usize * mn)?;
+                dispatch_packed(gpu, enc, name, &self.bgl, pipeline, dummies, &p, a, b, epi, parts.buffer())?;
+                return dummies.sum.encode(gpu, enc, &parts, p.splits as usize, mn, out);
+            }
+        };
         if combine.is_some() {
             (p.splits, p.k_split) = split_plan(total_tiles, p.k as usize, 0);
         }
@@ -520,6 +534,19 @@ impl PackedLanes {
         dispatch_packed(gpu, enc, name, &self.bgl, pipeline, dummies, &p, a, b, epi, parts.buffer())?;
         combine.record(gpu, enc, name, swap, dummies, &p, (a, b), epi, c, &parts)
     }
+}
+
+/// How [`PackedLanes::record`] splits a product of few tiles over a long K ([`split_plan`], planned
+/// from the lanes' 16×32 tiles).
+pub(crate) enum LanesSplit<'a> {
+    /// Exact i32 sums (`gemm_int_lanes`): for one product of one sample, one scale chunk over K
+    /// and not raw, each split's sums into scratch, then [`LanesCombine`] forms every output from
+    /// their total, as the unsplit launch does.
+    Exact(&'a LanesCombine),
+    /// f32 sums (`gemm_fp8_lanes`): for one product of one sample without epilogue, each split's
+    /// partial sums into scratch, which `col_sum` adds in split order into this buffer (the
+    /// launch's C), as gemm_f32's splits are added.
+    Partial(&'a GpuBuffer<f32>),
 }
 
 /// Kernel `name`'s `entry` for A in `.0` and B in `.1` of `formats` (its `FMT_A`, `FMT_B`), in

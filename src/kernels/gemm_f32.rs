@@ -7,7 +7,7 @@
 //! threads with 8×8 (vec4 registers, K steps of 8), 4×4 or 2×2 outputs each (K steps of 16)
 //! through workgroup memory. On a CPU adapter with 8-lane subgroups (lavapipe) [`GemmF32::encode`]
 //! runs [`super::gemm_f32_lanes`] instead, which gives the same bits there without workgroup
-//! memory.
+//! memory where neither splits K (the two plan their splits from their own tiles).
 //! Bindings: 0 `GemmParams`, 1 a, 2 b, 3 bias, 4 c, 5 amax. Reference:
 //! [`crate::reference::gemm_f32`].
 
@@ -91,7 +91,8 @@ pub(crate) fn encode_f32<R: crate::Record>(
     swap: bool,
 ) -> Result<()> {
     let swap_bit = if swap { super::gemm::flags::SWAP } else { 0 };
-    let mut p = s.params(name, epi.flags() | swap_bit, tile)?;
+    // (The swap is no epilogue: it does not keep a product from splitting.)
+    let mut p = s.params(name, epi.flags(), tile)?;
     if batches == 0 {
         return Err(Error::Empty(name));
     }
@@ -110,7 +111,8 @@ pub(crate) fn encode_f32<R: crate::Record>(
     epi.check(name, if swap { s.m } else { s.n })?;
     let bias = epi.bias.unwrap_or(&dummies.f32);
     let amax = epi.amax.unwrap_or(&dummies.u32);
-    let go = |enc: &mut R, target: &wgpu::Buffer, p: GemmParams| {
+    let go = |enc: &mut R, target: &wgpu::Buffer, mut p: GemmParams| {
+        p.flags |= swap_bit;
         let params = uniform(gpu, name, &p);
         dispatch(
             gpu,

@@ -10,7 +10,10 @@
 //! rate). The vec4s are loaded as such where each stays within a row of its operand (`K`, and `M`
 //! where A is stored `[K, M]` or `N` where B is stored `[K, N]`, multiples of 4:
 //! [`GemmF32Lanes::vectorized`]), else assembled from scalar loads (the `main_scalar` entry).
-//! Never split along K. A product narrower than the tile and taller than it is wide (N ≤ 16: a
+//! A product of few tiles over a long K (a convolution's weight gradient, whose K is the batch's
+//! pixels: one tile, one of a CPU's threads) is split along K as [`super::gemm::split_plan`] cuts
+//! it, planned from this kernel's 16×32 tiles: each split's partial sums into scratch, which
+//! `col_sum` adds in split order (one launch more; no epilogue, one product). A product narrower than the tile and taller than it is wide (N ≤ 16: a
 //! first convolution's 16 output channels, a classifier's 10 classes) runs as `Cᵀ = B·Aᵀ`, stored
 //! as C, where its tiles idle less (the same products added in the same order, so the same
 //! bits). [`super::gemm_f32::GemmF32`] takes this kernel for every shape where the adapter has
@@ -126,6 +129,6 @@ impl GemmF32Lanes {
         let scalar = !Self::vectorized(s) as usize;
         let p = &self.pipelines[4 * scalar + 2 * s.trans_a as usize + s.trans_b as usize];
         let tile = (TILE_M, TILE_N);
-        encode_f32(gpu, enc, "gemm_f32_lanes", &self.bgl, p, &self.dummies, tile, a, b, s, epi, c, false, batches, swap)
+        encode_f32(gpu, enc, "gemm_f32_lanes", &self.bgl, p, &self.dummies, tile, a, b, s, epi, c, true, batches, swap)
     }
 }

@@ -257,7 +257,7 @@ impl GemmFp8 {
         let (m, n) = (a.layout.rows as usize / batches.max(1), b.layout.rows as usize / batches.max(1));
         if let Some(lanes) = &self.lanes {
             let p = self.checked_params(a, b, epi, Tile::T32, batches, c)?;
-            return lanes.record(gpu, enc, p, &self.dummies, a, b, epi, c.buffer());
+            return lanes.record(gpu, enc, p, &self.dummies, a, b, epi, c);
         }
         if self.runs_coop(a, b) {
             return self.encode_coop_batched(gpu, enc, a, b, batches, epi, c);

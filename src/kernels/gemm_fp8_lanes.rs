@@ -3,16 +3,18 @@
 //! loads lane by lane; this kernel decodes and scales each lane word of codes as gemm_fp8 does
 //! (the values `dequantize` gives) and runs gemm_f32_lanes' 16×32 subgroup tiles on them: the same
 //! products added in the same order as gemm_fp8's unsplit tiles, so, where no multiply-add is
-//! fused (llvmpipe), the same bits; narrow products as `Cᵀ = B·Aᵀ`, as gemm_f32_lanes runs them
+//! fused (llvmpipe) and neither splits K (each plans its splits from its own tiles), the same
+//! bits; narrow products as `Cᵀ = B·Aᵀ`, as gemm_f32_lanes runs them
 //! (the same bits again). [`super::gemm_fp8::GemmFp8`]'s untiled entry points run it
 //! wherever the adapter has it. Bindings: as gemm_fp8's. Reference:
 //! [`crate::reference::gemm_fp8_lanes`].
 
-use super::gemm::{Dummies, Epilogue, GemmParams, PackedLanes};
+use super::gemm::{Dummies, Epilogue, GemmParams, LanesSplit, PackedLanes};
 use super::gemm_f32_lanes::GemmF32Lanes;
 use super::gemm_fp8::check_fp8_formats;
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
+use crate::tensor::GpuBuffer;
 use crate::{Gpu, Result};
 
 /// The lanes FP8 GEMM for one pair of operand formats.
@@ -32,7 +34,8 @@ impl GemmFp8Lanes {
     }
 
     /// Records the product of `p` (gemm_fp8's params for these operands, already checked) with
-    /// this kernel's 16×32 tiles.
+    /// this kernel's 16×32 tiles, split along K where few tiles run over a long K (one product,
+    /// no epilogue: [`LanesSplit::Partial`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
@@ -43,8 +46,8 @@ impl GemmFp8Lanes {
         a: &QuantizedTensor,
         b: &QuantizedTensor,
         epi: &Epilogue,
-        c: &wgpu::Buffer,
+        c: &GpuBuffer<f32>,
     ) -> Result<()> {
-        self.0.record(gpu, enc, p, dummies, a, b, epi, c, None)
+        self.0.record(gpu, enc, p, dummies, a, b, epi, c.buffer(), LanesSplit::Partial(c))
     }
 }

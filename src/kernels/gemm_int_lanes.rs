@@ -18,7 +18,7 @@
 //! [`super::gemm_int::GemmInt`]'s untiled entry points run it where it applies.
 //! Bindings: as gemm_int's. Reference: [`crate::reference::gemm_int_lanes`].
 
-use super::gemm::{Dummies, Epilogue, GemmParams, LanesCombine, PackedLanes};
+use super::gemm::{Dummies, Epilogue, GemmParams, LanesCombine, LanesSplit, PackedLanes};
 use super::gemm_f32_lanes::GemmF32Lanes;
 use super::gemm_int::check_int_formats;
 use crate::format::Format;
@@ -90,6 +90,6 @@ impl GemmIntLanes {
         if !Self::fits(a, b) {
             return Err(Error::InvalidArgument("gemm_int_lanes: A holds no sample".into()));
         }
-        self.0.record(gpu, enc, p, dummies, a, b, epi, c, Some(&self.1))
+        self.0.record(gpu, enc, p, dummies, a, b, epi, c, LanesSplit::Exact(&self.1))
     }
 }
