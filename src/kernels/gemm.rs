@@ -214,7 +214,8 @@ pub const SPLIT_MIN_K: usize = 1024;
 /// How a GEMM of `total_tiles` output tiles over `k` with epilogue `flags` is split along K:
 /// `(splits, k_split)`. Only plain products (no epilogue) split, into at most 256 pieces of at
 /// least [`SPLIT_MIN_K`], aiming at about 2·[`SPLIT_BELOW_TILES`] workgroups. The plan depends on
-/// the shape alone, so results are the same on every adapter.
+/// the shape and the tile alone (the lanes kernels' 16×32, a tiled kernel's chosen tile), so a
+/// kernel with a given tile gives the same results on every adapter.
 pub fn split_plan(total_tiles: u32, k: usize, flags: u32) -> (u32, u32) {
     if flags != 0 || total_tiles >= SPLIT_BELOW_TILES || k < 2 * SPLIT_MIN_K {
         return (1, 0);
