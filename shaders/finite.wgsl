@@ -123,8 +123,8 @@ fn quad_bad(v: vec4<f32>, i: u32, n: u32) -> bool {
 }
 
 // A thread's run of main_flat_v4: vec4s i0 .. i0 + V4_PER_THREAD of buffer j (n values), each
-// buffer's loop its own, so the loop body loads from one binding (llvmpipe runs a switch inside
-// a loop as every case under a mask) and no `||` branches between the vec4s.
+// buffer's loop its own, so the loop body loads from one binding with no switch, and no `||`
+// branches between the vec4s.
 fn run_bad(j: u32, i0: u32, n: u32) -> bool {
     let end = min(i0 + V4_PER_THREAD, (n + 3u) / 4u);
     var bad = false;

@@ -13,10 +13,10 @@
 //! A product of few tiles over a long K (a convolution's weight gradient, whose K is the batch's
 //! pixels: one tile, one of a CPU's threads) is split along K as [`super::gemm::split_plan`] cuts
 //! it, planned from this kernel's 16×32 tiles: each split's partial sums into scratch, which
-//! `col_sum` adds in split order (one launch more; no epilogue, one product). A product narrower than the tile and taller than it is wide (N ≤ 16: a
-//! first convolution's 16 output channels, a classifier's 10 classes) runs as `Cᵀ = B·Aᵀ`, stored
-//! as C, where its tiles idle less (the same products added in the same order, so the same
-//! bits). [`super::gemm_f32::GemmF32`] takes this kernel for every shape where the adapter has
+//! `col_sum` adds in split order (one launch more; no epilogue, one product). A product narrower
+//! than the tile and taller than it is wide (N ≤ 16: a first convolution's 16 output channels, a
+//! classifier's 10 classes) runs as `Cᵀ = B·Aᵀ`, stored as C, where its tiles idle less (the same
+//! products added in the same order, so the same bits). [`super::gemm_f32::GemmF32`] takes this kernel for every shape where the adapter has
 //! it (a CPU adapter). Bindings: as gemm_f32's. Reference:
 //! [`crate::reference::gemm_f32_lanes`].
 
