@@ -21,6 +21,9 @@
 @group(0) @binding(4) var<uniform> st: StepState;
 @group(0) @binding(5) var<storage, read_write> scales: array<f32>;
 
+// x again, as vec4s (entry main_rows4 only: one entry may not reach both views).
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+
 // x as the shared packing reads it.
 fn load_x(i: u32) -> f32 {
     return x[i];
@@ -38,5 +41,61 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let xr = x_row(row);
     for (var j = 0u; j < p.samples; j++) {
         codes[code_at(j, row, word)] = pack_word_t(row, xr, word, s_inv, sample_key(j));
+    }
+}
+
+// Words of L's rows a thread of main_rows4 packs.
+const PIECE_WORDS: u32 = 64u;
+
+// Entry main_rows4 (CPU adapters, where every load runs lane by lane and a thread per word turned
+// its group's maximum into a scale for every word): a thread per four consecutive rows of L and a
+// piece of PIECE_WORDS words of them, the four rows' inverse scales taken once, x read as vec4s
+// (the four rows at one column of L lie side by side in x). For per-row and per-tensor scales
+// (a piece's words then share each row's scale) and L's rows a multiple of 4 (so every vec4 is
+// whole and four rows of L start at a multiple of 4); the same codes and scales as main, each
+// value packed by pack_word_t's rule with its draw at the same index. Threads: quads of rows
+// fastest, then pieces (p.total_tiles threads in all, set by the launcher).
+@compute @workgroup_size(64)
+fn main_rows4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = flat_workgroup(wg, nwg) * 64u + lid;
+    let quads = p.rows / 4u;
+    if (t >= p.total_tiles) {
+        return;
+    }
+    let row = (t % quads) * 4u;
+    let w0 = (t / quads) * PIECE_WORDS;
+    let w1 = min(w0 + PIECE_WORDS, p.words_per_row);
+    let per_word = fmt_per_word();
+    let b = fmt_bits();
+    let stochastic = p.stochastic == 1u;
+    let c0 = w0 * per_word;
+    let s_inv = vec4<f32>(inv_scale_at(row, c0), inv_scale_at(row + 1u, c0), inv_scale_at(row + 2u, c0),
+                          inv_scale_at(row + 3u, c0));
+    let xr = x_row(row);
+    for (var j = 0u; j < p.samples; j++) {
+        let key = sample_key(j);
+        for (var w = w0; w < w1; w++) {
+            var packed = vec4<u32>();
+            for (var i = 0u; i < per_word; i++) {
+                let col = w * per_word + i;
+                if (col < p.cols) {
+                    let v = x4[(xr.x + col * xr.y) / 4u];
+                    var r = vec4<u32>();
+                    if (stochastic) {
+                        let idx = row * p.cols + col;
+                        r = vec4<u32>(rng_draw24(key, idx), rng_draw24(key, idx + p.cols),
+                                      rng_draw24(key, idx + 2u * p.cols), rng_draw24(key, idx + 3u * p.cols));
+                    }
+                    packed.x |= fmt_quantize(v.x, s_inv.x, stochastic, r.x) << (i * b);
+                    packed.y |= fmt_quantize(v.y, s_inv.y, stochastic, r.y) << (i * b);
+                    packed.z |= fmt_quantize(v.z, s_inv.z, stochastic, r.z) << (i * b);
+                    packed.w |= fmt_quantize(v.w, s_inv.w, stochastic, r.w) << (i * b);
+                }
+            }
+            codes[code_at(j, row, w)] = packed.x;
+            codes[code_at(j, row + 1u, w)] = packed.y;
+            codes[code_at(j, row + 2u, w)] = packed.z;
+            codes[code_at(j, row + 3u, w)] = packed.w;
+        }
     }
 }

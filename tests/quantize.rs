@@ -1433,8 +1433,10 @@ fn quantize_transpose_turns_the_maxima_into_scales_and_every_sample() {
     use lowbit::kernels::quantize_transpose::QuantizeTranspose;
     let g = gpu();
     let absmax = Absmax::new(g).unwrap();
-    let mut cases = 0;
-    for &(rows, cols) in &[(1usize, 40usize), (37, 300), (300, 33)] {
+    let (mut cases, mut rows4) = (0, 0);
+    // On a CPU adapter entry main_rows4 takes per-row and per-tensor scales where L's rows come in
+    // fours: 300 x 33, and 8 x 5000, whose rows run over several 64-word pieces in every format.
+    for &(rows, cols) in &[(1usize, 40usize), (37, 300), (300, 33), (8, 5000)] {
         // x is [cols, rows]: L = xᵀ is [rows, cols].
         let x = data(rows * cols, 150 + rows as u32, true);
         let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
@@ -1446,6 +1448,10 @@ fn quantize_transpose_turns_the_maxima_into_scales_and_every_sample() {
             };
             for gran in grans {
                 let l = QuantLayout::new(rows, cols, f, gran).unwrap();
+                let takes =
+                    g.cpu_layouts() && matches!(gran, Granularity::PerRow | Granularity::PerTensor) && rows % 4 == 0;
+                assert_eq!(kernel.takes_rows4(&l), takes, "{f} {gran} {rows}x{cols}: entry main_rows4");
+                rows4 += takes as usize;
                 let amax_host = reference::absmax::absmax(&x, &l, true);
                 // NVFP4's tensor slot: the maximum over the whole tensor, as absmax leaves it.
                 let amax = lowbit::GpuBuffer::<u32>::zeros(g, "amax", l.amax_len()).unwrap();
@@ -1471,6 +1477,7 @@ fn quantize_transpose_turns_the_maxima_into_scales_and_every_sample() {
         }
     }
     assert!(cases > 100, "{cases}");
+    assert!(!g.cpu_layouts() || rows4 >= 20, "{rows4} layouts on entry main_rows4");
     // Refusals.
     let l = QuantLayout::new(8, 16, Format::Int8, Granularity::PerRow).unwrap();
     let kernel = QuantizeTranspose::new(g, Format::Int8).unwrap();

@@ -9,34 +9,57 @@
 //! tensor with those scales, bit for bit (same groups, scales and RNG indices, all of L); with
 //! `samples > 1`, SMP's stacked stochastic samples (streams `stream, stream + 1, …`), each with
 //! its copy of the scales. Layout: 256 consecutive rows of L (= columns of x) per workgroup at one
-//! word, so reads of x are coalesced. Bindings: 0 `QuantParams`, 1 x (read f32, stored `[cols,
+//! word, so reads of x are coalesced; on a CPU adapter, for per-row and per-tensor scales and L's
+//! rows in fours ([`QuantizeTranspose::takes_rows4`]), a thread per four rows of L and 64 words of
+//! them, reading x as vec4s (entry `main_rows4`; the same bits). Bindings: 0 `QuantParams`, 1 x (read f32, stored `[cols,
 //! rows]` of L), 2 amax (read u32 bits, `n_groups`, then the tensor's maximum where the format's
 //! scales need it), 3 codes (read-write u32), 4 step, 5 scales (read-write f32).
 //! Reference: [`crate::reference::quantize_transpose::from_maxima`].
 
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG};
 use crate::format::Format;
-use crate::scheme::{QuantLayout, Rounding};
+use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
-use crate::{Gpu, Result};
+use crate::{Error, Gpu, Result};
 
 /// The transposing quantizer for one format.
 pub struct QuantizeTranspose {
     format: Format,
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    /// Entry `main_rows4`, on a CPU adapter.
+    rows4: Option<wgpu::ComputePipeline>,
 }
+
+/// Words of L's rows a thread of entry `main_rows4` packs (the shader's `PIECE_WORDS`).
+const PIECE_WORDS: u32 = 64;
+/// Threads per workgroup of entry `main_rows4`.
+const ROWS4_WG: u32 = 64;
 
 impl QuantizeTranspose {
     /// Builds the pipeline for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
         let slots = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Write, Slot::Uniform, Slot::Write];
         let (bgl, pl) = layouts(gpu, "quantize_transpose", &slots);
+        let rows4 = match gpu.cpu_layouts() {
+            true => Some(pipeline(gpu, "quantize_transpose", "main_rows4", &pl, &format_constant(format))?),
+            false => None,
+        };
         Ok(QuantizeTranspose {
             format,
             pipeline: pipeline(gpu, "quantize_transpose", "main", &pl, &format_constant(format))?,
+            rows4,
             bgl,
         })
+    }
+
+    /// Whether [`QuantizeTranspose::encode`] runs entry `main_rows4` for L's layout `l`: on a CPU
+    /// adapter (where the kernel built it), for per-row and per-tensor scales (a piece of a row
+    /// shares one scale) and L's rows a multiple of 4.
+    pub fn takes_rows4(&self, l: &QuantLayout) -> bool {
+        self.rows4.is_some()
+            && matches!(l.granularity, Granularity::PerRow | Granularity::PerTensor)
+            && l.rows.is_multiple_of(4)
     }
 
     /// Records `(codes, scales) ← quantize(xᵀ)` from the group maxima `amax` (absmax's output
@@ -63,19 +86,31 @@ impl QuantizeTranspose {
         check_len("quantize_transpose", "codes", codes.len(), n * l.words())?;
         check_len("quantize_transpose", "scales", scales.len(), n * l.n_groups as usize)?;
         let mut p = QuantParams::row_tiles(l, rounding);
-        p.tiles_per_row = l.rows.div_ceil(WG);
-        p.total_tiles = p.tiles_per_row * l.words_per_row;
         p.samples = samples;
+        let (pipeline, workgroups) = match &self.rows4 {
+            Some(rows4) if self.takes_rows4(l) => {
+                // Threads: L's quads of rows times the pieces of a row.
+                p.total_tiles = (l.rows / 4)
+                    .checked_mul(l.words_per_row.div_ceil(PIECE_WORDS))
+                    .ok_or_else(|| Error::InvalidArgument(format!("quantize_transpose: {l:?} is too large")))?;
+                (rows4, p.total_tiles.div_ceil(ROWS4_WG))
+            }
+            _ => {
+                p.tiles_per_row = l.rows.div_ceil(WG);
+                p.total_tiles = p.tiles_per_row * l.words_per_row;
+                (&self.pipeline, p.total_tiles)
+            }
+        };
         let step = enc.step_state(gpu).clone();
         let params = uniform(gpu, "quantize_transpose params", &p);
         dispatch(
             gpu,
             enc,
             "quantize_transpose",
-            &self.pipeline,
+            pipeline,
             &self.bgl,
             &[&params, x.buffer(), amax.buffer(), codes.buffer(), &step, scales.buffer()],
-            p.total_tiles,
+            workgroups,
         )
     }
 }
