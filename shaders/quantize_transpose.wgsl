@@ -29,6 +29,10 @@ fn load_x(i: u32) -> f32 {
     return x[i];
 }
 
+fn load_x4(i: u32) -> vec4<f32> {
+    return x4[i];
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let tile = flat_workgroup(wg, nwg);
@@ -50,11 +54,11 @@ const PIECE_WORDS: u32 = 64u;
 // Entry main_rows4 (CPU adapters, where every load runs lane by lane and a thread per word turned
 // its group's maximum into a scale for every word): a thread per four consecutive rows of L and a
 // piece of PIECE_WORDS words of them, the four rows' inverse scales taken once, x read as vec4s
-// (the four rows at one column of L lie side by side in x). For per-row and per-tensor scales
-// (a piece's words then share each row's scale) and L's rows a multiple of 4 (so every vec4 is
-// whole and four rows of L start at a multiple of 4); the same codes and scales as main, each
-// value packed by pack_word_t's rule with its draw at the same index. Threads: quads of rows
-// fastest, then pieces (p.total_tiles threads in all, set by the launcher).
+// (the four rows at one column of L lie side by side in x) by pack_t.wgsl's pack_words4, as
+// quantize_transpose_fused's four-row entries pack. For per-row and per-tensor scales (a piece's
+// words then share each row's scale) and L's rows a multiple of 4 (so every vec4 is whole and
+// four rows of L start at a multiple of 4); the same codes and scales as main. Threads: quads of
+// rows fastest, then pieces (p.total_tiles threads in all, set by the launcher).
 @compute @workgroup_size(64)
 fn main_rows4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let t = flat_workgroup(wg, nwg) * 64u + lid;
@@ -64,38 +68,9 @@ fn main_rows4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     }
     let row = (t % quads) * 4u;
     let w0 = (t / quads) * PIECE_WORDS;
-    let w1 = min(w0 + PIECE_WORDS, p.words_per_row);
-    let per_word = fmt_per_word();
-    let b = fmt_bits();
-    let stochastic = p.stochastic == 1u;
-    let c0 = w0 * per_word;
+    let c0 = w0 * fmt_per_word();
     let s_inv = vec4<f32>(inv_scale_at(row, c0), inv_scale_at(row + 1u, c0), inv_scale_at(row + 2u, c0),
                           inv_scale_at(row + 3u, c0));
     let xr = x_row(row);
-    for (var j = 0u; j < p.samples; j++) {
-        let key = sample_key(j);
-        for (var w = w0; w < w1; w++) {
-            var packed = vec4<u32>();
-            for (var i = 0u; i < per_word; i++) {
-                let col = w * per_word + i;
-                if (col < p.cols) {
-                    let v = x4[(xr.x + col * xr.y) / 4u];
-                    var r = vec4<u32>();
-                    if (stochastic) {
-                        let idx = row * p.cols + col;
-                        r = vec4<u32>(rng_draw24(key, idx), rng_draw24(key, idx + p.cols),
-                                      rng_draw24(key, idx + 2u * p.cols), rng_draw24(key, idx + 3u * p.cols));
-                    }
-                    packed.x |= fmt_quantize(v.x, s_inv.x, stochastic, r.x) << (i * b);
-                    packed.y |= fmt_quantize(v.y, s_inv.y, stochastic, r.y) << (i * b);
-                    packed.z |= fmt_quantize(v.z, s_inv.z, stochastic, r.z) << (i * b);
-                    packed.w |= fmt_quantize(v.w, s_inv.w, stochastic, r.w) << (i * b);
-                }
-            }
-            codes[code_at(j, row, w)] = packed.x;
-            codes[code_at(j, row + 1u, w)] = packed.y;
-            codes[code_at(j, row + 2u, w)] = packed.z;
-            codes[code_at(j, row + 3u, w)] = packed.w;
-        }
-    }
+    pack_words4(row, xr.y / 4u, xr.x / 4u, w0, min(w0 + PIECE_WORDS, p.words_per_row), s_inv);
 }

@@ -1,8 +1,9 @@
 // Packing of L = xᵀ, shared by the transposing quantizers (quantize_transpose,
-// quantize_transpose_fused), as gemm_tiled's loops are by the GEMMs: it reads the including
-// kernel's `p: QuantParams` and x through its `load_x(i)` (x stored [cols, rows], L[row][col] =
-// x[col * p.rows + row]; or, with p.batch_rows = R > 0, a stack of [cols, R] matrices whose
-// transposes are L's rows in blocks of R: see x_row).
+// quantize_transpose_fused, quantize_both's transposed side), as gemm_tiled's loops are by the
+// GEMMs: it reads the including kernel's `p: QuantParams` and x through its `load_x(i)` and
+// `load_x4(i)` (x stored [cols, rows], L[row][col] = x[col * p.rows + row]; or, with
+// p.batch_rows = R > 0, a stack of [cols, R] matrices whose transposes are L's rows in blocks of
+// R: see x_row), and stores through put_code (common/stores.wgsl, or common/stores_both.wgsl).
 
 // Where row `row` of L lies in x: (the index of L[row][0], the step from one column to the next).
 fn x_row(row: u32) -> vec2<u32> {
@@ -32,4 +33,34 @@ fn pack_word_t(row: u32, xr: vec2<u32>, word: u32, s_inv: f32, key: u32) -> u32 
         }
     }
     return packed;
+}
+
+// Words w0 .. w1 of rows r0 .. r0 + 3 of L (x read as vec4s: index col * q + i0 holds column col
+// of the four rows), packed with inverse scales inv into every SMP sample.
+fn pack_words4(r0: u32, q: u32, i0: u32, w0: u32, w1: u32, inv: vec4<f32>) {
+    let per_word = fmt_per_word();
+    let b = fmt_bits();
+    let stochastic = p.stochastic == 1u;
+    for (var smp = 0u; smp < p.samples; smp++) {
+        let key = sample_key(smp);
+        for (var word = w0; word < w1; word++) {
+            var packed = vec4<u32>();
+            for (var i = 0u; i < per_word; i++) {
+                let col = word * per_word + i;
+                if (col < p.cols) {
+                    let v = load_x4(col * q + i0);
+                    for (var j = 0u; j < 4u; j++) {
+                        var r = 0u;
+                        if (stochastic) {
+                            r = rng_draw24(key, (r0 + j) * p.cols + col);
+                        }
+                        packed[j] |= fmt_quantize(v[j], inv[j], stochastic, r) << (i * b);
+                    }
+                }
+            }
+            for (var j = 0u; j < 4u; j++) {
+                put_code(code_at(smp, r0 + j, word), packed[j]);
+            }
+        }
+    }
 }

@@ -5,7 +5,7 @@
 // blocks' scales, and its words packed into every SMP sample. It reads the including kernel's
 // `p: QuantParams` (L's layout), x through load_x and load_x4 (one_pass.wgsl; four adjacent rows
 // of L per thread in row_thread4 and block_thread4, whose maxima and sums are row_sums.wgsl's) and
-// x_row (pack_t.wgsl), writes its `sums` binding, and stores through put_code and put_scale
+// x_row and pack_words4 (pack_t.wgsl), writes its `sums` binding, and stores through put_code and put_scale
 // (common/stores.wgsl, or common/stores_both.wgsl) and group_scale_of (group_scale.wgsl, or
 // quantize_both's own).
 
@@ -126,36 +126,6 @@ fn row_thread4(r0: u32) {
         }
     }
     pack_words4(r0, q, i0, 0u, p.words_per_row, inv);
-}
-
-// Words w0 .. w1 of rows r0 .. r0 + 3 of L (x read as vec4s: index col * q + i0 holds column col
-// of the four rows), packed with inverse scales inv into every SMP sample.
-fn pack_words4(r0: u32, q: u32, i0: u32, w0: u32, w1: u32, inv: vec4<f32>) {
-    let per_word = fmt_per_word();
-    let b = fmt_bits();
-    let stochastic = p.stochastic == 1u;
-    for (var smp = 0u; smp < p.samples; smp++) {
-        let key = sample_key(smp);
-        for (var word = w0; word < w1; word++) {
-            var packed = vec4<u32>();
-            for (var i = 0u; i < per_word; i++) {
-                let col = word * per_word + i;
-                if (col < p.cols) {
-                    let v = load_x4(col * q + i0);
-                    for (var j = 0u; j < 4u; j++) {
-                        var r = 0u;
-                        if (stochastic) {
-                            r = rng_draw24(key, (r0 + j) * p.cols + col);
-                        }
-                        packed[j] |= fmt_quantize(v[j], inv[j], stochastic, r) << (i * b);
-                    }
-                }
-            }
-            for (var j = 0u; j < 4u; j++) {
-                put_code(code_at(smp, r0 + j, word), packed[j]);
-            }
-        }
-    }
 }
 
 // Rows r0 .. r0 + 3 of L block by block (p.rows a multiple of 4): `block_thread` for four
