@@ -4,10 +4,10 @@
 // per chunk of p.aux1 columns, added in lane order, then the chunks in order), its scale or its
 // blocks' scales, and its words packed into every SMP sample. It reads the including kernel's
 // `p: QuantParams` (L's layout), x through load_x and load_x4 (one_pass.wgsl; four adjacent rows
-// of L per thread in row_thread4 and block_thread4, whose maxima and sums are row_sums.wgsl's) and
-// x_row and pack_words4 (pack_t.wgsl), writes its `sums` binding, and stores through put_code and put_scale
-// (common/stores.wgsl, or common/stores_both.wgsl) and group_scale_of (group_scale.wgsl, or
-// quantize_both's own).
+// of L per thread in row_thread4 and block_thread4, whose maxima and sums are row_sums.wgsl's),
+// x_row and pack_words4 (pack_t.wgsl), writes its `sums` binding, and stores through put_code and
+// put_scale (common/stores.wgsl, or common/stores_both.wgsl) and group_scale_of (group_scale.wgsl,
+// or quantize_both's own).
 
 // Words w0, w0 + step, .. below w1 of row `row` of L (xr = x_row(row)), packed with inverse scale
 // s_inv into every SMP sample (each sample's draw key computed once).

@@ -16,9 +16,9 @@
 //! `col_sum` adds in split order (one launch more; no epilogue, one product). A product narrower
 //! than the tile and taller than it is wide (N ≤ 16: a first convolution's 16 output channels, a
 //! classifier's 10 classes) runs as `Cᵀ = B·Aᵀ`, stored as C, where its tiles idle less (the same
-//! products added in the same order, so the same bits). [`super::gemm_f32::GemmF32`] takes this kernel for every shape where the adapter has
-//! it (a CPU adapter). Bindings: as gemm_f32's. Reference:
-//! [`crate::reference::gemm_f32_lanes`].
+//! products added in the same order, so the same bits). [`super::gemm_f32::GemmF32`] takes this
+//! kernel for every shape where the adapter has it (a CPU adapter). Bindings: as gemm_f32's.
+//! Reference: [`crate::reference::gemm_f32_lanes`].
 
 use super::gemm::{Dummies, Epilogue, F32_SLOTS};
 use super::gemm_f32::{encode_f32, GemmShape};

@@ -11,10 +11,10 @@
 //! its copy of the scales. Layout: 256 consecutive rows of L (= columns of x) per workgroup at one
 //! word, so reads of x are coalesced; on a CPU adapter, for per-row and per-tensor scales and L's
 //! rows in fours ([`QuantizeTranspose::takes_rows4`]), a thread per four rows of L and 64 words of
-//! them, reading x as vec4s (entry `main_rows4`; the same bits). Bindings: 0 `QuantParams`, 1 x (read f32, stored `[cols,
-//! rows]` of L), 2 amax (read u32 bits, `n_groups`, then the tensor's maximum where the format's
-//! scales need it), 3 codes (read-write u32), 4 step, 5 scales (read-write f32).
-//! Reference: [`crate::reference::quantize_transpose::from_maxima`].
+//! them, reading x as vec4s (entry `main_rows4`; the same bits). Bindings: 0 `QuantParams`, 1 x
+//! (read f32, stored `[cols, rows]` of L), 2 amax (read u32 bits, `n_groups`, then the tensor's
+//! maximum where the format's scales need it), 3 codes (read-write u32), 4 step, 5 scales
+//! (read-write f32). Reference: [`crate::reference::quantize_transpose::from_maxima`].
 
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG};
 use crate::format::Format;
