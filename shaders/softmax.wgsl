@@ -83,7 +83,7 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
 }
 
-// The _v4 entries: m (max) or s (sum) taking v's components, keys k .. k + 3, in order, those
+// forward_v4's steps: m (max) or s (sum) taking v's components, keys k .. k + 3, in order, those
 // below end only.
 fn max4(m: f32, v: vec4<f32>, k: u32, end: u32) -> f32 {
     var r = m;
@@ -153,9 +153,11 @@ fn backward_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     }
     let c4 = p.cols / 4u;
     let base = r * c4;
+    // Whole rows (no masked keys): every component, in order.
     var dot = 0.0;
     for (var k = 0u; k < c4; k++) {
-        dot = sum4(dot, x4[base + k] * dp4[base + k], 4u * k, p.cols);
+        let v = x4[base + k] * dp4[base + k];
+        dot = dot + v.x + v.y + v.z + v.w;
     }
     for (var k = 0u; k < c4; k++) {
         out4[base + k] = p.scale * (x4[base + k] * (dp4[base + k] - dot));
