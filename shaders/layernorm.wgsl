@@ -10,6 +10,11 @@
 // the same bindings (a thread's loads are gathers across SIMD lanes on a CPU adapter, lane by
 // lane on llvmpipe, so a vec4 costs about what one f32 does). One entry never reaches both views
 // of a binding.
+// Entries forward_rows and backward_rows (a GPU's layout, any cols; common/row_stage.wgsl): a
+// workgroup per row, where a thread per row leaves most of a GPU idle (the GPT's 1,024 rows: 4
+// workgroups) and loads a row apart. Thread 0 adds the staged values with the thread-per-row
+// entries' expressions, in their order, so both layouts give the same bits; the stores, and the
+// work of each value outside the sums, spread over the threads.
 // sqrt is not exact in WGSL: the reference is compared within a stated bound.
 // Reference: src/reference/layernorm.rs. Bindings: 0 params {rows, cols, eps}, 1 x, 2 affine
 // [γ(C), β(C)], 3 stats, 4 y, 5 dy, 6 dx, 7 prod.
@@ -158,5 +163,103 @@ fn backward_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
         dx4[base + c] = rstd * (g - a - xh * b);
         prod4[2u * base + c] = d * xh;
         prod4[2u * base + c4 + c] = d;
+    }
+}
+
+// forward_rows and backward_rows: common/row_stage.wgsl's layout.
+@compute @workgroup_size(64)
+fn forward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = wg.x + wg.y * nwg.x;
+    if (r >= p.rows) {
+        return;
+    }
+    let base = r * p.cols;
+    let n = f32(p.cols);
+    var s = 0.0;
+    for (var c0 = 0u; c0 < p.cols; c0 += CHUNK) {
+        let len = min(CHUNK, p.cols - c0);
+        for (var i = lid; i < len; i += ROW_WG) {
+            stage_a[i] = x[base + c0 + i];
+        }
+        workgroupBarrier();
+        if (lid == 0u) {
+            s = staged_sum(s, len);
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        row_stats.x = s / n;
+    }
+    workgroupBarrier();
+    let mean = row_stats.x;
+    var v = 0.0;
+    for (var c0 = 0u; c0 < p.cols; c0 += CHUNK) {
+        let len = min(CHUNK, p.cols - c0);
+        for (var i = lid; i < len; i += ROW_WG) {
+            stage_a[i] = x[base + c0 + i] - mean;
+        }
+        workgroupBarrier();
+        if (lid == 0u) {
+            for (var i = 0u; i < len; i++) {
+                let d = stage_a[i];
+                v += d * d;
+            }
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let rstd = 1.0 / sqrt(v / n + p.eps);
+        row_stats.y = rstd;
+        stats[2u * r] = mean;
+        stats[2u * r + 1u] = rstd;
+    }
+    workgroupBarrier();
+    let rstd = row_stats.y;
+    for (var c = lid; c < p.cols; c += ROW_WG) {
+        y[base + c] = affine[c] * ((x[base + c] - mean) * rstd) + affine[p.cols + c];
+    }
+}
+
+@compute @workgroup_size(64)
+fn backward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = wg.x + wg.y * nwg.x;
+    if (r >= p.rows) {
+        return;
+    }
+    let base = r * p.cols;
+    let n = f32(p.cols);
+    let mean = stats[2u * r];
+    let rstd = stats[2u * r + 1u];
+    var sg = 0.0;
+    var sgx = 0.0;
+    for (var c0 = 0u; c0 < p.cols; c0 += CHUNK) {
+        let len = min(CHUNK, p.cols - c0);
+        for (var i = lid; i < len; i += ROW_WG) {
+            let c = c0 + i;
+            stage_a[i] = (x[base + c] - mean) * rstd;
+            stage_b[i] = dy[base + c] * affine[c];
+        }
+        workgroupBarrier();
+        if (lid == 0u) {
+            for (var i = 0u; i < len; i++) {
+                let g = stage_b[i];
+                sg += g;
+                sgx += g * stage_a[i];
+            }
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        row_stats = vec2<f32>(sg / n, sgx / n);
+    }
+    workgroupBarrier();
+    let ab = row_stats;
+    for (var c = lid; c < p.cols; c += ROW_WG) {
+        let xh = (x[base + c] - mean) * rstd;
+        let d = dy[base + c];
+        let g = d * affine[c];
+        dx[base + c] = rstd * (g - ab.x - xh * ab.y);
+        prod[2u * base + c] = d * xh;
+        prod[2u * base + p.cols + c] = d;
     }
 }

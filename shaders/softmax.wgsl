@@ -9,6 +9,12 @@
 // written through the *4 views of the same bindings (a thread's loads are gathers across SIMD
 // lanes on a CPU adapter, lane by lane on llvmpipe, so a vec4 costs about what one f32 does). One
 // entry never reaches both views of a binding.
+// Entries forward_rows and backward_rows (a GPU's layout, any cols; common/row_stage.wgsl): a
+// workgroup per row, where a thread per row leaves most of a GPU idle (the GPT's 4,096 rows of
+// scores: 16 workgroups) and loads a row apart. The row's maximum is each thread's over its keys,
+// then the largest of those (the same in any order); thread 0 adds the staged values with the
+// thread-per-row entries' expressions, in their order, so both layouts give the same bits; the
+// exps and stores spread over the threads.
 // exp is accurate to a few ulps in WGSL: the reference is compared within a stated bound.
 // Reference: src/reference/softmax.rs. Bindings: 0 params {rows, cols, queries, causal, scale},
 // 1 x (scores; the backward's p), 2 dp (backward), 3 out (p, or ds).
@@ -161,5 +167,89 @@ fn backward_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     }
     for (var k = 0u; k < c4; k++) {
         out4[base + k] = p.scale * (x4[base + k] * (dp4[base + k] - dot));
+    }
+}
+
+// forward_rows and backward_rows: common/row_stage.wgsl's layout.
+@compute @workgroup_size(64)
+fn forward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = wg.x + wg.y * nwg.x;
+    if (r >= p.rows) {
+        return;
+    }
+    let base = r * p.cols;
+    let end = row_end(r);
+    // Each thread's maximum from key 0's (always unmasked; max with itself changes nothing).
+    var mt = p.scale * x[base];
+    for (var k = lid; k < end; k += ROW_WG) {
+        mt = max(mt, p.scale * x[base + k]);
+    }
+    stage_a[lid] = mt;
+    workgroupBarrier();
+    if (lid == 0u) {
+        var m = stage_a[0];
+        for (var i = 1u; i < ROW_WG; i++) {
+            m = max(m, stage_a[i]);
+        }
+        row_stats.x = m;
+    }
+    workgroupBarrier();
+    let m = row_stats.x;
+    var s = 0.0;
+    for (var k0 = 0u; k0 < end; k0 += CHUNK) {
+        let len = min(CHUNK, end - k0);
+        for (var i = lid; i < len; i += ROW_WG) {
+            stage_a[i] = exp(p.scale * x[base + k0 + i] - m);
+        }
+        workgroupBarrier();
+        if (lid == 0u) {
+            s = staged_sum(s, len);
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        row_stats.y = 1.0 / s;
+    }
+    workgroupBarrier();
+    let inv = row_stats.y;
+    for (var k = lid; k < p.cols; k += ROW_WG) {
+        var v = 0.0;
+        if (k < end) {
+            v = exp(p.scale * x[base + k] - m) * inv;
+        }
+        out[base + k] = v;
+    }
+}
+
+@compute @workgroup_size(64)
+fn backward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = wg.x + wg.y * nwg.x;
+    if (r >= p.rows) {
+        return;
+    }
+    let base = r * p.cols;
+    // Whole rows (no masked keys): every key, in order.
+    var dot = 0.0;
+    for (var k0 = 0u; k0 < p.cols; k0 += CHUNK) {
+        let len = min(CHUNK, p.cols - k0);
+        for (var i = lid; i < len; i += ROW_WG) {
+            stage_a[i] = x[base + k0 + i];
+            stage_b[i] = dp[base + k0 + i];
+        }
+        workgroupBarrier();
+        if (lid == 0u) {
+            for (var i = 0u; i < len; i++) {
+                dot = dot + stage_a[i] * stage_b[i];
+            }
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        row_stats.x = dot;
+    }
+    workgroupBarrier();
+    let d = row_stats.x;
+    for (var k = lid; k < p.cols; k += ROW_WG) {
+        out[base + k] = p.scale * (x[base + k] * (dp[base + k] - d));
     }
 }

@@ -17,6 +17,13 @@ use lowbit::{reference, Error, GpuBuffer};
 
 const XENT_RTOL: f32 = 1e-5;
 const XENT_ATOL: f32 = 1e-6;
+/// A row's sum of `classes` exps (each at most 1, their sum at least 1) in f32, against the
+/// reference's f64: off by at most `classes · 2⁻²⁴` of itself, which the loss (through log, whose
+/// slope is at most 1 there) takes as an absolute error and dz as a relative one. Past
+/// [`XENT_ATOL`] only for rows of more than 16 classes, past [`XENT_RTOL`] of more than 167.
+fn xent_sum_bound(classes: usize) -> f32 {
+    classes as f32 * f32::EPSILON / 2.0
+}
 const SGD_ULPS: f32 = 2.0;
 /// AdamW: WGSL's sqrt and division are accurate to a few ulp (2.5 for division), and the update
 /// is a small fraction of the weight.
@@ -176,22 +183,47 @@ fn sgd_and_softmax_xent_match_within_tolerance() {
             assert_u32_eq(&format!("sgd scalar vs vec4, n {n}"), &bits[1], &bits[0]);
         }
     }
-    let (rows, classes) = (300, 10);
-    let z = data(rows * classes, 10, false);
-    let labels: Vec<u32> = (0..rows as u32).map(|i| (i * 7) % classes as u32).collect();
-    let lb = GpuBuffer::from_slice(g, "labels", &labels).unwrap();
-    let (loss, correct, dz) = (
-        GpuBuffer::<f32>::zeros(g, "l", rows).unwrap(),
-        GpuBuffer::<u32>::zeros(g, "c", rows).unwrap(),
-        GpuBuffer::<f32>::zeros(g, "dz", rows * classes).unwrap(),
-    );
-    let k = SoftmaxXent::new(g).unwrap();
-    run(|e| k.encode(g, e, &buf(&z), &lb, classes, 1.0 / rows as f32, &loss, &correct, &dz).unwrap());
-    let (wl, wc, wd) = reference::softmax_xent::softmax_xent(&z, &labels, classes, 1.0 / rows as f32);
-    assert_u32_eq("xent correct", &correct.read(g).unwrap(), &wc);
-    for (name, got, want) in [("loss", loss.read(g).unwrap(), wl), ("dz", dz.read(g).unwrap(), wd)] {
-        for (a, b) in got.iter().zip(&want) {
-            assert!((a - b).abs() <= XENT_RTOL * b.abs() + XENT_ATOL, "xent {name}: {a} vs {b}");
+    // softmax_xent in both layouts (a thread per row; a workgroup per row) against the reference
+    // within the bounds, and against each other bit for bit: ten classes, and 600 (past one round
+    // of the workgroup's 256 staged exps), with ties for the largest logit (the first one counts).
+    for (rows, classes) in [(300, 10), (37, 600)] {
+        let labels: Vec<u32> = (0..rows as u32).map(|i| (i * 7) % classes as u32).collect();
+        let mut z = data(rows * classes, 10 + classes as u32, false);
+        // Two rows in three: the label's logit and another class's tie for the largest, the other
+        // class after the label (the label counts as right) or before it (it does not).
+        for r in (0..rows).filter(|r| r % 3 != 2) {
+            let (row, t, top) = (&mut z[r * classes..(r + 1) * classes], labels[r] as usize, 2.0 + r as f32);
+            let apart = 1 + (r % 5) * (classes / 6);
+            let other = if r % 3 == 0 { (t + apart) % classes } else { (t + classes - apart) % classes };
+            (row[t], row[other]) = (top, top);
+        }
+        let lb = GpuBuffer::from_slice(g, "labels", &labels).unwrap();
+        let (wl, wc, wd) = reference::softmax_xent::softmax_xent(&z, &labels, classes, 1.0 / rows as f32);
+        // (Both outcomes of a tie occur.)
+        let tied = |k: usize| (0..rows).filter(|r| r % 3 == k).map(|r| wc[r]).collect::<Vec<u32>>();
+        assert!(tied(0).contains(&1) && tied(1).contains(&0), "{:?} {:?}", tied(0), tied(1));
+        let mut outputs = vec![];
+        for per_row in [false, true] {
+            let k = SoftmaxXent::with_workgroup_per_row(g, per_row).unwrap();
+            let (loss, correct, dz) = (
+                GpuBuffer::<f32>::zeros(g, "l", rows).unwrap(),
+                GpuBuffer::<u32>::zeros(g, "c", rows).unwrap(),
+                GpuBuffer::<f32>::zeros(g, "dz", rows * classes).unwrap(),
+            );
+            run(|e| k.encode(g, e, &buf(&z), &lb, classes, 1.0 / rows as f32, &loss, &correct, &dz).unwrap());
+            let what = format!("xent {rows}x{classes} (workgroup per row: {per_row})");
+            let (loss, correct, dz) = (loss.read(g).unwrap(), correct.read(g).unwrap(), dz.read(g).unwrap());
+            assert_u32_eq(&format!("{what} correct"), &correct, &wc);
+            let (rtol, atol) = (XENT_RTOL.max(xent_sum_bound(classes)), XENT_ATOL.max(xent_sum_bound(classes)));
+            for (name, got, want) in [("loss", &loss, &wl), ("dz", &dz, &wd)] {
+                for (a, b) in got.iter().zip(want) {
+                    assert!((a - b).abs() <= rtol * b.abs() + atol, "{what} {name}: {a} vs {b}");
+                }
+            }
+            outputs.push([loss, dz]);
+        }
+        for (t, (a, b)) in ["loss", "dz"].iter().zip(outputs[0].iter().zip(&outputs[1])) {
+            assert_f32_bits_eq(&format!("xent {t} {rows}x{classes}: the two layouts"), a, b);
         }
     }
 }

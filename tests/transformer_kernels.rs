@@ -142,102 +142,129 @@ fn heads_moves_all_three_parts_in_one_launch_as_one_part_at_a_time() {
     }
 }
 
+/// Both layouts (a thread per row, through vec4s where the row is; a workgroup per row) against
+/// the reference within the bounds, and against each other bit for bit.
 #[test]
 fn softmax_forward_and_backward_match_the_reference() {
     let g = gpu();
-    let k = Softmax::new(g).unwrap();
+    let kernels = [false, true].map(|per_row| Softmax::with_workgroup_per_row(g, per_row).unwrap());
     // Causal square blocks (attention), a non-causal wide row set, and rows off the 256 grid;
-    // keys in multiples of 4 (vec4s: the masked keys' ragged ends inside a vec4) and not.
+    // keys in multiples of 4 (vec4s: the masked keys' ragged ends inside a vec4) and not, and
+    // rows past one round of the workgroup's 256 staged keys (300, 520).
     for s in [
         SoftmaxShape { rows: 3 * 4 * 17, cols: 17, queries: 17, causal: true, scale: 0.25 },
         SoftmaxShape { rows: 5 * 16, cols: 64, queries: 16, causal: false, scale: 0.5 },
         SoftmaxShape { rows: 2 * 30, cols: 24, queries: 30, causal: true, scale: 0.3 },
         SoftmaxShape { rows: 33, cols: 65, queries: 33, causal: false, scale: 1.0 },
         SoftmaxShape { rows: 2 * 300, cols: 300, queries: 300, causal: true, scale: 0.125 },
+        SoftmaxShape { rows: 7, cols: 520, queries: 7, causal: false, scale: 0.2 },
         SoftmaxShape { rows: 1, cols: 1, queries: 1, causal: true, scale: 3.0 },
     ] {
         let n = s.rows * s.cols;
         // Scores up to ±3·8: large enough that an unshifted exp would lose the small ones.
         let x: Vec<f32> = data(n, 7 + s.cols as u32, false).iter().map(|v| v * 8.0).collect();
-        let p = GpuBuffer::<f32>::zeros(g, "p", n).unwrap();
-        run(|e| k.encode_forward(g, e, &s, &buf(&x), &p).unwrap());
-        let got = p.read(g).unwrap();
         let want = reference::softmax::forward(&x, s.rows, s.cols, s.queries, s.causal, s.scale);
-        assert_close(&format!("softmax {s:?}"), &got, &want, SOFTMAX_ATOL, 0.0);
-        for r in 0..s.rows {
-            let row = &got[r * s.cols..(r + 1) * s.cols];
-            let end = if s.causal { (r % s.queries + 1).min(s.cols) } else { s.cols };
-            assert!(row[end..].iter().all(|&v| v == 0.0), "row {r}: masked keys must be exactly 0");
-            let sum: f32 = row.iter().sum();
-            assert!((sum - 1.0).abs() < 1e-5, "row {r} sums to {sum}");
-        }
         let dp = data(n, 11 + s.rows as u32, false);
-        let ds = GpuBuffer::<f32>::zeros(g, "ds", n).unwrap();
-        run(|e| k.encode_backward(g, e, &s, &buf(&want), &buf(&dp), &ds).unwrap());
         let want_ds = reference::softmax::backward(&want, &dp, s.rows, s.cols, s.scale);
-        assert_close_to_peak(&format!("softmax backward {s:?}"), &ds.read(g).unwrap(), &want_ds, SUM_RTOL);
+        let mut outputs = vec![];
+        for (k, layout) in kernels.iter().zip(["thread per row", "workgroup per row"]) {
+            let p = GpuBuffer::<f32>::zeros(g, "p", n).unwrap();
+            run(|e| k.encode_forward(g, e, &s, &buf(&x), &p).unwrap());
+            let got = p.read(g).unwrap();
+            assert_close(&format!("softmax {s:?} ({layout})"), &got, &want, SOFTMAX_ATOL, 0.0);
+            for r in 0..s.rows {
+                let row = &got[r * s.cols..(r + 1) * s.cols];
+                let end = if s.causal { (r % s.queries + 1).min(s.cols) } else { s.cols };
+                assert!(row[end..].iter().all(|&v| v == 0.0), "row {r} ({layout}): masked keys must be exactly 0");
+                let sum: f32 = row.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-5, "row {r} ({layout}) sums to {sum}");
+            }
+            let ds = GpuBuffer::<f32>::zeros(g, "ds", n).unwrap();
+            run(|e| k.encode_backward(g, e, &s, &buf(&want), &buf(&dp), &ds).unwrap());
+            let ds = ds.read(g).unwrap();
+            assert_close_to_peak(&format!("softmax backward {s:?} ({layout})"), &ds, &want_ds, SUM_RTOL);
+            outputs.push([got, ds]);
+        }
+        for (t, (a, b)) in ["p", "ds"].iter().zip(outputs[0].iter().zip(&outputs[1])) {
+            assert_f32_bits_eq(&format!("softmax {t} {s:?}: the two layouts"), a, b);
+        }
     }
     let p = GpuBuffer::<f32>::zeros(g, "p", 6).unwrap();
     let mut enc = g.device.create_command_encoder(&Default::default());
-    let bad = SoftmaxShape { rows: 2, cols: 3, queries: 0, causal: true, scale: 1.0 };
-    assert!(matches!(k.encode_forward(g, &mut enc, &bad, &p, &p), Err(Error::InvalidArgument(_))));
-    let short = SoftmaxShape { rows: 3, cols: 3, queries: 3, causal: true, scale: 1.0 };
-    assert!(matches!(k.encode_forward(g, &mut enc, &short, &p, &p), Err(Error::Shape { .. })));
+    for k in &kernels {
+        let bad = SoftmaxShape { rows: 2, cols: 3, queries: 0, causal: true, scale: 1.0 };
+        assert!(matches!(k.encode_forward(g, &mut enc, &bad, &p, &p), Err(Error::InvalidArgument(_))));
+        let short = SoftmaxShape { rows: 3, cols: 3, queries: 3, causal: true, scale: 1.0 };
+        assert!(matches!(k.encode_forward(g, &mut enc, &short, &p, &p), Err(Error::Shape { .. })));
+    }
 }
 
+/// Both layouts (a thread per row, through vec4s where the row is; a workgroup per row) against
+/// the reference within the bounds, and against each other bit for bit: rows of 1 to 600 values,
+/// past one round of the workgroup's 256 staged values and off a multiple of 4.
 #[test]
 fn layernorm_forward_and_backward_match_the_reference() {
     let g = gpu();
-    let k = LayerNorm::new(g).unwrap();
-    for (rows, cols) in [(1, 1), (33, 65), (300, 128), (7, 3)] {
+    let kernels = [false, true].map(|per_row| LayerNorm::with_workgroup_per_row(g, per_row).unwrap());
+    for (rows, cols) in [(1, 1), (33, 65), (300, 128), (7, 3), (5, 600), (3, 257)] {
         let n = rows * cols;
         // Rows with an offset, so the mean matters.
         let x: Vec<f32> =
             data(n, 3 + cols as u32, false).iter().enumerate().map(|(i, v)| v + (i / cols) as f32 * 0.1).collect();
         let affine: Vec<f32> = data(2 * cols, 5, false);
-        let (stats, y) =
-            (GpuBuffer::<f32>::zeros(g, "stats", 2 * rows).unwrap(), GpuBuffer::<f32>::zeros(g, "y", n).unwrap());
         let (xb, ab) = (buf(&x), buf(&affine));
-        run(|e| k.encode_forward(g, e, &xb, &ab, &stats, &y, (rows, cols)).unwrap());
         let (want_y, want_stats) = reference::layernorm::forward(&x, rows, cols, &affine, EPS);
-        assert_close_to_peak(&format!("layernorm y {rows}x{cols}"), &y.read(g).unwrap(), &want_y, SUM_RTOL);
-        let got_stats = stats.read(g).unwrap();
-        for r in 0..rows {
-            let (m, s) = (want_stats[2 * r], want_stats[2 * r + 1]);
-            assert!((got_stats[2 * r] - m).abs() <= 1e-6 * (1.0 + m.abs()), "mean {r}: {} vs {m}", got_stats[2 * r]);
-            assert!((got_stats[2 * r + 1] - s).abs() <= SUM_RTOL * s, "rstd {r}: {} vs {s}", got_stats[2 * r + 1]);
-        }
         let dy = data(n, 9 + rows as u32, false);
-        let (dx, prod) =
-            (GpuBuffer::<f32>::zeros(g, "dx", n).unwrap(), GpuBuffer::<f32>::zeros(g, "prod", 2 * n).unwrap());
-        // The backward from the reference's statistics, so only the backward is compared.
-        let sb = buf(&want_stats);
-        run(|e| k.encode_backward(g, e, &xb, &ab, &sb, &buf(&dy), &dx, &prod, (rows, cols)).unwrap());
         let (want_dx, want_dg, want_db) = reference::layernorm::backward(&x, &dy, rows, cols, &affine, &want_stats);
-        // dx = rstd·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) cancels to 0 in a row of one: its
-        // rounding is that of its terms, rstd·|γ·dy| (NVIDIA: 1.7e-5 for a one-element row,
-        // where the fused multiply-adds round the two halves of rstd·(γ·dy − γ·dy) apart).
-        let terms = (0..rows)
-            .map(|r| {
-                want_stats[2 * r + 1] * (0..cols).map(|c| (affine[c] * dy[r * cols + c]).abs()).fold(0f32, f32::max)
-            })
-            .fold(0f32, f32::max);
-        let peak = want_dx.iter().fold(terms, |m, v| m.max(v.abs()));
-        assert_close(&format!("layernorm dx {rows}x{cols}"), &dx.read(g).unwrap(), &want_dx, SUM_RTOL * peak, 0.0);
-        // prod's column sums are dγ then dβ (and its second half is dy itself).
-        let prod = prod.read(g).unwrap();
-        let sums: Vec<f32> =
-            (0..2 * cols).map(|c| (0..rows).map(|r| prod[r * 2 * cols + c] as f64).sum::<f64>() as f32).collect();
-        assert_close_to_peak(&format!("layernorm dγ {rows}x{cols}"), &sums[..cols], &want_dg, SUM_RTOL);
-        assert_close_to_peak(&format!("layernorm dβ {rows}x{cols}"), &sums[cols..], &want_db, SUM_RTOL);
-        assert!((0..rows).all(|r| prod[r * 2 * cols + cols..(r + 1) * 2 * cols] == dy[r * cols..(r + 1) * cols]));
+        let mut outputs = vec![];
+        for (k, layout) in kernels.iter().zip(["thread per row", "workgroup per row"]) {
+            let what = |t: &str| format!("layernorm {t} {rows}x{cols} ({layout})");
+            let (stats, y) =
+                (GpuBuffer::<f32>::zeros(g, "stats", 2 * rows).unwrap(), GpuBuffer::<f32>::zeros(g, "y", n).unwrap());
+            run(|e| k.encode_forward(g, e, &xb, &ab, &stats, &y, (rows, cols)).unwrap());
+            let (y, got_stats) = (y.read(g).unwrap(), stats.read(g).unwrap());
+            assert_close_to_peak(&what("y"), &y, &want_y, SUM_RTOL);
+            for r in 0..rows {
+                let (m, s, got) = (want_stats[2 * r], want_stats[2 * r + 1], &got_stats[2 * r..2 * r + 2]);
+                assert!((got[0] - m).abs() <= 1e-6 * (1.0 + m.abs()), "{}: mean {r}: {} vs {m}", what(""), got[0]);
+                assert!((got[1] - s).abs() <= SUM_RTOL * s, "{}: rstd {r}: {} vs {s}", what(""), got[1]);
+            }
+            let (dx, prod) =
+                (GpuBuffer::<f32>::zeros(g, "dx", n).unwrap(), GpuBuffer::<f32>::zeros(g, "prod", 2 * n).unwrap());
+            // The backward from the reference's statistics, so only the backward is compared.
+            let sb = buf(&want_stats);
+            run(|e| k.encode_backward(g, e, &xb, &ab, &sb, &buf(&dy), &dx, &prod, (rows, cols)).unwrap());
+            // dx = rstd·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)) cancels to 0 in a row of one: its
+            // rounding is that of its terms, rstd·|γ·dy| (NVIDIA: 1.7e-5 for a one-element row,
+            // where the fused multiply-adds round the two halves of rstd·(γ·dy − γ·dy) apart).
+            let terms = (0..rows)
+                .map(|r| {
+                    want_stats[2 * r + 1] * (0..cols).map(|c| (affine[c] * dy[r * cols + c]).abs()).fold(0f32, f32::max)
+                })
+                .fold(0f32, f32::max);
+            let peak = want_dx.iter().fold(terms, |m, v| m.max(v.abs()));
+            let (dx, prod) = (dx.read(g).unwrap(), prod.read(g).unwrap());
+            assert_close(&what("dx"), &dx, &want_dx, SUM_RTOL * peak, 0.0);
+            // prod's column sums are dγ then dβ (and its second half is dy itself).
+            let sums: Vec<f32> =
+                (0..2 * cols).map(|c| (0..rows).map(|r| prod[r * 2 * cols + c] as f64).sum::<f64>() as f32).collect();
+            assert_close_to_peak(&what("dγ"), &sums[..cols], &want_dg, SUM_RTOL);
+            assert_close_to_peak(&what("dβ"), &sums[cols..], &want_db, SUM_RTOL);
+            assert!((0..rows).all(|r| prod[r * 2 * cols + cols..(r + 1) * 2 * cols] == dy[r * cols..(r + 1) * cols]));
+            outputs.push([y, got_stats, dx, prod]);
+        }
+        for (t, (a, b)) in ["y", "stats", "dx", "prod"].iter().zip(outputs[0].iter().zip(&outputs[1])) {
+            assert_f32_bits_eq(&format!("layernorm {t} {rows}x{cols}: the two layouts"), a, b);
+        }
     }
     // A constant row normalizes to β (variance 0 is covered by ε), never NaN.
     let x = vec![2.5f32; 8];
     let affine: Vec<f32> = (0..16).map(|i| i as f32).collect();
-    let (stats, y) = (GpuBuffer::<f32>::zeros(g, "stats", 2).unwrap(), GpuBuffer::<f32>::zeros(g, "y", 8).unwrap());
-    run(|e| k.encode_forward(g, e, &buf(&x), &buf(&affine), &stats, &y, (1, 8)).unwrap());
-    assert_eq!(y.read(g).unwrap(), affine[8..].to_vec());
+    for k in &kernels {
+        let (stats, y) = (GpuBuffer::<f32>::zeros(g, "stats", 2).unwrap(), GpuBuffer::<f32>::zeros(g, "y", 8).unwrap());
+        run(|e| k.encode_forward(g, e, &buf(&x), &buf(&affine), &stats, &y, (1, 8)).unwrap());
+        assert_eq!(y.read(g).unwrap(), affine[8..].to_vec());
+    }
 }
 
 #[test]

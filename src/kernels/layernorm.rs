@@ -1,9 +1,11 @@
 //! `layernorm`: layer normalization of each row of a `[rows, cols]` tensor with learnable γ and β
-//! (`affine` = γ then β), one thread per row (through vec4s where `cols` is a multiple of 4: the
-//! same arithmetic in the same order); the forward keeps `(mean, rstd)` per row for the
-//! backward, which writes dx and `prod` `[rows, 2·cols]` = `(dy·x̂, dy)`, whose column sums
-//! (`col_sum`) are the gradient of `affine` (dγ then dβ). Bindings: 0 params, 1 x, 2 affine, 3 stats, 4 y,
-//! 5 dy, 6 dx, 7 prod. Reference: [`crate::reference::layernorm`].
+//! (`affine` = γ then β); the forward keeps `(mean, rstd)` per row for the backward, which writes
+//! dx and `prod` `[rows, 2·cols]` = `(dy·x̂, dy)`, whose column sums (`col_sum`) are the gradient
+//! of `affine` (dγ then dβ). On a CPU adapter a thread per row (through vec4s where `cols` is a
+//! multiple of 4: the same arithmetic in the same order); on a GPU a workgroup of 64 threads per
+//! row, which load the row side by side while one of them adds it up in the same order, so both
+//! layouts give the same bits ([`LayerNorm::with_workgroup_per_row`]). Bindings: 0 params, 1 x,
+//! 2 affine, 3 stats, 4 y, 5 dy, 6 dx, 7 prod. Reference: [`crate::reference::layernorm`].
 
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
 use crate::tensor::GpuBuffer;
@@ -30,14 +32,25 @@ pub struct LayerNorm {
     /// Entries `forward_v4` and `backward_v4`, taken where `cols` is a multiple of 4.
     forward_v4: wgpu::ComputePipeline,
     backward_v4: wgpu::ComputePipeline,
+    /// Entries `forward_rows` and `backward_rows` (a workgroup per row), taken for any `cols`
+    /// where built (a GPU's layout).
+    per_row_workgroup: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
     /// Stand-ins for unused bindings: one read-only, two writable (a buffer may not be bound
     /// read-only and writable in one dispatch).
     dummies: [GpuBuffer<f32>; 3],
 }
 
 impl LayerNorm {
-    /// Builds both pipelines.
+    /// Builds the pipelines of the adapter's layout: a thread per row on a CPU adapter, a
+    /// workgroup per row elsewhere.
     pub fn new(gpu: &Gpu) -> Result<Self> {
+        Self::with_workgroup_per_row(gpu, !gpu.cpu_layouts())
+    }
+
+    /// Builds the pipelines of either layout (the same bits): a workgroup of 64 threads per row
+    /// (`per_row`; on a GPU, where a thread per row of the GPT's 1,024 rows fills 4 workgroups
+    /// and loads a row apart), or a thread per row.
+    pub fn with_workgroup_per_row(gpu: &Gpu, per_row: bool) -> Result<Self> {
         let slots =
             [Slot::Uniform, Slot::Read, Slot::Read, Slot::Write, Slot::Write, Slot::Read, Slot::Write, Slot::Write];
         let (bgl, pl) = layouts(gpu, "layernorm", &slots);
@@ -47,6 +60,14 @@ impl LayerNorm {
             backward: pipeline(gpu, "layernorm", "backward", &pl, &[])?,
             forward_v4: pipeline(gpu, "layernorm", "forward_v4", &pl, &[])?,
             backward_v4: pipeline(gpu, "layernorm", "backward_v4", &pl, &[])?,
+            per_row_workgroup: if per_row {
+                Some((
+                    pipeline(gpu, "layernorm", "forward_rows", &pl, &[])?,
+                    pipeline(gpu, "layernorm", "backward_rows", &pl, &[])?,
+                ))
+            } else {
+                None
+            },
             bgl,
             dummies: [d("layernorm dummy r")?, d("layernorm dummy w0")?, d("layernorm dummy w1")?],
         })
@@ -79,8 +100,12 @@ impl LayerNorm {
         let u = uniform(gpu, "layernorm", &p);
         let [r, w0, w1] = &self.dummies;
         let bufs = [&u, x.buffer(), affine.buffer(), stats.buffer(), y.buffer(), r.buffer(), w0.buffer(), w1.buffer()];
-        let pipeline = if cols.is_multiple_of(4) { &self.forward_v4 } else { &self.forward };
-        dispatch(gpu, enc, "layernorm", pipeline, &self.bgl, &bufs, (rows as u32).div_ceil(WG))
+        let (pipeline, groups) = match &self.per_row_workgroup {
+            Some((forward, _)) => (forward, rows as u32),
+            None if cols.is_multiple_of(4) => (&self.forward_v4, (rows as u32).div_ceil(WG)),
+            None => (&self.forward, (rows as u32).div_ceil(WG)),
+        };
+        dispatch(gpu, enc, "layernorm", pipeline, &self.bgl, &bufs, groups)
     }
 
     /// Records `dx` and `prod` `[rows, 2·cols]` = `(dy·x̂, dy)` from the forward's `stats`.
@@ -108,7 +133,11 @@ impl LayerNorm {
         let w = &self.dummies[1];
         let bufs =
             [&u, x.buffer(), affine.buffer(), stats.buffer(), w.buffer(), dy.buffer(), dx.buffer(), prod.buffer()];
-        let pipeline = if cols.is_multiple_of(4) { &self.backward_v4 } else { &self.backward };
-        dispatch(gpu, enc, "layernorm", pipeline, &self.bgl, &bufs, (rows as u32).div_ceil(WG))
+        let (pipeline, groups) = match &self.per_row_workgroup {
+            Some((_, backward)) => (backward, rows as u32),
+            None if cols.is_multiple_of(4) => (&self.backward_v4, (rows as u32).div_ceil(WG)),
+            None => (&self.backward, (rows as u32).div_ceil(WG)),
+        };
+        dispatch(gpu, enc, "layernorm", pipeline, &self.bgl, &bufs, groups)
     }
 }

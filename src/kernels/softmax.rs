@@ -1,7 +1,10 @@
 //! `softmax`: attention's scaled, optionally causal row softmax of a `[rows, cols]` score
 //! tensor (row `r` is query `r % queries`), and its backward `ds = scale · p ⊙ (dp − Σ p·dp)`.
-//! One thread per row (through vec4s where `cols` is a multiple of 4: the same arithmetic in the
-//! same order). Bindings: 0 params, 1 x (the scores, or the backward's p), 2 dp, 3 out.
+//! On a CPU adapter a thread per row (through vec4s where `cols` is a multiple of 4: the same
+//! arithmetic in the same order); on a GPU a workgroup of 64 threads per row, which load the row
+//! side by side while one of them adds it up in the same order, so both layouts give the same
+//! bits ([`Softmax::with_workgroup_per_row`]). Bindings: 0 params, 1 x (the scores, or the
+//! backward's p), 2 dp, 3 out.
 //! Reference: [`crate::reference::softmax`].
 
 use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
@@ -44,18 +47,37 @@ pub struct Softmax {
     /// Entries `forward_v4` and `backward_v4`, taken where `cols` is a multiple of 4.
     forward_v4: wgpu::ComputePipeline,
     backward_v4: wgpu::ComputePipeline,
+    /// Entries `forward_rows` and `backward_rows` (a workgroup per row), taken for any `cols`
+    /// where built (a GPU's layout).
+    per_row_workgroup: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
     dummy: GpuBuffer<f32>,
 }
 
 impl Softmax {
-    /// Builds both pipelines.
+    /// Builds the pipelines of the adapter's layout: a thread per row on a CPU adapter, a
+    /// workgroup per row elsewhere.
     pub fn new(gpu: &Gpu) -> Result<Self> {
+        Self::with_workgroup_per_row(gpu, !gpu.cpu_layouts())
+    }
+
+    /// Builds the pipelines of either layout (the same bits): a workgroup of 64 threads per row
+    /// (`per_row`; on a GPU, where a thread per row of the GPT's 4,096 rows of scores fills 16
+    /// workgroups and loads a row apart), or a thread per row.
+    pub fn with_workgroup_per_row(gpu: &Gpu, per_row: bool) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "softmax", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Write]);
         Ok(Softmax {
             forward: pipeline(gpu, "softmax", "forward", &pl, &[])?,
             backward: pipeline(gpu, "softmax", "backward", &pl, &[])?,
             forward_v4: pipeline(gpu, "softmax", "forward_v4", &pl, &[])?,
             backward_v4: pipeline(gpu, "softmax", "backward_v4", &pl, &[])?,
+            per_row_workgroup: if per_row {
+                Some((
+                    pipeline(gpu, "softmax", "forward_rows", &pl, &[])?,
+                    pipeline(gpu, "softmax", "backward_rows", &pl, &[])?,
+                ))
+            } else {
+                None
+            },
             bgl,
             dummy: GpuBuffer::zeros(gpu, "softmax dummy", 4)?,
         })
@@ -90,8 +112,12 @@ impl Softmax {
         check_len("softmax", "p", p.len(), s.rows * s.cols)?;
         let u = uniform(gpu, "softmax", &params);
         let bufs = [&u, x.buffer(), self.dummy.buffer(), p.buffer()];
-        let pipeline = if s.cols.is_multiple_of(4) { &self.forward_v4 } else { &self.forward };
-        dispatch(gpu, enc, "softmax", pipeline, &self.bgl, &bufs, (s.rows as u32).div_ceil(WG))
+        let (pipeline, groups) = match &self.per_row_workgroup {
+            Some((forward, _)) => (forward, s.rows as u32),
+            None if s.cols.is_multiple_of(4) => (&self.forward_v4, (s.rows as u32).div_ceil(WG)),
+            None => (&self.forward, (s.rows as u32).div_ceil(WG)),
+        };
+        dispatch(gpu, enc, "softmax", pipeline, &self.bgl, &bufs, groups)
     }
 
     /// Records `ds ← scale · p ⊙ (dp − Σ p·dp)` per row.
@@ -110,7 +136,11 @@ impl Softmax {
         }
         let u = uniform(gpu, "softmax", &params);
         let bufs = [&u, p.buffer(), dp.buffer(), ds.buffer()];
-        let pipeline = if s.cols.is_multiple_of(4) { &self.backward_v4 } else { &self.backward };
-        dispatch(gpu, enc, "softmax", pipeline, &self.bgl, &bufs, (s.rows as u32).div_ceil(WG))
+        let (pipeline, groups) = match &self.per_row_workgroup {
+            Some((_, backward)) => (backward, s.rows as u32),
+            None if s.cols.is_multiple_of(4) => (&self.backward_v4, (s.rows as u32).div_ceil(WG)),
+            None => (&self.backward, (s.rows as u32).div_ceil(WG)),
+        };
+        dispatch(gpu, enc, "softmax", pipeline, &self.bgl, &bufs, groups)
     }
 }
