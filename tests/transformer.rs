@@ -265,3 +265,49 @@ fn attn_is_refused_where_it_cannot_run() {
     let x = ids(4 * cfg.context, cfg.vocab, 8);
     assert!(tr.step(&x, &labels(4, cfg.context, cfg.vocab, 9), 0.01).unwrap().loss.is_finite());
 }
+
+/// The CPU and GPU layouts (`Gpu::with_layouts`: both on this adapter, in one process) train a
+/// GPT to the same bits — gradients, then parameters after two AdamW steps — for fp32 and
+/// quantized presets, with and without `+attn`: the layouts' layer norms, attention softmaxes and
+/// loss (a thread per row; a workgroup per row) sum in the same order. A vocabulary of 300 takes
+/// the loss past one round of its workgroup's 256 staged exps. The FP8 presets are compared where
+/// both layouts run the same FP8 GEMMs (not where only the GPU layouts put them on a
+/// cooperative-matrix unit, whose sums are within a bound instead: `tests/graph.rs`).
+#[test]
+fn the_cpu_and_gpu_layouts_train_a_gpt_to_the_same_bits() {
+    use lowbit::kernels::gemm_fp8::GemmFp8;
+    let g = gpu();
+    let (gc, gg) = (g.with_layouts(lowbit::Layouts::Cpu), g.with_layouts(lowbit::Layouts::Gpu));
+    assert!(gc.cpu_layouts() && !gg.cpu_layouts());
+    let fp8_on_unit = |g: &lowbit::Gpu| {
+        let k = GemmFp8::new(g, lowbit::format::Format::Fp8E4M3, lowbit::format::Format::Fp8E4M3).unwrap();
+        k.coop_size().is_some() && !k.uses_lanes()
+    };
+    let fp8_same = fp8_on_unit(&gc) == fp8_on_unit(&gg);
+    let cfg = GptConfig { vocab: 300, context: 16, width: 16, heads: 2, layers: 2 };
+    let batch = 4;
+    let x = ids(batch * cfg.context, cfg.vocab, 6);
+    let y = labels(batch, cfg.context, cfg.vocab, 7);
+    let mut schemes = vec!["fp32", "int8", "luq4", "nvfp4", "int8+attn", "luq4+attn", "mxfp4+attn"];
+    if fp8_same {
+        schemes.extend(["fp8", "mxfp8+attn"]);
+    }
+    for scheme in schemes {
+        let run = |g: &lowbit::Gpu| {
+            let opt = OptimConfig { batch, optimizer: Optimizer::ADAMW, ..Default::default() };
+            let mut t =
+                Trainer::from_graph(g, cfg.graph().unwrap(), TrainScheme::preset(scheme).unwrap(), opt, 3).unwrap();
+            let grads = t.gradients(&x, &y).unwrap();
+            t.step(&x, &y, 0.01).unwrap();
+            t.step(&x, &y, 0.01).unwrap();
+            (grads, t.parameters().unwrap())
+        };
+        let (a, b) = (run(&gc), run(&gg));
+        for (what, p, q) in [("gradient", &a.0, &b.0), ("after two steps", &a.1, &b.1)] {
+            assert_eq!(p.len(), q.len());
+            for (u, v) in p.iter().zip(q) {
+                common::assert_f32_bits_eq(&format!("gpt {scheme} {} {what}: cpu vs gpu layouts", u.0), &u.2, &v.2);
+            }
+        }
+    }
+}
