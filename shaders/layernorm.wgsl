@@ -42,6 +42,22 @@ struct LnParams {
 @group(0) @binding(6) var<storage, read_write> dx4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> prod4: array<vec4<f32>>;
 
+// y at column c of the row at base (forward and forward_rows: one expression, the same bits).
+fn store_y(base: u32, c: u32, mean: f32, rstd: f32) {
+    y[base + c] = affine[c] * ((x[base + c] - mean) * rstd) + affine[p.cols + c];
+}
+
+// dx and prod at column c of the row at base, from a = Σg/C and b = Σg·x̂/C (backward and
+// backward_rows: one expression, the same bits).
+fn store_grads(base: u32, c: u32, mean: f32, rstd: f32, a: f32, b: f32) {
+    let xh = (x[base + c] - mean) * rstd;
+    let d = dy[base + c];
+    let g = d * affine[c];
+    dx[base + c] = rstd * (g - a - xh * b);
+    prod[2u * base + c] = d * xh;
+    prod[2u * base + p.cols + c] = d;
+}
+
 // v's components added to s one at a time, in order (the scalar loops' order).
 fn add4(s: f32, v: vec4<f32>) -> f32 {
     return s + v.x + v.y + v.z + v.w;
@@ -69,7 +85,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     stats[2u * r] = mean;
     stats[2u * r + 1u] = rstd;
     for (var c = 0u; c < p.cols; c++) {
-        y[base + c] = affine[c] * ((x[base + c] - mean) * rstd) + affine[p.cols + c];
+        store_y(base, c, mean, rstd);
     }
 }
 
@@ -94,11 +110,7 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     let a = sg / n;
     let b = sgx / n;
     for (var c = 0u; c < p.cols; c++) {
-        let xh = (x[base + c] - mean) * rstd;
-        let g = dy[base + c] * affine[c];
-        dx[base + c] = rstd * (g - a - xh * b);
-        prod[2u * base + c] = dy[base + c] * xh;
-        prod[2u * base + p.cols + c] = dy[base + c];
+        store_grads(base, c, mean, rstd, a, b);
     }
 }
 
@@ -216,7 +228,7 @@ fn forward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     workgroupBarrier();
     let rstd = row_stats.y;
     for (var c = lid; c < p.cols; c += ROW_WG) {
-        y[base + c] = affine[c] * ((x[base + c] - mean) * rstd) + affine[p.cols + c];
+        store_y(base, c, mean, rstd);
     }
 }
 
@@ -255,11 +267,6 @@ fn backward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     workgroupBarrier();
     let ab = row_stats;
     for (var c = lid; c < p.cols; c += ROW_WG) {
-        let xh = (x[base + c] - mean) * rstd;
-        let d = dy[base + c];
-        let g = d * affine[c];
-        dx[base + c] = rstd * (g - ab.x - xh * ab.y);
-        prod[2u * base + c] = d * xh;
-        prod[2u * base + p.cols + c] = d;
+        store_grads(base, c, mean, rstd, ab.x, ab.y);
     }
 }

@@ -47,6 +47,21 @@ fn row_end(r: u32) -> u32 {
     return p.cols;
 }
 
+// p at key k of the row at base: its exp over the sum (inv = 1/sum), 0 where masked (forward and
+// forward_rows: one expression, the same bits).
+fn store_p(base: u32, k: u32, end: u32, m: f32, inv: f32) {
+    var v = 0.0;
+    if (k < end) {
+        v = exp(p.scale * x[base + k] - m) * inv;
+    }
+    out[base + k] = v;
+}
+
+// ds at key k of the row at base (backward and backward_rows: one expression, the same bits).
+fn store_ds(base: u32, k: u32, dot: f32) {
+    out[base + k] = p.scale * (x[base + k] * (dp[base + k] - dot));
+}
+
 @compute @workgroup_size(256)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let r = (wg.x + wg.y * nwg.x) * 256u + lid;
@@ -65,11 +80,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     }
     let inv = 1.0 / s;
     for (var k = 0u; k < p.cols; k++) {
-        var v = 0.0;
-        if (k < end) {
-            v = exp(p.scale * x[base + k] - m) * inv;
-        }
-        out[base + k] = v;
+        store_p(base, k, end, m, inv);
     }
 }
 
@@ -85,7 +96,7 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
         dot += x[base + k] * dp[base + k];
     }
     for (var k = 0u; k < p.cols; k++) {
-        out[base + k] = p.scale * (x[base + k] * (dp[base + k] - dot));
+        store_ds(base, k, dot);
     }
 }
 
@@ -213,11 +224,7 @@ fn forward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     workgroupBarrier();
     let inv = row_stats.y;
     for (var k = lid; k < p.cols; k += ROW_WG) {
-        var v = 0.0;
-        if (k < end) {
-            v = exp(p.scale * x[base + k] - m) * inv;
-        }
-        out[base + k] = v;
+        store_p(base, k, end, m, inv);
     }
 }
 
@@ -250,6 +257,6 @@ fn backward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     workgroupBarrier();
     let d = row_stats.x;
     for (var k = lid; k < p.cols; k += ROW_WG) {
-        out[base + k] = p.scale * (x[base + k] * (dp[base + k] - d));
+        store_ds(base, k, d);
     }
 }

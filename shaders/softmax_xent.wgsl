@@ -28,6 +28,16 @@ struct XentParams {
 @group(0) @binding(5) var<storage, read_write> dz: array<f32>;
 @group(0) @binding(6) var<uniform> st: StepState;
 
+// dz at class c of the row at base, whose label is t (main and main_rows: one expression, the same
+// bits).
+fn store_dz(base: u32, c: u32, t: u32, m: f32, inv: f32) {
+    var g = exp(z[base + c] - m) * inv;
+    if (c == t) {
+        g -= 1.0;
+    }
+    dz[base + c] = g * p.grad_scale;
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let b = (wg.x + wg.y * nwg.x) * 256u + lid;
@@ -53,11 +63,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     correct[out] = select(0u, 1u, arg == t);
     let inv = 1.0 / s;
     for (var c = 0u; c < p.classes; c++) {
-        var g = exp(z[base + c] - m) * inv;
-        if (c == t) {
-            g -= 1.0;
-        }
-        dz[base + c] = g * p.grad_scale;
+        store_dz(base, c, t, m, inv);
     }
 }
 
@@ -124,10 +130,6 @@ fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     workgroupBarrier();
     let inv = row_stats.y;
     for (var c = lid; c < p.classes; c += ROW_WG) {
-        var g = exp(z[base + c] - m) * inv;
-        if (c == t) {
-            g -= 1.0;
-        }
-        dz[base + c] = g * p.grad_scale;
+        store_dz(base, c, t, m, inv);
     }
 }
