@@ -7,7 +7,7 @@
 //! layouts give the same bits ([`LayerNorm::with_workgroup_per_row`]). Bindings: 0 params, 1 x,
 //! 2 affine, 3 stats, 4 y, 5 dy, 6 dx, 7 prod. Reference: [`crate::reference::layernorm`].
 
-use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{check_len, dispatch, layouts, pipeline, row_launch, uniform, Slot};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
@@ -100,11 +100,12 @@ impl LayerNorm {
         let u = uniform(gpu, "layernorm", &p);
         let [r, w0, w1] = &self.dummies;
         let bufs = [&u, x.buffer(), affine.buffer(), stats.buffer(), y.buffer(), r.buffer(), w0.buffer(), w1.buffer()];
-        let (pipeline, groups) = match &self.per_row_workgroup {
-            Some((forward, _)) => (forward, rows as u32),
-            None if cols.is_multiple_of(4) => (&self.forward_v4, (rows as u32).div_ceil(WG)),
-            None => (&self.forward, (rows as u32).div_ceil(WG)),
-        };
+        let (pipeline, groups) = row_launch(
+            self.per_row_workgroup.as_ref().map(|(forward, _)| forward),
+            cols.is_multiple_of(4).then_some(&self.forward_v4),
+            &self.forward,
+            rows,
+        );
         dispatch(gpu, enc, "layernorm", pipeline, &self.bgl, &bufs, groups)
     }
 
@@ -133,11 +134,12 @@ impl LayerNorm {
         let w = &self.dummies[1];
         let bufs =
             [&u, x.buffer(), affine.buffer(), stats.buffer(), w.buffer(), dy.buffer(), dx.buffer(), prod.buffer()];
-        let (pipeline, groups) = match &self.per_row_workgroup {
-            Some((_, backward)) => (backward, rows as u32),
-            None if cols.is_multiple_of(4) => (&self.backward_v4, (rows as u32).div_ceil(WG)),
-            None => (&self.backward, (rows as u32).div_ceil(WG)),
-        };
+        let (pipeline, groups) = row_launch(
+            self.per_row_workgroup.as_ref().map(|(_, backward)| backward),
+            cols.is_multiple_of(4).then_some(&self.backward_v4),
+            &self.backward,
+            rows,
+        );
         dispatch(gpu, enc, "layernorm", pipeline, &self.bgl, &bufs, groups)
     }
 }

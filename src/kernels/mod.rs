@@ -333,6 +333,22 @@ pub(crate) fn uniform<T: Pod>(gpu: &Gpu, name: &str, value: &T) -> wgpu::Buffer 
     gpu.create_buffer_init(name, bytemuck::bytes_of(value), wgpu::BufferUsages::UNIFORM)
 }
 
+/// The pipeline and workgroups of a row kernel's launch over `rows` rows (`layernorm`,
+/// `softmax`, `softmax_xent`): a workgroup per row where the kernel built that entry (a GPU's
+/// layout), else a thread per row, [`WG`] to a workgroup, through `vec4` where given (rows of
+/// multiples of 4 values).
+pub(crate) fn row_launch<'a>(
+    per_row_workgroup: Option<&'a wgpu::ComputePipeline>,
+    vec4: Option<&'a wgpu::ComputePipeline>,
+    scalar: &'a wgpu::ComputePipeline,
+    rows: usize,
+) -> (&'a wgpu::ComputePipeline, u32) {
+    match per_row_workgroup {
+        Some(rows_pipeline) => (rows_pipeline, rows as u32),
+        None => (vec4.unwrap_or(scalar), (rows as u32).div_ceil(WG)),
+    }
+}
+
 /// Records a dispatch of `workgroups` (flattened onto a 2-D grid) into `rec`, with bind group 0
 /// binding `buffers` in `layout`'s binding order.
 pub(crate) fn dispatch(

@@ -7,7 +7,7 @@
 //! backward's p), 2 dp, 3 out.
 //! Reference: [`crate::reference::softmax`].
 
-use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{check_len, dispatch, layouts, pipeline, row_launch, uniform, Slot};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
@@ -112,11 +112,12 @@ impl Softmax {
         check_len("softmax", "p", p.len(), s.rows * s.cols)?;
         let u = uniform(gpu, "softmax", &params);
         let bufs = [&u, x.buffer(), self.dummy.buffer(), p.buffer()];
-        let (pipeline, groups) = match &self.per_row_workgroup {
-            Some((forward, _)) => (forward, s.rows as u32),
-            None if s.cols.is_multiple_of(4) => (&self.forward_v4, (s.rows as u32).div_ceil(WG)),
-            None => (&self.forward, (s.rows as u32).div_ceil(WG)),
-        };
+        let (pipeline, groups) = row_launch(
+            self.per_row_workgroup.as_ref().map(|(forward, _)| forward),
+            s.cols.is_multiple_of(4).then_some(&self.forward_v4),
+            &self.forward,
+            s.rows,
+        );
         dispatch(gpu, enc, "softmax", pipeline, &self.bgl, &bufs, groups)
     }
 
@@ -136,11 +137,12 @@ impl Softmax {
         }
         let u = uniform(gpu, "softmax", &params);
         let bufs = [&u, p.buffer(), dp.buffer(), ds.buffer()];
-        let (pipeline, groups) = match &self.per_row_workgroup {
-            Some((_, backward)) => (backward, s.rows as u32),
-            None if s.cols.is_multiple_of(4) => (&self.backward_v4, (s.rows as u32).div_ceil(WG)),
-            None => (&self.backward, (s.rows as u32).div_ceil(WG)),
-        };
+        let (pipeline, groups) = row_launch(
+            self.per_row_workgroup.as_ref().map(|(_, backward)| backward),
+            s.cols.is_multiple_of(4).then_some(&self.backward_v4),
+            &self.backward,
+            s.rows,
+        );
         dispatch(gpu, enc, "softmax", pipeline, &self.bgl, &bufs, groups)
     }
 }

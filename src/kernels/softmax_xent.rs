@@ -8,7 +8,7 @@
 //! Bindings: 0 params, 1 logits, 2 labels, 3 loss, 4 correct, 5 dz, 6 step.
 //! Reference: [`crate::reference::softmax_xent`].
 
-use super::{check_len, dispatch, layouts, pipeline, uniform, Slot, WG};
+use super::{check_len, dispatch, layouts, pipeline, row_launch, uniform, Slot};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
@@ -77,10 +77,7 @@ impl SoftmaxXent {
         let params = uniform(gpu, "softmax_xent", &p);
         let step = enc.step_state(gpu).clone();
         let bufs = [&params, logits.buffer(), labels.buffer(), loss.buffer(), correct.buffer(), dz.buffer(), &step];
-        let (pipeline, groups) = match &self.per_row_workgroup {
-            Some(rows_pipeline) => (rows_pipeline, rows as u32),
-            None => (&self.pipeline, (rows as u32).div_ceil(WG)),
-        };
+        let (pipeline, groups) = row_launch(self.per_row_workgroup.as_ref(), None, &self.pipeline, rows);
         dispatch(gpu, enc, "softmax_xent", pipeline, &self.bgl, &bufs, groups)
     }
 }
