@@ -13,11 +13,13 @@
 // scales without writing cols (where nothing else reads it: the weight gradient's Xᵀ taken from
 // the input by im2col_quantize_transpose), the row unfolded twice from the input, once for its
 // maximum and once (per sample) packing each value as the unfold visits it, in order.
+// Entry main_rows (a GPU's layout): a team of threads per row, cols written or not (below).
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's), as in
 // quantize_fused, whose packing this runs: every loop here and in the included units steps its
-// counter by a positive constant (1, 4) or halves it, towards a bound fixed before the loop (a
-// params field, a run's end computed before it, the format's codes per word, 24 in recip_rne);
-// the bounds are buffer lengths, far below u32's end, so every loop ends.
+// counter by a positive constant (1, 4; main_rows by pa.seg, at least 1) or halves it, towards a
+// bound fixed before the loop (a params field, a run's end computed before it, the format's codes
+// per word, 24 in recip_rne); the bounds are buffer lengths, far below u32's end, so every loop
+// ends.
 // Reference: src/reference/im2col_quantize.rs (im2col, then quantize_fused).
 // Bindings: 0 params (QuantParams of the [rows, kh·kw·c] layout), 1 cols (read_write f32: the
 // unfold writes it, the packing reads it back through one_pass.wgsl's load_x), 2 codes, 3 scales,
@@ -308,4 +310,86 @@ fn main_both_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     p = pa;
     side = 0u;
     codes_row4(s.y * BOTH_WG + lid, FROM_MAXIMA == 1u);
+}
+
+// Entry main_rows (a GPU's layout; Im2colQuantize builds it where the adapter takes the GPU
+// layouts): a team of pa.seg threads per row of cols (a power of two, at most WG: the row's words
+// rounded up, so WG / pa.seg rows a workgroup), thread `lane` of a team taking the row's words
+// lane, lane + pa.seg, ..: where a thread per row reads x a row of cols apart from its neighbours'
+// and a few hundred rows leave a GPU's multiprocessors idle, a team's loads are side by side. Each
+// thread unfolds its words' values from x (into cols too where TEAM_COLS is 1) and takes their
+// maximum; the team's maxima meet in workgroup memory (a maximum of amax_bits in any order), its
+// first thread forms the row's scale; then each thread packs its words again from x, in the cache
+// (common/pack_stream.wgsl: the codes, draws and shifts of pack_word). So quantize_fused's codes
+// and scales of cols, bit for bit, and im2col's cols.
+override TEAM_COLS: u32 = 1u;
+
+var<workgroup> team_max: array<u32, 256>;
+var<workgroup> team_inv: array<f32, 256>;
+
+// Value `col` of cols' row (taps t): x's value at its tap and channel, 0 outside the image.
+fn team_value(t: RowTaps, col: u32) -> f32 {
+    let tap = col / conv.c;
+    let ky = tap / conv.kw;
+    let kx = tap % conv.kw;
+    let iy = t.y0 + i32(ky);
+    let ix = t.x0 + i32(kx);
+    if (iy < 0 || u32(iy) >= conv.h || ix < 0 || u32(ix) >= conv.w) {
+        return 0.0;
+    }
+    return img[((t.b * conv.h + u32(iy)) * conv.w + u32(ix)) * conv.c + col % conv.c];
+}
+
+@compute @workgroup_size(256)
+fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    p = pa;
+    let lane = lid % pa.seg;
+    let row = flat_workgroup(wg, nwg) * (WG / pa.seg) + lid / pa.seg;
+    let valid = row < pa.rows;
+    let per_word = fmt_per_word();
+    var t: RowTaps;
+    var m = 0u;
+    if (valid) {
+        t = row_taps(conv, row);
+        for (var w = lane; w < pa.words_per_row; w += pa.seg) {
+            let c1 = min(w * per_word + per_word, pa.cols);
+            for (var c = w * per_word; c < c1; c++) {
+                let v = team_value(t, c);
+                if (TEAM_COLS == 1u) {
+                    x[row * pa.cols + c] = v;
+                }
+                m = max(m, amax_bits(v));
+            }
+        }
+    }
+    team_max[lid] = m;
+    workgroupBarrier();
+    for (var s = pa.seg / 2u; s > 0u; s = s / 2u) {
+        if (lane < s) {
+            team_max[lid] = max(team_max[lid], team_max[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    if (lane == 0u) {
+        let si = fmt_scale_for_amax(bitcast<f32>(team_max[lid]));
+        team_inv[lid] = si.y;
+        if (valid) {
+            store_scale(row, si.x);
+        }
+    }
+    workgroupBarrier();
+    if (!valid) {
+        return;
+    }
+    let inv = vec4<f32>(team_inv[lid - lane]);
+    for (var j = 0u; j < p.samples; j++) {
+        for (var w = lane; w < pa.words_per_row; w += pa.seg) {
+            let c0 = w * per_word;
+            pack_start(row, j, c0, inv);
+            for (var c = c0; c < min(c0 + per_word, pa.cols); c++) {
+                pack_push(team_value(t, c));
+            }
+            pack_flush();
+        }
+    }
 }

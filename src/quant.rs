@@ -249,10 +249,11 @@ impl Quantizer {
 
     /// Whether a quantized convolution unfolds its input and quantizes the rows in one launch
     /// ([`Quantizer::unfold_quantize`]) for `l`, the `[rows, kh·kw·c]` layout of the unfolded
-    /// matrix: on CPU adapters (where both launches it replaces already run a thread per row),
-    /// for per-row scales of a format without a tensor-wide scale.
-    pub fn unfolds_in_one_pass(gpu: &Gpu, l: &QuantLayout) -> bool {
-        gpu.cpu_layouts() && Im2colQuantize::supports(l)
+    /// matrix: for per-row scales of a format without a tensor-wide scale, on every adapter (a
+    /// thread per row on CPU layouts, as both launches it replaces run there; a team of threads
+    /// per row on a GPU's, [`Im2colQuantize::uses_teams`]).
+    pub fn unfolds_in_one_pass(_gpu: &Gpu, l: &QuantLayout) -> bool {
+        Im2colQuantize::supports(l)
     }
 
     /// Whether a weight of layout `l` and its transpose of layout `lt` are quantized in one launch

@@ -1630,11 +1630,11 @@ fn the_fused_unfold_and_quantizer_is_im2col_then_the_one_pass_quantizer() {
     // Every per-row format but NVFP4's (tensor-wide scale), both roundings, every geometry.
     let per_row = Format::ALL.iter().filter(|f| f.block().is_none()).count();
     assert_eq!(cases, geoms.len() * per_row * 2);
-    // The quantized convolution takes it on CPU adapters (a thread per row), for per-row layouts.
+    // The quantized convolution takes it on every adapter, for per-row layouts.
     let geom = geoms[0];
     for (f, gr, takes) in [
-        (Format::Int8, Granularity::PerRow, g.cpu_layouts()),
-        (Format::Log4, Granularity::PerRow, g.cpu_layouts()),
+        (Format::Int8, Granularity::PerRow, true),
+        (Format::Log4, Granularity::PerRow, true),
         (Format::Int8, Granularity::PerBlock(32), false),
         (Format::Mxfp8, Granularity::PerBlock(32), false),
     ] {
@@ -1651,6 +1651,76 @@ fn the_fused_unfold_and_quantizer_is_im2col_then_the_one_pass_quantizer() {
     let short = lowbit::GpuBuffer::<f32>::zeros(g, "short", geom.input_len() - 1).unwrap();
     let err = run_err(|e| qz().unfold_quantize(g, e, &geom, &short, Some(&cols), QuantScheme::per_row(Format::Int8)));
     assert!(matches!(err, Error::Shape { .. }), "{err}");
+}
+
+#[test]
+fn the_team_per_row_unfold_is_the_thread_per_row_unfold() {
+    // im2col_quantize on a GPU's layouts (entry main_rows: a team of threads per row, several rows
+    // a workgroup) and on a CPU's (a thread per row), in one process on this adapter: cols, codes
+    // and scales bit for bit against the reference, with cols and without, for teams of one
+    // thread up to rows of more words than a workgroup has threads.
+    use lowbit::kernels::im2col::ConvGeom;
+    use lowbit::kernels::im2col_quantize::Im2colQuantize;
+    let g = gpu();
+    let (gc, gg) = (g.with_layouts(lowbit::Layouts::Cpu), g.with_layouts(lowbit::Layouts::Gpu));
+    let geoms = [
+        // Rows of 9 values: int8 3 words (teams of 4, 64 rows a workgroup, the last one partly
+        // filled), int2 one word (teams of one thread).
+        ConvGeom { batch: 3, h: 11, w: 10, c: 1, kh: 3, kw: 3, stride: 1, pad: 1 },
+        // 3 channels: words that straddle taps; stride 2.
+        ConvGeom { batch: 2, h: 9, w: 7, c: 3, kh: 3, kw: 3, stride: 2, pad: 1 },
+        // Rows of 1,152 values: int8 288 words, past a workgroup's 256 threads.
+        ConvGeom { batch: 1, h: 5, w: 6, c: 128, kh: 3, kw: 3, stride: 1, pad: 1 },
+        // A 1×1 projection at stride 2.
+        ConvGeom { batch: 3, h: 8, w: 8, c: 20, kh: 1, kw: 1, stride: 2, pad: 0 },
+    ];
+    assert_eq!([1, 3, 4, 5, 288, 300].map(Im2colQuantize::team_size), [1, 4, 4, 8, 256, 256]);
+    let mut cases = 0;
+    for (gi, geom) in geoms.iter().enumerate() {
+        let mut x = data(geom.input_len(), 190 + gi as u32, true);
+        // An all-zero image row: rows of zeros quantize to zero codes.
+        x[..geom.w * geom.c].iter_mut().for_each(|v| *v = 0.0);
+        let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
+        for f in Format::ALL {
+            let Ok(l) = QuantLayout::new(geom.rows(), geom.kdim(), f, Granularity::PerRow) else {
+                // (Block-scaled formats keep their blocks.)
+                assert!(f.block().is_some(), "{f}");
+                continue;
+            };
+            if !Im2colQuantize::supports(&l) {
+                continue;
+            }
+            let (kc, kg) = (Im2colQuantize::new(&gc, f).unwrap(), Im2colQuantize::new(&gg, f).unwrap());
+            assert!(!kc.uses_teams() && kg.uses_teams(), "{f}");
+            for r in roundings() {
+                let (want_cols, want_codes, want_scales) = reference::im2col_quantize::im2col_quantize(&x, geom, &l, r);
+                for (layout, k, gl) in [("cpu", &kc, &gc), ("gpu", &kg, &gg)] {
+                    for with_cols in [true, false] {
+                        let what = format!("{geom:?} {f} {r:?} {layout} layouts, cols {with_cols}");
+                        // Outputs start as NaN or 0xffffffff: every value must be written.
+                        let cols = lowbit::GpuBuffer::from_slice(g, "cols", &vec![f32::NAN; want_cols.len()]).unwrap();
+                        let codes = lowbit::GpuBuffer::from_slice(g, "codes", &vec![u32::MAX; l.words()]).unwrap();
+                        let scales =
+                            lowbit::GpuBuffer::from_slice(g, "scales", &vec![f32::NAN; l.n_groups as usize]).unwrap();
+                        common::submit_with(|e| {
+                            k.encode(gl, e, geom, &xb, with_cols.then_some(&cols), &l, r, &codes, &scales).unwrap()
+                        });
+                        assert_u32_eq(&format!("codes {what}"), &codes.read(g).unwrap(), &want_codes);
+                        assert_f32_bits_eq(&format!("scales {what}"), &scales.read(g).unwrap(), &want_scales);
+                        let got_cols = cols.read(g).unwrap();
+                        match with_cols {
+                            true => assert_f32_bits_eq(&format!("cols {what}"), &got_cols, &want_cols),
+                            false => assert!(got_cols.iter().all(|v| v.is_nan()), "{what}: cols written"),
+                        }
+                        cases += 1;
+                    }
+                }
+            }
+        }
+    }
+    // Every per-row format but NVFP4's, both roundings, both layouts, with and without cols.
+    let per_row = Format::ALL.iter().filter(|f| f.block().is_none() && !f.needs_tensor_amax()).count();
+    assert_eq!(cases, geoms.len() * per_row * 2 * 2 * 2);
 }
 
 #[test]

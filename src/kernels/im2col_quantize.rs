@@ -6,8 +6,13 @@
 //! and the codes and scales `quantize_fused` gives for cols, bit for bit; without cols (entries
 //! `main_codes`, `main_codes_v4`) it unfolds each row twice from x instead, once for its maximum
 //! and once packing. Per-row scales of formats without a tensor-wide scale (not NVFP4); the
-//! quantized convolution takes it on CPU adapters, where a thread per row is how both kernels it
-//! fuses already run ([`crate::quant::Quantizer::unfolds_in_one_pass`]). Entry `main_both_v4`
+//! quantized convolution takes it on every adapter
+//! ([`crate::quant::Quantizer::unfolds_in_one_pass`]). Those entries run a thread per row, as
+//! both kernels it fuses run on CPU layouts; on a GPU's layouts [`Im2colQuantize::encode`] runs
+//! entry `main_rows` instead: a team of threads per row ([`Im2colQuantize::team_size`], several
+//! rows a workgroup), each thread some of the row's words, their maxima met in workgroup memory,
+//! each word packed again from x, so neighbouring threads load neighbouring values and a few
+//! hundred rows still fill a GPU (the same bits: a maximum in any order). Entry `main_both_v4`
 //! ([`Im2colQuantize::encode_both`]) also quantizes L = colsᵀ from x in the same launch, as
 //! [`Im2colQuantizeTranspose`] does (its rows' code shared, `common/unfold_t.wgsl`): a
 //! convolution's X for the forward and Xᵀ for the weight gradient together, where its taps share
@@ -57,6 +62,9 @@ pub struct Im2colQuantize {
     no_mask: GpuBuffer<f32>,
     /// Bound as cols where none is written.
     no_cols: GpuBuffer<f32>,
+    /// Entry `main_rows` (a team of threads per row), writing cols (`.0`) or not (`.1`): built
+    /// where the adapter takes the GPU layouts, and then what [`Im2colQuantize::encode`] runs.
+    teams: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
 }
 
 impl Im2colQuantize {
@@ -93,8 +101,27 @@ impl Im2colQuantize {
             ),
             no_mask: GpuBuffer::zeros(gpu, "im2col_quantize no mask", 4)?,
             no_cols: GpuBuffer::zeros(gpu, "im2col_quantize no cols", 4)?,
+            teams: match gpu.cpu_layouts() {
+                true => None,
+                false => Some((
+                    pipeline(gpu, "im2col_quantize", "main_rows", &pl, &[fc[0], ("TEAM_COLS", 1.0)])?,
+                    pipeline(gpu, "im2col_quantize", "main_rows", &pl, &[fc[0], ("TEAM_COLS", 0.0)])?,
+                )),
+            },
             bgl,
         })
+    }
+
+    /// Threads per row of entry `main_rows` for rows of `words` code words: the words rounded up
+    /// to a power of two, at most a workgroup ([`WG`]; longer rows take several words a thread).
+    pub fn team_size(words: u32) -> u32 {
+        words.max(1).next_power_of_two().min(WG)
+    }
+
+    /// Whether [`Im2colQuantize::encode`] runs a team of threads per row (entry `main_rows`, built
+    /// on GPU layouts) rather than a thread per row (CPU layouts).
+    pub fn uses_teams(&self) -> bool {
+        self.teams.is_some()
     }
 
     /// Whether [`Im2colQuantize::encode`] handles `l`: per-row scales, not NVFP4.
@@ -137,13 +164,23 @@ impl Im2colQuantize {
         }
         check_len("im2col_quantize", "codes", codes.len(), l.words())?;
         check_len("im2col_quantize", "scales", scales.len(), l.n_groups as usize)?;
-        let params = uniform(gpu, "im2col_quantize params", &QuantParams::row_tiles(l, rounding));
+        let mut qp = QuantParams::row_tiles(l, rounding);
+        // A team's threads per row (entry main_rows; the other entries do not read seg).
+        qp.seg = Self::team_size(l.words_per_row);
+        let params = uniform(gpu, "im2col_quantize params", &qp);
         let conv = uniform(gpu, "im2col_quantize conv", &ConvParams::new(g, g.rows() * g.kdim()));
         let step = enc.step_state(gpu).clone();
         let v4 = g.c.is_multiple_of(4);
-        let (pipe, cols) = match cols {
-            Some(cols) => (self.v4.as_ref().filter(|_| v4).unwrap_or(&self.pipeline), cols),
-            None => (if v4 { &self.codes.1 } else { &self.codes.0 }, &self.no_cols),
+        let (pipe, cols) = match (&self.teams, cols) {
+            (Some(t), Some(cols)) => (&t.0, cols),
+            (Some(t), None) => (&t.1, &self.no_cols),
+            (None, Some(cols)) => (self.v4.as_ref().filter(|_| v4).unwrap_or(&self.pipeline), cols),
+            (None, None) => (if v4 { &self.codes.1 } else { &self.codes.0 }, &self.no_cols),
+        };
+        // A thread per row, or a team of qp.seg threads per row (WG / seg rows a workgroup).
+        let workgroups = match self.teams {
+            Some(_) => l.rows.div_ceil(WG / qp.seg),
+            None => l.rows.div_ceil(WG),
         };
         let buffers = [
             &params,
@@ -160,7 +197,7 @@ impl Im2colQuantize {
             self.no_maxima.0.buffer(),
             self.no_maxima.1.buffer(),
         ];
-        dispatch(gpu, enc, "im2col_quantize", pipe, &self.bgl, &buffers, l.rows.div_ceil(WG))
+        dispatch(gpu, enc, "im2col_quantize", pipe, &self.bgl, &buffers, workgroups)
     }
 
     /// Whether [`Im2colQuantize::encode_both`] takes cols' layout `l` and L = colsᵀ's `lt` for
