@@ -318,13 +318,12 @@ fn main_both_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 // lane, lane + pa.seg, ..: where a thread per row reads x a row of cols apart from its neighbours'
 // and a few hundred rows leave a GPU's multiprocessors idle, a team's loads are side by side. Each
 // thread unfolds its words' values from x (into cols too where TEAM_COLS is 1) and takes their
-// maximum; the team's maxima meet in workgroup memory (a maximum of amax_bits in any order), its
-// first thread forms the row's scale; then each thread packs its words again from x, in the cache
-// (common/pack_stream.wgsl: the codes, draws and shifts of pack_word). So quantize_fused's codes
-// and scales of cols, bit for bit, and im2col's cols.
+// maximum; the team's maxima meet in workgroup memory (common/segments.wgsl: a maximum of
+// amax_bits in any order), its first thread forms the row's scale; then each thread packs its
+// words again from x, in the cache (common/pack_stream.wgsl: the codes, draws and shifts of
+// pack_word). So quantize_fused's codes and scales of cols, bit for bit, and im2col's cols.
 override TEAM_COLS: u32 = 1u;
 
-var<workgroup> team_max: array<u32, 256>;
 var<workgroup> team_inv: array<f32, 256>;
 
 // Value `col` of cols' row (taps t): x's value at its tap and channel, 0 outside the image.
@@ -362,16 +361,9 @@ fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
             }
         }
     }
-    team_max[lid] = m;
-    workgroupBarrier();
-    for (var s = pa.seg / 2u; s > 0u; s = s / 2u) {
-        if (lane < s) {
-            team_max[lid] = max(team_max[lid], team_max[lid + s]);
-        }
-        workgroupBarrier();
-    }
+    let top = segment_max(lid, pa.seg, m);
     if (lane == 0u) {
-        let si = fmt_scale_for_amax(bitcast<f32>(team_max[lid]));
+        let si = fmt_scale_for_amax(bitcast<f32>(top));
         team_inv[lid] = si.y;
         if (valid) {
             store_scale(row, si.x);

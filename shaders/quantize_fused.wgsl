@@ -5,7 +5,12 @@
 // Entry `main`: per-block groups of `seg` words (seg a power of two <= 256); tiles as in quantize.
 // Entry `main_group`: the same groups, one thread per group, no workgroup memory or barriers (for
 // CPU adapters, where a barrier splits the shader and costs more than the reduction it orders).
-// Entry `main_row`: one workgroup per row (flat workgroup index = row), for per-row scales.
+// Entry `main_row`: a team of p.seg threads per row (a power of two, at most WG; WG / p.seg rows a
+// workgroup, row = flat workgroup index · (WG / p.seg) + lid / p.seg), for per-row scales: each
+// thread the row's words lane, lane + p.seg, .., their maxima met in workgroup memory as `main`'s
+// segments meet (a maximum in any order), then packed again. A whole workgroup per row (p.seg =
+// WG) for long rows and on CPU adapters; on a GPU the row's words rounded up to a power of two, so
+// that short rows share a workgroup and neighbouring threads read neighbouring words.
 // Entry `main_row_short`: one thread per row, for rows of few words (an im2col matrix of a
 // first convolution has rows of kh·kw·c values), where a workgroup per row would idle.
 // Entries `main_group_v4`, `main_row_short_v4`: `main_group` and `main_row_short` reading x as
@@ -21,13 +26,15 @@
 // both orientations in one launch are quantize_both's.
 // Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl), the stores of a
 // row's words into every sample (store_words, common/pack_rows.wgsl) with im2col_quantize and
-// quantize_both, the per-thread groups (common/row_groups.wgsl) with quantize_both. With
+// quantize_both, the per-thread groups (common/row_groups.wgsl) with quantize_both, the segment
+// tree of main, main_row and main_whole (common/segments.wgsl) with im2col_quantize. With
 // p.samples > 1 every entry writes that many stochastic samples stacked (SMP,
 // common/samples.wgsl): x's maximum is taken once, each sample packed with its own draws.
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
-// here and in the included units steps its counter by a positive constant (1, 4, WG) or halves
-// it, towards a bound fixed before the loop (a params field, the format's codes per word, 24 in
-// recip_rne); the bounds are buffer lengths, far below u32's end, so every loop ends.
+// here and in the included units steps its counter by a positive constant (1, 4, WG; main_row by
+// p.seg, at least 1) or halves it, towards a bound fixed before the loop (a params field, the
+// format's codes per word, 24 in recip_rne); the bounds are buffer lengths, far below u32's end,
+// so every loop ends.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32, words per sample),
 // 3 scales (read_write f32, n_groups per sample), 4 step (StepState: the stream base of stochastic
 // draws), 5 tensor_amax (read-write u32: the tensor's maximum as f32 bits, NVFP4 only; written by
@@ -54,7 +61,6 @@
 // workgroup, one core, of 256. Only which thread takes which group changes, never a bit.
 override THREAD_WG: u32 = 256u;
 
-var<workgroup> red: array<u32, 256>;
 var<workgroup> seg_inv: array<f32, 256>;
 
 @compute @workgroup_size(256)
@@ -67,17 +73,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (valid) {
         m = word_amax(row, word);
     }
-    red[lid] = m;
-    workgroupBarrier();
-    for (var s = p.seg / 2u; s > 0u; s = s / 2u) {
-        if ((lid & (p.seg - 1u)) < s) {
-            red[lid] = max(red[lid], red[lid + s]);
-        }
-        workgroupBarrier();
-    }
+    let seg_max = segment_max(lid, p.seg, m);
     let leader = (lid & (p.seg - 1u)) == 0u;
     if (leader) {
-        let si = group_scale_of(bitcast<f32>(red[lid]));
+        let si = group_scale_of(bitcast<f32>(seg_max));
         seg_inv[lid / p.seg] = si.y;
         if (valid) {
             store_scale(group_of(p, row, word * fmt_per_word()), si.x);
@@ -91,39 +90,32 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 
 // The largest of the workgroup's m (every thread's call, in uniform control flow; all get it).
 fn workgroup_max(lid: u32, m: u32) -> u32 {
-    red[lid] = m;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            red[lid] = max(red[lid], red[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    return red[0];
+    segment_max(lid, WG, m);
+    return seg_red[0];
 }
 
 @compute @workgroup_size(256)
 fn main_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = flat_workgroup(wg, nwg);
+    let lane = lid % p.seg;
+    let row = flat_workgroup(wg, nwg) * (WG / p.seg) + lid / p.seg;
     let valid = row < p.rows;
     var m = 0u;
     if (valid) {
-        for (var word = lid; word < p.words_per_row; word += WG) {
+        for (var word = lane; word < p.words_per_row; word += p.seg) {
             m = max(m, word_amax(row, word));
         }
     }
-    let row_max = workgroup_max(lid, m);
-    if (lid == 0u) {
+    let row_max = segment_max(lid, p.seg, m);
+    if (lane == 0u) {
         let si = group_scale_of(bitcast<f32>(row_max));
-        seg_inv[0] = si.y;
+        seg_inv[lid / p.seg] = si.y;
         if (valid) {
             store_scale(row, si.x);
         }
     }
     workgroupBarrier();
-    let s_inv = seg_inv[0];
     if (valid) {
-        store_words(row, lid, p.words_per_row, WG, s_inv);
+        store_words(row, lane, p.words_per_row, p.seg, seg_inv[lid / p.seg]);
     }
 }
 

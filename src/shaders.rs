@@ -45,6 +45,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("col2im_tile", include_str!("../shaders/common/col2im_tile.wgsl")),
     ("col2im_w", include_str!("../shaders/common/col2im_w.wgsl")),
     ("teams", include_str!("../shaders/common/teams.wgsl")),
+    ("segments", include_str!("../shaders/common/segments.wgsl")),
 ];
 
 /// Dequantize decodes as the quantizers encode, and stores in the elementwise kernels' teams.
@@ -71,6 +72,7 @@ const QUANT_FUSED_INCLUDES: &[&str] = &[
     "pack_rows",
     "row_groups",
     "group_scale",
+    "segments",
 ];
 /// The fused unfold and quantizer: the one-pass quantizer's units and the convolution's unfold.
 const QUANT_UNFOLD_INCLUDES: &[&str] = &[
@@ -91,6 +93,7 @@ const QUANT_UNFOLD_INCLUDES: &[&str] = &[
     "conv",
     "unfold",
     "unfold_t",
+    "segments",
 ];
 const QUANT_T_FUSED_INCLUDES: &[&str] = &[
     "rng",

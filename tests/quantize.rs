@@ -1674,7 +1674,7 @@ fn the_team_per_row_unfold_is_the_thread_per_row_unfold() {
         // A 1×1 projection at stride 2.
         ConvGeom { batch: 3, h: 8, w: 8, c: 20, kh: 1, kw: 1, stride: 2, pad: 0 },
     ];
-    assert_eq!([1, 3, 4, 5, 288, 300].map(Im2colQuantize::team_size), [1, 4, 4, 8, 256, 256]);
+    assert_eq!([1, 3, 4, 5, 288, 300].map(lowbit::kernels::row_team), [1, 4, 4, 8, 256, 256]);
     let mut cases = 0;
     for (gi, geom) in geoms.iter().enumerate() {
         let mut x = data(geom.input_len(), 190 + gi as u32, true);

@@ -9,7 +9,7 @@
 //! quantized convolution takes it on every adapter
 //! ([`crate::quant::Quantizer::unfolds_in_one_pass`]). Those entries run a thread per row, as
 //! both kernels it fuses run on CPU layouts; on a GPU's layouts [`Im2colQuantize::encode`] runs
-//! entry `main_rows` instead: a team of threads per row ([`Im2colQuantize::team_size`], several
+//! entry `main_rows` instead: a team of threads per row ([`super::row_team`], several
 //! rows a workgroup), each thread some of the row's words, their maxima met in workgroup memory,
 //! each word packed again from x, so neighbouring threads load neighbouring values and a few
 //! hundred rows still fill a GPU (the same bits: a maximum in any order). Entry `main_both_v4`
@@ -112,12 +112,6 @@ impl Im2colQuantize {
         })
     }
 
-    /// Threads per row of entry `main_rows` for rows of `words` code words: the words rounded up
-    /// to a power of two, at most a workgroup ([`WG`]; longer rows take several words a thread).
-    pub fn team_size(words: u32) -> u32 {
-        words.max(1).next_power_of_two().min(WG)
-    }
-
     /// Whether [`Im2colQuantize::encode`] runs a team of threads per row (entry `main_rows`, built
     /// on GPU layouts) rather than a thread per row (CPU layouts).
     pub fn uses_teams(&self) -> bool {
@@ -166,7 +160,7 @@ impl Im2colQuantize {
         check_len("im2col_quantize", "scales", scales.len(), l.n_groups as usize)?;
         let mut qp = QuantParams::row_tiles(l, rounding);
         // A team's threads per row (entry main_rows; the other entries do not read seg).
-        qp.seg = Self::team_size(l.words_per_row);
+        qp.seg = super::row_team(l.words_per_row);
         let params = uniform(gpu, "im2col_quantize params", &qp);
         let conv = uniform(gpu, "im2col_quantize conv", &ConvParams::new(g, g.rows() * g.kdim()));
         let step = enc.step_state(gpu).clone();

@@ -8,12 +8,16 @@
 //! entry `main_group` instead, one thread per group, without barriers, and `main_row_short` for
 //! every per-row layout ([`ReducePath`]); both as `_v4` entries that read x as vec4s where the
 //! format packs a multiple of 4 codes per word and rows hold a multiple of 4 values (on lavapipe
-//! each load runs lane by lane, so a vec4 costs about what one f32 does). Entry `main_row`:
-//! one workgroup per row, looping over the row twice (the second read hits the cache for the
-//! row sizes of training); rows of at most [`SHORT_ROW_WORDS`] words take entry
-//! `main_row_short`, one thread per row. NVFP4, whose block scales need the tensor's maximum,
-//! takes it from a buffer an `absmax` launch filled ([`QuantizeFused::encode_with_tensor_amax`]):
-//! two launches instead of the chain's three; for a tensor small enough for one workgroup (a
+//! each load runs lane by lane, so a vec4 costs about what one f32 does). Entry `main_row`: a
+//! team of threads per row, looping over the row twice (the second read hits the cache for the
+//! row sizes of training): on the tree path the row's words rounded up to a power of two
+//! ([`super::row_team`]: short rows share a workgroup, neighbouring threads read neighbouring
+//! words), on the per-thread path a workgroup per row, for rows longer than
+//! [`SHORT_ROW_WORDS`] words in tensors of fewer than [`crate::quant::FUSED_MIN_ROWS`] rows (the
+//! others there take `main_row_short`, one thread per row). NVFP4, whose block scales need the
+//! tensor's maximum, takes it from a buffer an `absmax` launch filled
+//! ([`QuantizeFused::encode_with_tensor_amax`]): two launches instead of the chain's three; for
+//! a tensor small enough for one workgroup (a
 //! layer's weight), entry `main_whole` reduces the maximum itself and quantizes in one launch
 //! ([`QuantizeFused::encode_reducing_tensor_amax`]), and entry `main_whole_both` also quantizes
 //! xᵀ with that maximum in the same launch ([`QuantizeFused::encode_whole_both`]: a weight's W
@@ -31,18 +35,22 @@ use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
-/// Rows of at most this many words are quantized one thread per row.
+/// Rows of at most this many words are quantized one thread per row on the per-thread path
+/// ([`ReducePath::PerThread`]).
 pub const SHORT_ROW_WORDS: u32 = 16;
 
 /// How scale groups are reduced (same bits either way).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ReducePath {
     /// Threads share a group through a tree in workgroup memory: per block a thread per packed
-    /// word (entry `main`), per row a workgroup per row (`main_row`; rows of at most
-    /// [`SHORT_ROW_WORDS`] words a thread each, `main_row_short`). What a GPU runs well.
+    /// word (entry `main`), per row a team of threads per row (`main_row`; the row's words
+    /// rounded up to a power of two, at most a workgroup). What a GPU runs well. (Before, rows of
+    /// at most [`SHORT_ROW_WORDS`] words took a thread each here too: the GPT's 1,024 rows of
+    /// 64 values filled 4 workgroups.)
     Tree,
     /// A thread per group, no workgroup memory or barriers (entries `main_group`,
-    /// `main_row_short` for per-row layouts of at least [`crate::quant::FUSED_MIN_ROWS`] rows). On lavapipe (2 cores) a barrier splits the shader into pieces run
+    /// `main_row_short` for per-row layouts of at least [`crate::quant::FUSED_MIN_ROWS`] rows or
+    /// of short rows). On lavapipe (2 cores) a barrier splits the shader into pieces run
     /// invocation by invocation, and the tree's barriers made `main` the slowest quantizer
     /// (int8 blocks of 32 at 0.046 of copy bandwidth, `kernel_report`).
     PerThread,
@@ -206,7 +214,7 @@ impl QuantizeFused {
     ) -> Result<()> {
         let whole = self.whole_entry(gpu, l, self.whole.as_ref(), "reduces the maximum of")?;
         check_len("quantize_fused", "tensor_amax", tensor_amax.len(), 1)?;
-        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales };
+        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales, seg: l.seg() };
         self.launch(gpu, enc, whole, 1, l, rounding, &io, (&self.bgl, &[]))
     }
 
@@ -262,7 +270,7 @@ impl QuantizeFused {
         check_len(op, "scales_t", scales_t.len(), lt.n_groups as usize)?;
         let params_t =
             uniform(gpu, "quantize_fused params of the transpose", &QuantParams::row_tiles(lt, Rounding::Nearest));
-        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales };
+        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales, seg: l.seg() };
         let extra = [codes_t.buffer(), scales_t.buffer(), &params_t];
         self.launch(gpu, enc, pipe, 1, l, Rounding::Nearest, &io, (bgl, &extra))
     }
@@ -380,22 +388,29 @@ impl QuantizeFused {
         let tensor_amax = tensor_amax.unwrap_or(&self.no_tensor_amax);
         // The vec4 entries where rows split into whole vec4s.
         let v4 = self.v4.as_ref().filter(|_| l.cols.is_multiple_of(4));
-        let (pipe, workgroups) = match l.granularity {
-            // (A thread per row only where there are rows enough to share out.)
+        let per_thread = self.reduce_path == ReducePath::PerThread;
+        let (pipe, workgroups, seg) = match l.granularity {
+            // On the per-thread path a thread per row, where there are rows enough to share out
+            // or the rows are short.
             Granularity::PerRow
-                if l.words_per_row <= SHORT_ROW_WORDS
-                    || (self.reduce_path == ReducePath::PerThread && l.rows >= crate::quant::FUSED_MIN_ROWS) =>
+                if per_thread && (l.words_per_row <= SHORT_ROW_WORDS || l.rows >= crate::quant::FUSED_MIN_ROWS) =>
             {
-                (v4.map_or(&self.short, |v| &v.1), l.rows.div_ceil(self.thread_wg))
+                (v4.map_or(&self.short, |v| &v.1), l.rows.div_ceil(self.thread_wg), l.seg())
             }
-            Granularity::PerRow => (&self.row, l.rows),
-            _ if self.reduce_path == ReducePath::PerThread => (
+            // A team per row: a workgroup on the per-thread path, the row's words rounded up to a
+            // power of two on the tree path (several short rows a workgroup).
+            Granularity::PerRow => {
+                let team = if per_thread { super::WG } else { super::row_team(l.words_per_row) };
+                (&self.row, l.rows.div_ceil(super::WG / team), team)
+            }
+            _ if per_thread => (
                 v4.map_or(&self.block, |v| &v.0),
                 super::thread_workgroups("quantize_fused", groups_of(l), self.thread_wg)?,
+                l.seg(),
             ),
-            _ => (&self.block, QuantParams::row_tiles(l, rounding).total_tiles),
+            _ => (&self.block, QuantParams::row_tiles(l, rounding).total_tiles, l.seg()),
         };
-        let io = Io { x, tensor_amax, mask, samples, codes, scales };
+        let io = Io { x, tensor_amax, mask, samples, codes, scales, seg };
         self.launch(gpu, enc, pipe, workgroups, l, rounding, &io, (&self.bgl, &[]))
     }
 
@@ -421,6 +436,7 @@ impl QuantizeFused {
             check_len("quantize_fused", "mask", m.len(), io.x.len())?;
         }
         let mut p = QuantParams::row_tiles(l, rounding);
+        p.seg = io.seg;
         p.masked = io.mask.is_some() as u32;
         p.samples = io.samples;
         let params = uniform(gpu, "quantize_fused params", &p);
@@ -450,4 +466,6 @@ struct Io<'a> {
     samples: u32,
     codes: &'a GpuBuffer<u32>,
     scales: &'a GpuBuffer<f32>,
+    /// Threads per group of the tree entries: a block's words (`l.seg()`), or `main_row`'s team.
+    seg: u32,
 }
