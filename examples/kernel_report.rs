@@ -1,6 +1,7 @@
 //! Kernel report: one JSON object per line. First the adapter, then for every quantizer its
-//! bandwidth beside a plain copy kernel measured in the same run on the same number of elements
-//! (bytes counted as read + written: f32 input, packed codes, scales).
+//! bandwidth beside a plain copy kernel on the same number of elements, timed again just before
+//! each quantizer (the machine's speed drifts within a run; bytes counted as read + written: f32
+//! input, packed codes, scales).
 //!
 //! Then `{"kernel", "format", "conv", "us", "im2col_us", "ratio"}` for the quantized convolution's
 //! unfolding quantizers (`im2col_quantize`, the forward's; `im2col_quantize_transpose`, the weight
@@ -410,8 +411,10 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
     let xb = GpuBuffer::from_slice(gpu, "x", &x)?;
     let copy_dst = GpuBuffer::<f32>::zeros(gpu, "copy dst", n)?;
     let copy = Copy::new(gpu)?;
-    let t_copy = gpu_seconds(gpu, a.iters, 3, |e| copy.encode(gpu, e, &xb, &copy_dst))?;
-    let copy_gbps = (8 * n) as f64 / t_copy / 1e9;
+    // The copy is timed again beside every line, just before its kernel: on llvmpipe the machine's
+    // speed drifts within a run (the same quantizer's ratio was 0.11 in one full run and 0.35 in
+    // the next, against a copy timed once at the start), so each line's ratio is to its own copy.
+    let copy_secs = || gpu_seconds(gpu, a.iters, 3, |e| copy.encode(gpu, e, &xb, &copy_dst));
     let absmax = Absmax::new(gpu)?;
     let tensor_amax = GpuBuffer::<u32>::zeros(gpu, "tensor amax", 1)?;
     let sr = Rounding::Stochastic { seed: 1, stream: 0 };
@@ -420,8 +423,9 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
         let fused = QuantizeFused::new(gpu, f)?;
         let transpose = QuantizeTranspose::new(gpu, f)?;
         let deq = Dequantize::new(gpu, f)?;
-        let line = |kernel: &str, gran: Granularity, rounding: &str, bytes: f64, secs: f64| {
+        let line = |kernel: &str, gran: Granularity, rounding: &str, bytes: f64, (secs, copy_secs): (f64, f64)| {
             let gbps = bytes / secs / 1e9;
+            let copy_gbps = (8 * n) as f64 / copy_secs / 1e9;
             println!(
                 "{}",
                 json!({"kernel": kernel, "format": f.name(), "granularity": gran.to_string(), "rounding": rounding, "elements": n,
@@ -441,27 +445,31 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
             let bytes = (4 * n + 4 * l.words() + 4 * l.n_groups as usize) as f64;
             for (rname, r) in [("nearest", Rounding::Nearest), ("stochastic", sr)] {
                 if QuantizeFused::supports(&l) {
+                    let tc = copy_secs()?;
                     let t = gpu_seconds(gpu, a.iters, 3, |e| fused.encode(gpu, e, &xb, &l, r, &codes, &scales))?;
-                    line("quantize_fused", gran, rname, bytes, t);
+                    line("quantize_fused", gran, rname, bytes, (t, tc));
                 } else if QuantizeFused::supports_with_tensor_amax(&l) {
                     // NVFP4: the tensor's maximum first, then the one-pass kernel.
                     let whole = QuantLayout::new(rows, cols, Format::Fp4E2M1, Granularity::PerTensor)?;
+                    let tc = copy_secs()?;
                     let t = gpu_seconds(gpu, a.iters, 3, |e| {
                         absmax.encode(gpu, e, &xb, &whole, false, &tensor_amax)?;
                         fused.encode_with_tensor_amax(gpu, e, &xb, &l, r, &tensor_amax, &codes, &scales)
                     })?;
-                    line("quantize_fused_two_launch", gran, rname, bytes, t);
+                    line("quantize_fused_two_launch", gran, rname, bytes, (t, tc));
                 }
+                let tc = copy_secs()?;
                 let t = gpu_seconds(gpu, a.iters, 3, |e| {
                     absmax.encode(gpu, e, &xb, &l, false, &amax)?;
                     quant.encode(gpu, e, &xb, &amax, &l, r, 1, &codes, &scales)
                 })?;
-                line("quantize_two_pass", gran, rname, bytes, t);
+                line("quantize_two_pass", gran, rname, bytes, (t, tc));
             }
             if gran == Granularity::native(f) {
                 let out = GpuBuffer::<f32>::zeros(gpu, "out", n)?;
+                let tc = copy_secs()?;
                 let t = gpu_seconds(gpu, a.iters, 3, |e| deq.encode(gpu, e, &codes, &scales, &l, &out))?;
-                line("dequantize", gran, "-", bytes, t);
+                line("dequantize", gran, "-", bytes, (t, tc));
                 // xᵀ (the backward's operands): the one-pass kernel beside the chain it
                 // replaces.
                 let lt = QuantLayout::new(cols, rows, f, gran)?;
@@ -473,25 +481,28 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                     let amax_t = GpuBuffer::<u32>::zeros(gpu, "amax t", lt.amax_len())?;
                     let bytes_t = (4 * n + 4 * lt.words() + 4 * lt.n_groups as usize) as f64;
                     let fused_t = QuantizeTransposeFused::new(gpu, f)?;
+                    let tc = copy_secs()?;
                     let t =
                         gpu_seconds(gpu, a.iters, 3, |e| fused_t.encode(gpu, e, &xb, &lt, sr, &codes_t, &scales_t))?;
-                    line("quantize_transpose_fused", gran, "stochastic", bytes_t, t);
+                    line("quantize_transpose_fused", gran, "stochastic", bytes_t, (t, tc));
+                    let tc = copy_secs()?;
                     let t = gpu_seconds(gpu, a.iters, 3, |e| {
                         absmax.encode(gpu, e, &xb, &lt, true, &amax_t)?;
                         transpose.encode(gpu, e, &xb, &amax_t, &lt, sr, 1, &codes_t, &scales_t)
                     })?;
-                    line("quantize_transpose_two_pass", gran, "stochastic", bytes_t, t);
+                    line("quantize_transpose_two_pass", gran, "stochastic", bytes_t, (t, tc));
                 }
             }
             if gran == Granularity::PerTensor {
                 // The transposing quantizer: x is [rows, cols], its transpose [cols, rows] is packed.
                 let lt = QuantLayout::new(cols, rows, f, gran)?;
                 let codes_t = GpuBuffer::<u32>::zeros(gpu, "codes t", lt.words())?;
+                let tc = copy_secs()?;
                 let t = gpu_seconds(gpu, a.iters, 3, |e| {
                     absmax.encode(gpu, e, &xb, &l, false, &amax)?;
                     transpose.encode(gpu, e, &xb, &amax, &lt, sr, 1, &codes_t, &scales)
                 })?;
-                line("quantize_transpose", gran, "stochastic", (4 * n + 4 * lt.words() + 4) as f64, t);
+                line("quantize_transpose", gran, "stochastic", (4 * n + 4 * lt.words() + 4) as f64, (t, tc));
             }
         }
     }
