@@ -326,17 +326,39 @@ override TEAM_COLS: u32 = 1u;
 
 var<workgroup> team_inv: array<f32, 256>;
 
-// Value `col` of cols' row (taps t): x's value at its tap and channel, 0 outside the image.
-fn team_value(t: RowTaps, col: u32) -> f32 {
+// A position in a row of cols as main_rows walks a word's values: the tap (ky, kx) and channel of
+// the next column. Formed by division once a word, then moved by adds (integer division costs a
+// GPU some twenty instructions: per value, it would cost more than the memory traffic it saves).
+struct TeamCursor {
+    ky: u32,
+    kx: u32,
+    ch: u32,
+}
+
+fn team_cursor(col: u32) -> TeamCursor {
     let tap = col / conv.c;
-    let ky = tap / conv.kw;
-    let kx = tap % conv.kw;
-    let iy = t.y0 + i32(ky);
-    let ix = t.x0 + i32(kx);
-    if (iy < 0 || u32(iy) >= conv.h || ix < 0 || u32(ix) >= conv.w) {
-        return 0.0;
+    return TeamCursor(tap / conv.kw, tap % conv.kw, col % conv.c);
+}
+
+// The value at the cursor in the row of taps t (x's value at that tap and channel, 0 outside the
+// image); the cursor then moves to the next column.
+fn team_next(t: RowTaps, cur: ptr<function, TeamCursor>) -> f32 {
+    let iy = t.y0 + i32((*cur).ky);
+    let ix = t.x0 + i32((*cur).kx);
+    var v = 0.0;
+    if (iy >= 0 && u32(iy) < conv.h && ix >= 0 && u32(ix) < conv.w) {
+        v = img[((t.b * conv.h + u32(iy)) * conv.w + u32(ix)) * conv.c + (*cur).ch];
     }
-    return img[((t.b * conv.h + u32(iy)) * conv.w + u32(ix)) * conv.c + col % conv.c];
+    (*cur).ch += 1u;
+    if ((*cur).ch == conv.c) {
+        (*cur).ch = 0u;
+        (*cur).kx += 1u;
+        if ((*cur).kx == conv.kw) {
+            (*cur).kx = 0u;
+            (*cur).ky += 1u;
+        }
+    }
+    return v;
 }
 
 @compute @workgroup_size(256)
@@ -352,8 +374,9 @@ fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
         t = row_taps(conv, row);
         for (var w = lane; w < pa.words_per_row; w += pa.seg) {
             let c1 = min(w * per_word + per_word, pa.cols);
+            var cur = team_cursor(w * per_word);
             for (var c = w * per_word; c < c1; c++) {
-                let v = team_value(t, c);
+                let v = team_next(t, &cur);
                 if (TEAM_COLS == 1u) {
                     x[row * pa.cols + c] = v;
                 }
@@ -378,8 +401,9 @@ fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
         for (var w = lane; w < pa.words_per_row; w += pa.seg) {
             let c0 = w * per_word;
             pack_start(row, j, c0, inv);
+            var cur = team_cursor(c0);
             for (var c = c0; c < min(c0 + per_word, pa.cols); c++) {
-                pack_push(team_value(t, c));
+                pack_push(team_next(t, &cur));
             }
             pack_flush();
         }
