@@ -8,8 +8,10 @@
 // (common/maxima.wgsl), so no launch sits between the two passes; the thread holding a group's
 // first word stores the scale. With p.samples > 1 it writes that many stochastic samples stacked
 // (SMP, common/samples.wgsl), the scale computed once.
-// Threads of a workgroup take 256 consecutive rows of L (columns of x) at one word, so the reads of
-// x are coalesced. Tiles: tiles_per_row = ceil(rows / 256) row tiles, times words_per_row.
+// Threads of a workgroup take p.seg consecutive rows of L (columns of x; a power of two, at most
+// WG: L's rows rounded up) at WG / p.seg consecutive words, so the reads of x are coalesced and L's
+// few rows (a convolution's dYᵀ has as many as its output channels, its Xᵀ kh·kw·c) still fill the
+// workgroup. Tiles: tiles_per_row = ceil(rows / p.seg) row tiles, times the word tiles.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 amax (read u32 bits, n_groups + tensor
 // slot), 3 codes (read_write u32, samples · rows · words_per_row), 4 step (StepState), 5 scales
 // (read_write f32, samples · n_groups).
@@ -36,9 +38,9 @@ fn load_x4(i: u32) -> vec4<f32> {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let tile = flat_workgroup(wg, nwg);
-    let row = (tile % p.tiles_per_row) * WG + lid;
-    let word = tile / p.tiles_per_row;
-    if (tile >= p.total_tiles || row >= p.rows) {
+    let row = (tile % p.tiles_per_row) * p.seg + lid % p.seg;
+    let word = (tile / p.tiles_per_row) * (WG / p.seg) + lid / p.seg;
+    if (tile >= p.total_tiles || row >= p.rows || word >= p.words_per_row) {
         return;
     }
     let s_inv = inv_scale_at(row, word * fmt_per_word());

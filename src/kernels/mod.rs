@@ -216,7 +216,8 @@ impl QuantParams {
 /// Threads per row of the kernels that give a short row a team of threads on a GPU's layouts
 /// (`quantize_fused`'s `main_row`, `im2col_quantize`'s `main_rows`) for rows of `words` code
 /// words: the words rounded up to a power of two, at most a workgroup's 256 threads (a longer
-/// row's threads take several words each), so 256 / team rows share a workgroup.
+/// row's threads take several words each), so 256 / team rows share a workgroup. (Also
+/// `quantize_transpose`'s rows of L a tile, for L's rows.)
 pub fn row_team(words: u32) -> u32 {
     words.max(1).next_power_of_two().min(WG)
 }

@@ -8,8 +8,9 @@
 //! (so no launch between the passes); codes equal `quantize` of the explicitly transposed
 //! tensor with those scales, bit for bit (same groups, scales and RNG indices, all of L); with
 //! `samples > 1`, SMP's stacked stochastic samples (streams `stream, stream + 1, …`), each with
-//! its copy of the scales. Layout: 256 consecutive rows of L (= columns of x) per workgroup at one
-//! word, so reads of x are coalesced; on a CPU adapter, for per-row and per-tensor scales and L's
+//! its copy of the scales. Layout: up to 256 consecutive rows of L (= columns of x) per workgroup
+//! (L's rows rounded up to a power of two, [`super::row_team`]) at 256 / that many consecutive
+//! words, so reads of x are coalesced and short tiles still fill a workgroup; on a CPU adapter, for per-row and per-tensor scales and L's
 //! rows in fours ([`QuantizeTranspose::takes_rows4`]), a thread per four rows of L and 64 words of
 //! them, reading x as vec4s (entry `main_rows4`; the same bits). Bindings: 0 `QuantParams`, 1 x
 //! (read f32, stored `[cols, rows]` of L), 2 amax (read u32 bits, `n_groups`, then the tensor's
@@ -96,8 +97,16 @@ impl QuantizeTranspose {
                 (rows4, p.total_tiles.div_ceil(ROWS4_WG))
             }
             _ => {
-                p.tiles_per_row = l.rows.div_ceil(WG);
-                p.total_tiles = p.tiles_per_row * l.words_per_row;
+                // Tiles of `seg` rows of L (its rows rounded up to a power of two, at most WG)
+                // times WG / seg words (where L has fewer rows than a workgroup has threads: a
+                // convolution's dYᵀ or Xᵀ of 16 to 576 rows left 44–94% of every workgroup idle
+                // at one word a tile).
+                p.seg = super::row_team(l.rows);
+                p.tiles_per_row = l.rows.div_ceil(p.seg);
+                p.total_tiles = p
+                    .tiles_per_row
+                    .checked_mul(l.words_per_row.div_ceil(WG / p.seg))
+                    .ok_or_else(|| Error::InvalidArgument(format!("quantize_transpose: {l:?} is too large")))?;
                 (&self.pipeline, p.total_tiles)
             }
         };
