@@ -10,9 +10,10 @@
 //! `samples > 1`, SMP's stacked stochastic samples (streams `stream, stream + 1, …`), each with
 //! its copy of the scales. Layout: up to 256 consecutive rows of L (= columns of x) per workgroup
 //! (L's rows rounded up to a power of two, [`super::row_team`]) at 256 / that many consecutive
-//! words, so reads of x are coalesced and short tiles still fill a workgroup; on a CPU adapter, for per-row and per-tensor scales and L's
-//! rows in fours ([`QuantizeTranspose::takes_rows4`]), a thread per four rows of L and 64 words of
-//! them, reading x as vec4s (entry `main_rows4`; the same bits). Bindings: 0 `QuantParams`, 1 x
+//! words, so reads of x are coalesced and short tiles still fill a workgroup; on a CPU adapter,
+//! for per-row and per-tensor scales and L's rows in fours ([`QuantizeTranspose::takes_rows4`]),
+//! a thread per four rows of L and 64 words of them, reading x as vec4s (entry `main_rows4`; the
+//! same bits). Bindings: 0 `QuantParams`, 1 x
 //! (read f32, stored `[cols, rows]` of L), 2 amax (read u32 bits, `n_groups`, then the tensor's
 //! maximum where the format's scales need it), 3 codes (read-write u32), 4 step, 5 scales
 //! (read-write f32). Reference: [`crate::reference::quantize_transpose::from_maxima`].
