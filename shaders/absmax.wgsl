@@ -6,10 +6,11 @@
 // transposed = 1 reads the logical [rows, cols] tensor from x stored as [cols, rows].
 // Entry `main`: a workgroup per 256 words of a logical row. Entry `main_t`, for transposed
 // tensors whose groups are whole rows (per row, per tensor): reads along x's contiguous
-// dimension instead — a workgroup takes 32 logical rows × a chunk of `aux0` logical columns
-// (`aux1` chunks), 8 lanes per row each taking every 8th column, lanes combined, one atomicMax
-// per row and chunk. Entry `main_flat`, for one group over the whole tensor (per tensor, without
-// the tensor slot; either orientation, as the set of elements is the same): reads x as a flat
+// dimension instead — a workgroup takes p.seg logical rows (8 to 32) × a chunk of `aux0` logical
+// columns (`aux1` chunks), 256 / p.seg lanes per row each taking every lane-count-th column,
+// lanes combined, one atomicMax per row and chunk. Entry `main_flat`, for one group over the
+// whole tensor (per tensor, without the tensor slot; either orientation, as the set of elements
+// is the same): reads x as a flat
 // array, FLAT_PER elements per thread at a stride of 256 (coalesced), a workgroup per FLAT_PER·256
 // elements, combined with one workgroup atomic per thread and one storage atomic per workgroup
 // (two barriers, where the per-row entry spends eight on a tree for each 256 words). A max does
@@ -90,24 +91,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
 }
 
-const TROWS: u32 = 32u;
-const TLANES: u32 = 8u;
-
+// main_t's rows of L a workgroup: p.seg (L's rows rounded up to a power of two, from 8 to 32),
+// with WG / p.seg lanes each (L's few rows: a convolution's dYᵀ of 16 rows took half of a
+// workgroup of 32 rows × 8 lanes before).
 @compute @workgroup_size(256)
 fn main_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let tiles = (p.rows + TROWS - 1u) / TROWS;
+    let trows = p.seg;
+    let lanes = WG / trows;
+    let tiles = (p.rows + trows - 1u) / trows;
     let wid = flat_workgroup(wg, nwg);
     if (wid >= tiles * p.aux1) {
         return;
     }
     let chunk = wid / tiles;
-    let row = (wid % tiles) * TROWS + lid % TROWS;
-    let lane = lid / TROWS;
+    let row = (wid % tiles) * trows + lid % trows;
+    let lane = lid / trows;
     let start = chunk * p.aux0;
     let end = min(start + p.aux0, p.cols);
     var m = 0u;
     if (row < p.rows) {
-        for (var c = start + lane; c < end; c += TLANES) {
+        for (var c = start + lane; c < end; c += lanes) {
             m = max(m, amax_bits(at(c * p.rows + row)));
         }
     }
@@ -115,8 +118,8 @@ fn main_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     workgroupBarrier();
     if (lane == 0u && row < p.rows) {
         var t = red[lid];
-        for (var l = 1u; l < TLANES; l++) {
-            t = max(t, red[l * TROWS + lid]);
+        for (var l = 1u; l < lanes; l++) {
+            t = max(t, red[l * trows + lid]);
         }
         atomicMax(&amax[group_of(p, row, start)], t);
     }

@@ -147,11 +147,14 @@ impl Absmax {
         let (chunk, chunks) = super::reduce_chunks(l.cols as usize);
         if along {
             p.aux = [chunk as u32, chunks as u32];
+            // main_t's rows a workgroup (the rest of its 256 threads are lanes along the rows):
+            // L's rows rounded up to a power of two, 8 to 32.
+            p.seg = super::row_team(l.rows).clamp(8, 32);
         }
         let params = uniform(gpu, "absmax params", &p);
         let buffers = [&params, x.buffer(), amax.buffer(), mask.buffer()];
         if along {
-            let tiles = (l.rows as usize).div_ceil(32);
+            let tiles = (l.rows as usize).div_ceil(p.seg as usize);
             dispatch(gpu, enc, "absmax", transposed_entry, &self.bgl, &buffers, (tiles * chunks) as u32)
         } else {
             dispatch(gpu, enc, "absmax", grouped, &self.bgl, &buffers, p.total_tiles)
