@@ -17,8 +17,8 @@
 //! others there take `main_row_short`, one thread per row). NVFP4, whose block scales need the
 //! tensor's maximum, takes it from a buffer an `absmax` launch filled
 //! ([`QuantizeFused::encode_with_tensor_amax`]): two launches instead of the chain's three; for
-//! a tensor small enough for one workgroup (a
-//! layer's weight), entry `main_whole` reduces the maximum itself and quantizes in one launch
+//! a tensor small enough for one workgroup (a layer's weight), entry `main_whole` reduces the
+//! maximum itself and quantizes in one launch
 //! ([`QuantizeFused::encode_reducing_tensor_amax`]), and entry `main_whole_both` also quantizes
 //! xᵀ with that maximum in the same launch ([`QuantizeFused::encode_whole_both`]: a weight's W
 //! for the forward and Wᵀ for the input gradient; the other formats' both orientations are

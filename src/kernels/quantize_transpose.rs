@@ -13,10 +13,10 @@
 //! words, so reads of x are coalesced and short tiles still fill a workgroup; on a CPU adapter,
 //! for per-row and per-tensor scales and L's rows in fours ([`QuantizeTranspose::takes_rows4`]),
 //! a thread per four rows of L and 64 words of them, reading x as vec4s (entry `main_rows4`; the
-//! same bits). Bindings: 0 `QuantParams`, 1 x
-//! (read f32, stored `[cols, rows]` of L), 2 amax (read u32 bits, `n_groups`, then the tensor's
-//! maximum where the format's scales need it), 3 codes (read-write u32), 4 step, 5 scales
-//! (read-write f32). Reference: [`crate::reference::quantize_transpose::from_maxima`].
+//! same bits). Bindings: 0 `QuantParams`, 1 x (read f32, stored `[cols, rows]` of L), 2 amax
+//! (read u32 bits, `n_groups`, then the tensor's maximum where the format's scales need it), 3
+//! codes (read-write u32), 4 step, 5 scales (read-write f32). Reference:
+//! [`crate::reference::quantize_transpose::from_maxima`].
 
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG};
 use crate::format::Format;
@@ -99,9 +99,8 @@ impl QuantizeTranspose {
             }
             _ => {
                 // Tiles of `seg` rows of L (its rows rounded up to a power of two, at most WG)
-                // times WG / seg words (where L has fewer rows than a workgroup has threads: a
-                // convolution's dYᵀ or Xᵀ of 16 to 576 rows left 44–94% of every workgroup idle
-                // at one word a tile).
+                // times WG / seg words (at one word a tile, a convolution's dYᵀ of 16 to 64 rows
+                // left 75–94% of every workgroup idle).
                 p.seg = super::row_team(l.rows);
                 p.tiles_per_row = l.rows.div_ceil(p.seg);
                 p.total_tiles = p
