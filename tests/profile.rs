@@ -72,14 +72,16 @@ fn profile_times_every_dispatch_by_kernel_name() {
     let p = Profile::start(g, 64).expect("a dropped profile has ended");
     let (times, dropped) = p.finish().unwrap();
     assert!(times.is_empty() && dropped == 0, "{times:?}");
-    // Workgroups per dispatch, whatever the adapter's speed (record_transposes: 20 and 2).
+    // Workgroups per dispatch, whatever the adapter's speed (record_transposes: 20 and 1, tiles
+    // of L's rows rounded up to a power of two times the words that fill a workgroup: 2 × 10 words
+    // of 256 rows, and one tile of 16 rows × 16 words for L's 10 rows of 2 words).
     let qt = QuantizeTranspose::new(g, Format::Int8).unwrap();
     let p = Profile::start(g, 64).unwrap();
     run(|e| record_transposes(g, e, &qt));
     let (times, _) = p.finish().unwrap();
     assert_eq!(times.len(), 1, "{times:?}");
     let t = &times[0];
-    assert_eq!((t.name.as_str(), t.dispatches, t.workgroups, t.min_workgroups), ("quantize_transpose", 2, 22, 2));
+    assert_eq!((t.name.as_str(), t.dispatches, t.workgroups, t.min_workgroups), ("quantize_transpose", 2, 21, 1));
 }
 
 #[test]
@@ -102,7 +104,7 @@ fn profile_lists_each_dispatch_in_the_order_recorded() {
     let (list, dropped) = p.finish_dispatches().unwrap();
     assert_eq!(dropped, 2);
     let got: Vec<(&str, u64)> = list.iter().map(|d| (d.name.as_str(), d.workgroups)).collect();
-    assert_eq!(got[..2], [("quantize_transpose", 20), ("quantize_transpose", 2)], "{list:?}");
+    assert_eq!(got[..2], [("quantize_transpose", 20), ("quantize_transpose", 1)], "{list:?}");
     assert_eq!(got[2..].iter().map(|d| d.0).collect::<Vec<_>>(), ["col_sum", "col_sum"], "{list:?}");
     assert!(list.iter().all(|d| d.seconds > 0.0 && d.seconds < 10.0), "{list:?}");
     // Summed per kernel: what finish returns.
