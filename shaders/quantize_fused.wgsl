@@ -2,7 +2,9 @@
 // scale groups, so the absmax reduction, the scale and the packing happen in one launch and x is
 // read from memory once. Same output as absmax -> quantize (reference:
 // src/reference/quantize_fused.rs).
-// Entry `main`: per-block groups of `seg` words (seg a power of two <= 256); tiles as in quantize.
+// Entry `main`: per-block groups of `seg` words (seg a power of two <= 256); a tile takes p.aux0
+// words of WG / p.aux0 rows (a power of two, a multiple of seg, at most WG: a row's words rounded
+// up, so that rows shorter than a workgroup share one; WG for longer rows, as quantize's tiles).
 // Entry `main_group`: the same groups, one thread per group, no workgroup memory or barriers (for
 // CPU adapters, where a barrier splits the shader and costs more than the reduction it orders).
 // Entry `main_row`: a team of p.seg threads per row (a power of two, at most WG; WG / p.seg rows a
@@ -66,9 +68,10 @@ var<workgroup> seg_inv: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let tile = flat_workgroup(wg, nwg);
-    let row = tile / p.tiles_per_row;
-    let word = (tile % p.tiles_per_row) * WG + lid;
-    let valid = tile < p.total_tiles && word < p.words_per_row;
+    let span = p.aux0;
+    let row = (tile / p.tiles_per_row) * (WG / span) + lid / span;
+    let word = (tile % p.tiles_per_row) * span + lid % span;
+    let valid = tile < p.total_tiles && row < p.rows && word < p.words_per_row;
     var m = 0u;
     if (valid) {
         m = word_amax(row, word);

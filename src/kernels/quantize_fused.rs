@@ -214,7 +214,7 @@ impl QuantizeFused {
     ) -> Result<()> {
         let whole = self.whole_entry(gpu, l, self.whole.as_ref(), "reduces the maximum of")?;
         check_len("quantize_fused", "tensor_amax", tensor_amax.len(), 1)?;
-        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales, seg: l.seg() };
+        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales, seg: l.seg(), span: None };
         self.launch(gpu, enc, whole, 1, l, rounding, &io, (&self.bgl, &[]))
     }
 
@@ -270,7 +270,7 @@ impl QuantizeFused {
         check_len(op, "scales_t", scales_t.len(), lt.n_groups as usize)?;
         let params_t =
             uniform(gpu, "quantize_fused params of the transpose", &QuantParams::row_tiles(lt, Rounding::Nearest));
-        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales, seg: l.seg() };
+        let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales, seg: l.seg(), span: None };
         let extra = [codes_t.buffer(), scales_t.buffer(), &params_t];
         self.launch(gpu, enc, pipe, 1, l, Rounding::Nearest, &io, (bgl, &extra))
     }
@@ -408,9 +408,19 @@ impl QuantizeFused {
                 super::thread_workgroups("quantize_fused", groups_of(l), self.thread_wg)?,
                 l.seg(),
             ),
-            _ => (&self.block, QuantParams::row_tiles(l, rounding).total_tiles, l.seg()),
+            _ => {
+                // Tiles of `span` words of WG / span rows: the row's words rounded up to a power
+                // of two (at least a block's), so that short rows share a workgroup (the GPT's
+                // MXFP8 rows of 16 words took a workgroup each, 16 of its 256 threads busy).
+                let span = super::row_team(l.words_per_row).max(l.seg());
+                let tiles = l.words_per_row.div_ceil(span) as usize * l.rows.div_ceil(super::WG / span) as usize;
+                let tiles = u32::try_from(tiles)
+                    .map_err(|_| Error::InvalidArgument(format!("quantize_fused: {l:?} is too large")))?;
+                let io = Io { x, tensor_amax, mask, samples, codes, scales, seg: l.seg(), span: Some(span) };
+                return self.launch(gpu, enc, &self.block, tiles, l, rounding, &io, (&self.bgl, &[]));
+            }
         };
-        let io = Io { x, tensor_amax, mask, samples, codes, scales, seg };
+        let io = Io { x, tensor_amax, mask, samples, codes, scales, seg, span: None };
         self.launch(gpu, enc, pipe, workgroups, l, rounding, &io, (&self.bgl, &[]))
     }
 
@@ -437,6 +447,11 @@ impl QuantizeFused {
         }
         let mut p = QuantParams::row_tiles(l, rounding);
         p.seg = io.seg;
+        if let Some(span) = io.span {
+            p.aux[0] = span;
+            p.tiles_per_row = l.words_per_row.div_ceil(span);
+            p.total_tiles = workgroups;
+        }
         p.masked = io.mask.is_some() as u32;
         p.samples = io.samples;
         let params = uniform(gpu, "quantize_fused params", &p);
@@ -468,4 +483,6 @@ struct Io<'a> {
     scales: &'a GpuBuffer<f32>,
     /// Threads per group of the tree entries: a block's words (`l.seg()`), or `main_row`'s team.
     seg: u32,
+    /// Entry `main`'s words of a row a tile (its tiles then `WG / span` rows each).
+    span: Option<u32>,
 }
