@@ -193,11 +193,7 @@ fn forward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         for (var i = lid; i < len; i += ROW_WG) {
             stage_a[i] = x[base + c0 + i];
         }
-        workgroupBarrier();
-        if (lid == 0u) {
-            s = staged_sum(s, len);
-        }
-        workgroupBarrier();
+        s = staged_round(lid, s, len);
     }
     if (lid == 0u) {
         row_stats.x = s / n;

@@ -212,11 +212,7 @@ fn forward_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         for (var i = lid; i < len; i += ROW_WG) {
             stage_a[i] = exp(p.scale * x[base + k0 + i] - m);
         }
-        workgroupBarrier();
-        if (lid == 0u) {
-            s = staged_sum(s, len);
-        }
-        workgroupBarrier();
+        s = staged_round(lid, s, len);
     }
     if (lid == 0u) {
         row_stats.y = 1.0 / s;

@@ -114,11 +114,7 @@ fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
         for (var i = lid; i < len; i += ROW_WG) {
             stage_a[i] = exp(z[base + c0 + i] - m);
         }
-        workgroupBarrier();
-        if (lid == 0u) {
-            s = staged_sum(s, len);
-        }
-        workgroupBarrier();
+        s = staged_round(lid, s, len);
     }
     let t = labels[b];
     if (lid == 0u) {

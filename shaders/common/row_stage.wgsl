@@ -18,3 +18,17 @@ fn staged_sum(s: f32, len: u32) -> f32 {
     }
     return r;
 }
+
+// One round of a staged sum, once every thread has staged its values of the round in stage_a:
+// thread 0 adds stage_a[0 .. len] to s in order (staged_sum) between two barriers, so that the
+// next round may stage again. Returns thread 0's new sum (the others get s back). Every thread
+// calls it, in uniform control flow.
+fn staged_round(lid: u32, s: f32, len: u32) -> f32 {
+    workgroupBarrier();
+    var r = s;
+    if (lid == 0u) {
+        r = staged_sum(s, len);
+    }
+    workgroupBarrier();
+    return r;
+}
