@@ -23,13 +23,21 @@
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
 // here and in the included units steps its counter by a positive constant (1) or by a run of at
 // least one column (the pixels left in the output row, or in the group, both at least 1 while the
-// loop runs), towards a bound fixed before the loop (a params field, the group's end, the format's
-// codes per word, 24 in recip_rne); the bounds are buffer lengths, far below u32's end, so every
-// loop ends.
+// loop runs; main_rows' pieces by lanes · p.aux0 words, at least one column), towards a bound
+// fixed before the loop (a params field, the group's end, the format's codes per word, 24 in
+// recip_rne); the bounds are buffer lengths, far below u32's end, so every loop ends.
 // The rows' code is common/unfold_t.wgsl's (shared with im2col_quantize's main_both_v4).
+// A GPU's layouts take entries whose neighbouring threads work on neighbouring rows of L (one
+// tap's neighbouring channels, so they load neighbouring values of x), each thread a piece of a
+// row: per block, main_blocks (a thread per block, one launch); per row, main_rows where a row
+// is short enough for one workgroup's lanes (its maximum met in workgroup memory, one launch),
+// else main_maxima (the rows' maxima by atomicMax into amax, which the launcher clears) then
+// main_tiles (packing with their scales, common/maxima.wgsl). The same codes and scales as the CPU
+// entries.
 // Reference: src/reference/im2col_quantize_transpose.rs (im2col, then quantize_transpose_fused).
 // Bindings: 0 params (QuantParams of L), 1 x (read f32, NHWC), 2 codes (read_write u32),
-// 3 scales (read_write f32), 4 step (StepState), 5 conv (ConvParams).
+// 3 scales (read_write f32), 4 step (StepState), 5 conv (ConvParams), 6 the group maxima
+// (read_write u32 bits, n_groups: a stand-in for the CPU entries).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -39,6 +47,10 @@
 @group(0) @binding(3) var<storage, read_write> scales: array<f32>;
 @group(0) @binding(4) var<uniform> st: StepState;
 @group(0) @binding(5) var<uniform> conv: ConvParams;
+// The group maxima: main_maxima's view (atomics) and main_tiles' (read through maxima.wgsl); one
+// view an entry.
+@group(0) @binding(6) var<storage, read_write> amax_acc: array<atomic<u32>>;
+@group(0) @binding(6) var<storage, read_write> amax: array<u32>;
 
 // The image's values for the shared unit (common/unfold_t.wgsl).
 fn unfold_src(i: u32) -> f32 {
@@ -64,4 +76,109 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 @compute @workgroup_size(8)
 fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     tap_thread4((flat_workgroup(wg, nwg) * 8u + lid) * 4u);
+}
+
+// A thread of the tiled GPU entries: (row of L, piece of it), or rows = p.rows past the tiles'
+// rows.
+fn tile_thread(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec2<u32> {
+    let tile = flat_workgroup(wg, nwg);
+    let row = (tile % p.tiles_per_row) * p.seg + lid % p.seg;
+    if (tile >= p.total_tiles || row >= p.rows) {
+        return vec2<u32>(p.rows, 0u);
+    }
+    return vec2<u32>(row, (tile / p.tiles_per_row) * (WG / p.seg) + lid / p.seg);
+}
+
+// Columns [c0, c1) of tap t's row `row` (c0 the first of a word), every sample, with inverse scale
+// inv.
+fn pack_part(row: u32, t: Tap, c0: u32, c1: u32, inv: f32) {
+    for (var smp = 0u; smp < p.samples; smp++) {
+        pack_start(row, smp, c0, vec4<f32>(inv));
+        pack_cols(t, c0, c1);
+        pack_flush();
+    }
+}
+
+// GPU layouts, per block, one launch: piece k of a row is its block k (p.aux0 columns), its
+// maximum and scale taken by the thread that packs it.
+@compute @workgroup_size(256)
+fn main_blocks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let rp = tile_thread(wg, nwg, lid);
+    let c0 = rp.y * p.aux0;
+    if (rp.x >= p.rows || c0 >= p.cols) {
+        return;
+    }
+    let t = tap_of(rp.x);
+    let c1 = min(c0 + p.aux0, p.cols);
+    let si = fmt_scale_for_amax(bitcast<f32>(group_max(t, c0, c1)));
+    store_scale(group_of(p, rp.x, c0), si.x);
+    pack_part(rp.x, t, c0, c1, si.y);
+}
+
+// The lanes' row maxima of main_rows.
+var<workgroup> lane_max: array<u32, 256>;
+
+// GPU layouts, per row, rows of L short enough for one workgroup (p.seg rows a workgroup, the
+// launcher's): WG / p.seg lanes a row, lane j the pieces j, j + lanes, … of p.aux0 words; the
+// lanes' maxima met in workgroup memory (each thread reading its row's), then each lane packs its
+// pieces, the row's first lane storing the scale.
+@compute @workgroup_size(256)
+fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = flat_workgroup(wg, nwg) * p.seg + lid % p.seg;
+    let lanes = WG / p.seg;
+    let lane = lid / p.seg;
+    let piece = p.aux0 * fmt_per_word();
+    let valid = row < p.rows;
+    var t: Tap;
+    var m = 0u;
+    if (valid) {
+        t = tap_of(row);
+        for (var c0 = lane * piece; c0 < p.cols; c0 += lanes * piece) {
+            m = max(m, group_max(t, c0, min(c0 + piece, p.cols)));
+        }
+    }
+    lane_max[lid] = m;
+    workgroupBarrier();
+    if (!valid) {
+        return;
+    }
+    for (var j = 0u; j < lanes; j++) {
+        m = max(m, lane_max[j * p.seg + lid % p.seg]);
+    }
+    let si = fmt_scale_for_amax(bitcast<f32>(m));
+    if (lane == 0u) {
+        store_scale(row * p.row_mul, si.x);
+    }
+    for (var c0 = lane * piece; c0 < p.cols; c0 += lanes * piece) {
+        pack_part(row, t, c0, min(c0 + piece, p.cols), si.y);
+    }
+}
+
+// GPU layouts, per row, long rows, first launch: piece k of a row is columns k·p.aux0 .. up to
+// p.aux0 more; its maximum (0 for the padding's, or for zeros, left out) goes to the row's slot.
+@compute @workgroup_size(256)
+fn main_maxima(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let rp = tile_thread(wg, nwg, lid);
+    let c0 = rp.y * p.aux0;
+    if (rp.x >= p.rows || c0 >= p.cols) {
+        return;
+    }
+    let m = group_max(tap_of(rp.x), c0, min(c0 + p.aux0, p.cols));
+    if (m != 0u) {
+        atomicMax(&amax_acc[group_of(p, rp.x, c0)], m);
+    }
+}
+
+// GPU layouts, per row, long rows, second launch: piece k of a row is its words p.aux0·k ..
+// p.aux0·(k + 1) − 1, packed from x with the row's inverse scale (from main_maxima's maximum;
+// the thread at the row's first word stores the scale).
+@compute @workgroup_size(256)
+fn main_tiles(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let rp = tile_thread(wg, nwg, lid);
+    let c0 = rp.y * p.aux0 * fmt_per_word();
+    if (rp.x >= p.rows || c0 >= p.cols) {
+        return;
+    }
+    let c1 = min(c0 + p.aux0 * fmt_per_word(), p.cols);
+    pack_part(rp.x, tap_of(rp.x), c0, c1, inv_scale_at(rp.x, c0));
 }

@@ -299,7 +299,10 @@ impl Quantizer {
     /// one launch for both): on CPU adapters (where both of its quantizers run a thread per row),
     /// channels in fours ([`Im2colQuantize::fits_both`]).
     pub fn unfolds_both_together(gpu: &Gpu, g: &ConvGeom, l: &QuantLayout, lt: &QuantLayout) -> bool {
-        Self::unfolds_in_one_pass(gpu, l) && Self::unfolds_transposed(gpu, lt) && Im2colQuantize::fits_both(g, l, lt)
+        gpu.cpu_layouts()
+            && Self::unfolds_in_one_pass(gpu, l)
+            && Self::unfolds_transposed(gpu, lt)
+            && Im2colQuantize::fits_both(g, l, lt)
     }
 
     /// [`Quantizer::unfold_quantize`] of `x` under `scheme` without cols, and
@@ -344,11 +347,13 @@ impl Quantizer {
 
     /// Whether a quantized convolution quantizes its unfolded input's transpose from the input
     /// itself ([`Quantizer::unfold_quantize_transposed`]) for `l`, the `[kh·kw·c, rows]` layout of
-    /// that transpose: on CPU adapters (a thread per row of it, as the transposing quantizer runs
-    /// there; on a GPU its long rows take the transposing quantizer's chain over cols), for
-    /// per-row or per-block scales of a format without a tensor-wide scale.
-    pub fn unfolds_transposed(gpu: &Gpu, l: &QuantLayout) -> bool {
-        gpu.cpu_layouts() && Im2colQuantizeTranspose::supports(l)
+    /// that transpose: for per-row or per-block scales of a format without a tensor-wide scale, on
+    /// every adapter (a thread per row of it on CPU layouts, as the transposing quantizer runs
+    /// there; on a GPU's, a piece of a row a thread, neighbouring rows side by side, in one launch,
+    /// or two for long rows: [`Im2colQuantizeTranspose::uses_tiles`]), so cols need not be written
+    /// for it.
+    pub fn unfolds_transposed(_gpu: &Gpu, l: &QuantLayout) -> bool {
+        Im2colQuantizeTranspose::supports(l)
     }
 
     /// The quantization under `scheme` of `im2col(x)ᵀ` (the convolution `g`; `[kh·kw·c,

@@ -170,6 +170,7 @@ const QUANT_T_UNFOLD_INCLUDES: &[&str] = &[
     "pack_stream",
     "conv",
     "unfold_t",
+    "maxima",
 ];
 /// The transposing quantizers share their packing.
 const QUANT_T_INCLUDES: &[&str] =

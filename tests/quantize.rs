@@ -1724,6 +1724,93 @@ fn the_team_per_row_unfold_is_the_thread_per_row_unfold() {
 }
 
 #[test]
+fn the_tiled_transposing_unfold_is_the_thread_per_row_one() {
+    // im2col_quantize_transpose on a GPU's layouts (neighbouring rows of L, pieces of a row a
+    // thread: per block main_blocks, per row main_rows or, for long rows, main_maxima then
+    // main_tiles) and on a CPU's (a thread per row), in one process on this adapter: codes and
+    // scales bit for bit against the reference, per row and per block, one sample and two, for
+    // rows of many pieces, more rows than a tile has and rows of fewer columns than a piece.
+    use lowbit::kernels::im2col::ConvGeom;
+    use lowbit::kernels::im2col_quantize_transpose::{Im2colQuantizeTranspose, PIECE_COLS, PIECE_WORDS, ROWS_MAX_COLS};
+    let g = gpu();
+    let (gc, gg) = (g.with_layouts(lowbit::Layouts::Cpu), g.with_layouts(lowbit::Layouts::Gpu));
+    let geoms = [
+        // Rows of 2,250 columns, past ROWS_MAX_COLS: per row the maxima then the codes, 36 pieces
+        // of maxima, 141 of codes (int8; the last one short).
+        ConvGeom { batch: 3, h: 30, w: 25, c: 2, kh: 3, kw: 3, stride: 1, pad: 1 },
+        // Rows of 396 columns: one launch per row, pieces of 4 words (int8: 25 a row, 8 lanes).
+        ConvGeom { batch: 3, h: 12, w: 11, c: 3, kh: 3, kw: 3, stride: 1, pad: 1 },
+        // 360 rows (two tiles of 256) of 12 columns; stride 2.
+        ConvGeom { batch: 2, h: 5, w: 4, c: 40, kh: 3, kw: 3, stride: 2, pad: 1 },
+        // A 1×1 convolution: 8 rows of 324 columns.
+        ConvGeom { batch: 4, h: 9, w: 9, c: 8, kh: 1, kw: 1, stride: 1, pad: 0 },
+        // 5×5 taps, padding 2: 50 rows of 180 columns.
+        ConvGeom { batch: 2, h: 10, w: 9, c: 2, kh: 5, kw: 5, stride: 1, pad: 2 },
+    ];
+    assert!(geoms[0].rows() as u32 > ROWS_MAX_COLS && (geoms[1].rows() as u32) < ROWS_MAX_COLS);
+    assert_eq!((PIECE_COLS, PIECE_WORDS), (64, 4));
+    let mut cases = 0;
+    for (gi, geom) in geoms.iter().enumerate() {
+        let mut x = data(geom.input_len(), 210 + gi as u32, true);
+        // An all-zero image row: groups of zeros quantize to zero codes.
+        x[..geom.w * geom.c].iter_mut().for_each(|v| *v = 0.0);
+        let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
+        for f in Format::ALL {
+            let grans = match f.block() {
+                Some(b) => vec![Granularity::PerBlock(b)],
+                None => vec![
+                    Granularity::PerRow,
+                    Granularity::PerBlock(32),
+                    Granularity::PerBlock(64),
+                    Granularity::PerBlock(128),
+                ],
+            };
+            for gr in grans {
+                let Ok(l) = QuantLayout::new(geom.kdim(), geom.rows(), f, gr) else {
+                    continue;
+                };
+                if !Im2colQuantizeTranspose::supports(&l) {
+                    assert!(f.needs_tensor_amax(), "{f} {gr}");
+                    continue;
+                }
+                let (kc, kg) =
+                    (Im2colQuantizeTranspose::new(&gc, f).unwrap(), Im2colQuantizeTranspose::new(&gg, f).unwrap());
+                assert!(!kc.uses_tiles() && kg.uses_tiles(), "{f}");
+                let r = Rounding::Stochastic { seed: 77, stream: 3 };
+                for (rounding, samples) in [(Rounding::Nearest, 1), (r, 1), (r, 2)] {
+                    let mut want = (Vec::new(), Vec::new());
+                    for j in 0..samples {
+                        let rj = match rounding {
+                            Rounding::Stochastic { seed, stream } => Rounding::Stochastic { seed, stream: stream + j },
+                            n => n,
+                        };
+                        let (c, s) = reference::im2col_quantize_transpose::im2col_quantize_transpose(&x, geom, &l, rj);
+                        want.0.extend(c);
+                        want.1.extend(s);
+                    }
+                    for (layout, k, gl) in [("cpu", &kc, &gc), ("gpu", &kg, &gg)] {
+                        let what = format!("{geom:?} {f} {gr} {rounding:?} ×{samples} {layout} layouts");
+                        // Outputs start as NaN or 0xffffffff: every value must be written.
+                        let n = samples as usize;
+                        let codes = lowbit::GpuBuffer::from_slice(g, "codes", &vec![u32::MAX; n * l.words()]).unwrap();
+                        let scales =
+                            lowbit::GpuBuffer::from_slice(g, "scales", &vec![f32::NAN; n * l.n_groups as usize])
+                                .unwrap();
+                        common::submit_with(|e| {
+                            k.encode(gl, e, geom, &xb, &l, rounding, samples, &codes, &scales).unwrap()
+                        });
+                        assert_u32_eq(&format!("codes {what}"), &codes.read(g).unwrap(), &want.0);
+                        assert_f32_bits_eq(&format!("scales {what}"), &scales.read(g).unwrap(), &want.1);
+                        cases += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(cases > 150, "{cases}");
+}
+
+#[test]
 fn a_convolutions_x_and_xt_from_its_input_are_quantized_together() {
     // unfold_quantize_both: a convolution's unfolded X (per row, for the forward) and its Xᵀ (per
     // row or per block, for the weight gradient), both from the input, in one launch
@@ -1908,11 +1995,11 @@ fn the_unfolded_transposing_quantizer_is_im2col_then_the_transposing_quantizer()
     let mut enc = g.device.create_command_encoder(&Default::default());
     let err = k.encode(g, &mut enc, &geom, &xb, &l, Rounding::Nearest, 2, &codes_buf(g, &l, 2), &scales_buf(g, &l, 2));
     assert!(matches!(err, Err(Error::InvalidArgument(ref m)) if m.contains("stochastic")), "{err:?}");
-    // The quantized convolution takes it on CPU adapters, without a tensor-wide scale.
+    // The quantized convolution takes it on every adapter, without a tensor-wide scale.
     for (f, gr, takes) in [
-        (Format::Int8, Granularity::PerRow, g.cpu_layouts()),
-        (Format::Log4, Granularity::PerRow, g.cpu_layouts()),
-        (Format::Mxfp8, Granularity::PerBlock(32), g.cpu_layouts()),
+        (Format::Int8, Granularity::PerRow, true),
+        (Format::Log4, Granularity::PerRow, true),
+        (Format::Mxfp8, Granularity::PerBlock(32), true),
         (Format::Nvfp4, Granularity::PerBlock(16), false),
     ] {
         let l = QuantLayout::new(144, 112, f, gr).unwrap();

@@ -6,17 +6,25 @@
 //! the input where it lies (or the padding's 0), so cols is neither read nor, where nothing else
 //! needs it, written: the codes and scales are `quantize_transpose_fused`'s of cols, bit for bit.
 //! Per-row or per-block scales of formats without a tensor-wide scale (not NVFP4), SMP's stacked
-//! samples. Layout: the per-thread one of a CPU adapter (one thread per row of L, or per four rows
-//! of one tap's channels with vec4 loads, 8 threads per workgroup), which
-//! [`crate::quant::Quantizer::unfolds_transposed`] takes it for. Bindings: 0 `QuantParams` (of L),
-//! 1 x (read f32, NHWC), 2 codes, 3 scales, 4 step state, 5 conv params. Reference:
-//! [`crate::reference::im2col_quantize_transpose`].
+//! samples. Layout on a CPU adapter: one thread per row of L, or per four rows of one tap's
+//! channels with vec4 loads, 8 threads per workgroup. On a GPU's layouts, where a row per thread
+//! would leave most of a GPU idle, neighbouring threads take neighbouring rows of L (one tap's
+//! neighbouring channels of x), each thread a piece of a row
+//! ([`Im2colQuantizeTranspose::uses_tiles`]): per block, entry `main_blocks` (a thread per block,
+//! one launch); per row, `main_rows` where the row has at most [`ROWS_MAX_COLS`] columns (lanes of
+//! one workgroup, their maxima met in workgroup memory, one launch), else two launches as the chain
+//! over cols takes: `main_maxima` (pieces of [`PIECE_COLS`] columns, met by `atomicMax` in a
+//! cleared scratch buffer), then `main_tiles` packing [`PIECE_WORDS`] words a thread. Either way
+//! cols is neither written nor read: a quantized convolution takes it on every adapter
+//! ([`crate::quant::Quantizer::unfolds_transposed`]). Bindings: 0 `QuantParams` (of L), 1 x (read
+//! f32, NHWC), 2 codes, 3 scales, 4 step state, 5 conv params, 6 the group maxima (read-write u32;
+//! a stand-in for the CPU entries). Reference: [`crate::reference::im2col_quantize_transpose`].
 
 use super::im2col::{ConvGeom, ConvParams};
 use super::quantize_transpose_fused::{QuantizeTransposeFused, V4_MIN_ROWS};
-use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
+use super::{check_len, dispatch, format_constant, layouts, pipeline, row_team, uniform, QuantParams, Slot, WG};
 use crate::format::Format;
-use crate::scheme::{QuantLayout, Rounding};
+use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 
@@ -28,7 +36,34 @@ pub struct Im2colQuantizeTranspose {
     /// Entry `main_v4`: four rows (one tap's four channels) per thread, taken where channels are a
     /// multiple of 4 and L has at least [`V4_MIN_ROWS`] rows.
     v4: wgpu::ComputePipeline,
+    /// The GPU layouts' entries: built where the adapter takes those, and then what
+    /// [`Im2colQuantizeTranspose::encode`] runs.
+    tiles: Option<Tiled>,
+    /// Bound as the group maxima by the CPU entries.
+    no_amax: GpuBuffer<u32>,
 }
+
+/// The GPU layouts' entries.
+struct Tiled {
+    /// `main_blocks`: per block.
+    blocks: wgpu::ComputePipeline,
+    /// `main_rows`: per row, rows of at most [`ROWS_MAX_COLS`] columns.
+    rows: wgpu::ComputePipeline,
+    /// `main_maxima` then `main_tiles`: per row, longer rows.
+    chain: (wgpu::ComputePipeline, wgpu::ComputePipeline),
+}
+
+/// Columns of a row whose maximum one thread of `main_maxima` takes.
+pub const PIECE_COLS: u32 = 64;
+
+/// Words of a row one thread of `main_tiles` packs, and of each piece a lane of `main_rows` takes.
+pub const PIECE_WORDS: u32 = 4;
+
+/// The longest rows of L (per-row scales) that take one launch on a GPU's layouts (entry
+/// `main_rows`: at least 8 lanes a row), as `quantize_transpose_fused`'s one launch takes rows
+/// from cols up to the same length there
+/// ([`super::quantize_transpose_fused::FUSED_T_MAX_COLS`]).
+pub const ROWS_MAX_COLS: u32 = super::quantize_transpose_fused::FUSED_T_MAX_COLS as u32;
 
 impl Im2colQuantizeTranspose {
     /// Builds the pipelines for `format`.
@@ -36,15 +71,31 @@ impl Im2colQuantizeTranspose {
         let (bgl, pl) = layouts(
             gpu,
             "im2col_quantize_transpose",
-            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Uniform],
+            &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Uniform, Slot::Uniform, Slot::Write],
         );
         let c = format_constant(format);
+        let p = |entry| pipeline(gpu, "im2col_quantize_transpose", entry, &pl, &c);
         Ok(Im2colQuantizeTranspose {
             format,
-            pipeline: pipeline(gpu, "im2col_quantize_transpose", "main", &pl, &c)?,
-            v4: pipeline(gpu, "im2col_quantize_transpose", "main_v4", &pl, &c)?,
+            pipeline: p("main")?,
+            v4: p("main_v4")?,
+            tiles: match gpu.cpu_layouts() {
+                true => None,
+                false => Some(Tiled {
+                    blocks: p("main_blocks")?,
+                    rows: p("main_rows")?,
+                    chain: (p("main_maxima")?, p("main_tiles")?),
+                }),
+            },
+            no_amax: GpuBuffer::zeros(gpu, "im2col_quantize_transpose no maxima", 4)?,
             bgl,
         })
+    }
+
+    /// Whether [`Im2colQuantizeTranspose::encode`] runs the GPU layouts' entries (a piece of a row
+    /// a thread) rather than a thread per row (or four).
+    pub fn uses_tiles(&self) -> bool {
+        self.tiles.is_some()
     }
 
     /// Whether [`Im2colQuantizeTranspose::encode`] handles `l`: what
@@ -97,10 +148,50 @@ impl Im2colQuantizeTranspose {
         check_len(OP, "scales", scales.len(), l.n_groups as usize * samples as usize)?;
         let mut p = QuantParams::row_tiles(l, rounding);
         p.samples = samples;
-        let params = uniform(gpu, "im2col_quantize_transpose params", &p);
         let conv = uniform(gpu, "im2col_quantize_transpose conv", &ConvParams::new(g, g.rows() * g.kdim()));
         let step = enc.step_state(gpu).clone();
-        let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, &conv];
+        if let Some(t) = &self.tiles {
+            let too_large = || Error::InvalidArgument(format!("{OP}: {l:?} is too large"));
+            // Tiles of `seg` rows of L (its rows rounded up to a power of two, at most WG) times
+            // WG / seg pieces of `piece` columns.
+            let tiled = |piece: u32| -> Result<QuantParams> {
+                let mut p = p;
+                p.seg = row_team(l.rows);
+                p.tiles_per_row = l.rows.div_ceil(p.seg);
+                p.total_tiles =
+                    p.tiles_per_row.checked_mul(l.cols.div_ceil(piece).div_ceil(WG / p.seg)).ok_or_else(too_large)?;
+                p.aux = [piece, 0];
+                Ok(p)
+            };
+            let (launches, amax) = match l.granularity {
+                Granularity::PerBlock(b) => (vec![(&t.blocks, tiled(b)?)], None),
+                _ if l.cols <= ROWS_MAX_COLS => {
+                    // A workgroup of `seg` rows, at least 8 lanes each.
+                    let mut p = p;
+                    p.seg = row_team(l.rows).min(WG / 8);
+                    p.total_tiles = l.rows.div_ceil(p.seg);
+                    p.aux = [PIECE_WORDS, 0];
+                    (vec![(&t.rows, p)], None)
+                }
+                _ => {
+                    // main_tiles' pieces: PIECE_WORDS words (the shader takes them in words).
+                    let mut pt = tiled(PIECE_WORDS * l.per_word())?;
+                    pt.aux = [PIECE_WORDS, 0];
+                    let amax = enc.scratch::<u32>(gpu, "im2col_quantize_transpose maxima", l.amax_len())?;
+                    enc.clear(amax.buffer());
+                    (vec![(&t.chain.0, tiled(PIECE_COLS)?), (&t.chain.1, pt)], Some(amax))
+                }
+            };
+            let amax = amax.as_ref().unwrap_or(&self.no_amax);
+            for (pipe, p) in launches {
+                let params = uniform(gpu, "im2col_quantize_transpose params", &p);
+                let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, &conv, amax.buffer()];
+                dispatch(gpu, enc, OP, pipe, &self.bgl, &buffers, p.total_tiles)?;
+            }
+            return Ok(());
+        }
+        let params = uniform(gpu, "im2col_quantize_transpose params", &p);
+        let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, &conv, self.no_amax.buffer()];
         // Four rows per thread where they are one tap's channels and enough threads remain to
         // spread over the cores (as quantize_transpose_fused's per-thread entries).
         let (pipe, rows_per) =
