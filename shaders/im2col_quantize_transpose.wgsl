@@ -115,7 +115,7 @@ fn main_blocks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     pack_part(rp.x, t, c0, c1, si.y);
 }
 
-// The lanes' row maxima of main_rows.
+// The lanes' row maxima of main_rows and main_maxima.
 var<workgroup> lane_max: array<u32, 256>;
 
 // GPU layouts, per row, rows of L short enough for one workgroup (p.seg rows a workgroup, the
@@ -155,15 +155,25 @@ fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 }
 
 // GPU layouts, per row, long rows, first launch: piece k of a row is columns k·p.aux0 .. up to
-// p.aux0 more; its maximum (0 for the padding's, or for zeros, left out) goes to the row's slot.
+// p.aux0 more; the maxima of a row's pieces in the workgroup (its WG / p.seg lanes) are met in
+// workgroup memory, and the row's first lane takes theirs to the row's slot (0, for the
+// padding's or for zeros, left out).
 @compute @workgroup_size(256)
 fn main_maxima(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let rp = tile_thread(wg, nwg, lid);
     let c0 = rp.y * p.aux0;
-    if (rp.x >= p.rows || c0 >= p.cols) {
+    var m = 0u;
+    if (rp.x < p.rows && c0 < p.cols) {
+        m = group_max(tap_of(rp.x), c0, min(c0 + p.aux0, p.cols));
+    }
+    lane_max[lid] = m;
+    workgroupBarrier();
+    if (lid >= p.seg || rp.x >= p.rows) {
         return;
     }
-    let m = group_max(tap_of(rp.x), c0, min(c0 + p.aux0, p.cols));
+    for (var j = 1u; j < WG / p.seg; j++) {
+        m = max(m, lane_max[j * p.seg + lid]);
+    }
     if (m != 0u) {
         atomicMax(&amax_acc[group_of(p, rp.x, c0)], m);
     }

@@ -1735,12 +1735,12 @@ fn the_tiled_transposing_unfold_is_the_thread_per_row_one() {
     let g = gpu();
     let (gc, gg) = (g.with_layouts(lowbit::Layouts::Cpu), g.with_layouts(lowbit::Layouts::Gpu));
     let geoms = [
-        // Rows of 2,250 columns, past ROWS_MAX_COLS: per row the maxima then the codes, 36 pieces
-        // of maxima, 141 of codes (int8; the last one short).
+        // Rows of 2,250 columns, past ROWS_MAX_COLS: per row the maxima then the codes, 141
+        // pieces of maxima (8 a workgroup, the last one short), 141 of codes (int8).
         ConvGeom { batch: 3, h: 30, w: 25, c: 2, kh: 3, kw: 3, stride: 1, pad: 1 },
         // Rows of 396 columns: one launch per row, pieces of 4 words (int8: 25 a row, 8 lanes).
         ConvGeom { batch: 3, h: 12, w: 11, c: 3, kh: 3, kw: 3, stride: 1, pad: 1 },
-        // 360 rows (two tiles of 256) of 12 columns; stride 2.
+        // 360 rows (12 tiles of 32, the last one part full) of 12 columns; stride 2.
         ConvGeom { batch: 2, h: 5, w: 4, c: 40, kh: 3, kw: 3, stride: 2, pad: 1 },
         // A 1×1 convolution: 8 rows of 324 columns.
         ConvGeom { batch: 4, h: 9, w: 9, c: 8, kh: 1, kw: 1, stride: 1, pad: 0 },
@@ -1748,10 +1748,12 @@ fn the_tiled_transposing_unfold_is_the_thread_per_row_one() {
         ConvGeom { batch: 2, h: 10, w: 9, c: 2, kh: 5, kw: 5, stride: 1, pad: 2 },
     ];
     assert!(geoms[0].rows() as u32 > ROWS_MAX_COLS && (geoms[1].rows() as u32) < ROWS_MAX_COLS);
-    assert_eq!((PIECE_COLS, PIECE_WORDS), (64, 4));
+    assert_eq!((PIECE_COLS, PIECE_WORDS), (16, 4));
     let mut cases = 0;
     for (gi, geom) in geoms.iter().enumerate() {
-        let mut x = data(geom.input_len(), 210 + gi as u32, true);
+        // The long rows without the special values: their 1e30 every 97 values would be every
+        // piece's maximum, the row's whichever pieces were met.
+        let mut x = data(geom.input_len(), 210 + gi as u32, gi > 0);
         // An all-zero image row: groups of zeros quantize to zero codes.
         x[..geom.w * geom.c].iter_mut().for_each(|v| *v = 0.0);
         let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();

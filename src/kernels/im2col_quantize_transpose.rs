@@ -13,8 +13,9 @@
 //! ([`Im2colQuantizeTranspose::uses_tiles`]): per block, entry `main_blocks` (a thread per block,
 //! one launch); per row, `main_rows` where the row has at most [`ROWS_MAX_COLS`] columns (lanes of
 //! one workgroup, their maxima met in workgroup memory, one launch), else two launches as the chain
-//! over cols takes: `main_maxima` (pieces of [`PIECE_COLS`] columns, met by `atomicMax` in a
-//! cleared scratch buffer), then `main_tiles` packing [`PIECE_WORDS`] words a thread. Either way
+//! over cols takes: `main_maxima` (pieces of [`PIECE_COLS`] columns, a row's in one workgroup met
+//! in workgroup memory, the workgroups' by `atomicMax` in a cleared scratch buffer), then
+//! `main_tiles` packing [`PIECE_WORDS`] words a thread. Either way
 //! cols is neither written nor read: a quantized convolution takes it on every adapter
 //! ([`crate::quant::Quantizer::unfolds_transposed`]). Bindings: 0 `QuantParams` (of L), 1 x (read
 //! f32, NHWC), 2 codes, 3 scales, 4 step state, 5 conv params, 6 the group maxima (read-write u32;
@@ -53,8 +54,10 @@ struct Tiled {
     chain: (wgpu::ComputePipeline, wgpu::ComputePipeline),
 }
 
-/// Columns of a row whose maximum one thread of `main_maxima` takes.
-pub const PIECE_COLS: u32 = 64;
+/// Columns of a row whose maximum one thread of `main_maxima` takes (as few as `absmax`'s
+/// `main_t` takes a thread over cols, so as many threads load at once; a workgroup's lanes then
+/// share one `atomicMax` a row).
+pub const PIECE_COLS: u32 = 16;
 
 /// Words of a row one thread of `main_tiles` packs, and of each piece a lane of `main_rows` takes.
 pub const PIECE_WORDS: u32 = 4;
@@ -152,11 +155,12 @@ impl Im2colQuantizeTranspose {
         let step = enc.step_state(gpu).clone();
         if let Some(t) = &self.tiles {
             let too_large = || Error::InvalidArgument(format!("{OP}: {l:?} is too large"));
-            // Tiles of `seg` rows of L (its rows rounded up to a power of two, at most WG) times
-            // WG / seg pieces of `piece` columns.
+            // Tiles of `seg` rows of L (its rows rounded up to a power of two, at most 32: enough
+            // neighbouring channels for whole cache lines, few idle threads in the last tile)
+            // times WG / seg pieces of `piece` columns.
             let tiled = |piece: u32| -> Result<QuantParams> {
                 let mut p = p;
-                p.seg = row_team(l.rows);
+                p.seg = row_team(l.rows).min(WG / 8);
                 p.tiles_per_row = l.rows.div_ceil(p.seg);
                 p.total_tiles =
                     p.tiles_per_row.checked_mul(l.cols.div_ceil(piece).div_ceil(WG / p.seg)).ok_or_else(too_large)?;
