@@ -31,9 +31,9 @@
 // tap's neighbouring channels, so they load neighbouring values of x), each thread a piece of a
 // row: per block, main_blocks (a thread per block, one launch); per row, main_rows where a row
 // is short enough for one workgroup's lanes (its maximum met in workgroup memory, one launch),
-// else main_maxima (the rows' maxima by atomicMax into amax, which the launcher clears) then
-// main_tiles (packing with their scales, common/maxima.wgsl). The same codes and scales as the CPU
-// entries.
+// else main_maxima (each workgroup's lanes of a row met in workgroup memory, then one atomicMax
+// into amax, which the launcher clears) then main_tiles (packing with their scales,
+// common/maxima.wgsl). The same codes and scales as the CPU entries.
 // Reference: src/reference/im2col_quantize_transpose.rs (im2col, then quantize_transpose_fused).
 // Bindings: 0 params (QuantParams of L), 1 x (read f32, NHWC), 2 codes (read_write u32),
 // 3 scales (read_write f32), 4 step (StepState), 5 conv (ConvParams), 6 the group maxima

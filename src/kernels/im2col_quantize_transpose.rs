@@ -158,9 +158,10 @@ impl Im2colQuantizeTranspose {
             // Tiles of `seg` rows of L (its rows rounded up to a power of two, at most 32: enough
             // neighbouring channels for whole cache lines, few idle threads in the last tile)
             // times WG / seg pieces of `piece` columns.
+            let seg = row_team(l.rows).min(WG / 8);
             let tiled = |piece: u32| -> Result<QuantParams> {
                 let mut p = p;
-                p.seg = row_team(l.rows).min(WG / 8);
+                p.seg = seg;
                 p.tiles_per_row = l.rows.div_ceil(p.seg);
                 p.total_tiles =
                     p.tiles_per_row.checked_mul(l.cols.div_ceil(piece).div_ceil(WG / p.seg)).ok_or_else(too_large)?;
@@ -172,18 +173,18 @@ impl Im2colQuantizeTranspose {
                 _ if l.cols <= ROWS_MAX_COLS => {
                     // A workgroup of `seg` rows, at least 8 lanes each.
                     let mut p = p;
-                    p.seg = row_team(l.rows).min(WG / 8);
+                    p.seg = seg;
                     p.total_tiles = l.rows.div_ceil(p.seg);
                     p.aux = [PIECE_WORDS, 0];
                     (vec![(&t.rows, p)], None)
                 }
                 _ => {
                     // main_tiles' pieces: PIECE_WORDS words (the shader takes them in words).
-                    let mut pt = tiled(PIECE_WORDS * l.per_word())?;
+                    let (pm, mut pt) = (tiled(PIECE_COLS)?, tiled(PIECE_WORDS * l.per_word())?);
                     pt.aux = [PIECE_WORDS, 0];
                     let amax = enc.scratch::<u32>(gpu, "im2col_quantize_transpose maxima", l.amax_len())?;
                     enc.clear(amax.buffer());
-                    (vec![(&t.chain.0, tiled(PIECE_COLS)?), (&t.chain.1, pt)], Some(amax))
+                    (vec![(&t.chain.0, pm), (&t.chain.1, pt)], Some(amax))
                 }
             };
             let amax = amax.as_ref().unwrap_or(&self.no_amax);
