@@ -114,13 +114,8 @@ fn main_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
             m = max(m, amax_bits(at(c * p.rows + row)));
         }
     }
-    red[lid] = m;
-    workgroupBarrier();
+    let t = lanes_max(lid, trows, m);
     if (lane == 0u && row < p.rows) {
-        var t = red[lid];
-        for (var l = 1u; l < lanes; l++) {
-            t = max(t, red[l * trows + lid]);
-        }
         atomicMax(&amax[group_of(p, row, start)], t);
     }
 }

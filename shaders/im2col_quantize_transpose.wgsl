@@ -23,7 +23,7 @@
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
 // here and in the included units steps its counter by a positive constant (1) or by a run of at
 // least one column (the pixels left in the output row, or in the group, both at least 1 while the
-// loop runs; main_rows' pieces by lanes · p.aux0 words, at least one column), towards a bound
+// loop runs; main_rows' pieces by lanes · p.aux0 columns, at least one), towards a bound
 // fixed before the loop (a params field, the group's end, the format's codes per word, 24 in
 // recip_rne); the bounds are buffer lengths, far below u32's end, so every loop ends.
 // The rows' code is common/unfold_t.wgsl's (shared with im2col_quantize's main_both_v4).
@@ -78,17 +78,6 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     tap_thread4((flat_workgroup(wg, nwg) * 8u + lid) * 4u);
 }
 
-// A thread of the tiled GPU entries: (row of L, piece of it), or rows = p.rows past the tiles'
-// rows.
-fn tile_thread(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec2<u32> {
-    let tile = flat_workgroup(wg, nwg);
-    let row = (tile % p.tiles_per_row) * p.seg + lid % p.seg;
-    if (tile >= p.total_tiles || row >= p.rows) {
-        return vec2<u32>(p.rows, 0u);
-    }
-    return vec2<u32>(row, (tile / p.tiles_per_row) * (WG / p.seg) + lid / p.seg);
-}
-
 // Columns [c0, c1) of tap t's row `row` (c0 the first of a word), every sample, with inverse scale
 // inv.
 fn pack_part(row: u32, t: Tap, c0: u32, c1: u32, inv: f32) {
@@ -99,11 +88,14 @@ fn pack_part(row: u32, t: Tap, c0: u32, c1: u32, inv: f32) {
     }
 }
 
-// GPU layouts, per block, one launch: piece k of a row is its block k (p.aux0 columns), its
-// maximum and scale taken by the thread that packs it.
+// The GPU entries' pieces: piece k of a row is its columns k·p.aux0 .. up to p.aux0 more (a
+// multiple of the codes per word, so each starts a word).
+
+// GPU layouts, per block, one launch: piece k of a row is its block k, its maximum and scale
+// taken by the thread that packs it.
 @compute @workgroup_size(256)
 fn main_blocks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let rp = tile_thread(wg, nwg, lid);
+    let rp = row_tile_thread(p, wg, nwg, lid);
     let c0 = rp.y * p.aux0;
     if (rp.x >= p.rows || c0 >= p.cols) {
         return;
@@ -115,19 +107,16 @@ fn main_blocks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     pack_part(rp.x, t, c0, c1, si.y);
 }
 
-// The lanes' row maxima of main_rows and main_maxima.
-var<workgroup> lane_max: array<u32, 256>;
-
 // GPU layouts, per row, rows of L short enough for one workgroup (p.seg rows a workgroup, the
-// launcher's): WG / p.seg lanes a row, lane j the pieces j, j + lanes, … of p.aux0 words; the
-// lanes' maxima met in workgroup memory (each thread reading its row's), then each lane packs its
-// pieces, the row's first lane storing the scale.
+// launcher's): WG / p.seg lanes a row, lane j the pieces j, j + lanes, …; the lanes' maxima met
+// in workgroup memory (lanes_max), then each lane packs its pieces, the row's first lane storing
+// the scale.
 @compute @workgroup_size(256)
 fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = flat_workgroup(wg, nwg) * p.seg + lid % p.seg;
     let lanes = WG / p.seg;
     let lane = lid / p.seg;
-    let piece = p.aux0 * fmt_per_word();
+    let piece = p.aux0;
     let valid = row < p.rows;
     var t: Tap;
     var m = 0u;
@@ -137,13 +126,9 @@ fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
             m = max(m, group_max(t, c0, min(c0 + piece, p.cols)));
         }
     }
-    lane_max[lid] = m;
-    workgroupBarrier();
+    m = lanes_max(lid, p.seg, m);
     if (!valid) {
         return;
-    }
-    for (var j = 0u; j < lanes; j++) {
-        m = max(m, lane_max[j * p.seg + lid % p.seg]);
     }
     let si = fmt_scale_for_amax(bitcast<f32>(m));
     if (lane == 0u) {
@@ -154,41 +139,35 @@ fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     }
 }
 
-// GPU layouts, per row, long rows, first launch: piece k of a row is columns k·p.aux0 .. up to
-// p.aux0 more; the maxima of a row's pieces in the workgroup (its WG / p.seg lanes) are met in
-// workgroup memory, and the row's first lane takes theirs to the row's slot (0, for the
-// padding's or for zeros, left out).
+// GPU layouts, per row, long rows, first launch: the maxima of a row's pieces in the workgroup
+// (its WG / p.seg lanes) are met in workgroup memory (lanes_max), and the row's first lane takes
+// theirs to the row's slot (0, for the padding's or for zeros, left out).
 @compute @workgroup_size(256)
 fn main_maxima(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let rp = tile_thread(wg, nwg, lid);
+    let rp = row_tile_thread(p, wg, nwg, lid);
     let c0 = rp.y * p.aux0;
     var m = 0u;
     if (rp.x < p.rows && c0 < p.cols) {
         m = group_max(tap_of(rp.x), c0, min(c0 + p.aux0, p.cols));
     }
-    lane_max[lid] = m;
-    workgroupBarrier();
+    m = lanes_max(lid, p.seg, m);
     if (lid >= p.seg || rp.x >= p.rows) {
         return;
-    }
-    for (var j = 1u; j < WG / p.seg; j++) {
-        m = max(m, lane_max[j * p.seg + lid]);
     }
     if (m != 0u) {
         atomicMax(&amax_acc[group_of(p, rp.x, c0)], m);
     }
 }
 
-// GPU layouts, per row, long rows, second launch: piece k of a row is its words p.aux0·k ..
-// p.aux0·(k + 1) − 1, packed from x with the row's inverse scale (from main_maxima's maximum;
-// the thread at the row's first word stores the scale).
+// GPU layouts, per row, long rows, second launch: each piece packed from x with the row's inverse
+// scale (from main_maxima's maximum; the thread at the row's first word stores the scale).
 @compute @workgroup_size(256)
 fn main_tiles(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let rp = tile_thread(wg, nwg, lid);
-    let c0 = rp.y * p.aux0 * fmt_per_word();
+    let rp = row_tile_thread(p, wg, nwg, lid);
+    let c0 = rp.y * p.aux0;
     if (rp.x >= p.rows || c0 >= p.cols) {
         return;
     }
-    let c1 = min(c0 + p.aux0 * fmt_per_word(), p.cols);
+    let c1 = min(c0 + p.aux0, p.cols);
     pack_part(rp.x, tap_of(rp.x), c0, c1, inv_scale_at(rp.x, c0));
 }

@@ -37,10 +37,10 @@ fn load_x4(i: u32) -> vec4<f32> {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let tile = flat_workgroup(wg, nwg);
-    let row = (tile % p.tiles_per_row) * p.seg + lid % p.seg;
-    let word = (tile / p.tiles_per_row) * (WG / p.seg) + lid / p.seg;
-    if (tile >= p.total_tiles || row >= p.rows || word >= p.words_per_row) {
+    let rw = row_tile_thread(p, wg, nwg, lid);
+    let row = rw.x;
+    let word = rw.y;
+    if (row >= p.rows || word >= p.words_per_row) {
         return;
     }
     let s_inv = inv_scale_at(row, word * fmt_per_word());

@@ -171,6 +171,7 @@ const QUANT_T_UNFOLD_INCLUDES: &[&str] = &[
     "conv",
     "unfold_t",
     "maxima",
+    "segments",
 ];
 /// The transposing quantizers share their packing.
 const QUANT_T_INCLUDES: &[&str] =
@@ -194,7 +195,11 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource { name: "copy", includes: &["teams"], body: include_str!("../shaders/copy.wgsl") },
     KernelSource { name: "peak", includes: &[], body: include_str!("../shaders/peak.wgsl") },
     KernelSource { name: "peak_coop", includes: &[], body: include_str!("../shaders/peak_coop.wgsl") },
-    KernelSource { name: "absmax", includes: &["quant", "layout"], body: include_str!("../shaders/absmax.wgsl") },
+    KernelSource {
+        name: "absmax",
+        includes: &["quant", "layout", "segments"],
+        body: include_str!("../shaders/absmax.wgsl"),
+    },
     KernelSource { name: "quantize", includes: QUANT_PACK_INCLUDES, body: include_str!("../shaders/quantize.wgsl") },
     KernelSource {
         name: "quantize_fused",

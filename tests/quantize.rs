@@ -1699,9 +1699,7 @@ fn the_team_per_row_unfold_is_the_thread_per_row_unfold() {
                         let what = format!("{geom:?} {f} {r:?} {layout} layouts, cols {with_cols}");
                         // Outputs start as NaN or 0xffffffff: every value must be written.
                         let cols = lowbit::GpuBuffer::from_slice(g, "cols", &vec![f32::NAN; want_cols.len()]).unwrap();
-                        let codes = lowbit::GpuBuffer::from_slice(g, "codes", &vec![u32::MAX; l.words()]).unwrap();
-                        let scales =
-                            lowbit::GpuBuffer::from_slice(g, "scales", &vec![f32::NAN; l.n_groups as usize]).unwrap();
+                        let (codes, scales) = unwritten(g, &l, 1);
                         common::submit_with(|e| {
                             k.encode(gl, e, geom, &xb, with_cols.then_some(&cols), &l, r, &codes, &scales).unwrap()
                         });
@@ -1793,11 +1791,7 @@ fn the_tiled_transposing_unfold_is_the_thread_per_row_one() {
                     for (layout, k, gl) in [("cpu", &kc, &gc), ("gpu", &kg, &gg)] {
                         let what = format!("{geom:?} {f} {gr} {rounding:?} ×{samples} {layout} layouts");
                         // Outputs start as NaN or 0xffffffff: every value must be written.
-                        let n = samples as usize;
-                        let codes = lowbit::GpuBuffer::from_slice(g, "codes", &vec![u32::MAX; n * l.words()]).unwrap();
-                        let scales =
-                            lowbit::GpuBuffer::from_slice(g, "scales", &vec![f32::NAN; n * l.n_groups as usize])
-                                .unwrap();
+                        let (codes, scales) = unwritten(g, &l, samples as usize);
                         common::submit_with(|e| {
                             k.encode(gl, e, geom, &xb, &l, rounding, samples, &codes, &scales).unwrap()
                         });
@@ -2044,6 +2038,15 @@ fn unfold_geoms() -> [lowbit::kernels::im2col::ConvGeom; 5] {
         ConvGeom { batch: 1, h: 7, w: 9, c: 5, kh: 1, kw: 3, stride: 3, pad: 0 },
         ConvGeom { batch: 3, h: 8, w: 8, c: 8, kh: 1, kw: 1, stride: 2, pad: 0 },
     ]
+}
+
+/// Codes and scales for `samples` samples of `l` that start as 0xffffffff and NaN, so that a
+/// value left unwritten shows.
+fn unwritten(g: &lowbit::Gpu, l: &QuantLayout, samples: usize) -> (lowbit::GpuBuffer<u32>, lowbit::GpuBuffer<f32>) {
+    (
+        lowbit::GpuBuffer::from_slice(g, "codes", &vec![u32::MAX; samples * l.words()]).unwrap(),
+        lowbit::GpuBuffer::from_slice(g, "scales", &vec![f32::NAN; samples * l.n_groups as usize]).unwrap(),
+    )
 }
 
 fn codes_buf(g: &lowbit::Gpu, l: &QuantLayout, samples: usize) -> lowbit::GpuBuffer<u32> {

@@ -48,6 +48,18 @@ fn flat_workgroup(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wg.x + wg.y * nwg.x;
 }
 
+// A thread of the transposing quantizers' tiles (QuantParams::with_row_tiles): p.seg consecutive
+// rows of L times WG / p.seg consecutive pieces (words, or columns), rows fastest, p.tiles_per_row
+// row tiles. Returns (row, piece), or rows = p.rows for a thread past the tiles or the rows.
+fn row_tile_thread(p: QuantParams, wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec2<u32> {
+    let tile = flat_workgroup(wg, nwg);
+    let row = (tile % p.tiles_per_row) * p.seg + lid % p.seg;
+    if (tile >= p.total_tiles || row >= p.rows) {
+        return vec2<u32>(p.rows, 0u);
+    }
+    return vec2<u32>(row, (tile / p.tiles_per_row) * (WG / p.seg) + lid / p.seg);
+}
+
 // Workgroup w of a launch of `total` whose `few` long workgroups (0 ≤ few ≤ total, w < total) are
 // spread evenly among the short ones rather than put first: llvmpipe hands each of its threads one
 // contiguous run of a launch's workgroups, so long ones side by side would all run on one core.

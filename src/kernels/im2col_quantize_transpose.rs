@@ -157,17 +157,15 @@ impl Im2colQuantizeTranspose {
             let too_large = || Error::InvalidArgument(format!("{OP}: {l:?} is too large"));
             // Tiles of `seg` rows of L (its rows rounded up to a power of two, at most 32: enough
             // neighbouring channels for whole cache lines, few idle threads in the last tile)
-            // times WG / seg pieces of `piece` columns.
+            // times WG / seg pieces of `piece` columns (p.aux0, for every GPU entry).
             let seg = row_team(l.rows).min(WG / 8);
             let tiled = |piece: u32| -> Result<QuantParams> {
-                let mut p = p;
-                p.seg = seg;
-                p.tiles_per_row = l.rows.div_ceil(p.seg);
-                p.total_tiles =
-                    p.tiles_per_row.checked_mul(l.cols.div_ceil(piece).div_ceil(WG / p.seg)).ok_or_else(too_large)?;
+                let mut p = p.with_row_tiles(seg, l.cols.div_ceil(piece)).ok_or_else(too_large)?;
                 p.aux = [piece, 0];
                 Ok(p)
             };
+            // The packing entries' pieces: PIECE_WORDS words' columns.
+            let packed = PIECE_WORDS * l.per_word();
             let (launches, amax) = match l.granularity {
                 Granularity::PerBlock(b) => (vec![(&t.blocks, tiled(b)?)], None),
                 _ if l.cols <= ROWS_MAX_COLS => {
@@ -175,13 +173,11 @@ impl Im2colQuantizeTranspose {
                     let mut p = p;
                     p.seg = seg;
                     p.total_tiles = l.rows.div_ceil(p.seg);
-                    p.aux = [PIECE_WORDS, 0];
+                    p.aux = [packed, 0];
                     (vec![(&t.rows, p)], None)
                 }
                 _ => {
-                    // main_tiles' pieces: PIECE_WORDS words (the shader takes them in words).
-                    let (pm, mut pt) = (tiled(PIECE_COLS)?, tiled(PIECE_WORDS * l.per_word())?);
-                    pt.aux = [PIECE_WORDS, 0];
+                    let (pm, pt) = (tiled(PIECE_COLS)?, tiled(packed)?);
                     let amax = enc.scratch::<u32>(gpu, "im2col_quantize_transpose maxima", l.amax_len())?;
                     enc.clear(amax.buffer());
                     (vec![(&t.chain.0, pm), (&t.chain.1, pt)], Some(amax))

@@ -185,6 +185,16 @@ pub(crate) struct QuantParams {
 const _: () = assert!(std::mem::size_of::<QuantParams>() == 80);
 
 impl QuantParams {
+    /// These params tiled for the transposing quantizers' `row_tile_thread`
+    /// (`common/layout.wgsl`): tiles of `seg` consecutive rows (a power of two, at most [`WG`])
+    /// times `WG / seg` consecutive pieces, `pieces` a row; `None` where the tiles overflow u32.
+    pub fn with_row_tiles(mut self, seg: u32, pieces: u32) -> Option<Self> {
+        self.seg = seg;
+        self.tiles_per_row = self.rows.div_ceil(seg);
+        self.total_tiles = self.tiles_per_row.checked_mul(pieces.div_ceil(WG / seg))?;
+        Some(self)
+    }
+
     /// Params for `layout`, tiled as a row-major word grid (256 words of one row per workgroup).
     pub fn row_tiles(l: &QuantLayout, rounding: Rounding) -> Self {
         let (seed, stream, stochastic) = rounding.seed_stream();

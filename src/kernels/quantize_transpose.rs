@@ -18,7 +18,7 @@
 //! codes (read-write u32), 4 step, 5 scales (read-write f32). Reference:
 //! [`crate::reference::quantize_transpose::from_maxima`].
 
-use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG};
+use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
 use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
@@ -101,11 +101,8 @@ impl QuantizeTranspose {
                 // Tiles of `seg` rows of L (its rows rounded up to a power of two, at most WG)
                 // times WG / seg words (at one word a tile, a convolution's dYᵀ of 16 to 64 rows
                 // left 75–94% of every workgroup idle).
-                p.seg = super::row_team(l.rows);
-                p.tiles_per_row = l.rows.div_ceil(p.seg);
-                p.total_tiles = p
-                    .tiles_per_row
-                    .checked_mul(l.words_per_row.div_ceil(WG / p.seg))
+                p = p
+                    .with_row_tiles(super::row_team(l.rows), l.words_per_row)
                     .ok_or_else(|| Error::InvalidArgument(format!("quantize_transpose: {l:?} is too large")))?;
                 (&self.pipeline, p.total_tiles)
             }
