@@ -29,16 +29,29 @@
 // Reference: src/reference/batchnorm.rs (within a stated tolerance: sqrt is not exact in WGSL).
 // Bindings: 0 params, 1 x, 2 stats [mean(C), invstd(C), unbiased var(C)], 3 affine [γ(C), β(C)],
 // 4 running [mean(C), var(C)], 5 y, 6 dy, 7 dx, 8 sums [Σg·x̂(C), Σg(C)].
+// backward_maxima: backward's dx, and the largest finite, normal |dx| per channel (or over all of
+// dx) as ordered f32 bits, atomicMax'd into binding 4 (dx_amax, cleared by the launcher; the
+// backward has no use for the running statistics there): absmax's maxima of dxᵀ's rows (or of the
+// tensor), so that a quantizer of dxᵀ (a convolution's dYᵀ for its weight gradient, where that
+// takes the two-pass chain) needs no absmax launch over dx. A workgroup takes `seg` channels ×
+// 256 / seg row lanes over a span of rows, as absmax's main_t takes dxᵀ's rows; a max does not
+// depend on order, so the maxima are absmax's bits, and each dx is backward's arithmetic.
 
 struct NormParams {
     rows: u32,
     channels: u32,
     eps: f32,
-    pad0: f32,
     relu: u32,
     chunk_rows: u32,
     chunks: u32,
-    pad: u32,
+    // backward_maxima only: channels a workgroup (a power of two, 8 to 32), 1 for a maximum per
+    // channel and 0 for one over all, and the rows of each of its `spans` spans.
+    seg: u32,
+    row_mul: u32,
+    span_rows: u32,
+    spans: u32,
+    pad0: u32,
+    pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: NormParams;
@@ -58,6 +71,8 @@ struct NormParams {
 @group(0) @binding(6) var<storage, read_write> dy4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> dx4: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> sums4: array<vec4<f32>>;
+// Binding 4 as backward_maxima's maxima (no entry reaches both views).
+@group(0) @binding(4) var<storage, read_write> dx_amax: array<atomic<u32>>;
 
 fn flat(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wg.x + wg.y * nwg.x) * 256u + lid;
@@ -340,11 +355,52 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (i >= p.rows * p.channels) {
         return;
     }
-    let c = i % p.channels;
+    dx[i] = dx_value(i, i % p.channels);
+}
+
+// Value i's (channel c's) dx.
+fn dx_value(i: u32, c: u32) -> f32 {
     let g = masked_dy(i);
     let xh = (x[i] - stats[c]) * stats[p.channels + c];
     let n = f32(p.rows);
-    dx[i] = affine[c] * stats[p.channels + c] / n * (n * g - sums[p.channels + c] - xh * sums[c]);
+    return affine[c] * stats[p.channels + c] / n * (n * g - sums[p.channels + c] - xh * sums[c]);
+}
+
+@compute @workgroup_size(256)
+fn backward_maxima(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let tiles = (p.channels + p.seg - 1u) / p.seg;
+    let wid = wg.x + wg.y * nwg.x;
+    if (wid >= tiles * p.spans) {
+        return;
+    }
+    let span = wid / tiles;
+    let c = (wid % tiles) * p.seg + lid % p.seg;
+    let lane = lid / p.seg;
+    let start = span * p.span_rows;
+    let end = min(start + p.span_rows, p.rows);
+    var m = 0u;
+    if (c < p.channels) {
+        for (var r = start + lane; r < end; r += 256u / p.seg) {
+            let i = r * p.channels + c;
+            let v = dx_value(i, c);
+            dx[i] = v;
+            m = max(m, amax_bits(v));
+        }
+    }
+    // The channel's maximum on each of its lanes; over all channels, the workgroup's on thread 0
+    // (p.row_mul is uniform, so every thread takes the same branch to the barriers).
+    let t = lanes_max(lid, p.seg, m);
+    if (p.row_mul == 1u) {
+        if (lane == 0u && c < p.channels) {
+            atomicMax(&dx_amax[c], t);
+        }
+    } else {
+        workgroupBarrier();
+        let w = segment_max(lid, 256u, t);
+        if (lid == 0u) {
+            atomicMax(&dx_amax[0], w);
+        }
+    }
 }
 
 // Rows per thread of forward_v4 and backward_v4 (set by the launcher, `batchnorm::V4_ROWS`).

@@ -449,4 +449,19 @@ impl Plan {
     pub fn stats(&self) -> PlanStats {
         self.stats
     }
+
+    /// Dispatches per replay of each kernel, by name, in the order each was first recorded (a
+    /// count that needs no timestamps: [`crate::profile`] times them).
+    pub fn kernel_dispatches(&self) -> Vec<(String, usize)> {
+        let mut out: Vec<(String, usize)> = Vec::new();
+        for c in &self.cmds {
+            if let Planned::Dispatch { name, .. } = c {
+                match out.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, k)) => *k += 1,
+                    None => out.push((name.clone(), 1)),
+                }
+            }
+        }
+        out
+    }
 }

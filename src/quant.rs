@@ -908,6 +908,51 @@ impl Quantizer {
         self.transposed_chain(gpu, enc, x, scheme, &lt, q)
     }
 
+    /// Whether [`Quantizer::quantize_transposed`] (and `_samples`) quantizes xᵀ of layout `lt`
+    /// on `gpu` by the two-pass chain, and the chain's first launch (`absmax` over x) could come
+    /// from x's producer instead ([`Quantizer::quantize_transposed_given_maxima`]): groups that are
+    /// whole rows of xᵀ (per row, per tensor), a format without a tensor-wide scale, and a layout
+    /// the one-pass kernel does not take on this adapter (long rows on a GPU; per tensor).
+    pub fn transposes_from_maxima(gpu: &Gpu, lt: &QuantLayout) -> bool {
+        matches!(lt.granularity, Granularity::PerRow | Granularity::PerTensor)
+            && !lt.format.needs_tensor_amax()
+            && !QuantizeTransposeFused::preferred(lt, crate::kernels::quantize_fused::ReducePath::for_adapter(gpu))
+    }
+
+    /// [`Quantizer::quantize_transposed`] (`samples` 1) or
+    /// [`Quantizer::quantize_transposed_samples`] given the chain's maxima: `maxima` holds, per
+    /// group of xᵀ (a row, or the tensor), the largest finite, normal |x| in it as f32 bits —
+    /// what `absmax` writes, here written by x's producer (batch norm's backward:
+    /// [`crate::kernels::batchnorm::BatchNorm::encode_backward_maxima`]) — so only the chain's
+    /// second launch runs: the chain's bits where the maxima are x's. For the layouts of
+    /// [`Quantizer::transposes_from_maxima`]; an error elsewhere.
+    pub fn quantize_transposed_given_maxima(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        scheme: QuantScheme,
+        samples: u32,
+        maxima: &GpuBuffer<u32>,
+    ) -> Result<QuantizedTensor> {
+        let op = "quantize_transposed_given_maxima";
+        if samples != 1 {
+            Self::check_samples(op, scheme, samples)?;
+        }
+        let lt = Self::transposed_layout(op, x, scheme)?;
+        if !Self::transposes_from_maxima(gpu, &lt) {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: {} scales of {} over {}x{} do not take the chain from given maxima on this adapter",
+                lt.granularity, lt.format, lt.rows, lt.cols
+            )));
+        }
+        crate::kernels::check_len(op, "maxima", maxima.len(), lt.amax_len())?;
+        let k = self.kernels(gpu, scheme.format)?;
+        let q = Self::alloc_samples(gpu, enc, lt, samples)?;
+        k.transpose.encode(gpu, enc, x.buffer(), maxima, &lt, scheme.rounding, q.samples, &q.codes, &q.scales)?;
+        Ok(q)
+    }
+
     /// The layout under `scheme` of L = xᵀ for a 2-D `x`; an error naming `op` for another shape.
     fn transposed_layout(op: &'static str, x: &GpuTensor, scheme: QuantScheme) -> Result<QuantLayout> {
         let &[r, c] = x.shape() else {

@@ -329,7 +329,11 @@ pub const KERNELS: &[KernelSource] = &[
         includes: &["rng", "step", "quant", "layout"],
         body: include_str!("../shaders/tinyscript.wgsl"),
     },
-    KernelSource { name: "batchnorm", includes: &[], body: include_str!("../shaders/batchnorm.wgsl") },
+    KernelSource {
+        name: "batchnorm",
+        includes: &["quant", "segments"],
+        body: include_str!("../shaders/batchnorm.wgsl"),
+    },
     KernelSource {
         name: "batchnorm_commit",
         includes: &["slots"],

@@ -862,3 +862,38 @@ fn every_quantized_step_launches_at_most_one_and_a_half_times_fp32() {
     }
     println!("the most launches against fp32's: {:.2}× ({})", worst.0, worst.1);
 }
+
+#[test]
+fn batch_norm_writes_the_maxima_of_a_convolutions_gradient_bit_for_bit() {
+    // On a GPU's layouts, a convolution whose dY has rows of more than 2,048 values quantizes
+    // dYᵀ by the two-pass chain; where batch norm alone reads its output, batch norm's dx launch
+    // writes the chain's maxima and the absmax launch is gone. Gradients and parameters after
+    // two steps are the bits of the unfused plan (which reduces dY with absmax), with one absmax
+    // launch fewer per such convolution (here the first stage's three: 40 images of 8×8) where
+    // the preset quantizes dYᵀ per row unrotated (int8+block32's blocks keep their absmax).
+    let g = gpu().with_layouts(lowbit::Layouts::Gpu);
+    let spec = ModelSpec::resnet((8, 8, 1), 1, 3);
+    let batch = 40;
+    let dim = 64;
+    let x = data(batch * dim, 33, false);
+    let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 5) % 3).collect();
+    for (scheme, fewer) in [("int8", 3), ("luq4", 3), ("fp8", 3), ("luq4+smp2", 3), ("int8+block32", 0)] {
+        let run = |unfused: bool| {
+            let opt = OptimConfig { batch, ..Default::default() };
+            let mut t = Trainer::new(&g, spec.clone(), TrainScheme::preset(scheme).unwrap(), opt, 6).unwrap();
+            t.set_plan_options(lowbit::plan::PlanOptions { unfused, ..Default::default() });
+            let grads = t.gradients(&x, &labels).unwrap();
+            t.step(&x, &labels, 0.05).unwrap();
+            t.step(&x, &labels, 0.05).unwrap();
+            let absmax =
+                t.plan_kernel_dispatches(batch).unwrap().iter().find(|(k, _)| k == "absmax").map_or(0, |(_, n)| *n);
+            (grads, t.parameters().unwrap(), absmax)
+        };
+        let (fused, plain) = (run(false), run(true));
+        for ((n, _, a), (_, _, b)) in fused.0.iter().zip(&plain.0).chain(fused.1.iter().zip(&plain.1)) {
+            common::assert_f32_bits_eq(&format!("{scheme}: {n}"), a, b);
+        }
+        assert!(plain.2 >= 3, "{scheme}: {} absmax launches unfused", plain.2);
+        assert_eq!(fused.2 + fewer, plain.2, "{scheme}: absmax launches, fused and not");
+    }
+}

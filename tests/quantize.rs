@@ -2056,3 +2056,74 @@ fn codes_buf(g: &lowbit::Gpu, l: &QuantLayout, samples: usize) -> lowbit::GpuBuf
 fn scales_buf(g: &lowbit::Gpu, l: &QuantLayout, samples: usize) -> lowbit::GpuBuffer<f32> {
     lowbit::GpuBuffer::zeros(g, "scales", l.n_groups as usize * samples).unwrap()
 }
+
+#[test]
+fn the_transposed_chain_from_given_maxima_is_the_chain() {
+    // On a GPU's layouts, where L = xᵀ's long rows take the two-pass chain: the chain's second
+    // launch alone, given absmax's maxima of x (as batch norm's backward writes them), gives
+    // quantize_transposed's bits (and quantize_transposed_samples', every sample), per row and per
+    // tensor. Layouts that do not take the chain there, and maxima of the wrong length, are
+    // refused before anything is recorded.
+    let g = gpu();
+    let gg = g.with_layouts(lowbit::Layouts::Gpu);
+    let q = Quantizer::new(&gg).unwrap();
+    let mut cases = 0;
+    // L's rows of 2,049 and 5,000 values (past FUSED_T_MAX_COLS), 33 and 3 of them.
+    for (r, c) in [(2049, 33), (5000, 3)] {
+        let x = long_rows_data(r, c, 150 + c as u32);
+        let xt = GpuTensor::from_slice(&gg, &x, &[r, c]).unwrap();
+        for f in [Format::Int8, Format::Int4, Format::Log4, Format::Fp8E5M2, Format::Int2] {
+            for gran in [Granularity::PerRow, Granularity::PerTensor] {
+                let lt = QuantLayout::new(c, r, f, gran).unwrap();
+                assert!(Quantizer::transposes_from_maxima(&gg, &lt), "{f} {gran} over {c}x{r}");
+                let maxima = lowbit::GpuBuffer::from_slice(g, "m", &reference::absmax::absmax(&x, &lt, true)).unwrap();
+                for (rounding, k) in roundings().into_iter().flat_map(|r| [(r, 1), (r, 3)]) {
+                    if k > 1 && rounding == Rounding::Nearest {
+                        continue;
+                    }
+                    let s = QuantScheme { format: f, granularity: gran, rounding };
+                    let what = format!("{f} {gran} {rounding:?} over {c}x{r}, {k} samples");
+                    let mut rec = lowbit::Recorder::new(&gg, "given");
+                    let got = q.quantize_transposed_given_maxima(&gg, &mut rec, &xt, s, k, &maxima).unwrap();
+                    assert_eq!(rec.dispatches(), 1, "{what}: one launch");
+                    let want = match k {
+                        1 => q.quantize_transposed(&gg, &mut rec, &xt, s).unwrap(),
+                        _ => q.quantize_transposed_samples(&gg, &mut rec, &xt, s, k).unwrap(),
+                    };
+                    g.queue.submit([rec.finish()]);
+                    assert_u32_eq(&format!("{what}: codes"), &got.codes.read(g).unwrap(), &want.codes.read(g).unwrap());
+                    let (gs, ws) = (got.scales.read(g).unwrap(), want.scales.read(g).unwrap());
+                    assert_f32_bits_eq(&format!("{what}: scales"), &gs, &ws);
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 2 * 5 * 2 * 3);
+    // Refused: rows the one-pass kernel takes, blocks, NVFP4's tensor scale (on the GPU's layouts),
+    // every layout on the CPU's (the one-pass kernel takes every long row there), a maxima buffer
+    // of the wrong length; nothing recorded.
+    let gc = g.with_layouts(lowbit::Layouts::Cpu);
+    let qc = Quantizer::new(&gc).unwrap();
+    let long = GpuTensor::from_slice(g, &data(3000 * 4, 160, false), &[3000, 4]).unwrap();
+    let short = GpuTensor::from_slice(g, &data(2048 * 4, 161, false), &[2048, 4]).unwrap();
+    let near = |format, granularity| QuantScheme { format, granularity, rounding: Rounding::Nearest };
+    let int8 = near(Format::Int8, Granularity::PerRow);
+    let cases = [
+        (&q, &gg, &short, int8, 4, "take the chain"),
+        (&q, &gg, &long, near(Format::Int8, Granularity::PerBlock(32)), 4 * 94, "take the chain"),
+        (&q, &gg, &long, near(Format::Nvfp4, Granularity::PerBlock(16)), 4 * 188 + 1, "take the chain"),
+        (&qc, &gc, &long, int8, 4, "take the chain"),
+        (&q, &gg, &long, int8, 3, "maxima has 3 elements"),
+        (&q, &gg, &long, near(Format::Int8, Granularity::PerTensor), 4, "maxima has 4 elements"),
+    ];
+    for (q, gl, x, s, n, why) in cases {
+        let m = lowbit::GpuBuffer::<u32>::zeros(g, "m", n).unwrap();
+        let mut rec = lowbit::Recorder::new(gl, "refused");
+        let Err(err) = q.quantize_transposed_given_maxima(gl, &mut rec, x, s, 1, &m) else {
+            panic!("{} {} over {:?}: taken", s.format, s.granularity, x.shape());
+        };
+        assert!(err.to_string().contains(why), "{} {} over {:?}: {err}", s.format, s.granularity, x.shape());
+        assert_eq!(rec.dispatches(), 0, "{err}: recorded before refusing");
+    }
+}

@@ -835,3 +835,97 @@ fn finite_ignores_values_past_a_buffers_length_and_reads_any_buffer_an_applicati
         }
     }
 }
+
+#[test]
+fn batchnorm_backward_maxima_are_absmax_of_the_dx_it_writes() {
+    // encode_backward_maxima writes the dx and sums of encode_backward, bit for bit, and the
+    // maxima absmax finds over dxᵀ (per row: one per channel; per tensor: one), from a buffer
+    // that held other values before (the launcher clears it).
+    use lowbit::kernels::batchnorm::{BatchNorm, NormBuffers};
+    use lowbit::scheme::{Granularity, QuantLayout};
+    let g = gpu();
+    let k = BatchNorm::new(g).unwrap();
+    // Channels under, at and past one 32-channel tile (not a power of two too); rows over one span
+    // and many, the last ragged; one huge dy (an infinite dx, left out of the maxima).
+    for (rows, c, specials) in [(300, 7, false), (130, 41, false), (2, 3, false), (20011, 2, false), (4099, 16, true)] {
+        let x: Vec<f32> = data(rows * c, 24, false).iter().enumerate().map(|(i, v)| v + (i % c) as f32).collect();
+        let affine: Vec<f32> = (0..2 * c).map(|i| 0.5 + 0.1 * i as f32).collect();
+        let mut dy = data(rows * c, 25, false);
+        if specials {
+            dy[5 * c + 3] = f32::MAX;
+        }
+        for relu in [false, true] {
+            let mut outs = Vec::new();
+            for maxima in [None, Some(true), Some(false)] {
+                let (xb, ab, rb, dyb) = (buf(&x), buf(&affine), buf(&vec![1.0; 2 * c]), buf(&dy));
+                let (st, y, dxb, sums) = (
+                    GpuBuffer::<f32>::zeros(g, "st", lowbit::kernels::batchnorm::stats_len(c)).unwrap(),
+                    GpuBuffer::<f32>::zeros(g, "y", rows * c).unwrap(),
+                    GpuBuffer::<f32>::zeros(g, "dx", rows * c).unwrap(),
+                    GpuBuffer::<f32>::zeros(g, "s", 2 * c).unwrap(),
+                );
+                let b = NormBuffers {
+                    x: &xb,
+                    stats: &st,
+                    affine: &ab,
+                    running: &rb,
+                    y: &y,
+                    dy: Some(&dyb),
+                    dx: Some(&dxb),
+                    sums: Some(&sums),
+                };
+                let n = if maxima == Some(true) { c } else { 1 };
+                let m = GpuBuffer::<u32>::from_slice(g, "maxima", &vec![u32::MAX; n]).unwrap();
+                run(|e| {
+                    k.encode_train_forward(g, e, &b, rows, c, relu).unwrap();
+                    match maxima {
+                        Some(per_channel) => {
+                            k.encode_backward_maxima(g, e, &b, rows, c, relu, &m, per_channel).unwrap()
+                        }
+                        None => k.encode_backward(g, e, &b, rows, c, relu).unwrap(),
+                    }
+                });
+                let dx = dxb.read(g).unwrap();
+                let what = format!("{rows}x{c} relu {relu} maxima {maxima:?}");
+                if let Some(per_channel) = maxima {
+                    let gran = if per_channel { Granularity::PerRow } else { Granularity::PerTensor };
+                    let l = QuantLayout::new(c, rows, lowbit::format::Format::Int8, gran).unwrap();
+                    assert_u32_eq(&what, &m.read(g).unwrap(), &reference::absmax::absmax(&dx, &l, true));
+                }
+                outs.push((what, dx, sums.read(g).unwrap()));
+            }
+            if specials {
+                assert!(outs[0].1.iter().any(|v| !v.is_finite()), "{}: a non-finite dx to leave out", outs[0].0);
+            }
+            for (what, dx, sums) in &outs[1..] {
+                assert_f32_bits_eq(&format!("{what}: dx"), dx, &outs[0].1);
+                assert_f32_bits_eq(&format!("{what}: sums"), sums, &outs[0].2);
+            }
+        }
+    }
+    // A maxima buffer of the wrong length is refused before anything is recorded.
+    let (rows, c) = (64, 5);
+    let bufs: Vec<GpuBuffer<f32>> = [rows * c, 3 * c, 2 * c, 2 * c, rows * c, rows * c, rows * c, 2 * c]
+        .iter()
+        .map(|&n| GpuBuffer::<f32>::zeros(g, "b", n).unwrap())
+        .collect();
+    let b = NormBuffers {
+        x: &bufs[0],
+        stats: &bufs[1],
+        affine: &bufs[2],
+        running: &bufs[3],
+        y: &bufs[4],
+        dy: Some(&bufs[5]),
+        dx: Some(&bufs[6]),
+        sums: Some(&bufs[7]),
+    };
+    for (n, per_channel) in [(c - 1, true), (c, false)] {
+        let m = GpuBuffer::<u32>::from_slice(g, "maxima", &vec![7; n]).unwrap();
+        let mut rec = lowbit::Recorder::new(g, "batchnorm");
+        let err = k.encode_backward_maxima(g, &mut rec, &b, rows, c, false, &m, per_channel).unwrap_err();
+        assert!(matches!(err, Error::Shape { .. }), "{n} maxima: {err}");
+        assert_eq!(rec.dispatches(), 0, "{n} maxima: recorded before refusing");
+        run(|e| assert!(k.encode_backward_maxima(g, e, &b, rows, c, false, &m, per_channel).is_err()));
+        assert_u32_eq(&format!("{n} maxima: untouched"), &m.read(g).unwrap(), &vec![7; n]);
+    }
+}

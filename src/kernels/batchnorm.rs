@@ -21,17 +21,26 @@ struct NormParams {
     rows: u32,
     channels: u32,
     eps: f32,
-    pad0: f32,
     relu: u32,
     chunk_rows: u32,
     chunks: u32,
-    pad: u32,
+    seg: u32,
+    row_mul: u32,
+    span_rows: u32,
+    spans: u32,
+    pad: [u32; 2],
 }
-const _: () = assert!(std::mem::size_of::<NormParams>() == 32);
+const _: () = assert!(std::mem::size_of::<NormParams>() == 48);
 
 /// Rows per thread of the vec4 elementwise entries (`forward_v4`, `backward_v4`: one vec4 of
 /// channels over this many rows, the channels' statistics loaded once); the shader's `V4_ROWS`.
 pub const V4_ROWS: usize = 8;
+
+/// Rows a lane of `backward_maxima` takes at least.
+const MAXIMA_LANE_ROWS: usize = 8;
+
+/// At most this many spans of rows in `backward_maxima` (atomics on each channel's maximum).
+const MAXIMA_SPANS: usize = 1024;
 
 /// ε added to the variance.
 pub const EPS: f32 = 1e-5;
@@ -68,6 +77,8 @@ enum Pass {
     Partial,
     PerChannel,
     PerElement,
+    /// `backward_maxima`'s tiles of channels × spans of rows.
+    Maxima,
 }
 
 /// Elements of a `stats` buffer for `channels` channels.
@@ -86,6 +97,8 @@ pub struct BatchNorm {
     eval_stats: wgpu::ComputePipeline,
     forward: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
+    /// `dx` with its maxima (every adapter: no CPU layout of its own).
+    backward_maxima: wgpu::ComputePipeline,
     dummy: GpuBuffer<f32>,
     /// The partial sums from a thread per (chunk, channel) (entries `moments_thread`,
     /// `partial_thread`).
@@ -96,7 +109,7 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
-    /// Builds the pipelines (batchnorm's seven, batchnorm_commit's one), the partial sums reduced
+    /// Builds the pipelines (batchnorm's eight, batchnorm_commit's one), the partial sums reduced
     /// as suits the adapter: a thread per (chunk, channel) without barriers on a CPU adapter, the
     /// workgroup tree elsewhere.
     pub fn new(gpu: &Gpu) -> Result<Self> {
@@ -120,6 +133,7 @@ impl BatchNorm {
             eval_stats: p("eval_stats")?,
             forward: p("forward")?,
             backward: p("backward")?,
+            backward_maxima: p("backward_maxima")?,
             v4: if per_thread { Some((p("forward_v4")?, p("backward_v4")?)) } else { None },
             bgl,
             dummy: GpuBuffer::zeros(gpu, "batchnorm dummy", 4)?,
@@ -148,7 +162,9 @@ impl BatchNorm {
         Ok(())
     }
 
-    /// Checks the buffers, then records `passes` in order (one uniform for them all).
+    /// Checks the buffers, then records `passes` in order (one uniform for them all); with
+    /// `maxima` (the buffer and whether it takes one maximum per channel), clears it first and
+    /// binds it for [`Pass::Maxima`].
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
@@ -159,28 +175,49 @@ impl BatchNorm {
         channels: usize,
         relu: bool,
         passes: &[(&wgpu::ComputePipeline, Pass)],
+        maxima: Option<(&GpuBuffer<u32>, bool)>,
     ) -> Result<()> {
         Self::check(b, rows, channels)?;
+        if let Some((m, per_channel)) = maxima {
+            check_len("batchnorm", "maxima", m.len(), if per_channel { channels } else { 1 })?;
+        }
         let (chunk_rows, chunks) = reduce_chunks(rows);
+        // backward_maxima: absmax main_t's channels a workgroup, spans of MAXIMA_LANE_ROWS rows a
+        // lane (longer where that would make more than MAXIMA_SPANS spans: the atomics on each
+        // channel's maximum).
+        let seg = super::row_team(channels as u32).clamp(8, 32);
+        let lanes = WG / seg;
+        let span_rows =
+            (lanes as usize * MAXIMA_LANE_ROWS).max(rows.div_ceil(MAXIMA_SPANS)).next_multiple_of(lanes as usize);
+        let spans = rows.div_ceil(span_rows);
         let params = NormParams {
             rows: rows as u32,
             channels: channels as u32,
             eps: EPS,
-            pad0: 0.0,
             relu: relu as u32,
             chunk_rows: chunk_rows as u32,
             chunks: chunks as u32,
-            pad: 0,
+            seg,
+            row_mul: maxima.is_some_and(|(_, per_channel)| per_channel) as u32,
+            span_rows: span_rows as u32,
+            spans: spans as u32,
+            pad: [0; 2],
         };
         let d = &self.dummy;
         let uniform = uniform(gpu, "batchnorm", &params);
+        if let Some((m, _)) = maxima {
+            enc.clear(m.buffer());
+        }
         for (which, pass) in passes {
             let bufs = [
                 &uniform,
                 b.x.buffer(),
                 b.stats.buffer(),
                 b.affine.buffer(),
-                b.running.buffer(),
+                match (pass, maxima) {
+                    (Pass::Maxima, Some((m, _))) => m.buffer(),
+                    _ => b.running.buffer(),
+                },
                 b.y.buffer(),
                 b.dy.unwrap_or(d).buffer(),
                 b.dx.unwrap_or(d).buffer(),
@@ -198,6 +235,7 @@ impl BatchNorm {
                 Pass::PerChannel => channels.div_ceil(WG as usize),
                 Pass::PerElement if v4.is_some() => (rows.div_ceil(V4_ROWS) * channels / 4).div_ceil(WG as usize),
                 Pass::PerElement => (rows * channels).div_ceil(WG as usize),
+                Pass::Maxima => channels.div_ceil(seg as usize) * spans,
             };
             dispatch(gpu, enc, "batchnorm", v4.unwrap_or(which), &self.bgl, &bufs, workgroups as u32)?;
         }
@@ -256,7 +294,7 @@ impl BatchNorm {
             (&self.finish_moments, Pass::PerChannel),
             (&self.forward, Pass::PerElement),
         ];
-        self.record(gpu, enc, b, rows, channels, relu, &passes)?;
+        self.record(gpu, enc, b, rows, channels, relu, &passes, None)?;
         if commit {
             self.encode_commit_many(gpu, enc, &[NormCommit { stats: b.stats, running: b.running, channels }])?;
         }
@@ -295,7 +333,7 @@ impl BatchNorm {
         relu: bool,
     ) -> Result<()> {
         let passes = [(&self.eval_stats, Pass::PerChannel), (&self.forward, Pass::PerElement)];
-        self.record(gpu, enc, b, rows, channels, relu, &passes)
+        self.record(gpu, enc, b, rows, channels, relu, &passes, None)
     }
 
     /// Backward: `sums ← (dγ, dβ)`, then `dx`. Needs `dy`, `dx` and `sums`.
@@ -308,14 +346,53 @@ impl BatchNorm {
         channels: usize,
         relu: bool,
     ) -> Result<()> {
+        self.backward_passes(gpu, enc, b, rows, channels, relu, None)
+    }
+
+    /// [`BatchNorm::encode_backward`] whose `dx` launch also writes into `maxima` the largest
+    /// finite, normal |dx| of each channel (`per_channel`: `maxima` `[channels]`) or of all of dx
+    /// (`[1]`), as ordered f32 bits: what `absmax` writes for dxᵀ's rows quantized per row (or per
+    /// tensor), so that quantizing dxᵀ takes only the second launch of the two-pass chain
+    /// ([`crate::quant::Quantizer::quantize_transposed_given_maxima`]). The same launches as
+    /// [`BatchNorm::encode_backward`] and the same `dx` and sums, bit for bit; `maxima` is cleared
+    /// first.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_backward_maxima(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        b: &NormBuffers,
+        rows: usize,
+        channels: usize,
+        relu: bool,
+        maxima: &GpuBuffer<u32>,
+        per_channel: bool,
+    ) -> Result<()> {
+        self.backward_passes(gpu, enc, b, rows, channels, relu, Some((maxima, per_channel)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn backward_passes(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        b: &NormBuffers,
+        rows: usize,
+        channels: usize,
+        relu: bool,
+        maxima: Option<(&GpuBuffer<u32>, bool)>,
+    ) -> Result<()> {
         if b.dy.is_none() || b.dx.is_none() || b.sums.is_none() {
             return Err(Error::InvalidArgument("batchnorm backward needs dy, dx and sums".into()));
         }
         if rows < 2 {
             return Err(Error::InvalidArgument(format!("batch norm backward needs at least 2 rows, got {rows}")));
         }
-        let passes =
-            [(&self.partial, Pass::Partial), (&self.finish_grad, Pass::PerChannel), (&self.backward, Pass::PerElement)];
-        self.record(gpu, enc, b, rows, channels, relu, &passes)
+        let last = match maxima {
+            Some(_) => (&self.backward_maxima, Pass::Maxima),
+            None => (&self.backward, Pass::PerElement),
+        };
+        let passes = [(&self.partial, Pass::Partial), (&self.finish_grad, Pass::PerChannel), last];
+        self.record(gpu, enc, b, rows, channels, relu, &passes, maxima)
     }
 }

@@ -333,6 +333,43 @@ pub(crate) fn forward<R: Record>(
     Ok((y.clone(), Some(GemmSaved { rows, k, n, x: saved, y: relu.then_some(y), w_amax, wt: w_t })))
 }
 
+/// Whether dYᵀ (`[n, rows]`, for dW = dYᵀ·X under `p`) is quantized in one launch that also
+/// sums its rows (the bias gradient, bit for bit what col_sum gives), SMP's samples included;
+/// col_sum otherwise.
+fn fuses_bias(gpu: &crate::Gpu, p: &ProductPolicy, rows: usize, n: usize) -> bool {
+    match p.a {
+        Operand::Packed { format, granularity, .. } if p.rotation().is_none() => {
+            QuantLayout::new(n, rows, format, granularity).is_ok_and(|l| {
+                QuantizeTransposeFused::supports_sums(&l)
+                    && QuantizeTransposeFused::preferred(&l, ReducePath::for_adapter(gpu))
+            })
+        }
+        _ => false,
+    }
+}
+
+/// Where [`backward`] quantizes dYᵀ (`dy` `[rows, n]`, the layer's ReLU `relu`) by the
+/// two-pass chain from dY as it comes — packed, unrotated, no ReLU mask, the bias summed by
+/// col_sum, and a layout of [`Quantizer::transposes_from_maxima`] — `Some(per_column)`: the
+/// chain's first launch (dY's maxima per column, or over all) can come from dY's producer
+/// ([`super::op::Op::grad_maxima_wanted`]); `None` elsewhere and for unfused plans.
+pub(crate) fn dy_maxima_wanted<R: Record>(
+    cx: &Cx<R>,
+    node: &NodeCx,
+    rows: usize,
+    n: usize,
+    relu: bool,
+) -> Option<bool> {
+    let s = node.gemm.as_ref()?;
+    let p = s.scheme.product(Product::WeightGrad, true);
+    let Operand::Packed { format, granularity, .. } = p.a else { return None };
+    if cx.unfused || relu || p.rotation().is_some() || fuses_bias(cx.gpu, &p, rows, n) {
+        return None;
+    }
+    let lt = QuantLayout::new(n, rows, format, granularity).ok()?;
+    Quantizer::transposes_from_maxima(cx.gpu, &lt).then_some(lt.granularity == Granularity::PerRow)
+}
+
 /// Records the backward of a GEMM layer from `dy` `[rows, n]`: the weight and bias gradients
 /// into the node's gradient buffers, and, when `need_dx`, dX `[rows, k]` — or, for a convolution
 /// (`fold`: its geometry, X the unfolded input), dX of the image, the columns' gradient folded
@@ -353,17 +390,15 @@ pub(crate) fn backward<R: Record>(
     let none = Epilogue::default();
     // dW = dYᵀ·X.
     let p = s.scheme.product(Product::WeightGrad, true);
-    // dYᵀ quantized in one launch that also sums its rows (the bias gradient, bit for bit what
-    // col_sum gives) where that kernel can, SMP's samples included; col_sum otherwise.
-    let fused_bias = match p.a {
-        Operand::Packed { format, granularity, .. } if p.rotation().is_none() => {
-            QuantLayout::new(n, rows, format, granularity).is_ok_and(|l| {
-                QuantizeTransposeFused::supports_sums(&l)
-                    && QuantizeTransposeFused::preferred(&l, ReducePath::for_adapter(gpu))
-            })
-        }
-        _ => false,
-    };
+    let fused_bias = fuses_bias(gpu, &p, rows, n);
+    // dYᵀ's maxima for the two-pass chain, written by dY's producer ([`dy_maxima_wanted`]).
+    let given = cx.grad_maxima.take();
+    if given.is_some() && dy_maxima_wanted(cx, node, rows, n, y.is_some()).is_none() {
+        return Err(Error::InvalidArgument(format!(
+            "{}: dYᵀ's maxima were given to a weight gradient that does not quantize dYᵀ by the chain",
+            node.name
+        )));
+    }
     // Under ReLU, the gradient's readers apply the mask Y > 0 themselves where every one of them
     // can: the one-pass quantizers (dYᵀ with its sums, and dY for dX, NVFP4's maximum reduced
     // masked), TinyScript's quantizer (dYᵀ and dY, col_sum masked beside them), and for a rotated
@@ -461,8 +496,15 @@ pub(crate) fn backward<R: Record>(
                     (true, 1, Some(m)) => kk.qz.quantize_transposed_with_sums_masked(gpu, cx.rec, &gt, m, q, db)?,
                     (true, 1, None) => kk.qz.quantize_transposed_with_sums(gpu, cx.rec, &gt, q, db)?,
                     (true, _, m) => kk.qz.quantize_transposed_samples_with_sums(gpu, cx.rec, &gt, m, q, samples, db)?,
-                    (false, _, _) => kk.qz.quantize_transposed_samples(gpu, cx.rec, &gt, q, samples)?,
+                    (false, _, _) => match &given {
+                        Some(m) => kk.qz.quantize_transposed_given_maxima(gpu, cx.rec, &gt, q, samples, m)?,
+                        None => kk.qz.quantize_transposed_samples(gpu, cx.rec, &gt, q, samples)?,
+                    },
                 }
+            } else if let Some(m) = &given {
+                // Unrotated and unmasked (dy_maxima_wanted): the chain's second launch over dY.
+                let gt = GpuTensor::from_buffer(g.clone(), &[rows, n])?;
+                kk.qz.quantize_transposed_given_maxima(gpu, cx.rec, &gt, q, 1, m)?
             } else {
                 let (q, a) = kk.rotated_transposed(
                     gpu,

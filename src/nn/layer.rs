@@ -116,6 +116,8 @@ impl Core {
             deferred: Vec::new(),
             norm_commits: Vec::new(),
             unfused: false,
+            maxima_ask: None,
+            grad_maxima: None,
         };
         let smp = self.scheme.smp;
         let node = NodeCx {

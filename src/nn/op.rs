@@ -192,6 +192,14 @@ pub struct Cx<'a, R: Record = Tape> {
     pub(crate) norm_commits: Vec<(GpuBuffer<f32>, GpuBuffer<f32>, usize)>,
     /// Record unfused kernel chains ([`crate::plan::PlanOptions::unfused`]).
     pub(crate) unfused: bool,
+    /// The step's ask of the backward being recorded: also write the column maxima of its first
+    /// input's gradient, one per column (`Some(true)`) or one over all (`Some(false)`), into
+    /// [`Cx::grad_maxima`], for the node that quantizes that gradient's transpose
+    /// ([`Op::writes_grad_maxima`], [`Op::grad_maxima_wanted`]).
+    pub(crate) maxima_ask: Option<bool>,
+    /// Those maxima: left here by the backward asked, handed by the step to the backward of the
+    /// gradient's reader, which takes them.
+    pub(crate) grad_maxima: Option<GpuBuffer<u32>>,
 }
 
 /// A state update an op records once the step's gradients are known to be finite.
@@ -284,6 +292,21 @@ pub trait Op: Send + Sync + std::fmt::Debug {
     /// Whether the output is nonnegative whatever the model's input, given whether each input is.
     fn nonnegative(&self, _inputs: &[bool]) -> bool {
         false
+    }
+
+    /// Whether the backward writes the column maxima of its first input's gradient when
+    /// [`Cx::maxima_ask`] asks (batch norm, in its `dx` launch).
+    fn writes_grad_maxima(&self) -> bool {
+        false
+    }
+
+    /// Where the backward would quantize its output gradient's transpose by the two-pass chain,
+    /// from the gradient as it comes: `Some(per_column)`, the maxima the chain's first launch
+    /// takes (one per column of the gradient, or one over all), which the gradient's producer
+    /// can write instead ([`Op::writes_grad_maxima`]); the backward then takes them from
+    /// [`Cx::grad_maxima`]. `None` elsewhere.
+    fn grad_maxima_wanted(&self, _cx: &Cx, _node: &NodeCx) -> Option<bool> {
+        None
     }
 
     /// Records the forward pass of `x` (one buffer per input).

@@ -750,6 +750,15 @@ impl Trainer {
         Ok(c.plans[&key].plan.stats())
     }
 
+    /// Dispatches per kernel of the plan of a training step at `batch` (built if needed), as
+    /// [`crate::plan::Plan::kernel_dispatches`] lists them.
+    pub fn plan_kernel_dispatches(&self, batch: usize) -> Result<Vec<(String, usize)>> {
+        let key = self.key(Kind::Train { loss: Loss::CrossEntropy, update: true }, batch, false);
+        let mut c = self.lock();
+        self.ensure(&mut c, &key)?;
+        Ok(c.plans[&key].plan.kernel_dispatches())
+    }
+
     /// Scratch bytes the plans' shared arena holds.
     pub fn arena_bytes(&self) -> u64 {
         self.lock().arena.bytes()
@@ -886,6 +895,8 @@ impl Trainer {
                 deferred: Vec::new(),
                 norm_commits: Vec::new(),
                 unfused: self.plan_options.unfused,
+                maxima_ask: None,
+                grad_maxima: None,
             };
             self.record_checks_and_update(&mut cx, Vec::new(), true)?;
             drop(cx);
@@ -933,6 +944,8 @@ impl Trainer {
             deferred: Vec::new(),
             norm_commits: Vec::new(),
             unfused: self.plan_options.unfused,
+            maxima_ask: None,
+            grad_maxima: None,
         };
         let nodes = self.graph.nodes();
         let shapes: Vec<Vec<Shape>> =
@@ -987,6 +1000,24 @@ impl Trainer {
                 let dy = loss.record(&mut cx, &y, shape, &inputs.labels, Some(&inputs.targets), 1.0, ring_out)?;
                 let mut grads: Vec<Option<GpuBuffer<f32>>> = vec![None; self.graph.value_count()];
                 grads[self.graph.output().0] = Some(dy);
+                // A gradient's column maxima written by its producer's backward for its reader's
+                // (the node whose output it is) quantizer of its transpose, where the reader wants
+                // them and the producer is that output's only reader and writes them.
+                let mut asks: Vec<Option<bool>> = vec![None; nodes.len()];
+                for (i, n) in nodes.iter().enumerate() {
+                    let readers: Vec<usize> = (0..nodes.len())
+                        .filter(|&j| nodes[j].inputs.contains(&n.output))
+                        .flat_map(|j| {
+                            std::iter::repeat_n(j, nodes[j].inputs.iter().filter(|v| **v == n.output).count())
+                        })
+                        .collect();
+                    if let (&[j], true) = (&readers[..], n.output != self.graph.output()) {
+                        if backs[i].is_some() && nodes[j].inputs[0] == n.output && nodes[j].op.writes_grad_maxima() {
+                            asks[j] = n.op.grad_maxima_wanted(&cx, &node_cx(i));
+                        }
+                    }
+                }
+                let mut maxima: Vec<Option<GpuBuffer<u32>>> = vec![None; self.graph.value_count()];
                 for (i, n) in nodes.iter().enumerate().rev() {
                     let Some(b) = backs[i].take() else { continue };
                     let dy = grads[n.output.0].take().ok_or_else(|| {
@@ -994,7 +1025,21 @@ impl Trainer {
                     })?;
                     let need: Vec<bool> = n.inputs.iter().map(|v| v.0 != 0).collect();
                     let ncx = node_cx(i);
+                    (cx.maxima_ask, cx.grad_maxima) = (asks[i], maxima[n.output.0].take());
                     let dxs = b.backward(&mut cx, &ncx, &dy, &need).map_err(|e| node_error(&n.name, e))?;
+                    // What the backward was asked to write goes with its first input's gradient;
+                    // what it was given, it took.
+                    match (asks[i], cx.grad_maxima.take()) {
+                        (Some(_), Some(m)) => maxima[n.inputs[0].0] = Some(m),
+                        (None, None) => {}
+                        _ => {
+                            return Err(Error::InvalidArgument(format!(
+                                "{}: gradient maxima asked of this node's backward were not written, or given \
+                                 to it were not taken",
+                                n.name
+                            )))
+                        }
+                    }
                     for (v, dx) in n.inputs.iter().zip(dxs) {
                         let Some(dx) = dx else { continue };
                         grads[v.0] = Some(match grads[v.0].take() {

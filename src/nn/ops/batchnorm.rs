@@ -24,6 +24,10 @@ impl Op for BatchNorm {
         super::one("batchnorm", inputs)
     }
 
+    fn writes_grad_maxima(&self) -> bool {
+        true
+    }
+
     fn params(&self, inputs: &[Shape]) -> Vec<ParamSpec> {
         let c = inputs[0].2;
         let halves = |a: f32, b: f32| (0..2 * c).map(|i| if i < c { a } else { b }).collect();
@@ -104,7 +108,23 @@ impl Backward for NormBackward {
             dx: Some(&dx),
             sums: Some(sums),
         };
-        cx.kernels.norm.encode_backward(cx.gpu, cx.rec, &b, self.rows, self.c, self.relu)?;
+        match cx.maxima_ask.take() {
+            Some(per_channel) => {
+                let m = cx.scratch::<u32>("bn dx maxima", if per_channel { self.c } else { 1 })?;
+                cx.kernels.norm.encode_backward_maxima(
+                    cx.gpu,
+                    cx.rec,
+                    &b,
+                    self.rows,
+                    self.c,
+                    self.relu,
+                    &m,
+                    per_channel,
+                )?;
+                cx.grad_maxima = Some(m);
+            }
+            None => cx.kernels.norm.encode_backward(cx.gpu, cx.rec, &b, self.rows, self.c, self.relu)?,
+        }
         Ok(vec![Some(dx)])
     }
 }

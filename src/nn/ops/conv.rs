@@ -71,6 +71,11 @@ impl Op for Conv {
         self.relu
     }
 
+    fn grad_maxima_wanted(&self, cx: &Cx, node: &NodeCx) -> Option<bool> {
+        let o = node.output;
+        gemm::dy_maxima_wanted(cx, node, cx.batch * o.0 * o.1, o.2, self.relu)
+    }
+
     fn forward(&self, cx: &mut Cx, node: &NodeCx, x: &[&GpuBuffer<f32>]) -> Result<Forward> {
         let g = self.geom(cx.batch, node.inputs[0]);
         let (y, saved) = forward(cx, node, g, x[0], self.channels, self.relu)?;

@@ -42,6 +42,10 @@ impl Op for Linear {
         self.relu
     }
 
+    fn grad_maxima_wanted(&self, cx: &Cx, node: &NodeCx) -> Option<bool> {
+        gemm::dy_maxima_wanted(cx, node, cx.batch, self.outputs, self.relu)
+    }
+
     fn forward(&self, cx: &mut Cx, node: &NodeCx, x: &[&GpuBuffer<f32>]) -> Result<Forward> {
         let k = numel(node.inputs[0]);
         let (y, saved) = gemm::forward(cx, node, x[0], None, cx.batch, k, self.outputs, self.relu)?;
