@@ -36,6 +36,9 @@
 // takes the two-pass chain) needs no absmax launch over dx. A workgroup takes `seg` channels ×
 // 256 / seg row lanes over a span of rows, as absmax's main_t takes dxᵀ's rows; a max does not
 // depend on order, so the maxima are absmax's bits, and each dx is backward's arithmetic.
+// backward_block_maxima: the same for dxᵀ's blocks along its rows, `span_rows` rows of one
+// channel each: a thread per (channel, block), channels fastest, storing its block's maximum at
+// dx_amax[channel · spans + block] (each written by one thread).
 
 struct NormParams {
     rows: u32,
@@ -45,7 +48,8 @@ struct NormParams {
     chunk_rows: u32,
     chunks: u32,
     // backward_maxima only: channels a workgroup (a power of two, 8 to 32), 1 for a maximum per
-    // channel and 0 for one over all, and the rows of each of its `spans` spans.
+    // channel and 0 for one over all, and the rows of each of its `spans` spans (and of
+    // backward_block_maxima's blocks).
     seg: u32,
     row_mul: u32,
     span_rows: u32,
@@ -401,6 +405,26 @@ fn backward_maxima(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
             atomicMax(&dx_amax[0], w);
         }
     }
+}
+
+@compute @workgroup_size(256)
+fn backward_block_maxima(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = flat(wg, nwg, lid);
+    if (t >= p.channels * p.spans) {
+        return;
+    }
+    let c = t % p.channels;
+    let block = t / p.channels;
+    let start = block * p.span_rows;
+    let end = min(start + p.span_rows, p.rows);
+    var m = 0u;
+    for (var r = start; r < end; r++) {
+        let i = r * p.channels + c;
+        let v = dx_value(i, c);
+        dx[i] = v;
+        m = max(m, amax_bits(v));
+    }
+    atomicStore(&dx_amax[c * p.spans + block], m);
 }
 
 // Rows per thread of forward_v4 and backward_v4 (set by the launcher, `batchnorm::V4_ROWS`).

@@ -910,18 +910,18 @@ impl Quantizer {
 
     /// Whether [`Quantizer::quantize_transposed`] (and `_samples`) quantizes xᵀ of layout `lt`
     /// on `gpu` by the two-pass chain, and the chain's first launch (`absmax` over x) could come
-    /// from x's producer instead ([`Quantizer::quantize_transposed_given_maxima`]): groups that are
-    /// whole rows of xᵀ (per row, per tensor), a format without a tensor-wide scale, and a layout
-    /// the one-pass kernel does not take on this adapter (long rows on a GPU; per tensor).
+    /// from x's producer instead ([`Quantizer::quantize_transposed_given_maxima`]): a format
+    /// without a tensor-wide scale, and a layout the one-pass kernel does not take on this adapter
+    /// (long rows on a GPU; per tensor).
     pub fn transposes_from_maxima(gpu: &Gpu, lt: &QuantLayout) -> bool {
-        matches!(lt.granularity, Granularity::PerRow | Granularity::PerTensor)
-            && !lt.format.needs_tensor_amax()
+        !lt.format.needs_tensor_amax()
             && !QuantizeTransposeFused::preferred(lt, crate::kernels::quantize_fused::ReducePath::for_adapter(gpu))
     }
 
     /// [`Quantizer::quantize_transposed`] (`samples` 1) or
     /// [`Quantizer::quantize_transposed_samples`] given the chain's maxima: `maxima` holds, per
-    /// group of xᵀ (a row, or the tensor), the largest finite, normal |x| in it as f32 bits —
+    /// group of xᵀ (a row, a block, or the tensor), the largest finite, normal |x| in it as f32
+    /// bits —
     /// what `absmax` writes, here written by x's producer (batch norm's backward:
     /// [`crate::kernels::batchnorm::BatchNorm::encode_backward_maxima`]) — so only the chain's
     /// second launch runs: the chain's bits where the maxima are x's. For the layouts of

@@ -2061,9 +2061,9 @@ fn scales_buf(g: &lowbit::Gpu, l: &QuantLayout, samples: usize) -> lowbit::GpuBu
 fn the_transposed_chain_from_given_maxima_is_the_chain() {
     // On a GPU's layouts, where L = xᵀ's long rows take the two-pass chain: the chain's second
     // launch alone, given absmax's maxima of x (as batch norm's backward writes them), gives
-    // quantize_transposed's bits (and quantize_transposed_samples', every sample), per row and per
-    // tensor. Layouts that do not take the chain there, and maxima of the wrong length, are
-    // refused before anything is recorded.
+    // quantize_transposed's bits (and quantize_transposed_samples', every sample), per row, per
+    // block and per tensor. Layouts that do not take the chain there, and maxima of the wrong
+    // length, are refused before anything is recorded.
     let g = gpu();
     let gg = g.with_layouts(lowbit::Layouts::Gpu);
     let q = Quantizer::new(&gg).unwrap();
@@ -2073,7 +2073,7 @@ fn the_transposed_chain_from_given_maxima_is_the_chain() {
         let x = long_rows_data(r, c, 150 + c as u32);
         let xt = GpuTensor::from_slice(&gg, &x, &[r, c]).unwrap();
         for f in [Format::Int8, Format::Int4, Format::Log4, Format::Fp8E5M2, Format::Int2] {
-            for gran in [Granularity::PerRow, Granularity::PerTensor] {
+            for gran in [Granularity::PerRow, Granularity::PerTensor, Granularity::PerBlock(32)] {
                 let lt = QuantLayout::new(c, r, f, gran).unwrap();
                 assert!(Quantizer::transposes_from_maxima(&gg, &lt), "{f} {gran} over {c}x{r}");
                 let maxima = lowbit::GpuBuffer::from_slice(g, "m", &reference::absmax::absmax(&x, &lt, true)).unwrap();
@@ -2099,8 +2099,8 @@ fn the_transposed_chain_from_given_maxima_is_the_chain() {
             }
         }
     }
-    assert_eq!(cases, 2 * 5 * 2 * 3);
-    // Refused: rows the one-pass kernel takes, blocks, NVFP4's tensor scale (on the GPU's layouts),
+    assert_eq!(cases, 2 * 5 * 3 * 3);
+    // Refused: rows the one-pass kernel takes, NVFP4's tensor scale (on the GPU's layouts),
     // every layout on the CPU's (the one-pass kernel takes every long row there), a maxima buffer
     // of the wrong length; nothing recorded.
     let gc = g.with_layouts(lowbit::Layouts::Cpu);
@@ -2111,7 +2111,7 @@ fn the_transposed_chain_from_given_maxima_is_the_chain() {
     let int8 = near(Format::Int8, Granularity::PerRow);
     let cases = [
         (&q, &gg, &short, int8, 4, "take the chain"),
-        (&q, &gg, &long, near(Format::Int8, Granularity::PerBlock(32)), 4 * 94, "take the chain"),
+        (&q, &gg, &long, near(Format::Int8, Granularity::PerBlock(32)), 4 * 93, "maxima has 372 elements"),
         (&q, &gg, &long, near(Format::Nvfp4, Granularity::PerBlock(16)), 4 * 188 + 1, "take the chain"),
         (&qc, &gc, &long, int8, 4, "take the chain"),
         (&q, &gg, &long, int8, 3, "maxima has 3 elements"),

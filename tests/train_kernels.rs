@@ -839,8 +839,8 @@ fn finite_ignores_values_past_a_buffers_length_and_reads_any_buffer_an_applicati
 #[test]
 fn batchnorm_backward_maxima_are_absmax_of_the_dx_it_writes() {
     // encode_backward_maxima writes the dx and sums of encode_backward, bit for bit, and the
-    // maxima absmax finds over dxᵀ (per row: one per channel; per tensor: one), from a buffer
-    // that held other values before (the launcher clears it).
+    // maxima absmax finds over dxᵀ (per row: one per channel; per tensor: one; per block: one per
+    // block of a channel's rows, the last ragged), into a buffer that held other values before.
     use lowbit::kernels::batchnorm::{BatchNorm, NormBuffers};
     use lowbit::scheme::{Granularity, QuantLayout};
     let g = gpu();
@@ -856,7 +856,9 @@ fn batchnorm_backward_maxima_are_absmax_of_the_dx_it_writes() {
         }
         for relu in [false, true] {
             let mut outs = Vec::new();
-            for maxima in [None, Some(true), Some(false)] {
+            let grans =
+                [Granularity::PerRow, Granularity::PerTensor, Granularity::PerBlock(8), Granularity::PerBlock(32)];
+            for maxima in [None].into_iter().chain(grans.map(Some)) {
                 let (xb, ab, rb, dyb) = (buf(&x), buf(&affine), buf(&vec![1.0; 2 * c]), buf(&dy));
                 let (st, y, dxb, sums) = (
                     GpuBuffer::<f32>::zeros(g, "st", lowbit::kernels::batchnorm::stats_len(c)).unwrap(),
@@ -874,21 +876,18 @@ fn batchnorm_backward_maxima_are_absmax_of_the_dx_it_writes() {
                     dx: Some(&dxb),
                     sums: Some(&sums),
                 };
-                let n = if maxima == Some(true) { c } else { 1 };
+                let n = maxima.map_or(1, |gran| BatchNorm::maxima_len(rows, c, gran).unwrap());
                 let m = GpuBuffer::<u32>::from_slice(g, "maxima", &vec![u32::MAX; n]).unwrap();
                 run(|e| {
                     k.encode_train_forward(g, e, &b, rows, c, relu).unwrap();
                     match maxima {
-                        Some(per_channel) => {
-                            k.encode_backward_maxima(g, e, &b, rows, c, relu, &m, per_channel).unwrap()
-                        }
+                        Some(gran) => k.encode_backward_maxima(g, e, &b, rows, c, relu, &m, gran).unwrap(),
                         None => k.encode_backward(g, e, &b, rows, c, relu).unwrap(),
                     }
                 });
                 let dx = dxb.read(g).unwrap();
                 let what = format!("{rows}x{c} relu {relu} maxima {maxima:?}");
-                if let Some(per_channel) = maxima {
-                    let gran = if per_channel { Granularity::PerRow } else { Granularity::PerTensor };
+                if let Some(gran) = maxima {
                     let l = QuantLayout::new(c, rows, lowbit::format::Format::Int8, gran).unwrap();
                     assert_u32_eq(&what, &m.read(g).unwrap(), &reference::absmax::absmax(&dx, &l, true));
                 }
@@ -919,13 +918,19 @@ fn batchnorm_backward_maxima_are_absmax_of_the_dx_it_writes() {
         dx: Some(&bufs[6]),
         sums: Some(&bufs[7]),
     };
-    for (n, per_channel) in [(c - 1, true), (c, false)] {
+    let wrong = [
+        (c - 1, Granularity::PerRow),
+        (c, Granularity::PerTensor),
+        (c * 2, Granularity::PerBlock(16)),
+        (c, Granularity::PerBlock(0)),
+    ];
+    for (n, gran) in wrong {
         let m = GpuBuffer::<u32>::from_slice(g, "maxima", &vec![7; n]).unwrap();
         let mut rec = lowbit::Recorder::new(g, "batchnorm");
-        let err = k.encode_backward_maxima(g, &mut rec, &b, rows, c, false, &m, per_channel).unwrap_err();
-        assert!(matches!(err, Error::Shape { .. }), "{n} maxima: {err}");
+        let err = k.encode_backward_maxima(g, &mut rec, &b, rows, c, false, &m, gran).unwrap_err();
+        assert!(matches!(err, Error::Shape { .. } | Error::InvalidArgument(_)), "{n} maxima {gran}: {err}");
         assert_eq!(rec.dispatches(), 0, "{n} maxima: recorded before refusing");
-        run(|e| assert!(k.encode_backward_maxima(g, e, &b, rows, c, false, &m, per_channel).is_err()));
+        run(|e| assert!(k.encode_backward_maxima(g, e, &b, rows, c, false, &m, gran).is_err()));
         assert_u32_eq(&format!("{n} maxima: untouched"), &m.read(g).unwrap(), &vec![7; n]);
     }
 }

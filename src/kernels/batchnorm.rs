@@ -11,6 +11,7 @@
 use super::batchnorm_commit::{BatchNormCommit, NormCommit};
 use super::quantize_fused::ReducePath;
 use super::{check_len, dispatch, layouts, pipeline, reduce_chunks, uniform, Slot, REDUCE_COLS, WG};
+use crate::scheme::Granularity;
 use crate::tensor::GpuBuffer;
 use crate::{Error, Gpu, Result};
 use bytemuck::{Pod, Zeroable};
@@ -77,7 +78,8 @@ enum Pass {
     Partial,
     PerChannel,
     PerElement,
-    /// `backward_maxima`'s tiles of channels × spans of rows.
+    /// `backward_maxima`'s tiles of channels × spans of rows (`backward_block_maxima`'s threads
+    /// per channel and block).
     Maxima,
 }
 
@@ -99,6 +101,8 @@ pub struct BatchNorm {
     backward: wgpu::ComputePipeline,
     /// `dx` with its maxima (every adapter: no CPU layout of its own).
     backward_maxima: wgpu::ComputePipeline,
+    /// `dx` with its blocks' maxima.
+    backward_block_maxima: wgpu::ComputePipeline,
     dummy: GpuBuffer<f32>,
     /// The partial sums from a thread per (chunk, channel) (entries `moments_thread`,
     /// `partial_thread`).
@@ -109,7 +113,7 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
-    /// Builds the pipelines (batchnorm's eight, batchnorm_commit's one), the partial sums reduced
+    /// Builds the pipelines (batchnorm's nine, batchnorm_commit's one), the partial sums reduced
     /// as suits the adapter: a thread per (chunk, channel) without barriers on a CPU adapter, the
     /// workgroup tree elsewhere.
     pub fn new(gpu: &Gpu) -> Result<Self> {
@@ -134,6 +138,7 @@ impl BatchNorm {
             forward: p("forward")?,
             backward: p("backward")?,
             backward_maxima: p("backward_maxima")?,
+            backward_block_maxima: p("backward_block_maxima")?,
             v4: if per_thread { Some((p("forward_v4")?, p("backward_v4")?)) } else { None },
             bgl,
             dummy: GpuBuffer::zeros(gpu, "batchnorm dummy", 4)?,
@@ -163,8 +168,8 @@ impl BatchNorm {
     }
 
     /// Checks the buffers, then records `passes` in order (one uniform for them all); with
-    /// `maxima` (the buffer and whether it takes one maximum per channel), clears it first and
-    /// binds it for [`Pass::Maxima`].
+    /// `maxima` (the buffer and the granularity of dxᵀ's groups), clears it first and binds it
+    /// for [`Pass::Maxima`].
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
@@ -175,20 +180,22 @@ impl BatchNorm {
         channels: usize,
         relu: bool,
         passes: &[(&wgpu::ComputePipeline, Pass)],
-        maxima: Option<(&GpuBuffer<u32>, bool)>,
+        maxima: Option<(&GpuBuffer<u32>, Granularity)>,
     ) -> Result<()> {
         Self::check(b, rows, channels)?;
-        if let Some((m, per_channel)) = maxima {
-            check_len("batchnorm", "maxima", m.len(), if per_channel { channels } else { 1 })?;
+        if let Some((m, gran)) = maxima {
+            check_len("batchnorm", "maxima", m.len(), Self::maxima_len(rows, channels, gran)?)?;
         }
         let (chunk_rows, chunks) = reduce_chunks(rows);
         // backward_maxima: absmax main_t's channels a workgroup, spans of MAXIMA_LANE_ROWS rows a
         // lane (longer where that would make more than MAXIMA_SPANS spans: the atomics on each
-        // channel's maximum).
+        // channel's maximum); backward_block_maxima: a span per block.
         let seg = super::row_team(channels as u32).clamp(8, 32);
         let lanes = WG / seg;
-        let span_rows =
-            (lanes as usize * MAXIMA_LANE_ROWS).max(rows.div_ceil(MAXIMA_SPANS)).next_multiple_of(lanes as usize);
+        let span_rows = match maxima {
+            Some((_, Granularity::PerBlock(block))) => block as usize,
+            _ => (lanes as usize * MAXIMA_LANE_ROWS).max(rows.div_ceil(MAXIMA_SPANS)).next_multiple_of(lanes as usize),
+        };
         let spans = rows.div_ceil(span_rows);
         let params = NormParams {
             rows: rows as u32,
@@ -198,7 +205,7 @@ impl BatchNorm {
             chunk_rows: chunk_rows as u32,
             chunks: chunks as u32,
             seg,
-            row_mul: maxima.is_some_and(|(_, per_channel)| per_channel) as u32,
+            row_mul: maxima.is_some_and(|(_, gran)| gran == Granularity::PerRow) as u32,
             span_rows: span_rows as u32,
             spans: spans as u32,
             pad: [0; 2],
@@ -235,7 +242,10 @@ impl BatchNorm {
                 Pass::PerChannel => channels.div_ceil(WG as usize),
                 Pass::PerElement if v4.is_some() => (rows.div_ceil(V4_ROWS) * channels / 4).div_ceil(WG as usize),
                 Pass::PerElement => (rows * channels).div_ceil(WG as usize),
-                Pass::Maxima => channels.div_ceil(seg as usize) * spans,
+                Pass::Maxima => match maxima {
+                    Some((_, Granularity::PerBlock(_))) => (channels * spans).div_ceil(WG as usize),
+                    _ => channels.div_ceil(seg as usize) * spans,
+                },
             };
             dispatch(gpu, enc, "batchnorm", v4.unwrap_or(which), &self.bgl, &bufs, workgroups as u32)?;
         }
@@ -350,9 +360,10 @@ impl BatchNorm {
     }
 
     /// [`BatchNorm::encode_backward`] whose `dx` launch also writes into `maxima` the largest
-    /// finite, normal |dx| of each channel (`per_channel`: `maxima` `[channels]`) or of all of dx
-    /// (`[1]`), as ordered f32 bits: what `absmax` writes for dxᵀ's rows quantized per row (or per
-    /// tensor), so that quantizing dxᵀ takes only the second launch of the two-pass chain
+    /// finite, normal |dx| of each scale group of dxᵀ (`[channels, rows]`) under `granularity`, as
+    /// ordered f32 bits, in group order: per row, one per channel; per tensor, one; per block of
+    /// b, one per b rows of a channel (`channels · ⌈rows / b⌉`). What `absmax` writes for dxᵀ, so
+    /// that quantizing dxᵀ takes only the second launch of the two-pass chain
     /// ([`crate::quant::Quantizer::quantize_transposed_given_maxima`]). The same launches as
     /// [`BatchNorm::encode_backward`] and the same `dx` and sums, bit for bit; `maxima` is cleared
     /// first.
@@ -366,9 +377,20 @@ impl BatchNorm {
         channels: usize,
         relu: bool,
         maxima: &GpuBuffer<u32>,
-        per_channel: bool,
+        granularity: Granularity,
     ) -> Result<()> {
-        self.backward_passes(gpu, enc, b, rows, channels, relu, Some((maxima, per_channel)))
+        self.backward_passes(gpu, enc, b, rows, channels, relu, Some((maxima, granularity)))
+    }
+
+    /// The length of [`BatchNorm::encode_backward_maxima`]'s `maxima` for dx `[rows, channels]`
+    /// under `granularity`; an error for a block of 0 rows.
+    pub fn maxima_len(rows: usize, channels: usize, granularity: Granularity) -> Result<usize> {
+        match granularity {
+            Granularity::PerTensor => Ok(1),
+            Granularity::PerRow => Ok(channels),
+            Granularity::PerBlock(0) => Err(Error::InvalidArgument("batchnorm maxima: blocks of 0 rows".into())),
+            Granularity::PerBlock(b) => Ok(channels * rows.div_ceil(b as usize)),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -380,7 +402,7 @@ impl BatchNorm {
         rows: usize,
         channels: usize,
         relu: bool,
-        maxima: Option<(&GpuBuffer<u32>, bool)>,
+        maxima: Option<(&GpuBuffer<u32>, Granularity)>,
     ) -> Result<()> {
         if b.dy.is_none() || b.dx.is_none() || b.sums.is_none() {
             return Err(Error::InvalidArgument("batchnorm backward needs dy, dx and sums".into()));
@@ -389,6 +411,7 @@ impl BatchNorm {
             return Err(Error::InvalidArgument(format!("batch norm backward needs at least 2 rows, got {rows}")));
         }
         let last = match maxima {
+            Some((_, Granularity::PerBlock(_))) => (&self.backward_block_maxima, Pass::Maxima),
             Some(_) => (&self.backward_maxima, Pass::Maxima),
             None => (&self.backward, Pass::PerElement),
         };

@@ -350,8 +350,8 @@ fn fuses_bias(gpu: &crate::Gpu, p: &ProductPolicy, rows: usize, n: usize) -> boo
 
 /// Where [`backward`] quantizes dYᵀ (`dy` `[rows, n]`, the layer's ReLU `relu`) by the
 /// two-pass chain from dY as it comes — packed, unrotated, no ReLU mask, the bias summed by
-/// col_sum, and a layout of [`Quantizer::transposes_from_maxima`] — `Some(per_column)`: the
-/// chain's first launch (dY's maxima per column, or over all) can come from dY's producer
+/// col_sum, and a layout of [`Quantizer::transposes_from_maxima`] — `Some(granularity)` of
+/// dYᵀ's groups: the chain's first launch (their maxima) can come from dY's producer
 /// ([`super::op::Op::grad_maxima_wanted`]); `None` elsewhere and for unfused plans.
 pub(crate) fn dy_maxima_wanted<R: Record>(
     cx: &Cx<R>,
@@ -359,7 +359,7 @@ pub(crate) fn dy_maxima_wanted<R: Record>(
     rows: usize,
     n: usize,
     relu: bool,
-) -> Option<bool> {
+) -> Option<Granularity> {
     let s = node.gemm.as_ref()?;
     let p = s.scheme.product(Product::WeightGrad, true);
     let Operand::Packed { format, granularity, .. } = p.a else { return None };
@@ -367,7 +367,7 @@ pub(crate) fn dy_maxima_wanted<R: Record>(
         return None;
     }
     let lt = QuantLayout::new(n, rows, format, granularity).ok()?;
-    Quantizer::transposes_from_maxima(cx.gpu, &lt).then_some(lt.granularity == Granularity::PerRow)
+    Quantizer::transposes_from_maxima(cx.gpu, &lt).then_some(lt.granularity)
 }
 
 /// Records the backward of a GEMM layer from `dy` `[rows, n]`: the weight and bias gradients

@@ -192,11 +192,12 @@ pub struct Cx<'a, R: Record = Tape> {
     pub(crate) norm_commits: Vec<(GpuBuffer<f32>, GpuBuffer<f32>, usize)>,
     /// Record unfused kernel chains ([`crate::plan::PlanOptions::unfused`]).
     pub(crate) unfused: bool,
-    /// The step's ask of the backward being recorded: also write the column maxima of its first
-    /// input's gradient, one per column (`Some(true)`) or one over all (`Some(false)`), into
-    /// [`Cx::grad_maxima`], for the node that quantizes that gradient's transpose
+    /// The step's ask of the backward being recorded: also write the maxima of its first input's
+    /// gradient's transpose under this granularity (the groups of a quantizer of that transpose:
+    /// per row, one per column of the gradient; per tensor, one; per block, one per block of a
+    /// column) into [`Cx::grad_maxima`], for the node that quantizes it
     /// ([`Op::writes_grad_maxima`], [`Op::grad_maxima_wanted`]).
-    pub(crate) maxima_ask: Option<bool>,
+    pub(crate) maxima_ask: Option<crate::scheme::Granularity>,
     /// Those maxima: left here by the backward asked, handed by the step to the backward of the
     /// gradient's reader, which takes them.
     pub(crate) grad_maxima: Option<GpuBuffer<u32>>,
@@ -301,11 +302,11 @@ pub trait Op: Send + Sync + std::fmt::Debug {
     }
 
     /// Where the backward would quantize its output gradient's transpose by the two-pass chain,
-    /// from the gradient as it comes: `Some(per_column)`, the maxima the chain's first launch
-    /// takes (one per column of the gradient, or one over all), which the gradient's producer
-    /// can write instead ([`Op::writes_grad_maxima`]); the backward then takes them from
-    /// [`Cx::grad_maxima`]. `None` elsewhere.
-    fn grad_maxima_wanted(&self, _cx: &Cx, _node: &NodeCx) -> Option<bool> {
+    /// from the gradient as it comes: `Some(granularity)` of that quantizer, whose maxima (the
+    /// chain's first launch) the gradient's producer can write instead
+    /// ([`Op::writes_grad_maxima`]); the backward then takes them from [`Cx::grad_maxima`].
+    /// `None` elsewhere.
+    fn grad_maxima_wanted(&self, _cx: &Cx, _node: &NodeCx) -> Option<crate::scheme::Granularity> {
         None
     }
 

@@ -1003,7 +1003,7 @@ impl Trainer {
                 // A gradient's column maxima written by its producer's backward for its reader's
                 // (the node whose output it is) quantizer of its transpose, where the reader wants
                 // them and the producer is that output's only reader and writes them.
-                let mut asks: Vec<Option<bool>> = vec![None; nodes.len()];
+                let mut asks: Vec<Option<crate::scheme::Granularity>> = vec![None; nodes.len()];
                 for (i, n) in nodes.iter().enumerate() {
                     let readers: Vec<usize> = (0..nodes.len())
                         .filter(|&j| nodes[j].inputs.contains(&n.output))

@@ -109,18 +109,10 @@ impl Backward for NormBackward {
             sums: Some(sums),
         };
         match cx.maxima_ask.take() {
-            Some(per_channel) => {
-                let m = cx.scratch::<u32>("bn dx maxima", if per_channel { self.c } else { 1 })?;
-                cx.kernels.norm.encode_backward_maxima(
-                    cx.gpu,
-                    cx.rec,
-                    &b,
-                    self.rows,
-                    self.c,
-                    self.relu,
-                    &m,
-                    per_channel,
-                )?;
+            Some(gran) => {
+                let len = crate::kernels::batchnorm::BatchNorm::maxima_len(self.rows, self.c, gran)?;
+                let m = cx.scratch::<u32>("bn dx maxima", len)?;
+                cx.kernels.norm.encode_backward_maxima(cx.gpu, cx.rec, &b, self.rows, self.c, self.relu, &m, gran)?;
                 cx.grad_maxima = Some(m);
             }
             None => cx.kernels.norm.encode_backward(cx.gpu, cx.rec, &b, self.rows, self.c, self.relu)?,

@@ -71,7 +71,7 @@ impl Op for Conv {
         self.relu
     }
 
-    fn grad_maxima_wanted(&self, cx: &Cx, node: &NodeCx) -> Option<bool> {
+    fn grad_maxima_wanted(&self, cx: &Cx, node: &NodeCx) -> Option<crate::scheme::Granularity> {
         let o = node.output;
         gemm::dy_maxima_wanted(cx, node, cx.batch * o.0 * o.1, o.2, self.relu)
     }

@@ -42,7 +42,7 @@ impl Op for Linear {
         self.relu
     }
 
-    fn grad_maxima_wanted(&self, cx: &Cx, node: &NodeCx) -> Option<bool> {
+    fn grad_maxima_wanted(&self, cx: &Cx, node: &NodeCx) -> Option<crate::scheme::Granularity> {
         gemm::dy_maxima_wanted(cx, node, cx.batch, self.outputs, self.relu)
     }
 
