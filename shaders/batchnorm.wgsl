@@ -75,7 +75,7 @@ struct NormParams {
 @group(0) @binding(6) var<storage, read_write> dy4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> dx4: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> sums4: array<vec4<f32>>;
-// Binding 4 as backward_maxima's maxima (no entry reaches both views).
+// Binding 4 as backward_maxima's and backward_block_maxima's maxima (no entry reaches both views).
 @group(0) @binding(4) var<storage, read_write> dx_amax: array<atomic<u32>>;
 
 fn flat(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {

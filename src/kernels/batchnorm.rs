@@ -6,6 +6,9 @@
 //! which does nothing while the recorder's status is set (see [`super::finite`]): a training step
 //! records it for all its layers after checking its gradients. Bindings: 0 params, 1 x, 2 stats,
 //! 3 affine, 4 running, 5 y, 6 dy, 7 dx, 8 sums; see the shader header for the math.
+//! [`BatchNorm::encode_backward_maxima`] also writes the maxima of dxᵀ's scale groups in the `dx`
+//! launch (binding 4, which the backward does not otherwise use), for the quantizer of a
+//! convolution's dYᵀ, so that its two-pass chain needs no `absmax` launch.
 //! Reference: [`crate::reference::batchnorm`].
 
 use super::batchnorm_commit::{BatchNormCommit, NormCommit};

@@ -392,7 +392,7 @@ pub(crate) fn backward<R: Record>(
     let p = s.scheme.product(Product::WeightGrad, true);
     let fused_bias = fuses_bias(gpu, &p, rows, n);
     // dYᵀ's maxima for the two-pass chain, written by dY's producer ([`dy_maxima_wanted`]).
-    let given = cx.grad_maxima.take();
+    let given = cx.take_grad_maxima();
     if given.is_some() && dy_maxima_wanted(cx, node, rows, n, y.is_some()).is_none() {
         return Err(Error::InvalidArgument(format!(
             "{}: dYᵀ's maxima were given to a weight gradient that does not quantize dYᵀ by the chain",

@@ -192,14 +192,9 @@ pub struct Cx<'a, R: Record = Tape> {
     pub(crate) norm_commits: Vec<(GpuBuffer<f32>, GpuBuffer<f32>, usize)>,
     /// Record unfused kernel chains ([`crate::plan::PlanOptions::unfused`]).
     pub(crate) unfused: bool,
-    /// The step's ask of the backward being recorded: also write the maxima of its first input's
-    /// gradient's transpose under this granularity (the groups of a quantizer of that transpose:
-    /// per row, one per column of the gradient; per tensor, one; per block, one per block of a
-    /// column) into [`Cx::grad_maxima`], for the node that quantizes it
-    /// ([`Op::writes_grad_maxima`], [`Op::grad_maxima_wanted`]).
+    /// [`Cx::take_maxima_ask`]'s ask.
     pub(crate) maxima_ask: Option<crate::scheme::Granularity>,
-    /// Those maxima: left here by the backward asked, handed by the step to the backward of the
-    /// gradient's reader, which takes them.
+    /// The maxima of [`Cx::give_grad_maxima`] and [`Cx::take_grad_maxima`].
     pub(crate) grad_maxima: Option<GpuBuffer<u32>>,
 }
 
@@ -215,6 +210,28 @@ impl<'a, R: Record> Cx<'a, R> {
     /// Batch norm normalizes with the batch's statistics.
     pub fn batch_stats(&self) -> bool {
         matches!(self.mode, Mode::Train | Mode::Eval { batch_stats: true })
+    }
+
+    /// The step's ask of the backward being recorded (once; `None` after): also write the maxima
+    /// of its first input's gradient's transpose, group by group, under this granularity (the
+    /// groups of that transpose's quantizer: per row, one per column of the gradient; per tensor,
+    /// one; per block of b, one per b rows of a column), as `absmax` writes them, and leave them
+    /// with [`Cx::give_grad_maxima`] for the node that quantizes it ([`Op::writes_grad_maxima`],
+    /// [`Op::grad_maxima_wanted`]).
+    pub fn take_maxima_ask(&mut self) -> Option<crate::scheme::Granularity> {
+        self.maxima_ask.take()
+    }
+
+    /// Leaves the maxima [`Cx::take_maxima_ask`] asked for; the step hands them on with the
+    /// gradient.
+    pub fn give_grad_maxima(&mut self, maxima: GpuBuffer<u32>) {
+        self.grad_maxima = Some(maxima);
+    }
+
+    /// The maxima of the output gradient's transpose that its producer wrote, where
+    /// [`Op::grad_maxima_wanted`] wanted them (once; `None` after, and where none were written).
+    pub fn take_grad_maxima(&mut self) -> Option<GpuBuffer<u32>> {
+        self.grad_maxima.take()
     }
 
     /// Scratch storage for `len` values within the step (see [`crate::plan`]).
@@ -295,8 +312,9 @@ pub trait Op: Send + Sync + std::fmt::Debug {
         false
     }
 
-    /// Whether the backward writes the column maxima of its first input's gradient when
-    /// [`Cx::maxima_ask`] asks (batch norm, in its `dx` launch).
+    /// Whether the backward writes the maxima of its first input's gradient's transpose, group by
+    /// group, when [`Cx::take_maxima_ask`] asks (batch norm, in its `dx` launch). An op that says
+    /// so and, asked, gives nothing fails the step's build.
     fn writes_grad_maxima(&self) -> bool {
         false
     }
@@ -304,8 +322,9 @@ pub trait Op: Send + Sync + std::fmt::Debug {
     /// Where the backward would quantize its output gradient's transpose by the two-pass chain,
     /// from the gradient as it comes: `Some(granularity)` of that quantizer, whose maxima (the
     /// chain's first launch) the gradient's producer can write instead
-    /// ([`Op::writes_grad_maxima`]); the backward then takes them from [`Cx::grad_maxima`].
-    /// `None` elsewhere.
+    /// ([`Op::writes_grad_maxima`]); the backward then takes them with
+    /// [`Cx::take_grad_maxima`] (given and not taken, they fail the step's build). `None`
+    /// elsewhere.
     fn grad_maxima_wanted(&self, _cx: &Cx, _node: &NodeCx) -> Option<crate::scheme::Granularity> {
         None
     }

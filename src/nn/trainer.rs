@@ -1000,16 +1000,14 @@ impl Trainer {
                 let dy = loss.record(&mut cx, &y, shape, &inputs.labels, Some(&inputs.targets), 1.0, ring_out)?;
                 let mut grads: Vec<Option<GpuBuffer<f32>>> = vec![None; self.graph.value_count()];
                 grads[self.graph.output().0] = Some(dy);
-                // A gradient's column maxima written by its producer's backward for its reader's
-                // (the node whose output it is) quantizer of its transpose, where the reader wants
-                // them and the producer is that output's only reader and writes them.
+                // The maxima of a gradient's transpose, group by group, written by the backward
+                // that produces the gradient for the quantizer of the backward that takes it (of the
+                // node whose output it is), where that node wants them and the producer, the
+                // output's one reading (no other node, no second input), writes them.
                 let mut asks: Vec<Option<crate::scheme::Granularity>> = vec![None; nodes.len()];
                 for (i, n) in nodes.iter().enumerate() {
-                    let readers: Vec<usize> = (0..nodes.len())
-                        .filter(|&j| nodes[j].inputs.contains(&n.output))
-                        .flat_map(|j| {
-                            std::iter::repeat_n(j, nodes[j].inputs.iter().filter(|v| **v == n.output).count())
-                        })
+                    let readers: Vec<usize> = (nodes.iter().enumerate())
+                        .flat_map(|(j, m)| m.inputs.iter().filter(|v| **v == n.output).map(move |_| j))
                         .collect();
                     if let (&[j], true) = (&readers[..], n.output != self.graph.output()) {
                         if backs[i].is_some() && nodes[j].inputs[0] == n.output && nodes[j].op.writes_grad_maxima() {

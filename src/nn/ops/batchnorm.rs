@@ -108,12 +108,12 @@ impl Backward for NormBackward {
             dx: Some(&dx),
             sums: Some(sums),
         };
-        match cx.maxima_ask.take() {
+        match cx.take_maxima_ask() {
             Some(gran) => {
                 let len = crate::kernels::batchnorm::BatchNorm::maxima_len(self.rows, self.c, gran)?;
                 let m = cx.scratch::<u32>("bn dx maxima", len)?;
                 cx.kernels.norm.encode_backward_maxima(cx.gpu, cx.rec, &b, self.rows, self.c, self.relu, &m, gran)?;
-                cx.grad_maxima = Some(m);
+                cx.give_grad_maxima(m);
             }
             None => cx.kernels.norm.encode_backward(cx.gpu, cx.rec, &b, self.rows, self.c, self.relu)?,
         }
