@@ -1001,7 +1001,7 @@ impl Trainer {
                 let mut grads: Vec<Option<GpuBuffer<f32>>> = vec![None; self.graph.value_count()];
                 grads[self.graph.output().0] = Some(dy);
                 // The maxima of a gradient's transpose, group by group, written by the backward
-                // that produces the gradient for the quantizer of the backward that takes it (of the
+                // that produces the gradient for the quantizer of the backward that takes it (the
                 // node whose output it is), where that node wants them and the producer, the
                 // output's one reading (no other node, no second input), writes them.
                 let mut asks: Vec<Option<crate::scheme::Granularity>> = vec![None; nodes.len()];
