@@ -921,8 +921,7 @@ impl Quantizer {
     /// [`Quantizer::quantize_transposed`] (`samples` 1) or
     /// [`Quantizer::quantize_transposed_samples`] given the chain's maxima: `maxima` holds, per
     /// group of xᵀ (a row, a block, or the tensor), the largest finite, normal |x| in it as f32
-    /// bits —
-    /// what `absmax` writes, here written by x's producer (batch norm's backward:
+    /// bits — what `absmax` writes, here written by x's producer (batch norm's backward:
     /// [`crate::kernels::batchnorm::BatchNorm::encode_backward_maxima`]) — so only the chain's
     /// second launch runs: the chain's bits where the maxima are x's. For the layouts of
     /// [`Quantizer::transposes_from_maxima`]; an error elsewhere.
