@@ -897,3 +897,85 @@ fn batch_norm_writes_the_maxima_of_a_convolutions_gradient_bit_for_bit() {
         assert_eq!(fused.2 + fewer, plain.2, "{scheme}: absmax launches, fused and not");
     }
 }
+
+/// A user's op that passes its input through, saying (`claims`) that its backward writes its
+/// input gradient's maxima, which it never does.
+#[derive(Debug)]
+struct PassThrough {
+    claims: bool,
+}
+
+struct PassBack;
+
+impl lowbit::nn::Op for PassThrough {
+    fn kind(&self) -> &'static str {
+        "pass"
+    }
+
+    fn output_shape(&self, inputs: &[lowbit::nn::Shape]) -> lowbit::Result<lowbit::nn::Shape> {
+        Ok(inputs[0])
+    }
+
+    fn writes_grad_maxima(&self) -> bool {
+        self.claims
+    }
+
+    fn forward(
+        &self,
+        _cx: &mut lowbit::nn::Cx,
+        _node: &lowbit::nn::NodeCx,
+        x: &[&GpuBuffer<f32>],
+    ) -> lowbit::Result<lowbit::nn::Forward> {
+        Ok(lowbit::nn::Forward { y: x[0].clone(), backward: Some(Box::new(PassBack)) })
+    }
+}
+
+impl lowbit::nn::Backward for PassBack {
+    fn backward(
+        self: Box<Self>,
+        _cx: &mut lowbit::nn::Cx,
+        _node: &lowbit::nn::NodeCx,
+        dy: &GpuBuffer<f32>,
+        _need: &[bool],
+    ) -> lowbit::Result<Vec<Option<GpuBuffer<f32>>>> {
+        Ok(vec![Some(dy.clone())])
+    }
+}
+
+#[test]
+fn an_op_that_says_it_writes_gradient_maxima_and_does_not_fails_the_step_clearly() {
+    // On a GPU's layouts a convolution with rows of 2,560 (40 images of 8×8) wants dYᵀ's maxima
+    // from its output's one reader. A user's op there that says it writes them and does not
+    // fails the step's build with an error naming it, and nothing trains; the same op saying it
+    // does not (the default) trains.
+    let g = gpu().with_layouts(lowbit::Layouts::Gpu);
+    let batch = 40;
+    let x = data(batch * 64, 35, false);
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 3).collect();
+    for claims in [true, false] {
+        let mut b = GraphBuilder::new("pass", (8, 8, 1));
+        let h = b.conv("conv", b.input(), 16, 3, 1, 1, false).unwrap();
+        let h = b.node("pass", PassThrough { claims }, &[h]).unwrap();
+        let h = b.global_avgpool("gap", h).unwrap();
+        let out = b.dense("fc", h, 3, false).unwrap();
+        let opt = OptimConfig { batch, ..Default::default() };
+        let graph = b.finish(out).unwrap();
+        let mut t = Trainer::from_graph(&g, graph, TrainScheme::preset("int8").unwrap(), opt, 2).unwrap();
+        let before = t.parameters().unwrap();
+        match (claims, t.step(&x, &labels, 0.05)) {
+            (true, Err(e)) => {
+                let m = e.to_string();
+                assert!(
+                    m.contains("pass") && m.contains("maxima asked of this node's backward were not written"),
+                    "{m}"
+                );
+                let after = t.parameters().unwrap();
+                for ((n, _, a), (_, _, b)) in before.iter().zip(&after) {
+                    common::assert_f32_bits_eq(&format!("{n} after the refused step"), b, a);
+                }
+            }
+            (false, Ok(_)) => {}
+            (_, r) => panic!("claims {claims}: {:?}", r.map(|_| ())),
+        }
+    }
+}
