@@ -32,8 +32,6 @@
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> mask4: array<vec4<f32>>;
 
-var<workgroup> red: array<u32, 256>;
-
 // x[i], masked when asked.
 fn at(i: u32) -> f32 {
     if (p.masked != 0u) {
@@ -64,29 +62,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             }
         }
     }
-    red[lid] = m;
-    workgroupBarrier();
-    for (var s = p.seg / 2u; s > 0u; s = s / 2u) {
-        if ((lid & (p.seg - 1u)) < s) {
-            red[lid] = max(red[lid], red[lid + s]);
-        }
-        workgroupBarrier();
-    }
+    let t = segment_max(lid, p.seg, m);
     if (valid && (lid & (p.seg - 1u)) == 0u) {
-        atomicMax(&amax[group_of(p, row, word * p.per_word)], red[lid]);
+        atomicMax(&amax[group_of(p, row, word * p.per_word)], t);
     }
     if (p.tensor_slot == 1u) {
-        // The workgroup's maximum over its segments' maxima (at multiples of seg), then one
-        // atomic for the tensor.
+        // The workgroup's maximum over its segments' maxima (seg_red at multiples of seg), then
+        // one atomic for the tensor.
         workgroupBarrier();
         for (var s = 128u; s >= p.seg; s = s / 2u) {
             if (lid < s && (lid & (p.seg - 1u)) == 0u) {
-                red[lid] = max(red[lid], red[lid + s]);
+                seg_red[lid] = max(seg_red[lid], seg_red[lid + s]);
             }
             workgroupBarrier();
         }
         if (lid == 0u) {
-            atomicMax(&amax[p.n_groups], red[0]);
+            atomicMax(&amax[p.n_groups], seg_red[0]);
         }
     }
 }

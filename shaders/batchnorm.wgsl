@@ -391,16 +391,15 @@ fn backward_maxima(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
             m = max(m, amax_bits(v));
         }
     }
-    // The channel's maximum on each of its lanes; over all channels, the workgroup's on thread 0
-    // (p.row_mul is uniform, so every thread takes the same branch to the barriers).
-    let t = lanes_max(lid, p.seg, m);
+    // The channel's maximum on each of its lanes, or over all channels the workgroup's on
+    // thread 0 (p.row_mul is uniform, so every thread takes the same branch to the barriers).
     if (p.row_mul == 1u) {
+        let t = lanes_max(lid, p.seg, m);
         if (lane == 0u && c < p.channels) {
             atomicMax(&dx_amax[c], t);
         }
     } else {
-        workgroupBarrier();
-        let w = segment_max(lid, 256u, t);
+        let w = segment_max(lid, 256u, m);
         if (lid == 0u) {
             atomicMax(&dx_amax[0], w);
         }
