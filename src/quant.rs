@@ -851,7 +851,7 @@ impl Quantizer {
         }
         // The two-pass chain: the maxima once, every sample in the second launch.
         let q = Self::alloc_samples(gpu, enc, lt, samples)?;
-        self.transposed_chain(gpu, enc, x, scheme, &lt, q)
+        self.transposed_chain(gpu, enc, x, scheme, &lt, q, None)
     }
 
     /// Whether [`Quantizer::quantize_batched_transposed`] takes `l` (the layout of the stacked
@@ -905,7 +905,7 @@ impl Quantizer {
     ) -> Result<QuantizedTensor> {
         let lt = Self::transposed_layout("quantize_transposed_two_pass", x, scheme)?;
         let q = Self::alloc(gpu, enc, lt)?;
-        self.transposed_chain(gpu, enc, x, scheme, &lt, q)
+        self.transposed_chain(gpu, enc, x, scheme, &lt, q, None)
     }
 
     /// Whether [`Quantizer::quantize_transposed`] (and `_samples`) quantizes xᵀ of layout `lt`
@@ -946,10 +946,8 @@ impl Quantizer {
             )));
         }
         crate::kernels::check_len(op, "maxima", maxima.len(), lt.amax_len())?;
-        let k = self.kernels(gpu, scheme.format)?;
         let q = Self::alloc_samples(gpu, enc, lt, samples)?;
-        k.transpose.encode(gpu, enc, x.buffer(), maxima, &lt, scheme.rounding, q.samples, &q.codes, &q.scales)?;
-        Ok(q)
+        self.transposed_chain(gpu, enc, x, scheme, &lt, q, Some(maxima))
     }
 
     /// The layout under `scheme` of L = xᵀ for a 2-D `x`; an error naming `op` for another shape.
@@ -960,6 +958,9 @@ impl Quantizer {
         QuantLayout::new(c, r, scheme.format, scheme.granularity)
     }
 
+    /// The chain `absmax` → `quantize_transpose` for xᵀ into `q`, or with `given` maxima (x's
+    /// producer's) the second launch alone.
+    #[allow(clippy::too_many_arguments)]
     fn transposed_chain(
         &self,
         gpu: &Gpu,
@@ -968,18 +969,26 @@ impl Quantizer {
         scheme: QuantScheme,
         lt: &QuantLayout,
         q: QuantizedTensor,
+        given: Option<&GpuBuffer<u32>>,
     ) -> Result<QuantizedTensor> {
         let (r, c) = (lt.cols as usize, lt.rows as usize);
         let k = self.kernels(gpu, scheme.format)?;
-        let amax = enc.scratch::<u32>(gpu, "lowbit amax", lt.amax_len())?;
-        if scheme.granularity == Granularity::PerTensor {
-            // One group: reduce x in its own (coalesced) order.
-            let l = QuantLayout::new(r, c, scheme.format, scheme.granularity)?;
-            self.absmax.encode(gpu, enc, x.buffer(), &l, false, &amax)?;
-        } else {
-            self.absmax.encode(gpu, enc, x.buffer(), lt, true, &amax)?;
-        }
-        k.transpose.encode(gpu, enc, x.buffer(), &amax, lt, scheme.rounding, q.samples, &q.codes, &q.scales)?;
+        let reduced;
+        let amax = match given {
+            Some(m) => m,
+            None => {
+                reduced = enc.scratch::<u32>(gpu, "lowbit amax", lt.amax_len())?;
+                if scheme.granularity == Granularity::PerTensor {
+                    // One group: reduce x in its own (coalesced) order.
+                    let l = QuantLayout::new(r, c, scheme.format, scheme.granularity)?;
+                    self.absmax.encode(gpu, enc, x.buffer(), &l, false, &reduced)?;
+                } else {
+                    self.absmax.encode(gpu, enc, x.buffer(), lt, true, &reduced)?;
+                }
+                &reduced
+            }
+        };
+        k.transpose.encode(gpu, enc, x.buffer(), amax, lt, scheme.rounding, q.samples, &q.codes, &q.scales)?;
         Ok(q)
     }
 

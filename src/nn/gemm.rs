@@ -489,6 +489,11 @@ pub(crate) fn backward<R: Record>(
                 let (qg, qgt) = kk.qz.quantize_grad_both(gpu, cx.rec, &gt, mask, (sd, st), k, db)?;
                 early_qg = Some(qg);
                 qgt
+            } else if let Some(m) = &given {
+                // Unrotated, unmasked, no sums (dy_maxima_wanted): the chain's second launch over
+                // dY, every sample.
+                let gt = GpuTensor::from_buffer(g.clone(), &[rows, n])?;
+                kk.qz.quantize_transposed_given_maxima(gpu, cx.rec, &gt, q, samples, m)?
             } else if samples > 1 || fused_bias {
                 let g_rot = kk.rotated(gpu, cx.rec, &g, rows, n, p.rotation(), rot_mask, "rotated dy")?;
                 let gt = GpuTensor::from_buffer(g_rot, &[rows, n])?;
@@ -496,15 +501,8 @@ pub(crate) fn backward<R: Record>(
                     (true, 1, Some(m)) => kk.qz.quantize_transposed_with_sums_masked(gpu, cx.rec, &gt, m, q, db)?,
                     (true, 1, None) => kk.qz.quantize_transposed_with_sums(gpu, cx.rec, &gt, q, db)?,
                     (true, _, m) => kk.qz.quantize_transposed_samples_with_sums(gpu, cx.rec, &gt, m, q, samples, db)?,
-                    (false, _, _) => match &given {
-                        Some(m) => kk.qz.quantize_transposed_given_maxima(gpu, cx.rec, &gt, q, samples, m)?,
-                        None => kk.qz.quantize_transposed_samples(gpu, cx.rec, &gt, q, samples)?,
-                    },
+                    (false, _, _) => kk.qz.quantize_transposed_samples(gpu, cx.rec, &gt, q, samples)?,
                 }
-            } else if let Some(m) = &given {
-                // Unrotated and unmasked (dy_maxima_wanted): the chain's second launch over dY.
-                let gt = GpuTensor::from_buffer(g.clone(), &[rows, n])?;
-                kk.qz.quantize_transposed_given_maxima(gpu, cx.rec, &gt, q, 1, m)?
             } else {
                 let (q, a) = kk.rotated_transposed(
                     gpu,
