@@ -313,8 +313,9 @@ fn main_both_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 }
 
 // Entry main_rows (a GPU's layout; Im2colQuantize builds it where the adapter takes the GPU
-// layouts): a team of pa.seg threads per row of cols (a power of two, at most WG: the row's words
-// rounded up, so WG / pa.seg rows a workgroup), thread `lane` of a team taking the row's words
+// layouts): a team of pa.seg threads per row of cols (a power of two, at most WG, that leaves few
+// threads idle: lowbit::kernels::balanced_team; WG / pa.seg rows a workgroup; entry main_rows_v4
+// through vec4s where channels come in fours), thread `lane` of a team taking the row's words
 // lane, lane + pa.seg, ..: where a thread per row reads x a row of cols apart from its neighbours'
 // and a few hundred rows leave a GPU's multiprocessors idle, a team's loads are side by side. Each
 // thread unfolds its words' values from x (into cols too where TEAM_COLS is 1) and takes their
@@ -340,16 +341,19 @@ fn team_cursor(col: u32) -> TeamCursor {
     return TeamCursor(tap / conv.kw, tap % conv.kw, col % conv.c);
 }
 
-// The value at the cursor in the row of taps t (x's value at that tap and channel, 0 outside the
-// image); the cursor then moves to the next column.
-fn team_next(t: RowTaps, cur: ptr<function, TeamCursor>) -> f32 {
+// x's index of the cursor's value in the row of taps t (channel ch of pixel (iy, ix)), or OUTSIDE
+// outside the image (a 0 of the unfold); the cursor then moves n channels on (1, or main_rows_v4's
+// 4: channels a multiple of 4, so a quad never straddles taps).
+const OUTSIDE: u32 = 0xffffffffu;
+
+fn team_next_at(t: RowTaps, cur: ptr<function, TeamCursor>, n: u32) -> u32 {
     let iy = t.y0 + i32((*cur).ky);
     let ix = t.x0 + i32((*cur).kx);
-    var v = 0.0;
+    var at = OUTSIDE;
     if (iy >= 0 && u32(iy) < conv.h && ix >= 0 && u32(ix) < conv.w) {
-        v = img[((t.b * conv.h + u32(iy)) * conv.w + u32(ix)) * conv.c + (*cur).ch];
+        at = ((t.b * conv.h + u32(iy)) * conv.w + u32(ix)) * conv.c + (*cur).ch;
     }
-    (*cur).ch += 1u;
+    (*cur).ch += n;
     if ((*cur).ch == conv.c) {
         (*cur).ch = 0u;
         (*cur).kx += 1u;
@@ -358,7 +362,42 @@ fn team_next(t: RowTaps, cur: ptr<function, TeamCursor>) -> f32 {
             (*cur).ky += 1u;
         }
     }
-    return v;
+    return at;
+}
+
+// The value at the cursor (0 outside the image); the cursor then moves to the next column.
+fn team_next(t: RowTaps, cur: ptr<function, TeamCursor>) -> f32 {
+    let at = team_next_at(t, cur, 1u);
+    if (at == OUTSIDE) {
+        return 0.0;
+    }
+    return img[at];
+}
+
+// The four values at the cursor (channels ch .. ch + 3 of one tap), through x's vec4 view; the
+// cursor then moves four columns on.
+fn team_next4(t: RowTaps, cur: ptr<function, TeamCursor>) -> vec4<f32> {
+    let at = team_next_at(t, cur, 4u);
+    if (at == OUTSIDE) {
+        return vec4<f32>();
+    }
+    return img4[at / 4u];
+}
+
+// The team's row maximum m met in workgroup memory, the row's scale stored by its first thread
+// (where the row is valid); returns the row's inverse scale to every thread of the team. Called by
+// every thread of the workgroup, in uniform control flow.
+fn team_scale(lid: u32, lane: u32, row: u32, valid: bool, m: u32) -> vec4<f32> {
+    let top = segment_max(lid, pa.seg, m);
+    if (lane == 0u) {
+        let si = fmt_scale_for_amax(bitcast<f32>(top));
+        team_inv[lid] = si.y;
+        if (valid) {
+            store_scale(row, si.x);
+        }
+    }
+    workgroupBarrier();
+    return vec4<f32>(team_inv[lid - lane]);
 }
 
 @compute @workgroup_size(256)
@@ -384,19 +423,10 @@ fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
             }
         }
     }
-    let top = segment_max(lid, pa.seg, m);
-    if (lane == 0u) {
-        let si = fmt_scale_for_amax(bitcast<f32>(top));
-        team_inv[lid] = si.y;
-        if (valid) {
-            store_scale(row, si.x);
-        }
-    }
-    workgroupBarrier();
+    let inv = team_scale(lid, lane, row, valid, m);
     if (!valid) {
         return;
     }
-    let inv = vec4<f32>(team_inv[lid - lane]);
     for (var j = 0u; j < p.samples; j++) {
         for (var w = lane; w < pa.words_per_row; w += pa.seg) {
             let c0 = w * per_word;
@@ -404,6 +434,54 @@ fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
             var cur = team_cursor(c0);
             for (var c = c0; c < min(c0 + per_word, pa.cols); c++) {
                 pack_push(team_next(t, &cur));
+            }
+            pack_flush();
+        }
+    }
+}
+
+// main_rows through the vec4 views of x and cols (channels a multiple of 4, and the format's codes
+// per word too, so a word is whole quads of one tap or of taps in turn, and the row's last, short
+// word whole quads): a load of four values where main_rows takes one.
+@compute @workgroup_size(256)
+fn main_rows_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    p = pa;
+    let lane = lid % pa.seg;
+    let row = flat_workgroup(wg, nwg) * (WG / pa.seg) + lid / pa.seg;
+    let valid = row < pa.rows;
+    let per_word = fmt_per_word();
+    var t: RowTaps;
+    var m = 0u;
+    if (valid) {
+        t = row_taps(conv, row);
+        for (var w = lane; w < pa.words_per_row; w += pa.seg) {
+            let c1 = min(w * per_word + per_word, pa.cols);
+            var cur = team_cursor(w * per_word);
+            for (var c = w * per_word; c < c1; c += 4u) {
+                let v = team_next4(t, &cur);
+                if (TEAM_COLS == 1u) {
+                    x4[(row * pa.cols + c) / 4u] = v;
+                }
+                let a = amax_bits4(v);
+                m = max(m, max(max(a.x, a.y), max(a.z, a.w)));
+            }
+        }
+    }
+    let inv = team_scale(lid, lane, row, valid, m);
+    if (!valid) {
+        return;
+    }
+    for (var j = 0u; j < p.samples; j++) {
+        for (var w = lane; w < pa.words_per_row; w += pa.seg) {
+            let c0 = w * per_word;
+            pack_start(row, j, c0, inv);
+            var cur = team_cursor(c0);
+            for (var c = c0; c < min(c0 + per_word, pa.cols); c += 4u) {
+                let v = team_next4(t, &cur);
+                pack_push(v.x);
+                pack_push(v.y);
+                pack_push(v.z);
+                pack_push(v.w);
             }
             pack_flush();
         }

@@ -959,8 +959,15 @@ fn a_group_without_finite_values_follows_one_rule_on_host_and_device() {
 fn both_reduce_paths_match_the_reference() {
     let g = gpu();
     for f in Format::ALL {
+        // The tree path's per-row teams also with a fill of 0: these few rows' balanced teams.
         let kernels = [ReducePath::Tree, ReducePath::PerThread]
-            .map(|path| (path, QuantizeFused::with_reduce_path(g, f, path).unwrap()));
+            .map(|path| (format!("{path:?}"), QuantizeFused::with_reduce_path(g, f, path).unwrap()))
+            .into_iter()
+            .chain([(
+                "Tree, fill 0".to_string(),
+                QuantizeFused::with_reduce_path(g, f, ReducePath::Tree).unwrap().with_team_fill(0),
+            )]);
+        let kernels: Vec<_> = kernels.collect();
         for (si, &(rows, cols)) in SHAPES.iter().enumerate() {
             let x = data(rows * cols, 40 + si as u32, true);
             let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
@@ -981,7 +988,7 @@ fn both_reduce_paths_match_the_reference() {
                         common::submit_with(|e| {
                             k.encode_with_tensor_amax(g, e, &xb, &l, r, &amax, &codes, &scales).unwrap()
                         });
-                        let what = format!("{path:?} {rows}x{cols} {f} {gr} {r:?}");
+                        let what = format!("{path} {rows}x{cols} {f} {gr} {r:?}");
                         assert_u32_eq(&format!("codes {what}"), &codes.read(g).unwrap(), &want_codes);
                         assert_f32_bits_eq(&format!("scales {what}"), &scales.read(g).unwrap(), &want_scales);
                     }
@@ -1671,10 +1678,27 @@ fn the_team_per_row_unfold_is_the_thread_per_row_unfold() {
         ConvGeom { batch: 2, h: 9, w: 7, c: 3, kh: 3, kw: 3, stride: 2, pad: 1 },
         // Rows of 1,152 values: int8 288 words, past a workgroup's 256 threads.
         ConvGeom { batch: 1, h: 5, w: 6, c: 128, kh: 3, kw: 3, stride: 1, pad: 1 },
-        // A 1×1 projection at stride 2.
+        // A 1×1 projection at stride 2 (vec4s: int4's rows of 2.5 words, the last one short).
         ConvGeom { batch: 3, h: 8, w: 8, c: 20, kh: 1, kw: 1, stride: 2, pad: 0 },
+        // 4 channels through vec4s: int4's words of two quads straddle taps, int2's of four take
+        // a tap row; 16 channels: int8 rows of 36 words, teams of 4 threads of 9 words.
+        ConvGeom { batch: 2, h: 7, w: 6, c: 4, kh: 3, kw: 3, stride: 1, pad: 1 },
+        ConvGeom { batch: 2, h: 6, w: 5, c: 16, kh: 3, kw: 3, stride: 2, pad: 1 },
     ];
     assert_eq!([1, 3, 4, 5, 288, 300].map(lowbit::kernels::row_team), [1, 4, 4, 8, 256, 256]);
+    // Teams that leave the fewest threads idle, for rows enough to fill a GPU: 3 words, one
+    // thread; 36 and 288 (int8, 16 and 128 channels), 9 words a thread; 196 (a row of 784 int8
+    // values), 16 threads of 13 words, as 4 threads would take 49 each, past TEAM_WORDS; a power
+    // of two, row_team's; 4,097 words, more than a workgroup takes at TEAM_WORDS, 256 threads.
+    use lowbit::kernels::{balanced_team, TEAM_FILL, TEAM_WORDS};
+    assert_eq!((TEAM_WORDS, TEAM_FILL), (16, 1 << 17));
+    let teams = [1, 3, 4, 5, 36, 196, 256, 288, 4097].map(|w| balanced_team(w, TEAM_FILL, TEAM_FILL));
+    assert_eq!(teams, [1, 1, 4, 1, 4, 16, 256, 32, 256]);
+    // Fewer rows: teams doubled until rows · team reaches TEAM_FILL, at most row_team's.
+    let few = [(36, TEAM_FILL / 4), (36, TEAM_FILL / 4 - 1), (36, TEAM_FILL / 16), (36, 1), (196, 128), (5, 9)];
+    assert_eq!(few.map(|(w, r)| balanced_team(w, r, TEAM_FILL)), [4, 8, 16, 64, 256, 8]);
+    // A fill of 0 keeps the balanced teams for any rows.
+    assert_eq!(few.map(|(w, r)| balanced_team(w, r, 0)), [4, 4, 4, 4, 16, 1]);
     let mut cases = 0;
     for (gi, geom) in geoms.iter().enumerate() {
         let mut x = data(geom.input_len(), 190 + gi as u32, true);
@@ -1692,9 +1716,12 @@ fn the_team_per_row_unfold_is_the_thread_per_row_unfold() {
             }
             let (kc, kg) = (Im2colQuantize::new(&gc, f).unwrap(), Im2colQuantize::new(&gg, f).unwrap());
             assert!(!kc.uses_teams() && kg.uses_teams(), "{f}");
+            // These few rows get row_team's teams; with a fill of 0, the balanced ones (several
+            // words a thread).
+            let kb = Im2colQuantize::new(&gg, f).unwrap().with_team_fill(0);
             for r in roundings() {
                 let (want_cols, want_codes, want_scales) = reference::im2col_quantize::im2col_quantize(&x, geom, &l, r);
-                for (layout, k, gl) in [("cpu", &kc, &gc), ("gpu", &kg, &gg)] {
+                for (layout, k, gl) in [("cpu", &kc, &gc), ("gpu", &kg, &gg), ("gpu balanced", &kb, &gg)] {
                     for with_cols in [true, false] {
                         let what = format!("{geom:?} {f} {r:?} {layout} layouts, cols {with_cols}");
                         // Outputs start as NaN or 0xffffffff: every value must be written.
@@ -1716,9 +1743,10 @@ fn the_team_per_row_unfold_is_the_thread_per_row_unfold() {
             }
         }
     }
-    // Every per-row format but NVFP4's, both roundings, both layouts, with and without cols.
+    // Every per-row format but NVFP4's, both roundings, both layouts (the GPU's with both fills),
+    // with and without cols.
     let per_row = Format::ALL.iter().filter(|f| f.block().is_none() && !f.needs_tensor_amax()).count();
-    assert_eq!(cases, geoms.len() * per_row * 2 * 2 * 2);
+    assert_eq!(cases, geoms.len() * per_row * 2 * 3 * 2);
 }
 
 #[test]

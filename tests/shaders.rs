@@ -154,7 +154,7 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
         ("gemm_int_coop" | "gemm_fp8_coop", "WG") => vec![128.0, 512.0],
         // Im2colQuantize's main_both_v4 with and without main_maxima_v4's maxima.
         ("im2col_quantize", "FROM_MAXIMA") => vec![0.0, 1.0],
-        // Its main_rows writing cols or not.
+        // Its main_rows and main_rows_v4 writing cols or not.
         ("im2col_quantize", "TEAM_COLS") => vec![0.0, 1.0],
         // QuantizeFused::thread_workgroup_size on each reduce path.
         ("quantize_fused", "THREAD_WG") => [quantize_fused::ReducePath::Tree, quantize_fused::ReducePath::PerThread]

@@ -9,8 +9,9 @@
 //! quantized convolution takes it on every adapter
 //! ([`crate::quant::Quantizer::unfolds_in_one_pass`]). Those entries run a thread per row, as
 //! both kernels it fuses run on CPU layouts; on a GPU's layouts [`Im2colQuantize::encode`] runs
-//! entry `main_rows` instead: a team of threads per row ([`super::row_team`], several
-//! rows a workgroup), each thread some of the row's words, their maxima met in workgroup memory,
+//! entry `main_rows` instead (`main_rows_v4` through vec4s where channels come in fours): a team
+//! of threads per row ([`super::balanced_team`], several rows a workgroup), each thread some of
+//! the row's words, their maxima met in workgroup memory,
 //! each word packed again from x, so neighbouring threads load neighbouring values and a few
 //! hundred rows still fill a GPU (the same bits: a maximum in any order). Entry `main_both_v4`
 //! ([`Im2colQuantize::encode_both`]) also quantizes L = colsᵀ from x in the same launch, as
@@ -65,6 +66,11 @@ pub struct Im2colQuantize {
     /// Entry `main_rows` (a team of threads per row), writing cols (`.0`) or not (`.1`): built
     /// where the adapter takes the GPU layouts, and then what [`Im2colQuantize::encode`] runs.
     teams: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
+    /// Entry `main_rows_v4` (`main_rows` through vec4s), as `teams`, for formats with codes per
+    /// word in fours: taken where channels are a multiple of 4.
+    teams_v4: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
+    /// The teams are enlarged below these threads ([`super::balanced_team`]).
+    team_fill: u32,
 }
 
 impl Im2colQuantize {
@@ -108,8 +114,26 @@ impl Im2colQuantize {
                     pipeline(gpu, "im2col_quantize", "main_rows", &pl, &[fc[0], ("TEAM_COLS", 0.0)])?,
                 )),
             },
+            teams_v4: match gpu.cpu_layouts() || !format.per_word().is_multiple_of(4) {
+                true => None,
+                false => Some((
+                    pipeline(gpu, "im2col_quantize", "main_rows_v4", &pl, &[fc[0], ("TEAM_COLS", 1.0)])?,
+                    pipeline(gpu, "im2col_quantize", "main_rows_v4", &pl, &[fc[0], ("TEAM_COLS", 0.0)])?,
+                )),
+            },
+            team_fill: super::TEAM_FILL,
             bgl,
         })
+    }
+
+    /// The same kernel with the teams of entries `main_rows` and `main_rows_v4` (GPU layouts)
+    /// enlarged only where the rows would take fewer than `threads` threads
+    /// ([`super::balanced_team`]; [`super::TEAM_FILL`] unless set): a GPU smaller than an H200
+    /// fills with fewer, and 0 keeps the teams that leave the fewest threads idle for any rows.
+    /// The bits are the same.
+    pub fn with_team_fill(mut self, threads: u32) -> Self {
+        self.team_fill = threads;
+        self
     }
 
     /// Whether [`Im2colQuantize::encode`] runs a team of threads per row (entry `main_rows`, built
@@ -158,14 +182,17 @@ impl Im2colQuantize {
         }
         check_len("im2col_quantize", "codes", codes.len(), l.words())?;
         check_len("im2col_quantize", "scales", scales.len(), l.n_groups as usize)?;
+        let v4 = g.c.is_multiple_of(4);
+        // Teams through vec4s where channels come in fours, else of main_rows.
+        let teams = self.teams_v4.as_ref().filter(|_| v4).or(self.teams.as_ref());
         let mut qp = QuantParams::row_tiles(l, rounding);
-        // A team's threads per row (entry main_rows; the other entries do not read seg).
-        qp.seg = super::row_team(l.words_per_row);
+        // A team's threads per row (entries main_rows and main_rows_v4; the others do not read
+        // seg).
+        qp.seg = super::balanced_team(l.words_per_row, l.rows, self.team_fill);
         let params = uniform(gpu, "im2col_quantize params", &qp);
         let conv = uniform(gpu, "im2col_quantize conv", &ConvParams::new(g, g.rows() * g.kdim()));
         let step = enc.step_state(gpu).clone();
-        let v4 = g.c.is_multiple_of(4);
-        let (pipe, cols) = match (&self.teams, cols) {
+        let (pipe, cols) = match (teams, cols) {
             (Some(t), Some(cols)) => (&t.0, cols),
             (Some(t), None) => (&t.1, &self.no_cols),
             (None, Some(cols)) => (self.v4.as_ref().filter(|_| v4).unwrap_or(&self.pipeline), cols),

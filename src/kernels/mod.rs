@@ -232,6 +232,41 @@ pub fn row_team(words: u32) -> u32 {
     words.max(1).next_power_of_two().min(WG)
 }
 
+/// Threads per row of the team kernels whose threads take a row's words `lane, lane + team, ..`
+/// (`im2col_quantize`'s `main_rows` and `main_rows_v4`, `quantize_fused`'s `main_row`) for `rows`
+/// rows of `words` code words: of the powers of two up to [`row_team`]`(words)`, the one that
+/// leaves the fewest threads idle (a team of `t` runs `t · ⌈words / t⌉` word slots; the largest
+/// such team), at most [`TEAM_WORDS`] words a thread; then doubled, up to `row_team`'s, while the
+/// rows' teams come to fewer than `fill` threads (the kernels' [`TEAM_FILL`] unless set), so that
+/// a tensor of few rows still spreads over a GPU. A 3×3 convolution of `c` channels has rows of
+/// 9·c/4 int8 words: teams of the power of two in c/4 (4 threads of 9 words for 16 channels)
+/// where `row_team` gives 64 threads, 28 of them idle; rows whose words are a power of two keep
+/// `row_team`'s. (A row's maximum is the same in any grouping and each word is packed alone, so
+/// the team changes no bit.)
+pub fn balanced_team(words: u32, rows: u32, fill: u32) -> u32 {
+    let cap = row_team(words);
+    let slots = |t: u32| t * words.max(1).div_ceil(t);
+    let mut team = (0..=cap.trailing_zeros())
+        .map(|k| 1u32 << k)
+        .filter(|&t| t == cap || words.div_ceil(t) <= TEAM_WORDS)
+        .min_by_key(|&t| (slots(t), std::cmp::Reverse(t)))
+        .unwrap_or(cap);
+    while team < cap && (rows as u64) * (team as u64) < fill as u64 {
+        team *= 2;
+    }
+    team
+}
+
+/// The most words a thread of [`balanced_team`]'s teams takes, but where a row has more than a
+/// workgroup's threads can take so.
+pub const TEAM_WORDS: u32 = 16;
+
+/// The threads below which the team kernels give a tensor's rows larger teams ([`balanced_team`]'s
+/// `fill`, unless a kernel's `with_team_fill` sets another): 2¹⁷, about half
+/// of what an NVIDIA H200 holds at once (132 multiprocessors of 2,048 threads), so that its loads
+/// keep the memory busy; a smaller GPU is filled sooner.
+pub const TEAM_FILL: u32 = 1 << 17;
+
 /// Splits `n` workgroups over a 2-D grid within the per-dimension limit; shaders flatten
 /// `wg.x + wg.y * num_workgroups.x` and guard the tail.
 pub(crate) fn grid(n: u32) -> Result<(u32, u32)> {

@@ -10,8 +10,8 @@
 //! format packs a multiple of 4 codes per word and rows hold a multiple of 4 values (on lavapipe
 //! each load runs lane by lane, so a vec4 costs about what one f32 does). Entry `main_row`: a
 //! team of threads per row, looping over the row twice (the second read hits the cache for the
-//! row sizes of training): on the tree path the row's words rounded up to a power of two
-//! ([`super::row_team`]: short rows share a workgroup, neighbouring threads read neighbouring
+//! row sizes of training): on the tree path a power of two that leaves few threads idle
+//! ([`super::balanced_team`]: short rows share a workgroup, neighbouring threads read neighbouring
 //! words), on the per-thread path a workgroup per row, for rows longer than
 //! [`SHORT_ROW_WORDS`] words in tensors of fewer than [`crate::quant::FUSED_MIN_ROWS`] rows (the
 //! others there take `main_row_short`, one thread per row). NVFP4, whose block scales need the
@@ -88,6 +88,8 @@ pub struct QuantizeFused {
     no_tensor_amax: GpuBuffer<u32>,
     /// Bound as the mask where there is none.
     no_mask: GpuBuffer<f32>,
+    /// `main_row`'s teams are enlarged below these threads ([`super::balanced_team`]).
+    team_fill: u32,
 }
 
 impl QuantizeFused {
@@ -95,6 +97,15 @@ impl QuantizeFused {
     /// ([`ReducePath::for_adapter`]).
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
         Self::with_reduce_path(gpu, format, ReducePath::for_adapter(gpu))
+    }
+
+    /// The same kernel with `main_row`'s teams (per-row scales on the tree path) enlarged only
+    /// where a tensor's rows would take fewer than `threads` threads ([`super::balanced_team`];
+    /// [`super::TEAM_FILL`] unless set): a GPU smaller than an H200 fills with fewer, and 0
+    /// keeps the teams that leave the fewest threads idle for any rows. The bits are the same.
+    pub fn with_team_fill(mut self, threads: u32) -> Self {
+        self.team_fill = threads;
+        self
     }
 
     /// Builds the pipelines for `format` with per-block groups reduced by `path`.
@@ -143,6 +154,7 @@ impl QuantizeFused {
             no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_fused no tensor amax", 1)?,
             no_mask: GpuBuffer::zeros(gpu, "quantize_fused no mask", 4)?,
             bgl,
+            team_fill: super::TEAM_FILL,
         })
     }
 
@@ -397,10 +409,11 @@ impl QuantizeFused {
             {
                 (v4.map_or(&self.short, |v| &v.1), l.rows.div_ceil(self.thread_wg), l.seg())
             }
-            // A team per row: a workgroup on the per-thread path, the row's words rounded up to a
-            // power of two on the tree path (several short rows a workgroup).
+            // A team per row: a workgroup on the per-thread path, a power of two that leaves few
+            // threads idle on the tree path (several short rows a workgroup).
             Granularity::PerRow => {
-                let team = if per_thread { super::WG } else { super::row_team(l.words_per_row) };
+                let team =
+                    if per_thread { super::WG } else { super::balanced_team(l.words_per_row, l.rows, self.team_fill) };
                 (&self.row, l.rows.div_ceil(super::WG / team), team)
             }
             _ if per_thread => (
