@@ -11,8 +11,10 @@
 // workgroup, row = flat workgroup index · (WG / p.seg) + lid / p.seg), for per-row scales: each
 // thread the row's words lane, lane + p.seg, .., their maxima met in workgroup memory as `main`'s
 // segments meet (a maximum in any order), then packed again. A whole workgroup per row (p.seg =
-// WG) for long rows and on CPU adapters; on a GPU the row's words rounded up to a power of two, so
-// that short rows share a workgroup and neighbouring threads read neighbouring words.
+// WG) for long rows and on CPU adapters; on a GPU a power of two that leaves few threads idle
+// (lowbit::kernels::balanced_team), so that short rows share a workgroup and neighbouring threads
+// read neighbouring words. Entry `main_row_v4`: main_row reading x as vec4s, as the _v4 entries
+// below (a GPU's load of 16 bytes where main_row's are 4).
 // Entry `main_row_short`: one thread per row, for rows of few words (an im2col matrix of a
 // first convolution has rows of kh·kw·c values), where a workgroup per row would idle.
 // Entries `main_group_v4`, `main_row_short_v4`: `main_group` and `main_row_short` reading x as
@@ -97,6 +99,22 @@ fn workgroup_max(lid: u32, m: u32) -> u32 {
     return seg_red[0];
 }
 
+// main_row's and main_row_v4's row: the team's maxima m met in workgroup memory, the row's scale
+// stored by its first thread (where the row is valid); returns the row's inverse scale to every
+// thread of the team. Called by every thread of the workgroup, in uniform control flow.
+fn row_team_inv(lid: u32, row: u32, valid: bool, m: u32) -> f32 {
+    let row_max = segment_max(lid, p.seg, m);
+    if ((lid & (p.seg - 1u)) == 0u) {
+        let si = group_scale_of(bitcast<f32>(row_max));
+        seg_inv[lid / p.seg] = si.y;
+        if (valid) {
+            store_scale(row, si.x);
+        }
+    }
+    workgroupBarrier();
+    return seg_inv[lid / p.seg];
+}
+
 @compute @workgroup_size(256)
 fn main_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let lane = lid % p.seg;
@@ -108,17 +126,28 @@ fn main_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
             m = max(m, word_amax(row, word));
         }
     }
-    let row_max = segment_max(lid, p.seg, m);
-    if (lane == 0u) {
-        let si = group_scale_of(bitcast<f32>(row_max));
-        seg_inv[lid / p.seg] = si.y;
-        if (valid) {
-            store_scale(row, si.x);
+    let inv = row_team_inv(lid, row, valid, m);
+    if (valid) {
+        store_words(row, lane, p.words_per_row, p.seg, inv);
+    }
+}
+
+// main_row reading x (and the mask) as vec4s: the format's codes per word and the row length
+// multiples of 4.
+@compute @workgroup_size(256)
+fn main_row_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let lane = lid % p.seg;
+    let row = flat_workgroup(wg, nwg) * (WG / p.seg) + lid / p.seg;
+    let valid = row < p.rows;
+    var m = 0u;
+    if (valid) {
+        for (var word = lane; word < p.words_per_row; word += p.seg) {
+            m = max(m, word_amax4(row, word));
         }
     }
-    workgroupBarrier();
+    let inv = row_team_inv(lid, row, valid, m);
     if (valid) {
-        store_words(row, lane, p.words_per_row, p.seg, seg_inv[lid / p.seg]);
+        store_words4(row, lane, p.words_per_row, p.seg, inv);
     }
 }
 

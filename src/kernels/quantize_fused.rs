@@ -14,7 +14,9 @@
 //! ([`super::balanced_team`]: short rows share a workgroup, neighbouring threads read neighbouring
 //! words), on the per-thread path a workgroup per row, for rows longer than
 //! [`SHORT_ROW_WORDS`] words in tensors of fewer than [`crate::quant::FUSED_MIN_ROWS`] rows (the
-//! others there take `main_row_short`, one thread per row). NVFP4, whose block scales need the
+//! others there take `main_row_short`, one thread per row); on both paths as `main_row_v4`
+//! through vec4s where rows and codes per word come in fours (a load of 16 bytes where
+//! `main_row` makes four of 4). NVFP4, whose block scales need the
 //! tensor's maximum, takes it from a buffer an `absmax` launch filled
 //! ([`QuantizeFused::encode_with_tensor_amax`]): two launches instead of the chain's three; for
 //! a tensor small enough for one workgroup (a layer's weight), entry `main_whole` reduces the
@@ -76,6 +78,9 @@ pub struct QuantizeFused {
     /// Threads per workgroup of the thread-per-group entries ([`QuantizeFused::thread_workgroup_size`]).
     thread_wg: u32,
     row: wgpu::ComputePipeline,
+    /// `main_row_v4` (`main_row` through vec4s), for formats whose codes per word are a multiple
+    /// of 4 (taken for rows of a multiple of 4 values).
+    row_v4: Option<wgpu::ComputePipeline>,
     short: wgpu::ComputePipeline,
     /// `main_group_v4` and `main_row_short_v4`: on the per-thread path, for formats whose codes
     /// per word are a multiple of 4 (taken for rows of a multiple of 4 values).
@@ -137,6 +142,10 @@ impl QuantizeFused {
             reduce_path: path,
             thread_wg,
             row: pipeline(gpu, "quantize_fused", "main_row", &pl, &c)?,
+            row_v4: match format.per_word().is_multiple_of(4) {
+                true => Some(pipeline(gpu, "quantize_fused", "main_row_v4", &pl, &c)?),
+                false => None,
+            },
             short: pipeline(gpu, "quantize_fused", "main_row_short", &pl, &ct)?,
             whole: match format.needs_tensor_amax() {
                 true => Some(pipeline(gpu, "quantize_fused", "main_whole", &pl, &c)?),
@@ -414,7 +423,8 @@ impl QuantizeFused {
             Granularity::PerRow => {
                 let team =
                     if per_thread { super::WG } else { super::balanced_team(l.words_per_row, l.rows, self.team_fill) };
-                (&self.row, l.rows.div_ceil(super::WG / team), team)
+                let row = self.row_v4.as_ref().filter(|_| l.cols.is_multiple_of(4)).unwrap_or(&self.row);
+                (row, l.rows.div_ceil(super::WG / team), team)
             }
             _ if per_thread => (
                 v4.map_or(&self.block, |v| &v.0),
