@@ -11,9 +11,9 @@
 //! both kernels it fuses run on CPU layouts; on a GPU's layouts [`Im2colQuantize::encode`] runs
 //! entry `main_rows` instead (`main_rows_v4` through vec4s where channels come in fours): a team
 //! of threads per row ([`super::balanced_team`], several rows a workgroup), each thread some of
-//! the row's words, their maxima met in workgroup memory,
-//! each word packed again from x, so neighbouring threads load neighbouring values and a few
-//! hundred rows still fill a GPU (the same bits: a maximum in any order). Entry `main_both_v4`
+//! the row's words, their maxima met in workgroup memory, each word packed again from x, so
+//! neighbouring threads load neighbouring values and a few hundred rows still fill a GPU (the
+//! same bits: a maximum in any order). Entry `main_both_v4`
 //! ([`Im2colQuantize::encode_both`]) also quantizes L = colsᵀ from x in the same launch, as
 //! [`Im2colQuantizeTranspose`] does (its rows' code shared, `common/unfold_t.wgsl`): a
 //! convolution's X for the forward and Xᵀ for the weight gradient together, where its taps share

@@ -262,9 +262,9 @@ pub fn balanced_team(words: u32, rows: u32, fill: u32) -> u32 {
 pub const TEAM_WORDS: u32 = 16;
 
 /// The threads below which the team kernels give a tensor's rows larger teams ([`balanced_team`]'s
-/// `fill`, unless a kernel's `with_team_fill` sets another): 2¹⁷, about half
-/// of what an NVIDIA H200 holds at once (132 multiprocessors of 2,048 threads), so that its loads
-/// keep the memory busy; a smaller GPU is filled sooner.
+/// `fill`, unless a kernel's `with_team_fill` sets another): 2¹⁷, about half of what an NVIDIA
+/// H200 holds at once (132 multiprocessors of 2,048 threads), so that its loads keep the memory
+/// busy; a smaller GPU is filled sooner. A guess, not yet measured on a GPU.
 pub const TEAM_FILL: u32 = 1 << 17;
 
 /// Splits `n` workgroups over a 2-D grid within the per-dimension limit; shaders flatten
