@@ -1680,8 +1680,9 @@ fn the_team_per_row_unfold_is_the_thread_per_row_unfold() {
         ConvGeom { batch: 1, h: 5, w: 6, c: 128, kh: 3, kw: 3, stride: 1, pad: 1 },
         // A 1×1 projection at stride 2 (vec4s: int4's rows of 2.5 words, the last one short).
         ConvGeom { batch: 3, h: 8, w: 8, c: 20, kh: 1, kw: 1, stride: 2, pad: 0 },
-        // 4 channels through vec4s: int4's words of two quads straddle taps, int2's of four take
-        // a tap row; 16 channels: int8 rows of 36 words, teams of 4 threads of 9 words.
+        // 4 channels through vec4s: int4's words of two quads straddle taps, int2's of four cross
+        // from one tap row to the next; 16 channels: int8 rows of 36 words (with a fill of 0,
+        // teams of 4 threads of 9 words).
         ConvGeom { batch: 2, h: 7, w: 6, c: 4, kh: 3, kw: 3, stride: 1, pad: 1 },
         ConvGeom { batch: 2, h: 6, w: 5, c: 16, kh: 3, kw: 3, stride: 2, pad: 1 },
     ];
