@@ -1700,6 +1700,10 @@ fn the_team_per_row_unfold_is_the_thread_per_row_unfold() {
     assert_eq!(few.map(|(w, r)| balanced_team(w, r, TEAM_FILL)), [4, 8, 16, 64, 256, 8]);
     // A fill of 0 keeps the balanced teams for any rows.
     assert_eq!(few.map(|(w, r)| balanced_team(w, r, 0)), [4, 4, 4, 4, 16, 1]);
+    // The fill comes from the Gpu (LOWBIT_TEAM_FILL or Gpu::with_team_fill), and a kernel's
+    // with_team_fill overrides it.
+    let gb = gg.with_team_fill(0);
+    assert_eq!((gg.team_fill(), gb.team_fill(), gb.report().team_fill), (TEAM_FILL, 0, 0));
     let mut cases = 0;
     for (gi, geom) in geoms.iter().enumerate() {
         let mut x = data(geom.input_len(), 190 + gi as u32, true);
@@ -1719,10 +1723,12 @@ fn the_team_per_row_unfold_is_the_thread_per_row_unfold() {
             assert!(!kc.uses_teams() && kg.uses_teams(), "{f}");
             // These few rows get row_team's teams; with a fill of 0, the balanced ones (several
             // words a thread).
-            let kb = Im2colQuantize::new(&gg, f).unwrap().with_team_fill(0);
+            let kb = Im2colQuantize::new(&gb, f).unwrap();
+            assert_eq!((kg.team_fill(), kb.team_fill(), kb.uses_teams()), (TEAM_FILL, 0, true), "{f}");
+            assert_eq!(Im2colQuantize::new(&gb, f).unwrap().with_team_fill(7).team_fill(), 7, "{f}");
             for r in roundings() {
                 let (want_cols, want_codes, want_scales) = reference::im2col_quantize::im2col_quantize(&x, geom, &l, r);
-                for (layout, k, gl) in [("cpu", &kc, &gc), ("gpu", &kg, &gg), ("gpu balanced", &kb, &gg)] {
+                for (layout, k, gl) in [("cpu", &kc, &gc), ("gpu", &kg, &gg), ("gpu balanced", &kb, &gb)] {
                     for with_cols in [true, false] {
                         let what = format!("{geom:?} {f} {r:?} {layout} layouts, cols {with_cols}");
                         // Outputs start as NaN or 0xffffffff: every value must be written.
