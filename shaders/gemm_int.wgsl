@@ -13,6 +13,13 @@
 //   acc += (f32(isum) * unit * sa(m, chunk)) * sb(n, chunk),  unit = lane_unit(A) · lane_unit(B),
 // and the epilogue adds bias, applies ReLU, optionally accumulates into C and records max |C|.
 // FLAG_RAW writes the bits of the exact i32 total instead (tests compare it exactly).
+// Split along K (p.splits > 1) two ways. One product of one sample with one scale chunk over K
+// (per-row or per-tensor scales: a weight gradient over a batch's pixels): the launcher sets
+// FLAG_RAW, so split s writes its exact i32 sums over its K range, as bits, at s·M·N (c bound to
+// scratch), and entry main_combine adds the splits' sums (i32, wrapping as the unsplit sums wrap:
+// the same total in any order) and forms each output from the total as the unsplit tiles do:
+// the unsplit bits, whatever the split. Otherwise (SMP's samples, scale blocks along K, no
+// epilogue) split s writes its folded f32 values at s·M·N, which col_sum adds in split order.
 // With `samples` = S > 1 (SMP), A holds S stacked stochastic samples [S, M, a_words] with scales
 // [S, groups]; the output is the mean of the S products, formed in the epilogue.
 // With `batches` > 1 (one sample), batch b multiplies rows b·M.. of A by rows b·N.. of B (codes
@@ -23,13 +30,15 @@
 // Widening, lane words and scales: common/int_codes.wgsl (shared with gemm_int_lanes).
 // Reference: src/reference/gemm_int.rs.
 // Bindings: 0 params, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c (read-write),
-// 7 amax (read-write atomic u32).
+// 7 amax (read-write atomic u32); entry main_combine also 8 parts (read i32: the splits' sums).
 // Compiled without naga's runtime checks (lowbit::shaders::UNCHECKED): As/Bs[kk * TM + mm] with
 // kk < TKW = 8 and mm < TM = 16 * TPT stay below 8 * 64 = 512 for TPT <= 4 (the launcher's 2 or
 // 4), bw[j] and acci/accf/raw_acc[i * 4 + j] have i, j < TPT; main_wide indexes Aw/Bw as
 // gemm_tiled's main_wide does (at most 511) and its accumulators by constants. Codes and scales
 // are read only for rows < M, columns < N and lane words below k_end (words the launcher checked
-// the buffers hold); scale rows are clamped to the last row/column.
+// the buffers hold); scale rows are clamped to the last row/column. A raw split stores at its
+// base (s·M·N) plus an output below M·N, in the splits' scratch; main_combine reads parts below
+// p.splits·M·N (the launcher's scratch) and c, bias and scales of an output i < M·N only.
 
 override FMT_A: u32 = 0u;
 override FMT_B: u32 = 0u;
@@ -42,6 +51,8 @@ override FMT_B: u32 = 0u;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
 @group(0) @binding(6) var<storage, read_write> c: array<f32>;
 @group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
+// Entry main_combine only: p.splits exact sums of M·N outputs each, split after split.
+@group(0) @binding(8) var<storage, read> parts: array<i32>;
 
 override TPT: u32 = 4u;
 // main_wide only: one scale chunk over all of K and one sample (per-row or per-tensor scales,
@@ -132,24 +143,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             let row = m0 + ty * TPT + i;
             for (var j = 0u; j < TPT; j++) {
                 let col = n0 + tx * TPT + j;
-                if (row < p.m && col < p.n && p.splits > 1u) {
+                if (row < p.m && col < p.n && raw) {
+                    // (A split's base is 0 unsplit, c_off 0 split: one product.)
+                    c[st.base + c_off + row * p.n + col] = bitcast<f32>(raw_acc[i * 4u + j]);
+                } else if (row < p.m && col < p.n && p.splits > 1u) {
                     c[st.base + row * p.n + col] = accf[i * 4u + j] * inv_samples;
                 } else if (row < p.m && col < p.n) {
-                    if (raw) {
-                        c[c_off + row * p.n + col] = bitcast<f32>(raw_acc[i * 4u + j]);
-                    } else {
-                        var bn = 0.0;
-                        if ((p.flags & FLAG_BIAS) != 0u) {
-                            bn = bias[col];
-                        }
-                        var v0 = accf[i * 4u + j];
-                        if (p.samples > 1u) {
-                            v0 = v0 * inv_samples;
-                        }
-                        let v = epilogue_value(p, v0, c[c_off + row * p.n + col], bn);
-                        c[c_off + row * p.n + col] = v;
-                        local_amax = max(local_amax, amax_bits(v));
+                    var bn = 0.0;
+                    if ((p.flags & FLAG_BIAS) != 0u) {
+                        bn = bias[col];
                     }
+                    var v0 = accf[i * 4u + j];
+                    if (p.samples > 1u) {
+                        v0 = v0 * inv_samples;
+                    }
+                    let v = epilogue_value(p, v0, c[c_off + row * p.n + col], bn);
+                    c[c_off + row * p.n + col] = v;
+                    local_amax = max(local_amax, amax_bits(v));
                 }
             }
         }
@@ -227,7 +237,7 @@ fn store_int_wide(accf: vec4<f32>, acci: vec4<i32>, row: u32, col0: u32, st: Spl
             continue;
         }
         if ((p.flags & FLAG_RAW) != 0u) {
-            c[c_off + row * p.n + col] = bitcast<f32>(acci[j]);
+            c[st.base + c_off + row * p.n + col] = bitcast<f32>(acci[j]);
         } else if (p.splits > 1u) {
             c[st.base + row * p.n + col] = accf[j] * inv_samples;
         } else {
@@ -380,6 +390,47 @@ fn main_wide(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
         atomicMax(&wg_amax, local_amax);
         workgroupBarrier();
         if (lid == 0u && st.valid) {
+            atomicMax(&amax[0], atomicLoad(&wg_amax));
+        }
+    }
+}
+
+// Entry main_combine: a product split along K with exact sums (the launcher's FLAG_RAW splits,
+// above), a thread per output i = row·N + col: the splits' i32 sums added (wrapping as `main`'s
+// i32 sums wrap: the same total in any order), then the output formed as `main` forms it from
+// the sums at K's end, 0 + (f32(isum) · lane_unit · sa(row)) · sb(col), through the epilogue, and
+// max |C| where asked: the unsplit tiles' bits.
+@compute @workgroup_size(256)
+fn main_combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    if (lid == 0u) {
+        atomicStore(&wg_amax, 0u);
+    }
+    let mn = p.m * p.n;
+    let i = (wg.x + wg.y * nwg.x) * 256u + lid;
+    var local_amax = 0u;
+    if (i < mn) {
+        var isum = 0;
+        for (var s = 0u; s < p.splits; s++) {
+            isum += parts[s * mn + i];
+        }
+        let row = i / p.n;
+        let col = i % p.n;
+        let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
+        var acc = 0.0;
+        acc += (f32(isum) * lane_unit() * scale_a(0u, row, 0u, a_groups)) * scale_b(col, 0u);
+        var bn = 0.0;
+        if ((p.flags & FLAG_BIAS) != 0u) {
+            bn = bias[col];
+        }
+        let v = epilogue_value(p, acc, c[i], bn);
+        c[i] = v;
+        local_amax = amax_bits(v);
+    }
+    if ((p.flags & FLAG_AMAX) != 0u) {
+        workgroupBarrier();
+        atomicMax(&wg_amax, local_amax);
+        workgroupBarrier();
+        if (lid == 0u) {
             atomicMax(&amax[0], atomicLoad(&wg_amax));
         }
     }

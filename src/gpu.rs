@@ -40,9 +40,9 @@ pub struct AdapterReport {
     /// Which layout lowbit launches where a kernel has one for CPU adapters and one for GPUs
     /// ([`Gpu::cpu_layouts`]): by `device_type` unless `LOWBIT_LAYOUTS` chose.
     pub layouts: Layouts,
-    /// The threads below which the team kernels of the GPU layouts give a tensor's rows larger
-    /// teams ([`Gpu::team_fill`]): [`crate::kernels::TEAM_FILL`] unless `LOWBIT_TEAM_FILL` chose.
-    pub team_fill: u32,
+    /// The threads a launch should bring to keep the device busy ([`Gpu::fill`]):
+    /// [`crate::kernels::TEAM_FILL`] unless `LOWBIT_FILL` chose.
+    pub fill: u32,
 }
 
 /// Which of a kernel's layouts lowbit launches where it has two: one for CPU adapters (a thread
@@ -106,31 +106,28 @@ impl Layouts {
     }
 }
 
-/// `LOWBIT_TEAM_FILL` ([`crate::kernels::TEAM_FILL`] where unset), or an error naming what it
+/// `LOWBIT_FILL` ([`crate::kernels::TEAM_FILL`] where unset), or an error naming what it
 /// takes.
-fn team_fill_from_env() -> Result<u32> {
-    match std::env::var("LOWBIT_TEAM_FILL") {
+fn fill_from_env() -> Result<u32> {
+    match std::env::var("LOWBIT_FILL") {
         Err(std::env::VarError::NotPresent) => Ok(crate::kernels::TEAM_FILL),
-        Err(std::env::VarError::NotUnicode(v)) => Err(team_fill_error(&format!("{v:?}"))),
-        Ok(v) => parse_team_fill(&v),
+        Err(std::env::VarError::NotUnicode(v)) => Err(fill_error(&format!("{v:?}"))),
+        Ok(v) => parse_fill(&v),
     }
 }
 
 /// A count of threads (decimal, 0 to 2³² − 1), `max` for 2³² − 1, or empty or `default` for
 /// [`crate::kernels::TEAM_FILL`].
-fn parse_team_fill(v: &str) -> Result<u32> {
+fn parse_fill(v: &str) -> Result<u32> {
     match v.trim().to_ascii_lowercase().as_str() {
         "" | "default" => Ok(crate::kernels::TEAM_FILL),
         "max" => Ok(u32::MAX),
-        n => n.parse().map_err(|_| team_fill_error(v)),
+        n => n.parse().map_err(|_| fill_error(v)),
     }
 }
 
-fn team_fill_error(v: &str) -> Error {
-    Error::InvalidArgument(format!(
-        "LOWBIT_TEAM_FILL={v}: expected a count of threads (0 to {}), max or default",
-        u32::MAX
-    ))
+fn fill_error(v: &str) -> Error {
+    Error::InvalidArgument(format!("LOWBIT_FILL={v}: expected a count of threads (0 to {}), max or default", u32::MAX))
 }
 
 impl AdapterReport {
@@ -148,7 +145,7 @@ impl AdapterReport {
             "subgroup_sizes": self.subgroup_sizes.map(|(a, b)| [a, b]),
             "cooperative_matrix": self.cooperative_matrix,
             "layouts": self.layouts.name(),
-            "team_fill": self.team_fill,
+            "fill": self.fill,
         })
     }
 }
@@ -157,7 +154,7 @@ impl std::fmt::Display for AdapterReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} ({}, {}, driver {}; f16 {}, subgroups {}, timestamps {}, int8 dot accelerated {}, cooperative matrices {}, {} layouts, team fill {})",
+            "{} ({}, {}, driver {}; f16 {}, subgroups {}, timestamps {}, int8 dot accelerated {}, cooperative matrices {}, {} layouts, fill {})",
             self.name,
             self.backend,
             self.device_type,
@@ -172,7 +169,7 @@ impl std::fmt::Display for AdapterReport {
             },
             if self.cooperative_matrix.is_empty() { "none".to_string() } else { self.cooperative_matrix.join(", ") },
             self.layouts.name(),
-            self.team_fill,
+            self.fill,
         )
     }
 }
@@ -343,7 +340,7 @@ impl Gpu {
     /// see [`Layouts`]).
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
         let layouts = Layouts::from_env()?;
-        let team_fill = team_fill_from_env()?;
+        let fill = fill_from_env()?;
         let info = adapter.get_info();
         let available = adapter.features();
         let wanted = wgpu::Features::SHADER_F16
@@ -390,7 +387,7 @@ impl Gpu {
             max_storage_binding: limits.max_storage_buffer_binding_size,
             max_buffer: limits.max_buffer_size,
             layouts: layouts.resolve(type_name(info.device_type)),
-            team_fill,
+            fill,
         };
         Ok(Self::assemble(device, queue, report, limits))
     }
@@ -401,7 +398,7 @@ impl Gpu {
     /// `LOWBIT_LAYOUTS` it does not know.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: Option<wgpu::AdapterInfo>) -> Result<Self> {
         let layouts = Layouts::from_env()?;
-        let team_fill = team_fill_from_env()?;
+        let fill = fill_from_env()?;
         let limits = device.limits();
         let features = device.features();
         let (name, backend, device_type, driver) = match info {
@@ -428,7 +425,7 @@ impl Gpu {
             max_storage_binding: limits.max_storage_buffer_binding_size,
             max_buffer: limits.max_buffer_size,
             layouts,
-            team_fill,
+            fill,
         };
         Ok(Self::assemble(device, queue, report, limits))
     }
@@ -468,25 +465,28 @@ impl Gpu {
         Self::assemble(self.device.clone(), self.queue.clone(), report, self.shared.limits.clone())
     }
 
-    /// The same device and queue with the team kernels' fill set to `threads` (see
-    /// [`Gpu::team_fill`]), whatever `LOWBIT_TEAM_FILL` says: a `Gpu` of its own, as
-    /// [`Gpu::with_layouts`] makes, so one process can time several fills side by side (their
-    /// bits are the same).
-    pub fn with_team_fill(&self, threads: u32) -> Gpu {
+    /// The same device and queue with the fill set to `threads` (see [`Gpu::fill`]), whatever
+    /// `LOWBIT_FILL` says: a `Gpu` of its own, as [`Gpu::with_layouts`] makes, so one process
+    /// can time several fills side by side (their bits are the same).
+    pub fn with_fill(&self, threads: u32) -> Gpu {
         let mut report = self.shared.report.clone();
-        report.team_fill = threads;
+        report.fill = threads;
         Self::assemble(self.device.clone(), self.queue.clone(), report, self.shared.limits.clone())
     }
 
-    /// The threads below which the kernels that give each row a team of threads on the GPU
-    /// layouts (`im2col_quantize`'s `main_rows`, `quantize_fused`'s `main_row`) make the teams
-    /// larger, so that a tensor of few rows still spreads over the GPU
-    /// ([`crate::kernels::balanced_team`]'s `fill`): [`crate::kernels::TEAM_FILL`] unless the
-    /// environment variable `LOWBIT_TEAM_FILL` (a count of threads, `max` or `default`) or
-    /// [`Gpu::with_team_fill`] chose another. The kernels' `with_team_fill` overrides it per
-    /// kernel. It changes no bit, only how many threads share a row.
-    pub fn team_fill(&self) -> u32 {
-        self.report().team_fill
+    /// The threads a launch should bring to keep the device busy, where lowbit may choose how
+    /// finely to cut the same work, bit for bit: the kernels that give each row a team of
+    /// threads on the GPU layouts (`im2col_quantize`'s `main_rows`, `quantize_fused`'s
+    /// `main_row`) make the teams larger below it, so that a tensor of few rows still spreads
+    /// over the GPU ([`crate::kernels::balanced_team`]'s `fill`; the kernels' `with_team_fill`
+    /// overrides it per kernel), and the integer GEMMs' tiles split a product of few tiles over a
+    /// long K, whose splits sum exactly, into as many splits as bring it to this many threads
+    /// ([`crate::kernels::gemm::fill_split_plan`]; 0 keeps `split_plan`'s count).
+    /// [`crate::kernels::TEAM_FILL`] (2¹⁷) unless the environment variable `LOWBIT_FILL` (a
+    /// count of threads, `max` or `default`) or [`Gpu::with_fill`] chose another. It changes no
+    /// bit.
+    pub fn fill(&self) -> u32 {
+        self.report().fill
     }
 
     /// Whether the device runs cooperative matrices of `size`×`size`×`size` with f16 operands and
@@ -731,20 +731,20 @@ fn coop_name(c: &wgpu::CooperativeMatrixProperties) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_team_fill, Layouts};
+    use super::{parse_fill, Layouts};
 
     #[test]
-    fn team_fill_parses() {
+    fn fill_parses() {
         use crate::kernels::TEAM_FILL;
-        assert_eq!(parse_team_fill("").unwrap(), TEAM_FILL);
-        assert_eq!(parse_team_fill("Default").unwrap(), TEAM_FILL);
-        assert_eq!(parse_team_fill(" 0 ").unwrap(), 0);
-        assert_eq!(parse_team_fill("65536").unwrap(), 65536);
-        assert_eq!(parse_team_fill("max").unwrap(), u32::MAX);
-        assert_eq!(parse_team_fill("4294967295").unwrap(), u32::MAX);
+        assert_eq!(parse_fill("").unwrap(), TEAM_FILL);
+        assert_eq!(parse_fill("Default").unwrap(), TEAM_FILL);
+        assert_eq!(parse_fill(" 0 ").unwrap(), 0);
+        assert_eq!(parse_fill("65536").unwrap(), 65536);
+        assert_eq!(parse_fill("max").unwrap(), u32::MAX);
+        assert_eq!(parse_fill("4294967295").unwrap(), u32::MAX);
         for bad in ["4294967296", "-1", "1e5", "half"] {
-            let err = parse_team_fill(bad).unwrap_err().to_string();
-            assert!(err.contains(&format!("LOWBIT_TEAM_FILL={bad}")) && err.contains("max or default"), "{err}");
+            let err = parse_fill(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("LOWBIT_FILL={bad}")) && err.contains("max or default"), "{err}");
         }
     }
 

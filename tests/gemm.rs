@@ -1111,6 +1111,91 @@ fn the_cooperative_peak_probe_is_exact_where_the_adapter_has_it_and_refused_else
     }
 }
 
+#[test]
+fn integer_splits_along_k_give_the_unsplit_bits() {
+    // A product of few tiles over a long K (a convolution's weight gradient) with one sample and
+    // one scale chunk over K splits on the tiles into exact i32 sums and a combine launch that
+    // forms each output from their total: the bits of the unsplit product, under every epilogue
+    // (which no longer keeps such a product whole), for any split — the device's fill sets how
+    // many (fill_split_plan: with a fill of 0, split_plan's). The unsplit product is the first
+    // of two batched ones (batched products are never split), the same operands stacked twice.
+    use lowbit::kernels::gemm::{fill_split_plan, split_plan};
+    let g = gpu();
+    // fill_split_plan: resnet20's first-stage weight gradient at batch 128 (five 32×32 tiles),
+    // 25 splits by split_plan, 103 at the default fill; never fewer than split_plan's, nor more
+    // than K allows (1,024 each), nor where split_plan keeps the product whole.
+    let fill = lowbit::kernels::TEAM_FILL;
+    assert_eq!(split_plan(5, 131_072, 0), (25, 5248));
+    assert_eq!(fill_split_plan(5, 131_072, fill), (103, 1280));
+    assert_eq!(fill_split_plan(5, 131_072, 0), (25, 5248));
+    assert_eq!(fill_split_plan(5, 131_072, u32::MAX), (128, 1024));
+    assert_eq!(fill_split_plan(1, 5003, fill), split_plan(1, 5003, 0));
+    assert_eq!(fill_split_plan(64, 1 << 20, fill), (1, 0));
+    let bias = data(40, 43, false);
+    let old = data(7 * 40, 44, false);
+    let twice = |x: &[f32]| [x, x].concat();
+    let mut cases = 0;
+    let formats = [(Format::Int8, Format::Int8), (Format::Log4, Format::Int4), (Format::Fp4E2M1, Format::Int8)];
+    // (7, 40, 130,000) (K within int8 × int8's exact i32 run, scheme::exact_chunk): two 32×32
+    // tiles, 64 splits by split_plan, 120 at the default fill; one larger tile, 120 either way.
+    for (m, n, k, formats, fills) in
+        [(7, 9, 5003, &formats[..], &[fill][..]), (7, 40, 130_000, &formats[..1], &[fill, 0][..])]
+    {
+        let a = data(m * k, 41, false);
+        let b = data(n * k, 42, false);
+        let (bias, old) = (&bias[..n], &old[..m * n]);
+        let biasb = common::buf(bias);
+        for &(fa, fb) in formats {
+            let sa = QuantScheme::per_row(fa).stochastic(7, 1);
+            let (qa, qa2) = (quantized(&a, m, k, sa), quantized(&twice(&a), 2 * m, k, sa));
+            let sb = QuantScheme::per_row(fb);
+            let (qb, qb2) = (quantized(&b, n, k, sb), quantized(&twice(&b), 2 * n, k, sb));
+            // (The stacked operands' first halves are the operands: codes drawn by their index.)
+            assert_u32_eq("stacked a", &qa2.codes.read(g).unwrap()[..qa.layout.words()], &qa.codes.read(g).unwrap());
+            let kernel = GemmInt::new(g, fa, fb).unwrap();
+            for &tile in int_tiles(&qa, &qb) {
+                let mut planned = Vec::new();
+                for &fill in fills {
+                    let gf = g.with_fill(fill);
+                    let splits = GemmInt::exact_splits(&gf, &qa, &qb, tile).unwrap();
+                    assert!(splits > 1, "{fa}x{fb} {tile:?}: {m}x{n}x{k} must split");
+                    planned.push(splits);
+                    for variant in 0..3 {
+                        let what = format!("{m}x{n}x{k} {fa}x{fb} {tile:?} epilogue {variant}, {splits} splits");
+                        let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
+                        let amax2 = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
+                        let (epi, _) = epilogue_variant(variant, bias, &biasb, old, &amax);
+                        let c = GpuBuffer::from_slice(g, "c", old).unwrap();
+                        let mut rec = lowbit::Recorder::new(&gf, "split");
+                        kernel.encode_with(&gf, &mut rec, tile, &qa, &qb, &epi, &c).unwrap();
+                        assert_eq!(rec.dispatches(), 2, "{what}: the splits and their combine");
+                        g.queue.submit([rec.finish()]);
+                        // The batched pair: the epilogue's bias and old C for each product.
+                        let (epi2, _) = epilogue_variant(variant, bias, &biasb, old, &amax2);
+                        let c2 = GpuBuffer::from_slice(g, "c", &twice(old)).unwrap();
+                        let mut rec = lowbit::Recorder::new(&gf, "batched");
+                        kernel.encode_batched_with(&gf, &mut rec, tile, &qa2, &qb2, 2, &epi2, &c2).unwrap();
+                        assert_eq!(rec.dispatches(), 1, "{what}: batched, unsplit");
+                        g.queue.submit([rec.finish()]);
+                        let (got, whole) = (c.read(g).unwrap(), c2.read(g).unwrap());
+                        common::assert_f32_bits_eq(&what, &got, &whole[..m * n]);
+                        if variant == 2 {
+                            let want = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
+                            assert_eq!(f32::from_bits(amax.read(g).unwrap()[0]), want, "{what}: amax");
+                        }
+                        cases += 1;
+                    }
+                }
+                if fills.len() > 1 {
+                    let want: [u32; 2] = if tile == Tile::T32 { [120, 64] } else { [120, 120] };
+                    assert_eq!(planned, want, "{tile:?}: the fills' splits");
+                }
+            }
+        }
+    }
+    assert!(cases >= 27, "{cases}");
+}
+
 /// gemm_int's product of `qa` (its samples averaged) and `qb` (`[m, k]` and `[n, k]`, `blocks`
 /// scale chunks along K), which the dispatcher runs on gemm_int_lanes in one launch (two where it
 /// splits K: GemmIntLanes::splits), under every epilogue variant: the reference's values within

@@ -1700,10 +1700,10 @@ fn the_team_per_row_unfold_is_the_thread_per_row_unfold() {
     assert_eq!(few.map(|(w, r)| balanced_team(w, r, TEAM_FILL)), [4, 8, 16, 64, 256, 8]);
     // A fill of 0 keeps the balanced teams for any rows.
     assert_eq!(few.map(|(w, r)| balanced_team(w, r, 0)), [4, 4, 4, 4, 16, 1]);
-    // The fill comes from the Gpu (LOWBIT_TEAM_FILL or Gpu::with_team_fill), and a kernel's
+    // The fill comes from the Gpu (LOWBIT_FILL or Gpu::with_fill), and a kernel's
     // with_team_fill overrides it.
-    let gb = gg.with_team_fill(0);
-    assert_eq!((gg.team_fill(), gb.team_fill(), gb.report().team_fill), (TEAM_FILL, 0, 0));
+    let gb = gg.with_fill(0);
+    assert_eq!((gg.fill(), gb.fill(), gb.report().fill), (TEAM_FILL, 0, 0));
     let mut cases = 0;
     for (gi, geom) in geoms.iter().enumerate() {
         let mut x = data(geom.input_len(), 190 + gi as u32, true);

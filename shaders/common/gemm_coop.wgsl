@@ -16,9 +16,10 @@
 // at a chunk's end the kernel's fold scales the chunk's sums into accf; finish applies the
 // epilogue (or, under FLAG_RAW, stores the kernel's raw_value) and records amax as the tiled
 // GEMMs do. Split along K as the tiled GEMMs split (a split's folded values, without epilogue, to
-// c at its base, p.splits > 1); p.batches products one after another (a_row0, b_row0, c_off from
-// split_tile). Scale chunks are whole K steps of the unit (p.chunk a multiple of S) or one chunk
-// over all of K: the launchers check. Rows past M, columns past N and K past its end read codes
+// c at its base, p.splits > 1; under FLAG_RAW its raw values there, for gemm_int's
+// main_combine); p.batches products one after another (a_row0, b_row0, c_off from split_tile).
+// Scale chunks are whole K steps of the unit (p.chunk a multiple of S) or one chunk over all of
+// K: the launchers check. Rows past M, columns past N and K past its end read codes
 // of value 0, and nothing is stored past M or N.
 // The including kernel declares p, c, bias, amax, k_end and provides: const FLUSH; load_step(lid,
 // pl, k0); clear_sums(); take(pl, q) (accumulator q, its lane's values read with staged(pl, t));
@@ -114,21 +115,20 @@ fn finish(pl: Place, lid: u32) {
             for (var t = 0u; t < per; t++) {
                 let row = out_row(pl, q, t);
                 let col = out_col(pl, q, t);
-                if (row < p.m && col < p.n && p.splits > 1u) {
+                if (row < p.m && col < p.n && raw) {
+                    // (A split's base is 0 unsplit, c_off 0 split: one product.)
+                    c[pl.base + c_off + row * p.n + col] = raw_value(q * PER_MAX + t);
+                } else if (row < p.m && col < p.n && p.splits > 1u) {
                     c[pl.base + row * p.n + col] = accf[q * PER_MAX + t];
                 } else if (row < p.m && col < p.n) {
                     let at = c_off + row * p.n + col;
-                    if (raw) {
-                        c[at] = raw_value(q * PER_MAX + t);
-                    } else {
-                        var bn = 0.0;
-                        if ((p.flags & FLAG_BIAS) != 0u) {
-                            bn = bias[col];
-                        }
-                        let v = epilogue_value(p, accf[q * PER_MAX + t], c[at], bn);
-                        c[at] = v;
-                        local_amax = max(local_amax, amax_bits(v));
+                    var bn = 0.0;
+                    if ((p.flags & FLAG_BIAS) != 0u) {
+                        bn = bias[col];
                     }
+                    let v = epilogue_value(p, accf[q * PER_MAX + t], c[at], bn);
+                    c[at] = v;
+                    local_amax = max(local_amax, amax_bits(v));
                 }
             }
         }

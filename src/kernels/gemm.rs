@@ -226,6 +226,25 @@ pub fn split_plan(total_tiles: u32, k: usize, flags: u32) -> (u32, u32) {
     (k.div_ceil(k_split) as u32, k_split as u32)
 }
 
+/// How a product whose splits sum exactly (the integer GEMMs' tiles and cooperative unit, one
+/// sample and one scale chunk over K: the same bits whatever the split) is split along K on a
+/// device of `fill` threads ([`crate::Gpu::fill`]): where [`split_plan`] splits it (few tiles over
+/// a long K), into as many splits as bring its workgroups (of 256 threads, the tiles') to `fill`
+/// threads if that is more than `split_plan`'s (which aims at 2·[`SPLIT_BELOW_TILES`] workgroups),
+/// at most 256 splits of at least [`SPLIT_MIN_K`] elements; a `fill` of 0 keeps `split_plan`'s.
+/// A weight gradient of 16 × 144 over 131,072 pixels (`resnet20`'s first stage at batch 128) on
+/// five 32×32 tiles: 25 splits by `split_plan`, 125 workgroups (fewer than an H200's 132
+/// multiprocessors), 103 for the default fill.
+pub fn fill_split_plan(total_tiles: u32, k: usize, fill: u32) -> (u32, u32) {
+    let (splits, k_split) = split_plan(total_tiles, k, 0);
+    let want = ((fill / 256) as usize).div_ceil(total_tiles.max(1) as usize).min(k / SPLIT_MIN_K).min(256);
+    if splits <= 1 || want <= splits as usize {
+        return (splits, k_split);
+    }
+    let k_split = k.div_ceil(want).next_multiple_of(64);
+    (k.div_ceil(k_split) as u32, k_split as u32)
+}
+
 /// Records a GEMM through `record(target, params)`, split along K where [`split_plan`] says so:
 /// the splits write `[splits, m·n]` partial sums that `sum` adds, in split order, into `c`.
 /// Batched products (`p.batches > 1`) are one launch, never split.
@@ -391,7 +410,7 @@ pub(crate) fn dispatch_packed(
 
 /// [`dispatch_packed`] with one more buffer bound after them (`extra`, at 8) and `workgroups`.
 #[allow(clippy::too_many_arguments)]
-fn dispatch_packed_with(
+pub(crate) fn dispatch_packed_with(
     gpu: &Gpu,
     enc: &mut impl crate::Record,
     (name, bgl, pipeline): (&'static str, &wgpu::BindGroupLayout, &wgpu::ComputePipeline),

@@ -21,13 +21,13 @@
 //! 6 c, 7 amax. Reference: [`crate::reference::gemm_int`].
 
 use super::gemm::{
-    dispatch_packed, encode_split, flags, pick_fastest, scratch_operand, tiles, Dummies, Epilogue, GemmParams, Tile,
-    TileCache, TilePipelines, PACKED_SLOTS,
+    dispatch_packed, dispatch_packed_with, encode_split, fill_split_plan, flags, pick_fastest, scratch_operand, tiles,
+    Dummies, Epilogue, GemmParams, LanesCombine, Tile, TileCache, TilePipelines, PACKED_SLOTS,
 };
 use super::gemm_f32_lanes::GemmF32Lanes;
 use super::gemm_int_coop::{build_coop, coop_or_error, CoopPipeline, GemmIntCoop};
 use super::gemm_int_lanes::GemmIntLanes;
-use super::{check_len, layouts, pipeline};
+use super::{check_len, layouts, pipeline, Slot};
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
 use crate::scheme::QuantLayout;
@@ -174,6 +174,9 @@ pub struct GemmInt {
     pipelines: TilePipelines,
     /// The 128×128 tile specialized for one scale chunk over K and one sample.
     whole_k: wgpu::ComputePipeline,
+    /// Entry `main_combine` and its layout (the packed bindings and the splits' sums): the
+    /// output of a product split along K with exact sums ([`GemmInt::exact_splits`]).
+    combine: (wgpu::BindGroupLayout, wgpu::ComputePipeline),
     /// `gemm_int_lanes`, on a CPU adapter with 8-lane subgroups.
     lanes: Option<GemmIntLanes>,
     /// `gemm_int_coop`, on an adapter with f16 cooperative matrices whose products agreed with
@@ -205,6 +208,12 @@ impl GemmInt {
                 pipeline(gpu, "gemm_int", t.entry(), &pl, &[c[0], c[1], ("TPT", t.tpt().min(4) as f64)])
             })?,
             whole_k: pipeline(gpu, "gemm_int", "main_wide", &pl, &[c[0], c[1], ("WHOLE_K", 1.0)])?,
+            combine: {
+                let slots: Vec<Slot> = PACKED_SLOTS.iter().copied().chain([Slot::Read]).collect();
+                let (bgl, pl) = layouts(gpu, "gemm_int combine", &slots);
+                let pipe = pipeline(gpu, "gemm_int", "main_combine", &pl, &c)?;
+                (bgl, pipe)
+            },
             lanes: match GemmF32Lanes::chosen(gpu) {
                 true => Some(GemmIntLanes::new(gpu, fmt_a, fmt_b)?),
                 false => None,
@@ -397,7 +406,7 @@ impl GemmInt {
         self.check_formats(a, b)?;
         coop.check(a, b)?;
         let p = checked_packed_params("gemm_int_coop", a, b, epi.flags(), epi, Tile::T64, batches, c.len())?;
-        encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
+        self.encode_split_int(gpu, enc, p, (a, b), epi, c, |enc, target, p| {
             coop.record(gpu, enc, p, &self.dummies, a, b, epi, target)
         })
     }
@@ -448,9 +457,75 @@ impl GemmInt {
     ) -> Result<()> {
         self.check_formats(a, b)?;
         let p = checked_packed_params("gemm_int", a, b, epi.flags(), epi, tile, batches, c.len())?;
-        encode_split(gpu, enc, &self.dummies.sum, p, c, |enc, target, p| {
+        self.encode_split_int(gpu, enc, p, (a, b), epi, c, |enc, target, p| {
             self.record(gpu, enc, tile, p, a, b, epi, target)
         })
+    }
+
+    /// The K splits of the tiled (or cooperative) product of `p` whose splits sum exactly
+    /// ([`GemmInt::exact_splits`]) on `gpu`, or 1 where it is not split so.
+    fn exact_split_plan(gpu: &Gpu, p: &GemmParams) -> (u32, u32) {
+        match LanesCombine::takes(p) {
+            true => fill_split_plan(p.total_tiles, p.k as usize, gpu.fill()),
+            false => (1, 0),
+        }
+    }
+
+    /// The K splits [`GemmInt::encode_with`] (and the cooperative entry points) cut the product of
+    /// these operands into with exact sums on `gpu`, for a `tile` of the output: more than 1
+    /// where A has one sample and one scale chunk spans K (per-row or per-tensor scales) and the
+    /// tile's outputs are few for a long K ([`split_plan`], with or without an epilogue), as many
+    /// as bring the launch to [`Gpu::fill`] threads ([`fill_split_plan`]). Each split writes its
+    /// exact i32 sums and a second launch (entry `main_combine`) forms every output from their
+    /// total: the unsplit bits, whatever the split. (SMP's samples and scale blocks along K
+    /// split as the f32 tiles do, by [`split_plan`] and without an epilogue: partial values
+    /// added by `col_sum`.)
+    ///
+    /// [`split_plan`]: super::gemm::split_plan
+    pub fn exact_splits(gpu: &Gpu, a: &QuantizedTensor, b: &QuantizedTensor, tile: Tile) -> Result<u32> {
+        let p = packed_params("gemm_int", a, b, 0, tile, 1)?;
+        Ok(Self::exact_split_plan(gpu, &p).0)
+    }
+
+    /// Records the product of `p` through `record(target, params)`, split along K: with exact
+    /// sums where [`GemmInt::exact_splits`] says so (the splits' raw sums into scratch, then
+    /// `main_combine` into `c`), else as [`encode_split`] splits (f32 partial values added by
+    /// `col_sum`, where `split_plan` splits a product without epilogue), else whole.
+    #[allow(clippy::too_many_arguments)]
+    fn encode_split_int<R: crate::Record>(
+        &self,
+        gpu: &Gpu,
+        enc: &mut R,
+        p: GemmParams,
+        (a, b): (&QuantizedTensor, &QuantizedTensor),
+        epi: &Epilogue,
+        c: &GpuBuffer<f32>,
+        record: impl FnOnce(&mut R, &wgpu::Buffer, GemmParams) -> Result<()>,
+    ) -> Result<()> {
+        let (splits, k_split) = Self::exact_split_plan(gpu, &p);
+        if splits <= 1 {
+            return encode_split(gpu, enc, &self.dummies.sum, p, c, record);
+        }
+        let mn = p.m as usize * p.n as usize;
+        let parts = enc.scratch::<u32>(gpu, "gemm_int split-K sums", splits as usize * mn)?;
+        // The splits' raw sums, no epilogue (its bias and amax stay bound, unread).
+        record(enc, parts.buffer(), GemmParams { splits, k_split, flags: flags::RAW, ..p })?;
+        let combine = GemmParams { splits, k_split, ..p };
+        let workgroups = super::thread_workgroups("gemm_int combine", mn, 256)?;
+        let (bgl, pipe) = (&self.combine.0, &self.combine.1);
+        let parts = Some(parts.buffer());
+        dispatch_packed_with(
+            gpu,
+            enc,
+            ("gemm_int", bgl, pipe),
+            &self.dummies,
+            &combine,
+            (a, b),
+            epi,
+            c.buffer(),
+            parts,
+            workgroups,
+        )
     }
 
     /// The tile `tune` chose for this shape's class, if it ran.

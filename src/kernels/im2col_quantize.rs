@@ -121,14 +121,14 @@ impl Im2colQuantize {
                     pipeline(gpu, "im2col_quantize", "main_rows_v4", &pl, &[fc[0], ("TEAM_COLS", 0.0)])?,
                 )),
             },
-            team_fill: gpu.team_fill(),
+            team_fill: gpu.fill(),
             bgl,
         })
     }
 
     /// The same kernel with the teams of entries `main_rows` and `main_rows_v4` (GPU layouts)
     /// enlarged only where the rows would take fewer than `threads` threads
-    /// ([`super::balanced_team`]; [`Gpu::team_fill`] unless set): a GPU smaller than an H200
+    /// ([`super::balanced_team`]; [`Gpu::fill`] unless set): a GPU smaller than an H200
     /// fills with fewer, and 0 keeps the teams that leave the fewest threads idle for any rows.
     /// The bits are the same.
     pub fn with_team_fill(mut self, threads: u32) -> Self {
@@ -136,7 +136,7 @@ impl Im2colQuantize {
         self
     }
 
-    /// The fill its teams are enlarged below: its `Gpu`'s [`Gpu::team_fill`] unless
+    /// The fill its teams are enlarged below: its `Gpu`'s [`Gpu::fill`] unless
     /// `with_team_fill` set another.
     pub fn team_fill(&self) -> u32 {
         self.team_fill

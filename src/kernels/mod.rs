@@ -237,7 +237,7 @@ pub fn row_team(words: u32) -> u32 {
 /// rows of `words` code words: of the powers of two up to [`row_team`]`(words)`, the one that
 /// leaves the fewest threads idle (a team of `t` runs `t · ⌈words / t⌉` word slots; the largest
 /// such team), at most [`TEAM_WORDS`] words a thread; then doubled, up to `row_team`'s, while the
-/// rows' teams come to fewer than `fill` threads (the kernels' [`Gpu::team_fill`] unless set), so
+/// rows' teams come to fewer than `fill` threads (the kernels' [`Gpu::fill`] unless set), so
 /// that a tensor of few rows still spreads over a GPU. A 3×3 convolution of `c` channels has rows
 /// of 9·c/4 int8 words: teams of the power of two in c/4 (4 threads of 9 words for 16 channels)
 /// where `row_team` gives 64 threads, 28 of them idle; rows whose words are a power of two keep
@@ -261,12 +261,13 @@ pub fn balanced_team(words: u32, rows: u32, fill: u32) -> u32 {
 /// workgroup's threads can take so.
 pub const TEAM_WORDS: u32 = 16;
 
-/// The threads below which the team kernels give a tensor's rows larger teams ([`balanced_team`]'s
-/// `fill`, unless `LOWBIT_TEAM_FILL`, [`Gpu::with_team_fill`] or a kernel's `with_team_fill` sets
-/// another): 2¹⁷, about half of what an NVIDIA H200 holds at once (132 multiprocessors of 2,048
-/// threads), so that its loads keep the memory busy; a smaller GPU is filled sooner. A guess, not
-/// yet measured on a GPU (`.ci/gpu-measure` times the CNN's and `resnet20`'s steps with fills of
-/// 0, this and `max` on the GPU it runs on).
+/// The default of [`Gpu::fill`], the threads a launch should bring to keep a device busy: below
+/// it the team kernels give a tensor's rows larger teams ([`balanced_team`]'s `fill`, unless a
+/// kernel's `with_team_fill` sets another) and the integer GEMMs' exact splits cut more splits
+/// ([`gemm::fill_split_plan`]). 2¹⁷, about half of what an NVIDIA H200 holds at once (132
+/// multiprocessors of 2,048 threads), so that its loads keep the memory busy; a smaller GPU is
+/// filled sooner. A guess, not yet measured on a GPU (`.ci/gpu-measure` times the CNN's and
+/// `resnet20`'s quantized steps with fills of 0, this and `max` on the GPU it runs on).
 pub const TEAM_FILL: u32 = 1 << 17;
 
 /// Splits `n` workgroups over a 2-D grid within the per-dimension limit; shaders flatten

@@ -106,14 +106,14 @@ impl QuantizeFused {
 
     /// The same kernel with `main_row`'s teams (per-row scales on the tree path) enlarged only
     /// where a tensor's rows would take fewer than `threads` threads ([`super::balanced_team`];
-    /// [`Gpu::team_fill`] unless set): a GPU smaller than an H200 fills with fewer, and 0
+    /// [`Gpu::fill`] unless set): a GPU smaller than an H200 fills with fewer, and 0
     /// keeps the teams that leave the fewest threads idle for any rows. The bits are the same.
     pub fn with_team_fill(mut self, threads: u32) -> Self {
         self.team_fill = threads;
         self
     }
 
-    /// The fill its teams are enlarged below: its `Gpu`'s [`Gpu::team_fill`] unless
+    /// The fill its teams are enlarged below: its `Gpu`'s [`Gpu::fill`] unless
     /// `with_team_fill` set another.
     pub fn team_fill(&self) -> u32 {
         self.team_fill
@@ -169,7 +169,7 @@ impl QuantizeFused {
             no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_fused no tensor amax", 1)?,
             no_mask: GpuBuffer::zeros(gpu, "quantize_fused no mask", 4)?,
             bgl,
-            team_fill: gpu.team_fill(),
+            team_fill: gpu.fill(),
         })
     }
 
