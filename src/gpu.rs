@@ -337,7 +337,7 @@ impl Gpu {
     }
 
     /// Opens a device on an adapter the caller chose (with the layouts `LOWBIT_LAYOUTS` asks for,
-    /// see [`Layouts`]).
+    /// see [`Layouts`], and the fill `LOWBIT_FILL` asks for, see [`Gpu::fill`]).
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
         let layouts = Layouts::from_env()?;
         let fill = fill_from_env()?;
@@ -395,7 +395,7 @@ impl Gpu {
     /// Wraps a device the application already has, so lowbit shares it. `info` describes its
     /// adapter when known (the report then says which; otherwise the name is "external" and the
     /// layouts are a GPU's unless `LOWBIT_LAYOUTS` says otherwise). Fails only on a
-    /// `LOWBIT_LAYOUTS` it does not know.
+    /// `LOWBIT_LAYOUTS` or `LOWBIT_FILL` it does not take.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: Option<wgpu::AdapterInfo>) -> Result<Self> {
         let layouts = Layouts::from_env()?;
         let fill = fill_from_env()?;
@@ -479,8 +479,9 @@ impl Gpu {
     /// threads on the GPU layouts (`im2col_quantize`'s `main_rows`, `quantize_fused`'s
     /// `main_row`) make the teams larger below it, so that a tensor of few rows still spreads
     /// over the GPU ([`crate::kernels::balanced_team`]'s `fill`; the kernels' `with_team_fill`
-    /// overrides it per kernel), and the integer GEMMs' tiles split a product of few tiles over a
-    /// long K, whose splits sum exactly, into as many splits as bring it to this many threads
+    /// overrides it per kernel), and the integer GEMMs (tiles and cooperative unit) split a
+    /// product of few tiles over a long K, whose splits sum exactly, into as many splits as
+    /// bring it to this many threads
     /// ([`crate::kernels::gemm::fill_split_plan`]; 0 keeps `split_plan`'s count).
     /// [`crate::kernels::TEAM_FILL`] (2¹⁷) unless the environment variable `LOWBIT_FILL` (a
     /// count of threads, `max` or `default`) or [`Gpu::with_fill`] chose another. It changes no
