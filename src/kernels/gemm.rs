@@ -410,7 +410,7 @@ pub(crate) fn dispatch_packed(
 
 /// [`dispatch_packed`] with one more buffer bound after them (`extra`, at 8) and `workgroups`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn dispatch_packed_with(
+fn dispatch_packed_with(
     gpu: &Gpu,
     enc: &mut impl crate::Record,
     (name, bgl, pipeline): (&'static str, &wgpu::BindGroupLayout, &wgpu::ComputePipeline),
@@ -527,7 +527,7 @@ impl PackedLanes {
         })?;
         (p.tiles_n, p.total_tiles, p.splits) = (tiles_n, total_tiles, 1);
         let combine = match split {
-            LanesSplit::Exact(combine) => Some(combine).filter(|_| LanesCombine::takes(&p)),
+            LanesSplit::Exact(combine) => Some(combine).filter(|_| ExactCombine::takes(&p)),
             LanesSplit::Partial(out) => {
                 // Plain products only (the swap is no epilogue), one product of one sample.
                 if p.flags & !flags::SWAP == 0 && p.batches <= 1 && p.samples <= 1 {
@@ -552,7 +552,8 @@ impl PackedLanes {
         let mn = p.m as usize * p.n as usize;
         let parts = enc.scratch::<u32>(gpu, "lanes split-K sums", p.splits as usize * mn)?;
         dispatch_packed(gpu, enc, name, &self.bgl, pipeline, dummies, &p, a, b, epi, parts.buffer())?;
-        combine.record(gpu, enc, name, swap, dummies, &p, (a, b), epi, c, &parts)
+        // A workgroup per tile.
+        combine.record(gpu, enc, swap, dummies, &p, (a, b), epi, c, &parts, p.total_tiles)
     }
 }
 
@@ -560,9 +561,9 @@ impl PackedLanes {
 /// from the lanes' 16×32 tiles).
 pub(crate) enum LanesSplit<'a> {
     /// Exact i32 sums (`gemm_int_lanes`): for one product of one sample, one scale chunk over K
-    /// and not raw, each split's sums into scratch, then [`LanesCombine`] forms every output from
+    /// and not raw, each split's sums into scratch, then [`ExactCombine`] forms every output from
     /// their total, as the unsplit launch does.
-    Exact(&'a LanesCombine),
+    Exact(&'a ExactCombine),
     /// f32 sums (`gemm_fp8_lanes`): for one product of one sample without epilogue, each split's
     /// partial sums into scratch, which `col_sum` adds in split order into this buffer (the
     /// launch's C), as gemm_f32's splits are added.
@@ -582,10 +583,12 @@ fn built_once<'a>(
     })
 }
 
-/// Entry `main_combine` of a lanes kernel split along K (`gemm_int_lanes`): adds the splits'
-/// exact i32 sums and forms each output from the total as the unsplit launch does, into C (the
-/// packed GEMMs' bindings and, at 8, the splits' sums).
-pub(crate) struct LanesCombine {
+/// Entry `main_combine` of an integer GEMM split along K into exact sums (`gemm_int_lanes` on a
+/// CPU adapter, `gemm_int`'s tiles and `gemm_int_coop` elsewhere): adds the splits' exact i32
+/// sums and forms each output from the total as the unsplit launch does, into C (the packed
+/// GEMMs' bindings and, at 8, the splits' sums). Its pipelines are built on first use.
+pub(crate) struct ExactCombine {
+    name: &'static str,
     bgl: wgpu::BindGroupLayout,
     layout: wgpu::PipelineLayout,
     /// For launches of C (`.0`) and of `Cᵀ` (`.1`, B's format × A's), built on first use.
@@ -593,13 +596,18 @@ pub(crate) struct LanesCombine {
     formats: (crate::format::Format, crate::format::Format),
 }
 
-impl LanesCombine {
+impl ExactCombine {
     /// The layout for kernel `name`'s combine entry, A in `fmt_a` and B in `fmt_b`.
-    pub(crate) fn new(gpu: &Gpu, name: &str, fmt_a: crate::format::Format, fmt_b: crate::format::Format) -> Self {
+    pub(crate) fn new(
+        gpu: &Gpu,
+        name: &'static str,
+        fmt_a: crate::format::Format,
+        fmt_b: crate::format::Format,
+    ) -> Self {
         let mut slots = PACKED_SLOTS.to_vec();
         slots.push(Slot::Read);
         let (bgl, layout) = super::layouts(gpu, name, &slots);
-        LanesCombine { bgl, layout, pipelines: Default::default(), formats: (fmt_a, fmt_b) }
+        ExactCombine { name, bgl, layout, pipelines: Default::default(), formats: (fmt_a, fmt_b) }
     }
 
     /// Whether launches of `p` may split: one product of one sample, one scale chunk over K, not
@@ -608,13 +616,14 @@ impl LanesCombine {
         p.batches <= 1 && p.samples <= 1 && p.chunk >= p.k && p.flags & flags::RAW == 0
     }
 
-    /// Records the combine of `parts` (`p.splits` sums of the launch's outputs) into `c`.
+    /// Records the combine of `parts` (`p.splits` sums of the launch's outputs) into `c`, on
+    /// `workgroups` workgroups (the kernel's: a workgroup per tile of the lanes, a thread per
+    /// output of the tiles'); `swap` for a launch of `Cᵀ`.
     #[allow(clippy::too_many_arguments)]
-    fn record(
+    pub(crate) fn record(
         &self,
         gpu: &Gpu,
         enc: &mut impl crate::Record,
-        name: &'static str,
         swap: bool,
         dummies: &Dummies,
         p: &GemmParams,
@@ -622,15 +631,15 @@ impl LanesCombine {
         epi: &Epilogue,
         c: &wgpu::Buffer,
         parts: &GpuBuffer<u32>,
+        workgroups: u32,
     ) -> Result<()> {
         let (formats, cell) = match swap {
             false => (self.formats, &self.pipelines.0),
             true => ((self.formats.1, self.formats.0), &self.pipelines.1),
         };
-        let pipeline = built_once(cell, gpu, (name, "main_combine", &self.layout), formats)?;
-        // A workgroup per tile.
+        let pipeline = built_once(cell, gpu, (self.name, "main_combine", &self.layout), formats)?;
         let parts = Some(parts.buffer());
-        dispatch_packed_with(gpu, enc, (name, &self.bgl, pipeline), dummies, p, (a, b), epi, c, parts, p.total_tiles)
+        dispatch_packed_with(gpu, enc, (self.name, &self.bgl, pipeline), dummies, p, (a, b), epi, c, parts, workgroups)
     }
 }
 

@@ -21,13 +21,13 @@
 //! 6 c, 7 amax. Reference: [`crate::reference::gemm_int`].
 
 use super::gemm::{
-    dispatch_packed, dispatch_packed_with, encode_split, fill_split_plan, flags, pick_fastest, scratch_operand, tiles,
-    Dummies, Epilogue, GemmParams, LanesCombine, Tile, TileCache, TilePipelines, PACKED_SLOTS,
+    dispatch_packed, encode_split, fill_split_plan, flags, pick_fastest, scratch_operand, tiles, Dummies, Epilogue,
+    ExactCombine, GemmParams, Tile, TileCache, TilePipelines, PACKED_SLOTS,
 };
 use super::gemm_f32_lanes::GemmF32Lanes;
 use super::gemm_int_coop::{build_coop, coop_or_error, CoopPipeline, GemmIntCoop};
 use super::gemm_int_lanes::GemmIntLanes;
-use super::{check_len, layouts, pipeline, Slot};
+use super::{check_len, layouts, pipeline};
 use crate::format::Format;
 use crate::quant::QuantizedTensor;
 use crate::scheme::QuantLayout;
@@ -174,9 +174,9 @@ pub struct GemmInt {
     pipelines: TilePipelines,
     /// The 128×128 tile specialized for one scale chunk over K and one sample.
     whole_k: wgpu::ComputePipeline,
-    /// Entry `main_combine` and its layout (the packed bindings and the splits' sums): the
-    /// output of a product split along K with exact sums ([`GemmInt::exact_splits`]).
-    combine: (wgpu::BindGroupLayout, wgpu::ComputePipeline),
+    /// Entry `main_combine`: the output of a product split along K with exact sums
+    /// ([`GemmInt::exact_splits`]).
+    combine: ExactCombine,
     /// `gemm_int_lanes`, on a CPU adapter with 8-lane subgroups.
     lanes: Option<GemmIntLanes>,
     /// `gemm_int_coop`, on an adapter with f16 cooperative matrices whose products agreed with
@@ -208,12 +208,7 @@ impl GemmInt {
                 pipeline(gpu, "gemm_int", t.entry(), &pl, &[c[0], c[1], ("TPT", t.tpt().min(4) as f64)])
             })?,
             whole_k: pipeline(gpu, "gemm_int", "main_wide", &pl, &[c[0], c[1], ("WHOLE_K", 1.0)])?,
-            combine: {
-                let slots: Vec<Slot> = PACKED_SLOTS.iter().copied().chain([Slot::Read]).collect();
-                let (bgl, pl) = layouts(gpu, "gemm_int combine", &slots);
-                let pipe = pipeline(gpu, "gemm_int", "main_combine", &pl, &c)?;
-                (bgl, pipe)
-            },
+            combine: ExactCombine::new(gpu, "gemm_int", fmt_a, fmt_b),
             lanes: match GemmF32Lanes::chosen(gpu) {
                 true => Some(GemmIntLanes::new(gpu, fmt_a, fmt_b)?),
                 false => None,
@@ -465,7 +460,7 @@ impl GemmInt {
     /// The K splits of the tiled (or cooperative) product of `p` whose splits sum exactly
     /// ([`GemmInt::exact_splits`]) on `gpu`, or 1 where it is not split so.
     fn exact_split_plan(gpu: &Gpu, p: &GemmParams) -> (u32, u32) {
-        match LanesCombine::takes(p) {
+        match ExactCombine::takes(p) {
             true => fill_split_plan(p.total_tiles, p.k as usize, gpu.fill()),
             false => (1, 0),
         }
@@ -511,21 +506,9 @@ impl GemmInt {
         // The splits' raw sums, no epilogue (its bias and amax stay bound, unread).
         record(enc, parts.buffer(), GemmParams { splits, k_split, flags: flags::RAW, ..p })?;
         let combine = GemmParams { splits, k_split, ..p };
+        // A thread per output.
         let workgroups = super::thread_workgroups("gemm_int combine", mn, 256)?;
-        let (bgl, pipe) = (&self.combine.0, &self.combine.1);
-        let parts = Some(parts.buffer());
-        dispatch_packed_with(
-            gpu,
-            enc,
-            ("gemm_int", bgl, pipe),
-            &self.dummies,
-            &combine,
-            (a, b),
-            epi,
-            c.buffer(),
-            parts,
-            workgroups,
-        )
+        self.combine.record(gpu, enc, false, &self.dummies, &combine, (a, b), epi, c.buffer(), &parts, workgroups)
     }
 
     /// The tile `tune` chose for this shape's class, if it ran.

@@ -18,7 +18,7 @@
 //! [`super::gemm_int::GemmInt`]'s untiled entry points run it where it applies.
 //! Bindings: as gemm_int's. Reference: [`crate::reference::gemm_int_lanes`].
 
-use super::gemm::{Dummies, Epilogue, GemmParams, LanesCombine, LanesSplit, PackedLanes};
+use super::gemm::{Dummies, Epilogue, ExactCombine, GemmParams, LanesSplit, PackedLanes};
 use super::gemm_f32_lanes::GemmF32Lanes;
 use super::gemm_int::check_int_formats;
 use crate::format::Format;
@@ -31,7 +31,7 @@ use crate::{Error, Gpu, Result};
 pub const MAX_BLOCK: u32 = 1024;
 
 /// The lanes integer GEMM for one pair of operand formats.
-pub struct GemmIntLanes(PackedLanes, LanesCombine);
+pub struct GemmIntLanes(PackedLanes, ExactCombine);
 
 impl GemmIntLanes {
     /// Whether `gpu` can run this kernel ([`GemmF32Lanes::available`]).
@@ -70,7 +70,7 @@ impl GemmIntLanes {
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
         check_int_formats("gemm_int_lanes", [fmt_a, fmt_b])?;
         let lanes = PackedLanes::new(gpu, "gemm_int_lanes", fmt_a, fmt_b)?;
-        Ok(GemmIntLanes(lanes, LanesCombine::new(gpu, "gemm_int_lanes", fmt_a, fmt_b)))
+        Ok(GemmIntLanes(lanes, ExactCombine::new(gpu, "gemm_int_lanes", fmt_a, fmt_b)))
     }
 
     /// Records the product of `p` (gemm_int's params for these operands, already checked, one
