@@ -13,13 +13,15 @@
 //   acc += (f32(isum) * unit * sa(m, chunk)) * sb(n, chunk),  unit = lane_unit(A) · lane_unit(B),
 // and the epilogue adds bias, applies ReLU, optionally accumulates into C and records max |C|.
 // FLAG_RAW writes the bits of the exact i32 total instead (tests compare it exactly).
-// Split along K (p.splits > 1) two ways. One product of one sample with one scale chunk over K
-// (per-row or per-tensor scales: a weight gradient over a batch's pixels): the launcher sets
-// FLAG_RAW, so split s writes its exact i32 sums over its K range, as bits, at s·M·N (c bound to
-// scratch), and entry main_combine adds the splits' sums (i32, wrapping as the unsplit sums wrap:
-// the same total in any order) and forms each output from the total as the unsplit tiles do:
-// the unsplit bits, whatever the split. Otherwise (SMP's samples, scale blocks along K, no
-// epilogue) split s writes its folded f32 values at s·M·N, which col_sum adds in split order.
+// Split along K (p.splits > 1) two ways. One product of one sample with per-row or per-tensor
+// scales (a weight gradient over a batch's pixels; one scale chunk over K, or several of an exact
+// i32 run each where K is longer, the splits then cut at every chunk's end, split_tile's
+// chunk_splits): the launcher sets FLAG_RAW, so split s writes its exact i32 sums over its K
+// range, as bits, at s·M·N (c bound to scratch), and entry main_combine adds each chunk's splits'
+// sums (i32, wrapping as the unsplit sums wrap: the same total in any order) and forms each
+// output from them as the unsplit tiles do: the unsplit bits, whatever the split. Otherwise
+// (SMP's samples, scale blocks along K, no epilogue) split s writes its folded f32 values at
+// s·M·N, which col_sum adds in split order.
 // With `samples` = S > 1 (SMP), A holds S stacked stochastic samples [S, M, a_words] with scales
 // [S, groups]; the output is the mean of the S products, formed in the epilogue.
 // With `batches` > 1 (one sample), batch b multiplies rows b·M.. of A by rows b·N.. of B (codes
@@ -78,7 +80,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (lid == 0u) {
         atomicStore(&wg_amax, 0u);
     }
-    // This workgroup's words of K (k_split is a multiple of 64 elements).
+    // This workgroup's words of K (split ranges start at multiples of 32 elements).
     let kw_lo = st.k_lo / 4u;
     let kwords = (st.k_hi + 3u) / 4u;
     let chunk_words = p.chunk / 4u;
@@ -396,10 +398,12 @@ fn main_wide(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 }
 
 // Entry main_combine: a product split along K with exact sums (the launcher's FLAG_RAW splits,
-// above), a thread per output i = row·N + col: the splits' i32 sums added (wrapping as `main`'s
-// i32 sums wrap: the same total in any order), then the output formed as `main` forms it from
-// the sums at K's end, 0 + (f32(isum) · lane_unit · sa(row)) · sb(col), through the epilogue, and
-// max |C| where asked: the unsplit tiles' bits.
+// above), a thread per output i = row·N + col: each scale chunk's splits' i32 sums added
+// (wrapping as `main`'s i32 sums wrap: the same total in any order; p.chunk_splits splits per
+// chunk, split_tile's, or all of them for one chunk over K), then the output formed as `main`
+// forms it from the chunks' sums, acc = 0, acc += (f32(isum) · lane_unit · sa(row, chunk)) ·
+// sb(col, chunk) chunk by chunk in order (a fused multiply-add where main_wide split: p.aux0 = 1,
+// as fold_wide adds), through the epilogue, and max |C| where asked: the unsplit tiles' bits.
 @compute @workgroup_size(256)
 fn main_combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     if (lid == 0u) {
@@ -409,15 +413,26 @@ fn main_combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     let i = (wg.x + wg.y * nwg.x) * 256u + lid;
     var local_amax = 0u;
     if (i < mn) {
-        var isum = 0;
-        for (var s = 0u; s < p.splits; s++) {
-            isum += parts[s * mn + i];
-        }
         let row = i / p.n;
         let col = i % p.n;
         let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
+        // Splits per scale chunk: all of them for one chunk over K.
+        let per = select(p.splits, p.chunk_splits, p.chunk_splits != 0u);
         var acc = 0.0;
-        acc += (f32(isum) * lane_unit() * scale_a(0u, row, 0u, a_groups)) * scale_b(col, 0u);
+        for (var s0 = 0u; s0 < p.splits; s0 += per) {
+            var isum = 0;
+            for (var s = s0; s < min(s0 + per, p.splits); s++) {
+                isum += parts[s * mn + i];
+            }
+            let kc = (s0 / per) * p.chunk;
+            let x = f32(isum) * lane_unit() * scale_a(0u, row, kc, a_groups);
+            // As the kernel that split folds: main_wide with fused multiply-adds (p.aux0 = 1).
+            if (p.aux0 != 0u) {
+                acc = fma(x, scale_b(col, kc), acc);
+            } else {
+                acc += x * scale_b(col, kc);
+            }
+        }
         var bn = 0.0;
         if ((p.flags & FLAG_BIAS) != 0u) {
             bn = bias[col];

@@ -18,7 +18,7 @@ enable wgpu_cooperative_matrix;
 // split's folded values, without epilogue, to c at its base, p.splits > 1); p.batches products one
 // after another as in gemm_int (a_row0, b_row0, c_off from split_tile). Scale chunks are whole K
 // steps of the unit (p.chunk a multiple of S) or one chunk over all of K: the launcher checks.
-// (Split ranges start at multiples of 64 elements, on K steps; a split folds its part of a scale
+// (Split ranges start at multiples of 32 elements, on K steps; a split folds its part of a scale
 // chunk at its end, as gemm_int's splits do.)
 // The loop, tiles and epilogue are common/gemm_coop.wgsl's; this file decodes the codes (load_step)
 // and keeps the i32 sums (take, fold, raw_value).

@@ -1114,12 +1114,15 @@ fn the_cooperative_peak_probe_is_exact_where_the_adapter_has_it_and_refused_else
 #[test]
 fn integer_splits_along_k_give_the_unsplit_bits() {
     // A product of few tiles over a long K (a convolution's weight gradient) with one sample and
-    // one scale chunk over K splits on the tiles into exact i32 sums and a combine launch that
-    // forms each output from their total: the bits of the unsplit product, under every epilogue
-    // (which no longer keeps such a product whole), for any split — the device's fill sets how
-    // many (fill_split_plan: with a fill of 0, split_plan's). The unsplit product is the first
-    // of two batched ones (batched products are never split), the same operands stacked twice.
-    use lowbit::kernels::gemm::{fill_split_plan, split_plan};
+    // per-row scales splits on the tiles into exact i32 sums and a combine launch that forms each
+    // output from their total: the bits of the unsplit product, under every epilogue (which no
+    // longer keeps such a product whole), for any split — the device's fill sets how many
+    // (fill_split_plan: with a fill of 0, split_plan's). Past int8 × int8's exact i32 run the
+    // unsplit product folds each chunk of it into f32 in turn; the splits restart at every chunk
+    // and the combine folds each chunk's total as the tiles do (exact_split_plan). The unsplit
+    // product is the first of two batched ones (batched products are never split), the same
+    // operands stacked twice.
+    use lowbit::kernels::gemm::{exact_split_plan, fill_split_plan, split_plan};
     let g = gpu();
     // fill_split_plan: resnet20's first-stage weight gradient at batch 128 (five 32×32 tiles),
     // 25 splits by split_plan, 103 at the default fill; never fewer than split_plan's, nor more
@@ -1131,6 +1134,15 @@ fn integer_splits_along_k_give_the_unsplit_bits() {
     assert_eq!(fill_split_plan(5, 131_072, u32::MAX), (128, 1024));
     assert_eq!(fill_split_plan(1, 5003, fill), split_plan(1, 5003, 0));
     assert_eq!(fill_split_plan(64, 1 << 20, fill), (1, 0));
+    // exact_split_plan: the same splits over one chunk; at 32×32 pixels that shape has int8 ×
+    // int8's chunk of 131,040 and one of 32: 103 splits of 1,280 (the last 480) and one of 32.
+    assert_eq!(exact_split_plan(5, 100_352, 100_352, fill), (98, 1024, 0));
+    assert_eq!(exact_split_plan(5, 131_072, 131_040, fill), (104, 1280, 103));
+    assert_eq!(exact_split_plan(5, 131_072, 131_040, 0), (26, 5248, 25));
+    // Scale blocks along K (MXFP4's 32) or chunks too short for a split: none exact.
+    assert_eq!(exact_split_plan(5, 131_072, 32, fill), (1, 0, 0));
+    assert_eq!(exact_split_plan(5, 131_072, 992, fill), (1, 0, 0));
+    assert_eq!(exact_split_plan(64, 1 << 20, 131_040, fill), (1, 0, 0));
     let bias = data(40, 43, false);
     let old = data(7 * 40, 44, false);
     let twice = |x: &[f32]| [x, x].concat();
@@ -1138,9 +1150,16 @@ fn integer_splits_along_k_give_the_unsplit_bits() {
     let formats = [(Format::Int8, Format::Int8), (Format::Log4, Format::Int4), (Format::Fp4E2M1, Format::Int8)];
     // (7, 40, 130,000) (K within int8 × int8's exact i32 run, scheme::exact_chunk): two 32×32
     // tiles, 64 splits by split_plan, 120 at the default fill; one larger tile, 120 either way.
-    for (m, n, k, formats, fills) in
-        [(7, 9, 5003, &formats[..], &[fill][..]), (7, 40, 130_000, &formats[..1], &[fill, 0][..])]
-    {
+    // (7, 40, 300,000): chunks of 131,040, 131,040 and 37,920; at the default fill 108, 108 and
+    // 32 splits of 1,216; at a fill of 0, 28, 28 and 9 of 4,736 (two tiles) or 56, 56 and 17 of
+    // 2,368 (one).
+    let one_chunk: &[(Tile, [u32; 2])] = &[(Tile::T32, [120, 64]), (Tile::T64, [120, 120]), (Tile::T128, [120, 120])];
+    let chunks: &[(Tile, [u32; 2])] = &[(Tile::T32, [248, 65]), (Tile::T64, [248, 129]), (Tile::T128, [248, 129])];
+    for (m, n, k, formats, fills, planned_want) in [
+        (7, 9, 5003, &formats[..], &[fill][..], &[][..]),
+        (7, 40, 130_000, &formats[..1], &[fill, 0][..], one_chunk),
+        (7, 40, 300_000, &formats[..1], &[fill, 0][..], chunks),
+    ] {
         let a = data(m * k, 41, false);
         let b = data(n * k, 42, false);
         let (bias, old) = (&bias[..n], &old[..m * n]);
@@ -1186,14 +1205,14 @@ fn integer_splits_along_k_give_the_unsplit_bits() {
                         cases += 1;
                     }
                 }
-                if fills.len() > 1 {
-                    let want: [u32; 2] = if tile == Tile::T32 { [120, 64] } else { [120, 120] };
-                    assert_eq!(planned, want, "{tile:?}: the fills' splits");
+                if !planned_want.is_empty() {
+                    let want = planned_want.iter().find(|w| w.0 == tile).expect("a count for every tile").1;
+                    assert_eq!(planned, want, "{m}x{n}x{k} {tile:?}: the fills' splits");
                 }
             }
         }
     }
-    assert!(cases >= 27, "{cases}");
+    assert!(cases >= 45, "{cases}");
 }
 
 /// gemm_int's product of `qa` (its samples averaged) and `qb` (`[m, k]` and `[n, k]`, `blocks`
@@ -1518,6 +1537,35 @@ fn int_coop_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
             &coop.read(g).unwrap(),
             &tiled.read(g).unwrap(),
         );
+    }
+    // Past int8 × int8's exact i32 run (K = 300,000: chunks of 131,040, 131,040 and 37,920) the
+    // splits restart at every chunk (gemm::exact_split_plan): under every epilogue, in two
+    // launches, the unit's splits give the unsplit tiles' bits (the first of two batched
+    // products, which never split, of the operands stacked twice).
+    let (m, n, k) = (5, 40, 300_000);
+    let (a, b) = (data(m * k, 100, false), data(n * k, 101, false));
+    let twice = |x: &[f32]| [x, x].concat();
+    let (qa, qa2) =
+        (quantized(&a, m, k, per_row(Format::Int8)), quantized(&twice(&a), 2 * m, k, per_row(Format::Int8)));
+    let (qb, qb2) =
+        (quantized(&b, n, k, per_row(Format::Int8)), quantized(&twice(&b), 2 * n, k, per_row(Format::Int8)));
+    assert!(GemmInt::exact_splits(g, &qa, &qb, Tile::T64).unwrap() > 3);
+    let (bias, old) = (data(n, 102, false), data(m * n, 103, false));
+    let biasb = common::buf(&bias);
+    for variant in 0..3 {
+        let (amax, amax2) =
+            (GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap(), GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap());
+        let (epi, _) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
+        let coop = GpuBuffer::from_slice(g, "c", &old).unwrap();
+        let mut rec = lowbit::Recorder::new(g, "coop chunks");
+        int8.encode_coop(g, &mut rec, &qa, &qb, &epi, &coop).unwrap();
+        assert_eq!(rec.dispatches(), 2, "chunks' splits and their combine");
+        g.queue.submit([rec.finish()]);
+        let (epi2, _) = epilogue_variant(variant, &bias, &biasb, &old, &amax2);
+        let whole = GpuBuffer::from_slice(g, "whole", &twice(&old)).unwrap();
+        submit(|e| int8.encode_batched_with(g, e, Tile::T64, &qa2, &qb2, 2, &epi2, &whole).unwrap());
+        let what = format!("{m}x{n}x{k} epilogue {variant}");
+        common::assert_f32_bits_eq(&what, &coop.read(g).unwrap(), &whole.read(g).unwrap()[..m * n]);
     }
     // Blocks of 8: whole K steps of 8×8×8 matrices, inside one of 16×16×16 (refused there).
     let b8s = QuantScheme { granularity: Granularity::PerBlock(8), ..per_row(Format::Int8) };

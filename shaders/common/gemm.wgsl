@@ -24,7 +24,8 @@ struct GemmParams {
     samples: u32,
     splits: u32,
     k_split: u32,
-    // Kernel-specific: gemm_levels keeps A's and B's bits per code and level counts here.
+    // Kernel-specific: gemm_levels keeps A's and B's bits per code and level counts here;
+    // gemm_int's main_combine, in aux0, 1 where the 128 tile split (its folds fused).
     aux0: u32,
     aux1: u32,
     // Independent products of the same shape, their operands and outputs one after the other
@@ -32,7 +33,8 @@ struct GemmParams {
     // b·M.. of A and b·N.. of B, codes and scales); 0 or 1 for one. Attention's products per batch
     // and head; never split along K, never with SMP samples.
     batches: u32,
-    pad0: u32,
+    // Splits per scale chunk, 0 for splits over all of K (below).
+    chunk_splits: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -41,7 +43,10 @@ struct GemmParams {
 // sums over batch·height·width): with splits > 1 the flat workgroup index runs over
 // total_tiles · splits, split s covers K elements [s·k_split, min((s + 1)·k_split, K)) and writes
 // its partial sum, without epilogue, to c[s·M·N + row·N + col]; the launcher adds the splits in
-// order (col_sum) into C.
+// order (col_sum) into C. With chunk_splits = P > 0 (an integer GEMM's exact splits of a K of
+// several scale chunks, p.chunk a multiple of 32 elements), the splits restart at every chunk: P
+// per chunk, split s the (s % P)-th k_split of chunk s / P, cut at the chunk's end, so none
+// straddles a chunk (the last chunk, shorter, may take fewer).
 struct SplitTile {
     tile: u32,
     k_lo: u32,
@@ -73,9 +78,14 @@ fn split_tile(p: GemmParams, flat: u32) -> SplitTile {
     s.k_lo = 0u;
     s.k_hi = p.k;
     s.base = 0u;
-    if (p.splits > 1u) {
+    if (p.splits > 1u && p.chunk_splits == 0u) {
         s.k_lo = min(p.k, split * p.k_split);
         s.k_hi = min(p.k, s.k_lo + p.k_split);
+        s.base = split * p.m * p.n;
+    } else if (p.splits > 1u) {
+        let chunk_lo = (split / p.chunk_splits) * p.chunk;
+        s.k_lo = min(p.k, chunk_lo + (split % p.chunk_splits) * p.k_split);
+        s.k_hi = min(min(p.k, chunk_lo + p.chunk), s.k_lo + p.k_split);
         s.base = split * p.m * p.n;
     }
     return s;

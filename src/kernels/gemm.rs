@@ -177,11 +177,15 @@ pub(crate) struct GemmParams {
     pub samples: u32,
     pub splits: u32,
     pub k_split: u32,
-    /// Kernel-specific (gemm_levels: A's and B's bits per code and level counts).
+    /// Kernel-specific (gemm_levels: A's and B's bits per code and level counts; gemm_int: in
+    /// `.0`, 1 for the 128 tile, whose folds of scale chunks `main_combine` fuses as it does).
     pub aux: [u32; 2],
     /// Products of one shape on consecutive operands (gemm_f32 only; 0 or 1: one).
     pub batches: u32,
-    pub pad: [u32; 3],
+    /// Splits per scale chunk, restarting at every chunk ([`exact_split_plan`]); 0: splits over
+    /// all of K.
+    pub chunk_splits: u32,
+    pub pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<GemmParams>() == 96);
 
@@ -243,6 +247,35 @@ pub fn fill_split_plan(total_tiles: u32, k: usize, fill: u32) -> (u32, u32) {
     }
     let k_split = k.div_ceil(want).next_multiple_of(64);
     (k.div_ceil(k_split) as u32, k_split as u32)
+}
+
+/// How an integer product whose splits sum exactly is split along K, over a K of scale chunks
+/// of `chunk` elements (`chunk ≥ k`: one), on a device of `fill` threads: `(splits, k_split,
+/// chunk_splits)`. For one chunk, [`fill_split_plan`]'s splits and 0. For several (a K past
+/// [`crate::scheme::exact_chunk`]: int8 × int8 past 131,040), splits of [`fill_split_plan`]'s
+/// `k_split` that restart at every chunk, `chunk_splits` to a chunk and the last chunk's fewer
+/// where it is shorter, so that no split straddles a chunk and each chunk's sum is exact. Where
+/// it cannot (chunks shorter than [`SPLIT_MIN_K`] or not whole K steps of 32 elements: scale
+/// blocks along K; or more than 512 splits), `(1, 0, 0)`: no exact split.
+/// `resnet20`'s first-stage weight gradient at batch 128 on 32×32 images (16 × 144 outputs
+/// over 131,072 pixels, five 32×32 tiles) has a chunk of 131,040 and one of 32: 103 splits of
+/// 1,280 for the default fill, and one more for the last chunk's 32.
+pub fn exact_split_plan(total_tiles: u32, k: usize, chunk: usize, fill: u32) -> (u32, u32, u32) {
+    let (splits, k_split) = fill_split_plan(total_tiles, k, fill);
+    if chunk >= k || splits <= 1 {
+        return (splits, k_split, 0);
+    }
+    if chunk < SPLIT_MIN_K || !chunk.is_multiple_of(32) {
+        return (1, 0, 0);
+    }
+    let per = chunk.div_ceil(k_split as usize);
+    let chunks = k.div_ceil(chunk);
+    let last = k - (chunks - 1) * chunk;
+    let total = (chunks - 1) * per + last.div_ceil(k_split as usize);
+    match total <= 2 * 256 {
+        true => (total as u32, k_split, per as u32),
+        false => (1, 0, 0),
+    }
 }
 
 /// Records a GEMM through `record(target, params)`, split along K where [`split_plan`] says so:
@@ -527,7 +560,9 @@ impl PackedLanes {
         })?;
         (p.tiles_n, p.total_tiles, p.splits) = (tiles_n, total_tiles, 1);
         let combine = match split {
-            LanesSplit::Exact(combine) => Some(combine).filter(|_| ExactCombine::takes(&p)),
+            // (The lanes split one scale chunk over K; several, past int8 × int8's exact run,
+            // take `main_samples` whole.)
+            LanesSplit::Exact(combine) => Some(combine).filter(|_| ExactCombine::takes(&p) && p.chunk >= p.k),
             LanesSplit::Partial(out) => {
                 // Plain products only (the swap is no epilogue), one product of one sample.
                 if p.flags & !flags::SWAP == 0 && p.batches <= 1 && p.samples <= 1 {
@@ -610,10 +645,10 @@ impl ExactCombine {
         ExactCombine { name, bgl, layout, pipelines: Default::default(), formats: (fmt_a, fmt_b) }
     }
 
-    /// Whether launches of `p` may split: one product of one sample, one scale chunk over K, not
-    /// raw sums.
+    /// Whether launches of `p` may split into exact sums: one product of one sample, not raw
+    /// sums. (Where its scale chunks allow splits is [`exact_split_plan`]'s business.)
     pub(crate) fn takes(p: &GemmParams) -> bool {
-        p.batches <= 1 && p.samples <= 1 && p.chunk >= p.k && p.flags & flags::RAW == 0
+        p.batches <= 1 && p.samples <= 1 && p.flags & flags::RAW == 0
     }
 
     /// Records the combine of `parts` (`p.splits` sums of the launch's outputs) into `c`, on

@@ -21,7 +21,7 @@
 //! 6 c, 7 amax. Reference: [`crate::reference::gemm_int`].
 
 use super::gemm::{
-    dispatch_packed, encode_split, fill_split_plan, flags, pick_fastest, scratch_operand, tiles, Dummies, Epilogue,
+    dispatch_packed, encode_split, exact_split_plan, flags, pick_fastest, scratch_operand, tiles, Dummies, Epilogue,
     ExactCombine, GemmParams, Tile, TileCache, TilePipelines, PACKED_SLOTS,
 };
 use super::gemm_f32_lanes::GemmF32Lanes;
@@ -143,6 +143,8 @@ pub(crate) fn packed_params(
         chunk,
         samples: a.samples,
         batches: nb,
+        // For main_combine: the 128 tile (main_wide) folds scale chunks with fused multiply-adds.
+        aux: [u32::from(tile == Tile::T128), 0],
         ..Default::default()
     })
 }
@@ -459,24 +461,27 @@ impl GemmInt {
 
     /// The K splits of the tiled (or cooperative) product of `p` whose splits sum exactly
     /// ([`GemmInt::exact_splits`]) on `gpu`, or 1 where it is not split so.
-    fn exact_split_plan(gpu: &Gpu, p: &GemmParams) -> (u32, u32) {
+    fn exact_split_plan(gpu: &Gpu, p: &GemmParams) -> (u32, u32, u32) {
         match ExactCombine::takes(p) {
-            true => fill_split_plan(p.total_tiles, p.k as usize, gpu.fill()),
-            false => (1, 0),
+            true => exact_split_plan(p.total_tiles, p.k as usize, p.chunk as usize, gpu.fill()),
+            false => (1, 0, 0),
         }
     }
 
     /// The K splits [`GemmInt::encode_with`] (and the cooperative entry points) cut the product of
     /// these operands into with exact sums on `gpu`, for a `tile` of the output: more than 1
-    /// where A has one sample and one scale chunk spans K (per-row or per-tensor scales) and the
-    /// tile's outputs are few for a long K ([`split_plan`], with or without an epilogue), as many
-    /// as bring the launch to [`Gpu::fill`] threads ([`fill_split_plan`]). Each split writes its
-    /// exact i32 sums and a second launch (entry `main_combine`) forms every output from their
-    /// total: the unsplit bits, whatever the split. (SMP's samples and scale blocks along K
-    /// split as the f32 tiles do, by [`split_plan`] and without an epilogue: partial values
-    /// added by `col_sum`.)
+    /// where A has one sample, per-row or per-tensor scales (one scale chunk over K, or, past
+    /// [`exact_chunk`], chunks of an exact i32 run) and the tile's outputs are few for a long K
+    /// ([`split_plan`], with or without an epilogue), as many as bring the launch to
+    /// [`Gpu::fill`] threads ([`fill_split_plan`]), restarting at every chunk
+    /// ([`exact_split_plan`]). Each split writes its exact i32 sums and a second launch (entry
+    /// `main_combine`) forms every output from each chunk's total: the unsplit bits, whatever the
+    /// split. (SMP's samples and scale blocks along K split as the f32 tiles do, by
+    /// [`split_plan`] and without an epilogue: partial values added by `col_sum`.)
     ///
     /// [`split_plan`]: super::gemm::split_plan
+    /// [`fill_split_plan`]: super::gemm::fill_split_plan
+    /// [`exact_chunk`]: crate::scheme::exact_chunk
     pub fn exact_splits(gpu: &Gpu, a: &QuantizedTensor, b: &QuantizedTensor, tile: Tile) -> Result<u32> {
         let p = packed_params("gemm_int", a, b, 0, tile, 1)?;
         Ok(Self::exact_split_plan(gpu, &p).0)
@@ -497,15 +502,15 @@ impl GemmInt {
         c: &GpuBuffer<f32>,
         record: impl FnOnce(&mut R, &wgpu::Buffer, GemmParams) -> Result<()>,
     ) -> Result<()> {
-        let (splits, k_split) = Self::exact_split_plan(gpu, &p);
+        let (splits, k_split, chunk_splits) = Self::exact_split_plan(gpu, &p);
         if splits <= 1 {
             return encode_split(gpu, enc, &self.dummies.sum, p, c, record);
         }
         let mn = p.m as usize * p.n as usize;
         let parts = enc.scratch::<u32>(gpu, "gemm_int split-K sums", splits as usize * mn)?;
         // The splits' raw sums, no epilogue (its bias and amax stay bound, unread).
-        record(enc, parts.buffer(), GemmParams { splits, k_split, flags: flags::RAW, ..p })?;
-        let combine = GemmParams { splits, k_split, ..p };
+        let combine = GemmParams { splits, k_split, chunk_splits, ..p };
+        record(enc, parts.buffer(), GemmParams { flags: flags::RAW, ..combine })?;
         // A thread per output.
         let workgroups = super::thread_workgroups("gemm_int combine", mn, 256)?;
         self.combine.record(gpu, enc, false, &self.dummies, &combine, (a, b), epi, c.buffer(), &parts, workgroups)
