@@ -231,14 +231,15 @@ pub fn split_plan(total_tiles: u32, k: usize, flags: u32) -> (u32, u32) {
 }
 
 /// How a product whose splits sum exactly (the integer GEMMs' tiles and cooperative unit, one
-/// sample and one scale chunk over K: the same bits whatever the split) is split along K on a
+/// sample, per-row or per-tensor scales: the same bits whatever the split) is split along K on a
 /// device of `fill` threads ([`crate::Gpu::fill`]): where [`split_plan`] splits it (few tiles over
 /// a long K), into as many splits as bring its workgroups (of 256 threads, the tiles') to `fill`
 /// threads if that is more than `split_plan`'s (which aims at 2·[`SPLIT_BELOW_TILES`] workgroups),
 /// at most 256 splits of at least [`SPLIT_MIN_K`] elements; a `fill` of 0 keeps `split_plan`'s.
 /// A weight gradient of 16 × 144 over 131,072 pixels (`resnet20`'s first stage at batch 128 on
 /// 32×32 images) on five 32×32 tiles: 25 splits by `split_plan`, 125 workgroups (fewer than an
-/// H200's 132 multiprocessors); 103 splits for the default fill.
+/// H200's 132 multiprocessors); 103 splits of 1,280 for the default fill (and one more for
+/// int8 × int8, whose exact i32 run ends 32 pixels short: [`exact_split_plan`]).
 pub fn fill_split_plan(total_tiles: u32, k: usize, fill: u32) -> (u32, u32) {
     let (splits, k_split) = split_plan(total_tiles, k, 0);
     let want = ((fill / 256) as usize).div_ceil(total_tiles.max(1) as usize).min(k / SPLIT_MIN_K).min(256);
