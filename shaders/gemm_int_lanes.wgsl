@@ -17,19 +17,22 @@
 //   acc += (f32(isum_block) * lane_unit * sa(m, block)) * sb(n, block),
 // then c = epilogue(acc) (its 128 tile folds with fma: within gemm_int's bound, not its bits).
 // With p.batches > 1 the products follow each other as in gemm_int (a_row0, b_row0, c_off from
-// split_tile). Split along K (p.splits > 1: one scale chunk over K, one sample, one product, not
-// raw), where few tiles would leave a CPU's cores idle (a convolution's weight gradient, its K the
-// batch's pixels): split s of `main` writes its exact i32 sums over K elements [s·k_split,
-// (s + 1)·k_split), as bits, at s·M·N in C's layout (c bound to a scratch buffer), and entry
-// `main_combine` adds the splits' sums (i32, wrapping as the unsplit sums wrap: the same total in
-// any order), a workgroup per tile, and stores them through `main`'s end, into C: the unsplit
-// bits. With FLAG_SWAP (common/lanes.wgsl: a narrow
-// product computed as Cᵀ, its A and B exchanged, FMT_A and FMT_B too) sa is C's column scale and
-// sb its row's, applied in C's order: (isum · lane_unit · sb) · sa, the same bits.
+// split_tile). Split along K (p.splits > 1: one scale chunk over K, or the long chunks below; one
+// sample, one product, not raw), where few tiles would leave a CPU's cores idle (a convolution's
+// weight gradient, its K the batch's pixels): split s of `main` writes its exact i32 sums over K
+// elements [s·k_split, (s + 1)·k_split), as bits, at s·M·N in C's layout (c bound to a scratch
+// buffer), and entry `main_combine` adds the splits' sums (i32, wrapping as the unsplit sums
+// wrap: the same total in any order), a workgroup per tile, and stores them through `main`'s end,
+// into C: the unsplit bits. With FLAG_SWAP (common/lanes.wgsl: a narrow product computed as Cᵀ,
+// its A and B exchanged, FMT_A and FMT_B too) sa is C's column scale and sb its row's, applied in
+// C's order: (isum · lane_unit · sb) · sa, the same bits.
 // Rows and columns past M and N read lane words of 0 and are not stored.
 // Entry `main_samples` (below): SMP's stacked samples of A, their products averaged as gemm_int
 // averages them; with one sample, scale chunks longer than 4 * CHUNK_WORDS that do not span K
 // (the exact i32 run of a longer K: int8 x int8 past 131,040), each summed in i32 and folded.
+// Such a product split along K (one sample, few tiles) runs `main` instead: its splits restart
+// at every chunk (split_tile's chunk_splits), and `main_combine` folds each chunk's total as
+// main_samples folds it, then ends as main_samples ends: its bits.
 // Bindings: 0 params, 1 a codes, 2 a scales, 3 b codes, 4 b scales, 5 bias, 6 c (read-write),
 // 7 amax (read-write atomic u32), as gemm_int's; entry main_combine also 8 parts (read i32: the
 // splits' sums). Reference: src/reference/gemm_int.rs.
@@ -185,7 +188,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let m0 = t.y;
     let n0 = t.z;
     let kwords = t.w;
-    if (p.chunk < p.k && (p.flags & FLAG_RAW) == 0u) {
+    if (p.chunk < p.k && (p.flags & FLAG_RAW) == 0u && p.splits <= 1u) {
         // Scale blocks along K: fold each block's exact sums with its scales.
         let chunk_words = p.chunk / 4u;
         var accf: Acc;
@@ -195,7 +198,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         lanes_finish(accf, m0, n0, lane);
         return;
     }
-    // This workgroup's lane words of K: all, or its split's (k_split a multiple of 64 elements).
+    // This workgroup's lane words of K: all, or its split's (starting at a multiple of 32
+    // elements; within one scale chunk where K has several: split_tile's chunk_splits).
     let st = split_tile(p, wg.x + wg.y * nwg.x);
     var k_lo = 0u;
     var k_hi = kwords;
@@ -255,6 +259,22 @@ fn main_combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         return;
     }
     let mn = p.m * p.n;
+    if (p.chunk_splits != 0u) {
+        // Several scale chunks (the exact i32 run of a longer K), p.chunk_splits splits each:
+        // each chunk's exact sum folded in turn as main_samples folds it (one sample).
+        var accf: Acc;
+        for (var s0 = 0u; s0 < p.splits; s0 += p.chunk_splits) {
+            var ic: IAcc;
+            for (var s = s0; s < min(s0 + p.chunk_splits, p.splits); s++) {
+                for (var i = 0u; i < 16u; i++) {
+                    ic.r[i] += split_row(t.y + i, t.z, lane, s * mn);
+                }
+            }
+            accf = fold(accf, acc_f32(ic), t.y, t.z, lane, (s0 / p.chunk_splits) * p.chunk, 0u);
+        }
+        lanes_finish(accf, t.y, t.z, lane);
+        return;
+    }
     var iacc: IAcc;
     for (var s = 0u; s < p.splits; s++) {
         for (var i = 0u; i < 16u; i++) {

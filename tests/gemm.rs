@@ -1357,22 +1357,46 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
     assert_eq!(split, 3 * 6, "products split along K");
     // Int8 x int8 per row over a K past the exact i32 run (131,040: a weight gradient over 128
     // CIFAR images' 32x32 pixels is 131,072 long): two chunks, each summed in i32 and folded
-    // (entry main_samples, one sample), not split; as C and (narrow) as it would be as Cᵀ. Values
-    // of one sign near the rows' maxima, so that a chunk's sum passes f32's exact integers (2²⁴)
-    // within its first 1,100 products.
+    // (entry main_samples, one sample), never as Cᵀ. Few tiles: split (entry main) with the
+    // splits restarting at the second chunk, 63 + 1 of 2,112 (two tiles) and 42 + 1 of 3,136
+    // (three), their sums folded chunk by chunk (main_combine): the bits of main_samples' unsplit
+    // product (the first of two batched ones, never split). Values of one sign near the rows'
+    // maxima, so that a chunk's sum passes f32's exact integers (2²⁴) within its first 1,100
+    // products.
     let k = 131_104;
     let kernel = GemmInt::new(g, Format::Int8, Format::Int8).unwrap();
     let near_max = |n: usize, seed: u32| data(n, seed, false).into_iter().map(|v| 4.0 + v.abs()).collect::<Vec<_>>();
-    for (m, n) in [(5, 40), (40, 5)] {
-        let (qa, qb) = (
-            quantized(&near_max(m * k, 97), m, k, per_row(Format::Int8)),
-            quantized(&near_max(n * k, 98), n, k, per_row(Format::Int8)),
-        );
-        let what = format!("gemm_int_lanes int8 {m}x{n}x{k}");
+    // (Likewise blocks of 1,024, the longest `main` folds from f32 sums: a split per block.)
+    let twice = |x: &[f32]| [x, x].concat();
+    let b1024 = QuantScheme { granularity: Granularity::PerBlock(1024), ..per_row(Format::Int8) };
+    let long = [(5, 40, k, 131_040, 64), (40, 5, k, 131_040, 43)];
+    for (m, n, k, chunk, splits) in long.into_iter().chain([(5, 40, 20_480, 1024, 20)]) {
+        let sch = if chunk == 1024 { b1024 } else { per_row(Format::Int8) };
+        let (a, b) = (near_max(m * k, 97), near_max(n * k, 98));
+        let (qa, qb) = (quantized(&a, m, k, sch), quantized(&b, n, k, sch));
+        let what = format!("gemm_int_lanes int8 {m}x{n}x{k}, chunks of {chunk}");
         assert!(kernel.runs_lanes(&qa, &qb), "{what}: the dispatcher should run the lane kernel");
-        assert_eq!(qa.layout.shared_chunk(&qb.layout), 131_040, "{what}: two chunks");
-        assert_eq!(GemmIntLanes::splits(&qa, &qb), 1, "{what}: not split");
-        check_int_lanes_epilogues(&kernel, &qa, &qb, (m, n, k), 2, &what);
+        assert_eq!(qa.layout.shared_chunk(&qb.layout), chunk, "{what}");
+        assert_eq!(GemmIntLanes::splits(&qa, &qb), splits, "{what}: split at the chunks");
+        check_int_lanes_epilogues(&kernel, &qa, &qb, (m, n, k), k.div_ceil(chunk as usize), &what);
+        let (qa2, qb2) = (quantized(&twice(&a), 2 * m, k, sch), quantized(&twice(&b), 2 * n, k, sch));
+        let (bias, old) = (data(n, 93, false), data(m * n, 94, false));
+        let biasb = common::buf(&bias);
+        for variant in 0..3 {
+            let (amax, amax2) =
+                (GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap(), GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap());
+            let (epi, _) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
+            let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
+            submit(|e| kernel.encode(g, e, &qa, &qb, &epi, &c).unwrap());
+            let (epi2, _) = epilogue_variant(variant, &bias, &biasb, &old, &amax2);
+            let whole = GpuBuffer::from_slice(g, "whole", &twice(&old)).unwrap();
+            let mut rec = lowbit::Recorder::new(g, "batched");
+            kernel.encode_batched(g, &mut rec, &qa2, &qb2, 2, &epi2, &whole).unwrap();
+            assert_eq!(rec.dispatches(), 1, "{what}: batched, unsplit");
+            g.queue.submit([rec.finish()]);
+            let v = format!("{what} epilogue {variant}: split vs unsplit");
+            common::assert_f32_bits_eq(&v, &c.read(g).unwrap(), &whole.read(g).unwrap()[..m * n]);
+        }
     }
     // Top codes over K = 2500: every product 127², so one f32 sum over all of K would pass 2²⁴
     // and round; the kernel's 1024-product chunks keep it exact.

@@ -519,9 +519,9 @@ impl PackedLanes {
 
     /// [`dispatch_packed`] of `p` (built for any tile, checked) re-tiled to the lanes kernels'
     /// 16×32 outputs per workgroup; SMP's samples of A (`p.samples > 1`), and scale chunks longer
-    /// than `gemm_int_lanes::MAX_BLOCK` that do not span K, through entry `main_samples`, never
-    /// as `Cᵀ`. Split along K as [`split_plan`] cuts few tiles over a long K, as `split` says
-    /// ([`LanesSplit`]).
+    /// than `gemm_int_lanes::MAX_BLOCK` that do not span K, through entry `main_samples` (unless
+    /// split), never as `Cᵀ`. Split along K as [`split_plan`] cuts few tiles over a long K (exact
+    /// splits at every chunk's end: [`exact_split_plan`]), as `split` says ([`LanesSplit`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
@@ -544,15 +544,25 @@ impl PackedLanes {
         // Cᵀ where its tiles cover less padding (one product only: a batch's outputs are not
         // transposed as a whole).
         let swap = p.batches <= 1 && p.samples <= 1 && !long_chunks && lanes_swaps(p.m as usize, p.n as usize);
-        let (pipeline, a, b) = match (swap, p.samples > 1 || long_chunks) {
-            (true, _) => (self.swapped(gpu)?, b, a),
-            (false, true) => (self.samples(gpu)?, a, b),
-            (false, false) => (&self.pipeline, a, b),
-        };
         if swap {
             p = p.swapped();
         }
         let (tiles_n, total_tiles) = tiles_rect(p.m, p.n, TILE_M, TILE_N)?;
+        // Exact splits (one sample, one product, not raw) as `exact_split_plan` cuts them for
+        // these tiles at `split_plan`'s count: over one scale chunk, or restarting at every long
+        // chunk (entry `main`, whose splits' sums `main_combine` folds as `main_samples` does).
+        let exact = match split {
+            LanesSplit::Exact(combine) if ExactCombine::takes(&p) => {
+                Some((combine, exact_split_plan(total_tiles, p.k as usize, p.chunk as usize, 0)))
+                    .filter(|(_, plan)| plan.0 > 1)
+            }
+            _ => None,
+        };
+        let (pipeline, a, b) = match (swap, (p.samples > 1 || long_chunks) && exact.is_none()) {
+            (true, _) => (self.swapped(gpu)?, b, a),
+            (false, true) => (self.samples(gpu)?, a, b),
+            (false, false) => (&self.pipeline, a, b),
+        };
         total_tiles.checked_mul(p.batches.max(1)).map(super::grid).transpose()?.ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "{name}: {} batches of {}x{} outputs are too many tiles",
@@ -561,9 +571,7 @@ impl PackedLanes {
         })?;
         (p.tiles_n, p.total_tiles, p.splits) = (tiles_n, total_tiles, 1);
         let combine = match split {
-            // (The lanes split one scale chunk over K; several, past int8 × int8's exact run,
-            // take `main_samples` whole.)
-            LanesSplit::Exact(combine) => Some(combine).filter(|_| ExactCombine::takes(&p) && p.chunk >= p.k),
+            LanesSplit::Exact(_) => exact,
             LanesSplit::Partial(out) => {
                 // Plain products only (the swap is no epilogue), one product of one sample.
                 if p.flags & !flags::SWAP == 0 && p.batches <= 1 && p.samples <= 1 {
@@ -578,12 +586,10 @@ impl PackedLanes {
                 return dummies.sum.encode(gpu, enc, &parts, p.splits as usize, mn, out);
             }
         };
-        if combine.is_some() {
-            (p.splits, p.k_split) = split_plan(total_tiles, p.k as usize, 0);
-        }
-        let Some(combine) = combine.filter(|_| p.splits > 1) else {
+        let Some((combine, (splits, k_split, chunk_splits))) = combine else {
             return dispatch_packed(gpu, enc, name, &self.bgl, pipeline, dummies, &p, a, b, epi, c);
         };
+        (p.splits, p.k_split, p.chunk_splits) = (splits, k_split, chunk_splits);
         // The splits' exact sums into scratch, then their total formed into C.
         let mn = p.m as usize * p.n as usize;
         let parts = enc.scratch::<u32>(gpu, "lanes split-K sums", p.splits as usize * mn)?;
@@ -596,9 +602,10 @@ impl PackedLanes {
 /// How [`PackedLanes::record`] splits a product of few tiles over a long K ([`split_plan`], planned
 /// from the lanes' 16×32 tiles).
 pub(crate) enum LanesSplit<'a> {
-    /// Exact i32 sums (`gemm_int_lanes`): for one product of one sample, one scale chunk over K
-    /// and not raw, each split's sums into scratch, then [`ExactCombine`] forms every output from
-    /// their total, as the unsplit launch does.
+    /// Exact i32 sums (`gemm_int_lanes`): for one product of one sample, not raw, over one scale
+    /// chunk or chunks of an exact i32 run ([`exact_split_plan`]), each split's sums into scratch,
+    /// then [`ExactCombine`] forms every output from their total (each chunk's), as the unsplit
+    /// launch does.
     Exact(&'a ExactCombine),
     /// f32 sums (`gemm_fp8_lanes`): for one product of one sample without epilogue, each split's
     /// partial sums into scratch, which `col_sum` adds in split order into this buffer (the

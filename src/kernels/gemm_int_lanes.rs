@@ -49,19 +49,23 @@ impl GemmIntLanes {
     }
 
     /// The K splits of an unbatched, non-raw product of these operands ([`fits`](Self::fits)):
-    /// more than 1 where A has one sample and one scale chunk spans K and its 16×32 tiles (those of
-    /// `Cᵀ` where the launch computes that) are few for a long K ([`super::gemm::split_plan`]):
-    /// then the product takes two launches.
+    /// more than 1 where A has one sample, one scale chunk spans K or K holds several chunks of
+    /// an exact i32 run (int8 × int8 past 131,040: [`crate::scheme::exact_chunk`]), and its
+    /// 16×32 tiles (those of `Cᵀ` where the launch computes that) are few for a long K
+    /// ([`super::gemm::split_plan`]'s count, cut at every chunk's end:
+    /// [`super::gemm::exact_split_plan`]): then the product takes two launches.
     pub fn splits(a: &QuantizedTensor, b: &QuantizedTensor) -> u32 {
         use super::gemm_f32_lanes::{TILE_M, TILE_N};
         let (m, n, k) = (a.layout.rows, b.layout.rows, a.layout.cols);
-        let one_chunk = a.layout.shared_chunk(&b.layout) >= k;
-        if a.samples != 1 || !one_chunk {
+        let chunk = a.layout.shared_chunk(&b.layout);
+        if a.samples != 1 {
             return 1;
         }
-        let (m, n) = if super::gemm::lanes_swaps(m as usize, n as usize) { (n, m) } else { (m, n) };
+        // (Chunks longer than MAX_BLOCK that do not span K are never computed as Cᵀ.)
+        let long = chunk < k && chunk > MAX_BLOCK;
+        let (m, n) = if !long && super::gemm::lanes_swaps(m as usize, n as usize) { (n, m) } else { (m, n) };
         let tiles = m.div_ceil(TILE_M) * n.div_ceil(TILE_N);
-        super::gemm::split_plan(tiles, k as usize, 0).0
+        super::gemm::exact_split_plan(tiles, k as usize, chunk as usize, 0).0
     }
 
     /// Builds the pipeline for A in `fmt_a` and B in `fmt_b` (any of gemm_int's
