@@ -64,6 +64,44 @@ fn epilogue_variant<'a>(
     }
 }
 
+/// A product split along K against the unsplit one, under every epilogue variant (bias and old C
+/// drawn for `m × n` outputs): `split(epi, c)` records the product (C holding old C) into a
+/// recorder and returns it, `batched(epi, c2)` two batched products (never split) of its operands
+/// stacked twice (C holding old C twice). The split takes 2 launches, the batched pair 1; the
+/// split's output is the pair's first bit for bit, and amax its largest magnitude.
+fn check_splits_against_batched(
+    what: &str,
+    (m, n): (usize, usize),
+    split: impl Fn(&Epilogue, &GpuBuffer<f32>) -> lowbit::Recorder,
+    batched: impl Fn(&Epilogue, &GpuBuffer<f32>) -> lowbit::Recorder,
+) {
+    let g = gpu();
+    let (bias, old) = (data(n, 43, false), data(m * n, 44, false));
+    let twice = [&old[..], &old[..]].concat();
+    let biasb = common::buf(&bias);
+    for variant in 0..3 {
+        let what = format!("{what} epilogue {variant}");
+        let (amax, amax2) =
+            (GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap(), GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap());
+        let (epi, _) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
+        let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
+        let rec = split(&epi, &c);
+        assert_eq!(rec.dispatches(), 2, "{what}: the splits and their combine");
+        g.queue.submit([rec.finish()]);
+        let (epi2, _) = epilogue_variant(variant, &bias, &biasb, &old, &amax2);
+        let c2 = GpuBuffer::from_slice(g, "c", &twice).unwrap();
+        let rec = batched(&epi2, &c2);
+        assert_eq!(rec.dispatches(), 1, "{what}: batched, unsplit");
+        g.queue.submit([rec.finish()]);
+        let got = c.read(g).unwrap();
+        common::assert_f32_bits_eq(&what, &got, &c2.read(g).unwrap()[..m * n]);
+        if variant == 2 {
+            let want = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
+            assert_eq!(f32::from_bits(amax.read(g).unwrap()[0]), want, "{what}: amax");
+        }
+    }
+}
+
 fn qz() -> &'static Quantizer {
     static Q: OnceLock<Quantizer> = OnceLock::new();
     Q.get_or_init(|| Quantizer::new(gpu()).unwrap())
@@ -1143,8 +1181,6 @@ fn integer_splits_along_k_give_the_unsplit_bits() {
     assert_eq!(exact_split_plan(5, 131_072, 32, fill), (1, 0, 0));
     assert_eq!(exact_split_plan(5, 131_072, 992, fill), (1, 0, 0));
     assert_eq!(exact_split_plan(64, 1 << 20, 131_040, fill), (1, 0, 0));
-    let bias = data(40, 43, false);
-    let old = data(7 * 40, 44, false);
     let twice = |x: &[f32]| [x, x].concat();
     let mut cases = 0;
     let formats = [(Format::Int8, Format::Int8), (Format::Log4, Format::Int4), (Format::Fp4E2M1, Format::Int8)];
@@ -1162,8 +1198,6 @@ fn integer_splits_along_k_give_the_unsplit_bits() {
     ] {
         let a = data(m * k, 41, false);
         let b = data(n * k, 42, false);
-        let (bias, old) = (&bias[..n], &old[..m * n]);
-        let biasb = common::buf(bias);
         for &(fa, fb) in formats {
             let sa = QuantScheme::per_row(fa).stochastic(7, 1);
             let (qa, qa2) = (quantized(&a, m, k, sa), quantized(&twice(&a), 2 * m, k, sa));
@@ -1179,31 +1213,22 @@ fn integer_splits_along_k_give_the_unsplit_bits() {
                     let splits = GemmInt::exact_splits(&gf, &qa, &qb, tile).unwrap();
                     assert!(splits > 1, "{fa}x{fb} {tile:?}: {m}x{n}x{k} must split");
                     planned.push(splits);
-                    for variant in 0..3 {
-                        let what = format!("{m}x{n}x{k} {fa}x{fb} {tile:?} epilogue {variant}, {splits} splits");
-                        let amax = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
-                        let amax2 = GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
-                        let (epi, _) = epilogue_variant(variant, bias, &biasb, old, &amax);
-                        let c = GpuBuffer::from_slice(g, "c", old).unwrap();
-                        let mut rec = lowbit::Recorder::new(&gf, "split");
-                        kernel.encode_with(&gf, &mut rec, tile, &qa, &qb, &epi, &c).unwrap();
-                        assert_eq!(rec.dispatches(), 2, "{what}: the splits and their combine");
-                        g.queue.submit([rec.finish()]);
-                        // The batched pair: the epilogue's bias and old C for each product.
-                        let (epi2, _) = epilogue_variant(variant, bias, &biasb, old, &amax2);
-                        let c2 = GpuBuffer::from_slice(g, "c", &twice(old)).unwrap();
-                        let mut rec = lowbit::Recorder::new(&gf, "batched");
-                        kernel.encode_batched_with(&gf, &mut rec, tile, &qa2, &qb2, 2, &epi2, &c2).unwrap();
-                        assert_eq!(rec.dispatches(), 1, "{what}: batched, unsplit");
-                        g.queue.submit([rec.finish()]);
-                        let (got, whole) = (c.read(g).unwrap(), c2.read(g).unwrap());
-                        common::assert_f32_bits_eq(&what, &got, &whole[..m * n]);
-                        if variant == 2 {
-                            let want = got.iter().map(|v| v.abs()).fold(0f32, f32::max);
-                            assert_eq!(f32::from_bits(amax.read(g).unwrap()[0]), want, "{what}: amax");
-                        }
-                        cases += 1;
-                    }
+                    let what = format!("{m}x{n}x{k} {fa}x{fb} {tile:?}, {splits} splits");
+                    check_splits_against_batched(
+                        &what,
+                        (m, n),
+                        |epi, c| {
+                            let mut rec = lowbit::Recorder::new(&gf, "split");
+                            kernel.encode_with(&gf, &mut rec, tile, &qa, &qb, epi, c).unwrap();
+                            rec
+                        },
+                        |epi, c| {
+                            let mut rec = lowbit::Recorder::new(&gf, "batched");
+                            kernel.encode_batched_with(&gf, &mut rec, tile, &qa2, &qb2, 2, epi, c).unwrap();
+                            rec
+                        },
+                    );
+                    cases += 3;
                 }
                 if !planned_want.is_empty() {
                     let want = planned_want.iter().find(|w| w.0 == tile).expect("a count for every tile").1;
@@ -1380,23 +1405,20 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
         assert_eq!(GemmIntLanes::splits(&qa, &qb), splits, "{what}: split at the chunks");
         check_int_lanes_epilogues(&kernel, &qa, &qb, (m, n, k), k.div_ceil(chunk as usize), &what);
         let (qa2, qb2) = (quantized(&twice(&a), 2 * m, k, sch), quantized(&twice(&b), 2 * n, k, sch));
-        let (bias, old) = (data(n, 93, false), data(m * n, 94, false));
-        let biasb = common::buf(&bias);
-        for variant in 0..3 {
-            let (amax, amax2) =
-                (GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap(), GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap());
-            let (epi, _) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
-            let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
-            submit(|e| kernel.encode(g, e, &qa, &qb, &epi, &c).unwrap());
-            let (epi2, _) = epilogue_variant(variant, &bias, &biasb, &old, &amax2);
-            let whole = GpuBuffer::from_slice(g, "whole", &twice(&old)).unwrap();
-            let mut rec = lowbit::Recorder::new(g, "batched");
-            kernel.encode_batched(g, &mut rec, &qa2, &qb2, 2, &epi2, &whole).unwrap();
-            assert_eq!(rec.dispatches(), 1, "{what}: batched, unsplit");
-            g.queue.submit([rec.finish()]);
-            let v = format!("{what} epilogue {variant}: split vs unsplit");
-            common::assert_f32_bits_eq(&v, &c.read(g).unwrap(), &whole.read(g).unwrap()[..m * n]);
-        }
+        check_splits_against_batched(
+            &what,
+            (m, n),
+            |epi, c| {
+                let mut rec = lowbit::Recorder::new(g, "split");
+                kernel.encode(g, &mut rec, &qa, &qb, epi, c).unwrap();
+                rec
+            },
+            |epi, c| {
+                let mut rec = lowbit::Recorder::new(g, "batched");
+                kernel.encode_batched(g, &mut rec, &qa2, &qb2, 2, epi, c).unwrap();
+                rec
+            },
+        );
     }
     // Top codes over K = 2500: every product 127², so one f32 sum over all of K would pass 2²⁴
     // and round; the kernel's 1024-product chunks keep it exact.
@@ -1574,23 +1596,20 @@ fn int_coop_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
     let (qb, qb2) =
         (quantized(&b, n, k, per_row(Format::Int8)), quantized(&twice(&b), 2 * n, k, per_row(Format::Int8)));
     assert!(GemmInt::exact_splits(g, &qa, &qb, Tile::T64).unwrap() > 3);
-    let (bias, old) = (data(n, 102, false), data(m * n, 103, false));
-    let biasb = common::buf(&bias);
-    for variant in 0..3 {
-        let (amax, amax2) =
-            (GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap(), GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap());
-        let (epi, _) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
-        let coop = GpuBuffer::from_slice(g, "c", &old).unwrap();
-        let mut rec = lowbit::Recorder::new(g, "coop chunks");
-        int8.encode_coop(g, &mut rec, &qa, &qb, &epi, &coop).unwrap();
-        assert_eq!(rec.dispatches(), 2, "chunks' splits and their combine");
-        g.queue.submit([rec.finish()]);
-        let (epi2, _) = epilogue_variant(variant, &bias, &biasb, &old, &amax2);
-        let whole = GpuBuffer::from_slice(g, "whole", &twice(&old)).unwrap();
-        submit(|e| int8.encode_batched_with(g, e, Tile::T64, &qa2, &qb2, 2, &epi2, &whole).unwrap());
-        let what = format!("{m}x{n}x{k} epilogue {variant}");
-        common::assert_f32_bits_eq(&what, &coop.read(g).unwrap(), &whole.read(g).unwrap()[..m * n]);
-    }
+    check_splits_against_batched(
+        &format!("coop {m}x{n}x{k}"),
+        (m, n),
+        |epi, c| {
+            let mut rec = lowbit::Recorder::new(g, "coop chunks");
+            int8.encode_coop(g, &mut rec, &qa, &qb, epi, c).unwrap();
+            rec
+        },
+        |epi, c| {
+            let mut rec = lowbit::Recorder::new(g, "batched");
+            int8.encode_batched_with(g, &mut rec, Tile::T64, &qa2, &qb2, 2, epi, c).unwrap();
+            rec
+        },
+    );
     // Blocks of 8: whole K steps of 8×8×8 matrices, inside one of 16×16×16 (refused there).
     let b8s = QuantScheme { granularity: Granularity::PerBlock(8), ..per_row(Format::Int8) };
     let q8b = quantized(&data(8 * 64, 99, false), 8, 64, b8s);
