@@ -2193,7 +2193,13 @@ fn fused_fp8_input_gradient_of_a_convolution_is_the_lane_gemm_then_col2im() {
             (sa, sb),
             1,
             |e, geo, qa, qb, dx| fused.encode(g, e, geo, qa, qb, dx).unwrap(),
-            |e, qa, qb, dcols| gemm.encode(g, e, qa, qb, &Epilogue::default(), dcols).unwrap(),
+            // The SIMD product, whose bits the fused kernel keeps; not the cooperative unit's,
+            // within a bound of the exact product, which GPU layouts take where the adapter has
+            // one (lavapipe of Mesa 26 under LOWBIT_LAYOUTS=gpu).
+            |e, qa, qb, dcols| match gemm.runs_coop(qa, qb) {
+                true => gemm.encode_with(g, e, Tile::T64, qa, qb, &Epilogue::default(), dcols).unwrap(),
+                false => gemm.encode(g, e, qa, qb, &Epilogue::default(), dcols).unwrap(),
+            },
             reference::gemm_fp8_col2im::gemm_fp8_col2im,
             |k, taps| f32_bound(k) + taps as f64 * 2f64.powi(-23),
         );
