@@ -51,6 +51,14 @@ fn the_graph_trainer_computes_what_the_sequential_trainer_did() {
     let fixture: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string("tests/data/legacy_gradients.json").unwrap()).unwrap();
     let models = [ModelSpec::mlp((4, 4, 1), &[12, 8], 3), common::tiny_cnn()];
+    // Where training's FP8 products run on a cooperative-matrix unit (lavapipe of Mesa 26 under
+    // GPU layouts), within a bound of the exact product rather than the SIMD bits the fixture
+    // recorded, the FP8 cases are held as on another adapter.
+    let fp8_unit = {
+        use lowbit::{format::Format, kernels::gemm_fp8::GemmFp8};
+        let k = GemmFp8::new(g, Format::Fp8E4M3, Format::Fp8E4M3).unwrap();
+        k.coop_size().is_some() && !k.uses_lanes()
+    };
     let mut cases = 0;
     for case in fixture["cases"].as_array().unwrap() {
         let spec = models.iter().find(|m| m.name == case["model"].as_str().unwrap()).unwrap().clone();
@@ -72,7 +80,7 @@ fn the_graph_trainer_computes_what_the_sequential_trainer_did() {
         // sequential trainer made two: the same value, rounded otherwise), and in the CNN every
         // later value depends on it: on the recording adapter its cases are held to
         // MERGED_MOMENTS; the MLP's stay bit for bit.
-        let llvmpipe = g.report().name.contains("llvmpipe");
+        let llvmpipe = g.report().name.contains("llvmpipe") && !(fp8_unit && scheme.starts_with("fp8"));
         let recorder = llvmpipe && !spec.layers.iter().any(|l| matches!(l, LayerSpec::BatchNorm { .. }));
         let bound = match (llvmpipe, scheme) {
             (true, _) => MERGED_MOMENTS,
