@@ -540,7 +540,7 @@ impl PackedLanes {
         // Scale chunks longer than `main` folds from f32 sums (gemm_int_lanes: the exact i32 run
         // over a longer K, int8 × int8 past 131,040) take entry `main_samples`, which sums each
         // chunk in i32 before folding it: `main`'s order with one sample, so gemm_int's bits.
-        let long_chunks = p.chunk < p.k && p.chunk > super::gemm_int_lanes::MAX_BLOCK && p.flags & flags::RAW == 0;
+        let long_chunks = super::gemm_int_lanes::long_chunks(p.chunk, p.k) && p.flags & flags::RAW == 0;
         // Cᵀ where its tiles cover less padding (one product only: a batch's outputs are not
         // transposed as a whole).
         let swap = p.batches <= 1 && p.samples <= 1 && !long_chunks && lanes_swaps(p.m as usize, p.n as usize);

@@ -30,6 +30,13 @@ use crate::{Error, Gpu, Result};
 /// which sums each in i32 first.
 pub const MAX_BLOCK: u32 = 1024;
 
+/// Whether scale chunks of `chunk` elements over a K of `k` are longer than entry `main` folds
+/// from f32 sums ([`MAX_BLOCK`]) yet do not span K (the exact i32 run of a longer K: int8 × int8
+/// past 131,040): entry `main_samples` takes such a product whole, and never as `Cᵀ`.
+pub(crate) fn long_chunks(chunk: u32, k: u32) -> bool {
+    chunk < k && chunk > MAX_BLOCK
+}
+
 /// The lanes integer GEMM for one pair of operand formats.
 pub struct GemmIntLanes(PackedLanes, ExactCombine);
 
@@ -61,9 +68,8 @@ impl GemmIntLanes {
         if a.samples != 1 {
             return 1;
         }
-        // (Chunks longer than MAX_BLOCK that do not span K are never computed as Cᵀ.)
-        let long = chunk < k && chunk > MAX_BLOCK;
-        let (m, n) = if !long && super::gemm::lanes_swaps(m as usize, n as usize) { (n, m) } else { (m, n) };
+        let (m, n) =
+            if !long_chunks(chunk, k) && super::gemm::lanes_swaps(m as usize, n as usize) { (n, m) } else { (m, n) };
         let tiles = m.div_ceil(TILE_M) * n.div_ceil(TILE_N);
         super::gemm::exact_split_plan(tiles, k as usize, chunk as usize, 0).0
     }
