@@ -26,8 +26,9 @@
 // small enough for one workgroup, a weight): the one launch reduces the tensor's maximum itself
 // (absmax's value: the largest amax_bits of x), stores it to tensor_amax[0] for later quantizers
 // of the same tensor, then quantizes a group per thread as main_group does (same bits);
-// `main_whole_both` also quantizes xᵀ's blocks with that maximum (below); the other formats'
-// both orientations in one launch are quantize_both's.
+// `main_whole_both` also quantizes xᵀ's blocks with that maximum (below), and `main_group_both`
+// does both for a tensor of any size given its maximum (below); the other formats' both
+// orientations in one launch are quantize_both's.
 // Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl), the stores of a
 // row's words into every sample (store_words, common/pack_rows.wgsl) with im2col_quantize and
 // quantize_both, the per-thread groups (common/row_groups.wgsl) with quantize_both, the segment
@@ -44,8 +45,8 @@
 // draws), 5 tensor_amax (read-write u32: the tensor's maximum as f32 bits, NVFP4 only; written by
 // main_whole alone), 6 mask (read f32: with
 // p.masked, x[i] counts as 0 unless mask[i] > 0: the quantized ReLU gradient without relu_backward's
-// launch and its output); `main_whole_both` only: 7 codes_t, 8 scales_t (read_write: xᵀ's), 9 pt
-// (QuantParams of xᵀ's layout).
+// launch and its output); `main_whole_both` and `main_group_both` only: 7 codes_t, 8 scales_t
+// (read_write: xᵀ's), 9 pt (QuantParams of xᵀ's layout).
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -229,32 +230,58 @@ fn main_whole(@builtin(local_invocation_index) lid: u32) {
 @group(0) @binding(8) var<storage, read_write> scales_t: array<f32>;
 @group(0) @binding(9) var<uniform> pt: QuantParams;
 
+// Block t of L = xᵀ (block t % blocks of row t / blocks), quantized with the tensor's maximum
+// `whole`: x[c·p.cols + r] for c in [b·B, b·B + B).
+fn store_t_block(t: u32, blocks: u32, whole: f32) {
+    let per_word = fmt_per_word();
+    let bits = fmt_bits();
+    let r = t / blocks;
+    let c0 = (t % blocks) * pt.block_div;
+    let c1 = min(c0 + pt.block_div, pt.cols);
+    var m = 0u;
+    for (var c = c0; c < c1; c++) {
+        m = max(m, amax_bits(x[c * p.cols + r]));
+    }
+    let si = fmt_group_scale(bitcast<f32>(m), whole);
+    scales_t[r * pt.row_mul + t % blocks] = si.x;
+    for (var w = c0 / per_word; w < (c1 + per_word - 1u) / per_word; w++) {
+        var packed = 0u;
+        for (var i = 0u; i < per_word; i++) {
+            let c = w * per_word + i;
+            if (c < pt.cols) {
+                packed |= fmt_quantize(x[c * p.cols + r], si.y, false, 0u) << (i * bits);
+            }
+        }
+        codes_t[r * pt.words_per_row + w] = packed;
+    }
+}
+
 @compute @workgroup_size(256)
 fn main_whole_both(@builtin(local_invocation_index) lid: u32) {
     let whole = bitcast<f32>(whole_blocks(lid));
-    let per_word = fmt_per_word();
-    let bits = fmt_bits();
     let blocks = (pt.cols + pt.block_div - 1u) / pt.block_div;
-    // Block b of row r of L: x[c·p.cols + r] for c in [b·B, b·B + B).
     for (var t = lid; t < pt.rows * blocks; t += WG) {
-        let r = t / blocks;
-        let c0 = (t % blocks) * pt.block_div;
-        let c1 = min(c0 + pt.block_div, pt.cols);
-        var m = 0u;
-        for (var c = c0; c < c1; c++) {
-            m = max(m, amax_bits(x[c * p.cols + r]));
-        }
-        let si = fmt_group_scale(bitcast<f32>(m), whole);
-        scales_t[r * pt.row_mul + t % blocks] = si.x;
-        for (var w = c0 / per_word; w < (c1 + per_word - 1u) / per_word; w++) {
-            var packed = 0u;
-            for (var i = 0u; i < per_word; i++) {
-                let c = w * per_word + i;
-                if (c < pt.cols) {
-                    packed |= fmt_quantize(x[c * p.cols + r], si.y, false, 0u) << (i * bits);
-                }
-            }
-            codes_t[r * pt.words_per_row + w] = packed;
-        }
+        store_t_block(t, blocks, whole);
+    }
+}
+
+// Entry `main_group_both` (NVFP4, a weight too large for one workgroup): both orientations with
+// the maximum in tensor_amax[0] (written by an absmax launch before this one), a thread per
+// block: the blocks of x as main_group quantizes them (threads below rows · blocks per row), then
+// those of L = xᵀ as main_whole_both does. The bits of main_group and quantize_transpose_fused
+// given that maximum, in one launch where they take two.
+@compute @workgroup_size(THREAD_WG)
+fn main_group_both(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let per_row = (p.words_per_row + p.seg - 1u) / p.seg;
+    let t = flat_workgroup(wg, nwg) * THREAD_WG + lid;
+    let own = p.rows * per_row;
+    if (t < own) {
+        let g = group_span(t, per_row, p.seg);
+        store_group(g, group_scale_of(bitcast<f32>(span_amax(g))));
+        return;
+    }
+    let blocks = (pt.cols + pt.block_div - 1u) / pt.block_div;
+    if (t - own < pt.rows * blocks) {
+        store_t_block(t - own, blocks, bitcast<f32>(tensor_amax[0]));
     }
 }

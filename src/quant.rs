@@ -257,11 +257,15 @@ impl Quantizer {
     }
 
     /// Whether a weight of layout `l` and its transpose of layout `lt` are quantized in one launch
-    /// ([`Quantizer::quantize_both`], or NVFP4's [`Quantizer::quantize_reducing_amax_both`]),
+    /// ([`Quantizer::quantize_both`], or NVFP4's [`Quantizer::quantize_reducing_amax_both`], whose
+    /// one launch comes after an `absmax` launch where the weight does not fit one workgroup),
     /// rounding to nearest; elsewhere those make the two separately.
     pub fn quantizes_both_in_one_pass(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> bool {
         match l.format.needs_tensor_amax() {
-            true => QuantizeFused::fits_whole(gpu, l) && matches!(lt.granularity, Granularity::PerBlock(_)),
+            true => {
+                matches!((l.granularity, lt.granularity), (Granularity::PerBlock(_), Granularity::PerBlock(_)))
+                    && QuantizeFused::supports_with_tensor_amax(l)
+            }
             false => QuantizeBoth::fits(gpu, l, lt),
         }
     }
@@ -469,8 +473,9 @@ impl Quantizer {
     /// [`Quantizer::quantize_reducing_amax`] of `x` under `scheme` and of `xᵀ` under
     /// `scheme_t` (the same format, rounding to nearest both): for a weight that one product
     /// takes as W and another as Wᵀ. One launch where `x` fits one workgroup
-    /// ([`QuantizeFused::encode_whole_both`]); otherwise `absmax` and the two one-pass
-    /// quantizers. The bits of [`Quantizer::quantize_reducing_amax`] and
+    /// ([`QuantizeFused::encode_whole_both`]); otherwise `absmax` and one launch for both
+    /// ([`QuantizeFused::encode_both_with_tensor_amax`]), where the two quantizers took two.
+    /// The bits of [`Quantizer::quantize_reducing_amax`] and
     /// [`Quantizer::quantize_transposed_with_amax`] either way; an error for a format without a
     /// tensor-wide scale, two formats, or stochastic rounding.
     pub fn quantize_reducing_amax_both(
@@ -489,9 +494,16 @@ impl Quantizer {
         }
         let k = self.kernels(gpu, scheme.format)?;
         let (q, qt) = (Self::alloc(gpu, enc, l)?, Self::alloc(gpu, enc, lt)?);
-        let a = enc.scratch::<u32>(gpu, "lowbit tensor amax", 1)?;
         let outs = ((&q.codes, &q.scales), (&qt.codes, &qt.scales));
-        k.fused.encode_whole_both(gpu, enc, x.buffer(), (&l, &lt), &a, outs.0, outs.1)?;
+        let a = if QuantizeFused::fits_whole(gpu, &l) {
+            let a = enc.scratch::<u32>(gpu, "lowbit tensor amax", 1)?;
+            k.fused.encode_whole_both(gpu, enc, x.buffer(), (&l, &lt), &a, outs.0, outs.1)?;
+            a
+        } else {
+            let a = self.tensor_amax(gpu, enc, x)?;
+            k.fused.encode_both_with_tensor_amax(gpu, enc, x.buffer(), (&l, &lt), &a, outs.0, outs.1)?;
+            a
+        };
         Ok((q, qt, a))
     }
 

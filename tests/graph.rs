@@ -335,10 +335,11 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     let batch = 16;
     for (spec, convs, middle, dense, one_by_one) in &models {
         let (convs, rotated_layers) = (*convs, middle.len());
-        // Weights quantized in both orientations in one launch (QuantizeBoth::fits, NVFP4's
-        // fits_whole): those of at most whole_max_values values of the quantized layers whose
-        // input gradient is taken (all but the first: the middle ones, and the last, 3 outputs,
-        // where the preset quantizes it: not the block-scaled ones, which keep it in fp32).
+        // Weights quantized in both orientations in one launch (QuantizeBoth::fits; NVFP4's
+        // every one, below): those of at most whole_max_values values of the quantized layers
+        // whose input gradient is taken (all but the first: the middle ones, and the last, 3
+        // outputs, where the preset quantizes it: not the block-scaled ones, which keep it in
+        // fp32).
         let limit = lowbit::kernels::quantize_fused::QuantizeFused::whole_max_values(g);
         let middle_both = middle.iter().filter(|(n, k)| n * k <= limit).count();
         for (scheme, folds) in schemes {
@@ -366,7 +367,8 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             // (3 launches); NVFP4, which keeps a maxima pass for its tensor scale, the latter (1):
             // on a GPU in that launch (Kernels::rotates_in_one_pass), on a CPU adapter in the
             // chain's rotation of dY (Kernels::sums_in_rotation). Every quantized preset quantizes
-            // W and Wᵀ in one launch (`both`), and the others a dense layer's X and its
+            // W and Wᵀ in one launch (`both`; NVFP4's after an absmax launch where W does not fit
+            // one workgroup, as its W alone takes), and the others a dense layer's X and its
             // unrotated Xᵀ too (the block-scaled ones keep their dense layers in fp32 here).
             let rotated = match scheme {
                 "mxfp8" => 3 * rotated_layers,
@@ -387,7 +389,8 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             let unfolds = if g.cpu_layouts() { *one_by_one } else { 0 };
             let both = match scheme {
                 "fp32" | "tinyscript3" => 0,
-                "mxfp8" | "nvfp4" => middle_both,
+                "mxfp8" => middle_both,
+                "nvfp4" => rotated_layers,
                 _ => middle_both + 1 + dense + grads + unfolds,
             };
             assert_eq!(fused.2 + fewer + rotated + both, plain.2, "{what}: launches per step, fused and not");
@@ -605,6 +608,35 @@ fn the_public_layers_compute_what_the_trainer_computes() {
             let what = format!("{scheme} {}", if conv { "conv" } else { "linear" });
             assert_eq!(worst(&dw.read(g).unwrap(), &want[0].2), 0.0, "{what}: weight gradient");
             assert_eq!(worst(&db.read(g).unwrap(), &want[1].2), 0.0, "{what}: bias gradient");
+        }
+    }
+}
+
+#[test]
+fn an_unrotated_nvfp4_dense_layer_quantizes_x_both_ways_as_its_unfused_plan_does() {
+    // NVFP4 without a rotation (a layer scheme of one's own): a dense layer's X and its Xᵀ for
+    // the weight gradient come from one quantizer call (X's maximum, then both orientations),
+    // the bits of the unfused plan's quantizers apart; on X of 8,192 values (one workgroup's on a
+    // CPU adapter, past it on a GPU) and of 98,304 (past it on both).
+    let g = gpu();
+    let layer = {
+        let mut l = TrainScheme::preset("nvfp4").unwrap().default;
+        (l.rotate, l.random_signs) = (None, false);
+        l
+    };
+    for batch in [64, 768] {
+        let spec = ModelSpec::mlp((8, 16, 1), &[32], 3);
+        let ts = TrainScheme::preset("nvfp4+all").unwrap().with_layer(0, layer).unwrap().with_layer(1, layer).unwrap();
+        let x = data(batch * 128, 95, false);
+        let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 5) % 3).collect();
+        let run = |unfused: bool| {
+            let opt = OptimConfig { batch, ..Default::default() };
+            let mut t = Trainer::new(g, spec.clone(), ts.clone(), opt, 6).unwrap();
+            t.set_plan_options(lowbit::plan::PlanOptions { unfused, ..Default::default() });
+            t.gradients(&x, &labels).unwrap()
+        };
+        for ((n, _, a), (_, _, b)) in run(false).iter().zip(&run(true)) {
+            common::assert_f32_bits_eq(&format!("unrotated nvfp4, batch {batch}: {n}"), a, b);
         }
     }
 }

@@ -24,12 +24,15 @@
 //! ([`QuantizeFused::encode_reducing_tensor_amax`]), and entry `main_whole_both` also quantizes
 //! xᵀ with that maximum in the same launch ([`QuantizeFused::encode_whole_both`]: a weight's W
 //! for the forward and Wᵀ for the input gradient; the other formats' both orientations are
-//! [`super::quantize_both`]'s). [`QuantizeFused::encode_masked`] reads x as 0
-//! wherever a mask is not above 0 (ReLU's backward inside the quantizer);
+//! [`super::quantize_both`]'s); entry `main_group_both` quantizes both orientations of a larger
+//! tensor given its maximum ([`QuantizeFused::encode_both_with_tensor_amax`]).
+//! [`QuantizeFused::encode_masked`] reads x as 0 wherever a mask is not above 0 (ReLU's backward
+//! inside the quantizer);
 //! [`QuantizeFused::encode_samples`] writes SMP's stacked samples in the one launch. Bindings: 0
 //! `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales (read-write f32), 4 step
 //! state, 5 tensor maximum (read-write u32, NVFP4: written by `main_whole` alone), 6 mask (read f32);
-//! `main_whole_both` also 7 xᵀ's codes, 8 its scales (read-write), 9 its layout's `QuantParams`.
+//! `main_whole_both` and `main_group_both` also 7 xᵀ's codes, 8 its scales (read-write), 9 its
+//! layout's `QuantParams`.
 
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
@@ -89,6 +92,9 @@ pub struct QuantizeFused {
     whole: Option<wgpu::ComputePipeline>,
     /// `main_whole_both` (NVFP4 only) and its layout: `main_whole` and xᵀ's blocks.
     whole_both: Option<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>,
+    /// `main_group_both` (NVFP4 only, `whole_both`'s layout): both orientations of a tensor of
+    /// any size given its maximum.
+    group_both: Option<wgpu::ComputePipeline>,
     /// Bound as the tensor maximum where the format needs none.
     no_tensor_amax: GpuBuffer<u32>,
     /// Bound as the mask where there is none.
@@ -138,6 +144,22 @@ impl QuantizeFused {
         } else {
             None
         };
+        // NVFP4's entries that write xᵀ's blocks too: one layout of ten bindings.
+        let both = match format.needs_tensor_amax() {
+            true => {
+                use Slot::{Read, Uniform, Write};
+                let slots = [Uniform, Read, Write, Write, Uniform, Write, Read, Write, Write, Uniform];
+                let (bgl, pl) = layouts(gpu, "quantize_fused", &slots);
+                let whole = pipeline(gpu, "quantize_fused", "main_whole_both", &pl, &c)?;
+                let group = pipeline(gpu, "quantize_fused", "main_group_both", &pl, &ct)?;
+                Some((bgl, whole, group))
+            }
+            false => None,
+        };
+        let (whole_both, group_both) = match both {
+            Some((bgl, whole, group)) => (Some((bgl, whole)), Some(group)),
+            None => (None, None),
+        };
         Ok(QuantizeFused {
             v4,
             format,
@@ -157,15 +179,8 @@ impl QuantizeFused {
                 true => Some(pipeline(gpu, "quantize_fused", "main_whole", &pl, &c)?),
                 false => None,
             },
-            whole_both: match format.needs_tensor_amax() {
-                true => {
-                    use Slot::{Read, Uniform, Write};
-                    let slots = [Uniform, Read, Write, Write, Uniform, Write, Read, Write, Write, Uniform];
-                    let (bgl, pl) = layouts(gpu, "quantize_fused", &slots);
-                    Some((bgl, pipeline(gpu, "quantize_fused", "main_whole_both", &pl, &c)?))
-                }
-                false => None,
-            },
+            whole_both,
+            group_both,
             no_tensor_amax: GpuBuffer::zeros(gpu, "quantize_fused no tensor amax", 1)?,
             no_mask: GpuBuffer::zeros(gpu, "quantize_fused no mask", 4)?,
             bgl,
@@ -280,8 +295,72 @@ impl QuantizeFused {
         (codes, scales): (&GpuBuffer<u32>, &GpuBuffer<f32>),
         (codes_t, scales_t): (&GpuBuffer<u32>, &GpuBuffer<f32>),
     ) -> Result<()> {
-        let op = "quantize_fused";
         let (bgl, pipe) = self.whole_entry(gpu, l, self.whole_both.as_ref(), "quantizes both orientations of")?;
+        self.launch_both(gpu, enc, (bgl, pipe), 1, x, (l, lt), tensor_amax, (codes, scales), (codes_t, scales_t))
+    }
+
+    /// [`QuantizeFused::encode_whole_both`] for an NVFP4 tensor of any size with its maximum
+    /// given in `tensor_amax[0]` (as f32 bits: what `absmax` writes), in one launch of a thread
+    /// per block of either orientation (entry `main_group_both`): the bits of
+    /// [`QuantizeFused::encode_with_tensor_amax`] and of
+    /// [`QuantizeTransposeFused::encode_with_tensor_amax`](super::quantize_transpose_fused::QuantizeTransposeFused::encode_with_tensor_amax)
+    /// given that maximum, where they take a launch each. For a weight too large for
+    /// [`QuantizeFused::fits_whole`]: `absmax` and this, two launches where there were three.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_both_with_tensor_amax(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        (l, lt): (&QuantLayout, &QuantLayout),
+        tensor_amax: &GpuBuffer<u32>,
+        (codes, scales): (&GpuBuffer<u32>, &GpuBuffer<f32>),
+        (codes_t, scales_t): (&GpuBuffer<u32>, &GpuBuffer<f32>),
+    ) -> Result<()> {
+        let op = "quantize_fused";
+        super::check_built_for(op, self.format, l)?;
+        let (Some((bgl, _)), Some(pipe), Granularity::PerBlock(_)) =
+            (self.whole_both.as_ref(), self.group_both.as_ref(), l.granularity)
+        else {
+            return Err(Error::InvalidArgument(format!(
+                "quantize_fused: both orientations given the maximum are for NVFP4 blocks, not {} scales of {}",
+                l.granularity, l.format
+            )));
+        };
+        if !Self::supports_with_tensor_amax(l) {
+            return Err(Error::InvalidArgument(format!("quantize_fused: {} blocks of {} words", l.format, l.seg())));
+        }
+        let threads = groups_of(l) + lt.n_groups as usize;
+        let workgroups = super::thread_workgroups(op, threads, self.thread_wg)?;
+        self.launch_both(
+            gpu,
+            enc,
+            (bgl, pipe),
+            workgroups,
+            x,
+            (l, lt),
+            tensor_amax,
+            (codes, scales),
+            (codes_t, scales_t),
+        )
+    }
+
+    /// Checks xᵀ's layout `lt` and buffers against `l`'s, then launches `pipe`, an entry that
+    /// writes both orientations (`main_whole_both`, `main_group_both`).
+    #[allow(clippy::too_many_arguments)]
+    fn launch_both(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        (bgl, pipe): (&wgpu::BindGroupLayout, &wgpu::ComputePipeline),
+        workgroups: u32,
+        x: &GpuBuffer<f32>,
+        (l, lt): (&QuantLayout, &QuantLayout),
+        tensor_amax: &GpuBuffer<u32>,
+        (codes, scales): (&GpuBuffer<u32>, &GpuBuffer<f32>),
+        (codes_t, scales_t): (&GpuBuffer<u32>, &GpuBuffer<f32>),
+    ) -> Result<()> {
+        let op = "quantize_fused";
         super::check_built_for(op, self.format, lt)?;
         if (lt.rows, lt.cols) != (l.cols, l.rows) || !matches!(lt.granularity, Granularity::PerBlock(_)) {
             return Err(Error::Shape {
@@ -299,7 +378,7 @@ impl QuantizeFused {
             uniform(gpu, "quantize_fused params of the transpose", &QuantParams::row_tiles(lt, Rounding::Nearest));
         let io = Io { x, tensor_amax, mask: None, samples: 1, codes, scales, seg: l.seg(), span: None };
         let extra = [codes_t.buffer(), scales_t.buffer(), &params_t];
-        self.launch(gpu, enc, pipe, 1, l, Rounding::Nearest, &io, (bgl, &extra))
+        self.launch(gpu, enc, pipe, workgroups, l, Rounding::Nearest, &io, (bgl, &extra))
     }
 
     /// Records `(codes, scales) ← quantize(x)`.

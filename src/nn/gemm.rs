@@ -233,7 +233,14 @@ pub(crate) fn forward<R: Record>(
                     None => kk.qz.unfold_quantize(gpu, cx.rec, g, img, keep_x.then_some(x), qs)?,
                 },
                 (None, None, Some(st)) => {
-                    let (q, t) = kk.qz.quantize_both(gpu, cx.rec, &xt, qs, st)?;
+                    // (NVFP4, unrotated: X's maximum, then both with it.)
+                    let (q, t) = match fa.needs_tensor_amax() {
+                        true => {
+                            let (q, t, _) = kk.qz.quantize_reducing_amax_both(gpu, cx.rec, &xt, qs, st)?;
+                            (q, t)
+                        }
+                        false => kk.qz.quantize_both(gpu, cx.rec, &xt, qs, st)?,
+                    };
                     x_t = Some(t);
                     q
                 }
