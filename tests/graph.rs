@@ -6,6 +6,7 @@
 
 mod common;
 use common::{data, gpu};
+use lowbit::nn::ops::Conv;
 use lowbit::nn::{GptConfig, GraphBuilder, LayerSpec, ModelSpec, OptimConfig, TrainScheme, Trainer};
 use lowbit::GpuBuffer;
 
@@ -125,27 +126,33 @@ fn fp32_opt(batch: usize) -> OptimConfig {
     OptimConfig { lr: 1.0, momentum: 0.0, weight_decay: 0.0, batch, ..Default::default() }
 }
 
+/// A convolution without ReLU, with or without a bias.
+fn conv(channels: usize, kernel: usize, stride: usize, pad: usize, bias: bool) -> Conv {
+    Conv { channels, kernel, stride, pad, relu: false, bias }
+}
+
 #[test]
 fn residual_blocks_fan_out_and_every_new_op_match_finite_differences() {
     let g = gpu();
     // A block with an identity shortcut (the stem's output read by two nodes), Add without ReLU
     // followed by a standalone ReLU, then a block that downsamples with a projection shortcut,
-    // global average pooling, flatten, classifier.
+    // global average pooling, flatten, classifier. The stem's convolution has a bias, the others
+    // none.
     let mut b = GraphBuilder::new("fd-resnet", (6, 6, 2));
     let x = b.input();
-    let stem = b.conv("stem", x, 3, 3, 1, 1, false).unwrap();
+    let stem = b.conv("stem", x, conv(3, 3, 1, 1, true)).unwrap();
     let stem = b.batchnorm("stem.bn", stem, true).unwrap();
-    let m = b.conv("b1.conv1", stem, 3, 3, 1, 1, false).unwrap();
+    let m = b.conv("b1.conv1", stem, conv(3, 3, 1, 1, false)).unwrap();
     let m = b.batchnorm("b1.bn1", m, true).unwrap();
-    let m = b.conv("b1.conv2", m, 3, 3, 1, 1, false).unwrap();
+    let m = b.conv("b1.conv2", m, conv(3, 3, 1, 1, false)).unwrap();
     let m = b.batchnorm("b1.bn2", m, false).unwrap();
     let s = b.add("b1.add", m, stem, false).unwrap();
     let s = b.relu("b1.relu", s).unwrap();
-    let m = b.conv("b2.conv1", s, 4, 3, 2, 1, false).unwrap();
+    let m = b.conv("b2.conv1", s, conv(4, 3, 2, 1, false)).unwrap();
     let m = b.batchnorm("b2.bn1", m, true).unwrap();
-    let m = b.conv("b2.conv2", m, 4, 3, 1, 1, false).unwrap();
+    let m = b.conv("b2.conv2", m, conv(4, 3, 1, 1, false)).unwrap();
     let m = b.batchnorm("b2.bn2", m, false).unwrap();
-    let p = b.conv("b2.proj", s, 4, 1, 2, 0, false).unwrap();
+    let p = b.conv("b2.proj", s, conv(4, 1, 2, 0, false)).unwrap();
     let p = b.batchnorm("b2.proj.bn", p, false).unwrap();
     let y = b.add("b2.add", m, p, true).unwrap();
     let y = b.global_avgpool("pool", y).unwrap();
@@ -179,10 +186,10 @@ fn residual_blocks_fan_out_and_every_new_op_match_finite_differences() {
 fn graphs_that_do_not_fit_are_refused_when_built() {
     let mut b = GraphBuilder::new("bad", (4, 4, 2));
     let x = b.input();
-    let c = b.conv("c", x, 3, 3, 2, 0, false).unwrap(); // 1x1
+    let c = b.conv("c", x, conv(3, 3, 2, 0, true)).unwrap(); // 1x1
     assert!(b.add("mismatch", c, x, false).is_err());
-    assert!(b.conv("zero", x, 0, 3, 1, 1, false).is_err());
-    assert!(b.conv("zero-kernel", x, 3, 0, 1, 1, false).is_err());
+    assert!(b.conv("zero", x, conv(0, 3, 1, 1, true)).is_err());
+    assert!(b.conv("zero-kernel", x, conv(3, 0, 1, 1, true)).is_err());
     assert!(b.linear("no outputs", x, 0, false).is_err());
     assert!(b.global_avgpool("ok", c).is_ok());
     let mut nonsquare = GraphBuilder::new("ns", (4, 2, 1));
@@ -307,16 +314,18 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     let eight_lane_cpu = g.cpu_layouts() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
     // (model, its convolutions whose input gradient is needed: the ResNet's at stride 1 and 2,
     // 3x3 and its 1x1 projections; the weights [n, k] of its GEMM layers between the first and
-    // the last; its dense layers; its 1x1 convolutions)
+    // the last; its dense layers; its 1x1 convolutions; how many of the middle layers have a
+    // bias: the dense ones, not the convolutions, which batch norm follows)
     let models = [
-        (ModelSpec::mlp((8, 8, 1), &[32, 16], 3), 0, vec![(16, 32)], 3, 0),
-        (ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1, vec![(8, 100)], 1, 0),
+        (ModelSpec::mlp((8, 8, 1), &[32, 16], 3), 0, vec![(16, 32)], 3, 0, 1),
+        (ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1, vec![(8, 100)], 1, 0, 0),
         (
             ModelSpec::resnet((8, 8, 1), 1, 3),
             8,
             vec![(16, 144), (16, 144), (32, 144), (32, 288), (32, 16), (64, 288), (64, 576), (64, 32)],
             1,
             2,
+            0,
         ),
     ];
     let schemes = [
@@ -333,7 +342,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     // Batches of 16 rows: the block-scaled presets rotate the MLP's weight-gradient operands in
     // blocks of 16 rows.
     let batch = 16;
-    for (spec, convs, middle, dense, one_by_one) in &models {
+    for (spec, convs, middle, dense, one_by_one, biased) in &models {
         let (convs, rotated_layers) = (*convs, middle.len());
         // Weights quantized in both orientations in one launch (QuantizeBoth::fits; NVFP4's
         // every one, below): those of at most whole_max_values values of the quantized layers
@@ -363,16 +372,17 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             let fewer = if eight_lane_cpu && folds { convs } else { 0 };
             // The block-scaled presets rotate and quantize each weight-gradient operand in one
             // launch (hadamard_quantize_transpose; the first and last layers keep 8 bits and no
-            // rotation): per layer, MX saves the rotations of X and dY and col_sum's first level
-            // (3 launches); NVFP4, which keeps a maxima pass for its tensor scale, the latter (1):
-            // on a GPU in that launch (Kernels::rotates_in_one_pass), on a CPU adapter in the
-            // chain's rotation of dY (Kernels::sums_in_rotation). Every quantized preset quantizes
-            // W and Wᵀ in one launch (`both`; NVFP4's after an absmax launch where W does not fit
-            // one workgroup, as its W alone takes), and the others a dense layer's X and its
-            // unrotated Xᵀ too (the block-scaled ones keep their dense layers in fp32 here).
+            // rotation): per layer, MX saves the rotations of X and dY (2 launches), and for a
+            // layer with a bias col_sum's first level (1); NVFP4, which keeps a maxima pass for
+            // its tensor scale, the latter: on a GPU in that launch (Kernels::rotates_in_one_pass),
+            // on a CPU adapter in the chain's rotation of dY (Kernels::sums_in_rotation). Every
+            // quantized preset quantizes W and Wᵀ in one launch (`both`; NVFP4's after an absmax
+            // launch where W does not fit one workgroup, as its W alone takes), and the others a
+            // dense layer's X and its unrotated Xᵀ too (the block-scaled ones keep their dense
+            // layers in fp32 here).
             let rotated = match scheme {
-                "mxfp8" => 3 * rotated_layers,
-                "nvfp4" => rotated_layers,
+                "mxfp8" => 2 * rotated_layers + biased,
+                "nvfp4" => *biased,
                 _ => 0,
             };
             // The presets whose dYᵀ is not rotated also quantize dY (for dX) in dYᵀ's launch, in
@@ -566,7 +576,14 @@ fn the_public_layers_compute_what_the_trainer_computes() {
                 ModelSpec {
                     name: "conv".into(),
                     input: (3, 3, 2),
-                    layers: vec![LayerSpec::Conv { channels: 4, kernel: 3, stride: 1, pad: 0, relu: false }],
+                    layers: vec![LayerSpec::Conv {
+                        channels: 4,
+                        kernel: 3,
+                        stride: 1,
+                        pad: 0,
+                        relu: false,
+                        bias: true,
+                    }],
                 }
             } else {
                 ModelSpec::mlp((1, 1, 12), &[], 4)
@@ -608,6 +625,61 @@ fn the_public_layers_compute_what_the_trainer_computes() {
             let what = format!("{scheme} {}", if conv { "conv" } else { "linear" });
             assert_eq!(worst(&dw.read(g).unwrap(), &want[0].2), 0.0, "{what}: weight gradient");
             assert_eq!(worst(&db.read(g).unwrap(), &want[1].2), 0.0, "{what}: bias gradient");
+        }
+    }
+}
+
+#[test]
+fn convolutions_without_bias_compute_the_gradients_of_ones_with_a_zero_bias_in_fewer_launches() {
+    // Two CNNs that differ only in their convolutions' biases (zeros at the start): a convolution
+    // that batch norm follows, and a strided one with ReLU. Every gradient the bias-free model has
+    // is, bit for bit, the biased model's (the same kernels quantize and multiply; a launch that
+    // sums dY's columns beside dYᵀ writes them to scratch), under every kind of gradient
+    // quantizer: fused sums (int8, luq4 with SMP), rotated ones (MXFP8, NVFP4), col_sum (fp32,
+    // per-tensor, TinyScript). The bias before batch norm gets a gradient of rounding noise only,
+    // and a step without the biases takes no more launches (fewer where col_sum ran).
+    const NOISE: f64 = 1e-3; // the bias-before-BN gradient's largest magnitude over the weight's
+    let g = gpu();
+    let batch = 16;
+    let spec = |bias: bool| ModelSpec {
+        name: format!("cnn-bias-{bias}"),
+        input: (8, 8, 2),
+        layers: vec![
+            LayerSpec::Conv { channels: 4, kernel: 3, stride: 1, pad: 1, relu: false, bias },
+            LayerSpec::BatchNorm { relu: true },
+            LayerSpec::Conv { channels: 8, kernel: 3, stride: 2, pad: 1, relu: true, bias },
+            LayerSpec::MaxPool { k: 2 },
+            LayerSpec::Linear { outputs: 3, relu: false },
+        ],
+    };
+    let x = data(batch * 128, 91, false);
+    let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 7) % 3).collect();
+    let max_abs = |v: &[f32]| v.iter().fold(0f64, |m, &x| m.max(x.abs() as f64));
+    for scheme in ["fp32", "int8", "luq4+smp2+all", "fp8", "mxfp8", "nvfp4", "int8+tensor", "tinyscript4"] {
+        let opt = OptimConfig { batch, ..Default::default() };
+        let ts = TrainScheme::preset(scheme).unwrap();
+        let mut with = Trainer::new(g, spec(true), ts.clone(), opt, 13).unwrap();
+        let mut without = Trainer::new(g, spec(false), ts, opt, 13).unwrap();
+        let (gw, gn) = (with.gradients(&x, &labels).unwrap(), without.gradients(&x, &labels).unwrap());
+        let names = |v: &[(String, Vec<usize>, Vec<f32>)]| v.iter().map(|p| p.0.clone()).collect::<Vec<_>>();
+        let mut expected = names(&gn);
+        expected.extend(["layers.0.bias".to_string(), "layers.2.bias".to_string()]);
+        expected.sort();
+        let mut got = names(&gw);
+        got.sort();
+        assert_eq!(got, expected, "{scheme}: the biased model's parameters are the other's and two biases");
+        for (name, _, v) in &gn {
+            let w = &gw.iter().find(|p| &p.0 == name).unwrap().2;
+            common::assert_f32_bits_eq(&format!("{scheme}: {name}"), v, w);
+        }
+        let grad = |name: &str| &gw.iter().find(|p| p.0 == name).unwrap().2;
+        let noise = max_abs(grad("layers.0.bias")) / max_abs(grad("layers.0.weight"));
+        assert!(noise <= NOISE, "{scheme}: the bias before batch norm has a gradient {noise} of its weight's");
+        let (sw, sn) = (with.step(&x, &labels, 0.05).unwrap(), without.step(&x, &labels, 0.05).unwrap());
+        let (dw, dn) = (sw.counts.dispatches, sn.counts.dispatches);
+        assert!(dn <= dw, "{scheme}: {dn} launches without the biases, {dw} with them");
+        if scheme == "fp32" {
+            assert!(dn < dw, "fp32: col_sum's launches remain without the biases ({dn} against {dw})");
         }
     }
 }
@@ -997,7 +1069,7 @@ fn an_op_that_says_it_writes_gradient_maxima_and_does_not_fails_the_step_clearly
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 3).collect();
     for claims in [true, false] {
         let mut b = GraphBuilder::new("pass", (8, 8, 1));
-        let h = b.conv("conv", b.input(), 16, 3, 1, 1, false).unwrap();
+        let h = b.conv("conv", b.input(), conv(16, 3, 1, 1, true)).unwrap();
         let h = b.node("pass", PassThrough { claims }, &[h]).unwrap();
         let h = b.global_avgpool("gap", h).unwrap();
         let out = b.dense("fc", h, 3, false).unwrap();

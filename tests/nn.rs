@@ -46,7 +46,7 @@ fn cnn_backward_matches_finite_differences() {
         name: "tiny-avgpool".into(),
         input: (4, 4, 2),
         layers: vec![
-            LayerSpec::Conv { channels: 3, kernel: 3, stride: 1, pad: 1, relu: true },
+            LayerSpec::Conv { channels: 3, kernel: 3, stride: 1, pad: 1, relu: true, bias: false },
             LayerSpec::AvgPool { k: 2 },
             LayerSpec::BatchNorm { relu: false },
             LayerSpec::Linear { outputs: 3, relu: false },
@@ -165,6 +165,26 @@ fn same_seed_same_run_and_checkpoints_round_trip() {
     other.save(&wrong).unwrap();
     let before = c.parameters().unwrap();
     assert!(matches!(c.load(&wrong), Err(Error::Data { .. })));
+    // So is one holding a parameter this model lacks: a convolution's bias, as lowbit's CNNs had
+    // before batch norm until they dropped it.
+    let conv = |bias| ModelSpec {
+        name: "conv-bn".into(),
+        input: (4, 4, 1),
+        layers: vec![
+            LayerSpec::Conv { channels: 2, kernel: 3, stride: 1, pad: 1, relu: false, bias },
+            LayerSpec::BatchNorm { relu: true },
+            LayerSpec::Linear { outputs: 4, relu: false },
+        ],
+    };
+    let extra = dir.join("extra.safetensors");
+    Trainer::new(g, conv(true), scheme.clone(), opt, 3).unwrap().save(&extra).unwrap();
+    let mut plain = Trainer::new(g, conv(false), scheme.clone(), opt, 4).unwrap();
+    let kept = plain.parameters().unwrap();
+    match plain.load(&extra) {
+        Err(Error::Data { detail, .. }) => assert!(detail.contains("layers.0.bias"), "{detail}"),
+        other => panic!("a checkpoint with a parameter the model lacks: {other:?}"),
+    }
+    assert_eq!(kept, plain.parameters().unwrap());
     assert!(matches!(c.load(dir.join("missing.safetensors")), Err(Error::Io { .. })));
     std::fs::write(dir.join("junk.safetensors"), b"not a checkpoint").unwrap();
     assert!(matches!(c.load(dir.join("junk.safetensors")), Err(Error::Data { .. })));

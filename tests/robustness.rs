@@ -25,7 +25,7 @@ fn sizes_that_overflow_are_errors() {
         name: "pad".into(),
         input: (4, 4, 1),
         layers: vec![
-            LayerSpec::Conv { channels: 2, kernel: 3, stride: 1, pad: usize::MAX, relu: false },
+            LayerSpec::Conv { channels: 2, kernel: 3, stride: 1, pad: usize::MAX, relu: false, bias: true },
             LayerSpec::Linear { outputs: 2, relu: false },
         ],
     };
@@ -49,7 +49,7 @@ fn zero_dimensions_and_bad_models_are_refused_when_built() {
             name: "c".into(),
             input: (4, 4, 1),
             layers: vec![
-                LayerSpec::Conv { channels, kernel, stride, pad: 1, relu: false },
+                LayerSpec::Conv { channels, kernel, stride, pad: 1, relu: false, bias: true },
                 LayerSpec::Linear { outputs: 2, relu: false },
             ],
         };

@@ -1,9 +1,9 @@
 //! The three products of a GEMM layer (Linear, and Conv after im2col), each run as its
 //! [`ProductPolicy`] says: `Y = epilogue(X·Wᵀ)` with bias and ReLU fused, `dW = dYᵀ·X`,
 //! `dX = dY·W`. X is `[rows, k]`, W `[n, k]` (parameter 0 of the node), the bias `[n]`
-//! (parameter 1). The forward keeps, for the weight gradient, X in the form that product's B
-//! operand takes (f32, packed along the batch, rounded, or TinyScript codes), so a quantized
-//! step stores its activations quantized.
+//! (parameter 1, where the layer has one). The forward keeps, for the weight gradient, X in the
+//! form that product's B operand takes (f32, packed along the batch, rounded, or TinyScript
+//! codes), so a quantized step stores its activations quantized.
 
 use super::kernels::Kernels;
 use super::op::{he_bound, Cx, GemmSite, Init, NodeCx, ParamKind, ParamSpec};
@@ -22,22 +22,21 @@ use crate::tinyscript::LevelTable;
 use crate::{Error, Record, Result};
 
 /// The parameters of a GEMM layer with `n` outputs over `k` inputs: the weight `[n, k]`
-/// (He-uniform, decayed) and the bias `[n]` (zeros).
-pub(crate) fn params(n: usize, k: usize, relu: bool) -> Vec<ParamSpec> {
-    vec![
-        ParamSpec {
-            len: n * k,
-            init: Init::Uniform { bound: he_bound(k, relu) },
-            kind: ParamKind::Trainable { weight_decay: true },
-            exports: vec![("weight".into(), vec![n, k], 0)],
-        },
-        ParamSpec {
-            len: n,
-            init: Init::Values(vec![0.0; n]),
-            kind: ParamKind::Trainable { weight_decay: false },
-            exports: vec![("bias".into(), vec![n], 0)],
-        },
-    ]
+/// (He-uniform, decayed) and, with `bias`, the bias `[n]` (zeros).
+pub(crate) fn params(n: usize, k: usize, relu: bool, bias: bool) -> Vec<ParamSpec> {
+    let weight = ParamSpec {
+        len: n * k,
+        init: Init::Uniform { bound: he_bound(k, relu) },
+        kind: ParamKind::Trainable { weight_decay: true },
+        exports: vec![("weight".into(), vec![n, k], 0)],
+    };
+    let bias = bias.then(|| ParamSpec {
+        len: n,
+        init: Init::Values(vec![0.0; n]),
+        kind: ParamKind::Trainable { weight_decay: false },
+        exports: vec![("bias".into(), vec![n], 0)],
+    });
+    std::iter::once(weight).chain(bias).collect()
 }
 
 /// X as the weight gradient will read it.
@@ -141,11 +140,11 @@ pub(crate) fn forward<R: Record>(
     relu: bool,
 ) -> Result<(GpuBuffer<f32>, Option<GemmSaved>)> {
     let s = site(node)?;
-    let (w, b) = (&node.params[0].value, &node.params[1].value);
+    let (w, b) = (&node.params[0].value, node.params.get(1).map(|p| &p.value));
     let train = cx.training();
     let p = s.scheme.product(Product::Forward, train);
     let y = cx.scratch::<f32>("layer y", rows * n)?;
-    let epi = Epilogue { bias: Some(b), relu, ..Default::default() };
+    let epi = Epilogue { bias: b, relu, ..Default::default() };
     let (gpu, kk) = (cx.gpu, cx.kernels);
     // The image to unfold with X's quantizer in one launch, or unfolded now.
     let fused_unfold = unfold.filter(|_| match p.a {
@@ -393,7 +392,7 @@ pub(crate) fn backward<R: Record>(
     let GemmSaved { rows, k, n, x, y, w_amax, wt: saved_wt } = saved;
     let (gpu, kk) = (cx.gpu, cx.kernels);
     let w = &node.params[0].value;
-    let (dw, db) = (node.params[0].grad("gemm")?, node.params[1].grad("gemm")?);
+    let dw = node.params[0].grad("gemm")?;
     let none = Epilogue::default();
     // dW = dYᵀ·X.
     let p = s.scheme.product(Product::WeightGrad, true);
@@ -435,6 +434,15 @@ pub(crate) fn backward<R: Record>(
     };
     let rotated_sums = rotated_one_pass
         || (matches!(p.a, Operand::Packed { samples: 1, .. }) && !cx.unfused && kk.sums_in_rotation(n, p.rotation()));
+    // The bias gradient, where the layer has a bias. Without one, nothing sums dY's columns but
+    // the one-launch quantizers of dYᵀ that always do (`fused_bias`): they run as they would
+    // with a bias (the same kernels, so the same bits of dW and dX) and write the sums to
+    // scratch.
+    let db = match node.params.get(1) {
+        Some(b) => Some(b.grad("gemm")?.clone()),
+        None if fused_bias => Some(cx.scratch::<f32>("unused bias sums", n)?),
+        None => None,
+    };
     let mask =
         y.as_ref().filter(|_| s.refit.0.is_none() && (dw_reads_masked || rotated_dw) && (!need_dx || dx_reads_masked));
     let g = match (&y, mask) {
@@ -448,11 +456,14 @@ pub(crate) fn backward<R: Record>(
     if let Some(dst) = s.refit.0 {
         cx.rec.copy(g.buffer(), 0, dst.buffer(), 0, g.bytes());
     }
-    match (fused_bias || rotated_sums, mask) {
-        (true, _) => {}
-        (false, Some(m)) => kk.colsum.encode_masked(gpu, cx.rec, &g, m, rows, n, db)?,
-        (false, None) => kk.colsum.encode(gpu, cx.rec, &g, rows, n, db)?,
+    match (&db, mask) {
+        (Some(_), _) if fused_bias || rotated_sums => {}
+        (Some(db), Some(m)) => kk.colsum.encode_masked(gpu, cx.rec, &g, m, rows, n, db)?,
+        (Some(db), None) => kk.colsum.encode(gpu, cx.rec, &g, rows, n, db)?,
+        (None, _) => {}
     }
+    // Where a launch below writes dY's column sums, `db` is there.
+    let sums = || db.as_ref().ok_or_else(|| Error::InvalidArgument(format!("{}: no buffer for dY's sums", node.name)));
     // The rotation reads the mask where there is one; without a rotation the quantizer does.
     let rot_mask = mask.filter(|_| rotated_dw);
     // An NVFP4 dY for dX takes its tensor maximum from dYᵀ's rotation (which reads all of dY, as
@@ -493,7 +504,7 @@ pub(crate) fn backward<R: Record>(
             let q = QuantScheme { format, granularity, rounding: rounding(cx, s, Product::WeightGrad, stochastic) };
             let qgt = if let Some((sd, st, k)) = grad_both {
                 let gt = GpuTensor::from_buffer(g.clone(), &[rows, n])?;
-                let (qg, qgt) = kk.qz.quantize_grad_both(gpu, cx.rec, &gt, mask, (sd, st), k, db)?;
+                let (qg, qgt) = kk.qz.quantize_grad_both(gpu, cx.rec, &gt, mask, (sd, st), k, sums()?)?;
                 early_qg = Some(qg);
                 qgt
             } else if let Some(m) = &given {
@@ -505,9 +516,13 @@ pub(crate) fn backward<R: Record>(
                 let g_rot = kk.rotated(gpu, cx.rec, &g, rows, n, p.rotation(), rot_mask, "rotated dy")?;
                 let gt = GpuTensor::from_buffer(g_rot, &[rows, n])?;
                 match (fused_bias, samples, mask) {
-                    (true, 1, Some(m)) => kk.qz.quantize_transposed_with_sums_masked(gpu, cx.rec, &gt, m, q, db)?,
-                    (true, 1, None) => kk.qz.quantize_transposed_with_sums(gpu, cx.rec, &gt, q, db)?,
-                    (true, _, m) => kk.qz.quantize_transposed_samples_with_sums(gpu, cx.rec, &gt, m, q, samples, db)?,
+                    (true, 1, Some(m)) => {
+                        kk.qz.quantize_transposed_with_sums_masked(gpu, cx.rec, &gt, m, q, sums()?)?
+                    }
+                    (true, 1, None) => kk.qz.quantize_transposed_with_sums(gpu, cx.rec, &gt, q, sums()?)?,
+                    (true, _, m) => {
+                        kk.qz.quantize_transposed_samples_with_sums(gpu, cx.rec, &gt, m, q, samples, sums()?)?
+                    }
                     (false, _, _) => kk.qz.quantize_transposed_samples(gpu, cx.rec, &gt, q, samples)?,
                 }
             } else {
@@ -522,7 +537,7 @@ pub(crate) fn backward<R: Record>(
                     "rotated dy",
                     q,
                     dx_wants_max,
-                    rotated_sums.then_some(db),
+                    db.as_ref().filter(|_| rotated_sums),
                     rotated_one_pass,
                 )?;
                 dy_amax = a;

@@ -225,19 +225,9 @@ impl GraphBuilder {
         self.node(name, Linear { outputs, relu }, &[x])
     }
 
-    /// A square-kernel convolution.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv(
-        &mut self,
-        name: impl Into<String>,
-        x: ValueId,
-        channels: usize,
-        kernel: usize,
-        stride: usize,
-        pad: usize,
-        relu: bool,
-    ) -> Result<ValueId> {
-        self.node(name, Conv { channels, kernel, stride, pad, relu }, &[x])
+    /// A square-kernel convolution (`Conv::bias`: none where batch norm follows).
+    pub fn conv(&mut self, name: impl Into<String>, x: ValueId, conv: Conv) -> Result<ValueId> {
+        self.node(name, conv, &[x])
     }
 
     /// Batch normalization.
@@ -343,7 +333,9 @@ impl ModelSpec {
 fn add_layer(b: &mut GraphBuilder, name: String, l: &LayerSpec, x: ValueId) -> Result<ValueId> {
     match *l {
         LayerSpec::Linear { outputs, relu } => b.linear(name, x, outputs, relu),
-        LayerSpec::Conv { channels, kernel, stride, pad, relu } => b.conv(name, x, channels, kernel, stride, pad, relu),
+        LayerSpec::Conv { channels, kernel, stride, pad, relu, bias } => {
+            b.conv(name, x, Conv { channels, kernel, stride, pad, relu, bias })
+        }
         LayerSpec::BatchNorm { relu } => b.batchnorm(name, x, relu),
         LayerSpec::MaxPool { k } => b.maxpool(name, x, k),
         LayerSpec::AvgPool { k } => b.avgpool(name, x, k),

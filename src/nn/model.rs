@@ -28,6 +28,9 @@ pub enum LayerSpec {
         pad: usize,
         /// ReLU after the layer.
         relu: bool,
+        /// A learned bias per channel; a convolution that batch norm follows needs none (the
+        /// normalization removes it: see [`ops::Conv::bias`]).
+        bias: bool,
     },
     /// k×k max pooling with stride k.
     MaxPool {
@@ -104,8 +107,8 @@ impl LayerSpec {
     pub(crate) fn op(&self) -> Option<Box<dyn Op>> {
         Some(match *self {
             LayerSpec::Linear { outputs, relu } => Box::new(ops::Linear { outputs, relu }),
-            LayerSpec::Conv { channels, kernel, stride, pad, relu } => {
-                Box::new(ops::Conv { channels, kernel, stride, pad, relu })
+            LayerSpec::Conv { channels, kernel, stride, pad, relu, bias } => {
+                Box::new(ops::Conv { channels, kernel, stride, pad, relu, bias })
             }
             LayerSpec::MaxPool { k } => Box::new(ops::MaxPool { k }),
             LayerSpec::AvgPool { k } => Box::new(ops::AvgPool { k }),
@@ -136,13 +139,13 @@ impl ModelSpec {
         ModelSpec { name: "mlp".into(), input, layers }
     }
 
-    /// A small VGG-style CNN: per stage a 3×3 (5×5 on 28×28 inputs) convolution, batch norm with
-    /// ReLU and a 2×2 max pool, then a linear classifier.
+    /// A small VGG-style CNN: per stage a 3×3 (5×5 on 28×28 inputs) convolution without bias,
+    /// batch norm with ReLU and a 2×2 max pool, then a linear classifier.
     pub fn cnn(input: (usize, usize, usize), channels: &[usize], classes: usize) -> Self {
         let k = if input.0 <= 28 { 5 } else { 3 };
         let mut layers = Vec::new();
         for &c in channels {
-            layers.push(LayerSpec::Conv { channels: c, kernel: k, stride: 1, pad: k / 2, relu: false });
+            layers.push(LayerSpec::Conv { channels: c, kernel: k, stride: 1, pad: k / 2, relu: false, bias: false });
             layers.push(LayerSpec::BatchNorm { relu: true });
             layers.push(LayerSpec::MaxPool { k: 2 });
         }
@@ -156,8 +159,10 @@ impl ModelSpec {
     /// channels, the first block of stages 2 and 3 downsampling with stride 2 and a projection
     /// shortcut (a strided 1×1 convolution and batch norm), then global average pooling and a
     /// linear classifier: `6·blocks + 2` layers with weights (`resnet20`: 3 blocks, `resnet8`: 1).
+    /// Every convolution is followed by batch norm, so none has a bias.
     pub fn resnet(input: (usize, usize, usize), blocks: usize, classes: usize) -> Self {
-        let conv = |channels, kernel, stride, pad| LayerSpec::Conv { channels, kernel, stride, pad, relu: false };
+        let conv =
+            |channels, kernel, stride, pad| LayerSpec::Conv { channels, kernel, stride, pad, relu: false, bias: false };
         let bn = |relu| LayerSpec::BatchNorm { relu };
         let mut layers = vec![conv(16, 3, 1, 1), bn(true)];
         let mut c_in = 16;

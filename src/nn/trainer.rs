@@ -1527,10 +1527,11 @@ impl Trainer {
     }
 
     /// Parameters as `(name, shape, values)`: for a [`ModelSpec`], `layers.{i}.weight` `[out,
-    /// in]` (for convolutions `[out, kh·kw·in_c]`, kernel-row-major and channels last) and
-    /// `layers.{i}.bias` `[out]`, with `i` the layer's position in the model (a residual block's
-    /// layers under `layers.{i}.main.{j}` / `.shortcut.{j}`); a batch norm has `weight` (γ),
-    /// `bias` (β), `running_mean` and `running_var`, each `[channels]`, as in PyTorch.
+    /// in]` (for convolutions `[out, kh·kw·in_c]`, kernel-row-major and channels last) and, where
+    /// the layer has one, `layers.{i}.bias` `[out]`, with `i` the layer's position in the model
+    /// (a residual block's layers under `layers.{i}.main.{j}` / `.shortcut.{j}`); a batch norm
+    /// has `weight` (γ), `bias` (β), `running_mean` and `running_var`, each `[channels]`, as in
+    /// PyTorch.
     pub fn parameters(&self) -> Result<Vec<Parameter>> {
         let mut out = Vec::new();
         let mut cache: Vec<(&GpuBuffer<f32>, Vec<f32>)> = Vec::new();
@@ -1614,15 +1615,28 @@ impl Trainer {
     }
 
     /// Loads parameters saved by [`Trainer::save`] for the same model. Velocities are reset.
-    /// Nothing is changed unless every tensor is present with the right shape.
+    /// Nothing is changed unless every tensor is present with the right shape and the file holds
+    /// no parameter (f32 tensor) that the model lacks: a `cnn` or `resnet` checkpoint saved
+    /// while their convolutions had biases (before batch norm, which cancels them) is refused.
     pub fn load(&mut self, path: impl AsRef<std::path::Path>) -> Result<()> {
         let path = path.as_ref();
         let err = |d: String| Error::Data { path: path.display().to_string(), detail: d };
         let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
         let st =
             safetensors::SafeTensors::deserialize(&bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
+        let slots = self.slots();
+        let mut extra: Vec<String> = st
+            .tensors()
+            .into_iter()
+            .filter(|(name, t)| t.dtype() == safetensors::Dtype::F32 && !slots.iter().any(|s| &s.0 == name))
+            .map(|(name, _)| name)
+            .collect();
+        if !extra.is_empty() {
+            extra.sort();
+            return Err(err(format!("parameters this model does not have: {}", extra.join(", "))));
+        }
         let mut staged = Vec::new();
-        for (name, shape, buf, off) in self.slots() {
+        for (name, shape, buf, off) in slots {
             let t = st.tensor(&name).map_err(|_| err(format!("missing tensor {name}")))?;
             if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape.as_slice() {
                 return Err(err(format!("{name}: expected f32 {shape:?}, found {:?} {:?}", t.dtype(), t.shape())));

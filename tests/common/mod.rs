@@ -185,16 +185,17 @@ pub fn fd_check_on(t: &mut lowbit::nn::Trainer, what: &str, x: &[f32], labels: &
 }
 
 /// A small CNN on 6×6×2 inputs: conv, batch norm with ReLU, a strided conv with ReLU, max
-/// pooling, a linear classifier of 3 classes.
+/// pooling, a linear classifier of 3 classes (every layer with a bias, as the fixture of
+/// `tests/graph.rs` recorded it).
 pub fn tiny_cnn() -> lowbit::nn::ModelSpec {
     use lowbit::nn::LayerSpec;
     lowbit::nn::ModelSpec {
         name: "tiny-cnn".into(),
         input: (6, 6, 2),
         layers: vec![
-            LayerSpec::Conv { channels: 3, kernel: 3, stride: 1, pad: 1, relu: false },
+            LayerSpec::Conv { channels: 3, kernel: 3, stride: 1, pad: 1, relu: false, bias: true },
             LayerSpec::BatchNorm { relu: true },
-            LayerSpec::Conv { channels: 4, kernel: 3, stride: 2, pad: 1, relu: true },
+            LayerSpec::Conv { channels: 4, kernel: 3, stride: 2, pad: 1, relu: true, bias: true },
             LayerSpec::MaxPool { k: 2 },
             LayerSpec::Linear { outputs: 3, relu: false },
         ],

@@ -9,7 +9,7 @@ use crate::kernels::im2col::ConvGeom;
 use crate::tensor::GpuBuffer;
 use crate::{Error, Record, Result};
 
-/// A square-kernel convolution with an optional fused ReLU.
+/// A square-kernel convolution with an optional bias and an optional fused ReLU.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Conv {
     /// Output channels.
@@ -22,6 +22,11 @@ pub struct Conv {
     pub pad: usize,
     /// ReLU fused into the GEMM epilogue.
     pub relu: bool,
+    /// A learned bias `[channels]`, added in the GEMM epilogue. A convolution that batch norm
+    /// follows has none: the normalization subtracts each channel's mean, bias included, so the
+    /// bias would never change the output, and its gradient (dY's column sums) is zero but for
+    /// rounding.
+    pub bias: bool,
 }
 
 impl Conv {
@@ -60,7 +65,7 @@ impl Op for Conv {
 
     fn params(&self, inputs: &[Shape]) -> Vec<ParamSpec> {
         let n = self.channels;
-        gemm::params(n, self.kernel * self.kernel * inputs[0].2, self.relu)
+        gemm::params(n, self.kernel * self.kernel * inputs[0].2, self.relu, self.bias)
     }
 
     fn is_gemm(&self) -> bool {
@@ -105,8 +110,8 @@ pub(crate) fn forward<R: Record>(
     Ok((y, saved.map(|saved| ConvSaved { saved, geom: g })))
 }
 
-/// Records a convolution's backward from `dy`: the weight and bias gradients, and dX (NHWC)
-/// folded back from the columns' gradient when `need_dx`.
+/// Records a convolution's backward from `dy`: the weight gradient (and the bias's, where it has
+/// one), and dX (NHWC) folded back from the columns' gradient when `need_dx`.
 pub(crate) fn backward<R: Record>(
     cx: &mut Cx<R>,
     node: &NodeCx,

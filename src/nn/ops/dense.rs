@@ -32,7 +32,7 @@ impl Op for Dense {
     }
 
     fn params(&self, inputs: &[Shape]) -> Vec<ParamSpec> {
-        gemm::params(self.outputs, inputs[0].2, self.relu)
+        gemm::params(self.outputs, inputs[0].2, self.relu, true)
     }
 
     fn is_gemm(&self) -> bool {

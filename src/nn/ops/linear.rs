@@ -31,7 +31,7 @@ impl Op for Linear {
 
     fn params(&self, inputs: &[Shape]) -> Vec<ParamSpec> {
         let n = self.outputs;
-        gemm::params(n, numel(inputs[0]), self.relu)
+        gemm::params(n, numel(inputs[0]), self.relu, true)
     }
 
     fn is_gemm(&self) -> bool {
