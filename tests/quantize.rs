@@ -566,7 +566,8 @@ fn nvfp4_of_a_weight_in_both_orientations_takes_one_launch_with_its_maximum() {
         assert_u32_eq(&format!("{what} Wᵀ: codes vs the reference"), &qt.codes.read(g).unwrap(), &wc);
         assert_f32_bits_eq(&format!("{what} Wᵀ: scales vs the reference"), &qt.scales.read(g).unwrap(), &ws);
     }
-    // Refused: stochastic rounding, two formats, a format without a tensor-wide scale.
+    // Refused: stochastic rounding, two formats, a format without a tensor-wide scale (also by
+    // the kernel's entry given the maximum).
     let xt = GpuTensor::from_slice(g, &[1.0; 32], &[2, 16]).unwrap();
     let mut enc = g.device.create_command_encoder(&Default::default());
     let sr = QuantScheme { rounding: Rounding::Stochastic { seed: 1, stream: 2 }, ..s };
@@ -575,6 +576,24 @@ fn nvfp4_of_a_weight_in_both_orientations_takes_one_launch_with_its_maximum() {
         let e = qz().quantize_reducing_amax_both(g, &mut enc, &xt, a, b).err().unwrap();
         assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     }
+    let (l, lt) = (
+        QuantLayout::new(2, 16, Format::Mxfp4, Granularity::PerBlock(32)).unwrap(),
+        QuantLayout::new(16, 2, Format::Mxfp4, Granularity::PerBlock(32)).unwrap(),
+    );
+    let buffers = |l: &QuantLayout| {
+        (
+            lowbit::GpuBuffer::<u32>::zeros(g, "codes", l.words()).unwrap(),
+            lowbit::GpuBuffer::<f32>::zeros(g, "scales", l.n_groups as usize).unwrap(),
+        )
+    };
+    let ((c, sc), (ct, sct)) = (buffers(&l), buffers(&lt));
+    let amax = lowbit::GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap();
+    let mx_kernel = QuantizeFused::new(g, Format::Mxfp4).unwrap();
+    let e = mx_kernel
+        .encode_both_with_tensor_amax(g, &mut enc, xt.buffer(), (&l, &lt), &amax, (&c, &sc), (&ct, &sct))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("NVFP4"), "{e}");
 }
 
 #[test]

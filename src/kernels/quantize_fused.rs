@@ -328,7 +328,11 @@ impl QuantizeFused {
             )));
         };
         if !Self::supports_with_tensor_amax(l) {
-            return Err(Error::InvalidArgument(format!("quantize_fused: {} blocks of {} words", l.format, l.seg())));
+            return Err(Error::InvalidArgument(format!(
+                "quantize_fused: blocks of at most 256 words, not {} of {} words",
+                l.format,
+                l.seg()
+            )));
         }
         let threads = groups_of(l) + lt.n_groups as usize;
         let workgroups = super::thread_workgroups(op, threads, self.thread_wg)?;
