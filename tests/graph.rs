@@ -688,8 +688,8 @@ fn convolutions_without_bias_compute_the_gradients_of_ones_with_a_zero_bias_in_f
 fn an_unrotated_nvfp4_dense_layer_quantizes_x_both_ways_as_its_unfused_plan_does() {
     // NVFP4 without a rotation (a layer scheme of one's own): a dense layer's X and its Xᵀ for
     // the weight gradient come from one quantizer call (X's maximum, then both orientations),
-    // the bits of the unfused plan's quantizers apart; on X of 8,192 values (one workgroup's on a
-    // CPU adapter, past it on a GPU) and of 98,304 (past it on both).
+    // the bits of the unfused plan's quantizers apart; on X of 8,192 values (one workgroup's
+    // reduction) and of 98,304 (absmax's launch first, then both).
     let g = gpu();
     let layer = {
         let mut l = TrainScheme::preset("nvfp4").unwrap().default;

@@ -16,7 +16,7 @@ pub enum LayerSpec {
         /// ReLU after the layer (fused into the GEMM epilogue).
         relu: bool,
     },
-    /// 2-D convolution (square kernel), NHWC, as im2col + GEMM; optional fused ReLU.
+    /// 2-D convolution (square kernel), NHWC, as im2col + GEMM; optional bias and fused ReLU.
     Conv {
         /// Output channels.
         channels: usize,

@@ -23,9 +23,9 @@ pub struct Conv {
     /// ReLU fused into the GEMM epilogue.
     pub relu: bool,
     /// A learned bias `[channels]`, added in the GEMM epilogue. A convolution that batch norm
-    /// follows has none: the normalization subtracts each channel's mean, bias included, so the
-    /// bias would never change the output, and its gradient (dY's column sums) is zero but for
-    /// rounding.
+    /// follows needs none: the normalization subtracts each channel's mean, bias included, so
+    /// the bias would never change the output, and its gradient (dY's column sums) is zero but
+    /// for rounding.
     pub bias: bool,
 }
 
