@@ -65,15 +65,16 @@ fn epilogue_variant<'a>(
 }
 
 /// A product split along K against the unsplit one, under every epilogue variant (bias and old C
-/// drawn for `m × n` outputs): `split(epi, c)` records the product (C holding old C) into a
-/// recorder and returns it, `batched(epi, c2)` two batched products (never split) of its operands
-/// stacked twice (C holding old C twice). The split takes 2 launches, the batched pair 1; the
-/// split's output is the pair's first bit for bit, and amax its largest magnitude.
+/// drawn for `m × n` outputs): `split(rec, epi, c)` records the product (C holding old C),
+/// `batched(rec, epi, c2)` two batched products (never split) of its operands stacked twice (C
+/// holding old C twice), each into a recorder of its own. The split takes 2 launches, the
+/// batched pair 1; the split's output is the pair's first bit for bit, and amax its largest
+/// magnitude.
 fn check_splits_against_batched(
     what: &str,
     (m, n): (usize, usize),
-    split: impl Fn(&Epilogue, &GpuBuffer<f32>) -> lowbit::Recorder,
-    batched: impl Fn(&Epilogue, &GpuBuffer<f32>) -> lowbit::Recorder,
+    split: impl Fn(&mut lowbit::Recorder, &Epilogue, &GpuBuffer<f32>),
+    batched: impl Fn(&mut lowbit::Recorder, &Epilogue, &GpuBuffer<f32>),
 ) {
     let g = gpu();
     let (bias, old) = (data(n, 43, false), data(m * n, 44, false));
@@ -85,12 +86,14 @@ fn check_splits_against_batched(
             (GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap(), GpuBuffer::<u32>::zeros(g, "amax", 1).unwrap());
         let (epi, _) = epilogue_variant(variant, &bias, &biasb, &old, &amax);
         let c = GpuBuffer::from_slice(g, "c", &old).unwrap();
-        let rec = split(&epi, &c);
+        let mut rec = lowbit::Recorder::new(g, "split");
+        split(&mut rec, &epi, &c);
         assert_eq!(rec.dispatches(), 2, "{what}: the splits and their combine");
         g.queue.submit([rec.finish()]);
         let (epi2, _) = epilogue_variant(variant, &bias, &biasb, &old, &amax2);
         let c2 = GpuBuffer::from_slice(g, "c", &twice).unwrap();
-        let rec = batched(&epi2, &c2);
+        let mut rec = lowbit::Recorder::new(g, "batched");
+        batched(&mut rec, &epi2, &c2);
         assert_eq!(rec.dispatches(), 1, "{what}: batched, unsplit");
         g.queue.submit([rec.finish()]);
         let got = c.read(g).unwrap();
@@ -1217,16 +1220,8 @@ fn integer_splits_along_k_give_the_unsplit_bits() {
                     check_splits_against_batched(
                         &what,
                         (m, n),
-                        |epi, c| {
-                            let mut rec = lowbit::Recorder::new(&gf, "split");
-                            kernel.encode_with(&gf, &mut rec, tile, &qa, &qb, epi, c).unwrap();
-                            rec
-                        },
-                        |epi, c| {
-                            let mut rec = lowbit::Recorder::new(&gf, "batched");
-                            kernel.encode_batched_with(&gf, &mut rec, tile, &qa2, &qb2, 2, epi, c).unwrap();
-                            rec
-                        },
+                        |rec, epi, c| kernel.encode_with(&gf, rec, tile, &qa, &qb, epi, c).unwrap(),
+                        |rec, epi, c| kernel.encode_batched_with(&gf, rec, tile, &qa2, &qb2, 2, epi, c).unwrap(),
                     );
                     cases += 3;
                 }
@@ -1408,16 +1403,8 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
         check_splits_against_batched(
             &what,
             (m, n),
-            |epi, c| {
-                let mut rec = lowbit::Recorder::new(g, "split");
-                kernel.encode(g, &mut rec, &qa, &qb, epi, c).unwrap();
-                rec
-            },
-            |epi, c| {
-                let mut rec = lowbit::Recorder::new(g, "batched");
-                kernel.encode_batched(g, &mut rec, &qa2, &qb2, 2, epi, c).unwrap();
-                rec
-            },
+            |rec, epi, c| kernel.encode(g, rec, &qa, &qb, epi, c).unwrap(),
+            |rec, epi, c| kernel.encode_batched(g, rec, &qa2, &qb2, 2, epi, c).unwrap(),
         );
     }
     // Top codes over K = 2500: every product 127², so one f32 sum over all of K would pass 2²⁴
@@ -1599,16 +1586,8 @@ fn int_coop_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
     check_splits_against_batched(
         &format!("coop {m}x{n}x{k}"),
         (m, n),
-        |epi, c| {
-            let mut rec = lowbit::Recorder::new(g, "coop chunks");
-            int8.encode_coop(g, &mut rec, &qa, &qb, epi, c).unwrap();
-            rec
-        },
-        |epi, c| {
-            let mut rec = lowbit::Recorder::new(g, "batched");
-            int8.encode_batched_with(g, &mut rec, Tile::T64, &qa2, &qb2, 2, epi, c).unwrap();
-            rec
-        },
+        |rec, epi, c| int8.encode_coop(g, rec, &qa, &qb, epi, c).unwrap(),
+        |rec, epi, c| int8.encode_batched_with(g, rec, Tile::T64, &qa2, &qb2, 2, epi, c).unwrap(),
     );
     // Blocks of 8: whole K steps of 8×8×8 matrices, inside one of 16×16×16 (refused there).
     let b8s = QuantScheme { granularity: Granularity::PerBlock(8), ..per_row(Format::Int8) };
