@@ -20,9 +20,20 @@
 // a longer block's further ones are rotated again). Threads rp.blocks .. (with sums only) each
 // sum four rows of L over one chunk. No workgroup memory or barriers; 64 threads a workgroup.
 // With p.samples > 1 it writes that many stochastic samples of L stacked (SMP, common/samples.wgsl).
-// Bindings: 0 params (QuantParams), 1 x (read f32; as vec4s), 2 codes (read_write u32), 3 scales
+// Entry main_both also quantizes x itself, unrotated, as quantize_fused quantizes it per block
+// (the forward's X, or dY for the input gradient, where the same format packs x along its rows and
+// the rotated xᵀ for the weight gradient; bindings 9-12): workgroups rp.workgroups .. (past
+// main's) take px.aux0 of x's blocks a thread in turn (one on a GPU, a row's on a CPU adapter),
+// each as quantize_fused's main_group_v4 does (common/row_groups.wgsl: the same maximum, scale,
+// draws and codes), x read through the same mask; NVFP4's block scales read x's own maximum,
+// amax_x[0] (hadamard's maxima pass writes it beside R's). So the bits of this launch and
+// quantize_fused's, in one launch where they take two. Its stores go through put_code and
+// put_scale (x's outputs); L's are written directly.
+// Bindings: 0 pl (QuantParams of L), 1 x (read f32; as vec4s), 2 codes (read_write u32), 3 scales
 // (read_write f32), 4 step (StepState), 5 sums (read_write f32, [chunks, rows of L]),
-// 6 tensor_amax (read u32, NVFP4 only), 7 mask (read f32; as vec4s), 8 rp (RotateParams).
+// 6 tensor_amax (read u32, NVFP4 only), 7 mask (read f32; as vec4s), 8 rp (RotateParams); entry
+// main_both also 9 codes_x (read_write u32), 10 scales_x (read_write f32), 11 px (QuantParams of
+// x's layout), 12 amax_x (read u32: x's maximum as f32 bits, NVFP4 only).
 
 struct RotateParams {
     // Bit i set: element i of every 16 is negated (D; bit 0 of rng_draw(signs, i), drawn on the host).
@@ -31,10 +42,12 @@ struct RotateParams {
     blocks: u32,
     // The Hadamard's normalization, 1/sqrt(16).
     scale: f32,
-    pad: u32,
+    // Workgroups of entry main (its blocks, then its sums threads; entry main_both's workgroups of
+    // x's blocks come after).
+    workgroups: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: QuantParams;
+@group(0) @binding(0) var<uniform> pl: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> codes: array<u32>;
@@ -45,6 +58,33 @@ struct RotateParams {
 @group(0) @binding(7) var<storage, read> mask: array<f32>;
 @group(0) @binding(7) var<storage, read> mask4: array<vec4<f32>>;
 @group(0) @binding(8) var<uniform> rp: RotateParams;
+// Entry main_both only: x's own outputs and layout, and its maximum (NVFP4).
+@group(0) @binding(9) var<storage, read_write> codes_x: array<u32>;
+@group(0) @binding(10) var<storage, read_write> scales_x: array<f32>;
+@group(0) @binding(11) var<uniform> px: QuantParams;
+@group(0) @binding(12) var<storage, read> amax_x: array<u32>;
+
+// The layout this invocation quantizes, which the shared units read: pl for L (every entry), px
+// for x's own blocks (main_both).
+var<private> p: QuantParams;
+
+// Where the shared units store (common/samples.wgsl's store_scale, common/pack_rows.wgsl's
+// store_words4): x's own outputs, the only ones they write here (L's codes and scales are stored
+// by pack1 and store_scale_l).
+fn put_code(i: u32, v: u32) {
+    codes_x[i] = v;
+}
+
+fn put_scale(i: u32, v: f32) {
+    scales_x[i] = v;
+}
+
+// L's group g scale, into every sample.
+fn store_scale_l(g: u32, s: f32) {
+    for (var j = 0u; j < p.samples; j++) {
+        scales[j * p.n_groups + g] = s;
+    }
+}
 
 // Row `row` of x (a column of L), x's columns 4·c4 .. 4·c4 + 3 (q = x's columns / 4), masked,
 // negated where element i of a rotation is (D).
@@ -154,7 +194,7 @@ fn block4(c4: u32, blk: u32) {
     var inv = vec4<f32>();
     for (var j = 0u; j < 4u; j++) {
         let si = group_scale_of(bitcast<f32>(m[j]));
-        store_scale((r0 + j) * p.row_mul + blk, si.x);
+        store_scale_l((r0 + j) * p.row_mul + blk, si.x);
         inv[j] = si.y;
     }
     pack16(r0, col0, y0, inv);
@@ -166,9 +206,9 @@ fn block4(c4: u32, blk: u32) {
     }
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let t = flat_workgroup(wg, nwg) * 64u + lid;
+// Thread t of entry main: a block of four rows of L (t < rp.blocks), else with sums four rows of L
+// over one of col_sum's chunks of x's rows; threads past those do nothing.
+fn rotated_thread(t: u32) {
     let q = p.rows / 4u;
     if (t < rp.blocks) {
         block4(t % q, t / q);
@@ -185,5 +225,38 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         for (var j = 0u; j < 4u; j++) {
             sums[(u / q) * p.rows + c4 * 4u + j] = s[j];
         }
+    }
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    p = pl;
+    rotated_thread(flat_workgroup(wg, nwg) * 64u + lid);
+}
+
+// main's workgroups, then (workgroups rp.workgroups ..) x's own blocks, px.aux0 a thread (blocks
+// t·aux0 .. in the flat order of quantize_fused's main_group_v4, whatever the count), read as
+// vec4s (x's rows are L's columns, a multiple of 4, and the block-scaled formats pack a multiple of
+// 4 codes a word): main_group_v4's work with x's maximum from amax_x (NVFP4). A workgroup takes
+// one side only, so p is the same for all its threads.
+@compute @workgroup_size(64)
+fn main_both(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let w = flat_workgroup(wg, nwg);
+    if (w < rp.workgroups) {
+        p = pl;
+        rotated_thread(w * 64u + lid);
+        return;
+    }
+    p = px;
+    let per_row = (p.words_per_row + p.seg - 1u) / p.seg;
+    let g0 = ((w - rp.workgroups) * 64u + lid) * p.aux0;
+    for (var u = g0; u < min(g0 + p.aux0, p.rows * per_row); u++) {
+        let g = group_span(u, per_row, p.seg);
+        let m = bitcast<f32>(group_amax4(g));
+        var si = fmt_scale_for_amax(m);
+        if (FORMAT == 10u) {
+            si = fmt_group_scale(m, bitcast<f32>(amax_x[0]));
+        }
+        store_group4_with(g, si);
     }
 }

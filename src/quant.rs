@@ -2,7 +2,7 @@
 //! [`QuantScheme`], choosing the one-pass or two-pass kernels, recording into the caller's encoder.
 
 use crate::format::Format;
-use crate::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras};
+use crate::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras, Unrotated};
 use crate::kernels::im2col::ConvGeom;
 use crate::kernels::im2col_quantize::Im2colQuantize;
 use crate::kernels::im2col_quantize_transpose::Im2colQuantizeTranspose;
@@ -419,6 +419,49 @@ impl Quantizer {
         let q = Self::alloc_samples(gpu, enc, lt, samples)?;
         kernel.encode(gpu, enc, x.buffer(), &lt, signs, scheme.rounding, samples, extras, &q.codes, &q.scales)?;
         Ok(q)
+    }
+
+    /// Whether [`Quantizer::quantize_rotated_transposed_both`] takes `lt` (the layout of the
+    /// transpose) rotated in blocks of `block` with x's own layout `l` on `gpu`
+    /// ([`HadamardQuantizeTranspose::supports_both`] and [`HadamardQuantizeTranspose::takes_both`]:
+    /// the block-scaled formats, x in the transpose's format and shape).
+    pub fn rotates_transposed_both(gpu: &Gpu, lt: &QuantLayout, block: u32, l: &QuantLayout) -> bool {
+        HadamardQuantizeTranspose::takes_both(gpu) && HadamardQuantizeTranspose::supports_both(lt, block, l)
+    }
+
+    /// [`Quantizer::quantize_rotated_transposed`] (one sample, under `schemes.0`) that also
+    /// quantizes `x` itself, unrotated, under `schemes.1` in the same launch: returns (xᵀ rotated,
+    /// x). x's codes and scales are the bits of [`Quantizer::quantize`] (with `extras.mask`,
+    /// [`Quantizer::quantize_masked`]; NVFP4's with x's own maximum `amax_x`, as
+    /// [`Quantizer::quantize_with_amax`] takes it, required there and refused elsewhere). One
+    /// launch where they take two. For the layouts of [`Quantizer::rotates_transposed_both`]; an
+    /// error elsewhere.
+    #[allow(clippy::too_many_arguments)]
+    pub fn quantize_rotated_transposed_both(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        x: &GpuTensor,
+        (scheme_t, scheme): (QuantScheme, QuantScheme),
+        signs: u32,
+        extras: RotatedExtras,
+        amax_x: Option<&GpuBuffer<u32>>,
+    ) -> Result<(QuantizedTensor, QuantizedTensor)> {
+        let lt = Self::transposed_layout("quantize_rotated_transposed_both", x, scheme_t)?;
+        let l = QuantLayout::new(x.rows(), x.cols(), scheme.format, scheme.granularity)?;
+        let k = self.kernels(gpu, scheme_t.format)?;
+        let kernel = built(&k.rotated_t, || HadamardQuantizeTranspose::new(gpu, scheme_t.format))?;
+        let (qt, q) = (Self::alloc(gpu, enc, lt)?, Self::alloc(gpu, enc, l)?);
+        let side = Unrotated {
+            layout: &l,
+            rounding: scheme.rounding,
+            tensor_amax: amax_x,
+            codes: &q.codes,
+            scales: &q.scales,
+        };
+        let out = (&qt.codes, &qt.scales);
+        kernel.encode_both(gpu, enc, x.buffer(), &lt, signs, scheme_t.rounding, extras, out, side)?;
+        Ok((qt, q))
     }
 
     /// [`Quantizer::quantize`] for a format with a tensor-wide scale (NVFP4), given the tensor's

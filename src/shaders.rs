@@ -135,8 +135,9 @@ const QUANT_BOTH_INCLUDES: &[&str] = &[
     "row_sums",
     "rows_t",
 ];
-/// The rotating transposing quantizer: the one-pass quantizers' masked loads and SMP stores, and the
-/// row sums it shares with quantize_transpose_fused.
+/// The rotating transposing quantizer: the one-pass quantizers' masked loads and SMP stores, the
+/// row sums it shares with quantize_transpose_fused, and (entry main_both, x's own blocks) the
+/// per-thread groups and packing of quantize_fused.
 const QUANT_ROTATE_T_INCLUDES: &[&str] = &[
     "rng",
     "step",
@@ -146,13 +147,15 @@ const QUANT_ROTATE_T_INCLUDES: &[&str] = &[
     "log4",
     "format",
     "layout",
+    "pack",
     "one_pass",
-    "stores",
     "samples",
+    "pack_rows",
+    "group_scale",
+    "row_groups",
     "chunk_sums",
     "row_sums",
     "hadamard16",
-    "group_scale",
 ];
 /// The transposing quantizer of an unfolded input: the SMP stores, the stream packer it shares with
 /// the fused unfold, and the convolution's geometry.

@@ -375,14 +375,17 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             // rotation): per layer, MX saves the rotations of X and dY (2 launches), and for a
             // layer with a bias col_sum's first level (1); NVFP4, which keeps a maxima pass for
             // its tensor scale, the latter: on a GPU in that launch (Kernels::rotates_in_one_pass),
-            // on a CPU adapter in the chain's rotation of dY (Kernels::sums_in_rotation). Every
-            // quantized preset quantizes W and Wᵀ in one launch (`both`; NVFP4's after an absmax
-            // launch where W does not fit one workgroup, as its W alone takes), and the others a
-            // dense layer's X and its unrotated Xᵀ too (the block-scaled ones keep their dense
-            // layers in fp32 here).
+            // on a CPU adapter in the chain's rotation of dY (Kernels::sums_in_rotation). Where
+            // that one launch runs (MX everywhere, NVFP4 on a GPU), it also quantizes X for the
+            // forward and dY for dX (Kernels::rotates_with_unrotated): 2 launches more a layer.
+            // Every quantized preset quantizes W and Wᵀ in one launch (`both`; NVFP4's after an
+            // absmax launch where W does not fit one workgroup, as its W alone takes), and the
+            // others a dense layer's X and its unrotated Xᵀ too (the block-scaled ones keep their
+            // dense layers in fp32 here).
             let rotated = match scheme {
-                "mxfp8" => 2 * rotated_layers + biased,
-                "nvfp4" => *biased,
+                "mxfp8" => 4 * rotated_layers + biased,
+                "nvfp4" if g.cpu_layouts() => *biased,
+                "nvfp4" => 2 * rotated_layers + biased,
                 _ => 0,
             };
             // The presets whose dYᵀ is not rotated also quantize dY (for dX) in dYᵀ's launch, in

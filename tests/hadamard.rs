@@ -358,17 +358,20 @@ fn both_layouts_of_the_rotation_match_the_reference() {
 /// of 72 over 16,400 rows, the last one short), masked or not,
 /// nearest, stochastic and SMP's stacked samples; NVFP4's tensor maximum from the rotation's
 /// maxima-only pass, which writes what the rotation with its output writes and nothing else.
+/// With x itself quantized in the same launch (`encode_both`, one sample): L's outputs the same,
+/// and x's codes and scales the reference's of quantizing x (as masked) per block, rounded as
+/// its own scheme says (NVFP4 with x's maximum from the maxima pass).
 #[test]
 fn the_rotation_and_its_transposing_quantizer_in_one_launch_match_the_chain() {
     use lowbit::kernels::hadamard::{RotateExtras, RANDOM_SIGNS};
-    use lowbit::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras};
+    use lowbit::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras, Unrotated};
     use lowbit::scheme::{Granularity, QuantLayout, Rounding};
     let g = gpu();
     let h = Hadamard::new(g).unwrap();
     // The maxima-only pass on the workgroup tree too (a GPU's path; lavapipe takes the per-thread one).
     let tree = Hadamard::with_reduce_path(g, lowbit::kernels::quantize_fused::ReducePath::Tree).unwrap();
     let colsum = lowbit::kernels::col_sum::ColSum::new(g).unwrap();
-    let mut cases = 0;
+    let (mut cases, mut both_cases) = (0, 0);
     for format in [Format::Mxfp8, Format::Mxfp4, Format::Nvfp4] {
         let k = HadamardQuantizeTranspose::new(g, format).unwrap();
         // (x rows: the batch, x cols: L's rows, specials)
@@ -437,6 +440,45 @@ fn the_rotation_and_its_transposing_quantizer_in_one_launch_match_the_chain() {
                         k.encode(g, e, &xb, &l, RANDOM_SIGNS, rounding, samples, extras, &codes, &scales).unwrap()
                     });
                     let (codes, scales) = (codes.read(g).unwrap(), scales.read(g).unwrap());
+                    if samples == 1 {
+                        // x itself in the same launch (entry main_both): L's bits unchanged, and
+                        // x's those of quantizing it per block (x's own maximum for NVFP4).
+                        let lx = QuantLayout::new(rows, cols, format, Granularity::native(format)).unwrap();
+                        assert!(HadamardQuantizeTranspose::supports_both(&l, 16, &lx), "{what}");
+                        assert!(HadamardQuantizeTranspose::takes_both(g), "{what}: this adapter binds too few buffers");
+                        let rx = match rounding {
+                            Rounding::Nearest => Rounding::Nearest,
+                            _ => Rounding::Stochastic { seed: 5, stream: 11 },
+                        };
+                        let zeros_u = |n: usize| GpuBuffer::<u32>::zeros(g, "codes", n).unwrap();
+                        let zeros_f = |n: usize| GpuBuffer::<f32>::zeros(g, "scales", n).unwrap();
+                        let (bc, bs, bsums) =
+                            (zeros_u(l.words()), zeros_f(l.n_groups as usize), zeros_f(chunks * cols));
+                        let (xc, xs) = (zeros_u(lx.words()), zeros_f(lx.n_groups as usize));
+                        let side = Unrotated {
+                            layout: &lx,
+                            rounding: rx,
+                            tensor_amax: format.needs_tensor_amax().then_some(&in_amax),
+                            codes: &xc,
+                            scales: &xs,
+                        };
+                        let extras = RotatedExtras { sums: Some(&bsums), ..extras };
+                        common::submit_with(|e| {
+                            k.encode_both(g, e, &xb, &l, RANDOM_SIGNS, rounding, extras, (&bc, &bs), side).unwrap()
+                        });
+                        common::assert_u32_eq(&format!("{what} both: L's codes"), &bc.read(g).unwrap(), &codes);
+                        assert_f32_bits_eq(&format!("{what} both: L's scales"), &bs.read(g).unwrap(), &scales);
+                        let (got, want) = (bsums.read(g).unwrap(), sums.read(g).unwrap());
+                        assert_f32_bits_eq(&format!("{what} both: partial sums"), &got, &want);
+                        let read = match masked {
+                            true => reference::relu_backward::relu_backward(&y, &x),
+                            false => x.clone(),
+                        };
+                        let (wc, ws) = reference::quantize_fused::quantize_fused(&read, &lx, rx);
+                        common::assert_u32_eq(&format!("{what} both: x's codes"), &xc.read(g).unwrap(), &wc);
+                        assert_f32_bits_eq(&format!("{what} both: x's scales"), &xs.read(g).unwrap(), &ws);
+                        both_cases += 1;
+                    }
                     let (words, groups) = (l.words(), l.n_groups as usize);
                     for j in 0..samples as usize {
                         let r = match rounding {
@@ -474,14 +516,17 @@ fn the_rotation_and_its_transposing_quantizer_in_one_launch_match_the_chain() {
         }
     }
     assert_eq!(cases, (3 * 4 + 1) * 2 * 3);
+    assert_eq!(both_cases, (3 * 4 + 1) * 2 * 2);
 }
 
 /// What the one launch does not take is a clear error: L's rows not in fours, a batch not of
 /// whole rotations, per-row scales, NVFP4 without its tensor maximum or another format with one,
-/// buffers of the wrong size, samples without stochastic rounding.
+/// buffers of the wrong size, samples without stochastic rounding; and beside L, x's own layout
+/// not L's transpose in L's format, NVFP4 without x's maximum or MX with one, x's outputs of the
+/// wrong size.
 #[test]
 fn the_one_launch_rotated_quantizer_refuses_what_it_does_not_take() {
-    use lowbit::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras};
+    use lowbit::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras, Unrotated};
     use lowbit::scheme::{Granularity, QuantLayout, Rounding};
     let g = gpu();
     let mx = HadamardQuantizeTranspose::new(g, Format::Mxfp8).unwrap();
@@ -528,6 +573,47 @@ fn the_one_launch_rotated_quantizer_refuses_what_it_does_not_take() {
     for (i, r) in shapes.into_iter().enumerate() {
         assert!(matches!(r, Err(Error::Shape { .. })), "shape case {i}: {:?}", r.err());
     }
+    // x itself beside L (encode_both): x's layout not L's transpose, or in another format; NVFP4
+    // without x's maximum, MX with one; x's outputs of the wrong size.
+    let lx = block(Format::Mxfp8, 64, 8);
+    assert!(HadamardQuantizeTranspose::supports_both(&l, 16, &lx));
+    let (xc, xs) = (
+        GpuBuffer::<u32>::zeros(g, "x codes", lx.words()).unwrap(),
+        GpuBuffer::<f32>::zeros(g, "x scales", lx.n_groups as usize).unwrap(),
+    );
+    let side = Unrotated { layout: &lx, rounding: near, tensor_amax: None, codes: &xc, scales: &xs };
+    let (square, mx4) = (block(Format::Mxfp8, 32, 16), block(Format::Mxfp4, 64, 8));
+    let int8 = QuantLayout::new(64, 8, Format::Int8, Granularity::PerRow).unwrap();
+    for other in [&square, &mx4, &int8] {
+        assert!(!HadamardQuantizeTranspose::supports_both(&l, 16, other), "{other:?}");
+    }
+    let lnx = block(Format::Nvfp4, 64, 8);
+    let (nxc, nxs) = (
+        GpuBuffer::<u32>::zeros(g, "x codes", lnx.words()).unwrap(),
+        GpuBuffer::<f32>::zeros(g, "x scales", lnx.n_groups as usize).unwrap(),
+    );
+    let nv_side = Unrotated { layout: &lnx, codes: &nxc, scales: &nxs, ..side };
+    let nv_extras = RotatedExtras { tensor_amax: Some(&one), ..none };
+    let out = (&codes, &scales);
+    let bad = [
+        mx.encode_both(g, &mut enc, &x, &l, 0, near, none, out, Unrotated { layout: &square, ..side }),
+        mx.encode_both(g, &mut enc, &x, &l, 0, near, none, out, Unrotated { layout: &mx4, ..side }),
+        mx.encode_both(g, &mut enc, &x, &l, 0, near, none, out, Unrotated { layout: &int8, ..side }),
+        nv.encode_both(g, &mut enc, &x, &ln, 0, near, nv_extras, (&nc, &ns), nv_side),
+        mx.encode_both(g, &mut enc, &x, &l, 0, near, none, out, Unrotated { tensor_amax: Some(&one), ..side }),
+    ];
+    for (i, r) in bad.into_iter().enumerate() {
+        assert!(matches!(r, Err(Error::InvalidArgument(_))), "both case {i}: {:?}", r.err());
+    }
+    let shapes = [
+        mx.encode_both(g, &mut enc, &x, &l, 0, near, none, out, Unrotated { codes: &nc, ..side }),
+        mx.encode_both(g, &mut enc, &x, &l, 0, near, none, out, Unrotated { scales: &short, ..side }),
+    ];
+    for (i, r) in shapes.into_iter().enumerate() {
+        assert!(matches!(r, Err(Error::Shape { .. })), "both shape case {i}: {:?}", r.err());
+    }
+    // What it takes, it records.
+    mx.encode_both(g, &mut enc, &x, &l, 0, near, none, out, side).unwrap();
     g.queue.submit([enc.finish()]);
 }
 
@@ -535,7 +621,9 @@ fn the_one_launch_rotated_quantizer_refuses_what_it_does_not_take() {
 /// on any adapter: the one launch (after NVFP4's maxima pass), with the bias gradient through
 /// col_sum's second level, gives the chain's codes, scales, unrotated maximum and `col_sum`'s
 /// bias gradient, bit for bit, for dY masked by a ReLU's Y — the NVFP4 path included, which
-/// training takes only on GPUs.
+/// training takes only on GPUs — and with dY itself for dX quantized in that launch, the bits of
+/// its own quantizer (masked; NVFP4's with the chain's unrotated maximum). dY itself asked of the
+/// chain, or in a format the launch does not take, is a clear error.
 #[test]
 fn the_trainers_rotated_operand_in_one_launch_is_the_chain_bit_for_bit() {
     use lowbit::kernels::hadamard::RANDOM_SIGNS;
@@ -554,16 +642,35 @@ fn the_trainers_rotated_operand_in_one_launch_is_the_chain_bit_for_bit() {
             let rot = Some((16, RANDOM_SIGNS));
             let (sums, want_sums) =
                 (GpuBuffer::<f32>::zeros(g, "sums", n).unwrap(), GpuBuffer::<f32>::zeros(g, "want", n).unwrap());
+            // dY itself for dX, in the same launch where the one launch takes it.
+            let d = QuantScheme { rounding: Rounding::Stochastic { seed: 3, stream: 8 }, ..q };
+            // (Training takes it wherever it takes the one launch: not for NVFP4 on a CPU adapter.)
+            let takes = !(format.needs_tensor_amax() && g.cpu_layouts());
+            assert_eq!(Kernels::rotates_with_unrotated(g, rows, n, rot, q, d), takes, "{format} {rows}x{n}");
             let mut got = None;
             let mut want = None;
+            let mut want_dy = None;
             common::submit_with(|e| {
                 let (m, s) = (Some(&yb), Some(&sums));
-                got = Some(kk.rotated_transposed(g, e, &dyb, rows, n, rot, m, "dy", q, true, s, true).unwrap());
-                want = Some(kk.rotated_transposed(g, e, &dyb, rows, n, rot, m, "dy", q, true, None, false).unwrap());
+                let both = Some(d);
+                got = Some(kk.rotated_transposed(g, e, &dyb, rows, n, rot, m, "dy", q, true, s, true, both).unwrap());
+                let w = kk.rotated_transposed(g, e, &dyb, rows, n, rot, m, "dy", q, true, None, false, None).unwrap();
+                let t = lowbit::GpuTensor::from_buffer(dyb.clone(), &[rows, n]).unwrap();
+                want_dy = Some(match (format.needs_tensor_amax(), &w.1) {
+                    (true, Some(a)) => kk.qz.quantize_masked_with_amax(g, e, &t, &yb, d, a).unwrap(),
+                    _ => kk.qz.quantize_masked(g, e, &t, &yb, d).unwrap(),
+                });
+                want = Some(w);
                 kk.colsum.encode_masked(g, e, &dyb, &yb, rows, n, &want_sums).unwrap();
             });
-            let ((a, a_max), (b, b_max)) = (got.unwrap(), want.unwrap());
+            let ((a, a_max, a_dy), (b, b_max, b_dy)) = (got.unwrap(), want.unwrap());
             let what = format!("{format} {rows}x{n}");
+            assert!(b_dy.is_none(), "{what}: the chain quantizes no dY");
+            let (a_dy, b_dy) = (a_dy.expect("dY from the one launch"), want_dy.unwrap());
+            let (got_c, want_c) = (a_dy.codes.read(g).unwrap(), b_dy.codes.read(g).unwrap());
+            common::assert_u32_eq(&format!("{what} dY's codes"), &got_c, &want_c);
+            let (got_s, want_s) = (a_dy.scales.read(g).unwrap(), b_dy.scales.read(g).unwrap());
+            assert_f32_bits_eq(&format!("{what} dY's scales"), &got_s, &want_s);
             common::assert_u32_eq(&format!("{what} codes"), &a.codes.read(g).unwrap(), &b.codes.read(g).unwrap());
             assert_f32_bits_eq(&format!("{what} scales"), &a.scales.read(g).unwrap(), &b.scales.read(g).unwrap());
             let (a_max, b_max) = (a_max.unwrap().read(g).unwrap(), b_max.unwrap().read(g).unwrap());
@@ -571,8 +678,29 @@ fn the_trainers_rotated_operand_in_one_launch_is_the_chain_bit_for_bit() {
             assert_f32_bits_eq(&format!("{what} bias gradient"), &sums.read(g).unwrap(), &want_sums.read(g).unwrap());
             // Asked of a shape the one launch does not take, it is a clear error, not the chain.
             let mut enc = g.device.create_command_encoder(&Default::default());
-            let r = kk.rotated_transposed(g, &mut enc, &dyb, rows, n, Some((32, 0)), None, "dy", q, false, None, true);
+            let r = kk.rotated_transposed(
+                g,
+                &mut enc,
+                &dyb,
+                rows,
+                n,
+                Some((32, 0)),
+                None,
+                "dy",
+                q,
+                false,
+                None,
+                true,
+                None,
+            );
             assert!(matches!(r, Err(Error::InvalidArgument(_))), "{what}: a rotation of 32 in one launch");
+            // dY itself asked of the chain, or in another format, is a clear error too.
+            let r = kk.rotated_transposed(g, &mut enc, &dyb, rows, n, rot, None, "dy", q, false, None, false, Some(d));
+            assert!(matches!(r, Err(Error::InvalidArgument(_))), "{what}: dY itself beside the chain");
+            let int8 = QuantScheme::per_row(Format::Int8);
+            let r =
+                kk.rotated_transposed(g, &mut enc, &dyb, rows, n, rot, None, "dy", q, false, None, true, Some(int8));
+            assert!(matches!(r, Err(Error::InvalidArgument(_))), "{what}: an int8 dY beside {format}");
         }
     }
 }

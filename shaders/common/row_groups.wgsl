@@ -52,15 +52,25 @@ fn word_amax4(row: u32, word: u32) -> u32 {
     return m;
 }
 
-// store_group over vec4s (codes per word and p.cols multiples of 4): the group's maximum, scale
-// and codes, x read four values at a time (a per-row group: the whole row, whose scale is
-// group_of's index row).
-fn store_group4(g: vec3<u32>) {
+// The largest amax_bits of a group's values, read as vec4s (codes per word and p.cols multiples of
+// 4).
+fn group_amax4(g: vec3<u32>) -> u32 {
     var m = 0u;
     for (var w = g.y; w < g.z; w++) {
         m = max(m, word_amax4(g.x, w));
     }
-    let si = group_scale_of(bitcast<f32>(m));
+    return m;
+}
+
+// A group's scale and codes with its (scale, 1/scale) si, x read four values at a time (a per-row
+// group: the whole row, whose scale is group_of's index row).
+fn store_group4_with(g: vec3<u32>, si: vec2<f32>) {
     store_scale(group_of(p, g.x, g.y * fmt_per_word()), si.x);
     store_words4(g.x, g.y, g.z, 1u, si.y);
+}
+
+// store_group over vec4s (codes per word and p.cols multiples of 4): the group's maximum, scale
+// and codes.
+fn store_group4(g: vec3<u32>) {
+    store_group4_with(g, group_scale_of(bitcast<f32>(group_amax4(g))));
 }

@@ -17,10 +17,16 @@
 //! in fours, read as vec4s), the 16-point butterflies in registers; with sums, one more thread
 //! per four rows of L and chunk. No workgroup memory or barriers, on any adapter: the threads
 //! cover the whole tensor, not only L's rows as the transposing quantizer's do (measured on
-//! lavapipe only). Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales
-//! (read-write f32), 4 step state, 5 sums (read-write f32), 6 tensor maximum (read u32, NVFP4),
-//! 7 mask (read f32), 8 the rotation's uniform.
+//! lavapipe only). [`HadamardQuantizeTranspose::encode_both`] (entry `main_both`) also quantizes
+//! x itself, unrotated, per block of the same format in the same launch (a thread per block, as
+//! [`QuantizeFused`]'s per-thread entry: its bits), for the product that packs x along its rows
+//! (the forward's X, or dY for the input gradient): one launch where there were two. Bindings: 0
+//! `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales (read-write f32), 4 step
+//! state, 5 sums (read-write f32), 6 tensor maximum (read u32, NVFP4), 7 mask (read f32), 8 the
+//! rotation's uniform; `main_both` also 9 x's codes (read-write u32), 10 its scales (read-write
+//! f32), 11 its `QuantParams`, 12 its maximum (read u32, NVFP4).
 
+use super::quantize_fused::QuantizeFused;
 use super::{check_built_for, check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
 use crate::format::Format;
 use crate::reference::hadamard::{negated, scale};
@@ -39,8 +45,13 @@ struct RotateParams {
     negate: u32,
     blocks: u32,
     scale: f32,
-    pad: u32,
+    /// Entry `main`'s workgroups: the blocks, then the sums threads.
+    workgroups: u32,
 }
+
+/// Storage buffers a stage that entry `main_both` binds
+/// ([`HadamardQuantizeTranspose::takes_both`]).
+pub const BOTH_STORAGE: u32 = 9;
 
 /// What a launch writes besides L's codes and scales, and how it reads x.
 #[derive(Default, Clone, Copy)]
@@ -57,11 +68,31 @@ pub struct RotatedExtras<'a> {
     pub sums: Option<&'a GpuBuffer<f32>>,
 }
 
+/// x itself quantized unrotated in the launch that quantizes L
+/// ([`HadamardQuantizeTranspose::encode_both`]): what [`QuantizeFused`] would write for x.
+#[derive(Clone, Copy)]
+pub struct Unrotated<'a> {
+    /// x's layout: `[batch, c]` (L's columns by its rows), per-block scales of the kernel's format.
+    pub layout: &'a QuantLayout,
+    /// x's rounding (its own stream where stochastic).
+    pub rounding: Rounding,
+    /// NVFP4: x's own maximum as f32 bits (`[1]`; what
+    /// [`Hadamard::encode_maxima`](super::hadamard::Hadamard::encode_maxima) reduces as the
+    /// input's); required for NVFP4, refused otherwise.
+    pub tensor_amax: Option<&'a GpuBuffer<u32>>,
+    /// x's codes (`layout.words()`).
+    pub codes: &'a GpuBuffer<u32>,
+    /// x's scales (`layout.n_groups`).
+    pub scales: &'a GpuBuffer<f32>,
+}
+
 /// The fused rotation and transposing quantizer for one format.
 pub struct HadamardQuantizeTranspose {
     format: Format,
     bgl: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    /// Entry `main_both` and its layout, where the adapter binds [`BOTH_STORAGE`] storage buffers.
+    both: Option<(wgpu::BindGroupLayout, wgpu::ComputePipeline)>,
     /// Bound where no sums are asked for.
     no_sums: GpuBuffer<f32>,
     /// Bound as the tensor maximum where the format needs none.
@@ -73,25 +104,24 @@ pub struct HadamardQuantizeTranspose {
 impl HadamardQuantizeTranspose {
     /// Builds the pipeline for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
+        use Slot::{Read, Uniform, Write};
         let name = "hadamard_quantize_transpose";
-        let (bgl, pl) = layouts(
-            gpu,
-            name,
-            &[
-                Slot::Uniform,
-                Slot::Read,
-                Slot::Write,
-                Slot::Write,
-                Slot::Uniform,
-                Slot::Write,
-                Slot::Read,
-                Slot::Read,
-                Slot::Uniform,
-            ],
-        );
+        let slots = [Uniform, Read, Write, Write, Uniform, Write, Read, Read, Uniform];
+        let (bgl, pl) = layouts(gpu, name, &slots);
+        let c = format_constant(format);
+        let both = match Self::takes_both(gpu) {
+            true => {
+                let mut all = slots.to_vec();
+                all.extend([Write, Write, Uniform, Read]);
+                let (bgl, pl) = layouts(gpu, name, &all);
+                Some((pipeline(gpu, name, "main_both", &pl, &c)?, bgl))
+            }
+            false => None,
+        };
         Ok(HadamardQuantizeTranspose {
             format,
-            pipeline: pipeline(gpu, name, "main", &pl, &format_constant(format))?,
+            pipeline: pipeline(gpu, name, "main", &pl, &c)?,
+            both: both.map(|(p, l)| (l, p)),
             bgl,
             no_sums: GpuBuffer::zeros(gpu, "hadamard_quantize_transpose no sums", 1)?,
             no_tensor_amax: GpuBuffer::zeros(gpu, "hadamard_quantize_transpose no tensor amax", 1)?,
@@ -117,6 +147,25 @@ impl HadamardQuantizeTranspose {
         }
     }
 
+    /// Whether `gpu` binds the storage buffers of entry `main_both` ([`BOTH_STORAGE`]), so that
+    /// [`HadamardQuantizeTranspose::encode_both`] runs there.
+    pub fn takes_both(gpu: &Gpu) -> bool {
+        gpu.limits().max_storage_buffers_per_shader_stage >= BOTH_STORAGE
+    }
+
+    /// Whether [`HadamardQuantizeTranspose::encode_both`] handles `l` (L) rotated in blocks of
+    /// `block` with x's own layout `lx`: what [`HadamardQuantizeTranspose::supports`] takes, and
+    /// `lx` x's shape (L's transpose) in blocks of the same format that [`QuantizeFused`] takes,
+    /// its codes per word a multiple of 4 (read as vec4s).
+    pub fn supports_both(l: &QuantLayout, block: u32, lx: &QuantLayout) -> bool {
+        Self::supports(l, block)
+            && lx.format == l.format
+            && (lx.rows, lx.cols) == (l.cols, l.rows)
+            && matches!(lx.granularity, Granularity::PerBlock(_))
+            && QuantizeFused::supports_with_tensor_amax(lx)
+            && lx.per_word().is_multiple_of(4)
+    }
+
     /// The chunks the row sums of an L whose rows are `batch` long come in (`col_sum`'s).
     pub fn sum_chunks(batch: usize) -> usize {
         super::reduce_chunks(batch).1
@@ -139,6 +188,47 @@ impl HadamardQuantizeTranspose {
         codes: &GpuBuffer<u32>,
         scales: &GpuBuffer<f32>,
     ) -> Result<()> {
+        self.record(gpu, enc, x, l, signs, rounding, samples, extras, (codes, scales), None)
+    }
+
+    /// [`HadamardQuantizeTranspose::encode`] (one sample of L) that also quantizes x itself,
+    /// unrotated, as `x_side` says, in the same launch (entry `main_both`): x's codes and scales
+    /// the bits of [`QuantizeFused`] for `x_side.layout` (read through the same mask; NVFP4's with
+    /// x's own maximum, as its `encode_with_tensor_amax` takes it). For the layouts of
+    /// [`HadamardQuantizeTranspose::supports_both`] on an adapter that
+    /// [`HadamardQuantizeTranspose::takes_both`]; a clear error elsewhere.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_both(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        signs: u32,
+        rounding: Rounding,
+        extras: RotatedExtras,
+        (codes, scales): (&GpuBuffer<u32>, &GpuBuffer<f32>),
+        x_side: Unrotated,
+    ) -> Result<()> {
+        self.record(gpu, enc, x, l, signs, rounding, 1, extras, (codes, scales), Some(x_side))
+    }
+
+    /// Both of the above: checks what is given against `l` (and x's side against its layout),
+    /// then dispatches `main`, or `main_both` with x's side.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        l: &QuantLayout,
+        signs: u32,
+        rounding: Rounding,
+        samples: u32,
+        extras: RotatedExtras,
+        (codes, scales): (&GpuBuffer<u32>, &GpuBuffer<f32>),
+        x_side: Option<Unrotated>,
+    ) -> Result<()> {
         let op = "hadamard_quantize_transpose";
         check_built_for(op, self.format, l)?;
         if !Self::supports(l, ROTATION) {
@@ -150,16 +240,7 @@ impl HadamardQuantizeTranspose {
         }
         super::check_samples(op, rounding, samples)?;
         let RotatedExtras { mask, tensor_amax, sums } = extras;
-        match (l.format.needs_tensor_amax(), tensor_amax) {
-            (true, None) => {
-                return Err(Error::InvalidArgument(format!("{op}: {} needs the rotated tensor's maximum", l.format)))
-            }
-            (false, Some(_)) => {
-                return Err(Error::InvalidArgument(format!("{op}: {} has no tensor-wide scale", l.format)))
-            }
-            (_, Some(t)) => check_len(op, "tensor_amax", t.len(), 1)?,
-            _ => {}
-        }
+        check_tensor_amax(l.format, tensor_amax, "the rotated tensor's maximum")?;
         let n = (l.rows * l.cols) as usize;
         check_len(op, "x", x.len(), n)?;
         check_len(op, "codes", codes.len(), l.words() * samples as usize)?;
@@ -175,13 +256,20 @@ impl HadamardQuantizeTranspose {
             check_len(op, "mask", m.len(), n)?;
             p.masked = 1;
         }
+        // x's side is checked before anything is made.
+        let both = match &x_side {
+            Some(side) => Some(self.both_entry(gpu, l, side)?),
+            None => None,
+        };
         let blocks = l.rows / 4 * l.cols.div_ceil(l.block_div);
+        let threads = blocks + if sums.is_some() { l.rows / 4 * chunks as u32 } else { 0 };
         let negate = (0..ROTATION as usize).fold(0u32, |m, i| m | (negated(signs, i) as u32) << i);
-        let r = RotateParams { negate, blocks, scale: scale(ROTATION), pad: 0 };
+        let workgroups = threads.div_ceil(64);
+        let r = RotateParams { negate, blocks, scale: scale(ROTATION), workgroups };
         let params = uniform(gpu, "hadamard_quantize_transpose params", &p);
         let rot = uniform(gpu, "hadamard_quantize_transpose rotation", &r);
         let step = enc.step_state(gpu).clone();
-        let buffers = [
+        let mut buffers = vec![
             &params,
             x.buffer(),
             codes.buffer(),
@@ -192,7 +280,72 @@ impl HadamardQuantizeTranspose {
             mask.unwrap_or(&self.no_mask).buffer(),
             &rot,
         ];
-        let threads = blocks + if sums.is_some() { l.rows / 4 * chunks as u32 } else { 0 };
-        dispatch(gpu, enc, op, &self.pipeline, &self.bgl, &buffers, threads.div_ceil(64))
+        let (Some(side), Some((bgl, pipe))) = (x_side, both) else {
+            return dispatch(gpu, enc, op, &self.pipeline, &self.bgl, &buffers, workgroups);
+        };
+        let lx = side.layout;
+        let mut px = QuantParams::row_tiles(lx, side.rounding);
+        px.masked = p.masked;
+        // x's blocks a thread: one on a GPU (neighbouring threads read neighbouring blocks); a
+        // row's on a CPU adapter, where every invocation of this large entry costs (llvmpipe: a
+        // thread per block made the launch 1.4× the two it replaces, with the blocks' work done
+        // or not).
+        let groups = super::quantize_fused::groups_of(lx);
+        let per_thread = if gpu.cpu_layouts() { lx.words_per_row.div_ceil(lx.seg()).max(1) } else { 1 };
+        px.aux[0] = per_thread;
+        let params_x = uniform(gpu, "hadamard_quantize_transpose params of x", &px);
+        buffers.extend([
+            side.codes.buffer(),
+            side.scales.buffer(),
+            &params_x,
+            side.tensor_amax.unwrap_or(&self.no_tensor_amax).buffer(),
+        ]);
+        // x's blocks in workgroups of their own, after L's.
+        let x_workgroups = super::thread_workgroups(op, groups.div_ceil(per_thread as usize), 64)?;
+        let all = workgroups.checked_add(x_workgroups).ok_or_else(|| {
+            Error::InvalidArgument(format!("{op}: {workgroups} + {x_workgroups} workgroups exceed a launch"))
+        })?;
+        dispatch(gpu, enc, op, pipe, bgl, &buffers, all)
+    }
+
+    /// Entry `main_both` and its layout for x's side `side` beside L (`l`), after checking what is
+    /// given against `l` and x's layout; a clear error where the adapter or the layouts do not
+    /// take it.
+    fn both_entry(
+        &self,
+        gpu: &Gpu,
+        l: &QuantLayout,
+        side: &Unrotated,
+    ) -> Result<&(wgpu::BindGroupLayout, wgpu::ComputePipeline)> {
+        let op = "hadamard_quantize_transpose";
+        let Some(both) = &self.both else {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: x's own blocks in the same launch need {BOTH_STORAGE} storage buffers a stage; this adapter \
+                 binds {}",
+                gpu.limits().max_storage_buffers_per_shader_stage
+            )));
+        };
+        let lx = side.layout;
+        if !Self::supports_both(l, ROTATION, lx) {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: x's own {} scales of {} over {}x{} are not blocks of L's format {} over its transpose {}x{}",
+                lx.granularity, lx.format, lx.rows, lx.cols, l.format, l.cols, l.rows
+            )));
+        }
+        check_tensor_amax(lx.format, side.tensor_amax, "x's own maximum")?;
+        check_len(op, "x's codes", side.codes.len(), lx.words())?;
+        check_len(op, "x's scales", side.scales.len(), lx.n_groups as usize)?;
+        Ok(both)
+    }
+}
+
+/// A tensor maximum (`what`) given where `format` needs one (NVFP4: `[1]`), and only there.
+fn check_tensor_amax(format: Format, given: Option<&GpuBuffer<u32>>, what: &str) -> Result<()> {
+    let op = "hadamard_quantize_transpose";
+    match (format.needs_tensor_amax(), given) {
+        (true, None) => Err(Error::InvalidArgument(format!("{op}: {format} needs {what}"))),
+        (false, Some(_)) => Err(Error::InvalidArgument(format!("{op}: {format} has no tensor-wide scale"))),
+        (_, Some(t)) => check_len(op, what, t.len(), 1),
+        _ => Ok(()),
     }
 }

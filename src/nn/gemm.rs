@@ -177,18 +177,28 @@ pub(crate) fn forward<R: Record>(
     let keep_x = train && (s.refit.1.is_some() || !xt_from_image);
     // In training, a rotated, packed weight-gradient operand is made first where the forward's X
     // takes a tensor-wide scale (NVFP4): its rotation reads all of X and reduces X's maximum in
-    // the same launch, so the forward's quantizer needs no absmax launch (same bits).
-    let early = match (train, p.a, wg.b) {
-        (true, Operand::Packed { format: fa, .. }, Operand::Packed { format, granularity, .. })
-            if fa.needs_tensor_amax() && wg.rotation().is_some() =>
-        {
-            let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
-            let (rot, one) =
-                (wg.rotation(), !cx.unfused && Kernels::rotates_in_one_pass(gpu, rows, k, wg.rotation(), q));
-            Some(kk.rotated_transposed(gpu, cx.rec, x, rows, k, rot, None, "rotated x", q, true, None, one)?)
+    // the same launch, so the forward's quantizer needs no absmax launch (same bits). Where the
+    // one launch that rotates and quantizes Xᵀ takes X's own blocks too (the block-scaled
+    // formats, unless unfused), X is quantized there, in that launch (same bits).
+    let (mut early, mut early_x) = (None, None);
+    if let (true, Operand::Packed { format: fa, granularity: ga, .. }, Operand::Packed { format, granularity, .. }) =
+        (train, p.a, wg.b)
+    {
+        let q = QuantScheme { format, granularity, rounding: Rounding::Nearest };
+        let rot = wg.rotation();
+        let one = !cx.unfused && Kernels::rotates_in_one_pass(gpu, rows, k, rot, q);
+        let qx = QuantScheme { format: fa, granularity: ga, rounding: Rounding::Nearest };
+        let with_x =
+            (one && fused_unfold.is_none() && Kernels::rotates_with_unrotated(gpu, rows, k, rot, q, qx)).then_some(qx);
+        // (X's maximum for NVFP4: reduced in the rotation's maxima launch.)
+        let amax = fa.needs_tensor_amax();
+        if rot.is_some() && (amax || with_x.is_some()) {
+            let (qt, a, qx) =
+                kk.rotated_transposed(gpu, cx.rec, x, rows, k, rot, None, "rotated x", q, amax, None, one, with_x)?;
+            early = Some((qt, a));
+            early_x = qx;
         }
-        _ => None,
-    };
+    }
     match (p.a, p.b) {
         (Operand::F32, Operand::F32) => kk.f32.encode(gpu, cx.rec, x, w, GemmShape::nt(rows, n, k), &epi, &y)?,
         (Operand::Packed { format: fa, granularity: ga, .. }, Operand::Packed { format: fb, granularity: gb, .. }) => {
@@ -221,6 +231,7 @@ pub(crate) fn forward<R: Record>(
                 _ => None,
             };
             let qa = match (early.as_ref().and_then(|e| e.1.as_ref()), fused_unfold, xt_scheme) {
+                _ if early_x.is_some() => early_x.take().ok_or_else(|| mismatch(Product::Forward, &p))?,
                 (Some(a), _, _) => kk.qz.quantize_with_amax(gpu, cx.rec, &xt, qs, a)?,
                 (None, Some((g, img)), _) => match unfold_t_scheme {
                     // A convolution's Xᵀ from its input, with X where the two are quantized together.
@@ -312,7 +323,8 @@ pub(crate) fn forward<R: Record>(
                 (None, None, _) => {
                     let rot = wg.rotation();
                     let one = !cx.unfused && Kernels::rotates_in_one_pass(gpu, rows, k, rot, qs);
-                    kk.rotated_transposed(gpu, cx.rec, x, rows, k, rot, None, "rotated x", qs, false, None, one)?.0
+                    kk.rotated_transposed(gpu, cx.rec, x, rows, k, rot, None, "rotated x", qs, false, None, one, None)?
+                        .0
                 }
             })
         }
@@ -526,7 +538,20 @@ pub(crate) fn backward<R: Record>(
                     (false, _, _) => kk.qz.quantize_transposed_samples(gpu, cx.rec, &gt, q, samples)?,
                 }
             } else {
-                let (q, a) = kk.rotated_transposed(
+                // dY for dX, quantized in the launch that rotates and quantizes dYᵀ where that
+                // launch takes it (the same block-scaled format, one sample; the same bits).
+                let with_dy = match (p_dx.a, p_dx.b) {
+                    (
+                        Operand::Packed { format: fd, granularity: gd, stochastic: sd, samples: 1 },
+                        Operand::Packed { .. },
+                    ) if need_dx && rotated_one_pass => {
+                        let r = rounding(cx, s, Product::InputGrad, sd);
+                        let d = QuantScheme { format: fd, granularity: gd, rounding: r };
+                        Kernels::rotates_with_unrotated(gpu, rows, n, p.rotation(), q, d).then_some(d)
+                    }
+                    _ => None,
+                };
+                let (q, a, qd) = kk.rotated_transposed(
                     gpu,
                     cx.rec,
                     &g,
@@ -539,8 +564,10 @@ pub(crate) fn backward<R: Record>(
                     dx_wants_max,
                     db.as_ref().filter(|_| rotated_sums),
                     rotated_one_pass,
+                    with_dy,
                 )?;
                 dy_amax = a;
+                early_qg = qd;
                 q
             };
             kk.packed(gpu, cx.rec, &qgt, qx, &none, dw)?;

@@ -170,7 +170,11 @@ impl Kernels {
     /// [`crate::plan::PlanOptions::unfused`]; asked elsewhere, it is an error. Without it, `sums`
     /// come from the rotation's launch where [`Kernels::sums_in_rotation`] says so (the same
     /// chunks, finished by `col_sum`'s second level; the rotated tensor's maximum is then
-    /// reduced too), and are an error elsewhere.
+    /// reduced too), and are an error elsewhere. With `unrotated` (where
+    /// [`Kernels::rotates_with_unrotated`] says so, `one_pass` asked), the one launch also
+    /// quantizes `x` itself under that scheme, read through the same mask (NVFP4's with x's own
+    /// maximum, reduced in the maxima's launch): the third output, the bits of
+    /// [`Quantizer::quantize`] (masked, or with that maximum) in the launch of xᵀ's.
     #[allow(clippy::too_many_arguments)]
     pub fn rotated_transposed(
         &self,
@@ -186,7 +190,17 @@ impl Kernels {
         input_max: bool,
         sums: Option<&GpuBuffer<f32>>,
         one_pass: bool,
-    ) -> Result<(QuantizedTensor, Option<GpuBuffer<u32>>)> {
+        unrotated: Option<QuantScheme>,
+    ) -> Result<(QuantizedTensor, Option<GpuBuffer<u32>>, Option<QuantizedTensor>)> {
+        if let Some(u) = unrotated.filter(|&u| !(one_pass && Self::unrotated_fits(gpu, rows, cols, rot, q, u))) {
+            return Err(Error::InvalidArgument(format!(
+                "{label}: x's own {} {} over [{rows}, {cols}] takes no launch of its rotated transpose ({} {}, \
+                 rotated by {rot:?}, one launch: {one_pass})",
+                u.format, u.granularity, q.format, q.granularity
+            )));
+        }
+        // NVFP4's x quantized in the launch takes x's maximum from the maxima's launch.
+        let input_max = input_max || unrotated.is_some_and(|u| u.format.needs_tensor_amax());
         if one_pass {
             let lt = QuantLayout::new(cols, rows, q.format, q.granularity)?;
             let Some((block, signs)) = rot.filter(|&(b, _)| Quantizer::rotates_transposed(&lt, b)) else {
@@ -221,11 +235,19 @@ impl Kernels {
             let extras =
                 RotatedExtras { mask, tensor_amax: amax.as_ref().filter(|_| needs), sums: partial.as_ref().or(sums) };
             let t = GpuTensor::from_buffer(x.clone(), &[rows, cols])?;
-            let qt = self.qz.quantize_rotated_transposed(gpu, rec, &t, q, signs, 1, extras)?;
+            let (qt, qx) = match unrotated {
+                Some(u) => {
+                    let amax_x = in_amax.as_ref().filter(|_| u.format.needs_tensor_amax());
+                    let (qt, qx) =
+                        self.qz.quantize_rotated_transposed_both(gpu, rec, &t, (q, u), signs, extras, amax_x)?;
+                    (qt, Some(qx))
+                }
+                None => (self.qz.quantize_rotated_transposed(gpu, rec, &t, q, signs, 1, extras)?, None),
+            };
             if let (Some(p), Some(s)) = (&partial, sums) {
                 self.colsum.encode_finish(gpu, rec, p, rows, cols, s)?;
             }
-            return Ok((qt, in_amax));
+            return Ok((qt, in_amax, qx));
         }
         if sums.is_some() && !self.sums_in_rotation(cols, rot) {
             return Err(Error::InvalidArgument(format!(
@@ -253,7 +275,7 @@ impl Kernels {
             Some(a) => self.qz.quantize_transposed_with_amax(gpu, rec, &t, q, &a)?,
             None => self.qz.quantize_transposed(gpu, rec, &t, q)?,
         };
-        Ok((q, in_amax))
+        Ok((q, in_amax, None))
     }
 
     /// Whether [`Kernels::rotated_transposed`] rotates and quantizes `x` `[rows, cols]` under `q`
@@ -274,6 +296,43 @@ impl Kernels {
                 QuantLayout::new(cols, rows, q.format, q.granularity)
                     .is_ok_and(|l| Quantizer::rotates_transposed(&l, block))
             }
+            _ => false,
+        }
+    }
+
+    /// Whether [`Kernels::rotated_transposed`]'s one launch for `x` `[rows, cols]` under `q`
+    /// (where [`Kernels::rotates_in_one_pass`] says so) also quantizes `x` itself, unrotated,
+    /// under `unrotated` ([`Quantizer::rotates_transposed_both`]: the same block-scaled format; on
+    /// an adapter that binds the launch's storage buffers).
+    pub fn rotates_with_unrotated(
+        gpu: &Gpu,
+        rows: usize,
+        cols: usize,
+        rot: Option<(u32, u32)>,
+        q: QuantScheme,
+        unrotated: QuantScheme,
+    ) -> bool {
+        Self::rotates_in_one_pass(gpu, rows, cols, rot, q) && Self::unrotated_fits(gpu, rows, cols, rot, q, unrotated)
+    }
+
+    /// Whether the one launch that rotates and quantizes xᵀ under `q` (asked for, whatever
+    /// [`Kernels::rotates_in_one_pass`] would choose) also takes x itself under `unrotated`.
+    fn unrotated_fits(
+        gpu: &Gpu,
+        rows: usize,
+        cols: usize,
+        rot: Option<(u32, u32)>,
+        q: QuantScheme,
+        unrotated: QuantScheme,
+    ) -> bool {
+        let Some((block, _)) = rot else {
+            return false;
+        };
+        match (
+            QuantLayout::new(cols, rows, q.format, q.granularity),
+            QuantLayout::new(rows, cols, unrotated.format, unrotated.granularity),
+        ) {
+            (Ok(lt), Ok(l)) => Quantizer::rotates_transposed_both(gpu, &lt, block, &l),
             _ => false,
         }
     }
