@@ -49,6 +49,13 @@ struct RotateParams {
     workgroups: u32,
 }
 
+/// The fewest of x's blocks a thread of entry `main_both` takes on a CPU adapter (a row's where
+/// rows hold more), where every invocation of that large entry costs, work or none: on llvmpipe
+/// (2 cores), MXFP8, x of 16,384 × 144 and 25,088 × 400 values (`resnet20`'s and the CNN's
+/// convolutions), `main_both` took 0.9–1.1× the time of the two launches it replaces with 12,
+/// 1.15–1.25× with 5 (a row of 144 values), 1.5–1.6× with 1.
+pub const CPU_BLOCKS_A_THREAD: u32 = 12;
+
 /// Storage buffers a stage that entry `main_both` binds
 /// ([`HadamardQuantizeTranspose::takes_both`]).
 pub const BOTH_STORAGE: u32 = 9;
@@ -286,12 +293,13 @@ impl HadamardQuantizeTranspose {
         let lx = side.layout;
         let mut px = QuantParams::row_tiles(lx, side.rounding);
         px.masked = p.masked;
-        // x's blocks a thread: one on a GPU (neighbouring threads read neighbouring blocks); a
-        // row's on a CPU adapter, where every invocation of this large entry costs (llvmpipe: a
-        // thread per block made the launch 1.4× the two it replaces, with the blocks' work done
-        // or not).
+        // x's blocks a thread: one on a GPU (neighbouring threads read neighbouring blocks), a
+        // row's and at least CPU_BLOCKS_A_THREAD on a CPU adapter.
         let groups = super::quantize_fused::groups_of(lx);
-        let per_thread = if gpu.cpu_layouts() { lx.words_per_row.div_ceil(lx.seg()).max(1) } else { 1 };
+        let per_thread = match gpu.cpu_layouts() {
+            true => lx.words_per_row.div_ceil(lx.seg()).max(CPU_BLOCKS_A_THREAD),
+            false => 1,
+        };
         px.aux[0] = per_thread;
         let params_x = uniform(gpu, "hadamard_quantize_transpose params of x", &px);
         buffers.extend([
