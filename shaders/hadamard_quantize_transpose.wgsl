@@ -23,7 +23,8 @@
 // Entry main_both also quantizes x itself, unrotated, as quantize_fused quantizes it per block
 // (the forward's X, or dY for the input gradient, where the same format packs x along its rows and
 // the rotated xᵀ for the weight gradient; bindings 9-12): workgroups rp.workgroups .. (past
-// main's) take px.aux0 of x's blocks a thread in turn (one on a GPU, a row's on a CPU adapter),
+// main's) take px.aux0 of x's blocks a thread in turn (one on a GPU; on a CPU adapter a row's,
+// at least 12: lowbit::kernels::hadamard_quantize_transpose::CPU_BLOCKS_A_THREAD),
 // each as quantize_fused's main_group_v4 does (common/row_groups.wgsl: the same maximum, scale,
 // draws and codes), x read through the same mask; NVFP4's block scales read x's own maximum,
 // amax_x[0] (hadamard's maxima pass writes it beside R's). So the bits of this launch and

@@ -18,9 +18,10 @@
 //! per four rows of L and chunk. No workgroup memory or barriers, on any adapter: the threads
 //! cover the whole tensor, not only L's rows as the transposing quantizer's do (measured on
 //! lavapipe only). [`HadamardQuantizeTranspose::encode_both`] (entry `main_both`) also quantizes
-//! x itself, unrotated, per block of the same format in the same launch (a thread per block, as
-//! [`QuantizeFused`]'s per-thread entry: its bits), for the product that packs x along its rows
-//! (the forward's X, or dY for the input gradient): one launch where there were two. Bindings: 0
+//! x itself, unrotated, per block of the same format in the same launch (in workgroups of its
+//! own: a block a thread on a GPU, [`CPU_BLOCKS_A_THREAD`] or a row's on a CPU adapter;
+//! [`QuantizeFused`]'s bits), for the product that packs x along its rows (the forward's X, or
+//! dY for the input gradient): one launch where there were two. Bindings: 0
 //! `QuantParams`, 1 x (read f32), 2 codes (read-write u32), 3 scales (read-write f32), 4 step
 //! state, 5 sums (read-write f32), 6 tensor maximum (read u32, NVFP4), 7 mask (read f32), 8 the
 //! rotation's uniform; `main_both` also 9 x's codes (read-write u32), 10 its scales (read-write
@@ -121,14 +122,15 @@ impl HadamardQuantizeTranspose {
                 let mut all = slots.to_vec();
                 all.extend([Write, Write, Uniform, Read]);
                 let (bgl, pl) = layouts(gpu, name, &all);
-                Some((pipeline(gpu, name, "main_both", &pl, &c)?, bgl))
+                let pipe = pipeline(gpu, name, "main_both", &pl, &c)?;
+                Some((bgl, pipe))
             }
             false => None,
         };
         Ok(HadamardQuantizeTranspose {
             format,
             pipeline: pipeline(gpu, name, "main", &pl, &c)?,
-            both: both.map(|(p, l)| (l, p)),
+            both,
             bgl,
             no_sums: GpuBuffer::zeros(gpu, "hadamard_quantize_transpose no sums", 1)?,
             no_tensor_amax: GpuBuffer::zeros(gpu, "hadamard_quantize_transpose no tensor amax", 1)?,

@@ -230,10 +230,11 @@ pub(crate) fn forward<R: Record>(
                 }
                 _ => None,
             };
-            let qa = match (early.as_ref().and_then(|e| e.1.as_ref()), fused_unfold, xt_scheme) {
-                _ if early_x.is_some() => early_x.take().ok_or_else(|| mismatch(Product::Forward, &p))?,
-                (Some(a), _, _) => kk.qz.quantize_with_amax(gpu, cx.rec, &xt, qs, a)?,
-                (None, Some((g, img)), _) => match unfold_t_scheme {
+            let qa = match (early_x.take(), early.as_ref().and_then(|e| e.1.as_ref()), fused_unfold, xt_scheme) {
+                // X quantized in the launch of its rotated transpose.
+                (Some(q), _, _, _) => q,
+                (None, Some(a), _, _) => kk.qz.quantize_with_amax(gpu, cx.rec, &xt, qs, a)?,
+                (None, None, Some((g, img)), _) => match unfold_t_scheme {
                     // A convolution's Xᵀ from its input, with X where the two are quantized together.
                     Some(st) => {
                         let (q, t) = kk.qz.unfold_quantize_both(gpu, cx.rec, g, img, (qs, st))?;
@@ -242,7 +243,7 @@ pub(crate) fn forward<R: Record>(
                     }
                     None => kk.qz.unfold_quantize(gpu, cx.rec, g, img, keep_x.then_some(x), qs)?,
                 },
-                (None, None, Some(st)) => {
+                (None, None, None, Some(st)) => {
                     // (NVFP4, unrotated: X's maximum, then both with it.)
                     let (q, t) = match fa.needs_tensor_amax() {
                         true => {
@@ -254,7 +255,7 @@ pub(crate) fn forward<R: Record>(
                     x_t = Some(t);
                     q
                 }
-                (None, None, None) => kk.qz.quantize(gpu, cx.rec, &xt, qs)?,
+                (None, None, None, None) => kk.qz.quantize(gpu, cx.rec, &xt, qs)?,
             };
             let wt = GpuTensor::from_buffer(w.clone(), &[n, k])?;
             let qs = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };
