@@ -377,7 +377,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             // its tensor scale, the latter: on a GPU in that launch (Kernels::rotates_in_one_pass),
             // on a CPU adapter in the chain's rotation of dY (Kernels::sums_in_rotation). Where
             // that one launch runs (MX everywhere, NVFP4 on a GPU), it also quantizes X for the
-            // forward and dY for dX (Kernels::rotates_with_unrotated): 2 launches more a layer.
+            // forward and dY for dX (Kernels::takes_unrotated): 2 launches more a layer.
             // Every quantized preset quantizes W and Wᵀ in one launch (`both`; NVFP4's after an
             // absmax launch where W does not fit one workgroup, as its W alone takes), and the
             // others a dense layer's X and its unrotated Xᵀ too (the block-scaled ones keep their

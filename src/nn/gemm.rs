@@ -189,7 +189,7 @@ pub(crate) fn forward<R: Record>(
         let one = !cx.unfused && Kernels::rotates_in_one_pass(gpu, rows, k, rot, q);
         let qx = QuantScheme { format: fa, granularity: ga, rounding: Rounding::Nearest };
         let with_x =
-            (one && fused_unfold.is_none() && Kernels::rotates_with_unrotated(gpu, rows, k, rot, q, qx)).then_some(qx);
+            (one && fused_unfold.is_none() && Kernels::takes_unrotated(gpu, rows, k, rot, q, qx)).then_some(qx);
         // (X's maximum for NVFP4: reduced in the rotation's maxima launch.)
         let amax = fa.needs_tensor_amax();
         if rot.is_some() && (amax || with_x.is_some()) {
@@ -548,7 +548,7 @@ pub(crate) fn backward<R: Record>(
                     ) if need_dx && rotated_one_pass => {
                         let r = rounding(cx, s, Product::InputGrad, sd);
                         let d = QuantScheme { format: fd, granularity: gd, rounding: r };
-                        Kernels::rotates_with_unrotated(gpu, rows, n, p.rotation(), q, d).then_some(d)
+                        Kernels::takes_unrotated(gpu, rows, n, p.rotation(), q, d).then_some(d)
                     }
                     _ => None,
                 };

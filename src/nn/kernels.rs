@@ -171,7 +171,7 @@ impl Kernels {
     /// come from the rotation's launch where [`Kernels::sums_in_rotation`] says so (the same
     /// chunks, finished by `col_sum`'s second level; the rotated tensor's maximum is then
     /// reduced too), and are an error elsewhere. With `unrotated` (where
-    /// [`Kernels::rotates_with_unrotated`] says so, `one_pass` asked), the one launch also
+    /// [`Kernels::takes_unrotated`] says so, `one_pass` asked), the one launch also
     /// quantizes `x` itself under that scheme, read through the same mask (NVFP4's with x's own
     /// maximum, reduced in the maxima's launch): the third output, the bits of
     /// [`Quantizer::quantize`] (masked, or with that maximum) in the launch of xᵀ's.
@@ -192,7 +192,7 @@ impl Kernels {
         one_pass: bool,
         unrotated: Option<QuantScheme>,
     ) -> Result<(QuantizedTensor, Option<GpuBuffer<u32>>, Option<QuantizedTensor>)> {
-        if let Some(u) = unrotated.filter(|&u| !(one_pass && Self::unrotated_fits(gpu, rows, cols, rot, q, u))) {
+        if let Some(u) = unrotated.filter(|&u| !(one_pass && Self::takes_unrotated(gpu, rows, cols, rot, q, u))) {
             return Err(Error::InvalidArgument(format!(
                 "{label}: x's own {} {} over [{rows}, {cols}] takes no launch of its rotated transpose ({} {}, \
                  rotated by {rot:?}, one launch: {one_pass})",
@@ -300,24 +300,12 @@ impl Kernels {
         }
     }
 
-    /// Whether [`Kernels::rotated_transposed`]'s one launch for `x` `[rows, cols]` under `q`
-    /// (where [`Kernels::rotates_in_one_pass`] says so) also quantizes `x` itself, unrotated,
-    /// under `unrotated` ([`Quantizer::rotates_transposed_both`]: the same block-scaled format; on
-    /// an adapter that binds the launch's storage buffers).
-    pub fn rotates_with_unrotated(
-        gpu: &Gpu,
-        rows: usize,
-        cols: usize,
-        rot: Option<(u32, u32)>,
-        q: QuantScheme,
-        unrotated: QuantScheme,
-    ) -> bool {
-        Self::rotates_in_one_pass(gpu, rows, cols, rot, q) && Self::unrotated_fits(gpu, rows, cols, rot, q, unrotated)
-    }
-
-    /// Whether the one launch that rotates and quantizes xᵀ under `q` (asked for, whatever
-    /// [`Kernels::rotates_in_one_pass`] would choose) also takes x itself under `unrotated`.
-    fn unrotated_fits(
+    /// Whether [`Kernels::rotated_transposed`]'s one launch that rotates and quantizes xᵀ (`x`
+    /// `[rows, cols]`) under `q` also takes x itself under `unrotated`
+    /// ([`Quantizer::rotates_transposed_both`]: the same block-scaled format; on an adapter that
+    /// binds the launch's storage buffers). Training asks for it where it takes that one launch
+    /// ([`Kernels::rotates_in_one_pass`]).
+    pub fn takes_unrotated(
         gpu: &Gpu,
         rows: usize,
         cols: usize,
