@@ -22,12 +22,17 @@
 // of at least one column, towards a bound fixed before the loop (a params field, the format's
 // codes per word, 24 in recip_rne, the chunks of L's columns); the bounds are buffer lengths,
 // far below u32's end, so every loop ends.
-// Reference: src/reference/quantize_both.rs (quantize_fused and quantize_transpose_fused's).
+// Entry `main_given` (a GPU's layouts; below) takes L's group maxima given instead of reducing
+// them, as quantize_transpose does, and x per row in teams of threads, as quantize_fused's
+// main_row does.
+// Reference: src/reference/quantize_both.rs (quantize_fused and quantize_transpose_fused's;
+// main_given's: quantize_fused and quantize_transpose's from the maxima).
 // Bindings: 0 px (QuantParams of x's layout), 1 x (read f32), 2 codes, 3 scales (read_write:
 // x's, SMP samples stacked), 4 step (StepState), 5 mask (read f32: with p.masked, x[i] counts as 0
 // unless mask[i] > 0), 6 codes_t, 7 scales_t (read_write: L's), 8 pt (QuantParams of L's layout;
 // pt.aux0 = 1: L's row sums asked, pt.aux1 col_sum's chunk_rows), 9 sums (read_write f32, L's
-// rows), 10 parts (read_write: L's maxima and sums per chunk, entries main_parts_v4 and main_v4).
+// rows), 10 parts (read_write: L's maxima and sums per chunk, entries main_parts_v4 and main_v4;
+// L's given group maxima for main_given).
 // Entry main_v4 with px.aux0 > 0 (px's aux fields are otherwise unread) splits L's rows into
 // pieces of px.aux0 words, a thread per piece of four rows, after entry main_parts_v4 has taken
 // the rows' maxima and sums per col_sum chunk (pt.aux1 columns; its chunk_pass4): where L's rows
@@ -53,14 +58,17 @@
 // chunk (f32 bits, chunk_pass4's) at the index after; main_parts_v4 writes them, main_v4 reads them
 // where it splits L's rows.
 @group(0) @binding(10) var<storage, read_write> parts: array<vec4<u32>>;
+// Entry main_given's view of binding 10: L's group maxima, given (amax_bits of each group, as
+// absmax writes them; read through common/maxima.wgsl). One view an entry.
+@group(0) @binding(10) var<storage, read_write> amax: array<u32>;
 
 // The params of the side this thread quantizes (what the shared units read as p; which outputs it
 // writes is common/stores_both.wgsl's side).
 var<private> p: QuantParams;
 
 // A group's (scale, 1/scale) from its maximum (no tensor-wide scale here).
-fn group_scale_of(amax: f32) -> vec2<f32> {
-    return fmt_scale_for_amax(amax);
+fn group_scale_of(m: f32) -> vec2<f32> {
+    return fmt_scale_for_amax(m);
 }
 
 // Threads per workgroup: few, so that a small tensor's groups still spread over a CPU's cores.
@@ -212,5 +220,67 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     let xg = x_groups(p);
     if (b.x == 0u && t < p.rows * xg.x) {
         store_group4(group_span(t, xg.x, xg.y));
+    }
+}
+
+// Entry main_given's per-row teams of x: each team's inverse scale, from its first thread.
+var<workgroup> team_inv: array<f32, 256>;
+
+// Word rw.y of row rw.x of L packed with its group's scale from the given maxima, into every
+// sample: quantize_transpose's `main` (its thread per word of L in row tiles).
+fn given_word_t(rw: vec2<u32>) {
+    if (rw.x >= p.rows || rw.y >= p.words_per_row) {
+        return;
+    }
+    let s_inv = inv_scale_at(rw.x, rw.y * fmt_per_word());
+    let xr = x_row(rw.x);
+    for (var j = 0u; j < p.samples; j++) {
+        put_code(code_at(j, rw.x, rw.y), pack_word_t(rw.x, xr, rw.y, s_inv, sample_key(j)));
+    }
+}
+
+// Entry main_given (a GPU's layouts, where x's producer has written L's group maxima: batch norm's
+// backward for a convolution's dY): L packed from those maxima as quantize_transpose packs it, and
+// x's per-row groups as quantize_fused's `main_row` packs them, in one launch, each side with its
+// own params (px, pt), rounding, stream and samples. pt.total_tiles workgroups are L's row tiles
+// (pt.seg rows of L by WG / pt.seg words, a thread per word, as quantize_transpose's); px.aux0
+// take x's rows, WG / px.seg a workgroup, a team of px.seg threads a row (a power of two:
+// lowbit::kernels::balanced_team), the team's maxima met in workgroup memory (segments.wgsl), then
+// each thread packs the row's words lane, lane + px.seg, ... L's tiles are spread evenly among x's
+// workgroups (spread_workgroup: on llvmpipe, with L's first, one core took all of x's, and the
+// launch took 1.5× the two kernels'). Every workgroup takes one side, so its barriers are reached
+// by all its threads. The same codes and scales as the two kernels.
+@compute @workgroup_size(256)
+fn main_given(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let b = spread_workgroup(flat_workgroup(wg, nwg), pt.total_tiles, pt.total_tiles + px.aux0);
+    if (b.x == 1u) {
+        p = pt;
+        side = 1u;
+        given_word_t(row_tile_thread_at(pt, b.y, lid));
+        return;
+    }
+    p = px;
+    side = 0u;
+    let team = px.seg;
+    let lane = lid % team;
+    let row = b.y * (WG / team) + lid / team;
+    let valid = row < px.rows;
+    var m = 0u;
+    if (valid) {
+        for (var word = lane; word < px.words_per_row; word += team) {
+            m = max(m, word_amax(row, word));
+        }
+    }
+    let row_max = segment_max(lid, team, m);
+    if ((lid & (team - 1u)) == 0u) {
+        let si = group_scale_of(bitcast<f32>(row_max));
+        team_inv[lid / team] = si.y;
+        if (valid) {
+            store_scale(row, si.x);
+        }
+    }
+    workgroupBarrier();
+    if (valid) {
+        store_words(row, lane, px.words_per_row, team, team_inv[lid / team]);
     }
 }

@@ -601,18 +601,7 @@ impl Quantizer {
         sums: &GpuBuffer<f32>,
     ) -> Result<(QuantizedTensor, QuantizedTensor)> {
         let op = "quantize_grad_both";
-        if scheme.format != scheme_t.format || scheme.format.needs_tensor_amax() {
-            return Err(Error::InvalidArgument(format!(
-                "{op}: both orientations in one format without a tensor-wide scale, not {:?} and {:?}",
-                scheme.format, scheme_t.format
-            )));
-        }
-        if samples != 1 {
-            Self::check_samples(op, scheme, samples)?;
-            Self::check_samples(op, scheme_t, samples)?;
-        }
-        let l = QuantLayout::new(dy.rows(), dy.cols(), scheme.format, scheme.granularity)?;
-        let lt = Self::transposed_layout(op, dy, scheme_t)?;
+        let (l, lt) = Self::grad_both_layouts(op, dy, (scheme, scheme_t), samples)?;
         if !Self::quantizes_grad_both_in_one_pass(gpu, &l, &lt) {
             // (Checked before dYᵀ's launch is recorded.)
             if mask.is_some() && !Self::masks_in_one_pass(&l) {
@@ -1003,6 +992,81 @@ impl Quantizer {
         crate::kernels::check_len(op, "maxima", maxima.len(), lt.amax_len())?;
         let q = Self::alloc_samples(gpu, enc, lt, samples)?;
         self.transposed_chain(gpu, enc, x, scheme, &lt, q, Some(maxima))
+    }
+
+    /// The layouts of dY and dYᵀ for the `quantize_grad_both` entry points, which take one format
+    /// without a tensor-wide scale both ways and, for more than one SMP sample, stochastic
+    /// rounding both ways; an error naming `op` for anything else.
+    fn grad_both_layouts(
+        op: &'static str,
+        dy: &GpuTensor,
+        (scheme, scheme_t): (QuantScheme, QuantScheme),
+        samples: u32,
+    ) -> Result<(QuantLayout, QuantLayout)> {
+        if scheme.format != scheme_t.format || scheme.format.needs_tensor_amax() {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: both orientations in one format without a tensor-wide scale, not {:?} and {:?}",
+                scheme.format, scheme_t.format
+            )));
+        }
+        if samples != 1 {
+            Self::check_samples(op, scheme, samples)?;
+            Self::check_samples(op, scheme_t, samples)?;
+        }
+        let l = QuantLayout::new(dy.rows(), dy.cols(), scheme.format, scheme.granularity)?;
+        Ok((l, Self::transposed_layout(op, dy, scheme_t)?))
+    }
+
+    /// Whether [`Quantizer::quantize_grad_both_given_maxima`] takes dY's layout `l` and dYᵀ's `lt`
+    /// in one launch on `gpu`: where dYᵀ takes the chain from given maxima
+    /// ([`Quantizer::transposes_from_maxima`]) and [`QuantizeBoth::fits_given`] holds (a GPU's
+    /// layouts, dY per row, one format without a tensor-wide scale).
+    pub fn quantizes_grad_both_given_maxima_in_one_pass(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> bool {
+        Self::transposes_from_maxima(gpu, lt) && QuantizeBoth::fits_given(gpu, l, lt)
+    }
+
+    /// A layer's gradient in both orientations where dY's producer wrote dYᵀ's group maxima:
+    /// [`Quantizer::quantize`] (or `_samples`) of `dy` under `scheme` (dY for dX = dY·W) and
+    /// [`Quantizer::quantize_transposed_given_maxima`] of `dy` under `scheme_t` from `maxima` (dYᵀ
+    /// for dW = dYᵀ·X), `samples` SMP samples each (stochastic rounding both ways when more than
+    /// 1; each side's own stream). One launch where
+    /// [`Quantizer::quantizes_grad_both_given_maxima_in_one_pass`] holds, else the two launches;
+    /// the same bits either way. An error, recording nothing, for two formats or one with a
+    /// tensor-wide scale, dYᵀ's layouts that do not take the chain from maxima on this adapter,
+    /// maxima of the wrong length, or SMP without stochastic rounding.
+    pub fn quantize_grad_both_given_maxima(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl Record,
+        dy: &GpuTensor,
+        (scheme, scheme_t): (QuantScheme, QuantScheme),
+        samples: u32,
+        maxima: &GpuBuffer<u32>,
+    ) -> Result<(QuantizedTensor, QuantizedTensor)> {
+        let op = "quantize_grad_both_given_maxima";
+        let (l, lt) = Self::grad_both_layouts(op, dy, (scheme, scheme_t), samples)?;
+        if !Self::quantizes_grad_both_given_maxima_in_one_pass(gpu, &l, &lt) {
+            // (dYᵀ's checks come first, so a refusal records nothing.)
+            let qt = self.quantize_transposed_given_maxima(gpu, enc, dy, scheme_t, samples, maxima)?;
+            let q = match samples {
+                1 => self.quantize(gpu, enc, dy, scheme)?,
+                _ => self.quantize_samples(gpu, enc, dy, scheme, samples)?,
+            };
+            return Ok((q, qt));
+        }
+        crate::kernels::check_len(op, "maxima", maxima.len(), lt.amax_len())?;
+        let (q, qt) = (Self::alloc_samples(gpu, enc, l, samples)?, Self::alloc_samples(gpu, enc, lt, samples)?);
+        let k = self.kernels(gpu, scheme.format)?;
+        let both = built(&k.both, || QuantizeBoth::new(gpu, scheme.format))?;
+        both.encode_given(
+            gpu,
+            enc,
+            dy.buffer(),
+            (side(&q, scheme.rounding), side(&qt, scheme_t.rounding)),
+            samples,
+            maxima,
+        )?;
+        Ok((q, qt))
     }
 
     /// The layout under `scheme` of L = xᵀ for a 2-D `x`; an error naming `op` for another shape.

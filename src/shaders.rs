@@ -114,7 +114,8 @@ const QUANT_T_FUSED_INCLUDES: &[&str] = &[
     "group_scale",
 ];
 /// Both orientations in one launch: the per-thread groups of x (the one-pass quantizer's) and the
-/// per-thread rows of xᵀ (the transposing one's), with its own stores (it writes two outputs).
+/// per-thread rows of xᵀ (the transposing one's), with its own stores (it writes two outputs);
+/// for entry main_given, xᵀ's scales from given maxima and x's rows' teams (segments).
 const QUANT_BOTH_INCLUDES: &[&str] = &[
     "rng",
     "step",
@@ -134,6 +135,8 @@ const QUANT_BOTH_INCLUDES: &[&str] = &[
     "chunk_sums",
     "row_sums",
     "rows_t",
+    "maxima",
+    "segments",
 ];
 /// The rotating transposing quantizer: the one-pass quantizers' masked loads and SMP stores, the
 /// row sums it shares with quantize_transpose_fused, and (entry main_both, x's own blocks) the

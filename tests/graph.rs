@@ -988,14 +988,19 @@ fn batch_norm_writes_the_maxima_of_a_convolutions_gradient_bit_for_bit() {
     // writes the chain's maxima and the absmax launch is gone. Gradients and parameters after
     // two steps are the bits of the unfused plan (which reduces dY with absmax), with one absmax
     // launch fewer per such convolution (here the first stage's three: 40 images of 8×8) where
-    // the preset quantizes dYᵀ unrotated (per row, or int8+block32's blocks).
+    // the preset quantizes dYᵀ unrotated (per row, or int8+block32's blocks). Where dY for dX is
+    // per row too, it is quantized in the launch that packs dYᵀ from those maxima (quantize_both's
+    // main_given) in each of those convolutions that has a dX (two: the first takes the image),
+    // so quantize_transpose packs dYᵀ alone only in the others.
     let g = gpu().with_layouts(lowbit::Layouts::Gpu);
     let spec = ModelSpec::resnet((8, 8, 1), 1, 3);
     let batch = 40;
     let dim = 64;
     let x = data(batch * dim, 33, false);
     let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 5) % 3).collect();
-    for (scheme, fewer) in [("int8", 3), ("luq4", 3), ("fp8", 3), ("luq4+smp2", 3), ("int8+block32", 3)] {
+    for (scheme, fewer, merged) in
+        [("int8", 3, 2), ("luq4", 3, 2), ("fp8", 3, 2), ("luq4+smp2", 3, 2), ("int8+block32", 3, 0)]
+    {
         let run = |unfused: bool| {
             let opt = OptimConfig { batch, ..Default::default() };
             let mut t = Trainer::new(&g, spec.clone(), TrainScheme::preset(scheme).unwrap(), opt, 6).unwrap();
@@ -1003,9 +1008,9 @@ fn batch_norm_writes_the_maxima_of_a_convolutions_gradient_bit_for_bit() {
             let grads = t.gradients(&x, &labels).unwrap();
             t.step(&x, &labels, 0.05).unwrap();
             t.step(&x, &labels, 0.05).unwrap();
-            let absmax =
-                t.plan_kernel_dispatches(batch).unwrap().iter().find(|(k, _)| k == "absmax").map_or(0, |(_, n)| *n);
-            (grads, t.parameters().unwrap(), absmax)
+            let counts = t.plan_kernel_dispatches(batch).unwrap();
+            let count = |name: &str| counts.iter().find(|(k, _)| k == name).map_or(0, |(_, n)| *n);
+            (grads, t.parameters().unwrap(), count("absmax"), count("quantize_transpose"))
         };
         let (fused, plain) = (run(false), run(true));
         for ((n, _, a), (_, _, b)) in fused.0.iter().zip(&plain.0).chain(fused.1.iter().zip(&plain.1)) {
@@ -1013,6 +1018,7 @@ fn batch_norm_writes_the_maxima_of_a_convolutions_gradient_bit_for_bit() {
         }
         assert!(plain.2 >= 3, "{scheme}: {} absmax launches unfused", plain.2);
         assert_eq!(fused.2 + fewer, plain.2, "{scheme}: absmax launches, fused and not");
+        assert_eq!(fused.3, fewer - merged, "{scheme}: dYᵀ packed alone from the maxima");
     }
 }
 

@@ -748,6 +748,18 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
     assert_eq!(rec.dispatches(), 0, "nothing recorded");
 }
 
+/// One side of a two-sided launch (`got`, `k` samples) against the same tensor quantized apart
+/// (`want`) and against the reference's codes and scales.
+fn side_matches(what: &str, got: &QuantizedTensor, want: &QuantizedTensor, k: u32, r: &(Vec<u32>, Vec<f32>)) {
+    let g = gpu();
+    assert_eq!((got.layout, got.samples), (want.layout, k), "{what}: layout");
+    let (codes, scales) = (got.codes.read(g).unwrap(), got.scales.read(g).unwrap());
+    assert_u32_eq(&format!("{what}: codes"), &codes, &want.codes.read(g).unwrap());
+    assert_f32_bits_eq(&format!("{what}: scales"), &scales, &want.scales.read(g).unwrap());
+    assert_u32_eq(&format!("{what}: codes vs the reference"), &codes, &r.0);
+    assert_f32_bits_eq(&format!("{what}: scales vs the reference"), &scales, &r.1);
+}
+
 #[test]
 fn a_small_gradient_in_both_orientations_takes_one_launch() {
     // quantize_grad_both: a layer's dY (for dX) and dYᵀ (for dW) with the bias gradient (dY's
@@ -828,12 +840,7 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
                 let (r, rt, rsums) =
                     reference::quantize_both::quantize_both(&x, masked.then_some(&y[..]), (&l, sd), (&lt, st), k);
                 for ((side, got, want), r) in [("dY", &q, &apart), ("dYᵀ", &qt, &apart_t)].into_iter().zip([r, rt]) {
-                    assert_eq!((got.layout, got.samples), (want.layout, k), "{what} {side}: layout");
-                    let (codes, scales) = (got.codes.read(g).unwrap(), got.scales.read(g).unwrap());
-                    assert_u32_eq(&format!("{what} {side}: codes"), &codes, &want.codes.read(g).unwrap());
-                    assert_f32_bits_eq(&format!("{what} {side}: scales"), &scales, &want.scales.read(g).unwrap());
-                    assert_u32_eq(&format!("{what} {side}: codes vs the reference"), &codes, &r.0);
-                    assert_f32_bits_eq(&format!("{what} {side}: scales vs the reference"), &scales, &r.1);
+                    side_matches(&format!("{what} {side}"), got, want, k, &r);
                 }
                 let got_sums = sums[0].read(g).unwrap();
                 assert_f32_bits_eq(&format!("{what}: sums"), &got_sums, &sums[1].read(g).unwrap());
@@ -2111,6 +2118,112 @@ fn codes_buf(g: &lowbit::Gpu, l: &QuantLayout, samples: usize) -> lowbit::GpuBuf
 
 fn scales_buf(g: &lowbit::Gpu, l: &QuantLayout, samples: usize) -> lowbit::GpuBuffer<f32> {
     lowbit::GpuBuffer::zeros(g, "scales", l.n_groups as usize * samples).unwrap()
+}
+
+#[test]
+fn a_gradient_and_its_transpose_from_given_maxima_take_one_launch() {
+    // On a GPU's layouts, where dYᵀ's long rows take the chain from given maxima (batch norm's
+    // backward writes them): dY per row (for dX) and dYᵀ (for dW) in one launch of quantize_both's
+    // `main_given`, each side with its own rounding and stream, SMP's samples stacked: the bits of
+    // quantize(_samples) and quantize_transposed_given_maxima apart, and of the reference, for
+    // every format without a tensor-wide scale, dYᵀ per row, per block and per tensor. dY per block
+    // keeps the two launches, with the same bits.
+    let g = gpu();
+    let gg = g.with_layouts(lowbit::Layouts::Gpu);
+    let q = Quantizer::new(&gg).unwrap();
+    let (sd, st) = (Rounding::Stochastic { seed: 21, stream: 4 }, Rounding::Stochastic { seed: 21, stream: 12 });
+    // dY [rows, cols]: a ragged one, a convolution's dY of 16 channels over 16 32×32 images (one
+    // thread of a row's team a word), rows longer than a team's 256 words (several words a thread).
+    let shapes = [(2049, 33), (16384, 16), (2200, 1100)];
+    let (mut one, mut apart) = (0, 0);
+    for (i, (rows, cols)) in shapes.into_iter().enumerate() {
+        let x = long_rows_data(rows, cols, 170 + i as u32);
+        let xt = GpuTensor::from_slice(&gg, &x, &[rows, cols]).unwrap();
+        for f in Format::ALL.into_iter().filter(|f| !f.needs_tensor_amax()) {
+            let grans = [
+                (Granularity::PerRow, Granularity::PerRow),
+                (Granularity::PerRow, Granularity::PerBlock(32)),
+                (Granularity::PerRow, Granularity::PerTensor),
+                (Granularity::PerBlock(32), Granularity::PerRow),
+            ];
+            for (ga, gb) in grans {
+                let (Ok(l), Ok(lt)) = (QuantLayout::new(rows, cols, f, ga), QuantLayout::new(cols, rows, f, gb)) else {
+                    continue;
+                };
+                if i > 0 && (gb, ga) != (Granularity::PerRow, Granularity::PerRow) && f != Format::Int8 {
+                    continue; // (every pairing once a format on the first shape; int8's on all)
+                }
+                let maxima = lowbit::GpuBuffer::from_slice(g, "m", &reference::absmax::absmax(&x, &lt, true)).unwrap();
+                for (rs, k) in [((Rounding::Nearest, Rounding::Nearest), 1), ((sd, st), 1), ((sd, st), 2)] {
+                    let (s, s_t) = (
+                        QuantScheme { format: f, granularity: ga, rounding: rs.0 },
+                        QuantScheme { format: f, granularity: gb, rounding: rs.1 },
+                    );
+                    let what = format!("{f} {ga}/{gb} over {rows}x{cols}, {rs:?}, {k} samples");
+                    let takes = Quantizer::quantizes_grad_both_given_maxima_in_one_pass(&gg, &l, &lt);
+                    assert_eq!(takes, ga == Granularity::PerRow, "{what}");
+                    let mut rec = lowbit::Recorder::new(&gg, "both");
+                    let (qd, qdt) =
+                        q.quantize_grad_both_given_maxima(&gg, &mut rec, &xt, (s, s_t), k, &maxima).unwrap();
+                    assert_eq!(rec.dispatches(), if takes { 1 } else { 2 }, "{what}: launches");
+                    (one, apart) = (one + takes as usize, apart + !takes as usize);
+                    let wt = q.quantize_transposed_given_maxima(&gg, &mut rec, &xt, s_t, k, &maxima).unwrap();
+                    let w = match k {
+                        1 => q.quantize(&gg, &mut rec, &xt, s).unwrap(),
+                        _ => q.quantize_samples(&gg, &mut rec, &xt, s, k).unwrap(),
+                    };
+                    g.queue.submit([rec.finish()]);
+                    let m = reference::absmax::absmax(&x, &lt, true);
+                    let (r, rt) = reference::quantize_both::from_maxima(&x, &m, (&l, rs.0), (&lt, rs.1), k);
+                    for (side, got, want, r) in [("dY", &qd, &w, r), ("dYᵀ", &qdt, &wt, rt)] {
+                        side_matches(&format!("{what} {side}"), got, want, k, &r);
+                    }
+                }
+            }
+        }
+    }
+    assert!(one >= 8 * 3 * 3 && apart >= 3 * 3, "one launch {one}, two {apart}");
+    // Refused, recording nothing: NVFP4's tensor scale, two formats, SMP with nearest rounding on
+    // either side, maxima of the wrong length, dYᵀ rows the one-pass kernel takes (no chain).
+    let long = GpuTensor::from_slice(g, &data(3000 * 4, 180, false), &[3000, 4]).unwrap();
+    let short = GpuTensor::from_slice(g, &data(2048 * 4, 181, false), &[2048, 4]).unwrap();
+    let i8s = QuantScheme::per_row(Format::Int8).stochastic(1, 2);
+    let nv = QuantScheme::native(Format::Nvfp4);
+    let cases = [
+        (&long, (nv, nv), 1, 4 * 188 + 1, "without a tensor-wide scale"),
+        (&long, (i8s, QuantScheme::per_row(Format::Int4)), 1, 4, "without a tensor-wide scale"),
+        (&long, (QuantScheme::per_row(Format::Int8), i8s), 2, 4, "stochastic rounding"),
+        (&long, (i8s, QuantScheme::per_row(Format::Int8)), 2, 4, "stochastic rounding"),
+        (&long, (i8s, i8s), 1, 3, "maxima has 3 elements"),
+        (&short, (i8s, i8s), 1, 4, "take the chain"),
+    ];
+    for (x, schemes, k, n, why) in cases {
+        let m = lowbit::GpuBuffer::<u32>::zeros(g, "m", n).unwrap();
+        let mut rec = lowbit::Recorder::new(&gg, "refused");
+        let Err(err) = q.quantize_grad_both_given_maxima(&gg, &mut rec, x, schemes, k, &m) else {
+            panic!("{schemes:?} over {:?}, {k} samples: taken", x.shape());
+        };
+        assert!(err.to_string().contains(why), "{schemes:?} over {:?}: {err}", x.shape());
+        assert_eq!(rec.dispatches(), 0, "{err}: recorded before refusing");
+    }
+    // The kernel's entry on a CPU's layouts, and with buffers of the wrong length: refused.
+    let l = QuantLayout::new(3000, 4, Format::Int8, Granularity::PerRow).unwrap();
+    let lt = QuantLayout::new(4, 3000, Format::Int8, Granularity::PerRow).unwrap();
+    let (o, ot) = ((codes_buf(g, &l, 1), scales_buf(g, &l, 1)), (codes_buf(g, &lt, 1), scales_buf(g, &lt, 1)));
+    let m = lowbit::GpuBuffer::<u32>::zeros(g, "m", 4).unwrap();
+    let gc = g.with_layouts(lowbit::Layouts::Cpu);
+    let short_m = lowbit::GpuBuffer::<u32>::zeros(g, "m", 3).unwrap();
+    let short_x = lowbit::GpuBuffer::<f32>::zeros(g, "x", 11).unwrap();
+    for (gl, xb, mb, why) in
+        [(&gc, long.buffer(), &m, "CPU's"), (&gg, long.buffer(), &short_m, "maxima"), (&gg, &short_x, &m, "x")]
+    {
+        let kb = QuantizeBoth::new(gl, Format::Int8).unwrap();
+        let mut rec = lowbit::Recorder::new(gl, "refused");
+        let sides = (nearest(&l, (&o.0, &o.1)), nearest(&lt, (&ot.0, &ot.1)));
+        let err = kb.encode_given(gl, &mut rec, xb, sides, 1, mb).err().unwrap();
+        assert!(err.to_string().contains(why), "{why}: {err}");
+        assert_eq!(rec.dispatches(), 0, "{err}: recorded before refusing");
+    }
 }
 
 #[test]

@@ -52,7 +52,11 @@ fn flat_workgroup(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
 // rows of L times WG / p.seg consecutive pieces (words, or columns), rows fastest, p.tiles_per_row
 // row tiles. Returns (row, piece), or rows = p.rows for a thread past the tiles or the rows.
 fn row_tile_thread(p: QuantParams, wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec2<u32> {
-    let tile = flat_workgroup(wg, nwg);
+    return row_tile_thread_at(p, flat_workgroup(wg, nwg), lid);
+}
+
+// row_tile_thread for tile `tile` (a launch whose workgroups are not all tiles).
+fn row_tile_thread_at(p: QuantParams, tile: u32, lid: u32) -> vec2<u32> {
     let row = (tile % p.tiles_per_row) * p.seg + lid % p.seg;
     if (tile >= p.total_tiles || row >= p.rows) {
         return vec2<u32>(p.rows, 0u);

@@ -18,9 +18,16 @@
 //! channel and a column per output pixel), a launch of its own first takes their maxima and sums
 //! per `col_sum` chunk, so that the quantizing launch packs each row in pieces over many threads
 //! (a thread per four whole rows kept all of L on one or two of a CPU's threads); the same bits.
+//! On a GPU's layouts, where x's producer has written L's group maxima (batch norm's backward for
+//! a convolution's dY, whose dYᵀ has rows too long for the one-pass kernel there), entry
+//! `main_given` ([`QuantizeBoth::encode_given`]) packs L from them as
+//! [`super::quantize_transpose`] does and x per row as [`QuantizeFused`]'s `main_row` does, each
+//! in workgroups of its own: one launch where there were two, any size (reference:
+//! [`crate::reference::quantize_both::from_maxima`]).
 //! Bindings: 0 x's `QuantParams`, 1 x (read f32), 2 x's codes, 3 x's scales (read-write), 4 step
 //! state, 5 mask (read f32), 6 L's codes, 7 L's scales (read-write), 8 L's `QuantParams`, 9 sums
-//! (read-write f32), 10 L's maxima and sums per chunk (read-write u32, a split launch's scratch).
+//! (read-write f32), 10 L's maxima and sums per chunk (read-write u32, a split launch's scratch;
+//! for `main_given`, L's given group maxima).
 
 use super::quantize_fused::QuantizeFused;
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
@@ -90,6 +97,9 @@ pub struct QuantizeBoth {
     no_mask: GpuBuffer<f32>,
     /// Bound as the sums where none are asked.
     no_sums: GpuBuffer<f32>,
+    /// Entry `main_given` ([`QuantizeBoth::encode_given`]): built where the adapter takes a GPU's
+    /// layouts.
+    given: Option<wgpu::ComputePipeline>,
 }
 
 impl QuantizeBoth {
@@ -107,6 +117,10 @@ impl QuantizeBoth {
             no_parts: GpuBuffer::zeros(gpu, "quantize_both no parts", 4)?,
             no_mask: GpuBuffer::zeros(gpu, "quantize_both no mask", 4)?,
             no_sums: GpuBuffer::zeros(gpu, "quantize_both no sums", 4)?,
+            given: match gpu.cpu_layouts() {
+                true => None,
+                false => Some(pipeline(gpu, "quantize_both", "main_given", &pl, &fc)?),
+            },
             bgl,
         })
     }
@@ -131,6 +145,82 @@ impl QuantizeBoth {
             && ((l.rows as usize) * (l.cols as usize) <= QuantizeFused::whole_max_values(gpu)
                 || Self::reads_vec4s(gpu, l))
             && (gpu.cpu_layouts() || group(l).max(group(lt)) <= BOTH_GPU_GROUP_VALUES)
+    }
+
+    /// Whether [`QuantizeBoth::encode_given`] takes x's layout `l` and L's `lt` on `gpu`: a GPU's
+    /// layouts, one format without a tensor-wide scale, x per row, L of any granularity
+    /// `quantize_transpose` packs from maxima, and `lt` the transposed shape. Any size: both
+    /// sides run as their own kernels' GPU entries run, in workgroups of their own.
+    pub fn fits_given(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> bool {
+        !gpu.cpu_layouts()
+            && l.granularity == Granularity::PerRow
+            && QuantizeFused::supports(l)
+            && !l.format.needs_tensor_amax()
+            && l.format == lt.format
+            && (lt.rows, lt.cols) == (l.cols, l.rows)
+    }
+
+    /// Records x's quantization under `side` (per row) and L = xᵀ's under `side_t` from L's group
+    /// maxima `maxima` (`lt.amax_len()` words of amax_bits: what `absmax` writes for `lt`, here
+    /// written by x's producer) in one launch of entry `main_given`: `side`'s codes and scales the
+    /// bits of [`QuantizeFused::encode_samples`], `side_t`'s those of
+    /// [`super::quantize_transpose::QuantizeTranspose::encode`] from the same maxima, `samples`
+    /// stacked samples each, each side with its own rounding. An error, recording nothing, for
+    /// layouts [`QuantizeBoth::fits_given`] refuses (a CPU adapter's layouts among them), SMP
+    /// samples without stochastic rounding on both sides, or buffers of the wrong length.
+    pub fn encode_given(
+        &self,
+        gpu: &Gpu,
+        enc: &mut impl crate::Record,
+        x: &GpuBuffer<f32>,
+        (side, side_t): (Side, Side),
+        samples: u32,
+        maxima: &GpuBuffer<u32>,
+    ) -> Result<()> {
+        let op = "quantize_both (given maxima)";
+        let (l, lt) = (side.layout, side_t.layout);
+        super::check_built_for(op, self.format, l)?;
+        super::check_built_for(op, self.format, lt)?;
+        let given = self.given.as_ref().filter(|_| Self::fits_given(gpu, l, lt)).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{op}: takes x per row and its transpose from given maxima, one format without a tensor-wide \
+                 scale, on a GPU's layouts{}; not {}",
+                if gpu.cpu_layouts() { " (this adapter takes a CPU's)" } else { "" },
+                named(l, lt)
+            ))
+        })?;
+        check_sides(op, x, (&side, &side_t), samples)?;
+        check_len(op, "maxima", maxima.len(), lt.amax_len())?;
+        // L: quantize_transpose's row tiles, its rows rounded up to a power of two a tile. x:
+        // quantize_fused's teams (the same team as its `main_row` on this adapter).
+        let too_large = || Error::InvalidArgument(format!("{op}: {lt:?} is too large"));
+        let mut pt = QuantParams::row_tiles(lt, side_t.rounding)
+            .with_row_tiles(super::row_team(lt.rows), lt.words_per_row)
+            .ok_or_else(too_large)?;
+        pt.samples = samples;
+        let mut px = QuantParams::row_tiles(l, side.rounding);
+        px.seg = super::balanced_team(l.words_per_row, l.rows, gpu.fill());
+        px.samples = samples;
+        // x's workgroups (the shader spreads L's among them).
+        px.aux[0] = l.rows.div_ceil(super::WG / px.seg);
+        let workgroups = pt.total_tiles.checked_add(px.aux[0]).ok_or_else(too_large)?;
+        let px = uniform(gpu, "quantize_both params", &px);
+        let pt = uniform(gpu, "quantize_both params of the transpose", &pt);
+        let step = enc.step_state(gpu).clone();
+        let buffers = [
+            &px,
+            x.buffer(),
+            side.codes.buffer(),
+            side.scales.buffer(),
+            &step,
+            self.no_mask.buffer(),
+            side_t.codes.buffer(),
+            side_t.scales.buffer(),
+            &pt,
+            self.no_sums.buffer(),
+            maxima.buffer(),
+        ];
+        dispatch(gpu, enc, "quantize_both", given, &self.bgl, &buffers, workgroups)
     }
 
     /// Whether a launch for x's layout `l` on `gpu` takes entry `main_v4`: on a CPU adapter, where
@@ -178,27 +268,13 @@ impl QuantizeBoth {
         if !Self::fits(gpu, l, lt) {
             return Err(Error::InvalidArgument(format!(
                 "{op}: one launch quantizes both orientations of per-row or per-block scales of one format without a \
-                 tensor-wide scale over at most {} values (groups of at most {BOTH_GPU_GROUP_VALUES} on a GPU), not {} \
-                 scales of {} over {}x{} with {} scales of {} over {}x{}",
+                 tensor-wide scale over at most {} values (groups of at most {BOTH_GPU_GROUP_VALUES} on a GPU), not {}",
                 QuantizeFused::whole_max_values(gpu),
-                l.granularity,
-                l.format,
-                l.rows,
-                l.cols,
-                lt.granularity,
-                lt.format,
-                lt.rows,
-                lt.cols
+                named(l, lt)
             )));
         }
         let samples = extras.samples;
-        super::check_samples(op, side.rounding, samples)?;
-        super::check_samples(op, side_t.rounding, samples)?;
-        check_len(op, "x", x.len(), (l.rows * l.cols) as usize)?;
-        for (name, s) in [("", &side), ("_t", &side_t)] {
-            check_len(op, &format!("codes{name}"), s.codes.len(), s.layout.words() * samples as usize)?;
-            check_len(op, &format!("scales{name}"), s.scales.len(), s.layout.n_groups as usize * samples as usize)?;
-        }
+        check_sides(op, x, (&side, &side_t), samples)?;
         if let Some(m) = extras.mask {
             check_len(op, "mask", m.len(), x.len())?;
         }
@@ -258,4 +334,22 @@ impl QuantizeBoth {
         let pipe = if v4 { &self.v4 } else { &self.pipeline };
         dispatch(gpu, enc, op, pipe, &self.bgl, &buffers, workgroups)
     }
+}
+
+/// x's layout `l` and L's `lt` as the refusals name them.
+fn named(l: &QuantLayout, lt: &QuantLayout) -> String {
+    let one = |l: &QuantLayout| format!("{} scales of {} over {}x{}", l.granularity, l.format, l.rows, l.cols);
+    format!("{} with {}", one(l), one(lt))
+}
+
+/// Both sides' rounding for `samples` samples, and x's, their codes' and their scales' lengths.
+fn check_sides(op: &'static str, x: &GpuBuffer<f32>, (side, side_t): (&Side, &Side), samples: u32) -> Result<()> {
+    super::check_samples(op, side.rounding, samples)?;
+    super::check_samples(op, side_t.rounding, samples)?;
+    check_len(op, "x", x.len(), (side.layout.rows * side.layout.cols) as usize)?;
+    for (name, s) in [("", side), ("_t", side_t)] {
+        check_len(op, &format!("codes{name}"), s.codes.len(), s.layout.words() * samples as usize)?;
+        check_len(op, &format!("scales{name}"), s.scales.len(), s.layout.n_groups as usize * samples as usize)?;
+    }
+    Ok(())
 }

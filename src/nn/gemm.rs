@@ -522,9 +522,33 @@ pub(crate) fn backward<R: Record>(
                 qgt
             } else if let Some(m) = &given {
                 // Unrotated, unmasked, no sums (dy_maxima_wanted): the chain's second launch over
-                // dY, every sample.
+                // dY, every sample; dY for dX in the same launch where it takes both (a GPU's
+                // layouts, dY per row in the same format, as many samples; the same bits).
                 let gt = GpuTensor::from_buffer(g.clone(), &[rows, n])?;
-                kk.qz.quantize_transposed_given_maxima(gpu, cx.rec, &gt, q, samples, m)?
+                let with_dy = match (p_dx.a, p_dx.b) {
+                    (
+                        Operand::Packed { format: fd, granularity: gd, stochastic: sd, samples: kd },
+                        Operand::Packed { .. },
+                    ) if need_dx && mask.is_none() && !cx.unfused && kd == samples => {
+                        let d = QuantScheme {
+                            format: fd,
+                            granularity: gd,
+                            rounding: rounding(cx, s, Product::InputGrad, sd),
+                        };
+                        both_layouts((rows, n), (fd, gd), (format, granularity))
+                            .filter(|(l, lt)| Quantizer::quantizes_grad_both_given_maxima_in_one_pass(gpu, l, lt))
+                            .map(|_| d)
+                    }
+                    _ => None,
+                };
+                match with_dy {
+                    Some(d) => {
+                        let (qg, qgt) = kk.qz.quantize_grad_both_given_maxima(gpu, cx.rec, &gt, (d, q), samples, m)?;
+                        early_qg = Some(qg);
+                        qgt
+                    }
+                    None => kk.qz.quantize_transposed_given_maxima(gpu, cx.rec, &gt, q, samples, m)?,
+                }
             } else if samples > 1 || fused_bias {
                 let g_rot = kk.rotated(gpu, cx.rec, &g, rows, n, p.rotation(), rot_mask, "rotated dy")?;
                 let gt = GpuTensor::from_buffer(g_rot, &[rows, n])?;

@@ -43,3 +43,22 @@ fn sample(r: Rounding, j: u32) -> Rounding {
         Rounding::Nearest => r,
     }
 }
+
+/// `(x's codes and scales, L's codes and scales)` of entry `main_given` for `samples` samples: x's
+/// side as [`quantize_both`]'s (per row), L's what `quantize_transpose` packs from the group
+/// maxima `amax` (given: written by x's producer), each side with its own rounding.
+pub fn from_maxima(
+    x: &[f32],
+    amax: &[u32],
+    (l, rounding): (&QuantLayout, Rounding),
+    (lt, rounding_t): (&QuantLayout, Rounding),
+    samples: u32,
+) -> (Stacked, Stacked) {
+    let mut a = (vec![], vec![]);
+    for j in 0..samples {
+        let (c, s) = quantize_fused(x, l, sample(rounding, j));
+        a.0.extend(c);
+        a.1.extend(s);
+    }
+    (a, super::quantize_transpose::from_maxima(x, amax, lt, rounding_t, samples))
+}
