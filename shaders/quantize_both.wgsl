@@ -23,8 +23,8 @@
 // codes per word, 24 in recip_rne, the chunks of L's columns); the bounds are buffer lengths,
 // far below u32's end, so every loop ends.
 // Entry `main_given` (a GPU's layouts; below) takes L's group maxima given instead of reducing
-// them, as quantize_transpose does, and x per row in teams of threads, as quantize_fused's
-// main_row does.
+// them, as quantize_transpose does, and x's groups in teams of threads, as quantize_fused does on
+// a GPU.
 // Reference: src/reference/quantize_both.rs (quantize_fused and quantize_transpose_fused's;
 // main_given's: quantize_fused and quantize_transpose's from the maxima).
 // Bindings: 0 px (QuantParams of x's layout), 1 x (read f32), 2 codes, 3 scales (read_write:
@@ -223,7 +223,7 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     }
 }
 
-// Entry main_given's per-row teams of x: each team's inverse scale, from its first thread.
+// Entry main_given's teams of x's groups: each team's inverse scale, from its first thread.
 var<workgroup> team_inv: array<f32, 256>;
 
 // Word rw.y of row rw.x of L packed with its group's scale from the given maxima, into every
@@ -241,15 +241,16 @@ fn given_word_t(rw: vec2<u32>) {
 
 // Entry main_given (a GPU's layouts, where x's producer has written L's group maxima: batch norm's
 // backward for a convolution's dY): L packed from those maxima as quantize_transpose packs it, and
-// x's per-row groups as quantize_fused's `main_row` packs them, in one launch, each side with its
-// own params (px, pt), rounding, stream and samples. pt.total_tiles workgroups are L's row tiles
-// (pt.seg rows of L by WG / pt.seg words, a thread per word, as quantize_transpose's); px.aux0
-// take x's rows, WG / px.seg a workgroup, a team of px.seg threads a row (a power of two:
-// lowbit::kernels::balanced_team), the team's maxima met in workgroup memory (segments.wgsl), then
-// each thread packs the row's words lane, lane + px.seg, ... L's tiles are spread evenly among x's
-// workgroups (spread_workgroup: on llvmpipe, with L's first, one core took all of x's, and the
-// launch took 1.5× the two kernels'). Every workgroup takes one side, so its barriers are reached
-// by all its threads. The same codes and scales as the two kernels.
+// x's groups as quantize_fused packs them on a GPU (per row: main_row's teams; per block: main's
+// segments), in one launch, each side with its own params (px, pt), rounding, stream and samples.
+// pt.total_tiles workgroups are L's row tiles (pt.seg rows of L by WG / pt.seg words, a thread per
+// word, as quantize_transpose's); px.aux0 take x's groups, a team of px.aux1 threads a group (a
+// power of two: per row lowbit::kernels::balanced_team's, per block the block's words),
+// WG / px.aux1 groups a workgroup; the team's maxima meet in workgroup memory (segments.wgsl),
+// then each thread packs the group's words lane, lane + px.aux1, ... L's tiles are spread evenly
+// among x's workgroups (spread_workgroup: on llvmpipe, with L's first, one core took all of x's,
+// and the launch took 1.5× the two kernels'). Every workgroup takes one side, so its barriers are
+// reached by all its threads. The same codes and scales as the two kernels.
 @compute @workgroup_size(256)
 fn main_given(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let b = spread_workgroup(flat_workgroup(wg, nwg), pt.total_tiles, pt.total_tiles + px.aux0);
@@ -261,26 +262,29 @@ fn main_given(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     }
     p = px;
     side = 0u;
-    let team = px.seg;
+    let team = px.aux1;
     let lane = lid % team;
-    let row = b.y * (WG / team) + lid / team;
-    let valid = row < px.rows;
+    let xg = x_groups(px);
+    let t = b.y * (WG / team) + lid / team;
+    let valid = t < px.rows * xg.x;
+    var g = vec3<u32>();
     var m = 0u;
     if (valid) {
-        for (var word = lane; word < px.words_per_row; word += team) {
-            m = max(m, word_amax(row, word));
+        g = group_span(t, xg.x, xg.y);
+        for (var word = g.y + lane; word < g.z; word += team) {
+            m = max(m, word_amax(g.x, word));
         }
     }
-    let row_max = segment_max(lid, team, m);
+    let group_max = segment_max(lid, team, m);
     if ((lid & (team - 1u)) == 0u) {
-        let si = group_scale_of(bitcast<f32>(row_max));
+        let si = group_scale_of(bitcast<f32>(group_max));
         team_inv[lid / team] = si.y;
         if (valid) {
-            store_scale(row, si.x);
+            store_scale(group_of(px, g.x, g.y * fmt_per_word()), si.x);
         }
     }
     workgroupBarrier();
     if (valid) {
-        store_words(row, lane, px.words_per_row, team, team_inv[lid / team]);
+        store_words(g.x, g.y + lane, g.z, team, team_inv[lid / team]);
     }
 }

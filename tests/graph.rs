@@ -988,10 +988,10 @@ fn batch_norm_writes_the_maxima_of_a_convolutions_gradient_bit_for_bit() {
     // writes the chain's maxima and the absmax launch is gone. Gradients and parameters after
     // two steps are the bits of the unfused plan (which reduces dY with absmax), with one absmax
     // launch fewer per such convolution (here the first stage's three: 40 images of 8×8) where
-    // the preset quantizes dYᵀ unrotated (per row, or int8+block32's blocks). Where dY for dX is
-    // per row too, it is quantized in the launch that packs dYᵀ from those maxima (quantize_both's
-    // main_given) in each of those convolutions that has a dX (two: the first takes the image),
-    // so quantize_transpose packs dYᵀ alone only in the others.
+    // the preset quantizes dYᵀ unrotated (per row, or int8+block32's blocks). dY for dX is
+    // quantized in the launch that packs dYᵀ from those maxima (quantize_both's main_given) in
+    // each of those convolutions that has a dX (two: the first takes the image), so
+    // quantize_transpose packs dYᵀ alone only in the others.
     let g = gpu().with_layouts(lowbit::Layouts::Gpu);
     let spec = ModelSpec::resnet((8, 8, 1), 1, 3);
     let batch = 40;
@@ -999,7 +999,7 @@ fn batch_norm_writes_the_maxima_of_a_convolutions_gradient_bit_for_bit() {
     let x = data(batch * dim, 33, false);
     let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 5) % 3).collect();
     for (scheme, fewer, merged) in
-        [("int8", 3, 2), ("luq4", 3, 2), ("fp8", 3, 2), ("luq4+smp2", 3, 2), ("int8+block32", 3, 0)]
+        [("int8", 3, 2), ("luq4", 3, 2), ("fp8", 3, 2), ("luq4+smp2", 3, 2), ("int8+block32", 3, 2)]
     {
         let run = |unfused: bool| {
             let opt = OptimConfig { batch, ..Default::default() };

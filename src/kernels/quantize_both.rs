@@ -21,7 +21,8 @@
 //! On a GPU's layouts, where x's producer has written L's group maxima (batch norm's backward for
 //! a convolution's dY, whose dYᵀ has rows too long for the one-pass kernel there), entry
 //! `main_given` ([`QuantizeBoth::encode_given`]) packs L from them as
-//! [`super::quantize_transpose`] does and x per row as [`QuantizeFused`]'s `main_row` does, each
+//! [`super::quantize_transpose`] does and x as [`QuantizeFused`] does on a GPU (a team of threads
+//! a row or block), each
 //! in workgroups of its own: one launch where there were two, any size (reference:
 //! [`crate::reference::quantize_both::from_maxima`]).
 //! Bindings: 0 x's `QuantParams`, 1 x (read f32), 2 x's codes, 3 x's scales (read-write), 4 step
@@ -148,19 +149,19 @@ impl QuantizeBoth {
     }
 
     /// Whether [`QuantizeBoth::encode_given`] takes x's layout `l` and L's `lt` on `gpu`: a GPU's
-    /// layouts, one format without a tensor-wide scale, x per row, L of any granularity
-    /// `quantize_transpose` packs from maxima, and `lt` the transposed shape. Any size: both
-    /// sides run as their own kernels' GPU entries run, in workgroups of their own.
+    /// layouts, one format without a tensor-wide scale, x per row or per block
+    /// ([`QuantizeFused::supports`]), L of any granularity `quantize_transpose` packs from maxima,
+    /// and `lt` the transposed shape. Any size: both sides run as their own kernels' GPU entries
+    /// run, in workgroups of their own.
     pub fn fits_given(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> bool {
         !gpu.cpu_layouts()
-            && l.granularity == Granularity::PerRow
             && QuantizeFused::supports(l)
             && !l.format.needs_tensor_amax()
             && l.format == lt.format
             && (lt.rows, lt.cols) == (l.cols, l.rows)
     }
 
-    /// Records x's quantization under `side` (per row) and L = xᵀ's under `side_t` from L's group
+    /// Records x's quantization under `side` and L = xᵀ's under `side_t` from L's group
     /// maxima `maxima` (`lt.amax_len()` words of amax_bits: what `absmax` writes for `lt`, here
     /// written by x's producer) in one launch of entry `main_given`: `side`'s codes and scales the
     /// bits of [`QuantizeFused::encode_samples`], `side_t`'s those of
@@ -183,8 +184,8 @@ impl QuantizeBoth {
         super::check_built_for(op, self.format, lt)?;
         let given = self.given.as_ref().filter(|_| Self::fits_given(gpu, l, lt)).ok_or_else(|| {
             Error::InvalidArgument(format!(
-                "{op}: takes x per row and its transpose from given maxima, one format without a tensor-wide \
-                 scale, on a GPU's layouts{}; not {}",
+                "{op}: takes x per row or per block and its transpose from given maxima, one format without a \
+                 tensor-wide scale, on a GPU's layouts{}; not {}",
                 if gpu.cpu_layouts() { " (this adapter takes a CPU's)" } else { "" },
                 named(l, lt)
             ))
@@ -199,10 +200,15 @@ impl QuantizeBoth {
             .ok_or_else(too_large)?;
         pt.samples = samples;
         let mut px = QuantParams::row_tiles(l, side.rounding);
-        px.seg = super::balanced_team(l.words_per_row, l.rows, gpu.fill());
         px.samples = samples;
-        // x's workgroups (the shader spreads L's among them).
-        px.aux[0] = l.rows.div_ceil(super::WG / px.seg);
+        // A team a group: per row, quantize_fused's `main_row`'s on this adapter; per block, a
+        // thread a word (the block's words rounded up to a power of two), as its `main`'s
+        // segments. Then x's workgroups (the shader spreads L's among them).
+        let (team, groups) = match l.granularity {
+            Granularity::PerRow => (super::balanced_team(l.words_per_row, l.rows, gpu.fill()), l.rows as usize),
+            _ => (super::row_team(l.seg()), super::quantize_fused::groups_of(l)),
+        };
+        px.aux = [u32::try_from(groups.div_ceil((super::WG / team) as usize)).map_err(|_| too_large())?, team];
         let workgroups = pt.total_tiles.checked_add(px.aux[0]).ok_or_else(too_large)?;
         let px = uniform(gpu, "quantize_both params", &px);
         let pt = uniform(gpu, "quantize_both params of the transpose", &pt);
