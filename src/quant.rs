@@ -967,8 +967,11 @@ impl Quantizer {
     /// group of xᵀ (a row, a block, or the tensor), the largest finite, normal |x| in it as f32
     /// bits — what `absmax` writes, here written by x's producer (batch norm's backward:
     /// [`crate::kernels::batchnorm::BatchNorm::encode_backward_maxima`]) — so only the chain's
-    /// second launch runs: the chain's bits where the maxima are x's. For the layouts of
-    /// [`Quantizer::transposes_from_maxima`]; an error elsewhere.
+    /// second launch runs: the chain's bits where the maxima are x's (the bits of every path of
+    /// `quantize_transposed`, whose maxima are x's too). Any layout of a format without a
+    /// tensor-wide scale (the trainer gives them where [`Quantizer::transposes_from_maxima`], and
+    /// where dY is quantized in the same launch:
+    /// [`Quantizer::quantizes_grad_both_given_maxima_in_one_pass`]); an error for another.
     pub fn quantize_transposed_given_maxima(
         &self,
         gpu: &Gpu,
@@ -983,10 +986,10 @@ impl Quantizer {
             Self::check_samples(op, scheme, samples)?;
         }
         let lt = Self::transposed_layout(op, x, scheme)?;
-        if !Self::transposes_from_maxima(gpu, &lt) {
+        if lt.format.needs_tensor_amax() {
             return Err(Error::InvalidArgument(format!(
-                "{op}: {} scales of {} over {}x{} do not take the chain from given maxima on this adapter",
-                lt.granularity, lt.format, lt.rows, lt.cols
+                "{op}: {} has a tensor-wide scale, which its groups' maxima do not give",
+                lt.format
             )));
         }
         crate::kernels::check_len(op, "maxima", maxima.len(), lt.amax_len())?;
@@ -1018,11 +1021,10 @@ impl Quantizer {
     }
 
     /// Whether [`Quantizer::quantize_grad_both_given_maxima`] takes dY's layout `l` and dYᵀ's `lt`
-    /// in one launch on `gpu`: where dYᵀ takes the chain from given maxima
-    /// ([`Quantizer::transposes_from_maxima`]) and [`QuantizeBoth::fits_given`] holds (a GPU's
-    /// layouts, dY per row, one format without a tensor-wide scale).
+    /// in one launch on `gpu` ([`QuantizeBoth::fits_given`]: a GPU's layouts, dY per row or per
+    /// block, one format without a tensor-wide scale).
     pub fn quantizes_grad_both_given_maxima_in_one_pass(gpu: &Gpu, l: &QuantLayout, lt: &QuantLayout) -> bool {
-        Self::transposes_from_maxima(gpu, lt) && QuantizeBoth::fits_given(gpu, l, lt)
+        QuantizeBoth::fits_given(gpu, l, lt)
     }
 
     /// A layer's gradient in both orientations where dY's producer wrote dYᵀ's group maxima:
@@ -1032,8 +1034,7 @@ impl Quantizer {
     /// 1; each side's own stream). One launch where
     /// [`Quantizer::quantizes_grad_both_given_maxima_in_one_pass`] holds, else the two launches;
     /// the same bits either way. An error, recording nothing, for two formats or one with a
-    /// tensor-wide scale, dYᵀ's layouts that do not take the chain from maxima on this adapter,
-    /// maxima of the wrong length, or SMP without stochastic rounding.
+    /// tensor-wide scale, maxima of the wrong length, or SMP without stochastic rounding.
     pub fn quantize_grad_both_given_maxima(
         &self,
         gpu: &Gpu,
@@ -1046,7 +1047,6 @@ impl Quantizer {
         let op = "quantize_grad_both_given_maxima";
         let (l, lt) = Self::grad_both_layouts(op, dy, (scheme, scheme_t), samples)?;
         if !Self::quantizes_grad_both_given_maxima_in_one_pass(gpu, &l, &lt) {
-            // (dYᵀ's checks come first, so a refusal records nothing.)
             let qt = self.quantize_transposed_given_maxima(gpu, enc, dy, scheme_t, samples, maxima)?;
             let q = match samples {
                 1 => self.quantize(gpu, enc, dy, scheme)?,

@@ -2122,8 +2122,8 @@ fn scales_buf(g: &lowbit::Gpu, l: &QuantLayout, samples: usize) -> lowbit::GpuBu
 
 #[test]
 fn a_gradient_and_its_transpose_from_given_maxima_take_one_launch() {
-    // On a GPU's layouts, where dYᵀ's long rows take the chain from given maxima (batch norm's
-    // backward writes them): dY per row (for dX) and dYᵀ (for dW) in one launch of quantize_both's
+    // On a GPU's layouts, where batch norm's backward writes dYᵀ's group maxima: dY (for dX) and
+    // dYᵀ (for dW) in one launch of quantize_both's
     // `main_given`, each side with its own rounding and stream, SMP's samples stacked: the bits of
     // quantize(_samples) and quantize_transposed_given_maxima apart, and of the reference, for
     // every format without a tensor-wide scale, dY per row and per block, dYᵀ per row, per block
@@ -2134,8 +2134,9 @@ fn a_gradient_and_its_transpose_from_given_maxima_take_one_launch() {
     let q = Quantizer::new(&gg).unwrap();
     let (sd, st) = (Rounding::Stochastic { seed: 21, stream: 4 }, Rounding::Stochastic { seed: 21, stream: 12 });
     // dY [rows, cols]: a ragged one, a convolution's dY of 16 channels over 16 32×32 images (one
-    // thread of a row's team a word), rows longer than a team's 256 words (several words a thread).
-    let shapes = [(2049, 33), (16384, 16), (2200, 1100)];
+    // thread of a row's team a word), rows longer than a team's 256 words (several words a thread),
+    // and a dYᵀ whose rows the one-pass kernel would take alone (64 channels over 16 8×8 images).
+    let shapes = [(2049, 33), (16384, 16), (2200, 1100), (1024, 64)];
     let (mut one, mut apart) = (0, 0);
     for (i, (rows, cols)) in shapes.into_iter().enumerate() {
         let x = long_rows_data(rows, cols, 170 + i as u32);
@@ -2189,26 +2190,28 @@ fn a_gradient_and_its_transpose_from_given_maxima_take_one_launch() {
     }
     assert!(one >= 8 * 3 * 3 && apart >= 3 * 3, "one launch {one}, two {apart}");
     // Refused, recording nothing: NVFP4's tensor scale, two formats, SMP with nearest rounding on
-    // either side, maxima of the wrong length, dYᵀ rows the one-pass kernel takes (no chain).
+    // either side, maxima of the wrong length (on the CPU's layouts too, where the two launches
+    // run).
     let long = GpuTensor::from_slice(g, &data(3000 * 4, 180, false), &[3000, 4]).unwrap();
-    let short = GpuTensor::from_slice(g, &data(2048 * 4, 181, false), &[2048, 4]).unwrap();
+    let gc = g.with_layouts(lowbit::Layouts::Cpu);
+    let qc = Quantizer::new(&gc).unwrap();
     let i8s = QuantScheme::per_row(Format::Int8).stochastic(1, 2);
     let nv = QuantScheme::native(Format::Nvfp4);
     let cases = [
-        (&long, (nv, nv), 1, 4 * 188 + 1, "without a tensor-wide scale"),
-        (&long, (i8s, QuantScheme::per_row(Format::Int4)), 1, 4, "without a tensor-wide scale"),
-        (&long, (QuantScheme::per_row(Format::Int8), i8s), 2, 4, "stochastic rounding"),
-        (&long, (i8s, QuantScheme::per_row(Format::Int8)), 2, 4, "stochastic rounding"),
-        (&long, (i8s, i8s), 1, 3, "maxima has 3 elements"),
-        (&short, (i8s, i8s), 1, 4, "take the chain"),
+        (&q, &gg, (nv, nv), 1, 4 * 188 + 1, "without a tensor-wide scale"),
+        (&q, &gg, (i8s, QuantScheme::per_row(Format::Int4)), 1, 4, "without a tensor-wide scale"),
+        (&q, &gg, (QuantScheme::per_row(Format::Int8), i8s), 2, 4, "stochastic rounding"),
+        (&q, &gg, (i8s, QuantScheme::per_row(Format::Int8)), 2, 4, "stochastic rounding"),
+        (&q, &gg, (i8s, i8s), 1, 3, "maxima has 3 elements"),
+        (&qc, &gc, (i8s, i8s), 1, 3, "maxima has 3 elements"),
     ];
-    for (x, schemes, k, n, why) in cases {
+    for (q, gl, schemes, k, n, why) in cases {
         let m = lowbit::GpuBuffer::<u32>::zeros(g, "m", n).unwrap();
-        let mut rec = lowbit::Recorder::new(&gg, "refused");
-        let Err(err) = q.quantize_grad_both_given_maxima(&gg, &mut rec, x, schemes, k, &m) else {
-            panic!("{schemes:?} over {:?}, {k} samples: taken", x.shape());
+        let mut rec = lowbit::Recorder::new(gl, "refused");
+        let Err(err) = q.quantize_grad_both_given_maxima(gl, &mut rec, &long, schemes, k, &m) else {
+            panic!("{schemes:?}, {k} samples: taken");
         };
-        assert!(err.to_string().contains(why), "{schemes:?} over {:?}: {err}", x.shape());
+        assert!(err.to_string().contains(why), "{schemes:?}: {err}");
         assert_eq!(rec.dispatches(), 0, "{err}: recorded before refusing");
     }
     // The kernel's entry on a CPU's layouts, and with buffers of the wrong length: refused.
@@ -2216,7 +2219,6 @@ fn a_gradient_and_its_transpose_from_given_maxima_take_one_launch() {
     let lt = QuantLayout::new(4, 3000, Format::Int8, Granularity::PerRow).unwrap();
     let (o, ot) = ((codes_buf(g, &l, 1), scales_buf(g, &l, 1)), (codes_buf(g, &lt, 1), scales_buf(g, &lt, 1)));
     let m = lowbit::GpuBuffer::<u32>::zeros(g, "m", 4).unwrap();
-    let gc = g.with_layouts(lowbit::Layouts::Cpu);
     let short_m = lowbit::GpuBuffer::<u32>::zeros(g, "m", 3).unwrap();
     let short_x = lowbit::GpuBuffer::<f32>::zeros(g, "x", 11).unwrap();
     for (gl, xb, mb, why) in
@@ -2274,21 +2276,35 @@ fn the_transposed_chain_from_given_maxima_is_the_chain() {
         }
     }
     assert_eq!(cases, 2 * 5 * 3 * 3);
-    // Refused: rows the one-pass kernel takes, NVFP4's tensor scale (on the GPU's layouts),
-    // every layout on the CPU's (the one-pass kernel takes every long row there), a maxima buffer
-    // of the wrong length; nothing recorded.
+    // Rows the one-pass kernel takes (on the GPU's layouts, and every row on the CPU's) are taken
+    // too (the trainer gives maxima there where dY is quantized in the same launch): the bits of
+    // quantize_transposed.
     let gc = g.with_layouts(lowbit::Layouts::Cpu);
     let qc = Quantizer::new(&gc).unwrap();
     let long = GpuTensor::from_slice(g, &data(3000 * 4, 160, false), &[3000, 4]).unwrap();
     let short = GpuTensor::from_slice(g, &data(2048 * 4, 161, false), &[2048, 4]).unwrap();
     let near = |format, granularity| QuantScheme { format, granularity, rounding: Rounding::Nearest };
     let int8 = near(Format::Int8, Granularity::PerRow);
+    for (q, gl, x) in [(&q, &gg, &short), (&qc, &gc, &long), (&qc, &gc, &short)] {
+        let lt = QuantLayout::new(4, x.shape()[0], Format::Int8, Granularity::PerRow).unwrap();
+        assert!(!Quantizer::transposes_from_maxima(gl, &lt), "{:?}: the one-pass kernel's", x.shape());
+        let xs = x.read(g).unwrap();
+        let maxima = lowbit::GpuBuffer::from_slice(g, "m", &reference::absmax::absmax(&xs, &lt, true)).unwrap();
+        let mut rec = lowbit::Recorder::new(gl, "given");
+        let got = q.quantize_transposed_given_maxima(gl, &mut rec, x, int8, 1, &maxima).unwrap();
+        assert_eq!(rec.dispatches(), 1, "{:?}: one launch", x.shape());
+        let want = q.quantize_transposed(gl, &mut rec, x, int8).unwrap();
+        g.queue.submit([rec.finish()]);
+        assert_u32_eq("short rows: codes", &got.codes.read(g).unwrap(), &want.codes.read(g).unwrap());
+        assert_f32_bits_eq("short rows: scales", &got.scales.read(g).unwrap(), &want.scales.read(g).unwrap());
+    }
+    // Refused: NVFP4's tensor scale, a maxima buffer of the wrong length; nothing recorded.
     let cases = [
-        (&q, &gg, &short, int8, 4, "take the chain"),
         (&q, &gg, &long, near(Format::Int8, Granularity::PerBlock(32)), 4 * 93, "maxima has 372 elements"),
-        (&q, &gg, &long, near(Format::Nvfp4, Granularity::PerBlock(16)), 4 * 188 + 1, "take the chain"),
-        (&qc, &gc, &long, int8, 4, "take the chain"),
+        (&q, &gg, &long, near(Format::Nvfp4, Granularity::PerBlock(16)), 4 * 188 + 1, "tensor-wide scale"),
+        (&qc, &gc, &long, near(Format::Nvfp4, Granularity::PerBlock(16)), 4 * 188 + 1, "tensor-wide scale"),
         (&q, &gg, &long, int8, 3, "maxima has 3 elements"),
+        (&qc, &gc, &short, int8, 5, "maxima has 5 elements"),
         (&q, &gg, &long, near(Format::Int8, Granularity::PerTensor), 4, "maxima has 4 elements"),
     ];
     for (q, gl, x, s, n, why) in cases {

@@ -367,11 +367,14 @@ fn fuses_bias(gpu: &crate::Gpu, p: &ProductPolicy, rows: usize, n: usize) -> boo
     }
 }
 
-/// Where [`backward`] quantizes dYᵀ (`dy` `[rows, n]`, the layer's ReLU `relu`) by the
-/// two-pass chain from dY as it comes — packed, unrotated, no ReLU mask, the bias summed by
-/// col_sum, and a layout of [`Quantizer::transposes_from_maxima`] — `Some(granularity)` of
-/// dYᵀ's groups: the chain's first launch (their maxima) can come from dY's producer
-/// ([`super::op::Op::grad_maxima_wanted`]); `None` elsewhere and for unfused plans.
+/// Where [`backward`] quantizes dYᵀ (`dy` `[rows, n]`, the layer's ReLU `relu`) from its
+/// groups' maxima as dY's producer writes them ([`super::op::Op::grad_maxima_wanted`]) —
+/// packed, unrotated, no ReLU mask — `Some(granularity)` of dYᵀ's groups: where the two-pass
+/// chain would quantize it (the bias summed by col_sum, and a layout of
+/// [`Quantizer::transposes_from_maxima`]: the maxima are the chain's first launch), and where
+/// the layer has no bias and dY for dX is quantized in the same launch ([`dy_beside_maxima`]:
+/// on a GPU's layouts that launch replaces the one-pass quantizers of dYᵀ and of dY); `None`
+/// elsewhere and for unfused plans.
 pub(crate) fn dy_maxima_wanted<R: Record>(
     cx: &Cx<R>,
     node: &NodeCx,
@@ -382,11 +385,37 @@ pub(crate) fn dy_maxima_wanted<R: Record>(
     let s = node.gemm.as_ref()?;
     let p = s.scheme.product(Product::WeightGrad, true);
     let Operand::Packed { format, granularity, .. } = p.a else { return None };
-    if cx.unfused || relu || p.rotation().is_some() || fuses_bias(cx.gpu, &p, rows, n) {
+    if cx.unfused || relu || p.rotation().is_some() {
         return None;
     }
     let lt = QuantLayout::new(n, rows, format, granularity).ok()?;
-    Quantizer::transposes_from_maxima(cx.gpu, &lt).then_some(lt.granularity)
+    let chain = !fuses_bias(cx.gpu, &p, rows, n) && Quantizer::transposes_from_maxima(cx.gpu, &lt);
+    let beside = node.params.get(1).is_none() && dy_beside_maxima(cx, s, rows, n).is_some();
+    (chain || beside).then_some(lt.granularity)
+}
+
+/// dY's scheme for dX (`[rows, n]`) where [`backward`], given dYᵀ's maxima, quantizes dY in the
+/// launch that packs dYᵀ from them ([`Quantizer::quantize_grad_both_given_maxima`]): both
+/// products packed, dYᵀ unrotated, dY in its format with as many samples, and a pair of layouts
+/// that launch takes ([`Quantizer::quantizes_grad_both_given_maxima_in_one_pass`]); `None`
+/// elsewhere and for unfused plans.
+fn dy_beside_maxima<R: Record>(cx: &Cx<R>, s: &GemmSite, rows: usize, n: usize) -> Option<QuantScheme> {
+    let (p, p_dx) = (s.scheme.product(Product::WeightGrad, true), s.scheme.product(Product::InputGrad, true));
+    match (p.a, p_dx.a, p_dx.b) {
+        (
+            Operand::Packed { format, granularity, samples, .. },
+            Operand::Packed { format: fd, granularity: gd, stochastic: sd, samples: kd },
+            Operand::Packed { .. },
+        ) if !cx.unfused && p.rotation().is_none() && kd == samples => {
+            let (l, lt) = both_layouts((rows, n), (fd, gd), (format, granularity))?;
+            Quantizer::quantizes_grad_both_given_maxima_in_one_pass(cx.gpu, &l, &lt).then(|| QuantScheme {
+                format: fd,
+                granularity: gd,
+                rounding: rounding(cx, s, Product::InputGrad, sd),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Records the backward of a GEMM layer from `dy` `[rows, n]`: the weight and bias gradients
@@ -409,9 +438,10 @@ pub(crate) fn backward<R: Record>(
     let none = Epilogue::default();
     // dW = dYᵀ·X.
     let p = s.scheme.product(Product::WeightGrad, true);
-    let fused_bias = fuses_bias(gpu, &p, rows, n);
-    // dYᵀ's maxima for the two-pass chain, written by dY's producer ([`dy_maxima_wanted`]).
+    // dYᵀ's maxima, written by dY's producer ([`dy_maxima_wanted`]): dYᵀ is packed from them.
     let given = cx.take_grad_maxima();
+    // (Given maxima are wanted only where the layer has no bias to sum.)
+    let fused_bias = fuses_bias(gpu, &p, rows, n) && given.is_none();
     if given.is_some() && dy_maxima_wanted(cx, node, rows, n, y.is_some()).is_none() {
         return Err(Error::InvalidArgument(format!(
             "{}: dYᵀ's maxima were given to a weight gradient that does not quantize dYᵀ by the chain",
@@ -522,25 +552,10 @@ pub(crate) fn backward<R: Record>(
                 qgt
             } else if let Some(m) = &given {
                 // Unrotated, unmasked, no sums (dy_maxima_wanted): the chain's second launch over
-                // dY, every sample; dY for dX in the same launch where it takes both (a GPU's
-                // layouts, dY per row in the same format, as many samples; the same bits).
+                // dY, every sample; dY for dX in the same launch where it takes both (the same
+                // bits).
                 let gt = GpuTensor::from_buffer(g.clone(), &[rows, n])?;
-                let with_dy = match (p_dx.a, p_dx.b) {
-                    (
-                        Operand::Packed { format: fd, granularity: gd, stochastic: sd, samples: kd },
-                        Operand::Packed { .. },
-                    ) if need_dx && mask.is_none() && !cx.unfused && kd == samples => {
-                        let d = QuantScheme {
-                            format: fd,
-                            granularity: gd,
-                            rounding: rounding(cx, s, Product::InputGrad, sd),
-                        };
-                        both_layouts((rows, n), (fd, gd), (format, granularity))
-                            .filter(|(l, lt)| Quantizer::quantizes_grad_both_given_maxima_in_one_pass(gpu, l, lt))
-                            .map(|_| d)
-                    }
-                    _ => None,
-                };
+                let with_dy = dy_beside_maxima(cx, s, rows, n).filter(|_| need_dx && mask.is_none());
                 match with_dy {
                     Some(d) => {
                         let (qg, qgt) = kk.qz.quantize_grad_both_given_maxima(gpu, cx.rec, &gt, (d, q), samples, m)?;
