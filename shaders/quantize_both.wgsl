@@ -1,5 +1,5 @@
 // quantize_both: a tensor x ([rows, cols]) and L = xᵀ quantized in one launch, a thread per group,
-// no workgroup memory or barriers: a weight's W and Wᵀ, a dense layer's X and Xᵀ, or a layer's
+// no workgroup memory or barriers (but entry main_given, below): a weight's W and Wᵀ, a dense layer's X and Xᵀ, or a layer's
 // gradient dY (for dX = dY·W) and dYᵀ (for dW = dYᵀ·X) with ReLU's mask read inside, the bias
 // gradient (L's row sums in col_sum's order) and SMP's stacked samples. L's workgroups quantize
 // L's rows as quantize_transpose_fused's per-thread entries do (common/rows_t.wgsl), x's

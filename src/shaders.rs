@@ -115,7 +115,7 @@ const QUANT_T_FUSED_INCLUDES: &[&str] = &[
 ];
 /// Both orientations in one launch: the per-thread groups of x (the one-pass quantizer's) and the
 /// per-thread rows of xᵀ (the transposing one's), with its own stores (it writes two outputs);
-/// for entry main_given, xᵀ's scales from given maxima and x's rows' teams (segments).
+/// for entry main_given, xᵀ's scales from given maxima and x's groups' teams (segments).
 const QUANT_BOTH_INCLUDES: &[&str] = &[
     "rng",
     "step",

@@ -1,5 +1,5 @@
 //! `quantize_both`: a tensor x and L = xᵀ quantized in one launch, a thread per scale group of
-//! either, no workgroup memory or barriers — where a training step needs both orientations of one
+//! either, no workgroup memory or barriers (but entry `main_given`, below) — where a training step needs both orientations of one
 //! tensor: a weight's W (the forward's operand) and Wᵀ (the input gradient's), a dense layer's X
 //! and Xᵀ (the weight gradient's), and a layer's gradient dY (for dX = dY·W) and dYᵀ (for
 //! dW = dYᵀ·X), the latter with ReLU's mask read inside ([`BothExtras::mask`]), the bias gradient
@@ -19,12 +19,10 @@
 //! per `col_sum` chunk, so that the quantizing launch packs each row in pieces over many threads
 //! (a thread per four whole rows kept all of L on one or two of a CPU's threads); the same bits.
 //! On a GPU's layouts, where x's producer has written L's group maxima (batch norm's backward for
-//! a convolution's dY, whose dYᵀ has rows too long for the one-pass kernel there), entry
-//! `main_given` ([`QuantizeBoth::encode_given`]) packs L from them as
+//! a convolution's dY), entry `main_given` ([`QuantizeBoth::encode_given`]) packs L from them as
 //! [`super::quantize_transpose`] does and x as [`QuantizeFused`] does on a GPU (a team of threads
-//! a row or block), each
-//! in workgroups of its own: one launch where there were two, any size (reference:
-//! [`crate::reference::quantize_both::from_maxima`]).
+//! a row or block), each in workgroups of its own: one launch where there were two, any size
+//! (reference: [`crate::reference::quantize_both::from_maxima`]).
 //! Bindings: 0 x's `QuantParams`, 1 x (read f32), 2 x's codes, 3 x's scales (read-write), 4 step
 //! state, 5 mask (read f32), 6 L's codes, 7 L's scales (read-write), 8 L's `QuantParams`, 9 sums
 //! (read-write f32), 10 L's maxima and sums per chunk (read-write u32, a split launch's scratch;
@@ -192,8 +190,7 @@ impl QuantizeBoth {
         })?;
         check_sides(op, x, (&side, &side_t), samples)?;
         check_len(op, "maxima", maxima.len(), lt.amax_len())?;
-        // L: quantize_transpose's row tiles, its rows rounded up to a power of two a tile. x:
-        // quantize_fused's teams (the same team as its `main_row` on this adapter).
+        // L: quantize_transpose's row tiles, its rows rounded up to a power of two a tile.
         let too_large = || Error::InvalidArgument(format!("{op}: {lt:?} is too large"));
         let mut pt = QuantParams::row_tiles(lt, side_t.rounding)
             .with_row_tiles(super::row_team(lt.rows), lt.words_per_row)

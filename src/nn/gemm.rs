@@ -444,7 +444,7 @@ pub(crate) fn backward<R: Record>(
     let fused_bias = fuses_bias(gpu, &p, rows, n) && given.is_none();
     if given.is_some() && dy_maxima_wanted(cx, node, rows, n, y.is_some()).is_none() {
         return Err(Error::InvalidArgument(format!(
-            "{}: dYᵀ's maxima were given to a weight gradient that does not quantize dYᵀ by the chain",
+            "{}: dYᵀ's maxima were given to a weight gradient that does not quantize dYᵀ from them",
             node.name
         )));
     }
@@ -551,9 +551,9 @@ pub(crate) fn backward<R: Record>(
                 early_qg = Some(qg);
                 qgt
             } else if let Some(m) = &given {
-                // Unrotated, unmasked, no sums (dy_maxima_wanted): the chain's second launch over
-                // dY, every sample; dY for dX in the same launch where it takes both (the same
-                // bits).
+                // Unrotated, unmasked, no sums (dy_maxima_wanted): dYᵀ packed from the maxima (the
+                // chain's second launch) over dY, every sample; dY for dX in the same launch where
+                // it takes both (the same bits).
                 let gt = GpuTensor::from_buffer(g.clone(), &[rows, n])?;
                 let with_dy = dy_beside_maxima(cx, s, rows, n).filter(|_| need_dx && mask.is_none());
                 match with_dy {

@@ -319,10 +319,11 @@ pub trait Op: Send + Sync + std::fmt::Debug {
         false
     }
 
-    /// Where the backward would quantize its output gradient's transpose by the two-pass chain,
-    /// from the gradient as it comes: `Some(granularity)` of that quantizer, whose maxima (the
-    /// chain's first launch) the gradient's producer can write instead
-    /// ([`Op::writes_grad_maxima`]); the backward then takes them with
+    /// Where the backward would quantize its output gradient's transpose from its groups'
+    /// maxima (by the two-pass chain, whose first launch they are, or, on a GPU's layouts, in
+    /// the launch that quantizes the gradient for the input gradient too), from the gradient as
+    /// it comes: `Some(granularity)` of that quantizer, whose maxima the gradient's producer can
+    /// write ([`Op::writes_grad_maxima`]); the backward then takes them with
     /// [`Cx::take_grad_maxima`] (given and not taken, they fail the step's build). `None`
     /// elsewhere.
     fn grad_maxima_wanted(&self, _cx: &Cx, _node: &NodeCx) -> Option<crate::scheme::Granularity> {

@@ -45,7 +45,7 @@ fn sample(r: Rounding, j: u32) -> Rounding {
 }
 
 /// `(x's codes and scales, L's codes and scales)` of entry `main_given` for `samples` samples: x's
-/// side as [`quantize_both`]'s (per row), L's what `quantize_transpose` packs from the group
+/// side as [`quantize_both`]'s (per row or per block), L's what `quantize_transpose` packs from the group
 /// maxima `amax` (given: written by x's producer), each side with its own rounding.
 pub fn from_maxima(
     x: &[f32],
