@@ -116,9 +116,15 @@ fn put_col4(o: u32, v: vec4<f32>) {
     row_max = max(row_max, max(max(m.x, m.y), max(m.z, m.w)));
 }
 
+// A row's (scale, 1/scale) from its maximum (no tensor-wide scale here; read by
+// common/team_scale.wgsl too).
+fn group_scale_of(m: f32) -> vec2<f32> {
+    return fmt_scale_for_amax(m);
+}
+
 // Row `row`'s scale from the maximum its unfold took, into every sample; returns 1/scale.
 fn store_row_scale(row: u32) -> f32 {
-    let si = fmt_scale_for_amax(bitcast<f32>(row_max));
+    let si = group_scale_of(bitcast<f32>(row_max));
     store_scale(row, si.x);
     return si.y;
 }
@@ -315,17 +321,15 @@ fn main_both_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 // Entry main_rows (a GPU's layout; Im2colQuantize builds it where the adapter takes the GPU
 // layouts): a team of pa.seg threads per row of cols (a power of two, at most WG, that leaves few
 // threads idle: lowbit::kernels::balanced_team; WG / pa.seg rows a workgroup; entry main_rows_v4
-// through vec4s where channels come in fours), thread `lane` of a team taking the row's words
-// lane, lane + pa.seg, ..: where a thread per row reads x a row of cols apart from its neighbours'
-// and a few hundred rows leave a GPU's multiprocessors idle, a team's loads are side by side. Each
-// thread unfolds its words' values from x (into cols too where TEAM_COLS is 1) and takes their
-// maximum; the team's maxima meet in workgroup memory (common/segments.wgsl: a maximum of
-// amax_bits in any order), its first thread forms the row's scale; then each thread packs its
-// words again from x, in the cache (common/pack_stream.wgsl: the codes, draws and shifts of
+// through vec4s where channels come in fours), thread `lane` of a team taking the row's words lane,
+// lane + pa.seg, ..: where a thread per row reads x a row of cols apart from its neighbours' and a
+// few hundred rows leave a GPU's multiprocessors idle, a team's loads are side by side. Each thread
+// unfolds its words' values from x (into cols too where TEAM_COLS is 1) and takes their maximum;
+// the team's maxima meet in workgroup memory (common/segments.wgsl: a maximum of amax_bits in any
+// order), its first thread forms the row's scale (common/team_scale.wgsl); then each thread packs
+// its words again from x, in the cache (common/pack_stream.wgsl: the codes, draws and shifts of
 // pack_word). So quantize_fused's codes and scales of cols, bit for bit, and im2col's cols.
 override TEAM_COLS: u32 = 1u;
-
-var<workgroup> team_inv: array<f32, 256>;
 
 // A position in a row of cols as main_rows walks a word's values: the tap (ky, kx) and channel of
 // the next column. Formed by division once a word, then moved by adds (integer division costs a
@@ -384,22 +388,6 @@ fn team_next4(t: RowTaps, cur: ptr<function, TeamCursor>) -> vec4<f32> {
     return img4[at / 4u];
 }
 
-// The team's row maximum m met in workgroup memory, the row's scale stored by its first thread
-// (where the row is valid); returns the row's inverse scale to every thread of the team. Called by
-// every thread of the workgroup, in uniform control flow.
-fn team_scale(lid: u32, lane: u32, row: u32, valid: bool, m: u32) -> vec4<f32> {
-    let top = segment_max(lid, pa.seg, m);
-    if (lane == 0u) {
-        let si = fmt_scale_for_amax(bitcast<f32>(top));
-        team_inv[lid] = si.y;
-        if (valid) {
-            store_scale(row, si.x);
-        }
-    }
-    workgroupBarrier();
-    return vec4<f32>(team_inv[lid - lane]);
-}
-
 @compute @workgroup_size(256)
 fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     p = pa;
@@ -423,7 +411,7 @@ fn main_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
             }
         }
     }
-    let inv = team_scale(lid, lane, row, valid, m);
+    let inv = vec4<f32>(team_inv_scale(lid, pa.seg, row, valid, m));
     if (!valid) {
         return;
     }
@@ -467,7 +455,7 @@ fn main_rows_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
             }
         }
     }
-    let inv = team_scale(lid, lane, row, valid, m);
+    let inv = vec4<f32>(team_inv_scale(lid, pa.seg, row, valid, m));
     if (!valid) {
         return;
     }

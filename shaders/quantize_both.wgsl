@@ -223,9 +223,6 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     }
 }
 
-// Entry main_given's teams of x's groups: each team's inverse scale, from its first thread.
-var<workgroup> team_inv: array<f32, 256>;
-
 // Word rw.y of row rw.x of L packed with its group's scale from the given maxima, into every
 // sample: quantize_transpose's `main` (its thread per word of L in row tiles).
 fn given_word_t(rw: vec2<u32>) {
@@ -245,12 +242,13 @@ fn given_word_t(rw: vec2<u32>) {
 // segments), in one launch, each side with its own params (px, pt), rounding, stream and samples.
 // pt.total_tiles workgroups are L's row tiles (pt.seg rows of L by WG / pt.seg words, a thread per
 // word, as quantize_transpose's); px.aux0 take x's groups, a team of px.aux1 threads a group (a
-// power of two: per row lowbit::kernels::balanced_team's, per block the block's words),
-// WG / px.aux1 groups a workgroup; the team's maxima meet in workgroup memory (segments.wgsl),
-// then each thread packs the group's words lane, lane + px.aux1, ... L's tiles are spread evenly
-// among x's workgroups (spread_workgroup: on llvmpipe, with L's first, one core took all of x's,
-// and the launch took 1.5× the two kernels'). Every workgroup takes one side, so its barriers are
-// reached by all its threads. The same codes and scales as the two kernels.
+// power of two: per row lowbit::kernels::balanced_team's, per block the block's words), WG /
+// px.aux1 groups a workgroup; the team's maxima meet in workgroup memory (segments.wgsl) and its
+// first thread forms the group's scale (team_scale.wgsl), then each thread packs the group's words
+// lane, lane + px.aux1, ... L's tiles are spread evenly among x's workgroups (spread_workgroup: on
+// llvmpipe, with L's first, one core took all of x's, and the launch took 1.5× the two kernels').
+// Every workgroup takes one side, so its barriers are reached by all its threads. The same codes
+// and scales as the two kernels.
 @compute @workgroup_size(256)
 fn main_given(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let b = spread_workgroup(flat_workgroup(wg, nwg), pt.total_tiles, pt.total_tiles + px.aux0);
@@ -275,16 +273,8 @@ fn main_given(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
             m = max(m, word_amax(g.x, word));
         }
     }
-    let group_max = segment_max(lid, team, m);
-    if ((lid & (team - 1u)) == 0u) {
-        let si = group_scale_of(bitcast<f32>(group_max));
-        team_inv[lid / team] = si.y;
-        if (valid) {
-            store_scale(group_of(px, g.x, g.y * fmt_per_word()), si.x);
-        }
-    }
-    workgroupBarrier();
+    let inv = team_inv_scale(lid, team, group_of(px, g.x, g.y * fmt_per_word()), valid, m);
     if (valid) {
-        store_words(g.x, g.y + lane, g.z, team, team_inv[lid / team]);
+        store_words(g.x, g.y + lane, g.z, team, inv);
     }
 }

@@ -32,7 +32,8 @@
 // Packing (pack_word, pack_word4) is shared with quantize (common/pack.wgsl), the stores of a
 // row's words into every sample (store_words, common/pack_rows.wgsl) with im2col_quantize and
 // quantize_both, the per-thread groups (common/row_groups.wgsl) with quantize_both, the segment
-// tree of main, main_row and main_whole (common/segments.wgsl) with im2col_quantize. With
+// tree of main, main_row and main_whole (common/segments.wgsl) with im2col_quantize, and the
+// team's scale of main and main_row (common/team_scale.wgsl) with both of them. With
 // p.samples > 1 every entry writes that many stochastic samples stacked (SMP,
 // common/samples.wgsl): x's maximum is taken once, each sample packed with its own draws.
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
@@ -66,7 +67,6 @@
 // workgroup, one core, of 256. Only which thread takes which group changes, never a bit.
 override THREAD_WG: u32 = 256u;
 
-var<workgroup> seg_inv: array<f32, 256>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -79,18 +79,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (valid) {
         m = word_amax(row, word);
     }
-    let seg_max = segment_max(lid, p.seg, m);
-    let leader = (lid & (p.seg - 1u)) == 0u;
-    if (leader) {
-        let si = group_scale_of(bitcast<f32>(seg_max));
-        seg_inv[lid / p.seg] = si.y;
-        if (valid) {
-            store_scale(group_of(p, row, word * fmt_per_word()), si.x);
-        }
-    }
-    workgroupBarrier();
+    let inv = team_inv_scale(lid, p.seg, group_of(p, row, word * fmt_per_word()), valid, m);
     if (valid) {
-        store_words(row, word, word + 1u, 1u, seg_inv[lid / p.seg]);
+        store_words(row, word, word + 1u, 1u, inv);
     }
 }
 
@@ -98,22 +89,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 fn workgroup_max(lid: u32, m: u32) -> u32 {
     segment_max(lid, WG, m);
     return seg_red[0];
-}
-
-// main_row's and main_row_v4's row: the team's maxima m met in workgroup memory, the row's scale
-// stored by its first thread (where the row is valid); returns the row's inverse scale to every
-// thread of the team. Called by every thread of the workgroup, in uniform control flow.
-fn row_team_inv(lid: u32, row: u32, valid: bool, m: u32) -> f32 {
-    let row_max = segment_max(lid, p.seg, m);
-    if ((lid & (p.seg - 1u)) == 0u) {
-        let si = group_scale_of(bitcast<f32>(row_max));
-        seg_inv[lid / p.seg] = si.y;
-        if (valid) {
-            store_scale(row, si.x);
-        }
-    }
-    workgroupBarrier();
-    return seg_inv[lid / p.seg];
 }
 
 @compute @workgroup_size(256)
@@ -127,7 +102,7 @@ fn main_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
             m = max(m, word_amax(row, word));
         }
     }
-    let inv = row_team_inv(lid, row, valid, m);
+    let inv = team_inv_scale(lid, p.seg, row, valid, m);
     if (valid) {
         store_words(row, lane, p.words_per_row, p.seg, inv);
     }
@@ -146,7 +121,7 @@ fn main_row_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
             m = max(m, word_amax4(row, word));
         }
     }
-    let inv = row_team_inv(lid, row, valid, m);
+    let inv = team_inv_scale(lid, p.seg, row, valid, m);
     if (valid) {
         store_words4(row, lane, p.words_per_row, p.seg, inv);
     }

@@ -46,6 +46,7 @@ pub const COMMON: &[(&str, &str)] = &[
     ("col2im_w", include_str!("../shaders/common/col2im_w.wgsl")),
     ("teams", include_str!("../shaders/common/teams.wgsl")),
     ("segments", include_str!("../shaders/common/segments.wgsl")),
+    ("team_scale", include_str!("../shaders/common/team_scale.wgsl")),
 ];
 
 /// Dequantize decodes as the quantizers encode, and stores in the elementwise kernels' teams.
@@ -73,6 +74,7 @@ const QUANT_FUSED_INCLUDES: &[&str] = &[
     "row_groups",
     "group_scale",
     "segments",
+    "team_scale",
 ];
 /// The fused unfold and quantizer: the one-pass quantizer's units and the convolution's unfold.
 const QUANT_UNFOLD_INCLUDES: &[&str] = &[
@@ -94,6 +96,7 @@ const QUANT_UNFOLD_INCLUDES: &[&str] = &[
     "unfold",
     "unfold_t",
     "segments",
+    "team_scale",
 ];
 const QUANT_T_FUSED_INCLUDES: &[&str] = &[
     "rng",
@@ -115,7 +118,7 @@ const QUANT_T_FUSED_INCLUDES: &[&str] = &[
 ];
 /// Both orientations in one launch: the per-thread groups of x (the one-pass quantizer's) and the
 /// per-thread rows of xᵀ (the transposing one's), with its own stores (it writes two outputs);
-/// for entry main_given, xᵀ's scales from given maxima and x's groups' teams (segments).
+/// for entry main_given, xᵀ's scales from given maxima and x's groups' teams (segments, team_scale).
 const QUANT_BOTH_INCLUDES: &[&str] = &[
     "rng",
     "step",
@@ -137,6 +140,7 @@ const QUANT_BOTH_INCLUDES: &[&str] = &[
     "rows_t",
     "maxima",
     "segments",
+    "team_scale",
 ];
 /// The rotating transposing quantizer: the one-pass quantizers' masked loads and SMP stores, the
 /// row sums it shares with quantize_transpose_fused, and (entry main_both, x's own blocks) the
