@@ -165,26 +165,6 @@ fn same_seed_same_run_and_checkpoints_round_trip() {
     other.save(&wrong).unwrap();
     let before = c.parameters().unwrap();
     assert!(matches!(c.load(&wrong), Err(Error::Data { .. })));
-    // So is one holding a parameter this model lacks: a convolution's bias, as lowbit's CNNs had
-    // before batch norm until they dropped it.
-    let conv = |bias| ModelSpec {
-        name: "conv-bn".into(),
-        input: (4, 4, 1),
-        layers: vec![
-            LayerSpec::Conv { channels: 2, kernel: 3, stride: 1, pad: 1, relu: false, bias },
-            LayerSpec::BatchNorm { relu: true },
-            LayerSpec::Linear { outputs: 4, relu: false },
-        ],
-    };
-    let extra = dir.join("extra.safetensors");
-    Trainer::new(g, conv(true), scheme.clone(), opt, 3).unwrap().save(&extra).unwrap();
-    let mut plain = Trainer::new(g, conv(false), scheme.clone(), opt, 4).unwrap();
-    let kept = plain.parameters().unwrap();
-    match plain.load(&extra) {
-        Err(Error::Data { detail, .. }) => assert!(detail.contains("layers.0.bias"), "{detail}"),
-        other => panic!("a checkpoint with a parameter the model lacks: {other:?}"),
-    }
-    assert_eq!(kept, plain.parameters().unwrap());
     assert!(matches!(c.load(dir.join("missing.safetensors")), Err(Error::Io { .. })));
     std::fs::write(dir.join("junk.safetensors"), b"not a checkpoint").unwrap();
     assert!(matches!(c.load(dir.join("junk.safetensors")), Err(Error::Data { .. })));
@@ -192,6 +172,116 @@ fn same_seed_same_run_and_checkpoints_round_trip() {
         before.iter().map(|p| p.2.clone()).collect::<Vec<_>>(),
         c.parameters().unwrap().iter().map(|p| p.2.clone()).collect::<Vec<_>>()
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// How far a model's logits may move when a convolution's bias is folded into the batch norm
+/// that follows it: the batch norm's input `(c + b) − m` becomes `c − (m − b)`, rounded in
+/// another order (a few ulps of the values, times γ/σ), relative to the logit's magnitude
+/// (observed: 1e-7).
+const FOLDED_BIAS_TOL: f32 = 1e-5;
+
+#[test]
+fn a_convolutions_bias_before_batch_norm_folds_into_its_running_mean() {
+    let g = gpu();
+    let opt = OptimConfig { batch: 8, ..Default::default() };
+    let scheme = TrainScheme::preset("fp32").unwrap();
+    let x = data(8 * 16, 83, false);
+    let labels: Vec<u32> = (0..8).map(|i| i % 4).collect();
+    let spec = |bias: bool, bn: bool| ModelSpec {
+        name: "conv-bn".into(),
+        input: (4, 4, 1),
+        layers: [LayerSpec::Conv { channels: 2, kernel: 3, stride: 1, pad: 1, relu: !bn, bias }]
+            .into_iter()
+            .chain(bn.then_some(LayerSpec::BatchNorm { relu: true }))
+            .chain([LayerSpec::Linear { outputs: 4, relu: false }])
+            .collect(),
+    };
+    let dir = std::env::temp_dir().join(format!("lowbit-fold-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A CNN saved while its convolution had a bias (lowbit's CNNs had one before batch norm until
+    // they dropped it), trained so that the running mean holds it.
+    let mut biased = Trainer::new(g, spec(true, true), scheme.clone(), opt, 3).unwrap();
+    biased.set_parameter("layers.0.bias", &[0.75, -1.5]).unwrap();
+    for _ in 0..3 {
+        biased.step(&x, &labels, 0.1).unwrap();
+    }
+    let old = dir.join("old.safetensors");
+    biased.save(&old).unwrap();
+    let mut plain = Trainer::new(g, spec(false, true), scheme.clone(), opt, 4).unwrap();
+    plain.load(&old).unwrap();
+    let (was, now) = (biased.parameters().unwrap(), plain.parameters().unwrap());
+    let get = |ps: &[(String, Vec<usize>, Vec<f32>)], name: &str| ps.iter().find(|p| p.0 == name).unwrap().2.clone();
+    let bias = get(&was, "layers.0.bias");
+    assert!(bias.iter().all(|b| b.abs() > 0.5), "the bias stays: batch norm cancels its gradient ({bias:?})");
+    let mean = get(&was, "layers.1.running_mean");
+    let folded: Vec<f32> = mean.iter().zip(&bias).map(|(m, b)| m - b).collect();
+    assert_eq!(get(&now, "layers.1.running_mean"), folded);
+    for (name, _, v) in now.iter().filter(|p| p.0 != "layers.1.running_mean") {
+        assert_eq!(&get(&was, name), v, "{name} loads as saved");
+    }
+    let (want, got) = (biased.logits(&x, 8).unwrap(), plain.logits(&x, 8).unwrap());
+    for (i, (w, v)) in want.iter().zip(&got).enumerate() {
+        assert!((w - v).abs() <= FOLDED_BIAS_TOL * (1.0 + w.abs()), "logit {i}: {v}, the biased model's {w}");
+    }
+    // A Bit-Mixer model's transitional states of the batch norm take the bias too.
+    let int8 = TrainScheme::preset("int8").unwrap();
+    let mut mixed = Trainer::new(g, spec(true, true), int8.clone(), opt, 7).unwrap();
+    mixed.enable_transitional_bn().unwrap();
+    mixed.set_parameter("layers.0.bias", &[0.75, -1.5]).unwrap();
+    mixed.set_bits(0, 4).unwrap();
+    mixed.step(&x, &labels, 0.1).unwrap();
+    let old_mixed = dir.join("old_mixed.safetensors");
+    mixed.save(&old_mixed).unwrap();
+    let mut plain_mixed = Trainer::new(g, spec(false, true), int8, opt, 8).unwrap();
+    plain_mixed.enable_transitional_bn().unwrap();
+    plain_mixed.set_bits(0, 4).unwrap();
+    plain_mixed.load(&old_mixed).unwrap();
+    let (was, now) = (mixed.parameters().unwrap(), plain_mixed.parameters().unwrap());
+    let bias = get(&was, "layers.0.bias");
+    let means: Vec<&String> =
+        now.iter().map(|p| &p.0).filter(|n| n.starts_with("layers.1.") && n.ends_with("running_mean")).collect();
+    assert!(means.len() > 1 && means.iter().any(|n| n.contains("tbn4_8")), "{means:?}");
+    for name in means {
+        let folded: Vec<f32> = get(&was, name).iter().zip(&bias).map(|(m, b)| m - b).collect();
+        assert_eq!(get(&now, name), folded, "{name}");
+    }
+    // No fold where no batch norm follows: such a bias changes the output, so the checkpoint is
+    // refused by name, and nothing is changed.
+    let no_bn = dir.join("no_bn.safetensors");
+    Trainer::new(g, spec(true, false), scheme.clone(), opt, 5).unwrap().save(&no_bn).unwrap();
+    let mut bare = Trainer::new(g, spec(false, false), scheme.clone(), opt, 6).unwrap();
+    let kept = bare.parameters().unwrap();
+    match bare.load(&no_bn) {
+        Err(Error::Data { detail, .. }) => assert!(detail.contains("layers.0.bias"), "{detail}"),
+        other => panic!("a bias with no batch norm to take it: {other:?}"),
+    }
+    assert_eq!(kept, bare.parameters().unwrap());
+    // A bias of the wrong length is refused, naming both tensors, and nothing is changed.
+    let bytes = std::fs::read(&old).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let long = [0.5f32; 3];
+    let views: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| match n.as_str() {
+            "layers.0.bias" => {
+                let v = safetensors::tensor::TensorView::new(t.dtype(), vec![3], bytemuck::cast_slice(&long));
+                (n, v.unwrap())
+            }
+            _ => (n, t),
+        })
+        .collect();
+    let bad = dir.join("bad.safetensors");
+    safetensors::serialize_to_file(views, &None, &bad).unwrap();
+    let before = plain.parameters().unwrap();
+    match plain.load(&bad) {
+        Err(Error::Data { detail, .. }) => {
+            assert!(detail.contains("layers.0.bias") && detail.contains("layers.1.running_mean"), "{detail}")
+        }
+        other => panic!("a bias of the wrong length: {other:?}"),
+    }
+    assert_eq!(before, plain.parameters().unwrap());
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -1614,10 +1614,31 @@ impl Trainer {
         })
     }
 
+    /// The batch norms that would take the bias of a convolution which the model has without
+    /// one: `(batch norm's node, the bias's tensor name)` for each name in `extra` that is
+    /// `<conv>.bias` of a convolution node whose output only a batch norm reads.
+    fn conv_bias_folds(&self, extra: &[String]) -> Vec<(String, String)> {
+        let nodes = self.graph.nodes();
+        extra
+            .iter()
+            .filter_map(|name| {
+                let conv = nodes.iter().find(|n| name.strip_suffix(".bias") == Some(n.name.as_str()))?;
+                let mut readers = nodes.iter().filter(|n| n.inputs.contains(&conv.output));
+                let (bn, None) = (readers.next()?, readers.next()) else { return None };
+                (conv.op.kind() == "conv" && bn.op.kind() == "batchnorm" && conv.output != self.graph.output())
+                    .then(|| (bn.name.clone(), name.clone()))
+            })
+            .collect()
+    }
+
     /// Loads parameters saved by [`Trainer::save`] for the same model. Velocities are reset.
     /// Nothing is changed unless every tensor is present with the right shape and the file holds
-    /// no parameter (f32 tensor) that the model lacks: a `cnn` or `resnet` checkpoint saved
-    /// while their convolutions had biases (before batch norm, which cancels them) is refused.
+    /// no parameter (f32 tensor) that the model lacks, with one exception: the bias of a
+    /// convolution that only a batch norm reads, as `cnn` and `resnet` checkpoints have from
+    /// before their convolutions dropped it. Batch norm subtracts each channel's batch mean, the
+    /// bias included, so the bias never changes a training step's output, and its running mean
+    /// holds it: the bias is folded in (`running_mean − bias`, in every Bit-Mixer variant of the
+    /// batch norm too), which leaves the evaluated output the same but for rounding.
     pub fn load(&mut self, path: impl AsRef<std::path::Path>) -> Result<()> {
         let path = path.as_ref();
         let err = |d: String| Error::Data { path: path.display().to_string(), detail: d };
@@ -1631,6 +1652,8 @@ impl Trainer {
             .filter(|(name, t)| t.dtype() == safetensors::Dtype::F32 && !slots.iter().any(|s| &s.0 == name))
             .map(|(name, _)| name)
             .collect();
+        let folds = self.conv_bias_folds(&extra);
+        extra.retain(|name| !folds.iter().any(|f| &f.1 == name));
         if !extra.is_empty() {
             extra.sort();
             return Err(err(format!("parameters this model does not have: {}", extra.join(", "))));
@@ -1641,7 +1664,27 @@ impl Trainer {
             if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape.as_slice() {
                 return Err(err(format!("{name}: expected f32 {shape:?}, found {:?} {:?}", t.dtype(), t.shape())));
             }
-            staged.push((buf.clone(), off, bytemuck::pod_collect_to_vec::<u8, f32>(t.data())));
+            let mut values = bytemuck::pod_collect_to_vec::<u8, f32>(t.data());
+            let fold = folds.iter().find(|(bn, _)| {
+                name.strip_prefix(bn.as_str())
+                    .and_then(|r| r.strip_prefix('.'))
+                    .is_some_and(|r| r.ends_with("running_mean"))
+            });
+            if let Some((_, bias_name)) = fold {
+                // (An f32 tensor: `extra` holds no other.)
+                let bt = st.tensor(bias_name).map_err(|e| err(format!("{bias_name}: {e}")))?;
+                if bt.shape() != [values.len()] {
+                    return Err(err(format!(
+                        "{bias_name}: expected f32 [{}] (to fold into {name}), found {:?}",
+                        values.len(),
+                        bt.shape()
+                    )));
+                }
+                for (m, b) in values.iter_mut().zip(bytemuck::pod_collect_to_vec::<u8, f32>(bt.data())) {
+                    *m -= b;
+                }
+            }
+            staged.push((buf.clone(), off, values));
         }
         let mut tables = Vec::new();
         for (name, s, have) in self.level_slots() {
