@@ -221,6 +221,13 @@ fn device_recip_and_rng_match_the_host() {
     let mut xs: Vec<f32> =
         (0..20_000u32).map(|i| f32::from_bits(((1 + i % 254) << 23) | (rng::draw(key, i) & 0x7f_ffff))).collect();
     xs.extend([0.0, -1.0, f32::from_bits(1), f32::INFINITY, f32::NAN, 2f32.powi(126), 2f32.powi(127) * 1.5]);
+    // Every mantissa of four fraction bits at every exponent: those of three take the device's
+    // table (NVFP4's group scales are E4M3 values times a power of two), the others and one with
+    // the last bit set its long division.
+    for exp in 1..255u32 {
+        xs.extend((0..16u32).map(|k| f32::from_bits((exp << 23) | (k << 19))));
+        xs.push(f32::from_bits((exp << 23) | (5 << 20) | 1));
+    }
     assert_f32_bits_eq("device recip_rne", &k.recip(gpu(), &xs).unwrap(), &reference::format_check::recip(&xs));
     for n in [1usize, 1757, 100_000] {
         assert_u32_eq("device rng", &k.rng(gpu(), key, n).unwrap(), &reference::format_check::rng(key, n));

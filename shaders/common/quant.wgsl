@@ -43,6 +43,18 @@ fn split_exp(abs_bits: u32) -> i32 {
     return i32(abs_bits >> 23u) - 127;
 }
 
+// The fraction bits of 1/(1 + k/8) · 2 (= 16/(8 + k), in (1, 2)) correctly rounded to 24 bits, for
+// k = 1 .. 7 (k = 0, a power of two, is exact): recip_rne's quotient for a mantissa of three
+// fraction bits, which its long division gives bit for bit (tests/formats.rs: every such value).
+fn recip_frac3(k: u32) -> u32 {
+    var t = array<u32, 8>(0u, 0x638e39u, 0x4ccccdu, 0x3a2e8cu, 0x2aaaabu, 0x1d89d9u, 0x124925u, 0x088889u);
+    return t[k & 7u];
+}
+
+// src/format/scale.rs, `recip_rne`: the correctly rounded 1/x of a positive normal x (0 for any
+// other x, and where 1/x would be subnormal). A mantissa of at most three fraction bits (an E4M3
+// value times a power of two: NVFP4's group scales) takes its quotient from recip_frac3, without
+// the 24 steps of the long division.
 fn recip_rne(x: f32) -> f32 {
     let bits = bitcast<u32>(x);
     let exp = i32(bits >> 23u);
@@ -57,6 +69,13 @@ fn recip_rne(x: f32) -> f32 {
             return 0.0;
         }
         return bitcast<f32>(u32(re + 127) << 23u);
+    }
+    if ((m & 0x000fffffu) == 0u) {
+        let re3 = -1 - e;
+        if (re3 < -126) {
+            return 0.0;
+        }
+        return bitcast<f32>((u32(re3 + 127) << 23u) | recip_frac3(m >> 20u));
     }
     var q = 1u;
     var rem = 0x01000000u - m;
