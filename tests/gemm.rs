@@ -1110,12 +1110,10 @@ fn batched_packed_gemms_equal_their_products_one_batch_at_a_time() {
     assert!(kernel.encode_batched(g, &mut enc, &qa, &qb, 2, &Epilogue::default(), &c).is_err(), "c too short");
 }
 
-/// CI runs the cooperative-matrix tests a second time on lavapipe of Mesa 26 (.ci/lavapipe-coop),
-/// which has the unit, with `LOWBIT_EXPECT_COOP=1`: there a kernel that finds no unit (`available`)
-/// fails instead of passing through its refusal branch.
+/// Where the run expects the unit ([`common::coop_expected`]), a kernel that finds none
+/// (`available`) fails instead of passing through its refusal branch.
 fn expect_coop(available: bool) {
-    let expected = std::env::var_os("LOWBIT_EXPECT_COOP").is_some_and(|v| v != "0");
-    assert!(!expected || available, "LOWBIT_EXPECT_COOP: this adapter lacks f16 cooperative matrices");
+    assert!(!common::coop_expected() || available, "LOWBIT_EXPECT_COOP: this adapter lacks f16 cooperative matrices");
 }
 
 /// The cooperative-matrix rate probe: where the adapter has 16×16×16 or 8×8×8 f16 → f32

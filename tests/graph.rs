@@ -866,8 +866,10 @@ fn the_cpu_and_gpu_layouts_train_to_the_same_bits() {
     let fp8_apart = on_unit(&gg) != on_unit(&gc);
     // (CI runs this on lavapipe of Mesa 26 with LOWBIT_EXPECT_COOP=1: there the bounds below must
     // be what is checked.)
-    let expected = std::env::var_os("LOWBIT_EXPECT_COOP").is_some_and(|v| v != "0");
-    assert!(!expected || fp8_apart, "LOWBIT_EXPECT_COOP: the GPU layouts' FP8 GEMMs are not on the unit");
+    assert!(
+        !common::coop_expected() || fp8_apart,
+        "LOWBIT_EXPECT_COOP: the GPU layouts' FP8 GEMMs are not on the unit"
+    );
     // The same bits, or (see FP8_UNIT_REL) within the bound of `scale`.
     let same = |what: &str, scheme: &str, x: &[f32], y: &[f32], scale: f32| match fp8_apart && scheme.contains("fp8") {
         true if what.starts_with("resnet") => assert_within(what, x, y, FP8_UNIT_REL_RESNET, scale),

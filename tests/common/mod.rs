@@ -14,6 +14,14 @@ pub fn gpu() -> &'static Gpu {
     })
 }
 
+/// Whether this run must find the adapter's cooperative-matrix unit: CI runs the tests that use it
+/// a second time on lavapipe of Mesa 26 (.ci/lavapipe-coop), which has it, with
+/// `LOWBIT_EXPECT_COOP=1`, so that a kernel finding no unit fails there instead of passing through
+/// its refusal or its SIMD fallback.
+pub fn coop_expected() -> bool {
+    std::env::var_os("LOWBIT_EXPECT_COOP").is_some_and(|v| v != "0")
+}
+
 /// Whether the adapter flushes f32 subnormals to zero in arithmetic, inputs and results (NVIDIA's
 /// Vulkan driver does unless a shader asks to preserve them; lavapipe keeps them): measured once
 /// with the `add` kernel on 2^-143 + 0.
