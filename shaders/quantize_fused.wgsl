@@ -67,7 +67,6 @@
 // workgroup, one core, of 256. Only which thread takes which group changes, never a bit.
 override THREAD_WG: u32 = 256u;
 
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let tile = flat_workgroup(wg, nwg);

@@ -47,7 +47,9 @@ fn split_exp(abs_bits: u32) -> i32 {
 // k = 1 .. 7 (k = 0, a power of two, is exact): recip_rne's quotient for a mantissa of three
 // fraction bits, which its long division gives bit for bit (tests/formats.rs: every such value).
 fn recip_frac3(k: u32) -> u32 {
-    var t = array<u32, 8>(0u, 0x638e39u, 0x4ccccdu, 0x3a2e8cu, 0x2aaaabu, 0x1d89d9u, 0x124925u, 0x088889u);
+    var t = array<u32, 8>(
+        0u, 0x638e39u, 0x4ccccdu, 0x3a2e8cu, 0x2aaaabu, 0x1d89d9u, 0x124925u, 0x088889u
+    );
     return t[k & 7u];
 }
 

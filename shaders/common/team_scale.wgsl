@@ -1,5 +1,5 @@
-// A team's group scale, shared by the one-pass quantizers' workgroup entries (quantize_fused's main,
-// main_row and main_row_v4; im2col_quantize's main_rows and main_rows_v4; quantize_both's
+// A team's group scale, shared by the one-pass quantizers' workgroup entries (quantize_fused's
+// main, main_row and main_row_v4; im2col_quantize's main_rows and main_rows_v4; quantize_both's
 // main_given): a team is a run of `team` threads of a workgroup (common/segments.wgsl's seg: a
 // power of two, at most 256, the same for the whole workgroup) that quantizes one group. It reads
 // the including kernel's group_scale_of (common/group_scale.wgsl, or the kernel's own where it has
