@@ -78,7 +78,7 @@ fn parse() -> Args {
             "--eval-every" => a.eval_every = f.whole("--eval-every"),
             "--val-windows" => a.val_windows = f.whole("--val-windows"),
             "--sample" => a.sample = f.whole("--sample"),
-            "--seed" => a.seed = f.whole("--seed") as u32,
+            "--seed" => a.seed = f.whole_u32("--seed"),
             "--json" => a.json = true,
             "-h" | "--help" => cli::fail(USAGE, "Train a character-level GPT with lowbit."),
             other => cli::fail(USAGE, &format!("unknown argument {other}")),
@@ -170,7 +170,10 @@ fn train(gpu: &Gpu, a: &Args, text: &Text, train: &Tokens, val: &Tokens, scheme:
         }
         if (step + 1) % a.eval_every.max(1) == 0 || step + 1 == a.steps {
             let t0 = Instant::now();
-            t.flush()?;
+            // The flush reads the steps' losses still pending: the last of them is this step's.
+            if let Some(s) = t.flush()? {
+                train_loss = s.loss as f64;
+            }
             secs += t0.elapsed().as_secs_f64();
             let (l, _) = validate(&t, val, &starts, a.batch, cfg.context)?;
             bar.println(format!("{scheme}: step {} validation loss {l:.4}", step + 1));
