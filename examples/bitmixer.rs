@@ -71,7 +71,7 @@ fn args() -> Args {
         match s.as_str() {
             "--data" => a.data = Some(f.value("--data")),
             "--model" => a.model = f.value("--model"),
-            "--epochs" => a.epochs = f.whole("--epochs") as u32,
+            "--epochs" => a.epochs = f.whole_u32("--epochs"),
             "--high-epochs" => a.high_epochs = f.number("--high-epochs"),
             "--network-epochs" => a.network_epochs = f.number("--network-epochs"),
             "--ramp-epochs" => a.ramp_epochs = Some(f.number("--ramp-epochs")),
@@ -95,7 +95,7 @@ fn args() -> Args {
             }
             "--mixes" => a.mixes = f.whole("--mixes"),
             "--limit" => a.limit = Some(f.whole("--limit")),
-            "--seed" => a.seed = f.whole("--seed") as u32,
+            "--seed" => a.seed = f.whole_u32("--seed"),
             "--json" => a.json = true,
             "--no-dedicated" => a.dedicated = false,
             "-h" | "--help" => usage("Train once, run at any per-layer bit-width (Bit-Mixer)."),

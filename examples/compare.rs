@@ -42,11 +42,11 @@ fn run() -> lowbit::Result<()> {
     while let Some(s) = f.next() {
         match s.as_str() {
             "--dataset" => dataset = f.value("--dataset"),
-            "--epochs" => epochs = f.whole("--epochs") as u32,
+            "--epochs" => epochs = f.count("--epochs"),
             "--data" => data = Some(f.value("--data")),
             "--model" => model = Some(f.value("--model")),
             "--limit" => limit = Some(f.whole("--limit")),
-            "--seed" => seed = f.whole("--seed") as u32,
+            "--seed" => seed = f.whole_u32("--seed"),
             "--schemes" => schemes = f.value("--schemes").split(',').map(str::to_string).collect(),
             "--out" => out = f.value("--out"),
             other => cli::fail(USAGE, &format!("unknown argument {other}")),

@@ -60,9 +60,9 @@ fn parse() -> Args {
                 a.exchange =
                     Exchange::parse(&f.value("--exchange")).unwrap_or_else(|e| cli::fail(USAGE, &e.to_string()))
             }
-            "--epochs" => a.epochs = f.whole("--epochs") as u32,
+            "--epochs" => a.epochs = f.count("--epochs"),
             "--batch" => a.batch = f.whole("--batch"),
-            "--seed" => a.seed = f.whole("--seed") as u32,
+            "--seed" => a.seed = f.whole_u32("--seed"),
             "--save" => a.save = Some(f.value("--save")),
             "--json" => a.json = true,
             // mpirun passes a lone "--" through when the command line has one.

@@ -107,7 +107,7 @@ fn args() -> Args {
     while let Some(s) = f.next() {
         match s.as_str() {
             "--elements" => a.elements = f.whole("--elements"),
-            "--iters" => a.iters = f.whole("--iters") as u32,
+            "--iters" => a.iters = f.whole_u32("--iters"),
             "--adapter-only" => a.adapter_only = true,
             "--max-square" => a.max_square = Some(f.whole("--max-square")),
             "--formats" => {

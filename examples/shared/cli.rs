@@ -48,6 +48,23 @@ impl Flags {
         v.parse().unwrap_or_else(|_| fail(&self.line, &format!("{flag} takes a whole number, got {v}")))
     }
 
+    /// The whole number after `flag` that fits a u32 (a seed, a count of epochs).
+    pub fn whole_u32(&mut self, flag: &str) -> u32 {
+        let v = self.value(flag);
+        v.parse()
+            .unwrap_or_else(|_| fail(&self.line, &format!("{flag} takes a whole number up to {}, got {v}", u32::MAX)))
+    }
+
+    /// The whole number of at least 1 after `flag` that fits a u32 (epochs: a run of none would
+    /// report figures it never measured).
+    pub fn count(&mut self, flag: &str) -> u32 {
+        let n = self.whole_u32(flag);
+        if n == 0 {
+            fail(&self.line, &format!("{flag} must be at least 1"));
+        }
+        n
+    }
+
     /// The number after `flag`.
     pub fn number(&mut self, flag: &str) -> f64 {
         let v = self.value(flag);
@@ -153,12 +170,12 @@ fn parse(dataset: &str) -> Args {
         match s.as_str() {
             "--data" => a.data = Some(f.value("--data")),
             "--scheme" => a.scheme = f.value("--scheme"),
-            "--epochs" => a.epochs = f.number("--epochs") as u32,
+            "--epochs" => a.epochs = f.count("--epochs"),
             "--model" => a.model = f.value("--model"),
-            "--batch" => a.batch = f.number("--batch") as usize,
+            "--batch" => a.batch = f.whole("--batch"),
             "--lr" => a.lr = Some(f.number("--lr") as f32),
-            "--seed" => a.seed = f.number("--seed") as u32,
-            "--limit" => a.limit = Some(f.number("--limit") as usize),
+            "--seed" => a.seed = f.whole_u32("--seed"),
+            "--limit" => a.limit = Some(f.whole("--limit")),
             "--save" => a.save = Some(f.value("--save")),
             "--json" => a.json = true,
             "-h" | "--help" => usage(dataset, &format!("Train a {dataset} classifier with lowbit.")),
