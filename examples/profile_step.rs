@@ -3,14 +3,19 @@
 //!    includes uploading the batch; submitting; waiting for the loss read-back), and what a step
 //!    records and creates (dispatches, compute passes, buffers / uniform buffers / bind groups
 //!    created — none once the step's plan exists), and the scratch arena its plan lays the step's
-//!    temporaries out in (`Trainer::arena_bytes`);
+//!    temporaries out in (`Trainer::arena_bytes`); with `--rounds R` (R > 1) these steps run R
+//!    times, the schemes taking turns (each round starting one scheme later), so a machine whose
+//!    speed drifts (lavapipe's spread reaches 2× between runs) slows every scheme alike: the
+//!    wall time is the median of the rounds', and each scheme's time over the first scheme's is
+//!    the median of the rounds' ratios, with their range;
 //! 2. profiled (timestamp queries around every dispatch, so each gets a compute pass of its own,
 //!    see `lowbit::profile`): GPU time per kernel, and with `--dispatches` every dispatch of the
 //!    step in the order the step records it (kernel, workgroups, GPU time: the mean over the
 //!    profiled steps, which replay one plan, so the same dispatches in the same order).
 //!
 //! cargo run --release --example profile_step -- [--model mlp|cnn|resnet8|resnet20|gpt] [--schemes a,b,...] [--steps N]
-//!     [--read-every K] [--batch B] [--hidden N] [--layers L --width C --heads H --context T] [--dispatches] [--json]
+//!     [--rounds R] [--read-every K] [--batch B] [--hidden N] [--layers L --width C --heads H --context T] [--dispatches]
+//!     [--json]
 //!
 //! The image models run on the embedded MNIST (batch 128 by default); `gpt` on the embedded
 //! Shakespeare (16 sequences by default, the gpt example's model: `--layers`, `--width`,
@@ -28,7 +33,7 @@ use lowbit::Gpu;
 use serde_json::json;
 use std::time::Instant;
 
-const USAGE: &str = "profile_step [--model mlp|cnn|resnet8|resnet20|gpt] [--schemes a,b,...] [--steps N] [--read-every K] [--batch B] [--hidden N] [--layers L --width C --heads H --context T (gpt)] [--dispatches] [--json]";
+const USAGE: &str = "profile_step [--model mlp|cnn|resnet8|resnet20|gpt] [--schemes a,b,...] [--steps N] [--rounds R] [--read-every K] [--batch B] [--hidden N] [--layers L --width C --heads H --context T (gpt)] [--dispatches] [--json]";
 
 fn main() {
     cli::exit_on_error(run());
@@ -37,7 +42,7 @@ fn main() {
 fn run() -> lowbit::Result<()> {
     let (mut model, mut schemes, mut steps, mut json_out) =
         ("mlp".to_string(), "fp32,int8,luq4".to_string(), 10usize, false);
-    let (mut read_every, mut batch, mut hidden, mut list) = (1usize, None, None, false);
+    let (mut read_every, mut batch, mut hidden, mut list, mut rounds) = (1usize, None, None, false, 1usize);
     let mut gpt = GptConfig { vocab: 0, context: 64, width: 64, heads: 4, layers: 2 };
     let mut f = cli::Flags::new(USAGE);
     while let Some(a) = f.next() {
@@ -45,6 +50,7 @@ fn run() -> lowbit::Result<()> {
             "--model" => model = f.value("--model"),
             "--schemes" => schemes = f.value("--schemes"),
             "--steps" => steps = f.whole("--steps"),
+            "--rounds" => rounds = f.whole("--rounds"),
             "--read-every" => read_every = f.whole("--read-every"),
             "--batch" => batch = Some(f.whole("--batch")),
             "--layers" => gpt.layers = f.whole("--layers"),
@@ -60,8 +66,8 @@ fn run() -> lowbit::Result<()> {
     }
     // The GPT trains on 16 sequences by default (as the gpt example), the rest on 128 images.
     let batch = batch.unwrap_or(if model == "gpt" { 16 } else { 128 });
-    if steps == 0 || batch == 0 {
-        cli::fail(USAGE, "--steps and --batch must be at least 1");
+    if steps == 0 || batch == 0 || rounds == 0 {
+        cli::fail(USAGE, "--steps, --rounds and --batch must be at least 1");
     }
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.report());
@@ -92,7 +98,11 @@ fn run() -> lowbit::Result<()> {
         }
         (hidden.map_or(model.clone(), |h| format!("mlp-{h}")), spec.to_graph()?, batches)
     };
-    for scheme in schemes.split(',') {
+    let schemes: Vec<&str> = schemes.split(',').collect();
+    // Every scheme's trainer built and warmed up first, then the unprofiled rounds, the schemes
+    // taking turns.
+    let mut trainers = Vec::with_capacity(schemes.len());
+    for &scheme in &schemes {
         let mut t = Trainer::from_graph(&gpu, graph.clone(), TrainScheme::preset(scheme)?, opt, 1)?;
         t.set_read_every(read_every)?;
         // Warm-up: the plan is built and three steps run, and on a GPU at least 1.5 s of them — a
@@ -107,28 +117,44 @@ fn run() -> lowbit::Result<()> {
             i += 1;
         }
         t.flush()?;
-        // 1. As training runs.
-        let t0 = Instant::now();
-        let mut sum = StepStats::default();
-        let mut created = lowbit::gpu::Creations::default();
-        for (x, l) in &batches[3..] {
-            let s = t.step(x, l, 0.01)?;
-            sum.host.record += s.host.record;
-            sum.host.submit += s.host.submit;
-            sum.host.wait += s.host.wait;
-            sum.counts.dispatches += s.counts.dispatches;
-            sum.counts.passes += s.counts.passes;
-            created.buffers += s.counts.created.buffers;
-            created.uniforms += s.counts.created.uniforms;
-            created.bind_groups += s.counts.created.bind_groups;
+        trainers.push(t);
+    }
+    // 1. As training runs: per scheme, the wall seconds per step of each round, and the host's
+    // split and counts summed over every round's steps.
+    let mut walls = vec![Vec::with_capacity(rounds); schemes.len()];
+    let mut sums = vec![(StepStats::default(), lowbit::gpu::Creations::default()); schemes.len()];
+    for round in 0..rounds {
+        for k in 0..schemes.len() {
+            let i = (round + k) % schemes.len();
+            let (t, (sum, created)) = (&mut trainers[i], &mut sums[i]);
+            let t0 = Instant::now();
+            for (x, l) in &batches[3..] {
+                let s = t.step(x, l, 0.01)?;
+                sum.host.record += s.host.record;
+                sum.host.submit += s.host.submit;
+                sum.host.wait += s.host.wait;
+                sum.counts.dispatches += s.counts.dispatches;
+                sum.counts.passes += s.counts.passes;
+                created.buffers += s.counts.created.buffers;
+                created.uniforms += s.counts.created.uniforms;
+                created.bind_groups += s.counts.created.bind_groups;
+            }
+            t.flush()?;
+            walls[i].push(t0.elapsed().as_secs_f64() / steps as f64);
         }
-        t.flush()?;
+    }
+    for (i, (&scheme, t)) in schemes.iter().zip(&mut trainers).enumerate() {
+        let (sum, created) = &sums[i];
+        // Per step, over every round's steps.
+        let n_all = (steps * rounds) as f64;
         let n = steps as f64;
-        let wall = t0.elapsed().as_secs_f64() / n;
-        let (record, submit, wait) = (sum.host.record / n, sum.host.submit / n, sum.host.wait / n);
-        let dispatches = sum.counts.dispatches as f64 / n;
+        let wall = median(&walls[i]);
+        // The rounds' ratios to the first scheme's time in the same round.
+        let ratios: Vec<f64> = walls[i].iter().zip(&walls[0]).map(|(w, w0)| w / w0).collect();
+        let (record, submit, wait) = (sum.host.record / n_all, sum.host.submit / n_all, sum.host.wait / n_all);
+        let dispatches = sum.counts.dispatches as f64 / n_all;
         let arena = t.arena_bytes();
-        let passes = sum.counts.passes as f64 / n;
+        let passes = sum.counts.passes as f64 / n_all;
         // 2. Profiled: GPU time per kernel.
         let (timed, dropped) = if gpu.report().timestamps {
             let profile = Profile::start(&gpu, 2048)?;
@@ -155,12 +181,30 @@ fn run() -> lowbit::Result<()> {
             1e6 * record / dispatches.max(1.0),
             1e6 * submit,
             1e3 * wait,
-            created.buffers as f64 / n,
-            created.uniforms as f64 / n,
-            created.bind_groups as f64 / n,
+            created.buffers as f64 / n_all,
+            created.uniforms as f64 / n_all,
+            created.bind_groups as f64 / n_all,
             arena as f64 / (1u64 << 20) as f64,
             1e3 * gpu_total,
         );
+        if rounds > 1 {
+            let (lo, hi) = range(&walls[i]);
+            let mut line = format!(
+                "  wall over {rounds} rounds: median {:.3} ms/step ({:.3}–{:.3})",
+                1e3 * wall,
+                1e3 * lo,
+                1e3 * hi
+            );
+            if i > 0 {
+                let (rlo, rhi) = range(&ratios);
+                line += &format!(
+                    "; {:.3}× {}'s time in the same round (median of the rounds' ratios; {rlo:.3}–{rhi:.3})",
+                    median(&ratios),
+                    schemes[0]
+                );
+            }
+            println!("{line}");
+        }
         for k in &kernels {
             println!(
                 "  {:<20} {:>9.3} ms/step {:>6.1} dispatches/step {:>5.1}%  workgroups: fewest {}, mean {:.0}",
@@ -196,11 +240,13 @@ fn run() -> lowbit::Result<()> {
             println!(
                 "{}",
                 json!({"model": name, "scheme": scheme, "batch": batch, "read_every": read_every, "steps": steps,
-                       "wall_ms_per_step": 1e3 * wall, "host_record_us": 1e6 * record, "host_submit_us": 1e6 * submit,
+                       "rounds": rounds, "wall_ms_per_step": 1e3 * wall,
+                       "wall_ms_per_step_rounds": walls[i].iter().map(|w| 1e3 * w).collect::<Vec<_>>(),
+                       "wall_vs_first_scheme": median(&ratios), "host_record_us": 1e6 * record, "host_submit_us": 1e6 * submit,
                        "host_wait_us": 1e6 * wait, "record_us_per_dispatch": 1e6 * record / dispatches.max(1.0),
                        "dispatches": dispatches, "compute_passes": passes,
-                       "buffers_created": created.buffers as f64 / n, "uniforms_created": created.uniforms as f64 / n,
-                       "bind_groups_created": created.bind_groups as f64 / n, "arena_bytes": arena,
+                       "buffers_created": created.buffers as f64 / n_all, "uniforms_created": created.uniforms as f64 / n_all,
+                       "bind_groups_created": created.bind_groups as f64 / n_all, "arena_bytes": arena,
                        "gpu_ms_per_step": if kernels.is_empty() { serde_json::Value::Null } else { json!(1e3 * gpu_total) },
                        "kernels": kernels.iter().map(|k| json!({"kernel": k.name, "ms_per_step": 1e3 * k.seconds / n,
                                                                "dispatches_per_step": k.dispatches as f64 / n,
@@ -213,6 +259,23 @@ fn run() -> lowbit::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The median of `xs` (not empty): the middle value, or the mean of the middle two.
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let h = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[h]
+    } else {
+        (v[h - 1] + v[h]) / 2.0
+    }
+}
+
+/// The smallest and largest of `xs`.
+fn range(xs: &[f64]) -> (f64, f64) {
+    xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))
 }
 
 /// The dispatches of one step, in order, from `timed` (the dispatches of `steps` profiled steps):
