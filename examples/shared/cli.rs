@@ -141,10 +141,11 @@ struct Args {
     limit: Option<usize>,
     save: Option<String>,
     json: bool,
+    hidden: Option<usize>,
 }
 
 fn usage_line(dataset: &str) -> String {
-    format!("{dataset} [--data DIR] [--scheme fp32|int8|fp8|luq4|int4|int3|int2|mxfp8|mxfp4|nvfp4|tinyscriptB|levelsB[+smpK][+rotB][+nearest][+all][+fwd32]] [--epochs N] [--model mlp|cnn|resnet8|resnet20] [--batch B] [--lr LR] [--seed S] [--limit N] [--save FILE.safetensors] [--json]")
+    format!("{dataset} [--data DIR] [--scheme fp32|int8|fp8|luq4|int4|int3|int2|mxfp8|mxfp4|nvfp4|tinyscriptB|levelsB[+smpK][+rotB][+nearest][+all][+fwd32]] [--epochs N] [--model mlp|cnn|resnet8|resnet20] [--hidden N] [--batch B] [--lr LR] [--seed S] [--limit N] [--save FILE.safetensors] [--json]")
 }
 
 fn usage(dataset: &str, msg: &str) -> ! {
@@ -164,6 +165,7 @@ fn parse(dataset: &str) -> Args {
         limit: None,
         save: None,
         json: false,
+        hidden: None,
     };
     let mut f = Flags::new(usage_line(dataset));
     while let Some(s) = f.next() {
@@ -178,9 +180,13 @@ fn parse(dataset: &str) -> Args {
             "--limit" => a.limit = Some(f.whole("--limit")),
             "--save" => a.save = Some(f.value("--save")),
             "--json" => a.json = true,
+            "--hidden" => a.hidden = Some(f.whole("--hidden")),
             "-h" | "--help" => usage(dataset, &format!("Train a {dataset} classifier with lowbit.")),
             other => usage(dataset, &format!("unknown argument {other}")),
         }
+    }
+    if a.hidden.is_some() && a.model != "mlp" {
+        usage(dataset, "--hidden sets the MLP's two hidden widths: --model mlp only");
     }
     a
 }
@@ -222,14 +228,19 @@ fn run(dataset: &str) -> lowbit::Result<()> {
         test.len(),
         if embedded { " (embedded subset; --data DIR for the full set)" } else { "" }
     );
-    let spec = ModelSpec::by_name(&a.model, train.shape(), train.classes())?;
+    // `--hidden N`: the MLP with two hidden layers of N (784-4096-4096-10: `--hidden 4096`).
+    let spec = match a.hidden {
+        Some(h) => ModelSpec::mlp(train.shape(), &[h, h], train.classes()),
+        None => ModelSpec::by_name(&a.model, train.shape(), train.classes())?,
+    };
     let scheme = TrainScheme::preset(&a.scheme)?;
     let opt = OptimConfig { lr: a.lr.unwrap_or(default_lr(&a.model)), batch: a.batch, ..Default::default() };
     let mut trainer = Trainer::new(&gpu, spec, scheme, opt, a.seed)?;
     trainer.set_read_every(READ_EVERY)?;
     let steps_per_epoch = train.len() / a.batch;
     let total = steps_per_epoch * a.epochs as usize;
-    eprintln!("model {} | scheme {} | {} epochs x {steps_per_epoch} steps of {}", a.model, a.scheme, a.epochs, a.batch);
+    let model = a.hidden.map_or(a.model.clone(), |h| format!("mlp-{h}-{h}"));
+    eprintln!("model {model} | scheme {} | {} epochs x {steps_per_epoch} steps of {}", a.scheme, a.epochs, a.batch);
     let (mut test_acc, mut final_loss, mut step_secs) = (0.0, 0.0, 0.0);
     for epoch in 0..a.epochs {
         let bar = bar(steps_per_epoch, format!("epoch {}/{}", epoch + 1, a.epochs));
@@ -262,7 +273,7 @@ fn run(dataset: &str) -> lowbit::Result<()> {
         println!(
             "{}",
             serde_json::json!({
-                "dataset": dataset, "model": a.model, "scheme": a.scheme, "epochs": a.epochs,
+                "dataset": dataset, "model": model, "scheme": a.scheme, "epochs": a.epochs,
                 "train_images": train.len(), "test_acc": test_acc, "final_loss": final_loss,
                 "ms_per_step": step_secs * 1e3 / total.max(1) as f64,
                 "activation_bytes": ab.stored, "activation_bytes_fp32": ab.fp32,
