@@ -148,7 +148,14 @@ fn run() -> lowbit::Result<()> {
         ),
     ) {
         Ok(()) => eprintln!("wrote {out}"),
-        Err(e) => eprintln!("could not write {out}: {e}"),
+        // (After the table and the JSON lines: the runs' figures are not lost, but the file the
+        // run was asked for is missing, so the exit status says so.)
+        Err(e) => {
+            return Err(lowbit::Error::Io {
+                path: out,
+                source: std::io::Error::other(format!("the plot was not written: {e}")),
+            })
+        }
     }
     Ok(())
 }
