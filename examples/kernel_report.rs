@@ -130,7 +130,11 @@ fn args() -> Args {
     a
 }
 
-fn main() -> Result<()> {
+fn main() {
+    cli::exit_on_error(run());
+}
+
+fn run() -> Result<()> {
     let a = args();
     let gpu = Gpu::new()?;
     println!("{}", gpu.report().to_json());

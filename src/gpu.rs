@@ -126,6 +126,16 @@ fn parse_fill(v: &str) -> Result<u32> {
     }
 }
 
+/// The switches the kernels read when they are built, checked when a `Gpu` opens: a value they
+/// do not take is an error then, on every adapter, rather than only where a kernel that reads it
+/// is first built (`LOWBIT_COOP`, which only adapters with a cooperative-matrix unit consult) or
+/// never (`LOWBIT_SHADER_CHECKS=off` once turned the checks on).
+fn check_switches() -> Result<()> {
+    crate::kernels::gemm_int_coop::GemmIntCoop::allowed()?;
+    crate::shaders::checks_from_env()?;
+    Ok(())
+}
+
 fn fill_error(v: &str) -> Error {
     Error::InvalidArgument(format!("LOWBIT_FILL={v}: expected a count of threads (0 to {}), max or default", u32::MAX))
 }
@@ -337,10 +347,13 @@ impl Gpu {
     }
 
     /// Opens a device on an adapter the caller chose (with the layouts `LOWBIT_LAYOUTS` asks for,
-    /// see [`Layouts`], and the fill `LOWBIT_FILL` asks for, see [`Gpu::fill`]).
+    /// see [`Layouts`], and the fill `LOWBIT_FILL` asks for, see [`Gpu::fill`]). A value of
+    /// `LOWBIT_LAYOUTS`, `LOWBIT_FILL`, `LOWBIT_COOP` or `LOWBIT_SHADER_CHECKS` it does not take
+    /// is an error naming the ones it does.
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
         let layouts = Layouts::from_env()?;
         let fill = fill_from_env()?;
+        check_switches()?;
         let info = adapter.get_info();
         let available = adapter.features();
         let wanted = wgpu::Features::SHADER_F16
@@ -395,9 +408,10 @@ impl Gpu {
     /// Wraps a device the application already has, so lowbit shares it. `info` describes its
     /// adapter when known (the report then says which; otherwise the name is "external" and the
     /// layouts are a GPU's unless `LOWBIT_LAYOUTS` says otherwise). Fails only on a
-    /// `LOWBIT_LAYOUTS` or `LOWBIT_FILL` it does not take.
+    /// `LOWBIT_LAYOUTS`, `LOWBIT_FILL`, `LOWBIT_COOP` or `LOWBIT_SHADER_CHECKS` it does not take.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: Option<wgpu::AdapterInfo>) -> Result<Self> {
         let layouts = Layouts::from_env()?;
+        check_switches()?;
         let fill = fill_from_env()?;
         let limits = device.limits();
         let features = device.features();

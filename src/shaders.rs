@@ -406,9 +406,34 @@ pub const NEEDS_FEATURES: &[&str] = &[
 pub const LOOPS_UNBOUNDED: &[&str] =
     &["quantize_fused", "quantize_transpose_fused", "quantize_both", "im2col_quantize", "im2col_quantize_transpose"];
 
-/// Whether `LOWBIT_SHADER_CHECKS` asks for every check in every kernel.
+/// Whether `LOWBIT_SHADER_CHECKS` asks for every check in every kernel: `1`, `on`, `yes` or
+/// `true` (any case) yes; unset, empty, `0`, `off`, `no` or `false` no; anything else an error
+/// naming those, which opening a [`crate::Gpu`] reports (so `off` cannot turn the checks on).
+pub(crate) fn checks_from_env() -> crate::Result<bool> {
+    match std::env::var("LOWBIT_SHADER_CHECKS") {
+        Err(std::env::VarError::NotPresent) => Ok(false),
+        Err(std::env::VarError::NotUnicode(v)) => Err(checks_error(&format!("{v:?}"))),
+        Ok(v) => parse_checks(&v),
+    }
+}
+
+/// A `LOWBIT_SHADER_CHECKS` value ([`checks_from_env`]).
+fn parse_checks(v: &str) -> crate::Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "on" | "yes" | "true" => Ok(true),
+        "" | "0" | "off" | "no" | "false" => Ok(false),
+        _ => Err(checks_error(v)),
+    }
+}
+
+fn checks_error(v: &str) -> crate::Error {
+    crate::Error::InvalidArgument(format!("LOWBIT_SHADER_CHECKS={v}: expected 1 (on, yes, true) or 0 (off, no, false)"))
+}
+
+/// Whether the checks are forced ([`checks_from_env`]; a value it refuses, which no open `Gpu`
+/// has let through, counts as on: the safe side).
 fn checks_forced() -> bool {
-    std::env::var_os("LOWBIT_SHADER_CHECKS").is_some_and(|v| !v.is_empty() && v != "0")
+    checks_from_env().unwrap_or(true)
 }
 
 /// Whether kernel `name` is compiled without naga's runtime checks (see [`UNCHECKED`]).
@@ -441,4 +466,26 @@ pub fn source(name: &str) -> Option<String> {
         s.push('\n');
     }
     Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_checks;
+
+    #[test]
+    fn shader_checks_parse() {
+        for on in ["1", "on", "YES", " true "] {
+            assert!(parse_checks(on).unwrap(), "{on}");
+        }
+        for off in ["", "0", "Off", "no", "false"] {
+            assert!(!parse_checks(off).unwrap(), "{off}");
+        }
+        for bad in ["2", "enable", "-1"] {
+            let err = parse_checks(bad).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("LOWBIT_SHADER_CHECKS={bad}")) && err.contains("0 (off, no, false)"),
+                "{err}"
+            );
+        }
+    }
 }

@@ -166,14 +166,18 @@ impl GemmIntCoop {
     /// case) yes, `0` or `off` no (the SIMD kernels then run every product, e.g. to time a step
     /// both ways on one GPU); an error naming the accepted values for anything else.
     pub fn allowed() -> Result<bool> {
-        let v = match std::env::var("LOWBIT_COOP") {
-            Err(std::env::VarError::NotPresent) => return Ok(true),
+        match std::env::var("LOWBIT_COOP") {
+            Err(std::env::VarError::NotPresent) => Ok(true),
             Err(std::env::VarError::NotUnicode(v)) => {
-                return Err(Error::InvalidArgument(format!("LOWBIT_COOP={v:?}: expected on (1, auto) or off (0)")))
+                Err(Error::InvalidArgument(format!("LOWBIT_COOP={v:?}: expected on (1, auto) or off (0)")))
             }
-            Ok(v) => v,
-        };
-        match v.to_ascii_lowercase().as_str() {
+            Ok(v) => Self::parse_allowed(&v),
+        }
+    }
+
+    /// A `LOWBIT_COOP` value ([`GemmIntCoop::allowed`]).
+    fn parse_allowed(v: &str) -> Result<bool> {
+        match v.trim().to_ascii_lowercase().as_str() {
             "" | "1" | "on" | "auto" => Ok(true),
             "0" | "off" => Ok(false),
             _ => Err(Error::InvalidArgument(format!("LOWBIT_COOP={v}: expected on (1, auto) or off (0)"))),
@@ -207,5 +211,24 @@ impl GemmIntCoop {
     /// The pipeline, which checks and records the products.
     pub(crate) fn pipeline(&self) -> &CoopPipeline {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GemmIntCoop;
+
+    #[test]
+    fn coop_switch_parses() {
+        for on in ["", "1", "ON", " auto "] {
+            assert!(GemmIntCoop::parse_allowed(on).unwrap(), "{on}");
+        }
+        for off in ["0", "Off"] {
+            assert!(!GemmIntCoop::parse_allowed(off).unwrap(), "{off}");
+        }
+        for bad in ["maybe", "2", "no"] {
+            let err = GemmIntCoop::parse_allowed(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("LOWBIT_COOP={bad}")) && err.contains("off (0)"), "{err}");
+        }
     }
 }
