@@ -103,10 +103,7 @@ fn unfold_src4(i: u32) -> vec4<f32> {
 
 fn put_col4(o: u32, v: vec4<f32>) {
     if (mode == 2u) {
-        pack_push(v.x);
-        pack_push(v.y);
-        pack_push(v.z);
-        pack_push(v.w);
+        pack_push_vec4(v);
         return;
     }
     if (mode == 0u) {
@@ -465,11 +462,7 @@ fn main_rows_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
             pack_start(row, j, c0, inv);
             var cur = team_cursor(c0);
             for (var c = c0; c < min(c0 + per_word, pa.cols); c += 4u) {
-                let v = team_next4(t, &cur);
-                pack_push(v.x);
-                pack_push(v.y);
-                pack_push(v.z);
-                pack_push(v.w);
+                pack_push_vec4(team_next4(t, &cur));
             }
             pack_flush();
         }

@@ -52,6 +52,42 @@ fn pack_push(v: f32) {
     }
 }
 
+// Columns pk_col .. pk_col + 3 of the row: pack_push of each in turn. Where the format's codes
+// per word are a multiple of 4 (a vec4 starting on a word's quarter, half or start never
+// straddles two words) the four codes go into the word at once: the same codes, shifts and draw
+// indices, with the word's bookkeeping (and its test for a full word) once per four values.
+fn pack_push_vec4(v: vec4<f32>) {
+    let per_word = fmt_per_word();
+    if (per_word % 4u != 0u) {
+        pack_push(v.x);
+        pack_push(v.y);
+        pack_push(v.z);
+        pack_push(v.w);
+        return;
+    }
+    let stochastic = p.stochastic == 1u;
+    var r = vec4<u32>();
+    if (stochastic) {
+        let i = pk_row * p.cols + pk_col;
+        r = vec4<u32>(rng_draw24(pk_key, i), rng_draw24(pk_key, i + 1u), rng_draw24(pk_key, i + 2u),
+                      rng_draw24(pk_key, i + 3u));
+    }
+    let b = fmt_bits();
+    let s = pk_i * b;
+    pk_acc |= (fmt_quantize(v.x, pk_inv.x, stochastic, r.x) << s)
+        | (fmt_quantize(v.y, pk_inv.x, stochastic, r.y) << (s + b))
+        | (fmt_quantize(v.z, pk_inv.x, stochastic, r.z) << (s + 2u * b))
+        | (fmt_quantize(v.w, pk_inv.x, stochastic, r.w) << (s + 3u * b));
+    pk_col += 4u;
+    pk_i += 4u;
+    if (pk_i == per_word) {
+        put_code(code_at(pk_sample, pk_row, pk_word), pk_acc);
+        pk_word++;
+        pk_i = 0u;
+        pk_acc = 0u;
+    }
+}
+
 fn pack_flush() {
     if (pk_i > 0u) {
         put_code(code_at(pk_sample, pk_row, pk_word), pk_acc);
