@@ -239,7 +239,8 @@ fn run(dataset: &str) -> lowbit::Result<()> {
     trainer.set_read_every(READ_EVERY)?;
     let steps_per_epoch = train.len() / a.batch;
     let total = steps_per_epoch * a.epochs as usize;
-    let model = a.hidden.map_or(a.model.clone(), |h| format!("mlp-{h}-{h}"));
+    // (Named as profile_step names it.)
+    let model = a.hidden.map_or(a.model.clone(), |h| format!("mlp-{h}"));
     eprintln!("model {model} | scheme {} | {} epochs x {steps_per_epoch} steps of {}", a.scheme, a.epochs, a.batch);
     let (mut test_acc, mut final_loss, mut step_secs) = (0.0, 0.0, 0.0);
     for epoch in 0..a.epochs {

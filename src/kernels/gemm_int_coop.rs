@@ -162,9 +162,10 @@ impl GemmIntCoop {
         ))
     }
 
-    /// Whether `LOWBIT_COOP` lets the GEMMs use the unit: unset, empty, `1`, `on` or `auto` (any
-    /// case) yes, `0` or `off` no (the SIMD kernels then run every product, e.g. to time a step
-    /// both ways on one GPU); an error naming the accepted values for anything else.
+    /// Whether `LOWBIT_COOP` lets the GEMMs use the unit: unset, empty, `1`, `on`, `auto`, `yes`
+    /// or `true` (any case) yes, `0`, `off`, `no` or `false` no (the SIMD kernels then run every
+    /// product, e.g. to time a step both ways on one GPU); an error naming the accepted values for
+    /// anything else.
     pub fn allowed() -> Result<bool> {
         match std::env::var("LOWBIT_COOP") {
             Err(std::env::VarError::NotPresent) => Ok(true),
@@ -178,8 +179,8 @@ impl GemmIntCoop {
     /// A `LOWBIT_COOP` value ([`GemmIntCoop::allowed`]).
     fn parse_allowed(v: &str) -> Result<bool> {
         match v.trim().to_ascii_lowercase().as_str() {
-            "" | "1" | "on" | "auto" => Ok(true),
-            "0" | "off" => Ok(false),
+            "" | "1" | "on" | "auto" | "yes" | "true" => Ok(true),
+            "0" | "off" | "no" | "false" => Ok(false),
             _ => Err(Error::InvalidArgument(format!("LOWBIT_COOP={v}: expected on (1, auto) or off (0)"))),
         }
     }
@@ -223,10 +224,10 @@ mod tests {
         for on in ["", "1", "ON", " auto "] {
             assert!(GemmIntCoop::parse_allowed(on).unwrap(), "{on}");
         }
-        for off in ["0", "Off"] {
+        for off in ["0", "Off", "no", "FALSE"] {
             assert!(!GemmIntCoop::parse_allowed(off).unwrap(), "{off}");
         }
-        for bad in ["maybe", "2", "no"] {
+        for bad in ["maybe", "2", "-1"] {
             let err = GemmIntCoop::parse_allowed(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("LOWBIT_COOP={bad}")) && err.contains("off (0)"), "{err}");
         }
