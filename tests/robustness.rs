@@ -228,6 +228,50 @@ fn corrupt_checkpoints_are_errors_and_change_nothing() {
 }
 
 #[test]
+fn a_save_replaces_a_checkpoint_whole_and_leaves_no_temporary_file() {
+    // Trainer::save writes beside the path under a temporary name and renames it over the path:
+    // a second save replaces the first whole, and a save that fails (the path a directory, or in
+    // one that does not exist) changes nothing there and leaves no temporary file behind.
+    let g = gpu();
+    let spec = ModelSpec::mlp((4, 4, 1), &[8], 3);
+    let fresh = |seed| {
+        Trainer::new(g, spec.clone(), TrainScheme::preset("fp32").unwrap(), OptimConfig::default(), seed).unwrap()
+    };
+    let dir = std::env::temp_dir().join(format!("lowbit-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listing = || {
+        let mut names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    };
+    let path = dir.join("model.safetensors");
+    fresh(1).save(&path).unwrap();
+    let second = fresh(2);
+    second.save(&path).unwrap();
+    let mut loaded = fresh(3);
+    loaded.load(&path).unwrap();
+    assert_eq!(loaded.parameters().unwrap(), second.parameters().unwrap());
+    assert_eq!(listing(), ["model.safetensors"]);
+    // A directory where the checkpoint would go: an error naming it; the directory and its file
+    // stay, and no temporary file is left.
+    let taken = dir.join("taken.safetensors");
+    std::fs::create_dir_all(&taken).unwrap();
+    std::fs::write(taken.join("keep"), b"kept").unwrap();
+    let err = second.save(&taken).unwrap_err();
+    assert!(matches!(&err, Error::Data { path, .. } if path.ends_with("taken.safetensors")), "{err}");
+    assert_eq!(std::fs::read(taken.join("keep")).unwrap(), b"kept");
+    assert_eq!(listing(), ["model.safetensors", "taken.safetensors"]);
+    let err = second.save(dir.join("missing").join("model.safetensors")).unwrap_err();
+    assert!(matches!(err, Error::Data { .. }), "{err}");
+    assert_eq!(listing(), ["model.safetensors", "taken.safetensors"]);
+    // The checkpoint itself is untouched by the failed saves.
+    loaded.load(&path).unwrap();
+    assert_eq!(loaded.parameters().unwrap(), second.parameters().unwrap());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn integer_products_past_the_i32_range_are_exact_through_the_trainer() {
     // One Linear of 140,000 inputs, all ones, int8: 127²·K wraps past 2³¹ without chunked sums.
     let g = gpu();

@@ -1581,7 +1581,10 @@ impl Trainer {
     /// Writes the parameters to a safetensors file (readable by PyTorch's `safetensors.torch`
     /// and numpy's `safetensors.numpy`), with the model, scheme and step in its metadata. A
     /// TinyScript forward's activation levels go with them (u32 tensors
-    /// `<node>.activation_levels`), so that a loaded model evaluates the same.
+    /// `<node>.activation_levels`), so that a loaded model evaluates the same. The file is
+    /// written beside `path` under a temporary name, synced, then renamed to `path`, so a save
+    /// that fails or is interrupted leaves an earlier checkpoint there whole (and removes its
+    /// temporary file where it can).
     pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         let params = self.parameters()?;
         let mut bytes: Vec<(String, Vec<usize>, Vec<u8>, safetensors::Dtype)> = params
@@ -1608,9 +1611,27 @@ impl Trainer {
         ]
         .into();
         let path = path.as_ref();
-        safetensors::serialize_to_file(views, &Some(meta), path).map_err(|e| Error::Data {
-            path: path.display().to_string(),
-            detail: format!("could not write checkpoint: {e}"),
+        let err = |detail: String| Error::Data { path: path.display().to_string(), detail };
+        let name = path.file_name().ok_or_else(|| err("not a file name".into()))?;
+        // `.<name>.<pid>.tmp` beside the checkpoint: the rename stays within one directory.
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{}.tmp", std::process::id()));
+        let tmp = path.with_file_name(tmp_name);
+        let written = safetensors::serialize_to_file(views, &Some(meta), &tmp)
+            .map_err(|e| match e {
+                safetensors::SafeTensorError::IoError(io) => format!("could not write checkpoint: {io}"),
+                other => format!("could not write checkpoint: {other}"),
+            })
+            .and_then(|()| {
+                std::fs::File::open(&tmp)
+                    .and_then(|f| f.sync_all())
+                    .and_then(|()| std::fs::rename(&tmp, path))
+                    .map_err(|e| format!("could not write checkpoint: {e}"))
+            });
+        written.map_err(|detail| {
+            std::fs::remove_file(&tmp).ok();
+            err(detail)
         })
     }
 
