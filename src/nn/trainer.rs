@@ -1624,7 +1624,10 @@ impl Trainer {
                 other => format!("could not write checkpoint: {other}"),
             })
             .and_then(|()| {
-                std::fs::File::open(&tmp)
+                // (Opened for writing: Windows syncs only a handle that may write.)
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&tmp)
                     .and_then(|f| f.sync_all())
                     .and_then(|()| std::fs::rename(&tmp, path))
                     .map_err(|e| format!("could not write checkpoint: {e}"))
