@@ -126,6 +126,17 @@ fn parse_fill(v: &str) -> Result<u32> {
     }
 }
 
+/// An on/off switch's word, any case, spaces around it ignored: `1`, `on`, `yes` or `true` on;
+/// `0`, `off`, `no` or `false` off; `None` for anything else (each switch decides what an empty
+/// value, or a word of its own such as `LOWBIT_COOP=auto`, means).
+pub(crate) fn switch_word(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "on" | "yes" | "true" => Some(true),
+        "0" | "off" | "no" | "false" => Some(false),
+        _ => None,
+    }
+}
+
 /// The switches the kernels read when they are built, checked when a `Gpu` opens: a value they
 /// do not take is an error then, on every adapter, rather than only where a kernel that reads it
 /// is first built (`LOWBIT_COOP`, which only adapters with a cooperative-matrix unit consult) or
@@ -411,8 +422,8 @@ impl Gpu {
     /// `LOWBIT_LAYOUTS`, `LOWBIT_FILL`, `LOWBIT_COOP` or `LOWBIT_SHADER_CHECKS` it does not take.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: Option<wgpu::AdapterInfo>) -> Result<Self> {
         let layouts = Layouts::from_env()?;
-        check_switches()?;
         let fill = fill_from_env()?;
+        check_switches()?;
         let limits = device.limits();
         let features = device.features();
         let (name, backend, device_type, driver) = match info {

@@ -419,10 +419,9 @@ pub(crate) fn checks_from_env() -> crate::Result<bool> {
 
 /// A `LOWBIT_SHADER_CHECKS` value ([`checks_from_env`]).
 fn parse_checks(v: &str) -> crate::Result<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "on" | "yes" | "true" => Ok(true),
-        "" | "0" | "off" | "no" | "false" => Ok(false),
-        _ => Err(checks_error(v)),
+    match v.trim() {
+        "" => Ok(false),
+        word => crate::gpu::switch_word(word).ok_or_else(|| checks_error(v)),
     }
 }
 

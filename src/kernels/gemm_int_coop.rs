@@ -179,9 +179,9 @@ impl GemmIntCoop {
     /// A `LOWBIT_COOP` value ([`GemmIntCoop::allowed`]).
     fn parse_allowed(v: &str) -> Result<bool> {
         match v.trim().to_ascii_lowercase().as_str() {
-            "" | "1" | "on" | "auto" | "yes" | "true" => Ok(true),
-            "0" | "off" | "no" | "false" => Ok(false),
-            _ => Err(Error::InvalidArgument(format!("LOWBIT_COOP={v}: expected on (1, auto) or off (0)"))),
+            "" | "auto" => Ok(true),
+            word => crate::gpu::switch_word(word)
+                .ok_or_else(|| Error::InvalidArgument(format!("LOWBIT_COOP={v}: expected on (1, auto) or off (0)"))),
         }
     }
 
