@@ -1620,8 +1620,8 @@ impl Trainer {
         let tmp = path.with_file_name(tmp_name);
         let written = safetensors::serialize_to_file(views, &Some(meta), &tmp)
             .map_err(|e| match e {
-                safetensors::SafeTensorError::IoError(io) => format!("could not write checkpoint: {io}"),
-                other => format!("could not write checkpoint: {other}"),
+                safetensors::SafeTensorError::IoError(io) => io.to_string(),
+                other => other.to_string(),
             })
             .and_then(|()| {
                 // (Opened for writing: Windows syncs only a handle that may write.)
@@ -1630,11 +1630,11 @@ impl Trainer {
                     .open(&tmp)
                     .and_then(|f| f.sync_all())
                     .and_then(|()| std::fs::rename(&tmp, path))
-                    .map_err(|e| format!("could not write checkpoint: {e}"))
+                    .map_err(|e| e.to_string())
             });
-        written.map_err(|detail| {
+        written.map_err(|e| {
             std::fs::remove_file(&tmp).ok();
-            err(detail)
+            err(format!("could not write checkpoint: {e}"))
         })
     }
 
