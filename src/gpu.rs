@@ -68,13 +68,7 @@ pub enum Layouts {
 impl Layouts {
     /// `LOWBIT_LAYOUTS` (`auto` where unset), or an error naming the accepted values.
     pub fn from_env() -> Result<Layouts> {
-        match std::env::var("LOWBIT_LAYOUTS") {
-            Err(std::env::VarError::NotPresent) => Ok(Layouts::Auto),
-            Err(std::env::VarError::NotUnicode(v)) => {
-                Err(Error::InvalidArgument(format!("LOWBIT_LAYOUTS={v:?}: expected auto, cpu or gpu")))
-            }
-            Ok(v) => Layouts::parse(&v),
-        }
+        env_value("LOWBIT_LAYOUTS", layouts_error)?.map_or(Ok(Layouts::Auto), |v| Layouts::parse(&v))
     }
 
     /// `auto`, `cpu` or `gpu` (any case; empty is `auto`), or an error naming the accepted values.
@@ -83,7 +77,7 @@ impl Layouts {
             "" | "auto" => Ok(Layouts::Auto),
             "cpu" => Ok(Layouts::Cpu),
             "gpu" => Ok(Layouts::Gpu),
-            _ => Err(Error::InvalidArgument(format!("LOWBIT_LAYOUTS={v}: expected auto, cpu or gpu"))),
+            _ => Err(layouts_error(v)),
         }
     }
 
@@ -109,11 +103,21 @@ impl Layouts {
 /// `LOWBIT_FILL` ([`crate::kernels::TEAM_FILL`] where unset), or an error naming what it
 /// takes.
 fn fill_from_env() -> Result<u32> {
-    match std::env::var("LOWBIT_FILL") {
-        Err(std::env::VarError::NotPresent) => Ok(crate::kernels::TEAM_FILL),
-        Err(std::env::VarError::NotUnicode(v)) => Err(fill_error(&format!("{v:?}"))),
-        Ok(v) => parse_fill(&v),
+    env_value("LOWBIT_FILL", fill_error)?.map_or(Ok(crate::kernels::TEAM_FILL), |v| parse_fill(&v))
+}
+
+/// Environment variable `name`'s value, `None` where it is unset; a value that is not Unicode is
+/// the error `bad` forms from its debug form (as for a value the variable does not take).
+pub(crate) fn env_value(name: &str, bad: impl FnOnce(&str) -> Error) -> Result<Option<String>> {
+    match std::env::var(name) {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(bad(&format!("{v:?}"))),
+        Ok(v) => Ok(Some(v)),
     }
+}
+
+fn layouts_error(v: &str) -> Error {
+    Error::InvalidArgument(format!("LOWBIT_LAYOUTS={v}: expected auto, cpu or gpu"))
 }
 
 /// A count of threads (decimal, 0 to 2³² − 1), `max` for 2³² − 1, or empty or `default` for

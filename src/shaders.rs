@@ -410,11 +410,7 @@ pub const LOOPS_UNBOUNDED: &[&str] =
 /// `true` (any case) yes; unset, empty, `0`, `off`, `no` or `false` no; anything else an error
 /// naming those, which opening a [`crate::Gpu`] reports (so `off` cannot turn the checks on).
 pub(crate) fn checks_from_env() -> crate::Result<bool> {
-    match std::env::var("LOWBIT_SHADER_CHECKS") {
-        Err(std::env::VarError::NotPresent) => Ok(false),
-        Err(std::env::VarError::NotUnicode(v)) => Err(checks_error(&format!("{v:?}"))),
-        Ok(v) => parse_checks(&v),
-    }
+    crate::gpu::env_value("LOWBIT_SHADER_CHECKS", checks_error)?.map_or(Ok(false), |v| parse_checks(&v))
 }
 
 /// A `LOWBIT_SHADER_CHECKS` value ([`checks_from_env`]).

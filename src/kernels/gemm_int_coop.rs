@@ -167,21 +167,14 @@ impl GemmIntCoop {
     /// product, e.g. to time a step both ways on one GPU); an error naming the accepted values for
     /// anything else.
     pub fn allowed() -> Result<bool> {
-        match std::env::var("LOWBIT_COOP") {
-            Err(std::env::VarError::NotPresent) => Ok(true),
-            Err(std::env::VarError::NotUnicode(v)) => {
-                Err(Error::InvalidArgument(format!("LOWBIT_COOP={v:?}: expected on (1, auto) or off (0)")))
-            }
-            Ok(v) => Self::parse_allowed(&v),
-        }
+        crate::gpu::env_value("LOWBIT_COOP", coop_error)?.map_or(Ok(true), |v| Self::parse_allowed(&v))
     }
 
     /// A `LOWBIT_COOP` value ([`GemmIntCoop::allowed`]).
     fn parse_allowed(v: &str) -> Result<bool> {
         match v.trim().to_ascii_lowercase().as_str() {
             "" | "auto" => Ok(true),
-            word => crate::gpu::switch_word(word)
-                .ok_or_else(|| Error::InvalidArgument(format!("LOWBIT_COOP={v}: expected on (1, auto) or off (0)"))),
+            word => crate::gpu::switch_word(word).ok_or_else(|| coop_error(v)),
         }
     }
 
@@ -213,6 +206,10 @@ impl GemmIntCoop {
     pub(crate) fn pipeline(&self) -> &CoopPipeline {
         &self.0
     }
+}
+
+fn coop_error(v: &str) -> Error {
+    Error::InvalidArgument(format!("LOWBIT_COOP={v}: expected on (1, auto) or off (0)"))
 }
 
 #[cfg(test)]
