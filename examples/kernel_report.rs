@@ -1,7 +1,17 @@
 //! Kernel report: one JSON object per line. First the adapter, then for every quantizer its
 //! bandwidth beside a plain copy kernel on the same number of elements, timed again just before
 //! each quantizer (the machine's speed drifts within a run; bytes counted as read + written: f32
-//! input, packed codes, scales).
+//! input, packed codes, scales). x is `[ceil(N / C), C]` (`--elements N`, `--cols C`; 16M and
+//! 4096 unless given), and the transposing quantizers pack its transpose. For the block-scaled
+//! formats (MXFP8, MXFP4, NVFP4) the rotated weight-gradient operand follows (R = x·D·H₁₆ in
+//! blocks of 16 down x's rows, the training presets' random signs, Rᵀ quantized per block,
+//! stochastic rounding): `hadamard_quantize_transpose`, the one launch (NVFP4's with the maxima
+//! launch its block scales read first, as training takes it on a GPU), beside
+//! `hadamard_then_quantize_transpose`, the chain that writes R and quantizes it (a CPU adapter's
+//! NVFP4 path); and where the adapter binds its buffers `hadamard_quantize_transpose_both` (x's
+//! own blocks quantized in the same launch, as the forward's X and the input gradient's dY take
+//! them) beside `hadamard_quantize_transpose_apart` (the one launch, then `quantize_fused` of x).
+//! Those lines need x's rows in sixteens and its columns in fours.
 //!
 //! Then `{"kernel", "format", "conv", "us", "im2col_us", "ratio"}` for the quantized convolution's
 //! unfolding quantizers (`im2col_quantize`, the forward's; `im2col_quantize_transpose`, the weight
@@ -41,8 +51,9 @@
 //! (`tree`, what a GPU runs; `per_thread` and `per_thread_v4`, a CPU adapter's scalar and vec4
 //! entries), with the bytes it reads beside the copy's.
 //!
-//! cargo run --release --example kernel_report -- [--elements N] [--iters K] [--max-square S]
-//!     [--formats F,F..] [--skip-quant] [--skip-unfold] [--skip-gemm] [--skip-optim] [--adapter-only]
+//! cargo run --release --example kernel_report -- [--elements N] [--cols C] [--iters K]
+//!     [--max-square S] [--formats F,F..] [--skip-quant] [--skip-unfold] [--skip-gemm] [--skip-optim]
+//!     [--adapter-only]
 
 #[path = "shared/cli.rs"]
 #[allow(dead_code)]
@@ -54,6 +65,8 @@ use lowbit::kernels::gemm_f32::{GemmF32, GemmShape};
 use lowbit::kernels::gemm_f32_naive::GemmF32Naive;
 use lowbit::kernels::gemm_fp8::GemmFp8;
 use lowbit::kernels::gemm_int::GemmInt;
+use lowbit::kernels::hadamard::{Hadamard, RANDOM_SIGNS};
+use lowbit::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras, Unrotated, ROTATION};
 use lowbit::kernels::im2col::{ConvGeom, Im2col};
 use lowbit::kernels::im2col_quantize::Im2colQuantize;
 use lowbit::kernels::im2col_quantize_transpose::Im2colQuantizeTranspose;
@@ -69,6 +82,7 @@ use lowbit::kernels::{
 };
 use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
 use lowbit::quant::Quantizer;
+use lowbit::reference::hadamard::Axis;
 use lowbit::scheme::QuantScheme;
 use lowbit::scheme::{Granularity, QuantLayout, Rounding};
 use lowbit::timing::{gpu_seconds, pass_seconds};
@@ -77,6 +91,8 @@ use serde_json::json;
 
 struct Args {
     elements: usize,
+    /// The quantizer lines' x width (`--cols`): x is `[elements / cols, cols]`.
+    cols: usize,
     iters: u32,
     max_square: Option<usize>,
     skip_quant: bool,
@@ -89,11 +105,12 @@ struct Args {
 }
 
 const USAGE: &str =
-    "kernel_report [--elements N] [--iters K] [--max-square S] [--formats F,F..] [--skip-quant] [--skip-unfold] [--skip-gemm] [--skip-optim] [--adapter-only]";
+    "kernel_report [--elements N] [--cols C] [--iters K] [--max-square S] [--formats F,F..] [--skip-quant] [--skip-unfold] [--skip-gemm] [--skip-optim] [--adapter-only]";
 
 fn args() -> Args {
     let mut a = Args {
         elements: 16 << 20,
+        cols: 4096,
         iters: 10,
         max_square: None,
         skip_quant: false,
@@ -107,6 +124,7 @@ fn args() -> Args {
     while let Some(s) = f.next() {
         match s.as_str() {
             "--elements" => a.elements = f.whole("--elements"),
+            "--cols" => a.cols = f.whole("--cols"),
             "--iters" => a.iters = f.whole_u32("--iters"),
             "--adapter-only" => a.adapter_only = true,
             "--max-square" => a.max_square = Some(f.whole("--max-square")),
@@ -124,8 +142,8 @@ fn args() -> Args {
             other => cli::fail(USAGE, &format!("unknown argument {other}")),
         }
     }
-    if a.elements == 0 || a.iters == 0 {
-        cli::fail(USAGE, "--elements and --iters must be at least 1");
+    if a.elements == 0 || a.iters == 0 || a.cols == 0 {
+        cli::fail(USAGE, "--elements, --cols and --iters must be at least 1");
     }
     a
 }
@@ -408,7 +426,7 @@ fn warm_up(
 }
 
 fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
-    let cols = 4096usize;
+    let cols = a.cols;
     let rows = a.elements.div_ceil(cols);
     let n = rows * cols;
     let x: Vec<f32> = (0..n as u32).map(|i| lowbit::rng::uniform(7, i) * 2.0 - 1.0).collect();
@@ -496,6 +514,12 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                     })?;
                     line("quantize_transpose_two_pass", gran, "stochastic", bytes_t, (t, tc));
                 }
+                // The rotated weight-gradient operand of the block-scaled formats (R = x·D·H16 in
+                // blocks of 16 down x's rows, Rᵀ quantized per block): the one launch beside the
+                // chain it replaces, and with x's own blocks too beside the two launches apart.
+                if f.block().is_some() && HadamardQuantizeTranspose::supports(&lt, ROTATION) {
+                    rotated_lines(gpu, a, f, &xb, (&l, &lt), &copy_secs, &line)?;
+                }
             }
             if gran == Granularity::PerTensor {
                 // The transposing quantizer: x is [rows, cols], its transpose [cols, rows] is packed.
@@ -510,6 +534,116 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// A quantizer line's printer: kernel, granularity, rounding, bytes moved, (its seconds, the
+/// copy's).
+type Line<'a> = dyn Fn(&str, Granularity, &str, f64, (f64, f64)) + 'a;
+
+/// The rotated lines of a block-scaled format `f` over x (`[rows, cols]`, layout `lx`; L = Rᵀ's
+/// layout `lt`), stochastic rounding and the training presets' random signs, each timed after its
+/// own copy: `hadamard_quantize_transpose` (with NVFP4 the maxima launch its block scales read
+/// first, as training takes it on a GPU) beside `hadamard_then_quantize_transpose` (R written by
+/// `hadamard`, then `quantize_transpose_fused`: a CPU adapter's NVFP4 chain), and where the
+/// adapter binds it `hadamard_quantize_transpose_both` (x's own blocks in the same launch) beside
+/// `hadamard_quantize_transpose_apart` (the one launch, then `quantize_fused` of x).
+fn rotated_lines(
+    gpu: &Gpu,
+    a: &Args,
+    f: Format,
+    xb: &GpuBuffer<f32>,
+    (lx, lt): (&QuantLayout, &QuantLayout),
+    copy_secs: &dyn Fn() -> Result<f64>,
+    line: &Line,
+) -> Result<()> {
+    let (rows, cols) = (lx.rows as usize, lx.cols as usize);
+    let gran = lt.granularity;
+    let sr = Rounding::Stochastic { seed: 1, stream: 0 };
+    let signs = RANDOM_SIGNS;
+    let nvfp4 = f.needs_tensor_amax();
+    let fused = HadamardQuantizeTranspose::new(gpu, f)?;
+    let hadamard = Hadamard::new(gpu)?;
+    let chain_t = QuantizeTransposeFused::new(gpu, f)?;
+    let quantize_x = QuantizeFused::new(gpu, f)?;
+    let (codes, scales) = (
+        GpuBuffer::<u32>::zeros(gpu, "rotated codes", lt.words())?,
+        GpuBuffer::<f32>::zeros(gpu, "rotated scales", lt.n_groups as usize)?,
+    );
+    let (codes_x, scales_x) = (
+        GpuBuffer::<u32>::zeros(gpu, "codes of x", lx.words())?,
+        GpuBuffer::<f32>::zeros(gpu, "scales of x", lx.n_groups as usize)?,
+    );
+    let r = GpuBuffer::<f32>::zeros(gpu, "rotated", rows * cols)?;
+    let (amax, amax_x) =
+        (GpuBuffer::<u32>::zeros(gpu, "rotated amax", 1)?, GpuBuffer::<u32>::zeros(gpu, "amax of x", 1)?);
+    let extras = RotatedExtras { tensor_amax: nvfp4.then_some(&amax), ..Default::default() };
+    let n = rows * cols;
+    let bytes_t = (4 * n + 4 * lt.words() + 4 * lt.n_groups as usize) as f64;
+    let bytes_both = bytes_t + (4 * lx.words() + 4 * lx.n_groups as usize) as f64;
+    // NVFP4's maxima launch (R's, and with `input` x's own), before the launches that read them.
+    let maxima = |e: &mut wgpu::CommandEncoder, input: bool| -> Result<()> {
+        match nvfp4 {
+            true => hadamard.encode_maxima(
+                gpu,
+                e,
+                xb,
+                (rows, cols),
+                ROTATION,
+                Axis::Rows,
+                signs,
+                None,
+                &amax,
+                input.then_some(&amax_x),
+            ),
+            false => Ok(()),
+        }
+    };
+    let one_launch = |e: &mut wgpu::CommandEncoder| fused.encode(gpu, e, xb, lt, signs, sr, 1, extras, &codes, &scales);
+    let tc = copy_secs()?;
+    let t = gpu_seconds(gpu, a.iters, 3, |e| {
+        maxima(e, false)?;
+        one_launch(e)
+    })?;
+    line("hadamard_quantize_transpose", gran, "stochastic", bytes_t, (t, tc));
+    let tc = copy_secs()?;
+    let t = gpu_seconds(gpu, a.iters, 3, |e| match nvfp4 {
+        true => {
+            hadamard.encode_signed_with_amax(gpu, e, xb, &r, (rows, cols), ROTATION, Axis::Rows, signs, &amax)?;
+            chain_t.encode_with_tensor_amax(gpu, e, &r, lt, sr, &amax, &codes, &scales)
+        }
+        false => {
+            hadamard.encode_signed(gpu, e, xb, &r, (rows, cols), ROTATION, Axis::Rows, signs)?;
+            chain_t.encode(gpu, e, &r, lt, sr, &codes, &scales)
+        }
+    })?;
+    line("hadamard_then_quantize_transpose", gran, "stochastic", bytes_t, (t, tc));
+    if !(HadamardQuantizeTranspose::takes_both(gpu) && HadamardQuantizeTranspose::supports_both(lt, ROTATION, lx)) {
+        return Ok(());
+    }
+    let x_side = Unrotated {
+        layout: lx,
+        rounding: sr,
+        tensor_amax: nvfp4.then_some(&amax_x),
+        codes: &codes_x,
+        scales: &scales_x,
+    };
+    let tc = copy_secs()?;
+    let t = gpu_seconds(gpu, a.iters, 3, |e| {
+        maxima(e, true)?;
+        fused.encode_both(gpu, e, xb, lt, signs, sr, extras, (&codes, &scales), x_side)
+    })?;
+    line("hadamard_quantize_transpose_both", gran, "stochastic", bytes_both, (t, tc));
+    let tc = copy_secs()?;
+    let t = gpu_seconds(gpu, a.iters, 3, |e| {
+        maxima(e, true)?;
+        one_launch(e)?;
+        match nvfp4 {
+            true => quantize_x.encode_with_tensor_amax(gpu, e, xb, lx, sr, &amax_x, &codes_x, &scales_x),
+            false => quantize_x.encode(gpu, e, xb, lx, sr, &codes_x, &scales_x),
+        }
+    })?;
+    line("hadamard_quantize_transpose_apart", gran, "stochastic", bytes_both, (t, tc));
     Ok(())
 }
 
