@@ -91,7 +91,7 @@ use serde_json::json;
 
 struct Args {
     elements: usize,
-    /// The quantizer lines' x width (`--cols`): x is `[elements / cols, cols]`.
+    /// The quantizer lines' x width (`--cols`): x is `[ceil(elements / cols), cols]`.
     cols: usize,
     iters: u32,
     max_square: Option<usize>,
