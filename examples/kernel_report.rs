@@ -518,7 +518,7 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                 // blocks of 16 down x's rows, Rᵀ quantized per block): the one launch beside the
                 // chain it replaces, and with x's own blocks too beside the two launches apart.
                 if f.block().is_some() && HadamardQuantizeTranspose::supports(&lt, ROTATION) {
-                    rotated_lines(gpu, a, f, &xb, (&l, &lt), &copy_secs, &line)?;
+                    rotated_lines(gpu, a, (&fused, sr), &xb, (&l, &lt), &copy_secs, &line)?;
                 }
             }
             if gran == Granularity::PerTensor {
@@ -541,31 +541,30 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
 /// copy's).
 type Line<'a> = dyn Fn(&str, Granularity, &str, f64, (f64, f64)) + 'a;
 
-/// The rotated lines of a block-scaled format `f` over x (`[rows, cols]`, layout `lx`; L = Rᵀ's
-/// layout `lt`), stochastic rounding and the training presets' random signs, each timed after its
-/// own copy: `hadamard_quantize_transpose` (with NVFP4 the maxima launch its block scales read
-/// first, as training takes it on a GPU) beside `hadamard_then_quantize_transpose` (R written by
-/// `hadamard`, then `quantize_transpose_fused`: a CPU adapter's NVFP4 chain), and where the
-/// adapter binds it `hadamard_quantize_transpose_both` (x's own blocks in the same launch) beside
+/// The rotated lines of a block-scaled format over x (`[rows, cols]`, layout `lx`; L = Rᵀ's layout
+/// `lt`), with `quantize_x` (the caller's one-pass quantizer of that format) for x's own blocks,
+/// rounding `sr` and the training presets' random signs, each timed after its own copy:
+/// `hadamard_quantize_transpose` (with NVFP4 the maxima launch its block scales read first, as
+/// training takes it on a GPU) beside `hadamard_then_quantize_transpose` (R written by `hadamard`,
+/// then `quantize_transpose_fused`: a CPU adapter's NVFP4 chain), and where the adapter binds it
+/// `hadamard_quantize_transpose_both` (x's own blocks in the same launch) beside
 /// `hadamard_quantize_transpose_apart` (the one launch, then `quantize_fused` of x).
 fn rotated_lines(
     gpu: &Gpu,
     a: &Args,
-    f: Format,
+    (quantize_x, sr): (&QuantizeFused, Rounding),
     xb: &GpuBuffer<f32>,
     (lx, lt): (&QuantLayout, &QuantLayout),
     copy_secs: &dyn Fn() -> Result<f64>,
     line: &Line,
 ) -> Result<()> {
     let (rows, cols) = (lx.rows as usize, lx.cols as usize);
-    let gran = lt.granularity;
-    let sr = Rounding::Stochastic { seed: 1, stream: 0 };
+    let (f, gran) = (lt.format, lt.granularity);
     let signs = RANDOM_SIGNS;
     let nvfp4 = f.needs_tensor_amax();
     let fused = HadamardQuantizeTranspose::new(gpu, f)?;
     let hadamard = Hadamard::new(gpu)?;
     let chain_t = QuantizeTransposeFused::new(gpu, f)?;
-    let quantize_x = QuantizeFused::new(gpu, f)?;
     let (codes, scales) = (
         GpuBuffer::<u32>::zeros(gpu, "rotated codes", lt.words())?,
         GpuBuffer::<f32>::zeros(gpu, "rotated scales", lt.n_groups as usize)?,
