@@ -13,6 +13,10 @@
 //!    step in the order the step records it (kernel, workgroups, GPU time: the mean over the
 //!    profiled steps, which replay one plan, so the same dispatches in the same order).
 //!
+//! Where the `Gpu` tunes (`LOWBIT_TUNE`, on by default on a GPU), the warm-up's plan build tunes
+//! the integer GEMMs' shape classes the step meets; the line says how many each scheme's trainer
+//! tuned (the schemes share the kernels, so a class tuned for one scheme is not tuned again).
+//!
 //! cargo run --release --example profile_step -- [--model mlp|cnn|resnet8|resnet20|gpt] [--schemes a,b,...] [--steps N]
 //!     [--rounds R] [--read-every K] [--batch B] [--hidden N] [--layers L --width C --heads H --context T] [--dispatches]
 //!     [--json]
@@ -175,7 +179,7 @@ fn run() -> lowbit::Result<()> {
         println!(
             "{name} {scheme}: wall {:.3} ms/step; host record {:.1} µs ({:.2} µs per dispatch), submit {:.1} µs, wait {:.3} ms; \
              {dispatches:.0} dispatches in {passes:.1} passes; created per step: {:.1} buffers, {:.1} uniforms, {:.1} bind groups; \
-             scratch arena {:.1} MiB; GPU (sum of profiled kernels) {:.3} ms/step",
+             scratch arena {:.1} MiB; GPU (sum of profiled kernels) {:.3} ms/step{}",
             1e3 * wall,
             1e6 * record,
             1e6 * record / dispatches.max(1.0),
@@ -186,6 +190,10 @@ fn run() -> lowbit::Result<()> {
             created.bind_groups as f64 / n_all,
             arena as f64 / (1u64 << 20) as f64,
             1e3 * gpu_total,
+            match gpu.tunes() {
+                true => format!("; integer GEMM shape classes tuned: {}", t.tuned_classes()),
+                false => String::new(),
+            },
         );
         if rounds > 1 {
             let (lo, hi) = range(&walls[i]);
@@ -244,7 +252,7 @@ fn run() -> lowbit::Result<()> {
                        "wall_ms_per_step_rounds": walls[i].iter().map(|w| 1e3 * w).collect::<Vec<_>>(),
                        "wall_vs_first_scheme": median(&ratios), "host_record_us": 1e6 * record, "host_submit_us": 1e6 * submit,
                        "host_wait_us": 1e6 * wait, "record_us_per_dispatch": 1e6 * record / dispatches.max(1.0),
-                       "dispatches": dispatches, "compute_passes": passes,
+                       "dispatches": dispatches, "compute_passes": passes, "tuned_classes": t.tuned_classes(),
                        "buffers_created": created.buffers as f64 / n_all, "uniforms_created": created.uniforms as f64 / n_all,
                        "bind_groups_created": created.bind_groups as f64 / n_all, "arena_bytes": arena,
                        "gpu_ms_per_step": if kernels.is_empty() { serde_json::Value::Null } else { json!(1e3 * gpu_total) },

@@ -43,6 +43,10 @@ pub struct AdapterReport {
     /// The threads a launch should bring to keep the device busy ([`Gpu::fill`]):
     /// [`crate::kernels::TEAM_FILL`] unless `LOWBIT_FILL` chose.
     pub fill: u32,
+    /// Whether a trainer times the integer GEMMs' paths for the shapes of its steps when it
+    /// builds their plans ([`Gpu::tunes`]): on adapters that are not CPUs unless `LOWBIT_TUNE`
+    /// chose.
+    pub tune: bool,
 }
 
 /// Which of a kernel's layouts lowbit launches where it has two: one for CPU adapters (a thread
@@ -116,6 +120,24 @@ pub(crate) fn env_value(name: &str, bad: impl FnOnce(&str) -> Error) -> Result<O
     }
 }
 
+/// `LOWBIT_TUNE` for an adapter of `device_type` (unset, empty or `auto`: on unless it is a CPU),
+/// or an error naming what it takes.
+fn tune_from_env(device_type: &str) -> Result<bool> {
+    env_value("LOWBIT_TUNE", tune_error)?.map_or(Ok(device_type != "cpu"), |v| parse_tune(&v, device_type))
+}
+
+/// A `LOWBIT_TUNE` value ([`tune_from_env`]).
+fn parse_tune(v: &str, device_type: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "" | "auto" => Ok(device_type != "cpu"),
+        word => switch_word(word).ok_or_else(|| tune_error(v)),
+    }
+}
+
+fn tune_error(v: &str) -> Error {
+    Error::InvalidArgument(format!("LOWBIT_TUNE={v}: expected auto, on (1) or off (0)"))
+}
+
 fn layouts_error(v: &str) -> Error {
     Error::InvalidArgument(format!("LOWBIT_LAYOUTS={v}: expected auto, cpu or gpu"))
 }
@@ -171,6 +193,7 @@ impl AdapterReport {
             "cooperative_matrix": self.cooperative_matrix,
             "layouts": self.layouts.name(),
             "fill": self.fill,
+            "tune": self.tune,
         })
     }
 }
@@ -179,7 +202,7 @@ impl std::fmt::Display for AdapterReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} ({}, {}, driver {}; f16 {}, subgroups {}, timestamps {}, int8 dot accelerated {}, cooperative matrices {}, {} layouts, fill {})",
+            "{} ({}, {}, driver {}; f16 {}, subgroups {}, timestamps {}, int8 dot accelerated {}, cooperative matrices {}, {} layouts, fill {}, tune {})",
             self.name,
             self.backend,
             self.device_type,
@@ -195,6 +218,7 @@ impl std::fmt::Display for AdapterReport {
             if self.cooperative_matrix.is_empty() { "none".to_string() } else { self.cooperative_matrix.join(", ") },
             self.layouts.name(),
             self.fill,
+            if self.tune { "on" } else { "off" },
         )
     }
 }
@@ -362,14 +386,16 @@ impl Gpu {
     }
 
     /// Opens a device on an adapter the caller chose (with the layouts `LOWBIT_LAYOUTS` asks for,
-    /// see [`Layouts`], and the fill `LOWBIT_FILL` asks for, see [`Gpu::fill`]). A value of
-    /// `LOWBIT_LAYOUTS`, `LOWBIT_FILL`, `LOWBIT_COOP` or `LOWBIT_SHADER_CHECKS` it does not take
-    /// is an error naming the ones it does.
+    /// see [`Layouts`], the fill `LOWBIT_FILL` asks for, see [`Gpu::fill`], and the tuning
+    /// `LOWBIT_TUNE` asks for, see [`Gpu::tunes`]). A value of `LOWBIT_LAYOUTS`, `LOWBIT_FILL`,
+    /// `LOWBIT_TUNE`, `LOWBIT_COOP` or `LOWBIT_SHADER_CHECKS` it does not take is an error naming
+    /// the ones it does.
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
         let layouts = Layouts::from_env()?;
         let fill = fill_from_env()?;
         check_switches()?;
         let info = adapter.get_info();
+        let tune = tune_from_env(type_name(info.device_type))?;
         let available = adapter.features();
         let wanted = wgpu::Features::SHADER_F16
             | wgpu::Features::SUBGROUP
@@ -416,14 +442,16 @@ impl Gpu {
             max_buffer: limits.max_buffer_size,
             layouts: layouts.resolve(type_name(info.device_type)),
             fill,
+            tune,
         };
         Ok(Self::assemble(device, queue, report, limits))
     }
 
     /// Wraps a device the application already has, so lowbit shares it. `info` describes its
     /// adapter when known (the report then says which; otherwise the name is "external" and the
-    /// layouts are a GPU's unless `LOWBIT_LAYOUTS` says otherwise). Fails only on a
-    /// `LOWBIT_LAYOUTS`, `LOWBIT_FILL`, `LOWBIT_COOP` or `LOWBIT_SHADER_CHECKS` it does not take.
+    /// layouts are a GPU's and tuning is on unless `LOWBIT_LAYOUTS` and `LOWBIT_TUNE` say
+    /// otherwise). Fails only on a `LOWBIT_LAYOUTS`, `LOWBIT_FILL`, `LOWBIT_TUNE`, `LOWBIT_COOP` or
+    /// `LOWBIT_SHADER_CHECKS` it does not take.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: Option<wgpu::AdapterInfo>) -> Result<Self> {
         let layouts = Layouts::from_env()?;
         let fill = fill_from_env()?;
@@ -440,6 +468,7 @@ impl Gpu {
             None => ("external".into(), "unknown".into(), "unknown".into(), String::new()),
         };
         let layouts = layouts.resolve(&device_type);
+        let tune = tune_from_env(&device_type)?;
         let report = AdapterReport {
             name,
             backend,
@@ -455,6 +484,7 @@ impl Gpu {
             max_buffer: limits.max_buffer_size,
             layouts,
             fill,
+            tune,
         };
         Ok(Self::assemble(device, queue, report, limits))
     }
@@ -501,6 +531,29 @@ impl Gpu {
         let mut report = self.shared.report.clone();
         report.fill = threads;
         Self::assemble(self.device.clone(), self.queue.clone(), report, self.shared.limits.clone())
+    }
+
+    /// The same device and queue with tuning on or off (see [`Gpu::tunes`]), whatever
+    /// `LOWBIT_TUNE` says: a `Gpu` of its own, as [`Gpu::with_layouts`] makes, so one process can
+    /// train both ways side by side (their bits are the same).
+    pub fn with_tuning(&self, on: bool) -> Gpu {
+        let mut report = self.shared.report.clone();
+        report.tune = on;
+        Self::assemble(self.device.clone(), self.queue.clone(), report, self.shared.limits.clone())
+    }
+
+    /// Whether a trainer tunes the integer GEMMs for its steps: when it builds a step plan, it
+    /// times, for each shape class of integer product the plan met without a tuning result, the
+    /// tiles and (where the adapter has one) the cooperative-matrix unit, and builds the plan again
+    /// with the fastest ([`crate::kernels::gemm_int::GemmInt::tune_untuned`]). The integer sums are
+    /// exact on every path, so it changes no bit, only time. On by default except on CPU adapters
+    /// (lavapipe: their layouts run the lanes kernel, which has no tiles to choose); the
+    /// environment variable `LOWBIT_TUNE` (`auto`, `on` or `1`, `off` or `0`) or
+    /// [`Gpu::with_tuning`] chooses otherwise. The f32, FP8 and TinyScript GEMMs keep their
+    /// heuristic tiles in training: their f32 sums split along K by the tile count, so a choice
+    /// timed anew in each run would make a run's bits depend on its timings.
+    pub fn tunes(&self) -> bool {
+        self.report().tune
     }
 
     /// The threads a launch should bring to keep the device busy, where lowbit may choose how
@@ -761,7 +814,7 @@ fn coop_name(c: &wgpu::CooperativeMatrixProperties) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_fill, Layouts};
+    use super::{parse_fill, parse_tune, Layouts};
 
     #[test]
     fn fill_parses() {
@@ -775,6 +828,18 @@ mod tests {
         for bad in ["4294967296", "-1", "1e5", "half"] {
             let err = parse_fill(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("LOWBIT_FILL={bad}")) && err.contains("max or default"), "{err}");
+        }
+    }
+
+    #[test]
+    fn tune_parses() {
+        for (v, cpu, gpu) in [("", false, true), ("AUTO", false, true), (" on", true, true), ("0", false, false)] {
+            assert_eq!((parse_tune(v, "cpu").unwrap(), parse_tune(v, "discrete").unwrap()), (cpu, gpu), "{v:?}");
+        }
+        assert!(parse_tune("auto", "unknown").unwrap());
+        for bad in ["fast", "2"] {
+            let err = parse_tune(bad, "cpu").unwrap_err().to_string();
+            assert!(err.contains(&format!("LOWBIT_TUNE={bad}")) && err.contains("auto, on (1) or off (0)"), "{err}");
         }
     }
 

@@ -1442,6 +1442,66 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
 /// f16 cooperative matrices (lavapipe from Mesa 25.1 on: 8×8×8; NVIDIA: 16×16×16); elsewhere
 /// (CI's lavapipe 25.0) asking for it is a clear error that records nothing and the dispatcher
 /// keeps the SIMD kernels.
+/// `GemmInt::tune_untuned`: the untiled entry points note each shape class they choose a path
+/// for without a tuning result; tuning times the tiles (and the cooperative-matrix unit where it
+/// takes the operands: lavapipe of Mesa 26 in CI) for each, once, and the products keep their bits
+/// whatever it chose.
+#[test]
+fn int_coop_and_tiles_tuned_for_the_shapes_met_keep_the_bits() {
+    use lowbit::kernels::gemm_int_coop::GemmIntCoop;
+    // The GPU layouts: the tiles' path, and the unit's where the adapter has one.
+    let g = gpu().with_layouts(lowbit::Layouts::Gpu);
+    let kernel = GemmInt::new(&g, Format::Int8, Format::Int4).unwrap();
+    let scheme = |f: Format| QuantScheme::per_row(f);
+    let product = |m: usize, n: usize, k: usize| {
+        let (a, b) = (data(m * k, 71, false), data(n * k, 72, false));
+        (quantized(&a, m, k, scheme(Format::Int8)), quantized(&b, n, k, scheme(Format::Int4)))
+    };
+    let (m, n, k) = (40, 24, 300);
+    let (qa, qb) = product(m, n, k);
+    let unit = kernel.runs_coop(&qa, &qb);
+    assert!(
+        !common::coop_expected() || !GemmIntCoop::allowed().unwrap() || unit,
+        "LOWBIT_EXPECT_COOP: the unit does not take the product"
+    );
+    let run = |qa: &QuantizedTensor, qb: &QuantizedTensor| {
+        let c = GpuBuffer::<f32>::zeros(&g, "c", qa.layout.rows as usize * qb.layout.rows as usize).unwrap();
+        submit(|e| kernel.encode(&g, e, qa, qb, &Epilogue::default(), &c).unwrap());
+        c.read(&g).unwrap()
+    };
+    assert_eq!(kernel.untuned_classes(), 0);
+    let before = run(&qa, &qb);
+    assert_eq!(kernel.untuned_classes(), 1, "the product's class is noted");
+    // Another shape of the same class (ceil(log2) of each dimension) is the same class.
+    let (qa2, qb2) = product(m - 7, n + 3, k - 40);
+    let before2 = run(&qa2, &qb2);
+    assert_eq!(kernel.untuned_classes(), 1);
+    assert_eq!(kernel.tuned(m, n, k), None);
+    assert_eq!(kernel.tune_untuned(&g).unwrap(), 1);
+    assert_eq!(kernel.untuned_classes(), 0);
+    let tile = kernel.tuned(m, n, k).expect("a tile for the class");
+    assert!(int_tiles(&qa, &qb).contains(&tile));
+    assert_eq!(kernel.coop_tuned(m, n, k).is_some(), unit, "the unit is timed where it takes the product");
+    // The same bits on whichever path was chosen, and as on a tile given by name.
+    common::assert_f32_bits_eq("tuned", &run(&qa, &qb), &before);
+    common::assert_f32_bits_eq("tuned, same class", &run(&qa2, &qb2), &before2);
+    let named = GpuBuffer::<f32>::zeros(&g, "c", m * n).unwrap();
+    submit(|e| kernel.encode_with(&g, e, Tile::T32, &qa, &qb, &Epilogue::default(), &named).unwrap());
+    common::assert_f32_bits_eq("tuned vs the 32 tile", &before, &named.read(&g).unwrap());
+    assert_eq!(kernel.untuned_classes(), 0, "a tuned class is not noted again");
+    assert_eq!(kernel.tune_untuned(&g).unwrap(), 0);
+    // The raw sums' entry point notes and takes its classes the same way.
+    let (qa3, qb3) = product(3, 5, 2000);
+    let raw = GpuBuffer::<i32>::zeros(&g, "raw", 15).unwrap();
+    submit(|e| kernel.encode_raw(&g, e, &qa3, &qb3, &raw).unwrap());
+    let first = raw.read(&g).unwrap();
+    assert_eq!(kernel.untuned_classes(), 1);
+    assert_eq!(kernel.tune_untuned(&g).unwrap(), 1);
+    submit(|e| kernel.encode_raw(&g, e, &qa3, &qb3, &raw).unwrap());
+    assert_eq!(raw.read(&g).unwrap(), first);
+    assert_eq!(kernel.untuned_classes(), 0);
+}
+
 #[test]
 fn int_coop_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_elsewhere() {
     use lowbit::kernels::gemm_int_coop::GemmIntCoop;

@@ -1105,3 +1105,48 @@ fn an_op_that_says_it_writes_gradient_maxima_and_does_not_fails_the_step_clearly
         }
     }
 }
+
+/// Where the `Gpu` tunes ([`lowbit::Gpu::tunes`]), a trainer's plan build times the integer GEMMs'
+/// paths for the shape classes it met and builds the plan again with the fastest: training gives
+/// the same bits as without tuning (the integer sums are exact on every tile and on the
+/// cooperative-matrix unit: lavapipe of Mesa 26 in CI), and a second trainer on the same `Gpu`
+/// finds its classes tuned. A CPU adapter does not tune unless told to.
+#[test]
+fn tuning_the_integer_gemms_changes_no_bit_of_training() {
+    let base = gpu();
+    if std::env::var_os("LOWBIT_TUNE").is_none() {
+        assert_eq!(base.tunes(), !base.is_cpu(), "tuning by default on GPUs only");
+    }
+    // The GPU layouts, whose integer GEMMs run on tiles (or the unit) that tuning chooses among.
+    let g = base.with_layouts(lowbit::Layouts::Gpu);
+    let (on, off) = (g.with_tuning(true), g.with_tuning(false));
+    assert!(on.tunes() && !off.tunes());
+    let batch = 16;
+    let labels: Vec<u32> = (0..batch as u32).map(|i| (i * 7) % 3).collect();
+    let x = data(batch * 64, 37, false);
+    let train = |g: &lowbit::Gpu, spec: &ModelSpec, scheme: &str| {
+        let opt = OptimConfig { batch, ..Default::default() };
+        let mut t = Trainer::new(g, spec.clone(), TrainScheme::preset(scheme).unwrap(), opt, 4).unwrap();
+        t.step(&x, &labels, 0.05).unwrap();
+        t.step(&x, &labels, 0.05).unwrap();
+        (t.parameters().unwrap(), t.tuned_classes(), t.plan_stats(batch).unwrap().dispatches)
+    };
+    let mut tuned = 0;
+    for spec in [ModelSpec::mlp((8, 8, 1), &[32, 16], 3), ModelSpec::cnn((8, 8, 1), &[4, 8], 3)] {
+        for scheme in ["int8", "luq4+smp2", "mxfp4"] {
+            let what = format!("{} {scheme}", spec.name);
+            let (a, b) = (train(&off, &spec, scheme), train(&on, &spec, scheme));
+            assert_eq!(a.1, 0, "{what}: tuned without tuning");
+            tuned += b.1;
+            assert_eq!(a.0.len(), b.0.len());
+            for ((n, _, x), (_, _, y)) in a.0.iter().zip(&b.0) {
+                common::assert_f32_bits_eq(&format!("{what} {n}: tuned vs untuned"), x, y);
+            }
+            // The same model again on the tuning `Gpu`: every class it meets is tuned already.
+            let again = train(&on, &spec, scheme);
+            assert_eq!(again.1, 0, "{what}: tuned twice");
+            assert_eq!(again.2, b.2, "{what}: the same plan");
+        }
+    }
+    assert!(tuned > 0, "no integer GEMM was tuned");
+}

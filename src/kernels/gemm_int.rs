@@ -21,8 +21,8 @@
 //! 6 c, 7 amax. Reference: [`crate::reference::gemm_int`].
 
 use super::gemm::{
-    dispatch_packed, encode_split, exact_split_plan, flags, pick_fastest, scratch_operand, tiles, Dummies, Epilogue,
-    ExactCombine, GemmParams, Tile, TileCache, TilePipelines, PACKED_SLOTS,
+    dispatch_packed, encode_split, exact_split_plan, flags, pick_fastest, scratch_operand, shape_class, tiles, Dummies,
+    Epilogue, ExactCombine, GemmParams, Tile, TileCache, TilePipelines, PACKED_SLOTS,
 };
 use super::gemm_f32_lanes::GemmF32Lanes;
 use super::gemm_int_coop::{build_coop, coop_or_error, CoopPipeline, GemmIntCoop};
@@ -34,6 +34,8 @@ use crate::scheme::QuantLayout;
 use crate::tensor::GpuBuffer;
 use crate::timing::gpu_seconds;
 use crate::{Error, Gpu, Result};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 
 /// Formats the integer GEMM takes (the E2M1 ones as twice their values, see the shader).
 pub const INT_FORMATS: [Format; 8] = [
@@ -189,6 +191,32 @@ pub struct GemmInt {
     coop_refusal: Option<String>,
     dummies: Dummies,
     cache: TileCache,
+    /// Shape classes the untiled entry points chose a path for without a tuning result, each with
+    /// the first shape of it they met ([`GemmInt::tune_untuned`]).
+    untuned: Mutex<HashMap<(u32, u32, u32), Untuned>>,
+    /// Per shape class that [`GemmInt::tune_untuned`] timed on the cooperative-matrix unit too:
+    /// whether the unit ran it at least as fast as the fastest tile.
+    coop_tuned: Mutex<HashMap<(u32, u32, u32), bool>>,
+}
+
+/// A product the untiled entry points met in a shape class without a tuning result: its shape,
+/// the tiles it could take and whether the cooperative-matrix unit takes its operands.
+#[derive(Copy, Clone, Debug)]
+struct Untuned {
+    m: usize,
+    n: usize,
+    k: usize,
+    cands: &'static [Tile],
+    coop: bool,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Repetitions a tuning run times a candidate over: about 0.2 GFLOP, 1 to 10.
+fn tune_iters(m: usize, n: usize, k: usize) -> u32 {
+    ((2e8 / (2.0 * (m * n * k) as f64)) as u32).clamp(1, 10)
 }
 
 impl GemmInt {
@@ -220,6 +248,8 @@ impl GemmInt {
             bgl,
             dummies: Dummies::new(gpu)?,
             cache: TileCache::new(gpu),
+            untuned: Mutex::new(HashMap::new()),
+            coop_tuned: Mutex::new(HashMap::new()),
         }
         .with_coop_checked(gpu)
     }
@@ -350,11 +380,81 @@ impl GemmInt {
         if self.records_lanes(gpu, enc, a, b, batches, epi.flags(), epi, c.buffer(), c.len())? {
             return Ok(());
         }
-        if self.runs_coop(a, b) {
-            return self.encode_coop_batched(gpu, enc, a, b, batches, epi, c);
+        match self.path(a, b, m, n, a.layout.cols as usize) {
+            None => self.encode_coop_batched(gpu, enc, a, b, batches, epi, c),
+            Some(tile) => self.encode_batched_with(gpu, enc, tile, a, b, batches, epi, c),
         }
-        let tile = self.cache.choose(m, n, a.layout.cols as usize, int_tiles(a, b));
-        self.encode_batched_with(gpu, enc, tile, a, b, batches, epi, c)
+    }
+
+    /// The untiled entry points' path for a product of `m × n × k`: the cooperative-matrix unit
+    /// (`None`) where it takes the operands ([`GemmInt::runs_coop`]) unless tuning found a tile
+    /// faster for the shape's class, else a tile: the tuned one, or the heuristic's. A class met
+    /// without a tuning result is noted for [`GemmInt::tune_untuned`].
+    fn path(&self, a: &QuantizedTensor, b: &QuantizedTensor, m: usize, n: usize, k: usize) -> Option<Tile> {
+        let class = shape_class(m, n, k);
+        let cands = int_tiles(a, b);
+        let coop = self.runs_coop(a, b);
+        let unit = if coop { locked(&self.coop_tuned).get(&class).copied() } else { None };
+        let tuned = match coop {
+            true => unit.is_some(),
+            false => self.cache.get(m, n, k).is_some_and(|t| cands.contains(&t)),
+        };
+        if !tuned {
+            locked(&self.untuned).entry(class).or_insert(Untuned { m, n, k, cands, coop });
+        }
+        if coop && unit != Some(false) {
+            return None;
+        }
+        Some(self.cache.choose(m, n, k, cands))
+    }
+
+    /// Shape classes the untiled entry points have met without a tuning result since the last
+    /// [`GemmInt::tune_untuned`].
+    pub fn untuned_classes(&self) -> usize {
+        locked(&self.untuned).len()
+    }
+
+    /// Whether the untiled entry points run a product of this shape's class on the
+    /// cooperative-matrix unit by [`GemmInt::tune_untuned`]'s timing (`Some(false)`: a tile was
+    /// faster); `None` where it has not timed the unit for the class.
+    pub fn coop_tuned(&self, m: usize, n: usize, k: usize) -> Option<bool> {
+        locked(&self.coop_tuned).get(&shape_class(m, n, k)).copied()
+    }
+
+    /// Tunes every shape class the untiled entry points ([`GemmInt::encode`], `encode_batched`,
+    /// `encode_raw`) have met without a tuning result: on one product of the first shape met in
+    /// the class (scratch operands; submits and waits), times the tiles that product could take
+    /// and, where the cooperative-matrix unit takes its operands, the unit, and keeps the fastest
+    /// (the unit where it is at least as fast as the fastest tile). Every path gives the same bits
+    /// (the integer sums are exact, split or not; the unit gives the 64×64 tiles' bits), so tuning
+    /// changes how long a product takes, never its result. Returns how many classes it tuned. A
+    /// step plan records its paths when it is built: the trainer builds a plan, tunes what it met
+    /// and builds it again where [`Gpu::tunes`] says so.
+    pub fn tune_untuned(&self, gpu: &Gpu) -> Result<usize> {
+        let pending: Vec<((u32, u32, u32), Untuned)> = locked(&self.untuned).drain().collect();
+        for (class, u) in &pending {
+            let a = scratch_operand(gpu, u.m, u.k, self.fmt_a)?;
+            let b = scratch_operand(gpu, u.n, u.k, self.fmt_b)?;
+            let c = GpuBuffer::<f32>::zeros(gpu, "tune c", u.m * u.n)?;
+            let (iters, epi) = (tune_iters(u.m, u.n, u.k), Epilogue::default());
+            let (tile, times) = pick_fastest(u.cands, |t| {
+                gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, &a, &b, &epi, &c))
+            })?;
+            self.cache.insert(u.m, u.n, u.k, tile);
+            if u.coop {
+                // (The scratch operands' native scale groups fit the unit wherever the product's
+                // did; were they not to, the unit keeps the class, as it does untuned.)
+                let unit = match self.runs_coop(&a, &b) {
+                    true => {
+                        let t = gpu_seconds(gpu, iters, 2, |e| self.encode_coop(gpu, e, &a, &b, &epi, &c))?;
+                        t <= times.iter().map(|r| r.1).fold(f64::INFINITY, f64::min)
+                    }
+                    false => true,
+                };
+                locked(&self.coop_tuned).insert(*class, unit);
+            }
+        }
+        Ok(pending.len())
     }
 
     /// Whether this adapter runs `gemm_int_lanes` for these operands ([`GemmIntLanes::fits`]:
@@ -363,9 +463,10 @@ impl GemmInt {
         self.lanes.is_some() && GemmIntLanes::fits(a, b)
     }
 
-    /// Whether the untiled entry points run `gemm_int_coop` for these operands: on an adapter
+    /// Whether the untiled entry points take `gemm_int_coop` for these operands: on an adapter
     /// with f16 cooperative matrices ([`GemmIntCoop::available`]) where the lanes kernel does not
-    /// run them, for what [`GemmIntCoop::fits`].
+    /// run them, for what [`GemmIntCoop::fits`]. They run it then, but for a shape class where
+    /// [`GemmInt::tune_untuned`] found a tile faster ([`GemmInt::coop_tuned`] is `Some(false)`).
     pub fn runs_coop(&self, a: &QuantizedTensor, b: &QuantizedTensor) -> bool {
         !self.runs_lanes(a, b) && self.coop.as_ref().is_some_and(|k| GemmIntCoop::fits(k.matrix_size(), a, b))
     }
@@ -527,7 +628,7 @@ impl GemmInt {
         let a = scratch_operand(gpu, m, k, self.fmt_a)?;
         let b = scratch_operand(gpu, n, k, self.fmt_b)?;
         let c = GpuBuffer::<f32>::zeros(gpu, "tune c", m * n)?;
-        let iters = ((2e8 / (2.0 * (m * n * k) as f64)) as u32).clamp(1, 10);
+        let iters = tune_iters(m, n, k);
         let r = pick_fastest(&Tile::ALL, |t| {
             gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, &a, &b, &Epilogue::default(), &c))
         })?;
@@ -551,12 +652,10 @@ impl GemmInt {
                 return Ok(());
             }
         }
-        if self.runs_coop(a, b) {
-            return self.encode_coop_raw(gpu, enc, a, b, c);
+        match self.path(a, b, a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize) {
+            None => self.encode_coop_raw(gpu, enc, a, b, c),
+            Some(tile) => self.encode_raw_with(gpu, enc, tile, a, b, c),
         }
-        let tile =
-            self.cache.choose(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize, int_tiles(a, b));
-        self.encode_raw_with(gpu, enc, tile, a, b, c)
     }
 
     /// [`GemmInt::encode_raw`] on the cooperative-matrix unit (`gemm_int_coop`): the exact i32

@@ -397,6 +397,13 @@ impl Kernels {
         }
     }
 
+    /// Tunes every integer GEMM's shape classes that its products met untuned
+    /// ([`GemmInt::tune_untuned`]; the same bits on every path). Returns how many it tuned.
+    pub fn tune_int(&self, gpu: &Gpu) -> Result<usize> {
+        let kernels: Vec<Arc<GemmInt>> = self.int.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        kernels.iter().map(|k| k.tune_untuned(gpu)).sum()
+    }
+
     /// Whether [`Kernels::packed_col2im`] runs a convolution's input gradient from operands of
     /// layouts `la` (dY, `samples` stacked) and `lb` (Wᵀ): on a CPU adapter with 8-lane subgroups
     /// (where the GEMMs run their lanes kernels), for integer formats that

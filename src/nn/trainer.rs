@@ -12,6 +12,9 @@
 //! the end of an epoch and of an evaluation), so the host can record step N+1 while the GPU runs
 //! step N. Inputs are written with `Queue::write_buffer`, which wgpu orders after the work
 //! submitted before it, so the next batch never overwrites one the GPU is still reading.
+//! Where the `Gpu` tunes ([`Gpu::tunes`], on a GPU by default), a plan that met integer products
+//! of shapes whose GEMM path has not been timed yet is built twice: once to meet them, then,
+//! after they are timed, with the fastest paths (the same bits).
 
 use super::graph::Graph;
 use super::kernels::Kernels;
@@ -306,6 +309,8 @@ struct Caches {
     /// By (rows, evaluation).
     rings: HashMap<(usize, bool), Ring>,
     tick: u64,
+    /// Integer GEMM shape classes this trainer's plan builds tuned ([`Trainer::tuned_classes`]).
+    tuned: usize,
 }
 
 /// Plans kept at most (Bit-Mixer's configurations each have one; the arena is shared).
@@ -878,8 +883,32 @@ impl Trainer {
         Ok(true)
     }
 
-    /// Compiles the graph into a plan (see the module docs).
+    /// Compiles the graph into a plan (see the module docs). Where the `Gpu` tunes
+    /// ([`Gpu::tunes`]), the integer GEMMs' shape classes that this plan met without a tuning
+    /// result are timed and the plan is built again with their fastest paths (the same bits).
     fn build(&self, c: &mut Caches, key: &PlanKey) -> Result<StepPlan> {
+        let plan = self.build_once(c, key)?;
+        if !self.gpu.tunes() {
+            return Ok(plan);
+        }
+        let tuned = self.k.tune_int(&self.gpu)?;
+        if tuned == 0 {
+            return Ok(plan);
+        }
+        c.tuned += tuned;
+        drop(plan);
+        self.build_once(c, key)
+    }
+
+    /// Integer GEMM shape classes this trainer's step plans tuned when they were built (see
+    /// [`Gpu::tunes`]; 0 where it does not tune, and for classes another trainer on the same `Gpu`
+    /// tuned first: the kernels and their tuning are the `Gpu`'s).
+    pub fn tuned_classes(&self) -> usize {
+        self.lock().tuned
+    }
+
+    /// [`Trainer::build`] without tuning.
+    fn build_once(&self, c: &mut Caches, key: &PlanKey) -> Result<StepPlan> {
         let gpu = &self.gpu;
         let batch = key.batch;
         if key.kind == Kind::Update {
