@@ -15,11 +15,12 @@
 //!
 //! Where the `Gpu` tunes (`LOWBIT_TUNE`, on by default on a GPU), the warm-up's plan build tunes
 //! the integer GEMMs' shape classes the step meets; the line says how many each scheme's trainer
-//! tuned (the schemes share the kernels, so a class tuned for one scheme is not tuned again).
+//! tuned (the schemes share the kernels, so a class tuned for one scheme is not tuned again), and
+//! `--tunings` lists each class's paths with their times and the one kept.
 //!
 //! cargo run --release --example profile_step -- [--model mlp|cnn|resnet8|resnet20|gpt] [--schemes a,b,...] [--steps N]
 //!     [--rounds R] [--read-every K] [--batch B] [--hidden N] [--layers L --width C --heads H --context T] [--dispatches]
-//!     [--json]
+//!     [--tunings] [--json]
 //!
 //! The image models run on the embedded MNIST (batch 128 by default); `gpt` on the embedded
 //! Shakespeare (16 sequences by default, the gpt example's model: `--layers`, `--width`,
@@ -37,7 +38,7 @@ use lowbit::Gpu;
 use serde_json::json;
 use std::time::Instant;
 
-const USAGE: &str = "profile_step [--model mlp|cnn|resnet8|resnet20|gpt] [--schemes a,b,...] [--steps N] [--rounds R] [--read-every K] [--batch B] [--hidden N] [--layers L --width C --heads H --context T (gpt)] [--dispatches] [--json]";
+const USAGE: &str = "profile_step [--model mlp|cnn|resnet8|resnet20|gpt] [--schemes a,b,...] [--steps N] [--rounds R] [--read-every K] [--batch B] [--hidden N] [--layers L --width C --heads H --context T (gpt)] [--dispatches] [--tunings] [--json]";
 
 fn main() {
     cli::exit_on_error(run());
@@ -47,6 +48,7 @@ fn run() -> lowbit::Result<()> {
     let (mut model, mut schemes, mut steps, mut json_out) =
         ("mlp".to_string(), "fp32,int8,luq4".to_string(), 10usize, false);
     let (mut read_every, mut batch, mut hidden, mut list, mut rounds) = (1usize, None, None, false, 1usize);
+    let mut tunings = false;
     let mut gpt = GptConfig { vocab: 0, context: 64, width: 64, heads: 4, layers: 2 };
     let mut f = cli::Flags::new(USAGE);
     while let Some(a) = f.next() {
@@ -64,6 +66,7 @@ fn run() -> lowbit::Result<()> {
             "--hidden" => hidden = Some(f.whole("--hidden")),
             "--json" => json_out = true,
             "--dispatches" => list = true,
+            "--tunings" => tunings = true,
             "-h" | "--help" => cli::fail(USAGE, "Where a training step's time goes."),
             other => cli::fail(USAGE, &format!("unknown argument {other}")),
         }
@@ -264,6 +267,31 @@ fn run() -> lowbit::Result<()> {
                            "index": i, "kernel": k, "workgroups": w, "ms": 1e3 * secs})).collect::<Vec<_>>()),
                        "adapter": gpu.report().name})
             );
+        }
+    }
+    // 3. With --tunings: what the integer GEMMs' tuning timed for every scheme's plans.
+    let timed = trainers.first().map(Trainer::gemm_tunings).unwrap_or_default();
+    if tunings && json_out {
+        for t in &timed {
+            let tiles: Vec<_> =
+                t.tiles.iter().map(|(tile, s)| json!({"tile": format!("{tile:?}"), "ms": 1e3 * s})).collect();
+            println!(
+                "{}",
+                json!({"tuning": {"a": t.fmt_a.to_string(), "b": t.fmt_b.to_string(), "m": t.m, "n": t.n, "k": t.k,
+                       "tiles": tiles, "unit_ms": t.unit.map(|u| 1e3 * u),
+                       "kept": if t.on_unit() { "unit".to_string() } else { format!("{:?}", t.tile()) }}})
+            );
+        }
+    } else if tunings {
+        match (gpu.tunes(), timed.is_empty()) {
+            (false, _) => println!("integer GEMM tuning: off on this Gpu (LOWBIT_TUNE)"),
+            (true, true) => {
+                println!("integer GEMM tuning: no shape class timed (no integer GEMM on the tiles or unit)")
+            }
+            (true, false) => println!("integer GEMM tuning, per shape class (each path's time; the one kept):"),
+        }
+        for t in &timed {
+            println!("  {t}");
         }
     }
     Ok(())

@@ -1482,6 +1482,20 @@ fn int_coop_and_tiles_tuned_for_the_shapes_met_keep_the_bits() {
     let tile = kernel.tuned(m, n, k).expect("a tile for the class");
     assert!(int_tiles(&qa, &qb).contains(&tile));
     assert_eq!(kernel.coop_tuned(m, n, k).is_some(), unit, "the unit is timed where it takes the product");
+    // What it timed: the first product met, every tile it could take, the unit where it took it.
+    let timed = kernel.tunings();
+    assert_eq!(timed.len(), 1);
+    let t = &timed[0];
+    assert_eq!((t.fmt_a, t.fmt_b, t.m, t.n, t.k), (Format::Int8, Format::Int4, m, n, k));
+    assert_eq!(t.tiles.iter().map(|x| x.0).collect::<Vec<_>>(), int_tiles(&qa, &qb).to_vec());
+    assert!(t.tiles.iter().all(|x| x.1 > 0.0) && t.unit.is_some() == unit);
+    assert_eq!((t.tile(), Some(t.on_unit())), (tile, kernel.coop_tuned(m, n, k).or(Some(false))));
+    let line = t.to_string();
+    assert!(
+        line.starts_with("int8×int4 40×24×300: ")
+            && line.ends_with(&format!("→ {}", if t.on_unit() { "unit".into() } else { format!("{tile:?}") })),
+        "{line}"
+    );
     // The same bits on whichever path was chosen, and as on a tile given by name.
     common::assert_f32_bits_eq("tuned", &run(&qa, &qb), &before);
     common::assert_f32_bits_eq("tuned, same class", &run(&qa2, &qb2), &before2);

@@ -197,6 +197,59 @@ pub struct GemmInt {
     /// Per shape class that [`GemmInt::tune_untuned`] timed on the cooperative-matrix unit too:
     /// whether the unit ran it at least as fast as the fastest tile.
     coop_tuned: Mutex<HashMap<(u32, u32, u32), bool>>,
+    /// What [`GemmInt::tune_untuned`] timed, in order ([`GemmInt::tunings`]).
+    tunings: Mutex<Vec<Tuning>>,
+}
+
+/// One shape class [`GemmInt::tune_untuned`] timed: the product it timed, each path's seconds
+/// (the best of two runs of as many products as make about 0.2 GFLOP), and the path it kept.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    /// A's format.
+    pub fmt_a: Format,
+    /// B's format.
+    pub fmt_b: Format,
+    /// The product timed: the first of its class the untiled entry points met.
+    pub m: usize,
+    /// N of that product.
+    pub n: usize,
+    /// K of that product.
+    pub k: usize,
+    /// Each tile the product could take, with its seconds.
+    pub tiles: Vec<(Tile, f64)>,
+    /// The cooperative-matrix unit's seconds, where it takes the product.
+    pub unit: Option<f64>,
+}
+
+impl Tuning {
+    /// The fastest tile.
+    pub fn tile(&self) -> Tile {
+        self.tiles.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map_or(Tile::T64, |t| t.0)
+    }
+
+    /// Whether the unit runs the class: it takes the product and is at least as fast as the
+    /// fastest tile.
+    pub fn on_unit(&self) -> bool {
+        self.unit.is_some_and(|u| self.tiles.iter().all(|t| u <= t.1))
+    }
+}
+
+impl std::fmt::Display for Tuning {
+    /// `int8×int4 40×24×300: T128 0.110 ms, T64 0.090 ms, T32 0.120 ms, unit 0.300 ms → T64`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}×{} {}×{}×{}:", self.fmt_a, self.fmt_b, self.m, self.n, self.k)?;
+        let ms = |s: f64| format!("{:.3} ms", 1e3 * s);
+        let paths = self
+            .tiles
+            .iter()
+            .map(|(t, s)| format!("{t:?} {}", ms(*s)))
+            .chain(self.unit.map(|u| format!("unit {}", ms(u))));
+        write!(f, " {}", paths.collect::<Vec<_>>().join(", "))?;
+        match self.on_unit() {
+            true => write!(f, " → unit"),
+            false => write!(f, " → {:?}", self.tile()),
+        }
+    }
 }
 
 /// A product the untiled entry points met in a shape class without a tuning result: its shape,
@@ -250,6 +303,7 @@ impl GemmInt {
             cache: TileCache::new(gpu),
             untuned: Mutex::new(HashMap::new()),
             coop_tuned: Mutex::new(HashMap::new()),
+            tunings: Mutex::new(Vec::new()),
         }
         .with_coop_checked(gpu)
     }
@@ -408,6 +462,11 @@ impl GemmInt {
         Some(self.cache.choose(m, n, k, cands))
     }
 
+    /// What [`GemmInt::tune_untuned`] timed, class by class, in order.
+    pub fn tunings(&self) -> Vec<Tuning> {
+        locked(&self.tunings).clone()
+    }
+
     /// Shape classes the untiled entry points have met without a tuning result since the last
     /// [`GemmInt::tune_untuned`].
     pub fn untuned_classes(&self) -> usize {
@@ -441,18 +500,22 @@ impl GemmInt {
                 gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, &a, &b, &epi, &c))
             })?;
             self.cache.insert(u.m, u.n, u.k, tile);
+            let mut tuning =
+                Tuning { fmt_a: self.fmt_a, fmt_b: self.fmt_b, m: u.m, n: u.n, k: u.k, tiles: times, unit: None };
             if u.coop {
                 // (The scratch operands' native scale groups fit the unit wherever the product's
                 // did; were they not to, the unit keeps the class, as it does untuned.)
-                let unit = match self.runs_coop(&a, &b) {
+                let on_unit = match self.runs_coop(&a, &b) {
                     true => {
                         let t = gpu_seconds(gpu, iters, 2, |e| self.encode_coop(gpu, e, &a, &b, &epi, &c))?;
-                        t <= times.iter().map(|r| r.1).fold(f64::INFINITY, f64::min)
+                        tuning.unit = Some(t);
+                        tuning.on_unit()
                     }
                     false => true,
                 };
-                locked(&self.coop_tuned).insert(*class, unit);
+                locked(&self.coop_tuned).insert(*class, on_unit);
             }
+            locked(&self.tunings).push(tuning);
         }
         Ok(pending.len())
     }

@@ -404,6 +404,12 @@ impl Kernels {
         kernels.iter().map(|k| k.tune_untuned(gpu)).sum()
     }
 
+    /// What every integer GEMM's tuning timed ([`GemmInt::tunings`]), kernel by kernel.
+    pub fn int_tunings(&self) -> Vec<crate::kernels::gemm_int::Tuning> {
+        let kernels: Vec<Arc<GemmInt>> = self.int.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        kernels.iter().flat_map(|k| k.tunings()).collect()
+    }
+
     /// Whether [`Kernels::packed_col2im`] runs a convolution's input gradient from operands of
     /// layouts `la` (dY, `samples` stacked) and `lb` (Wᵀ): on a CPU adapter with 8-lane subgroups
     /// (where the GEMMs run their lanes kernels), for integer formats that

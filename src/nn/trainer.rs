@@ -907,6 +907,13 @@ impl Trainer {
         self.lock().tuned
     }
 
+    /// What the integer GEMMs' tuning timed for the step plans built on this trainer's `Gpu`
+    /// (this trainer's and any other's on it: the kernels are the `Gpu`'s), one entry per shape
+    /// class: each path's time and the one kept.
+    pub fn gemm_tunings(&self) -> Vec<crate::kernels::gemm_int::Tuning> {
+        self.k.int_tunings()
+    }
+
     /// [`Trainer::build`] without tuning.
     fn build_once(&self, c: &mut Caches, key: &PlanKey) -> Result<StepPlan> {
         let gpu = &self.gpu;
