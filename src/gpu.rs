@@ -545,8 +545,11 @@ impl Gpu {
     /// Whether a trainer tunes the integer GEMMs for its steps: when it builds a step plan, it
     /// times, for each shape class of integer product the plan met without a tuning result, the
     /// tiles and (where the adapter has one) the cooperative-matrix unit, and builds the plan again
-    /// with the fastest ([`crate::kernels::gemm_int::GemmInt::tune_untuned`]). The integer sums are
-    /// exact on every path, so it changes no bit, only time. On by default except on CPU adapters
+    /// with the fastest ([`crate::kernels::gemm_int::GemmInt::tune_untuned`]). It chooses only
+    /// among paths that give a product the bits of its untuned path (the integer sums are exact on
+    /// every tile and on the unit; where SMP's samples or scale blocks along K split a long K into
+    /// f32 partial values, among the tiles that split it alike), so it changes no bit, only time,
+    /// and runs give the same bits whatever their timings. On by default except on CPU adapters
     /// (lavapipe: their layouts run the lanes kernel, which has no tiles to choose); the
     /// environment variable `LOWBIT_TUNE` (`auto`, `on` or `1`, `off` or `0`) or
     /// [`Gpu::with_tuning`] chooses otherwise. The f32, FP8 and TinyScript GEMMs keep their

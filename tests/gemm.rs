@@ -1504,6 +1504,24 @@ fn int_coop_and_tiles_tuned_for_the_shapes_met_keep_the_bits() {
     common::assert_f32_bits_eq("tuned vs the 32 tile", &before, &named.read(&g).unwrap());
     assert_eq!(kernel.untuned_classes(), 0, "a tuned class is not noted again");
     assert_eq!(kernel.tune_untuned(&g).unwrap(), 0);
+    // A product whose splits along K add f32 partial values (SMP's samples), so that its bits
+    // follow the split count, which follows the tile count: 16 × 40 outputs on one 64×64 or 128×128
+    // tile or two 32×32 ones split K = 70,000 differently, and tuning may only take the tiles that
+    // split it as its untuned path (the heuristic's 32×32 tile) does.
+    let (ms, ns, ks) = (16, 40, 70_000);
+    use lowbit::kernels::gemm::split_plan;
+    assert_ne!(split_plan(1, ks, 0).0, split_plan(2, ks, 0).0);
+    let (da, db) = (data(ms * ks, 73, false), data(ns * ks, 74, false));
+    let smp = quantized_samples(&da, ms, ks, QuantScheme::per_row(Format::Int8).stochastic(3, 1), 2);
+    let qbs = quantized(&db, ns, ks, scheme(Format::Int4));
+    let untuned = run(&smp, &qbs);
+    assert_eq!(kernel.untuned_classes(), 1);
+    assert_eq!(kernel.tune_untuned(&g).unwrap(), 1);
+    let timed = kernel.tunings();
+    let t = timed.last().unwrap();
+    assert_eq!((t.m, t.n, t.k, t.unit), (ms, ns, ks, None), "SMP's samples do not go to the unit");
+    assert_eq!(t.tiles.iter().map(|x| x.0).collect::<Vec<_>>(), [Tile::T32], "only the tiles of its split");
+    common::assert_f32_bits_eq("SMP, tuned", &run(&smp, &qbs), &untuned);
     // The raw sums' entry point notes and takes its classes the same way.
     let (qa3, qb3) = product(3, 5, 2000);
     let raw = GpuBuffer::<i32>::zeros(&g, "raw", 15).unwrap();

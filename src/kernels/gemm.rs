@@ -131,8 +131,16 @@ impl TileCache {
 
     /// The tuned tile, or the untuned choice among `cands` (the heuristic for the adapter).
     pub fn choose(&self, m: usize, n: usize, k: usize, cands: &[Tile]) -> Tile {
-        let untuned = || if self.cpu { Tile::cpu_heuristic(m, n, cands) } else { Tile::heuristic(m, n, cands) };
-        self.get(m, n, k).filter(|t| cands.contains(t)).unwrap_or_else(untuned)
+        self.get(m, n, k).filter(|t| cands.contains(t)).unwrap_or_else(|| self.untuned(m, n, cands))
+    }
+
+    /// The choice among `cands` without a tuning result: the heuristic for the adapter.
+    pub fn untuned(&self, m: usize, n: usize, cands: &[Tile]) -> Tile {
+        if self.cpu {
+            Tile::cpu_heuristic(m, n, cands)
+        } else {
+            Tile::heuristic(m, n, cands)
+        }
     }
 
     /// Records a tuning result.

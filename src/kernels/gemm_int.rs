@@ -21,8 +21,8 @@
 //! 6 c, 7 amax. Reference: [`crate::reference::gemm_int`].
 
 use super::gemm::{
-    dispatch_packed, encode_split, exact_split_plan, flags, pick_fastest, scratch_operand, shape_class, tiles, Dummies,
-    Epilogue, ExactCombine, GemmParams, Tile, TileCache, TilePipelines, PACKED_SLOTS,
+    dispatch_packed, encode_split, exact_split_plan, flags, pick_fastest, scratch_operand, shape_class, split_plan,
+    tiles, Dummies, Epilogue, ExactCombine, GemmParams, Tile, TileCache, TilePipelines, PACKED_SLOTS,
 };
 use super::gemm_f32_lanes::GemmF32Lanes;
 use super::gemm_int_coop::{build_coop, coop_or_error, CoopPipeline, GemmIntCoop};
@@ -253,13 +253,14 @@ impl std::fmt::Display for Tuning {
 }
 
 /// A product the untiled entry points met in a shape class without a tuning result: its shape,
-/// the tiles it could take and whether the cooperative-matrix unit takes its operands.
-#[derive(Copy, Clone, Debug)]
+/// the tiles it could take with the bits of its untuned path, and whether it could take the
+/// cooperative-matrix unit (its untuned path, where the unit takes its operands).
+#[derive(Clone, Debug)]
 struct Untuned {
     m: usize,
     n: usize,
     k: usize,
-    cands: &'static [Tile],
+    cands: Vec<Tile>,
     coop: bool,
 }
 
@@ -434,32 +435,64 @@ impl GemmInt {
         if self.records_lanes(gpu, enc, a, b, batches, epi.flags(), epi, c.buffer(), c.len())? {
             return Ok(());
         }
-        match self.path(a, b, m, n, a.layout.cols as usize) {
+        match self.path(gpu, a, b, batches, epi.flags(), (m, n, a.layout.cols as usize))? {
             None => self.encode_coop_batched(gpu, enc, a, b, batches, epi, c),
             Some(tile) => self.encode_batched_with(gpu, enc, tile, a, b, batches, epi, c),
         }
     }
 
-    /// The untiled entry points' path for a product of `m × n × k`: the cooperative-matrix unit
-    /// (`None`) where it takes the operands ([`GemmInt::runs_coop`]) unless tuning found a tile
-    /// faster for the shape's class, else a tile: the tuned one, or the heuristic's. A class met
-    /// without a tuning result is noted for [`GemmInt::tune_untuned`].
-    fn path(&self, a: &QuantizedTensor, b: &QuantizedTensor, m: usize, n: usize, k: usize) -> Option<Tile> {
+    /// The untiled entry points' path for a product (`batches` of `m × n × k`, epilogue `flags`):
+    /// untuned, the cooperative-matrix unit (`None`) where it takes the operands
+    /// ([`GemmInt::runs_coop`]), else the heuristic's tile; tuned, the path tuning kept for the
+    /// shape's class, where its bits are the untuned path's, else the untuned path. A class met
+    /// without a tuning result is noted for [`GemmInt::tune_untuned`], with the tiles whose bits
+    /// are the untuned path's ([`GemmInt::split_bits`]).
+    fn path(
+        &self,
+        gpu: &Gpu,
+        a: &QuantizedTensor,
+        b: &QuantizedTensor,
+        batches: usize,
+        flags: u32,
+        (m, n, k): (usize, usize, usize),
+    ) -> Result<Option<Tile>> {
         let class = shape_class(m, n, k);
-        let cands = int_tiles(a, b);
         let coop = self.runs_coop(a, b);
+        // The unit splits K as the 64×64 tiles do, and gives their bits.
+        let untuned = if coop { Tile::T64 } else { self.cache.untuned(m, n, int_tiles(a, b)) };
+        let bits =
+            |t: Tile| -> Result<u32> { Ok(self.split_bits(gpu, &packed_params("gemm_int", a, b, flags, t, batches)?)) };
+        let want = bits(untuned)?;
+        let mut same = Vec::new();
+        for &t in int_tiles(a, b) {
+            if bits(t)? == want {
+                same.push(t);
+            }
+        }
         let unit = if coop { locked(&self.coop_tuned).get(&class).copied() } else { None };
-        let tuned = match coop {
-            true => unit.is_some(),
-            false => self.cache.get(m, n, k).is_some_and(|t| cands.contains(&t)),
-        };
-        if !tuned {
-            locked(&self.untuned).entry(class).or_insert(Untuned { m, n, k, cands, coop });
+        let tile = self.cache.get(m, n, k);
+        if (coop && unit.is_none()) || (!coop && tile.is_none()) {
+            locked(&self.untuned).entry(class).or_insert(Untuned { m, n, k, cands: same.clone(), coop });
         }
         if coop && unit != Some(false) {
-            return None;
+            return Ok(None);
         }
-        Some(self.cache.choose(m, n, k, cands))
+        Ok(Some(tile.filter(|t| same.contains(t)).unwrap_or(untuned)))
+    }
+
+    /// What a product's bits depend on among its tiles: 0 where they depend on none (splits
+    /// along K that sum exactly, [`GemmInt::exact_splits`]), else the count of splits whose f32
+    /// partial values `col_sum` adds (SMP's samples, scale blocks along K; 1 unsplit), which
+    /// follows the tile count ([`super::gemm::split_plan`]): the tiles that split such a product
+    /// as its untuned path does give its bits, the others may not.
+    fn split_bits(&self, gpu: &Gpu, p: &GemmParams) -> u32 {
+        if Self::exact_split_plan(gpu, p).0 > 1 {
+            return 0;
+        }
+        match p.batches > 1 {
+            true => 1,
+            false => split_plan(p.total_tiles, p.k as usize, p.flags).0,
+        }
     }
 
     /// What [`GemmInt::tune_untuned`] timed, class by class, in order.
@@ -483,12 +516,15 @@ impl GemmInt {
     /// Tunes every shape class the untiled entry points ([`GemmInt::encode`], `encode_batched`,
     /// `encode_raw`) have met without a tuning result: on one product of the first shape met in
     /// the class (scratch operands; submits and waits), times the tiles that product could take
-    /// and, where the cooperative-matrix unit takes its operands, the unit, and keeps the fastest
-    /// (the unit where it is at least as fast as the fastest tile). Every path gives the same bits
-    /// (the integer sums are exact, split or not; the unit gives the 64×64 tiles' bits), so tuning
-    /// changes how long a product takes, never its result. Returns how many classes it tuned. A
-    /// step plan records its paths when it is built: the trainer builds a plan, tunes what it met
-    /// and builds it again where [`Gpu::tunes`] says so.
+    /// with the bits of its untuned path and, where the cooperative-matrix unit takes its
+    /// operands, the unit, and keeps the fastest (the unit where it is at least as fast as the
+    /// fastest tile). The integer sums are exact on every tile, split or not, and the unit gives
+    /// the 64×64 tiles' bits; only where SMP's samples or scale blocks along K split a long K into
+    /// f32 partial values do the bits follow the split count, and so the tile count (the untiled
+    /// entry points then take a tuned tile only where it splits the product as its untuned path
+    /// does). So tuning changes how long a product takes, never its result. Returns how many
+    /// classes it tuned. A step plan records its paths when it is built: the trainer builds a
+    /// plan, tunes what it met and builds it again where [`Gpu::tunes`] says so.
     pub fn tune_untuned(&self, gpu: &Gpu) -> Result<usize> {
         let pending: Vec<((u32, u32, u32), Untuned)> = locked(&self.untuned).drain().collect();
         for (class, u) in &pending {
@@ -496,7 +532,7 @@ impl GemmInt {
             let b = scratch_operand(gpu, u.n, u.k, self.fmt_b)?;
             let c = GpuBuffer::<f32>::zeros(gpu, "tune c", u.m * u.n)?;
             let (iters, epi) = (tune_iters(u.m, u.n, u.k), Epilogue::default());
-            let (tile, times) = pick_fastest(u.cands, |t| {
+            let (tile, times) = pick_fastest(&u.cands, |t| {
                 gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, &a, &b, &epi, &c))
             })?;
             self.cache.insert(u.m, u.n, u.k, tile);
@@ -715,7 +751,8 @@ impl GemmInt {
                 return Ok(());
             }
         }
-        match self.path(a, b, a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize) {
+        let shape = (a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize);
+        match self.path(gpu, a, b, 1, flags::RAW, shape)? {
             None => self.encode_coop_raw(gpu, enc, a, b, c),
             Some(tile) => self.encode_raw_with(gpu, enc, tile, a, b, c),
         }
