@@ -1522,6 +1522,17 @@ fn int_coop_and_tiles_tuned_for_the_shapes_met_keep_the_bits() {
     assert_eq!((t.m, t.n, t.k, t.unit), (ms, ns, ks, None), "SMP's samples do not go to the unit");
     assert_eq!(t.tiles.iter().map(|x| x.0).collect::<Vec<_>>(), [Tile::T32], "only the tiles of its split");
     common::assert_f32_bits_eq("SMP, tuned", &run(&smp, &qbs), &untuned);
+    // A product whose splits add exactly: the 32×32 tile (81 tiles) runs it whole, the larger
+    // ones split K = 2,100 into exact sums; every tile gives the unsplit bits, so all are timed.
+    let (me, ne, ke) = (260, 260, 2100);
+    let (qae, qbe) = product(me, ne, ke);
+    let whole = run(&qae, &qbe);
+    assert_eq!(kernel.untuned_classes(), 1);
+    assert_eq!(kernel.tune_untuned(&g).unwrap(), 1);
+    let timed = kernel.tunings();
+    let t = timed.last().unwrap();
+    assert_eq!(t.tiles.iter().map(|x| x.0).collect::<Vec<_>>(), int_tiles(&qae, &qbe).to_vec());
+    common::assert_f32_bits_eq("exact splits, tuned", &run(&qae, &qbe), &whole);
     // The raw sums' entry point notes and takes its classes the same way.
     let (qa3, qb3) = product(3, 5, 2000);
     let raw = GpuBuffer::<i32>::zeros(&g, "raw", 15).unwrap();

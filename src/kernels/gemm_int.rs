@@ -480,19 +480,15 @@ impl GemmInt {
         Ok(Some(tile.filter(|t| same.contains(t)).unwrap_or(untuned)))
     }
 
-    /// What a product's bits depend on among its tiles: 0 where they depend on none (splits
-    /// along K that sum exactly, [`GemmInt::exact_splits`]), else the count of splits whose f32
-    /// partial values `col_sum` adds (SMP's samples, scale blocks along K; 1 unsplit), which
-    /// follows the tile count ([`super::gemm::split_plan`]): the tiles that split such a product
-    /// as its untuned path does give its bits, the others may not.
+    /// Which bits a tile gives a product: 1 for the unsplit product's (whole, or split along K
+    /// into sums that add exactly, [`GemmInt::exact_splits`]), else the count of splits whose f32
+    /// partial values `col_sum` adds (SMP's samples, scale blocks along K), which follows the tile
+    /// count ([`super::gemm::split_plan`]). Tiles with the same count give the same bits.
     fn split_bits(&self, gpu: &Gpu, p: &GemmParams) -> u32 {
-        if Self::exact_split_plan(gpu, p).0 > 1 {
-            return 0;
+        if Self::exact_split_plan(gpu, p).0 > 1 || p.batches > 1 {
+            return 1;
         }
-        match p.batches > 1 {
-            true => 1,
-            false => split_plan(p.total_tiles, p.k as usize, p.flags).0,
-        }
+        split_plan(p.total_tiles, p.k as usize, p.flags).0
     }
 
     /// What [`GemmInt::tune_untuned`] timed, class by class, in order.
