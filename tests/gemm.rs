@@ -1437,15 +1437,10 @@ fn int_lane_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_el
     assert!(matches!(GemmIntLanes::new(g, Format::Fp8E4M3, Format::Int8), Err(Error::InvalidArgument(_))));
 }
 
-/// gemm_int_coop (the cooperative-matrix unit) against gemm_int's 64×64 tiles, bit for bit, and
-/// the reference within the epilogue bound, under every epilogue variant, where the adapter has
-/// f16 cooperative matrices (lavapipe from Mesa 25.1 on: 8×8×8; NVIDIA: 16×16×16); elsewhere
-/// (CI's lavapipe 25.0) asking for it is a clear error that records nothing and the dispatcher
-/// keeps the SIMD kernels.
 /// `GemmInt::tune_untuned`: the untiled entry points note each shape class they choose a path
-/// for without a tuning result; tuning times the tiles (and the cooperative-matrix unit where it
-/// takes the operands: lavapipe of Mesa 26 in CI) for each, once, and the products keep their bits
-/// whatever it chose.
+/// for without a tuning result; tuning times, once for each, the tiles that give the product its
+/// untuned bits (and the cooperative-matrix unit where it takes the operands: lavapipe of Mesa 26
+/// in CI), and the products keep their bits whatever it chose.
 #[test]
 fn int_coop_and_tiles_tuned_for_the_shapes_met_keep_the_bits() {
     use lowbit::kernels::gemm_int_coop::GemmIntCoop;
@@ -1545,6 +1540,11 @@ fn int_coop_and_tiles_tuned_for_the_shapes_met_keep_the_bits() {
     assert_eq!(kernel.untuned_classes(), 0);
 }
 
+/// gemm_int_coop (the cooperative-matrix unit) against gemm_int's 64×64 tiles, bit for bit, and
+/// the reference within the epilogue bound, under every epilogue variant, where the adapter has
+/// f16 cooperative matrices (lavapipe from Mesa 25.1 on: 8×8×8; NVIDIA: 16×16×16); elsewhere
+/// (CI's lavapipe 25.0) asking for it is a clear error that records nothing and the dispatcher
+/// keeps the SIMD kernels.
 #[test]
 fn int_coop_gemm_gives_gemm_ints_bits_where_the_adapter_has_it_and_is_refused_elsewhere() {
     use lowbit::kernels::gemm_int_coop::GemmIntCoop;

@@ -215,7 +215,8 @@ pub struct Tuning {
     pub n: usize,
     /// K of that product.
     pub k: usize,
-    /// Each tile the product could take, with its seconds.
+    /// Each tile timed (those that give the product the bits of its untuned path), with its
+    /// seconds.
     pub tiles: Vec<(Tile, f64)>,
     /// The cooperative-matrix unit's seconds, where it takes the product.
     pub unit: Option<f64>,
@@ -456,6 +457,7 @@ impl GemmInt {
         flags: u32,
         (m, n, k): (usize, usize, usize),
     ) -> Result<Option<Tile>> {
+        self.check_formats(a, b)?;
         let class = shape_class(m, n, k);
         let coop = self.runs_coop(a, b);
         // The unit splits K as the 64×64 tiles do, and gives their bits.

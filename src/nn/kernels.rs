@@ -398,7 +398,8 @@ impl Kernels {
     }
 
     /// Tunes every integer GEMM's shape classes that its products met untuned
-    /// ([`GemmInt::tune_untuned`]; the same bits on every path). Returns how many it tuned.
+    /// ([`GemmInt::tune_untuned`]: among the paths with each product's untuned bits). Returns how
+    /// many it tuned.
     pub fn tune_int(&self, gpu: &Gpu) -> Result<usize> {
         let kernels: Vec<Arc<GemmInt>> = self.int.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
         kernels.iter().map(|k| k.tune_untuned(gpu)).sum()
