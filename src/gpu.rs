@@ -128,10 +128,7 @@ fn tune_from_env(device_type: &str) -> Result<bool> {
 
 /// A `LOWBIT_TUNE` value ([`tune_from_env`]).
 fn parse_tune(v: &str, device_type: &str) -> Result<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "" | "auto" => Ok(device_type != "cpu"),
-        word => switch_word(word).ok_or_else(|| tune_error(v)),
-    }
+    auto_switch(v, device_type != "cpu").ok_or_else(|| tune_error(v))
 }
 
 fn tune_error(v: &str) -> Error {
@@ -160,6 +157,15 @@ pub(crate) fn switch_word(v: &str) -> Option<bool> {
         "1" | "on" | "yes" | "true" => Some(true),
         "0" | "off" | "no" | "false" => Some(false),
         _ => None,
+    }
+}
+
+/// A switch that also takes `auto`: empty or `auto` (any case, spaces around it ignored) is
+/// `auto`, the switch's own default; else [`switch_word`]'s reading (`LOWBIT_TUNE`, `LOWBIT_COOP`).
+pub(crate) fn auto_switch(v: &str, auto: bool) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "" | "auto" => Some(auto),
+        _ => switch_word(v),
     }
 }
 

@@ -172,10 +172,7 @@ impl GemmIntCoop {
 
     /// A `LOWBIT_COOP` value ([`GemmIntCoop::allowed`]).
     fn parse_allowed(v: &str) -> Result<bool> {
-        match v.trim().to_ascii_lowercase().as_str() {
-            "" | "auto" => Ok(true),
-            word => crate::gpu::switch_word(word).ok_or_else(|| coop_error(v)),
-        }
+        crate::gpu::auto_switch(v, true).ok_or_else(|| coop_error(v))
     }
 
     /// Whether `gpu` can run this kernel ([`GemmIntCoop::size`]).
