@@ -526,13 +526,9 @@ impl GemmInt {
     pub fn tune_untuned(&self, gpu: &Gpu) -> Result<usize> {
         let pending: Vec<((u32, u32, u32), Untuned)> = locked(&self.untuned).drain().collect();
         for (class, u) in &pending {
-            let a = scratch_operand(gpu, u.m, u.k, self.fmt_a)?;
-            let b = scratch_operand(gpu, u.n, u.k, self.fmt_b)?;
-            let c = GpuBuffer::<f32>::zeros(gpu, "tune c", u.m * u.n)?;
+            let (a, b, c) = self.scratch_product(gpu, u.m, u.n, u.k)?;
             let (iters, epi) = (tune_iters(u.m, u.n, u.k), Epilogue::default());
-            let (tile, times) = pick_fastest(&u.cands, |t| {
-                gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, &a, &b, &epi, &c))
-            })?;
+            let (tile, times) = self.time_tiles(gpu, (&a, &b, &c), &u.cands)?;
             self.cache.insert(u.m, u.n, u.k, tile);
             let mut tuning =
                 Tuning { fmt_a: self.fmt_a, fmt_b: self.fmt_b, m: u.m, n: u.n, k: u.k, tiles: times, unit: None };
@@ -722,15 +718,38 @@ impl GemmInt {
     /// Times every tile candidate on an `m × n × k` product (scratch operands; submits and
     /// waits) and caches the fastest for the shape's class.
     pub fn tune(&self, gpu: &Gpu, m: usize, n: usize, k: usize) -> Result<(Tile, Vec<(Tile, f64)>)> {
-        let a = scratch_operand(gpu, m, k, self.fmt_a)?;
-        let b = scratch_operand(gpu, n, k, self.fmt_b)?;
-        let c = GpuBuffer::<f32>::zeros(gpu, "tune c", m * n)?;
-        let iters = tune_iters(m, n, k);
-        let r = pick_fastest(&Tile::ALL, |t| {
-            gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, &a, &b, &Epilogue::default(), &c))
-        })?;
+        let (a, b, c) = self.scratch_product(gpu, m, n, k)?;
+        let r = self.time_tiles(gpu, (&a, &b, &c), &Tile::ALL)?;
         self.cache.insert(m, n, k, r.0);
         Ok(r)
+    }
+
+    /// A product of `m × n × k` to time: scratch operands in this kernel's formats (their native
+    /// scale groups) and C.
+    fn scratch_product(
+        &self,
+        gpu: &Gpu,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<(QuantizedTensor, QuantizedTensor, GpuBuffer<f32>)> {
+        let a = scratch_operand(gpu, m, k, self.fmt_a)?;
+        let b = scratch_operand(gpu, n, k, self.fmt_b)?;
+        Ok((a, b, GpuBuffer::<f32>::zeros(gpu, "tune c", m * n)?))
+    }
+
+    /// Times the product on each of `tiles` ([`tune_iters`] products, the best of two runs) and
+    /// returns the fastest with every tile's seconds.
+    fn time_tiles(
+        &self,
+        gpu: &Gpu,
+        (a, b, c): (&QuantizedTensor, &QuantizedTensor, &GpuBuffer<f32>),
+        tiles: &[Tile],
+    ) -> Result<(Tile, Vec<(Tile, f64)>)> {
+        let iters = tune_iters(a.layout.rows as usize, b.layout.rows as usize, a.layout.cols as usize);
+        pick_fastest(tiles, |t| {
+            gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, a, b, &Epilogue::default(), c))
+        })
     }
 
     /// Records the exact i32 sums of products (over all K and samples), without scales.

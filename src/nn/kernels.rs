@@ -401,14 +401,17 @@ impl Kernels {
     /// ([`GemmInt::tune_untuned`]: among the paths with each product's untuned bits). Returns how
     /// many it tuned.
     pub fn tune_int(&self, gpu: &Gpu) -> Result<usize> {
-        let kernels: Vec<Arc<GemmInt>> = self.int.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
-        kernels.iter().map(|k| k.tune_untuned(gpu)).sum()
+        self.int_kernels().iter().map(|k| k.tune_untuned(gpu)).sum()
     }
 
     /// What every integer GEMM's tuning timed ([`GemmInt::tunings`]), kernel by kernel.
     pub fn int_tunings(&self) -> Vec<crate::kernels::gemm_int::Tuning> {
-        let kernels: Vec<Arc<GemmInt>> = self.int.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
-        kernels.iter().flat_map(|k| k.tunings()).collect()
+        self.int_kernels().iter().flat_map(|k| k.tunings()).collect()
+    }
+
+    /// The integer GEMMs built so far (taken out of the lock: tuning submits and waits).
+    fn int_kernels(&self) -> Vec<Arc<GemmInt>> {
+        self.int.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 
     /// Whether [`Kernels::packed_col2im`] runs a convolution's input gradient from operands of
