@@ -443,6 +443,7 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
     for &f in &a.formats {
         let quant = Quantize::new(gpu, f)?;
         let fused = QuantizeFused::new(gpu, f)?;
+        let fused_t = QuantizeTransposeFused::new(gpu, f)?;
         let transpose = QuantizeTranspose::new(gpu, f)?;
         let deq = Dequantize::new(gpu, f)?;
         let line = |kernel: &str, gran: Granularity, rounding: &str, bytes: f64, (secs, copy_secs): (f64, f64)| {
@@ -502,7 +503,6 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                     );
                     let amax_t = GpuBuffer::<u32>::zeros(gpu, "amax t", lt.amax_len())?;
                     let bytes_t = (4 * n + 4 * lt.words() + 4 * lt.n_groups as usize) as f64;
-                    let fused_t = QuantizeTransposeFused::new(gpu, f)?;
                     let tc = copy_secs()?;
                     let t =
                         gpu_seconds(gpu, a.iters, 3, |e| fused_t.encode(gpu, e, &xb, &lt, sr, &codes_t, &scales_t))?;
@@ -518,7 +518,7 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
                 // blocks of 16 down x's rows, Rᵀ quantized per block): the one launch beside the
                 // chain it replaces, and with x's own blocks too beside the two launches apart.
                 if f.block().is_some() && HadamardQuantizeTranspose::supports(&lt, ROTATION) {
-                    rotated_lines(gpu, a, (&fused, sr), &xb, (&l, &lt), &copy_secs, &line)?;
+                    rotated_lines(gpu, a, (&fused, &fused_t, sr), &xb, (&l, &lt), &copy_secs, &line)?;
                 }
             }
             if gran == Granularity::PerTensor {
@@ -542,8 +542,9 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
 type Line<'a> = dyn Fn(&str, Granularity, &str, f64, (f64, f64)) + 'a;
 
 /// The rotated lines of a block-scaled format over x (`[rows, cols]`, layout `lx`; L = Rᵀ's layout
-/// `lt`), with `quantize_x` (the caller's one-pass quantizer of that format) for x's own blocks,
-/// rounding `sr` and the training presets' random signs, each timed after its own copy:
+/// `lt`), with `quantize_x` and `chain_t` (the caller's one-pass quantizers of that format, of x
+/// and of a transpose) for x's own blocks and the chain's Rᵀ, rounding `sr` and the training
+/// presets' random signs, each timed after its own copy:
 /// `hadamard_quantize_transpose` (with NVFP4 the maxima launch its block scales read first, as
 /// training takes it on a GPU) beside `hadamard_then_quantize_transpose` (R written by `hadamard`,
 /// then `quantize_transpose_fused`: a CPU adapter's NVFP4 chain), and where the adapter binds it
@@ -552,7 +553,7 @@ type Line<'a> = dyn Fn(&str, Granularity, &str, f64, (f64, f64)) + 'a;
 fn rotated_lines(
     gpu: &Gpu,
     a: &Args,
-    (quantize_x, sr): (&QuantizeFused, Rounding),
+    (quantize_x, chain_t, sr): (&QuantizeFused, &QuantizeTransposeFused, Rounding),
     xb: &GpuBuffer<f32>,
     (lx, lt): (&QuantLayout, &QuantLayout),
     copy_secs: &dyn Fn() -> Result<f64>,
@@ -564,7 +565,6 @@ fn rotated_lines(
     let nvfp4 = f.needs_tensor_amax();
     let fused = HadamardQuantizeTranspose::new(gpu, f)?;
     let hadamard = Hadamard::new(gpu)?;
-    let chain_t = QuantizeTransposeFused::new(gpu, f)?;
     let (codes, scales) = (
         GpuBuffer::<u32>::zeros(gpu, "rotated codes", lt.words())?,
         GpuBuffer::<f32>::zeros(gpu, "rotated scales", lt.n_groups as usize)?,
