@@ -9,7 +9,7 @@
 // the tensor's maximum (of R) from tensor_amax[0], which hadamard's maxima-only pass writes.
 // With p.masked, x[i] reads as 0 unless mask[i] > 0 (ReLU's backward, before the signs, as
 // hadamard reads it). With p.aux0 = 1 it also writes each row's sum of the unrotated L (x as
-// read, masked) per chunk of col_sum's first level (common/row_sums.wgsl), partial sums
+// read, masked) per chunk of col_sum's first level (common/chunk_sums.wgsl), partial sums
 // [chunks, rows of L] that col_sum's `finish` adds in order (with one chunk, the sums): the bias
 // gradient that a rotated dYᵀ otherwise leaves to col_sum's two launches, in one.
 // Layout: L's rows a multiple of 4 (x's columns in fours, read as vec4s). Thread t < rp.blocks

@@ -15,13 +15,14 @@
 // costs about what one f32 does; x's rows a multiple of 4 values and the format's codes per word
 // too) reads x and the mask only as vec4s, x's groups as quantize_fused's main_group_v4 and
 // main_row_short_v4 do (store_group4) and four adjacent rows of L per thread as
-// quantize_transpose_fused's main_thread_v4 and main_block_thread_v4 do (row_thread4,
-// block_thread4): the same bits. (One entry never reaches both views of a binding.)
+// quantize_transpose_fused's main_thread_v4 and main_block_thread_v4 do (row_quads,
+// block_quads, one quad a thread: pt.quads = 1): the same bits. (One entry never reaches both
+// views of a binding.)
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
-// here and in the included units steps its counter by a positive constant (1, 8) or by a chunk
-// of at least one column, towards a bound fixed before the loop (a params field, the format's
-// codes per word, 24 in recip_rne, the chunks of L's columns); the bounds are buffer lengths,
-// far below u32's end, so every loop ends.
+// here and in the included units steps its counter by a positive constant (1, 8) or by a chunk or
+// run of at least one column or word, towards a bound fixed before the loop (a params field, the
+// format's codes per word, 24 in recip_rne, the chunks of L's columns, a thread's quads); the
+// bounds are buffer lengths, far below u32's end, so every loop ends.
 // Entry `main_given` (a GPU's layouts; below) takes L's group maxima given instead of reducing
 // them, as quantize_transpose does, and x's groups in teams of threads, as quantize_fused does on
 // a GPU.
@@ -33,13 +34,13 @@
 // pt.aux0 = 1: L's row sums asked, pt.aux1 col_sum's chunk_rows), 9 sums (read_write f32, L's
 // rows), 10 parts (read_write: L's maxima and sums per chunk, entries main_parts_v4 and main_v4;
 // L's given group maxima for main_given).
-// Entry main_v4 with px.aux0 > 0 (px's aux fields are otherwise unread) splits L's rows into
-// pieces of px.aux0 words, a thread per piece of four rows, after entry main_parts_v4 has taken
-// the rows' maxima and sums per col_sum chunk (pt.aux1 columns; its chunk_pass4): where L's rows
-// are few and long (a convolution's dYᵀ: 16 rows of batch·h·w columns), a thread per four whole
-// rows put all of L's work on one or two of a CPU's threads. Each piece thread gathers its rows'
-// maxima (any grouping of a maximum of amax_bits is the same) and the first piece their sums
-// (the chunks added in order, as row_pass4 adds them), so the same scales, sums and codes.
+// Entry main_v4 with px.aux0 > 0 (px's aux fields are otherwise unread) splits L's rows into pieces
+// of px.aux0 words, a thread per piece of four rows, after entry main_parts_v4 has taken the rows'
+// maxima and sums per col_sum chunk (pt.aux1 columns; its chunk_pass4): where L's rows are few and
+// long (a convolution's dYᵀ: 16 rows of batch·h·w columns), a thread per four whole rows put all of
+// L's work on one or two of a CPU's threads. Each piece thread gathers its rows' maxima (any
+// grouping of a maximum of amax_bits is the same) and the first piece their sums (the chunks added
+// in order, as rows_t.wgsl's quads_pass adds them), so the same scales, sums and codes.
 
 @group(0) @binding(0) var<uniform> px: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -125,7 +126,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 }
 
 // L's maxima and sums per chunk of its columns for main_v4's split rows (px.aux0 > 0): a thread
-// per chunk and four adjacent rows of L (through the vec4 views), as row_pass4 reads each chunk.
+// per chunk and four adjacent rows of L (through the vec4 views), as quads_pass reads each chunk.
 @compute @workgroup_size(64)
 fn main_parts_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     p = pt;
@@ -153,7 +154,7 @@ fn main_parts_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 }
 
 // Words [piece·px.aux0, (piece + 1)·px.aux0) of rows 4·quad .. 4·quad + 3 of L (t = piece·quads +
-// quad), packed as row_thread4 packs them: the rows' maxima gathered from main_parts_v4's chunks,
+// quad), packed as row_quads packs them: the rows' maxima gathered from main_parts_v4's chunks,
 // and by the first piece their sums (the chunks in order) and scales.
 fn piece_thread4(t: u32) {
     let quads = p.rows / 4u;
@@ -209,9 +210,9 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         if (px.aux0 > 0u) {
             piece_thread4(t);
         } else if (p.block_div == 0xffffffffu) {
-            row_thread4(t * 4u);
+            row_quads(t * 4u);
         } else {
-            block_thread4(t * 4u);
+            block_quads(t * 4u);
         }
         return;
     }

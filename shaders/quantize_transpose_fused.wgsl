@@ -23,7 +23,8 @@
 // sums keep col_sum's order (eight interleaved partial sums per chunk, added in lane order, then
 // the chunks in order).
 // `main_thread_v4` (per row, rows of L a multiple of 4) and `main_block_thread_v4` (per block):
-// four adjacent rows of L per thread, x read as vec4s (binding 1 as x4), the same bits.
+// p.quads quads of four adjacent rows of L per thread (common/rows_t.wgsl's row_quads and
+// block_quads), x read as vec4s (binding 1 as x4), the same bits.
 // With p.batch_rows = R > 0, x is a stack of [cols, R] matrices and L their transposes one under
 // the other (attention's batched operands, one launch instead of a transpose and a quantizer):
 // only the addresses in x change (x_row, common/pack_t.wgsl); groups, scales and draws are L's.
@@ -31,9 +32,9 @@
 // common/samples.wgsl): the maxima and sums taken once, each sample packed with its own draws.
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
 // here and in the included units steps its counter by a positive constant (1, 4, LANES) or by
-// chunk_cols (at least 1), towards a bound fixed before the loop (a params field, the format's
-// codes per word, 24 in recip_rne); the bounds are buffer lengths, far below u32's end, so every
-// loop ends.
+// chunk_cols, run or run_words (at least 1), towards a bound fixed before the loop (a params field,
+// the format's codes per word, 24 in recip_rne, a thread's quads); the bounds are buffer lengths,
+// far below u32's end, so every loop ends.
 // Bindings: 0 params (QuantParams), 1 x (read f32), 2 codes (read_write u32), 3 scales
 // (read_write f32, one per group of L per sample), 4 step (StepState), 5 sums (read_write f32,
 // rows of L), 6 tensor_amax (read u32: the tensor's maximum as f32 bits, NVFP4 only), 7 mask
@@ -188,14 +189,14 @@ fn main_block_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     block_thread(flat_workgroup(wg, nwg) * 8u + lid);
 }
 
-// Four rows of L per thread, 8 threads per workgroup (32 adjacent columns of x: two cache lines).
+// p.quads quads of L's rows per thread, 8 threads per workgroup.
 @compute @workgroup_size(8)
 fn main_block_thread_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    block_thread4((flat_workgroup(wg, nwg) * 8u + lid) * 4u);
+    block_quads((flat_workgroup(wg, nwg) * 8u + lid) * 4u * max(p.quads, 1u));
 }
 
-// Four rows of L per thread, 8 threads per workgroup (32 adjacent columns of x: two cache lines).
+// p.quads quads of L's rows per thread, 8 threads per workgroup.
 @compute @workgroup_size(8)
 fn main_thread_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    row_thread4((flat_workgroup(wg, nwg) * 8u + lid) * 4u);
+    row_quads((flat_workgroup(wg, nwg) * 8u + lid) * 4u * max(p.quads, 1u));
 }

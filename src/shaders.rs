@@ -29,7 +29,6 @@ pub const COMMON: &[(&str, &str)] = &[
     ("row_groups", include_str!("../shaders/common/row_groups.wgsl")),
     ("pack_t", include_str!("../shaders/common/pack_t.wgsl")),
     ("chunk_sums", include_str!("../shaders/common/chunk_sums.wgsl")),
-    ("row_sums", include_str!("../shaders/common/row_sums.wgsl")),
     ("rows_t", include_str!("../shaders/common/rows_t.wgsl")),
     ("hadamard16", include_str!("../shaders/common/hadamard16.wgsl")),
     ("group_scale", include_str!("../shaders/common/group_scale.wgsl")),
@@ -112,7 +111,6 @@ const QUANT_T_FUSED_INCLUDES: &[&str] = &[
     "stores",
     "samples",
     "chunk_sums",
-    "row_sums",
     "rows_t",
     "group_scale",
 ];
@@ -136,7 +134,6 @@ const QUANT_BOTH_INCLUDES: &[&str] = &[
     "row_groups",
     "pack_t",
     "chunk_sums",
-    "row_sums",
     "rows_t",
     "maxima",
     "segments",
@@ -161,7 +158,6 @@ const QUANT_ROTATE_T_INCLUDES: &[&str] = &[
     "group_scale",
     "row_groups",
     "chunk_sums",
-    "row_sums",
     "hadamard16",
 ];
 /// The transposing quantizer of an unfolded input: the SMP stores, the stream packer it shares with

@@ -210,8 +210,11 @@ fn the_fused_transposing_quantizer_is_the_two_pass_chain() {
     // 64 rows: one, two, three and 47 of them here).
     let colsum = lowbit::kernels::col_sum::ColSum::new(g).unwrap();
     // (33, 1024): L's rows a multiple of 4 and many (four rows per thread on CPU adapters), and too
-    // few rows of x for every row of L to hold the same largest value.
-    for &(rows, cols) in &[(1usize, 1usize), (64, 1), (1, 64), (65, 129), (130, 7), (128, 784), (3000, 5), (33, 1024)] {
+    // few rows of x for every row of L to hold the same largest value. (65, 1028), (70, 2052) and
+    // (9, 4100): two, four and eight quads of L's rows per thread there, the last thread one, runs
+    // of 64 columns and the col_sum chunks crossed.
+    let shapes = [(1usize, 1usize), (64, 1), (1, 64), (65, 129), (130, 7), (128, 784), (3000, 5), (33, 1024)];
+    for &(rows, cols) in shapes.iter().chain(&[(65, 1028), (70, 2052), (9, 4100)]) {
         let x = data(rows * cols, 91 + rows as u32, true);
         let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
         // The sums of values with specials are NaN or infinite; finite values check the order.
@@ -1317,7 +1320,8 @@ fn smp_samples_in_one_launch_are_the_reference_per_stream() {
         })
         .collect();
     let mut cases = 0;
-    for (si, &(rows, cols)) in [(80usize, 36usize), (130, 7), (33, 1024)].iter().enumerate() {
+    // (65, 1028): xᵀ in two quads of rows per thread on CPU adapters.
+    for (si, &(rows, cols)) in [(80usize, 36usize), (130, 7), (33, 1024), (65, 1028)].iter().enumerate() {
         let n = rows * cols;
         let (dy, y) = (data(n, 120 + si as u32, true), data(n, 130 + si as u32, false));
         let relu = reference::relu_backward::relu_backward(&y, &dy);
@@ -1541,8 +1545,10 @@ fn batched_transposes_quantize_in_one_launch() {
     let mut cases = 0;
     let formats = [Format::Int8, Format::Log4, Format::Int3, Format::Mxfp8, Format::Nvfp4];
     // (batches, k, rows per matrix): L is [batches · rows, k].
+    // (2, 70, 1028): four quads of L's rows per thread on CPU adapters, one thread's quads in both
+    // matrices.
     for (si, &(batches, k, rows)) in
-        [(4usize, 24usize, 64usize), (3, 40, 7), (2, 16, 100), (1, 33, 32)].iter().enumerate()
+        [(4usize, 24usize, 64usize), (3, 40, 7), (2, 16, 100), (1, 33, 32), (2, 70, 1028)].iter().enumerate()
     {
         let x = data(batches * k * rows, 150 + si as u32, true);
         let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();

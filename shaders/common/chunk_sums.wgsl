@@ -1,6 +1,6 @@
 // col_sum's first level over four adjacent columns of a row-major x read as vec4s, shared by
 // the kernels that write a layer's bias gradient as they read its gradient for something else
-// (row_sums.wgsl's transposing quantizers, hadamard's per-thread rotation). It reads the including
+// (rows_t.wgsl's transposing quantizers, hadamard's per-thread rotation). It reads the including
 // kernel's x through its `load_x4(i)` (values 4i .. 4i + 3, masked as the kernel reads them).
 
 // col_sum's lanes: each chunk of a row is summed as eight interleaved partial sums, added in

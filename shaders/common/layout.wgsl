@@ -36,6 +36,12 @@ struct QuantParams {
     // The transposing quantizers: 0, or x is a stack of [cols, batch_rows] matrices, L their
     // transposes one under the other (attention's batched operands; see pack_t.wgsl).
     batch_rows: u32,
+    // The transposing quantizers' threads of four adjacent rows of L (rows_t.wgsl's row_quads and
+    // block_quads): how many such quads one thread takes (at least 1).
+    quads: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 const WG: u32 = 256u;

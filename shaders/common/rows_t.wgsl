@@ -2,12 +2,12 @@
 // per row (quantize_transpose_fused's per-thread entries, quantize_both's transposed side): the
 // row's maximum and, with p.aux0 = 1, its sum in col_sum's order (eight interleaved partial sums
 // per chunk of p.aux1 columns, added in lane order, then the chunks in order), its scale or its
-// blocks' scales, and its words packed into every SMP sample. It reads the including kernel's
-// `p: QuantParams` (L's layout), x through load_x and load_x4 (one_pass.wgsl; four adjacent rows
-// of L per thread in row_thread4 and block_thread4, whose maxima and sums are row_sums.wgsl's),
-// x_row and pack_words4 (pack_t.wgsl), writes its `sums` binding, and stores through put_code and
-// put_scale (common/stores.wgsl, or common/stores_both.wgsl) and group_scale_of (group_scale.wgsl,
-// or quantize_both's own).
+// blocks' scales, and its words packed into every SMP sample. It reads the including kernel's `p:
+// QuantParams` (L's layout), x through load_x and load_x4 (one_pass.wgsl; quads of four adjacent
+// rows of L per thread in row_quads and block_quads, each chunk's sums chunk_sums.wgsl's
+// chunk_pass4), x_row and pack_words4 (pack_t.wgsl), writes its `sums` binding, and stores through
+// put_code and put_scale (common/stores.wgsl, or common/stores_both.wgsl) and group_scale_of
+// (group_scale.wgsl, or quantize_both's own).
 
 // Words w0, w0 + step, .. below w1 of row `row` of L (xr = x_row(row)), packed with inverse scale
 // s_inv into every SMP sample (each sample's draw key computed once).
@@ -102,64 +102,140 @@ fn block_thread(row: u32) {
     }
 }
 
-// Rows r0 .. r0 + 3 of L by one thread (p.rows a multiple of 4): `row_thread` for four adjacent
-// rows at once, x read as vec4s (four adjacent values of a row of x); every row's maximum, sum
-// order, scale, draws and codes are row_thread's.
-fn row_thread4(r0: u32) {
-    if (r0 >= p.rows) {
-        return;
-    }
-    // Rows r0 .. r0 + 3 of L are adjacent in x (batched: within one matrix, batch_rows in fours).
-    let xr = x_row(r0);
-    let q = xr.y / 4u;
-    let i0 = xr.x / 4u;
-    let rp = row_pass4(q, i0);
-    var inv = vec4<f32>();
-    for (var j = 0u; j < 4u; j++) {
-        let si = group_scale_of(bitcast<f32>(rp.m[j]));
-        store_scale(r0 + j, si.x);
-        inv[j] = si.y;
-    }
-    if (p.aux0 == 1u) {
-        for (var j = 0u; j < 4u; j++) {
-            sums[r0 + j] = rp.total[j];
-        }
-    }
-    pack_words4(r0, q, i0, 0u, p.words_per_row, inv);
+// Quads of L's rows (four adjacent rows, p.rows a multiple of 4) by one thread, p.quads of them
+// (fewer at L's end): `row_thread` and `block_thread` for each of the quad's rows at once, x read
+// as vec4s (four adjacent values of a row of x). A quad's values of one column of L lie a whole
+// row of x from the next column's, so a thread of one quad reads a new page of x at every column;
+// a thread of several reads a run of QUAD_RUN columns of each of its quads in turn, while the
+// run's pages are in the cache and the TLB (lavapipe, int8 per row, L of 4096×4096: 30–36 ms
+// with eight quads a thread against 57–66 with one). Every row's maximum, sum order, scale, draws
+// and codes are row_thread's (block_thread's): a maximum in any order, each sum's chunks in
+// order, each draw indexed by its row and column.
+
+// The most quads a thread takes (the launchers' MAX_QUADS).
+const MAX_QUADS: u32 = 8u;
+// Columns of L a thread reads of each of its quads before the next run.
+const QUAD_RUN: u32 = 64u;
+
+// The quads of the thread whose first row is r0.
+fn quads_from(r0: u32) -> u32 {
+    return min(max(p.quads, 1u), (p.rows - r0) / 4u);
 }
 
-// Rows r0 .. r0 + 3 of L block by block (p.rows a multiple of 4): `block_thread` for four
-// adjacent rows at once, x read as vec4s; every block's maximum, scale, draws and codes, and the
-// row sums, are block_thread's.
-fn block_thread4(r0: u32) {
+// Where the quad of rows r .. r + 3 lies in x read as vec4s: column col of L at col * q +
+// quad_i0(r), q = x_row's step / 4 (rows of one quad are adjacent in x; batched, within one matrix:
+// batch_rows a multiple of 4).
+fn quad_i0(r: u32) -> u32 {
+    return x_row(r).x / 4u;
+}
+
+// The maxima (amax_bits) and, with sums (p.aux0 = 1), the sums in col_sum's order of nq quads
+// from row r0.
+struct QuadsPass {
+    m: array<vec4<u32>, MAX_QUADS>,
+    total: array<vec4<f32>, MAX_QUADS>,
+}
+
+fn quads_pass(r0: u32, nq: u32, q: u32) -> QuadsPass {
+    var r: QuadsPass;
+    if (p.aux0 != 1u) {
+        // The maxima alone: plain loops over each run (the chunked one below costs twice as much
+        // on lavapipe); one quad's row in one run.
+        let run = max(select(p.cols, QUAD_RUN, nq > 1u), 1u);
+        for (var c0 = 0u; c0 < p.cols; c0 += run) {
+            let end = min(c0 + run, p.cols);
+            for (var v = 0u; v < nq; v++) {
+                let i0 = quad_i0(r0 + 4u * v);
+                var m = r.m[v];
+                for (var col = c0; col < end; col++) {
+                    m = max(m, amax_bits4(load_x4(col * q + i0)));
+                }
+                r.m[v] = m;
+            }
+        }
+        return r;
+    }
+    // The chunks added in order, as col_sum's second level adds them; a chunk is a run.
+    let chunk_cols = max(p.aux1, 1u);
+    for (var c0 = 0u; c0 < p.cols; c0 += chunk_cols) {
+        let end = min(c0 + chunk_cols, p.cols);
+        for (var v = 0u; v < nq; v++) {
+            let c = chunk_pass4(q, quad_i0(r0 + 4u * v), c0, end);
+            r.m[v] = max(r.m[v], c.m);
+            r.total[v] = select(r.total[v] + c.total, c.total, c0 == 0u);
+        }
+    }
+    return r;
+}
+
+// The row sums of nq quads from row r0, into `sums`.
+fn store_quad_sums(r0: u32, nq: u32, rp: QuadsPass) {
+    for (var v = 0u; v < nq; v++) {
+        for (var j = 0u; j < 4u; j++) {
+            sums[r0 + 4u * v + j] = rp.total[v][j];
+        }
+    }
+}
+
+// The quads from row r0, per-row scales.
+fn row_quads(r0: u32) {
     if (r0 >= p.rows) {
         return;
     }
+    let nq = quads_from(r0);
+    let q = x_row(r0).y / 4u;
+    let rp = quads_pass(r0, nq, q);
+    var inv: array<vec4<f32>, MAX_QUADS>;
+    for (var v = 0u; v < nq; v++) {
+        for (var j = 0u; j < 4u; j++) {
+            let si = group_scale_of(bitcast<f32>(rp.m[v][j]));
+            store_scale(r0 + 4u * v + j, si.x);
+            inv[v][j] = si.y;
+        }
+    }
+    if (p.aux0 == 1u) {
+        store_quad_sums(r0, nq, rp);
+    }
+    // The words of QUAD_RUN columns of each quad in turn (one quad's row in one run).
+    let run_words = max(select(p.words_per_row, QUAD_RUN / fmt_per_word(), nq > 1u), 1u);
+    for (var w0 = 0u; w0 < p.words_per_row; w0 += run_words) {
+        let w1 = min(w0 + run_words, p.words_per_row);
+        for (var v = 0u; v < nq; v++) {
+            pack_words4(r0 + 4u * v, q, quad_i0(r0 + 4u * v), w0, w1, inv[v]);
+        }
+    }
+}
+
+// The quads from row r0 block by block (per-block scales): each block of each quad in turn.
+fn block_quads(r0: u32) {
+    if (r0 >= p.rows) {
+        return;
+    }
+    let nq = quads_from(r0);
     let block = p.block_div;
     let blocks = (p.cols + block - 1u) / block;
     let words_per_block = block / fmt_per_word();
-    let xr = x_row(r0);
-    let q = xr.y / 4u;
-    let i0 = xr.x / 4u;
+    let q = x_row(r0).y / 4u;
     // The row sums: one more read of the rows first, as block_thread.
     if (p.aux0 == 1u) {
-        let total = row_pass4(q, i0).total;
-        for (var j = 0u; j < 4u; j++) {
-            sums[r0 + j] = total[j];
-        }
+        store_quad_sums(r0, nq, quads_pass(r0, nq, q));
     }
     for (var blk = 0u; blk < blocks; blk++) {
         let end = min((blk + 1u) * block, p.cols);
-        var m = vec4<u32>();
-        for (var col = blk * block; col < end; col++) {
-            m = max(m, amax_bits4(load_x4(col * q + i0)));
+        for (var v = 0u; v < nq; v++) {
+            let r = r0 + 4u * v;
+            let i0 = quad_i0(r);
+            var m = vec4<u32>();
+            for (var col = blk * block; col < end; col++) {
+                m = max(m, amax_bits4(load_x4(col * q + i0)));
+            }
+            var inv = vec4<f32>();
+            for (var j = 0u; j < 4u; j++) {
+                let si = group_scale_of(bitcast<f32>(m[j]));
+                store_scale((r + j) * p.row_mul + blk, si.x);
+                inv[j] = si.y;
+            }
+            pack_words4(r, q, i0, blk * words_per_block, min((blk + 1u) * words_per_block, p.words_per_row), inv);
         }
-        var inv = vec4<f32>();
-        for (var j = 0u; j < 4u; j++) {
-            let si = group_scale_of(bitcast<f32>(m[j]));
-            store_scale((r0 + j) * p.row_mul + blk, si.x);
-            inv[j] = si.y;
-        }
-        pack_words4(r0, q, i0, blk * words_per_block, min((blk + 1u) * words_per_block, p.words_per_row), inv);
     }
 }

@@ -181,8 +181,13 @@ pub(crate) struct QuantParams {
     /// The transposing quantizers: 0, or x is a stack of `[cols, batch_rows]` matrices whose
     /// transposes are L's rows in blocks of `batch_rows`.
     pub batch_rows: u32,
+    /// The transposing quantizers' threads of four rows of L (`common/rows_t.wgsl`'s
+    /// `row_quads` and `block_quads`): how many such quads one thread takes
+    /// (`quantize_transpose_fused::quads_per_thread`).
+    pub quads: u32,
+    pub pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<QuantParams>() == 80);
+const _: () = assert!(std::mem::size_of::<QuantParams>() == 96);
 
 impl QuantParams {
     /// These params tiled for the transposing quantizers' `row_tile_thread`
@@ -219,6 +224,8 @@ impl QuantParams {
             masked: 0,
             samples: 1,
             batch_rows: 0,
+            quads: 1,
+            pad: [0; 3],
         }
     }
 }

@@ -8,8 +8,9 @@
 //! coalesce) per workgroup, 8 lanes per row reducing and then packing every eighth element or
 //! word; per block (entry `main_block`), one block of every row at a time. On a CPU adapter
 //! ([`ReducePath::PerThread`]) entries `main_thread` and `main_block_thread` instead: one thread
-//! per row of L (8 rows per workgroup; four rows per thread with vec4 loads, `main_thread_v4` and
-//! `main_block_thread_v4`, where L has many), no workgroup memory or barriers, the same bits.
+//! per row of L (8 rows per workgroup; quads of four rows per thread with vec4 loads,
+//! `main_thread_v4` and `main_block_thread_v4`, where L has many: up to eight quads a thread,
+//! `quads_per_thread`), no workgroup memory or barriers, the same bits.
 //! [`QuantizeTransposeFused::encode_with_sums_masked`] reads x as 0 wherever a mask is not above 0
 //! (ReLU's backward inside the quantizer); [`QuantizeTransposeFused::encode_samples`] writes SMP's
 //! stacked samples in the one launch. Bindings: 0 `QuantParams`, 1 x (read f32), 2 codes
@@ -29,6 +30,28 @@ const ROWS_PER_WORKGROUP: u32 = 32;
 /// Rows of L from which the per-thread path takes four rows per thread (`main_thread_v4`): fewer
 /// would leave a CPU adapter's cores without workgroups.
 pub(crate) const V4_MIN_ROWS: u32 = 128;
+
+/// The most quads (four adjacent rows of L) one thread of `main_thread_v4` and
+/// `main_block_thread_v4` takes (the shader's `MAX_QUADS`; [`quads_per_thread`]).
+pub(crate) const MAX_QUADS: u32 = 8;
+
+/// Workgroups below which [`quads_per_thread`] gives a thread fewer quads: 8 a core of a 2-core
+/// CPU adapter.
+const QUADS_MIN_WORKGROUPS: u32 = 16;
+
+/// Quads of L's `rows` per thread on the per-thread vec4 path, `threads` a workgroup: the most,
+/// up to [`MAX_QUADS`] and a power of two, that leave at least [`QUADS_MIN_WORKGROUPS`]
+/// workgroups. A thread of several reads a run of columns of each of its quads in turn, so the
+/// quads share every page of x the run reaches (a column of L lies a row of x away from the next):
+/// lavapipe (2 cores), int8 per row, L of 4096×4096 30–36 ms with eight quads a thread against
+/// 57–66 ms with one.
+pub(crate) fn quads_per_thread(rows: u32, threads: u32) -> u32 {
+    let mut quads = MAX_QUADS;
+    while quads > 1 && rows.div_ceil(4 * quads * threads) < QUADS_MIN_WORKGROUPS {
+        quads /= 2;
+    }
+    quads
+}
 
 /// Rows of L longer than this take the two-pass chain `absmax` → `quantize_transpose` ([`QuantizeTransposeFused::preferred`]).
 pub const FUSED_T_MAX_COLS: usize = 2048;
@@ -314,6 +337,23 @@ impl QuantizeTransposeFused {
             check_len("quantize_transpose_fused", "mask", m.len(), x.len())?;
             p.masked = 1;
         }
+        // On the per-thread path 8 rows of L per workgroup, so that few rows (a convolution's
+        // channels) spread over the CPU adapter's cores (lavapipe, 2 cores, int8 per row with
+        // sums, same run: L of 32×100,352 15–19 ms against 21–37 with 32 rows per workgroup, of
+        // 9×100,352 7–9 against 13); per row, with L's rows a multiple of 4 and at least
+        // V4_MIN_ROWS, quads of four rows per thread reading x as vec4s (L of 4096×4096 119–137 ms
+        // against 153–183 a row per thread; 784×128 0.58–0.64 against 0.62–0.67), per row or per
+        // block, several quads a thread where L has rows enough (quads_per_thread).
+        let (pipe, rows_per) = match (self.reduce_path, &self.rows_v4) {
+            (ReducePath::PerThread, Some((row_v4, block_v4)))
+                if l.rows.is_multiple_of(4) && l.rows >= V4_MIN_ROWS && batch_rows.is_multiple_of(4) =>
+            {
+                p.quads = quads_per_thread(l.rows, 8);
+                (if per_block { block_v4 } else { row_v4 }, 32 * p.quads)
+            }
+            (ReducePath::PerThread, _) => (if per_block { &self.block } else { &self.pipeline }, 8),
+            (ReducePath::Tree, _) => (if per_block { &self.block } else { &self.pipeline }, ROWS_PER_WORKGROUP),
+        };
         let params = uniform(gpu, "quantize_transpose_fused params", &p);
         let step = enc.step_state(gpu).clone();
         let sums = sums.unwrap_or(&self.no_sums);
@@ -328,21 +368,20 @@ impl QuantizeTransposeFused {
             tensor_amax.buffer(),
             mask.buffer(),
         ];
-        // On the per-thread path 8 rows of L per workgroup, so that few rows (a convolution's
-        // channels) spread over the CPU adapter's cores (lavapipe, 2 cores, int8 per row with
-        // sums, same run: L of 32×100,352 15–19 ms against 21–37 with 32 rows per workgroup, of
-        // 9×100,352 7–9 against 13); per row, with L's rows a multiple of 4 and at least
-        // V4_MIN_ROWS, four rows per thread reading x as vec4s (L of 4096×4096 119–137 ms against
-        // 153–183 a row per thread; 784×128 0.58–0.64 against 0.62–0.67), per row or per block.
-        let (pipe, rows_per) = match (self.reduce_path, &self.rows_v4) {
-            (ReducePath::PerThread, Some((row_v4, block_v4)))
-                if l.rows.is_multiple_of(4) && l.rows >= V4_MIN_ROWS && batch_rows.is_multiple_of(4) =>
-            {
-                (if per_block { block_v4 } else { row_v4 }, 32)
-            }
-            (ReducePath::PerThread, _) => (if per_block { &self.block } else { &self.pipeline }, 8),
-            (ReducePath::Tree, _) => (if per_block { &self.block } else { &self.pipeline }, ROWS_PER_WORKGROUP),
-        };
         dispatch(gpu, enc, "quantize_transpose_fused", pipe, &self.bgl, &buffers, l.rows.div_ceil(rows_per))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quads_per_thread_keeps_sixteen_workgroups() {
+        // The shapes tests/quantize.rs runs the quads through, and training sizes that keep one.
+        for (rows, quads) in [(128, 1), (784, 1), (1024, 2), (1028, 2), (2052, 4), (2056, 4), (4096, 8), (4100, 8)] {
+            assert_eq!(quads_per_thread(rows, 8), quads, "{rows} rows");
+        }
+        assert_eq!(quads_per_thread(1 << 20, 8), MAX_QUADS);
     }
 }
