@@ -105,10 +105,11 @@ fn block_thread(row: u32) {
 // Quads of L's rows (four adjacent rows, p.rows a multiple of 4) by one thread, p.quads of them
 // (fewer at L's end): `row_thread` and `block_thread` for each of the quad's rows at once, x read
 // as vec4s (four adjacent values of a row of x). A quad's values of one column of L lie a whole
-// row of x from the next column's, so a thread of one quad reads a new page of x at every column;
-// a thread of several reads a run of QUAD_RUN columns of each of its quads in turn, while the
-// run's pages are in the cache and the TLB (lavapipe, int8 per row, L of 4096×4096: 30–36 ms
-// with eight quads a thread against 57–66 with one). Every row's maximum, sum order, scale, draws
+// row of x from the next column's (16 KB at 4096 wide), so a thread of one quad reads 16 bytes of
+// a row of x and moves on; a thread of several reads a run of QUAD_RUN columns of each of its
+// quads in turn, so the rows of x the run reaches are read again, further along, by its next
+// quads while they are fresh (lavapipe, int8 per row, L of 4096×4096: 30–36 ms with eight quads
+// a thread against 57–66 with one). Every row's maximum, sum order, scale, draws
 // and codes are row_thread's (block_thread's): a maximum in any order, each sum's chunks in
 // order, each draw indexed by its row and column.
 

@@ -42,9 +42,9 @@ const QUADS_MIN_WORKGROUPS: u32 = 16;
 /// Quads of L's `rows` per thread on the per-thread vec4 path, `threads` a workgroup: the most,
 /// up to [`MAX_QUADS`] and a power of two, that leave at least [`QUADS_MIN_WORKGROUPS`]
 /// workgroups. A thread of several reads a run of columns of each of its quads in turn, so the
-/// quads share every page of x the run reaches (a column of L lies a row of x away from the next):
-/// lavapipe (2 cores), int8 per row, L of 4096×4096 30–36 ms with eight quads a thread against
-/// 57–66 ms with one.
+/// rows of x the run reaches (a column of L lies a row of x away from the next) are read again,
+/// further along, by its next quads while they are fresh: lavapipe (2 cores), int8 per row, L of
+/// 4096×4096 30–36 ms with eight quads a thread against 57–66 ms with one.
 pub(crate) fn quads_per_thread(rows: u32, threads: u32) -> u32 {
     let mut quads = MAX_QUADS;
     while quads > 1 && rows.div_ceil(4 * quads * threads) < QUADS_MIN_WORKGROUPS {
