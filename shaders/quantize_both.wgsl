@@ -14,10 +14,9 @@
 // `main` reads x as f32s; `main_v4` (CPU adapters, where every load runs lane by lane, so a vec4
 // costs about what one f32 does; x's rows a multiple of 4 values and the format's codes per word
 // too) reads x and the mask only as vec4s, x's groups as quantize_fused's main_group_v4 and
-// main_row_short_v4 do (store_group4) and four adjacent rows of L per thread as
-// quantize_transpose_fused's main_thread_v4 and main_block_thread_v4 do (row_quads,
-// block_quads, one quad a thread: pt.quads = 1): the same bits. (One entry never reaches both
-// views of a binding.)
+// main_row_short_v4 do (store_group4) and quads of four adjacent rows of L per thread (pt.quads
+// of them) as quantize_transpose_fused's main_thread_v4 and main_block_thread_v4 do (row_quads,
+// block_quads): the same bits. (One entry never reaches both views of a binding.)
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
 // here and in the included units steps its counter by a positive constant (1, 8) or by a chunk or
 // run of at least one column or word, towards a bound fixed before the loop (a params field, the
@@ -194,11 +193,13 @@ fn piece_thread4(t: u32) {
 // or per group of x.
 @compute @workgroup_size(64)
 fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    // Threads of L: of pt.quads quads of its rows (pt.quads = 1 where its rows are split).
     var pieces = 1u;
     if (px.aux0 > 0u) {
         pieces = (pt.words_per_row + px.aux0 - 1u) / px.aux0;
     }
-    let l_threads = (pt.rows + 3u) / 4u * pieces;
+    let rows_per = 4u * max(pt.quads, 1u);
+    let l_threads = (pt.rows + rows_per - 1u) / rows_per * pieces;
     let b = both_workgroup(flat_workgroup(wg, nwg), l_threads);
     let t = b.y + lid;
     if (b.x == 1u) {
@@ -210,9 +211,9 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         if (px.aux0 > 0u) {
             piece_thread4(t);
         } else if (p.block_div == 0xffffffffu) {
-            row_quads(t * 4u);
+            row_quads(t * rows_per);
         } else {
-            block_quads(t * 4u);
+            block_quads(t * rows_per);
         }
         return;
     }

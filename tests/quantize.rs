@@ -611,10 +611,22 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
     let limit = QuantizeFused::whole_max_values(g);
     // (128x784: past the limit, one launch on a CPU adapter through the vec4 entry where the
     // format packs codes in fours; 4100x8: Wᵀ's rows split into pieces there, after a launch that
-    // takes their maxima per chunk, where Wᵀ has per-row scales; the last one past the limit
+    // takes their maxima per chunk, where Wᵀ has per-row scales; 65x1028 and 9x4100: two and
+    // eight quads of Wᵀ's rows a thread there, the last thread one; the last one past the limit
     // everywhere.)
-    let shapes =
-        [(16usize, 144usize), (64, 576), (33, 65), (1, 1), (3, 1000), (7, 5), (128, 784), (4100, 8), (1, limit + 1)];
+    let shapes = [
+        (16usize, 144usize),
+        (64, 576),
+        (33, 65),
+        (1, 1),
+        (3, 1000),
+        (7, 5),
+        (128, 784),
+        (4100, 8),
+        (65, 1028),
+        (9, 4100),
+        (1, limit + 1),
+    ];
     let (mut formats, mut split) = (0, 0);
     for f in Format::ALL.into_iter().filter(|f| !f.needs_tensor_amax()) {
         formats += 1;
@@ -777,8 +789,8 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
     // (rows, cols, mask, samples); 512x256 past the limit (one launch on a CPU adapter through
     // the vec4 entry where the format packs codes in fours; 4100x16 and 8200x4 there with dYᵀ's
     // rows split into pieces, after a launch that takes their maxima and sums per chunk, where dYᵀ
-    // has per-row scales), the last one past it everywhere (64 rows: the masked quantizer of dY
-    // takes it in one pass there too).
+    // has per-row scales; 65x1028 with two quads of dYᵀ's rows a thread), the last one past it
+    // everywhere (64 rows: the masked quantizer of dY takes it in one pass there too).
     let shapes = [
         (16usize, 10usize, true, 1u32),
         (128, 256, true, 2),
@@ -789,6 +801,7 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
         (512, 256, true, 2),
         (4100, 16, true, 2),
         (8200, 4, false, 1),
+        (65, 1028, true, 2),
         (64, limit / 64 + 1, true, 2),
     ];
     let (sd, st) = (Rounding::Stochastic { seed: 9, stream: 3 }, Rounding::Stochastic { seed: 9, stream: 11 });

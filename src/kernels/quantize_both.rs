@@ -294,8 +294,13 @@ impl QuantizeBoth {
             pt.aux = [1, chunk_cols as u32];
         }
         let v4 = Self::reads_vec4s(gpu, l);
-        let mut l_threads = if v4 { lt.rows.div_ceil(4) } else { lt.rows };
         let split = Self::splits_rows(gpu, l, lt);
+        // Through the vec4 views, whole rows of L: quads of its rows a thread, several where L
+        // has rows enough (as quantize_transpose_fused's, in groups of 8 threads).
+        if v4 && !split {
+            pt.quads = super::quantize_transpose_fused::quads_per_thread(lt.rows, 8);
+        }
+        let mut l_threads = if v4 { lt.rows.div_ceil(4 * pt.quads) } else { lt.rows };
         let mut parts = None;
         if split {
             // Per chunk and four rows of L a (maxima, sums) pair of vec4s; px.aux[0] the words of
