@@ -193,7 +193,7 @@ fn piece_thread4(t: u32) {
 // or per group of x.
 @compute @workgroup_size(64)
 fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    // Threads of L: of pt.quads quads of its rows (pt.quads = 1 where its rows are split).
+    // L's threads: pt.quads quads of its rows each (one quad where its rows are split).
     var pieces = 1u;
     if (px.aux0 > 0u) {
         pieces = (pt.words_per_row + px.aux0 - 1u) / px.aux0;

@@ -109,9 +109,9 @@ fn block_thread(row: u32) {
 // a row of x and moves on; a thread of several reads a run of QUAD_RUN columns of each of its
 // quads in turn, so the rows of x the run reaches are read again, further along, by its next
 // quads while they are fresh (lavapipe, int8 per row, L of 4096×4096: 30–36 ms with eight quads
-// a thread against 57–66 with one). Every row's maximum, sum order, scale, draws
-// and codes are row_thread's (block_thread's): a maximum in any order, each sum's chunks in
-// order, each draw indexed by its row and column.
+// a thread against 57–66 with one). Every row's maximum, sum order, scale, draws and codes are
+// row_thread's (block_thread's): a maximum in any order, each sum's chunks in order, each draw
+// indexed by its row and column.
 
 // The most quads a thread takes (the launchers' MAX_QUADS).
 const MAX_QUADS: u32 = 8u;
