@@ -209,8 +209,9 @@ fn the_fused_transposing_quantizer_is_the_two_pass_chain() {
     // x is [rows, cols]; L = xᵀ is [cols, rows]; the sums are x's column sums (col_sum's chunks of
     // 64 rows: one, two, three and 47 of them here).
     let colsum = lowbit::kernels::col_sum::ColSum::new(g).unwrap();
-    // (33, 1024): L's rows a multiple of 4 and many (four rows per thread on CPU adapters), and too
-    // few rows of x for every row of L to hold the same largest value. (65, 1028), (70, 2052) and
+    // (33, 1024): L's rows a multiple of 4 and many (quads of four rows a thread on CPU adapters,
+    // two quads at 1024 rows), and too few rows of x for every row of L to hold the same largest
+    // value. (65, 1028), (70, 2052) and
     // (9, 4100): two, four and eight quads of L's rows per thread there, the last thread one, runs
     // of 64 columns and the col_sum chunks crossed.
     let shapes = [(1usize, 1usize), (64, 1), (1, 64), (65, 129), (130, 7), (128, 784), (3000, 5), (33, 1024)];

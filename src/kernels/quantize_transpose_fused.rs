@@ -383,5 +383,8 @@ mod tests {
             assert_eq!(quads_per_thread(rows, 8), quads, "{rows} rows");
         }
         assert_eq!(quads_per_thread(1 << 20, 8), MAX_QUADS);
+        // The shader's arrays hold as many quads as the launchers give.
+        let rows_t = crate::shaders::COMMON.iter().find(|(name, _)| *name == "rows_t").unwrap().1;
+        assert!(rows_t.contains(&format!("const MAX_QUADS: u32 = {MAX_QUADS}u;")));
     }
 }
