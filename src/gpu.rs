@@ -123,7 +123,7 @@ pub(crate) fn env_value(name: &str, bad: impl FnOnce(&str) -> Error) -> Result<O
 /// `LOWBIT_TUNE` for an adapter of `device_type` (unset, empty or `auto`: on unless it is a CPU),
 /// or an error naming what it takes.
 fn tune_from_env(device_type: &str) -> Result<bool> {
-    env_value("LOWBIT_TUNE", tune_error)?.map_or(Ok(device_type != "cpu"), |v| parse_tune(&v, device_type))
+    parse_tune(&env_value("LOWBIT_TUNE", tune_error)?.unwrap_or_default(), device_type)
 }
 
 /// A `LOWBIT_TUNE` value ([`tune_from_env`]).
