@@ -34,6 +34,7 @@ use crate::scheme::QuantLayout;
 use crate::tensor::GpuBuffer;
 use crate::timing::gpu_seconds;
 use crate::{Error, Gpu, Result};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -462,24 +463,35 @@ impl GemmInt {
         let coop = self.runs_coop(a, b);
         // The unit splits K as the 64×64 tiles do, and gives their bits.
         let untuned = if coop { Tile::T64 } else { self.cache.untuned(m, n, int_tiles(a, b)) };
-        let bits =
-            |t: Tile| -> Result<u32> { Ok(self.split_bits(gpu, &packed_params("gemm_int", a, b, flags, t, batches)?)) };
-        let want = bits(untuned)?;
-        let mut same = Vec::new();
-        for &t in int_tiles(a, b) {
-            if bits(t)? == want {
-                same.push(t);
+        // The tiles that give the product its untuned bits: worked out only where a class is
+        // first noted or a tuned tile is to be checked.
+        let same = || -> Result<Vec<Tile>> {
+            let bits = |t: Tile| -> Result<u32> {
+                Ok(self.split_bits(gpu, &packed_params("gemm_int", a, b, flags, t, batches)?))
+            };
+            let want = bits(untuned)?;
+            let mut same = Vec::new();
+            for &t in int_tiles(a, b) {
+                if bits(t)? == want {
+                    same.push(t);
+                }
             }
-        }
+            Ok(same)
+        };
         let unit = if coop { locked(&self.coop_tuned).get(&class).copied() } else { None };
         let tile = self.cache.get(m, n, k);
         if (coop && unit.is_none()) || (!coop && tile.is_none()) {
-            locked(&self.untuned).entry(class).or_insert(Untuned { m, n, k, cands: same.clone(), coop });
+            if let Entry::Vacant(e) = locked(&self.untuned).entry(class) {
+                e.insert(Untuned { m, n, k, cands: same()?, coop });
+            }
         }
         if coop && unit != Some(false) {
             return Ok(None);
         }
-        Ok(Some(tile.filter(|t| same.contains(t)).unwrap_or(untuned)))
+        match tile {
+            Some(t) if same()?.contains(&t) => Ok(Some(t)),
+            _ => Ok(Some(untuned)),
+        }
     }
 
     /// Which bits a tile gives a product: 1 for the unsplit product's (whole, or split along K
