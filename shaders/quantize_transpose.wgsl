@@ -54,25 +54,31 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 const PIECE_WORDS: u32 = 64u;
 
 // Entry main_rows4 (CPU adapters, where every load runs lane by lane and a thread per word turned
-// its group's maximum into a scale for every word): a thread per four consecutive rows of L and a
-// piece of PIECE_WORDS words of them, the four rows' inverse scales taken once, x read as vec4s
-// (the four rows at one column of L lie side by side in x) by pack_t.wgsl's pack_words4, as
-// quantize_transpose_fused's four-row entries pack. For per-row and per-tensor scales (a piece's
+// its group's maximum into a scale for every word): a thread per p.quads quads of L's rows (four
+// adjacent rows each; fewer at L's end) and a piece of PIECE_WORDS words of them, each row's
+// inverse scale taken once, x read as vec4s (the four rows at one column of L lie side by side in
+// x) by pack_t.wgsl's pack_quads, as quantize_transpose_fused's four-row entries pack (several
+// quads in runs of QUAD_RUN columns of each in turn). For per-row and per-tensor scales (a piece's
 // words then share each row's scale) and L's rows a multiple of 4 (so every vec4 is whole and
-// four rows of L start at a multiple of 4); the same codes and scales as main. Threads: quads of
-// rows fastest, then pieces (p.total_tiles threads in all, set by the launcher).
-@compute @workgroup_size(64)
+// four rows of L start at a multiple of 4); the same codes and scales as main. Threads: groups of
+// quads fastest, then pieces (p.total_tiles threads in all, set by the launcher).
+@compute @workgroup_size(8)
 fn main_rows4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let t = flat_workgroup(wg, nwg) * 64u + lid;
-    let quads = p.rows / 4u;
+    let t = flat_workgroup(wg, nwg) * 8u + lid;
     if (t >= p.total_tiles) {
         return;
     }
-    let row = (t % quads) * 4u;
-    let w0 = (t / quads) * PIECE_WORDS;
+    let per = max(p.quads, 1u);
+    let groups = (p.rows / 4u + per - 1u) / per;
+    let r0 = (t % groups) * per * 4u;
+    let nq = quads_from(r0);
+    let w0 = (t / groups) * PIECE_WORDS;
     let c0 = w0 * fmt_per_word();
-    let s_inv = vec4<f32>(inv_scale_at(row, c0), inv_scale_at(row + 1u, c0), inv_scale_at(row + 2u, c0),
-                          inv_scale_at(row + 3u, c0));
-    let xr = x_row(row);
-    pack_words4(row, xr.y / 4u, xr.x / 4u, w0, min(w0 + PIECE_WORDS, p.words_per_row), s_inv);
+    var inv: array<vec4<f32>, MAX_QUADS>;
+    for (var v = 0u; v < nq; v++) {
+        let r = r0 + 4u * v;
+        inv[v] = vec4<f32>(inv_scale_at(r, c0), inv_scale_at(r + 1u, c0), inv_scale_at(r + 2u, c0),
+                           inv_scale_at(r + 3u, c0));
+    }
+    pack_quads(r0, nq, x_row(r0).y / 4u, w0, min(w0 + PIECE_WORDS, p.words_per_row), inv);
 }

@@ -71,3 +71,38 @@ fn pack_words4(r0: u32, q: u32, i0: u32, w0: u32, w1: u32, inv: vec4<f32>) {
         }
     }
 }
+
+// Quads of L's rows (four adjacent rows, L's rows a multiple of 4), several a thread in the
+// transposing quantizers' vec4 entries (rows_t.wgsl's row_quads and block_quads;
+// quantize_transpose's main_rows4): a thread of several reads a run of QUAD_RUN columns of each of
+// its quads in turn.
+
+// The most quads a thread takes (the launchers' MAX_QUADS).
+const MAX_QUADS: u32 = 8u;
+// Columns of L a thread reads of each of its quads before the next run.
+const QUAD_RUN: u32 = 64u;
+
+// The quads of the thread whose first row is r0.
+fn quads_from(r0: u32) -> u32 {
+    return min(max(p.quads, 1u), (p.rows - r0) / 4u);
+}
+
+// Where the quad of rows r .. r + 3 lies in x read as vec4s: column col of L at col * q +
+// quad_i0(r), q = x_row's step / 4 (rows of one quad are adjacent in x; batched, within one matrix:
+// batch_rows a multiple of 4).
+fn quad_i0(r: u32) -> u32 {
+    return x_row(r).x / 4u;
+}
+
+// Words w0 .. w1 of the nq quads from row r0 (q = x_row's step / 4), quad v packed with inverse
+// scales inv[v] into every SMP sample: runs of QUAD_RUN columns of each quad in turn, one quad's
+// words in one run.
+fn pack_quads(r0: u32, nq: u32, q: u32, w0: u32, w1: u32, inv: array<vec4<f32>, MAX_QUADS>) {
+    let run_words = max(select(w1 - w0, QUAD_RUN / fmt_per_word(), nq > 1u), 1u);
+    for (var ws = w0; ws < w1; ws += run_words) {
+        let we = min(ws + run_words, w1);
+        for (var v = 0u; v < nq; v++) {
+            pack_words4(r0 + 4u * v, q, quad_i0(r0 + 4u * v), ws, we, inv[v]);
+        }
+    }
+}

@@ -113,23 +113,6 @@ fn block_thread(row: u32) {
 // row_thread's (block_thread's): a maximum in any order, each sum's chunks in order, each draw
 // indexed by its row and column.
 
-// The most quads a thread takes (the launchers' MAX_QUADS).
-const MAX_QUADS: u32 = 8u;
-// Columns of L a thread reads of each of its quads before the next run.
-const QUAD_RUN: u32 = 64u;
-
-// The quads of the thread whose first row is r0.
-fn quads_from(r0: u32) -> u32 {
-    return min(max(p.quads, 1u), (p.rows - r0) / 4u);
-}
-
-// Where the quad of rows r .. r + 3 lies in x read as vec4s: column col of L at col * q +
-// quad_i0(r), q = x_row's step / 4 (rows of one quad are adjacent in x; batched, within one matrix:
-// batch_rows a multiple of 4).
-fn quad_i0(r: u32) -> u32 {
-    return x_row(r).x / 4u;
-}
-
 // The maxima (amax_bits) and, with sums (p.aux0 = 1), the sums in col_sum's order of nq quads
 // from row r0.
 struct QuadsPass {
@@ -197,14 +180,7 @@ fn row_quads(r0: u32) {
     if (p.aux0 == 1u) {
         store_quad_sums(r0, nq, rp);
     }
-    // The words of QUAD_RUN columns of each quad in turn (one quad's row in one run).
-    let run_words = max(select(p.words_per_row, QUAD_RUN / fmt_per_word(), nq > 1u), 1u);
-    for (var w0 = 0u; w0 < p.words_per_row; w0 += run_words) {
-        let w1 = min(w0 + run_words, p.words_per_row);
-        for (var v = 0u; v < nq; v++) {
-            pack_words4(r0 + 4u * v, q, quad_i0(r0 + 4u * v), w0, w1, inv[v]);
-        }
-    }
+    pack_quads(r0, nq, q, 0u, p.words_per_row, inv);
 }
 
 // The quads from row r0 block by block (per-block scales): each block of each quad in turn.

@@ -298,7 +298,7 @@ impl QuantizeBoth {
         // Through the vec4 views, whole rows of L: quads of its rows a thread, several where L
         // has rows enough (as quantize_transpose_fused's, in groups of 8 threads).
         if v4 && !split {
-            pt.quads = super::quantize_transpose_fused::quads_per_thread(lt.rows, 8);
+            pt.quads = super::quantize_transpose_fused::quads_per_thread(lt.rows, 1, 8);
         }
         let mut l_threads = if v4 { lt.rows.div_ceil(4 * pt.quads) } else { lt.rows };
         let mut parts = None;

@@ -5,17 +5,19 @@
 //! the GPU idle).
 //!
 //! Math: each group's `(scale, inverse scale)` by the format's rule ([`crate::reference::scale`]'s)
-//! (so no launch between the passes); codes equal `quantize` of the explicitly transposed
-//! tensor with those scales, bit for bit (same groups, scales and RNG indices, all of L); with
-//! `samples > 1`, SMP's stacked stochastic samples (streams `stream, stream + 1, …`), each with
-//! its copy of the scales. Layout: up to 256 consecutive rows of L (= columns of x) per workgroup
-//! (L's rows rounded up to a power of two, [`super::row_team`]) at 256 / that many consecutive
-//! words, so reads of x are coalesced and short tiles still fill a workgroup; on a CPU adapter,
-//! for per-row and per-tensor scales and L's rows in fours ([`QuantizeTranspose::takes_rows4`]),
-//! a thread per four rows of L and 64 words of them, reading x as vec4s (entry `main_rows4`; the
-//! same bits). Bindings: 0 `QuantParams`, 1 x (read f32, stored `[cols, rows]` of L), 2 amax
-//! (read u32 bits, `n_groups`, then the tensor's maximum where the format's scales need it), 3
-//! codes (read-write u32), 4 step, 5 scales (read-write f32). Reference:
+//! (so no launch between the passes); codes equal `quantize` of the explicitly transposed tensor
+//! with those scales, bit for bit (same groups, scales and RNG indices, all of L); with `samples >
+//! 1`, SMP's stacked stochastic samples (streams `stream, stream + 1, …`), each with its copy of
+//! the scales. Layout: up to 256 consecutive rows of L (= columns of x) per workgroup (L's rows
+//! rounded up to a power of two, [`super::row_team`]) at 256 / that many consecutive words, so
+//! reads of x are coalesced and short tiles still fill a workgroup; on a CPU adapter, for per-row
+//! and per-tensor scales and L's rows in fours ([`QuantizeTranspose::takes_rows4`]), a thread per
+//! quad of L's rows (four adjacent rows) and 64 words of them, reading x as vec4s (entry
+//! `main_rows4`; the same bits), up to eight quads a thread where L has rows enough
+//! (`quads_per_thread`, as `quantize_transpose_fused`'s per-thread entries take them: runs of 64
+//! columns of each quad in turn). Bindings: 0 `QuantParams`, 1 x (read f32, stored `[cols, rows]`
+//! of L), 2 amax (read u32 bits, `n_groups`, then the tensor's maximum where the format's scales
+//! need it), 3 codes (read-write u32), 4 step, 5 scales (read-write f32). Reference:
 //! [`crate::reference::quantize_transpose::from_maxima`].
 
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot};
@@ -35,8 +37,9 @@ pub struct QuantizeTranspose {
 
 /// Words of L's rows a thread of entry `main_rows4` packs (the shader's `PIECE_WORDS`).
 const PIECE_WORDS: u32 = 64;
-/// Threads per workgroup of entry `main_rows4`.
-const ROWS4_WG: u32 = 64;
+/// Threads per workgroup of entry `main_rows4` (as `quantize_transpose_fused`'s per-thread
+/// entries, so that its quads of rows keep as many workgroups).
+const ROWS4_WG: u32 = 8;
 
 impl QuantizeTranspose {
     /// Builds the pipeline for `format`.
@@ -91,9 +94,12 @@ impl QuantizeTranspose {
         p.samples = samples;
         let (pipeline, workgroups) = match &self.rows4 {
             Some(rows4) if self.takes_rows4(l) => {
-                // Threads: L's quads of rows times the pieces of a row.
+                // Threads: L's groups of quads of rows times the pieces of a row.
+                let pieces = l.words_per_row.div_ceil(PIECE_WORDS);
+                p.quads = super::quantize_transpose_fused::quads_per_thread(l.rows, pieces, ROWS4_WG);
                 p.total_tiles = (l.rows / 4)
-                    .checked_mul(l.words_per_row.div_ceil(PIECE_WORDS))
+                    .div_ceil(p.quads)
+                    .checked_mul(pieces)
                     .ok_or_else(|| Error::InvalidArgument(format!("quantize_transpose: {l:?} is too large")))?;
                 (rows4, p.total_tiles.div_ceil(ROWS4_WG))
             }

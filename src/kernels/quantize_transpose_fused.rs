@@ -39,15 +39,17 @@ pub(crate) const MAX_QUADS: u32 = 8;
 /// CPU adapter.
 const QUADS_MIN_WORKGROUPS: u32 = 16;
 
-/// Quads of L's `rows` per thread on the per-thread vec4 path, `threads` a workgroup: the most,
-/// up to [`MAX_QUADS`] and a power of two, that leave at least [`QUADS_MIN_WORKGROUPS`]
-/// workgroups. A thread of several reads a run of columns of each of its quads in turn, so the
-/// rows of x the run reaches (a column of L lies a row of x away from the next) are read again,
-/// further along, by its next quads while they are fresh: lavapipe (2 cores), int8 per row, L of
-/// 4096×4096 30–36 ms with eight quads a thread against 57–66 ms with one.
-pub(crate) fn quads_per_thread(rows: u32, threads: u32) -> u32 {
-    let mut quads = MAX_QUADS;
-    while quads > 1 && rows.div_ceil(4 * quads * threads) < QUADS_MIN_WORKGROUPS {
+/// Quads of L's `rows` per thread on the per-thread vec4 paths, `threads` a workgroup, each group
+/// of quads in `pieces` threads (`quantize_transpose`'s pieces of a row; 1 where a thread takes
+/// whole rows): the most, up to [`MAX_QUADS`] and a power of two, that leave at least
+/// [`QUADS_MIN_WORKGROUPS`] workgroups, and no more than L's quads rounded up. A thread of several
+/// reads a run of columns of each of its quads in turn, so the rows of x the run reaches (a column
+/// of L lies a row of x away from the next) are read again, further along, by its next quads while
+/// they are fresh: lavapipe (2 cores), int8 per row, L of 4096×4096 30–36 ms with eight quads a
+/// thread against 57–66 ms with one.
+pub(crate) fn quads_per_thread(rows: u32, pieces: u32, threads: u32) -> u32 {
+    let mut quads = MAX_QUADS.min(rows.div_ceil(4).next_power_of_two());
+    while quads > 1 && rows.div_ceil(4 * quads).saturating_mul(pieces).div_ceil(threads) < QUADS_MIN_WORKGROUPS {
         quads /= 2;
     }
     quads
@@ -348,7 +350,7 @@ impl QuantizeTransposeFused {
             (ReducePath::PerThread, Some((row_v4, block_v4)))
                 if l.rows.is_multiple_of(4) && l.rows >= V4_MIN_ROWS && batch_rows.is_multiple_of(4) =>
             {
-                p.quads = quads_per_thread(l.rows, 8);
+                p.quads = quads_per_thread(l.rows, 1, 8);
                 (if per_block { block_v4 } else { row_v4 }, 32 * p.quads)
             }
             (ReducePath::PerThread, _) => (if per_block { &self.block } else { &self.pipeline }, 8),
@@ -380,11 +382,16 @@ mod tests {
     fn quads_per_thread_keeps_sixteen_workgroups() {
         // The shapes tests/quantize.rs runs the quads through, and training sizes that keep one.
         for (rows, quads) in [(128, 1), (784, 1), (1024, 2), (1028, 2), (2052, 4), (2056, 4), (4096, 8), (4100, 8)] {
-            assert_eq!(quads_per_thread(rows, 8), quads, "{rows} rows");
+            assert_eq!(quads_per_thread(rows, 1, 8), quads, "{rows} rows");
         }
-        assert_eq!(quads_per_thread(1 << 20, 8), MAX_QUADS);
+        assert_eq!(quads_per_thread(1 << 20, 1, 8), MAX_QUADS);
+        // quantize_transpose's main_rows4, whose quads take a thread per piece of 64 words: the
+        // shapes tests/quantize.rs runs (L of 1028 × 300, 516 × 2100).
+        for (rows, pieces, quads) in [(1028, 2, 4), (1028, 1, 2), (516, 9, 8), (516, 5, 4), (16, 392, 4)] {
+            assert_eq!(quads_per_thread(rows, pieces, 8), quads, "{rows} rows in {pieces} pieces");
+        }
         // The shader's arrays hold as many quads as the launchers give.
-        let rows_t = crate::shaders::COMMON.iter().find(|(name, _)| *name == "rows_t").unwrap().1;
-        assert!(rows_t.contains(&format!("const MAX_QUADS: u32 = {MAX_QUADS}u;")));
+        let pack_t = crate::shaders::COMMON.iter().find(|(name, _)| *name == "pack_t").unwrap().1;
+        assert!(pack_t.contains(&format!("const MAX_QUADS: u32 = {MAX_QUADS}u;")));
     }
 }
