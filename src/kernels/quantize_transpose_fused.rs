@@ -142,10 +142,16 @@ impl QuantizeTransposeFused {
     /// the convolutions' dYᵀ and Xᵀ with rows of 128·28·28 or 128·14·14, took 20.5 ms a step in
     /// one launch each, where the whole fp32 step takes 2.1 ms; `resnet20`'s, rows of 6,272 and
     /// more, 7.8 ms of a 28 ms step with a bound of 8,192.) On a CPU adapter
-    /// ([`ReducePath::PerThread`]) one launch is the faster way at any length: lavapipe, int8 per
-    /// row with stochastic rounding, L of 9×100,352 took 8.3 ms in one launch (with the row sums)
-    /// against 51.7 ms for the chain, 32×100,352 23.0 against 49.5, 288×25,088 31.2 against 47.1.
-    /// NVFP4 (one more launch before it, for the tensor's maximum) is judged the same way.
+    /// ([`ReducePath::PerThread`]) the one launch is taken at any length. When this rule was set
+    /// it was the faster way by far (lavapipe, int8 per row with stochastic rounding: L of
+    /// 9×100,352 8.3 ms in one launch, with the row sums, against 51.7 ms for the chain;
+    /// 32×100,352 23.0 against 49.5; 288×25,088 31.2 against 47.1). Since the chain's second
+    /// launch takes quads of rows (7ab82b7, 09c573d) the gap has closed. Re-measured at 09c573d
+    /// without sums, three rounds: 9×100,352 3.5–5.3 ms against 7.3–9.0; 288×25,088 13.1–13.9
+    /// against 13.7–14.4; but 16×100,352 3.5–3.6 against 3.0 and 32×100,352 7.6–7.9 against
+    /// 6.0–6.3 for the chain. Those gaps are under 2 ms, and the chain takes one more launch and
+    /// writes no row sums. NVFP4 (one more launch before it, for the tensor's maximum) is judged
+    /// the same way.
     pub fn preferred(l: &QuantLayout, path: ReducePath) -> bool {
         Self::supports_with_tensor_amax(l) && (path == ReducePath::PerThread || l.cols as usize <= FUSED_T_MAX_COLS)
     }
