@@ -5,9 +5,10 @@
 // blocks' scales, and its words packed into every SMP sample. It reads the including kernel's `p:
 // QuantParams` (L's layout), x through load_x and load_x4 (one_pass.wgsl; quads of four adjacent
 // rows of L per thread in row_quads and block_quads, each chunk's sums chunk_sums.wgsl's
-// chunk_pass4), x_row and pack_words4 (pack_t.wgsl), writes its `sums` binding, and stores through
-// put_code and put_scale (common/stores.wgsl, or common/stores_both.wgsl) and group_scale_of
-// (group_scale.wgsl, or quantize_both's own).
+// chunk_pass4), x_row, pack_words4 and the quads' units (quads_from, quad_i0, pack_quads;
+// pack_t.wgsl), writes its `sums` binding, and stores through put_code and put_scale
+// (common/stores.wgsl, or common/stores_both.wgsl) and group_scale_of (group_scale.wgsl, or
+// quantize_both's own).
 
 // Words w0, w0 + step, .. below w1 of row `row` of L (xr = x_row(row)), packed with inverse scale
 // s_inv into every SMP sample (each sample's draw key computed once).

@@ -31,8 +31,9 @@ const ROWS_PER_WORKGROUP: u32 = 32;
 /// would leave a CPU adapter's cores without workgroups.
 pub(crate) const V4_MIN_ROWS: u32 = 128;
 
-/// The most quads (four adjacent rows of L) one thread of `main_thread_v4` and
-/// `main_block_thread_v4` takes (the shader's `MAX_QUADS`; [`quads_per_thread`]).
+/// The most quads (four adjacent rows of L) one thread takes: of `main_thread_v4` and
+/// `main_block_thread_v4`, of `quantize_both`'s transposed side and of `quantize_transpose`'s
+/// `main_rows4` (pack_t.wgsl's `MAX_QUADS`; [`quads_per_thread`]).
 pub(crate) const MAX_QUADS: u32 = 8;
 
 /// Workgroups below which [`quads_per_thread`] gives a thread fewer quads: 8 a core of a 2-core
