@@ -68,9 +68,8 @@ fn main_rows4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     if (t >= p.total_tiles) {
         return;
     }
-    let per = max(p.quads, 1u);
-    let groups = (p.rows / 4u + per - 1u) / per;
-    let r0 = (t % groups) * per * 4u;
+    let groups = (p.rows + quad_rows() - 1u) / quad_rows();
+    let r0 = (t % groups) * quad_rows();
     let nq = quads_from(r0);
     let w0 = (t / groups) * PIECE_WORDS;
     let c0 = w0 * fmt_per_word();

@@ -192,11 +192,11 @@ fn main_block_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
 // p.quads quads of L's rows per thread, 8 threads per workgroup.
 @compute @workgroup_size(8)
 fn main_block_thread_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    block_quads((flat_workgroup(wg, nwg) * 8u + lid) * 4u * max(p.quads, 1u));
+    block_quads((flat_workgroup(wg, nwg) * 8u + lid) * quad_rows());
 }
 
 // p.quads quads of L's rows per thread, 8 threads per workgroup.
 @compute @workgroup_size(8)
 fn main_thread_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    row_quads((flat_workgroup(wg, nwg) * 8u + lid) * 4u * max(p.quads, 1u));
+    row_quads((flat_workgroup(wg, nwg) * 8u + lid) * quad_rows());
 }

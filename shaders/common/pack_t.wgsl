@@ -82,9 +82,14 @@ const MAX_QUADS: u32 = 8u;
 // Columns of L a thread reads of each of its quads before the next run.
 const QUAD_RUN: u32 = 64u;
 
+// Rows of L from one thread's first row to the next thread's: p.quads quads (at least one).
+fn quad_rows() -> u32 {
+    return 4u * max(p.quads, 1u);
+}
+
 // The quads of the thread whose first row is r0.
 fn quads_from(r0: u32) -> u32 {
-    return min(max(p.quads, 1u), (p.rows - r0) / 4u);
+    return min(quad_rows(), p.rows - r0) / 4u;
 }
 
 // Where the quad of rows r .. r + 3 lies in x read as vec4s: column col of L at col * q +

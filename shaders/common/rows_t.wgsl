@@ -114,6 +114,16 @@ fn block_thread(row: u32) {
 // row_thread's (block_thread's): a maximum in any order, each sum's chunks in order, each draw
 // indexed by its row and column.
 
+// The maxima (amax_bits) of a quad's four rows over columns c0 .. end of L (i0 = quad_i0 of the
+// quad, q = x_row's step / 4).
+fn quad_amax(q: u32, i0: u32, c0: u32, end: u32) -> vec4<u32> {
+    var m = vec4<u32>();
+    for (var col = c0; col < end; col++) {
+        m = max(m, amax_bits4(load_x4(col * q + i0)));
+    }
+    return m;
+}
+
 // The maxima (amax_bits) and, with sums (p.aux0 = 1), the sums in col_sum's order of nq quads
 // from row r0.
 struct QuadsPass {
@@ -130,12 +140,7 @@ fn quads_pass(r0: u32, nq: u32, q: u32) -> QuadsPass {
         for (var c0 = 0u; c0 < p.cols; c0 += run) {
             let end = min(c0 + run, p.cols);
             for (var v = 0u; v < nq; v++) {
-                let i0 = quad_i0(r0 + 4u * v);
-                var m = r.m[v];
-                for (var col = c0; col < end; col++) {
-                    m = max(m, amax_bits4(load_x4(col * q + i0)));
-                }
-                r.m[v] = m;
+                r.m[v] = max(r.m[v], quad_amax(q, quad_i0(r0 + 4u * v), c0, end));
             }
         }
         return r;
@@ -203,10 +208,7 @@ fn block_quads(r0: u32) {
         for (var v = 0u; v < nq; v++) {
             let r = r0 + 4u * v;
             let i0 = quad_i0(r);
-            var m = vec4<u32>();
-            for (var col = blk * block; col < end; col++) {
-                m = max(m, amax_bits4(load_x4(col * q + i0)));
-            }
+            let m = quad_amax(q, i0, blk * block, end);
             var inv = vec4<f32>();
             for (var j = 0u; j < 4u; j++) {
                 let si = group_scale_of(bitcast<f32>(m[j]));
