@@ -24,8 +24,9 @@
 // Bindings: 0 params (QuantParams of the [rows, kh·kw·c] layout), 1 cols (read_write f32: the
 // unfold writes it, the packing reads it back through one_pass.wgsl's load_x), 2 codes, 3 scales,
 // 4 step (StepState), 5 mask (read f32: unused, p.masked = 0), 6 conv (ConvParams), 7 img (x,
-// read f32, NHWC); entry main_both_v4 also 8 codes_t, 9 scales_t (read_write: L = colsᵀ's, as
-// im2col_quantize_transpose writes them) and 10 pt (QuantParams of L's layout). The codes entries
+// read f32, NHWC); entries main_both_v4, main_scales_t_v4 and main_tiles_v4 also 8 codes_t, 9
+// scales_t (read_write: L = colsᵀ's, as im2col_quantize_transpose writes them) and 10 pt
+// (QuantParams of L's layout). The codes entries
 // leave binding 1 untouched. The shared units read p, a private copy of the params of the side
 // this invocation packs, and store through common/stores_both.wgsl's put_code / put_scale.
 // Entry main_both_v4: main_codes_v4 and im2col_quantize_transpose's main_v4 in one launch (below),
@@ -36,7 +37,11 @@
 // empty run's first index is formed, never read); main_both_v4 reads the pixel maxima of taps
 // inside the image only (y checked, x in [x0 + kx_lo, x0 + kx_hi) ⊂ [0, w)) and the run maxima of b
 // < batch, y inside the image, kx < kw, ch < c; the launcher sizes both buffers to batch·h·w and
-// batch·h·kw·c.
+// batch·h·kw·c (and kh·kw·c more for L's inverse scales where main_scales_t_v4 writes them: one
+// per row of L, its threads past L's rows return); main_tiles_v4's threads past cols' rows
+// return, each reads the pixel maxima of rows it clamps below cols' rows and x at taps inside the
+// image, and writes rows of cols below their count and, of L, rows below kh·kw·c at its own word,
+// below L's words a row.
 
 @group(0) @binding(0) var<uniform> pa: QuantParams;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
@@ -284,7 +289,8 @@ fn main_maxima_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 
 // Threads per workgroup of main_both_v4: 8, as im2col_quantize_transpose's, so that L's few long
 // rows spread over a CPU adapter's cores (llvmpipe, resnet20's int8 step: about the GPU time of
-// the two launches with 8 or 32; each SIMD piece of 8 all L's or all cols').
+// the two launches with 8 or 32; each SIMD piece of 8 all L's or all cols'); and of
+// main_scales_t_v4 and main_tiles_v4.
 const BOTH_WG: u32 = 8u;
 
 // main_codes_v4 and, in the same launch, im2col_quantize_transpose's main_v4 (channels a multiple
@@ -313,6 +319,214 @@ fn main_both_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     p = pa;
     side = 0u;
     codes_row4(s.y * BOTH_WG + lid, FROM_MAXIMA == 1u);
+}
+
+// Entries main_scales_t_v4 and main_tiles_v4: main_both_v4's outputs after main_maxima_v4 (per-row
+// scales of L too, one sample a side) in two launches that load each value of x once for both
+// sides, for the formats of 4 or 8 codes a word that Im2colQuantize::tiles_take and channels a
+// multiple of the codes a word (Im2colQuantize::takes_tiles). main_scales_t_v4 forms L's scales (a
+// thread per four rows of L, from the run maxima as tap_group_max4 takes them) and leaves their
+// inverses after the run maxima in the same buffer (run_maxima[t_inv_at() + quad]: L's rows
+// 4·quad .. 4·quad + 3). main_tiles_v4 runs a thread per tile of per_word output pixels (rows of
+// cols; columns of L, one word of each of L's rows), which walks every tap and the tap's channels
+// per_word at a time, loads blocks of four pixels by four channels (a vec4 a pixel, zeros outside
+// the image) and packs from each block a quarter, half or whole word of the four pixels' rows of
+// cols and of the four channels' rows of L. The same maxima, scales, draws (indexed by each side's
+// row and column), codes and shifts as main_both_v4, so its bits. main_both_v4 loads every value
+// twice, in two loops that each keep a packing word a value, and on a CPU adapter every load is a
+// gather; the tiles load once and pack whole words (on llvmpipe, resnet20's int8 step: the
+// unfolding quantizers 276–282 → 196–202 ms, the README's "im2col_quantize's tiles").
+
+// Where main_scales_t_v4 leaves L's inverse scales in run_maxima: after the run maxima
+// (batch·h·kw·c values, main_maxima_v4's).
+fn t_inv_at() -> u32 {
+    return conv.batch * conv.h * conv.kw * conv.c / 4u;
+}
+
+// L's per-row scales and their inverses: a thread per four rows of L, 8 a workgroup.
+@compute @workgroup_size(8)
+fn main_scales_t_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    p = pt;
+    side = 1u;
+    let quad = flat_workgroup(wg, nwg) * BOTH_WG + lid;
+    let r0 = quad * 4u;
+    if (r0 >= p.rows) {
+        return;
+    }
+    let m = tap_group_max4(tap_of(r0), 0u, p.cols);
+    var inv = vec4<f32>();
+    for (var j = 0u; j < 4u; j++) {
+        let si = fmt_scale_for_amax(bitcast<f32>(m[j]));
+        store_scale((r0 + j) * p.row_mul, si.x);
+        inv[j] = si.y;
+    }
+    run_maxima[t_inv_at() + quad] = bitcast<vec4<u32>>(inv);
+}
+
+// Pixels (and channels) of a tile at most: the widest codes per word main_tiles_v4 takes.
+const TILE_MAX: u32 = 8u;
+
+// main_tiles_v4's rounding, a constant so that the draws of a side that rounds to nearest cost
+// nothing (on a CPU adapter a branch on a value runs both ways): bit 0 cols' stochastic, bit 1 L's.
+// The launcher sets it from the sides' params (whose stochastic fields the entry does not read).
+override TILE_STOCHASTIC: u32 = 0u;
+
+// The tile's first pixel (row of cols, column of L) and pixels (per_word, fewer in the last
+// tile); for pixels 4·g + i (g < 2) their rows of cols, the image, first tap row and column of
+// their taps and the inverse scales of their rows in component i of tile_row[g], tile_b[g],
+// tile_y0[g], tile_x0[g] and tile_inv[g] (pixels past tile_n are the last one again: they
+// compute its words and store them again, the same bits, so that no store waits on a test);
+// tile_mask[g], the bits of the pixels of group g that L's words keep (pixels past tile_n give
+// 0 bits, as pack_flush4 leaves a short word); the two sides' draw keys (one sample). Vectors,
+// not arrays of pixels: a component written at a computed index stays in registers, where an
+// array element might not.
+var<private> tile_j0: u32;
+var<private> tile_n: u32;
+var<private> tile_row: array<vec4<u32>, 2>;
+var<private> tile_mask: vec2<u32>;
+var<private> tile_b: array<vec4<u32>, 2>;
+var<private> tile_y0: array<vec4<i32>, 2>;
+var<private> tile_x0: array<vec4<i32>, 2>;
+var<private> tile_inv: array<vec4<f32>, 2>;
+var<private> tile_keys: vec2<u32>;
+
+// Pixels 4·g .. 4·g + 3 of the tile, tap (ky, kx): where each one's first channels of the tap
+// lie in x (as vec4s), or OUTSIDE outside the image.
+fn block_at(g: u32, ky: u32, kx: u32) -> vec4<u32> {
+    let iy = tile_y0[g] + vec4<i32>(i32(ky));
+    let ix = tile_x0[g] + vec4<i32>(i32(kx));
+    let zero = vec4<i32>(0);
+    let h = vec4<i32>(i32(conv.h));
+    let w = vec4<i32>(i32(conv.w));
+    let inside = (iy >= zero) & (iy < h) & (ix >= zero) & (ix < w);
+    let at = ((tile_b[g] * conv.h + bitcast<vec4<u32>>(iy)) * conv.w + bitcast<vec4<u32>>(ix)) * (conv.c / 4u);
+    return select(vec4<u32>(OUTSIDE), at, inside);
+}
+
+// A block of four pixels by four channels, both sides' codes: .c[i], pixel 4·g + i's codes of
+// columns col .. col + 3 of its row of cols (code e at shift e·bits); .t[e], channel e's codes of
+// its row of L (row col + e) at columns j0 + 4·g .. j0 + 4·g + 3 (pixel i at shift i·bits; 0 past
+// the tile's pixels, as pack_flush4 leaves a short word).
+struct BlockCodes {
+    c: vec4<u32>,
+    t: vec4<u32>,
+}
+
+fn block_codes(g: u32, at: vec4<u32>, quad: u32, col: u32, inv_t: vec4<f32>) -> BlockCodes {
+    var v: array<vec4<f32>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        if (at[i] != OUTSIDE) {
+            v[i] = img4[at[i] + quad];
+        }
+    }
+    let inv = tile_inv[g];
+    let bits = fmt_bits();
+    let st_c = (TILE_STOCHASTIC & 1u) != 0u;
+    let st_t = (TILE_STOCHASTIC & 2u) != 0u;
+    let rows = tile_row[g];
+    var out = BlockCodes(vec4<u32>(), vec4<u32>());
+    for (var i = 0u; i < 4u; i++) {
+        for (var e = 0u; e < 4u; e++) {
+            var r = 0u;
+            if (st_c) {
+                r = rng_draw24(tile_keys.x, rows[i] * pa.cols + col + e);
+            }
+            out.c[i] |= fmt_quantize(v[i][e], inv[i], st_c, r) << (e * bits);
+        }
+    }
+    for (var e = 0u; e < 4u; e++) {
+        for (var i = 0u; i < 4u; i++) {
+            let k = 4u * g + i;
+            var r = 0u;
+            if (st_t) {
+                r = rng_draw24(tile_keys.y, (col + e) * pt.cols + tile_j0 + k);
+            }
+            let code = fmt_quantize(v[i][e], inv_t[e], st_t, r);
+            out.t[e] |= code << (i * bits);
+        }
+    }
+    out.t &= vec4<u32>(tile_mask[g]);
+    return out;
+}
+
+// Pixel 4·g + i's word w[i] of its row of cols at column col.
+fn store_block_c(g: u32, w: vec4<u32>, col: u32) {
+    for (var i = 0u; i < 4u; i++) {
+        codes[tile_row[g][i] * pa.words_per_row + col / fmt_per_word()] = w[i];
+    }
+}
+
+// Channel e's word w[e] of its row of L (row row0 + e), the tile's word of it.
+fn store_block_t(tile: u32, w: vec4<u32>, row0: u32) {
+    for (var e = 0u; e < 4u; e++) {
+        codes_t[(row0 + e) * pt.words_per_row + tile] = w[e];
+    }
+}
+
+// One sample a side (encode_both's; the entry reads neither side's samples). Every loop over a
+// block's pixels or channels runs four times, so that a compiler can unroll it and keep the block
+// in registers.
+@compute @workgroup_size(8)
+fn main_tiles_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    p = pa;
+    side = 0u;
+    let per_word = fmt_per_word();
+    let tile = flat_workgroup(wg, nwg) * BOTH_WG + lid;
+    tile_j0 = tile * per_word;
+    if (tile_j0 >= pa.rows) {
+        return;
+    }
+    tile_n = min(per_word, pa.rows - tile_j0);
+    tile_keys = vec2<u32>(sample_key_of(pa, 0u), sample_key_of(pt, 0u));
+    // Each pixel's taps, and its row's scale from the pixel maxima (stored) and inverse.
+    let bits = fmt_bits();
+    for (var g = 0u; g < per_word / 4u; g++) {
+        for (var i = 0u; i < 4u; i++) {
+            let row = tile_j0 + min(4u * g + i, tile_n - 1u);
+            let t = row_taps(conv, row);
+            tile_row[g][i] = row;
+            tile_b[g][i] = t.b;
+            tile_y0[g][i] = t.y0;
+            tile_x0[g][i] = t.x0;
+            row_max = cols_row_max(row);
+            tile_inv[g][i] = store_row_scale(row);
+        }
+        // (4 codes of 8 bits fill the word: no shift by 32.)
+        let valid = clamp(i32(tile_n) - 4 * i32(g), 0, 4);
+        tile_mask[g] = select((1u << (u32(valid) * bits)) - 1u, 0xffffffffu, u32(valid) * bits == 32u);
+    }
+    let half = vec4<u32>(4u * bits);
+    for (var ky = 0u; ky < conv.kh; ky++) {
+        for (var kx = 0u; kx < conv.kw; kx++) {
+            let tap_col = (ky * conv.kw + kx) * conv.c;
+            let at0 = block_at(0u, ky, kx);
+            let at1 = block_at(1u, ky, kx);
+            for (var c0 = 0u; c0 < conv.c; c0 += per_word) {
+                let col = tap_col + c0;
+                let q0 = c0 / 4u;
+                let inv_t0 = bitcast<vec4<f32>>(run_maxima[t_inv_at() + col / 4u]);
+                if (per_word == 4u) {
+                    // One block: a whole word of each side.
+                    let b = block_codes(0u, at0, q0, col, inv_t0);
+                    store_block_c(0u, b.c, col);
+                    store_block_t(tile, b.t, col);
+                } else {
+                    // Four blocks, pixels 0–3 and 4–7 by the tap's channels c0 .. c0 + 3 and
+                    // c0 + 4 .. c0 + 7: half words, the second channels' codes at shift 4·bits in
+                    // cols' words and the second pixels' in L's.
+                    let inv_t1 = bitcast<vec4<f32>>(run_maxima[t_inv_at() + col / 4u + 1u]);
+                    let b00 = block_codes(0u, at0, q0, col, inv_t0);
+                    let b01 = block_codes(0u, at0, q0 + 1u, col + 4u, inv_t1);
+                    let b10 = block_codes(1u, at1, q0, col, inv_t0);
+                    let b11 = block_codes(1u, at1, q0 + 1u, col + 4u, inv_t1);
+                    store_block_c(0u, b00.c | (b01.c << half), col);
+                    store_block_c(1u, b10.c | (b11.c << half), col);
+                    store_block_t(tile, b00.t | (b10.t << half), col);
+                    store_block_t(tile, b01.t | (b11.t << half), col + 4u);
+                }
+            }
+        }
+    }
 }
 
 // Entry main_rows (a GPU's layout; Im2colQuantize builds it where the adapter takes the GPU

@@ -315,10 +315,12 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     // (model, its convolutions whose input gradient is needed: the ResNet's at stride 1 and 2,
     // 3x3 and its 1x1 projections; the weights [n, k] of its GEMM layers between the first and
     // the last; its dense layers; its 1x1 convolutions; how many of the middle layers have a
-    // bias: the dense ones, not the convolutions, which batch norm follows)
+    // bias: the dense ones, not the convolutions, which batch norm follows; the input channels of
+    // its convolutions whose taps share pixels, but the first's, of one channel: the CNN's 5x5 and
+    // the ResNet's 3x3 after its stem)
     let models = [
-        (ModelSpec::mlp((8, 8, 1), &[32, 16], 3), 0, vec![(16, 32)], 3, 0, 1),
-        (ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1, vec![(8, 100)], 1, 0, 0),
+        (ModelSpec::mlp((8, 8, 1), &[32, 16], 3), 0, vec![(16, 32)], 3, 0, 1, vec![]),
+        (ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1, vec![(8, 100)], 1, 0, 0, vec![4]),
         (
             ModelSpec::resnet((8, 8, 1), 1, 3),
             8,
@@ -326,6 +328,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             1,
             2,
             0,
+            vec![16, 16, 16, 32, 32, 64],
         ),
     ];
     let schemes = [
@@ -342,7 +345,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     // Batches of 16 rows: the block-scaled presets rotate the MLP's weight-gradient operands in
     // blocks of 16 rows.
     let batch = 16;
-    for (spec, convs, middle, dense, one_by_one, biased) in &models {
+    for (spec, convs, middle, dense, one_by_one, biased, shared_taps) in &models {
         let (convs, rotated_layers) = (*convs, middle.len());
         // Weights quantized in both orientations in one launch (QuantizeBoth::fits; NVFP4's
         // every one, below): those of at most whole_max_values values of the quantized layers
@@ -400,11 +403,23 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             // (Im2colQuantize::takes_maxima). (TinyScript fuses nothing but the input gradient's
             // fold.)
             let unfolds = if g.cpu_layouts() { *one_by_one } else { 0 };
+            // Of those, the ones with channels a multiple of X's codes per word take three
+            // launches, where X's format packs 4 or 8 a word but log4's (int8 and FP8 E4M3 4,
+            // int4 8; Im2colQuantize::takes_tiles): x's maxima, L's scales and the tiles.
+            let per_word = match scheme {
+                "int8" | "int8+block32" | "fp8" => 4,
+                "luq4" | "luq4+smp2" => 8,
+                _ => usize::MAX,
+            };
+            let tiled = match g.cpu_layouts() {
+                true => shared_taps.iter().filter(|&&c| c % per_word == 0).count(),
+                false => 0,
+            };
             let both = match scheme {
                 "fp32" | "tinyscript3" => 0,
                 "mxfp8" => middle_both,
                 "nvfp4" => rotated_layers,
-                _ => middle_both + 1 + dense + grads + unfolds,
+                _ => middle_both + 1 + dense + grads + unfolds - tiled,
             };
             assert_eq!(fused.2 + fewer + rotated + both, plain.2, "{what}: launches per step, fused and not");
         }

@@ -1905,10 +1905,14 @@ fn a_convolutions_x_and_xt_from_its_input_are_quantized_together() {
     use lowbit::kernels::im2col::ConvGeom;
     use lowbit::kernels::im2col_quantize::Im2colQuantize;
     let g = gpu();
-    // (unfold_geoms: one channel and five take the two launches.)
+    // (unfold_geoms: one channel and five take the two launches.) And one whose 90 rows of cols
+    // end in a short tile of pixels and whose output rows of 6 pixels split tiles (entry
+    // main_tiles_v4, 4 and 8 codes a word).
     let geoms = unfold_geoms();
+    let tail = ConvGeom { batch: 3, h: 5, w: 6, c: 8, kh: 3, kw: 3, stride: 1, pad: 1 };
     let mut cases = 0;
-    for (gi, geom) in geoms.iter().enumerate() {
+    let mut tiled = [0; 2];
+    for (gi, geom) in geoms.iter().chain([&tail]).enumerate() {
         let mut x = data(geom.input_len(), 170 + gi as u32, true);
         x[..geom.w * geom.c].iter_mut().for_each(|v| *v = 0.0);
         let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
@@ -1929,8 +1933,15 @@ fn a_convolutions_x_and_xt_from_its_input_are_quantized_together() {
                     assert!(f.block().is_some(), "{f}");
                     continue;
                 }
-                for (ri, r) in roundings().into_iter().enumerate() {
-                    let r_t = [Rounding::Stochastic { seed: 1234, stream: 9 }, Rounding::Nearest][ri];
+                // Each side's rounding the other's opposite; and where the tiles run, the same
+                // too (their entry is built for each pair).
+                let st = Rounding::Stochastic { seed: 1234, stream: 9 };
+                let mut pairs: Vec<(Rounding, Rounding)> =
+                    roundings().into_iter().zip([st, Rounding::Nearest]).collect();
+                if Im2colQuantize::takes_tiles(geom, &l, &lt) {
+                    pairs.extend(roundings().into_iter().zip([Rounding::Nearest, st]));
+                }
+                for (r, r_t) in pairs {
                     let what = format!("{geom:?} {f} {gt} {r:?} {r_t:?}");
                     let (s, s_t) = (
                         QuantScheme { format: f, granularity: Granularity::PerRow, rounding: r },
@@ -1942,10 +1953,28 @@ fn a_convolutions_x_and_xt_from_its_input_are_quantized_together() {
                     g.queue.submit([rec.finish()]);
                     let one = g.cpu_layouts() && geom.c % 4 == 0;
                     assert_eq!(Quantizer::unfolds_both_together(g, geom, &l, &lt), one, "{what}");
-                    // Together: x's maxima, then both sides' codes, or the latter alone where the
-                    // taps share no pixels (1x1); apart: the two unfolding quantizers.
+                    // Together: x's maxima, then both sides' codes (or L's scales, then the tiles,
+                    // for 4 or 8 codes a word, channels in those and L per row), or the latter
+                    // alone where the taps share no pixels (1x1); apart: the two unfolding
+                    // quantizers.
                     assert_eq!(Im2colQuantize::takes_maxima(geom), geom.kh * geom.kw > geom.stride.pow(2), "{what}");
-                    let together = if Im2colQuantize::takes_maxima(geom) { 2 } else { 1 };
+                    let tiles = Im2colQuantize::takes_tiles(geom, &l, &lt);
+                    let per_word = f.per_word() as usize;
+                    let want_tiles = Im2colQuantize::takes_maxima(geom)
+                        && matches!(per_word, 4 | 8)
+                        && f != Format::Log4
+                        && geom.c % per_word == 0
+                        && gt == Granularity::PerRow;
+                    assert_eq!(Im2colQuantize::tiles_take(f), matches!(per_word, 4 | 8) && f != Format::Log4, "{f}");
+                    assert_eq!(tiles, want_tiles, "{what}");
+                    if one && tiles {
+                        tiled[per_word / 8] += 1;
+                    }
+                    let together = match (Im2colQuantize::takes_maxima(geom), tiles) {
+                        (true, true) => 3,
+                        (true, false) => 2,
+                        (false, _) => 1,
+                    };
                     assert_eq!(dispatches, if one { together } else { 2 }, "{what}: launches");
                     let mut rec = lowbit::Recorder::new(g, "apart");
                     let apart = qz().unfold_quantize(g, &mut rec, geom, &xb, None, s).unwrap();
@@ -1967,6 +1996,10 @@ fn a_convolutions_x_and_xt_from_its_input_are_quantized_together() {
         }
     }
     assert!(cases > 50, "{cases}");
+    // The tiles ran for both widths of word where the adapter quantizes both together.
+    if g.cpu_layouts() {
+        assert!(tiled.iter().all(|&n| n >= 4), "{tiled:?}");
+    }
     // Refused, recording nothing: two formats; and by the kernel, channels not in fours, a
     // per-block cols, a layout of the wrong shape, short outputs.
     let geom = geoms[2];

@@ -156,6 +156,8 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
         ("im2col_quantize", "FROM_MAXIMA") => vec![0.0, 1.0],
         // Its main_rows and main_rows_v4 writing cols or not.
         ("im2col_quantize", "TEAM_COLS") => vec![0.0, 1.0],
+        // Its main_tiles_v4 for each pair of the two sides' roundings (bit 0 cols', bit 1 L's).
+        ("im2col_quantize", "TILE_STOCHASTIC") => vec![0.0, 1.0, 2.0, 3.0],
         // QuantizeFused::thread_workgroup_size on each reduce path.
         ("quantize_fused", "THREAD_WG") => [quantize_fused::ReducePath::Tree, quantize_fused::ReducePath::PerThread]
             .map(|p| f64::from(quantize_fused::QuantizeFused::thread_workgroup_size(p)))

@@ -11,7 +11,12 @@
 
 // The draw key of sample j.
 fn sample_key(j: u32) -> u32 {
-    return rng_key(p.seed, p.stream + j + st.stream_base);
+    return sample_key_of(p, j);
+}
+
+// sample_key under params q (a kernel that packs two layouts at once: im2col_quantize's tiles).
+fn sample_key_of(q: QuantParams, j: u32) -> u32 {
+    return rng_key(q.seed, q.stream + j + st.stream_base);
 }
 
 // Where word `word` of row `row` of sample j goes in codes.

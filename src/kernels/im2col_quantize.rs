@@ -21,10 +21,16 @@
 //! pixel and per tap column's run of each image row, from which `main_both_v4` forms every row's
 //! maximum (of cols, and of L per row) instead of unfolding the row once more for it: on
 //! `resnet20`'s int8 step on llvmpipe the two launches took 0.57–0.69 of the time of the one that
-//! unfolded for its maxima (README, "Since c5013f0"). Bindings: 0 `QuantParams`, 1 cols (read-write
-//! f32), 2 codes, 3 scales, 4 step state, 5 mask (unused), 6 conv params, 7 x (read f32), 8 L's
-//! codes, 9 L's scales (read-write; stand-ins but for `main_both_v4`), 10 L's `QuantParams`, 11 and
-//! 12 the maxima (read-write u32; stand-ins but for `main_maxima_v4` and `main_both_v4`).
+//! unfolded for its maxima (README, "Since c5013f0"). For formats of 4 or 8 codes a word, channels
+//! in such groups and per-row scales of L, `encode_both` runs entries `main_scales_t_v4` and
+//! `main_tiles_v4` after the maxima instead of `main_both_v4` ([`Im2colQuantize::takes_tiles`]):
+//! L's scales in a launch of their own, then a thread per tile of `per_word` output pixels that
+//! loads each value of x once and packs whole words of both sides from it (the same bits).
+//! Bindings: 0 `QuantParams`, 1 cols (read-write f32), 2 codes, 3 scales, 4 step state, 5 mask
+//! (unused), 6 conv params, 7 x (read f32), 8 L's codes, 9 L's scales (read-write; stand-ins but
+//! for the entries that quantize both), 10 L's `QuantParams`, 11 and 12 the maxima (read-write u32;
+//! stand-ins but for `main_maxima_v4` and the entries that read them; 12 also holds L's inverse
+//! scales for `main_tiles_v4`).
 //! Reference: [`crate::reference::im2col_quantize`].
 
 use super::im2col::{ConvGeom, ConvParams};
@@ -32,7 +38,8 @@ use super::im2col_quantize_transpose::Im2colQuantizeTranspose;
 use super::quantize_both::Side;
 use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, QuantParams, Slot, WG};
 
-/// Threads per workgroup of entry `main_both_v4` (the shader's `BOTH_WG`).
+/// Threads per workgroup of entries `main_both_v4`, `main_scales_t_v4` and `main_tiles_v4` (the
+/// shader's `BOTH_WG`).
 const BOTH_WG: u32 = 8;
 use crate::format::Format;
 use crate::scheme::{Granularity, QuantLayout, Rounding};
@@ -55,6 +62,12 @@ pub struct Im2colQuantize {
     both: (wgpu::ComputePipeline, wgpu::ComputePipeline),
     /// Entry `main_maxima_v4`: x's maxima that `main_both_v4` reads (bindings 11, 12).
     maxima: wgpu::ComputePipeline,
+    /// Entries `main_scales_t_v4` and `main_tiles_v4`, for formats of 4 or 8 codes a word
+    /// ([`Im2colQuantize::takes_tiles`]); the latter for each of its four roundings
+    /// (`TILE_STOCHASTIC`), built when first taken.
+    tiles: Option<(wgpu::ComputePipeline, [std::sync::OnceLock<wgpu::ComputePipeline>; 4])>,
+    /// The layout the lazily built pipelines take.
+    pl: wgpu::PipelineLayout,
     /// Bound as those maxima by the other entries.
     no_maxima: (GpuBuffer<u32>, GpuBuffer<u32>),
     /// Bound as L's codes and scales by the entries that write cols' alone.
@@ -97,6 +110,10 @@ impl Im2colQuantize {
                 pipeline(gpu, "im2col_quantize", "main_both_v4", &pl, &[fc[0], ("FROM_MAXIMA", 1.0)])?,
             ),
             maxima: pipeline(gpu, "im2col_quantize", "main_maxima_v4", &pl, &fc)?,
+            tiles: match Self::tiles_take(format) {
+                true => Some((pipeline(gpu, "im2col_quantize", "main_scales_t_v4", &pl, &fc)?, Default::default())),
+                false => None,
+            },
             no_maxima: (
                 GpuBuffer::zeros(gpu, "im2col_quantize no pixel maxima", 4)?,
                 GpuBuffer::zeros(gpu, "im2col_quantize no run maxima", 4)?,
@@ -123,6 +140,7 @@ impl Im2colQuantize {
             },
             team_fill: gpu.fill(),
             bgl,
+            pl,
         })
     }
 
@@ -243,14 +261,38 @@ impl Im2colQuantize {
         g.kh * g.kw > g.stride * g.stride
     }
 
+    /// Whether [`Im2colQuantize::encode_both`] takes the tiles (three launches: x's maxima, L's
+    /// scales, then a thread per tile of `per_word` output pixels that loads each value of x once
+    /// for both sides) for the convolution `g`, cols' layout `l` and L's `lt`: where it takes the
+    /// maxima ([`Im2colQuantize::takes_maxima`]), for the formats [`Im2colQuantize::tiles_take`],
+    /// channels a multiple of their codes per word and per-row scales of L (else entry
+    /// `main_both_v4`, as in the one launch after the maxima). The same bits either way.
+    pub fn takes_tiles(g: &ConvGeom, l: &QuantLayout, lt: &QuantLayout) -> bool {
+        Self::takes_maxima(g)
+            && Self::tiles_take(l.format)
+            && g.c.is_multiple_of(l.format.per_word() as usize)
+            && lt.granularity == Granularity::PerRow
+    }
+
+    /// The formats the tiles take: 4 or 8 codes a word (int8, FP8, int4, int3), not log4, whose
+    /// tiles ran slower than `main_both_v4` on llvmpipe: `kernel_report`'s `im2col_quantize_both`
+    /// lines (`resnet20`'s convolutions at batch 16, three alternating rounds) took 1.11–1.77×
+    /// the time of the maxima and `main_both_v4` for log4 (median 1.18), 0.57–1.36× for int8,
+    /// int4 and FP8 E4M3 (medians 0.75, 0.87, 0.86).
+    pub fn tiles_take(format: Format) -> bool {
+        matches!(format.per_word(), 4 | 8) && format != Format::Log4
+    }
+
     /// The codes and scales of cols (`side`, the `[rows, kh·kw·c]` layout, as
     /// [`Im2colQuantize::encode`] writes them without cols) and of L = colsᵀ (`side_t`, as
     /// [`Im2colQuantizeTranspose::encode`] writes them), each with its own rounding, from x (cols
     /// neither read nor written): where [`Im2colQuantize::takes_maxima`], in two launches (entry
     /// `main_maxima_v4`, x's maxima into two scratch buffers of `batch·h·w` and `batch·h·kw·c`
-    /// values, then `main_both_v4`), else in one (`main_both_v4` unfolding each row for its
-    /// maximum). For a convolution whose forward takes X and whose weight gradient takes Xᵀ; for
-    /// the layouts of [`Im2colQuantize::fits_both`]; an error, recording nothing, elsewhere.
+    /// values, then `main_both_v4`) or, where [`Im2colQuantize::takes_tiles`], three (the maxima,
+    /// then `main_scales_t_v4`, which leaves L's inverse scales after the run maxima, then
+    /// `main_tiles_v4`), else in one (`main_both_v4` unfolding each row for its maximum). For a
+    /// convolution whose forward takes X and whose weight gradient takes Xᵀ; for the layouts of
+    /// [`Im2colQuantize::fits_both`]; an error, recording nothing, elsewhere.
     pub fn encode_both(
         &self,
         gpu: &Gpu,
@@ -291,10 +333,13 @@ impl Im2colQuantize {
         let conv = uniform(gpu, "im2col_quantize conv", &ConvParams::new(g, rows * kdim));
         let image_rows = g.batch * g.h;
         let maxima = Self::takes_maxima(g);
+        let tiles = self.tiles.as_ref().filter(|_| Self::takes_tiles(g, l, lt));
+        // (The tiles' run maxima are followed by L's inverse scales, one a row of L.)
+        let run_len = image_rows * g.kw * g.c + if tiles.is_some() { kdim } else { 0 };
         let scratch = match maxima {
             true => Some((
                 enc.scratch::<u32>(gpu, "im2col_quantize pixel maxima", image_rows * g.w)?,
-                enc.scratch::<u32>(gpu, "im2col_quantize run maxima", image_rows * g.kw * g.c)?,
+                enc.scratch::<u32>(gpu, "im2col_quantize run maxima", run_len)?,
             )),
             false => None,
         };
@@ -323,6 +368,24 @@ impl Im2colQuantize {
             return dispatch(gpu, enc, OP, &self.both.0, &self.bgl, &buffers, workgroups);
         }
         let maxima_groups = super::thread_workgroups(OP, image_rows, BOTH_WG)?;
+        if let Some((scales_t, tiles)) = tiles {
+            let sr = |r: Rounding| matches!(r, Rounding::Stochastic { .. }) as usize;
+            let which = sr(side.rounding) | sr(side_t.rounding) << 1;
+            let tiles = match tiles[which].get() {
+                Some(t) => t,
+                None => {
+                    let consts = [format_constant(self.format)[0], ("TILE_STOCHASTIC", which as f64)];
+                    let built = pipeline(gpu, OP, "main_tiles_v4", &self.pl, &consts)?;
+                    tiles[which].get_or_init(|| built)
+                }
+            };
+            // L's scales a thread per four of its rows; then a thread per tile of per_word pixels.
+            let scale_groups = super::thread_workgroups(OP, kdim.div_ceil(4), BOTH_WG)?;
+            let tile_groups = super::thread_workgroups(OP, rows.div_ceil(l.format.per_word() as usize), BOTH_WG)?;
+            dispatch(gpu, enc, OP, &self.maxima, &self.bgl, &buffers, maxima_groups)?;
+            dispatch(gpu, enc, OP, scales_t, &self.bgl, &buffers, scale_groups)?;
+            return dispatch(gpu, enc, OP, tiles, &self.bgl, &buffers, tile_groups);
+        }
         dispatch(gpu, enc, OP, &self.maxima, &self.bgl, &buffers, maxima_groups)?;
         dispatch(gpu, enc, OP, &self.both.1, &self.bgl, &buffers, workgroups)
     }

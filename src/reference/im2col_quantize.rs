@@ -12,8 +12,9 @@ pub fn im2col_quantize(x: &[f32], g: &ConvGeom, l: &QuantLayout, rounding: Round
     (cols, codes, scales)
 }
 
-/// Entries `main_maxima_v4` then `main_both_v4`: cols' codes and scales under `l` (cols not written) and those of
-/// L = colsᵀ under `lt`, each with its own rounding: what [`im2col_quantize`] and
+/// Entries `main_maxima_v4` then `main_both_v4` (or `main_scales_t_v4` and `main_tiles_v4`):
+/// cols' codes and scales under `l` (cols not written) and those of L = colsᵀ under `lt`, each
+/// with its own rounding: what [`im2col_quantize`] and
 /// [`super::im2col_quantize_transpose::im2col_quantize_transpose`] give.
 #[allow(clippy::type_complexity)]
 pub fn im2col_quantize_both(
