@@ -277,8 +277,8 @@ impl Im2colQuantize {
     /// The formats the tiles take: 4 or 8 codes a word (int8, FP8, int4, int3), not log4, whose
     /// tiles ran slower than `main_both_v4` on llvmpipe: `kernel_report`'s `im2col_quantize_both`
     /// lines (`resnet20`'s convolutions at batch 16, three alternating rounds) took 1.11–1.77×
-    /// the time of the maxima and `main_both_v4` for log4 (median 1.18), 0.57–1.36× for int8,
-    /// int4 and FP8 E4M3 (medians 0.75, 0.87, 0.86).
+    /// the time of the maxima and `main_both_v4` for log4 (median 1.18), where at c66fb25 int8,
+    /// int4 and FP8 E4M3 took 0.50–1.63× (medians 0.76, 0.83, 0.81; README, "Since c66fb25").
     pub fn tiles_take(format: Format) -> bool {
         matches!(format.per_word(), 4 | 8) && format != Format::Log4
     }
