@@ -334,8 +334,8 @@ fn main_both_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 // cols and of the four channels' rows of L. The same maxima, scales, draws (indexed by each side's
 // row and column), codes and shifts as main_both_v4, so its bits. main_both_v4 loads every value
 // twice, in two loops that each keep a packing word a value, and on a CPU adapter every load is a
-// gather; the tiles load once and pack whole words (on llvmpipe, resnet20's int8 step: the
-// unfolding quantizers 276–282 → 196–202 ms, the README's "im2col_quantize's tiles").
+// gather; the tiles load once and pack whole words (on llvmpipe, resnet20's int8 step at batch
+// 128: the unfolding quantizers 281–284 → 183 ms a step, README, "Since c66fb25").
 
 // Where main_scales_t_v4 leaves L's inverse scales in run_maxima: after the run maxima
 // (batch·h·kw·c values, main_maxima_v4's).
