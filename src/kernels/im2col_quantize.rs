@@ -369,8 +369,8 @@ impl Im2colQuantize {
         }
         let maxima_groups = super::thread_workgroups(OP, image_rows, BOTH_WG)?;
         if let Some((scales_t, tiles)) = tiles {
-            let sr = |r: Rounding| matches!(r, Rounding::Stochastic { .. }) as usize;
-            let which = sr(side.rounding) | sr(side_t.rounding) << 1;
+            // TILE_STOCHASTIC: bit 0 cols' stochastic rounding, bit 1 L's (the params' flags).
+            let which = side.rounding.seed_stream().2 as usize | (side_t.rounding.seed_stream().2 as usize) << 1;
             let tiles = match tiles[which].get() {
                 Some(t) => t,
                 None => {
