@@ -371,14 +371,10 @@ impl Im2colQuantize {
         if let Some((scales_t, tiles)) = tiles {
             // TILE_STOCHASTIC: bit 0 cols' stochastic rounding, bit 1 L's (the params' flags).
             let which = side.rounding.seed_stream().2 as usize | (side_t.rounding.seed_stream().2 as usize) << 1;
-            let tiles = match tiles[which].get() {
-                Some(t) => t,
-                None => {
-                    let consts = [format_constant(self.format)[0], ("TILE_STOCHASTIC", which as f64)];
-                    let built = pipeline(gpu, OP, "main_tiles_v4", &self.pl, &consts)?;
-                    tiles[which].get_or_init(|| built)
-                }
-            };
+            let tiles = super::built(&tiles[which], || {
+                let consts = [format_constant(self.format)[0], ("TILE_STOCHASTIC", which as f64)];
+                pipeline(gpu, OP, "main_tiles_v4", &self.pl, &consts)
+            })?;
             // L's scales a thread per four of its rows; then a thread per tile of per_word pixels.
             let scale_groups = super::thread_workgroups(OP, kdim.div_ceil(4), BOTH_WG)?;
             let tile_groups = super::thread_workgroups(OP, rows.div_ceil(l.format.per_word() as usize), BOTH_WG)?;
