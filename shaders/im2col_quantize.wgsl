@@ -26,9 +26,9 @@
 // 4 step (StepState), 5 mask (read f32: unused, p.masked = 0), 6 conv (ConvParams), 7 img (x,
 // read f32, NHWC); entries main_both_v4, main_scales_t_v4 and main_tiles_v4 also 8 codes_t, 9
 // scales_t (read_write: L = colsᵀ's, as im2col_quantize_transpose writes them) and 10 pt
-// (QuantParams of L's layout). The codes entries
-// leave binding 1 untouched. The shared units read p, a private copy of the params of the side
-// this invocation packs, and store through common/stores_both.wgsl's put_code / put_scale.
+// (QuantParams of L's layout). The codes entries leave binding 1 untouched. The shared units read
+// p, a private copy of the params of the side this invocation packs, and store through
+// common/stores_both.wgsl's put_code / put_scale.
 // Entry main_both_v4: main_codes_v4 and im2col_quantize_transpose's main_v4 in one launch (below),
 // with FROM_MAXIMA = 1 after entry main_maxima_v4 (bindings 11, 12: x's maxima per pixel and per
 // tap column's run of an image row, which main_both_v4 reads instead of unfolding each row for its
@@ -353,13 +353,7 @@ fn main_scales_t_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     if (r0 >= p.rows) {
         return;
     }
-    let m = tap_group_max4(tap_of(r0), 0u, p.cols);
-    var inv = vec4<f32>();
-    for (var j = 0u; j < 4u; j++) {
-        let si = fmt_scale_for_amax(bitcast<f32>(m[j]));
-        store_scale((r0 + j) * p.row_mul, si.x);
-        inv[j] = si.y;
-    }
+    let inv = store_quad_scales(r0, 0u, tap_group_max4(tap_of(r0), 0u, p.cols));
     run_maxima[t_inv_at() + quad] = bitcast<vec4<u32>>(inv);
 }
 

@@ -183,6 +183,18 @@ fn pack_cols4(t: Tap, c0: u32, c1: u32) {
     }
 }
 
+// Group blk's scales of rows r0 .. r0 + 3 of L from their maxima m (amax_bits), into every
+// sample; returns their inverses.
+fn store_quad_scales(r0: u32, blk: u32, m: vec4<u32>) -> vec4<f32> {
+    var inv = vec4<f32>();
+    for (var j = 0u; j < 4u; j++) {
+        let si = fmt_scale_for_amax(bitcast<f32>(m[j]));
+        store_scale((r0 + j) * p.row_mul + blk, si.x);
+        inv[j] = si.y;
+    }
+    return inv;
+}
+
 // Rows r0 .. r0 + 3 of L by one thread (entry main_v4; channels, so L's rows, a multiple of 4).
 fn tap_thread4(r0: u32) {
     if (r0 >= p.rows) {
@@ -193,13 +205,7 @@ fn tap_thread4(r0: u32) {
     let groups = (p.cols + len - 1u) / len;
     for (var blk = 0u; blk < groups; blk++) {
         let c0 = blk * len;
-        let m = tap_group_max4(t, c0, min(c0 + len, p.cols));
-        var inv = vec4<f32>();
-        for (var j = 0u; j < 4u; j++) {
-            let si = fmt_scale_for_amax(bitcast<f32>(m[j]));
-            store_scale((r0 + j) * p.row_mul + blk, si.x);
-            inv[j] = si.y;
-        }
+        let inv = store_quad_scales(r0, blk, tap_group_max4(t, c0, min(c0 + len, p.cols)));
         let c1 = min(c0 + len, p.cols);
         for (var smp = 0u; smp < p.samples; smp++) {
             pack_start(r0, smp, c0, inv);
