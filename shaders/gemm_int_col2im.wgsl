@@ -81,31 +81,47 @@ fn fold_px(v: mat4x4<f32>, sums: mat4x4<f32>, sa: f32, sb: mat4x4<f32>) -> mat4x
     return r;
 }
 
+// One scale chunk of dY's sample s, K's elements kc .. kc + chunk, folded into v as
+// gemm_int_lanes folds it: the chunk's exact sums of the lane's four pixels (dY rows o, om those
+// clamped inside dY) with channels ch of the tap (W's rows col, p.n past C), scaled by the pixels'
+// sa and the channels' sb.
+fn fold_chunk(v: Px, o: vec4<u32>, om: vec4<u32>, col: vec2<u32>, ch: vec2<u32>, tap: u32, s: u32, kc: u32, chunk: u32)
+    -> Px {
+    let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
+    let sums = exact_sums(o, col.x, col.y, kc / 4u, min((kc + chunk + 3u) / 4u, (p.k + 3u) / 4u), s);
+    let s0 = scale_b(min(tap + min(ch.x, cv.c - 1u), p.n - 1u), kc);
+    let s1 = scale_b(min(tap + min(ch.y, cv.c - 1u), p.n - 1u), kc);
+    let sb = mat4x4<f32>(channel_scales(s0, s1, 0u), channel_scales(s0, s1, 1u), channel_scales(s0, s1, 2u),
+                         channel_scales(s0, s1, 3u));
+    return Px(fold_px(v.q0, sums.q0, scale_a(s, om.x, kc, a_groups), sb),
+              fold_px(v.q1, sums.q1, scale_a(s, om.y, kc, a_groups), sb),
+              fold_px(v.q2, sums.q2, scale_a(s, om.z, kc, a_groups), sb),
+              fold_px(v.q3, sums.q3, scale_a(s, om.w, kc, a_groups), sb));
+}
+
+// Whether dY holds one sample and one scale chunk spans all of K (per-row scales, or one block
+// over K): then tap_values folds one chunk, with no loop over samples and chunks around it. On
+// llvmpipe those loops, each taken once, took a third of the launch (resnet20's 16-channel
+// stage: 4.2 -> 2.8-3.0 ms at batch 16); a pipeline constant, since a branch on a uniform value
+// costs there as well. The same folds, so the same bits.
+override ONE_FOLD: bool = false;
+
 // The tap's values of the lane's four pixels (common/col2im_tile.wgsl's fold_taps): per sample of
 // dY (SMP) and scale chunk, in that order, the exact sums scaled and folded, then with several
 // samples times 1/S: the values gemm_int_lanes stores in dcols (`main`, or `main_samples`).
 fn tap_values(o: vec4<u32>, tap: u32, c0: u32, lane: u32) -> Px {
-    let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
-    let chunk = min(p.chunk, p.k);
-    let kwords = (p.k + 3u) / 4u;
     // This lane's two channels (W rows past the tap's C read as p.n: zero words).
-    let ch0 = c0 + lane;
-    let ch1 = c0 + 8u + lane;
-    let col0 = select(p.n, tap + ch0, ch0 < cv.c);
-    let col1 = select(p.n, tap + ch1, ch1 < cv.c);
+    let ch = vec2<u32>(c0 + lane, c0 + 8u + lane);
+    let col = select(vec2<u32>(p.n), vec2<u32>(tap) + ch, ch < vec2<u32>(cv.c));
     let om = min(o, vec4<u32>(p.m - 1u));
+    if (ONE_FOLD) {
+        return fold_chunk(Px(), o, om, col, ch, tap, 0u, 0u, p.k);
+    }
+    let chunk = min(p.chunk, p.k);
     var v: Px;
     for (var s = 0u; s < p.samples; s++) {
         for (var kc = 0u; kc < p.k; kc += chunk) {
-            let sums = exact_sums(o, col0, col1, kc / 4u, min((kc + chunk + 3u) / 4u, kwords), s);
-            let s0 = scale_b(min(tap + min(ch0, cv.c - 1u), p.n - 1u), kc);
-            let s1 = scale_b(min(tap + min(ch1, cv.c - 1u), p.n - 1u), kc);
-            let sb = mat4x4<f32>(channel_scales(s0, s1, 0u), channel_scales(s0, s1, 1u),
-                                 channel_scales(s0, s1, 2u), channel_scales(s0, s1, 3u));
-            v.q0 = fold_px(v.q0, sums.q0, scale_a(s, om.x, kc, a_groups), sb);
-            v.q1 = fold_px(v.q1, sums.q1, scale_a(s, om.y, kc, a_groups), sb);
-            v.q2 = fold_px(v.q2, sums.q2, scale_a(s, om.z, kc, a_groups), sb);
-            v.q3 = fold_px(v.q3, sums.q3, scale_a(s, om.w, kc, a_groups), sb);
+            v = fold_chunk(v, o, om, col, ch, tap, s, kc, chunk);
         }
     }
     if (p.samples > 1u) {

@@ -29,7 +29,7 @@ impl GemmFp8Col2im {
     /// mxfp8); an error on an adapter without 8-lane subgroups.
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
         check_fp8_formats("gemm_fp8_col2im", [fmt_a, fmt_b])?;
-        PackedCol2im::new(gpu, "gemm_fp8_col2im", fmt_a, fmt_b).map(GemmFp8Col2im)
+        PackedCol2im::new(gpu, "gemm_fp8_col2im", fmt_a, fmt_b, false).map(GemmFp8Col2im)
     }
 
     /// Records `dx ← col2im(deq(A)·deq(B)ᵀ)` for the convolution `g`: A the quantized gradient of

@@ -58,7 +58,7 @@ impl GemmIntCol2im {
     /// subgroups.
     pub fn new(gpu: &Gpu, fmt_a: Format, fmt_b: Format) -> Result<Self> {
         check_int_formats("gemm_int_col2im", [fmt_a, fmt_b])?;
-        PackedCol2im::new(gpu, "gemm_int_col2im", fmt_a, fmt_b).map(GemmIntCol2im)
+        PackedCol2im::new(gpu, "gemm_int_col2im", fmt_a, fmt_b, true).map(GemmIntCol2im)
     }
 
     /// Records `dx ← col2im(A·Bᵀ)` for the convolution `g`: A the quantized gradient of its
@@ -94,13 +94,18 @@ pub(crate) struct PackedCol2im {
     fmt_a: Format,
     fmt_b: Format,
     bgl: wgpu::BindGroupLayout,
+    layout: wgpu::PipelineLayout,
     pipeline: wgpu::ComputePipeline,
+    /// Kernels with the `ONE_FOLD` constant (`gemm_int_col2im`): the pipeline with it set, for dY
+    /// of one sample whose one scale chunk spans K, built on first use.
+    one_fold: Option<std::sync::OnceLock<wgpu::ComputePipeline>>,
 }
 
 impl PackedCol2im {
-    /// Builds kernel `name`'s `main` for `fmt_a` × `fmt_b` (checked by the caller); an error on an
-    /// adapter without 8-lane subgroups.
-    pub(crate) fn new(gpu: &Gpu, name: &'static str, fmt_a: Format, fmt_b: Format) -> Result<Self> {
+    /// Builds kernel `name`'s `main` for `fmt_a` × `fmt_b` (checked by the caller), and where
+    /// `one_fold` (the kernel declares `ONE_FOLD`) its single-fold variant when first used; an
+    /// error on an adapter without 8-lane subgroups.
+    pub(crate) fn new(gpu: &Gpu, name: &'static str, fmt_a: Format, fmt_b: Format, one_fold: bool) -> Result<Self> {
         GemmF32Lanes::require(gpu, name)?;
         let (bgl, pl) = layouts(
             gpu,
@@ -108,7 +113,9 @@ impl PackedCol2im {
             &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::Write, Slot::Uniform],
         );
         let c = [("FMT_A", fmt_a.id() as f64), ("FMT_B", fmt_b.id() as f64)];
-        Ok(PackedCol2im { name, fmt_a, fmt_b, pipeline: pipeline(gpu, name, "main", &pl, &c)?, bgl })
+        let pipeline = pipeline(gpu, name, "main", &pl, &c)?;
+        let one_fold = one_fold.then(std::sync::OnceLock::new);
+        Ok(PackedCol2im { name, fmt_a, fmt_b, pipeline, one_fold, bgl, layout: pl })
     }
 
     /// Checks the operands of convolution `g`'s input gradient (A `[g.rows(), K]`, B `[g.kdim(),
@@ -151,7 +158,19 @@ impl PackedCol2im {
         let conv = uniform(gpu, op, &ConvParams::new(g, g.input_len()));
         let buffers =
             [&params, a.codes.buffer(), a.scales.buffer(), b.codes.buffer(), b.scales.buffer(), dx.buffer(), &conv];
-        dispatch(gpu, enc, op, &self.pipeline, &self.bgl, &buffers, total)
+        dispatch(gpu, enc, op, self.pipeline_for(gpu, &p)?, &self.bgl, &buffers, total)
+    }
+
+    /// The pipeline for a launch of params `p`: the single-fold one where the kernel has it and dY
+    /// holds one sample whose one scale chunk spans K, else `main` as built.
+    fn pipeline_for(&self, gpu: &Gpu, p: &GemmParams) -> Result<&wgpu::ComputePipeline> {
+        match &self.one_fold {
+            Some(cell) if p.samples == 1 && p.chunk >= p.k => super::built(cell, || {
+                let c = [("FMT_A", self.fmt_a.id() as f64), ("FMT_B", self.fmt_b.id() as f64), ("ONE_FOLD", 1.0)];
+                pipeline(gpu, self.name, "main", &self.layout, &c)
+            }),
+            _ => Ok(&self.pipeline),
+        }
     }
 }
 
