@@ -614,7 +614,7 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
     // format packs codes in fours; 4100x8: Wᵀ's rows split into pieces there, after a launch that
     // takes their maxima per chunk, where Wᵀ has per-row scales; 65x1028 and 9x4100: two and
     // eight quads of Wᵀ's rows a thread there, the last thread one; the last one past the limit
-    // everywhere.)
+    // everywhere. 4100x8: W's short rows a thread each there, QuantizeBoth::short_rows.)
     let shapes = [
         (16usize, 144usize),
         (64, 576),
@@ -628,7 +628,7 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
         (9, 4100),
         (1, limit + 1),
     ];
-    let (mut formats, mut split) = (0, 0);
+    let (mut formats, mut split, mut short) = (0, 0, 0);
     for f in Format::ALL.into_iter().filter(|f| !f.needs_tensor_amax()) {
         formats += 1;
         let native = Granularity::native(f);
@@ -658,6 +658,7 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
                 let one = rows * cols <= limit || QuantizeBoth::reads_vec4s(g, &l);
                 let launches = QuantizeBoth::launches(g, &l, &lt) as u64;
                 split += (launches == 2) as usize;
+                short += QuantizeBoth::short_rows(g, &l, 1).is_some() as usize;
                 assert_eq!(dispatches, if one { launches } else { apart_dispatches }, "{what}: launches");
                 assert!(apart_dispatches >= 2, "{what}: the two quantizers apart");
                 assert_eq!(lowbit::quant::Quantizer::quantizes_both_in_one_pass(g, &l, &lt), one, "{what}");
@@ -680,6 +681,8 @@ fn a_small_weight_in_both_orientations_takes_one_launch() {
     // Where the launch reads vec4s, the long rows of Wᵀ were split (per-row Wᵀ of 4100x8 in each
     // format packing codes in fours: int8, int4, int2, log4, fp8 E4M3 and E5M2, fp4).
     assert!(!g.cpu_layouts() || split >= 6, "L's rows split: {split}");
+    // There, W's short rows (4100x8, per-row W) took the thread-per-row path in each such format.
+    assert!(!g.cpu_layouts() || short >= 6, "short rows: {short}");
     // Per-tensor scales take the two quantizers (no launch of this kernel groups a whole tensor).
     let xt = GpuTensor::from_slice(g, &data(64, 3, true), &[8, 8]).unwrap();
     let pt = QuantScheme { granularity: Granularity::PerTensor, ..QuantScheme::native(Format::Int8) };
@@ -791,9 +794,11 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
     // the vec4 entry where the format packs codes in fours; 4100x16 and 8200x4 there with dYᵀ's
     // rows split into pieces, after a launch that takes their maxima and sums per chunk, where dYᵀ
     // has per-row scales; 65x1028 with two quads of dYᵀ's rows a thread), the last one past it
-    // everywhere (64 rows: the masked quantizer of dY takes it in one pass there too).
+    // everywhere (64 rows: the masked quantizer of dY takes it in one pass there too). 300x32 and
+    // 8200x4: dY's short rows a thread each there (QuantizeBoth::short_rows), masked or not.
     let shapes = [
         (16usize, 10usize, true, 1u32),
+        (300, 32, true, 1),
         (128, 256, true, 2),
         (33, 65, false, 1),
         (1, 1, true, 3),
@@ -806,7 +811,7 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
         (64, limit / 64 + 1, true, 2),
     ];
     let (sd, st) = (Rounding::Stochastic { seed: 9, stream: 3 }, Rounding::Stochastic { seed: 9, stream: 11 });
-    let (mut formats, mut split) = (0, 0);
+    let (mut formats, mut split, mut short) = (0, 0, 0);
     for f in Format::ALL.into_iter().filter(|f| !f.needs_tensor_amax()) {
         formats += 1;
         let native = Granularity::native(f);
@@ -852,6 +857,7 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
                 assert_eq!(Quantizer::quantizes_grad_both_in_one_pass(g, &l, &lt), one, "{what}");
                 let launches = QuantizeBoth::launches(g, &l, &lt) as u64;
                 split += (launches == 2) as usize;
+                short += QuantizeBoth::short_rows(g, &l, k).is_some() as usize;
                 assert_eq!(dispatches, if one { launches } else { apart_dispatches }, "{what}: launches");
                 assert!(apart_dispatches >= 2, "{what}: the two quantizers apart");
                 let (r, rt, rsums) =
@@ -881,6 +887,9 @@ fn a_small_gradient_in_both_orientations_takes_one_launch() {
     // Where the launch reads vec4s, the long rows of dYᵀ were split (per-row dYᵀ of both long
     // shapes in each format packing codes in fours).
     assert!(!g.cpu_layouts() || split >= 12, "L's rows split: {split}");
+    // There, dY's short rows took the thread-per-row path: 300x32 in every format packing codes
+    // in fours, 8200x4 in those packing four a word (int8, both FP8s), with per-row dY.
+    assert!(!g.cpu_layouts() || short >= 10, "short rows: {short}");
     // Refused, recording nothing: a format with a tensor-wide scale, two formats, SMP samples with
     // nearest rounding on either side or none at all, per-tensor scales (no one-pass sums).
     let xt = GpuTensor::from_slice(g, &data(64, 3, true), &[8, 8]).unwrap();

@@ -147,6 +147,9 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
         (_, "WHOLE_K" | "B_CODES" | "TRANS_A" | "TRANS_B" | "SWAP") => vec![0.0, 1.0],
         // gemm_int_col2im's general pipeline and its single-fold one (PackedCol2im::pipeline_for).
         ("gemm_int_col2im", "ONE_FOLD") => vec![0.0, 1.0],
+        // quantize_both's short-row path (QuantizeBoth::short_rows): 0 (off) and every length.
+        ("quantize_both", "X_ROW_V4") => (0..=lowbit::kernels::quantize_both::SHORT_ROW_VEC4S).map(f64::from).collect(),
+        ("quantize_both", "X_STOCHASTIC") => vec![0.0, 1.0],
         // TinyScript's code widths (src/tinyscript.rs: 2 to 8 bits).
         ("gemm_levels_lanes" | "gemm_levels_col2im", "A_BITS" | "B_BITS") => (2..=8).map(f64::from).collect(),
         // gemm_int_coop::GemmIntCoop::size (gemm_fp8_coop's too): lavapipe's 8 lanes and NVIDIA's 32, and the workgroups

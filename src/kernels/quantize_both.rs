@@ -18,6 +18,9 @@
 //! channel and a column per output pixel), a launch of its own first takes their maxima and sums
 //! per `col_sum` chunk, so that the quantizing launch packs each row in pieces over many threads
 //! (a thread per four whole rows kept all of L on one or two of a CPU's threads); the same bits.
+//! And where x's rows are short ([`QuantizeBoth::short_rows`]: a convolution's dY, a row of
+//! channels per output pixel), x's side runs a variant whose loops are bounded by pipeline
+//! constants and whose rounding is one: the same bits.
 //! On a GPU's layouts, where x's producer has written L's group maxima (batch norm's backward for
 //! a convolution's dY), entry `main_given` ([`QuantizeBoth::encode_given`]) packs L from them as
 //! [`super::quantize_transpose`] does and x as [`QuantizeFused`] does on a GPU (a team of threads
@@ -48,6 +51,10 @@ const BOTH_WG: u32 = 64;
 /// Values of a row of L that one thread packs where [`QuantizeBoth::splits_rows`] (a multiple of
 /// every vec4 format's codes per word).
 pub const L_PIECE_VALUES: u32 = 2048;
+
+/// The longest row, in vec4s, whose x side `main_v4` packs through its short-row path
+/// ([`QuantizeBoth::short_rows`]).
+pub const SHORT_ROW_VEC4S: u32 = 16;
 
 /// One orientation's output in a [`QuantizeBoth`] launch: its layout, rounding, and codes and
 /// scales (`samples` stacked).
@@ -90,6 +97,11 @@ pub struct QuantizeBoth {
     v4: wgpu::ComputePipeline,
     /// Entry `main_parts_v4`: L's maxima and sums per chunk, before `v4` where L's rows are split.
     parts: wgpu::ComputePipeline,
+    /// `main_v4` with x's short rows packed by a thread each ([`QuantizeBoth::short_rows`]), at
+    /// `2·(vec4s − 1) + stochastic` (pipeline constants `X_ROW_V4`, `X_STOCHASTIC`), built when
+    /// first taken.
+    short: [std::sync::OnceLock<wgpu::ComputePipeline>; 2 * SHORT_ROW_VEC4S as usize],
+    layout: wgpu::PipelineLayout,
     /// Bound as those where L's rows are not split.
     no_parts: GpuBuffer<u32>,
     /// Bound as the mask where none is given.
@@ -113,6 +125,7 @@ impl QuantizeBoth {
             pipeline: pipeline(gpu, "quantize_both", "main", &pl, &fc)?,
             v4: pipeline(gpu, "quantize_both", "main_v4", &pl, &fc)?,
             parts: pipeline(gpu, "quantize_both", "main_parts_v4", &pl, &fc)?,
+            short: std::array::from_fn(|_| std::sync::OnceLock::new()),
             no_parts: GpuBuffer::zeros(gpu, "quantize_both no parts", 4)?,
             no_mask: GpuBuffer::zeros(gpu, "quantize_both no mask", 4)?,
             no_sums: GpuBuffer::zeros(gpu, "quantize_both no sums", 4)?,
@@ -121,6 +134,7 @@ impl QuantizeBoth {
                 false => Some(pipeline(gpu, "quantize_both", "main_given", &pl, &fc)?),
             },
             bgl,
+            layout: pl,
         })
     }
 
@@ -233,6 +247,21 @@ impl QuantizeBoth {
         gpu.cpu_layouts() && l.cols.is_multiple_of(4) && l.format.per_word().is_multiple_of(4)
     }
 
+    /// Where a launch for x's layout `l` with `samples` samples on `gpu` packs x's side a thread
+    /// per short row with every loop's bound a pipeline constant (`main_v4`'s `x_row_v4`): its
+    /// rows' vec4s, where it reads vec4s ([`QuantizeBoth::reads_vec4s`]), x has per-row scales,
+    /// one sample and rows of at most [`SHORT_ROW_VEC4S`] vec4s in whole words (a convolution's
+    /// dY, `[batch·h·w, channels]`). The same bits as the general path.
+    pub fn short_rows(gpu: &Gpu, l: &QuantLayout, samples: u32) -> Option<u32> {
+        let vec4s = l.cols / 4;
+        (Self::reads_vec4s(gpu, l)
+            && l.granularity == Granularity::PerRow
+            && samples == 1
+            && (1..=SHORT_ROW_VEC4S).contains(&vec4s)
+            && l.cols.is_multiple_of(l.format.per_word()))
+        .then_some(vec4s)
+    }
+
     /// Whether a launch for x's layout `l` and L's `lt` on `gpu` splits L's rows into pieces of
     /// [`L_PIECE_VALUES`] (two launches, [`QuantizeBoth::launches`]): where it reads vec4s, L has
     /// per-row scales, fewer than two workgroups' worth of threads of four rows (under 512 rows)
@@ -339,7 +368,22 @@ impl QuantizeBoth {
             let workgroups = super::thread_workgroups(op, threads, BOTH_WG)?;
             dispatch(gpu, enc, op, &self.parts, &self.bgl, &buffers, workgroups)?;
         }
-        let pipe = if v4 { &self.v4 } else { &self.pipeline };
+        let pipe = match (v4, Self::short_rows(gpu, l, samples)) {
+            (false, _) => &self.pipeline,
+            (true, None) => &self.v4,
+            (true, Some(vec4s)) => {
+                let stochastic = side.rounding.seed_stream().2;
+                let which = 2 * (vec4s as usize - 1) + stochastic as usize;
+                super::built(&self.short[which], || {
+                    let consts = [
+                        format_constant(self.format)[0],
+                        ("X_ROW_V4", vec4s as f64),
+                        ("X_STOCHASTIC", stochastic as u32 as f64),
+                    ];
+                    pipeline(gpu, "quantize_both", "main_v4", &self.layout, &consts)
+                })?
+            }
+        };
         dispatch(gpu, enc, op, pipe, &self.bgl, &buffers, workgroups)
     }
 }
