@@ -94,6 +94,7 @@ pub(crate) struct PackedCol2im {
     fmt_a: Format,
     fmt_b: Format,
     bgl: wgpu::BindGroupLayout,
+    /// The pipeline layout, for `one_fold`'s pipeline.
     layout: wgpu::PipelineLayout,
     pipeline: wgpu::ComputePipeline,
     /// Kernels with the `ONE_FOLD` constant (`gemm_int_col2im`): the pipeline with it set, for dY

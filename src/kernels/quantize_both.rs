@@ -101,6 +101,7 @@ pub struct QuantizeBoth {
     /// `2·(vec4s − 1) + stochastic` (pipeline constants `X_ROW_V4`, `X_STOCHASTIC`), built when
     /// first taken.
     short: [std::sync::OnceLock<wgpu::ComputePipeline>; 2 * SHORT_ROW_VEC4S as usize],
+    /// The pipeline layout `short`'s pipelines are built with.
     layout: wgpu::PipelineLayout,
     /// Bound as those where L's rows are not split.
     no_parts: GpuBuffer<u32>,
