@@ -242,16 +242,7 @@ override X_STOCHASTIC: bool = false;
 // of x (at its place in the word, q of the word's vec4s): pack_word4's codes, draws and shifts.
 fn x_codes4(row: u32, k: u32, q: u32, inv: f32, key: u32) -> u32 {
     let i = (row * X_ROW_V4 + k) * 4u;
-    let v = load_x4(i / 4u);
-    var r = vec4<u32>();
-    if (X_STOCHASTIC) {
-        r = vec4<u32>(rng_draw24(key, i), rng_draw24(key, i + 1u), rng_draw24(key, i + 2u), rng_draw24(key, i + 3u));
-    }
-    let b = fmt_bits();
-    let s = 4u * q * b;
-    return (fmt_quantize(v.x, inv, X_STOCHASTIC, r.x) << s) | (fmt_quantize(v.y, inv, X_STOCHASTIC, r.y) << (s + b))
-        | (fmt_quantize(v.z, inv, X_STOCHASTIC, r.z) << (s + 2u * b))
-        | (fmt_quantize(v.w, inv, X_STOCHASTIC, r.w) << (s + 3u * b));
+    return codes4(load_x4(i / 4u), inv, X_STOCHASTIC, key, i, 4u * q * fmt_bits());
 }
 
 // Row `row` of x (one sample, per-row scale): its maximum, scale and codes, as store_group4 forms

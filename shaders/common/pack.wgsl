@@ -23,26 +23,31 @@ fn pack_word(row: u32, word: u32, s_inv: f32, key: u32) -> u32 {
     return packed;
 }
 
+// Values v (x's values idx .. idx + 3 of its row-major order) quantized with inverse scale s_inv,
+// their codes at bits s, s + b, s + 2b and s + 3b of a word (b the format's bits); stochastic
+// draws at indices idx .. idx + 3 of key.
+fn codes4(v: vec4<f32>, s_inv: f32, stochastic: bool, key: u32, idx: u32, s: u32) -> u32 {
+    let b = fmt_bits();
+    var r = vec4<u32>();
+    if (stochastic) {
+        r = vec4<u32>(rng_draw24(key, idx), rng_draw24(key, idx + 1u), rng_draw24(key, idx + 2u),
+                      rng_draw24(key, idx + 3u));
+    }
+    return (fmt_quantize(v.x, s_inv, stochastic, r.x) << s) | (fmt_quantize(v.y, s_inv, stochastic, r.y) << (s + b))
+        | (fmt_quantize(v.z, s_inv, stochastic, r.z) << (s + 2u * b))
+        | (fmt_quantize(v.w, s_inv, stochastic, r.w) << (s + 3u * b));
+}
+
 // pack_word over vec4s: the same codes, draws and shifts.
 fn pack_word4(row: u32, word: u32, s_inv: f32, key: u32) -> u32 {
     let per_word = fmt_per_word();
-    let b = fmt_bits();
     let stochastic = p.stochastic == 1u;
     var packed = 0u;
     for (var i = 0u; i < per_word; i += 4u) {
         let col = word * per_word + i;
         if (col < p.cols) {
             let idx = row * p.cols + col;
-            let v = load_x4(idx / 4u);
-            var r = vec4<u32>();
-            if (stochastic) {
-                r = vec4<u32>(rng_draw24(key, idx), rng_draw24(key, idx + 1u), rng_draw24(key, idx + 2u),
-                              rng_draw24(key, idx + 3u));
-            }
-            packed |= fmt_quantize(v.x, s_inv, stochastic, r.x) << (i * b);
-            packed |= fmt_quantize(v.y, s_inv, stochastic, r.y) << ((i + 1u) * b);
-            packed |= fmt_quantize(v.z, s_inv, stochastic, r.z) << ((i + 2u) * b);
-            packed |= fmt_quantize(v.w, s_inv, stochastic, r.w) << ((i + 3u) * b);
+            packed |= codes4(load_x4(idx / 4u), s_inv, stochastic, key, idx, i * fmt_bits());
         }
     }
     return packed;
