@@ -1916,12 +1916,18 @@ fn a_convolutions_x_and_xt_from_its_input_are_quantized_together() {
     let g = gpu();
     // (unfold_geoms: one channel and five take the two launches.) And one whose 90 rows of cols
     // end in a short tile of pixels and whose output rows of 6 pixels split tiles (entry
-    // main_tiles_v4, 4 and 8 codes a word).
+    // main_tiles_v4, 4 and 8 codes a word); two at stride 1 for main_maxima_v4's runs, one whose
+    // tap columns' runs share a core of pixels, each with its own edges (no padding), and one
+    // whose runs share none (an image row narrower than the kernel).
     let geoms = unfold_geoms();
-    let tail = ConvGeom { batch: 3, h: 5, w: 6, c: 8, kh: 3, kw: 3, stride: 1, pad: 1 };
+    let tail = [
+        ConvGeom { batch: 3, h: 5, w: 6, c: 8, kh: 3, kw: 3, stride: 1, pad: 1 },
+        ConvGeom { batch: 2, h: 6, w: 7, c: 4, kh: 3, kw: 3, stride: 1, pad: 0 },
+        ConvGeom { batch: 2, h: 4, w: 3, c: 4, kh: 3, kw: 5, stride: 1, pad: 2 },
+    ];
     let mut cases = 0;
     let mut tiled = [0; 2];
-    for (gi, geom) in geoms.iter().chain([&tail]).enumerate() {
+    for (gi, geom) in geoms.iter().chain(&tail).enumerate() {
         let mut x = data(geom.input_len(), 170 + gi as u32, true);
         x[..geom.w * geom.c].iter_mut().for_each(|v| *v = 0.0);
         let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
