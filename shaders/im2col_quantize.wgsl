@@ -179,6 +179,66 @@ fn main_codes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
+// Entry main_codes_short: main_codes for rows of cols of at most SHORT_MAX values (a first
+// convolution's few input channels: MNIST's 1, CIFAR's 3), its kernel's height, width and channels
+// the pipeline constants SHORT_KH, SHORT_KW and SHORT_C (set by the launcher; one sample). A thread
+// per row loads its values once into registers, every loop bounded by those constants, then takes
+// the maximum and packs the codes from there: the same values, draws (index row·cols + col) and
+// shifts as main_codes, whose two unfolds branch per value on their mode and on the padding.
+override SHORT_KH: u32 = 1u;
+override SHORT_KW: u32 = 1u;
+override SHORT_C: u32 = 1u;
+const SHORT_MAX: u32 = 32u;
+
+@compute @workgroup_size(256)
+fn main_codes_short(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    p = pa;
+    let row = flat_workgroup(wg, nwg) * WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    let t = row_taps(conv, row);
+    var v: array<f32, SHORT_MAX>;
+    var m = 0u;
+    for (var ky = 0u; ky < SHORT_KH; ky++) {
+        let y = t.y0 + i32(ky);
+        for (var kx = 0u; kx < SHORT_KW; kx++) {
+            let xx = t.x0 + i32(kx);
+            let inside = y >= 0 && y < i32(conv.h) && xx >= 0 && xx < i32(conv.w);
+            // Outside the image a pixel clamped into it is loaded and the unfold's 0 kept.
+            let cy = u32(clamp(y, 0, i32(conv.h) - 1));
+            let cx = u32(clamp(xx, 0, i32(conv.w) - 1));
+            let at = ((t.b * conv.h + cy) * conv.w + cx) * SHORT_C;
+            for (var ch = 0u; ch < SHORT_C; ch++) {
+                let val = select(0.0, img[at + ch], inside);
+                v[(ky * SHORT_KW + kx) * SHORT_C + ch] = val;
+                m = max(m, amax_bits(val));
+            }
+        }
+    }
+    row_max = m;
+    let inv = store_row_scale(row);
+    let cols = SHORT_KH * SHORT_KW * SHORT_C;
+    let per_word = fmt_per_word();
+    let bits = fmt_bits();
+    let stochastic = p.stochastic == 1u;
+    let key = sample_key(0u);
+    for (var w = 0u; w < (cols + per_word - 1u) / per_word; w++) {
+        var word = 0u;
+        for (var e = 0u; e < per_word; e++) {
+            let k = w * per_word + e;
+            if (k < cols) {
+                var r = 0u;
+                if (stochastic) {
+                    r = rng_draw24(key, row * cols + k);
+                }
+                word |= fmt_quantize(v[k], inv, stochastic, r) << (e * bits);
+            }
+        }
+        put_code(code_at(0u, row, w), word);
+    }
+}
+
 // Row `row` of cols' codes and scale through the vec4 views (main_codes_v4's body; main_both_v4
 // takes the row's maximum from pixel_maxima instead of unfolding the row for it).
 fn codes_row4(row: u32, from_maxima: bool) {

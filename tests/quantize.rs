@@ -1653,7 +1653,13 @@ fn the_fused_unfold_and_quantizer_is_im2col_then_the_one_pass_quantizer() {
         ConvGeom { batch: 2, h: 6, w: 5, c: 4, kh: 3, kw: 3, stride: 2, pad: 1 },
         // Rows of 15 values, a 1×3 kernel past the stride, no padding.
         ConvGeom { batch: 1, h: 7, w: 9, c: 5, kh: 1, kw: 3, stride: 3, pad: 0 },
+        // Rows of 27 values (CIFAR's first convolution), and of 50: past what a CPU adapter's
+        // codes entry for short rows holds (the others but the 36 fit it).
+        ConvGeom { batch: 2, h: 5, w: 4, c: 3, kh: 3, kw: 3, stride: 1, pad: 1 },
+        ConvGeom { batch: 1, h: 6, w: 5, c: 2, kh: 5, kw: 5, stride: 2, pad: 2 },
     ];
+    let short: Vec<bool> = geoms.iter().map(|geom| Im2colQuantize::short_rows(g, geom)).collect();
+    assert_eq!(short, [true, false, true, true, false].map(|s| s && g.cpu_layouts()));
     let mut cases = 0;
     for (gi, geom) in geoms.iter().enumerate() {
         let mut x = data(geom.input_len(), 50 + gi as u32, true);

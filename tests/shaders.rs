@@ -163,6 +163,11 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
         ("im2col_quantize", "TEAM_COLS") => vec![0.0, 1.0],
         // Its main_tiles_v4 for each pair of the two sides' roundings (bit 0 cols', bit 1 L's).
         ("im2col_quantize", "TILE_STOCHASTIC") => vec![0.0, 1.0, 2.0, 3.0],
+        // Its main_codes_short's kernel and channels (Im2colQuantize::short_rows: any whose rows of
+        // cols hold at most 32 values, channels not in fours): a sample, from a 1×1 kernel of one
+        // channel (the shortest row) to MNIST's 5×5 and CIFAR's 3 channels.
+        ("im2col_quantize", "SHORT_KH" | "SHORT_KW") => vec![1.0, 5.0],
+        ("im2col_quantize", "SHORT_C") => vec![1.0, 3.0],
         // QuantizeFused::thread_workgroup_size on each reduce path.
         ("quantize_fused", "THREAD_WG") => [quantize_fused::ReducePath::Tree, quantize_fused::ReducePath::PerThread]
             .map(|p| f64::from(quantize_fused::QuantizeFused::thread_workgroup_size(p)))

@@ -5,10 +5,12 @@
 //! memory. It writes cols as well where asked (the weight gradient's operand quantized from it),
 //! and the codes and scales `quantize_fused` gives for cols, bit for bit; without cols (entries
 //! `main_codes`, `main_codes_v4`) it unfolds each row twice from x instead, once for its maximum
-//! and once packing. Per-row scales of formats without a tensor-wide scale (not NVFP4); the
-//! quantized convolution takes it on every adapter
-//! ([`crate::quant::Quantizer::unfolds_in_one_pass`]). Those entries run a thread per row, as
-//! both kernels it fuses run on CPU layouts; on a GPU's layouts [`Im2colQuantize::encode`] runs
+//! and once packing, or, where the rows are short and channels not in fours (a first convolution's:
+//! [`Im2colQuantize::short_rows`]), loads each row once into registers (entry `main_codes_short`,
+//! its loops bounded by pipeline constants). Per-row scales of formats without a tensor-wide scale
+//! (not NVFP4); the quantized convolution takes it on every adapter
+//! ([`crate::quant::Quantizer::unfolds_in_one_pass`]). Those entries run a thread per row, as both
+//! kernels it fuses run on CPU layouts; on a GPU's layouts [`Im2colQuantize::encode`] runs
 //! entry `main_rows` instead (`main_rows_v4` through vec4s where channels come in fours): a team
 //! of threads per row ([`super::balanced_team`], several rows a workgroup), each thread some of
 //! the row's words, their maxima met in workgroup memory, each word packed again from x, so
@@ -41,6 +43,10 @@ use super::{check_len, dispatch, format_constant, layouts, pipeline, uniform, Qu
 /// Threads per workgroup of entries `main_both_v4`, `main_scales_t_v4` and `main_tiles_v4` (the
 /// shader's `BOTH_WG`).
 const BOTH_WG: u32 = 8;
+
+/// The longest row of cols entry `main_codes_short` holds in registers (the shader's
+/// `SHORT_MAX`; [`Im2colQuantize::short_rows`]).
+pub const SHORT_ROW_VALUES: u32 = 32;
 use crate::format::Format;
 use crate::scheme::{Granularity, QuantLayout, Rounding};
 use crate::tensor::GpuBuffer;
@@ -66,6 +72,9 @@ pub struct Im2colQuantize {
     /// ([`Im2colQuantize::takes_tiles`]); the latter for each of its four roundings
     /// (`TILE_STOCHASTIC`), built when first taken.
     tiles: Option<(wgpu::ComputePipeline, [std::sync::OnceLock<wgpu::ComputePipeline>; 4])>,
+    /// Entry `main_codes_short` per kernel height, width and channels (its pipeline constants),
+    /// built when first taken ([`Im2colQuantize::short_rows`]).
+    short: std::sync::Mutex<std::collections::HashMap<(u32, u32, u32), wgpu::ComputePipeline>>,
     /// The layout the lazily built pipelines take.
     pl: wgpu::PipelineLayout,
     /// Bound as those maxima by the other entries.
@@ -139,6 +148,7 @@ impl Im2colQuantize {
                 )),
             },
             team_fill: gpu.fill(),
+            short: Default::default(),
             bgl,
             pl,
         })
@@ -164,6 +174,16 @@ impl Im2colQuantize {
     /// on GPU layouts) rather than a thread per row (CPU layouts).
     pub fn uses_teams(&self) -> bool {
         self.teams.is_some()
+    }
+
+    /// Whether [`Im2colQuantize::encode`] without cols runs entry `main_codes_short` for the
+    /// convolution `g` on `gpu`: a thread per row on a CPU adapter, channels not a multiple of 4
+    /// (else `main_codes_v4`) and rows of cols of at most [`SHORT_ROW_VALUES`] values (a first
+    /// convolution's: MNIST's one channel, CIFAR's three), each loaded once into registers by
+    /// loops the pipeline's constants bound, where `main_codes` unfolds the row twice. The same
+    /// bits.
+    pub fn short_rows(gpu: &Gpu, g: &ConvGeom) -> bool {
+        gpu.cpu_layouts() && !g.c.is_multiple_of(4) && g.kdim() <= SHORT_ROW_VALUES as usize
     }
 
     /// Whether [`Im2colQuantize::encode`] handles `l`: per-row scales, not NVFP4.
@@ -216,10 +236,15 @@ impl Im2colQuantize {
         let params = uniform(gpu, "im2col_quantize params", &qp);
         let conv = uniform(gpu, "im2col_quantize conv", &ConvParams::new(g, g.rows() * g.kdim()));
         let step = enc.step_state(gpu).clone();
+        let short;
         let (pipe, cols) = match (teams, cols) {
             (Some(t), Some(cols)) => (&t.0, cols),
             (Some(t), None) => (&t.1, &self.no_cols),
             (None, Some(cols)) => (self.v4.as_ref().filter(|_| v4).unwrap_or(&self.pipeline), cols),
+            (None, None) if Self::short_rows(gpu, g) => {
+                short = self.short_pipeline(gpu, g)?;
+                (&short, &self.no_cols)
+            }
             (None, None) => (if v4 { &self.codes.1 } else { &self.codes.0 }, &self.no_cols),
         };
         // A thread per row, or a team of qp.seg threads per row (WG / seg rows a workgroup).
@@ -243,6 +268,25 @@ impl Im2colQuantize {
             self.no_maxima.1.buffer(),
         ];
         dispatch(gpu, enc, "im2col_quantize", pipe, &self.bgl, &buffers, workgroups)
+    }
+
+    /// Entry `main_codes_short` for `g`'s kernel and channels, built the first time they are
+    /// asked for.
+    fn short_pipeline(&self, gpu: &Gpu, g: &ConvGeom) -> Result<wgpu::ComputePipeline> {
+        let key = (g.kh as u32, g.kw as u32, g.c as u32);
+        let mut built = self.short.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = built.get(&key) {
+            return Ok(k.clone());
+        }
+        let consts = [
+            format_constant(self.format)[0],
+            ("SHORT_KH", key.0 as f64),
+            ("SHORT_KW", key.1 as f64),
+            ("SHORT_C", key.2 as f64),
+        ];
+        let k = pipeline(gpu, "im2col_quantize", "main_codes_short", &self.pl, &consts)?;
+        built.insert(key, k.clone());
+        Ok(k)
     }
 
     /// Whether [`Im2colQuantize::encode_both`] takes cols' layout `l` and L = colsᵀ's `lt` for
