@@ -78,6 +78,47 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     tap_thread4((flat_workgroup(wg, nwg) * 8u + lid) * 4u);
 }
 
+// Entries main_piece_maxima and main_pieces (CPU adapters, per-row scales, L's rows few and long:
+// Im2colQuantizeTranspose::splits_rows, a first convolution's nine or 25 taps of one channel): a
+// thread per piece of p.aux0 columns of a row (a multiple of the codes per word), piece k of row r
+// thread k·rows + r, so that a workgroup's 8 threads take neighbouring taps of one piece, which
+// read neighbouring pixels. Where a thread per row put 25 rows into 4 workgroups (the last of one
+// row, as long as the others: two rounds of a 2-core CPU's), the pieces spread evenly over the
+// cores. main_piece_maxima writes each piece's maximum (amax_bits, 0 for the padding's zeros)
+// into amax[thread]; main_pieces takes its row's from its pieces' (a maximum in any grouping, so
+// `main`'s), forms the scale (the row's first piece stores it) and packs its piece as `main`
+// packs those columns: the same codes and scales. Threads past the pieces return.
+@compute @workgroup_size(8)
+fn main_piece_maxima(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_workgroup(wg, nwg) * 8u + lid;
+    let row = i % p.rows;
+    let c0 = i / p.rows * p.aux0;
+    if (c0 >= p.cols) {
+        return;
+    }
+    amax[i] = group_max(tap_of(row), c0, min(c0 + p.aux0, p.cols));
+}
+
+@compute @workgroup_size(8)
+fn main_pieces(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = flat_workgroup(wg, nwg) * 8u + lid;
+    let row = i % p.rows;
+    let c0 = i / p.rows * p.aux0;
+    if (c0 >= p.cols) {
+        return;
+    }
+    let pieces = (p.cols + p.aux0 - 1u) / p.aux0;
+    var m = 0u;
+    for (var k = 0u; k < pieces; k++) {
+        m = max(m, amax[k * p.rows + row]);
+    }
+    let si = fmt_scale_for_amax(bitcast<f32>(m));
+    if (c0 == 0u) {
+        store_scale(row * p.row_mul, si.x);
+    }
+    pack_part(row, tap_of(row), c0, min(c0 + p.aux0, p.cols), si.y);
+}
+
 // Columns [c0, c1) of tap t's row `row` (c0 the first of a word), every sample, with inverse scale
 // inv.
 fn pack_part(row: u32, t: Tap, c0: u32, c1: u32, inv: f32) {

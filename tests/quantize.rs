@@ -2111,6 +2111,60 @@ fn the_unfolded_transposing_quantizer_is_im2col_then_the_transposing_quantizer()
         }
     }
     assert!(cases > 100, "{cases}");
+    // Few long rows per row (a first convolution's taps of one and of three channels): on a CPU
+    // adapter split into pieces of CPU_PIECE_COLS columns, a thread each, in two launches (the
+    // pieces' maxima, then the packing; the last piece short), every format, both roundings and
+    // SMP's samples: the reference's bits.
+    use lowbit::kernels::im2col::ConvGeom;
+    use lowbit::kernels::im2col_quantize_transpose::CPU_PIECE_COLS;
+    let long = [
+        ConvGeom { batch: 2, h: 48, w: 45, c: 1, kh: 3, kw: 3, stride: 1, pad: 1 },
+        ConvGeom { batch: 5, h: 60, w: 58, c: 3, kh: 3, kw: 3, stride: 2, pad: 1 },
+    ];
+    let mut split = 0;
+    for (gi, geom) in long.iter().enumerate() {
+        assert!(geom.rows() > 2 * CPU_PIECE_COLS as usize && geom.rows() % CPU_PIECE_COLS as usize != 0);
+        let mut x = data(geom.input_len(), 95 + gi as u32, true);
+        // The largest values in the last image rows, which only the last, short piece of each row
+        // of L reaches: every row's maximum and scale come from another thread's piece.
+        let tail = x.len() - 2 * geom.w * geom.c;
+        x[tail..].iter_mut().for_each(|v| *v *= 8.0);
+        let xb = lowbit::GpuBuffer::from_slice(g, "x", &x).unwrap();
+        for f in Format::ALL.into_iter().filter(|f| f.block().is_none()) {
+            let l = QuantLayout::new(geom.kdim(), geom.rows(), f, Granularity::PerRow).unwrap();
+            let k = Im2colQuantizeTranspose::new(g, f).unwrap();
+            assert_eq!(Im2colQuantizeTranspose::splits_rows(g, &l), g.cpu_layouts(), "{geom:?}");
+            for (r, samples) in roundings().into_iter().zip([1, 2]) {
+                let what = format!("{geom:?} {f} {r:?} {samples} samples");
+                let codes = lowbit::GpuBuffer::<u32>::zeros(g, "codes", samples * l.words()).unwrap();
+                let scales = lowbit::GpuBuffer::<f32>::zeros(g, "scales", samples * l.n_groups as usize).unwrap();
+                let mut rec = lowbit::Recorder::new(g, "long rows");
+                k.encode(g, &mut rec, geom, &xb, &l, r, samples as u32, &codes, &scales).unwrap();
+                let launches = rec.dispatches();
+                g.queue.submit([rec.finish()]);
+                if Im2colQuantizeTranspose::splits_rows(g, &l) {
+                    assert_eq!(launches, 2, "{what}");
+                    split += 1;
+                }
+                let (codes, scales) = (codes.read(g).unwrap(), scales.read(g).unwrap());
+                let (w, n) = (l.words(), l.n_groups as usize);
+                for j in 0..samples {
+                    let rj = match r {
+                        Rounding::Stochastic { seed, stream } => {
+                            Rounding::Stochastic { seed, stream: stream + j as u32 }
+                        }
+                        Rounding::Nearest => r,
+                    };
+                    let (wc, ws) = reference::im2col_quantize_transpose::im2col_quantize_transpose(&x, geom, &l, rj);
+                    assert_u32_eq(&format!("codes {what} sample {j}"), &codes[j * w..(j + 1) * w], &wc);
+                    assert_f32_bits_eq(&format!("scales {what} sample {j}"), &scales[j * n..(j + 1) * n], &ws);
+                }
+            }
+        }
+    }
+    if g.cpu_layouts() {
+        assert!(split >= 20, "{split}");
+    }
     // SMP: stacked samples, sample j bit for bit the quantization with stream + j alone.
     let geom = geoms[2];
     let x = data(geom.input_len(), 90, true);

@@ -7,9 +7,11 @@
 //! needs it, written: the codes and scales are `quantize_transpose_fused`'s of cols, bit for bit.
 //! Per-row or per-block scales of formats without a tensor-wide scale (not NVFP4), SMP's stacked
 //! samples. Layout on a CPU adapter: one thread per row of L, or per four rows of one tap's
-//! channels with vec4 loads, 8 threads per workgroup. On a GPU's layouts, where a row per thread
-//! would leave most of a GPU idle, neighbouring threads take neighbouring rows of L (one tap's
-//! neighbouring channels of x), each thread a piece of a row
+//! channels with vec4 loads, 8 threads per workgroup; where L has few long rows per row (a first
+//! convolution's taps of one channel: [`Im2colQuantizeTranspose::splits_rows`]) a thread per piece
+//! of a row, in two launches (entries `main_piece_maxima`, then `main_pieces`). On a GPU's layouts,
+//! where a row per thread would leave most of a GPU idle, neighbouring threads take neighbouring
+//! rows of L (one tap's neighbouring channels of x), each thread a piece of a row
 //! ([`Im2colQuantizeTranspose::uses_tiles`]): per block, entry `main_blocks` (a thread per block,
 //! one launch); per row, `main_rows` where the row has at most [`ROWS_MAX_COLS`] columns (lanes of
 //! one workgroup, their maxima met in workgroup memory, one launch), else two launches as the chain
@@ -40,6 +42,9 @@ pub struct Im2colQuantizeTranspose {
     /// The GPU layouts' entries: built where the adapter takes those, and then what
     /// [`Im2colQuantizeTranspose::encode`] runs.
     tiles: Option<Tiled>,
+    /// Entries `main_piece_maxima` and `main_pieces` (CPU layouts: a thread per piece of a row,
+    /// where L's rows are few and long, [`Im2colQuantizeTranspose::splits_rows`]).
+    pieces: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
     /// Bound as the group maxima by the CPU entries.
     no_amax: GpuBuffer<u32>,
 }
@@ -62,6 +67,15 @@ pub const PIECE_COLS: u32 = 16;
 /// Words of a row one thread of `main_tiles` packs, and of each piece a lane of `main_rows` takes.
 pub const PIECE_WORDS: u32 = 4;
 
+/// Columns of a row one thread of the CPU layouts' `main_piece_maxima` and `main_pieces` takes
+/// ([`Im2colQuantizeTranspose::splits_rows`]; a multiple of every format's codes per word).
+pub const CPU_PIECE_COLS: u32 = 2048;
+
+/// Rows of L below which a CPU adapter's launch splits them into pieces
+/// ([`Im2colQuantizeTranspose::splits_rows`]): a thread per row would fill fewer than 8
+/// workgroups of 8.
+pub const SPLIT_MAX_ROWS: u32 = 64;
+
 /// The longest rows of L (per-row scales) that take one launch on a GPU's layouts (entry
 /// `main_rows`: at least 8 lanes a row), as `quantize_transpose_fused`'s one launch takes rows
 /// from cols up to the same length there
@@ -82,6 +96,10 @@ impl Im2colQuantizeTranspose {
             format,
             pipeline: p("main")?,
             v4: p("main_v4")?,
+            pieces: match gpu.cpu_layouts() {
+                true => Some((p("main_piece_maxima")?, p("main_pieces")?)),
+                false => None,
+            },
             tiles: match gpu.cpu_layouts() {
                 true => None,
                 false => Some(Tiled {
@@ -99,6 +117,19 @@ impl Im2colQuantizeTranspose {
     /// a thread) rather than a thread per row (or four).
     pub fn uses_tiles(&self) -> bool {
         self.tiles.is_some()
+    }
+
+    /// Whether [`Im2colQuantizeTranspose::encode`] on `gpu` splits the rows of L (layout `l`) into
+    /// pieces of [`CPU_PIECE_COLS`] columns, a thread each, in two launches (the pieces' maxima,
+    /// then the packing): on a CPU adapter, per-row scales, fewer than [`SPLIT_MAX_ROWS`] rows and
+    /// at least two pieces a row (a first convolution's taps of one channel, as long as the
+    /// batch's pixels), where a thread per row leaves cores idle or runs a workgroup of one row.
+    /// The same codes and scales.
+    pub fn splits_rows(gpu: &Gpu, l: &QuantLayout) -> bool {
+        gpu.cpu_layouts()
+            && l.granularity == Granularity::PerRow
+            && l.rows < SPLIT_MAX_ROWS
+            && l.cols >= 2 * CPU_PIECE_COLS
     }
 
     /// Whether [`Im2colQuantizeTranspose::encode`] handles `l`: what
@@ -188,6 +219,18 @@ impl Im2colQuantizeTranspose {
                 let params = uniform(gpu, "im2col_quantize_transpose params", &p);
                 let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, &conv, amax.buffer()];
                 dispatch(gpu, enc, OP, pipe, &self.bgl, &buffers, p.total_tiles)?;
+            }
+            return Ok(());
+        }
+        if let Some((maxima, pack)) = self.pieces.as_ref().filter(|_| Self::splits_rows(gpu, l)) {
+            let mut p = p;
+            p.aux = [CPU_PIECE_COLS, 0];
+            let threads = l.rows * l.cols.div_ceil(CPU_PIECE_COLS);
+            let amax = enc.scratch::<u32>(gpu, "im2col_quantize_transpose piece maxima", threads as usize)?;
+            let params = uniform(gpu, "im2col_quantize_transpose params", &p);
+            let buffers = [&params, x.buffer(), codes.buffer(), scales.buffer(), &step, &conv, amax.buffer()];
+            for pipe in [maxima, pack] {
+                dispatch(gpu, enc, OP, pipe, &self.bgl, &buffers, threads.div_ceil(8))?;
             }
             return Ok(());
         }
