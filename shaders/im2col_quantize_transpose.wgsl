@@ -88,22 +88,25 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 // into amax[thread]; main_pieces takes its row's from its pieces' (a maximum in any grouping, so
 // `main`'s), forms the scale (the row's first piece stores it) and packs its piece as `main`
 // packs those columns: the same codes and scales. Threads past the pieces return.
+// A piece thread's (index, row, first column): c0 is p.cols or more past the pieces.
+fn piece_of(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec3<u32> {
+    let i = flat_workgroup(wg, nwg) * 8u + lid;
+    return vec3<u32>(i, i % p.rows, i / p.rows * p.aux0);
+}
+
 @compute @workgroup_size(8)
 fn main_piece_maxima(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = flat_workgroup(wg, nwg) * 8u + lid;
-    let row = i % p.rows;
-    let c0 = i / p.rows * p.aux0;
-    if (c0 >= p.cols) {
-        return;
+    let t = piece_of(wg, nwg, lid);
+    if (t.z < p.cols) {
+        amax[t.x] = group_max(tap_of(t.y), t.z, min(t.z + p.aux0, p.cols));
     }
-    amax[i] = group_max(tap_of(row), c0, min(c0 + p.aux0, p.cols));
 }
 
 @compute @workgroup_size(8)
 fn main_pieces(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let i = flat_workgroup(wg, nwg) * 8u + lid;
-    let row = i % p.rows;
-    let c0 = i / p.rows * p.aux0;
+    let t = piece_of(wg, nwg, lid);
+    let row = t.y;
+    let c0 = t.z;
     if (c0 >= p.cols) {
         return;
     }
