@@ -41,7 +41,9 @@
 // per row of L, its threads past L's rows return); main_tiles_v4's threads past cols' rows
 // return, each reads the pixel maxima of rows it clamps below cols' rows and x at taps inside the
 // image, and writes rows of cols below their count and, of L, rows below kh·kw·c at its own word,
-// below L's words a row.
+// below L's words a row. main_codes_short's threads past cols' rows return; each loads x at a pixel
+// clamped into the image, and its row's values sit at indices below kh·kw·c, at most SHORT_MAX
+// (the launcher's Im2colQuantize::short_rows).
 
 @group(0) @binding(0) var<uniform> pa: QuantParams;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;

@@ -16,10 +16,12 @@
 // quantize_transpose_fused forms.
 // Formats without a tensor-wide scale (not NVFP4); SMP's stacked samples as the one-pass
 // quantizers store them (common/samples.wgsl).
-// Indices: rows past p.rows return; a run's first x index is formed from y and x clamped into the
-// image (inside it, or an empty run's, unread), each step along a run stays inside, and the
-// padding's zeros are never loaded, so every load is in range (the launcher checks x's length
-// against the geometry, and codes and scales against the layout).
+// Indices: rows past p.rows return (the piece entries' threads past the pieces, whose amax
+// indices, thread k·rows + r, stay below the rows × pieces of the launcher's scratch); a run's
+// first x index is formed from y and x clamped into the image (inside it, or an empty run's,
+// unread), each step along a run stays inside, and the padding's zeros are never loaded, so every
+// load is in range (the launcher checks x's length against the geometry, and codes and scales
+// against the layout).
 // Loops left unbounded (lowbit::shaders::LOOPS_UNBOUNDED: no loop counter of naga's): every loop
 // here and in the included units steps its counter by a positive constant (1) or by a run of at
 // least one column (the pixels left in the output row, or in the group, both at least 1 while the
@@ -87,13 +89,8 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 // cores. main_piece_maxima writes each piece's maximum (amax_bits, 0 for the padding's zeros)
 // into amax[thread]; main_pieces takes its row's from its pieces' (a maximum in any grouping, so
 // `main`'s), forms the scale (the row's first piece stores it) and packs its piece as `main`
-// packs those columns: the same codes and scales. Threads past the pieces return.
-// A piece thread's (index, row, first column): c0 is p.cols or more past the pieces.
-fn piece_of(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec3<u32> {
-    let i = flat_workgroup(wg, nwg) * 8u + lid;
-    return vec3<u32>(i, i % p.rows, i / p.rows * p.aux0);
-}
-
+// packs those columns: the same codes and scales. Threads past the pieces (their first column
+// past the row's end) return.
 @compute @workgroup_size(8)
 fn main_piece_maxima(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let t = piece_of(wg, nwg, lid);
@@ -120,6 +117,12 @@ fn main_pieces(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
         store_scale(row * p.row_mul, si.x);
     }
     pack_part(row, tap_of(row), c0, min(c0 + p.aux0, p.cols), si.y);
+}
+
+// A piece thread's index, row and first column (p.cols or more past the pieces).
+fn piece_of(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec3<u32> {
+    let i = flat_workgroup(wg, nwg) * 8u + lid;
+    return vec3<u32>(i, i % p.rows, i / p.rows * p.aux0);
 }
 
 // Columns [c0, c1) of tap t's row `row` (c0 the first of a word), every sample, with inverse scale
