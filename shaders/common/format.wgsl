@@ -187,3 +187,19 @@ fn fmt_group_scale(amax: f32, tensor_amax: f32) -> vec2<f32> {
 fn fmt_scale_for_amax(amax: f32) -> vec2<f32> {
     return fmt_group_scale(amax, amax);
 }
+
+// Values v (a tensor's values idx .. idx + 3 in its row-major order) quantized with inverse scale
+// s_inv, their codes at bits s, s + b, s + 2b and s + 3b of a word (b the format's bits);
+// stochastic draws at indices idx .. idx + 3 of key. The vec4 packing of the quantizers that pack
+// along x's rows (common/pack.wgsl, quantize_both's short rows, common/pack_stream.wgsl).
+fn codes4(v: vec4<f32>, s_inv: f32, stochastic: bool, key: u32, idx: u32, s: u32) -> u32 {
+    let b = fmt_bits();
+    var r = vec4<u32>();
+    if (stochastic) {
+        r = vec4<u32>(rng_draw24(key, idx), rng_draw24(key, idx + 1u), rng_draw24(key, idx + 2u),
+                      rng_draw24(key, idx + 3u));
+    }
+    return (fmt_quantize(v.x, s_inv, stochastic, r.x) << s) | (fmt_quantize(v.y, s_inv, stochastic, r.y) << (s + b))
+        | (fmt_quantize(v.z, s_inv, stochastic, r.z) << (s + 2u * b))
+        | (fmt_quantize(v.w, s_inv, stochastic, r.w) << (s + 3u * b));
+}

@@ -23,21 +23,6 @@ fn pack_word(row: u32, word: u32, s_inv: f32, key: u32) -> u32 {
     return packed;
 }
 
-// Values v (x's values idx .. idx + 3 of its row-major order) quantized with inverse scale s_inv,
-// their codes at bits s, s + b, s + 2b and s + 3b of a word (b the format's bits); stochastic
-// draws at indices idx .. idx + 3 of key.
-fn codes4(v: vec4<f32>, s_inv: f32, stochastic: bool, key: u32, idx: u32, s: u32) -> u32 {
-    let b = fmt_bits();
-    var r = vec4<u32>();
-    if (stochastic) {
-        r = vec4<u32>(rng_draw24(key, idx), rng_draw24(key, idx + 1u), rng_draw24(key, idx + 2u),
-                      rng_draw24(key, idx + 3u));
-    }
-    return (fmt_quantize(v.x, s_inv, stochastic, r.x) << s) | (fmt_quantize(v.y, s_inv, stochastic, r.y) << (s + b))
-        | (fmt_quantize(v.z, s_inv, stochastic, r.z) << (s + 2u * b))
-        | (fmt_quantize(v.w, s_inv, stochastic, r.w) << (s + 3u * b));
-}
-
 // pack_word over vec4s: the same codes, draws and shifts.
 fn pack_word4(row: u32, word: u32, s_inv: f32, key: u32) -> u32 {
     let per_word = fmt_per_word();

@@ -65,19 +65,8 @@ fn pack_push_vec4(v: vec4<f32>) {
         pack_push(v.w);
         return;
     }
-    let stochastic = p.stochastic == 1u;
-    var r = vec4<u32>();
-    if (stochastic) {
-        let i = pk_row * p.cols + pk_col;
-        r = vec4<u32>(rng_draw24(pk_key, i), rng_draw24(pk_key, i + 1u), rng_draw24(pk_key, i + 2u),
-                      rng_draw24(pk_key, i + 3u));
-    }
-    let b = fmt_bits();
-    let s = pk_i * b;
-    pk_acc |= (fmt_quantize(v.x, pk_inv.x, stochastic, r.x) << s)
-        | (fmt_quantize(v.y, pk_inv.x, stochastic, r.y) << (s + b))
-        | (fmt_quantize(v.z, pk_inv.x, stochastic, r.z) << (s + 2u * b))
-        | (fmt_quantize(v.w, pk_inv.x, stochastic, r.w) << (s + 3u * b));
+    let i = pk_row * p.cols + pk_col;
+    pk_acc |= codes4(v, pk_inv.x, p.stochastic == 1u, pk_key, i, pk_i * fmt_bits());
     pk_col += 4u;
     pk_i += 4u;
     if (pk_i == per_word) {
