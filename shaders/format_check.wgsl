@@ -4,6 +4,7 @@
 // encode: codes[i] = fmt_quantize(x[i], 1.0, stochastic, rng_draw24(key, i))  (unscaled encode)
 // decode: vals[i] = fmt_decode(codes[i])
 // recip:  vals[i] = recip_rne(x[i])
+// pow2_recip: vals[i] = recip_pow2(x[i])  (x[i] a positive normal power of two: recip_rne's value)
 // rng:    codes[i] = rng_draw(key, i)
 // Bindings: 0 params {n, key, stochastic}, 1 x (read f32), 2 codes (read_write u32),
 // 3 vals (read_write f32).
@@ -50,6 +51,14 @@ fn recip(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let i = elem_index(wg, nwg, lid);
     if (i < p.n) {
         vals[i] = recip_rne(x[i]);
+    }
+}
+
+@compute @workgroup_size(256)
+fn pow2_recip(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = elem_index(wg, nwg, lid);
+    if (i < p.n) {
+        vals[i] = recip_pow2(x[i]);
     }
 }
 

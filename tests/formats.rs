@@ -229,6 +229,16 @@ fn device_recip_and_rng_match_the_host() {
         xs.push(f32::from_bits((exp << 23) | (5 << 20) | 1));
     }
     assert_f32_bits_eq("device recip_rne", &k.recip(gpu(), &xs).unwrap(), &reference::format_check::recip(&xs));
+    // The inverse of a power-of-two scale from its exponent alone (the MX formats' group scales,
+    // NVFP4's tensor scale): recip_rne's value at every positive normal power of two, 0 where
+    // the inverse is subnormal (2^127).
+    let pow2: Vec<f32> = (1..255u32).map(|e| f32::from_bits(e << 23)).collect();
+    assert_f32_bits_eq(
+        "device recip_pow2",
+        &k.recip_pow2(gpu(), &pow2).unwrap(),
+        &reference::format_check::recip(&pow2),
+    );
+    assert_eq!(reference::format_check::recip(&[2f32.powi(127)]), [0.0]);
     for n in [1usize, 1757, 100_000] {
         assert_u32_eq("device rng", &k.rng(gpu(), key, n).unwrap(), &reference::format_check::rng(key, n));
     }

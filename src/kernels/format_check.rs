@@ -1,7 +1,7 @@
 //! `format_check`: device-side test entry points for the shared device functions (`encode`,
-//! `decode`, `recip`, `rng`), so the WGSL mirrors can be checked against the host spec code by
-//! code. Bindings: 0 params `{n, key, stochastic}`, 1 x (read f32), 2 codes (read-write u32),
-//! 3 vals (read-write f32). Reference: [`crate::reference::format_check`].
+//! `decode`, `recip`, `pow2_recip`, `rng`), so the WGSL mirrors can be checked against the host
+//! spec code by code. Bindings: 0 params `{n, key, stochastic}`, 1 x (read f32), 2 codes
+//! (read-write u32), 3 vals (read-write f32). Reference: [`crate::reference::format_check`].
 
 use super::{dispatch, format_constant, layouts, pipeline, uniform, Slot, WG};
 use crate::format::Format;
@@ -25,16 +25,24 @@ pub struct FormatCheck {
     encode: wgpu::ComputePipeline,
     decode: wgpu::ComputePipeline,
     recip: wgpu::ComputePipeline,
+    recip_pow2: wgpu::ComputePipeline,
     rng: wgpu::ComputePipeline,
 }
 
 impl FormatCheck {
-    /// Builds the four pipelines for `format`.
+    /// Builds the five pipelines for `format`.
     pub fn new(gpu: &Gpu, format: Format) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "format_check", &[Slot::Uniform, Slot::Read, Slot::Write, Slot::Write]);
         let c = format_constant(format);
         let p = |e| pipeline(gpu, "format_check", e, &pl, &c);
-        Ok(FormatCheck { encode: p("encode")?, decode: p("decode")?, recip: p("recip")?, rng: p("rng")?, bgl })
+        Ok(FormatCheck {
+            encode: p("encode")?,
+            decode: p("decode")?,
+            recip: p("recip")?,
+            recip_pow2: p("pow2_recip")?,
+            rng: p("rng")?,
+            bgl,
+        })
     }
 
     fn run(
@@ -76,6 +84,12 @@ impl FormatCheck {
     /// Device `recip_rne` of every element.
     pub fn recip(&self, gpu: &Gpu, x: &[f32]) -> Result<Vec<f32>> {
         Ok(self.run(gpu, &self.recip, x, &[], x.len(), 0, false)?.1)
+    }
+
+    /// Device `recip_pow2` of every element: the block-scaled formats' inverse of a scale that is a
+    /// power of two, which must be `recip_rne`'s value for every positive normal power of two.
+    pub fn recip_pow2(&self, gpu: &Gpu, x: &[f32]) -> Result<Vec<f32>> {
+        Ok(self.run(gpu, &self.recip_pow2, x, &[], x.len(), 0, false)?.1)
     }
 
     /// The first `n` device draws of `key`.
