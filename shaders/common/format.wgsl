@@ -109,8 +109,8 @@ fn is_normal(s: f32) -> bool {
 
 // recip_rne of a positive normal power of two s, from its exponent alone (1/s exactly; 0 where
 // 1/s would be subnormal): the inverse of an MX group scale or of NVFP4's tensor scale without
-// recip_rne's other paths (its table and 24-step long division), which llvmpipe runs for every
-// lane whichever path the lane takes.
+// recip_rne's branches, table and 24-step long division (format_check's pow2_recip checks it at
+// every normal power of two).
 fn recip_pow2(s: f32) -> f32 {
     let e = bitcast<u32>(s) >> 23u;
     return select(0.0, bitcast<f32>((254u - e) << 23u), e <= 253u);

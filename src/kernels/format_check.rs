@@ -25,7 +25,7 @@ pub struct FormatCheck {
     encode: wgpu::ComputePipeline,
     decode: wgpu::ComputePipeline,
     recip: wgpu::ComputePipeline,
-    recip_pow2: wgpu::ComputePipeline,
+    pow2_recip: wgpu::ComputePipeline,
     rng: wgpu::ComputePipeline,
 }
 
@@ -39,7 +39,7 @@ impl FormatCheck {
             encode: p("encode")?,
             decode: p("decode")?,
             recip: p("recip")?,
-            recip_pow2: p("pow2_recip")?,
+            pow2_recip: p("pow2_recip")?,
             rng: p("rng")?,
             bgl,
         })
@@ -86,10 +86,11 @@ impl FormatCheck {
         Ok(self.run(gpu, &self.recip, x, &[], x.len(), 0, false)?.1)
     }
 
-    /// Device `recip_pow2` of every element: the block-scaled formats' inverse of a scale that is a
-    /// power of two, which must be `recip_rne`'s value for every positive normal power of two.
-    pub fn recip_pow2(&self, gpu: &Gpu, x: &[f32]) -> Result<Vec<f32>> {
-        Ok(self.run(gpu, &self.recip_pow2, x, &[], x.len(), 0, false)?.1)
+    /// Device `recip_pow2` of every element (entry `pow2_recip`: WGSL's one namespace keeps the
+    /// helper's name): the block-scaled formats' inverse of a scale that is a power of two, which
+    /// must be `recip_rne`'s value at every positive normal power of two.
+    pub fn pow2_recip(&self, gpu: &Gpu, x: &[f32]) -> Result<Vec<f32>> {
+        Ok(self.run(gpu, &self.pow2_recip, x, &[], x.len(), 0, false)?.1)
     }
 
     /// The first `n` device draws of `key`.
