@@ -107,15 +107,6 @@ fn is_normal(s: f32) -> bool {
     return b >= MIN_NORMAL_BITS && is_finite_bits(b);
 }
 
-// recip_rne of a positive normal power of two s, from its exponent alone (1/s exactly; 0 where
-// 1/s would be subnormal): the inverse of an MX group scale or of NVFP4's tensor scale without
-// recip_rne's branches, table and 24-step long division (format_check's pow2_recip checks it at
-// every normal power of two).
-fn recip_pow2(s: f32) -> f32 {
-    let e = bitcast<u32>(s) >> 23u;
-    return select(0.0, bitcast<f32>((254u - e) << 23u), e <= 253u);
-}
-
 // The smallest power of two >= t (positive normal t); may be inf past the range.
 fn pow2_at_least(t: f32) -> f32 {
     let b = bitcast<u32>(t);
@@ -172,10 +163,6 @@ fn fmt_group_scale(amax: f32, tensor_amax: f32) -> vec2<f32> {
         if (amax * recip_pow2(s) > fmt_qmax()) {
             s = s * 2.0;
         }
-        if (!is_normal(s)) {
-            return vec2<f32>(0.0, 0.0);
-        }
-        return vec2<f32>(s, recip_pow2(s));
     } else if (FORMAT == 10u) {
         let st = nvfp4_tensor_scale(tensor_amax);
         if (st == 0.0) {
@@ -191,6 +178,9 @@ fn fmt_group_scale(amax: f32, tensor_amax: f32) -> vec2<f32> {
     }
     if (!is_normal(s)) {
         return vec2<f32>(0.0, 0.0);
+    }
+    if (FORMAT == 8u || FORMAT == 9u) {
+        return vec2<f32>(s, recip_pow2(s));
     }
     return vec2<f32>(s, recip_rne(s));
 }

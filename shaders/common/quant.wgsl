@@ -53,6 +53,15 @@ fn recip_frac3(k: u32) -> u32 {
     return t[k & 7u];
 }
 
+// recip_rne of a positive normal power of two s, from its exponent alone (1/s exactly; 0 where
+// 1/s would be subnormal): recip_rne's first path, and the inverse of an MX group scale or of
+// NVFP4's tensor scale without recip_rne's other branches, table and 24-step long division
+// (format_check's pow2_recip checks it at every normal power of two).
+fn recip_pow2(s: f32) -> f32 {
+    let e = bitcast<u32>(s) >> 23u;
+    return select(0.0, bitcast<f32>((254u - e) << 23u), e <= 253u);
+}
+
 // src/format/scale.rs, `recip_rne`: the correctly rounded 1/x of a positive normal x (0 for any
 // other x, and where 1/x would be subnormal). A mantissa of at most three fraction bits (an E4M3
 // value times a power of two: NVFP4's group scales) takes its quotient from recip_frac3, without
@@ -66,11 +75,7 @@ fn recip_rne(x: f32) -> f32 {
     let e = exp - 127;
     let m = (bits & 0x007fffffu) | 0x00800000u;
     if (m == 0x00800000u) {
-        let re = -e;
-        if (re < -126) {
-            return 0.0;
-        }
-        return bitcast<f32>(u32(re + 127) << 23u);
+        return recip_pow2(x);
     }
     if ((m & 0x000fffffu) == 0u) {
         let re3 = -1 - e;
