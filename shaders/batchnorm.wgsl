@@ -86,11 +86,15 @@ const COLS: u32 = 32u;
 const LANES: u32 = 8u;
 var<workgroup> acc: array<f32, 512>;
 
+// dy[i], 0 under ReLU unless y[i] > 0. Both loaded and one selected, as relu_backward and the
+// quantizers' masks do: returning before the load of dy, in a branch that varies lane by lane,
+// made the partial sums with ReLU 2-2.5x as slow as those without on llvmpipe.
 fn masked_dy(i: u32) -> f32 {
-    if (p.relu == 1u && !(y[i] > 0.0)) {
-        return 0.0;
+    let g = dy[i];
+    if (p.relu == 1u) {
+        return select(0.0, g, y[i] > 0.0);
     }
-    return dy[i];
+    return g;
 }
 
 // Value i's (channel c's) terms of the backward's partial sums: (g·x̂, g).
