@@ -457,16 +457,28 @@ fn training_kernels_reject_bad_shapes() {
 fn avgpool_is_exact() {
     use lowbit::kernels::avgpool::AvgPool;
     let g = gpu();
-    let k = AvgPool::new(g).unwrap();
-    for geom in [PoolGeom { batch: 2, h: 8, w: 6, c: 3, k: 2 }, PoolGeom { batch: 1, h: 7, w: 9, c: 2, k: 3 }] {
-        let x = data(geom.in_len(), 12, false);
-        let y = GpuBuffer::<f32>::zeros(g, "y", geom.out_len()).unwrap();
-        run(|e| k.encode_forward(g, e, &geom, &buf(&x), &y).unwrap());
-        assert_f32_bits_eq("avgpool y", &y.read(g).unwrap(), &reference::avgpool::forward(&x, &geom));
-        let dy = data(geom.out_len(), 13, false);
-        let dx = GpuBuffer::<f32>::zeros(g, "dx", geom.in_len()).unwrap();
-        run(|e| k.encode_backward(g, e, &geom, &buf(&dy), &dx).unwrap());
-        assert_f32_bits_eq("avgpool dx", &dx.read(g).unwrap(), &reference::avgpool::backward(&dy, &geom));
+    // Both layouts on any adapter (a thread per value, a thread per pixel); outputs start as
+    // garbage, so every value must be written, dropped edge pixels' dx included.
+    for (k, per_pixel) in [false, true].map(|p| (AvgPool::with_thread_per_pixel(g, p).unwrap(), p)) {
+        for geom in [
+            PoolGeom { batch: 2, h: 8, w: 6, c: 3, k: 2 },
+            PoolGeom { batch: 1, h: 7, w: 9, c: 2, k: 3 },
+            // Channels in fours (four at a time per pixel on CPU adapters) with dropped edges.
+            PoolGeom { batch: 2, h: 7, w: 5, c: 8, k: 2 },
+            // A ResNet's global pooling: one window over the whole image.
+            PoolGeom { batch: 3, h: 8, w: 8, c: 12, k: 8 },
+        ] {
+            let x = data(geom.in_len(), 12, false);
+            let y = buf(&vec![f32::NAN; geom.out_len()]);
+            run(|e| k.encode_forward(g, e, &geom, &buf(&x), &y).unwrap());
+            let want_y = reference::avgpool::forward(&x, &geom);
+            assert_f32_bits_eq(&format!("avgpool y per_pixel {per_pixel}"), &y.read(g).unwrap(), &want_y);
+            let dy = data(geom.out_len(), 13, false);
+            let dx = buf(&vec![f32::NAN; geom.in_len()]);
+            run(|e| k.encode_backward(g, e, &geom, &buf(&dy), &dx).unwrap());
+            let want_dx = reference::avgpool::backward(&dy, &geom);
+            assert_f32_bits_eq(&format!("avgpool dx per_pixel {per_pixel}"), &dx.read(g).unwrap(), &want_dx);
+        }
     }
 }
 

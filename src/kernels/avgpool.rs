@@ -12,15 +12,38 @@ pub struct AvgPool {
     bgl: wgpu::BindGroupLayout,
     forward: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
+    /// A thread per pixel (entries `forward_pixels`, `backward_pixels`).
+    per_pixel: bool,
+    /// On the per-pixel path, `forward_pixels_v4` (a thread per four channels of a pixel) and
+    /// `backward_pixels_v4` (channels four at a time), taken where the channels are a multiple
+    /// of 4.
+    v4: Option<(wgpu::ComputePipeline, wgpu::ComputePipeline)>,
 }
 
 impl AvgPool {
-    /// Builds both pipelines.
+    /// Builds both pipelines: a thread per pixel on a CPU adapter, where SIMD integer division
+    /// runs lane by lane (llvmpipe: the per-value coordinates cost more than the pooling, as in
+    /// [`super::maxpool::MaxPool`]), a thread per value elsewhere.
     pub fn new(gpu: &Gpu) -> Result<Self> {
+        Self::with_thread_per_pixel(gpu, gpu.cpu_layouts())
+    }
+
+    /// Builds both pipelines of either layout (the same values).
+    pub fn with_thread_per_pixel(gpu: &Gpu, per_pixel: bool) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "avgpool", &[Slot::Uniform, Slot::Read, Slot::Write]);
+        let (fwd, bwd) = if per_pixel { ("forward_pixels", "backward_pixels") } else { ("forward", "backward") };
         Ok(AvgPool {
-            forward: pipeline(gpu, "avgpool", "forward", &pl, &[])?,
-            backward: pipeline(gpu, "avgpool", "backward", &pl, &[])?,
+            forward: pipeline(gpu, "avgpool", fwd, &pl, &[])?,
+            backward: pipeline(gpu, "avgpool", bwd, &pl, &[])?,
+            v4: if per_pixel {
+                Some((
+                    pipeline(gpu, "avgpool", "forward_pixels_v4", &pl, &[])?,
+                    pipeline(gpu, "avgpool", "backward_pixels_v4", &pl, &[])?,
+                ))
+            } else {
+                None
+            },
+            per_pixel,
             bgl,
         })
     }
@@ -39,15 +62,15 @@ impl AvgPool {
         check_len("avgpool", "src", src.len(), sl)?;
         check_len("avgpool", "dst", dst.len(), dl)?;
         let params = uniform(gpu, "avgpool", &p);
-        dispatch(
-            gpu,
-            enc,
-            "avgpool",
-            if back { &self.backward } else { &self.forward },
-            &self.bgl,
-            &[&params, src.buffer(), dst.buffer()],
-            (dl as u32).div_ceil(WG),
-        )
+        // A thread per value, per pixel of dst, or (forward_pixels_v4) per four channels of one.
+        let (pipe, threads) = match (self.v4.as_ref().filter(|_| g.c.is_multiple_of(4)), back) {
+            (Some(v), false) => (&v.0, dl / 4),
+            (Some(v), true) => (&v.1, dl / g.c),
+            (None, false) => (&self.forward, if self.per_pixel { dl / g.c } else { dl }),
+            (None, true) => (&self.backward, if self.per_pixel { dl / g.c } else { dl }),
+        };
+        let threads = threads as u32;
+        dispatch(gpu, enc, "avgpool", pipe, &self.bgl, &[&params, src.buffer(), dst.buffer()], threads.div_ceil(WG))
     }
 
     /// Records `y ← avgpool(x)`.
