@@ -44,6 +44,11 @@ fn window_mean4(b: u32, oy: u32, ox: u32, c: u32) -> vec4<f32> {
     return s / f32(p.k * p.k);
 }
 
+// window_grad for channels c .. c + 3 (c a multiple of 4).
+fn window_grad4(b: u32, oy: u32, ox: u32, c: u32) -> vec4<f32> {
+    return src4[pool_out_index(p, b, oy, ox, c) / 4u] / f32(p.k * p.k);
+}
+
 @compute @workgroup_size(256)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = (wg.x + wg.y * nwg.x) * 256u + lid;
@@ -111,8 +116,8 @@ fn backward_pixels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 
 @compute @workgroup_size(256)
 fn forward_pixels_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    // A thread per four channels of an output pixel: a ResNet's global pooling has a pixel per
-    // image, too few threads for a CPU's cores, and k² loads a value to share the coordinates.
+    // A thread per four channels of an output pixel: a ResNet's global pooling has one pixel an
+    // image, too few threads for a CPU's cores, and each thread's k² loads share its divisions.
     let t = (wg.x + wg.y * nwg.x) * 256u + lid;
     let cq = p.c / 4u;
     if (t >= p.batch * p.oh * p.ow * cq) {
@@ -136,7 +141,7 @@ fn backward_pixels_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
     for (var c = 0u; c < p.c; c += 4u) {
         var g = vec4<f32>();
         if (inside) {
-            g = src4[pool_out_index(p, q.x, oy, ox, c) / 4u] / f32(p.k * p.k);
+            g = window_grad4(q.x, oy, ox, c);
         }
         dst4[(pix * p.c + c) / 4u] = g;
     }

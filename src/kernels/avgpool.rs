@@ -62,12 +62,13 @@ impl AvgPool {
         check_len("avgpool", "src", src.len(), sl)?;
         check_len("avgpool", "dst", dst.len(), dl)?;
         let params = uniform(gpu, "avgpool", &p);
-        // A thread per value, per pixel of dst, or (forward_pixels_v4) per four channels of one.
+        // A thread per pixel of dst or per value; forward_pixels_v4 per four channels of a pixel.
+        let per = if self.per_pixel { dl / g.c } else { dl };
         let (pipe, threads) = match (self.v4.as_ref().filter(|_| g.c.is_multiple_of(4)), back) {
             (Some(v), false) => (&v.0, dl / 4),
-            (Some(v), true) => (&v.1, dl / g.c),
-            (None, false) => (&self.forward, if self.per_pixel { dl / g.c } else { dl }),
-            (None, true) => (&self.backward, if self.per_pixel { dl / g.c } else { dl }),
+            (Some(v), true) => (&v.1, per),
+            (None, false) => (&self.forward, per),
+            (None, true) => (&self.backward, per),
         };
         let threads = threads as u32;
         dispatch(gpu, enc, "avgpool", pipe, &self.bgl, &[&params, src.buffer(), dst.buffer()], threads.div_ceil(WG))
