@@ -100,15 +100,12 @@ fn backward_pixels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     if (pix >= p.batch * p.h * p.w) {
         return;
     }
-    // (b, y, x) of the pixel's first value, and its window (a dropped edge pixel's dx is 0).
-    let q = pool_in_coords(p, pix * p.c);
-    let oy = q.y / p.k;
-    let ox = q.z / p.k;
-    let inside = oy < p.oh && ox < p.ow;
+    // The pixel's window (a dropped edge pixel's dx is 0).
+    let win = pool_pixel_window(p, pix);
     for (var c = 0u; c < p.c; c++) {
         var g = 0.0;
-        if (inside) {
-            g = window_grad(q.x, oy, ox, c);
+        if (win.w == 1u) {
+            g = window_grad(win.x, win.y, win.z, c);
         }
         dst[pix * p.c + c] = g;
     }
@@ -134,14 +131,11 @@ fn backward_pixels_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
     if (pix >= p.batch * p.h * p.w) {
         return;
     }
-    let q = pool_in_coords(p, pix * p.c);
-    let oy = q.y / p.k;
-    let ox = q.z / p.k;
-    let inside = oy < p.oh && ox < p.ow;
+    let win = pool_pixel_window(p, pix);
     for (var c = 0u; c < p.c; c += 4u) {
         var g = vec4<f32>();
-        if (inside) {
-            g = window_grad4(q.x, oy, ox, c);
+        if (win.w == 1u) {
+            g = window_grad4(win.x, win.y, win.z, c);
         }
         dst4[(pix * p.c + c) / 4u] = g;
     }

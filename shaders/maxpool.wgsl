@@ -156,16 +156,13 @@ fn backward_pixels_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
     if (pix >= p.batch * p.h * p.w) {
         return;
     }
-    let q = pool_in_coords(p, pix * p.c);
-    let oy = q.y / p.k;
-    let ox = q.z / p.k;
     // A tail outside every window gets 0, as grad_at gives it.
-    let inside = oy < p.oh && ox < p.ow;
+    let win = pool_pixel_window(p, pix);
     for (var c = 0u; c < p.c; c += 4u) {
         let i = pix * p.c + c;
         var g = vec4<f32>();
-        if (inside) {
-            let o = pool_out_index(p, q.x, oy, ox, c) / 4u;
+        if (win.w == 1u) {
+            let o = pool_out_index(p, win.x, win.y, win.z, c) / 4u;
             g = select(vec4<f32>(), src4[o], arg4[o] == vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u));
         }
         dst4[i / 4u] = g;

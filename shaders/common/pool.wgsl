@@ -32,3 +32,13 @@ fn pool_in_index(p: PoolParams, b: u32, y: u32, x: u32, c: u32) -> u32 {
 fn pool_out_index(p: PoolParams, b: u32, oy: u32, ox: u32, c: u32) -> u32 {
     return ((b * p.oh + oy) * p.ow + ox) * p.c + c;
 }
+
+// Input pixel pix's image b and window (oy, ox) = (y / k, x / k), and 1 where that window is in
+// the output (0 for a tail that no window holds): what a backward with a thread per pixel divides
+// once for all the pixel's channels.
+fn pool_pixel_window(p: PoolParams, pix: u32) -> vec4<u32> {
+    let q = pool_in_coords(p, pix * p.c);
+    let oy = q.y / p.k;
+    let ox = q.z / p.k;
+    return vec4<u32>(q.x, oy, ox, select(0u, 1u, oy < p.oh && ox < p.ow));
+}
