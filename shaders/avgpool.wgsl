@@ -1,12 +1,13 @@
 // avgpool: k×k average pooling with stride k on NHWC tensors (a partial window at the edge is
 // dropped). forward: y = mean of the window. backward: dx = dy / k² for each member of a window,
 // 0 for dropped edge elements.
-// Entries forward and backward: a thread per value (what a GPU coalesces). forward_pixels and
-// backward_pixels (CPU adapters, where SIMD integer division runs lane by lane and the per-value
-// coordinates cost more than the pooling, as in maxpool): a thread per pixel, its channels in a
-// loop, the same sums and quotients; with channels a multiple of 4, backward_pixels_v4 takes the
-// channels four at a time and forward_pixels_v4 a thread per four channels of a pixel (the *4
-// views of the same bindings), the same arithmetic per component.
+// Entries forward and backward: a thread per value (what a GPU coalesces; forward's k² loads share
+// its coordinates' divisions, so CPU adapters take it too). backward_pixels (CPU adapters, where
+// SIMD integer division runs lane by lane and the backward's per-value coordinates cost more than
+// the pooling, as in maxpool): a thread per pixel, its channels in a loop, the same quotients;
+// with channels a multiple of 4, backward_pixels_v4 takes the channels four at a time and
+// forward_pixels_v4 a thread per four channels of a pixel (the *4 views of the same bindings),
+// the same arithmetic per component.
 // Reference: src/reference/avgpool.rs (same order: exact).
 // Bindings: 0 params (shaders/common/pool.wgsl), 1 src, 2 dst.
 
@@ -82,19 +83,6 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 }
 
 @compute @workgroup_size(256)
-fn forward_pixels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let pix = (wg.x + wg.y * nwg.x) * 256u + lid;
-    if (pix >= p.batch * p.oh * p.ow) {
-        return;
-    }
-    // (b, oy, ox) of the pixel's first value.
-    let q = pool_out_coords(p, pix * p.c);
-    for (var c = 0u; c < p.c; c++) {
-        dst[pix * p.c + c] = window_mean(q.x, q.y, q.z, c);
-    }
-}
-
-@compute @workgroup_size(256)
 fn backward_pixels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let pix = (wg.x + wg.y * nwg.x) * 256u + lid;
     if (pix >= p.batch * p.h * p.w) {
@@ -113,8 +101,9 @@ fn backward_pixels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 
 @compute @workgroup_size(256)
 fn forward_pixels_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    // A thread per four channels of an output pixel: a ResNet's global pooling has one pixel an
-    // image, too few threads for a CPU's cores, and each thread's k² loads share its divisions.
+    // A thread per four channels of an output pixel, as forward's per value: a ResNet's global
+    // pooling has one pixel an image, too few threads for a CPU's cores, and each thread's k²
+    // loads share its divisions.
     let t = (wg.x + wg.y * nwg.x) * 256u + lid;
     let cq = p.c / 4u;
     if (t >= p.batch * p.oh * p.ow * cq) {

@@ -12,7 +12,7 @@ pub struct AvgPool {
     bgl: wgpu::BindGroupLayout,
     forward: wgpu::ComputePipeline,
     backward: wgpu::ComputePipeline,
-    /// A thread per pixel (entries `forward_pixels`, `backward_pixels`).
+    /// The backward a thread per pixel (entry `backward_pixels`).
     per_pixel: bool,
     /// On the per-pixel path, `forward_pixels_v4` (a thread per four channels of a pixel) and
     /// `backward_pixels_v4` (channels four at a time), taken where the channels are a multiple
@@ -21,9 +21,10 @@ pub struct AvgPool {
 }
 
 impl AvgPool {
-    /// Builds both pipelines: a thread per pixel on a CPU adapter, where SIMD integer division
-    /// runs lane by lane (llvmpipe: the per-value coordinates cost more than the pooling, as in
-    /// [`super::maxpool::MaxPool`]), a thread per value elsewhere.
+    /// Builds both pipelines: the backward a thread per pixel on a CPU adapter, where SIMD integer
+    /// division runs lane by lane (llvmpipe: the per-value coordinates cost more than the pooling,
+    /// as in [`super::maxpool::MaxPool`]), a thread per value elsewhere; the forward a thread per
+    /// value (its k² loads share the divisions), four channels a thread on the per-pixel path.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         Self::with_thread_per_pixel(gpu, gpu.cpu_layouts())
     }
@@ -31,9 +32,9 @@ impl AvgPool {
     /// Builds both pipelines of either layout (the same values).
     pub fn with_thread_per_pixel(gpu: &Gpu, per_pixel: bool) -> Result<Self> {
         let (bgl, pl) = layouts(gpu, "avgpool", &[Slot::Uniform, Slot::Read, Slot::Write]);
-        let (fwd, bwd) = if per_pixel { ("forward_pixels", "backward_pixels") } else { ("forward", "backward") };
+        let bwd = if per_pixel { "backward_pixels" } else { "backward" };
         Ok(AvgPool {
-            forward: pipeline(gpu, "avgpool", fwd, &pl, &[])?,
+            forward: pipeline(gpu, "avgpool", "forward", &pl, &[])?,
             backward: pipeline(gpu, "avgpool", bwd, &pl, &[])?,
             v4: if per_pixel {
                 Some((
@@ -62,12 +63,13 @@ impl AvgPool {
         check_len("avgpool", "src", src.len(), sl)?;
         check_len("avgpool", "dst", dst.len(), dl)?;
         let params = uniform(gpu, "avgpool", &p);
-        // A thread per pixel of dst or per value; forward_pixels_v4 per four channels of a pixel.
+        // The backward a thread per pixel of dx or per value; the forward a thread per value, or
+        // (forward_pixels_v4) per four channels of a pixel.
         let per = if self.per_pixel { dl / g.c } else { dl };
         let (pipe, threads) = match (self.v4.as_ref().filter(|_| g.c.is_multiple_of(4)), back) {
             (Some(v), false) => (&v.0, dl / 4),
             (Some(v), true) => (&v.1, per),
-            (None, false) => (&self.forward, per),
+            (None, false) => (&self.forward, dl),
             (None, true) => (&self.backward, per),
         };
         let threads = threads as u32;
