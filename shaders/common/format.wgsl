@@ -179,9 +179,7 @@ fn fmt_group_scale(amax: f32, tensor_amax: f32) -> vec2<f32> {
     if (!is_normal(s)) {
         return vec2<f32>(0.0, 0.0);
     }
-    if (FORMAT == 8u || FORMAT == 9u) {
-        return vec2<f32>(s, recip_pow2(s));
-    }
+    // (An MX scale, a power of two, takes recip_rne's first path: recip_pow2.)
     return vec2<f32>(s, recip_rne(s));
 }
 
