@@ -150,28 +150,39 @@ fn pack1(v: vec4<f32>, i: u32, r0: u32, col0: u32, inv: vec4<f32>, key: u32, smp
 }
 
 // The 16 rotated values y (columns col0 .. of rows r0 .. r0 + 3 of L) packed with inverse scales
-// inv into every SMP sample.
+// inv into every SMP sample. One sample's codes are packed outside any loop: in the loop over the
+// samples where there was one, the launch ran slower on llvmpipe (MXFP8, kernel_report's
+// hadamard_quantize_transpose line over 131072 × 144 values: 1.23-1.32 -> 1.70 GB/s without it).
 fn pack16(r0: u32, col0: u32, y: array<vec4<f32>, 16>, inv: vec4<f32>) {
-    for (var smp = 0u; smp < p.samples; smp++) {
-        let key = sample_key(smp);
-        var w = vec4<u32>();
-        pack1(y[0], 0u, r0, col0, inv, key, smp, &w);
-        pack1(y[1], 1u, r0, col0, inv, key, smp, &w);
-        pack1(y[2], 2u, r0, col0, inv, key, smp, &w);
-        pack1(y[3], 3u, r0, col0, inv, key, smp, &w);
-        pack1(y[4], 4u, r0, col0, inv, key, smp, &w);
-        pack1(y[5], 5u, r0, col0, inv, key, smp, &w);
-        pack1(y[6], 6u, r0, col0, inv, key, smp, &w);
-        pack1(y[7], 7u, r0, col0, inv, key, smp, &w);
-        pack1(y[8], 8u, r0, col0, inv, key, smp, &w);
-        pack1(y[9], 9u, r0, col0, inv, key, smp, &w);
-        pack1(y[10], 10u, r0, col0, inv, key, smp, &w);
-        pack1(y[11], 11u, r0, col0, inv, key, smp, &w);
-        pack1(y[12], 12u, r0, col0, inv, key, smp, &w);
-        pack1(y[13], 13u, r0, col0, inv, key, smp, &w);
-        pack1(y[14], 14u, r0, col0, inv, key, smp, &w);
-        pack1(y[15], 15u, r0, col0, inv, key, smp, &w);
+    if (p.samples == 1u) {
+        pack16_sample(r0, col0, y, inv, 0u);
+        return;
     }
+    for (var smp = 0u; smp < p.samples; smp++) {
+        pack16_sample(r0, col0, y, inv, smp);
+    }
+}
+
+// pack16's SMP sample smp.
+fn pack16_sample(r0: u32, col0: u32, y: array<vec4<f32>, 16>, inv: vec4<f32>, smp: u32) {
+    let key = sample_key(smp);
+    var w = vec4<u32>();
+    pack1(y[0], 0u, r0, col0, inv, key, smp, &w);
+    pack1(y[1], 1u, r0, col0, inv, key, smp, &w);
+    pack1(y[2], 2u, r0, col0, inv, key, smp, &w);
+    pack1(y[3], 3u, r0, col0, inv, key, smp, &w);
+    pack1(y[4], 4u, r0, col0, inv, key, smp, &w);
+    pack1(y[5], 5u, r0, col0, inv, key, smp, &w);
+    pack1(y[6], 6u, r0, col0, inv, key, smp, &w);
+    pack1(y[7], 7u, r0, col0, inv, key, smp, &w);
+    pack1(y[8], 8u, r0, col0, inv, key, smp, &w);
+    pack1(y[9], 9u, r0, col0, inv, key, smp, &w);
+    pack1(y[10], 10u, r0, col0, inv, key, smp, &w);
+    pack1(y[11], 11u, r0, col0, inv, key, smp, &w);
+    pack1(y[12], 12u, r0, col0, inv, key, smp, &w);
+    pack1(y[13], 13u, r0, col0, inv, key, smp, &w);
+    pack1(y[14], 14u, r0, col0, inv, key, smp, &w);
+    pack1(y[15], 15u, r0, col0, inv, key, smp, &w);
 }
 
 // Block blk of rows r0 .. r0 + 3 of L (r0 = 4·c4).
@@ -252,7 +263,9 @@ fn main_both(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     let per_row = (p.words_per_row + p.seg - 1u) / p.seg;
     let g0 = ((w - rp.workgroups) * 64u + lid) * p.aux0;
     for (var u = g0; u < min(g0 + p.aux0, p.rows * per_row); u++) {
-        // (Only NVFP4 reads x's maximum; the launcher binds a stand-in for the other formats.)
+        // (Only NVFP4 reads x's maximum; the launcher binds a stand-in for the other formats.) Not
+        // store_group4's short groups read once (common/row_groups.wgsl): in this loop over a
+        // thread's blocks they made resnet20's stage-1 launches slower on llvmpipe, not faster.
         let g = group_span(u, per_row, p.seg);
         store_group4_with(g, fmt_group_scale(bitcast<f32>(group_amax4(g)), bitcast<f32>(amax_x[0])));
     }
