@@ -120,10 +120,10 @@ fn short_group_put(at: u32, w: u32, n: u32, word: u32) {
 
 // store_group4 of a short group (is_short_group; codes per word and p.cols multiples of 4), its
 // eight vec4s (0 past its end) read once and kept in registers from the maximum to the codes: the
-// same maximum (the zeros count 0), scale, draws, codes and words. Every value is a named local, so
-// that they stay in registers, and one sample's codes are formed outside any loop: held in an array
-// passed to the functions that read it, or with the codes in a loop over SMP's samples even where
-// there is one, the kernel ran slower on llvmpipe than reading the group twice.
+// same maximum (the zeros count 0), scale, draws, codes and words. Every value is a named local,
+// and one sample's codes are formed outside any loop: with them inside the loop over SMP's samples
+// even where there is one, the kernel ran slower on llvmpipe than reading the group twice (so it
+// did with the values in an array passed between functions and that loop).
 fn store_short_group(g: vec3<u32>) {
     let c0 = g.y * fmt_per_word();
     let n4 = (min(g.z * fmt_per_word(), p.cols) - c0) / 4u;
