@@ -142,20 +142,18 @@ fn store_short_group(g: vec3<u32>) {
     let si = group_scale_of(m);
     store_scale(group_of(p, g.x, c0), si.x);
     if (p.samples == 1u) {
-        store_short_words(g, 0u, si.y, v0, v1, v2, v3, v4, v5, v6, v7);
+        store_short_words(g, 0u, c0, n4, si.y, v0, v1, v2, v3, v4, v5, v6, v7);
         return;
     }
     for (var j = 0u; j < p.samples; j++) {
-        store_short_words(g, j, si.y, v0, v1, v2, v3, v4, v5, v6, v7);
+        store_short_words(g, j, c0, n4, si.y, v0, v1, v2, v3, v4, v5, v6, v7);
     }
 }
 
-// SMP sample j's words of a short group with values v0 .. v7 (store_short_group's) and inverse
-// scale inv.
-fn store_short_words(g: vec3<u32>, j: u32, inv: f32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>,
-                     v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>) {
-    let c0 = g.y * fmt_per_word();
-    let n4 = (min(g.z * fmt_per_word(), p.cols) - c0) / 4u;
+// SMP sample j's words of a short group with values v0 .. v7 (n4 vec4s from column c0, 0 past
+// them: store_short_group's) and inverse scale inv.
+fn store_short_words(g: vec3<u32>, j: u32, c0: u32, n4: u32, inv: f32, v0: vec4<f32>, v1: vec4<f32>,
+                     v2: vec4<f32>, v3: vec4<f32>, v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>) {
     let r = g.x;
     let n = g.z - g.y;
     let key = sample_key(j);
