@@ -238,19 +238,17 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 override X_ROW_V4: u32 = 0u;
 override X_STOCHASTIC: bool = false;
 
-// Values 4k .. 4k + 3 of x's row `row` (k < X_ROW_V4) packed into a quarter, half or whole word
-// of x (at its place in the word, q of the word's vec4s): pack_word4's codes, draws and shifts.
-fn x_codes4(row: u32, k: u32, q: u32, inv: f32, key: u32) -> u32 {
-    let i = (row * X_ROW_V4 + k) * 4u;
-    return codes4(load_x4(i / 4u), inv, X_STOCHASTIC, key, i, 4u * q * fmt_bits());
-}
-
 // Row `row` of x (one sample, per-row scale): its maximum, scale and codes, as store_group4 forms
-// them (the same bits), every loop over the constant X_ROW_V4.
+// them (the same bits), every loop over the constant X_ROW_V4. The row is read once, into an array
+// of SHORT_ROW_VEC4S (lowbit::kernels::quantize_both's) vec4s local to this function: reading it
+// again for the codes took resnet20's six stage-1 dY launches (int8, MNIST, batch 128) 29-38 ms a
+// step against 26-27 ms read once.
 fn x_row_v4(row: u32) {
+    var xs: array<vec4<f32>, 16>;
     var m = vec4<u32>();
     for (var k = 0u; k < X_ROW_V4; k++) {
-        m = max(m, amax_bits4(load_x4(row * X_ROW_V4 + k)));
+        xs[k] = load_x4(row * X_ROW_V4 + k);
+        m = max(m, amax_bits4(xs[k]));
     }
     let si = group_scale_of(bitcast<f32>(max(max(m.x, m.y), max(m.z, m.w))));
     put_scale(row, si.x);
@@ -259,7 +257,8 @@ fn x_row_v4(row: u32) {
     for (var w = 0u; w < X_ROW_V4 / quads; w++) {
         var word = 0u;
         for (var q = 0u; q < quads; q++) {
-            word |= x_codes4(row, w * quads + q, q, si.y, key);
+            let k = w * quads + q;
+            word |= codes4(xs[k], si.y, X_STOCHASTIC, key, (row * X_ROW_V4 + k) * 4u, 4u * q * fmt_bits());
         }
         put_code(code_at(0u, row, w), word);
     }
