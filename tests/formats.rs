@@ -239,9 +239,9 @@ fn device_recip_and_rng_match_the_host() {
         &reference::format_check::recip(&pow2),
     );
     assert_eq!(reference::format_check::recip(&[2f32.powi(127)]), [0.0]);
-    // Every mantissa, at exponents 0 (the quotient's rounding up to 2^24 included) and -126 (where
-    // 1/x is the largest normal): the device's quotient (the table or its long division) is the
-    // reference's, which depends on the mantissa alone.
+    // Every mantissa, at exponents 0 and -126 (the smallest normal x, whose inverses lie near
+    // 2^126): the device's quotient (the table or its long division) is the reference's, which
+    // depends on the mantissa alone.
     for exp in [127u32, 1] {
         let every: Vec<f32> = (0..1u32 << 23).map(|m| f32::from_bits((exp << 23) | m)).collect();
         assert_f32_bits_eq(
