@@ -238,13 +238,15 @@ fn main_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 override X_ROW_V4: u32 = 0u;
 override X_STOCHASTIC: bool = false;
 
+// The longest row X_ROW_V4 may be, in vec4s: lowbit::kernels::quantize_both::SHORT_ROW_VEC4S.
+const SHORT_ROW_VEC4S: u32 = 16u;
+
 // Row `row` of x (one sample, per-row scale): its maximum, scale and codes, as store_group4 forms
 // them (the same bits), every loop over the constant X_ROW_V4. The row is read once, into an array
-// of SHORT_ROW_VEC4S (lowbit::kernels::quantize_both's) vec4s local to this function: reading it
-// again for the codes took resnet20's six stage-1 dY launches (int8, MNIST, batch 128) 29-38 ms a
-// step against 26-27 ms read once.
+// local to this function: reading it again for the codes took resnet20's six stage-1 dY launches
+// (int8, MNIST, batch 128) 29-38 ms a step against 26-27 ms read once.
 fn x_row_v4(row: u32) {
-    var xs: array<vec4<f32>, 16>;
+    var xs: array<vec4<f32>, SHORT_ROW_VEC4S>;
     var m = vec4<u32>();
     for (var k = 0u; k < X_ROW_V4; k++) {
         xs[k] = load_x4(row * X_ROW_V4 + k);

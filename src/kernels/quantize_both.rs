@@ -53,7 +53,8 @@ const BOTH_WG: u32 = 64;
 pub const L_PIECE_VALUES: u32 = 2048;
 
 /// The longest row, in vec4s, whose x side `main_v4` packs through its short-row path
-/// ([`QuantizeBoth::short_rows`]); `x_row_v4` holds such a row in an array of this length.
+/// ([`QuantizeBoth::short_rows`]); `x_row_v4` holds such a row in an array of this length (the
+/// shader's constant of the same name).
 pub const SHORT_ROW_VEC4S: u32 = 16;
 
 /// One orientation's output in a [`QuantizeBoth`] launch: its layout, rounding, and codes and
