@@ -309,7 +309,8 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     // a weight's Wᵀ in the backward instead of in W's launch, a dense layer's Xᵀ apart from
     // X, a layer's dY apart from its dYᵀ, and a convolution's unfolded X apart from its Xᵀ).
     // Gradients and updated parameters are the same bits; the fused step takes one launch fewer
-    // per such convolution (SMP's stacked samples too, since gemm_int_col2im averages them).
+    // per such convolution (SMP's stacked samples too, since gemm_int_col2im averages them), and
+    // per value whose gradient's two contributions a ReLU's mask adds (add apart when unfused).
     let g = gpu();
     let eight_lane_cpu = g.cpu_layouts() && g.report().subgroups && g.report().subgroup_sizes == Some((8, 8));
     // (model, its convolutions whose input gradient is needed: the ResNet's at stride 1 and 2,
@@ -317,10 +318,12 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     // the last; its dense layers; its 1x1 convolutions; how many of the middle layers have a
     // bias: the dense ones, not the convolutions, which batch norm follows; the input channels of
     // its convolutions whose taps share pixels, but the first's, of one channel: the CNN's 5x5 and
-    // the ResNet's 3x3 after its stem)
+    // the ResNet's 3x3 after its stem; its values read by two nodes whose gradient a ReLU's mask
+    // takes, the two contributions added in the mask's launch: the ResNet's second and third
+    // blocks' inputs, the first and second blocks' outputs, each ReLU(main + shortcut))
     let models = [
-        (ModelSpec::mlp((8, 8, 1), &[32, 16], 3), 0, vec![(16, 32)], 3, 0, 1, vec![]),
-        (ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1, vec![(8, 100)], 1, 0, 0, vec![4]),
+        (ModelSpec::mlp((8, 8, 1), &[32, 16], 3), 0, vec![(16, 32)], 3, 0, 1, vec![], 0),
+        (ModelSpec::cnn((8, 8, 1), &[4, 8], 3), 1, vec![(8, 100)], 1, 0, 0, vec![4], 0),
         (
             ModelSpec::resnet((8, 8, 1), 1, 3),
             8,
@@ -329,6 +332,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
             2,
             0,
             vec![16, 16, 16, 32, 32, 64],
+            2,
         ),
     ];
     let schemes = [
@@ -345,7 +349,7 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
     // Batches of 16 rows: the block-scaled presets rotate the MLP's weight-gradient operands in
     // blocks of 16 rows.
     let batch = 16;
-    for (spec, convs, middle, dense, one_by_one, biased, shared_taps) in &models {
+    for (spec, convs, middle, dense, one_by_one, biased, shared_taps, masked_sums) in &models {
         let (convs, rotated_layers) = (*convs, middle.len());
         // Weights quantized in both orientations in one launch (QuantizeBoth::fits; NVFP4's
         // every one, below): those of at most whole_max_values values of the quantized layers
@@ -421,7 +425,11 @@ fn a_fused_convolution_input_gradient_trains_as_the_unfused_chain_bit_for_bit() 
                 "nvfp4" => rotated_layers,
                 _ => middle_both + 1 + dense + grads + unfolds - tiled,
             };
-            assert_eq!(fused.2 + fewer + rotated + both, plain.2, "{what}: launches per step, fused and not");
+            assert_eq!(
+                fused.2 + fewer + rotated + both + masked_sums,
+                plain.2,
+                "{what}: launches per step, fused and not"
+            );
         }
     }
 }

@@ -45,7 +45,19 @@ fn relu_backward_and_col_sum_are_exact() {
             run(|e| k.encode(g, e, &buf(&y), &buf(&dy), &dx).unwrap());
             let want = reference::relu_backward::relu_backward(&y, &dy);
             assert_f32_bits_eq(&format!("relu_backward {rows}x{cols} {path:?}"), &dx.read(g).unwrap(), &want);
+            // Two contributions added in the mask's launch: add's sum, then the mask, bit for bit
+            // (NaN, infinities, ±0 and subnormals in all three, the latter as the adapter sees
+            // them; a NaN sum survives where y > 0, as add's would).
+            let (y, dy, dy_b) = (data(rows * cols, 3, true), data(rows * cols, 4, true), data(rows * cols, 5, true));
+            run(|e| k.encode_sum(g, e, &buf(&y), &buf(&dy), &buf(&dy_b), &dx).unwrap());
+            let seen = common::as_adapter_sees;
+            let want = seen(&reference::relu_backward::relu_backward_sum(&seen(&y), &seen(&dy), &seen(&dy_b)));
+            assert_f32_bits_eq(&format!("relu_backward sum {rows}x{cols} {path:?}"), &dx.read(g).unwrap(), &want);
         }
+        let short = GpuBuffer::<f32>::zeros(g, "short", 3).unwrap();
+        let (y, dx) = (buf(&data(4, 6, false)), GpuBuffer::<f32>::zeros(g, "dx", 4).unwrap());
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        assert!(matches!(k.encode_sum(g, &mut enc, &y, &y, &short, &dx), Err(Error::Shape { .. })));
     }
     // Both reductions of the first level (the workgroup tree, a thread per chunk and column), on
     // any adapter. One chunk, several chunks with a ragged last one, many chunks of a tall thin

@@ -282,6 +282,32 @@ pub trait Backward {
         dy: &GpuBuffer<f32>,
         need: &[bool],
     ) -> Result<Vec<Option<GpuBuffer<f32>>>>;
+
+    /// [`Backward::backward`] for an output read by several nodes, whose gradient is `dy + dy_b`
+    /// (the contributions summed so far, then the last), not yet added. By default the sum is
+    /// recorded (`add`) and `backward` takes it; a backward that can read both where it first
+    /// reads its gradient overrides this to save the launch and the pass, with the same bits (a
+    /// ReLU's mask: [`crate::kernels::relu_backward::ReluBackward::encode_sum`]; lowbit's own
+    /// overrides record the sum apart in an unfused plan, [`crate::plan::PlanOptions::unfused`]).
+    fn backward_of_sum(
+        self: Box<Self>,
+        cx: &mut Cx,
+        node: &NodeCx,
+        dy: &GpuBuffer<f32>,
+        dy_b: &GpuBuffer<f32>,
+        need: &[bool],
+    ) -> Result<Vec<Option<GpuBuffer<f32>>>> {
+        let sum = summed_gradient(cx, dy, dy_b)?;
+        self.backward(cx, node, &sum, need)
+    }
+}
+
+/// Records `dy + dy_b` (`add`, no ReLU) into a new scratch buffer: the gradient of a value read by
+/// several nodes, its contributions added in the order they arrived.
+pub fn summed_gradient(cx: &mut Cx, dy: &GpuBuffer<f32>, dy_b: &GpuBuffer<f32>) -> Result<GpuBuffer<f32>> {
+    let sum = cx.scratch::<f32>("summed gradient", dy.len())?;
+    cx.kernels.add.encode(cx.gpu, cx.rec, dy, Some(dy_b), false, &sum)?;
+    Ok(sum)
 }
 
 /// One kind of graph node (see the module docs).

@@ -20,7 +20,8 @@ use super::graph::Graph;
 use super::kernels::Kernels;
 use super::model::ModelSpec;
 use super::op::{
-    numel, AttentionSite, Cx, Forward, GemmSite, Init, Mode, NodeCx, ParamBuf, ParamKind, ParamSpec, Shape, SiteLevels,
+    numel, summed_gradient, AttentionSite, Cx, Forward, GemmSite, Init, Mode, NodeCx, ParamBuf, ParamKind, ParamSpec,
+    Shape, SiteLevels,
 };
 use super::ops::loss::{Loss, LossOut};
 use super::scheme::{ForwardPrecision, GradPrecision, LayerScheme, TrainScheme, TINYSCRIPT_REFIT};
@@ -1034,8 +1035,13 @@ impl Trainer {
             Kind::Train { loss, update } => {
                 let ring_out = LossOut { loss: &ring.loss, correct: &ring.correct };
                 let dy = loss.record(&mut cx, &y, shape, &inputs.labels, Some(&inputs.targets), 1.0, ring_out)?;
-                let mut grads: Vec<Option<GpuBuffer<f32>>> = vec![None; self.graph.value_count()];
-                grads[self.graph.output().0] = Some(dy);
+                // Each value's gradient: the contributions summed so far and the last one, not
+                // yet added (a value read by several nodes), which the backward of the node whose
+                // output it is takes as they are (Backward::backward_of_sum: a ReLU's mask adds
+                // them in its launch).
+                type Contributions = (GpuBuffer<f32>, Option<GpuBuffer<f32>>);
+                let mut grads: Vec<Option<Contributions>> = vec![None; self.graph.value_count()];
+                grads[self.graph.output().0] = Some((dy, None));
                 // The maxima of a gradient's transpose, group by group, written by the backward
                 // that produces the gradient for the quantizer of the backward that takes it (the
                 // node whose output it is), where that node wants them and the producer, the
@@ -1054,13 +1060,17 @@ impl Trainer {
                 let mut maxima: Vec<Option<GpuBuffer<u32>>> = vec![None; self.graph.value_count()];
                 for (i, n) in nodes.iter().enumerate().rev() {
                     let Some(b) = backs[i].take() else { continue };
-                    let dy = grads[n.output.0].take().ok_or_else(|| {
+                    let (dy, last) = grads[n.output.0].take().ok_or_else(|| {
                         Error::InvalidArgument(format!("{}: no gradient reaches this node's output", n.name))
                     })?;
                     let need: Vec<bool> = n.inputs.iter().map(|v| v.0 != 0).collect();
                     let ncx = node_cx(i);
                     (cx.maxima_ask, cx.grad_maxima) = (asks[i], maxima[n.output.0].take());
-                    let dxs = b.backward(&mut cx, &ncx, &dy, &need).map_err(|e| node_error(&n.name, e))?;
+                    let dxs = match &last {
+                        None => b.backward(&mut cx, &ncx, &dy, &need),
+                        Some(dy_b) => b.backward_of_sum(&mut cx, &ncx, &dy, dy_b, &need),
+                    }
+                    .map_err(|e| node_error(&n.name, e))?;
                     // What the backward was asked to write goes with its first input's gradient;
                     // what it was given, it took.
                     match (asks[i], cx.grad_maxima.take()) {
@@ -1076,14 +1086,12 @@ impl Trainer {
                     }
                     for (v, dx) in n.inputs.iter().zip(dxs) {
                         let Some(dx) = dx else { continue };
+                        // A value read by several nodes: its gradients add up, in the order they
+                        // arrive, the last addition left to the backward that takes them.
                         grads[v.0] = Some(match grads[v.0].take() {
-                            None => dx,
-                            Some(acc) => {
-                                // A value read by several nodes: its gradients add up.
-                                let sum = cx.scratch::<f32>("summed gradient", acc.len())?;
-                                self.k.add.encode(gpu, cx.rec, &acc, Some(&dx), false, &sum)?;
-                                sum
-                            }
+                            None => (dx, None),
+                            Some((acc, None)) => (acc, Some(dx)),
+                            Some((acc, Some(last))) => (summed_gradient(&mut cx, &acc, &last)?, Some(dx)),
                         });
                     }
                 }

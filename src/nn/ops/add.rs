@@ -2,7 +2,7 @@
 //! residual block. Backward: the output's gradient (through the ReLU's mask) goes to both inputs
 //! unchanged; where one value feeds both, the trainer adds the two contributions.
 
-use super::super::op::{Backward, Cx, Forward, NodeCx, Op, Shape};
+use super::super::op::{summed_gradient, Backward, Cx, Forward, NodeCx, Op, Shape};
 use super::relu::ReluBackward;
 use crate::tensor::GpuBuffer;
 use crate::{Error, Result};
@@ -58,6 +58,22 @@ impl Backward for AddBackward {
         let g = match &self.0 {
             Some(m) => m.mask(cx, dy)?,
             None => dy.clone(),
+        };
+        Ok(need.iter().map(|&n| n.then(|| g.clone())).collect())
+    }
+
+    /// With the ReLU, the two contributions are added inside its mask's launch.
+    fn backward_of_sum(
+        self: Box<Self>,
+        cx: &mut Cx,
+        _node: &NodeCx,
+        dy: &GpuBuffer<f32>,
+        dy_b: &GpuBuffer<f32>,
+        need: &[bool],
+    ) -> Result<Vec<Option<GpuBuffer<f32>>>> {
+        let g = match &self.0 {
+            Some(m) => m.mask_sum(cx, dy, dy_b)?,
+            None => summed_gradient(cx, dy, dy_b)?,
         };
         Ok(need.iter().map(|&n| n.then(|| g.clone())).collect())
     }

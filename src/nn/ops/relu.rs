@@ -1,7 +1,7 @@
 //! ReLU as a node of its own: `y = max(x, 0)` (NaN becomes 0, as everywhere in lowbit; see the
 //! `add` kernel), backward `dx = dy·[y > 0]`. Linear, Conv, BatchNorm and Add fuse theirs.
 
-use super::super::op::{Backward, Cx, Forward, NodeCx, Op, Shape};
+use super::super::op::{summed_gradient, Backward, Cx, Forward, NodeCx, Op, Shape};
 use crate::tensor::GpuBuffer;
 use crate::Result;
 
@@ -43,6 +43,18 @@ impl ReluBackward {
         cx.kernels.relu.encode(cx.gpu, cx.rec, &self.0, dy, &dx)?;
         Ok(dx)
     }
+
+    /// `(dy + dy_b) · [y > 0]` in one launch (an unfused plan: `add`, then [`ReluBackward::mask`];
+    /// the same bits).
+    pub(crate) fn mask_sum(&self, cx: &mut Cx, dy: &GpuBuffer<f32>, dy_b: &GpuBuffer<f32>) -> Result<GpuBuffer<f32>> {
+        if cx.unfused {
+            let sum = summed_gradient(cx, dy, dy_b)?;
+            return self.mask(cx, &sum);
+        }
+        let dx = cx.scratch::<f32>("relu dx", dy.len())?;
+        cx.kernels.relu.encode_sum(cx.gpu, cx.rec, &self.0, dy, dy_b, &dx)?;
+        Ok(dx)
+    }
 }
 
 impl Backward for ReluBackward {
@@ -54,5 +66,16 @@ impl Backward for ReluBackward {
         _need: &[bool],
     ) -> Result<Vec<Option<GpuBuffer<f32>>>> {
         Ok(vec![Some(self.mask(cx, dy)?)])
+    }
+
+    fn backward_of_sum(
+        self: Box<Self>,
+        cx: &mut Cx,
+        _node: &NodeCx,
+        dy: &GpuBuffer<f32>,
+        dy_b: &GpuBuffer<f32>,
+        _need: &[bool],
+    ) -> Result<Vec<Option<GpuBuffer<f32>>>> {
+        Ok(vec![Some(self.mask_sum(cx, dy, dy_b)?)])
     }
 }
