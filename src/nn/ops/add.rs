@@ -1,6 +1,9 @@
 //! Elementwise sum of two values of one shape with an optional ReLU after it — the merge of a
 //! residual block. Backward: the output's gradient (through the ReLU's mask) goes to both inputs
-//! unchanged; where one value feeds both, the trainer adds the two contributions.
+//! unchanged; where one value feeds both, the trainer adds the two contributions. An output read
+//! by two nodes (a block's, read by the next block's convolution and shortcut) comes with its two
+//! gradients not yet added, and the ReLU's mask adds them in its launch
+//! ([`Backward::backward_of_sum`]).
 
 use super::super::op::{summed_gradient, Backward, Cx, Forward, NodeCx, Op, Shape};
 use super::relu::ReluBackward;
