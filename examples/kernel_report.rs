@@ -803,7 +803,7 @@ fn optimizers(gpu: &Gpu, a: &Args) -> Result<()> {
             println!(
                 "{}",
                 json!({"kernel": "finite", "entry": entry, "model": model, "buffers": checked.len(), "elements": 2 * n,
-                       "launches": checked.len().div_ceil(lowbit::kernels::finite::PER_DISPATCH),
+                       "launches": checked.len().div_ceil(k.per_dispatch()),
                        "us": (s * 1e7).round() / 10.0, "gbps": (gbps * 100.0).round() / 100.0,
                        "copy_gbps": (copy_gbps * 100.0).round() / 100.0,
                        "ratio": (gbps / copy_gbps * 1000.0).round() / 1000.0})

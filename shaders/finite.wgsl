@@ -1,6 +1,6 @@
-// finite: whether up to 8 buffers hold only finite values. Any NaN or ±inf among the first
-// len[j] values of buffer j sets status[0] (atomicOr 1) and lowers status[1] to the step's number
-// (StepState.step, atomicMin):
+// finite: whether up to 8 buffers (24 in the _wide entries) hold only finite values. Any NaN or
+// ±inf among the first len[j] values of buffer j sets status[0] (atomicOr 1) and lowers status[1]
+// to the step's number (StepState.step, atomicMin):
 // status is sticky across steps, so kernels that update state read status[0] and skip their
 // writes once a step has gone non-finite, and the host learns the first such step.
 // The buffers' values are numbered one after another (buffer 0's, then buffer 1's, ...), so the
@@ -17,14 +17,18 @@
 // (run_bad), chosen once per thread, and the vec4s' tests are joined by `|`, not `||`: one loop
 // around a switch of the eight loads, with `||`, took about 1.4x as long on llvmpipe (the MLP's
 // weights and gradients in `kernel_report` and in a training step).
+// Entries `main_wide`, `main_flat_wide` and `main_flat_v4_wide` do the same over 24 buffers (the
+// eight, then x8..x23 at bindings 11..26), for adapters that bind 25 storage buffers a stage: a
+// model's weights and gradients in a third of the launches. The eight-buffer entries reach none
+// of bindings 11..26, so their pipelines leave them out.
 // It reads whole vec4s, so every buffer must be bound with at least ceil(len / 4) of them (lowbit's
 // buffers are padded to 16 bytes); what lies past len (another value's data in a plan's arena)
 // is ignored. Reference: src/reference/finite.rs.
-// Bindings: 0 params {len[8]}, 1..8 x0..x7 (read f32; vec4 views x0_4..x7_4 in main_flat_v4),
-// 9 status (read_write atomic u32 [2]), 10 step (StepState).
+// Bindings: 0 params {len[24]}, 1..8 x0..x7 (read f32; vec4 views x0_4..x7_4 in the v4 entries),
+// 9 status (read_write atomic u32 [2]), 10 step (StepState), 11..26 x8..x23 (the _wide entries).
 
 struct FiniteParams {
-    len: array<vec4<u32>, 2>,
+    len: array<vec4<u32>, 6>,
 }
 
 @group(0) @binding(0) var<uniform> p: FiniteParams;
@@ -47,6 +51,39 @@ struct FiniteParams {
 @group(0) @binding(8) var<storage, read> x7_4: array<vec4<f32>>;
 @group(0) @binding(9) var<storage, read_write> status: array<atomic<u32>>;
 @group(0) @binding(10) var<uniform> st: StepState;
+// The _wide entries' further sixteen buffers, and their vec4 views.
+@group(0) @binding(11) var<storage, read> x8: array<f32>;
+@group(0) @binding(12) var<storage, read> x9: array<f32>;
+@group(0) @binding(13) var<storage, read> x10: array<f32>;
+@group(0) @binding(14) var<storage, read> x11: array<f32>;
+@group(0) @binding(15) var<storage, read> x12: array<f32>;
+@group(0) @binding(16) var<storage, read> x13: array<f32>;
+@group(0) @binding(17) var<storage, read> x14: array<f32>;
+@group(0) @binding(18) var<storage, read> x15: array<f32>;
+@group(0) @binding(19) var<storage, read> x16: array<f32>;
+@group(0) @binding(20) var<storage, read> x17: array<f32>;
+@group(0) @binding(21) var<storage, read> x18: array<f32>;
+@group(0) @binding(22) var<storage, read> x19: array<f32>;
+@group(0) @binding(23) var<storage, read> x20: array<f32>;
+@group(0) @binding(24) var<storage, read> x21: array<f32>;
+@group(0) @binding(25) var<storage, read> x22: array<f32>;
+@group(0) @binding(26) var<storage, read> x23: array<f32>;
+@group(0) @binding(11) var<storage, read> x8_4: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read> x9_4: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read> x10_4: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read> x11_4: array<vec4<f32>>;
+@group(0) @binding(15) var<storage, read> x12_4: array<vec4<f32>>;
+@group(0) @binding(16) var<storage, read> x13_4: array<vec4<f32>>;
+@group(0) @binding(17) var<storage, read> x14_4: array<vec4<f32>>;
+@group(0) @binding(18) var<storage, read> x15_4: array<vec4<f32>>;
+@group(0) @binding(19) var<storage, read> x16_4: array<vec4<f32>>;
+@group(0) @binding(20) var<storage, read> x17_4: array<vec4<f32>>;
+@group(0) @binding(21) var<storage, read> x18_4: array<vec4<f32>>;
+@group(0) @binding(22) var<storage, read> x19_4: array<vec4<f32>>;
+@group(0) @binding(23) var<storage, read> x20_4: array<vec4<f32>>;
+@group(0) @binding(24) var<storage, read> x21_4: array<vec4<f32>>;
+@group(0) @binding(25) var<storage, read> x22_4: array<vec4<f32>>;
+@group(0) @binding(26) var<storage, read> x23_4: array<vec4<f32>>;
 
 var<workgroup> bad: atomic<u32>;
 
@@ -96,6 +133,104 @@ fn nonfinite_at(e: u32) -> bool {
     return false;
 }
 
+// Value r of buffer j of the _wide entries' 24.
+fn load_wide(j: u32, r: u32) -> f32 {
+    switch (j) {
+        case 0u: { return x0[r]; }
+        case 1u: { return x1[r]; }
+        case 2u: { return x2[r]; }
+        case 3u: { return x3[r]; }
+        case 4u: { return x4[r]; }
+        case 5u: { return x5[r]; }
+        case 6u: { return x6[r]; }
+        case 7u: { return x7[r]; }
+        case 8u: { return x8[r]; }
+        case 9u: { return x9[r]; }
+        case 10u: { return x10[r]; }
+        case 11u: { return x11[r]; }
+        case 12u: { return x12[r]; }
+        case 13u: { return x13[r]; }
+        case 14u: { return x14[r]; }
+        case 15u: { return x15[r]; }
+        case 16u: { return x16[r]; }
+        case 17u: { return x17[r]; }
+        case 18u: { return x18[r]; }
+        case 19u: { return x19[r]; }
+        case 20u: { return x20[r]; }
+        case 21u: { return x21[r]; }
+        case 22u: { return x22[r]; }
+        default: { return x23[r]; }
+    }
+}
+
+// Whether value e of the _wide entries' 24 buffers numbered one after another is NaN or ±inf
+// (false past the last).
+fn nonfinite_at_wide(e: u32) -> bool {
+    var r = e;
+    for (var j = 0u; j < 24u; j++) {
+        if (r < len(j)) {
+            return nonfinite(load_wide(j, r));
+        }
+        r -= len(j);
+    }
+    return false;
+}
+
+// Whether values r0 .. r1 of buffer j of the _wide entries' 24 hold a NaN or ±inf: each buffer
+// its own loop, chosen once (a switch per value, as load_wide, took about twice as long on
+// llvmpipe as the eight-buffer entry's chain of tests).
+fn run_flat_wide(j: u32, r0: u32, r1: u32) -> bool {
+    var b = false;
+    switch (j) {
+        case 0u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x0[r]); } }
+        case 1u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x1[r]); } }
+        case 2u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x2[r]); } }
+        case 3u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x3[r]); } }
+        case 4u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x4[r]); } }
+        case 5u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x5[r]); } }
+        case 6u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x6[r]); } }
+        case 7u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x7[r]); } }
+        case 8u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x8[r]); } }
+        case 9u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x9[r]); } }
+        case 10u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x10[r]); } }
+        case 11u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x11[r]); } }
+        case 12u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x12[r]); } }
+        case 13u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x13[r]); } }
+        case 14u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x14[r]); } }
+        case 15u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x15[r]); } }
+        case 16u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x16[r]); } }
+        case 17u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x17[r]); } }
+        case 18u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x18[r]); } }
+        case 19u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x19[r]); } }
+        case 20u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x20[r]); } }
+        case 21u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x21[r]); } }
+        case 22u: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x22[r]); } }
+        default: { for (var r = r0; r < r1; r++) { b = b | nonfinite(x23[r]); } }
+    }
+    return b;
+}
+
+// main_flat_wide's thread: values e0 .. e0 + FLAT_PER_THREAD of the 24 buffers numbered one after
+// another, found once and then taken a buffer's run at a time.
+fn flat_bad_wide(e0: u32) -> bool {
+    var j = 0u;
+    var r = e0;
+    for (; j < 24u && r >= len(j); j++) {
+        r -= len(j);
+    }
+    var b = false;
+    var left = FLAT_PER_THREAD;
+    while (left > 0u && j < 24u) {
+        let n = min(left, len(j) - r);
+        b = b | run_flat_wide(j, r, r + n);
+        left -= n;
+        r = 0u;
+        for (j++; j < 24u && len(j) == 0u; j++) {
+        }
+    }
+    return b;
+}
+
 fn flag_step() {
     atomicOr(&status[0], 1u);
     atomicMin(&status[1], st.step);
@@ -103,14 +238,26 @@ fn flag_step() {
 
 const FLAT_PER_THREAD: u32 = 16u;
 
+// The first of the FLAT_PER_THREAD values of thread lid of workgroup wg (main_flat's numbering).
+fn flat_e0(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return ((wg.x + wg.y * nwg.x) * 256u + lid) * FLAT_PER_THREAD;
+}
+
 @compute @workgroup_size(256)
 fn main_flat(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let e0 = ((wg.x + wg.y * nwg.x) * 256u + lid) * FLAT_PER_THREAD;
+    let e0 = flat_e0(wg, nwg, lid);
     var b = false;
     for (var e = e0; e < e0 + FLAT_PER_THREAD; e++) {
         b = b || nonfinite_at(e);
     }
     if (b) {
+        flag_step();
+    }
+}
+
+@compute @workgroup_size(256)
+fn main_flat_wide(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    if (flat_bad_wide(flat_e0(wg, nwg, lid))) {
         flag_step();
     }
 }
@@ -173,6 +320,34 @@ fn run_bad(j: u32, i0: u32, n: u32) -> bool {
     return bad;
 }
 
+// run_bad for buffer j of the _wide entries (8 <= j < 24: the further sixteen; below, run_bad's).
+fn run_bad_wide(j: u32, i0: u32, n: u32) -> bool {
+    if (j < 8u) {
+        return run_bad(j, i0, n);
+    }
+    let end = min(i0 + V4_PER_THREAD, (n + 3u) / 4u);
+    var bad = false;
+    switch (j) {
+        case 8u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x8_4[i], i, n); } }
+        case 9u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x9_4[i], i, n); } }
+        case 10u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x10_4[i], i, n); } }
+        case 11u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x11_4[i], i, n); } }
+        case 12u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x12_4[i], i, n); } }
+        case 13u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x13_4[i], i, n); } }
+        case 14u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x14_4[i], i, n); } }
+        case 15u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x15_4[i], i, n); } }
+        case 16u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x16_4[i], i, n); } }
+        case 17u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x17_4[i], i, n); } }
+        case 18u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x18_4[i], i, n); } }
+        case 19u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x19_4[i], i, n); } }
+        case 20u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x20_4[i], i, n); } }
+        case 21u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x21_4[i], i, n); } }
+        case 22u: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x22_4[i], i, n); } }
+        default: { for (var i = i0; i < end; i++) { bad = bad | quad_bad(x23_4[i], i, n); } }
+    }
+    return bad;
+}
+
 // Vec4s a thread of main_flat_v4 checks.
 const V4_PER_THREAD: u32 = 16u;
 
@@ -181,34 +356,43 @@ fn v4_groups(n: u32) -> u32 {
     return (n + 1024u * V4_PER_THREAD - 1u) / (1024u * V4_PER_THREAD);
 }
 
-@compute @workgroup_size(256)
-fn main_flat_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    // This workgroup's buffer (the same for all its threads, so the switch in quad does not
-    // diverge) and its vec4s there.
-    var g = wg.x + wg.y * nwg.x;
+// Workgroup g's buffer among the first `buffers` (the same for all its threads, so the switch
+// in run_bad does not diverge) and its workgroup there: (j, g'), j = buffers past the last.
+fn v4_buffer(g0: u32, buffers: u32) -> vec2<u32> {
+    var g = g0;
     var j = 0u;
-    for (; j < 8u; j++) {
+    for (; j < buffers; j++) {
         let groups = v4_groups(len(j));
         if (g < groups) {
             break;
         }
         g -= groups;
     }
-    if (j == 8u) {
-        return;
-    }
-    if (run_bad(j, (g * 256u + lid) * V4_PER_THREAD, len(j))) {
+    return vec2<u32>(j, g);
+}
+
+@compute @workgroup_size(256)
+fn main_flat_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let b = v4_buffer(wg.x + wg.y * nwg.x, 8u);
+    if (b.x < 8u && run_bad(b.x, (b.y * 256u + lid) * V4_PER_THREAD, len(b.x))) {
         flag_step();
     }
 }
 
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main_flat_v4_wide(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let b = v4_buffer(wg.x + wg.y * nwg.x, 24u);
+    if (b.x < 24u && run_bad_wide(b.x, (b.y * 256u + lid) * V4_PER_THREAD, len(b.x))) {
+        flag_step();
+    }
+}
+
+// main's and main_wide's workgroup: bad cleared, the thread's finding (b) joined, one atomic.
+fn tree_flag(b: bool, lid: u32) {
     if (lid == 0u) {
         atomicStore(&bad, 0u);
     }
     workgroupBarrier();
-    let b = nonfinite_at((wg.x + wg.y * nwg.x) * 256u + lid);
     if (b) {
         atomicOr(&bad, 1u);
     }
@@ -216,4 +400,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (lid == 0u && atomicLoad(&bad) != 0u) {
         flag_step();
     }
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    tree_flag(nonfinite_at((wg.x + wg.y * nwg.x) * 256u + lid), lid);
+}
+
+@compute @workgroup_size(256)
+fn main_wide(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    tree_flag(nonfinite_at_wide((wg.x + wg.y * nwg.x) * 256u + lid), lid);
 }

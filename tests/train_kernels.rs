@@ -775,22 +775,32 @@ fn add_and_relu_are_exact_with_nan_mapped_to_zero_by_relu() {
 
 #[test]
 fn finite_flags_a_nan_or_inf_anywhere_in_any_buffer_on_both_paths() {
-    use lowbit::kernels::finite::{Finite, CLEAR};
+    use lowbit::kernels::finite::{Finite, CLEAR, NARROW, WIDE};
     let g = gpu();
-    // Eleven buffers (two dispatches of eight and three), lengths around the per-thread entries'
-    // 16 values (64 for the vec4 entry), a workgroup's 256 values (16384 for the vec4 entry) and
-    // several of the vec4 entry's workgroups.
-    let lens = [1usize, 300, 7, 5000, 16, 17, 255, 257, 3, 40, 40_000];
+    // Thirty buffers (four dispatches of eight, eight, eight and six; two of the wide entries'
+    // 24 and six), lengths around the per-thread entries' 16 values (64 for the vec4 entry), a
+    // workgroup's 256 values (16384 for the vec4 entry) and several of the vec4 entry's
+    // workgroups.
+    let lens = [
+        1usize, 300, 7, 5000, 16, 17, 255, 257, 3, 40, 40_000, 4, 9, 64, 65, 1023, 1024, 1025, 16_384, 16_385, 2, 12,
+        100, 31, 33, 500, 777, 8, 20_000, 6,
+    ];
     let clean: Vec<Vec<f32>> = lens.iter().enumerate().map(|(j, &n)| data(n, 200 + j as u32, false)).collect();
-    for path in [ReducePath::Tree, ReducePath::PerThread] {
-        let k = Finite::with_reduce_path(g, path).unwrap();
+    assert!(Finite::wide_fits(g), "lavapipe binds {} storage buffers a stage", lowbit::kernels::finite::WIDE_STORAGE);
+    // Each entry: the tree, and on the per-thread path the vec4 entry and the scalar one (an
+    // application's buffers that do not hold whole vec4s), eight and 24 buffers a dispatch.
+    let entries = [(ReducePath::Tree, false), (ReducePath::PerThread, true), (ReducePath::PerThread, false)];
+    for ((path, vec4), per) in entries.into_iter().flat_map(|e| [(e, NARROW), (e, WIDE)]) {
+        let k = Finite::with_buffers(g, path, vec4, per).unwrap();
+        assert_eq!(k.per_dispatch(), per);
+        let path = format!("{path:?} (vec4 {vec4}), {per} a dispatch");
         let check = |xs: &[Vec<f32>], start: [u32; 2], what: &str| {
             let bufs: Vec<GpuBuffer<f32>> = xs.iter().map(|x| buf(x)).collect();
             let status = GpuBuffer::from_slice(g, "status", &start).unwrap();
             run(|e| k.encode(g, e, &bufs.iter().collect::<Vec<_>>(), &status).unwrap());
             let refs: Vec<&[f32]> = xs.iter().map(|x| x.as_slice()).collect();
             let want = reference::finite::finite(&refs, 0, start);
-            assert_u32_eq(&format!("{path:?} {what}"), &status.read(g).unwrap(), &want);
+            assert_u32_eq(&format!("{path} {what}"), &status.read(g).unwrap(), &want);
         };
         check(&clean, CLEAR, "all finite");
         for j in 0..lens.len() {
@@ -817,9 +827,13 @@ fn finite_flags_a_nan_or_inf_anywhere_in_any_buffer_on_both_paths() {
 /// does not hold whole vec4s takes the scalar entry: both give the reference's status.
 #[test]
 fn finite_ignores_values_past_a_buffers_length_and_reads_any_buffer_an_application_binds() {
-    use lowbit::kernels::finite::{Finite, CLEAR};
+    use lowbit::kernels::finite::{Finite, CLEAR, NARROW, WIDE};
     let g = gpu();
     assert!(matches!(Finite::with_options(g, ReducePath::Tree, true), Err(Error::InvalidArgument(_))));
+    for per in [0, 7, 9, 16, 25] {
+        let k = Finite::with_buffers(g, ReducePath::PerThread, true, per);
+        assert!(matches!(k, Err(Error::InvalidArgument(_))), "{per} buffers a dispatch");
+    }
     // A buffer of `words` f32 holding `x`, with NaN in every word past it.
     let raw = |x: &[f32], words: usize| {
         let mut v = x.to_vec();
@@ -833,8 +847,8 @@ fn finite_ignores_values_past_a_buffers_length_and_reads_any_buffer_an_applicati
         g.queue.write_buffer(&b, 0, bytemuck::cast_slice(&v));
         GpuBuffer::<f32>::from_wgpu(b, x.len()).unwrap()
     };
-    for path in [ReducePath::Tree, ReducePath::PerThread] {
-        let k = Finite::with_reduce_path(g, path).unwrap();
+    for (path, per) in [ReducePath::Tree, ReducePath::PerThread].into_iter().flat_map(|p| [(p, NARROW), (p, WIDE)]) {
+        let k = Finite::with_buffers(g, path, path == ReducePath::PerThread, per).unwrap();
         for len in [1usize, 5, 17, 30, 33] {
             let clean = data(len, 300 + len as u32, false);
             // Whole vec4s with NaN past the values (the vec4 entry must ignore them), an odd
@@ -852,7 +866,7 @@ fn finite_ignores_values_past_a_buffers_length_and_reads_any_buffer_an_applicati
                     let status = GpuBuffer::from_slice(g, "status", &CLEAR).unwrap();
                     run(|e| k.encode(g, e, &[&other, &b], &status).unwrap());
                     let want = reference::finite::finite(&[&x], 0, CLEAR);
-                    let what = format!("{path:?}: {len} values in {words} words, inf at {bad:?}");
+                    let what = format!("{path:?}, {per} a dispatch: {len} values in {words} words, inf at {bad:?}");
                     assert_u32_eq(&what, &status.read(g).unwrap(), &want);
                 }
             }
