@@ -786,7 +786,8 @@ fn finite_flags_a_nan_or_inf_anywhere_in_any_buffer_on_both_paths() {
         100, 31, 33, 500, 777, 8, 20_000, 6,
     ];
     let clean: Vec<Vec<f32>> = lens.iter().enumerate().map(|(j, &n)| data(n, 200 + j as u32, false)).collect();
-    assert!(Finite::wide_fits(g), "lavapipe binds {} storage buffers a stage", lowbit::kernels::finite::WIDE_STORAGE);
+    let need = lowbit::kernels::finite::WIDE_STORAGE;
+    assert!(Finite::wide_fits(g), "the wide entries' test needs {need} storage buffers a stage (lavapipe binds 48)");
     // Each entry: the tree, and on the per-thread path the vec4 entry and the scalar one (an
     // application's buffers that do not hold whole vec4s), eight and 24 buffers a dispatch.
     let entries = [(ReducePath::Tree, false), (ReducePath::PerThread, true), (ReducePath::PerThread, false)];

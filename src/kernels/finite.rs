@@ -20,7 +20,7 @@ use bytemuck::{Pod, Zeroable};
 pub const NARROW: usize = 8;
 
 /// Buffers one dispatch checks where the adapter binds [`WIDE_STORAGE`] (the `_wide` entries): a
-/// `resnet20` step's 91 weights and gradients in 4 launches where [`NARROW`] takes 12.
+/// `resnet20` step's batch, weights and gradients in 4 launches where [`NARROW`] takes 12.
 pub const WIDE: usize = 24;
 
 /// Storage buffers a stage that the [`WIDE`] entries bind (the buffers and the status; the
