@@ -211,22 +211,24 @@ fn run_flat_wide(j: u32, r0: u32, r1: u32) -> bool {
 }
 
 // main_flat_wide's thread: values e0 .. e0 + FLAT_PER_THREAD of the 24 buffers numbered one after
-// another, found once and then taken a buffer's run at a time.
+// another, taken a buffer's run at a time; one walk over the lengths finds the first run's buffer
+// and each next one (past any empty buffer).
 fn flat_bad_wide(e0: u32) -> bool {
     var j = 0u;
     var r = e0;
-    for (; j < 24u && r >= len(j); j++) {
-        r -= len(j);
-    }
     var b = false;
     var left = FLAT_PER_THREAD;
-    while (left > 0u && j < 24u) {
+    loop {
+        for (; j < 24u && r >= len(j); j++) {
+            r -= len(j);
+        }
+        if (left == 0u || j == 24u) {
+            break;
+        }
         let n = min(left, len(j) - r);
         b = b | run_flat_wide(j, r, r + n);
         left -= n;
-        r = 0u;
-        for (j++; j < 24u && len(j) == 0u; j++) {
-        }
+        r += n;
     }
     return b;
 }
