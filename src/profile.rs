@@ -75,18 +75,22 @@ impl KernelTime {
     }
 }
 
+/// The most passes one profile times (two timestamps each: 4096 queries, the most a query set
+/// holds); [`Profile::start`] takes no more.
+pub const MAX_PASSES: u32 = 2048;
+
 /// An active profile on the device it borrows; see the module docs.
 pub struct Profile<'g> {
     gpu: &'g Gpu,
 }
 
 impl<'g> Profile<'g> {
-    /// Starts timing, for at most `max_passes` passes.
+    /// Starts timing, for at most `max_passes` passes (1 to [`MAX_PASSES`]; outside, the nearest).
     pub fn start(gpu: &'g Gpu, max_passes: u32) -> Result<Profile<'g>> {
         if !gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
             return Err(Error::InvalidArgument(format!("{} has no timestamp queries", gpu.report().name)));
         }
-        let capacity = max_passes.clamp(1, 2048); // 4096 queries per set at most
+        let capacity = max_passes.clamp(1, MAX_PASSES);
         gpu.with_profile(|active| {
             if active.is_some() {
                 return Err(Error::InvalidArgument("a profile is already active on this device".into()));

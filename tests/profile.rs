@@ -8,7 +8,7 @@ use common::{buf, data, gpu, submit_with as run};
 use lowbit::format::Format;
 use lowbit::kernels::col_sum::ColSum;
 use lowbit::kernels::quantize_transpose::QuantizeTranspose;
-use lowbit::profile::Profile;
+use lowbit::profile::{Profile, MAX_PASSES};
 use lowbit::scheme::{Granularity, QuantLayout, Rounding};
 use lowbit::{Gpu, GpuBuffer};
 
@@ -118,4 +118,23 @@ fn profile_lists_each_dispatch_in_the_order_recorded() {
         assert_eq!(kt.seconds, mine.iter().map(|d| d.seconds).sum::<f64>());
     }
     assert!(by[0].seconds >= by[1].seconds, "longest first: {by:?}");
+}
+
+#[test]
+fn profile_times_at_most_max_passes() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(g) = timestamped() else { return };
+    let k = ColSum::new(g).unwrap();
+    let x = buf(&data(64 * 8, 6, false));
+    let s = GpuBuffer::<f32>::zeros(g, "s", 8).unwrap();
+    // Asked for more than a profile holds: MAX_PASSES are timed, the two after them dropped.
+    let p = Profile::start(g, MAX_PASSES + 5).unwrap();
+    run(|e| {
+        for _ in 0..MAX_PASSES + 2 {
+            k.encode(g, e, &x, 64, 8, &s).unwrap();
+        }
+    });
+    let (list, dropped) = p.finish_dispatches().unwrap();
+    assert_eq!((list.len(), dropped), (MAX_PASSES as usize, 2));
+    assert!(list.iter().all(|d| d.name == "col_sum"), "{:?}", &list[..4]);
 }
