@@ -274,6 +274,7 @@ fn run() -> lowbit::Result<()> {
                        "buffers_created": created.buffers as f64 / n_all, "uniforms_created": created.uniforms as f64 / n_all,
                        "bind_groups_created": created.bind_groups as f64 / n_all, "arena_bytes": arena,
                        "gpu_ms_per_step": if kernels.is_empty() { serde_json::Value::Null } else { json!(1e3 * gpu_total) },
+                       "passes_untimed": dropped,
                        "kernels": kernels.iter().map(|k| json!({"kernel": k.name, "ms_per_step": 1e3 * k.seconds / n,
                                                                "dispatches_per_step": k.dispatches as f64 / n,
                                                                "min_workgroups": k.min_workgroups,
