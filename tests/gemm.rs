@@ -393,6 +393,61 @@ fn fp8_gemms_match_the_dequantized_reference() {
     }
 }
 
+/// `gemm_fp8`'s tiles load a word of four codes and its scale at a time (`WORD_LOADS` in
+/// `shaders/common/gemm_tiled.wgsl`), `gemm_f32`'s tiles an element at a time; both run the same
+/// loops over what they put in workgroup memory. So on the dequantized operands the f32 tiles
+/// give `gemm_fp8`'s bits on every tile — lengths K that leave a word part-filled (17, 37), M
+/// and N off the tiles' edges, K split where few tiles meet a long K (1000), per-row,
+/// per-tensor and MXFP8's block scales — unless a code or its scale landed in the wrong place.
+#[test]
+fn fp8_tiles_give_the_f32_tiles_bits_on_the_dequantized_operands() {
+    let g = gpu();
+    let f32k = GemmF32::new(g).unwrap();
+    let shapes: &[(usize, usize, usize)] = &[(33, 65, 17), (130, 70, 37), (257, 129, 300), (5, 70, 1000)];
+    for (fa, fb) in
+        [(Format::Fp8E4M3, Format::Fp8E4M3), (Format::Fp8E5M2, Format::Fp8E4M3), (Format::Mxfp8, Format::Mxfp8)]
+    {
+        let kernel = GemmFp8::new(g, fa, fb).unwrap();
+        let grans = match fa {
+            Format::Mxfp8 => vec![(Granularity::PerBlock(32), Granularity::PerBlock(32))],
+            _ => vec![(Granularity::PerRow, Granularity::PerRow), (Granularity::PerTensor, Granularity::PerBlock(32))],
+        };
+        for &(m, n, k) in shapes {
+            for &(ga, gb) in &grans {
+                let sa =
+                    QuantScheme { format: fa, granularity: ga, rounding: Rounding::Stochastic { seed: 3, stream: 0 } };
+                let sb = QuantScheme { format: fb, granularity: gb, rounding: Rounding::Nearest };
+                let qa = quantized(&data(m * k, 21, false), m, k, sa);
+                let qb = quantized(&data(n * k, 22, false), n, k, sb);
+                let deq = |q: &QuantizedTensor| {
+                    let v = reference::dequantize::dequantize(
+                        &q.codes.read(g).unwrap(),
+                        &q.scales.read(g).unwrap(),
+                        &q.layout,
+                    );
+                    GpuBuffer::from_slice(g, "dequantized", &v).unwrap()
+                };
+                let (da, db) = (deq(&qa), deq(&qb));
+                for tile in Tile::ALL {
+                    let what = format!("{fa}x{fb} {m}x{n}x{k} {ga}/{gb} {tile:?}");
+                    let (c8, c32) = (
+                        GpuBuffer::<f32>::zeros(g, "fp8", m * n).unwrap(),
+                        GpuBuffer::<f32>::zeros(g, "f32", m * n).unwrap(),
+                    );
+                    submit(|e| kernel.encode_with(g, e, tile, &qa, &qb, &Epilogue::default(), &c8).unwrap());
+                    submit(|e| {
+                        f32k.encode_with(g, e, tile, &da, &db, GemmShape::nt(m, n, k), &Epilogue::default(), &c32)
+                            .unwrap()
+                    });
+                    let (got, want) = (c8.read(g).unwrap(), c32.read(g).unwrap());
+                    common::assert_f32_bits_eq(&what, &got, &want);
+                    assert!(got.iter().any(|v| *v != 0.0), "{what}: all zero");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn smp_is_unbiased_and_divides_the_variance_by_k() {
     // The weight-gradient product dW = G·Xᵀ with G (the neural gradient) in LUQ log4, stochastic,

@@ -4,14 +4,19 @@
 // declares `p: GemmParams`, `c`, `bias`, `amax` and
 //   fn load_a(row: u32, k: u32) -> f32   // op(A)[row][k], 0 outside [0, M) x [.., k_end)
 //   fn load_b(col: u32, k: u32) -> f32   // op(B)[col][k], 0 outside [0, N) x [.., k_end)
+//   const WORD_LOADS: bool               // a stored [rows, K] operand loaded a word at a time
+//   fn load_a4(row: u32, k: u32) -> vec4<f32>   // op(A)[row][k .. k + 4] (k % 4 = 0), as load_a
+//   fn load_b4(col: u32, k: u32) -> vec4<f32>   // op(B)[col][k .. k + 4], as load_b
 // honouring p.trans_a / p.trans_b where the kernel supports them (the loads coalesce along the
 // contiguous index accordingly).
 // Compiled without naga's runtime checks (lowbit::shaders::UNCHECKED), so every index is in range
 // by construction: `main` stores As/Bs[kk * TM + mm] with kk < TK and mm < TM = 16 * TPT (idx <
-// 256 * TPT), < TK * TM = 256 * TPT <= 1024 for the launcher's TPT of 2 or 4, and reads
+// 256 * TPT; word loads: kk = word_k + j < 16, mm = word_row < 16 * TPT for lid < 64 * TPT),
+// < TK * TM = 256 * TPT <= 1024 for the launcher's TPT of 2 or 4, and reads
 // [kk * TM + tx * TPT + j] with tx < 16, j < TPT; acc[i * 4 + j] and bv[j] have i, j < TPT <= 4.
 // `main_wide` reads Aw/Bw[buf * 256 + kk * 32 + 16 + t] <= 511 (buf < 2, kk < WK = 8, t < 16) and
-// stores at (buf * 1024 + k * 128 + row) / 4 with k < 8, row < 128; its accumulators take
+// stores at (buf * 1024 + k * 128 + row) / 4 with k < 8, row < 128 (wide_pos's either way:
+// k = 4·(lid % 2) + r < 8, row = lid / 2 < 128 for word loads); its accumulators take
 // constant indices. The loads are the including kernel's, guarded there; loops run to uniform
 // bounds in constant steps. With batches, C is written at c_off + row·N + col < batches·M·N, the
 // length the launcher checked.
@@ -43,7 +48,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     for (var i = 0u; i < 16u; i++) {
         acc[i] = 0.0;
     }
+    // Word loads (WORD_LOADS, an operand stored [rows, K]): the step's TM x TK elements are
+    // TM * TK / 4 = 64 * TPT words, thread lid < 64 * TPT taking row lid / 4, K 4·(lid % 4)
+    // .. + 3 (k0 is a multiple of 4: split_plan's pieces are multiples of 64); each element
+    // lands where its own load would put it.
+    let words_a = WORD_LOADS && p.trans_a == 0u;
+    let words_b = WORD_LOADS && p.trans_b == 0u;
+    let word_row = lid / 4u;
+    let word_k = 4u * (lid % 4u);
     for (var k0 = st.k_lo; k0 < st.k_hi; k0 += TK) {
+        if (words_a && lid < 64u * TPT) {
+            let v = load_a4(m0 + word_row, k0 + word_k);
+            for (var j = 0u; j < 4u; j++) {
+                As[(word_k + j) * TM + word_row] = v[j];
+            }
+        }
+        if (words_b && lid < 64u * TPT) {
+            let v = load_b4(n0 + word_row, k0 + word_k);
+            for (var j = 0u; j < 4u; j++) {
+                Bs[(word_k + j) * TM + word_row] = v[j];
+            }
+        }
         // TILE * TK / 256 = TPT loads per thread and operand.
         for (var r = 0u; r < TPT; r++) {
             let idx = lid + r * 256u;
@@ -54,14 +79,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
                 kk = idx / TM;
                 mm = idx % TM;
             }
-            As[kk * TM + mm] = load_a(m0 + mm, k0 + kk);
+            if (!words_a) {
+                As[kk * TM + mm] = load_a(m0 + mm, k0 + kk);
+            }
             var kb = idx % TK;
             var nn = idx / TK;
             if (p.trans_b == 1u) {
                 kb = idx / TM;
                 nn = idx % TM;
             }
-            Bs[kb * TM + nn] = load_b(n0 + nn, k0 + kb);
+            if (!words_b) {
+                Bs[kb * TM + nn] = load_b(n0 + nn, k0 + kb);
+            }
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
@@ -118,11 +147,19 @@ var<workgroup> Aw: array<vec4<f32>, 512>; // [2][WK][128 / 4]
 var<workgroup> Bw: array<vec4<f32>, 512>;
 
 // (k, row) within a step of this thread's element r (0..3) of an operand, coalesced along the
-// contiguous index: K for a stored [rows, K] operand, rows for a transposed one.
+// contiguous index: K for a stored [rows, K] operand, rows for a transposed one. Where the
+// kernel sets WORD_LOADS (gemm_fp8, four codes a word and one scale for them), a stored
+// [rows, K] operand's four elements are one word: row lid / 2, K 4·(lid % 2) + r of the step
+// (k0 is a multiple of WK: split_plan's pieces are multiples of 64), loaded by load_a4 /
+// load_b4 in one word and one scale load where four element loads took four of each. Each
+// element lands where it would from its own load, so the sums are the same.
 fn wide_pos(lid: u32, r: u32, trans: u32) -> vec2<u32> {
     let idx = lid + r * 256u;
     if (trans == 1u) {
         return vec2<u32>(idx / 128u, idx % 128u);
+    }
+    if (WORD_LOADS) {
+        return vec2<u32>(4u * (lid % 2u) + r, lid / 2u);
     }
     return vec2<u32>(idx % WK, idx / WK);
 }
@@ -135,6 +172,25 @@ fn fetch_wide_a(lid: u32, r: u32, m0: u32, k0: u32) -> f32 {
 fn fetch_wide_b(lid: u32, r: u32, n0: u32, k0: u32) -> f32 {
     let q = wide_pos(lid, r, p.trans_b);
     return load_b(n0 + q.y, k0 + q.x);
+}
+
+// This thread's four elements of A's step from k0 (wide_pos's r = 0..3).
+fn fetch_wide_a4(lid: u32, m0: u32, k0: u32) -> vec4<f32> {
+    if (WORD_LOADS && p.trans_a == 0u) {
+        let q = wide_pos(lid, 0u, 0u);
+        return load_a4(m0 + q.y, k0 + q.x);
+    }
+    return vec4<f32>(fetch_wide_a(lid, 0u, m0, k0), fetch_wide_a(lid, 1u, m0, k0), fetch_wide_a(lid, 2u, m0, k0),
+                     fetch_wide_a(lid, 3u, m0, k0));
+}
+
+fn fetch_wide_b4(lid: u32, n0: u32, k0: u32) -> vec4<f32> {
+    if (WORD_LOADS && p.trans_b == 0u) {
+        let q = wide_pos(lid, 0u, 0u);
+        return load_b4(n0 + q.y, k0 + q.x);
+    }
+    return vec4<f32>(fetch_wide_b(lid, 0u, n0, k0), fetch_wide_b(lid, 1u, n0, k0), fetch_wide_b(lid, 2u, n0, k0),
+                     fetch_wide_b(lid, 3u, n0, k0));
 }
 
 fn put_wide(buf: u32, lid: u32, va: vec4<f32>, vb: vec4<f32>) {
@@ -180,10 +236,8 @@ fn main_wide(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     }
     // Indexed by constants only (a dynamic index could push the accumulators out of registers).
     var acc: array<vec4<f32>, 16>;
-    var ra = vec4<f32>(fetch_wide_a(lid, 0u, m0, st.k_lo), fetch_wide_a(lid, 1u, m0, st.k_lo),
-                       fetch_wide_a(lid, 2u, m0, st.k_lo), fetch_wide_a(lid, 3u, m0, st.k_lo));
-    var rb = vec4<f32>(fetch_wide_b(lid, 0u, n0, st.k_lo), fetch_wide_b(lid, 1u, n0, st.k_lo),
-                       fetch_wide_b(lid, 2u, n0, st.k_lo), fetch_wide_b(lid, 3u, n0, st.k_lo));
+    var ra = fetch_wide_a4(lid, m0, st.k_lo);
+    var rb = fetch_wide_b4(lid, n0, st.k_lo);
     put_wide(0u, lid, ra, rb);
     workgroupBarrier();
     var buf = 0u;
@@ -191,10 +245,8 @@ fn main_wide(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
         let next = k0 + WK;
         let more = next < st.k_hi;
         if (more) {
-            ra = vec4<f32>(fetch_wide_a(lid, 0u, m0, next), fetch_wide_a(lid, 1u, m0, next),
-                           fetch_wide_a(lid, 2u, m0, next), fetch_wide_a(lid, 3u, m0, next));
-            rb = vec4<f32>(fetch_wide_b(lid, 0u, n0, next), fetch_wide_b(lid, 1u, n0, next),
-                           fetch_wide_b(lid, 2u, n0, next), fetch_wide_b(lid, 3u, n0, next));
+            ra = fetch_wide_a4(lid, m0, next);
+            rb = fetch_wide_b4(lid, n0, next);
         }
         let base = buf * 256u;
         for (var kk = 0u; kk < WK; kk++) {
