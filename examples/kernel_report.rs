@@ -30,10 +30,15 @@
 //! kernel; likewise each integer GEMM (per-row operands) runs what `GemmInt::encode` runs, on such
 //! an adapter `gemm_int_lanes` (`"tile": "lanes"`, its `peak_fraction` against the f32 FMA rate it
 //! runs on) with a `gemm_int_tiled_*` line beside it, and the FP8 GEMM `gemm_fp8_lanes` with a
-//! `gemm_fp8_tiled_*` line. Before the GEMMs, the
+//! `gemm_fp8_tiled_*` line. TinyScript's `gemm_levels` runs A in codes of a 4- or 3-bit table
+//! (per-row scales, nearest) times B in f32 (`gemm_levels_4bxf32`, `gemm_levels_3bxf32`), and
+//! 4-bit codes times 4-bit codes (`gemm_levels_4bx4b`); on such an adapter it runs
+//! `gemm_levels_lanes` with a `gemm_levels_tiled_*` line beside it, its tile tuned for the shape
+//! (`GemmLevels::tune`). Before the GEMMs, the
 //! adapter's measured f32 FMA and int8 dot-product rates (`peak_f32`, `peak_dot4i8`, from the
 //! `peak` kernel: no memory traffic), and each GEMM line's `peak_fraction` is its throughput over
-//! the rate of the unit it runs on (int GEMMs: dot products; f32, FP8, naive: f32 FMA). Where the
+//! the rate of the unit it runs on (int GEMMs: dot products; f32, FP8, TinyScript, naive: f32
+//! FMA). Where the
 //! adapter has 16×16×16 (or only 8×8×8) f16 cooperative matrices (tensor cores), `peak_coop` is
 //! that unit's rate too. Where the adapter has f16 cooperative matrices of 8×8×8 or 16×16×16, each integer GEMM
 //! and the FP8 GEMM also run on that unit (`gemm_int_coop_*`, `gemm_fp8_coop_*`, `"tile": "coop8"`
@@ -65,6 +70,7 @@ use lowbit::kernels::gemm_f32::{GemmF32, GemmShape};
 use lowbit::kernels::gemm_f32_naive::GemmF32Naive;
 use lowbit::kernels::gemm_fp8::GemmFp8;
 use lowbit::kernels::gemm_int::GemmInt;
+use lowbit::kernels::gemm_levels::GemmLevels;
 use lowbit::kernels::hadamard::{Hadamard, RANDOM_SIGNS};
 use lowbit::kernels::hadamard_quantize_transpose::{HadamardQuantizeTranspose, RotatedExtras, Unrotated, ROTATION};
 use lowbit::kernels::im2col::{ConvGeom, Im2col};
@@ -74,6 +80,7 @@ use lowbit::kernels::peak::{Peak, PeakOp};
 use lowbit::kernels::peak_coop::{PeakCoop, OUT_PER_WORKGROUP};
 use lowbit::kernels::quantize_both::Side;
 use lowbit::kernels::sgd::Sgd;
+use lowbit::kernels::tinyscript::TinyScript;
 use lowbit::kernels::OptimTensor;
 use lowbit::kernels::{
     absmax::Absmax, copy::Copy, dequantize::Dequantize, finite::Finite, quantize::Quantize,
@@ -86,6 +93,7 @@ use lowbit::reference::hadamard::Axis;
 use lowbit::scheme::QuantScheme;
 use lowbit::scheme::{Granularity, QuantLayout, Rounding};
 use lowbit::timing::{gpu_seconds, pass_seconds};
+use lowbit::tinyscript::LevelTable;
 use lowbit::{Gpu, GpuBuffer, GpuTensor, Result};
 use serde_json::json;
 
@@ -258,8 +266,13 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
     if let Some(why) = fp8.coop_refusal() {
         println!("{}", json!({"kernel": "gemm_fp8_coop", "refused": why}));
     }
+    let levels = GemmLevels::new(gpu)?;
+    let ts = TinyScript::new(gpu)?;
+    // TinyScript's tables: the preset's default 4 bits (eight codes a word) and 3 bits (ten a
+    // word: a word's codes do not start at a multiple of four), signed, evenly spaced levels.
+    let tables = [LevelTable::uniform(4)?, LevelTable::uniform(3)?];
     if !cpu {
-        warm_up(gpu, &f32k, &qz, &int_pairs, &int_kernels, &fp8)?;
+        warm_up(gpu, &f32k, &qz, &int_pairs, &int_kernels, &fp8, &levels, &ts)?;
     }
     for (label, m, n, k) in shapes {
         let flops = 2.0 * (m * n * k) as f64;
@@ -276,6 +289,7 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
             kern.tune(gpu, m, n, k)?;
         }
         fp8.tune(gpu, m, n, k)?;
+        levels.tune(gpu, m, n, k)?;
         let t_f32 = gpu_seconds(gpu, iters, 3, |e| f32k.encode(gpu, e, at.buffer(), bt.buffer(), shape, &epi, &c))?;
         let f32_gflops = flops / t_f32 / 1e9;
         let emit = |kernel: &str, gops: f64, tile: Option<String>| {
@@ -366,6 +380,37 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
             let t = gpu_seconds(gpu, iters, 3, |e| fp8.encode_coop(gpu, e, &qa, &qb, &epi, &c))?;
             emit("gemm_fp8_coop_e4m3xe4m3", flops / t / 1e9, Some(format!("coop{size}")));
         }
+        // TinyScript: A coded, B in f32 (the forward's Q(X)·Wᵀ, W stored [N, K]); with the
+        // 4-bit table B coded as well (as the weight gradient's Q(dYᵀ)·Q(X), stored [N, K] here).
+        for table in &tables {
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            let qa = ts.encode_quantize(gpu, &mut enc, at.buffer(), m, k, table, Rounding::Nearest)?;
+            let qb = ts.encode_quantize(gpu, &mut enc, bt.buffer(), n, k, table, Rounding::Nearest)?;
+            gpu.queue.submit([enc.finish()]);
+            let bits = table.bits;
+            // (line, B coded): every table times f32 B, the 4-bit one times 4-bit codes too.
+            for (line, coded) in [(format!("{bits}bxf32"), false), ("4bx4b".into(), true)] {
+                if coded && bits != 4 {
+                    continue;
+                }
+                let record = |e: &mut wgpu::CommandEncoder, tile: Option<Tile>| match (coded, tile) {
+                    (false, None) => levels.encode(gpu, e, &qa, bt.buffer(), n, false, &epi, &c),
+                    (false, Some(t)) => levels.encode_with(gpu, e, t, &qa, bt.buffer(), n, false, &epi, &c),
+                    (true, None) => levels.encode_coded(gpu, e, &qa, &qb, false, &epi, &c),
+                    (true, Some(t)) => levels.encode_coded_with(gpu, e, t, &qa, &qb, false, &epi, &c),
+                };
+                let t = gpu_seconds(gpu, iters, 3, |e| record(e, None))?;
+                report(
+                    &format!("gemm_levels_{line}"),
+                    &format!("gemm_levels_tiled_{line}"),
+                    flops / t / 1e9,
+                    levels.uses_lanes(),
+                    None,
+                    levels.tuned(m, n, k),
+                    &|tile| gpu_seconds(gpu, iters, 3, |e| record(e, Some(tile))),
+                )?;
+            }
+        }
     }
     Ok(())
 }
@@ -375,6 +420,7 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
 /// On the H100 a freshly built GEMM pipeline ran 2–5× below its steady speed for its first
 /// half-second or so of use (seen with the unchecked shaders), which a single warm-up call per
 /// measurement did not cover.
+#[allow(clippy::too_many_arguments)]
 fn warm_up(
     gpu: &Gpu,
     f32k: &GemmF32,
@@ -382,6 +428,8 @@ fn warm_up(
     int_pairs: &[(Format, Format)],
     ints: &[GemmInt],
     fp8: &GemmFp8,
+    levels: &GemmLevels,
+    ts: &TinyScript,
 ) -> Result<()> {
     let s = 1024;
     let av: Vec<f32> = (0..(s * s) as u32).map(|i| lowbit::rng::uniform(3, i) - 0.5).collect();
@@ -393,6 +441,7 @@ fn warm_up(
     let q2 = qz.quantize(gpu, &mut enc, &at, QuantScheme::per_row(Format::Int2))?;
     let ql = qz.quantize(gpu, &mut enc, &at, QuantScheme::per_row(Format::Log4))?;
     let qf = qz.quantize(gpu, &mut enc, &at, QuantScheme::per_row(Format::Fp8E4M3))?;
+    let qt = ts.encode_quantize(gpu, &mut enc, at.buffer(), s, s, &LevelTable::uniform(4)?, Rounding::Nearest)?;
     gpu.queue.submit([enc.finish()]);
     let operands = |f: Format| match f {
         Format::Int4 => &q4,
@@ -408,6 +457,8 @@ fn warm_up(
         for t in Tile::ALL {
             f32k.encode_with(gpu, &mut enc, t, at.buffer(), at.buffer(), GemmShape::nt(s, s, s), &epi, &c)?;
             fp8.encode_with(gpu, &mut enc, t, &qf, &qf, &epi, &c)?;
+            levels.encode_with(gpu, &mut enc, t, &qt, at.buffer(), s, false, &epi, &c)?;
+            levels.encode_coded_with(gpu, &mut enc, t, &qt, &qt, false, &epi, &c)?;
             for (&(fa, fb), k) in int_pairs.iter().zip(ints) {
                 k.encode_with(gpu, &mut enc, t, operands(fa), operands(fb), &epi, &c)?;
             }

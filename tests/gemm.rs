@@ -615,6 +615,12 @@ fn tune_picks_a_candidate_caches_it_and_results_stay_correct() {
     let g8 = GemmFp8::new(g, Format::Fp8E5M2, Format::Fp8E4M3).unwrap();
     let (best_f, _) = g8.tune(g, m, n, k).unwrap();
     assert_eq!(g8.tuned(m, n, k), Some(best_f));
+    let gl = lowbit::kernels::gemm_levels::GemmLevels::new(g).unwrap();
+    assert_eq!(gl.tuned(m, n, k), None);
+    let (best_l, times_l) = gl.tune(g, m, n, k).unwrap();
+    assert_eq!(times_l.len(), Tile::ALL.len());
+    assert_eq!(gl.tuned(m, n, k), Some(best_l));
+    assert!(matches!(gl.tune(g, 0, n, k), Err(Error::Empty("gemm_levels"))));
 }
 
 #[test]

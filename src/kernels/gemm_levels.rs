@@ -11,12 +11,16 @@
 //! the `_with` entry points always run the tile they are given. Reference:
 //! [`crate::reference::gemm_levels`].
 
-use super::gemm::{encode_split, tiles, workgroups, Dummies, Epilogue, GemmParams, Tile, TileCache, TilePipelines};
+use super::gemm::{
+    encode_split, pick_fastest, tiles, workgroups, Dummies, Epilogue, GemmParams, Tile, TileCache, TilePipelines,
+};
 use super::gemm_f32_lanes::GemmF32Lanes;
 use super::gemm_levels_lanes::{GemmLevelsLanes, SLOTS};
 use super::tinyscript::TinyScriptTensor;
 use super::{check_len, dispatch, layouts, pipeline, uniform};
 use crate::tensor::GpuBuffer;
+use crate::timing::gpu_seconds;
+use crate::tinyscript::LevelTable;
 use crate::{Error, Gpu, Result};
 
 /// The B operand: f32 values, or TinyScript codes (with both tables in one buffer, if given).
@@ -78,6 +82,41 @@ impl GemmLevels {
     /// Whether this adapter runs `gemm_levels_lanes` for the untiled entry points.
     pub fn uses_lanes(&self) -> bool {
         self.lanes.is_some()
+    }
+
+    /// The tile tuned for the class of an `m × n × k` product, if [`GemmLevels::tune`] ran on one.
+    pub fn tuned(&self, m: usize, n: usize, k: usize) -> Option<Tile> {
+        self.cache.get(m, n, k)
+    }
+
+    /// Times every tile candidate on an `m × n × k` product with scratch operands (A in codes of
+    /// a uniform 4-bit table, B in f32 stored `[n, k]`; submits and waits) and caches the fastest
+    /// for the shape's class, which the untiled entry points then run where the adapter has no
+    /// lanes kernel (both kinds of B).
+    pub fn tune(&self, gpu: &Gpu, m: usize, n: usize, k: usize) -> Result<(Tile, Vec<(Tile, f64)>)> {
+        if m == 0 || n == 0 || k == 0 {
+            return Err(Error::Empty("gemm_levels"));
+        }
+        let table = LevelTable::uniform(4)?;
+        let words = m * k.div_ceil(table.per_word() as usize);
+        let codes: Vec<u32> = (0..words as u32).map(|i| crate::rng::draw(0x5eed, i)).collect();
+        let a = TinyScriptTensor {
+            codes: GpuBuffer::from_slice(gpu, "tune codes", &codes)?,
+            scales: GpuBuffer::from_slice(gpu, "tune scales", &vec![1.0f32; m])?,
+            levels: GpuBuffer::from_slice(gpu, "tune levels", &table.levels)?,
+            table,
+            rows: m,
+            cols: k,
+        };
+        let bv: Vec<f32> = (0..(n * k) as u32).map(|i| crate::rng::uniform(0x5eee, i) - 0.5).collect();
+        let b = GpuBuffer::from_slice(gpu, "tune b", &bv)?;
+        let c = GpuBuffer::<f32>::zeros(gpu, "tune c", m * n)?;
+        let iters = ((2e8 / (2.0 * (m * n * k) as f64)) as u32).clamp(1, 10);
+        let r = pick_fastest(&Tile::ALL, |t| {
+            gpu_seconds(gpu, iters, 2, |e| self.encode_with(gpu, e, t, &a, &b, n, false, &Epilogue::default(), &c))
+        })?;
+        self.cache.insert(m, n, k, r.0);
+        Ok(r)
     }
 
     /// Records `c ← epilogue(A·op(b)ᵀ)`, `A` `[m, k]` = `a`, `op(b)` `[n, k]` in f32.
