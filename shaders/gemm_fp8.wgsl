@@ -32,10 +32,6 @@ override FMT_B: u32 = 2u;
 // one word and one scale load for the four.
 const WORD_LOADS: bool = true;
 
-fn word_inside(k: u32) -> vec4<bool> {
-    return vec4<u32>(k) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(k_end);
-}
-
 fn load_a4(row: u32, k: u32) -> vec4<f32> {
     if (row >= p.m || k >= k_end) {
         return vec4<f32>(0.0);

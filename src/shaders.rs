@@ -273,7 +273,7 @@ pub const KERNELS: &[KernelSource] = &[
     },
     KernelSource {
         name: "gemm_levels",
-        includes: &["quant", "fp8", "gemm", "gemm_tiled", "element_loads", "levels"],
+        includes: &["quant", "fp8", "gemm", "gemm_tiled", "levels"],
         body: include_str!("../shaders/gemm_levels.wgsl"),
     },
     KernelSource {

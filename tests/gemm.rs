@@ -449,6 +449,84 @@ fn fp8_tiles_give_the_f32_tiles_bits_on_the_dequantized_operands() {
 }
 
 #[test]
+fn levels_tiles_give_the_f32_tiles_bits_on_the_decoded_operands() {
+    use lowbit::kernels::gemm_levels::GemmLevels;
+    use lowbit::kernels::tinyscript::{TinyScript, TinyScriptTensor};
+    use lowbit::tinyscript::LevelTable;
+    let g = gpu();
+    let (f32k, kernel, ts) = (GemmF32::new(g).unwrap(), GemmLevels::new(g).unwrap(), TinyScript::new(g).unwrap());
+    // Each stored row's values, decoded on the host as `LevelTable::decode` (the values the
+    // kernel's loads must give).
+    let decode = |q: &TinyScriptTensor| -> Vec<f32> {
+        let (codes, scales) = (q.codes.read(g).unwrap(), q.scales.read(g).unwrap());
+        let (bits, per) = (q.table.bits as usize, q.table.per_word() as usize);
+        let words = q.cols.div_ceil(per);
+        (0..q.rows * q.cols)
+            .map(|i| {
+                let (r, j) = (i / q.cols, i % q.cols);
+                let code = (codes[r * words + j / per] >> ((j % per) * bits)) & ((1u32 << bits) - 1);
+                q.table.decode(code, scales[r])
+            })
+            .collect()
+    };
+    // A's tables: 3, 5 and 6 bits (ten, six and five codes a word: four consecutive codes can lie
+    // in two words), 4 bits unsigned on nonnegative data, 8 bits (four a word); a coded B in 3
+    // bits signed (straddling too) or 2 bits unsigned. K of 17 and 37 end inside a word; 2601
+    // splits on every tile.
+    let tables = [(3u32, true), (5, true), (6, true), (4, false), (8, true)];
+    let shapes: &[(usize, usize, usize)] = &[(33, 65, 17), (130, 70, 37), (257, 129, 300), (5, 70, 2601)];
+    for (bits, signed) in tables {
+        let table = LevelTable::uniform_as(bits, signed).unwrap();
+        let btable = LevelTable::from_unit(if signed { 3 } else { 2 }, &[0.0, 0.05, 0.15, 1.0]).unwrap();
+        for &(m, n, k) in shapes {
+            let mut a = data(m * k, 31 + bits, false);
+            if !signed {
+                a.iter_mut().for_each(|v| *v = v.abs());
+            }
+            let ab = GpuBuffer::from_slice(g, "a", &a).unwrap();
+            let b = data(n * k, 32, false);
+            let mut qa = None;
+            submit(|e| {
+                let r = Rounding::Stochastic { seed: 7, stream: 1 };
+                qa = Some(ts.encode_quantize(g, e, &ab, m, k, &table, r).unwrap())
+            });
+            let qa = qa.unwrap();
+            let da = GpuBuffer::from_slice(g, "decoded a", &decode(&qa)).unwrap();
+            for trans_b in [false, true] {
+                let bstore: Vec<f32> =
+                    if trans_b { (0..n * k).map(|i| b[(i % n) * k + i / n]).collect() } else { b.clone() };
+                let bsb = GpuBuffer::from_slice(g, "b", &bstore).unwrap();
+                let (brows, bcols) = if trans_b { (k, n) } else { (n, k) };
+                let mut qb = None;
+                submit(|e| {
+                    qb = Some(ts.encode_quantize(g, e, &bsb, brows, bcols, &btable, Rounding::Nearest).unwrap())
+                });
+                let qb = qb.unwrap();
+                let db = GpuBuffer::from_slice(g, "decoded b", &decode(&qb)).unwrap();
+                let shape = GemmShape { trans_b, ..GemmShape::nt(m, n, k) };
+                for (tile, coded) in Tile::ALL.into_iter().flat_map(|t| [(t, false), (t, true)]) {
+                    let what = format!("{bits}b signed={signed} {m}x{n}x{k} tb={trans_b} coded={coded} {tile:?}");
+                    let (cl, c32) = (
+                        GpuBuffer::<f32>::zeros(g, "levels", m * n).unwrap(),
+                        GpuBuffer::<f32>::zeros(g, "f32", m * n).unwrap(),
+                    );
+                    let none = Epilogue::default();
+                    submit(|e| match coded {
+                        false => kernel.encode_with(g, e, tile, &qa, &bsb, n, trans_b, &none, &cl).unwrap(),
+                        true => kernel.encode_coded_with(g, e, tile, &qa, &qb, trans_b, &none, &cl).unwrap(),
+                    });
+                    let bf = if coded { &db } else { &bsb };
+                    submit(|e| f32k.encode_with(g, e, tile, &da, bf, shape, &none, &c32).unwrap());
+                    let (got, want) = (cl.read(g).unwrap(), c32.read(g).unwrap());
+                    common::assert_f32_bits_eq(&what, &got, &want);
+                    assert!(got.iter().any(|v| *v != 0.0), "{what}: all zero");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn smp_is_unbiased_and_divides_the_variance_by_k() {
     // The weight-gradient product dW = G·Xᵀ with G (the neural gradient) in LUQ log4, stochastic,
     // and X in int8 (nearest, so fixed). The unbiased target is G·deq(X)ᵀ. Over T seeds, SMP with k

@@ -1,5 +1,5 @@
 // element_loads: for the kernels whose tiled loops (common/gemm_tiled.wgsl) load their operands
-// element by element (gemm_f32, gemm_levels): WORD_LOADS off, and the loops' word path, which
+// element by element (gemm_f32): WORD_LOADS off, and the loops' word path, which
 // they do not take, served by four element loads of the kernel's load_a / load_b.
 
 const WORD_LOADS: bool = false;

@@ -4,7 +4,7 @@
 // declares `p: GemmParams`, `c`, `bias`, `amax` and
 //   fn load_a(row: u32, k: u32) -> f32   // op(A)[row][k], 0 outside [0, M) x [.., k_end)
 //   fn load_b(col: u32, k: u32) -> f32   // op(B)[col][k], 0 outside [0, N) x [.., k_end)
-//   const WORD_LOADS: bool               // a stored [rows, K] operand loaded a word at a time
+//   const WORD_LOADS: bool               // a stored [rows, K] operand loaded four elements at a time
 //   fn load_a4(row: u32, k: u32) -> vec4<f32>   // op(A)[row][k .. k + 4] (k % 4 = 0), as load_a
 //   fn load_b4(col: u32, k: u32) -> vec4<f32>   // op(B)[col][k .. k + 4], as load_b
 // (the last three from common/element_loads.wgsl where the kernel loads element by element)
@@ -30,6 +30,11 @@ var<workgroup> Bs: array<f32, 1024>; // [TK][TN]
 var<workgroup> wg_amax: atomic<u32>;
 // End of this workgroup's K range (split-K).
 var<private> k_end: u32;
+
+// Which of the four elements from k a word load returns lie before k_end (the others are 0).
+fn word_inside(k: u32) -> vec4<bool> {
+    return vec4<u32>(k) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(k_end);
+}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -149,11 +154,11 @@ var<workgroup> Bw: array<vec4<f32>, 512>;
 
 // (k, row) within a step of this thread's element r (0..3) of an operand, coalesced along the
 // contiguous index: K for a stored [rows, K] operand, rows for a transposed one. Where the
-// kernel sets WORD_LOADS (gemm_fp8, four codes a word and one scale for them), a stored
-// [rows, K] operand's four elements are one word: row lid / 2, K 4·(lid % 2) + r of the step
-// (k0 is a multiple of WK: split_plan's pieces are multiples of 64), loaded by load_a4 /
-// load_b4 in one word and one scale load where four element loads took four of each. Each
-// element lands where it would from its own load, so the sums are the same.
+// kernel sets WORD_LOADS (gemm_fp8: four codes a word and one scale for them; gemm_levels:
+// four codes in one word or two, one scale), a stored [rows, K] operand's four elements are
+// one load_a4 / load_b4: row lid / 2, K 4·(lid % 2) + r of the step (k0 is a multiple of WK:
+// split_plan's pieces are multiples of 64), where four element loads took a word and a scale
+// each. Each element lands where it would from its own load, so the sums are the same.
 fn wide_pos(lid: u32, r: u32, trans: u32) -> vec2<u32> {
     let idx = lid + r * 256u;
     if (trans == 1u) {

@@ -24,3 +24,10 @@ fn level_value(codes_word: u32, col: u32, bits: u32, signed: bool, first: u32, c
     let c = level_code(codes_word, col, bits, signed, count);
     return signed_level(f32(levels[first + c.x]), c, scale);
 }
+
+// The words holding elements k and k + 3 (the last element before k_end, if that comes first)
+// of a coded row, as indices from its first word: at most two words hold four consecutive codes
+// from a multiple of 4 (codes of 2 to 8 bits: four or more a word).
+fn step_words(k: u32, k_end: u32, bits: u32) -> vec2<u32> {
+    return vec2<u32>(k / (32u / bits), min(k + 3u, k_end - 1u) / (32u / bits));
+}

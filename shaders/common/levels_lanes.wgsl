@@ -1,7 +1,7 @@
 // The register-table decode of the lanes TinyScript kernels (gemm_levels_lanes,
 // gemm_levels_col2im): each code decoded to the value common/levels.wgsl's level_value gives
-// (the same operations), a K step's four codes of a row from at most two word loads. Uses the
-// including kernel's `levels` binding.
+// (the same operations), a K step's four codes of a row from at most two word loads (levels.wgsl's
+// step_words). Uses the including kernel's `levels` binding.
 
 // Up to 8 levels of each operand's table in registers (as f32 of the fixed-point level, the
 // conversion level_value makes), filled by the including kernel with fill_table: a level is then
@@ -35,12 +35,6 @@ fn decode(t: mat2x4<f32>, word: u32, col: u32, bits: u32, signed: bool, first: u
     l = select(l, t[1][2], i >= 6u);
     l = select(l, t[1][3], i >= 7u);
     return signed_level(l, c, scale);
-}
-
-// The words holding elements k and k + 3 (the last element before k_end, if that comes first)
-// of a coded row, as indices from its first word: at most two words hold a K step's four codes.
-fn step_words(k: u32, k_end: u32, bits: u32) -> vec2<u32> {
-    return vec2<u32>(k / (32u / bits), min(k + 3u, k_end - 1u) / (32u / bits));
 }
 
 // A coded row stored along K at elements k .. k + 3 from the words `lo` and `hi` at step_words's
