@@ -32,7 +32,8 @@
 //! runs on) with a `gemm_int_tiled_*` line beside it, and the FP8 GEMM `gemm_fp8_lanes` with a
 //! `gemm_fp8_tiled_*` line. TinyScript's `gemm_levels` runs A in codes of a 4- or 3-bit table
 //! (per-row scales, nearest) times B in f32 (`gemm_levels_4bxf32`, `gemm_levels_3bxf32`), and
-//! 4-bit codes times 4-bit codes (`gemm_levels_4bx4b`); on such an adapter it runs
+//! 4-bit codes times 4-bit codes, B stored `[N, K]` (`gemm_levels_4bx4b`) or, as a weight
+//! gradient stores its B, `[K, N]` (`gemm_levels_4bx4bt`); on such an adapter it runs
 //! `gemm_levels_lanes` with a `gemm_levels_tiled_*` line beside it, its tile tuned for the shape
 //! (`GemmLevels::tune`). Before the GEMMs, the
 //! adapter's measured f32 FMA and int8 dot-product rates (`peak_f32`, `peak_dot4i8`, from the
@@ -381,23 +382,30 @@ fn gemms(gpu: &Gpu, a: &Args) -> Result<()> {
             emit("gemm_fp8_coop_e4m3xe4m3", flops / t / 1e9, Some(format!("coop{size}")));
         }
         // TinyScript: A coded, B in f32 (the forward's Q(X)·Wᵀ, W stored [N, K]); with the
-        // 4-bit table B coded as well (as the weight gradient's Q(dYᵀ)·Q(X), stored [N, K] here).
+        // 4-bit table B coded as well, stored [N, K] (`4bx4b`) or, as the weight gradient
+        // Q(dYᵀ)·Q(X) stores X, [K, N] with a scale per stored row (`4bx4bt`: b's values read as
+        // [K, N]).
         for table in &tables {
             let mut enc = gpu.device.create_command_encoder(&Default::default());
             let qa = ts.encode_quantize(gpu, &mut enc, at.buffer(), m, k, table, Rounding::Nearest)?;
             let qb = ts.encode_quantize(gpu, &mut enc, bt.buffer(), n, k, table, Rounding::Nearest)?;
+            let qbt = ts.encode_quantize(gpu, &mut enc, bt.buffer(), k, n, table, Rounding::Nearest)?;
             gpu.queue.submit([enc.finish()]);
             let bits = table.bits;
-            // (line, B coded): every table times f32 B, the 4-bit one times 4-bit codes too.
-            for (line, coded) in [(format!("{bits}bxf32"), false), ("4bx4b".into(), true)] {
+            // (line, B coded, B stored [K, N]): every table times f32 B, the 4-bit one times
+            // 4-bit codes too.
+            for (line, coded, trans) in
+                [(format!("{bits}bxf32"), false, false), ("4bx4b".into(), true, false), ("4bx4bt".into(), true, true)]
+            {
                 if coded && bits != 4 {
                     continue;
                 }
+                let qb = if trans { &qbt } else { &qb };
                 let record = |e: &mut wgpu::CommandEncoder, tile: Option<Tile>| match (coded, tile) {
                     (false, None) => levels.encode(gpu, e, &qa, bt.buffer(), n, false, &epi, &c),
                     (false, Some(t)) => levels.encode_with(gpu, e, t, &qa, bt.buffer(), n, false, &epi, &c),
-                    (true, None) => levels.encode_coded(gpu, e, &qa, &qb, false, &epi, &c),
-                    (true, Some(t)) => levels.encode_coded_with(gpu, e, t, &qa, &qb, false, &epi, &c),
+                    (true, None) => levels.encode_coded(gpu, e, &qa, qb, trans, &epi, &c),
+                    (true, Some(t)) => levels.encode_coded_with(gpu, e, t, &qa, qb, trans, &epi, &c),
                 };
                 let t = gpu_seconds(gpu, iters, 3, |e| record(e, None))?;
                 report(

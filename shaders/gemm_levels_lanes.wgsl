@@ -100,16 +100,45 @@ fn b_vals(col: u32, k: u32) -> vec4<f32> {
 }
 
 // This lane's column cc of the tile (the stores of common/lanes.wgsl): four adjacent columns
-// where `main` loads an f32 B stored [K, N] as vec4s, else every eighth.
+// where B is stored [K, N] (`main`'s vec4 loads of an f32 B; `main_scalar`'s coded B, not
+// swapped), else every eighth.
 var<private> adjacent: bool;
 
 fn column(n0: u32, lane: u32, cc: u32) -> u32 {
     return select(n0 + 8u * cc + lane, n0 + 4u * lane + cc, adjacent);
 }
 
+// A coded B stored [K, N] (a weight gradient's Q(X)): this lane's four adjacent columns
+// n0 + 4·lane .. + 3 of stored rows k .. k + 3, each row's four codes from one word or two
+// (step_words, row_codes: decoded as level_value decodes them, zeros past N and past K) and its
+// one scale, where a column's own loads took a word and a scale for each element.
+fn cols_coded_t(n0: u32, k: u32, lane: u32) -> mat4x4<f32> {
+    var t: mat4x4<f32>;
+    let c0 = n0 + 4u * lane;
+    let n = p.n;
+    if (c0 >= n) {
+        return t;
+    }
+    let signed = (p.aux0 & 0x20000u) == 0u;
+    let first = p.aux1 & 0xffffu;
+    let count = p.aux1 >> 16u;
+    let w = step_words(c0, n, B_BITS);
+    for (var kk = 0u; kk < 4u; kk++) {
+        let r = k + kk;
+        if (r < k_hi) {
+            let at = r * p.b_words;
+            t[kk] = row_codes(b[at + w.x], b[at + w.y], w, c0, n, table_b, B_BITS, signed, first, count, b_scales[r]);
+        }
+    }
+    return t;
+}
+
 // The four column values of this lane at elements k .. k + 3 as the tile wants them: column kk
 // of the result holds the four columns at k + kk.
 fn cols_scalar(n0: u32, k: u32, lane: u32) -> mat4x4<f32> {
+    if (adjacent) {
+        return cols_coded_t(n0, k, lane);
+    }
     if (SWAP) {
         return transpose(mat4x4<f32>(a_vals(n0 + lane, k), a_vals(n0 + 8u + lane, k), a_vals(n0 + 16u + lane, k),
                                      a_vals(n0 + 24u + lane, k)));
@@ -180,7 +209,7 @@ fn main_scalar(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     if (o.z == 0u) {
         return;
     }
-    adjacent = false;
+    adjacent = B_CODES && p.trans_b == 1u && !SWAP;
     load_tables();
     var acc: Acc;
     for (var k = k_lo; k < k_hi; k += 4u) {

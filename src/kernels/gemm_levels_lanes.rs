@@ -83,11 +83,13 @@ impl GemmLevelsLanes {
     ) -> Result<()> {
         // A tile's rows cost a lane two decoded vec4s of a K step, its columns four: with an f32
         // B, Cᵀ would decode A on the dearer side, so it is taken only where it halves the tiles'
-        // outputs (N ≤ 16: a classifier's 10 classes), not for a few columns of padding.
+        // outputs (N ≤ 16: a classifier's 10 classes), not for a few columns of padding. So too
+        // with a coded B stored [K, N] (a weight gradient's): its columns take a stored row's
+        // four codes and one scale a load, its rows (in Cᵀ) a word and a scale per element.
         let (m, n) = (p.m as usize, p.n as usize);
         let swap = match b_bits {
-            Some(_) => lanes_swaps(m, n),
-            None => 2 * lanes_padded(n, m) <= lanes_padded(m, n),
+            Some(_) if p.trans_b == 0 => lanes_swaps(m, n),
+            _ => 2 * lanes_padded(n, m) <= lanes_padded(m, n),
         };
         // Entry `main`'s vec4s each stay within a row of an f32 B: gemm_f32_lanes' vec4 shapes.
         let shape = GemmShape { m, n, k: p.k as usize, trans_a: false, trans_b: p.trans_b == 1 };
