@@ -15,7 +15,8 @@
 // launch's (C's n and m), every other field is C's product's.
 // Entry `main` (the launcher's `vectorized` shapes: f32 B with K a multiple of 4 and, stored
 // [K, N], N too, not swapped) loads B as vec4s; `main_scalar` assembles them from scalar loads
-// (coded B, every other shape). Split along K as gemm_f32's tiles split (common/gemm.wgsl's
+// (coded B, every other shape), a coded B stored [K, N] (not swapped) four adjacent columns of a
+// stored row at a time (cols_coded_t). Split along K as gemm_f32's tiles split (common/gemm.wgsl's
 // split_tile: a split's partial sums, without epilogue, at c[split·M·N..], which the launcher
 // adds); rows and columns past M and N read zeros and are not stored; elements past K read zeros.
 // Bindings: as gemm_levels' (0 params, 1 a codes, 2 a scales, 3 levels, 4 b, 5 bias, 6 c,

@@ -4,7 +4,7 @@
 // declares `p: GemmParams`, `c`, `bias`, `amax` and
 //   fn load_a(row: u32, k: u32) -> f32   // op(A)[row][k], 0 outside [0, M) x [.., k_end)
 //   fn load_b(col: u32, k: u32) -> f32   // op(B)[col][k], 0 outside [0, N) x [.., k_end)
-//   const WORD_LOADS: bool               // a stored [rows, K] operand loaded four elements at a time
+//   const WORD_LOADS: bool               // a stored [rows, K] operand loaded four at a time
 //   fn load_a4(row: u32, k: u32) -> vec4<f32>   // op(A)[row][k .. k + 4] (k % 4 = 0), as load_a
 //   fn load_b4(col: u32, k: u32) -> vec4<f32>   // op(B)[col][k .. k + 4], as load_b
 // (the last three from common/element_loads.wgsl where the kernel loads element by element)
