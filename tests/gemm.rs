@@ -455,19 +455,11 @@ fn levels_tiles_give_the_f32_tiles_bits_on_the_decoded_operands() {
     use lowbit::tinyscript::LevelTable;
     let g = gpu();
     let (f32k, kernel, ts) = (GemmF32::new(g).unwrap(), GemmLevels::new(g).unwrap(), TinyScript::new(g).unwrap());
-    // Each stored row's values, decoded on the host as `LevelTable::decode` (the values the
+    // Each stored row's values, decoded on the host (`LevelTable::decode`: the values the
     // kernel's loads must give).
-    let decode = |q: &TinyScriptTensor| -> Vec<f32> {
+    let decode = |q: &TinyScriptTensor| {
         let (codes, scales) = (q.codes.read(g).unwrap(), q.scales.read(g).unwrap());
-        let (bits, per) = (q.table.bits as usize, q.table.per_word() as usize);
-        let words = q.cols.div_ceil(per);
-        (0..q.rows * q.cols)
-            .map(|i| {
-                let (r, j) = (i / q.cols, i % q.cols);
-                let code = (codes[r * words + j / per] >> ((j % per) * bits)) & ((1u32 << bits) - 1);
-                q.table.decode(code, scales[r])
-            })
-            .collect()
+        reference::tinyscript::dequantize(&codes, &scales, q.rows, q.cols, &q.table)
     };
     // A's tables: 3, 5 and 6 bits (ten, six and five codes a word: four consecutive codes can lie
     // in two words), 4 bits unsigned on nonnegative data, 8 bits (four a word); a coded B in 3
