@@ -38,3 +38,16 @@ fn load_b(col: u32, k: u32) -> f32 {
     }
     return b[b_off + col * p.k + k];
 }
+
+// The tiled loops load this kernel's operands element by element (gemm_tiled.wgsl's WORD_LOADS
+// off); their word path, which it does not take, still needs load_a4 / load_b4: four element
+// loads.
+const WORD_LOADS: bool = false;
+
+fn load_a4(row: u32, k: u32) -> vec4<f32> {
+    return vec4<f32>(load_a(row, k), load_a(row, k + 1u), load_a(row, k + 2u), load_a(row, k + 3u));
+}
+
+fn load_b4(col: u32, k: u32) -> vec4<f32> {
+    return vec4<f32>(load_b(col, k), load_b(col, k + 1u), load_b(col, k + 2u), load_b(col, k + 3u));
+}

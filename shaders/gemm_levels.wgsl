@@ -9,7 +9,7 @@
 // count | B's level count << 16; `levels` holds A's table, then B's.
 // Tiling, split-K and epilogue as gemm_f32: shaders/common/gemm_tiled.wgsl over this file's
 // load_a4 / load_b4 (four elements of a stored row at a time: A always, B where it is stored
-// [N, K]) and load_b (B stored [K, N]); trans_a must be 0.
+// [N, K]) and load_b (B stored [K, N]); trans_a must be 0 (load_a reads through load_a4).
 // Reference: src/reference/gemm_levels.rs (decode, then f64; compared within a stated bound).
 // Bindings: 0 params, 1 a codes, 2 a scales, 3 levels, 4 b (f32 bits or codes), 5 bias, 6 c,
 // 7 amax, 8 b scales.
@@ -30,14 +30,6 @@ override B_CODES: bool = false;
 @group(0) @binding(7) var<storage, read_write> amax: array<atomic<u32>>;
 @group(0) @binding(8) var<storage, read> b_scales: array<f32>;
 
-fn load_a(row: u32, k: u32) -> f32 {
-    if (row >= p.m || k >= k_end) {
-        return 0.0;
-    }
-    let bits = p.aux0 & 0xffu;
-    let word = a_codes[row * p.a_words + k / (32u / bits)];
-    return level_value(word, k, bits, (p.aux0 & 0x10000u) == 0u, 0u, p.aux1 & 0xffffu, a_scales[row]);
-}
 
 fn load_b(col: u32, k: u32) -> f32 {
     if (col >= p.n || k >= k_end) {
@@ -106,4 +98,10 @@ fn load_b4(col: u32, k: u32) -> vec4<f32> {
     let w = step_words(k, k_end, bits);
     return row_values(b[at + w.x], b[at + w.y], w, k, bits, (p.aux0 & 0x20000u) == 0u, p.aux1 & 0xffffu, p.aux1 >> 16u,
                       b_scales[col]);
+}
+
+// One element of A for the tiled loops' element path, which they take only for a transposed A
+// (never, here): element k % 4 of its four's load.
+fn load_a(row: u32, k: u32) -> f32 {
+    return load_a4(row, k & ~3u)[k % 4u];
 }

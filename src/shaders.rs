@@ -15,7 +15,6 @@ pub const COMMON: &[(&str, &str)] = &[
     ("layout", include_str!("../shaders/common/layout.wgsl")),
     ("gemm", include_str!("../shaders/common/gemm.wgsl")),
     ("gemm_tiled", include_str!("../shaders/common/gemm_tiled.wgsl")),
-    ("element_loads", include_str!("../shaders/common/element_loads.wgsl")),
     ("pool", include_str!("../shaders/common/pool.wgsl")),
     ("conv", include_str!("../shaders/common/conv.wgsl")),
     ("unfold", include_str!("../shaders/common/unfold.wgsl")),
@@ -186,8 +185,6 @@ const QUANT_T_INCLUDES: &[&str] =
 const GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm"];
 /// The GEMMs whose operands become f32 on load share their tiled loops.
 const TILED_GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm", "gemm_tiled"];
-/// The same, for a kernel that loads its operands element by element (no word loads).
-const TILED_ELEMENT_GEMM_INCLUDES: &[&str] = &["quant", "fp8", "gemm", "gemm_tiled", "element_loads"];
 
 /// A kernel's shader: its name (= file stem), the common files it includes, and its body.
 pub struct KernelSource {
@@ -231,11 +228,7 @@ pub const KERNELS: &[KernelSource] = &[
         body: include_str!("../shaders/quantize_both.wgsl"),
     },
     KernelSource { name: "dequantize", includes: DEQUANT_INCLUDES, body: include_str!("../shaders/dequantize.wgsl") },
-    KernelSource {
-        name: "gemm_f32",
-        includes: TILED_ELEMENT_GEMM_INCLUDES,
-        body: include_str!("../shaders/gemm_f32.wgsl"),
-    },
+    KernelSource { name: "gemm_f32", includes: TILED_GEMM_INCLUDES, body: include_str!("../shaders/gemm_f32.wgsl") },
     KernelSource {
         name: "gemm_f32_lanes",
         includes: &["quant", "fp8", "gemm", "lanes"],

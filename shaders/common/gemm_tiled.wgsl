@@ -7,7 +7,7 @@
 //   const WORD_LOADS: bool               // a stored [rows, K] operand loaded four at a time
 //   fn load_a4(row: u32, k: u32) -> vec4<f32>   // op(A)[row][k .. k + 4] (k % 4 = 0), as load_a
 //   fn load_b4(col: u32, k: u32) -> vec4<f32>   // op(B)[col][k .. k + 4], as load_b
-// (the last three from common/element_loads.wgsl where the kernel loads element by element)
+// (the last three as four element loads where the kernel loads element by element: gemm_f32)
 // honouring p.trans_a / p.trans_b where the kernel supports them (the loads coalesce along the
 // contiguous index accordingly).
 // Compiled without naga's runtime checks (lowbit::shaders::UNCHECKED), so every index is in range
