@@ -16,9 +16,11 @@
 // Entry `main` (the launcher's `vectorized` shapes: f32 B with K a multiple of 4 and, stored
 // [K, N], N too, not swapped) loads B as vec4s; `main_scalar` assembles them from scalar loads
 // (coded B, every other shape), a coded B stored [K, N] (not swapped) four adjacent columns of a
-// stored row at a time (cols_coded_t). Split along K as gemm_f32's tiles split (common/gemm.wgsl's
-// split_tile: a split's partial sums, without epilogue, at c[split·M·N..], which the launcher
-// adds); rows and columns past M and N read zeros and are not stored; elements past K read zeros.
+// stored row at a time (cols_coded_t); `main_strip` (below) runs main_scalar's tiles of a coded
+// B several row tiles a workgroup, decoding its columns once. Split along K as gemm_f32's tiles
+// split (common/gemm.wgsl's split_tile: a split's partial sums, without epilogue, at
+// c[split·M·N..], which the launcher adds); rows and columns past M and N read zeros and are not
+// stored; elements past K read zeros.
 // Bindings: as gemm_levels' (0 params, 1 a codes, 2 a scales, 3 levels, 4 b, 5 bias, 6 c,
 // 7 amax, 8 b scales). Reference: src/reference/gemm_levels.rs (decode, then f64; compared within
 // a stated bound).
@@ -27,6 +29,7 @@ override B_CODES: bool = false;
 override A_BITS: u32 = 4u;
 override B_BITS: u32 = 4u;
 override SWAP: bool = false;
+override ROW_TILES: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(1) var<storage, read> a_codes: array<u32>;
@@ -220,4 +223,47 @@ fn main_scalar(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
         acc = mac_quads(acc, bt, rows_nt(lo, 0u), rows_nt(lo, 1u), rows_nt(hi, 0u), rows_nt(hi, 1u));
     }
     lanes_finish(acc, o.x, o.y, lane);
+}
+
+// Entry `main_strip` (a coded B, no split, K ≤ 4 · STRIP_STEPS; the launcher's
+// `strip_row_tiles`): a workgroup takes one 32-column strip of the launch and ROW_TILES of its
+// row tiles in turn, top to bottom. Each lane decodes its columns of the strip for all of K once,
+// into `strip`, and every row tile reads them from there, where main_scalar decodes a tile's
+// columns again for every row tile (16 of a lane's 24 decodes a K step, both operands coded).
+// Each tile's products are main_scalar's, added in the same order: the same bits. STRIP_STEPS
+// is src/kernels/gemm_levels_lanes.rs's STRIP_K / 4.
+const STRIP_STEPS: u32 = 256u;
+var<private> strip: array<mat4x4<f32>, STRIP_STEPS>;
+
+@compute @workgroup_size(8)
+fn main_strip(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let id = wg.x + wg.y * nwg.x;
+    let groups = (p.total_tiles / p.tiles_n + ROW_TILES - 1u) / ROW_TILES;
+    if (id >= groups * p.tiles_n) {
+        return;
+    }
+    let n0 = (id % p.tiles_n) * 32u;
+    let first = (id / p.tiles_n) * ROW_TILES;
+    k_lo = 0u;
+    k_hi = p.k;
+    c_off = 0u;
+    adjacent = B_CODES && p.trans_b == 1u && !SWAP;
+    load_tables();
+    let steps = (p.k + 3u) / 4u;
+    for (var s = 0u; s < steps; s++) {
+        strip[s] = cols_scalar(n0, 4u * s, lane);
+    }
+    for (var t = first; t < first + ROW_TILES; t++) {
+        let m0 = t * 16u;
+        if (m0 >= p.m) {
+            break;
+        }
+        var acc: Acc;
+        for (var s = 0u; s < steps; s++) {
+            let lo = row_vals(m0, 4u * s, lane, 0u);
+            let hi = row_vals(m0, 4u * s, lane, 1u);
+            acc = mac_quads(acc, strip[s], rows_nt(lo, 0u), rows_nt(lo, 1u), rows_nt(hi, 0u), rows_nt(hi, 1u));
+        }
+        lanes_finish(acc, m0, n0, lane);
+    }
 }

@@ -2605,7 +2605,7 @@ fn fp8_lanes_decode_and_scale_every_code_as_the_tiles_do() {
 #[test]
 fn levels_lane_gemm_matches_the_reference_and_gemm_levels_bits_where_the_adapter_has_it() {
     use lowbit::kernels::gemm_levels::GemmLevels;
-    use lowbit::kernels::gemm_levels_lanes::GemmLevelsLanes;
+    use lowbit::kernels::gemm_levels_lanes::{strip_row_tiles, GemmLevelsLanes};
     use lowbit::kernels::tinyscript::TinyScript;
     use lowbit::tinyscript::LevelTable;
     let g = gpu();
@@ -2632,7 +2632,9 @@ fn levels_lane_gemm_matches_the_reference_and_gemm_levels_bits_where_the_adapter
     // (30, 9, 300) and (300, 10, 40) are narrower than the tile and taller than wide (computed as
     // Cᵀ: the first with a coded B only); (40, 36, 64) loads an f32 B as vec4s either way it is
     // stored; (5, 40, 2500) and (40, 9, 2100) have a K that is split without an epilogue (the
-    // second as Cᵀ with a coded B).
+    // second as Cᵀ with a coded B). With a coded B, (130, 100, 64) and (130, 100, 1021) run
+    // entry `main_strip` (two row tiles a workgroup, the last workgroup's second past M; the
+    // second K fills the strip, its last step a partial one).
     let shapes: &[(usize, usize, usize)] = &[
         (1, 1, 1),
         (16, 32, 4),
@@ -2642,7 +2644,11 @@ fn levels_lane_gemm_matches_the_reference_and_gemm_levels_bits_where_the_adapter
         (40, 36, 64),
         (5, 40, 2500),
         (40, 9, 2100),
+        (130, 100, 64),
+        (130, 100, 1021),
     ];
+    assert_eq!(strip_row_tiles(130, 100, 64, 0, true), 2);
+    assert_eq!(strip_row_tiles(130, 100, 1021, 0, true), 2);
     for (bits, signed) in tables {
         let table = LevelTable::uniform_as(bits, signed).unwrap();
         let btable = LevelTable::from_unit(if signed { 2 } else { 3 }, &[0.0, 0.05, 0.15, 1.0]).unwrap();
@@ -2671,6 +2677,11 @@ fn levels_lane_gemm_matches_the_reference_and_gemm_levels_bits_where_the_adapter
                 let qb = ts.encode_quantize(g, &mut enc, &bsb, brows, bcols, &btable, Rounding::Nearest).unwrap();
                 g.queue.submit([enc.finish()]);
                 for coded in [false, true] {
+                    // (The strip-filling shape only where it runs main_strip, with one table:
+                    // all of them took a minute more.)
+                    if k == 1021 && (!coded || bits != 3 || !signed) {
+                        continue;
+                    }
                     let what =
                         format!("gemm_levels_lanes {m}x{n}x{k} {bits}b signed={signed} tb={trans_b} coded={coded}");
                     for variant in 0..3 {
@@ -2728,4 +2739,23 @@ fn levels_lane_gemm_matches_the_reference_and_gemm_levels_bits_where_the_adapter
             }
         }
     }
+}
+
+#[test]
+fn levels_lanes_strip_takes_row_tiles_of_coded_products_that_fit_and_leaves_workgroups() {
+    use lowbit::kernels::gemm_levels_lanes::{strip_row_tiles, STRIP_K, STRIP_MAX_ROW_TILES};
+    // The MNIST MLP's weight gradients at batch 128 (256 × 784 and 256 × 256 over K = 128): 16
+    // row tiles a workgroup (25 workgroups), then 8 (16 workgroups: 16 would leave 8).
+    assert_eq!(strip_row_tiles(256, 784, 128, 0, true), STRIP_MAX_ROW_TILES);
+    assert_eq!(strip_row_tiles(256, 256, 128, 0, true), 8);
+    // No more tiles than the launch has rows for: 3 row tiles take 2 a workgroup.
+    assert_eq!(strip_row_tiles(48, 256, 64, 0, true), 2);
+    // An epilogue changes nothing here (K this short is never split); K up to STRIP_K is kept.
+    assert_eq!(strip_row_tiles(256, 256, STRIP_K, 3, true), 8);
+    // Not taken: an f32 B, K past the strip, one row tile a workgroup (one row tile, or too few
+    // workgroups with two).
+    assert_eq!(strip_row_tiles(256, 784, 128, 0, false), 0);
+    assert_eq!(strip_row_tiles(256, 784, STRIP_K + 1, 0, true), 0);
+    assert_eq!(strip_row_tiles(16, 4096, 64, 0, true), 0);
+    assert_eq!(strip_row_tiles(48, 128, 64, 0, true), 0);
 }

@@ -7,13 +7,17 @@
 //! the same order as gemm_levels' unsplit tiles, so, where no multiply-add is fused (llvmpipe),
 //! the same bits; narrow products as `Cᵀ = B·Aᵀ`, as gemm_f32_lanes runs them (the same bits
 //! again; with an f32 B only where that halves the tiles' outputs, since Cᵀ decodes A on the
-//! side of the tile that loads twice as many values). Split along K as the tiled GEMMs split (a product of few tiles over a long K: a
-//! convolution's weight gradient). [`super::gemm_levels::GemmLevels`]'s untiled entry points run it
+//! side of the tile that loads twice as many values). Split along K as the tiled GEMMs split (a
+//! product of few tiles over a long K: a convolution's weight gradient). With a coded B over a K
+//! of at most [`STRIP_K`], a workgroup takes up to [`STRIP_MAX_ROW_TILES`] row tiles of one column
+//! strip ([`strip_row_tiles`]) and each lane decodes its columns once for them all, where a tile's
+//! columns took 16 of a lane's 24 decodes a K step (both operands coded): an MLP's weight
+//! gradients, dYᵀ·Q(X). [`super::gemm_levels::GemmLevels`]'s untiled entry points run it
 //! wherever the adapter has it. Bindings: as gemm_levels'. Reference:
 //! [`crate::reference::gemm_levels_lanes`].
 
 use super::col_sum::ColSum;
-use super::gemm::{encode_split, flags, lanes_padded, lanes_swaps, tiles_rect, workgroups, GemmParams};
+use super::gemm::{encode_split, flags, lanes_padded, lanes_swaps, split_plan, tiles_rect, workgroups, GemmParams};
 use super::gemm_f32::GemmShape;
 use super::gemm_f32_lanes::{GemmF32Lanes, TILE_M, TILE_N};
 use super::{dispatch, layouts, uniform, LazyPipelines, Slot};
@@ -33,6 +37,43 @@ struct Key {
     swap: bool,
     /// Entry `main` (vec4 loads of an f32 B) rather than `main_scalar`.
     vec4: bool,
+    /// Entry `main_strip`'s row tiles a workgroup (0: not that entry).
+    rows: u32,
+}
+
+/// The most elements of K entry `main_strip` keeps a lane's decoded columns for (the shader's
+/// `4 · STRIP_STEPS`: 16 KiB of private values a lane).
+pub const STRIP_K: usize = 1024;
+
+/// The most row tiles one `main_strip` workgroup takes (its strip decoded once for them all).
+pub const STRIP_MAX_ROW_TILES: u32 = 16;
+
+/// The fewest workgroups `main_strip` leaves a launch, so a CPU adapter's threads all have tiles.
+pub const STRIP_MIN_WORKGROUPS: u32 = 16;
+
+/// Row tiles (16 rows each) a workgroup takes in `main_strip`, for a launch of `m × n` outputs
+/// (after the swap, if any) over `k` with epilogue `flags`; 0 where it runs another entry. Taken
+/// where B is coded (`coded_b`), K fits [`STRIP_K`] and [`split_plan`] does not split: the most
+/// tiles, a power of two up to [`STRIP_MAX_ROW_TILES`] and the launch's row tiles, that leave at
+/// least [`STRIP_MIN_WORKGROUPS`] workgroups, if that is two or more; otherwise 0, as a workgroup
+/// of one row tile would decode its columns exactly as often as `main_scalar` does.
+pub fn strip_row_tiles(m: u32, n: u32, k: usize, flags: u32, coded_b: bool) -> u32 {
+    let (tiles_m, tiles_n) = (m.div_ceil(TILE_M), n.div_ceil(TILE_N));
+    if !coded_b || k > STRIP_K || split_plan(tiles_m * tiles_n, k, flags).0 > 1 {
+        return 0;
+    }
+    let mut rows = 1;
+    while rows < STRIP_MAX_ROW_TILES
+        && 2 * rows <= tiles_m
+        && tiles_m.div_ceil(2 * rows) * tiles_n >= STRIP_MIN_WORKGROUPS
+    {
+        rows *= 2;
+    }
+    if rows < 2 {
+        0
+    } else {
+        rows
+    }
 }
 
 /// The lanes TinyScript GEMM.
@@ -61,8 +102,15 @@ impl GemmLevelsLanes {
             ("A_BITS", key.a_bits as f64),
             ("B_BITS", key.b_bits.unwrap_or(key.a_bits) as f64),
             ("SWAP", key.swap as u32 as f64),
+            ("ROW_TILES", key.rows.max(1) as f64),
         ];
-        let entry = if key.vec4 { "main" } else { "main_scalar" };
+        let entry = if key.rows > 0 {
+            "main_strip"
+        } else if key.vec4 {
+            "main"
+        } else {
+            "main_scalar"
+        };
         self.pipelines.get(gpu, key, entry, &constants)
     }
 
@@ -99,14 +147,16 @@ impl GemmLevelsLanes {
         }
         let (tiles_n, total_tiles) = tiles_rect(p.m, p.n, TILE_M, TILE_N)?;
         (p.tiles_n, p.total_tiles, p.batches) = (tiles_n, total_tiles, 1);
-        let pipe = self.pipeline(gpu, Key { b_bits, a_bits, swap, vec4 })?;
+        let rows = strip_row_tiles(p.m, p.n, p.k as usize, p.flags, b_bits.is_some());
+        let pipe = self.pipeline(gpu, Key { b_bits, a_bits, swap, vec4, rows })?;
         let [a_codes, a_scales, levels, b, bias, amax, b_scales] = buffers;
         // Split as C's product would be (the swap is no epilogue).
         encode_split(gpu, enc, sum, p, c, |enc, target, mut p| {
             p.flags |= if swap { flags::SWAP } else { 0 };
             let params = uniform(gpu, "gemm_levels_lanes", &p);
             let bound = [&params, a_codes, a_scales, levels, b, bias, target, amax, b_scales];
-            dispatch(gpu, enc, "gemm_levels_lanes", &pipe, &self.bgl, &bound, workgroups(&p))
+            let count = if rows > 0 { (total_tiles / tiles_n).div_ceil(rows) * tiles_n } else { workgroups(&p) };
+            dispatch(gpu, enc, "gemm_levels_lanes", &pipe, &self.bgl, &bound, count)
         })
     }
 }
