@@ -16,8 +16,8 @@
 // Entry `main` (the launcher's `vectorized` shapes: f32 B with K a multiple of 4 and, stored
 // [K, N], N too, not swapped) loads B as vec4s; `main_scalar` assembles them from scalar loads
 // (coded B, every other shape), a coded B stored [K, N] (not swapped) four adjacent columns of a
-// stored row at a time (cols_coded_t); `main_strip` (below) runs main_scalar's tiles of a coded
-// B several row tiles a workgroup, decoding its columns once. Split along K as gemm_f32's tiles
+// stored row at a time (cols_coded_t); `main_strip` and `main_band` (below) run these tiles
+// several a workgroup, decoding one side of them once. Split along K as gemm_f32's tiles
 // split (common/gemm.wgsl's split_tile: a split's partial sums, without epilogue, at
 // c[split·M·N..], which the launcher adds); rows and columns past M and N read zeros and are not
 // stored; elements past K read zeros.
@@ -29,7 +29,6 @@ override B_CODES: bool = false;
 override A_BITS: u32 = 4u;
 override B_BITS: u32 = 4u;
 override SWAP: bool = false;
-override ROW_TILES: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
 @group(0) @binding(1) var<storage, read> a_codes: array<u32>;
@@ -225,25 +224,30 @@ fn main_scalar(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     lanes_finish(acc, o.x, o.y, lane);
 }
 
-// Entry `main_strip` (a coded B, no split, K ≤ 4 · STRIP_STEPS; the launcher's
-// `strip_row_tiles`): a workgroup takes one 32-column strip of the launch and ROW_TILES of its
-// row tiles in turn, top to bottom. Each lane decodes its columns of the strip for all of K once,
-// into `strip`, and every row tile reads them from there, where main_scalar decodes a tile's
-// columns again for every row tile (16 of a lane's 24 decodes a K step, both operands coded).
-// Each tile's products are main_scalar's, added in the same order: the same bits. STRIP_STEPS
-// is src/kernels/gemm_levels_lanes.rs's STRIP_K / 4.
-const STRIP_STEPS: u32 = 256u;
-var<private> strip: array<mat4x4<f32>, STRIP_STEPS>;
+// Entries `main_strip` and `main_band` (not swapped, no split, K ≤ 4 · PANEL_STEPS; the
+// launcher's `panel`): a workgroup takes one tile's side of the launch for all of K and TILES
+// tiles along it, in turn. `main_strip` (a coded B) takes a 32-column strip and TILES row tiles:
+// each lane decodes its columns of the strip once, into `strip`, where main_scalar decodes a
+// tile's columns again for every row tile (16 of a lane's 24 decodes a K step, both operands
+// coded). `main_band` (an f32 B) takes a 16-row band and TILES column tiles: each lane decodes its
+// two rows of A once, into `band`, where main and main_scalar decode them again for every column
+// tile (a lane's 8 decodes a K step); `main_band_v4` loads B as `main` does. Each tile's products
+// are those of the entry the launch would take otherwise, added in the same order: the same bits.
+// PANEL_STEPS is src/kernels/gemm_levels_lanes.rs's PANEL_K / 4.
+override TILES: u32 = 1u;
+const PANEL_STEPS: u32 = 256u;
+var<private> strip: array<mat4x4<f32>, PANEL_STEPS>;
+var<private> band: array<mat2x4<f32>, PANEL_STEPS>;
 
 @compute @workgroup_size(8)
 fn main_strip(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let id = wg.x + wg.y * nwg.x;
-    let groups = (p.total_tiles / p.tiles_n + ROW_TILES - 1u) / ROW_TILES;
+    let groups = (p.total_tiles / p.tiles_n + TILES - 1u) / TILES;
     if (id >= groups * p.tiles_n) {
         return;
     }
     let n0 = (id % p.tiles_n) * 32u;
-    let first = (id / p.tiles_n) * ROW_TILES;
+    let first = (id / p.tiles_n) * TILES;
     k_lo = 0u;
     k_hi = p.k;
     c_off = 0u;
@@ -253,7 +257,7 @@ fn main_strip(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     for (var s = 0u; s < steps; s++) {
         strip[s] = cols_scalar(n0, 4u * s, lane);
     }
-    for (var t = first; t < first + ROW_TILES; t++) {
+    for (var t = first; t < first + TILES; t++) {
         let m0 = t * 16u;
         if (m0 >= p.m) {
             break;
@@ -265,5 +269,59 @@ fn main_strip(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
             acc = mac_quads(acc, strip[s], rows_nt(lo, 0u), rows_nt(lo, 1u), rows_nt(hi, 0u), rows_nt(hi, 1u));
         }
         lanes_finish(acc, m0, n0, lane);
+    }
+}
+
+// main_band's workgroup (never swapped): its band's first row and first column tile, and whether
+// it has tiles; fills `band` with this lane's two rows of A for all of K, as `main` takes them
+// (a_vals alone: main_band_v4 may not touch `b`, which `bv` aliases).
+fn band_origin(wg: vec3<u32>, nwg: vec3<u32>, lane: u32) -> vec3<u32> {
+    let id = wg.x + wg.y * nwg.x;
+    let tiles_m = p.total_tiles / p.tiles_n;
+    if (id >= (p.tiles_n + TILES - 1u) / TILES * tiles_m) {
+        return vec3<u32>(0u);
+    }
+    let m0 = (id % tiles_m) * 16u;
+    k_lo = 0u;
+    k_hi = p.k;
+    c_off = 0u;
+    load_tables();
+    for (var s = 0u; s < (p.k + 3u) / 4u; s++) {
+        band[s] = mat2x4<f32>(a_vals(m0 + lane, 4u * s), a_vals(m0 + 8u + lane, 4u * s));
+    }
+    return vec3<u32>(m0, (id / tiles_m) * TILES, 1u);
+}
+
+// One K step of a band's tile: acc plus the products of its columns `bt` with band step s.
+fn band_step(acc: Acc, bt: mat4x4<f32>, s: u32) -> Acc {
+    let r = band[s];
+    return mac_quads(acc, bt, rows_nt(r[0], 0u), rows_nt(r[0], 1u), rows_nt(r[1], 0u), rows_nt(r[1], 1u));
+}
+
+// main_band with an f32 B in `main_scalar`'s shapes: B's columns from scalar loads.
+@compute @workgroup_size(8)
+fn main_band(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let o = band_origin(wg, nwg, lane);
+    adjacent = false;
+    for (var t = o.y; o.z == 1u && t < o.y + TILES && t * 32u < p.n; t++) {
+        var acc: Acc;
+        for (var s = 0u; s < (p.k + 3u) / 4u; s++) {
+            acc = band_step(acc, cols_scalar(t * 32u, 4u * s, lane), s);
+        }
+        lanes_finish(acc, o.x, t * 32u, lane);
+    }
+}
+
+// main_band with an f32 B in `main`'s shapes: B's columns as vec4s.
+@compute @workgroup_size(8)
+fn main_band_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let o = band_origin(wg, nwg, lane);
+    adjacent = p.trans_b == 1u;
+    for (var t = o.y; o.z == 1u && t < o.y + TILES && t * 32u < p.n; t++) {
+        var acc: Acc;
+        for (var s = 0u; s < (p.k + 3u) / 4u; s++) {
+            acc = band_step(acc, cols_vec4(t * 32u, 4u * s, lane), s);
+        }
+        lanes_finish(acc, o.x, t * 32u, lane);
     }
 }

@@ -2605,7 +2605,7 @@ fn fp8_lanes_decode_and_scale_every_code_as_the_tiles_do() {
 #[test]
 fn levels_lane_gemm_matches_the_reference_and_gemm_levels_bits_where_the_adapter_has_it() {
     use lowbit::kernels::gemm_levels::GemmLevels;
-    use lowbit::kernels::gemm_levels_lanes::{strip_row_tiles, GemmLevelsLanes};
+    use lowbit::kernels::gemm_levels_lanes::{panel, GemmLevelsLanes, Panel};
     use lowbit::kernels::tinyscript::TinyScript;
     use lowbit::tinyscript::LevelTable;
     let g = gpu();
@@ -2632,9 +2632,10 @@ fn levels_lane_gemm_matches_the_reference_and_gemm_levels_bits_where_the_adapter
     // (30, 9, 300) and (300, 10, 40) are narrower than the tile and taller than wide (computed as
     // Cᵀ: the first with a coded B only); (40, 36, 64) loads an f32 B as vec4s either way it is
     // stored; (5, 40, 2500) and (40, 9, 2100) have a K that is split without an epilogue (the
-    // second as Cᵀ with a coded B). With a coded B, (130, 100, 64) and (130, 100, 1021) run
-    // entry `main_strip` (two row tiles a workgroup, the last workgroup's second past M; the
-    // second K fills the strip, its last step a partial one).
+    // second as Cᵀ with a coded B). (200, 90, 64) and (200, 90, 1021) run in panels: with a coded
+    // B entry `main_strip` (two row tiles a workgroup, the last one's second past M), with an f32
+    // B `main_band_v4` (B stored [N, K], K = 64) or `main_band` (the others; two column tiles a
+    // workgroup, the second past N); the second K fills the panels, its last step a partial one.
     let shapes: &[(usize, usize, usize)] = &[
         (1, 1, 1),
         (16, 32, 4),
@@ -2644,11 +2645,13 @@ fn levels_lane_gemm_matches_the_reference_and_gemm_levels_bits_where_the_adapter
         (40, 36, 64),
         (5, 40, 2500),
         (40, 9, 2100),
-        (130, 100, 64),
-        (130, 100, 1021),
+        (200, 90, 64),
+        (200, 90, 1021),
     ];
-    assert_eq!(strip_row_tiles(130, 100, 64, 0, true), 2);
-    assert_eq!(strip_row_tiles(130, 100, 1021, 0, true), 2);
+    for k in [64, 1021] {
+        assert_eq!(panel(200, 90, k, 0, true, false), Some(Panel::Strip(2)));
+        assert_eq!(panel(200, 90, k, 0, false, false), Some(Panel::Band(2)));
+    }
     for (bits, signed) in tables {
         let table = LevelTable::uniform_as(bits, signed).unwrap();
         let btable = LevelTable::from_unit(if signed { 2 } else { 3 }, &[0.0, 0.05, 0.15, 1.0]).unwrap();
@@ -2677,9 +2680,8 @@ fn levels_lane_gemm_matches_the_reference_and_gemm_levels_bits_where_the_adapter
                 let qb = ts.encode_quantize(g, &mut enc, &bsb, brows, bcols, &btable, Rounding::Nearest).unwrap();
                 g.queue.submit([enc.finish()]);
                 for coded in [false, true] {
-                    // (The strip-filling shape only where it runs main_strip, with one table:
-                    // all of them took a minute more.)
-                    if k == 1021 && (!coded || bits != 3 || !signed) {
+                    // (The panel-filling shape with one table: all of them took a minute more.)
+                    if k == 1021 && (bits != 3 || !signed) {
                         continue;
                     }
                     let what =
@@ -2742,20 +2744,23 @@ fn levels_lane_gemm_matches_the_reference_and_gemm_levels_bits_where_the_adapter
 }
 
 #[test]
-fn levels_lanes_strip_takes_row_tiles_of_coded_products_that_fit_and_leaves_workgroups() {
-    use lowbit::kernels::gemm_levels_lanes::{strip_row_tiles, STRIP_K, STRIP_MAX_ROW_TILES};
-    // The MNIST MLP's weight gradients at batch 128 (256 × 784 and 256 × 256 over K = 128): 16
-    // row tiles a workgroup (25 workgroups), then 8 (16 workgroups: 16 would leave 8).
-    assert_eq!(strip_row_tiles(256, 784, 128, 0, true), STRIP_MAX_ROW_TILES);
-    assert_eq!(strip_row_tiles(256, 256, 128, 0, true), 8);
-    // No more tiles than the launch has rows for: 3 row tiles take 2 a workgroup.
-    assert_eq!(strip_row_tiles(48, 256, 64, 0, true), 2);
-    // An epilogue changes nothing here (K this short is never split); K up to STRIP_K is kept.
-    assert_eq!(strip_row_tiles(256, 256, STRIP_K, 3, true), 8);
-    // Not taken: an f32 B, K past the strip, one row tile a workgroup (one row tile, or too few
-    // workgroups with two).
-    assert_eq!(strip_row_tiles(256, 784, 128, 0, false), 0);
-    assert_eq!(strip_row_tiles(256, 784, STRIP_K + 1, 0, true), 0);
-    assert_eq!(strip_row_tiles(16, 4096, 64, 0, true), 0);
-    assert_eq!(strip_row_tiles(48, 128, 64, 0, true), 0);
+fn levels_lanes_panels_keep_the_decoded_side_of_products_that_fit_and_leave_workgroups() {
+    use lowbit::kernels::gemm_levels_lanes::{panel, Panel, PANEL_K, PANEL_MAX_TILES};
+    // The MNIST MLP's weight gradients at batch 128 (256 × 784 and 256 × 256 over K = 128, B
+    // coded): strips of 16 row tiles (25 workgroups), then of 8 (16 workgroups: 16 would leave 8).
+    assert_eq!(panel(256, 784, 128, 0, true, false), Some(Panel::Strip(PANEL_MAX_TILES)));
+    assert_eq!(panel(256, 256, 128, 0, true, false), Some(Panel::Strip(8)));
+    // Its first layer's forward product (128 × 256 over 784, B in f32): bands of 4 column tiles.
+    assert_eq!(panel(128, 256, 784, 0, false, false), Some(Panel::Band(4)));
+    // No more tiles than the launch has: 3 row tiles take 2 a strip.
+    assert_eq!(panel(48, 256, 64, 0, true, false), Some(Panel::Strip(2)));
+    // An epilogue changes nothing here (K this short is never split); K up to PANEL_K is kept.
+    assert_eq!(panel(256, 256, PANEL_K, 3, true, false), Some(Panel::Strip(8)));
+    // None: a swapped launch; K past the panel; one tile along the side not kept (a row tile with
+    // a coded B, a column tile with an f32 one); two that leave too few workgroups.
+    assert_eq!(panel(256, 784, 128, 0, true, true), None);
+    assert_eq!(panel(256, 784, PANEL_K + 1, 0, true, false), None);
+    assert_eq!(panel(16, 4096, 64, 0, true, false), None);
+    assert_eq!(panel(4096, 32, 64, 0, false, false), None);
+    assert_eq!(panel(48, 128, 64, 0, true, false), None);
 }

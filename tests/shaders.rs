@@ -152,10 +152,8 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
         ("quantize_both", "X_STOCHASTIC") => vec![0.0, 1.0],
         // TinyScript's code widths (src/tinyscript.rs: 2 to 8 bits).
         ("gemm_levels_lanes" | "gemm_levels_col2im", "A_BITS" | "B_BITS") => (2..=8).map(f64::from).collect(),
-        // gemm_levels_lanes::strip_row_tiles: 2 up to STRIP_MAX_ROW_TILES (loop bounds only).
-        ("gemm_levels_lanes", "ROW_TILES") => {
-            vec![2.0, f64::from(lowbit::kernels::gemm_levels_lanes::STRIP_MAX_ROW_TILES)]
-        }
+        // gemm_levels_lanes::panel's tiles: 2 up to PANEL_MAX_TILES (loop bounds only).
+        ("gemm_levels_lanes", "TILES") => vec![2.0, f64::from(lowbit::kernels::gemm_levels_lanes::PANEL_MAX_TILES)],
         // gemm_int_coop::GemmIntCoop::size (gemm_fp8_coop's too): lavapipe's 8 lanes and NVIDIA's 32, and the workgroups
         // they give ((64 / 2·size)² subgroups: 16 of 8 lanes for 8×8, 4 of 32 for 16×16; 16 of 32
         // for 8×8 on 32-lane subgroups).

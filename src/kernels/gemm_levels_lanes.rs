@@ -8,12 +8,13 @@
 //! the same bits; narrow products as `Cᵀ = B·Aᵀ`, as gemm_f32_lanes runs them (the same bits
 //! again; with an f32 B only where that halves the tiles' outputs, since Cᵀ decodes A on the
 //! side of the tile that loads twice as many values). Split along K as the tiled GEMMs split (a
-//! product of few tiles over a long K: a convolution's weight gradient). With a coded B over a K
-//! of at most [`STRIP_K`], a workgroup takes up to [`STRIP_MAX_ROW_TILES`] row tiles of one column
-//! strip ([`strip_row_tiles`]) and each lane decodes its columns once for them all, where a tile's
-//! columns took 16 of a lane's 24 decodes a K step (both operands coded): an MLP's weight
-//! gradients, dYᵀ·Q(X). [`super::gemm_levels::GemmLevels`]'s untiled entry points run it
-//! wherever the adapter has it. Bindings: as gemm_levels'. Reference:
+//! product of few tiles over a long K: a convolution's weight gradient). Over a K of at most
+//! [`PANEL_K`], a workgroup takes up to [`PANEL_MAX_TILES`] tiles of one [`Panel`] and each lane
+//! decodes its side of the panel once for them all: with a coded B, the columns of a strip of row
+//! tiles (a tile's columns took 16 of a lane's 24 decodes a K step: an MLP's weight gradients,
+//! dYᵀ·Q(X)); with an f32 B, A's rows of a band of column tiles (a lane's 8 decodes a K step:
+//! its forward and input-gradient products). [`super::gemm_levels::GemmLevels`]'s untiled entry
+//! points run it wherever the adapter has it. Bindings: as gemm_levels'. Reference:
 //! [`crate::reference::gemm_levels_lanes`].
 
 use super::col_sum::ColSum;
@@ -37,42 +38,53 @@ struct Key {
     swap: bool,
     /// Entry `main` (vec4 loads of an f32 B) rather than `main_scalar`.
     vec4: bool,
-    /// Entry `main_strip`'s row tiles a workgroup (0: not that entry).
-    rows: u32,
+    /// Entry `main_strip` or `main_band`, and its tiles a workgroup.
+    panel: Option<Panel>,
 }
 
-/// The most elements of K entry `main_strip` keeps a lane's decoded columns for (the shader's
-/// `4 · STRIP_STEPS`: 16 KiB of private values a lane).
-pub const STRIP_K: usize = 1024;
+/// The most elements of K over which entries `main_strip` and `main_band` keep a lane's decoded
+/// values (the shader's `4 · PANEL_STEPS`: 16 KiB of private values a lane in `main_strip`).
+pub const PANEL_K: usize = 1024;
 
-/// The most row tiles one `main_strip` workgroup takes (its strip decoded once for them all).
-pub const STRIP_MAX_ROW_TILES: u32 = 16;
+/// The most tiles one `main_strip` or `main_band` workgroup takes (its decoded side once for all).
+pub const PANEL_MAX_TILES: u32 = 16;
 
-/// The fewest workgroups `main_strip` leaves a launch, so a CPU adapter's threads all have tiles.
-pub const STRIP_MIN_WORKGROUPS: u32 = 16;
+/// The fewest workgroups a panel leaves a launch (a CPU adapter's threads take whole workgroups).
+pub const PANEL_MIN_WORKGROUPS: u32 = 16;
 
-/// Row tiles (16 rows each) a workgroup takes in `main_strip`, for a launch of `m × n` outputs
-/// (after the swap, if any) over `k` with epilogue `flags`; 0 where it runs another entry. Taken
-/// where B is coded (`coded_b`), K fits [`STRIP_K`] and [`split_plan`] does not split: the most
-/// tiles, a power of two up to [`STRIP_MAX_ROW_TILES`] and the launch's row tiles, that leave at
-/// least [`STRIP_MIN_WORKGROUPS`] workgroups, if that is two or more; otherwise 0, as a workgroup
-/// of one row tile would decode its columns exactly as often as `main_scalar` does.
-pub fn strip_row_tiles(m: u32, n: u32, k: usize, flags: u32, coded_b: bool) -> u32 {
+/// How a workgroup covers a launch where it keeps one side's decoded values for all of K.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Panel {
+    /// Entry `main_strip` (a coded B): one 32-column strip, its columns decoded once, and this
+    /// many row tiles.
+    Strip(u32),
+    /// Entry `main_band` or `main_band_v4` (an f32 B): one 16-row band, A's rows decoded once,
+    /// and this many column tiles.
+    Band(u32),
+}
+
+/// The panel a launch of `m × n` outputs over `k` with epilogue `flags` and a coded B or not
+/// (`coded_b`) runs in, or `None` where it runs `main` or `main_scalar`. Taken where the launch is
+/// not swapped (`swap`: a swapped one has a row tile, C's ≤ 16 columns), K fits [`PANEL_K`] and
+/// [`split_plan`] does not split: the decoded side is a coded B's columns, else A's rows; the
+/// workgroup takes the most tiles along the other side, a power of two up to [`PANEL_MAX_TILES`]
+/// and the tiles there are, that leave at least [`PANEL_MIN_WORKGROUPS`] workgroups, if that is
+/// two or more (with one, it would decode its side exactly as often as `main_scalar` does).
+pub fn panel(m: u32, n: u32, k: usize, flags: u32, coded_b: bool, swap: bool) -> Option<Panel> {
     let (tiles_m, tiles_n) = (m.div_ceil(TILE_M), n.div_ceil(TILE_N));
-    if !coded_b || k > STRIP_K || split_plan(tiles_m * tiles_n, k, flags).0 > 1 {
-        return 0;
+    if swap || k > PANEL_K || split_plan(tiles_m * tiles_n, k, flags).0 > 1 {
+        return None;
     }
-    let mut rows = 1;
-    while rows < STRIP_MAX_ROW_TILES
-        && 2 * rows <= tiles_m
-        && tiles_m.div_ceil(2 * rows) * tiles_n >= STRIP_MIN_WORKGROUPS
-    {
-        rows *= 2;
+    let strip = coded_b;
+    let (along, kept) = if strip { (tiles_m, tiles_n) } else { (tiles_n, tiles_m) };
+    let mut tiles = 1;
+    while tiles < PANEL_MAX_TILES && 2 * tiles <= along && along.div_ceil(2 * tiles) * kept >= PANEL_MIN_WORKGROUPS {
+        tiles *= 2;
     }
-    if rows < 2 {
-        0
-    } else {
-        rows
+    match (tiles >= 2, strip) {
+        (false, _) => None,
+        (true, true) => Some(Panel::Strip(tiles)),
+        (true, false) => Some(Panel::Band(tiles)),
     }
 }
 
@@ -102,14 +114,14 @@ impl GemmLevelsLanes {
             ("A_BITS", key.a_bits as f64),
             ("B_BITS", key.b_bits.unwrap_or(key.a_bits) as f64),
             ("SWAP", key.swap as u32 as f64),
-            ("ROW_TILES", key.rows.max(1) as f64),
+            ("TILES", key.panel.map_or(1, |(Panel::Strip(t) | Panel::Band(t))| t) as f64),
         ];
-        let entry = if key.rows > 0 {
-            "main_strip"
-        } else if key.vec4 {
-            "main"
-        } else {
-            "main_scalar"
+        let entry = match key.panel {
+            Some(Panel::Strip(_)) => "main_strip",
+            Some(Panel::Band(_)) if key.vec4 => "main_band_v4",
+            Some(Panel::Band(_)) => "main_band",
+            None if key.vec4 => "main",
+            None => "main_scalar",
         };
         self.pipelines.get(gpu, key, entry, &constants)
     }
@@ -147,15 +159,20 @@ impl GemmLevelsLanes {
         }
         let (tiles_n, total_tiles) = tiles_rect(p.m, p.n, TILE_M, TILE_N)?;
         (p.tiles_n, p.total_tiles, p.batches) = (tiles_n, total_tiles, 1);
-        let rows = strip_row_tiles(p.m, p.n, p.k as usize, p.flags, b_bits.is_some());
-        let pipe = self.pipeline(gpu, Key { b_bits, a_bits, swap, vec4, rows })?;
+        let panel = panel(p.m, p.n, p.k as usize, p.flags, b_bits.is_some(), swap);
+        let pipe = self.pipeline(gpu, Key { b_bits, a_bits, swap, vec4, panel })?;
         let [a_codes, a_scales, levels, b, bias, amax, b_scales] = buffers;
         // Split as C's product would be (the swap is no epilogue).
         encode_split(gpu, enc, sum, p, c, |enc, target, mut p| {
             p.flags |= if swap { flags::SWAP } else { 0 };
             let params = uniform(gpu, "gemm_levels_lanes", &p);
             let bound = [&params, a_codes, a_scales, levels, b, bias, target, amax, b_scales];
-            let count = if rows > 0 { (total_tiles / tiles_n).div_ceil(rows) * tiles_n } else { workgroups(&p) };
+            let tiles_m = total_tiles / tiles_n;
+            let count = match panel {
+                Some(Panel::Strip(t)) => tiles_m.div_ceil(t) * tiles_n,
+                Some(Panel::Band(t)) => tiles_n.div_ceil(t) * tiles_m,
+                None => workgroups(&p),
+            };
             dispatch(gpu, enc, "gemm_levels_lanes", &pipe, &self.bgl, &bound, count)
         })
     }
