@@ -36,7 +36,8 @@ struct Key {
     b_bits: Option<u32>,
     a_bits: u32,
     swap: bool,
-    /// Entry `main` (vec4 loads of an f32 B) rather than `main_scalar`.
+    /// Vec4 loads of an f32 B: entry `main` rather than `main_scalar` (`main_band_v4` rather than
+    /// `main_band` in a band).
     vec4: bool,
     /// Entry `main_strip` or `main_band`, and its tiles a workgroup.
     panel: Option<Panel>,
