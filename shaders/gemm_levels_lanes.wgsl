@@ -239,6 +239,14 @@ const PANEL_STEPS: u32 = 256u;
 var<private> strip: array<mat4x4<f32>, PANEL_STEPS>;
 var<private> band: array<mat2x4<f32>, PANEL_STEPS>;
 
+// A panel's set-up: the whole of K, one product (no split), the register tables.
+fn panel_start() {
+    k_lo = 0u;
+    k_hi = p.k;
+    c_off = 0u;
+    load_tables();
+}
+
 @compute @workgroup_size(8)
 fn main_strip(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let id = wg.x + wg.y * nwg.x;
@@ -248,11 +256,8 @@ fn main_strip(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     }
     let n0 = (id % p.tiles_n) * 32u;
     let first = (id / p.tiles_n) * TILES;
-    k_lo = 0u;
-    k_hi = p.k;
-    c_off = 0u;
+    panel_start();
     adjacent = B_CODES && p.trans_b == 1u && !SWAP;
-    load_tables();
     let steps = (p.k + 3u) / 4u;
     for (var s = 0u; s < steps; s++) {
         strip[s] = cols_scalar(n0, 4u * s, lane);
@@ -282,10 +287,7 @@ fn band_origin(wg: vec3<u32>, nwg: vec3<u32>, lane: u32) -> vec3<u32> {
         return vec3<u32>(0u);
     }
     let m0 = (id % tiles_m) * 16u;
-    k_lo = 0u;
-    k_hi = p.k;
-    c_off = 0u;
-    load_tables();
+    panel_start();
     for (var s = 0u; s < (p.k + 3u) / 4u; s++) {
         band[s] = mat2x4<f32>(a_vals(m0 + lane, 4u * s), a_vals(m0 + 8u + lane, 4u * s));
     }

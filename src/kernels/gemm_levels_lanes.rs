@@ -64,6 +64,24 @@ pub enum Panel {
     Band(u32),
 }
 
+impl Panel {
+    /// Its tiles a workgroup.
+    pub fn tiles(self) -> u32 {
+        match self {
+            Panel::Strip(t) | Panel::Band(t) => t,
+        }
+    }
+
+    /// Workgroups its entry takes over a launch of `tiles_m × tiles_n` tiles: one per strip (or
+    /// band) and group of [`Panel::tiles`] along it.
+    pub fn workgroups(self, tiles_m: u32, tiles_n: u32) -> u32 {
+        match self {
+            Panel::Strip(t) => tiles_m.div_ceil(t) * tiles_n,
+            Panel::Band(t) => tiles_n.div_ceil(t) * tiles_m,
+        }
+    }
+}
+
 /// The panel a launch of `m × n` outputs over `k` with epilogue `flags` and a coded B or not
 /// (`coded_b`) runs in, or `None` where it runs `main` or `main_scalar`. Taken where the launch is
 /// not swapped (`swap`: a swapped one has a row tile, C's ≤ 16 columns), K fits [`PANEL_K`] and
@@ -76,17 +94,16 @@ pub fn panel(m: u32, n: u32, k: usize, flags: u32, coded_b: bool, swap: bool) ->
     if swap || k > PANEL_K || split_plan(tiles_m * tiles_n, k, flags).0 > 1 {
         return None;
     }
-    let strip = coded_b;
-    let (along, kept) = if strip { (tiles_m, tiles_n) } else { (tiles_n, tiles_m) };
+    let of = |tiles| if coded_b { Panel::Strip(tiles) } else { Panel::Band(tiles) };
+    let along = if coded_b { tiles_m } else { tiles_n };
     let mut tiles = 1;
-    while tiles < PANEL_MAX_TILES && 2 * tiles <= along && along.div_ceil(2 * tiles) * kept >= PANEL_MIN_WORKGROUPS {
+    while tiles < PANEL_MAX_TILES
+        && 2 * tiles <= along
+        && of(2 * tiles).workgroups(tiles_m, tiles_n) >= PANEL_MIN_WORKGROUPS
+    {
         tiles *= 2;
     }
-    match (tiles >= 2, strip) {
-        (false, _) => None,
-        (true, true) => Some(Panel::Strip(tiles)),
-        (true, false) => Some(Panel::Band(tiles)),
-    }
+    (tiles >= 2).then(|| of(tiles))
 }
 
 /// The lanes TinyScript GEMM.
@@ -115,7 +132,7 @@ impl GemmLevelsLanes {
             ("A_BITS", key.a_bits as f64),
             ("B_BITS", key.b_bits.unwrap_or(key.a_bits) as f64),
             ("SWAP", key.swap as u32 as f64),
-            ("TILES", key.panel.map_or(1, |(Panel::Strip(t) | Panel::Band(t))| t) as f64),
+            ("TILES", key.panel.map_or(1, Panel::tiles) as f64),
         ];
         let entry = match key.panel {
             Some(Panel::Strip(_)) => "main_strip",
@@ -168,12 +185,7 @@ impl GemmLevelsLanes {
             p.flags |= if swap { flags::SWAP } else { 0 };
             let params = uniform(gpu, "gemm_levels_lanes", &p);
             let bound = [&params, a_codes, a_scales, levels, b, bias, target, amax, b_scales];
-            let tiles_m = total_tiles / tiles_n;
-            let count = match panel {
-                Some(Panel::Strip(t)) => tiles_m.div_ceil(t) * tiles_n,
-                Some(Panel::Band(t)) => tiles_n.div_ceil(t) * tiles_m,
-                None => workgroups(&p),
-            };
+            let count = panel.map_or(workgroups(&p), |pl| pl.workgroups(total_tiles / tiles_n, tiles_n));
             dispatch(gpu, enc, "gemm_levels_lanes", &pipe, &self.bgl, &bound, count)
         })
     }
