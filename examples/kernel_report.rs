@@ -11,7 +11,11 @@
 //! NVFP4 path); and where the adapter binds its buffers `hadamard_quantize_transpose_both` (x's
 //! own blocks quantized in the same launch, as the forward's X and the input gradient's dY take
 //! them) beside `hadamard_quantize_transpose_apart` (the one launch, then `quantize_fused` of x).
-//! Those lines need x's rows in sixteens and its columns in fours.
+//! Those lines need x's rows in sixteens and its columns in fours. TinyScript's quantizer follows
+//! on the same x (`tinyscript_quantize`, format `tinyscript4` or `tinyscript3`: evenly spaced
+//! signed tables, one scale per row; nearest and stochastic, and `tinyscript_quantize_transpose`
+//! for xᵀ's rows), replayed from a step plan as training runs it; `--formats` takes `tinyscript`
+//! beside the formats' names, and without it leaves these lines out.
 //!
 //! Then `{"kernel", "format", "conv", "us", "im2col_us", "ratio"}` for the quantized convolution's
 //! unfolding quantizers (`im2col_quantize`, the forward's; `im2col_quantize_transpose`, the weight
@@ -89,6 +93,7 @@ use lowbit::kernels::{
     quantize_transpose_fused::QuantizeTransposeFused,
 };
 use lowbit::nn::{ModelSpec, OptimConfig, TrainScheme, Trainer};
+use lowbit::plan::{Arena, Tape};
 use lowbit::quant::Quantizer;
 use lowbit::reference::hadamard::Axis;
 use lowbit::scheme::QuantScheme;
@@ -111,6 +116,8 @@ struct Args {
     adapter_only: bool,
     /// The quantizer lines' formats (every format unless `--formats` names some).
     formats: Vec<Format>,
+    /// TinyScript's quantizer lines (unless `--formats` leaves out `tinyscript`).
+    tinyscript: bool,
 }
 
 const USAGE: &str =
@@ -128,6 +135,7 @@ fn args() -> Args {
         skip_optim: false,
         adapter_only: false,
         formats: Format::ALL.to_vec(),
+        tinyscript: true,
     };
     let mut f = cli::Flags::new(USAGE);
     while let Some(s) = f.next() {
@@ -139,8 +147,10 @@ fn args() -> Args {
             "--max-square" => a.max_square = Some(f.whole("--max-square")),
             "--formats" => {
                 let list = f.value("--formats");
+                a.tinyscript = list.split(',').any(|n| n == "tinyscript");
                 a.formats = list
                     .split(',')
+                    .filter(|&n| n != "tinyscript")
                     .map(|n| n.parse::<Format>().unwrap_or_else(|e| cli::fail(USAGE, &format!("--formats: {e}"))))
                     .collect();
             }
@@ -505,14 +515,8 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
         let fused_t = QuantizeTransposeFused::new(gpu, f)?;
         let transpose = QuantizeTranspose::new(gpu, f)?;
         let deq = Dequantize::new(gpu, f)?;
-        let line = |kernel: &str, gran: Granularity, rounding: &str, bytes: f64, (secs, copy_secs): (f64, f64)| {
-            let gbps = bytes / secs / 1e9;
-            let copy_gbps = (8 * n) as f64 / copy_secs / 1e9;
-            println!(
-                "{}",
-                json!({"kernel": kernel, "format": f.name(), "granularity": gran.to_string(), "rounding": rounding, "elements": n,
-                       "gbps": (gbps * 100.0).round() / 100.0, "copy_gbps": (copy_gbps * 100.0).round() / 100.0, "ratio": (gbps / copy_gbps * 1000.0).round() / 1000.0})
-            );
+        let line = |kernel: &str, gran: Granularity, rounding: &str, bytes: f64, secs: (f64, f64)| {
+            quant_line((kernel, f.name(), &gran.to_string(), rounding), n, bytes, secs)
         };
         // Block formats carry their own blocks.
         let grans = match f.block() {
@@ -593,7 +597,67 @@ fn quantizers(gpu: &Gpu, a: &Args) -> Result<()> {
             }
         }
     }
+    if a.tinyscript {
+        tinyscript_lines(gpu, a, &xb, (rows, cols), &copy_secs)?;
+    }
     Ok(())
+}
+
+/// TinyScript's quantizer over x (`[rows, cols]`) onto evenly spaced signed 4- and 3-bit tables,
+/// one scale per row: `tinyscript_quantize` with nearest and stochastic rounding, and
+/// `tinyscript_quantize_transpose` (xᵀ's rows, as a weight gradient's operand takes them),
+/// each recorded once into a step plan's tape and replayed as training replays it (its codes in
+/// the plan's arena), timed after its own copy; bytes are x read and the codes and scales written.
+fn tinyscript_lines(
+    gpu: &Gpu,
+    a: &Args,
+    xb: &GpuBuffer<f32>,
+    (rows, cols): (usize, usize),
+    copy_secs: &dyn Fn() -> Result<f64>,
+) -> Result<()> {
+    let ts = TinyScript::new(gpu)?;
+    let n = rows * cols;
+    let sr = Rounding::Stochastic { seed: 1, stream: 0 };
+    let views = [
+        ("tinyscript_quantize", "nearest", Rounding::Nearest, false),
+        ("tinyscript_quantize", "stochastic", sr, false),
+        ("tinyscript_quantize_transpose", "stochastic", sr, true),
+    ];
+    for table in [LevelTable::uniform(4)?, LevelTable::uniform(3)?] {
+        for (kernel, rounding_name, rounding, transposed) in views {
+            let (r, c) = if transposed { (cols, rows) } else { (rows, cols) };
+            let mut tape = Tape::new(gpu);
+            let q = ts.encode_quantize_as(gpu, &mut tape, xb, r, c, transposed, &table, rounding)?;
+            let plan = tape.finish(&mut Arena::new())?;
+            let words = r * c.div_ceil(table.per_word() as usize);
+            let bytes = (4 * n + 4 * words + 4 * r) as f64;
+            let tc = copy_secs()?;
+            let t = pass_seconds(gpu, a.iters, 3, |rec| {
+                plan.record(rec);
+                Ok(())
+            })?;
+            drop(q);
+            quant_line((kernel, &format!("tinyscript{}", table.bits), "row", rounding_name), n, bytes, (t, tc));
+        }
+    }
+    Ok(())
+}
+
+/// Prints a quantizer line: (kernel, format, granularity, rounding), x's elements, the bytes moved,
+/// (the kernel's seconds, the copy's of 8 bytes an element).
+fn quant_line(
+    (kernel, format, gran, rounding): (&str, &str, &str, &str),
+    n: usize,
+    bytes: f64,
+    (secs, copy_secs): (f64, f64),
+) {
+    let gbps = bytes / secs / 1e9;
+    let copy_gbps = (8 * n) as f64 / copy_secs / 1e9;
+    println!(
+        "{}",
+        json!({"kernel": kernel, "format": format, "granularity": gran, "rounding": rounding, "elements": n,
+               "gbps": (gbps * 100.0).round() / 100.0, "copy_gbps": (copy_gbps * 100.0).round() / 100.0, "ratio": (gbps / copy_gbps * 1000.0).round() / 1000.0})
+    );
 }
 
 /// A quantizer line's printer: kernel, granularity, rounding, bytes moved, (its seconds, the
