@@ -13,6 +13,13 @@
 //                  adapters, tensors of 128 rows or more: on llvmpipe a barrier suspends every
 //                  8-lane piece of the workgroup in turn, and the tree takes nine); the same
 //                  maximum, scale and codes.
+// quantize_row_thread_v4: quantize_row_thread reading x (and the mask) as vec4s, for x in its own
+//                  orientation with a multiple of 4 columns: llvmpipe loads lane by lane, so a vec4
+//                  costs about what one f32 does. A row's codes are packed as they come
+//                  (pack_next), the words of row_word.
+// quantize_quad_t: for transposed x with a multiple of 4 rows, a thread per four rows (QUAD_WG a
+//                  workgroup): column c of those rows is one vec4 of x, and their four codes are
+//                  packed side by side, the same words as quantize_row_thread's.
 // dequantize:      one thread per element.
 // Reference: src/reference/tinyscript.rs (codes and scales bit-exact; moments within a bound).
 // Stochastic draws use key rng_key(seed, stream + StepState.stream_base).
@@ -44,6 +51,9 @@ struct TsParams {
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<uniform> st: StepState;
 @group(0) @binding(7) var<storage, read> mask: array<f32>;
+// x and mask again, as vec4s (quantize_row_thread_v4 only: an entry touches x or x4, never both).
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> mask4: array<vec4<f32>>;
 
 const CHUNK: u32 = 4096u;
 const ONE: u32 = 16777216u;
@@ -144,9 +154,40 @@ fn sign_bit() -> u32 {
 // the CNN's largest TinyScript quantizer launch.
 var<private> lv: array<vec4<u32>, 4>;
 
+// The sums of neighbouring register levels, mids[i] = L_i + L_i+1 (fill_levels; past the table's
+// last level, 0xffffffff).
+var<private> mids: array<vec4<u32>, 4>;
+
+// For 0 < u ≤ ONE and n < 16, rounding to nearest: the level nearest u, ties to the lower (as
+// ts_encode's `2d > g`), counted as the midpoints below u: the i < n with L_i + L_i+1 < 2u
+// (levels increase strictly, so these sums do too). One compare a level where level_bracket
+// takes five operations.
+fn nearest_level(u: u32, n: u32) -> u32 {
+    let u2 = 2u * u;
+    var k = 0u;
+    for (var i = 0u; i < 3u; i++) {
+        k += select(0u, 1u, mids[i / 4u][i % 4u] < u2);
+    }
+    if (n >= 4u) {
+        for (var i = 3u; i < 7u; i++) {
+            k += select(0u, 1u, mids[i / 4u][i % 4u] < u2);
+        }
+        if (n >= 8u) {
+            for (var i = 7u; i < 15u; i++) {
+                k += select(0u, 1u, mids[i / 4u][i % 4u] < u2);
+            }
+        }
+    }
+    return min(k, n);
+}
+
 fn fill_levels() {
+    draw_key = rng_key(p.seed, p.stream + st.stream_base);
     for (var i = 0u; i < 16u; i++) {
         lv[i / 4u][i % 4u] = levels[min(i, p.n_levels - 1u)];
+    }
+    for (var i = 0u; i < 15u; i++) {
+        mids[i / 4u][i % 4u] = select(0xffffffffu, lv_at(i) + lv_at(i + 1u), i + 1u < p.n_levels);
     }
 }
 
@@ -174,14 +215,20 @@ fn level_bracket(u: u32) -> vec3<u32> {
         return vec3<u32>(lo, levels[lo], levels[min(lo + 1u, n)]);
     }
     // Count the levels ≤ u (L_0 = 0 always is), keep the largest of them and the smallest above
-    // u; the repeats of L_n = ONE past n count only where u = ONE, so k is capped at n.
+    // u; the repeats of L_n = ONE past n count only where u = ONE, so k is capped at n. Levels
+    // are compared up to the table's size, in fours, eights and sixteens (a uniform branch).
     var b = vec3<u32>(0u, 0u, ONE);
-    for (var i = 1u; i < 8u; i++) {
+    for (var i = 1u; i < 4u; i++) {
         b = bracket_level(b, lv_at(i), u);
     }
-    if (n >= 8u) {
-        for (var i = 8u; i < 16u; i++) {
+    if (n >= 4u) {
+        for (var i = 4u; i < 8u; i++) {
             b = bracket_level(b, lv_at(i), u);
+        }
+        if (n >= 8u) {
+            for (var i = 8u; i < 16u; i++) {
+                b = bracket_level(b, lv_at(i), u);
+            }
         }
     }
     let k = min(b.x, n);
@@ -192,6 +239,10 @@ fn level_bracket(u: u32) -> vec3<u32> {
 fn bracket_level(b: vec3<u32>, l: u32, u: u32) -> vec3<u32> {
     return vec3<u32>(b.x + select(0u, 1u, l <= u), select(b.y, l, l <= u), min(b.z, select(ONE, l, l > u)));
 }
+
+// The stochastic draws' key, rng_key(p.seed, p.stream + st.stream_base), set once by fill_levels
+// rather than hashed for every element.
+var<private> draw_key: u32;
 
 fn ts_encode(v: f32, inv: f32, idx: u32) -> u32 {
     let n = p.n_levels - 1u;
@@ -211,6 +262,13 @@ fn ts_encode(v: f32, inv: f32, idx: u32) -> u32 {
         return 0u;
     }
     let u = fixed24(abs);
+    if (p.stochastic == 0u && n < 16u) {
+        let k = nearest_level(u, n);
+        if (k == 0u) {
+            return 0u;
+        }
+        return select(k, sign_bit | k, (bits >> 31u) == 1u);
+    }
     let b = level_bracket(u);
     var k = b.x;
     if (k < n) {
@@ -218,7 +276,7 @@ fn ts_encode(v: f32, inv: f32, idx: u32) -> u32 {
         let g = b.z - b.y;
         var up = 2u * d > g;
         if (p.stochastic == 1u) {
-            up = mul_hi24(rng_draw24(rng_key(p.seed, p.stream + st.stream_base), idx), g) < d;
+            up = mul_hi24(rng_draw24(draw_key, idx), g) < d;
         }
         k = k + select(0u, 1u, up);
     }
@@ -321,6 +379,119 @@ fn quantize_row_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
     for (var w = 0u; w < p.words_per_row; w++) {
         codes[row * p.words_per_row + w] = row_word(row, w, si.y);
     }
+}
+
+// x's elements 4q..4q+3 as quantize_row_thread_v4 reads them (x_at's, four at a time).
+fn x4_at(q: u32) -> vec4<f32> {
+    if (p.masked == 1u) {
+        return select(vec4<f32>(0.0), x4[q], mask4[q] > vec4<f32>(0.0));
+    }
+    return x4[q];
+}
+
+// The word being packed by quantize_row_thread_v4: its index, bits so far, codes in it.
+var<private> pk_word: u32;
+var<private> pk_bits: u32;
+var<private> pk_n: u32;
+
+// Adds `code` as the next code of the row (the words' layout of row_word), storing the word once
+// it holds 32 / bits codes.
+fn pack_next(code: u32) {
+    pk_bits |= code << (pk_n * p.bits);
+    pk_n++;
+    if (pk_n == 32u / p.bits) {
+        codes[pk_word] = pk_bits;
+        pk_word++;
+        pk_bits = 0u;
+        pk_n = 0u;
+    }
+}
+
+@compute @workgroup_size(64)
+fn quantize_row_thread_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = flat_workgroup(wg, nwg) * THREAD_WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    fill_levels();
+    let quads = p.cols / 4u;
+    let q0 = row * quads;
+    var m = vec4<u32>(0u);
+    for (var q = 0u; q < quads; q++) {
+        m = max(m, amax_bits4(x4_at(q0 + q)));
+    }
+    let si = row_scale(max(max(m.x, m.y), max(m.z, m.w)));
+    scales[row] = si.x;
+    pk_word = row * p.words_per_row;
+    pk_bits = 0u;
+    pk_n = 0u;
+    for (var q = 0u; q < quads; q++) {
+        let v = x4_at(q0 + q);
+        let i = 4u * (q0 + q);
+        pack_next(ts_encode(v.x, si.y, i));
+        pack_next(ts_encode(v.y, si.y, i + 1u));
+        pack_next(ts_encode(v.z, si.y, i + 2u));
+        pack_next(ts_encode(v.w, si.y, i + 3u));
+    }
+    if (pk_n != 0u) {
+        codes[pk_word] = pk_bits;
+    }
+}
+
+// Threads per workgroup of quantize_quad_t: a quarter of THREAD_WG, as each takes four rows.
+const QUAD_WG: u32 = 16u;
+
+@compute @workgroup_size(16)
+fn quantize_quad_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let quad = flat_workgroup(wg, nwg) * QUAD_WG + lid;
+    let r0 = 4u * quad;
+    if (r0 >= p.rows) {
+        return;
+    }
+    fill_levels();
+    // x is stored [cols, rows]: column c of rows r0..r0+3 is one vec4.
+    let stride = p.rows / 4u;
+    var m = vec4<u32>(0u);
+    for (var c = 0u; c < p.cols; c++) {
+        m = max(m, amax_bits4(x4_at(c * stride + quad)));
+    }
+    let s0 = row_scale(m.x);
+    let s1 = row_scale(m.y);
+    let s2 = row_scale(m.z);
+    let s3 = row_scale(m.w);
+    scales[r0] = s0.x;
+    scales[r0 + 1u] = s1.x;
+    scales[r0 + 2u] = s2.x;
+    scales[r0 + 3u] = s3.x;
+    let per_word = 32u / p.bits;
+    var acc = vec4<u32>(0u);
+    var n = 0u;
+    var w = r0 * p.words_per_row;
+    for (var c = 0u; c < p.cols; c++) {
+        let v = x4_at(c * stride + quad);
+        let i = r0 * p.cols + c;
+        let code = vec4<u32>(ts_encode(v.x, s0.y, i), ts_encode(v.y, s1.y, i + p.cols),
+                             ts_encode(v.z, s2.y, i + 2u * p.cols), ts_encode(v.w, s3.y, i + 3u * p.cols));
+        acc |= code << vec4<u32>(n * p.bits);
+        n++;
+        if (n == per_word) {
+            store_quad(w, acc);
+            w++;
+            acc = vec4<u32>(0u);
+            n = 0u;
+        }
+    }
+    if (n != 0u) {
+        store_quad(w, acc);
+    }
+}
+
+// Word w of row r0's codes and the same word of rows r0 + 1..r0 + 3 (quantize_quad_t).
+fn store_quad(w: u32, words: vec4<u32>) {
+    codes[w] = words.x;
+    codes[w + p.words_per_row] = words.y;
+    codes[w + 2u * p.words_per_row] = words.z;
+    codes[w + 3u * p.words_per_row] = words.w;
 }
 
 @compute @workgroup_size(256)

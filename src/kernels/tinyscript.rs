@@ -1,8 +1,8 @@
 //! `tinyscript`: TinyScript's non-uniform quantizer on the GPU ([`crate::tinyscript`] is the
 //! spec, the Weibull fit and the level search): the moments of |x| for the fit, per-row
 //! quantization onto a [`LevelTable`] with stochastic or nearest rounding (a workgroup per row;
-//! on a CPU adapter's layouts a thread per row, no barriers, the same codes and scales), and
-//! dequantization.
+//! on a CPU adapter's layouts a thread per row, no barriers, reading x as vec4s where its shape
+//! allows, the same codes and scales), and dequantization.
 //! Bindings: 0 params, 1 x, 2 codes, 3 scales, 4 levels, 5 out. Reference:
 //! [`crate::reference::tinyscript`].
 
@@ -66,6 +66,8 @@ pub struct TinyScriptTensor {
 
 /// Threads per workgroup of entry `quantize_row_thread` (the shader's `THREAD_WG`).
 const THREAD_WG: usize = 64;
+/// Threads per workgroup of entry `quantize_quad_t` (the shader's `QUAD_WG`).
+const QUAD_WG: usize = 16;
 
 /// The TinyScript kernels.
 pub struct TinyScript {
@@ -73,11 +75,10 @@ pub struct TinyScript {
     partial: wgpu::ComputePipeline,
     finish: wgpu::ComputePipeline,
     quantize: wgpu::ComputePipeline,
-    /// On CPU adapters' layouts, entry `quantize_row_thread`: a thread per row, no barriers (the
-    /// same codes and scales as `quantize_row`'s workgroup per row), for tensors of at least
-    /// 2·`THREAD_WG` = 128 rows (fewer rows, a gradient's few long columns, would leave a core idle:
-    /// they keep a workgroup each).
-    quantize_thread: Option<wgpu::ComputePipeline>,
+    /// On CPU adapters' layouts, the entries without workgroup memory or barriers, for tensors
+    /// of at least 2·`THREAD_WG` = 128 rows (fewer rows, a gradient's few long columns, would
+    /// leave a core idle: they keep a workgroup each).
+    threads: Option<ThreadEntries>,
     dequantize: wgpu::ComputePipeline,
     /// Stand-ins for the bindings an entry point does not use (one per binding: a buffer may
     /// not be bound read-only and writable in one dispatch).
@@ -85,10 +86,25 @@ pub struct TinyScript {
     absmax: Absmax,
 }
 
+/// A CPU adapter's quantize entries, each with the same codes and scales as `quantize_row`'s
+/// workgroup per row. On llvmpipe every load runs lane by lane, so the vec4 entries load a
+/// quarter as often.
+struct ThreadEntries {
+    /// `quantize_row_thread`: a thread per row.
+    row: wgpu::ComputePipeline,
+    /// `quantize_row_thread_v4`: a thread per row reading x (and the mask) as vec4s, for x in its
+    /// own orientation with a multiple of 4 columns.
+    row_v4: wgpu::ComputePipeline,
+    /// `quantize_quad_t`: for transposed x (stored `[cols, rows]`) with a multiple of 4 rows, a
+    /// thread per four rows, reading a column's four values as one vec4.
+    quad_t: wgpu::ComputePipeline,
+}
+
 struct Stand(GpuBuffer<f32>, GpuBuffer<u32>, GpuBuffer<f32>, GpuBuffer<u32>, GpuBuffer<f32>);
 
 impl TinyScript {
-    /// Builds the four pipelines.
+    /// Builds the pipelines: moments, quantize, dequantize, and on a CPU adapter's layouts the
+    /// thread entries.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         let slots =
             [Slot::Uniform, Slot::Read, Slot::Write, Slot::Write, Slot::Read, Slot::Write, Slot::Uniform, Slot::Read];
@@ -98,7 +114,16 @@ impl TinyScript {
             partial: p("moments_partial")?,
             finish: p("moments_finish")?,
             quantize: p("quantize_row")?,
-            quantize_thread: gpu.cpu_layouts().then(|| p("quantize_row_thread")).transpose()?,
+            threads: gpu
+                .cpu_layouts()
+                .then(|| -> Result<ThreadEntries> {
+                    Ok(ThreadEntries {
+                        row: p("quantize_row_thread")?,
+                        row_v4: p("quantize_row_thread_v4")?,
+                        quad_t: p("quantize_quad_t")?,
+                    })
+                })
+                .transpose()?,
             dequantize: p("dequantize")?,
             bgl,
             absmax: Absmax::new(gpu)?,
@@ -369,13 +394,17 @@ impl TinyScript {
             masked: mask.is_some() as u32,
         };
         // A workgroup per row, or on a CPU adapter's layouts a thread per row (64 a workgroup)
-        // where there are rows for two workgroups or more.
-        let (pipe, workgroups) = match &self.quantize_thread {
-            Some(t) if rows >= 2 * THREAD_WG => (t, rows.div_ceil(THREAD_WG) as u32),
-            _ => (&self.quantize, rows as u32),
+        // where there are rows for two workgroups or more, reading vec4s where the shape allows.
+        let (pipe, workgroups) = match &self.threads {
+            Some(t) if rows >= 2 * THREAD_WG => match (transposed, cols % 4 == 0, rows % 4 == 0) {
+                (false, true, _) => (&t.row_v4, rows.div_ceil(THREAD_WG)),
+                (true, _, true) => (&t.quad_t, rows.div_ceil(4 * QUAD_WG)),
+                _ => (&t.row, rows.div_ceil(THREAD_WG)),
+            },
+            _ => (&self.quantize, rows),
         };
         let (codes, scales) = (Some(&t.codes), Some(&t.scales));
-        self.run(gpu, enc, pipe, &p, Some(x), codes, scales, Some(&t.levels), None, mask, workgroups)?;
+        self.run(gpu, enc, pipe, &p, Some(x), codes, scales, Some(&t.levels), None, mask, workgroups as u32)?;
         Ok(t)
     }
 
