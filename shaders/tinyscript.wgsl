@@ -10,8 +10,9 @@
 //                  `transposed`, x is stored [cols, rows] and its transpose is quantized (the
 //                  random draw of element (row, col) still uses index row·cols + col).
 // quantize_row_thread: quantize_row by one thread per row, no workgroup memory or barriers (CPU
-//                  adapters, tensors of 128 rows or more: on llvmpipe a barrier suspends every
-//                  8-lane piece of the workgroup in turn, and the tree takes nine); the same
+//                  adapters, tensors of 128 rows or more, or of at most 2^18 values: on llvmpipe
+//                  a barrier suspends every 8-lane piece of the workgroup in turn, and the tree
+//                  takes nine); the same
 //                  maximum, scale and codes.
 // quantize_row_thread_v4: quantize_row_thread reading x (and the mask) as vec4s, for x in its own
 //                  orientation with a multiple of 4 columns: llvmpipe loads lane by lane, so a vec4

@@ -100,10 +100,11 @@ fn quantize_and_dequantize_match_the_spec_bit_for_bit() {
         for table in
             [LevelTable::uniform(bits).unwrap(), fitted, LevelTable::uniform_as(bits, false).unwrap(), fitted_u]
         {
-            // (A CPU adapter's layouts quantize rows by threads from 128 rows, by workgroups below;
-            // at 132 x 44 by threads reading x as vec4s: a row's four values, or transposed, a
-            // column's values in four rows.)
-            for (rows, cols) in [(1usize, 1usize), (3, 1000), (33, 65), (2, 5000), (130, 37), (132, 44)] {
+            // (A CPU adapter's layouts quantize rows by threads from 128 rows or up to 2^18 values,
+            // by workgroups otherwise (2 x 140,000); reading x as vec4s where they can, at 132 x 44:
+            // a row's four values, or transposed, a column's values in four rows.)
+            let shapes = [(1usize, 1usize), (3, 1000), (33, 65), (2, 5000), (130, 37), (132, 44), (2, 140_000)];
+            for (rows, cols) in shapes {
                 let x = data(rows * cols, bits + rows as u32, true);
                 let xb = GpuBuffer::from_slice(g, "x", &x).unwrap();
                 for rounding in [Rounding::Nearest, Rounding::Stochastic { seed: 7, stream: bits }] {
@@ -140,10 +141,10 @@ fn quantizing_under_a_relu_mask_is_quantizing_relu_backwards_output() {
     let ts = TinyScript::new(g).unwrap();
     let relu = ReluBackward::new(g).unwrap();
     let (_, fitted) = lowbit::tinyscript::levels_for(3, 0.2, 0.09, 1.0).unwrap();
-    // A CPU adapter's layouts quantize 130 rows by threads (reading vec4s at 132 x 44, and at
-    // 36 x 132 transposed) and 33 by workgroups; both orientations (dY for dX, dYᵀ for dW); a
-    // mask with zeros, negatives and NaN.
-    for (rows, cols) in [(33usize, 65usize), (130, 37), (132, 44), (36, 132)] {
+    // A CPU adapter's layouts quantize by threads (reading vec4s at 132 x 44, and at 36 x 132
+    // transposed), and the 3 rows of 90,000 by workgroups; both orientations (dY for dX, dYᵀ for
+    // dW); a mask with zeros, negatives and NaN.
+    for (rows, cols) in [(33usize, 65usize), (130, 37), (132, 44), (36, 132), (3, 90_000)] {
         let dy = data(rows * cols, 61, true);
         let mut y = data(rows * cols, 62, false);
         for (i, v) in y.iter_mut().enumerate() {

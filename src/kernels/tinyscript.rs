@@ -68,6 +68,13 @@ pub struct TinyScriptTensor {
 const THREAD_WG: usize = 64;
 /// Threads per workgroup of entry `quantize_quad_t` (the shader's `QUAD_WG`).
 const QUAD_WG: usize = 16;
+/// On a CPU adapter's layouts, tensors of at most this many values take the thread entries
+/// however few their rows: a workgroup per row spends short rows' time in its barriers. On
+/// llvmpipe (`kernel_report --formats tinyscript --elements E --cols C`, 8fc2def against the
+/// threads) 10 × 128 went 0.05 → 0.13–0.19 GB/s, 32 × 1,024 0.26–0.39 → 0.81–1.23 and 64 × 4,096
+/// 0.55–0.91 → 0.87–1.44; at 16 × 16,384 the two were level, and at 16 × 65,536 the workgroups
+/// were the faster (0.79–0.95 against 0.54–0.62, transposed).
+const THREADS_BELOW: usize = 1 << 18;
 
 /// The TinyScript kernels.
 pub struct TinyScript {
@@ -76,8 +83,8 @@ pub struct TinyScript {
     finish: wgpu::ComputePipeline,
     quantize: wgpu::ComputePipeline,
     /// On CPU adapters' layouts, the entries without workgroup memory or barriers, for tensors
-    /// of at least 2·`THREAD_WG` = 128 rows (fewer rows, a gradient's few long columns, would
-    /// leave a core idle: they keep a workgroup each).
+    /// of at least 2·`THREAD_WG` = 128 rows or at most `THREADS_BELOW` values (a larger tensor's
+    /// few long rows, a gradient's columns, would leave a core idle: they keep a workgroup each).
     threads: Option<ThreadEntries>,
     dequantize: wgpu::ComputePipeline,
     /// Stand-ins for the bindings an entry point does not use (one per binding: a buffer may
@@ -394,13 +401,16 @@ impl TinyScript {
             masked: mask.is_some() as u32,
         };
         // A workgroup per row, or on a CPU adapter's layouts a thread per row (64 a workgroup)
-        // where there are rows for two workgroups or more, reading vec4s where the shape allows.
+        // where there are rows for two workgroups or more or the tensor is small, reading vec4s
+        // where the shape allows.
         let (pipe, workgroups) = match &self.threads {
-            Some(t) if rows >= 2 * THREAD_WG => match (transposed, cols % 4 == 0, rows % 4 == 0) {
-                (false, true, _) => (&t.row_v4, rows.div_ceil(THREAD_WG)),
-                (true, _, true) => (&t.quad_t, rows.div_ceil(4 * QUAD_WG)),
-                _ => (&t.row, rows.div_ceil(THREAD_WG)),
-            },
+            Some(t) if rows >= 2 * THREAD_WG || rows * cols <= THREADS_BELOW => {
+                match (transposed, cols % 4 == 0, rows % 4 == 0) {
+                    (false, true, _) => (&t.row_v4, rows.div_ceil(THREAD_WG)),
+                    (true, _, true) => (&t.quad_t, rows.div_ceil(4 * QUAD_WG)),
+                    _ => (&t.row, rows.div_ceil(THREAD_WG)),
+                }
+            }
             _ => (&self.quantize, rows),
         };
         let (codes, scales) = (Some(&t.codes), Some(&t.scales));
