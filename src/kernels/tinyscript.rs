@@ -70,10 +70,9 @@ const THREAD_WG: usize = 64;
 const QUAD_WG: usize = 16;
 /// On a CPU adapter's layouts, tensors of at most this many values take the thread entries
 /// however few their rows: a workgroup per row spends short rows' time in its barriers. On
-/// llvmpipe (`kernel_report --formats tinyscript --elements E --cols C`, 8fc2def against the
-/// threads) 10 × 128 went 0.05 → 0.13–0.19 GB/s, 32 × 1,024 0.26–0.39 → 0.81–1.23 and 64 × 4,096
-/// 0.55–0.91 → 0.87–1.44; at 16 × 16,384 the two were level, and at 16 × 65,536 the workgroups
-/// were the faster (0.79–0.95 against 0.54–0.62, transposed).
+/// llvmpipe (`kernel_report --formats tinyscript --elements E --cols C`, workgroups against
+/// threads; see the README) 10 × 128 went 0.04–0.05 → 0.14–0.19 GB/s and 32 × 1,024 0.30–0.34 →
+/// 0.80–0.97; at 16 × 16,384 the two were level, and at 16 × 65,536 the workgroups were the faster.
 const THREADS_BELOW: usize = 1 << 18;
 
 /// The TinyScript kernels.
