@@ -21,6 +21,11 @@
 // quantize_quad_t: for transposed x with a multiple of 4 rows, a thread per four rows (QUAD_WG a
 //                  workgroup): column c of those rows is one vec4 of x, and their four codes are
 //                  packed side by side, the same words as quantize_row_thread's.
+// quantize_quad_team_t: for transposed x with a multiple of 4 rows, where a CPU adapter does not
+//                  take threads (fewer than 128 rows, more than 2^18 values: a convolution's dYᵀ,
+//                  a few rows of batch·h·w), a workgroup per four rows: quantize_row's tree on
+//                  their four maxima at once, then a thread per word of the four rows, reading a
+//                  column's four values as one vec4.
 // dequantize:      one thread per element.
 // Reference: src/reference/tinyscript.rs (codes and scales bit-exact; moments within a bound).
 // Stochastic draws use key rng_key(seed, stream + StepState.stream_base).
@@ -456,24 +461,13 @@ fn quantize_quad_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     for (var c = 0u; c < p.cols; c++) {
         m = max(m, amax_bits4(x4_at(c * stride + quad)));
     }
-    let s0 = row_scale(m.x);
-    let s1 = row_scale(m.y);
-    let s2 = row_scale(m.z);
-    let s3 = row_scale(m.w);
-    scales[r0] = s0.x;
-    scales[r0 + 1u] = s1.x;
-    scales[r0 + 2u] = s2.x;
-    scales[r0 + 3u] = s3.x;
+    let inv = quad_scales(r0, m);
     let per_word = 32u / p.bits;
     var acc = vec4<u32>(0u);
     var n = 0u;
     var w = r0 * p.words_per_row;
     for (var c = 0u; c < p.cols; c++) {
-        let v = x4_at(c * stride + quad);
-        let i = r0 * p.cols + c;
-        let code = vec4<u32>(ts_encode(v.x, s0.y, i), ts_encode(v.y, s1.y, i + p.cols),
-                             ts_encode(v.z, s2.y, i + 2u * p.cols), ts_encode(v.w, s3.y, i + 3u * p.cols));
-        acc |= code << vec4<u32>(n * p.bits);
+        acc |= quad_codes(x4_at(c * stride + quad), inv, r0 * p.cols + c) << vec4<u32>(n * p.bits);
         n++;
         if (n == per_word) {
             store_quad(w, acc);
@@ -487,7 +481,73 @@ fn quantize_quad_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     }
 }
 
-// Word w of row r0's codes and the same word of rows r0 + 1..r0 + 3 (quantize_quad_t).
+// Rows r0..r0 + 3's scales from their maxima m (amax_bits), stored; returns their inverses
+// (both quad entries).
+fn quad_scales(r0: u32, m: vec4<u32>) -> vec4<f32> {
+    let s0 = row_scale(m.x);
+    let s1 = row_scale(m.y);
+    let s2 = row_scale(m.z);
+    let s3 = row_scale(m.w);
+    scales[r0] = s0.x;
+    scales[r0 + 1u] = s1.x;
+    scales[r0 + 2u] = s2.x;
+    scales[r0 + 3u] = s3.x;
+    return vec4<f32>(s0.y, s1.y, s2.y, s3.y);
+}
+
+// The codes of v, one column's values in four rows at inverse scales inv, the first row's draw at
+// index i and the next rows' a row (p.cols) apart (both quad entries).
+fn quad_codes(v: vec4<f32>, inv: vec4<f32>, i: u32) -> vec4<u32> {
+    return vec4<u32>(ts_encode(v.x, inv.x, i), ts_encode(v.y, inv.y, i + p.cols),
+                     ts_encode(v.z, inv.z, i + 2u * p.cols), ts_encode(v.w, inv.w, i + 3u * p.cols));
+}
+
+// Maxima of four rows, reduced over the workgroup (quantize_quad_team_t), and their inverse scales.
+var<workgroup> s_max4: array<vec4<u32>, 256>;
+var<workgroup> quad_inv: vec4<f32>;
+
+@compute @workgroup_size(256)
+fn quantize_quad_team_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    fill_levels();
+    let quad = flat_workgroup(wg, nwg);
+    let r0 = 4u * quad;
+    let valid = r0 < p.rows;
+    let stride = p.rows / 4u;
+    var m = vec4<u32>(0u);
+    if (valid) {
+        for (var c = lid; c < p.cols; c += 256u) {
+            m = max(m, amax_bits4(x4_at(c * stride + quad)));
+        }
+    }
+    s_max4[lid] = m;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            s_max4[lid] = max(s_max4[lid], s_max4[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u && valid) {
+        quad_inv = quad_scales(r0, s_max4[0]);
+    }
+    workgroupBarrier();
+    let inv = quad_inv;
+    if (valid) {
+        let per_word = 32u / p.bits;
+        for (var w = lid; w < p.words_per_row; w += 256u) {
+            var acc = vec4<u32>(0u);
+            for (var i = 0u; i < per_word; i++) {
+                let c = w * per_word + i;
+                if (c < p.cols) {
+                    acc |= quad_codes(x4_at(c * stride + quad), inv, r0 * p.cols + c) << vec4<u32>(i * p.bits);
+                }
+            }
+            store_quad(r0 * p.words_per_row + w, acc);
+        }
+    }
+}
+
+// Word w of row r0's codes and the same word of rows r0 + 1..r0 + 3 (both quad entries).
 fn store_quad(w: u32, words: vec4<u32>) {
     codes[w] = words.x;
     codes[w + p.words_per_row] = words.y;

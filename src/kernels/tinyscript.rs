@@ -104,6 +104,10 @@ struct ThreadEntries {
     /// `quantize_quad_t`: for transposed x (stored `[cols, rows]`) with a multiple of 4 rows, a
     /// thread per four rows, reading a column's four values as one vec4.
     quad_t: wgpu::ComputePipeline,
+    /// `quantize_quad_team_t`: where the threads are not taken (few long rows), for transposed x
+    /// with a multiple of 4 rows (at least 8), a workgroup per four rows, reading vec4s as
+    /// `quad_t` does.
+    quad_team_t: wgpu::ComputePipeline,
 }
 
 struct Stand(GpuBuffer<f32>, GpuBuffer<u32>, GpuBuffer<f32>, GpuBuffer<u32>, GpuBuffer<f32>);
@@ -127,6 +131,7 @@ impl TinyScript {
                         row: p("quantize_row_thread")?,
                         row_v4: p("quantize_row_thread_v4")?,
                         quad_t: p("quantize_quad_t")?,
+                        quad_team_t: p("quantize_quad_team_t")?,
                     })
                 })
                 .transpose()?,
@@ -410,6 +415,7 @@ impl TinyScript {
                     _ => (&t.row, rows.div_ceil(THREAD_WG)),
                 }
             }
+            Some(t) if transposed && rows % 4 == 0 && rows >= 8 => (&t.quad_team_t, rows / 4),
             _ => (&self.quantize, rows),
         };
         let (codes, scales) = (Some(&t.codes), Some(&t.scales));
