@@ -12,8 +12,7 @@
 // quantize_row_thread: quantize_row by one thread per row, no workgroup memory or barriers (CPU
 //                  adapters, tensors of 128 rows or more, or of at most 2^18 values: on llvmpipe
 //                  a barrier suspends every 8-lane piece of the workgroup in turn, and the tree
-//                  takes nine); the same
-//                  maximum, scale and codes.
+//                  takes nine); the same maximum, scale and codes.
 // quantize_row_thread_v4: quantize_row_thread reading x (and the mask) as vec4s, for x in its own
 //                  orientation with a multiple of 4 columns: llvmpipe loads lane by lane, so a vec4
 //                  costs about what one f32 does. A row's codes are packed as they come
@@ -57,7 +56,8 @@ struct TsParams {
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<uniform> st: StepState;
 @group(0) @binding(7) var<storage, read> mask: array<f32>;
-// x and mask again, as vec4s (quantize_row_thread_v4 only: an entry touches x or x4, never both).
+// x and mask again, as vec4s (quantize_row_thread_v4 and the quad entries: an entry touches x or
+// x4, never both).
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> mask4: array<vec4<f32>>;
 
@@ -166,8 +166,8 @@ var<private> mids: array<vec4<u32>, 4>;
 
 // For 0 < u ≤ ONE and n < 16, rounding to nearest: the level nearest u, ties to the lower (as
 // ts_encode's `2d > g`), counted as the midpoints below u: the i < n with L_i + L_i+1 < 2u
-// (levels increase strictly, so these sums do too). One compare a level where level_bracket
-// takes five operations.
+// (levels increase strictly, so these sums do too). A compare and an add a level, where
+// bracket_level takes seven operations.
 fn nearest_level(u: u32, n: u32) -> u32 {
     let u2 = 2u * u;
     var k = 0u;
@@ -387,7 +387,7 @@ fn quantize_row_thread(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
     }
 }
 
-// x's elements 4q..4q+3 as quantize_row_thread_v4 reads them (x_at's, four at a time).
+// x's elements 4q..4q+3 as the vec4 entries read them (x_at's, four at a time).
 fn x4_at(q: u32) -> vec4<f32> {
     if (p.masked == 1u) {
         return select(vec4<f32>(0.0), x4[q], mask4[q] > vec4<f32>(0.0));

@@ -2,7 +2,8 @@
 //! spec, the Weibull fit and the level search): the moments of |x| for the fit, per-row
 //! quantization onto a [`LevelTable`] with stochastic or nearest rounding (a workgroup per row;
 //! on a CPU adapter's layouts a thread per row, no barriers, reading x as vec4s where its shape
-//! allows, the same codes and scales), and dequantization.
+//! allows, or for a transposed x's few long rows a workgroup per four rows; the same codes and
+//! scales), and dequantization.
 //! Bindings: 0 params, 1 x, 2 codes, 3 scales, 4 levels, 5 out. Reference:
 //! [`crate::reference::tinyscript`].
 
@@ -83,7 +84,8 @@ pub struct TinyScript {
     quantize: wgpu::ComputePipeline,
     /// On CPU adapters' layouts, the entries without workgroup memory or barriers, for tensors
     /// of at least 2·`THREAD_WG` = 128 rows or at most `THREADS_BELOW` values (a larger tensor's
-    /// few long rows, a gradient's columns, would leave a core idle: they keep a workgroup each).
+    /// few long rows, a gradient's columns, would leave a core idle: they keep a workgroup each,
+    /// or transposed, four rows a workgroup), and that workgroup entry for four rows.
     threads: Option<ThreadEntries>,
     dequantize: wgpu::ComputePipeline,
     /// Stand-ins for the bindings an entry point does not use (one per binding: a buffer may
@@ -406,7 +408,7 @@ impl TinyScript {
         };
         // A workgroup per row, or on a CPU adapter's layouts a thread per row (64 a workgroup)
         // where there are rows for two workgroups or more or the tensor is small, reading vec4s
-        // where the shape allows.
+        // where the shape allows; there a transposed x's few long rows take a workgroup per four.
         let (pipe, workgroups) = match &self.threads {
             Some(t) if rows >= 2 * THREAD_WG || rows * cols <= THREADS_BELOW => {
                 match (transposed, cols % 4 == 0, rows % 4 == 0) {
