@@ -14,8 +14,10 @@
 // gradient that a rotated dYᵀ otherwise leaves to col_sum's two launches, in one.
 // Layout: L's rows a multiple of 4 (x's columns in fours, read as vec4s). Thread t < rp.blocks
 // owns one block of four adjacent rows of L (one quantization block of p.block_div batch rows ×
-// 4 adjacent columns of x; adjacent threads take adjacent columns, so a row of x is read in
-// order): it rotates each 16 in registers (butterflies unrolled), takes the block's four maxima,
+// 4 adjacent columns of x). Runs of BLOCKS_ACROSS threads take as many adjacent blocks of the
+// same four rows, and successive runs take adjacent columns of x: with 1 (a GPU) adjacent
+// threads read a row of x in order; on a CPU adapter a run's lanes store to adjacent words of
+// L's rows, where with 1 each lane stored to rows of its own. It rotates each 16 in registers (butterflies unrolled), takes the block's four maxima,
 // computes the four scales and packs the rotated values it kept (an MX block's two rotations;
 // a longer block's further ones are rotated again). Threads rp.blocks .. (with sums only) each
 // sum four rows of L over one chunk. No workgroup memory or barriers; 64 threads a workgroup.
@@ -39,7 +41,8 @@
 struct RotateParams {
     // Bit i set: element i of every 16 is negated (D; bit 0 of rng_draw(signs, i), drawn on the host).
     negate: u32,
-    // Threads that quantize blocks (rows of L / 4 × blocks per row).
+    // Threads that quantize blocks: rows of L / 4 × blocks per row rounded up to a multiple of
+    // BLOCKS_ACROSS (threads past a row's last block take none).
     blocks: u32,
     // The Hadamard's normalization, 1/sqrt(16).
     scale: f32,
@@ -47,6 +50,10 @@ struct RotateParams {
     // x's blocks come after).
     workgroups: u32,
 }
+
+// Adjacent threads that take adjacent blocks of the same four rows of L (a power of two; 16 on a
+// CPU adapter: lowbit::kernels::hadamard_quantize_transpose::CPU_BLOCKS_ACROSS).
+override BLOCKS_ACROSS: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> pl: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -223,7 +230,11 @@ fn block4(c4: u32, blk: u32) {
 fn rotated_thread(t: u32) {
     let q = p.rows / 4u;
     if (t < rp.blocks) {
-        block4(t % q, t / q);
+        let run = t / BLOCKS_ACROSS;
+        let blk = (run / q) * BLOCKS_ACROSS + t % BLOCKS_ACROSS;
+        if (blk * p.block_div < p.cols) {
+            block4(run % q, blk);
+        }
         return;
     }
     // Sums: thread u takes four rows of L over one of col_sum's chunks of x's rows.

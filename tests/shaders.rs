@@ -176,6 +176,10 @@ fn constant_values(kernel: &str, name: &str) -> Vec<f64> {
             .to_vec(),
         // batchnorm::V4_ROWS.
         ("batchnorm", "V4_ROWS") => vec![8.0],
+        // 1 on a GPU, hadamard_quantize_transpose::CPU_BLOCKS_ACROSS on a CPU adapter.
+        ("hadamard_quantize_transpose", "BLOCKS_ACROSS") => {
+            vec![1.0, f64::from(lowbit::kernels::hadamard_quantize_transpose::CPU_BLOCKS_ACROSS)]
+        }
         // common/teams.wgsl's constants, in every kernel that includes it, as VecPath::entry sets them.
         (k, "RUN") if includes_teams(k) => vec![f64::from(lowbit::kernels::TEAM_RUN)],
         (k, "TEAM") if includes_teams(k) => vec![f64::from(lowbit::kernels::TEAM)],
