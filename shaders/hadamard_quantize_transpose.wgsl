@@ -17,10 +17,11 @@
 // 4 adjacent columns of x). Runs of BLOCKS_ACROSS threads take as many adjacent blocks of the
 // same four rows, and successive runs take adjacent columns of x: with 1 (a GPU) adjacent
 // threads read a row of x in order; on a CPU adapter a run's lanes store to adjacent words of
-// L's rows, where with 1 each lane stored to rows of its own. It rotates each 16 in registers (butterflies unrolled), takes the block's four maxima,
-// computes the four scales and packs the rotated values it kept (an MX block's two rotations;
-// a longer block's further ones are rotated again). Threads rp.blocks .. (with sums only) each
-// sum four rows of L over one chunk. No workgroup memory or barriers; 64 threads a workgroup.
+// L's rows, where with 1 each lane stored to rows of its own. A thread rotates each 16 in
+// registers (butterflies unrolled), takes the block's four maxima, computes the four scales and
+// packs the rotated values it kept (an MX block's two rotations; a longer block's further ones
+// are rotated again). Threads rp.blocks .. (with sums only) each sum four rows of L over one
+// chunk. No workgroup memory or barriers; 64 threads a workgroup.
 // With p.samples > 1 it writes that many stochastic samples of L stacked (SMP, common/samples.wgsl).
 // Entry main_both also quantizes x itself, unrotated, as quantize_fused quantizes it per block
 // (the forward's X, or dY for the input gradient, where the same format packs x along its rows and
