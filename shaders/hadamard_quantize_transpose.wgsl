@@ -52,8 +52,8 @@ struct RotateParams {
     workgroups: u32,
 }
 
-// Adjacent threads that take adjacent blocks of the same four rows of L (a power of two; 16 on a
-// CPU adapter: lowbit::kernels::hadamard_quantize_transpose::CPU_BLOCKS_ACROSS).
+// Adjacent threads that take adjacent blocks of the same four rows of L (at least 1; 16 on a CPU
+// adapter: lowbit::kernels::hadamard_quantize_transpose::CPU_BLOCKS_ACROSS).
 override BLOCKS_ACROSS: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> pl: QuantParams;

@@ -131,7 +131,7 @@ impl HadamardQuantizeTranspose {
         let (bgl, pl) = layouts(gpu, name, &slots);
         let across = if gpu.cpu_layouts() { CPU_BLOCKS_ACROSS } else { 1 };
         let [f] = format_constant(format);
-        let c = [f, ("BLOCKS_ACROSS", across as f64)];
+        let c = [f, ("BLOCKS_ACROSS", f64::from(across))];
         let both = match Self::takes_both(gpu) {
             true => {
                 let mut all = slots.to_vec();
