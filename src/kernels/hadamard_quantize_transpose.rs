@@ -55,7 +55,11 @@ struct RotateParams {
 /// rows hold more), where every invocation of that large entry costs, work or none: on llvmpipe
 /// (2 cores), MXFP8, x of 16,384 × 144 and 25,088 × 400 values (`resnet20`'s and the CNN's
 /// convolutions), `main_both` took 0.9–1.1× the time of the two launches it replaces with 12,
-/// 1.15–1.25× with 5 (a row of 144 values), 1.5–1.6× with 1.
+/// 1.15–1.25× with 5 (a row of 144 values), 1.5–1.6× with 1 (at 4c13827). Since
+/// [`CPU_BLOCKS_ACROSS`] sped up entry `main`, the two launches apart ran faster than `main_both`
+/// at 131,072 × 144 (`kernel_report`'s `_apart` and `_both` lines, MXFP8 stochastic: 1.70–1.72
+/// against 1.32–1.41 GB/s); in training the difference was within the spread, so training keeps
+/// the one launch.
 pub const CPU_BLOCKS_A_THREAD: u32 = 12;
 
 /// Adjacent threads that take adjacent quantization blocks of the same four rows of L on a CPU
