@@ -135,28 +135,43 @@ fn tile_scales_b(n0: u32, lane: u32, k: u32) -> vec4<f32> {
                      scale_b(min(column(n0, lane, 2u), last), k), scale_b(min(column(n0, lane, 3u), last), k));
 }
 
-// One row quad's block sums folded into acc: column i is row m0 + 4 q + i (q = quad), with A's
-// scales of sample s; a_groups is A's count of scale groups per sample, as scale_a takes it.
-fn fold_quad(acc: mat4x4<f32>, sums: mat4x4<f32>, m0: u32, quad: u32, sb: vec4<f32>, kc: u32, a_groups: u32,
-             s: u32) -> mat4x4<f32> {
+// One row quad's block sums folded into acc: column i is row m0 + 4 q + i, whose scale is
+// component i of sa.
+fn fold_quad(acc: mat4x4<f32>, sums: mat4x4<f32>, sa: vec4<f32>, sb: vec4<f32>) -> mat4x4<f32> {
     var r = acc;
     for (var i = 0u; i < 4u; i++) {
-        r[i] += scale_sums(sums[i], scale_a(s, min(m0 + 4u * quad + i, p.m - 1u), kc, a_groups), sb);
+        r[i] += scale_sums(sums[i], sa[i], sb);
     }
     return r;
 }
 
 // The block starting at element kc (of sample s): every output's exact block sum scaled by its
-// row's and column's block scales and added, as gemm_int's `main` folds a chunk.
+// row's and column's block scales and added, as gemm_int's `main` folds a chunk. Lane l loads the
+// scales of rows m0 + l and m0 + 8 + l (rows past M read the last's) and the subgroup's
+// broadcasts give each lane all 16 (on llvmpipe each load runs lane by lane: 16 loads of the same
+// address took a tenth of resnet20's NVFP4 products). Called in the subgroup's uniform control
+// flow.
 fn fold(acc: Acc, sums: Acc, m0: u32, n0: u32, lane: u32, kc: u32, s: u32) -> Acc {
     let sb = tile_scales_b(n0, lane, kc);
     let a_groups = select(1u, p.m, p.a_row_mul != 0u) * max(p.a_row_mul, 1u);
+    let lo = scale_a(s, min(m0 + lane, p.m - 1u), kc, a_groups);
+    let hi = scale_a(s, min(m0 + 8u + lane, p.m - 1u), kc, a_groups);
     var r: Acc;
-    r.q0 = fold_quad(acc.q0, sums.q0, m0, 0u, sb, kc, a_groups, s);
-    r.q1 = fold_quad(acc.q1, sums.q1, m0, 1u, sb, kc, a_groups, s);
-    r.q2 = fold_quad(acc.q2, sums.q2, m0, 2u, sb, kc, a_groups, s);
-    r.q3 = fold_quad(acc.q3, sums.q3, m0, 3u, sb, kc, a_groups, s);
+    r.q0 = fold_quad(acc.q0, sums.q0, lanes4(lo, 0u), sb);
+    r.q1 = fold_quad(acc.q1, sums.q1, lanes4(lo, 1u), sb);
+    r.q2 = fold_quad(acc.q2, sums.q2, lanes4(hi, 0u), sb);
+    r.q3 = fold_quad(acc.q3, sums.q3, lanes4(hi, 1u), sb);
     return r;
+}
+
+// v of lanes 4 quad .. 4 quad + 3 (the lane indices of subgroupBroadcast must be constants).
+fn lanes4(v: f32, quad: u32) -> vec4<f32> {
+    if (quad == 0u) {
+        return vec4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
+                         subgroupBroadcast(v, 3u));
+    }
+    return vec4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u),
+                     subgroupBroadcast(v, 7u));
 }
 
 // This lane's sums of products of sample s over lane words k0 .. k1 (at most CHUNK_WORDS: exact
